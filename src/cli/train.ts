@@ -1,0 +1,48 @@
+import { join } from 'node:path';
+import type { TrainConfig } from '../train/config.ts';
+import { type TrainRunResult, trainRun } from '../train/run.ts';
+import { formatEvaluation } from './format.ts';
+import { TrainProgress } from './progress.ts';
+import { onStopSignal } from './signals.ts';
+
+export interface TrainCommandOptions {
+  config: Partial<TrainConfig>;
+  out?: string;
+  resume?: string;
+  initWeights?: string;
+  resetWeights?: boolean;
+}
+
+/** `siamese train`: one training run into a run directory, with progress and clean interruption. */
+export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResult> {
+  const out = o.resume ?? o.out ?? join('runs', `${o.config.loss ?? 'contrastive'}-seed${o.config.seed ?? 0}`);
+  const progress = new TrainProgress(o.config.loss ?? 'train', o.config.epochs ?? 20);
+  const signals = onStopSignal();
+  try {
+    const res = await trainRun({
+      config: o.config,
+      out,
+      resume: o.resume !== undefined,
+      initWeights: o.initWeights,
+      resetWeights: o.resetWeights,
+      onBatch: (b) => progress.batch(b),
+      onEpoch: (l) => progress.epoch(l),
+      shouldStop: signals.stopped,
+    });
+    progress.stop();
+    if (res.status === 'interrupted') {
+      process.stderr.write(
+        `stopped by ${signals.signal() ?? 'request'} after epoch ${res.epochs}; the checkpoint is saved. ` +
+          `Resume with: siamese train --resume ${out}\n`,
+      );
+      process.exitCode = 130;
+    } else {
+      process.stdout.write(`trained ${res.epochs} epochs into ${out}\n`);
+      if (res.evaluation) process.stdout.write(formatEvaluation(res.evaluation) + '\n');
+    }
+    return res;
+  } finally {
+    progress.stop();
+    signals.dispose();
+  }
+}

@@ -1,0 +1,27 @@
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+
+// tfjs-core's bundles carry no gradient definitions (only the union package registers them), and
+// its ESM sources cannot be imported by Node directly; requiring the registration module through
+// the loader works, and it registers into tfjs' global registry, shared with the bundle we import.
+createRequire(import.meta.url)('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+
+// Production mode: no console advice about tfjs-node, no debug-time checks.
+tf.enableProdMode();
+
+export type BackendName = 'wasm' | 'cpu';
+
+/**
+ * Select the numeric backend once per process. wasm (XNNPACK, SIMD) is the fast one;
+ * cpu (plain JS) is the reference used by tests to check the wasm results.
+ */
+export async function initBackend(name: BackendName = 'wasm'): Promise<void> {
+  if (tf.getBackend() === name) return;
+  const ok = await tf.setBackend(name);
+  if (!ok) throw new Error(`the TF.js ${name} backend failed to start`);
+  await tf.ready();
+}
+
+export { tf };

@@ -1,0 +1,23 @@
+import type { Training } from '../train/trainer.ts';
+import { type PairMetrics, pairMetrics } from './pairs.ts';
+import { type RetrievalMetrics, retrievalMetrics } from './retrieval.ts';
+
+/** Every measure of a trained model on the test split. */
+export interface Evaluation {
+  /** test pair measures: accuracy at the threshold (the seed's measure), best threshold, AUC, EER, distance stats */
+  pairs: PairMetrics;
+  /** retrieval on the test embeddings (Musgrave et al. 2020) */
+  retrieval?: RetrievalMetrics;
+}
+
+export interface EvaluateOptions {
+  retrieval?: boolean;
+}
+
+export function evaluateTraining(t: Training, opts: EvaluateOptions = {}): Evaluation {
+  const emb = t.embed(t.dataset.test);
+  const { distances, labels } = t.evaluate(t.testPairs, t.dataset.test, emb);
+  const out: Evaluation = { pairs: pairMetrics(distances, labels, t.config.threshold) };
+  if (opts.retrieval ?? true) out.retrieval = retrievalMetrics(emb, t.network.embeddingDim, t.dataset.test.labels);
+  return out;
+}

@@ -1,0 +1,39 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataError } from '../errors.ts';
+import { readSafetensors } from '../io/safetensors.ts';
+import type { BaseNetwork } from './network.ts';
+import type { NamedTensor } from './weights.ts';
+
+/**
+ * Load weights for `net` from a run directory (its weights.safetensors), a safetensors file, or a
+ * Keras HDF5 file (either the whole Siamese model or the base network alone). Names and shapes are
+ * checked against the network, and a mismatch names the layer, the expected and the found shape.
+ */
+export async function loadWeights(path: string, net: BaseNetwork): Promise<NamedTensor[]> {
+  if (!existsSync(path)) throw new DataError(`${path}: no such file or directory`);
+  if (statSync(path).isDirectory()) {
+    const p = join(path, 'weights.safetensors');
+    if (!existsSync(p)) throw new DataError(`${path}: not a run directory with trained weights (no weights.safetensors)`);
+    return loadWeights(p, net);
+  }
+  const { isKerasH5, readKerasWeights } = await import('./keras.ts');
+  if (isKerasH5(path)) return readKerasWeights(path, net.weightSpecs());
+  const { tensors } = await readSafetensors(path);
+  return matchWeights(tensors, net, path);
+}
+
+/** Order safetensors weights as the network expects them, refusing anything that does not fit. */
+export function matchWeights(tensors: readonly NamedTensor[], net: BaseNetwork, file: string): NamedTensor[] {
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  return net.weightSpecs().map((s) => {
+    const t = byName.get(s.name);
+    if (!t) {
+      throw new DataError(`${file}: no tensor ${s.name} (the ${net.kind} base network needs ${net.weightSpecs().map((x) => x.name).join(', ')})`);
+    }
+    if (t.shape.join(',') !== s.shape.join(',')) {
+      throw new DataError(`${file}: ${s.name} has shape [${t.shape.join(',')}], the ${net.kind} base network expects [${s.shape.join(',')}]`);
+    }
+    return t;
+  });
+}

@@ -1,0 +1,25 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Keras' guard: D = sqrt(max(Σ(a − b)², 1e-7)), so the gradient of sqrt stays finite at 0. */
+export const SQUARED_DISTANCE_FLOOR = 1e-7;
+
+/** Euclidean distance between matching rows of a and b, [n, d] → [n]. */
+export function pairDistance(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => tf.sqrt(tf.maximum(tf.sum(tf.square(tf.sub(a, b)), 1), SQUARED_DISTANCE_FLOOR)) as tf.Tensor1D);
+}
+
+/** The same distance in plain arithmetic, for embeddings already on the host. */
+export function pairDistancesHost(emb: Float32Array, dim: number, a: Int32Array, b: Int32Array): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) {
+    const oa = a[i]! * dim;
+    const ob = b[i]! * dim;
+    let s = 0;
+    for (let j = 0; j < dim; j++) {
+      const t = emb[oa + j]! - emb[ob + j]!;
+      s += t * t;
+    }
+    out[i] = Math.sqrt(Math.max(s, SQUARED_DISTANCE_FLOOR));
+  }
+  return out;
+}

@@ -1,0 +1,70 @@
+import { UsageError } from '../errors.ts';
+import type { LossParams } from '../losses/registry.ts';
+
+/** Everything that defines a training run. Defaults live here, in one place (the seed's study). */
+export interface TrainConfig {
+  /** loss name from the registry (contrastive, yukawa, triplet, ...) */
+  loss: string;
+  lossParams: LossParams;
+  epochs: number;
+  /** pairs (pair losses), triplets (triplet losses) or images (with a miner) per batch */
+  batchSize: number;
+  optimizer: string;
+  learningRate?: number;
+  /** seeds weight init, shuffling, dropout and mining */
+  seed: number;
+  /** seeds the train and test pairs (fixed across seeds by default, so every run sees the same pairs) */
+  pairSeed: number;
+  /** use only the first N train pairs (quick runs, tests); 0 = all */
+  trainPairs: number;
+  /** use only the first N test pairs for the per-epoch evaluation; 0 = all */
+  testPairs: number;
+  /** online miner (batch-all, batch-hard, semihard, hard-negative) or none */
+  miner?: string;
+  /** images per class in a class-balanced batch, with a miner */
+  perClass: number;
+  base: 'mlp' | 'cnn';
+  embeddingDim: number;
+  dropout: number;
+  /** pair accuracy threshold: D < threshold means "same" */
+  threshold: number;
+}
+
+export const DEFAULT_CONFIG: TrainConfig = {
+  loss: 'contrastive',
+  lossParams: {},
+  epochs: 20,
+  batchSize: 128,
+  optimizer: 'rmsprop',
+  seed: 0,
+  pairSeed: 0,
+  trainPairs: 0,
+  testPairs: 0,
+  perClass: 8,
+  base: 'mlp',
+  embeddingDim: 128,
+  dropout: 0.1,
+  threshold: 0.5,
+};
+
+export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
+  const c: TrainConfig = { ...DEFAULT_CONFIG, ...dropUndefined(partial) };
+  const intIn = (name: string, v: number, min: number): void => {
+    if (!Number.isInteger(v) || v < min) throw new UsageError(`${name} must be an integer >= ${min}, got ${v}`);
+  };
+  intIn('epochs', c.epochs, 0);
+  intIn('batch size', c.batchSize, 1);
+  intIn('seed', c.seed, 0);
+  intIn('pair seed', c.pairSeed, 0);
+  intIn('train pairs', c.trainPairs, 0);
+  intIn('test pairs', c.testPairs, 0);
+  intIn('embedding size', c.embeddingDim, 1);
+  intIn('images per class', c.perClass, 2);
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new UsageError(`dropout must be in [0, 1), got ${c.dropout}`);
+  if (!(c.threshold > 0)) throw new UsageError(`threshold must be positive, got ${c.threshold}`);
+  return c;
+}
+
+function dropUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

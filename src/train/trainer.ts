@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type ImageSplit, type Dataset, classCount, imagesAsFloat } from '../data/dataset.ts';
 import { makePairs, makeRandomTriplets, type PairSet, permutePairs, slicePairs } from '../data/pairs.ts';
+import { gatherRows } from '../engine/gather.ts';
 import { createOptimizer, type Optimizer } from '../engine/optimizers.ts';
 import { TrainingError, UsageError } from '../errors.ts';
 import { createLoss } from '../losses/registry.ts';
+import { classBalancedBatches, createMiner, type Miner } from '../mining/index.ts';
 import type { Loss } from '../losses/types.ts';
 import { buildNetwork } from '../model/build.ts';
 import { rngDropout } from '../model/dropout.ts';
@@ -65,6 +67,7 @@ export class Training {
   readonly numClasses: number;
   private readonly vars: tf.Variable[];
   private readonly optimizer: Optimizer;
+  private readonly miner: Miner | null;
   private shuffleRng: Rng;
   private dropoutRng: Rng;
   private epochsDone = 0;
@@ -80,8 +83,16 @@ export class Training {
     this.loss = createLoss(config.loss, config.lossParams);
     this.network = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
     this.numClasses = classCount(dataset.train.labels);
-    if (this.loss.kind === 'triplet' && config.miner && !isTripletMiner(config.miner)) {
-      throw new UsageError(`miner "${config.miner}" yields pairs, but loss "${config.loss}" needs triplets`);
+    this.miner = null;
+    if (config.miner) {
+      const margin = this.loss.params['margin'];
+      this.miner = createMiner(config.miner, {
+        margin: typeof margin === 'number' ? margin : undefined,
+        squared: this.loss.kind === 'triplet' ? this.loss.params['squared'] !== 'false' : false,
+      });
+      if (this.miner.kind !== this.loss.kind) {
+        throw new UsageError(`miner "${config.miner}" yields ${this.miner.kind}s, but loss "${config.loss}" needs ${this.loss.kind}s`);
+      }
     }
     // Separate streams, so that e.g. changing the loss never changes the pair order or init.
     const root = new Rng(config.seed);
@@ -207,6 +218,13 @@ export class Training {
   /** The batches of one epoch and the function that trains on batch b. */
   private epochPlan(): { batches: number; step: (b: number) => StepResult } {
     const bs = this.config.batchSize;
+    if (this.miner) {
+      const labels = this.dataset.train.labels;
+      const perClass = this.config.perClass > 0 ? this.config.perClass : Math.max(2, Math.floor(bs / this.numClasses));
+      const classes = Math.max(2, Math.min(this.numClasses, Math.floor(bs / perClass)));
+      const batches = classBalancedBatches(labels, perClass, classes, this.shuffleRng);
+      return { batches: batches.length, step: (b) => this.minedStep(batches[b]!) };
+    }
     if (this.loss.kind === 'pair') {
       const perm = this.shuffleRng.shuffle(Int32Array.from({ length: this.trainPairs.length }, (_, i) => i));
       const pairs = permutePairs(this.trainPairs, perm);
@@ -292,6 +310,61 @@ export class Training {
     return { loss: lossVal, count: n, correct: correct / 2 };
   }
 
+  /** One class-balanced batch of images: embed, mine tuples from the batch, train on them. */
+  private minedStep(batch: Int32Array): StepResult {
+    const n = batch.length;
+    const inSize = this.network.inputSize;
+    const x = imagesAsFloat(this.dataset.train, batch);
+    const labels = new Int32Array(n);
+    for (let i = 0; i < n; i++) labels[i] = this.dataset.train.labels[batch[i]!]!;
+    const miner = this.miner!;
+    const loss = this.loss;
+    const dim = this.network.embeddingDim;
+    const dropout = rngDropout(this.dropoutRng);
+    let kept = 0;
+    let correct = 0;
+    let count = 0;
+    const { value, grads } = tf.tidy(() => {
+      const xt = tf.tensor2d(x, [n, inSize]);
+      return tf.variableGrads(() => {
+        const emb = this.network.apply(xt, this.vars, dropout);
+        // Mining reads the batch's embeddings (with this step's dropout) on the host.
+        const host = emb.dataSync() as Float32Array;
+        const th = this.config.threshold;
+        if (miner.kind === 'triplet' && loss.kind === 'triplet') {
+          const { indices } = miner.mine(host, dim, labels);
+          kept = indices.anchors.length;
+          if (kept === 0) return tf.mul(tf.sum(emb), 0) as tf.Scalar;
+          const a = gatherRows(emb, indices.anchors);
+          const dap = pairDistance(a, gatherRows(emb, indices.positives));
+          const dan = pairDistance(a, gatherRows(emb, indices.negatives));
+          const dp = dap.dataSync();
+          const dn = dan.dataSync();
+          for (let i = 0; i < kept; i++) correct += (dp[i]! < th ? 1 : 0) + (dn[i]! >= th ? 1 : 0);
+          count = 2 * kept;
+          return tf.mean(loss.perTriplet(dap, dan)) as tf.Scalar;
+        }
+        if (miner.kind === 'pair' && loss.kind === 'pair') {
+          const { indices } = miner.mine(host, dim, labels);
+          kept = indices.a.length;
+          if (kept === 0) return tf.mul(tf.sum(emb), 0) as tf.Scalar;
+          const d = pairDistance(gatherRows(emb, indices.a), gatherRows(emb, indices.b));
+          const dv = d.dataSync();
+          for (let i = 0; i < kept; i++) correct += (dv[i]! < th ? 1 : 0) === indices.y[i] ? 1 : 0;
+          count = kept;
+          return tf.mean(loss.perPair(d, tf.tensor1d(Float32Array.from(indices.y)))) as tf.Scalar;
+        }
+        throw new Error('miner and loss kinds differ');
+      }, this.vars);
+    });
+    if (kept > 0) this.optimizer.apply(this.vars, this.vars.map((v) => grads[v.name]!));
+    const lossVal = value.dataSync()[0]!;
+    value.dispose();
+    tf.dispose(grads);
+    // Accuracy over the mined tuples' pairs; "count" is in images for the pairs/s figure.
+    return { loss: lossVal, count: n, correct: count > 0 ? (correct / count) * n : 0, mined: kept };
+  }
+
   private checkWeightsFinite(epoch: number): void {
     const bad = tf.tidy(() => tf.addN(this.vars.map((v) => tf.sum(tf.cast(tf.logicalNot(tf.isFinite(v)), 'float32')))).dataSync()[0]!);
     if (bad > 0) {
@@ -305,10 +378,6 @@ interface StepResult {
   count: number;
   correct: number;
   mined?: number;
-}
-
-function isTripletMiner(name: string): boolean {
-  return !/pair|negative/i.test(name);
 }
 
 /** Weights must match the network's names' order and shapes exactly. */

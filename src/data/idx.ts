@@ -52,7 +52,8 @@ export function parseIdx(bytes: Uint8Array, name = 'input'): IdxArray {
   if (have > total) {
     throw new DataError(`${name}: ${have - total} unexpected bytes after the IDX data (${dims.join('x')})`);
   }
-  return { dims, data: bytes.subarray(headerLen, headerLen + total) };
+  // A plain Uint8Array view (not a Buffer), whatever the input was.
+  return { dims, data: new Uint8Array(bytes.buffer, bytes.byteOffset + headerLen, total) };
 }
 
 export async function readIdx(path: string): Promise<IdxArray> {

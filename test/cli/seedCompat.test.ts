@@ -1,0 +1,20 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { translateSeedArgs } from '../../src/cli/seedCompat.ts';
+
+test("the seed's training command line maps onto train", () => {
+  assert.deepEqual(
+    translateSeedArgs(['--train=True', '--loss=contrastive', '--epcs=20', '--bs=128', '--opt=RMSprop', '--reset_weights=True']),
+    ['train', '--loss=contrastive', '--epochs=20', '--batch-size=128', '--optimizer=RMSprop', '--reset-weights'],
+  );
+  assert.deepEqual(translateSeedArgs(['--train', 'True', '--loss=potential', '--epcs', '3']), ['train', '--loss=potential', '--epochs', '3']);
+});
+
+test("the seed's --train=False means predict, and --reset_weights=False is dropped", () => {
+  assert.deepEqual(translateSeedArgs(['--train=False', '--reset_weights=False']), ['predict']);
+  assert.deepEqual(translateSeedArgs(['--train=false', '--weights', 'runs/x']), ['predict', '--weights', 'runs/x']);
+});
+
+test('modern arguments pass through unchanged', () => {
+  assert.deepEqual(translateSeedArgs(['train', '--loss', 'yukawa', '--epochs', '2']), ['train', '--loss', 'yukawa', '--epochs', '2']);
+});

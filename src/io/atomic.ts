@@ -1,0 +1,147 @@
+/**
+ * Crash-safe file writes. Every file the project writes goes through here: the bytes go to a
+ * temporary file in the target's directory, are flushed to disk, and the temporary file is
+ * renamed over the target. A reader (or a run that is killed half-way) therefore sees either
+ * the old file or the complete new one, never a torn one.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { DataError, UsageError } from '../errors.ts';
+
+/** `.<name>.<pid>.<random>.tmp` next to the target: same filesystem, so the rename is atomic. */
+function tempPathFor(path: string): string {
+  // crypto randomness only names a scratch file; it is not experiment randomness (see rng.ts)
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** One line that says which file could not be written and why. */
+function writeError(path: string, e: unknown): DataError {
+  const code = (e as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOENT':
+      return new DataError(`${path}: cannot write: directory ${dirname(path)} does not exist`);
+    case 'EACCES':
+    case 'EPERM':
+      return new DataError(`${path}: cannot write: permission denied`);
+    case 'ENOSPC':
+      return new DataError(`${path}: cannot write: no space left on device`);
+    case 'EISDIR':
+      return new DataError(`${path}: cannot write: it is a directory`);
+    case 'EROFS':
+      return new DataError(`${path}: cannot write: read-only file system`);
+    default:
+      return new DataError(`${path}: cannot write (${code ?? (e as Error).message})`);
+  }
+}
+
+function checkData(path: string, data: unknown): void {
+  if (typeof data !== 'string' && !(data instanceof Uint8Array)) {
+    throw new UsageError(`${path}: writeFileAtomic needs a string or a Uint8Array`);
+  }
+}
+
+/** Flush the directory entry too, so the rename itself survives a power cut (POSIX only). */
+async function syncDir(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // not supported everywhere (Windows, some network filesystems): the data itself is synced
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+function syncDirSync(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // see syncDir
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Write `data` to `path` atomically (temp file, fsync, rename). Throws DataError on failure. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  checkData(path, data);
+  const tmp = tempPathFor(path);
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(tmp, 'wx');
+    await fh.writeFile(data);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await fsp.rename(tmp, path);
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw writeError(path, e);
+  }
+  await syncDir(dirname(path));
+}
+
+/** Synchronous twin of writeFileAtomic, for exit paths and tiny files. */
+export function writeFileAtomicSync(path: string, data: Uint8Array | string): void {
+  checkData(path, data);
+  const tmp = tempPathFor(path);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(tmp, 'wx');
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(tmp, path);
+  } catch (e) {
+    if (fd !== undefined) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already failing: the original error is the one to report
+      }
+    }
+    fs.rmSync(tmp, { force: true });
+    throw writeError(path, e);
+  }
+  syncDirSync(dirname(path));
+}
+
+function toJson(path: string, value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value, null, 2);
+  } catch (e) {
+    throw new UsageError(`${path}: value cannot be written as JSON (${(e as Error).message})`);
+  }
+  if (text === undefined) throw new UsageError(`${path}: value cannot be written as JSON (${typeof value})`);
+  return text + '\n';
+}
+
+/** Pretty JSON (2-space indent) plus a final newline, written atomically. */
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeFileAtomic(path, toJson(path, value));
+}
+
+export function writeJsonAtomicSync(path: string, value: unknown): void {
+  writeFileAtomicSync(path, toJson(path, value));
+}
+
+/** Read a whole file, turning "missing" and "unreadable" into one-line DataErrors. */
+export async function readFileBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await fsp.readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new DataError(`${path}: no such file`);
+    if (code === 'EISDIR') throw new DataError(`${path}: is a directory, not a file`);
+    if (code === 'EACCES' || code === 'EPERM') throw new DataError(`${path}: cannot read: permission denied`);
+    throw new DataError(`${path}: cannot read (${code ?? (e as Error).message})`);
+  }
+}

@@ -56,7 +56,13 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   let manifest: Manifest | undefined;
   if (opts.resume) {
     manifest = run.readManifest();
-    config = resolveConfig({ ...manifest.config, epochs: opts.config.epochs ?? manifest.config.epochs });
+    // engine and threads change only speed: they may differ on resume
+    config = resolveConfig({
+      ...manifest.config,
+      epochs: opts.config.epochs ?? manifest.config.epochs,
+      engine: opts.config.engine ?? manifest.config.engine,
+      threads: opts.config.threads ?? manifest.config.threads,
+    });
   } else {
     config = resolveConfig(opts.config);
     if (run.exists('manifest')) {
@@ -97,6 +103,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       network: { ...training.network.config, parameters: countParams(training.getWeights()) },
       loss: { name: training.loss.name, formula: training.loss.formula, params: { ...training.loss.params } },
       optimizer: { name: config.optimizer, learningRate: config.learningRate ?? 'default' },
+      engine: { name: training.engine.name, threads: training.engine.threads, detail: training.engine.detail },
       dataset: datasetInfo(dataset),
       packages: packageVersions(),
       node: process.version,
@@ -191,6 +198,30 @@ export async function predict(opts: {
   const t = new Training(dataset, config, weights);
   try {
     return { ...evaluateTraining(t, { retrieval: opts.retrieval }), config };
+  } finally {
+    t.dispose();
+  }
+}
+
+/** Embeddings of one split with saved weights, in data set order: [n, embeddingDim]. */
+export async function embedSplit(opts: {
+  weights: string;
+  split: 'train' | 'test';
+  config?: Partial<TrainConfig>;
+  dataset?: Dataset;
+}): Promise<{ embeddings: Float32Array; labels: Uint8Array; rows: number; dim: number; classes: string[] }> {
+  await initBackend('wasm');
+  let base: Partial<TrainConfig> = {};
+  const run = new RunDir(opts.weights);
+  if (run.exists('manifest')) base = run.readManifest().config;
+  const config = resolveConfig({ ...base, ...opts.config, epochs: 0 });
+  const dataset = opts.dataset ?? (await loadMnist());
+  const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
+  const weights = await loadWeights(opts.weights, net);
+  const t = new Training(dataset, config, weights);
+  try {
+    const split = dataset[opts.split];
+    return { embeddings: t.embed(split), labels: split.labels, rows: split.n, dim: net.embeddingDim, classes: dataset.classes };
   } finally {
     t.dispose();
   }

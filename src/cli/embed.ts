@@ -1,0 +1,54 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataError, UsageError } from '../errors.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { writeNpy } from '../io/npy.ts';
+import type { TrainConfig } from '../train/config.ts';
+import { embedSplit } from '../train/run.ts';
+
+export interface EmbedCommandOptions {
+  weights: string;
+  split: string;
+  out: string;
+  labels?: string;
+  format: string;
+  config: Partial<TrainConfig>;
+}
+
+/**
+ * `siamese embed`: embeddings of a split as float32 [N, dim] NPY (np.load reads it), optional
+ * labels as int32 NPY; or the TensorBoard Embedding Projector's vectors.tsv + metadata.tsv.
+ */
+export async function embedCommand(o: EmbedCommandOptions): Promise<{ rows: number; dim: number; files: string[] }> {
+  if (o.split !== 'train' && o.split !== 'test') throw new UsageError(`--split must be train or test, got "${o.split}"`);
+  if (o.format !== 'npy' && o.format !== 'projector') throw new UsageError(`--format must be npy or projector, got "${o.format}"`);
+  if (o.format === 'npy' && !o.out.endsWith('.npy')) throw new UsageError(`--out must name a .npy file for --format npy, got "${o.out}"`);
+  const e = await embedSplit({ weights: o.weights, split: o.split, config: o.config });
+  const files: string[] = [];
+  if (o.format === 'npy') {
+    await writeNpy(o.out, { dtype: 'float32', shape: [e.rows, e.dim], data: e.embeddings });
+    files.push(o.out);
+    if (o.labels) {
+      await writeNpy(o.labels, { dtype: 'int32', shape: [e.rows], data: Int32Array.from(e.labels) });
+      files.push(o.labels);
+    }
+  } else {
+    try {
+      mkdirSync(o.out, { recursive: true });
+    } catch (err) {
+      throw new DataError(`${o.out}: cannot create the output folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    const vectors: string[] = [];
+    for (let r = 0; r < e.rows; r++) {
+      const row = e.embeddings.subarray(r * e.dim, (r + 1) * e.dim);
+      vectors.push(Array.from(row, (v) => String(v)).join('\t'));
+    }
+    // Two metadata columns need a header row (the Projector's rule); the label and its class name.
+    const meta = ['label\tclass', ...Array.from(e.labels, (l) => `${l}\t${e.classes[l] ?? l}`)];
+    await writeFileAtomic(join(o.out, 'vectors.tsv'), vectors.join('\n') + '\n');
+    await writeFileAtomic(join(o.out, 'metadata.tsv'), meta.join('\n') + '\n');
+    files.push(join(o.out, 'vectors.tsv'), join(o.out, 'metadata.tsv'));
+  }
+  process.stdout.write(`embedded ${e.rows} ${o.split} images (${e.dim}-d): ${files.join(', ')}\n`);
+  return { rows: e.rows, dim: e.dim, files };
+}

@@ -1,0 +1,142 @@
+/**
+ * Checks that a parsed results.json has the shape of `CompareResults` as far as the charts and
+ * the report read it, so a truncated or hand-edited file fails with one clear line instead of a
+ * TypeError deep inside a chart. Numbers may be null: JSON has no NaN, so NaN is stored as null.
+ */
+import { DataError } from '../errors.ts';
+import type { CompareResults } from '../experiments/results.ts';
+
+type Json = unknown;
+
+class Checker {
+  constructor(private readonly source: string) {}
+
+  fail(path: string, what: string): never {
+    throw new DataError(`${this.source}: ${path} ${what} (is it a results.json written by \`siamese compare\`?)`);
+  }
+
+  obj(v: Json, path: string): Record<string, Json> {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(path, 'must be an object');
+    return v as Record<string, Json>;
+  }
+
+  arr(v: Json, path: string): Json[] {
+    if (!Array.isArray(v)) this.fail(path, 'must be an array');
+    return v;
+  }
+
+  str(v: Json, path: string): string {
+    if (typeof v !== 'string') this.fail(path, 'must be a string');
+    return v;
+  }
+
+  /** a number, or null standing for NaN */
+  num(v: Json, path: string): void {
+    if (v !== null && typeof v !== 'number') this.fail(path, 'must be a number');
+  }
+
+  nums(v: Json, path: string): void {
+    const a = this.arr(v, path);
+    for (let i = 0; i < a.length; i++) if (a[i] !== null && typeof a[i] !== 'number') this.fail(`${path}[${i}]`, 'must be a number');
+  }
+
+  stat(v: Json, path: string): void {
+    const s = this.obj(v, path);
+    for (const k of ['mean', 'ci95', 'std']) this.num(s[k], `${path}.${k}`);
+    this.nums(s['values'], `${path}.values`);
+  }
+}
+
+const REQUIRED_STATS = [
+  'accuracy', 'bestAccuracy', 'bestThreshold', 'auc', 'eer', 'posMean', 'posStd', 'negMean', 'negStd', 'posBelow04Mean', 'posBelow04Std',
+];
+const OPTIONAL_STATS = ['precisionAt1', 'rPrecision', 'mapAtR', 'knnAccuracy'];
+
+/** Validate a parsed results.json; returns it typed. Throws DataError naming the first problem. */
+export function validateCompareResults(value: Json, source = 'results.json'): CompareResults {
+  const c = new Checker(source);
+  const r = c.obj(value, 'the file');
+  if (r['tool'] !== 'siamese-lab') c.fail('"tool"', 'must be "siamese-lab"');
+  const spec = c.obj(r['spec'], 'spec');
+  const ids = new Set<string>();
+  c.arr(spec['losses'], 'spec.losses').forEach((l, i) => {
+    const o = c.obj(l, `spec.losses[${i}]`);
+    ids.add(c.str(o['id'], `spec.losses[${i}].id`));
+    c.str(o['loss'], `spec.losses[${i}].loss`);
+    c.str(o['label'], `spec.losses[${i}].label`);
+    c.obj(o['params'], `spec.losses[${i}].params`);
+    if (o['miner'] !== undefined && o['miner'] !== null) c.str(o['miner'], `spec.losses[${i}].miner`);
+  });
+  if (ids.size === 0) c.fail('spec.losses', 'is empty');
+  c.nums(spec['seeds'], 'spec.seeds');
+  const config = c.obj(spec['config'], 'spec.config');
+  for (const k of ['epochs', 'batchSize', 'threshold', 'pairSeed', 'testPairs']) c.num(config[k], `spec.config.${k}`);
+  if (typeof config['threshold'] !== 'number') c.fail('spec.config.threshold', 'must be a number');
+  const machine = c.obj(r['machine'], 'machine');
+  c.str(machine['cpu'], 'machine.cpu');
+  c.num(machine['wallSeconds'], 'machine.wallSeconds');
+  const dataset = c.obj(r['dataset'], 'dataset');
+  c.str(dataset['name'], 'dataset.name');
+  c.arr(r['runs'], 'runs').forEach((x, i) => {
+    const run = c.obj(x, `runs[${i}]`);
+    const id = c.str(run['lossId'], `runs[${i}].lossId`);
+    if (!ids.has(id)) c.fail(`runs[${i}].lossId`, `"${id}" is not a loss in spec.losses`);
+    c.num(run['seed'], `runs[${i}].seed`);
+    c.arr(run['history'], `runs[${i}].history`);
+    const d = c.obj(run['distances'], `runs[${i}].distances`);
+    c.nums(d['pos'], `runs[${i}].distances.pos`);
+    c.nums(d['neg'], `runs[${i}].distances.neg`);
+  });
+  c.arr(r['summary'], 'summary').forEach((x, i) => {
+    const s = c.obj(x, `summary[${i}]`);
+    const id = c.str(s['lossId'], `summary[${i}].lossId`);
+    if (!ids.has(id)) c.fail(`summary[${i}].lossId`, `"${id}" is not a loss in spec.losses`);
+    c.num(s['seeds'], `summary[${i}].seeds`);
+    for (const k of REQUIRED_STATS) c.stat(s[k], `summary[${i}].${k}`);
+    for (const k of OPTIONAL_STATS) if (s[k] !== undefined) c.stat(s[k], `summary[${i}].${k}`);
+    c.arr(s['curves'], `summary[${i}].curves`).forEach((y, j) => {
+      const cv = c.obj(y, `summary[${i}].curves[${j}]`);
+      c.num(cv['epoch'], `summary[${i}].curves[${j}].epoch`);
+      for (const k of ['loss', 'trainAccuracy', 'testAccuracy']) c.stat(cv[k], `summary[${i}].curves[${j}].${k}`);
+    });
+  });
+  c.arr(r['comparisons'], 'comparisons').forEach((x, i) => {
+    const p = c.obj(x, `comparisons[${i}]`);
+    c.str(p['a'], `comparisons[${i}].a`);
+    c.str(p['b'], `comparisons[${i}].b`);
+    c.str(p['measure'], `comparisons[${i}].measure`);
+    c.str(p['verdict'], `comparisons[${i}].verdict`);
+    for (const k of ['meanDiff', 'ci95', 't', 'p', 'seeds']) c.num(p[k], `comparisons[${i}].${k}`);
+  });
+  c.arr(r['lossShapes'], 'lossShapes').forEach((x, i) => {
+    const s = c.obj(x, `lossShapes[${i}]`);
+    c.str(s['loss'], `lossShapes[${i}].loss`);
+    c.str(s['label'], `lossShapes[${i}].label`);
+    for (const k of ['d', 'pos', 'neg']) c.nums(s[k], `lossShapes[${i}].${k}`);
+  });
+  if (r['tsne'] !== undefined && r['tsne'] !== null) {
+    const t = c.obj(r['tsne'], 'tsne');
+    c.nums(t['indices'], 'tsne.indices');
+    c.nums(t['labels'], 'tsne.labels');
+    c.arr(t['panels'], 'tsne.panels').forEach((x, i) => {
+      const p = c.obj(x, `tsne.panels[${i}]`);
+      c.str(p['title'], `tsne.panels[${i}].title`);
+      c.nums(p['points'], `tsne.panels[${i}].points`);
+    });
+    c.obj(t['params'], 'tsne.params');
+  } else if (r['tsne'] === null) {
+    delete r['tsne'];
+  }
+  return r as unknown as CompareResults;
+}
+
+/** Parse and validate the text of a results.json. */
+export function parseCompareResults(text: string, source = 'results.json'): CompareResults {
+  let value: Json;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new DataError(`${source}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  return validateCompareResults(value, source);
+}

@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { readCompareResults, reportCommand } from '../../src/cli/report.ts';
+import { main } from '../../src/cli/main.ts';
+import { DataError } from '../../src/errors.ts';
+import { initBackend } from '../../src/engine/backend.ts';
+import { resolveConfig } from '../../src/train/config.ts';
+import { Training } from '../../src/train/trainer.ts';
+import { buildReport, type ReportFiles, testPairClasses } from '../../src/viz/report.ts';
+import { syntheticResults, syntheticTestSplit } from '../fixtures/compareResults.ts';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'siamese-report-'));
+  dirs.push(d);
+  return d;
+}
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('buildReport', () => {
+  let dir: string;
+  let files: ReportFiles;
+  let html: string;
+  before(async () => {
+    dir = tempDir();
+    const results = syntheticResults({ nastyLabel: true });
+    // compare keeps the first N distances of each kind in test-pair order: the polar plot copes
+    for (const r of results.runs) r.distances = { pos: r.distances.pos.slice(0, 100), neg: r.distances.neg.slice(0, 90) };
+    files = await buildReport(results, dir, { testSplit: syntheticTestSplit(), pngScale: 1 });
+    html = readFileSync(files.html, 'utf8');
+  });
+
+  it('writes report.html, report.md and an SVG and a PNG per figure', () => {
+    assert.equal(files.html, join(dir, 'report.html'));
+    assert.equal(files.md, join(dir, 'report.md'));
+    const names = ['accuracy', 'map-at-r', 'learning-curves', 'distances-positive', 'distances-negative', 'loss-shapes', 'tsne', 'polar'];
+    assert.deepEqual(files.pictures, names.flatMap((n) => [join(dir, 'figures', `${n}.svg`), join(dir, 'figures', `${n}.png`)]));
+    for (const p of files.pictures) assert.ok(existsSync(p), p);
+    assert.deepEqual(files.notes, []);
+  });
+
+  it('report.html is one self-contained file: every picture inlined, nothing fetched', () => {
+    const imgs = [...html.matchAll(/<img\b[^>]*>/g)].map((m) => m[0]);
+    assert.equal(imgs.length, 8);
+    for (const img of imgs) assert.match(img, /src="data:image\/svg\+xml;base64,[A-Za-z0-9+/=]+"/);
+    assert.doesNotMatch(html, /<script|<link\b|<iframe|@import|url\(/i);
+    // no address anywhere outside plain text: no attribute points at the network
+    assert.doesNotMatch(html, /(src|href)\s*=\s*"(?!data:)/i);
+    assert.doesNotMatch(html, /https?:\/\//);
+    // the inlined SVGs reference nothing but data: URIs (xmlns declarations are names, not fetches)
+    for (const img of imgs) {
+      const svg = Buffer.from(/base64,([^"]+)"/.exec(img)![1]!, 'base64').toString('utf8');
+      assert.ok(svg.startsWith('<svg'));
+      for (const m of svg.matchAll(/(?:xlink:)?href="([^"]*)"/g)) assert.ok(m[1]!.startsWith('data:') || m[1]!.startsWith('#'), m[1]);
+    }
+    assert.match(html, /default-src 'none'/);
+  });
+
+  it('escapes every string from the results', () => {
+    assert.ok(!html.includes('<b>κ=10</b>'));
+    assert.ok(html.includes('yukawa &lt;b&gt;κ=10&lt;/b&gt; &amp; &quot;p|3&quot;'));
+    const md = readFileSync(files.md, 'utf8');
+    assert.ok(!md.includes('<b>'));
+    assert.ok(md.includes('&lt;b&gt;κ=10&lt;/b&gt; &amp; "p\\|3"'), 'pipes in labels do not break markdown tables');
+  });
+
+  it('states what was run, the results table, the comparisons and the seed\'s figures', () => {
+    for (const s of [
+      'What was run',
+      'Y·D² + (1−Y)·max(m − D, 0)²',
+      'Seeds: 0, 1, 2 (3)',
+      'batch 128, optimizer rmsprop',
+      'Synthetic CPU @ 2.0GHz',
+      'wall time 1 h 2 min 3 s',
+      'accuracy at D &lt; 0.5',
+      'positive pairs, D &lt; 0.4 only',
+      'Test pair distances, all pairs (unfiltered)',
+      'MAP@R',
+      'Paired comparisons',
+      'Verdict: yukawa &gt; contrastive (p = 0.007).',
+      'no significant difference',
+      '97.37%',
+      '98.10%',
+      '97.34% ± 0.12',
+      '98.05% ± 0.05',
+      'not directly comparable: this study ran 4 epochs, the references 20',
+    ]) {
+      assert.ok(html.includes(s), s);
+    }
+  });
+
+  it('report.md references figure files that exist next to it', () => {
+    const md = readFileSync(files.md, 'utf8');
+    const refs = [...md.matchAll(/\]\((figures\/[^)]+)\)/g)].map((m) => m[1]!);
+    assert.equal(refs.length, 16);
+    for (const r of refs) assert.ok(existsSync(join(dir, r)), r);
+    assert.match(md, /^# siamese-lab: 2 losses compared on synthetic/);
+    assert.match(md, /\n\| measure \| contrastive \(m = 1\) \(3 seeds\) \|/);
+  });
+
+  it('without the test split: no thumbnails, no polar plot, and notes saying why', async () => {
+    const d = tempDir();
+    const r = await buildReport(syntheticResults({ tsne: true, retrieval: false }), d, { testSplit: null, pngScale: 1 });
+    assert.ok(!r.pictures.some((p) => p.includes('polar')));
+    assert.ok(r.notes.some((n) => n.includes('no thumbnails')));
+    assert.ok(r.notes.some((n) => n.startsWith('No polar plot')));
+    const html = readFileSync(r.html, 'utf8');
+    assert.ok(html.includes('No polar plot'));
+    assert.ok(!html.includes('Retrieval on the test images'));
+  });
+});
+
+describe('polar plot classes', () => {
+  it('are those of the test pairs training evaluates, in the same order', async () => {
+    await initBackend('wasm');
+    const split = syntheticTestSplit();
+    const dataset = { name: 'synthetic', classes: [...'0123456789'], train: split, test: split, source: 'test' };
+    for (const [pairSeed, testPairs] of [[0, 0], [5, 77]] as const) {
+      const t = new Training(dataset, resolveConfig({ pairSeed, testPairs, embeddingDim: 4, engine: 'tfjs' }));
+      const want: { pos: number[]; neg: number[] } = { pos: [], neg: [] };
+      for (let i = 0; i < t.testPairs.length; i++) want[t.testPairs.y[i] === 1 ? 'pos' : 'neg'].push(split.labels[t.testPairs.a[i]!]!);
+      t.dispose();
+      assert.deepEqual(testPairClasses(split.labels, pairSeed, testPairs), want);
+    }
+  });
+});
+
+describe('siamese report RUN_DIR', () => {
+  it('rebuilds the report from results.json', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(syntheticResults({ tsne: false }), null, 2));
+    const files = await reportCommand({ runDir: dir, print: false, pngScale: 1 });
+    assert.ok(existsSync(files.html) && existsSync(files.md));
+    assert.ok(files.notes.some((n) => n.includes('no t-SNE')));
+  });
+
+  it('NaN stored as null in results.json is shown as a dash, not a crash', async () => {
+    const dir = tempDir();
+    const r = syntheticResults({ seeds: [0], tsne: false, retrieval: false });
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(r)); // one seed: ci95 and std are NaN -> null
+    const loaded = await readCompareResults(dir);
+    assert.equal(loaded.summary[0]!.accuracy.ci95, null);
+    const files = await buildReport(loaded, dir, { testSplit: null, pngScale: 1 });
+    assert.match(readFileSync(files.html, 'utf8'), /<td class="num">9\d\.\d\d%<\/td>/);
+  });
+
+  it('says clearly when results.json is missing or malformed', async () => {
+    const dir = tempDir();
+    await assert.rejects(readCompareResults(dir), (e: unknown) => e instanceof DataError && /results\.json: no such file/.test(e.message));
+    writeFileSync(join(dir, 'results.json'), '{"tool": "siamese-lab", ');
+    await assert.rejects(readCompareResults(dir), (e: unknown) => e instanceof DataError && /results\.json: not valid JSON/.test(e.message));
+    const bad = JSON.parse(JSON.stringify(syntheticResults({ tsne: false }))) as Record<string, unknown>;
+    (bad['summary'] as Record<string, unknown>[])[0]!['accuracy'] = 'high';
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(bad));
+    await assert.rejects(readCompareResults(dir), (e: unknown) => e instanceof DataError && /summary\[0\]\.accuracy must be an object/.test(e.message));
+    writeFileSync(join(dir, 'results.json'), JSON.stringify({ tool: 'other' }));
+    await assert.rejects(readCompareResults(dir), /"tool" must be "siamese-lab"/);
+  });
+
+  it('the CLI prints one line and exits 2 on a missing run directory', async () => {
+    const dir = join(tempDir(), 'nope');
+    const writes: string[] = [];
+    const orig = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string | Uint8Array) => {
+      writes.push(String(s));
+      return true;
+    }) as typeof process.stderr.write;
+    const before = process.exitCode;
+    try {
+      await main(['report', dir]);
+      assert.equal(process.exitCode, 2);
+    } finally {
+      process.stderr.write = orig;
+      process.exitCode = before;
+    }
+    assert.deepEqual(writes, [`siamese: ${join(dir, 'results.json')}: no such file\n`]);
+  });
+});

@@ -1,0 +1,30 @@
+import { readNpyFloat32Matrix, writeNpy } from '../io/npy.ts';
+import { runTsne } from '../viz/tsne.ts';
+
+export interface TsneCommandOptions {
+  /** float32 (or float64) .npy matrix [N, D] */
+  in: string;
+  /** where to write the [N, 2] float32 .npy */
+  out: string;
+  perplexity?: number;
+  seed?: number;
+  theta?: number;
+  iterations?: number;
+  /** progress, e.g. for a progress bar: called after every iteration */
+  onStep?: (iteration: number, total: number) => void;
+}
+
+/** `siamese tsne`: a 2-D t-SNE layout of an embedding matrix, .npy in, .npy out. */
+export async function tsneCommand(o: TsneCommandOptions): Promise<{ rows: number; seconds: number }> {
+  const { rows, cols, data } = await readNpyFloat32Matrix(o.in);
+  const t0 = performance.now();
+  const y = runTsne(data, rows, cols, {
+    perplexity: o.perplexity,
+    seed: o.seed,
+    theta: o.theta,
+    iterations: o.iterations,
+  }, o.onStep);
+  const seconds = (performance.now() - t0) / 1000;
+  await writeNpy(o.out, { dtype: 'float32', shape: [rows, 2], data: y });
+  return { rows, seconds };
+}

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { encodeNpy, readNpy } from '../../src/io/npy.ts';
+import { Rng } from '../../src/rng.ts';
+import { siamese } from './run.ts';
+
+test('siamese tsne maps a float32 .npy matrix to an [N, 2] .npy that keeps clusters apart', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsne-'));
+  const rng = new Rng(4);
+  const n = 300;
+  const dim = 16;
+  const x = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) x[i * dim + j] = rng.normal() * 0.3 + (j === i % 3 ? 5 : 0);
+  writeFileSync(join(dir, 'x.npy'), encodeNpy({ dtype: 'float32', shape: [n, dim], data: x }));
+  const r = siamese(['tsne', '--in', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--perplexity', '20', '--seed', '1', '--iterations', '500']);
+  assert.equal(r.code, 0, r.stderr);
+  const y = await readNpy(join(dir, 'y.npy'));
+  assert.equal(y.dtype, 'float32');
+  assert.deepEqual(y.shape, [n, 2]);
+  // nearest neighbour in 2-D shares the cluster
+  const d = y.data as Float32Array;
+  let agree = 0;
+  for (let i = 0; i < n; i++) {
+    let best = -1;
+    let bd = Infinity;
+    for (let j = 0; j < n; j++) {
+      if (j === i) continue;
+      const dd = (d[2 * i]! - d[2 * j]!) ** 2 + (d[2 * i + 1]! - d[2 * j + 1]!) ** 2;
+      if (dd < bd) [bd, best] = [dd, j];
+    }
+    if (best % 3 === i % 3) agree++;
+  }
+  assert.ok(agree / n > 0.95, `neighbour agreement ${agree / n}`);
+
+  const bad = siamese(['tsne', '--in', join(dir, 'missing.npy'), '--out', join(dir, 'z.npy')]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /missing\.npy: no such file/);
+  assert.equal(existsSync(join(dir, 'z.npy')), false, 'no output written on error');
+});

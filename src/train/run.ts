@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
-import { loadMnist } from '../data/mnist.ts';
+import { loadDataset } from '../data/registry.ts';
 import { initBackend } from '../engine/backend.ts';
 import { DataError, TrainingError, UsageError } from '../errors.ts';
 import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
@@ -69,7 +69,8 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       throw new UsageError(`${opts.out} already holds a run; use --resume to continue it or choose another --out`);
     }
   }
-  const dataset = opts.dataset ?? (await loadMnist());
+  const dataset = opts.dataset ?? (await loadDataset(config.data));
+  if (manifest && !opts.dataset) checkSameData(manifest, dataset, opts.out);
   const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
 
   let initial: NamedTensor[] | undefined;
@@ -180,6 +181,21 @@ async function sharedInitialWeights(path: string, c: TrainConfig, ds: Dataset): 
   return weights;
 }
 
+/** A resumed run must see the data it started with (same name, same images and labels). */
+function checkSameData(m: Manifest, ds: Dataset, out: string): void {
+  const was = m.dataset;
+  if (was && (was.trainChecksum !== ds.train.checksum || was.testChecksum !== ds.test.checksum)) {
+    throw new DataError(
+      `${out} was trained on ${was.name} (${was.source}), but the data loaded now differ (checksums changed); ` +
+        'restore the original data to resume, or start a new run',
+    );
+  }
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /** Evaluate saved weights on the test split (the seed's predict). */
 export async function predict(opts: {
   weights: string;
@@ -191,8 +207,9 @@ export async function predict(opts: {
   let base: Partial<TrainConfig> = {};
   const run = new RunDir(opts.weights);
   if (run.exists('manifest')) base = run.readManifest().config;
-  const config = resolveConfig({ ...base, ...opts.config, epochs: 0 });
-  const dataset = opts.dataset ?? (await loadMnist());
+  // options left unset (undefined) keep the run's own settings
+  const config = resolveConfig({ ...base, ...definedOnly(opts.config ?? {}), epochs: 0 });
+  const dataset = opts.dataset ?? (await loadDataset(config.data));
   const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
   const weights = await loadWeights(opts.weights, net);
   const t = new Training(dataset, config, weights);
@@ -214,8 +231,9 @@ export async function embedSplit(opts: {
   let base: Partial<TrainConfig> = {};
   const run = new RunDir(opts.weights);
   if (run.exists('manifest')) base = run.readManifest().config;
-  const config = resolveConfig({ ...base, ...opts.config, epochs: 0 });
-  const dataset = opts.dataset ?? (await loadMnist());
+  // options left unset (undefined) keep the run's own settings
+  const config = resolveConfig({ ...base, ...definedOnly(opts.config ?? {}), epochs: 0 });
+  const dataset = opts.dataset ?? (await loadDataset(config.data));
   const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
   const weights = await loadWeights(opts.weights, net);
   const t = new Training(dataset, config, weights);

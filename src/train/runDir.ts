@@ -42,6 +42,8 @@ export interface Manifest {
   network: Record<string, unknown>;
   loss: { name: string; formula: string; params: Record<string, unknown> };
   optimizer: Record<string, unknown>;
+  /** the numeric engine of the last (re)start: name, threads, detail */
+  engine?: { name: string; threads: number; detail: string };
   dataset: { name: string; source: string; trainChecksum: string; testChecksum: string };
   packages: Record<string, string>;
   node: string;

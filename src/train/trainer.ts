@@ -1,16 +1,14 @@
-import * as tf from '@tensorflow/tfjs-core';
-import { type ImageSplit, type Dataset, classCount, imagesAsFloat } from '../data/dataset.ts';
+import { type ImageSplit, type Dataset, classCount } from '../data/dataset.ts';
 import { makePairs, makeRandomTriplets, type PairSet, permutePairs, slicePairs } from '../data/pairs.ts';
-import { gatherRows } from '../engine/gather.ts';
-import { createOptimizer, type Optimizer } from '../engine/optimizers.ts';
+import type { Batch, EngineName, EngineOptions, StepOutput, TrainEngine } from '../engine/engine.ts';
+import { createEngine } from '../engine/select.ts';
 import { TrainingError, UsageError } from '../errors.ts';
 import { createLoss } from '../losses/registry.ts';
 import { classBalancedBatches, createMiner, type Miner } from '../mining/index.ts';
 import type { Loss } from '../losses/types.ts';
 import { buildNetwork } from '../model/build.ts';
-import { rngDropout } from '../model/dropout.ts';
 import type { BaseNetwork } from '../model/network.ts';
-import { pairDistance, pairDistancesHost } from '../model/siamese.ts';
+import { pairDistancesHost } from '../model/siamese.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import { Rng, type RngState } from '../rng.ts';
 import type { TrainConfig } from './config.ts';
@@ -26,6 +24,9 @@ export interface EpochLog {
   pairsPerSecond: number;
   /** with a miner: mean tuples kept per batch */
   minedPerBatch?: number;
+  /** the numeric engine that trained this epoch, and its threads */
+  engine?: EngineName;
+  threads?: number;
 }
 
 /** Progress of one batch, for progress bars; return false from the callback to stop the epoch. */
@@ -65,8 +66,8 @@ export class Training {
   readonly trainPairs: PairSet;
   readonly testPairs: PairSet;
   readonly numClasses: number;
-  private readonly vars: tf.Variable[];
-  private readonly optimizer: Optimizer;
+  /** the numeric engine (tfjs or native) that runs the steps */
+  readonly engine: TrainEngine;
   private readonly miner: Miner | null;
   private shuffleRng: Rng;
   private dropoutRng: Rng;
@@ -76,8 +77,9 @@ export class Training {
   /**
    * @param initialWeights start from these (the seed's --reset_weights); otherwise fresh
    *   Glorot-uniform weights from the run seed.
+   * @param engineOptions engine settings beyond the config (tests: keepGradients)
    */
-  constructor(dataset: Dataset, config: TrainConfig, initialWeights?: readonly NamedTensor[]) {
+  constructor(dataset: Dataset, config: TrainConfig, initialWeights?: readonly NamedTensor[], engineOptions: EngineOptions = {}) {
     this.config = config;
     this.dataset = dataset;
     this.loss = createLoss(config.loss, config.lossParams);
@@ -105,8 +107,16 @@ export class Training {
     this.trainPairs = config.trainPairs > 0 ? slicePairs(train, config.trainPairs) : train;
     this.testPairs = config.testPairs > 0 ? slicePairs(test, config.testPairs) : test;
     const weights = initialWeights ? checkWeights(this.network, initialWeights) : this.network.initWeights(initRng);
-    this.vars = weights.map((w) => tf.variable(tf.tensor(w.data, w.shape), true, `${w.name}`));
-    this.optimizer = createOptimizer(config.optimizer, { learningRate: config.learningRate });
+    this.engine = createEngine({
+      engine: config.engine ?? 'auto',
+      threads: engineOptions.threads ?? config.threads ?? 0,
+      keepGradients: engineOptions.keepGradients,
+      network: this.network,
+      loss: this.loss,
+      weights,
+      optimizer: config.optimizer,
+      learningRate: config.learningRate,
+    });
   }
 
   get epoch(): number {
@@ -114,24 +124,22 @@ export class Training {
   }
 
   getWeights(): NamedTensor[] {
-    const specs = this.network.weightSpecs();
-    return this.vars.map((v, i) => ({ name: specs[i]!.name, shape: [...v.shape], data: v.dataSync() as Float32Array }));
+    return this.engine.getWeights();
   }
 
   getState(): TrainState {
     return {
       epoch: this.epochsDone,
       weights: this.getWeights(),
-      optimizer: this.optimizer.getState(),
+      optimizer: this.engine.getOptimizerState(),
       rng: { shuffle: this.shuffleRng.getState(), dropout: this.dropoutRng.getState() },
       history: this.history.map((h) => ({ ...h })),
     };
   }
 
   setState(s: TrainState): void {
-    const w = checkWeights(this.network, s.weights);
-    w.forEach((t, i) => this.vars[i]!.assign(tf.tensor(t.data, t.shape)));
-    this.optimizer.setState(s.optimizer);
+    this.engine.setWeights(checkWeights(this.network, s.weights));
+    this.engine.setOptimizerState(s.optimizer);
     this.shuffleRng.setState(s.rng.shuffle);
     this.dropoutRng.setState(s.rng.dropout);
     this.epochsDone = s.epoch;
@@ -153,7 +161,7 @@ export class Training {
       if (!Number.isFinite(r.loss)) {
         throw new TrainingError(
           `training diverged: the loss became ${r.loss} at epoch ${epoch}, batch ${b + 1}` +
-            ` (loss ${this.config.loss}, learning rate ${this.optimizer.config['learningRate']}); try a lower --lr`,
+            ` (loss ${this.config.loss}, learning rate ${this.engine.optimizerConfig['learningRate']}); try a lower --lr`,
         );
       }
       lossSum += r.loss * r.count;
@@ -178,27 +186,16 @@ export class Training {
       pairsPerSecond: seen / trainSeconds,
     };
     if (this.config.miner) log.minedPerBatch = minedSum / plan.batches;
+    log.engine = this.engine.name;
+    log.threads = this.engine.threads;
     this.history.push(log);
     this.epochsDone = epoch;
     return log;
   }
 
   /** Embeddings of images (no dropout), [indices.length, embeddingDim]. */
-  embed(split: ImageSplit, indices?: ArrayLike<number>, chunk = 2000): Float32Array {
-    const idx = indices ?? Int32Array.from({ length: split.n }, (_, i) => i);
-    const dim = this.network.embeddingDim;
-    const out = new Float32Array(idx.length * dim);
-    const inSize = this.network.inputSize;
-    const buf = new Float32Array(Math.min(chunk, idx.length) * inSize);
-    for (let s = 0; s < idx.length; s += chunk) {
-      const e = Math.min(idx.length, s + chunk);
-      const part = Array.prototype.slice.call(idx, s, e) as number[];
-      const x = imagesAsFloat(split, part, buf.subarray(0, (e - s) * inSize));
-      const emb = tf.tidy(() => this.network.apply(tf.tensor2d(x, [e - s, inSize]), this.vars, null));
-      out.set(emb.dataSync(), s * dim);
-      emb.dispose();
-    }
-    return out;
+  embed(split: ImageSplit, indices?: ArrayLike<number>): Float32Array {
+    return this.engine.embed(split, indices ?? Int32Array.from({ length: split.n }, (_, i) => i));
   }
 
   /** Test pair distances and accuracy at the configured threshold. */
@@ -211,8 +208,7 @@ export class Training {
   }
 
   dispose(): void {
-    this.vars.forEach((v) => v.dispose());
-    this.optimizer.dispose();
+    this.engine.dispose();
   }
 
   /** The batches of one epoch and the function that trains on batch b. */
@@ -238,135 +234,63 @@ export class Training {
 
   private pairStep(p: PairSet, s: number, e: number): StepResult {
     const n = e - s;
-    const split = this.dataset.train;
-    const inSize = this.network.inputSize;
-    const x = new Float32Array(2 * n * inSize);
-    imagesAsFloat(split, p.a.subarray(s, e), x.subarray(0, n * inSize));
-    imagesAsFloat(split, p.b.subarray(s, e), x.subarray(n * inSize));
-    const yArr = new Float32Array(n);
-    for (let i = 0; i < n; i++) yArr[i] = p.y[s + i]!;
-    const loss = this.loss;
-    if (loss.kind !== 'pair') throw new Error('pairStep needs a pair loss');
-    const dropout = rngDropout(this.dropoutRng);
-    let dist: tf.Tensor1D | null = null;
-    const { value, grads } = tf.tidy(() => {
-      const xt = tf.tensor2d(x, [2 * n, inSize]);
-      const yt = tf.tensor1d(yArr);
-      return tf.variableGrads(() => {
-        // Both sides through the base in one pass: one larger matMul is cheaper than two.
-        const emb = this.network.apply(xt, this.vars, dropout);
-        const d = pairDistance(tf.slice(emb, [0, 0], [n, -1]), tf.slice(emb, [n, 0], [n, -1]));
-        dist = tf.keep(d);
-        return tf.mean(loss.perPair(d, yt)) as tf.Scalar;
-      }, this.vars);
-    });
-    this.optimizer.apply(this.vars, this.vars.map((v) => grads[v.name]!));
-    const lossVal = value.dataSync()[0]!;
-    const dv = (dist as tf.Tensor1D | null)!.dataSync();
+    const rows = new Int32Array(2 * n);
+    rows.set(p.a.subarray(s, e));
+    rows.set(p.b.subarray(s, e), n);
+    const y = p.y.subarray(s, e);
+    const r = this.run({ kind: 'pairs', rows, y });
+    const th = this.config.threshold;
+    const d = r.d!;
     let correct = 0;
-    for (let i = 0; i < n; i++) if ((dv[i]! < this.config.threshold ? 1 : 0) === p.y[s + i]) correct++;
-    value.dispose();
-    (dist as tf.Tensor1D | null)!.dispose();
-    tf.dispose(grads);
-    return { loss: lossVal, count: n, correct };
+    for (let i = 0; i < n; i++) if ((d[i]! < th ? 1 : 0) === y[i]) correct++;
+    return { loss: r.loss, count: n, correct };
   }
 
   private tripletStep(t: { anchors: Int32Array; positives: Int32Array; negatives: Int32Array }, s: number, e: number): StepResult {
     const n = e - s;
-    const split = this.dataset.train;
-    const inSize = this.network.inputSize;
-    const x = new Float32Array(3 * n * inSize);
-    imagesAsFloat(split, t.anchors.subarray(s, e), x.subarray(0, n * inSize));
-    imagesAsFloat(split, t.positives.subarray(s, e), x.subarray(n * inSize, 2 * n * inSize));
-    imagesAsFloat(split, t.negatives.subarray(s, e), x.subarray(2 * n * inSize));
-    const loss = this.loss;
-    if (loss.kind !== 'triplet') throw new Error('tripletStep needs a triplet loss');
-    const dropout = rngDropout(this.dropoutRng);
-    let dists: tf.Tensor1D[] = [];
-    const { value, grads } = tf.tidy(() => {
-      const xt = tf.tensor2d(x, [3 * n, inSize]);
-      return tf.variableGrads(() => {
-        const emb = this.network.apply(xt, this.vars, dropout);
-        const a = tf.slice(emb, [0, 0], [n, -1]);
-        const dap = pairDistance(a, tf.slice(emb, [n, 0], [n, -1]));
-        const dan = pairDistance(a, tf.slice(emb, [2 * n, 0], [n, -1]));
-        dists = [tf.keep(dap), tf.keep(dan)];
-        return tf.mean(loss.perTriplet(dap, dan)) as tf.Scalar;
-      }, this.vars);
-    });
-    this.optimizer.apply(this.vars, this.vars.map((v) => grads[v.name]!));
-    const lossVal = value.dataSync()[0]!;
+    const rows = new Int32Array(3 * n);
+    rows.set(t.anchors.subarray(s, e));
+    rows.set(t.positives.subarray(s, e), n);
+    rows.set(t.negatives.subarray(s, e), 2 * n);
+    const r = this.run({ kind: 'triplets', rows });
     // A triplet is two pairs: (a, p) same, (a, n) different; accuracy counts both.
-    const dap = dists[0]!.dataSync();
-    const dan = dists[1]!.dataSync();
+    const th = this.config.threshold;
+    const dap = r.dap!;
+    const dan = r.dan!;
     let correct = 0;
     for (let i = 0; i < n; i++) {
-      if (dap[i]! < this.config.threshold) correct++;
-      if (dan[i]! >= this.config.threshold) correct++;
+      if (dap[i]! < th) correct++;
+      if (dan[i]! >= th) correct++;
     }
-    value.dispose();
-    tf.dispose(dists);
-    tf.dispose(grads);
-    return { loss: lossVal, count: n, correct: correct / 2 };
+    return { loss: r.loss, count: n, correct: correct / 2 };
   }
 
   /** One class-balanced batch of images: embed, mine tuples from the batch, train on them. */
   private minedStep(batch: Int32Array): StepResult {
     const n = batch.length;
-    const inSize = this.network.inputSize;
-    const x = imagesAsFloat(this.dataset.train, batch);
     const labels = new Int32Array(n);
     for (let i = 0; i < n; i++) labels[i] = this.dataset.train.labels[batch[i]!]!;
-    const miner = this.miner!;
-    const loss = this.loss;
-    const dim = this.network.embeddingDim;
-    const dropout = rngDropout(this.dropoutRng);
-    let kept = 0;
+    const r = this.run({ kind: 'mined', rows: batch, labels, miner: this.miner! });
+    const th = this.config.threshold;
     let correct = 0;
     let count = 0;
-    const { value, grads } = tf.tidy(() => {
-      const xt = tf.tensor2d(x, [n, inSize]);
-      return tf.variableGrads(() => {
-        const emb = this.network.apply(xt, this.vars, dropout);
-        // Mining reads the batch's embeddings (with this step's dropout) on the host.
-        const host = emb.dataSync() as Float32Array;
-        const th = this.config.threshold;
-        if (miner.kind === 'triplet' && loss.kind === 'triplet') {
-          const { indices } = miner.mine(host, dim, labels);
-          kept = indices.anchors.length;
-          if (kept === 0) return tf.mul(tf.sum(emb), 0) as tf.Scalar;
-          const a = gatherRows(emb, indices.anchors);
-          const dap = pairDistance(a, gatherRows(emb, indices.positives));
-          const dan = pairDistance(a, gatherRows(emb, indices.negatives));
-          const dp = dap.dataSync();
-          const dn = dan.dataSync();
-          for (let i = 0; i < kept; i++) correct += (dp[i]! < th ? 1 : 0) + (dn[i]! >= th ? 1 : 0);
-          count = 2 * kept;
-          return tf.mean(loss.perTriplet(dap, dan)) as tf.Scalar;
-        }
-        if (miner.kind === 'pair' && loss.kind === 'pair') {
-          const { indices } = miner.mine(host, dim, labels);
-          kept = indices.a.length;
-          if (kept === 0) return tf.mul(tf.sum(emb), 0) as tf.Scalar;
-          const d = pairDistance(gatherRows(emb, indices.a), gatherRows(emb, indices.b));
-          const dv = d.dataSync();
-          for (let i = 0; i < kept; i++) correct += (dv[i]! < th ? 1 : 0) === indices.y[i] ? 1 : 0;
-          count = kept;
-          return tf.mean(loss.perPair(d, tf.tensor1d(Float32Array.from(indices.y)))) as tf.Scalar;
-        }
-        throw new Error('miner and loss kinds differ');
-      }, this.vars);
-    });
-    if (kept > 0) this.optimizer.apply(this.vars, this.vars.map((v) => grads[v.name]!));
-    const lossVal = value.dataSync()[0]!;
-    value.dispose();
-    tf.dispose(grads);
+    if (r.dap && r.dan) {
+      for (let i = 0; i < r.dap.length; i++) correct += (r.dap[i]! < th ? 1 : 0) + (r.dan[i]! >= th ? 1 : 0);
+      count = 2 * r.dap.length;
+    } else if (r.d && r.y) {
+      for (let i = 0; i < r.d.length; i++) correct += (r.d[i]! < th ? 1 : 0) === r.y[i] ? 1 : 0;
+      count = r.d.length;
+    }
     // Accuracy over the mined tuples' pairs; "count" is in images for the pairs/s figure.
-    return { loss: lossVal, count: n, correct: count > 0 ? (correct / count) * n : 0, mined: kept };
+    return { loss: r.loss, count: n, correct: count > 0 ? (correct / count) * n : 0, mined: r.kept ?? 0 };
+  }
+
+  private run(batch: Batch): StepOutput {
+    return this.engine.step(this.dataset.train, batch, this.dropoutRng);
   }
 
   private checkWeightsFinite(epoch: number): void {
-    const bad = tf.tidy(() => tf.addN(this.vars.map((v) => tf.sum(tf.cast(tf.logicalNot(tf.isFinite(v)), 'float32')))).dataSync()[0]!);
+    const bad = this.engine.nonFiniteWeights();
     if (bad > 0) {
       throw new TrainingError(`training diverged: ${bad} weights became NaN or Inf in epoch ${epoch}; try a lower --lr`);
     }

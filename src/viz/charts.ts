@@ -147,14 +147,24 @@ export interface HistogramOptions {
   height?: number;
 }
 
-/** The largest test pair distance of any run of `seed`, rounded up to 0.1 (at least 1.5). */
+/**
+ * The x range of the histograms: wide enough for the typical loss (the median over losses of
+ * each loss's 99th-percentile distance, plus a quarter), at least 1.5, never past the largest
+ * distance. Why not simply the largest: a scale-free loss (a mined triplet loss spreads pairs
+ * over D = 0..25) would squeeze every other loss into the first few bins.
+ */
 function distanceExtent(results: CompareResults, seed: number): number {
   let max = 0;
+  const p99: number[] = [];
   for (const { run } of runsForSeed(results, seed)) {
-    for (const d of run.distances.pos) if (d > max) max = d;
-    for (const d of run.distances.neg) if (d > max) max = d;
+    const all = [...run.distances.pos, ...run.distances.neg].filter(Number.isFinite).sort((a, b) => a - b);
+    if (all.length === 0) continue;
+    max = Math.max(max, all[all.length - 1]!);
+    p99.push(all[Math.min(all.length - 1, Math.floor(0.99 * all.length))]!);
   }
-  return Math.max(1.5, Math.ceil(max * 10 + 1e-9) / 10);
+  p99.sort((a, b) => a - b);
+  const typical = p99.length ? p99[Math.floor((p99.length - 1) / 2)]! * 1.25 : max;
+  return Math.max(1.5, Math.ceil(Math.min(max, typical) * 10 + 1e-9) / 10);
 }
 
 /**
@@ -170,13 +180,21 @@ export function distanceHistogramChart(results: CompareResults, kind: 'pos' | 'n
   const xmax = distanceExtent(results, seed);
   const bins = Math.round(xmax / binWidth);
   const values: { loss: string; d: number; share: number }[] = [];
+  const clipped: string[] = [];
+  const labels = lossLabels(results);
   for (const { loss, run } of runs) {
     const ds = run.distances[kind];
     const counts = new Array<number>(bins).fill(0);
+    let over = 0;
     for (const d of ds) {
       if (!Number.isFinite(d)) continue;
+      if (d >= xmax) {
+        over++;
+        continue;
+      }
       counts[Math.min(bins - 1, Math.max(0, Math.floor(d / binWidth)))]!++;
     }
+    if (over > 0) clipped.push(`${labels.get(loss) ?? loss} ${fmt((100 * over) / Math.max(1, ds.length), 0)}%`);
     const n = Math.max(1, ds.length);
     for (let b = 0; b < bins; b++) values.push({ loss, d: b * binWidth, share: (100 * counts[b]!) / n });
     values.push({ loss, d: bins * binWidth, share: 0 });
@@ -188,7 +206,10 @@ export function distanceHistogramChart(results: CompareResults, kind: 'pos' | 'n
   const y = { field: 'share', type: 'quantitative', title: `share of ${kind === 'pos' ? 'positive' : 'negative'} pairs per bin (%)` };
   return topLevel(
     `${what}: test distance histogram, seed ${seed}`,
-    `bin width ${binWidth}; dashed line: decision threshold D = ${threshold} (pairs left of it are called "same")`,
+    [
+      `bin width ${binWidth}; dashed line: decision threshold D = ${threshold} (pairs left of it are called "same")`,
+      ...(clipped.length ? [`pairs at D ≥ ${xmax} are off the chart (shares are of all pairs): ${clipped.join(', ')}`] : []),
+    ],
     {
       width: opts.width ?? 560,
       height: opts.height ?? 260,

@@ -1,0 +1,379 @@
+/**
+ * Training speed of the seed's model (MLP 784-128-128-128, contrastive, RMSprop, batch 128 pairs
+ * on MNIST): steady-state pairs per second and per CPU-second for the TF.js engine, the native
+ * engine on one thread and on every core; embedding images per second; RSS per epoch; where the
+ * time of a step goes; and, where Python has PyTorch, PyTorch with one thread side by side.
+ *
+ *   npm run bench                      # a few minutes
+ *   npm run bench -- --quick           # fewer steps, one epoch for RSS, no profile
+ *   npm run bench -- --epochs 5 --json bench.json --no-torch
+ *
+ * Wall-clock figures swing with whatever else runs on the machine (the load average is printed);
+ * pairs per CPU-second are the steady figure.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { loadMnist } from '../src/data/mnist.ts';
+import { initBackend, tf } from '../src/engine/backend.ts';
+import { NativeMlp, nativeStatus } from '../src/engine/native.ts';
+import { backpropDistances, pairLossGrad, rowDistances, tfPairLossGrad } from '../src/engine/lossTail.ts';
+import { createLoss } from '../src/losses/registry.ts';
+import type { PairLoss } from '../src/losses/types.ts';
+import { mlpNetwork } from '../src/model/mlp.ts';
+import { Rng } from '../src/rng.ts';
+import { resolveConfig, type TrainConfig } from '../src/train/config.ts';
+import { Training } from '../src/train/trainer.ts';
+
+const args = process.argv.slice(2);
+const flag = (f: string): boolean => args.includes(f);
+const value = (f: string): string | undefined => {
+  const i = args.indexOf(f);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const quick = flag('--quick');
+const epochs = Number(value('--epochs') ?? (quick ? 1 : 3));
+const jsonOut = value('--json');
+const here = dirname(fileURLToPath(import.meta.url));
+
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+const mb = (b: number): number => Math.round(b / 2 ** 20);
+const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
+const log = (s = ''): void => void process.stdout.write(s + '\n');
+
+/** Run time of the calling thread in ms (Linux schedstat), or NaN elsewhere. */
+function threadRunMs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
+interface Throughput {
+  engine: string;
+  /** CPU ms per step of the main thread alone (Linux) */
+  mainThreadMsPerStep: number;
+  /** wall-clock ms of the median step and of the fastest tenth of steps (the figure an idle machine approaches) */
+  medianStepMs: number;
+  p10StepMs: number;
+  threads: number;
+  steps: number;
+  pairsPerSecond: number;
+  pairsPerCpuSecond: number;
+  msPerStep: number;
+  cpuMsPerStep: number;
+}
+
+await initBackend('wasm');
+const ds = await loadMnist();
+const cores = availableParallelism();
+const machine = {
+  cpu: cpus()[0]?.model ?? 'unknown',
+  cores,
+  node: process.version,
+  date: new Date().toISOString(),
+  loadAverageAtStart: loadavg().map((x) => Number(x.toFixed(2))),
+  native: nativeStatus(),
+};
+log(`# siamese-lab training benchmark`);
+log(`machine: ${machine.cpu}, ${cores} cores, Node ${machine.node}, ${machine.date}`);
+log(`load average at start: ${machine.loadAverageAtStart.join(' ')} (wall-clock figures swing with it; per-CPU-second ones do not)`);
+log(`native engine: ${machine.native.available ? machine.native.detail : `not available (${machine.native.detail})`}`);
+log();
+
+const base: Partial<TrainConfig> = { loss: 'contrastive', batchSize: 128, optimizer: 'rmsprop', seed: 0 };
+
+/** Steady-state steps of one engine: `warm` steps first, then `steps` measured. */
+function throughput(engine: 'tfjs' | 'native', threads: number, warm: number, steps: number): Throughput {
+  const t = new Training(ds, resolveConfig({ ...base, engine, threads }));
+  let t0 = 0;
+  let c0 = 0;
+  let m0 = 0;
+  let t1 = 0;
+  let c1 = 0;
+  let m1 = 0;
+  const stepMs: number[] = [];
+  let last = 0;
+  t.runEpoch((b) => {
+    const now = performance.now();
+    if (b.batch > warm) stepMs.push(now - last);
+    last = now;
+    if (b.batch === warm) {
+      t0 = performance.now();
+      c0 = cpuMs();
+      m0 = threadRunMs();
+    }
+    if (b.batch === warm + steps) {
+      t1 = performance.now();
+      c1 = cpuMs();
+      m1 = threadRunMs();
+      return false;
+    }
+  });
+  const res: Throughput = {
+    engine: t.engine.name,
+    threads: t.engine.threads,
+    steps,
+    pairsPerSecond: (steps * 128) / ((t1 - t0) / 1000),
+    pairsPerCpuSecond: (steps * 128) / ((c1 - c0) / 1000),
+    msPerStep: (t1 - t0) / steps,
+    cpuMsPerStep: (c1 - c0) / steps,
+    mainThreadMsPerStep: (m1 - m0) / steps,
+    medianStepMs: quantile(stepMs, 0.5),
+    p10StepMs: quantile(stepMs, 0.1),
+  };
+  t.dispose();
+  return res;
+}
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+}
+
+function embedSpeed(engine: 'tfjs' | 'native', threads: number, reps: number): { imagesPerSecond: number; imagesPerCpuSecond: number } {
+  const t = new Training(ds, resolveConfig({ ...base, engine, threads, epochs: 0 }));
+  t.embed(ds.test);
+  const w0 = performance.now();
+  const c0 = cpuMs();
+  for (let i = 0; i < reps; i++) t.embed(ds.test);
+  const wall = (performance.now() - w0) / 1000;
+  const cpu = (cpuMs() - c0) / 1000;
+  t.dispose();
+  return { imagesPerSecond: (reps * ds.test.n) / wall, imagesPerCpuSecond: (reps * ds.test.n) / cpu };
+}
+
+/**
+ * PyTorch on the same step. `pinBlas`: also OMP/OPENBLAS/MKL_NUM_THREADS = threads, which is the
+ * honest one-thread figure (torch.set_num_threads alone does not stop OpenBLAS' own threads, which
+ * spin on the other core and double the CPU time: that is the setting of DESIGN.md's 11,208).
+ */
+function torchReference(threads: number, steps: number, pinBlas = true): Record<string, unknown> | { unavailable: string } {
+  const script = join(here, 'torch_reference.py');
+  for (const py of ['python3', '/usr/bin/python3']) {
+    try {
+      execFileSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
+    } catch {
+      continue;
+    }
+    try {
+      // one BLAS thread too: torch.set_num_threads does not reach OpenBLAS' own pool
+      const env = pinBlas
+        ? { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) }
+        : { ...process.env };
+      const out = execFileSync(py, [script, '--threads', String(threads), '--steps', String(steps)], { timeout: 600_000, env }).toString();
+      return { python: py, ...(JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>) };
+    } catch (e) {
+      return { unavailable: `PyTorch run failed: ${(e as Error).message.split('\n')[0]}` };
+    }
+  }
+  return { unavailable: 'python3 with torch not found (Debian: apt-get install python3-torch)' };
+}
+
+/**
+ * How many cores this process really gets right now: plain arithmetic on 1 worker thread, then on
+ * `cores` at once (each doing the same work). 2.0x on two idle cores; near 1.0x when other
+ * processes (or other virtual machines on the host) hold the second core.
+ */
+async function parallelCapacity(n: number): Promise<number> {
+  const code = `const { parentPort } = require('node:worker_threads');
+    let x = 1; const t = performance.now(); for (let i = 0; i < 6e7; i++) x = x * 1.0000001 + 1e-9;
+    parentPort.postMessage(performance.now() - t + (x > 0 ? 0 : 1));`;
+  const run = async (k: number): Promise<number> => {
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: k }, () => new Promise((ok) => new Worker(code, { eval: true }).once('message', ok))));
+    return performance.now() - t0;
+  };
+  const one = Math.min(await run(1), await run(1));
+  const many = await run(n);
+  return (n * one) / many;
+}
+
+const capacityBefore = cores > 1 ? await parallelCapacity(cores) : 1;
+log(`parallel capacity now: ${cores} threads of plain arithmetic run ${capacityBefore.toFixed(2)}x as fast as one (${cores}.00x = idle cores)`);
+log();
+
+// ---------------------------------------------------------------------------------------------
+const rows: Throughput[] = [];
+const tfSteps = quick ? 20 : 60;
+const natSteps = quick ? 150 : 600;
+rows.push(throughput('tfjs', 1, 10, tfSteps));
+if (machine.native.available) {
+  rows.push(throughput('native', 1, 30, natSteps));
+  if (cores > 1) rows.push(throughput('native', cores, 30, natSteps));
+}
+const torchSteps = quick ? 100 : 300;
+const noTorch = flag('--no-torch');
+const torch = noTorch ? { unavailable: 'skipped (--no-torch)' } : torchReference(1, torchSteps);
+const torchLoose = noTorch || 'unavailable' in torch ? null : torchReference(1, torchSteps, false);
+const torch2 = noTorch || 'unavailable' in torch || cores < 2 ? null : torchReference(cores, torchSteps);
+
+log(`## Training throughput (MNIST, contrastive, RMSprop, batch 128 pairs; steady state)`);
+log();
+log(`| engine | threads | steps | pairs/s (wall) | pairs per CPU-second | ms/step (wall, mean) | median / fastest-10% step ms | CPU ms/step |`);
+log(`|---|---|---|---|---|---|---|---|`);
+for (const r of rows) {
+  log(`| ${r.engine} | ${r.threads} | ${r.steps} | ${fmt(r.pairsPerSecond)} | ${fmt(r.pairsPerCpuSecond)} | ${r.msPerStep.toFixed(2)} | ${r.medianStepMs.toFixed(2)} / ${r.p10StepMs.toFixed(2)} | ${r.cpuMsPerStep.toFixed(2)} |`);
+}
+if ('unavailable' in torch) {
+  log(`| PyTorch reference | 1 | - | unavailable: ${torch.unavailable} | | | | |`);
+} else {
+  const row = (label: string, r: Record<string, unknown>): void => {
+    const pps = r['pairsPerSecond'] as number;
+    const ppc = r['pairsPerCpuSecond'] as number;
+    log(`| ${label} | ${String(r['threads'])} | ${String(r['steps'])} | ${fmt(pps)} | ${fmt(ppc)} | ${((128 / pps) * 1000).toFixed(2)} | | ${((128 / ppc) * 1000).toFixed(2)} |`);
+  };
+  row(`PyTorch ${String(torch['torch'])}, ${String(torch['blas'])}, BLAS pinned to 1 thread`, torch);
+  if (torchLoose && !('unavailable' in torchLoose)) row(`PyTorch, torch.set_num_threads(1) only (OpenBLAS spins a 2nd thread)`, torchLoose);
+  if (torch2 && !('unavailable' in torch2)) row(`PyTorch, ${cores} threads`, torch2);
+}
+log();
+const tfRow = rows[0]!;
+const n1 = rows.find((r) => r.engine === 'native' && r.threads === 1);
+const nAll = rows.find((r) => r.engine === 'native' && r.threads > 1);
+if (n1) log(`native 1 thread vs TF.js: ${(n1.pairsPerCpuSecond / tfRow.pairsPerCpuSecond).toFixed(1)}x per CPU-second`);
+const capacityAfter = cores > 1 ? await parallelCapacity(cores) : 1;
+if (n1 && nAll) {
+  log(
+    `native ${nAll.threads} threads vs 1 thread: ${(nAll.pairsPerSecond / n1.pairsPerSecond).toFixed(2)}x wall-clock ` +
+      `(parallel capacity ${capacityBefore.toFixed(2)}x before, ${capacityAfter.toFixed(2)}x after: the speedup cannot exceed what the machine gives)`,
+  );
+  log(
+    `native ${nAll.threads} threads vs 1 thread, step time: median ${(n1.medianStepMs / nAll.medianStepMs).toFixed(2)}x, ` +
+      `fastest tenth ${(n1.p10StepMs / nAll.p10StepMs).toFixed(2)}x (the fastest steps are those no other process interrupted)`,
+  );
+}
+if (!('unavailable' in torch)) {
+  const ppc = torch['pairsPerCpuSecond'] as number;
+  const pps = torch['pairsPerSecond'] as number;
+  if (n1) log(`native 1 thread vs PyTorch 1 thread: ${(n1.pairsPerCpuSecond / ppc).toFixed(2)}x per CPU-second, ${(n1.pairsPerSecond / pps).toFixed(2)}x wall-clock`);
+  if (nAll) log(`native ${nAll.threads} threads vs PyTorch 1 thread: ${(nAll.pairsPerSecond / pps).toFixed(2)}x wall-clock`);
+  log(`TF.js vs PyTorch 1 thread: ${(tfRow.pairsPerCpuSecond / ppc).toFixed(2)}x per CPU-second`);
+}
+log();
+
+// ---------------------------------------------------------------------------------------------
+log(`## Embedding the 10,000 test images (no dropout)`);
+log();
+log(`| engine | threads | images/s (wall) | images per CPU-second |`);
+log(`|---|---|---|---|`);
+const embeds: Record<string, unknown>[] = [];
+for (const [engine, threads, reps] of [['tfjs', 1, quick ? 1 : 2], ['native', 1, quick ? 3 : 10], ['native', cores, quick ? 3 : 10]] as const) {
+  if (engine === 'native' && !machine.native.available) continue;
+  if (engine === 'native' && threads === cores && cores === 1) continue;
+  const e = embedSpeed(engine, threads, reps);
+  embeds.push({ engine, threads, ...e });
+  log(`| ${engine} | ${threads} | ${fmt(e.imagesPerSecond)} | ${fmt(e.imagesPerCpuSecond)} |`);
+}
+log();
+
+// ---------------------------------------------------------------------------------------------
+const fastEngine = machine.native.available ? 'native' : 'tfjs';
+log(`## Memory: full epochs of the ${fastEngine} engine (108,400 pairs + test evaluation each)`);
+log();
+log(`| epoch | seconds | test accuracy | RSS MB | heap MB | TF.js tensors |`);
+log(`|---|---|---|---|---|---|`);
+const perEpoch: Record<string, number>[] = [];
+{
+  const t = new Training(ds, resolveConfig({ ...base, engine: fastEngine, epochs }));
+  for (let e = 0; e < epochs; e++) {
+    const l = t.runEpoch()!;
+    const m = process.memoryUsage();
+    perEpoch.push({ epoch: l.epoch, seconds: l.seconds, testAccuracy: l.testAccuracy, rssMB: mb(m.rss), heapMB: mb(m.heapUsed), tensors: tf.memory().numTensors });
+    log(`| ${l.epoch} | ${l.seconds.toFixed(1)} | ${(100 * l.testAccuracy).toFixed(2)}% | ${mb(m.rss)} | ${mb(m.heapUsed)} | ${tf.memory().numTensors} |`);
+  }
+  t.dispose();
+}
+const peakRss = process.resourceUsage().maxRSS * 1024;
+log();
+log(`peak RSS of this whole benchmark process: ${mb(peakRss)} MB`);
+log();
+
+// ---------------------------------------------------------------------------------------------
+let profile: Record<string, number> | undefined;
+if (!quick) {
+  log(`## Where a step's time goes (CPU microseconds per step of 128 pairs)`);
+  log();
+  profile = {};
+  const time = (name: string, n: number, f: () => void): number => {
+    for (let i = 0; i < Math.min(10, n); i++) f();
+    const c0 = cpuMs();
+    for (let i = 0; i < n; i++) f();
+    const us = ((cpuMs() - c0) / n) * 1000;
+    profile![name] = Math.round(us);
+    return us;
+  };
+  const rowsIdx = Int32Array.from({ length: 256 }, (_, i) => (i * 211) % ds.train.n);
+  const w = mlpNetwork().initWeights(new Rng(0));
+  const lines: [string, number][] = [];
+  if (machine.native.available) {
+    const m = new NativeMlp([784, 128, 128, 128], 0.1, 1);
+    m.setWeights(w);
+    const emb = new Float32Array(256 * 128);
+    const rng = new Rng(1);
+    const g = new Float32Array(256 * 128).map(() => (Math.random() - 0.5) * 1e-4);
+    const coef = Float32Array.of(0.9, 0.1, 0.001, 1e-7);
+    lines.push(['native: forward (gather, 3 layers, dropout masks)', time('nativeForward', 300, () => m.forwardTrain(ds.train.images, 784, rowsIdx, rng, emb))]);
+    lines.push(['native: backward (dZ chain, dW, biases) + RMSprop', time('nativeBackward', 300, () => m.backward(g, 3, coef, true))]);
+    const ia = Int32Array.from({ length: 128 }, (_, i) => i);
+    const ib = Int32Array.from({ length: 128 }, (_, i) => 128 + i);
+    const y = Uint8Array.from({ length: 128 }, (_, i) => i % 2);
+    const sq = new Float64Array(128);
+    const d = rowDistances(emb, 128, ia, ib, sq);
+    const loss = createLoss('contrastive') as PairLoss;
+    const closed = pairLossGrad(loss).fn;
+    const generic = tfPairLossGrad(loss);
+    const gE = new Float32Array(256 * 128);
+    const gE64 = new Float64Array(256 * 128);
+    lines.push(['host: distances of 128 pairs (C)', time('hostDistances', 2000, () => m.distances(emb, 128, ia, ib, sq))]);
+    lines.push(['host: distances of 128 pairs (TypeScript, before)', time('hostDistancesTs', 2000, () => rowDistances(emb, 128, ia, ib, sq))]);
+    lines.push(['host: contrastive loss + dL/dD, closed form', time('lossClosedForm', 2000, () => closed(d, y))]);
+    lines.push(['host: contrastive loss + dL/dD through TF.js (any loss)', time('lossTfjs', 300, () => generic(d, y))]);
+    const gD = closed(d, y).grad;
+    lines.push(['host: dL/dD -> dL/d(embeddings) (C)', time('backpropDistances', 2000, () => m.backpropDistances(emb, 128, ia, ib, d, sq, gD, gE))]);
+    lines.push(['host: dL/dD -> dL/d(embeddings) (TypeScript, before)', time('backpropDistancesTs', 2000, () => backpropDistances(emb, 128, ia, ib, d, sq, gD, gE64))]);
+    m.dispose();
+  }
+  {
+    // the TF.js engine's step, kernel by kernel (tf.profile)
+    const t = new Training(ds, resolveConfig({ ...base, engine: 'tfjs', trainPairs: 128 * 3 }));
+    t.runEpoch();
+    const c0 = cpuMs();
+    const info = await tf.profile(() => {
+      t.runEpoch((b) => (b.batch >= 1 ? false : undefined));
+    });
+    const total = (cpuMs() - c0) * 1000;
+    const byKernel = new Map<string, { n: number; ms: number }>();
+    for (const k of info.kernels) {
+      const e = byKernel.get(k.name) ?? { n: 0, ms: 0 };
+      e.n++;
+      e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+      byKernel.set(k.name, e);
+    }
+    const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 6);
+    const kernelUs = [...byKernel.values()].reduce((s, e) => s + e.ms, 0) * 1000;
+    lines.push([`tfjs: one step under tf.profile (${info.kernels.length} kernel calls)`, total]);
+    lines.push(['tfjs:   of which kernel time', kernelUs]);
+    for (const [name, e] of top) lines.push([`tfjs:     ${name} x${e.n}`, e.ms * 1000]);
+    t.dispose();
+  }
+  log(`| part | CPU us |`);
+  log(`|---|---|`);
+  for (const [name, us] of lines) log(`| ${name} | ${fmt(us)} |`);
+  log();
+}
+
+if (jsonOut) {
+  writeFileSync(
+    jsonOut,
+    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
+  );
+  log(`wrote ${jsonOut}`);
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// Builds the optional native engine (native/build/siamese.node) with the machine's C compiler.
+// Run by `npm ci` / `npm install` (the package's own install script) and by `npm run build:native`.
+// Never downloads anything and never fails the install: without a compiler or Node's headers it
+// prints one line and the library uses its TF.js engine.
+//
+//   SIAMESE_NATIVE=0     skip the build
+//   CC=clang             choose the compiler (default: cc, gcc, clang, whichever works)
+//   SIAMESE_MARCH=x86-64-v3  target another CPU than this one (default: -march=native)
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, platform, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const srcDir = join(here, 'src');
+const outDir = join(here, 'build');
+const target = join(outDir, 'siamese.node');
+const verbose = process.argv.includes('--verbose');
+
+function notice(msg) {
+  process.stdout.write(`siamese-lab: ${msg}\n`);
+}
+
+function findHeaders() {
+  const cands = [];
+  if (process.env.npm_config_nodedir) cands.push(join(process.env.npm_config_nodedir, 'include', 'node'));
+  cands.push(resolve(dirname(process.execPath), '..', 'include', 'node'));
+  cands.push('/usr/include/node', '/usr/local/include/node');
+  const home = process.env.HOME;
+  if (home) {
+    const v = process.versions.node;
+    cands.push(join(home, '.cache', 'node-gyp', v, 'include', 'node'), join(home, '.node-gyp', v, 'include', 'node'));
+  }
+  return cands.find((d) => existsSync(join(d, 'node_api.h')) && existsSync(join(d, 'js_native_api.h')));
+}
+
+function findCompiler() {
+  const cands = process.env.CC ? [process.env.CC] : ['cc', 'gcc', 'clang'];
+  for (const cc of cands) {
+    try {
+      const v = execFileSync(cc, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().split('\n')[0];
+      return { cc, version: v.trim() };
+    } catch {
+      // try the next one
+    }
+  }
+  return null;
+}
+
+function run(cc, args) {
+  if (verbose) process.stdout.write(`${cc} ${args.join(' ')}\n`);
+  execFileSync(cc, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function build() {
+  if (process.env.SIAMESE_NATIVE === '0') {
+    notice('native engine build skipped (SIAMESE_NATIVE=0); training uses the TF.js engine');
+    return;
+  }
+  const os = platform();
+  if (os !== 'linux' && os !== 'darwin' && os !== 'freebsd') {
+    notice(`native engine not built on ${os}; training uses the TF.js engine`);
+    return;
+  }
+  const headers = findHeaders();
+  if (!headers) {
+    notice("native engine not built (Node's C headers, node_api.h, not found); training uses the TF.js engine");
+    return;
+  }
+  const comp = findCompiler();
+  if (!comp) {
+    notice('native engine not built (no C compiler: install gcc or clang, then `npm run build:native`); training uses the TF.js engine');
+    return;
+  }
+  const march = process.env.SIAMESE_MARCH ?? 'native';
+  const common = ['-std=gnu11', '-O3', `-march=${march}`, '-fPIC', '-pthread', '-fno-math-errno', '-fvisibility=hidden', '-I', headers, '-I', srcDir];
+  const files = [
+    ['addon.c', ['-ffp-contract=fast']],
+    ['mlp.c', ['-ffp-contract=fast']],
+    ['pool.c', []],
+    ['dropout.c', []],
+    // the optimizer repeats TF.js' float32 rounding step by step: no fused multiply-add
+    ['optim.c', ['-ffp-contract=off']],
+  ];
+  const tmp = join(tmpdir(), `siamese-native-${process.pid}-${Date.now()}`);
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const objs = [];
+    for (const [f, extra] of files) {
+      const obj = join(tmp, f.replace(/\.c$/, '.o'));
+      run(comp.cc, [...common, ...extra, '-c', join(srcDir, f), '-o', obj]);
+      objs.push(obj);
+    }
+    const linkFlags = os === 'darwin' ? ['-bundle', '-undefined', 'dynamic_lookup'] : ['-shared'];
+    const tmpOut = join(tmp, 'siamese.node');
+    run(comp.cc, [...linkFlags, '-pthread', ...objs, '-o', tmpOut, '-lm']);
+    mkdirSync(outDir, { recursive: true });
+    renameOrCopy(tmpOut, target);
+    writeFileSync(
+      join(outDir, 'build-info.json'),
+      JSON.stringify(
+        { compiler: comp.version, march, cpu: cpus()[0]?.model ?? 'unknown', node: process.versions.node, napi: process.versions.napi, builtAt: new Date().toISOString() },
+        null,
+        2,
+      ) + '\n',
+    );
+    notice(`native engine built (${comp.cc}, -march=${march}) into native/build/siamese.node`);
+  } catch (e) {
+    const err = e;
+    const lines = String(err.stderr ?? err.message ?? err).split('\n');
+    const first = lines.find((l) => /error/i.test(l)) ?? lines.find((l) => l.trim() !== '') ?? 'unknown error';
+    notice(`native engine not built (${first.trim().slice(0, 160)}); training uses the TF.js engine`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function renameOrCopy(from, to) {
+  try {
+    renameSync(from, to);
+  } catch {
+    // across file systems
+    execFileSync('cp', [from, to]);
+  }
+}
+
+try {
+  build();
+} catch (e) {
+  notice(`native engine not built (${String(e?.message ?? e).split('\n')[0]}); training uses the TF.js engine`);
+}

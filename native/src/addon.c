@@ -1,0 +1,356 @@
+/*
+ * Node-API bindings of the native MLP engine (plain C, no npm dependency). Every function
+ * checks its arguments and throws a TypeError/RangeError instead of touching bad memory.
+ */
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "siamese.h"
+
+#define CHECK(call)                                     \
+  do {                                                  \
+    if ((call) != napi_ok) return throw_last(env);      \
+  } while (0)
+
+static napi_value throw_last(napi_env env) {
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, NULL, info && info->error_message ? info->error_message : "native call failed");
+  return NULL;
+}
+
+static napi_value fail(napi_env env, const char *msg) {
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static napi_value undef(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+typedef struct {
+  void *data;
+  size_t length; /* elements */
+  napi_typedarray_type type;
+} tarray;
+
+static int get_tarray(napi_env env, napi_value v, napi_typedarray_type want, tarray *out) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
+  napi_value buf;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &out->type, &out->length, &out->data, &buf, &off) != napi_ok) return 0;
+  return out->type == want;
+}
+
+static int get_int(napi_env env, napi_value v, int *out) {
+  int32_t x;
+  if (napi_get_value_int32(env, v, &x) != napi_ok) return 0;
+  *out = x;
+  return 1;
+}
+
+static void finalize_model(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  mlp **slot = (mlp **)data;
+  if (*slot) mlp_destroy(*slot);
+  free(slot);
+}
+
+/* The handle is an external holding a pointer to the model pointer, so dispose() can free the
+   model early and later calls see NULL instead of freed memory. */
+static mlp *get_model(napi_env env, napi_value v) {
+  void *data = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external) {
+    napi_throw_type_error(env, NULL, "expected a native model handle");
+    return NULL;
+  }
+  napi_get_value_external(env, v, &data);
+  mlp *m = data ? *(mlp **)data : NULL;
+  if (!m) napi_throw_error(env, NULL, "the native model was disposed");
+  return m;
+}
+
+#define ARGS(n)                                                        \
+  size_t argc = (n);                                                   \
+  napi_value argv[(n) > 0 ? (n) : 1];                                  \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));         \
+  if (argc < (n)) return fail(env, "too few arguments");
+
+/* create(widths: Int32Array, dropoutRate: number, threads: number) */
+static napi_value js_create(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  tarray w;
+  if (!get_tarray(env, argv[0], napi_int32_array, &w) || w.length < 2 || w.length > MAX_LAYERS + 1)
+    return fail(env, "widths must be an Int32Array of 2..9 layer widths");
+  const int32_t *wd = (const int32_t *)w.data;
+  for (size_t i = 0; i < w.length; i++)
+    if (wd[i] < 1 || wd[i] > (1 << 20)) return fail(env, "layer widths must be in 1..2^20");
+  double rate;
+  int threads;
+  CHECK(napi_get_value_double(env, argv[1], &rate));
+  if (!(rate >= 0 && rate < 1)) return fail(env, "dropout rate must be in [0, 1)");
+  if (!get_int(env, argv[2], &threads) || threads < 1 || threads > 256) return fail(env, "threads must be in 1..256");
+  int widths[MAX_LAYERS + 1];
+  for (size_t i = 0; i < w.length; i++) widths[i] = wd[i];
+  mlp *m = mlp_create(widths, (int)w.length - 1, rate, threads);
+  if (!m) return fail(env, "native engine: out of memory");
+  mlp **slot = (mlp **)malloc(sizeof(mlp *));
+  *slot = m;
+  napi_value ext;
+  CHECK(napi_create_external(env, slot, finalize_model, NULL, &ext));
+  return ext;
+}
+
+static napi_value js_dispose(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  void *data = NULL;
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[0], &t));
+  if (t != napi_external) return fail(env, "expected a native model handle");
+  CHECK(napi_get_value_external(env, argv[0], &data));
+  mlp **slot = (mlp **)data;
+  if (slot && *slot) {
+    mlp_destroy(*slot);
+    *slot = NULL;
+  }
+  return undef(env);
+}
+
+static napi_value js_threads(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  int t;
+  if (!get_int(env, argv[1], &t)) return fail(env, "threads must be an integer");
+  if (t > 0 && mlp_set_threads(m, t) != 0) return fail(env, "native engine: out of memory");
+  napi_value r;
+  CHECK(napi_create_int32(env, m->nthreads, &r));
+  return r;
+}
+
+/* param(handle, kind, slot, idx, array, write): kind 0 weights, 1 gradients, 2 optimizer slot */
+static napi_value js_param(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  int kind, slot, idx;
+  bool write;
+  if (!get_int(env, argv[1], &kind) || !get_int(env, argv[2], &slot) || !get_int(env, argv[3], &idx))
+    return fail(env, "bad parameter address");
+  CHECK(napi_get_value_bool(env, argv[5], &write));
+  if (idx < 0 || idx >= 2 * m->nl || slot < 0 || slot >= MAX_SLOTS || kind < 0 || kind > 2)
+    return fail(env, "parameter index out of range");
+  tarray a;
+  if (!get_tarray(env, argv[4], napi_float32_array, &a) || a.length != mlp_param_size(m, idx))
+    return fail(env, "parameter array must be a Float32Array of the parameter's size");
+  float *p = (float *)a.data;
+  if (kind == 0) {
+    if (write) mlp_set_param(m, idx, p);
+    else mlp_get_param(m, idx, p);
+  } else if (kind == 1) {
+    if (write) return fail(env, "gradients are read-only");
+    mlp_get_grad(m, idx, p);
+  } else {
+    if (write) mlp_set_slot(m, slot, idx, p);
+    else mlp_get_slot(m, slot, idx, p);
+  }
+  return undef(env);
+}
+
+static napi_value js_zero_slots(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  mlp_zero_slots(m);
+  return undef(env);
+}
+
+static napi_value js_nonfinite(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  napi_value r;
+  CHECK(napi_create_double(env, (double)mlp_nonfinite(m), &r));
+  return r;
+}
+
+static int check_rows(napi_env env, const tarray *img, int in_dim, const tarray *rows) {
+  if (in_dim < 1) return 0;
+  const size_t count = img->length / (size_t)in_dim;
+  const int32_t *r = (const int32_t *)rows->data;
+  for (size_t i = 0; i < rows->length; i++)
+    if (r[i] < 0 || (size_t)r[i] >= count) {
+      napi_throw_range_error(env, NULL, "image index out of range");
+      return 0;
+    }
+  return 1;
+}
+
+/* forwardTrain(handle, images: Uint8Array, inDim, rows: Int32Array, rng: Uint32Array(4) | null, out: Float32Array) */
+static napi_value js_forward_train(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  tarray img, rows, out, rng;
+  int in_dim;
+  if (!get_tarray(env, argv[1], napi_uint8_array, &img)) return fail(env, "images must be a Uint8Array");
+  if (!get_int(env, argv[2], &in_dim) || in_dim != m->w[0]) return fail(env, "image size does not match the network");
+  if (!get_tarray(env, argv[3], napi_int32_array, &rows) || rows.length < 1) return fail(env, "rows must be an Int32Array");
+  if (!get_tarray(env, argv[4], napi_uint32_array, &rng) || rng.length != 4) return fail(env, "rng must be a Uint32Array(4)");
+  if (!get_tarray(env, argv[5], napi_float32_array, &out) || out.length != rows.length * (size_t)m->w[m->nl])
+    return fail(env, "out must be a Float32Array of rows x embedding size");
+  if (!check_rows(env, &img, in_dim, &rows)) return NULL;
+  if (mlp_forward_train(m, (const uint8_t *)img.data, in_dim, (const int32_t *)rows.data, (int)rows.length,
+                        (uint32_t *)rng.data, (float *)out.data) != 0)
+    return fail(env, "native forward pass failed (out of memory?)");
+  return undef(env);
+}
+
+/* backward(handle, dEmb: Float32Array, optKind, coef: Float32Array, apply: boolean) */
+static napi_value js_backward(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  tarray g, coef;
+  int kind;
+  bool apply;
+  if (m->rows < 1) return fail(env, "backward before a training forward pass");
+  if (!get_tarray(env, argv[1], napi_float32_array, &g) || g.length != (size_t)m->rows * m->w[m->nl])
+    return fail(env, "dEmb must be a Float32Array of rows x embedding size");
+  if (!get_int(env, argv[2], &kind) || kind < OPT_SGD || kind > OPT_ADAGRAD) return fail(env, "unknown optimizer kind");
+  if (!get_tarray(env, argv[3], napi_float32_array, &coef) || coef.length > 8) return fail(env, "bad optimizer coefficients");
+  CHECK(napi_get_value_bool(env, argv[4], &apply));
+  optcfg o;
+  memset(&o, 0, sizeof(o));
+  o.kind = kind;
+  memcpy(o.c, coef.data, coef.length * sizeof(float));
+  if (mlp_backward(m, (const float *)g.data, &o, apply) != 0) return fail(env, "native backward pass failed");
+  return undef(env);
+}
+
+/* embed(handle, images: Uint8Array, inDim, rows: Int32Array, out: Float32Array) */
+static napi_value js_embed(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  tarray img, rows, out;
+  int in_dim;
+  if (!get_tarray(env, argv[1], napi_uint8_array, &img)) return fail(env, "images must be a Uint8Array");
+  if (!get_int(env, argv[2], &in_dim) || in_dim != m->w[0]) return fail(env, "image size does not match the network");
+  if (!get_tarray(env, argv[3], napi_int32_array, &rows)) return fail(env, "rows must be an Int32Array");
+  if (!get_tarray(env, argv[4], napi_float32_array, &out) || out.length != rows.length * (size_t)m->w[m->nl])
+    return fail(env, "out must be a Float32Array of rows x embedding size");
+  if (!check_rows(env, &img, in_dim, &rows)) return NULL;
+  if (mlp_embed(m, (const uint8_t *)img.data, in_dim, (const int32_t *)rows.data, (int)rows.length, (float *)out.data) != 0)
+    return fail(env, "native embedding failed");
+  return undef(env);
+}
+
+/* embedFloat(handle, x: Float32Array [n x inDim], out: Float32Array) */
+static napi_value js_embed_float(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  tarray x, out;
+  if (!get_tarray(env, argv[1], napi_float32_array, &x) || x.length % (size_t)m->w[0] != 0)
+    return fail(env, "x must be a Float32Array of rows x input size");
+  const size_t n = x.length / (size_t)m->w[0];
+  if (!get_tarray(env, argv[2], napi_float32_array, &out) || out.length != n * (size_t)m->w[m->nl])
+    return fail(env, "out must be a Float32Array of rows x embedding size");
+  if (mlp_embed_float(m, (const float *)x.data, (int)n, (float *)out.data) != 0) return fail(env, "native embedding failed");
+  return undef(env);
+}
+
+static int check_pairs(napi_env env, const tarray *emb, int dim, const tarray *ia, const tarray *ib) {
+  if (dim < 1 || emb->length % (size_t)dim != 0 || ia->length != ib->length) {
+    napi_throw_range_error(env, NULL, "embedding rows and pair indices do not fit");
+    return 0;
+  }
+  const size_t rows = emb->length / (size_t)dim;
+  const int32_t *a = (const int32_t *)ia->data, *b = (const int32_t *)ib->data;
+  for (size_t i = 0; i < ia->length; i++)
+    if (a[i] < 0 || (size_t)a[i] >= rows || b[i] < 0 || (size_t)b[i] >= rows) {
+      napi_throw_range_error(env, NULL, "pair index out of range");
+      return 0;
+    }
+  return 1;
+}
+
+/* distances(emb: Float32Array, dim, ia: Int32Array, ib: Int32Array, floor, d: Float32Array, sq: Float64Array) */
+static napi_value js_distances(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  tarray emb, ia, ib, d, sq;
+  int dim;
+  double floor_;
+  if (!get_tarray(env, argv[0], napi_float32_array, &emb) || !get_int(env, argv[1], &dim) ||
+      !get_tarray(env, argv[2], napi_int32_array, &ia) || !get_tarray(env, argv[3], napi_int32_array, &ib))
+    return fail(env, "distances: bad arguments");
+  CHECK(napi_get_value_double(env, argv[4], &floor_));
+  if (!get_tarray(env, argv[5], napi_float32_array, &d) || !get_tarray(env, argv[6], napi_float64_array, &sq) ||
+      d.length != ia.length || sq.length != ia.length)
+    return fail(env, "distances: output arrays must hold one value per pair");
+  if (!check_pairs(env, &emb, dim, &ia, &ib)) return NULL;
+  tail_distances((const float *)emb.data, dim, (const int32_t *)ia.data, (const int32_t *)ib.data, (int)ia.length,
+                 floor_, (float *)d.data, (double *)sq.data);
+  return undef(env);
+}
+
+/* backpropDistances(emb, dim, ia, ib, floor, d: Float32Array, sq: Float64Array, g: Float64Array, gEmb: Float32Array) */
+static napi_value js_backprop(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  tarray emb, ia, ib, d, sq, g, ge;
+  int dim;
+  double floor_;
+  if (!get_tarray(env, argv[0], napi_float32_array, &emb) || !get_int(env, argv[1], &dim) ||
+      !get_tarray(env, argv[2], napi_int32_array, &ia) || !get_tarray(env, argv[3], napi_int32_array, &ib))
+    return fail(env, "backpropDistances: bad arguments");
+  CHECK(napi_get_value_double(env, argv[4], &floor_));
+  if (!get_tarray(env, argv[5], napi_float32_array, &d) || !get_tarray(env, argv[6], napi_float64_array, &sq) ||
+      !get_tarray(env, argv[7], napi_float64_array, &g) || !get_tarray(env, argv[8], napi_float32_array, &ge) ||
+      d.length != ia.length || sq.length != ia.length || g.length != ia.length || ge.length != emb.length)
+    return fail(env, "backpropDistances: array sizes do not fit");
+  if (!check_pairs(env, &emb, dim, &ia, &ib)) return NULL;
+  tail_backprop((const float *)emb.data, dim, (const int32_t *)ia.data, (const int32_t *)ib.data, (int)ia.length, floor_,
+                (const float *)d.data, (const double *)sq.data, (const double *)g.data, (float *)ge.data);
+  return undef(env);
+}
+
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  char buf[160];
+  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":1}", ISA_NAME, VW, MR,
+           NV * VW);
+  napi_value s;
+  CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));
+  return s;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+      {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
+      {"dispose", NULL, js_dispose, NULL, NULL, NULL, napi_default, NULL},
+      {"threads", NULL, js_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"param", NULL, js_param, NULL, NULL, NULL, napi_default, NULL},
+      {"zeroSlots", NULL, js_zero_slots, NULL, NULL, NULL, napi_default, NULL},
+      {"nonFinite", NULL, js_nonfinite, NULL, NULL, NULL, napi_default, NULL},
+      {"forwardTrain", NULL, js_forward_train, NULL, NULL, NULL, napi_default, NULL},
+      {"backward", NULL, js_backward, NULL, NULL, NULL, napi_default, NULL},
+      {"embed", NULL, js_embed, NULL, NULL, NULL, napi_default, NULL},
+      {"embedFloat", NULL, js_embed_float, NULL, NULL, NULL, napi_default, NULL},
+      {"distances", NULL, js_distances, NULL, NULL, NULL, napi_default, NULL},
+      {"backpropDistances", NULL, js_backprop, NULL, NULL, NULL, napi_default, NULL},
+      {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
+  return exports;
+}

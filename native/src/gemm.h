@@ -1,0 +1,91 @@
+/*
+ * Register-blocked float32 GEMM micro-kernels written with GCC/Clang vector extensions (they
+ * compile to AVX-512, AVX2, SSE or NEON, whichever -march allows). Two shapes cover an MLP:
+ *
+ *   gemm_nn: C[i, :] = sum_p A[i, p] * B[p, :]      (forward, and dX = dZ * W^T with W^T stored)
+ *   gemm_tn: C[k, :] = sum_p A[p, k] * B[p, :]      (weight gradients dW = X^T * dZ)
+ *
+ * B and C rows are VW-aligned and their widths multiples of VW. Every output element is one
+ * dot product summed in p order, so the result does not depend on how rows are split.
+ */
+#ifndef SIAMESE_GEMM_H
+#define SIAMESE_GEMM_H
+
+#include "siamese.h"
+
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef int32_t vi __attribute__((vector_size(VW * 4)));
+
+/* keep the lanes of v where cond is true (cond: a vector comparison), zero elsewhere */
+#define VSELECT(cond, v) ((vf)((vi)(v) & (vi)(cond)))
+
+#define VLOAD(p) (*(const vf *)(const void *)(p))
+#define VSTORE(p, v) (*(vf *)(void *)(p) = (v))
+
+#if VW == 16
+#define MR 6
+#define NV 4
+#elif VW == 8
+#define MR 6
+#define NV 2
+#else
+#define MR 4
+#define NV 2
+#endif
+
+#define AI static inline __attribute__((always_inline))
+
+/* C[mr x nv*VW] = A[mr x K] (row stride lda) * B[K x nv*VW] (row stride ldb) */
+AI void knn(const int mr, const int nv, int K, const float *restrict A, int lda, const float *restrict B, int ldb,
+            float *restrict C, int ldc) {
+  vf acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) acc[r][j] = (vf){0};
+  for (int p = 0; p < K; p++) {
+    vf b[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) b[j] = VLOAD(B + (size_t)p * ldb + j * VW);
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+      const float a = A[(size_t)r * lda + p];
+#pragma GCC unroll 8
+      for (int j = 0; j < nv; j++) acc[r][j] += a * b[j];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) VSTORE(C + (size_t)r * ldc + j * VW, acc[r][j]);
+}
+
+/* C[mr x nv*VW] = A^T, A[K x lda] read at columns k..k+mr, times B[K x nv*VW] */
+AI void ktn(const int mr, const int nv, int K, const float *restrict A, int lda, const float *restrict B, int ldb,
+            float *restrict C, int ldc) {
+  vf acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) acc[r][j] = (vf){0};
+  for (int p = 0; p < K; p++) {
+    vf b[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) b[j] = VLOAD(B + (size_t)p * ldb + j * VW);
+    const float *ap = A + (size_t)p * lda;
+    /* A's rows are far apart (a column block of X): fetch a few rows ahead */
+    __builtin_prefetch(ap + (size_t)8 * lda);
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+      const float a = ap[r];
+#pragma GCC unroll 8
+      for (int j = 0; j < nv; j++) acc[r][j] += a * b[j];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) VSTORE(C + (size_t)r * ldc + j * VW, acc[r][j]);
+}
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * siamese-lab native engine: a multi-layer perceptron (Dense + ReLU, dropout between layers)
+ * trained in float32 on the CPU, with hand-written SIMD kernels and a small thread pool.
+ *
+ * Layout: every activation and weight row is padded to a multiple of the vector width VW (the
+ * padding is kept at zero, so it never changes a result). Kernels are [in, out] row-major, as
+ * Keras and the TypeScript side store them.
+ *
+ * Determinism: every output element is computed by exactly one task, with a summation order
+ * that does not depend on how tasks are spread over threads. A run with 1 thread and a run with
+ * N threads give bit-identical results.
+ */
+#ifndef SIAMESE_NATIVE_H
+#define SIAMESE_NATIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__AVX512F__)
+#define VW 16
+#define ISA_NAME "avx512"
+#elif defined(__AVX__)
+#define VW 8
+#define ISA_NAME "avx2"
+#elif defined(__SSE2__) || defined(__ARM_NEON) || defined(__aarch64__)
+#define VW 4
+#define ISA_NAME "sse/neon"
+#else
+#define VW 4
+#define ISA_NAME "generic"
+#endif
+
+#define MAX_LAYERS 8
+#define MAX_SLOTS 2
+
+typedef struct pool pool;
+
+/* Optimizer kinds; the per-step float coefficients are computed on the TypeScript side. */
+enum {
+  OPT_SGD = 0,      /* coef: lr */
+  OPT_MOMENTUM = 1, /* coef: lr, mu */
+  OPT_NESTEROV = 2, /* coef: lr, mu */
+  OPT_RMSPROP = 3,  /* coef: rho, 1-rho, lr, eps */
+  OPT_ADAM = 4,     /* coef: b1, 1-b1, b2, 1-b2, lr_t, eps */
+  OPT_ADAGRAD = 5   /* coef: lr, eps */
+};
+
+typedef struct {
+  int kind;
+  float c[8];
+} optcfg;
+
+typedef struct mlp {
+  int nl;                  /* layers */
+  int w[MAX_LAYERS + 1];   /* widths: w[0] input, w[l + 1] output of layer l */
+  int wp[MAX_LAYERS + 1];  /* padded widths (wp[0] = w[0]: the input is never padded) */
+  double rate;             /* dropout rate after every layer but the last */
+  float *W[MAX_LAYERS], *B[MAX_LAYERS];   /* [wp[l] x wp[l+1]], [wp[l+1]] */
+  float *WT[MAX_LAYERS];                  /* transposes [wp[l+1] x wp[l]], layers >= 1 */
+  float *GW[MAX_LAYERS], *GB[MAX_LAYERS]; /* gradients of the last backward pass */
+  float *SW[MAX_SLOTS][MAX_LAYERS], *SB[MAX_SLOTS][MAX_LAYERS]; /* optimizer slots */
+  /* saved by the training forward pass, capacity cap rows */
+  int cap, rows;
+  int has_masks;
+  float *X;                /* [cap x w[0]] input */
+  float *H[MAX_LAYERS];    /* [cap x wp[l+1]] layer outputs (after ReLU and dropout) */
+  float *M[MAX_LAYERS];    /* [cap x wp[l+1]] dropout multipliers (0 or 1/keep) */
+  float *D[MAX_LAYERS];    /* [cap x wp[l+1]] gradients w.r.t. pre-activations */
+  /* per-thread scratch for embedding */
+  int nthreads;
+  float *scratch;
+  size_t scratch_per_thread;
+  pool *pool;
+} mlp;
+
+/* model lifetime */
+mlp *mlp_create(const int *widths, int nlayers, double rate, int threads);
+void mlp_destroy(mlp *m);
+int mlp_set_threads(mlp *m, int threads);
+
+/* parameters: idx 2l = kernel of layer l, 2l + 1 = bias; unpadded row-major copies */
+size_t mlp_param_size(const mlp *m, int idx);
+void mlp_set_param(mlp *m, int idx, const float *src);
+void mlp_get_param(const mlp *m, int idx, float *dst);
+void mlp_get_grad(const mlp *m, int idx, float *dst);
+void mlp_get_slot(const mlp *m, int slot, int idx, float *dst);
+void mlp_set_slot(mlp *m, int slot, int idx, const float *src);
+void mlp_zero_slots(mlp *m);
+size_t mlp_nonfinite(const mlp *m);
+
+/* training: forward with dropout (rng: xoshiro128** state, advanced in place), then backward */
+int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n,
+                      uint32_t rng[4], float *emb_out);
+int mlp_backward(mlp *m, const float *demb, const optcfg *opt, int apply);
+/* inference: no dropout, nothing saved */
+int mlp_embed(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, float *out);
+int mlp_embed_float(mlp *m, const float *x, int n, float *out);
+
+/* host tail helpers: pair distances and their backward pass (mlp.c) */
+void tail_distances(const float *emb, int dim, const int32_t *ia, const int32_t *ib, int n, double floor_,
+                    float *d, double *sq);
+void tail_backprop(const float *emb, int dim, const int32_t *ia, const int32_t *ib, int n, double floor_,
+                   const float *d, const double *sq, const double *g, float *gemb);
+
+/* optimizer update of n contiguous elements (optim.c, compiled without FMA contraction) */
+void opt_update(const optcfg *o, float *w, const float *g, float *s0, float *s1, size_t n);
+
+/* dropout masks from xoshiro128** (dropout.c) */
+void xo_init(void);
+void xo_jump(uint32_t s[4], uint64_t n);
+void xo_masks(uint32_t s[4], int rows, int cols, int cp, uint64_t keep_thr, float scale, float *M);
+
+/* thread pool (pool.c) */
+typedef void (*task_fn)(void *ctx, int task, int tid);
+pool *pool_create(int nthreads);
+void pool_destroy(pool *p);
+int pool_threads(const pool *p);
+void pool_run(pool *p, task_fn fn, void *ctx, int ntasks);
+
+#endif

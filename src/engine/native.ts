@@ -1,0 +1,240 @@
+/**
+ * The optional native engine (native/src/*.c, built by `npm ci` into native/build/siamese.node):
+ * an MLP's forward pass with dropout, backward pass and optimizer update in float32 SIMD
+ * kernels, spread over a thread pool. Loading never throws: without the addon the library uses
+ * the TF.js engine and `nativeStatus()` says why.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SQUARED_DISTANCE_FLOOR } from '../model/siamese.ts';
+import type { NamedTensor } from '../model/weights.ts';
+import type { Rng } from '../rng.ts';
+
+/** The addon's functions (see native/src/addon.c). */
+interface NativeAddon {
+  create(widths: Int32Array, dropoutRate: number, threads: number): NativeHandle;
+  dispose(h: NativeHandle): void;
+  threads(h: NativeHandle, n: number): number;
+  /** kind 0 weights, 1 gradients (read-only), 2 optimizer slot */
+  param(h: NativeHandle, kind: 0 | 1 | 2, slot: number, idx: number, data: Float32Array, write: boolean): void;
+  zeroSlots(h: NativeHandle): void;
+  nonFinite(h: NativeHandle): number;
+  forwardTrain(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, rng: Uint32Array, out: Float32Array): void;
+  backward(h: NativeHandle, dEmb: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
+  embed(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, out: Float32Array): void;
+  embedFloat(h: NativeHandle, x: Float32Array, out: Float32Array): void;
+  distances(emb: Float32Array, dim: number, ia: Int32Array, ib: Int32Array, floor: number, d: Float32Array, sq: Float64Array): void;
+  backpropDistances(
+    emb: Float32Array,
+    dim: number,
+    ia: Int32Array,
+    ib: Int32Array,
+    floor: number,
+    d: Float32Array,
+    sq: Float64Array,
+    g: Float64Array,
+    gEmb: Float32Array,
+  ): void;
+  info(): string;
+}
+
+/** An opaque handle to a native model (a Node-API external). */
+export type NativeHandle = { readonly __native: unique symbol };
+
+export interface NativeStatus {
+  available: boolean;
+  /** why it is not available, or what was loaded */
+  detail: string;
+  /** instruction set and register tile, e.g. {"isa":"avx512","vectorWidth":16,...} */
+  info?: { isa: string; vectorWidth: number; tile: string };
+}
+
+const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'siamese.node');
+
+let loaded: { addon: NativeAddon | null; status: NativeStatus } | null = null;
+
+function load(): { addon: NativeAddon | null; status: NativeStatus } {
+  if (loaded) return loaded;
+  if (process.env['SIAMESE_NATIVE'] === '0') {
+    loaded = { addon: null, status: { available: false, detail: 'disabled by SIAMESE_NATIVE=0' } };
+    return loaded;
+  }
+  if (!existsSync(ADDON_PATH)) {
+    loaded = { addon: null, status: { available: false, detail: 'not built (run `npm run build:native`; needs a C compiler)' } };
+    return loaded;
+  }
+  // Built with -march=native: refuse a build made on another CPU model rather than crash on an
+  // unknown instruction.
+  try {
+    const infoPath = join(dirname(ADDON_PATH), 'build-info.json');
+    const info = JSON.parse(readFileSync(infoPath, 'utf8')) as { cpu?: string; march?: string };
+    const cpu = cpus()[0]?.model ?? 'unknown';
+    if (info.march === 'native' && info.cpu && info.cpu !== cpu) {
+      loaded = {
+        addon: null,
+        status: { available: false, detail: `built for another CPU (${info.cpu}); rebuild with \`npm run build:native\`` },
+      };
+      return loaded;
+    }
+  } catch {
+    // no build info: trust the file
+  }
+  try {
+    const addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    const info = JSON.parse(addon.info()) as NativeStatus['info'] & { abi: number };
+    if (info.abi !== 1) throw new Error(`ABI ${info.abi}, expected 1 (rebuild with \`npm run build:native\`)`);
+    loaded = { addon, status: { available: true, detail: `native/build/siamese.node (${info.isa})`, info } };
+  } catch (e) {
+    loaded = { addon: null, status: { available: false, detail: `failed to load: ${(e as Error).message.split('\n')[0]}` } };
+  }
+  return loaded;
+}
+
+export function nativeStatus(): NativeStatus {
+  return load().status;
+}
+
+export function nativeAvailable(): boolean {
+  return load().addon !== null;
+}
+
+/** The optimizer kinds the addon knows (native/src/siamese.h). */
+export const enum NativeOpt {
+  Sgd = 0,
+  Momentum = 1,
+  Nesterov = 2,
+  RmsProp = 3,
+  Adam = 4,
+  Adagrad = 5,
+}
+
+/**
+ * An MLP (Dense + ReLU layers, dropout after all but the last) living in native memory.
+ * Parameters are addressed as weightSpecs() orders them: 2l = kernel of layer l, 2l + 1 = bias.
+ */
+export class NativeMlp {
+  private readonly addon: NativeAddon;
+  private handle: NativeHandle | null;
+  readonly widths: readonly number[];
+  readonly outDim: number;
+  private _threads: number;
+
+  constructor(widths: readonly number[], dropoutRate: number, threads: number) {
+    const { addon, status } = load();
+    if (!addon) throw new Error(`the native engine is not available: ${status.detail}`);
+    this.addon = addon;
+    this.widths = [...widths];
+    this.outDim = widths[widths.length - 1]!;
+    this.handle = addon.create(Int32Array.from(widths), dropoutRate, Math.max(1, threads));
+    this._threads = addon.threads(this.handle, 0);
+  }
+
+  get threads(): number {
+    return this._threads;
+  }
+
+  setThreads(n: number): void {
+    this._threads = this.addon.threads(this.h, Math.max(1, n));
+  }
+
+  private get h(): NativeHandle {
+    if (!this.handle) throw new Error('the native model was disposed');
+    return this.handle;
+  }
+
+  paramSize(idx: number): number {
+    const l = idx >> 1;
+    return idx % 2 === 0 ? this.widths[l]! * this.widths[l + 1]! : this.widths[l + 1]!;
+  }
+
+  get paramCount(): number {
+    return 2 * (this.widths.length - 1);
+  }
+
+  setParam(idx: number, data: Float32Array): void {
+    this.addon.param(this.h, 0, 0, idx, data, true);
+  }
+
+  getParam(idx: number): Float32Array {
+    const out = new Float32Array(this.paramSize(idx));
+    this.addon.param(this.h, 0, 0, idx, out, false);
+    return out;
+  }
+
+  getGrad(idx: number): Float32Array {
+    const out = new Float32Array(this.paramSize(idx));
+    this.addon.param(this.h, 1, 0, idx, out, false);
+    return out;
+  }
+
+  getSlot(slot: number, idx: number): Float32Array {
+    const out = new Float32Array(this.paramSize(idx));
+    this.addon.param(this.h, 2, slot, idx, out, false);
+    return out;
+  }
+
+  setSlot(slot: number, idx: number, data: Float32Array): void {
+    this.addon.param(this.h, 2, slot, idx, data, true);
+  }
+
+  zeroSlots(): void {
+    this.addon.zeroSlots(this.h);
+  }
+
+  nonFinite(): number {
+    return this.addon.nonFinite(this.h);
+  }
+
+  /**
+   * Training forward pass of images[rows] (bytes scaled by 1/255), with dropout masks drawn from
+   * `rng` exactly as rngDropout draws them (the Rng advances). Returns the embeddings.
+   */
+  forwardTrain(images: Uint8Array, inDim: number, rows: Int32Array, rng: Rng, out?: Float32Array): Float32Array {
+    const emb = out ?? new Float32Array(rows.length * this.outDim);
+    const state = Uint32Array.from(rng.getState());
+    this.addon.forwardTrain(this.h, images, inDim, rows, state, emb);
+    rng.setState([state[0]!, state[1]!, state[2]!, state[3]!]);
+    return emb;
+  }
+
+  /** Backward pass of the last forward pass; updates the weights when `apply`. */
+  backward(dEmb: Float32Array, optKind: NativeOpt, coef: Float32Array, apply: boolean): void {
+    this.addon.backward(this.h, dEmb, optKind, coef, apply);
+  }
+
+  embed(images: Uint8Array, inDim: number, rows: Int32Array, out?: Float32Array): Float32Array {
+    const emb = out ?? new Float32Array(rows.length * this.outDim);
+    this.addon.embed(this.h, images, inDim, rows, emb);
+    return emb;
+  }
+
+  embedFloat(x: Float32Array, out?: Float32Array): Float32Array {
+    const emb = out ?? new Float32Array((x.length / this.widths[0]!) * this.outDim);
+    this.addon.embedFloat(this.h, x, emb);
+    return emb;
+  }
+
+  /** D between rows ia[i] and ib[i] of emb [rows, dim] (as lossTail.rowDistances, in C) */
+  distances(emb: Float32Array, dim: number, ia: Int32Array, ib: Int32Array, sq: Float64Array): Float32Array {
+    const d = new Float32Array(ia.length);
+    this.addon.distances(emb, dim, ia, ib, SQUARED_DISTANCE_FLOOR, d, sq);
+    return d;
+  }
+
+  /** the chain rule through D into gEmb (as lossTail.backpropDistances, in C, float32 sums) */
+  backpropDistances(emb: Float32Array, dim: number, ia: Int32Array, ib: Int32Array, d: Float32Array, sq: Float64Array, g: Float64Array, gEmb: Float32Array): void {
+    this.addon.backpropDistances(emb, dim, ia, ib, SQUARED_DISTANCE_FLOOR, d, sq, g, gEmb);
+  }
+
+  setWeights(ws: readonly NamedTensor[]): void {
+    ws.forEach((w, i) => this.setParam(i, w.data));
+  }
+
+  dispose(): void {
+    if (this.handle) this.addon.dispose(this.handle);
+    this.handle = null;
+  }
+}

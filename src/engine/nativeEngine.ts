@@ -1,0 +1,326 @@
+/**
+ * The native engine: the base network (forward with dropout, backward, optimizer update) in the
+ * addon's SIMD kernels on `threads` cores; distances, losses and miners on the host, on the
+ * [rows, embeddingDim] embeddings (lossTail.ts). Same dropout masks, same optimizer arithmetic
+ * and the same checkpoint format as the TF.js engine.
+ */
+import { availableParallelism } from 'node:os';
+import { isMainThread } from 'node:worker_threads';
+import type { ImageSplit } from '../data/dataset.ts';
+import { UsageError } from '../errors.ts';
+import type { Loss } from '../losses/types.ts';
+import type { Miner } from '../mining/index.ts';
+import type { BaseNetwork } from '../model/network.ts';
+import type { NamedTensor } from '../model/weights.ts';
+import type { Rng } from '../rng.ts';
+import type { Batch, StepOutput, TrainEngine } from './engine.ts';
+import { pairLossGrad, type PairLossGrad, tripletLossGrad, type TripletLossGrad } from './lossTail.ts';
+import { NativeMlp, NativeOpt, nativeStatus } from './native.ts';
+import { createOptimizer, type OptimizerOptions } from './optimizers.ts';
+
+export interface NativeEngineOptions {
+  network: BaseNetwork;
+  loss: Loss;
+  weights: readonly NamedTensor[];
+  optimizer: string;
+  learningRate?: number;
+  /** momentum, rho, betas, ... beyond the learning rate (defaults: Keras') */
+  optimizerOptions?: OptimizerOptions;
+  /** 0 = automatic: every core on the main thread, 1 in a worker thread */
+  threads?: number;
+  keepGradients?: boolean;
+}
+
+/** Whether the native engine can run this network (an MLP) here (the addon loaded). */
+export function nativeSupports(network: BaseNetwork): boolean {
+  return network.kind === 'mlp' && nativeStatus().available;
+}
+
+/**
+ * The optimizers of optimizers.ts, with their state in native memory: the same hyperparameters
+ * (read from the TF.js optimizer's config), the same float32 operation order, the same state names.
+ */
+class NativeOptimizer {
+  readonly config: Readonly<Record<string, number | boolean | string>>;
+  readonly kind: NativeOpt;
+  /** slot names in TF.js' order (`v.0`, `v.1`, ... in a state) */
+  readonly slotNames: string[];
+  private readonly coef: Float32Array;
+  private step = 0;
+  /** TF.js creates its slots at the first update: before that a state holds none */
+  private live = false;
+
+  constructor(name: string, opts: OptimizerOptions) {
+    const ref = createOptimizer(name, opts);
+    this.config = ref.config;
+    ref.dispose();
+    const c = this.config;
+    const num = (k: string): number => c[k] as number;
+    switch (ref.name) {
+      case 'rmsprop':
+        this.kind = NativeOpt.RmsProp;
+        this.slotNames = ['v'];
+        this.coef = Float32Array.of(num('rho'), 1 - num('rho'), num('learningRate'), num('epsilon'));
+        break;
+      case 'adam':
+        this.kind = NativeOpt.Adam;
+        this.slotNames = ['m', 'v'];
+        this.coef = Float32Array.of(num('beta1'), 1 - num('beta1'), num('beta2'), 1 - num('beta2'), 0, num('epsilon'));
+        break;
+      case 'sgd':
+        this.kind = num('momentum') === 0 ? NativeOpt.Sgd : c['nesterov'] ? NativeOpt.Nesterov : NativeOpt.Momentum;
+        this.slotNames = this.kind === NativeOpt.Sgd ? [] : ['u'];
+        this.coef = Float32Array.of(num('learningRate'), num('momentum'));
+        break;
+      case 'adagrad':
+        this.kind = NativeOpt.Adagrad;
+        this.slotNames = ['a'];
+        this.coef = Float32Array.of(num('learningRate'), num('epsilon'));
+        break;
+      default:
+        throw new UsageError(`optimizer ${ref.name} has no native form`);
+    }
+  }
+
+  /** Coefficients of the next update (advances Adam's step count). */
+  next(): Float32Array {
+    this.live = this.slotNames.length > 0;
+    if (this.kind === NativeOpt.Adam) {
+      this.step++;
+      const lr = this.config['learningRate'] as number;
+      const b1 = this.config['beta1'] as number;
+      const b2 = this.config['beta2'] as number;
+      // as optimizers.ts computes it, in float64, then rounded once
+      this.coef[4] = (lr * Math.sqrt(1 - b2 ** this.step)) / (1 - b1 ** this.step);
+    }
+    return this.coef;
+  }
+
+  getState(m: NativeMlp): NamedTensor[] {
+    const out: NamedTensor[] = [];
+    if (this.live) {
+      this.slotNames.forEach((n, s) => {
+        for (let i = 0; i < m.paramCount; i++) out.push({ name: `${n}.${i}`, shape: paramShape(m, i), data: m.getSlot(s, i) });
+      });
+    }
+    if (this.kind === NativeOpt.Adam) out.push({ name: 'step', shape: [1], data: Float32Array.of(this.step) });
+    return out;
+  }
+
+  setState(m: NativeMlp, state: readonly NamedTensor[]): void {
+    m.zeroSlots();
+    this.live = false;
+    this.slotNames.forEach((n, s) => {
+      for (const t of state) {
+        const dot = t.name.lastIndexOf('.');
+        if (dot < 0 || t.name.slice(0, dot) !== n) continue;
+        const i = Number(t.name.slice(dot + 1));
+        if (!Number.isInteger(i) || i < 0 || i >= m.paramCount || t.data.length !== m.paramSize(i)) {
+          throw new UsageError(`optimizer state ${t.name} does not fit the network`);
+        }
+        m.setSlot(s, i, t.data);
+        this.live = true;
+      }
+    });
+    if (this.kind === NativeOpt.Adam) this.step = state.find((t) => t.name === 'step')?.data[0] ?? 0;
+  }
+}
+
+function paramShape(m: NativeMlp, i: number): number[] {
+  const l = i >> 1;
+  return i % 2 === 0 ? [m.widths[l]!, m.widths[l + 1]!] : [m.widths[l + 1]!];
+}
+
+const iota = (from: number, n: number): Int32Array => Int32Array.from({ length: n }, (_, i) => from + i);
+
+export class NativeEngine implements TrainEngine {
+  readonly name = 'native' as const;
+  private readonly mlp: NativeMlp;
+  private readonly network: BaseNetwork;
+  private readonly loss: Loss;
+  private readonly opt: NativeOptimizer;
+  private readonly pairGrad: PairLossGrad | null = null;
+  private readonly tripletGrad: TripletLossGrad | null = null;
+  /** closed-form loss derivative (true) or TF.js on the distances (false) */
+  readonly fusedLoss: boolean;
+  private readonly keepGradients: boolean;
+  private grads: NamedTensor[] | null = null;
+  private readonly dim: number;
+  private embBuf = new Float32Array(0);
+  private gBuf = new Float32Array(0);
+  private iotaCache = new Map<string, Int32Array>();
+
+  constructor(o: NativeEngineOptions) {
+    if (o.network.kind !== 'mlp') throw new UsageError(`the native engine runs MLP base networks, not ${o.network.kind}`);
+    const status = nativeStatus();
+    if (!status.available) throw new UsageError(`the native engine is not available: ${status.detail}`);
+    this.network = o.network;
+    this.loss = o.loss;
+    const specs = o.network.weightSpecs();
+    const widths = [specs[0]!.shape[0]!];
+    for (let i = 0; i < specs.length; i += 2) widths.push(specs[i]!.shape[1]!);
+    const rate = Number(o.network.config['dropout'] ?? 0);
+    // 0 = automatic: every core for a run on the main thread; one inside a worker thread, where
+    // runs train side by side (compare's pool) and more would oversubscribe the cores
+    const threads = o.threads && o.threads > 0 ? o.threads : isMainThread ? availableParallelism() : 1;
+    this.opt = new NativeOptimizer(o.optimizer, { ...o.optimizerOptions, ...(o.learningRate !== undefined ? { learningRate: o.learningRate } : {}) });
+    this.mlp = new NativeMlp(widths, rate, threads);
+    this.mlp.setWeights(o.weights);
+    this.dim = o.network.embeddingDim;
+    this.keepGradients = o.keepGradients ?? false;
+    if (o.loss.kind === 'pair') {
+      const c = pairLossGrad(o.loss);
+      this.pairGrad = c.fn;
+      this.fusedLoss = c.fused;
+    } else {
+      const c = tripletLossGrad(o.loss);
+      this.tripletGrad = c.fn;
+      this.fusedLoss = c.fused;
+    }
+  }
+
+  get threads(): number {
+    return this.mlp.threads;
+  }
+
+  get detail(): string {
+    const info = nativeStatus().info;
+    return `native ${info?.isa ?? ''} kernels, ${this.threads} thread${this.threads === 1 ? '' : 's'}, loss ${this.fusedLoss ? 'closed form' : 'via TF.js'}`;
+  }
+
+  get optimizerConfig(): Readonly<Record<string, number | boolean | string>> {
+    return this.opt.config;
+  }
+
+  setThreads(n: number): void {
+    this.mlp.setThreads(n);
+  }
+
+  private range(from: number, n: number): Int32Array {
+    const key = `${from}:${n}`;
+    let r = this.iotaCache.get(key);
+    if (!r) {
+      if (this.iotaCache.size > 16) this.iotaCache.clear();
+      r = iota(from, n);
+      this.iotaCache.set(key, r);
+    }
+    return r;
+  }
+
+  step(split: ImageSplit, batch: Batch, dropout: Rng): StepOutput {
+    const rows = batch.rows;
+    const inDim = split.height * split.width * split.channels;
+    const size = rows.length * this.dim;
+    if (this.embBuf.length !== size) {
+      this.embBuf = new Float32Array(size);
+      this.gBuf = new Float32Array(size);
+    }
+    const emb = this.mlp.forwardTrain(split.images, inDim, rows, dropout, this.embBuf);
+    const g = this.gBuf;
+    g.fill(0);
+    let out: StepOutput;
+    switch (batch.kind) {
+      case 'pairs': {
+        const n = batch.y.length;
+        out = this.pairTail(emb, this.range(0, n), this.range(n, n), batch.y, g);
+        break;
+      }
+      case 'triplets': {
+        const n = rows.length / 3;
+        out = this.tripletTail(emb, this.range(0, n), this.range(n, n), this.range(2 * n, n), g);
+        break;
+      }
+      case 'mined': {
+        out = this.mined(emb, batch.labels, batch.miner, g);
+        if (out.kept === 0) {
+          if (this.keepGradients) this.grads = this.zeroGrads();
+          return out;
+        }
+        break;
+      }
+    }
+    this.mlp.backward(g, this.opt.kind, this.opt.next(), true);
+    if (this.keepGradients) this.grads = this.readGrads();
+    return out;
+  }
+
+  private pairTail(emb: Float32Array, ia: Int32Array, ib: Int32Array, y: Uint8Array, g: Float32Array): StepOutput {
+    if (!this.pairGrad) throw new Error('a pair batch needs a pair loss');
+    const sq = new Float64Array(ia.length);
+    const d = this.mlp.distances(emb, this.dim, ia, ib, sq);
+    const r = this.pairGrad(d, y);
+    this.mlp.backpropDistances(emb, this.dim, ia, ib, d, sq, r.grad, g);
+    return { loss: r.value, d, y };
+  }
+
+  private tripletTail(emb: Float32Array, ia: Int32Array, ip: Int32Array, ineg: Int32Array, g: Float32Array): StepOutput {
+    if (!this.tripletGrad) throw new Error('a triplet batch needs a triplet loss');
+    const sqp = new Float64Array(ia.length);
+    const sqn = new Float64Array(ia.length);
+    const dap = this.mlp.distances(emb, this.dim, ia, ip, sqp);
+    const dan = this.mlp.distances(emb, this.dim, ia, ineg, sqn);
+    const r = this.tripletGrad(dap, dan);
+    this.mlp.backpropDistances(emb, this.dim, ia, ip, dap, sqp, r.gap, g);
+    this.mlp.backpropDistances(emb, this.dim, ia, ineg, dan, sqn, r.gan, g);
+    return { loss: r.value, dap, dan };
+  }
+
+  private mined(emb: Float32Array, labels: Int32Array, miner: Miner, g: Float32Array): StepOutput {
+    const loss = this.loss;
+    if (miner.kind === 'triplet' && loss.kind === 'triplet') {
+      const { indices } = miner.mine(emb, this.dim, labels);
+      const kept = indices.anchors.length;
+      if (kept === 0) return { loss: 0, kept };
+      return { ...this.tripletTail(emb, indices.anchors, indices.positives, indices.negatives, g), kept };
+    }
+    if (miner.kind === 'pair' && loss.kind === 'pair') {
+      const { indices } = miner.mine(emb, this.dim, labels);
+      const kept = indices.a.length;
+      if (kept === 0) return { loss: 0, kept };
+      return { ...this.pairTail(emb, indices.a, indices.b, indices.y, g), kept };
+    }
+    throw new Error('miner and loss kinds differ');
+  }
+
+  private readGrads(): NamedTensor[] {
+    const specs = this.network.weightSpecs();
+    return specs.map((s, i) => ({ name: s.name, shape: [...s.shape], data: this.mlp.getGrad(i) }));
+  }
+
+  private zeroGrads(): NamedTensor[] {
+    return this.network.weightSpecs().map((s) => ({ name: s.name, shape: [...s.shape], data: new Float32Array(s.shape.reduce((a, b) => a * b, 1)) }));
+  }
+
+  embed(split: ImageSplit, indices: ArrayLike<number>): Float32Array {
+    const rows = indices instanceof Int32Array ? indices : Int32Array.from(indices as ArrayLike<number>);
+    return this.mlp.embed(split.images, split.height * split.width * split.channels, rows);
+  }
+
+  getWeights(): NamedTensor[] {
+    return this.network.weightSpecs().map((s, i) => ({ name: s.name, shape: [...s.shape], data: this.mlp.getParam(i) }));
+  }
+
+  setWeights(weights: readonly NamedTensor[]): void {
+    this.mlp.setWeights(weights);
+  }
+
+  getOptimizerState(): NamedTensor[] {
+    return this.opt.getState(this.mlp);
+  }
+
+  setOptimizerState(state: readonly NamedTensor[]): void {
+    this.opt.setState(this.mlp, state);
+  }
+
+  nonFiniteWeights(): number {
+    return this.mlp.nonFinite();
+  }
+
+  lastGradients(): NamedTensor[] | null {
+    return this.grads;
+  }
+
+  dispose(): void {
+    this.mlp.dispose();
+  }
+}

@@ -1,0 +1,39 @@
+import { UsageError } from '../errors.ts';
+import type { Loss } from '../losses/types.ts';
+import type { BaseNetwork } from '../model/network.ts';
+import type { NamedTensor } from '../model/weights.ts';
+import type { EngineChoice, EngineOptions, TrainEngine } from './engine.ts';
+import { nativeStatus } from './native.ts';
+import { NativeEngine } from './nativeEngine.ts';
+import { TfjsEngine } from './tfjsEngine.ts';
+
+export const ENGINE_CHOICES: readonly EngineChoice[] = ['auto', 'tfjs', 'native'];
+
+export interface CreateEngineOptions extends EngineOptions {
+  engine: EngineChoice;
+  network: BaseNetwork;
+  loss: Loss;
+  weights: readonly NamedTensor[];
+  optimizer: string;
+  learningRate?: number;
+}
+
+/** Which engine a choice resolves to here: auto = native when it loaded and runs this network. */
+export function resolveEngine(choice: EngineChoice, network: BaseNetwork): 'tfjs' | 'native' {
+  if (choice === 'tfjs') return 'tfjs';
+  const st = nativeStatus();
+  if (choice === 'native') {
+    if (!st.available) throw new UsageError(`--engine native: the native engine is not available (${st.detail})`);
+    if (network.kind !== 'mlp') throw new UsageError(`--engine native runs MLP base networks, not ${network.kind}`);
+    return 'native';
+  }
+  if (choice !== 'auto') throw new UsageError(`unknown engine "${String(choice)}"; valid: ${ENGINE_CHOICES.join(', ')}`);
+  return st.available && network.kind === 'mlp' ? 'native' : 'tfjs';
+}
+
+export function createEngine(o: CreateEngineOptions): TrainEngine {
+  const common = { network: o.network, loss: o.loss, weights: o.weights, optimizer: o.optimizer, learningRate: o.learningRate, keepGradients: o.keepGradients };
+  return resolveEngine(o.engine, o.network) === 'native'
+    ? new NativeEngine({ ...common, threads: o.threads })
+    : new TfjsEngine(common);
+}

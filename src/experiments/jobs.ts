@@ -1,0 +1,226 @@
+/**
+ * The jobs of a comparison, as plain serialisable requests, and the code that runs one. A worker
+ * thread (worker.ts) runs them; so can the calling thread (tests, debugging). Jobs exchange files,
+ * not big arrays: a training job writes its run directory, a distance job `distances.json` in
+ * the run directory, a t-SNE job one JSON file. The caller reads those files afterwards, so
+ * resumed and freshly trained runs are summarised by the same code.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Dataset } from '../data/dataset.ts';
+import { loadMnist } from '../data/mnist.ts';
+import { initBackend } from '../engine/backend.ts';
+import { DataError } from '../errors.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { buildNetwork } from '../model/build.ts';
+import { loadWeights } from '../model/load.ts';
+import { resolveConfig, type TrainConfig } from '../train/config.ts';
+import { trainRun } from '../train/run.ts';
+import { readJson, RunDir } from '../train/runDir.ts';
+import { type BatchInfo, type EpochLog, Training } from '../train/trainer.ts';
+import { runTsne } from '../viz/tsne.ts';
+
+/** Test pair distances kept per run (results.json): a sample per class of pair, rounded. */
+export interface DistanceSample {
+  /** test pairs in all */
+  pairs: number;
+  /** the cap per class that was applied (0 = all) */
+  perClass: number;
+  pos: number[];
+  neg: number[];
+}
+
+export const DISTANCES_FILE = 'distances.json';
+
+export interface TsneParams {
+  perplexity: number;
+  iterations: number;
+  seed: number;
+  theta: number;
+}
+
+export type JobRequest =
+  | {
+      type: 'train';
+      /** the run directory */
+      out: string;
+      config: TrainConfig;
+      /** the shared initial weights of this seed */
+      resetWeights: string;
+      /** continue from the run directory's checkpoint */
+      resume: boolean;
+      retrieval: boolean;
+      /** pairs per class kept in distances.json */
+      distanceSample: number;
+    }
+  | { type: 'distances'; runDir: string; distanceSample: number }
+  | {
+      type: 'tsne';
+      /** weights to embed with (a safetensors file or a run directory) */
+      weights: string;
+      config: TrainConfig;
+      /** test images to embed */
+      indices: number[];
+      params: TsneParams;
+      /** where to write { params, indices, points } */
+      out: string;
+      /** stored next to the points, so a cached layout is reused only for the same request */
+      key: string;
+    };
+
+export type JobEvent =
+  | { type: 'batch'; info: BatchInfo }
+  | { type: 'epoch'; log: EpochLog }
+  | { type: 'tsne'; iteration: number; total: number };
+
+export interface JobResult {
+  status: 'finished' | 'interrupted';
+  /** training: epochs done */
+  epochs?: number;
+}
+
+export interface JobContext {
+  emit(event: JobEvent): void;
+  /** polled between batches and t-SNE iterations */
+  shouldStop(): boolean;
+  /** the data set, loaded once per thread */
+  dataset(): Promise<Dataset>;
+}
+
+/** A dataset getter that loads MNIST once and reuses it. */
+export function cachedMnist(): () => Promise<Dataset> {
+  let p: Promise<Dataset> | undefined;
+  return () => (p ??= loadMnist());
+}
+
+export async function runJob(req: JobRequest, ctx: JobContext): Promise<JobResult> {
+  switch (req.type) {
+    case 'train':
+      return trainJob(req, ctx);
+    case 'distances':
+      await writeDistances(req.runDir, req.distanceSample, await ctx.dataset());
+      return { status: 'finished' };
+    case 'tsne':
+      return tsneJob(req, ctx);
+  }
+}
+
+async function trainJob(req: Extract<JobRequest, { type: 'train' }>, ctx: JobContext): Promise<JobResult> {
+  const dataset = await ctx.dataset();
+  let lastBatch = 0;
+  const res = await trainRun({
+    config: req.resume ? { epochs: req.config.epochs } : req.config,
+    out: req.out,
+    dataset,
+    resetWeights: req.resume ? undefined : req.resetWeights,
+    resume: req.resume,
+    retrieval: req.retrieval,
+    onBatch: (info) => {
+      // a few updates a second are plenty for a progress display
+      const now = performance.now();
+      if (now - lastBatch >= 200 || info.batch === info.batches) {
+        lastBatch = now;
+        ctx.emit({ type: 'batch', info });
+      }
+    },
+    onEpoch: (log) => ctx.emit({ type: 'epoch', log }),
+    shouldStop: ctx.shouldStop,
+  });
+  if (res.status === 'finished') await writeDistances(req.out, req.distanceSample, dataset);
+  return { status: res.status, epochs: res.epochs };
+}
+
+/** Rebuild a training (no steps) from a run directory's manifest and trained weights. */
+async function loadTrained(runDir: string, dataset: Dataset): Promise<Training> {
+  const config = resolveConfig(new RunDir(runDir).readManifest().config);
+  return trainingWith(runDir, config, dataset);
+}
+
+async function trainingWith(weights: string, config: TrainConfig, dataset: Dataset): Promise<Training> {
+  await initBackend('wasm');
+  const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
+  return new Training(dataset, config, await loadWeights(weights, net));
+}
+
+/**
+ * distances.json: the test pair distances of the trained weights, split into positive and
+ * negative pairs, at most `perClass` of each (the first ones in the recipe's shuffled order,
+ * so a uniform sample; 0 = all), rounded to 1e-4.
+ */
+export async function writeDistances(runDir: string, perClass: number, dataset: Dataset): Promise<DistanceSample> {
+  const t = await loadTrained(runDir, dataset);
+  try {
+    const { distances, labels } = t.evaluate();
+    const pos: number[] = [];
+    const neg: number[] = [];
+    const cap = perClass > 0 ? perClass : Infinity;
+    for (let i = 0; i < distances.length; i++) {
+      const v = Math.round(distances[i]! * 1e4) / 1e4;
+      if (labels[i] === 1) {
+        if (pos.length < cap) pos.push(v);
+      } else if (neg.length < cap) neg.push(v);
+    }
+    const sample: DistanceSample = { pairs: distances.length, perClass, pos, neg };
+    await writeFileAtomic(join(runDir, DISTANCES_FILE), JSON.stringify(sample) + '\n');
+    return sample;
+  } finally {
+    t.dispose();
+  }
+}
+
+export function readDistances(runDir: string, perClass: number): DistanceSample | undefined {
+  const p = join(runDir, DISTANCES_FILE);
+  if (!existsSync(p)) return undefined;
+  try {
+    const d = readJson(p) as DistanceSample;
+    if (d.perClass !== perClass || !Array.isArray(d.pos) || !Array.isArray(d.neg)) return undefined;
+    return d;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A t-SNE layout written by a t-SNE job. */
+export interface TsneFile {
+  key: string;
+  params: TsneParams;
+  indices: number[];
+  /** [x0, y0, x1, y1, ...], rounded to 1e-3 */
+  points: number[];
+}
+
+async function tsneJob(req: Extract<JobRequest, { type: 'tsne' }>, ctx: JobContext): Promise<JobResult> {
+  const dataset = await ctx.dataset();
+  if (req.indices.some((i) => !(Number.isInteger(i) && i >= 0 && i < dataset.test.n))) {
+    throw new DataError(`t-SNE: an index is outside the test split (0..${dataset.test.n - 1})`);
+  }
+  const t = await trainingWith(req.weights, req.config, dataset);
+  let emb: Float32Array;
+  try {
+    emb = t.embed(dataset.test, req.indices);
+  } finally {
+    t.dispose();
+  }
+  let stopped = false;
+  let last = 0;
+  const layout = runTsne(emb, req.indices.length, req.config.embeddingDim, req.params, (iteration, total) => {
+    const now = performance.now();
+    if (now - last >= 200 || iteration === total) {
+      last = now;
+      ctx.emit({ type: 'tsne', iteration, total });
+    }
+    if (ctx.shouldStop()) {
+      stopped = true;
+      return false;
+    }
+  });
+  if (stopped) return { status: 'interrupted' };
+  const file: TsneFile = {
+    key: req.key,
+    params: req.params,
+    indices: req.indices,
+    points: Array.from(layout, (v) => Math.round(v * 1e3) / 1e3),
+  };
+  await writeFileAtomic(req.out, JSON.stringify(file) + '\n');
+  return { status: 'finished' };
+}

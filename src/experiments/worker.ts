@@ -1,0 +1,32 @@
+/**
+ * A comparison worker thread: runs the jobs of jobs.ts one at a time, as the pool sends them.
+ * Started by pool.ts. The stop flag is shared memory, because a training epoch keeps this
+ * thread busy: a message would only be read after the epoch, the flag is read between batches.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { SiameseError } from '../errors.ts';
+import { cachedMnist, type JobRequest, runJob } from './jobs.ts';
+import type { FromWorker } from './pool.ts';
+
+const port = parentPort;
+if (!port) throw new Error('worker.ts runs only as a worker thread (see pool.ts)');
+const stopFlag = new Int32Array((workerData as { stop: SharedArrayBuffer }).stop);
+const dataset = cachedMnist();
+const post = (m: FromWorker): void => port.postMessage(m);
+
+port.on('message', (msg: { id: number; req: JobRequest }) => {
+  const { id, req } = msg;
+  runJob(req, {
+    emit: (event) => post({ type: 'event', id, event }),
+    shouldStop: () => Atomics.load(stopFlag, 0) !== 0,
+    dataset,
+  }).then(
+    (result) => post({ type: 'result', id, result }),
+    (e: unknown) => {
+      const err = e instanceof Error ? e : new Error(String(e));
+      const message = (err.message.split('\n')[0] ?? '').trim() || err.name;
+      post({ type: 'error', id, name: err instanceof SiameseError ? err.name : 'Error', message });
+    },
+  );
+});
+post({ type: 'ready' });

@@ -1,0 +1,63 @@
+/**
+ * siamese-lab: metric learning with Siamese networks in TypeScript.
+ * The public API. The CLI (src/cli) is a thin layer over exactly these functions.
+ */
+
+// Errors and randomness
+export { DataError, SiameseError, TrainingError, UsageError } from './errors.ts';
+export { Rng, type RngState } from './rng.ts';
+
+// Data
+export { parseIdx, readIdx, type IdxArray } from './data/idx.ts';
+export { classCount, imagesAsFloat, loadIdxSplit, type Dataset, type ImageSplit, type SplitName } from './data/dataset.ts';
+export { loadIdxDataset, loadMnist } from './data/mnist.ts';
+export { classIndices, makePairs, makeRandomTriplets, permutePairs, slicePairs, type PairSet, type TripletSet } from './data/pairs.ts';
+
+// Engine
+export { initBackend, tf, type BackendName } from './engine/backend.ts';
+export { dense } from './engine/dense.ts';
+export { createOptimizer, optimizerNames, type Optimizer, type OptimizerOptions } from './engine/optimizers.ts';
+
+// Models and weights
+export { mlpNetwork, type MlpOptions } from './model/mlp.ts';
+export { buildNetwork, type NetworkConfig } from './model/build.ts';
+export { glorotUniform, type BaseNetwork, type DropoutMasks } from './model/network.ts';
+export { pairDistance, pairDistancesHost, SQUARED_DISTANCE_FLOOR } from './model/siamese.ts';
+export { loadWeights, matchWeights } from './model/load.ts';
+export { isKerasH5, readKerasWeights, writeKerasH5, KerasH5Reader } from './model/keras.ts';
+export type { NamedTensor, TensorSpec } from './model/weights.ts';
+
+// Losses
+export type { Loss, PairLoss, TripletLoss } from './losses/types.ts';
+export { contrastiveLoss, type ContrastiveOptions } from './losses/contrastive.ts';
+export { yukawaLoss, type YukawaOptions } from './losses/yukawa.ts';
+export { tripletLoss, type TripletOptions } from './losses/triplet.ts';
+export { softMarginTripletLoss } from './losses/softTriplet.ts';
+export { coulombLoss, gaussianLoss, lennardJonesLoss, powerLoss, springLoss } from './losses/potentials.ts';
+export { customPotentialLoss } from './losses/custom.ts';
+export { compileExpression, parseExpression } from './losses/expr.ts';
+export { createLoss, describeLosses, lossNames, registerLoss, type LossParams } from './losses/registry.ts';
+
+// Mining
+export { classBalancedBatches, createMiner, MINER_NAMES, type Miner, type PairIndices, type TripletIndices } from './mining/index.ts';
+
+// Training
+export { DEFAULT_CONFIG, resolveConfig, type TrainConfig } from './train/config.ts';
+export { Training, type BatchInfo, type EpochLog, type EvalResult, type TrainState } from './train/trainer.ts';
+export { embedSplit, predict, trainRun, type TrainRunOptions, type TrainRunResult } from './train/run.ts';
+export { RunDir, type Manifest } from './train/runDir.ts';
+
+// Evaluation
+export { evaluateTraining, type Evaluation } from './eval/evaluate.ts';
+export { bestThreshold, distanceStats, equalErrorRate, pairAccuracy, pairMetrics, rocAuc, type PairMetrics } from './eval/pairs.ts';
+export { retrievalMetrics, type RetrievalMetrics } from './eval/retrieval.ts';
+export { knn, type KnnResult } from './eval/knn.ts';
+export { trustworthiness } from './eval/trustworthiness.ts';
+
+// Files
+export { writeFileAtomic, writeJsonAtomic } from './io/atomic.ts';
+export { encodeNpy, parseNpy, readNpy, readNpyFloat32Matrix, writeNpy, type NpyArray } from './io/npy.ts';
+export { encodeSafetensors, parseSafetensors, readSafetensors, writeSafetensors } from './io/safetensors.ts';
+
+// Visualisation and experiments
+export { runTsne, Tsne, type TsneOptions } from './viz/tsne.ts';

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { DataError } from '../../src/errors.ts';
+import { Rng } from '../../src/rng.ts';
+import { predict, trainRun } from '../../src/train/run.ts';
+import { encodeTestPng } from '../data/pngEncoder.ts';
+import { siamese } from './run.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'siamese-data-cli-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+/** 3 classes of 12x12 images: a bright bar whose row depends on the class, plus noise. */
+function writeFolderDataset(dir: string, perClass: number): void {
+  const rng = new Rng(1);
+  for (const [label, name] of ['circle', 'square', 'star'].entries()) {
+    mkdirSync(join(dir, name), { recursive: true });
+    for (let i = 0; i < perClass; i++) {
+      const px = Array.from({ length: 144 }, (_, p) => (Math.floor(p / 12) === 2 + 4 * label ? 220 : rng.int(40)));
+      writeFileSync(join(dir, name, `${i}.png`), encodeTestPng(px, 12, 12, { color: 0, depth: 8 }));
+    }
+  }
+}
+
+test('train --data folder --base cnn records the data set; resume reloads it and refuses changed data; predict reuses it', async () => {
+  const data = join(root, 'shapes');
+  writeFolderDataset(data, 18);
+  const out = join(root, 'run');
+  const r = siamese(['train', '--data', 'folder', '--data-dir', data, '--base', 'cnn', '--embedding-dim', '8', '--epochs', '1', '--batch-size', '16', '--out', out, '--engine', 'tfjs']);
+  assert.equal(r.code, 0, r.stderr);
+  const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+  assert.deepEqual(m.config.data, { name: 'folder', dir: data });
+  assert.equal(m.config.base, 'cnn');
+  assert.equal(m.network.base, 'cnn');
+  assert.equal(m.network.embeddingDim, 8);
+  assert.equal(m.dataset.name, 'folder');
+  assert.match(m.dataset.source, /3 classes, 45 train \/ 9 test/);
+
+  // resume (in-process) reloads the folder from the manifest and trains one more epoch
+  const res = await trainRun({ config: { epochs: 2 }, out, resume: true, retrieval: false });
+  assert.equal(res.status, 'finished');
+  assert.equal(res.epochs, 2);
+
+  // predict picks the run's base network and data set from its manifest
+  const e = await predict({ weights: out, config: { base: undefined, data: undefined }, retrieval: false });
+  assert.equal(e.config.base, 'cnn');
+  assert.deepEqual(e.config.data, { name: 'folder', dir: data });
+
+  // the images changed: resuming would mix data sets
+  writeFileSync(join(data, 'star', '0.png'), encodeTestPng(new Array(144).fill(9), 12, 12, { color: 0, depth: 8 }));
+  await assert.rejects(trainRun({ config: { epochs: 3 }, out, resume: true }), (err: Error) => err instanceof DataError && /data loaded now differ/.test(err.message));
+});
+
+test('--data and --data-dir are checked before anything runs', () => {
+  const noDir = siamese(['train', '--data', 'idx', '--epochs', '0', '--out', join(root, 'x')]);
+  assert.equal(noDir.code, 2);
+  assert.match(noDir.stderr, /--data idx needs --data-dir DIR/);
+  const noName = siamese(['predict', '--data-dir', root]);
+  assert.equal(noName.code, 2);
+  assert.match(noName.stderr, /--data-dir needs --data: mnist, fashion-mnist, idx, folder/);
+  const bad = siamese(['train', '--data', 'cifar']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /Allowed choices are mnist, fashion-mnist, idx, folder/);
+});

@@ -1,0 +1,299 @@
+/**
+ * The native engine against the TF.js reference engine: same weights, same batch, same dropout
+ * stream must give the same loss and gradients to 1e-5 (relative to each tensor's largest
+ * entry), for pair, triplet and mined batches and for a loss that only TF.js can differentiate;
+ * a few independent training steps must give the same weights; thread count must not matter.
+ *
+ * Where the native engine is not built these tests check the fallback instead, and say so.
+ * Set SIAMESE_REQUIRE_NATIVE=1 to make a missing native engine a failure (CI on a machine with
+ * a compiler).
+ */
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import type { ImageSplit } from '../../src/data/dataset.ts';
+import { initBackend, tf } from '../../src/engine/backend.ts';
+import type { Batch, TrainEngine } from '../../src/engine/engine.ts';
+import { backpropDistances, rowDistances } from '../../src/engine/lossTail.ts';
+import { NativeMlp, nativeStatus } from '../../src/engine/native.ts';
+import { NativeEngine } from '../../src/engine/nativeEngine.ts';
+import { resolveEngine } from '../../src/engine/select.ts';
+import { TfjsEngine } from '../../src/engine/tfjsEngine.ts';
+import { UsageError } from '../../src/errors.ts';
+import { createLoss, type LossParams } from '../../src/losses/registry.ts';
+import type { Loss } from '../../src/losses/types.ts';
+import { createMiner } from '../../src/mining/index.ts';
+import { mlpNetwork } from '../../src/model/mlp.ts';
+import type { NamedTensor } from '../../src/model/weights.ts';
+import { Rng } from '../../src/rng.ts';
+import { relDiff, syntheticSplit } from './synthetic.ts';
+
+const status = nativeStatus();
+const TOL = 1e-5;
+
+before(async () => {
+  await initBackend('wasm');
+});
+
+const net = mlpNetwork({ inputSize: 784, dropout: 0.1 });
+const split: ImageSplit = syntheticSplit(300, 11);
+const init = net.initWeights(new Rng(4));
+
+function engines(loss: Loss, optimizer = 'rmsprop', learningRate?: number, threads = 2): [TfjsEngine, NativeEngine] {
+  const o = { network: net, loss, weights: init, optimizer, learningRate, keepGradients: true };
+  return [new TfjsEngine(o), new NativeEngine({ ...o, threads })];
+}
+
+function randomRows(r: Rng, n: number): Int32Array {
+  return Int32Array.from({ length: n }, () => r.int(split.n));
+}
+
+function pairBatch(r: Rng, n: number): Batch {
+  return { kind: 'pairs', rows: randomRows(r, 2 * n), y: Uint8Array.from({ length: n }, () => (r.next() < 0.5 ? 1 : 0)) };
+}
+
+function tripletBatch(r: Rng, n: number): Batch {
+  return { kind: 'triplets', rows: randomRows(r, 3 * n) };
+}
+
+function minedBatch(r: Rng, miner: string, n: number, loss: Loss): Batch {
+  const rows = randomRows(r, n);
+  const labels = Int32Array.from(rows, (i) => split.labels[i]!);
+  const margin = loss.params['margin'];
+  return {
+    kind: 'mined',
+    rows,
+    labels,
+    miner: createMiner(miner, { margin: typeof margin === 'number' ? margin : undefined, squared: loss.kind === 'triplet' }),
+  };
+}
+
+function assertGradsAgree(a: NamedTensor[], b: NamedTensor[], what: string): number {
+  let worst = 0;
+  a.forEach((g, i) => {
+    assert.equal(g.name, b[i]!.name);
+    const d = relDiff(g.data, b[i]!.data);
+    worst = Math.max(worst, d);
+    assert.ok(d <= TOL, `${what}: gradient ${g.name} differs by ${d.toExponential(2)} (relative)`);
+  });
+  return worst;
+}
+
+/**
+ * For each batch: both engines at the same weights (the reference's, copied over) and the same
+ * dropout stream state; compare loss, distances, gradients and the stream state after the step.
+ */
+function checkBatches(lossName: string, params: LossParams, makeBatch: (r: Rng) => Batch, batches = 3): { worst: number; fused: boolean } {
+  const loss = createLoss(lossName, params);
+  const [ref, fast] = engines(loss);
+  const r = new Rng(77);
+  const dropRef = new Rng(123);
+  let worst = 0;
+  try {
+    for (let b = 0; b < batches; b++) {
+      fast.setWeights(ref.getWeights());
+      fast.setOptimizerState(ref.getOptimizerState());
+      const dropFast = new Rng(dropRef.getState());
+      const batch = makeBatch(r);
+      const x = ref.step(split, batch, dropRef);
+      const y = fast.step(split, batch, dropFast);
+      const what = `${lossName} batch ${b}`;
+      assert.deepEqual(dropFast.getState(), dropRef.getState(), `${what}: the dropout stream advanced differently`);
+      assert.equal(y.kept, x.kept, `${what}: mined tuples`);
+      assert.ok(Math.abs(x.loss - y.loss) <= TOL * Math.max(Math.abs(x.loss), 1e-6), `${what}: loss ${x.loss} vs ${y.loss}`);
+      for (const k of ['d', 'dap', 'dan'] as const) {
+        if (x[k]) assert.ok(relDiff(x[k], y[k]!) <= TOL, `${what}: distances ${k}`);
+      }
+      worst = Math.max(worst, assertGradsAgree(ref.lastGradients()!, fast.lastGradients()!, what));
+    }
+    return { worst, fused: fast.fusedLoss };
+  } finally {
+    ref.dispose();
+    fast.dispose();
+  }
+}
+
+if (!status.available) {
+  test(`native engine not available (${status.detail}): the TF.js fallback is used`, (t) => {
+    t.diagnostic(`native engine not available: ${status.detail}; the agreement tests are replaced by fallback checks`);
+    assert.notEqual(process.env['SIAMESE_REQUIRE_NATIVE'], '1', 'SIAMESE_REQUIRE_NATIVE=1 but the native engine did not load');
+    assert.equal(resolveEngine('auto', net), 'tfjs');
+    assert.equal(resolveEngine('tfjs', net), 'tfjs');
+    assert.throws(() => resolveEngine('native', net), UsageError);
+  });
+} else {
+  test(`native engine loaded: ${status.detail}`, (t) => {
+    t.diagnostic(JSON.stringify(status.info));
+    assert.equal(resolveEngine('auto', net), 'native');
+  });
+
+  test('contrastive pair batches: same loss and gradients as TF.js', (t) => {
+    const r = checkBatches('contrastive', {}, (g) => pairBatch(g, 64));
+    assert.ok(r.fused, 'the closed form is used for contrastive');
+    t.diagnostic(`worst gradient difference ${r.worst.toExponential(2)}`);
+  });
+
+  test('Yukawa pair batches: same loss and gradients as TF.js', (t) => {
+    const r = checkBatches('yukawa', {}, (g) => pairBatch(g, 64));
+    assert.ok(r.fused);
+    t.diagnostic(`worst gradient difference ${r.worst.toExponential(2)}`);
+  });
+
+  test('triplet batches: same loss and gradients as TF.js', (t) => {
+    const r = checkBatches('triplet', {}, (g) => tripletBatch(g, 48));
+    assert.ok(r.fused);
+    t.diagnostic(`worst gradient difference ${r.worst.toExponential(2)}`);
+  });
+
+  test('a loss only TF.js differentiates (custom expression): same loss and gradients', (t) => {
+    const r = checkBatches('custom', { pos: 'd^2', neg: 'exp(-10*d)/d' }, (g) => pairBatch(g, 32), 2);
+    assert.equal(r.fused, false, 'a custom expression goes through TF.js');
+    t.diagnostic(`worst gradient difference ${r.worst.toExponential(2)}`);
+  });
+
+  test('mined batches (batch-hard triplets, hard-negative pairs): same tuples, loss and gradients', (t) => {
+    const loss = createLoss('triplet');
+    const a = checkBatches('triplet', {}, (g) => minedBatch(g, 'batch-hard', 60, loss), 2);
+    const b = checkBatches('contrastive', {}, (g) => minedBatch(g, 'hard-negative', 60, createLoss('contrastive')), 2);
+    t.diagnostic(`worst gradient difference ${Math.max(a.worst, b.worst).toExponential(2)}`);
+  });
+
+  test('independent training steps end at the same weights', (t) => {
+    const loss = createLoss('contrastive');
+    // SGD: the update is linear in the gradient, so the ~1e-7 gradient differences stay that small.
+    // RMSprop's update is about lr * sign(g) / sqrt(1 - rho) wherever |g| >> epsilon: a gradient
+    // that float rounding moves across zero (a sum that should be 0, |g| ~ 1e-9) moves its weight
+    // by up to ~1e-5. So for RMSprop: all but a handful of weights within 1e-5, the rest within
+    // a few learning rates, and the embeddings within 1e-3.
+    for (const opt of ['sgd', 'rmsprop'] as const) {
+      const [ref, fast] = engines(loss, opt, opt === 'sgd' ? 0.05 : undefined);
+      const r = new Rng(5);
+      const d1 = new Rng(9);
+      const d2 = new Rng(9);
+      for (let s = 0; s < 4; s++) {
+        const batch = pairBatch(r, 64);
+        ref.step(split, batch, d1);
+        fast.step(split, batch, d2);
+      }
+      const wa = ref.getWeights();
+      const wb = fast.getWeights();
+      let worst = 0;
+      let maxAbs = 0;
+      let off = 0;
+      let total = 0;
+      wa.forEach((w, i) => {
+        worst = Math.max(worst, relDiff(w.data, wb[i]!.data));
+        let m = 0;
+        for (const v of w.data) m = Math.max(m, Math.abs(v));
+        w.data.forEach((v, j) => {
+          const d = Math.abs(v - wb[i]!.data[j]!);
+          maxAbs = Math.max(maxAbs, d);
+          if (d > 1e-5 * m) off++;
+        });
+        total += w.data.length;
+      });
+      const idx = Int32Array.from({ length: 100 }, (_, i) => i);
+      const embDiff = relDiff(ref.embed(split, idx), fast.embed(split, idx));
+      t.diagnostic(`${opt}: after 4 steps, worst relative weight difference ${worst.toExponential(2)}, ${off} of ${total} weights beyond 1e-5, largest absolute ${maxAbs.toExponential(2)}, embeddings ${embDiff.toExponential(2)}`);
+      if (opt === 'sgd') assert.ok(worst <= TOL, `sgd: weights differ by ${worst}`);
+      else {
+        assert.ok(off <= total * 1e-3, `rmsprop: ${off} weights differ by more than 1e-5`);
+        assert.ok(maxAbs <= 4 * 0.001 * 2, `rmsprop: a weight moved ${maxAbs} apart`);
+        assert.ok(embDiff <= 1e-3, `rmsprop: embeddings differ by ${embDiff}`);
+      }
+      ref.dispose();
+      fast.dispose();
+    }
+  });
+
+  test('thread count does not change a single bit', () => {
+    const loss = createLoss('contrastive');
+    const runs = [1, 2, 3].map((threads) => {
+      const e = new NativeEngine({ network: net, loss, weights: init, optimizer: 'adam', threads, keepGradients: true });
+      const r = new Rng(8);
+      const d = new Rng(1);
+      for (let s = 0; s < 3; s++) e.step(split, pairBatch(r, 50 + s), d);
+      const out = { w: e.getWeights(), opt: e.getOptimizerState(), g: e.lastGradients()!, emb: e.embed(split, [0, 5, 7, 299]) };
+      e.dispose();
+      return out;
+    });
+    for (const other of runs.slice(1)) {
+      runs[0]!.w.forEach((w, i) => assert.deepEqual(other.w[i]!.data, w.data, `weights ${w.name}`));
+      runs[0]!.g.forEach((g, i) => assert.deepEqual(other.g[i]!.data, g.data, `gradient ${g.name}`));
+      runs[0]!.opt.forEach((s, i) => assert.deepEqual(other.opt[i]!.data, s.data, `optimizer state ${s.name}`));
+      assert.deepEqual(other.emb, runs[0]!.emb);
+    }
+  });
+
+  test('embeddings agree with TF.js, for any batch size and index order', () => {
+    const [ref, fast] = engines(createLoss('contrastive'));
+    for (const n of [1, 7, 100, 299]) {
+      const idx = Int32Array.from({ length: n }, (_, i) => (i * 37) % split.n);
+      assert.ok(relDiff(ref.embed(split, idx), fast.embed(split, idx)) <= TOL, `${n} images`);
+    }
+    ref.dispose();
+    fast.dispose();
+  });
+
+  test('odd layer widths (padding) and no dropout agree with TF.js', () => {
+    const odd = mlpNetwork({ inputSize: 784, hidden: [50, 33], embeddingDim: 17, dropout: 0 });
+    const w = odd.initWeights(new Rng(2));
+    const loss = createLoss('contrastive');
+    const o = { network: odd, loss, weights: w, optimizer: 'rmsprop', keepGradients: true };
+    const ref = new TfjsEngine(o);
+    const fast = new NativeEngine({ ...o, threads: 2 });
+    const batch = pairBatch(new Rng(3), 40);
+    const x = ref.step(split, batch, new Rng(1));
+    const y = fast.step(split, batch, new Rng(1));
+    assert.ok(Math.abs(x.loss - y.loss) <= TOL * x.loss);
+    assertGradsAgree(ref.lastGradients()!, fast.lastGradients()!, 'odd widths');
+    assert.deepEqual(fast.getWeights().map((t) => t.shape), ref.getWeights().map((t) => t.shape));
+    ref.dispose();
+    fast.dispose();
+  });
+
+  test('native distance helpers equal the TypeScript ones (lossTail.ts)', () => {
+    const m = new NativeMlp([4, 8], 0, 1);
+    const r = new Rng(3);
+    const dim = 33;
+    const emb = Float32Array.from({ length: 20 * dim }, () => r.next() - 0.5);
+    emb.set(emb.subarray(0, dim), 5 * dim); // rows 0 and 5 equal: the floor is active
+    const ia = Int32Array.from([0, 1, 2, 0, 19, 7]);
+    const ib = Int32Array.from([5, 3, 2, 9, 0, 7]);
+    const sqA = new Float64Array(ia.length);
+    const sqB = new Float64Array(ia.length);
+    const dA = rowDistances(emb, dim, ia, ib, sqA);
+    const dB = m.distances(emb, dim, ia, ib, sqB);
+    assert.ok(relDiff(dA, dB) < 1e-7, 'distances'); // C sums in 8 partial sums: float64 rounding apart
+    assert.equal(dB[2], Math.fround(Math.sqrt(1e-7)), 'a row with itself sits on the floor');
+    const g = Float64Array.from(ia, (_, i) => (i - 2) * 0.3);
+    const gA = new Float64Array(emb.length);
+    const gB = new Float32Array(emb.length);
+    backpropDistances(emb, dim, ia, ib, dA, sqA, g, gA);
+    m.backpropDistances(emb, dim, ia, ib, dB, sqB, g, gB);
+    assert.ok(relDiff(Float32Array.from(gA), gB) < 1e-6);
+    assert.throws(() => m.distances(emb, dim, Int32Array.of(20), Int32Array.of(0), new Float64Array(1)), /out of range/);
+    m.dispose();
+  });
+
+  test('bad input is refused, not read out of bounds', () => {
+    const [ref, fast] = engines(createLoss('contrastive'));
+    ref.dispose();
+    assert.throws(() => fast.embed(split, [split.n]), /out of range/);
+    assert.throws(() => fast.embed({ ...split, height: 27 }, [0]), /image size/);
+    fast.dispose();
+    assert.throws(() => fast.embed(split, [0]), /disposed/);
+  });
+
+  test('no tensors leak in native steps (TF.js only sees the loss on the distances)', () => {
+    const loss = createLoss('custom', { pos: 'd^2', neg: 'exp(-10*d)/d' });
+    const [ref, fast] = engines(loss);
+    const r = new Rng(1);
+    const d = new Rng(2);
+    fast.step(split, pairBatch(r, 16), d);
+    const before = tf.memory().numTensors;
+    for (let s = 0; s < 5; s++) fast.step(split, pairBatch(r, 16), d);
+    assert.equal(tf.memory().numTensors, before);
+    ref.dispose();
+    fast.dispose();
+  });
+}

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  ci95HalfWidth,
+  logGamma,
+  mean,
+  pairedTTest,
+  regularizedBeta,
+  sampleStd,
+  summarise,
+  tCdf,
+  tQuantile,
+  tTwoSidedP,
+} from '../../src/experiments/stats.ts';
+
+const close = (a: number, b: number, tol: number, what = ''): void =>
+  assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} is not within ${tol} of ${b}`);
+
+test('mean and sample std', () => {
+  assert.equal(mean([1, 2, 3, 4]), 2.5);
+  close(sampleStd([2, 4, 4, 4, 5, 5, 7, 9]), Math.sqrt(32 / 7), 1e-12, 'std');
+  assert.equal(sampleStd([3]), 0);
+  assert.ok(Number.isNaN(mean([])));
+});
+
+test('logGamma matches factorials and Γ(1/2) = √π', () => {
+  close(logGamma(1), 0, 1e-13, 'Γ(1)');
+  close(logGamma(5), Math.log(24), 1e-12, 'Γ(5)');
+  close(logGamma(0.5), 0.5 * Math.log(Math.PI), 1e-12, 'Γ(1/2)');
+  // Γ(20.5) = Γ(½) · ½ · 3/2 · … · 39/2
+  let lg = 0.5 * Math.log(Math.PI);
+  for (let k = 0; k < 20; k++) lg += Math.log(0.5 + k);
+  close(logGamma(20.5), lg, 1e-10, 'Γ(20.5)');
+});
+
+test('regularized incomplete beta: closed forms', () => {
+  // I_x(1, 1) = x; I_x(a, 1) = x^a; I_x(1, b) = 1 − (1 − x)^b
+  close(regularizedBeta(0.3, 1, 1), 0.3, 1e-13, 'I(1,1)');
+  close(regularizedBeta(0.6, 3, 1), 0.216, 1e-13, 'I(3,1)');
+  close(regularizedBeta(0.2, 1, 4), 1 - 0.8 ** 4, 1e-13, 'I(1,4)');
+  close(regularizedBeta(0.9, 2.5, 0.5) + regularizedBeta(0.1, 0.5, 2.5), 1, 1e-13, 'symmetry');
+});
+
+test('t quantiles match the printed tables', () => {
+  const table: [number, number][] = [
+    [1, 12.706],
+    [2, 4.303],
+    [3, 3.182],
+    [4, 2.776],
+    [9, 2.262],
+    [29, 2.045],
+    [100, 1.984],
+  ];
+  for (const [df, q] of table) close(tQuantile(0.975, df), q, 5e-4, `t_0.975,${df}`);
+  close(tQuantile(0.95, 5), 2.015, 5e-4, 't_0.95,5');
+  close(tQuantile(0.025, 2), -4.303, 5e-4, 'lower tail');
+  assert.equal(tQuantile(0.5, 7), 0);
+  // df = 1 is the Cauchy distribution: quantile tan(π (p − ½))
+  close(tQuantile(0.9, 1), Math.tan(Math.PI * 0.4), 1e-9, 'Cauchy');
+});
+
+test('t CDF and two-sided p-values of known cases', () => {
+  // df = 2: F(t) = ½ + t / (2 √(2 + t²))
+  for (const t of [-3, -0.5, 0, 0.7, 4.303]) close(tCdf(t, 2), 0.5 + t / (2 * Math.sqrt(2 + t * t)), 1e-12, `F(${t}; 2)`);
+  // df = 1: p = 1 − (2/π) atan|t|
+  close(tTwoSidedP(1, 1), 0.5, 1e-12, 'Cauchy p');
+  close(tTwoSidedP(2, 10), 0.07339, 1e-5, 'p(2; 10)');
+  close(tTwoSidedP(-2.776, 4), 0.05, 2e-4, 'p(2.776; 4)');
+  assert.equal(tTwoSidedP(0, 3), 1);
+  assert.equal(tCdf(Infinity, 3), 1);
+});
+
+test('95% CI half-width', () => {
+  // values 1, 2, 3: s = 1, n = 3 → 4.303 / √3
+  close(ci95HalfWidth([1, 2, 3]), 4.302653 / Math.sqrt(3), 1e-5, 'ci');
+  assert.equal(ci95HalfWidth([5]), 0);
+});
+
+test('summarise', () => {
+  const s = summarise([0.97, 0.98, 0.99]);
+  close(s.mean, 0.98, 1e-12, 'mean');
+  close(s.std, 0.01, 1e-12, 'std');
+  close(s.ci95, (4.302653 * 0.01) / Math.sqrt(3), 1e-6, 'ci');
+  assert.deepEqual(s.values, [0.97, 0.98, 0.99]);
+  const one = summarise([0.5]);
+  assert.deepEqual(one, { mean: 0.5, ci95: 0, std: 0, values: [0.5] });
+  // a measure undefined on one seed is left out of the statistics
+  const some = summarise([1, NaN, 3]);
+  assert.equal(some.mean, 2);
+  assert.equal(some.values.length, 3);
+});
+
+test('paired t-test: a known case', () => {
+  // differences 1, 2, 3, 4: mean 2.5, s = 1.29099, t = 3.873, df = 3, p = 0.03047
+  const r = pairedTTest([2, 4, 6, 8], [1, 2, 3, 4]);
+  assert.equal(r.n, 4);
+  assert.equal(r.df, 3);
+  close(r.meanDiff, 2.5, 1e-12, 'mean diff');
+  close(r.t, 3.872983, 1e-5, 't');
+  close(r.p, 0.030466, 1e-5, 'p');
+  close(r.ci95, (3.182446 * 1.290994) / 2, 1e-5, 'ci');
+  assert.equal(r.degenerate, undefined);
+  // swapping the arguments flips the sign, not the p-value
+  const s = pairedTTest([1, 2, 3, 4], [2, 4, 6, 8]);
+  close(s.t, -r.t, 1e-12, 't flips');
+  close(s.p, r.p, 1e-12, 'p stays');
+});
+
+test('paired t-test: degenerate inputs say so, never NaN', () => {
+  const one = pairedTTest([0.98], [0.97]);
+  assert.equal(one.degenerate, 'one-pair');
+  assert.equal(one.p, 1);
+  close(one.meanDiff, 0.01, 1e-12, 'one pair diff');
+  const same = pairedTTest([0.9, 0.95, 0.97], [0.9, 0.95, 0.97]);
+  assert.equal(same.degenerate, 'zero-variance');
+  assert.equal(same.p, 1);
+  assert.equal(same.t, 0);
+  const shift = pairedTTest([0.91, 0.96, 0.98], [0.9, 0.95, 0.97]);
+  assert.equal(shift.degenerate, 'zero-variance');
+  assert.equal(shift.p, 0);
+  for (const r of [one, same, shift]) for (const v of [r.t, r.p, r.ci95, r.std]) assert.ok(Number.isFinite(v));
+  assert.throws(() => pairedTTest([1, 2], [1]), RangeError);
+});

@@ -8,7 +8,8 @@
 //   CC=clang             choose the compiler (default: cc, gcc, clang, whichever works)
 //   SIAMESE_MARCH=x86-64-v3  target another CPU than this one (default: -march=native)
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, platform, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +48,20 @@ function findCompiler() {
     }
   }
   return null;
+}
+
+/**
+ * A fingerprint of the CPU's instruction set (Linux: the flags line of /proc/cpuinfo; elsewhere
+ * the model name). src/engine/native.ts computes the same to refuse a build from another CPU.
+ */
+function cpuFingerprint() {
+  try {
+    const flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => /^(flags|Features)\s*:/.test(l));
+    if (flags) return createHash('sha256').update(flags.split(':')[1].trim().split(/\s+/).sort().join(' ')).digest('hex').slice(0, 16);
+  } catch {
+    // not Linux
+  }
+  return `${cpus()[0]?.model ?? 'unknown'}`;
 }
 
 function run(cc, args) {
@@ -101,7 +116,15 @@ function build() {
     writeFileSync(
       join(outDir, 'build-info.json'),
       JSON.stringify(
-        { compiler: comp.version, march, cpu: cpus()[0]?.model ?? 'unknown', node: process.versions.node, napi: process.versions.napi, builtAt: new Date().toISOString() },
+        {
+          compiler: comp.version,
+          march,
+          cpu: cpus()[0]?.model ?? 'unknown',
+          cpuFingerprint: cpuFingerprint(),
+          node: process.versions.node,
+          napi: process.versions.napi,
+          builtAt: new Date().toISOString(),
+        },
         null,
         2,
       ) + '\n',

@@ -4,6 +4,7 @@
  * kernels, spread over a thread pool. Loading never throws: without the addon the library uses
  * the TF.js engine and `nativeStatus()` says why.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
@@ -52,6 +53,22 @@ export interface NativeStatus {
   info?: { isa: string; vectorWidth: number; tile: string };
 }
 
+/** As native/build.mjs computes it: the sorted CPU flags (Linux), else the model name. */
+function cpuFingerprint(): string {
+  try {
+    const flags = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => /^(flags|Features)\s*:/.test(l));
+    if (flags) {
+      const list = flags.split(':')[1]!.trim().split(/\s+/).sort().join(' ');
+      return createHash('sha256').update(list).digest('hex').slice(0, 16);
+    }
+  } catch {
+    // not Linux
+  }
+  return cpus()[0]?.model ?? 'unknown';
+}
+
 const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'siamese.node');
 
 let loaded: { addon: NativeAddon | null; status: NativeStatus } | null = null;
@@ -66,16 +83,16 @@ function load(): { addon: NativeAddon | null; status: NativeStatus } {
     loaded = { addon: null, status: { available: false, detail: 'not built (run `npm run build:native`; needs a C compiler)' } };
     return loaded;
   }
-  // Built with -march=native: refuse a build made on another CPU model rather than crash on an
-  // unknown instruction.
+  // Built with -march=native: refuse a build made on a CPU with another instruction set rather
+  // than crash on an unknown instruction.
   try {
     const infoPath = join(dirname(ADDON_PATH), 'build-info.json');
-    const info = JSON.parse(readFileSync(infoPath, 'utf8')) as { cpu?: string; march?: string };
-    const cpu = cpus()[0]?.model ?? 'unknown';
-    if (info.march === 'native' && info.cpu && info.cpu !== cpu) {
+    const info = JSON.parse(readFileSync(infoPath, 'utf8')) as { cpu?: string; march?: string; cpuFingerprint?: string };
+    const other = info.cpuFingerprint ? info.cpuFingerprint !== cpuFingerprint() : info.cpu !== undefined && info.cpu !== cpus()[0]?.model;
+    if (info.march === 'native' && other) {
       loaded = {
         addon: null,
-        status: { available: false, detail: `built for another CPU (${info.cpu}); rebuild with \`npm run build:native\`` },
+        status: { available: false, detail: `built for another CPU (${info.cpu ?? '?'}); rebuild with \`npm run build:native\`` },
       };
       return loaded;
     }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { TrainConfig } from '../train/config.ts';
 import { type TrainRunResult, trainRun } from '../train/run.ts';
+import { RunDir } from '../train/runDir.ts';
 import { formatEvaluation } from './format.ts';
 import { TrainProgress } from './progress.ts';
 import { onStopSignal } from './signals.ts';
@@ -16,7 +17,9 @@ export interface TrainCommandOptions {
 /** `siamese train`: one training run into a run directory, with progress and clean interruption. */
 export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResult> {
   const out = o.resume ?? o.out ?? join('runs', `${o.config.loss ?? 'contrastive'}-seed${o.config.seed ?? 0}`);
-  const progress = new TrainProgress(o.config.loss ?? 'train', o.config.epochs ?? 20);
+  // on --resume the loss and epoch count come from the run's own manifest
+  const saved = o.resume !== undefined && new RunDir(out).exists('manifest') ? new RunDir(out).readManifest().config : undefined;
+  const progress = new TrainProgress(o.config.loss ?? saved?.loss ?? 'train', o.config.epochs ?? saved?.epochs ?? 20);
   const signals = onStopSignal();
   try {
     const res = await trainRun({

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import { loadDataset } from '../data/registry.ts';
@@ -174,6 +174,7 @@ async function sharedInitialWeights(path: string, c: TrainConfig, ds: Dataset): 
   // The same stream Training uses for init, so a run with or without the shared file starts alike.
   const weights = net.initWeights(new Rng(c.seed).fork());
   try {
+    mkdirSync(dirname(path), { recursive: true });
     await writeSafetensors(path, weights, { format: 'siamese-lab', seed: String(c.seed), base: c.base });
   } catch (e) {
     throw new DataError(`cannot write the shared initial weights ${path}: ${(e as Error).message}`);

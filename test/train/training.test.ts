@@ -35,7 +35,8 @@ test('one epoch of contrastive training reaches more than 90% test pair accuracy
 });
 
 test('--reset-weights: two losses of one seed start from one shared initial-weights file', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'reset-'));
+  // a parent folder that does not exist yet: the shared file is created with it
+  const root = join(mkdtempSync(join(tmpdir(), 'reset-')), 'runs');
   for (const loss of ['contrastive', 'potential']) {
     const r = siamese(['train', '--loss', loss, '--epochs', '1', '--train-pairs', '256', '--seed', '2', '--reset-weights', '--out', join(root, loss)]);
     assert.equal(r.code, 0, r.stderr);

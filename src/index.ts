@@ -59,5 +59,17 @@ export { writeFileAtomic, writeJsonAtomic } from './io/atomic.ts';
 export { encodeNpy, parseNpy, readNpy, readNpyFloat32Matrix, writeNpy, type NpyArray } from './io/npy.ts';
 export { encodeSafetensors, parseSafetensors, readSafetensors, writeSafetensors } from './io/safetensors.ts';
 
+// Data sets beyond MNIST, and the CNN base
+export { DATASET_NAMES, loadDataset, loadFashionMnist, resolveDataSpec, type DataSpec } from './data/registry.ts';
+export { loadFolderDataset } from './data/folder.ts';
+export { decodePng, toGray } from './data/png.ts';
+export { cnnNetwork, type CnnOptions } from './model/cnn.ts';
+
 // Visualisation and experiments
 export { runTsne, Tsne, type TsneOptions } from './viz/tsne.ts';
+export { buildReport } from './viz/report.ts';
+export { renderVegaLite, svgToPng } from './viz/render.ts';
+export { compare, lossShape, runCompare, type CompareOptions } from './experiments/compare.ts';
+export { parseLossList, parseLossSpec, type LossSpec } from './experiments/lossSpec.ts';
+export { mean, pairedTTest, sampleStd, summarise, tQuantile } from './experiments/stats.ts';
+export type { CompareResults, LossSummary, PairedComparison, RunSummary, Stat } from './experiments/results.ts';

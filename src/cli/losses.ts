@@ -1,6 +1,7 @@
 import { extname } from 'node:path';
 import { UsageError } from '../errors.ts';
 import type { CompareResults } from '../experiments/results.ts';
+import { lossShape } from '../experiments/compare.ts';
 import { type LossSpec, parseLossList } from '../experiments/lossSpec.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { createLoss, describeLosses } from '../losses/registry.ts';
@@ -54,30 +55,11 @@ export function formatLossList(infos: readonly LossInfo[]): string {
   return lines.join('\n');
 }
 
-/** Loss values above this are drawn at it (Yukawa and Coulomb are singular at D = 0). */
-export const LOSS_PLOT_CAP = 4;
 /** The losses drawn when --plot names none: the seed's two and the triplet loss. */
 export const DEFAULT_PLOT_LOSSES = 'contrastive,yukawa,triplet';
 
-/** L_pos(D) and L_neg(D) at D = 0, 0.01, ..., 1.5 for one loss spec, in the chart's format. */
-export function sampleLossShape(s: LossSpec): CompareResults['lossShapes'][number] {
-  const loss = createLoss(s.loss, s.params);
-  const d = Array.from({ length: 151 }, (_, i) => i / 100);
-  let clipped = false;
-  const cap = (v: number): number => {
-    if (!(v <= LOSS_PLOT_CAP)) {
-      clipped = true;
-      return LOSS_PLOT_CAP;
-    }
-    return Math.round(v * 1e6) / 1e6;
-  };
-  const pos = d.map((x) => cap(loss.pos(x)));
-  const neg = d.map((x) => cap(loss.neg(x)));
-  let label = s.label;
-  if (loss.kind === 'triplet') label += ' [pos: vs D_ap at D_an = 1; neg: vs D_an at D_ap = 0]';
-  if (clipped) label += ` (values above ${LOSS_PLOT_CAP} drawn at ${LOSS_PLOT_CAP})`;
-  return { loss: s.id, label, d, pos, neg };
-}
+/** L_pos(D) and L_neg(D) on [0, 1.5] for one loss spec: the same sampling as compare's report. */
+export const sampleLossShape = lossShape;
 
 export interface LossPlotOptions {
   /** a loss list in compare's syntax, e.g. "contrastive,yukawa:kappa=5,custom:pos=d^3;neg=exp(-10*d)/d" */

@@ -30,12 +30,11 @@ import { type DataSpec, loadDataset } from '../data/registry.ts';
 import { DataError, TrainingError, UsageError } from '../errors.ts';
 import type { Evaluation } from '../eval/evaluate.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
-import { writeSafetensors } from '../io/safetensors.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
 import { createLoss } from '../losses/registry.ts';
-import { buildNetwork } from '../model/build.ts';
 import { Rng } from '../rng.ts';
+import { sharedInitialWeights } from '../train/run.ts';
 import { resolveConfig, type TrainConfig } from '../train/config.ts';
 import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import type { EpochLog } from '../train/trainer.ts';
@@ -512,17 +511,13 @@ function ensureDir(dir: string): void {
  * so a run started with or without the shared file starts alike.
  */
 async function ensureInitialWeights(out: string, spec: CompareSpec, seed: number, ds: Dataset): Promise<void> {
-  const path = initialPath(out, seed);
-  if (existsSync(path)) return;
-  const net = buildNetwork(spec.config, ds.train.height, ds.train.width, ds.train.channels);
-  const weights = net.initWeights(new Rng(seed).fork());
-  await writeSafetensors(path, weights, { format: 'siamese-lab', seed: String(seed), base: spec.config.base });
+  await sharedInitialWeights(initialPath(out, seed), { ...spec.config, seed }, ds);
 }
 
 /** Batches per epoch, for progress estimates before a run reports its own count. */
 function estimateBatches(l: LossSpec, spec: CompareSpec, ds: Dataset): number {
   const kind = createLoss(l.loss, l.params).kind;
-  const items = kind === 'triplet' ? ds.train.n : trainPairCount(spec, ds);
+  const items = kind === 'triplet' ? (spec.config.trainPairs > 0 ? Math.min(ds.train.n, Math.ceil(spec.config.trainPairs / 2)) : ds.train.n) : trainPairCount(spec, ds);
   return Math.ceil(items / spec.config.batchSize);
 }
 
@@ -797,7 +792,7 @@ function pairedComparison(a: LossSpec, b: LossSpec, runs: RunFiles[], measure: '
 }
 
 /** L_pos(D), L_neg(D) at D = 0, 0.01, ..., 1.5, capped at LOSS_SHAPE_CAP (the label says so). */
-function lossShape(l: LossSpec): CompareResults['lossShapes'][number] {
+export function lossShape(l: LossSpec): CompareResults['lossShapes'][number] {
   const loss = createLoss(l.loss, l.params);
   const d = Array.from({ length: 151 }, (_, i) => Math.round(i) / 100);
   let clipped = false;

@@ -40,7 +40,8 @@ export interface RunSummary {
   runDir: string;
   history: EpochLog[];
   evaluation: Evaluation;
-  /** a histogram-ready sample of test pair distances (all pairs, float32 values rounded to 1e-4) */
+  /** a histogram-ready sample of test pair distances: the first 4,000 positive and 4,000 negative
+   *  test pairs in the recipe's (shuffled) order, rounded to 1e-4 */
   distances: { pos: number[]; neg: number[] };
 }
 

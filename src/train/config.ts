@@ -17,7 +17,7 @@ export interface TrainConfig {
   seed: number;
   /** seeds the train and test pairs (fixed across seeds by default, so every run sees the same pairs) */
   pairSeed: number;
-  /** use only the first N train pairs (quick runs, tests); 0 = all */
+  /** use only the first N train pairs (quick runs, tests), or N/2 random triplets per epoch; 0 = all */
   trainPairs: number;
   /** use only the first N test pairs for the per-epoch evaluation; 0 = all */
   testPairs: number;

@@ -163,8 +163,15 @@ export function sharedInitPath(out: string, c: TrainConfig): string {
   return join(dirname(out), `initial-${c.base}${c.embeddingDim === 128 ? '' : `-${c.embeddingDim}d`}-seed${c.seed}.safetensors`);
 }
 
-/** Read the shared initial weights, or create them from the seed (the seed's model.h5 step). */
-async function sharedInitialWeights(path: string, c: TrainConfig, ds: Dataset): Promise<NamedTensor[]> {
+/**
+ * Read the shared initial weights, or create them from the seed (the seed's model.h5 step).
+ * `train --reset-weights` and `compare` both go through here, so their files are alike.
+ */
+export async function sharedInitialWeights(
+  path: string,
+  c: Pick<TrainConfig, 'base' | 'embeddingDim' | 'dropout' | 'seed'>,
+  ds: Dataset,
+): Promise<NamedTensor[]> {
   const net = buildNetwork(c, ds.train.height, ds.train.width, ds.train.channels);
   if (existsSync(path)) {
     if (/\.h5$/i.test(path)) return loadWeights(path, net);

@@ -227,7 +227,13 @@ export class Training {
       const batches = Math.ceil(pairs.length / bs);
       return { batches, step: (b) => this.pairStep(pairs, b * bs, Math.min(pairs.length, (b + 1) * bs)) };
     }
-    const trip = makeRandomTriplets(this.dataset.train.labels, this.numClasses, this.shuffleRng);
+    let trip = makeRandomTriplets(this.dataset.train.labels, this.numClasses, this.shuffleRng);
+    // A triplet holds two pairs, so a --train-pairs slice of N allows N/2 triplets (a full epoch:
+    // 60,000 triplets against 108,400 pairs).
+    if (this.config.trainPairs > 0) {
+      const m = Math.min(trip.length, Math.ceil(this.config.trainPairs / 2));
+      trip = { anchors: trip.anchors.slice(0, m), positives: trip.positives.slice(0, m), negatives: trip.negatives.slice(0, m), length: m };
+    }
     const batches = Math.ceil(trip.length / bs);
     return { batches, step: (b) => this.tripletStep(trip, b * bs, Math.min(trip.length, (b + 1) * bs)) };
   }

@@ -204,6 +204,22 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/**
+ * A model from saved weights, ready to evaluate or embed: the config comes from the run's manifest
+ * (when the weights are a run directory), overridden by the options that are set.
+ */
+async function loadTrained(weightsPath: string, overrides: Partial<TrainConfig> = {}, ds?: Dataset): Promise<Training> {
+  await initBackend('wasm');
+  let base: Partial<TrainConfig> = {};
+  const run = new RunDir(weightsPath);
+  if (run.exists('manifest')) base = run.readManifest().config;
+  // options left unset (undefined) keep the run's own settings
+  const config = resolveConfig({ ...base, ...definedOnly(overrides), epochs: 0 });
+  const dataset = ds ?? (await loadDataset(config.data));
+  const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
+  return new Training(dataset, config, await loadWeights(weightsPath, net));
+}
+
 /** Evaluate saved weights on the test split (the seed's predict). */
 export async function predict(opts: {
   weights: string;
@@ -211,18 +227,9 @@ export async function predict(opts: {
   dataset?: Dataset;
   retrieval?: boolean;
 }): Promise<Evaluation & { config: TrainConfig }> {
-  await initBackend('wasm');
-  let base: Partial<TrainConfig> = {};
-  const run = new RunDir(opts.weights);
-  if (run.exists('manifest')) base = run.readManifest().config;
-  // options left unset (undefined) keep the run's own settings
-  const config = resolveConfig({ ...base, ...definedOnly(opts.config ?? {}), epochs: 0 });
-  const dataset = opts.dataset ?? (await loadDataset(config.data));
-  const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
-  const weights = await loadWeights(opts.weights, net);
-  const t = new Training(dataset, config, weights);
+  const t = await loadTrained(opts.weights, opts.config, opts.dataset);
   try {
-    return { ...evaluateTraining(t, { retrieval: opts.retrieval }), config };
+    return { ...evaluateTraining(t, { retrieval: opts.retrieval }), config: t.config };
   } finally {
     t.dispose();
   }
@@ -235,19 +242,10 @@ export async function embedSplit(opts: {
   config?: Partial<TrainConfig>;
   dataset?: Dataset;
 }): Promise<{ embeddings: Float32Array; labels: Uint8Array; rows: number; dim: number; classes: string[] }> {
-  await initBackend('wasm');
-  let base: Partial<TrainConfig> = {};
-  const run = new RunDir(opts.weights);
-  if (run.exists('manifest')) base = run.readManifest().config;
-  // options left unset (undefined) keep the run's own settings
-  const config = resolveConfig({ ...base, ...definedOnly(opts.config ?? {}), epochs: 0 });
-  const dataset = opts.dataset ?? (await loadDataset(config.data));
-  const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
-  const weights = await loadWeights(opts.weights, net);
-  const t = new Training(dataset, config, weights);
+  const t = await loadTrained(opts.weights, opts.config, opts.dataset);
   try {
-    const split = dataset[opts.split];
-    return { embeddings: t.embed(split), labels: split.labels, rows: split.n, dim: net.embeddingDim, classes: dataset.classes };
+    const split = t.dataset[opts.split];
+    return { embeddings: t.embed(split), labels: split.labels, rows: split.n, dim: t.network.embeddingDim, classes: t.dataset.classes };
   } finally {
     t.dispose();
   }

@@ -136,7 +136,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       // Order matters for crash safety: checkpoint first (it is what --resume reads), then the rest.
       await run.writeCheckpoint(training.getState());
       await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch) });
-      await run.appendLog(log);
+      await run.writeLog(training.history);
       manifest = { ...manifest, epochsDone: training.epoch };
       await run.writeManifest(manifest);
       opts.onEpoch?.(log);

@@ -1,5 +1,4 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { appendFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
@@ -101,11 +100,10 @@ export class RunDir {
     await writeJsonAtomic(this.file('manifest'), { ...m, updatedAt: new Date().toISOString() });
   }
 
-  async appendLog(log: EpochLog): Promise<void> {
-    await appendFile(this.file('log'), JSON.stringify(log) + '\n');
-  }
-
-  /** Rewrite the log from a history (after a resume, so it holds exactly the checkpoint's epochs). */
+  /**
+   * Write the log from a history, whole and atomically (a crash never leaves half a line; after a
+   * resume it holds exactly the checkpoint's epochs). A few hundred bytes per epoch: cheap.
+   */
   async writeLog(history: readonly EpochLog[]): Promise<void> {
     await writeFileAtomic(this.file('log'), history.map((h) => JSON.stringify(h) + '\n').join(''));
   }

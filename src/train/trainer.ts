@@ -164,6 +164,10 @@ export class Training {
             ` (loss ${this.config.loss}, learning rate ${this.engine.optimizerConfig['learningRate']}); try a lower --lr`,
         );
       }
+      // Weights can turn NaN while the loss still looks finite (the distance guard max(·, 1e-7)
+      // swallows NaN in C): scan them every batch on the native engine (~0.03 ms against a ~1 ms
+      // step), every 16th batch on TF.js (a scan there costs a few tensor ops and a sync).
+      if (this.engine.name === 'native' || b % 16 === 15 || b === plan.batches - 1) this.checkWeightsFinite(epoch, b + 1);
       lossSum += r.loss * r.count;
       correct += r.correct;
       seen += r.count;
@@ -174,7 +178,6 @@ export class Training {
         if (go === false) return null;
       }
     }
-    this.checkWeightsFinite(epoch);
     const trainSeconds = (performance.now() - t0) / 1000;
     const evalRes = this.evaluate();
     const log: EpochLog = {
@@ -295,10 +298,13 @@ export class Training {
     return this.engine.step(this.dataset.train, batch, this.dropoutRng);
   }
 
-  private checkWeightsFinite(epoch: number): void {
+  private checkWeightsFinite(epoch: number, batch: number): void {
     const bad = this.engine.nonFiniteWeights();
     if (bad > 0) {
-      throw new TrainingError(`training diverged: ${bad} weights became NaN or Inf in epoch ${epoch}; try a lower --lr`);
+      throw new TrainingError(
+        `training diverged: ${bad} weights became NaN or Inf at epoch ${epoch}, batch ${batch}` +
+          ` (loss ${this.config.loss}, learning rate ${this.engine.optimizerConfig['learningRate']}); try a lower --lr`,
+      );
     }
   }
 }

@@ -12,3 +12,11 @@ test('the public API exposes the library the CLI is built on', () => {
   assert.equal(y.pos(0.5), 0.125);
   assert.ok(Math.abs(y.neg(0.5) - Math.exp(-5) / 0.5) < 1e-12);
 });
+
+test('creating a Training before the backend started is a clear usage error', () => {
+  // this file never calls initBackend, so the check must fire before any data is touched
+  assert.throws(
+    () => new lab.Training({} as lab.Dataset, lab.resolveConfig({})),
+    (e: unknown) => e instanceof lab.UsageError && /call `await initBackend\(\)`/.test(e.message),
+  );
+});

@@ -17,11 +17,19 @@ export type BackendName = 'wasm' | 'cpu';
  * Select the numeric backend once per process. wasm (XNNPACK, SIMD) is the fast one;
  * cpu (plain JS) is the reference used by tests to check the wasm results.
  */
+let ready = false;
+
+/** Whether initBackend has run (TF.js backends start asynchronously). */
+export function backendReady(): boolean {
+  return ready;
+}
+
 export async function initBackend(name: BackendName = 'wasm'): Promise<void> {
-  if (tf.getBackend() === name) return;
+  if (ready && tf.getBackend() === name) return;
   const ok = await tf.setBackend(name);
   if (!ok) throw new Error(`the TF.js ${name} backend failed to start`);
   await tf.ready();
+  ready = true;
 }
 
 export { tf };

@@ -1,5 +1,6 @@
 import { type ImageSplit, type Dataset, classCount } from '../data/dataset.ts';
 import { makePairs, makeRandomTriplets, type PairSet, permutePairs, slicePairs } from '../data/pairs.ts';
+import { backendReady } from '../engine/backend.ts';
 import type { Batch, EngineName, EngineOptions, StepOutput, TrainEngine } from '../engine/engine.ts';
 import { createEngine } from '../engine/select.ts';
 import { TrainingError, UsageError } from '../errors.ts';
@@ -80,6 +81,9 @@ export class Training {
    * @param engineOptions engine settings beyond the config (tests: keepGradients)
    */
   constructor(dataset: Dataset, config: TrainConfig, initialWeights?: readonly NamedTensor[], engineOptions: EngineOptions = {}) {
+    if (!backendReady()) {
+      throw new UsageError('the TF.js backend has not started: call `await initBackend()` (from siamese-lab) before creating a Training');
+    }
     this.config = config;
     this.dataset = dataset;
     this.loss = createLoss(config.loss, config.lossParams);

@@ -288,4 +288,3 @@ function reportError(e: unknown, debug: boolean, commanderText: string): number 
   return 1;
 }
 
-export { UsageError };

@@ -236,7 +236,14 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed (default 0)', intArg('--seed', 0))
     .action(async (o: { in: string; out: string; perplexity?: number; theta?: number; iterations?: number; seed?: number }) => {
       const { tsneCommand } = await import('./tsne.ts');
-      const r = await tsneCommand(o);
+      // progress on a terminal only; CI logs get the one result line
+      const tty = Boolean(process.stderr.isTTY) && !process.env['CI'];
+      const onStep = tty
+        ? (i: number, total: number) => {
+            if (i % 25 === 0 || i === total) process.stderr.write(`\rt-SNE iteration ${i}/${total}${i === total ? '\n' : ''}`);
+          }
+        : undefined;
+      const r = await tsneCommand({ ...o, onStep });
       process.stdout.write(`t-SNE of ${r.rows} points in ${r.seconds.toFixed(1)} s: ${o.out}\n`);
     });
 

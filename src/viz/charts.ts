@@ -580,11 +580,20 @@ export function polarChart(results: CompareResults, classes: PairClasses, opts: 
   numClasses = Math.max(numClasses, 2);
   const sector = (2 * Math.PI) / numClasses;
   const threshold = results.spec.config.threshold;
-  let rmax = 1.5;
   const w = classWord(results);
   const posLabel = `positive (same ${w})`;
   const negLabel = `negative (different ${w}s)`;
-  const panels = runs.map(({ loss, run }) => {
+  const color = {
+    field: 'pair',
+    type: 'nominal',
+    title: 'test pair',
+    scale: { domain: [posLabel, negLabel], range: [PAIR_COLORS.pos, PAIR_COLORS.neg] },
+    legend: { labelLimit: 600, symbolOpacity: 1 },
+  };
+  // Each panel has its own radius: a scale-free loss (mined triplets spread pairs to D ≈ 25) would
+  // otherwise shrink every other loss to a dot in the middle.
+  const charts = runs.map(({ loss, run }) => {
+    let rmax = 1.5;
     const values: { x: number; y: number; pair: string }[] = [];
     for (const kind of ['pos', 'neg'] as const) {
       const ds = run.distances[kind];
@@ -605,64 +614,58 @@ export function polarChart(results: CompareResults, classes: PairClasses, opts: 
         }
       });
     }
-    return { loss, values };
-  });
-  const R = Math.ceil(rmax * 10) / 10;
-  const lim = R * 1.16;
-  const rings = [threshold, 1, 1.5].filter((r, i, a) => r <= R && a.indexOf(r) === i);
-  const ringPts: { ring: string; x: number; y: number; o: number }[] = [];
-  for (const r of rings) {
-    for (let k = 0; k <= 120; k++) {
-      const a = (k / 120) * 2 * Math.PI;
-      ringPts.push({ ring: String(r), x: r * Math.sin(a), y: r * Math.cos(a), o: k });
+    const R = Math.ceil(rmax * 10) / 10;
+    const lim = R * 1.16;
+    const rings = [threshold, 1, 1.5, ...(R > 3 ? [Math.floor(R)] : [])].filter((r, i, arr) => r <= R && arr.indexOf(r) === i);
+    const ringPts: { ring: string; x: number; y: number; o: number }[] = [];
+    for (const r of rings) {
+      for (let k = 0; k <= 120; k++) {
+        const ang = (k / 120) * 2 * Math.PI;
+        ringPts.push({ ring: String(r), x: r * Math.sin(ang), y: r * Math.cos(ang), o: k });
+      }
     }
-  }
-  const spokes = Array.from({ length: numClasses }, (_, c) => ({ x: 0, y: 0, x2: R * Math.sin(c * sector), y2: R * Math.cos(c * sector) }));
-  const labels = Array.from({ length: numClasses }, (_, c) => ({
-    x: R * 1.08 * Math.sin((c + 0.5) * sector),
-    y: R * 1.08 * Math.cos((c + 0.5) * sector),
-    text: String(c),
-  }));
-  // ring labels sit just inside their ring, right of the top spoke (the digit labels are outside)
-  const ringLabels = rings.map((r) => ({ x: 0.02 * R, y: r, text: r === threshold ? `D = ${r} (threshold)` : `D = ${r}` }));
-  const x = { field: 'x', type: 'quantitative', axis: null, scale: { domain: [-lim, lim], nice: false, zero: false } };
-  const y = { field: 'y', type: 'quantitative', axis: null, scale: { domain: [-lim, lim], nice: false, zero: false } };
-  const color = {
-    field: 'pair',
-    type: 'nominal',
-    title: 'test pair',
-    scale: { domain: [posLabel, negLabel], range: [PAIR_COLORS.pos, PAIR_COLORS.neg] },
-    legend: { labelLimit: 600, symbolOpacity: 1 },
-  };
-  const charts = panels.map(({ loss, values }) => ({
-    title: { text: loss, fontSize: 13 },
-    width: size,
-    height: size,
-    layer: [
-      { data: { values: spokes }, mark: { type: 'rule', color: '#bbbbbb', strokeWidth: 0.8 }, encoding: { x, y, x2: { field: 'x2' }, y2: { field: 'y2' } } },
-      {
-        data: { values: ringPts },
-        mark: { type: 'line', color: '#888888', strokeWidth: 0.9 },
-        encoding: {
-          x,
-          y,
-          detail: { field: 'ring', type: 'nominal' },
-          order: { field: 'o', type: 'quantitative' },
-          strokeDash: { field: 'ring', type: 'nominal', legend: null, scale: { domain: rings.map(String), range: rings.map((r) => (r === threshold ? [4, 3] : [1, 0])) } },
+    const spokes = Array.from({ length: numClasses }, (_, c) => ({ x: 0, y: 0, x2: R * Math.sin(c * sector), y2: R * Math.cos(c * sector) }));
+    const labels = Array.from({ length: numClasses }, (_, c) => ({
+      x: R * 1.08 * Math.sin((c + 0.5) * sector),
+      y: R * 1.08 * Math.cos((c + 0.5) * sector),
+      text: String(c),
+    }));
+    // ring labels sit just inside their ring, right of the top spoke (the digit labels are outside);
+    // on a wide panel only the outer ring is labelled, the inner ones would overlap
+    const labelled = R > 3 ? rings.slice(-1) : rings;
+    const ringLabels = labelled.map((r) => ({ x: 0.02 * R, y: r, text: r === threshold ? `D = ${r} (threshold)` : `D = ${r}` }));
+    const x = { field: 'x', type: 'quantitative', axis: null, scale: { domain: [-lim, lim], nice: false, zero: false } };
+    const y = { field: 'y', type: 'quantitative', axis: null, scale: { domain: [-lim, lim], nice: false, zero: false } };
+    return {
+      title: { text: R > 3 ? `${loss} (radius to D = ${R})` : loss, fontSize: 13 },
+      width: size,
+      height: size,
+      layer: [
+        { data: { values: spokes }, mark: { type: 'rule', color: '#bbbbbb', strokeWidth: 0.8 }, encoding: { x, y, x2: { field: 'x2' }, y2: { field: 'y2' } } },
+        {
+          data: { values: ringPts },
+          mark: { type: 'line', color: '#888888', strokeWidth: 0.9 },
+          encoding: {
+            x,
+            y,
+            detail: { field: 'ring', type: 'nominal' },
+            order: { field: 'o', type: 'quantitative' },
+            strokeDash: { field: 'ring', type: 'nominal', legend: null, scale: { domain: rings.map(String), range: rings.map((r) => (r === threshold ? [4, 3] : [1, 0])) } },
+          },
         },
-      },
-      { data: { values }, mark: { type: 'circle', size: 10, opacity: 0.55 }, encoding: { x, y, color } },
-      { data: { values: labels }, mark: { type: 'text', fontSize: 13, fontWeight: 'bold', color: '#222222' }, encoding: { x, y, text: { field: 'text' } } },
-      { data: { values: ringLabels }, mark: { type: 'text', fontSize: 10, align: 'left', baseline: 'top', dy: 2, color: '#333333' }, encoding: { x, y, text: { field: 'text' } } },
-    ],
-  }));
+        { data: { values }, mark: { type: 'circle', size: 10, opacity: 0.55 }, encoding: { x, y, color } },
+        { data: { values: labels }, mark: { type: 'text', fontSize: 13, fontWeight: 'bold', color: '#222222' }, encoding: { x, y, text: { field: 'text' } } },
+        { data: { values: ringLabels }, mark: { type: 'text', fontSize: 10, align: 'left', baseline: 'top', dy: 2, color: '#333333' }, encoding: { x, y, text: { field: 'text' } } },
+      ],
+    };
+  });
   return topLevel(
     `Polar view of test pair distances, seed ${seed}: angle = ${w}, radius = D`,
     `each ${w}'s sector holds up to ${perClass} positive and ${perClass} negative pairs (${w} of the pair's first image), spread across the sector`,
     {
       concat: charts,
       columns: Math.min(opts.columns ?? 3, charts.length),
-      resolve: { scale: { color: 'shared' } },
+      resolve: { scale: { color: 'shared', strokeDash: 'independent' } },
     },
   );
 }

@@ -1,5 +1,6 @@
 import { inflateSync } from 'node:zlib';
 import { DataError } from '../errors.ts';
+import { concatBytes } from '../io/bytes.ts';
 
 /**
  * A PNG decoder for data sets of images: every colour type (grayscale, RGB, palette, gray+alpha,
@@ -123,7 +124,7 @@ export function decodePng(bytes: Uint8Array, name = 'input'): PngImage {
   let expected = 0;
   for (const p of passes) if (p.w > 0 && p.h > 0) expected += p.h * (1 + Math.ceil((p.w * bitsPerPixel) / 8));
 
-  const compressed = idat.length === 1 ? idat[0]! : concat(idat);
+  const compressed = idat.length === 1 ? idat[0]! : concatBytes(idat);
   let raw: Uint8Array;
   try {
     raw = inflateSync(compressed, { maxOutputLength: expected + 1 });
@@ -170,16 +171,6 @@ export function toGray(img: PngImage): Uint8Array {
     const o = 4 * i;
     const luma = 0.299 * p[o]! + 0.587 * p[o + 1]! + 0.114 * p[o + 2]!;
     out[i] = Math.round((luma * p[o + 3]!) / 255);
-  }
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
   }
   return out;
 }

@@ -8,8 +8,11 @@
  * the same batch they compute the same loss and gradients (to float32 rounding).
  */
 import type { ImageSplit } from '../data/dataset.ts';
+import type { Loss } from '../losses/types.ts';
 import type { Miner } from '../mining/index.ts';
+import type { BaseNetwork } from '../model/network.ts';
 import type { NamedTensor } from '../model/weights.ts';
+import type { OptimizerOptions } from './optimizers.ts';
 import type { Rng } from '../rng.ts';
 
 export type EngineName = 'tfjs' | 'native';
@@ -58,6 +61,18 @@ export interface TrainEngine {
   /** gradients of the last step, in weight order (only when created with keepGradients) */
   lastGradients(): NamedTensor[] | null;
   dispose(): void;
+}
+
+/** What every engine is built from: the network, its loss, starting weights and optimizer. */
+export interface EngineSetup {
+  network: BaseNetwork;
+  loss: Loss;
+  weights: readonly NamedTensor[];
+  optimizer: string;
+  learningRate?: number;
+  /** momentum, rho, betas, ... beyond the learning rate (defaults: Keras') */
+  optimizerOptions?: OptimizerOptions;
+  keepGradients?: boolean;
 }
 
 export interface EngineOptions {

@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { PairLoss, TripletLoss } from '../losses/types.ts';
-import { SQUARED_DISTANCE_FLOOR } from '../model/siamese.ts';
+import { pairDistancesHost, SQUARED_DISTANCE_FLOOR } from '../model/siamese.ts';
 
 /** Mean loss and its derivative with respect to each pair distance. */
 export type PairLossGrad = (d: Float32Array, y: Uint8Array) => { value: number; grad: Float64Array };
@@ -185,27 +185,11 @@ export function tripletLossGrad(loss: TripletLoss): LossGradChoice<TripletLossGr
   return { fn: generic, fused: false };
 }
 
-/**
- * Distances between rows ia[i] and ib[i] of emb [rows, dim]; squared sums go to `sq` (for the
- * backward pass). Sums in float64, stored as float32 like the TF.js distances.
- */
+/** Distances between rows ia[i] and ib[i] of emb; squared sums go to `sq` (for the backward pass). */
 export function rowDistances(emb: Float32Array, dim: number, ia: Int32Array, ib: Int32Array, sq: Float64Array): Float32Array {
-  const out = new Float32Array(ia.length);
-  for (let i = 0; i < ia.length; i++) {
-    const oa = ia[i]! * dim;
-    const ob = ib[i]! * dim;
-    let s = 0;
-    for (let j = 0; j < dim; j++) {
-      const t = emb[oa + j]! - emb[ob + j]!;
-      s += t * t;
-    }
-    sq[i] = s;
-    out[i] = Math.sqrt(Math.max(s, SQUARED_DISTANCE_FLOOR));
-  }
-  return out;
+  return pairDistancesHost(emb, dim, ia, ib, sq);
 }
 
-/** gEmb[ia[i]] += g[i]·(a − b)/D, gEmb[ib[i]] −= the same (the chain rule through D). */
 export function backpropDistances(
   emb: Float32Array,
   dim: number,

@@ -13,22 +13,14 @@ import type { Miner } from '../mining/index.ts';
 import type { BaseNetwork } from '../model/network.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
-import type { Batch, StepOutput, TrainEngine } from './engine.ts';
+import type { Batch, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
 import { pairLossGrad, type PairLossGrad, tripletLossGrad, type TripletLossGrad } from './lossTail.ts';
 import { NativeMlp, NativeOpt, nativeStatus } from './native.ts';
 import { createOptimizer, type OptimizerOptions } from './optimizers.ts';
 
-export interface NativeEngineOptions {
-  network: BaseNetwork;
-  loss: Loss;
-  weights: readonly NamedTensor[];
-  optimizer: string;
-  learningRate?: number;
-  /** momentum, rho, betas, ... beyond the learning rate (defaults: Keras') */
-  optimizerOptions?: OptimizerOptions;
+export interface NativeEngineOptions extends EngineSetup {
   /** 0 = automatic: every core on the main thread, 1 in a worker thread */
   threads?: number;
-  keepGradients?: boolean;
 }
 
 /** Whether the native engine can run this network (an MLP) here (the addon loaded). */

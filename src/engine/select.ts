@@ -1,21 +1,14 @@
 import { UsageError } from '../errors.ts';
-import type { Loss } from '../losses/types.ts';
 import type { BaseNetwork } from '../model/network.ts';
-import type { NamedTensor } from '../model/weights.ts';
-import type { EngineChoice, EngineOptions, TrainEngine } from './engine.ts';
+import type { EngineChoice, EngineOptions, EngineSetup, TrainEngine } from './engine.ts';
 import { nativeStatus } from './native.ts';
 import { NativeEngine } from './nativeEngine.ts';
 import { TfjsEngine } from './tfjsEngine.ts';
 
 export const ENGINE_CHOICES: readonly EngineChoice[] = ['auto', 'tfjs', 'native'];
 
-export interface CreateEngineOptions extends EngineOptions {
+export interface CreateEngineOptions extends EngineSetup, EngineOptions {
   engine: EngineChoice;
-  network: BaseNetwork;
-  loss: Loss;
-  weights: readonly NamedTensor[];
-  optimizer: string;
-  learningRate?: number;
 }
 
 /** Which engine a choice resolves to here: auto = native when it loaded and runs this network. */

@@ -11,19 +11,11 @@ import type { BaseNetwork } from '../model/network.ts';
 import { pairDistance } from '../model/siamese.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
-import type { Batch, StepOutput, TrainEngine } from './engine.ts';
+import type { Batch, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
 import { gatherRows } from './gather.ts';
-import { createOptimizer, type Optimizer, type OptimizerOptions } from './optimizers.ts';
+import { createOptimizer, type Optimizer } from './optimizers.ts';
 
-export interface TfjsEngineOptions {
-  network: BaseNetwork;
-  loss: Loss;
-  weights: readonly NamedTensor[];
-  optimizer: string;
-  learningRate?: number;
-  /** momentum, rho, betas, ... beyond the learning rate (defaults: Keras') */
-  optimizerOptions?: OptimizerOptions;
-  keepGradients?: boolean;
+export interface TfjsEngineOptions extends EngineSetup {
   /** rows per forward pass when embedding */
   embedChunk?: number;
 }

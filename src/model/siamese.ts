@@ -8,8 +8,12 @@ export function pairDistance(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor1D {
   return tf.tidy(() => tf.sqrt(tf.maximum(tf.sum(tf.square(tf.sub(a, b)), 1), SQUARED_DISTANCE_FLOOR)) as tf.Tensor1D);
 }
 
-/** The same distance in plain arithmetic, for embeddings already on the host. */
-export function pairDistancesHost(emb: Float32Array, dim: number, a: Int32Array, b: Int32Array): Float32Array {
+/**
+ * The same distance in plain arithmetic, for embeddings already on the host: rows a[i] and b[i]
+ * of emb [rows, dim]. Sums in float64, stored as float32 like the TF.js distances. When `sq` is
+ * given, the squared sums go there too (the native engine's backward pass needs them).
+ */
+export function pairDistancesHost(emb: Float32Array, dim: number, a: Int32Array, b: Int32Array, sq?: Float64Array): Float32Array {
   const out = new Float32Array(a.length);
   for (let i = 0; i < a.length; i++) {
     const oa = a[i]! * dim;
@@ -19,6 +23,7 @@ export function pairDistancesHost(emb: Float32Array, dim: number, a: Int32Array,
       const t = emb[oa + j]! - emb[ob + j]!;
       s += t * t;
     }
+    if (sq) sq[i] = s;
     out[i] = Math.sqrt(Math.max(s, SQUARED_DISTANCE_FLOOR));
   }
   return out;

@@ -10,11 +10,3 @@ export interface TensorSpec {
   name: string;
   shape: number[];
 }
-
-export function sizeOf(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-export function cloneTensors(ts: readonly NamedTensor[]): NamedTensor[] {
-  return ts.map((t) => ({ name: t.name, shape: [...t.shape], data: t.data.slice() }));
-}

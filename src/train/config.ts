@@ -67,7 +67,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
 };
 
 export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
-  const c: TrainConfig = { ...DEFAULT_CONFIG, ...dropUndefined(partial) };
+  const c: TrainConfig = { ...DEFAULT_CONFIG, ...definedOnly(partial) };
   const intIn = (name: string, v: number, min: number): void => {
     if (!Number.isInteger(v) || v < min) throw new UsageError(`${name} must be an integer >= ${min}, got ${v}`);
   };
@@ -89,6 +89,7 @@ export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
   return c;
 }
 
-function dropUndefined<T extends object>(o: T): Partial<T> {
+/** The fields of o that are set: an unset option must not override a default or a saved run's value. */
+export function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

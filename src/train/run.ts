@@ -11,7 +11,7 @@ import { buildNetwork } from '../model/build.ts';
 import { loadWeights, matchWeights } from '../model/load.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import { Rng } from '../rng.ts';
-import { resolveConfig, type TrainConfig } from './config.ts';
+import { definedOnly, resolveConfig, type TrainConfig } from './config.ts';
 import { datasetInfo, type Manifest, packageVersions, RunDir, toolVersion } from './runDir.ts';
 import { type BatchInfo, type EpochLog, Training } from './trainer.ts';
 
@@ -198,10 +198,6 @@ function checkSameData(m: Manifest, ds: Dataset, out: string): void {
         'restore the original data to resume, or start a new run',
     );
   }
-}
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /**

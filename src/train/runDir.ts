@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import { DataError } from '../errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
-import { parseSafetensors, readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { RngState } from '../rng.ts';
 import type { TrainConfig } from './config.ts';
@@ -127,11 +127,6 @@ export class RunDir {
     const { tensors, metadata } = await readSafetensors(p);
     return checkpointFromParts(tensors, metadata, p);
   }
-}
-
-export function checkpointFromBytes(bytes: Uint8Array, name: string): TrainState {
-  const { tensors, metadata } = parseSafetensors(bytes, name);
-  return checkpointFromParts(tensors, metadata, name);
 }
 
 function checkpointFromParts(tensors: NamedTensor[], metadata: Record<string, string>, p: string): TrainState {

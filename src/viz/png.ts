@@ -5,6 +5,7 @@
  */
 import { deflateSync } from 'node:zlib';
 import { UsageError } from '../errors.ts';
+import { concatBytes } from '../io/bytes.ts';
 
 export type PngColor = 'gray' | 'rgba';
 
@@ -61,13 +62,7 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, col
   for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
   const idat = new Uint8Array(deflateSync(raw));
   const parts = [SIGNATURE, chunk('IHDR', header), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))];
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** `data:image/png;base64,...` for embedding in SVG/HTML. */

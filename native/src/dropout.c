@@ -80,6 +80,34 @@ void xo_jump(uint32_t s[4], uint64_t n) {
 }
 
 typedef uint32_t vu __attribute__((vector_size(VW * 4)));
+
+#if VW == 16 && defined(__AVX512F__)
+#include <immintrin.h>
+
+/* v[k][j] <- v[j][k] */
+static inline void transpose16(__m512 v[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    v[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    v[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    v[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    v[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; i++) {
+      t[h + i] = _mm512_shuffle_f32x4(v[h + i], v[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_f32x4(v[h + i], v[h + i + 4], 0xdd);
+    }
+  for (int i = 0; i < 8; i++) {
+    v[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    v[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+#endif
 typedef float vfl __attribute__((vector_size(VW * 4)));
 
 /*
@@ -110,7 +138,30 @@ void xo_masks(uint32_t s[4], int rows, int cols, int cp, uint64_t keep_thr, floa
     const vu thr = (vu){0} + (uint32_t)(always ? 0xffffffffu : keep_thr);
     const vfl sc = (vfl){0} + scale;
     for (int r = 0; r < per; r++) {
-      for (int c = 0; c < cols; c++) {
+      int c = 0;
+#if VW == 16 && defined(__AVX512F__)
+      /* 16 draws per lane, then a 16 x 16 transpose: whole-row vector stores instead of 256
+         scattered scalar ones (the stores bounded this loop) */
+      for (; c + 16 <= cols; c += 16) {
+        __m512 v[16];
+        for (int j = 0; j < 16; j++) {
+          const vu x = s1 * 5u;
+          const vu res = ((x << 7) | (x >> 25)) * 9u;
+          const vu t = s1 << 9;
+          s2 ^= s0;
+          s3 ^= s1;
+          s1 ^= s2;
+          s0 ^= s3;
+          s2 ^= t;
+          s3 = (s3 << 11) | (s3 >> 21);
+          const vu keepm = always ? (vu){0} - 1u : (vu)(res < thr);
+          v[j] = (__m512)((vu)sc & keepm);
+        }
+        transpose16(v);
+        for (int k = 0; k < 16; k++) _mm512_store_ps(M + (size_t)(k * per + r) * cp + c, v[k]);
+      }
+#endif
+      for (; c < cols; c++) {
         const vu x = s1 * 5u;
         const vu res = ((x << 7) | (x >> 25)) * 9u;
         const vu t = s1 << 9;

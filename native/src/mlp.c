@@ -18,6 +18,10 @@
 #include "gemm.h"
 #include "siamese.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #define ROUND_UP(x, m) ((((x) + (m)-1) / (m)) * (m))
 
 static float u8_scale[256];
@@ -95,12 +99,20 @@ static void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B
 
 /* ---------------------------------------------------------------- model */
 
+static int alloc_inputs(mlp *m, int cap) {
+  for (int g = 0; g < MAX_GROUPS; g++) {
+    free(m->XG[g]);
+    m->XG[g] = NULL;
+  }
+  for (int g = 0; g < m->ng; g++)
+    if (!(m->XG[g] = (float *)falloc((size_t)cap * m->w[0]))) return -1;
+  return 0;
+}
+
 static int alloc_rows(mlp *m, int rows) {
   if (rows <= m->cap) return 0;
   int cap = ROUND_UP(rows, 64);
-  free(m->X);
-  m->X = (float *)falloc((size_t)cap * m->w[0]);
-  if (!m->X) return -1;
+  if (alloc_inputs(m, cap) != 0) return -1;
   for (int l = 0; l < m->nl; l++) {
     free(m->H[l]);
     free(m->M[l]);
@@ -124,6 +136,36 @@ static int alloc_scratch(mlp *m) {
   m->scratch = (float *)falloc(per * (size_t)m->nthreads);
   m->scratch_per_thread = per;
   return m->scratch ? 0 : -1;
+}
+
+/* column groups of the first layer: one per thread, in whole vectors, at most MAX_GROUPS */
+static void set_groups(mlp *m) {
+  const int units = m->wp[1] / VW;
+  int ng = m->nthreads < units ? m->nthreads : units;
+  if (ng > MAX_GROUPS) ng = MAX_GROUPS;
+  if (ng < 1) ng = 1;
+  m->ng = ng;
+  for (int g = 0; g <= ng; g++) m->gc[g] = VW * (int)((long)g * units / ng);
+}
+
+/* first-layer matrices: unpadded row-major [w0 x w1] <-> column groups (padding columns zero) */
+static void l0_pack(const mlp *m, float *dst, const float *src) {
+  const int K = m->w[0], n1 = m->w[1];
+  for (int g = 0; g < m->ng; g++) {
+    const int c0 = m->gc[g], cw = m->gc[g + 1] - c0;
+    float *blk = dst + (size_t)K * c0;
+    for (int k = 0; k < K; k++)
+      for (int c = 0; c < cw; c++) blk[(size_t)k * cw + c] = c0 + c < n1 ? src[(size_t)k * n1 + c0 + c] : 0.0f;
+  }
+}
+static void l0_unpack(const mlp *m, float *dst, const float *src) {
+  const int K = m->w[0], n1 = m->w[1];
+  for (int g = 0; g < m->ng; g++) {
+    const int c0 = m->gc[g], cw = m->gc[g + 1] - c0;
+    const float *blk = src + (size_t)K * c0;
+    for (int k = 0; k < K; k++)
+      for (int c = 0; c < cw && c0 + c < n1; c++) dst[(size_t)k * n1 + c0 + c] = blk[(size_t)k * cw + c];
+  }
 }
 
 mlp *mlp_create(const int *widths, int nlayers, double rate, int threads) {
@@ -154,12 +196,14 @@ mlp *mlp_create(const int *widths, int nlayers, double rate, int threads) {
     }
   }
   m->nthreads = threads < 1 ? 1 : threads;
-  if (!ok || alloc_rows(m, 256) != 0 || alloc_scratch(m) != 0) {
+  m->pool = pool_create(m->nthreads);
+  m->nthreads = pool_threads(m->pool);
+  set_groups(m);
+  m->bad = (size_t *)calloc((size_t)m->nthreads * 8, sizeof(size_t));
+  if (!ok || !m->pool || !m->bad || alloc_rows(m, 256) != 0 || alloc_scratch(m) != 0) {
     mlp_destroy(m);
     return NULL;
   }
-  m->pool = pool_create(m->nthreads);
-  m->nthreads = pool_threads(m->pool);
   return m;
 }
 
@@ -180,18 +224,10 @@ void mlp_destroy(mlp *m) {
       free(m->SB[s][l]);
     }
   }
-  free(m->X);
+  for (int g = 0; g < MAX_GROUPS; g++) free(m->XG[g]);
+  free(m->bad);
   free(m->scratch);
   free(m);
-}
-
-int mlp_set_threads(mlp *m, int threads) {
-  if (threads < 1) threads = 1;
-  if (threads == m->nthreads) return 0;
-  pool_destroy(m->pool);
-  m->pool = pool_create(threads);
-  m->nthreads = pool_threads(m->pool);
-  return alloc_scratch(m);
 }
 
 size_t mlp_param_size(const mlp *m, int idx) {
@@ -228,12 +264,14 @@ static float *param_ptr(const mlp *m, int idx, float *const *Ws, float *const *B
 
 static void get_padded(const mlp *m, int idx, const float *src, float *dst) {
   int l = idx / 2;
-  if (idx % 2 == 0) unpad_copy(dst, src, m->w[l], m->w[l + 1], m->wp[l + 1]);
+  if (idx == 0) l0_unpack(m, dst, src);
+  else if (idx % 2 == 0) unpad_copy(dst, src, m->w[l], m->w[l + 1], m->wp[l + 1]);
   else memcpy(dst, src, (size_t)m->w[l + 1] * sizeof(float));
 }
 static void set_padded(const mlp *m, int idx, const float *src, float *dst) {
   int l = idx / 2;
-  if (idx % 2 == 0) pad_copy(dst, src, m->w[l], m->w[l + 1], m->wp[l + 1]);
+  if (idx == 0) l0_pack(m, dst, src);
+  else if (idx % 2 == 0) pad_copy(dst, src, m->w[l], m->w[l + 1], m->wp[l + 1]);
   else {
     memcpy(dst, src, (size_t)m->w[l + 1] * sizeof(float));
     for (int c = m->w[l + 1]; c < m->wp[l + 1]; c++) dst[c] = 0.0f;
@@ -241,6 +279,7 @@ static void set_padded(const mlp *m, int idx, const float *src, float *dst) {
 }
 
 void mlp_set_param(mlp *m, int idx, const float *src) {
+  m->bad_valid = 0;
   set_padded(m, idx, src, param_ptr(m, idx, m->W, m->B));
   if (idx % 2 == 0) update_transpose_rows(m, idx / 2, 0, m->wp[idx / 2]);
 }
@@ -252,6 +291,33 @@ void mlp_get_slot(const mlp *m, int slot, int idx, float *dst) {
 void mlp_set_slot(mlp *m, int slot, int idx, const float *src) {
   set_padded(m, idx, src, param_ptr(m, idx, m->SW[slot], m->SB[slot]));
 }
+int mlp_set_threads(mlp *m, int threads) {
+  if (threads < 1) threads = 1;
+  if (threads == m->nthreads) return 0;
+  /* the first layer's storage follows the thread count: repack it */
+  const size_t kn = (size_t)m->w[0] * m->w[1];
+  float *tmp = (float *)malloc((2 + MAX_SLOTS) * kn * sizeof(float) + 1);
+  size_t *bad = (size_t *)calloc((size_t)threads * 8, sizeof(size_t));
+  if (!tmp || !bad) {
+    free(tmp);
+    free(bad);
+    return -1;
+  }
+  float *const mats[2 + MAX_SLOTS] = {m->W[0], m->GW[0], m->SW[0][0], m->SW[1][0]};
+  for (int i = 0; i < 2 + MAX_SLOTS; i++) l0_unpack(m, tmp + i * kn, mats[i]);
+  pool_destroy(m->pool);
+  m->pool = pool_create(threads);
+  m->nthreads = pool_threads(m->pool);
+  set_groups(m);
+  for (int i = 0; i < 2 + MAX_SLOTS; i++) l0_pack(m, mats[i], tmp + i * kn);
+  free(tmp);
+  free(m->bad);
+  m->bad = bad;
+  m->bad_valid = 0;
+  if (!m->pool || alloc_inputs(m, m->cap) != 0) return -1;
+  return alloc_scratch(m);
+}
+
 void mlp_zero_slots(mlp *m) {
   for (int s = 0; s < MAX_SLOTS; s++)
     for (int l = 0; l < m->nl; l++) {
@@ -270,6 +336,11 @@ static size_t count_nonfinite(const float *x, size_t n) {
 }
 
 size_t mlp_nonfinite(const mlp *m) {
+  if (m->bad_valid) {
+    size_t bad = 0;
+    for (int t = 0; t < m->nthreads; t++) bad += m->bad[(size_t)t * 8];
+    return bad;
+  }
   size_t bad = 0;
   for (int l = 0; l < m->nl; l++) {
     bad += count_nonfinite(m->W[l], (size_t)m->wp[l] * m->wp[l + 1]);
@@ -288,6 +359,20 @@ size_t mlp_nonfinite(const mlp *m) {
  */
 typedef uint8_t vb __attribute__((vector_size(VW)));
 
+/* VW bytes to floats. GCC 12 turns the generic __builtin_convertvector from bytes into a
+   lane-by-lane loop (it made the gather ~6x slower), so x86 gets the widening instructions. */
+static inline vf bytes_to_vf(const uint8_t *src) {
+#if VW == 16 && defined(__AVX512F__)
+  return (vf)_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)src)));
+#elif VW == 8 && defined(__AVX2__)
+  return (vf)_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)src)));
+#else
+  vb b;
+  __builtin_memcpy(&b, src, sizeof b);
+  return __builtin_convertvector(b, vf);
+#endif
+}
+
 #define PREFETCH_AHEAD 4
 
 static void gather_rows(float *dst, const uint8_t *images, int in_dim, const int32_t *rows, int n) {
@@ -302,9 +387,7 @@ static void gather_rows(float *dst, const uint8_t *images, int in_dim, const int
     int j = 0;
     if (u8_div_ok) {
       for (; j + VW <= in_dim; j += VW) {
-        vb b;
-        __builtin_memcpy(&b, src + j, sizeof b);
-        const vf x = __builtin_convertvector(b, vf) / d255;
+        const vf x = bytes_to_vf(src + j) / d255;
         __builtin_memcpy(d + j, &x, sizeof x);
       }
     }
@@ -312,12 +395,12 @@ static void gather_rows(float *dst, const uint8_t *images, int in_dim, const int
   }
 }
 
-/* out = relu(out + b) (* mask), one row block */
-static void bias_relu(float *out, const float *b, const float *mask, int rows, int cols_p) {
+/* out = relu(out + b) (* mask) over `cols` columns of `rows` rows (row strides ldo, ldm) */
+static void bias_relu(float *out, int ldo, const float *b, const float *mask, int ldm, int rows, int cols) {
   for (int r = 0; r < rows; r++) {
-    float *o = out + (size_t)r * cols_p;
-    const float *mk = mask ? mask + (size_t)r * cols_p : NULL;
-    for (int c = 0; c < cols_p; c += VW) {
+    float *o = out + (size_t)r * ldo;
+    const float *mk = mask ? mask + (size_t)r * ldm : NULL;
+    for (int c = 0; c < cols; c += VW) {
       vf v = VLOAD(o + c) + VLOAD(b + c);
       v = VSELECT(v > 0.0f, v);
       if (mk) v = v * VLOAD(mk + c);
@@ -326,16 +409,19 @@ static void bias_relu(float *out, const float *b, const float *mask, int rows, i
   }
 }
 
+/* the first layer's pre-activations for columns of group g: out[:, gc[g]..) = x W0[:, gc[g]..) */
+static void layer0_group(const mlp *m, int g, const float *x, int n, float *out) {
+  const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
+  gemm_nn(n, cw, K, x, K, m->W[0] + (size_t)K * c0, cw, out + c0, m->wp[1]);
+}
+
 /* layers of one row block; x [n x in_dim]; writes outs[l] (row stride wp[l+1]) */
 static void forward_block(const mlp *m, const float *x, int n, float *const *outs, const float *const *masks) {
-  const float *in = x;
-  int lda = m->w[0];
+  for (int g = 0; g < m->ng; g++) layer0_group(m, g, x, n, outs[0]);
   for (int l = 0; l < m->nl; l++) {
     const int N = m->wp[l + 1];
-    gemm_nn(n, N, l == 0 ? m->w[0] : m->wp[l], in, lda, m->W[l], N, outs[l], N);
-    bias_relu(outs[l], m->B[l], masks ? masks[l] : NULL, n, N);
-    in = outs[l];
-    lda = N;
+    if (l > 0) gemm_nn(n, N, m->wp[l], outs[l - 1], m->wp[l], m->W[l], N, outs[l], N);
+    bias_relu(outs[l], N, m->B[l], masks ? masks[l] : NULL, N, n, N);
   }
 }
 
@@ -349,34 +435,56 @@ typedef struct {
   const float *xf;
   int in_dim;
   const int32_t *rows;
-  int n, block;
+  int n;
   float *out;
   const float *g;
   const optcfg *opt;
   int apply;
   uint32_t rng0[4];
-  /* backward B task table */
-  int ntask_w[MAX_LAYERS];
 } step_ctx;
 
-/* rows per task: about 4 equal tasks per thread (tasks are handed out dynamically), at least
-   2 register tiles, at most 96 rows (the block's activations stay in L2) */
-static int block_rows(int n, int threads) {
-  int tasks = 4 * threads;
-  if (n / tasks > 96) tasks = (n + 95) / 96;
-  int per = (n + tasks - 1) / tasks;
-  if (per < 2 * MR) per = 2 * MR;
-  return per;
+/* [*lo, *hi): part t of P of [0, n) in whole multiples of `unit` (the last part takes the rest) */
+static void split(int n, int unit, int t, int P, int *lo, int *hi) {
+  const int units = (n + unit - 1) / unit;
+  *lo = (int)((long)t * units / P) * unit;
+  *hi = (int)((long)(t + 1) * units / P) * unit;
+  if (*lo > n) *lo = n;
+  if (*hi > n) *hi = n;
 }
 
-static void fwd_train_task(void *vctx, int t, int tid) {
+/*
+ * A training step runs on every thread at once (pool_run_each), each thread on a fixed part of
+ * the work, so that what a thread writes in one phase it mostly reads itself in the next:
+ *
+ *   forward 1   first layer, the thread's column group, all rows (from its own copy of the input);
+ *   forward 2   the thread's rows: dropout masks, the first layer's mask, the other layers;
+ *   backward A  the thread's rows: dZ of every layer, from the last down;
+ *   backward B  the thread's columns of the first layer's kernel and its rows of the others':
+ *               weight gradients, bias sums, the optimizer, the non-finite count.
+ *
+ * A barrier separates 1 from 2 and A from B. Every output element is still one sum in a fixed
+ * order, so results are the same for any number of threads. (A dynamic split of the same work
+ * measured 1.3x on two cores: the first layer's kernel and the input moved between the cores'
+ * caches every step.)
+ */
+static void forward_each(void *vctx, int t, int tid) {
   (void)tid;
   step_ctx *c = (step_ctx *)vctx;
   mlp *m = c->m;
-  const int r0 = t * c->block;
-  const int n = c->n - r0 < c->block ? c->n - r0 : c->block;
+  const int P = m->nthreads, n = c->n;
+  if (t < m->ng) {
+    gather_rows(m->XG[t], c->images, m->w[0], c->rows, n);
+    const int c0 = m->gc[t];
+    layer0_group(m, t, m->XG[t], n, m->H[0]);
+    bias_relu(m->H[0] + c0, m->wp[1], m->B[0] + c0, NULL, 0, n, m->gc[t + 1] - c0);
+  }
+  pool_barrier(m->pool);
+  int r0, r1;
+  split(n, 1, t, P, &r0, &r1);
+  const int nr = r1 - r0;
+  if (nr <= 0) return;
   if (m->has_masks) {
-    /* this block's masks, each layer from its own place in the dropout stream */
+    /* these rows' masks, each layer from its own place in the dropout stream */
     const double keep = 1.0 - m->rate;
     const uint64_t thr = (uint64_t)ceil(keep * 4294967296.0);
     const float scale = (float)(1.0 / keep);
@@ -384,20 +492,28 @@ static void fwd_train_task(void *vctx, int t, int tid) {
     for (int l = 0; l + 1 < m->nl; l++) {
       uint32_t s[4] = {c->rng0[0], c->rng0[1], c->rng0[2], c->rng0[3]};
       xo_jump(s, off + (uint64_t)r0 * m->w[l + 1]);
-      xo_masks(s, n, m->w[l + 1], m->wp[l + 1], thr, scale, m->M[l] + (size_t)r0 * m->wp[l + 1]);
-      off += (uint64_t)c->n * m->w[l + 1];
+      /* in blocks of at most 256 rows: each call's SIMD lanes write rows far apart, which
+         alias in the L1 cache when too far */
+      for (int b = 0; b < nr; b += 256)
+        xo_masks(s, nr - b < 256 ? nr - b : 256, m->w[l + 1], m->wp[l + 1], thr, scale,
+                 m->M[l] + (size_t)(r0 + b) * m->wp[l + 1]);
+      off += (uint64_t)n * m->w[l + 1];
     }
+    /* the first layer's dropout (its ReLU ran in forward 1) */
+    const int N = m->wp[1];
+    for (int r = r0; r < r1; r++)
+      for (int j = 0; j < N; j += VW) {
+        const size_t o = (size_t)r * N + j;
+        VSTORE(m->H[0] + o, VLOAD(m->H[0] + o) * VLOAD(m->M[0] + o));
+      }
   }
-  float *x = m->X + (size_t)r0 * m->w[0];
-  gather_rows(x, c->images, m->w[0], c->rows + r0, n);
-  float *outs[MAX_LAYERS];
-  const float *masks[MAX_LAYERS];
-  for (int l = 0; l < m->nl; l++) {
-    outs[l] = m->H[l] + (size_t)r0 * m->wp[l + 1];
-    masks[l] = (m->has_masks && l + 1 < m->nl) ? m->M[l] + (size_t)r0 * m->wp[l + 1] : NULL;
+  for (int l = 1; l < m->nl; l++) {
+    const int K = m->wp[l], N = m->wp[l + 1];
+    float *out = m->H[l] + (size_t)r0 * N;
+    gemm_nn(nr, N, K, m->H[l - 1] + (size_t)r0 * K, K, m->W[l], N, out, N);
+    bias_relu(out, N, m->B[l], (m->has_masks && l + 1 < m->nl) ? m->M[l] + (size_t)r0 * N : NULL, N, nr, N);
   }
-  forward_block(m, x, n, outs, masks);
-  copy_out(m, c->out + (size_t)r0 * m->w[m->nl], outs[m->nl - 1], n);
+  copy_out(m, c->out + (size_t)r0 * m->w[m->nl], m->H[m->nl - 1] + (size_t)r0 * m->wp[m->nl], nr);
 }
 
 int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, uint32_t rng[4],
@@ -413,9 +529,8 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
   c.in_dim = in_dim;
   c.rows = rows;
   c.n = n;
-  c.block = block_rows(n, m->nthreads);
   c.out = emb_out;
-  pool_run(m->pool, fwd_train_task, &c, (n + c.block - 1) / c.block);
+  pool_run_each(m->pool, forward_each, &c);
   if (m->has_masks) {
     uint64_t total = 0;
     for (int l = 0; l + 1 < m->nl; l++) total += (uint64_t)n * m->w[l + 1];
@@ -426,18 +541,14 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
 
 /* ---------------------------------------------------------------- backward */
 
-static void bwd_rows_task(void *vctx, int t, int tid) {
-  (void)tid;
-  step_ctx *c = (step_ctx *)vctx;
-  mlp *m = c->m;
-  const int r0 = t * c->block;
-  const int n = c->n - r0 < c->block ? c->n - r0 : c->block;
+/* dZ of every layer for rows [r0, r0 + n) */
+static void backward_rows(mlp *m, const float *demb, int r0, int n) {
   const int L = m->nl;
   /* last layer: dZ = g * [h > 0] */
   {
     const int cols = m->w[L], cp = m->wp[L];
     for (int r = r0; r < r0 + n; r++) {
-      const float *g = c->g + (size_t)r * cols;
+      const float *g = demb + (size_t)r * cols;
       const float *h = m->H[L - 1] + (size_t)r * cp;
       float *d = m->D[L - 1] + (size_t)r * cp;
       for (int j = 0; j < cols; j++) d[j] = h[j] > 0.0f ? g[j] : 0.0f;
@@ -463,85 +574,73 @@ static void bwd_rows_task(void *vctx, int t, int tid) {
   }
 }
 
-/* weight rows per backward-B task: small for the big first layer (load balance); for layers
-   with a transpose a multiple of 16 floats, so two tasks never write one cache line of W^T */
-static int wblock(int l) { return l == 0 ? MR * 4 : MR * 8; }
-
-static void bwd_weights_task(void *vctx, int t, int tid) {
-  (void)tid;
-  step_ctx *c = (step_ctx *)vctx;
-  mlp *m = c->m;
-  const int n = c->n;
-  int l = 0;
-  while (l < m->nl && t >= c->ntask_w[l]) {
-    t -= c->ntask_w[l];
-    l++;
-  }
-  if (l < m->nl) {
-    const int K = m->wp[l], N = m->wp[l + 1];
-    const int k0 = t * wblock(l);
-    const int k1 = k0 + wblock(l) < K ? k0 + wblock(l) : K;
-    const float *A = l == 0 ? m->X : m->H[l - 1];
-    gemm_tn(k1 - k0, N, n, A + k0, K, m->D[l], N, m->GW[l] + (size_t)k0 * N, N);
-    if (c->apply) {
-      const size_t o = (size_t)k0 * N, len = (size_t)(k1 - k0) * N;
-      opt_update(c->opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
-      update_transpose_rows(m, l, k0, k1);
-    }
-    return;
-  }
-  /* bias tasks, one per layer */
-  l = t;
+/* bias gradient of layer l, columns [j0, j1): sums over the batch rows in order; then the update */
+static size_t bias_update(mlp *m, const step_ctx *c, int l, int j0, int j1) {
   const int N = m->wp[l + 1];
   float *gb = m->GB[l];
   const float *D = m->D[l];
-  for (int j = 0; j < N; j += VW) {
+  for (int j = j0; j < j1; j += VW) {
     vf s = (vf){0};
-    for (int r = 0; r < n; r++) s += VLOAD(D + (size_t)r * N + j);
+    for (int r = 0; r < c->n; r++) s += VLOAD(D + (size_t)r * N + j);
     VSTORE(gb + j, s);
   }
-  if (c->apply) opt_update(c->opt, m->B[l], gb, m->SB[0][l], m->SB[1][l], (size_t)N);
+  if (!c->apply || j1 <= j0) return 0;
+  opt_update(c->opt, m->B[l] + j0, gb + j0, m->SB[0][l] + j0, m->SB[1][l] + j0, (size_t)(j1 - j0));
+  return count_nonfinite(m->B[l] + j0, (size_t)(j1 - j0));
 }
 
-#ifdef SIAMESE_PROFILE
-#include <time.h>
-double prof_phase[4];
-static double prof_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec * 1e-3;
+static void backward_each(void *vctx, int t, int tid) {
+  (void)tid;
+  step_ctx *c = (step_ctx *)vctx;
+  mlp *m = c->m;
+  const int P = m->nthreads, n = c->n;
+  int r0, r1;
+  split(n, 1, t, P, &r0, &r1);
+  if (r1 > r0) backward_rows(m, c->g, r0, r1 - r0);
+  pool_barrier(m->pool);
+  size_t bad = 0;
+  /* the first layer: this thread's column group */
+  if (t < m->ng) {
+    const int K = m->w[0], N = m->wp[1], c0 = m->gc[t], cw = m->gc[t + 1] - c0;
+    const size_t o = (size_t)K * c0, len = (size_t)K * cw;
+    gemm_tn(K, cw, n, m->XG[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
+    if (c->apply) {
+      opt_update(c->opt, m->W[0] + o, m->GW[0] + o, m->SW[0][0] + o, m->SW[1][0] + o, len);
+      bad += count_nonfinite(m->W[0] + o, len);
+    }
+    bad += bias_update(m, c, 0, c0, m->gc[t + 1]);
+  }
+  /* the other layers: this thread's rows of the kernel (whole cache lines of W^T) and columns of the bias */
+  for (int l = 1; l < m->nl; l++) {
+    const int K = m->wp[l], N = m->wp[l + 1];
+    int k0, k1, j0, j1;
+    split(K, 16, t, P, &k0, &k1);
+    split(N, VW, t, P, &j0, &j1);
+    if (k1 > k0) {
+      gemm_tn(k1 - k0, N, n, m->H[l - 1] + k0, K, m->D[l], N, m->GW[l] + (size_t)k0 * N, N);
+      if (c->apply) {
+        const size_t o = (size_t)k0 * N, len = (size_t)(k1 - k0) * N;
+        opt_update(c->opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
+        update_transpose_rows(m, l, k0, k1);
+        bad += count_nonfinite(m->W[l] + o, len);
+      }
+    }
+    if (j1 > j0) bad += bias_update(m, c, l, j0, j1);
+  }
+  m->bad[(size_t)t * 8] = bad;
 }
-#define PROF_MARK(i, t0)                 \
-  do {                                   \
-    double t1_ = prof_now();             \
-    prof_phase[i] += t1_ - (t0);         \
-    (t0) = t1_;                          \
-  } while (0)
-#else
-#define PROF_MARK(i, t0) ((void)0)
-#endif
 
 int mlp_backward(mlp *m, const float *demb, const optcfg *opt, int apply) {
   if (m->rows < 1) return -1;
-#ifdef SIAMESE_PROFILE
-  double pt = prof_now();
-#endif
   step_ctx c = {0};
   c.m = m;
   c.n = m->rows;
-  c.block = block_rows(c.n, m->nthreads);
   c.g = demb;
   c.opt = opt;
   c.apply = apply;
-  pool_run(m->pool, bwd_rows_task, &c, (c.n + c.block - 1) / c.block);
-  PROF_MARK(0, pt);
-  int tasks = 0;
-  for (int l = 0; l < m->nl; l++) {
-    c.ntask_w[l] = (m->wp[l] + wblock(l) - 1) / wblock(l);
-    tasks += c.ntask_w[l];
-  }
-  pool_run(m->pool, bwd_weights_task, &c, tasks + m->nl);
-  PROF_MARK(1, pt);
+  pool_run_each(m->pool, backward_each, &c);
+  /* the counts cover every weight only after an update */
+  m->bad_valid = apply;
   return 0;
 }
 
@@ -602,6 +701,17 @@ int mlp_embed_float(mlp *m, const float *x, int n, float *out) {
 typedef double vd8 __attribute__((vector_size(64)));
 typedef float vf8 __attribute__((vector_size(32)));
 
+/* 8 floats to doubles (the generic conversion compiles lane by lane with GCC 12, as above) */
+static inline vd8 f8_to_d8(const float *p) {
+#if defined(__AVX512F__)
+  return (vd8)_mm512_cvtps_pd(_mm256_loadu_ps(p));
+#else
+  vf8 x;
+  __builtin_memcpy(&x, p, sizeof x);
+  return __builtin_convertvector(x, vd8);
+#endif
+}
+
 void tail_distances(const float *emb, int dim, const int32_t *ia, const int32_t *ib, int n, double floor_,
                     float *d, double *sq) {
   for (int i = 0; i < n; i++) {
@@ -610,10 +720,7 @@ void tail_distances(const float *emb, int dim, const int32_t *ia, const int32_t 
     vd8 acc = {0};
     int j = 0;
     for (; j + 8 <= dim; j += 8) {
-      vf8 x, y;
-      __builtin_memcpy(&x, a + j, sizeof x);
-      __builtin_memcpy(&y, b + j, sizeof y);
-      const vd8 t = __builtin_convertvector(x, vd8) - __builtin_convertvector(y, vd8);
+      const vd8 t = f8_to_d8(a + j) - f8_to_d8(b + j);
       acc += t * t;
     }
     double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));

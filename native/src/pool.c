@@ -21,8 +21,10 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-/* how long an idle worker spins before it sleeps */
-#define SPIN_NS 60000L
+/* how long an idle worker spins before it sleeps: longer than the host's work between the
+   forward and the backward pass of a training step (tens of microseconds), so that a worker is
+   awake when the next phase starts; a futex wake-up costs about as much as the phase saves */
+#define SPIN_NS 1000000L
 
 /*
  * Jobs alternate between two slots (by generation parity). A worker announces itself on a slot
@@ -35,6 +37,7 @@ typedef struct {
   atomic_int done;
   atomic_int users;
   int ntasks;
+  int each; /* pool_run_each: thread t runs task t, once */
   task_fn fn;
   void *ctx;
 } job;
@@ -46,7 +49,10 @@ struct pool {
   atomic_int sleepers;
   atomic_int quit;
   job jobs[2];
-  pthread_mutex_t mu;
+  /* pool_barrier, on cache lines of their own */
+  _Alignas(64) atomic_int bar_count;
+  _Alignas(64) atomic_uint bar_gen;
+  _Alignas(64) pthread_mutex_t mu;
   pthread_cond_t cv;
 };
 
@@ -62,6 +68,13 @@ static long now_ns(void) {
 }
 
 static void run_tasks(job *j, int tid) {
+  if (j->each) {
+    if (tid < j->ntasks) {
+      j->fn(j->ctx, tid, tid);
+      atomic_fetch_add(&j->done, 1);
+    }
+    return;
+  }
   for (;;) {
     int i = atomic_fetch_add(&j->next, 1);
     if (i >= j->ntasks) break;
@@ -145,12 +158,43 @@ void pool_destroy(pool *p) {
 
 int pool_threads(const pool *p) { return p ? p->n : 1; }
 
+static void start_job(pool *p, task_fn fn, void *ctx, int ntasks, int each);
+
 void pool_run(pool *p, task_fn fn, void *ctx, int ntasks) {
   if (ntasks <= 0) return;
   if (!p || p->n == 1 || ntasks == 1) {
     for (int i = 0; i < ntasks; i++) fn(ctx, i, 0);
     return;
   }
+  start_job(p, fn, ctx, ntasks, 0);
+}
+
+void pool_run_each(pool *p, task_fn fn, void *ctx) {
+  if (!p || p->n == 1) {
+    fn(ctx, 0, 0);
+    return;
+  }
+  start_job(p, fn, ctx, p->n, 1);
+}
+
+void pool_barrier(pool *p) {
+  if (!p || p->n == 1) return;
+  /* read the generation before arriving: the last thread to arrive resets the count, then
+     moves the generation on, which releases the others */
+  const unsigned g = atomic_load(&p->bar_gen);
+  if (atomic_fetch_add(&p->bar_count, 1) == p->n - 1) {
+    atomic_store(&p->bar_count, 0);
+    atomic_fetch_add(&p->bar_gen, 1);
+    return;
+  }
+  int k = 0;
+  while (atomic_load(&p->bar_gen) == g) {
+    CPU_RELAX();
+    if ((++k & 1023) == 0) sched_yield();
+  }
+}
+
+static void start_job(pool *p, task_fn fn, void *ctx, int ntasks, int each) {
   unsigned g = atomic_load(&p->gen) + 1;
   job *j = &p->jobs[g & 1];
   /* a worker may still be leaving this slot's previous job (it finds no task there) */
@@ -158,6 +202,7 @@ void pool_run(pool *p, task_fn fn, void *ctx, int ntasks) {
   j->fn = fn;
   j->ctx = ctx;
   j->ntasks = ntasks;
+  j->each = each;
   atomic_store(&j->next, 0);
   atomic_store(&j->done, 0);
   atomic_store(&p->gen, g);

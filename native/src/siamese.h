@@ -32,6 +32,7 @@
 
 #define MAX_LAYERS 8
 #define MAX_SLOTS 2
+#define MAX_GROUPS 64 /* column groups of the first layer (one per thread) */
 
 typedef struct pool pool;
 
@@ -62,10 +63,20 @@ typedef struct mlp {
   /* saved by the training forward pass, capacity cap rows */
   int cap, rows;
   int has_masks;
-  float *X;                /* [cap x w[0]] input */
+  /* The first layer is split by output columns: thread g owns columns [gc[g], gc[g+1]) of its
+     kernel, gradient and slots, stored as one [w[0] x width] row-major block at offset
+     w[0] * gc[g] (so a thread's columns never share a cache line with another's), and gathers
+     the whole batch into an input buffer of its own, XG[g] [cap x w[0]]. */
+  int ng;
+  int gc[MAX_GROUPS + 1];
+  float *XG[MAX_GROUPS];
   float *H[MAX_LAYERS];    /* [cap x wp[l+1]] layer outputs (after ReLU and dropout) */
   float *M[MAX_LAYERS];    /* [cap x wp[l+1]] dropout multipliers (0 or 1/keep) */
   float *D[MAX_LAYERS];    /* [cap x wp[l+1]] gradients w.r.t. pre-activations */
+  /* non-finite weights counted by the threads during the last update (per thread, one cache
+     line each), valid until the weights are set from outside */
+  size_t *bad;
+  int bad_valid;
   /* per-thread scratch for embedding */
   int nthreads;
   float *scratch;
@@ -116,5 +127,9 @@ pool *pool_create(int nthreads);
 void pool_destroy(pool *p);
 int pool_threads(const pool *p);
 void pool_run(pool *p, task_fn fn, void *ctx, int ntasks);
+/* every thread t of the pool runs fn(ctx, t, t) once, all at the same time, so that the task may
+   wait in pool_barrier for the others */
+void pool_run_each(pool *p, task_fn fn, void *ctx);
+void pool_barrier(pool *p);
 
 #endif

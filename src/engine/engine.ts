@@ -27,7 +27,7 @@ export type Batch =
   /** a class-balanced batch of images, mined for tuples on its embeddings */
   | { kind: 'mined'; rows: Int32Array; labels: Int32Array; miner: Miner };
 
-/** What one training step reports; distances are of the pairs the loss saw. */
+/** What one training step reports; distances are of the pairs the loss saw (an engine may reuse their arrays at its next step). */
 export interface StepOutput {
   loss: number;
   /** pair steps and mined pair steps: distance and label of each pair */

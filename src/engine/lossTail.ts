@@ -15,10 +15,18 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { PairLoss, TripletLoss } from '../losses/types.ts';
 import { pairDistancesHost, SQUARED_DISTANCE_FLOOR } from '../model/siamese.ts';
 
-/** Mean loss and its derivative with respect to each pair distance. */
-export type PairLossGrad = (d: Float32Array, y: Uint8Array) => { value: number; grad: Float64Array };
-/** Mean loss and its derivatives with respect to each D_ap and D_an. */
-export type TripletLossGrad = (dap: Float32Array, dan: Float32Array) => { value: number; gap: Float64Array; gan: Float64Array };
+/**
+ * Mean loss and its derivative with respect to each pair distance. `out`, when given (of d's
+ * length), may receive the derivatives: a training step calls this every batch, and a fresh
+ * typed array costs microseconds.
+ */
+export type PairLossGrad = (d: Float32Array, y: Uint8Array, out?: Float64Array) => { value: number; grad: Float64Array };
+/** Mean loss and its derivatives with respect to each D_ap and D_an (into `out`, as above). */
+export type TripletLossGrad = (
+  dap: Float32Array,
+  dan: Float32Array,
+  out?: { gap: Float64Array; gan: Float64Array },
+) => { value: number; gap: Float64Array; gan: Float64Array };
 
 /** The generic form: TF.js differentiates the loss's own tensor expression. */
 export function tfPairLossGrad(loss: PairLoss): PairLossGrad {
@@ -60,9 +68,9 @@ function closedPairLossGrad(loss: PairLoss): PairLossGrad | null {
   if (loss.name === 'contrastive') {
     const m = numParam(loss.params, 'margin');
     if (m === undefined) return null;
-    return (d, y) => {
+    return (d, y, out) => {
       const n = d.length;
-      const grad = new Float64Array(n);
+      const grad = out ?? new Float64Array(n);
       let sum = 0;
       for (let i = 0; i < n; i++) {
         const D = d[i]!;
@@ -83,9 +91,9 @@ function closedPairLossGrad(loss: PairLoss): PairLossGrad | null {
     const p = numParam(loss.params, 'power');
     const eps = numParam(loss.params, 'epsilon');
     if (kappa === undefined || p === undefined || eps === undefined) return null;
-    return (d, y) => {
+    return (d, y, out) => {
       const n = d.length;
-      const grad = new Float64Array(n);
+      const grad = out ?? new Float64Array(n);
       let sum = 0;
       for (let i = 0; i < n; i++) {
         const D = d[i]!;
@@ -115,15 +123,17 @@ function closedTripletLossGrad(loss: TripletLoss): TripletLossGrad | null {
   const sq = loss.params['squared'];
   if (m === undefined || (sq !== 'true' && sq !== 'false')) return null;
   const squared = sq === 'true';
-  return (dap, dan) => {
+  return (dap, dan, out) => {
     const n = dap.length;
-    const gap = new Float64Array(n);
-    const gan = new Float64Array(n);
+    const gap = out?.gap ?? new Float64Array(n);
+    const gan = out?.gan ?? new Float64Array(n);
     let sum = 0;
     for (let i = 0; i < n; i++) {
       const a = dap[i]!;
       const b = dan[i]!;
       const v = (squared ? a * a - b * b : a - b) + m;
+      gap[i] = 0;
+      gan[i] = 0;
       if (v > 0) {
         sum += v;
         gap[i] = (squared ? 2 * a : 1) / n;

@@ -235,8 +235,8 @@ export class NativeMlp {
   }
 
   /** D between rows ia[i] and ib[i] of emb [rows, dim] (as lossTail.rowDistances, in C) */
-  distances(emb: Float32Array, dim: number, ia: Int32Array, ib: Int32Array, sq: Float64Array): Float32Array {
-    const d = new Float32Array(ia.length);
+  distances(emb: Float32Array, dim: number, ia: Int32Array, ib: Int32Array, sq: Float64Array, out?: Float32Array): Float32Array {
+    const d = out ?? new Float32Array(ia.length);
     this.addon.distances(emb, dim, ia, ib, SQUARED_DISTANCE_FLOOR, d, sq);
     return d;
   }

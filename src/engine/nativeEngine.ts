@@ -125,6 +125,29 @@ function paramShape(m: NativeMlp, i: number): number[] {
 
 const iota = (from: number, n: number): Int32Array => Int32Array.from({ length: n }, (_, i) => from + i);
 
+/**
+ * Numbered scratch arrays that grow and are handed out as views: a typed array of more than
+ * 64 bytes costs microseconds to allocate (its memory lives outside V8's heap), several per step
+ * add up against a step of well under a millisecond, and freeing them keeps V8's helper threads
+ * busy on the cores the step runs on. A view is valid until the engine's next step.
+ */
+class Scratch {
+  private readonly a32: Float32Array[] = [];
+  private readonly a64: Float64Array[] = [];
+
+  f32(slot: number, n: number): Float32Array {
+    let b = this.a32[slot];
+    if (!b || b.length < n) this.a32[slot] = b = new Float32Array(Math.max(n, 2 * (b?.length ?? 0)));
+    return b.subarray(0, n);
+  }
+
+  f64(slot: number, n: number): Float64Array {
+    let b = this.a64[slot];
+    if (!b || b.length < n) this.a64[slot] = b = new Float64Array(Math.max(n, 2 * (b?.length ?? 0)));
+    return b.subarray(0, n);
+  }
+}
+
 export class NativeEngine implements TrainEngine {
   readonly name = 'native' as const;
   private readonly mlp: NativeMlp;
@@ -140,7 +163,9 @@ export class NativeEngine implements TrainEngine {
   private readonly dim: number;
   private embBuf = new Float32Array(0);
   private gBuf = new Float32Array(0);
-  private iotaCache = new Map<string, Int32Array>();
+  /** per-step scratch (distances, squared sums, loss derivatives), reused: see Scratch */
+  private readonly scratch = new Scratch();
+  private iotaCache = new Map<number, Int32Array>();
 
   constructor(o: NativeEngineOptions) {
     if (o.network.kind !== 'mlp') throw new UsageError(`the native engine runs MLP base networks, not ${o.network.kind}`);
@@ -189,7 +214,7 @@ export class NativeEngine implements TrainEngine {
   }
 
   private range(from: number, n: number): Int32Array {
-    const key = `${from}:${n}`;
+    const key = from * 2 ** 26 + n;
     let r = this.iotaCache.get(key);
     if (!r) {
       if (this.iotaCache.size > 16) this.iotaCache.clear();
@@ -238,20 +263,22 @@ export class NativeEngine implements TrainEngine {
 
   private pairTail(emb: Float32Array, ia: Int32Array, ib: Int32Array, y: Uint8Array, g: Float32Array): StepOutput {
     if (!this.pairGrad) throw new Error('a pair batch needs a pair loss');
-    const sq = new Float64Array(ia.length);
-    const d = this.mlp.distances(emb, this.dim, ia, ib, sq);
-    const r = this.pairGrad(d, y);
+    const n = ia.length;
+    const sq = this.scratch.f64(0, n);
+    const d = this.mlp.distances(emb, this.dim, ia, ib, sq, this.scratch.f32(0, n));
+    const r = this.pairGrad(d, y, this.scratch.f64(1, n));
     this.mlp.backpropDistances(emb, this.dim, ia, ib, d, sq, r.grad, g);
     return { loss: r.value, d, y };
   }
 
   private tripletTail(emb: Float32Array, ia: Int32Array, ip: Int32Array, ineg: Int32Array, g: Float32Array): StepOutput {
     if (!this.tripletGrad) throw new Error('a triplet batch needs a triplet loss');
-    const sqp = new Float64Array(ia.length);
-    const sqn = new Float64Array(ia.length);
-    const dap = this.mlp.distances(emb, this.dim, ia, ip, sqp);
-    const dan = this.mlp.distances(emb, this.dim, ia, ineg, sqn);
-    const r = this.tripletGrad(dap, dan);
+    const n = ia.length;
+    const sqp = this.scratch.f64(0, n);
+    const sqn = this.scratch.f64(1, n);
+    const dap = this.mlp.distances(emb, this.dim, ia, ip, sqp, this.scratch.f32(0, n));
+    const dan = this.mlp.distances(emb, this.dim, ia, ineg, sqn, this.scratch.f32(1, n));
+    const r = this.tripletGrad(dap, dan, { gap: this.scratch.f64(2, n), gan: this.scratch.f64(3, n) });
     this.mlp.backpropDistances(emb, this.dim, ia, ip, dap, sqp, r.gap, g);
     this.mlp.backpropDistances(emb, this.dim, ia, ineg, dan, sqn, r.gan, g);
     return { loss: r.value, dap, dan };

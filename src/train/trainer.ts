@@ -73,6 +73,7 @@ export class Training {
   private shuffleRng: Rng;
   private dropoutRng: Rng;
   private epochsDone = 0;
+  private rowsBuf = new Int32Array(0);
   readonly history: EpochLog[] = [];
 
   /**
@@ -247,7 +248,7 @@ export class Training {
 
   private pairStep(p: PairSet, s: number, e: number): StepResult {
     const n = e - s;
-    const rows = new Int32Array(2 * n);
+    const rows = this.batchRows(2 * n);
     rows.set(p.a.subarray(s, e));
     rows.set(p.b.subarray(s, e), n);
     const y = p.y.subarray(s, e);
@@ -261,7 +262,7 @@ export class Training {
 
   private tripletStep(t: { anchors: Int32Array; positives: Int32Array; negatives: Int32Array }, s: number, e: number): StepResult {
     const n = e - s;
-    const rows = new Int32Array(3 * n);
+    const rows = this.batchRows(3 * n);
     rows.set(t.anchors.subarray(s, e));
     rows.set(t.positives.subarray(s, e), n);
     rows.set(t.negatives.subarray(s, e), 2 * n);
@@ -296,6 +297,12 @@ export class Training {
     }
     // Accuracy over the mined tuples' pairs; "count" is in images for the pairs/s figure.
     return { loss: r.loss, count: n, correct: count > 0 ? (correct / count) * n : 0, mined: r.kept ?? 0 };
+  }
+
+  /** The image rows of the next batch: one array reused batch after batch (engines read it during the step only). */
+  private batchRows(n: number): Int32Array {
+    if (this.rowsBuf.length !== n) this.rowsBuf = new Int32Array(n);
+    return this.rowsBuf;
   }
 
   private run(batch: Batch): StepOutput {

@@ -207,11 +207,16 @@ if (!status.available) {
 
   test('thread count does not change a single bit', () => {
     const loss = createLoss('contrastive');
-    const runs = [1, 2, 3].map((threads) => {
-      const e = new NativeEngine({ network: net, loss, weights: init, optimizer: 'adam', threads, keepGradients: true });
+    // 9 threads: more than the first layer's 8 column groups of 16, so one thread has none;
+    // 'switch' changes the thread count between steps (the first layer's storage is repacked)
+    const runs = [1, 2, 3, 9, 'switch' as const].map((threads) => {
+      const e = new NativeEngine({ network: net, loss, weights: init, optimizer: 'adam', threads: threads === 'switch' ? 2 : threads, keepGradients: true });
       const r = new Rng(8);
       const d = new Rng(1);
-      for (let s = 0; s < 3; s++) e.step(split, pairBatch(r, 50 + s), d);
+      for (let s = 0; s < 3; s++) {
+        if (threads === 'switch') e.setThreads([2, 3, 1][s]!);
+        e.step(split, pairBatch(r, 50 + s), d);
+      }
       const out = { w: e.getWeights(), opt: e.getOptimizerState(), g: e.lastGradients()!, emb: e.embed(split, [0, 5, 7, 299]) };
       e.dispose();
       return out;

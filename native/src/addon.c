@@ -325,10 +325,40 @@ static napi_value js_backprop(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* backwardPairs(handle, ia: Int32Array, ib: Int32Array, coef: Float32Array, optKind, coef: Float32Array, apply) */
+static napi_value js_backward_pairs(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  tarray ia, ib, k, coef;
+  int kind;
+  bool apply;
+  if (m->rows < 1) return fail(env, "backward before a training forward pass");
+  if (!get_tarray(env, argv[1], napi_int32_array, &ia) || !get_tarray(env, argv[2], napi_int32_array, &ib) ||
+      !get_tarray(env, argv[3], napi_float32_array, &k) || ib.length != ia.length || k.length != ia.length)
+    return fail(env, "backwardPairs: ia, ib and coef must be arrays of one length");
+  const int32_t *a = (const int32_t *)ia.data, *b = (const int32_t *)ib.data;
+  for (size_t i = 0; i < ia.length; i++)
+    if (a[i] < 0 || a[i] >= m->rows || b[i] < 0 || b[i] >= m->rows) {
+      napi_throw_range_error(env, NULL, "pair index out of range");
+      return NULL;
+    }
+  if (!get_int(env, argv[4], &kind) || kind < OPT_SGD || kind > OPT_ADAGRAD) return fail(env, "unknown optimizer kind");
+  if (!get_tarray(env, argv[5], napi_float32_array, &coef) || coef.length > 8) return fail(env, "bad optimizer coefficients");
+  CHECK(napi_get_value_bool(env, argv[6], &apply));
+  optcfg o;
+  memset(&o, 0, sizeof(o));
+  o.kind = kind;
+  memcpy(o.c, coef.data, coef.length * sizeof(float));
+  if (mlp_backward_pairs(m, a, b, (const float *)k.data, (int)ia.length, &o, apply) != 0)
+    return fail(env, "native backward pass failed");
+  return undef(env);
+}
+
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   char buf[160];
-  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":1}", ISA_NAME, VW, MR,
+  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":2}", ISA_NAME, VW, MR,
            NV * VW);
   napi_value s;
   CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));
@@ -345,6 +375,7 @@ NAPI_MODULE_INIT() {
       {"nonFinite", NULL, js_nonfinite, NULL, NULL, NULL, napi_default, NULL},
       {"forwardTrain", NULL, js_forward_train, NULL, NULL, NULL, napi_default, NULL},
       {"backward", NULL, js_backward, NULL, NULL, NULL, napi_default, NULL},
+      {"backwardPairs", NULL, js_backward_pairs, NULL, NULL, NULL, napi_default, NULL},
       {"embed", NULL, js_embed, NULL, NULL, NULL, napi_default, NULL},
       {"embedFloat", NULL, js_embed_float, NULL, NULL, NULL, napi_default, NULL},
       {"distances", NULL, js_distances, NULL, NULL, NULL, napi_default, NULL},

@@ -113,6 +113,10 @@ static int alloc_rows(mlp *m, int rows) {
   if (rows <= m->cap) return 0;
   int cap = ROUND_UP(rows, 64);
   if (alloc_inputs(m, cap) != 0) return -1;
+  for (int i = 0; i < 2; i++) {
+    free(m->XB[i]);
+    if (!(m->XB[i] = (uint8_t *)falloc(((size_t)cap * m->w[0] + 3) / 4))) return -1;
+  }
   for (int l = 0; l < m->nl; l++) {
     free(m->H[l]);
     free(m->M[l]);
@@ -225,6 +229,8 @@ void mlp_destroy(mlp *m) {
     }
   }
   for (int g = 0; g < MAX_GROUPS; g++) free(m->XG[g]);
+  free(m->XB[0]);
+  free(m->XB[1]);
   free(m->bad);
   free(m->scratch);
   free(m);
@@ -375,14 +381,18 @@ static inline vf bytes_to_vf(const uint8_t *src) {
 
 #define PREFETCH_AHEAD 4
 
-static void gather_rows(float *dst, const uint8_t *images, int in_dim, const int32_t *rows, int n) {
+/* images[rows[r]] (rows NULL: images[r]) as floats into dst (when not NULL), and as bytes into
+   copy (when not NULL) */
+static void gather_rows(float *dst, uint8_t *copy, const uint8_t *images, int in_dim, const int32_t *rows, int n) {
   const vf d255 = (vf){0} + 255.0f;
   for (int r = 0; r < n; r++) {
-    if (r + PREFETCH_AHEAD < n) {
+    if (rows && r + PREFETCH_AHEAD < n) {
       const char *ahead = (const char *)(images + (size_t)rows[r + PREFETCH_AHEAD] * in_dim);
       for (int o = 0; o < in_dim; o += 64) __builtin_prefetch(ahead + o);
     }
-    const uint8_t *src = images + (size_t)rows[r] * in_dim;
+    const uint8_t *src = images + (size_t)(rows ? rows[r] : r) * in_dim;
+    if (copy) memcpy(copy + (size_t)r * in_dim, src, (size_t)in_dim);
+    if (!dst) continue;
     float *d = dst + (size_t)r * in_dim;
     int j = 0;
     if (u8_div_ok) {
@@ -438,6 +448,10 @@ typedef struct {
   int n;
   float *out;
   const float *g;
+  /* or the gradient through pair distances: pairs (ia[i], ib[i]) with coefficients coef[i] */
+  const int32_t *ia, *ib;
+  const float *coef;
+  int npairs;
   const optcfg *opt;
   int apply;
   uint32_t rng0[4];
@@ -472,8 +486,23 @@ static void forward_each(void *vctx, int t, int tid) {
   step_ctx *c = (step_ctx *)vctx;
   mlp *m = c->m;
   const int P = m->nthreads, n = c->n;
+  const int K = m->w[0];
+  if (m->ng == 1) {
+    if (t == 0) gather_rows(m->XG[0], NULL, c->images, K, c->rows, n);
+  } else {
+    /* each thread fetches its share of the rows from memory (converting them for itself on the
+       way), then converts the others' shares from their bytes */
+    uint8_t *xb = m->XB[m->xb_turn];
+    int a0, a1;
+    split(n, 1, t, P, &a0, &a1);
+    gather_rows(t < m->ng ? m->XG[t] + (size_t)a0 * K : NULL, xb + (size_t)a0 * K, c->images, K, c->rows + a0, a1 - a0);
+    pool_barrier(m->pool);
+    if (t < m->ng) {
+      gather_rows(m->XG[t], NULL, xb, K, NULL, a0);
+      gather_rows(m->XG[t] + (size_t)a1 * K, NULL, xb + (size_t)a1 * K, K, NULL, n - a1);
+    }
+  }
   if (t < m->ng) {
-    gather_rows(m->XG[t], c->images, m->w[0], c->rows, n);
     const int c0 = m->gc[t];
     layer0_group(m, t, m->XG[t], n, m->H[0]);
     bias_relu(m->H[0] + c0, m->wp[1], m->B[0] + c0, NULL, 0, n, m->gc[t + 1] - c0);
@@ -531,6 +560,7 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
   c.n = n;
   c.out = emb_out;
   pool_run_each(m->pool, forward_each, &c);
+  m->xb_turn ^= 1;
   if (m->has_masks) {
     uint64_t total = 0;
     for (int l = 0; l + 1 < m->nl; l++) total += (uint64_t)n * m->w[l + 1];
@@ -541,11 +571,47 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
 
 /* ---------------------------------------------------------------- backward */
 
+/*
+ * The gradient with respect to the embeddings, rows [r0, r1), from pair distances: each pair adds
+ * coef (a - b) to row ia and subtracts it from row ib (coef = dL/dD / D, 0 where the distance
+ * floor is active), pair after pair, exactly as tail_backprop sums them. Each thread builds its
+ * own rows, so the host never writes (or zeroes) a gradient array the threads then read.
+ */
+static void pair_gradient(const mlp *m, const step_ctx *c, int r0, int r1) {
+  const int L = m->nl, dim = m->w[L], cp = m->wp[L];
+  const float *E = m->H[L - 1];
+  float *G = m->D[L - 1];
+  memset(G + (size_t)r0 * cp, 0, (size_t)(r1 - r0) * cp * sizeof(float));
+  for (int i = 0; i < c->npairs; i++) {
+    const float k = c->coef[i];
+    const int a = c->ia[i], b = c->ib[i];
+    const int in_a = a >= r0 && a < r1, in_b = b >= r0 && b < r1;
+    if (k == 0.0f || (!in_a && !in_b)) continue;
+    const float *ea = E + (size_t)a * cp, *eb = E + (size_t)b * cp;
+    float *ga = G + (size_t)a * cp, *gb = G + (size_t)b * cp;
+    for (int j = 0; j < dim; j++) {
+      const float t = k * (ea[j] - eb[j]);
+      if (in_a) ga[j] += t;
+      if (in_b) gb[j] -= t;
+    }
+  }
+}
+
 /* dZ of every layer for rows [r0, r0 + n) */
-static void backward_rows(mlp *m, const float *demb, int r0, int n) {
+static void backward_rows(mlp *m, const step_ctx *c, int r0, int n) {
   const int L = m->nl;
-  /* last layer: dZ = g * [h > 0] */
-  {
+  if (!c->g) {
+    /* last layer: dZ = dEmb * [h > 0], dEmb from the pairs */
+    pair_gradient(m, c, r0, r0 + n);
+    const int cp = m->wp[L];
+    for (int r = r0; r < r0 + n; r++) {
+      const float *h = m->H[L - 1] + (size_t)r * cp;
+      float *d = m->D[L - 1] + (size_t)r * cp;
+      for (int j = 0; j < cp; j += VW) VSTORE(d + j, VSELECT(VLOAD(h + j) > 0.0f, VLOAD(d + j)));
+    }
+  } else {
+    /* last layer: dZ = g * [h > 0] */
+    const float *demb = c->g;
     const int cols = m->w[L], cp = m->wp[L];
     for (int r = r0; r < r0 + n; r++) {
       const float *g = demb + (size_t)r * cols;
@@ -596,7 +662,7 @@ static void backward_each(void *vctx, int t, int tid) {
   const int P = m->nthreads, n = c->n;
   int r0, r1;
   split(n, 1, t, P, &r0, &r1);
-  if (r1 > r0) backward_rows(m, c->g, r0, r1 - r0);
+  if (r1 > r0) backward_rows(m, c, r0, r1 - r0);
   pool_barrier(m->pool);
   size_t bad = 0;
   /* the first layer: this thread's column group */
@@ -630,18 +696,34 @@ static void backward_each(void *vctx, int t, int tid) {
   m->bad[(size_t)t * 8] = bad;
 }
 
-int mlp_backward(mlp *m, const float *demb, const optcfg *opt, int apply) {
+static int backward(mlp *m, step_ctx *c) {
   if (m->rows < 1) return -1;
+  c->m = m;
+  c->n = m->rows;
+  pool_run_each(m->pool, backward_each, c);
+  /* the counts cover every weight only after an update */
+  m->bad_valid = c->apply;
+  return 0;
+}
+
+int mlp_backward(mlp *m, const float *demb, const optcfg *opt, int apply) {
   step_ctx c = {0};
-  c.m = m;
-  c.n = m->rows;
   c.g = demb;
   c.opt = opt;
   c.apply = apply;
-  pool_run_each(m->pool, backward_each, &c);
-  /* the counts cover every weight only after an update */
-  m->bad_valid = apply;
-  return 0;
+  return backward(m, &c);
+}
+
+int mlp_backward_pairs(mlp *m, const int32_t *ia, const int32_t *ib, const float *coef, int npairs,
+                       const optcfg *opt, int apply) {
+  step_ctx c = {0};
+  c.ia = ia;
+  c.ib = ib;
+  c.coef = coef;
+  c.npairs = npairs;
+  c.opt = opt;
+  c.apply = apply;
+  return backward(m, &c);
 }
 
 /* ---------------------------------------------------------------- inference */
@@ -659,7 +741,7 @@ static void embed_task(void *vctx, int t, int tid) {
   float *pong = ping + (size_t)EMBED_BLOCK * maxw;
   const float *xin;
   if (c->images) {
-    gather_rows(x, c->images, m->w[0], c->rows ? c->rows + r0 : NULL, n);
+    gather_rows(x, NULL, c->images, m->w[0], c->rows ? c->rows + r0 : NULL, n);
     xin = x;
   } else {
     xin = c->xf + (size_t)r0 * m->w[0];

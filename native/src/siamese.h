@@ -70,6 +70,10 @@ typedef struct mlp {
   int ng;
   int gc[MAX_GROUPS + 1];
   float *XG[MAX_GROUPS];
+  /* the batch's image bytes, each thread fetching its share of rows from memory once: two
+     buffers [cap x w[0]] used in turn, step after step */
+  uint8_t *XB[2];
+  int xb_turn;
   float *H[MAX_LAYERS];    /* [cap x wp[l+1]] layer outputs (after ReLU and dropout) */
   float *M[MAX_LAYERS];    /* [cap x wp[l+1]] dropout multipliers (0 or 1/keep) */
   float *D[MAX_LAYERS];    /* [cap x wp[l+1]] gradients w.r.t. pre-activations */
@@ -103,6 +107,10 @@ size_t mlp_nonfinite(const mlp *m);
 int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n,
                       uint32_t rng[4], float *emb_out);
 int mlp_backward(mlp *m, const float *demb, const optcfg *opt, int apply);
+/* the same, with dL/d(embeddings) from pair distances: coef[i] (a - b) added to row ia[i] and
+   subtracted from row ib[i] (rows of the last forward pass) */
+int mlp_backward_pairs(mlp *m, const int32_t *ia, const int32_t *ib, const float *coef, int npairs,
+                       const optcfg *opt, int apply);
 /* inference: no dropout, nothing saved */
 int mlp_embed(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, float *out);
 int mlp_embed_float(mlp *m, const float *x, int n, float *out);

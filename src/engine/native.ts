@@ -25,6 +25,7 @@ interface NativeAddon {
   nonFinite(h: NativeHandle): number;
   forwardTrain(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, rng: Uint32Array, out: Float32Array): void;
   backward(h: NativeHandle, dEmb: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
+  backwardPairs(h: NativeHandle, ia: Int32Array, ib: Int32Array, k: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
   embed(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, out: Float32Array): void;
   embedFloat(h: NativeHandle, x: Float32Array, out: Float32Array): void;
   distances(emb: Float32Array, dim: number, ia: Int32Array, ib: Int32Array, floor: number, d: Float32Array, sq: Float64Array): void;
@@ -102,7 +103,7 @@ function load(): { addon: NativeAddon | null; status: NativeStatus } {
   try {
     const addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
     const info = JSON.parse(addon.info()) as NativeStatus['info'] & { abi: number };
-    if (info.abi !== 1) throw new Error(`ABI ${info.abi}, expected 1 (rebuild with \`npm run build:native\`)`);
+    if (info.abi !== 2) throw new Error(`ABI ${info.abi}, expected 2 (rebuild with \`npm run build:native\`)`);
     loaded = { addon, status: { available: true, detail: `native/build/siamese.node (${info.isa})`, info } };
   } catch (e) {
     loaded = { addon: null, status: { available: false, detail: `failed to load: ${(e as Error).message.split('\n')[0]}` } };
@@ -220,6 +221,14 @@ export class NativeMlp {
   /** Backward pass of the last forward pass; updates the weights when `apply`. */
   backward(dEmb: Float32Array, optKind: NativeOpt, coef: Float32Array, apply: boolean): void {
     this.addon.backward(this.h, dEmb, optKind, coef, apply);
+  }
+
+  /**
+   * The same, with dL/d(embeddings) built by the threads from pair distances: k[i] (a − b) added
+   * to row ia[i], subtracted from row ib[i] (as backpropDistances does with k = dL/dD / D).
+   */
+  backwardPairs(ia: Int32Array, ib: Int32Array, k: Float32Array, optKind: NativeOpt, coef: Float32Array, apply: boolean): void {
+    this.addon.backwardPairs(this.h, ia, ib, k, optKind, coef, apply);
   }
 
   embed(images: Uint8Array, inDim: number, rows: Int32Array, out?: Float32Array): Float32Array {

@@ -15,6 +15,7 @@ import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
 import type { Batch, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
 import { pairLossGrad, type PairLossGrad, tripletLossGrad, type TripletLossGrad } from './lossTail.ts';
+import { SQUARED_DISTANCE_FLOOR } from '../model/siamese.ts';
 import { NativeMlp, NativeOpt, nativeStatus } from './native.ts';
 import { createOptimizer, type OptimizerOptions } from './optimizers.ts';
 
@@ -134,6 +135,13 @@ const iota = (from: number, n: number): Int32Array => Int32Array.from({ length: 
 class Scratch {
   private readonly a32: Float32Array[] = [];
   private readonly a64: Float64Array[] = [];
+  private readonly i32a: Int32Array[] = [];
+
+  i32(slot: number, n: number): Int32Array {
+    let b = this.i32a[slot];
+    if (!b || b.length < n) this.i32a[slot] = b = new Int32Array(Math.max(n, 2 * (b?.length ?? 0)));
+    return b.subarray(0, n);
+  }
 
   f32(slot: number, n: number): Float32Array {
     let b = this.a32[slot];
@@ -162,7 +170,6 @@ export class NativeEngine implements TrainEngine {
   private grads: NamedTensor[] | null = null;
   private readonly dim: number;
   private embBuf = new Float32Array(0);
-  private gBuf = new Float32Array(0);
   /** per-step scratch (distances, squared sums, loss derivatives), reused: see Scratch */
   private readonly scratch = new Scratch();
   private iotaCache = new Map<number, Int32Array>();
@@ -228,27 +235,22 @@ export class NativeEngine implements TrainEngine {
     const rows = batch.rows;
     const inDim = split.height * split.width * split.channels;
     const size = rows.length * this.dim;
-    if (this.embBuf.length !== size) {
-      this.embBuf = new Float32Array(size);
-      this.gBuf = new Float32Array(size);
-    }
+    if (this.embBuf.length !== size) this.embBuf = new Float32Array(size);
     const emb = this.mlp.forwardTrain(split.images, inDim, rows, dropout, this.embBuf);
-    const g = this.gBuf;
-    g.fill(0);
     let out: StepOutput;
     switch (batch.kind) {
       case 'pairs': {
         const n = batch.y.length;
-        out = this.pairTail(emb, this.range(0, n), this.range(n, n), batch.y, g);
+        out = this.pairTail(emb, this.range(0, n), this.range(n, n), batch.y);
         break;
       }
       case 'triplets': {
         const n = rows.length / 3;
-        out = this.tripletTail(emb, this.range(0, n), this.range(n, n), this.range(2 * n, n), g);
+        out = this.tripletTail(emb, this.range(0, n), this.range(n, n), this.range(2 * n, n));
         break;
       }
       case 'mined': {
-        out = this.mined(emb, batch.labels, batch.miner, g);
+        out = this.mined(emb, batch.labels, batch.miner);
         if (out.kept === 0) {
           if (this.keepGradients) this.grads = this.zeroGrads();
           return out;
@@ -256,22 +258,34 @@ export class NativeEngine implements TrainEngine {
         break;
       }
     }
-    this.mlp.backward(g, this.opt.kind, this.opt.next(), true);
+    // the tail left (ia, ib, coef) in the scratch: the threads build dL/d(embeddings) themselves
+    const t = this.tail;
+    this.mlp.backwardPairs(t.ia, t.ib, t.coef, this.opt.kind, this.opt.next(), true);
     if (this.keepGradients) this.grads = this.readGrads();
     return out;
   }
 
-  private pairTail(emb: Float32Array, ia: Int32Array, ib: Int32Array, y: Uint8Array, g: Float32Array): StepOutput {
+  /** the pairs whose distances the last tail differentiated, and dL/dD / D of each */
+  private tail: { ia: Int32Array; ib: Int32Array; coef: Float32Array } = { ia: new Int32Array(0), ib: new Int32Array(0), coef: new Float32Array(0) };
+
+  /** dL/dD / D per pair, 0 where the distance floor is active (tf.maximum passes no gradient there) */
+  private coefficients(d: Float32Array, sq: Float64Array, g: Float64Array, out: Float32Array): void {
+    for (let i = 0; i < d.length; i++) out[i] = sq[i]! >= SQUARED_DISTANCE_FLOOR && g[i] !== 0 ? g[i]! / d[i]! : 0;
+  }
+
+  private pairTail(emb: Float32Array, ia: Int32Array, ib: Int32Array, y: Uint8Array): StepOutput {
     if (!this.pairGrad) throw new Error('a pair batch needs a pair loss');
     const n = ia.length;
     const sq = this.scratch.f64(0, n);
     const d = this.mlp.distances(emb, this.dim, ia, ib, sq, this.scratch.f32(0, n));
     const r = this.pairGrad(d, y, this.scratch.f64(1, n));
-    this.mlp.backpropDistances(emb, this.dim, ia, ib, d, sq, r.grad, g);
+    const coef = this.scratch.f32(2, n);
+    this.coefficients(d, sq, r.grad, coef);
+    this.tail = { ia, ib, coef };
     return { loss: r.value, d, y };
   }
 
-  private tripletTail(emb: Float32Array, ia: Int32Array, ip: Int32Array, ineg: Int32Array, g: Float32Array): StepOutput {
+  private tripletTail(emb: Float32Array, ia: Int32Array, ip: Int32Array, ineg: Int32Array): StepOutput {
     if (!this.tripletGrad) throw new Error('a triplet batch needs a triplet loss');
     const n = ia.length;
     const sqp = this.scratch.f64(0, n);
@@ -279,24 +293,33 @@ export class NativeEngine implements TrainEngine {
     const dap = this.mlp.distances(emb, this.dim, ia, ip, sqp, this.scratch.f32(0, n));
     const dan = this.mlp.distances(emb, this.dim, ia, ineg, sqn, this.scratch.f32(1, n));
     const r = this.tripletGrad(dap, dan, { gap: this.scratch.f64(2, n), gan: this.scratch.f64(3, n) });
-    this.mlp.backpropDistances(emb, this.dim, ia, ip, dap, sqp, r.gap, g);
-    this.mlp.backpropDistances(emb, this.dim, ia, ineg, dan, sqn, r.gan, g);
+    // (a, p) pairs, then (a, n) pairs: the order in which the gradient sums them
+    const coef = this.scratch.f32(2, 2 * n);
+    this.coefficients(dap, sqp, r.gap, coef.subarray(0, n));
+    this.coefficients(dan, sqn, r.gan, coef.subarray(n));
+    const pa = this.scratch.i32(0, 2 * n);
+    const pb = this.scratch.i32(1, 2 * n);
+    pa.set(ia);
+    pa.set(ia, n);
+    pb.set(ip);
+    pb.set(ineg, n);
+    this.tail = { ia: pa, ib: pb, coef };
     return { loss: r.value, dap, dan };
   }
 
-  private mined(emb: Float32Array, labels: Int32Array, miner: Miner, g: Float32Array): StepOutput {
+  private mined(emb: Float32Array, labels: Int32Array, miner: Miner): StepOutput {
     const loss = this.loss;
     if (miner.kind === 'triplet' && loss.kind === 'triplet') {
       const { indices } = miner.mine(emb, this.dim, labels);
       const kept = indices.anchors.length;
       if (kept === 0) return { loss: 0, kept };
-      return { ...this.tripletTail(emb, indices.anchors, indices.positives, indices.negatives, g), kept };
+      return { ...this.tripletTail(emb, indices.anchors, indices.positives, indices.negatives), kept };
     }
     if (miner.kind === 'pair' && loss.kind === 'pair') {
       const { indices } = miner.mine(emb, this.dim, labels);
       const kept = indices.a.length;
       if (kept === 0) return { loss: 0, kept };
-      return { ...this.pairTail(emb, indices.a, indices.b, indices.y, g), kept };
+      return { ...this.pairTail(emb, indices.a, indices.b, indices.y), kept };
     }
     throw new Error('miner and loss kinds differ');
   }

@@ -280,6 +280,48 @@ if (!status.available) {
     m.dispose();
   });
 
+  test('the threads build dL/d(embeddings) from pair distances exactly as the host helper does', () => {
+    // backwardPairs (each thread sums the pairs into its own rows) against backpropDistances
+    // into one array, then backward: the same weights and gradients, bit for bit, on 1 and 2 threads
+    const widths = [784, 128, 128, 128];
+    const rows = Int32Array.from({ length: 60 }, (_, i) => (i * 7) % split.n);
+    // repeated rows and pairs, a pair of a row with itself (distance floor), both directions
+    const ia = Int32Array.from([0, 1, 2, 3, 59, 10, 10, 33, 5]);
+    const ib = Int32Array.from([30, 31, 2, 40, 0, 11, 12, 10, 58]);
+    const coefOpt = Float32Array.of(0.9, 0.1, 0.001, 1e-7);
+    for (const threads of [1, 2]) {
+      const run = (fused: boolean): { w: Float32Array[]; g: Float32Array[] } => {
+        const m = new NativeMlp(widths, 0.1, threads);
+        m.setWeights(init);
+        const emb = m.forwardTrain(split.images, 784, rows, new Rng(5));
+        const sq = new Float64Array(ia.length);
+        const d = m.distances(emb, 128, ia, ib, sq);
+        const gD = Float64Array.from(ia, (_, i) => (i % 3) - 0.7);
+        if (fused) {
+          const k = Float32Array.from(gD, (g, i) => (sq[i]! >= 1e-7 && g !== 0 ? g / d[i]! : 0));
+          m.backwardPairs(ia, ib, k, 3, coefOpt, true);
+        } else {
+          const gE = new Float32Array(emb.length);
+          m.backpropDistances(emb, 128, ia, ib, d, sq, gD, gE);
+          m.backward(gE, 3, coefOpt, true);
+        }
+        const out = { w: [0, 1, 2, 3, 4, 5].map((i) => m.getParam(i)), g: [0, 1, 2, 3, 4, 5].map((i) => m.getGrad(i)) };
+        m.dispose();
+        return out;
+      };
+      const a = run(false);
+      const b = run(true);
+      a.w.forEach((w, i) => assert.deepEqual(b.w[i], w, `weights ${i}, ${threads} threads`));
+      a.g.forEach((g, i) => assert.deepEqual(b.g[i], g, `gradient ${i}, ${threads} threads`));
+      assert.ok(a.g[0]!.some((x) => x !== 0), 'the gradient is not empty');
+    }
+    const m = new NativeMlp(widths, 0.1, 2);
+    m.forwardTrain(split.images, 784, rows, new Rng(5));
+    assert.throws(() => m.backwardPairs(Int32Array.of(60), Int32Array.of(0), Float32Array.of(1), 3, coefOpt, true), /out of range/);
+    assert.throws(() => m.backwardPairs(Int32Array.of(0, 1), Int32Array.of(0), Float32Array.of(1), 3, coefOpt, true), /one length/);
+    m.dispose();
+  });
+
   test('bad input is refused, not read out of bounds', () => {
     const [ref, fast] = engines(createLoss('contrastive'));
     ref.dispose();

@@ -13,7 +13,7 @@
  * pairs per CPU-second are the steady figure.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -26,8 +26,10 @@ import { createLoss } from '../src/losses/registry.ts';
 import type { PairLoss } from '../src/losses/types.ts';
 import { mlpNetwork } from '../src/model/mlp.ts';
 import { Rng } from '../src/rng.ts';
-import { resolveConfig, type TrainConfig } from '../src/train/config.ts';
+import { startTsWorker } from '../src/experiments/pool.ts';
+import { resolveConfig } from '../src/train/config.ts';
 import { Training } from '../src/train/trainer.ts';
+import { BENCH_CONFIG, cpuMs, pooled, quantile, throughput, type Throughput } from './throughput.ts';
 
 const args = process.argv.slice(2);
 const flag = (f: string): boolean => args.includes(f);
@@ -40,39 +42,9 @@ const epochs = Number(value('--epochs') ?? (quick ? 1 : 3));
 const jsonOut = value('--json');
 const here = dirname(fileURLToPath(import.meta.url));
 
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 const mb = (b: number): number => Math.round(b / 2 ** 20);
 const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
 const log = (s = ''): void => void process.stdout.write(s + '\n');
-
-/** Run time of the calling thread in ms (Linux schedstat), or NaN elsewhere. */
-function threadRunMs(): number {
-  try {
-    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
-  } catch {
-    return NaN;
-  }
-}
-
-interface Throughput {
-  engine: string;
-  /** CPU ms per step of the main thread alone (Linux) */
-  mainThreadMsPerStep: number;
-  /** wall-clock ms of every measured step */
-  stepTimes: number[];
-  /** wall-clock ms of the median step and of the fastest tenth of steps (the figure an idle machine approaches) */
-  medianStepMs: number;
-  p10StepMs: number;
-  threads: number;
-  steps: number;
-  pairsPerSecond: number;
-  pairsPerCpuSecond: number;
-  msPerStep: number;
-  cpuMsPerStep: number;
-}
 
 await initBackend('wasm');
 const ds = await loadMnist();
@@ -91,81 +63,8 @@ log(`load average at start: ${machine.loadAverageAtStart.join(' ')} (wall-clock 
 log(`native engine: ${machine.native.available ? machine.native.detail : `not available (${machine.native.detail})`}`);
 log();
 
-const base: Partial<TrainConfig> = { loss: 'contrastive', batchSize: 128, optimizer: 'rmsprop', seed: 0 };
-
-/** Steady-state steps of one engine: `warm` steps first, then `steps` measured. */
-function throughput(engine: 'tfjs' | 'native', threads: number, warm: number, steps: number): Throughput {
-  const t = new Training(ds, resolveConfig({ ...base, engine, threads }));
-  let t0 = 0;
-  let c0 = 0;
-  let m0 = 0;
-  let t1 = 0;
-  let c1 = 0;
-  let m1 = 0;
-  const stepMs: number[] = [];
-  let last = 0;
-  t.runEpoch((b) => {
-    const now = performance.now();
-    if (b.batch > warm) stepMs.push(now - last);
-    last = now;
-    if (b.batch === warm) {
-      t0 = performance.now();
-      c0 = cpuMs();
-      m0 = threadRunMs();
-    }
-    if (b.batch === warm + steps) {
-      t1 = performance.now();
-      c1 = cpuMs();
-      m1 = threadRunMs();
-      return false;
-    }
-  });
-  const res: Throughput = {
-    engine: t.engine.name,
-    threads: t.engine.threads,
-    steps,
-    pairsPerSecond: (steps * 128) / ((t1 - t0) / 1000),
-    pairsPerCpuSecond: (steps * 128) / ((c1 - c0) / 1000),
-    msPerStep: (t1 - t0) / steps,
-    cpuMsPerStep: (c1 - c0) / steps,
-    mainThreadMsPerStep: (m1 - m0) / steps,
-    medianStepMs: quantile(stepMs, 0.5),
-    p10StepMs: quantile(stepMs, 0.1),
-    stepTimes: stepMs,
-  };
-  t.dispose();
-  return res;
-}
-
-/** Several measurements of one engine as one: totals over all their steps. */
-function pooled(runs: Throughput[]): Throughput {
-  const steps = runs.reduce((a, r) => a + r.steps, 0);
-  const wallMs = runs.reduce((a, r) => a + r.msPerStep * r.steps, 0);
-  const cpu = runs.reduce((a, r) => a + r.cpuMsPerStep * r.steps, 0);
-  const main = runs.reduce((a, r) => a + r.mainThreadMsPerStep * r.steps, 0);
-  const times = runs.flatMap((r) => r.stepTimes);
-  return {
-    engine: runs[0]!.engine,
-    threads: runs[0]!.threads,
-    steps,
-    pairsPerSecond: (steps * 128) / (wallMs / 1000),
-    pairsPerCpuSecond: (steps * 128) / (cpu / 1000),
-    msPerStep: wallMs / steps,
-    cpuMsPerStep: cpu / steps,
-    mainThreadMsPerStep: main / steps,
-    medianStepMs: quantile(times, 0.5),
-    p10StepMs: quantile(times, 0.1),
-    stepTimes: times,
-  };
-}
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
-}
-
 function embedSpeed(engine: 'tfjs' | 'native', threads: number, reps: number): { imagesPerSecond: number; imagesPerCpuSecond: number } {
-  const t = new Training(ds, resolveConfig({ ...base, engine, threads, epochs: 0 }));
+  const t = new Training(ds, resolveConfig({ ...BENCH_CONFIG, engine, threads, epochs: 0 }));
   t.embed(ds.test);
   const w0 = performance.now();
   const c0 = cpuMs();
@@ -234,20 +133,21 @@ const natSteps = quick ? 150 : 400;
 // are measured in alternating rounds, and the speedup is taken round by round.
 const rounds = Math.max(1, Number(value('--rounds') ?? (quick ? 1 : 5)));
 const ratios: number[] = [];
-rows.push(throughput('tfjs', 1, 10, tfSteps));
+rows.push(throughput(ds, 'tfjs', 1, 10, tfSteps));
 if (machine.native.available) {
   const one: Throughput[] = [];
   const all: Throughput[] = [];
   for (let r = 0; r < rounds; r++) {
-    one.push(throughput('native', 1, 30, natSteps));
+    one.push(throughput(ds, 'native', 1, 30, natSteps));
     if (cores > 1) {
-      all.push(throughput('native', cores, 30, natSteps));
+      all.push(throughput(ds, 'native', cores, 30, natSteps));
       ratios.push(all[r]!.pairsPerSecond / one[r]!.pairsPerSecond);
     }
   }
   rows.push(pooled(one));
   if (all.length) rows.push(pooled(all));
 }
+
 const torchSteps = quick ? 100 : 300;
 const noTorch = flag('--no-torch');
 const torch = noTorch ? { unavailable: 'skipped (--no-torch)' } : torchReference(1, torchSteps);
@@ -322,7 +222,7 @@ log(`| epoch | seconds | test accuracy | RSS MB | heap MB | TF.js tensors |`);
 log(`|---|---|---|---|---|---|`);
 const perEpoch: Record<string, number>[] = [];
 {
-  const t = new Training(ds, resolveConfig({ ...base, engine: fastEngine, epochs }));
+  const t = new Training(ds, resolveConfig({ ...BENCH_CONFIG, engine: fastEngine, epochs }));
   for (let e = 0; e < epochs; e++) {
     const l = t.runEpoch()!;
     const m = process.memoryUsage();
@@ -335,6 +235,34 @@ const peakRss = process.resourceUsage().maxRSS * 1024;
 log();
 log(`peak RSS of this whole benchmark process: ${mb(peakRss)} MB`);
 log();
+
+// ---------------------------------------------------------------------------------------------
+/** pairs/s of each of n single-thread trainings run at once, each in a worker thread */
+async function sideBySide(n: number, steps: number): Promise<number[]> {
+  const workers = Array.from({ length: n }, () => startTsWorker(new URL('./sideBySide.ts', import.meta.url), { warm: 30, steps }));
+  await Promise.all(workers.map((w) => new Promise((ok) => w.once('message', ok))));
+  const done = workers.map((w) => new Promise<{ pairsPerSecond: number }>((ok) => w.once('message', ok)));
+  for (const w of workers) w.postMessage('go');
+  const res = await Promise.all(done);
+  await Promise.all(workers.map((w) => w.terminate()));
+  return res.map((r) => r.pairsPerSecond);
+}
+// The ceiling two cores give this workload right now: independent trainings share nothing.
+let independent: { alone: number; together: number[] } | undefined;
+if (machine.native.available && cores > 1) {
+  const [alone] = await sideBySide(1, natSteps);
+  independent = { alone: alone!, together: await sideBySide(cores, natSteps) };
+}
+if (independent) {
+  const sum = independent.together.reduce((a, b) => a + b, 0);
+  log(`## ${cores} independent 1-thread native trainings side by side (worker threads; the ceiling ${cores} cores give this work now)`);
+  log();
+  log(
+    `${independent.together.map(fmt).join(' + ')} pairs/s: ${(sum / independent.alone).toFixed(2)}x one alone (${fmt(independent.alone)} pairs/s); ` +
+      `one training on ${cores} threads above: ${quantile(ratios, 0.5).toFixed(2)}x its one-thread speed`,
+  );
+  log();
+}
 
 // ---------------------------------------------------------------------------------------------
 let profile: Record<string, number> | undefined;
@@ -383,7 +311,7 @@ if (!quick) {
   }
   {
     // the TF.js engine's step, kernel by kernel (tf.profile)
-    const t = new Training(ds, resolveConfig({ ...base, engine: 'tfjs', trainPairs: 128 * 3 }));
+    const t = new Training(ds, resolveConfig({ ...BENCH_CONFIG, engine: 'tfjs', trainPairs: 128 * 3 }));
     t.runEpoch();
     const c0 = cpuMs();
     const info = await tf.profile(() => {
@@ -413,7 +341,7 @@ if (!quick) {
 if (jsonOut) {
   writeFileSync(
     jsonOut,
-    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
+    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
   );
   log(`wrote ${jsonOut}`);
 }

@@ -190,12 +190,16 @@ function tsxApiUrls(): { esm: string; cjs: string } {
 }
 
 function startWorker(workerData: { stop: ArrayBufferLike }): Worker {
-  const here = import.meta.url;
-  if (!/\.ts$/.test(new URL(here).pathname)) {
+  return startTsWorker(new URL('./worker.ts', import.meta.url), workerData);
+}
+
+/** A worker thread running a TypeScript module through tsx's loaders (or, compiled, its .js twin). */
+export function startTsWorker(module: URL, workerData: unknown): Worker {
+  if (!/\.ts$/.test(new URL(import.meta.url).pathname)) {
     // running compiled JavaScript: no loader needed
-    return new Worker(new URL('./worker.js', here), { workerData });
+    return new Worker(new URL(module.href.replace(/\.ts$/, '.js')), { workerData });
   }
-  const entry = new URL('./worker.ts', here).href;
+  const entry = module.href;
   const { esm, cjs } = tsxApiUrls();
   const boot =
     `Promise.all([import(${JSON.stringify(esm)}), import(${JSON.stringify(cjs)})])` +

@@ -3,12 +3,10 @@
  * src/model/dropout.ts draws them), backward to weight gradients, and the optimizer update,
  * spread over a thread pool.
  *
- * A training step is three parallel phases:
- *   forward  (row blocks)  gather + scale the images, then every layer for those rows;
- *   backward A (row blocks) dZ of every layer, from the last down: dZ_l-1 = (dZ_l W_l^T) * mask * [h > 0];
- *   backward B (weight-row blocks) dW_l rows = X_l^T dZ_l, bias sums, then the optimizer on those rows.
- * Rows never interact in the forward pass or in backward A, and each weight row of backward B
- * sums over all batch rows in order, so results are the same for any thread count.
+ * A training step runs on every thread of the pool at once, each thread on a fixed share (see
+ * forward_each): the first layer by column groups, the others by batch rows, with barriers
+ * between the phases. Inference (mlp_embed) hands out row blocks dynamically. Every output
+ * element is one sum in a fixed order, so results are the same for any thread count.
  */
 #include <math.h>
 #include <pthread.h>

@@ -1,8 +1,9 @@
 /*
  * A tiny fork-join thread pool. The caller is thread 0 and runs tasks too; tasks are handed out
- * through an atomic counter. Idle workers spin for a short while (a training step issues a new
- * job every few hundred microseconds) and then sleep on a condition variable, so an idle pool
- * costs no CPU.
+ * through an atomic counter (pool_run), or each thread runs the task of its own number, all at
+ * once, so that the task may wait for the others in pool_barrier (pool_run_each). Idle workers
+ * spin for a while (a training step issues a new job every few hundred microseconds) and then
+ * sleep on a condition variable, so an idle pool costs no CPU.
  */
 #include <pthread.h>
 #include <sched.h>

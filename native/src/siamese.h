@@ -6,9 +6,9 @@
  * padding is kept at zero, so it never changes a result). Kernels are [in, out] row-major, as
  * Keras and the TypeScript side store them.
  *
- * Determinism: every output element is computed by exactly one task, with a summation order
- * that does not depend on how tasks are spread over threads. A run with 1 thread and a run with
- * N threads give bit-identical results.
+ * Determinism: every output element is computed by exactly one thread, with a summation order
+ * that does not depend on how the work is spread over threads. A run with 1 thread and a run
+ * with N threads give bit-identical results.
  */
 #ifndef SIAMESE_NATIVE_H
 #define SIAMESE_NATIVE_H

@@ -216,24 +216,40 @@ static napi_value js_forward_train(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* (optKind, coef: Float32Array, apply: boolean) at args[0..2]: false after throwing */
+static bool get_optimizer(napi_env env, napi_value *args, optcfg *o, bool *apply) {
+  tarray coef;
+  int kind;
+  memset(o, 0, sizeof(*o));
+  if (!get_int(env, args[0], &kind) || kind < OPT_SGD || kind > OPT_ADAGRAD) {
+    fail(env, "unknown optimizer kind");
+    return false;
+  }
+  if (!get_tarray(env, args[1], napi_float32_array, &coef) || coef.length > 8) {
+    fail(env, "bad optimizer coefficients");
+    return false;
+  }
+  if (napi_get_value_bool(env, args[2], apply) != napi_ok) {
+    fail(env, "apply must be a boolean");
+    return false;
+  }
+  o->kind = kind;
+  memcpy(o->c, coef.data, coef.length * sizeof(float));
+  return true;
+}
+
 /* backward(handle, dEmb: Float32Array, optKind, coef: Float32Array, apply: boolean) */
 static napi_value js_backward(napi_env env, napi_callback_info info) {
   ARGS(5);
   mlp *m = get_model(env, argv[0]);
   if (!m) return NULL;
-  tarray g, coef;
-  int kind;
-  bool apply;
+  tarray g;
   if (m->rows < 1) return fail(env, "backward before a training forward pass");
   if (!get_tarray(env, argv[1], napi_float32_array, &g) || g.length != (size_t)m->rows * m->w[m->nl])
     return fail(env, "dEmb must be a Float32Array of rows x embedding size");
-  if (!get_int(env, argv[2], &kind) || kind < OPT_SGD || kind > OPT_ADAGRAD) return fail(env, "unknown optimizer kind");
-  if (!get_tarray(env, argv[3], napi_float32_array, &coef) || coef.length > 8) return fail(env, "bad optimizer coefficients");
-  CHECK(napi_get_value_bool(env, argv[4], &apply));
   optcfg o;
-  memset(&o, 0, sizeof(o));
-  o.kind = kind;
-  memcpy(o.c, coef.data, coef.length * sizeof(float));
+  bool apply;
+  if (!get_optimizer(env, argv + 2, &o, &apply)) return NULL;
   if (mlp_backward(m, (const float *)g.data, &o, apply) != 0) return fail(env, "native backward pass failed");
   return undef(env);
 }
@@ -330,9 +346,7 @@ static napi_value js_backward_pairs(napi_env env, napi_callback_info info) {
   ARGS(7);
   mlp *m = get_model(env, argv[0]);
   if (!m) return NULL;
-  tarray ia, ib, k, coef;
-  int kind;
-  bool apply;
+  tarray ia, ib, k;
   if (m->rows < 1) return fail(env, "backward before a training forward pass");
   if (!get_tarray(env, argv[1], napi_int32_array, &ia) || !get_tarray(env, argv[2], napi_int32_array, &ib) ||
       !get_tarray(env, argv[3], napi_float32_array, &k) || ib.length != ia.length || k.length != ia.length)
@@ -343,13 +357,9 @@ static napi_value js_backward_pairs(napi_env env, napi_callback_info info) {
       napi_throw_range_error(env, NULL, "pair index out of range");
       return NULL;
     }
-  if (!get_int(env, argv[4], &kind) || kind < OPT_SGD || kind > OPT_ADAGRAD) return fail(env, "unknown optimizer kind");
-  if (!get_tarray(env, argv[5], napi_float32_array, &coef) || coef.length > 8) return fail(env, "bad optimizer coefficients");
-  CHECK(napi_get_value_bool(env, argv[6], &apply));
   optcfg o;
-  memset(&o, 0, sizeof(o));
-  o.kind = kind;
-  memcpy(o.c, coef.data, coef.length * sizeof(float));
+  bool apply;
+  if (!get_optimizer(env, argv + 4, &o, &apply)) return NULL;
   if (mlp_backward_pairs(m, a, b, (const float *)k.data, (int)ia.length, &o, apply) != 0)
     return fail(env, "native backward pass failed");
   return undef(env);

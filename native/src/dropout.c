@@ -110,6 +110,21 @@ static inline void transpose16(__m512 v[16]) {
 #endif
 typedef float vfl __attribute__((vector_size(VW * 4)));
 
+/* one draw in every lane (xoshiro128** output, then the state steps): scale where kept, else 0 */
+static inline vfl lane_draw(vu *s0, vu *s1, vu *s2, vu *s3, vu thr, vfl sc, int always) {
+  const vu x = *s1 * 5u;
+  const vu res = ((x << 7) | (x >> 25)) * 9u;
+  const vu t = *s1 << 9;
+  *s2 ^= *s0;
+  *s3 ^= *s1;
+  *s1 ^= *s2;
+  *s0 ^= *s3;
+  *s2 ^= t;
+  *s3 = (*s3 << 11) | (*s3 >> 21);
+  const vu keepm = always ? (vu){0} - 1u : (vu)(res < thr);
+  return (vfl)((vu)sc & keepm);
+}
+
 /*
  * Masks of `rows` rows x `cols` units (row stride cp, padding set to 0), drawn from state s,
  * which is left n = rows * cols draws ahead. keep_thr: a draw u keeps its unit when u < keep_thr
@@ -145,34 +160,14 @@ void xo_masks(uint32_t s[4], int rows, int cols, int cp, uint64_t keep_thr, floa
       for (; c + 16 <= cols; c += 16) {
         __m512 v[16];
         for (int j = 0; j < 16; j++) {
-          const vu x = s1 * 5u;
-          const vu res = ((x << 7) | (x >> 25)) * 9u;
-          const vu t = s1 << 9;
-          s2 ^= s0;
-          s3 ^= s1;
-          s1 ^= s2;
-          s0 ^= s3;
-          s2 ^= t;
-          s3 = (s3 << 11) | (s3 >> 21);
-          const vu keepm = always ? (vu){0} - 1u : (vu)(res < thr);
-          v[j] = (__m512)((vu)sc & keepm);
+          v[j] = (__m512)lane_draw(&s0, &s1, &s2, &s3, thr, sc, always);
         }
         transpose16(v);
         for (int k = 0; k < 16; k++) _mm512_store_ps(M + (size_t)(k * per + r) * cp + c, v[k]);
       }
 #endif
       for (; c < cols; c++) {
-        const vu x = s1 * 5u;
-        const vu res = ((x << 7) | (x >> 25)) * 9u;
-        const vu t = s1 << 9;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = (s3 << 11) | (s3 >> 21);
-        const vu keepm = always ? (vu){0} - 1u : (vu)(res < thr);
-        const vfl out = (vfl)((vu)sc & keepm);
+        const vfl out = lane_draw(&s0, &s1, &s2, &s3, thr, sc, always);
         for (int k = 0; k < VW; k++) M[(size_t)(k * per + r) * cp + c] = out[k];
       }
     }

@@ -694,34 +694,33 @@ static void backward_each(void *vctx, int t, int tid) {
   m->bad[(size_t)t * 8] = bad;
 }
 
-static int backward(mlp *m, step_ctx *c) {
+/* the backward pass with dL/d(embeddings) given (g) or built from pairs (ia, ib, coef) */
+static int backward(mlp *m, const float *g, const int32_t *ia, const int32_t *ib, const float *coef, int npairs,
+                    const optcfg *opt, int apply) {
   if (m->rows < 1) return -1;
-  c->m = m;
-  c->n = m->rows;
-  pool_run_each(m->pool, backward_each, c);
-  /* the counts cover every weight only after an update */
-  m->bad_valid = c->apply;
-  return 0;
-}
-
-int mlp_backward(mlp *m, const float *demb, const optcfg *opt, int apply) {
   step_ctx c = {0};
-  c.g = demb;
-  c.opt = opt;
-  c.apply = apply;
-  return backward(m, &c);
-}
-
-int mlp_backward_pairs(mlp *m, const int32_t *ia, const int32_t *ib, const float *coef, int npairs,
-                       const optcfg *opt, int apply) {
-  step_ctx c = {0};
+  c.m = m;
+  c.n = m->rows;
+  c.g = g;
   c.ia = ia;
   c.ib = ib;
   c.coef = coef;
   c.npairs = npairs;
   c.opt = opt;
   c.apply = apply;
-  return backward(m, &c);
+  pool_run_each(m->pool, backward_each, &c);
+  /* the counts cover every weight only after an update */
+  m->bad_valid = apply;
+  return 0;
+}
+
+int mlp_backward(mlp *m, const float *demb, const optcfg *opt, int apply) {
+  return backward(m, demb, NULL, NULL, NULL, 0, opt, apply);
+}
+
+int mlp_backward_pairs(mlp *m, const int32_t *ia, const int32_t *ib, const float *coef, int npairs,
+                       const optcfg *opt, int apply) {
+  return backward(m, NULL, ia, ib, coef, npairs, opt, apply);
 }
 
 /* ---------------------------------------------------------------- inference */

@@ -11,11 +11,11 @@ import { UsageError } from '../errors.ts';
 import type { Loss } from '../losses/types.ts';
 import type { Miner } from '../mining/index.ts';
 import type { BaseNetwork } from '../model/network.ts';
+import { SQUARED_DISTANCE_FLOOR } from '../model/siamese.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
 import type { Batch, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
 import { pairLossGrad, type PairLossGrad, tripletLossGrad, type TripletLossGrad } from './lossTail.ts';
-import { SQUARED_DISTANCE_FLOOR } from '../model/siamese.ts';
 import { NativeMlp, NativeOpt, nativeStatus } from './native.ts';
 import { createOptimizer, type OptimizerOptions } from './optimizers.ts';
 
@@ -129,8 +129,8 @@ const iota = (from: number, n: number): Int32Array => Int32Array.from({ length: 
 /**
  * Numbered scratch arrays that grow and are handed out as views: a typed array of more than
  * 64 bytes costs microseconds to allocate (its memory lives outside V8's heap), several per step
- * add up against a step of well under a millisecond, and freeing them keeps V8's helper threads
- * busy on the cores the step runs on. A view is valid until the engine's next step.
+ * add up against a step of well under a millisecond, and each is garbage to collect later. A
+ * view is valid until the engine's next step.
  */
 class Scratch {
   private readonly a32: Float32Array[] = [];
@@ -172,6 +172,8 @@ export class NativeEngine implements TrainEngine {
   private embBuf = new Float32Array(0);
   /** per-step scratch (distances, squared sums, loss derivatives), reused: see Scratch */
   private readonly scratch = new Scratch();
+  /** the pairs whose distances the last tail differentiated, and dL/dD / D of each */
+  private tail: { ia: Int32Array; ib: Int32Array; coef: Float32Array } = { ia: new Int32Array(0), ib: new Int32Array(0), coef: new Float32Array(0) };
   private iotaCache = new Map<number, Int32Array>();
 
   constructor(o: NativeEngineOptions) {
@@ -264,9 +266,6 @@ export class NativeEngine implements TrainEngine {
     if (this.keepGradients) this.grads = this.readGrads();
     return out;
   }
-
-  /** the pairs whose distances the last tail differentiated, and dL/dD / D of each */
-  private tail: { ia: Int32Array; ib: Int32Array; coef: Float32Array } = { ia: new Int32Array(0), ib: new Int32Array(0), coef: new Float32Array(0) };
 
   /** dL/dD / D per pair, 0 where the distance floor is active (tf.maximum passes no gradient there) */
   private coefficients(d: Float32Array, sq: Float64Array, g: Float64Array, out: Float32Array): void {

@@ -44,7 +44,7 @@ export { classBalancedBatches, createMiner, MINER_NAMES, type Miner, type PairIn
 // Training
 export { DEFAULT_CONFIG, resolveConfig, type TrainConfig } from './train/config.ts';
 export { Training, type BatchInfo, type EpochLog, type EvalResult, type TrainState } from './train/trainer.ts';
-export { embedSplit, predict, trainRun, type TrainRunOptions, type TrainRunResult } from './train/run.ts';
+export { embedSplit, exportWeights, predict, trainRun, type TrainRunOptions, type TrainRunResult, type WeightsFormat } from './train/run.ts';
 export { RunDir, type Manifest } from './train/runDir.ts';
 
 // Evaluation

@@ -225,6 +225,15 @@ export function buildProgram(): Command {
       await embedCommand({ weights: o.weights, split: o.split, out: o.out, labels: o.labels, format: o.format, config: { ...modelConfig(o), data: dataSpec(o) } });
     });
 
+  addDataOptions(addModelOptions(program.command('export').description('write trained weights as a Keras 2 .h5 weight file of the base network, or as .safetensors'))
+    .requiredOption('--weights <file>', 'a run directory, .safetensors or Keras .h5 file')
+    .requiredOption('--out <file>', 'output file: .h5 (Keras) or .safetensors')
+    .option('--format <name>', 'keras-h5 or safetensors (default: from the --out extension)'))
+    .action(async (o: ModelCliOptions & DataCliOptions & { weights: string; out: string; format?: string }) => {
+      const { exportCommand } = await import('./export.ts');
+      await exportCommand({ weights: o.weights, out: o.out, format: o.format, config: { ...modelConfig(o), data: dataSpec(o) } });
+    });
+
   program
     .command('tsne')
     .description('2-D Barnes-Hut t-SNE of any float32 .npy matrix [N, D]')

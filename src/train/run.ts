@@ -206,6 +206,16 @@ function checkSameData(m: Manifest, ds: Dataset, out: string): void {
  */
 async function loadTrained(weightsPath: string, overrides: Partial<TrainConfig> = {}, ds?: Dataset): Promise<Training> {
   await initBackend('wasm');
+  const { config, dataset, weights } = await savedWeights(weightsPath, overrides, ds);
+  return new Training(dataset, config, weights);
+}
+
+/** Saved weights, checked against the network their config (the run's, overridden) describes. */
+async function savedWeights(
+  weightsPath: string,
+  overrides: Partial<TrainConfig> = {},
+  ds?: Dataset,
+): Promise<{ config: TrainConfig; dataset: Dataset; weights: NamedTensor[] }> {
   let base: Partial<TrainConfig> = {};
   const run = new RunDir(weightsPath);
   if (run.exists('manifest')) base = run.readManifest().config;
@@ -213,7 +223,33 @@ async function loadTrained(weightsPath: string, overrides: Partial<TrainConfig> 
   const config = resolveConfig({ ...base, ...definedOnly(overrides), epochs: 0 });
   const dataset = ds ?? (await loadDataset(config.data));
   const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
-  return new Training(dataset, config, await loadWeights(weightsPath, net));
+  return { config, dataset, weights: await loadWeights(weightsPath, net) };
+}
+
+export type WeightsFormat = 'keras-h5' | 'safetensors';
+
+/**
+ * Write saved weights (a run directory, .safetensors or Keras .h5) as a Keras 2 weight file of
+ * the base network (for `base_network.load_weights(...)`) or as safetensors. The format follows
+ * the file's extension (.h5, .safetensors) unless given. Atomic: no half-written file.
+ */
+export async function exportWeights(opts: {
+  weights: string;
+  out: string;
+  format?: WeightsFormat;
+  config?: Partial<TrainConfig>;
+  dataset?: Dataset;
+}): Promise<{ format: WeightsFormat; tensors: number; file: string }> {
+  const format = opts.format ?? (/\.(h5|hdf5|keras)$/i.test(opts.out) ? 'keras-h5' : /\.safetensors$/i.test(opts.out) ? 'safetensors' : undefined);
+  if (!format) throw new UsageError(`cannot tell the format from "${opts.out}": name a .h5 or .safetensors file, or give --format keras-h5|safetensors`);
+  const { weights, config } = await savedWeights(opts.weights, opts.config, opts.dataset);
+  if (format === 'keras-h5') {
+    const { writeKerasH5 } = await import('../model/keras.ts');
+    await writeKerasH5(opts.out, weights);
+  } else {
+    await writeSafetensors(opts.out, weights, { base: config.base, source: opts.weights });
+  }
+  return { format, tensors: weights.length, file: opts.out };
 }
 
 /** Evaluate saved weights on the test split (the seed's predict). */

@@ -98,7 +98,7 @@ function addTrainOptions(c: Command): Command {
       .option('--param <key=value>', 'any other loss parameter (repeatable)', collectParam)
       .option('--miner <name>', 'online miner: batch-all, batch-hard, semihard, hard-negative')
       .option('--per-class <m>', 'images per class in a mined batch (default: batch size / classes)', intArg('--per-class', 2))
-      .option('--train-pairs <n>', 'use only the first n train pairs (quick runs)', intArg('--train-pairs', 1))
+      .option('--train-pairs <n>', 'use only the first n train pairs (quick runs; triplet epochs: n/2 triplets, mined epochs: about 2n images)', intArg('--train-pairs', 1))
       .option('--dropout <p>', 'dropout rate in training (default 0.1)', floatArg('--dropout'))
       .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']))
       .option('--threads <n>', 'threads of the native engine (default 0 = every core)', intArg('--threads', 0)),
@@ -168,7 +168,7 @@ export function buildProgram(): Command {
     .option('--batch-size <n>', 'pairs (or triplets) per batch (default 128)', intArg('--batch-size', 1))
     .option('--optimizer <name>', `optimizer: ${optimizerNames().join(', ')} (default rmsprop)`)
     .option('--lr <x>', 'learning rate (default: the optimizer\'s)', floatArg('--lr', { positive: true }))
-    .option('--train-pairs <n>', 'use only the first n train pairs', intArg('--train-pairs', 1))
+    .option('--train-pairs <n>', 'use only the first n train pairs (triplets: n/2, mined: about 2n images)', intArg('--train-pairs', 1))
     .option('--out <dir>', 'comparison directory; run it again to resume (default runs/compare)')
     .option('--resume <dir>', 'continue the comparison in DIR with its own settings')
     .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1))

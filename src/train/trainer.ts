@@ -226,7 +226,9 @@ export class Training {
       const labels = this.dataset.train.labels;
       const perClass = this.config.perClass > 0 ? this.config.perClass : Math.max(2, Math.floor(bs / this.numClasses));
       const classes = Math.max(2, Math.min(this.numClasses, Math.floor(bs / perClass)));
-      const batches = classBalancedBatches(labels, perClass, classes, this.shuffleRng);
+      let batches = classBalancedBatches(labels, perClass, classes, this.shuffleRng);
+      // --train-pairs N: a pair is two images, so a mined epoch of a slice sees about 2N images
+      if (this.config.trainPairs > 0) batches = batches.slice(0, Math.ceil((2 * this.config.trainPairs) / (perClass * classes)));
       return { batches: batches.length, step: (b) => this.minedStep(batches[b]!) };
     }
     if (this.loss.kind === 'pair') {

@@ -24,6 +24,19 @@ function config(extra: Partial<TrainConfig>): TrainConfig {
   return resolveConfig({ trainPairs: 640, testPairs: 300, batchSize: 64, ...extra });
 }
 
+test('--train-pairs limits a mined epoch to about twice as many images', () => {
+  const full = new Training(ds, config({ engine: 'tfjs', loss: 'triplet', miner: 'batch-hard', trainPairs: 0, batchSize: 40 }));
+  const sliced = new Training(ds, config({ engine: 'tfjs', loss: 'triplet', miner: 'batch-hard', trainPairs: 60, batchSize: 40 }));
+  const count = (t: Training): number => {
+    let n = 0;
+    t.runEpoch((b) => void (n = b.batches));
+    t.dispose();
+    return n;
+  };
+  assert.equal(count(full), 10); // 400 images in batches of 10 classes x 4 images
+  assert.equal(count(sliced), 3); // 120 images
+});
+
 test(`tensor count flat over epochs: tfjs and ${fast} engines, pairs, triplets, mined`, (t) => {
   if (!native) t.diagnostic(`native engine not available (${nativeStatus().detail}): both runs use TF.js`);
   const cases: Partial<TrainConfig>[] = [

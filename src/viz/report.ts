@@ -5,7 +5,7 @@
  * `CompareResults` (results.json), plus the test images for the t-SNE thumbnails and the test
  * labels for the polar plot's classes, so `siamese report` can rebuild it without retraining.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { classCount } from '../data/dataset.ts';
 import { loadMnist } from '../data/mnist.ts';
@@ -611,6 +611,18 @@ function polarClasses(results: CompareResults, split: TestSplit | null, seed: nu
 // ---------------------------------------------------------------------------------------------
 
 /**
+ * Pictures an earlier build drew and this one did not (a rebuild with fewer losses, no t-SNE or
+ * no test split): removed once the new report is in place, so that figures/ holds what the
+ * report shows. Only .svg and .png files go; anything else in the folder is left alone.
+ */
+async function removeStaleFigures(figDir: string, keep: ReadonlySet<string>): Promise<void> {
+  for (const f of await readdir(figDir)) {
+    const m = /^(.*)\.(svg|png)$/.exec(f);
+    if (m && !keep.has(m[1]!)) await rm(join(figDir, f), { force: true });
+  }
+}
+
+/**
  * Build report.html, report.md and figures/ in `outDir` from `results`. Returns the paths
  * written and notes on anything left out. Throws DataError when the inputs do not fit.
  */
@@ -670,5 +682,6 @@ export async function buildReport(results: CompareResults, outDir: string, opts:
   const mdPath = join(outDir, 'report.md');
   await writeFileAtomic(htmlPath, toHtml(title, blocks));
   await writeFileAtomic(mdPath, toMarkdown(blocks));
+  await removeStaleFigures(figDir, new Set(figures.map((f) => f.name)));
   return { html: htmlPath, md: mdPath, pictures, notes };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readCompareResults, reportCommand } from '../../src/cli/report.ts';
 import { main } from '../../src/cli/main.ts';
@@ -105,8 +105,15 @@ describe('buildReport', () => {
 
   it('without the test split: no thumbnails, no polar plot, and notes saying why', async () => {
     const d = tempDir();
+    // a rebuild removes the pictures of the earlier build it no longer draws, and only those
+    const first = await buildReport(syntheticResults({ tsne: true, retrieval: false }), d, { testSplit: syntheticTestSplit(), pngScale: 1 });
+    assert.ok(first.pictures.some((p) => p.includes('polar')));
+    writeFileSync(join(d, 'figures', 'notes.txt'), 'mine');
     const r = await buildReport(syntheticResults({ tsne: true, retrieval: false }), d, { testSplit: null, pngScale: 1 });
     assert.ok(!r.pictures.some((p) => p.includes('polar')));
+    const left = readdirSync(join(d, 'figures'));
+    assert.ok(!left.some((f) => f.includes('polar')), left.join(' '));
+    assert.deepEqual(left.filter((f) => f !== 'notes.txt').sort(), r.pictures.map((p) => basename(p)).sort());
     assert.ok(r.notes.some((n) => n.includes('no thumbnails')));
     assert.ok(r.notes.some((n) => n.startsWith('No polar plot')));
     const html = readFileSync(r.html, 'utf8');

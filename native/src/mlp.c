@@ -441,7 +441,6 @@ typedef struct {
   mlp *m;
   const uint8_t *images;
   const float *xf;
-  int in_dim;
   const int32_t *rows;
   int n;
   float *out;
@@ -553,7 +552,6 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
   memcpy(c.rng0, rng, sizeof c.rng0);
   c.m = m;
   c.images = images;
-  c.in_dim = in_dim;
   c.rows = rows;
   c.n = n;
   c.out = emb_out;
@@ -749,28 +747,27 @@ static void embed_task(void *vctx, int t, int tid) {
   copy_out(m, c->out + (size_t)r0 * m->w[m->nl], outs[m->nl - 1], n);
 }
 
-int mlp_embed(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, float *out) {
-  if (in_dim != m->w[0]) return -1;
-  if (n < 1) return 0;
+/* embeddings of images[rows] (bytes) or of x (floats), in row blocks over the pool */
+static void embed(mlp *m, const uint8_t *images, const int32_t *rows, const float *x, int n, float *out) {
+  if (n < 1) return;
   step_ctx c = {0};
   c.m = m;
   c.images = images;
-  c.in_dim = in_dim;
   c.rows = rows;
-  c.n = n;
-  c.out = out;
-  pool_run(m->pool, embed_task, &c, (n + EMBED_BLOCK - 1) / EMBED_BLOCK);
-  return 0;
-}
-
-int mlp_embed_float(mlp *m, const float *x, int n, float *out) {
-  if (n < 1) return 0;
-  step_ctx c = {0};
-  c.m = m;
   c.xf = x;
   c.n = n;
   c.out = out;
   pool_run(m->pool, embed_task, &c, (n + EMBED_BLOCK - 1) / EMBED_BLOCK);
+}
+
+int mlp_embed(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, float *out) {
+  if (in_dim != m->w[0]) return -1;
+  embed(m, images, rows, NULL, n, out);
+  return 0;
+}
+
+int mlp_embed_float(mlp *m, const float *x, int n, float *out) {
+  embed(m, NULL, NULL, x, n, out);
   return 0;
 }
 

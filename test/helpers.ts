@@ -8,3 +8,16 @@ export const SHARED = resolve(REPO_ROOT, '../shared');
 export const KERAS_FIXTURES = join(SHARED, 'fixtures', 'keras-h5');
 export const hasShared = existsSync(KERAS_FIXTURES);
 export const SHARED_ABSENT_MESSAGE = `../shared is absent (${SHARED}): the Keras fixture tests need the original project's files`;
+
+/**
+ * The seed's base network, 784 -> 128 -> 128 -> 128, written out here rather than taken from
+ * mlpNetwork(): the Keras tests check our reader against this independent expectation.
+ */
+export const SEED_MLP_SPECS: { name: string; shape: number[] }[] = [
+  { name: 'dense_1.kernel', shape: [784, 128] },
+  { name: 'dense_1.bias', shape: [128] },
+  { name: 'dense_2.kernel', shape: [128, 128] },
+  { name: 'dense_2.bias', shape: [128] },
+  { name: 'dense_3.kernel', shape: [128, 128] },
+  { name: 'dense_3.bias', shape: [128] },
+];

@@ -5,11 +5,10 @@
  * A failing case is saved under os.tmpdir()/siamese-fuzz-failures/ to be replayed.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -18,6 +17,7 @@ import { DataError } from '../../src/errors.ts';
 import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
 import { encodeSafetensors, parseSafetensors } from '../../src/io/safetensors.ts';
 import { KerasH5Reader, writeKerasH5 } from '../../src/model/keras.ts';
+import { hasShared, KERAS_FIXTURES, SEED_MLP_SPECS, SHARED_ABSENT_MESSAGE } from '../helpers.ts';
 import type { ExpectedTensor } from '../../src/model/keras.ts';
 import type { NamedTensor } from '../../src/model/weights.ts';
 import { Rng } from '../../src/rng.ts';
@@ -374,14 +374,7 @@ const SMALL: NamedTensor[] = [
   { name: 'dense_2.kernel', shape: [3, 2], data: Float32Array.from({ length: 6 }, (_, i) => -i) },
   { name: 'dense_2.bias', shape: [2], data: new Float32Array([0.5, -0.5]) },
 ];
-const MLP: ExpectedTensor[] = [
-  { name: 'dense_1.kernel', shape: [784, 128] },
-  { name: 'dense_1.bias', shape: [128] },
-  { name: 'dense_2.kernel', shape: [128, 128] },
-  { name: 'dense_2.bias', shape: [128] },
-  { name: 'dense_3.kernel', shape: [128, 128] },
-  { name: 'dense_3.bias', shape: [128] },
-];
+const MLP: ExpectedTensor[] = SEED_MLP_SPECS;
 
 /** HDF5 metadata holds 8-byte addresses and lengths: write boundary values over aligned words. */
 const HDF5_MUTATORS = (metadataEnd: number): Mutator[] => [
@@ -439,8 +432,8 @@ test(`HDF5: ${HDF5_CASES} mutated small Keras files end in weights of the right 
 });
 
 test(`HDF5: ${HDF5_FIXTURE_CASES} mutated copies of a real Keras 2.2.4 file`, { timeout: 600_000 }, async (t) => {
-  const fixture = join(resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared'), 'fixtures/keras-h5/base_network.h5');
-  if (!existsSync(fixture)) return t.skip(`../shared absent: no ${fixture}`);
+  if (!hasShared) return t.skip(SHARED_ABSENT_MESSAGE);
+  const fixture = join(KERAS_FIXTURES, 'base_network.h5');
   const bytes = new Uint8Array(readFileSync(fixture));
   // h5py wrote the groups, attributes and object headers in the first few KiB; the rest is weights
   const out = await fuzz('hdf5-keras', [bytes], HDF5_MUTATORS(4096), HDF5_FIXTURE_CASES, checkKeras(MLP), SEED + 1, t.signal);

@@ -1,30 +1,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DataError, UsageError } from '../../src/errors.ts';
 import { isKerasH5, KerasH5Reader, readKerasWeights, writeKerasH5 } from '../../src/model/keras.ts';
 import type { ExpectedTensor } from '../../src/model/keras.ts';
 import type { NamedTensor } from '../../src/model/weights.ts';
+import { hasShared, KERAS_FIXTURES, REPO_ROOT, SEED_MLP_SPECS, SHARED_ABSENT_MESSAGE } from '../helpers.ts';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const FIXTURES = join(resolve(repoRoot, '../shared'), 'fixtures/keras-h5');
-const haveFixtures = existsSync(FIXTURES);
-const SKIP = `../shared absent: the Keras fixtures are expected in ${FIXTURES}`;
-
-/** The seed's base network: 784 -> 128 -> 128 -> 128. */
-const MLP: ExpectedTensor[] = [
-  { name: 'dense_1.kernel', shape: [784, 128] },
-  { name: 'dense_1.bias', shape: [128] },
-  { name: 'dense_2.kernel', shape: [128, 128] },
-  { name: 'dense_2.bias', shape: [128] },
-  { name: 'dense_3.kernel', shape: [128, 128] },
-  { name: 'dense_3.bias', shape: [128] },
-];
+const MLP: ExpectedTensor[] = SEED_MLP_SPECS;
 
 function oneLineDataError(re: RegExp): (e: unknown) => boolean {
   return (e: unknown) => {
@@ -45,7 +31,7 @@ await h5.ready;
 const floats = (n, start) => Float32Array.from({ length: n }, (_, i) => start + i);
 const file = (path, build) => { const f = new h5.File(path, 'w'); try { build(f); } finally { f.close(); } };
 ${script}`;
-  execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: repoRoot, stdio: 'pipe' });
+  execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: REPO_ROOT, stdio: 'pipe' });
 }
 const floats = (n: number, start: number): Float32Array => Float32Array.from({ length: n }, (_, i) => start + i);
 
@@ -95,8 +81,8 @@ after(async () => {
 });
 
 test('whole Siamese model (model_1/dense_k/kernel:0): shapes, names, known values', async (t) => {
-  if (!haveFixtures) return t.skip(SKIP);
-  const w = await reader.readWeights(join(FIXTURES, 'model.h5'), MLP);
+  if (!hasShared) return t.skip(SHARED_ABSENT_MESSAGE);
+  const w = await reader.readWeights(join(KERAS_FIXTURES, 'model.h5'), MLP);
   assert.deepEqual(
     w.map((x) => [x.name, x.shape]),
     MLP.map((x) => [x.name, x.shape]),
@@ -114,9 +100,9 @@ test('whole Siamese model (model_1/dense_k/kernel:0): shapes, names, known value
 });
 
 test('model.h5 and model_after_train.h5 differ, except where training cannot reach', async (t) => {
-  if (!haveFixtures) return t.skip(SKIP);
-  const before = await reader.readWeights(join(FIXTURES, 'model.h5'), MLP);
-  const afterTrain = await reader.readWeights(join(FIXTURES, 'model_after_train.h5'), MLP);
+  if (!hasShared) return t.skip(SHARED_ABSENT_MESSAGE);
+  const before = await reader.readWeights(join(KERAS_FIXTURES, 'model.h5'), MLP);
+  const afterTrain = await reader.readWeights(join(KERAS_FIXTURES, 'model_after_train.h5'), MLP);
   for (let i = 0; i < MLP.length; i++) {
     assert.notDeepEqual(afterTrain[i]!.data, before[i]!.data, `${MLP[i]!.name} should have changed`);
   }
@@ -127,22 +113,22 @@ test('model.h5 and model_after_train.h5 differ, except where training cannot rea
 });
 
 test('base network alone (dense_k/dense_k/kernel:0)', async (t) => {
-  if (!haveFixtures) return t.skip(SKIP);
-  const base = await reader.readWeights(join(FIXTURES, 'base_network.h5'), MLP);
+  if (!hasShared) return t.skip(SHARED_ABSENT_MESSAGE);
+  const base = await reader.readWeights(join(KERAS_FIXTURES, 'base_network.h5'), MLP);
   assert.equal(base[0]!.data[0], Math.fround(0.02514272928237915));
   assert.equal(base[1]!.data[0], Math.fround(0.021556539461016655));
   assert.equal(base[5]!.data[1], Math.fround(0.2214186191558838));
-  const contrastive = await readKerasWeights(join(FIXTURES, 'contrastive_base_network.h5'), MLP);
+  const contrastive = await readKerasWeights(join(KERAS_FIXTURES, 'contrastive_base_network.h5'), MLP);
   assert.equal(contrastive[3]!.data[0], Math.fround(0.4510570466518402));
   assert.equal(contrastive[4]!.data[0], Math.fround(0.07895444333553314));
-  const bn = await reader.readWeights(join(FIXTURES, 'bn.h5'), MLP);
+  const bn = await reader.readWeights(join(KERAS_FIXTURES, 'bn.h5'), MLP);
   assert.equal(bn[2]!.data[0], Math.fround(-0.09650354087352753));
   assert.ok(bn[1]!.data.every((v) => v === 0));
 });
 
 test('mismatches name the file, the layer, what the network expects and what was found', async (t) => {
-  if (!haveFixtures) return t.skip(SKIP);
-  const file = join(FIXTURES, 'model.h5');
+  if (!hasShared) return t.skip(SHARED_ABSENT_MESSAGE);
+  const file = join(KERAS_FIXTURES, 'model.h5');
   const wrongShape = MLP.map((e) => (e.name === 'dense_2.kernel' ? { ...e, shape: [128, 64] } : e));
   await assert.rejects(
     reader.readWeights(file, wrongShape),
@@ -153,7 +139,7 @@ test('mismatches name the file, the layer, what the network expects and what was
     oneLineDataError(/model\.h5: the file has 3 layers with weights \(dense_1, dense_2, dense_3\), the base network expects 2 \(dense_1, dense_2\)/),
   );
   await assert.rejects(
-    reader.readWeights(join(FIXTURES, 'bn.h5'), MLP.filter((e) => !e.name.endsWith('bias'))),
+    reader.readWeights(join(KERAS_FIXTURES, 'bn.h5'), MLP.filter((e) => !e.name.endsWith('bias'))),
     oneLineDataError(/bn\.h5: layer dense_1 has weights kernel, bias, the base network expects kernel$/),
   );
   const cnnish = [{ name: 'dense_1.kernel', shape: [3, 3, 1, 32] }, ...MLP.slice(1)];
@@ -161,8 +147,8 @@ test('mismatches name the file, the layer, what the network expects and what was
 });
 
 test('truncated and corrupted HDF5 files are DataErrors, and the reader keeps working', async (t) => {
-  if (!haveFixtures) return t.skip(SKIP);
-  const bytes = await readFile(join(FIXTURES, 'base_network.h5'));
+  if (!hasShared) return t.skip(SHARED_ABSENT_MESSAGE);
+  const bytes = await readFile(join(KERAS_FIXTURES, 'base_network.h5'));
   const p = join(dir, 'cut.h5');
   await writeFile(p, bytes.subarray(0, 4000));
   assert.ok(isKerasH5(p)); // the signature is there; the rest is not
@@ -172,7 +158,7 @@ test('truncated and corrupted HDF5 files are DataErrors, and the reader keeps wo
   flipped.fill(0xff, 200, 1200); // wreck the root group's metadata
   await writeFile(q, flipped);
   await assert.rejects(reader.readWeights(q, MLP), DataError);
-  assert.equal((await reader.readWeights(join(FIXTURES, 'base_network.h5'), MLP)).length, 6);
+  assert.equal((await reader.readWeights(join(KERAS_FIXTURES, 'base_network.h5'), MLP)).length, 6);
 });
 
 test('not HDF5 at all, missing, a directory: DataError before h5wasm is involved', async () => {

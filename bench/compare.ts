@@ -18,6 +18,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import type { EngineChoice } from '../src/engine/engine.ts';
 import { runCompare } from '../src/experiments/compare.ts';
 
@@ -32,28 +33,30 @@ interface Args {
   keep: string | undefined;
 }
 
-function parseArgs(argv: string[]): Args {
-  const a: Args = { losses: 'contrastive,yukawa', seeds: 2, epochs: 2, trainPairs: 20000, rounds: 1, engine: undefined, retrieval: true, keep: undefined };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case '--losses': a.losses = value(); break;
-      case '--seeds': a.seeds = Number(value()); break;
-      case '--epochs': a.epochs = Number(value()); break;
-      case '--train-pairs': a.trainPairs = Number(value()); break;
-      case '--rounds': a.rounds = Number(value()); break;
-      case '--engine': a.engine = value() as EngineChoice; break;
-      case '--no-retrieval': a.retrieval = false; break;
-      case '--keep': a.keep = value(); break;
-      default: throw new Error(`unknown option ${flag}`);
-    }
-  }
-  return a;
+function options(argv: string[]): Args {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      losses: { type: 'string', default: 'contrastive,yukawa' },
+      seeds: { type: 'string', default: '2' },
+      epochs: { type: 'string', default: '2' },
+      'train-pairs': { type: 'string', default: '20000' },
+      rounds: { type: 'string', default: '1' },
+      engine: { type: 'string' },
+      'no-retrieval': { type: 'boolean', default: false },
+      keep: { type: 'string' },
+    },
+  });
+  return {
+    losses: v.losses,
+    seeds: Number(v.seeds),
+    epochs: Number(v.epochs),
+    trainPairs: Number(v['train-pairs']),
+    rounds: Number(v.rounds),
+    engine: v.engine as EngineChoice | undefined,
+    retrieval: !v['no-retrieval'],
+    keep: v.keep,
+  };
 }
 
 function cpuModel(): string {
@@ -91,7 +94,7 @@ async function measure(a: Args, workers: number, root: string, round: number): P
 }
 
 async function main(): Promise<void> {
-  const a = parseArgs(process.argv.slice(2));
+  const a = options(process.argv.slice(2));
   const root = a.keep ?? mkdtempSync(join(tmpdir(), 'bench-compare-'));
   const runs = a.losses.split(',').length * a.seeds;
   console.log(`bench compare: ${new Date().toISOString()}`);

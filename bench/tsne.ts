@@ -15,6 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { readNpyFloat32Matrix, writeNpy } from '../src/io/npy.ts';
 import { trustworthiness } from '../src/eval/trustworthiness.ts';
 import { Rng } from '../src/rng.ts';
@@ -31,28 +32,30 @@ interface Args {
   keep: string | undefined;
 }
 
-function parseArgs(argv: string[]): Args {
-  const a: Args = { n: 10000, dim: 128, clusters: 10, spread: 1.68, seed: 0, python: undefined, sklearn: true, keep: undefined };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case '--n': a.n = Number(value()); break;
-      case '--dim': a.dim = Number(value()); break;
-      case '--clusters': a.clusters = Number(value()); break;
-      case '--spread': a.spread = Number(value()); break;
-      case '--seed': a.seed = Number(value()); break;
-      case '--python': a.python = value(); break;
-      case '--no-sklearn': a.sklearn = false; break;
-      case '--keep': a.keep = value(); break;
-      default: throw new Error(`unknown option ${flag}`);
-    }
-  }
-  return a;
+function options(argv: string[]): Args {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      n: { type: 'string', default: '10000' },
+      dim: { type: 'string', default: '128' },
+      clusters: { type: 'string', default: '10' },
+      spread: { type: 'string', default: '1.68' },
+      seed: { type: 'string', default: '0' },
+      python: { type: 'string' },
+      'no-sklearn': { type: 'boolean', default: false },
+      keep: { type: 'string' },
+    },
+  });
+  return {
+    n: Number(v.n),
+    dim: Number(v.dim),
+    clusters: Number(v.clusters),
+    spread: Number(v.spread),
+    seed: Number(v.seed),
+    python: v.python,
+    sklearn: !v['no-sklearn'],
+    keep: v.keep,
+  };
 }
 
 /**
@@ -104,7 +107,7 @@ print(json.dumps({"wall": wall, "cpu": cpu, "version": sklearn.__version__}))
 `;
 
 async function main(): Promise<void> {
-  const a = parseArgs(process.argv.slice(2));
+  const a = options(process.argv.slice(2));
   const dir = a.keep ?? mkdtempSync(join(tmpdir(), 'tsne-bench-'));
   const { x } = makeData(a);
   const rows: Row[] = [];

@@ -18,7 +18,8 @@ export async function loadWeights(path: string, net: BaseNetwork): Promise<Named
     return loadWeights(p, net);
   }
   const { isKerasH5, readKerasWeights } = await import('./keras.ts');
-  if (isKerasH5(path)) return readKerasWeights(path, net.weightSpecs());
+  // an .h5 name goes to the HDF5 reader even without the signature, which then says so
+  if (isKerasH5(path) || /\.(h5|hdf5)$/i.test(path)) return readKerasWeights(path, net.weightSpecs());
   const { tensors } = await readSafetensors(path);
   return matchWeights(tensors, net, path);
 }

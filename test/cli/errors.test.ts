@@ -33,8 +33,10 @@ test('a missing or corrupt weights file gives one clear line and exit code 2', (
   expectUsageError(['predict', '--weights', join(dir, 'bad.safetensors')], /bad\.safetensors: .*safetensors/);
   writeFileSync(join(dir, 'bad.h5'), '\x89HDF\r\n\x1a\n then garbage');
   expectUsageError(['predict', '--weights', join(dir, 'bad.h5')], /bad\.h5/);
+  writeFileSync(join(dir, 'text.h5'), 'plain text, no HDF5 signature');
+  expectUsageError(['predict', '--weights', join(dir, 'text.h5')], /text\.h5: not an HDF5 file \(no HDF5 signature\)/);
   // nothing half-written next to them
-  assert.deepEqual(readdirSync(dir).sort(), ['bad.h5', 'bad.safetensors']);
+  assert.deepEqual(readdirSync(dir).sort(), ['bad.h5', 'bad.safetensors', 'text.h5']);
 });
 
 test('--help works for the program and every command', () => {

@@ -111,10 +111,6 @@ static int alloc_rows(mlp *m, int rows) {
   if (rows <= m->cap) return 0;
   int cap = ROUND_UP(rows, 64);
   if (alloc_inputs(m, cap) != 0) return -1;
-  for (int i = 0; i < 2; i++) {
-    free(m->XB[i]);
-    if (!(m->XB[i] = (uint8_t *)falloc(((size_t)cap * m->w[0] + 3) / 4))) return -1;
-  }
   for (int l = 0; l < m->nl; l++) {
     free(m->H[l]);
     free(m->M[l]);
@@ -227,8 +223,6 @@ void mlp_destroy(mlp *m) {
     }
   }
   for (int g = 0; g < MAX_GROUPS; g++) free(m->XG[g]);
-  free(m->XB[0]);
-  free(m->XB[1]);
   free(m->bad);
   free(m->scratch);
   free(m);
@@ -379,18 +373,18 @@ static inline vf bytes_to_vf(const uint8_t *src) {
 
 #define PREFETCH_AHEAD 4
 
-/* images[rows[r]] (rows NULL: images[r]) as floats into dst (when not NULL), and as bytes into
-   copy (when not NULL) */
-static void gather_rows(float *dst, uint8_t *copy, const uint8_t *images, int in_dim, const int32_t *rows, int n) {
+static inline void prefetch_row(const uint8_t *images, int in_dim, int32_t row) {
+  const char *p = (const char *)(images + (size_t)row * in_dim);
+  for (int o = 0; o < in_dim; o += 64) __builtin_prefetch(p + o);
+}
+
+/* images[rows[r]] (rows NULL: images[r]) as floats into dst, prefetching PREFETCH_AHEAD rows
+   ahead when `ahead` */
+static void gather_rows(float *dst, const uint8_t *images, int in_dim, const int32_t *rows, int n, int ahead) {
   const vf d255 = (vf){0} + 255.0f;
   for (int r = 0; r < n; r++) {
-    if (rows && r + PREFETCH_AHEAD < n) {
-      const char *ahead = (const char *)(images + (size_t)rows[r + PREFETCH_AHEAD] * in_dim);
-      for (int o = 0; o < in_dim; o += 64) __builtin_prefetch(ahead + o);
-    }
+    if (ahead && rows && r + PREFETCH_AHEAD < n) prefetch_row(images, in_dim, rows[r + PREFETCH_AHEAD]);
     const uint8_t *src = images + (size_t)(rows ? rows[r] : r) * in_dim;
-    if (copy) memcpy(copy + (size_t)r * in_dim, src, (size_t)in_dim);
-    if (!dst) continue;
     float *d = dst + (size_t)r * in_dim;
     int j = 0;
     if (u8_div_ok) {
@@ -421,6 +415,27 @@ static void bias_relu(float *out, int ldo, const float *b, const float *mask, in
 static void layer0_group(const mlp *m, int g, const float *x, int n, float *out) {
   const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
   gemm_nn(n, cw, K, x, K, m->W[0] + (size_t)K * c0, cw, out + c0, m->wp[1]);
+}
+
+/*
+ * The training forward's first layer for column group g, with the gather folded in: the batch's
+ * rows are converted into x (kept for the backward pass) one register tile of rows at a time,
+ * just before the tile is multiplied, while the image rows of the tiles ahead are prefetched.
+ * The rows come from all over the image set, so fetching them is bound by memory latency: here
+ * it overlaps the arithmetic, instead of running as a phase of its own. Sums are those of
+ * layer0_group.
+ */
+#define L0_AHEAD (2 * MR)
+static void layer0_gather_group(const mlp *m, int g, const uint8_t *images, const int32_t *rows, int n, float *x,
+                                float *out) {
+  const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
+  for (int r = 0; r < L0_AHEAD && r < n; r++) prefetch_row(images, K, rows[r]);
+  for (int i = 0; i < n; i += MR) {
+    const int mr = n - i < MR ? n - i : MR;
+    for (int r = i + L0_AHEAD; r < i + L0_AHEAD + mr && r < n; r++) prefetch_row(images, K, rows[r]);
+    gather_rows(x + (size_t)i * K, images, K, rows + i, mr, 0);
+    gemm_nn(mr, cw, K, x + (size_t)i * K, K, m->W[0] + (size_t)K * c0, cw, out + (size_t)i * m->wp[1] + c0, m->wp[1]);
+  }
 }
 
 /* layers of one row block; x [n x in_dim]; writes outs[l] (row stride wp[l+1]) */
@@ -467,7 +482,8 @@ static void split(int n, int unit, int t, int P, int *lo, int *hi) {
  * A training step runs on every thread at once (pool_run_each), each thread on a fixed part of
  * the work, so that what a thread writes in one phase it mostly reads itself in the next:
  *
- *   forward 1   first layer, the thread's column group, all rows (from its own copy of the input);
+ *   forward 1   first layer, the thread's column group, all rows: each thread fetches and converts
+ *               the whole batch into an input copy of its own (layer0_gather_group);
  *   forward 2   the thread's rows: dropout masks, the first layer's mask, the other layers;
  *   backward A  the thread's rows: dZ of every layer, from the last down;
  *   backward B  the thread's columns of the first layer's kernel and its rows of the others':
@@ -483,25 +499,9 @@ static void forward_each(void *vctx, int t, int tid) {
   step_ctx *c = (step_ctx *)vctx;
   mlp *m = c->m;
   const int P = m->nthreads, n = c->n;
-  const int K = m->w[0];
-  if (m->ng == 1) {
-    if (t == 0) gather_rows(m->XG[0], NULL, c->images, K, c->rows, n);
-  } else {
-    /* each thread fetches its share of the rows from memory (converting them for itself on the
-       way), then converts the others' shares from their bytes */
-    uint8_t *xb = m->XB[m->xb_turn];
-    int a0, a1;
-    split(n, 1, t, P, &a0, &a1);
-    gather_rows(t < m->ng ? m->XG[t] + (size_t)a0 * K : NULL, xb + (size_t)a0 * K, c->images, K, c->rows + a0, a1 - a0);
-    pool_barrier(m->pool);
-    if (t < m->ng) {
-      gather_rows(m->XG[t], NULL, xb, K, NULL, a0);
-      gather_rows(m->XG[t] + (size_t)a1 * K, NULL, xb + (size_t)a1 * K, K, NULL, n - a1);
-    }
-  }
   if (t < m->ng) {
     const int c0 = m->gc[t];
-    layer0_group(m, t, m->XG[t], n, m->H[0]);
+    layer0_gather_group(m, t, c->images, c->rows, n, m->XG[t], m->H[0]);
     bias_relu(m->H[0] + c0, m->wp[1], m->B[0] + c0, NULL, 0, n, m->gc[t + 1] - c0);
   }
   pool_barrier(m->pool);
@@ -556,7 +556,6 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
   c.n = n;
   c.out = emb_out;
   pool_run_each(m->pool, forward_each, &c);
-  m->xb_turn ^= 1;
   if (m->has_masks) {
     uint64_t total = 0;
     for (int l = 0; l + 1 < m->nl; l++) total += (uint64_t)n * m->w[l + 1];
@@ -736,7 +735,7 @@ static void embed_task(void *vctx, int t, int tid) {
   float *pong = ping + (size_t)EMBED_BLOCK * maxw;
   const float *xin;
   if (c->images) {
-    gather_rows(x, NULL, c->images, m->w[0], c->rows ? c->rows + r0 : NULL, n);
+    gather_rows(x, c->images, m->w[0], c->rows ? c->rows + r0 : NULL, n, 1);
     xin = x;
   } else {
     xin = c->xf + (size_t)r0 * m->w[0];

@@ -66,14 +66,12 @@ typedef struct mlp {
   /* The first layer is split by output columns: thread g owns columns [gc[g], gc[g+1]) of its
      kernel, gradient and slots, stored as one [w[0] x width] row-major block at offset
      w[0] * gc[g] (so a thread's columns never share a cache line with another's), and gathers
-     the whole batch into an input buffer of its own, XG[g] [cap x w[0]]. */
+     the whole batch into an input buffer of its own, XG[g] [cap x w[0]]. (Sharing the fetch, a
+     thread each share of the rows, cost more: writing a shared buffer that the other core had
+     read invalidates its lines, and the copy needs a barrier of its own.) */
   int ng;
   int gc[MAX_GROUPS + 1];
   float *XG[MAX_GROUPS];
-  /* the batch's image bytes, each thread fetching its share of rows from memory once: two
-     buffers [cap x w[0]] used in turn, step after step */
-  uint8_t *XB[2];
-  int xb_turn;
   float *H[MAX_LAYERS];    /* [cap x wp[l+1]] layer outputs (after ReLU and dropout) */
   float *M[MAX_LAYERS];    /* [cap x wp[l+1]] dropout multipliers (0 or 1/keep) */
   float *D[MAX_LAYERS];    /* [cap x wp[l+1]] gradients w.r.t. pre-activations */

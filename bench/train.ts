@@ -27,6 +27,7 @@ import type { PairLoss } from '../src/losses/types.ts';
 import { mlpNetwork } from '../src/model/mlp.ts';
 import { Rng } from '../src/rng.ts';
 import { startTsWorker } from '../src/experiments/pool.ts';
+import { coreRoundTripNs } from './cores.ts';
 import { resolveConfig } from '../src/train/config.ts';
 import { Training } from '../src/train/trainer.ts';
 import { BENCH_CONFIG, cpuMs, pooled, quantile, throughput, type Throughput } from './throughput.ts';
@@ -133,11 +134,14 @@ const natSteps = quick ? 150 : 400;
 // are measured in alternating rounds, and the speedup is taken round by round.
 const rounds = Math.max(1, Number(value('--rounds') ?? (quick ? 1 : 5)));
 const ratios: number[] = [];
+// the cores' distance, measured before each round: the speedup of one training over cores follows it
+const roundTrips: number[] = [];
 rows.push(throughput(ds, 'tfjs', 1, 10, tfSteps));
 if (machine.native.available) {
   const one: Throughput[] = [];
   const all: Throughput[] = [];
   for (let r = 0; r < rounds; r++) {
+    if (cores > 1) roundTrips.push(await coreRoundTripNs());
     one.push(throughput(ds, 'native', 1, 30, natSteps));
     if (cores > 1) {
       all.push(throughput(ds, 'native', cores, 30, natSteps));
@@ -184,6 +188,10 @@ if (n1 && nAll) {
     `native ${nAll.threads} threads vs 1 thread: ${(nAll.pairsPerSecond / n1.pairsPerSecond).toFixed(2)}x wall-clock over all steps; ` +
       `median of ${ratios.length} alternating rounds ${quantile(ratios, 0.5).toFixed(2)}x (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}) ` +
       `(parallel capacity ${capacityBefore.toFixed(2)}x before, ${capacityAfter.toFixed(2)}x after: the speedup cannot exceed what the machine gives)`,
+  );
+  log(
+    `core-to-core round trip before each round: ${roundTrips.map((x) => x.toFixed(0)).join(', ')} ns ` +
+      `(the host places the virtual CPUs: the closer they are, the cheaper the data a step exchanges between them)`,
   );
   log(
     `native ${nAll.threads} threads vs 1 thread, step time: median ${(n1.medianStepMs / nAll.medianStepMs).toFixed(2)}x, ` +
@@ -341,7 +349,7 @@ if (!quick) {
 if (jsonOut) {
   writeFileSync(
     jsonOut,
-    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
+    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, coreRoundTripNs: roundTrips, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
   );
   log(`wrote ${jsonOut}`);
 }

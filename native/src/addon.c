@@ -184,6 +184,20 @@ static napi_value js_nonfinite(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* inputMode(handle, mode: -1 (query) | INPUT_AUTO | INPUT_DENSE | INPUT_SPARSE):
+   1 if this build has the sparse path, + 2 if the last training forward pass took it */
+static napi_value js_input_mode(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  int mode;
+  if (!get_int(env, argv[1], &mode) || mode < -1 || mode > INPUT_SPARSE) return fail(env, "unknown input mode");
+  const int has = mode >= 0 ? mlp_set_input_mode(m, mode) : mlp_set_input_mode(m, m->sparse_mode);
+  napi_value r;
+  CHECK(napi_create_int32(env, (has ? 1 : 0) | (m->sparse ? 2 : 0), &r));
+  return r;
+}
+
 static int check_rows(napi_env env, const tarray *img, int in_dim, const tarray *rows) {
   if (in_dim < 1) return 0;
   const size_t count = img->length / (size_t)in_dim;
@@ -368,7 +382,7 @@ static napi_value js_backward_pairs(napi_env env, napi_callback_info info) {
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   char buf[160];
-  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":2}", ISA_NAME, VW, MR,
+  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":3}", ISA_NAME, VW, MR,
            NV * VW);
   napi_value s;
   CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));
@@ -380,6 +394,7 @@ NAPI_MODULE_INIT() {
       {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
       {"dispose", NULL, js_dispose, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, js_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"inputMode", NULL, js_input_mode, NULL, NULL, NULL, napi_default, NULL},
       {"param", NULL, js_param, NULL, NULL, NULL, napi_default, NULL},
       {"zeroSlots", NULL, js_zero_slots, NULL, NULL, NULL, napi_default, NULL},
       {"nonFinite", NULL, js_nonfinite, NULL, NULL, NULL, napi_default, NULL},

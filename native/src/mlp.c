@@ -50,9 +50,15 @@ static void *falloc(size_t n) {
 /* ---------------------------------------------------------------- GEMM drivers (tails) */
 
 #define NN_CASE(mr, nv) \
-  case (mr)*16 + (nv): knn(mr, nv, K, A, lda, B, ldb, C, ldc); break;
+  case (mr)*16 + (nv): \
+    if (idx) knn(mr, nv, K, idx, A, lda, B, ldb, C, ldc); \
+    else knn(mr, nv, K, NULL, A, lda, B, ldb, C, ldc); \
+    break;
 #define TN_CASE(mr, nv) \
-  case (mr)*16 + (nv): ktn(mr, nv, K, A, lda, B, ldb, C, ldc); break;
+  case (mr)*16 + (nv): \
+    if (idx) ktn(mr, nv, K, idx, A, lda, B, ldb, C, ldc); \
+    else ktn(mr, nv, K, NULL, A, lda, B, ldb, C, ldc); \
+    break;
 
 #if NV == 4
 #define NV_CASES(X, mr) X(mr, 1) X(mr, 2) X(mr, 3) X(mr, 4)
@@ -65,33 +71,41 @@ static void *falloc(size_t n) {
 #define ALL_CASES(X) NV_CASES(X, 1) NV_CASES(X, 2) NV_CASES(X, 3) NV_CASES(X, 4)
 #endif
 
-static void tile_nn(int mr, int nv, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+/* the kernels specialised twice: dense (idx NULL, a constant there) and over an index list */
+static void tile_nn(int mr, int nv, int K, const int32_t *idx, const float *A, int lda, const float *B, int ldb,
+                    float *C, int ldc) {
   switch (mr * 16 + nv) { ALL_CASES(NN_CASE) default: break; }
 }
-static void tile_tn(int mr, int nv, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+static void tile_tn(int mr, int nv, int K, const int32_t *idx, const float *A, int lda, const float *B, int ldb,
+                    float *C, int ldc) {
   switch (mr * 16 + nv) { ALL_CASES(TN_CASE) default: break; }
 }
 
-/* C[M x N] = A[M x K] B[K x N]; N a multiple of VW */
-static void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+/* C[M x N] = A[M x K] B[K x N]; N a multiple of VW; over the terms idx[0..K) when idx is given */
+static void gemm_nn(int M, int N, int K, const int32_t *idx, const float *A, int lda, const float *B, int ldb,
+                    float *C, int ldc) {
   const int nvec = N / VW;
   for (int i = 0; i < M; i += MR) {
     const int mr = M - i < MR ? M - i : MR;
     for (int j = 0; j < nvec; j += NV) {
       const int nv = nvec - j < NV ? nvec - j : NV;
-      tile_nn(mr, nv, K, A + (size_t)i * lda, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
+      tile_nn(mr, nv, K, idx, A + (size_t)i * lda, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
     }
   }
 }
 
-/* C[k0..k0+M) x N] = A[:, k0..k0+M)^T B; A is [K x lda], B [K x N] */
-static void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+/* C[k0..k0+M) x N] = A[:, k0..k0+M)^T B; A is [K x lda], B [K x N]. With lists, the i-th tile of
+   MR rows of C sums over the rows lists + i * lstride (lcount[i] of them) only. */
+static void gemm_tn(int M, int N, int K, const int32_t *lists, const int *lcount, int lstride, const float *A,
+                    int lda, const float *B, int ldb, float *C, int ldc) {
   const int nvec = N / VW;
   for (int i = 0; i < M; i += MR) {
     const int mr = M - i < MR ? M - i : MR;
+    const int32_t *idx = lists ? lists + (size_t)(i / MR) * lstride : NULL;
+    const int terms = lists ? lcount[i / MR] : K;
     for (int j = 0; j < nvec; j += NV) {
       const int nv = nvec - j < NV ? nvec - j : NV;
-      tile_tn(mr, nv, K, A + i, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
+      tile_tn(mr, nv, terms, idx, A + i, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
     }
   }
 }
@@ -101,11 +115,24 @@ static void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B
 static int alloc_inputs(mlp *m, int cap) {
   for (int g = 0; g < MAX_GROUPS; g++) {
     free(m->XG[g]);
+    free(m->NZ[g]);
+    free(m->UL[g]);
     m->XG[g] = NULL;
+    m->NZ[g] = NULL;
+    m->UL[g] = NULL;
   }
-  for (int g = 0; g < m->ng; g++)
-    if (!(m->XG[g] = (float *)falloc((size_t)cap * m->w[0]))) return -1;
-  return 0;
+  for (int g = 0; g < m->ng; g++) {
+    m->XG[g] = (float *)falloc((size_t)cap * m->w[0]);
+    m->NZ[g] = (uint64_t *)falloc((size_t)cap * m->nzw * 2);
+    m->UL[g] = (int32_t *)falloc((size_t)m->w[0]);
+    if (!m->XG[g] || !m->NZ[g] || !m->UL[g]) return -1;
+  }
+  free(m->TL);
+  free(m->TLn);
+  const int tiles = (m->w[0] + MR - 1) / MR;
+  m->TL = (int32_t *)falloc((size_t)tiles * (cap + 16));
+  m->TLn = (int *)falloc((size_t)tiles);
+  return m->TL && m->TLn ? 0 : -1;
 }
 
 static int alloc_rows(mlp *m, int rows) {
@@ -194,6 +221,8 @@ mlp *mlp_create(const int *widths, int nlayers, double rate, int threads) {
       ok = ok && m->SW[s][l] && m->SB[s][l];
     }
   }
+  m->term_share = -1;
+  m->nzw = (m->w[0] + 63) / 64;
   m->nthreads = threads < 1 ? 1 : threads;
   m->pool = pool_create(m->nthreads);
   m->nthreads = pool_threads(m->pool);
@@ -223,7 +252,13 @@ void mlp_destroy(mlp *m) {
       free(m->SB[s][l]);
     }
   }
-  for (int g = 0; g < MAX_GROUPS; g++) free(m->XG[g]);
+  for (int g = 0; g < MAX_GROUPS; g++) {
+    free(m->XG[g]);
+    free(m->NZ[g]);
+    free(m->UL[g]);
+  }
+  free(m->TL);
+  free(m->TLn);
   free(m->bad);
   free(m->scratch);
   free(m);
@@ -427,8 +462,79 @@ static void bias_relu(float *out, int ldo, const float *b, const float *mask, in
 /* the first layer's pre-activations for columns of group g: out[:, gc[g]..) = x W0[:, gc[g]..) */
 static void layer0_group(const mlp *m, int g, const float *x, int n, float *out) {
   const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
-  gemm_nn(n, cw, K, x, K, m->W[0] + (size_t)K * c0, cw, out + c0, m->wp[1]);
+  gemm_nn(n, cw, K, NULL, x, K, m->W[0] + (size_t)K * c0, cw, out + c0, m->wp[1]);
 }
+
+/* ---------------------------------------------------------------- sparse input */
+
+#if VW == 16 && defined(__AVX512BW__)
+#define HAVE_SPARSE 1
+#else
+#define HAVE_SPARSE 0
+#endif
+/* auto mode: the sparse path while a tile's sums keep at most this fraction of the terms (with
+   more, the index lists cost more than the skipped terms save) */
+#define SPARSE_MAX_TERMS 0.8
+/* auto mode on dense input: one sparse step this often measures the input again */
+#define SPARSE_PROBE 256
+
+#if HAVE_SPARSE
+/* the non-zero pattern of rows [r0, r0 + mr) (bit k of word k / 64: pixel k is not 0) into nz,
+   stored word-major ([nzw x cap]), and the pixels where any of them is not 0 into idx, in
+   order; returns their number */
+static int tile_nonzero(const mlp *m, const uint8_t *images, const int32_t *rows, int r0, int mr, uint64_t *nz,
+                        int32_t *idx) {
+  const int K = m->w[0];
+  int cnt = 0;
+  for (int w = 0; w < m->nzw; w++) {
+    const int k0 = w * 64, left = K - k0;
+    const __mmask64 lm = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+    uint64_t any = 0;
+    for (int r = 0; r < mr; r++) {
+      const __m512i v = _mm512_maskz_loadu_epi8(lm, images + (size_t)rows[r0 + r] * K + k0);
+      const uint64_t bits = _mm512_test_epi8_mask(v, v);
+      nz[(size_t)w * m->cap + r0 + r] = bits;
+      any |= bits;
+    }
+    while (any) {
+      idx[cnt++] = k0 + __builtin_ctzll(any);
+      any &= any - 1;
+    }
+  }
+  return cnt;
+}
+
+/* for the first layer's kernel gradient on sparse input: for every tile of MR pixels (the row
+   tiles of gemm_tn), the batch rows where one of its pixels is not 0, 16 rows at a time;
+   tiles [i0, i1) */
+static void pixel_tile_lists(mlp *m, const uint64_t *nz, int n, int i0, int i1) {
+  const int K = m->w[0];
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int i = i0; i < i1; i++) {
+    const int k0 = i * MR, mr = K - k0 < MR ? K - k0 : MR, w = k0 >> 6, s = k0 & 63;
+    const __m512i want = _mm512_set1_epi64((long long)(((uint64_t)1 << mr) - 1));
+    const __m128i sr = _mm_cvtsi32_si128(s), sl = _mm_cvtsi32_si128(64 - s);
+    const uint64_t *lo = nz + (size_t)w * m->cap;
+    const uint64_t *hi = s + mr > 64 && w + 1 < m->nzw ? nz + (size_t)(w + 1) * m->cap : NULL;
+    int32_t *list = m->TL + (size_t)i * (m->cap + 16);
+    int cnt = 0;
+    for (int p = 0; p < n; p += 16) {
+      __m512i a = _mm512_srl_epi64(_mm512_loadu_si512(lo + p), sr);
+      __m512i b = _mm512_srl_epi64(_mm512_loadu_si512(lo + p + 8), sr);
+      if (hi) {
+        a = _mm512_or_si512(a, _mm512_sll_epi64(_mm512_loadu_si512(hi + p), sl));
+        b = _mm512_or_si512(b, _mm512_sll_epi64(_mm512_loadu_si512(hi + p + 8), sl));
+      }
+      __mmask16 k = (__mmask16)(_mm512_test_epi64_mask(a, want) | (_mm512_test_epi64_mask(b, want) << 8));
+      if (n - p < 16) k &= (__mmask16)((1u << (n - p)) - 1);
+      /* the whole vector is stored (the list has 16 spare entries); only cnt of them count */
+      _mm512_storeu_si512(list + cnt, _mm512_maskz_compress_epi32(k, _mm512_add_epi32(iota, _mm512_set1_epi32(p))));
+      cnt += __builtin_popcount(k);
+    }
+    m->TLn[i] = cnt;
+  }
+}
+#endif
 
 /*
  * The training forward's first layer for column group g, with the gather folded in: the batch's
@@ -437,18 +543,36 @@ static void layer0_group(const mlp *m, int g, const float *x, int n, float *out)
  * The rows come from all over the image set, so fetching them is bound by memory latency: here
  * it overlaps the arithmetic, instead of running as a phase of its own. Sums are those of
  * layer0_group.
+ *
+ * Sparse input (m->sparse): most of an MNIST image is background, about 4 pixels in 5 are 0. A
+ * tile's sums then run only over the pixels where one of its rows is not 0 (44% of them for 6
+ * MNIST rows), and each row's non-zero pattern is kept (m->NZ) for the backward pass. The
+ * skipped products are x * w with x = 0, exactly 0 for a finite w, and adding 0 leaves a sum
+ * as it was: the result is the dense one, bit for bit. Returns the number of terms summed.
  */
 #define L0_AHEAD (2 * MR)
-static void layer0_gather_group(const mlp *m, int g, const uint8_t *images, const int32_t *rows, int n, float *x,
-                                float *out) {
+static size_t layer0_gather_group(const mlp *m, int g, const uint8_t *images, const int32_t *rows, int n, float *x,
+                                  float *out) {
   const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
+  size_t terms = 0;
   for (int r = 0; r < L0_AHEAD && r < n; r++) prefetch_row(images, K, rows[r]);
   for (int i = 0; i < n; i += MR) {
     const int mr = n - i < MR ? n - i : MR;
     for (int r = i + L0_AHEAD; r < i + L0_AHEAD + mr && r < n; r++) prefetch_row(images, K, rows[r]);
     gather_rows(x + (size_t)i * K, images, K, rows + i, mr, 0);
-    gemm_nn(mr, cw, K, x + (size_t)i * K, K, m->W[0] + (size_t)K * c0, cw, out + (size_t)i * m->wp[1] + c0, m->wp[1]);
+    const int32_t *idx = NULL;
+    int cnt = K;
+#if HAVE_SPARSE
+    if (m->sparse) {
+      cnt = tile_nonzero(m, images, rows, i, mr, m->NZ[g], m->UL[g]);
+      idx = m->UL[g];
+    }
+#endif
+    terms += (size_t)cnt;
+    gemm_nn(mr, cw, cnt, idx, x + (size_t)i * K, K, m->W[0] + (size_t)K * c0, cw, out + (size_t)i * m->wp[1] + c0,
+            m->wp[1]);
   }
+  return terms;
 }
 
 /* layers of one row block; x [n x in_dim]; writes outs[l] (row stride wp[l+1]) */
@@ -456,7 +580,7 @@ static void forward_block(const mlp *m, const float *x, int n, float *const *out
   for (int g = 0; g < m->ng; g++) layer0_group(m, g, x, n, outs[0]);
   for (int l = 0; l < m->nl; l++) {
     const int N = m->wp[l + 1];
-    if (l > 0) gemm_nn(n, N, m->wp[l], outs[l - 1], m->wp[l], m->W[l], N, outs[l], N);
+    if (l > 0) gemm_nn(n, N, m->wp[l], NULL, outs[l - 1], m->wp[l], m->W[l], N, outs[l], N);
     bias_relu(outs[l], N, m->B[l], masks ? masks[l] : NULL, N, n, N);
   }
 }
@@ -514,10 +638,20 @@ static void forward_each(void *vctx, int t, int tid) {
   const int P = m->nthreads, n = c->n;
   if (t < m->ng) {
     const int c0 = m->gc[t];
-    layer0_gather_group(m, t, c->images, c->rows, n, m->XG[t], m->H[0]);
+    const size_t terms = layer0_gather_group(m, t, c->images, c->rows, n, m->XG[t], m->H[0]);
+    if (t == 0) m->terms = terms;
     bias_relu(m->H[0] + c0, m->wp[1], m->B[0] + c0, NULL, 0, n, m->gc[t + 1] - c0);
   }
   pool_barrier(m->pool);
+#if HAVE_SPARSE
+  if (m->sparse) {
+    /* the backward pass's lists, a share of the pixel tiles each, from a pattern of its own */
+    const int g = t < m->ng ? t : 0, tiles = (m->w[0] + MR - 1) / MR;
+    int i0, i1;
+    split(tiles, 1, t, P, &i0, &i1);
+    pixel_tile_lists(m, m->NZ[g], n, i0, i1);
+  }
+#endif
   int r0, r1;
   split(n, 1, t, P, &r0, &r1);
   const int nr = r1 - r0;
@@ -549,10 +683,24 @@ static void forward_each(void *vctx, int t, int tid) {
   for (int l = 1; l < m->nl; l++) {
     const int K = m->wp[l], N = m->wp[l + 1];
     float *out = m->H[l] + (size_t)r0 * N;
-    gemm_nn(nr, N, K, m->H[l - 1] + (size_t)r0 * K, K, m->W[l], N, out, N);
+    gemm_nn(nr, N, K, NULL, m->H[l - 1] + (size_t)r0 * K, K, m->W[l], N, out, N);
     bias_relu(out, N, m->B[l], (m->has_masks && l + 1 < m->nl) ? m->M[l] + (size_t)r0 * N : NULL, N, nr, N);
   }
   copy_out(m, c->out + (size_t)r0 * m->w[m->nl], m->H[m->nl - 1] + (size_t)r0 * m->wp[m->nl], nr);
+}
+
+/* the first layer's path for the next training step (both give the same bits) */
+static int choose_sparse(mlp *m) {
+  if (!HAVE_SPARSE || m->sparse_mode == INPUT_DENSE) return 0;
+  if (m->sparse_mode == INPUT_SPARSE || m->term_share < 0 || m->term_share <= SPARSE_MAX_TERMS) return 1;
+  if (++m->since_probe < SPARSE_PROBE) return 0;
+  m->since_probe = 0;
+  return 1;
+}
+
+int mlp_set_input_mode(mlp *m, int mode) {
+  m->sparse_mode = mode == INPUT_DENSE || mode == INPUT_SPARSE ? mode : INPUT_AUTO;
+  return HAVE_SPARSE;
 }
 
 int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, uint32_t rng[4],
@@ -561,6 +709,7 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
   if (alloc_rows(m, n) != 0) return -2;
   m->rows = n;
   m->has_masks = m->rate > 0 && m->nl > 1;
+  m->sparse = choose_sparse(m);
   step_ctx c = {0};
   memcpy(c.rng0, rng, sizeof c.rng0);
   c.m = m;
@@ -569,6 +718,7 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
   c.n = n;
   c.out = emb_out;
   pool_run_each(m->pool, forward_each, &c);
+  if (m->sparse) m->term_share = (double)m->terms / ((double)((n + MR - 1) / MR) * m->w[0]);
   if (m->has_masks) {
     uint64_t total = 0;
     for (int l = 0; l + 1 < m->nl; l++) total += (uint64_t)n * m->w[l + 1];
@@ -633,7 +783,7 @@ static void backward_rows(mlp *m, const step_ctx *c, int r0, int n) {
     const int N = m->wp[l + 1], K = m->wp[l];
     float *dprev = m->D[l - 1] + (size_t)r0 * K;
     /* dH_{l-1} = dZ_l W_l^T */
-    gemm_nn(n, K, N, m->D[l] + (size_t)r0 * N, N, m->WT[l], K, dprev, K);
+    gemm_nn(n, K, N, NULL, m->D[l] + (size_t)r0 * N, N, m->WT[l], K, dprev, K);
     const float *h = m->H[l - 1] + (size_t)r0 * K;
     const float *mk = m->has_masks ? m->M[l - 1] + (size_t)r0 * K : NULL;
     for (int r = 0; r < n; r++) {
@@ -677,12 +827,15 @@ static void backward_each(void *vctx, int t, int tid) {
   if (t < m->ng) {
     const int K = m->w[0], N = m->wp[1], c0 = m->gc[t], cw = m->gc[t + 1] - c0;
     const size_t o = (size_t)K * c0, len = (size_t)K * cw;
-    gemm_tn(K, cw, n, m->XG[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
+    /* the bias first: its sums stream through this thread's columns of dZ, half of them written
+       by the other cores, before the kernel's gradient reads them in the sparse path's order */
+    bad += bias_update(m, c, 0, c0, m->gc[t + 1]);
+    if (m->sparse) gemm_tn(K, cw, n, m->TL, m->TLn, m->cap + 16, m->XG[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
+    else gemm_tn(K, cw, n, NULL, NULL, 0, m->XG[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
     if (c->apply) {
       opt_update(c->opt, m->W[0] + o, m->GW[0] + o, m->SW[0][0] + o, m->SW[1][0] + o, len);
       bad += count_nonfinite(m->W[0] + o, len);
     }
-    bad += bias_update(m, c, 0, c0, m->gc[t + 1]);
   }
   /* the other layers: this thread's rows of the kernel (whole cache lines of W^T) and columns of the bias */
   for (int l = 1; l < m->nl; l++) {
@@ -691,7 +844,7 @@ static void backward_each(void *vctx, int t, int tid) {
     split(K, 16, t, P, &k0, &k1);
     split(N, VW, t, P, &j0, &j1);
     if (k1 > k0) {
-      gemm_tn(k1 - k0, N, n, m->H[l - 1] + k0, K, m->D[l], N, m->GW[l] + (size_t)k0 * N, N);
+      gemm_tn(k1 - k0, N, n, NULL, NULL, 0, m->H[l - 1] + k0, K, m->D[l], N, m->GW[l] + (size_t)k0 * N, N);
       if (c->apply) {
         const size_t o = (size_t)k0 * N, len = (size_t)(k1 - k0) * N;
         opt_update(c->opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);

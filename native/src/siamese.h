@@ -72,6 +72,19 @@ typedef struct mlp {
   int ng;
   int gc[MAX_GROUPS + 1];
   float *XG[MAX_GROUPS];
+  /* sparse input (mlp.c): each group's copy of the rows' non-zero patterns [nzw x cap] and an
+     index list of its own; the batch rows of every tile of MR pixels, TL [tiles x (cap + 16)]
+     with counts TLn, built by all threads in forward 2 for the backward pass */
+  int sparse_mode;   /* INPUT_AUTO, INPUT_DENSE or INPUT_SPARSE */
+  int sparse;        /* the path of the last training forward pass */
+  double term_share; /* terms summed / dense terms in the last sparse pass (-1: none yet) */
+  size_t terms;
+  int since_probe;
+  int nzw;
+  uint64_t *NZ[MAX_GROUPS];
+  int32_t *UL[MAX_GROUPS];
+  int32_t *TL;
+  int *TLn;
   float *H[MAX_LAYERS];    /* [cap x wp[l+1]] layer outputs (after ReLU and dropout) */
   float *M[MAX_LAYERS];    /* [cap x wp[l+1]] dropout multipliers (0 or 1/keep) */
   float *D[MAX_LAYERS];    /* [cap x wp[l+1]] gradients w.r.t. pre-activations */
@@ -86,10 +99,15 @@ typedef struct mlp {
   pool *pool;
 } mlp;
 
+enum { INPUT_AUTO = 0, INPUT_DENSE = 1, INPUT_SPARSE = 2 };
+
 /* model lifetime */
 mlp *mlp_create(const int *widths, int nlayers, double rate, int threads);
 void mlp_destroy(mlp *m);
 int mlp_set_threads(mlp *m, int threads);
+/* the first layer's training path: from the input's sparsity (INPUT_AUTO), or forced; both give
+   the same bits. Returns whether this build has the sparse path. */
+int mlp_set_input_mode(mlp *m, int mode);
 
 /* parameters: idx 2l = kernel of layer l, 2l + 1 = bias; unpadded row-major copies */
 size_t mlp_param_size(const mlp *m, int idx);

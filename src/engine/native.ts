@@ -23,6 +23,7 @@ interface NativeAddon {
   param(h: NativeHandle, kind: 0 | 1 | 2, slot: number, idx: number, data: Float32Array, write: boolean): void;
   zeroSlots(h: NativeHandle): void;
   nonFinite(h: NativeHandle): number;
+  inputMode(h: NativeHandle, mode: number): number;
   forwardTrain(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, rng: Uint32Array, out: Float32Array): void;
   backward(h: NativeHandle, dEmb: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
   backwardPairs(h: NativeHandle, ia: Int32Array, ib: Int32Array, k: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
@@ -103,7 +104,7 @@ function load(): { addon: NativeAddon | null; status: NativeStatus } {
   try {
     const addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
     const info = JSON.parse(addon.info()) as NativeStatus['info'] & { abi: number };
-    if (info.abi !== 2) throw new Error(`ABI ${info.abi}, expected 2 (rebuild with \`npm run build:native\`)`);
+    if (info.abi !== 3) throw new Error(`ABI ${info.abi}, expected 3 (rebuild with \`npm run build:native\`)`);
     loaded = { addon, status: { available: true, detail: `native/build/siamese.node (${info.isa})`, info } };
   } catch (e) {
     loaded = { addon: null, status: { available: false, detail: `failed to load: ${(e as Error).message.split('\n')[0]}` } };
@@ -118,6 +119,10 @@ export function nativeStatus(): NativeStatus {
 export function nativeAvailable(): boolean {
   return load().addon !== null;
 }
+
+/** The first layer's training paths (INPUT_AUTO, INPUT_DENSE, INPUT_SPARSE in native/src/siamese.h). */
+const INPUT_MODES = ['auto', 'dense', 'sparse'] as const;
+export type NativeInputMode = (typeof INPUT_MODES)[number];
 
 /** The optimizer kinds the addon knows (native/src/siamese.h). */
 export const enum NativeOpt {
@@ -156,6 +161,21 @@ export class NativeMlp {
 
   setThreads(n: number): void {
     this._threads = this.addon.threads(this.h, Math.max(1, n));
+  }
+
+  /**
+   * The first layer's training path: 'sparse' sums only over the pixels where some image of a
+   * row tile is not 0 (MNIST: 44% of them), 'dense' over all; 'auto' (the default) takes the
+   * sparse path while it skips enough. Both give the same bits. Returns whether this build has
+   * the sparse path (x86 with AVX-512 BW).
+   */
+  setInputMode(mode: NativeInputMode): boolean {
+    return (this.addon.inputMode(this.h, INPUT_MODES.indexOf(mode)) & 1) === 1;
+  }
+
+  /** Whether the last training forward pass took the sparse path. */
+  get lastStepSparse(): boolean {
+    return (this.addon.inputMode(this.h, -1) & 2) === 2;
   }
 
   private get h(): NativeHandle {

@@ -322,6 +322,74 @@ if (!status.available) {
     m.dispose();
   });
 
+  test('the sparse first-layer path gives the dense path\'s bits, on any thread count', (t) => {
+    // MNIST-like input: a blob of ink in the middle, a few stray pixels anywhere (so that pixel
+    // tiles straddle 64-bit words and border tiles have few rows), the rest exactly 0
+    const r = new Rng(21);
+    const n = 120;
+    const images = new Uint8Array(n * 784);
+    for (let i = 0; i < n; i++)
+      for (let k = 0; k < 784; k++) {
+        const y = Math.floor(k / 28) - 14;
+        const x = (k % 28) - 14 + (i % 5) - 2;
+        const ink = x * x + y * y < 40 && r.next() < 0.6;
+        if (ink || r.next() < 0.02) images[i * 784 + k] = 1 + r.int(255);
+      }
+    // odd widths: the padding columns and a first layer of 3 column groups, one of them short
+    const widths = [784, 40, 24, 10];
+    const odd = mlpNetwork({ inputSize: 784, hidden: [40, 24], embeddingDim: 10, dropout: 0.1 });
+    const w0 = odd.initWeights(new Rng(6));
+    const coefOpt = Float32Array.of(0.9, 0.1, 0.001, 1e-7);
+    let supported = false;
+    const run = (mode: 'dense' | 'sparse', threads: number): { w: Float32Array[]; g: Float32Array[]; emb: Float32Array[] } => {
+      const m = new NativeMlp(widths, 0.1, threads);
+      supported = m.setInputMode(mode);
+      m.setWeights(w0);
+      const rows = new Rng(3);
+      const drop = new Rng(9);
+      const emb: Float32Array[] = [];
+      for (let s = 0; s < 4; s++) {
+        // batches of 2 x 37 rows: the row tiles of 6 do not divide them
+        const b = Int32Array.from({ length: 74 }, () => rows.int(n));
+        const e = m.forwardTrain(images, 784, b, drop);
+        assert.equal(m.lastStepSparse, supported && mode === 'sparse', `step ${s} took the ${mode} path`);
+        emb.push(Float32Array.from(e));
+        const ia = Int32Array.from({ length: 37 }, (_, i) => i);
+        const ib = Int32Array.from({ length: 37 }, (_, i) => 37 + i);
+        const k = Float32Array.from({ length: 37 }, (_, i) => ((i % 5) - 2) * 0.3);
+        m.backwardPairs(ia, ib, k, 3, coefOpt, true);
+      }
+      const out = { w: [0, 1, 2, 3, 4, 5].map((i) => m.getParam(i)), g: [0, 1, 2, 3, 4, 5].map((i) => m.getGrad(i)), emb };
+      m.dispose();
+      return out;
+    };
+    const ref = run('dense', 1);
+    assert.ok(ref.g[0]!.some((x) => x !== 0), 'the first layer has a gradient');
+    assert.ok(ref.g[0]!.some((x) => x === 0), 'and rows of zero gradient (pixels that are 0 in every image of a batch)');
+    for (const threads of [1, 2, 3]) {
+      for (const mode of ['dense', 'sparse'] as const) {
+        if (threads === 1 && mode === 'dense') continue;
+        const other = run(mode, threads);
+        ref.w.forEach((w, i) => assert.deepEqual(other.w[i], w, `weights ${i}, ${mode}, ${threads} threads`));
+        ref.g.forEach((g, i) => assert.deepEqual(other.g[i], g, `gradient ${i}, ${mode}, ${threads} threads`));
+        ref.emb.forEach((e, i) => assert.deepEqual(other.emb[i], e, `embeddings of step ${i}, ${mode}, ${threads} threads`));
+      }
+    }
+    t.diagnostic(supported ? 'this build has the sparse path' : 'this build has no sparse path (dense only): both runs were dense');
+    // 'auto' keeps the sparse path on sparse input and leaves it on dense input
+    const auto = new NativeMlp(widths, 0.1, 2);
+    auto.setWeights(w0);
+    const noise = Uint8Array.from({ length: n * 784 }, () => 1 + r.int(255));
+    const b = Int32Array.from({ length: 60 }, (_, i) => i);
+    auto.forwardTrain(images, 784, b, new Rng(1));
+    auto.forwardTrain(images, 784, b, new Rng(1));
+    assert.equal(auto.lastStepSparse, supported, 'auto mode on sparse input');
+    auto.forwardTrain(noise, 784, b, new Rng(1));
+    auto.forwardTrain(noise, 784, b, new Rng(1));
+    assert.equal(auto.lastStepSparse, false, 'auto mode on dense input');
+    auto.dispose();
+  });
+
   test('bad input is refused, not read out of bounds', () => {
     const [ref, fast] = engines(createLoss('contrastive'));
     ref.dispose();

@@ -117,22 +117,24 @@ static int alloc_inputs(mlp *m, int cap) {
     free(m->XG[g]);
     free(m->NZ[g]);
     free(m->UL[g]);
+    free(m->TL[g]);
+    free(m->TLn[g]);
     m->XG[g] = NULL;
     m->NZ[g] = NULL;
     m->UL[g] = NULL;
+    m->TL[g] = NULL;
+    m->TLn[g] = NULL;
   }
+  const int tiles = (m->w[0] + MR - 1) / MR;
   for (int g = 0; g < m->ng; g++) {
     m->XG[g] = (float *)falloc((size_t)cap * m->w[0]);
     m->NZ[g] = (uint64_t *)falloc((size_t)cap * m->nzw * 2);
     m->UL[g] = (int32_t *)falloc((size_t)m->w[0]);
-    if (!m->XG[g] || !m->NZ[g] || !m->UL[g]) return -1;
+    m->TL[g] = (int32_t *)falloc((size_t)tiles * (cap + 16));
+    m->TLn[g] = (int *)falloc((size_t)tiles);
+    if (!m->XG[g] || !m->NZ[g] || !m->UL[g] || !m->TL[g] || !m->TLn[g]) return -1;
   }
-  free(m->TL);
-  free(m->TLn);
-  const int tiles = (m->w[0] + MR - 1) / MR;
-  m->TL = (int32_t *)falloc((size_t)tiles * (cap + 16));
-  m->TLn = (int *)falloc((size_t)tiles);
-  return m->TL && m->TLn ? 0 : -1;
+  return 0;
 }
 
 static int alloc_rows(mlp *m, int rows) {
@@ -256,9 +258,9 @@ void mlp_destroy(mlp *m) {
     free(m->XG[g]);
     free(m->NZ[g]);
     free(m->UL[g]);
+    free(m->TL[g]);
+    free(m->TLn[g]);
   }
-  free(m->TL);
-  free(m->TLn);
   free(m->bad);
   free(m->scratch);
   free(m);
@@ -505,10 +507,11 @@ static int tile_nonzero(const mlp *m, const uint8_t *images, const int32_t *rows
 }
 
 /* for the first layer's kernel gradient on sparse input: for every tile of MR pixels (the row
-   tiles of gemm_tn), the batch rows where one of its pixels is not 0, 16 rows at a time;
-   tiles [i0, i1) */
-static void pixel_tile_lists(mlp *m, const uint64_t *nz, int n, int i0, int i1) {
-  const int K = m->w[0];
+   tiles of gemm_tn), the batch rows where one of its pixels is not 0, 16 rows at a time, from
+   group g's copy of the patterns into its own lists */
+static void pixel_tile_lists(mlp *m, int g, int n) {
+  const int K = m->w[0], i0 = 0, i1 = (K + MR - 1) / MR;
+  const uint64_t *nz = m->NZ[g];
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int i = i0; i < i1; i++) {
     const int k0 = i * MR, mr = K - k0 < MR ? K - k0 : MR, w = k0 >> 6, s = k0 & 63;
@@ -516,7 +519,7 @@ static void pixel_tile_lists(mlp *m, const uint64_t *nz, int n, int i0, int i1) 
     const __m128i sr = _mm_cvtsi32_si128(s), sl = _mm_cvtsi32_si128(64 - s);
     const uint64_t *lo = nz + (size_t)w * m->cap;
     const uint64_t *hi = s + mr > 64 && w + 1 < m->nzw ? nz + (size_t)(w + 1) * m->cap : NULL;
-    int32_t *list = m->TL + (size_t)i * (m->cap + 16);
+    int32_t *list = m->TL[g] + (size_t)i * (m->cap + 16);
     int cnt = 0;
     for (int p = 0; p < n; p += 16) {
       __m512i a = _mm512_srl_epi64(_mm512_loadu_si512(lo + p), sr);
@@ -531,7 +534,7 @@ static void pixel_tile_lists(mlp *m, const uint64_t *nz, int n, int i0, int i1) 
       _mm512_storeu_si512(list + cnt, _mm512_maskz_compress_epi32(k, _mm512_add_epi32(iota, _mm512_set1_epi32(p))));
       cnt += __builtin_popcount(k);
     }
-    m->TLn[i] = cnt;
+    m->TLn[g][i] = cnt;
   }
 }
 #endif
@@ -644,13 +647,9 @@ static void forward_each(void *vctx, int t, int tid) {
   }
   pool_barrier(m->pool);
 #if HAVE_SPARSE
-  if (m->sparse) {
-    /* the backward pass's lists, a share of the pixel tiles each, from a pattern of its own */
-    const int g = t < m->ng ? t : 0, tiles = (m->w[0] + MR - 1) / MR;
-    int i0, i1;
-    split(tiles, 1, t, P, &i0, &i1);
-    pixel_tile_lists(m, m->NZ[g], n, i0, i1);
-  }
+  /* the backward pass's lists: each group's thread builds them all for itself (a few
+     microseconds; reading half of them from the other core in the backward pass cost more) */
+  if (m->sparse && t < m->ng) pixel_tile_lists(m, t, n);
 #endif
   int r0, r1;
   split(n, 1, t, P, &r0, &r1);
@@ -830,7 +829,7 @@ static void backward_each(void *vctx, int t, int tid) {
     /* the bias first: its sums stream through this thread's columns of dZ, half of them written
        by the other cores, before the kernel's gradient reads them in the sparse path's order */
     bad += bias_update(m, c, 0, c0, m->gc[t + 1]);
-    if (m->sparse) gemm_tn(K, cw, n, m->TL, m->TLn, m->cap + 16, m->XG[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
+    if (m->sparse) gemm_tn(K, cw, n, m->TL[t], m->TLn[t], m->cap + 16, m->XG[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
     else gemm_tn(K, cw, n, NULL, NULL, 0, m->XG[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
     if (c->apply) {
       opt_update(c->opt, m->W[0] + o, m->GW[0] + o, m->SW[0][0] + o, m->SW[1][0] + o, len);

@@ -72,9 +72,9 @@ typedef struct mlp {
   int ng;
   int gc[MAX_GROUPS + 1];
   float *XG[MAX_GROUPS];
-  /* sparse input (mlp.c): each group's copy of the rows' non-zero patterns [nzw x cap] and an
-     index list of its own; the batch rows of every tile of MR pixels, TL [tiles x (cap + 16)]
-     with counts TLn, built by all threads in forward 2 for the backward pass */
+  /* sparse input (mlp.c), each group's own: the rows' non-zero patterns [nzw x cap], an index
+     list, and the batch rows of every tile of MR pixels, TL [tiles x (cap + 16)] with counts
+     TLn, built in forward 2 for the backward pass */
   int sparse_mode;   /* INPUT_AUTO, INPUT_DENSE or INPUT_SPARSE */
   int sparse;        /* the path of the last training forward pass */
   double term_share; /* terms summed / dense terms in the last sparse pass (-1: none yet) */
@@ -83,8 +83,8 @@ typedef struct mlp {
   int nzw;
   uint64_t *NZ[MAX_GROUPS];
   int32_t *UL[MAX_GROUPS];
-  int32_t *TL;
-  int *TLn;
+  int32_t *TL[MAX_GROUPS];
+  int *TLn[MAX_GROUPS];
   float *H[MAX_LAYERS];    /* [cap x wp[l+1]] layer outputs (after ReLU and dropout) */
   float *M[MAX_LAYERS];    /* [cap x wp[l+1]] dropout multipliers (0 or 1/keep) */
   float *D[MAX_LAYERS];    /* [cap x wp[l+1]] gradients w.r.t. pre-activations */

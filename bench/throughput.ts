@@ -4,6 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Dataset } from '../src/data/dataset.ts';
+import type { NativeInputMode } from '../src/engine/native.ts';
+import { NativeEngine } from '../src/engine/nativeEngine.ts';
 import { resolveConfig, type TrainConfig } from '../src/train/config.ts';
 import { Training } from '../src/train/trainer.ts';
 
@@ -41,9 +43,20 @@ export interface Throughput {
 /** The seed's training settings: contrastive loss, RMSprop, batch 128 pairs. */
 export const BENCH_CONFIG: Partial<TrainConfig> = { loss: 'contrastive', batchSize: 128, optimizer: 'rmsprop', seed: 0 };
 
-/** Steady-state steps of one engine: `warm` steps first, then `steps` measured. */
-export function throughput(ds: Dataset, engine: 'tfjs' | 'native', threads: number, warm: number, steps: number): Throughput {
+/**
+ * Steady-state steps of one engine: `warm` steps first, then `steps` measured. The native
+ * engine's first layer takes its sparse path on MNIST unless inputMode is 'dense'.
+ */
+export function throughput(
+  ds: Dataset,
+  engine: 'tfjs' | 'native',
+  threads: number,
+  warm: number,
+  steps: number,
+  inputMode: NativeInputMode = 'auto',
+): Throughput {
   const t = new Training(ds, resolveConfig({ ...BENCH_CONFIG, engine, threads }));
+  if (t.engine instanceof NativeEngine) t.engine.setInputMode(inputMode);
   let t0 = 0;
   let c0 = 0;
   let m0 = 0;
@@ -69,7 +82,7 @@ export function throughput(ds: Dataset, engine: 'tfjs' | 'native', threads: numb
     }
   });
   const res: Throughput = {
-    engine: t.engine.name,
+    engine: inputMode === 'dense' && t.engine instanceof NativeEngine ? 'native, dense first layer' : t.engine.name,
     threads: t.engine.threads,
     steps,
     pairsPerSecond: (steps * 128) / ((t1 - t0) / 1000),

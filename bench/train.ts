@@ -134,22 +134,28 @@ const natSteps = quick ? 150 : 400;
 // are measured in alternating rounds, and the speedup is taken round by round.
 const rounds = Math.max(1, Number(value('--rounds') ?? (quick ? 1 : 5)));
 const ratios: number[] = [];
+const ratiosDense: number[] = [];
 // the cores' distance, measured before each round: the speedup of one training over cores follows it
 const roundTrips: number[] = [];
 rows.push(throughput(ds, 'tfjs', 1, 10, tfSteps));
 if (machine.native.available) {
-  const one: Throughput[] = [];
-  const all: Throughput[] = [];
+  // the first layer's sparse path (the default on MNIST) and its dense path (what input without
+  // zeros gets), each on one thread and on every core
+  const runs = { one: [] as Throughput[], all: [] as Throughput[], oneDense: [] as Throughput[], allDense: [] as Throughput[] };
   for (let r = 0; r < rounds; r++) {
     if (cores > 1) roundTrips.push(await coreRoundTripNs());
-    one.push(throughput(ds, 'native', 1, 30, natSteps));
+    runs.one.push(throughput(ds, 'native', 1, 30, natSteps));
     if (cores > 1) {
-      all.push(throughput(ds, 'native', cores, 30, natSteps));
-      ratios.push(all[r]!.pairsPerSecond / one[r]!.pairsPerSecond);
+      runs.all.push(throughput(ds, 'native', cores, 30, natSteps));
+      ratios.push(runs.all[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
+    }
+    runs.oneDense.push(throughput(ds, 'native', 1, 30, natSteps, 'dense'));
+    if (cores > 1) {
+      runs.allDense.push(throughput(ds, 'native', cores, 30, natSteps, 'dense'));
+      ratiosDense.push(runs.allDense[r]!.pairsPerSecond / runs.oneDense[r]!.pairsPerSecond);
     }
   }
-  rows.push(pooled(one));
-  if (all.length) rows.push(pooled(all));
+  for (const k of ['one', 'all', 'oneDense', 'allDense'] as const) if (runs[k].length) rows.push(pooled(runs[k]));
 }
 
 const torchSteps = quick ? 100 : 300;
@@ -179,23 +185,30 @@ if ('unavailable' in torch) {
 }
 log();
 const tfRow = rows[0]!;
-const n1 = rows.find((r) => r.engine === 'native' && r.threads === 1);
-const nAll = rows.find((r) => r.engine === 'native' && r.threads > 1);
+const nativeRow = (engine: string, many: boolean): Throughput | undefined =>
+  rows.find((r) => r.engine === engine && (many ? r.threads > 1 : r.threads === 1));
+const n1 = nativeRow('native', false);
+const nAll = nativeRow('native', true);
 if (n1) log(`native 1 thread vs TF.js: ${(n1.pairsPerCpuSecond / tfRow.pairsPerCpuSecond).toFixed(1)}x per CPU-second`);
 const capacityAfter = cores > 1 ? await parallelCapacity(cores) : 1;
+const speedup = (label: string, one: Throughput | undefined, all: Throughput | undefined, perRound: number[]): void => {
+  if (!one || !all) return;
+  log(
+    `${label} ${all.threads} threads vs 1 thread: ${(all.pairsPerSecond / one.pairsPerSecond).toFixed(2)}x wall-clock over all steps; ` +
+      `median of ${perRound.length} alternating rounds ${quantile(perRound, 0.5).toFixed(2)}x (rounds: ${perRound.map((x) => x.toFixed(2)).join(', ')}); ` +
+      `step time: median ${(one.medianStepMs / all.medianStepMs).toFixed(2)}x, fastest tenth ${(one.p10StepMs / all.p10StepMs).toFixed(2)}x`,
+  );
+};
+speedup('native', n1, nAll, ratios);
+speedup('native, dense first layer,', nativeRow('native, dense first layer', false), nativeRow('native, dense first layer', true), ratiosDense);
 if (n1 && nAll) {
   log(
-    `native ${nAll.threads} threads vs 1 thread: ${(nAll.pairsPerSecond / n1.pairsPerSecond).toFixed(2)}x wall-clock over all steps; ` +
-      `median of ${ratios.length} alternating rounds ${quantile(ratios, 0.5).toFixed(2)}x (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}) ` +
-      `(parallel capacity ${capacityBefore.toFixed(2)}x before, ${capacityAfter.toFixed(2)}x after: the speedup cannot exceed what the machine gives)`,
+    `(parallel capacity ${capacityBefore.toFixed(2)}x before, ${capacityAfter.toFixed(2)}x after: the speedup cannot exceed what the machine gives; ` +
+      `the fastest steps are those no other process interrupted)`,
   );
   log(
     `core-to-core round trip before each round: ${roundTrips.map((x) => x.toFixed(0)).join(', ')} ns ` +
       `(the host places the virtual CPUs: the closer they are, the cheaper the data a step exchanges between them)`,
-  );
-  log(
-    `native ${nAll.threads} threads vs 1 thread, step time: median ${(n1.medianStepMs / nAll.medianStepMs).toFixed(2)}x, ` +
-      `fastest tenth ${(n1.p10StepMs / nAll.p10StepMs).toFixed(2)}x (the fastest steps are those no other process interrupted)`,
   );
 }
 if (!('unavailable' in torch)) {
@@ -203,6 +216,8 @@ if (!('unavailable' in torch)) {
   const pps = torch['pairsPerSecond'] as number;
   if (n1) log(`native 1 thread vs PyTorch 1 thread: ${(n1.pairsPerCpuSecond / ppc).toFixed(2)}x per CPU-second, ${(n1.pairsPerSecond / pps).toFixed(2)}x wall-clock`);
   if (nAll) log(`native ${nAll.threads} threads vs PyTorch 1 thread: ${(nAll.pairsPerSecond / pps).toFixed(2)}x wall-clock`);
+  const d1 = nativeRow('native, dense first layer', false);
+  if (d1) log(`native, dense first layer, 1 thread vs PyTorch 1 thread: ${(d1.pairsPerCpuSecond / ppc).toFixed(2)}x per CPU-second`);
   log(`TF.js vs PyTorch 1 thread: ${(tfRow.pairsPerCpuSecond / ppc).toFixed(2)}x per CPU-second`);
 }
 log();
@@ -349,7 +364,7 @@ if (!quick) {
 if (jsonOut) {
   writeFileSync(
     jsonOut,
-    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, coreRoundTripNs: roundTrips, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
+    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, speedupRoundsDenseFirstLayer: ratiosDense, coreRoundTripNs: roundTrips, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
   );
   log(`wrote ${jsonOut}`);
 }

@@ -16,7 +16,7 @@ import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
 import type { Batch, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
 import { pairLossGrad, type PairLossGrad, tripletLossGrad, type TripletLossGrad } from './lossTail.ts';
-import { NativeMlp, NativeOpt, nativeStatus } from './native.ts';
+import { NativeMlp, NativeOpt, nativeStatus, type NativeInputMode } from './native.ts';
 import { createOptimizer, type OptimizerOptions } from './optimizers.ts';
 
 export interface NativeEngineOptions extends EngineSetup {
@@ -220,6 +220,15 @@ export class NativeEngine implements TrainEngine {
 
   setThreads(n: number): void {
     this.mlp.setThreads(n);
+  }
+
+  /**
+   * The first layer's path: 'auto' (default) skips the zero pixels of sparse input such as
+   * MNIST, 'dense' and 'sparse' force one; the results are the same bits. Returns whether this
+   * build has the sparse path.
+   */
+  setInputMode(mode: NativeInputMode): boolean {
+    return this.mlp.setInputMode(mode);
   }
 
   private range(from: number, n: number): Int32Array {

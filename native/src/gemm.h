@@ -8,10 +8,6 @@
  * B and C rows are VW-aligned and their widths multiples of VW. Every output element is one
  * dot product summed in p order, so the result does not depend on how rows are split. (Splitting the
  * 784-term sums into L1-sized chunks measured slower here, so the sums run whole.)
- *
- * With an index list idx (not NULL), p runs over idx[0..K) instead of 0..K-1: the first layer on
- * sparse input passes the terms where some A value of the tile is not zero. The skipped terms
- * are exact zeros, so the sums are the same bits (see mlp.c, "sparse input").
  */
 #ifndef SIAMESE_GEMM_H
 #define SIAMESE_GEMM_H
@@ -41,15 +37,14 @@ typedef int32_t vi __attribute__((vector_size(VW * 4)));
 #define AI static inline __attribute__((always_inline))
 
 /* C[mr x nv*VW] = A[mr x K] (row stride lda) * B[K x nv*VW] (row stride ldb) */
-AI void knn(const int mr, const int nv, int K, const int32_t *idx, const float *restrict A, int lda,
-            const float *restrict B, int ldb, float *restrict C, int ldc) {
+AI void knn(const int mr, const int nv, int K, const float *restrict A, int lda, const float *restrict B, int ldb,
+            float *restrict C, int ldc) {
   vf acc[MR][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < mr; r++)
 #pragma GCC unroll 8
     for (int j = 0; j < nv; j++) acc[r][j] = (vf){0};
-  for (int q = 0; q < K; q++) {
-    const int p = idx ? idx[q] : q;
+  for (int p = 0; p < K; p++) {
     vf b[NV];
 #pragma GCC unroll 8
     for (int j = 0; j < nv; j++) b[j] = VLOAD(B + (size_t)p * ldb + j * VW);
@@ -67,8 +62,45 @@ AI void knn(const int mr, const int nv, int K, const int32_t *idx, const float *
 }
 
 /* C[mr x nv*VW] = A^T, A[K x lda] read at columns k..k+mr, times B[K x nv*VW] */
-AI void ktn(const int mr, const int nv, int K, const int32_t *idx, const float *restrict A, int lda,
-            const float *restrict B, int ldb, float *restrict C, int ldc) {
+AI void ktn(const int mr, const int nv, int K, const float *restrict A, int lda, const float *restrict B, int ldb,
+            float *restrict C, int ldc) {
+  vf acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) acc[r][j] = (vf){0};
+  for (int p = 0; p < K; p++) {
+    vf b[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) b[j] = VLOAD(B + (size_t)p * ldb + j * VW);
+    const float *ap = A + (size_t)p * lda;
+    /* A's rows are far apart (a column block of the input): fetch a few rows ahead */
+    __builtin_prefetch(ap + (size_t)8 * lda);
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+      const float a = ap[r];
+#pragma GCC unroll 8
+      for (int j = 0; j < nv; j++) acc[r][j] += a * b[j];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) VSTORE(C + (size_t)r * ldc + j * VW, acc[r][j]);
+}
+
+
+/*
+ * The first layer's kernels read the input as the batch's image bytes, A8 (row stride lda bytes),
+ * each byte b standing for scale[b] = b / 255: the same floats the dense input would hold, so the
+ * same sums, without a float copy of the batch (4x the bytes) to write and read back.
+ *
+ * With an index list idx (not NULL), p runs over idx[0..K) instead of 0..K-1: on sparse input
+ * the first layer passes the terms where some A value of the tile is not zero. The skipped terms
+ * are exact zeros, so the sums are the same bits (see mlp.c, "sparse input").
+ */
+AI void knn8(const int mr, const int nv, int K, const int32_t *idx, const uint8_t *restrict A8, int lda,
+             const float *restrict scale, const float *restrict B, int ldb, float *restrict C, int ldc) {
   vf acc[MR][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < mr; r++)
@@ -79,20 +111,45 @@ AI void ktn(const int mr, const int nv, int K, const int32_t *idx, const float *
     vf b[NV];
 #pragma GCC unroll 8
     for (int j = 0; j < nv; j++) b[j] = VLOAD(B + (size_t)p * ldb + j * VW);
-    const float *ap = A + (size_t)p * lda;
-    /* A's rows are far apart (a column block of X): fetch a few rows ahead */
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+      const float a = scale[A8[(size_t)r * lda + p]];
+#pragma GCC unroll 8
+      for (int j = 0; j < nv; j++) acc[r][j] += a * b[j];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) VSTORE(C + (size_t)r * ldc + j * VW, acc[r][j]);
+}
+
+/* C[mr x nv*VW] = A^T, A8 [K x lda] bytes read at columns k..k+mr, times B[K x nv*VW] */
+AI void ktn8(const int mr, const int nv, int K, const int32_t *idx, const uint8_t *restrict A8, int lda,
+             const float *restrict scale, const float *restrict B, int ldb, float *restrict C, int ldc) {
+  vf acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) acc[r][j] = (vf){0};
+  for (int q = 0; q < K; q++) {
+    const int p = idx ? idx[q] : q;
+    vf b[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) b[j] = VLOAD(B + (size_t)p * ldb + j * VW);
+    const uint8_t *ap = A8 + (size_t)p * lda;
     if (!idx) {
       __builtin_prefetch(ap + (size_t)8 * lda);
     } else if (q + 8 < K) {
       /* listed rows skip ahead unpredictably: fetch both operands' rows (B's may sit in the
          other core's cache) */
-      __builtin_prefetch(A + (size_t)idx[q + 8] * lda);
+      __builtin_prefetch(A8 + (size_t)idx[q + 8] * lda);
 #pragma GCC unroll 8
       for (int j = 0; j < nv; j++) __builtin_prefetch(B + (size_t)idx[q + 8] * ldb + j * VW);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
-      const float a = ap[r];
+      const float a = scale[ap[r]];
 #pragma GCC unroll 8
       for (int j = 0; j < nv; j++) acc[r][j] += a * b[j];
     }

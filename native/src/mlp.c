@@ -50,15 +50,9 @@ static void *falloc(size_t n) {
 /* ---------------------------------------------------------------- GEMM drivers (tails) */
 
 #define NN_CASE(mr, nv) \
-  case (mr)*16 + (nv): \
-    if (idx) knn(mr, nv, K, idx, A, lda, B, ldb, C, ldc); \
-    else knn(mr, nv, K, NULL, A, lda, B, ldb, C, ldc); \
-    break;
+  case (mr)*16 + (nv): knn(mr, nv, K, A, lda, B, ldb, C, ldc); break;
 #define TN_CASE(mr, nv) \
-  case (mr)*16 + (nv): \
-    if (idx) ktn(mr, nv, K, idx, A, lda, B, ldb, C, ldc); \
-    else ktn(mr, nv, K, NULL, A, lda, B, ldb, C, ldc); \
-    break;
+  case (mr)*16 + (nv): ktn(mr, nv, K, A, lda, B, ldb, C, ldc); break;
 
 #if NV == 4
 #define NV_CASES(X, mr) X(mr, 1) X(mr, 2) X(mr, 3) X(mr, 4)
@@ -71,33 +65,53 @@ static void *falloc(size_t n) {
 #define ALL_CASES(X) NV_CASES(X, 1) NV_CASES(X, 2) NV_CASES(X, 3) NV_CASES(X, 4)
 #endif
 
-/* the kernels specialised twice: dense (idx NULL, a constant there) and over an index list */
-static void tile_nn(int mr, int nv, int K, const int32_t *idx, const float *A, int lda, const float *B, int ldb,
-                    float *C, int ldc) {
+static void tile_nn(int mr, int nv, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
   switch (mr * 16 + nv) { ALL_CASES(NN_CASE) default: break; }
 }
-static void tile_tn(int mr, int nv, int K, const int32_t *idx, const float *A, int lda, const float *B, int ldb,
-                    float *C, int ldc) {
+static void tile_tn(int mr, int nv, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
   switch (mr * 16 + nv) { ALL_CASES(TN_CASE) default: break; }
 }
 
-/* C[M x N] = A[M x K] B[K x N]; N a multiple of VW; over the terms idx[0..K) when idx is given */
-static void gemm_nn(int M, int N, int K, const int32_t *idx, const float *A, int lda, const float *B, int ldb,
-                    float *C, int ldc) {
+/* the first layer's byte kernels, specialised twice: dense (idx NULL, a constant there) and over
+   an index list */
+
+#define NN8_CASE(mr, nv) \
+  case (mr)*16 + (nv): \
+    if (idx) knn8(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc); \
+    else knn8(mr, nv, K, NULL, A8, lda, u8_scale, B, ldb, C, ldc); \
+    break;
+#define TN8_CASE(mr, nv) \
+  case (mr)*16 + (nv): \
+    if (idx) ktn8(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc); \
+    else ktn8(mr, nv, K, NULL, A8, lda, u8_scale, B, ldb, C, ldc); \
+    break;
+static void tile_nn8(int mr, int nv, int K, const int32_t *idx, const uint8_t *A8, int lda, const float *B, int ldb,
+                     float *C, int ldc) {
+  switch (mr * 16 + nv) { ALL_CASES(NN8_CASE) default: break; }
+}
+static void tile_tn8(int mr, int nv, int K, const int32_t *idx, const uint8_t *A8, int lda, const float *B, int ldb,
+                     float *C, int ldc) {
+  switch (mr * 16 + nv) { ALL_CASES(TN8_CASE) default: break; }
+}
+
+/* the first layer: C[M x N] = A8[M x K] B, over the terms idx[0..K) when idx is given */
+static void gemm_nn8(int M, int N, int K, const int32_t *idx, const uint8_t *A8, int lda, const float *B, int ldb,
+                     float *C, int ldc) {
   const int nvec = N / VW;
   for (int i = 0; i < M; i += MR) {
     const int mr = M - i < MR ? M - i : MR;
     for (int j = 0; j < nvec; j += NV) {
       const int nv = nvec - j < NV ? nvec - j : NV;
-      tile_nn(mr, nv, K, idx, A + (size_t)i * lda, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
+      tile_nn8(mr, nv, K, idx, A8 + (size_t)i * lda, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
     }
   }
 }
 
-/* C[k0..k0+M) x N] = A[:, k0..k0+M)^T B; A is [K x lda], B [K x N]. With lists, the i-th tile of
-   MR rows of C sums over the rows lists + i * lstride (lcount[i] of them) only. */
-static void gemm_tn(int M, int N, int K, const int32_t *lists, const int *lcount, int lstride, const float *A,
-                    int lda, const float *B, int ldb, float *C, int ldc) {
+/* the first layer's kernel gradient: C[k0..k0+M) x N] = A8[:, k0..k0+M)^T B, A8 [K rows x lda];
+   with lists, the i-th tile of MR rows of C sums over the rows lists + i * lstride (lcount[i]
+   of them) only */
+static void gemm_tn8(int M, int N, int K, const int32_t *lists, const int *lcount, int lstride, const uint8_t *A8,
+                     int lda, const float *B, int ldb, float *C, int ldc) {
   const int nvec = N / VW;
   for (int i = 0; i < M; i += MR) {
     const int mr = M - i < MR ? M - i : MR;
@@ -105,7 +119,31 @@ static void gemm_tn(int M, int N, int K, const int32_t *lists, const int *lcount
     const int terms = lists ? lcount[i / MR] : K;
     for (int j = 0; j < nvec; j += NV) {
       const int nv = nvec - j < NV ? nvec - j : NV;
-      tile_tn(mr, nv, terms, idx, A + i, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
+      tile_tn8(mr, nv, terms, idx, A8 + i, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
+    }
+  }
+}
+
+/* C[M x N] = A[M x K] B[K x N]; N a multiple of VW */
+static void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+  const int nvec = N / VW;
+  for (int i = 0; i < M; i += MR) {
+    const int mr = M - i < MR ? M - i : MR;
+    for (int j = 0; j < nvec; j += NV) {
+      const int nv = nvec - j < NV ? nvec - j : NV;
+      tile_nn(mr, nv, K, A + (size_t)i * lda, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
+    }
+  }
+}
+
+/* C[k0..k0+M) x N] = A[:, k0..k0+M)^T B; A is [K x lda], B [K x N] */
+static void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+  const int nvec = N / VW;
+  for (int i = 0; i < M; i += MR) {
+    const int mr = M - i < MR ? M - i : MR;
+    for (int j = 0; j < nvec; j += NV) {
+      const int nv = nvec - j < NV ? nvec - j : NV;
+      tile_tn(mr, nv, K, A + i, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
     }
   }
 }
@@ -114,12 +152,12 @@ static void gemm_tn(int M, int N, int K, const int32_t *lists, const int *lcount
 
 static int alloc_inputs(mlp *m, int cap) {
   for (int g = 0; g < MAX_GROUPS; g++) {
-    free(m->XG[g]);
+    free(m->XB[g]);
     free(m->NZ[g]);
     free(m->UL[g]);
     free(m->TL[g]);
     free(m->TLn[g]);
-    m->XG[g] = NULL;
+    m->XB[g] = NULL;
     m->NZ[g] = NULL;
     m->UL[g] = NULL;
     m->TL[g] = NULL;
@@ -127,12 +165,12 @@ static int alloc_inputs(mlp *m, int cap) {
   }
   const int tiles = (m->w[0] + MR - 1) / MR;
   for (int g = 0; g < m->ng; g++) {
-    m->XG[g] = (float *)falloc((size_t)cap * m->w[0]);
+    m->XB[g] = (uint8_t *)falloc(((size_t)cap * m->w[0] + 3) / 4);
     m->NZ[g] = (uint64_t *)falloc((size_t)cap * m->nzw * 2);
     m->UL[g] = (int32_t *)falloc((size_t)m->w[0]);
     m->TL[g] = (int32_t *)falloc((size_t)tiles * (cap + 16));
     m->TLn[g] = (int *)falloc((size_t)tiles);
-    if (!m->XG[g] || !m->NZ[g] || !m->UL[g] || !m->TL[g] || !m->TLn[g]) return -1;
+    if (!m->XB[g] || !m->NZ[g] || !m->UL[g] || !m->TL[g] || !m->TLn[g]) return -1;
   }
   return 0;
 }
@@ -255,7 +293,7 @@ void mlp_destroy(mlp *m) {
     }
   }
   for (int g = 0; g < MAX_GROUPS; g++) {
-    free(m->XG[g]);
+    free(m->XB[g]);
     free(m->NZ[g]);
     free(m->UL[g]);
     free(m->TL[g]);
@@ -428,12 +466,11 @@ static inline void prefetch_row(const uint8_t *images, int in_dim, int32_t row) 
   for (int o = 0; o < in_dim; o += 64) __builtin_prefetch(p + o);
 }
 
-/* images[rows[r]] (rows NULL: images[r]) as floats into dst, prefetching PREFETCH_AHEAD rows
-   ahead when `ahead` */
-static void gather_rows(float *dst, const uint8_t *images, int in_dim, const int32_t *rows, int n, int ahead) {
+/* images[rows[r]] (rows NULL: images[r]) as floats into dst, prefetching PREFETCH_AHEAD rows ahead */
+static void gather_rows(float *dst, const uint8_t *images, int in_dim, const int32_t *rows, int n) {
   const vf d255 = (vf){0} + 255.0f;
   for (int r = 0; r < n; r++) {
-    if (ahead && rows && r + PREFETCH_AHEAD < n) prefetch_row(images, in_dim, rows[r + PREFETCH_AHEAD]);
+    if (rows && r + PREFETCH_AHEAD < n) prefetch_row(images, in_dim, rows[r + PREFETCH_AHEAD]);
     const uint8_t *src = images + (size_t)(rows ? rows[r] : r) * in_dim;
     float *d = dst + (size_t)r * in_dim;
     int j = 0;
@@ -464,7 +501,7 @@ static void bias_relu(float *out, int ldo, const float *b, const float *mask, in
 /* the first layer's pre-activations for columns of group g: out[:, gc[g]..) = x W0[:, gc[g]..) */
 static void layer0_group(const mlp *m, int g, const float *x, int n, float *out) {
   const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
-  gemm_nn(n, cw, K, NULL, x, K, m->W[0] + (size_t)K * c0, cw, out + c0, m->wp[1]);
+  gemm_nn(n, cw, K, x, K, m->W[0] + (size_t)K * c0, cw, out + c0, m->wp[1]);
 }
 
 /* ---------------------------------------------------------------- sparse input */
@@ -481,11 +518,11 @@ static void layer0_group(const mlp *m, int g, const float *x, int n, float *out)
 #define SPARSE_PROBE 256
 
 #if HAVE_SPARSE
-/* the non-zero pattern of rows [r0, r0 + mr) (bit k of word k / 64: pixel k is not 0) into nz,
+/* the non-zero pattern of the batch rows [r0, r0 + mr), their bytes at x (bit k of word k / 64:
+   pixel k is not 0) into nz,
    stored word-major ([nzw x cap]), and the pixels where any of them is not 0 into idx, in
    order; returns their number */
-static int tile_nonzero(const mlp *m, const uint8_t *images, const int32_t *rows, int r0, int mr, uint64_t *nz,
-                        int32_t *idx) {
+static int tile_nonzero(const mlp *m, const uint8_t *x, int r0, int mr, uint64_t *nz, int32_t *idx) {
   const int K = m->w[0];
   int cnt = 0;
   for (int w = 0; w < m->nzw; w++) {
@@ -493,7 +530,7 @@ static int tile_nonzero(const mlp *m, const uint8_t *images, const int32_t *rows
     const __mmask64 lm = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
     uint64_t any = 0;
     for (int r = 0; r < mr; r++) {
-      const __m512i v = _mm512_maskz_loadu_epi8(lm, images + (size_t)rows[r0 + r] * K + k0);
+      const __m512i v = _mm512_maskz_loadu_epi8(lm, x + (size_t)r * K + k0);
       const uint64_t bits = _mm512_test_epi8_mask(v, v);
       nz[(size_t)w * m->cap + r0 + r] = bits;
       any |= bits;
@@ -541,8 +578,9 @@ static void pixel_tile_lists(mlp *m, int g, int n) {
 
 /*
  * The training forward's first layer for column group g, with the gather folded in: the batch's
- * rows are converted into x (kept for the backward pass) one register tile of rows at a time,
- * just before the tile is multiplied, while the image rows of the tiles ahead are prefetched.
+ * rows are copied into x (bytes, kept for the backward pass; the kernels scale them) one register
+ * tile of rows at a time, just before the tile is multiplied, while the image rows of the tiles
+ * ahead are prefetched.
  * The rows come from all over the image set, so fetching them is bound by memory latency: here
  * it overlaps the arithmetic, instead of running as a phase of its own. Sums are those of
  * layer0_group.
@@ -554,7 +592,7 @@ static void pixel_tile_lists(mlp *m, int g, int n) {
  * as it was: the result is the dense one, bit for bit. Returns the number of terms summed.
  */
 #define L0_AHEAD (2 * MR)
-static size_t layer0_gather_group(const mlp *m, int g, const uint8_t *images, const int32_t *rows, int n, float *x,
+static size_t layer0_gather_group(const mlp *m, int g, const uint8_t *images, const int32_t *rows, int n, uint8_t *x,
                                   float *out) {
   const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
   size_t terms = 0;
@@ -562,18 +600,18 @@ static size_t layer0_gather_group(const mlp *m, int g, const uint8_t *images, co
   for (int i = 0; i < n; i += MR) {
     const int mr = n - i < MR ? n - i : MR;
     for (int r = i + L0_AHEAD; r < i + L0_AHEAD + mr && r < n; r++) prefetch_row(images, K, rows[r]);
-    gather_rows(x + (size_t)i * K, images, K, rows + i, mr, 0);
+    uint8_t *xt = x + (size_t)i * K;
+    for (int r = 0; r < mr; r++) memcpy(xt + (size_t)r * K, images + (size_t)rows[i + r] * K, (size_t)K);
     const int32_t *idx = NULL;
     int cnt = K;
 #if HAVE_SPARSE
     if (m->sparse) {
-      cnt = tile_nonzero(m, images, rows, i, mr, m->NZ[g], m->UL[g]);
+      cnt = tile_nonzero(m, xt, i, mr, m->NZ[g], m->UL[g]);
       idx = m->UL[g];
     }
 #endif
     terms += (size_t)cnt;
-    gemm_nn(mr, cw, cnt, idx, x + (size_t)i * K, K, m->W[0] + (size_t)K * c0, cw, out + (size_t)i * m->wp[1] + c0,
-            m->wp[1]);
+    gemm_nn8(mr, cw, cnt, idx, xt, K, m->W[0] + (size_t)K * c0, cw, out + (size_t)i * m->wp[1] + c0, m->wp[1]);
   }
   return terms;
 }
@@ -583,7 +621,7 @@ static void forward_block(const mlp *m, const float *x, int n, float *const *out
   for (int g = 0; g < m->ng; g++) layer0_group(m, g, x, n, outs[0]);
   for (int l = 0; l < m->nl; l++) {
     const int N = m->wp[l + 1];
-    if (l > 0) gemm_nn(n, N, m->wp[l], NULL, outs[l - 1], m->wp[l], m->W[l], N, outs[l], N);
+    if (l > 0) gemm_nn(n, N, m->wp[l], outs[l - 1], m->wp[l], m->W[l], N, outs[l], N);
     bias_relu(outs[l], N, m->B[l], masks ? masks[l] : NULL, N, n, N);
   }
 }
@@ -641,7 +679,7 @@ static void forward_each(void *vctx, int t, int tid) {
   const int P = m->nthreads, n = c->n;
   if (t < m->ng) {
     const int c0 = m->gc[t];
-    const size_t terms = layer0_gather_group(m, t, c->images, c->rows, n, m->XG[t], m->H[0]);
+    const size_t terms = layer0_gather_group(m, t, c->images, c->rows, n, m->XB[t], m->H[0]);
     if (t == 0) m->terms = terms;
     bias_relu(m->H[0] + c0, m->wp[1], m->B[0] + c0, NULL, 0, n, m->gc[t + 1] - c0);
   }
@@ -682,7 +720,7 @@ static void forward_each(void *vctx, int t, int tid) {
   for (int l = 1; l < m->nl; l++) {
     const int K = m->wp[l], N = m->wp[l + 1];
     float *out = m->H[l] + (size_t)r0 * N;
-    gemm_nn(nr, N, K, NULL, m->H[l - 1] + (size_t)r0 * K, K, m->W[l], N, out, N);
+    gemm_nn(nr, N, K, m->H[l - 1] + (size_t)r0 * K, K, m->W[l], N, out, N);
     bias_relu(out, N, m->B[l], (m->has_masks && l + 1 < m->nl) ? m->M[l] + (size_t)r0 * N : NULL, N, nr, N);
   }
   copy_out(m, c->out + (size_t)r0 * m->w[m->nl], m->H[m->nl - 1] + (size_t)r0 * m->wp[m->nl], nr);
@@ -782,7 +820,7 @@ static void backward_rows(mlp *m, const step_ctx *c, int r0, int n) {
     const int N = m->wp[l + 1], K = m->wp[l];
     float *dprev = m->D[l - 1] + (size_t)r0 * K;
     /* dH_{l-1} = dZ_l W_l^T */
-    gemm_nn(n, K, N, NULL, m->D[l] + (size_t)r0 * N, N, m->WT[l], K, dprev, K);
+    gemm_nn(n, K, N, m->D[l] + (size_t)r0 * N, N, m->WT[l], K, dprev, K);
     const float *h = m->H[l - 1] + (size_t)r0 * K;
     const float *mk = m->has_masks ? m->M[l - 1] + (size_t)r0 * K : NULL;
     for (int r = 0; r < n; r++) {
@@ -829,8 +867,8 @@ static void backward_each(void *vctx, int t, int tid) {
     /* the bias first: its sums stream through this thread's columns of dZ, half of them written
        by the other cores, before the kernel's gradient reads them in the sparse path's order */
     bad += bias_update(m, c, 0, c0, m->gc[t + 1]);
-    if (m->sparse) gemm_tn(K, cw, n, m->TL[t], m->TLn[t], m->cap + 16, m->XG[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
-    else gemm_tn(K, cw, n, NULL, NULL, 0, m->XG[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
+    if (m->sparse) gemm_tn8(K, cw, n, m->TL[t], m->TLn[t], m->cap + 16, m->XB[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
+    else gemm_tn8(K, cw, n, NULL, NULL, 0, m->XB[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
     if (c->apply) {
       opt_update(c->opt, m->W[0] + o, m->GW[0] + o, m->SW[0][0] + o, m->SW[1][0] + o, len);
       bad += count_nonfinite(m->W[0] + o, len);
@@ -843,7 +881,7 @@ static void backward_each(void *vctx, int t, int tid) {
     split(K, 16, t, P, &k0, &k1);
     split(N, VW, t, P, &j0, &j1);
     if (k1 > k0) {
-      gemm_tn(k1 - k0, N, n, NULL, NULL, 0, m->H[l - 1] + k0, K, m->D[l], N, m->GW[l] + (size_t)k0 * N, N);
+      gemm_tn(k1 - k0, N, n, m->H[l - 1] + k0, K, m->D[l], N, m->GW[l] + (size_t)k0 * N, N);
       if (c->apply) {
         const size_t o = (size_t)k0 * N, len = (size_t)(k1 - k0) * N;
         opt_update(c->opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
@@ -900,7 +938,7 @@ static void embed_task(void *vctx, int t, int tid) {
   float *pong = ping + (size_t)EMBED_BLOCK * maxw;
   const float *xin;
   if (c->images) {
-    gather_rows(x, c->images, m->w[0], c->rows ? c->rows + r0 : NULL, n, 1);
+    gather_rows(x, c->images, m->w[0], c->rows ? c->rows + r0 : NULL, n);
     xin = x;
   } else {
     xin = c->xf + (size_t)r0 * m->w[0];

@@ -66,12 +66,12 @@ typedef struct mlp {
   /* The first layer is split by output columns: thread g owns columns [gc[g], gc[g+1]) of its
      kernel, gradient and slots, stored as one [w[0] x width] row-major block at offset
      w[0] * gc[g] (so a thread's columns never share a cache line with another's), and gathers
-     the whole batch into an input buffer of its own, XG[g] [cap x w[0]]. (Sharing the fetch, a
-     thread each share of the rows, cost more: writing a shared buffer that the other core had
-     read invalidates its lines, and the copy needs a barrier of its own.) */
+     the batch's image bytes into an input buffer of its own, XB[g] [cap x w[0]]. (Sharing the
+     fetch, a thread each share of the rows, cost more: writing a shared buffer that the other
+     core had read invalidates its lines, and the copy needs a barrier of its own.) */
   int ng;
   int gc[MAX_GROUPS + 1];
-  float *XG[MAX_GROUPS];
+  uint8_t *XB[MAX_GROUPS];
   /* sparse input (mlp.c), each group's own: the rows' non-zero patterns [nzw x cap], an index
      list, and the batch rows of every tile of MR pixels, TL [tiles x (cap + 16)] with counts
      TLn, built in forward 2 for the backward pass */

@@ -198,6 +198,20 @@ static napi_value js_input_mode(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* schedule(handle, mode: -1 (query) | SCHEDULE_AUTO | SCHEDULE_SPLIT | SCHEDULE_ROLES): whether
+   the last training step ran in roles */
+static napi_value js_schedule(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  int mode;
+  if (!get_int(env, argv[1], &mode) || mode < -1 || mode > SCHEDULE_ROLES) return fail(env, "unknown schedule");
+  const int roles = mlp_set_schedule(m, mode >= 0 ? mode : m->schedule);
+  napi_value r;
+  CHECK(napi_get_boolean(env, roles != 0, &r));
+  return r;
+}
+
 static int check_rows(napi_env env, const tarray *img, int in_dim, const tarray *rows) {
   if (in_dim < 1) return 0;
   const size_t count = img->length / (size_t)in_dim;
@@ -395,6 +409,7 @@ NAPI_MODULE_INIT() {
       {"dispose", NULL, js_dispose, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, js_threads, NULL, NULL, NULL, napi_default, NULL},
       {"inputMode", NULL, js_input_mode, NULL, NULL, NULL, napi_default, NULL},
+      {"schedule", NULL, js_schedule, NULL, NULL, NULL, napi_default, NULL},
       {"param", NULL, js_param, NULL, NULL, NULL, napi_default, NULL},
       {"zeroSlots", NULL, js_zero_slots, NULL, NULL, NULL, napi_default, NULL},
       {"nonFinite", NULL, js_nonfinite, NULL, NULL, NULL, napi_default, NULL},

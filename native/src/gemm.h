@@ -126,12 +126,14 @@ AI void knn8(const int mr, const int nv, int K, const int32_t *idx, const uint8_
 
 /* C[mr x nv*VW] = A^T, A8 [K x lda] bytes read at columns k..k+mr, times B[K x nv*VW] */
 AI void ktn8(const int mr, const int nv, int K, const int32_t *idx, const uint8_t *restrict A8, int lda,
-             const float *restrict scale, const float *restrict B, int ldb, float *restrict C, int ldc) {
+             const float *restrict scale, const float *restrict B, int ldb, float *restrict C, int ldc,
+             int accumulate) {
   vf acc[MR][NV];
+  /* accumulate: the sums go on from C (rows taken in parts, in order: the same sums) */
 #pragma GCC unroll 8
   for (int r = 0; r < mr; r++)
 #pragma GCC unroll 8
-    for (int j = 0; j < nv; j++) acc[r][j] = (vf){0};
+    for (int j = 0; j < nv; j++) acc[r][j] = accumulate ? VLOAD(C + (size_t)r * ldc + j * VW) : (vf){0};
   for (int q = 0; q < K; q++) {
     const int p = idx ? idx[q] : q;
     vf b[NV];

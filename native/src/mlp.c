@@ -82,15 +82,15 @@ static void tile_tn(int mr, int nv, int K, const float *A, int lda, const float 
     break;
 #define TN8_CASE(mr, nv) \
   case (mr)*16 + (nv): \
-    if (idx) ktn8(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc); \
-    else ktn8(mr, nv, K, NULL, A8, lda, u8_scale, B, ldb, C, ldc); \
+    if (idx) ktn8(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc, acc); \
+    else ktn8(mr, nv, K, NULL, A8, lda, u8_scale, B, ldb, C, ldc, acc); \
     break;
 static void tile_nn8(int mr, int nv, int K, const int32_t *idx, const uint8_t *A8, int lda, const float *B, int ldb,
                      float *C, int ldc) {
   switch (mr * 16 + nv) { ALL_CASES(NN8_CASE) default: break; }
 }
 static void tile_tn8(int mr, int nv, int K, const int32_t *idx, const uint8_t *A8, int lda, const float *B, int ldb,
-                     float *C, int ldc) {
+                     float *C, int ldc, int acc) {
   switch (mr * 16 + nv) { ALL_CASES(TN8_CASE) default: break; }
 }
 
@@ -107,19 +107,36 @@ static void gemm_nn8(int M, int N, int K, const int32_t *idx, const uint8_t *A8,
   }
 }
 
-/* the first layer's kernel gradient: C[k0..k0+M) x N] = A8[:, k0..k0+M)^T B, A8 [K rows x lda];
-   with lists, the i-th tile of MR rows of C sums over the rows lists + i * lstride (lcount[i]
-   of them) only */
-static void gemm_tn8(int M, int N, int K, const int32_t *lists, const int *lcount, int lstride, const uint8_t *A8,
-                     int lda, const float *B, int ldb, float *C, int ldc) {
+/*
+ * The first layer's kernel gradient: C[k0..k0+M) x N] = A8[:, k0..k0+M)^T B over the batch rows
+ * [r0, r1), A8 [rows x lda] bytes, B [rows x ldb]; with lists, the i-th tile of MR rows of C sums
+ * over its listed rows (lists + i * lstride, lcount[i] of them, ascending) in [r0, r1), from
+ * cursor[i] on when cursor is given (which then moves past them). accumulate: the sums go on
+ * from C, so that rows taken in consecutive parts give the sums of one pass.
+ */
+static void gemm_tn8(int M, int N, int r0, int r1, const int32_t *lists, const int *lcount, int lstride, int *cursor,
+                     int accumulate, const uint8_t *A8, int lda, const float *B, int ldb, float *C, int ldc) {
   const int nvec = N / VW;
   for (int i = 0; i < M; i += MR) {
     const int mr = M - i < MR ? M - i : MR;
-    const int32_t *idx = lists ? lists + (size_t)(i / MR) * lstride : NULL;
-    const int terms = lists ? lcount[i / MR] : K;
+    const int32_t *idx = NULL;
+    int terms = r1 - r0;
+    const uint8_t *a = A8 + (size_t)r0 * lda + i;
+    const float *b = B + (size_t)r0 * ldb;
+    if (lists) {
+      const int32_t *list = lists + (size_t)(i / MR) * lstride;
+      const int from = cursor ? cursor[i / MR] : 0;
+      int to = from;
+      while (to < lcount[i / MR] && list[to] < r1) to++;
+      if (cursor) cursor[i / MR] = to;
+      idx = list + from;
+      terms = to - from;
+      a = A8 + i;
+      b = B;
+    }
     for (int j = 0; j < nvec; j += NV) {
       const int nv = nvec - j < NV ? nvec - j : NV;
-      tile_tn8(mr, nv, terms, idx, A8 + i, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
+      tile_tn8(mr, nv, terms, idx, a, lda, b + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc, accumulate);
     }
   }
 }
@@ -172,7 +189,9 @@ static int alloc_inputs(mlp *m, int cap) {
     m->TLn[g] = (int *)falloc((size_t)tiles);
     if (!m->XB[g] || !m->NZ[g] || !m->UL[g] || !m->TL[g] || !m->TLn[g]) return -1;
   }
-  return 0;
+  free(m->cursor);
+  m->cursor = (int *)falloc((size_t)tiles * (m->ng > 0 ? m->ng : 1));
+  return m->cursor ? 0 : -1;
 }
 
 static int alloc_rows(mlp *m, int rows) {
@@ -299,6 +318,7 @@ void mlp_destroy(mlp *m) {
     free(m->TL[g]);
     free(m->TLn[g]);
   }
+  free(m->cursor);
   free(m->bad);
   free(m->scratch);
   free(m);
@@ -577,7 +597,8 @@ static void pixel_tile_lists(mlp *m, int g, int n) {
 #endif
 
 /*
- * The training forward's first layer for column group g, with the gather folded in: the batch's
+ * The training forward's first layer, column groups [g0, g1) of rows [i0, i1) (whole tiles of MR
+ * rows), with the gather folded in: the batch's
  * rows are copied into x (bytes, kept for the backward pass; the kernels scale them) one register
  * tile of rows at a time, just before the tile is multiplied, while the image rows of the tiles
  * ahead are prefetched.
@@ -589,16 +610,18 @@ static void pixel_tile_lists(mlp *m, int g, int n) {
  * tile's sums then run only over the pixels where one of its rows is not 0 (44% of them for 6
  * MNIST rows), and each row's non-zero pattern is kept (m->NZ) for the backward pass. The
  * skipped products are x * w with x = 0, exactly 0 for a finite w, and adding 0 leaves a sum
- * as it was: the result is the dense one, bit for bit. Returns the number of terms summed.
+ * as it was: the result is the dense one, bit for bit. Returns the number of terms summed. The
+ * ReLU follows tile by tile (its dropout waits for the masks, in forward 2).
  */
 #define L0_AHEAD (2 * MR)
-static size_t layer0_gather_group(const mlp *m, int g, const uint8_t *images, const int32_t *rows, int n, uint8_t *x,
-                                  float *out) {
-  const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
+#define ROLE_CHUNK 8 /* row tiles the first layer publishes at a time, in roles (use_roles) */
+static size_t layer0_gather(const mlp *m, int g0, int g1, const uint8_t *images, const int32_t *rows, int n, int i0,
+                            int i1, uint8_t *x, uint64_t *nz, int32_t *ul, float *out) {
+  const int K = m->w[0], ldo = m->wp[1];
   size_t terms = 0;
-  for (int r = 0; r < L0_AHEAD && r < n; r++) prefetch_row(images, K, rows[r]);
-  for (int i = 0; i < n; i += MR) {
-    const int mr = n - i < MR ? n - i : MR;
+  for (int r = i0; r < i0 + L0_AHEAD && r < n; r++) prefetch_row(images, K, rows[r]);
+  for (int i = i0; i < i1; i += MR) {
+    const int mr = i1 - i < MR ? i1 - i : MR;
     for (int r = i + L0_AHEAD; r < i + L0_AHEAD + mr && r < n; r++) prefetch_row(images, K, rows[r]);
     uint8_t *xt = x + (size_t)i * K;
     for (int r = 0; r < mr; r++) memcpy(xt + (size_t)r * K, images + (size_t)rows[i + r] * K, (size_t)K);
@@ -606,12 +629,20 @@ static size_t layer0_gather_group(const mlp *m, int g, const uint8_t *images, co
     int cnt = K;
 #if HAVE_SPARSE
     if (m->sparse) {
-      cnt = tile_nonzero(m, xt, i, mr, m->NZ[g], m->UL[g]);
-      idx = m->UL[g];
+      cnt = tile_nonzero(m, xt, i, mr, nz, ul);
+      idx = ul;
     }
+#else
+    (void)nz;
+    (void)ul;
 #endif
     terms += (size_t)cnt;
-    gemm_nn8(mr, cw, cnt, idx, xt, K, m->W[0] + (size_t)K * c0, cw, out + (size_t)i * m->wp[1] + c0, m->wp[1]);
+    for (int g = g0; g < g1; g++) {
+      const int c0 = m->gc[g], cw = m->gc[g + 1] - c0;
+      float *o = out + (size_t)i * ldo + c0;
+      gemm_nn8(mr, cw, cnt, idx, xt, K, m->W[0] + (size_t)K * c0, cw, o, ldo);
+      bias_relu(o, ldo, m->B[0] + c0, NULL, 0, mr, cw);
+    }
   }
   return terms;
 }
@@ -645,6 +676,9 @@ typedef struct {
   const optcfg *opt;
   int apply;
   uint32_t rng0[4];
+  /* roles (two threads): where this step's progress counter starts */
+  int roles;
+  long base;
 } step_ctx;
 
 /* [*lo, *hi): part t of P of [0, n) in whole multiples of `unit` (the last part takes the rest) */
@@ -672,44 +706,30 @@ static void split(int n, int unit, int t, int P, int *lo, int *hi) {
  * measured 1.3x on two cores: the first layer's kernel and the input moved between the cores'
  * caches every step.)
  */
-static void forward_each(void *vctx, int t, int tid) {
-  (void)tid;
-  step_ctx *c = (step_ctx *)vctx;
-  mlp *m = c->m;
-  const int P = m->nthreads, n = c->n;
-  if (t < m->ng) {
-    const int c0 = m->gc[t];
-    const size_t terms = layer0_gather_group(m, t, c->images, c->rows, n, m->XB[t], m->H[0]);
-    if (t == 0) m->terms = terms;
-    bias_relu(m->H[0] + c0, m->wp[1], m->B[0] + c0, NULL, 0, n, m->gc[t + 1] - c0);
+/* these rows' dropout masks, each layer from its own place in the dropout stream */
+static void draw_masks(mlp *m, const step_ctx *c, int r0, int r1) {
+  const int n = c->n, nr = r1 - r0;
+  if (!m->has_masks || nr <= 0) return;
+  const double keep = 1.0 - m->rate;
+  const uint64_t thr = (uint64_t)ceil(keep * 4294967296.0);
+  const float scale = (float)(1.0 / keep);
+  uint64_t off = 0;
+  for (int l = 0; l + 1 < m->nl; l++) {
+    uint32_t s[4] = {c->rng0[0], c->rng0[1], c->rng0[2], c->rng0[3]};
+    xo_jump(s, off + (uint64_t)r0 * m->w[l + 1]);
+    /* in blocks of at most 256 rows: each call's SIMD lanes write rows far apart, which alias
+       in the L1 cache when too far */
+    for (int b = 0; b < nr; b += 256)
+      xo_masks(s, nr - b < 256 ? nr - b : 256, m->w[l + 1], m->wp[l + 1], thr, scale, m->M[l] + (size_t)(r0 + b) * m->wp[l + 1]);
+    off += (uint64_t)n * m->w[l + 1];
   }
-  pool_barrier(m->pool);
-#if HAVE_SPARSE
-  /* the backward pass's lists: each group's thread builds them all for itself (a few
-     microseconds; reading half of them from the other core in the backward pass cost more) */
-  if (m->sparse && t < m->ng) pixel_tile_lists(m, t, n);
-#endif
-  int r0, r1;
-  split(n, 1, t, P, &r0, &r1);
+}
+
+/* forward 2 for rows [r0, r1), their masks drawn: the first layer's dropout, the other layers */
+static void forward_rows(mlp *m, const step_ctx *c, int r0, int r1) {
   const int nr = r1 - r0;
   if (nr <= 0) return;
   if (m->has_masks) {
-    /* these rows' masks, each layer from its own place in the dropout stream */
-    const double keep = 1.0 - m->rate;
-    const uint64_t thr = (uint64_t)ceil(keep * 4294967296.0);
-    const float scale = (float)(1.0 / keep);
-    uint64_t off = 0;
-    for (int l = 0; l + 1 < m->nl; l++) {
-      uint32_t s[4] = {c->rng0[0], c->rng0[1], c->rng0[2], c->rng0[3]};
-      xo_jump(s, off + (uint64_t)r0 * m->w[l + 1]);
-      /* in blocks of at most 256 rows: each call's SIMD lanes write rows far apart, which
-         alias in the L1 cache when too far */
-      for (int b = 0; b < nr; b += 256)
-        xo_masks(s, nr - b < 256 ? nr - b : 256, m->w[l + 1], m->wp[l + 1], thr, scale,
-                 m->M[l] + (size_t)(r0 + b) * m->wp[l + 1]);
-      off += (uint64_t)n * m->w[l + 1];
-    }
-    /* the first layer's dropout (its ReLU ran in forward 1) */
     const int N = m->wp[1];
     for (int r = r0; r < r1; r++)
       for (int j = 0; j < N; j += VW) {
@@ -724,6 +744,77 @@ static void forward_each(void *vctx, int t, int tid) {
     bias_relu(out, N, m->B[l], (m->has_masks && l + 1 < m->nl) ? m->M[l] + (size_t)r0 * N : NULL, N, nr, N);
   }
   copy_out(m, c->out + (size_t)r0 * m->w[m->nl], m->H[m->nl - 1] + (size_t)r0 * m->wp[m->nl], nr);
+}
+
+static void forward_each(void *vctx, int t, int tid) {
+  (void)tid;
+  step_ctx *c = (step_ctx *)vctx;
+  mlp *m = c->m;
+  const int P = m->nthreads, n = c->n;
+  if (c->roles) {
+    /* two threads in roles: thread 1 the first layer, all its columns, in chunks of rows;
+       thread 0 the masks, then each chunk's other layers as soon as it is there */
+    const int chunk = ROLE_CHUNK * MR;
+    if (t == 1) {
+      size_t terms = 0;
+      for (int i0 = 0; i0 < n; i0 += chunk) {
+        const int i1 = n - i0 < chunk ? n : i0 + chunk;
+        terms += layer0_gather(m, 0, m->ng, c->images, c->rows, n, i0, i1, m->XB[0], m->NZ[0], m->UL[0], m->H[0]);
+        __atomic_store_n(&m->progress, c->base + i1, __ATOMIC_RELEASE);
+      }
+      m->terms = terms;
+#if HAVE_SPARSE
+      if (m->sparse) pixel_tile_lists(m, 0, n);
+#endif
+    } else {
+      draw_masks(m, c, 0, n);
+      for (int i0 = 0; i0 < n; i0 += chunk) {
+        const int i1 = n - i0 < chunk ? n : i0 + chunk;
+        pool_wait_progress(&m->progress, c->base + i1);
+        forward_rows(m, c, i0, i1);
+      }
+    }
+    return;
+  }
+  if (t < m->ng) {
+    const size_t terms = layer0_gather(m, t, t + 1, c->images, c->rows, n, 0, n, m->XB[t], m->NZ[t], m->UL[t], m->H[0]);
+    if (t == 0) m->terms = terms;
+  }
+  pool_barrier(m->pool);
+#if HAVE_SPARSE
+  /* the backward pass's lists: each group's thread builds them all for itself (a few
+     microseconds; reading half of them from the other core in the backward pass cost more) */
+  if (m->sparse && t < m->ng) pixel_tile_lists(m, t, n);
+#endif
+  int r0, r1;
+  split(n, 1, t, P, &r0, &r1);
+  draw_masks(m, c, r0, r1);
+  forward_rows(m, c, r0, r1);
+}
+
+/*
+ * Two threads in roles (ROLE_CHUNK row tiles at a time): thread 1 runs the first layer, forward
+ * and backward, all its columns; thread 0 the masks, the other layers and the loss gradient.
+ * On sparse input the first layer is cheap, and splitting every phase between the cores cost
+ * more in moving rows and weights between them than it saved; in roles the two layers' weights
+ * never leave their cores, and the second core starts on the first rows while the first layer
+ * works on the next ones. Every sum is the same, so the bits are.
+ */
+static int use_roles(const mlp *m) {
+  if (m->nthreads != 2 || m->ng != 2 || m->schedule == SCHEDULE_SPLIT) return 0;
+  if (m->schedule == SCHEDULE_ROLES) return 1;
+  if (!m->sparse) return 0;
+  /* auto: when the two roles' arithmetic is about even (the seed's MLP on MNIST: 0.8) */
+  const double share = m->term_share < 0 ? 0.5 : m->term_share;
+  const double first = share * 2.0 * m->w[0] * m->wp[1];
+  double rest = 0;
+  for (int l = 1; l < m->nl; l++) rest += 3.0 * m->wp[l] * m->wp[l + 1];
+  return first > 0.5 * rest && first < 1.6 * rest;
+}
+
+int mlp_set_schedule(mlp *m, int schedule) {
+  m->schedule = schedule == SCHEDULE_SPLIT || schedule == SCHEDULE_ROLES ? schedule : SCHEDULE_AUTO;
+  return m->roles;
 }
 
 /* the first layer's path for the next training step (both give the same bits) */
@@ -747,6 +838,7 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
   m->rows = n;
   m->has_masks = m->rate > 0 && m->nl > 1;
   m->sparse = choose_sparse(m);
+  m->roles = use_roles(m);
   step_ctx c = {0};
   memcpy(c.rng0, rng, sizeof c.rng0);
   c.m = m;
@@ -754,7 +846,10 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
   c.rows = rows;
   c.n = n;
   c.out = emb_out;
+  c.roles = m->roles;
+  c.base = m->progress_base;
   pool_run_each(m->pool, forward_each, &c);
+  m->progress_base += n + 1;
   if (m->sparse) m->term_share = (double)m->terms / ((double)((n + MR - 1) / MR) * m->w[0]);
   if (m->has_masks) {
     uint64_t total = 0;
@@ -850,38 +945,43 @@ static size_t bias_update(mlp *m, const step_ctx *c, int l, int j0, int j1) {
   return count_nonfinite(m->B[l] + j0, (size_t)(j1 - j0));
 }
 
-static void backward_each(void *vctx, int t, int tid) {
-  (void)tid;
-  step_ctx *c = (step_ctx *)vctx;
-  mlp *m = c->m;
-  const int P = m->nthreads, n = c->n;
-  int r0, r1;
-  split(n, 1, t, P, &r0, &r1);
-  if (r1 > r0) backward_rows(m, c, r0, r1 - r0);
-  pool_barrier(m->pool);
+/* the first layer's kernel update, column group g, its gradient computed */
+static size_t layer0_kernel_update(mlp *m, const step_ctx *c, int g) {
+  const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
+  const size_t o = (size_t)K * c0, len = (size_t)K * cw;
+  if (!c->apply) return 0;
+  opt_update(c->opt, m->W[0] + o, m->GW[0] + o, m->SW[0][0] + o, m->SW[1][0] + o, len);
+  return count_nonfinite(m->W[0] + o, len);
+}
+
+/* the first layer's bias and kernel update, column group g, its kernel gradient computed */
+static size_t layer0_update(mlp *m, const step_ctx *c, int g) {
+  return bias_update(m, c, 0, m->gc[g], m->gc[g + 1]) + layer0_kernel_update(m, c, g);
+}
+
+/* the first layer's gradient and update, column group g, from the batch bytes x and, on the
+   sparse path, the pixel tiles' row lists tl/tln */
+static size_t layer0_backward(mlp *m, const step_ctx *c, int g, const uint8_t *x, const int32_t *tl, const int *tln) {
+  const int K = m->w[0], N = m->wp[1], c0 = m->gc[g], cw = m->gc[g + 1] - c0, n = c->n;
+  /* the bias first: its sums stream through this group's columns of dZ, rows of which other
+     cores wrote, before the kernel's gradient reads them in the sparse path's order */
+  size_t bad = bias_update(m, c, 0, c0, m->gc[g + 1]);
+  gemm_tn8(K, cw, 0, n, m->sparse ? tl : NULL, tln, m->cap + 16, NULL, 0, x, K, m->D[0] + c0, N, m->GW[0] + (size_t)K * c0,
+           cw);
+  return bad + layer0_kernel_update(m, c, g);
+}
+
+/* the other layers' gradients and updates: part t of P of each kernel's rows (whole cache lines
+   of W^T) and of each bias */
+static size_t small_backward(mlp *m, const step_ctx *c, int t, int P) {
   size_t bad = 0;
-  /* the first layer: this thread's column group */
-  if (t < m->ng) {
-    const int K = m->w[0], N = m->wp[1], c0 = m->gc[t], cw = m->gc[t + 1] - c0;
-    const size_t o = (size_t)K * c0, len = (size_t)K * cw;
-    /* the bias first: its sums stream through this thread's columns of dZ, half of them written
-       by the other cores, before the kernel's gradient reads them in the sparse path's order */
-    bad += bias_update(m, c, 0, c0, m->gc[t + 1]);
-    if (m->sparse) gemm_tn8(K, cw, n, m->TL[t], m->TLn[t], m->cap + 16, m->XB[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
-    else gemm_tn8(K, cw, n, NULL, NULL, 0, m->XB[t], K, m->D[0] + c0, N, m->GW[0] + o, cw);
-    if (c->apply) {
-      opt_update(c->opt, m->W[0] + o, m->GW[0] + o, m->SW[0][0] + o, m->SW[1][0] + o, len);
-      bad += count_nonfinite(m->W[0] + o, len);
-    }
-  }
-  /* the other layers: this thread's rows of the kernel (whole cache lines of W^T) and columns of the bias */
   for (int l = 1; l < m->nl; l++) {
     const int K = m->wp[l], N = m->wp[l + 1];
     int k0, k1, j0, j1;
     split(K, 16, t, P, &k0, &k1);
     split(N, VW, t, P, &j0, &j1);
     if (k1 > k0) {
-      gemm_tn(k1 - k0, N, n, m->H[l - 1] + k0, K, m->D[l], N, m->GW[l] + (size_t)k0 * N, N);
+      gemm_tn(k1 - k0, N, c->n, m->H[l - 1] + k0, K, m->D[l], N, m->GW[l] + (size_t)k0 * N, N);
       if (c->apply) {
         const size_t o = (size_t)k0 * N, len = (size_t)(k1 - k0) * N;
         opt_update(c->opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
@@ -891,6 +991,49 @@ static void backward_each(void *vctx, int t, int tid) {
     }
     if (j1 > j0) bad += bias_update(m, c, l, j0, j1);
   }
+  return bad;
+}
+
+static void backward_each(void *vctx, int t, int tid) {
+  (void)tid;
+  step_ctx *c = (step_ctx *)vctx;
+  mlp *m = c->m;
+  const int P = m->nthreads, n = c->n;
+  size_t bad = 0;
+  if (c->roles) {
+    /* thread 0 the rows' dZ, chunk by chunk, then the other layers; thread 1 the first layer's
+       gradient over each chunk as soon as it is there, then its update */
+    const int chunk = ROLE_CHUNK * MR;
+    if (t == 0) {
+      for (int r0 = 0; r0 < n; r0 += chunk) {
+        const int r1 = n - r0 < chunk ? n : r0 + chunk;
+        backward_rows(m, c, r0, r1 - r0);
+        __atomic_store_n(&m->progress, c->base + r1, __ATOMIC_RELEASE);
+      }
+      bad += small_backward(m, c, 0, 1);
+    } else {
+      const int K = m->w[0], N = m->wp[1], tiles = (K + MR - 1) / MR;
+      memset(m->cursor, 0, (size_t)tiles * m->ng * sizeof(int));
+      for (int r0 = 0; r0 < n; r0 += chunk) {
+        const int r1 = n - r0 < chunk ? n : r0 + chunk;
+        pool_wait_progress(&m->progress, c->base + r1);
+        for (int g = 0; g < m->ng; g++) {
+          const int c0 = m->gc[g], cw = m->gc[g + 1] - c0;
+          gemm_tn8(K, cw, r0, r1, m->sparse ? m->TL[0] : NULL, m->TLn[0], m->cap + 16, m->cursor + (size_t)g * tiles,
+                   r0 > 0, m->XB[0], K, m->D[0] + c0, N, m->GW[0] + (size_t)K * c0, cw);
+        }
+      }
+      for (int g = 0; g < m->ng; g++) bad += layer0_update(m, c, g);
+    }
+    m->bad[(size_t)t * 8] = bad;
+    return;
+  }
+  int r0, r1;
+  split(n, 1, t, P, &r0, &r1);
+  if (r1 > r0) backward_rows(m, c, r0, r1 - r0);
+  pool_barrier(m->pool);
+  if (t < m->ng) bad += layer0_backward(m, c, t, m->XB[t], m->TL[t], m->TLn[t]);
+  bad += small_backward(m, c, t, P);
   m->bad[(size_t)t * 8] = bad;
 }
 
@@ -908,7 +1051,10 @@ static int backward(mlp *m, const float *g, const int32_t *ia, const int32_t *ib
   c.npairs = npairs;
   c.opt = opt;
   c.apply = apply;
+  c.roles = m->roles;
+  c.base = m->progress_base;
   pool_run_each(m->pool, backward_each, &c);
+  m->progress_base += m->rows + 1;
   /* the counts cover every weight only after an update */
   m->bad_valid = apply;
   return 0;

@@ -159,6 +159,14 @@ void pool_destroy(pool *p) {
 
 int pool_threads(const pool *p) { return p ? p->n : 1; }
 
+void pool_wait_progress(const volatile long *counter, long want) {
+  int k = 0;
+  while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) < want) {
+    CPU_RELAX();
+    if ((++k & 1023) == 0) sched_yield();
+  }
+}
+
 static void start_job(pool *p, task_fn fn, void *ctx, int ntasks, int each);
 
 void pool_run(pool *p, task_fn fn, void *ctx, int ntasks) {

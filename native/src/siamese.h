@@ -85,6 +85,13 @@ typedef struct mlp {
   int32_t *UL[MAX_GROUPS];
   int32_t *TL[MAX_GROUPS];
   int *TLn[MAX_GROUPS];
+  /* two threads in roles (mlp.c, use_roles): whether the last step ran so, the schedule asked
+     for, and the first layer's progress in rows, counted on from step to step */
+  int roles, schedule;
+  int *cursor; /* the backward pass's place in each pixel tile's row list, per group */
+  long progress_base;
+  _Alignas(64) volatile long progress;
+  char pad_[64 - sizeof(long)];
   float *H[MAX_LAYERS];    /* [cap x wp[l+1]] layer outputs (after ReLU and dropout) */
   float *M[MAX_LAYERS];    /* [cap x wp[l+1]] dropout multipliers (0 or 1/keep) */
   float *D[MAX_LAYERS];    /* [cap x wp[l+1]] gradients w.r.t. pre-activations */
@@ -100,6 +107,7 @@ typedef struct mlp {
 } mlp;
 
 enum { INPUT_AUTO = 0, INPUT_DENSE = 1, INPUT_SPARSE = 2 };
+enum { SCHEDULE_AUTO = 0, SCHEDULE_SPLIT = 1, SCHEDULE_ROLES = 2 };
 
 /* model lifetime */
 mlp *mlp_create(const int *widths, int nlayers, double rate, int threads);
@@ -108,6 +116,11 @@ int mlp_set_threads(mlp *m, int threads);
 /* the first layer's training path: from the input's sparsity (INPUT_AUTO), or forced; both give
    the same bits. Returns whether this build has the sparse path. */
 int mlp_set_input_mode(mlp *m, int mode);
+/* how two threads share a training step: every phase split between them (SCHEDULE_SPLIT), or
+   in roles, the first layer on one and the rest on the other (SCHEDULE_ROLES), or chosen from
+   the layers' arithmetic (SCHEDULE_AUTO); the same bits. Returns whether the last step ran in
+   roles. */
+int mlp_set_schedule(mlp *m, int schedule);
 
 /* parameters: idx 2l = kernel of layer l, 2l + 1 = bias; unpadded row-major copies */
 size_t mlp_param_size(const mlp *m, int idx);
@@ -155,5 +168,7 @@ void pool_run(pool *p, task_fn fn, void *ctx, int ntasks);
    wait in pool_barrier for the others */
 void pool_run_each(pool *p, task_fn fn, void *ctx);
 void pool_barrier(pool *p);
+/* wait until *counter (published with release order) reaches want */
+void pool_wait_progress(const volatile long *counter, long want);
 
 #endif

@@ -24,6 +24,7 @@ interface NativeAddon {
   zeroSlots(h: NativeHandle): void;
   nonFinite(h: NativeHandle): number;
   inputMode(h: NativeHandle, mode: number): number;
+  schedule(h: NativeHandle, mode: number): boolean;
   forwardTrain(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, rng: Uint32Array, out: Float32Array): void;
   backward(h: NativeHandle, dEmb: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
   backwardPairs(h: NativeHandle, ia: Int32Array, ib: Int32Array, k: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
@@ -123,6 +124,9 @@ export function nativeAvailable(): boolean {
 /** The first layer's training paths (INPUT_AUTO, INPUT_DENSE, INPUT_SPARSE in native/src/siamese.h). */
 const INPUT_MODES = ['auto', 'dense', 'sparse'] as const;
 export type NativeInputMode = (typeof INPUT_MODES)[number];
+/** How two threads share a step (SCHEDULE_AUTO, SCHEDULE_SPLIT, SCHEDULE_ROLES in siamese.h). */
+const SCHEDULES = ['auto', 'split', 'roles'] as const;
+export type NativeSchedule = (typeof SCHEDULES)[number];
 
 /** The optimizer kinds the addon knows (native/src/siamese.h). */
 export const enum NativeOpt {
@@ -176,6 +180,21 @@ export class NativeMlp {
   /** Whether the last training forward pass took the sparse path. */
   get lastStepSparse(): boolean {
     return (this.addon.inputMode(this.h, -1) & 2) === 2;
+  }
+
+  /**
+   * How two threads share a training step: 'split' divides every phase between them, 'roles'
+   * gives the first layer to one and the other layers to the other (with the first layer's rows
+   * handed over in chunks), 'auto' (the default) takes roles when their arithmetic is about even,
+   * as for the seed's MLP on sparse input. The same bits either way.
+   */
+  setSchedule(schedule: NativeSchedule): void {
+    this.addon.schedule(this.h, SCHEDULES.indexOf(schedule));
+  }
+
+  /** Whether the last training step ran in roles. */
+  get lastStepInRoles(): boolean {
+    return this.addon.schedule(this.h, -1);
   }
 
   private get h(): NativeHandle {

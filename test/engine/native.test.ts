@@ -322,7 +322,7 @@ if (!status.available) {
     m.dispose();
   });
 
-  test('the sparse first-layer path gives the dense path\'s bits, on any thread count', (t) => {
+  test('the sparse first-layer path gives the dense path\'s bits, on any thread count and schedule', (t) => {
     // MNIST-like input: a blob of ink in the middle, a few stray pixels anywhere (so that pixel
     // tiles straddle 64-bit words and border tiles have few rows), the rest exactly 0
     const r = new Rng(21);
@@ -341,9 +341,10 @@ if (!status.available) {
     const w0 = odd.initWeights(new Rng(6));
     const coefOpt = Float32Array.of(0.9, 0.1, 0.001, 1e-7);
     let supported = false;
-    const run = (mode: 'dense' | 'sparse', threads: number): { w: Float32Array[]; g: Float32Array[]; emb: Float32Array[] } => {
+    const run = (mode: 'dense' | 'sparse', threads: number, schedule: 'split' | 'roles' = 'split'): { w: Float32Array[]; g: Float32Array[]; emb: Float32Array[] } => {
       const m = new NativeMlp(widths, 0.1, threads);
       supported = m.setInputMode(mode);
+      m.setSchedule(schedule);
       m.setWeights(w0);
       const rows = new Rng(3);
       const drop = new Rng(9);
@@ -353,6 +354,7 @@ if (!status.available) {
         const b = Int32Array.from({ length: 74 }, () => rows.int(n));
         const e = m.forwardTrain(images, 784, b, drop);
         assert.equal(m.lastStepSparse, supported && mode === 'sparse', `step ${s} took the ${mode} path`);
+        assert.equal(m.lastStepInRoles, threads === 2 && schedule === 'roles', `step ${s} ran in roles`);
         emb.push(Float32Array.from(e));
         const ia = Int32Array.from({ length: 37 }, (_, i) => i);
         const ib = Int32Array.from({ length: 37 }, (_, i) => 37 + i);
@@ -366,14 +368,22 @@ if (!status.available) {
     const ref = run('dense', 1);
     assert.ok(ref.g[0]!.some((x) => x !== 0), 'the first layer has a gradient');
     assert.ok(ref.g[0]!.some((x) => x === 0), 'and rows of zero gradient (pixels that are 0 in every image of a batch)');
-    for (const threads of [1, 2, 3]) {
-      for (const mode of ['dense', 'sparse'] as const) {
-        if (threads === 1 && mode === 'dense') continue;
-        const other = run(mode, threads);
-        ref.w.forEach((w, i) => assert.deepEqual(other.w[i], w, `weights ${i}, ${mode}, ${threads} threads`));
-        ref.g.forEach((g, i) => assert.deepEqual(other.g[i], g, `gradient ${i}, ${mode}, ${threads} threads`));
-        ref.emb.forEach((e, i) => assert.deepEqual(other.emb[i], e, `embeddings of step ${i}, ${mode}, ${threads} threads`));
-      }
+    // two threads also in roles: the first layer on one thread, handed over in chunks of rows
+    const configs = [
+      ['sparse', 1, 'split'],
+      ['dense', 2, 'split'],
+      ['sparse', 2, 'split'],
+      ['dense', 2, 'roles'],
+      ['sparse', 2, 'roles'],
+      ['dense', 3, 'split'],
+      ['sparse', 3, 'split'],
+    ] as const;
+    for (const [mode, threads, schedule] of configs) {
+      const other = run(mode, threads, schedule);
+      const what = `${mode}, ${threads} threads, ${schedule}`;
+      ref.w.forEach((w, i) => assert.deepEqual(other.w[i], w, `weights ${i}, ${what}`));
+      ref.g.forEach((g, i) => assert.deepEqual(other.g[i], g, `gradient ${i}, ${what}`));
+      ref.emb.forEach((e, i) => assert.deepEqual(other.emb[i], e, `embeddings of step ${i}, ${what}`));
     }
     t.diagnostic(supported ? 'this build has the sparse path' : 'this build has no sparse path (dense only): both runs were dense');
     // 'auto' keeps the sparse path on sparse input and leaves it on dense input

@@ -1,10 +1,12 @@
 /**
  * Training speed of the seed's model (MLP 784-128-128-128, contrastive, RMSprop, batch 128 pairs
  * on MNIST): steady-state pairs per second and per CPU-second for the TF.js engine, the native
- * engine on one thread and on every core; embedding images per second; RSS per epoch; where the
- * time of a step goes; and, where Python has PyTorch, PyTorch with one thread side by side.
+ * engine on one thread and on every core (with its first layer's sparse path, the default on
+ * MNIST, and with its dense path), with the cores' round trip before each round; embedding
+ * images per second; RSS per epoch; where the time of a step goes; and, where Python has PyTorch,
+ * PyTorch with one thread side by side.
  *
- *   npm run bench                      # a few minutes
+ *   npm run bench                      # about a minute
  *   npm run bench -- --quick           # fewer steps, one epoch for RSS, no profile
  *   npm run bench -- --epochs 5 --json bench.json --no-torch
  *   npm run bench -- --rounds 9         # more alternating 1-thread / all-core rounds (default 5)
@@ -311,8 +313,8 @@ if (!quick) {
     const rng = new Rng(1);
     const g = new Float32Array(256 * 128).map(() => (Math.random() - 0.5) * 1e-4);
     const coef = Float32Array.of(0.9, 0.1, 0.001, 1e-7);
-    lines.push(['native: forward (gather, 3 layers, dropout masks)', time('nativeForward', 300, () => m.forwardTrain(ds.train.images, 784, rowsIdx, rng, emb))]);
-    lines.push(['native: backward (dZ chain, dW, biases) + RMSprop', time('nativeBackward', 300, () => m.backward(g, 3, coef, true))]);
+    lines.push(['native: forward (gather, 3 layers, dropout masks; sparse first layer on MNIST)', time('nativeForward', 300, () => m.forwardTrain(ds.train.images, 784, rowsIdx, rng, emb))]);
+    lines.push(['native: backward (dZ chain, dW, biases) + RMSprop; sparse first layer', time('nativeBackward', 300, () => m.backward(g, 3, coef, true))]);
     const ia = Int32Array.from({ length: 128 }, (_, i) => i);
     const ib = Int32Array.from({ length: 128 }, (_, i) => 128 + i);
     const y = Uint8Array.from({ length: 128 }, (_, i) => i % 2);

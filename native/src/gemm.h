@@ -36,71 +36,21 @@ typedef int32_t vi __attribute__((vector_size(VW * 4)));
 
 #define AI static inline __attribute__((always_inline))
 
-/* C[mr x nv*VW] = A[mr x K] (row stride lda) * B[K x nv*VW] (row stride ldb) */
-AI void knn(const int mr, const int nv, int K, const float *restrict A, int lda, const float *restrict B, int ldb,
-            float *restrict C, int ldc) {
-  vf acc[MR][NV];
-#pragma GCC unroll 8
-  for (int r = 0; r < mr; r++)
-#pragma GCC unroll 8
-    for (int j = 0; j < nv; j++) acc[r][j] = (vf){0};
-  for (int p = 0; p < K; p++) {
-    vf b[NV];
-#pragma GCC unroll 8
-    for (int j = 0; j < nv; j++) b[j] = VLOAD(B + (size_t)p * ldb + j * VW);
-#pragma GCC unroll 8
-    for (int r = 0; r < mr; r++) {
-      const float a = A[(size_t)r * lda + p];
-#pragma GCC unroll 8
-      for (int j = 0; j < nv; j++) acc[r][j] += a * b[j];
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < mr; r++)
-#pragma GCC unroll 8
-    for (int j = 0; j < nv; j++) VSTORE(C + (size_t)r * ldc + j * VW, acc[r][j]);
-}
-
-/* C[mr x nv*VW] = A^T, A[K x lda] read at columns k..k+mr, times B[K x nv*VW] */
-AI void ktn(const int mr, const int nv, int K, const float *restrict A, int lda, const float *restrict B, int ldb,
-            float *restrict C, int ldc) {
-  vf acc[MR][NV];
-#pragma GCC unroll 8
-  for (int r = 0; r < mr; r++)
-#pragma GCC unroll 8
-    for (int j = 0; j < nv; j++) acc[r][j] = (vf){0};
-  for (int p = 0; p < K; p++) {
-    vf b[NV];
-#pragma GCC unroll 8
-    for (int j = 0; j < nv; j++) b[j] = VLOAD(B + (size_t)p * ldb + j * VW);
-    const float *ap = A + (size_t)p * lda;
-    /* A's rows are far apart (a column block of the input): fetch a few rows ahead */
-    __builtin_prefetch(ap + (size_t)8 * lda);
-#pragma GCC unroll 8
-    for (int r = 0; r < mr; r++) {
-      const float a = ap[r];
-#pragma GCC unroll 8
-      for (int j = 0; j < nv; j++) acc[r][j] += a * b[j];
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < mr; r++)
-#pragma GCC unroll 8
-    for (int j = 0; j < nv; j++) VSTORE(C + (size_t)r * ldc + j * VW, acc[r][j]);
-}
-
-
 /*
- * The first layer's kernels read the input as the batch's image bytes, A8 (row stride lda bytes),
- * each byte b standing for scale[b] = b / 255: the same floats the dense input would hold, so the
- * same sums, without a float copy of the batch (4x the bytes) to write and read back.
- *
- * With an index list idx (not NULL), p runs over idx[0..K) instead of 0..K-1: on sparse input
- * the first layer passes the terms where some A value of the tile is not zero. The skipped terms
- * are exact zeros, so the sums are the same bits (see mlp.c, "sparse input").
+ * The kernels take the input A as floats (scale NULL) or, for the first layer, as the batch's
+ * image bytes (row stride lda bytes), each byte b standing for scale[b] = b / 255: the same
+ * floats, so the same sums, without a float copy of the batch (4x the bytes) to write and read
+ * back. With an index list idx (not NULL), p runs over idx[0..K) instead of 0..K-1: on sparse
+ * input the first layer passes the terms where some A value of the tile is not zero. The skipped
+ * terms are exact zeros, so the sums are the same bits (see mlp.c, "sparse input"). The callers
+ * pass idx and scale as constants where they can, and the unused branches compile away.
  */
-AI void knn8(const int mr, const int nv, int K, const int32_t *idx, const uint8_t *restrict A8, int lda,
-             const float *restrict scale, const float *restrict B, int ldb, float *restrict C, int ldc) {
+#define A_AT(A, off) (scale ? scale[((const uint8_t *)(A))[off]] : ((const float *)(A))[off])
+#define A_ROW(A, p) ((const char *)(A) + (size_t)(p) * lda * (scale ? 1 : sizeof(float)))
+
+/* C[mr x nv*VW] = A[mr x K] (row stride lda) * B[K x nv*VW] (row stride ldb) */
+AI void knn(const int mr, const int nv, int K, const int32_t *idx, const void *restrict A, int lda,
+            const float *restrict scale, const float *restrict B, int ldb, float *restrict C, int ldc) {
   vf acc[MR][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < mr; r++)
@@ -113,7 +63,7 @@ AI void knn8(const int mr, const int nv, int K, const int32_t *idx, const uint8_
     for (int j = 0; j < nv; j++) b[j] = VLOAD(B + (size_t)p * ldb + j * VW);
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
-      const float a = scale[A8[(size_t)r * lda + p]];
+      const float a = A_AT(A, (size_t)r * lda + p);
 #pragma GCC unroll 8
       for (int j = 0; j < nv; j++) acc[r][j] += a * b[j];
     }
@@ -124,12 +74,12 @@ AI void knn8(const int mr, const int nv, int K, const int32_t *idx, const uint8_
     for (int j = 0; j < nv; j++) VSTORE(C + (size_t)r * ldc + j * VW, acc[r][j]);
 }
 
-/* C[mr x nv*VW] = A^T, A8 [K x lda] bytes read at columns k..k+mr, times B[K x nv*VW] */
-AI void ktn8(const int mr, const int nv, int K, const int32_t *idx, const uint8_t *restrict A8, int lda,
-             const float *restrict scale, const float *restrict B, int ldb, float *restrict C, int ldc,
-             int accumulate) {
+/* C[mr x nv*VW] = A^T, A[K x lda] read at columns k..k+mr, times B[K x nv*VW]; accumulate: the
+   sums go on from C (rows taken in parts, in order: the same sums) */
+AI void ktn(const int mr, const int nv, int K, const int32_t *idx, const void *restrict A, int lda,
+            const float *restrict scale, const float *restrict B, int ldb, float *restrict C, int ldc,
+            int accumulate) {
   vf acc[MR][NV];
-  /* accumulate: the sums go on from C (rows taken in parts, in order: the same sums) */
 #pragma GCC unroll 8
   for (int r = 0; r < mr; r++)
 #pragma GCC unroll 8
@@ -139,19 +89,20 @@ AI void ktn8(const int mr, const int nv, int K, const int32_t *idx, const uint8_
     vf b[NV];
 #pragma GCC unroll 8
     for (int j = 0; j < nv; j++) b[j] = VLOAD(B + (size_t)p * ldb + j * VW);
-    const uint8_t *ap = A8 + (size_t)p * lda;
+    const void *ap = A_ROW(A, p);
     if (!idx) {
-      __builtin_prefetch(ap + (size_t)8 * lda);
+      /* A's rows are far apart (a column block of the input): fetch a few rows ahead */
+      __builtin_prefetch(A_ROW(A, p + 8));
     } else if (q + 8 < K) {
       /* listed rows skip ahead unpredictably: fetch both operands' rows (B's may sit in the
          other core's cache) */
-      __builtin_prefetch(A8 + (size_t)idx[q + 8] * lda);
+      __builtin_prefetch(A_ROW(A, idx[q + 8]));
 #pragma GCC unroll 8
       for (int j = 0; j < nv; j++) __builtin_prefetch(B + (size_t)idx[q + 8] * ldb + j * VW);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
-      const float a = scale[ap[r]];
+      const float a = A_AT(ap, r);
 #pragma GCC unroll 8
       for (int j = 0; j < nv; j++) acc[r][j] += a * b[j];
     }

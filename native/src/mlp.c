@@ -50,9 +50,19 @@ static void *falloc(size_t n) {
 /* ---------------------------------------------------------------- GEMM drivers (tails) */
 
 #define NN_CASE(mr, nv) \
-  case (mr)*16 + (nv): knn(mr, nv, K, A, lda, B, ldb, C, ldc); break;
+  case (mr)*16 + (nv): knn(mr, nv, K, NULL, A, lda, NULL, B, ldb, C, ldc); break;
 #define TN_CASE(mr, nv) \
-  case (mr)*16 + (nv): ktn(mr, nv, K, A, lda, B, ldb, C, ldc); break;
+  case (mr)*16 + (nv): ktn(mr, nv, K, NULL, A, lda, NULL, B, ldb, C, ldc, 0); break;
+#define NN8_CASE(mr, nv) \
+  case (mr)*16 + (nv): \
+    if (idx) knn(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc); \
+    else knn(mr, nv, K, NULL, A8, lda, u8_scale, B, ldb, C, ldc); \
+    break;
+#define TN8_CASE(mr, nv) \
+  case (mr)*16 + (nv): \
+    if (idx) ktn(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc, acc); \
+    else ktn(mr, nv, K, NULL, A8, lda, u8_scale, B, ldb, C, ldc, acc); \
+    break;
 
 #if NV == 4
 #define NV_CASES(X, mr) X(mr, 1) X(mr, 2) X(mr, 3) X(mr, 4)
@@ -75,16 +85,6 @@ static void tile_tn(int mr, int nv, int K, const float *A, int lda, const float 
 /* the first layer's byte kernels, specialised twice: dense (idx NULL, a constant there) and over
    an index list */
 
-#define NN8_CASE(mr, nv) \
-  case (mr)*16 + (nv): \
-    if (idx) knn8(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc); \
-    else knn8(mr, nv, K, NULL, A8, lda, u8_scale, B, ldb, C, ldc); \
-    break;
-#define TN8_CASE(mr, nv) \
-  case (mr)*16 + (nv): \
-    if (idx) ktn8(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc, acc); \
-    else ktn8(mr, nv, K, NULL, A8, lda, u8_scale, B, ldb, C, ldc, acc); \
-    break;
 static void tile_nn8(int mr, int nv, int K, const int32_t *idx, const uint8_t *A8, int lda, const float *B, int ldb,
                      float *C, int ldc) {
   switch (mr * 16 + nv) { ALL_CASES(NN8_CASE) default: break; }
@@ -167,7 +167,8 @@ static void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B
 
 /* ---------------------------------------------------------------- model */
 
-static int alloc_inputs(mlp *m, int cap) {
+/* the first layer's per-group buffers */
+static void free_inputs(mlp *m) {
   for (int g = 0; g < MAX_GROUPS; g++) {
     free(m->XB[g]);
     free(m->NZ[g]);
@@ -180,6 +181,12 @@ static int alloc_inputs(mlp *m, int cap) {
     m->TL[g] = NULL;
     m->TLn[g] = NULL;
   }
+  free(m->cursor);
+  m->cursor = NULL;
+}
+
+static int alloc_inputs(mlp *m, int cap) {
+  free_inputs(m);
   const int tiles = (m->w[0] + MR - 1) / MR;
   for (int g = 0; g < m->ng; g++) {
     m->XB[g] = (uint8_t *)falloc(((size_t)cap * m->w[0] + 3) / 4);
@@ -189,7 +196,6 @@ static int alloc_inputs(mlp *m, int cap) {
     m->TLn[g] = (int *)falloc((size_t)tiles);
     if (!m->XB[g] || !m->NZ[g] || !m->UL[g] || !m->TL[g] || !m->TLn[g]) return -1;
   }
-  free(m->cursor);
   m->cursor = (int *)falloc((size_t)tiles * (m->ng > 0 ? m->ng : 1));
   return m->cursor ? 0 : -1;
 }
@@ -311,14 +317,7 @@ void mlp_destroy(mlp *m) {
       free(m->SB[s][l]);
     }
   }
-  for (int g = 0; g < MAX_GROUPS; g++) {
-    free(m->XB[g]);
-    free(m->NZ[g]);
-    free(m->UL[g]);
-    free(m->TL[g]);
-    free(m->TLn[g]);
-  }
-  free(m->cursor);
+  free_inputs(m);
   free(m->bad);
   free(m->scratch);
   free(m);

@@ -5,8 +5,10 @@
  *
  * A training step runs on every thread of the pool at once, each thread on a fixed share (see
  * forward_each): the first layer by column groups, the others by batch rows, with barriers
- * between the phases. Inference (mlp_embed) hands out row blocks dynamically. Every output
- * element is one sum in a fixed order, so results are the same for any thread count.
+ * between the phases; or, on two threads with sparse input, in roles (use_roles). The first
+ * layer skips the zero pixels of sparse input (layer0_gather). Inference (mlp_embed) hands out
+ * row blocks dynamically. Every output element is one sum in a fixed order, so results are the
+ * same for any thread count, schedule and first-layer path.
  */
 #include <math.h>
 #include <pthread.h>
@@ -689,22 +691,6 @@ static void split(int n, int unit, int t, int P, int *lo, int *hi) {
   if (*hi > n) *hi = n;
 }
 
-/*
- * A training step runs on every thread at once (pool_run_each), each thread on a fixed part of
- * the work, so that what a thread writes in one phase it mostly reads itself in the next:
- *
- *   forward 1   first layer, the thread's column group, all rows: each thread fetches and converts
- *               the whole batch into an input copy of its own (layer0_gather_group);
- *   forward 2   the thread's rows: dropout masks, the first layer's mask, the other layers;
- *   backward A  the thread's rows: dZ of every layer, from the last down;
- *   backward B  the thread's columns of the first layer's kernel and its rows of the others':
- *               weight gradients, bias sums, the optimizer, the non-finite count.
- *
- * A barrier separates 1 from 2 and A from B. Every output element is still one sum in a fixed
- * order, so results are the same for any number of threads. (A dynamic split of the same work
- * measured 1.3x on two cores: the first layer's kernel and the input moved between the cores'
- * caches every step.)
- */
 /* these rows' dropout masks, each layer from its own place in the dropout stream */
 static void draw_masks(mlp *m, const step_ctx *c, int r0, int r1) {
   const int n = c->n, nr = r1 - r0;
@@ -745,6 +731,23 @@ static void forward_rows(mlp *m, const step_ctx *c, int r0, int r1) {
   copy_out(m, c->out + (size_t)r0 * m->w[m->nl], m->H[m->nl - 1] + (size_t)r0 * m->wp[m->nl], nr);
 }
 
+/*
+ * A training step runs on every thread at once (pool_run_each), each thread on a fixed part of
+ * the work, so that what a thread writes in one phase it mostly reads itself in the next:
+ *
+ *   forward 1   first layer, the thread's column group, all rows: each thread fetches the whole
+ *               batch into an input copy of its own (layer0_gather);
+ *   forward 2   the thread's rows: dropout masks, the first layer's mask, the other layers;
+ *   backward A  the thread's rows: dZ of every layer, from the last down;
+ *   backward B  the thread's columns of the first layer's kernel and its rows of the others':
+ *               weight gradients, bias sums, the optimizer, the non-finite count.
+ *
+ * A barrier separates 1 from 2 and A from B. Every output element is still one sum in a fixed
+ * order, so results are the same for any number of threads. (A dynamic split of the same work
+ * measured 1.3x on two cores: the first layer's kernel and the input moved between the cores'
+ * caches every step.) In roles (two threads, see use_roles) forward 1 and 2 overlap instead,
+ * chunk by chunk of rows, and so do backward A and B.
+ */
 static void forward_each(void *vctx, int t, int tid) {
   (void)tid;
   step_ctx *c = (step_ctx *)vctx;

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gemm.h"
 #include "siamese.h"
@@ -802,16 +803,51 @@ static void forward_each(void *vctx, int t, int tid) {
  * never leave their cores, and the second core starts on the first rows while the first layer
  * works on the next ones. Every sum is the same, so the bits are.
  */
-static int use_roles(const mlp *m) {
-  if (m->nthreads != 2 || m->ng != 2 || m->schedule == SCHEDULE_SPLIT) return 0;
-  if (m->schedule == SCHEDULE_ROLES) return 1;
-  if (!m->sparse) return 0;
-  /* auto: when the two roles' arithmetic is about even (the seed's MLP on MNIST: 0.9) */
+/*
+ * auto: roles are a candidate when their arithmetic is about even (the seed's MLP on MNIST: 0.9).
+ * Which schedule is faster then depends on where the host put the two vCPUs (close together,
+ * splitting every phase wins; far apart, roles move less between them), and the host moves them
+ * now and then. So the engine times both, ROLE_PROBE steps each (the first few of a run of
+ * steps not counted), keeps the faster for ROLE_KEEP steps, then times both again.
+ */
+#define ROLE_PROBE 24
+#define ROLE_PROBE_SKIP 4
+#define ROLE_KEEP 2000
+static int roles_balanced(const mlp *m) {
   const double share = m->term_share < 0 ? 0.5 : m->term_share;
   const double first = share * 2.0 * m->w[0] * m->wp[1];
   double rest = 0;
   for (int l = 1; l < m->nl; l++) rest += 3.0 * m->wp[l] * m->wp[l + 1];
   return first > 0.5 * rest && first < 1.6 * rest;
+}
+
+static int use_roles(mlp *m) {
+  if (m->nthreads != 2 || m->ng != 2 || m->schedule == SCHEDULE_SPLIT) return 0;
+  if (m->schedule == SCHEDULE_ROLES) return 1;
+  if (!m->sparse || !roles_balanced(m)) return 0;
+  /* steps [0, PROBE) split, [PROBE, 2 PROBE) roles, then the faster until 2 PROBE + KEEP */
+  const int k = m->tune_step++;
+  if (k < ROLE_PROBE) return 0;
+  if (k < 2 * ROLE_PROBE) return 1;
+  if (k == 2 * ROLE_PROBE) m->tune_roles = m->tune_ns[1] < m->tune_ns[0];
+  if (k >= 2 * ROLE_PROBE + ROLE_KEEP) {
+    m->tune_step = 0;
+    m->tune_ns[0] = m->tune_ns[1] = 0;
+  }
+  return m->tune_roles;
+}
+
+/* a step's native time, for the schedule it ran with, while auto mode times them */
+static void tune_record(mlp *m, long ns) {
+  const int k = m->tune_step - 1; /* use_roles counted this step */
+  if (m->schedule != SCHEDULE_AUTO || k >= 2 * ROLE_PROBE || k % ROLE_PROBE < ROLE_PROBE_SKIP) return;
+  m->tune_ns[k >= ROLE_PROBE] += ns;
+}
+
+static long clock_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
 int mlp_set_schedule(mlp *m, int schedule) {
@@ -850,7 +886,9 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
   c.out = emb_out;
   c.roles = m->roles;
   c.base = m->progress_base;
+  const long t0 = clock_ns();
   pool_run_each(m->pool, forward_each, &c);
+  m->step_ns = clock_ns() - t0;
   m->progress_base += n + 1;
   if (m->sparse) m->term_share = (double)m->terms / ((double)((n + MR - 1) / MR) * m->w[0]);
   if (m->has_masks) {
@@ -1055,7 +1093,9 @@ static int backward(mlp *m, const float *g, const int32_t *ia, const int32_t *ib
   c.apply = apply;
   c.roles = m->roles;
   c.base = m->progress_base;
+  const long t0 = clock_ns();
   pool_run_each(m->pool, backward_each, &c);
+  tune_record(m, m->step_ns + (clock_ns() - t0));
   m->progress_base += m->rows + 1;
   /* the counts cover every weight only after an update */
   m->bad_valid = apply;

@@ -88,6 +88,10 @@ typedef struct mlp {
   /* two threads in roles (mlp.c, use_roles): whether the last step ran so, the schedule asked
      for, and the first layer's progress in rows, counted on from step to step */
   int roles, schedule;
+  /* auto mode's timing of the two schedules (use_roles): the step count in the current round,
+     the native ns of each schedule's timed steps, the choice, the last forward pass's ns */
+  int tune_step, tune_roles;
+  long tune_ns[2], step_ns;
   int *cursor; /* the backward pass's place in each pixel tile's row list, per group */
   long progress_base;
   _Alignas(64) volatile long progress;

@@ -386,6 +386,27 @@ if (!status.available) {
       ref.emb.forEach((e, i) => assert.deepEqual(other.emb[i], e, `embeddings of step ${i}, ${what}`));
     }
     t.diagnostic(supported ? 'this build has the sparse path' : 'this build has no sparse path (dense only): both runs were dense');
+    // the seed's widths in auto mode on two threads: the engine times both schedules in its first
+    // steps and may switch between them (the choice depends on the machine); the bits may not
+    const seedWidths = [784, 128, 128, 128];
+    const seedInit = net.initWeights(new Rng(12));
+    const long = (threads: number): Float32Array[] => {
+      const m = new NativeMlp(seedWidths, 0.1, threads);
+      m.setWeights(seedInit);
+      const rows = new Rng(5);
+      const drop = new Rng(7);
+      for (let s = 0; s < 60; s++) {
+        m.forwardTrain(images, 784, Int32Array.from({ length: 74 }, () => rows.int(n)), drop);
+        const ia = Int32Array.from({ length: 37 }, (_, i) => i);
+        const ib = Int32Array.from({ length: 37 }, (_, i) => 37 + i);
+        m.backwardPairs(ia, ib, Float32Array.from({ length: 37 }, (_, i) => ((i % 3) - 1) * 0.2), 3, coefOpt, true);
+      }
+      const w = [0, 1, 2, 3, 4, 5].map((i) => m.getParam(i));
+      m.dispose();
+      return w;
+    };
+    const one = long(1);
+    long(2).forEach((w, i) => assert.deepEqual(w, one[i], `weights ${i} after 60 steps in auto mode on 2 threads`));
     // 'auto' keeps the sparse path on sparse input and leaves it on dense input
     const auto = new NativeMlp(widths, 0.1, 2);
     auto.setWeights(w0);

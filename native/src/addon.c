@@ -184,31 +184,36 @@ static napi_value js_nonfinite(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* inputMode(handle, mode: -1 (query) | INPUT_AUTO | INPUT_DENSE | INPUT_SPARSE):
-   1 if this build has the sparse path, + 2 if the last training forward pass took it */
+/* a mode argument: -1 (leave as it is) or 0..max; false after throwing */
+static bool get_mode(napi_env env, napi_value v, int max, int *mode) {
+  if (get_int(env, v, mode) && *mode >= -1 && *mode <= max) return true;
+  fail(env, "unknown mode");
+  return false;
+}
+
+/* inputMode(handle, mode: -1 | INPUT_AUTO | INPUT_DENSE | INPUT_SPARSE): 1 if this build has the
+   sparse path, + 2 if the last training forward pass took it */
 static napi_value js_input_mode(napi_env env, napi_callback_info info) {
   ARGS(2);
   mlp *m = get_model(env, argv[0]);
-  if (!m) return NULL;
   int mode;
-  if (!get_int(env, argv[1], &mode) || mode < -1 || mode > INPUT_SPARSE) return fail(env, "unknown input mode");
-  const int has = mode >= 0 ? mlp_set_input_mode(m, mode) : mlp_set_input_mode(m, m->sparse_mode);
+  if (!m || !get_mode(env, argv[1], INPUT_SPARSE, &mode)) return NULL;
+  if (mode >= 0) mlp_set_input_mode(m, mode);
   napi_value r;
-  CHECK(napi_create_int32(env, (has ? 1 : 0) | (m->sparse ? 2 : 0), &r));
+  CHECK(napi_create_int32(env, (mlp_has_sparse() ? 1 : 0) | (m->sparse ? 2 : 0), &r));
   return r;
 }
 
-/* schedule(handle, mode: -1 (query) | SCHEDULE_AUTO | SCHEDULE_SPLIT | SCHEDULE_ROLES): whether
-   the last training step ran in roles */
+/* schedule(handle, mode: -1 | SCHEDULE_AUTO | SCHEDULE_SPLIT | SCHEDULE_ROLES): whether the last
+   training step ran in roles */
 static napi_value js_schedule(napi_env env, napi_callback_info info) {
   ARGS(2);
   mlp *m = get_model(env, argv[0]);
-  if (!m) return NULL;
   int mode;
-  if (!get_int(env, argv[1], &mode) || mode < -1 || mode > SCHEDULE_ROLES) return fail(env, "unknown schedule");
-  const int roles = mlp_set_schedule(m, mode >= 0 ? mode : m->schedule);
+  if (!m || !get_mode(env, argv[1], SCHEDULE_ROLES, &mode)) return NULL;
+  if (mode >= 0) mlp_set_schedule(m, mode);
   napi_value r;
-  CHECK(napi_get_boolean(env, roles != 0, &r));
+  CHECK(napi_get_boolean(env, m->roles != 0, &r));
   return r;
 }
 

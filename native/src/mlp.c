@@ -569,10 +569,10 @@ static int tile_nonzero(const mlp *m, const uint8_t *x, int r0, int mr, uint64_t
    tiles of gemm_tn), the batch rows where one of its pixels is not 0, 16 rows at a time, from
    group g's copy of the patterns into its own lists */
 static void pixel_tile_lists(mlp *m, int g, int n) {
-  const int K = m->w[0], i0 = 0, i1 = (K + MR - 1) / MR;
+  const int K = m->w[0], tiles = (K + MR - 1) / MR;
   const uint64_t *nz = m->NZ[g];
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  for (int i = i0; i < i1; i++) {
+  for (int i = 0; i < tiles; i++) {
     const int k0 = i * MR, mr = K - k0 < MR ? K - k0 : MR, w = k0 >> 6, s = k0 & 63;
     const __m512i want = _mm512_set1_epi64((long long)(((uint64_t)1 << mr) - 1));
     const __m128i sr = _mm_cvtsi32_si128(s), sl = _mm_cvtsi32_si128(64 - s);
@@ -600,13 +600,11 @@ static void pixel_tile_lists(mlp *m, int g, int n) {
 
 /*
  * The training forward's first layer, column groups [g0, g1) of rows [i0, i1) (whole tiles of MR
- * rows), with the gather folded in: the batch's
- * rows are copied into x (bytes, kept for the backward pass; the kernels scale them) one register
- * tile of rows at a time, just before the tile is multiplied, while the image rows of the tiles
- * ahead are prefetched.
- * The rows come from all over the image set, so fetching them is bound by memory latency: here
- * it overlaps the arithmetic, instead of running as a phase of its own. Sums are those of
- * layer0_group.
+ * rows), with the gather folded in: the batch's rows are copied into x (bytes, kept for the
+ * backward pass; the kernels scale them) one register tile of rows at a time, just before the
+ * tile is multiplied, while the image rows of the tiles ahead are prefetched. The rows come from
+ * all over the image set, so fetching them is bound by memory latency: here it overlaps the
+ * arithmetic, instead of running as a phase of its own. Sums are those of layer0_group.
  *
  * Sparse input (m->sparse): most of an MNIST image is background, about 4 pixels in 5 are 0. A
  * tile's sums then run only over the pixels where one of its rows is not 0 (44% of them for 6
@@ -679,7 +677,6 @@ typedef struct {
   int apply;
   uint32_t rng0[4];
   /* roles (two threads): where this step's progress counter starts */
-  int roles;
   long base;
 } step_ctx;
 
@@ -754,7 +751,7 @@ static void forward_each(void *vctx, int t, int tid) {
   step_ctx *c = (step_ctx *)vctx;
   mlp *m = c->m;
   const int P = m->nthreads, n = c->n;
-  if (c->roles) {
+  if (m->roles) {
     /* two threads in roles: thread 1 the first layer, all its columns, in chunks of rows;
        thread 0 the masks, then each chunk's other layers as soon as it is there */
     const int chunk = ROLE_CHUNK * MR;
@@ -798,12 +795,9 @@ static void forward_each(void *vctx, int t, int tid) {
 /*
  * Two threads in roles (ROLE_CHUNK row tiles at a time): thread 1 runs the first layer, forward
  * and backward, all its columns; thread 0 the masks, the other layers and the loss gradient.
- * On sparse input the first layer is cheap, and splitting every phase between the cores cost
- * more in moving rows and weights between them than it saved; in roles the two layers' weights
- * never leave their cores, and the second core starts on the first rows while the first layer
- * works on the next ones. Every sum is the same, so the bits are.
- */
-/*
+ * Each layer's weights stay on one core, and the second core starts on the first rows while the
+ * first layer works on the next ones. Every sum is the same, so the bits are.
+ *
  * auto: roles are a candidate when their arithmetic is about even (the seed's MLP on MNIST: 0.9).
  * Which schedule is faster then depends on where the host put the two vCPUs (close together,
  * splitting every phase wins; far apart, roles move less between them), and the host moves them
@@ -850,9 +844,8 @@ static long clock_ns(void) {
   return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
-int mlp_set_schedule(mlp *m, int schedule) {
+void mlp_set_schedule(mlp *m, int schedule) {
   m->schedule = schedule == SCHEDULE_SPLIT || schedule == SCHEDULE_ROLES ? schedule : SCHEDULE_AUTO;
-  return m->roles;
 }
 
 /* the first layer's path for the next training step (both give the same bits) */
@@ -864,10 +857,11 @@ static int choose_sparse(mlp *m) {
   return 1;
 }
 
-int mlp_set_input_mode(mlp *m, int mode) {
+void mlp_set_input_mode(mlp *m, int mode) {
   m->sparse_mode = mode == INPUT_DENSE || mode == INPUT_SPARSE ? mode : INPUT_AUTO;
-  return HAVE_SPARSE;
 }
+
+int mlp_has_sparse(void) { return HAVE_SPARSE; }
 
 int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, uint32_t rng[4],
                       float *emb_out) {
@@ -884,7 +878,6 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
   c.rows = rows;
   c.n = n;
   c.out = emb_out;
-  c.roles = m->roles;
   c.base = m->progress_base;
   const long t0 = clock_ns();
   pool_run_each(m->pool, forward_each, &c);
@@ -999,15 +992,22 @@ static size_t layer0_update(mlp *m, const step_ctx *c, int g) {
   return bias_update(m, c, 0, m->gc[g], m->gc[g + 1]) + layer0_kernel_update(m, c, g);
 }
 
-/* the first layer's gradient and update, column group g, from the batch bytes x and, on the
-   sparse path, the pixel tiles' row lists tl/tln */
+/* the first layer's kernel gradient, column group g, over the batch rows [r0, r1) (going on from
+   the rows before r0), from the batch bytes x and, on the sparse path, the pixel tiles' row lists
+   tl/tln (cursor: where the rows before r0 ended in them, or NULL for the whole batch) */
+static void layer0_grad(const mlp *m, int g, int r0, int r1, const uint8_t *x, const int32_t *tl, const int *tln,
+                        int *cursor) {
+  const int K = m->w[0], N = m->wp[1], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
+  gemm_tn8(K, cw, r0, r1, m->sparse ? tl : NULL, tln, m->cap + 16, cursor, r0 > 0, x, K, m->D[0] + c0, N,
+           m->GW[0] + (size_t)K * c0, cw);
+}
+
+/* the first layer's gradient and update, column group g, the whole batch */
 static size_t layer0_backward(mlp *m, const step_ctx *c, int g, const uint8_t *x, const int32_t *tl, const int *tln) {
-  const int K = m->w[0], N = m->wp[1], c0 = m->gc[g], cw = m->gc[g + 1] - c0, n = c->n;
   /* the bias first: its sums stream through this group's columns of dZ, rows of which other
      cores wrote, before the kernel's gradient reads them in the sparse path's order */
-  size_t bad = bias_update(m, c, 0, c0, m->gc[g + 1]);
-  gemm_tn8(K, cw, 0, n, m->sparse ? tl : NULL, tln, m->cap + 16, NULL, 0, x, K, m->D[0] + c0, N, m->GW[0] + (size_t)K * c0,
-           cw);
+  const size_t bad = bias_update(m, c, 0, m->gc[g], m->gc[g + 1]);
+  layer0_grad(m, g, 0, c->n, x, tl, tln, NULL);
   return bad + layer0_kernel_update(m, c, g);
 }
 
@@ -1040,7 +1040,7 @@ static void backward_each(void *vctx, int t, int tid) {
   mlp *m = c->m;
   const int P = m->nthreads, n = c->n;
   size_t bad = 0;
-  if (c->roles) {
+  if (m->roles) {
     /* thread 0 the rows' dZ, chunk by chunk, then the other layers; thread 1 the first layer's
        gradient over each chunk as soon as it is there, then its update */
     const int chunk = ROLE_CHUNK * MR;
@@ -1052,16 +1052,13 @@ static void backward_each(void *vctx, int t, int tid) {
       }
       bad += small_backward(m, c, 0, 1);
     } else {
-      const int K = m->w[0], N = m->wp[1], tiles = (K + MR - 1) / MR;
+      const int tiles = (m->w[0] + MR - 1) / MR;
       memset(m->cursor, 0, (size_t)tiles * m->ng * sizeof(int));
       for (int r0 = 0; r0 < n; r0 += chunk) {
         const int r1 = n - r0 < chunk ? n : r0 + chunk;
         pool_wait_progress(&m->progress, c->base + r1);
-        for (int g = 0; g < m->ng; g++) {
-          const int c0 = m->gc[g], cw = m->gc[g + 1] - c0;
-          gemm_tn8(K, cw, r0, r1, m->sparse ? m->TL[0] : NULL, m->TLn[0], m->cap + 16, m->cursor + (size_t)g * tiles,
-                   r0 > 0, m->XB[0], K, m->D[0] + c0, N, m->GW[0] + (size_t)K * c0, cw);
-        }
+        for (int g = 0; g < m->ng; g++)
+          layer0_grad(m, g, r0, r1, m->XB[0], m->TL[0], m->TLn[0], m->cursor + (size_t)g * tiles);
       }
       for (int g = 0; g < m->ng; g++) bad += layer0_update(m, c, g);
     }
@@ -1091,7 +1088,6 @@ static int backward(mlp *m, const float *g, const int32_t *ia, const int32_t *ib
   c.npairs = npairs;
   c.opt = opt;
   c.apply = apply;
-  c.roles = m->roles;
   c.base = m->progress_base;
   const long t0 = clock_ns();
   pool_run_each(m->pool, backward_each, &c);

@@ -118,13 +118,15 @@ mlp *mlp_create(const int *widths, int nlayers, double rate, int threads);
 void mlp_destroy(mlp *m);
 int mlp_set_threads(mlp *m, int threads);
 /* the first layer's training path: from the input's sparsity (INPUT_AUTO), or forced; both give
-   the same bits. Returns whether this build has the sparse path. */
-int mlp_set_input_mode(mlp *m, int mode);
+   the same bits. m->sparse tells the last step's path. */
+void mlp_set_input_mode(mlp *m, int mode);
+/* whether this build has the sparse path */
+int mlp_has_sparse(void);
 /* how two threads share a training step: every phase split between them (SCHEDULE_SPLIT), or
-   in roles, the first layer on one and the rest on the other (SCHEDULE_ROLES), or chosen from
-   the layers' arithmetic (SCHEDULE_AUTO); the same bits. Returns whether the last step ran in
-   roles. */
-int mlp_set_schedule(mlp *m, int schedule);
+   in roles, the first layer on one and the rest on the other (SCHEDULE_ROLES), or the faster of
+   the two as timed (SCHEDULE_AUTO, see use_roles in mlp.c); the same bits. m->roles tells the
+   last step's schedule. */
+void mlp_set_schedule(mlp *m, int schedule);
 
 /* parameters: idx 2l = kernel of layer l, 2l + 1 = bias; unpadded row-major copies */
 size_t mlp_param_size(const mlp *m, int idx);

@@ -185,8 +185,9 @@ export class NativeMlp {
   /**
    * How two threads share a training step: 'split' divides every phase between them, 'roles'
    * gives the first layer to one and the other layers to the other (with the first layer's rows
-   * handed over in chunks), 'auto' (the default) takes roles when their arithmetic is about even,
-   * as for the seed's MLP on sparse input. The same bits either way.
+   * handed over in chunks), 'auto' (the default), where roles' arithmetic is about even (the
+   * seed's MLP on sparse input), times both on the first steps and keeps the faster for a while.
+   * The same bits either way.
    */
   setSchedule(schedule: NativeSchedule): void {
     this.addon.schedule(this.h, SCHEDULES.indexOf(schedule));

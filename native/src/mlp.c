@@ -801,12 +801,19 @@ static void forward_each(void *vctx, int t, int tid) {
  * auto: roles are a candidate when their arithmetic is about even (the seed's MLP on MNIST: 0.9).
  * Which schedule is faster then depends on where the host put the two vCPUs (close together,
  * splitting every phase wins; far apart, roles move less between them), and the host moves them
- * now and then. So the engine times both, ROLE_PROBE steps each (the first few of a run of
- * steps not counted), keeps the faster for ROLE_KEEP steps, then times both again.
+ * now and then. So the engine times both and keeps the faster for ROLE_KEEP steps, then times
+ * both again. A run's first steps are slower (here 2x and more over its first 50 to 150 steps,
+ * on one thread as on two), and a schedule's first step after a switch pays for moving the
+ * data: so the timing starts after ROLE_WARM steps, alternates blocks of ROLE_BLOCK steps of
+ * each schedule, leaves out each block's first step and compares medians. (Timing 20 steps of
+ * one schedule and then 20 of the other from the 5th step on measured the first one, split,
+ * 1.5x slower than the second, and kept roles where split was 10% faster.)
  */
-#define ROLE_PROBE 24
-#define ROLE_PROBE_SKIP 4
+#define ROLE_WARM 200
+#define ROLE_BLOCK 4
+#define ROLE_BLOCKS 6
 #define ROLE_KEEP 2000
+_Static_assert(ROLE_BLOCKS * (ROLE_BLOCK - 1) == TUNE_TIMED, "timed steps per schedule");
 static int roles_balanced(const mlp *m) {
   const double share = m->term_share < 0 ? 0.5 : m->term_share;
   const double first = share * 2.0 * m->w[0] * m->wp[1];
@@ -815,27 +822,44 @@ static int roles_balanced(const mlp *m) {
   return first > 0.5 * rest && first < 1.6 * rest;
 }
 
+/* the median of n step times (n > 0; sorts them in place), or a huge time for none */
+static long median_ns(long *t, int n) {
+  if (n < 1) return 1L << 62;
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+      const long x = t[j];
+      t[j] = t[j - 1];
+      t[j - 1] = x;
+    }
+  return t[n / 2];
+}
+
 static int use_roles(mlp *m) {
+  m->tune_live = 0;
   if (m->nthreads != 2 || m->ng != 2 || m->schedule == SCHEDULE_SPLIT) return 0;
   if (m->schedule == SCHEDULE_ROLES) return 1;
   if (!m->sparse || !roles_balanced(m)) return 0;
-  /* steps [0, PROBE) split, [PROBE, 2 PROBE) roles, then the faster until 2 PROBE + KEEP */
-  const int k = m->tune_step++;
-  if (k < ROLE_PROBE) return 0;
-  if (k < 2 * ROLE_PROBE) return 1;
-  if (k == 2 * ROLE_PROBE) m->tune_roles = m->tune_ns[1] < m->tune_ns[0];
-  if (k >= 2 * ROLE_PROBE + ROLE_KEEP) {
-    m->tune_step = 0;
-    m->tune_ns[0] = m->tune_ns[1] = 0;
+  /* steps [0, WARM) split; then blocks split, roles, split, ... (TIMING steps); then the faster
+     until KEEP more, and the timing again (without the warm-up) */
+  const int timing = 2 * ROLE_BLOCKS * ROLE_BLOCK;
+  m->tune_live = 1;
+  const int k = m->tune_step++ - ROLE_WARM;
+  if (k < 0) return 0;
+  if (k < timing) return (k / ROLE_BLOCK) & 1;
+  if (k == timing) {
+    m->tune_roles = median_ns(m->tune_ns[1], m->tune_n[1]) < median_ns(m->tune_ns[0], m->tune_n[0]);
+    m->tune_n[0] = m->tune_n[1] = 0;
   }
+  if (k >= timing + ROLE_KEEP) m->tune_step = ROLE_WARM;
   return m->tune_roles;
 }
 
 /* a step's native time, for the schedule it ran with, while auto mode times them */
 static void tune_record(mlp *m, long ns) {
-  const int k = m->tune_step - 1; /* use_roles counted this step */
-  if (m->schedule != SCHEDULE_AUTO || k >= 2 * ROLE_PROBE || k % ROLE_PROBE < ROLE_PROBE_SKIP) return;
-  m->tune_ns[k >= ROLE_PROBE] += ns;
+  const int k = m->tune_step - 1 - ROLE_WARM; /* use_roles counted this step */
+  if (!m->tune_live || k < 0 || k >= 2 * ROLE_BLOCKS * ROLE_BLOCK || k % ROLE_BLOCK == 0) return;
+  const int s = (k / ROLE_BLOCK) & 1;
+  if (m->tune_n[s] < TUNE_TIMED) m->tune_ns[s][m->tune_n[s]++] = ns;
 }
 
 static long clock_ns(void) {

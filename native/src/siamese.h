@@ -33,6 +33,7 @@
 #define MAX_LAYERS 8
 #define MAX_SLOTS 2
 #define MAX_GROUPS 64 /* column groups of the first layer (one per thread) */
+#define TUNE_TIMED 18 /* steps of each schedule that auto mode times (mlp.c, use_roles) */
 
 typedef struct pool pool;
 
@@ -89,9 +90,11 @@ typedef struct mlp {
      for, and the first layer's progress in rows, counted on from step to step */
   int roles, schedule;
   /* auto mode's timing of the two schedules (use_roles): the step count in the current round,
-     the native ns of each schedule's timed steps, the choice, the last forward pass's ns */
-  int tune_step, tune_roles;
-  long tune_ns[2], step_ns;
+     the choice, whether the last step counted, the native ns of each schedule's timed steps (tune_n of them), the last forward
+     pass's ns */
+  int tune_step, tune_roles, tune_live; /* tune_live: the last step was counted */
+  long tune_ns[2][TUNE_TIMED], step_ns;
+  int tune_n[2];
   int *cursor; /* the backward pass's place in each pixel tile's row list, per group */
   long progress_base;
   _Alignas(64) volatile long progress;

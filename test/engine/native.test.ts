@@ -386,27 +386,38 @@ if (!status.available) {
       ref.emb.forEach((e, i) => assert.deepEqual(other.emb[i], e, `embeddings of step ${i}, ${what}`));
     }
     t.diagnostic(supported ? 'this build has the sparse path' : 'this build has no sparse path (dense only): both runs were dense');
-    // the seed's widths in auto mode on two threads: the engine times both schedules in its first
-    // steps and may switch between them (the choice depends on the machine); the bits may not
+    // the seed's widths in auto mode on two threads: after its first 200 steps the engine times
+    // both schedules in alternating blocks of steps, then keeps the faster (the choice depends on
+    // the machine); the bits may not change
     const seedWidths = [784, 128, 128, 128];
     const seedInit = net.initWeights(new Rng(12));
-    const long = (threads: number): Float32Array[] => {
+    const steps = 260;
+    const long = (threads: number): { w: Float32Array[]; roles: number } => {
       const m = new NativeMlp(seedWidths, 0.1, threads);
       m.setWeights(seedInit);
       const rows = new Rng(5);
       const drop = new Rng(7);
-      for (let s = 0; s < 60; s++) {
+      let roles = 0;
+      for (let s = 0; s < steps; s++) {
         m.forwardTrain(images, 784, Int32Array.from({ length: 74 }, () => rows.int(n)), drop);
+        if (m.lastStepInRoles) roles++;
         const ia = Int32Array.from({ length: 37 }, (_, i) => i);
         const ib = Int32Array.from({ length: 37 }, (_, i) => 37 + i);
         m.backwardPairs(ia, ib, Float32Array.from({ length: 37 }, (_, i) => ((i % 3) - 1) * 0.2), 3, coefOpt, true);
       }
       const w = [0, 1, 2, 3, 4, 5].map((i) => m.getParam(i));
       m.dispose();
-      return w;
+      return { w, roles };
     };
     const one = long(1);
-    long(2).forEach((w, i) => assert.deepEqual(w, one[i], `weights ${i} after 60 steps in auto mode on 2 threads`));
+    const two = long(2);
+    two.w.forEach((w, i) => assert.deepEqual(w, one.w[i], `weights ${i} after ${steps} steps in auto mode on 2 threads`));
+    assert.equal(one.roles, 0, 'one thread never runs in roles');
+    if (supported) {
+      // the timing ran 24 steps in roles, then the choice ran the last 12 steps either way
+      t.diagnostic(`two threads in auto mode: ${two.roles} of ${steps} steps in roles`);
+      assert.ok(two.roles === 24 || two.roles === 36, `two threads ran ${two.roles} of ${steps} steps in roles`);
+    }
     // 'auto' keeps the sparse path on sparse input and leaves it on dense input
     const auto = new NativeMlp(widths, 0.1, 2);
     auto.setWeights(w0);

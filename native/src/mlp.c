@@ -194,7 +194,7 @@ static int alloc_inputs(mlp *m, int cap) {
   for (int g = 0; g < m->ng; g++) {
     m->XB[g] = (uint8_t *)falloc(((size_t)cap * m->w[0] + 3) / 4);
     m->NZ[g] = (uint64_t *)falloc((size_t)cap * m->nzw * 2);
-    m->UL[g] = (int32_t *)falloc((size_t)m->w[0]);
+    m->UL[g] = (int32_t *)falloc((size_t)m->w[0] + 16);
     m->TL[g] = (int32_t *)falloc((size_t)tiles * (cap + 16));
     m->TLn[g] = (int *)falloc((size_t)tiles);
     if (!m->XB[g] || !m->NZ[g] || !m->UL[g] || !m->TL[g] || !m->TLn[g]) return -1;
@@ -546,6 +546,7 @@ static void layer0_group(const mlp *m, int g, const float *x, int n, float *out)
    order; returns their number */
 static int tile_nonzero(const mlp *m, const uint8_t *x, int r0, int mr, uint64_t *nz, int32_t *idx) {
   const int K = m->w[0];
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   int cnt = 0;
   for (int w = 0; w < m->nzw; w++) {
     const int k0 = w * 64, left = K - k0;
@@ -557,9 +558,13 @@ static int tile_nonzero(const mlp *m, const uint8_t *x, int r0, int mr, uint64_t
       nz[(size_t)w * m->cap + r0 + r] = bits;
       any |= bits;
     }
-    while (any) {
-      idx[cnt++] = k0 + __builtin_ctzll(any);
-      any &= any - 1;
+    /* the set bits' pixels, 16 at a time with AVX-512 compress (bit by bit, this loop took a
+       third of the gather's time); whole vectors are stored, the list has 16 spare entries */
+    for (int q = 0; q < 64 && any >> q; q += 16) {
+      const __mmask16 k = (__mmask16)(any >> q);
+      if (!k) continue;
+      _mm512_storeu_si512(idx + cnt, _mm512_maskz_compress_epi32(k, _mm512_add_epi32(iota, _mm512_set1_epi32(k0 + q))));
+      cnt += __builtin_popcount(k);
     }
   }
   return cnt;

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Dataset } from '../src/data/dataset.ts';
-import type { NativeInputMode } from '../src/engine/native.ts';
+import type { NativeInputMode, NativeSchedule } from '../src/engine/native.ts';
 import { NativeEngine } from '../src/engine/nativeEngine.ts';
 import { resolveConfig, type TrainConfig } from '../src/train/config.ts';
 import { Training } from '../src/train/trainer.ts';
@@ -45,7 +45,8 @@ export const BENCH_CONFIG: Partial<TrainConfig> = { loss: 'contrastive', batchSi
 
 /**
  * Steady-state steps of one engine: `warm` steps first, then `steps` measured. The native
- * engine's first layer takes its sparse path on MNIST unless inputMode is 'dense'.
+ * engine's first layer takes its sparse path on MNIST unless inputMode is 'dense'; two native
+ * threads share a step as auto mode chooses unless schedule forces one.
  */
 export function throughput(
   ds: Dataset,
@@ -54,9 +55,13 @@ export function throughput(
   warm: number,
   steps: number,
   inputMode: NativeInputMode = 'auto',
+  schedule: NativeSchedule = 'auto',
 ): Throughput {
   const t = new Training(ds, resolveConfig({ ...BENCH_CONFIG, engine, threads }));
-  if (t.engine instanceof NativeEngine) t.engine.setInputMode(inputMode);
+  if (t.engine instanceof NativeEngine) {
+    t.engine.setInputMode(inputMode);
+    t.engine.setSchedule(schedule);
+  }
   let t0 = 0;
   let c0 = 0;
   let m0 = 0;
@@ -82,7 +87,10 @@ export function throughput(
     }
   });
   const res: Throughput = {
-    engine: inputMode === 'dense' && t.engine instanceof NativeEngine ? 'native, dense first layer' : t.engine.name,
+    engine:
+      t.engine instanceof NativeEngine
+        ? ['native', inputMode === 'dense' ? 'dense first layer' : '', schedule !== 'auto' ? `${schedule} schedule` : ''].filter(Boolean).join(', ')
+        : t.engine.name,
     threads: t.engine.threads,
     steps,
     pairsPerSecond: (steps * 128) / ((t1 - t0) / 1000),

@@ -2,7 +2,8 @@
  * Training speed of the seed's model (MLP 784-128-128-128, contrastive, RMSprop, batch 128 pairs
  * on MNIST): steady-state pairs per second and per CPU-second for the TF.js engine, the native
  * engine on one thread and on every core (with its first layer's sparse path, the default on
- * MNIST, and with its dense path), with the cores' round trip before each round; embedding
+ * MNIST, and with its dense path; on two cores also with each schedule of two threads forced),
+ * with the cores' round trip before each round; embedding
  * images per second; RSS per epoch; where the time of a step goes; and, where Python has PyTorch,
  * PyTorch with one thread side by side.
  *
@@ -139,25 +140,44 @@ const ratios: number[] = [];
 const ratiosDense: number[] = [];
 // the cores' distance, measured before each round: the speedup of one training over cores follows it
 const roundTrips: number[] = [];
+// A run's first steps are slower (2x and more over its first 50 to 150 steps here), and on two
+// threads auto mode times its two schedules from step 200 to 248: neither is measured.
+const nativeWarm = quick ? 260 : 300;
+// two threads in each schedule, forced, beside auto mode's choice (sparse path, two cores)
+const ratiosSplit: number[] = [];
+const ratiosRoles: number[] = [];
 rows.push(throughput(ds, 'tfjs', 1, 10, tfSteps));
 if (machine.native.available) {
   // the first layer's sparse path (the default on MNIST) and its dense path (what input without
   // zeros gets), each on one thread and on every core
-  const runs = { one: [] as Throughput[], all: [] as Throughput[], oneDense: [] as Throughput[], allDense: [] as Throughput[] };
+  const runs = {
+    one: [] as Throughput[],
+    all: [] as Throughput[],
+    split: [] as Throughput[],
+    roles: [] as Throughput[],
+    oneDense: [] as Throughput[],
+    allDense: [] as Throughput[],
+  };
   for (let r = 0; r < rounds; r++) {
     if (cores > 1) roundTrips.push(await coreRoundTripNs());
-    runs.one.push(throughput(ds, 'native', 1, 30, natSteps));
+    runs.one.push(throughput(ds, 'native', 1, nativeWarm, natSteps));
     if (cores > 1) {
-      runs.all.push(throughput(ds, 'native', cores, 30, natSteps));
+      runs.all.push(throughput(ds, 'native', cores, nativeWarm, natSteps));
       ratios.push(runs.all[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
     }
-    runs.oneDense.push(throughput(ds, 'native', 1, 30, natSteps, 'dense'));
+    if (cores === 2) {
+      runs.split.push(throughput(ds, 'native', 2, nativeWarm, natSteps, 'auto', 'split'));
+      ratiosSplit.push(runs.split[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
+      runs.roles.push(throughput(ds, 'native', 2, nativeWarm, natSteps, 'auto', 'roles'));
+      ratiosRoles.push(runs.roles[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
+    }
+    runs.oneDense.push(throughput(ds, 'native', 1, nativeWarm, natSteps, 'dense'));
     if (cores > 1) {
-      runs.allDense.push(throughput(ds, 'native', cores, 30, natSteps, 'dense'));
+      runs.allDense.push(throughput(ds, 'native', cores, nativeWarm, natSteps, 'dense'));
       ratiosDense.push(runs.allDense[r]!.pairsPerSecond / runs.oneDense[r]!.pairsPerSecond);
     }
   }
-  for (const k of ['one', 'all', 'oneDense', 'allDense'] as const) if (runs[k].length) rows.push(pooled(runs[k]));
+  for (const k of ['one', 'all', 'split', 'roles', 'oneDense', 'allDense'] as const) if (runs[k].length) rows.push(pooled(runs[k]));
 }
 
 const torchSteps = quick ? 100 : 300;
@@ -202,6 +222,8 @@ const speedup = (label: string, one: Throughput | undefined, all: Throughput | u
   );
 };
 speedup('native', n1, nAll, ratios);
+speedup('native, split schedule forced,', n1, nativeRow('native, split schedule', true), ratiosSplit);
+speedup('native, roles forced,', n1, nativeRow('native, roles schedule', true), ratiosRoles);
 speedup('native, dense first layer,', nativeRow('native, dense first layer', false), nativeRow('native, dense first layer', true), ratiosDense);
 if (n1 && nAll) {
   log(
@@ -264,7 +286,7 @@ log();
 // ---------------------------------------------------------------------------------------------
 /** pairs/s of each of n single-thread trainings run at once, each in a worker thread */
 async function sideBySide(n: number, steps: number): Promise<number[]> {
-  const workers = Array.from({ length: n }, () => startTsWorker(new URL('./sideBySide.ts', import.meta.url), { warm: 30, steps }));
+  const workers = Array.from({ length: n }, () => startTsWorker(new URL('./sideBySide.ts', import.meta.url), { warm: nativeWarm, steps }));
   await Promise.all(workers.map((w) => new Promise((ok) => w.once('message', ok))));
   const done = workers.map((w) => new Promise<{ pairsPerSecond: number }>((ok) => w.once('message', ok)));
   for (const w of workers) w.postMessage('go');
@@ -366,7 +388,7 @@ if (!quick) {
 if (jsonOut) {
   writeFileSync(
     jsonOut,
-    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, speedupRoundsDenseFirstLayer: ratiosDense, coreRoundTripNs: roundTrips, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
+    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, speedupRoundsSplit: ratiosSplit, speedupRoundsRoles: ratiosRoles, speedupRoundsDenseFirstLayer: ratiosDense, coreRoundTripNs: roundTrips, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
   );
   log(`wrote ${jsonOut}`);
 }

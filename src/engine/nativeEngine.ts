@@ -16,7 +16,7 @@ import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
 import type { Batch, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
 import { pairLossGrad, type PairLossGrad, tripletLossGrad, type TripletLossGrad } from './lossTail.ts';
-import { NativeMlp, NativeOpt, nativeStatus, type NativeInputMode } from './native.ts';
+import { NativeMlp, NativeOpt, nativeStatus, type NativeInputMode, type NativeSchedule } from './native.ts';
 import { createOptimizer, type OptimizerOptions } from './optimizers.ts';
 
 export interface NativeEngineOptions extends EngineSetup {
@@ -229,6 +229,15 @@ export class NativeEngine implements TrainEngine {
    */
   setInputMode(mode: NativeInputMode): boolean {
     return this.mlp.setInputMode(mode);
+  }
+
+  /**
+   * How two threads share a step: 'auto' (default) times splitting every phase against roles
+   * and keeps the faster, 'split' and 'roles' force one (see NativeMlp.setSchedule); the same
+   * bits either way.
+   */
+  setSchedule(schedule: NativeSchedule): void {
+    this.mlp.setSchedule(schedule);
   }
 
   private range(from: number, n: number): Int32Array {

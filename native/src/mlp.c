@@ -137,6 +137,9 @@ static void gemm_tn8(int M, int N, int r0, int r1, const int32_t *lists, const i
       a = A8 + i;
       b = B;
     }
+    /* nothing to add (a pixel tile that is 0 in every row of this part): the sums stay as they
+       are, so their part of C need not be read and written back */
+    if (accumulate && terms == 0) continue;
     for (int j = 0; j < nvec; j += NV) {
       const int nv = nvec - j < NV ? nvec - j : NV;
       tile_tn8(mr, nv, terms, idx, a, lda, b + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc, accumulate);

@@ -56,11 +56,13 @@ export function throughput(
   steps: number,
   inputMode: NativeInputMode = 'auto',
   schedule: NativeSchedule = 'auto',
+  runAhead = true,
 ): Throughput {
   const t = new Training(ds, resolveConfig({ ...BENCH_CONFIG, engine, threads }));
   if (t.engine instanceof NativeEngine) {
     t.engine.setInputMode(inputMode);
     t.engine.setSchedule(schedule);
+    t.engine.setRunAhead(runAhead);
   }
   let t0 = 0;
   let c0 = 0;
@@ -89,7 +91,9 @@ export function throughput(
   const res: Throughput = {
     engine:
       t.engine instanceof NativeEngine
-        ? ['native', inputMode === 'dense' ? 'dense first layer' : '', schedule !== 'auto' ? `${schedule} schedule` : ''].filter(Boolean).join(', ')
+        ? ['native', inputMode === 'dense' ? 'dense first layer' : '', schedule !== 'auto' ? `${schedule} schedule` : '', runAhead ? '' : 'no run-ahead']
+            .filter(Boolean)
+            .join(', ')
         : t.engine.name,
     threads: t.engine.threads,
     steps,

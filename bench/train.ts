@@ -2,7 +2,8 @@
  * Training speed of the seed's model (MLP 784-128-128-128, contrastive, RMSprop, batch 128 pairs
  * on MNIST): steady-state pairs per second and per CPU-second for the TF.js engine, the native
  * engine on one thread and on every core (with its first layer's sparse path, the default on
- * MNIST, and with its dense path; on two cores also with each schedule of two threads forced),
+ * MNIST, and with its dense path; on two cores also with each schedule of two threads forced,
+ * and without the next step's first layer run ahead),
  * with the cores' round trip before each round; embedding
  * images per second; RSS per epoch; where the time of a step goes; and, where Python has PyTorch,
  * PyTorch with one thread side by side.
@@ -146,6 +147,7 @@ const nativeWarm = quick ? 260 : 300;
 // two threads in each schedule, forced, beside auto mode's choice (sparse path, two cores)
 const ratiosSplit: number[] = [];
 const ratiosRoles: number[] = [];
+const ratiosNoAhead: number[] = [];
 rows.push(throughput(ds, 'tfjs', 1, 10, tfSteps));
 if (machine.native.available) {
   // the first layer's sparse path (the default on MNIST) and its dense path (what input without
@@ -155,6 +157,7 @@ if (machine.native.available) {
     all: [] as Throughput[],
     split: [] as Throughput[],
     roles: [] as Throughput[],
+    noAhead: [] as Throughput[],
     oneDense: [] as Throughput[],
     allDense: [] as Throughput[],
   };
@@ -170,6 +173,9 @@ if (machine.native.available) {
       ratiosSplit.push(runs.split[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
       runs.roles.push(throughput(ds, 'native', 2, nativeWarm, natSteps, 'auto', 'roles'));
       ratiosRoles.push(runs.roles[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
+      // auto mode without the next step's first layer run ahead
+      runs.noAhead.push(throughput(ds, 'native', 2, nativeWarm, natSteps, 'auto', 'auto', false));
+      ratiosNoAhead.push(runs.noAhead[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
     }
     runs.oneDense.push(throughput(ds, 'native', 1, nativeWarm, natSteps, 'dense'));
     if (cores > 1) {
@@ -177,7 +183,7 @@ if (machine.native.available) {
       ratiosDense.push(runs.allDense[r]!.pairsPerSecond / runs.oneDense[r]!.pairsPerSecond);
     }
   }
-  for (const k of ['one', 'all', 'split', 'roles', 'oneDense', 'allDense'] as const) if (runs[k].length) rows.push(pooled(runs[k]));
+  for (const k of ['one', 'all', 'split', 'roles', 'noAhead', 'oneDense', 'allDense'] as const) if (runs[k].length) rows.push(pooled(runs[k]));
 }
 
 const torchSteps = quick ? 100 : 300;
@@ -224,6 +230,7 @@ const speedup = (label: string, one: Throughput | undefined, all: Throughput | u
 speedup('native', n1, nAll, ratios);
 speedup('native, split schedule forced,', n1, nativeRow('native, split schedule', true), ratiosSplit);
 speedup('native, roles forced,', n1, nativeRow('native, roles schedule', true), ratiosRoles);
+speedup('native, no run-ahead,', n1, nativeRow('native, no run-ahead', true), ratiosNoAhead);
 speedup('native, dense first layer,', nativeRow('native, dense first layer', false), nativeRow('native, dense first layer', true), ratiosDense);
 if (n1 && nAll) {
   log(
@@ -388,7 +395,7 @@ if (!quick) {
 if (jsonOut) {
   writeFileSync(
     jsonOut,
-    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, speedupRoundsSplit: ratiosSplit, speedupRoundsRoles: ratiosRoles, speedupRoundsDenseFirstLayer: ratiosDense, coreRoundTripNs: roundTrips, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
+    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, speedupRoundsSplit: ratiosSplit, speedupRoundsRoles: ratiosRoles, speedupRoundsNoRunAhead: ratiosNoAhead, speedupRoundsDenseFirstLayer: ratiosDense, coreRoundTripNs: roundTrips, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
   );
   log(`wrote ${jsonOut}`);
 }

@@ -204,8 +204,8 @@ static napi_value js_input_mode(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* schedule(handle, mode: -1 | SCHEDULE_AUTO | SCHEDULE_SPLIT | SCHEDULE_ROLES): whether the last
-   training step ran in roles */
+/* schedule(handle, mode: -1 | SCHEDULE_AUTO | SCHEDULE_SPLIT | SCHEDULE_ROLES): 1 if the last
+   training step ran in roles, + 2 if its first layer had run ahead (mlp_set_next) */
 static napi_value js_schedule(napi_env env, napi_callback_info info) {
   ARGS(2);
   mlp *m = get_model(env, argv[0]);
@@ -213,7 +213,7 @@ static napi_value js_schedule(napi_env env, napi_callback_info info) {
   if (!m || !get_mode(env, argv[1], SCHEDULE_ROLES, &mode)) return NULL;
   if (mode >= 0) mlp_set_schedule(m, mode);
   napi_value r;
-  CHECK(napi_get_boolean(env, m->roles != 0, &r));
+  CHECK(napi_create_int32(env, (m->roles ? 1 : 0) | (m->ran_ahead ? 2 : 0), &r));
   return r;
 }
 
@@ -398,10 +398,27 @@ static napi_value js_backward_pairs(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* setNext(handle, images: Uint8Array, inDim, rows: Int32Array): boolean (see mlp_set_next) */
+static napi_value js_set_next(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  mlp *m = get_model(env, argv[0]);
+  if (!m) return NULL;
+  tarray img, rows;
+  int in_dim;
+  if (!get_tarray(env, argv[1], napi_uint8_array, &img)) return fail(env, "images must be a Uint8Array");
+  if (!get_int(env, argv[2], &in_dim) || in_dim != m->w[0]) return fail(env, "image size does not match the network");
+  if (!get_tarray(env, argv[3], napi_int32_array, &rows) || rows.length < 1) return fail(env, "rows must be an Int32Array");
+  if (!check_rows(env, &img, in_dim, &rows)) return NULL;
+  const int taken = mlp_set_next(m, (const uint8_t *)img.data, in_dim, (const int32_t *)rows.data, (int)rows.length);
+  napi_value r;
+  CHECK(napi_get_boolean(env, taken != 0, &r));
+  return r;
+}
+
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   char buf[160];
-  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":3}", ISA_NAME, VW, MR,
+  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":4}", ISA_NAME, VW, MR,
            NV * VW);
   napi_value s;
   CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));
@@ -421,6 +438,7 @@ NAPI_MODULE_INIT() {
       {"forwardTrain", NULL, js_forward_train, NULL, NULL, NULL, napi_default, NULL},
       {"backward", NULL, js_backward, NULL, NULL, NULL, napi_default, NULL},
       {"backwardPairs", NULL, js_backward_pairs, NULL, NULL, NULL, napi_default, NULL},
+      {"setNext", NULL, js_set_next, NULL, NULL, NULL, napi_default, NULL},
       {"embed", NULL, js_embed, NULL, NULL, NULL, napi_default, NULL},
       {"embedFloat", NULL, js_embed_float, NULL, NULL, NULL, napi_default, NULL},
       {"distances", NULL, js_distances, NULL, NULL, NULL, napi_default, NULL},

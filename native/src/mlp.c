@@ -50,6 +50,16 @@ static void *falloc(size_t n) {
   return p;
 }
 
+/* A first layer run ahead (mlp_set_next) that no forward pass took over: wait for thread 1 to
+   end it, and count the next steps' progress on from past its counts. The calls that write
+   what it reads, or read what it writes, do this first. */
+static void ahead_end(mlp *m) {
+  if (!m->ahead) return;
+  pool_wait_progress(&m->ahead_done, 1);
+  m->ahead = 0;
+  m->progress_base = m->ahead_base + m->next_n + 1;
+}
+
 /* ---------------------------------------------------------------- GEMM drivers (tails) */
 
 #define NN_CASE(mr, nv) \
@@ -210,6 +220,11 @@ static int alloc_rows(mlp *m, int rows) {
   if (rows <= m->cap) return 0;
   int cap = ROUND_UP(rows, 64);
   if (alloc_inputs(m, cap) != 0) return -1;
+  free(m->next_rows);
+  free(m->H0next);
+  m->next_rows = (int32_t *)falloc((size_t)cap);
+  m->H0next = (float *)falloc((size_t)cap * m->wp[1]);
+  if (!m->next_rows || !m->H0next) return -1;
   for (int l = 0; l < m->nl; l++) {
     free(m->H[l]);
     free(m->M[l]);
@@ -308,6 +323,7 @@ mlp *mlp_create(const int *widths, int nlayers, double rate, int threads) {
 
 void mlp_destroy(mlp *m) {
   if (!m) return;
+  ahead_end(m);
   pool_destroy(m->pool);
   for (int l = 0; l < m->nl; l++) {
     free(m->W[l]);
@@ -324,6 +340,8 @@ void mlp_destroy(mlp *m) {
     }
   }
   free_inputs(m);
+  free(m->next_rows);
+  free(m->H0next);
   free(m->bad);
   free(m->scratch);
   free(m);
@@ -390,6 +408,7 @@ static void set_padded(const mlp *m, int idx, const float *src, float *dst) {
 }
 
 void mlp_set_param(mlp *m, int idx, const float *src) {
+  ahead_end(m);
   m->bad_valid = 0;
   set_padded(m, idx, src, param_ptr(m, idx, m->W, m->B));
   if (idx % 2 == 0) update_transpose_rows(m, idx / 2, 0, m->wp[idx / 2]);
@@ -400,10 +419,12 @@ void mlp_get_slot(const mlp *m, int slot, int idx, float *dst) {
   get_padded(m, idx, param_ptr(m, idx, m->SW[slot], m->SB[slot]), dst);
 }
 void mlp_set_slot(mlp *m, int slot, int idx, const float *src) {
+  ahead_end(m);
   set_padded(m, idx, src, param_ptr(m, idx, m->SW[slot], m->SB[slot]));
 }
 int mlp_set_threads(mlp *m, int threads) {
   if (threads < 1) threads = 1;
+  ahead_end(m);
   if (threads == m->nthreads) return 0;
   /* the first layer's storage follows the thread count: repack it */
   const size_t kn = (size_t)m->w[0] * m->w[1];
@@ -430,6 +451,7 @@ int mlp_set_threads(mlp *m, int threads) {
 }
 
 void mlp_zero_slots(mlp *m) {
+  ahead_end(m);
   for (int s = 0; s < MAX_SLOTS; s++)
     for (int l = 0; l < m->nl; l++) {
       memset(m->SW[s][l], 0, (size_t)m->wp[l] * m->wp[l + 1] * sizeof(float));
@@ -636,7 +658,7 @@ static size_t layer0_gather(const mlp *m, int g0, int g1, const uint8_t *images,
     const int32_t *idx = NULL;
     int cnt = K;
 #if HAVE_SPARSE
-    if (m->sparse) {
+    if (m->l0sparse) {
       cnt = tile_nonzero(m, xt, i, mr, nz, ul);
       idx = ul;
     }
@@ -684,8 +706,10 @@ typedef struct {
   const optcfg *opt;
   int apply;
   uint32_t rng0[4];
-  /* roles (two threads): where this step's progress counter starts */
+  /* roles (two threads): where this step's progress counter starts; whether the first layer
+     runs ahead (backward: of the next step; forward: this step's, already) */
   long base;
+  int ahead;
 } step_ctx;
 
 /* [*lo, *hi): part t of P of [0, n) in whole multiples of `unit` (the last part takes the rest) */
@@ -754,6 +778,22 @@ static void forward_rows(mlp *m, const step_ctx *c, int r0, int r1) {
  * caches every step.) In roles (two threads, see use_roles) forward 1 and 2 overlap instead,
  * chunk by chunk of rows, and so do backward A and B.
  */
+/* thread 1's part of the forward pass in roles: the first layer, all its columns, chunk by
+   chunk of rows, into out, each chunk published through the progress counter from base */
+static void layer0_role(mlp *m, const uint8_t *images, const int32_t *rows, int n, long base, float *out) {
+  const int chunk = ROLE_CHUNK * MR;
+  size_t terms = 0;
+  for (int i0 = 0; i0 < n; i0 += chunk) {
+    const int i1 = n - i0 < chunk ? n : i0 + chunk;
+    terms += layer0_gather(m, 0, m->ng, images, rows, n, i0, i1, m->XB[0], m->NZ[0], m->UL[0], out);
+    __atomic_store_n(&m->progress, base + i1, __ATOMIC_RELEASE);
+  }
+  m->terms = terms;
+#if HAVE_SPARSE
+  if (m->l0sparse) pixel_tile_lists(m, 0, n);
+#endif
+}
+
 static void forward_each(void *vctx, int t, int tid) {
   (void)tid;
   step_ctx *c = (step_ctx *)vctx;
@@ -764,16 +804,8 @@ static void forward_each(void *vctx, int t, int tid) {
        thread 0 the masks, then each chunk's other layers as soon as it is there */
     const int chunk = ROLE_CHUNK * MR;
     if (t == 1) {
-      size_t terms = 0;
-      for (int i0 = 0; i0 < n; i0 += chunk) {
-        const int i1 = n - i0 < chunk ? n : i0 + chunk;
-        terms += layer0_gather(m, 0, m->ng, c->images, c->rows, n, i0, i1, m->XB[0], m->NZ[0], m->UL[0], m->H[0]);
-        __atomic_store_n(&m->progress, c->base + i1, __ATOMIC_RELEASE);
-      }
-      m->terms = terms;
-#if HAVE_SPARSE
-      if (m->sparse) pixel_tile_lists(m, 0, n);
-#endif
+      /* (run ahead: done already, or going on in the backward pass's task) */
+      if (!c->ahead) layer0_role(m, c->images, c->rows, n, c->base, m->H[0]);
     } else {
       draw_masks(m, c, 0, n);
       for (int i0 = 0; i0 < n; i0 += chunk) {
@@ -792,7 +824,7 @@ static void forward_each(void *vctx, int t, int tid) {
 #if HAVE_SPARSE
   /* the backward pass's lists: each group's thread builds them all for itself (a few
      microseconds; reading half of them from the other core in the backward pass cost more) */
-  if (m->sparse && t < m->ng) pixel_tile_lists(m, t, n);
+  if (m->l0sparse && t < m->ng) pixel_tile_lists(m, t, n);
 #endif
   int r0, r1;
   split(n, 1, t, P, &r0, &r1);
@@ -804,7 +836,12 @@ static void forward_each(void *vctx, int t, int tid) {
  * Two threads in roles (ROLE_CHUNK row tiles at a time): thread 1 runs the first layer, forward
  * and backward, all its columns; thread 0 the masks, the other layers and the loss gradient.
  * Each layer's weights stay on one core, and the second core starts on the first rows while the
- * first layer works on the next ones. Every sum is the same, so the bits are.
+ * first layer works on the next ones. Every sum is the same, so the bits are. When the host
+ * tells the next step's rows before a backward pass (mlp_set_next), thread 1 goes on, once its
+ * part of that pass is done, with the next step's first layer (into a second buffer, H0next),
+ * while thread 0 finishes the other layers and the host works between the calls: the next
+ * forward pass finds it done or under way (2026-11-30, far vCPUs, 7 rounds each: 1.61x and
+ * 1.64x one thread's speed against 1.52x without, forced roles and auto mode).
  *
  * auto: roles are a candidate when their arithmetic is about even (the seed's MLP on MNIST: 0.9).
  * Which schedule is faster then depends on where the host put the two vCPUs (close together,
@@ -842,19 +879,21 @@ static long median_ns(long *t, int n) {
   return t[n / 2];
 }
 
-static int use_roles(mlp *m) {
+static int use_roles(mlp *m, int sparse) {
   m->tune_live = 0;
   if (m->nthreads != 2 || m->ng != 2 || m->schedule == SCHEDULE_SPLIT) return 0;
   if (m->schedule == SCHEDULE_ROLES) return 1;
-  if (!m->sparse || !roles_balanced(m)) return 0;
+  if (!sparse || !roles_balanced(m)) return 0;
   /* steps [0, WARM) split; then blocks split, roles, split, ... (TIMING steps); then the faster
-     until KEEP more, and the timing again (without the warm-up) */
+     until KEEP more, and the timing again (without the warm-up). The choice waits a step, for
+     the last timed step's record (a backward pass that decides the next step records its own
+     step after that) */
   const int timing = 2 * ROLE_BLOCKS * ROLE_BLOCK;
   m->tune_live = 1;
   const int k = m->tune_step++ - ROLE_WARM;
   if (k < 0) return 0;
   if (k < timing) return (k / ROLE_BLOCK) & 1;
-  if (k == timing) {
+  if (k == timing + 1) {
     m->tune_roles = median_ns(m->tune_ns[1], m->tune_n[1]) < median_ns(m->tune_ns[0], m->tune_n[0]);
     m->tune_n[0] = m->tune_n[1] = 0;
   }
@@ -862,10 +901,12 @@ static int use_roles(mlp *m) {
   return m->tune_roles;
 }
 
-/* a step's native time, for the schedule it ran with, while auto mode times them */
-static void tune_record(mlp *m, long ns) {
-  const int k = m->tune_step - 1 - ROLE_WARM; /* use_roles counted this step */
-  if (!m->tune_live || k < 0 || k >= 2 * ROLE_BLOCKS * ROLE_BLOCK || k % ROLE_BLOCK == 0) return;
+/* a step's native time, for the schedule it ran with, while auto mode times them; live and
+   step: use_roles' tune_live and tune_step after it decided that step (the backward pass may
+   decide the next step before it records this one) */
+static void tune_record(mlp *m, int live, int step, long ns) {
+  const int k = step - 1 - ROLE_WARM;
+  if (!live || k < 0 || k >= 2 * ROLE_BLOCKS * ROLE_BLOCK || k % ROLE_BLOCK == 0) return;
   const int s = (k / ROLE_BLOCK) & 1;
   if (m->tune_n[s] < TUNE_TIMED) m->tune_ns[s][m->tune_n[s]++] = ns;
 }
@@ -877,6 +918,8 @@ static long clock_ns(void) {
 }
 
 void mlp_set_schedule(mlp *m, int schedule) {
+  ahead_end(m);
+  m->pre_valid = 0;
   m->schedule = schedule == SCHEDULE_SPLIT || schedule == SCHEDULE_ROLES ? schedule : SCHEDULE_AUTO;
 }
 
@@ -890,6 +933,8 @@ static int choose_sparse(mlp *m) {
 }
 
 void mlp_set_input_mode(mlp *m, int mode) {
+  ahead_end(m);
+  m->pre_valid = 0;
   m->sparse_mode = mode == INPUT_DENSE || mode == INPUT_SPARSE ? mode : INPUT_AUTO;
 }
 
@@ -898,12 +943,31 @@ int mlp_has_sparse(void) { return HAVE_SPARSE; }
 int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, uint32_t rng[4],
                       float *emb_out) {
   if (in_dim != m->w[0] || n < 1) return -1;
+  const int ahead = m->ahead && images == m->next_images && n == m->next_n &&
+                    memcmp(rows, m->next_rows, (size_t)n * sizeof(int32_t)) == 0;
+  if (!ahead) ahead_end(m);
   if (alloc_rows(m, n) != 0) return -2;
   m->rows = n;
   m->has_masks = m->rate > 0 && m->nl > 1;
-  m->sparse = choose_sparse(m);
-  m->roles = use_roles(m);
+  if (ahead) {
+    /* thread 1 writes the first layer into H0next, on the path decided for this step */
+    m->sparse = m->pre_sparse;
+    m->roles = 1;
+    float *h = m->H[0];
+    m->H[0] = m->H0next;
+    m->H0next = h;
+  } else if (m->pre_valid) {
+    m->sparse = m->pre_sparse;
+    m->roles = m->pre_roles;
+  } else {
+    m->sparse = choose_sparse(m);
+    m->roles = use_roles(m, m->sparse);
+  }
+  if (!ahead) m->l0sparse = m->sparse;
+  m->pre_valid = 0;
+  m->ran_ahead = ahead;
   step_ctx c = {0};
+  c.ahead = ahead;
   memcpy(c.rng0, rng, sizeof c.rng0);
   c.m = m;
   c.images = images;
@@ -913,6 +977,7 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
   c.base = m->progress_base;
   const long t0 = clock_ns();
   pool_run_each(m->pool, forward_each, &c);
+  m->ahead = 0;
   m->step_ns = clock_ns() - t0;
   m->progress_base += n + 1;
   if (m->sparse) m->term_share = (double)m->terms / ((double)((n + MR - 1) / MR) * m->w[0]);
@@ -1030,7 +1095,7 @@ static size_t layer0_update(mlp *m, const step_ctx *c, int g) {
 static void layer0_grad(const mlp *m, int g, int r0, int r1, const uint8_t *x, const int32_t *tl, const int *tln,
                         int *cursor) {
   const int K = m->w[0], N = m->wp[1], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
-  gemm_tn8(K, cw, r0, r1, m->sparse ? tl : NULL, tln, m->cap + 16, cursor, r0 > 0, x, K, m->D[0] + c0, N,
+  gemm_tn8(K, cw, r0, r1, m->l0sparse ? tl : NULL, tln, m->cap + 16, cursor, r0 > 0, x, K, m->D[0] + c0, N,
            m->GW[0] + (size_t)K * c0, cw);
 }
 
@@ -1093,6 +1158,16 @@ static void backward_each(void *vctx, int t, int tid) {
           layer0_grad(m, g, r0, r1, m->XB[0], m->TL[0], m->TLn[0], m->cursor + (size_t)g * tiles);
       }
       for (int g = 0; g < m->ng; g++) bad += layer0_update(m, c, g);
+      if (c->ahead) {
+        /* the next step's first layer, while thread 0 finishes the other layers and the host
+           works: this step's part ends here for the caller, with the count of bad weights */
+        m->bad[8] = bad;
+        m->l0sparse = m->pre_sparse;
+        pool_detach();
+        layer0_role(m, m->next_images, m->next_rows, m->next_n, m->ahead_base, m->H0next);
+        __atomic_store_n(&m->ahead_done, 1, __ATOMIC_RELEASE);
+        return;
+      }
     }
     m->bad[(size_t)t * 8] = bad;
     return;
@@ -1110,6 +1185,7 @@ static void backward_each(void *vctx, int t, int tid) {
 static int backward(mlp *m, const float *g, const int32_t *ia, const int32_t *ib, const float *coef, int npairs,
                     const optcfg *opt, int apply) {
   if (m->rows < 1) return -1;
+  ahead_end(m); /* (a second backward pass of the same rows) */
   step_ctx c = {0};
   c.m = m;
   c.n = m->rows;
@@ -1121,13 +1197,38 @@ static int backward(mlp *m, const float *g, const int32_t *ia, const int32_t *ib
   c.opt = opt;
   c.apply = apply;
   c.base = m->progress_base;
+  const int tune_live = m->tune_live, tune_step = m->tune_step;
+  if (m->next_valid) {
+    /* the next step's path and schedule, decided now; its first layer runs ahead in roles */
+    m->next_valid = 0;
+    m->pre_sparse = choose_sparse(m);
+    m->pre_roles = use_roles(m, m->pre_sparse);
+    m->pre_valid = 1;
+    if (m->roles && m->pre_roles) {
+      c.ahead = 1;
+      m->ahead_done = 0;
+      m->ahead_base = c.base + m->rows + 1;
+    }
+  }
   const long t0 = clock_ns();
   pool_run_each(m->pool, backward_each, &c);
-  tune_record(m, m->step_ns + (clock_ns() - t0));
+  m->ahead = c.ahead;
+  tune_record(m, tune_live, tune_step, m->step_ns + (clock_ns() - t0));
   m->progress_base += m->rows + 1;
   /* the counts cover every weight only after an update */
   m->bad_valid = apply;
   return 0;
+}
+
+int mlp_set_next(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n) {
+  ahead_end(m);
+  m->next_valid = 0;
+  if (in_dim != m->w[0] || n < 1 || n > m->cap) return 0;
+  memcpy(m->next_rows, rows, (size_t)n * sizeof(int32_t));
+  m->next_images = images;
+  m->next_n = n;
+  m->next_valid = 1;
+  return 1;
 }
 
 int mlp_backward(mlp *m, const float *demb, const optcfg *opt, int apply) {
@@ -1167,6 +1268,7 @@ static void embed_task(void *vctx, int t, int tid) {
 
 /* embeddings of images[rows] (bytes) or of x (floats), in row blocks over the pool */
 static void embed(mlp *m, const uint8_t *images, const int32_t *rows, const float *x, int n, float *out) {
+  ahead_end(m);
   if (n < 1) return;
   step_ctx c = {0};
   c.m = m;

@@ -68,11 +68,19 @@ static long now_ns(void) {
   return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
+/* the pool_run_each job this thread runs a task of, and whether the task detached from it */
+static __thread job *cur_job;
+static __thread int detached;
+
 static void run_tasks(job *j, int tid) {
   if (j->each) {
     if (tid < j->ntasks) {
+      cur_job = j;
+      detached = 0;
       j->fn(j->ctx, tid, tid);
-      atomic_fetch_add(&j->done, 1);
+      if (!detached) atomic_fetch_add(&j->done, 1);
+      cur_job = NULL;
+      detached = 0;
     }
     return;
   }
@@ -184,6 +192,12 @@ void pool_run_each(pool *p, task_fn fn, void *ctx) {
     return;
   }
   start_job(p, fn, ctx, p->n, 1);
+}
+
+void pool_detach(void) {
+  if (!cur_job || detached) return;
+  detached = 1;
+  atomic_fetch_add(&cur_job->done, 1);
 }
 
 void pool_barrier(pool *p) {

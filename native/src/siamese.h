@@ -78,6 +78,7 @@ typedef struct mlp {
      TLn, built in forward 2 for the backward pass */
   int sparse_mode;   /* INPUT_AUTO, INPUT_DENSE or INPUT_SPARSE */
   int sparse;        /* the path of the last training forward pass */
+  int l0sparse;      /* the path of the first layer's current work (thread 1's, running ahead) */
   double term_share; /* terms summed / dense terms in the last sparse pass (-1: none yet) */
   size_t terms;
   int since_probe;
@@ -96,6 +97,19 @@ typedef struct mlp {
   long tune_ns[2][TUNE_TIMED], step_ns;
   int tune_n[2];
   int *cursor; /* the backward pass's place in each pixel tile's row list, per group */
+  /* the next step's first layer run ahead (mlp_set_next): its rows as asked for (next_valid
+     until the backward pass takes them); the next step's path and schedule, decided then
+     (pre_valid); whether thread 1 runs or ran it (ahead), into H0next, its progress counted
+     from ahead_base, and ahead_done, set by thread 1 when it ends */
+  const uint8_t *next_images;
+  int32_t *next_rows;
+  int next_n, next_valid;
+  int pre_valid, pre_sparse, pre_roles;
+  int ahead, ran_ahead; /* ran_ahead: the last forward pass took a run ahead over */
+  long ahead_base;
+  float *H0next;
+  _Alignas(64) volatile long ahead_done;
+  char pad2_[64 - sizeof(long)];
   long progress_base;
   _Alignas(64) volatile long progress;
   char pad_[64 - sizeof(long)];
@@ -145,6 +159,13 @@ size_t mlp_nonfinite(const mlp *m);
 int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n,
                       uint32_t rng[4], float *emb_out);
 int mlp_backward(mlp *m, const float *demb, const optcfg *opt, int apply);
+/* the rows of the next training step, told before this step's backward pass: on two threads in
+   roles, thread 1 then computes their first layer as soon as its part of the backward pass is
+   done, while thread 0 finishes it and the host works. The next mlp_forward_train with the same
+   images and rows takes that over (images must stay valid until then); any other call waits for
+   it to end first, and a forward pass with other rows computes its own. Same bits either way.
+   Returns 1 when taken, 0 when the rows do not fit (ignored). */
+int mlp_set_next(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n);
 /* the same, with dL/d(embeddings) from pair distances: coef[i] (a - b) added to row ia[i] and
    subtracted from row ib[i] (rows of the last forward pass) */
 int mlp_backward_pairs(mlp *m, const int32_t *ia, const int32_t *ib, const float *coef, int npairs,
@@ -177,6 +198,11 @@ void pool_run(pool *p, task_fn fn, void *ctx, int ntasks);
    wait in pool_barrier for the others */
 void pool_run_each(pool *p, task_fn fn, void *ctx);
 void pool_barrier(pool *p);
+/* called by a worker's pool_run_each task: count the task as done now, so that the caller's
+   pool_run_each returns while the task goes on (it must not wait for the caller). The worker
+   takes its part of the next job when the task returns; what the task still writes is the
+   caller's to synchronise. */
+void pool_detach(void);
 /* wait until *counter (published with release order) reaches want */
 void pool_wait_progress(const volatile long *counter, long want);
 

@@ -46,8 +46,12 @@ export interface TrainEngine {
   readonly threads: number;
   /** a short description for manifests and benchmarks */
   readonly detail: string;
-  /** one training step: forward with dropout, loss, gradients, optimizer update */
-  step(split: ImageSplit, batch: Batch, dropout: Rng): StepOutput;
+  /**
+   * one training step: forward with dropout, loss, gradients, optimizer update. `next`, when
+   * given, holds the next step's rows (read during this call only): an engine may start on
+   * them early; results do not depend on it.
+   */
+  step(split: ImageSplit, batch: Batch, dropout: Rng, next?: Int32Array): StepOutput;
   /** embeddings without dropout, [indices.length, embeddingDim] */
   embed(split: ImageSplit, indices: ArrayLike<number>): Float32Array;
   getWeights(): NamedTensor[];

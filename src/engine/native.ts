@@ -24,10 +24,11 @@ interface NativeAddon {
   zeroSlots(h: NativeHandle): void;
   nonFinite(h: NativeHandle): number;
   inputMode(h: NativeHandle, mode: number): number;
-  schedule(h: NativeHandle, mode: number): boolean;
+  schedule(h: NativeHandle, mode: number): number;
   forwardTrain(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, rng: Uint32Array, out: Float32Array): void;
   backward(h: NativeHandle, dEmb: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
   backwardPairs(h: NativeHandle, ia: Int32Array, ib: Int32Array, k: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
+  setNext(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array): boolean;
   embed(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, out: Float32Array): void;
   embedFloat(h: NativeHandle, x: Float32Array, out: Float32Array): void;
   distances(emb: Float32Array, dim: number, ia: Int32Array, ib: Int32Array, floor: number, d: Float32Array, sq: Float64Array): void;
@@ -105,7 +106,7 @@ function load(): { addon: NativeAddon | null; status: NativeStatus } {
   try {
     const addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
     const info = JSON.parse(addon.info()) as NativeStatus['info'] & { abi: number };
-    if (info.abi !== 3) throw new Error(`ABI ${info.abi}, expected 3 (rebuild with \`npm run build:native\`)`);
+    if (info.abi !== 4) throw new Error(`ABI ${info.abi}, expected 4 (rebuild with \`npm run build:native\`)`);
     loaded = { addon, status: { available: true, detail: `native/build/siamese.node (${info.isa})`, info } };
   } catch (e) {
     loaded = { addon: null, status: { available: false, detail: `failed to load: ${(e as Error).message.split('\n')[0]}` } };
@@ -148,6 +149,7 @@ export class NativeMlp {
   readonly widths: readonly number[];
   readonly outDim: number;
   private _threads: number;
+  private nextImages: Uint8Array | null = null;
 
   constructor(widths: readonly number[], dropoutRate: number, threads: number) {
     const { addon, status } = load();
@@ -196,7 +198,12 @@ export class NativeMlp {
 
   /** Whether the last training step ran in roles. */
   get lastStepInRoles(): boolean {
-    return this.addon.schedule(this.h, -1);
+    return (this.addon.schedule(this.h, -1) & 1) === 1;
+  }
+
+  /** Whether the last training step's first layer had run ahead (see setNext). */
+  get lastStepRanAhead(): boolean {
+    return (this.addon.schedule(this.h, -1) & 2) === 2;
   }
 
   private get h(): NativeHandle {
@@ -255,8 +262,23 @@ export class NativeMlp {
     const emb = out ?? new Float32Array(rows.length * this.outDim);
     const state = Uint32Array.from(rng.getState());
     this.addon.forwardTrain(this.h, images, inDim, rows, state, emb);
+    this.nextImages = null;
     rng.setState([state[0]!, state[1]!, state[2]!, state[3]!]);
     return emb;
+  }
+
+  /**
+   * The rows of the next training step, told before this step's backward pass. On two threads in
+   * roles, one thread then computes their first layer while the other finishes the backward pass
+   * and the host prepares the next step; the next forwardTrain with the same images and rows
+   * takes it over. Any other call waits for it to end first; a forward pass with other rows
+   * computes its own. The same bits either way. Returns false where the rows were not taken
+   * (more rows than the last step's capacity).
+   */
+  setNext(images: Uint8Array, inDim: number, rows: Int32Array): boolean {
+    // the native side reads the images until the next forward pass: keep them alive till then
+    this.nextImages = images;
+    return this.addon.setNext(this.h, images, inDim, rows);
   }
 
   /** Backward pass of the last forward pass; updates the weights when `apply`. */

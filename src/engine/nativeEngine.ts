@@ -175,6 +175,8 @@ export class NativeEngine implements TrainEngine {
   /** the pairs whose distances the last tail differentiated, and dL/dD / D of each */
   private tail: { ia: Int32Array; ib: Int32Array; coef: Float32Array } = { ia: new Int32Array(0), ib: new Int32Array(0), coef: new Float32Array(0) };
   private iotaCache = new Map<number, Int32Array>();
+  /** run the next step's first layer ahead when the caller tells its rows (see setRunAhead) */
+  private aheadOn = true;
 
   constructor(o: NativeEngineOptions) {
     if (o.network.kind !== 'mlp') throw new UsageError(`the native engine runs MLP base networks, not ${o.network.kind}`);
@@ -240,6 +242,15 @@ export class NativeEngine implements TrainEngine {
     this.mlp.setSchedule(schedule);
   }
 
+  /**
+   * Whether a step told the next step's rows starts on them early (the default): on two threads
+   * in roles, the first layer of the next step then overlaps the end of this one. The same bits
+   * either way; off, for comparisons.
+   */
+  setRunAhead(on: boolean): void {
+    this.aheadOn = on;
+  }
+
   private range(from: number, n: number): Int32Array {
     const key = from * 2 ** 26 + n;
     let r = this.iotaCache.get(key);
@@ -251,7 +262,7 @@ export class NativeEngine implements TrainEngine {
     return r;
   }
 
-  step(split: ImageSplit, batch: Batch, dropout: Rng): StepOutput {
+  step(split: ImageSplit, batch: Batch, dropout: Rng, next?: Int32Array): StepOutput {
     const rows = batch.rows;
     const inDim = split.height * split.width * split.channels;
     const size = rows.length * this.dim;
@@ -280,6 +291,8 @@ export class NativeEngine implements TrainEngine {
     }
     // the tail left (ia, ib, coef) in the scratch: the threads build dL/d(embeddings) themselves
     const t = this.tail;
+    // the next step's first layer can start on the second core while this backward pass ends
+    if (next && this.aheadOn) this.mlp.setNext(split.images, inDim, next);
     this.mlp.backwardPairs(t.ia, t.ib, t.coef, this.opt.kind, this.opt.next(), true);
     if (this.keepGradients) this.grads = this.readGrads();
     return out;

@@ -73,6 +73,7 @@ export class Training {
   private shuffleRng: Rng;
   private dropoutRng: Rng;
   private epochsDone = 0;
+  private nextBuf = new Int32Array(0);
   private rowsBuf = new Int32Array(0);
   readonly history: EpochLog[] = [];
 
@@ -229,13 +230,17 @@ export class Training {
       let batches = classBalancedBatches(labels, perClass, classes, this.shuffleRng);
       // --train-pairs N: a pair is two images, so a mined epoch of a slice sees about 2N images
       if (this.config.trainPairs > 0) batches = batches.slice(0, Math.ceil((2 * this.config.trainPairs) / (perClass * classes)));
-      return { batches: batches.length, step: (b) => this.minedStep(batches[b]!) };
+      return { batches: batches.length, step: (b) => this.minedStep(batches[b]!, batches[b + 1]) };
     }
     if (this.loss.kind === 'pair') {
       const perm = this.shuffleRng.shuffle(Int32Array.from({ length: this.trainPairs.length }, (_, i) => i));
       const pairs = permutePairs(this.trainPairs, perm);
       const batches = Math.ceil(pairs.length / bs);
-      return { batches, step: (b) => this.pairStep(pairs, b * bs, Math.min(pairs.length, (b + 1) * bs)) };
+      const cols = [pairs.a, pairs.b];
+      return {
+        batches,
+        step: (b) => this.pairStep(pairs, b * bs, Math.min(pairs.length, (b + 1) * bs), this.nextRows(cols, b + 1, bs)),
+      };
     }
     let trip = makeRandomTriplets(this.dataset.train.labels, this.numClasses, this.shuffleRng);
     // A triplet holds two pairs, so a --train-pairs slice of N allows N/2 triplets (a full epoch:
@@ -245,16 +250,17 @@ export class Training {
       trip = { anchors: trip.anchors.slice(0, m), positives: trip.positives.slice(0, m), negatives: trip.negatives.slice(0, m), length: m };
     }
     const batches = Math.ceil(trip.length / bs);
-    return { batches, step: (b) => this.tripletStep(trip, b * bs, Math.min(trip.length, (b + 1) * bs)) };
+    const cols = [trip.anchors, trip.positives, trip.negatives];
+    return { batches, step: (b) => this.tripletStep(trip, b * bs, Math.min(trip.length, (b + 1) * bs), this.nextRows(cols, b + 1, bs)) };
   }
 
-  private pairStep(p: PairSet, s: number, e: number): StepResult {
+  private pairStep(p: PairSet, s: number, e: number, next?: Int32Array): StepResult {
     const n = e - s;
     const rows = this.batchRows(2 * n);
     rows.set(p.a.subarray(s, e));
     rows.set(p.b.subarray(s, e), n);
     const y = p.y.subarray(s, e);
-    const r = this.run({ kind: 'pairs', rows, y });
+    const r = this.run({ kind: 'pairs', rows, y }, next);
     const th = this.config.threshold;
     const d = r.d!;
     let correct = 0;
@@ -262,13 +268,18 @@ export class Training {
     return { loss: r.loss, count: n, correct };
   }
 
-  private tripletStep(t: { anchors: Int32Array; positives: Int32Array; negatives: Int32Array }, s: number, e: number): StepResult {
+  private tripletStep(
+    t: { anchors: Int32Array; positives: Int32Array; negatives: Int32Array },
+    s: number,
+    e: number,
+    next?: Int32Array,
+  ): StepResult {
     const n = e - s;
     const rows = this.batchRows(3 * n);
     rows.set(t.anchors.subarray(s, e));
     rows.set(t.positives.subarray(s, e), n);
     rows.set(t.negatives.subarray(s, e), 2 * n);
-    const r = this.run({ kind: 'triplets', rows });
+    const r = this.run({ kind: 'triplets', rows }, next);
     // A triplet is two pairs: (a, p) same, (a, n) different; accuracy counts both.
     const th = this.config.threshold;
     const dap = r.dap!;
@@ -282,11 +293,11 @@ export class Training {
   }
 
   /** One class-balanced batch of images: embed, mine tuples from the batch, train on them. */
-  private minedStep(batch: Int32Array): StepResult {
+  private minedStep(batch: Int32Array, next?: Int32Array): StepResult {
     const n = batch.length;
     const labels = new Int32Array(n);
     for (let i = 0; i < n; i++) labels[i] = this.dataset.train.labels[batch[i]!]!;
-    const r = this.run({ kind: 'mined', rows: batch, labels, miner: this.miner! });
+    const r = this.run({ kind: 'mined', rows: batch, labels, miner: this.miner! }, next);
     const th = this.config.threshold;
     let correct = 0;
     let count = 0;
@@ -307,8 +318,24 @@ export class Training {
     return this.rowsBuf;
   }
 
-  private run(batch: Batch): StepOutput {
-    return this.engine.step(this.dataset.train, batch, this.dropoutRng);
+  /**
+   * The image rows of batch b of tuples (columns cols, batches of bs), as pairStep and
+   * tripletStep lay them out, in a second reused array; undefined past the last batch. The
+   * engine may start on them while it finishes the batch before.
+   */
+  private nextRows(cols: readonly Int32Array[], b: number, bs: number): Int32Array | undefined {
+    const len = cols[0]!.length;
+    const s = b * bs;
+    if (s >= len) return undefined;
+    const e = Math.min(len, s + bs);
+    const n = e - s;
+    if (this.nextBuf.length !== cols.length * n) this.nextBuf = new Int32Array(cols.length * n);
+    cols.forEach((c, i) => this.nextBuf.set(c.subarray(s, e), i * n));
+    return this.nextBuf;
+  }
+
+  private run(batch: Batch, next?: Int32Array): StepOutput {
+    return this.engine.step(this.dataset.train, batch, this.dropoutRng, next);
   }
 
   private checkWeightsFinite(epoch: number, batch: number): void {

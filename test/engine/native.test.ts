@@ -47,6 +47,20 @@ function randomRows(r: Rng, n: number): Int32Array {
   return Int32Array.from({ length: n }, () => r.int(split.n));
 }
 
+/** MNIST-like input: a blob of ink in the middle, a few stray pixels anywhere (so that pixel
+    tiles straddle 64-bit words and border tiles have few rows), the rest exactly 0 */
+function inkImages(r: Rng, n: number): Uint8Array {
+  const images = new Uint8Array(n * 784);
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < 784; k++) {
+      const y = Math.floor(k / 28) - 14;
+      const x = (k % 28) - 14 + (i % 5) - 2;
+      const ink = x * x + y * y < 40 && r.next() < 0.6;
+      if (ink || r.next() < 0.02) images[i * 784 + k] = 1 + r.int(255);
+    }
+  return images;
+}
+
 function pairBatch(r: Rng, n: number): Batch {
   return { kind: 'pairs', rows: randomRows(r, 2 * n), y: Uint8Array.from({ length: n }, () => (r.next() < 0.5 ? 1 : 0)) };
 }
@@ -323,18 +337,9 @@ if (!status.available) {
   });
 
   test('the sparse first-layer path gives the dense path\'s bits, on any thread count and schedule', (t) => {
-    // MNIST-like input: a blob of ink in the middle, a few stray pixels anywhere (so that pixel
-    // tiles straddle 64-bit words and border tiles have few rows), the rest exactly 0
     const r = new Rng(21);
     const n = 120;
-    const images = new Uint8Array(n * 784);
-    for (let i = 0; i < n; i++)
-      for (let k = 0; k < 784; k++) {
-        const y = Math.floor(k / 28) - 14;
-        const x = (k % 28) - 14 + (i % 5) - 2;
-        const ink = x * x + y * y < 40 && r.next() < 0.6;
-        if (ink || r.next() < 0.02) images[i * 784 + k] = 1 + r.int(255);
-      }
+    const images = inkImages(r, n);
     // odd widths: the padding columns and a first layer of 3 column groups, one of them short
     const widths = [784, 40, 24, 10];
     const odd = mlpNetwork({ inputSize: 784, hidden: [40, 24], embeddingDim: 10, dropout: 0.1 });
@@ -392,31 +397,41 @@ if (!status.available) {
     const seedWidths = [784, 128, 128, 128];
     const seedInit = net.initWeights(new Rng(12));
     const steps = 260;
-    const long = (threads: number): { w: Float32Array[]; roles: number } => {
+    const rowGen = new Rng(5);
+    const batches = Array.from({ length: steps }, () => Int32Array.from({ length: 74 }, () => rowGen.int(n)));
+    // the second run on two threads tells each step the next one's rows, as the trainer does (the
+    // next step's first layer then runs ahead, and the schedules are chosen a step early)
+    const long = (threads: number, tell = false): { w: Float32Array[]; roles: number; ahead: number } => {
       const m = new NativeMlp(seedWidths, 0.1, threads);
       m.setWeights(seedInit);
-      const rows = new Rng(5);
       const drop = new Rng(7);
       let roles = 0;
+      let ahead = 0;
       for (let s = 0; s < steps; s++) {
-        m.forwardTrain(images, 784, Int32Array.from({ length: 74 }, () => rows.int(n)), drop);
+        m.forwardTrain(images, 784, batches[s]!, drop);
         if (m.lastStepInRoles) roles++;
+        if (m.lastStepRanAhead) ahead++;
         const ia = Int32Array.from({ length: 37 }, (_, i) => i);
         const ib = Int32Array.from({ length: 37 }, (_, i) => 37 + i);
+        if (tell && s + 1 < steps) m.setNext(images, 784, batches[s + 1]!);
         m.backwardPairs(ia, ib, Float32Array.from({ length: 37 }, (_, i) => ((i % 3) - 1) * 0.2), 3, coefOpt, true);
       }
       const w = [0, 1, 2, 3, 4, 5].map((i) => m.getParam(i));
       m.dispose();
-      return { w, roles };
+      return { w, roles, ahead };
     };
     const one = long(1);
-    const two = long(2);
-    two.w.forEach((w, i) => assert.deepEqual(w, one.w[i], `weights ${i} after ${steps} steps in auto mode on 2 threads`));
     assert.equal(one.roles, 0, 'one thread never runs in roles');
-    if (supported) {
-      // the timing ran 24 steps in roles, then the choice ran the last 12 steps either way
-      t.diagnostic(`two threads in auto mode: ${two.roles} of ${steps} steps in roles`);
-      assert.ok(two.roles === 24 || two.roles === 36, `two threads ran ${two.roles} of ${steps} steps in roles`);
+    for (const tell of [false, true]) {
+      const two = long(2, tell);
+      const what = `in auto mode on 2 threads${tell ? ', told the next rows' : ''}`;
+      two.w.forEach((w, i) => assert.deepEqual(w, one.w[i], `weights ${i} after ${steps} steps ${what}`));
+      if (!supported) continue;
+      // the timing ran 24 steps in roles (6 blocks of 4); the choice, made a step after it, ran
+      // the last 11; a roles step runs ahead when the next one is in roles too
+      t.diagnostic(`${what}: ${two.roles} of ${steps} steps in roles, ${two.ahead} taken over from a run ahead`);
+      assert.ok(two.roles === 24 || two.roles === 35, `${two.roles} of ${steps} steps in roles, ${what}`);
+      assert.equal(two.ahead, tell ? (two.roles === 24 ? 18 : 28) : 0, `steps taken over from a run ahead, ${what}`);
     }
     // 'auto' keeps the sparse path on sparse input and leaves it on dense input
     const auto = new NativeMlp(widths, 0.1, 2);
@@ -430,6 +445,71 @@ if (!status.available) {
     auto.forwardTrain(noise, 784, b, new Rng(1));
     assert.equal(auto.lastStepSparse, false, 'auto mode on dense input');
     auto.dispose();
+  });
+
+  test('running the next step\'s first layer ahead gives the same bits, taken over or not', () => {
+    const n = 120;
+    const images = inkImages(new Rng(22), n);
+    const widths = [784, 40, 24, 10];
+    const w0 = mlpNetwork({ inputSize: 784, hidden: [40, 24], embeddingDim: 10, dropout: 0.1 }).initWeights(new Rng(6));
+    const coefOpt = Float32Array.of(0.9, 0.1, 0.001, 1e-7);
+    const rowsGen = new Rng(3);
+    // batches of 74 rows, the last one shorter (60): the run ahead follows the batch size
+    const batches = Array.from({ length: 7 }, (_, s) => Int32Array.from({ length: s === 6 ? 60 : 74 }, () => rowsGen.int(n)));
+    const other = Int32Array.from({ length: 74 }, (_, i) => (i * 7) % n);
+    type Mode = 'none' | 'next' | 'other rows' | 'calls between' | 'dense';
+    const run = (threads: number, mode: Mode): { w: Float32Array[]; g: Float32Array[]; emb: Float32Array[]; ahead: number } => {
+      const m = new NativeMlp(widths, 0.1, threads);
+      m.setInputMode(mode === 'dense' ? 'dense' : 'sparse');
+      m.setSchedule('roles');
+      m.setWeights(w0);
+      const drop = new Rng(9);
+      const emb: Float32Array[] = [];
+      let ahead = 0;
+      batches.forEach((b, s) => {
+        emb.push(Float32Array.from(m.forwardTrain(images, 784, b, drop)));
+        if (m.lastStepRanAhead) ahead++;
+        const half = b.length / 2;
+        const ia = Int32Array.from({ length: half }, (_, i) => i);
+        const ib = Int32Array.from({ length: half }, (_, i) => half + i);
+        const k = Float32Array.from({ length: half }, (_, i) => ((i % 5) - 2) * 0.3);
+        // the last step too tells rows (the first batch's): a run ahead that nothing takes over
+        const next = batches[s + 1] ?? batches[0]!;
+        if (mode !== 'none') assert.equal(m.setNext(images, 784, mode === 'other rows' ? other : next), true);
+        m.backwardPairs(ia, ib, k, 3, coefOpt, true);
+        if (mode === 'calls between') {
+          // while thread 1 may still run ahead: reads, an embedding, a write of the same weights
+          emb.push(m.embed(images, 784, Int32Array.of(0, 5, 9)));
+          m.setParam(0, m.getParam(0));
+          assert.equal(m.nonFinite(), 0);
+        }
+      });
+      const out = { w: [0, 1, 2, 3, 4, 5].map((i) => m.getParam(i)), g: [0, 1, 2, 3, 4, 5].map((i) => m.getGrad(i)), emb, ahead };
+      m.dispose();
+      return out;
+    };
+    const ref = run(1, 'none');
+    const between = run(1, 'calls between');
+    const m = new NativeMlp(widths, 0.1, 2);
+    assert.throws(() => m.setNext(images, 784, Int32Array.of(0, n)), /out of range/);
+    assert.equal(m.setNext(images, 784, new Int32Array(1000)), false, 'more rows than the buffers hold: not taken');
+    m.dispose();
+    for (const [threads, mode, aheadSteps] of [
+      [2, 'next', 6],
+      [2, 'none', 0],
+      [2, 'other rows', 0],
+      [2, 'calls between', 0],
+      [2, 'dense', 6],
+      [3, 'next', 0],
+    ] as const) {
+      const o = run(threads, mode);
+      const what = `${threads} threads, ${mode}`;
+      // on two threads in roles every step but the first takes over the run ahead
+      assert.equal(o.ahead, aheadSteps, `steps that took a run ahead over, ${what}`);
+      ref.w.forEach((w, i) => assert.deepEqual(o.w[i], w, `weights ${i}, ${what}`));
+      ref.g.forEach((g, i) => assert.deepEqual(o.g[i], g, `gradient ${i}, ${what}`));
+      (mode === 'calls between' ? between : ref).emb.forEach((e, i) => assert.deepEqual(o.emb[i], e, `embeddings ${i}, ${what}`));
+    }
   });
 
   test('bad input is refused, not read out of bounds', () => {

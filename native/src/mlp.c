@@ -1163,8 +1163,15 @@ static void backward_each(void *vctx, int t, int tid) {
            works: this step's part ends here for the caller, with the count of bad weights */
         m->bad[8] = bad;
         m->l0sparse = m->pre_sparse;
+        /* read before detaching: from then on the caller may take the next forward pass over,
+           which swaps H0next with H[0] */
+        const uint8_t *images = m->next_images;
+        const int32_t *rows = m->next_rows;
+        const int rows_n = m->next_n;
+        const long base = m->ahead_base;
+        float *out = m->H0next;
         pool_detach();
-        layer0_role(m, m->next_images, m->next_rows, m->next_n, m->ahead_base, m->H0next);
+        layer0_role(m, images, rows, rows_n, base, out);
         __atomic_store_n(&m->ahead_done, 1, __ATOMIC_RELEASE);
         return;
       }

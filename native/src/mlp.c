@@ -5,10 +5,11 @@
  *
  * A training step runs on every thread of the pool at once, each thread on a fixed share (see
  * forward_each): the first layer by column groups, the others by batch rows, with barriers
- * between the phases; or, on two threads with sparse input, in roles (use_roles). The first
- * layer skips the zero pixels of sparse input (layer0_gather). Inference (mlp_embed) hands out
- * row blocks dynamically. Every output element is one sum in a fixed order, so results are the
- * same for any thread count, schedule and first-layer path.
+ * between the phases; or, on two threads with sparse input, in roles (use_roles), where the next
+ * step's first layer may run ahead (mlp_set_next). The first layer skips the zero pixels of
+ * sparse input (layer0_gather). Inference (mlp_embed) hands out row blocks dynamically. Every
+ * output element is one sum in a fixed order, so results are the same for any thread count,
+ * schedule, first-layer path and run-ahead.
  */
 #include <math.h>
 #include <pthread.h>

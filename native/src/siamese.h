@@ -91,9 +91,9 @@ typedef struct mlp {
      for, and the first layer's progress in rows, counted on from step to step */
   int roles, schedule;
   /* auto mode's timing of the two schedules (use_roles): the step count in the current round,
-     the choice, whether the last step counted, the native ns of each schedule's timed steps (tune_n of them), the last forward
-     pass's ns */
-  int tune_step, tune_roles, tune_live; /* tune_live: the last step was counted */
+     the choice, whether the step last decided counts, the native ns of each schedule's timed
+     steps (tune_n of them), the last forward pass's ns */
+  int tune_step, tune_roles, tune_live;
   long tune_ns[2][TUNE_TIMED], step_ns;
   int tune_n[2];
   int *cursor; /* the backward pass's place in each pixel tile's row list, per group */

@@ -229,6 +229,18 @@ static int check_rows(napi_env env, const tarray *img, int in_dim, const tarray 
   return 1;
 }
 
+/* (images: Uint8Array, inDim, rows: Int32Array) at args[0..2], rows at least min_rows long:
+   false after throwing (the rows' range is check_rows' to test) */
+static bool get_batch(napi_env env, napi_value *args, const mlp *m, size_t min_rows, tarray *img, int *in_dim,
+                      tarray *rows) {
+  const char *err = NULL;
+  if (!get_tarray(env, args[0], napi_uint8_array, img)) err = "images must be a Uint8Array";
+  else if (!get_int(env, args[1], in_dim) || *in_dim != m->w[0]) err = "image size does not match the network";
+  else if (!get_tarray(env, args[2], napi_int32_array, rows) || rows->length < min_rows) err = "rows must be an Int32Array";
+  if (err) fail(env, err);
+  return err == NULL;
+}
+
 /* forwardTrain(handle, images: Uint8Array, inDim, rows: Int32Array, rng: Uint32Array(4) | null, out: Float32Array) */
 static napi_value js_forward_train(napi_env env, napi_callback_info info) {
   ARGS(6);
@@ -236,9 +248,7 @@ static napi_value js_forward_train(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   tarray img, rows, out, rng;
   int in_dim;
-  if (!get_tarray(env, argv[1], napi_uint8_array, &img)) return fail(env, "images must be a Uint8Array");
-  if (!get_int(env, argv[2], &in_dim) || in_dim != m->w[0]) return fail(env, "image size does not match the network");
-  if (!get_tarray(env, argv[3], napi_int32_array, &rows) || rows.length < 1) return fail(env, "rows must be an Int32Array");
+  if (!get_batch(env, argv + 1, m, 1, &img, &in_dim, &rows)) return NULL;
   if (!get_tarray(env, argv[4], napi_uint32_array, &rng) || rng.length != 4) return fail(env, "rng must be a Uint32Array(4)");
   if (!get_tarray(env, argv[5], napi_float32_array, &out) || out.length != rows.length * (size_t)m->w[m->nl])
     return fail(env, "out must be a Float32Array of rows x embedding size");
@@ -294,9 +304,7 @@ static napi_value js_embed(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   tarray img, rows, out;
   int in_dim;
-  if (!get_tarray(env, argv[1], napi_uint8_array, &img)) return fail(env, "images must be a Uint8Array");
-  if (!get_int(env, argv[2], &in_dim) || in_dim != m->w[0]) return fail(env, "image size does not match the network");
-  if (!get_tarray(env, argv[3], napi_int32_array, &rows)) return fail(env, "rows must be an Int32Array");
+  if (!get_batch(env, argv + 1, m, 0, &img, &in_dim, &rows)) return NULL;
   if (!get_tarray(env, argv[4], napi_float32_array, &out) || out.length != rows.length * (size_t)m->w[m->nl])
     return fail(env, "out must be a Float32Array of rows x embedding size");
   if (!check_rows(env, &img, in_dim, &rows)) return NULL;
@@ -405,9 +413,7 @@ static napi_value js_set_next(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   tarray img, rows;
   int in_dim;
-  if (!get_tarray(env, argv[1], napi_uint8_array, &img)) return fail(env, "images must be a Uint8Array");
-  if (!get_int(env, argv[2], &in_dim) || in_dim != m->w[0]) return fail(env, "image size does not match the network");
-  if (!get_tarray(env, argv[3], napi_int32_array, &rows) || rows.length < 1) return fail(env, "rows must be an Int32Array");
+  if (!get_batch(env, argv + 1, m, 1, &img, &in_dim, &rows)) return NULL;
   if (!check_rows(env, &img, in_dim, &rows)) return NULL;
   const int taken = mlp_set_next(m, (const uint8_t *)img.data, in_dim, (const int32_t *)rows.data, (int)rows.length);
   napi_value r;

@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "gemm.h"
 #include "siamese.h"
@@ -572,7 +571,6 @@ static void layer0_group(const mlp *m, int g, const float *x, int n, float *out)
    order; returns their number */
 static int tile_nonzero(const mlp *m, const uint8_t *x, int r0, int mr, uint64_t *nz, int32_t *idx) {
   const int K = m->w[0];
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   int cnt = 0;
   for (int w = 0; w < m->nzw; w++) {
     const int k0 = w * 64, left = K - k0;
@@ -584,13 +582,11 @@ static int tile_nonzero(const mlp *m, const uint8_t *x, int r0, int mr, uint64_t
       nz[(size_t)w * m->cap + r0 + r] = bits;
       any |= bits;
     }
-    /* the set bits' pixels, 16 at a time with AVX-512 compress (bit by bit, this loop took a
-       third of the gather's time); whole vectors are stored, the list has 16 spare entries */
+    /* the set bits' pixels, 16 at a time (bit by bit, this loop took a third of the gather's
+       time); the list has 16 spare entries */
     for (int q = 0; q < 64 && any >> q; q += 16) {
       const __mmask16 k = (__mmask16)(any >> q);
-      if (!k) continue;
-      _mm512_storeu_si512(idx + cnt, _mm512_maskz_compress_epi32(k, _mm512_add_epi32(iota, _mm512_set1_epi32(k0 + q))));
-      cnt += __builtin_popcount(k);
+      if (k) cnt = append_indices(idx, cnt, k, k0 + q);
     }
   }
   return cnt;
@@ -602,7 +598,6 @@ static int tile_nonzero(const mlp *m, const uint8_t *x, int r0, int mr, uint64_t
 static void pixel_tile_lists(mlp *m, int g, int n) {
   const int K = m->w[0], tiles = (K + MR - 1) / MR;
   const uint64_t *nz = m->NZ[g];
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int i = 0; i < tiles; i++) {
     const int k0 = i * MR, mr = K - k0 < MR ? K - k0 : MR, w = k0 >> 6, s = k0 & 63;
     const __m512i want = _mm512_set1_epi64((long long)(((uint64_t)1 << mr) - 1));
@@ -620,9 +615,7 @@ static void pixel_tile_lists(mlp *m, int g, int n) {
       }
       __mmask16 k = (__mmask16)(_mm512_test_epi64_mask(a, want) | (_mm512_test_epi64_mask(b, want) << 8));
       if (n - p < 16) k &= (__mmask16)((1u << (n - p)) - 1);
-      /* the whole vector is stored (the list has 16 spare entries); only cnt of them count */
-      _mm512_storeu_si512(list + cnt, _mm512_maskz_compress_epi32(k, _mm512_add_epi32(iota, _mm512_set1_epi32(p))));
-      cnt += __builtin_popcount(k);
+      cnt = append_indices(list, cnt, k, p); /* (the list has 16 spare entries) */
     }
     m->TLn[g][i] = cnt;
   }
@@ -912,12 +905,6 @@ static void tune_record(mlp *m, int live, int step, long ns) {
   if (m->tune_n[s] < TUNE_TIMED) m->tune_ns[s][m->tune_n[s]++] = ns;
 }
 
-static long clock_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 void mlp_set_schedule(mlp *m, int schedule) {
   ahead_end(m);
   m->pre_valid = 0;
@@ -1132,6 +1119,22 @@ static size_t small_backward(mlp *m, const step_ctx *c, int t, int P) {
   return bad;
 }
 
+/* thread 1, its part of a backward pass in roles done (and the count of bad weights written):
+   the next step's first layer, while thread 0 finishes the other layers and the host works */
+static void run_ahead(mlp *m) {
+  m->l0sparse = m->pre_sparse;
+  /* read before detaching: from then on the caller may take the next forward pass over, which
+     swaps H0next with H[0] */
+  const uint8_t *images = m->next_images;
+  const int32_t *rows = m->next_rows;
+  const int n = m->next_n;
+  const long base = m->ahead_base;
+  float *out = m->H0next;
+  pool_detach();
+  layer0_role(m, images, rows, n, base, out);
+  __atomic_store_n(&m->ahead_done, 1, __ATOMIC_RELEASE);
+}
+
 static void backward_each(void *vctx, int t, int tid) {
   (void)tid;
   step_ctx *c = (step_ctx *)vctx;
@@ -1159,25 +1162,9 @@ static void backward_each(void *vctx, int t, int tid) {
           layer0_grad(m, g, r0, r1, m->XB[0], m->TL[0], m->TLn[0], m->cursor + (size_t)g * tiles);
       }
       for (int g = 0; g < m->ng; g++) bad += layer0_update(m, c, g);
-      if (c->ahead) {
-        /* the next step's first layer, while thread 0 finishes the other layers and the host
-           works: this step's part ends here for the caller, with the count of bad weights */
-        m->bad[8] = bad;
-        m->l0sparse = m->pre_sparse;
-        /* read before detaching: from then on the caller may take the next forward pass over,
-           which swaps H0next with H[0] */
-        const uint8_t *images = m->next_images;
-        const int32_t *rows = m->next_rows;
-        const int rows_n = m->next_n;
-        const long base = m->ahead_base;
-        float *out = m->H0next;
-        pool_detach();
-        layer0_role(m, images, rows, rows_n, base, out);
-        __atomic_store_n(&m->ahead_done, 1, __ATOMIC_RELEASE);
-        return;
-      }
     }
     m->bad[(size_t)t * 8] = bad;
+    if (t == 1 && c->ahead) run_ahead(m);
     return;
   }
   int r0, r1;

@@ -62,7 +62,7 @@ typedef struct {
   int tid;
 } worker_arg;
 
-static long now_ns(void) {
+long clock_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1000000000L + ts.tv_nsec;
@@ -102,11 +102,11 @@ static void *worker(void *arg) {
   unsigned seen = 0;
   for (;;) {
     if (atomic_load(&p->gen) == seen) {
-      long t0 = now_ns();
+      long t0 = clock_ns();
       int k = 0;
       while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) {
         CPU_RELAX();
-        if ((++k & 63) == 0 && now_ns() - t0 > SPIN_NS) {
+        if ((++k & 63) == 0 && clock_ns() - t0 > SPIN_NS) {
           pthread_mutex_lock(&p->mu);
           atomic_fetch_add(&p->sleepers, 1);
           while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);

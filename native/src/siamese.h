@@ -203,6 +203,8 @@ void pool_barrier(pool *p);
    takes its part of the next job when the task returns; what the task still writes is the
    caller's to synchronise. */
 void pool_detach(void);
+/* CLOCK_MONOTONIC in nanoseconds */
+long clock_ns(void);
 /* wait until *counter (published with release order) reaches want */
 void pool_wait_progress(const volatile long *counter, long want);
 

@@ -32,6 +32,14 @@ static inline __attribute__((always_inline)) void transpose16(__m512 v[16]) {
     v[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
   }
 }
+
+/* list[cnt..) += base + i for each set bit i of k, in order; returns the new count. The whole
+   vector is stored: the list needs 16 spare entries past what counts. */
+static inline __attribute__((always_inline)) int append_indices(int32_t *list, int cnt, __mmask16 k, int base) {
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  _mm512_storeu_si512(list + cnt, _mm512_maskz_compress_epi32(k, _mm512_add_epi32(iota, _mm512_set1_epi32(base))));
+  return cnt + __builtin_popcount(k);
+}
 #endif
 
 #endif

@@ -256,9 +256,7 @@ export class Training {
 
   private pairStep(p: PairSet, s: number, e: number, next?: Int32Array): StepResult {
     const n = e - s;
-    const rows = this.batchRows(2 * n);
-    rows.set(p.a.subarray(s, e));
-    rows.set(p.b.subarray(s, e), n);
+    const rows = tupleRows([p.a, p.b], s, e, this.batchRows(2 * n));
     const y = p.y.subarray(s, e);
     const r = this.run({ kind: 'pairs', rows, y }, next);
     const th = this.config.threshold;
@@ -275,10 +273,7 @@ export class Training {
     next?: Int32Array,
   ): StepResult {
     const n = e - s;
-    const rows = this.batchRows(3 * n);
-    rows.set(t.anchors.subarray(s, e));
-    rows.set(t.positives.subarray(s, e), n);
-    rows.set(t.negatives.subarray(s, e), 2 * n);
+    const rows = tupleRows([t.anchors, t.positives, t.negatives], s, e, this.batchRows(3 * n));
     const r = this.run({ kind: 'triplets', rows }, next);
     // A triplet is two pairs: (a, p) same, (a, n) different; accuracy counts both.
     const th = this.config.threshold;
@@ -328,10 +323,9 @@ export class Training {
     const s = b * bs;
     if (s >= len) return undefined;
     const e = Math.min(len, s + bs);
-    const n = e - s;
-    if (this.nextBuf.length !== cols.length * n) this.nextBuf = new Int32Array(cols.length * n);
-    cols.forEach((c, i) => this.nextBuf.set(c.subarray(s, e), i * n));
-    return this.nextBuf;
+    const size = cols.length * (e - s);
+    if (this.nextBuf.length !== size) this.nextBuf = new Int32Array(size);
+    return tupleRows(cols, s, e, this.nextBuf);
   }
 
   private run(batch: Batch, next?: Int32Array): StepOutput {
@@ -347,6 +341,12 @@ export class Training {
       );
     }
   }
+}
+
+/** Tuples s..e of columns cols (pairs: a, b; triplets: anchor, positive, negative) as image rows, one column after the other, into rows. */
+function tupleRows(cols: readonly Int32Array[], s: number, e: number, rows: Int32Array): Int32Array {
+  cols.forEach((c, i) => rows.set(c.subarray(s, e), i * (e - s)));
+  return rows;
 }
 
 interface StepResult {

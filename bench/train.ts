@@ -3,10 +3,9 @@
  * on MNIST): steady-state pairs per second and per CPU-second for the TF.js engine, the native
  * engine on one thread and on every core (with its first layer's sparse path, the default on
  * MNIST, and with its dense path; on two cores also with each schedule of two threads forced,
- * and without the next step's first layer run ahead),
- * with the cores' round trip before each round; embedding
- * images per second; RSS per epoch; where the time of a step goes; and, where Python has PyTorch,
- * PyTorch with one thread side by side.
+ * and without the next step's first layer run ahead), with the cores' round trip before each
+ * round; embedding images per second; RSS per epoch; where the time of a step goes; and, where
+ * Python has PyTorch, PyTorch with one thread side by side.
  *
  *   npm run bench                      # about a minute
  *   npm run bench -- --quick           # fewer steps, one epoch for RSS, no profile

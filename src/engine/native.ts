@@ -187,7 +187,7 @@ export class NativeMlp {
   /**
    * How two threads share a training step: 'split' divides every phase between them, 'roles'
    * gives the first layer to one and the other layers to the other (with the first layer's rows
-   * handed over in chunks), 'auto' (the default), where roles' arithmetic is about even (the
+   * handed over in pieces), 'auto' (the default), where roles' arithmetic is about even (the
    * seed's MLP on sparse input), times both in alternating blocks of steps once the run is warm
    * (after 200 steps) and keeps the faster for 2,000 steps, then times them again.
    * The same bits either way.

@@ -373,7 +373,7 @@ if (!status.available) {
     const ref = run('dense', 1);
     assert.ok(ref.g[0]!.some((x) => x !== 0), 'the first layer has a gradient');
     assert.ok(ref.g[0]!.some((x) => x === 0), 'and rows of zero gradient (pixels that are 0 in every image of a batch)');
-    // two threads also in roles: the first layer on one thread, handed over in chunks of rows
+    // two threads also in roles: the first layer on one thread, handed over in pieces of rows
     const configs = [
       ['sparse', 1, 'split'],
       ['dense', 2, 'split'],

@@ -1089,8 +1089,7 @@ static size_t bias_update(mlp *m, const step_ctx *c, int l, int j0, int j1) {
     VSTORE(gb + j, s);
   }
   if (!c->apply || j1 <= j0) return 0;
-  opt_update(c->opt, m->B[l] + j0, gb + j0, m->SB[0][l] + j0, m->SB[1][l] + j0, (size_t)(j1 - j0));
-  return count_nonfinite(m->B[l] + j0, (size_t)(j1 - j0));
+  return opt_update(c->opt, m->B[l] + j0, gb + j0, m->SB[0][l] + j0, m->SB[1][l] + j0, (size_t)(j1 - j0));
 }
 
 /* the first layer's kernel update, column group g, its gradient computed */
@@ -1098,8 +1097,7 @@ static size_t layer0_kernel_update(mlp *m, const step_ctx *c, int g) {
   const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
   const size_t o = (size_t)K * c0, len = (size_t)K * cw;
   if (!c->apply) return 0;
-  opt_update(c->opt, m->W[0] + o, m->GW[0] + o, m->SW[0][0] + o, m->SW[1][0] + o, len);
-  return count_nonfinite(m->W[0] + o, len);
+  return opt_update(c->opt, m->W[0] + o, m->GW[0] + o, m->SW[0][0] + o, m->SW[1][0] + o, len);
 }
 
 /* the first layer's bias and kernel update, column group g, its kernel gradient computed */
@@ -1139,9 +1137,8 @@ static size_t small_backward(mlp *m, const step_ctx *c, int t, int P) {
       gemm_tn(k1 - k0, N, c->n, m->H[l - 1] + k0, K, m->D[l], N, m->GW[l] + (size_t)k0 * N, N);
       if (c->apply) {
         const size_t o = (size_t)k0 * N, len = (size_t)(k1 - k0) * N;
-        opt_update(c->opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
+        bad += opt_update(c->opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
         update_transpose_rows(m, l, k0, k1);
-        bad += count_nonfinite(m->W[l] + o, len);
       }
     }
     if (j1 > j0) bad += bias_update(m, c, l, j0, j1);

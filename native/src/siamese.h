@@ -180,8 +180,9 @@ void tail_distances(const float *emb, int dim, const int32_t *ia, const int32_t 
 void tail_backprop(const float *emb, int dim, const int32_t *ia, const int32_t *ib, int n, double floor_,
                    const float *d, const double *sq, const double *g, float *gemb);
 
-/* optimizer update of n contiguous elements (optim.c, compiled without FMA contraction) */
-void opt_update(const optcfg *o, float *w, const float *g, float *s0, float *s1, size_t n);
+/* optimizer update of n contiguous elements (optim.c, compiled without FMA contraction); returns
+   how many of the weights it wrote are infinite or NaN */
+size_t opt_update(const optcfg *o, float *w, const float *g, float *s0, float *s1, size_t n);
 
 /* dropout masks from xoshiro128** (dropout.c) */
 void xo_init(void);

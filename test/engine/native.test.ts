@@ -14,7 +14,7 @@ import type { ImageSplit } from '../../src/data/dataset.ts';
 import { initBackend, tf } from '../../src/engine/backend.ts';
 import type { Batch, TrainEngine } from '../../src/engine/engine.ts';
 import { backpropDistances, rowDistances } from '../../src/engine/lossTail.ts';
-import { NativeMlp, nativeStatus } from '../../src/engine/native.ts';
+import { NativeMlp, NativeOpt, nativeStatus } from '../../src/engine/native.ts';
 import { NativeEngine } from '../../src/engine/nativeEngine.ts';
 import { resolveEngine } from '../../src/engine/select.ts';
 import { TfjsEngine } from '../../src/engine/tfjsEngine.ts';
@@ -546,6 +546,53 @@ if (!status.available) {
     t.diagnostic(`two threads: ${two.ahead} of ${batches.length} steps took a run ahead over`);
     two.w.forEach((w, i) => assert.deepEqual(w, one.w[i], `weights ${i} after ${batches.length} steps`));
     assert.equal(one.ahead, 0);
+  });
+
+  test('the count of infinite and NaN weights, taken as the update writes them, is exact', () => {
+    // Infinities and NaNs planted after the forward pass where the backward pass does not read
+    // them (the first layer's kernel and bias, the last bias) stay non-finite through any
+    // optimizer's update, and every other weight stays finite: the count must be exactly the
+    // planted ones, on one thread and on two in each schedule
+    const n = 120;
+    const images = inkImages(new Rng(23), n);
+    const widths = [784, 40, 24, 10];
+    const w0 = mlpNetwork({ inputSize: 784, hidden: [40, 24], embeddingDim: 10, dropout: 0.1 }).initWeights(new Rng(7));
+    const optimizers: [NativeOpt, Float32Array][] = [
+      [NativeOpt.Sgd, Float32Array.of(0.01)],
+      [NativeOpt.Momentum, Float32Array.of(0.01, 0.9)],
+      [NativeOpt.Nesterov, Float32Array.of(0.01, 0.9)],
+      [NativeOpt.RmsProp, Float32Array.of(0.9, 0.1, 0.001, 1e-7)],
+      [NativeOpt.Adam, Float32Array.of(0.9, 0.1, 0.999, 0.001, 0.001, 1e-7)],
+      [NativeOpt.Adagrad, Float32Array.of(0.01, 1e-7)],
+    ];
+    const planted = new Rng(8);
+    for (const [opt, coef] of optimizers)
+      for (const [threads, schedule] of [[1, 'split'], [2, 'split'], [2, 'roles']] as const) {
+        const m = new NativeMlp(widths, 0.1, threads);
+        m.setSchedule(schedule);
+        m.setWeights(w0);
+        const rows = Int32Array.from({ length: 74 }, (_, i) => (i * 11) % n);
+        m.forwardTrain(images, 784, rows, new Rng(9));
+        let want = 0;
+        for (const idx of [0, 1, 5]) {
+          const p = m.getParam(idx);
+          for (let k = 0; k < 7; k++) {
+            p[planted.int(p.length)] = [Infinity, -Infinity, NaN][k % 3]!;
+          }
+          want += p.filter((x) => !Number.isFinite(x)).length;
+          m.setParam(idx, p);
+        }
+        const ia = Int32Array.from({ length: 37 }, (_, i) => i);
+        const ib = Int32Array.from({ length: 37 }, (_, i) => 37 + i);
+        const k = Float32Array.from({ length: 37 }, (_, i) => ((i % 5) - 2) * 0.3);
+        m.backwardPairs(ia, ib, k, opt, coef, true);
+        const counted = [0, 1, 2, 3, 4, 5].reduce((s, i) => s + m.getParam(i).filter((x) => !Number.isFinite(x)).length, 0);
+        const what = `optimizer ${opt}, ${threads} threads, ${schedule}`;
+        assert.ok(want >= 15, `planted ${want}, ${what}`);
+        assert.equal(counted, want, `non-finite weights after the update, ${what}`);
+        assert.equal(m.nonFinite(), want, `the engine's count, ${what}`);
+        m.dispose();
+      }
   });
 
   test('bad input is refused, not read out of bounds', () => {

@@ -16,8 +16,9 @@ static inline uint32_t nonfinite(float x) {
   return (u & 0x7f800000u) == 0x7f800000u;
 }
 
-/* counted as each weight is written, rather than in a second pass over them (which read the
-   first layer's 400 KB kernel again: 3.6 us of a step with the weights in cache) */
+/* counted as each weight is written rather than in a second pass over them: RMSprop on the
+   first layer's kernel (100,352 weights, in cache) took 13.2 us and the pass 3.6 us, the update
+   counting as it goes 14.4 to 14.8 us */
 size_t opt_update(const optcfg *o, float *restrict w, const float *restrict g, float *restrict s0,
                   float *restrict s1, size_t n) {
   const float *c = o->c;

@@ -23,6 +23,26 @@ typedef int32_t vi __attribute__((vector_size(VW * 4)));
 #define VLOAD(p) (*(const vf *)(const void *)(p))
 #define VSTORE(p, v) (*(vf *)(void *)(p) = (v))
 
+/* a store that goes past this core's caches (x86 non-temporal), for rows the other thread reads
+   next (see "streamed" in mlp.c), and the fence that orders such stores before a release store
+   (elsewhere a plain store, and no fence needed) */
+#if VW == 16 && defined(__AVX512F__)
+#include <immintrin.h>
+#define VSTREAM(p, v) _mm512_stream_ps((float *)(void *)(p), (__m512)(v))
+#define STREAM_FENCE() _mm_sfence()
+#elif VW == 8 && defined(__AVX__)
+#include <immintrin.h>
+#define VSTREAM(p, v) _mm256_stream_ps((float *)(void *)(p), (__m256)(v))
+#define STREAM_FENCE() _mm_sfence()
+#elif VW == 4 && defined(__SSE__)
+#include <immintrin.h>
+#define VSTREAM(p, v) _mm_stream_ps((float *)(void *)(p), (__m128)(v))
+#define STREAM_FENCE() _mm_sfence()
+#else
+#define VSTREAM(p, v) VSTORE(p, v)
+#define STREAM_FENCE() ((void)0)
+#endif
+
 #if VW == 16
 #define MR 6
 #define NV 4

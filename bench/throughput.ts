@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Dataset } from '../src/data/dataset.ts';
-import type { NativeInputMode, NativeSchedule } from '../src/engine/native.ts';
+import type { NativeInputMode, NativeSchedule, NativeStores } from '../src/engine/native.ts';
 import { NativeEngine } from '../src/engine/nativeEngine.ts';
 import { resolveConfig, type TrainConfig } from '../src/train/config.ts';
 import { Training } from '../src/train/trainer.ts';
@@ -46,7 +46,7 @@ export const BENCH_CONFIG: Partial<TrainConfig> = { loss: 'contrastive', batchSi
 /**
  * Steady-state steps of one engine: `warm` steps first, then `steps` measured. The native
  * engine's first layer takes its sparse path on MNIST unless inputMode is 'dense'; two native
- * threads share a step as auto mode chooses unless schedule forces one.
+ * threads share a step as auto mode chooses unless schedule (and for roles, stores) forces one.
  */
 export function throughput(
   ds: Dataset,
@@ -57,12 +57,14 @@ export function throughput(
   inputMode: NativeInputMode = 'auto',
   schedule: NativeSchedule = 'auto',
   runAhead = true,
+  stores: NativeStores = 'auto',
 ): Throughput {
   const t = new Training(ds, resolveConfig({ ...BENCH_CONFIG, engine, threads }));
   if (t.engine instanceof NativeEngine) {
     t.engine.setInputMode(inputMode);
     t.engine.setSchedule(schedule);
     t.engine.setRunAhead(runAhead);
+    t.engine.setStores(stores);
   }
   let t0 = 0;
   let c0 = 0;
@@ -91,7 +93,13 @@ export function throughput(
   const res: Throughput = {
     engine:
       t.engine instanceof NativeEngine
-        ? ['native', inputMode === 'dense' ? 'dense first layer' : '', schedule !== 'auto' ? `${schedule} schedule` : '', runAhead ? '' : 'no run-ahead']
+        ? [
+            'native',
+            inputMode === 'dense' ? 'dense first layer' : '',
+            schedule !== 'auto' ? `${schedule} schedule` : '',
+            stores !== 'auto' ? `${stores} stores` : '',
+            runAhead ? '' : 'no run-ahead',
+          ]
             .filter(Boolean)
             .join(', ')
         : t.engine.name,

@@ -3,9 +3,9 @@
  * on MNIST): steady-state pairs per second and per CPU-second for the TF.js engine, the native
  * engine on one thread and on every core (with its first layer's sparse path, the default on
  * MNIST, and with its dense path; on two cores also with each schedule of two threads forced,
- * and without the next step's first layer run ahead), with the cores' round trip before each
- * round; embedding images per second; RSS per epoch; where the time of a step goes; and, where
- * Python has PyTorch, PyTorch with one thread side by side.
+ * roles with each of its stores, and without the next step's first layer run ahead), with the
+ * cores' round trip before each round; embedding images per second; RSS per epoch; where the
+ * time of a step goes; and, where Python has PyTorch, PyTorch with one thread side by side.
  *
  *   npm run bench                      # about a minute
  *   npm run bench -- --quick           # fewer steps, one epoch for RSS, no profile
@@ -146,6 +146,8 @@ const nativeWarm = quick ? 260 : 300;
 // two threads in each schedule, forced, beside auto mode's choice (sparse path, two cores)
 const ratiosSplit: number[] = [];
 const ratiosRoles: number[] = [];
+const ratiosRolesPlain: number[] = [];
+const ratiosRolesStreamed: number[] = [];
 const ratiosNoAhead: number[] = [];
 rows.push(throughput(ds, 'tfjs', 1, 10, tfSteps));
 if (machine.native.available) {
@@ -156,6 +158,8 @@ if (machine.native.available) {
     all: [] as Throughput[],
     split: [] as Throughput[],
     roles: [] as Throughput[],
+    rolesPlain: [] as Throughput[],
+    rolesStreamed: [] as Throughput[],
     noAhead: [] as Throughput[],
     oneDense: [] as Throughput[],
     allDense: [] as Throughput[],
@@ -172,6 +176,11 @@ if (machine.native.available) {
       ratiosSplit.push(runs.split[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
       runs.roles.push(throughput(ds, 'native', 2, nativeWarm, natSteps, 'auto', 'roles'));
       ratiosRoles.push(runs.roles[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
+      // roles with each way of handing rows over forced (auto mode times both)
+      runs.rolesPlain.push(throughput(ds, 'native', 2, nativeWarm, natSteps, 'auto', 'roles', true, 'plain'));
+      ratiosRolesPlain.push(runs.rolesPlain[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
+      runs.rolesStreamed.push(throughput(ds, 'native', 2, nativeWarm, natSteps, 'auto', 'roles', true, 'streamed'));
+      ratiosRolesStreamed.push(runs.rolesStreamed[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
       // auto mode without the next step's first layer run ahead
       runs.noAhead.push(throughput(ds, 'native', 2, nativeWarm, natSteps, 'auto', 'auto', false));
       ratiosNoAhead.push(runs.noAhead[r]!.pairsPerSecond / runs.one[r]!.pairsPerSecond);
@@ -182,7 +191,8 @@ if (machine.native.available) {
       ratiosDense.push(runs.allDense[r]!.pairsPerSecond / runs.oneDense[r]!.pairsPerSecond);
     }
   }
-  for (const k of ['one', 'all', 'split', 'roles', 'noAhead', 'oneDense', 'allDense'] as const) if (runs[k].length) rows.push(pooled(runs[k]));
+  for (const k of ['one', 'all', 'split', 'roles', 'rolesPlain', 'rolesStreamed', 'noAhead', 'oneDense', 'allDense'] as const)
+    if (runs[k].length) rows.push(pooled(runs[k]));
 }
 
 const torchSteps = quick ? 100 : 300;
@@ -229,6 +239,8 @@ const speedup = (label: string, one: Throughput | undefined, all: Throughput | u
 speedup('native', n1, nAll, ratios);
 speedup('native, split schedule forced,', n1, nativeRow('native, split schedule', true), ratiosSplit);
 speedup('native, roles forced,', n1, nativeRow('native, roles schedule', true), ratiosRoles);
+speedup('native, roles with plain stores forced,', n1, nativeRow('native, roles schedule, plain stores', true), ratiosRolesPlain);
+speedup('native, roles with streamed stores forced,', n1, nativeRow('native, roles schedule, streamed stores', true), ratiosRolesStreamed);
 speedup('native, no run-ahead,', n1, nativeRow('native, no run-ahead', true), ratiosNoAhead);
 speedup('native, dense first layer,', nativeRow('native, dense first layer', false), nativeRow('native, dense first layer', true), ratiosDense);
 if (n1 && nAll) {
@@ -394,7 +406,7 @@ if (!quick) {
 if (jsonOut) {
   writeFileSync(
     jsonOut,
-    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, speedupRoundsSplit: ratiosSplit, speedupRoundsRoles: ratiosRoles, speedupRoundsNoRunAhead: ratiosNoAhead, speedupRoundsDenseFirstLayer: ratiosDense, coreRoundTripNs: roundTrips, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
+    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, speedupRoundsSplit: ratiosSplit, speedupRoundsRoles: ratiosRoles, speedupRoundsRolesPlainStores: ratiosRolesPlain, speedupRoundsRolesStreamedStores: ratiosRolesStreamed, speedupRoundsNoRunAhead: ratiosNoAhead, speedupRoundsDenseFirstLayer: ratiosDense, coreRoundTripNs: roundTrips, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
   );
   log(`wrote ${jsonOut}`);
 }

@@ -204,16 +204,19 @@ static napi_value js_input_mode(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* schedule(handle, mode: -1 | SCHEDULE_AUTO | SCHEDULE_SPLIT | SCHEDULE_ROLES): 1 if the last
-   training step ran in roles, + 2 if its first layer had run ahead (mlp_set_next) */
+/* schedule(handle, schedule: -1 | SCHEDULE_AUTO | SCHEDULE_SPLIT | SCHEDULE_ROLES,
+            stores: -1 | STORES_AUTO | STORES_PLAIN | STORES_STREAMED): 1 if the last training
+   step ran in roles, + 2 if its first layer had run ahead (mlp_set_next), + 4 if it streamed */
 static napi_value js_schedule(napi_env env, napi_callback_info info) {
-  ARGS(2);
+  ARGS(3);
   mlp *m = get_model(env, argv[0]);
-  int mode;
-  if (!m || !get_mode(env, argv[1], SCHEDULE_ROLES, &mode)) return NULL;
+  int mode, stores;
+  if (!m || !get_mode(env, argv[1], SCHEDULE_ROLES, &mode) || !get_mode(env, argv[2], STORES_STREAMED, &stores))
+    return NULL;
   if (mode >= 0) mlp_set_schedule(m, mode);
+  if (stores >= 0) mlp_set_stores(m, stores);
   napi_value r;
-  CHECK(napi_create_int32(env, (m->roles ? 1 : 0) | (m->ran_ahead ? 2 : 0), &r));
+  CHECK(napi_create_int32(env, (m->roles ? 1 : 0) | (m->ran_ahead ? 2 : 0) | (m->roles && m->streamed ? 4 : 0), &r));
   return r;
 }
 
@@ -424,7 +427,7 @@ static napi_value js_set_next(napi_env env, napi_callback_info info) {
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   char buf[160];
-  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":4}", ISA_NAME, VW, MR,
+  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":5}", ISA_NAME, VW, MR,
            NV * VW);
   napi_value s;
   CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));

@@ -5,7 +5,7 @@
  *
  * A training step runs on every thread of the pool at once, each thread on a fixed share (see
  * forward_each): the first layer by column groups, the others by batch rows, with barriers
- * between the phases; or, on two threads with sparse input, in roles (use_roles), where the next
+ * between the phases; or, on two threads with sparse input, in roles (choose_plan), where the next
  * step's first layer may run ahead (mlp_set_next). The first layer skips the zero pixels of
  * sparse input (layer0_gather). Inference (mlp_embed) hands out row blocks dynamically. Every
  * output element is one sum in a fixed order, so results are the same for any thread count,
@@ -638,7 +638,7 @@ static void pixel_tile_lists(mlp *m, int g, int n) {
  * ReLU follows tile by tile (its dropout waits for the masks, in forward 2).
  */
 #define L0_AHEAD (2 * MR)
-#define ROLE_CHUNK 8 /* row tiles the first layer publishes at a time, in roles (use_roles) */
+#define ROLE_CHUNK 8 /* row tiles the first layer publishes at a time, in roles (choose_plan) */
 static size_t layer0_gather(const mlp *m, int g0, int g1, const uint8_t *images, const int32_t *rows, int n, int i0,
                             int i1, uint8_t *x, uint64_t *nz, int32_t *ul, float *out, float *tile) {
   const int K = m->w[0], ldo = m->wp[1];
@@ -772,7 +772,7 @@ static void forward_rows(mlp *m, const step_ctx *c, int r0, int r1) {
  * A barrier separates 1 from 2 and A from B. Every output element is still one sum in a fixed
  * order, so results are the same for any number of threads. (A dynamic split of the same work
  * measured 1.3x on two cores: the first layer's kernel and the input moved between the cores'
- * caches every step.) In roles (two threads, see use_roles) forward 1 and 2 overlap instead,
+ * caches every step.) In roles (two threads, see choose_plan) forward 1 and 2 overlap instead,
  * piece by piece of rows, and so do backward A and B.
  */
 /*
@@ -809,25 +809,27 @@ static int take_rows(const mlp *m, long base, int r0, int n) {
 }
 
 /*
- * What one thread of roles writes for the other, the first layer's output (thread 1) and its dZ
- * (thread 0), it computes into its own scratch and streams out with non-temporal stores, past its
- * caches. A plain store must first fetch each line from the other core, which read it a step or
- * two before (with the vCPUs far apart that crossing is as slow as memory and costs both
- * threads). The other thread then reads the rows from memory, in order, which the prefetcher
- * serves. (2026-11-30, far vCPUs, C harness, streamed and plain stores alternating every 16
- * steps in one run: the median step 2.5% to 3.9% shorter for the first layer's output in 7 runs,
- * and 0.5% to 1.1% more for dZ in 3.)
+ * Streamed stores (the plan PLAN_STREAMED): what one thread of roles writes for the other, the
+ * first layer's output (thread 1) and its dZ (thread 0), it computes into its own scratch and
+ * streams out with non-temporal stores, past its caches. A plain store must first fetch each line
+ * from the other core, which read it a step or two before; with the vCPUs far apart that crossing
+ * is as slow as memory and costs both threads. The other thread then reads the rows from memory,
+ * in order, which the prefetcher serves. (2026-11-30, far vCPUs, C harness, streamed and plain
+ * stores alternating every 16 steps in one run: the median step 2.5% to 3.9% shorter for the
+ * first layer's output in 7 runs, and 0.5% to 1.1% more for dZ in 3. With the vCPUs close, 4%
+ * longer: see choose_plan.)
  */
 static float *role_tmp(const mlp *m, int t) { return m->scratch + (size_t)t * m->scratch_per_thread; }
 
 /* thread 1's part of the forward pass in roles: the first layer, all its columns, piece by piece
    of rows, into out, each piece published through the progress counter from base */
-static void layer0_role(mlp *m, const uint8_t *images, const int32_t *rows, int n, long base, float *out) {
+static void layer0_role(mlp *m, const uint8_t *images, const int32_t *rows, int n, long base, float *out, int stream) {
   size_t terms = 0;
   for (int i0 = 0, i1; i0 < n; i0 = i1) {
     i1 = forward_piece_end(i0, n);
-    terms += layer0_gather(m, 0, m->ng, images, rows, n, i0, i1, m->XB[0], m->NZ[0], m->UL[0], out, role_tmp(m, 1));
-    STREAM_FENCE();
+    terms += layer0_gather(m, 0, m->ng, images, rows, n, i0, i1, m->XB[0], m->NZ[0], m->UL[0], out,
+                           stream ? role_tmp(m, 1) : NULL);
+    if (stream) STREAM_FENCE();
     __atomic_store_n(&m->progress, base + i1, __ATOMIC_RELEASE);
   }
   m->terms = terms;
@@ -846,7 +848,7 @@ static void forward_each(void *vctx, int t, int tid) {
        thread 0 the masks, then each piece's other layers as soon as it is there */
     if (t == 1) {
       /* (run ahead: done already, or going on in the backward pass's task) */
-      if (!c->ahead) layer0_role(m, c->images, c->rows, n, c->base, m->H[0]);
+      if (!c->ahead) layer0_role(m, c->images, c->rows, n, c->base, m->H[0], m->streamed);
     } else {
       draw_masks(m, c, 0, n);
       for (int i0 = 0, i1; i0 < n; i0 = i1) {
@@ -883,22 +885,25 @@ static void forward_each(void *vctx, int t, int tid) {
  * forward pass finds it done or under way (2026-11-30, far vCPUs, 7 rounds each: 1.61x and
  * 1.64x one thread's speed against 1.52x without, forced roles and auto mode).
  *
- * auto: roles are a candidate when their arithmetic is about even (the seed's MLP on MNIST: 0.9).
- * Which schedule is faster then depends on where the host put the two vCPUs (close together,
- * splitting every phase wins; far apart, roles move less between them), and the host moves them
- * now and then. So the engine times both and keeps the faster for ROLE_KEEP steps, then times
- * both again. A run's first steps are slower (here 2x and more over its first 50 to 150 steps,
- * on one thread as on two), and a schedule's first step after a switch pays for moving the
- * data: so the timing starts after ROLE_WARM steps, alternates blocks of ROLE_BLOCK steps of
- * each schedule, leaves out each block's first step and compares medians. (Timing 20 steps of
- * one schedule and then 20 of the other from the 5th step on measured the first one, split,
- * 1.5x slower than the second, and kept roles where split was 10% faster.)
+ * auto: roles are a candidate when their arithmetic is about even (the seed's MLP on MNIST: 0.9),
+ * with plain or streamed stores (role_tmp). Which plan is fastest then depends on where the host
+ * put the two vCPUs, and the host moves them now and then: close together, splitting every phase
+ * won, and streamed stores made roles 4% slower (the other core's cache was nearer than memory);
+ * far apart, roles move less between them and streamed stores made them 3% faster (2026-11-30,
+ * C harness, the two stores alternating every 16 steps in one run, 4 and 2 runs). So the engine
+ * times the candidates and keeps the fastest for ROLE_KEEP steps, then times them again; with
+ * roles forced it times the two stores. A run's first steps are slower (here 2x and more over
+ * its first 50 to 150 steps, on one thread as on two), and a plan's first step after a switch
+ * pays for moving the data: so the timing starts after ROLE_WARM steps, runs blocks of ROLE_BLOCK
+ * steps of each plan in turn, leaves out each block's first step and compares medians. (Timing
+ * 20 steps of one schedule and then 20 of the other from the 5th step on measured the first one,
+ * split, 1.5x slower than the second, and kept roles where split was 10% faster.)
  */
 #define ROLE_WARM 200
 #define ROLE_BLOCK 4
 #define ROLE_BLOCKS 6
 #define ROLE_KEEP 2000
-_Static_assert(ROLE_BLOCKS * (ROLE_BLOCK - 1) == TUNE_TIMED, "timed steps per schedule");
+_Static_assert(ROLE_BLOCKS * (ROLE_BLOCK - 1) == TUNE_TIMED, "timed steps per plan");
 static int roles_balanced(const mlp *m) {
   const double share = m->term_share < 0 ? 0.5 : m->term_share;
   const double first = share * 2.0 * m->w[0] * m->wp[1];
@@ -919,43 +924,84 @@ static long median_ns(long *t, int n) {
   return t[n / 2];
 }
 
-static int use_roles(mlp *m, int sparse) {
-  m->tune_live = 0;
-  if (m->nthreads != 2 || m->ng != 2 || m->schedule == SCHEDULE_SPLIT) return 0;
-  if (m->schedule == SCHEDULE_ROLES) return 1;
-  if (!sparse || !roles_balanced(m)) return 0;
-  /* steps [0, WARM) split; then blocks split, roles, split, ... (TIMING steps); then the faster
-     until KEEP more, and the timing again (without the warm-up). The choice waits a step, for
-     the last timed step's record (a backward pass that decides the next step records its own
-     step after that) */
-  const int timing = 2 * ROLE_BLOCKS * ROLE_BLOCK;
-  m->tune_live = 1;
-  const int k = m->tune_step++ - ROLE_WARM;
-  if (k < 0) return 0;
-  if (k < timing) return (k / ROLE_BLOCK) & 1;
-  if (k == timing + 1) {
-    m->tune_roles = median_ns(m->tune_ns[1], m->tune_n[1]) < median_ns(m->tune_ns[0], m->tune_n[0]);
-    m->tune_n[0] = m->tune_n[1] = 0;
+/* the plans a step may take (c, the first one the default), as the schedule and stores asked
+   for allow; returns how many */
+static int plan_candidates(const mlp *m, int sparse, int *c) {
+  int n = 0;
+  if (m->nthreads != 2 || m->ng != 2 || m->schedule == SCHEDULE_SPLIT ||
+      (m->schedule == SCHEDULE_AUTO && (!sparse || !roles_balanced(m)))) {
+    c[0] = PLAN_SPLIT;
+    return 1;
   }
-  if (k >= timing + ROLE_KEEP) m->tune_step = ROLE_WARM;
-  return m->tune_roles;
+  if (m->schedule == SCHEDULE_AUTO) c[n++] = PLAN_SPLIT;
+  if (m->stores != STORES_STREAMED) c[n++] = PLAN_ROLES;
+  if (m->stores != STORES_PLAIN) c[n++] = PLAN_STREAMED;
+  return n;
 }
 
-/* a step's native time, for the schedule it ran with, while auto mode times them; live and
-   step: use_roles' tune_live and tune_step after it decided that step (the backward pass may
-   decide the next step before it records this one) */
-static void tune_record(mlp *m, int live, int step, long ns) {
+/* the next training step's plan: the only candidate, or as timed */
+static int choose_plan(mlp *m, int sparse) {
+  int c[PLANS];
+  const int nc = plan_candidates(m, sparse, c);
+  m->tune_live = 0;
+  if (nc == 1) return c[0];
+  /* steps [0, WARM) the first candidate; then blocks of each in turn (TIMING steps); then the
+     fastest until KEEP more, and the timing again (without the warm-up). The choice waits a
+     step, for the last timed step's record (a backward pass that decides the next step records
+     its own step after that) */
+  const int timing = nc * ROLE_BLOCKS * ROLE_BLOCK;
+  m->tune_live = 1;
+  m->tune_timing = timing;
+  const int k = m->tune_step++ - ROLE_WARM;
+  if (k < 0) return c[0];
+  if (k < timing) return c[(k / ROLE_BLOCK) % nc];
+  if (k == timing + 1) {
+    long best = 0;
+    for (int i = 0; i < nc; i++) {
+      const long t = median_ns(m->tune_ns[c[i]], m->tune_n[c[i]]);
+      if (i == 0 || t < best) {
+        best = t;
+        m->tune_plan = c[i];
+      }
+    }
+    memset(m->tune_n, 0, sizeof m->tune_n);
+  }
+  if (k >= timing + ROLE_KEEP) m->tune_step = ROLE_WARM;
+  for (int i = 0; i < nc; i++)
+    if (c[i] == m->tune_plan) return c[i];
+  return c[0];
+}
+
+/* a step's native time, for the plan it ran with, while auto mode times them; live and step:
+   choose_plan's tune_live and tune_step after it decided that step (the backward pass may decide
+   the next step before it records this one) */
+static void tune_record(mlp *m, int live, int step, int plan, long ns) {
   const int k = step - 1 - ROLE_WARM;
-  if (!live || k < 0 || k >= 2 * ROLE_BLOCKS * ROLE_BLOCK || k % ROLE_BLOCK == 0) return;
-  const int s = (k / ROLE_BLOCK) & 1;
-  if (m->tune_n[s] < TUNE_TIMED) m->tune_ns[s][m->tune_n[s]++] = ns;
+  if (!live || k < 0 || k >= m->tune_timing || k % ROLE_BLOCK == 0) return;
+  if (m->tune_n[plan] < TUNE_TIMED) m->tune_ns[plan][m->tune_n[plan]++] = ns;
+}
+
+/* a new schedule or stores: the timing starts over */
+static void tune_reset(mlp *m) {
+  ahead_end(m);
+  m->pre_valid = 0;
+  m->tune_step = 0;
+  m->tune_plan = PLAN_SPLIT;
+  memset(m->tune_n, 0, sizeof m->tune_n);
 }
 
 void mlp_set_schedule(mlp *m, int schedule) {
-  ahead_end(m);
-  m->pre_valid = 0;
+  tune_reset(m);
   m->schedule = schedule == SCHEDULE_SPLIT || schedule == SCHEDULE_ROLES ? schedule : SCHEDULE_AUTO;
 }
+
+void mlp_set_stores(mlp *m, int stores) {
+  tune_reset(m);
+  m->stores = stores == STORES_PLAIN || stores == STORES_STREAMED ? stores : STORES_AUTO;
+}
+
+/* the plan a step ran with */
+static int step_plan(const mlp *m) { return !m->roles ? PLAN_SPLIT : m->streamed ? PLAN_STREAMED : PLAN_ROLES; }
 
 /* the first layer's path for the next training step (both give the same bits) */
 static int choose_sparse(mlp *m) {
@@ -987,15 +1033,20 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
     /* thread 1 writes the first layer into H0next, on the path decided for this step */
     m->sparse = m->pre_sparse;
     m->roles = 1;
+    m->streamed = m->pre_plan == PLAN_STREAMED;
     float *h = m->H[0];
     m->H[0] = m->H0next;
     m->H0next = h;
-  } else if (m->pre_valid) {
-    m->sparse = m->pre_sparse;
-    m->roles = m->pre_roles;
   } else {
-    m->sparse = choose_sparse(m);
-    m->roles = use_roles(m, m->sparse);
+    int plan = m->pre_plan;
+    if (m->pre_valid) {
+      m->sparse = m->pre_sparse;
+    } else {
+      m->sparse = choose_sparse(m);
+      plan = choose_plan(m, m->sparse);
+    }
+    m->roles = plan != PLAN_SPLIT;
+    m->streamed = plan == PLAN_STREAMED;
   }
   if (!ahead) m->l0sparse = m->sparse;
   m->pre_valid = 0;
@@ -1078,7 +1129,7 @@ static void backward_rows(mlp *m, const step_ctx *c, int r0, int n) {
   for (int l = L - 1; l >= 1; l--) {
     const int N = m->wp[l + 1], K = m->wp[l];
     /* (in roles the first layer's dZ is for thread 1: streamed, see role_tmp) */
-    const int stream = l == 1 && m->roles && (size_t)n * K <= m->scratch_per_thread;
+    const int stream = l == 1 && m->roles && m->streamed && (size_t)n * K <= m->scratch_per_thread;
     float *dst = m->D[l - 1] + (size_t)r0 * K;
     float *dprev = stream ? role_tmp(m, 0) : dst;
     /* dH_{l-1} = dZ_l W_l^T */
@@ -1179,8 +1230,9 @@ static void run_ahead(mlp *m) {
   const int n = m->next_n;
   const long base = m->ahead_base;
   float *out = m->H0next;
+  const int stream = m->pre_plan == PLAN_STREAMED;
   pool_detach();
-  layer0_role(m, images, rows, n, base, out);
+  layer0_role(m, images, rows, n, base, out, stream);
   __atomic_store_n(&m->ahead_done, 1, __ATOMIC_RELEASE);
 }
 
@@ -1197,7 +1249,7 @@ static void backward_each(void *vctx, int t, int tid) {
       for (int r0 = 0, r1; r0 < n; r0 = r1) {
         r1 = backward_piece_end(r0, n);
         backward_rows(m, c, r0, r1 - r0);
-        STREAM_FENCE();
+        if (m->streamed) STREAM_FENCE();
         __atomic_store_n(&m->progress, c->base + r1, __ATOMIC_RELEASE);
       }
       bad += small_backward(m, c, 0, 1);
@@ -1245,9 +1297,9 @@ static int backward(mlp *m, const float *g, const int32_t *ia, const int32_t *ib
     /* the next step's path and schedule, decided now; its first layer runs ahead in roles */
     m->next_valid = 0;
     m->pre_sparse = choose_sparse(m);
-    m->pre_roles = use_roles(m, m->pre_sparse);
+    m->pre_plan = choose_plan(m, m->pre_sparse);
     m->pre_valid = 1;
-    if (m->roles && m->pre_roles) {
+    if (m->roles && m->pre_plan != PLAN_SPLIT) {
       c.ahead = 1;
       m->ahead_done = 0;
       m->ahead_base = c.base + m->rows + 1;
@@ -1256,7 +1308,7 @@ static int backward(mlp *m, const float *g, const int32_t *ia, const int32_t *ib
   const long t0 = clock_ns();
   pool_run_each(m->pool, backward_each, &c);
   m->ahead = c.ahead;
-  tune_record(m, tune_live, tune_step, m->step_ns + (clock_ns() - t0));
+  tune_record(m, tune_live, tune_step, step_plan(m), m->step_ns + (clock_ns() - t0));
   m->progress_base += m->rows + 1;
   /* the counts cover every weight only after an update */
   m->bad_valid = apply;

@@ -33,7 +33,9 @@
 #define MAX_LAYERS 8
 #define MAX_SLOTS 2
 #define MAX_GROUPS 64 /* column groups of the first layer (one per thread) */
-#define TUNE_TIMED 18 /* steps of each schedule that auto mode times (mlp.c, use_roles) */
+/* how a step is shared (mlp.c, choose_plan): split, roles, roles with streamed stores */
+enum { PLAN_SPLIT = 0, PLAN_ROLES = 1, PLAN_STREAMED = 2, PLANS = 3 };
+#define TUNE_TIMED 18 /* steps of each plan that auto mode times (mlp.c, choose_plan) */
 
 typedef struct pool pool;
 
@@ -87,15 +89,16 @@ typedef struct mlp {
   int32_t *UL[MAX_GROUPS];
   int32_t *TL[MAX_GROUPS];
   int *TLn[MAX_GROUPS];
-  /* two threads in roles (mlp.c, use_roles): whether the last step ran so, the schedule asked
-     for, and the first layer's progress in rows, counted on from step to step */
-  int roles, schedule;
-  /* auto mode's timing of the two schedules (use_roles): the step count in the current round,
-     the choice, whether the step last decided counts, the native ns of each schedule's timed
-     steps (tune_n of them), the last forward pass's ns */
-  int tune_step, tune_roles, tune_live;
-  long tune_ns[2][TUNE_TIMED], step_ns;
-  int tune_n[2];
+  /* two threads in roles (mlp.c, choose_plan): whether the last step ran so, and with streamed
+     stores, the schedule and stores asked for, and the first layer's progress in rows, counted
+     on from step to step */
+  int roles, streamed, schedule, stores;
+  /* auto mode's timing of the plans (choose_plan): the step count in the current round, the
+     choice, whether the step last decided counts, the timing's length in steps, the native ns
+     of each plan's timed steps (tune_n of them), the last forward pass's ns */
+  int tune_step, tune_plan, tune_live, tune_timing;
+  long tune_ns[PLANS][TUNE_TIMED], step_ns;
+  int tune_n[PLANS];
   int *cursor; /* the backward pass's place in each pixel tile's row list, per group */
   /* the next step's first layer run ahead (mlp_set_next): its rows as asked for (next_valid
      until the backward pass takes them); the next step's path and schedule, decided then
@@ -104,7 +107,7 @@ typedef struct mlp {
   const uint8_t *next_images;
   int32_t *next_rows;
   int next_n, next_valid;
-  int pre_valid, pre_sparse, pre_roles;
+  int pre_valid, pre_sparse, pre_plan;
   int ahead, ran_ahead; /* ran_ahead: the last forward pass took a run ahead over */
   long ahead_base;
   float *H0next;
@@ -129,6 +132,7 @@ typedef struct mlp {
 
 enum { INPUT_AUTO = 0, INPUT_DENSE = 1, INPUT_SPARSE = 2 };
 enum { SCHEDULE_AUTO = 0, SCHEDULE_SPLIT = 1, SCHEDULE_ROLES = 2 };
+enum { STORES_AUTO = 0, STORES_PLAIN = 1, STORES_STREAMED = 2 };
 
 /* model lifetime */
 mlp *mlp_create(const int *widths, int nlayers, double rate, int threads);
@@ -141,9 +145,12 @@ void mlp_set_input_mode(mlp *m, int mode);
 int mlp_has_sparse(void);
 /* how two threads share a training step: every phase split between them (SCHEDULE_SPLIT), or
    in roles, the first layer on one and the rest on the other (SCHEDULE_ROLES), or the faster of
-   the two as timed (SCHEDULE_AUTO, see use_roles in mlp.c); the same bits. m->roles tells the
+   the two as timed (SCHEDULE_AUTO, see choose_plan in mlp.c); the same bits. m->roles tells the
    last step's schedule. */
 void mlp_set_schedule(mlp *m, int schedule);
+/* how roles hand rows over: plain stores (STORES_PLAIN), non-temporal ones (STORES_STREAMED), or
+   the faster as timed (STORES_AUTO); the same bits. m->streamed tells the last step's. */
+void mlp_set_stores(mlp *m, int stores);
 
 /* parameters: idx 2l = kernel of layer l, 2l + 1 = bias; unpadded row-major copies */
 size_t mlp_param_size(const mlp *m, int idx);

@@ -24,7 +24,7 @@ interface NativeAddon {
   zeroSlots(h: NativeHandle): void;
   nonFinite(h: NativeHandle): number;
   inputMode(h: NativeHandle, mode: number): number;
-  schedule(h: NativeHandle, mode: number): number;
+  schedule(h: NativeHandle, schedule: number, stores: number): number;
   forwardTrain(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, rng: Uint32Array, out: Float32Array): void;
   backward(h: NativeHandle, dEmb: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
   backwardPairs(h: NativeHandle, ia: Int32Array, ib: Int32Array, k: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
@@ -106,7 +106,7 @@ function load(): { addon: NativeAddon | null; status: NativeStatus } {
   try {
     const addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
     const info = JSON.parse(addon.info()) as NativeStatus['info'] & { abi: number };
-    if (info.abi !== 4) throw new Error(`ABI ${info.abi}, expected 4 (rebuild with \`npm run build:native\`)`);
+    if (info.abi !== 5) throw new Error(`ABI ${info.abi}, expected 5 (rebuild with \`npm run build:native\`)`);
     loaded = { addon, status: { available: true, detail: `native/build/siamese.node (${info.isa})`, info } };
   } catch (e) {
     loaded = { addon: null, status: { available: false, detail: `failed to load: ${(e as Error).message.split('\n')[0]}` } };
@@ -128,6 +128,9 @@ export type NativeInputMode = (typeof INPUT_MODES)[number];
 /** How two threads share a step (SCHEDULE_AUTO, SCHEDULE_SPLIT, SCHEDULE_ROLES in siamese.h). */
 const SCHEDULES = ['auto', 'split', 'roles'] as const;
 export type NativeSchedule = (typeof SCHEDULES)[number];
+
+const STORES = ['auto', 'plain', 'streamed'] as const;
+export type NativeStores = (typeof STORES)[number];
 
 /** The optimizer kinds the addon knows (native/src/siamese.h). */
 export const enum NativeOpt {
@@ -188,22 +191,38 @@ export class NativeMlp {
    * How two threads share a training step: 'split' divides every phase between them, 'roles'
    * gives the first layer to one and the other layers to the other (with the first layer's rows
    * handed over in pieces), 'auto' (the default), where roles' arithmetic is about even (the
-   * seed's MLP on sparse input), times both in alternating blocks of steps once the run is warm
-   * (after 200 steps) and keeps the faster for 2,000 steps, then times them again.
-   * The same bits either way.
+   * seed's MLP on sparse input), times both (roles with each of its stores, see setStores) in
+   * blocks of steps in turn once the run is warm (after 200 steps) and keeps the fastest for
+   * 2,000 steps, then times them again. Either call starts the timing over. The same bits
+   * either way.
    */
   setSchedule(schedule: NativeSchedule): void {
-    this.addon.schedule(this.h, SCHEDULES.indexOf(schedule));
+    this.addon.schedule(this.h, SCHEDULES.indexOf(schedule), -1);
+  }
+
+  /**
+   * How the two threads of roles hand rows over: 'plain' stores, 'streamed' ones (non-temporal:
+   * they go past the writer's caches, which pays when the vCPUs are far apart and costs when
+   * they are close), or 'auto' (the default), which times both with the schedules (above).
+   * The same bits either way.
+   */
+  setStores(stores: NativeStores): void {
+    this.addon.schedule(this.h, -1, STORES.indexOf(stores));
   }
 
   /** Whether the last training step ran in roles. */
   get lastStepInRoles(): boolean {
-    return (this.addon.schedule(this.h, -1) & 1) === 1;
+    return (this.addon.schedule(this.h, -1, -1) & 1) === 1;
   }
 
   /** Whether the last training step's first layer had run ahead (see setNext). */
   get lastStepRanAhead(): boolean {
-    return (this.addon.schedule(this.h, -1) & 2) === 2;
+    return (this.addon.schedule(this.h, -1, -1) & 2) === 2;
+  }
+
+  /** Whether the last training step ran in roles with streamed stores. */
+  get lastStepStreamed(): boolean {
+    return (this.addon.schedule(this.h, -1, -1) & 4) === 4;
   }
 
   private get h(): NativeHandle {

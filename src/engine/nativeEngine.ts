@@ -16,7 +16,7 @@ import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
 import type { Batch, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
 import { pairLossGrad, type PairLossGrad, tripletLossGrad, type TripletLossGrad } from './lossTail.ts';
-import { NativeMlp, NativeOpt, nativeStatus, type NativeInputMode, type NativeSchedule } from './native.ts';
+import { NativeMlp, NativeOpt, nativeStatus, type NativeInputMode, type NativeSchedule, type NativeStores } from './native.ts';
 import { createOptimizer, type OptimizerOptions } from './optimizers.ts';
 
 export interface NativeEngineOptions extends EngineSetup {
@@ -240,6 +240,11 @@ export class NativeEngine implements TrainEngine {
    */
   setSchedule(schedule: NativeSchedule): void {
     this.mlp.setSchedule(schedule);
+  }
+
+  /** How roles hand rows over: 'auto' (default, timed), 'plain' or 'streamed' (see NativeMlp.setStores). */
+  setStores(stores: NativeStores): void {
+    this.mlp.setStores(stores);
   }
 
   /**

@@ -1258,6 +1258,12 @@ static void backward_each(void *vctx, int t, int tid) {
       memset(m->cursor, 0, (size_t)tiles * m->ng * sizeof(int));
       for (int r0 = 0, r1; r0 < n; r0 = r1) {
         r1 = take_rows(m, c->base, r0, n);
+        /* the new rows' dZ, in order, before the pixel tiles' lists read them out of order (from
+           memory or the other core's cache: 1.3% to 2.6% off the median step, far vCPUs, 4
+           in-process A/B runs of the C harness; the same for the first layer's output in thread
+           0's forward pass changed nothing) */
+        for (int r = r0; r < r1; r++)
+          for (int j = 0; j < m->wp[1]; j += 64 / (int)sizeof(float)) __builtin_prefetch(m->D[0] + (size_t)r * m->wp[1] + j);
         for (int g = 0; g < m->ng; g++)
           layer0_grad(m, g, r0, r1, m->XB[0], m->TL[0], m->TLn[0], m->cursor + (size_t)g * tiles);
       }

@@ -462,9 +462,8 @@ void mlp_zero_slots(mlp *m) {
 /* NaN or Inf: all exponent bits set. A bit test, not isfinite(), so the compiler vectorises it:
  * the trainer scans the weights after every batch. */
 static size_t count_nonfinite(const float *x, size_t n) {
-  const uint32_t *u = (const uint32_t *)(const void *)x;
   uint32_t bad = 0;
-  for (size_t i = 0; i < n; i++) bad += (u[i] & 0x7f800000u) == 0x7f800000u;
+  for (size_t i = 0; i < n; i++) bad += nonfinite(x[i]);
   return bad;
 }
 

@@ -4,17 +4,8 @@
  * multiply-add is fused and every rounding happens where TF.js rounds.
  */
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
 
 #include "siamese.h"
-
-/* 1 for an infinite or NaN weight (all exponent bits set) */
-static inline uint32_t nonfinite(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  return (u & 0x7f800000u) == 0x7f800000u;
-}
 
 /* counted as each weight is written rather than in a second pass over them: RMSprop on the
    first layer's kernel (100,352 weights, in cache) took 13.2 us and the pass 3.6 us, the update

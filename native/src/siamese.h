@@ -144,8 +144,8 @@ void mlp_set_input_mode(mlp *m, int mode);
 /* whether this build has the sparse path */
 int mlp_has_sparse(void);
 /* how two threads share a training step: every phase split between them (SCHEDULE_SPLIT), or
-   in roles, the first layer on one and the rest on the other (SCHEDULE_ROLES), or the faster of
-   the two as timed (SCHEDULE_AUTO, see choose_plan in mlp.c); the same bits. m->roles tells the
+   in roles, the first layer on one and the rest on the other (SCHEDULE_ROLES), or the fastest as
+   timed, roles with each of their stores (SCHEDULE_AUTO, see choose_plan in mlp.c); the same bits. m->roles tells the
    last step's schedule. */
 void mlp_set_schedule(mlp *m, int schedule);
 /* how roles hand rows over: plain stores (STORES_PLAIN), non-temporal ones (STORES_STREAMED), or
@@ -187,8 +187,15 @@ void tail_distances(const float *emb, int dim, const int32_t *ia, const int32_t 
 void tail_backprop(const float *emb, int dim, const int32_t *ia, const int32_t *ib, int n, double floor_,
                    const float *d, const double *sq, const double *g, float *gemb);
 
+/* 1 for an infinite or NaN float (all exponent bits set) */
+static inline uint32_t nonfinite(float x) {
+  uint32_t u;
+  __builtin_memcpy(&u, &x, sizeof u);
+  return (u & 0x7f800000u) == 0x7f800000u;
+}
+
 /* optimizer update of n contiguous elements (optim.c, compiled without FMA contraction); returns
-   how many of the weights it wrote are infinite or NaN */
+   how many of the weights it wrote are infinite or NaN (nonfinite) */
 size_t opt_update(const optcfg *o, float *w, const float *g, float *s0, float *s1, size_t n);
 
 /* dropout masks from xoshiro128** (dropout.c) */

@@ -235,8 +235,8 @@ export class NativeEngine implements TrainEngine {
 
   /**
    * How two threads share a step: 'auto' (default) times splitting every phase against roles
-   * and keeps the faster, 'split' and 'roles' force one (see NativeMlp.setSchedule); the same
-   * bits either way.
+   * (with each of their stores, see setStores) and keeps the fastest, 'split' and 'roles' force
+   * one (see NativeMlp.setSchedule); the same bits either way.
    */
   setSchedule(schedule: NativeSchedule): void {
     this.mlp.setSchedule(schedule);

@@ -96,7 +96,8 @@ export function parseLossSpec(text: string): LossSpec {
     }
   }
 
-  const raw: LossParams = {};
+  // no prototype: a key such as "__proto__" must stay a key (and be refused below), not vanish
+  const raw = Object.create(null) as LossParams;
   let miner: string | undefined;
   let id: string | undefined;
   for (const [key, value] of settings) {

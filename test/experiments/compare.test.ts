@@ -90,14 +90,12 @@ test('a tiny comparison: same initial weights per seed, every field of results.j
   for (const p of r.tsne.panels) assert.equal(p.points.length, 120);
 
   // the same call again: everything is reused, nothing runs
-  const t0 = performance.now();
   const again = await runCompare(tiny(out));
   assert.equal(again.status, 'finished');
   assert.deepEqual(again.trained, []);
   assert.equal(again.reused.length, 4);
   assert.equal(again.results!.machine.workers, 0);
   assert.deepEqual(again.results!.summary.map((s) => s.accuracy.values), r.summary.map((s) => s.accuracy.values));
-  assert.ok(performance.now() - t0 < 20000);
 
   // a different training config in the same directory is refused
   await assert.rejects(runCompare({ ...tiny(out), epochs: 2 }), (e: unknown) => e instanceof UsageError && /epochs: 1 there, 2 now/.test(e.message));

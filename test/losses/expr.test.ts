@@ -145,6 +145,5 @@ test('hostile input is refused, never evaluated', () => {
   refused('-'.repeat(100) + 'd', 65, /nesting/);
   refused('d' + '^d'.repeat(70), null, /nesting/);
   assert.equal(at('('.repeat(60) + 'd' + ')'.repeat(60), 2), 2); // deep but allowed
-  assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
   assert.throws(() => parseExpression(42 as unknown as string), UsageError);
 });

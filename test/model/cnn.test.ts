@@ -48,7 +48,11 @@ test('CNN init: Glorot-uniform kernels within their limits, zero biases, seeded'
 
 test('the CNN refuses images too small for its blocks and bad settings, saying what fits', () => {
   assert.throws(() => buildNetwork({ base: 'cnn', embeddingDim: 8, dropout: 0 }, 9, 9), (e: Error) => e instanceof UsageError && /at least 10x10/.test(e.message));
-  assert.ok(cnnNetwork({ height: 10, width: 10 }));
+  // 10x10 is the smallest that fits: conv 8x8, pool 4x4, conv 2x2, pool 1x1 -> 64 features
+  assert.deepEqual(
+    cnnNetwork({ height: 10, width: 10 }).weightSpecs().map((s) => s.shape),
+    [[3, 3, 1, 32], [32], [3, 3, 32, 64], [64], [64, 128], [128]],
+  );
   assert.throws(() => cnnNetwork({ embeddingDim: 0 }), UsageError);
   assert.throws(() => cnnNetwork({ dropout: 1 }), UsageError);
   assert.throws(() => buildNetwork({ base: 'resnet' as 'cnn', embeddingDim: 8, dropout: 0 }, 28, 28), /valid: mlp, cnn/);

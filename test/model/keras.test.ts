@@ -80,6 +80,10 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+// The known values below were read from the same files by another HDF5 implementation: h5py 3.7
+// (Debian's python3-h5py, on libhdf5), e.g. h5py.File('model.h5')['model_1/dense_1/kernel:0'][()].flat[0:3],
+// printed as Python floats (float32 widened to float64, so Math.fround of
+// them is exact). Checked again on 2026-12-06: every value here matches.
 test('whole Siamese model (model_1/dense_k/kernel:0): shapes, names, known values', async (t) => {
   if (!hasShared) return t.skip(SHARED_ABSENT_MESSAGE);
   const w = await reader.readWeights(join(KERAS_FIXTURES, 'model.h5'), MLP);

@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { writeNpy } from '../io/npy.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { embedSplit } from '../train/run.ts';
+import { plural } from './format.ts';
 
 export interface EmbedCommandOptions {
   weights: string;
@@ -49,6 +50,6 @@ export async function embedCommand(o: EmbedCommandOptions): Promise<{ rows: numb
     await writeFileAtomic(join(o.out, 'metadata.tsv'), meta.join('\n') + '\n');
     files.push(join(o.out, 'vectors.tsv'), join(o.out, 'metadata.tsv'));
   }
-  process.stdout.write(`embedded ${e.rows} ${o.split} images (${e.dim}-d): ${files.join(', ')}\n`);
+  process.stdout.write(`embedded ${plural(e.rows, `${o.split} image`)} (${e.dim}-d): ${files.join(', ')}\n`);
   return { rows: e.rows, dim: e.dim, files };
 }

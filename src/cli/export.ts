@@ -1,6 +1,7 @@
 import { UsageError } from '../errors.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { exportWeights, type WeightsFormat } from '../train/run.ts';
+import { plural } from './format.ts';
 
 export interface ExportCommandOptions {
   weights: string;
@@ -18,5 +19,5 @@ export async function exportCommand(o: ExportCommandOptions): Promise<void> {
     throw new UsageError(`--format must be ${FORMATS.join(' or ')}, got "${o.format}"`);
   }
   const r = await exportWeights({ weights: o.weights, out: o.out, format: format as WeightsFormat | undefined, config: o.config });
-  process.stdout.write(`wrote ${r.tensors} tensors of ${o.weights} as ${r.format}: ${r.file}\n`);
+  process.stdout.write(`wrote ${plural(r.tensors, 'tensor')} of ${o.weights} as ${r.format}: ${r.file}\n`);
 }

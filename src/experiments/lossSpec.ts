@@ -72,6 +72,34 @@ function splitTopLevel(text: string, sep: string): string[] {
 
 const quote = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 77)}...` : s);
 
+/** "its parameters: kappa, power, epsilon", or "it takes no parameters". */
+export function paramList(known: readonly string[]): string {
+  return known.length ? `its parameters: ${known.join(', ')}` : 'it takes no parameters';
+}
+
+/**
+ * Create loss `name` from raw settings and check that every setting is one of its parameters
+ * (a loss ignores keys it does not know, so an unchecked typo would silently do nothing). The one
+ * check behind compare --losses, losses --plot and train's loss options; `unknown` words the
+ * error for the caller's syntax (a spec key, a command-line option). Values become numbers where
+ * the loss keeps a number, text otherwise (formulas, flags).
+ */
+export function checkLossParams(
+  name: string,
+  raw: LossParams,
+  unknown: (key: string, known: string[]) => string = (key, known) => `loss ${name} has no parameter "${key}" (${paramList(known)})`,
+): { loss: Loss; params: Record<string, number | string> } {
+  const loss = createLoss(name, raw);
+  const known = Object.keys(loss.params);
+  const params: Record<string, number | string> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (value === undefined) continue;
+    if (!known.includes(key)) throw new UsageError(unknown(key, known));
+    params[key] = typeof loss.params[key] === 'number' ? Number(value) : String(value);
+  }
+  return { loss, params };
+}
+
 /** Parse one spec, e.g. `yukawa:kappa=5` or `custom:pos=d^3;neg=exp(-10*d)/d`. */
 export function parseLossSpec(text: string): LossSpec {
   const src = text.trim();
@@ -107,21 +135,12 @@ export function parseLossSpec(text: string): LossSpec {
   }
 
   let loss: Loss;
+  let params: Record<string, number | string>;
   try {
-    loss = createLoss(name, raw);
+    ({ loss, params } = checkLossParams(name, raw, (key, known) => `loss ${name} has no parameter "${key}" (${paramList(known)}; also miner, id)`));
   } catch (e) {
     if (e instanceof UsageError) throw new UsageError(`loss spec ${quote(src)}: ${e.message}`);
     throw e;
-  }
-  const known = Object.keys(loss.params);
-  const params: Record<string, number | string> = {};
-  for (const [key, value] of Object.entries(raw)) {
-    if (!known.includes(key)) {
-      const list = known.length ? `its parameters: ${known.join(', ')}` : 'it takes no parameters';
-      throw new UsageError(`loss spec ${quote(src)}: loss ${name} has no parameter "${key}" (${list}; also miner, id)`);
-    }
-    // numbers where the loss keeps a number, the text otherwise (formulas, flags)
-    params[key] = typeof loss.params[key] === 'number' ? Number(value) : String(value);
   }
 
   if (miner !== undefined) {

@@ -53,7 +53,7 @@ const LOSSES: Record<string, LossEntry> = {
     create: (p) => tripletLoss({ margin: num(p, 'margin') ?? 0.85, squared: false }),
   },
   'soft-triplet': {
-    description: 'log(1 + exp(D_ap − D_an)), soft margin (Hermans et al. 2017); squared (false)',
+    description: 'log(1 + exp(D_ap − D_an)): no margin, a smooth hinge (Hermans et al. 2017\'s soft margin); squared (false)',
     create: (p) => softMarginTripletLoss({ squared: p['squared'] === true || p['squared'] === 'true' }),
   },
   spring: {

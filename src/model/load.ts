@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from '../errors.ts';
 import { readSafetensors } from '../io/safetensors.ts';
@@ -20,8 +20,29 @@ export async function loadWeights(path: string, net: BaseNetwork): Promise<Named
   const { isKerasH5, readKerasWeights } = await import('./keras.ts');
   // an .h5 name goes to the HDF5 reader even without the signature, which then says so
   if (isKerasH5(path) || /\.(h5|hdf5)$/i.test(path)) return readKerasWeights(path, net.weightSpecs());
+  // likewise a .safetensors name goes to its reader, which names the fault; any other file must
+  // look like one, or it is named for what it is not (not for a nonsense "header length")
+  if (!/\.safetensors$/i.test(path) && !looksLikeSafetensors(path)) {
+    throw new DataError(`${path}: neither a .safetensors nor a Keras .h5 file (no safetensors header, no HDF5 signature); give a run directory, a .safetensors or an .h5 file`);
+  }
   const { tensors } = await readSafetensors(path);
   return matchWeights(tensors, net, path);
+}
+
+/** A safetensors file opens with its header's length (8 bytes, little-endian, within the file), then "{". */
+function looksLikeSafetensors(path: string): boolean {
+  const head = Buffer.alloc(9);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const size = fstatSync(fd).size;
+    if (readSync(fd, head, 0, 9, 0) < 9) return false;
+    return head.readBigUInt64LE(0) <= BigInt(size - 8) && head[8] === 0x7b;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /** Order safetensors weights as the network expects them, refusing anything that does not fit. */

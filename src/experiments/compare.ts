@@ -32,6 +32,7 @@ import type { Evaluation } from '../eval/evaluate.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
+import { parseSplit, resolveSplit } from '../data/split.ts';
 import { createLoss } from '../losses/registry.ts';
 import { Rng } from '../rng.ts';
 import { sharedInitialWeights } from '../train/run.ts';
@@ -554,7 +555,9 @@ interface TsnePlan {
 
 function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: Dataset): TsnePlan {
   const seed0 = spec.seeds[0]!;
-  const indices = stratifiedSubset(ds.test.labels, grid.tsne.points, grid.tsne.params.seed);
+  // under a class-disjoint split, the panels show the held-out test classes only
+  const testClasses = new Set(resolveSplit(parseSplit(spec.config.split ?? 'pairs'), classCount(ds.train.labels)).testClasses);
+  const indices = stratifiedSubset(ds.test.labels, grid.tsne.points, grid.tsne.params.seed).filter((i) => testClasses.has(ds.test.labels[i]!));
   const panels: TsnePanelPlan[] = [
     { name: 'before', title: `before training (seed ${seed0} initial weights)`, weights: initialPath(out, seed0), file: join(out, 'tsne', 'before.json') },
     ...spec.losses.map((l) => ({

@@ -15,7 +15,9 @@ import { evaluateTraining } from '../../src/eval/evaluate.ts';
 import { lossOnBatch } from '../../src/losses/registry.ts';
 import type { NamedTensor } from '../../src/model/weights.ts';
 import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
+import { embedSplit } from '../../src/train/run.ts';
 import { RunDir } from '../../src/train/runDir.ts';
+import { writeSafetensors } from '../../src/io/safetensors.ts';
 import { bestThresholdAccuracy, Training } from '../../src/train/trainer.ts';
 import { relDiff, syntheticDataset } from '../engine/synthetic.ts';
 
@@ -204,4 +206,16 @@ test('bestThresholdAccuracy: brute force over every cut', () => {
     }
   }
   assert.equal(bestThresholdAccuracy(d, y), best);
+});
+
+test('embed of a run with a class split: the test classes only, with the data set\'s own labels, L2-normalised for a batch loss', async () => {
+  const t = new Training(ds, config({ engine: 'tfjs', loss: 'supcon', split: 'classes=2,7' }));
+  const file = join(mkdtempSync(join(tmpdir(), 'embed-split-')), 'w.safetensors');
+  await writeSafetensors(file, t.getWeights(), {});
+  t.dispose();
+  const e = await embedSplit({ weights: file, split: 'test', config: { engine: 'tfjs', loss: 'supcon', split: 'classes=2,7' }, dataset: ds });
+  const expected = Array.from(ds.test.labels).filter((l) => l === 2 || l === 7);
+  assert.deepEqual(Array.from(e.labels), expected);
+  assert.equal(e.rows, expected.length);
+  assert.ok(Math.abs(Math.hypot(...e.embeddings.subarray(0, e.dim)) - 1) < 1e-6);
 });

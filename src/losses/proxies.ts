@@ -44,7 +44,8 @@ function normalInit(classes: number, dim: number, rng: Rng, std = 1): Float32Arr
 
 /**
  * ArcFace (Deng et al. 2019): softmax cross-entropy of s·cos θ_j with the target's angle
- * widened by m, s·cos(θ_y + m), θ_y = acos(clamp(C_iy, ±(1 − 1e-7))); the mean over the batch.
+ * widened by m, s·cos(θ_y + m), θ_y = acos(clamp(C_iy, ±(1 − 1e-7))) (for θ_y > π − m,
+ * s·(cos θ_y − m·sin m), so the logit keeps falling with the angle); the mean over the batch.
  * margin in degrees (PML 2.x: 28.6° ≈ 0.5 rad), scale 64.
  */
 export function arcFaceLoss(opts: { margin?: number; scale?: number } = {}): BatchLoss {
@@ -54,6 +55,8 @@ export function arcFaceLoss(opts: { margin?: number; scale?: number } = {}): Bat
   const compute = marginSoftmax('arcface', scale, (cos) => {
     const inside = cos > -ACOS_CLAMP && cos < ACOS_CLAMP;
     const theta = Math.acos(Math.min(Math.max(cos, -ACOS_CLAMP), ACOS_CLAMP));
+    // past π − m, cos(θ + m) would rise again: PML continues with cos θ − m·sin m (monotonic)
+    if (theta > Math.PI - m) return { logit: Math.cos(theta) - m * Math.sin(m), slope: inside ? 1 : 0 };
     // d cos(θ + m)/d cos = sin(θ + m)/sin θ; clamp passes no gradient outside its range
     return { logit: Math.cos(theta + m), slope: inside ? Math.sin(theta + m) / Math.sin(theta) : 0 };
   });

@@ -117,7 +117,8 @@ const arcOracle: Oracle = (e, y, dim, w) => {
   const m = (28.6 * Math.PI) / 180;
   return mean(
     y.map((yi, i) => {
-      const target = Math.exp(64 * Math.cos(Math.acos(c[i]![yi]!) + m));
+      const th = Math.acos(c[i]![yi]!);
+      const target = Math.exp(64 * (th <= Math.PI - m ? Math.cos(th + m) : Math.cos(th) - m * Math.sin(m)));
       let den = target;
       c[i]!.forEach((v, j) => {
         if (j !== yi) den += Math.exp(64 * v);
@@ -262,6 +263,10 @@ test('hand-computed: cosface, arcface and proxy-anchor with weights on the axes'
   const m = (28.6 * Math.PI) / 180;
   const tgt = Math.cos(Math.acos(1 - 1e-7) + m);
   assertNear(lossOnBatch('arcface', e, y, 2, { weights }).loss, -Math.log(Math.exp(64 * tgt) / (Math.exp(64 * tgt) + 1)), 1e-9, 'arcface');
+  // arcface past π − m: an embedding opposite its class weight, target logit cos π − m·sin m
+  const far = lossOnBatch('arcface', Float32Array.of(-1, 0), Int32Array.of(0), 2, { weights: Float32Array.of(1, 0, 0, 1) }).loss;
+  const tFar = Math.cos(Math.acos(-1 + 1e-7)) - m * Math.sin(m);
+  assertNear(far, -Math.log(Math.exp(64 * tFar) / (Math.exp(64 * tFar) + 1)), 1e-9, 'arcface beyond π − m');
   // proxy-anchor: each proxy has one positive at cos 1 and one negative at cos 0
   const pa = Math.log(1 + Math.exp(-32 * 0.9)) + Math.log(1 + Math.exp(32 * 0.1));
   assertNear(lossOnBatch('proxy-anchor', e, y, 2, { weights }).loss, pa, 1e-12, 'proxy-anchor');

@@ -30,6 +30,7 @@ import type { PairLoss } from '../src/losses/types.ts';
 import { mlpNetwork } from '../src/model/mlp.ts';
 import { Rng } from '../src/rng.ts';
 import { startTsWorker } from '../src/experiments/pool.ts';
+import { BATCH_LOSSES, batchLossOverhead, formatOverhead } from './batchLosses.ts';
 import { coreRoundTripNs } from './cores.ts';
 import { resolveConfig } from '../src/train/config.ts';
 import { Training } from '../src/train/trainer.ts';
@@ -302,6 +303,16 @@ log(`peak RSS of this whole benchmark process: ${mb(peakRss)} MB`);
 log();
 
 // ---------------------------------------------------------------------------------------------
+// the field's batch losses: their loss and gradient run on the host, beside the native kernels
+const batchLosses = machine.native.available ? batchLossOverhead(ds, BATCH_LOSSES, { steps: quick ? 30 : 100, warm: quick ? 10 : 30 }) : [];
+if (batchLosses.length) {
+  log(`## Batch losses: host time per step (native engine, 1 thread; bar: at most 10% of the rest of the step)`);
+  log();
+  for (const line of formatOverhead(batchLosses)) log(line);
+  log();
+}
+
+// ---------------------------------------------------------------------------------------------
 /** pairs/s of each of n single-thread trainings run at once, each in a worker thread */
 async function sideBySide(n: number, steps: number): Promise<number[]> {
   const workers = Array.from({ length: n }, () => startTsWorker(new URL('./sideBySide.ts', import.meta.url), { warm: nativeWarm, steps }));
@@ -406,7 +417,7 @@ if (!quick) {
 if (jsonOut) {
   writeFileSync(
     jsonOut,
-    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, speedupRoundsSplit: ratiosSplit, speedupRoundsRoles: ratiosRoles, speedupRoundsRolesPlainStores: ratiosRolesPlain, speedupRoundsRolesStreamedStores: ratiosRolesStreamed, speedupRoundsNoRunAhead: ratiosNoAhead, speedupRoundsDenseFirstLayer: ratiosDense, coreRoundTripNs: roundTrips, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), profile }, null, 2) + '\n',
+    JSON.stringify({ machine, parallelCapacity: { before: capacityBefore, after: capacityAfter }, training: rows.map(({ stepTimes: _, ...r }) => r), speedupRounds: ratios, speedupRoundsSplit: ratiosSplit, speedupRoundsRoles: ratiosRoles, speedupRoundsRolesPlainStores: ratiosRolesPlain, speedupRoundsRolesStreamedStores: ratiosRolesStreamed, speedupRoundsNoRunAhead: ratiosNoAhead, speedupRoundsDenseFirstLayer: ratiosDense, coreRoundTripNs: roundTrips, independentTrainings: independent, torch, torchSetNumThreadsOnly: torchLoose, torchAllThreads: torch2, embedding: embeds, epochs: perEpoch, peakRssMB: mb(peakRss), batchLosses, profile }, null, 2) + '\n',
   );
   log(`wrote ${jsonOut}`);
 }

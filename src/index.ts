@@ -36,7 +36,8 @@ export { softMarginTripletLoss } from './losses/softTriplet.ts';
 export { coulombLoss, gaussianLoss, lennardJonesLoss, powerLoss, springLoss } from './losses/potentials.ts';
 export { customPotentialLoss } from './losses/custom.ts';
 export { compileExpression, parseExpression } from './losses/expr.ts';
-export { createLoss, describeLosses, lossNames, registerLoss, type LossParams } from './losses/registry.ts';
+export { createLoss, describeLosses, isBatchLossName, lossNames, lossOnBatch, registerLoss, type LossParams } from './losses/registry.ts';
+export type { BatchLoss, BatchLossResult } from './losses/batch.ts';
 
 // Mining
 export { classBalancedBatches, createMiner, MINER_NAMES, type Miner, type PairIndices, type TripletIndices } from './mining/index.ts';

@@ -14,7 +14,9 @@ export function formatEvaluation(e: Evaluation): string {
   const s = p.stats;
   const lines = [
     `* Accuracy on test set: ${pct(p.accuracy)}`,
-    `  test pairs: ${p.n} (threshold D < ${p.threshold})`,
+    p.thresholdFrom === 'best'
+      ? `  test pairs: ${p.n} (at the best threshold D < ${f3(p.threshold)}, in-sample: this loss sets no absolute distance scale)`
+      : `  test pairs: ${p.n} (threshold D < ${p.threshold})`,
     `  positive pairs, all:       mean D ${f3(s.pos.mean)}  std ${f3(s.pos.std)}  (n=${s.pos.n})`,
     `  positive pairs, D < 0.4:   mean D ${f3(s.posBelow04.mean)}  std ${f3(s.posBelow04.std)}  (n=${s.posBelow04.n}; the seed's filtered view)`,
     `  negative pairs, all:       mean D ${f3(s.neg.mean)}  std ${f3(s.neg.std)}  (n=${s.neg.n})`,

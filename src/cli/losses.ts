@@ -10,7 +10,7 @@ import { resolveConfig } from '../train/config.ts';
 /** One registered loss, as `siamese losses` lists it. */
 export interface LossInfo {
   name: string;
-  kind: 'pair' | 'triplet';
+  kind: 'pair' | 'triplet' | 'batch';
   /** the formula with the default parameters filled in */
   formula: string;
   /** the registry's description: the general formula and the parameters with their defaults */
@@ -37,6 +37,7 @@ export function formatLossList(infos: readonly LossInfo[]): string {
   const lines = [
     'Pair losses charge a pair at distance D: L = Y·L_pos(D) + (1−Y)·L_neg(D), Y = 1 for the same class.',
     'Triplet losses charge an (anchor, positive, negative) triplet from D_ap and D_an.',
+    'Batch losses charge a whole class-balanced batch from cosine similarities s of L2-normalised embeddings.',
     '',
   ];
   for (const i of infos) {

@@ -22,6 +22,8 @@ interface NetworkCliOptions {
 interface ModelCliOptions extends NetworkCliOptions {
   pairSeed?: number;
   threshold?: number;
+  /** --split (train, predict, compare) */
+  split?: string;
 }
 
 /** `--data NAME [--data-dir DIR]`: which data set (train, predict). */
@@ -47,6 +49,7 @@ interface TrainCliOptions extends ModelCliOptions, LossCliOptions, DataCliOption
   dropout?: number;
   engine?: 'auto' | 'tfjs' | 'native';
   threads?: number;
+  proxyLr?: number;
 }
 
 interface CompareCliOptions extends ModelCliOptions, DataCliOptions {
@@ -80,6 +83,11 @@ function addModelOptions(c: Command): Command {
     .option('--threshold <d>', 'pair accuracy threshold: D < d means "same" (default 0.5)', floatArg('--threshold', { positive: true }));
 }
 
+/** --split: class-disjoint train/test classes (src/data/split.ts). */
+function addSplitOption(c: Command): Command {
+  return c.option('--split <spec>', 'pairs (every class on both sides, default) | classes (train on the first half of the classes, test on the rest) | classes=5,6,7,8,9 (the test classes)');
+}
+
 function addDataOptions(c: Command, what = 'data set'): Command {
   return c
     .addOption(new Option('--data <name>', `${what}: mnist, fashion-mnist, idx (a folder of IDX files), folder (PNGs, one folder per class) (default mnist)`).choices([...DATASET_NAMES]))
@@ -96,7 +104,7 @@ function dataSpec(o: DataCliOptions): DataSpec | undefined {
 }
 
 function addTrainOptions(c: Command): Command {
-  return addDataOptions(addModelOptions(
+  return addSplitOption(addDataOptions(addModelOptions(
     c
       .option('--loss <name>', `loss: ${lossNames().join(', ')}`, 'contrastive')
       .option('--epochs <n>', 'epochs (default 20)', intArg('--epochs', 0))
@@ -115,8 +123,9 @@ function addTrainOptions(c: Command): Command {
       .option('--train-pairs <n>', 'use only the first n train pairs (quick runs; triplet epochs: n/2 triplets, mined epochs: about 2n images)', intArg('--train-pairs', 1))
       .option('--dropout <p>', 'dropout rate in training (default 0.1)', floatArg('--dropout'))
       .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']))
-      .option('--threads <n>', 'threads of the native engine, at most the cores (default 0 = every core)', intArg('--threads', 0)),
-  ));
+      .option('--threads <n>', 'threads of the native engine, at most the cores (default 0 = every core)', intArg('--threads', 0))
+      .option('--proxy-lr <x>', 'arcface, cosface, proxy-anchor: learning rate of the class weights (default 100x --lr)', floatArg('--proxy-lr', { positive: true })),
+  )));
 }
 
 function modelConfig(o: ModelCliOptions): Partial<TrainConfig> {
@@ -138,7 +147,8 @@ function trainConfig(o: TrainCliOptions): Partial<TrainConfig> {
   return {
     ...modelConfig(o),
     loss: o.loss,
-    lossParams: lossParamsFrom(o.loss, o),
+    lossParams: o.proxyLr === undefined ? lossParamsFrom(o.loss, o) : { ...lossParamsFrom(o.loss, o), 'proxy-lr': o.proxyLr },
+    split: o.split,
     epochs: o.epochs,
     batchSize: o.batchSize,
     optimizer: o.optimizer,
@@ -182,16 +192,16 @@ export function buildProgram(): Command {
       }
     });
 
-  addDataOptions(addModelOptions(program.command('predict').description('evaluate trained weights on the test pairs (the seed\'s --train=False)')))
+  addSplitOption(addDataOptions(addModelOptions(program.command('predict').description('evaluate trained weights on the test pairs (the seed\'s --train=False)')))
     .option('--weights <file>', 'a run directory, .safetensors or Keras .h5 file (default: the newest run under runs/)')
     .option('--loss <name>', 'without --weights: the newest run of this loss under runs/ (the seed\'s --train=False --loss=NAME)')
-    .option('--no-retrieval', 'skip the retrieval metrics')
-    .action(async (o: ModelCliOptions & DataCliOptions & { weights?: string; loss?: string; retrieval: boolean }) => {
+    .option('--no-retrieval', 'skip the retrieval metrics'))
+    .action(async (o: ModelCliOptions & DataCliOptions & { weights?: string; loss?: string; retrieval: boolean; split?: string }) => {
       const { predictCommand } = await import('./predict.ts');
-      await predictCommand({ weights: o.weights, loss: o.loss, config: { ...modelConfig(o), data: dataSpec(o) }, retrieval: o.retrieval });
+      await predictCommand({ weights: o.weights, loss: o.loss, config: { ...modelConfig(o), data: dataSpec(o), split: o.split }, retrieval: o.retrieval });
     });
 
-  addDataOptions(addModelOptions(program.command('compare').description('train losses x seeds from identical initial weights, in parallel, and compare them'))
+  addSplitOption(addDataOptions(addModelOptions(program.command('compare').description('train losses x seeds from identical initial weights, in parallel, and compare them'))
     .option('--losses <list>', 'losses, e.g. contrastive,yukawa:kappa=5,\'custom:pos=d^3;neg=exp(-10*d)/d\' (default contrastive,yukawa,triplet)')
     .option('--seeds <n|list>', 'a count (3 = seeds 0,1,2) or a list such as 0,5,7 (default 3)')
     .option('--epochs <n>', 'epochs per run (default 20)', intArg('--epochs', 1))
@@ -207,7 +217,7 @@ export function buildProgram(): Command {
     .option('--no-retrieval', 'skip the retrieval measures (MAP@R, ...)')
     .option('--no-report', 'write results.json only')
     .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']))
-    .addHelpText('after', '\nLoss specs: NAME[:KEY=VALUE;KEY=VALUE...], comma-separated; keys are the loss\'s parameters, miner and id.\nQuote lists that hold ";" or parentheses. Details: src/experiments/lossSpec.ts.'))
+    .addHelpText('after', '\nLoss specs: NAME[:KEY=VALUE;KEY=VALUE...], comma-separated; keys are the loss\'s parameters, miner and id.\nQuote lists that hold ";" or parentheses. Details: src/experiments/lossSpec.ts.')))
     .action(async (o: CompareCliOptions) => {
       if (o.resume !== undefined && o.out !== undefined && o.resume !== o.out) {
         throw new UsageError('give --out DIR (runs again resume there) or --resume DIR, not both');
@@ -232,6 +242,7 @@ export function buildProgram(): Command {
         retrieval: o.retrieval ? undefined : false,
         report: o.report,
         engine: o.engine,
+        split: o.split,
       });
     });
 

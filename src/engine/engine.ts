@@ -25,7 +25,16 @@ export type Batch =
   /** triplets (rows[i], rows[n + i], rows[2n + i]): anchor, positive, negative */
   | { kind: 'triplets'; rows: Int32Array }
   /** a class-balanced batch of images, mined for tuples on its embeddings */
-  | { kind: 'mined'; rows: Int32Array; labels: Int32Array; miner: Miner };
+  | { kind: 'mined'; rows: Int32Array; labels: Int32Array; miner: Miner }
+  /**
+   * a batch of images whose loss the host computes from their embeddings (batch losses): `tail`
+   * gets the [rows, embeddingDim] embeddings (read during the call only) and returns the loss
+   * and dL/d(embeddings), which the engine backpropagates
+   */
+  | { kind: 'embedding'; rows: Int32Array; tail: EmbeddingTail };
+
+/** The host part of an embedding step: loss and gradient of a batch of embeddings. */
+export type EmbeddingTail = (emb: Float32Array) => { loss: number; grad: Float32Array };
 
 /** What one training step reports; distances are of the pairs the loss saw (an engine may reuse their arrays at its next step). */
 export interface StepOutput {

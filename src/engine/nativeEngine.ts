@@ -165,7 +165,7 @@ export class NativeEngine implements TrainEngine {
   private readonly pairGrad: PairLossGrad | null = null;
   private readonly tripletGrad: TripletLossGrad | null = null;
   /** closed-form loss derivative (true) or TF.js on the distances (false) */
-  readonly fusedLoss: boolean;
+  readonly fusedLoss: boolean = false;
   private readonly keepGradients: boolean;
   private grads: NamedTensor[] | null = null;
   private readonly dim: number;
@@ -200,7 +200,7 @@ export class NativeEngine implements TrainEngine {
       const c = pairLossGrad(o.loss);
       this.pairGrad = c.fn;
       this.fusedLoss = c.fused;
-    } else {
+    } else if (o.loss.kind === 'triplet') {
       const c = tripletLossGrad(o.loss);
       this.tripletGrad = c.fn;
       this.fusedLoss = c.fused;
@@ -284,6 +284,14 @@ export class NativeEngine implements TrainEngine {
         const n = rows.length / 3;
         out = this.tripletTail(emb, this.range(0, n), this.range(n, n), this.range(2 * n, n));
         break;
+      }
+      case 'embedding': {
+        // the host loss gives dL/d(embeddings) whole: the plain backward pass takes it
+        const r = batch.tail(emb);
+        if (next && this.aheadOn) this.mlp.setNext(split.images, inDim, next);
+        this.mlp.backward(r.grad, this.opt.kind, this.opt.next(), true);
+        if (this.keepGradients) this.grads = this.readGrads();
+        return { loss: r.loss };
       }
       case 'mined': {
         out = this.mined(emb, batch.labels, batch.miner);

@@ -11,7 +11,7 @@ import type { BaseNetwork } from '../model/network.ts';
 import { pairDistance } from '../model/siamese.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
-import type { Batch, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
+import type { Batch, EmbeddingTail, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
 import { gatherRows } from './gather.ts';
 import { createOptimizer, type Optimizer } from './optimizers.ts';
 
@@ -55,6 +55,8 @@ export class TfjsEngine implements TrainEngine {
         return this.tripletStep(split, batch.rows, dropout);
       case 'mined':
         return this.minedStep(split, batch.rows, batch.labels, batch.miner, dropout);
+      case 'embedding':
+        return this.embeddingStep(split, batch.rows, batch.tail, dropout);
     }
   }
 
@@ -173,6 +175,31 @@ export class TfjsEngine implements TrainEngine {
     value.dispose();
     tf.dispose(grads);
     return out;
+  }
+
+  /**
+   * A batch whose loss the host computes: on the tape, Σ emb ⊙ G with G = dL/d(emb) from the
+   * host has the gradient G, so the weights get exactly dL/dW; the loss reported is the host's.
+   */
+  private embeddingStep(split: ImageSplit, rows: Int32Array, tail: EmbeddingTail, dropoutRng: Rng): StepOutput {
+    const n = rows.length;
+    const inSize = this.network.inputSize;
+    const x = imagesAsFloat(split, rows);
+    const dropout = rngDropout(dropoutRng);
+    let loss = 0;
+    const { value, grads } = tf.tidy(() => {
+      const xt = tf.tensor2d(x, [n, inSize]);
+      return tf.variableGrads(() => {
+        const emb = this.network.apply(xt, this.vars, dropout);
+        const r = tail(emb.dataSync() as Float32Array);
+        loss = r.loss;
+        return tf.sum(tf.mul(emb, tf.tensor(r.grad, emb.shape))) as tf.Scalar;
+      }, this.vars);
+    });
+    this.apply(grads);
+    value.dispose();
+    tf.dispose(grads);
+    return { loss };
   }
 
   embed(split: ImageSplit, indices: ArrayLike<number>): Float32Array {

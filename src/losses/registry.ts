@@ -1,4 +1,10 @@
 import { UsageError } from '../errors.ts';
+import { Rng } from '../rng.ts';
+import type { BatchLoss, BatchLossResult } from './batch.ts';
+import { circleLoss } from './circle.ts';
+import { multiSimilarityLoss } from './multiSimilarity.ts';
+import { ntXentLoss, supConLoss } from './ntXent.ts';
+import { arcFaceLoss, cosFaceLoss, proxyAnchorLoss } from './proxies.ts';
 import { contrastiveLoss } from './contrastive.ts';
 import { customPotentialLoss } from './custom.ts';
 import { coulombLoss, gaussianLoss, lennardJonesLoss, powerLoss, springLoss } from './potentials.ts';
@@ -80,7 +86,47 @@ const LOSSES: Record<string, LossEntry> = {
     description: 'Y·V_pos(D) + (1−Y)·V_neg(D) from formulas in d, e.g. pos="d^2" neg="exp(-10*d)/d"',
     create: (p) => customPotentialLoss({ pos: str(p, 'pos') as string, neg: str(p, 'neg') as string }),
   },
+  // The field's baselines, on whole class-balanced batches with cosine similarity of
+  // L2-normalised embeddings; names and defaults of pytorch-metric-learning 2.9.
+  'multi-similarity': {
+    description: 'batch: multi-similarity (Wang et al. 2019), alpha (2), beta (50), base (0.5)',
+    create: (p) => multiSimilarityLoss({ alpha: num(p, 'alpha'), beta: num(p, 'beta'), base: num(p, 'base') }),
+  },
+  'nt-xent': {
+    description: 'batch: NT-Xent / InfoNCE per positive pair, temperature (0.07)',
+    create: (p) => ntXentLoss({ temperature: num(p, 'temperature') }),
+  },
+  supcon: {
+    description: 'batch: supervised contrastive (Khosla et al. 2020), temperature (0.1)',
+    create: (p) => supConLoss({ temperature: num(p, 'temperature') }),
+  },
+  circle: {
+    description: 'batch: circle loss (Sun et al. 2020), m (0.4), gamma (80)',
+    create: (p) => circleLoss({ m: num(p, 'm'), gamma: num(p, 'gamma') }),
+  },
+  arcface: {
+    description: 'batch, class weights: ArcFace, margin (28.6 degrees), scale (64), proxy-lr (0 = 100x the network\'s)',
+    create: (p) => withProxyLr(arcFaceLoss({ margin: num(p, 'margin'), scale: num(p, 'scale') }), p),
+  },
+  cosface: {
+    description: 'batch, class weights: CosFace, margin (0.35), scale (64), proxy-lr (0 = 100x the network\'s)',
+    create: (p) => withProxyLr(cosFaceLoss({ margin: num(p, 'margin'), scale: num(p, 'scale') }), p),
+  },
+  'proxy-anchor': {
+    description: 'batch, proxies: Proxy-Anchor (Kim et al. 2020), margin (0.1), alpha (32), proxy-lr (0 = 100x the network\'s)',
+    create: (p) => withProxyLr(proxyAnchorLoss({ margin: num(p, 'margin'), alpha: num(p, 'alpha') }), p),
+  },
 };
+
+/**
+ * The learning rate of a loss's class weights, recorded with its parameters: 0 (the default)
+ * means 100 times the network's, as is customary for proxies.
+ */
+function withProxyLr(loss: BatchLoss, p: LossParams): BatchLoss {
+  const lr = num(p, 'proxy-lr') ?? 0;
+  if (!(lr >= 0)) throw new UsageError(`loss parameter proxy-lr must be >= 0 (0 = 100x the network's learning rate), got ${lr}`);
+  return { ...loss, params: { ...loss.params, 'proxy-lr': lr } };
+}
 
 export function lossNames(): string[] {
   return Object.keys(LOSSES);
@@ -101,4 +147,53 @@ export function createLoss(name: string, params: LossParams = {}): Loss {
   const entry = Object.hasOwn(LOSSES, key) ? LOSSES[key] : undefined;
   if (!entry) throw new UsageError(`unknown loss "${name}"; valid losses: ${lossNames().join(', ')}`);
   return entry.create(params);
+}
+
+/** Whether a registered loss works on whole labelled batches (the field's baselines). */
+export function isBatchLossName(name: string): boolean {
+  const key = name.toLowerCase();
+  if (!Object.hasOwn(LOSSES, key)) return false;
+  try {
+    return createLoss(key, {}).kind === 'batch';
+  } catch {
+    return false; // a loss without defaults (custom) is a pair loss
+  }
+}
+
+/**
+ * A batch loss of a spec, `NAME` or `NAME:KEY=VALUE;KEY=VALUE` (e.g. `circle:m=0.25;gamma=256`),
+ * on a batch of `labels.length` embeddings of size `dim`, with the loss's default reduction.
+ * `opts.weights` (classes x dim, row-major) are the class weights or proxies of arcface, cosface
+ * and proxy-anchor; without them those losses start from their own initialisation (seed 0) with
+ * max(label) + 1 classes. Returns the loss, dL/d(embeddings) and, for those three, dL/d(weights).
+ */
+export function lossOnBatch(
+  spec: string,
+  embeddings: Float32Array,
+  labels: Int32Array,
+  dim: number,
+  opts: { weights?: Float32Array } = {},
+): BatchLossResult {
+  const colon = spec.indexOf(':');
+  const name = (colon < 0 ? spec : spec.slice(0, colon)).trim();
+  const params: LossParams = {};
+  if (colon >= 0) {
+    for (const part of spec.slice(colon + 1).split(';')) {
+      const eq = part.indexOf('=');
+      if (eq <= 0) throw new UsageError(`loss spec "${spec}": "${part.trim()}" is not KEY=VALUE`);
+      params[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+    }
+  }
+  const loss = createLoss(name, params);
+  if (loss.kind !== 'batch') throw new UsageError(`loss "${name}" is a ${loss.kind} loss, not a batch loss; batch losses: ${lossNames().filter(isBatchLossName).join(', ')}`);
+  for (const k of Object.keys(params)) {
+    if (!Object.hasOwn(loss.params, k)) throw new UsageError(`loss ${name} has no parameter "${k}" (its parameters: ${Object.keys(loss.params).join(', ')})`);
+  }
+  let weights = opts.weights;
+  if (loss.classWeights && !weights) {
+    let classes = 0;
+    for (let i = 0; i < labels.length; i++) classes = Math.max(classes, labels[i]! + 1);
+    weights = loss.initWeights!(Math.max(classes, 1), dim, new Rng(0));
+  }
+  return loss.compute(embeddings, labels, dim, loss.classWeights ? weights : undefined);
 }

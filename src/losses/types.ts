@@ -1,4 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type { BatchLoss } from './batch.ts';
+
+export type { BatchLoss } from './batch.ts';
 
 /**
  * A pair loss maps distances D (>= 0) and labels Y (1 = same class, 0 = different) to one loss
@@ -36,7 +39,8 @@ export interface TripletLoss {
   neg(d: number): number;
 }
 
-export type Loss = PairLoss | TripletLoss;
+/** Pair and triplet losses see tuples of distances; batch losses a whole labelled batch (batch.ts). */
+export type Loss = PairLoss | TripletLoss | BatchLoss;
 
 /** Distances below this are clamped where a potential is singular (1/D, log D, sqrt). */
 export const DISTANCE_EPSILON = 1e-7;

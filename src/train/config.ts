@@ -1,4 +1,5 @@
 import { type DataSpec, resolveDataSpec } from '../data/registry.ts';
+import { parseSplit, splitText } from '../data/split.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { UsageError } from '../errors.ts';
 import type { LossParams } from '../losses/registry.ts';
@@ -45,6 +46,12 @@ export interface TrainConfig {
    * run inside a worker thread, as in compare's pool); N = exactly N. Results do not depend on it.
    */
   threads?: number;
+  /**
+   * which classes train and which test (src/data/split.ts): pairs (every class on both sides, the
+   * seed's protocol), classes (first half of the sorted classes trains, second half tests) or
+   * classes=C1,C2,... (the test classes named)
+   */
+  split?: string;
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
@@ -84,6 +91,7 @@ export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
   if (!(c.threshold > 0)) throw new UsageError(`threshold must be positive, got ${c.threshold}`);
   intIn('threads', c.threads ?? 0, 0);
   if (c.data !== undefined) c.data = resolveDataSpec(c.data);
+  if (c.split !== undefined) c.split = splitText(parseSplit(String(c.split)));
   if (c.base !== 'mlp' && c.base !== 'cnn') throw new UsageError(`unknown base network "${String(c.base)}"; valid: mlp, cnn`);
   if (!['auto', 'tfjs', 'native'].includes(c.engine ?? 'auto')) throw new UsageError(`engine must be auto, tfjs or native, got "${String(c.engine)}"`);
   return c;

@@ -106,6 +106,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       optimizer: { name: config.optimizer, learningRate: config.learningRate ?? 'default' },
       engine: { name: training.engine.name, threads: training.engine.threads, detail: training.engine.detail },
       dataset: datasetInfo(dataset),
+      split: { ...training.split },
       packages: packageVersions(),
       node: process.version,
     };
@@ -277,7 +278,10 @@ export async function embedSplit(opts: {
   const t = await loadTrained(opts.weights, opts.config, opts.dataset);
   try {
     const split = t.dataset[opts.split];
-    return { embeddings: t.embed(split), labels: split.labels, rows: split.n, dim: t.network.embeddingDim, classes: t.dataset.classes };
+    // a class-disjoint split relabels its classes 0..k-1: give back the data set's own labels
+    const ids = opts.split === 'train' ? t.split.trainClasses : t.split.testClasses;
+    const labels = Uint8Array.from(split.labels, (l) => ids[l]!);
+    return { embeddings: t.embed(split), labels, rows: split.n, dim: t.network.embeddingDim, classes: t.dataset.classes };
   } finally {
     t.dispose();
   }

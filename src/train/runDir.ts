@@ -44,6 +44,8 @@ export interface Manifest {
   /** the numeric engine of the last (re)start: name, threads, detail */
   engine?: { name: string; threads: number; detail: string };
   dataset: { name: string; source: string; trainChecksum: string; testChecksum: string };
+  /** the classes trained on and tested on (original class numbers; every class under `pairs`) */
+  split?: { kind: 'pairs' | 'classes'; trainClasses: number[]; testClasses: number[] };
   packages: Record<string, string>;
   node: string;
   message?: string;
@@ -116,6 +118,7 @@ export class RunDir {
     const tensors = [
       ...state.weights.map((t) => ({ ...t, name: `weights/${t.name}` })),
       ...state.optimizer.map((t) => ({ ...t, name: `optimizer/${t.name}` })),
+      ...(state.lossState ?? []).map((t) => ({ ...t, name: `loss/${t.name}` })),
     ];
     const meta = { format: 'siamese-lab-checkpoint', state: JSON.stringify({ epoch: state.epoch, rng: state.rng, history: state.history }) };
     await writeSafetensors(this.file('checkpoint'), tensors, meta);
@@ -144,7 +147,10 @@ function checkpointFromParts(tensors: NamedTensor[], metadata: Record<string, st
   const weights = tensors.filter((t) => t.name.startsWith('weights/')).map((t) => ({ ...t, name: t.name.slice(8) }));
   const optimizer = tensors.filter((t) => t.name.startsWith('optimizer/')).map((t) => ({ ...t, name: t.name.slice(10) }));
   if (weights.length === 0) throw new DataError(`${p}: checkpoint holds no weights`);
-  return { epoch: s.epoch as number, weights, optimizer, rng: { shuffle: s.rng!.shuffle as RngState, dropout: s.rng!.dropout as RngState }, history: s.history as EpochLog[] };
+  const lossState = tensors.filter((t) => t.name.startsWith('loss/')).map((t) => ({ ...t, name: t.name.slice(5) }));
+  const state: TrainState = { epoch: s.epoch as number, weights, optimizer, rng: { shuffle: s.rng!.shuffle as RngState, dropout: s.rng!.dropout as RngState }, history: s.history as EpochLog[] };
+  if (lossState.length) state.lossState = lossState;
+  return state;
 }
 
 export function readJson(p: string): unknown {

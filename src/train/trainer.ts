@@ -1,4 +1,5 @@
 import { type ImageSplit, type Dataset, classCount } from '../data/dataset.ts';
+import { applySplit, type ClassSplit, parseSplit, resolveSplit } from '../data/split.ts';
 import { makePairs, makeRandomTriplets, type PairSet, permutePairs, slicePairs } from '../data/pairs.ts';
 import { backendReady } from '../engine/backend.ts';
 import type { Batch, EngineName, EngineOptions, StepOutput, TrainEngine } from '../engine/engine.ts';
@@ -6,12 +7,14 @@ import { createEngine } from '../engine/select.ts';
 import { TrainingError, UsageError } from '../errors.ts';
 import { createLoss } from '../losses/registry.ts';
 import { classBalancedBatches, createMiner, type Miner } from '../mining/index.ts';
+import type { BatchLoss, BatchLossResult } from '../losses/batch.ts';
 import type { Loss } from '../losses/types.ts';
 import { buildNetwork } from '../model/build.ts';
 import type { BaseNetwork } from '../model/network.ts';
 import { pairDistancesHost } from '../model/siamese.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import { Rng, type RngState } from '../rng.ts';
+import { ClassWeights, PROXY_LR_FACTOR } from './classWeights.ts';
 import type { TrainConfig } from './config.ts';
 
 /** One line of the epoch log (written as JSON lines into the run directory). */
@@ -25,6 +28,11 @@ export interface EpochLog {
   pairsPerSecond: number;
   /** with a miner: mean tuples kept per batch */
   minedPerBatch?: number;
+  /**
+   * batch losses: the accuracies are at the best threshold (in-sample), as those losses set no
+   * absolute distance scale (distances of L2-normalised embeddings)
+   */
+  accuracyAt?: 'best-threshold';
   /** the numeric engine that trained this epoch, and its threads */
   engine?: EngineName;
   threads?: number;
@@ -46,6 +54,8 @@ export interface TrainState {
   optimizer: NamedTensor[];
   rng: { shuffle: RngState; dropout: RngState };
   history: EpochLog[];
+  /** arcface, cosface, proxy-anchor: class weights and their optimizer's state */
+  lossState?: NamedTensor[];
 }
 
 export interface EvalResult {
@@ -67,6 +77,10 @@ export class Training {
   readonly trainPairs: PairSet;
   readonly testPairs: PairSet;
   readonly numClasses: number;
+  /** which classes train and which test (the data set above is already restricted to them) */
+  readonly split: ClassSplit;
+  /** the learnable class weights of arcface, cosface and proxy-anchor */
+  readonly classWeights: ClassWeights | null = null;
   /** the numeric engine (tfjs or native) that runs the steps */
   readonly engine: TrainEngine;
   private readonly miner: Miner | null;
@@ -82,16 +96,21 @@ export class Training {
    *   Glorot-uniform weights from the run seed.
    * @param engineOptions engine settings beyond the config (tests: keepGradients)
    */
-  constructor(dataset: Dataset, config: TrainConfig, initialWeights?: readonly NamedTensor[], engineOptions: EngineOptions = {}) {
+  constructor(source: Dataset, config: TrainConfig, initialWeights?: readonly NamedTensor[], engineOptions: EngineOptions = {}) {
     if (!backendReady()) {
       throw new UsageError('the TF.js backend has not started: call `await initBackend()` (from siamese-lab) before creating a Training');
     }
     this.config = config;
+    this.split = resolveSplit(parseSplit(config.split ?? 'pairs'), classCount(source.train.labels));
+    const dataset = applySplit(source, this.split);
     this.dataset = dataset;
     this.loss = createLoss(config.loss, config.lossParams);
     this.network = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
     this.numClasses = classCount(dataset.train.labels);
     this.miner = null;
+    if (config.miner && this.loss.kind === 'batch') {
+      throw new UsageError(`loss "${config.loss}" takes whole class-balanced batches: drop --miner ${config.miner}`);
+    }
     if (config.miner) {
       const margin = this.loss.params['margin'];
       this.miner = createMiner(config.miner, {
@@ -107,6 +126,7 @@ export class Training {
     const initRng = root.fork();
     this.shuffleRng = root.fork();
     this.dropoutRng = root.fork();
+    const classWeightsRng = root.fork(); // after the others: their streams stay as they were
     const pairRng = new Rng(config.pairSeed);
     const train = makePairs(dataset.train.labels, this.numClasses, pairRng.fork());
     const test = makePairs(dataset.test.labels, classCount(dataset.test.labels), pairRng.fork());
@@ -123,6 +143,14 @@ export class Training {
       optimizer: config.optimizer,
       learningRate: config.learningRate,
     });
+    if (this.loss.kind === 'batch' && this.loss.classWeights) this.classWeights = this.createClassWeights(this.loss, classWeightsRng);
+  }
+
+  /** Class weights of a batch loss, with proxy-lr or 100x the network's learning rate. */
+  private createClassWeights(loss: BatchLoss, rng: Rng): ClassWeights {
+    const given = Number(loss.params['proxy-lr'] ?? 0);
+    const lr = given > 0 ? given : PROXY_LR_FACTOR * Number(this.engine.optimizerConfig['learningRate']);
+    return new ClassWeights(loss, this.numClasses, this.network.embeddingDim, rng, this.config.optimizer, lr);
   }
 
   get epoch(): number {
@@ -140,6 +168,7 @@ export class Training {
       optimizer: this.engine.getOptimizerState(),
       rng: { shuffle: this.shuffleRng.getState(), dropout: this.dropoutRng.getState() },
       history: this.history.map((h) => ({ ...h })),
+      ...(this.classWeights ? { lossState: this.classWeights.getState() } : {}),
     };
   }
 
@@ -148,6 +177,10 @@ export class Training {
     this.engine.setOptimizerState(s.optimizer);
     this.shuffleRng.setState(s.rng.shuffle);
     this.dropoutRng.setState(s.rng.dropout);
+    if (this.classWeights) {
+      if (!s.lossState) throw new UsageError(`the checkpoint holds no class weights for loss ${this.config.loss}`);
+      this.classWeights.setState(s.lossState);
+    }
     this.epochsDone = s.epoch;
     this.history.length = 0;
     this.history.push(...s.history);
@@ -195,6 +228,7 @@ export class Training {
       pairsPerSecond: seen / trainSeconds,
     };
     if (this.config.miner) log.minedPerBatch = minedSum / plan.batches;
+    if (this.loss.kind === 'batch') log.accuracyAt = 'best-threshold';
     log.engine = this.engine.name;
     log.threads = this.engine.threads;
     this.history.push(log);
@@ -204,13 +238,17 @@ export class Training {
 
   /** Embeddings of images (no dropout), [indices.length, embeddingDim]. */
   embed(split: ImageSplit, indices?: ArrayLike<number>): Float32Array {
-    return this.engine.embed(split, indices ?? Int32Array.from({ length: split.n }, (_, i) => i));
+    const emb = this.engine.embed(split, indices ?? Int32Array.from({ length: split.n }, (_, i) => i));
+    // batch losses compare L2-normalised embeddings: so do every measure and every export
+    if (this.loss.kind === 'batch') normalizeInPlace(emb, this.network.embeddingDim);
+    return emb;
   }
 
   /** Test pair distances and accuracy at the configured threshold. */
   evaluate(pairs: PairSet = this.testPairs, split: ImageSplit = this.dataset.test, embeddings?: Float32Array): EvalResult {
     const emb = embeddings ?? this.embed(split);
     const distances = pairDistancesHost(emb, this.network.embeddingDim, pairs.a, pairs.b);
+    if (this.loss.kind === 'batch') return { distances, labels: pairs.y, accuracy: bestThresholdAccuracy(distances, pairs.y) };
     let correct = 0;
     for (let i = 0; i < pairs.length; i++) if ((distances[i]! < this.config.threshold ? 1 : 0) === pairs.y[i]) correct++;
     return { distances, labels: pairs.y, accuracy: correct / pairs.length };
@@ -223,6 +261,7 @@ export class Training {
   /** The batches of one epoch and the function that trains on batch b. */
   private epochPlan(): { batches: number; step: (b: number) => StepResult } {
     const bs = this.config.batchSize;
+    if (this.loss.kind === 'batch') return this.batchLossPlan(this.loss);
     if (this.miner) {
       const labels = this.dataset.train.labels;
       const perClass = this.config.perClass > 0 ? this.config.perClass : Math.max(2, Math.floor(bs / this.numClasses));
@@ -307,6 +346,44 @@ export class Training {
     return { loss: r.loss, count: n, correct: count > 0 ? (correct / count) * n : 0, mined: r.kept ?? 0 };
   }
 
+  /** Class-balanced batches as the miners draw them, each trained on a batch loss whole. */
+  private batchLossPlan(loss: BatchLoss): { batches: number; step: (b: number) => StepResult } {
+    const batches = this.classBalancedPlan();
+    return { batches: batches.length, step: (b) => this.batchLossStep(loss, batches[b]!, batches[b + 1]) };
+  }
+
+  /** The class-balanced batches of one epoch (the miners' recipe and --train-pairs slice). */
+  private classBalancedPlan(): Int32Array[] {
+    const bs = this.config.batchSize;
+    const perClass = this.config.perClass > 0 ? this.config.perClass : Math.max(2, Math.floor(bs / this.numClasses));
+    const classes = Math.max(2, Math.min(this.numClasses, Math.floor(bs / perClass)));
+    const batches = classBalancedBatches(this.dataset.train.labels, perClass, classes, this.shuffleRng);
+    return this.config.trainPairs > 0 ? batches.slice(0, Math.ceil((2 * this.config.trainPairs) / (perClass * classes))) : batches;
+  }
+
+  /**
+   * One batch of a batch loss: the engine embeds it, the host computes the loss and its gradient
+   * (and the class weights' gradient), the engine backpropagates; then the class weights step.
+   * Accuracy: the batch's pairs at their best threshold.
+   */
+  private batchLossStep(loss: BatchLoss, batch: Int32Array, next?: Int32Array): StepResult {
+    const n = batch.length;
+    const dim = this.network.embeddingDim;
+    const labels = new Int32Array(n);
+    for (let i = 0; i < n; i++) labels[i] = this.dataset.train.labels[batch[i]!]!;
+    let res: BatchLossResult | null = null;
+    let accuracy = 0;
+    const tail = (emb: Float32Array): { loss: number; grad: Float32Array } => {
+      res = loss.compute(emb, labels, dim, this.classWeights?.weights);
+      accuracy = res.similarities ? similarityPairAccuracy(res.similarities, labels) : batchPairAccuracy(emb, labels, dim);
+      return res;
+    };
+    const r = this.run({ kind: 'embedding', rows: batch, tail }, next);
+    const wg = (res as BatchLossResult | null)?.weightsGrad;
+    if (this.classWeights && wg) this.classWeights.apply(wg);
+    return { loss: r.loss, count: n, correct: accuracy * n };
+  }
+
   /** The image rows of the next batch: one array reused batch after batch (engines read it during the step only). */
   private batchRows(n: number): Int32Array {
     if (this.rowsBuf.length !== n) this.rowsBuf = new Int32Array(n);
@@ -369,4 +446,95 @@ export function checkWeights(net: BaseNetwork, weights: readonly NamedTensor[]):
     }
   });
   return [...weights];
+}
+
+/** Rows scaled to unit length in place (F.normalize's 1e-12 floor). */
+function normalizeInPlace(x: Float32Array, dim: number): void {
+  for (let o = 0; o < x.length; o += dim) {
+    let s = 0;
+    for (let k = 0; k < dim; k++) s += x[o + k]! * x[o + k]!;
+    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
+    for (let k = 0; k < dim; k++) x[o + k]! *= inv;
+  }
+}
+
+/**
+ * The accuracy of "same class" = D < t at the best t (in-sample): positives' and negatives'
+ * distances sorted, then one sweep over the cut points (ties move together).
+ */
+export function bestThresholdAccuracy(d: ArrayLike<number>, y: ArrayLike<number>): number {
+  let np = 0;
+  for (let i = 0; i < d.length; i++) if (y[i]) np++;
+  const pos = new Float64Array(np);
+  const neg = new Float64Array(d.length - np);
+  for (let i = 0, a = 0, b = 0; i < d.length; i++) {
+    if (y[i]) pos[a++] = d[i]!;
+    else neg[b++] = d[i]!;
+  }
+  return sweepBest(pos.sort(), neg.sort());
+}
+
+function sweepBest(pos: Float64Array, neg: Float64Array): number {
+  const total = pos.length + neg.length;
+  if (total === 0) return 0;
+  // threshold below everything: every pair called "different"
+  let correct = neg.length;
+  let best = correct;
+  let i = 0;
+  let j = 0;
+  while (i < pos.length || j < neg.length) {
+    const t = Math.min(i < pos.length ? pos[i]! : Infinity, j < neg.length ? neg[j]! : Infinity);
+    while (i < pos.length && pos[i] === t) (i++, correct++);
+    while (j < neg.length && neg[j] === t) (j++, correct--);
+    if (correct > best) best = correct;
+  }
+  return best / total;
+}
+
+/** The same from the batch's cosine similarities [n, n] (a loss computed them already). */
+function similarityPairAccuracy(sims: Float64Array, labels: Int32Array): number {
+  const n = labels.length;
+  let np = 0;
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (labels[i] === labels[j]) np++;
+  const pos = new Float64Array(np);
+  const neg = new Float64Array((n * (n - 1)) / 2 - np);
+  let a = 0;
+  let b = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      if (labels[i] === labels[j]) pos[a++] = -sims[i * n + j]!;
+      else neg[b++] = -sims[i * n + j]!;
+    }
+  }
+  return sweepBest(pos.sort(), neg.sort());
+}
+
+/** Best-threshold accuracy over every pair of a batch, on L2-normalised embeddings (D² = 2 − 2s). */
+function batchPairAccuracy(emb: Float32Array, labels: Int32Array, dim: number): number {
+  const n = labels.length;
+  const norms = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let k = 0, o = i * dim; k < dim; k++) s += emb[o + k]! * emb[o + k]!;
+    norms[i] = Math.max(Math.sqrt(s), 1e-12);
+  }
+  let np = 0;
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (labels[i] === labels[j]) np++;
+  const pos = new Float64Array(np);
+  const neg = new Float64Array((n * (n - 1)) / 2 - np);
+  let a = 0;
+  let b = 0;
+  for (let i = 0; i < n; i++) {
+    const oi = i * dim;
+    for (let j = i + 1; j < n; j++) {
+      const oj = j * dim;
+      let s = 0;
+      for (let k = 0; k < dim; k++) s += emb[oi + k]! * emb[oj + k]!;
+      // the order of 2 − 2s is the order of −s: sort on −s, no square root needed
+      const v = -s / (norms[i]! * norms[j]!);
+      if (labels[i] === labels[j]) pos[a++] = v;
+      else neg[b++] = v;
+    }
+  }
+  return sweepBest(pos.sort(), neg.sort());
 }

@@ -16,13 +16,13 @@ const EXPECTED: Record<string, string[]> = {
   '': ['--version', '--debug', '--help'],
   train: [
     '--loss', '--epochs', '--batch-size', '--optimizer', '--lr', '--seed', '--margin', '--kappa', '--power', '--pos', '--neg', '--param',
-    '--miner', '--per-class', '--train-pairs', '--dropout', '--engine', '--threads', ...NETWORK, ...PAIRS, ...DATA,
+    '--miner', '--per-class', '--train-pairs', '--dropout', '--engine', '--threads', '--proxy-lr', ...NETWORK, ...PAIRS, ...DATA, '--split',
     '--out', '--resume', '--init-weights', '--reset-weights', '--help',
   ],
-  predict: [...NETWORK, ...PAIRS, ...DATA, '--weights', '--loss', '--no-retrieval', '--help'],
+  predict: [...NETWORK, ...PAIRS, ...DATA, '--split', '--weights', '--loss', '--no-retrieval', '--help'],
   compare: [
     ...NETWORK, ...PAIRS, '--losses', '--seeds', '--epochs', '--batch-size', '--optimizer', '--lr', '--train-pairs', '--out', '--resume',
-    '--workers', '--quick', '--tsne-points', '--no-retrieval', '--no-report', '--engine', ...DATA, '--help',
+    '--workers', '--quick', '--tsne-points', '--no-retrieval', '--no-report', '--engine', ...DATA, '--split', '--help',
   ],
   report: ['--help'],
   embed: [...NETWORK, '--weights', '--split', '--out', '--labels', '--format', ...DATA, '--help'],

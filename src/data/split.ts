@@ -1,0 +1,95 @@
+/**
+ * Which classes a run trains and tests on.
+ *
+ *   pairs              every class on both sides (the seed's protocol; the data set unchanged)
+ *   classes            class-disjoint: train on the first half of the sorted classes, test on
+ *                      the second half (MNIST: 0-4 / 5-9; an odd count gives the extra class to
+ *                      training)
+ *   classes=5,6,7,8,9  class-disjoint: test on the classes named, train on the others
+ *
+ * A class-disjoint split keeps the training split's images of the training classes and the test
+ * split's images of the test classes, each relabelled 0..k−1 in class order (the pair recipe
+ * needs contiguous labels); `classes` maps the new labels back to the original ones.
+ */
+import { createHash } from 'node:crypto';
+import { UsageError } from '../errors.ts';
+import type { Dataset, ImageSplit } from './dataset.ts';
+
+export type ClassSplitSpec = { kind: 'pairs' } | { kind: 'classes'; test?: number[] };
+
+/** The resolved split of one data set: original class ids on each side. */
+export interface ClassSplit {
+  kind: 'pairs' | 'classes';
+  trainClasses: number[];
+  testClasses: number[];
+}
+
+const USAGE = 'expected pairs, classes or classes=C1,C2,... (the test classes)';
+
+/** Parse a --split value; refuses bad text with one line. */
+export function parseSplit(text: string): ClassSplitSpec {
+  const t = text.trim();
+  if (t === 'pairs') return { kind: 'pairs' };
+  if (t === 'classes') return { kind: 'classes' };
+  const m = /^classes\s*=\s*(.*)$/.exec(t);
+  if (!m) throw new UsageError(`--split "${text}": ${USAGE}`);
+  const parts = m[1]!.split(',').map((s) => s.trim());
+  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p))) {
+    throw new UsageError(`--split "${text}": the test classes must be class numbers separated by commas, e.g. classes=5,6,7,8,9`);
+  }
+  const test = parts.map(Number);
+  if (new Set(test).size !== test.length) throw new UsageError(`--split "${text}": a class is listed twice`);
+  return { kind: 'classes', test: [...test].sort((a, b) => a - b) };
+}
+
+/** The canonical text of a split (what configs and manifests record). */
+export function splitText(s: ClassSplitSpec): string {
+  if (s.kind === 'pairs') return 'pairs';
+  return s.test ? `classes=${s.test.join(',')}` : 'classes';
+}
+
+/** The classes on each side for a data set with `numClasses` classes; checks the named ones exist. */
+export function resolveSplit(spec: ClassSplitSpec, numClasses: number): ClassSplit {
+  const all = Array.from({ length: numClasses }, (_, i) => i);
+  if (spec.kind === 'pairs') return { kind: 'pairs', trainClasses: all, testClasses: all };
+  let test: number[];
+  if (spec.test) {
+    const bad = spec.test.filter((c) => c >= numClasses);
+    if (bad.length) throw new UsageError(`--split ${splitText(spec)}: class ${bad[0]} does not exist (the data set has classes 0..${numClasses - 1})`);
+    test = spec.test;
+  } else {
+    test = all.slice(Math.ceil(numClasses / 2));
+  }
+  const train = all.filter((c) => !test.includes(c));
+  if (train.length < 2 || test.length < 2) {
+    throw new UsageError(
+      `--split ${splitText(spec)}: needs at least 2 training and 2 test classes, got ${train.length} and ${test.length} of ${numClasses}`,
+    );
+  }
+  return { kind: 'classes', trainClasses: train, testClasses: test };
+}
+
+/** The images of `split` whose class is in `classes`, relabelled by position in `classes`. */
+export function subsetClasses(split: ImageSplit, classes: readonly number[]): ImageSplit {
+  const map = new Int16Array(256).fill(-1);
+  classes.forEach((c, i) => (map[c] = i));
+  const keep: number[] = [];
+  for (let i = 0; i < split.n; i++) if (map[split.labels[i]!]! >= 0) keep.push(i);
+  const dim = split.height * split.width * split.channels;
+  const images = new Uint8Array(keep.length * dim);
+  const labels = new Uint8Array(keep.length);
+  keep.forEach((src, r) => {
+    images.set(split.images.subarray(src * dim, (src + 1) * dim), r * dim);
+    labels[r] = map[split.labels[src]!]!;
+  });
+  const hash = createHash('sha256');
+  hash.update(images);
+  hash.update(labels);
+  return { ...split, images, labels, n: keep.length, checksum: hash.digest('hex') };
+}
+
+/** The data set a run sees under a split: the same object for `pairs`. */
+export function applySplit(ds: Dataset, split: ClassSplit): Dataset {
+  if (split.kind === 'pairs') return ds;
+  return { ...ds, train: subsetClasses(ds.train, split.trainClasses), test: subsetClasses(ds.test, split.testClasses) };
+}

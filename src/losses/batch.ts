@@ -1,0 +1,229 @@
+/**
+ * Batch losses: losses of a whole labelled batch of embeddings (the metric-learning field's
+ * baselines, with the names, defaults, reducers and distance of pytorch-metric-learning 2.9).
+ * They read cosine similarities of L2-normalised embeddings, s_ij = û_i·û_j with
+ * û = e / max(|e|, 1e-12), and return the loss with its default reduction and its exact
+ * gradient with respect to the raw (unnormalised) embeddings, all on the host in float64.
+ *
+ * Three of them (arcface, cosface, proxy-anchor) own one learnable vector per class, `weights`
+ * (classes x dim, row-major, normalised inside the loss as well); they return its gradient too.
+ */
+import { DataError, UsageError } from '../errors.ts';
+import type { Rng } from '../rng.ts';
+
+export interface BatchLossResult {
+  loss: number;
+  /** dL/d(embeddings), [n, dim] */
+  grad: Float32Array;
+  /** dL/d(weights), [classes, dim], for the losses that own class weights */
+  weightsGrad?: Float32Array;
+  /**
+   * the embeddings' cosine similarities [n, n] (float64), where the loss computed them anyway
+   * (the pair-based losses): the trainer's batch accuracy reads them instead of recomputing
+   */
+  similarities?: Float64Array;
+}
+
+export interface BatchLoss {
+  readonly kind: 'batch';
+  readonly name: string;
+  readonly formula: string;
+  readonly params: Readonly<Record<string, number | string>>;
+  /** whether the loss owns learnable class weights/proxies */
+  readonly classWeights: boolean;
+  /**
+   * The loss of one batch. `labels` are class indices; with class weights they must be in
+   * [0, weights.length / dim). `weights` is required exactly when `classWeights`.
+   */
+  compute(emb: ArrayLike<number>, labels: ArrayLike<number>, dim: number, weights?: ArrayLike<number>): BatchLossResult;
+  /** fresh class weights for `classes` classes (PML's initialisation for this loss) */
+  initWeights?(classes: number, dim: number, rng: Rng): Float32Array;
+  /**
+   * For plots: the loss of a three-point batch in the plane, anchor and positive of class 0 and
+   * a negative of class 1. pos(d): positive at Euclidean distance d from the anchor (0..2),
+   * negative orthogonal to the anchor (distance √2); neg(d): positive on the anchor, negative at
+   * distance d. Class weights, when the loss has them, point at the anchor and at the
+   * orthogonal direction.
+   */
+  pos(d: number): number;
+  neg(d: number): number;
+}
+
+/** The gradient of L with respect to a similarity matrix, filled by each loss. */
+export interface SimilarityGrad {
+  loss: number;
+  /** dL/dS, [rows, cols] (rows = embeddings; cols = embeddings or class weights) */
+  g: Float64Array;
+}
+
+/** The L2 floor of F.normalize (PML normalises with it). */
+export const NORM_EPSILON = 1e-12;
+
+/** Rows of x normalised: û (float64) and the norms actually divided by. */
+export function normalizeRows(x: ArrayLike<number>, rows: number, dim: number): { u: Float64Array; norms: Float64Array } {
+  const u = new Float64Array(rows * dim);
+  const norms = new Float64Array(rows);
+  for (let i = 0; i < rows; i++) {
+    const o = i * dim;
+    let s = 0;
+    for (let k = 0; k < dim; k++) s += x[o + k]! * x[o + k]!;
+    const nrm = Math.max(Math.sqrt(s), NORM_EPSILON);
+    norms[i] = nrm;
+    for (let k = 0; k < dim; k++) u[o + k] = x[o + k]! / nrm;
+  }
+  return { u, norms };
+}
+
+/** S = A Bᵀ for row-major A [ra, dim], B [rb, dim]; symmetric when A is B (computed once per pair). */
+export function similarities(a: Float64Array, ra: number, b: Float64Array, rb: number, dim: number): Float64Array {
+  const s = new Float64Array(ra * rb);
+  const same = a === b;
+  const d4 = dim & ~3;
+  for (let i = 0; i < ra; i++) {
+    const oi = i * dim;
+    for (let j = same ? i : 0; j < rb; j++) {
+      const oj = j * dim;
+      // four partial sums: the dependency chain of one sum is what bounds this loop
+      let t0 = 0;
+      let t1 = 0;
+      let t2 = 0;
+      let t3 = 0;
+      let k = 0;
+      for (; k < d4; k += 4) {
+        t0 += a[oi + k]! * b[oj + k]!;
+        t1 += a[oi + k + 1]! * b[oj + k + 1]!;
+        t2 += a[oi + k + 2]! * b[oj + k + 2]!;
+        t3 += a[oi + k + 3]! * b[oj + k + 3]!;
+      }
+      for (; k < dim; k++) t0 += a[oi + k]! * b[oj + k]!;
+      const t = t0 + t1 + (t2 + t3);
+      s[i * rb + j] = t;
+      if (same) s[j * rb + i] = t;
+    }
+  }
+  return s;
+}
+
+/** The transpose of a row-major [rows, cols] matrix. */
+function transpose(x: Float64Array, rows: number, cols: number): Float64Array {
+  const t = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = x[i * cols + j]!;
+  return t;
+}
+
+/**
+ * Back through normalisation: given dL/dû per row, dL/dx = (g − (g·û)û) / |x| (where the floor
+ * is active, |x| < 1e-12, F.normalize divides by the constant: g / 1e-12).
+ */
+export function backNormalize(gu: Float64Array, u: Float64Array, norms: Float64Array, rows: number, dim: number): Float32Array {
+  const out = new Float32Array(rows * dim);
+  for (let i = 0; i < rows; i++) {
+    const o = i * dim;
+    const nrm = norms[i]!;
+    let dot = 0;
+    if (nrm > NORM_EPSILON) for (let k = 0; k < dim; k++) dot += gu[o + k]! * u[o + k]!;
+    for (let k = 0; k < dim; k++) out[o + k] = (gu[o + k]! - dot * u[o + k]!) / nrm;
+  }
+  return out;
+}
+
+/** Checks the batch's shape; returns its size. */
+export function checkBatch(name: string, emb: ArrayLike<number>, labels: ArrayLike<number>, dim: number): number {
+  if (!Number.isInteger(dim) || dim < 1) throw new UsageError(`${name}: dim must be a positive integer, got ${dim}`);
+  const n = labels.length;
+  if (emb.length !== n * dim) throw new DataError(`${name}: ${emb.length} embedding values do not match ${n} labels of dimension ${dim}`);
+  return n;
+}
+
+/**
+ * A loss on the embedding-embedding similarity matrix: `onSim(S, labels, n)` gives L and dL/dS
+ * (S symmetric with a unit diagonal, which no loss reads).
+ */
+export function pairwiseBatchLoss(
+  name: string,
+  onSim: (s: Float64Array, labels: ArrayLike<number>, n: number) => SimilarityGrad,
+): BatchLoss['compute'] {
+  return (emb, labels, dim) => {
+    const n = checkBatch(name, emb, labels, dim);
+    const { u, norms } = normalizeRows(emb, n, dim);
+    const s = similarities(u, n, u, n, dim);
+    const { loss, g } = onSim(s, labels, n);
+    // dL/dû = (G + Gᵀ) Û with a zero diagonal: rows of the symmetric matrix times the columns of Û
+    for (let i = 0; i < n; i++) {
+      g[i * n + i] = 0;
+      for (let j = i + 1; j < n; j++) {
+        const c = g[i * n + j]! + g[j * n + i]!;
+        g[i * n + j] = c;
+        g[j * n + i] = c;
+      }
+    }
+    const gu = similarities(g, n, transpose(u, n, dim), dim, n);
+    return { loss, grad: backNormalize(gu, u, norms, n, dim), similarities: s };
+  };
+}
+
+/**
+ * A loss on the embedding-class-weight similarity matrix (cosines to the normalised class
+ * weights): `onSim(C, labels, n, classes)` gives L and dL/dC.
+ */
+export function proxyBatchLoss(
+  name: string,
+  onSim: (c: Float64Array, labels: ArrayLike<number>, n: number, classes: number) => SimilarityGrad,
+): BatchLoss['compute'] {
+  return (emb, labels, dim, weights) => {
+    const n = checkBatch(name, emb, labels, dim);
+    if (!weights) throw new UsageError(`${name} needs its class weights (classes x dim)`);
+    if (weights.length === 0 || weights.length % dim !== 0) {
+      throw new DataError(`${name}: ${weights.length} class weight values are not a whole number of rows of dimension ${dim}`);
+    }
+    const classes = weights.length / dim;
+    for (let i = 0; i < n; i++) {
+      const y = labels[i]!;
+      if (!Number.isInteger(y) || y < 0 || y >= classes) throw new DataError(`${name}: label ${y} is not a class index in [0, ${classes})`);
+    }
+    const e = normalizeRows(emb, n, dim);
+    const w = normalizeRows(weights, classes, dim);
+    const c = similarities(e.u, n, w.u, classes, dim);
+    const { loss, g } = onSim(c, labels, n, classes);
+    const gu = new Float64Array(n * dim);
+    const gw = new Float64Array(classes * dim);
+    for (let i = 0; i < n; i++) {
+      const oi = i * dim;
+      for (let j = 0; j < classes; j++) {
+        const v = g[i * classes + j]!;
+        if (v === 0) continue;
+        const oj = j * dim;
+        for (let k = 0; k < dim; k++) {
+          gu[oi + k]! += v * w.u[oj + k]!;
+          gw[oj + k]! += v * e.u[oi + k]!;
+        }
+      }
+    }
+    return { loss, grad: backNormalize(gu, e.u, e.norms, n, dim), weightsGrad: backNormalize(gw, w.u, w.norms, classes, dim) };
+  };
+}
+
+/** log(Σ exp(x_k)) over the listed values (plus a 0 term with addOne), and each softmax weight into w. */
+export function logSumExp(x: Float64Array, count: number, addOne: boolean, w: Float64Array): number {
+  let m = addOne ? 0 : -Infinity;
+  for (let k = 0; k < count; k++) if (x[k]! > m) m = x[k]!;
+  if (m === -Infinity) return -Infinity;
+  let s = addOne ? Math.exp(-m) : 0;
+  for (let k = 0; k < count; k++) s += Math.exp(x[k]! - m);
+  const v = m + Math.log(s);
+  for (let k = 0; k < count; k++) w[k] = Math.exp(x[k]! - v);
+  return v;
+}
+
+/** The plot batch of BatchLoss.pos/neg (see there), in 2-d. */
+export function planeShape(loss: Pick<BatchLoss, 'compute' | 'classWeights'>): { pos(d: number): number; neg(d: number): number } {
+  const at = (dp: number, dn: number): number => {
+    const angle = (d: number): number => 2 * Math.asin(Math.min(Math.max(d, 0), 2) / 2);
+    const tp = angle(dp);
+    const tn = angle(dn);
+    const emb = Float32Array.of(1, 0, Math.cos(tp), Math.sin(tp), Math.cos(tn), -Math.sin(tn));
+    const labels = Int32Array.of(0, 0, 1);
+    return loss.compute(emb, labels, 2, loss.classWeights ? Float32Array.of(1, 0, 0, -1) : undefined).loss;
+  };
+  return { pos: (d) => at(d, Math.SQRT2), neg: (d) => at(0, d) };
+}

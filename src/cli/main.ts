@@ -142,12 +142,14 @@ export function buildProgram(): Command {
     .option('--resume <dir>', 'continue an interrupted run from its checkpoint')
     .option('--init-weights <file>', 'start from these weights (.safetensors, Keras .h5 or a run directory)')
     .option('--reset-weights', 'start from the shared initial weights of this seed (created once, reused by every loss)')
-    .action(async (o: TrainCliOptions) => {
+    .action(async (o: TrainCliOptions, cmd: Command) => {
       const { trainCommand } = await import('./train.ts');
       const config = trainConfig(o);
       if (o.resume) {
-        // only --epochs may change on resume: the rest is the run's own config
-        await trainCommand({ config: { epochs: o.epochs, engine: o.engine, threads: o.threads }, resume: o.resume });
+        // every option given goes to the run, which applies --epochs, --lr, --engine and --threads
+        // and refuses the others when they differ; --loss has a default, so it counts only when typed
+        const given = { ...config, loss: cmd.getOptionValueSource('loss') === 'default' ? undefined : o.loss };
+        await trainCommand({ config: given, resume: o.resume, out: o.out, initWeights: o.initWeights, resetWeights: o.resetWeights });
       } else {
         await trainCommand({ config, out: o.out, initWeights: o.initWeights, resetWeights: o.resetWeights });
       }

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -75,6 +76,35 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     assert.match(c.out(), new RegExp(`stopped by ${sig} after epoch 0; the checkpoint is saved\\. Resume with: siamese train --resume `));
   });
 }
+
+// On a terminal (a pseudo-terminal from util-linux's script): the bar hides the cursor; the first
+// signal must show it again and clear the bar's line before the message, not leave it mid-line.
+const hasScript = spawnSync('script', ['--version']).status === 0;
+test('on a terminal, the first signal gives the cursor back and ends the progress line before its message', { skip: hasScript ? false : 'util-linux script is not installed' }, async () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'sig-tty-')), 'run');
+  const cmd = [process.execPath, join(REPO_ROOT, 'bin', 'siamese.js'), ...long, '--out', out].map((a) => `'${a}'`).join(' ');
+  const env = { ...process.env };
+  delete env['CI']; // the bar shows on a terminal only, and never under CI
+  const child = spawn('script', ['-qfec', cmd, '/dev/null'], { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const c = collect(child);
+  try {
+    await until(() => / batches \|/.test(c.out()), 'the progress bar', c.out);
+    const [pid] = pidsWith(out).filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith(process.execPath));
+    assert.ok(pid, 'the training process');
+    process.kill(pid, 'SIGINT');
+    await c.exited;
+    const text = c.out();
+    const msg = text.indexOf('SIGINT: stopping at the next batch');
+    assert.ok(msg > 0, text.slice(-500));
+    const before = text.slice(0, msg);
+    assert.ok(before.lastIndexOf('\x1b[?25h') > before.lastIndexOf('\x1b[?25l'), 'the cursor is shown again before the message');
+    assert.match(before, /(\x1b\[2K|\n)$/, 'the message starts on a clean line');
+    assert.ok(text.lastIndexOf('\x1b[?25l') < msg, 'no bar (hidden cursor) after the stop');
+    assert.match(text, /stopped by SIGINT after epoch 0/);
+  } finally {
+    for (const p of pidsWith(out)) process.kill(p, 'SIGKILL');
+  }
+});
 
 // The process stays busy (a synchronous loop, as a long evaluation) after the first signal: a
 // second one must end it anyway, by the signal's default action.

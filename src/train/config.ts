@@ -124,12 +124,17 @@ const OPTION_OF: Partial<Record<keyof TrainConfig, string>> = {
  * The config of a resumed run: the saved one, with the resumable settings that are given applied
  * (and listed in `changed`). Any other setting given with a value other than the saved one is
  * refused: the checkpoint was trained under the saved value, and a run is one config.
- * Unset keys (undefined) and empty lossParams count as not given.
+ * Unset keys (undefined) count as not given; loss parameters given are laid over the saved ones.
  */
 export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, runPath: string): { config: TrainConfig; changed: ConfigChanges } {
   const was = resolveConfig(saved);
   const asked = definedOnly(given);
-  if (asked.lossParams && Object.keys(asked.lossParams).length === 0) delete asked.lossParams;
+  // loss parameters given are laid over the saved ones: repeating one of them is no change
+  if (asked.lossParams) {
+    const params = definedOnly(asked.lossParams);
+    if (Object.keys(params).length === 0) delete asked.lossParams;
+    else asked.lossParams = { ...was.lossParams, ...params };
+  }
   const now = resolveConfig({ ...was, ...asked });
   const norm = (k: keyof TrainConfig, v: unknown): string => {
     if (k === 'optimizer' && typeof v === 'string') return JSON.stringify(v.toLowerCase());

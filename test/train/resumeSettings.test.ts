@@ -11,7 +11,8 @@ import { before, test } from 'node:test';
 import { loadMnist } from '../../src/data/mnist.ts';
 import { initBackend } from '../../src/engine/backend.ts';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.ts';
-import { resolveConfig } from '../../src/train/config.ts';
+import { resolveConfig, resumeConfig } from '../../src/train/config.ts';
+import { UsageError } from '../../src/errors.ts';
 import { Training } from '../../src/train/trainer.ts';
 import { siamese } from '../cli/run.ts';
 
@@ -86,4 +87,16 @@ test('NaN in --init-weights or in a checkpoint is reported as a bad file, not as
   // (a checksum of the tensors, where kept, may catch the change first: also a bad file)
   assert.match(res.stderr, /checkpoint\.safetensors: .*(NaN or Inf|checksum)/);
   assert.doesNotMatch(res.stderr, /diverged|last good/);
+});
+
+test('resumeConfig: unset options and repeated loss parameters are no change; another value is refused', () => {
+  const saved = resolveConfig({ loss: 'yukawa', lossParams: { kappa: 5, power: 3 }, epochs: 4, seed: 1 });
+  // what the CLI passes when no loss option is typed: every parameter key, undefined
+  const none = { margin: undefined, kappa: undefined, power: undefined, pos: undefined, neg: undefined };
+  const a = resumeConfig(saved, { lossParams: none, epochs: 6, engine: 'tfjs' }, 'r');
+  assert.deepEqual(a.config.lossParams, { kappa: 5, power: 3 });
+  assert.deepEqual(a.changed, { epochs: { from: 4, to: 6 }, engine: { from: 'auto', to: 'tfjs' } });
+  assert.deepEqual(resumeConfig(saved, { lossParams: { ...none, kappa: 5 }, seed: 1, optimizer: 'RMSprop' }, 'r').changed, {});
+  assert.throws(() => resumeConfig(saved, { lossParams: { ...none, kappa: 6 } }, 'r'), UsageError);
+  assert.throws(() => resumeConfig(saved, { batchSize: 64 }, 'r'), /r was trained with --batch-size 128, .*drop --batch-size 64/);
 });

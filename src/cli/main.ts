@@ -5,7 +5,7 @@ import { DATASET_NAMES, type DataSpec } from '../data/registry.ts';
 import { lossNames } from '../losses/registry.ts';
 import { MINER_NAMES } from '../mining/index.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
-import { toolVersion } from '../train/runDir.ts';
+import { RunDir, toolVersion } from '../train/runDir.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { plural } from './format.ts';
 import { collectParam, floatArg, intArg, type LossCliOptions, lossParamsFrom } from './options.ts';
@@ -136,6 +136,15 @@ function modelConfig(o: ModelCliOptions): Partial<TrainConfig> {
  * More threads than cores only make the native engine wait on itself (250x slower seen with 64
  * threads on 2 cores): cap at the cores, and say so.
  */
+/** The loss of a run folder's manifest, if it has a readable one (the run reports its own errors). */
+function savedLoss(dir: string): string | undefined {
+  try {
+    return new RunDir(dir).readManifest().config.loss;
+  } catch {
+    return undefined;
+  }
+}
+
 function cappedThreads(threads: number | undefined): number | undefined {
   const cores = availableParallelism();
   if (threads === undefined || threads <= cores) return threads;
@@ -179,11 +188,15 @@ export function buildProgram(): Command {
     .option('--resume <dir>', 'continue an interrupted run from its checkpoint')
     .option('--init-weights <file>', 'start from these weights (.safetensors, Keras .h5 or a run directory)')
     .option('--reset-weights', 'start from the shared initial weights of this seed (created once, reused by every loss)')
-    .action(async (o: TrainCliOptions) => {
+    .action(async (o: TrainCliOptions, cmd: Command) => {
       if (o.resume) {
+        // every option given goes to the run, which applies --epochs, --lr, --engine and --threads
+        // and refuses the others when they differ; --loss has a default, so it counts only when
+        // typed, and loss options are checked against the run's own loss
+        const typed = cmd.getOptionValueSource('loss') !== 'default';
+        const config = trainConfig({ ...o, loss: typed ? o.loss : (savedLoss(o.resume) ?? o.loss) });
         const { trainCommand } = await import('./train.ts');
-        // only --epochs may change on resume: the rest is the run's own config
-        await trainCommand({ config: { epochs: o.epochs, engine: o.engine, threads: cappedThreads(o.threads) }, resume: o.resume });
+        await trainCommand({ config: { ...config, loss: typed ? o.loss : undefined }, resume: o.resume, out: o.out, initWeights: o.initWeights, resetWeights: o.resetWeights });
       } else {
         const config = trainConfig(o); // checks the options before the engine loads
         const { trainCommand } = await import('./train.ts');

@@ -1,21 +1,83 @@
 /**
- * SIGINT/SIGTERM ask training to stop at the next batch; the run then keeps the checkpoint of its
- * last finished epoch. A second signal exits at once.
+ * Stopping a command cleanly. The first SIGINT or SIGTERM (or, under npm, the death of the parent
+ * process) aborts `signal`: training stops at the next batch and keeps the checkpoint of its last
+ * finished epoch. Our handlers are then removed, so a second signal gets the system's default
+ * action: the process ends at once, even in the middle of a synchronous computation.
  */
-export function onStopSignal(): { stopped: () => boolean; signal: () => string | undefined; dispose: () => void } {
-  let got: string | undefined;
-  const handler = (sig: NodeJS.Signals): void => {
-    if (got) process.exit(130);
-    got = sig;
+
+/** What stopped the command. 'parent': the npm process that started it is gone (treated as SIGTERM). */
+export type StopReason = 'SIGINT' | 'SIGTERM' | 'parent';
+
+export interface StopSignal {
+  /** aborted on the first stop request */
+  readonly signal: AbortSignal;
+  reason(): StopReason | undefined;
+  /** the shell's convention for the reason: 130 (SIGINT), 143 (SIGTERM, or a vanished parent) */
+  exitCode(): number;
+  dispose(): void;
+}
+
+export interface StopSignalOptions {
+  /** called once, at the first stop request, before `signal` aborts (end the progress line here) */
+  onStop?: (reason: StopReason) => void;
+  /**
+   * Poll the parent process id (a cheap getppid) and stop when it changes: `npx` and `npm exec`
+   * run the command through a shell and do not pass a signal on, so when npm is killed the
+   * command is re-parented and would otherwise train on with nobody to report to.
+   */
+  watchParent?: boolean;
+  /** how often the parent is polled, in ms (default 500) */
+  pollMs?: number;
+}
+
+export function onStopSignal(o: StopSignalOptions = {}): StopSignal {
+  const controller = new AbortController();
+  let got: StopReason | undefined;
+  const parent = process.ppid;
+  let timer: NodeJS.Timeout | undefined;
+  const release = (): void => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+    if (timer) clearInterval(timer);
+    timer = undefined;
   };
+  const stop = (why: StopReason): void => {
+    if (got) return;
+    got = why;
+    // from now on the default action applies: a second signal ends the process at once
+    release();
+    if (why === 'parent') {
+      // the terminal or pipe npm held may be gone: a failed write must not crash the clean stop
+      process.stdout.on('error', () => undefined);
+      process.stderr.on('error', () => undefined);
+    }
+    o.onStop?.(why);
+    controller.abort();
+  };
+  const handler = (sig: NodeJS.Signals): void => stop(sig === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  if (o.watchParent) {
+    timer = setInterval(() => {
+      if (process.ppid !== parent) stop('parent');
+    }, o.pollMs ?? 500);
+    // the poll alone must never keep the process alive
+    timer.unref();
+  }
   return {
-    stopped: () => got !== undefined,
-    signal: () => got,
-    dispose: () => {
-      process.off('SIGINT', handler);
-      process.off('SIGTERM', handler);
-    },
+    signal: controller.signal,
+    reason: () => got,
+    exitCode: () => (got === 'SIGTERM' || got === 'parent' ? 143 : 130),
+    dispose: release,
   };
+}
+
+/** Started by npm (npx, npm exec, npm run): npm's environment variables are set. */
+export function startedByNpm(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env['npm_lifecycle_event'] !== undefined || env['npm_command'] !== undefined;
+}
+
+/** The reason in words, for messages. */
+export function describeStop(why: StopReason): string {
+  return why === 'parent' ? 'the end of the parent process (npm)' : why;
 }

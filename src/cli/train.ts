@@ -1,12 +1,14 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { TrainingError, UsageError } from '../errors.ts';
 import type { TrainConfig } from '../train/config.ts';
-import { type TrainRunResult, trainRun } from '../train/run.ts';
+import { RunDivergedError, type TrainRunResult, trainRun } from '../train/run.ts';
 import { RunDir } from '../train/runDir.ts';
 import { formatEvaluation, plural } from './format.ts';
 import { TrainProgress } from './progress.ts';
-import { onStopSignal } from './signals.ts';
+import { describeStop, onStopSignal, startedByNpm } from './signals.ts';
 
 export interface TrainCommandOptions {
+  /** the options given; on --resume they are checked against the run's own (see trainRun) */
   config: Partial<TrainConfig>;
   out?: string;
   resume?: string;
@@ -16,11 +18,23 @@ export interface TrainCommandOptions {
 
 /** `siamese train`: one training run into a run directory, with progress and clean interruption. */
 export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResult> {
+  if (o.resume !== undefined && o.out !== undefined && resolve(o.out) !== resolve(o.resume)) {
+    throw new UsageError('give --out DIR (a new run) or --resume DIR (continue it), not both');
+  }
   const out = o.resume ?? o.out ?? join('runs', `${o.config.loss ?? 'contrastive'}-seed${o.config.seed ?? 0}`);
   // on --resume the loss and epoch count come from the run's own manifest
   const saved = o.resume !== undefined && new RunDir(out).exists('manifest') ? new RunDir(out).readManifest().config : undefined;
-  const progress = new TrainProgress(o.config.loss ?? saved?.loss ?? 'train', o.config.epochs ?? saved?.epochs ?? 20);
-  const signals = onStopSignal();
+  const progress = new TrainProgress(saved?.loss ?? o.config.loss ?? 'train', o.config.epochs ?? saved?.epochs ?? 20);
+  const stop = onStopSignal({
+    watchParent: startedByNpm(),
+    onStop: (why) => {
+      // end the progress line (and give the cursor back) before saying anything
+      progress.stop();
+      process.stderr.write(
+        `${describeStop(why)}: stopping at the next batch; the last finished epoch is kept (send the signal again to quit at once)\n`,
+      );
+    },
+  });
   try {
     const res = await trainRun({
       config: o.config,
@@ -28,24 +42,38 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResu
       resume: o.resume !== undefined,
       initWeights: o.initWeights,
       resetWeights: o.resetWeights,
-      onBatch: (b) => progress.batch(b),
+      // once stopping, no new bar: it would hide the cursor again
+      onBatch: (b) => stop.signal.aborted || progress.batch(b),
       onEpoch: (l) => progress.epoch(l),
-      shouldStop: signals.stopped,
+      signal: stop.signal,
     });
     progress.stop();
     if (res.status === 'interrupted') {
+      const by = describeStop(stop.reason() ?? 'SIGINT');
       process.stderr.write(
-        `stopped by ${signals.signal() ?? 'request'} after epoch ${res.epochs}; the checkpoint is saved. ` +
-          `Resume with: siamese train --resume ${out}\n`,
+        res.epochs >= res.targetEpochs
+          ? `stopped by ${by} before the end of the final evaluation; all ${res.epochs} epochs are saved. ` +
+              `Evaluate with: siamese train --resume ${out}\n`
+          : `stopped by ${by} after epoch ${res.epochs}; the checkpoint is saved. Resume with: siamese train --resume ${out}\n`,
       );
-      process.exitCode = 130;
+      process.exitCode = stop.exitCode();
     } else {
       process.stdout.write(`trained ${plural(res.epochs, 'epoch')} into ${out}\n`);
       if (res.evaluation) process.stdout.write(formatEvaluation(res.evaluation) + '\n');
     }
     return res;
+  } catch (e) {
+    if (e instanceof RunDivergedError) throw new TrainingError(`${e.message}. ${lowerRateHint(e)}`);
+    throw e;
   } finally {
     progress.stop();
-    signals.dispose();
+    stop.dispose();
   }
+}
+
+/** The exact command that goes on from the last good checkpoint at a tenth of the rate. */
+function lowerRateHint(e: RunDivergedError): string {
+  const lr = Number((e.learningRate / 10).toPrecision(3));
+  const what = e.lastGoodEpoch === 0 ? 'start again from the initial weights' : `go on from epoch ${e.lastGoodEpoch}`;
+  return `To ${what} at a lower learning rate: siamese train --resume ${e.runDir} --lr ${lr}`;
 }

@@ -101,3 +101,78 @@ export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
 export function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+/** The settings a resumed run may change: they change its speed or its length, never its start. */
+export const RESUMABLE_KEYS = ['epochs', 'learningRate', 'engine', 'threads'] as const;
+export type ResumableKey = (typeof RESUMABLE_KEYS)[number];
+
+/** One change applied on resume: the value before (undefined: the default) and after. */
+export type ConfigChanges = Partial<Record<ResumableKey, { from: TrainConfig[ResumableKey] | 'default'; to: TrainConfig[ResumableKey] }>>;
+
+/** The CLI options behind the config keys, for messages. */
+const OPTION_OF: Partial<Record<keyof TrainConfig, string>> = {
+  loss: '--loss',
+  lossParams: 'loss parameters (--margin, --kappa, --power, --pos, --neg, --param)',
+  batchSize: '--batch-size',
+  optimizer: '--optimizer',
+  seed: '--seed',
+  pairSeed: '--pair-seed',
+  trainPairs: '--train-pairs',
+  testPairs: 'test pairs',
+  miner: '--miner',
+  perClass: '--per-class',
+  base: '--base',
+  embeddingDim: '--embedding-dim',
+  dropout: '--dropout',
+  threshold: '--threshold',
+  data: '--data',
+};
+
+/**
+ * The config of a resumed run: the saved one, with the resumable settings that are given applied
+ * (and listed in `changed`). Any other setting given with a value other than the saved one is
+ * refused: the checkpoint was trained under the saved value, and a run is one config.
+ * Unset keys (undefined) count as not given; loss parameters given are laid over the saved ones.
+ */
+export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, runPath: string): { config: TrainConfig; changed: ConfigChanges } {
+  const was = resolveConfig(saved);
+  const asked = definedOnly(given);
+  // loss parameters given are laid over the saved ones: repeating one of them is no change
+  if (asked.lossParams) {
+    const params = definedOnly(asked.lossParams);
+    if (Object.keys(params).length === 0) delete asked.lossParams;
+    else asked.lossParams = { ...was.lossParams, ...params };
+  }
+  const now = resolveConfig({ ...was, ...asked });
+  const norm = (k: keyof TrainConfig, v: unknown): string => {
+    if (k === 'optimizer' && typeof v === 'string') return JSON.stringify(v.toLowerCase());
+    if (k === 'data') return JSON.stringify(v ?? { name: 'mnist' });
+    return JSON.stringify(v) ?? 'unset';
+  };
+  const resumable = new Set<string>(RESUMABLE_KEYS);
+  for (const k of Object.keys(asked) as (keyof TrainConfig)[]) {
+    if (resumable.has(k) || norm(k, was[k]) === norm(k, now[k])) continue;
+    const opt = OPTION_OF[k] ?? k;
+    throw new UsageError(
+      `${runPath} was trained with ${opt} ${show(was[k])}, and a resumed run keeps it (only --epochs, --lr, --engine and --threads may change): ` +
+        `drop ${opt} ${show(now[k])}, or start a new run with another --out`,
+    );
+  }
+  const changed: ConfigChanges = {};
+  for (const k of RESUMABLE_KEYS) {
+    if (asked[k] !== undefined && norm(k, was[k]) !== norm(k, now[k])) {
+      (changed as Record<string, unknown>)[k] = { from: was[k] ?? 'default', to: now[k] };
+    }
+  }
+  return { config: now, changed };
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return '(default)';
+  if (typeof v === 'string' || typeof v === 'number') return String(v);
+  if (v && typeof v === 'object' && 'name' in v) {
+    const d = v as DataSpec;
+    return d.dir ? `${d.name} (${d.dir})` : d.name;
+  }
+  return JSON.stringify(v);
+}

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import { loadDataset } from '../data/registry.ts';
 import { initBackend } from '../engine/backend.ts';
-import { DataError, TrainingError, UsageError } from '../errors.ts';
+import { DataError, UsageError } from '../errors.ts';
 import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
@@ -11,11 +11,16 @@ import { buildNetwork } from '../model/build.ts';
 import { loadWeights, matchWeights } from '../model/load.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import { Rng } from '../rng.ts';
-import { definedOnly, resolveConfig, type TrainConfig } from './config.ts';
+import { type ConfigChanges, definedOnly, resolveConfig, resumeConfig, type TrainConfig } from './config.ts';
 import { datasetInfo, type Manifest, packageVersions, RunDir, toolVersion } from './runDir.ts';
-import { type BatchInfo, type EpochLog, Training } from './trainer.ts';
+import { type BatchInfo, countNonFinite, DivergenceError, type EpochLog, Training } from './trainer.ts';
 
 export interface TrainRunOptions {
+  /**
+   * The run's settings. On resume: the saved ones stay; epochs, learningRate, engine and threads
+   * may change (each change is noted in the manifest's `resumes`); any other setting given with
+   * another value is refused (UsageError).
+   */
   config: Partial<TrainConfig>;
   /** the run directory */
   out: string;
@@ -31,9 +36,15 @@ export interface TrainRunOptions {
   resetWeights?: boolean | string;
   /** continue the run in `out` from its checkpoint */
   resume?: boolean;
-  onBatch?: (info: BatchInfo) => void;
+  /** the callback's return value is ignored: stop with `signal` or `shouldStop` */
+  onBatch?: (info: BatchInfo) => unknown;
   onEpoch?: (log: EpochLog) => void;
-  /** polled between batches: true stops after saving the last finished epoch (SIGINT/SIGTERM) */
+  /**
+   * Abort to stop: at the next batch, or before or after the final evaluation. The run keeps the
+   * checkpoint of its last finished epoch and ends 'interrupted'.
+   */
+  signal?: AbortSignal;
+  /** polled between batches: true stops as `signal` does (for callers that share a flag, as compare's workers) */
   shouldStop?: () => boolean;
   /** compute retrieval metrics in the final evaluation (default true) */
   retrieval?: boolean;
@@ -42,10 +53,26 @@ export interface TrainRunOptions {
 export interface TrainRunResult {
   status: 'finished' | 'interrupted';
   runDir: string;
+  /** epochs done */
   epochs: number;
+  /** the run's target epochs: an interrupted run with epochs === targetEpochs stopped at its final evaluation */
+  targetEpochs: number;
   history: EpochLog[];
   /** the final evaluation on the test split (absent when interrupted) */
   evaluation?: Evaluation;
+}
+
+/** Thrown when a run diverged or collapsed: the Training's error, with where the last good checkpoint is. */
+export class RunDivergedError extends DivergenceError {
+  constructor(
+    e: DivergenceError,
+    /** the run directory, whose checkpoint holds the last good epoch */
+    readonly runDir: string,
+    /** the last good epoch (0: the initial weights) */
+    readonly lastGoodEpoch: number,
+  ) {
+    super(`${e.message}; the last good checkpoint (epoch ${lastGoodEpoch}) is in ${runDir}`, e.kind, e.epoch, e.learningRate);
+  }
 }
 
 /** Train a Siamese network into a run directory, checkpointing after every epoch. */
@@ -54,15 +81,13 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   const run = new RunDir(opts.out);
   let config: TrainConfig;
   let manifest: Manifest | undefined;
+  let changed: ConfigChanges = {};
   if (opts.resume) {
+    if (opts.initWeights !== undefined || opts.resetWeights) {
+      throw new UsageError(`a resumed run continues from its checkpoint in ${opts.out}: drop ${opts.initWeights !== undefined ? '--init-weights' : '--reset-weights'}`);
+    }
     manifest = run.readManifest();
-    // engine and threads change only speed: they may differ on resume
-    config = resolveConfig({
-      ...manifest.config,
-      epochs: opts.config.epochs ?? manifest.config.epochs,
-      engine: opts.config.engine ?? manifest.config.engine,
-      threads: opts.config.threads ?? manifest.config.threads,
-    });
+    ({ config, changed } = resumeConfig(manifest.config, opts.config, opts.out));
   } else {
     config = resolveConfig(opts.config);
     if (run.exists('manifest')) {
@@ -75,17 +100,42 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
 
   let initial: NamedTensor[] | undefined;
   if (!opts.resume) {
-    if (opts.initWeights) initial = await loadWeights(opts.initWeights, net);
+    if (opts.initWeights) initial = finiteOrThrow(await loadWeights(opts.initWeights, net), opts.initWeights);
     else if (opts.resetWeights) {
       const shared = typeof opts.resetWeights === 'string' ? opts.resetWeights : sharedInitPath(opts.out, config);
-      initial = await sharedInitialWeights(shared, config, dataset);
+      initial = finiteOrThrow(await sharedInitialWeights(shared, config, dataset), shared);
     }
   }
+
+  // One stop flag for both ways of asking (an AbortSignal, a polled function).
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort();
+  opts.signal?.addEventListener('abort', onAbort);
+  const stopRequested = (): boolean => {
+    if (!stop.signal.aborted && (opts.signal?.aborted || opts.shouldStop?.())) stop.abort();
+    return stop.signal.aborted;
+  };
+
   const training = new Training(dataset, config, initial);
+  // set once this process has written its own 'running' manifest: from then on, any failure is
+  // recorded there (status failed and why), so the folder never claims a run that is dead
+  let owned: Manifest | undefined;
+  let epochsKept = 0;
+  const finish = async (status: 'interrupted' | 'finished', evaluation?: Evaluation): Promise<TrainRunResult> => {
+    await run.writeManifest({ ...owned!, status, epochsDone: training.epoch });
+    return { status, runDir: opts.out, epochs: training.epoch, targetEpochs: config.epochs, history: [...training.history], evaluation };
+  };
   try {
     run.ensure();
     if (opts.resume) {
       const state = await run.readCheckpoint();
+      const bad = countNonFinite(state.weights);
+      if (bad.count > 0) {
+        throw new DataError(
+          `${run.file('checkpoint')}: the checkpoint holds ${bad.count} NaN or Inf weights (first in ${bad.first}); ` +
+            'it was damaged after it was written (training never saves such weights): it cannot be resumed, start a new run',
+        );
+      }
       training.setState(state);
       await run.writeLog(state.history);
     } else {
@@ -93,7 +143,10 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       await run.writeLog([]);
       await run.writeCheckpoint(training.getState());
     }
-    manifest = {
+    epochsKept = training.epoch;
+    const resumes = [...(manifest?.resumes ?? [])];
+    if (opts.resume) resumes.push({ at: new Date().toISOString(), fromEpoch: training.epoch, changed });
+    owned = {
       tool: 'siamese-lab',
       version: toolVersion(),
       createdAt: manifest?.createdAt ?? new Date().toISOString(),
@@ -109,51 +162,65 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       split: { ...training.split },
       packages: packageVersions(),
       node: process.version,
+      ...(resumes.length > 0 ? { resumes } : {}),
     };
-    await run.writeManifest(manifest);
+    await run.writeManifest(owned);
 
     while (training.epoch < config.epochs) {
-      let stopped = false;
-      let log: EpochLog | null;
-      try {
-        log = training.runEpoch((info) => {
+      const log = await training.runEpochAsync(
+        (info) => {
           opts.onBatch?.(info);
-          if (opts.shouldStop?.()) {
-            stopped = true;
-            return false;
-          }
-        });
-      } catch (e) {
-        if (e instanceof TrainingError) {
-          await run.writeManifest({ ...manifest, status: 'failed', epochsDone: training.epoch, message: e.message });
-          throw new TrainingError(`${e.message}; the last good checkpoint (epoch ${training.epoch}) is in ${opts.out}`);
-        }
-        throw e;
-      }
-      if (stopped || !log) {
-        await run.writeManifest({ ...manifest, status: 'interrupted', epochsDone: training.epoch });
-        return { status: 'interrupted', runDir: opts.out, epochs: training.epoch, history: [...training.history] };
-      }
+          stopRequested();
+        },
+        { signal: stop.signal },
+      );
+      if (!log) return await finish('interrupted');
       // Order matters for crash safety: checkpoint first (it is what --resume reads), then the rest.
       await run.writeCheckpoint(training.getState());
+      epochsKept = training.epoch;
       await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch) });
       await run.writeLog(training.history);
-      manifest = { ...manifest, epochsDone: training.epoch };
-      await run.writeManifest(manifest);
+      owned = { ...owned, epochsDone: training.epoch };
+      await run.writeManifest(owned);
       opts.onEpoch?.(log);
-      if (opts.shouldStop?.()) {
-        await run.writeManifest({ ...manifest, status: 'interrupted' });
-        return { status: 'interrupted', runDir: opts.out, epochs: training.epoch, history: [...training.history] };
-      }
+      await yieldToLoop();
+      if (stopRequested()) return await finish('interrupted');
     }
     if (!run.exists('weights')) await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch) });
+    await yieldToLoop();
+    if (stopRequested()) return await finish('interrupted');
     const evaluation = evaluateTraining(training, { retrieval: opts.retrieval });
+    // the evaluation is synchronous: a signal that came meanwhile is handled only now
+    await yieldToLoop();
+    if (stopRequested()) return await finish('interrupted');
     await writeJsonAtomic(run.file('result'), { epochs: training.epoch, config, history: training.history, evaluation });
-    await run.writeManifest({ ...manifest, status: 'finished', epochsDone: training.epoch });
-    return { status: 'finished', runDir: opts.out, epochs: training.epoch, history: [...training.history], evaluation };
+    return await finish('finished', evaluation);
+  } catch (e) {
+    const err = e instanceof DivergenceError ? new RunDivergedError(e, opts.out, epochsKept) : e;
+    if (owned) {
+      const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+      // best effort: the disk may be what failed; the error itself is what the caller must see
+      await run.writeManifest({ ...owned, status: 'failed', epochsDone: epochsKept, message }).catch(() => undefined);
+    }
+    throw err;
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     training.dispose();
   }
+}
+
+/** Let pending events (signal handlers, timers) run before a stop flag is read. */
+function yieldToLoop(): Promise<void> {
+  return new Promise((res) => setImmediate(res));
+}
+
+/** Weights read from a file must be finite: NaN there is the file's fault, not a divergence. */
+function finiteOrThrow(weights: NamedTensor[], path: string): NamedTensor[] {
+  const bad = countNonFinite(weights);
+  if (bad.count > 0) {
+    throw new DataError(`${path}: ${bad.count} of its weights are NaN or Inf (first in ${bad.first}); training cannot start from them`);
+  }
+  return weights;
 }
 
 function countParams(ws: readonly NamedTensor[]): number {

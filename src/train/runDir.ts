@@ -49,6 +49,8 @@ export interface Manifest {
   packages: Record<string, string>;
   node: string;
   message?: string;
+  /** each resume: when, from which epoch, and the settings it changed (before -> after) */
+  resumes?: { at: string; fromEpoch: number; changed: Record<string, { from: unknown; to: unknown }> }[];
 }
 
 export function packageVersions(): Record<string, string> {

@@ -4,7 +4,7 @@ import { makePairs, makeRandomTriplets, type PairSet, permutePairs, slicePairs }
 import { backendReady } from '../engine/backend.ts';
 import type { Batch, EngineName, EngineOptions, StepOutput, TrainEngine } from '../engine/engine.ts';
 import { createEngine } from '../engine/select.ts';
-import { TrainingError, UsageError } from '../errors.ts';
+import { DataError, TrainingError, UsageError } from '../errors.ts';
 import { createLoss } from '../losses/registry.ts';
 import { classBalancedBatches, createMiner, type Miner } from '../mining/index.ts';
 import type { BatchLoss, BatchLossResult } from '../losses/batch.ts';
@@ -38,7 +38,10 @@ export interface EpochLog {
   threads?: number;
 }
 
-/** Progress of one batch, for progress bars; return false from the callback to stop the epoch. */
+/**
+ * Progress of one batch, for progress bars. The callback's return value is ignored: stop an epoch
+ * with an AbortSignal (EpochOptions.signal), never by returning something.
+ */
 export interface BatchInfo {
   epoch: number;
   batch: number;
@@ -57,6 +60,46 @@ export interface TrainState {
   /** arcface, cosface, proxy-anchor: class weights and their optimizer's state */
   lossState?: NamedTensor[];
 }
+
+/** How an epoch may be stopped early. */
+export interface EpochOptions {
+  /**
+   * Checked before every batch: once aborted, the epoch stops after the batch in progress and
+   * runEpoch returns null. The Training is then halfway through an epoch (weights partly
+   * updated, `epoch` unchanged): it refuses to go on until setState() restores a saved state.
+   */
+  signal?: AbortSignal;
+}
+
+export interface AsyncEpochOptions extends EpochOptions {
+  /**
+   * Give the event loop a turn (signal handlers, timers, I/O) at least this often, in
+   * milliseconds of training (default 20). It changes nothing in the numbers.
+   */
+  yieldEveryMs?: number;
+}
+
+/** Why training cannot go on: NaN/Inf, a loss exploding by orders of magnitude, or a collapsed embedding. */
+export type DivergenceKind = 'non-finite' | 'exploding' | 'collapsed';
+
+/** Training diverged or collapsed; carries what a caller needs to say how to go on. */
+export class DivergenceError extends TrainingError {
+  constructor(
+    message: string,
+    readonly kind: DivergenceKind,
+    /** the epoch (1-based) in which it happened: its weights are not kept */
+    readonly epoch: number,
+    /** the optimizer's learning rate at the time */
+    readonly learningRate: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A batch loss above this many times the run's first batch loss (at least 0.01) is an explosion. */
+export const LOSS_EXPLOSION_FACTOR = 1e8;
+/** Every test distance below threshold / this: the embedding has collapsed to one point. */
+export const COLLAPSE_FRACTION = 1000;
 
 export interface EvalResult {
   /** test pair distances, in test pair order */
@@ -87,6 +130,10 @@ export class Training {
   private shuffleRng: Rng;
   private dropoutRng: Rng;
   private epochsDone = 0;
+  /** an epoch was stopped halfway: the weights are neither epoch N's nor N+1's */
+  private midEpoch = false;
+  /** the first batch loss this object saw: the scale against which an explosion is measured */
+  private firstLoss: number | undefined;
   private nextBuf = new Int32Array(0);
   private rowsBuf = new Int32Array(0);
   readonly history: EpochLog[] = [];
@@ -132,7 +179,7 @@ export class Training {
     const test = makePairs(dataset.test.labels, classCount(dataset.test.labels), pairRng.fork());
     this.trainPairs = config.trainPairs > 0 ? slicePairs(train, config.trainPairs) : train;
     this.testPairs = config.testPairs > 0 ? slicePairs(test, config.testPairs) : test;
-    const weights = initialWeights ? checkWeights(this.network, initialWeights) : this.network.initWeights(initRng);
+    const weights = initialWeights ? checkFinite(checkWeights(this.network, initialWeights), 'the initial weights') : this.network.initWeights(initRng);
     this.engine = createEngine({
       engine: config.engine ?? 'auto',
       threads: engineOptions.threads ?? config.threads ?? 0,
@@ -162,6 +209,7 @@ export class Training {
   }
 
   getState(): TrainState {
+    this.checkNotMidEpoch();
     return {
       epoch: this.epochsDone,
       weights: this.getWeights(),
@@ -173,7 +221,7 @@ export class Training {
   }
 
   setState(s: TrainState): void {
-    this.engine.setWeights(checkWeights(this.network, s.weights));
+    this.engine.setWeights(checkFinite(checkWeights(this.network, s.weights), 'the saved state'));
     this.engine.setOptimizerState(s.optimizer);
     this.shuffleRng.setState(s.rng.shuffle);
     this.dropoutRng.setState(s.rng.dropout);
@@ -184,10 +232,45 @@ export class Training {
     this.epochsDone = s.epoch;
     this.history.length = 0;
     this.history.push(...s.history);
+    this.midEpoch = false;
   }
 
-  /** Train one epoch; the callback sees each batch and may return false to stop early (no log then). */
-  runEpoch(onBatch?: (info: BatchInfo) => boolean | void): EpochLog | null {
+  /**
+   * Train one epoch. The callback sees each batch (its return value is ignored); abort
+   * `opts.signal` to stop early: null is returned then (no log). Synchronous: nothing else runs
+   * on this thread meanwhile (see runEpochAsync).
+   */
+  runEpoch(onBatch?: (info: BatchInfo) => unknown, opts: EpochOptions = {}): EpochLog | null {
+    const steps = this.epochSteps(onBatch, opts.signal);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * runEpoch, giving the event loop a turn every `yieldEveryMs` of training, so that a signal
+   * handler or a timer can abort `opts.signal` before the next batch. Same numbers, bit for bit.
+   */
+  async runEpochAsync(onBatch?: (info: BatchInfo) => unknown, opts: AsyncEpochOptions = {}): Promise<EpochLog | null> {
+    const every = opts.yieldEveryMs ?? 20;
+    const steps = this.epochSteps(onBatch, opts.signal);
+    let last = performance.now();
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      if (performance.now() - last >= every) {
+        await new Promise<void>((res) => setImmediate(res));
+        last = performance.now();
+      }
+    }
+  }
+
+  /** One epoch as a sequence of batches: suspends after each, returns the log (null when aborted). */
+  private *epochSteps(onBatch: ((info: BatchInfo) => unknown) | undefined, signal: AbortSignal | undefined): Generator<void, EpochLog | null> {
+    this.checkNotMidEpoch();
+    // checked before the plan: an epoch aborted before its start leaves no trace (the plan shuffles)
+    if (signal?.aborted) return null;
     const epoch = this.epochsDone + 1;
     const t0 = performance.now();
     const plan = this.epochPlan();
@@ -196,11 +279,23 @@ export class Training {
     let seen = 0;
     let minedSum = 0;
     for (let b = 0; b < plan.batches; b++) {
+      if (b > 0 && signal?.aborted) {
+        this.midEpoch = true;
+        return null;
+      }
       const r = plan.step(b);
       if (!Number.isFinite(r.loss)) {
-        throw new TrainingError(
-          `training diverged: the loss became ${r.loss} at epoch ${epoch}, batch ${b + 1}` +
-            ` (loss ${this.config.loss}, learning rate ${this.engine.optimizerConfig['learningRate']}); try a lower --lr`,
+        throw this.diverged('non-finite', `training diverged: the loss became ${r.loss} at epoch ${epoch}, batch ${b + 1}`, epoch);
+      }
+      this.firstLoss ??= Math.abs(r.loss);
+      // Without NaN, a loss that grows by orders of magnitude has left any useful region (a
+      // learning rate of 10 reaches 1e14 in one epoch, then the ReLUs die and every embedding is 0).
+      const scale = Math.max(this.firstLoss, 0.01);
+      if (Math.abs(r.loss) > LOSS_EXPLOSION_FACTOR * scale) {
+        throw this.diverged(
+          'exploding',
+          `training diverged: the loss exploded to ${r.loss.toPrecision(3)} (from ${this.firstLoss.toPrecision(3)} at its first batch) at epoch ${epoch}, batch ${b + 1}`,
+          epoch,
         );
       }
       // Weights can turn NaN while the loss still looks finite (the distance guard max(·, 1e-7)
@@ -213,12 +308,13 @@ export class Training {
       minedSum += r.mined ?? 0;
       if (onBatch) {
         const secs = (performance.now() - t0) / 1000;
-        const go = onBatch({ epoch, batch: b + 1, batches: plan.batches, loss: lossSum / seen, pairsPerSecond: seen / secs });
-        if (go === false) return null;
+        onBatch({ epoch, batch: b + 1, batches: plan.batches, loss: lossSum / seen, pairsPerSecond: seen / secs });
       }
+      yield;
     }
     const trainSeconds = (performance.now() - t0) / 1000;
     const evalRes = this.evaluate();
+    this.checkNotCollapsed(evalRes.distances, epoch);
     const log: EpochLog = {
       epoch,
       loss: lossSum / seen,
@@ -411,13 +507,57 @@ export class Training {
 
   private checkWeightsFinite(epoch: number, batch: number): void {
     const bad = this.engine.nonFiniteWeights();
-    if (bad > 0) {
-      throw new TrainingError(
-        `training diverged: ${bad} weights became NaN or Inf at epoch ${epoch}, batch ${batch}` +
-          ` (loss ${this.config.loss}, learning rate ${this.engine.optimizerConfig['learningRate']}); try a lower --lr`,
+    if (bad > 0) throw this.diverged('non-finite', `training diverged: ${bad} weights became NaN or Inf at epoch ${epoch}, batch ${batch}`, epoch);
+  }
+
+  /**
+   * A network whose test images all land on (nearly) one point has collapsed: its accuracy is the
+   * share of one pair label, and it does not recover (dead ReLUs). The floor of the distance
+   * (sqrt 1e-7) is far below the limit, so a true collapse is never missed.
+   */
+  private checkNotCollapsed(distances: Float32Array, epoch: number): void {
+    const limit = this.config.threshold / COLLAPSE_FRACTION;
+    let max = 0;
+    for (let i = 0; i < distances.length; i++) if (distances[i]! > max) max = distances[i]!;
+    if (distances.length > 1 && max < limit) {
+      throw this.diverged(
+        'collapsed',
+        `training collapsed: after epoch ${epoch} every test image embeds to the same point (all ${distances.length} test distances below ${limit.toPrecision(2)})`,
+        epoch,
       );
     }
   }
+
+  private diverged(kind: DivergenceKind, what: string, epoch: number): DivergenceError {
+    const lr = Number(this.engine.optimizerConfig['learningRate']);
+    return new DivergenceError(`${what} (loss ${this.config.loss}, learning rate ${lr}); lower the learning rate`, kind, epoch, lr);
+  }
+
+  private checkNotMidEpoch(): void {
+    if (this.midEpoch) {
+      throw new UsageError('an epoch of this training was stopped halfway: restore a state saved by getState() with setState() before going on');
+    }
+  }
+}
+
+/** The number of NaN or Inf values in a set of weights, and the first tensor that holds one. */
+export function countNonFinite(weights: readonly NamedTensor[]): { count: number; first?: string } {
+  let count = 0;
+  let first: string | undefined;
+  for (const w of weights) {
+    let n = 0;
+    for (let i = 0; i < w.data.length; i++) if (!Number.isFinite(w.data[i]!)) n++;
+    if (n > 0) first ??= w.name;
+    count += n;
+  }
+  return { count, first };
+}
+
+/** Weights that hold NaN or Inf cannot be trained: say so (not "diverged": nothing was trained yet). */
+function checkFinite(weights: NamedTensor[], what: string): NamedTensor[] {
+  const { count, first } = countNonFinite(weights);
+  if (count > 0) throw new DataError(`${what} hold ${count} NaN or Inf values (first in ${first}): training cannot start from them`);
+  return weights;
 }
 
 /** Tuples s..e of columns cols (pairs: a, b; triplets: anchor, positive, negative) as image rows, one column after the other, into rows. */

@@ -62,7 +62,7 @@ test('a diverging run stops with the epoch, batch and a hint', () => {
       t.runEpoch();
       t.runEpoch();
     },
-    (e: unknown) => e instanceof TrainingError && /diverged: .* epoch \d+(, batch \d+)?.*lower --lr/.test(e.message),
+    (e: unknown) => e instanceof TrainingError && /diverged: .* epoch \d+(, batch \d+)?.*lower the learning rate/.test(e.message),
   );
   t.dispose();
 });

@@ -62,6 +62,10 @@ export function summaryText(o: CompareOutcome): string {
     lines.push('', 'paired over seeds (same initial weights, same pairs):');
     for (const c of r.comparisons) lines.push(`  ${c.verdict}`);
   }
+  if (r.notes?.length) {
+    lines.push('');
+    for (const n of r.notes) lines.push(`note: ${n}`);
+  }
   if (o.failures.length > 0) {
     lines.push('', `failed (${o.failures.length}):`);
     for (const f of o.failures) lines.push(`  ${f.key}: ${f.message}`);

@@ -198,7 +198,7 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
       const key = runKey(l.id, seed);
       const runDir = join(out, 'runs', key);
       const config = runConfig(spec, l, seed);
-      const state = runState(runDir, config);
+      const state = runState(runDir, config, dataset);
       const base = { key, lossId: l.id, seed, runDir, label: `${l.label} seed ${seed}` };
       if (state.kind === 'finished') {
         reused.push(key);
@@ -223,14 +223,17 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
     }
   }
 
-  const tsne = grid.tsne.points > 0 ? planTsne(out, spec, grid, dataset) : undefined;
+  const notes: string[] = [];
+  const tsnePlan = grid.tsne.points > 0 ? planTsne(out, spec, grid, dataset) : undefined;
+  if (tsnePlan?.note) notes.push(tsnePlan.note);
+  const tsne = tsnePlan?.plan;
   const tsneJob = (panel: TsnePanelPlan): { job: CompareJob; req: JobRequest } | undefined => {
     if (!tsne || !existsSync(panel.weights)) return undefined;
-    const key = tsneKey(panel.weights, grid.tsne, tsne.indices);
+    const key = tsneKey(panel.weights, tsne.params, tsne.indices);
     if (readTsne(panel.file, key)) return undefined;
     return {
       job: { key: `tsne-${panel.name}`, kind: 'tsne', label: `t-SNE ${panel.title}`, lossId: panel.lossId, seed: spec.seeds[0] },
-      req: { type: 'tsne', weights: panel.weights, config: tsne.config, indices: tsne.indices, params: grid.tsne.params, out: panel.file, key },
+      req: { type: 'tsne', weights: panel.weights, config: tsne.config, indices: tsne.indices, params: tsne.params, out: panel.file, key },
     };
   };
   // panels whose weights exist now (before training; runs already finished) join the queue at
@@ -313,7 +316,7 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
 
   // ---- summarise -----------------------------------------------------------------------------
   callbacks.onPhase?.('summarising');
-  const results = buildResults({ out, grid, dataset, tsne, workers: pool ? workers : 0, wallSeconds: (performance.now() - t0) / 1000 });
+  const results = buildResults({ out, grid, dataset, tsne, notes, workers: pool ? workers : 0, wallSeconds: (performance.now() - t0) / 1000 });
   const resultsPath = join(out, RESULTS_FILE);
   await writeFileAtomic(resultsPath, resultsJson(results));
 
@@ -468,13 +471,20 @@ export function initialPath(out: string, seed: number): string {
 type RunState = { kind: 'finished' } | { kind: 'resume'; epochsDone: number } | { kind: 'new'; epochsDone: 0 };
 
 /** What is on disk for a run, checked against the config it must have. */
-function runState(runDir: string, config: TrainConfig): RunState {
+function runState(runDir: string, config: TrainConfig, ds: Dataset): RunState {
   const run = new RunDir(runDir);
   if (!run.exists('manifest')) return { kind: 'new', epochsDone: 0 };
   const m = run.readManifest();
   const diff = firstDifference(m.config, config);
   if (diff) {
     throw new UsageError(`${runDir} was trained with a different config (${diff}); remove it or use another --out`);
+  }
+  // the data it really saw (older versions trained every compare run on MNIST whatever --data said)
+  const was = m.dataset;
+  if (was && (was.trainChecksum !== ds.train.checksum || was.testChecksum !== ds.test.checksum)) {
+    throw new DataError(
+      `${runDir} was trained on ${was.name} (${was.source}), not on the comparison's data set ${ds.name}; remove it or use another --out`,
+    );
   }
   if (m.status === 'finished' && run.exists('result')) return { kind: 'finished' };
   if (!run.exists('checkpoint')) return { kind: 'new', epochsDone: 0 };
@@ -547,11 +557,32 @@ interface TsnePlan {
   labels: number[];
   config: TrainConfig;
   panels: TsnePanelPlan[];
+  /** the grid's settings, with the perplexity lowered to fit the points actually embedded */
+  params: TsneParams;
+  /** the grid's perplexity, when it had to be lowered */
+  requestedPerplexity?: number;
 }
 
-function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: Dataset): TsnePlan {
+/** Fewer test images than this: no t-SNE (a layout of a handful of points shows nothing). */
+export const MIN_TSNE_ROWS = 10;
+
+/**
+ * The largest perplexity t-SNE accepts on n points: it takes floor(3 x perplexity) neighbours
+ * per point, and a point has n − 1.
+ */
+export function maxPerplexity(n: number): number {
+  return (n - 1) / 3;
+}
+
+/** The t-SNE plan, or a note saying why there is none (too few test images). */
+function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: Dataset): { plan?: TsnePlan; note?: string } {
   const seed0 = spec.seeds[0]!;
+  if (ds.test.n < MIN_TSNE_ROWS) {
+    return { note: `No t-SNE: the test split of ${ds.name} has ${ds.test.n} image${ds.test.n === 1 ? '' : 's'}, fewer than ${MIN_TSNE_ROWS}.` };
+  }
   const indices = stratifiedSubset(ds.test.labels, grid.tsne.points, grid.tsne.params.seed);
+  const requested = grid.tsne.params.perplexity;
+  const params: TsneParams = { ...grid.tsne.params, perplexity: Math.min(requested, maxPerplexity(indices.length)) };
   const panels: TsnePanelPlan[] = [
     { name: 'before', title: `before training (seed ${seed0} initial weights)`, weights: initialPath(out, seed0), file: join(out, 'tsne', 'before.json') },
     ...spec.losses.map((l) => ({
@@ -563,7 +594,13 @@ function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: Dataset)
     })),
   ];
   ensureDir(join(out, 'tsne'));
-  return { indices, labels: indices.map((i) => ds.test.labels[i]!), config: resolveConfig({ ...spec.config, seed: seed0 }), panels };
+  const plan: TsnePlan = { indices, labels: indices.map((i) => ds.test.labels[i]!), config: resolveConfig({ ...spec.config, seed: seed0 }), panels, params };
+  if (params.perplexity === requested) return { plan };
+  plan.requestedPerplexity = requested;
+  const note =
+    `t-SNE perplexity lowered from ${requested} to ${params.perplexity.toFixed(2)}: ${indices.length} test images are embedded, ` +
+    `and the perplexity must stay at most (points − 1) / 3.`;
+  return { plan, note };
 }
 
 /**
@@ -592,10 +629,10 @@ export function stratifiedSubset(labels: Uint8Array, n: number, seed: number): n
 }
 
 /** Identifies a layout: the weights' bytes, the settings and the subset. */
-function tsneKey(weights: string, t: StoredGrid['tsne'], indices: number[]): string {
+function tsneKey(weights: string, params: TsneParams, indices: number[]): string {
   const h = createHash('sha256');
   h.update(readFileSync(weights));
-  h.update(JSON.stringify([t.params, indices]));
+  h.update(JSON.stringify([params, indices]));
   return h.digest('hex');
 }
 
@@ -636,6 +673,7 @@ function buildResults(a: {
   grid: StoredGrid;
   dataset: Dataset;
   tsne: TsnePlan | undefined;
+  notes: string[];
   workers: number;
   wallSeconds: number;
 }): CompareResults {
@@ -690,14 +728,18 @@ function buildResults(a: {
     const panels: TsneResult['panels'] = [];
     for (const p of a.tsne.panels) {
       if (!existsSync(p.weights)) continue;
-      const f = readTsne(p.file, tsneKey(p.weights, a.grid.tsne, a.tsne.indices));
+      const f = readTsne(p.file, tsneKey(p.weights, a.tsne.params, a.tsne.indices));
       if (!f) continue;
       const panel: TsneResult['panels'][number] = { title: p.title, points: f.points };
       if (p.lossId !== undefined) panel.lossId = p.lossId;
       panels.push(panel);
     }
-    if (panels.length) results.tsne = { indices: a.tsne.indices, labels: a.tsne.labels, panels, params: a.grid.tsne.params };
+    if (panels.length) {
+      results.tsne = { indices: a.tsne.indices, labels: a.tsne.labels, panels, params: a.tsne.params };
+      if (a.tsne.requestedPerplexity !== undefined) results.tsne.requestedPerplexity = a.tsne.requestedPerplexity;
+    }
   }
+  if (a.notes.length) results.notes = [...a.notes];
   return results;
 }
 

@@ -25,6 +25,8 @@ export interface CompareResults {
   tsne?: TsneResult;
   /** loss shapes L_pos(D), L_neg(D) sampled on [0, 1.5] for the loss-shape chart */
   lossShapes: { loss: string; label: string; d: number[]; pos: number[]; neg: number[] }[];
+  /** what the comparison had to leave out or adjust (e.g. a lowered t-SNE perplexity), in words */
+  notes?: string[];
 }
 
 export interface CompareSpec {
@@ -96,5 +98,8 @@ export interface TsneResult {
   labels: number[];
   /** one panel per stage: "before training", then each loss */
   panels: { title: string; lossId?: string; points: number[] }[];
+  /** the settings used; the perplexity is the effective one (see requestedPerplexity) */
   params: { perplexity: number; iterations: number; seed: number; theta: number };
+  /** the perplexity asked for, when it was lowered to fit the number of points */
+  requestedPerplexity?: number;
 }

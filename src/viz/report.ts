@@ -627,7 +627,8 @@ async function removeStaleFigures(figDir: string, keep: ReadonlySet<string>): Pr
  * written and notes on anything left out. Throws DataError when the inputs do not fit.
  */
 export async function buildReport(results: CompareResults, outDir: string, opts: ReportOptions = {}): Promise<ReportFiles> {
-  const notes: string[] = [];
+  // what the comparison itself left out or adjusted comes first
+  const notes: string[] = [...(results.notes ?? [])];
   const split = opts.testSplit === undefined ? await defaultTestSplit(results, notes) : opts.testSplit;
   if (split && split.images.length !== split.n * split.width * split.height) {
     throw new DataError(`test split: ${split.images.length} image bytes for ${split.n} images of ${split.width}x${split.height}`);

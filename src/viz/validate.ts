@@ -127,6 +127,11 @@ export function validateCompareResults(value: Json, source = 'results.json'): Co
   } else if (r['tsne'] === null) {
     delete r['tsne'];
   }
+  if (r['notes'] !== undefined && r['notes'] !== null) {
+    c.arr(r['notes'], 'notes').forEach((n, i) => c.str(n, `notes[${i}]`));
+  } else if (r['notes'] === null) {
+    delete r['notes'];
+  }
   return r as unknown as CompareResults;
 }
 

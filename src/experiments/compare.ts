@@ -42,7 +42,7 @@ import { type DistanceSample, type JobEvent, type JobRequest, type JobResult, re
 import { type LossSpec, parseLossList, parseLossSpec } from './lossSpec.ts';
 import { WorkerPool } from './pool.ts';
 import type { CompareResults, CompareSpec, LossSummary, PairedComparison, RunSummary, Stat, TsneResult } from './results.ts';
-import { pairedTTest, summarise } from './stats.ts';
+import { holmAdjust, type PairedTTest, pairedTTest, summarise } from './stats.ts';
 import type { ReportFiles } from '../viz/report.ts';
 
 export const DEFAULT_LOSSES = 'contrastive,yukawa,triplet';
@@ -696,15 +696,7 @@ function buildResults(a: {
   const summary = spec.losses
     .map((l) => lossSummary(l, runs.filter((r) => r.lossId === l.id)))
     .filter((s): s is LossSummary => s !== undefined);
-  const comparisons: PairedComparison[] = [];
-  for (let i = 0; i < spec.losses.length; i++) {
-    for (let j = i + 1; j < spec.losses.length; j++) {
-      for (const measure of ['accuracy', 'mapAtR'] as const) {
-        const c = pairedComparison(spec.losses[i]!, spec.losses[j]!, runs, measure);
-        if (c) comparisons.push(c);
-      }
-    }
-  }
+  const comparisons = pairedComparisons(spec.losses, runs);
   const ds = a.dataset;
   const results: CompareResults = {
     tool: 'siamese-lab',
@@ -796,9 +788,47 @@ function lossSummary(l: LossSpec, runs: RunFiles[]): LossSummary | undefined {
 const pts = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(2)}`;
 const fmtP = (p: number): string => (p < 0.001 ? 'p < 0.001' : `p = ${p < 0.01 ? p.toFixed(3) : p.toFixed(2)}`);
 
+/** What a paired test needs of a finished run. */
+export type ScoredRun = Pick<RunFiles, 'lossId' | 'seed' | 'evaluation'>;
+
+interface PairedTest {
+  a: LossSpec;
+  b: LossSpec;
+  measure: 'accuracy' | 'mapAtR';
+  t: PairedTTest;
+}
+
+/**
+ * Every pair of losses, on accuracy and on MAP@R, tested over the seeds both finished. The tests
+ * of one measure form a family: their p-values get Holm's adjustment, and a difference is called
+ * significant only when its adjusted p is below 0.05 (with many losses, some raw p-values fall
+ * below 0.05 by chance alone).
+ */
+export function pairedComparisons(losses: readonly LossSpec[], runs: readonly ScoredRun[]): PairedComparison[] {
+  const tests: PairedTest[] = [];
+  for (let i = 0; i < losses.length; i++) {
+    for (let j = i + 1; j < losses.length; j++) {
+      for (const measure of ['accuracy', 'mapAtR'] as const) {
+        const t = pairedTest(losses[i]!, losses[j]!, runs, measure);
+        if (t) tests.push({ a: losses[i]!, b: losses[j]!, measure, t });
+      }
+    }
+  }
+  const adjusted = new Map<PairedTest, number>();
+  for (const measure of ['accuracy', 'mapAtR'] as const) {
+    // a single pair of runs is no test: it does not enter the family
+    const family = tests.filter((x) => x.measure === measure && x.t.degenerate !== 'one-pair');
+    holmAdjust(family.map((x) => x.t.p)).forEach((p, i) => adjusted.set(family[i]!, p));
+  }
+  return tests.map((x) => {
+    const family = tests.filter((y) => y.measure === x.measure && y.t.degenerate !== 'one-pair').length;
+    return comparisonOf(x, adjusted.get(x) ?? x.t.p, family);
+  });
+}
+
 /** The paired test of a against b on the seeds both finished; undefined when none or no such measure. */
-function pairedComparison(a: LossSpec, b: LossSpec, runs: RunFiles[], measure: 'accuracy' | 'mapAtR'): PairedComparison | undefined {
-  const value = (r: RunFiles): number | undefined =>
+function pairedTest(a: LossSpec, b: LossSpec, runs: readonly ScoredRun[], measure: 'accuracy' | 'mapAtR'): PairedTTest | undefined {
+  const value = (r: ScoredRun): number | undefined =>
     measure === 'accuracy' ? r.evaluation.pairs.accuracy : r.evaluation.retrieval?.mapAtR;
   const va: number[] = [];
   const vb: number[] = [];
@@ -811,12 +841,20 @@ function pairedComparison(a: LossSpec, b: LossSpec, runs: RunFiles[], measure: '
       vb.push(y);
     }
   }
-  if (va.length === 0) return undefined;
-  const t = pairedTTest(va, vb);
+  return va.length === 0 ? undefined : pairedTTest(va, vb);
+}
+
+/** "p = 0.004" or, in a family of several tests, "p = 0.004, Holm-adjusted p = 0.012 over 3 tests". */
+export function pWords(p: number, pHolm: number, tests: number): string {
+  return tests > 1 ? `${fmtP(p)}, Holm-adjusted ${fmtP(pHolm)} over ${tests} tests` : fmtP(p);
+}
+
+function comparisonOf({ a, b, measure, t }: PairedTest, pHolm: number, tests: number): PairedComparison {
   const what = measure === 'accuracy' ? 'accuracy' : 'MAP@R';
   const seeds = `${t.n} seed${t.n === 1 ? '' : 's'}`;
   const [better, worse] = t.meanDiff >= 0 ? [a.label, b.label] : [b.label, a.label];
   const by = `${Math.abs(100 * t.meanDiff).toFixed(2)} points`;
+  const ps = pWords(t.p, pHolm, tests);
   let verdict: string;
   if (t.degenerate === 'one-pair') {
     verdict = `one seed only, no test: ${a.label} − ${b.label} = ${pts(t.meanDiff)} points of ${what}`;
@@ -825,12 +863,13 @@ function pairedComparison(a: LossSpec, b: LossSpec, runs: RunFiles[], measure: '
       t.meanDiff === 0
         ? `identical ${what} on every seed (${seeds})`
         : `${better} > ${worse} in ${what} by ${by} on every seed, the same difference each time (${seeds})`;
-  } else if (t.p < 0.05) {
-    verdict = `${better} > ${worse} in ${what} by ${by} ± ${(100 * t.ci95).toFixed(2)} (${fmtP(t.p)}, ${seeds})`;
+  } else if (pHolm < 0.05) {
+    verdict = `${better} > ${worse} in ${what} by ${by} ± ${(100 * t.ci95).toFixed(2)} (${ps}, ${seeds})`;
   } else {
-    verdict = `no significant difference in ${what}: ${a.label} − ${b.label} = ${pts(t.meanDiff)} ± ${(100 * t.ci95).toFixed(2)} points (${fmtP(t.p)}, ${seeds})`;
+    const raw = t.p < 0.05 ? ' after correcting for multiple tests' : '';
+    verdict = `no significant difference in ${what}${raw}: ${a.label} − ${b.label} = ${pts(t.meanDiff)} ± ${(100 * t.ci95).toFixed(2)} points (${ps}, ${seeds})`;
   }
-  return { a: a.id, b: b.id, measure, meanDiff: t.meanDiff, ci95: t.ci95, t: t.t, p: t.p, seeds: t.n, verdict };
+  return { a: a.id, b: b.id, measure, meanDiff: t.meanDiff, ci95: t.ci95, t: t.t, p: t.p, pHolm, tests, seeds: t.n, verdict };
 }
 
 /** L_pos(D), L_neg(D) at D = 0, 0.01, ..., 1.5, capped at LOSS_SHAPE_CAP (the label says so). */

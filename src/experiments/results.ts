@@ -86,7 +86,16 @@ export interface PairedComparison {
   meanDiff: number;
   ci95: number;
   t: number;
+  /** the raw p-value of this one test */
   p: number;
+  /**
+   * Holm's adjustment of p over the family of tests of this measure (every pair of losses; a
+   * single pair of runs is no test and is left out, its pHolm is its p); absent in files written
+   * before it existed
+   */
+  pHolm?: number;
+  /** how many tests that family holds */
+  tests?: number;
   seeds: number;
   /** plain-words verdict, e.g. "yukawa > contrastive (p = 0.004)" or "no significant difference" */
   verdict: string;

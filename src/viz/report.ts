@@ -111,9 +111,15 @@ function signed(x: number, digits: number): string {
   return `${x < 0 && Number(t) !== 0 ? '-' : '+'}${t}`;
 }
 
-function pValue(p: number): string {
+function pValue(p: number | undefined): string {
   if (!isNum(p)) return '—';
   return p < 0.001 ? '< 0.001' : p.toFixed(3);
+}
+
+/** "p = 0.012" or "p < 0.001" (never "p = < 0.001"). */
+function pIs(name: string, p: number | undefined): string {
+  const v = pValue(p);
+  return v.startsWith('<') ? `${name} ${v}` : `${name} = ${v}`;
 }
 
 function duration(seconds: number): string {
@@ -128,14 +134,19 @@ export function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
-/** Text safe inside a GitHub-flavoured markdown paragraph or table cell. */
+/**
+ * Text safe inside a GitHub-flavoured markdown paragraph or table cell, and still readable as
+ * plain text: only what markdown would take for markup is escaped. "<" becomes "&lt;" only where
+ * it could open an HTML tag, comment or autolink, "&" only where it would form a character
+ * reference, ">" only at the start (a block quote); "p < 0.001" stays as it is.
+ */
 export function escapeMd(s: string): string {
   return s
     .replace(/\r?\n/g, ' ')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/([\\`*_[\]|#~])/g, '\\$1');
+    .replace(/&(?=#?[A-Za-z0-9]+;)/g, '&amp;')
+    .replace(/<(?=[A-Za-z/!?])/g, '&lt;')
+    .replace(/([\\`*_[\]|#~])/g, '\\$1')
+    .replace(/^(\s*)>/, '$1\\>');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -396,13 +407,21 @@ function comparisonBlocks(results: CompareResults): Block[] {
       const diff = signed(100 * c.meanDiff, 2);
       return (
         `${name(c.a)} minus ${name(c.b)}, ${measureName(c.measure)}: ${diff} percentage points on average over ${c.seeds} paired seeds ` +
-        `(95% CI ± ${fixed(isNum(c.ci95) ? 100 * c.ci95 : NaN, 2)}; paired t = ${fixed(c.t, 2)}, p = ${pValue(c.p)}). Verdict: ${c.verdict}.`
+        `(95% CI ± ${fixed(isNum(c.ci95) ? 100 * c.ci95 : NaN, 2)}; paired t = ${fixed(c.t, 2)}, ${pIs('p', c.p)}` +
+        `${c.pHolm !== undefined && (c.tests ?? 0) > 1 ? `; ${pIs('Holm-adjusted p', c.pHolm)} over ${c.tests} tests of this measure` : ''}). Verdict: ${c.verdict}.`
       );
     }),
   });
   blocks.push({
+    kind: 'p',
+    cls: 'note',
+    text:
+      'p is the two-sided paired t-test of each pair alone. The tests of one measure are run together, so their p-values ' +
+      'also get Holm\'s correction (Holm p); a difference is called significant when its Holm p is below 0.05.',
+  });
+  blocks.push({
     kind: 'table',
-    head: ['a', 'b', 'measure', 'mean a − b (pp)', '95% CI (pp)', 't', 'p', 'seeds', 'verdict'],
+    head: ['a', 'b', 'measure', 'mean a − b (pp)', '95% CI (pp)', 't', 'p', 'Holm p', 'seeds', 'verdict'],
     rows: results.comparisons.map((c) => [
       name(c.a),
       name(c.b),
@@ -411,6 +430,7 @@ function comparisonBlocks(results: CompareResults): Block[] {
       isNum(c.ci95) ? `± ${(100 * c.ci95).toFixed(2)}` : '—',
       fixed(c.t, 2),
       pValue(c.p),
+      pValue(c.pHolm),
       String(c.seeds),
       c.verdict,
     ]),

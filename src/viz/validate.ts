@@ -107,6 +107,7 @@ export function validateCompareResults(value: Json, source = 'results.json'): Co
     c.str(p['measure'], `comparisons[${i}].measure`);
     c.str(p['verdict'], `comparisons[${i}].verdict`);
     for (const k of ['meanDiff', 'ci95', 't', 'p', 'seeds']) c.num(p[k], `comparisons[${i}].${k}`);
+    for (const k of ['pHolm', 'tests']) if (p[k] !== undefined) c.num(p[k], `comparisons[${i}].${k}`);
   });
   c.arr(r['lossShapes'], 'lossShapes').forEach((x, i) => {
     const s = c.obj(x, `lossShapes[${i}]`);

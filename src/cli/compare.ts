@@ -40,6 +40,11 @@ export async function compareCommand(opts: CompareOptions): Promise<CompareOutco
   }
   process.stdout.write(summaryText(outcome));
   if (outcome.failures.length > 0) process.exitCode = 1;
+  if (outcome.reportError !== undefined) {
+    // results.json is complete, the report is not: say so, and do not exit as if all went well
+    process.stderr.write(`siamese: the report could not be written: ${outcome.reportError}; rebuild it with: siamese report ${out}\n`);
+    process.exitCode = 1;
+  }
   return outcome;
 }
 

@@ -1,4 +1,6 @@
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { DataError, UsageError } from '../errors.ts';
 import { readFileBytes } from '../io/atomic.ts';
 import type { CompareResults } from '../experiments/results.ts';
 import { buildReport, type ReportFiles, type ReportOptions } from '../viz/report.ts';
@@ -11,9 +13,27 @@ export interface ReportCommandOptions extends ReportOptions {
   print?: boolean;
 }
 
-/** Read and validate RUN_DIR/results.json (DataError when missing or malformed). */
+/**
+ * The largest results.json read: parsing takes several times the file's size in memory, and a
+ * real comparison's file is a few megabytes (1,000 runs with their distance samples: ~60 MB).
+ */
+export const MAX_RESULTS_BYTES = 64 * 1024 * 1024;
+
+/** Read and validate RUN_DIR/results.json (DataError when missing, too big or malformed). */
 export async function readCompareResults(runDir: string): Promise<CompareResults> {
   const path = join(runDir, 'results.json');
+  if (!existsSync(path) && existsSync(join(runDir, 'manifest.json'))) {
+    throw new UsageError(`${runDir} is a training run, not a comparison: report rebuilds the report of a \`siamese compare\` directory (one with results.json)`);
+  }
+  let size = 0;
+  try {
+    size = statSync(path).size;
+  } catch {
+    // missing: readFileBytes says so in its own words
+  }
+  if (size > MAX_RESULTS_BYTES) {
+    throw new DataError(`${path}: ${(size / 2 ** 20).toFixed(0)} MB, more than the ${MAX_RESULTS_BYTES / 2 ** 20} MB a results.json may have; not a comparison's results`);
+  }
   const bytes = await readFileBytes(path);
   return parseCompareResults(Buffer.from(bytes).toString('utf8'), path);
 }

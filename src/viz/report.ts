@@ -5,7 +5,8 @@
  * `CompareResults` (results.json), plus the test images for the t-SNE thumbnails and the test
  * labels for the polar plot's classes, so `siamese report` can rebuild it without retraining.
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { classCount } from '../data/dataset.ts';
 import { loadMnist } from '../data/mnist.ts';
@@ -519,6 +520,88 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
   return blocks;
 }
 
+/**
+ * What the figures draw at most, so that the report's memory stays bounded whatever the size of
+ * results.json (a Vega mark costs about a kilobyte: a t-SNE panel of 2,000 points with its
+ * thumbnails took ~7 MB, 800 panels 5.7 GB). Past these, the figures show a part and say so.
+ */
+export const REPORT_LIMITS = {
+  /** t-SNE panels drawn (the first ones: before training, then the losses in order) */
+  tsnePanels: 9,
+  /** points per t-SNE panel (an even subsample of the embedded test images) */
+  tsnePoints: 3000,
+  /** learning-curve epochs drawn over all losses (evenly spaced, first and last kept) */
+  curvePoints: 6000,
+  /** loss-shape samples per loss */
+  shapePoints: 400,
+  /** test pair distances per kind over all runs of the displayed seed (histograms, polar plot) */
+  distances: 40000,
+} as const;
+
+/** `count` indices spread evenly over 0..n−1, the first and the last included. */
+function evenPick(n: number, count: number): number[] {
+  if (n <= count) return Array.from({ length: n }, (_, i) => i);
+  if (count <= 1) return [n - 1];
+  return Array.from({ length: count }, (_, i) => Math.round((i * (n - 1)) / (count - 1)));
+}
+
+/**
+ * A view of `results` cut down to REPORT_LIMITS for the figures (tables and verdicts use the
+ * full results), with a note for each cut.
+ */
+export function boundForFigures(results: CompareResults, notes: string[]): CompareResults {
+  const L = REPORT_LIMITS;
+  const r: CompareResults = { ...results };
+  const t = results.tsne;
+  if (t) {
+    let panels = t.panels;
+    if (panels.length > L.tsnePanels) {
+      notes.push(`t-SNE: ${panels.length} panels in results.json, the first ${L.tsnePanels} are drawn.`);
+      panels = panels.slice(0, L.tsnePanels);
+    }
+    let { indices, labels } = t;
+    if (indices.length > L.tsnePoints) {
+      const pick = evenPick(indices.length, L.tsnePoints);
+      notes.push(`t-SNE: ${indices.length} points per panel in results.json, an even subsample of ${pick.length} is drawn.`);
+      indices = pick.map((i) => t.indices[i]!);
+      labels = pick.map((i) => t.labels[i]!);
+      panels = panels.map((p) => ({ ...p, points: pick.flatMap((i) => [p.points[2 * i]!, p.points[2 * i + 1]!]) }));
+    }
+    if (panels !== t.panels || indices !== t.indices) r.tsne = { ...t, indices, labels, panels };
+  }
+  const epochs = results.summary.reduce((s, x) => s + (Array.isArray(x.curves) ? x.curves.length : 0), 0);
+  if (epochs > L.curvePoints) {
+    const per = Math.max(2, Math.floor(L.curvePoints / Math.max(1, results.summary.length)));
+    notes.push(`Learning curves: ${epochs} loss-epoch points in results.json, at most ${per} evenly spaced epochs per loss are drawn.`);
+    r.summary = results.summary.map((x) => ({ ...x, curves: evenPick(x.curves.length, per).map((i) => x.curves[i]!) }));
+  }
+  if (results.lossShapes.some((x) => x.d.length > L.shapePoints)) {
+    notes.push(`Loss shapes: more than ${L.shapePoints} samples per loss in results.json, ${L.shapePoints} evenly spaced ones are drawn.`);
+    r.lossShapes = results.lossShapes.map((x) => {
+      if (x.d.length <= L.shapePoints) return x;
+      const pick = evenPick(x.d.length, L.shapePoints);
+      return { ...x, d: pick.map((i) => x.d[i]!), pos: pick.map((i) => x.pos[i]!), neg: pick.map((i) => x.neg[i]!) };
+    });
+  }
+  // distances: each run keeps a prefix of its test pairs (compare's own sampling), which the
+  // histograms and the polar plot both accept as a uniform sample
+  const seed = displaySeed(results);
+  const shown = results.runs.filter((x) => x.seed === seed);
+  for (const kind of ['pos', 'neg'] as const) {
+    const total = shown.reduce((s, x) => s + x.distances[kind].length, 0);
+    if (total <= L.distances) continue;
+    const per = Math.max(100, Math.floor(L.distances / Math.max(1, shown.length)));
+    notes.push(
+      `Distances: ${total} ${kind === 'pos' ? 'positive' : 'negative'} pair distances for seed ${seed} in results.json, ` +
+        `the first ${per} test pairs of each run are drawn.`,
+    );
+    r.runs = (r.runs === results.runs ? results.runs.map((x) => ({ ...x })) : r.runs).map((x) =>
+      x.seed === seed ? { ...x, distances: { ...x.distances, [kind]: x.distances[kind].slice(0, per) } } : x,
+    );
+  }
+  return r;
+}
+
 interface FigureSpec {
   name: string;
   title: string;
@@ -630,16 +713,58 @@ function polarClasses(results: CompareResults, split: TestSplit | null, seed: nu
 
 // ---------------------------------------------------------------------------------------------
 
-/**
- * Pictures an earlier build drew and this one did not (a rebuild with fewer losses, no t-SNE or
- * no test split): removed once the new report is in place, so that figures/ holds what the
- * report shows. Only .svg and .png files go; anything else in the folder is left alone.
- */
-async function removeStaleFigures(figDir: string, keep: ReadonlySet<string>): Promise<void> {
-  for (const f of await readdir(figDir)) {
-    const m = /^(.*)\.(svg|png)$/.exec(f);
-    if (m && !keep.has(m[1]!)) await rm(join(figDir, f), { force: true });
+/** `.figures.<pid>.<hex>.tmp`: the folder a build writes its pictures into before the swap. */
+const FIG_TMP = /^\.figures\.(\d+)\.[0-9a-f]+\.(tmp|old)$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Picture folders left by builds that died before their swap (their process is gone). */
+async function removeDeadTemporaries(outDir: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(outDir);
+  } catch {
+    return;
+  }
+  for (const f of entries) {
+    const m = FIG_TMP.exec(f);
+    if (m && (Number(m[1]) === process.pid ? false : !alive(Number(m[1])))) await rm(join(outDir, f), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Put the freshly written picture folder in place of figures/: the old folder is renamed aside,
+ * the new one renamed in, and the old one removed. Files in the old folder that are not pictures
+ * (.svg, .png) are not the report's: they move into the new folder. figures/ is thus always
+ * either the old complete set or the new one, never a half-written mix.
+ */
+async function swapFigures(tmp: string, figDir: string): Promise<void> {
+  const old = `${tmp.replace(/\.tmp$/, '')}.old`;
+  let hadOld = true;
+  try {
+    await rename(figDir, old);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    hadOld = false;
+  }
+  try {
+    await rename(tmp, figDir);
+  } catch (e) {
+    if (hadOld) await rename(old, figDir).catch(() => undefined);
+    throw e;
+  }
+  if (!hadOld) return;
+  for (const f of await readdir(old)) {
+    if (!/\.(svg|png)$/.test(f)) await rename(join(old, f), join(figDir, f)).catch(() => undefined);
+  }
+  await rm(old, { recursive: true, force: true });
 }
 
 /**
@@ -654,23 +779,40 @@ export async function buildReport(results: CompareResults, outDir: string, opts:
     throw new DataError(`test split: ${split.images.length} image bytes for ${split.n} images of ${split.width}x${split.height}`);
   }
   const figDir = join(outDir, 'figures');
+  await removeDeadTemporaries(outDir);
+  // pictures go to a folder of their own first, which replaces figures/ once complete
+  const tmpDir = join(outDir, `.figures.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await mkdir(figDir, { recursive: true });
+    await mkdir(tmpDir, { recursive: true });
   } catch (e) {
     throw new DataError(`${figDir}: cannot create the figures directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  try {
+    return await writeReport(results, outDir, opts, notes, split, tmpDir, figDir);
+  } finally {
+    await rm(tmpDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
 
-  const figures = figureSpecs(results, split, notes);
+async function writeReport(
+  results: CompareResults,
+  outDir: string,
+  opts: ReportOptions,
+  notes: string[],
+  split: TestSplit | null,
+  tmpDir: string,
+  figDir: string,
+): Promise<ReportFiles> {
+
+  const figures = figureSpecs(boundForFigures(results, notes), split, notes);
   const pictures: string[] = [];
   const figureBlocks: Block[] = [];
   for (const f of figures) {
     const svg = await renderVegaLite(f.spec);
     const png = svgToPng(svg, { scale: opts.pngScale ?? 2 });
-    const svgPath = join(figDir, `${f.name}.svg`);
-    const pngPath = join(figDir, `${f.name}.png`);
-    await writeFileAtomic(svgPath, svg);
-    await writeFileAtomic(pngPath, png);
-    pictures.push(svgPath, pngPath);
+    await writeFigure(join(tmpDir, `${f.name}.svg`), svg);
+    await writeFigure(join(tmpDir, `${f.name}.png`), png);
+    pictures.push(join(figDir, `${f.name}.svg`), join(figDir, `${f.name}.png`));
     figureBlocks.push({ kind: 'h', level: 3, text: f.title }, { kind: 'figure', name: f.name, title: f.title, caption: f.caption, svg, ...svgSize(svg) });
   }
 
@@ -701,8 +843,20 @@ export async function buildReport(results: CompareResults, outDir: string, opts:
 
   const htmlPath = join(outDir, 'report.html');
   const mdPath = join(outDir, 'report.md');
+  try {
+    await swapFigures(tmpDir, figDir);
+  } catch (e) {
+    throw new DataError(`${figDir}: cannot put the new figures in place (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
   await writeFileAtomic(htmlPath, toHtml(title, blocks));
   await writeFileAtomic(mdPath, toMarkdown(blocks));
-  await removeStaleFigures(figDir, new Set(figures.map((f) => f.name)));
   return { html: htmlPath, md: mdPath, pictures, notes };
+}
+
+async function writeFigure(path: string, data: string | Uint8Array): Promise<void> {
+  try {
+    await writeFile(path, data);
+  } catch (e) {
+    throw new DataError(`${path}: cannot write the figure (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DataError, UsageError } from '../errors.ts';
 import { readFileBytes } from '../io/atomic.ts';
 import type { CompareResults } from '../experiments/results.ts';
+import { count } from '../experiments/words.ts';
 import { buildReport, type ReportFiles, type ReportOptions } from '../viz/report.ts';
 import { parseCompareResults } from '../viz/validate.ts';
 
@@ -43,7 +44,7 @@ export async function reportCommand(o: ReportCommandOptions): Promise<ReportFile
   const results = await readCompareResults(o.runDir);
   const files = await buildReport(results, o.runDir, { testSplit: o.testSplit, pngScale: o.pngScale });
   if (o.print ?? true) {
-    process.stdout.write(`wrote ${files.html}\nwrote ${files.md} (figures in ${join(o.runDir, 'figures')}, ${files.pictures.length} files)\n`);
+    process.stdout.write(`wrote ${files.html}\nwrote ${files.md} (figures in ${join(o.runDir, 'figures')}, ${count(files.pictures.length, 'file')})\n`);
     for (const n of files.notes) process.stdout.write(`note: ${n}\n`);
   }
   return files;

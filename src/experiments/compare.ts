@@ -41,6 +41,7 @@ import type { EpochLog } from '../train/trainer.ts';
 import { type DistanceSample, type JobEvent, type JobRequest, type JobResult, readDistances, type TsneFile, type TsneParams } from './jobs.ts';
 import { type LossSpec, parseLossList, parseLossSpec } from './lossSpec.ts';
 import { WorkerPool } from './pool.ts';
+import { count } from './words.ts';
 import type { CompareResults, CompareSpec, LossSummary, PairedComparison, RunSummary, Stat, TsneResult } from './results.ts';
 import { holmAdjust, type PairedTTest, pairedTTest, summarise } from './stats.ts';
 import type { ReportFiles } from '../viz/report.ts';
@@ -598,7 +599,7 @@ function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: Dataset)
   if (params.perplexity === requested) return { plan };
   plan.requestedPerplexity = requested;
   const note =
-    `t-SNE perplexity lowered from ${requested} to ${params.perplexity.toFixed(2)}: ${indices.length} test images are embedded, ` +
+    `t-SNE perplexity lowered from ${requested} to ${params.perplexity.toFixed(2)}: ${count(indices.length, 'test image')} are embedded, ` +
     `and the perplexity must stay at most (points − 1) / 3.`;
   return { plan, note };
 }

@@ -15,6 +15,7 @@ import { DataError } from '../errors.ts';
 import type { CompareResults, LossSummary, PairedComparison, Stat } from '../experiments/results.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { describeLosses } from '../losses/registry.ts';
+import { count } from '../experiments/words.ts';
 import { Rng } from '../rng.ts';
 import {
   accuracyChart,
@@ -337,10 +338,10 @@ function whatWasRun(results: CompareResults): Block[] {
       kind: 'list',
       items: [
         `Seeds: ${results.spec.seeds.join(', ')} (${results.spec.seeds.length}); every loss starts from the same initial weights per seed.`,
-        `Training: ${c.epochs} epochs, batch ${c.batchSize}, optimizer ${c.optimizer}${c.learningRate !== undefined ? `, learning rate ${c.learningRate}` : ' (its default learning rate)'}, dropout ${c.dropout}.`,
+        `Training: ${count(c.epochs, 'epoch')}, batch ${c.batchSize}, optimizer ${c.optimizer}${c.learningRate !== undefined ? `, learning rate ${c.learningRate}` : ' (its default learning rate)'}, dropout ${c.dropout}.`,
         `Network: ${c.base} base network, ${c.embeddingDim}-d embedding; decision threshold D < ${c.threshold} means "same".`,
-        `Data: ${d.name} (${d.source}); ${d.trainPairs} train pairs, ${d.testPairs} test pairs, ${d.testImages} test images; pair seed ${c.pairSeed}.`,
-        `Machine: ${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.workers} worker${m.workers === 1 ? '' : 's'}.`,
+        `Data: ${d.name} (${d.source}); ${count(d.trainPairs, 'train pair')}, ${count(d.testPairs, 'test pair')}, ${count(d.testImages, 'test image')}; pair seed ${c.pairSeed}.`,
+        `Machine: ${m.cpu}, ${count(m.cores, 'core')}, Node ${m.node}, ${m.workers} worker${m.workers === 1 ? '' : 's'}.`,
         `Date: ${m.date}; results written ${results.createdAt} by ${results.tool} ${results.version}; wall time ${duration(m.wallSeconds)}.`,
       ],
     },
@@ -464,7 +465,7 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
     const ref = REFERENCE_ACCURACY[key];
     const label = labels.get(l.id) ?? l.id;
     const caveats: string[] = [];
-    if (epochs !== 20) caveats.push(`this study ran ${epochs} epochs, the references 20`);
+    if (epochs !== 20) caveats.push(`this study ran ${count(epochs, 'epoch')}, the references 20`);
     if (!sameAsReference(key, l.params)) caveats.push('parameters differ from the seed\'s');
     let diffText = '—';
     let verdict = '—';
@@ -480,7 +481,7 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
       label,
       `${(100 * ref.seed).toFixed(2)}%`,
       `${(100 * ref.independent.mean).toFixed(2)}% ± ${(100 * ref.independent.spread).toFixed(2)}`,
-      `${pctStat(s.accuracy)} (${s.seeds} seed${s.seeds === 1 ? '' : 's'}, ${epochs} epochs)`,
+      `${pctStat(s.accuracy)} (${count(s.seeds, 'seed')}, ${count(epochs, 'epoch')})`,
       diffText,
       verdict,
     ]);
@@ -816,13 +817,13 @@ async function writeReport(
     figureBlocks.push({ kind: 'h', level: 3, text: f.title }, { kind: 'figure', name: f.name, title: f.title, caption: f.caption, svg, ...svgSize(svg) });
   }
 
-  const title = `siamese-lab: ${results.spec.losses.length} losses compared on ${results.dataset.name}`;
+  const title = `siamese-lab: ${count(results.spec.losses.length, 'loss', 'losses')} compared on ${results.dataset.name}`;
   const blocks: Block[] = [
     { kind: 'h', level: 1, text: title },
     {
       kind: 'p',
       cls: 'meta',
-      text: `${results.spec.seeds.length} seeds × ${results.spec.losses.length} losses, ${results.spec.config.epochs} epochs each; ${results.machine.date}; wall time ${duration(results.machine.wallSeconds)}.`,
+      text: `${count(results.spec.seeds.length, 'seed')} × ${count(results.spec.losses.length, 'loss', 'losses')}, ${count(results.spec.config.epochs, 'epoch')} each; ${results.machine.date}; wall time ${duration(results.machine.wallSeconds)}.`,
     },
     ...whatWasRun(results),
     ...resultsTable(results),

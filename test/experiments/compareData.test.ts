@@ -5,7 +5,7 @@
  * `trainRun` on the same data with the same seed. Resume keeps the data set.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -15,6 +15,7 @@ import { type CompareOptions, maxPerplexity, runCompare } from '../../src/experi
 import type { CompareResults } from '../../src/experiments/results.ts';
 import { Rng } from '../../src/rng.ts';
 import { trainRun } from '../../src/train/run.ts';
+import { siamese } from '../cli/run.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-compare-data-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -123,6 +124,18 @@ test('compare --data idx trains, scores and labels every run on that data set; r
   assert.deepEqual(relaid.points, layout.points);
   assert.equal(again.results!.dataset.name, 'idx');
   assert.deepEqual(again.results!.runs[0]!.evaluation, run.evaluation);
+
+  // the CLI, resuming: nothing to train; the report cannot be written (report.html is a folder):
+  // exit 1 and one line saying so, results.json complete, no half-written figures
+  mkdirSync(join(out, 'report.html'));
+  const cli = siamese(['compare', '--resume', out]);
+  assert.equal(cli.code, 1, cli.stderr);
+  const last = cli.stderr.trimEnd().split('\n').at(-1)!;
+  assert.match(last, new RegExp(`^siamese: the report could not be written: .*report\\.html.*; rebuild it with: siamese report ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+  assert.doesNotMatch(cli.stderr, /\n\s+at /, 'no stack trace');
+  assert.match(cli.stdout, /report: {2}not written/);
+  assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.figures')), []);
+  assert.equal(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).dataset.name, 'idx');
 
   // a run that saw other data (as older versions trained every run on MNIST) is not reused
   const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8')) as { dataset: { trainChecksum: string } };

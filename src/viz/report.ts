@@ -9,7 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { classCount } from '../data/dataset.ts';
+import type { Dataset } from '../data/dataset.ts';
 import { loadMnist } from '../data/mnist.ts';
+import { loadDataset } from '../data/registry.ts';
 import { makePairs, slicePairs } from '../data/pairs.ts';
 import { DataError } from '../errors.ts';
 import type { CompareResults, LossSummary, PairedComparison, Stat } from '../experiments/results.ts';
@@ -295,14 +297,27 @@ export function testPairClasses(labels: Uint8Array, pairSeed: number, testPairs:
   return { pos, neg };
 }
 
+/**
+ * The test split of the comparison's own data set (spec.config.data; MNIST when unset), for the
+ * thumbnails and the polar plot; null with a note when it cannot be loaded or is not the one
+ * results.json describes.
+ */
 async function defaultTestSplit(results: CompareResults, notes: string[]): Promise<TestSplit | null> {
-  if (results.dataset.name.toLowerCase() !== 'mnist') {
-    notes.push(`The test images of data set "${results.dataset.name}" were not given: no digit thumbnails on the t-SNE panels and no polar plot.`);
+  const spec = results.spec.config.data;
+  const name = results.dataset.name;
+  if (spec === undefined && name.toLowerCase() !== 'mnist') {
+    notes.push(`The test images of data set "${name}" were not given: no thumbnails on the t-SNE panels and no polar plot.`);
     return null;
   }
-  const ds = await loadMnist();
-  if (isNum(results.dataset.testImages) && results.dataset.testImages !== ds.test.n) {
-    notes.push(`results.json speaks of ${results.dataset.testImages} test images, MNIST has ${ds.test.n}: no thumbnails and no polar plot.`);
+  let ds: Dataset;
+  try {
+    ds = spec === undefined ? await loadMnist() : await loadDataset(spec);
+  } catch (e) {
+    notes.push(`The test images of data set "${name}" could not be loaded (${(e as Error).message.split('\n')[0]}): no thumbnails and no polar plot.`);
+    return null;
+  }
+  if (ds.name !== name || (isNum(results.dataset.testImages) && results.dataset.testImages !== ds.test.n)) {
+    notes.push(`results.json speaks of ${count(results.dataset.testImages, 'test image')} of ${name}, the data found has ${count(ds.test.n, 'test image')} of ${ds.name}: no thumbnails and no polar plot.`);
     return null;
   }
   return ds.test;

@@ -137,6 +137,16 @@ test('compare --data idx trains, scores and labels every run on that data set; r
   assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.figures')), []);
   assert.equal(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).dataset.name, 'idx');
 
+  // report rebuilds it from results.json, with the comparison's own test images (thumbnails,
+  // polar plot) and the comparison's notes
+  rmSync(join(out, 'report.html'), { recursive: true });
+  const rebuilt = siamese(['report', out]);
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  assert.doesNotMatch(rebuilt.stdout, /no thumbnails|no polar plot/i);
+  assert.match(rebuilt.stdout, /note: t-SNE perplexity lowered from 30 to 19\.67/);
+  assert.ok(readdirSync(join(out, 'figures')).includes('polar.svg'));
+  assert.match(readFileSync(join(out, 'report.md'), 'utf8'), /^# siamese-lab: 1 loss compared on idx/);
+
   // a run that saw other data (as older versions trained every run on MNIST) is not reused
   const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8')) as { dataset: { trainChecksum: string } };
   manifest.dataset.trainChecksum = 'f'.repeat(64);

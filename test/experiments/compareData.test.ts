@@ -16,6 +16,7 @@ import type { CompareResults } from '../../src/experiments/results.ts';
 import { Rng } from '../../src/rng.ts';
 import { trainRun } from '../../src/train/run.ts';
 import { siamese } from '../cli/run.ts';
+import { encodeTestPng } from '../data/pngEncoder.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-compare-data-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -156,4 +157,34 @@ test('compare --data idx trains, scores and labels every run on that data set; r
     assert.match(e.message, /was trained on idx .*not on the comparison's data set idx; remove it or use another --out/);
     return true;
   });
+});
+
+/** 3 classes of 12x12 PNGs: a bright bar whose row depends on the class, plus noise. */
+function writeFolderDataset(dir: string, perClass: number): void {
+  const rng = new Rng(1);
+  for (const [label, name] of ['circle', 'square', 'star'].entries()) {
+    mkdirSync(join(dir, name), { recursive: true });
+    for (let i = 0; i < perClass; i++) {
+      const px = Array.from({ length: 144 }, (_, p) => (Math.floor(p / 12) === 2 + 4 * label ? 220 : rng.int(40)));
+      writeFileSync(join(dir, name, `${i}.png`), encodeTestPng(px, 12, 12, { color: 0, depth: 8 }));
+    }
+  }
+}
+
+test('compare --data folder on 9 test images: trained on the folder, t-SNE skipped with a note', async () => {
+  const shapes = join(root, 'shapes');
+  writeFolderDataset(shapes, 18);
+  const out = join(root, 'cmp-folder');
+  const o = await runCompare({ ...options(out), data: { name: 'folder', dir: shapes } });
+  assert.equal(o.status, 'finished');
+  assert.deepEqual(o.failures, []);
+  const r = o.results!;
+  assert.equal(r.dataset.name, 'folder');
+  assert.equal(r.dataset.testImages, 9);
+  const m = JSON.parse(readFileSync(join(out, 'runs', 'contrastive-seed0', 'manifest.json'), 'utf8')) as { dataset: { name: string } };
+  assert.equal(m.dataset.name, 'folder');
+  assert.equal(r.tsne, undefined);
+  assert.deepEqual(r.notes, ['No t-SNE: the test split of folder has 9 images, fewer than 10.']);
+  // 3 classes x (3 − 1) positive and as many negative test pairs
+  assert.equal(r.runs[0]!.distances.pos.length + r.runs[0]!.distances.neg.length, 12);
 });

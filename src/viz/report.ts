@@ -545,9 +545,9 @@ export const REPORT_LIMITS = {
   /** t-SNE panels drawn (the first ones: before training, then the losses in order) */
   tsnePanels: 9,
   /** points per t-SNE panel (an even subsample of the embedded test images) */
-  tsnePoints: 3000,
+  tsnePoints: 2000,
   /** learning-curve epochs drawn over all losses (evenly spaced, first and last kept) */
-  curvePoints: 6000,
+  curvePoints: 1500,
   /** loss-shape samples per loss */
   shapePoints: 400,
   /** test pair distances per kind over all runs of the displayed seed (histograms, polar plot) */

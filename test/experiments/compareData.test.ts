@@ -16,20 +16,10 @@ import type { CompareResults } from '../../src/experiments/results.ts';
 import { Rng } from '../../src/rng.ts';
 import { trainRun } from '../../src/train/run.ts';
 import { siamese } from '../cli/run.ts';
-import { encodeTestPng } from '../data/pngEncoder.ts';
+import { idxFile, writeShapesFolder } from '../data/datasets.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-compare-data-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-/** A big-endian IDX file of unsigned bytes. */
-function idx(dims: number[], data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + 4 * dims.length + data.length);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, 0x0800 | dims.length, false);
-  dims.forEach((d, i) => v.setUint32(4 + 4 * i, d, false));
-  out.set(data, 4 + 4 * dims.length);
-  return out;
-}
 
 /** 4 classes of 28x28 images: a bright band whose rows depend on the class, plus noise. */
 function writeIdxDataset(dir: string, trainPerClass: number, testPerClass: number): void {
@@ -51,8 +41,8 @@ function writeIdxDataset(dir: string, trainPerClass: number, testPerClass: numbe
   };
   for (const [prefix, perClass] of [['train', trainPerClass], ['t10k', testPerClass]] as const) {
     const s = split(perClass);
-    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), idx([s.labels.length, 28, 28], s.images));
-    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), idx([s.labels.length], s.labels));
+    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), idxFile([s.labels.length, 28, 28], s.images));
+    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), idxFile([s.labels.length], s.labels));
   }
 }
 
@@ -159,21 +149,9 @@ test('compare --data idx trains, scores and labels every run on that data set; r
   });
 });
 
-/** 3 classes of 12x12 PNGs: a bright bar whose row depends on the class, plus noise. */
-function writeFolderDataset(dir: string, perClass: number): void {
-  const rng = new Rng(1);
-  for (const [label, name] of ['circle', 'square', 'star'].entries()) {
-    mkdirSync(join(dir, name), { recursive: true });
-    for (let i = 0; i < perClass; i++) {
-      const px = Array.from({ length: 144 }, (_, p) => (Math.floor(p / 12) === 2 + 4 * label ? 220 : rng.int(40)));
-      writeFileSync(join(dir, name, `${i}.png`), encodeTestPng(px, 12, 12, { color: 0, depth: 8 }));
-    }
-  }
-}
-
 test('compare --data folder on 9 test images: trained on the folder, t-SNE skipped with a note', async () => {
   const shapes = join(root, 'shapes');
-  writeFolderDataset(shapes, 18);
+  writeShapesFolder(shapes, 18);
   const out = join(root, 'cmp-folder');
   const o = await runCompare({ ...options(out), data: { name: 'folder', dir: shapes } });
   assert.equal(o.status, 'finished');

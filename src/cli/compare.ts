@@ -155,6 +155,8 @@ export class CompareProgress {
   /** durations, in seconds: final evaluations (last batch to job end), t-SNE and distance jobs */
   private readonly evalTimes: number[] = [];
   private readonly jobTimes: Record<'tsne' | 'distances', number[]> = { tsne: [], distances: [] };
+  /** t-SNE jobs announced for later, not yet started */
+  private laterTsne = 0;
 
   constructor(
     private readonly stream: NodeJS.WriteStream,
@@ -172,6 +174,7 @@ export class CompareProgress {
         this.reused = p.reused.length;
         this.workers = Math.max(1, p.workers);
         for (const j of p.jobs) this.track(j);
+        this.laterTsne = p.later ?? 0;
         const train = p.jobs.filter((j) => j.kind === 'train').length;
         const other = p.jobs.length - train;
         this.log(
@@ -199,6 +202,8 @@ export class CompareProgress {
   private track(job: CompareJob): JobTrack {
     let t = this.jobs.get(job.key);
     if (!t) {
+      // a t-SNE job the plan announced for later has arrived
+      if (job.kind === 'tsne' && this.laterTsne > 0) this.laterTsne--;
       t = { kind: job.kind, perEpoch: job.batchesPerEpoch ?? 0, epochs: job.epochs ?? 0, start: job.startEpoch ?? 0, done: 0, ended: false };
       this.jobs.set(job.key, t);
     }
@@ -282,6 +287,10 @@ export class CompareProgress {
       } else {
         work += rest(average(this.jobTimes[t.kind]), t.startedAt);
       }
+    }
+    for (let i = 0; i < this.laterTsne; i++) {
+      open++;
+      work += rest(average(this.jobTimes.tsne), undefined);
     }
     return { seconds: work / Math.max(1, Math.min(this.workers, open)), partial };
   }

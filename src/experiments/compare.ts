@@ -118,7 +118,14 @@ export type JobOutcome =
 
 export interface CompareCallbacks {
   /** the plan: jobs to run, finished runs reused, worker threads */
-  onPlan?: (plan: { jobs: CompareJob[]; reused: string[]; workers: number; runs: number }) => void;
+  onPlan?: (plan: {
+    jobs: CompareJob[];
+    reused: string[];
+    workers: number;
+    runs: number;
+    /** t-SNE jobs that join the queue later, when their loss's first-seed run has finished */
+    later?: number;
+  }) => void;
   onJobStart?: (job: CompareJob, slot: number) => void;
   onJobEvent?: (job: CompareJob, event: JobEvent, slot: number) => void;
   onJobEnd?: (job: CompareJob, outcome: JobOutcome) => void;
@@ -251,7 +258,7 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
   if (!Number.isInteger(maxWorkers) || maxWorkers < 1) throw new UsageError(`workers must be an integer >= 1, got ${maxWorkers}`);
   const later = tsne ? tsne.panels.filter((p) => p.lossId !== undefined && trainSet.has(runKey(p.lossId, spec.seeds[0]!))).length : 0;
   const workers = Math.max(1, Math.min(maxWorkers, jobs.length + later));
-  callbacks.onPlan?.({ jobs: jobs.map((j) => j.job), reused, workers, runs: spec.losses.length * spec.seeds.length });
+  callbacks.onPlan?.({ jobs: jobs.map((j) => j.job), reused, workers, runs: spec.losses.length * spec.seeds.length, later });
 
   // ---- run ----------------------------------------------------------------------------------
   const failures: JobFailure[] = [];

@@ -131,3 +131,36 @@ test('the ETA counts the final evaluations and does not climb while a run evalua
   assert.deepEqual(p.eta(), { seconds: 0, partial: false });
   assert.deepEqual(lines.filter((l) => l.startsWith('[')), ['[contrastive seed 0] finished in 0m15s\n', '[contrastive seed 1] finished in 0m16s\n']);
 });
+
+test('t-SNE jobs announced for later count in the ETA once one has been timed', (t) => {
+  const saved = process.env['CI'];
+  process.env['CI'] = 'true';
+  t.after(() => {
+    if (saved === undefined) delete process.env['CI'];
+    else process.env['CI'] = saved;
+  });
+  let ms = 0;
+  const p = new CompareProgress({ isTTY: false, write: () => true } as unknown as NodeJS.WriteStream, { now: () => ms });
+  const cb = p.callbacks();
+  const a = trainJob(0);
+  const before: CompareJob = { key: 'tsne-before', kind: 'tsne', label: 't-SNE before training' };
+  const after: CompareJob = { key: 'tsne-contrastive', kind: 'tsne', label: 't-SNE contrastive' };
+  // one worker: the "before" panel now, the loss's panel once its run has finished
+  cb.onPlan!({ jobs: [a, before], reused: [], workers: 1, runs: 1, later: 1 });
+  cb.onJobStart!(a, 0);
+  for (let i = 1; i <= 10; i++) {
+    ms = 1000 * i;
+    cb.onJobEvent!(a, batch(i), 0);
+  }
+  assert.deepEqual(p.eta(), { seconds: 0, partial: true }, 'evaluation and t-SNE not timed yet');
+  ms = 15_000;
+  cb.onJobEnd!(a, { status: 'finished', seconds: 15 });
+  cb.onJobStart!(before, 0);
+  ms = 35_000;
+  cb.onJobEnd!(before, { status: 'finished', seconds: 20 });
+  // the panel still to come: one t-SNE job of 20 s
+  assert.deepEqual(p.eta(), { seconds: 20, partial: false });
+  cb.onJobStart!(after, 0);
+  ms = 41_000;
+  assert.deepEqual(p.eta(), { seconds: 14, partial: false });
+});

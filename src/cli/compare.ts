@@ -1,7 +1,8 @@
 import { join } from 'node:path';
-import { type CompareJob, type CompareOptions, type CompareOutcome, type JobOutcome, runCompare } from '../experiments/compare.ts';
+import { type CompareCallbacks, type CompareJob, type CompareOptions, type CompareOutcome, type JobOutcome, runCompare } from '../experiments/compare.ts';
 import type { JobEvent } from '../experiments/jobs.ts';
 import type { CompareResults, Stat } from '../experiments/results.ts';
+import { count } from '../experiments/words.ts';
 import { formatEpoch } from './progress.ts';
 
 /**
@@ -14,7 +15,11 @@ export async function compareCommand(opts: CompareOptions): Promise<CompareOutco
   const progress = new CompareProgress(process.stderr);
   let signalled: string | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (signalled) process.exit(130);
+    if (signalled) {
+      // leave the terminal clean: no half-erased display above the shell's prompt
+      progress.stop();
+      process.exit(130);
+    }
     signalled = sig;
     progress.log(`${sig}: stopping; the workers save their last finished epoch (send it again to quit at once)`);
     controller.abort();
@@ -40,6 +45,11 @@ export async function compareCommand(opts: CompareOptions): Promise<CompareOutco
   }
   process.stdout.write(summaryText(outcome));
   if (outcome.failures.length > 0) process.exitCode = 1;
+  if (outcome.reportError !== undefined) {
+    // results.json is complete, the report is not: say so, and do not exit as if all went well
+    process.stderr.write(`siamese: the report could not be written: ${outcome.reportError}; rebuild it with: siamese report ${out}\n`);
+    process.exitCode = 1;
+  }
   return outcome;
 }
 
@@ -62,6 +72,10 @@ export function summaryText(o: CompareOutcome): string {
     lines.push('', 'paired over seeds (same initial weights, same pairs):');
     for (const c of r.comparisons) lines.push(`  ${c.verdict}`);
   }
+  if (r.notes?.length) {
+    lines.push('');
+    for (const n of r.notes) lines.push(`note: ${n}`);
+  }
   if (o.failures.length > 0) {
     lines.push('', `failed (${o.failures.length}):`);
     for (const f of o.failures) lines.push(`  ${f.key}: ${f.message}`);
@@ -69,7 +83,7 @@ export function summaryText(o: CompareOutcome): string {
   }
   const w = r.machine.workers;
   const where = w === 0 ? 'nothing left to run' : `on ${w} worker${w === 1 ? '' : 's'}`;
-  lines.push('', `${r.runs.length} runs (${o.trained.length} trained now, ${o.reused.length} reused), ${r.machine.wallSeconds.toFixed(0)} s, ${where}`);
+  lines.push('', `${count(r.runs.length, 'run')} (${o.trained.length} trained now, ${o.reused.length} reused), ${r.machine.wallSeconds.toFixed(0)} s, ${where}`);
   lines.push(`results: ${o.resultsPath ?? join(o.out, 'results.json')}`);
   if (o.report) lines.push(`report:  ${o.report.html}`, `         ${o.report.md}`);
   else lines.push(`report:  not written (${o.reportError ?? 'disabled'})`);
@@ -81,59 +95,97 @@ interface SlotState {
   text: string;
 }
 
+/** What the ETA knows of one job. */
+interface JobTrack {
+  kind: CompareJob['kind'];
+  /** training: batches per epoch, target and starting epoch, batches done now */
+  perEpoch: number;
+  epochs: number;
+  start: number;
+  done: number;
+  startedAt?: number;
+  /** the last batch event: when, and batches done then */
+  lastBatchAt?: number;
+  lastBatchDone?: number;
+  /** training: when its last batch was done (the final evaluation runs since) */
+  evalSince?: number;
+  ended: boolean;
+}
+
 const clock = (s: number): string => {
   if (!Number.isFinite(s) || s < 0) return '-';
   const m = Math.floor(s / 60);
   return m >= 60 ? `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m` : `${m}m${String(Math.floor(s % 60)).padStart(2, '0')}s`;
 };
 
+const average = (xs: number[]): number | undefined => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined);
+
+export interface CompareProgressOptions {
+  /** milliseconds (tests drive a clock of their own); default performance.now */
+  now?: () => number;
+}
+
 /**
  * On a TTY: one line per worker (job, epoch, batch, loss, pairs/s) and one overall line (runs
  * done, ETA), redrawn in place a few times a second. Elsewhere (CI, a log file): one line per
  * finished epoch and per finished job.
+ *
+ * The ETA counts all the work left, not only training: batches at the seconds per batch measured
+ * between a worker's batch reports (so the per-epoch test evaluation is included), each run's
+ * final evaluation at the mean time the finished ones took after their last batch, and t-SNE
+ * and distance jobs at their kind's mean time; the sum is shared over the workers. Work of a kind
+ * not yet timed counts as nothing, and the ETA then ends in "+".
  */
 export class CompareProgress {
   private readonly tty: boolean;
   private readonly slots = new Map<number, SlotState>();
   private drawn = 0;
   private timer: NodeJS.Timeout | undefined;
-  private readonly t0 = performance.now();
+  private readonly now: () => number;
+  private readonly t0: number;
   private runs = 0;
   private reused = 0;
   private done = 0;
   private failed = 0;
-  /** training batches: planned in all, and done */
-  private totalBatches = 0;
-  private doneBatches = 0;
-  private readonly jobBatches = new Map<string, { perEpoch: number; epochs: number; start: number; done: number }>();
-  private firstBatchAt: number | undefined;
-  private batchesAtFirst = 0;
+  private workers = 1;
+  private readonly jobs = new Map<string, JobTrack>();
+  /** seconds and batches between consecutive batch reports of a training */
+  private batchSeconds = 0;
+  private batchCount = 0;
+  /** durations, in seconds: final evaluations (last batch to job end), t-SNE and distance jobs */
+  private readonly evalTimes: number[] = [];
+  private readonly jobTimes: Record<'tsne' | 'distances', number[]> = { tsne: [], distances: [] };
+  /** t-SNE jobs announced for later, not yet started */
+  private laterTsne = 0;
 
-  constructor(private readonly stream: NodeJS.WriteStream) {
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    opts: CompareProgressOptions = {},
+  ) {
     this.tty = Boolean(stream.isTTY) && !process.env['CI'];
+    this.now = opts.now ?? (() => performance.now());
+    this.t0 = this.now();
   }
 
-  callbacks(): Parameters<typeof runCompare>[1] {
+  callbacks(): CompareCallbacks {
     return {
       onPlan: (p) => {
         this.runs = p.runs;
         this.reused = p.reused.length;
-        for (const j of p.jobs) {
-          if (j.kind !== 'train') continue;
-          const e = { perEpoch: j.batchesPerEpoch ?? 0, epochs: j.epochs ?? 0, start: j.startEpoch ?? 0, done: 0 };
-          this.jobBatches.set(j.key, e);
-          this.totalBatches += (e.epochs - e.start) * e.perEpoch;
-        }
+        this.workers = Math.max(1, p.workers);
+        for (const j of p.jobs) this.track(j);
+        this.laterTsne = p.later ?? 0;
         const train = p.jobs.filter((j) => j.kind === 'train').length;
         const other = p.jobs.length - train;
         this.log(
-          `compare: ${p.runs} runs, ${p.reused.length} finished already, ${train} to train` +
-            (other ? `, ${other} other jobs (t-SNE, distances)` : '') +
-            (p.jobs.length ? ` on ${p.workers} worker${p.workers === 1 ? '' : 's'}` : ''),
+          `compare: ${count(p.runs, 'run')}, ${p.reused.length} finished already, ${train} to train` +
+            (other ? `, ${count(other, 'other job')} (t-SNE, distances)` : '') +
+            (p.jobs.length ? ` on ${count(p.workers, 'worker')}` : ''),
         );
-        if (this.tty) this.timer = setInterval(() => this.draw(), 250).unref();
+        if (this.tty) this.timer = setInterval(() => this.redraw(), 250).unref();
       },
       onJobStart: (job, slot) => {
+        this.track(job).startedAt = this.now();
         this.slots.set(slot, { job, text: job.kind === 'train' ? `${job.label}: starting` : `${job.label}` });
       },
       onJobEvent: (job, ev, slot) => this.event(job, ev, slot),
@@ -147,26 +199,35 @@ export class CompareProgress {
     };
   }
 
+  private track(job: CompareJob): JobTrack {
+    let t = this.jobs.get(job.key);
+    if (!t) {
+      // a t-SNE job the plan announced for later has arrived
+      if (job.kind === 'tsne' && this.laterTsne > 0) this.laterTsne--;
+      t = { kind: job.kind, perEpoch: job.batchesPerEpoch ?? 0, epochs: job.epochs ?? 0, start: job.startEpoch ?? 0, done: 0, ended: false };
+      this.jobs.set(job.key, t);
+    }
+    return t;
+  }
+
   private event(job: CompareJob, ev: JobEvent, slot: number): void {
     const s = this.slots.get(slot) ?? { job, text: '' };
     this.slots.set(slot, s);
     if (ev.type === 'batch') {
       const i = ev.info;
-      const jb = this.jobBatches.get(job.key);
-      if (jb) {
-        if (jb.perEpoch !== i.batches) {
-          // the estimate was off (miners): correct the plan
-          this.totalBatches += (jb.epochs - jb.start) * (i.batches - jb.perEpoch);
-          jb.perEpoch = i.batches;
-        }
-        const now = (i.epoch - 1 - jb.start) * i.batches + i.batch;
-        this.doneBatches += now - jb.done;
-        jb.done = now;
-        if (this.firstBatchAt === undefined) {
-          this.firstBatchAt = performance.now();
-          this.batchesAtFirst = this.doneBatches;
-        }
+      const t = this.track(job);
+      const now = this.now();
+      // the estimate was off (miners): the run's own count wins
+      t.perEpoch = i.batches;
+      const done = (i.epoch - 1 - t.start) * i.batches + i.batch;
+      if (t.lastBatchAt !== undefined && t.lastBatchDone !== undefined && done > t.lastBatchDone) {
+        this.batchSeconds += (now - t.lastBatchAt) / 1000;
+        this.batchCount += done - t.lastBatchDone;
       }
+      t.lastBatchAt = now;
+      t.lastBatchDone = done;
+      t.done = done;
+      if (i.epoch >= t.epochs && i.batch === i.batches) t.evalSince = now;
       const bar = 12;
       const fill = Math.round((bar * i.batch) / i.batches);
       s.text =
@@ -183,25 +244,66 @@ export class CompareProgress {
   private end(job: CompareJob, o: JobOutcome): void {
     for (const [k, v] of this.slots) if (v.job.key === job.key) this.slots.delete(k);
     if (o.status === 'interrupted') return;
-    const jb = this.jobBatches.get(job.key);
-    if (jb && o.status === 'finished') {
-      const full = (jb.epochs - jb.start) * jb.perEpoch;
-      this.doneBatches += full - jb.done;
-      jb.done = full;
-    }
+    const t = this.track(job);
+    t.ended = true;
+    const now = this.now();
     if (o.status === 'failed') {
       this.failed++;
       this.log(`[${job.label}] FAILED: ${o.message}`);
       return;
     }
-    if (job.kind === 'train') this.done++;
+    if (job.kind === 'train') {
+      t.done = (t.epochs - t.start) * t.perEpoch;
+      if (t.evalSince !== undefined) this.evalTimes.push((now - t.evalSince) / 1000);
+      this.done++;
+    } else if (t.startedAt !== undefined) {
+      this.jobTimes[job.kind].push((now - t.startedAt) / 1000);
+    }
     this.log(`[${job.label}] ${job.kind === 'train' ? 'finished' : 'done'} in ${clock(o.seconds)}`);
+  }
+
+  /** Seconds of work left, over the workers, and whether some of it could not be timed yet; undefined before any timing. */
+  eta(): { seconds: number; partial: boolean } | undefined {
+    if (this.batchCount === 0) return undefined;
+    const perBatch = this.batchSeconds / this.batchCount;
+    const now = this.now();
+    let work = 0;
+    let partial = false;
+    let open = 0;
+    // a job under way has done part of its time already; never less than nothing left
+    const rest = (avg: number | undefined, since: number | undefined): number => {
+      if (avg === undefined) {
+        partial = true;
+        return 0;
+      }
+      return since === undefined ? avg : Math.max(0, avg - (now - since) / 1000);
+    };
+    for (const t of this.jobs.values()) {
+      if (t.ended) continue;
+      open++;
+      if (t.kind === 'train') {
+        work += Math.max(0, (t.epochs - t.start) * t.perEpoch - t.done) * perBatch;
+        work += rest(average(this.evalTimes), t.evalSince);
+      } else {
+        work += rest(average(this.jobTimes[t.kind]), t.startedAt);
+      }
+    }
+    for (let i = 0; i < this.laterTsne; i++) {
+      open++;
+      work += rest(average(this.jobTimes.tsne), undefined);
+    }
+    return { seconds: work / Math.max(1, Math.min(this.workers, open)), partial };
   }
 
   /** A line above the live display (or just a line, off a TTY). */
   log(text: string): void {
     this.clear();
     this.stream.write(text + '\n');
+    this.draw();
+  }
+
+  /** Redraw the live display (the timer does, a few times a second). */
+  redraw(): void {
     this.draw();
   }
 
@@ -215,9 +317,14 @@ export class CompareProgress {
     this.timer = undefined;
   }
 
+  /**
+   * Erase the live display. The cursor goes back to column 0 first: the terminal may have echoed
+   * something (a Ctrl-C's "^C") on the line below the display, and erasing from that column
+   * would leave the start of a line behind and shift everything written after it.
+   */
   private clear(): void {
     if (!this.tty || this.drawn === 0) return;
-    this.stream.write(`\x1b[${this.drawn}A\x1b[J`);
+    this.stream.write(`\r\x1b[${this.drawn}A\x1b[J`);
     this.drawn = 0;
   }
 
@@ -225,16 +332,19 @@ export class CompareProgress {
     if (!this.tty || !this.timer) return;
     const cols = Math.max(40, this.stream.columns ?? 100);
     const lines = [...this.slots.entries()].sort((a, b) => a[0] - b[0]).map(([k, v]) => `w${k + 1} ${v.text}`);
-    const elapsed = (performance.now() - this.t0) / 1000;
-    let eta = '-';
-    if (this.firstBatchAt !== undefined && this.doneBatches > this.batchesAtFirst) {
-      const rate = (this.doneBatches - this.batchesAtFirst) / ((performance.now() - this.firstBatchAt) / 1000);
-      eta = clock(Math.max(0, this.totalBatches - this.doneBatches) / rate);
+    const elapsed = (this.now() - this.t0) / 1000;
+    const e = this.eta();
+    let total = 0;
+    let done = 0;
+    for (const t of this.jobs.values()) {
+      if (t.kind !== 'train') continue;
+      total += (t.epochs - t.start) * t.perEpoch;
+      done += Math.min(t.done, (t.epochs - t.start) * t.perEpoch);
     }
-    const share = this.totalBatches > 0 ? Math.floor((100 * this.doneBatches) / this.totalBatches) : 100;
+    const share = total > 0 ? Math.floor((100 * done) / total) : 100;
     lines.push(
-      `all ${this.done + this.reused}/${this.runs} runs done${this.failed ? `, ${this.failed} failed` : ''} | ` +
-        `training ${share}% | elapsed ${clock(elapsed)} | ETA ${eta} (training)`,
+      `all ${this.done + this.reused}/${count(this.runs, 'run')} done${this.failed ? `, ${this.failed} failed` : ''} | ` +
+        `training ${share}% | elapsed ${clock(elapsed)} | ETA ${e ? `${clock(e.seconds)}${e.partial ? '+' : ''}` : '-'}`,
     );
     this.clear();
     this.stream.write(lines.map((l) => (l.length > cols - 1 ? l.slice(0, cols - 2) + '…' : l)).join('\n') + '\n');

@@ -42,8 +42,9 @@ import type { EpochLog } from '../train/trainer.ts';
 import { type DistanceSample, type JobEvent, type JobRequest, type JobResult, readDistances, type TsneFile, type TsneParams } from './jobs.ts';
 import { type LossSpec, parseLossList, parseLossSpec } from './lossSpec.ts';
 import { WorkerPool } from './pool.ts';
+import { count } from './words.ts';
 import type { CompareResults, CompareSpec, LossSummary, PairedComparison, RunSummary, Stat, TsneResult } from './results.ts';
-import { pairedTTest, summarise } from './stats.ts';
+import { holmAdjust, type PairedTTest, pairedTTest, summarise } from './stats.ts';
 import type { ReportFiles } from '../viz/report.ts';
 
 export const DEFAULT_LOSSES = 'contrastive,yukawa,triplet';
@@ -120,7 +121,14 @@ export type JobOutcome =
 
 export interface CompareCallbacks {
   /** the plan: jobs to run, finished runs reused, worker threads */
-  onPlan?: (plan: { jobs: CompareJob[]; reused: string[]; workers: number; runs: number }) => void;
+  onPlan?: (plan: {
+    jobs: CompareJob[];
+    reused: string[];
+    workers: number;
+    runs: number;
+    /** t-SNE jobs that join the queue later, when their loss's first-seed run has finished */
+    later?: number;
+  }) => void;
   onJobStart?: (job: CompareJob, slot: number) => void;
   onJobEvent?: (job: CompareJob, event: JobEvent, slot: number) => void;
   onJobEnd?: (job: CompareJob, outcome: JobOutcome) => void;
@@ -201,7 +209,7 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
       const key = runKey(l.id, seed);
       const runDir = join(out, 'runs', key);
       const config = runConfig(spec, l, seed);
-      const state = runState(runDir, config);
+      const state = runState(runDir, config, dataset);
       const base = { key, lossId: l.id, seed, runDir, label: `${l.label} seed ${seed}` };
       if (state.kind === 'finished') {
         reused.push(key);
@@ -226,14 +234,17 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
     }
   }
 
-  const tsne = grid.tsne.points > 0 ? planTsne(out, spec, grid, dataset) : undefined;
+  const notes: string[] = [];
+  const tsnePlan = grid.tsne.points > 0 ? planTsne(out, spec, grid, dataset) : undefined;
+  if (tsnePlan?.note) notes.push(tsnePlan.note);
+  const tsne = tsnePlan?.plan;
   const tsneJob = (panel: TsnePanelPlan): { job: CompareJob; req: JobRequest } | undefined => {
     if (!tsne || !existsSync(panel.weights)) return undefined;
-    const key = tsneKey(panel.weights, grid.tsne, tsne.indices);
+    const key = tsneKey(panel.weights, tsne.params, tsne.indices);
     if (readTsne(panel.file, key)) return undefined;
     return {
       job: { key: `tsne-${panel.name}`, kind: 'tsne', label: `t-SNE ${panel.title}`, lossId: panel.lossId, seed: spec.seeds[0] },
-      req: { type: 'tsne', weights: panel.weights, config: tsne.config, indices: tsne.indices, params: grid.tsne.params, out: panel.file, key },
+      req: { type: 'tsne', weights: panel.weights, config: tsne.config, indices: tsne.indices, params: tsne.params, out: panel.file, key },
     };
   };
   // panels whose weights exist now (before training; runs already finished) join the queue at
@@ -250,7 +261,7 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
   if (!Number.isInteger(maxWorkers) || maxWorkers < 1) throw new UsageError(`workers must be an integer >= 1, got ${maxWorkers}`);
   const later = tsne ? tsne.panels.filter((p) => p.lossId !== undefined && trainSet.has(runKey(p.lossId, spec.seeds[0]!))).length : 0;
   const workers = Math.max(1, Math.min(maxWorkers, jobs.length + later));
-  callbacks.onPlan?.({ jobs: jobs.map((j) => j.job), reused, workers, runs: spec.losses.length * spec.seeds.length });
+  callbacks.onPlan?.({ jobs: jobs.map((j) => j.job), reused, workers, runs: spec.losses.length * spec.seeds.length, later });
 
   // ---- run ----------------------------------------------------------------------------------
   const failures: JobFailure[] = [];
@@ -316,7 +327,7 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
 
   // ---- summarise -----------------------------------------------------------------------------
   callbacks.onPhase?.('summarising');
-  const results = buildResults({ out, grid, dataset, tsne, workers: pool ? workers : 0, wallSeconds: (performance.now() - t0) / 1000 });
+  const results = buildResults({ out, grid, dataset, tsne, notes, workers: pool ? workers : 0, wallSeconds: (performance.now() - t0) / 1000 });
   const resultsPath = join(out, RESULTS_FILE);
   await writeFileAtomic(resultsPath, resultsJson(results));
 
@@ -472,13 +483,20 @@ export function initialPath(out: string, seed: number): string {
 type RunState = { kind: 'finished' } | { kind: 'resume'; epochsDone: number } | { kind: 'new'; epochsDone: 0 };
 
 /** What is on disk for a run, checked against the config it must have. */
-function runState(runDir: string, config: TrainConfig): RunState {
+function runState(runDir: string, config: TrainConfig, ds: Dataset): RunState {
   const run = new RunDir(runDir);
   if (!run.exists('manifest')) return { kind: 'new', epochsDone: 0 };
   const m = run.readManifest();
   const diff = firstDifference(m.config, config);
   if (diff) {
     throw new UsageError(`${runDir} was trained with a different config (${diff}); remove it or use another --out`);
+  }
+  // the data it really saw (older versions trained every compare run on MNIST whatever --data said)
+  const was = m.dataset;
+  if (was && (was.trainChecksum !== ds.train.checksum || was.testChecksum !== ds.test.checksum)) {
+    throw new DataError(
+      `${runDir} was trained on ${was.name} (${was.source}), not on the comparison's data set ${ds.name}; remove it or use another --out`,
+    );
   }
   if (m.status === 'finished' && run.exists('result')) return { kind: 'finished' };
   if (!run.exists('checkpoint')) return { kind: 'new', epochsDone: 0 };
@@ -551,13 +569,34 @@ interface TsnePlan {
   labels: number[];
   config: TrainConfig;
   panels: TsnePanelPlan[];
+  /** the grid's settings, with the perplexity lowered to fit the points actually embedded */
+  params: TsneParams;
+  /** the grid's perplexity, when it had to be lowered */
+  requestedPerplexity?: number;
 }
 
-function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: Dataset): TsnePlan {
+/** Fewer test images than this: no t-SNE (a layout of a handful of points shows nothing). */
+export const MIN_TSNE_ROWS = 10;
+
+/**
+ * The largest perplexity t-SNE accepts on n points: it takes floor(3 x perplexity) neighbours
+ * per point, and a point has n − 1.
+ */
+export function maxPerplexity(n: number): number {
+  return (n - 1) / 3;
+}
+
+/** The t-SNE plan, or a note saying why there is none (too few test images). */
+function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: Dataset): { plan?: TsnePlan; note?: string } {
   const seed0 = spec.seeds[0]!;
+  if (ds.test.n < MIN_TSNE_ROWS) {
+    return { note: `No t-SNE: the test split of ${ds.name} has ${ds.test.n} image${ds.test.n === 1 ? '' : 's'}, fewer than ${MIN_TSNE_ROWS}.` };
+  }
   // under a class-disjoint split, the panels show the held-out test classes only
   const testClasses = new Set(resolveSplit(parseSplit(spec.config.split ?? 'pairs'), classCount(ds.train.labels)).testClasses);
   const indices = stratifiedSubset(ds.test.labels, grid.tsne.points, grid.tsne.params.seed).filter((i) => testClasses.has(ds.test.labels[i]!));
+  const requested = grid.tsne.params.perplexity;
+  const params: TsneParams = { ...grid.tsne.params, perplexity: Math.min(requested, maxPerplexity(indices.length)) };
   const panels: TsnePanelPlan[] = [
     { name: 'before', title: `before training (seed ${seed0} initial weights)`, weights: initialPath(out, seed0), file: join(out, 'tsne', 'before.json') },
     ...spec.losses.map((l) => ({
@@ -569,7 +608,13 @@ function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: Dataset)
     })),
   ];
   ensureDir(join(out, 'tsne'));
-  return { indices, labels: indices.map((i) => ds.test.labels[i]!), config: resolveConfig({ ...spec.config, seed: seed0 }), panels };
+  const plan: TsnePlan = { indices, labels: indices.map((i) => ds.test.labels[i]!), config: resolveConfig({ ...spec.config, seed: seed0 }), panels, params };
+  if (params.perplexity === requested) return { plan };
+  plan.requestedPerplexity = requested;
+  const note =
+    `t-SNE perplexity lowered from ${requested} to ${params.perplexity.toFixed(2)}: ${count(indices.length, 'test image')} are embedded, ` +
+    `and the perplexity must stay at most (points − 1) / 3.`;
+  return { plan, note };
 }
 
 /**
@@ -598,10 +643,10 @@ export function stratifiedSubset(labels: Uint8Array, n: number, seed: number): n
 }
 
 /** Identifies a layout: the weights' bytes, the settings and the subset. */
-function tsneKey(weights: string, t: StoredGrid['tsne'], indices: number[]): string {
+function tsneKey(weights: string, params: TsneParams, indices: number[]): string {
   const h = createHash('sha256');
   h.update(readFileSync(weights));
-  h.update(JSON.stringify([t.params, indices]));
+  h.update(JSON.stringify([params, indices]));
   return h.digest('hex');
 }
 
@@ -642,6 +687,7 @@ function buildResults(a: {
   grid: StoredGrid;
   dataset: Dataset;
   tsne: TsnePlan | undefined;
+  notes: string[];
   workers: number;
   wallSeconds: number;
 }): CompareResults {
@@ -664,15 +710,7 @@ function buildResults(a: {
   const summary = spec.losses
     .map((l) => lossSummary(l, runs.filter((r) => r.lossId === l.id)))
     .filter((s): s is LossSummary => s !== undefined);
-  const comparisons: PairedComparison[] = [];
-  for (let i = 0; i < spec.losses.length; i++) {
-    for (let j = i + 1; j < spec.losses.length; j++) {
-      for (const measure of ['accuracy', 'mapAtR'] as const) {
-        const c = pairedComparison(spec.losses[i]!, spec.losses[j]!, runs, measure);
-        if (c) comparisons.push(c);
-      }
-    }
-  }
+  const comparisons = pairedComparisons(spec.losses, runs);
   const ds = a.dataset;
   const results: CompareResults = {
     tool: 'siamese-lab',
@@ -696,14 +734,18 @@ function buildResults(a: {
     const panels: TsneResult['panels'] = [];
     for (const p of a.tsne.panels) {
       if (!existsSync(p.weights)) continue;
-      const f = readTsne(p.file, tsneKey(p.weights, a.grid.tsne, a.tsne.indices));
+      const f = readTsne(p.file, tsneKey(p.weights, a.tsne.params, a.tsne.indices));
       if (!f) continue;
       const panel: TsneResult['panels'][number] = { title: p.title, points: f.points };
       if (p.lossId !== undefined) panel.lossId = p.lossId;
       panels.push(panel);
     }
-    if (panels.length) results.tsne = { indices: a.tsne.indices, labels: a.tsne.labels, panels, params: a.grid.tsne.params };
+    if (panels.length) {
+      results.tsne = { indices: a.tsne.indices, labels: a.tsne.labels, panels, params: a.tsne.params };
+      if (a.tsne.requestedPerplexity !== undefined) results.tsne.requestedPerplexity = a.tsne.requestedPerplexity;
+    }
   }
+  if (a.notes.length) results.notes = [...a.notes];
   return results;
 }
 
@@ -760,9 +802,47 @@ function lossSummary(l: LossSpec, runs: RunFiles[]): LossSummary | undefined {
 const pts = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(2)}`;
 const fmtP = (p: number): string => (p < 0.001 ? 'p < 0.001' : `p = ${p < 0.01 ? p.toFixed(3) : p.toFixed(2)}`);
 
+/** What a paired test needs of a finished run. */
+export type ScoredRun = Pick<RunFiles, 'lossId' | 'seed' | 'evaluation'>;
+
+interface PairedTest {
+  a: LossSpec;
+  b: LossSpec;
+  measure: 'accuracy' | 'mapAtR';
+  t: PairedTTest;
+}
+
+/**
+ * Every pair of losses, on accuracy and on MAP@R, tested over the seeds both finished. The tests
+ * of one measure form a family: their p-values get Holm's adjustment, and a difference is called
+ * significant only when its adjusted p is below 0.05 (with many losses, some raw p-values fall
+ * below 0.05 by chance alone).
+ */
+export function pairedComparisons(losses: readonly LossSpec[], runs: readonly ScoredRun[]): PairedComparison[] {
+  const tests: PairedTest[] = [];
+  for (let i = 0; i < losses.length; i++) {
+    for (let j = i + 1; j < losses.length; j++) {
+      for (const measure of ['accuracy', 'mapAtR'] as const) {
+        const t = pairedTest(losses[i]!, losses[j]!, runs, measure);
+        if (t) tests.push({ a: losses[i]!, b: losses[j]!, measure, t });
+      }
+    }
+  }
+  const adjusted = new Map<PairedTest, number>();
+  for (const measure of ['accuracy', 'mapAtR'] as const) {
+    // a single pair of runs is no test: it does not enter the family
+    const family = tests.filter((x) => x.measure === measure && x.t.degenerate !== 'one-pair');
+    holmAdjust(family.map((x) => x.t.p)).forEach((p, i) => adjusted.set(family[i]!, p));
+  }
+  return tests.map((x) => {
+    const family = tests.filter((y) => y.measure === x.measure && y.t.degenerate !== 'one-pair').length;
+    return comparisonOf(x, adjusted.get(x) ?? x.t.p, family);
+  });
+}
+
 /** The paired test of a against b on the seeds both finished; undefined when none or no such measure. */
-function pairedComparison(a: LossSpec, b: LossSpec, runs: RunFiles[], measure: 'accuracy' | 'mapAtR'): PairedComparison | undefined {
-  const value = (r: RunFiles): number | undefined =>
+function pairedTest(a: LossSpec, b: LossSpec, runs: readonly ScoredRun[], measure: 'accuracy' | 'mapAtR'): PairedTTest | undefined {
+  const value = (r: ScoredRun): number | undefined =>
     measure === 'accuracy' ? r.evaluation.pairs.accuracy : r.evaluation.retrieval?.mapAtR;
   const va: number[] = [];
   const vb: number[] = [];
@@ -775,12 +855,20 @@ function pairedComparison(a: LossSpec, b: LossSpec, runs: RunFiles[], measure: '
       vb.push(y);
     }
   }
-  if (va.length === 0) return undefined;
-  const t = pairedTTest(va, vb);
+  return va.length === 0 ? undefined : pairedTTest(va, vb);
+}
+
+/** "p = 0.004" or, in a family of several tests, "p = 0.004, Holm-adjusted p = 0.012 over 3 tests". */
+export function pWords(p: number, pHolm: number, tests: number): string {
+  return tests > 1 ? `${fmtP(p)}, Holm-adjusted ${fmtP(pHolm)} over ${tests} tests` : fmtP(p);
+}
+
+function comparisonOf({ a, b, measure, t }: PairedTest, pHolm: number, tests: number): PairedComparison {
   const what = measure === 'accuracy' ? 'accuracy' : 'MAP@R';
   const seeds = `${t.n} seed${t.n === 1 ? '' : 's'}`;
   const [better, worse] = t.meanDiff >= 0 ? [a.label, b.label] : [b.label, a.label];
   const by = `${Math.abs(100 * t.meanDiff).toFixed(2)} points`;
+  const ps = pWords(t.p, pHolm, tests);
   let verdict: string;
   if (t.degenerate === 'one-pair') {
     verdict = `one seed only, no test: ${a.label} − ${b.label} = ${pts(t.meanDiff)} points of ${what}`;
@@ -789,12 +877,13 @@ function pairedComparison(a: LossSpec, b: LossSpec, runs: RunFiles[], measure: '
       t.meanDiff === 0
         ? `identical ${what} on every seed (${seeds})`
         : `${better} > ${worse} in ${what} by ${by} on every seed, the same difference each time (${seeds})`;
-  } else if (t.p < 0.05) {
-    verdict = `${better} > ${worse} in ${what} by ${by} ± ${(100 * t.ci95).toFixed(2)} (${fmtP(t.p)}, ${seeds})`;
+  } else if (pHolm < 0.05) {
+    verdict = `${better} > ${worse} in ${what} by ${by} ± ${(100 * t.ci95).toFixed(2)} (${ps}, ${seeds})`;
   } else {
-    verdict = `no significant difference in ${what}: ${a.label} − ${b.label} = ${pts(t.meanDiff)} ± ${(100 * t.ci95).toFixed(2)} points (${fmtP(t.p)}, ${seeds})`;
+    const raw = t.p < 0.05 ? ' after correcting for multiple tests' : '';
+    verdict = `no significant difference in ${what}${raw}: ${a.label} − ${b.label} = ${pts(t.meanDiff)} ± ${(100 * t.ci95).toFixed(2)} points (${ps}, ${seeds})`;
   }
-  return { a: a.id, b: b.id, measure, meanDiff: t.meanDiff, ci95: t.ci95, t: t.t, p: t.p, seeds: t.n, verdict };
+  return { a: a.id, b: b.id, measure, meanDiff: t.meanDiff, ci95: t.ci95, t: t.t, p: t.p, pHolm, tests, seeds: t.n, verdict };
 }
 
 /** L_pos(D), L_neg(D) at D = 0, 0.01, ..., 1.5, capped at LOSS_SHAPE_CAP (the label says so). */

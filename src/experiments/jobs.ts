@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
-import { loadMnist } from '../data/mnist.ts';
+import { type DataSpec, loadDataset, resolveDataSpec } from '../data/registry.ts';
 import { initBackend } from '../engine/backend.ts';
 import { DataError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
@@ -83,14 +83,27 @@ export interface JobContext {
   emit(event: JobEvent): void;
   /** polled between batches and t-SNE iterations */
   shouldStop(): boolean;
-  /** the data set, loaded once per thread */
-  dataset(): Promise<Dataset>;
+  /** the data set a job's config names (undefined: MNIST), loaded once per thread and spec */
+  dataset(spec: DataSpec | undefined): Promise<Dataset>;
 }
 
-/** A dataset getter that loads MNIST once and reuses it. */
-export function cachedMnist(): () => Promise<Dataset> {
-  let p: Promise<Dataset> | undefined;
-  return () => (p ??= loadMnist());
+/**
+ * A dataset getter that loads each data set once (keyed by its resolved spec) and reuses it.
+ * A failed load is not kept, so a later job may try again (e.g. after the files were fixed).
+ */
+export function cachedDatasets(load: (spec: DataSpec | undefined) => Promise<Dataset> = (s) => loadDataset(s)): (spec: DataSpec | undefined) => Promise<Dataset> {
+  const cache = new Map<string, Promise<Dataset>>();
+  return (spec) => {
+    const resolved = spec === undefined ? undefined : resolveDataSpec(spec);
+    const key = JSON.stringify(resolved ?? { name: 'mnist' });
+    let p = cache.get(key);
+    if (!p) {
+      p = load(resolved);
+      cache.set(key, p);
+      p.catch(() => cache.delete(key));
+    }
+    return p;
+  };
 }
 
 export async function runJob(req: JobRequest, ctx: JobContext): Promise<JobResult> {
@@ -98,7 +111,8 @@ export async function runJob(req: JobRequest, ctx: JobContext): Promise<JobResul
     case 'train':
       return trainJob(req, ctx);
     case 'distances':
-      await writeDistances(req.runDir, req.distanceSample, await ctx.dataset());
+      // the run's own data set, as its manifest records it
+      await writeDistances(req.runDir, req.distanceSample, await ctx.dataset(runConfigOf(req.runDir).data));
       return { status: 'finished' };
     case 'tsne':
       return tsneJob(req, ctx);
@@ -106,7 +120,8 @@ export async function runJob(req: JobRequest, ctx: JobContext): Promise<JobResul
 }
 
 async function trainJob(req: Extract<JobRequest, { type: 'train' }>, ctx: JobContext): Promise<JobResult> {
-  const dataset = await ctx.dataset();
+  // compare checked that a resumed run's manifest holds this same config (data set included)
+  const dataset = await ctx.dataset(req.config.data);
   let lastBatch = 0;
   const res = await trainRun({
     config: req.resume ? { epochs: req.config.epochs } : req.config,
@@ -132,8 +147,11 @@ async function trainJob(req: Extract<JobRequest, { type: 'train' }>, ctx: JobCon
 
 /** Rebuild a training (no steps) from a run directory's manifest and trained weights. */
 async function loadTrained(runDir: string, dataset: Dataset): Promise<Training> {
-  const config = resolveConfig(new RunDir(runDir).readManifest().config);
-  return trainingWith(runDir, config, dataset);
+  return trainingWith(runDir, runConfigOf(runDir), dataset);
+}
+
+function runConfigOf(runDir: string): TrainConfig {
+  return resolveConfig(new RunDir(runDir).readManifest().config);
 }
 
 async function trainingWith(weights: string, config: TrainConfig, dataset: Dataset): Promise<Training> {
@@ -190,7 +208,7 @@ export interface TsneFile {
 }
 
 async function tsneJob(req: Extract<JobRequest, { type: 'tsne' }>, ctx: JobContext): Promise<JobResult> {
-  const dataset = await ctx.dataset();
+  const dataset = await ctx.dataset(req.config.data);
   if (req.indices.some((i) => !(Number.isInteger(i) && i >= 0 && i < dataset.test.n))) {
     throw new DataError(`t-SNE: an index is outside the test split (0..${dataset.test.n - 1})`);
   }

@@ -25,6 +25,8 @@ export interface CompareResults {
   tsne?: TsneResult;
   /** loss shapes L_pos(D), L_neg(D) sampled on [0, 1.5] for the loss-shape chart */
   lossShapes: { loss: string; label: string; d: number[]; pos: number[]; neg: number[] }[];
+  /** what the comparison had to leave out or adjust (e.g. a lowered t-SNE perplexity), in words */
+  notes?: string[];
 }
 
 export interface CompareSpec {
@@ -84,7 +86,16 @@ export interface PairedComparison {
   meanDiff: number;
   ci95: number;
   t: number;
+  /** the raw p-value of this one test */
   p: number;
+  /**
+   * Holm's adjustment of p over the family of tests of this measure (every pair of losses; a
+   * single pair of runs is no test and is left out, its pHolm is its p); absent in files written
+   * before it existed
+   */
+  pHolm?: number;
+  /** how many tests that family holds */
+  tests?: number;
   seeds: number;
   /** plain-words verdict, e.g. "yukawa > contrastive (p = 0.004)" or "no significant difference" */
   verdict: string;
@@ -96,5 +107,8 @@ export interface TsneResult {
   labels: number[];
   /** one panel per stage: "before training", then each loss */
   panels: { title: string; lossId?: string; points: number[] }[];
+  /** the settings used; the perplexity is the effective one (see requestedPerplexity) */
   params: { perplexity: number; iterations: number; seed: number; theta: number };
+  /** the perplexity asked for, when it was lowered to fit the number of points */
+  requestedPerplexity?: number;
 }

@@ -181,3 +181,25 @@ export function pairedTTest(a: readonly number[], b: readonly number[]): PairedT
   const t = m / (s / Math.sqrt(n));
   return { n, df: n - 1, meanDiff: m, std: s, ci95: ci95HalfWidth(d), t, p: tTwoSidedP(t, n - 1) };
 }
+
+/**
+ * Holm's step-down adjustment of a family of p-values (Holm 1979), which keeps the chance of any
+ * false "significant" in the family at most alpha without assuming the tests independent. With
+ * the m p-values sorted ascending, p(1) <= ... <= p(m), the adjusted value of the i-th is
+ * max over j <= i of min(1, (m − j + 1) · p(j)). Returned in the input order; NaN stays NaN and
+ * is not counted in m.
+ */
+export function holmAdjust(p: readonly number[]): number[] {
+  const order = p
+    .map((v, i) => [v, i] as const)
+    .filter(([v]) => !Number.isNaN(v))
+    .sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  const m = order.length;
+  const out = p.map(() => NaN);
+  let running = 0;
+  order.forEach(([v, i], j) => {
+    running = Math.max(running, Math.min(1, (m - j) * v));
+    out[i] = running;
+  });
+  return out;
+}

@@ -5,13 +5,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SiameseError } from '../errors.ts';
-import { cachedMnist, type JobRequest, runJob } from './jobs.ts';
+import { cachedDatasets, type JobRequest, runJob } from './jobs.ts';
 import type { FromWorker } from './pool.ts';
 
 const port = parentPort;
 if (!port) throw new Error('worker.ts runs only as a worker thread (see pool.ts)');
 const stopFlag = new Int32Array((workerData as { stop: SharedArrayBuffer }).stop);
-const dataset = cachedMnist();
+// each job names its data set in its config; a thread keeps every one it has loaded
+const dataset = cachedDatasets();
 const post = (m: FromWorker): void => port.postMessage(m);
 
 port.on('message', (msg: { id: number; req: JobRequest }) => {

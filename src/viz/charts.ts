@@ -8,6 +8,7 @@
  */
 import { DataError } from '../errors.ts';
 import type { CompareResults, LossSummary, RunSummary, Stat } from '../experiments/results.ts';
+import { count } from '../experiments/words.ts';
 import { encodePng, pngDataUri } from './png.ts';
 import type { VegaLiteSpec } from './render.ts';
 
@@ -584,7 +585,7 @@ export function tsneChart(results: CompareResults, opts: TsneChartOptions = {}):
   });
   const { perplexity, iterations, seed } = t.params;
   const subtitle = [
-    `${n} test images; perplexity ${perplexity}, ${iterations} iterations, t-SNE seed ${seed}; axes are arbitrary t-SNE units`,
+    `${count(n, 'test image')}; perplexity ${Number(perplexity.toFixed(2))}, ${count(iterations, 'iteration')}, t-SNE seed ${seed}; axes are arbitrary t-SNE units`,
     opts.images && thumbs > 0 ? `thumbnails: ${thumbs} spread-out points per panel (farthest-point sampling), framed in their ${classWord(results)}'s colour` : 'no thumbnails: the test images were not available',
   ];
   return topLevel(`t-SNE of the test embeddings, coloured by ${classWord(results)}`, subtitle, {
@@ -650,7 +651,7 @@ export function polarChart(results: CompareResults, classes: PairClasses, opts: 
       const ds = run.distances[kind];
       const cls = classes[kind];
       if (cls.length < ds.length) {
-        throw new DataError(`polar plot: ${loss} seed ${seed} has ${ds.length} ${kind} distances but only ${cls.length} classes`);
+        throw new DataError(`polar plot: ${loss} seed ${seed} has ${count(ds.length, `${kind} distance`)} but only ${count(cls.length, 'class', 'classes')}`);
       }
       const byClass: number[][] = Array.from({ length: numClasses }, () => []);
       for (let i = 0; i < ds.length; i++) if (Number.isFinite(ds[i])) byClass[cls[i]!]!.push(ds[i]!);

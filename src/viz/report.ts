@@ -5,15 +5,19 @@
  * `CompareResults` (results.json), plus the test images for the t-SNE thumbnails and the test
  * labels for the polar plot's classes, so `siamese report` can rebuild it without retraining.
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { classCount } from '../data/dataset.ts';
+import type { Dataset } from '../data/dataset.ts';
 import { loadMnist } from '../data/mnist.ts';
+import { loadDataset } from '../data/registry.ts';
 import { makePairs, slicePairs } from '../data/pairs.ts';
 import { DataError } from '../errors.ts';
 import type { CompareResults, LossSummary, PairedComparison, Stat } from '../experiments/results.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { describeLosses } from '../losses/registry.ts';
+import { count } from '../experiments/words.ts';
 import { Rng } from '../rng.ts';
 import {
   accuracyChart,
@@ -111,9 +115,15 @@ function signed(x: number, digits: number): string {
   return `${x < 0 && Number(t) !== 0 ? '-' : '+'}${t}`;
 }
 
-function pValue(p: number): string {
+function pValue(p: number | undefined): string {
   if (!isNum(p)) return '—';
   return p < 0.001 ? '< 0.001' : p.toFixed(3);
+}
+
+/** "p = 0.012" or "p < 0.001" (never "p = < 0.001"). */
+function pIs(name: string, p: number | undefined): string {
+  const v = pValue(p);
+  return v.startsWith('<') ? `${name} ${v}` : `${name} = ${v}`;
 }
 
 function duration(seconds: number): string {
@@ -128,14 +138,19 @@ export function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
-/** Text safe inside a GitHub-flavoured markdown paragraph or table cell. */
+/**
+ * Text safe inside a GitHub-flavoured markdown paragraph or table cell, and still readable as
+ * plain text: only what markdown would take for markup is escaped. "<" becomes "&lt;" only where
+ * it could open an HTML tag, comment or autolink, "&" only where it would form a character
+ * reference, ">" only at the start (a block quote); "p < 0.001" stays as it is.
+ */
 export function escapeMd(s: string): string {
   return s
     .replace(/\r?\n/g, ' ')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/([\\`*_[\]|#~])/g, '\\$1');
+    .replace(/&(?=#?[A-Za-z0-9]+;)/g, '&amp;')
+    .replace(/<(?=[A-Za-z/!?])/g, '&lt;')
+    .replace(/([\\`*_[\]|#~])/g, '\\$1')
+    .replace(/^(\s*)>/, '$1\\>');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,14 +297,27 @@ export function testPairClasses(labels: Uint8Array, pairSeed: number, testPairs:
   return { pos, neg };
 }
 
+/**
+ * The test split of the comparison's own data set (spec.config.data; MNIST when unset), for the
+ * thumbnails and the polar plot; null with a note when it cannot be loaded or is not the one
+ * results.json describes.
+ */
 async function defaultTestSplit(results: CompareResults, notes: string[]): Promise<TestSplit | null> {
-  if (results.dataset.name.toLowerCase() !== 'mnist') {
-    notes.push(`The test images of data set "${results.dataset.name}" were not given: no digit thumbnails on the t-SNE panels and no polar plot.`);
+  const spec = results.spec.config.data;
+  const name = results.dataset.name;
+  if (spec === undefined && name.toLowerCase() !== 'mnist') {
+    notes.push(`The test images of data set "${name}" were not given: no thumbnails on the t-SNE panels and no polar plot.`);
     return null;
   }
-  const ds = await loadMnist();
-  if (isNum(results.dataset.testImages) && results.dataset.testImages !== ds.test.n) {
-    notes.push(`results.json speaks of ${results.dataset.testImages} test images, MNIST has ${ds.test.n}: no thumbnails and no polar plot.`);
+  let ds: Dataset;
+  try {
+    ds = spec === undefined ? await loadMnist() : await loadDataset(spec);
+  } catch (e) {
+    notes.push(`The test images of data set "${name}" could not be loaded (${(e as Error).message.split('\n')[0]}): no thumbnails and no polar plot.`);
+    return null;
+  }
+  if (ds.name !== name || (isNum(results.dataset.testImages) && results.dataset.testImages !== ds.test.n)) {
+    notes.push(`results.json speaks of ${count(results.dataset.testImages, 'test image')} of ${name}, the data found has ${count(ds.test.n, 'test image')} of ${ds.name}: no thumbnails and no polar plot.`);
     return null;
   }
   return ds.test;
@@ -325,10 +353,10 @@ function whatWasRun(results: CompareResults): Block[] {
       kind: 'list',
       items: [
         `Seeds: ${results.spec.seeds.join(', ')} (${results.spec.seeds.length}); every loss starts from the same initial weights per seed.`,
-        `Training: ${c.epochs} epochs, batch ${c.batchSize}, optimizer ${c.optimizer}${c.learningRate !== undefined ? `, learning rate ${c.learningRate}` : ' (its default learning rate)'}, dropout ${c.dropout}.`,
+        `Training: ${count(c.epochs, 'epoch')}, batch ${c.batchSize}, optimizer ${c.optimizer}${c.learningRate !== undefined ? `, learning rate ${c.learningRate}` : ' (its default learning rate)'}, dropout ${c.dropout}.`,
         `Network: ${c.base} base network, ${c.embeddingDim}-d embedding; decision threshold D < ${c.threshold} means "same".`,
-        `Data: ${d.name} (${d.source}); ${d.trainPairs} train pairs, ${d.testPairs} test pairs, ${d.testImages} test images; pair seed ${c.pairSeed}.`,
-        `Machine: ${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.workers} worker${m.workers === 1 ? '' : 's'}.`,
+        `Data: ${d.name} (${d.source}); ${count(d.trainPairs, 'train pair')}, ${count(d.testPairs, 'test pair')}, ${count(d.testImages, 'test image')}; pair seed ${c.pairSeed}.`,
+        `Machine: ${m.cpu}, ${count(m.cores, 'core')}, Node ${m.node}, ${m.workers} worker${m.workers === 1 ? '' : 's'}.`,
         `Date: ${m.date}; results written ${results.createdAt} by ${results.tool} ${results.version}; wall time ${duration(m.wallSeconds)}.`,
       ],
     },
@@ -396,13 +424,21 @@ function comparisonBlocks(results: CompareResults): Block[] {
       const diff = signed(100 * c.meanDiff, 2);
       return (
         `${name(c.a)} minus ${name(c.b)}, ${measureName(c.measure)}: ${diff} percentage points on average over ${c.seeds} paired seeds ` +
-        `(95% CI ± ${fixed(isNum(c.ci95) ? 100 * c.ci95 : NaN, 2)}; paired t = ${fixed(c.t, 2)}, p = ${pValue(c.p)}). Verdict: ${c.verdict}.`
+        `(95% CI ± ${fixed(isNum(c.ci95) ? 100 * c.ci95 : NaN, 2)}; paired t = ${fixed(c.t, 2)}, ${pIs('p', c.p)}` +
+        `${c.pHolm !== undefined && (c.tests ?? 0) > 1 ? `; ${pIs('Holm-adjusted p', c.pHolm)} over ${c.tests} tests of this measure` : ''}). Verdict: ${c.verdict}.`
       );
     }),
   });
   blocks.push({
+    kind: 'p',
+    cls: 'note',
+    text:
+      'p is the two-sided paired t-test of each pair alone. The tests of one measure are run together, so their p-values ' +
+      'also get Holm\'s correction (Holm p); a difference is called significant when its Holm p is below 0.05.',
+  });
+  blocks.push({
     kind: 'table',
-    head: ['a', 'b', 'measure', 'mean a − b (pp)', '95% CI (pp)', 't', 'p', 'seeds', 'verdict'],
+    head: ['a', 'b', 'measure', 'mean a − b (pp)', '95% CI (pp)', 't', 'p', 'Holm p', 'seeds', 'verdict'],
     rows: results.comparisons.map((c) => [
       name(c.a),
       name(c.b),
@@ -411,6 +447,7 @@ function comparisonBlocks(results: CompareResults): Block[] {
       isNum(c.ci95) ? `± ${(100 * c.ci95).toFixed(2)}` : '—',
       fixed(c.t, 2),
       pValue(c.p),
+      pValue(c.pHolm),
       String(c.seeds),
       c.verdict,
     ]),
@@ -443,7 +480,7 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
     const ref = REFERENCE_ACCURACY[key];
     const label = labels.get(l.id) ?? l.id;
     const caveats: string[] = [];
-    if (epochs !== 20) caveats.push(`this study ran ${epochs} epochs, the references 20`);
+    if (epochs !== 20) caveats.push(`this study ran ${count(epochs, 'epoch')}, the references 20`);
     if (!sameAsReference(key, l.params)) caveats.push('parameters differ from the seed\'s');
     let diffText = '—';
     let verdict = '—';
@@ -459,7 +496,7 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
       label,
       `${(100 * ref.seed).toFixed(2)}%`,
       `${(100 * ref.independent.mean).toFixed(2)}% ± ${(100 * ref.independent.spread).toFixed(2)}`,
-      `${pctStat(s.accuracy)} (${s.seeds} seed${s.seeds === 1 ? '' : 's'}, ${epochs} epochs)`,
+      `${pctStat(s.accuracy)} (${count(s.seeds, 'seed')}, ${count(epochs, 'epoch')})`,
       diffText,
       verdict,
     ]);
@@ -497,6 +534,88 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
     },
   );
   return blocks;
+}
+
+/**
+ * What the figures draw at most, so that the report's memory stays bounded whatever the size of
+ * results.json (a Vega mark costs about a kilobyte: a t-SNE panel of 2,000 points with its
+ * thumbnails took ~7 MB, 800 panels 5.7 GB). Past these, the figures show a part and say so.
+ */
+export const REPORT_LIMITS = {
+  /** t-SNE panels drawn (the first ones: before training, then the losses in order) */
+  tsnePanels: 9,
+  /** points per t-SNE panel (an even subsample of the embedded test images) */
+  tsnePoints: 2000,
+  /** learning-curve epochs drawn over all losses (evenly spaced, first and last kept) */
+  curvePoints: 1500,
+  /** loss-shape samples per loss */
+  shapePoints: 400,
+  /** test pair distances per kind over all runs of the displayed seed (histograms, polar plot) */
+  distances: 40000,
+} as const;
+
+/** `count` indices spread evenly over 0..n−1, the first and the last included. */
+function evenPick(n: number, count: number): number[] {
+  if (n <= count) return Array.from({ length: n }, (_, i) => i);
+  if (count <= 1) return [n - 1];
+  return Array.from({ length: count }, (_, i) => Math.round((i * (n - 1)) / (count - 1)));
+}
+
+/**
+ * A view of `results` cut down to REPORT_LIMITS for the figures (tables and verdicts use the
+ * full results), with a note for each cut.
+ */
+export function boundForFigures(results: CompareResults, notes: string[]): CompareResults {
+  const L = REPORT_LIMITS;
+  const r: CompareResults = { ...results };
+  const t = results.tsne;
+  if (t) {
+    let panels = t.panels;
+    if (panels.length > L.tsnePanels) {
+      notes.push(`t-SNE: ${panels.length} panels in results.json, the first ${L.tsnePanels} are drawn.`);
+      panels = panels.slice(0, L.tsnePanels);
+    }
+    let { indices, labels } = t;
+    if (indices.length > L.tsnePoints) {
+      const pick = evenPick(indices.length, L.tsnePoints);
+      notes.push(`t-SNE: ${indices.length} points per panel in results.json, an even subsample of ${pick.length} is drawn.`);
+      indices = pick.map((i) => t.indices[i]!);
+      labels = pick.map((i) => t.labels[i]!);
+      panels = panels.map((p) => ({ ...p, points: pick.flatMap((i) => [p.points[2 * i]!, p.points[2 * i + 1]!]) }));
+    }
+    if (panels !== t.panels || indices !== t.indices) r.tsne = { ...t, indices, labels, panels };
+  }
+  const epochs = results.summary.reduce((s, x) => s + (Array.isArray(x.curves) ? x.curves.length : 0), 0);
+  if (epochs > L.curvePoints) {
+    const per = Math.max(2, Math.floor(L.curvePoints / Math.max(1, results.summary.length)));
+    notes.push(`Learning curves: ${epochs} loss-epoch points in results.json, at most ${per} evenly spaced epochs per loss are drawn.`);
+    r.summary = results.summary.map((x) => ({ ...x, curves: evenPick(x.curves.length, per).map((i) => x.curves[i]!) }));
+  }
+  if (results.lossShapes.some((x) => x.d.length > L.shapePoints)) {
+    notes.push(`Loss shapes: more than ${L.shapePoints} samples per loss in results.json, ${L.shapePoints} evenly spaced ones are drawn.`);
+    r.lossShapes = results.lossShapes.map((x) => {
+      if (x.d.length <= L.shapePoints) return x;
+      const pick = evenPick(x.d.length, L.shapePoints);
+      return { ...x, d: pick.map((i) => x.d[i]!), pos: pick.map((i) => x.pos[i]!), neg: pick.map((i) => x.neg[i]!) };
+    });
+  }
+  // distances: each run keeps a prefix of its test pairs (compare's own sampling), which the
+  // histograms and the polar plot both accept as a uniform sample
+  const seed = displaySeed(results);
+  const shown = results.runs.filter((x) => x.seed === seed);
+  for (const kind of ['pos', 'neg'] as const) {
+    const total = shown.reduce((s, x) => s + x.distances[kind].length, 0);
+    if (total <= L.distances) continue;
+    const per = Math.max(100, Math.floor(L.distances / Math.max(1, shown.length)));
+    notes.push(
+      `Distances: ${total} ${kind === 'pos' ? 'positive' : 'negative'} pair distances for seed ${seed} in results.json, ` +
+        `the first ${per} test pairs of each run are drawn.`,
+    );
+    r.runs = (r.runs === results.runs ? results.runs.map((x) => ({ ...x })) : r.runs).map((x) =>
+      x.seed === seed ? { ...x, distances: { ...x.distances, [kind]: x.distances[kind].slice(0, per) } } : x,
+    );
+  }
+  return r;
 }
 
 interface FigureSpec {
@@ -610,16 +729,58 @@ function polarClasses(results: CompareResults, split: TestSplit | null, seed: nu
 
 // ---------------------------------------------------------------------------------------------
 
-/**
- * Pictures an earlier build drew and this one did not (a rebuild with fewer losses, no t-SNE or
- * no test split): removed once the new report is in place, so that figures/ holds what the
- * report shows. Only .svg and .png files go; anything else in the folder is left alone.
- */
-async function removeStaleFigures(figDir: string, keep: ReadonlySet<string>): Promise<void> {
-  for (const f of await readdir(figDir)) {
-    const m = /^(.*)\.(svg|png)$/.exec(f);
-    if (m && !keep.has(m[1]!)) await rm(join(figDir, f), { force: true });
+/** `.figures.<pid>.<hex>.tmp`: the folder a build writes its pictures into before the swap. */
+const FIG_TMP = /^\.figures\.(\d+)\.[0-9a-f]+\.(tmp|old)$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Picture folders left by builds that died before their swap (their process is gone). */
+async function removeDeadTemporaries(outDir: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(outDir);
+  } catch {
+    return;
+  }
+  for (const f of entries) {
+    const m = FIG_TMP.exec(f);
+    if (m && (Number(m[1]) === process.pid ? false : !alive(Number(m[1])))) await rm(join(outDir, f), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Put the freshly written picture folder in place of figures/: the old folder is renamed aside,
+ * the new one renamed in, and the old one removed. Files in the old folder that are not pictures
+ * (.svg, .png) are not the report's: they move into the new folder. figures/ is thus always
+ * either the old complete set or the new one, never a half-written mix.
+ */
+async function swapFigures(tmp: string, figDir: string): Promise<void> {
+  const old = `${tmp.replace(/\.tmp$/, '')}.old`;
+  let hadOld = true;
+  try {
+    await rename(figDir, old);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    hadOld = false;
+  }
+  try {
+    await rename(tmp, figDir);
+  } catch (e) {
+    if (hadOld) await rename(old, figDir).catch(() => undefined);
+    throw e;
+  }
+  if (!hadOld) return;
+  for (const f of await readdir(old)) {
+    if (!/\.(svg|png)$/.test(f)) await rename(join(old, f), join(figDir, f)).catch(() => undefined);
+  }
+  await rm(old, { recursive: true, force: true });
 }
 
 /**
@@ -627,39 +788,57 @@ async function removeStaleFigures(figDir: string, keep: ReadonlySet<string>): Pr
  * written and notes on anything left out. Throws DataError when the inputs do not fit.
  */
 export async function buildReport(results: CompareResults, outDir: string, opts: ReportOptions = {}): Promise<ReportFiles> {
-  const notes: string[] = [];
+  // what the comparison itself left out or adjusted comes first
+  const notes: string[] = [...(results.notes ?? [])];
   const split = opts.testSplit === undefined ? await defaultTestSplit(results, notes) : opts.testSplit;
   if (split && split.images.length !== split.n * split.width * split.height) {
     throw new DataError(`test split: ${split.images.length} image bytes for ${split.n} images of ${split.width}x${split.height}`);
   }
   const figDir = join(outDir, 'figures');
+  await removeDeadTemporaries(outDir);
+  // pictures go to a folder of their own first, which replaces figures/ once complete
+  const tmpDir = join(outDir, `.figures.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await mkdir(figDir, { recursive: true });
+    await mkdir(tmpDir, { recursive: true });
   } catch (e) {
     throw new DataError(`${figDir}: cannot create the figures directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  try {
+    return await writeReport(results, outDir, opts, notes, split, tmpDir, figDir);
+  } finally {
+    await rm(tmpDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
 
-  const figures = figureSpecs(results, split, notes);
+async function writeReport(
+  results: CompareResults,
+  outDir: string,
+  opts: ReportOptions,
+  notes: string[],
+  split: TestSplit | null,
+  tmpDir: string,
+  figDir: string,
+): Promise<ReportFiles> {
+
+  const figures = figureSpecs(boundForFigures(results, notes), split, notes);
   const pictures: string[] = [];
   const figureBlocks: Block[] = [];
   for (const f of figures) {
     const svg = await renderVegaLite(f.spec);
     const png = svgToPng(svg, { scale: opts.pngScale ?? 2 });
-    const svgPath = join(figDir, `${f.name}.svg`);
-    const pngPath = join(figDir, `${f.name}.png`);
-    await writeFileAtomic(svgPath, svg);
-    await writeFileAtomic(pngPath, png);
-    pictures.push(svgPath, pngPath);
+    await writeFigure(join(tmpDir, `${f.name}.svg`), svg);
+    await writeFigure(join(tmpDir, `${f.name}.png`), png);
+    pictures.push(join(figDir, `${f.name}.svg`), join(figDir, `${f.name}.png`));
     figureBlocks.push({ kind: 'h', level: 3, text: f.title }, { kind: 'figure', name: f.name, title: f.title, caption: f.caption, svg, ...svgSize(svg) });
   }
 
-  const title = `siamese-lab: ${results.spec.losses.length} losses compared on ${results.dataset.name}`;
+  const title = `siamese-lab: ${count(results.spec.losses.length, 'loss', 'losses')} compared on ${results.dataset.name}`;
   const blocks: Block[] = [
     { kind: 'h', level: 1, text: title },
     {
       kind: 'p',
       cls: 'meta',
-      text: `${results.spec.seeds.length} seeds × ${results.spec.losses.length} losses, ${results.spec.config.epochs} epochs each; ${results.machine.date}; wall time ${duration(results.machine.wallSeconds)}.`,
+      text: `${count(results.spec.seeds.length, 'seed')} × ${count(results.spec.losses.length, 'loss', 'losses')}, ${count(results.spec.config.epochs, 'epoch')} each; ${results.machine.date}; wall time ${duration(results.machine.wallSeconds)}.`,
     },
     ...whatWasRun(results),
     ...resultsTable(results),
@@ -680,8 +859,20 @@ export async function buildReport(results: CompareResults, outDir: string, opts:
 
   const htmlPath = join(outDir, 'report.html');
   const mdPath = join(outDir, 'report.md');
+  try {
+    await swapFigures(tmpDir, figDir);
+  } catch (e) {
+    throw new DataError(`${figDir}: cannot put the new figures in place (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
   await writeFileAtomic(htmlPath, toHtml(title, blocks));
   await writeFileAtomic(mdPath, toMarkdown(blocks));
-  await removeStaleFigures(figDir, new Set(figures.map((f) => f.name)));
   return { html: htmlPath, md: mdPath, pictures, notes };
+}
+
+async function writeFigure(path: string, data: string | Uint8Array): Promise<void> {
+  try {
+    await writeFile(path, data);
+  } catch (e) {
+    throw new DataError(`${path}: cannot write the figure (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
 }

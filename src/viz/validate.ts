@@ -107,6 +107,7 @@ export function validateCompareResults(value: Json, source = 'results.json'): Co
     c.str(p['measure'], `comparisons[${i}].measure`);
     c.str(p['verdict'], `comparisons[${i}].verdict`);
     for (const k of ['meanDiff', 'ci95', 't', 'p', 'seeds']) c.num(p[k], `comparisons[${i}].${k}`);
+    for (const k of ['pHolm', 'tests']) if (p[k] !== undefined) c.num(p[k], `comparisons[${i}].${k}`);
   });
   c.arr(r['lossShapes'], 'lossShapes').forEach((x, i) => {
     const s = c.obj(x, `lossShapes[${i}]`);
@@ -127,6 +128,11 @@ export function validateCompareResults(value: Json, source = 'results.json'): Co
   } else if (r['tsne'] === null) {
     delete r['tsne'];
   }
+  if (r['notes'] !== undefined && r['notes'] !== null) {
+    c.arr(r['notes'], 'notes').forEach((n, i) => c.str(n, `notes[${i}]`));
+  } else if (r['notes'] === null) {
+    delete r['notes'];
+  }
   return r as unknown as CompareResults;
 }
 
@@ -139,4 +145,44 @@ export function parseCompareResults(text: string, source = 'results.json'): Comp
     throw new DataError(`${source}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
   }
   return validateCompareResults(value, source);
+}
+
+/**
+ * An upper estimate of the memory JSON.parse takes for `bytes` (a JSON text), found by one pass
+ * over the bytes without allocating: V8 spends ~64 bytes on an object, ~32 on an array, ~16 on
+ * each element or property slot and on each number, and a string's length plus ~24. The size of
+ * the text alone says little: "[[],[],...]" takes ten times its size, a list of numbers two.
+ */
+export function estimateJsonMemory(bytes: Uint8Array): number {
+  let objects = 0;
+  let arrays = 0;
+  let commas = 0;
+  let numbers = 0;
+  let strings = 0;
+  let stringBytes = 0;
+  let inString = false;
+  let inNumber = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (inString) {
+      if (b === 0x5c) i++; // backslash: skip the escaped byte
+      else if (b === 0x22) inString = false;
+      else stringBytes++;
+      continue;
+    }
+    const numeric = (b >= 0x30 && b <= 0x39) || b === 0x2d || b === 0x2b || b === 0x2e || b === 0x65 || b === 0x45;
+    if (numeric) {
+      if (!inNumber) numbers++;
+      inNumber = true;
+      continue;
+    }
+    inNumber = false;
+    if (b === 0x22) {
+      inString = true;
+      strings++;
+    } else if (b === 0x7b) objects++;
+    else if (b === 0x5b) arrays++;
+    else if (b === 0x2c) commas++;
+  }
+  return 64 * objects + 32 * arrays + 16 * (commas + objects + arrays) + 16 * numbers + stringBytes + 24 * strings;
 }

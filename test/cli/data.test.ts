@@ -1,28 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DataError } from '../../src/errors.ts';
-import { Rng } from '../../src/rng.ts';
 import { predict, trainRun } from '../../src/train/run.ts';
+import { writeShapesFolder as writeFolderDataset } from '../data/datasets.ts';
 import { encodeTestPng } from '../data/pngEncoder.ts';
 import { siamese } from './run.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-data-cli-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-/** 3 classes of 12x12 images: a bright bar whose row depends on the class, plus noise. */
-function writeFolderDataset(dir: string, perClass: number): void {
-  const rng = new Rng(1);
-  for (const [label, name] of ['circle', 'square', 'star'].entries()) {
-    mkdirSync(join(dir, name), { recursive: true });
-    for (let i = 0; i < perClass; i++) {
-      const px = Array.from({ length: 144 }, (_, p) => (Math.floor(p / 12) === 2 + 4 * label ? 220 : rng.int(40)));
-      writeFileSync(join(dir, name, `${i}.png`), encodeTestPng(px, 12, 12, { color: 0, depth: 8 }));
-    }
-  }
-}
 
 test('train --data folder --base cnn records the data set; resume reloads it and refuses changed data; predict reuses it', async () => {
   const data = join(root, 'shapes');

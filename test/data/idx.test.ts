@@ -7,16 +7,8 @@ import { gzipSync } from 'node:zlib';
 import { loadIdxSplit } from '../../src/data/dataset.ts';
 import { parseIdx, readIdx } from '../../src/data/idx.ts';
 import { DataError } from '../../src/errors.ts';
+import { idxFile as idx } from './datasets.ts';
 
-/** A big-endian IDX file of unsigned bytes. */
-function idx(dims: number[], data: number[]): Uint8Array {
-  const out = new Uint8Array(4 + 4 * dims.length + data.length);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, 0x0800 | dims.length, false);
-  dims.forEach((d, i) => v.setUint32(4 + 4 * i, d, false));
-  out.set(data, 4 + 4 * dims.length);
-  return out;
-}
 
 test('parses a 3-d image file and a 1-d label file', () => {
   const img = parseIdx(idx([2, 2, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]), 'img');

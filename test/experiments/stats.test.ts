@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   ci95HalfWidth,
+  holmAdjust,
   logGamma,
   mean,
   pairedTTest,
@@ -120,4 +121,60 @@ test('paired t-test: degenerate inputs say so, never NaN', () => {
   assert.equal(shift.p, 0);
   for (const r of [one, same, shift]) for (const v of [r.t, r.p, r.ci95, r.std]) assert.ok(Number.isFinite(v));
   assert.throws(() => pairedTTest([1, 2], [1]), RangeError);
+});
+
+test('Holm adjustment: a hand-computed family of four, monotone, capped at 1, NaN left out', () => {
+  // sorted: 0.005, 0.01, 0.03, 0.04; times m − j + 1 = 4, 3, 2, 1: 0.02, 0.03, 0.06, 0.04;
+  // a running maximum makes the last 0.06; back in the input order:
+  const adj = holmAdjust([0.01, 0.04, 0.03, 0.005]);
+  [0.03, 0.06, 0.06, 0.02].forEach((want, i) => close(adj[i]!, want, 1e-15, `adjusted p ${i}`));
+  // 2 x 0.7 = 1.4 is capped at 1, and the larger p cannot get a smaller adjusted value
+  assert.deepEqual(holmAdjust([0.7, 0.8]), [1, 1]);
+  // ties: 2 x 0.02 for both
+  assert.deepEqual(holmAdjust([0.02, 0.02]), [0.04, 0.04]);
+  // a NaN is no test: the family is the other two
+  const withNaN = holmAdjust([NaN, 0.01, 0.02]);
+  assert.ok(Number.isNaN(withNaN[0]));
+  assert.deepEqual(withNaN.slice(1), [0.02, 0.02]);
+  // one test: unchanged
+  assert.deepEqual(holmAdjust([0.013]), [0.013]);
+  assert.deepEqual(holmAdjust([]), []);
+});
+
+test('compare: the paired tests of one measure get Holm-adjusted p-values, and the verdicts use them', async () => {
+  const { pairedComparisons } = await import('../../src/experiments/compare.ts');
+  const { parseLossList } = await import('../../src/experiments/lossSpec.ts');
+  const losses = parseLossList('contrastive,yukawa,triplet');
+  const a = [0.9, 0.91, 0.92];
+  const acc: Record<string, number[]> = {
+    contrastive: a,
+    yukawa: a.map((x, i) => x - [0.01, 0.012, 0.011][i]!),
+    triplet: a.map((x, i) => x - [0.014, 0.02, 0.026][i]!),
+  };
+  const runs = Object.entries(acc).flatMap(([lossId, v]) =>
+    v.map((accuracy, seed) => ({ lossId, seed, evaluation: { pairs: { accuracy } } as never })),
+  );
+  const c = pairedComparisons(losses, runs);
+  assert.deepEqual(c.map((x) => [x.a, x.b, x.measure, x.tests]), [
+    ['contrastive', 'yukawa', 'accuracy', 3],
+    ['contrastive', 'triplet', 'accuracy', 3],
+    ['yukawa', 'triplet', 'accuracy', 3],
+  ]);
+  // raw p of each paired t-test (df = 2), from the differences' mean and sample std by hand
+  const p = (d: number[]): number => {
+    const m = (d[0]! + d[1]! + d[2]!) / 3;
+    const s = Math.sqrt(d.reduce((q, x) => q + (x - m) ** 2, 0) / 2);
+    return tTwoSidedP(m / (s / Math.sqrt(3)), 2);
+  };
+  const raw = [p([0.01, 0.012, 0.011]), p([0.014, 0.02, 0.026]), p([0.004, 0.008, 0.015])];
+  raw.forEach((want, i) => close(c[i]!.p, want, 1e-9, `raw p ${i}`));
+  // sorted raw p: 0.0027 < 0.0287 < 0.107: Holm multiplies by 3, 2, 1
+  assert.ok(raw[0]! < raw[1]! && raw[1]! < raw[2]! && raw[1]! < 0.05 && 2 * raw[1]! > 0.05);
+  close(c[0]!.pHolm!, 3 * raw[0]!, 1e-12, 'Holm 1');
+  close(c[1]!.pHolm!, 2 * raw[1]!, 1e-12, 'Holm 2');
+  close(c[2]!.pHolm!, Math.max(2 * raw[1]!, raw[2]!), 1e-12, 'Holm 3');
+  assert.match(c[0]!.verdict, /^contrastive > yukawa in accuracy by 1\.10 points .*Holm-adjusted p = 0\.008 over 3 tests, 3 seeds\)$/);
+  // significant alone (p = 0.029), not once corrected (Holm p = 0.057); verdicts print two decimals above 0.01
+  assert.match(c[1]!.verdict, /^no significant difference in accuracy after correcting for multiple tests: .*\(p = 0\.03, Holm-adjusted p = 0\.06 over 3 tests, 3 seeds\)$/);
+  assert.match(c[2]!.verdict, /^no significant difference in accuracy: /);
 });

@@ -165,7 +165,7 @@ describe('charts', () => {
     assert.ok(t.some((s) => s.startsWith('Polar view of test pair distances, seed 0')));
     for (const s of ['positive (same digit)', 'negative (different digits)', 'D = 0.5 (threshold)', 'contrastive (m = 1)']) assert.ok(t.includes(s), s);
     for (let d = 0; d < CLASSES; d++) assert.ok(t.includes(String(d)));
-    assert.throws(() => polarChart(results, { pos: [0], neg: [0] }), /distances but only 1 classes/);
+    assert.throws(() => polarChart(results, { pos: [0], neg: [0] }), /distances but only 1 class\b/);
   });
 
   it('test pair classes follow the pair recipe: every class equally often, positives within a class', () => {

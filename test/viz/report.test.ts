@@ -66,7 +66,7 @@ describe('buildReport', () => {
     assert.ok(html.includes('yukawa &lt;b&gt;κ=10&lt;/b&gt; &amp; &quot;p|3&quot;'));
     const md = readFileSync(files.md, 'utf8');
     assert.ok(!md.includes('<b>'));
-    assert.ok(md.includes('&lt;b&gt;κ=10&lt;/b&gt; &amp; "p\\|3"'), 'pipes in labels do not break markdown tables');
+    assert.ok(md.includes('&lt;b>κ=10&lt;/b> & "p\\|3"'), 'pipes in labels do not break markdown tables');
   });
 
   it('states what was run, the results table, the comparisons and the seed\'s figures', () => {
@@ -82,7 +82,8 @@ describe('buildReport', () => {
       'Test pair distances, all pairs (unfiltered)',
       'MAP@R',
       'Paired comparisons',
-      'Verdict: yukawa &gt; contrastive (p = 0.007).',
+      'Verdict: yukawa &gt; contrastive (p &lt; 0.001).',
+      'paired t = 12.30, p &lt; 0.001)',
       'no significant difference',
       '97.37%',
       '98.10%',
@@ -92,6 +93,14 @@ describe('buildReport', () => {
     ]) {
       assert.ok(html.includes(s), s);
     }
+  });
+
+  it('report.md is plain markdown: "p < 0.001", no HTML escapes where markdown needs none', () => {
+    const md = readFileSync(files.md, 'utf8');
+    assert.ok(md.includes('paired t = 12.30, p < 0.001). Verdict: yukawa > contrastive (p < 0.001).'));
+    assert.ok(md.includes('accuracy at D < 0.5'));
+    assert.doesNotMatch(md, /p = &lt;|p = </);
+    assert.doesNotMatch(md, /&lt;(?![a-z/!?])|&gt;/i);
   });
 
   it('report.md references figure files that exist next to it', () => {

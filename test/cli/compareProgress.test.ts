@@ -1,0 +1,166 @@
+/**
+ * The live display of `siamese compare`, on a terminal emulated here (cursor moves, erase, line
+ * wrap), driven by a clock of the test's own: lines written above it (the Ctrl-C message) land
+ * on a line of their own even after the terminal echoed "^C"; the ETA counts evaluation too.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CompareProgress } from '../../src/cli/compare.ts';
+import type { CompareJob } from '../../src/experiments/compare.ts';
+import type { JobEvent } from '../../src/experiments/jobs.ts';
+import type { BatchInfo } from '../../src/train/trainer.ts';
+
+/** Just enough of a VT100: printable characters with wrap, \r, \n (as CR LF), ESC[nA, ESC[J. */
+class Terminal {
+  rows: string[] = [''];
+  r = 0;
+  c = 0;
+  constructor(readonly width: number) {}
+  write(text: string): void {
+    for (let i = 0; i < text.length; i++) {
+      const ch = text[i]!;
+      if (ch === '\x1b') {
+        const m = /^\x1b\[(\d*)([AJ])/.exec(text.slice(i))!;
+        if (m[2] === 'A') this.r = Math.max(0, this.r - Number(m[1] || 1));
+        else {
+          this.rows[this.r] = (this.rows[this.r] ?? '').slice(0, this.c);
+          this.rows.length = this.r + 1;
+        }
+        i += m[0].length - 1;
+      } else if (ch === '\r') this.c = 0;
+      else if (ch === '\n') this.newline();
+      else {
+        if (this.c >= this.width) this.newline();
+        const row = (this.rows[this.r] ?? '').padEnd(this.c);
+        this.rows[this.r] = row.slice(0, this.c) + ch + row.slice(this.c + 1);
+        this.c++;
+      }
+    }
+  }
+  private newline(): void {
+    this.r++;
+    this.c = 0;
+    while (this.rows.length <= this.r) this.rows.push('');
+  }
+}
+
+function fakeTty(term: Terminal): NodeJS.WriteStream {
+  return { isTTY: true, columns: term.width, write: (s: string) => (term.write(s), true) } as unknown as NodeJS.WriteStream;
+}
+
+const trainJob = (n: number): CompareJob => ({
+  key: `contrastive-seed${n}`,
+  kind: 'train',
+  label: `contrastive seed ${n}`,
+  lossId: 'contrastive',
+  seed: n,
+  epochs: 1,
+  startEpoch: 0,
+  batchesPerEpoch: 10,
+});
+
+const batch = (b: number): JobEvent => ({ type: 'batch', info: { epoch: 1, batches: 10, batch: b, loss: 0.5, pairsPerSecond: 1000 } as BatchInfo });
+
+test('a line written above the live display after the terminal echoed ^C lands on a line of its own', (t) => {
+  const saved = process.env['CI'];
+  delete process.env['CI'];
+  t.after(() => {
+    if (saved !== undefined) process.env['CI'] = saved;
+  });
+  const term = new Terminal(120);
+  const p = new CompareProgress(fakeTty(term), { now: () => 0 });
+  const cb = p.callbacks();
+  cb.onPlan!({ jobs: [trainJob(0)], reused: [], workers: 1, runs: 1 });
+  cb.onJobStart!(trainJob(0), 0);
+  cb.onJobEvent!(trainJob(0), batch(3), 0);
+  p.redraw();
+  term.write('^C'); // the terminal's echo, at the cursor: the line below the display
+  p.log('SIGINT: stopping; the workers save their last finished epoch (send it again to quit at once)');
+  p.stop();
+  assert.deepEqual(term.rows, [
+    'compare: 1 run, 0 finished already, 1 to train on 1 worker',
+    'SIGINT: stopping; the workers save their last finished epoch (send it again to quit at once)',
+    '',
+  ]);
+});
+
+test('the ETA counts the final evaluations and does not climb while a run evaluates', (t) => {
+  const saved = process.env['CI'];
+  process.env['CI'] = 'true'; // no live display needed: the estimate alone
+  t.after(() => {
+    if (saved === undefined) delete process.env['CI'];
+    else process.env['CI'] = saved;
+  });
+  let ms = 0;
+  const at = (s: number): void => {
+    ms = s * 1000;
+  };
+  const lines: string[] = [];
+  const p = new CompareProgress({ isTTY: false, write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WriteStream, { now: () => ms });
+  const cb = p.callbacks();
+  const [a, b] = [trainJob(0), trainJob(1)];
+  // one worker; each run: 10 batches of 1 s, then a final evaluation of 5 s
+  cb.onPlan!({ jobs: [a, b], reused: [], workers: 1, runs: 2 });
+  cb.onJobStart!(a, 0);
+  assert.equal(p.eta(), undefined, 'nothing timed yet');
+  for (let i = 1; i <= 10; i++) {
+    at(i);
+    cb.onJobEvent!(a, batch(i), 0);
+  }
+  // at 10 s: run a evaluates; 10 batches of b left at 1 s each, evaluations not yet timed
+  assert.deepEqual(p.eta(), { seconds: 10, partial: true });
+  at(14);
+  assert.deepEqual(p.eta(), { seconds: 10, partial: true }, 'no climb while a evaluates');
+  at(15);
+  cb.onJobEnd!(a, { status: 'finished', seconds: 15 });
+  // b: 10 batches + one evaluation of 5 s (a's)
+  assert.deepEqual(p.eta(), { seconds: 15, partial: false });
+  cb.onJobStart!(b, 0);
+  for (let i = 1; i <= 10; i++) {
+    at(15 + i);
+    cb.onJobEvent!(b, batch(i), 0);
+  }
+  assert.deepEqual(p.eta(), { seconds: 5, partial: false });
+  const seen: number[] = [];
+  for (const s of [26, 27, 28, 29, 30, 31]) {
+    at(s);
+    seen.push(p.eta()!.seconds);
+  }
+  assert.deepEqual(seen, [4, 3, 2, 1, 0, 0], 'counts down through the evaluation');
+  cb.onJobEnd!(b, { status: 'finished', seconds: 16 });
+  assert.deepEqual(p.eta(), { seconds: 0, partial: false });
+  assert.deepEqual(lines.filter((l) => l.startsWith('[')), ['[contrastive seed 0] finished in 0m15s\n', '[contrastive seed 1] finished in 0m16s\n']);
+});
+
+test('t-SNE jobs announced for later count in the ETA once one has been timed', (t) => {
+  const saved = process.env['CI'];
+  process.env['CI'] = 'true';
+  t.after(() => {
+    if (saved === undefined) delete process.env['CI'];
+    else process.env['CI'] = saved;
+  });
+  let ms = 0;
+  const p = new CompareProgress({ isTTY: false, write: () => true } as unknown as NodeJS.WriteStream, { now: () => ms });
+  const cb = p.callbacks();
+  const a = trainJob(0);
+  const before: CompareJob = { key: 'tsne-before', kind: 'tsne', label: 't-SNE before training' };
+  const after: CompareJob = { key: 'tsne-contrastive', kind: 'tsne', label: 't-SNE contrastive' };
+  // one worker: the "before" panel now, the loss's panel once its run has finished
+  cb.onPlan!({ jobs: [a, before], reused: [], workers: 1, runs: 1, later: 1 });
+  cb.onJobStart!(a, 0);
+  for (let i = 1; i <= 10; i++) {
+    ms = 1000 * i;
+    cb.onJobEvent!(a, batch(i), 0);
+  }
+  assert.deepEqual(p.eta(), { seconds: 0, partial: true }, 'evaluation and t-SNE not timed yet');
+  ms = 15_000;
+  cb.onJobEnd!(a, { status: 'finished', seconds: 15 });
+  cb.onJobStart!(before, 0);
+  ms = 35_000;
+  cb.onJobEnd!(before, { status: 'finished', seconds: 20 });
+  // the panel still to come: one t-SNE job of 20 s
+  assert.deepEqual(p.eta(), { seconds: 20, partial: false });
+  cb.onJobStart!(after, 0);
+  ms = 41_000;
+  assert.deepEqual(p.eta(), { seconds: 14, partial: false });
+});

@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.ts';
+import { lockOutput } from '../io/lock.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { exportWeights, type WeightsFormat } from '../train/run.ts';
 
@@ -17,6 +18,12 @@ export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   if (format !== undefined && !FORMATS.includes(format as WeightsFormat)) {
     throw new UsageError(`--format must be ${FORMATS.join(' or ')}, got "${o.format}"`);
   }
-  const r = await exportWeights({ weights: o.weights, out: o.out, format: format as WeightsFormat | undefined, config: o.config });
+  const lock = lockOutput(o.out, { command: 'export', file: true });
+  let r: Awaited<ReturnType<typeof exportWeights>>;
+  try {
+    r = await exportWeights({ weights: o.weights, out: o.out, format: format as WeightsFormat | undefined, config: o.config });
+  } finally {
+    lock.release();
+  }
   process.stdout.write(`wrote ${r.tensors} tensors of ${o.weights} as ${r.format}: ${r.file}\n`);
 }

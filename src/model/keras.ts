@@ -584,7 +584,7 @@ export class KerasH5Reader {
       try {
         await this.hdf5.call({ op: 'write', path: scratch, layers });
       } catch (e) {
-        if (e instanceof Hdf5Failure) throw tmpFailure(`HDF5: ${e.message}`);
+        if (e instanceof Hdf5Failure) throw tmpFailure(tooLittleSpace(tmp, layers) ? 'no space left on device' : `HDF5: ${e.message}`);
         throw e;
       }
       let bytes: Uint8Array;
@@ -602,6 +602,17 @@ export class KerasH5Reader {
 
   close(): Promise<void> {
     return this.hdf5.close();
+  }
+}
+
+/** h5wasm reports a full disk as a generic HDF5 error: tell it by the free space left. */
+function tooLittleSpace(dir: string, layers: readonly WriteLayer[]): boolean {
+  try {
+    const st = fs.statfsSync(dir);
+    const needed = layers.reduce((s, l) => s + l.weights.reduce((t, w) => t + 4 * w.data.length, 0), 0) + (1 << 20);
+    return st.bavail * st.bsize < needed;
+  } catch {
+    return false;
   }
 }
 

@@ -81,7 +81,7 @@ test('two trainings released at the same instant into one folder: one trains, th
   assert.ok(!existsSync(join(out, LOCK_FILE)), 'the lock is released at the end');
 });
 
-test('a folder held by a live process: train, train --resume, compare, compare --resume, embed and export are refused with exit 2 naming it', async () => {
+test('a folder held by a live process: train, train --resume, compare, compare --resume, embed and export are refused with exit 2 naming it', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'lock-'));
   const run = join(root, 'run');
   const cmp = join(root, 'cmp');
@@ -90,6 +90,7 @@ test('a folder held by a live process: train, train --resume, compare, compare -
   const h = holder([run, cmp, `file:${join(emb, 'e.npy')}`, `file:${join(emb, 'w.h5')}`]);
   await until(() => h.stdout().includes('held') || h.done(), 'the holder');
   assert.equal(h.stdout(), 'held\n', h.stderr());
+  t.after(() => h.child.kill()); // a failed assert must not leave the holder running
   const pid = h.child.pid!;
   const named = (what: string): RegExp =>
     new RegExp(`^siamese: ${esc(what)} is in use by another siamese holder \\(pid ${pid} on ${esc(HOST)}, since [^)]+\\); wait for it to end or stop it\\n$`);
@@ -137,7 +138,7 @@ test('process.exit releases the lock, and removes the folder the lock created wh
   assert.ok(!existsSync(dir), 'no lock and no empty folder left');
 });
 
-test('two processes that find the same stale lock at the same instant: exactly one takes it over', async () => {
+test('two processes that find the same stale lock at the same instant: exactly one takes it over', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'lock-'));
   const dir = join(root, 'run');
   mkdirSync(dir);
@@ -146,6 +147,7 @@ test('two processes that find the same stale lock at the same instant: exactly o
   writeFileSync(join(dir, LOCK_FILE), JSON.stringify(stale));
   const gate = join(root, 'gate');
   const kids = [holder([dir], { SIAMESE_TEST_GATE: gate }), holder([dir], { SIAMESE_TEST_GATE: gate })];
+  t.after(() => kids.forEach((k) => k.child.kill()));
   await until(() => kids.every((k) => existsSync(`${gate}.ready.${k.child.pid}`)) || kids.some((k) => k.done()), 'both at the gate');
   writeFileSync(gate, '');
   await until(() => kids.some((k) => k.stdout().includes('held')) && kids.some((k) => k.done()), 'one holder and one refusal');

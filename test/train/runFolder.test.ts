@@ -159,6 +159,11 @@ test('export: stale scratch files of killed exports are removed; an unusable TMP
   assert.equal(bad.code, 2);
   assert.equal(bad.stderr, `siamese: cannot write the temporary HDF5 file in ${notDir} (a part of the path is a file, not a folder); free space there or set TMPDIR to a writable folder\n`);
   assert.ok(!existsSync(join(root, 'w2.h5')));
+
+  const full = faulty(['export', '--weights', base, '--out', join(root, 'w3.h5')], { TMPDIR: tmp, SIAMESE_TEST_FULL: tmp });
+  assert.equal(full.code, 2);
+  assert.equal(full.stderr, `siamese: cannot write the temporary HDF5 file in ${tmp} (no space left on device); free space there or set TMPDIR to a writable folder\n`);
+  assert.ok(!existsSync(join(root, 'w3.h5')));
 });
 
 test('a run folder that cannot be created: read-only file system, no permission, a file in the way', () => {

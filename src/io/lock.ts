@@ -122,6 +122,8 @@ function createExclusive(path: string, text: string, what: string): boolean {
   }
 }
 
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 function describe(h: LockHolder): string {
   return `${h.command} (pid ${h.pid} on ${h.host}, since ${h.since})`;
 }
@@ -162,7 +164,7 @@ export function lockOutput(target: string, opts: LockOptions): OutputLock {
   };
   const text = JSON.stringify(holder) + '\n';
 
-  // Two rounds at most: the second follows a takeover of a stale lock (or one removed meanwhile).
+  // Normally one round; another when the lock vanished between our link and our read (bounded).
   for (let round = 0; ; round++) {
     if (createExclusive(lockPath, text, what)) break;
     const { holder: other, missing } = readHolder(lockPath);
@@ -183,21 +185,21 @@ export function lockOutput(target: string, opts: LockOptions): OutputLock {
     break;
   }
 
-  if (!opts.file) removeStaleTemps(dir);
+  // we are the only writer now: what dead writers left half-written goes (beside a file: its own only)
+  removeStaleTemps(dir, opts.file ? new RegExp(`^\\.${escapeRegExp(basename(target))}\\.(\\d+)\\.[0-9a-f]{12}\\.tmp$`) : undefined);
   let released = false;
   const release = (): void => {
     if (released) return;
     released = true;
     process.off('exit', release);
-    const { holder: now } = readHolder(lockPath);
-    // remove only our own lock: never one another process holds after a takeover
-    if (now && now.token === holder.token) fs.rmSync(lockPath, { force: true });
-    if (created) {
-      try {
-        fs.rmdirSync(dir); // the folder we created holds nothing: leave no empty folder behind
-      } catch {
-        // not empty (the usual case) or already gone
-      }
+    try {
+      const { holder: now } = readHolder(lockPath);
+      // remove only our own lock: never one another process holds after a takeover
+      if (now && now.token === holder.token) fs.rmSync(lockPath, { force: true });
+      // the folder we created holds nothing more: leave no empty folder behind
+      if (created) fs.rmdirSync(dir);
+    } catch {
+      // not empty (the usual case), already gone, or unreadable: an exit path must not throw
     }
   };
   // process.exit() (a second Ctrl-C) skips finally blocks but runs 'exit' listeners

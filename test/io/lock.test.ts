@@ -190,6 +190,14 @@ test('in one process: a second lock is refused, a reused pid is stale, another h
     () => lockOutput(dir, { command: 'x' }),
     (e: unknown) => e instanceof LockHeldError && e.message === `${dir} is in use by another siamese compare (pid ${far.pid} on elsewhere.invalid, since 2026-01-01T00:00:00.000Z); if that process has ended, remove ${join(dir, LOCK_FILE)}`,
   );
+  // beside one output file: its own dead temporaries go, other files' stay
+  const dead = deadPid();
+  writeFileSync(join(dir, `.e.npy.${dead}.0123456789ab.tmp`), 'x');
+  writeFileSync(join(dir, `.f.npy.${dead}.0123456789ab.tmp`), 'x');
+  lockOutput(join(dir, 'e.npy'), { command: 'embed', file: true }).release();
+  assert.ok(!existsSync(join(dir, `.e.npy.${dead}.0123456789ab.tmp`)));
+  assert.ok(existsSync(join(dir, `.f.npy.${dead}.0123456789ab.tmp`)));
+
   writeFileSync(join(dir, LOCK_FILE), 'not json');
   assert.throws(() => lockOutput(dir, { command: 'x' }), /cannot read; remove it if no other siamese command writes there/);
 });

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError, UsageError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { lockOutputs } from '../io/lock.ts';
 import { writeNpy } from '../io/npy.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { embedSplit } from '../train/run.ts';
@@ -24,7 +25,19 @@ export async function embedCommand(o: EmbedCommandOptions): Promise<{ rows: numb
   if (o.split !== 'train' && o.split !== 'test') throw new UsageError(`--split must be train or test, got "${o.split}"`);
   if (o.format !== 'npy' && o.format !== 'projector') throw new UsageError(`--format must be npy or projector, got "${o.format}"`);
   if (o.format === 'npy' && !o.out.endsWith('.npy')) throw new UsageError(`--out must name a .npy file for --format npy, got "${o.out}"`);
-  const e = await embedSplit({ weights: o.weights, split: o.split, config: o.config });
+  // one writer per output: two embeds into one place would mix one's vectors with the other's labels
+  const lock = o.format === 'npy'
+    ? lockOutputs([o.out, ...(o.labels ? [o.labels] : [])], { command: 'embed', file: true })
+    : lockOutputs([o.out], { command: 'embed' });
+  try {
+    return await embedLocked(o, o.split);
+  } finally {
+    lock.release();
+  }
+}
+
+async function embedLocked(o: EmbedCommandOptions, split: 'train' | 'test'): Promise<{ rows: number; dim: number; files: string[] }> {
+  const e = await embedSplit({ weights: o.weights, split, config: o.config });
   const files: string[] = [];
   if (o.format === 'npy') {
     await writeNpy(o.out, { dtype: 'float32', shape: [e.rows, e.dim], data: e.embeddings });

@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.ts';
+import { lockOutput } from '../io/lock.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { exportWeights, type WeightsFormat } from '../train/run.ts';
 import { plural } from './format.ts';
@@ -18,6 +19,12 @@ export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   if (format !== undefined && !FORMATS.includes(format as WeightsFormat)) {
     throw new UsageError(`--format must be ${FORMATS.join(' or ')}, got "${o.format}"`);
   }
-  const r = await exportWeights({ weights: o.weights, out: o.out, format: format as WeightsFormat | undefined, config: o.config });
+  const lock = lockOutput(o.out, { command: 'export', file: true });
+  let r: Awaited<ReturnType<typeof exportWeights>>;
+  try {
+    r = await exportWeights({ weights: o.weights, out: o.out, format: format as WeightsFormat | undefined, config: o.config });
+  } finally {
+    lock.release();
+  }
   process.stdout.write(`wrote ${plural(r.tensors, 'tensor')} of ${o.weights} as ${r.format}: ${r.file}\n`);
 }

@@ -30,6 +30,7 @@ import { type DataSpec, loadDataset } from '../data/registry.ts';
 import { DataError, TrainingError, UsageError } from '../errors.ts';
 import type { Evaluation } from '../eval/evaluate.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
+import { lockOutput } from '../io/lock.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
 import { parseSplit, resolveSplit } from '../data/split.ts';
@@ -189,6 +190,17 @@ export async function compare(opts: CompareOptions = {}, callbacks: CompareCallb
 
 /** Like `compare`, with the whole outcome: interruption, failures, reused runs, report. */
 export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCallbacks = {}): Promise<CompareOutcome> {
+  const out = opts.out ?? join('runs', 'compare');
+  // one writer per comparison folder, taken before the stored grid is read
+  const lock = lockOutput(out, { command: opts.resume ? 'compare --resume' : 'compare' });
+  try {
+    return await runCompareLocked({ ...opts, out }, callbacks);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallbacks): Promise<CompareOutcome> {
   const t0 = performance.now();
   const out = opts.out ?? join('runs', 'compare');
   const grid = resolveGrid(opts, out);

@@ -9,11 +9,66 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DataError, UsageError } from '../errors.ts';
+import { pidAlive } from './processes.ts';
 
 /** `.<name>.<pid>.<random>.tmp` next to the target: same filesystem, so the rename is atomic. */
 function tempPathFor(path: string): string {
   // crypto randomness only names a scratch file; it is not experiment randomness (see rng.ts)
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** `.<name>.<pid>.<12 hex>.tmp`: the names tempPathFor gives (and lock.ts, for its own). */
+const TEMP_NAME = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * Remove the temporary files that writers killed mid-write (SIGKILL, power cut) left in `dir`:
+ * those whose pid (in the name: the pattern's first group) is no longer running on this host. A live pid's files are kept,
+ * even when the pid was reused: the lock of the folder (lock.ts) is held while this runs, so no
+ * other writer is there, and a file left is only a leak, never a loss. Returns the names removed.
+ */
+export function removeStaleTemps(dir: string, pattern: RegExp = TEMP_NAME): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = pattern.exec(name);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    try {
+      fs.rmSync(join(dir, name), { force: true });
+      removed.push(name);
+    } catch {
+      // a leftover we cannot remove does no harm: the next start tries again
+    }
+  }
+  return removed;
+}
+
+/** A file-system error code in words, for one-line messages. */
+export function fsErrorText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file or folder';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'ENOSPC':
+      return 'no space left on device';
+    case 'EROFS':
+      return 'read-only file system';
+    case 'ENOTDIR':
+      return 'a part of the path is a file, not a folder';
+    case 'EISDIR':
+      return 'it is a folder';
+    case 'EDQUOT':
+      return 'disk quota exceeded';
+    default:
+      return code ?? (e as Error).message;
+  }
 }
 
 /** One line that says which file could not be written and why. */

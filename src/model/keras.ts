@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DataError, UsageError } from '../errors.ts';
-import { readFileBytes, writeFileAtomic } from '../io/atomic.ts';
+import { fsErrorText, readFileBytes, removeStaleTemps, writeFileAtomic } from '../io/atomic.ts';
 import type { NamedTensor, TensorSpec } from './weights.ts';
 
 /** Name and shape the receiving network expects, in its own naming (`dense_1.kernel`, ...). */
@@ -569,23 +569,59 @@ export class KerasH5Reader {
       else layers.push({ name: layer, weights: [w] });
     }
     // h5wasm writes to a path itself; write a scratch file, then move the bytes into place atomically
-    const scratch = join(tmpdir(), `siamese-keras-${process.pid}-${randomBytes(6).toString('hex')}.h5`);
+    const tmp = tmpdir();
+    removeStaleScratch(tmp);
+    const scratch = join(tmp, `${SCRATCH_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}.h5`);
+    // a failure here is the temporary folder's, not the output's: say so
+    const tmpFailure = (why: string): DataError =>
+      new DataError(`cannot write the temporary HDF5 file in ${tmp} (${why}); free space there or set TMPDIR to a writable folder`);
     try {
+      try {
+        fs.writeFileSync(scratch, '', { flag: 'wx' });
+      } catch (e) {
+        throw tmpFailure(fsErrorText(e));
+      }
       try {
         await this.hdf5.call({ op: 'write', path: scratch, layers });
       } catch (e) {
-        if (e instanceof Hdf5Failure) throw new DataError(`${path}: cannot write HDF5 (${e.message})`);
+        if (e instanceof Hdf5Failure) throw tmpFailure(tooLittleSpace(tmp, layers) ? 'no space left on device' : `HDF5: ${e.message}`);
         throw e;
       }
-      await writeFileAtomic(path, await readFileBytes(scratch));
+      let bytes: Uint8Array;
+      try {
+        bytes = await readFileBytes(scratch);
+      } catch (e) {
+        throw tmpFailure((e as Error).message);
+      }
+      await writeFileAtomic(path, bytes);
     } finally {
-      await rm(scratch, { force: true });
+      // never let the cleanup's own error (TMPDIR is not a folder, ...) hide the real one
+      await rm(scratch, { force: true }).catch(() => undefined);
     }
   }
 
   close(): Promise<void> {
     return this.hdf5.close();
   }
+}
+
+/** h5wasm reports a full disk as a generic HDF5 error: tell it by the free space left. */
+function tooLittleSpace(dir: string, layers: readonly WriteLayer[]): boolean {
+  try {
+    const st = fs.statfsSync(dir);
+    const needed = layers.reduce((s, l) => s + l.weights.reduce((t, w) => t + 4 * w.data.length, 0), 0) + (1 << 20);
+    return st.bavail * st.bsize < needed;
+  } catch {
+    return false;
+  }
+}
+
+const SCRATCH_PREFIX = 'siamese-keras-';
+const SCRATCH_NAME = /^siamese-keras-(\d+)-[0-9a-f]{12}\.h5$/;
+
+/** Remove the scratch files of exports that were killed mid-write (their pid is no longer running). */
+export function removeStaleScratch(dir: string): string[] {
+  return removeStaleTemps(dir, SCRATCH_NAME);
 }
 
 /**

@@ -6,6 +6,7 @@ import { initBackend } from '../engine/backend.ts';
 import { DataError, UsageError } from '../errors.ts';
 import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
+import { lockOutput } from '../io/lock.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { buildNetwork } from '../model/build.ts';
 import { loadWeights, matchWeights } from '../model/load.ts';
@@ -77,6 +78,16 @@ export class RunDivergedError extends DivergenceError {
 
 /** Train a Siamese network into a run directory, checkpointing after every epoch. */
 export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
+  // one writer per run directory, taken before anything looks at what the directory holds
+  const lock = lockOutput(opts.out, { command: opts.resume ? 'train --resume' : 'train' });
+  try {
+    return await trainRunLocked(opts);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
   await initBackend('wasm');
   const run = new RunDir(opts.out);
   let config: TrainConfig;
@@ -141,7 +152,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     } else {
       await run.writeWeights('initial', training.getWeights());
       await run.writeLog([]);
-      await run.writeCheckpoint(training.getState());
+      await run.writeCheckpoint(training.getState(), config);
     }
     epochsKept = training.epoch;
     const resumes = [...(manifest?.resumes ?? [])];
@@ -176,7 +187,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       );
       if (!log) return await finish('interrupted');
       // Order matters for crash safety: checkpoint first (it is what --resume reads), then the rest.
-      await run.writeCheckpoint(training.getState());
+      await run.writeCheckpoint(training.getState(), config);
       epochsKept = training.epoch;
       await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch) });
       await run.writeLog(training.history);

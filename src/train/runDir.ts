@@ -1,9 +1,11 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import { DataError } from '../errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
+import { ensureDir } from '../io/lock.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { RngState } from '../rng.ts';
@@ -75,19 +77,22 @@ export function datasetInfo(ds: Dataset): Manifest['dataset'] {
   return { name: ds.name, source: ds.source, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum };
 }
 
+/** Config keys a resume may change: the epoch target and what changes only speed. */
+const RESUME_MAY_CHANGE = new Set(['epochs', 'engine', 'threads']);
+
 export class RunDir {
-  constructor(readonly path: string) {}
+  /** notes (a checkpoint from an older version, without a checksum); default: stderr */
+  constructor(
+    readonly path: string,
+    private readonly onNote: (note: string) => void = (n) => process.stderr.write(`siamese: note: ${n}\n`),
+  ) {}
 
   file(name: keyof typeof RUN_FILES): string {
     return join(this.path, RUN_FILES[name]);
   }
 
   ensure(): void {
-    try {
-      mkdirSync(this.path, { recursive: true });
-    } catch (e) {
-      throw new DataError(`${this.path}: cannot create the run directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    ensureDir(this.path, 'run directory');
   }
 
   exists(name: keyof typeof RUN_FILES): boolean {
@@ -116,22 +121,110 @@ export class RunDir {
     await writeSafetensors(this.file(which), weights, { format: 'siamese-lab', ...meta });
   }
 
-  async writeCheckpoint(state: TrainState): Promise<void> {
+  /**
+   * The checkpoint carries the config it was trained with and a SHA-256 of its tensors, training
+   * state and config, so that a resume can tell a changed or corrupted run folder (see readCheckpoint).
+   */
+  async writeCheckpoint(state: TrainState, config: TrainConfig): Promise<void> {
     const tensors = [
       ...state.weights.map((t) => ({ ...t, name: `weights/${t.name}` })),
       ...state.optimizer.map((t) => ({ ...t, name: `optimizer/${t.name}` })),
       ...(state.lossState ?? []).map((t) => ({ ...t, name: `loss/${t.name}` })),
     ];
-    const meta = { format: 'siamese-lab-checkpoint', state: JSON.stringify({ epoch: state.epoch, rng: state.rng, history: state.history }) };
+    const stateText = JSON.stringify({ epoch: state.epoch, rng: state.rng, history: state.history });
+    const configText = JSON.stringify(config);
+    const meta = { format: 'siamese-lab-checkpoint', state: stateText, config: configText, sha256: checkpointDigest(tensors, stateText, configText) };
     await writeSafetensors(this.file('checkpoint'), tensors, meta);
   }
 
+  /**
+   * The checkpoint to resume from, checked against itself (checksum, epoch against history), the
+   * manifest (epochs done, config) and log.jsonl (the epochs logged). Any disagreement is one
+   * DataError naming it: resuming from a changed state would give wrong weights silently.
+   * A checkpoint from before checksums were kept is accepted with a note; the other checks apply.
+   */
   async readCheckpoint(): Promise<TrainState> {
     const p = this.file('checkpoint');
     if (!existsSync(p)) throw new DataError(`${this.path}: no ${RUN_FILES.checkpoint} to resume from`);
     const { tensors, metadata } = await readSafetensors(p);
-    return checkpointFromParts(tensors, metadata, p);
+    const refuse = (what: string): never => {
+      throw new DataError(`${this.path}: cannot resume: ${what}`);
+    };
+    const sum = metadata['sha256'];
+    if (sum === undefined) {
+      this.onNote(`${p} has no checksum (written by an older siamese-lab): resuming without checking its tensors`);
+    } else if (sum !== checkpointDigest(tensors, metadata['state'] ?? '', metadata['config'] ?? '')) {
+      refuse(`${RUN_FILES.checkpoint} does not match its checksum (the file was changed or is corrupted)`);
+    }
+    const state = checkpointFromParts(tensors, metadata, p);
+    const epochs = state.history.map((h) => (h as { epoch?: unknown }).epoch);
+    if (state.history.length !== state.epoch || epochs.some((e, i) => e !== i + 1)) {
+      refuse(`${RUN_FILES.checkpoint} is at epoch ${state.epoch} but its history holds epochs [${epochs.join(',')}]`);
+    }
+    const m = this.readManifest();
+    // the checkpoint is written first after each epoch, the manifest last: one epoch apart at most
+    if (state.epoch !== m.epochsDone && state.epoch !== m.epochsDone + 1) {
+      refuse(`${RUN_FILES.manifest} says ${m.epochsDone} epochs done, but ${RUN_FILES.checkpoint} is at epoch ${state.epoch}`);
+    }
+    if (metadata['config'] !== undefined) {
+      let saved: Record<string, unknown>;
+      try {
+        saved = JSON.parse(metadata['config']) as Record<string, unknown>;
+      } catch {
+        return refuse(`${RUN_FILES.checkpoint} holds no readable config`);
+      }
+      const now = m.config as unknown as Record<string, unknown>;
+      for (const k of [...new Set([...Object.keys(saved), ...Object.keys(now)])].sort()) {
+        if (RESUME_MAY_CHANGE.has(k) || JSON.stringify(saved[k]) === JSON.stringify(now[k])) continue;
+        refuse(
+          `${RUN_FILES.manifest} and ${RUN_FILES.checkpoint} disagree on config.${k} ` +
+            `(${JSON.stringify(now[k]) ?? 'unset'} in the manifest, ${JSON.stringify(saved[k]) ?? 'unset'} in the checkpoint)`,
+        );
+      }
+    }
+    this.checkLog(state, refuse);
+    return state;
   }
+
+  /** log.jsonl must be the checkpoint's history, or lack its last epoch (the log is written after it). */
+  private checkLog(state: TrainState, refuse: (what: string) => never): void {
+    const p = this.file('log');
+    if (!existsSync(p)) refuse(`${RUN_FILES.log} is missing`);
+    let lines: string[];
+    try {
+      lines = readFileSync(p, 'utf8').split('\n').filter((l) => l.trim() !== '');
+    } catch (e) {
+      return refuse(`${RUN_FILES.log} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    if (lines.length !== state.epoch && lines.length !== state.epoch - 1) {
+      refuse(`${RUN_FILES.log} holds ${lines.length} epochs, but ${RUN_FILES.checkpoint} is at epoch ${state.epoch}`);
+    }
+    lines.forEach((line, i) => {
+      let logged: unknown;
+      try {
+        logged = JSON.parse(line);
+      } catch {
+        refuse(`${RUN_FILES.log} line ${i + 1} is not JSON`);
+      }
+      if (JSON.stringify(logged) !== JSON.stringify(state.history[i])) {
+        refuse(`${RUN_FILES.log} line ${i + 1} differs from epoch ${i + 1} in ${RUN_FILES.checkpoint}`);
+      }
+    });
+  }
+}
+
+/**
+ * SHA-256 of a checkpoint's contents: training state and config (as stored), then each tensor's
+ * name, shape and float32 bytes, in name order (the order a reader returns them in does not matter).
+ */
+function checkpointDigest(tensors: readonly NamedTensor[], stateText: string, configText: string): string {
+  const h = createHash('sha256');
+  h.update(`siamese-lab checkpoint 1\n${stateText}\n${configText}\n`);
+  for (const t of [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    h.update(`${t.name}\n${JSON.stringify(t.shape)}\n`);
+    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  return h.digest('hex');
 }
 
 function checkpointFromParts(tensors: NamedTensor[], metadata: Record<string, string>, p: string): TrainState {

@@ -153,7 +153,7 @@ for (const optimizer of ['rmsprop', 'adam']) {
     dir.ensure();
     const first = new Training(ds, c);
     first.runEpoch();
-    await dir.writeCheckpoint(first.getState());
+    await dir.writeCheckpoint(first.getState(), c);
     first.dispose();
     const state = await dir.readCheckpoint();
     assert.ok(state.lossState?.some((s) => s.name === 'classWeights'), 'the checkpoint holds the class weights');

@@ -44,8 +44,12 @@ test('a run killed with SIGKILL and resumed ends bit-identical to an uninterrupt
   const k = await interruptAfter(killed, 1, 'SIGKILL');
   assert.equal(k.code, null, 'the child died of the signal');
   assert.ok(epochsLogged(killed) < 4, 'it was killed before the end');
+  assert.ok(existsSync(join(killed, '.siamese.lock')), 'SIGKILL leaves the lock of the run folder behind');
   const resumed = siamese(['train', '--resume', killed]);
   assert.equal(resumed.code, 0, resumed.stderr);
+  // the dead run's lock is taken over with a note, and the resumed run releases its own
+  assert.match(resumed.stderr, /^siamese: note: .*: took over the lock of train \(pid \d+ on [^)]+\): process \d+ is no longer running$/m);
+  assert.ok(!existsSync(join(killed, '.siamese.lock')));
   assert.equal(epochsLogged(killed), 4);
 
   const a = await weightsOf(straight);
@@ -61,6 +65,7 @@ test('a run killed with SIGKILL and resumed ends bit-identical to an uninterrupt
   assert.equal(s.code, 130);
   assert.match(s.stderr, /stopped by SIGINT after epoch \d; the checkpoint is saved\. Resume with: siamese train --resume /);
   assert.equal(JSON.parse(readFileSync(join(stopped, 'manifest.json'), 'utf8')).status, 'interrupted');
+  assert.ok(!existsSync(join(stopped, '.siamese.lock')), 'a clean stop releases the lock');
   assert.equal(siamese(['train', '--resume', stopped]).code, 0);
   const c = await weightsOf(stopped);
   a.forEach((w, i) => assert.deepEqual(c[i], w, `tensor ${i} differs after SIGINT + resume`));

@@ -15,7 +15,7 @@ import { evaluateTraining } from '../../src/eval/evaluate.ts';
 import { lossOnBatch } from '../../src/losses/registry.ts';
 import type { NamedTensor } from '../../src/model/weights.ts';
 import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
-import { embedSplit } from '../../src/train/run.ts';
+import { embedSplit, trainRun } from '../../src/train/run.ts';
 import { RunDir } from '../../src/train/runDir.ts';
 import { writeSafetensors } from '../../src/io/safetensors.ts';
 import { bestThresholdAccuracy, Training } from '../../src/train/trainer.ts';
@@ -144,29 +144,19 @@ test('the trainer hands the batch loss exactly its embeddings and labels, and ba
 });
 
 for (const optimizer of ['rmsprop', 'adam']) {
-  test(`proxy-anchor (${optimizer}): 1 epoch + checkpoint + resume 1 epoch = 2 straight epochs, byte for byte`, async () => {
+  test(`proxy-anchor (${optimizer}): 1 epoch, then resumed from its run folder for 1 more = 2 straight epochs, byte for byte`, async () => {
     const c = config({ engine: fast, loss: 'proxy-anchor', optimizer, seed: 3, epochs: 2 });
-    const straight = new Training(ds, c);
-    straight.runEpoch();
-    straight.runEpoch();
-    const dir = new RunDir(join(mkdtempSync(join(tmpdir(), 'batchloss-')), 'run'));
-    dir.ensure();
-    const first = new Training(ds, c);
-    first.runEpoch();
-    await dir.writeCheckpoint(first.getState(), c);
-    first.dispose();
-    const state = await dir.readCheckpoint();
-    assert.ok(state.lossState?.some((s) => s.name === 'classWeights'), 'the checkpoint holds the class weights');
-    const resumed = new Training(ds, c);
-    resumed.setState(state);
-    resumed.runEpoch();
-    const a = straight.getState();
-    const b = resumed.getState();
+    const root = mkdtempSync(join(tmpdir(), 'batchloss-'));
+    await trainRun({ config: c, out: join(root, 'straight'), dataset: ds });
+    await trainRun({ config: { ...c, epochs: 1 }, out: join(root, 'resumed'), dataset: ds });
+    const half = await new RunDir(join(root, 'resumed')).readCheckpoint();
+    assert.ok(half.lossState?.some((t) => t.name === 'classWeights'), 'the checkpoint holds the class weights');
+    await trainRun({ config: { epochs: 2 }, out: join(root, 'resumed'), dataset: ds, resume: true });
+    const a = await new RunDir(join(root, 'straight')).readCheckpoint();
+    const b = await new RunDir(join(root, 'resumed')).readCheckpoint();
     a.weights.forEach((w, i) => assert.deepEqual(b.weights[i]!.data, w.data, `network tensor ${w.name}`));
     assert.deepEqual(b.lossState, a.lossState, 'class weights and their optimizer state');
     assert.deepEqual(b.history.map((h) => h.loss), a.history.map((h) => h.loss));
-    straight.dispose();
-    resumed.dispose();
   });
 }
 

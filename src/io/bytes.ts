@@ -72,6 +72,11 @@ export class FileBytes {
     return this.read(position, Math.max(0, this.size - position));
   }
 
+  /** The bytes from `start` to the end as a stream (the handle stays open: close() closes it). */
+  stream(start = 0): NodeJS.ReadableStream & { destroy(): void } {
+    return this.fh.createReadStream({ start, autoClose: false });
+  }
+
   close(): Promise<void> {
     return this.fh.close().catch(() => undefined);
   }

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { once } from 'node:events';
 import { createGzip, deflateSync } from 'node:zlib';
-import { writeKerasH5 } from '../../src/model/keras.ts';
+import { KerasH5Reader, readKerasWeights, writeKerasH5 } from '../../src/model/keras.ts';
+import { DataError } from '../../src/errors.ts';
 import { encodeSafetensors } from '../../src/io/safetensors.ts';
 import { pngChunk, encodeTestPng } from '../data/pngEncoder.ts';
 import { siameseMeasured } from './child.ts';
@@ -153,4 +154,22 @@ test('HDF5 files that declare huge sizes end in one line, in bounded memory', { 
   writeFileSync(sparse, bytes.subarray(0, 48));
   truncateSync(sparse, 2.5 * GIB);
   expectRefused(exportWeights(tiny, sparse), /sparse\.h5: /);
+});
+
+test('the HDF5 worker cannot grow its WebAssembly heap past its limit: a read that needs more fails in one line', { timeout: 300_000 }, async () => {
+  const n = 3072;
+  const kernel = Float32Array.from({ length: n * n }, (_, i) => i % 251);
+  const path = join(dir, 'big.h5');
+  await writeKerasH5(path, [{ name: 'dense_1.kernel', shape: [n, n], data: kernel }, { name: 'dense_1.bias', shape: [n], data: new Float32Array(n) }]);
+  const expected = [{ name: 'dense_1.kernel', shape: [n, n] }, { name: 'dense_1.bias', shape: [n] }];
+  const small = new KerasH5Reader({ maxMemoryBytes: 40 * 2 ** 20 });
+  try {
+    // 36 MB of weights do not fit in 40 MB beside the library's own memory
+    await assert.rejects(small.readWeights(path, expected), (e: unknown) =>
+      e instanceof DataError && /big\.h5: cannot read the weight data \((memory allocation of \d+ bytes failed|no space available for allocation)\)/.test(e.message));
+  } finally {
+    await small.close();
+  }
+  const weights = await readKerasWeights(path, expected); // the default limit
+  assert.equal(weights[0]!.data[260], 260 % 251);
 });

@@ -235,15 +235,21 @@ export function encodeSafetensors(tensors: readonly NamedTensor[], metadata?: Re
  * Read a safetensors file: the 8-byte length, then the header alone (at most MAX_HEADER_BYTES),
  * checked in full against the file's size, then each tensor straight into its own array. A
  * corrupt or hostile file is refused before anything of its declared size is allocated, and
- * files over 2 GiB are read in pieces.
+ * files over 2 GiB are read in pieces. `only` picks the tensors to read (e.g. a network's
+ * weights out of a checkpoint that also holds the optimizer's state).
  */
-export async function readSafetensors(path: string): Promise<{ tensors: NamedTensor[]; metadata: Record<string, string> }> {
+export async function readSafetensors(
+  path: string,
+  options: { only?: (name: string) => boolean } = {},
+): Promise<{ tensors: NamedTensor[]; metadata: Record<string, string> }> {
   return withFile(path, async (f) => {
     const n = headerLength(await f.read(0, Math.min(8, f.size)), path, f.size);
     const dataStart = 8 + n;
     const { entries, metadata } = parseHeader(await f.read(8, n), path, f.size - dataStart);
     const tensors: NamedTensor[] = [];
     for (const e of entries) {
+      // `only`: the whole file is still checked, but only the tensors wanted are read
+      if (options.only && !options.only(e.name)) continue;
       tensors.push({ name: e.name, shape: e.shape, data: toFloat32(e.dtype, await f.read(dataStart + e.begin, e.end - e.begin)) });
     }
     return { tensors, metadata };

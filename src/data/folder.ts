@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { DataError } from '../errors.ts';
 import { Rng } from '../rng.ts';
 import type { Dataset, ImageSplit } from './dataset.ts';
-import { decodePng, toGray } from './png.ts';
+import { readPng, toGray } from './png.ts';
 
 /**
  * How a single folder of class folders is split: per class, a seeded shuffle puts
@@ -16,6 +15,8 @@ export const FOLDER_TEST_FRACTION = 1 / 6;
 export const FOLDER_SPLIT_SEED = 0;
 
 const MAX_CLASSES = 256; // labels are stored as bytes
+// A split's grayscale images live in one Uint8Array.
+const MAX_SPLIT_BYTES = 2 ** 31 - 1;
 
 interface Item {
   path: string;
@@ -141,32 +142,30 @@ async function readSplit(items: Item[], size: { w: number; h: number; first: str
   const n = items.length;
   let images: Uint8Array | undefined;
   const labels = new Uint8Array(n);
-  const BATCH = 64;
-  for (let s = 0; s < n; s += BATCH) {
-    const part = items.slice(s, s + BATCH);
-    const bytes = await Promise.all(
-      part.map((it) =>
-        readFile(it.path).catch((e: NodeJS.ErrnoException) => {
-          throw new DataError(`${it.path}: cannot read (${e.code ?? e.message})`);
-        }),
-      ),
-    );
-    part.forEach((it, j) => {
-      const img = decodePng(bytes[j]!, it.path);
-      if (size.first === '') {
-        size.w = img.width;
-        size.h = img.height;
-        size.first = it.path;
-      } else if (img.width !== size.w || img.height !== size.h) {
+  // One image at a time: a decoded image can be tens of MB even when its file is small.
+  for (let s = 0; s < n; s++) {
+    const it = items[s]!;
+    const img = await readPng(it.path);
+    if (size.first === '') {
+      size.w = img.width;
+      size.h = img.height;
+      size.first = it.path;
+    } else if (img.width !== size.w || img.height !== size.h) {
+      throw new DataError(
+        `${it.path} is ${img.width}x${img.height}, but ${relative(root, size.first)} (the first image) is ${size.w}x${size.h}: ` +
+          'every image of a folder data set must have the same size',
+      );
+    }
+    if (!images) {
+      if (n * size.w * size.h > MAX_SPLIT_BYTES) {
         throw new DataError(
-          `${it.path} is ${img.width}x${img.height}, but ${relative(root, size.first)} (the first image) is ${size.w}x${size.h}: ` +
-            'every image of a folder data set must have the same size',
+          `${root}: ${n} images of ${size.w}x${size.h} pixels need ${n * size.w * size.h} bytes, more than a split may hold (${MAX_SPLIT_BYTES}); use smaller images`,
         );
       }
-      images ??= new Uint8Array(n * size.w * size.h);
-      images.set(toGray(img), (s + j) * size.w * size.h);
-      labels[s + j] = it.label;
-    });
+      images = new Uint8Array(n * size.w * size.h);
+    }
+    images.set(toGray(img), s * size.w * size.h);
+    labels[s] = it.label;
   }
   images ??= new Uint8Array(0);
   const hash = createHash('sha256');

@@ -1,6 +1,6 @@
 import { inflateSync } from 'node:zlib';
 import { DataError } from '../errors.ts';
-import { concatBytes } from '../io/bytes.ts';
+import { concatBytes, withFile } from '../io/bytes.ts';
 
 /**
  * A PNG decoder for data sets of images: every colour type (grayscale, RGB, palette, gray+alpha,
@@ -20,8 +20,17 @@ export interface PngImage {
 }
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-/** Refuse images above this many pixels before allocating anything (a corrupt header can claim 4G x 4G). */
-export const MAX_PNG_PIXELS = 2 ** 26;
+/**
+ * Refuse images above this many pixels before allocating anything (a corrupt header can claim
+ * 4G x 4G). Data set images are small (MNIST's are 28x28) and each is kept in memory; at this
+ * size one decoded image takes at most 16 MB as RGBA and 32 MB while inflating.
+ */
+export const MAX_PNG_PIXELS = 2 ** 22;
+/**
+ * Refuse larger files before reading them: the compressed data of an image of MAX_PNG_PIXELS at
+ * 16-bit RGBA, stored without compression, is about 32 MB; the rest allows ancillary chunks.
+ */
+export const MAX_PNG_FILE_BYTES = 64 * 2 ** 20;
 
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 const DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
@@ -43,6 +52,55 @@ function crc32(bytes: Uint8Array, start: number, end: number): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
+interface Ihdr {
+  width: number;
+  height: number;
+  depth: number;
+  color: number;
+  interlaced: boolean;
+}
+
+/** The IHDR chunk's 13 bytes, checked; the pixel count is bounded here, before anything is inflated. */
+function parseIhdr(data: Uint8Array, fail: (why: string) => never): Ihdr {
+  if (data.length !== 13) fail(`IHDR has ${data.length} bytes, not 13`);
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const width = view.getUint32(0, false);
+  const height = view.getUint32(4, false);
+  const depth = data[8]!;
+  const color = data[9]!;
+  if (width === 0 || height === 0 || width > 2 ** 31 - 1 || height > 2 ** 31 - 1) fail(`invalid size ${width}x${height}`);
+  if (!(color in CHANNELS)) fail(`invalid colour type ${color}`);
+  if (!DEPTHS[color]!.includes(depth)) fail(`bit depth ${depth} is invalid for ${COLOR_NAMES[color]} images`);
+  if (data[10] !== 0) fail(`unknown compression method ${data[10]}`);
+  if (data[11] !== 0) fail(`unknown filter method ${data[11]}`);
+  if (data[12]! > 1) fail(`unknown interlace method ${data[12]}`);
+  if (width * height > MAX_PNG_PIXELS) {
+    fail(`${width}x${height} pixels is too large for a data set image (at most ${MAX_PNG_PIXELS} pixels, e.g. 2048x2048)`);
+  }
+  return { width, height, depth, color, interlaced: data[12] === 1 };
+}
+
+/**
+ * Read and decode a PNG file, deciding from its first 33 bytes (signature and IHDR) and its size
+ * before reading the rest: a header that declares too many pixels, or a file larger than any
+ * PNG of the allowed size needs, costs nothing.
+ */
+export async function readPng(path: string): Promise<PngImage> {
+  return withFile(path, async (f) => {
+    const head = await f.read(0, Math.min(f.size, 33));
+    const fail = (why: string): never => {
+      throw new DataError(`${path}: ${why}`);
+    };
+    if (head.length < 8 || SIGNATURE.some((b, i) => head[i] !== b)) fail('not a PNG file (wrong signature)');
+    // IHDR must come first: length 13, type "IHDR"; decodePng checks its CRC and the rest
+    if (head.length === 33 && String.fromCharCode(...head.subarray(12, 16)) === 'IHDR') parseIhdr(head.subarray(16, 29), fail);
+    if (f.size > MAX_PNG_FILE_BYTES) {
+      fail(`the file is ${f.size} bytes; a PNG data set image is at most ${MAX_PNG_FILE_BYTES} bytes`);
+    }
+    return decodePng(await f.read(0, f.size), path);
+  });
+}
+
 /** Decode PNG bytes; `name` (a file path) prefixes every error message. */
 export function decodePng(bytes: Uint8Array, name = 'input'): PngImage {
   const fail = (why: string): never => {
@@ -51,7 +109,7 @@ export function decodePng(bytes: Uint8Array, name = 'input'): PngImage {
   if (bytes.length < 8 || SIGNATURE.some((b, i) => bytes[i] !== b)) fail('not a PNG file (wrong signature)');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
-  let ihdr: { width: number; height: number; depth: number; color: number; interlaced: boolean } | undefined;
+  let ihdr: Ihdr | undefined;
   let palette: Uint8Array | undefined;
   let trns: Uint8Array | undefined;
   const idat: Uint8Array[] = [];
@@ -75,19 +133,7 @@ export function decodePng(bytes: Uint8Array, name = 'input'): PngImage {
     switch (type) {
       case 'IHDR': {
         if (ihdr) fail('more than one IHDR chunk');
-        if (len !== 13) fail(`IHDR has ${len} bytes, not 13`);
-        const width = view.getUint32(dataStart, false);
-        const height = view.getUint32(dataStart + 4, false);
-        const depth = data[8]!;
-        const color = data[9]!;
-        if (width === 0 || height === 0 || width > 2 ** 31 - 1 || height > 2 ** 31 - 1) fail(`invalid size ${width}x${height}`);
-        if (!(color in CHANNELS)) fail(`invalid colour type ${color}`);
-        if (!DEPTHS[color]!.includes(depth)) fail(`bit depth ${depth} is invalid for ${COLOR_NAMES[color]} images`);
-        if (data[10] !== 0) fail(`unknown compression method ${data[10]}`);
-        if (data[11] !== 0) fail(`unknown filter method ${data[11]}`);
-        if (data[12]! > 1) fail(`unknown interlace method ${data[12]}`);
-        if (width * height > MAX_PNG_PIXELS) fail(`${width}x${height} pixels is too large (at most ${MAX_PNG_PIXELS} pixels)`);
-        ihdr = { width, height, depth, color, interlaced: data[12] === 1 };
+        ihdr = parseIhdr(data, fail);
         break;
       }
       case 'PLTE':

@@ -9,7 +9,8 @@
  * evaluated. Assumes a little-endian host (every platform Node runs on in practice).
  */
 import { DataError, UsageError } from '../errors.ts';
-import { readFileBytes, writeFileAtomic } from './atomic.ts';
+import { writeFileAtomic } from './atomic.ts';
+import { withFile } from './bytes.ts';
 
 export type NpyDtype = 'float32' | 'int32' | 'uint8' | 'float64' | 'int64';
 export type NpyData = Float32Array | Int32Array | Uint8Array | Float64Array | BigInt64Array;
@@ -183,8 +184,20 @@ function formatShape(shape: readonly number[]): string {
   return `[${shape.join(',')}]`;
 }
 
-/** Parse the bytes of a .npy file. `name` is used in error messages (usually the path). */
-export function parseNpy(bytes: Uint8Array, name = 'input'): NpyArray {
+interface NpyHeader {
+  info: DtypeInfo;
+  shape: number[];
+  /** where the data starts */
+  dataStart: number;
+  /** the data's size in bytes, checked against the file */
+  dataBytes: number;
+}
+
+/**
+ * The preamble's length (10 or 12 bytes) and the header's end, from the first 12 bytes (or the
+ * whole file if shorter); refuses what is not a .npy file of a known version.
+ */
+function npyPreamble(bytes: Uint8Array, name: string): { headerStart: number; dataStart: number; major: number } {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) {
     throw new DataError(`${name}: not a .npy file (missing the \\x93NUMPY magic)`);
   }
@@ -207,16 +220,23 @@ export function parseNpy(bytes: Uint8Array, name = 'input'): NpyArray {
   if (headerLen > MAX_HEADER_BYTES) {
     throw new DataError(`${name}: .npy header length ${headerLen} is implausibly large`);
   }
-  const dataStart = headerStart + headerLen;
-  if (dataStart > bytes.length) {
-    throw new DataError(`${name}: truncated .npy file: the header needs ${dataStart} bytes, the file has ${bytes.length}`);
+  return { headerStart, dataStart: headerStart + headerLen, major };
+}
+
+/**
+ * Parse the header. `head` holds the file from its start to at least the end of the header
+ * (or all of it, if the file is shorter); `fileSize` is the whole file's size. Nothing is
+ * allocated for the data here: its declared size is checked against the file first.
+ */
+function parseNpyHeader(head: Uint8Array, name: string, fileSize: number): NpyHeader {
+  const { headerStart, dataStart, major } = npyPreamble(head, name);
+  if (dataStart > fileSize || dataStart > head.length) {
+    throw new DataError(`${name}: truncated .npy file: the header needs ${dataStart} bytes, the file has ${fileSize}`);
   }
   let text: string;
   try {
     // 1.0 and 2.0 headers are latin-1; 3.0 allows utf-8
-    text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1', { fatal: true }).decode(
-      bytes.subarray(headerStart, dataStart),
-    );
+    text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1', { fatal: true }).decode(head.subarray(headerStart, dataStart));
   } catch {
     throw new DataError(`${name}: .npy header is not valid ${major === 3 ? 'UTF-8' : 'text'}`);
   }
@@ -255,40 +275,53 @@ export function parseNpy(bytes: Uint8Array, name = 'input'): NpyArray {
 
   // Check the declared size against the bytes actually present before allocating anything
   // (BigInt: a corrupt shape can overflow a double).
-  const have = bytes.length - dataStart;
+  const have = fileSize - dataStart;
   const need = shape.reduce((a, d) => a * BigInt(d), 1n) * BigInt(info.size);
   if (need !== BigInt(have)) {
     throw new DataError(
       `${name}: .npy data size does not match the header: shape ${formatShape(shape)} of ${info.dtype} needs ${need} bytes, the file has ${have}`,
     );
   }
-
-  // Copy: the data may sit at an offset that is not aligned for the element type.
-  // (new Uint8Array copies; Buffer#slice would not)
-  const buf = new Uint8Array(bytes.subarray(dataStart, dataStart + have)).buffer;
-  let data: NpyData;
-  switch (info.dtype) {
-    case 'float32':
-      data = new Float32Array(buf);
-      break;
-    case 'int32':
-      data = new Int32Array(buf);
-      break;
-    case 'uint8':
-      data = new Uint8Array(buf);
-      break;
-    case 'float64':
-      data = new Float64Array(buf);
-      break;
-    case 'int64':
-      data = new BigInt64Array(buf);
-      break;
-  }
-  return { dtype: info.dtype, shape, data };
+  return { info, shape, dataStart, dataBytes: have };
 }
 
+/** A typed array of the header's dtype over `buf` (which holds exactly the data). */
+function typedData(info: DtypeInfo, buf: ArrayBuffer): NpyData {
+  switch (info.dtype) {
+    case 'float32':
+      return new Float32Array(buf);
+    case 'int32':
+      return new Int32Array(buf);
+    case 'uint8':
+      return new Uint8Array(buf);
+    case 'float64':
+      return new Float64Array(buf);
+    case 'int64':
+      return new BigInt64Array(buf);
+  }
+}
+
+/** Parse the bytes of a .npy file. `name` is used in error messages (usually the path). */
+export function parseNpy(bytes: Uint8Array, name = 'input'): NpyArray {
+  const { info, shape, dataStart, dataBytes } = parseNpyHeader(bytes, name, bytes.length);
+  // Copy: the data may sit at an offset that is not aligned for the element type.
+  // (new Uint8Array copies; Buffer#slice would not)
+  const buf = new Uint8Array(bytes.subarray(dataStart, dataStart + dataBytes)).buffer;
+  return { dtype: info.dtype, shape, data: typedData(info, buf) };
+}
+
+/**
+ * Read a .npy file: the header first, then the data straight into an array of its size (one
+ * copy of the data in memory, and a header that declares more than the file holds costs nothing).
+ */
 export async function readNpy(path: string): Promise<NpyArray> {
-  return parseNpy(await readFileBytes(path), path);
+  return withFile(path, async (f) => {
+    const pre = npyPreamble(await f.read(0, Math.min(f.size, 12)), path);
+    const { info, shape, dataStart, dataBytes } = parseNpyHeader(await f.read(0, Math.min(f.size, pre.dataStart)), path, f.size);
+    const buf = new ArrayBuffer(dataBytes);
+    await f.read(dataStart, dataBytes, new Uint8Array(buf));
+    return { dtype: info.dtype, shape, data: typedData(info, buf) };
+  });
 }
 
 /** Read a 2-D float32 (or float64, converted) array, e.g. embeddings or a kernel. */

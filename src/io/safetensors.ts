@@ -11,12 +11,15 @@
  */
 import type { NamedTensor } from '../model/weights.ts';
 import { DataError, UsageError } from '../errors.ts';
-import { readFileBytes, writeFileAtomic } from './atomic.ts';
+import { writeFileAtomic } from './atomic.ts';
+import { withFile } from './bytes.ts';
 
 export type { NamedTensor };
 
-// The reference implementation refuses headers over 100 MB; so do we, before decoding.
-const MAX_HEADER_BYTES = 100_000_000;
+// The reference implementation allows headers up to 100 MB; this project's files hold tens of
+// tensors (a few kB of header) and large public models' headers stay well under 1 MB, so a
+// longer one is refused before it is read: a 100 MB header would take gigabytes to decode.
+export const MAX_HEADER_BYTES = 1 << 20;
 const METADATA_KEY = '__metadata__';
 
 const DTYPE_SIZES: Readonly<Record<string, number>> = { F32: 4, F64: 8, I32: 4, U8: 1 };
@@ -72,11 +75,12 @@ function parseEntry(name: string, raw: unknown, file: string, dataLen: number): 
   return { name, dtype: dtype as string, shape: dims as number[], begin, end };
 }
 
-function toFloat32(e: Entry, bytes: Uint8Array): Float32Array {
-  // Copy first: the tensor may start at an offset that is not aligned for its type.
+/** Float32 values of a tensor whose bytes (exactly its own) are `raw`. */
+function toFloat32(dtype: string, raw: Uint8Array): Float32Array {
+  // Copy first when needed: the tensor may start at an offset that is not aligned for its type.
   // (new Uint8Array copies; Buffer#slice, when bytes is a Buffer, would not)
-  const buf = new Uint8Array(bytes.subarray(e.begin, e.end)).buffer;
-  switch (e.dtype) {
+  const buf = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength ? raw.buffer : new Uint8Array(raw).buffer;
+  switch (dtype) {
     case 'F32':
       return new Float32Array(buf);
     case 'F64':
@@ -89,37 +93,39 @@ function toFloat32(e: Entry, bytes: Uint8Array): Float32Array {
 }
 
 /**
- * Parse safetensors bytes. Tensors come back in header order sorted by data offset (the order
- * encodeSafetensors wrote them in).
+ * The header's length N (the data starts at 8 + N) from the first 8 bytes, checked against the
+ * limit and the file's size.
  */
-export function parseSafetensors(
-  bytes: Uint8Array,
-  name = 'input',
-): { tensors: NamedTensor[]; metadata: Record<string, string> } {
-  if (bytes.length < 8) throw new DataError(`${name}: too short to be a safetensors file (${bytes.length} bytes)`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n64 = view.getBigUint64(0, true);
+function headerLength(first8: Uint8Array, name: string, fileSize: number): number {
+  if (fileSize < 8 || first8.length < 8) throw new DataError(`${name}: too short to be a safetensors file (${fileSize} bytes)`);
+  const n64 = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   if (n64 > BigInt(MAX_HEADER_BYTES)) {
-    throw new DataError(`${name}: safetensors header length ${n64} is implausibly large (limit ${MAX_HEADER_BYTES})`);
+    throw new DataError(
+      `${name}: safetensors header length ${n64} is over this reader's limit of ${MAX_HEADER_BYTES} bytes (a corrupt file, or not a safetensors file)`,
+    );
   }
   const n = Number(n64);
-  if (8 + n > bytes.length) {
-    throw new DataError(`${name}: truncated safetensors file: the header needs ${8 + n} bytes, the file has ${bytes.length}`);
+  if (8 + n > fileSize) {
+    throw new DataError(`${name}: truncated safetensors file: the header needs ${8 + n} bytes, the file has ${fileSize}`);
   }
-  if (n < 2 || bytes[8] !== 0x7b /* { */) throw new DataError(`${name}: safetensors header is not a JSON object`);
+  return n;
+}
+
+/**
+ * Decode and check the JSON header (`json` holds exactly its N bytes) against `dataLen` bytes
+ * of data: entries sorted by offset, tightly packed, covering the data exactly.
+ */
+function parseHeader(json: Uint8Array, name: string, dataLen: number): { entries: Entry[]; metadata: Record<string, string> } {
+  if (json.length < 2 || json[0] !== 0x7b /* { */) throw new DataError(`${name}: safetensors header is not a JSON object`);
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
   } catch (e) {
     throw new DataError(`${name}: safetensors header is not valid JSON (${(e as Error).message})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new DataError(`${name}: safetensors header is not a JSON object`);
   }
-  const dataStart = 8 + n;
-  const dataLen = bytes.length - dataStart;
-  const data = bytes.subarray(dataStart);
-
   const metadata: Record<string, string> = {};
   const entries: Entry[] = [];
   for (const [key, raw] of Object.entries(header as Record<string, unknown>)) {
@@ -157,8 +163,22 @@ export function parseSafetensors(
   if (at !== dataLen) {
     throw new DataError(`${name}: safetensors data is ${dataLen} bytes but the tensors cover ${at}`);
   }
+  return { entries: sorted, metadata };
+}
 
-  const tensors = sorted.map((e) => ({ name: e.name, shape: e.shape, data: toFloat32(e, data) }));
+/**
+ * Parse safetensors bytes. Tensors come back in header order sorted by data offset (the order
+ * encodeSafetensors wrote them in).
+ */
+export function parseSafetensors(
+  bytes: Uint8Array,
+  name = 'input',
+): { tensors: NamedTensor[]; metadata: Record<string, string> } {
+  const n = headerLength(bytes, name, bytes.length);
+  const dataStart = 8 + n;
+  const data = bytes.subarray(dataStart);
+  const { entries, metadata } = parseHeader(bytes.subarray(8, dataStart), name, data.length);
+  const tensors = entries.map((e) => ({ name: e.name, shape: e.shape, data: toFloat32(e.dtype, new Uint8Array(data.subarray(e.begin, e.end))) }));
   return { tensors, metadata };
 }
 
@@ -211,8 +231,29 @@ export function encodeSafetensors(tensors: readonly NamedTensor[], metadata?: Re
   return out;
 }
 
-export async function readSafetensors(path: string): Promise<{ tensors: NamedTensor[]; metadata: Record<string, string> }> {
-  return parseSafetensors(await readFileBytes(path), path);
+/**
+ * Read a safetensors file: the 8-byte length, then the header alone (at most MAX_HEADER_BYTES),
+ * checked in full against the file's size, then each tensor straight into its own array. A
+ * corrupt or hostile file is refused before anything of its declared size is allocated, and
+ * files over 2 GiB are read in pieces. `only` picks the tensors to read (e.g. a network's
+ * weights out of a checkpoint that also holds the optimizer's state).
+ */
+export async function readSafetensors(
+  path: string,
+  options: { only?: (name: string) => boolean } = {},
+): Promise<{ tensors: NamedTensor[]; metadata: Record<string, string> }> {
+  return withFile(path, async (f) => {
+    const n = headerLength(await f.read(0, Math.min(8, f.size)), path, f.size);
+    const dataStart = 8 + n;
+    const { entries, metadata } = parseHeader(await f.read(8, n), path, f.size - dataStart);
+    const tensors: NamedTensor[] = [];
+    for (const e of entries) {
+      // `only`: the whole file is still checked, but only the tensors wanted are read
+      if (options.only && !options.only(e.name)) continue;
+      tensors.push({ name: e.name, shape: e.shape, data: toFloat32(e.dtype, await f.read(dataStart + e.begin, e.end - e.begin)) });
+    }
+    return { tensors, metadata };
+  });
 }
 
 /** Write a safetensors file atomically. */

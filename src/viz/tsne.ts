@@ -117,10 +117,15 @@ export class Tsne {
         throw new DataError(`t-SNE: the input has a non-finite value at row ${Math.floor(i / cols)}, column ${i % cols}`);
       }
     }
+    data = inRange(data);
     const o = this.opts;
     this.n = rows;
     this.P = inputAffinities(data, rows, cols, perplexity);
+    if (!this.P.val.every(Number.isFinite)) {
+      throw new DataError('t-SNE: the input affinities are not finite (distances between rows overflow); rescale the input');
+    }
     this.Y = o.init === 'pca' ? pcaInit(data, rows, cols, new Rng(o.seed)) : randomInit(rows, new Rng(o.seed));
+    if (!this.Y.every(Number.isFinite)) throw new DataError('t-SNE: the PCA start is not finite; rescale the input or use random init');
     this.update = new Float64Array(2 * rows);
     this.gains = new Float64Array(2 * rows).fill(1);
     this.grad = new Float64Array(2 * rows);
@@ -160,12 +165,20 @@ export class Tsne {
       update[c] = u;
       Y[c]! += u;
     }
+    // The layout is the output: never hand back (or write) NaN coordinates as a success.
+    for (let c = 0; c < Y.length; c++) {
+      if (!Number.isFinite(Y[c]!)) {
+        throw new DataError(`t-SNE: the layout became non-finite at iteration ${this.iter + 1} (point ${c >> 1}); try a smaller learning rate or rescale the input`);
+      }
+    }
     return ++this.iter;
   }
 
   /** The current layout, [rows, 2] row-major (a copy). */
   getEmbedding(): Float32Array {
-    return Float32Array.from(this.Y);
+    const out = Float32Array.from(this.Y);
+    if (!out.every(Number.isFinite)) throw new DataError('t-SNE: the layout does not fit in float32; rescale the input');
+    return out;
   }
 
   /**
@@ -209,6 +222,23 @@ export function runTsne(
   return tsne.getEmbedding();
 }
 
+/**
+ * The input, scaled by a power of two (exact in floating point) when its largest magnitude is
+ * beyond 2^+-40: squared distances are kept as float32, which overflows near 1.8e19^2 and loses
+ * everything below 1e-19^2. t-SNE does not depend on the input's scale (each point's Gaussian
+ * width is calibrated to the perplexity), so this changes nothing but the range.
+ */
+function inRange(data: Float32Array): Float32Array {
+  let max = 0;
+  for (let i = 0; i < data.length; i++) {
+    const a = Math.abs(data[i]!);
+    if (a > max) max = a;
+  }
+  if (max === 0 || (max <= 2 ** 40 && max >= 2 ** -40)) return data;
+  const scale = 2 ** -Math.floor(Math.log2(max));
+  return data.map((x) => x * scale);
+}
+
 function resolveOptions(opts: TsneOptions): ResolvedOptions {
   const o: ResolvedOptions = { ...DEFAULTS };
   for (const [key, value] of Object.entries(opts)) {
@@ -239,7 +269,9 @@ function resolveOptions(opts: TsneOptions): ResolvedOptions {
  */
 function inputAffinities(data: Float32Array, n: number, cols: number, perplexity: number): SparseP {
   const k = Math.min(n - 1, Math.floor(3 * perplexity));
-  const { indices, sqDistances } = knn(data, cols, k);
+  // Fewer rows than columns: row against row directly, in O(rows^2) memory; the blocked kNN
+  // would pack the whole matrix again as float64 (a 3 x 4,000,000 input: 128 MB more).
+  const { indices, sqDistances } = cols > n ? wideNeighbours(data, n, cols, k) : knn(data, cols, k);
   const cond = new Float64Array(n * k);
   const target = Math.log(perplexity);
   for (let i = 0; i < n; i++) {
@@ -272,6 +304,37 @@ function inputAffinities(data: Float32Array, n: number, cols: number, perplexity
     for (let j = 0; j < k; j++) cond[o + j]! /= sum;
   }
   return symmetrise(indices, cond, n, k);
+}
+
+/**
+ * The k nearest rows of each row (squared Euclidean, ties to the smaller index, as knn gives),
+ * by direct differences: for short, wide matrices, where the n^2 * cols work is small and
+ * the extra memory is n doubles.
+ */
+function wideNeighbours(data: Float32Array, n: number, cols: number, k: number): { indices: Int32Array; sqDistances: Float32Array } {
+  const indices = new Int32Array(n * k);
+  const sqDistances = new Float32Array(n * k);
+  const dist = new Float64Array(n);
+  const order = new Int32Array(n - 1);
+  for (let i = 0; i < n; i++) {
+    const oi = i * cols;
+    for (let j = 0; j < n; j++) {
+      if (j === i) continue;
+      let s = 0;
+      for (let c = 0, oj = j * cols; c < cols; c++) {
+        const t = data[oi + c]! - data[oj + c]!;
+        s += t * t;
+      }
+      dist[j] = s;
+    }
+    for (let j = 0, m = 0; j < n; j++) if (j !== i) order[m++] = j;
+    order.sort((a, b) => dist[a]! - dist[b]! || a - b);
+    for (let e = 0; e < k; e++) {
+      indices[i * k + e] = order[e]!;
+      sqDistances[i * k + e] = dist[order[e]!]!;
+    }
+  }
+  return { indices, sqDistances };
 }
 
 /** P + P^T, divided by its total, as the upper triangle in CSR form. */
@@ -335,35 +398,100 @@ function randomInit(n: number, rng: Rng): Float64Array {
 }
 
 /**
- * Projection on the top two principal components, found by subspace iteration on the
- * covariance matrix (two vectors, Gram-Schmidt, then a 2x2 Rayleigh-Ritz step to order them),
- * scaled so that the first coordinate has standard deviation 1e-4, as scikit-learn does.
- * Each component's sign makes its largest loading positive, so the result is deterministic.
+ * Projection on the top two principal components, scaled so that the first coordinate has
+ * standard deviation 1e-4, as scikit-learn does. The components come from subspace iteration
+ * (two vectors, Gram-Schmidt, then a 2x2 Rayleigh-Ritz step to order them) on the smaller of
+ * the two matrices the centred data X define, so memory and time scale with min(rows, cols):
+ * - cols <= rows: the covariance X^T X (cols x cols); the loadings are its eigenvectors;
+ * - cols > rows: the Gram matrix X X^T (rows x rows), whose eigenvectors a_k are the scores up to
+ *   scale (X v_k = sqrt(lambda_k) a_k with v_k = X^T a_k / sqrt(lambda_k)); a 3 x 4,000,000
+ *   matrix needs a 3 x 3 matrix, not 4,000,000 x 4,000,000.
+ * Each component's sign makes its largest loading positive, so the result is deterministic and
+ * the same whichever matrix found it.
  */
 function pcaInit(data: Float32Array, n: number, d: number, rng: Rng): Float64Array {
   const mean = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) mean[c]! += data[i * d + c]!;
   for (let c = 0; c < d; c++) mean[c]! /= n;
-  // Covariance (unnormalised: the scale does not change the eigenvectors), upper triangle.
-  const C = new Float64Array(d * d);
-  const row = new Float64Array(d);
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < d; c++) row[c] = data[i * d + c]! - mean[c]!;
-    for (let a = 0; a < d; a++) {
-      const ra = row[a]!;
-      if (ra === 0) continue;
-      const o = a * d;
-      for (let b = a; b < d; b++) C[o + b]! += ra * row[b]!;
+  const Y = new Float64Array(2 * n);
+  if (d <= n) {
+    // Covariance (unnormalised: the scale does not change the eigenvectors), upper triangle.
+    const C = new Float64Array(d * d);
+    const row = new Float64Array(d);
+    for (let i = 0; i < n; i++) {
+      for (let c = 0; c < d; c++) row[c] = data[i * d + c]! - mean[c]!;
+      for (let a = 0; a < d; a++) {
+        const ra = row[a]!;
+        if (ra === 0) continue;
+        const o = a * d;
+        for (let b = a; b < d; b++) C[o + b]! += ra * row[b]!;
+      }
+    }
+    for (let a = 0; a < d; a++) for (let b = 0; b < a; b++) C[a * d + b] = C[b * d + a]!;
+    const [pc1, pc2] = topTwo(C, d, rng);
+    for (const pc of [pc1, pc2]) fixSign(pc, pc);
+    for (let i = 0; i < n; i++) {
+      let y1 = 0, y2 = 0;
+      for (let t = 0; t < d; t++) {
+        const x = data[i * d + t]! - mean[t]!;
+        y1 += x * pc1[t]!;
+        y2 += x * pc2[t]!;
+      }
+      Y[2 * i] = y1;
+      Y[2 * i + 1] = y2;
+    }
+  } else {
+    // Gram matrix of the centred rows, upper triangle, one row of X at a time against the rest.
+    const G = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = i; j < n; j++) {
+        let s = 0;
+        for (let c = 0, oi = i * d, oj = j * d; c < d; c++) s += (data[oi + c]! - mean[c]!) * (data[oj + c]! - mean[c]!);
+        G[i * n + j] = s;
+      }
+    }
+    for (let a = 0; a < n; a++) for (let b = 0; b < a; b++) G[a * n + b] = G[b * n + a]!;
+    const [a1, a2] = topTwo(G, n, rng);
+    const loadings = new Float64Array(d);
+    for (const [k, a] of [[0, a1], [1, a2]] as const) {
+      // scores X v = G a / |X^T a|; the loadings X^T a only decide the sign
+      loadings.fill(0);
+      for (let i = 0; i < n; i++) {
+        const w = a[i]!;
+        if (w === 0) continue;
+        for (let c = 0, o = i * d; c < d; c++) loadings[c]! += w * (data[o + c]! - mean[c]!);
+      }
+      const norm = Math.sqrt(dot(loadings, loadings));
+      const Ga = matVec(G, a, n);
+      const flip = fixSign(loadings, a) ? -1 : 1;
+      for (let i = 0; i < n; i++) Y[2 * i + k] = norm > 0 ? (flip * Ga[i]!) / norm : 0;
     }
   }
-  for (let a = 0; a < d; a++) for (let b = 0; b < a; b++) C[a * d + b] = C[b * d + a]!;
+  let s1 = 0, s2 = 0;
+  for (let i = 0; i < n; i++) {
+    const y1 = Y[2 * i]!;
+    s1 += y1;
+    s2 += y1 * y1;
+  }
+  const variance = s2 / n - (s1 / n) ** 2;
+  if (!(variance > 0)) return randomInit(n, rng); // constant data: nothing to project
+  const scale = 1e-4 / Math.sqrt(variance);
+  for (let i = 0; i < Y.length; i++) Y[i]! *= scale;
+  return Y;
+}
 
-  let u: Float64Array = Float64Array.from({ length: d }, () => rng.normal());
-  let v: Float64Array = Float64Array.from({ length: d }, () => rng.normal());
+/**
+ * The two leading eigenvectors of the symmetric m x m matrix A (row-major), ordered by
+ * eigenvalue: subspace iteration from two seeded random vectors until the plane stops moving,
+ * then Rayleigh-Ritz on the plane.
+ */
+function topTwo(A: Float64Array, m: number, rng: Rng): [Float64Array, Float64Array] {
+  let u: Float64Array = Float64Array.from({ length: m }, () => rng.normal());
+  let v: Float64Array = Float64Array.from({ length: m }, () => rng.normal());
   orthonormalise(u, v);
   for (let iter = 0; iter < 1000; iter++) {
-    const u2 = matVec(C, u, d);
-    const v2 = matVec(C, v, d);
+    const u2 = matVec(A, u, m);
+    const v2 = matVec(A, v, m);
     orthonormalise(u2, v2);
     // Converged when the new vectors span the old plane (projection residual below 1e-10).
     const change = residual(u2, u, v) + residual(v2, u, v);
@@ -371,40 +499,29 @@ function pcaInit(data: Float32Array, n: number, d: number, rng: Rng): Float64Arr
     v = v2;
     if (change < 1e-20) break;
   }
-  // Rayleigh-Ritz on the plane: the 2x2 projected covariance, diagonalised by a rotation.
-  const Cu = matVec(C, u, d), Cv = matVec(C, v, d);
-  const a = dot(u, Cu), b = dot(u, Cv), c = dot(v, Cv);
+  // Rayleigh-Ritz on the plane: the 2x2 projected matrix, diagonalised by a rotation.
+  const Au = matVec(A, u, m), Av = matVec(A, v, m);
+  const a = dot(u, Au), b = dot(u, Av), c = dot(v, Av);
   const angle = 0.5 * Math.atan2(2 * b, a - c);
   const cs = Math.cos(angle), sn = Math.sin(angle);
-  const pc1 = new Float64Array(d), pc2 = new Float64Array(d);
-  for (let t = 0; t < d; t++) {
-    pc1[t] = cs * u[t]! + sn * v[t]!;
-    pc2[t] = -sn * u[t]! + cs * v[t]!;
+  const e1 = new Float64Array(m), e2 = new Float64Array(m);
+  for (let t = 0; t < m; t++) {
+    e1[t] = cs * u[t]! + sn * v[t]!;
+    e2[t] = -sn * u[t]! + cs * v[t]!;
   }
-  for (const pc of [pc1, pc2]) {
-    let big = 0;
-    for (let t = 0; t < d; t++) if (Math.abs(pc[t]!) > Math.abs(big)) big = pc[t]!;
-    if (big < 0) for (let t = 0; t < d; t++) pc[t] = -pc[t]!;
-  }
-  const Y = new Float64Array(2 * n);
-  let s1 = 0, s2 = 0;
-  for (let i = 0; i < n; i++) {
-    let y1 = 0, y2 = 0;
-    for (let t = 0; t < d; t++) {
-      const x = data[i * d + t]! - mean[t]!;
-      y1 += x * pc1[t]!;
-      y2 += x * pc2[t]!;
-    }
-    Y[2 * i] = y1;
-    Y[2 * i + 1] = y2;
-    s1 += y1;
-    s2 += y1 * y1;
-  }
-  const variance = s2 / n - (s1 / n) ** 2;
-  const scale = variance > 0 ? 1e-4 / Math.sqrt(variance) : 1;
-  for (let i = 0; i < Y.length; i++) Y[i]! *= scale;
-  if (!(variance > 0)) return randomInit(n, rng); // constant data: nothing to project
-  return Y;
+  return [e1, e2];
+}
+
+/**
+ * The sign rule: the loading of largest magnitude (the first, on ties) must be positive. When
+ * it is not, `target` is negated in place. Returns whether it was.
+ */
+function fixSign(loadings: Float64Array, target: Float64Array): boolean {
+  let big = 0;
+  for (let t = 0; t < loadings.length; t++) if (Math.abs(loadings[t]!) > Math.abs(big)) big = loadings[t]!;
+  if (!(big < 0)) return false;
+  for (let t = 0; t < target.length; t++) target[t] = -target[t]!;
+  return true;
 }
 
 function matVec(C: Float64Array, x: Float64Array, d: number): Float64Array {

@@ -63,3 +63,30 @@ test('image and label files must agree on the count', async () => {
   assert.match(split.checksum, /^[0-9a-f]{64}$/);
   await assert.rejects(readIdx(join(dir, 'missing')), /missing: no such file/);
 });
+
+test('readIdx streams gzipped files: the header decides, and data past or short of the declared size is refused in one line', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'idx-gz-'));
+  const images = idx([3, 2, 2], Array.from({ length: 12 }, (_, i) => i * 3));
+  writeFileSync(join(dir, 'ok.gz'), gzipSync(images));
+  assert.deepEqual(await readIdx(join(dir, 'ok.gz')), parseIdx(images));
+  // the same bytes in many small gzip members: the header arrives split over chunks
+  const members = Buffer.concat(Array.from(images, (b) => gzipSync(Uint8Array.of(b))));
+  writeFileSync(join(dir, 'members.gz'), members);
+  assert.deepEqual((await readIdx(join(dir, 'members.gz'))).data, parseIdx(images).data);
+
+  writeFileSync(join(dir, 'more.gz'), gzipSync(Buffer.concat([images, Buffer.alloc(5)])));
+  await assert.rejects(readIdx(join(dir, 'more.gz')), (e: unknown) =>
+    e instanceof DataError && /more\.gz: declares 3 images of 2x2 \(12 bytes of data\) but the data holds more/.test(e.message));
+  writeFileSync(join(dir, 'less.gz'), gzipSync(images.subarray(0, images.length - 4)));
+  await assert.rejects(readIdx(join(dir, 'less.gz')), /less\.gz: declares 3 images of 2x2 \(12 bytes of data\) but the data holds only 8 bytes/);
+  writeFileSync(join(dir, 'labels.gz'), gzipSync(idx([4], [1, 2])));
+  await assert.rejects(readIdx(join(dir, 'labels.gz')), /declares 4 labels \(4 bytes of data\) but the data holds only 2 bytes/);
+  const gz = gzipSync(images);
+  writeFileSync(join(dir, 'cut.gz'), gz.subarray(0, gz.length - 6));
+  await assert.rejects(readIdx(join(dir, 'cut.gz')), /cut\.gz: corrupt gzip data/);
+  writeFileSync(join(dir, 'magic.gz'), gzipSync(Buffer.from([0x12, 0, 8, 1, 0, 0, 0, 1, 7])));
+  await assert.rejects(readIdx(join(dir, 'magic.gz')), /magic\.gz: not an IDX file/);
+  // raw files: the header is checked against the file's size before the data is read
+  writeFileSync(join(dir, 'raw'), idx([0x7fff, 0xffff], [1]));
+  await assert.rejects(readIdx(join(dir, 'raw')), /raw: truncated IDX data: header declares 32767x65535 = 2147385345 bytes, file has 1/);
+});

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { deflateSync } from 'node:zlib';
 import { DataError } from '../../src/errors.ts';
-import { decodePng, toGray } from '../../src/data/png.ts';
+import { decodePng, MAX_PNG_FILE_BYTES, MAX_PNG_PIXELS, readPng, toGray } from '../../src/data/png.ts';
 import { Rng } from '../../src/rng.ts';
 import { encodePng } from '../../src/viz/png.ts';
 import { encodeTestPng, pngChunk } from './pngEncoder.ts';
@@ -122,4 +122,29 @@ test('malformed headers, data and chunk order are refused', () => {
   const z = deflateSync(Uint8Array.of(0, 1, 2));
   const split = file(pngChunk('IHDR', ihdr(2, 1, 8, 0)), pngChunk('IDAT', z.subarray(0, 4)), pngChunk('tEXt', Buffer.from('a\0b')), pngChunk('IDAT', z.subarray(4)));
   expectDataError(split, /not consecutive/);
+});
+
+test('readPng decides from the header and the file size before reading the rest', async () => {
+  const { mkdtempSync, truncateSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'png-read-'));
+  const good = encodeTestPng([1, 2, 3, 4], 2, 2, { color: 0, depth: 8 });
+  writeFileSync(join(dir, 'ok.png'), good);
+  assert.deepEqual(Array.from(toGray(await readPng(join(dir, 'ok.png')))), [1, 2, 3, 4]);
+  // a valid start, then 70 MB (sparse): refused from the size, nothing read
+  writeFileSync(join(dir, 'long.png'), good);
+  truncateSync(join(dir, 'long.png'), 70 * 2 ** 20);
+  await assert.rejects(readPng(join(dir, 'long.png')), (e: unknown) =>
+    e instanceof DataError && e.message === `${join(dir, 'long.png')}: the file is ${70 * 2 ** 20} bytes; a PNG data set image is at most ${MAX_PNG_FILE_BYTES} bytes`);
+  // a header that declares 4097x1024 pixels (just over 2^22) on a 70 MB file: the header speaks first
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, 4097);
+  new DataView(ihdr.buffer).setUint32(4, 1024);
+  ihdr[8] = 8;
+  writeFileSync(join(dir, 'wide.png'), Buffer.concat([good.subarray(0, 8), pngChunk('IHDR', ihdr)]));
+  truncateSync(join(dir, 'wide.png'), 70 * 2 ** 20);
+  await assert.rejects(readPng(join(dir, 'wide.png')), /wide\.png: 4097x1024 pixels is too large for a data set image \(at most 4194304 pixels/);
+  assert.equal(MAX_PNG_PIXELS, 2 ** 22);
+  await assert.rejects(readPng(join(dir, 'none.png')), /none\.png: no such file/);
 });

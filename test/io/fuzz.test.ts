@@ -9,10 +9,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { deflateSync, gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { parseIdx } from '../../src/data/idx.ts';
+import { decodePng, MAX_PNG_PIXELS } from '../../src/data/png.ts';
+import { encodeTestPng, pngChunk } from '../data/pngEncoder.ts';
 import { DataError } from '../../src/errors.ts';
 import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
 import { encodeSafetensors, parseSafetensors } from '../../src/io/safetensors.ts';
@@ -25,11 +27,13 @@ import { Rng } from '../../src/rng.ts';
 // SIAMESE_FUZZ_SCALE=10 (say) for a deeper run than CI's.
 const SCALE = Math.max(0.01, Number(process.env['SIAMESE_FUZZ_SCALE'] ?? 1) || 1);
 const CASES = Math.round(10_000 * SCALE);
-// HDF5 goes through WebAssembly in a worker thread and a file per case: about 3-7 ms of CPU per
-// case against ~0.05 ms for the other formats; still 10,000 in all (9,000 on a small generated
-// file, 1,000 on the seed's base_network.h5), about a minute of CPU.
-const HDF5_CASES = Math.round(9_000 * SCALE);
-const HDF5_FIXTURE_CASES = Math.round(1_000 * SCALE);
+// HDF5 goes through WebAssembly in a worker thread and a file per case: about 3 ms of CPU per
+// case against ~0.05 ms for the other formats. 10,000 cases on small files the test writes
+// itself, run as two streams on two readers (one worker each) at once; plus a few hundred on the
+// seed's real Keras file when it is present (each of those reads ~400 kB of weights).
+const HDF5_CASES = Math.round(10_000 * SCALE);
+const HDF5_STREAMS = 2;
+const HDF5_FIXTURE_CASES = Math.round(300 * SCALE);
 const SEED = 20261129;
 // Anything above this in ArrayBuffers means some reader allocated from a corrupt size field.
 const MAX_ARRAYBUFFER_BYTES = 256 * 2 ** 20;
@@ -366,6 +370,90 @@ test(`IDX: ${CASES} mutated files (raw and gzipped) end in a consistent array or
   assertClean(t, 'idx', out, CASES);
 });
 
+// ---------------- PNG ----------------
+
+function pngBases(): Uint8Array[] {
+  const rng = new Rng(5);
+  const samples = (n: number, max: number): number[] => Array.from({ length: n }, () => rng.int(max + 1));
+  return [
+    encodeTestPng(samples(5 * 4, 255), 5, 4, { color: 0, depth: 8, filters: [0, 1, 2, 3, 4] }),
+    encodeTestPng(samples(6 * 3 * 3, 65535), 6, 3, { color: 2, depth: 16, interlace: true, filters: [4, 3] }),
+    encodeTestPng(samples(7 * 5, 3), 7, 5, { color: 3, depth: 2, palette: [[1, 2, 3], [4, 5, 6], [7, 8, 9], [200, 100, 0]], trns: [0, 128] }),
+    encodeTestPng(samples(3 * 3 * 2, 255), 3, 3, { color: 4, depth: 8, idatChunks: 2 }),
+    encodeTestPng(samples(9 * 9 * 4, 255), 9, 9, { color: 6, depth: 8, interlace: true, filters: [1, 2, 3, 4, 0], extra: [{ type: 'tEXt', data: Buffer.from('k\0v') }] }),
+    encodeTestPng(samples(17 * 2, 1), 17, 2, { color: 0, depth: 1, trns: [0, 1] }),
+  ];
+}
+
+/** The chunks of a PNG (past the signature) as offsets; stops at the first that does not fit. */
+function pngChunks(b: Uint8Array): { at: number; len: number; type: string }[] {
+  const out: { at: number; len: number; type: string }[] = [];
+  for (let at = 8; at + 12 <= b.length; ) {
+    const len = new DataView(b.buffer, b.byteOffset).getUint32(at, false);
+    if (at + 12 + len > b.length) break;
+    out.push({ at, len, type: Buffer.from(b.subarray(at + 4, at + 8)).toString('latin1') });
+    at += 12 + len;
+  }
+  return out;
+}
+
+/** Rebuild a PNG from edited chunk data with correct CRCs, so that parsing goes past the CRC check. */
+function withChunk(b: Uint8Array, pick: (c: { type: string }) => boolean, edit: (data: Uint8Array) => Uint8Array): Uint8Array {
+  const parts: Uint8Array[] = [b.subarray(0, 8)];
+  let end = 8;
+  for (const c of pngChunks(b)) {
+    const data = b.subarray(c.at + 8, c.at + 8 + c.len);
+    parts.push(pick(c) ? pngChunk(c.type, edit(new Uint8Array(data))) : b.subarray(c.at, c.at + 12 + c.len));
+    end = c.at + 12 + c.len;
+  }
+  parts.push(b.subarray(end));
+  return concat(...parts);
+}
+
+const PNG_MUTATORS: Mutator[] = [
+  ...GENERIC,
+  (rng, b) => {
+    const c = copy(b); // a chunk length field
+    const chunks = pngChunks(c);
+    if (chunks.length > 0) new DataView(c.buffer).setUint32(pick(rng, chunks).at, pick(rng, SPECIAL_U32), false);
+    return c;
+  },
+  (rng, b) =>
+    withChunk(b, (c) => c.type === 'IHDR', (d) => {
+      // width, height (huge values included), bit depth, colour type, interlace, with a valid CRC
+      const v = new DataView(d.buffer);
+      const field = rng.int(5);
+      if (field < 2) v.setUint32(4 * field, rng.int(2) === 0 ? pick(rng, SPECIAL_U32) : 1 + rng.int(40), false);
+      else if (field === 2) d[8] = pick(rng, [0, 1, 2, 4, 8, 16, 3]);
+      else if (field === 3) d[9] = pick(rng, [0, 1, 2, 3, 4, 5, 6, 7]);
+      else d[12] = rng.int(3);
+      return d;
+    }),
+  (rng, b) =>
+    withChunk(b, (c) => c.type === 'IDAT' || c.type === 'PLTE' || c.type === 'tRNS', (d) => {
+      // damaged compressed data or palette, with a valid CRC: the inflater and the filters see it
+      for (let k = 1 + rng.int(4); k > 0 && d.length > 0; k--) d[rng.int(d.length)]! ^= 1 << rng.int(8);
+      return rng.int(3) === 0 ? d.subarray(0, rng.int(d.length + 1)) : d;
+    }),
+  (rng, b) =>
+    withChunk(b, (c) => c.type === 'IDAT', () =>
+      // well-formed zlib data of the wrong size, or of random row filters
+      deflateSync(rng.int(2) === 0 ? randomBytes(rng, rng.int(400)) : new Uint8Array(rng.int(400))),
+    ),
+];
+
+function checkPng(bytes: Uint8Array): void {
+  const img = decodePng(bytes, 'fuzz.png');
+  assert.ok(Number.isSafeInteger(img.width) && img.width > 0 && Number.isSafeInteger(img.height) && img.height > 0);
+  assert.ok(img.width * img.height <= MAX_PNG_PIXELS, 'more pixels than allowed');
+  assert.equal(img.rgba.length, img.width * img.height * 4, 'rgba length != 4 * pixels');
+}
+
+test(`PNG: ${CASES} mutated files end in a consistent image or a DataError`, { timeout: 60_000 }, async (t) => {
+  const out = await fuzz('png', pngBases(), PNG_MUTATORS, CASES, checkPng);
+  assertClean(t, 'png', out, CASES);
+});
+
 // ---------------- HDF5 (Keras weights) ----------------
 
 const SMALL: NamedTensor[] = [
@@ -396,20 +484,22 @@ const HDF5_MUTATORS = (metadataEnd: number): Mutator[] => [
 ];
 
 let dir = '';
-const reader = new KerasH5Reader({ timeoutMs: 20_000 });
+// one reader (one worker thread) per stream of cases
+const readers = Array.from({ length: HDF5_STREAMS }, () => new KerasH5Reader({ timeoutMs: 20_000 }));
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'siamese-fuzz-'));
 });
 after(async () => {
-  await reader.close();
+  await Promise.all(readers.map((r) => r.close()));
   await rm(dir, { recursive: true, force: true });
 });
 
-function checkKeras(expected: readonly ExpectedTensor[]): (bytes: Uint8Array) => Promise<void> {
+function checkKeras(expected: readonly ExpectedTensor[], stream = 0): (bytes: Uint8Array) => Promise<void> {
   let n = 0;
+  const reader = readers[stream]!;
   return async (bytes) => {
     // the reader takes a path: each case is a file (h5wasm reads through the filesystem)
-    const p = join(dir, `case${n++ % 2}.h5`);
+    const p = join(dir, `s${stream}-case${n++ % 2}.h5`);
     writeFileSync(p, bytes);
     const got = await reader.readWeights(p, expected);
     assert.equal(got.length, expected.length);
@@ -420,14 +510,26 @@ function checkKeras(expected: readonly ExpectedTensor[]): (bytes: Uint8Array) =>
   };
 }
 
-test(`HDF5: ${HDF5_CASES} mutated small Keras files end in weights of the right shapes or a DataError`, { timeout: 600_000 }, async (t) => {
+test(`HDF5: ${HDF5_CASES} mutated small Keras files (written by the test) end in weights of the right shapes or a DataError`, { timeout: 600_000 }, async (t) => {
   // written at test time: HDF5 stores creation times, so these bytes vary a little from run to run;
   // a failing case is saved to disk to be replayed
   const base = join(dir, 'base.h5');
   await writeKerasH5(base, SMALL);
   const bytes = new Uint8Array(readFileSync(base));
   const expected = SMALL.map(({ name, shape }) => ({ name, shape }));
-  const out = await fuzz('hdf5', [bytes], HDF5_MUTATORS(bytes.length), HDF5_CASES, checkKeras(expected), SEED, t.signal);
+  // the streams run at once, each with its own seed, reader and files; together HDF5_CASES cases
+  const outs = await Promise.all(
+    readers.map((_, s) => {
+      const n = Math.floor(HDF5_CASES / HDF5_STREAMS) + (s < HDF5_CASES % HDF5_STREAMS ? 1 : 0);
+      return fuzz(`hdf5-s${s}`, [bytes], HDF5_MUTATORS(bytes.length), n, checkKeras(expected, s), SEED + 100 + s, t.signal);
+    }),
+  );
+  const out: Outcome = {
+    ok: outs.reduce((a, o) => a + o.ok, 0),
+    errors: outs.reduce((a, o) => a + o.errors, 0),
+    failures: outs.flatMap((o) => o.failures),
+    maxCaseMs: Math.max(...outs.map((o) => o.maxCaseMs)),
+  };
   assertClean(t, 'hdf5', out, HDF5_CASES);
 });
 

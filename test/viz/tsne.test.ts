@@ -5,6 +5,11 @@ import { trustworthiness } from '../../src/eval/trustworthiness.ts';
 import { knn } from '../../src/eval/knn.ts';
 import { DataError, UsageError } from '../../src/errors.ts';
 import { Rng } from '../../src/rng.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeNpy, readNpy } from '../../src/io/npy.ts';
+import { siameseMeasured } from '../io/child.ts';
 
 /** Six seeded Gaussian clusters in 50-d: centres ~ N(0, 3^2 I), points ~ centre + N(0, I). */
 function clusters(n: number, dim: number, k: number, seed: number): { x: Float32Array; labels: Int32Array } {
@@ -95,4 +100,118 @@ test('options and inputs are validated', () => {
   const nan = x.slice();
   nan[5] = NaN;
   assert.throws(() => runTsne(nan, 20, 3, { perplexity: 5 }), DataError);
+});
+
+/** Eigenvalues and eigenvectors (columns of V) of a small symmetric matrix, by cyclic Jacobi rotations. */
+function jacobiEigen(A: Float64Array, m: number): { values: Float64Array; V: Float64Array } {
+  const a = Float64Array.from(A);
+  const V = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) V[i * m + i] = 1;
+  for (let sweep = 0; sweep < 100; sweep++) {
+    let off = 0;
+    for (let p = 0; p < m; p++) for (let q = p + 1; q < m; q++) off += a[p * m + q]! ** 2;
+    if (off < 1e-30) break;
+    for (let p = 0; p < m; p++) {
+      for (let q = p + 1; q < m; q++) {
+        const apq = a[p * m + q]!;
+        if (apq === 0) continue;
+        const theta = (a[q * m + q]! - a[p * m + p]!) / (2 * apq);
+        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1), s = t * c;
+        for (let k = 0; k < m; k++) {
+          const akp = a[k * m + p]!, akq = a[k * m + q]!;
+          a[k * m + p] = c * akp - s * akq;
+          a[k * m + q] = s * akp + c * akq;
+        }
+        for (let k = 0; k < m; k++) {
+          const apk = a[p * m + k]!, aqk = a[q * m + k]!;
+          a[p * m + k] = c * apk - s * aqk;
+          a[q * m + k] = s * apk + c * aqk;
+        }
+        for (let k = 0; k < m; k++) {
+          const vkp = V[k * m + p]!, vkq = V[k * m + q]!;
+          V[k * m + p] = c * vkp - s * vkq;
+          V[k * m + q] = s * vkp + c * vkq;
+        }
+      }
+    }
+  }
+  return { values: Float64Array.from({ length: m }, (_, i) => a[i * m + i]!), V };
+}
+
+/** The PCA start by the book: covariance, full eigendecomposition, largest loading positive, sd(first) = 1e-4. */
+function pcaOracle(x: Float32Array, n: number, d: number): Float64Array {
+  const mean = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) mean[c]! += x[i * d + c]! / n;
+  const C = new Float64Array(d * d);
+  for (let i = 0; i < n; i++) {
+    for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) C[a * d + b]! += (x[i * d + a]! - mean[a]!) * (x[i * d + b]! - mean[b]!);
+  }
+  const { values, V } = jacobiEigen(C, d);
+  const order = Array.from({ length: d }, (_, i) => i).sort((p, q) => values[q]! - values[p]!);
+  const y = new Float64Array(2 * n);
+  for (let k = 0; k < 2; k++) {
+    const col = order[k]!;
+    const v = Float64Array.from({ length: d }, (_, t) => V[t * d + col]!);
+    let big = 0;
+    for (const w of v) if (Math.abs(w) > Math.abs(big)) big = w;
+    if (big < 0) v.forEach((w, t) => (v[t] = -w));
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let t = 0; t < d; t++) s += (x[i * d + t]! - mean[t]!) * v[t]!;
+      y[2 * i + k] = s;
+    }
+  }
+  let s1 = 0, s2 = 0;
+  for (let i = 0; i < n; i++) {
+    s1 += y[2 * i]!;
+    s2 += y[2 * i]! ** 2;
+  }
+  const scale = 1e-4 / Math.sqrt(s2 / n - (s1 / n) ** 2);
+  return y.map((v) => v * scale);
+}
+
+test('the PCA start matches a full eigendecomposition, for tall and for wide (rows < columns) inputs', () => {
+  for (const [n, d, seed] of [[40, 6, 1], [60, 12, 2], [8, 30, 3], [12, 25, 4], [20, 21, 5]] as const) {
+    const rng = new Rng(seed);
+    // distinct column scales: well separated eigenvalues, so the components are unique
+    const x = Float32Array.from({ length: n * d }, (_, i) => rng.normal() * (1 + 0.7 * (i % d)));
+    const t = new Tsne({ perplexity: 2 });
+    t.initialize(x, n, d);
+    const got = t.getEmbedding();
+    const want = pcaOracle(x, n, d);
+    for (let i = 0; i < 2 * n; i++) {
+      assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-6 * 1e-4, `${n}x${d}: coordinate ${i}: ${got[i]} vs ${want[i]}`);
+    }
+  }
+});
+
+test('huge and tiny finite inputs give the same clusters as unit-scale ones; a layout that overflows is refused', () => {
+  const small = clusters(120, 8, 3, 9);
+  for (const scale of [1e20, 1e-25]) {
+    const x = small.x.map((v) => v * scale);
+    const y = runTsne(x, 120, 8, { seed: 1, iterations: 400, perplexity: 10 });
+    assert.ok(y.every(Number.isFinite), `scale ${scale}: non-finite layout`);
+    assert.ok(labelAgreement(y, small.labels) > 0.95, `scale ${scale}: clusters lost`);
+  }
+  assert.throws(() => runTsne(small.x, 120, 8, { learningRate: 1e308, iterations: 300, perplexity: 10 }), (e: unknown) => e instanceof DataError && /non-finite/.test(e.message));
+});
+
+test('siamese tsne on a 3 x 4,000,000 matrix (perplexity 0.5) and on 20 x 10,000 finishes in bounded memory', { timeout: 300_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsne-wide-'));
+  try {
+    for (const [n, d, perplexity] of [[3, 4_000_000, 0.5], [20, 10_000, 3]] as const) {
+      const rng = new Rng(n);
+      const x = Float32Array.from({ length: n * d }, () => rng.normal());
+      writeFileSync(join(dir, 'x.npy'), encodeNpy({ dtype: 'float32', shape: [n, d], data: x }));
+      const r = siameseMeasured(['tsne', '--in', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--perplexity', String(perplexity), '--iterations', '50']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.peakMB < 300, `${n} x ${d}: peak RSS ${r.peakMB.toFixed(0)} MB`);
+      const y = await readNpy(join(dir, 'y.npy'));
+      assert.deepEqual(y.shape, [n, 2]);
+      assert.ok((y.data as Float32Array).every(Number.isFinite));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -3,7 +3,8 @@
 // package in dist/ — ESM JavaScript and .d.ts types from src/ by tsc (tsconfig.build.json), plus
 // dist/engine/tfjs-gradients.js: tfjs-core's gradient definitions, which it ships only as ESM
 // files that plain Node cannot import (extension-less specifiers), bundled by esbuild into one
-// file that Node can. dist/ is built beside and swapped in whole: a failed build leaves the last one.
+// file that Node can. dist/ is built beside (dist.next/) and swapped in whole: a failed build
+// leaves the last one.
 import { execFileSync } from 'node:child_process';
 import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -49,7 +50,11 @@ await esbuild.build({
 });
 // the newest build time, for bin/siamese.js to tell a clone's sources newer than its build
 writeFileSync(join(next, 'build.json'), JSON.stringify({ builtAt: new Date().toISOString() }) + '\n');
-rmSync(dist, { recursive: true, force: true });
+// two renames: a CLI running from dist/ meanwhile finds a whole build at every moment but one
+const old = join(root, 'dist.old');
+rmSync(old, { recursive: true, force: true });
+if (existsSync(dist)) renameSync(dist, old);
 renameSync(next, dist);
+rmSync(old, { recursive: true, force: true });
 if (!existsSync(join(dist, 'index.js'))) fail('dist/index.js missing after the build');
-process.stdout.write('siamese-lab: built dist/ (tsc + tfjs gradients)\n');
+process.stderr.write('siamese-lab: built dist/ (tsc + tfjs gradients)\n');

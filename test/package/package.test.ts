@@ -4,7 +4,8 @@
  * would: imported from plain Node (no loader) and from TypeScript under tsx, its types checked by
  * tsc, its CLI run, including 1-epoch trainings on the TF.js fallback (no C compiler: one line
  * says so and how to fix it) and on the native engine, built on first use into the cache.
- * Inside the clone, the package imports itself by name through its exports map.
+ * Inside the clone, the package imports itself by name through its exports map. The README's
+ * library examples run exactly as printed from the dependent project, under tsx as the README says.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { REPO_ROOT } from '../helpers.ts';
 import { node, packAndInstall, type PackedProject, siamese } from './project.ts';
+import { readmeExamples } from './readme.ts';
 
 let p: PackedProject;
 
@@ -167,5 +169,20 @@ test('an addon built for another CPU is not loaded: doctor says so and how to fi
     assert.match(r.stdout, /^ {2}fix: .*npm rebuild siamese-lab/m);
   } finally {
     rmSync(pkgBuild, { recursive: true, force: true });
+  }
+});
+
+/** Examples must stay small: a user copies them to see the API work, not to wait. */
+const EXAMPLE_LIMIT_MS = 240_000;
+
+test("the README's library examples run as printed from the dependent project (tsx)", () => {
+  const examples = readmeExamples(readFileSync(join(p.clone, 'README.md'), 'utf8'));
+  assert.ok(examples.length > 0, 'README.md has no library example');
+  for (const [i, ex] of examples.entries()) {
+    const file = `readme-example-${i + 1}.ts`;
+    writeFileSync(join(p.dir, file), ex.code);
+    const r = node(p, ['--import', 'tsx', file], { SIAMESE_CACHE_DIR: join(p.dir, 'cache') }, EXAMPLE_LIMIT_MS);
+    assert.notEqual(r.code, null, `README.md line ${ex.line}: the example did not finish within ${EXAMPLE_LIMIT_MS / 1000} s (keep examples small, e.g. epochs: 1, trainPairs: 2000)`);
+    assert.equal(r.code, 0, `README.md line ${ex.line}: exit ${r.code}\n${r.stderr.slice(-2000)}`);
   }
 });

@@ -12,7 +12,7 @@
  * An addon built with -march=native for another CPU, or from other sources, is not loaded.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -99,6 +99,8 @@ const PACKAGE_BUILD = join(PACKAGE_ROOT, 'native', 'build');
 const BUILD_SCRIPT = join(PACKAGE_ROOT, 'native', 'build.mjs');
 /** A failed first-use build leaves this in its cache folder, so that later runs do not retry it. */
 const FAILED_MARK = 'build-failed.txt';
+/** Longer than any build: a lock this old was left by a builder that died. */
+const LOCK_STALE_MS = 5 * 60_000;
 
 function packageVersion(): string {
   try {
@@ -167,10 +169,42 @@ function tryDir(dir: string, origin: NativeStatus['origin']): Loaded | null {
  */
 function buildIntoCache(dir: string): Loaded {
   const failed = join(dir, FAILED_MARK);
-  if (existsSync(failed)) {
+  const known = (): Loaded | null => {
+    if (!existsSync(failed)) return null;
     const why = readFileSync(failed, 'utf8').trim();
     return { addon: null, status: { available: false, detail: `not built: ${why} (${failed})`, reason: 'build-failed', fix: fixFor(why) } };
+  };
+  const before = known();
+  if (before) return before;
+  // One builder at a time (compare's worker threads, two commands at once): the others wait for
+  // its addon or its failure. A lock older than the longest build is a crashed builder's.
+  const lock = `${dir}.lock`;
+  try {
+    mkdirSync(dirname(dir), { recursive: true });
+    try {
+      mkdirSync(lock);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const deadline = Date.now() + LOCK_STALE_MS;
+      const nap = new Int32Array(new SharedArrayBuffer(4));
+      while (existsSync(lock) && Date.now() < deadline && Date.now() - statSync(lock, { throwIfNoEntry: false })!.mtimeMs < LOCK_STALE_MS) Atomics.wait(nap, 0, 0, 250);
+      const done = tryDir(dir, 'cache') ?? known();
+      if (done) return done;
+      rmSync(lock, { recursive: true, force: true });
+      mkdirSync(lock);
+    }
+  } catch {
+    // no lock to be had (an unwritable cache): build anyway, the build fails or renames in whole
   }
+  try {
+    return buildLocked(dir, failed);
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** The build itself, with native/build.mjs, saying so on stderr. */
+function buildLocked(dir: string, failed: string): Loaded {
   process.stderr.write(`siamese-lab: building the native engine for this CPU into ${dir} (first use, about 10-30 s)\n`);
   let why: string;
   try {

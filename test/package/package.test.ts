@@ -62,18 +62,25 @@ console.log(JSON.stringify({ tf: names.includes('tf'), trainRun: typeof lab.trai
   assert.equal(manifestEngine('runs/plain'), 'tfjs');
 });
 
-test('TypeScript under tsx imports the package from the dependent project (tfjs gradients included)', () => {
+test('TypeScript under tsx imports the package from the dependent project and trains on TF.js (its gradients)', () => {
   writeFileSync(
     join(p.dir, 'grad.ts'),
-    `import { initBackend, mlpNetwork, Rng, type BaseNetwork } from 'siamese-lab';
-await initBackend('cpu');
+    `import { initBackend, loadMnist, mlpNetwork, resolveConfig, Rng, Training, type BaseNetwork } from 'siamese-lab';
+await initBackend();
 const net: BaseNetwork = mlpNetwork({ inputSize: 4, hidden: [3], embeddingDim: 2, dropout: 0 });
-console.log(JSON.stringify({ layers: net.layers.map((l) => l.type), weights: net.initWeights(new Rng(1)).map((w) => w.name) }));
+// TF.js computes every gradient here: the definitions tfjs-core keeps out of its bundles must be registered
+const run = new Training(await loadMnist(), resolveConfig({ loss: 'contrastive', epochs: 1, trainPairs: 2000, engine: 'tfjs' }));
+const log = run.runEpoch();
+console.log(JSON.stringify({ layers: net.layers.map((l) => l.type), weights: net.initWeights(new Rng(1)).map((w) => w.name), engine: log?.engine, acc: log?.testAccuracy }));
 `,
   );
   const r = node(p, ['--import', 'tsx', 'grad.ts']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(JSON.parse(r.stdout.trim()), { layers: ['dense', 'dropout', 'dense'], weights: ['dense_1.kernel', 'dense_1.bias', 'dense_2.kernel', 'dense_2.bias'] });
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { layers: string[]; weights: string[]; engine: string; acc: number };
+  assert.deepEqual(out.layers, ['dense', 'dropout', 'dense']);
+  assert.deepEqual(out.weights, ['dense_1.kernel', 'dense_1.bias', 'dense_2.kernel', 'dense_2.bias']);
+  assert.equal(out.engine, 'tfjs');
+  assert.ok(out.acc > 0.55 && out.acc <= 1, `test accuracy ${out.acc} after one epoch`);
 });
 
 test("the package's types: a dependent project's TypeScript sees them (tsc)", () => {

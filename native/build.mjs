@@ -1,24 +1,33 @@
 #!/usr/bin/env node
 // Builds the optional native engine (native/build/siamese.node) with the machine's C compiler.
-// Run by `npm ci` / `npm install` (the package's own install script) and by `npm run build:native`.
-// Never downloads anything and never fails the install: without a compiler or Node's headers it
-// prints one line and the library uses its TF.js engine.
+// Run by `npm ci` / `npm install` / `npm rebuild siamese-lab` (the package's install script), by
+// `npm run build:native`, and by the library itself on first use when npm did not run the install
+// script (src/engine/native.ts: into a cache folder, with --out). Never downloads anything and by
+// default never fails the install: without a compiler or Node's headers it prints one line and the
+// library uses its TF.js engine.
 //
+//   --out DIR            build into DIR instead of native/build
+//   --strict             exit 1 when the engine was not built (also SIAMESE_REQUIRE_NATIVE=1: CI)
+//   --verbose            print the compiler's command lines
 //   SIAMESE_NATIVE=0     skip the build
 //   CC=clang             choose the compiler (default: cc, gcc, clang, whichever works)
 //   SIAMESE_MARCH=x86-64-v3  target another CPU than this one (default: -march=native)
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, platform, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpuFingerprint, sourceHash } from './cpu.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const srcDir = join(here, 'src');
-const outDir = join(here, 'build');
+const argv = process.argv.slice(2);
+const outArg = argv.indexOf('--out');
+const outDir = outArg >= 0 && argv[outArg + 1] ? resolve(argv[outArg + 1]) : join(here, 'build');
 const target = join(outDir, 'siamese.node');
-const verbose = process.argv.includes('--verbose');
+const verbose = argv.includes('--verbose');
+const strict = argv.includes('--strict') || process.env.SIAMESE_REQUIRE_NATIVE === '1';
+let built = false;
 
 function notice(msg) {
   process.stdout.write(`siamese-lab: ${msg}\n`);
@@ -48,20 +57,6 @@ function findCompiler() {
     }
   }
   return null;
-}
-
-/**
- * A fingerprint of the CPU's instruction set (Linux: the flags line of /proc/cpuinfo; elsewhere
- * the model name). src/engine/native.ts computes the same to refuse a build from another CPU.
- */
-function cpuFingerprint() {
-  try {
-    const flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => /^(flags|Features)\s*:/.test(l));
-    if (flags) return createHash('sha256').update(flags.split(':')[1].trim().split(/\s+/).sort().join(' ')).digest('hex').slice(0, 16);
-  } catch {
-    // not Linux
-  }
-  return `${cpus()[0]?.model ?? 'unknown'}`;
 }
 
 function run(cc, args) {
@@ -112,7 +107,8 @@ function build() {
     const tmpOut = join(tmp, 'siamese.node');
     run(comp.cc, [...linkFlags, '-pthread', ...objs, '-o', tmpOut, '-lm']);
     mkdirSync(outDir, { recursive: true });
-    renameOrCopy(tmpOut, target);
+    // the build info first, the addon last (renamed into place): a reader that finds the addon
+    // finds its info
     writeFileSync(
       join(outDir, 'build-info.json'),
       JSON.stringify(
@@ -121,6 +117,7 @@ function build() {
           march,
           cpu: cpus()[0]?.model ?? 'unknown',
           cpuFingerprint: cpuFingerprint(),
+          sources: sourceHash(),
           node: process.versions.node,
           napi: process.versions.napi,
           builtAt: new Date().toISOString(),
@@ -129,7 +126,9 @@ function build() {
         2,
       ) + '\n',
     );
-    notice(`native engine built (${comp.cc}, -march=${march}) into native/build/siamese.node`);
+    renameOrCopy(tmpOut, target);
+    built = true;
+    notice(`native engine built (${comp.cc}, -march=${march}) into ${target}`);
   } catch (e) {
     const err = e;
     const lines = String(err.stderr ?? err.message ?? err).split('\n');
@@ -144,8 +143,10 @@ function renameOrCopy(from, to) {
   try {
     renameSync(from, to);
   } catch {
-    // across file systems
-    execFileSync('cp', [from, to]);
+    // across file systems: copy next to the target, then rename (a reader never sees half a file)
+    const near = `${to}.${process.pid}.tmp`;
+    copyFileSync(from, near);
+    renameSync(near, to);
   }
 }
 
@@ -153,4 +154,8 @@ try {
   build();
 } catch (e) {
   notice(`native engine not built (${String(e?.message ?? e).split('\n')[0]}); training uses the TF.js engine`);
+}
+if (strict && !built) {
+  process.stderr.write('siamese-lab: the native engine is required (--strict or SIAMESE_REQUIRE_NATIVE=1) and was not built\n');
+  process.exit(1);
 }

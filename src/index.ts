@@ -1,6 +1,9 @@
 /**
  * siamese-lab: metric learning with Siamese networks in TypeScript.
- * The public API. The CLI (src/cli) is a thin layer over exactly these functions.
+ * The public API, what `import ... from 'siamese-lab'` gives: the CLI (src/cli) is a thin layer
+ * over these functions, and test/api.test.ts holds it to that (every name the CLI imports from
+ * the library is here) and lists the names, so that a change to the API is a deliberate one.
+ * TF.js stays an implementation detail: no `tf` namespace; tensors never cross this API.
  */
 
 // Errors and randomness
@@ -13,16 +16,18 @@ export { classCount, imagesAsFloat, loadIdxSplit, type Dataset, type ImageSplit,
 export { loadIdxDataset, loadMnist } from './data/mnist.ts';
 export { classIndices, makePairs, makeRandomTriplets, permutePairs, slicePairs, type PairSet, type TripletSet } from './data/pairs.ts';
 
-// Engine
-export { initBackend, tf, type BackendName } from './engine/backend.ts';
-export { dense } from './engine/dense.ts';
+// Engine: TF.js' backend (started once per process) and the native engine's status
+export { initBackend, type BackendName } from './engine/backend.ts';
+export { nativeCacheDir, nativeStatus, type NativeBuildInfo, type NativeStatus, type NativeUnavailable } from './engine/native.ts';
+export { ENGINE_CHOICES } from './engine/select.ts';
+export type { EngineChoice } from './engine/engine.ts';
 export { createOptimizer, optimizerNames, type Optimizer, type OptimizerOptions } from './engine/optimizers.ts';
 
 // Models and weights
 export { mlpNetwork, type MlpOptions } from './model/mlp.ts';
 export { buildNetwork, type NetworkConfig } from './model/build.ts';
-export { glorotUniform, type BaseNetwork, type DropoutMasks } from './model/network.ts';
-export { pairDistance, pairDistancesHost, SQUARED_DISTANCE_FLOOR } from './model/siamese.ts';
+export { glorotUniform, type BaseNetwork, type Layer } from './model/network.ts';
+export { pairDistancesHost, SQUARED_DISTANCE_FLOOR } from './model/siamese.ts';
 export { loadWeights, matchWeights } from './model/load.ts';
 export { isKerasH5, readKerasWeights, writeKerasH5, KerasH5Reader } from './model/keras.ts';
 export type { NamedTensor, TensorSpec } from './model/weights.ts';
@@ -56,21 +61,36 @@ export { knn, type KnnResult } from './eval/knn.ts';
 export { trustworthiness } from './eval/trustworthiness.ts';
 
 // Files
-export { writeFileAtomic, writeJsonAtomic } from './io/atomic.ts';
+export { readFileBytes, writeFileAtomic, writeJsonAtomic } from './io/atomic.ts';
 export { encodeNpy, parseNpy, readNpy, readNpyFloat32Matrix, writeNpy, type NpyArray } from './io/npy.ts';
 export { encodeSafetensors, parseSafetensors, readSafetensors, writeSafetensors } from './io/safetensors.ts';
 
 // Data sets beyond MNIST, and the CNN base
-export { DATASET_NAMES, loadDataset, loadFashionMnist, resolveDataSpec, type DataSpec } from './data/registry.ts';
+export { DATASET_NAMES, FASHION_MNIST_DIR, FASHION_MNIST_INSTALL, loadDataset, loadFashionMnist, resolveDataSpec, type DataSpec } from './data/registry.ts';
 export { loadFolderDataset } from './data/folder.ts';
 export { decodePng, toGray } from './data/png.ts';
 export { cnnNetwork, type CnnOptions } from './model/cnn.ts';
 
 // Visualisation and experiments
 export { runTsne, Tsne, type TsneOptions } from './viz/tsne.ts';
-export { buildReport } from './viz/report.ts';
+export { buildReport, type ReportFiles, type ReportOptions } from './viz/report.ts';
+export { lossShapeChart } from './viz/charts.ts';
+export { parseCompareResults } from './viz/validate.ts';
 export { renderVegaLite, svgToPng } from './viz/render.ts';
-export { compare, lossShape, runCompare, type CompareOptions } from './experiments/compare.ts';
+export {
+  compare,
+  lossShape,
+  parseSeeds,
+  runCompare,
+  type CompareJob,
+  type CompareOptions,
+  type CompareOutcome,
+  type JobOutcome,
+} from './experiments/compare.ts';
+export type { JobEvent } from './experiments/jobs.ts';
 export { parseLossList, parseLossSpec, type LossSpec } from './experiments/lossSpec.ts';
 export { mean, pairedTTest, sampleStd, summarise, tQuantile } from './experiments/stats.ts';
 export type { CompareResults, LossSummary, PairedComparison, RunSummary, Stat } from './experiments/results.ts';
+
+// Diagnostics (`siamese doctor`)
+export { doctorReport, formatDoctor, type DoctorReport } from './cli/doctor.ts';

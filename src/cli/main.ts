@@ -326,6 +326,15 @@ export function buildProgram(): Command {
       await lossesCommand(o);
     });
 
+  program
+    .command('doctor')
+    .description('what this installation can do here: engine (native or TF.js, and why), CPU features, data sets, optional programs')
+    .option('--json', 'print the report as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { doctorCommand } = await import('./doctor.ts');
+      doctorCommand(o);
+    });
+
   return program;
 }
 

@@ -4,9 +4,12 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 
 // tfjs-core's bundles carry no gradient definitions (only the union package registers them), and
-// its ESM sources cannot be imported by Node directly; requiring the registration module through
-// the loader works, and it registers into tfjs' global registry, shared with the bundle we import.
-createRequire(import.meta.url)('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+// its ESM sources cannot be imported by Node directly (extension-less specifiers). They register
+// into tfjs' global registry, shared with the bundle imported above. Compiled (dist/, the package),
+// they come bundled into one file by scripts/build.mjs; run from the TypeScript sources through
+// tsx, tsx's require hook loads tfjs' own files.
+if (import.meta.url.endsWith('.ts')) createRequire(import.meta.url)('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+else await import(new URL('./tfjs-gradients.js', import.meta.url).href);
 
 // Production mode: no console advice about tfjs-node, no debug-time checks.
 tf.enableProdMode();

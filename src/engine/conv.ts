@@ -36,11 +36,6 @@ function convRelu(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D): tf.Tensor4D {
   return tf.fused.conv2d({ x, filter: w, bias: b, activation: 'relu', strides: 1, pad: 'valid' });
 }
 
-/** Output height and width of a block for an input of h x w and a k x k kernel (0 when too small). */
-export function convPoolOutputSize(h: number, w: number, k: number): [number, number] {
-  return [Math.max(0, Math.floor((h - k + 1) / 2)), Math.max(0, Math.floor((w - k + 1) / 2))];
-}
-
 function makeBlock(first: boolean) {
   return tf.customGrad((x, w, b, save) => {
     const xt = x as tf.Tensor4D;

@@ -1,15 +1,23 @@
 /**
- * The optional native engine (native/src/*.c, built by `npm ci` into native/build/siamese.node):
- * an MLP's forward pass with dropout, backward pass and optimizer update in float32 SIMD
- * kernels, spread over a thread pool. Loading never throws: without the addon the library uses
- * the TF.js engine and `nativeStatus()` says why.
+ * The optional native engine (native/src/*.c): an MLP's forward pass with dropout, backward pass
+ * and optimizer update in float32 SIMD kernels, spread over a thread pool. Loading never throws:
+ * without the addon the library uses the TF.js engine and `nativeStatus()` says why.
+ *
+ * Where the addon comes from, first found first:
+ *   1. native/build/ of the package: built by npm's install script (`npm ci` in a clone,
+ *      `npm install` / `npm rebuild siamese-lab` where npm runs dependencies' scripts);
+ *   2. the cache, ~/.cache/siamese-lab/<version>-<platform>-<arch>-<cpu>-<sources>/: built there on
+ *      first use when neither exists (npm 11 does not run a dependency's install script until the
+ *      user approves it) and a C compiler does.
+ * An addon built with -march=native for another CPU, or from other sources, is not loaded.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus } from 'node:os';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cacheKey, cpuFingerprint, sourceHash } from '../../native/cpu.mjs';
 import { SQUARED_DISTANCE_FLOOR } from '../model/siamese.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
@@ -49,68 +57,205 @@ interface NativeAddon {
 /** An opaque handle to a native model (a Node-API external). */
 export type NativeHandle = { readonly __native: unique symbol };
 
+/** What native/build.mjs records next to an addon (build-info.json). */
+export interface NativeBuildInfo {
+  compiler?: string;
+  march?: string;
+  cpu?: string;
+  cpuFingerprint?: string;
+  sources?: string;
+  node?: string;
+  napi?: string;
+  builtAt?: string;
+}
+
+/**
+ * Why the native engine is not in use: disabled (SIAMESE_NATIVE=0), missing (never built),
+ * build-failed (no compiler, no Node headers, a compile error), other-cpu (built for another
+ * instruction set), stale (built from other sources), load-failed.
+ */
+export type NativeUnavailable = 'disabled' | 'missing' | 'build-failed' | 'other-cpu' | 'stale' | 'load-failed';
+
 export interface NativeStatus {
   available: boolean;
-  /** why it is not available, or what was loaded */
+  /** why it is not available, or what was loaded (one line) */
   detail: string;
   /** instruction set and register tile, e.g. {"isa":"avx512","vectorWidth":16,...} */
   info?: { isa: string; vectorWidth: number; tile: string };
+  /** the addon loaded (or the last one tried) */
+  path?: string;
+  /** where the loaded addon came from: the package's native/build, the cache, or built just now */
+  origin?: 'package' | 'cache' | 'built-now';
+  /** its build-info.json */
+  build?: NativeBuildInfo;
+  /** when not available: why, and the one command that fixes it */
+  reason?: NativeUnavailable;
+  fix?: string;
 }
 
-/** As native/build.mjs computes it: the sorted CPU flags (Linux), else the model name. */
-function cpuFingerprint(): string {
+/** The package's root: src/engine/ and dist/engine/ both sit two levels below it. */
+const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PACKAGE_BUILD = join(PACKAGE_ROOT, 'native', 'build');
+const BUILD_SCRIPT = join(PACKAGE_ROOT, 'native', 'build.mjs');
+/** A failed first-use build leaves this in its cache folder, so that later runs do not retry it. */
+const FAILED_MARK = 'build-failed.txt';
+/** Longer than any build: a lock this old was left by a builder that died. */
+const LOCK_STALE_MS = 5 * 60_000;
+
+function packageVersion(): string {
   try {
-    const flags = readFileSync('/proc/cpuinfo', 'utf8')
-      .split('\n')
-      .find((l) => /^(flags|Features)\s*:/.test(l));
-    if (flags) {
-      const list = flags.split(':')[1]!.trim().split(/\s+/).sort().join(' ');
-      return createHash('sha256').update(list).digest('hex').slice(0, 16);
-    }
+    return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '0';
   } catch {
-    // not Linux
+    return '0';
   }
-  return cpus()[0]?.model ?? 'unknown';
 }
 
-const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'siamese.node');
+/** The cache folder for this package version, platform, CPU and sources ($SIAMESE_CACHE_DIR/...). */
+export function nativeCacheDir(): string {
+  const base = process.env['SIAMESE_CACHE_DIR'] ?? join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'siamese-lab');
+  return join(base, cacheKey(packageVersion()));
+}
 
-let loaded: { addon: NativeAddon | null; status: NativeStatus } | null = null;
+/** A clone (sources present) rebuilds with npm's script; an installed package with npm rebuild. */
+function rebuildCommand(): string {
+  return existsSync(join(PACKAGE_ROOT, 'src')) ? 'npm run build:native' : 'npm rebuild siamese-lab';
+}
 
-function load(): { addon: NativeAddon | null; status: NativeStatus } {
-  if (loaded) return loaded;
-  if (process.env['SIAMESE_NATIVE'] === '0') {
-    loaded = { addon: null, status: { available: false, detail: 'disabled by SIAMESE_NATIVE=0' } };
-    return loaded;
+interface Loaded {
+  addon: NativeAddon | null;
+  status: NativeStatus;
+}
+
+let loaded: Loaded | null = null;
+
+function readBuildInfo(dir: string): NativeBuildInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'build-info.json'), 'utf8')) as NativeBuildInfo;
+  } catch {
+    return undefined;
   }
-  if (!existsSync(ADDON_PATH)) {
-    loaded = { addon: null, status: { available: false, detail: 'not built (run `npm run build:native`; needs a C compiler)' } };
-    return loaded;
-  }
+}
+
+/** Load the addon in dir, or say why not (null: there is none). */
+function tryDir(dir: string, origin: NativeStatus['origin']): Loaded | null {
+  const path = join(dir, 'siamese.node');
+  if (!existsSync(path)) return null;
+  const build = readBuildInfo(dir);
+  const fail = (reason: NativeUnavailable, detail: string): Loaded => ({
+    addon: null,
+    status: { available: false, detail, path, build, reason, fix: rebuildCommand() },
+  });
   // Built with -march=native: refuse a build made on a CPU with another instruction set rather
   // than crash on an unknown instruction.
+  if (build?.march === 'native' && build.cpuFingerprint !== undefined && build.cpuFingerprint !== cpuFingerprint()) {
+    return fail('other-cpu', `${path} was built for another CPU (${build.cpu ?? '?'})`);
+  }
+  if (build?.sources !== undefined && build.sources !== sourceHash()) {
+    return fail('stale', `${path} was built from other sources than native/src`);
+  }
   try {
-    const infoPath = join(dirname(ADDON_PATH), 'build-info.json');
-    const info = JSON.parse(readFileSync(infoPath, 'utf8')) as { cpu?: string; march?: string; cpuFingerprint?: string };
-    const other = info.cpuFingerprint ? info.cpuFingerprint !== cpuFingerprint() : info.cpu !== undefined && info.cpu !== cpus()[0]?.model;
-    if (info.march === 'native' && other) {
-      loaded = {
-        addon: null,
-        status: { available: false, detail: `built for another CPU (${info.cpu ?? '?'}); rebuild with \`npm run build:native\`` },
-      };
-      return loaded;
+    const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    const info = JSON.parse(addon.info()) as NativeStatus['info'] & { abi: number };
+    if (info.abi !== 5) return fail('stale', `${path} has ABI ${info.abi}, expected 5`);
+    return { addon, status: { available: true, detail: `${path} (${info.isa})`, info, path, origin, build } };
+  } catch (e) {
+    return fail('load-failed', `${path} failed to load: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+/**
+ * Build the addon into the cache folder with native/build.mjs, saying so on stderr (the first run
+ * after an install without scripts waits for it, about 10 to 30 seconds).
+ */
+function buildIntoCache(dir: string): Loaded {
+  const failed = join(dir, FAILED_MARK);
+  const known = (): Loaded | null => {
+    if (!existsSync(failed)) return null;
+    const why = readFileSync(failed, 'utf8').trim();
+    return { addon: null, status: { available: false, detail: `not built: ${why} (${failed})`, reason: 'build-failed', fix: fixFor(why) } };
+  };
+  const before = known();
+  if (before) return before;
+  // One builder at a time (compare's worker threads, two commands at once): the others wait for
+  // its addon or its failure. A lock older than the longest build is a crashed builder's.
+  const lock = `${dir}.lock`;
+  try {
+    mkdirSync(dirname(dir), { recursive: true });
+    try {
+      mkdirSync(lock);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const deadline = Date.now() + LOCK_STALE_MS;
+      const nap = new Int32Array(new SharedArrayBuffer(4));
+      while (existsSync(lock) && Date.now() < deadline && Date.now() - statSync(lock, { throwIfNoEntry: false })!.mtimeMs < LOCK_STALE_MS) Atomics.wait(nap, 0, 0, 250);
+      const done = tryDir(dir, 'cache') ?? known();
+      if (done) return done;
+      rmSync(lock, { recursive: true, force: true });
+      mkdirSync(lock);
     }
   } catch {
-    // no build info: trust the file
+    // no lock to be had (an unwritable cache): build anyway, the build fails or renames in whole
   }
   try {
-    const addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
-    const info = JSON.parse(addon.info()) as NativeStatus['info'] & { abi: number };
-    if (info.abi !== 5) throw new Error(`ABI ${info.abi}, expected 5 (rebuild with \`npm run build:native\`)`);
-    loaded = { addon, status: { available: true, detail: `native/build/siamese.node (${info.isa})`, info } };
-  } catch (e) {
-    loaded = { addon: null, status: { available: false, detail: `failed to load: ${(e as Error).message.split('\n')[0]}` } };
+    return buildLocked(dir, failed);
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
   }
+}
+
+/** The build itself, with native/build.mjs, saying so on stderr. */
+function buildLocked(dir: string, failed: string): Loaded {
+  process.stderr.write(`siamese-lab: building the native engine for this CPU into ${dir} (first use, about 10-30 s)\n`);
+  let why: string;
+  try {
+    execFileSync(process.execPath, [BUILD_SCRIPT, '--out', dir, '--strict'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SIAMESE_REQUIRE_NATIVE: '1' } });
+    const r = tryDir(dir, 'built-now');
+    if (r?.addon) {
+      process.stderr.write(`siamese-lab: native engine built (${r.status.info?.isa ?? '?'})\n`);
+      return r;
+    }
+    why = r ? r.status.detail : 'the build left no addon';
+  } catch (e) {
+    // build.mjs says why in one line: "siamese-lab: native engine not built (REASON); ..."
+    const out = String((e as { stdout?: Buffer }).stdout ?? '') + String((e as { stderr?: Buffer }).stderr ?? '');
+    why = /not built \((.*)\); training/.exec(out)?.[1] ?? (out.trim().split('\n')[0] || (e as Error).message.split('\n')[0]!);
+  }
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(failed, `${why}\n`);
+  } catch {
+    // an unwritable cache: the next run tries again
+  }
+  return { addon: null, status: { available: false, detail: `not built: ${why}`, reason: 'build-failed', fix: fixFor(why) } };
+}
+
+function fixFor(why: string): string {
+  return /compiler|headers|node_api/.test(why)
+    ? `install a C compiler and Node's headers (Debian: apt-get install build-essential), then ${rebuildCommand()}`
+    : rebuildCommand();
+}
+
+function load(): Loaded {
+  if (loaded) return loaded;
+  if (process.env['SIAMESE_NATIVE'] === '0') {
+    loaded = { addon: null, status: { available: false, detail: 'disabled by SIAMESE_NATIVE=0', reason: 'disabled', fix: 'unset SIAMESE_NATIVE' } };
+    return loaded;
+  }
+  const pkg = tryDir(PACKAGE_BUILD, 'package');
+  if (pkg?.addon) return (loaded = pkg);
+  const dir = nativeCacheDir();
+  const cached = tryDir(dir, 'cache');
+  if (cached?.addon) return (loaded = cached);
+  if (process.env['SIAMESE_NATIVE_BUILD'] === '0') {
+    loaded = pkg ?? cached ?? {
+      addon: null,
+      status: { available: false, detail: 'not built (first-use build disabled by SIAMESE_NATIVE_BUILD=0)', reason: 'missing', fix: rebuildCommand() },
+    };
+    return loaded;
+  }
+  const built = buildIntoCache(dir);
+  // when the build failed, the package's own addon (for another CPU, stale) says more
+  loaded = built.addon || !pkg ? built : { addon: null, status: { ...pkg.status, detail: `${pkg.status.detail}; ${built.status.detail}`, fix: built.status.fix } };
   return loaded;
 }
 
@@ -120,6 +265,19 @@ export function nativeStatus(): NativeStatus {
 
 export function nativeAvailable(): boolean {
   return load().addon !== null;
+}
+
+let noted = false;
+
+/**
+ * One line on stderr, once per thread, when training falls back to TF.js because the addon is
+ * missing, failed to build or was built for another CPU (not when it was disabled on purpose).
+ */
+export function noteTfjsFallback(): void {
+  const st = load().status;
+  if (noted || st.available || st.reason === 'disabled') return;
+  noted = true;
+  process.stderr.write(`siamese-lab: training on the TF.js engine (about 25x slower): ${st.detail}; fix: ${st.fix ?? rebuildCommand()} (see \`siamese doctor\`)\n`);
 }
 
 /** The first layer's training paths (INPUT_AUTO, INPUT_DENSE, INPUT_SPARSE in native/src/siamese.h). */

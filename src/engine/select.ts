@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.ts';
 import type { BaseNetwork } from '../model/network.ts';
 import type { EngineChoice, EngineOptions, EngineSetup, TrainEngine } from './engine.ts';
-import { nativeStatus } from './native.ts';
+import { nativeStatus, noteTfjsFallback } from './native.ts';
 import { NativeEngine } from './nativeEngine.ts';
 import { TfjsEngine } from './tfjsEngine.ts';
 
@@ -11,7 +11,10 @@ export interface CreateEngineOptions extends EngineSetup, EngineOptions {
   engine: EngineChoice;
 }
 
-/** Which engine a choice resolves to here: auto = native when it loaded and runs this network. */
+/**
+ * Which engine a choice resolves to here: auto = native when it loaded and runs this network (an
+ * MLP); an MLP that falls back to TF.js because of the addon gets one line on stderr saying so.
+ */
 export function resolveEngine(choice: EngineChoice, network: BaseNetwork): 'tfjs' | 'native' {
   if (choice === 'tfjs') return 'tfjs';
   const st = nativeStatus();
@@ -21,7 +24,11 @@ export function resolveEngine(choice: EngineChoice, network: BaseNetwork): 'tfjs
     return 'native';
   }
   if (choice !== 'auto') throw new UsageError(`unknown engine "${String(choice)}"; valid: ${ENGINE_CHOICES.join(', ')}`);
-  return st.available && network.kind === 'mlp' ? 'native' : 'tfjs';
+  if (network.kind !== 'mlp') return 'tfjs';
+  if (st.available) return 'native';
+  // never silently 25x slower: say why and how to fix it (once)
+  noteTfjsFallback();
+  return 'tfjs';
 }
 
 export function createEngine(o: CreateEngineOptions): TrainEngine {

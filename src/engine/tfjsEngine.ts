@@ -12,6 +12,7 @@ import { pairDistance } from '../model/siamese.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
 import type { Batch, EmbeddingTail, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
+import { applyNetwork } from './forward.ts';
 import { gatherRows } from './gather.ts';
 import { createOptimizer, type Optimizer } from './optimizers.ts';
 
@@ -85,7 +86,7 @@ export class TfjsEngine implements TrainEngine {
       const yt = tf.tensor1d(yArr);
       return tf.variableGrads(() => {
         // Both sides through the base in one pass: one larger matMul is cheaper than two.
-        const emb = this.network.apply(xt, this.vars, dropout);
+        const emb = applyNetwork(this.network, xt, this.vars, dropout);
         const d = pairDistance(tf.slice(emb, [0, 0], [n, -1]), tf.slice(emb, [n, 0], [n, -1]));
         dist = tf.keep(d);
         return tf.mean(loss.perPair(d, yt)) as tf.Scalar;
@@ -111,7 +112,7 @@ export class TfjsEngine implements TrainEngine {
     const { value, grads } = tf.tidy(() => {
       const xt = tf.tensor2d(x, [3 * n, inSize]);
       return tf.variableGrads(() => {
-        const emb = this.network.apply(xt, this.vars, dropout);
+        const emb = applyNetwork(this.network, xt, this.vars, dropout);
         const a = tf.slice(emb, [0, 0], [n, -1]);
         const dap = pairDistance(a, tf.slice(emb, [n, 0], [n, -1]));
         const dan = pairDistance(a, tf.slice(emb, [2 * n, 0], [n, -1]));
@@ -142,7 +143,7 @@ export class TfjsEngine implements TrainEngine {
     const { value, grads } = tf.tidy(() => {
       const xt = tf.tensor2d(x, [n, inSize]);
       return tf.variableGrads(() => {
-        const emb = this.network.apply(xt, this.vars, dropout);
+        const emb = applyNetwork(this.network, xt, this.vars, dropout);
         // Mining reads the batch's embeddings (with this step's dropout) on the host.
         const host = emb.dataSync() as Float32Array;
         if (miner.kind === 'triplet' && loss.kind === 'triplet') {
@@ -190,7 +191,7 @@ export class TfjsEngine implements TrainEngine {
     const { value, grads } = tf.tidy(() => {
       const xt = tf.tensor2d(x, [n, inSize]);
       return tf.variableGrads(() => {
-        const emb = this.network.apply(xt, this.vars, dropout);
+        const emb = applyNetwork(this.network, xt, this.vars, dropout);
         const r = tail(emb.dataSync() as Float32Array);
         loss = r.loss;
         return tf.sum(tf.mul(emb, tf.tensor(r.grad, emb.shape))) as tf.Scalar;
@@ -212,7 +213,7 @@ export class TfjsEngine implements TrainEngine {
       const e = Math.min(indices.length, s + chunk);
       const part = Array.prototype.slice.call(indices, s, e) as number[];
       const x = imagesAsFloat(split, part, buf.subarray(0, (e - s) * inSize));
-      const emb = tf.tidy(() => this.network.apply(tf.tensor2d(x, [e - s, inSize]), this.vars, null));
+      const emb = tf.tidy(() => applyNetwork(this.network, tf.tensor2d(x, [e - s, inSize]), this.vars, null));
       out.set(emb.dataSync(), s * dim);
       emb.dispose();
     }

@@ -1,9 +1,6 @@
-import * as tf from '@tensorflow/tfjs-core';
-import { convPoolOutputSize, convReluPool } from '../engine/conv.ts';
-import { dense } from '../engine/dense.ts';
 import { UsageError } from '../errors.ts';
 import type { Rng } from '../rng.ts';
-import { type BaseNetwork, type DropoutMasks, glorotUniform } from './network.ts';
+import { type BaseNetwork, glorotUniform, type Layer } from './network.ts';
 import type { NamedTensor, TensorSpec } from './weights.ts';
 
 export interface CnnOptions {
@@ -79,12 +76,21 @@ export function cnnNetwork(opts: CnnOptions = {}): BaseNetwork {
   specs.push({ name: 'dense_1.kernel', shape: [features, embeddingDim] });
   specs.push({ name: 'dense_1.bias', shape: [embeddingDim] });
   const inputSize = height * width * channels;
+  const layers: Layer[] = [
+    { type: 'image', height, width, channels },
+    // the input images need no gradient: skip that convolution in the first block
+    ...filters.map((f, i): Layer => ({ type: 'convReluPool', kernelSize: k, filters: f, inputGradient: i > 0 })),
+    { type: 'flatten', features },
+    { type: 'dropout', rate },
+    { type: 'dense', inputs: features, units: embeddingDim, relu: true },
+  ];
 
   return {
     kind: 'cnn',
     inputSize,
     embeddingDim,
     config: { base: 'cnn', height, width, channels, filters: [...filters], kernelSize: k, embeddingDim, dropout: rate },
+    layers,
     weightSpecs: () => specs.map((s) => ({ name: s.name, shape: [...s.shape] })),
     initWeights(rng: Rng): NamedTensor[] {
       return specs.map((s) => {
@@ -101,21 +107,12 @@ export function cnnNetwork(opts: CnnOptions = {}): BaseNetwork {
         return { name: s.name, shape: [...s.shape], data };
       });
     },
-    apply(x: tf.Tensor2D, weights: readonly tf.Tensor[], dropout: DropoutMasks | null): tf.Tensor2D {
-      return tf.tidy(() => {
-        const n = x.shape[0];
-        let h4 = tf.reshape(x, [n, height, width, channels]) as tf.Tensor4D;
-        for (let i = 0; i < filters.length; i++) {
-          // the input images need no gradient: skip that convolution in the first block
-          h4 = convReluPool(h4, weights[2 * i] as tf.Tensor4D, weights[2 * i + 1] as tf.Tensor1D, { inputGradient: i > 0 });
-        }
-        let flat = tf.reshape(h4, [n, features]) as tf.Tensor2D;
-        if (dropout && rate > 0) flat = tf.mul(flat, dropout(n, features, rate));
-        const l = 2 * filters.length;
-        return dense(flat, weights[l] as tf.Tensor2D, weights[l + 1] as tf.Tensor1D, true);
-      });
-    },
   };
+}
+
+/** Output height and width of a block (conv k x k valid, pool 2x2) for an input of h x w (0 when too small). */
+export function convPoolOutputSize(h: number, w: number, k: number): [number, number] {
+  return [Math.max(0, Math.floor((h - k + 1) / 2)), Math.max(0, Math.floor((w - k + 1) / 2))];
 }
 
 /** The smallest square image the blocks accept. */

@@ -1,8 +1,6 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { UsageError } from '../errors.ts';
-import { dense } from '../engine/dense.ts';
 import type { Rng } from '../rng.ts';
-import { type BaseNetwork, type DropoutMasks, glorotUniform } from './network.ts';
+import { type BaseNetwork, glorotUniform, type Layer } from './network.ts';
 import type { NamedTensor, TensorSpec } from './weights.ts';
 
 export interface MlpOptions {
@@ -31,33 +29,26 @@ export function mlpNetwork(opts: MlpOptions = {}): BaseNetwork {
   }
   const widths = [inputSize, ...hidden, embeddingDim];
   const specs: TensorSpec[] = [];
+  const layers: Layer[] = [];
   for (let l = 0; l + 1 < widths.length; l++) {
     specs.push({ name: `dense_${l + 1}.kernel`, shape: [widths[l]!, widths[l + 1]!] });
     specs.push({ name: `dense_${l + 1}.bias`, shape: [widths[l + 1]!] });
+    layers.push({ type: 'dense', inputs: widths[l]!, units: widths[l + 1]!, relu: true });
+    // Dropout follows every layer but the last (the embedding).
+    if (l + 2 < widths.length) layers.push({ type: 'dropout', rate });
   }
   return {
     kind: 'mlp',
     inputSize,
     embeddingDim,
     config: { base: 'mlp', inputSize, hidden, embeddingDim, dropout: rate },
+    layers,
     weightSpecs: () => specs.map((s) => ({ name: s.name, shape: [...s.shape] })),
     initWeights(rng: Rng): NamedTensor[] {
       return specs.map((s) => {
         const size = s.shape.reduce((a, b) => a * b, 1);
         const data = s.shape.length === 2 ? glorotUniform(rng, s.shape[0]!, s.shape[1]!, size) : new Float32Array(size);
         return { name: s.name, shape: [...s.shape], data };
-      });
-    },
-    apply(x: tf.Tensor2D, weights: readonly tf.Tensor[], dropout: DropoutMasks | null): tf.Tensor2D {
-      return tf.tidy(() => {
-        let h = x;
-        const layers = widths.length - 1;
-        for (let l = 0; l < layers; l++) {
-          h = dense(h, weights[2 * l] as tf.Tensor2D, weights[2 * l + 1] as tf.Tensor1D, true);
-          // Dropout follows every layer but the last (the embedding).
-          if (dropout && rate > 0 && l < layers - 1) h = tf.mul(h, dropout(h.shape[0], h.shape[1], rate));
-        }
-        return h;
       });
     },
   };

@@ -2,7 +2,7 @@
  * The native optimizers against optimizers.ts: given the same gradients, the same weights and
  * slots bit for bit (the C code repeats TF.js' float32 operations in order, without fused
  * multiply-adds); optimizer state round-trips between the engines with the same names and shapes.
- * Without the native engine: one test that says so.
+ * Without the native engine: one test that says so, and fails where SIAMESE_REQUIRE_NATIVE=1 (CI).
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
@@ -33,6 +33,8 @@ const CASES: [string, OptimizerOptions][] = [
 
 if (!status.available) {
   test(`native optimizers: native engine not available (${status.detail})`, (t) => {
+    // CI requires the engine: there a missing addon fails here instead of passing with nothing compared
+    assert.notEqual(process.env['SIAMESE_REQUIRE_NATIVE'], '1', `SIAMESE_REQUIRE_NATIVE=1 but the native engine did not load: ${status.detail}`);
     t.diagnostic('nothing to compare: training uses optimizers.ts through the TF.js engine');
   });
 } else {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { initBackend, tf } from '../../src/engine/backend.ts';
+import { applyNetwork } from '../../src/engine/forward.ts';
 import { UsageError } from '../../src/errors.ts';
 import { buildNetwork } from '../../src/model/build.ts';
 import { cnnNetwork } from '../../src/model/cnn.ts';
@@ -134,7 +135,7 @@ for (const t of [
     };
     const vars = init.map((w) => tf.variable(tf.tensor(w.data, w.shape)));
     const { grads } = tf.variableGrads(
-      () => tf.sum(tf.mul(net.apply(tf.tensor2d(x, [n, net.inputSize]), vars, masks), tf.tensor2d(coef, [n, t.emb]))) as tf.Scalar,
+      () => tf.sum(tf.mul(applyNetwork(net, tf.tensor2d(x, [n, net.inputSize]), vars, masks), tf.tensor2d(coef, [n, t.emb]))) as tf.Scalar,
       vars,
     );
     const analytic = vars.map((v) => grads[v.name]!.dataSync());
@@ -165,10 +166,10 @@ test('the CNN forward pass gives the same embeddings with and without a gradient
   const vars = net.initWeights(new Rng(4)).map((w) => tf.variable(tf.tensor(w.data, w.shape)));
   const rng = new Rng(5);
   const x = tf.tensor2d(Float32Array.from({ length: 2 * 144 }, () => rng.next()), [2, 144]);
-  const plain = net.apply(x, vars, null).dataSync();
+  const plain = applyNetwork(net, x, vars, null).dataSync();
   let taped: Float32Array | undefined;
   const { grads } = tf.variableGrads(() => {
-    const e = net.apply(x, vars, null);
+    const e = applyNetwork(net, x, vars, null);
     taped = e.dataSync() as Float32Array;
     return tf.sum(e) as tf.Scalar;
   }, vars);
@@ -182,9 +183,9 @@ test('CNN steps leave no tensors behind', () => {
   const x = tf.randomUniform([4, 144]) as tf.Tensor2D;
   const masks: DropoutMasks = (r, c) => tf.ones([r, c]);
   const step = () => {
-    const { value, grads } = tf.variableGrads(() => tf.sum(net.apply(x, vars, masks)) as tf.Scalar, vars);
+    const { value, grads } = tf.variableGrads(() => tf.sum(applyNetwork(net, x, vars, masks)) as tf.Scalar, vars);
     tf.dispose([value, ...Object.values(grads)]);
-    tf.dispose(net.apply(x, vars, null));
+    tf.dispose(applyNetwork(net, x, vars, null));
   };
   step();
   const before = tf.memory().numTensors;

@@ -2,6 +2,7 @@
  * Opens report.html in headless Chromium (Debian's `chromium` package, driven by playwright-core)
  * and checks that it loads cleanly: no console errors, no failed or network requests, every
  * picture decoded. Set SIAMESE_SCREENSHOT=/path/shot.png to keep a full-page screenshot.
+ * @needs chromium
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';

@@ -6,7 +6,7 @@
 // file that Node can. dist/ is built beside (dist.next/) and swapped in whole: a failed build
 // leaves the last one.
 import { execFileSync } from 'node:child_process';
-import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +48,8 @@ await esbuild.build({
   banner: { js: `// tfjs-core ${require('@tensorflow/tfjs-core/package.json').version} dist/register_all_gradients.js and the modules it imports, bundled by scripts/build.mjs (Apache-2.0, Google LLC)` },
   logLevel: 'warning',
 });
+// plain JavaScript that tsc does not copy: the HDF5 worker thread's source (model/keras.ts starts it)
+copyFileSync(join(root, 'src', 'model', 'hdf5Worker.js'), join(next, 'model', 'hdf5Worker.js'));
 // the newest build time, for bin/siamese.js to tell a clone's sources newer than its build
 writeFileSync(join(next, 'build.json'), JSON.stringify({ builtAt: new Date().toISOString() }) + '\n');
 // two renames: a CLI running from dist/ meanwhile finds a whole build at every moment but one

@@ -4,14 +4,19 @@
  * normalise "..", which is exactly what the traversal tests must send).
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { WEB_DIR } from '../../src/serve/server.ts';
 
-/** Build dist/web with `npm run build:web`'s script when a test finds it missing. */
+/** Build dist/web with `npm run build:web`'s script when it is missing or older than src/web. */
 export function ensureWebBuilt(): void {
-  if (existsSync(join(WEB_DIR, 'app.js')) && existsSync(join(WEB_DIR, 'index.html'))) return;
+  const built = join(WEB_DIR, 'app.js');
+  if (existsSync(built) && existsSync(join(WEB_DIR, 'index.html'))) {
+    const at = statSync(built).mtimeMs;
+    const src = join(WEB_DIR, '..', '..', 'src', 'web');
+    if (readdirSync(src).every((f) => statSync(join(src, f)).mtimeMs <= at)) return;
+  }
   const r = spawnSync(process.execPath, ['src/web/build.mjs'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`build:web failed: ${r.stderr}`);
 }

@@ -41,6 +41,8 @@ export class Monitor {
   private readonly resultRows = new Map<string, RunInfo[]>();
   /** per compare folder: why its results.json cannot be used, if so */
   readonly resultMessages = new Map<string, string>();
+  /** per compare folder: the text of its results.json as last validated (served as is: no re-encoding) */
+  readonly resultTexts = new Map<string, string>();
   private readonly watchers = new Map<string, FSWatcher>();
   private pollTimer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -79,6 +81,7 @@ export class Monitor {
   /** A folder's rows from results.json, refreshed when it or the folder's run set changes. */
   private readResults(f: FolderRef): void {
     const t = readTextFile(join(f.dir, 'results.json'));
+    this.resultTexts.delete(f.id);
     if (!t.ok) {
       this.resultRows.delete(f.id);
       // a compare still running has no results.json yet: that is no error
@@ -91,6 +94,7 @@ export class Monitor {
       const present = new Set(this.discovery.runs.filter((r) => r.folder === f.id).map((r) => basename(r.rel)));
       this.resultRows.set(f.id, rowsFromResults(f, results, present, basename(this.roots[f.root]!.given)));
       this.resultMessages.delete(f.id);
+      this.resultTexts.set(f.id, t.value);
     } catch (e) {
       this.resultRows.delete(f.id);
       this.resultMessages.set(f.id, (e as Error).message);
@@ -140,6 +144,7 @@ export class Monitor {
       if (setChanged || changes.results.includes(f.id)) this.readResults(f);
     }
     for (const id of [...this.resultRows.keys()]) if (!this.discovery.folders.some((f) => f.id === id)) this.resultRows.delete(id);
+    for (const id of [...this.resultTexts.keys()]) if (!this.discovery.folders.some((f) => f.id === id)) this.resultTexts.delete(id);
     for (const r of this.discovery.runs) {
       let changed = !this.infos.has(r.id);
       for (const name of RUN_FILES) {

@@ -112,7 +112,7 @@ export function renderCurves(root: HTMLElement): void {
           bands,
           legend: { show: false },
           scales: { x: { time: false } },
-          axes: [{ label: 'epoch' }, {}],
+          axes: [{ label: 'epoch', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] }, {}],
         },
         data,
         el,

@@ -18,7 +18,13 @@ interface MapView {
   /** screen coordinates of each point */
   sx: Float32Array;
   sy: Float32Array;
+  /** the points drawn once per selection state; hovering only copies it and draws rings */
+  layer: HTMLCanvasElement;
+  layerVersion: number;
 }
+
+/** bumped when what the points look like changes (selection, focus); hover does not */
+let version = 0;
 
 let folderId = '';
 let choice: [number, number] = [0, 1];
@@ -52,6 +58,7 @@ export function renderEmbedding(root: HTMLElement): void {
     neighbours = [];
     selected = new Set();
     choice = [0, Math.min(1, tsne.panels.length - 1)];
+    version++;
   }
   const t = tsne;
   const controls = h('div', { class: 'controls' });
@@ -109,7 +116,10 @@ function makeMap(t: Tsne, panel: number, root: HTMLElement): HTMLElement {
   const canvas = h('canvas', { width: SIZE * dpr, height: SIZE * dpr, 'data-panel': panel });
   canvas.style.width = canvas.style.height = `${SIZE}px`;
   const tip = h('div', { class: 'tip' });
-  const view: MapView = { canvas, tip, panel, sx, sy };
+  const layer = document.createElement('canvas');
+  layer.width = canvas.width;
+  layer.height = canvas.height;
+  const view: MapView = { canvas, tip, panel, sx, sy, layer, layerVersion: -1 };
   maps.push(view);
 
   const nearest = (px: number, py: number, within: number): number | null => {
@@ -181,10 +191,39 @@ function makeMap(t: Tsne, panel: number, root: HTMLElement): HTMLElement {
     drag = null;
     box = null;
     boxes.delete(view);
+    version++;
     describe(root);
     schedule();
   });
   return h('div', { class: 'map' }, h('div', { class: 'note' }, t.panels[panel]!.title), canvas, tip);
+}
+
+function drawPoints(m: MapView, labels: readonly number[], near: ReadonlySet<number>, dpr: number): void {
+  const ctx = m.layer.getContext('2d');
+  if (!ctx) return;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, SIZE, SIZE);
+  const dim = selected.size > 0 || focus !== null;
+  // points batched by colour: one fillStyle change per class and shade, not per point (10,000 points)
+  const buckets = new Map<string, number[]>();
+  for (let i = 0; i < m.sx.length; i++) {
+    const key = fill(labels[i]!, dim && !selected.has(i) && !near.has(i) && i !== focus);
+    let b = buckets.get(key);
+    if (!b) buckets.set(key, (b = []));
+    b.push(i);
+  }
+  for (const [style, idx] of buckets) {
+    ctx.fillStyle = style;
+    for (const i of idx) ctx.fillRect(m.sx[i]! - 2, m.sy[i]! - 2, 4, 4);
+  }
+}
+
+const fills = new Map<string, string>();
+function fill(label: number, faded: boolean): string {
+  const key = `${label}${faded ? 'f' : ''}`;
+  let f = fills.get(key);
+  if (!f) fills.set(key, (f = alpha(colorOf(label), faded ? 0.3 : 0.9)));
+  return f;
 }
 
 const boxes = new Map<MapView, [number, number, number, number]>();
@@ -205,13 +244,14 @@ function draw(): void {
   for (const m of maps) {
     const ctx = m.canvas.getContext('2d');
     if (!ctx) continue;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, SIZE, SIZE);
-    const dim = selected.size > 0 || focus !== null;
-    for (let i = 0; i < m.sx.length; i++) {
-      ctx.fillStyle = alpha(colorOf(labels[i]!), dim && !selected.has(i) && !near.has(i) && i !== focus ? 0.15 : 0.8);
-      ctx.fillRect(m.sx[i]! - 2, m.sy[i]! - 2, 4, 4);
+    if (m.layerVersion !== version) {
+      drawPoints(m, labels, near, dpr);
+      m.layerVersion = version;
     }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, m.canvas.width, m.canvas.height);
+    ctx.drawImage(m.layer, 0, 0);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const ring = (i: number, r: number, color: string): void => {
       ctx.beginPath();
       ctx.arc(m.sx[i]!, m.sy[i]!, r, 0, 2 * Math.PI);

@@ -107,8 +107,8 @@ export function renderRuns(root: HTMLElement): void {
       else if (c.value && c.show) {
         const s = groupStats.get(g.key)!.get(c.key)!;
         const isBest = c.better && s.n > 0 && s.mean === bestGroup.get(c.key);
-        const scale = c.key === 'pairAccuracy' || c.key === 'mapAtR' || c.key === 'testAccuracy' ? 100 : 1;
-        const ciText = Number.isFinite(s.ci) ? ` ± ${fixed(s.ci * scale, c.show === duration ? 1 : scale === 100 ? 2 : 4)}` : '';
+        // the CI in the column's own unit: a percent column's CI in points, a time's in seconds
+        const ciText = Number.isFinite(s.ci) ? ` ± ${c.show === duration ? `${s.ci.toFixed(1)} s` : c.show(s.ci)}` : '';
         gr.append(
           h('td', { class: `num${isBest ? ' best' : ''}`, 'data-col': c.key, 'data-mean': Number.isFinite(s.mean) ? s.mean : undefined, 'data-ci': Number.isFinite(s.ci) ? s.ci : undefined }, s.n > 0 ? c.show(s.mean) + ciText : '–'),
         );
@@ -138,7 +138,7 @@ export function renderRuns(root: HTMLElement): void {
       body.append(tr);
     }
   }
-  root.append(h('table', { class: 'runs' }, h('thead', {}, head), body));
+  root.append(h('div', { class: 'scroll' }, h('table', { class: 'runs' }, h('thead', {}, head), body)));
   root.append(h('p', { class: 'note' }, 'Group rows: mean ± 95% confidence interval over seeds (t distribution). ★ best run and best group mean of each column. Click a header to sort.'));
   renderDiff(root);
 }

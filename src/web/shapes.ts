@@ -90,6 +90,14 @@ export function renderShapes(root: HTMLElement): void {
     root.append(message('no losses to draw yet'));
     return;
   }
+  const legend = h('div', { class: 'legend', 'data-testid': 'shapes-legend' });
+  all.forEach((s, i) => {
+    const isPlay = play.shape !== null && i === all.length - 1;
+    const item = h('span', {}, isPlay ? `playground: ${play.name} (dashed)` : s.label);
+    item.style.setProperty('--c', isPlay ? '#000' : colorOf(i));
+    legend.append(item);
+  });
+  root.append(legend);
   const box = h('div', { class: 'charts', 'data-testid': 'shapes' });
   root.append(box);
   // each shape has its own D grid (results.json's and the server's may differ): uPlot.join aligns them
@@ -107,7 +115,7 @@ export function renderShapes(root: HTMLElement): void {
     });
     const el = h('div', { class: 'chart' }, h('h3', {}, title));
     box.append(el);
-    charts.push(new uPlot({ width: 440, height: 260, series, scales: { x: { time: false }, y: { range: (_u, lo, hi) => [Math.min(0, lo), Math.min(Math.max(hi, 0.1), CAP)] } }, axes: [{ label: 'D' }, {}], legend: { show: which === 1 } }, cols as uPlot.AlignedData, el));
+    charts.push(new uPlot({ width: 440, height: 260, series, scales: { x: { time: false }, y: { range: (_u, lo, hi) => [Math.min(0, lo), Math.min(Math.max(hi, 0.1), CAP)] } }, axes: [{ label: 'D' }, {}], legend: { show: false } }, cols as uPlot.AlignedData, el));
   }
 }
 

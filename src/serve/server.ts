@@ -252,12 +252,18 @@ export async function startServer(o: ServeOptions): Promise<Served> {
   }, 15_000);
   heartbeat.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new UsageError(e.code === 'EADDRINUSE' ? `port ${o.port ?? 5173} is in use: choose another with --port` : `cannot listen on ${host}: ${e.code ?? e.message}`)),
-    );
-    server.listen(o.port ?? 5173, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new UsageError(e.code === 'EADDRINUSE' ? `port ${o.port ?? 5173} is in use: choose another with --port` : `cannot listen on ${host}: ${e.code ?? e.message}`)),
+      );
+      server.listen(o.port ?? 5173, host, () => resolve());
+    });
+  } catch (e) {
+    monitor.stop();
+    clearInterval(heartbeat);
+    throw e;
+  }
   monitor.start();
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;

@@ -119,6 +119,11 @@ it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 
     }
     const labels = await page.evaluate(() => [...document.querySelectorAll('tr.group td:nth-child(2)')].map((e) => e.textContent));
     assert.ok(labels.includes(results.summary[1]!.label), 'a label with HTML specials shows as text');
+    // config diff of two ticked runs: same training config, different loss and parameters
+    await page.check('tr[data-run="0:cmp#contrastive-seed0"] input[type=checkbox]');
+    await page.check('tr[data-run="0:cmp#yukawa-seed0"] input[type=checkbox]');
+    const diff = await page.evaluate(() => [...document.querySelectorAll('[data-testid=diff] tr td:first-child')].map((e) => e.textContent));
+    assert.deepEqual(diff, ['loss', 'loss.kappa', 'loss.margin', 'loss.power']);
     if (shots) await page.screenshot({ path: join(shots, 'runs.png') });
 
     // ---- distances: one histogram per loss, with results.json's means ------------------------

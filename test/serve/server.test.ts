@@ -117,6 +117,14 @@ describe('siamese serve: API', () => {
   });
 });
 
+describe('siamese serve: start-up errors', () => {
+  it('a port in use and a missing folder are one-line errors, not crashes', async () => {
+    await assert.rejects(startServer({ dirs: [root], port: served.port }), { name: 'UsageError', message: `port ${served.port} is in use: choose another with --port` });
+    await assert.rejects(startServer({ dirs: [join(base, 'missing')], port: 0 }), { name: 'DataError', message: `${join(base, 'missing')}: no such folder` });
+    await assert.rejects(startServer({ dirs: [root], port: 0, webDir: join(base, 'no-web') }), /the page is not built .*npm run build:web/);
+  });
+});
+
 describe('siamese serve: read-only and inside the served folders', () => {
   it('serves a file of a served folder (the control of the 404s below)', async () => {
     const r = await rawGet(served.port, '/files/0/cmp/results.json');

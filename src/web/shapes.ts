@@ -37,8 +37,9 @@ function specOf(loss: string, params: Record<string, unknown>): string {
 
 async function shapeOf(spec: string): Promise<Shape | string> {
   const r = await fetch(`/api/shape?spec=${encodeURIComponent(spec)}`);
+  if (!r.ok) return `HTTP ${r.status}`;
   const body = (await r.json()) as Shape & { error?: string };
-  return r.ok ? body : (body.error ?? `HTTP ${r.status}`);
+  return body.error ?? body;
 }
 
 /** The shapes to draw: results.json's, else one per group of served runs. */

@@ -133,6 +133,14 @@ it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 
     }
     const labels = await page.evaluate(() => [...document.querySelectorAll('tr.group td:nth-child(2)')].map((e) => e.textContent));
     assert.ok(labels.includes(results.summary[1]!.label), 'a label with HTML specials shows as text');
+    // sorting: pair accuracy, best first, groups by their means
+    await page.click('th[data-key=pairAccuracy]');
+    const order = await page.evaluate(() => [...document.querySelectorAll('tr.group')].map((e) => e.getAttribute('data-group')));
+    const byMean = [...results.summary].sort((a, b) => b.accuracy.mean - a.accuracy.mean).map((s) => `0:cmp|${s.lossId}`);
+    assert.deepEqual(order, byMean);
+    const runOrder = (await cells(page, 'tr.run td[data-col=pairAccuracy]')).map((c) => Number(c.value));
+    const expected = byMean.flatMap((g) => results.runs.filter((r) => `0:cmp|${r.lossId}` === g).map((r) => r.evaluation.pairs.accuracy).sort((a, b) => b - a));
+    assert.deepEqual(runOrder, expected);
     // config diff of two ticked runs: same training config, different loss and parameters
     await page.check('tr[data-run="0:cmp#contrastive-seed0"] input[type=checkbox]');
     await page.check('tr[data-run="0:cmp#yukawa-seed0"] input[type=checkbox]');
@@ -157,6 +165,13 @@ it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 
     for (const s of results.lossShapes) assert.ok(legend.some((l) => l.includes(s.label)), `${s.label} drawn`);
     assert.ok(legend.some((l) => l.includes('playground')), 'the playground loss drawn');
     if (shots) await page.screenshot({ path: join(shots, 'shapes.png') });
+    // a custom potential with a syntax error: the parser's message, with its column, in the panel
+    await page.selectOption('[data-testid=playground] select', 'custom');
+    await page.waitForSelector('[data-testid=playground] input[aria-label=pos]', WAIT);
+    await page.fill('[data-testid=playground] input[aria-label=pos]', 'd^');
+    await page.waitForFunction(() => [...document.querySelectorAll('#view-shapes .msg')].some((e) => /^playground: .*column 3/.test(e.textContent ?? '')), undefined, WAIT);
+    await page.fill('[data-testid=playground] input[aria-label=pos]', 'd^3');
+    await page.waitForFunction(() => document.querySelector('#view-shapes .msg') === null, undefined, WAIT);
 
     // ---- embedding: two maps; a click lists the clicked point's 10 nearest points ------------
     await page.click('#tabs button[data-tab=embedding]');

@@ -208,6 +208,19 @@ it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 
     assert.deepEqual(px, [...idxImages.subarray(shown * 784, (shown + 1) * 784)].map((v) => 255 - v), `test image #${shown} as in the IDX file`);
     assert.equal(await page.locator('[data-testid=neighbours] li canvas.thumb').count(), 10, 'a digit per neighbour');
     if (shots) await page.screenshot({ path: join(shots, 'embedding.png'), fullPage: true });
+    // a box over the whole map selects every point: its composition is the subset's label counts
+    await page.mouse.move(box.x + 2, box.y + 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2, { steps: 4 });
+    await page.mouse.move(box.x + box.width - 2, box.y + box.height - 2, { steps: 4 });
+    await page.mouse.up();
+    const composition = await page.evaluate(() => [...document.querySelectorAll('[data-testid=composition] li')].map((e) => e.textContent ?? ''));
+    const counts = new Map<number, number>();
+    for (const l of results.tsne!.labels) counts.set(l, (counts.get(l) ?? 0) + 1);
+    assert.deepEqual(
+      composition.map((c) => /^class (\d+): (\d+)/.exec(c)!.slice(1).map(Number)).sort((a, b) => a[0]! - b[0]!),
+      [...counts].sort((a, b) => a[0] - b[0]),
+    );
 
     // ---- live: a run written into the served folder appears and grows, no reload ------------
     await page.click('#tabs button[data-tab=runs]');

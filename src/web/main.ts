@@ -70,7 +70,12 @@ async function loadResults(folder: string): Promise<void> {
   state.results.set(folder, r);
 }
 
+/** the views drawn from the runs list; distances and embedding read results.json only */
+const RUN_VIEWS = ['runs', 'curves', 'shapes'];
+
 async function onRuns(p: RunsPayload): Promise<void> {
+  const folderKey = (fs: RunsPayload['folders']): string => JSON.stringify(fs);
+  const foldersChanged = folderKey(p.folders) !== folderKey(state.folders);
   state.roots = p.roots;
   state.folders = p.folders;
   state.runs = p.runs;
@@ -78,7 +83,8 @@ async function onRuns(p: RunsPayload): Promise<void> {
   for (const r of p.runs) if (!r.history && !state.logs.has(r.id)) fetches.push(loadLog(r.id));
   for (const f of p.folders) if ((f.results || f.message) && !state.results.has(f.id)) fetches.push(loadResults(f.id));
   for (const id of [...state.results.keys()]) if (!p.folders.some((f) => f.id === id)) state.results.delete(id);
-  render();
+  // an epoch of a running compare must not redraw (and reset) the explorer's maps
+  render(foldersChanged ? undefined : RUN_VIEWS);
   if (fetches.length > 0) {
     await Promise.all(fetches);
     render();

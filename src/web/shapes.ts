@@ -80,11 +80,14 @@ export function renderShapes(root: HTMLElement): void {
       update(root);
     });
   }
+  // a slider being dragged or a formula being typed survives the redraw (an epoch may arrive meanwhile)
+  const old = root.querySelector('[data-testid=playground]');
+  const keep = old && document.activeElement instanceof HTMLInputElement && old.contains(document.activeElement) ? old : null;
   for (const c of charts) c.destroy();
   charts = [];
   clear(root);
   for (const e of errors) root.append(message(e));
-  root.append(playground(root));
+  root.append(keep ?? playground(root));
   if (play.error) root.append(message(`playground: ${play.error}`));
   const all = play.shape ? [...shapes, { ...play.shape, label: `playground: ${play.shape.label}` }] : shapes;
   if (all.length === 0) {
@@ -174,16 +177,6 @@ function update(root: HTMLElement): void {
     if (play.name !== name) return;
     if (typeof r === 'string') play = { ...play, shape: null, error: r };
     else play = { ...play, shape: r, error: null };
-    // keep the focused slider: redraw only the charts and messages, not the controls
-    const focused = document.activeElement;
-    if (focused instanceof HTMLInputElement && root.contains(focused)) redrawKeepingControls(root);
-    else renderShapes(root);
+    renderShapes(root);
   });
-}
-
-function redrawKeepingControls(root: HTMLElement): void {
-  const controls = root.querySelector('[data-testid=playground]');
-  renderShapes(root);
-  const fresh = root.querySelector('[data-testid=playground]');
-  if (controls && fresh) fresh.replaceWith(controls);
 }

@@ -9,6 +9,7 @@ import { renderDistances } from './distances.ts';
 import { renderEmbedding } from './embedding.ts';
 import { renderRuns } from './runs.ts';
 import { renderShapes } from './shapes.ts';
+import { renderSweep } from './sweep.ts';
 import { getJson, type LogPayload, type ResultsState, type RunsPayload, state } from './state.ts';
 
 const VIEWS: Record<string, (root: HTMLElement) => void> = {
@@ -17,6 +18,7 @@ const VIEWS: Record<string, (root: HTMLElement) => void> = {
   shapes: renderShapes,
   distances: renderDistances,
   embedding: renderEmbedding,
+  sweep: renderSweep,
 };
 let active = 'runs';
 /** views whose data changed while hidden: drawn when shown */
@@ -71,7 +73,7 @@ async function loadResults(folder: string): Promise<void> {
 }
 
 /** the views drawn from the runs list; distances and embedding read results.json only */
-const RUN_VIEWS = ['runs', 'curves', 'shapes'];
+const RUN_VIEWS = ['runs', 'curves', 'shapes', 'sweep'];
 
 async function onRuns(p: RunsPayload): Promise<void> {
   const folderKey = (fs: RunsPayload['folders']): string => JSON.stringify(fs);

@@ -222,6 +222,29 @@ it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 
       [...counts].sort((a, b) => a[0] - b[0]),
     );
 
+    // ---- sweep: a line per run; a brush keeps the runs inside its range ----------------------
+    await page.click('#tabs button[data-tab=sweep]');
+    await page.waitForSelector('[data-testid=sweep] path', WAIT);
+    assert.equal(await page.locator('[data-testid=sweep] path').count(), results.runs.length);
+    const axes = await page.evaluate(() => [...document.querySelectorAll('[data-testid=sweep] g[data-axis]')].map((e) => e.getAttribute('data-axis')));
+    assert.deepEqual(axes, ['param.kappa', 'param.margin', 'param.power', 'seed', 'pairAccuracy', 'mapAtR', 'testAccuracy']);
+    const band = (await page.locator('[data-axis=pairAccuracy] rect').first().boundingBox())!;
+    await page.mouse.move(band.x + band.width / 2, band.y + 1);
+    await page.mouse.down();
+    await page.mouse.move(band.x + band.width / 2, band.y + band.height * 0.3, { steps: 3 });
+    await page.mouse.move(band.x + band.width / 2, band.y + band.height * 0.55, { steps: 3 });
+    await page.mouse.up();
+    const brush = await page.evaluate(() => {
+      const b = document.querySelector('[data-brush=pairAccuracy]');
+      return [Number(b?.getAttribute('data-lo')), Number(b?.getAttribute('data-hi'))];
+    });
+    const inBrush = await page.evaluate(() => [...document.querySelectorAll('[data-testid=sweep] path[data-in="1"]')].map((e) => e.getAttribute('data-run')));
+    const want = results.runs.filter((r) => r.evaluation.pairs.accuracy >= brush[0]! && r.evaluation.pairs.accuracy <= brush[1]!).map((r) => `0:cmp#${r.lossId}-seed${r.seed}`);
+    assert.ok(want.length > 0 && want.length < results.runs.length, `the brush [${brush}] keeps some runs, not all`);
+    assert.deepEqual(inBrush.sort(), want.sort());
+    assert.equal(await page.locator('[data-testid=sweep-list] li').count(), want.length);
+    if (shots) await page.screenshot({ path: join(shots, 'sweep.png') });
+
     // ---- live: a run written into the served folder appears and grows, no reload ------------
     await page.click('#tabs button[data-tab=runs]');
     const runDir = join(root, 'live', 'yukawa-seed7');

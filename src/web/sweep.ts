@@ -133,10 +133,12 @@ export function renderSweep(root: HTMLElement): void {
     showBrush();
     band.addEventListener('mousedown', (e) => {
       const top = chart.getBoundingClientRect().top;
-      const start = e.clientY - top;
+      // a drag that starts or ends within a few pixels of an axis end reaches it (max or min included)
+      const snap = (y: number): number => (y - TOP < 4 ? TOP : H - BOTTOM - y < 4 ? H - BOTTOM : y);
+      const start = snap(e.clientY - top);
       let moved = false;
       const move = (m: MouseEvent): void => {
-        const y = Math.min(H - BOTTOM, Math.max(TOP, m.clientY - top));
+        const y = snap(Math.min(H - BOTTOM, Math.max(TOP, m.clientY - top)));
         if (Math.abs(y - start) < 3) return;
         moved = true;
         const [v0, v1] = [vOf(a, start), vOf(a, y)];

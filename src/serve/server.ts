@@ -53,6 +53,7 @@ const TYPES: Record<string, string> = {
 
 // Everything the page loads comes from this server: the browser refuses anything else.
 const SECURITY_HEADERS = {
+  // style-src needs 'unsafe-inline': uPlot and the sweep set style attributes (a violation is a console error, tested)
   'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',

@@ -48,6 +48,8 @@ await esbuild.build({
   banner: { js: `// tfjs-core ${require('@tensorflow/tfjs-core/package.json').version} dist/register_all_gradients.js and the modules it imports, bundled by scripts/build.mjs (Apache-2.0, Google LLC)` },
   logLevel: 'warning',
 });
+// the page of `siamese serve` (src/web), bundled with uPlot and its CSS
+execFileSync(process.execPath, [join(root, 'src', 'web', 'build.mjs'), '--out', join(next, 'web')], { stdio: ['ignore', 'ignore', 'inherit'], cwd: root });
 // plain JavaScript that tsc does not copy: the HDF5 worker thread's source (model/keras.ts starts it)
 copyFileSync(join(root, 'src', 'model', 'hdf5Worker.js'), join(next, 'model', 'hdf5Worker.js'));
 // the newest build time, for bin/siamese.js to tell a clone's sources newer than its build

@@ -335,6 +335,17 @@ export function buildProgram(): Command {
       doctorCommand(o);
     });
 
+  program
+    .command('serve')
+    .description('serve a live web page over compare outputs and run folders (read-only, 127.0.0.1 by default)')
+    .argument('[dir...]', 'folders to serve: a compare output, a run, or a folder of those (default .)')
+    .option('--port <n>', 'port (default 5173; 0 = any free port)', intArg('--port', 0))
+    .option('--host <addr>', 'address to bind (default 127.0.0.1; another one exposes the folders: warned)')
+    .action(async (dirs: string[], o: { port?: number; host?: string }) => {
+      const { serveCommand } = await import('./serve.ts');
+      await serveCommand({ dirs, port: o.port, host: o.host });
+    });
+
   return program;
 }
 

@@ -1,0 +1,207 @@
+/**
+ * Watches the served folders and says what changed: the set of runs, a run's log, a compare
+ * folder's results. fs.watch wakes it at once on local disks; a slow poll (stat only) catches
+ * what fs.watch misses (network file systems, a watcher limit reached, a file replaced by a
+ * rename, which the trainer's atomic writes do every epoch). The page never polls: it gets
+ * these changes as server-sent events.
+ */
+import { existsSync, type FSWatcher, statSync, watch } from 'node:fs';
+import { basename, join as join } from 'node:path';
+import { parseCompareResults } from '../viz/validate.ts';
+import { type Discovery, discover, type FolderRef, folderLosses, readRun, readTextFile, type Root, rowsFromResults, type RunInfo } from './scan.ts';
+
+export interface Changes {
+  /** the runs list differs (a run appeared, vanished, or its manifest, log or result changed) */
+  runs: boolean;
+  /** runs whose log.jsonl changed */
+  logs: string[];
+  /** compare folders whose results.json changed */
+  results: string[];
+}
+
+const RUN_FILES = ['manifest.json', 'log.jsonl', 'result.json'] as const;
+const FOLDER_FILES = ['results.json', 'compare.json'] as const;
+
+function signature(p: string): string {
+  try {
+    const s = statSync(p);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    return '-';
+  }
+}
+
+export class Monitor {
+  private discovery: Discovery = { folders: [], runs: [] };
+  private readonly sigs = new Map<string, string>();
+  private readonly infos = new Map<string, RunInfo>();
+  /** per compare folder: rows from its results.json for runs not served as folders */
+  /** per compare folder: its loss entries (labels, parameters) from compare.json or results.json */
+  private readonly entries = new Map<string, ReturnType<typeof folderLosses>>();
+  private readonly resultRows = new Map<string, RunInfo[]>();
+  /** per compare folder: why its results.json cannot be used, if so */
+  readonly resultMessages = new Map<string, string>();
+  /** per compare folder: the text of its results.json as last validated (served as is: no re-encoding) */
+  readonly resultTexts = new Map<string, string>();
+  private readonly watchers = new Map<string, FSWatcher>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    readonly roots: readonly Root[],
+    private readonly onChange: (c: Changes) => void,
+    private readonly pollMs = 1000,
+  ) {
+    this.scan();
+  }
+
+  start(): void {
+    this.pollTimer = setInterval(() => this.tick(), this.pollMs);
+    this.pollTimer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.pollTimer);
+    clearTimeout(this.debounce);
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+  }
+
+  get folders(): readonly FolderRef[] {
+    return this.discovery.folders;
+  }
+
+  runs(): RunInfo[] {
+    const served = this.discovery.runs.map((r) => this.infos.get(r.id)).filter((r) => r !== undefined);
+    return [...served, ...this.discovery.folders.flatMap((f) => this.resultRows.get(f.id) ?? [])];
+  }
+
+  /** A folder's rows from results.json, refreshed when it or the folder's run set changes. */
+  private readResults(f: FolderRef): void {
+    const t = readTextFile(join(f.dir, 'results.json'));
+    this.resultTexts.delete(f.id);
+    if (!t.ok) {
+      this.resultRows.delete(f.id);
+      // a compare still running has no results.json yet: that is no error
+      if (existsSync(join(f.dir, 'results.json'))) this.resultMessages.set(f.id, t.message);
+      else this.resultMessages.delete(f.id);
+      return;
+    }
+    try {
+      const results = parseCompareResults(t.value, 'results.json');
+      const present = new Set(this.discovery.runs.filter((r) => r.folder === f.id).map((r) => basename(r.rel)));
+      this.resultRows.set(f.id, rowsFromResults(f, results, present, basename(this.roots[f.root]!.given)));
+      this.resultMessages.delete(f.id);
+      this.resultTexts.set(f.id, t.value);
+    } catch (e) {
+      this.resultRows.delete(f.id);
+      this.resultMessages.set(f.id, (e as Error).message);
+    }
+  }
+
+  run(id: string): Discovery['runs'][number] | undefined {
+    return this.discovery.runs.find((r) => r.id === id);
+  }
+
+  folder(id: string): FolderRef | undefined {
+    return this.discovery.folders.find((f) => f.id === id);
+  }
+
+  /** Rescan now and report; called by fs.watch (debounced) and the poll. */
+  tick(): void {
+    if (this.stopped) return;
+    const c = this.scan();
+    if (c.runs || c.logs.length > 0 || c.results.length > 0) this.onChange(c);
+  }
+
+  private scan(): Changes {
+    const before = new Set(this.discovery.runs.map((r) => r.id));
+    this.discovery = discover(this.roots);
+    const changes: Changes = { runs: false, logs: [], results: [] };
+    const now = new Set(this.discovery.runs.map((r) => r.id));
+    const setChanged = now.size !== before.size || [...now].some((id) => !before.has(id));
+    if (setChanged) changes.runs = true;
+
+    const entries = this.entries;
+    for (const f of this.discovery.folders) {
+      let changed = !entries.has(f.id);
+      for (const name of FOLDER_FILES) {
+        const p = join(f.dir, name);
+        const s = signature(p);
+        if (this.sigs.get(p) !== s) {
+          this.sigs.set(p, s);
+          if (name === 'results.json') changes.results.push(f.id);
+          changes.runs = true;
+          changed = true;
+        }
+      }
+      // parsed only when changed: results.json can be megabytes, and the poll runs every second
+      if (changed) entries.set(f.id, folderLosses(f));
+    }
+    for (const f of this.discovery.folders) {
+      if (setChanged || changes.results.includes(f.id)) this.readResults(f);
+    }
+    for (const id of [...this.resultRows.keys()]) if (!this.discovery.folders.some((f) => f.id === id)) this.resultRows.delete(id);
+    for (const id of [...this.resultTexts.keys()]) if (!this.discovery.folders.some((f) => f.id === id)) this.resultTexts.delete(id);
+    for (const r of this.discovery.runs) {
+      let changed = !this.infos.has(r.id);
+      for (const name of RUN_FILES) {
+        const p = join(r.dir, name);
+        const s = signature(p);
+        if (this.sigs.get(p) !== s) {
+          this.sigs.set(p, s);
+          changed = true;
+          if (name === 'log.jsonl') changes.logs.push(r.id);
+        }
+      }
+      if (changed) {
+        this.infos.set(r.id, readRun(r, this.roots, r.folder ? entries.get(r.folder) : undefined));
+        changes.runs = true;
+      }
+    }
+    for (const id of [...this.infos.keys()]) if (!now.has(id)) this.infos.delete(id);
+    this.rewatch();
+    return changes;
+  }
+
+  /** One non-recursive watcher per known folder (recursive fs.watch is unreliable on Linux in Node 20). */
+  private rewatch(): void {
+    const dirs = new Set<string>(this.roots.map((r) => r.real));
+    for (const f of this.discovery.folders) {
+      dirs.add(f.dir);
+      dirs.add(join(f.dir, 'runs'));
+    }
+    for (const r of this.discovery.runs) dirs.add(r.dir);
+    for (const [d, w] of this.watchers) {
+      if (!dirs.has(d)) {
+        w.close();
+        this.watchers.delete(d);
+      }
+    }
+    for (const d of dirs) {
+      if (this.watchers.has(d)) continue;
+      try {
+        const w = watch(d, { persistent: false }, () => this.soon());
+        w.on('error', () => {
+          // the folder vanished or the watcher limit was hit: the poll still sees changes
+          w.close();
+          this.watchers.delete(d);
+        });
+        this.watchers.set(d, w);
+      } catch {
+        // no watcher for this folder (missing, or out of inotify watches): the poll covers it
+      }
+    }
+  }
+
+  private soon(): void {
+    if (this.stopped || this.debounce) return;
+    // an epoch touches several files in a row (checkpoint, weights, log, manifest): one rescan
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      this.tick();
+    }, 50);
+  }
+}

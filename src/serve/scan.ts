@@ -1,0 +1,350 @@
+/**
+ * What `siamese serve` serves: the output folders under its roots, found by their files, and a
+ * tolerant reader for each. Every reader returns data plus messages instead of throwing: a run
+ * being written (a partial last log line), a corrupt JSON file or a missing file becomes a
+ * message that the page shows in its panel.
+ *
+ * Recognised folders (depth-first from each root, at most MAX_DEPTH levels, symlinks that
+ * leave the root skipped):
+ *   a compare output   results.json or compare.json, with its runs in runs/<lossId>-seed<S>/
+ *   a single run       manifest.json (with log.jsonl, result.json)
+ *   anything else      a folder of those: its subfolders are searched
+ */
+import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { CompareResults } from '../experiments/results.ts';
+import { isInside } from './paths.ts';
+
+const MAX_DEPTH = 3;
+/** folders visited per scan: a root such as $HOME must not make a scan unbounded */
+const MAX_VISITS = 5000;
+/** bigger JSON files are refused with a message rather than read into memory */
+export const MAX_JSON_BYTES = 256 * 1024 * 1024;
+
+export interface Root {
+  /** as given on the command line, for display */
+  given: string;
+  /** its real path: every served file must resolve inside it */
+  real: string;
+}
+
+export interface FolderRef {
+  id: string;
+  kind: 'compare';
+  root: number;
+  rel: string;
+  dir: string;
+}
+
+export interface RunRef {
+  id: string;
+  /** the compare folder the run belongs to, or null for a stand-alone run */
+  folder: string | null;
+  root: number;
+  rel: string;
+  dir: string;
+}
+
+export interface Discovery {
+  folders: FolderRef[];
+  runs: RunRef[];
+}
+
+const idOf = (root: number, rel: string): string => `${root}:${rel}`;
+const joinRel = (a: string, b: string): string => (a === '' ? b : `${a}/${b}`);
+
+function subdirs(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => (e.isDirectory() || e.isSymbolicLink()) && !e.name.startsWith('.') && e.name !== 'node_modules')
+      .map((e) => e.name)
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Find every compare folder and run under the roots. */
+export function discover(roots: readonly Root[]): Discovery {
+  const folders: FolderRef[] = [];
+  const runs: RunRef[] = [];
+  let visits = 0;
+  const seen = new Set<string>();
+
+  const realInside = (root: Root, p: string): string | null => {
+    try {
+      const r = realpathSync(p);
+      return isInside(root.real, r) ? r : null;
+    } catch {
+      return null;
+    }
+  };
+
+  const visit = (ri: number, dir: string, rel: string, depth: number): void => {
+    if (++visits > MAX_VISITS || seen.has(dir)) return;
+    seen.add(dir);
+    if (isFile(join(dir, 'manifest.json'))) {
+      runs.push({ id: idOf(ri, rel), folder: null, root: ri, rel, dir });
+      return;
+    }
+    if (isFile(join(dir, 'results.json')) || isFile(join(dir, 'compare.json'))) {
+      const folder: FolderRef = { id: idOf(ri, rel), kind: 'compare', root: ri, rel, dir };
+      folders.push(folder);
+      const runsDir = realInside(roots[ri]!, join(dir, 'runs'));
+      if (runsDir) {
+        for (const name of subdirs(runsDir)) {
+          const r = realInside(roots[ri]!, join(runsDir, name));
+          if (r && isFile(join(r, 'manifest.json'))) {
+            const runRel = joinRel(rel, `runs/${name}`);
+            runs.push({ id: idOf(ri, runRel), folder: folder.id, root: ri, rel: runRel, dir: r });
+          }
+        }
+      }
+      return;
+    }
+    if (depth >= MAX_DEPTH) return;
+    for (const name of subdirs(dir)) {
+      const r = realInside(roots[ri]!, join(dir, name));
+      if (r) visit(ri, r, joinRel(rel, name), depth + 1);
+    }
+  };
+  roots.forEach((root, ri) => visit(ri, root.real, '', 0));
+  return { folders, runs };
+}
+
+// ---- tolerant readers -----------------------------------------------------------------------
+
+export type Read<T> = { ok: true; value: T } | { ok: false; message: string };
+
+/** A text file, or why it cannot be read now. */
+export function readTextFile(p: string, name = basename(p)): Read<string> {
+  try {
+    const st = statSync(p);
+    if (st.size > MAX_JSON_BYTES) return { ok: false, message: `${name} is too large to show (${st.size} bytes)` };
+    return { ok: true, value: readFileSync(p, 'utf8') };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { ok: false, message: code === 'ENOENT' ? `${name} does not exist (yet)` : `${name} cannot be read (${code ?? 'error'})` };
+  }
+}
+
+/** A JSON file, or why it cannot be used now. */
+export function readJsonFile(p: string, name = basename(p)): Read<unknown> {
+  const t = readTextFile(p, name);
+  if (!t.ok) return t;
+  try {
+    return { ok: true, value: JSON.parse(t.value) as unknown };
+  } catch {
+    return { ok: false, message: `${name} is not valid JSON (corrupt, or being written)` };
+  }
+}
+
+/** One epoch line of log.jsonl, as the trainer writes it (train/trainer.ts EpochLog). */
+export interface EpochLine {
+  epoch: number;
+  loss: number;
+  trainAccuracy: number;
+  testAccuracy: number;
+  seconds: number;
+  pairsPerSecond: number;
+}
+
+export interface LogRead {
+  epochs: EpochLine[];
+  /** what was skipped: a partial last line, lines that are not JSON, a missing file */
+  messages: string[];
+}
+
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
+
+/** log.jsonl: every complete, valid line; a last line without its newline is being written. */
+export function readLog(p: string): LogRead {
+  let text: string;
+  try {
+    text = readFileSync(p, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { epochs: [], messages: [code === 'ENOENT' ? 'log.jsonl does not exist (yet)' : `log.jsonl cannot be read (${code ?? 'error'})`] };
+  }
+  const lines = text.split('\n');
+  const tail = lines.pop() ?? '';
+  const epochs: EpochLine[] = [];
+  const messages: string[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch {
+      messages.push(`log.jsonl line ${i + 1} is not JSON: skipped`);
+      return;
+    }
+    const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
+    if (!Number.isInteger(o['epoch'])) {
+      messages.push(`log.jsonl line ${i + 1} has no epoch: skipped`);
+      return;
+    }
+    epochs.push({
+      epoch: o['epoch'] as number,
+      loss: num(o['loss']),
+      trainAccuracy: num(o['trainAccuracy']),
+      testAccuracy: num(o['testAccuracy']),
+      seconds: num(o['seconds']),
+      pairsPerSecond: num(o['pairsPerSecond']),
+    });
+  });
+  if (tail.trim() !== '') messages.push(`log.jsonl: the last line is incomplete (being written): epoch ${epochs.length + 1} not shown yet`);
+  return { epochs, messages };
+}
+
+// ---- run summaries --------------------------------------------------------------------------
+
+/** One row of the runs table. Numbers are NaN-free: a missing value is null. */
+export interface RunInfo {
+  id: string;
+  folder: string | null;
+  /** root's name + relative path, for display */
+  path: string;
+  /** the group: a compare entry's id, or the loss name plus its parameters */
+  group: string;
+  label: string;
+  loss: string;
+  params: Record<string, unknown>;
+  seed: number | null;
+  status: string;
+  epochsDone: number;
+  epochs: number | null;
+  lastLoss: number | null;
+  trainAccuracy: number | null;
+  testAccuracy: number | null;
+  /** final evaluation (result.json): pair accuracy at the threshold, MAP@R */
+  pairAccuracy: number | null;
+  mapAtR: number | null;
+  pairsPerSecond: number | null;
+  /** seconds of training, summed over the logged epochs */
+  seconds: number | null;
+  config: Record<string, unknown> | null;
+  messages: string[];
+  /** the epochs, for rows that come from results.json only (a served run's log is at /api/log) */
+  history?: EpochLine[];
+}
+
+const finite = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const obj = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+
+/** A compare folder's entries (id -> label, params), from results.json or compare.json. */
+export function folderLosses(folder: FolderRef): Map<string, { label: string; loss: string; params: Record<string, unknown> }> {
+  const out = new Map<string, { label: string; loss: string; params: Record<string, unknown> }>();
+  for (const f of ['compare.json', 'results.json']) {
+    const r = readJsonFile(join(folder.dir, f));
+    if (!r.ok) continue;
+    const losses = obj(obj(r.value)['spec'])['losses'];
+    if (!Array.isArray(losses)) continue;
+    for (const l of losses) {
+      const e = obj(l);
+      if (typeof e['id'] === 'string') {
+        out.set(e['id'], { label: String(e['label'] ?? e['id']), loss: String(e['loss'] ?? e['id']), params: obj(e['params']) });
+      }
+    }
+    if (out.size > 0) break;
+  }
+  return out;
+}
+
+export function readRun(ref: RunRef, roots: readonly Root[], entries: ReturnType<typeof folderLosses> | undefined): RunInfo {
+  const messages: string[] = [];
+  const m = readJsonFile(join(ref.dir, 'manifest.json'));
+  if (!m.ok) messages.push(m.message);
+  const man = m.ok ? obj(m.value) : {};
+  const config = m.ok ? obj(man['config']) : null;
+  const log = readLog(join(ref.dir, 'log.jsonl'));
+  messages.push(...log.messages);
+  const res = readJsonFile(join(ref.dir, 'result.json'));
+  const status = typeof man['status'] === 'string' ? (man['status'] as string) : 'unknown';
+  if (!res.ok && status === 'finished') messages.push(res.message);
+  const evaluation = res.ok ? obj(obj(res.value)['evaluation']) : {};
+  const last = log.epochs[log.epochs.length - 1];
+
+  const dirName = basename(ref.rel || ref.dir);
+  const key = /^(.+)-seed(\d+)$/.exec(dirName);
+  const lossObj = obj(man['loss']);
+  const lossName = typeof lossObj['name'] === 'string' ? (lossObj['name'] as string) : typeof config?.['loss'] === 'string' ? (config['loss'] as string) : '?';
+  const params = obj(lossObj['params']);
+  const entry = ref.folder && key ? entries?.get(key[1]!) : undefined;
+  const paramText = Object.entries(params)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(', ');
+  const group = entry ? key![1]! : `${lossName}${paramText ? ` (${paramText})` : ''}`;
+  const seconds = log.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0);
+  return {
+    id: ref.id,
+    folder: ref.folder,
+    path: ref.rel === '' ? basename(roots[ref.root]!.given) || roots[ref.root]!.given : `${basename(roots[ref.root]!.given)}/${ref.rel}`,
+    group,
+    label: entry?.label ?? group,
+    loss: lossName,
+    params: entry?.params ?? params,
+    seed: finite(config?.['seed']),
+    status,
+    epochsDone: Math.max(finite(man['epochsDone']) ?? 0, log.epochs.length),
+    epochs: finite(config?.['epochs']),
+    lastLoss: finite(last?.loss),
+    trainAccuracy: finite(last?.trainAccuracy),
+    testAccuracy: finite(last?.testAccuracy),
+    pairAccuracy: finite(obj(evaluation['pairs'])['accuracy']),
+    mapAtR: finite(obj(evaluation['retrieval'])['mapAtR']),
+    pairsPerSecond: finite(last?.pairsPerSecond),
+    seconds: log.epochs.length > 0 ? seconds : null,
+    config,
+    messages,
+  };
+}
+
+/**
+ * Rows for the runs a compare folder's results.json lists but whose run folders are not served
+ * (results.json copied alone, or runs/ removed): the table shows what results.json says.
+ */
+export function rowsFromResults(folder: FolderRef, results: CompareResults, present: ReadonlySet<string>, rootName: string): RunInfo[] {
+  const labels = new Map(results.spec.losses.map((l) => [l.id, l]));
+  const rows: RunInfo[] = [];
+  for (const r of results.runs) {
+    const key = `${r.lossId}-seed${r.seed}`;
+    if (present.has(key)) continue;
+    const l = labels.get(r.lossId);
+    const last = r.history[r.history.length - 1];
+    const rel = folder.rel === '' ? `results.json#${key}` : `${folder.rel}/results.json#${key}`;
+    rows.push({
+      id: `${folder.id}#${key}`,
+      folder: folder.id,
+      path: `${rootName}/${rel}`,
+      group: r.lossId,
+      label: l?.label ?? r.lossId,
+      loss: l?.loss ?? r.lossId,
+      params: { ...(l?.params ?? {}) },
+      seed: r.seed,
+      status: 'finished',
+      epochsDone: r.history.length,
+      epochs: results.spec.config.epochs,
+      lastLoss: finite(last?.loss),
+      trainAccuracy: finite(last?.trainAccuracy),
+      testAccuracy: finite(last?.testAccuracy),
+      pairAccuracy: finite(r.evaluation.pairs.accuracy),
+      mapAtR: finite(r.evaluation.retrieval?.mapAtR),
+      pairsPerSecond: finite(last?.pairsPerSecond),
+      seconds: r.history.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0),
+      config: { ...results.spec.config, loss: l?.loss ?? r.lossId, seed: r.seed },
+      messages: [],
+      history: r.history.map((e) => ({ epoch: e.epoch, loss: e.loss, trainAccuracy: e.trainAccuracy, testAccuracy: e.testAccuracy, seconds: e.seconds, pairsPerSecond: e.pairsPerSecond })),
+    });
+  }
+  return rows;
+}

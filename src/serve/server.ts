@@ -1,0 +1,311 @@
+/**
+ * The read-only HTTP server of `siamese serve`: the page (a prebuilt bundle), a JSON API over
+ * the served folders, and server-sent events when their files change.
+ *
+ * Why Node's own `http` and not fastify + @fastify/static: the server has one static bundle of
+ * three fixed files (no directory serving, so no static plugin is needed to get path handling
+ * right), eight GET routes, and one event stream, which fastify would hand back to the raw
+ * response anyway (`reply.hijack()`). fastify would add about 50 packages to a tool installed for
+ * training, and its main gains (schema validation, plugins, throughput under load) do not apply
+ * to one local user. The only file-path surface (/files/...) goes through paths.ts, tested
+ * directly with raw traversal requests.
+ *
+ * Routes (GET and HEAD only; every other method gets 405, every unknown path 404):
+ *   /                      the page          /app.js, /app.css  its bundle (dist/web/)
+ *   /api/runs              folders and runs (RunInfo rows)
+ *   /api/log?run=ID        a run's epochs and messages
+ *   /api/results?folder=ID a compare folder's results.json, or why it cannot be read
+ *   /api/images?folder=ID  the test images of its t-SNE subset (base64 bytes), or why not
+ *   /api/losses            the registry's losses with their default parameters
+ *   /api/shape?spec=SPEC   L_pos(D), L_neg(D) of a loss spec (as in compare --losses), or {error}
+ *   /api/events            server-sent events: runs, log, results
+ *   /files/ROOT/PATH       a file under served folder number ROOT, read-only
+ */
+import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DataError, UsageError } from '../errors.ts';
+import { type Changes, Monitor } from './monitor.ts';
+import { decodePath, resolveInside } from './paths.ts';
+import { readLog, type Root } from './scan.ts';
+
+/** where `npm run build:web` writes the page */
+export const WEB_DIR = fileURLToPath(new URL('../../dist/web/', import.meta.url));
+const WEB_FILES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/app.css': { file: 'app.css', type: 'text/css; charset=utf-8' },
+};
+
+const TYPES: Record<string, string> = {
+  '.json': 'application/json; charset=utf-8',
+  '.jsonl': 'text/plain; charset=utf-8',
+  '.md': 'text/plain; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  // report.html is served as text: it is a file of the folder, not part of this page's origin
+  '.html': 'text/plain; charset=utf-8',
+};
+
+// Everything the page loads comes from this server: the browser refuses anything else.
+const SECURITY_HEADERS = {
+  // style-src needs 'unsafe-inline': uPlot and the sweep set style attributes (a violation is a console error, tested)
+  'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'Cache-Control': 'no-store',
+};
+
+export interface ServeOptions {
+  dirs: string[];
+  /** default 5173; 0 picks a free port */
+  port?: number;
+  /** default 127.0.0.1 */
+  host?: string;
+  /** server-side poll of the folders, ms (fs.watch reacts sooner where it works); default 1000 */
+  pollMs?: number;
+  /** the built page; default dist/web */
+  webDir?: string;
+}
+
+export interface Served {
+  url: string;
+  port: number;
+  host: string;
+  close(): Promise<void>;
+}
+
+const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+export function isLoopback(host: string): boolean {
+  return LOCAL_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** The served roots: each must be an existing folder. */
+export function resolveRoots(dirs: readonly string[]): Root[] {
+  return dirs.map((given) => {
+    let real: string;
+    try {
+      real = realpathSync(given);
+    } catch {
+      throw new DataError(`${given}: no such folder`);
+    }
+    if (!statSync(real).isDirectory()) throw new DataError(`${given}: not a folder`);
+    return { given, real };
+  });
+}
+
+export async function startServer(o: ServeOptions): Promise<Served> {
+  const webDir = o.webDir ?? WEB_DIR;
+  if (!existsSync(join(webDir, 'index.html')) || !existsSync(join(webDir, 'app.js'))) {
+    throw new DataError(`the page is not built (${webDir} has no index.html/app.js): run npm run build:web`);
+  }
+  const roots = resolveRoots(o.dirs.length > 0 ? o.dirs : ['.']);
+  const host = o.host ?? '127.0.0.1';
+  const clients = new Set<ServerResponse>();
+
+  const send = (res: ServerResponse, event: string, data: unknown): void => {
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  const runsPayload = (): unknown => ({
+    roots: roots.map((r) => r.given),
+    folders: monitor.folders.map((f) => ({ id: f.id, path: f.rel === '' ? roots[f.root]!.given : `${roots[f.root]!.given}/${f.rel}`, results: existsSync(join(f.dir, 'results.json')), message: monitor.resultMessages.get(f.id) ?? null })),
+    runs: monitor.runs(),
+  });
+  const onChange = (c: Changes): void => {
+    if (clients.size === 0) return;
+    const runs = c.runs ? runsPayload() : undefined;
+    const logs = c.logs.map((id) => {
+      const r = monitor.run(id);
+      return r ? { id, ...readLog(join(r.dir, 'log.jsonl')) } : undefined;
+    });
+    for (const res of clients) {
+      if (runs) send(res, 'runs', runs);
+      for (const l of logs) if (l) send(res, 'log', l);
+      for (const f of c.results) send(res, 'results', { folder: f });
+    }
+  };
+  const monitor = new Monitor(roots, onChange, o.pollMs ?? 1000);
+  /** per compare folder: the t-SNE subset's test images, for the results.json text they were checked against */
+  const images = new Map<string, { text: string; body: unknown }>();
+
+  const json = (res: ServerResponse, status: number, body: unknown): void => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+  const notFound = (res: ServerResponse): void => {
+    res.writeHead(404, { ...SECURITY_HEADERS, 'Content-Type': 'text/plain; charset=utf-8' });
+    res.end('not found\n');
+  };
+  const file = (req: IncomingMessage, res: ServerResponse, path: string, type: string): void => {
+    let size: number;
+    try {
+      const st = statSync(path);
+      if (!st.isFile()) return notFound(res);
+      size = st.size;
+    } catch {
+      return notFound(res);
+    }
+    res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': size });
+    if (req.method === 'HEAD') return void res.end();
+    const s = createReadStream(path);
+    s.on('error', () => res.destroy());
+    s.pipe(res);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { ...SECURITY_HEADERS, Allow: 'GET, HEAD' });
+      return void res.end();
+    }
+    // DNS rebinding: a page of another site that resolves its name to 127.0.0.1 sends its own Host
+    if (isLoopback(host)) {
+      const h = (req.headers.host ?? '').replace(/:\d+$/, '');
+      if (!isLoopback(h)) return notFound(res);
+    }
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    const params = new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1));
+
+    const web = WEB_FILES[rawPath];
+    if (web) return file(req, res, join(webDir, web.file), web.type);
+
+    if (rawPath.startsWith('/files/')) {
+      // the raw (still encoded) path is split first, so an encoded "/" cannot make a new segment
+      const segs = rawPath.slice('/files/'.length).split('/').map(decodePath);
+      if (segs.some((s) => s === null || s.includes('/'))) return notFound(res);
+      const root = roots[Number(segs[0])];
+      if (!root || !/^\d+$/.test(segs[0]!)) return notFound(res);
+      const p = resolveInside(root.real, segs.slice(1).join('/'));
+      if (!p) return notFound(res);
+      return file(req, res, p, TYPES[extname(p).toLowerCase()] ?? 'application/octet-stream');
+    }
+
+    switch (rawPath) {
+      case '/api/runs':
+        return json(res, 200, runsPayload());
+      case '/api/log': {
+        const r = monitor.run(params.get('run') ?? '');
+        if (!r) return notFound(res);
+        return json(res, 200, { id: r.id, ...readLog(join(r.dir, 'log.jsonl')) });
+      }
+      case '/api/results': {
+        const f = monitor.folder(params.get('folder') ?? '');
+        if (!f) return notFound(res);
+        // the monitor validated this text when the file last changed (viz/validate.ts, the
+        // report's own check): the page may trust every field it draws
+        const text = monitor.resultTexts.get(f.id);
+        if (text === undefined) return json(res, 200, { ok: false, message: monitor.resultMessages.get(f.id) ?? 'results.json does not exist (yet)' });
+        const body = Buffer.from(`{"ok":true,"results":${text}}`);
+        res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
+        return void res.end(body);
+      }
+      case '/api/images': {
+        const f = monitor.folder(params.get('folder') ?? '');
+        if (!f) return notFound(res);
+        const text = monitor.resultTexts.get(f.id);
+        if (text === undefined) return json(res, 200, { ok: false, message: 'no valid results.json' });
+        let got = images.get(f.id);
+        if (!got || got.text !== text) {
+          // once per results.json: the IDX files are read, checked and cut to the subset
+          const { subsetImages } = await import('./images.ts');
+          const { parseCompareResults } = await import('../viz/validate.ts');
+          try {
+            const s = await subsetImages(parseCompareResults(text));
+            got = { text, body: { ok: true, height: s.height, width: s.width, pixels: Buffer.from(s.pixels).toString('base64') } };
+          } catch (e) {
+            got = { text, body: { ok: false, message: (e as Error).message } };
+          }
+          images.set(f.id, got);
+        }
+        return json(res, 200, got.body);
+      }
+      case '/api/losses': {
+        const { describeLosses, createLoss } = await import('../losses/registry.ts');
+        const list = describeLosses().map((l) => {
+          let params: Record<string, unknown> = {};
+          try {
+            params = { ...createLoss(l.name, l.name === 'custom' ? { pos: 'd^2', neg: 'exp(-10*d)/d' } : {}).params };
+          } catch {
+            // a loss that needs parameters to exist: listed without defaults
+          }
+          return { ...l, params };
+        });
+        return json(res, 200, { losses: list });
+      }
+      case '/api/shape': {
+        const spec = params.get('spec') ?? '';
+        // a bad spec is an answer, not a failed request: 200 with the message (a 4xx would also be
+        // logged as an error in the page's console while the user is still typing a formula)
+        if (spec.length > 1000) return json(res, 200, { error: 'loss spec too long' });
+        // loaded on first use: the losses bring TF.js (about 30 MB) that the runs view never needs
+        const { sampleShape } = await import('./shapes.ts');
+        try {
+          return json(res, 200, sampleShape(spec));
+        } catch (e) {
+          return json(res, 200, { error: (e as Error).message });
+        }
+      }
+      case '/api/events': {
+        res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
+        res.write('retry: 1000\n\n');
+        send(res, 'runs', runsPayload());
+        clients.add(res);
+        req.on('close', () => clients.delete(res));
+        return;
+      }
+      default:
+        return notFound(res);
+    }
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      // a bug in one request must not stop the server
+      if (!res.headersSent) json(res, 500, { error: (e as Error).message?.split('\n')[0] ?? 'internal error' });
+      else res.destroy();
+    });
+  });
+  // keeps idle event streams open through proxies and notices dead clients; not a page poll
+  const heartbeat = setInterval(() => {
+    for (const res of clients) res.write(': keep-alive\n\n');
+  }, 15_000);
+  heartbeat.unref();
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new UsageError(e.code === 'EADDRINUSE' ? `port ${o.port ?? 5173} is in use: choose another with --port` : `cannot listen on ${host}: ${e.code ?? e.message}`)),
+      );
+      server.listen(o.port ?? 5173, host, () => resolve());
+    });
+  } catch (e) {
+    monitor.stop();
+    clearInterval(heartbeat);
+    throw e;
+  }
+  monitor.start();
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    url: `http://${urlHost}:${port}/`,
+    port,
+    host,
+    close: async () => {
+      monitor.stop();
+      clearInterval(heartbeat);
+      for (const res of clients) res.end();
+      clients.clear();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,2 @@
+// esbuild bundles CSS imports into app.css; for tsc they are modules without exports.
+declare module '*.css';

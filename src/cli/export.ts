@@ -11,9 +11,9 @@ export interface ExportCommandOptions {
   config: Partial<TrainConfig>;
 }
 
-const FORMATS: readonly WeightsFormat[] = ['keras-h5', 'safetensors'];
+const FORMATS: readonly WeightsFormat[] = ['keras-h5', 'safetensors', 'onnx'];
 
-/** `siamese export`: trained weights as a Keras 2 weight file of the base network, or safetensors. */
+/** `siamese export`: trained weights as a Keras 2 weight file of the base network, safetensors, or an ONNX model. */
 export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   const format = o.format?.toLowerCase();
   if (format !== undefined && !FORMATS.includes(format as WeightsFormat)) {

@@ -281,10 +281,10 @@ export function buildProgram(): Command {
     });
 
   // a bare weights file does not say its input size: --data names the images it was trained on
-  addDataOptions(addNetworkOptions(program.command('export').description('write trained weights as a Keras 2 .h5 weight file of the base network, or as .safetensors'))
+  addDataOptions(addNetworkOptions(program.command('export').description('write trained weights as a Keras 2 .h5 weight file of the base network, as .safetensors, or as an ONNX model'))
     .requiredOption('--weights <file>', 'a run directory, .safetensors or Keras .h5 file')
-    .requiredOption('--out <file>', 'output file: .h5 (Keras) or .safetensors')
-    .option('--format <name>', 'keras-h5 or safetensors (default: from the --out extension)'),
+    .requiredOption('--out <file>', 'output file: .h5 (Keras), .safetensors or .onnx')
+    .option('--format <name>', 'keras-h5, safetensors or onnx (default: from the --out extension)'),
     'for a bare weights file, the data set it was trained on (its image size; a run directory knows its own)')
     .action(async (o: NetworkCliOptions & DataCliOptions & { weights: string; out: string; format?: string }) => {
       const { exportCommand } = await import('./export.ts');

@@ -5,11 +5,12 @@ import { loadDataset } from '../data/registry.ts';
 import { initBackend } from '../engine/backend.ts';
 import { DataError, UsageError } from '../errors.ts';
 import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
-import { writeJsonAtomic } from '../io/atomic.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { lockOutput } from '../io/lock.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { buildNetwork } from '../model/build.ts';
 import { loadWeights, matchWeights } from '../model/load.ts';
+import type { BaseNetwork } from '../model/network.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import { Rng } from '../rng.ts';
 import { type ConfigChanges, definedOnly, resolveConfig, resumeConfig, type TrainConfig } from './config.ts';
@@ -294,7 +295,7 @@ async function savedWeights(
   weightsPath: string,
   overrides: Partial<TrainConfig> = {},
   ds?: Dataset,
-): Promise<{ config: TrainConfig; dataset: Dataset; weights: NamedTensor[] }> {
+): Promise<{ config: TrainConfig; dataset: Dataset; weights: NamedTensor[]; network: BaseNetwork }> {
   let base: Partial<TrainConfig> = {};
   const run = new RunDir(weightsPath);
   if (run.exists('manifest')) base = run.readManifest().config;
@@ -302,14 +303,15 @@ async function savedWeights(
   const config = resolveConfig({ ...base, ...definedOnly(overrides), epochs: 0 });
   const dataset = ds ?? (await loadDataset(config.data));
   const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
-  return { config, dataset, weights: await loadWeights(weightsPath, net) };
+  return { config, dataset, weights: await loadWeights(weightsPath, net), network: net };
 }
 
-export type WeightsFormat = 'keras-h5' | 'safetensors';
+export type WeightsFormat = 'keras-h5' | 'safetensors' | 'onnx';
 
 /**
  * Write saved weights (a run directory, .safetensors or Keras .h5) as a Keras 2 weight file of
- * the base network (for `base_network.load_weights(...)`) or as safetensors. The format follows
+ * the base network (for `base_network.load_weights(...)`), as safetensors, or as an ONNX model of
+ * the base network (model/onnx.ts). The format follows
  * the file's extension (.h5, .safetensors) unless given. Atomic: no half-written file.
  */
 export async function exportWeights(opts: {
@@ -319,16 +321,26 @@ export async function exportWeights(opts: {
   config?: Partial<TrainConfig>;
   dataset?: Dataset;
 }): Promise<{ format: WeightsFormat; tensors: number; file: string }> {
-  const format = opts.format ?? (/\.(h5|hdf5|keras)$/i.test(opts.out) ? 'keras-h5' : /\.safetensors$/i.test(opts.out) ? 'safetensors' : undefined);
-  if (!format) throw new UsageError(`cannot tell the format from "${opts.out}": name a .h5 or .safetensors file, or give --format keras-h5|safetensors`);
-  const { weights, config } = await savedWeights(opts.weights, opts.config, opts.dataset);
-  if (format === 'keras-h5') {
+  const format = opts.format ?? formatOfName(opts.out);
+  if (!format) throw new UsageError(`cannot tell the format from "${opts.out}": name a .h5, .safetensors or .onnx file, or give --format keras-h5|safetensors|onnx`);
+  const { weights, config, network } = await savedWeights(opts.weights, opts.config, opts.dataset);
+  if (format === 'onnx') {
+    const { encodeOnnx } = await import('../model/onnx.ts');
+    await writeFileAtomic(opts.out, encodeOnnx(network.config, weights, toolVersion()));
+  } else if (format === 'keras-h5') {
     const { writeKerasH5 } = await import('../model/keras.ts');
     await writeKerasH5(opts.out, weights);
   } else {
     await writeSafetensors(opts.out, weights, { base: config.base, source: opts.weights });
   }
   return { format, tensors: weights.length, file: opts.out };
+}
+
+function formatOfName(file: string): WeightsFormat | undefined {
+  if (/\.(h5|hdf5|keras)$/i.test(file)) return 'keras-h5';
+  if (/\.safetensors$/i.test(file)) return 'safetensors';
+  if (/\.onnx$/i.test(file)) return 'onnx';
+  return undefined;
 }
 
 /** Evaluate saved weights on the test split (the seed's predict). */

@@ -175,7 +175,7 @@ export class CompareProgress {
     } else if (ev.type === 'epoch') {
       if (!this.tty) this.stream.write(`[${job.label}] ${formatEpoch(ev.log, job.epochs ?? ev.log.epoch)}\n`);
       s.text = `${job.label}  epoch ${ev.log.epoch}/${job.epochs} done: test acc ${(100 * ev.log.testAccuracy).toFixed(2)}%; evaluating`;
-    } else {
+    } else if (ev.type === 'tsne') {
       s.text = `${job.label}  iteration ${ev.iteration}/${ev.total}`;
     }
   }

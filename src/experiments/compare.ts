@@ -40,7 +40,9 @@ import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import type { EpochLog } from '../train/trainer.ts';
 import { type DistanceSample, type JobEvent, type JobRequest, type JobResult, readDistances, type TsneFile, type TsneParams } from './jobs.ts';
 import { type LossSpec, parseLossList, parseLossSpec } from './lossSpec.ts';
+import type { Executor } from './executor.ts';
 import { WorkerPool } from './pool.ts';
+import { QueueExecutor } from './queue/coordinator.ts';
 import type { CompareResults, CompareSpec, LossSummary, PairedComparison, RunSummary, Stat, TsneResult } from './results.ts';
 import { pairedTTest, summarise } from './stats.ts';
 import type { ReportFiles } from '../viz/report.ts';
@@ -74,6 +76,13 @@ export interface CompareOptions {
   engine?: EngineChoice;
   /** worker threads; default os.availableParallelism(), never more than there are jobs */
   workers?: number;
+  /**
+   * run the jobs on a fleet of `siamese worker`s through this Redis queue instead of local worker
+   * threads; the queue is named after the grid unless `name` is given
+   */
+  queue?: { url: string; name?: string };
+  /** one line per notable event of the queue (jobs enqueued again, ...) */
+  onQueueLog?: (line: string) => void;
   /** the comparison directory; default runs/compare */
   out?: string;
   /** take the grid from OUT/compare.json (grid options must then be left unset) */
@@ -177,6 +186,11 @@ export async function compare(opts: CompareOptions = {}, callbacks: CompareCallb
 }
 
 /** Like `compare`, with the whole outcome: interruption, failures, reused runs, report. */
+/** The default queue of a grid: one name per grid, so several grids can share a fleet. */
+export function gridQueueName(grid: unknown): string {
+  return `compare-${createHash('sha256').update(JSON.stringify(grid)).digest('hex').slice(0, 16)}`;
+}
+
 export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCallbacks = {}): Promise<CompareOutcome> {
   const t0 = performance.now();
   const out = opts.out ?? join('runs', 'compare');
@@ -253,7 +267,17 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
   const failures: JobFailure[] = [];
   const trained: string[] = [];
   let interrupted = false;
-  const pool = jobs.length + later > 0 ? new WorkerPool(workers) : undefined;
+  const pool: Executor | undefined =
+    jobs.length + later === 0
+      ? undefined
+      : opts.queue
+        ? await QueueExecutor.open({
+            url: opts.queue.url,
+            name: opts.queue.name ?? gridQueueName(grid),
+            data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
+            log: opts.onQueueLog,
+          })
+        : new WorkerPool(workers);
   const onAbort = (): void => {
     interrupted = true;
     pool?.requestStop();

@@ -23,7 +23,7 @@ export async function compareCommand(opts: CompareOptions): Promise<CompareOutco
   process.on('SIGTERM', onSignal);
   let outcome: CompareOutcome;
   try {
-    outcome = await runCompare({ ...opts, signal: controller.signal }, progress.callbacks());
+    outcome = await runCompare({ ...opts, signal: controller.signal, onQueueLog: (line) => progress.log(line) }, progress.callbacks());
   } finally {
     progress.stop();
     process.off('SIGINT', onSignal);

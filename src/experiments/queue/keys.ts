@@ -13,3 +13,8 @@ export function checkpointKey(queue: string, jobId: string): string {
 export function checkpointPattern(queue: string): string {
   return `${KEY_PREFIX}:checkpoint:${queue}:*`;
 }
+
+/** Executions per tag of the load test's sleep jobs. */
+export function sleepCountKey(queue: string): string {
+  return `${KEY_PREFIX}:sleeps:${queue}`;
+}

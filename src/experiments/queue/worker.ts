@@ -25,7 +25,7 @@ import { DISTANCES_FILE, type JobRequest } from '../jobs.ts';
 import { WorkerPool } from '../pool.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
 import { type Bundle, checkBundle, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobResult, readFiles, validateJob } from './payload.ts';
-import { checkpointKey, GRIDS_KEY } from './keys.ts';
+import { checkpointKey, GRIDS_KEY, sleepCountKey } from './keys.ts';
 
 export interface QueueWorkerOptions {
   url: string;
@@ -85,6 +85,8 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     }
     if (data.type === 'sleep') {
       await new Promise((r) => setTimeout(r, data.ms));
+      // count executions per tag, so that a load test can see a job run twice
+      await redis.hincrby(sleepCountKey(queueName), data.tag, 1);
       return { status: 'finished', files: {}, worker: WORKER_ID };
     }
     log(`worker ${WORKER_ID}: ${job.id} started (${data.type}${'config' in data ? `, ${data.config.loss}, seed ${data.config.seed}` : ''})`);

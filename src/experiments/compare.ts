@@ -197,6 +197,15 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
   const grid = resolveGrid(opts, out);
   const { spec } = grid;
   const dataset = await loadDataset(spec.config.data);
+  // connect first: a queue that cannot be reached is one line, before anything is planned or written
+  const queue = opts.queue
+    ? await QueueExecutor.open({
+        url: opts.queue.url,
+        name: opts.queue.name ?? gridQueueName(grid),
+        data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
+        log: opts.onQueueLog,
+      })
+    : undefined;
 
   ensureDir(out);
   await writeJsonAtomic(join(out, GRID_FILE), grid);
@@ -267,17 +276,7 @@ export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCa
   const failures: JobFailure[] = [];
   const trained: string[] = [];
   let interrupted = false;
-  const pool: Executor | undefined =
-    jobs.length + later === 0
-      ? undefined
-      : opts.queue
-        ? await QueueExecutor.open({
-            url: opts.queue.url,
-            name: opts.queue.name ?? gridQueueName(grid),
-            data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
-            log: opts.onQueueLog,
-          })
-        : new WorkerPool(workers);
+  const pool: Executor | undefined = jobs.length + later === 0 ? (await queue?.close(), undefined) : (queue ?? new WorkerPool(workers));
   const onAbort = (): void => {
     interrupted = true;
     pool?.requestStop();

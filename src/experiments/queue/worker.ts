@@ -223,6 +223,10 @@ function writeBundle(dir: string, files: Bundle): void {
 
 /** Connect once, or explain in one line why not (wrong password, nothing listening, ...). */
 export async function connectOrExplain(redis: Redis, display: string): Promise<void> {
+  // ioredis reports an authentication failure as an 'error' event, then "Connection is closed"
+  const seen: string[] = [];
+  const onError = (e: Error): void => void seen.push(e.message);
+  redis.on('error', onError);
   try {
     await Promise.race([
       redis.connect(),
@@ -231,12 +235,14 @@ export async function connectOrExplain(redis: Redis, display: string): Promise<v
     await redis.ping();
   } catch (e) {
     redis.disconnect();
-    const m = (e as Error).message;
-    const why = /WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(m)
+    const all = [...seen, (e as Error).message].join('\n');
+    const why = /WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(all)
       ? 'the password was refused'
-      : /ECONNREFUSED/.test(m)
+      : /ECONNREFUSED/.test(all)
         ? 'nothing listens there'
-        : m.split('\n')[0];
+        : (e as Error).message.split('\n')[0];
     throw new UsageError(`cannot connect to the queue at ${display}: ${why}`);
+  } finally {
+    redis.off('error', onError);
   }
 }

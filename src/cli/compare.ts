@@ -28,7 +28,7 @@ export async function compareCommand(opts: CompareOptions): Promise<CompareOutco
   process.on('SIGTERM', onSignal);
   let outcome: CompareOutcome;
   try {
-    outcome = await runCompare({ ...opts, signal: controller.signal }, progress.callbacks());
+    outcome = await runCompare({ ...opts, signal: controller.signal, onQueueLog: (line) => progress.log(line) }, progress.callbacks());
   } finally {
     progress.stop();
     process.off('SIGINT', onSignal);
@@ -236,7 +236,7 @@ export class CompareProgress {
     } else if (ev.type === 'epoch') {
       if (!this.tty) this.stream.write(`[${job.label}] ${formatEpoch(ev.log, job.epochs ?? ev.log.epoch)}\n`);
       s.text = `${job.label}  epoch ${ev.log.epoch}/${job.epochs} done: test acc ${(100 * ev.log.testAccuracy).toFixed(2)}%; evaluating`;
-    } else {
+    } else if (ev.type === 'tsne') {
       s.text = `${job.label}  iteration ${ev.iteration}/${ev.total}`;
     }
   }

@@ -53,6 +53,8 @@ interface TrainCliOptions extends ModelCliOptions, LossCliOptions, DataCliOption
 }
 
 interface CompareCliOptions extends ModelCliOptions, DataCliOptions {
+  queue?: string;
+  queueName?: string;
   losses?: string;
   seeds?: string;
   epochs?: number;
@@ -225,6 +227,8 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'comparison directory; run it again to resume (default runs/compare)')
     .option('--resume <dir>', 'continue the comparison in DIR with its own settings')
     .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1))
+    .option('--queue <url>', 'run on a fleet of `siamese worker`s through Redis: redis://[:password@]host:port[/db] or rediss://')
+    .option('--queue-name <name>', 'the queue of this grid (default: named after the grid)')
     .option('--quick', 'a first look in minutes: 2 epochs on 20,000 train pairs, 2 seeds, 500 t-SNE points')
     .option('--tsne-points <n>', 'test images in the t-SNE panels, 0 = none (default 2000)', intArg('--tsne-points', 0))
     .option('--no-retrieval', 'skip the retrieval measures (MAP@R, ...)')
@@ -251,12 +255,48 @@ export function buildProgram(): Command {
         resume: o.resume !== undefined,
         workers: o.workers,
         quick: o.quick,
+        queue: o.queue === undefined ? undefined : { url: o.queue, name: o.queueName },
         tsnePoints: o.tsnePoints,
         retrieval: o.retrieval ? undefined : false,
         report: o.report,
         engine: o.engine,
         split: o.split,
       });
+    });
+
+  program
+    .command('worker')
+    .description('serve the grids of a Redis queue (compare/sweep --queue) until Ctrl-C: train their jobs here')
+    .requiredOption('--queue <url>', 'redis://[:password@]host:port[/db] or rediss://')
+    .option('--queue-name <name>', 'serve this grid only (default: every grid a coordinator registers)')
+    .option('--concurrency <n>', 'jobs at a time (default 1)', intArg('--concurrency', 1))
+    .option('--threads <n>', 'native engine threads per job (default: every core)', intArg('--threads', 0))
+    .addOption(new Option('--lock-seconds <s>', 'seconds before a silent worker\'s job is handed on (default 30)').argParser(floatArg('--lock-seconds', { positive: true })).hideHelp())
+    .action(async (o: { queue: string; queueName?: string; concurrency?: number; threads?: number; lockSeconds?: number }) => {
+      if (o.queueName !== undefined && o.queue === undefined) throw new UsageError('--queue-name needs --queue');
+      const { workerCommand } = await import('./worker.ts');
+      await workerCommand(o);
+    });
+
+  const queueCmd = program.command('queue').description('look after a Redis queue of grids: status, clean');
+  queueCmd
+    .command('status')
+    .description('waiting, active, done and failed jobs of each grid, with their workers')
+    .requiredOption('--queue <url>', 'redis://[:password@]host:port[/db] or rediss://')
+    .option('--queue-name <name>', 'one grid only')
+    .action(async (o: { queue: string; queueName?: string }) => {
+      const { queueStatusCommand } = await import('./queue.ts');
+      await queueStatusCommand(o);
+    });
+  queueCmd
+    .command('clean')
+    .description("remove a finished grid's keys (jobs, checkpoints) from Redis")
+    .requiredOption('--queue <url>', 'redis://[:password@]host:port[/db] or rediss://')
+    .requiredOption('--queue-name <name>', 'the grid (see queue status)')
+    .option('--force', 'also when jobs are still waiting or running')
+    .action(async (o: { queue: string; queueName?: string; force?: boolean }) => {
+      const { queueCleanCommand } = await import('./queue.ts');
+      await queueCleanCommand(o);
     });
 
   program

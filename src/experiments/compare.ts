@@ -42,7 +42,9 @@ import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import type { EpochLog } from '../train/trainer.ts';
 import { type DistanceSample, type JobEvent, type JobRequest, type JobResult, readDistances, type TsneFile, type TsneParams } from './jobs.ts';
 import { type LossSpec, parseLossList, parseLossSpec } from './lossSpec.ts';
+import type { Executor } from './executor.ts';
 import { WorkerPool } from './pool.ts';
+import { QueueExecutor } from './queue/coordinator.ts';
 import { count } from './words.ts';
 import type { CompareResults, CompareSpec, LossSummary, PairedComparison, RunSummary, Stat, TsneResult } from './results.ts';
 import { holmAdjust, type PairedTTest, pairedTTest, summarise } from './stats.ts';
@@ -79,6 +81,13 @@ export interface CompareOptions {
   engine?: EngineChoice;
   /** worker threads; default os.availableParallelism(), never more than there are jobs */
   workers?: number;
+  /**
+   * run the jobs on a fleet of `siamese worker`s through this Redis queue instead of local worker
+   * threads; the queue is named after the grid unless `name` is given
+   */
+  queue?: { url: string; name?: string };
+  /** one line per notable event of the queue (jobs enqueued again, ...) */
+  onQueueLog?: (line: string) => void;
   /** the comparison directory; default runs/compare */
   out?: string;
   /** take the grid from OUT/compare.json (grid options must then be left unset) */
@@ -188,6 +197,11 @@ export async function compare(opts: CompareOptions = {}, callbacks: CompareCallb
   return o.results;
 }
 
+/** The default queue of a grid: one name per grid, so several grids can share a fleet. */
+export function gridQueueName(grid: unknown): string {
+  return `compare-${createHash('sha256').update(JSON.stringify(grid)).digest('hex').slice(0, 16)}`;
+}
+
 /** Like `compare`, with the whole outcome: interruption, failures, reused runs, report. */
 export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCallbacks = {}): Promise<CompareOutcome> {
   const out = opts.out ?? join('runs', 'compare');
@@ -206,153 +220,167 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
   const grid = resolveGrid(opts, out);
   const { spec } = grid;
   const dataset = await loadDataset(spec.config.data);
-
-  ensureDir(out);
-  await writeJsonAtomic(join(out, GRID_FILE), grid);
-  for (const seed of spec.seeds) await ensureInitialWeights(out, spec, seed, dataset);
-
-  // ---- plan -------------------------------------------------------------------------------
-  const jobs: { job: CompareJob; req: JobRequest }[] = [];
-  const reused: string[] = [];
-  const trainSet = new Set<string>();
-  const perEpoch = (spec_: LossSpec): number => estimateBatches(spec_, spec, dataset);
-  for (const seed of spec.seeds) {
-    for (const l of spec.losses) {
-      const key = runKey(l.id, seed);
-      const runDir = join(out, 'runs', key);
-      const config = runConfig(spec, l, seed);
-      const state = runState(runDir, config, dataset);
-      const base = { key, lossId: l.id, seed, runDir, label: `${l.label} seed ${seed}` };
-      if (state.kind === 'finished') {
-        reused.push(key);
-        if (!readDistances(runDir, grid.distanceSample)) {
-          jobs.push({ job: { ...base, kind: 'distances' }, req: { type: 'distances', runDir, distanceSample: grid.distanceSample } });
-        }
-        continue;
-      }
-      trainSet.add(key);
-      jobs.push({
-        job: { ...base, kind: 'train', epochs: config.epochs, startEpoch: state.epochsDone, batchesPerEpoch: perEpoch(l) },
-        req: {
-          type: 'train',
-          out: runDir,
-          config,
-          resetWeights: initialPath(out, seed),
-          resume: state.kind === 'resume',
-          retrieval: grid.retrieval,
-          distanceSample: grid.distanceSample,
-        },
-      });
-    }
-  }
-
-  const notes: string[] = [];
-  const tsnePlan = grid.tsne.points > 0 ? planTsne(out, spec, grid, dataset) : undefined;
-  if (tsnePlan?.note) notes.push(tsnePlan.note);
-  const tsne = tsnePlan?.plan;
-  const tsneJob = (panel: TsnePanelPlan): { job: CompareJob; req: JobRequest } | undefined => {
-    if (!tsne || !existsSync(panel.weights)) return undefined;
-    const key = tsneKey(panel.weights, tsne.params, tsne.indices);
-    if (readTsne(panel.file, key)) return undefined;
-    return {
-      job: { key: `tsne-${panel.name}`, kind: 'tsne', label: `t-SNE ${panel.title}`, lossId: panel.lossId, seed: spec.seeds[0] },
-      req: { type: 'tsne', weights: panel.weights, config: tsne.config, indices: tsne.indices, params: tsne.params, out: panel.file, key },
-    };
-  };
-  // panels whose weights exist now (before training; runs already finished) join the queue at
-  // once; the others when their seed's run finishes
-  if (tsne) {
-    for (const p of tsne.panels) {
-      if (p.lossId !== undefined && trainSet.has(runKey(p.lossId, spec.seeds[0]!))) continue;
-      const j = tsneJob(p);
-      if (j) jobs.push(j);
-    }
-  }
-
-  const maxWorkers = opts.workers ?? availableParallelism();
-  if (!Number.isInteger(maxWorkers) || maxWorkers < 1) throw new UsageError(`workers must be an integer >= 1, got ${maxWorkers}`);
-  const later = tsne ? tsne.panels.filter((p) => p.lossId !== undefined && trainSet.has(runKey(p.lossId, spec.seeds[0]!))).length : 0;
-  const workers = Math.max(1, Math.min(maxWorkers, jobs.length + later));
-  callbacks.onPlan?.({ jobs: jobs.map((j) => j.job), reused, workers, runs: spec.losses.length * spec.seeds.length, later });
-
-  // ---- run ----------------------------------------------------------------------------------
-  const failures: JobFailure[] = [];
-  const trained: string[] = [];
-  let interrupted = false;
-  const pool = jobs.length + later > 0 ? new WorkerPool(workers) : undefined;
-  const onAbort = (): void => {
-    interrupted = true;
-    pool?.requestStop();
-  };
-  if (opts.signal?.aborted) onAbort();
-  opts.signal?.addEventListener('abort', onAbort);
-
-  const running: Promise<void>[] = [];
-  // runs side by side take one thread each (the native engine would otherwise use every core)
-  const threads = workers > 1 ? 1 : 0;
-  const launch = ({ job, req }: { job: CompareJob; req: JobRequest }): void => {
-    if (req.type === 'train' || req.type === 'tsne') req = { ...req, config: { ...req.config, threads } };
-    const started = { t: performance.now() };
-    const done = pool!
-      .run(req, {
-        onStart: (slot) => {
-          started.t = performance.now();
-          callbacks.onJobStart?.(job, slot);
-        },
-        onEvent: (ev, slot) => callbacks.onJobEvent?.(job, ev, slot),
+  // connect first: a queue that cannot be reached is one line, before anything is planned or written
+  const queue = opts.queue
+    ? await QueueExecutor.open({
+        url: opts.queue.url,
+        name: opts.queue.name ?? gridQueueName(grid),
+        data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
+        log: opts.onQueueLog,
       })
-      .then(
-        (r: JobResult) => {
-          const seconds = (performance.now() - started.t) / 1000;
-          callbacks.onJobEnd?.(job, { status: r.status, seconds });
-          if (r.status === 'interrupted') {
-            interrupted = true;
-            return;
-          }
-          if (job.kind === 'train') {
-            trained.push(job.key);
-            // this loss's first-seed run is done: its t-SNE panel can start
-            const panel = tsne?.panels.find((p) => p.lossId === job.lossId && job.seed === spec.seeds[0]);
-            const next = panel && !interrupted ? tsneJob(panel) : undefined;
-            if (next) launch(next);
-          }
-        },
-        (e: unknown) => {
-          const message = e instanceof Error ? e.message : String(e);
-          failures.push({ key: job.key, kind: job.kind, lossId: job.lossId, seed: job.seed, message });
-          callbacks.onJobEnd?.(job, { status: 'failed', seconds: (performance.now() - started.t) / 1000, message });
-        },
-      );
-    running.push(done);
-  };
+    : undefined;
+  // everything after the connection closes it, however it ends (closing twice is harmless)
   try {
-    for (const j of jobs) launch(j);
-    // launch() may add t-SNE jobs while we wait
-    for (let i = 0; i < running.length; i++) await running[i];
-  } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
-    await pool?.close();
-  }
-  if (interrupted || opts.signal?.aborted) {
-    return { status: 'interrupted', out, failures, trained, reused };
-  }
 
-  // ---- summarise -----------------------------------------------------------------------------
-  callbacks.onPhase?.('summarising');
-  const results = buildResults({ out, grid, dataset, tsne, notes, workers: pool ? workers : 0, wallSeconds: (performance.now() - t0) / 1000 });
-  const resultsPath = join(out, RESULTS_FILE);
-  await writeFileAtomic(resultsPath, resultsJson(results));
+    ensureDir(out);
+    await writeJsonAtomic(join(out, GRID_FILE), grid);
+    for (const seed of spec.seeds) await ensureInitialWeights(out, spec, seed, dataset);
 
-  const outcome: CompareOutcome = { status: 'finished', out, results, resultsPath, failures, trained, reused };
-  if (opts.report ?? true) {
-    callbacks.onPhase?.('writing the report');
-    try {
-      outcome.report = await buildReportFor(results, out, dataset);
-    } catch (e) {
-      outcome.reportError = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    // ---- plan -------------------------------------------------------------------------------
+    const jobs: { job: CompareJob; req: JobRequest }[] = [];
+    const reused: string[] = [];
+    const trainSet = new Set<string>();
+    const perEpoch = (spec_: LossSpec): number => estimateBatches(spec_, spec, dataset);
+    for (const seed of spec.seeds) {
+      for (const l of spec.losses) {
+        const key = runKey(l.id, seed);
+        const runDir = join(out, 'runs', key);
+        const config = runConfig(spec, l, seed);
+        const state = runState(runDir, config, dataset);
+        const base = { key, lossId: l.id, seed, runDir, label: `${l.label} seed ${seed}` };
+        if (state.kind === 'finished') {
+          reused.push(key);
+          if (!readDistances(runDir, grid.distanceSample)) {
+            jobs.push({ job: { ...base, kind: 'distances' }, req: { type: 'distances', runDir, distanceSample: grid.distanceSample } });
+          }
+          continue;
+        }
+        trainSet.add(key);
+        jobs.push({
+          job: { ...base, kind: 'train', epochs: config.epochs, startEpoch: state.epochsDone, batchesPerEpoch: perEpoch(l) },
+          req: {
+            type: 'train',
+            out: runDir,
+            config,
+            resetWeights: initialPath(out, seed),
+            resume: state.kind === 'resume',
+            retrieval: grid.retrieval,
+            distanceSample: grid.distanceSample,
+          },
+        });
+      }
     }
+
+    const notes: string[] = [];
+    const tsnePlan = grid.tsne.points > 0 ? planTsne(out, spec, grid, dataset) : undefined;
+    if (tsnePlan?.note) notes.push(tsnePlan.note);
+    const tsne = tsnePlan?.plan;
+    const tsneJob = (panel: TsnePanelPlan): { job: CompareJob; req: JobRequest } | undefined => {
+      if (!tsne || !existsSync(panel.weights)) return undefined;
+      const key = tsneKey(panel.weights, tsne.params, tsne.indices);
+      if (readTsne(panel.file, key)) return undefined;
+      return {
+        job: { key: `tsne-${panel.name}`, kind: 'tsne', label: `t-SNE ${panel.title}`, lossId: panel.lossId, seed: spec.seeds[0] },
+        req: { type: 'tsne', weights: panel.weights, config: tsne.config, indices: tsne.indices, params: tsne.params, out: panel.file, key },
+      };
+    };
+    // panels whose weights exist now (before training; runs already finished) join the queue at
+    // once; the others when their seed's run finishes
+    if (tsne) {
+      for (const p of tsne.panels) {
+        if (p.lossId !== undefined && trainSet.has(runKey(p.lossId, spec.seeds[0]!))) continue;
+        const j = tsneJob(p);
+        if (j) jobs.push(j);
+      }
+    }
+
+    const maxWorkers = opts.workers ?? availableParallelism();
+    if (!Number.isInteger(maxWorkers) || maxWorkers < 1) throw new UsageError(`workers must be an integer >= 1, got ${maxWorkers}`);
+    const later = tsne ? tsne.panels.filter((p) => p.lossId !== undefined && trainSet.has(runKey(p.lossId, spec.seeds[0]!))).length : 0;
+    const workers = Math.max(1, Math.min(maxWorkers, jobs.length + later));
+    callbacks.onPlan?.({ jobs: jobs.map((j) => j.job), reused, workers, runs: spec.losses.length * spec.seeds.length, later });
+
+    // ---- run ----------------------------------------------------------------------------------
+    const failures: JobFailure[] = [];
+    const trained: string[] = [];
+    let interrupted = false;
+    const pool: Executor | undefined = jobs.length + later === 0 ? (await queue?.close(), undefined) : (queue ?? new WorkerPool(workers));
+    const onAbort = (): void => {
+      interrupted = true;
+      pool?.requestStop();
+    };
+    if (opts.signal?.aborted) onAbort();
+    opts.signal?.addEventListener('abort', onAbort);
+
+    const running: Promise<void>[] = [];
+    // runs side by side take one thread each (the native engine would otherwise use every core)
+    const threads = workers > 1 ? 1 : 0;
+    const launch = ({ job, req }: { job: CompareJob; req: JobRequest }): void => {
+      if (req.type === 'train' || req.type === 'tsne') req = { ...req, config: { ...req.config, threads } };
+      const started = { t: performance.now() };
+      const done = pool!
+        .run(req, {
+          onStart: (slot) => {
+            started.t = performance.now();
+            callbacks.onJobStart?.(job, slot);
+          },
+          onEvent: (ev, slot) => callbacks.onJobEvent?.(job, ev, slot),
+        })
+        .then(
+          (r: JobResult) => {
+            const seconds = (performance.now() - started.t) / 1000;
+            callbacks.onJobEnd?.(job, { status: r.status, seconds });
+            if (r.status === 'interrupted') {
+              interrupted = true;
+              return;
+            }
+            if (job.kind === 'train') {
+              trained.push(job.key);
+              // this loss's first-seed run is done: its t-SNE panel can start
+              const panel = tsne?.panels.find((p) => p.lossId === job.lossId && job.seed === spec.seeds[0]);
+              const next = panel && !interrupted ? tsneJob(panel) : undefined;
+              if (next) launch(next);
+            }
+          },
+          (e: unknown) => {
+            const message = e instanceof Error ? e.message : String(e);
+            failures.push({ key: job.key, kind: job.kind, lossId: job.lossId, seed: job.seed, message });
+            callbacks.onJobEnd?.(job, { status: 'failed', seconds: (performance.now() - started.t) / 1000, message });
+          },
+        );
+      running.push(done);
+    };
+    try {
+      for (const j of jobs) launch(j);
+      // launch() may add t-SNE jobs while we wait
+      for (let i = 0; i < running.length; i++) await running[i];
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      await pool?.close();
+    }
+    if (interrupted || opts.signal?.aborted) {
+      return { status: 'interrupted', out, failures, trained, reused };
+    }
+
+    // ---- summarise -----------------------------------------------------------------------------
+    callbacks.onPhase?.('summarising');
+    const results = buildResults({ out, grid, dataset, tsne, notes, workers: pool ? workers : 0, wallSeconds: (performance.now() - t0) / 1000 });
+    const resultsPath = join(out, RESULTS_FILE);
+    await writeFileAtomic(resultsPath, resultsJson(results));
+
+    const outcome: CompareOutcome = { status: 'finished', out, results, resultsPath, failures, trained, reused };
+    if (opts.report ?? true) {
+      callbacks.onPhase?.('writing the report');
+      try {
+        outcome.report = await buildReportFor(results, out, dataset);
+      } catch (e) {
+        outcome.reportError = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      }
+    }
+    return outcome;
+  } finally {
+    await queue?.close();
   }
-  return outcome;
 }
 
 // ---- the grid ----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
  * the run directory, a t-SNE job one JSON file. The caller reads those files afterwards, so
  * resumed and freshly trained runs are summarised by the same code.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import { type DataSpec, loadDataset, resolveDataSpec } from '../data/registry.ts';
@@ -16,7 +16,7 @@ import { buildNetwork } from '../model/build.ts';
 import { loadWeights } from '../model/load.ts';
 import { resolveConfig, type TrainConfig } from '../train/config.ts';
 import { trainRun } from '../train/run.ts';
-import { readJson, RunDir } from '../train/runDir.ts';
+import { readJson, RUN_FILES, RunDir } from '../train/runDir.ts';
 import { type BatchInfo, type EpochLog, Training } from '../train/trainer.ts';
 import { runTsne } from '../viz/tsne.ts';
 
@@ -52,6 +52,8 @@ export type JobRequest =
       retrieval: boolean;
       /** pairs per class kept in distances.json */
       distanceSample: number;
+      /** after each epoch, emit the run's files (a queue worker stores them for a takeover) */
+      snapshot?: boolean;
     }
   | { type: 'distances'; runDir: string; distanceSample: number }
   | {
@@ -71,7 +73,9 @@ export type JobRequest =
 export type JobEvent =
   | { type: 'batch'; info: BatchInfo }
   | { type: 'epoch'; log: EpochLog }
-  | { type: 'tsne'; iteration: number; total: number };
+  | { type: 'tsne'; iteration: number; total: number }
+  /** the run directory's files right after an epoch's checkpoint (train jobs with snapshot) */
+  | { type: 'snapshot'; epoch: number; files: Record<string, Uint8Array> };
 
 export interface JobResult {
   status: 'finished' | 'interrupted';
@@ -138,11 +142,25 @@ async function trainJob(req: Extract<JobRequest, { type: 'train' }>, ctx: JobCon
         ctx.emit({ type: 'batch', info });
       }
     },
-    onEpoch: (log) => ctx.emit({ type: 'epoch', log }),
+    onEpoch: (log) => {
+      ctx.emit({ type: 'epoch', log });
+      // read while training waits for this callback, so the files belong to one epoch
+      if (req.snapshot) ctx.emit({ type: 'snapshot', epoch: log.epoch, files: readRunFiles(req.out) });
+    },
     shouldStop: ctx.shouldStop,
   });
   if (res.status === 'finished') await writeDistances(req.out, req.distanceSample, dataset);
   return { status: res.status, epochs: res.epochs };
+}
+
+/** The files of a run directory that a resume needs, as bytes. */
+function readRunFiles(dir: string): Record<string, Uint8Array> {
+  const out: Record<string, Uint8Array> = {};
+  for (const f of Object.values(RUN_FILES)) {
+    const p = join(dir, f);
+    if (existsSync(p)) out[f] = readFileSync(p);
+  }
+  return out;
 }
 
 /** Rebuild a training (no steps) from a run directory's manifest and trained weights. */

@@ -22,6 +22,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { DataError, TrainingError, UsageError } from '../errors.ts';
+import type { Executor, ExecutorCallbacks } from './executor.ts';
 import type { JobEvent, JobRequest, JobResult } from './jobs.ts';
 
 /** Messages from a worker. */
@@ -31,11 +32,8 @@ export type FromWorker =
   | { type: 'result'; id: number; result: JobResult }
   | { type: 'error'; id: number; name: string; message: string };
 
-export interface PoolCallbacks {
-  /** the job left the queue and runs on worker `slot` (0-based, stable for the pool's life) */
-  onStart?: (slot: number) => void;
-  onEvent?: (event: JobEvent, slot: number) => void;
-}
+/** onStart's slot is the worker thread (0-based, stable for the pool's life). */
+export type PoolCallbacks = ExecutorCallbacks;
 
 interface Task {
   id: number;
@@ -53,7 +51,7 @@ interface Slot {
   dead: boolean;
 }
 
-export class WorkerPool {
+export class WorkerPool implements Executor {
   private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4));
   private readonly slots: (Slot | null)[];
   private readonly queue: Task[] = [];

@@ -1,0 +1,230 @@
+/**
+ * The queue executor: runs a grid's jobs on a fleet of `siamese worker`s through BullMQ, and puts
+ * each finished job's files where the local pool would have written them.
+ *
+ * The coordinator knows the plan, so it is the one that makes the grid finish whatever happens:
+ * - every job has a deterministic id (payload.ts), so enqueueing again is harmless, and a
+ *   coordinator that was interrupted finds, when started again, the results that came back while
+ *   it was away;
+ * - besides BullMQ's events (fast), it looks at every pending job every 2 s (sure): a job that
+ *   Redis lost (a restart without persistence) is enqueued again, a result whose event was lost
+ *   is collected;
+ * - a result is written file by file, atomically, the manifest last, then removed from Redis.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { type Job, Queue, QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
+import { DataError, TrainingError, UsageError } from '../../errors.ts';
+import { writeFileAtomic } from '../../io/atomic.ts';
+import type { Executor, ExecutorCallbacks } from '../executor.ts';
+import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
+import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
+import { GRIDS_KEY } from './keys.ts';
+import { checkBundle, type DataChecksums, jobId, outputPaths, type QueueJobData, type QueueJobResult, toQueueJob } from './payload.ts';
+import { connectOrExplain } from './worker.ts';
+
+interface Pending {
+  id: string;
+  req: JobRequest;
+  data: QueueJobData;
+  cb: ExecutorCallbacks;
+  resolve: (r: JobResult) => void;
+  reject: (e: Error) => void;
+  slot?: number;
+  collecting?: boolean;
+}
+
+export interface QueueExecutorOptions {
+  url: string;
+  /** the queue (grid) name */
+  name: string;
+  /** the data set the grid was planned on */
+  data: DataChecksums;
+  /** one line per notable event (jobs enqueued again, results collected late) */
+  log?: (line: string) => void;
+}
+
+/** Retries of a job that crashed (BullMQ's attempts); a job's own failure is never retried. */
+const ATTEMPTS = 3;
+
+export class QueueExecutor implements Executor {
+  private readonly pending = new Map<string, Pending>();
+  private readonly slots: (string | null)[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private stopping = false;
+
+  private constructor(
+    private readonly opts: QueueExecutorOptions,
+    private readonly queue: Queue,
+    private readonly events: QueueEvents,
+    private readonly redis: Redis,
+    readonly display: string,
+  ) {}
+
+  /** Connect (one clear line if that fails), register the grid and listen to its events. */
+  static async open(opts: QueueExecutorOptions): Promise<QueueExecutor> {
+    const { connection, display } = parseQueueUrl(opts.url);
+    if (!/^[A-Za-z0-9._-]{1,100}$/.test(opts.name)) throw new UsageError(`--queue-name must be 1-100 letters, digits, ".", "_" or "-", got "${opts.name}"`);
+    const redis = new Redis({ ...(connection as object), lazyConnect: true });
+    redis.on('error', () => {});
+    await connectOrExplain(redis, display);
+    const queue = new Queue(opts.name, { connection, prefix: KEY_PREFIX });
+    const events = new QueueEvents(opts.name, { connection, prefix: KEY_PREFIX });
+    queue.on('error', () => {});
+    events.on('error', () => {});
+    await events.waitUntilReady();
+    const ex = new QueueExecutor(opts, queue, events, redis, display);
+    await redis.sadd(GRIDS_KEY, opts.name);
+    ex.listen();
+    return ex;
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  run(req: JobRequest, cb: ExecutorCallbacks = {}): Promise<JobResult> {
+    if (this.stopping) return Promise.resolve({ status: 'interrupted' });
+    const data = toQueueJob(req, this.opts.data);
+    const id = jobId(data);
+    return new Promise<JobResult>((resolve, reject) => {
+      const p: Pending = { id, req, data, cb, resolve, reject };
+      this.pending.set(id, p);
+      void this.submit(p).catch((e: Error) => this.finish(p, e));
+    });
+  }
+
+  requestStop(): void {
+    // the fleet goes on with the jobs; a later run of the same command collects their results
+    this.stopping = true;
+    for (const p of [...this.pending.values()]) this.finish(p, { status: 'interrupted' });
+  }
+
+  async close(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const p of [...this.pending.values()]) this.finish(p, new Error('the queue executor was closed'));
+    await Promise.allSettled([this.events.close(), this.queue.close()]);
+    this.redis.disconnect();
+  }
+
+  private async submit(p: Pending): Promise<void> {
+    const job = await this.queue.add(p.data.type, p.data, {
+      jobId: p.id,
+      attempts: ATTEMPTS,
+      backoff: { type: 'fixed', delay: 1000 },
+      removeOnComplete: false,
+      removeOnFail: false,
+    });
+    // the same id was enqueued before (an earlier coordinator): it may be finished already
+    const state = await job.getState();
+    if (state === 'completed') await this.collect(p);
+    else if (state === 'failed') {
+      if (job.failedReason && /^worker \S+: /.test(job.failedReason) && job.attemptsMade >= ATTEMPTS) await job.retry('failed');
+      else this.finish(p, failure(job.failedReason));
+    }
+  }
+
+  private listen(): void {
+    this.events.on('active', ({ jobId: id }) => {
+      const p = this.pending.get(id);
+      if (!p || p.slot !== undefined) return;
+      let slot = this.slots.indexOf(null);
+      if (slot < 0) slot = this.slots.push(null) - 1;
+      this.slots[slot] = id;
+      p.slot = slot;
+      p.cb.onStart?.(slot);
+    });
+    this.events.on('progress', ({ jobId: id, data }) => {
+      const p = this.pending.get(id);
+      if (p && p.slot !== undefined && isEvent(data)) p.cb.onEvent?.(data, p.slot);
+    });
+    this.events.on('completed', ({ jobId: id }) => {
+      const p = this.pending.get(id);
+      if (p) void this.collect(p).catch((e: Error) => this.finish(p, e));
+    });
+    this.events.on('failed', ({ jobId: id }) => {
+      const p = this.pending.get(id);
+      if (p) void this.checkFailed(p);
+    });
+    this.timer = setInterval(() => void this.reconcile(), 2000);
+  }
+
+  /** A failed event may be one attempt of several: only a job in the failed set has failed. */
+  private async checkFailed(p: Pending): Promise<void> {
+    try {
+      const job = await this.queue.getJob(p.id);
+      if (job && (await job.getState()) === 'failed') this.finish(p, failure(job.failedReason));
+    } catch {
+      // Redis away: the next reconcile round decides
+    }
+  }
+
+  /** Every pending job, every 2 s: collect what finished, fail what failed, enqueue what was lost. */
+  private async reconcile(): Promise<void> {
+    if (this.stopping || this.pending.size === 0) return;
+    let lost = 0;
+    try {
+      await this.redis.sadd(GRIDS_KEY, this.opts.name); // Redis may have restarted empty
+      for (const p of [...this.pending.values()]) {
+        if (p.collecting) continue;
+        const state = await this.queue.getJobState(p.id);
+        if (state === 'completed') await this.collect(p);
+        else if (state === 'failed') await this.checkFailed(p);
+        else if (state === 'unknown') {
+          lost++;
+          await this.submit(p);
+        }
+      }
+    } catch {
+      return; // Redis away: try again in 2 s
+    }
+    if (lost > 0) this.opts.log?.(`queue ${this.opts.name}: ${lost} job${lost === 1 ? '' : 's'} lost by Redis, enqueued again`);
+  }
+
+  /** Write a finished job's files (manifest last), then drop the result from Redis. */
+  private async collect(p: Pending): Promise<void> {
+    if (p.collecting || !this.pending.has(p.id)) return;
+    p.collecting = true;
+    try {
+      const job: Job | undefined = await this.queue.getJob(p.id);
+      const r = job?.returnvalue as QueueJobResult | undefined;
+      if (!job || !r || r.status !== 'finished') {
+        p.collecting = false;
+        return;
+      }
+      const paths = outputPaths(p.req);
+      const files = checkBundle(r.files, Object.keys(paths));
+      const names = Object.keys(files).sort((a, b) => Number(a === 'manifest.json') - Number(b === 'manifest.json'));
+      for (const n of names) {
+        mkdirSync(dirname(paths[n]!), { recursive: true });
+        await writeFileAtomic(paths[n]!, Buffer.from(files[n]!, 'base64'));
+      }
+      await job.remove().catch(() => {});
+      this.finish(p, { status: 'finished', ...(r.epochs !== undefined ? { epochs: r.epochs } : {}) });
+    } catch (e) {
+      p.collecting = false;
+      throw e;
+    }
+  }
+
+  private finish(p: Pending, outcome: JobResult | Error): void {
+    if (!this.pending.delete(p.id)) return;
+    if (p.slot !== undefined) this.slots[p.slot] = null;
+    if (outcome instanceof Error) p.reject(outcome);
+    else p.resolve(outcome);
+  }
+}
+
+function isEvent(v: unknown): v is JobEvent {
+  return typeof v === 'object' && v !== null && ['batch', 'epoch', 'tsne'].includes((v as { type?: string }).type ?? '');
+}
+
+/** A worker's failure as the coordinator's error (one line; diverged runs stay TrainingErrors). */
+function failure(reason: string | undefined): Error {
+  const m = (reason ?? 'the job failed on a worker').split('\n')[0]!;
+  if (/diverg|NaN|collapse/i.test(m)) return new TrainingError(m);
+  if (/data set .* differs|bad job/.test(m)) return new DataError(m);
+  return new Error(m);
+}

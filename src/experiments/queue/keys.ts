@@ -1,0 +1,20 @@
+/** Redis keys siamese-lab keeps beside BullMQ's own (all under the one prefix). */
+import { KEY_PREFIX } from './connection.ts';
+
+/** The set of grids (queue names) that coordinators have registered: workers serve each. */
+export const GRIDS_KEY = `${KEY_PREFIX}:grids`;
+
+/** A training job's last epoch's files, for the worker that takes the job over. */
+export function checkpointKey(queue: string, jobId: string): string {
+  return `${KEY_PREFIX}:checkpoint:${queue}:${jobId}`;
+}
+
+/** Every checkpoint key of a grid (for `queue clean`). */
+export function checkpointPattern(queue: string): string {
+  return `${KEY_PREFIX}:checkpoint:${queue}:*`;
+}
+
+/** Executions per tag of the load test's sleep jobs. */
+export function sleepCountKey(queue: string): string {
+  return `${KEY_PREFIX}:sleeps:${queue}`;
+}

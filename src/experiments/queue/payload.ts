@@ -1,0 +1,179 @@
+/**
+ * Jobs on the queue carry data only, never code or paths of the coordinator's machine: a local
+ * job request (jobs.ts) becomes a portable job with the files it reads packed in (base64), and the
+ * worker sends back the files it wrote. Formulas of custom losses travel as text and are parsed by
+ * the safe parser on the worker, like any config.
+ *
+ * The job id is a hash of everything that determines the result (config, data checksums, the
+ * input files' bytes): the same job enqueued twice is one job, and a coordinator that starts again
+ * finds the results of the jobs it enqueued before.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataError } from '../../errors.ts';
+import { resolveConfig, type TrainConfig } from '../../train/config.ts';
+import { RUN_FILES } from '../../train/runDir.ts';
+import { DISTANCES_FILE, type JobRequest, type TsneParams } from '../jobs.ts';
+
+/** File name -> base64 bytes. */
+export type Bundle = Record<string, string>;
+
+/** The data set a job was planned on: a worker with other data refuses the job. */
+export interface DataChecksums {
+  name: string;
+  trainChecksum: string;
+  testChecksum: string;
+}
+
+export type QueueJobData =
+  | { v: 1; type: 'train'; config: TrainConfig; resume: boolean; retrieval: boolean; distanceSample: number; data: DataChecksums; files: Bundle }
+  | { v: 1; type: 'distances'; distanceSample: number; data: DataChecksums; files: Bundle }
+  | { v: 1; type: 'tsne'; config: TrainConfig; indices: number[]; params: TsneParams; key: string; data: DataChecksums; files: Bundle }
+  /** a stand-in that sleeps, for load tests of the queue itself (never a training) */
+  | { v: 1; type: 'sleep'; ms: number; tag: string };
+
+export interface QueueJobResult {
+  status: 'finished';
+  epochs?: number;
+  files: Bundle;
+  /** which worker ran it (host:pid) */
+  worker: string;
+}
+
+/** The most a job's files may weigh (base64), both ways: a job is refused beyond it. */
+export const MAX_JOB_BYTES = 64 * 1024 * 1024;
+
+/** Files a training sends back; the checkpoint too, so that a run can be extended locally. */
+const RUN_OUTPUTS = [...Object.values(RUN_FILES), DISTANCES_FILE];
+const RESET_FILE = 'reset.safetensors';
+const WEIGHTS_FILE = 'weights.safetensors';
+const TSNE_FILE = 'tsne.json';
+const SAFE_NAME = /^[a-z][a-z0-9._-]{0,63}$/;
+
+/** A local request as a portable job (its input files packed in). */
+export function toQueueJob(req: JobRequest, data: DataChecksums): QueueJobData {
+  switch (req.type) {
+    case 'train': {
+      // a run that started locally and was interrupted continues from its own files
+      const files = req.resume ? readFiles(req.out, Object.values(RUN_FILES)) : { [RESET_FILE]: readB64(req.resetWeights) };
+      const config = { ...req.config, threads: 0 };
+      return { v: 1, type: 'train', config, resume: req.resume, retrieval: req.retrieval, distanceSample: req.distanceSample, data, files };
+    }
+    case 'distances':
+      return { v: 1, type: 'distances', distanceSample: req.distanceSample, data, files: readFiles(req.runDir, [RUN_FILES.manifest, RUN_FILES.weights]) };
+    case 'tsne': {
+      const weights = statSync(req.weights).isDirectory() ? join(req.weights, RUN_FILES.weights) : req.weights;
+      const config = { ...req.config, threads: 0 };
+      return { v: 1, type: 'tsne', config, indices: req.indices, params: req.params, key: req.key, data, files: { [WEIGHTS_FILE]: readB64(weights) } };
+    }
+  }
+}
+
+/** Where a finished job's files go on the coordinator: file name -> path. */
+export function outputPaths(req: JobRequest): Record<string, string> {
+  switch (req.type) {
+    case 'train':
+      return Object.fromEntries(RUN_OUTPUTS.map((f) => [f, join(req.out, f)]));
+    case 'distances':
+      return { [DISTANCES_FILE]: join(req.runDir, DISTANCES_FILE) };
+    case 'tsne':
+      return { [TSNE_FILE]: req.out };
+  }
+}
+
+/** The job id: a hash of what determines the result (threads and engine only change speed). */
+export function jobId(job: QueueJobData): string {
+  const h = createHash('sha256');
+  const { files, ...rest } = job as QueueJobData & { files?: Bundle };
+  const stable = 'config' in rest ? { ...rest, config: { ...rest.config, threads: 0, engine: 'auto' } } : rest;
+  h.update(stableJson(stable));
+  for (const name of Object.keys(files ?? {}).sort()) h.update(`\0${name}\0`).update(files![name]!);
+  return `${job.type}-${h.digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * Check a job read from the queue before anything runs (it may come from anyone who can write to
+ * Redis): known type and version, sane sizes, file names from the expected set, a config that
+ * resolves. Throws a DataError with the reason.
+ */
+export function validateJob(raw: unknown): QueueJobData {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new DataError('the job is not an object');
+  const j = raw as Record<string, unknown>;
+  if (j.v !== 1) throw new DataError(`unknown job version ${JSON.stringify(j.v)} (this worker reads version 1)`);
+  const type = j.type;
+  if (type === 'sleep') {
+    if (typeof j.ms !== 'number' || !(j.ms >= 0 && j.ms <= 60_000)) throw new DataError('a sleep job needs ms in [0, 60000]');
+    return { v: 1, type, ms: j.ms, tag: String(j.tag ?? '') };
+  }
+  if (type !== 'train' && type !== 'distances' && type !== 'tsne') throw new DataError(`unknown job type ${JSON.stringify(type)}`);
+  const files = checkBundle(j.files, type === 'train' ? [RESET_FILE, ...Object.values(RUN_FILES)] : type === 'tsne' ? [WEIGHTS_FILE] : [RUN_FILES.manifest, RUN_FILES.weights]);
+  const data = j.data as DataChecksums | undefined;
+  if (!data || typeof data.trainChecksum !== 'string' || typeof data.testChecksum !== 'string' || typeof data.name !== 'string') {
+    throw new DataError('the job names no data set checksums');
+  }
+  const sample = (v: unknown): number => {
+    if (!Number.isInteger(v) || (v as number) < 0) throw new DataError('distanceSample must be an integer >= 0');
+    return v as number;
+  };
+  if (type === 'distances') return { v: 1, type, distanceSample: sample(j.distanceSample), data, files };
+  const config = resolveConfig((j.config ?? {}) as Partial<TrainConfig>);
+  if (type === 'train') {
+    if (typeof j.resume !== 'boolean' || typeof j.retrieval !== 'boolean') throw new DataError('a training job needs resume and retrieval flags');
+    if (!j.resume && !(RESET_FILE in files)) throw new DataError(`a new training needs ${RESET_FILE}`);
+    return { v: 1, type, config, resume: j.resume, retrieval: j.retrieval, distanceSample: sample(j.distanceSample), data, files };
+  }
+  const indices = j.indices;
+  if (!Array.isArray(indices) || indices.length > 100_000 || !indices.every((i) => Number.isInteger(i) && i >= 0)) {
+    throw new DataError('t-SNE indices must be at most 100,000 integers >= 0');
+  }
+  const p = j.params as TsneParams | undefined;
+  if (!p || ![p.perplexity, p.iterations, p.seed, p.theta].every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    throw new DataError('t-SNE parameters must be numbers');
+  }
+  return { v: 1, type, config, indices: indices as number[], params: p, key: String(j.key ?? ''), data, files };
+}
+
+/** Check a bundle's names and size, both ways. */
+export function checkBundle(raw: unknown, allowed: readonly string[]): Bundle {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new DataError('the job carries no files');
+  let total = 0;
+  const out: Bundle = {};
+  for (const [name, v] of Object.entries(raw)) {
+    if (!SAFE_NAME.test(name) || !allowed.includes(name)) throw new DataError(`unexpected file "${name.slice(0, 64)}" in the job`);
+    if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw new DataError(`file ${name} is not base64`);
+    total += v.length;
+    if (total > MAX_JOB_BYTES) throw new DataError(`the job's files exceed ${MAX_JOB_BYTES / 1024 / 1024} MB`);
+    out[name] = v;
+  }
+  return out;
+}
+
+export function readFiles(dir: string, names: readonly string[]): Bundle {
+  const out: Bundle = {};
+  for (const n of names) if (existsSync(join(dir, n))) out[n] = readB64(join(dir, n));
+  return out;
+}
+
+function readB64(path: string): string {
+  try {
+    return readFileSync(path).toString('base64');
+  } catch (e) {
+    throw new DataError(`cannot read ${path} for the queue (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** JSON with sorted keys, so equal objects hash alike. */
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export const QUEUE_FILES = { reset: RESET_FILE, weights: WEIGHTS_FILE, tsne: TSNE_FILE } as const;

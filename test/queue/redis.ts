@@ -1,0 +1,84 @@
+/**
+ * A real redis-server (Debian's) for the queue tests: on a free loopback port, no persistence
+ * unless asked, its own folder; stopped by the test. Restartable on the same port.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+  /** stop and start again on the same port; without persistence it comes back empty */
+  restart(): Promise<void>;
+}
+
+export const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
+export const NO_REDIS = 'redis-server is not installed: apt-get install redis-server (.ci/run installs it)';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startRedis(opts: { password?: string; persist?: boolean } = {}): Promise<RedisServer> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'siamese-redis-'));
+  let proc: ChildProcess | undefined;
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    '--appendonly', opts.persist ? 'yes' : 'no', '--appendfsync', 'always',
+    ...(opts.password ? ['--requirepass', opts.password] : []),
+  ];
+  const up = async (): Promise<void> => {
+    proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      const t = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 10_000);
+      proc!.stdout!.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (/Ready to accept connections/.test(out)) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      proc!.once('exit', (code) => {
+        clearTimeout(t);
+        reject(new Error(`redis-server exited with ${code}: ${out}`));
+      });
+    });
+    proc.stdout!.resume();
+  };
+  const down = async (): Promise<void> => {
+    const p = proc;
+    if (!p || p.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGKILL');
+    });
+  };
+  await up();
+  const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : '';
+  return {
+    port,
+    url: `redis://${auth}127.0.0.1:${port}`,
+    async stop() {
+      await down();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await down();
+      await up();
+    },
+  };
+}

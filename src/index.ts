@@ -88,8 +88,28 @@ export {
   type JobOutcome,
 } from './experiments/compare.ts';
 export type { JobEvent } from './experiments/jobs.ts';
-export { parseLossList, parseLossSpec, type LossSpec } from './experiments/lossSpec.ts';
-export { mean, pairedTTest, sampleStd, summarise, tQuantile } from './experiments/stats.ts';
+export type { CompareCallbacks } from './experiments/compare.ts';
+export { checkLossParams, paramList, parseLossList, parseLossSpec, type LossSpec } from './experiments/lossSpec.ts';
+export { holmAdjust, mean, pairedTTest, sampleStd, summarise, tQuantile } from './experiments/stats.ts';
+export { count } from './experiments/words.ts';
+export { estimateJsonMemory } from './viz/validate.ts';
+export type { Executor, ExecutorCallbacks } from './experiments/executor.ts';
+export { WorkerPool } from './experiments/pool.ts';
+export { suggest as suggestTrial, type Observation, type SearchDim } from './experiments/tpe.ts';
+
+// Several machines: the Redis queue (BullMQ) and its workers
+export { QueueExecutor, type QueueExecutorOptions } from './experiments/queue/coordinator.ts';
+export { runQueueWorker, type QueueWorkerOptions } from './experiments/queue/worker.ts';
+export { queueClean, queueStatus, type GridStatus } from './experiments/queue/admin.ts';
+
+// Watching runs: the read-only web server of `siamese serve`
+export { isLoopback, startServer, type Served } from './serve/server.ts';
+
+// Output folders and deployment
+export { lockOutput, lockOutputs } from './io/lock.ts';
+export { toolVersion } from './train/runDir.ts';
+export { RunDivergedError } from './train/run.ts';
+export { encodeOnnx, ONNX_OPSET } from './model/onnx.ts';
 export type { CompareResults, LossSummary, PairedComparison, RunSummary, Stat } from './experiments/results.ts';
 
 // Diagnostics (`siamese doctor`)

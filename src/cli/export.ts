@@ -17,7 +17,7 @@ const FORMATS: readonly WeightsFormat[] = ['keras-h5', 'safetensors', 'onnx'];
 export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   const format = o.format?.toLowerCase();
   if (format !== undefined && !FORMATS.includes(format as WeightsFormat)) {
-    throw new UsageError(`--format must be ${FORMATS.join(' or ')}, got "${o.format}"`);
+    throw new UsageError(`--format must be ${FORMATS.slice(0, -1).join(', ')} or ${FORMATS.at(-1)}, got "${o.format}"`);
   }
   const lock = lockOutput(o.out, { command: 'export', file: true });
   let r: Awaited<ReturnType<typeof exportWeights>>;

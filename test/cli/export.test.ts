@@ -43,7 +43,7 @@ test('export refuses bad input with one line and exit code 2, and leaves no file
   await writeSafetensors(src, net.initWeights(new Rng(4)));
   const cases: [string[], RegExp][] = [
     [['--out', join(dir, 'w.bin')], /cannot tell the format from ".*w\.bin"/],
-    [['--out', join(dir, 'w.h5'), '--format', 'onnx'], /--format must be keras-h5 or safetensors, got "onnx"/],
+    [['--out', join(dir, 'w.h5'), '--format', 'pickle'], /--format must be keras-h5, safetensors or onnx, got "pickle"/],
     [['--out', join(dir, 'w.h5'), '--embedding-dim', '64'], /dense_3\.kernel has shape \[128,128\], the mlp base network expects \[128,64\]/],
     [['--out', join(dir, 'missing', 'w.h5')], /missing/],
   ];

@@ -22,8 +22,12 @@ const EXPECTED: Record<string, string[]> = {
   predict: [...NETWORK, ...PAIRS, ...DATA, '--split', '--weights', '--loss', '--no-retrieval', '--help'],
   compare: [
     ...NETWORK, ...PAIRS, '--losses', '--seeds', '--epochs', '--batch-size', '--optimizer', '--lr', '--train-pairs', '--out', '--resume',
-    '--workers', '--quick', '--tsne-points', '--no-retrieval', '--no-report', '--engine', ...DATA, '--split', '--help',
+    '--workers', '--quick', '--tsne-points', '--no-retrieval', '--no-report', '--engine', ...DATA, '--split', '--queue', '--queue-name', '--help',
   ],
+  worker: ['--queue', '--queue-name', '--concurrency', '--threads', '--help'],
+  queue: ['--help'],
+  serve: ['--port', '--host', '--help'],
+  doctor: ['--json', '--help'],
   report: ['--help'],
   embed: [...NETWORK, '--weights', '--split', '--out', '--labels', '--format', ...DATA, '--help'],
   export: [...NETWORK, '--weights', '--out', '--format', ...DATA, '--help'],

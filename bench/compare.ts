@@ -82,7 +82,6 @@ async function measure(a: Args, workers: number, root: string, round: number): P
     out,
     tsnePoints: 0,
     retrieval: a.retrieval,
-    report: false,
     engine: a.engine,
   });
   const wall = (performance.now() - t0) / 1000;

@@ -77,21 +77,14 @@ export { buildReport, type ReportFiles, type ReportOptions } from './viz/report.
 export { lossShapeChart } from './viz/charts.ts';
 export { parseCompareResults } from './viz/validate.ts';
 export { renderVegaLite, svgToPng } from './viz/render.ts';
-export {
-  compare,
-  lossShape,
-  parseSeeds,
-  runCompare,
-  type CompareJob,
-  type CompareOptions,
-  type CompareOutcome,
-  type JobOutcome,
-} from './experiments/compare.ts';
+// Experiments: plan (grid.ts) -> execute (compare.ts, on an Executor) -> collect (collect.ts)
+export { parseSeeds, type CompareOptions } from './experiments/grid.ts';
+export { compare, runCompare, type CompareCallbacks, type CompareJob, type CompareOutcome, type JobOutcome } from './experiments/compare.ts';
+export { lossShape } from './experiments/collect.ts';
 export type { JobEvent } from './experiments/jobs.ts';
-export type { CompareCallbacks } from './experiments/compare.ts';
 export { checkLossParams, paramList, parseLossList, parseLossSpec, type LossSpec } from './experiments/lossSpec.ts';
 export { holmAdjust, mean, pairedTTest, sampleStd, summarise, tQuantile } from './experiments/stats.ts';
-export { count } from './experiments/words.ts';
+export { count } from './words.ts';
 export { estimateJsonMemory } from './viz/validate.ts';
 export type { Executor, ExecutorCallbacks } from './experiments/executor.ts';
 export { WorkerPool } from './experiments/pool.ts';

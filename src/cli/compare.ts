@@ -1,8 +1,10 @@
+import type { ReportFiles } from '../viz/report.ts';
 import { join } from 'node:path';
-import { type CompareCallbacks, type CompareJob, type CompareOptions, type CompareOutcome, type JobOutcome, runCompare } from '../experiments/compare.ts';
+import { type CompareCallbacks, type CompareJob, type CompareOutcome, type JobOutcome, runCompare } from '../experiments/compare.ts';
+import type { CompareOptions } from '../experiments/grid.ts';
 import type { JobEvent } from '../experiments/jobs.ts';
 import type { CompareResults, Stat } from '../experiments/results.ts';
-import { count } from '../experiments/words.ts';
+import { count } from '../words.ts';
 import { formatEpoch } from './progress.ts';
 
 /**
@@ -10,7 +12,18 @@ import { formatEpoch } from './progress.ts';
  * clean interruption (Ctrl-C or SIGTERM: the workers save their last finished epoch; a second
  * signal quits at once) and a short summary table at the end.
  */
-export async function compareCommand(opts: CompareOptions): Promise<CompareOutcome> {
+export interface CompareCommandOptions extends CompareOptions {
+  /** build report.html/report.md at the end (default true) */
+  report?: boolean;
+}
+
+/** What the command adds to the comparison's outcome: its report, or why there is none. */
+export interface CompareCommandOutcome extends CompareOutcome {
+  report?: ReportFiles;
+  reportError?: string;
+}
+
+export async function compareCommand(opts: CompareCommandOptions): Promise<CompareCommandOutcome> {
   const controller = new AbortController();
   const progress = new CompareProgress(process.stderr);
   let signalled: string | undefined;
@@ -26,9 +39,18 @@ export async function compareCommand(opts: CompareOptions): Promise<CompareOutco
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let outcome: CompareOutcome;
+  let outcome: CompareCommandOutcome;
+  const { report, ...compareOpts } = opts;
   try {
-    outcome = await runCompare({ ...opts, signal: controller.signal, onQueueLog: (line) => progress.log(line) }, progress.callbacks());
+    outcome = await runCompare({ ...compareOpts, signal: controller.signal, onQueueLog: (line) => progress.log(line) }, progress.callbacks());
+    if (outcome.status === 'finished' && outcome.results && report !== false) {
+      progress.callbacks().onPhase?.('writing the report');
+      try {
+        outcome.report = await reportFor(outcome.results, outcome.out);
+      } catch (e) {
+        outcome.reportError = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      }
+    }
   } finally {
     progress.stop();
     process.off('SIGINT', onSignal);
@@ -53,11 +75,19 @@ export async function compareCommand(opts: CompareOptions): Promise<CompareOutco
   return outcome;
 }
 
+/** report.html, report.md and the figures, with the comparison's own test images for thumbnails. */
+async function reportFor(results: CompareResults, out: string): Promise<ReportFiles> {
+  const { loadDataset } = await import('../data/registry.ts');
+  const { buildReport } = await import('../viz/report.ts');
+  const t = (await loadDataset(results.spec.config.data)).test;
+  return buildReport(results, out, { testSplit: { images: t.images, labels: t.labels, n: t.n, width: t.width, height: t.height } });
+}
+
 const pct = (s: Stat | undefined): string =>
   s === undefined ? '-' : `${(100 * s.mean).toFixed(2)}%${s.values.length > 1 ? ` ± ${(100 * s.ci95).toFixed(2)}` : ''}`;
 
 /** The table printed at the end: loss, runs, accuracy and MAP@R (mean ± 95% CI), verdicts, files. */
-export function summaryText(o: CompareOutcome): string {
+export function summaryText(o: CompareCommandOutcome): string {
   const r = o.results as CompareResults;
   const lines: string[] = [];
   const rows = r.spec.losses.map((l) => {

@@ -6,7 +6,7 @@ import { lockOutputs } from '../io/lock.ts';
 import { writeNpy } from '../io/npy.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { embedSplit } from '../train/run.ts';
-import { plural } from './format.ts';
+import { count } from '../words.ts';
 
 export interface EmbedCommandOptions {
   weights: string;
@@ -63,6 +63,6 @@ async function embedLocked(o: EmbedCommandOptions, split: 'train' | 'test'): Pro
     await writeFileAtomic(join(o.out, 'metadata.tsv'), meta.join('\n') + '\n');
     files.push(join(o.out, 'vectors.tsv'), join(o.out, 'metadata.tsv'));
   }
-  process.stdout.write(`embedded ${plural(e.rows, `${o.split} image`)} (${e.dim}-d): ${files.join(', ')}\n`);
+  process.stdout.write(`embedded ${count(e.rows, `${o.split} image`)} (${e.dim}-d): ${files.join(', ')}\n`);
   return { rows: e.rows, dim: e.dim, files };
 }

@@ -2,7 +2,7 @@ import { UsageError } from '../errors.ts';
 import { lockOutput } from '../io/lock.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { exportWeights, type WeightsFormat } from '../train/run.ts';
-import { plural } from './format.ts';
+import { count } from '../words.ts';
 
 export interface ExportCommandOptions {
   weights: string;
@@ -26,5 +26,5 @@ export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   } finally {
     lock.release();
   }
-  process.stdout.write(`wrote ${plural(r.tensors, 'tensor')} of ${o.weights} as ${r.format}: ${r.file}\n`);
+  process.stdout.write(`wrote ${count(r.tensors, 'tensor')} of ${o.weights} as ${r.format}: ${r.file}\n`);
 }

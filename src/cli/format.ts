@@ -1,10 +1,5 @@
 import type { Evaluation } from '../eval/evaluate.ts';
 
-/** "1 epoch", "2 epochs": a count with its noun, in the plural unless it is one. */
-export function plural(n: number, noun: string, nouns = `${noun}s`): string {
-  return `${n} ${n === 1 ? noun : nouns}`;
-}
-
 const f3 = (x: number): string => x.toFixed(3);
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 

@@ -7,7 +7,7 @@ import { MINER_NAMES } from '../mining/index.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
 import { RunDir, toolVersion } from '../train/runDir.ts';
 import type { TrainConfig } from '../train/config.ts';
-import { plural } from './format.ts';
+import { count } from '../words.ts';
 import { collectParam, floatArg, intArg, type LossCliOptions, lossParamsFrom } from './options.ts';
 import { freeRunDir } from './runDirName.ts';
 import { translateSeedArgs } from './seedCompat.ts';
@@ -240,7 +240,7 @@ export function buildProgram(): Command {
         throw new UsageError('give --out DIR (runs again resume there) or --resume DIR, not both');
       }
       const { compareCommand } = await import('./compare.ts');
-      const { parseSeeds } = await import('../experiments/compare.ts');
+      const { parseSeeds } = await import('../experiments/grid.ts');
       await compareCommand({
         ...modelConfig(o),
         data: dataSpec(o),
@@ -350,7 +350,7 @@ export function buildProgram(): Command {
           }
         : undefined;
       const r = await tsneCommand({ ...o, onStep });
-      process.stdout.write(`t-SNE of ${plural(r.rows, 'point')} in ${r.seconds.toFixed(1)} s: ${o.out}\n`);
+      process.stdout.write(`t-SNE of ${count(r.rows, 'point')} in ${r.seconds.toFixed(1)} s: ${o.out}\n`);
     });
 
   program

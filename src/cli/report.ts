@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { DataError, UsageError } from '../errors.ts';
 import { readFileBytes } from '../io/atomic.ts';
 import type { CompareResults } from '../experiments/results.ts';
-import { count } from '../experiments/words.ts';
+import { count } from '../words.ts';
 import { buildReport, type ReportFiles, type ReportOptions } from '../viz/report.ts';
 import { estimateJsonMemory, parseCompareResults } from '../viz/validate.ts';
 

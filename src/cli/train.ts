@@ -3,7 +3,8 @@ import { TrainingError, UsageError } from '../errors.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { RunDivergedError, type TrainRunResult, trainRun } from '../train/run.ts';
 import { RunDir } from '../train/runDir.ts';
-import { formatEvaluation, plural } from './format.ts';
+import { count } from '../words.ts';
+import { formatEvaluation } from './format.ts';
 import { TrainProgress } from './progress.ts';
 import { describeStop, onStopSignal, startedByNpm } from './signals.ts';
 
@@ -58,7 +59,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResu
       );
       process.exitCode = stop.exitCode();
     } else {
-      process.stdout.write(`trained ${plural(res.epochs, 'epoch')} into ${out}\n`);
+      process.stdout.write(`trained ${count(res.epochs, 'epoch')} into ${out}\n`);
       if (res.evaluation) process.stdout.write(formatEvaluation(res.evaluation) + '\n');
     }
     return res;

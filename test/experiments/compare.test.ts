@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadMnist } from '../../src/data/mnist.ts';
 import { UsageError } from '../../src/errors.ts';
-import { type CompareOptions, parseSeeds, runCompare, stratifiedSubset } from '../../src/experiments/compare.ts';
+import { runCompare } from '../../src/experiments/compare.ts';
+import { type CompareOptions, parseSeeds } from '../../src/experiments/grid.ts';
+import { stratifiedSubset } from '../../src/experiments/tsnePlan.ts';
 import type { CompareResults } from '../../src/experiments/results.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 
@@ -23,7 +25,6 @@ const tiny = (out: string): CompareOptions => ({
   tsnePoints: 60,
   tsneIterations: 100,
   distanceSample: 500,
-  report: false,
 });
 
 const sameBytes = async (a: string, b: string): Promise<boolean> => {
@@ -103,7 +104,7 @@ test('a tiny comparison: same initial weights per seed, every field of results.j
 
 test('an interrupted comparison resumes from its checkpoints', async () => {
   const out = join(root, 'stopped');
-  const opts: CompareOptions = { losses: 'contrastive', seeds: 1, epochs: 2, trainPairs: 2000, workers: 1, out, tsnePoints: 0, retrieval: false, report: false };
+  const opts: CompareOptions = { losses: 'contrastive', seeds: 1, epochs: 2, trainPairs: 2000, workers: 1, out, tsnePoints: 0, retrieval: false };
   const ac = new AbortController();
   const first = await runCompare({ ...opts, signal: ac.signal }, { onJobEvent: (_j, ev) => ev.type === 'epoch' && ac.abort() });
   assert.equal(first.status, 'interrupted');

@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { resolveConfig } from '../../src/train/config.ts';
 import { DataError } from '../../src/errors.ts';
-import { type CompareOptions, maxPerplexity, runCompare } from '../../src/experiments/compare.ts';
+import { runCompare } from '../../src/experiments/compare.ts';
+import type { CompareOptions } from '../../src/experiments/grid.ts';
+import { maxPerplexity } from '../../src/experiments/tsnePlan.ts';
 import type { CompareResults } from '../../src/experiments/results.ts';
 import { Rng } from '../../src/rng.ts';
 import { trainRun } from '../../src/train/run.ts';
@@ -59,7 +61,6 @@ const options = (out: string): CompareOptions => ({
   tsnePoints: 2000,
   tsneIterations: 50,
   distanceSample: 0,
-  report: false,
 });
 
 test('compare --data idx trains, scores and labels every run on that data set; resume keeps it', async () => {
@@ -106,7 +107,7 @@ test('compare --data idx trains, scores and labels every run on that data set; r
   const layout = JSON.parse(readFileSync(join(out, 'tsne', 'contrastive.json'), 'utf8')) as { points: number[] };
   rmSync(join(runDir, 'distances.json'));
   rmSync(join(out, 'tsne', 'contrastive.json'));
-  const again = await runCompare({ out, resume: true, workers: 1, report: false });
+  const again = await runCompare({ out, resume: true, workers: 1 });
   assert.equal(again.status, 'finished');
   assert.deepEqual(again.failures, []);
   assert.deepEqual(again.reused, ['contrastive-seed0']);
@@ -142,7 +143,7 @@ test('compare --data idx trains, scores and labels every run on that data set; r
   const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8')) as { dataset: { trainChecksum: string } };
   manifest.dataset.trainChecksum = 'f'.repeat(64);
   writeFileSync(join(runDir, 'manifest.json'), JSON.stringify(manifest));
-  await assert.rejects(runCompare({ out, resume: true, workers: 1, report: false }), (e: unknown) => {
+  await assert.rejects(runCompare({ out, resume: true, workers: 1 }), (e: unknown) => {
     assert.ok(e instanceof DataError);
     assert.match(e.message, /was trained on idx .*not on the comparison's data set idx; remove it or use another --out/);
     return true;

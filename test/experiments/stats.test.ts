@@ -142,7 +142,7 @@ test('Holm adjustment: a hand-computed family of four, monotone, capped at 1, Na
 });
 
 test('compare: the paired tests of one measure get Holm-adjusted p-values, and the verdicts use them', async () => {
-  const { pairedComparisons } = await import('../../src/experiments/compare.ts');
+  const { pairedComparisons } = await import('../../src/experiments/collect.ts');
   const { parseLossList } = await import('../../src/experiments/lossSpec.ts');
   const losses = parseLossList('contrastive,yukawa,triplet');
   const a = [0.9, 0.91, 0.92];

@@ -1,0 +1,287 @@
+/**
+ * Collect a comparison's results from its run folders: every run's history, evaluation and
+ * distances, summaries over seeds with confidence intervals, paired tests between losses with
+ * Holm's correction and their verdicts in words, loss shapes, t-SNE layouts, machine facts.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import { type Dataset } from '../data/dataset.ts';
+import type { Evaluation } from '../eval/evaluate.ts';
+import { createLoss } from '../losses/registry.ts';
+import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
+import type { EpochLog } from '../train/trainer.ts';
+import { type DistanceSample, readDistances } from './jobs.ts';
+import { type LossSpec } from './lossSpec.ts';
+import type { CompareResults, LossSummary, PairedComparison, RunSummary, Stat, TsneResult } from './results.ts';
+import { holmAdjust, type PairedTTest, pairedTTest, summarise } from './stats.ts';
+import { fullPairCount, runKey, type StoredGrid, trainPairCount } from './grid.ts';
+import { readTsne, type TsnePlan, tsneKey } from './tsnePlan.ts';
+
+/** loss-shape values above this are drawn at it (Yukawa's 1/D at 0 would flatten everything) */
+export const LOSS_SHAPE_CAP = 4;
+
+
+export interface RunFiles {
+  lossId: string;
+  seed: number;
+  runDir: string;
+  history: EpochLog[];
+  evaluation: Evaluation;
+  distances: DistanceSample;
+}
+
+function readRun(out: string, lossId: string, seed: number, distanceSample: number): RunFiles | undefined {
+  const runDir = join(out, 'runs', runKey(lossId, seed));
+  const run = new RunDir(runDir);
+  if (!run.exists('manifest') || !run.exists('result')) return undefined;
+  if (run.readManifest().status !== 'finished') return undefined;
+  const r = readJson(run.file('result')) as { history?: EpochLog[]; evaluation?: Evaluation };
+  const distances = readDistances(runDir, distanceSample);
+  if (!r.evaluation || !Array.isArray(r.history) || !distances) return undefined;
+  return { lossId, seed, runDir, history: r.history, evaluation: r.evaluation, distances };
+}
+
+export function buildResults(a: {
+  out: string;
+  grid: StoredGrid;
+  dataset: Dataset;
+  tsne: TsnePlan | undefined;
+  notes: string[];
+  workers: number;
+  wallSeconds: number;
+}): CompareResults {
+  const { spec } = a.grid;
+  const runs: RunFiles[] = [];
+  for (const l of spec.losses) {
+    for (const seed of spec.seeds) {
+      const r = readRun(a.out, l.id, seed, a.grid.distanceSample);
+      if (r) runs.push(r);
+    }
+  }
+  const runSummaries: RunSummary[] = runs.map((r) => ({
+    lossId: r.lossId,
+    seed: r.seed,
+    runDir: r.runDir,
+    history: r.history,
+    evaluation: r.evaluation,
+    distances: { pos: r.distances.pos, neg: r.distances.neg },
+  }));
+  const summary = spec.losses
+    .map((l) => lossSummary(l, runs.filter((r) => r.lossId === l.id)))
+    .filter((s): s is LossSummary => s !== undefined);
+  const comparisons = pairedComparisons(spec.losses, runs);
+  const ds = a.dataset;
+  const results: CompareResults = {
+    tool: 'siamese-lab',
+    version: toolVersion(),
+    createdAt: new Date().toISOString(),
+    spec,
+    machine: machineFacts(a.workers, a.wallSeconds),
+    dataset: {
+      name: ds.name,
+      source: ds.source,
+      trainPairs: trainPairCount(spec, ds),
+      testPairs: spec.config.testPairs > 0 ? Math.min(spec.config.testPairs, fullPairCount(ds.test.labels)) : fullPairCount(ds.test.labels),
+      testImages: ds.test.n,
+    },
+    runs: runSummaries,
+    summary,
+    comparisons,
+    lossShapes: spec.losses.map(lossShape),
+  };
+  if (a.tsne) {
+    const panels: TsneResult['panels'] = [];
+    for (const p of a.tsne.panels) {
+      if (!existsSync(p.weights)) continue;
+      const f = readTsne(p.file, tsneKey(p.weights, a.tsne.params, a.tsne.indices));
+      if (!f) continue;
+      const panel: TsneResult['panels'][number] = { title: p.title, points: f.points };
+      if (p.lossId !== undefined) panel.lossId = p.lossId;
+      panels.push(panel);
+    }
+    if (panels.length) {
+      results.tsne = { indices: a.tsne.indices, labels: a.tsne.labels, panels, params: a.tsne.params };
+      if (a.tsne.requestedPerplexity !== undefined) results.tsne.requestedPerplexity = a.tsne.requestedPerplexity;
+    }
+  }
+  if (a.notes.length) results.notes = [...a.notes];
+  return results;
+}
+
+/**
+ * results.json as pretty JSON, except that arrays of plain numbers (distances, t-SNE points,
+ * per-seed values) stay on one line: a third of the size, and still readable.
+ */
+export function resultsJson(r: CompareResults): string {
+  const text = JSON.stringify(r, null, 2);
+  // a pretty-printed array opens with a real line break, which no JSON string can hold
+  const numbers = /\[\n\s*(-?\d[\d.eE+-]*(?:,\n\s*-?\d[\d.eE+-]*)*)\n\s*\]/g;
+  return text.replace(numbers, (_m, items: string) => `[${items.split(/,\n\s*/).join(', ')}]`) + '\n';
+}
+
+function lossSummary(l: LossSpec, runs: RunFiles[]): LossSummary | undefined {
+  if (runs.length === 0) return undefined;
+  const s = (f: (e: Evaluation) => number): Stat => summarise(runs.map((r) => f(r.evaluation)));
+  const out: LossSummary = {
+    lossId: l.id,
+    label: l.label,
+    seeds: runs.length,
+    accuracy: s((e) => e.pairs.accuracy),
+    bestAccuracy: s((e) => e.pairs.best.accuracy),
+    bestThreshold: s((e) => e.pairs.best.threshold),
+    auc: s((e) => e.pairs.auc),
+    eer: s((e) => e.pairs.eer.eer),
+    posMean: s((e) => e.pairs.stats.pos.mean),
+    posStd: s((e) => e.pairs.stats.pos.std),
+    negMean: s((e) => e.pairs.stats.neg.mean),
+    negStd: s((e) => e.pairs.stats.neg.std),
+    posBelow04Mean: s((e) => e.pairs.stats.posBelow04.mean),
+    posBelow04Std: s((e) => e.pairs.stats.posBelow04.std),
+    curves: [],
+  };
+  if (runs.every((r) => r.evaluation.retrieval)) {
+    out.precisionAt1 = s((e) => e.retrieval!.precisionAt1);
+    out.rPrecision = s((e) => e.retrieval!.rPrecision);
+    out.mapAtR = s((e) => e.retrieval!.mapAtR);
+    out.knnAccuracy = s((e) => e.retrieval!.knnAccuracy);
+  }
+  const maxEpoch = Math.max(...runs.map((r) => r.history.length));
+  for (let ep = 1; ep <= maxEpoch; ep++) {
+    const logs = runs.map((r) => r.history.find((h) => h.epoch === ep)).filter((h): h is EpochLog => h !== undefined);
+    out.curves.push({
+      epoch: ep,
+      loss: summarise(logs.map((h) => h.loss)),
+      trainAccuracy: summarise(logs.map((h) => h.trainAccuracy)),
+      testAccuracy: summarise(logs.map((h) => h.testAccuracy)),
+    });
+  }
+  return out;
+}
+
+const pts = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(2)}`;
+const fmtP = (p: number): string => (p < 0.001 ? 'p < 0.001' : `p = ${p < 0.01 ? p.toFixed(3) : p.toFixed(2)}`);
+
+/** What a paired test needs of a finished run. */
+export type ScoredRun = Pick<RunFiles, 'lossId' | 'seed' | 'evaluation'>;
+
+interface PairedTest {
+  a: LossSpec;
+  b: LossSpec;
+  measure: 'accuracy' | 'mapAtR';
+  t: PairedTTest;
+}
+
+/**
+ * Every pair of losses, on accuracy and on MAP@R, tested over the seeds both finished. The tests
+ * of one measure form a family: their p-values get Holm's adjustment, and a difference is called
+ * significant only when its adjusted p is below 0.05 (with many losses, some raw p-values fall
+ * below 0.05 by chance alone).
+ */
+export function pairedComparisons(losses: readonly LossSpec[], runs: readonly ScoredRun[]): PairedComparison[] {
+  const tests: PairedTest[] = [];
+  for (let i = 0; i < losses.length; i++) {
+    for (let j = i + 1; j < losses.length; j++) {
+      for (const measure of ['accuracy', 'mapAtR'] as const) {
+        const t = pairedTest(losses[i]!, losses[j]!, runs, measure);
+        if (t) tests.push({ a: losses[i]!, b: losses[j]!, measure, t });
+      }
+    }
+  }
+  const adjusted = new Map<PairedTest, number>();
+  for (const measure of ['accuracy', 'mapAtR'] as const) {
+    // a single pair of runs is no test: it does not enter the family
+    const family = tests.filter((x) => x.measure === measure && x.t.degenerate !== 'one-pair');
+    holmAdjust(family.map((x) => x.t.p)).forEach((p, i) => adjusted.set(family[i]!, p));
+  }
+  return tests.map((x) => {
+    const family = tests.filter((y) => y.measure === x.measure && y.t.degenerate !== 'one-pair').length;
+    return comparisonOf(x, adjusted.get(x) ?? x.t.p, family);
+  });
+}
+
+/** The paired test of a against b on the seeds both finished; undefined when none or no such measure. */
+function pairedTest(a: LossSpec, b: LossSpec, runs: readonly ScoredRun[], measure: 'accuracy' | 'mapAtR'): PairedTTest | undefined {
+  const value = (r: ScoredRun): number | undefined =>
+    measure === 'accuracy' ? r.evaluation.pairs.accuracy : r.evaluation.retrieval?.mapAtR;
+  const va: number[] = [];
+  const vb: number[] = [];
+  for (const ra of runs.filter((r) => r.lossId === a.id)) {
+    const rb = runs.find((r) => r.lossId === b.id && r.seed === ra.seed);
+    const x = value(ra);
+    const y = rb ? value(rb) : undefined;
+    if (x !== undefined && y !== undefined && Number.isFinite(x) && Number.isFinite(y)) {
+      va.push(x);
+      vb.push(y);
+    }
+  }
+  return va.length === 0 ? undefined : pairedTTest(va, vb);
+}
+
+/** "p = 0.004" or, in a family of several tests, "p = 0.004, Holm-adjusted p = 0.012 over 3 tests". */
+export function pWords(p: number, pHolm: number, tests: number): string {
+  return tests > 1 ? `${fmtP(p)}, Holm-adjusted ${fmtP(pHolm)} over ${tests} tests` : fmtP(p);
+}
+
+function comparisonOf({ a, b, measure, t }: PairedTest, pHolm: number, tests: number): PairedComparison {
+  const what = measure === 'accuracy' ? 'accuracy' : 'MAP@R';
+  const seeds = `${t.n} seed${t.n === 1 ? '' : 's'}`;
+  const [better, worse] = t.meanDiff >= 0 ? [a.label, b.label] : [b.label, a.label];
+  const by = `${Math.abs(100 * t.meanDiff).toFixed(2)} points`;
+  const ps = pWords(t.p, pHolm, tests);
+  let verdict: string;
+  if (t.degenerate === 'one-pair') {
+    verdict = `one seed only, no test: ${a.label} − ${b.label} = ${pts(t.meanDiff)} points of ${what}`;
+  } else if (t.degenerate === 'zero-variance') {
+    verdict =
+      t.meanDiff === 0
+        ? `identical ${what} on every seed (${seeds})`
+        : `${better} > ${worse} in ${what} by ${by} on every seed, the same difference each time (${seeds})`;
+  } else if (pHolm < 0.05) {
+    verdict = `${better} > ${worse} in ${what} by ${by} ± ${(100 * t.ci95).toFixed(2)} (${ps}, ${seeds})`;
+  } else {
+    const raw = t.p < 0.05 ? ' after correcting for multiple tests' : '';
+    verdict = `no significant difference in ${what}${raw}: ${a.label} − ${b.label} = ${pts(t.meanDiff)} ± ${(100 * t.ci95).toFixed(2)} points (${ps}, ${seeds})`;
+  }
+  return { a: a.id, b: b.id, measure, meanDiff: t.meanDiff, ci95: t.ci95, t: t.t, p: t.p, pHolm, tests, seeds: t.n, verdict };
+}
+
+/** L_pos(D), L_neg(D) at D = 0, 0.01, ..., 1.5, capped at LOSS_SHAPE_CAP (the label says so). */
+export function lossShape(l: LossSpec): CompareResults['lossShapes'][number] {
+  const loss = createLoss(l.loss, l.params);
+  const d = Array.from({ length: 151 }, (_, i) => Math.round(i) / 100);
+  let clipped = false;
+  const cap = (v: number): number => {
+    if (!(v <= LOSS_SHAPE_CAP)) {
+      clipped = true;
+      return LOSS_SHAPE_CAP;
+    }
+    return Math.round(v * 1e6) / 1e6;
+  };
+  const pos = d.map((x) => cap(loss.pos(x)));
+  const neg = d.map((x) => cap(loss.neg(x)));
+  let label = l.label;
+  if (loss.kind === 'triplet') label += ' [pos: vs D_ap at D_an = 1; neg: vs D_an at D_ap = 0]';
+  if (loss.kind === 'batch') label += ' [3-point batch: pos vs D_ap, negative at D = √2; neg vs D_an, positive at D = 0]';
+  if (clipped) label += ` (values above ${LOSS_SHAPE_CAP} drawn at ${LOSS_SHAPE_CAP})`;
+  return { loss: l.id, label, d, pos, neg };
+}
+
+function machineFacts(workers: number, wallSeconds: number): CompareResults['machine'] {
+  let cpu = '';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    cpu = m?.[1]?.trim() ?? '';
+  } catch {
+    // not Linux
+  }
+  if (!cpu) cpu = cpus()[0]?.model ?? 'unknown';
+  return {
+    cpu,
+    cores: availableParallelism(),
+    node: process.version,
+    workers,
+    wallSeconds: Math.round(wallSeconds * 10) / 10,
+    date: new Date().toISOString(),
+  };
+}

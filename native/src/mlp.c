@@ -62,10 +62,6 @@ static void ahead_end(mlp *m) {
 
 /* ---------------------------------------------------------------- GEMM drivers (tails) */
 
-#define NN_CASE(mr, nv) \
-  case (mr)*16 + (nv): knn(mr, nv, K, NULL, A, lda, NULL, B, ldb, C, ldc); break;
-#define TN_CASE(mr, nv) \
-  case (mr)*16 + (nv): ktn(mr, nv, K, NULL, A, lda, NULL, B, ldb, C, ldc, 0); break;
 #define NN8_CASE(mr, nv) \
   case (mr)*16 + (nv): \
     if (idx) knn(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc); \
@@ -76,24 +72,6 @@ static void ahead_end(mlp *m) {
     if (idx) ktn(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc, acc); \
     else ktn(mr, nv, K, NULL, A8, lda, u8_scale, B, ldb, C, ldc, acc); \
     break;
-
-#if NV == 4
-#define NV_CASES(X, mr) X(mr, 1) X(mr, 2) X(mr, 3) X(mr, 4)
-#else
-#define NV_CASES(X, mr) X(mr, 1) X(mr, 2)
-#endif
-#if MR == 6
-#define ALL_CASES(X) NV_CASES(X, 1) NV_CASES(X, 2) NV_CASES(X, 3) NV_CASES(X, 4) NV_CASES(X, 5) NV_CASES(X, 6)
-#else
-#define ALL_CASES(X) NV_CASES(X, 1) NV_CASES(X, 2) NV_CASES(X, 3) NV_CASES(X, 4)
-#endif
-
-static void tile_nn(int mr, int nv, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-  switch (mr * 16 + nv) { ALL_CASES(NN_CASE) default: break; }
-}
-static void tile_tn(int mr, int nv, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-  switch (mr * 16 + nv) { ALL_CASES(TN_CASE) default: break; }
-}
 
 /* the first layer's byte kernels, specialised twice: dense (idx NULL, a constant there) and over
    an index list */
@@ -153,30 +131,6 @@ static void gemm_tn8(int M, int N, int r0, int r1, const int32_t *lists, const i
     for (int j = 0; j < nvec; j += NV) {
       const int nv = nvec - j < NV ? nvec - j : NV;
       tile_tn8(mr, nv, terms, idx, a, lda, b + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc, accumulate);
-    }
-  }
-}
-
-/* C[M x N] = A[M x K] B[K x N]; N a multiple of VW */
-static void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-  const int nvec = N / VW;
-  for (int i = 0; i < M; i += MR) {
-    const int mr = M - i < MR ? M - i : MR;
-    for (int j = 0; j < nvec; j += NV) {
-      const int nv = nvec - j < NV ? nvec - j : NV;
-      tile_nn(mr, nv, K, A + (size_t)i * lda, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
-    }
-  }
-}
-
-/* C[k0..k0+M) x N] = A[:, k0..k0+M)^T B; A is [K x lda], B [K x N] */
-static void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-  const int nvec = N / VW;
-  for (int i = 0; i < M; i += MR) {
-    const int mr = M - i < MR ? M - i : MR;
-    for (int j = 0; j < nvec; j += NV) {
-      const int nv = nvec - j < NV ? nvec - j : NV;
-      tile_tn(mr, nv, K, A + i, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
     }
   }
 }

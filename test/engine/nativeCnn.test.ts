@@ -40,8 +40,9 @@ before(async () => {
 
 /**
  * n images of h x w x c bytes, 10 classes: noise, a class-dependent bright bar, and flat
- * regions (a corner of zeros, a band at 255) where neighbouring windows hold equal values, so
- * that the pooling meets ties (TF.js sends a tie's gradient to the last of equals).
+ * regions (a corner of zeros, a band at 255) where neighbouring windows hold equal values: the
+ * pooling meets ties there (harmless: tied windows see equal inputs, so their gradients are the
+ * same wherever the tie goes), and ReLU zeros.
  */
 function imageSplit(n: number, h: number, w: number, c: number, seed: number): ImageSplit {
   const r = new Rng(seed);
@@ -180,11 +181,13 @@ if (!status.available) {
   for (const c of cases) {
     test(`${c.what}: pair batches (contrastive, Yukawa) give TF.js' loss and gradients`, (t) => {
       const a = checkBatches(c, 'contrastive', {}, (r) => pairBatch(r, c.split, 24));
-      // (13x11x3, batch 2: a pair at D = 0.115, where Yukawa's derivative is steep; dL/d(embeddings)
-      // itself, the loss tail's closed form against TF.js' float32 autodiff, differs by 4e-6 to 8e-6
-      // at the dense head, and every tensor by up to 1.8e-5. The kernels below that are within 7e-7
-      // of a float64 oracle: see the oracle test. So this one case is held to 3e-5.)
-      const b = checkBatches(c, 'yukawa', {}, (r) => pairBatch(r, c.split, 24), 3, c.split.channels === 3 ? 3e-5 : TOL);
+      // Yukawa's negative-pair term is steep near D = 0 (dL/dD ~ D^-(p+1)), and these 8-wide
+      // embeddings put pairs at D ~ 0.1: there dL/d(embeddings) itself (the loss tail's closed form
+      // against TF.js' float32 autodiff) differs by 4e-6 to 8e-6, seen at the dense head, whose
+      // gradient is one product away from it, and the batch sums (biases) reach 1.9e-5 (13x11x3
+      // on any build; 14x14 on the plain x86-64 one). The kernels under the head are within 7e-7
+      // of a float64 oracle (the oracle test), so Yukawa is held to 3e-5.
+      const b = checkBatches(c, 'yukawa', {}, (r) => pairBatch(r, c.split, 24), 3, 3e-5);
       t.diagnostic(`worst gradient difference ${Math.max(a, b).toExponential(2)}`);
     });
 

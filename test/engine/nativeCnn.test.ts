@@ -335,6 +335,29 @@ if (!status.available) {
     assert.ok(nat[9]! < 0.5 * nat[0]!, `the loss fell from ${nat[0]} to ${nat[9]} only`);
   });
 
+  test('memory: the seed-sized CNN (28x28, 32/64 filters, 128 pairs a step) stays flat over steps and under 200 MB', () => {
+    const split = syntheticSplit(1000, 3, 28);
+    const net = cnnNetwork({});
+    const mb = (): number => process.memoryUsage().rss / 2 ** 20;
+    const start = mb();
+    const e = new NativeEngine({ network: net, loss: createLoss('contrastive'), weights: net.initWeights(new Rng(1)), optimizer: 'rmsprop', threads: 2 });
+    const r = new Rng(2);
+    const drop = new Rng(3);
+    let warm = 0;
+    for (let s = 0; s < 40; s++) {
+      const rows = Int32Array.from({ length: 256 }, () => r.int(split.n));
+      e.step(split, { kind: 'pairs', rows, y: Uint8Array.from({ length: 128 }, () => r.int(2)) }, drop);
+      if (s === 9) warm = mb();
+      // inference between steps: blocks of per-thread scratch, nothing kept
+      if (s % 10 === 5) e.embed(split, Int32Array.from({ length: 500 }, (_, i) => i));
+    }
+    const end = mb();
+    e.dispose();
+    // the batch's buffers (im2col rows, convolution maps, argmaxes, features) are ~95 MB at 256 rows
+    assert.ok(end - warm <= 8, `RSS grew by ${(end - warm).toFixed(1)} MB from step 10 to step 40`);
+    assert.ok(end - start <= 200, `RSS grew by ${(end - start).toFixed(1)} MB in all`);
+  });
+
   test('bad shapes and bad input are refused in one line', () => {
     const c = cases[0]!;
     const bad = (f: () => unknown, re: RegExp): void => {

@@ -320,7 +320,8 @@ static void blocks_forward(const cnn *m, const float *x, float *const *col, floa
   for (int b = 0; b < m->nb; b++) {
     const int P = m->oh[b] * m->ow[b], K = m->RP[b], N = m->CP[b];
     conv_im2col(in, m->ih[b], m->iw[b], m->ic[b], m->k, col[b], K);
-    gemm_nn(P, N, K, col[b], K, m->W[b], N, z[b], N);
+    /* over the R real terms: the padding columns of col and rows of W are zeros */
+    gemm_nn(P, N, m->R[b], col[b], K, m->W[b], N, z[b], N);
     conv_bias_relu(z[b], P, N, m->B[b]);
     float *o = b + 1 == m->nb ? out : pin[b];
     pool2_forward(z[b], m->oh[b], m->ow[b], N, m->C[b], o, arg ? arg[b] : NULL);
@@ -331,7 +332,7 @@ static void blocks_forward(const cnn *m, const float *x, float *const *col, floa
 /* the dense head over n rows of features X (row stride RP), into E (row stride CP) */
 static void head_forward(const cnn *m, const float *X, int n, float *E) {
   const int L = m->nb, K = m->RP[L], N = m->CP[L];
-  gemm_nn(n, N, K, X, K, m->W[L], N, E, N);
+  gemm_nn(n, N, m->R[L], X, K, m->W[L], N, E, N);
   conv_bias_relu(E, n, N, m->B[L]);
 }
 
@@ -517,8 +518,10 @@ static size_t weights_backward(cnn *m, const step_ctx *c, int t, int P, float *t
       D = m->DE;
       terms = chunk = (size_t)c->n;
     }
+    /* the kernel's real rows only (the padding rows' gradients and weights stay 0), in whole
+       register tiles where there are many, else row by row (the first block's 9 or 27 rows) */
     int k0, k1, j0, j1;
-    split(K, MR, t, P, &k0, &k1);
+    split(m->R[l], m->R[l] >= 8 * MR ? MR : 1, t, P, &k0, &k1);
     split(N, VW, t, P, &j0, &j1);
     layer_grads(A, K, D, N, terms, chunk, k0, k1, j0, j1, m->GW[l], m->GB[l], tmp);
     if (k1 > k0 && c->apply) {

@@ -558,9 +558,15 @@ static napi_value js_cnn_forward_train(napi_env env, napi_callback_info info) {
   if (!get_tarray(env, argv[4], napi_uint32_array, &rng) || rng.length != 4) return fail(env, "rng must be a Uint32Array(4)");
   if (!get_tarray(env, argv[5], napi_float32_array, &out) || out.length != rows.length * (size_t)m->C[m->nb])
     return fail(env, "out must be a Float32Array of rows x embedding size");
-  if (cnn_forward_train(m, (const uint8_t *)img.data, in_dim, (const int32_t *)rows.data, (int)rows.length,
-                        (uint32_t *)rng.data, (float *)out.data) != 0)
-    return fail(env, "native forward pass failed (out of memory?)");
+  const int rc = cnn_forward_train(m, (const uint8_t *)img.data, in_dim, (const int32_t *)rows.data, (int)rows.length,
+                                  (uint32_t *)rng.data, (float *)out.data);
+  if (rc == -3) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "a training batch of %zu images needs %.0f MB of native buffers, over the %.0f MB limit: use a smaller --batch-size",
+             rows.length, (double)rows.length * cnn_row_bytes(m) / 1048576.0, CNN_BATCH_BYTES / 1048576.0);
+    return fail(env, msg);
+  }
+  if (rc != 0) return fail(env, "native forward pass failed (out of memory?)");
   return undef(env);
 }
 

@@ -398,9 +398,19 @@ static void forward_each(void *vctx, int t, int tid) {
   copy_out(m, c->out + (size_t)r0 * m->C[m->nb], m->E + (size_t)r0 * EP, r1 - r0);
 }
 
+size_t cnn_row_bytes(const cnn *m) {
+  size_t floats = 3 * (size_t)m->RP[m->nb] + 2 * (size_t)m->CP[m->nb];
+  for (int b = 0; b < m->nb; b++) {
+    const size_t conv = (size_t)m->oh[b] * m->ow[b], pooled = (size_t)m->ph[b] * m->pw[b] * m->C[b];
+    floats += conv * (m->RP[b] + m->CP[b]) + pooled * (b + 1 < m->nb ? 2 : 1);
+  }
+  return floats * sizeof(float);
+}
+
 int cnn_forward_train(cnn *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, uint32_t rng[4],
                       float *emb_out) {
   if (in_dim != m->h * m->w * m->c || n < 1) return -1;
+  if ((double)ROUND_UP(n, 16) * cnn_row_bytes(m) > CNN_BATCH_BYTES) return -3;
   if (alloc_batch(m, n) != 0) return -2;
   m->rows = n;
   m->has_masks = m->rate > 0;

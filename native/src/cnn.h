@@ -62,6 +62,10 @@ void cnn_get_slot(const cnn *m, int slot, int idx, float *dst);
 void cnn_set_slot(cnn *m, int slot, int idx, const float *src);
 void cnn_zero_slots(cnn *m);
 size_t cnn_nonfinite(const cnn *m);
+/* the training batch's buffers per image, and their limit: a batch that needs more is refused
+   (-3) rather than allocated (the seed's CNN: 370 KB an image, 95 MB at 128 pairs) */
+#define CNN_BATCH_BYTES ((double)(2u << 30))
+size_t cnn_row_bytes(const cnn *m);
 /* training forward pass of images[rows] (bytes / 255) with dropout drawn from rng (advanced
    by n x features draws, as src/model/dropout.ts draws them); emb_out [n x embedding] */
 int cnn_forward_train(cnn *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, uint32_t rng[4],

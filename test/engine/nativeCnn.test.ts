@@ -381,6 +381,11 @@ if (!status.available) {
     bad(() => m.forwardTrain(c.split.images, 144, Int32Array.of(c.split.n), rng), /image index out of range/);
     bad(() => m.forwardTrain(c.split.images, 144, new Int32Array(0), rng), /1\.\.2\^20 rows/);
     bad(() => m.backward(new Float32Array(8), 0, Float32Array.of(0.1), true), /before a training forward pass/);
+    // a batch whose buffers would pass 2 GB is refused before anything is allocated
+    const big = new NativeCnn({ ...shape, height: 200, width: 200 }, 0.1, 1);
+    const many = new Int32Array(20000);
+    bad(() => big.forwardTrain(new Uint8Array(200 * 200), 200 * 200, many, rng), /batch of 20000 images needs \d+ MB of native buffers, over the 2048 MB limit: use a smaller --batch-size/);
+    big.dispose();
     bad(() => m.setParam(0, new Float32Array(3)), /parameter's size/);
     m.forwardTrain(c.split.images, 144, Int32Array.of(0, 1), rng);
     bad(() => m.backwardPairs(Int32Array.of(0), Int32Array.of(2), Float32Array.of(1), 0, Float32Array.of(0.1), true), /pair index out of range/);

@@ -472,7 +472,8 @@ static void backward_rows(cnn *m, const step_ctx *c, int r0, int r1, const scrat
       float *dz = m->Z[b] + (size_t)i * conv * m->CP[b];
       pool2_backward(g, pooled, m->A[b] + (size_t)i * np, (int)np, dz, conv * m->CP[b]);
       if (b == 0) break;
-      gemm_nn((int)conv, m->RP[b], m->CP[b], dz, m->CP[b], m->WT[b], m->RP[b], s->col, m->RP[b]);
+      /* dcol = dZ W^T, from dZ's non-zeros only: the pooling leaves at most one in four */
+      pool2_input_rows(g, pooled, m->A[b] + (size_t)i * np, (int)np, m->CP[b], m->WT[b], m->RP[b], s->col, conv);
       float *gin = g == s->g0 ? s->g1 : s->g0;
       conv_col2im(s->col, m->RP[b], m->ih[b], m->iw[b], m->ic[b], m->k, gin);
       g = gin;

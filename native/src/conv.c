@@ -78,6 +78,19 @@ void pool2_backward(const float *g, const float *out, const int32_t *arg, int np
     if (out[i] > 0.0f) dz[arg[i]] = g[i];
 }
 
+void pool2_input_rows(const float *g, const float *out, const int32_t *arg, int np, int ldz, const float *WT, int ldw,
+                      float *dcol, size_t P) {
+  memset(dcol, 0, P * ldw * sizeof(float));
+  for (int i = 0; i < np; i++) {
+    if (!(out[i] > 0.0f)) continue;
+    const int32_t ch = arg[i] % ldz;
+    float *d = dcol + (size_t)(arg[i] / ldz) * ldw;
+    const float *w = WT + (size_t)ch * ldw;
+    const vf gv = (vf){0} + g[i];
+    for (int j = 0; j < ldw; j += VW) VSTORE(d + j, VLOAD(d + j) + gv * VLOAD(w + j));
+  }
+}
+
 void col_sums(const float *D, size_t rows, int ld, int j0, int j1, float *s) {
   for (int j = j0; j < j1; j += VW) {
     vf acc = (vf){0};

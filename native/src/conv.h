@@ -27,6 +27,12 @@ void pool2_forward(const float *z, int oh, int ow, int ldz, int c, float *out, i
 /* the pooling's and the ReLU's gradient: dz[arg[i]] = g[i] where out[i] > 0, for np pooled
    values; dz (zsize floats) zeroed first */
 void pool2_backward(const float *g, const float *out, const int32_t *arg, int np, float *dz, size_t zsize);
+/* dcol = dZ W^T for one image, dZ the pooling's gradient as pool2_backward scatters it (ldz
+   columns), W^T [ldz x ldw]: row p of dcol sums WT[ch] * g over the pooled values whose argmax
+   is at position p (channel ch = arg % ldz), in channel order: dZ's zero terms skipped, the
+   same sums. dcol (P rows of ldw) zeroed first */
+void pool2_input_rows(const float *g, const float *out, const int32_t *arg, int np, int ldz, const float *WT, int ldw,
+                      float *dcol, size_t P);
 /* s[j] = sum over rows r in order of D[r*ld + j], for j in [j0, j1) (multiples of VW) */
 void col_sums(const float *D, size_t rows, int ld, int j0, int j1, float *s);
 

@@ -27,6 +27,15 @@
 #define ROUND_UP(x, m) ((((x) + (m)-1) / (m)) * (m))
 #define EMBED_BLOCK 16 /* images per inference task */
 
+/*
+ * A convolution's gradients sum over every position of every image of the batch (MNIST: 173,056
+ * terms for the first block at 256 rows): one float32 sum that long drifts by up to ~1e-4 of
+ * its terms' size (TF.js sums the first block's in float64). So they are summed in two levels:
+ * each chunk of whole images (about CHUNK_TERMS terms) on its own, then the chunks' sums in
+ * order: the error of a few hundred terms, and the order still fixed for any thread count.
+ */
+#define CHUNK_TERMS 1024
+
 static float u8_scale[256];
 static pthread_once_t u8_once = PTHREAD_ONCE_INIT;
 
@@ -72,10 +81,12 @@ const char *cnn_shape_error(int h, int w, int c, int k, int emb, const int *filt
 static void free_batch(cnn *m) {
   for (int b = 0; b < m->nb; b++) {
     free(m->col[b]);
-    free(m->Z[b]);
     free(m->P[b]);
     free(m->A[b]);
-    m->col[b] = m->Z[b] = m->P[b] = NULL;
+    free(m->G[b]);
+    free(m->PW[b]);
+    free(m->PB[b]);
+    m->col[b] = m->P[b] = m->G[b] = m->PW[b] = m->PB[b] = NULL;
     m->A[b] = NULL;
   }
   free(m->X);
@@ -95,10 +106,13 @@ static int alloc_batch(cnn *m, int rows) {
   for (int b = 0; b < m->nb; b++) {
     const size_t conv = (size_t)m->oh[b] * m->ow[b], pooled = (size_t)m->ph[b] * m->pw[b] * m->C[b];
     m->col[b] = (float *)falloc((size_t)cap * conv * m->RP[b]);
-    m->Z[b] = (float *)falloc((size_t)cap * conv * m->CP[b]);
     m->A[b] = (int32_t *)falloc((size_t)cap * pooled);
     m->P[b] = b + 1 < m->nb ? (float *)falloc((size_t)cap * pooled) : NULL;
-    ok = ok && m->col[b] && m->Z[b] && m->A[b] && (b + 1 == m->nb || m->P[b]);
+    m->G[b] = b + 1 < m->nb ? (float *)falloc((size_t)cap * pooled) : NULL;
+    const size_t chunks = (size_t)(cap + m->ipc[b] - 1) / m->ipc[b];
+    m->PW[b] = (float *)falloc(chunks * m->CP[b] * m->RP[b]);
+    m->PB[b] = (float *)falloc(chunks * m->CP[b]);
+    ok = ok && m->col[b] && m->A[b] && (b + 1 == m->nb || (m->P[b] && m->G[b])) && m->PW[b] && m->PB[b];
   }
   const int F = m->RP[m->nb], E = m->CP[m->nb];
   m->X = (float *)falloc((size_t)cap * F);
@@ -117,13 +131,12 @@ static int alloc_batch(cnn *m, int rows) {
 /* per-thread scratch: an image as floats, one image's im2col rows (or their gradient) and
    convolution output, two pooled maps (or their gradients), and a block of inference rows */
 typedef struct {
-  float *x, *col, *z, *g0, *g1, *X, *E, *gt;
+  float *x, *col, *z, *g0, *g1, *X, *E;
 } scratch_t;
 
 static size_t scratch_layout(const cnn *m, float *base, scratch_t *s) {
-  size_t col = 0, z = 0, g = 0, gt = 0;
+  size_t col = 0, z = 0, g = 0;
   for (int b = 0; b < m->nb; b++) {
-    if ((size_t)m->RP[b] * m->CP[b] > gt) gt = (size_t)m->RP[b] * m->CP[b];
     const size_t conv = (size_t)m->oh[b] * m->ow[b];
     if (conv * m->RP[b] > col) col = conv * m->RP[b];
     if (conv * m->CP[b] > z) z = conv * m->CP[b];
@@ -131,11 +144,11 @@ static size_t scratch_layout(const cnn *m, float *base, scratch_t *s) {
     if (in > g) g = in;
     if (out > g) g = out;
   }
-  const size_t sizes[8] = {(size_t)m->h * m->w * m->c, col, z, g, g, (size_t)EMBED_BLOCK * m->RP[m->nb],
-                           (size_t)EMBED_BLOCK * m->CP[m->nb], gt};
-  float **dst[8] = {&s->x, &s->col, &s->z, &s->g0, &s->g1, &s->X, &s->E, &s->gt};
+  const size_t sizes[7] = {(size_t)m->h * m->w * m->c, col, z, g, g, (size_t)EMBED_BLOCK * m->RP[m->nb],
+                           (size_t)EMBED_BLOCK * m->CP[m->nb]};
+  float **dst[7] = {&s->x, &s->col, &s->z, &s->g0, &s->g1, &s->X, &s->E};
   size_t off = 0;
-  for (int i = 0; i < 8; i++) {
+  for (int i = 0; i < 7; i++) {
     if (base) *dst[i] = base + off;
     off += ROUND_UP(sizes[i], 16);
   }
@@ -186,6 +199,8 @@ cnn *cnn_create(int h, int w, int c, int k, int emb, const int *filters, int nb,
     m->pw[b] = m->ow[b] / 2;
     m->R[b] = k * k * ic;
     m->C[b] = filters[b];
+    const int per = m->oh[b] * m->ow[b];
+    m->ipc[b] = CHUNK_TERMS / per > 1 ? CHUNK_TERMS / per : 1;
     ih = m->ph[b];
     iw = m->pw[b];
     ic = filters[b];
@@ -382,7 +397,7 @@ static void forward_each(void *vctx, int t, int tid) {
     for (int b = 0; b < m->nb; b++) {
       const size_t conv = (size_t)m->oh[b] * m->ow[b], pooled = (size_t)m->ph[b] * m->pw[b] * m->C[b];
       col[b] = m->col[b] + (size_t)i * conv * m->RP[b];
-      z[b] = m->Z[b] + (size_t)i * conv * m->CP[b];
+      z[b] = s.z; /* needed only until it is pooled */
       arg[b] = m->A[b] + (size_t)i * pooled;
       pin[b] = m->P[b] ? m->P[b] + (size_t)i * pooled : NULL;
     }
@@ -402,7 +417,7 @@ size_t cnn_row_bytes(const cnn *m) {
   size_t floats = 3 * (size_t)m->RP[m->nb] + 2 * (size_t)m->CP[m->nb];
   for (int b = 0; b < m->nb; b++) {
     const size_t conv = (size_t)m->oh[b] * m->ow[b], pooled = (size_t)m->ph[b] * m->pw[b] * m->C[b];
-    floats += conv * (m->RP[b] + m->CP[b]) + pooled * (b + 1 < m->nb ? 2 : 1);
+    floats += conv * m->RP[b] + pooled * (b + 1 < m->nb ? 3 : 1) + (size_t)m->CP[b] * (m->RP[b] + 1) / m->ipc[b] + 1;
   }
   return floats * sizeof(float);
 }
@@ -455,86 +470,96 @@ static void embedding_gradient(cnn *m, const step_ctx *c, int r0, int r1) {
   for (size_t o = (size_t)r0 * cp; o < (size_t)r1 * cp; o += VW) VSTORE(G + o, VSELECT(VLOAD(m->E + o) > 0.0f, VLOAD(G + o)));
 }
 
-/* backward A for images [r0, r1): DE, DX, and every block's dZ (into Z) */
+/* block b's pooled map of image i (the last block's: the features after dropout, positive
+   exactly where the map is wherever the mask lets a gradient through) */
+static const float *pooled_map(const cnn *m, int b, int i) {
+  const size_t np = (size_t)m->ph[b] * m->pw[b] * m->C[b];
+  return b + 1 == m->nb ? m->X + (size_t)i * m->RP[m->nb] : m->P[b] + (size_t)i * np;
+}
+
+/* backward A for images [r0, r1): DE, DX, and the gradient of every block's pooled map (G) */
 static void backward_rows(cnn *m, const step_ctx *c, int r0, int r1, const scratch_t *s) {
   const int L = m->nb, FP = m->RP[L], EP = m->CP[L];
   embedding_gradient(m, c, r0, r1);
   gemm_nn(r1 - r0, FP, EP, m->DE + (size_t)r0 * EP, EP, m->WT[L], FP, m->DX + (size_t)r0 * FP, FP);
   if (m->has_masks)
     for (size_t o = (size_t)r0 * FP; o < (size_t)r1 * FP; o += VW) VSTORE(m->DX + o, VLOAD(m->DX + o) * VLOAD(m->M + o));
-  for (int i = r0; i < r1; i++) {
-    /* the gradient of block b's pooled output, and that output (after dropout for the last
-       block: positive exactly where the output was, wherever the mask lets a gradient through) */
-    const float *g = m->DX + (size_t)i * FP;
-    for (int b = L - 1; b >= 0; b--) {
+  for (int i = r0; i < r1; i++)
+    for (int b = L - 1; b >= 1; b--) {
+      /* dcol = dZ W^T, from dZ's non-zeros only (the pooling leaves at most one in four), then
+         col2im: the gradient of the previous block's pooled map */
       const size_t conv = (size_t)m->oh[b] * m->ow[b], np = (size_t)m->ph[b] * m->pw[b] * m->C[b];
-      const float *pooled = b + 1 == L ? m->X + (size_t)i * FP : m->P[b] + (size_t)i * np;
-      float *dz = m->Z[b] + (size_t)i * conv * m->CP[b];
-      pool2_backward(g, pooled, m->A[b] + (size_t)i * np, (int)np, dz, conv * m->CP[b]);
-      if (b == 0) break;
-      /* dcol = dZ W^T, from dZ's non-zeros only: the pooling leaves at most one in four */
-      pool2_input_rows(g, pooled, m->A[b] + (size_t)i * np, (int)np, m->CP[b], m->WT[b], m->RP[b], s->col, conv);
-      float *gin = g == s->g0 ? s->g1 : s->g0;
-      conv_col2im(s->col, m->RP[b], m->ih[b], m->iw[b], m->ic[b], m->k, gin);
-      g = gin;
+      const float *g = b + 1 == L ? m->DX + (size_t)i * FP : m->G[b] + (size_t)i * np;
+      pool2_input_rows(g, pooled_map(m, b, i), m->A[b] + (size_t)i * np, (int)np, m->CP[b], m->WT[b], m->RP[b], s->col, conv);
+      conv_col2im(s->col, m->RP[b], m->ih[b], m->iw[b], m->ic[b], m->k, m->G[b - 1] + (size_t)i * m->ih[b] * m->iw[b] * m->ic[b]);
+    }
+}
+
+/*
+ * The filter and bias gradients' partial sums of chunk q (images [q*ipc, (q+1)*ipc)) of block
+ * b, from dZ's non-zeros: each pooled value g whose map value is positive adds g times its
+ * argmax position's im2col row to its channel's row of PW ([CP x RP], W's transpose) and g to
+ * PB, images in order and the pooled values in theirs: dZ's zero terms skipped.
+ */
+static void chunk_partials(cnn *m, int b, int q, int n) {
+  const int L = m->nb, K = m->RP[b], N = m->CP[b];
+  const size_t conv = (size_t)m->oh[b] * m->ow[b], np = (size_t)m->ph[b] * m->pw[b] * m->C[b];
+  float *pw = m->PW[b] + (size_t)q * N * K, *pb = m->PB[b] + (size_t)q * N;
+  memset(pw, 0, (size_t)N * K * sizeof(float));
+  memset(pb, 0, (size_t)N * sizeof(float));
+  const int i1 = (q + 1) * m->ipc[b] < n ? (q + 1) * m->ipc[b] : n;
+  for (int i = q * m->ipc[b]; i < i1; i++) {
+    const float *g = b + 1 == L ? m->DX + (size_t)i * m->RP[L] : m->G[b] + (size_t)i * np;
+    const float *out = pooled_map(m, b, i);
+    const int32_t *arg = m->A[b] + (size_t)i * np;
+    const float *col = m->col[b] + (size_t)i * conv * K;
+    for (size_t e = 0; e < np; e++) {
+      if (!(out[e] > 0.0f)) continue;
+      const int32_t ch = arg[e] % N;
+      const float *x = col + (size_t)(arg[e] / N) * K;
+      float *d = pw + (size_t)ch * K;
+      const vf gv = (vf){0} + g[e];
+      for (int j = 0; j < K; j += VW) VSTORE(d + j, VLOAD(d + j) + gv * VLOAD(x + j));
+      pb[ch] += g[e];
     }
   }
 }
 
-/*
- * A convolution's gradients sum over every position of every image of the batch (MNIST: 173,056
- * terms for the first block at 256 rows): one float32 sum that long drifts by up to ~1e-4 of
- * its terms' size (TF.js sums the first block's in float64). So they are summed in two levels,
- * CHUNK_TERMS terms at a time (whole images), then the chunks' sums in order: the error of a few
- * hundred terms, and the order still fixed for any thread count.
- */
-#define CHUNK_TERMS 1024
-
-/* GW[k0..k1) of a layer: A[:, k0..k1)^T D over `terms` rows, in chunks of `chunk` rows; and
-   GB[j0..j1) the same way (tmp: k1 - k0 rows of N, and N floats more) */
-static void layer_grads(const float *A, int lda, const float *D, int N, size_t terms, size_t chunk, int k0, int k1,
-                        int j0, int j1, float *GW, float *GB, float *tmp) {
-  for (size_t p = 0; p < terms; p += chunk) {
-    const size_t len = terms - p < chunk ? terms - p : chunk;
-    const float *a = A + p * lda, *d = D + p * N;
-    if (k1 > k0) {
-      float *dst = p == 0 ? GW + (size_t)k0 * N : tmp;
-      gemm_tn(k1 - k0, N, (int)len, a + k0, lda, d, N, dst, N);
-      if (p > 0)
-        for (size_t o = 0; o < (size_t)(k1 - k0) * N; o += VW) VSTORE(GW + (size_t)k0 * N + o, VLOAD(GW + (size_t)k0 * N + o) + VLOAD(tmp + o));
+/* block b's gradients from the chunks' partial sums, in chunk order: kernel rows [k0, k1), bias
+   columns [j0, j1) */
+static void reduce_partials(cnn *m, int b, int n, int k0, int k1, int j0, int j1) {
+  const int K = m->RP[b], N = m->CP[b], chunks = (n + m->ipc[b] - 1) / m->ipc[b];
+  for (int k = k0; k < k1; k++)
+    for (int ch = 0; ch < N; ch++) {
+      float sum = m->PW[b][(size_t)ch * K + k];
+      for (int q = 1; q < chunks; q++) sum += m->PW[b][((size_t)q * N + ch) * K + k];
+      m->GW[b][(size_t)k * N + ch] = sum;
     }
-    if (j1 > j0) {
-      col_sums(d, len, N, j0, j1, p == 0 ? GB : tmp);
-      if (p > 0)
-        for (int j = j0; j < j1; j += VW) VSTORE(GB + j, VLOAD(GB + j) + VLOAD(tmp + j));
-    }
+  for (int ch = j0; ch < j1; ch++) {
+    float sum = m->PB[b][ch];
+    for (int q = 1; q < chunks; q++) sum += m->PB[b][(size_t)q * N + ch];
+    m->GB[b][ch] = sum;
   }
 }
 
 /* backward B, part t of P: kernel rows and bias columns of every layer, gradients and updates */
-static size_t weights_backward(cnn *m, const step_ctx *c, int t, int P, float *tmp) {
+static size_t weights_backward(cnn *m, const step_ctx *c, int t, int P) {
   size_t bad = 0;
   for (int l = 0; l < m->nl; l++) {
-    const int K = m->RP[l], N = m->CP[l];
-    const float *A, *D;
-    size_t terms, chunk;
-    if (l < m->nb) {
-      const size_t per = (size_t)m->oh[l] * m->ow[l];
-      A = m->col[l];
-      D = m->Z[l];
-      terms = (size_t)c->n * per;
-      chunk = per * (CHUNK_TERMS / per > 1 ? CHUNK_TERMS / per : 1);
-    } else {
-      A = m->X;
-      D = m->DE;
-      terms = chunk = (size_t)c->n;
-    }
+    const int N = m->CP[l];
     /* the kernel's real rows only (the padding rows' gradients and weights stay 0), in whole
        register tiles where there are many, else row by row (the first block's 9 or 27 rows) */
     int k0, k1, j0, j1;
     split(m->R[l], m->R[l] >= 8 * MR ? MR : 1, t, P, &k0, &k1);
     split(N, VW, t, P, &j0, &j1);
-    layer_grads(A, K, D, N, terms, chunk, k0, k1, j0, j1, m->GW[l], m->GB[l], tmp);
+    if (l < m->nb) {
+      reduce_partials(m, l, c->n, k0, k1, j0, j1);
+    } else {
+      /* the head: X^T DE over the batch's rows */
+      const int K = m->RP[l];
+      if (k1 > k0) gemm_tn(k1 - k0, N, c->n, m->X + k0, K, m->DE, N, m->GW[l] + (size_t)k0 * N, N);
+      if (j1 > j0) col_sums(m->DE, (size_t)c->n, N, j0, j1, m->GB[l]);
+    }
     if (k1 > k0 && c->apply) {
       const size_t o = (size_t)k0 * N, len = (size_t)(k1 - k0) * N;
       bad += opt_update(c->opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
@@ -555,7 +580,11 @@ static void backward_each(void *vctx, int t, int tid) {
   const scratch_t s = thread_scratch(m, tid);
   if (r1 > r0) backward_rows(m, c, r0, r1, &s);
   pool_barrier(m->pool);
-  m->bad[(size_t)t * 8] = weights_backward(m, c, t, P, s.gt);
+  /* the chunks' partial sums, chunk q of every block on thread q mod P */
+  for (int b = 0; b < m->nb; b++)
+    for (int q = t; q * m->ipc[b] < c->n; q += P) chunk_partials(m, b, q, c->n);
+  pool_barrier(m->pool);
+  m->bad[(size_t)t * 8] = weights_backward(m, c, t, P);
 }
 
 int cnn_backward(cnn *m, const float *g, const int32_t *ia, const int32_t *ib, const float *coef, int npairs,

@@ -32,13 +32,17 @@ typedef struct cnn {
   float *W[CNN_LAYERS], *B[CNN_LAYERS], *WT[CNN_LAYERS]; /* WT [CP x RP], layers >= 1 */
   float *GW[CNN_LAYERS], *GB[CNN_LAYERS];
   float *SW[MAX_SLOTS][CNN_LAYERS], *SB[MAX_SLOTS][CNN_LAYERS];
-  /* the training forward pass's batch, capacity cap images: each block's im2col rows and
-     convolution output (the backward pass overwrites it with dZ), the argmax of every pooled
+  /* the training forward pass's batch, capacity cap images: each block's im2col rows, the argmax of every pooled
      value, the pooled maps of all blocks but the last; the flattened features after dropout X,
      the masks M, the embeddings E, the gradients DE (dense dZ) and DX (of X) */
   int cap, rows, has_masks;
-  float *col[CNN_MAX_BLOCKS], *Z[CNN_MAX_BLOCKS], *P[CNN_MAX_BLOCKS];
+  float *col[CNN_MAX_BLOCKS], *P[CNN_MAX_BLOCKS];
   int32_t *A[CNN_MAX_BLOCKS];
+  /* the backward pass: the gradient of each block's pooled map but the last's (that is DX), and
+     the filter and bias gradients' partial sums of each chunk of ipc[b] images, [CP x RP] and
+     [CP] (see chunk_partials in cnn.c) */
+  float *G[CNN_MAX_BLOCKS], *PW[CNN_MAX_BLOCKS], *PB[CNN_MAX_BLOCKS];
+  int ipc[CNN_MAX_BLOCKS];
   float *X, *M, *E, *DE, *DX;
   size_t *bad; /* non-finite weights written by each thread's updates (one cache line each) */
   int bad_valid;
@@ -63,7 +67,7 @@ void cnn_set_slot(cnn *m, int slot, int idx, const float *src);
 void cnn_zero_slots(cnn *m);
 size_t cnn_nonfinite(const cnn *m);
 /* the training batch's buffers per image, and their limit: a batch that needs more is refused
-   (-3) rather than allocated (the seed's CNN: 370 KB an image, 95 MB at 128 pairs) */
+   (-3) rather than allocated (the seed's CNN: about 280 KB an image, 73 MB at 128 pairs) */
 #define CNN_BATCH_BYTES ((double)(2u << 30))
 size_t cnn_row_bytes(const cnn *m);
 /* training forward pass of images[rows] (bytes / 255) with dropout drawn from rng (advanced

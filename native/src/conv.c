@@ -72,12 +72,6 @@ void pool2_forward(const float *z, int oh, int ow, int ldz, int c, float *out, i
     }
 }
 
-void pool2_backward(const float *g, const float *out, const int32_t *arg, int np, float *dz, size_t zsize) {
-  memset(dz, 0, zsize * sizeof(float));
-  for (int i = 0; i < np; i++)
-    if (out[i] > 0.0f) dz[arg[i]] = g[i];
-}
-
 void pool2_input_rows(const float *g, const float *out, const int32_t *arg, int np, int ldz, const float *WT, int ldw,
                       float *dcol, size_t P) {
   memset(dcol, 0, P * ldw * sizeof(float));

@@ -24,11 +24,8 @@ void conv_bias_relu(float *z, int P, int ldz, const float *b);
    the index into z of each maximum, the last of equals in the order (0,0) (0,1) (1,0) (1,1)
    (as TF.js' wasm backend picks it) */
 void pool2_forward(const float *z, int oh, int ow, int ldz, int c, float *out, int32_t *arg);
-/* the pooling's and the ReLU's gradient: dz[arg[i]] = g[i] where out[i] > 0, for np pooled
-   values; dz (zsize floats) zeroed first */
-void pool2_backward(const float *g, const float *out, const int32_t *arg, int np, float *dz, size_t zsize);
-/* dcol = dZ W^T for one image, dZ the pooling's gradient as pool2_backward scatters it (ldz
-   columns), W^T [ldz x ldw]: row p of dcol sums WT[ch] * g over the pooled values whose argmax
+/* dcol = dZ W^T for one image, dZ the pooling's and the ReLU's gradient: g[i] at arg[i] where
+   out[i] > 0, zero elsewhere (ldz columns), W^T [ldz x ldw]: row p of dcol sums WT[ch] * g over the pooled values whose argmax
    is at position p (channel ch = arg % ldz), in channel order: dZ's zero terms skipped, the
    same sums. dcol (P rows of ldw) zeroed first */
 void pool2_input_rows(const float *g, const float *out, const int32_t *arg, int np, int ldz, const float *WT, int ldw,

@@ -5,11 +5,12 @@
  *   forward     the thread's images: blocks (im2col, GEMM, bias + ReLU, pooling with argmax),
  *               dropout masks from the stream's place of its rows, the dense head, the output;
  *   backward A  the thread's images: dL/d(embeddings) from the pairs, the head's dZ and input
- *               gradient, then block by block from the last: the pooling's gradient (dZ) and,
- *               but for the first block, dZ W^T and col2im, the gradient of the block's input;
- *   backward B  (after a barrier) the thread's rows of every kernel: col^T dZ (the filter
- *               gradient over the whole batch), X^T dZ for the head; its columns of every bias;
- *               the optimizer and the transposes.
+ *               gradient, then block by block from the last but the first: the input gradient
+ *               from the pooled gradients (dZ W^T from dZ's non-zeros, then col2im);
+ *   backward B  (after a barrier) chunks of images, chunk q on thread q mod P: the filter and
+ *               bias gradients' partial sums of the chunk, from dZ's non-zeros;
+ *   backward C  (after a barrier) the thread's rows of every kernel: the chunks' sums in order,
+ *               X^T dZ for the head; its columns of every bias; the optimizer and transposes.
  *
  * Every output element is computed by one thread as one sum in a fixed order: any thread count
  * gives the same bits.

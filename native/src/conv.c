@@ -1,10 +1,10 @@
 /*
- * The convolutional base's own kernels (see conv.h). The convolution is im2col + GEMM: the
- * register-tiled kernels of gemm.h then do all the arithmetic of the forward pass
- * (col x W), the input gradient (dZ x W^T, then col2im) and the filter gradient (col^T x dZ),
- * with every output element one sum in a fixed order, so splitting images or kernel rows
- * between threads changes no bit. (A direct convolution would need three hand-tuned loops for
- * the three products; the im2col copy is k*k times the input, small beside the products.)
+ * The convolutional base's own kernels (see conv.h). The forward convolution is im2col + GEMM
+ * (gemm.h's register tiles, every output element one sum in a fixed order). (A direct
+ * convolution would need hand-tuned loops of its own; the im2col copy is k*k times the input,
+ * small beside the product.) The backward pass skips dZ's zeros, three in four after the
+ * pooling: the input gradient's im2col rows are W^T rows times the pooled gradients
+ * (pool2_input_rows), then col2im.
  */
 #include "conv.h"
 

@@ -1,7 +1,8 @@
 /*
  * Kernels of the convolutional base (conv.c): a k x k valid, stride-1 convolution as im2col and a
  * GEMM (gemm.h), its adjoint col2im for the input gradient, bias + ReLU, 2 x 2 max-pooling with
- * the argmax kept for the backward pass, and column sums for the bias gradients. Layouts: an
+ * the argmax kept for the backward pass, the input gradient's rows from the pooled gradients,
+ * and column sums for the head's bias gradient. Layouts: an
  * image or feature map is [height x width x channels] (NHWC), a kernel [k*k*cin x cout] (Keras'
  * HWIO, flattened), so that an im2col row (ky, kx, ci) meets kernel row (ky*k + kx)*cin + ci.
  */

@@ -5,6 +5,7 @@
  * addressed as cnnNetwork's weightSpecs() orders them (conv_1.kernel, conv_1.bias, ...,
  * dense_1.kernel, dense_1.bias), in the same layouts (kernels HWIO).
  */
+import { UsageError } from '../errors.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
 import { type NativeAddon, type NativeHandle, type NativeNet, type NativeOpt, nativeAddon } from './native.ts';
@@ -106,12 +107,20 @@ export class NativeCnn implements NativeNet {
 
   /**
    * Training forward pass of images[rows] (bytes scaled by 1/255), with the dropout mask drawn
-   * from `rng` exactly as rngDropout draws it for [rows, features] (the Rng advances).
+   * from `rng` exactly as rngDropout draws it for [rows, features] (the Rng advances). A batch
+   * whose buffers would pass 2 GB is refused (UsageError) before anything is allocated.
    */
   forwardTrain(images: Uint8Array, inDim: number, rows: Int32Array, rng: Rng, out?: Float32Array): Float32Array {
     const emb = out ?? new Float32Array(rows.length * this.outDim);
     const state = Uint32Array.from(rng.getState());
-    this.addon.cnnForwardTrain(this.h, images, inDim, rows, state, emb);
+    try {
+      this.addon.cnnForwardTrain(this.h, images, inDim, rows, state, emb);
+    } catch (e) {
+      // a batch too large for the native buffers is the caller's choice (--batch-size): say so
+      const msg = (e as Error).message;
+      if (/over the \d+ MB limit/.test(msg)) throw new UsageError(msg);
+      throw e;
+    }
     rng.setState([state[0]!, state[1]!, state[2]!, state[3]!]);
     return emb;
   }

@@ -385,6 +385,7 @@ if (!status.available) {
     const big = new NativeCnn({ ...shape, height: 200, width: 200 }, 0.1, 1);
     const many = new Int32Array(20000);
     bad(() => big.forwardTrain(new Uint8Array(200 * 200), 200 * 200, many, rng), /batch of 20000 images needs \d+ MB of native buffers, over the 2048 MB limit: use a smaller --batch-size/);
+    assert.throws(() => big.forwardTrain(new Uint8Array(200 * 200), 200 * 200, many, rng), UsageError);
     big.dispose();
     bad(() => m.setParam(0, new Float32Array(3)), /parameter's size/);
     m.forwardTrain(c.split.images, 144, Int32Array.of(0, 1), rng);

@@ -58,8 +58,10 @@ export function throughput(
   schedule: NativeSchedule = 'auto',
   runAhead = true,
   stores: NativeStores = 'auto',
+  /** settings over BENCH_CONFIG's, e.g. { base: 'cnn' } */
+  extra: Partial<TrainConfig> = {},
 ): Throughput {
-  const t = new Training(ds, resolveConfig({ ...BENCH_CONFIG, engine, threads }));
+  const t = new Training(ds, resolveConfig({ ...BENCH_CONFIG, ...extra, engine, threads }));
   if (t.engine instanceof NativeEngine) {
     t.engine.setInputMode(inputMode);
     t.engine.setSchedule(schedule);

@@ -1,7 +1,9 @@
-"""PyTorch reference for bench/train.ts: the seed's Siamese MLP, RMSprop, contrastive loss,
-batch 128 pairs on random data of MNIST's shape. Prints one JSON line.
+"""PyTorch reference for bench/train.ts: the seed's Siamese MLP (or, with --model cnn, the CNN of
+src/model/cnn.ts), RMSprop, contrastive loss, batch 128 pairs on random data of MNIST's shape.
+Prints one JSON line.
 
     python3 bench/torch_reference.py --threads 1 --steps 300
+    python3 bench/torch_reference.py --model cnn --threads 1 --steps 60
 """
 import argparse
 import json
@@ -27,14 +29,25 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=30)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Linear(784, 128), nn.ReLU(), nn.Dropout(0.1),
-        nn.Linear(128, 128), nn.ReLU(), nn.Dropout(0.1),
-        nn.Linear(128, 128), nn.ReLU(),
-    )
+    if a.model == "cnn":
+        # conv 3x3 valid + ReLU + max-pool 2x2, twice, then dropout and the dense head (28x28: 5x5x64)
+        net = nn.Sequential(
+            nn.Unflatten(1, (1, 28, 28)),
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Dropout(0.1),
+            nn.Linear(1600, 128), nn.ReLU(),
+        )
+    else:
+        net = nn.Sequential(
+            nn.Linear(784, 128), nn.ReLU(), nn.Dropout(0.1),
+            nn.Linear(128, 128), nn.ReLU(), nn.Dropout(0.1),
+            nn.Linear(128, 128), nn.ReLU(),
+        )
     # Keras 2 RMSprop: w -= lr * g / (sqrt(v) + eps), which is what torch computes too
     opt = torch.optim.RMSprop(net.parameters(), lr=0.001, alpha=0.9, eps=1e-7)
     n = a.batch
@@ -63,6 +76,7 @@ def main() -> None:
     pairs = a.steps * n
     print(json.dumps({
         "torch": torch.__version__,
+        "model": a.model,
         "threads": a.threads,
         "steps": a.steps,
         "pairsPerSecond": pairs / wall,

@@ -11,6 +11,7 @@
  *   npm run bench -- --quick           # fewer steps, one epoch for RSS, no profile
  *   npm run bench -- --epochs 5 --json bench.json --no-torch
  *   npm run bench -- --rounds 9         # more alternating 1-thread / all-core rounds (default 5)
+ *   npm run bench -- --base cnn         # the CNN base instead: native 1 and 2 threads, TF.js, PyTorch
  *
  * Wall-clock figures swing with whatever else runs on the machine (the load average is printed);
  * pairs per CPU-second are the steady figure.
@@ -35,6 +36,7 @@ import { coreRoundTripNs } from './cores.ts';
 import { resolveConfig } from '../src/train/config.ts';
 import { Training } from '../src/train/trainer.ts';
 import { BENCH_CONFIG, cpuMs, pooled, quantile, throughput, type Throughput } from './throughput.ts';
+import { cnnBench } from './cnn.ts';
 
 const args = process.argv.slice(2);
 const flag = (f: string): boolean => args.includes(f);
@@ -67,6 +69,13 @@ log(`machine: ${machine.cpu}, ${cores} cores, Node ${machine.node}, ${machine.da
 log(`load average at start: ${machine.loadAverageAtStart.join(' ')} (wall-clock figures swing with it; per-CPU-second ones do not)`);
 log(`native engine: ${machine.native.available ? machine.native.detail : `not available (${machine.native.detail})`}`);
 log();
+
+if (value('--base') === 'cnn') {
+  // the CNN base alone (bench/cnn.ts)
+  const r = cnnBench(ds, { steps: quick ? 20 : 80, nativeAvailable: machine.native.available, torch: !flag('--no-torch'), log });
+  if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ machine, cnn: r }, null, 2) + '\n');
+  process.exit(0);
+}
 
 function embedSpeed(engine: 'tfjs' | 'native', threads: number, reps: number): { imagesPerSecond: number; imagesPerCpuSecond: number } {
   const t = new Training(ds, resolveConfig({ ...BENCH_CONFIG, engine, threads, epochs: 0 }));

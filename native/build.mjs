@@ -89,6 +89,12 @@ function build() {
   const files = [
     ['addon.c', ['-ffp-contract=fast']],
     ['mlp.c', ['-ffp-contract=fast']],
+    ['mlp_kernels.c', ['-ffp-contract=fast']],
+    ['mlp_schedule.c', ['-ffp-contract=fast']],
+    ['tail.c', ['-ffp-contract=fast']],
+    ['gemm.c', ['-ffp-contract=fast']],
+    ['conv.c', ['-ffp-contract=fast']],
+    ['cnn.c', ['-ffp-contract=fast']],
     ['pool.c', []],
     ['dropout.c', []],
     // the optimizer repeats TF.js' float32 rounding step by step: no fused multiply-add

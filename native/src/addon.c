@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cnn.h"
 #include "gemm.h"
 #include "siamese.h"
 
@@ -57,17 +58,30 @@ static int get_int(napi_env env, napi_value v, int *out) {
   return 1;
 }
 
+/* A handle is an external holding a slot: the network's kind and a pointer to it, so that
+   dispose() can free the network early (later calls see NULL instead of freed memory) and an MLP
+   call never takes a CNN. */
+enum { NET_MLP = 0, NET_CNN = 1 };
+typedef struct {
+  int kind;
+  void *net;
+} net_slot;
+
+static void destroy_net(net_slot *slot) {
+  if (!slot->net) return;
+  if (slot->kind == NET_MLP) mlp_destroy((mlp *)slot->net);
+  else cnn_destroy((cnn *)slot->net);
+  slot->net = NULL;
+}
+
 static void finalize_model(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  mlp **slot = (mlp **)data;
-  if (*slot) mlp_destroy(*slot);
-  free(slot);
+  destroy_net((net_slot *)data);
+  free(data);
 }
 
-/* The handle is an external holding a pointer to the model pointer, so dispose() can free the
-   model early and later calls see NULL instead of freed memory. */
-static mlp *get_model(napi_env env, napi_value v) {
+static void *get_net(napi_env env, napi_value v, int kind) {
   void *data = NULL;
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_external) {
@@ -75,9 +89,35 @@ static mlp *get_model(napi_env env, napi_value v) {
     return NULL;
   }
   napi_get_value_external(env, v, &data);
-  mlp *m = data ? *(mlp **)data : NULL;
-  if (!m) napi_throw_error(env, NULL, "the native model was disposed");
-  return m;
+  net_slot *slot = (net_slot *)data;
+  if (!slot || slot->kind != kind) {
+    napi_throw_type_error(env, NULL, kind == NET_MLP ? "expected a native MLP handle" : "expected a native CNN handle");
+    return NULL;
+  }
+  if (!slot->net) napi_throw_error(env, NULL, "the native model was disposed");
+  return slot->net;
+}
+
+static mlp *get_model(napi_env env, napi_value v) { return (mlp *)get_net(env, v, NET_MLP); }
+static cnn *get_cnn(napi_env env, napi_value v) { return (cnn *)get_net(env, v, NET_CNN); }
+
+static napi_value wrap_net(napi_env env, int kind, void *net) {
+  net_slot *slot = (net_slot *)malloc(sizeof(net_slot));
+  if (!slot) {
+    if (kind == NET_MLP) mlp_destroy((mlp *)net);
+    else cnn_destroy((cnn *)net);
+    napi_throw_error(env, NULL, "native engine: out of memory");
+    return NULL;
+  }
+  slot->kind = kind;
+  slot->net = net;
+  napi_value ext;
+  if (napi_create_external(env, slot, finalize_model, NULL, &ext) != napi_ok) {
+    destroy_net(slot);
+    free(slot);
+    return throw_last(env);
+  }
+  return ext;
 }
 
 #define ARGS(n)                                                        \
@@ -104,11 +144,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < w.length; i++) widths[i] = wd[i];
   mlp *m = mlp_create(widths, (int)w.length - 1, rate, threads);
   if (!m) return fail(env, "native engine: out of memory");
-  mlp **slot = (mlp **)malloc(sizeof(mlp *));
-  *slot = m;
-  napi_value ext;
-  CHECK(napi_create_external(env, slot, finalize_model, NULL, &ext));
-  return ext;
+  return wrap_net(env, NET_MLP, m);
 }
 
 static napi_value js_dispose(napi_env env, napi_callback_info info) {
@@ -118,11 +154,7 @@ static napi_value js_dispose(napi_env env, napi_callback_info info) {
   CHECK(napi_typeof(env, argv[0], &t));
   if (t != napi_external) return fail(env, "expected a native model handle");
   CHECK(napi_get_value_external(env, argv[0], &data));
-  mlp **slot = (mlp **)data;
-  if (slot && *slot) {
-    mlp_destroy(*slot);
-    *slot = NULL;
-  }
+  if (data) destroy_net((net_slot *)data);
   return undef(env);
 }
 
@@ -424,10 +456,179 @@ static napi_value js_set_next(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* ---------------------------------------------------------------- the CNN (cnn.h) */
+
+/* cnnCreate(dims: Int32Array [h, w, c, k, embedding, filters...], dropoutRate, threads) */
+static napi_value js_cnn_create(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  tarray d;
+  if (!get_tarray(env, argv[0], napi_int32_array, &d) || d.length < 6 || d.length > 5 + 64)
+    return fail(env, "cnn dims must be an Int32Array [height, width, channels, kernel, embedding, filter counts]");
+  const int32_t *v = (const int32_t *)d.data;
+  const int nb = (int)d.length - 5;
+  const char *err = cnn_shape_error(v[0], v[1], v[2], v[3], v[4], v + 5, nb);
+  if (err) return fail(env, err);
+  double rate;
+  int threads;
+  CHECK(napi_get_value_double(env, argv[1], &rate));
+  if (!(rate >= 0 && rate < 1)) return fail(env, "dropout rate must be in [0, 1)");
+  if (!get_int(env, argv[2], &threads) || threads < 1 || threads > 256) return fail(env, "threads must be in 1..256");
+  cnn *m = cnn_create(v[0], v[1], v[2], v[3], v[4], v + 5, nb, rate, threads);
+  if (!m) return fail(env, "native engine: out of memory");
+  return wrap_net(env, NET_CNN, m);
+}
+
+static napi_value js_cnn_threads(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  cnn *m = get_cnn(env, argv[0]);
+  if (!m) return NULL;
+  int t;
+  if (!get_int(env, argv[1], &t)) return fail(env, "threads must be an integer");
+  if (t > 0 && cnn_set_threads(m, t) != 0) return fail(env, "native engine: out of memory");
+  napi_value r;
+  CHECK(napi_create_int32(env, m->nthreads, &r));
+  return r;
+}
+
+/* cnnParam(handle, kind, slot, idx, array, write): as param */
+static napi_value js_cnn_param(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  cnn *m = get_cnn(env, argv[0]);
+  if (!m) return NULL;
+  int kind, slot, idx;
+  bool write;
+  if (!get_int(env, argv[1], &kind) || !get_int(env, argv[2], &slot) || !get_int(env, argv[3], &idx))
+    return fail(env, "bad parameter address");
+  CHECK(napi_get_value_bool(env, argv[5], &write));
+  if (idx < 0 || idx >= 2 * m->nl || slot < 0 || slot >= MAX_SLOTS || kind < 0 || kind > 2)
+    return fail(env, "parameter index out of range");
+  tarray a;
+  if (!get_tarray(env, argv[4], napi_float32_array, &a) || a.length != cnn_param_size(m, idx))
+    return fail(env, "parameter array must be a Float32Array of the parameter's size");
+  float *p = (float *)a.data;
+  if (kind == 0) {
+    if (write) cnn_set_param(m, idx, p);
+    else cnn_get_param(m, idx, p);
+  } else if (kind == 1) {
+    if (write) return fail(env, "gradients are read-only");
+    cnn_get_grad(m, idx, p);
+  } else {
+    if (write) cnn_set_slot(m, slot, idx, p);
+    else cnn_get_slot(m, slot, idx, p);
+  }
+  return undef(env);
+}
+
+static napi_value js_cnn_zero_slots(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  cnn *m = get_cnn(env, argv[0]);
+  if (!m) return NULL;
+  cnn_zero_slots(m);
+  return undef(env);
+}
+
+static napi_value js_cnn_nonfinite(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  cnn *m = get_cnn(env, argv[0]);
+  if (!m) return NULL;
+  napi_value r;
+  CHECK(napi_create_double(env, (double)cnn_nonfinite(m), &r));
+  return r;
+}
+
+/* (images: Uint8Array, inDim, rows: Int32Array) of a CNN's input size, at args[0..2] */
+static bool get_cnn_batch(napi_env env, napi_value *args, const cnn *m, tarray *img, int *in_dim, tarray *rows) {
+  const char *err = NULL;
+  if (!get_tarray(env, args[0], napi_uint8_array, img)) err = "images must be a Uint8Array";
+  else if (!get_int(env, args[1], in_dim) || *in_dim != m->h * m->w * m->c) err = "image size does not match the network";
+  else if (!get_tarray(env, args[2], napi_int32_array, rows)) err = "rows must be an Int32Array";
+  if (err) fail(env, err);
+  return err == NULL && check_rows(env, img, *in_dim, rows);
+}
+
+/* cnnForwardTrain(handle, images, inDim, rows, rng: Uint32Array(4), out: Float32Array) */
+static napi_value js_cnn_forward_train(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  cnn *m = get_cnn(env, argv[0]);
+  if (!m) return NULL;
+  tarray img, rows, out, rng;
+  int in_dim;
+  if (!get_cnn_batch(env, argv + 1, m, &img, &in_dim, &rows)) return NULL;
+  if (rows.length < 1 || rows.length > (1 << 20)) return fail(env, "a training batch needs 1..2^20 rows");
+  if (!get_tarray(env, argv[4], napi_uint32_array, &rng) || rng.length != 4) return fail(env, "rng must be a Uint32Array(4)");
+  if (!get_tarray(env, argv[5], napi_float32_array, &out) || out.length != rows.length * (size_t)m->C[m->nb])
+    return fail(env, "out must be a Float32Array of rows x embedding size");
+  const int rc = cnn_forward_train(m, (const uint8_t *)img.data, in_dim, (const int32_t *)rows.data, (int)rows.length,
+                                  (uint32_t *)rng.data, (float *)out.data);
+  if (rc == -3) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "a training batch of %zu images needs %.0f MB of native buffers, over the %.0f MB limit: use a smaller --batch-size",
+             rows.length, (double)rows.length * cnn_row_bytes(m) / 1048576.0, CNN_BATCH_BYTES / 1048576.0);
+    return fail(env, msg);
+  }
+  if (rc != 0) return fail(env, "native forward pass failed (out of memory?)");
+  return undef(env);
+}
+
+/* cnnBackward(handle, dEmb: Float32Array, optKind, coef, apply) */
+static napi_value js_cnn_backward(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  cnn *m = get_cnn(env, argv[0]);
+  if (!m) return NULL;
+  tarray g;
+  if (m->rows < 1) return fail(env, "backward before a training forward pass");
+  if (!get_tarray(env, argv[1], napi_float32_array, &g) || g.length != (size_t)m->rows * m->C[m->nb])
+    return fail(env, "dEmb must be a Float32Array of rows x embedding size");
+  optcfg o;
+  bool apply;
+  if (!get_optimizer(env, argv + 2, &o, &apply)) return NULL;
+  if (cnn_backward(m, (const float *)g.data, NULL, NULL, NULL, 0, &o, apply) != 0) return fail(env, "native backward pass failed");
+  return undef(env);
+}
+
+/* cnnBackwardPairs(handle, ia, ib, coef: Float32Array, optKind, coef, apply) */
+static napi_value js_cnn_backward_pairs(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  cnn *m = get_cnn(env, argv[0]);
+  if (!m) return NULL;
+  tarray ia, ib, k;
+  if (m->rows < 1) return fail(env, "backward before a training forward pass");
+  if (!get_tarray(env, argv[1], napi_int32_array, &ia) || !get_tarray(env, argv[2], napi_int32_array, &ib) ||
+      !get_tarray(env, argv[3], napi_float32_array, &k) || ib.length != ia.length || k.length != ia.length)
+    return fail(env, "backwardPairs: ia, ib and coef must be arrays of one length");
+  const int32_t *a = (const int32_t *)ia.data, *b = (const int32_t *)ib.data;
+  for (size_t i = 0; i < ia.length; i++)
+    if (a[i] < 0 || a[i] >= m->rows || b[i] < 0 || b[i] >= m->rows) {
+      napi_throw_range_error(env, NULL, "pair index out of range");
+      return NULL;
+    }
+  optcfg o;
+  bool apply;
+  if (!get_optimizer(env, argv + 4, &o, &apply)) return NULL;
+  if (cnn_backward(m, NULL, a, b, (const float *)k.data, (int)ia.length, &o, apply) != 0)
+    return fail(env, "native backward pass failed");
+  return undef(env);
+}
+
+/* cnnEmbed(handle, images, inDim, rows, out: Float32Array) */
+static napi_value js_cnn_embed(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  cnn *m = get_cnn(env, argv[0]);
+  if (!m) return NULL;
+  tarray img, rows, out;
+  int in_dim;
+  if (!get_cnn_batch(env, argv + 1, m, &img, &in_dim, &rows)) return NULL;
+  if (!get_tarray(env, argv[4], napi_float32_array, &out) || out.length != rows.length * (size_t)m->C[m->nb])
+    return fail(env, "out must be a Float32Array of rows x embedding size");
+  if (cnn_embed(m, (const uint8_t *)img.data, in_dim, (const int32_t *)rows.data, (int)rows.length, (float *)out.data) != 0)
+    return fail(env, "native embedding failed");
+  return undef(env);
+}
+
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   char buf[160];
-  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":5}", ISA_NAME, VW, MR,
+  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":6}", ISA_NAME, VW, MR,
            NV * VW);
   napi_value s;
   CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));
@@ -452,6 +653,15 @@ NAPI_MODULE_INIT() {
       {"embedFloat", NULL, js_embed_float, NULL, NULL, NULL, napi_default, NULL},
       {"distances", NULL, js_distances, NULL, NULL, NULL, napi_default, NULL},
       {"backpropDistances", NULL, js_backprop, NULL, NULL, NULL, napi_default, NULL},
+      {"cnnCreate", NULL, js_cnn_create, NULL, NULL, NULL, napi_default, NULL},
+      {"cnnThreads", NULL, js_cnn_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"cnnParam", NULL, js_cnn_param, NULL, NULL, NULL, napi_default, NULL},
+      {"cnnZeroSlots", NULL, js_cnn_zero_slots, NULL, NULL, NULL, napi_default, NULL},
+      {"cnnNonFinite", NULL, js_cnn_nonfinite, NULL, NULL, NULL, napi_default, NULL},
+      {"cnnForwardTrain", NULL, js_cnn_forward_train, NULL, NULL, NULL, napi_default, NULL},
+      {"cnnBackward", NULL, js_cnn_backward, NULL, NULL, NULL, napi_default, NULL},
+      {"cnnBackwardPairs", NULL, js_cnn_backward_pairs, NULL, NULL, NULL, napi_default, NULL},
+      {"cnnEmbed", NULL, js_cnn_embed, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;

@@ -133,4 +133,23 @@ AI void ktn(const int mr, const int nv, int K, const int32_t *idx, const void *r
     for (int j = 0; j < nv; j++) VSTORE(C + (size_t)r * ldc + j * VW, acc[r][j]);
 }
 
+/* the register tiles a driver dispatches to: one case per (rows, vectors) shape */
+#if NV == 4
+#define NV_CASES(X, mr) X(mr, 1) X(mr, 2) X(mr, 3) X(mr, 4)
+#else
+#define NV_CASES(X, mr) X(mr, 1) X(mr, 2)
+#endif
+#if MR == 6
+#define ALL_CASES(X) NV_CASES(X, 1) NV_CASES(X, 2) NV_CASES(X, 3) NV_CASES(X, 4) NV_CASES(X, 5) NV_CASES(X, 6)
+#else
+#define ALL_CASES(X) NV_CASES(X, 1) NV_CASES(X, 2) NV_CASES(X, 3) NV_CASES(X, 4)
+#endif
+
+/* float drivers (gemm.c), shared by the networks: every C element is one sum in p order, so a
+   split of M (rows) between threads does not change a bit */
+/* C[M x N] = A[M x K] B[K x N]; N a multiple of VW */
+void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
+/* C[M x N] = A[:, 0..M)^T B, A [K x lda] (pass A + k0 for the columns k0..k0+M), B [K x N] */
+void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
+
 #endif

@@ -10,14 +10,16 @@
  * sparse input (layer0_gather). Inference (mlp_embed) hands out row blocks dynamically. Every
  * output element is one sum in a fixed order, so results are the same for any thread count,
  * schedule, first-layer path and run-ahead.
+ *
+ * The first layer's byte and sparse kernels are in mlp_kernels.c, the choice of schedule (and its
+ * timing) in mlp_schedule.c; what they share in mlp_internal.h.
  */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gemm.h"
-#include "siamese.h"
+#include "mlp_internal.h"
 #include "simd.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -25,23 +27,6 @@
 #endif
 
 #define ROUND_UP(x, m) ((((x) + (m)-1) / (m)) * (m))
-
-static float u8_scale[256];
-static int u8_div_ok = 0;
-static pthread_once_t u8_once = PTHREAD_ONCE_INIT;
-
-static void init_scale_once(void) {
-  /* the same value as TypeScript's byte / 255 stored into a Float32Array */
-  int ok = 1;
-  for (int i = 0; i < 256; i++) {
-    u8_scale[i] = (float)((double)i / 255.0);
-    volatile float x = (float)i;
-    if (x / 255.0f != u8_scale[i]) ok = 0;
-  }
-  u8_div_ok = ok;
-}
-
-static void init_scale(void) { pthread_once(&u8_once, init_scale_once); }
 
 static void *falloc(size_t n) {
   size_t bytes = ROUND_UP(n * sizeof(float) + 64, 64);
@@ -53,132 +38,11 @@ static void *falloc(size_t n) {
 /* A first layer run ahead (mlp_set_next) that no forward pass took over: wait for thread 1 to
    end it, and count the next steps' progress on from past its counts. The calls that write
    what it reads, or read what it writes, do this first. */
-static void ahead_end(mlp *m) {
+void mlp_ahead_end(mlp *m) {
   if (!m->ahead) return;
   pool_wait_progress(&m->ahead_done, 1);
   m->ahead = 0;
   m->progress_base = m->ahead_base + m->next_n + 1;
-}
-
-/* ---------------------------------------------------------------- GEMM drivers (tails) */
-
-#define NN_CASE(mr, nv) \
-  case (mr)*16 + (nv): knn(mr, nv, K, NULL, A, lda, NULL, B, ldb, C, ldc); break;
-#define TN_CASE(mr, nv) \
-  case (mr)*16 + (nv): ktn(mr, nv, K, NULL, A, lda, NULL, B, ldb, C, ldc, 0); break;
-#define NN8_CASE(mr, nv) \
-  case (mr)*16 + (nv): \
-    if (idx) knn(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc); \
-    else knn(mr, nv, K, NULL, A8, lda, u8_scale, B, ldb, C, ldc); \
-    break;
-#define TN8_CASE(mr, nv) \
-  case (mr)*16 + (nv): \
-    if (idx) ktn(mr, nv, K, idx, A8, lda, u8_scale, B, ldb, C, ldc, acc); \
-    else ktn(mr, nv, K, NULL, A8, lda, u8_scale, B, ldb, C, ldc, acc); \
-    break;
-
-#if NV == 4
-#define NV_CASES(X, mr) X(mr, 1) X(mr, 2) X(mr, 3) X(mr, 4)
-#else
-#define NV_CASES(X, mr) X(mr, 1) X(mr, 2)
-#endif
-#if MR == 6
-#define ALL_CASES(X) NV_CASES(X, 1) NV_CASES(X, 2) NV_CASES(X, 3) NV_CASES(X, 4) NV_CASES(X, 5) NV_CASES(X, 6)
-#else
-#define ALL_CASES(X) NV_CASES(X, 1) NV_CASES(X, 2) NV_CASES(X, 3) NV_CASES(X, 4)
-#endif
-
-static void tile_nn(int mr, int nv, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-  switch (mr * 16 + nv) { ALL_CASES(NN_CASE) default: break; }
-}
-static void tile_tn(int mr, int nv, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-  switch (mr * 16 + nv) { ALL_CASES(TN_CASE) default: break; }
-}
-
-/* the first layer's byte kernels, specialised twice: dense (idx NULL, a constant there) and over
-   an index list */
-
-static void tile_nn8(int mr, int nv, int K, const int32_t *idx, const uint8_t *A8, int lda, const float *B, int ldb,
-                     float *C, int ldc) {
-  switch (mr * 16 + nv) { ALL_CASES(NN8_CASE) default: break; }
-}
-static void tile_tn8(int mr, int nv, int K, const int32_t *idx, const uint8_t *A8, int lda, const float *B, int ldb,
-                     float *C, int ldc, int acc) {
-  switch (mr * 16 + nv) { ALL_CASES(TN8_CASE) default: break; }
-}
-
-/* the first layer: C[M x N] = A8[M x K] B, over the terms idx[0..K) when idx is given */
-static void gemm_nn8(int M, int N, int K, const int32_t *idx, const uint8_t *A8, int lda, const float *B, int ldb,
-                     float *C, int ldc) {
-  const int nvec = N / VW;
-  for (int i = 0; i < M; i += MR) {
-    const int mr = M - i < MR ? M - i : MR;
-    for (int j = 0; j < nvec; j += NV) {
-      const int nv = nvec - j < NV ? nvec - j : NV;
-      tile_nn8(mr, nv, K, idx, A8 + (size_t)i * lda, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
-    }
-  }
-}
-
-/*
- * The first layer's kernel gradient: C[k0..k0+M) x N] = A8[:, k0..k0+M)^T B over the batch rows
- * [r0, r1), A8 [rows x lda] bytes, B [rows x ldb]; with lists, the i-th tile of MR rows of C sums
- * over its listed rows (lists + i * lstride, lcount[i] of them, ascending) in [r0, r1), from
- * cursor[i] on when cursor is given (which then moves past them). accumulate: the sums go on
- * from C, so that rows taken in consecutive parts give the sums of one pass.
- */
-static void gemm_tn8(int M, int N, int r0, int r1, const int32_t *lists, const int *lcount, int lstride, int *cursor,
-                     int accumulate, const uint8_t *A8, int lda, const float *B, int ldb, float *C, int ldc) {
-  const int nvec = N / VW;
-  for (int i = 0; i < M; i += MR) {
-    const int mr = M - i < MR ? M - i : MR;
-    const int32_t *idx = NULL;
-    int terms = r1 - r0;
-    const uint8_t *a = A8 + (size_t)r0 * lda + i;
-    const float *b = B + (size_t)r0 * ldb;
-    if (lists) {
-      const int32_t *list = lists + (size_t)(i / MR) * lstride;
-      const int from = cursor ? cursor[i / MR] : 0;
-      int to = from;
-      while (to < lcount[i / MR] && list[to] < r1) to++;
-      if (cursor) cursor[i / MR] = to;
-      idx = list + from;
-      terms = to - from;
-      a = A8 + i;
-      b = B;
-    }
-    /* nothing to add (a pixel tile that is 0 in every row of this part): the sums stay as they
-       are, so their part of C need not be read and written back */
-    if (accumulate && terms == 0) continue;
-    for (int j = 0; j < nvec; j += NV) {
-      const int nv = nvec - j < NV ? nvec - j : NV;
-      tile_tn8(mr, nv, terms, idx, a, lda, b + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc, accumulate);
-    }
-  }
-}
-
-/* C[M x N] = A[M x K] B[K x N]; N a multiple of VW */
-static void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-  const int nvec = N / VW;
-  for (int i = 0; i < M; i += MR) {
-    const int mr = M - i < MR ? M - i : MR;
-    for (int j = 0; j < nvec; j += NV) {
-      const int nv = nvec - j < NV ? nvec - j : NV;
-      tile_nn(mr, nv, K, A + (size_t)i * lda, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
-    }
-  }
-}
-
-/* C[k0..k0+M) x N] = A[:, k0..k0+M)^T B; A is [K x lda], B [K x N] */
-static void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-  const int nvec = N / VW;
-  for (int i = 0; i < M; i += MR) {
-    const int mr = M - i < MR ? M - i : MR;
-    for (int j = 0; j < nvec; j += NV) {
-      const int nv = nvec - j < NV ? nvec - j : NV;
-      tile_tn(mr, nv, K, A + i, lda, B + j * VW, ldb, C + (size_t)i * ldc + j * VW, ldc);
-    }
-  }
 }
 
 /* ---------------------------------------------------------------- model */
@@ -323,7 +187,7 @@ mlp *mlp_create(const int *widths, int nlayers, double rate, int threads) {
 
 void mlp_destroy(mlp *m) {
   if (!m) return;
-  ahead_end(m);
+  mlp_ahead_end(m);
   pool_destroy(m->pool);
   for (int l = 0; l < m->nl; l++) {
     free(m->W[l]);
@@ -408,7 +272,7 @@ static void set_padded(const mlp *m, int idx, const float *src, float *dst) {
 }
 
 void mlp_set_param(mlp *m, int idx, const float *src) {
-  ahead_end(m);
+  mlp_ahead_end(m);
   m->bad_valid = 0;
   set_padded(m, idx, src, param_ptr(m, idx, m->W, m->B));
   if (idx % 2 == 0) update_transpose_rows(m, idx / 2, 0, m->wp[idx / 2]);
@@ -419,12 +283,12 @@ void mlp_get_slot(const mlp *m, int slot, int idx, float *dst) {
   get_padded(m, idx, param_ptr(m, idx, m->SW[slot], m->SB[slot]), dst);
 }
 void mlp_set_slot(mlp *m, int slot, int idx, const float *src) {
-  ahead_end(m);
+  mlp_ahead_end(m);
   set_padded(m, idx, src, param_ptr(m, idx, m->SW[slot], m->SB[slot]));
 }
 int mlp_set_threads(mlp *m, int threads) {
   if (threads < 1) threads = 1;
-  ahead_end(m);
+  mlp_ahead_end(m);
   if (threads == m->nthreads) return 0;
   /* the first layer's storage follows the thread count: repack it */
   const size_t kn = (size_t)m->w[0] * m->w[1];
@@ -451,7 +315,7 @@ int mlp_set_threads(mlp *m, int threads) {
 }
 
 void mlp_zero_slots(mlp *m) {
-  ahead_end(m);
+  mlp_ahead_end(m);
   for (int s = 0; s < MAX_SLOTS; s++)
     for (int l = 0; l < m->nl; l++) {
       memset(m->SW[s][l], 0, (size_t)m->wp[l] * m->wp[l + 1] * sizeof(float));
@@ -483,143 +347,11 @@ size_t mlp_nonfinite(const mlp *m) {
 
 /* ---------------------------------------------------------------- forward */
 
-/*
- * Rows of a byte image set as float32 in [0, 1]. x / 255.0f in float equals TypeScript's
- * byte / 255 (computed in float64, then stored in a Float32Array) for all 256 bytes, which
- * check_scale() verifies once; the division is then vectorized. Rows come from all over a large
- * array (a shuffled batch), so the next rows are prefetched while this one converts.
- */
-typedef uint8_t vb __attribute__((vector_size(VW)));
-
-/* VW bytes to floats. GCC 12 turns the generic __builtin_convertvector from bytes into a
-   lane-by-lane loop (it made the gather ~6x slower), so x86 gets the widening instructions. */
-static inline vf bytes_to_vf(const uint8_t *src) {
-#if VW == 16 && defined(__AVX512F__)
-  return (vf)_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)src)));
-#elif VW == 8 && defined(__AVX2__)
-  return (vf)_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)src)));
-#else
-  vb b;
-  __builtin_memcpy(&b, src, sizeof b);
-  return __builtin_convertvector(b, vf);
-#endif
-}
-
-#define PREFETCH_AHEAD 4
-
-static inline void prefetch_row(const uint8_t *images, int in_dim, int32_t row) {
-  const char *p = (const char *)(images + (size_t)row * in_dim);
-  for (int o = 0; o < in_dim; o += 64) __builtin_prefetch(p + o);
-}
-
-/* images[rows[r]] (rows NULL: images[r]) as floats into dst, prefetching PREFETCH_AHEAD rows ahead */
-static void gather_rows(float *dst, const uint8_t *images, int in_dim, const int32_t *rows, int n) {
-  const vf d255 = (vf){0} + 255.0f;
-  for (int r = 0; r < n; r++) {
-    if (rows && r + PREFETCH_AHEAD < n) prefetch_row(images, in_dim, rows[r + PREFETCH_AHEAD]);
-    const uint8_t *src = images + (size_t)(rows ? rows[r] : r) * in_dim;
-    float *d = dst + (size_t)r * in_dim;
-    int j = 0;
-    if (u8_div_ok) {
-      for (; j + VW <= in_dim; j += VW) {
-        const vf x = bytes_to_vf(src + j) / d255;
-        __builtin_memcpy(d + j, &x, sizeof x);
-      }
-    }
-    for (; j < in_dim; j++) d[j] = u8_scale[src[j]];
-  }
-}
-
-/* out = relu(out + b) (* mask) over `cols` columns of `rows` rows (row strides ldo, ldm) */
-static void bias_relu(float *out, int ldo, const float *b, const float *mask, int ldm, int rows, int cols) {
-  for (int r = 0; r < rows; r++) {
-    float *o = out + (size_t)r * ldo;
-    const float *mk = mask ? mask + (size_t)r * ldm : NULL;
-    for (int c = 0; c < cols; c += VW) {
-      vf v = VLOAD(o + c) + VLOAD(b + c);
-      v = VSELECT(v > 0.0f, v);
-      if (mk) v = v * VLOAD(mk + c);
-      VSTORE(o + c, v);
-    }
-  }
-}
-
 /* the first layer's pre-activations for columns of group g: out[:, gc[g]..) = x W0[:, gc[g]..) */
 static void layer0_group(const mlp *m, int g, const float *x, int n, float *out) {
   const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
   gemm_nn(n, cw, K, x, K, m->W[0] + (size_t)K * c0, cw, out + c0, m->wp[1]);
 }
-
-/* ---------------------------------------------------------------- sparse input */
-
-#if VW == 16 && defined(__AVX512BW__)
-#define HAVE_SPARSE 1
-#else
-#define HAVE_SPARSE 0
-#endif
-/* auto mode: the sparse path while a tile's sums keep at most this fraction of the terms (with
-   more, the index lists cost more than the skipped terms save) */
-#define SPARSE_MAX_TERMS 0.8
-/* auto mode on dense input: one sparse step this often measures the input again */
-#define SPARSE_PROBE 256
-
-#if HAVE_SPARSE
-/* the non-zero pattern of the batch rows [r0, r0 + mr), their bytes at x (bit k of word k / 64:
-   pixel k is not 0) into nz,
-   stored word-major ([nzw x cap]), and the pixels where any of them is not 0 into idx, in
-   order; returns their number */
-static int tile_nonzero(const mlp *m, const uint8_t *x, int r0, int mr, uint64_t *nz, int32_t *idx) {
-  const int K = m->w[0];
-  int cnt = 0;
-  for (int w = 0; w < m->nzw; w++) {
-    const int k0 = w * 64, left = K - k0;
-    const __mmask64 lm = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
-    uint64_t any = 0;
-    for (int r = 0; r < mr; r++) {
-      const __m512i v = _mm512_maskz_loadu_epi8(lm, x + (size_t)r * K + k0);
-      const uint64_t bits = _mm512_test_epi8_mask(v, v);
-      nz[(size_t)w * m->cap + r0 + r] = bits;
-      any |= bits;
-    }
-    /* the set bits' pixels, 16 at a time (bit by bit, this loop took a third of the gather's
-       time); the list has 16 spare entries */
-    for (int q = 0; q < 64 && any >> q; q += 16) {
-      const __mmask16 k = (__mmask16)(any >> q);
-      if (k) cnt = append_indices(idx, cnt, k, k0 + q);
-    }
-  }
-  return cnt;
-}
-
-/* for the first layer's kernel gradient on sparse input: for every tile of MR pixels (the row
-   tiles of gemm_tn), the batch rows where one of its pixels is not 0, 16 rows at a time, from
-   group g's copy of the patterns into its own lists */
-static void pixel_tile_lists(mlp *m, int g, int n) {
-  const int K = m->w[0], tiles = (K + MR - 1) / MR;
-  const uint64_t *nz = m->NZ[g];
-  for (int i = 0; i < tiles; i++) {
-    const int k0 = i * MR, mr = K - k0 < MR ? K - k0 : MR, w = k0 >> 6, s = k0 & 63;
-    const __m512i want = _mm512_set1_epi64((long long)(((uint64_t)1 << mr) - 1));
-    const __m128i sr = _mm_cvtsi32_si128(s), sl = _mm_cvtsi32_si128(64 - s);
-    const uint64_t *lo = nz + (size_t)w * m->cap;
-    const uint64_t *hi = s + mr > 64 && w + 1 < m->nzw ? nz + (size_t)(w + 1) * m->cap : NULL;
-    int32_t *list = m->TL[g] + (size_t)i * (m->cap + 16);
-    int cnt = 0;
-    for (int p = 0; p < n; p += 16) {
-      __m512i a = _mm512_srl_epi64(_mm512_loadu_si512(lo + p), sr);
-      __m512i b = _mm512_srl_epi64(_mm512_loadu_si512(lo + p + 8), sr);
-      if (hi) {
-        a = _mm512_or_si512(a, _mm512_sll_epi64(_mm512_loadu_si512(hi + p), sl));
-        b = _mm512_or_si512(b, _mm512_sll_epi64(_mm512_loadu_si512(hi + p + 8), sl));
-      }
-      __mmask16 k = (__mmask16)(_mm512_test_epi64_mask(a, want) | (_mm512_test_epi64_mask(b, want) << 8));
-      if (n - p < 16) k &= (__mmask16)((1u << (n - p)) - 1);
-      cnt = append_indices(list, cnt, k, p); /* (the list has 16 spare entries) */
-    }
-    m->TLn[g][i] = cnt;
-  }
-}
-#endif
 
 /*
  * The training forward's first layer, column groups [g0, g1) of rows [i0, i1) (whole tiles of MR
@@ -637,7 +369,6 @@ static void pixel_tile_lists(mlp *m, int g, int n) {
  * ReLU follows tile by tile (its dropout waits for the masks, in forward 2).
  */
 #define L0_AHEAD (2 * MR)
-#define ROLE_CHUNK 8 /* row tiles the first layer publishes at a time, in roles (choose_plan) */
 static size_t layer0_gather(const mlp *m, int g0, int g1, const uint8_t *images, const int32_t *rows, int n, int i0,
                             int i1, uint8_t *x, uint64_t *nz, int32_t *ul, float *out, float *tile) {
   const int K = m->w[0], ldo = m->wp[1];
@@ -775,39 +506,6 @@ static void forward_rows(mlp *m, const step_ctx *c, int r0, int r1) {
  * piece by piece of rows, and so do backward A and B.
  */
 /*
- * In roles each pass hands rows over piece by piece through the progress counter, and the other
- * thread takes every row handed over so far whenever it comes back for more (take_rows). The
- * pieces' sizes are the trade-off between the waits and the cost of a piece (thread 1 reads and
- * writes its gradient's sums once per pass): ROLE_CHUNK row tiles, but the forward pass's last
- * pieces shrink (halves of what is left over the last two chunks' rows, down to one tile: what
- * thread 0 still has to do once thread 1 is done), and the backward pass's first ones grow (2
- * tiles, then twice the rows so far: thread 1 waits less for its first rows). Against pieces of
- * ROLE_CHUNK tiles throughout, each taken whole (2026-11-30, far vCPUs, C harness, the two ways
- * alternating every 16 steps in one run): the median step 0.4% to 7.7% shorter in 6 runs of
- * 4,000 steps, the most with a busy host.
- */
-static int forward_piece_end(int i0, int n) {
-  const int chunk = ROLE_CHUNK * MR, left = n - i0;
-  if (left > 2 * chunk) return i0 + chunk;
-  if (left <= MR) return n;
-  return i0 + (left / 2 + MR - 1) / MR * MR;
-}
-
-static int backward_piece_end(int r0, int n) {
-  const int chunk = ROLE_CHUNK * MR;
-  int size = r0 < MR ? 2 * MR : 2 * r0;
-  if (size > chunk) size = chunk;
-  return n - r0 <= size ? n : r0 + size;
-}
-
-/* the end of the rows handed over from r0 on (waits for at least one) */
-static int take_rows(const mlp *m, long base, int r0, int n) {
-  pool_wait_progress(&m->progress, base + r0 + 1);
-  const long got = __atomic_load_n(&m->progress, __ATOMIC_ACQUIRE) - base;
-  return got < n ? (int)got : n;
-}
-
-/*
  * Streamed stores (the plan PLAN_STREAMED): what one thread of roles writes for the other, the
  * first layer's output (thread 1) and its dZ (thread 0), it computes into its own scratch and
  * streams out with non-temporal stores, past its caches. A plain store must first fetch each line
@@ -873,158 +571,12 @@ static void forward_each(void *vctx, int t, int tid) {
   forward_rows(m, c, r0, r1);
 }
 
-/*
- * Two threads in roles (pieces of rows at a time): thread 1 runs the first layer, forward
- * and backward, all its columns; thread 0 the masks, the other layers and the loss gradient.
- * Each layer's weights stay on one core, and the second core starts on the first rows while the
- * first layer works on the next ones. Every sum is the same, so the bits are. When the host
- * tells the next step's rows before a backward pass (mlp_set_next), thread 1 goes on, once its
- * part of that pass is done, with the next step's first layer (into a second buffer, H0next),
- * while thread 0 finishes the other layers and the host works between the calls: the next
- * forward pass finds it done or under way (2026-11-30, far vCPUs, 7 rounds each: 1.61x and
- * 1.64x one thread's speed against 1.52x without, forced roles and auto mode).
- *
- * auto: roles are a candidate when their arithmetic is about even (the seed's MLP on MNIST: 0.9),
- * with plain or streamed stores (role_tmp). Which plan is fastest then depends on where the host
- * put the two vCPUs, and the host moves them now and then: close together, splitting every phase
- * won, and streamed stores made roles 4% slower (the other core's cache was nearer than memory);
- * far apart, roles move less between them and streamed stores made them 3% faster (2026-11-30,
- * C harness, the two stores alternating every 16 steps in one run, 4 and 2 runs). So the engine
- * times the candidates and keeps the fastest for ROLE_KEEP steps, then times them again; with
- * roles forced it times the two stores. A run's first steps are slower (here 2x and more over
- * its first 50 to 150 steps, on one thread as on two), and a plan's first step after a switch
- * pays for moving the data: so the timing starts after ROLE_WARM steps, runs blocks of ROLE_BLOCK
- * steps of each plan in turn, leaves out each block's first step and compares medians. (Timing
- * 20 steps of one schedule and then 20 of the other from the 5th step on measured the first one,
- * split, 1.5x slower than the second, and kept roles where split was 10% faster.)
- */
-#define ROLE_WARM 200
-#define ROLE_BLOCK 4
-#define ROLE_BLOCKS 6
-#define ROLE_KEEP 2000
-_Static_assert(ROLE_BLOCKS * (ROLE_BLOCK - 1) == TUNE_TIMED, "timed steps per plan");
-static int roles_balanced(const mlp *m) {
-  const double share = m->term_share < 0 ? 0.5 : m->term_share;
-  const double first = share * 2.0 * m->w[0] * m->wp[1];
-  double rest = 0;
-  for (int l = 1; l < m->nl; l++) rest += 3.0 * m->wp[l] * m->wp[l + 1];
-  return first > 0.5 * rest && first < 1.6 * rest;
-}
-
-/* the median of n step times (n > 0; sorts them in place), or a huge time for none */
-static long median_ns(long *t, int n) {
-  if (n < 1) return 1L << 62;
-  for (int i = 1; i < n; i++)
-    for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
-      const long x = t[j];
-      t[j] = t[j - 1];
-      t[j - 1] = x;
-    }
-  return t[n / 2];
-}
-
-/* the plans a step may take (c, the first one the default), as the schedule and stores asked
-   for allow; returns how many */
-static int plan_candidates(const mlp *m, int sparse, int *c) {
-  int n = 0;
-  if (m->nthreads != 2 || m->ng != 2 || m->schedule == SCHEDULE_SPLIT ||
-      (m->schedule == SCHEDULE_AUTO && (!sparse || !roles_balanced(m)))) {
-    c[0] = PLAN_SPLIT;
-    return 1;
-  }
-  if (m->schedule == SCHEDULE_AUTO) c[n++] = PLAN_SPLIT;
-  if (m->stores != STORES_STREAMED) c[n++] = PLAN_ROLES;
-  if (m->stores != STORES_PLAIN) c[n++] = PLAN_STREAMED;
-  return n;
-}
-
-/* the next training step's plan: the only candidate, or as timed */
-static int choose_plan(mlp *m, int sparse) {
-  int c[PLANS];
-  const int nc = plan_candidates(m, sparse, c);
-  m->tune_live = 0;
-  if (nc == 1) return c[0];
-  /* steps [0, WARM) the first candidate; then blocks of each in turn (TIMING steps); then the
-     fastest until KEEP more, and the timing again (without the warm-up). The choice waits a
-     step, for the last timed step's record (a backward pass that decides the next step records
-     its own step after that) */
-  const int timing = nc * ROLE_BLOCKS * ROLE_BLOCK;
-  m->tune_live = 1;
-  m->tune_timing = timing;
-  const int k = m->tune_step++ - ROLE_WARM;
-  if (k < 0) return c[0];
-  if (k < timing) return c[(k / ROLE_BLOCK) % nc];
-  if (k == timing + 1) {
-    long best = 0;
-    for (int i = 0; i < nc; i++) {
-      const long t = median_ns(m->tune_ns[c[i]], m->tune_n[c[i]]);
-      if (i == 0 || t < best) {
-        best = t;
-        m->tune_plan = c[i];
-      }
-    }
-    memset(m->tune_n, 0, sizeof m->tune_n);
-  }
-  if (k >= timing + ROLE_KEEP) m->tune_step = ROLE_WARM;
-  for (int i = 0; i < nc; i++)
-    if (c[i] == m->tune_plan) return c[i];
-  return c[0];
-}
-
-/* a step's native time, for the plan it ran with, while auto mode times them; live and step:
-   choose_plan's tune_live and tune_step after it decided that step (the backward pass may decide
-   the next step before it records this one) */
-static void tune_record(mlp *m, int live, int step, int plan, long ns) {
-  const int k = step - 1 - ROLE_WARM;
-  if (!live || k < 0 || k >= m->tune_timing || k % ROLE_BLOCK == 0) return;
-  if (m->tune_n[plan] < TUNE_TIMED) m->tune_ns[plan][m->tune_n[plan]++] = ns;
-}
-
-/* a new schedule or stores: the timing starts over */
-static void tune_reset(mlp *m) {
-  ahead_end(m);
-  m->pre_valid = 0;
-  m->tune_step = 0;
-  m->tune_plan = PLAN_SPLIT;
-  memset(m->tune_n, 0, sizeof m->tune_n);
-}
-
-void mlp_set_schedule(mlp *m, int schedule) {
-  tune_reset(m);
-  m->schedule = schedule == SCHEDULE_SPLIT || schedule == SCHEDULE_ROLES ? schedule : SCHEDULE_AUTO;
-}
-
-void mlp_set_stores(mlp *m, int stores) {
-  tune_reset(m);
-  m->stores = stores == STORES_PLAIN || stores == STORES_STREAMED ? stores : STORES_AUTO;
-}
-
-/* the plan a step ran with */
-static int step_plan(const mlp *m) { return !m->roles ? PLAN_SPLIT : m->streamed ? PLAN_STREAMED : PLAN_ROLES; }
-
-/* the first layer's path for the next training step (both give the same bits) */
-static int choose_sparse(mlp *m) {
-  if (!HAVE_SPARSE || m->sparse_mode == INPUT_DENSE) return 0;
-  if (m->sparse_mode == INPUT_SPARSE || m->term_share < 0 || m->term_share <= SPARSE_MAX_TERMS) return 1;
-  if (++m->since_probe < SPARSE_PROBE) return 0;
-  m->since_probe = 0;
-  return 1;
-}
-
-void mlp_set_input_mode(mlp *m, int mode) {
-  ahead_end(m);
-  m->pre_valid = 0;
-  m->sparse_mode = mode == INPUT_DENSE || mode == INPUT_SPARSE ? mode : INPUT_AUTO;
-}
-
-int mlp_has_sparse(void) { return HAVE_SPARSE; }
-
 int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, uint32_t rng[4],
                       float *emb_out) {
   if (in_dim != m->w[0] || n < 1) return -1;
   const int ahead = m->ahead && images == m->next_images && n == m->next_n &&
                     memcmp(rows, m->next_rows, (size_t)n * sizeof(int32_t)) == 0;
-  if (!ahead) ahead_end(m);
+  if (!ahead) mlp_ahead_end(m);
   if (alloc_rows(m, n) != 0) return -2;
   m->rows = n;
   m->has_masks = m->rate > 0 && m->nl > 1;
@@ -1285,7 +837,7 @@ static void backward_each(void *vctx, int t, int tid) {
 static int backward(mlp *m, const float *g, const int32_t *ia, const int32_t *ib, const float *coef, int npairs,
                     const optcfg *opt, int apply) {
   if (m->rows < 1) return -1;
-  ahead_end(m); /* (a second backward pass of the same rows) */
+  mlp_ahead_end(m); /* (a second backward pass of the same rows) */
   step_ctx c = {0};
   c.m = m;
   c.n = m->rows;
@@ -1321,7 +873,7 @@ static int backward(mlp *m, const float *g, const int32_t *ia, const int32_t *ib
 }
 
 int mlp_set_next(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n) {
-  ahead_end(m);
+  mlp_ahead_end(m);
   m->next_valid = 0;
   if (in_dim != m->w[0] || n < 1 || n > m->cap) return 0;
   memcpy(m->next_rows, rows, (size_t)n * sizeof(int32_t));
@@ -1368,7 +920,7 @@ static void embed_task(void *vctx, int t, int tid) {
 
 /* embeddings of images[rows] (bytes) or of x (floats), in row blocks over the pool */
 static void embed(mlp *m, const uint8_t *images, const int32_t *rows, const float *x, int n, float *out) {
-  ahead_end(m);
+  mlp_ahead_end(m);
   if (n < 1) return;
   step_ctx c = {0};
   c.m = m;
@@ -1389,60 +941,4 @@ int mlp_embed(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, in
 int mlp_embed_float(mlp *m, const float *x, int n, float *out) {
   embed(m, NULL, NULL, x, n, out);
   return 0;
-}
-
-/* ---------------------------------------------------------------- host tail helpers */
-
-/* D[i] = sqrt(max(sum_j (e[ia[i]] - e[ib[i]])^2, floor)), sums in float64 (sq), in 8 partial sums */
-typedef double vd8 __attribute__((vector_size(64)));
-typedef float vf8 __attribute__((vector_size(32)));
-
-/* 8 floats to doubles (the generic conversion compiles lane by lane with GCC 12, as above) */
-static inline vd8 f8_to_d8(const float *p) {
-#if defined(__AVX512F__)
-  return (vd8)_mm512_cvtps_pd(_mm256_loadu_ps(p));
-#else
-  vf8 x;
-  __builtin_memcpy(&x, p, sizeof x);
-  return __builtin_convertvector(x, vd8);
-#endif
-}
-
-void tail_distances(const float *emb, int dim, const int32_t *ia, const int32_t *ib, int n, double floor_,
-                    float *d, double *sq) {
-  for (int i = 0; i < n; i++) {
-    const float *a = emb + (size_t)ia[i] * dim;
-    const float *b = emb + (size_t)ib[i] * dim;
-    vd8 acc = {0};
-    int j = 0;
-    for (; j + 8 <= dim; j += 8) {
-      const vd8 t = f8_to_d8(a + j) - f8_to_d8(b + j);
-      acc += t * t;
-    }
-    double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; j < dim; j++) {
-      const double t = (double)a[j] - (double)b[j];
-      s += t * t;
-    }
-    sq[i] = s;
-    d[i] = (float)sqrt(s > floor_ ? s : floor_);
-  }
-}
-
-/* g_emb[ia[i]] += c (a - b), g_emb[ib[i]] -= c (a - b), c = g[i] / D[i] where the floor is not active */
-void tail_backprop(const float *emb, int dim, const int32_t *ia, const int32_t *ib, int n, double floor_,
-                   const float *d, const double *sq, const double *g, float *gemb) {
-  for (int i = 0; i < n; i++) {
-    if (!(sq[i] >= floor_) || g[i] == 0) continue;
-    const float c = (float)(g[i] / d[i]);
-    const float *a = emb + (size_t)ia[i] * dim;
-    const float *b = emb + (size_t)ib[i] * dim;
-    float *ga = gemb + (size_t)ia[i] * dim;
-    float *gb = gemb + (size_t)ib[i] * dim;
-    for (int j = 0; j < dim; j++) {
-      const float t = c * (a[j] - b[j]);
-      ga[j] += t;
-      gb[j] -= t;
-    }
-  }
 }

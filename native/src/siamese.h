@@ -1,6 +1,13 @@
 /*
  * siamese-lab native engine: a multi-layer perceptron (Dense + ReLU, dropout between layers)
- * trained in float32 on the CPU, with hand-written SIMD kernels and a small thread pool.
+ * trained in float32 on the CPU, with hand-written SIMD kernels and a small thread pool. (The
+ * convolutional base is cnn.h's.)
+ *
+ * Files: gemm.h / gemm.c the register-tiled GEMM kernels and drivers (both networks); mlp.c the
+ * MLP and its training step, mlp_kernels.c its first layer's byte and sparse kernels,
+ * mlp_schedule.c how two threads share its step; conv.h / conv.c the convolution and pooling
+ * kernels, cnn.c the CNN; dropout.c the masks, optim.c the optimizers, pool.c the threads,
+ * tail.c the pair distances, addon.c the Node-API bindings.
  *
  * Layout: every activation and weight row is padded to a multiple of the vector width VW (the
  * padding is kept at zero, so it never changes a result). Kernels are [in, out] row-major, as
@@ -33,9 +40,9 @@
 #define MAX_LAYERS 8
 #define MAX_SLOTS 2
 #define MAX_GROUPS 64 /* column groups of the first layer (one per thread) */
-/* how a step is shared (mlp.c, choose_plan): split, roles, roles with streamed stores */
+/* how a step is shared (mlp_schedule.c, choose_plan): split, roles, roles with streamed stores */
 enum { PLAN_SPLIT = 0, PLAN_ROLES = 1, PLAN_STREAMED = 2, PLANS = 3 };
-#define TUNE_TIMED 18 /* steps of each plan that auto mode times (mlp.c, choose_plan) */
+#define TUNE_TIMED 18 /* steps of each plan that auto mode times (mlp_schedule.c, choose_plan) */
 
 typedef struct pool pool;
 
@@ -89,7 +96,7 @@ typedef struct mlp {
   int32_t *UL[MAX_GROUPS];
   int32_t *TL[MAX_GROUPS];
   int *TLn[MAX_GROUPS];
-  /* two threads in roles (mlp.c, choose_plan): whether the last step ran so, and with streamed
+  /* two threads in roles (mlp_schedule.c, choose_plan): whether the last step ran so, and with streamed
      stores, the schedule and stores asked for, and the first layer's progress in rows, counted
      on from step to step */
   int roles, streamed, schedule, stores;
@@ -145,7 +152,7 @@ void mlp_set_input_mode(mlp *m, int mode);
 int mlp_has_sparse(void);
 /* how two threads share a training step: every phase split between them (SCHEDULE_SPLIT), or
    in roles, the first layer on one and the rest on the other (SCHEDULE_ROLES), or the fastest as
-   timed, roles with each of their stores (SCHEDULE_AUTO, see choose_plan in mlp.c); the same bits. m->roles tells the
+   timed, roles with each of their stores (SCHEDULE_AUTO, see choose_plan in mlp_schedule.c); the same bits. m->roles tells the
    last step's schedule. */
 void mlp_set_schedule(mlp *m, int schedule);
 /* how roles hand rows over: plain stores (STORES_PLAIN), non-temporal ones (STORES_STREAMED), or
@@ -181,7 +188,7 @@ int mlp_backward_pairs(mlp *m, const int32_t *ia, const int32_t *ib, const float
 int mlp_embed(mlp *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, float *out);
 int mlp_embed_float(mlp *m, const float *x, int n, float *out);
 
-/* host tail helpers: pair distances and their backward pass (mlp.c) */
+/* host tail helpers: pair distances and their backward pass (tail.c) */
 void tail_distances(const float *emb, int dim, const int32_t *ia, const int32_t *ib, int n, double floor_,
                     float *d, double *sq);
 void tail_backprop(const float *emb, int dim, const int32_t *ia, const int32_t *ib, int n, double floor_,

@@ -23,7 +23,7 @@ import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
 
 /** The addon's functions (see native/src/addon.c). */
-interface NativeAddon {
+export interface NativeAddon {
   create(widths: Int32Array, dropoutRate: number, threads: number): NativeHandle;
   dispose(h: NativeHandle): void;
   threads(h: NativeHandle, n: number): number;
@@ -51,6 +51,16 @@ interface NativeAddon {
     g: Float64Array,
     gEmb: Float32Array,
   ): void;
+  /** the convolutional base (native/src/cnn.h): dims [height, width, channels, kernel, embedding, filters...] */
+  cnnCreate(dims: Int32Array, dropoutRate: number, threads: number): NativeHandle;
+  cnnThreads(h: NativeHandle, n: number): number;
+  cnnParam(h: NativeHandle, kind: 0 | 1 | 2, slot: number, idx: number, data: Float32Array, write: boolean): void;
+  cnnZeroSlots(h: NativeHandle): void;
+  cnnNonFinite(h: NativeHandle): number;
+  cnnForwardTrain(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, rng: Uint32Array, out: Float32Array): void;
+  cnnBackward(h: NativeHandle, dEmb: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
+  cnnBackwardPairs(h: NativeHandle, ia: Int32Array, ib: Int32Array, k: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
+  cnnEmbed(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, out: Float32Array): void;
   info(): string;
 }
 
@@ -156,7 +166,7 @@ function tryDir(dir: string, origin: NativeStatus['origin']): Loaded | null {
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
     const info = JSON.parse(addon.info()) as NativeStatus['info'] & { abi: number };
-    if (info.abi !== 5) return fail('stale', `${path} has ABI ${info.abi}, expected 5`);
+    if (info.abi !== 6) return fail('stale', `${path} has ABI ${info.abi}, expected 6`);
     return { addon, status: { available: true, detail: `${path} (${info.isa})`, info, path, origin, build } };
   } catch (e) {
     return fail('load-failed', `${path} failed to load: ${(e as Error).message.split('\n')[0]}`);
@@ -280,6 +290,42 @@ export function noteTfjsFallback(): void {
   process.stderr.write(`siamese-lab: training on the TF.js engine (about 25x slower): ${st.detail}; fix: ${st.fix ?? rebuildCommand()} (see \`siamese doctor\`)\n`);
 }
 
+/** The loaded addon, for the network classes (throws where it is not available). */
+export function nativeAddon(): NativeAddon {
+  const { addon, status } = load();
+  if (!addon) throw new Error(`the native engine is not available: ${status.detail}`);
+  return addon;
+}
+
+/** What the native engine needs of a network living in native memory (NativeMlp, NativeCnn). */
+export interface NativeNet {
+  readonly threads: number;
+  readonly outDim: number;
+  readonly paramCount: number;
+  setThreads(n: number): void;
+  paramSize(idx: number): number;
+  setParam(idx: number, data: Float32Array): void;
+  getParam(idx: number): Float32Array;
+  getGrad(idx: number): Float32Array;
+  getSlot(slot: number, idx: number): Float32Array;
+  setSlot(slot: number, idx: number, data: Float32Array): void;
+  zeroSlots(): void;
+  nonFinite(): number;
+  forwardTrain(images: Uint8Array, inDim: number, rows: Int32Array, rng: Rng, out?: Float32Array): Float32Array;
+  backward(dEmb: Float32Array, optKind: NativeOpt, coef: Float32Array, apply: boolean): void;
+  backwardPairs(ia: Int32Array, ib: Int32Array, k: Float32Array, optKind: NativeOpt, coef: Float32Array, apply: boolean): void;
+  embed(images: Uint8Array, inDim: number, rows: Int32Array, out?: Float32Array): Float32Array;
+  setWeights(ws: readonly NamedTensor[]): void;
+  dispose(): void;
+}
+
+/** D between rows ia[i] and ib[i] of emb [rows, dim] (as lossTail.rowDistances, in C) */
+export function nativeDistances(emb: Float32Array, dim: number, ia: Int32Array, ib: Int32Array, sq: Float64Array, out?: Float32Array): Float32Array {
+  const d = out ?? new Float32Array(ia.length);
+  nativeAddon().distances(emb, dim, ia, ib, SQUARED_DISTANCE_FLOOR, d, sq);
+  return d;
+}
+
 /** The first layer's training paths (INPUT_AUTO, INPUT_DENSE, INPUT_SPARSE in native/src/siamese.h). */
 const INPUT_MODES = ['auto', 'dense', 'sparse'] as const;
 export type NativeInputMode = (typeof INPUT_MODES)[number];
@@ -304,7 +350,7 @@ export const enum NativeOpt {
  * An MLP (Dense + ReLU layers, dropout after all but the last) living in native memory.
  * Parameters are addressed as weightSpecs() orders them: 2l = kernel of layer l, 2l + 1 = bias.
  */
-export class NativeMlp {
+export class NativeMlp implements NativeNet {
   private readonly addon: NativeAddon;
   private handle: NativeHandle | null;
   readonly widths: readonly number[];

@@ -16,7 +16,8 @@ import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
 import type { Batch, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
 import { pairLossGrad, type PairLossGrad, tripletLossGrad, type TripletLossGrad } from './lossTail.ts';
-import { NativeMlp, NativeOpt, nativeStatus, type NativeInputMode, type NativeSchedule, type NativeStores } from './native.ts';
+import { NativeMlp, type NativeNet, NativeOpt, nativeDistances, nativeStatus, type NativeInputMode, type NativeSchedule, type NativeStores } from './native.ts';
+import { NativeCnn } from './nativeCnn.ts';
 import { createOptimizer, type OptimizerOptions } from './optimizers.ts';
 
 export interface NativeEngineOptions extends EngineSetup {
@@ -24,9 +25,12 @@ export interface NativeEngineOptions extends EngineSetup {
   threads?: number;
 }
 
-/** Whether the native engine can run this network (an MLP) here (the addon loaded). */
+/** The base networks the native engine runs. */
+export const NATIVE_BASES: readonly string[] = ['mlp', 'cnn'];
+
+/** Whether the native engine can run this network (an MLP or the CNN) here (the addon loaded). */
 export function nativeSupports(network: BaseNetwork): boolean {
-  return network.kind === 'mlp' && nativeStatus().available;
+  return NATIVE_BASES.includes(network.kind) && nativeStatus().available;
 }
 
 /**
@@ -89,18 +93,19 @@ class NativeOptimizer {
     return this.coef;
   }
 
-  getState(m: NativeMlp): NamedTensor[] {
+  /** shapes: the parameters' shapes (weightSpecs() order) */
+  getState(m: NativeNet, shapes: readonly (readonly number[])[]): NamedTensor[] {
     const out: NamedTensor[] = [];
     if (this.live) {
       this.slotNames.forEach((n, s) => {
-        for (let i = 0; i < m.paramCount; i++) out.push({ name: `${n}.${i}`, shape: paramShape(m, i), data: m.getSlot(s, i) });
+        for (let i = 0; i < m.paramCount; i++) out.push({ name: `${n}.${i}`, shape: [...shapes[i]!], data: m.getSlot(s, i) });
       });
     }
     if (this.kind === NativeOpt.Adam) out.push({ name: 'step', shape: [1], data: Float32Array.of(this.step) });
     return out;
   }
 
-  setState(m: NativeMlp, state: readonly NamedTensor[]): void {
+  setState(m: NativeNet, state: readonly NamedTensor[]): void {
     m.zeroSlots();
     this.live = false;
     this.slotNames.forEach((n, s) => {
@@ -117,11 +122,6 @@ class NativeOptimizer {
     });
     if (this.kind === NativeOpt.Adam) this.step = state.find((t) => t.name === 'step')?.data[0] ?? 0;
   }
-}
-
-function paramShape(m: NativeMlp, i: number): number[] {
-  const l = i >> 1;
-  return i % 2 === 0 ? [m.widths[l]!, m.widths[l + 1]!] : [m.widths[l + 1]!];
 }
 
 const iota = (from: number, n: number): Int32Array => Int32Array.from({ length: n }, (_, i) => from + i);
@@ -158,7 +158,9 @@ class Scratch {
 
 export class NativeEngine implements TrainEngine {
   readonly name = 'native' as const;
-  private readonly mlp: NativeMlp;
+  /** the network in native memory; mlp: the same where it is an MLP (its schedules and run-ahead) */
+  private readonly net: NativeNet;
+  private readonly mlp: NativeMlp | null;
   private readonly network: BaseNetwork;
   private readonly loss: Loss;
   private readonly opt: NativeOptimizer;
@@ -179,21 +181,27 @@ export class NativeEngine implements TrainEngine {
   private aheadOn = true;
 
   constructor(o: NativeEngineOptions) {
-    if (o.network.kind !== 'mlp') throw new UsageError(`the native engine runs MLP base networks, not ${o.network.kind}`);
+    if (!NATIVE_BASES.includes(o.network.kind)) throw new UsageError(`the native engine runs ${NATIVE_BASES.join(' and ')} base networks, not ${o.network.kind}`);
     const status = nativeStatus();
     if (!status.available) throw new UsageError(`the native engine is not available: ${status.detail}`);
     this.network = o.network;
     this.loss = o.loss;
-    const specs = o.network.weightSpecs();
-    const widths = [specs[0]!.shape[0]!];
-    for (let i = 0; i < specs.length; i += 2) widths.push(specs[i]!.shape[1]!);
     const rate = Number(o.network.config['dropout'] ?? 0);
     // 0 = automatic: every core for a run on the main thread; one inside a worker thread, where
     // runs train side by side (compare's pool) and more would oversubscribe the cores
     const threads = o.threads && o.threads > 0 ? o.threads : isMainThread ? availableParallelism() : 1;
     this.opt = new NativeOptimizer(o.optimizer, { ...o.optimizerOptions, ...(o.learningRate !== undefined ? { learningRate: o.learningRate } : {}) });
-    this.mlp = new NativeMlp(widths, rate, threads);
-    this.mlp.setWeights(o.weights);
+    if (o.network.kind === 'cnn') {
+      this.mlp = null;
+      this.net = createCnn(o.network, rate, threads);
+    } else {
+      const specs = o.network.weightSpecs();
+      const widths = [specs[0]!.shape[0]!];
+      for (let i = 0; i < specs.length; i += 2) widths.push(specs[i]!.shape[1]!);
+      this.mlp = new NativeMlp(widths, rate, threads);
+      this.net = this.mlp;
+    }
+    this.net.setWeights(o.weights);
     this.dim = o.network.embeddingDim;
     this.keepGradients = o.keepGradients ?? false;
     if (o.loss.kind === 'pair') {
@@ -208,7 +216,7 @@ export class NativeEngine implements TrainEngine {
   }
 
   get threads(): number {
-    return this.mlp.threads;
+    return this.net.threads;
   }
 
   get detail(): string {
@@ -221,7 +229,7 @@ export class NativeEngine implements TrainEngine {
   }
 
   setThreads(n: number): void {
-    this.mlp.setThreads(n);
+    this.net.setThreads(n);
   }
 
   /**
@@ -230,7 +238,7 @@ export class NativeEngine implements TrainEngine {
    * build has the sparse path.
    */
   setInputMode(mode: NativeInputMode): boolean {
-    return this.mlp.setInputMode(mode);
+    return this.mlp?.setInputMode(mode) ?? false;
   }
 
   /**
@@ -239,12 +247,12 @@ export class NativeEngine implements TrainEngine {
    * one (see NativeMlp.setSchedule); the same bits either way.
    */
   setSchedule(schedule: NativeSchedule): void {
-    this.mlp.setSchedule(schedule);
+    this.mlp?.setSchedule(schedule);
   }
 
   /** How roles hand rows over: 'auto' (default, timed), 'plain' or 'streamed' (see NativeMlp.setStores). */
   setStores(stores: NativeStores): void {
-    this.mlp.setStores(stores);
+    this.mlp?.setStores(stores);
   }
 
   /**
@@ -272,7 +280,7 @@ export class NativeEngine implements TrainEngine {
     const inDim = split.height * split.width * split.channels;
     const size = rows.length * this.dim;
     if (this.embBuf.length !== size) this.embBuf = new Float32Array(size);
-    const emb = this.mlp.forwardTrain(split.images, inDim, rows, dropout, this.embBuf);
+    const emb = this.net.forwardTrain(split.images, inDim, rows, dropout, this.embBuf);
     let out: StepOutput;
     switch (batch.kind) {
       case 'pairs': {
@@ -288,8 +296,8 @@ export class NativeEngine implements TrainEngine {
       case 'embedding': {
         // the host loss gives dL/d(embeddings) whole: the plain backward pass takes it
         const r = batch.tail(emb);
-        if (next && this.aheadOn) this.mlp.setNext(split.images, inDim, next);
-        this.mlp.backward(r.grad, this.opt.kind, this.opt.next(), true);
+        if (next && this.aheadOn) this.mlp?.setNext(split.images, inDim, next);
+        this.net.backward(r.grad, this.opt.kind, this.opt.next(), true);
         if (this.keepGradients) this.grads = this.readGrads();
         return { loss: r.loss };
       }
@@ -305,8 +313,8 @@ export class NativeEngine implements TrainEngine {
     // the tail left (ia, ib, coef) in the scratch: the threads build dL/d(embeddings) themselves
     const t = this.tail;
     // the next step's first layer can start on the second core while this backward pass ends
-    if (next && this.aheadOn) this.mlp.setNext(split.images, inDim, next);
-    this.mlp.backwardPairs(t.ia, t.ib, t.coef, this.opt.kind, this.opt.next(), true);
+    if (next && this.aheadOn) this.mlp?.setNext(split.images, inDim, next);
+    this.net.backwardPairs(t.ia, t.ib, t.coef, this.opt.kind, this.opt.next(), true);
     if (this.keepGradients) this.grads = this.readGrads();
     return out;
   }
@@ -320,7 +328,7 @@ export class NativeEngine implements TrainEngine {
     if (!this.pairGrad) throw new Error('a pair batch needs a pair loss');
     const n = ia.length;
     const sq = this.scratch.f64(0, n);
-    const d = this.mlp.distances(emb, this.dim, ia, ib, sq, this.scratch.f32(0, n));
+    const d = nativeDistances(emb, this.dim, ia, ib, sq, this.scratch.f32(0, n));
     const r = this.pairGrad(d, y, this.scratch.f64(1, n));
     const coef = this.scratch.f32(2, n);
     this.coefficients(d, sq, r.grad, coef);
@@ -333,8 +341,8 @@ export class NativeEngine implements TrainEngine {
     const n = ia.length;
     const sqp = this.scratch.f64(0, n);
     const sqn = this.scratch.f64(1, n);
-    const dap = this.mlp.distances(emb, this.dim, ia, ip, sqp, this.scratch.f32(0, n));
-    const dan = this.mlp.distances(emb, this.dim, ia, ineg, sqn, this.scratch.f32(1, n));
+    const dap = nativeDistances(emb, this.dim, ia, ip, sqp, this.scratch.f32(0, n));
+    const dan = nativeDistances(emb, this.dim, ia, ineg, sqn, this.scratch.f32(1, n));
     const r = this.tripletGrad(dap, dan, { gap: this.scratch.f64(2, n), gan: this.scratch.f64(3, n) });
     // (a, p) pairs, then (a, n) pairs: the order in which the gradient sums them
     const coef = this.scratch.f32(2, 2 * n);
@@ -369,7 +377,7 @@ export class NativeEngine implements TrainEngine {
 
   private readGrads(): NamedTensor[] {
     const specs = this.network.weightSpecs();
-    return specs.map((s, i) => ({ name: s.name, shape: [...s.shape], data: this.mlp.getGrad(i) }));
+    return specs.map((s, i) => ({ name: s.name, shape: [...s.shape], data: this.net.getGrad(i) }));
   }
 
   private zeroGrads(): NamedTensor[] {
@@ -378,27 +386,27 @@ export class NativeEngine implements TrainEngine {
 
   embed(split: ImageSplit, indices: ArrayLike<number>): Float32Array {
     const rows = indices instanceof Int32Array ? indices : Int32Array.from(indices as ArrayLike<number>);
-    return this.mlp.embed(split.images, split.height * split.width * split.channels, rows);
+    return this.net.embed(split.images, split.height * split.width * split.channels, rows);
   }
 
   getWeights(): NamedTensor[] {
-    return this.network.weightSpecs().map((s, i) => ({ name: s.name, shape: [...s.shape], data: this.mlp.getParam(i) }));
+    return this.network.weightSpecs().map((s, i) => ({ name: s.name, shape: [...s.shape], data: this.net.getParam(i) }));
   }
 
   setWeights(weights: readonly NamedTensor[]): void {
-    this.mlp.setWeights(weights);
+    this.net.setWeights(weights);
   }
 
   getOptimizerState(): NamedTensor[] {
-    return this.opt.getState(this.mlp);
+    return this.opt.getState(this.net, this.network.weightSpecs().map((w) => w.shape));
   }
 
   setOptimizerState(state: readonly NamedTensor[]): void {
-    this.opt.setState(this.mlp, state);
+    this.opt.setState(this.net, state);
   }
 
   nonFiniteWeights(): number {
-    return this.mlp.nonFinite();
+    return this.net.nonFinite();
   }
 
   lastGradients(): NamedTensor[] | null {
@@ -406,6 +414,24 @@ export class NativeEngine implements TrainEngine {
   }
 
   dispose(): void {
-    this.mlp.dispose();
+    this.net.dispose();
+  }
+}
+
+/** The CNN of src/model/cnn.ts in native memory; a shape the native kernels cannot take is refused in one line. */
+function createCnn(network: BaseNetwork, rate: number, threads: number): NativeCnn {
+  const c = network.config;
+  const shape = {
+    height: Number(c['height']),
+    width: Number(c['width']),
+    channels: Number(c['channels']),
+    kernelSize: Number(c['kernelSize']),
+    filters: (c['filters'] as number[]).map(Number),
+    embeddingDim: network.embeddingDim,
+  };
+  try {
+    return new NativeCnn(shape, rate, threads);
+  } catch (e) {
+    throw new UsageError(`the native engine cannot run this cnn: ${(e as Error).message.split('\n')[0]}`);
   }
 }

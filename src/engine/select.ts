@@ -2,7 +2,7 @@ import { UsageError } from '../errors.ts';
 import type { BaseNetwork } from '../model/network.ts';
 import type { EngineChoice, EngineOptions, EngineSetup, TrainEngine } from './engine.ts';
 import { nativeStatus, noteTfjsFallback } from './native.ts';
-import { NativeEngine } from './nativeEngine.ts';
+import { NATIVE_BASES, NativeEngine } from './nativeEngine.ts';
 import { TfjsEngine } from './tfjsEngine.ts';
 
 export const ENGINE_CHOICES: readonly EngineChoice[] = ['auto', 'tfjs', 'native'];
@@ -20,11 +20,11 @@ export function resolveEngine(choice: EngineChoice, network: BaseNetwork): 'tfjs
   const st = nativeStatus();
   if (choice === 'native') {
     if (!st.available) throw new UsageError(`--engine native: the native engine is not available (${st.detail})`);
-    if (network.kind !== 'mlp') throw new UsageError(`--engine native runs MLP base networks, not ${network.kind}`);
+    if (!NATIVE_BASES.includes(network.kind)) throw new UsageError(`--engine native runs ${NATIVE_BASES.join(' and ')} base networks, not ${network.kind}`);
     return 'native';
   }
   if (choice !== 'auto') throw new UsageError(`unknown engine "${String(choice)}"; valid: ${ENGINE_CHOICES.join(', ')}`);
-  if (network.kind !== 'mlp') return 'tfjs';
+  if (!NATIVE_BASES.includes(network.kind)) return 'tfjs';
   if (st.available) return 'native';
   // never silently 25x slower: say why and how to fix it (once)
   noteTfjsFallback();

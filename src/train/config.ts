@@ -37,7 +37,7 @@ export interface TrainConfig {
    */
   data?: DataSpec;
   /**
-   * numeric engine: tfjs (the reference), native (the built addon; MLP only) or auto (native when
+   * numeric engine: tfjs (the reference), native (the built addon; the mlp and cnn bases) or auto (native when
    * it loaded). Engines agree to float32 rounding; only speed differs.
    */
   engine?: EngineChoice;

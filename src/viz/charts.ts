@@ -8,7 +8,7 @@
  */
 import { DataError } from '../errors.ts';
 import type { CompareResults, LossSummary, RunSummary, Stat } from '../experiments/results.ts';
-import { count } from '../experiments/words.ts';
+import { count } from '../words.ts';
 import { encodePng, pngDataUri } from './png.ts';
 import type { VegaLiteSpec } from './render.ts';
 

@@ -17,7 +17,7 @@ import { DataError } from '../errors.ts';
 import type { CompareResults, LossSummary, PairedComparison, Stat } from '../experiments/results.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { describeLosses } from '../losses/registry.ts';
-import { count } from '../experiments/words.ts';
+import { count } from '../words.ts';
 import { Rng } from '../rng.ts';
 import {
   accuracyChart,

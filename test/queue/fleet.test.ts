@@ -1,6 +1,9 @@
-// The fleet for real: Debian's redis-server on a free loopback port, `siamese worker` processes and
-// `siamese compare --queue` as a user runs them. Every grid is checked against the same grid on the
-// local worker pool: the same trained bytes, whatever happened on the way.
+/**
+ * The fleet for real: Debian's redis-server on a free loopback port, `siamese worker` processes and
+ * `siamese compare --queue` as a user runs them. Every grid is checked against the same grid on the
+ * local worker pool: the same trained bytes, whatever happened on the way.
+ * @needs redis-server
+ */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -12,7 +15,7 @@ import { Redis } from 'ioredis';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
 import { checkpointPattern } from '../../src/experiments/queue/keys.ts';
 import { BIN, siamese } from '../cli/run.ts';
-import { hasRedis, NO_REDIS, type RedisServer, startRedis } from './redis.ts';
+import { type RedisServer, startRedis } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-fleet-'));
 const GRID = ['--losses', 'contrastive,yukawa', '--seeds', '1', '--epochs', '3', '--train-pairs', '4000', '--tsne-points', '0', '--no-report', '--engine', 'tfjs'];
@@ -65,7 +68,7 @@ function outcome(dir: string): Record<string, unknown> {
   };
 }
 
-describe('compare on a fleet through Redis', { skip: hasRedis ? false : NO_REDIS }, () => {
+describe('compare on a fleet through Redis', () => {
   let redis: RedisServer;
   let local: Record<string, unknown>;
   before(async () => {

@@ -2,7 +2,7 @@
  * A real redis-server (Debian's) for the queue tests: on a free loopback port, no persistence
  * unless asked, its own folder; stopped by the test. Restartable on the same port.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,8 +16,6 @@ export interface RedisServer {
   restart(): Promise<void>;
 }
 
-export const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
-export const NO_REDIS = 'redis-server is not installed: apt-get install redis-server (.ci/run installs it)';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

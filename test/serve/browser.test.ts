@@ -3,6 +3,7 @@
  * playwright-core): every view renders the numbers of a results.json, a run written into a
  * served folder appears and grows without a reload, damaged files give messages, nothing is
  * requested outside the server, no console error. SIAMESE_SERVE_SHOTS=DIR keeps a PNG per view.
+ * @needs chromium
  */
 import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

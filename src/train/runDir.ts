@@ -9,7 +9,7 @@ import { ensureDir } from '../io/lock.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { RngState } from '../rng.ts';
-import type { TrainConfig } from './config.ts';
+import { RESUMABLE_KEYS, type TrainConfig } from './config.ts';
 import type { EpochLog, TrainState } from './trainer.ts';
 
 /**
@@ -78,7 +78,8 @@ export function datasetInfo(ds: Dataset): Manifest['dataset'] {
 }
 
 /** Config keys a resume may change: the epoch target and what changes only speed. */
-const RESUME_MAY_CHANGE = new Set(['epochs', 'engine', 'threads']);
+// the settings a resume may change (config.ts): the manifest has them before a new checkpoint does
+const RESUME_MAY_CHANGE = new Set<string>(RESUMABLE_KEYS);
 
 export class RunDir {
   /** notes (a checkpoint from an older version, without a checksum); default: stderr */

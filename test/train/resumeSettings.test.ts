@@ -100,3 +100,17 @@ test('resumeConfig: unset options and repeated loss parameters are no change; an
   assert.throws(() => resumeConfig(saved, { lossParams: { ...none, kappa: 6 } }, 'r'), UsageError);
   assert.throws(() => resumeConfig(saved, { batchSize: 64 }, 'r'), /r was trained with --batch-size 128, .*drop --batch-size 64/);
 });
+
+test('a resume with a new --lr stopped before its first epoch ends can be resumed again', async () => {
+  const dir = join(root, 'lr-stopped');
+  assert.equal(siamese(['train', '--epochs', '1', ...base, '--out', dir]).code, 0);
+  // the resume writes its manifest with the new rate, then stops before any epoch (no new checkpoint)
+  const { trainRun } = await import('../../src/train/run.ts');
+  const stopped = await trainRun({ config: { epochs: 2, learningRate: 0.0005 }, out: dir, resume: true, signal: AbortSignal.abort() });
+  assert.equal(stopped.status, 'interrupted');
+  assert.equal(manifest(dir).config.learningRate, 0.0005);
+  const again = siamese(['train', '--resume', dir, '--epochs', '2']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(manifest(dir).epochsDone, 2);
+  assert.equal(manifest(dir).config.learningRate, 0.0005);
+});

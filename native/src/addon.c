@@ -293,13 +293,14 @@ static int check_rows(napi_env env, const tarray *img, int in_dim, const tarray 
   return 1;
 }
 
-/* (images: Uint8Array, inDim, rows: Int32Array) at args[0..2], rows at least min_rows long:
-   false after throwing (the rows' range is check_rows' to test) */
-static bool get_batch(napi_env env, napi_value *args, const mlp *m, size_t min_rows, tarray *img, int *in_dim,
+/* (images: Uint8Array, inDim, rows: Int32Array) at args[0..2], inDim the network's input size
+   (in_size), rows at least min_rows long: false after throwing (the rows' range is check_rows' to
+   test) */
+static bool get_batch(napi_env env, napi_value *args, int in_size, size_t min_rows, tarray *img, int *in_dim,
                       tarray *rows) {
   const char *err = NULL;
   if (!get_tarray(env, args[0], napi_uint8_array, img)) err = "images must be a Uint8Array";
-  else if (!get_int(env, args[1], in_dim) || *in_dim != m->w[0]) err = "image size does not match the network";
+  else if (!get_int(env, args[1], in_dim) || *in_dim != in_size) err = "image size does not match the network";
   else if (!get_tarray(env, args[2], napi_int32_array, rows) || rows->length < min_rows) err = "rows must be an Int32Array";
   if (err) fail(env, err);
   return err == NULL;
@@ -312,7 +313,7 @@ static napi_value js_forward_train(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   tarray img, rows, out, rng;
   int in_dim;
-  if (!get_batch(env, argv + 1, m, 1, &img, &in_dim, &rows)) return NULL;
+  if (!get_batch(env, argv + 1, m->w[0], 1, &img, &in_dim, &rows)) return NULL;
   if (!get_tarray(env, argv[4], napi_uint32_array, &rng) || rng.length != 4) return fail(env, "rng must be a Uint32Array(4)");
   if (!get_tarray(env, argv[5], napi_float32_array, &out) || out.length != rows.length * (size_t)m->w[m->nl])
     return fail(env, "out must be a Float32Array of rows x embedding size");
@@ -369,7 +370,7 @@ static napi_value js_embed(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   tarray img, rows, out;
   int in_dim;
-  if (!get_batch(env, argv + 1, m, 0, &img, &in_dim, &rows)) return NULL;
+  if (!get_batch(env, argv + 1, m->w[0], 0, &img, &in_dim, &rows)) return NULL;
   if (!get_tarray(env, argv[4], napi_float32_array, &out) || out.length != rows.length * (size_t)m->w[m->nl])
     return fail(env, "out must be a Float32Array of rows x embedding size");
   if (!check_rows(env, &img, in_dim, &rows)) return NULL;
@@ -481,7 +482,7 @@ static napi_value js_set_next(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   tarray img, rows;
   int in_dim;
-  if (!get_batch(env, argv + 1, m, 1, &img, &in_dim, &rows)) return NULL;
+  if (!get_batch(env, argv + 1, m->w[0], 1, &img, &in_dim, &rows)) return NULL;
   if (!check_rows(env, &img, in_dim, &rows)) return NULL;
   const int taken = mlp_set_next(m, (const uint8_t *)img.data, in_dim, (const int32_t *)rows.data, (int)rows.length);
   napi_value r;
@@ -509,14 +510,9 @@ static napi_value js_cnn_create(napi_env env, napi_callback_info info) {
   return wrap_net(env, NET_CNN, m);
 }
 
-/* (images: Uint8Array, inDim, rows: Int32Array) of a CNN's input size, at args[0..2] */
+/* (images: Uint8Array, inDim, rows: Int32Array) of a CNN's input size, at args[0..2], rows in range */
 static bool get_cnn_batch(napi_env env, napi_value *args, const cnn *m, tarray *img, int *in_dim, tarray *rows) {
-  const char *err = NULL;
-  if (!get_tarray(env, args[0], napi_uint8_array, img)) err = "images must be a Uint8Array";
-  else if (!get_int(env, args[1], in_dim) || *in_dim != m->h * m->w * m->c) err = "image size does not match the network";
-  else if (!get_tarray(env, args[2], napi_int32_array, rows)) err = "rows must be an Int32Array";
-  if (err) fail(env, err);
-  return err == NULL && check_rows(env, img, *in_dim, rows);
+  return get_batch(env, args, m->h * m->w * m->c, 0, img, in_dim, rows) && check_rows(env, img, *in_dim, rows);
 }
 
 /* cnnForwardTrain(handle, images, inDim, rows, rng: Uint32Array(4), out: Float32Array) */

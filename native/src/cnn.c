@@ -18,14 +18,13 @@
 #include "cnn.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "conv.h"
 #include "gemm.h"
 
-#define ROUND_UP(x, m) ((((x) + (m)-1) / (m)) * (m))
 #define EMBED_BLOCK 16 /* images per inference task */
 
 /*
@@ -36,30 +35,6 @@
  * order: the error of a few hundred terms, and the order still fixed for any thread count.
  */
 #define CHUNK_TERMS 1024
-
-static float u8_scale[256];
-static pthread_once_t u8_once = PTHREAD_ONCE_INIT;
-
-/* TypeScript's byte / 255 (a float64 division) stored into a Float32Array */
-static void init_scale(void) {
-  for (int i = 0; i < 256; i++) u8_scale[i] = (float)((double)i / 255.0);
-}
-
-static void *falloc(size_t n) {
-  const size_t bytes = ROUND_UP(n * sizeof(float) + 64, 64);
-  void *p = aligned_alloc(64, bytes);
-  if (p) memset(p, 0, bytes);
-  return p;
-}
-
-/* [*lo, *hi): part t of P of [0, n) in whole multiples of `unit` */
-static void split(int n, int unit, int t, int P, int *lo, int *hi) {
-  const int units = (n + unit - 1) / unit;
-  *lo = (int)((long)t * units / P) * unit;
-  *hi = (int)((long)(t + 1) * units / P) * unit;
-  if (*lo > n) *lo = n;
-  if (*hi > n) *hi = n;
-}
 
 #define LIMIT (1 << 14)
 
@@ -178,7 +153,7 @@ static int alloc_threads(cnn *m, int threads) {
 
 cnn *cnn_create(int h, int w, int c, int k, int emb, const int *filters, int nb, double rate, int threads) {
   if (cnn_shape_error(h, w, c, k, emb, filters, nb)) return NULL;
-  pthread_once(&u8_once, init_scale);
+  init_scale();
   xo_init();
   cnn *m = (cnn *)calloc(1, sizeof(cnn));
   if (!m) return NULL;
@@ -454,19 +429,7 @@ static void embedding_gradient(cnn *m, const step_ctx *c, int r0, int r1) {
   if (c->g) {
     for (int r = r0; r < r1; r++) memcpy(G + (size_t)r * cp, c->g + (size_t)r * dim, (size_t)dim * sizeof(float));
   } else {
-    for (int i = 0; i < c->npairs; i++) {
-      const float k = c->coef[i];
-      const int a = c->ia[i], b = c->ib[i];
-      const int in_a = a >= r0 && a < r1, in_b = b >= r0 && b < r1;
-      if (k == 0.0f || (!in_a && !in_b)) continue;
-      const float *ea = m->E + (size_t)a * cp, *eb = m->E + (size_t)b * cp;
-      float *ga = G + (size_t)a * cp, *gb = G + (size_t)b * cp;
-      for (int j = 0; j < dim; j++) {
-        const float t = k * (ea[j] - eb[j]);
-        if (in_a) ga[j] += t;
-        if (in_b) gb[j] -= t;
-      }
-    }
+    pair_gradient_rows(m->E, G, dim, cp, c->ia, c->ib, c->coef, c->npairs, r0, r1);
   }
   for (size_t o = (size_t)r0 * cp; o < (size_t)r1 * cp; o += VW) VSTORE(G + o, VSELECT(VLOAD(m->E + o) > 0.0f, VLOAD(G + o)));
 }

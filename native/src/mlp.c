@@ -19,21 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "mlp_internal.h"
 #include "simd.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
-
-#define ROUND_UP(x, m) ((((x) + (m)-1) / (m)) * (m))
-
-static void *falloc(size_t n) {
-  size_t bytes = ROUND_UP(n * sizeof(float) + 64, 64);
-  void *p = aligned_alloc(64, bytes);
-  if (p) memset(p, 0, bytes);
-  return p;
-}
 
 /* A first layer run ahead (mlp_set_next) that no forward pass took over: wait for thread 1 to
    end it, and count the next steps' progress on from past its counts. The calls that write
@@ -439,15 +431,6 @@ typedef struct {
   int ahead;
 } step_ctx;
 
-/* [*lo, *hi): part t of P of [0, n) in whole multiples of `unit` (the last part takes the rest) */
-static void split(int n, int unit, int t, int P, int *lo, int *hi) {
-  const int units = (n + unit - 1) / unit;
-  *lo = (int)((long)t * units / P) * unit;
-  *hi = (int)((long)(t + 1) * units / P) * unit;
-  if (*lo > n) *lo = n;
-  if (*hi > n) *hi = n;
-}
-
 /* these rows' dropout masks, each layer from its own place in the dropout stream */
 static void draw_masks(mlp *m, const step_ctx *c, int r0, int r1) {
   const int n = c->n, nr = r1 - r0;
@@ -627,30 +610,13 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
 
 /* ---------------------------------------------------------------- backward */
 
-/*
- * The gradient with respect to the embeddings, rows [r0, r1), from pair distances: each pair adds
- * coef (a - b) to row ia and subtracts it from row ib (coef = dL/dD / D, 0 where the distance
- * floor is active), pair after pair, exactly as tail_backprop sums them. Each thread builds its
- * own rows, so the host never writes (or zeroes) a gradient array the threads then read.
- */
+/* the gradient with respect to the embeddings, rows [r0, r1), from pair distances (see
+   pair_gradient_rows) */
 static void pair_gradient(const mlp *m, const step_ctx *c, int r0, int r1) {
-  const int L = m->nl, dim = m->w[L], cp = m->wp[L];
-  const float *E = m->H[L - 1];
+  const int L = m->nl, cp = m->wp[L];
   float *G = m->D[L - 1];
   memset(G + (size_t)r0 * cp, 0, (size_t)(r1 - r0) * cp * sizeof(float));
-  for (int i = 0; i < c->npairs; i++) {
-    const float k = c->coef[i];
-    const int a = c->ia[i], b = c->ib[i];
-    const int in_a = a >= r0 && a < r1, in_b = b >= r0 && b < r1;
-    if (k == 0.0f || (!in_a && !in_b)) continue;
-    const float *ea = E + (size_t)a * cp, *eb = E + (size_t)b * cp;
-    float *ga = G + (size_t)a * cp, *gb = G + (size_t)b * cp;
-    for (int j = 0; j < dim; j++) {
-      const float t = k * (ea[j] - eb[j]);
-      if (in_a) ga[j] += t;
-      if (in_b) gb[j] -= t;
-    }
-  }
+  pair_gradient_rows(m->H[L - 1], G, m->w[L], cp, c->ia, c->ib, c->coef, c->npairs, r0, r1);
 }
 
 /* dZ of every layer for rows [r0, r0 + n) */

@@ -339,12 +339,7 @@ typedef struct {
   int n, in_dim;
   float *out;
   uint32_t rng0[4];
-  const float *g;
-  const int32_t *ia, *ib;
-  const float *coef;
-  int npairs;
-  const optcfg *opt;
-  int apply;
+  backward_src bw; /* what the backward pass starts from (common.h) */
 } step_ctx;
 
 /* the masks of rows [r0, r1), from the stream's place of row r0 (as src/model/dropout.ts draws
@@ -426,10 +421,10 @@ static void embedding_gradient(cnn *m, const step_ctx *c, int r0, int r1) {
   const int dim = m->C[m->nb], cp = m->CP[m->nb];
   float *G = m->DE;
   memset(G + (size_t)r0 * cp, 0, (size_t)(r1 - r0) * cp * sizeof(float));
-  if (c->g) {
-    for (int r = r0; r < r1; r++) memcpy(G + (size_t)r * cp, c->g + (size_t)r * dim, (size_t)dim * sizeof(float));
+  if (c->bw.g) {
+    for (int r = r0; r < r1; r++) memcpy(G + (size_t)r * cp, c->bw.g + (size_t)r * dim, (size_t)dim * sizeof(float));
   } else {
-    pair_gradient_rows(m->E, G, dim, cp, c->ia, c->ib, c->coef, c->npairs, r0, r1);
+    pair_gradient_rows(m->E, G, dim, cp, &c->bw, r0, r1);
   }
   for (size_t o = (size_t)r0 * cp; o < (size_t)r1 * cp; o += VW) VSTORE(G + o, VSELECT(VLOAD(m->E + o) > 0.0f, VLOAD(G + o)));
 }
@@ -524,13 +519,13 @@ static size_t weights_backward(cnn *m, const step_ctx *c, int t, int P) {
       if (k1 > k0) gemm_tn(k1 - k0, N, c->n, m->X + k0, K, m->DE, N, m->GW[l] + (size_t)k0 * N, N);
       if (j1 > j0) col_sums(m->DE, (size_t)c->n, N, j0, j1, m->GB[l]);
     }
-    if (k1 > k0 && c->apply) {
+    if (k1 > k0 && c->bw.apply) {
       const size_t o = (size_t)k0 * N, len = (size_t)(k1 - k0) * N;
-      bad += opt_update(c->opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
+      bad += opt_update(c->bw.opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
       transpose_rows(m, l, k0, k1);
     }
-    if (j1 > j0 && c->apply)
-      bad += opt_update(c->opt, m->B[l] + j0, m->GB[l] + j0, m->SB[0][l] + j0, m->SB[1][l] + j0, (size_t)(j1 - j0));
+    if (j1 > j0 && c->bw.apply)
+      bad += opt_update(c->bw.opt, m->B[l] + j0, m->GB[l] + j0, m->SB[0][l] + j0, m->SB[1][l] + j0, (size_t)(j1 - j0));
   }
   return bad;
 }
@@ -557,13 +552,7 @@ int cnn_backward(cnn *m, const float *g, const int32_t *ia, const int32_t *ib, c
   step_ctx c = {0};
   c.m = m;
   c.n = m->rows;
-  c.g = g;
-  c.ia = ia;
-  c.ib = ib;
-  c.coef = coef;
-  c.npairs = npairs;
-  c.opt = opt;
-  c.apply = apply;
+  c.bw = (backward_src){g, ia, ib, coef, npairs, opt, apply};
   pool_run_each(m->pool, backward_each, &c);
   m->bad_valid = apply;
   return 0;

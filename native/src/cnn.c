@@ -342,6 +342,11 @@ typedef struct {
   backward_src bw; /* what the backward pass starts from (common.h) */
 } step_ctx;
 
+/* a pass over images[rows[0..n)] into out (embeddings), the rest zero */
+static step_ctx images_ctx(cnn *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, float *out) {
+  return (step_ctx){.m = m, .images = images, .rows = rows, .n = n, .in_dim = in_dim, .out = out};
+}
+
 /* the masks of rows [r0, r1), from the stream's place of row r0 (as src/model/dropout.ts draws
    them, row after row), in blocks of 256 rows (see draw_masks in mlp.c) */
 static void draw_masks(cnn *m, const step_ctx *c, int r0, int r1) {
@@ -400,13 +405,7 @@ int cnn_forward_train(cnn *m, const uint8_t *images, int in_dim, const int32_t *
   if (alloc_batch(m, n) != 0) return -2;
   m->rows = n;
   m->has_masks = m->rate > 0;
-  step_ctx c = {0};
-  c.m = m;
-  c.images = images;
-  c.rows = rows;
-  c.n = n;
-  c.in_dim = in_dim;
-  c.out = emb_out;
+  step_ctx c = images_ctx(m, images, in_dim, rows, n, emb_out);
   memcpy(c.rng0, rng, sizeof c.rng0);
   pool_run_each(m->pool, forward_each, &c);
   if (m->has_masks) xo_jump(rng, (uint64_t)n * m->R[m->nb]);
@@ -583,13 +582,7 @@ static void embed_task(void *vctx, int t, int tid) {
 int cnn_embed(cnn *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, float *out) {
   if (in_dim != m->h * m->w * m->c) return -1;
   if (n < 1) return 0;
-  step_ctx c = {0};
-  c.m = m;
-  c.images = images;
-  c.rows = rows;
-  c.n = n;
-  c.in_dim = in_dim;
-  c.out = out;
+  step_ctx c = images_ctx(m, images, in_dim, rows, n, out);
   pool_run(m->pool, embed_task, &c, (n + EMBED_BLOCK - 1) / EMBED_BLOCK);
   return 0;
 }

@@ -4,37 +4,13 @@
  * the native engine with one thread and with two, on the TF.js engine, and PyTorch on the same
  * CNN where Python has it: pairs per second and pairs per CPU-second.
  */
-import { execFileSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Dataset } from '../src/data/dataset.ts';
 import { throughput, type Throughput } from './throughput.ts';
-
-const here = dirname(fileURLToPath(import.meta.url));
-
-/** PyTorch's one-thread figure on the same CNN (bench/torch_reference.py --model cnn), or why not */
-function torchCnn(steps: number): Record<string, unknown> | { unavailable: string } {
-  for (const py of ['python3', '/usr/bin/python3']) {
-    try {
-      execFileSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
-    } catch {
-      continue;
-    }
-    try {
-      const env = { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
-      const args = [join(here, 'torch_reference.py'), '--model', 'cnn', '--threads', '1', '--steps', String(steps), '--warmup', '10'];
-      const out = execFileSync(py, args, { timeout: 600_000, env }).toString();
-      return { python: py, ...(JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>) };
-    } catch (e) {
-      return { unavailable: `PyTorch run failed: ${(e as Error).message.split('\n')[0]}` };
-    }
-  }
-  return { unavailable: 'python3 with torch not found (Debian: apt-get install python3-torch)' };
-}
+import { torchReference, type TorchResult } from './torch.ts';
 
 export interface CnnBenchResult {
   training: Omit<Throughput, 'stepTimes'>[];
-  torch: Record<string, unknown> | { unavailable: string };
+  torch: TorchResult;
 }
 
 /** steps: measured native steps (TF.js gets a fifth of them, PyTorch half); torch: whether to run PyTorch */
@@ -47,7 +23,7 @@ export function cnnBench(ds: Dataset, o: { steps: number; nativeAvailable: boole
     rows.push(throughput(ds, 'native', 2, 10, o.steps, 'auto', 'auto', true, 'auto', cnn));
   }
   rows.push(throughput(ds, 'tfjs', 1, 3, Math.max(5, Math.round(o.steps / 5)), 'auto', 'auto', true, 'auto', cnn));
-  const torch = o.torch ? torchCnn(Math.max(10, Math.round(o.steps / 2))) : { unavailable: 'skipped (--no-torch)' };
+  const torch = o.torch ? torchReference(1, Math.max(10, Math.round(o.steps / 2)), { args: ['--model', 'cnn', '--warmup', '10'] }) : { unavailable: 'skipped (--no-torch)' };
   log(`## CNN base (28x28: conv 32 + pool, conv 64 + pool, dropout 0.1, dense 128), batch 128 pairs`);
   log();
   log(`| engine | threads | steps | pairs/s | pairs per CPU-second | median step ms |`);

@@ -16,12 +16,9 @@
  * Wall-clock figures swing with whatever else runs on the machine (the load average is printed);
  * pairs per CPU-second are the steady figure.
  */
-import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { fileURLToPath } from 'node:url';
 import { loadMnist } from '../src/data/mnist.ts';
 import { initBackend, tf } from '../src/engine/backend.ts';
 import { NativeMlp, nativeStatus } from '../src/engine/native.ts';
@@ -37,6 +34,7 @@ import { resolveConfig } from '../src/train/config.ts';
 import { Training } from '../src/train/trainer.ts';
 import { BENCH_CONFIG, cpuMs, pooled, quantile, throughput, type Throughput } from './throughput.ts';
 import { cnnBench } from './cnn.ts';
+import { torchReference } from './torch.ts';
 
 const args = process.argv.slice(2);
 const flag = (f: string): boolean => args.includes(f);
@@ -47,7 +45,6 @@ const value = (f: string): string | undefined => {
 const quick = flag('--quick');
 const epochs = Number(value('--epochs') ?? (quick ? 1 : 3));
 const jsonOut = value('--json');
-const here = dirname(fileURLToPath(import.meta.url));
 
 const mb = (b: number): number => Math.round(b / 2 ** 20);
 const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
@@ -87,33 +84,6 @@ function embedSpeed(engine: 'tfjs' | 'native', threads: number, reps: number): {
   const cpu = (cpuMs() - c0) / 1000;
   t.dispose();
   return { imagesPerSecond: (reps * ds.test.n) / wall, imagesPerCpuSecond: (reps * ds.test.n) / cpu };
-}
-
-/**
- * PyTorch on the same step. `pinBlas`: also OMP/OPENBLAS/MKL_NUM_THREADS = threads, which is the
- * honest one-thread figure (torch.set_num_threads alone does not stop OpenBLAS' own threads, which
- * spin on the other core and double the CPU time: that is the setting of DESIGN.md's 11,208).
- */
-function torchReference(threads: number, steps: number, pinBlas = true): Record<string, unknown> | { unavailable: string } {
-  const script = join(here, 'torch_reference.py');
-  for (const py of ['python3', '/usr/bin/python3']) {
-    try {
-      execFileSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
-    } catch {
-      continue;
-    }
-    try {
-      // one BLAS thread too: torch.set_num_threads does not reach OpenBLAS' own pool
-      const env = pinBlas
-        ? { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) }
-        : { ...process.env };
-      const out = execFileSync(py, [script, '--threads', String(threads), '--steps', String(steps)], { timeout: 600_000, env }).toString();
-      return { python: py, ...(JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>) };
-    } catch (e) {
-      return { unavailable: `PyTorch run failed: ${(e as Error).message.split('\n')[0]}` };
-    }
-  }
-  return { unavailable: 'python3 with torch not found (Debian: apt-get install python3-torch)' };
 }
 
 /**
@@ -208,7 +178,7 @@ if (machine.native.available) {
 const torchSteps = quick ? 100 : 300;
 const noTorch = flag('--no-torch');
 const torch = noTorch ? { unavailable: 'skipped (--no-torch)' } : torchReference(1, torchSteps);
-const torchLoose = noTorch || 'unavailable' in torch ? null : torchReference(1, torchSteps, false);
+const torchLoose = noTorch || 'unavailable' in torch ? null : torchReference(1, torchSteps, { pinBlas: false });
 const torch2 = noTorch || 'unavailable' in torch || cores < 2 ? null : torchReference(cores, torchSteps);
 
 log(`## Training throughput (MNIST, contrastive, RMSprop, batch 128 pairs; steady state)`);

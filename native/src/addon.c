@@ -126,6 +126,44 @@ static napi_value wrap_net(napi_env env, int kind, void *net) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));         \
   if (argc < (n)) return fail(env, "too few arguments");
 
+/* The bindings that serve both networks are registered twice (as "threads" and "cnnThreads", ...)
+   with the kind they take as callback data; the MLP's and the CNN's C calls match name for name. */
+static const int NET_KINDS[2] = {NET_MLP, NET_CNN};
+#define NET_DATA(kind) ((void *)&NET_KINDS[kind])
+
+#define ARGS_NET(n)                                                    \
+  size_t argc = (n);                                                   \
+  napi_value argv[(n)];                                                \
+  void *kind_data = NULL;                                              \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, &kind_data));   \
+  if (argc < (n)) return fail(env, "too few arguments");               \
+  const int kind = *(const int *)kind_data;                            \
+  void *net = get_net(env, argv[0], kind);                             \
+  if (!net) return NULL;
+
+/* mlp_FN(net, ...) or cnn_FN(net, ...) by the handle's kind; a field of either struct */
+#define NET_CALL(fn, ...) \
+  (kind == NET_MLP ? mlp_##fn((mlp *)net, ##__VA_ARGS__) : cnn_##fn((cnn *)net, ##__VA_ARGS__))
+#define NET_FIELD(f) (kind == NET_MLP ? ((mlp *)net)->f : ((cnn *)net)->f)
+#define NET_EMB_DIM (kind == NET_MLP ? ((mlp *)net)->w[((mlp *)net)->nl] : ((cnn *)net)->C[((cnn *)net)->nb])
+
+/* (dropoutRate, threads) at args[0..1], as both create calls take them: false after throwing */
+static bool get_rate_threads(napi_env env, napi_value *args, double *rate, int *threads) {
+  if (napi_get_value_double(env, args[0], rate) != napi_ok) {
+    throw_last(env);
+    return false;
+  }
+  if (!(*rate >= 0 && *rate < 1)) {
+    fail(env, "dropout rate must be in [0, 1)");
+    return false;
+  }
+  if (!get_int(env, args[1], threads) || *threads < 1 || *threads > 256) {
+    fail(env, "threads must be in 1..256");
+    return false;
+  }
+  return true;
+}
+
 /* create(widths: Int32Array, dropoutRate: number, threads: number) */
 static napi_value js_create(napi_env env, napi_callback_info info) {
   ARGS(3);
@@ -137,9 +175,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     if (wd[i] < 1 || wd[i] > (1 << 20)) return fail(env, "layer widths must be in 1..2^20");
   double rate;
   int threads;
-  CHECK(napi_get_value_double(env, argv[1], &rate));
-  if (!(rate >= 0 && rate < 1)) return fail(env, "dropout rate must be in [0, 1)");
-  if (!get_int(env, argv[2], &threads) || threads < 1 || threads > 256) return fail(env, "threads must be in 1..256");
+  if (!get_rate_threads(env, argv + 1, &rate, &threads)) return NULL;
   int widths[MAX_LAYERS + 1];
   for (size_t i = 0; i < w.length; i++) widths[i] = wd[i];
   mlp *m = mlp_create(widths, (int)w.length - 1, rate, threads);
@@ -158,61 +194,54 @@ static napi_value js_dispose(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* threads(handle, n) / cnnThreads: n > 0 sets the worker count; returns the count */
 static napi_value js_threads(napi_env env, napi_callback_info info) {
-  ARGS(2);
-  mlp *m = get_model(env, argv[0]);
-  if (!m) return NULL;
+  ARGS_NET(2);
   int t;
   if (!get_int(env, argv[1], &t)) return fail(env, "threads must be an integer");
-  if (t > 0 && mlp_set_threads(m, t) != 0) return fail(env, "native engine: out of memory");
+  if (t > 0 && NET_CALL(set_threads, t) != 0) return fail(env, "native engine: out of memory");
   napi_value r;
-  CHECK(napi_create_int32(env, m->nthreads, &r));
+  CHECK(napi_create_int32(env, NET_FIELD(nthreads), &r));
   return r;
 }
 
-/* param(handle, kind, slot, idx, array, write): kind 0 weights, 1 gradients, 2 optimizer slot */
+/* param(handle, kind, slot, idx, array, write) / cnnParam: kind 0 weights, 1 gradients, 2 optimizer slot */
 static napi_value js_param(napi_env env, napi_callback_info info) {
-  ARGS(6);
-  mlp *m = get_model(env, argv[0]);
-  if (!m) return NULL;
-  int kind, slot, idx;
+  ARGS_NET(6);
+  int what, slot, idx;
   bool write;
-  if (!get_int(env, argv[1], &kind) || !get_int(env, argv[2], &slot) || !get_int(env, argv[3], &idx))
+  if (!get_int(env, argv[1], &what) || !get_int(env, argv[2], &slot) || !get_int(env, argv[3], &idx))
     return fail(env, "bad parameter address");
   CHECK(napi_get_value_bool(env, argv[5], &write));
-  if (idx < 0 || idx >= 2 * m->nl || slot < 0 || slot >= MAX_SLOTS || kind < 0 || kind > 2)
+  if (idx < 0 || idx >= 2 * NET_FIELD(nl) || slot < 0 || slot >= MAX_SLOTS || what < 0 || what > 2)
     return fail(env, "parameter index out of range");
   tarray a;
-  if (!get_tarray(env, argv[4], napi_float32_array, &a) || a.length != mlp_param_size(m, idx))
+  if (!get_tarray(env, argv[4], napi_float32_array, &a) || a.length != NET_CALL(param_size, idx))
     return fail(env, "parameter array must be a Float32Array of the parameter's size");
   float *p = (float *)a.data;
-  if (kind == 0) {
-    if (write) mlp_set_param(m, idx, p);
-    else mlp_get_param(m, idx, p);
-  } else if (kind == 1) {
+  if (what == 0) {
+    if (write) NET_CALL(set_param, idx, p);
+    else NET_CALL(get_param, idx, p);
+  } else if (what == 1) {
     if (write) return fail(env, "gradients are read-only");
-    mlp_get_grad(m, idx, p);
+    NET_CALL(get_grad, idx, p);
   } else {
-    if (write) mlp_set_slot(m, slot, idx, p);
-    else mlp_get_slot(m, slot, idx, p);
+    if (write) NET_CALL(set_slot, slot, idx, p);
+    else NET_CALL(get_slot, slot, idx, p);
   }
   return undef(env);
 }
 
 static napi_value js_zero_slots(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  mlp *m = get_model(env, argv[0]);
-  if (!m) return NULL;
-  mlp_zero_slots(m);
+  ARGS_NET(1);
+  NET_CALL(zero_slots);
   return undef(env);
 }
 
 static napi_value js_nonfinite(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  mlp *m = get_model(env, argv[0]);
-  if (!m) return NULL;
+  ARGS_NET(1);
   napi_value r;
-  CHECK(napi_create_double(env, (double)mlp_nonfinite(m), &r));
+  CHECK(napi_create_double(env, (double)NET_CALL(nonfinite), &r));
   return r;
 }
 
@@ -264,13 +293,14 @@ static int check_rows(napi_env env, const tarray *img, int in_dim, const tarray 
   return 1;
 }
 
-/* (images: Uint8Array, inDim, rows: Int32Array) at args[0..2], rows at least min_rows long:
-   false after throwing (the rows' range is check_rows' to test) */
-static bool get_batch(napi_env env, napi_value *args, const mlp *m, size_t min_rows, tarray *img, int *in_dim,
+/* (images: Uint8Array, inDim, rows: Int32Array) at args[0..2], inDim the network's input size
+   (in_size), rows at least min_rows long: false after throwing (the rows' range is check_rows' to
+   test) */
+static bool get_batch(napi_env env, napi_value *args, int in_size, size_t min_rows, tarray *img, int *in_dim,
                       tarray *rows) {
   const char *err = NULL;
   if (!get_tarray(env, args[0], napi_uint8_array, img)) err = "images must be a Uint8Array";
-  else if (!get_int(env, args[1], in_dim) || *in_dim != m->w[0]) err = "image size does not match the network";
+  else if (!get_int(env, args[1], in_dim) || *in_dim != in_size) err = "image size does not match the network";
   else if (!get_tarray(env, args[2], napi_int32_array, rows) || rows->length < min_rows) err = "rows must be an Int32Array";
   if (err) fail(env, err);
   return err == NULL;
@@ -283,7 +313,7 @@ static napi_value js_forward_train(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   tarray img, rows, out, rng;
   int in_dim;
-  if (!get_batch(env, argv + 1, m, 1, &img, &in_dim, &rows)) return NULL;
+  if (!get_batch(env, argv + 1, m->w[0], 1, &img, &in_dim, &rows)) return NULL;
   if (!get_tarray(env, argv[4], napi_uint32_array, &rng) || rng.length != 4) return fail(env, "rng must be a Uint32Array(4)");
   if (!get_tarray(env, argv[5], napi_float32_array, &out) || out.length != rows.length * (size_t)m->w[m->nl])
     return fail(env, "out must be a Float32Array of rows x embedding size");
@@ -316,19 +346,20 @@ static bool get_optimizer(napi_env env, napi_value *args, optcfg *o, bool *apply
   return true;
 }
 
-/* backward(handle, dEmb: Float32Array, optKind, coef: Float32Array, apply: boolean) */
+/* backward(handle, dEmb: Float32Array, optKind, coef: Float32Array, apply: boolean) / cnnBackward */
 static napi_value js_backward(napi_env env, napi_callback_info info) {
-  ARGS(5);
-  mlp *m = get_model(env, argv[0]);
-  if (!m) return NULL;
+  ARGS_NET(5);
   tarray g;
-  if (m->rows < 1) return fail(env, "backward before a training forward pass");
-  if (!get_tarray(env, argv[1], napi_float32_array, &g) || g.length != (size_t)m->rows * m->w[m->nl])
+  if (NET_FIELD(rows) < 1) return fail(env, "backward before a training forward pass");
+  if (!get_tarray(env, argv[1], napi_float32_array, &g) || g.length != (size_t)NET_FIELD(rows) * NET_EMB_DIM)
     return fail(env, "dEmb must be a Float32Array of rows x embedding size");
   optcfg o;
   bool apply;
   if (!get_optimizer(env, argv + 2, &o, &apply)) return NULL;
-  if (mlp_backward(m, (const float *)g.data, &o, apply) != 0) return fail(env, "native backward pass failed");
+  const float *d = (const float *)g.data;
+  const int rc = kind == NET_MLP ? mlp_backward((mlp *)net, d, &o, apply)
+                                 : cnn_backward((cnn *)net, d, NULL, NULL, NULL, 0, &o, apply);
+  if (rc != 0) return fail(env, "native backward pass failed");
   return undef(env);
 }
 
@@ -339,7 +370,7 @@ static napi_value js_embed(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   tarray img, rows, out;
   int in_dim;
-  if (!get_batch(env, argv + 1, m, 0, &img, &in_dim, &rows)) return NULL;
+  if (!get_batch(env, argv + 1, m->w[0], 0, &img, &in_dim, &rows)) return NULL;
   if (!get_tarray(env, argv[4], napi_float32_array, &out) || out.length != rows.length * (size_t)m->w[m->nl])
     return fail(env, "out must be a Float32Array of rows x embedding size");
   if (!check_rows(env, &img, in_dim, &rows)) return NULL;
@@ -417,27 +448,30 @@ static napi_value js_backprop(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-/* backwardPairs(handle, ia: Int32Array, ib: Int32Array, coef: Float32Array, optKind, coef: Float32Array, apply) */
+/* backwardPairs(handle, ia: Int32Array, ib: Int32Array, coef: Float32Array, optKind, coef: Float32Array, apply)
+   / cnnBackwardPairs */
 static napi_value js_backward_pairs(napi_env env, napi_callback_info info) {
-  ARGS(7);
-  mlp *m = get_model(env, argv[0]);
-  if (!m) return NULL;
+  ARGS_NET(7);
   tarray ia, ib, k;
-  if (m->rows < 1) return fail(env, "backward before a training forward pass");
+  const int rows = NET_FIELD(rows);
+  if (rows < 1) return fail(env, "backward before a training forward pass");
   if (!get_tarray(env, argv[1], napi_int32_array, &ia) || !get_tarray(env, argv[2], napi_int32_array, &ib) ||
       !get_tarray(env, argv[3], napi_float32_array, &k) || ib.length != ia.length || k.length != ia.length)
     return fail(env, "backwardPairs: ia, ib and coef must be arrays of one length");
   const int32_t *a = (const int32_t *)ia.data, *b = (const int32_t *)ib.data;
   for (size_t i = 0; i < ia.length; i++)
-    if (a[i] < 0 || a[i] >= m->rows || b[i] < 0 || b[i] >= m->rows) {
+    if (a[i] < 0 || a[i] >= rows || b[i] < 0 || b[i] >= rows) {
       napi_throw_range_error(env, NULL, "pair index out of range");
       return NULL;
     }
   optcfg o;
   bool apply;
   if (!get_optimizer(env, argv + 4, &o, &apply)) return NULL;
-  if (mlp_backward_pairs(m, a, b, (const float *)k.data, (int)ia.length, &o, apply) != 0)
-    return fail(env, "native backward pass failed");
+  const float *c = (const float *)k.data;
+  const int n = (int)ia.length;
+  const int rc = kind == NET_MLP ? mlp_backward_pairs((mlp *)net, a, b, c, n, &o, apply)
+                                 : cnn_backward((cnn *)net, NULL, a, b, c, n, &o, apply);
+  if (rc != 0) return fail(env, "native backward pass failed");
   return undef(env);
 }
 
@@ -448,7 +482,7 @@ static napi_value js_set_next(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   tarray img, rows;
   int in_dim;
-  if (!get_batch(env, argv + 1, m, 1, &img, &in_dim, &rows)) return NULL;
+  if (!get_batch(env, argv + 1, m->w[0], 1, &img, &in_dim, &rows)) return NULL;
   if (!check_rows(env, &img, in_dim, &rows)) return NULL;
   const int taken = mlp_set_next(m, (const uint8_t *)img.data, in_dim, (const int32_t *)rows.data, (int)rows.length);
   napi_value r;
@@ -470,80 +504,15 @@ static napi_value js_cnn_create(napi_env env, napi_callback_info info) {
   if (err) return fail(env, err);
   double rate;
   int threads;
-  CHECK(napi_get_value_double(env, argv[1], &rate));
-  if (!(rate >= 0 && rate < 1)) return fail(env, "dropout rate must be in [0, 1)");
-  if (!get_int(env, argv[2], &threads) || threads < 1 || threads > 256) return fail(env, "threads must be in 1..256");
+  if (!get_rate_threads(env, argv + 1, &rate, &threads)) return NULL;
   cnn *m = cnn_create(v[0], v[1], v[2], v[3], v[4], v + 5, nb, rate, threads);
   if (!m) return fail(env, "native engine: out of memory");
   return wrap_net(env, NET_CNN, m);
 }
 
-static napi_value js_cnn_threads(napi_env env, napi_callback_info info) {
-  ARGS(2);
-  cnn *m = get_cnn(env, argv[0]);
-  if (!m) return NULL;
-  int t;
-  if (!get_int(env, argv[1], &t)) return fail(env, "threads must be an integer");
-  if (t > 0 && cnn_set_threads(m, t) != 0) return fail(env, "native engine: out of memory");
-  napi_value r;
-  CHECK(napi_create_int32(env, m->nthreads, &r));
-  return r;
-}
-
-/* cnnParam(handle, kind, slot, idx, array, write): as param */
-static napi_value js_cnn_param(napi_env env, napi_callback_info info) {
-  ARGS(6);
-  cnn *m = get_cnn(env, argv[0]);
-  if (!m) return NULL;
-  int kind, slot, idx;
-  bool write;
-  if (!get_int(env, argv[1], &kind) || !get_int(env, argv[2], &slot) || !get_int(env, argv[3], &idx))
-    return fail(env, "bad parameter address");
-  CHECK(napi_get_value_bool(env, argv[5], &write));
-  if (idx < 0 || idx >= 2 * m->nl || slot < 0 || slot >= MAX_SLOTS || kind < 0 || kind > 2)
-    return fail(env, "parameter index out of range");
-  tarray a;
-  if (!get_tarray(env, argv[4], napi_float32_array, &a) || a.length != cnn_param_size(m, idx))
-    return fail(env, "parameter array must be a Float32Array of the parameter's size");
-  float *p = (float *)a.data;
-  if (kind == 0) {
-    if (write) cnn_set_param(m, idx, p);
-    else cnn_get_param(m, idx, p);
-  } else if (kind == 1) {
-    if (write) return fail(env, "gradients are read-only");
-    cnn_get_grad(m, idx, p);
-  } else {
-    if (write) cnn_set_slot(m, slot, idx, p);
-    else cnn_get_slot(m, slot, idx, p);
-  }
-  return undef(env);
-}
-
-static napi_value js_cnn_zero_slots(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  cnn *m = get_cnn(env, argv[0]);
-  if (!m) return NULL;
-  cnn_zero_slots(m);
-  return undef(env);
-}
-
-static napi_value js_cnn_nonfinite(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  cnn *m = get_cnn(env, argv[0]);
-  if (!m) return NULL;
-  napi_value r;
-  CHECK(napi_create_double(env, (double)cnn_nonfinite(m), &r));
-  return r;
-}
-
-/* (images: Uint8Array, inDim, rows: Int32Array) of a CNN's input size, at args[0..2] */
+/* (images: Uint8Array, inDim, rows: Int32Array) of a CNN's input size, at args[0..2], rows in range */
 static bool get_cnn_batch(napi_env env, napi_value *args, const cnn *m, tarray *img, int *in_dim, tarray *rows) {
-  const char *err = NULL;
-  if (!get_tarray(env, args[0], napi_uint8_array, img)) err = "images must be a Uint8Array";
-  else if (!get_int(env, args[1], in_dim) || *in_dim != m->h * m->w * m->c) err = "image size does not match the network";
-  else if (!get_tarray(env, args[2], napi_int32_array, rows)) err = "rows must be an Int32Array";
-  if (err) fail(env, err);
-  return err == NULL && check_rows(env, img, *in_dim, rows);
+  return get_batch(env, args, m->h * m->w * m->c, 0, img, in_dim, rows) && check_rows(env, img, *in_dim, rows);
 }
 
 /* cnnForwardTrain(handle, images, inDim, rows, rng: Uint32Array(4), out: Float32Array) */
@@ -567,46 +536,6 @@ static napi_value js_cnn_forward_train(napi_env env, napi_callback_info info) {
     return fail(env, msg);
   }
   if (rc != 0) return fail(env, "native forward pass failed (out of memory?)");
-  return undef(env);
-}
-
-/* cnnBackward(handle, dEmb: Float32Array, optKind, coef, apply) */
-static napi_value js_cnn_backward(napi_env env, napi_callback_info info) {
-  ARGS(5);
-  cnn *m = get_cnn(env, argv[0]);
-  if (!m) return NULL;
-  tarray g;
-  if (m->rows < 1) return fail(env, "backward before a training forward pass");
-  if (!get_tarray(env, argv[1], napi_float32_array, &g) || g.length != (size_t)m->rows * m->C[m->nb])
-    return fail(env, "dEmb must be a Float32Array of rows x embedding size");
-  optcfg o;
-  bool apply;
-  if (!get_optimizer(env, argv + 2, &o, &apply)) return NULL;
-  if (cnn_backward(m, (const float *)g.data, NULL, NULL, NULL, 0, &o, apply) != 0) return fail(env, "native backward pass failed");
-  return undef(env);
-}
-
-/* cnnBackwardPairs(handle, ia, ib, coef: Float32Array, optKind, coef, apply) */
-static napi_value js_cnn_backward_pairs(napi_env env, napi_callback_info info) {
-  ARGS(7);
-  cnn *m = get_cnn(env, argv[0]);
-  if (!m) return NULL;
-  tarray ia, ib, k;
-  if (m->rows < 1) return fail(env, "backward before a training forward pass");
-  if (!get_tarray(env, argv[1], napi_int32_array, &ia) || !get_tarray(env, argv[2], napi_int32_array, &ib) ||
-      !get_tarray(env, argv[3], napi_float32_array, &k) || ib.length != ia.length || k.length != ia.length)
-    return fail(env, "backwardPairs: ia, ib and coef must be arrays of one length");
-  const int32_t *a = (const int32_t *)ia.data, *b = (const int32_t *)ib.data;
-  for (size_t i = 0; i < ia.length; i++)
-    if (a[i] < 0 || a[i] >= m->rows || b[i] < 0 || b[i] >= m->rows) {
-      napi_throw_range_error(env, NULL, "pair index out of range");
-      return NULL;
-    }
-  optcfg o;
-  bool apply;
-  if (!get_optimizer(env, argv + 4, &o, &apply)) return NULL;
-  if (cnn_backward(m, NULL, a, b, (const float *)k.data, (int)ia.length, &o, apply) != 0)
-    return fail(env, "native backward pass failed");
   return undef(env);
 }
 
@@ -639,28 +568,28 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
       {"dispose", NULL, js_dispose, NULL, NULL, NULL, napi_default, NULL},
-      {"threads", NULL, js_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"threads", NULL, js_threads, NULL, NULL, NULL, napi_default, NET_DATA(NET_MLP)},
       {"inputMode", NULL, js_input_mode, NULL, NULL, NULL, napi_default, NULL},
       {"schedule", NULL, js_schedule, NULL, NULL, NULL, napi_default, NULL},
-      {"param", NULL, js_param, NULL, NULL, NULL, napi_default, NULL},
-      {"zeroSlots", NULL, js_zero_slots, NULL, NULL, NULL, napi_default, NULL},
-      {"nonFinite", NULL, js_nonfinite, NULL, NULL, NULL, napi_default, NULL},
+      {"param", NULL, js_param, NULL, NULL, NULL, napi_default, NET_DATA(NET_MLP)},
+      {"zeroSlots", NULL, js_zero_slots, NULL, NULL, NULL, napi_default, NET_DATA(NET_MLP)},
+      {"nonFinite", NULL, js_nonfinite, NULL, NULL, NULL, napi_default, NET_DATA(NET_MLP)},
       {"forwardTrain", NULL, js_forward_train, NULL, NULL, NULL, napi_default, NULL},
-      {"backward", NULL, js_backward, NULL, NULL, NULL, napi_default, NULL},
-      {"backwardPairs", NULL, js_backward_pairs, NULL, NULL, NULL, napi_default, NULL},
+      {"backward", NULL, js_backward, NULL, NULL, NULL, napi_default, NET_DATA(NET_MLP)},
+      {"backwardPairs", NULL, js_backward_pairs, NULL, NULL, NULL, napi_default, NET_DATA(NET_MLP)},
       {"setNext", NULL, js_set_next, NULL, NULL, NULL, napi_default, NULL},
       {"embed", NULL, js_embed, NULL, NULL, NULL, napi_default, NULL},
       {"embedFloat", NULL, js_embed_float, NULL, NULL, NULL, napi_default, NULL},
       {"distances", NULL, js_distances, NULL, NULL, NULL, napi_default, NULL},
       {"backpropDistances", NULL, js_backprop, NULL, NULL, NULL, napi_default, NULL},
       {"cnnCreate", NULL, js_cnn_create, NULL, NULL, NULL, napi_default, NULL},
-      {"cnnThreads", NULL, js_cnn_threads, NULL, NULL, NULL, napi_default, NULL},
-      {"cnnParam", NULL, js_cnn_param, NULL, NULL, NULL, napi_default, NULL},
-      {"cnnZeroSlots", NULL, js_cnn_zero_slots, NULL, NULL, NULL, napi_default, NULL},
-      {"cnnNonFinite", NULL, js_cnn_nonfinite, NULL, NULL, NULL, napi_default, NULL},
+      {"cnnThreads", NULL, js_threads, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},
+      {"cnnParam", NULL, js_param, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},
+      {"cnnZeroSlots", NULL, js_zero_slots, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},
+      {"cnnNonFinite", NULL, js_nonfinite, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},
       {"cnnForwardTrain", NULL, js_cnn_forward_train, NULL, NULL, NULL, napi_default, NULL},
-      {"cnnBackward", NULL, js_cnn_backward, NULL, NULL, NULL, napi_default, NULL},
-      {"cnnBackwardPairs", NULL, js_cnn_backward_pairs, NULL, NULL, NULL, napi_default, NULL},
+      {"cnnBackward", NULL, js_backward, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},
+      {"cnnBackwardPairs", NULL, js_backward_pairs, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},
       {"cnnEmbed", NULL, js_cnn_embed, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -18,14 +18,13 @@
 #include "cnn.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "conv.h"
 #include "gemm.h"
 
-#define ROUND_UP(x, m) ((((x) + (m)-1) / (m)) * (m))
 #define EMBED_BLOCK 16 /* images per inference task */
 
 /*
@@ -36,30 +35,6 @@
  * order: the error of a few hundred terms, and the order still fixed for any thread count.
  */
 #define CHUNK_TERMS 1024
-
-static float u8_scale[256];
-static pthread_once_t u8_once = PTHREAD_ONCE_INIT;
-
-/* TypeScript's byte / 255 (a float64 division) stored into a Float32Array */
-static void init_scale(void) {
-  for (int i = 0; i < 256; i++) u8_scale[i] = (float)((double)i / 255.0);
-}
-
-static void *falloc(size_t n) {
-  const size_t bytes = ROUND_UP(n * sizeof(float) + 64, 64);
-  void *p = aligned_alloc(64, bytes);
-  if (p) memset(p, 0, bytes);
-  return p;
-}
-
-/* [*lo, *hi): part t of P of [0, n) in whole multiples of `unit` */
-static void split(int n, int unit, int t, int P, int *lo, int *hi) {
-  const int units = (n + unit - 1) / unit;
-  *lo = (int)((long)t * units / P) * unit;
-  *hi = (int)((long)(t + 1) * units / P) * unit;
-  if (*lo > n) *lo = n;
-  if (*hi > n) *hi = n;
-}
 
 #define LIMIT (1 << 14)
 
@@ -178,7 +153,7 @@ static int alloc_threads(cnn *m, int threads) {
 
 cnn *cnn_create(int h, int w, int c, int k, int emb, const int *filters, int nb, double rate, int threads) {
   if (cnn_shape_error(h, w, c, k, emb, filters, nb)) return NULL;
-  pthread_once(&u8_once, init_scale);
+  init_scale();
   xo_init();
   cnn *m = (cnn *)calloc(1, sizeof(cnn));
   if (!m) return NULL;
@@ -364,13 +339,13 @@ typedef struct {
   int n, in_dim;
   float *out;
   uint32_t rng0[4];
-  const float *g;
-  const int32_t *ia, *ib;
-  const float *coef;
-  int npairs;
-  const optcfg *opt;
-  int apply;
+  backward_src bw; /* what the backward pass starts from (common.h) */
 } step_ctx;
+
+/* a pass over images[rows[0..n)] into out (embeddings), the rest zero */
+static step_ctx images_ctx(cnn *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, float *out) {
+  return (step_ctx){.m = m, .images = images, .rows = rows, .n = n, .in_dim = in_dim, .out = out};
+}
 
 /* the masks of rows [r0, r1), from the stream's place of row r0 (as src/model/dropout.ts draws
    them, row after row), in blocks of 256 rows (see draw_masks in mlp.c) */
@@ -430,13 +405,7 @@ int cnn_forward_train(cnn *m, const uint8_t *images, int in_dim, const int32_t *
   if (alloc_batch(m, n) != 0) return -2;
   m->rows = n;
   m->has_masks = m->rate > 0;
-  step_ctx c = {0};
-  c.m = m;
-  c.images = images;
-  c.rows = rows;
-  c.n = n;
-  c.in_dim = in_dim;
-  c.out = emb_out;
+  step_ctx c = images_ctx(m, images, in_dim, rows, n, emb_out);
   memcpy(c.rng0, rng, sizeof c.rng0);
   pool_run_each(m->pool, forward_each, &c);
   if (m->has_masks) xo_jump(rng, (uint64_t)n * m->R[m->nb]);
@@ -451,22 +420,10 @@ static void embedding_gradient(cnn *m, const step_ctx *c, int r0, int r1) {
   const int dim = m->C[m->nb], cp = m->CP[m->nb];
   float *G = m->DE;
   memset(G + (size_t)r0 * cp, 0, (size_t)(r1 - r0) * cp * sizeof(float));
-  if (c->g) {
-    for (int r = r0; r < r1; r++) memcpy(G + (size_t)r * cp, c->g + (size_t)r * dim, (size_t)dim * sizeof(float));
+  if (c->bw.g) {
+    for (int r = r0; r < r1; r++) memcpy(G + (size_t)r * cp, c->bw.g + (size_t)r * dim, (size_t)dim * sizeof(float));
   } else {
-    for (int i = 0; i < c->npairs; i++) {
-      const float k = c->coef[i];
-      const int a = c->ia[i], b = c->ib[i];
-      const int in_a = a >= r0 && a < r1, in_b = b >= r0 && b < r1;
-      if (k == 0.0f || (!in_a && !in_b)) continue;
-      const float *ea = m->E + (size_t)a * cp, *eb = m->E + (size_t)b * cp;
-      float *ga = G + (size_t)a * cp, *gb = G + (size_t)b * cp;
-      for (int j = 0; j < dim; j++) {
-        const float t = k * (ea[j] - eb[j]);
-        if (in_a) ga[j] += t;
-        if (in_b) gb[j] -= t;
-      }
-    }
+    pair_gradient_rows(m->E, G, dim, cp, &c->bw, r0, r1);
   }
   for (size_t o = (size_t)r0 * cp; o < (size_t)r1 * cp; o += VW) VSTORE(G + o, VSELECT(VLOAD(m->E + o) > 0.0f, VLOAD(G + o)));
 }
@@ -561,13 +518,13 @@ static size_t weights_backward(cnn *m, const step_ctx *c, int t, int P) {
       if (k1 > k0) gemm_tn(k1 - k0, N, c->n, m->X + k0, K, m->DE, N, m->GW[l] + (size_t)k0 * N, N);
       if (j1 > j0) col_sums(m->DE, (size_t)c->n, N, j0, j1, m->GB[l]);
     }
-    if (k1 > k0 && c->apply) {
+    if (k1 > k0 && c->bw.apply) {
       const size_t o = (size_t)k0 * N, len = (size_t)(k1 - k0) * N;
-      bad += opt_update(c->opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
+      bad += opt_update(c->bw.opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
       transpose_rows(m, l, k0, k1);
     }
-    if (j1 > j0 && c->apply)
-      bad += opt_update(c->opt, m->B[l] + j0, m->GB[l] + j0, m->SB[0][l] + j0, m->SB[1][l] + j0, (size_t)(j1 - j0));
+    if (j1 > j0 && c->bw.apply)
+      bad += opt_update(c->bw.opt, m->B[l] + j0, m->GB[l] + j0, m->SB[0][l] + j0, m->SB[1][l] + j0, (size_t)(j1 - j0));
   }
   return bad;
 }
@@ -594,13 +551,7 @@ int cnn_backward(cnn *m, const float *g, const int32_t *ia, const int32_t *ib, c
   step_ctx c = {0};
   c.m = m;
   c.n = m->rows;
-  c.g = g;
-  c.ia = ia;
-  c.ib = ib;
-  c.coef = coef;
-  c.npairs = npairs;
-  c.opt = opt;
-  c.apply = apply;
+  c.bw = (backward_src){g, ia, ib, coef, npairs, opt, apply};
   pool_run_each(m->pool, backward_each, &c);
   m->bad_valid = apply;
   return 0;
@@ -631,13 +582,7 @@ static void embed_task(void *vctx, int t, int tid) {
 int cnn_embed(cnn *m, const uint8_t *images, int in_dim, const int32_t *rows, int n, float *out) {
   if (in_dim != m->h * m->w * m->c) return -1;
   if (n < 1) return 0;
-  step_ctx c = {0};
-  c.m = m;
-  c.images = images;
-  c.rows = rows;
-  c.n = n;
-  c.in_dim = in_dim;
-  c.out = out;
+  step_ctx c = images_ctx(m, images, in_dim, rows, n, out);
   pool_run(m->pool, embed_task, &c, (n + EMBED_BLOCK - 1) / EMBED_BLOCK);
   return 0;
 }

@@ -19,21 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "mlp_internal.h"
 #include "simd.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
-
-#define ROUND_UP(x, m) ((((x) + (m)-1) / (m)) * (m))
-
-static void *falloc(size_t n) {
-  size_t bytes = ROUND_UP(n * sizeof(float) + 64, 64);
-  void *p = aligned_alloc(64, bytes);
-  if (p) memset(p, 0, bytes);
-  return p;
-}
 
 /* A first layer run ahead (mlp_set_next) that no forward pass took over: wait for thread 1 to
    end it, and count the next steps' progress on from past its counts. The calls that write
@@ -425,28 +417,13 @@ typedef struct {
   const int32_t *rows;
   int n;
   float *out;
-  const float *g;
-  /* or the gradient through pair distances: pairs (ia[i], ib[i]) with coefficients coef[i] */
-  const int32_t *ia, *ib;
-  const float *coef;
-  int npairs;
-  const optcfg *opt;
-  int apply;
+  backward_src bw; /* what the backward pass starts from (common.h) */
   uint32_t rng0[4];
   /* roles (two threads): where this step's progress counter starts; whether the first layer
      runs ahead (backward: of the next step; forward: this step's, already) */
   long base;
   int ahead;
 } step_ctx;
-
-/* [*lo, *hi): part t of P of [0, n) in whole multiples of `unit` (the last part takes the rest) */
-static void split(int n, int unit, int t, int P, int *lo, int *hi) {
-  const int units = (n + unit - 1) / unit;
-  *lo = (int)((long)t * units / P) * unit;
-  *hi = (int)((long)(t + 1) * units / P) * unit;
-  if (*lo > n) *lo = n;
-  if (*hi > n) *hi = n;
-}
 
 /* these rows' dropout masks, each layer from its own place in the dropout stream */
 static void draw_masks(mlp *m, const step_ctx *c, int r0, int r1) {
@@ -627,36 +604,19 @@ int mlp_forward_train(mlp *m, const uint8_t *images, int in_dim, const int32_t *
 
 /* ---------------------------------------------------------------- backward */
 
-/*
- * The gradient with respect to the embeddings, rows [r0, r1), from pair distances: each pair adds
- * coef (a - b) to row ia and subtracts it from row ib (coef = dL/dD / D, 0 where the distance
- * floor is active), pair after pair, exactly as tail_backprop sums them. Each thread builds its
- * own rows, so the host never writes (or zeroes) a gradient array the threads then read.
- */
+/* the gradient with respect to the embeddings, rows [r0, r1), from pair distances (see
+   pair_gradient_rows) */
 static void pair_gradient(const mlp *m, const step_ctx *c, int r0, int r1) {
-  const int L = m->nl, dim = m->w[L], cp = m->wp[L];
-  const float *E = m->H[L - 1];
+  const int L = m->nl, cp = m->wp[L];
   float *G = m->D[L - 1];
   memset(G + (size_t)r0 * cp, 0, (size_t)(r1 - r0) * cp * sizeof(float));
-  for (int i = 0; i < c->npairs; i++) {
-    const float k = c->coef[i];
-    const int a = c->ia[i], b = c->ib[i];
-    const int in_a = a >= r0 && a < r1, in_b = b >= r0 && b < r1;
-    if (k == 0.0f || (!in_a && !in_b)) continue;
-    const float *ea = E + (size_t)a * cp, *eb = E + (size_t)b * cp;
-    float *ga = G + (size_t)a * cp, *gb = G + (size_t)b * cp;
-    for (int j = 0; j < dim; j++) {
-      const float t = k * (ea[j] - eb[j]);
-      if (in_a) ga[j] += t;
-      if (in_b) gb[j] -= t;
-    }
-  }
+  pair_gradient_rows(m->H[L - 1], G, m->w[L], cp, &c->bw, r0, r1);
 }
 
 /* dZ of every layer for rows [r0, r0 + n) */
 static void backward_rows(mlp *m, const step_ctx *c, int r0, int n) {
   const int L = m->nl;
-  if (!c->g) {
+  if (!c->bw.g) {
     /* last layer: dZ = dEmb * [h > 0], dEmb from the pairs */
     pair_gradient(m, c, r0, r0 + n);
     const int cp = m->wp[L];
@@ -667,7 +627,7 @@ static void backward_rows(mlp *m, const step_ctx *c, int r0, int n) {
     }
   } else {
     /* last layer: dZ = g * [h > 0] */
-    const float *demb = c->g;
+    const float *demb = c->bw.g;
     const int cols = m->w[L], cp = m->wp[L];
     for (int r = r0; r < r0 + n; r++) {
       const float *g = demb + (size_t)r * cols;
@@ -712,16 +672,16 @@ static size_t bias_update(mlp *m, const step_ctx *c, int l, int j0, int j1) {
     for (int r = 0; r < c->n; r++) s += VLOAD(D + (size_t)r * N + j);
     VSTORE(gb + j, s);
   }
-  if (!c->apply || j1 <= j0) return 0;
-  return opt_update(c->opt, m->B[l] + j0, gb + j0, m->SB[0][l] + j0, m->SB[1][l] + j0, (size_t)(j1 - j0));
+  if (!c->bw.apply || j1 <= j0) return 0;
+  return opt_update(c->bw.opt, m->B[l] + j0, gb + j0, m->SB[0][l] + j0, m->SB[1][l] + j0, (size_t)(j1 - j0));
 }
 
 /* the first layer's kernel update, column group g, its gradient computed */
 static size_t layer0_kernel_update(mlp *m, const step_ctx *c, int g) {
   const int K = m->w[0], c0 = m->gc[g], cw = m->gc[g + 1] - c0;
   const size_t o = (size_t)K * c0, len = (size_t)K * cw;
-  if (!c->apply) return 0;
-  return opt_update(c->opt, m->W[0] + o, m->GW[0] + o, m->SW[0][0] + o, m->SW[1][0] + o, len);
+  if (!c->bw.apply) return 0;
+  return opt_update(c->bw.opt, m->W[0] + o, m->GW[0] + o, m->SW[0][0] + o, m->SW[1][0] + o, len);
 }
 
 /* the first layer's bias and kernel update, column group g, its kernel gradient computed */
@@ -759,9 +719,9 @@ static size_t small_backward(mlp *m, const step_ctx *c, int t, int P) {
     split(N, VW, t, P, &j0, &j1);
     if (k1 > k0) {
       gemm_tn(k1 - k0, N, c->n, m->H[l - 1] + k0, K, m->D[l], N, m->GW[l] + (size_t)k0 * N, N);
-      if (c->apply) {
+      if (c->bw.apply) {
         const size_t o = (size_t)k0 * N, len = (size_t)(k1 - k0) * N;
-        bad += opt_update(c->opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
+        bad += opt_update(c->bw.opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
         update_transpose_rows(m, l, k0, k1);
       }
     }
@@ -841,13 +801,7 @@ static int backward(mlp *m, const float *g, const int32_t *ia, const int32_t *ib
   step_ctx c = {0};
   c.m = m;
   c.n = m->rows;
-  c.g = g;
-  c.ia = ia;
-  c.ib = ib;
-  c.coef = coef;
-  c.npairs = npairs;
-  c.opt = opt;
-  c.apply = apply;
+  c.bw = (backward_src){g, ia, ib, coef, npairs, opt, apply};
   c.base = m->progress_base;
   const int tune_live = m->tune_live, tune_step = m->tune_step;
   if (m->next_valid) {

@@ -6,16 +6,15 @@
 #ifndef SIAMESE_MLP_INTERNAL_H
 #define SIAMESE_MLP_INTERNAL_H
 
+#include "common.h"
 #include "gemm.h"
 #include "siamese.h"
 
 /* ---------------------------------------------------------------- mlp_kernels.c */
 
-/* byte b -> b / 255 as TypeScript computes it (init_scale fills it once); u8_div_ok: x / 255.0f
-   in float gives the same for every byte, so the gather may divide in vectors */
-extern float u8_scale[256];
+/* u8_scale, init_scale: common.h; u8_div_ok: x / 255.0f in float gives u8_scale's value for
+   every byte, so the gather may divide in vectors */
 extern int u8_div_ok;
-void init_scale(void);
 
 /* the first layer: C[M x N] = A8[M x K] B, over the terms idx[0..K) when idx is given */
 void gemm_nn8(int M, int N, int K, const int32_t *idx, const uint8_t *A8, int lda, const float *B, int ldb, float *C,

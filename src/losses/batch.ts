@@ -215,6 +215,25 @@ export function logSumExp(x: Float64Array, count: number, addOne: boolean, w: Fl
   return v;
 }
 
+/**
+ * The mean of the per-anchor losses above 0 (pytorch-metric-learning's AvgNonZeroReducer), and
+ * g's rows (anchor i's gradient by the similarities, n × n) scaled to match in place: 1/count
+ * for a counted anchor, 0 for the others.
+ */
+export function avgNonZero(per: Float64Array, g: Float64Array, n: number): { loss: number; g: Float64Array } {
+  let count = 0;
+  let total = 0;
+  for (let i = 0; i < n; i++) if (per[i]! > 0) {
+    count++;
+    total += per[i]!;
+  }
+  for (let i = 0; i < n; i++) {
+    const f = per[i]! > 0 ? 1 / count : 0;
+    for (let j = 0; j < n; j++) g[i * n + j]! *= f;
+  }
+  return { loss: count > 0 ? total / count : 0, g };
+}
+
 /** The plot batch of BatchLoss.pos/neg (see there), in 2-d. */
 export function planeShape(loss: Pick<BatchLoss, 'compute' | 'classWeights'>): { pos(d: number): number; neg(d: number): number } {
   const at = (dp: number, dn: number): number => {

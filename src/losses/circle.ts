@@ -1,4 +1,4 @@
-import { type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape } from './batch.ts';
+import { avgNonZero, type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape } from './batch.ts';
 
 /**
  * Circle loss (Sun et al. 2020), as pytorch-metric-learning's CircleLoss on all pairs of the
@@ -47,17 +47,7 @@ export function circleLoss(opts: { m?: number; gamma?: number } = {}): BatchLoss
       for (let t = 0; t < cp; t++) g[i * n + ip[t]!] = sig[i]! * wp[t]! * kp[t]!;
       for (let t = 0; t < cn; t++) g[i * n + ineg[t]!] = sig[i]! * wn[t]! * kn[t]!;
     }
-    let count = 0;
-    let total = 0;
-    for (let i = 0; i < n; i++) if (per[i]! > 0) {
-      count++;
-      total += per[i]!;
-    }
-    for (let i = 0; i < n; i++) {
-      const f = per[i]! > 0 ? 1 / count : 0;
-      for (let j = 0; j < n; j++) g[i * n + j]! *= f;
-    }
-    return { loss: count > 0 ? total / count : 0, g };
+    return avgNonZero(per, g, n);
   });
   const loss = {
     kind: 'batch' as const,

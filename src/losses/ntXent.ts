@@ -1,4 +1,4 @@
-import { type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape } from './batch.ts';
+import { avgNonZero, type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape } from './batch.ts';
 
 /**
  * NT-Xent / InfoNCE (as pytorch-metric-learning's NTXentLoss): one loss per ordered positive
@@ -95,17 +95,7 @@ export function supConLoss(opts: { temperature?: number } = {}): BatchLoss {
       // d per_i / d x_t = w_t − [t positive]/|P|  (the log-softmax over j ≠ i)
       for (let t = 0; t < c; t++) g[i * n + idx[t]!] = (w[t]! - (labels[idx[t]!] === labels[i] ? 1 / np : 0)) / tau;
     }
-    let count = 0;
-    let total = 0;
-    for (let i = 0; i < n; i++) if (per[i]! > 0) {
-      count++;
-      total += per[i]!;
-    }
-    for (let i = 0; i < n; i++) {
-      const f = per[i]! > 0 ? 1 / count : 0;
-      for (let j = 0; j < n; j++) g[i * n + j]! *= f;
-    }
-    return { loss: count > 0 ? total / count : 0, g };
+    return avgNonZero(per, g, n);
   });
   const loss = {
     kind: 'batch' as const,

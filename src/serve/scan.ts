@@ -13,6 +13,7 @@
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { CompareResults } from '../experiments/results.ts';
+import type { EpochLog } from '../train/trainer.ts';
 import { isInside } from './paths.ts';
 
 const MAX_DEPTH = 3;
@@ -147,15 +148,8 @@ export function readJsonFile(p: string, name = basename(p)): Read<unknown> {
   }
 }
 
-/** One epoch line of log.jsonl, as the trainer writes it (train/trainer.ts EpochLog). */
-export interface EpochLine {
-  epoch: number;
-  loss: number;
-  trainAccuracy: number;
-  testAccuracy: number;
-  seconds: number;
-  pairsPerSecond: number;
-}
+/** One epoch line of log.jsonl, as the trainer writes it: the fields read here. */
+export type EpochLine = Pick<EpochLog, 'epoch' | 'loss' | 'trainAccuracy' | 'testAccuracy' | 'seconds' | 'pairsPerSecond'>;
 
 export interface LogRead {
   epochs: EpochLine[];

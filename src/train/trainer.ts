@@ -631,8 +631,8 @@ function sweepBest(pos: Float64Array, neg: Float64Array): number {
   return best / total;
 }
 
-/** The same from the batch's cosine similarities [n, n] (a loss computed them already). */
-function similarityPairAccuracy(sims: Float64Array, labels: Int32Array): number {
+/** sweepBest over every pair i < j of a batch, ranked by a similarity of the pair (higher: more alike). */
+function pairSweep(labels: Int32Array, similarity: (i: number, j: number) => number): number {
   const n = labels.length;
   let np = 0;
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (labels[i] === labels[j]) np++;
@@ -642,11 +642,19 @@ function similarityPairAccuracy(sims: Float64Array, labels: Int32Array): number 
   let b = 0;
   for (let i = 0; i < n; i++) {
     for (let j = i + 1; j < n; j++) {
-      if (labels[i] === labels[j]) pos[a++] = -sims[i * n + j]!;
-      else neg[b++] = -sims[i * n + j]!;
+      // sorted on −s, the order of a distance
+      const v = -similarity(i, j);
+      if (labels[i] === labels[j]) pos[a++] = v;
+      else neg[b++] = v;
     }
   }
   return sweepBest(pos.sort(), neg.sort());
+}
+
+/** The same from the batch's cosine similarities [n, n] (a loss computed them already). */
+function similarityPairAccuracy(sims: Float64Array, labels: Int32Array): number {
+  const n = labels.length;
+  return pairSweep(labels, (i, j) => sims[i * n + j]!);
 }
 
 /** Best-threshold accuracy over every pair of a batch, on L2-normalised embeddings (D² = 2 − 2s). */
@@ -658,23 +666,10 @@ function batchPairAccuracy(emb: Float32Array, labels: Int32Array, dim: number): 
     for (let k = 0, o = i * dim; k < dim; k++) s += emb[o + k]! * emb[o + k]!;
     norms[i] = Math.max(Math.sqrt(s), 1e-12);
   }
-  let np = 0;
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (labels[i] === labels[j]) np++;
-  const pos = new Float64Array(np);
-  const neg = new Float64Array((n * (n - 1)) / 2 - np);
-  let a = 0;
-  let b = 0;
-  for (let i = 0; i < n; i++) {
-    const oi = i * dim;
-    for (let j = i + 1; j < n; j++) {
-      const oj = j * dim;
-      let s = 0;
-      for (let k = 0; k < dim; k++) s += emb[oi + k]! * emb[oj + k]!;
-      // the order of 2 − 2s is the order of −s: sort on −s, no square root needed
-      const v = -s / (norms[i]! * norms[j]!);
-      if (labels[i] === labels[j]) pos[a++] = v;
-      else neg[b++] = v;
-    }
-  }
-  return sweepBest(pos.sort(), neg.sort());
+  // the order of 2 − 2s is the order of −s: no square root needed
+  return pairSweep(labels, (i, j) => {
+    let s = 0;
+    for (let k = 0, oi = i * dim, oj = j * dim; k < dim; k++) s += emb[oi + k]! * emb[oj + k]!;
+    return s / (norms[i]! * norms[j]!);
+  });
 }

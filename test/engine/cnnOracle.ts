@@ -6,20 +6,12 @@
  * + ReLU). Small shapes only.
  */
 import type { ImageSplit } from '../../src/data/dataset.ts';
+import type { NativeCnnShape } from '../../src/engine/nativeCnn.ts';
 import type { NamedTensor } from '../../src/model/weights.ts';
-
-export interface OracleShape {
-  height: number;
-  width: number;
-  channels: number;
-  kernelSize: number;
-  filters: readonly number[];
-  embeddingDim: number;
-}
 
 /** the embeddings of images[rows] and the gradients of sum(emb * dEmb), in weightSpecs() order */
 export function cnnOracle(
-  s: OracleShape,
+  s: NativeCnnShape,
   weights: readonly NamedTensor[],
   split: ImageSplit,
   rows: Int32Array,

@@ -25,10 +25,10 @@ import { createMiner } from '../../src/mining/index.ts';
 import { mlpNetwork } from '../../src/model/mlp.ts';
 import type { NamedTensor } from '../../src/model/weights.ts';
 import { Rng } from '../../src/rng.ts';
+import { assertGradsAgree, checkSteps, TOL } from './agreement.ts';
 import { relDiff, syntheticSplit } from './synthetic.ts';
 
 const status = nativeStatus();
-const TOL = 1e-5;
 
 before(async () => {
   await initBackend('wasm');
@@ -81,17 +81,6 @@ function minedBatch(r: Rng, miner: string, n: number, loss: Loss): Batch {
   };
 }
 
-function assertGradsAgree(a: NamedTensor[], b: NamedTensor[], what: string): number {
-  let worst = 0;
-  a.forEach((g, i) => {
-    assert.equal(g.name, b[i]!.name);
-    const d = relDiff(g.data, b[i]!.data);
-    worst = Math.max(worst, d);
-    assert.ok(d <= TOL, `${what}: gradient ${g.name} differs by ${d.toExponential(2)} (relative)`);
-  });
-  return worst;
-}
-
 /**
  * For each batch: both engines at the same weights (the reference's, copied over) and the same
  * dropout stream state; compare loss, distances, gradients and the stream state after the step.
@@ -99,26 +88,8 @@ function assertGradsAgree(a: NamedTensor[], b: NamedTensor[], what: string): num
 function checkBatches(lossName: string, params: LossParams, makeBatch: (r: Rng) => Batch, batches = 3): { worst: number; fused: boolean } {
   const loss = createLoss(lossName, params);
   const [ref, fast] = engines(loss);
-  const r = new Rng(77);
-  const dropRef = new Rng(123);
-  let worst = 0;
   try {
-    for (let b = 0; b < batches; b++) {
-      fast.setWeights(ref.getWeights());
-      fast.setOptimizerState(ref.getOptimizerState());
-      const dropFast = new Rng(dropRef.getState());
-      const batch = makeBatch(r);
-      const x = ref.step(split, batch, dropRef);
-      const y = fast.step(split, batch, dropFast);
-      const what = `${lossName} batch ${b}`;
-      assert.deepEqual(dropFast.getState(), dropRef.getState(), `${what}: the dropout stream advanced differently`);
-      assert.equal(y.kept, x.kept, `${what}: mined tuples`);
-      assert.ok(Math.abs(x.loss - y.loss) <= TOL * Math.max(Math.abs(x.loss), 1e-6), `${what}: loss ${x.loss} vs ${y.loss}`);
-      for (const k of ['d', 'dap', 'dan'] as const) {
-        if (x[k]) assert.ok(relDiff(x[k], y[k]!) <= TOL, `${what}: distances ${k}`);
-      }
-      worst = Math.max(worst, assertGradsAgree(ref.lastGradients()!, fast.lastGradients()!, what));
-    }
+    const worst = checkSteps(ref, fast, split, makeBatch, { what: lossName, batches });
     return { worst, fused: fast.fusedLoss };
   } finally {
     ref.dispose();

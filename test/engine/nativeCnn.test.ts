@@ -30,10 +30,10 @@ import { rngDropout } from '../../src/model/dropout.ts';
 import type { NamedTensor } from '../../src/model/weights.ts';
 import { Rng } from '../../src/rng.ts';
 import { cnnOracle } from './cnnOracle.ts';
+import { checkSteps, TOL } from './agreement.ts';
 import { relDiff, syntheticSplit } from './synthetic.ts';
 
 const status = nativeStatus();
-const TOL = 1e-5;
 
 before(async () => {
   await initBackend('wasm');
@@ -128,33 +128,8 @@ function minedBatch(r: Rng, split: ImageSplit, miner: string, n: number, loss: L
 function checkBatches(c: Case, lossName: string, params: LossParams, makeBatch: (r: Rng) => Batch, batches = 3, tol = TOL): number {
   const loss = createLoss(lossName, params);
   const [ref, fast] = engines(c, loss);
-  const r = new Rng(77);
-  const dropRef = new Rng(123);
-  let worst = 0;
   try {
-    for (let b = 0; b < batches; b++) {
-      fast.setWeights(ref.getWeights());
-      fast.setOptimizerState(ref.getOptimizerState());
-      const dropFast = new Rng(dropRef.getState());
-      const batch = makeBatch(r);
-      const x = ref.step(c.split, batch, dropRef);
-      const y = fast.step(c.split, batch, dropFast);
-      const what = `${c.what}, ${lossName} batch ${b}`;
-      assert.deepEqual(dropFast.getState(), dropRef.getState(), `${what}: the dropout stream advanced differently`);
-      assert.equal(y.kept, x.kept, `${what}: mined tuples`);
-      assert.ok(Math.abs(x.loss - y.loss) <= tol * Math.max(Math.abs(x.loss), 1e-6), `${what}: loss ${x.loss} vs ${y.loss}`);
-      for (const k of ['d', 'dap', 'dan'] as const) if (x[k]) assert.ok(relDiff(x[k], y[k]!) <= TOL, `${what}: distances ${k}`);
-      const ga = ref.lastGradients()!;
-      const gb = fast.lastGradients()!;
-      ga.forEach((g, i) => {
-        assert.equal(g.name, gb[i]!.name);
-        const d = relDiff(g.data, gb[i]!.data);
-        assert.ok(d <= tol, `${what}: gradient ${g.name} differs by ${d.toExponential(2)} (relative)`);
-        assert.ok(g.data.some((v) => v !== 0), `${what}: gradient ${g.name} is all zero (the check would be empty)`);
-        worst = Math.max(worst, d);
-      });
-    }
-    return worst;
+    return checkSteps(ref, fast, c.split, makeBatch, { what: `${c.what}, ${lossName}`, batches, tol, nonZero: true });
   } finally {
     ref.dispose();
     fast.dispose();

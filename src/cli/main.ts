@@ -87,7 +87,7 @@ function addModelOptions(c: Command): Command {
 
 /** --split: class-disjoint train/test classes (src/data/split.ts). */
 function addSplitOption(c: Command): Command {
-  return c.option('--split <spec>', 'pairs (every class on both sides, default) | classes (train on the first half of the classes, test on the rest) | classes=5,6,7,8,9 (the test classes)');
+  return c.option('--split <spec>', 'pairs (every class on both sides, default) | classes (train on the first half of the classes, test on the rest) | classes=5,6,7,8,9 (the test classes) | "train=1,2,3;test=4" (both sides named, others left out)');
 }
 
 function addDataOptions(c: Command, what = 'data set'): Command {

@@ -520,10 +520,10 @@ export function initialPath(out: string, seed: number): string {
   return join(out, `initial-seed${seed}.safetensors`);
 }
 
-type RunState = { kind: 'finished' } | { kind: 'resume'; epochsDone: number } | { kind: 'new'; epochsDone: 0 };
+export type RunState = { kind: 'finished' } | { kind: 'resume'; epochsDone: number } | { kind: 'new'; epochsDone: 0 };
 
 /** What is on disk for a run, checked against the config it must have. */
-function runState(runDir: string, config: TrainConfig, ds: Dataset): RunState {
+export function runState(runDir: string, config: TrainConfig, ds: Dataset): RunState {
   const run = new RunDir(runDir);
   if (!run.exists('manifest')) return { kind: 'new', epochsDone: 0 };
   const m = run.readManifest();
@@ -793,7 +793,7 @@ function buildResults(a: {
  * results.json as pretty JSON, except that arrays of plain numbers (distances, t-SNE points,
  * per-seed values) stay on one line: a third of the size, and still readable.
  */
-export function resultsJson(r: CompareResults): string {
+export function resultsJson(r: object): string {
   const text = JSON.stringify(r, null, 2);
   // a pretty-printed array opens with a real line break, which no JSON string can hold
   const numbers = /\[\n\s*(-?\d[\d.eE+-]*(?:,\n\s*-?\d[\d.eE+-]*)*)\n\s*\]/g;

@@ -361,20 +361,27 @@ function trainConfig(def: SweepDefinition, l: SweepLossSpec, x: Record<string, n
 
 /** Run a sweep (taking the output folder's lock). */
 export async function runSweep(opts: SweepOptions = {}, callbacks: SweepCallbacks = {}): Promise<SweepOutcome> {
+  const t0 = performance.now();
   const out = opts.out ?? join('runs', 'sweep');
+  // every option checked before anything is written (the lock creates the folder)
+  const dataset = await loadDataset(opts.data);
+  const resolved = resolveDefinition(opts, dataset);
   const lock = lockOutput(out, { command: 'sweep' });
   try {
-    return await runSweepLocked({ ...opts, out }, callbacks);
+    return await runSweepLocked({ ...opts, out }, callbacks, dataset, resolved, t0);
   } finally {
     lock.release();
   }
 }
 
-async function runSweepLocked(opts: SweepOptions & { out: string }, callbacks: SweepCallbacks): Promise<SweepOutcome> {
-  const t0 = performance.now();
+async function runSweepLocked(
+  opts: SweepOptions & { out: string },
+  callbacks: SweepCallbacks,
+  dataset: Dataset,
+  { definition: def, notes }: ReturnType<typeof resolveDefinition>,
+  t0: number,
+): Promise<SweepOutcome> {
   const { out } = opts;
-  const dataset = await loadDataset(opts.data);
-  const { definition: def, notes } = resolveDefinition(opts, dataset);
   const sweepPath = join(out, SWEEP_FILE);
   let createdAt = new Date().toISOString();
   if (existsSync(sweepPath)) {

@@ -24,6 +24,10 @@ const EXPECTED: Record<string, string[]> = {
     ...NETWORK, ...PAIRS, '--losses', '--seeds', '--epochs', '--batch-size', '--optimizer', '--lr', '--train-pairs', '--out', '--resume',
     '--workers', '--quick', '--tsne-points', '--no-retrieval', '--no-report', '--engine', ...DATA, '--split', '--help',
   ],
+  sweep: [
+    ...NETWORK, ...PAIRS, '--losses', '--trials', '--folds', '--seeds', '--search-seed', '--epochs', '--batch-size', '--optimizer', '--lr',
+    '--train-pairs', '--out', '--workers', '--queue', '--queue-name', '--quick', '--no-report', '--engine', ...DATA, '--split', '--help',
+  ],
   report: ['--help'],
   embed: [...NETWORK, '--weights', '--split', '--out', '--labels', '--format', ...DATA, '--help'],
   export: [...NETWORK, '--weights', '--out', '--format', ...DATA, '--help'],

@@ -12,6 +12,7 @@ import { after, test } from 'node:test';
 import { parseSplit, resolveSplit } from '../../src/data/split.ts';
 import { foldGroups, foldSplit, runSweep, type SweepOptions, type SweepResults } from '../../src/experiments/sweep.ts';
 import { Rng } from '../../src/rng.ts';
+import { writeSweepReport } from '../../src/viz/sweepReport.ts';
 import { siamese, siameseAsync } from '../cli/run.ts';
 import { idxFile } from '../data/datasets.ts';
 
@@ -172,4 +173,26 @@ test('bad specs and protocols: one line on stderr, exit 2, nothing written', () 
     assert.match(r.stderr, why);
     assert.ok(!existsSync(out), `${extra.join(' ')}: ${out} was created`);
   }
+});
+
+test('the report: per loss the chosen parameters, the search trace, test measures with CIs, the paired tests and the verdict; self-contained HTML', async () => {
+  assert.ok(reference, 'needs the sweep of the tiny-sweep test');
+  const dir = join(root, 'report');
+  mkdirSync(dir);
+  const files = await writeSweepReport(reference, dir);
+  const md = readFileSync(files.md, 'utf8');
+  const html = readFileSync(files.html, 'utf8');
+  for (const l of reference.losses) {
+    const chosen = Object.entries(l.best.params).map(([k, v]) => `${k}=${v}`).join(', ');
+    assert.ok(md.includes(chosen) && html.includes(chosen), chosen);
+    assert.ok(html.includes(`aria-label="search trace of ${l.label}"`));
+    // the test MAP@R with its 95% CI, as percentages
+    const ci = `${(100 * l.test.mapAtR.mean).toFixed(2)}% ± ${(100 * l.test.mapAtR.ci95).toFixed(2)}`;
+    assert.ok(md.includes(ci) && html.includes(ci), ci);
+    assert.equal(md.split('\n').filter((line) => /^\| \d+ \|/.test(line) && md.indexOf(line) > md.indexOf(`## ${l.label}`)).length >= 3, true);
+  }
+  assert.ok(md.includes(reference.ranking.verdict));
+  for (const c of reference.comparisons.tuned) assert.ok(md.includes(c.verdict));
+  // nothing fetched from elsewhere
+  assert.doesNotMatch(html, /<script|src=|href=|@import|url\(/);
 });

@@ -59,8 +59,10 @@ export function planText(p: SweepPlan): string {
       `training classes ${d.trainClasses.join(',')}, test classes ${d.testClasses.join(',')}`,
     p.trainings === p.finished
       ? 'sweep: nothing left to train'
-      : `sweep: estimated ${p.estimateSeconds === undefined ? 'time unknown' : `about ${minutes(p.estimateSeconds)}`} on ${count(p.workers, 'worker')} ` +
-        '(a few batches timed here; the machine\'s other load is not foreseen)',
+      : p.queue
+        ? `sweep: on the workers of the queue ${p.queue} (no time estimate: it depends on the fleet)`
+        : `sweep: estimated ${p.estimateSeconds === undefined ? 'time unknown' : `about ${minutes(p.estimateSeconds)}`} on ${count(p.workers, 'worker')} ` +
+          '(a few batches timed here; the machine\'s other load is not foreseen)',
   ];
   for (const n of p.notes) lines.push(`sweep: note: ${n}`);
   return lines.join('\n');

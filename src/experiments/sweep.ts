@@ -231,6 +231,8 @@ export interface SweepPlan {
   trainings: number;
   finished: number;
   workers: number;
+  /** the Redis queue the trainings go to (the fleet's workers, not local threads, run them) */
+  queue?: string;
   /** rough seconds on this machine, or undefined when it could not be measured */
   estimateSeconds?: number;
   notes: string[];
@@ -449,7 +451,8 @@ async function runSweepLocked(
     const workers = Math.max(1, Math.min(maxWorkers, L * Math.max(def.folds, def.seeds * 2)));
     const threads = workers > 1 ? 1 : 0;
     const plan: SweepPlan = { definition: def, trainings: L * perLoss, finished: reusedKeys.length, workers, notes };
-    if (planned.length > 0 && callbacks.onSweepPlan) plan.estimateSeconds = await estimateSeconds(def, dataset, planned.length, workers);
+    if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
+    if (planned.length > 0 && callbacks.onSweepPlan && !opts.queue) plan.estimateSeconds = await estimateSeconds(def, dataset, planned.length, workers);
     callbacks.onSweepPlan?.(plan);
     callbacks.onPlan?.({ jobs: planned, reused: reusedKeys, workers, runs: L * perLoss });
 

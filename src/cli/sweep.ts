@@ -62,7 +62,7 @@ export function planText(p: SweepPlan): string {
       : p.queue
         ? `sweep: on the workers of the queue ${p.queue} (no time estimate: it depends on the fleet)`
         : `sweep: estimated ${p.estimateSeconds === undefined ? 'time unknown' : `about ${minutes(p.estimateSeconds)}`} on ${count(p.workers, 'worker')} ` +
-          '(a few batches timed here; the machine\'s other load is not foreseen)',
+          '(a few batches and one evaluation timed here, under the load of the moment; startup not included)',
   ];
   for (const n of p.notes) lines.push(`sweep: note: ${n}`);
   return lines.join('\n');

@@ -40,7 +40,7 @@ import type { EngineChoice } from '../engine/engine.ts';
 import { initBackend } from '../engine/backend.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
 import { DataError, UsageError } from '../errors.ts';
-import type { Evaluation } from '../eval/evaluate.ts';
+import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
 import { type RetrievalMetrics, retrievalMetrics } from '../eval/retrieval.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { lockOutput } from '../io/lock.ts';
@@ -747,8 +747,8 @@ export function rankingVerdict(tuned: string[], untuned: string[], c: SweepResul
 
 /**
  * A rough time for `trainings` trainings on this machine: a few batches of the first loss timed
- * here on one thread, times the batches per epoch, plus the retrieval evaluation (quadratic in
- * the test images), shared over the workers.
+ * here on one thread, times the batches per epoch, plus one final evaluation timed here, shared
+ * over the workers. The load of the moment is in the timings; later changes of it are not.
  */
 export async function estimateSeconds(def: SweepDefinition, ds: Dataset, trainings: number, workers: number): Promise<number | undefined> {
   try {
@@ -757,6 +757,8 @@ export async function estimateSeconds(def: SweepDefinition, ds: Dataset, trainin
     const config = trainConfig(def, l, undefined, def.split, 0);
     const t = new Training(ds, { ...config, threads: 1 });
     try {
+      // the aborted epoch leaves the Training mid-epoch: its state before, to evaluate from
+      const state = t.getState();
       const stop = new AbortController();
       const times: number[] = [];
       let batches = 0;
@@ -770,9 +772,12 @@ export async function estimateSeconds(def: SweepDefinition, ds: Dataset, trainin
       );
       if (times.length < 3) return undefined;
       const perBatch = (times.at(-1)! - times[0]!) / 1000 / (times.length - 1);
-      const n = t.dataset.test.n;
-      // about 5 CPU-seconds for 10,000 test images (retrieval.ts), plus the embedding and pair evaluation
-      const evalSeconds = 6e-8 * n * n + 0.5;
+      // a training's final evaluation (test pairs and retrieval), timed on the test classes; the
+      // folds validate on fewer images, so this errs on the long side
+      t.setState(state);
+      const e0 = performance.now();
+      evaluateTraining(t, { retrieval: true });
+      const evalSeconds = (performance.now() - e0) / 1000;
       const one = def.config.epochs * batches * perBatch + evalSeconds;
       return (trainings * one) / workers;
     } finally {

@@ -452,7 +452,14 @@ async function runSweepLocked(
     const threads = workers > 1 ? 1 : 0;
     const plan: SweepPlan = { definition: def, trainings: L * perLoss, finished: reusedKeys.length, workers, notes };
     if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
-    if (planned.length > 0 && callbacks.onSweepPlan && !opts.queue) plan.estimateSeconds = await estimateSeconds(def, dataset, planned.length, workers);
+    if (planned.length > 0 && callbacks.onSweepPlan && !opts.queue) {
+      const e = await estimateSeconds(def, dataset, planned.length, workers);
+      if (e) {
+        plan.estimateSeconds = e.seconds;
+        // the progress display's ETA until each training reports its own count
+        for (const j of planned) j.batchesPerEpoch = e.batchesPerEpoch;
+      }
+    }
     callbacks.onSweepPlan?.(plan);
     callbacks.onPlan?.({ jobs: planned, reused: reusedKeys, workers, runs: L * perLoss });
 
@@ -750,7 +757,7 @@ export function rankingVerdict(tuned: string[], untuned: string[], c: SweepResul
  * here on one thread, times the batches per epoch, plus one final evaluation timed here, shared
  * over the workers. The load of the moment is in the timings; later changes of it are not.
  */
-export async function estimateSeconds(def: SweepDefinition, ds: Dataset, trainings: number, workers: number): Promise<number | undefined> {
+export async function estimateSeconds(def: SweepDefinition, ds: Dataset, trainings: number, workers: number): Promise<{ seconds: number; batchesPerEpoch: number } | undefined> {
   try {
     await initBackend('wasm');
     const l = def.losses[0]!;
@@ -779,7 +786,7 @@ export async function estimateSeconds(def: SweepDefinition, ds: Dataset, trainin
       evaluateTraining(t, { retrieval: true });
       const evalSeconds = (performance.now() - e0) / 1000;
       const one = def.config.epochs * batches * perBatch + evalSeconds;
-      return (trainings * one) / workers;
+      return { seconds: (trainings * one) / workers, batchesPerEpoch: batches };
     } finally {
       t.dispose();
     }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parseSplit, resolveSplit } from '../../src/data/split.ts';
-import { foldGroups, foldSplit, runSweep, type SweepOptions, type SweepResults } from '../../src/experiments/sweep.ts';
+import { foldGroups, foldSplit, rankingVerdict, runSweep, type SweepOptions, type SweepResults } from '../../src/experiments/sweep.ts';
 import { Rng } from '../../src/rng.ts';
 import { writeSweepReport } from '../../src/viz/sweepReport.ts';
 import { siamese, siameseAsync } from '../cli/run.ts';
@@ -195,4 +195,18 @@ test('the report: per loss the chosen parameters, the search trace, test measure
   for (const c of reference.comparisons.tuned) assert.ok(md.includes(c.verdict));
   // nothing fetched from elsewhere
   assert.doesNotMatch(html, /<script|src=|href=|@import|url\(/);
+});
+
+test('the verdict says whether tuning changed the ranking, and which differences hold after Holm', () => {
+  const sig = { a: 'a', b: 'b', measure: 'mapAtR' as const, meanDiff: 0.05, ci95: 0.01, t: 9, p: 0.001, pHolm: 0.002, tests: 1, seeds: 5, verdict: 'a > b in MAP@R by 5.00 points' };
+  const none = { ...sig, p: 0.4, pHolm: 0.4, verdict: 'no significant difference' };
+  const changed = rankingVerdict(['a', 'b'], ['b', 'a'], { tuned: [sig], untuned: [none] });
+  assert.match(changed, /^Tuning changed the ranking by test MAP@R: tuned a > b; at the defaults b > a\./);
+  assert.match(changed, /Tuned, significant after Holm's correction: a > b in MAP@R by 5.00 points\./);
+  assert.match(changed, /At the defaults, no difference in MAP@R is significant\./);
+  const same = rankingVerdict(['a', 'b'], ['a', 'b'], { tuned: [none], untuned: [none] });
+  assert.match(same, /^Tuning did not change the ranking by test MAP@R: a > b both tuned and at the defaults\./);
+  assert.match(same, /order may be chance/);
+  // a raw p below 0.05 that Holm lifts above it is not significant
+  assert.match(rankingVerdict(['a', 'b'], ['a', 'b'], { tuned: [{ ...sig, p: 0.03, pHolm: 0.09 }], untuned: [] }), /Tuned, no difference in MAP@R is significant/);
 });

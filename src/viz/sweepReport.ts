@@ -1,7 +1,8 @@
 /**
  * report.md and report.html of `siamese sweep`, from its results.json alone. The HTML page is
  * self-contained (inline CSS and SVG, no script, no network): per loss the chosen parameters,
- * the search trace (validation MAP@R per trial and best so far), the test measures with 95% CIs
+ * the search trace (validation MAP@R per trial and best so far), parallel coordinates of the
+ * parameters against validation MAP@R (HTML), the test measures with 95% CIs
  * tuned and untuned, the fold models; then the paired tests and the verdict.
  */
 import { join } from 'node:path';
@@ -78,7 +79,8 @@ function intro(r: SweepResults): string[] {
     `Protocol: per loss ${p.trials} trials (quasi-random start, then TPE), each scored by the mean validation MAP@R of ${p.folds} class-disjoint folds ` +
       `(validation groups ${p.groups.map((g) => `{${g.join(',')}}`).join(' ')}); the best parameters and the defaults each trained with ${p.seeds} seeds on all training classes; ` +
       `${p.config.epochs} epoch(s), batch ${p.config.batchSize}, ${p.config.optimizer}${p.config.trainPairs ? `, first ${p.config.trainPairs} train pairs` : ''}.`,
-    `Machine: ${r.machine.cores} cores, ${r.machine.workers} workers, ${r.machine.trainings} trainings (${r.machine.trainedNow} now), ${r.machine.wallSeconds} s.`,
+    `Machine: ${r.machine.cores} cores, node ${r.machine.node}. ${r.machine.trainings} trainings; the invocation that finished the sweep trained ${r.machine.trainedNow} of them ` +
+      `on ${r.machine.workers} workers in ${r.machine.wallSeconds} s (earlier ones, if interrupted, are not counted).`,
   ];
 }
 
@@ -118,6 +120,44 @@ function traceSvg(l: SweepLossResult, color: string): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="search trace of ${esc(l.label)}" font-size="10" font-family="sans-serif">${axis.join('')}<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${line.join(' ')}"/>${dots.join('')}</svg>`;
 }
 
+/**
+ * Parallel coordinates: one axis per searched parameter (on its own scale, log where searched on
+ * a log scale) and a last one for the validation MAP@R; one line per trial, the better trials
+ * more opaque, the best one thick.
+ */
+function parallelSvg(l: SweepLossResult, color: string): string {
+  const scored = l.trials.filter((t) => t.validation.mapAtR !== null);
+  if (l.space.length === 0 || scored.length === 0) return '';
+  const W = 120 * (l.space.length + 1) + 60;
+  const H = 200;
+  const m = { t: 24, b: 30, side: 50 };
+  const axes = l.space.length + 1;
+  const ax = (i: number): number => m.side + ((W - 2 * m.side) * i) / (axes - 1);
+  const ys = scored.map((t) => t.validation.mapAtR!);
+  const lo = Math.min(...ys);
+  const hi = Math.max(...ys) > lo ? Math.max(...ys) : lo + 1e-6;
+  const y = (u: number): number => m.t + (H - m.t - m.b) * (1 - Math.min(1, Math.max(0, u)));
+  const unit = (i: number, t: (typeof scored)[number]): number => {
+    if (i === l.space.length) return (t.validation.mapAtR! - lo) / (hi - lo);
+    const d = l.space[i]!;
+    const v = t.params[d.name]!;
+    return d.log ? Math.log(v / d.lo) / Math.log(d.hi / d.lo) : (v - d.lo) / (d.hi - d.lo);
+  };
+  const best = scored.reduce((a, b) => (b.validation.mapAtR! > a.validation.mapAtR! ? b : a));
+  const lines = scored.map((t) => {
+    const pts = Array.from({ length: axes }, (_, i) => `${ax(i).toFixed(1)},${y(unit(i, t)).toFixed(1)}`).join(' ');
+    const q = (t.validation.mapAtR! - lo) / (hi - lo);
+    return `<polyline fill="none" stroke="${color}" stroke-opacity="${(0.2 + 0.8 * q).toFixed(2)}" stroke-width="${t === best ? 3 : 1.2}" points="${pts}"><title>trial ${t.trial + 1}: ${esc(params(t.params))}; ${pct(t.validation.mapAtR)}</title></polyline>`;
+  });
+  const labels = [...l.space.map((d) => ({ name: `${d.name}${d.log ? ' (log)' : ''}`, lo: String(d.lo), hi: String(d.hi) })), { name: 'val MAP@R', lo: pct(lo), hi: pct(hi) }];
+  const axisMarks = labels.map(
+    (a, i) =>
+      `<line x1="${ax(i)}" y1="${m.t}" x2="${ax(i)}" y2="${H - m.b}" stroke="#888"/><text x="${ax(i)}" y="${m.t - 8}" text-anchor="middle">${esc(a.hi)}</text>` +
+      `<text x="${ax(i)}" y="${H - m.b + 12}" text-anchor="middle">${esc(a.lo)}</text><text x="${ax(i)}" y="${H - 4}" text-anchor="middle" font-weight="bold">${esc(a.name)}</text>`,
+  );
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="parallel coordinates of ${esc(l.label)}" font-size="10" font-family="sans-serif">${axisMarks.join('')}${lines.join('')}</svg>`;
+}
+
 export function sweepMarkdown(r: SweepResults): string {
   const out: string[] = ['# Sweep report', '', ...intro(r).map((s) => `${s}\n`), '## Test classes: tuned losses', '', mdTable(testTable(r)), ''];
   out.push('Fractions as percentages; ± is the 95% confidence half-width over seeds. "untuned": the loss\'s defaults, same seeds. Fold models: the best trial\'s fold models on the test classes, each alone (mean) and with their embeddings concatenated.', '');
@@ -151,6 +191,7 @@ export function sweepHtml(r: SweepResults): string {
       `<h2>${esc(l.label)}</h2>`,
       `<p>Spec: <code>${esc(l.spec)}</code>; fixed: ${esc(params(l.fixed))}; chosen (trial ${l.best.trial + 1}): ${esc(params(l.best.params))}.</p>`,
       traceSvg(l, LOSS_PALETTE[i % LOSS_PALETTE.length]!),
+      parallelSvg(l, LOSS_PALETTE[i % LOSS_PALETTE.length]!),
       htmlTable(trialTable(l)),
     );
   });

@@ -186,6 +186,10 @@ test('the report: per loss the chosen parameters, the search trace, test measure
     const chosen = Object.entries(l.best.params).map(([k, v]) => `${k}=${v}`).join(', ');
     assert.ok(md.includes(chosen) && html.includes(chosen), chosen);
     assert.ok(html.includes(`aria-label="search trace of ${l.label}"`));
+    assert.ok(html.includes(`aria-label="parallel coordinates of ${l.label}"`));
+    // one line per scored trial in the parallel coordinates
+    const pc = html.split(`aria-label="parallel coordinates of ${l.label}"`)[1]!.split('</svg>')[0]!;
+    assert.equal(pc.match(/<polyline/g)?.length, l.trials.length);
     // the test MAP@R with its 95% CI, as percentages
     const ci = `${(100 * l.test.mapAtR.mean).toFixed(2)}% ± ${(100 * l.test.mapAtR.ci95).toFixed(2)}`;
     assert.ok(md.includes(ci) && html.includes(ci), ci);

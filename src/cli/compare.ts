@@ -153,6 +153,8 @@ const average = (xs: number[]): number | undefined => (xs.length ? xs.reduce((a,
 export interface CompareProgressOptions {
   /** milliseconds (tests drive a clock of their own); default performance.now */
   now?: () => number;
+  /** the command named in the plan line (default compare; sweep shares this display) */
+  command?: string;
 }
 
 /**
@@ -172,6 +174,7 @@ export class CompareProgress {
   private drawn = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  private readonly command: string;
   private readonly t0: number;
   private runs = 0;
   private reused = 0;
@@ -194,6 +197,7 @@ export class CompareProgress {
   ) {
     this.tty = Boolean(stream.isTTY) && !process.env['CI'];
     this.now = opts.now ?? (() => performance.now());
+    this.command = opts.command ?? 'compare';
     this.t0 = this.now();
   }
 
@@ -208,7 +212,7 @@ export class CompareProgress {
         const train = p.jobs.filter((j) => j.kind === 'train').length;
         const other = p.jobs.length - train;
         this.log(
-          `compare: ${count(p.runs, 'run')}, ${p.reused.length} finished already, ${train} to train` +
+          `${this.command}: ${count(p.runs, 'run')}, ${p.reused.length} finished already, ${train} to train` +
             (other ? `, ${count(other, 'other job')} (t-SNE, distances)` : '') +
             (p.jobs.length ? ` on ${count(p.workers, 'worker')}` : ''),
         );

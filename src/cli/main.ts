@@ -72,6 +72,26 @@ interface CompareCliOptions extends ModelCliOptions, DataCliOptions {
   engine?: 'auto' | 'tfjs' | 'native';
 }
 
+interface SweepCliOptions extends ModelCliOptions, DataCliOptions {
+  queue?: string;
+  queueName?: string;
+  losses?: string;
+  trials?: number;
+  folds?: number;
+  seeds?: number;
+  searchSeed?: number;
+  epochs?: number;
+  batchSize?: number;
+  optimizer?: string;
+  lr?: number;
+  trainPairs?: number;
+  out?: string;
+  workers?: number;
+  quick?: boolean;
+  report: boolean;
+  engine?: 'auto' | 'tfjs' | 'native';
+}
+
 function addNetworkOptions(c: Command): Command {
   return c
     .addOption(new Option('--base <name>', 'base network: mlp (the seed\'s) or cnn (2 conv blocks + dense head) (default mlp)').choices(['mlp', 'cnn']))
@@ -87,7 +107,7 @@ function addModelOptions(c: Command): Command {
 
 /** --split: class-disjoint train/test classes (src/data/split.ts). */
 function addSplitOption(c: Command): Command {
-  return c.option('--split <spec>', 'pairs (every class on both sides, default) | classes (train on the first half of the classes, test on the rest) | classes=5,6,7,8,9 (the test classes)');
+  return c.option('--split <spec>', 'pairs (every class on both sides, default) | classes (train on the first half of the classes, test on the rest) | classes=5,6,7,8,9 (the test classes) | "train=1,2,3;test=4" (both sides named, others left out)');
 }
 
 function addDataOptions(c: Command, what = 'data set'): Command {
@@ -258,6 +278,50 @@ export function buildProgram(): Command {
         queue: o.queue === undefined ? undefined : { url: o.queue, name: o.queueName },
         tsnePoints: o.tsnePoints,
         retrieval: o.retrieval ? undefined : false,
+        report: o.report,
+        engine: o.engine,
+        split: o.split,
+      });
+    });
+
+  addSplitOption(addDataOptions(addModelOptions(program.command('sweep').description('per loss: a cross-validated hyperparameter search on the training classes, then a test on unseen classes'))
+    .option('--losses <list>', 'search spaces, e.g. contrastive:margin=0.2..2,\'yukawa:kappa=1..40:log;power=1..4;lr=1e-4..1e-2:log\' (default contrastive:margin=0.2..2,yukawa:kappa=1..40:log;power=1..4)')
+    .option('--trials <n>', 'trials per loss (default 30)', intArg('--trials', 1))
+    .option('--folds <k>', 'class-disjoint cross-validation folds (default 4, fewer when the training classes do not allow 2 per group)', intArg('--folds', 2))
+    .option('--seeds <n>', 'final trainings of the best and the default parameters (default 5)', intArg('--seeds', 1))
+    .option('--search-seed <n>', 'seed of the search (default 0)', intArg('--search-seed', 0))
+    .option('--epochs <n>', 'epochs per training (default 20)', intArg('--epochs', 1))
+    .option('--batch-size <n>', 'pairs (or triplets) per batch (default 128)', intArg('--batch-size', 1))
+    .option('--optimizer <name>', `optimizer: ${optimizerNames().join(', ')} (default rmsprop)`)
+    .option('--lr <x>', 'learning rate where a spec neither fixes nor searches lr (default: the optimizer\'s)', floatArg('--lr', { positive: true }))
+    .option('--train-pairs <n>', 'use only the first n train pairs', intArg('--train-pairs', 1))
+    .option('--out <dir>', 'sweep directory; the same command again resumes there (default runs/sweep)')
+    .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1))
+    .option('--queue <url>', 'run on a fleet of `siamese worker`s through Redis: redis://[:password@]host:port[/db] or rediss://')
+    .option('--queue-name <name>', 'the queue of this sweep (default: named after the sweep)')
+    .option('--quick', 'a first look: 4 trials, 2 folds, 2 seeds, 1 epoch on 2,000 train pairs')
+    .option('--no-report', 'write results.json only')
+    .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']))
+    .addHelpText('after', '\nRanges: KEY=LO..HI, with :log (log scale) and/or :int; lr=LO..HI searches the learning rate. Default --split: classes.\nDetails: src/experiments/searchSpec.ts and src/experiments/sweep.ts.')))
+    .action(async (o: SweepCliOptions) => {
+      const { sweepCommand } = await import('./sweep.ts');
+      await sweepCommand({
+        ...modelConfig(o),
+        data: dataSpec(o),
+        losses: o.losses,
+        trials: o.trials,
+        folds: o.folds,
+        seeds: o.seeds,
+        searchSeed: o.searchSeed,
+        epochs: o.epochs,
+        batchSize: o.batchSize,
+        optimizer: o.optimizer,
+        learningRate: o.lr,
+        trainPairs: o.trainPairs,
+        out: o.out,
+        workers: o.workers,
+        quick: o.quick,
+        queue: o.queue === undefined ? undefined : { url: o.queue, name: o.queueName },
         report: o.report,
         engine: o.engine,
         split: o.split,

@@ -6,6 +6,10 @@
  *                      the second half (MNIST: 0-4 / 5-9; an odd count gives the extra class to
  *                      training)
  *   classes=5,6,7,8,9  class-disjoint: test on the classes named, train on the others
+ *   train=1,2,3,4;test=0
+ *                      class-disjoint, both sides named; classes named on neither side are left
+ *                      out (a cross-validation fold of sweep: train on some training classes,
+ *                      validate on others, never look at the held-out test classes)
  *
  * A class-disjoint split keeps the training split's images of the training classes and the test
  * split's images of the test classes, each relabelled 0..k−1 in class order (the pair recipe
@@ -15,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { UsageError } from '../errors.ts';
 import type { Dataset, ImageSplit } from './dataset.ts';
 
-export type ClassSplitSpec = { kind: 'pairs' } | { kind: 'classes'; test?: number[] };
+export type ClassSplitSpec = { kind: 'pairs' } | { kind: 'classes'; test?: number[]; train?: number[] };
 
 /** The resolved split of one data set: original class ids on each side. */
 export interface ClassSplit {
@@ -24,27 +28,41 @@ export interface ClassSplit {
   testClasses: number[];
 }
 
-const USAGE = 'expected pairs, classes or classes=C1,C2,... (the test classes)';
+const USAGE = 'expected pairs, classes, classes=C1,C2,... (the test classes) or train=C1,C2,...;test=C3,...';
+
+/** "5, 6,7" -> [5, 6, 7] sorted; one line naming `what` on bad text or a repeated class. */
+function classList(text: string, list: string, what: string): number[] {
+  const parts = list.split(',').map((s) => s.trim());
+  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p))) {
+    throw new UsageError(`--split "${text}": the ${what} classes must be class numbers separated by commas, e.g. 5,6,7,8,9`);
+  }
+  const cs = parts.map(Number);
+  if (new Set(cs).size !== cs.length) throw new UsageError(`--split "${text}": a class is listed twice`);
+  return [...cs].sort((a, b) => a - b);
+}
 
 /** Parse a --split value; refuses bad text with one line. */
 export function parseSplit(text: string): ClassSplitSpec {
   const t = text.trim();
   if (t === 'pairs') return { kind: 'pairs' };
   if (t === 'classes') return { kind: 'classes' };
+  const both = /^train\s*=\s*([^;]*);\s*test\s*=\s*([^;]*)$/.exec(t);
+  if (both) {
+    const train = classList(text, both[1]!, 'training');
+    const test = classList(text, both[2]!, 'test');
+    const shared = train.find((c) => test.includes(c));
+    if (shared !== undefined) throw new UsageError(`--split "${text}": class ${shared} is on both sides`);
+    return { kind: 'classes', train, test };
+  }
   const m = /^classes\s*=\s*(.*)$/.exec(t);
   if (!m) throw new UsageError(`--split "${text}": ${USAGE}`);
-  const parts = m[1]!.split(',').map((s) => s.trim());
-  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p))) {
-    throw new UsageError(`--split "${text}": the test classes must be class numbers separated by commas, e.g. classes=5,6,7,8,9`);
-  }
-  const test = parts.map(Number);
-  if (new Set(test).size !== test.length) throw new UsageError(`--split "${text}": a class is listed twice`);
-  return { kind: 'classes', test: [...test].sort((a, b) => a - b) };
+  return { kind: 'classes', test: classList(text, m[1]!, 'test') };
 }
 
 /** The canonical text of a split (what configs and manifests record). */
 export function splitText(s: ClassSplitSpec): string {
   if (s.kind === 'pairs') return 'pairs';
+  if (s.train && s.test) return `train=${s.train.join(',')};test=${s.test.join(',')}`;
   return s.test ? `classes=${s.test.join(',')}` : 'classes';
 }
 
@@ -60,7 +78,10 @@ export function resolveSplit(spec: ClassSplitSpec, numClasses: number): ClassSpl
   } else {
     test = all.slice(Math.ceil(numClasses / 2));
   }
-  const train = all.filter((c) => !test.includes(c));
+  const named = spec.train ?? [];
+  const missing = named.find((c) => c >= numClasses);
+  if (missing !== undefined) throw new UsageError(`--split ${splitText(spec)}: class ${missing} does not exist (the data set has classes 0..${numClasses - 1})`);
+  const train = spec.train ? [...spec.train] : all.filter((c) => !test.includes(c));
   if (train.length < 2 || test.length < 2) {
     throw new UsageError(
       `--split ${splitText(spec)}: needs at least 2 training and 2 test classes, got ${train.length} and ${test.length} of ${numClasses}`,

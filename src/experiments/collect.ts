@@ -113,7 +113,7 @@ export function buildResults(a: {
  * results.json as pretty JSON, except that arrays of plain numbers (distances, t-SNE points,
  * per-seed values) stay on one line: a third of the size, and still readable.
  */
-export function resultsJson(r: CompareResults): string {
+export function resultsJson(r: object): string {
   const text = JSON.stringify(r, null, 2);
   // a pretty-printed array opens with a real line break, which no JSON string can hold
   const numbers = /\[\n\s*(-?\d[\d.eE+-]*(?:,\n\s*-?\d[\d.eE+-]*)*)\n\s*\]/g;

@@ -53,7 +53,7 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const RESERVED = new Set(['miner', 'id']);
 
 /** Split at top-level separators (not inside parentheses). */
-function splitTopLevel(text: string, sep: string): string[] {
+export function splitTopLevel(text: string, sep: string): string[] {
   const parts: string[] = [];
   let depth = 0;
   let start = 0;

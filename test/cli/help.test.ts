@@ -28,6 +28,10 @@ const EXPECTED: Record<string, string[]> = {
   queue: ['--help'],
   serve: ['--port', '--host', '--help'],
   doctor: ['--json', '--help'],
+  sweep: [
+    ...NETWORK, ...PAIRS, '--losses', '--trials', '--folds', '--seeds', '--search-seed', '--epochs', '--batch-size', '--optimizer', '--lr',
+    '--train-pairs', '--out', '--workers', '--queue', '--queue-name', '--quick', '--no-report', '--engine', ...DATA, '--split', '--help',
+  ],
   report: ['--help'],
   embed: [...NETWORK, '--weights', '--split', '--out', '--labels', '--format', ...DATA, '--help'],
   export: [...NETWORK, '--weights', '--out', '--format', ...DATA, '--help'],

@@ -100,8 +100,31 @@ test('--split classes: training sees only the training classes, every test measu
   }
 });
 
+test('train=...;test=...: both sides named, other classes left out (a fold of sweep)', () => {
+  const spec = parseSplit(' train = 4,1,2 ; test = 0 ,3');
+  assert.equal(splitText(spec), 'train=1,2,4;test=0,3');
+  assert.deepEqual(parseSplit(splitText(spec)), spec);
+  assert.deepEqual(resolveSplit(spec, 10), { kind: 'classes', trainClasses: [1, 2, 4], testClasses: [0, 3] });
+  assert.equal(resolveConfig({ split: 'train=2,1;test=3,0' }).split, 'train=1,2;test=0,3');
+  const t = new Training(ds, resolveConfig({ engine: 'tfjs', trainPairs: 100, testPairs: 0, batchSize: 32, split: 'train=1,2,4;test=0,3' }));
+  // training images: the training split's images of 1, 2, 4; test images: the test split's of 0, 3
+  const count = (labels: Uint8Array, cs: number[]): number => labels.filter((l) => cs.includes(l)).length;
+  assert.equal(t.dataset.train.n, count(ds.train.labels, [1, 2, 4]));
+  assert.equal(t.dataset.test.n, count(ds.test.labels, [0, 3]));
+  assert.equal(t.numClasses, 3);
+  t.dispose();
+  for (const [bad, why] of [
+    ['train=1,2;test=2,3', /class 2 is on both sides/],
+    ['train=1;test=2,3', /at least 2 training/],
+    ['train=1,2;test=3,12', /class 12 does not exist/],
+    ['train=1,2;test=', /test classes must be class numbers/],
+  ] as const) {
+    assert.throws(() => resolveSplit(parseSplit(bad), 10), (e: unknown) => e instanceof UsageError && why.test(e.message), bad);
+  }
+});
+
 test('bad --split specs: one line on stderr, exit 2', () => {
-  for (const bad of ['clases', 'classes=1,x']) {
+  for (const bad of ['clases', 'classes=1,x', 'train=1,2;test=2,3']) {
     const r = siamese(['train', '--split', bad, '--epochs', '1', '--train-pairs', '100', '--out', '/nonexistent/never-written']);
     assert.equal(r.code, 2, r.stderr);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);

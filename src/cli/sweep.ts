@@ -1,0 +1,114 @@
+import type { SweepOptions, SweepOutcome, SweepPlan, SweepResults } from '../experiments/sweep.ts';
+import { runSweep } from '../experiments/sweep.ts';
+import { count } from '../words.ts';
+import { CompareProgress } from './compare.ts';
+
+/**
+ * `siamese sweep`: prints the plan (trainings, a rough time), then compare's progress display
+ * (one line per finished training off a TTY); Ctrl-C or SIGTERM stops cleanly (running trainings
+ * keep their last finished epoch; a second signal quits at once); the same command resumes.
+ */
+export interface SweepCommandOptions extends SweepOptions {
+  /** write report.md/report.html (default true) */
+  report?: boolean;
+}
+
+/** The sweep's outcome with what the command adds: its report, or why there is none. */
+export interface SweepCommandOutcome extends SweepOutcome {
+  report?: { html: string; md: string };
+  reportError?: string;
+}
+
+export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepCommandOutcome> {
+  const controller = new AbortController();
+  const progress = new CompareProgress(process.stderr, { command: 'sweep' });
+  let signalled: string | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signalled) {
+      progress.stop();
+      process.exit(130);
+    }
+    signalled = sig;
+    progress.log(`${sig}: stopping; running trainings save their last finished epoch (send it again to quit at once)`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let outcome: SweepCommandOutcome;
+  const { report, ...sweepOpts } = opts;
+  try {
+    outcome = await runSweep(
+      { ...sweepOpts, signal: controller.signal, onQueueLog: (line) => progress.log(line) },
+      { ...progress.callbacks(), onSweepPlan: (p) => progress.log(planText(p)) },
+    );
+    if (outcome.status === 'finished' && outcome.results && report !== false) {
+      progress.callbacks().onPhase?.('writing the report');
+      try {
+        const { writeSweepReport } = await import('../viz/sweepReport.ts');
+        outcome.report = await writeSweepReport(outcome.results, outcome.out);
+      } catch (e) {
+        outcome.reportError = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      }
+    }
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (outcome.status === 'interrupted') {
+    process.stderr.write(`stopped by ${signalled ?? 'request'}: finished trainings and epochs are kept in ${outcome.out}. Resume with the same command.\n`);
+    process.exitCode = 130;
+    return outcome;
+  }
+  process.stdout.write(summaryText(outcome));
+  if (outcome.failures.length > 0) process.exitCode = 1;
+  if (outcome.reportError !== undefined) {
+    process.stderr.write(`siamese: the report could not be written: ${outcome.reportError}\n`);
+    process.exitCode = 1;
+  }
+  return outcome;
+}
+
+const minutes = (s: number): string => (s < 90 ? `${Math.max(1, Math.round(s))} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+
+/** The plan, before any training: what will be trained, and roughly how long it takes here. */
+export function planText(p: SweepPlan): string {
+  const d = p.definition;
+  const per = `${d.trials} trials x ${d.folds} folds + ${d.seeds} tuned + ${d.seeds} default seeds`;
+  const lines = [
+    `sweep: ${count(d.losses.length, 'loss', 'losses')} x (${per}) = ${count(p.trainings, 'training')}, ${p.finished} finished already; ` +
+      `training classes ${d.trainClasses.join(',')}, test classes ${d.testClasses.join(',')}`,
+    p.trainings === p.finished
+      ? 'sweep: nothing left to train'
+      : p.queue
+        ? `sweep: on the workers of the queue ${p.queue} (no time estimate: it depends on the fleet)`
+        : `sweep: estimated ${p.estimateSeconds === undefined ? 'time unknown' : `about ${minutes(p.estimateSeconds)}`} on ${count(p.workers, 'worker')} ` +
+          '(a few batches and one evaluation timed here, under the load of the moment; startup not included)',
+  ];
+  for (const n of p.notes) lines.push(`sweep: note: ${n}`);
+  return lines.join('\n');
+}
+
+const pct = (x: number | null): string => (x === null || !Number.isFinite(x) ? '-' : `${(100 * x).toFixed(2)}%`);
+
+export function summaryText(o: SweepCommandOutcome): string {
+  const r = o.results as SweepResults;
+  const rows = r.losses.map((l) => [
+    l.id,
+    Object.entries(l.best.params).map(([k, v]) => `${k}=${v}`).join(' ') || '-',
+    pct(l.best.validation.mapAtR),
+    `${pct(l.test.mapAtR.mean)}${l.test.mapAtR.values.length > 1 ? ` ± ${(100 * l.test.mapAtR.ci95).toFixed(2)}` : ''}`,
+    `${pct(l.untuned.test.mapAtR.mean)}${l.untuned.test.mapAtR.values.length > 1 ? ` ± ${(100 * l.untuned.test.mapAtR.ci95).toFixed(2)}` : ''}`,
+  ]);
+  const head = ['loss', 'chosen', 'val MAP@R', 'test MAP@R (95% CI)', 'untuned test MAP@R'];
+  const width = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const fmt = (row: string[]): string => row.map((c, i) => c.padEnd(width[i]!)).join('  ').trimEnd();
+  const lines = ['', fmt(head), fmt(width.map((w) => '-'.repeat(w))), ...rows.map(fmt), '', r.ranking.verdict];
+  if (o.failures.length) {
+    lines.push('', `failed (${o.failures.length}):`, ...o.failures.map((f) => `  ${f.key}: ${f.message}`));
+  }
+  lines.push('', `${count(r.machine.trainings, 'training')} (${o.trained} trained now, ${o.reused} reused), ${r.machine.wallSeconds.toFixed(0)} s`);
+  lines.push(`results: ${o.resultsPath}`);
+  if (o.report) lines.push(`report:  ${o.report.html}`, `         ${o.report.md}`);
+  return lines.join('\n') + '\n';
+}

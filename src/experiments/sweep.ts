@@ -1,0 +1,785 @@
+/**
+ * `sweep`: the protocol of Musgrave, Belongie and Lim, "A Metric Learning Reality Check" (2020),
+ * per loss:
+ *
+ * 1. the classes are split class-disjointly into training and test classes (--split, default
+ *    `classes`); the test classes are seen only in step 4;
+ * 2. the training classes form K class-disjoint groups (sorted, dealt round-robin); a trial
+ *    trains K times, each time on the training classes minus one group (the training split's
+ *    images) and validates on that group (the test split's images of those training classes):
+ *    its score is the mean validation MAP@R;
+ * 3. N trials, chosen by tpe.ts (a quasi-random start, then a tree-structured Parzen estimator)
+ *    from the scores of the trials before;
+ * 4. the best trial's parameters are trained S times (seeds 0..S-1) on all the training classes
+ *    and tested on the test classes; so are the loss's defaults (the untuned comparison); and the
+ *    best trial's K fold models are tested on the test classes, one by one (mean) and
+ *    concatenated (one K x dim embedding).
+ *
+ * The sweep directory:
+ *   sweep.json                         the definition (losses and spaces, protocol, config)
+ *   initial-seed<S>.safetensors        initial weights shared by every training of seed S
+ *   runs/<lossId>/trial<NN>/fold<K>/   one run directory per fold of a trial (seed 0)
+ *   runs/<lossId>/tuned-seed<S>/       the best parameters, all training classes
+ *   runs/<lossId>/default-seed<S>/     the loss's defaults, all training classes
+ *   results.json, report.md, report.html
+ *
+ * Deterministic and resumable: a trial's parameters are a pure function of the search seed, the
+ * trial number and the scores before it (tpe.ts), and every score is read back from its run
+ * directory. Run the same command again after an interruption: finished trainings are reused,
+ * interrupted ones resume from their checkpoints, and the search replays its history and goes on
+ * exactly where it stopped.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { classCount, type Dataset } from '../data/dataset.ts';
+import { type DataSpec, loadDataset } from '../data/registry.ts';
+import { parseSplit, resolveSplit } from '../data/split.ts';
+import type { EngineChoice } from '../engine/engine.ts';
+import { initBackend } from '../engine/backend.ts';
+import { optimizerNames } from '../engine/optimizers.ts';
+import { DataError, UsageError } from '../errors.ts';
+import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
+import { type RetrievalMetrics, retrievalMetrics } from '../eval/retrieval.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
+import { lockOutput } from '../io/lock.ts';
+import { embedSplit, sharedInitialWeights } from '../train/run.ts';
+import { resolveConfig, type TrainConfig } from '../train/config.ts';
+import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
+import { Training } from '../train/trainer.ts';
+import { pairedComparisons, resultsJson, type ScoredRun } from './collect.ts';
+import type { CompareCallbacks, CompareJob } from './compare.ts';
+import { gridQueueName, runState } from './grid.ts';
+import type { Executor } from './executor.ts';
+import type { JobRequest } from './jobs.ts';
+import { WorkerPool } from './pool.ts';
+import { QueueExecutor } from './queue/coordinator.ts';
+import type { PairedComparison } from './results.ts';
+import { parseSweepList, type SweepLossSpec, trialSettings } from './searchSpec.ts';
+import { summarise } from './stats.ts';
+import { type Observation, suggest } from './tpe.ts';
+
+/** The default losses: the seed's pair, each with its natural range. */
+export const DEFAULT_SWEEP_LOSSES = 'contrastive:margin=0.2..2,yukawa:kappa=1..40:log;power=1..4';
+
+/** `--quick`: 2 losses, 4 trials, 2 folds, 2 seeds, 1 short epoch. */
+export const QUICK_SWEEP = { trials: 4, folds: 2, seeds: 2, epochs: 1, trainPairs: 2000 } as const;
+
+export interface SweepOptions {
+  /** sweep specs (searchSpec.ts); default DEFAULT_SWEEP_LOSSES */
+  losses?: string;
+  /** trials per loss; default 30 */
+  trials?: number;
+  /** cross-validation folds; default 4, lowered to what the training classes allow (2 per group) */
+  folds?: number;
+  /** final seeds; default 5 */
+  seeds?: number;
+  /** seeds the search (with each loss's id); default 0 */
+  searchSeed?: number;
+  epochs?: number;
+  batchSize?: number;
+  optimizer?: string;
+  learningRate?: number;
+  trainPairs?: number;
+  testPairs?: number;
+  pairSeed?: number;
+  perClass?: number;
+  base?: 'mlp' | 'cnn';
+  embeddingDim?: number;
+  dropout?: number;
+  threshold?: number;
+  /** classes (default), classes=C1,C2,...; `pairs` is refused (the protocol needs unseen classes) */
+  split?: string;
+  data?: DataSpec;
+  engine?: EngineChoice;
+  workers?: number;
+  queue?: { url: string; name?: string };
+  onQueueLog?: (line: string) => void;
+  /** default runs/sweep */
+  out?: string;
+  quick?: boolean;
+  signal?: AbortSignal;
+}
+
+/** sweep.json: everything that decides the trainings (a resumed sweep must match it). */
+export interface SweepDefinition {
+  losses: SweepLossSpec[];
+  trials: number;
+  folds: number;
+  seeds: number;
+  searchSeed: number;
+  /** the training config every run shares (loss, seed, split and lr set per run) */
+  config: Omit<TrainConfig, 'loss' | 'lossParams' | 'seed' | 'miner' | 'split'>;
+  split: string;
+  trainClasses: number[];
+  testClasses: number[];
+  /** the validation classes of each fold (original class ids) */
+  groups: number[][];
+}
+
+interface StoredSweep {
+  tool: 'siamese-lab';
+  kind: 'sweep';
+  version: string;
+  createdAt: string;
+  definition: SweepDefinition;
+}
+
+export interface Measure {
+  mean: number;
+  /** 95% CI [low, high] (t over seeds; the mean twice for one value) */
+  ci: [number, number];
+  ci95: number;
+  std: number;
+  values: number[];
+}
+
+export interface FoldScore {
+  fold: number;
+  validationClasses: number[];
+  /** null: the training failed (the message says why) */
+  mapAtR: number | null;
+  runDir: string;
+  error?: string;
+}
+
+export interface Trial {
+  trial: number;
+  params: Record<string, number>;
+  validation: { mapAtR: number | null; folds: FoldScore[] };
+}
+
+export interface SeedScore {
+  seed: number;
+  runDir: string;
+  mapAtR: number;
+  precisionAt1: number;
+  rPrecision: number;
+  knnAccuracy: number;
+  accuracy: number;
+  auc: number;
+}
+
+export interface TestMeasures {
+  mapAtR: Measure;
+  precisionAt1: Measure;
+  rPrecision: Measure;
+  knnAccuracy: Measure;
+  /** pair accuracy at the fixed threshold, and ROC AUC, on test-class pairs */
+  accuracy: Measure;
+  auc: Measure;
+  seeds: SeedScore[];
+}
+
+export interface RetrievalSummary {
+  mapAtR: number;
+  precisionAt1: number;
+  rPrecision: number;
+  knnAccuracy: number;
+}
+
+export interface SweepLossResult {
+  id: string;
+  label: string;
+  loss: string;
+  spec: string;
+  /** the fixed settings (and learning rate, when fixed) */
+  fixed: Record<string, number | string>;
+  space: SweepLossSpec['space'];
+  trials: Trial[];
+  best: { trial: number; params: Record<string, number>; validation: Trial['validation'] };
+  /** the best parameters, trained on all training classes, tested on the test classes */
+  test: TestMeasures;
+  /** the best trial's fold models on the test classes */
+  foldModels: { separate: { mapAtR: Measure; precisionAt1: Measure; rPrecision: Measure; folds: RetrievalSummary[] }; concatenated: RetrievalSummary & { dim: number } };
+  /** the untuned comparison: the fixed settings with the loss's defaults for the searched ones */
+  untuned: { test: TestMeasures };
+}
+
+export interface SweepResults {
+  tool: 'siamese-lab';
+  kind: 'sweep';
+  version: string;
+  createdAt: string;
+  dataset: { name: string; source: string };
+  split: { spec: string; trainClasses: number[]; testClasses: number[] };
+  protocol: { trials: number; folds: number; seeds: number; searchSeed: number; groups: number[][]; config: SweepDefinition['config'] };
+  losses: SweepLossResult[];
+  /** paired tests over the final seeds, Holm-corrected per measure */
+  comparisons: { tuned: PairedComparison[]; untuned: PairedComparison[] };
+  ranking: { tuned: string[]; untuned: string[]; changed: boolean; verdict: string };
+  machine: { cores: number; workers: number; wallSeconds: number; trainings: number; trainedNow: number; node: string };
+}
+
+export interface SweepOutcome {
+  status: 'finished' | 'interrupted';
+  out: string;
+  results?: SweepResults;
+  resultsPath?: string;
+  /** trainings that failed (their trials score nothing; tuned/untuned failures leave a loss out) */
+  failures: { key: string; message: string }[];
+  trained: number;
+  reused: number;
+}
+
+/** What the CLI prints before the work starts. */
+export interface SweepPlan {
+  definition: SweepDefinition;
+  trainings: number;
+  finished: number;
+  workers: number;
+  /** the Redis queue the trainings go to (the fleet's workers, not local threads, run them) */
+  queue?: string;
+  /** rough seconds on this machine, or undefined when it could not be measured */
+  estimateSeconds?: number;
+  notes: string[];
+}
+
+export interface SweepCallbacks extends CompareCallbacks {
+  onSweepPlan?: (plan: SweepPlan) => void;
+}
+
+const SWEEP_FILE = 'sweep.json';
+const RESULTS_FILE = 'results.json';
+/** every trial and fold trains with this seed (its initial weights shared): trials differ only by their parameters */
+const SEARCH_TRAIN_SEED = 0;
+
+class Interrupted extends Error {}
+
+/** The validation groups: the sorted training classes dealt round-robin into K groups. */
+export function foldGroups(trainClasses: readonly number[], folds: number): number[][] {
+  const sorted = [...trainClasses].sort((a, b) => a - b);
+  const groups: number[][] = Array.from({ length: folds }, () => []);
+  sorted.forEach((c, i) => groups[i % folds]!.push(c));
+  return groups;
+}
+
+/** The split text of fold k: train on the training classes outside group k, validate on group k. */
+export function foldSplit(trainClasses: readonly number[], group: readonly number[]): string {
+  const train = trainClasses.filter((c) => !group.includes(c));
+  return `train=${train.join(',')};test=${group.join(',')}`;
+}
+
+/** The search seed of one loss: the sweep's seed and the loss id, so adding a loss changes no other's trials. */
+export function lossSearchSeed(searchSeed: number, id: string): number {
+  return (searchSeed * 1000003 + createHash('sha256').update(id).digest().readUInt32LE(0)) >>> 0;
+}
+
+export const trialKey = (id: string, trial: number, fold: number): string => `${id}/trial${String(trial).padStart(2, '0')}/fold${fold}`;
+const trialDir = (out: string, id: string, trial: number, fold: number): string => join(out, 'runs', trialKey(id, trial, fold));
+const finalDir = (out: string, id: string, kind: 'tuned' | 'default', seed: number): string => join(out, 'runs', id, `${kind}-seed${seed}`);
+const initialPath = (out: string, seed: number): string => join(out, `initial-seed${seed}.safetensors`);
+
+function intIn(name: string, v: number, lo: number, hi: number): number {
+  if (!Number.isInteger(v) || v < lo || v > hi) throw new UsageError(`${name} must be an integer from ${lo} to ${hi}, got ${v}`);
+  return v;
+}
+
+/** The definition from the options, with its notes (a lowered fold count). */
+export function resolveDefinition(opts: SweepOptions, ds: Dataset): { definition: SweepDefinition; notes: string[] } {
+  const q = opts.quick ? QUICK_SWEEP : undefined;
+  const notes: string[] = [];
+  const losses = parseSweepList(opts.losses ?? DEFAULT_SWEEP_LOSSES);
+  const trials = intIn('--trials', opts.trials ?? q?.trials ?? 30, 1, 1000);
+  const seeds = intIn('--seeds', opts.seeds ?? q?.seeds ?? 5, 1, 100);
+  const searchSeed = intIn('--search-seed', opts.searchSeed ?? 0, 0, 2 ** 31 - 1);
+  const splitSpec = parseSplit(opts.split ?? 'classes');
+  if (splitSpec.kind === 'pairs') throw new UsageError('sweep needs class-disjoint classes: --split classes or classes=C1,C2,... (not pairs)');
+  const split = resolveSplit(splitSpec, classCount(ds.train.labels));
+  // each validation group needs 2 classes (MAP@R within one class is trivially 1), each fold 2 training classes
+  const maxFolds = Math.floor(split.trainClasses.length / 2);
+  if (maxFolds < 2) throw new UsageError(`sweep needs at least 4 training classes for 2 folds; --split gives ${split.trainClasses.length}`);
+  let folds: number;
+  if (opts.folds !== undefined) {
+    folds = intIn('--folds', opts.folds, 2, 1000);
+    if (folds > maxFolds) {
+      throw new UsageError(
+        `--folds ${folds} needs ${2 * folds} training classes (2 per validation group); the split has ${split.trainClasses.length}: use --folds ${maxFolds} or fewer`,
+      );
+    }
+  } else {
+    folds = Math.min(q?.folds ?? 4, maxFolds);
+    if (folds < (q?.folds ?? 4)) notes.push(`${folds} folds, not ${q?.folds ?? 4}: ${split.trainClasses.length} training classes make at most ${maxFolds} groups of 2 or more`);
+  }
+  const full = resolveConfig({
+    epochs: opts.epochs ?? q?.epochs,
+    batchSize: opts.batchSize,
+    optimizer: opts.optimizer,
+    learningRate: opts.learningRate,
+    trainPairs: opts.trainPairs ?? q?.trainPairs,
+    testPairs: opts.testPairs,
+    pairSeed: opts.pairSeed,
+    perClass: opts.perClass,
+    base: opts.base,
+    embeddingDim: opts.embeddingDim,
+    dropout: opts.dropout,
+    threshold: opts.threshold,
+    data: opts.data,
+    engine: opts.engine,
+  });
+  if (full.epochs < 1) throw new UsageError('--epochs must be at least 1');
+  if (!optimizerNames().includes(full.optimizer.toLowerCase())) {
+    throw new UsageError(`unknown optimizer "${full.optimizer}"; valid optimizers: ${optimizerNames().join(', ')}`);
+  }
+  const { loss: _l, lossParams: _p, seed: _s, miner: _m, split: _sp, ...config } = full;
+  return {
+    definition: {
+      losses,
+      trials,
+      folds,
+      seeds,
+      searchSeed,
+      config,
+      split: opts.split === undefined ? 'classes' : String(opts.split).trim(),
+      trainClasses: split.trainClasses,
+      testClasses: split.testClasses,
+      groups: foldGroups(split.trainClasses, folds),
+    },
+    notes,
+  };
+}
+
+/** The definition without the settings that change only speed, for the resume check. */
+function essence(d: SweepDefinition): string {
+  const { engine: _e, threads: _t, ...config } = d.config;
+  return JSON.stringify({ ...d, config, losses: d.losses.map((l) => ({ ...l, text: undefined })) });
+}
+
+function trainConfig(def: SweepDefinition, l: SweepLossSpec, x: Record<string, number> | undefined, split: string, seed: number): TrainConfig {
+  const s = x ? trialSettings(l, x) : { lossParams: { ...l.spec.params }, learningRate: l.learningRate };
+  return resolveConfig({
+    ...def.config,
+    loss: l.spec.loss,
+    lossParams: s.lossParams,
+    miner: l.spec.miner,
+    seed,
+    split,
+    learningRate: s.learningRate ?? def.config.learningRate,
+  });
+}
+
+/** Run a sweep (taking the output folder's lock). */
+export async function runSweep(opts: SweepOptions = {}, callbacks: SweepCallbacks = {}): Promise<SweepOutcome> {
+  const t0 = performance.now();
+  const out = opts.out ?? join('runs', 'sweep');
+  // every option checked before anything is written (the lock creates the folder)
+  const dataset = await loadDataset(opts.data);
+  const resolved = resolveDefinition(opts, dataset);
+  const lock = lockOutput(out, { command: 'sweep' });
+  try {
+    return await runSweepLocked({ ...opts, out }, callbacks, dataset, resolved, t0);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runSweepLocked(
+  opts: SweepOptions & { out: string },
+  callbacks: SweepCallbacks,
+  dataset: Dataset,
+  { definition: def, notes }: ReturnType<typeof resolveDefinition>,
+  t0: number,
+): Promise<SweepOutcome> {
+  const { out } = opts;
+  const sweepPath = join(out, SWEEP_FILE);
+  let createdAt = new Date().toISOString();
+  if (existsSync(sweepPath)) {
+    const stored = readJson(sweepPath) as Partial<StoredSweep>;
+    if (stored.tool !== 'siamese-lab' || stored.kind !== 'sweep' || !stored.definition) throw new DataError(`${sweepPath}: not a sweep written by siamese-lab`);
+    if (essence(stored.definition) !== essence(def)) {
+      throw new UsageError(`${out} holds a sweep with other settings (see ${sweepPath}); run the command that started it, or use another --out`);
+    }
+    createdAt = stored.createdAt ?? createdAt;
+  }
+  const queue = opts.queue
+    ? await QueueExecutor.open({
+        url: opts.queue.url,
+        name: opts.queue.name ?? gridQueueName({ sweep: essence(def) }).replace(/^compare-/, 'sweep-'),
+        data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
+        log: opts.onQueueLog,
+      })
+    : undefined;
+  try {
+    const stored: StoredSweep = { tool: 'siamese-lab', kind: 'sweep', version: toolVersion(), createdAt, definition: def };
+    await writeJsonAtomic(sweepPath, stored);
+    const seedsNeeded = [...new Set([SEARCH_TRAIN_SEED, ...Array.from({ length: def.seeds }, (_, i) => i)])];
+    for (const seed of seedsNeeded) await sharedInitialWeights(initialPath(out, seed), { ...def.config, seed }, dataset);
+
+    // ---- plan ------------------------------------------------------------------------------
+    const L = def.losses.length;
+    const perLoss = def.trials * def.folds + 2 * def.seeds;
+    const planned: CompareJob[] = [];
+    const reusedKeys: string[] = [];
+    const finishedOnDisk = (dir: string): boolean => {
+      const r = new RunDir(dir);
+      return r.exists('manifest') && r.exists('result') && r.readManifest().status === 'finished';
+    };
+    const trainJob = (key: string, label: string, runDir: string, lossId: string, seed: number): CompareJob => ({
+      key,
+      kind: 'train',
+      label,
+      lossId,
+      seed,
+      runDir,
+      epochs: def.config.epochs,
+      startEpoch: 0,
+    });
+    for (const l of def.losses) {
+      const id = l.spec.id;
+      for (let t = 0; t < def.trials; t++) {
+        for (let k = 0; k < def.folds; k++) {
+          const dir = trialDir(out, id, t, k);
+          const job = trainJob(trialKey(id, t, k), `${id} trial ${t + 1} fold ${k + 1}`, dir, id, SEARCH_TRAIN_SEED);
+          if (finishedOnDisk(dir)) reusedKeys.push(job.key);
+          else planned.push(job);
+        }
+      }
+      for (const kind of ['tuned', 'default'] as const) {
+        for (let s = 0; s < def.seeds; s++) {
+          const dir = finalDir(out, id, kind, s);
+          const job = trainJob(`${id}/${kind}-seed${s}`, `${id} ${kind} seed ${s}`, dir, id, s);
+          if (finishedOnDisk(dir)) reusedKeys.push(job.key);
+          else planned.push(job);
+        }
+      }
+    }
+    const maxWorkers = opts.workers ?? availableParallelism();
+    if (!Number.isInteger(maxWorkers) || maxWorkers < 1) throw new UsageError(`workers must be an integer >= 1, got ${maxWorkers}`);
+    const workers = Math.max(1, Math.min(maxWorkers, L * Math.max(def.folds, def.seeds * 2)));
+    const threads = workers > 1 ? 1 : 0;
+    const plan: SweepPlan = { definition: def, trainings: L * perLoss, finished: reusedKeys.length, workers, notes };
+    if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
+    if (planned.length > 0 && callbacks.onSweepPlan && !opts.queue) {
+      const e = await estimateSeconds(def, dataset, planned.length, workers);
+      if (e) {
+        plan.estimateSeconds = e.seconds;
+        // the progress display's ETA until each training reports its own count
+        for (const j of planned) j.batchesPerEpoch = e.batchesPerEpoch;
+      }
+    }
+    callbacks.onSweepPlan?.(plan);
+    callbacks.onPlan?.({ jobs: planned, reused: reusedKeys, workers, runs: L * perLoss });
+
+    // ---- run -------------------------------------------------------------------------------
+    const pool: Executor | undefined = planned.length === 0 ? (await queue?.close(), undefined) : (queue ?? new WorkerPool(workers));
+    let interrupted = false;
+    const onAbort = (): void => {
+      interrupted = true;
+      pool?.requestStop();
+    };
+    if (opts.signal?.aborted) onAbort();
+    opts.signal?.addEventListener('abort', onAbort);
+    const failures: SweepOutcome['failures'] = [];
+    let trained = 0;
+    const jobOf = new Map([...planned].map((j) => [j.key, j]));
+
+    /** Train (or reuse) one run; resolves to the error message when it failed, undefined when finished. */
+    const train = async (job: CompareJob, config: TrainConfig, runDir: string, seed: number): Promise<string | undefined> => {
+      const state = runState(runDir, config, dataset);
+      if (state.kind === 'finished') return undefined;
+      if (interrupted || !pool) throw new Interrupted();
+      const req: JobRequest = {
+        type: 'train',
+        out: runDir,
+        config: { ...config, threads },
+        resetWeights: initialPath(out, seed),
+        resume: state.kind === 'resume',
+        retrieval: true,
+        distanceSample: 0,
+      };
+      const started = { t: performance.now() };
+      const j: CompareJob = { ...(jobOf.get(job.key) ?? job), startEpoch: state.epochsDone };
+      try {
+        const r = await pool.run(req, {
+          onStart: (slot) => {
+            started.t = performance.now();
+            callbacks.onJobStart?.(j, slot);
+          },
+          onEvent: (ev, slot) => callbacks.onJobEvent?.(j, ev, slot),
+        });
+        callbacks.onJobEnd?.(j, { status: r.status, seconds: (performance.now() - started.t) / 1000 });
+        if (r.status === 'interrupted') {
+          interrupted = true;
+          throw new Interrupted();
+        }
+        trained++;
+        return undefined;
+      } catch (e) {
+        if (e instanceof Interrupted || interrupted) throw new Interrupted();
+        const message = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+        failures.push({ key: job.key, message });
+        callbacks.onJobEnd?.(j, { status: 'failed', seconds: (performance.now() - started.t) / 1000, message });
+        return message;
+      }
+    };
+
+    const searchLoss = async (l: SweepLossSpec): Promise<Trial[]> => {
+      const id = l.spec.id;
+      const history: Observation[] = [];
+      const trials: Trial[] = [];
+      const seed = lossSearchSeed(def.searchSeed, id);
+      for (let t = 0; t < def.trials; t++) {
+        const params = l.space.length ? suggest(l.space, history, { seed }) : {};
+        const folds = await Promise.all(
+          def.groups.map(async (group, k): Promise<FoldScore> => {
+            const runDir = trialDir(out, id, t, k);
+            const job = trainJob(trialKey(id, t, k), `${id} trial ${t + 1} fold ${k + 1}`, runDir, id, SEARCH_TRAIN_SEED);
+            const error = await train(job, trainConfig(def, l, params, foldSplit(def.trainClasses, group), SEARCH_TRAIN_SEED), runDir, SEARCH_TRAIN_SEED);
+            const score: FoldScore = { fold: k, validationClasses: group, mapAtR: error ? null : mapAtROf(runDir), runDir };
+            if (error) score.error = error;
+            return score;
+          }),
+        );
+        const ok = folds.every((f) => f.mapAtR !== null);
+        const mapAtR = ok ? folds.reduce((a, f) => a + f.mapAtR!, 0) / folds.length : null;
+        trials.push({ trial: t, params, validation: { mapAtR, folds } });
+        history.push({ params, score: mapAtR ?? NaN });
+      }
+      return trials;
+    };
+
+    const finals = async (l: SweepLossSpec, best: Record<string, number> | undefined): Promise<void> => {
+      const id = l.spec.id;
+      const jobs: Promise<unknown>[] = [];
+      for (const kind of ['tuned', 'default'] as const) {
+        if (kind === 'tuned' && !best) continue;
+        for (let s = 0; s < def.seeds; s++) {
+          const runDir = finalDir(out, id, kind, s);
+          const job = trainJob(`${id}/${kind}-seed${s}`, `${id} ${kind} seed ${s}`, runDir, id, s);
+          jobs.push(train(job, trainConfig(def, l, kind === 'tuned' ? best : undefined, def.split, s), runDir, s));
+        }
+      }
+      await Promise.all(jobs);
+    };
+
+    const perLossTrials = new Map<string, Trial[]>();
+    let results: SweepResults | undefined;
+    try {
+      await Promise.all(
+        def.losses.map(async (l) => {
+          const trials = await searchLoss(l);
+          perLossTrials.set(l.spec.id, trials);
+          await finals(l, bestTrial(trials)?.params);
+        }),
+      );
+    } catch (e) {
+      if (!(e instanceof Interrupted)) throw e;
+      interrupted = true;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      await pool?.close();
+    }
+    if (interrupted || opts.signal?.aborted) return { status: 'interrupted', out, failures, trained, reused: reusedKeys.length };
+
+    // ---- summarise -------------------------------------------------------------------------
+    callbacks.onPhase?.('testing the fold models and summarising');
+    results = await buildResults(out, def, dataset, perLossTrials, {
+      cores: availableParallelism(),
+      workers: pool ? workers : 0,
+      wallSeconds: Math.round((performance.now() - t0) / 100) / 10,
+      trainings: L * perLoss,
+      trainedNow: trained,
+      node: process.version,
+    });
+    const resultsPath = join(out, RESULTS_FILE);
+    await writeFileAtomic(resultsPath, resultsJson(results));
+    // the report is the command's to write (cli/sweep.ts), from these results
+    return { status: 'finished', out, results, resultsPath, failures, trained, reused: reusedKeys.length };
+  } finally {
+    await queue?.close();
+  }
+}
+
+/** The best trial: highest mean validation MAP@R, the earliest on a tie; undefined when none scored. */
+export function bestTrial(trials: readonly Trial[]): Trial | undefined {
+  let best: Trial | undefined;
+  for (const t of trials) {
+    if (t.validation.mapAtR === null) continue;
+    if (!best || t.validation.mapAtR > best.validation.mapAtR!) best = t;
+  }
+  return best;
+}
+
+function evaluationOf(runDir: string): Evaluation {
+  const r = readJson(new RunDir(runDir).file('result')) as { evaluation?: Evaluation };
+  if (!r.evaluation?.retrieval) throw new DataError(`${runDir}: result.json has no retrieval evaluation`);
+  return r.evaluation;
+}
+
+function mapAtROf(runDir: string): number | null {
+  const m = evaluationOf(runDir).retrieval!.mapAtR;
+  return Number.isFinite(m) ? m : null;
+}
+
+function measure(values: number[]): Measure {
+  const s = summarise(values);
+  return { mean: s.mean, ci: [s.mean - s.ci95, s.mean + s.ci95], ci95: s.ci95, std: s.std, values: s.values };
+}
+
+function testMeasures(out: string, id: string, kind: 'tuned' | 'default', seeds: number): { test: TestMeasures; runs: ScoredRun[] } | undefined {
+  const rows: SeedScore[] = [];
+  const runs: ScoredRun[] = [];
+  for (let s = 0; s < seeds; s++) {
+    const runDir = finalDir(out, id, kind, s);
+    const r = new RunDir(runDir);
+    if (!r.exists('result') || r.readManifest().status !== 'finished') continue;
+    const e = evaluationOf(runDir);
+    const ret = e.retrieval!;
+    rows.push({ seed: s, runDir, mapAtR: ret.mapAtR, precisionAt1: ret.precisionAt1, rPrecision: ret.rPrecision, knnAccuracy: ret.knnAccuracy, accuracy: e.pairs.accuracy, auc: e.pairs.auc });
+    runs.push({ lossId: id, seed: s, evaluation: e });
+  }
+  if (rows.length === 0) return undefined;
+  const m = (k: keyof Omit<SeedScore, 'seed' | 'runDir'>): Measure => measure(rows.map((r) => r[k]));
+  return {
+    test: { mapAtR: m('mapAtR'), precisionAt1: m('precisionAt1'), rPrecision: m('rPrecision'), knnAccuracy: m('knnAccuracy'), accuracy: m('accuracy'), auc: m('auc'), seeds: rows },
+    runs,
+  };
+}
+
+const retrievalSummary = (r: RetrievalMetrics): RetrievalSummary => ({
+  mapAtR: r.mapAtR,
+  precisionAt1: r.precisionAt1,
+  rPrecision: r.rPrecision,
+  knnAccuracy: r.knnAccuracy,
+});
+
+/** The best trial's fold models on the test classes: each alone, and their embeddings side by side. */
+async function foldModels(out: string, def: SweepDefinition, best: Trial, id: string, ds: Dataset): Promise<SweepLossResult['foldModels']> {
+  const parts: { embeddings: Float32Array; dim: number; labels: Uint8Array }[] = [];
+  for (let k = 0; k < def.folds; k++) {
+    // the fold's own config, with the sweep's split: its test side is the test classes
+    const e = await embedSplit({ weights: trialDir(out, id, best.trial, k), split: 'test', config: { split: def.split }, dataset: ds });
+    parts.push({ embeddings: e.embeddings, dim: e.dim, labels: e.labels });
+  }
+  const labels = parts[0]!.labels;
+  const n = labels.length;
+  const folds = parts.map((p) => retrievalSummary(retrievalMetrics(p.embeddings, p.dim, labels)));
+  const dim = parts.reduce((a, p) => a + p.dim, 0);
+  const cat = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    let off = i * dim;
+    for (const p of parts) {
+      cat.set(p.embeddings.subarray(i * p.dim, (i + 1) * p.dim), off);
+      off += p.dim;
+    }
+  }
+  return {
+    separate: {
+      mapAtR: measure(folds.map((f) => f.mapAtR)),
+      precisionAt1: measure(folds.map((f) => f.precisionAt1)),
+      rPrecision: measure(folds.map((f) => f.rPrecision)),
+      folds,
+    },
+    concatenated: { ...retrievalSummary(retrievalMetrics(cat, dim, labels)), dim },
+  };
+}
+
+async function buildResults(out: string, def: SweepDefinition, ds: Dataset, trialsOf: Map<string, Trial[]>, machine: SweepResults['machine']): Promise<SweepResults> {
+  await initBackend('wasm');
+  const losses: SweepLossResult[] = [];
+  const tunedRuns: ScoredRun[] = [];
+  const untunedRuns: ScoredRun[] = [];
+  for (const l of def.losses) {
+    const id = l.spec.id;
+    const trials = trialsOf.get(id) ?? [];
+    const best = bestTrial(trials);
+    const tuned = testMeasures(out, id, 'tuned', def.seeds);
+    const untuned = testMeasures(out, id, 'default', def.seeds);
+    if (!best || !tuned || !untuned) continue; // every trial or final run failed: the failures say why
+    tunedRuns.push(...tuned.runs);
+    untunedRuns.push(...untuned.runs);
+    const fixed: Record<string, number | string> = {};
+    for (const [k, v] of Object.entries(l.spec.params)) if (v !== undefined) fixed[k] = typeof v === 'boolean' ? String(v) : v;
+    if (l.spec.miner) fixed['miner'] = l.spec.miner;
+    if (l.learningRate !== undefined) fixed['lr'] = l.learningRate;
+    losses.push({
+      id,
+      label: l.spec.label,
+      loss: l.spec.loss,
+      spec: l.text,
+      fixed,
+      space: l.space,
+      trials,
+      best: { trial: best.trial, params: best.params, validation: best.validation },
+      test: tuned.test,
+      foldModels: await foldModels(out, def, best, id, ds),
+      untuned: { test: untuned.test },
+    });
+  }
+  const specs = def.losses.filter((l) => losses.some((x) => x.id === l.spec.id)).map((l) => l.spec);
+  const rank = (f: (l: SweepLossResult) => number): string[] => [...losses].sort((a, b) => f(b) - f(a)).map((l) => l.id);
+  const tunedRank = rank((l) => l.test.mapAtR.mean);
+  const untunedRank = rank((l) => l.untuned.test.mapAtR.mean);
+  const comparisons = { tuned: pairedComparisons(specs, tunedRuns), untuned: pairedComparisons(specs, untunedRuns) };
+  return {
+    tool: 'siamese-lab',
+    kind: 'sweep',
+    version: toolVersion(),
+    createdAt: new Date().toISOString(),
+    dataset: { name: ds.name, source: ds.source },
+    split: { spec: def.split, trainClasses: def.trainClasses, testClasses: def.testClasses },
+    protocol: { trials: def.trials, folds: def.folds, seeds: def.seeds, searchSeed: def.searchSeed, groups: def.groups, config: def.config },
+    losses,
+    comparisons,
+    ranking: { tuned: tunedRank, untuned: untunedRank, changed: tunedRank.join() !== untunedRank.join(), verdict: rankingVerdict(tunedRank, untunedRank, comparisons) },
+    machine,
+  };
+}
+
+/** Plain words: did tuning change the ranking by test MAP@R, and which differences hold up. */
+export function rankingVerdict(tuned: string[], untuned: string[], c: SweepResults['comparisons']): string {
+  if (tuned.length < 2) return 'one loss only: nothing to rank.';
+  const sig = (list: PairedComparison[]): string[] => list.filter((x) => x.measure === 'mapAtR' && (x.pHolm ?? x.p) < 0.05 && x.seeds > 1).map((x) => x.verdict);
+  const words: string[] = [];
+  if (tuned.join() === untuned.join()) words.push(`Tuning did not change the ranking by test MAP@R: ${tuned.join(' > ')} both tuned and at the defaults.`);
+  else words.push(`Tuning changed the ranking by test MAP@R: tuned ${tuned.join(' > ')}; at the defaults ${untuned.join(' > ')}.`);
+  const st = sig(c.tuned);
+  const su = sig(c.untuned);
+  words.push(st.length ? `Tuned, significant after Holm's correction: ${st.join('; ')}.` : 'Tuned, no difference in MAP@R is significant after Holm\'s correction, so the order may be chance.');
+  words.push(su.length ? `At the defaults, significant: ${su.join('; ')}.` : 'At the defaults, no difference in MAP@R is significant.');
+  return words.join(' ');
+}
+
+/**
+ * A rough time for `trainings` trainings on this machine: a few batches of the first loss timed
+ * here on one thread, times the batches per epoch, plus one final evaluation timed here, shared
+ * over the workers. The load of the moment is in the timings; later changes of it are not.
+ */
+export async function estimateSeconds(def: SweepDefinition, ds: Dataset, trainings: number, workers: number): Promise<{ seconds: number; batchesPerEpoch: number } | undefined> {
+  try {
+    await initBackend('wasm');
+    const l = def.losses[0]!;
+    const config = trainConfig(def, l, undefined, def.split, 0);
+    const t = new Training(ds, { ...config, threads: 1 });
+    try {
+      // the aborted epoch leaves the Training mid-epoch: its state before, to evaluate from
+      const state = t.getState();
+      const stop = new AbortController();
+      const times: number[] = [];
+      let batches = 0;
+      t.runEpoch(
+        (info) => {
+          times.push(performance.now());
+          batches = info.batches;
+          if (times.length >= 6) stop.abort();
+        },
+        { signal: stop.signal },
+      );
+      if (times.length < 3) return undefined;
+      const perBatch = (times.at(-1)! - times[0]!) / 1000 / (times.length - 1);
+      // a training's final evaluation (test pairs and retrieval), timed on the test classes; the
+      // folds validate on fewer images, so this errs on the long side
+      t.setState(state);
+      const e0 = performance.now();
+      evaluateTraining(t, { retrieval: true });
+      const evalSeconds = (performance.now() - e0) / 1000;
+      const one = def.config.epochs * batches * perBatch + evalSeconds;
+      return { seconds: (trainings * one) / workers, batchesPerEpoch: batches };
+    } finally {
+      t.dispose();
+    }
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * sweep on a tiny data set (8 classes of 12x12 images, 1 epoch on 200 pairs, 3 trials, 2 folds,
+ * 2 seeds): the folds are class-disjoint and never touch the test classes; the same sweep twice
+ * gives the same trials and results; a sweep whose process is killed (SIGKILL) and then run again
+ * ends with the results of an uninterrupted one; bad specs are refused with one line, exit 2.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { parseSplit, resolveSplit } from '../../src/data/split.ts';
+import { foldGroups, foldSplit, rankingVerdict, runSweep, type SweepOptions, type SweepResults } from '../../src/experiments/sweep.ts';
+import { Rng } from '../../src/rng.ts';
+import { writeSweepReport } from '../../src/viz/sweepReport.ts';
+import { siamese, siameseAsync } from '../cli/run.ts';
+import { idxFile } from '../data/datasets.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'siamese-sweep-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+/** 8 classes: a noisy bright band, rows for classes 0-3, columns for 4-7. */
+function writeData(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const rng = new Rng(7);
+  const K = 8;
+  const S = 12;
+  for (const [prefix, per] of [['train', 40], ['t10k', 15]] as const) {
+    const n = K * per;
+    const images = new Uint8Array(n * S * S);
+    const labels = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const c = i % K;
+      labels[i] = c;
+      for (let p = 0; p < S * S; p++) {
+        const row = Math.floor(p / S);
+        const col = p % S;
+        const on = c < 4 ? row >= 3 * c && row < 3 * c + 3 : col >= 3 * (c - 4) && col < 3 * (c - 4) + 3;
+        images[i * S * S + p] = on ? 90 + rng.int(120) : rng.int(150);
+      }
+    }
+    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), idxFile([n, S, S], images));
+    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), idxFile([n], labels));
+  }
+}
+const data = join(root, 'data');
+writeData(data);
+
+const ARGS = ['--data', 'idx', '--data-dir', data, '--trials', '3', '--folds', '2', '--seeds', '2', '--epochs', '1', '--train-pairs', '200', '--workers', '2'];
+const options = (out: string): SweepOptions => ({
+  data: { name: 'idx', dir: data },
+  trials: 3,
+  folds: 2,
+  seeds: 2,
+  epochs: 1,
+  trainPairs: 200,
+  workers: 2,
+  out,
+});
+
+/** What must not depend on the run: every number and parameter (paths, dates and timings aside). */
+function essence(r: SweepResults): unknown {
+  return JSON.parse(
+    JSON.stringify({ split: r.split, protocol: r.protocol, losses: r.losses, comparisons: r.comparisons, ranking: r.ranking }, (k, v: unknown) =>
+      k === 'runDir' ? undefined : v,
+    ),
+  );
+}
+
+test('folds: class-disjoint groups of the training classes; each fold trains on the rest and never sees a test class', () => {
+  assert.deepEqual(foldGroups([0, 1, 2, 3, 4], 2), [[0, 2, 4], [1, 3]]);
+  assert.deepEqual(foldGroups([9, 1, 5, 3, 7, 2, 8, 0], 4), [[0, 5], [1, 7], [2, 8], [3, 9]]);
+  for (const [train, k] of [[[0, 1, 2, 3, 4], 2], [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 4], [[1, 3, 4, 6, 8, 9], 3]] as const) {
+    const groups = foldGroups(train, k);
+    const all = groups.flat().sort((a, b) => a - b);
+    assert.deepEqual(all, [...train].sort((a, b) => a - b), 'every training class in exactly one group');
+    for (const g of groups) {
+      assert.ok(g.length >= 2);
+      const s = resolveSplit(parseSplit(foldSplit(train, g)), 12);
+      assert.deepEqual(s.testClasses, g);
+      assert.deepEqual(s.trainClasses, train.filter((c) => !g.includes(c)));
+      assert.ok(s.trainClasses.every((c) => !g.includes(c)), 'validation classes never trained on');
+      assert.ok([...s.trainClasses, ...s.testClasses].every((c) => (train as readonly number[]).includes(c)), 'only training classes');
+    }
+  }
+});
+
+let reference: SweepResults | undefined;
+
+test('a tiny sweep: results.json as documented; the same sweep twice gives the same trials and results', async () => {
+  const a = await runSweep(options(join(root, 'a')));
+  const b = await runSweep(options(join(root, 'b')));
+  assert.equal(a.status, 'finished');
+  assert.equal(a.failures.length, 0);
+  const r = a.results!;
+  reference = r;
+  const file = JSON.parse(readFileSync(join(root, 'a', 'results.json'), 'utf8')) as SweepResults;
+  assert.equal(file.kind, 'sweep');
+  assert.deepEqual(file.split, { spec: 'classes', trainClasses: [0, 1, 2, 3], testClasses: [4, 5, 6, 7] });
+  assert.deepEqual(file.losses.map((l) => l.id), ['contrastive', 'yukawa']);
+  for (const l of file.losses) {
+    assert.equal(l.trials.length, 3);
+    assert.deepEqual(l.space.map((d) => d.name), l.id === 'contrastive' ? ['margin'] : ['kappa', 'power']);
+    for (const t of l.trials) {
+      assert.equal(t.validation.folds.length, 2);
+      const mean = (t.validation.folds[0]!.mapAtR! + t.validation.folds[1]!.mapAtR!) / 2;
+      assert.ok(Math.abs(t.validation.mapAtR! - mean) < 1e-12);
+      for (const d of l.space) assert.ok(t.params[d.name]! >= d.lo && t.params[d.name]! <= d.hi);
+    }
+    // the best trial is the one with the highest validation MAP@R
+    assert.equal(l.best.validation.mapAtR, Math.max(...l.trials.map((t) => t.validation.mapAtR!)));
+    assert.equal(l.test.seeds.length, 2);
+    assert.ok(l.test.mapAtR.ci[0] <= l.test.mapAtR.mean && l.test.mapAtR.mean <= l.test.mapAtR.ci[1]);
+    for (const v of [l.test.mapAtR.mean, l.test.precisionAt1.mean, l.test.accuracy.mean, l.foldModels.concatenated.mapAtR, l.untuned.test.mapAtR.mean]) {
+      assert.ok(v >= 0 && v <= 1, String(v));
+    }
+    assert.equal(l.foldModels.concatenated.dim, 2 * 128);
+    // trial 1 is the same for every run of the loss: the trials differ only by their parameters
+    const manifest = JSON.parse(readFileSync(join(root, 'a', 'runs', l.id, 'trial00', 'fold1', 'manifest.json'), 'utf8')) as { config: { split: string } };
+    assert.equal(manifest.config.split, 'train=0,2;test=1,3');
+  }
+  assert.deepEqual(essence(b.results!), essence(r));
+  // the trials differ from each other (the search explores)
+  assert.notDeepEqual(r.losses[0]!.trials[0]!.params, r.losses[0]!.trials[1]!.params);
+});
+
+test('killed with SIGKILL mid-sweep, the same command resumes and ends with the results of an uninterrupted sweep', async () => {
+  assert.ok(reference, 'needs the sweep of the test before');
+  const out = join(root, 'killed');
+  const child = siameseAsync(['sweep', ...ARGS, '--out', out, '--no-report']);
+  let err = '';
+  await new Promise<void>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      // a few trainings done, others under way: kill without warning
+      if ((err.match(/finished in/g) ?? []).length >= 5 && child.exitCode === null && !child.killed) {
+        child.kill('SIGKILL');
+      }
+    });
+    child.on('exit', () => resolve());
+  });
+  assert.equal(child.signalCode, 'SIGKILL', `the sweep ended before it could be killed:\n${err}`);
+  assert.ok(!readdirSync(out).includes('results.json'));
+  const r = siamese(['sweep', ...ARGS, '--out', out, '--no-report']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /sweep: 2 losses x \(3 trials x 2 folds \+ 2 tuned \+ 2 default seeds\) = 20 trainings, [1-9]\d* finished already/);
+  const resumed = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as SweepResults;
+  assert.deepEqual(essence(resumed), essence(reference));
+  // and once finished, the same command trains nothing
+  const again = siamese(['sweep', ...ARGS, '--out', out, '--no-report']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /nothing left to train/);
+  assert.deepEqual(essence(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as SweepResults), essence(reference));
+});
+
+test('bad specs and protocols: one line on stderr, exit 2, nothing written', () => {
+  const cases: [string[], RegExp][] = [
+    [['--losses', 'contrastive:margin=2..0.2'], /reversed/],
+    [['--losses', 'contrastive:margin=1..1'], /empty range/],
+    [['--losses', 'contrastive:marginn=0.2..2'], /no parameter "marginn"/],
+    [['--losses', 'custom:pos=d^2;neg=1..2'], /not a numeric parameter/],
+    [['--losses', 'yukawa:kappa=0..40:log'], /positive low bound/],
+    [['--split', 'pairs'], /class-disjoint/],
+    [['--folds', '3'], /--folds 3 needs 6 training classes/],
+  ];
+  for (const [extra, why] of cases) {
+    const out = join(root, 'never', String(cases.findIndex((c) => c[0] === extra)));
+    const args = ['sweep', '--data', 'idx', '--data-dir', data, '--trials', '1', '--epochs', '1', '--train-pairs', '100', '--out', out, ...extra];
+    const r = siamese(args);
+    assert.equal(r.code, 2, `${extra.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, why);
+    assert.ok(!existsSync(out), `${extra.join(' ')}: ${out} was created`);
+  }
+});
+
+test('the report: per loss the chosen parameters, the search trace, test measures with CIs, the paired tests and the verdict; self-contained HTML', async () => {
+  assert.ok(reference, 'needs the sweep of the tiny-sweep test');
+  const dir = join(root, 'report');
+  mkdirSync(dir);
+  const files = await writeSweepReport(reference, dir);
+  const md = readFileSync(files.md, 'utf8');
+  const html = readFileSync(files.html, 'utf8');
+  for (const l of reference.losses) {
+    const chosen = Object.entries(l.best.params).map(([k, v]) => `${k}=${v}`).join(', ');
+    assert.ok(md.includes(chosen) && html.includes(chosen), chosen);
+    assert.ok(html.includes(`aria-label="search trace of ${l.label}"`));
+    assert.ok(html.includes(`aria-label="parallel coordinates of ${l.label}"`));
+    // one line per scored trial in the parallel coordinates
+    const pc = html.split(`aria-label="parallel coordinates of ${l.label}"`)[1]!.split('</svg>')[0]!;
+    assert.equal(pc.match(/<polyline/g)?.length, l.trials.length);
+    // the test MAP@R with its 95% CI, as percentages
+    const ci = `${(100 * l.test.mapAtR.mean).toFixed(2)}% ± ${(100 * l.test.mapAtR.ci95).toFixed(2)}`;
+    assert.ok(md.includes(ci) && html.includes(ci), ci);
+    assert.equal(md.split('\n').filter((line) => /^\| \d+ \|/.test(line) && md.indexOf(line) > md.indexOf(`## ${l.label}`)).length >= 3, true);
+  }
+  assert.ok(md.includes(reference.ranking.verdict));
+  for (const c of reference.comparisons.tuned) assert.ok(md.includes(c.verdict));
+  // nothing fetched from elsewhere
+  assert.doesNotMatch(html, /<script|src=|href=|@import|url\(/);
+});
+
+test('the verdict says whether tuning changed the ranking, and which differences hold after Holm', () => {
+  const sig = { a: 'a', b: 'b', measure: 'mapAtR' as const, meanDiff: 0.05, ci95: 0.01, t: 9, p: 0.001, pHolm: 0.002, tests: 1, seeds: 5, verdict: 'a > b in MAP@R by 5.00 points' };
+  const none = { ...sig, p: 0.4, pHolm: 0.4, verdict: 'no significant difference' };
+  const changed = rankingVerdict(['a', 'b'], ['b', 'a'], { tuned: [sig], untuned: [none] });
+  assert.match(changed, /^Tuning changed the ranking by test MAP@R: tuned a > b; at the defaults b > a\./);
+  assert.match(changed, /Tuned, significant after Holm's correction: a > b in MAP@R by 5.00 points\./);
+  assert.match(changed, /At the defaults, no difference in MAP@R is significant\./);
+  const same = rankingVerdict(['a', 'b'], ['a', 'b'], { tuned: [none], untuned: [none] });
+  assert.match(same, /^Tuning did not change the ranking by test MAP@R: a > b both tuned and at the defaults\./);
+  assert.match(same, /order may be chance/);
+  // a raw p below 0.05 that Holm lifts above it is not significant
+  assert.match(rankingVerdict(['a', 'b'], ['a', 'b'], { tuned: [{ ...sig, p: 0.03, pHolm: 0.09 }], untuned: [] }), /Tuned, no difference in MAP@R is significant/);
+});

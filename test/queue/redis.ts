@@ -29,6 +29,12 @@ export async function freePort(): Promise<number> {
   });
 }
 
+// servers die with the test process, even when it is killed by the runner's timeout
+const servers = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of servers) p.kill('SIGKILL');
+});
+
 export async function startRedis(opts: { password?: string; persist?: boolean } = {}): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'siamese-redis-'));
@@ -40,6 +46,9 @@ export async function startRedis(opts: { password?: string; persist?: boolean } 
   ];
   const up = async (): Promise<void> => {
     proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = proc;
+    servers.add(p);
+    p.once('exit', () => servers.delete(p));
     await new Promise<void>((resolve, reject) => {
       let out = '';
       const t = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 10_000);

@@ -49,7 +49,6 @@ interface TrainCliOptions extends ModelCliOptions, LossCliOptions, DataCliOption
   dropout?: number;
   engine?: 'auto' | 'tfjs' | 'native';
   threads?: number;
-  proxyLr?: number;
 }
 
 interface CompareCliOptions extends ModelCliOptions, DataCliOptions {
@@ -178,7 +177,7 @@ function trainConfig(o: TrainCliOptions): Partial<TrainConfig> {
   return {
     ...modelConfig(o),
     loss: o.loss,
-    lossParams: o.proxyLr === undefined ? lossParamsFrom(o.loss, o) : { ...lossParamsFrom(o.loss, o), 'proxy-lr': o.proxyLr },
+    lossParams: lossParamsFrom(o.loss, o),
     split: o.split,
     epochs: o.epochs,
     batchSize: o.batchSize,

@@ -37,6 +37,8 @@ export interface LossCliOptions {
   pos?: string;
   neg?: string;
   param?: Record<string, string>;
+  /** arcface, cosface, proxy-anchor: the class weights' learning rate (the loss parameter proxy-lr) */
+  proxyLr?: number;
 }
 
 /** The loss options that have their own flag; any other parameter goes through --param. */
@@ -54,7 +56,12 @@ export function lossParamsFrom(loss: string, o: LossCliOptions): LossParams {
     if (o.param?.[key] !== undefined) throw new UsageError(`--${key} and --param ${key}=... set the same parameter; give one of them`);
     raw[key] = o[key];
   }
-  const option = (key: string): string => ((OWN_FLAGS as readonly string[]).includes(key) ? `--${key}` : `--param ${key}=${String(raw[key])}`);
+  if (o.proxyLr !== undefined) {
+    if (o.param?.['proxy-lr'] !== undefined) throw new UsageError('--proxy-lr and --param proxy-lr=... set the same parameter; give one of them');
+    raw['proxy-lr'] = o.proxyLr;
+  }
+  const option = (key: string): string =>
+    (OWN_FLAGS as readonly string[]).includes(key) ? `--${key}` : key === 'proxy-lr' && o.proxyLr !== undefined ? '--proxy-lr' : `--param ${key}=${String(raw[key])}`;
   const { params } = checkLossParams(loss, raw, (key, known) =>
     key === 'pos' || key === 'neg'
       ? `--pos and --neg are for --loss custom; loss ${loss} has no formulas to set (${paramList(known)})`

@@ -26,6 +26,8 @@ test('train refuses loss options that the loss does not take, naming its paramet
   refused(['--kappa', '5'], /--kappa: loss contrastive has no parameter "kappa" \(its parameters: margin\)/);
   refused(['--loss', 'soft-triplet', '--margin', '0.2'], /--margin: loss soft-triplet has no parameter "margin" \(its parameters: squared\)/);
   refused(['--margin', '2', '--param', 'margin=3'], /--margin and --param margin=\.\.\. set the same parameter/);
+  // only the losses that learn class weights have their learning rate
+  refused(['--proxy-lr', '1'], /--proxy-lr: loss contrastive has no parameter "proxy-lr" \(its parameters: margin\)/);
 });
 
 test('compare refuses the same settings with the same check', () => {

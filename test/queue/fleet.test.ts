@@ -32,8 +32,8 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-function start(args: string[]): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+function start(args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
@@ -48,8 +48,8 @@ function start(args: string[]): Proc {
 }
 
 /** Run a command to its end without blocking this process (the workers' output keeps flowing). */
-async function run(args: string[]): Promise<{ code: number | null; out: string }> {
-  const p = start(args);
+async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
+  const p = start(args, env);
   const code = await p.exited;
   return { code, out: p.out() };
 }
@@ -211,6 +211,25 @@ describe('compare on a fleet through Redis', () => {
     } finally {
       await ex.close();
       await stop(w);
+    }
+  });
+
+  test('over TLS (rediss://), trusting the server\'s CA through NODE_EXTRA_CA_CERTS: the same results; without it, one line', async () => {
+    const tls = await startRedis({ tls: true, password: 'tls-pass' });
+    const env = { NODE_EXTRA_CA_CERTS: tls.ca! };
+    const w = start(['worker', '--queue', tls.url, '--queue-name', 'tls'], env);
+    try {
+      assert.match(tls.url, /^rediss:\/\//);
+      const untrusted = await run(['queue', 'status', '--queue', tls.url]);
+      assert.equal(untrusted.code, 2, untrusted.out);
+      assert.match(untrusted.out, /^siamese: cannot connect to the queue at rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+: .*(certificate|self.signed)/m);
+      const c = await run(['compare', ...GRID, '--out', join(root, 'tls'), '--queue', tls.url, '--queue-name', 'tls'], env);
+      assert.equal(c.code, 0, c.out);
+      assert.deepEqual(outcome(join(root, 'tls')), local);
+      assert.match(w.out(), /train-[0-9a-f]{32} finished/);
+    } finally {
+      await stop(w);
+      await tls.stop();
     }
   });
 

@@ -2,8 +2,8 @@
  * A real redis-server (Debian's) for the queue tests: on a free loopback port, no persistence
  * unless asked, its own folder; stopped by the test. Restartable on the same port.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,12 +35,18 @@ process.on('exit', () => {
   for (const p of servers) p.kill('SIGKILL');
 });
 
-export async function startRedis(opts: { password?: string; persist?: boolean } = {}): Promise<RedisServer> {
+export async function startRedis(opts: { password?: string; persist?: boolean; tls?: boolean } = {}): Promise<RedisServer & { ca?: string }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'siamese-redis-'));
+  // TLS: a throw-away CA and a certificate for 127.0.0.1 made with openssl; clients trust the CA
+  // through NODE_EXTRA_CA_CERTS, as a user would
+  const ca = opts.tls ? makeCertificates(dir) : undefined;
   let proc: ChildProcess | undefined;
+  const listen = ca
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', join(dir, 'server.pem'), '--tls-key-file', join(dir, 'server.key'), '--tls-ca-cert-file', ca, '--tls-auth-clients', 'no']
+    : ['--port', String(port)];
   const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    ...listen, '--bind', '127.0.0.1', '--dir', dir, '--save', '',
     '--appendonly', opts.persist ? 'yes' : 'no', '--appendfsync', 'always',
     ...(opts.password ? ['--requirepass', opts.password] : []),
   ];
@@ -78,7 +84,8 @@ export async function startRedis(opts: { password?: string; persist?: boolean } 
   const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : '';
   return {
     port,
-    url: `redis://${auth}127.0.0.1:${port}`,
+    url: `${ca ? 'rediss' : 'redis'}://${auth}127.0.0.1:${port}`,
+    ...(ca ? { ca } : {}),
     async stop() {
       await down();
       rmSync(dir, { recursive: true, force: true });
@@ -88,4 +95,16 @@ export async function startRedis(opts: { password?: string; persist?: boolean } 
       await up();
     },
   };
+}
+
+function makeCertificates(dir: string): string {
+  const run = (args: string[]): void => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
+  };
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=siamese-lab test CA']);
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf']);
+  return join(dir, 'ca.pem');
 }

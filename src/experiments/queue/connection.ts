@@ -3,6 +3,7 @@
  * BullMQ's ioredis connections take, and a form safe to print (the password never appears in
  * logs, manifests or results).
  */
+import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'bullmq';
 import { UsageError } from '../../errors.ts';
 
@@ -39,7 +40,9 @@ export function parseQueueUrl(text: string): QueueUrl {
     db,
     ...(password !== undefined ? { password } : {}),
     ...(username !== undefined ? { username } : {}),
-    ...(url.protocol === 'rediss:' ? { tls: { servername: host } } : {}),
+    // TLS checks the server's certificate against Node's CAs (add one with NODE_EXTRA_CA_CERTS);
+    // a server name is sent for host names only (TLS forbids IP addresses there)
+    ...(url.protocol === 'rediss:' ? { tls: isIP(host) ? {} : { servername: host } } : {}),
     // BullMQ's blocking commands need ioredis to retry forever instead of failing a command
     maxRetriesPerRequest: null,
     // reconnect with a capped back-off: a restarted Redis is picked up within a second or two

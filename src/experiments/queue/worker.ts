@@ -240,7 +240,8 @@ export async function connectOrExplain(redis: Redis, display: string): Promise<v
       ? 'the password was refused'
       : /ECONNREFUSED/.test(all)
         ? 'nothing listens there'
-        : (e as Error).message.split('\n')[0];
+        : // the first real cause (a certificate refused, a host not found) beats "Connection is closed"
+          ([...seen, (e as Error).message].find((m) => !/Connection is closed/i.test(m)) ?? (e as Error).message).split('\n')[0];
     throw new UsageError(`cannot connect to the queue at ${display}: ${why}`);
   } finally {
     redis.off('error', onError);

@@ -26,11 +26,8 @@ export const DEFAULT_LOSSES = 'contrastive,yukawa,triplet';
 /** `--quick`: a first look in about two minutes on two cores. */
 export const QUICK = { epochs: 2, trainPairs: 20000, seeds: 2, tsnePoints: 500, tsneIterations: 500 } as const;
 
-export interface CompareOptions {
-  /** a --losses string (see lossSpec.ts), or specs; default contrastive,yukawa,triplet */
-  losses?: string | readonly (string | LossSpec)[];
-  /** a count n (seeds 0..n-1) or the seeds themselves; default 3 */
-  seeds?: number | readonly number[];
+/** What every experiment (compare, sweep) sets of its trainings, and where they run. */
+export interface ExperimentOptions {
   epochs?: number;
   batchSize?: number;
   optimizer?: string;
@@ -59,6 +56,15 @@ export interface CompareOptions {
   queue?: { url: string; name?: string };
   /** one line per notable event of the queue (jobs enqueued again, ...) */
   onQueueLog?: (line: string) => void;
+  /** abort = stop cleanly: running trainings save their last finished epoch */
+  signal?: AbortSignal;
+}
+
+export interface CompareOptions extends ExperimentOptions {
+  /** a --losses string (see lossSpec.ts), or specs; default contrastive,yukawa,triplet */
+  losses?: string | readonly (string | LossSpec)[];
+  /** a count n (seeds 0..n-1) or the seeds themselves; default 3 */
+  seeds?: number | readonly number[];
   /** the comparison directory; default runs/compare */
   out?: string;
   /** take the grid from OUT/compare.json (grid options must then be left unset) */
@@ -75,8 +81,6 @@ export interface CompareOptions {
   distanceSample?: number;
   /** retrieval measures (MAP@R, ...) in each run's evaluation; default true */
   retrieval?: boolean;
-  /** abort = stop cleanly: running trainings save their last finished epoch */
-  signal?: AbortSignal;
 }
 
 

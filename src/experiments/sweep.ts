@@ -50,7 +50,7 @@ import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import { Training } from '../train/trainer.ts';
 import { pairedComparisons, resultsJson, type ScoredRun } from './collect.ts';
 import type { CompareCallbacks, CompareJob } from './compare.ts';
-import { gridQueueName, runState } from './grid.ts';
+import { type ExperimentOptions, gridQueueName, runState } from './grid.ts';
 import type { Executor } from './executor.ts';
 import type { JobRequest } from './jobs.ts';
 import { WorkerPool } from './pool.ts';
@@ -66,7 +66,7 @@ export const DEFAULT_SWEEP_LOSSES = 'contrastive:margin=0.2..2,yukawa:kappa=1..4
 /** `--quick`: 2 losses, 4 trials, 2 folds, 2 seeds, 1 short epoch. */
 export const QUICK_SWEEP = { trials: 4, folds: 2, seeds: 2, epochs: 1, trainPairs: 2000 } as const;
 
-export interface SweepOptions {
+export interface SweepOptions extends ExperimentOptions {
   /** sweep specs (searchSpec.ts); default DEFAULT_SWEEP_LOSSES */
   losses?: string;
   /** trials per loss; default 30 */
@@ -77,29 +77,11 @@ export interface SweepOptions {
   seeds?: number;
   /** seeds the search (with each loss's id); default 0 */
   searchSeed?: number;
-  epochs?: number;
-  batchSize?: number;
-  optimizer?: string;
-  learningRate?: number;
-  trainPairs?: number;
-  testPairs?: number;
-  pairSeed?: number;
-  perClass?: number;
-  base?: 'mlp' | 'cnn';
-  embeddingDim?: number;
-  dropout?: number;
-  threshold?: number;
   /** classes (default), classes=C1,C2,...; `pairs` is refused (the protocol needs unseen classes) */
   split?: string;
-  data?: DataSpec;
-  engine?: EngineChoice;
-  workers?: number;
-  queue?: { url: string; name?: string };
-  onQueueLog?: (line: string) => void;
   /** default runs/sweep */
   out?: string;
   quick?: boolean;
-  signal?: AbortSignal;
 }
 
 /** sweep.json: everything that decides the trainings (a resumed sweep must match it). */

@@ -89,6 +89,8 @@ export { estimateJsonMemory } from './viz/validate.ts';
 export type { Executor, ExecutorCallbacks } from './experiments/executor.ts';
 export { WorkerPool } from './experiments/pool.ts';
 export { suggest as suggestTrial, type Observation, type SearchDim } from './experiments/tpe.ts';
+export { runSweep, type SweepOptions, type SweepOutcome, type SweepPlan, type SweepResults } from './experiments/sweep.ts';
+export { writeSweepReport } from './viz/sweepReport.ts';
 
 // Several machines: the Redis queue (BullMQ) and its workers
 export { QueueExecutor, type QueueExecutorOptions } from './experiments/queue/coordinator.ts';

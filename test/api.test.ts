@@ -27,10 +27,10 @@ const VALUES = [
   'parseSafetensors', 'parseSeeds', 'permutePairs', 'powerLoss', 'predict', 'queueClean', 'queueStatus',
   'readFileBytes', 'readIdx', 'readKerasWeights', 'readNpy', 'readNpyFloat32Matrix', 'readSafetensors',
   'registerLoss', 'renderVegaLite', 'resolveConfig', 'resolveDataSpec', 'retrievalMetrics', 'rocAuc', 'runCompare',
-  'runQueueWorker', 'runTsne', 'sampleStd', 'slicePairs', 'softMarginTripletLoss', 'springLoss', 'startServer',
-  'suggestTrial', 'summarise', 'svgToPng', 'tQuantile', 'toGray', 'toolVersion', 'trainRun', 'tripletLoss',
-  'trustworthiness', 'writeFileAtomic', 'writeJsonAtomic', 'writeKerasH5', 'writeNpy', 'writeSafetensors',
-  'yukawaLoss',
+  'runQueueWorker', 'runSweep', 'runTsne', 'sampleStd', 'slicePairs', 'softMarginTripletLoss', 'springLoss',
+  'startServer', 'suggestTrial', 'summarise', 'svgToPng', 'tQuantile', 'toGray', 'toolVersion', 'trainRun',
+  'tripletLoss', 'trustworthiness', 'writeFileAtomic', 'writeJsonAtomic', 'writeKerasH5', 'writeNpy',
+  'writeSafetensors', 'writeSweepReport', 'yukawaLoss',
 ];
 
 test('src/index.ts exports exactly the listed values, and no tf namespace', () => {

@@ -6,6 +6,7 @@ import type { JobEvent } from '../experiments/jobs.ts';
 import type { CompareResults, Stat } from '../experiments/results.ts';
 import { count } from '../words.ts';
 import { formatEpoch } from './progress.ts';
+import { onGridStop } from './signals.ts';
 
 /**
  * `siamese compare`: the grid of losses x seeds on worker threads, with one progress display,
@@ -24,25 +25,12 @@ export interface CompareCommandOutcome extends CompareOutcome {
 }
 
 export async function compareCommand(opts: CompareCommandOptions): Promise<CompareCommandOutcome> {
-  const controller = new AbortController();
   const progress = new CompareProgress(process.stderr);
-  let signalled: string | undefined;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (signalled) {
-      // leave the terminal clean: no half-erased display above the shell's prompt
-      progress.stop();
-      process.exit(130);
-    }
-    signalled = sig;
-    progress.log(`${sig}: stopping; the workers save their last finished epoch (send it again to quit at once)`);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stop = onGridStop(progress, 'the workers save their last finished epoch');
   let outcome: CompareCommandOutcome;
   const { report, ...compareOpts } = opts;
   try {
-    outcome = await runCompare({ ...compareOpts, signal: controller.signal, onQueueLog: (line) => progress.log(line) }, progress.callbacks());
+    outcome = await runCompare({ ...compareOpts, signal: stop.signal, onQueueLog: (line) => progress.log(line) }, progress.callbacks());
     if (outcome.status === 'finished' && outcome.results && report !== false) {
       progress.callbacks().onPhase?.('writing the report');
       try {
@@ -53,13 +41,12 @@ export async function compareCommand(opts: CompareCommandOptions): Promise<Compa
     }
   } finally {
     progress.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
   }
   const out = outcome.out;
   if (outcome.status === 'interrupted') {
     process.stderr.write(
-      `stopped by ${signalled ?? 'request'}: finished runs and epochs are kept in ${out}. ` +
+      `stopped by ${stop.signalled() ?? 'request'}: finished runs and epochs are kept in ${out}. ` +
         `Resume with: siamese compare --resume ${out}\n`,
     );
     process.exitCode = 130;

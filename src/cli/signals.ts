@@ -81,3 +81,32 @@ export function startedByNpm(env: NodeJS.ProcessEnv = process.env): boolean {
 export function describeStop(why: StopReason): string {
   return why === 'parent' ? 'the end of the parent process (npm)' : why;
 }
+
+/**
+ * Ctrl-C or SIGTERM for a command with a live display (compare, sweep): the first asks the runs to
+ * stop (they save their last finished epoch), the second clears the display and quits at once.
+ */
+export function onGridStop(progress: { log(text: string): void; stop(): void }, what: string): { signal: AbortSignal; signalled(): string | undefined; dispose(): void } {
+  const controller = new AbortController();
+  let signalled: string | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signalled) {
+      // leave the terminal clean: no half-erased display above the shell's prompt
+      progress.stop();
+      process.exit(130);
+    }
+    signalled = sig;
+    progress.log(`${sig}: stopping; ${what} (send it again to quit at once)`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    signalled: () => signalled,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}

@@ -2,6 +2,7 @@ import type { SweepOptions, SweepOutcome, SweepPlan, SweepResults } from '../exp
 import { runSweep } from '../experiments/sweep.ts';
 import { count } from '../words.ts';
 import { CompareProgress } from './compare.ts';
+import { onGridStop } from './signals.ts';
 
 /**
  * `siamese sweep`: prints the plan (trainings, a rough time), then compare's progress display
@@ -20,25 +21,13 @@ export interface SweepCommandOutcome extends SweepOutcome {
 }
 
 export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepCommandOutcome> {
-  const controller = new AbortController();
   const progress = new CompareProgress(process.stderr, { command: 'sweep' });
-  let signalled: string | undefined;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (signalled) {
-      progress.stop();
-      process.exit(130);
-    }
-    signalled = sig;
-    progress.log(`${sig}: stopping; running trainings save their last finished epoch (send it again to quit at once)`);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stop = onGridStop(progress, 'running trainings save their last finished epoch');
   let outcome: SweepCommandOutcome;
   const { report, ...sweepOpts } = opts;
   try {
     outcome = await runSweep(
-      { ...sweepOpts, signal: controller.signal, onQueueLog: (line) => progress.log(line) },
+      { ...sweepOpts, signal: stop.signal, onQueueLog: (line) => progress.log(line) },
       { ...progress.callbacks(), onSweepPlan: (p) => progress.log(planText(p)) },
     );
     if (outcome.status === 'finished' && outcome.results && report !== false) {
@@ -52,11 +41,10 @@ export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepComm
     }
   } finally {
     progress.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
   }
   if (outcome.status === 'interrupted') {
-    process.stderr.write(`stopped by ${signalled ?? 'request'}: finished trainings and epochs are kept in ${outcome.out}. Resume with the same command.\n`);
+    process.stderr.write(`stopped by ${stop.signalled() ?? 'request'}: finished trainings and epochs are kept in ${outcome.out}. Resume with the same command.\n`);
     process.exitCode = 130;
     return outcome;
   }

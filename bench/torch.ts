@@ -13,7 +13,7 @@ export type TorchResult = Record<string, unknown> | { unavailable: string };
 /**
  * `pinBlas`: also OMP/OPENBLAS/MKL_NUM_THREADS = threads, which is the honest one-thread figure
  * (torch.set_num_threads alone does not stop OpenBLAS' own threads, which spin on the other core
- * and double the CPU time: that is the setting of DESIGN.md's 11,208). `args`: more of the
+ * and double the CPU time: that is the setting of an earlier design note's 11,208). `args`: more of the
  * script's options (--model cnn, --warmup N).
  */
 export function torchReference(threads: number, steps: number, o: { pinBlas?: boolean; args?: readonly string[] } = {}): TorchResult {

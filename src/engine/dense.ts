@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
  * Dense layer y = act(x·W + b) with a hand-written gradient.
  * Why: tfjs-wasm's matMul with transposeA/transposeB falls back to a slow scalar loop and every
  * built-in matMul gradient uses it; transposing explicitly and then calling a plain matMul is
- * 3.4x faster for the whole training step (DESIGN.md).
+ * 3.4x faster for the whole training step (measured when the engine was chosen: docs/performance.md).
  */
 export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, relu: boolean): tf.Tensor2D {
   return relu ? denseRelu(x, w, b) : denseLinear(x, w, b);

@@ -30,7 +30,7 @@ export const DIGIT_PALETTE = [
 /** Positive / negative pair colours of the polar plot (Okabe-Ito bluish green and vermilion). */
 export const PAIR_COLORS = { pos: '#009e73', neg: '#d55e00' };
 
-/** The seed's and the independent re-implementation's figures (SPEC.md), 20 epochs, as fractions. */
+/** The seed's and the independent re-implementation's figures (the seed's README; the re-implementation's 3-seed means), 20 epochs, as fractions. */
 export const REFERENCE_ACCURACY: Record<'contrastive' | 'yukawa', { seed: number; independent: { mean: number; spread: number; seeds: number } }> = {
   contrastive: { seed: 0.9737, independent: { mean: 0.9734, spread: 0.0012, seeds: 3 } },
   yukawa: { seed: 0.981, independent: { mean: 0.9805, spread: 0.0005, seeds: 3 } },
@@ -791,7 +791,7 @@ export function accuracyChart(results: CompareResults, opts: { measure?: Summary
     },
   ];
   if (refs.length > 0) {
-    const shape = { field: 'source', type: 'nominal', title: 'reference (SPEC.md)', scale: { domain: [seedRef, indRef], range: ['diamond', 'square'] }, legend: { labelLimit: 600, orient: 'bottom', direction: 'vertical' } };
+    const shape = { field: 'source', type: 'nominal', title: 'reference', scale: { domain: [seedRef, indRef], range: ['diamond', 'square'] }, legend: { labelLimit: 600, orient: 'bottom', direction: 'vertical' } };
     layer.push(
       { data: { values: refs.filter((r) => r.source === indRef) }, mark: { type: 'rule', color: '#555555', strokeWidth: 1, yOffset: 9 }, encoding: { y: yEnc, x: x('lo'), x2: { field: 'hi' } } },
       { data: { values: refs }, mark: { type: 'point', filled: false, color: '#111111', size: 70, strokeWidth: 1.5, yOffset: 9 }, encoding: { y: yEnc, x: x('v'), shape } },

@@ -65,7 +65,7 @@ export interface ReportFiles {
   notes: string[];
 }
 
-/** The seed's distance figures (SPEC.md): positive pairs with D < 0.4 only, all negative pairs. */
+/** The seed's distance figures (its README): positive pairs with D < 0.4 only, all negative pairs. */
 const SEED_DISTANCES: Record<'contrastive' | 'yukawa', { pos: [number, number]; neg: [number, number] }> = {
   contrastive: { pos: [0.03, 0.046], neg: [1.171, 0.199] },
   yukawa: { pos: [0.052, 0.058], neg: [0.795, 0.104] },

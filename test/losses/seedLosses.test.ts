@@ -7,7 +7,7 @@ import { tripletLoss } from '../../src/losses/triplet.ts';
 import { yukawaLoss } from '../../src/losses/yukawa.ts';
 import { checkPairLoss, checkTripletLoss } from './gradcheck.ts';
 
-// The seed's losses (SPEC.md): tensor form = scalar form, gradients = finite differences.
+// The seed's losses (as its code defines them): tensor form = scalar form, gradients = finite differences.
 
 test('contrastive: tensor = scalar, gradient = finite differences, finite at 0', () => {
   checkPairLoss(contrastiveLoss());

@@ -179,7 +179,7 @@ describe('charts', () => {
     assert.equal(testPairClasses(split.labels, 3, 50).pos.length + testPairClasses(split.labels, 3, 50).neg.length, 50);
   });
 
-  it('accuracy per loss: CI bars, seed ticks, reference marks from SPEC.md', async () => {
+  it('accuracy per loss: CI bars, seed ticks, reference marks of the seed and the re-implementation', async () => {
     const svg = await renderVegaLite(accuracyChart(results));
     const t = texts(svg);
     assert.ok(t.includes('Test pair accuracy per loss, 3 seeds'));

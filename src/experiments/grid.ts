@@ -84,6 +84,35 @@ export interface CompareOptions extends ExperimentOptions {
 }
 
 
+/**
+ * The training config that an experiment's options describe, --quick's values filling what is
+ * unset, with the split given (compare: the user's; sweep: set per training); the optimizer's
+ * name is checked here, once, not in every worker.
+ */
+export function experimentConfig(opts: ExperimentOptions, quick?: { epochs?: number; trainPairs?: number }, split?: string): TrainConfig {
+  const full = resolveConfig({
+    epochs: opts.epochs ?? quick?.epochs,
+    batchSize: opts.batchSize,
+    optimizer: opts.optimizer,
+    learningRate: opts.learningRate,
+    trainPairs: opts.trainPairs ?? quick?.trainPairs,
+    testPairs: opts.testPairs,
+    pairSeed: opts.pairSeed,
+    perClass: opts.perClass,
+    base: opts.base,
+    embeddingDim: opts.embeddingDim,
+    dropout: opts.dropout,
+    threshold: opts.threshold,
+    split,
+    data: opts.data,
+    engine: opts.engine,
+  });
+  if (!optimizerNames().includes(full.optimizer.toLowerCase())) {
+    throw new UsageError(`unknown optimizer "${full.optimizer}"; valid optimizers: ${optimizerNames().join(', ')}`);
+  }
+  return full;
+}
+
 /** compare.json */
 export interface StoredGrid {
   tool: 'siamese-lab';
@@ -124,27 +153,7 @@ export function resolveGrid(opts: CompareOptions, out: string): StoredGrid {
   const q = opts.quick ? QUICK : undefined;
   const losses = resolveLosses(opts.losses ?? DEFAULT_LOSSES);
   const seeds = resolveSeeds(opts.seeds ?? q?.seeds ?? 3);
-  const full = resolveConfig({
-    epochs: opts.epochs ?? q?.epochs,
-    batchSize: opts.batchSize,
-    optimizer: opts.optimizer,
-    learningRate: opts.learningRate,
-    trainPairs: opts.trainPairs ?? q?.trainPairs,
-    testPairs: opts.testPairs,
-    pairSeed: opts.pairSeed,
-    perClass: opts.perClass,
-    base: opts.base,
-    embeddingDim: opts.embeddingDim,
-    dropout: opts.dropout,
-    threshold: opts.threshold,
-    split: opts.split,
-    data: opts.data,
-    engine: opts.engine,
-  });
-  // fail on a bad optimizer name now, not in every worker
-  if (!optimizerNames().includes(full.optimizer.toLowerCase())) {
-    throw new UsageError(`unknown optimizer "${full.optimizer}"; valid optimizers: ${optimizerNames().join(', ')}`);
-  }
+  const full = experimentConfig(opts, q, opts.split);
   const { loss: _l, lossParams: _p, seed: _s, miner: _m, ...config } = full;
   const points = opts.tsnePoints ?? q?.tsnePoints ?? 2000;
   if (!Number.isInteger(points) || points < 0 || (points > 0 && points < 20)) {

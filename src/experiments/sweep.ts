@@ -38,7 +38,6 @@ import { type DataSpec, loadDataset } from '../data/registry.ts';
 import { parseSplit, resolveSplit } from '../data/split.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { initBackend } from '../engine/backend.ts';
-import { optimizerNames } from '../engine/optimizers.ts';
 import { DataError, UsageError } from '../errors.ts';
 import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
 import { type RetrievalMetrics, retrievalMetrics } from '../eval/retrieval.ts';
@@ -50,7 +49,7 @@ import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import { Training } from '../train/trainer.ts';
 import { pairedComparisons, resultsJson, type ScoredRun } from './collect.ts';
 import type { CompareCallbacks, CompareJob } from './compare.ts';
-import { type ExperimentOptions, gridQueueName, runState } from './grid.ts';
+import { experimentConfig, type ExperimentOptions, gridQueueName, runState } from './grid.ts';
 import type { Executor } from './executor.ts';
 import type { JobRequest } from './jobs.ts';
 import { WorkerPool } from './pool.ts';
@@ -284,26 +283,8 @@ export function resolveDefinition(opts: SweepOptions, ds: Dataset): { definition
     folds = Math.min(q?.folds ?? 4, maxFolds);
     if (folds < (q?.folds ?? 4)) notes.push(`${folds} folds, not ${q?.folds ?? 4}: ${split.trainClasses.length} training classes make at most ${maxFolds} groups of 2 or more`);
   }
-  const full = resolveConfig({
-    epochs: opts.epochs ?? q?.epochs,
-    batchSize: opts.batchSize,
-    optimizer: opts.optimizer,
-    learningRate: opts.learningRate,
-    trainPairs: opts.trainPairs ?? q?.trainPairs,
-    testPairs: opts.testPairs,
-    pairSeed: opts.pairSeed,
-    perClass: opts.perClass,
-    base: opts.base,
-    embeddingDim: opts.embeddingDim,
-    dropout: opts.dropout,
-    threshold: opts.threshold,
-    data: opts.data,
-    engine: opts.engine,
-  });
+  const full = experimentConfig(opts, q);
   if (full.epochs < 1) throw new UsageError('--epochs must be at least 1');
-  if (!optimizerNames().includes(full.optimizer.toLowerCase())) {
-    throw new UsageError(`unknown optimizer "${full.optimizer}"; valid optimizers: ${optimizerNames().join(', ')}`);
-  }
   const { loss: _l, lossParams: _p, seed: _s, miner: _m, split: _sp, ...config } = full;
   return {
     definition: {

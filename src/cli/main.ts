@@ -194,6 +194,17 @@ function trainConfig(o: TrainCliOptions): Partial<TrainConfig> {
   };
 }
 
+/** What compare and sweep both take: how their runs train, and where. */
+function addExperimentOptions(c: Command, what: 'grid' | 'sweep'): Command {
+  return c
+    .option('--batch-size <n>', 'pairs (or triplets) per batch (default 128)', intArg('--batch-size', 1))
+    .option('--optimizer <name>', `optimizer: ${optimizerNames().join(', ')} (default rmsprop)`)
+    .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1))
+    .option('--queue <url>', 'run on a fleet of `siamese worker`s through Redis: redis://[:password@]host:port[/db] or rediss://')
+    .option('--queue-name <name>', `the queue of this ${what} (default: named after the ${what})`)
+    .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']));
+}
+
 /** Every command, declared in one place; each action is a thin call into the library. */
 export function buildProgram(): Command {
   const program = new Command('siamese')
@@ -235,25 +246,19 @@ export function buildProgram(): Command {
       await predictCommand({ weights: o.weights, loss: o.loss, config: { ...modelConfig(o), data: dataSpec(o), split: o.split }, retrieval: o.retrieval });
     });
 
-  addSplitOption(addDataOptions(addModelOptions(program.command('compare').description('train losses x seeds from identical initial weights, in parallel, and compare them'))
+  addExperimentOptions(addSplitOption(addDataOptions(addModelOptions(program.command('compare').description('train losses x seeds from identical initial weights, in parallel, and compare them'))
     .option('--losses <list>', 'losses, e.g. contrastive,yukawa:kappa=5,\'custom:pos=d^3;neg=exp(-10*d)/d\' (default contrastive,yukawa,triplet)')
     .option('--seeds <n|list>', 'a count (3 = seeds 0,1,2) or a list such as 0,5,7 (default 3)')
     .option('--epochs <n>', 'epochs per run (default 20)', intArg('--epochs', 1))
-    .option('--batch-size <n>', 'pairs (or triplets) per batch (default 128)', intArg('--batch-size', 1))
-    .option('--optimizer <name>', `optimizer: ${optimizerNames().join(', ')} (default rmsprop)`)
     .option('--lr <x>', 'learning rate (default: the optimizer\'s)', floatArg('--lr', { positive: true }))
     .option('--train-pairs <n>', 'use only the first n train pairs (triplets: n/2, mined: about 2n images)', intArg('--train-pairs', 1))
     .option('--out <dir>', 'comparison directory; run it again to resume (default runs/compare)')
     .option('--resume <dir>', 'continue the comparison in DIR with its own settings')
-    .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1))
-    .option('--queue <url>', 'run on a fleet of `siamese worker`s through Redis: redis://[:password@]host:port[/db] or rediss://')
-    .option('--queue-name <name>', 'the queue of this grid (default: named after the grid)')
     .option('--quick', 'a first look in minutes: 2 epochs on 20,000 train pairs, 2 seeds, 500 t-SNE points')
     .option('--tsne-points <n>', 'test images in the t-SNE panels, 0 = none (default 2000)', intArg('--tsne-points', 0))
     .option('--no-retrieval', 'skip the retrieval measures (MAP@R, ...)')
     .option('--no-report', 'write results.json only')
-    .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']))
-    .addHelpText('after', '\nLoss specs: NAME[:KEY=VALUE;KEY=VALUE...], comma-separated; keys are the loss\'s parameters, miner and id.\nQuote lists that hold ";" or parentheses. Details: src/experiments/lossSpec.ts.')))
+    .addHelpText('after', '\nLoss specs: NAME[:KEY=VALUE;KEY=VALUE...], comma-separated; keys are the loss\'s parameters, miner and id.\nQuote lists that hold ";" or parentheses. Details: src/experiments/lossSpec.ts.'))), 'grid')
     .action(async (o: CompareCliOptions) => {
       if (o.resume !== undefined && o.out !== undefined && o.resume !== o.out) {
         throw new UsageError('give --out DIR (runs again resume there) or --resume DIR, not both');
@@ -283,25 +288,19 @@ export function buildProgram(): Command {
       });
     });
 
-  addSplitOption(addDataOptions(addModelOptions(program.command('sweep').description('per loss: a cross-validated hyperparameter search on the training classes, then a test on unseen classes'))
+  addExperimentOptions(addSplitOption(addDataOptions(addModelOptions(program.command('sweep').description('per loss: a cross-validated hyperparameter search on the training classes, then a test on unseen classes'))
     .option('--losses <list>', 'search spaces, e.g. contrastive:margin=0.2..2,\'yukawa:kappa=1..40:log;power=1..4;lr=1e-4..1e-2:log\' (default contrastive:margin=0.2..2,yukawa:kappa=1..40:log;power=1..4)')
     .option('--trials <n>', 'trials per loss (default 30)', intArg('--trials', 1))
     .option('--folds <k>', 'class-disjoint cross-validation folds (default 4, fewer when the training classes do not allow 2 per group)', intArg('--folds', 2))
     .option('--seeds <n>', 'final trainings of the best and the default parameters (default 5)', intArg('--seeds', 1))
     .option('--search-seed <n>', 'seed of the search (default 0)', intArg('--search-seed', 0))
     .option('--epochs <n>', 'epochs per training (default 20)', intArg('--epochs', 1))
-    .option('--batch-size <n>', 'pairs (or triplets) per batch (default 128)', intArg('--batch-size', 1))
-    .option('--optimizer <name>', `optimizer: ${optimizerNames().join(', ')} (default rmsprop)`)
     .option('--lr <x>', 'learning rate where a spec neither fixes nor searches lr (default: the optimizer\'s)', floatArg('--lr', { positive: true }))
     .option('--train-pairs <n>', 'use only the first n train pairs', intArg('--train-pairs', 1))
     .option('--out <dir>', 'sweep directory; the same command again resumes there (default runs/sweep)')
-    .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1))
-    .option('--queue <url>', 'run on a fleet of `siamese worker`s through Redis: redis://[:password@]host:port[/db] or rediss://')
-    .option('--queue-name <name>', 'the queue of this sweep (default: named after the sweep)')
     .option('--quick', 'a first look: 4 trials, 2 folds, 2 seeds, 1 epoch on 2,000 train pairs')
     .option('--no-report', 'write results.json only')
-    .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']))
-    .addHelpText('after', '\nRanges: KEY=LO..HI, with :log (log scale) and/or :int; lr=LO..HI searches the learning rate. Default --split: classes.\nDetails: src/experiments/searchSpec.ts and src/experiments/sweep.ts.')))
+    .addHelpText('after', '\nRanges: KEY=LO..HI, with :log (log scale) and/or :int; lr=LO..HI searches the learning rate. Default --split: classes.\nDetails: src/experiments/searchSpec.ts and src/experiments/sweep.ts.'))), 'sweep')
     .action(async (o: SweepCliOptions) => {
       const { sweepCommand } = await import('./sweep.ts');
       await sweepCommand({

@@ -32,13 +32,11 @@ export type FromWorker =
   | { type: 'result'; id: number; result: JobResult }
   | { type: 'error'; id: number; name: string; message: string };
 
-/** onStart's slot is the worker thread (0-based, stable for the pool's life). */
-export type PoolCallbacks = ExecutorCallbacks;
 
 interface Task {
   id: number;
   req: JobRequest;
-  cb: PoolCallbacks;
+  cb: ExecutorCallbacks;
   resolve: (r: JobResult) => void;
   reject: (e: Error) => void;
 }
@@ -67,8 +65,11 @@ export class WorkerPool implements Executor {
     return Atomics.load(this.stopFlag, 0) !== 0;
   }
 
-  /** Queue a job; resolves with its result, rejects with a one-line error. */
-  run(req: JobRequest, cb: PoolCallbacks = {}): Promise<JobResult> {
+  /**
+   * Queue a job; resolves with its result, rejects with a one-line error. onStart's slot is the
+   * worker thread (0-based, stable for the pool's life).
+   */
+  run(req: JobRequest, cb: ExecutorCallbacks = {}): Promise<JobResult> {
     if (this.closed) return Promise.reject(new Error('the worker pool is closed'));
     if (this.stopping) return Promise.resolve({ status: 'interrupted' });
     return new Promise<JobResult>((resolve, reject) => {

@@ -309,7 +309,7 @@ function essence(d: SweepDefinition): string {
   return JSON.stringify({ ...d, config, losses: d.losses.map((l) => ({ ...l, text: undefined })) });
 }
 
-function trainConfig(def: SweepDefinition, l: SweepLossSpec, x: Record<string, number> | undefined, split: string, seed: number): TrainConfig {
+export function trainConfig(def: SweepDefinition, l: SweepLossSpec, x: Record<string, number> | undefined, split: string, seed: number): TrainConfig {
   const s = x ? trialSettings(l, x) : { lossParams: { ...l.spec.params }, learningRate: l.learningRate };
   return resolveConfig({
     ...def.config,
@@ -414,11 +414,13 @@ async function runSweepLocked(
     const plan: SweepPlan = { definition: def, trainings: L * perLoss, finished: reusedKeys.length, workers, notes };
     if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
     if (planned.length > 0 && callbacks.onSweepPlan && !opts.queue) {
-      const e = await estimateSeconds(def, dataset, planned.length, workers);
+      const counts = new Map<string, number>();
+      for (const j of planned) counts.set(j.lossId!, (counts.get(j.lossId!) ?? 0) + 1);
+      const e = await estimateSeconds(def, dataset, counts, workers);
       if (e) {
         plan.estimateSeconds = e.seconds;
         // the progress display's ETA until each training reports its own count
-        for (const j of planned) j.batchesPerEpoch = e.batchesPerEpoch;
+        for (const j of planned) j.batchesPerEpoch = e.losses.find((x) => x.id === j.lossId)?.batchesPerEpoch;
       }
     }
     callbacks.onSweepPlan?.(plan);
@@ -704,44 +706,77 @@ export function rankingVerdict(tuned: string[], untuned: string[], c: SweepResul
   return words.join(' ');
 }
 
+/** One loss's share of a sweep's time estimate. */
+export interface LossTiming {
+  id: string;
+  /** trainings of this loss still to run */
+  trainings: number;
+  batchesPerEpoch: number;
+  secondsPerBatch: number;
+}
+
 /**
- * A rough time for `trainings` trainings on this machine: a few batches of the first loss timed
- * here on one thread, times the batches per epoch, plus one final evaluation timed here, shared
- * over the workers. The load of the moment is in the timings; later changes of it are not.
+ * The plan's arithmetic: each loss's trainings times (epochs x batches x seconds per batch, plus
+ * one final evaluation), shared over the workers.
  */
-export async function estimateSeconds(def: SweepDefinition, ds: Dataset, trainings: number, workers: number): Promise<{ seconds: number; batchesPerEpoch: number } | undefined> {
+export function estimateTotal(losses: readonly LossTiming[], epochs: number, evalSeconds: number, workers: number): number {
+  let total = 0;
+  for (const l of losses) total += l.trainings * (epochs * l.batchesPerEpoch * l.secondsPerBatch + evalSeconds);
+  return total / workers;
+}
+
+/**
+ * A rough time for the planned trainings on this machine: a few batches of every loss timed here
+ * on one thread (losses differ by 10x and more per batch: mined and batch losses cost more),
+ * plus one final evaluation, shared over the workers. The load of the moment is in the timings;
+ * later changes of it are not.
+ */
+export async function estimateSeconds(
+  def: SweepDefinition,
+  ds: Dataset,
+  trainings: ReadonlyMap<string, number>,
+  workers: number,
+): Promise<{ seconds: number; losses: LossTiming[] } | undefined> {
   try {
     await initBackend('wasm');
-    const l = def.losses[0]!;
-    const config = trainConfig(def, l, undefined, def.split, 0);
-    const t = new Training(ds, { ...config, threads: 1 });
-    try {
-      // the aborted epoch leaves the Training mid-epoch: its state before, to evaluate from
-      const state = t.getState();
-      const stop = new AbortController();
-      const times: number[] = [];
-      let batches = 0;
-      t.runEpoch(
-        (info) => {
-          times.push(performance.now());
-          batches = info.batches;
-          if (times.length >= 6) stop.abort();
-        },
-        { signal: stop.signal },
-      );
-      if (times.length < 3) return undefined;
-      const perBatch = (times.at(-1)! - times[0]!) / 1000 / (times.length - 1);
-      // a training's final evaluation (test pairs and retrieval), timed on the test classes; the
-      // folds validate on fewer images, so this errs on the long side
-      t.setState(state);
-      const e0 = performance.now();
-      evaluateTraining(t, { retrieval: true });
-      const evalSeconds = (performance.now() - e0) / 1000;
-      const one = def.config.epochs * batches * perBatch + evalSeconds;
-      return { seconds: (trainings * one) / workers, batchesPerEpoch: batches };
-    } finally {
-      t.dispose();
+    const losses: LossTiming[] = [];
+    let evalSeconds: number | undefined;
+    for (const l of def.losses) {
+      const n = trainings.get(l.spec.id) ?? 0;
+      if (n === 0) continue;
+      const config = trainConfig(def, l, undefined, def.split, 0);
+      const t = new Training(ds, { ...config, threads: 1 });
+      try {
+        // the aborted epoch leaves the Training mid-epoch: its state before, to evaluate from
+        const state = t.getState();
+        const stop = new AbortController();
+        const times: number[] = [];
+        let batches = 0;
+        const t0 = performance.now();
+        t.runEpoch(
+          (info) => {
+            times.push(performance.now());
+            batches = info.batches;
+            if (times.length >= 6) stop.abort();
+          },
+          { signal: stop.signal },
+        );
+        if (times.length === 0) return undefined;
+        // from the epoch's start: its set-up (pairs, mining) is part of what a batch costs
+        losses.push({ id: l.spec.id, trainings: n, batchesPerEpoch: batches, secondsPerBatch: (times.at(-1)! - t0) / 1000 / times.length });
+        if (evalSeconds === undefined) {
+          // a training's final evaluation (test pairs and retrieval), timed on the test classes;
+          // the folds validate on fewer images, so this errs on the long side
+          t.setState(state);
+          const e0 = performance.now();
+          evaluateTraining(t, { retrieval: true });
+          evalSeconds = (performance.now() - e0) / 1000;
+        }
+      } finally {
+        t.dispose();
+      }
     }
+    return { seconds: estimateTotal(losses, def.config.epochs, evalSeconds ?? 0, workers), losses };
   } catch {
     return undefined;
   }

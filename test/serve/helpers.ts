@@ -8,6 +8,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFile
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { WEB_DIR } from '../../src/serve/server.ts';
+import { type EpochDistances, histogramOf } from '../../src/train/epochDistances.ts';
 
 /** Build dist/web with `npm run build:web`'s script when it is missing or older than src/web. */
 export function ensureWebBuilt(): void {
@@ -58,6 +59,29 @@ export function epochLine(epoch: number): Record<string, number> {
 
 export function appendEpoch(dir: string, epoch: number): void {
   appendFileSync(join(dir, 'log.jsonl'), JSON.stringify(epochLine(epoch)) + '\n');
+}
+
+/**
+ * One line of distances.jsonl for an epoch, written by the trainer's own histogramOf from
+ * made-up distances that move with the epoch: positives closer, negatives farther as it grows.
+ */
+export function distanceLine(epoch: number, dmax = 4): EpochDistances {
+  const d: number[] = [];
+  const y: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const u = ((i * 37) % 200) / 200;
+    d.push(Math.fround(0.1 + u * (1.5 / epoch)));
+    y.push(1);
+    d.push(Math.fround(0.6 + u * 0.8 + 0.15 * epoch));
+    y.push(0);
+  }
+  d.push(dmax + 1); // one negative beyond the range: an overflow count
+  y.push(0);
+  return histogramOf(d, y, epoch, dmax);
+}
+
+export function appendDistances(dir: string, epoch: number): void {
+  appendFileSync(join(dir, 'distances.jsonl'), JSON.stringify(distanceLine(epoch)) + '\n');
 }
 
 export interface RawResponse {

@@ -1,6 +1,6 @@
 /**
- * Watches the served folders and says what changed: the set of runs, a run's log, a compare
- * folder's results. fs.watch wakes it at once on local disks; a slow poll (stat only) catches
+ * Watches the served folders and says what changed: the set of runs, a run's log or per-epoch
+ * distances, a compare folder's results. fs.watch wakes it at once on local disks; a slow poll (stat only) catches
  * what fs.watch misses (network file systems, a watcher limit reached, a file replaced by a
  * rename, which the trainer's atomic writes do every epoch). The page never polls: it gets
  * these changes as server-sent events.
@@ -17,9 +17,11 @@ export interface Changes {
   logs: string[];
   /** compare folders whose results.json changed */
   results: string[];
+  /** runs whose distances.jsonl changed */
+  distances: string[];
 }
 
-const RUN_FILES = ['manifest.json', 'log.jsonl', 'result.json'] as const;
+const RUN_FILES = ['manifest.json', 'log.jsonl', 'result.json', 'distances.jsonl'] as const;
 const FOLDER_FILES = ['results.json', 'compare.json'] as const;
 
 function signature(p: string): string {
@@ -113,13 +115,13 @@ export class Monitor {
   tick(): void {
     if (this.stopped) return;
     const c = this.scan();
-    if (c.runs || c.logs.length > 0 || c.results.length > 0) this.onChange(c);
+    if (c.runs || c.logs.length > 0 || c.results.length > 0 || c.distances.length > 0) this.onChange(c);
   }
 
   private scan(): Changes {
     const before = new Set(this.discovery.runs.map((r) => r.id));
     this.discovery = discover(this.roots);
-    const changes: Changes = { runs: false, logs: [], results: [] };
+    const changes: Changes = { runs: false, logs: [], results: [], distances: [] };
     const now = new Set(this.discovery.runs.map((r) => r.id));
     const setChanged = now.size !== before.size || [...now].some((id) => !before.has(id));
     if (setChanged) changes.runs = true;
@@ -154,6 +156,7 @@ export class Monitor {
           this.sigs.set(p, s);
           changed = true;
           if (name === 'log.jsonl') changes.logs.push(r.id);
+          if (name === 'distances.jsonl') changes.distances.push(r.id);
         }
       }
       if (changed) {

@@ -227,6 +227,8 @@ export interface RunInfo {
   seconds: number | null;
   config: Record<string, unknown> | null;
   messages: string[];
+  /** the run folder has per-epoch distance histograms (distances.jsonl, at /api/distances) */
+  distances: boolean;
   /** the epochs, for rows that come from results.json only (a served run's log is at /api/log) */
   history?: EpochLine[];
 }
@@ -300,6 +302,7 @@ export function readRun(ref: RunRef, roots: readonly Root[], entries: ReturnType
     seconds: log.epochs.length > 0 ? seconds : null,
     config,
     messages,
+    distances: isFile(join(ref.dir, 'distances.jsonl')),
   };
 }
 
@@ -337,6 +340,7 @@ export function rowsFromResults(folder: FolderRef, results: CompareResults, pres
       seconds: r.history.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0),
       config: { ...results.spec.config, loss: l?.loss ?? r.lossId, seed: r.seed },
       messages: [],
+      distances: false,
       history: r.history.map((e) => ({ epoch: e.epoch, loss: e.loss, trainAccuracy: e.trainAccuracy, testAccuracy: e.testAccuracy, seconds: e.seconds, pairsPerSecond: e.pairsPerSecond })),
     });
   }

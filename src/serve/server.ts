@@ -4,7 +4,7 @@
  *
  * Why Node's own `http` and not fastify + @fastify/static: the server has one static bundle of
  * three fixed files (no directory serving, so no static plugin is needed to get path handling
- * right), eight GET routes, and one event stream, which fastify would hand back to the raw
+ * right), nine GET routes, and one event stream, which fastify would hand back to the raw
  * response anyway (`reply.hijack()`). fastify would add about 50 packages to a tool installed for
  * training, and its main gains (schema validation, plugins, throughput under load) do not apply
  * to one local user. The only file-path surface (/files/...) goes through paths.ts, tested
@@ -14,11 +14,12 @@
  *   /                      the page          /app.js, /app.css  its bundle (dist/web/)
  *   /api/runs              folders and runs (RunInfo rows)
  *   /api/log?run=ID        a run's epochs and messages
+ *   /api/distances?run=ID  a run's per-epoch distance histograms (distances.jsonl) and messages
  *   /api/results?folder=ID a compare folder's results.json, or why it cannot be read
  *   /api/images?folder=ID  the test images of its t-SNE subset (base64 bytes), or why not
  *   /api/losses            the registry's losses with their default parameters
  *   /api/shape?spec=SPEC   L_pos(D), L_neg(D) of a loss spec (as in compare --losses), or {error}
- *   /api/events            server-sent events: runs, log, results
+ *   /api/events            server-sent events: runs, log, distances, results
  *   /files/ROOT/PATH       a file under served folder number ROOT, read-only
  */
 import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs';
@@ -27,6 +28,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataError, UsageError } from '../errors.ts';
+import { readDistances } from './distances.ts';
 import { type Changes, Monitor } from './monitor.ts';
 import { decodePath, resolveInside } from './paths.ts';
 import { readLog, type Root } from './scan.ts';
@@ -123,9 +125,14 @@ export async function startServer(o: ServeOptions): Promise<Served> {
       const r = monitor.run(id);
       return r ? { id, ...readLog(join(r.dir, 'log.jsonl')) } : undefined;
     });
+    const distances = c.distances.map((id) => {
+      const r = monitor.run(id);
+      return r ? { id, ...readDistances(join(r.dir, 'distances.jsonl')) } : undefined;
+    });
     for (const res of clients) {
       if (runs) send(res, 'runs', runs);
       for (const l of logs) if (l) send(res, 'log', l);
+      for (const d of distances) if (d) send(res, 'distances', d);
       for (const f of c.results) send(res, 'results', { folder: f });
     }
   };
@@ -194,6 +201,11 @@ export async function startServer(o: ServeOptions): Promise<Served> {
         const r = monitor.run(params.get('run') ?? '');
         if (!r) return notFound(res);
         return json(res, 200, { id: r.id, ...readLog(join(r.dir, 'log.jsonl')) });
+      }
+      case '/api/distances': {
+        const r = monitor.run(params.get('run') ?? '');
+        if (!r) return notFound(res);
+        return json(res, 200, { id: r.id, ...readDistances(join(r.dir, 'distances.jsonl')) });
       }
       case '/api/results': {
         const f = monitor.folder(params.get('folder') ?? '');

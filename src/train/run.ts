@@ -14,6 +14,7 @@ import type { BaseNetwork } from '../model/network.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import { Rng } from '../rng.ts';
 import { type ConfigChanges, definedOnly, resolveConfig, resumeConfig, type TrainConfig } from './config.ts';
+import { EpochDistanceRecorder } from './epochDistances.ts';
 import { datasetInfo, type Manifest, packageVersions, RunDir, toolVersion } from './runDir.ts';
 import { type BatchInfo, countNonFinite, DivergenceError, type EpochLog, Training } from './trainer.ts';
 
@@ -156,6 +157,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       await run.writeCheckpoint(training.getState(), config);
     }
     epochsKept = training.epoch;
+    const distances = await EpochDistanceRecorder.open(opts.out, training, opts.resume === true);
     const resumes = [...(manifest?.resumes ?? [])];
     if (opts.resume) resumes.push({ at: new Date().toISOString(), fromEpoch: training.epoch, changed });
     owned = {
@@ -192,6 +194,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       epochsKept = training.epoch;
       await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch) });
       await run.writeLog(training.history);
+      await distances.record(training);
       owned = { ...owned, epochsDone: training.epoch };
       await run.writeManifest(owned);
       opts.onEpoch?.(log);

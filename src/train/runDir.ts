@@ -19,6 +19,7 @@ import type { EpochLog, TrainState } from './trainer.ts';
  *   weights.safetensors    the weights after the last finished epoch (readable from Python)
  *   checkpoint.safetensors weights + optimizer state + PRNG state + history: resumes exactly
  *   log.jsonl              one JSON line per epoch
+ *   distances.jsonl        per epoch: histograms of the test pair distances (epochDistances.ts)
  *   result.json            the final evaluation
  */
 export const RUN_FILES = {

@@ -137,6 +137,8 @@ export class Training {
   private nextBuf = new Int32Array(0);
   private rowsBuf = new Int32Array(0);
   readonly history: EpochLog[] = [];
+  /** the test evaluation that ended the last epoch trained (its pair distances feed per-epoch records) */
+  lastTest: (EvalResult & { epoch: number }) | undefined;
 
   /**
    * @param initialWeights start from these (the seed's --reset_weights); otherwise fresh
@@ -315,6 +317,7 @@ export class Training {
     const trainSeconds = (performance.now() - t0) / 1000;
     const evalRes = this.evaluate();
     this.checkNotCollapsed(evalRes.distances, epoch);
+    this.lastTest = { ...evalRes, epoch };
     const log: EpochLog = {
       epoch,
       loss: lossSum / seen,

@@ -10,7 +10,7 @@ import { renderEmbedding } from './embedding.ts';
 import { renderRuns } from './runs.ts';
 import { renderShapes } from './shapes.ts';
 import { renderSweep } from './sweep.ts';
-import { getJson, type LogPayload, type ResultsState, type RunsPayload, state } from './state.ts';
+import { type DistancesPayload, getJson, type LogPayload, type ResultsState, type RunsPayload, state } from './state.ts';
 
 const VIEWS: Record<string, (root: HTMLElement) => void> = {
   runs: renderRuns,
@@ -62,6 +62,14 @@ async function loadLog(id: string): Promise<void> {
   }
 }
 
+async function loadDistances(id: string): Promise<void> {
+  try {
+    state.distances.set(id, await getJson<DistancesPayload>(`/api/distances?run=${encodeURIComponent(id)}`));
+  } catch {
+    // the run vanished meanwhile: the next runs event drops it
+  }
+}
+
 async function loadResults(folder: string): Promise<void> {
   let r: ResultsState;
   try {
@@ -72,8 +80,8 @@ async function loadResults(folder: string): Promise<void> {
   state.results.set(folder, r);
 }
 
-/** the views drawn from the runs list; distances and embedding read results.json only */
-const RUN_VIEWS = ['runs', 'curves', 'shapes', 'sweep'];
+/** the views drawn from the runs list; the embedding reads results.json only */
+const RUN_VIEWS = ['runs', 'curves', 'shapes', 'sweep', 'distances'];
 
 async function onRuns(p: RunsPayload): Promise<void> {
   const folderKey = (fs: RunsPayload['folders']): string => JSON.stringify(fs);
@@ -83,6 +91,8 @@ async function onRuns(p: RunsPayload): Promise<void> {
   state.runs = p.runs;
   const fetches: Promise<void>[] = [];
   for (const r of p.runs) if (!r.history && !state.logs.has(r.id)) fetches.push(loadLog(r.id));
+  for (const r of p.runs) if (r.distances && !state.distances.has(r.id)) fetches.push(loadDistances(r.id));
+  for (const id of [...state.distances.keys()]) if (!p.runs.some((r) => r.id === id && r.distances)) state.distances.delete(id);
   for (const f of p.folders) if ((f.results || f.message) && !state.results.has(f.id)) fetches.push(loadResults(f.id));
   for (const id of [...state.results.keys()]) if (!p.folders.some((f) => f.id === id)) state.results.delete(id);
   // an epoch of a running compare must not redraw (and reset) the explorer's maps
@@ -111,6 +121,11 @@ function connect(): void {
     const l = JSON.parse((e as MessageEvent<string>).data) as LogPayload;
     state.logs.set(l.id, l);
     render(['curves']);
+  });
+  es.addEventListener('distances', (e) => {
+    const d = JSON.parse((e as MessageEvent<string>).data) as DistancesPayload;
+    state.distances.set(d.id, d);
+    render(['distances']);
   });
   es.addEventListener('results', (e) => {
     const { folder } = JSON.parse((e as MessageEvent<string>).data) as { folder: string };

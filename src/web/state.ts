@@ -1,9 +1,10 @@
 /** What the page knows: the runs, their logs and the compare results, kept current by events. */
 import type { CompareResults } from '../experiments/results.ts';
 import { ci95HalfWidth, mean } from '../experiments/stats.ts';
+import type { EpochDistances } from '../serve/distances.ts';
 import type { EpochLine, RunInfo } from '../serve/scan.ts';
 
-export type { CompareResults, EpochLine, RunInfo };
+export type { CompareResults, EpochDistances, EpochLine, RunInfo };
 
 export interface FolderView {
   id: string;
@@ -24,6 +25,13 @@ export interface LogPayload {
   messages: string[];
 }
 
+/** a run's distances.jsonl as /api/distances and the distances event give it */
+export interface DistancesPayload {
+  id: string;
+  epochs: EpochDistances[];
+  messages: string[];
+}
+
 export type ResultsState = { ok: true; results: CompareResults } | { ok: false; message: string };
 
 export const state = {
@@ -31,6 +39,7 @@ export const state = {
   folders: [] as FolderView[],
   runs: [] as RunInfo[],
   logs: new Map<string, LogPayload>(),
+  distances: new Map<string, DistancesPayload>(),
   results: new Map<string, ResultsState>(),
 };
 

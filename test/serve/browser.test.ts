@@ -14,7 +14,8 @@ import { after, it } from 'node:test';
 import { chromium, type Page } from 'playwright-core';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import { syntheticResults } from '../fixtures/compareResults.ts';
-import { appendEpoch, ensureWebBuilt, epochLine, writeManifest } from './helpers.ts';
+import { appendDistances, appendEpoch, ensureWebBuilt, epochLine, writeManifest } from './helpers.ts';
+import type { EpochDistances } from '../../src/train/epochDistances.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const WAIT = { timeout: 30_000 };
@@ -23,8 +24,11 @@ const WAIT = { timeout: 30_000 };
 interface El {
   textContent: string | null;
   className: string;
+  value: string;
   getAttribute(name: string): string | null;
+  dispatchEvent(e: unknown): boolean;
 }
+declare const Event: new (type: string) => unknown;
 interface Doc {
   querySelector(sel: string): El | null;
   querySelectorAll(sel: string): Iterable<El>;
@@ -156,7 +160,6 @@ it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 
       assert.match(note ?? '', new RegExp(`positives: mean ${s.posMean.mean.toFixed(3)}, negatives: mean ${s.negMean.mean.toFixed(3)}`));
       assert.equal(await page.locator(`[data-loss="${s.lossId}"] canvas`).count(), 1);
     }
-    if (shots) await page.screenshot({ path: join(shots, 'distances.png') });
 
     // ---- loss shapes: the two charts, a series per loss of results.json plus the playground --
     await page.click('#tabs button[data-tab=shapes]');
@@ -245,6 +248,65 @@ it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 
     assert.deepEqual(inBrush.sort(), want.sort());
     assert.equal(await page.locator('[data-testid=sweep-list] li').count(), want.length);
     if (shots) await page.screenshot({ path: join(shots, 'sweep.png') });
+
+    // ---- distances per epoch: two seeds' distances.jsonl, an epoch slider, live growth ------
+    const histRuns = [0, 1].map((seed) => join(root, 'hist', `contrastive-seed${seed}`));
+    histRuns.forEach((dir, seed) => {
+      writeManifest(dir, { loss: 'contrastive', params: { margin: 1 }, seed, epochs: 5 });
+      for (let e = 1; e <= 3; e++) appendDistances(dir, e, 4, 0.2 * seed);
+    });
+    // another loss, one seed: a second chart
+    const tripletRun = join(root, 'hist', 'triplet-seed0');
+    writeManifest(tripletRun, { loss: 'triplet', params: { margin: 0.85 }, seed: 0, epochs: 5 });
+    for (let e = 1; e <= 3; e++) appendDistances(tripletRun, e, 8, 0.6);
+    const fileLines = (dir: string): EpochDistances[] =>
+      readFileSync(join(dir, 'distances.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as EpochDistances);
+    const sum = (a: number[], b: number[]): string => a.map((c, i) => c + b[i]!).join(',');
+    await page.click('#tabs button[data-tab=distances]');
+    const histChart = '[data-testid=distances-epochs] [data-loss="contrastive (margin=1)"]';
+    const slider = '[data-testid=epoch-slider]';
+    const shownEpoch = (e: number): Promise<unknown> => page.waitForFunction(([s, v]) => document.querySelector(s as string)?.getAttribute('data-epoch') === v, [histChart, String(e)], WAIT);
+    // at first the newest epoch, pooled over both seeds: the sum of the files' counts
+    await shownEpoch(3);
+    assert.equal(await page.getAttribute(slider, 'max'), '2');
+    const f0 = fileLines(histRuns[0]!);
+    let f1 = fileLines(histRuns[1]!);
+    assert.equal(await page.getAttribute(histChart, 'data-pos'), sum(f0[2]!.pos.counts, f1[2]!.pos.counts));
+    assert.equal(await page.getAttribute(histChart, 'data-neg'), sum(f0[2]!.neg.counts, f1[2]!.neg.counts));
+    assert.equal(await page.getAttribute(histChart, 'data-neg-over'), '2');
+    assert.equal(await page.locator('[data-testid=distances-epochs] canvas').count(), 2, 'a chart per loss');
+    if (shots) {
+      // the per-epoch section (below the results.json one) at the top of the picture
+      await page.evaluate(`(() => { document.querySelector('#view-distances select[data-section=""]').parentElement.previousElementSibling.scrollIntoView(); window.scrollBy(0, -56); })()`);
+      await page.screenshot({ path: join(shots, 'distances.png') });
+      await page.evaluate(() => (window as unknown as { scrollTo(x: number, y: number): void }).scrollTo(0, 0));
+    }
+    // the slider to epoch 1, then seed 1 alone: its own line of its file
+    const slide = (i: number): Promise<void> =>
+      page.$eval(slider, (el, v) => {
+        (el as unknown as El).value = String(v);
+        (el as unknown as El).dispatchEvent(new Event('input'));
+      }, i);
+    await slide(0);
+    await shownEpoch(1);
+    assert.match((await page.textContent(`${histChart} .note`)) ?? '', new RegExp(`^epoch 1: positives mean ${((f0[0]!.pos.mean! + f1[0]!.pos.mean!) / 2).toFixed(3)} \\(400\\)`));
+    await page.selectOption('#view-distances select[data-section=""]', '1');
+    await page.waitForFunction(([s, v]) => document.querySelector(s as string)?.getAttribute('data-pos') === v, [histChart, f1[0]!.pos.counts.join(',')], WAIT);
+    assert.equal(await page.getAttribute(histChart, 'data-epoch'), '1', 'the chosen epoch kept');
+    assert.equal(await page.getAttribute(histChart, 'data-neg'), f1[0]!.neg.counts.join(','));
+    assert.equal(await page.getAttribute(histChart, 'data-neg-over'), String(f1[0]!.neg.over));
+    // live: with the slider at the newest epoch, an epoch appended by training shows up
+    await slide(2);
+    await shownEpoch(3);
+    appendDistances(histRuns[1]!, 4, 4, 0.2);
+    await shownEpoch(4);
+    assert.equal(await page.getAttribute(slider, 'max'), '3');
+    f1 = fileLines(histRuns[1]!);
+    assert.equal(await page.getAttribute(histChart, 'data-pos'), f1[3]!.pos.counts.join(','));
+    // a line being written: a message in the panel, the charts stay
+    appendFileSync(join(histRuns[1]!, 'distances.jsonl'), '{"epoch": 5, "dmax": 4, "pos": {"n"');
+    await page.waitForFunction(() => [...document.querySelectorAll('#view-distances .msg')].some((e) => /contrastive-seed1: distances\.jsonl: the last line is incomplete/.test(e.textContent ?? '')), undefined, WAIT);
+    await shownEpoch(4);
 
     // ---- live: a run written into the served folder appears and grows, no reload ------------
     await page.click('#tabs button[data-tab=runs]');

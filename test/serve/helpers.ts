@@ -8,6 +8,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFile
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { WEB_DIR } from '../../src/serve/server.ts';
+import { type EpochDistances, histogramOf } from '../../src/train/epochDistances.ts';
 
 /** Build dist/web with `npm run build:web`'s script when it is missing or older than src/web. */
 export function ensureWebBuilt(): void {
@@ -58,6 +59,36 @@ export function epochLine(epoch: number): Record<string, number> {
 
 export function appendEpoch(dir: string, epoch: number): void {
   appendFileSync(join(dir, 'log.jsonl'), JSON.stringify(epochLine(epoch)) + '\n');
+}
+
+/**
+ * Made-up test pair distances for an epoch (labels: 1 = positive): positives closer and
+ * negatives farther as the epoch grows, `shift` moving both (another seed), and one negative at
+ * D = 9, beyond every range the tests use (an overflow count).
+ */
+export function distanceSample(epoch: number, shift = 0): { d: number[]; y: number[] } {
+  const d: number[] = [];
+  const y: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const u = ((i * 37) % 200) / 200;
+    d.push(Math.fround(0.1 + shift + u * (1.5 / epoch)));
+    y.push(1);
+    d.push(Math.fround(0.6 + shift + u * 0.8 + 0.15 * epoch));
+    y.push(0);
+  }
+  d.push(9);
+  y.push(0);
+  return { d, y };
+}
+
+/** One line of distances.jsonl for an epoch, binned by the trainer's own histogramOf. */
+export function distanceLine(epoch: number, dmax = 4, shift = 0): EpochDistances {
+  const { d, y } = distanceSample(epoch, shift);
+  return histogramOf(d, y, epoch, dmax);
+}
+
+export function appendDistances(dir: string, epoch: number, dmax = 4, shift = 0): void {
+  appendFileSync(join(dir, 'distances.jsonl'), JSON.stringify(distanceLine(epoch, dmax, shift)) + '\n');
 }
 
 export interface RawResponse {

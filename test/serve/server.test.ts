@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import type { RunInfo } from '../../src/serve/scan.ts';
 import { syntheticResults } from '../fixtures/compareResults.ts';
-import { appendEpoch, ensureWebBuilt, epochLine, rawGet, writeManifest } from './helpers.ts';
+import { appendDistances, appendEpoch, distanceLine, ensureWebBuilt, epochLine, rawGet, writeManifest } from './helpers.ts';
 
 const base = mkdtempSync(join(tmpdir(), 'siamese-serve-'));
 const root = join(base, 'served');
@@ -32,6 +32,13 @@ before(async () => {
   appendEpoch(live, 1);
   appendEpoch(live, 2);
   appendFileSync(join(live, 'log.jsonl'), JSON.stringify(epochLine(3)).slice(0, 20));
+  // its distances: two epochs, a line that is not JSON, one that is not a histogram (a count
+  // missing), an epoch out of order, and half of the next line
+  appendDistances(live, 1);
+  appendDistances(live, 2);
+  const short = distanceLine(3);
+  short.pos.counts.pop();
+  appendFileSync(join(live, 'distances.jsonl'), `garbage\n${JSON.stringify(short)}\n${JSON.stringify(distanceLine(1))}\n${JSON.stringify(distanceLine(3)).slice(0, 30)}`);
   // a run that has no log at all
   writeManifest(join(root, 'nolog'), { loss: 'contrastive', params: { margin: 1 }, seed: 0, epochs: 3 });
   mkdirSync(secret, { recursive: true });
@@ -111,6 +118,25 @@ describe('siamese serve: API', () => {
     const log = await api<{ epochs: unknown[]; messages: string[] }>(`/api/log?run=${encodeURIComponent(live.id)}`);
     assert.deepEqual(log.epochs, [epochLine(1), epochLine(2)]);
     assert.equal(log.messages.length, 1);
+  });
+
+  it('returns per-epoch distances: valid complete lines only, a message for each line skipped', async () => {
+    const r = await api<Runs>('/api/runs');
+    const live = r.runs.find((x) => x.path.endsWith('live-seed4'))!;
+    assert.equal(live.distances, true);
+    assert.equal(r.runs.find((x) => x.path.endsWith('nolog'))!.distances, false);
+    const d = await api<{ id: string; epochs: unknown[]; messages: string[] }>(`/api/distances?run=${encodeURIComponent(live.id)}`);
+    assert.equal(d.id, live.id);
+    assert.deepEqual(d.epochs, [distanceLine(1), distanceLine(2)]);
+    assert.deepEqual(d.messages, [
+      'distances.jsonl line 3 is not JSON: skipped',
+      'distances.jsonl line 4 is not a distance histogram: skipped',
+      'distances.jsonl line 5: epoch 1 after epoch 2: skipped',
+      'distances.jsonl: the last line is incomplete (being written): not shown yet',
+    ]);
+    const none = await api<{ epochs: unknown[]; messages: string[] }>(`/api/distances?run=${encodeURIComponent(r.runs.find((x) => x.path.endsWith('nolog'))!.id)}`);
+    assert.deepEqual(none, { id: r.runs.find((x) => x.path.endsWith('nolog'))!.id, epochs: [], messages: ['distances.jsonl does not exist (yet)'] });
+    assert.equal((await rawGet(served.port, '/api/distances?run=nope')).status, 404);
   });
 
   it('samples loss shapes with the project\'s losses, and refuses a bad formula with its message', async () => {
@@ -228,6 +254,13 @@ describe('siamese serve: live', () => {
       await waitFor(grown, 'a log event with 4 epochs');
       const log = events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data) as { epochs: unknown[] }).find((l) => l.epochs.length === 4)!;
       assert.deepEqual(log.epochs, [1, 2, 3, 4].map(epochLine));
+
+      // the trainer rewrites distances.jsonl whole each epoch: three clean lines now
+      writeFileSync(join(live, 'distances.jsonl'), [1, 2, 3].map((e) => JSON.stringify(distanceLine(e)) + '\n').join(''));
+      const hist = (): { epochs: unknown[]; messages: string[] } | undefined =>
+        events.filter((e) => e.event === 'distances').map((e) => JSON.parse(e.data) as { epochs: unknown[]; messages: string[] }).find((d) => d.epochs.length === 3);
+      await waitFor(() => hist() !== undefined, 'a distances event with 3 epochs');
+      assert.deepEqual(hist(), { id: '0:live-seed4', epochs: [1, 2, 3].map((e) => distanceLine(e)), messages: [] });
 
       writeFileSync(join(root, 'cmp', 'results.json'), JSON.stringify(results).slice(0, 500));
       await waitFor(() => events.some((e) => e.event === 'results'), 'a results event');

@@ -6,6 +6,7 @@ import type { JobEvent } from '../experiments/jobs.ts';
 import type { CompareResults, Stat } from '../experiments/results.ts';
 import { count } from '../words.ts';
 import { formatEpoch } from './progress.ts';
+import { sayReportError, writeReportStep } from './report.ts';
 import { onGridStop } from './signals.ts';
 
 /**
@@ -31,14 +32,7 @@ export async function compareCommand(opts: CompareCommandOptions): Promise<Compa
   const { report, ...compareOpts } = opts;
   try {
     outcome = await runCompare({ ...compareOpts, signal: stop.signal, onQueueLog: (line) => progress.log(line) }, progress.callbacks());
-    if (outcome.status === 'finished' && outcome.results && report !== false) {
-      progress.callbacks().onPhase?.('writing the report');
-      try {
-        outcome.report = await reportFor(outcome.results, outcome.out);
-      } catch (e) {
-        outcome.reportError = e instanceof Error ? e.message.split('\n')[0] : String(e);
-      }
-    }
+    await writeReportStep(outcome, report, progress.callbacks().onPhase);
   } finally {
     progress.stop();
     stop.dispose();
@@ -54,20 +48,8 @@ export async function compareCommand(opts: CompareCommandOptions): Promise<Compa
   }
   process.stdout.write(summaryText(outcome));
   if (outcome.failures.length > 0) process.exitCode = 1;
-  if (outcome.reportError !== undefined) {
-    // results.json is complete, the report is not: say so, and do not exit as if all went well
-    process.stderr.write(`siamese: the report could not be written: ${outcome.reportError}; rebuild it with: siamese report ${out}\n`);
-    process.exitCode = 1;
-  }
+  sayReportError(outcome);
   return outcome;
-}
-
-/** report.html, report.md and the figures, with the comparison's own test images for thumbnails. */
-async function reportFor(results: CompareResults, out: string): Promise<ReportFiles> {
-  const { loadDataset } = await import('../data/registry.ts');
-  const { buildReport } = await import('../viz/report.ts');
-  const t = (await loadDataset(results.spec.config.data)).test;
-  return buildReport(results, out, { testSplit: { images: t.images, labels: t.labels, n: t.n, width: t.width, height: t.height } });
 }
 
 const pct = (s: Stat | undefined): string =>

@@ -363,8 +363,8 @@ export function buildProgram(): Command {
 
   program
     .command('report')
-    .description('rebuild report.html, report.md and figures/ of a compare run from its results.json (no retraining)')
-    .argument('<run-dir>', 'the directory `siamese compare` wrote (it holds results.json)')
+    .description('rebuild report.html, report.md (and figures/) of a compare or sweep folder from its results.json (no retraining)')
+    .argument('<run-dir>', 'the directory `siamese compare` or `siamese sweep` wrote (it holds results.json)')
     .action(async (runDir: string) => {
       const { reportCommand } = await import('./report.ts');
       await reportCommand({ runDir });

@@ -2,6 +2,8 @@ import type { SweepOptions, SweepOutcome, SweepPlan, SweepResults } from '../exp
 import { runSweep } from '../experiments/sweep.ts';
 import { count } from '../words.ts';
 import { CompareProgress } from './compare.ts';
+import type { ReportFiles } from '../viz/report.ts';
+import { sayReportError, writeReportStep } from './report.ts';
 import { onGridStop } from './signals.ts';
 
 /**
@@ -16,7 +18,7 @@ export interface SweepCommandOptions extends SweepOptions {
 
 /** The sweep's outcome with what the command adds: its report, or why there is none. */
 export interface SweepCommandOutcome extends SweepOutcome {
-  report?: { html: string; md: string };
+  report?: ReportFiles;
   reportError?: string;
 }
 
@@ -30,15 +32,7 @@ export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepComm
       { ...sweepOpts, signal: stop.signal, onQueueLog: (line) => progress.log(line) },
       { ...progress.callbacks(), onSweepPlan: (p) => progress.log(planText(p)) },
     );
-    if (outcome.status === 'finished' && outcome.results && report !== false) {
-      progress.callbacks().onPhase?.('writing the report');
-      try {
-        const { writeSweepReport } = await import('../viz/sweepReport.ts');
-        outcome.report = await writeSweepReport(outcome.results, outcome.out);
-      } catch (e) {
-        outcome.reportError = e instanceof Error ? e.message.split('\n')[0] : String(e);
-      }
-    }
+    await writeReportStep(outcome, report, progress.callbacks().onPhase);
   } finally {
     progress.stop();
     stop.dispose();
@@ -50,10 +44,7 @@ export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepComm
   }
   process.stdout.write(summaryText(outcome));
   if (outcome.failures.length > 0) process.exitCode = 1;
-  if (outcome.reportError !== undefined) {
-    process.stderr.write(`siamese: the report could not be written: ${outcome.reportError}\n`);
-    process.exitCode = 1;
-  }
+  sayReportError(outcome);
   return outcome;
 }
 
@@ -98,5 +89,6 @@ export function summaryText(o: SweepCommandOutcome): string {
   lines.push('', `${count(r.machine.trainings, 'training')} (${o.trained} trained now, ${o.reused} reused), ${r.machine.wallSeconds.toFixed(0)} s`);
   lines.push(`results: ${o.resultsPath}`);
   if (o.report) lines.push(`report:  ${o.report.html}`, `         ${o.report.md}`);
+  else lines.push(`report:  not written (${o.reportError ?? 'disabled'})`);
   return lines.join('\n') + '\n';
 }

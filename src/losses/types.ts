@@ -42,5 +42,15 @@ export interface TripletLoss {
 /** Pair and triplet losses see tuples of distances; batch losses a whole labelled batch (batch.ts). */
 export type Loss = PairLoss | TripletLoss | BatchLoss;
 
+/**
+ * Whether a run trained with this loss gives out L2-normalised embeddings. The batch losses
+ * compare cosines of normalised embeddings, so for them every embedding a run gives out (its
+ * measures, `embed`, `predict`, the ONNX model) is divided by its length, floored at
+ * NORM_EPSILON (batch.ts), as the loss saw it.
+ */
+export function normalisesEmbeddings(loss: Loss): boolean {
+  return loss.kind === 'batch';
+}
+
 /** Distances below this are clamped where a potential is singular (1/D, log D, sqrt). */
 export const DISTANCE_EPSILON = 1e-7;

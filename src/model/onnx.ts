@@ -6,7 +6,9 @@
  * Input `images`: float32 [N, height * width * channels], pixel values in [0, 1], each image
  * flattened row-major as height x width x channels (how siamese-lab stores images: MNIST's bytes
  * divided by 255). Output `embeddings`: float32 [N, embeddingDim]. Dropout is a training-time
- * layer and is left out, as at inference in siamese-lab.
+ * layer and is left out, as at inference in siamese-lab. A run trained with a batch loss gives
+ * out L2-normalised embeddings (the loss compares cosines); its model ends in the same
+ * normalisation: each row divided by max(|row|, epsilon) (ReduceL2, Max, Div).
  */
 import onnxProto from 'onnx-proto';
 import { UsageError } from '../errors.ts';
@@ -21,8 +23,16 @@ const IR_VERSION = 8;
 /** A base network's config as recorded in manifests (BaseNetwork.config). */
 export type OnnxNetworkConfig = Readonly<Record<string, number | string | number[]>>;
 
+export interface OnnxOptions {
+  /**
+   * When set, the output rows are L2-normalised: divided by max(|row|, this floor), as the
+   * trainer does for the batch losses (NORM_EPSILON, 1e-12). Unset: the base network's output.
+   */
+  normalizeEpsilon?: number;
+}
+
 /** Encode a base network (MLP or CNN) with its weights as an ONNX model. */
-export function encodeOnnx(config: OnnxNetworkConfig, weights: readonly NamedTensor[], producerVersion = ''): Uint8Array {
+export function encodeOnnx(config: OnnxNetworkConfig, weights: readonly NamedTensor[], producerVersion = '', opts: OnnxOptions = {}): Uint8Array {
   const g = new GraphBuilder(weights);
   const embeddingDim = num(config, 'embeddingDim');
   const inputSize = config.base === 'cnn' ? num(config, 'height') * num(config, 'width') * num(config, 'channels') : num(config, 'inputSize');
@@ -49,6 +59,13 @@ export function encodeOnnx(config: OnnxNetworkConfig, weights: readonly NamedTen
   } else {
     throw new UsageError(`ONNX export: unknown base network "${String(config.base)}"`);
   }
+  const eps = opts.normalizeEpsilon;
+  if (eps !== undefined) {
+    if (!(eps > 0 && Number.isFinite(eps))) throw new UsageError(`ONNX export: the normalisation floor must be a positive number, got ${eps}`);
+    // opset 17's ReduceL2 takes its axes as an attribute; keepdims defaults to 1: [N, 1]
+    const norm = g.node('ReduceL2', [x], { axes: [1] });
+    x = g.node('Div', [x, g.node('Max', [norm, g.float('norm_floor', eps)])]);
+  }
   g.rename(x, 'embeddings');
   const graph = onnx.GraphProto.create({
     name: `siamese-lab ${String(config.base)} base network`,
@@ -62,7 +79,9 @@ export function encodeOnnx(config: OnnxNetworkConfig, weights: readonly NamedTen
     opsetImport: [{ domain: '', version: ONNX_OPSET }],
     producerName: 'siamese-lab',
     producerVersion,
-    docString: 'Siamese base network: images [N, H*W*C] in [0, 1] (row-major HWC) -> embeddings [N, D]',
+    docString:
+      'Siamese base network: images [N, H*W*C] in [0, 1] (row-major HWC) -> embeddings [N, D]' +
+      (eps !== undefined ? `, L2-normalised (rows divided by max(|row|, ${eps}))` : ''),
     graph,
   });
   return onnx.ModelProto.encode(model).finish();
@@ -114,6 +133,12 @@ class GraphBuilder {
         for (let i = 0; i < ci; i++)
           for (let o = 0; o < co; o++) out[((o * ci + i) * kh + y) * kw + x] = t.data[((y * kw + x) * ci + i) * co + o]!;
     this.addFloat(name, [co, ci, kh, kw], out);
+    return name;
+  }
+
+  /** A float32 scalar initializer. */
+  float(name: string, value: number): string {
+    this.addFloat(name, [], Float32Array.of(value));
     return name;
   }
 

@@ -8,6 +8,9 @@ import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { lockOutput } from '../io/lock.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { NORM_EPSILON } from '../losses/batch.ts';
+import { createLoss } from '../losses/registry.ts';
+import { normalisesEmbeddings } from '../losses/types.ts';
 import { buildNetwork } from '../model/build.ts';
 import { loadWeights, matchWeights } from '../model/load.ts';
 import type { BaseNetwork } from '../model/network.ts';
@@ -329,7 +332,9 @@ export async function exportWeights(opts: {
   const { weights, config, network } = await savedWeights(opts.weights, opts.config, opts.dataset);
   if (format === 'onnx') {
     const { encodeOnnx } = await import('../model/onnx.ts');
-    await writeFileAtomic(opts.out, encodeOnnx(network.config, weights, toolVersion()));
+    // the run's own loss decides, as it does for embed and predict (Training.embed)
+    const normalize = normalisesEmbeddings(createLoss(config.loss, config.lossParams));
+    await writeFileAtomic(opts.out, encodeOnnx(network.config, weights, toolVersion(), normalize ? { normalizeEpsilon: NORM_EPSILON } : {}));
   } else if (format === 'keras-h5') {
     const { writeKerasH5 } = await import('../model/keras.ts');
     await writeKerasH5(opts.out, weights);

@@ -7,8 +7,8 @@ import { createEngine } from '../engine/select.ts';
 import { DataError, TrainingError, UsageError } from '../errors.ts';
 import { createLoss } from '../losses/registry.ts';
 import { classBalancedBatches, createMiner, type Miner } from '../mining/index.ts';
-import type { BatchLoss, BatchLossResult } from '../losses/batch.ts';
-import type { Loss } from '../losses/types.ts';
+import { type BatchLoss, type BatchLossResult, NORM_EPSILON } from '../losses/batch.ts';
+import { type Loss, normalisesEmbeddings } from '../losses/types.ts';
 import { buildNetwork } from '../model/build.ts';
 import type { BaseNetwork } from '../model/network.ts';
 import { pairDistancesHost } from '../model/siamese.ts';
@@ -339,7 +339,7 @@ export class Training {
   embed(split: ImageSplit, indices?: ArrayLike<number>): Float32Array {
     const emb = this.engine.embed(split, indices ?? Int32Array.from({ length: split.n }, (_, i) => i));
     // batch losses compare L2-normalised embeddings: so do every measure and every export
-    if (this.loss.kind === 'batch') normalizeInPlace(emb, this.network.embeddingDim);
+    if (normalisesEmbeddings(this.loss)) normalizeInPlace(emb, this.network.embeddingDim);
     return emb;
   }
 
@@ -591,12 +591,12 @@ export function checkWeights(net: BaseNetwork, weights: readonly NamedTensor[]):
   return [...weights];
 }
 
-/** Rows scaled to unit length in place (F.normalize's 1e-12 floor). */
+/** Rows scaled to unit length in place (F.normalize's floor, NORM_EPSILON; the ONNX export's too). */
 function normalizeInPlace(x: Float32Array, dim: number): void {
   for (let o = 0; o < x.length; o += dim) {
     let s = 0;
     for (let k = 0; k < dim; k++) s += x[o + k]! * x[o + k]!;
-    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
+    const inv = 1 / Math.max(Math.sqrt(s), NORM_EPSILON);
     for (let k = 0; k < dim; k++) x[o + k]! *= inv;
   }
 }

@@ -13,7 +13,9 @@ import { LOSS_PALETTE } from './charts.ts';
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const mdCell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 const pct = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : `${(100 * x).toFixed(2)}%`);
-const withCi = (m: Measure): string => (m.values.length > 1 ? `${pct(m.mean)} ± ${(100 * m.ci95).toFixed(2)}` : pct(m.mean));
+/** a CI half-width in points; null (JSON's NaN) or NaN alike: '-' */
+const points = (x: number | null): string => (x === null || !Number.isFinite(x) ? '-' : (100 * x).toFixed(2));
+const withCi = (m: Measure): string => (m.values.length > 1 ? `${pct(m.mean)} ± ${points(m.ci95)}` : pct(m.mean));
 const params = (p: Record<string, number | string>): string => Object.entries(p).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)';
 
 interface Table {
@@ -201,11 +203,19 @@ export function sweepHtml(r: SweepResults): string {
   return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Sweep report</title><style>${css}</style></head><body>${body.join('\n')}</body></html>\n`;
 }
 
-/** Write report.md and report.html into `out` (atomically). */
+/**
+ * Write report.md and report.html into `out` (each atomically, both rendered before either is
+ * written). The report is made from the results as results.json holds them (NaN as null), so
+ * that `siamese report DIR` rebuilds the very bytes `sweep` wrote; nothing in it is read from
+ * the clock or the machine (its times and machine facts are results.json's).
+ */
 export async function writeSweepReport(r: SweepResults, out: string): Promise<{ html: string; md: string }> {
+  const stored = JSON.parse(JSON.stringify(r)) as SweepResults;
+  const mdText = sweepMarkdown(stored);
+  const htmlText = sweepHtml(stored);
   const md = join(out, 'report.md');
   const html = join(out, 'report.html');
-  await writeFileAtomic(md, sweepMarkdown(r));
-  await writeFileAtomic(html, sweepHtml(r));
+  await writeFileAtomic(md, mdText);
+  await writeFileAtomic(html, htmlText);
   return { html, md };
 }

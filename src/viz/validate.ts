@@ -8,11 +8,15 @@ import type { CompareResults } from '../experiments/results.ts';
 
 type Json = unknown;
 
-class Checker {
-  constructor(private readonly source: string) {}
+/** Type checks of parsed JSON that fail with one DataError line naming the path and the writer expected. */
+export class Checker {
+  constructor(
+    private readonly source: string,
+    private readonly writer = 'siamese compare',
+  ) {}
 
   fail(path: string, what: string): never {
-    throw new DataError(`${this.source}: ${path} ${what} (is it a results.json written by \`siamese compare\`?)`);
+    throw new DataError(`${this.source}: ${path} ${what} (is it a results.json written by \`${this.writer}\`?)`);
   }
 
   obj(v: Json, path: string): Record<string, Json> {
@@ -38,6 +42,13 @@ class Checker {
   nums(v: Json, path: string): void {
     const a = this.arr(v, path);
     for (let i = 0; i < a.length; i++) if (a[i] !== null && typeof a[i] !== 'number') this.fail(`${path}[${i}]`, 'must be a number');
+  }
+
+  /** an array of at most `max` entries (the report's loops and charts stay bounded) */
+  list(v: Json, path: string, max: number): Json[] {
+    const a = this.arr(v, path);
+    if (a.length > max) this.fail(path, `has ${a.length} entries, more than the ${max} a real one has`);
+    return a;
   }
 
   stat(v: Json, path: string): void {

@@ -9,6 +9,8 @@ import * as ort from 'onnxruntime-web';
 import { imagesAsFloat } from '../../src/data/dataset.ts';
 import { loadDataset } from '../../src/data/registry.ts';
 import { readNpy } from '../../src/io/npy.ts';
+import { NORM_EPSILON } from '../../src/losses/batch.ts';
+import { encodeOnnx } from '../../src/model/onnx.ts';
 import { Rng } from '../../src/rng.ts';
 import { encodeTestPng } from '../data/pngEncoder.ts';
 import { siamese } from './run.ts';
@@ -55,7 +57,7 @@ async function exportAndRun(name: string, args: string[], data: { name: string; 
   const out = await session.run({ images: new ort.Tensor('float32', input, [n, dim]) });
   const got = out.embeddings!;
   assert.deepEqual(got.dims, expected.shape);
-  return { got: got.data as Float32Array, expected: expected.data as Float32Array };
+  return { got: got.data as Float32Array, expected: expected.data as Float32Array, dim: got.dims[1]! };
 }
 
 function assertClose(got: Float32Array, expected: Float32Array): void {
@@ -83,6 +85,39 @@ test('ONNX export of the CNN (14x14 images, 8-d embedding) gives the embeddings 
   const args = ['--base', 'cnn', '--data', 'folder', '--data-dir', data, '--embedding-dim', '8', '--batch-size', '8', '--engine', 'tfjs'];
   const r = await exportAndRun('cnn', args, { name: 'folder', dir: data });
   assertClose(r.got, r.expected);
+});
+
+/** The Euclidean length of each row. */
+function rowNorms(x: Float32Array, dim: number): number[] {
+  const out: number[] = [];
+  for (let o = 0; o < x.length; o += dim) out.push(Math.hypot(...x.subarray(o, o + dim)));
+  return out;
+}
+
+test('ONNX export of a run trained with a batch loss (multi-similarity) ends in the L2 normalisation that embed applies: same embeddings to 1e-5, unit rows', async () => {
+  const r = await exportAndRun('ms', ['--train-pairs', '2000', '--loss', 'multi-similarity'], { name: 'mnist' });
+  assertClose(r.got, r.expected);
+  // embed's own rows are unit vectors (the loss compares cosines); so must the model's be
+  for (const n of rowNorms(r.expected, r.dim)) assert.ok(Math.abs(n - 1) < 1e-5, `embed row norm ${n}`);
+  for (const n of rowNorms(r.got, r.dim)) assert.ok(Math.abs(n - 1) < 1e-5, `ONNX row norm ${n}`);
+});
+
+test('the normalisation in the graph, by hand: (3, 4) -> (0.6, 0.8); a zero row stays zero (the 1e-12 floor), no NaN', async () => {
+  // a one-layer MLP with the identity kernel: its output is ReLU(x)
+  const weights = [
+    { name: 'dense_1.kernel', shape: [2, 2], data: Float32Array.of(1, 0, 0, 1) },
+    { name: 'dense_1.bias', shape: [2], data: Float32Array.of(0, 0) },
+  ];
+  const config = { base: 'mlp', inputSize: 2, hidden: [], embeddingDim: 2 };
+  const input = new ort.Tensor('float32', Float32Array.of(3, 4, -1, -2, 1e-30, 0), [3, 2]);
+  const plain = await ort.InferenceSession.create(encodeOnnx(config, weights));
+  assert.deepEqual(Array.from((await plain.run({ images: input })).embeddings!.data as Float32Array), [3, 4, 0, 0, Math.fround(1e-30), 0]);
+  const unit = await ort.InferenceSession.create(encodeOnnx(config, weights, '', { normalizeEpsilon: NORM_EPSILON }));
+  const got = Array.from((await unit.run({ images: input })).embeddings!.data as Float32Array);
+  // 1e-30 / max(1e-30, 1e-12) = 1e-18: the floor, not the row's length, divides a tiny row
+  const want = [0.6, 0.8, 0, 0, 1e-18, 0];
+  got.forEach((v, i) => assert.ok(Math.abs(v - want[i]!) <= 1e-7, `${i}: ${v} vs ${want[i]}`));
+  assert.ok(Math.abs(got[4]! / 1e-18 - 1) < 1e-5, `the floored row: ${got[4]}`);
 });
 
 test('export --format onnx refuses an unknown format and a name without an extension in one line', () => {

@@ -2,7 +2,9 @@
  * sweep on a tiny data set (8 classes of 12x12 images, 1 epoch on 200 pairs, 3 trials, 2 folds,
  * 2 seeds): the folds are class-disjoint and never touch the test classes; the same sweep twice
  * gives the same trials and results; a sweep whose process is killed (SIGKILL) and then run again
- * ends with the results of an uninterrupted one; bad specs are refused with one line, exit 2.
+ * ends with the results of an uninterrupted one; `siamese report` rebuilds the sweep's report
+ * byte for byte and refuses a bad results.json in one line; bad specs are refused with one line,
+ * exit 2.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,8 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parseSplit, resolveSplit } from '../../src/data/split.ts';
+import { resultsJson } from '../../src/experiments/collect.ts';
 import { foldGroups, foldSplit, rankingVerdict, runSweep, type SweepOptions, type SweepResults } from '../../src/experiments/sweep.ts';
 import { Rng } from '../../src/rng.ts';
+import { writeExperimentReport } from '../../src/viz/experimentReport.ts';
+import { readResults } from '../../src/viz/readResults.ts';
 import { writeSweepReport } from '../../src/viz/sweepReport.ts';
 import { siamese, siameseAsync } from '../cli/run.ts';
 import { idxFile } from '../data/datasets.ts';
@@ -153,6 +158,70 @@ test('killed with SIGKILL mid-sweep, the same command resumes and ends with the 
   assert.deepEqual(essence(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as SweepResults), essence(reference));
 });
 
+test('siamese report DIR rebuilds a sweep\'s report.md and report.html byte for byte from its results.json', () => {
+  // the folder of the test before: finished, so the command trains nothing and writes the report
+  const out = join(root, 'killed');
+  assert.ok(existsSync(join(out, 'results.json')), 'needs the sweep of the test before');
+  const r = siamese(['sweep', ...ARGS, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /report: {2}.*report\.html/);
+  const md = readFileSync(join(out, 'report.md'));
+  const html = readFileSync(join(out, 'report.html'));
+  assert.match(md.toString(), /^# Sweep report/);
+  rmSync(join(out, 'report.md'));
+  rmSync(join(out, 'report.html'));
+  const rebuilt = siamese(['report', out]);
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  assert.equal(rebuilt.stdout, `wrote ${join(out, 'report.html')}\nwrote ${join(out, 'report.md')}\n`);
+  assert.ok(readFileSync(join(out, 'report.md')).equals(md), 'report.md differs from the one sweep wrote');
+  assert.ok(readFileSync(join(out, 'report.html')).equals(html), 'report.html differs from the one sweep wrote');
+});
+
+test('siamese report on a bad, corrupt or foreign sweep results.json: one line, exit 2, the old report untouched', () => {
+  const src = join(root, 'killed', 'results.json');
+  assert.ok(existsSync(src), 'needs the sweep of the test before');
+  const good = JSON.parse(readFileSync(src, 'utf8')) as Record<string, unknown> & { losses: Record<string, unknown>[] };
+  const dir = join(root, 'bad-report');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'report.md'), 'old md');
+  writeFileSync(join(dir, 'report.html'), 'old html');
+  const cases: [string, RegExp][] = [
+    [readFileSync(src, 'utf8').slice(0, 500), /results\.json: not valid JSON/],
+    [JSON.stringify({ ...good, losses: [{ ...good.losses[0], trials: 'many' }] }), /results\.json: losses\[0\]\.trials must be an array \(is it a results\.json written by `siamese sweep`\?\)/],
+    [JSON.stringify({ ...good, ranking: {} }), /ranking\.verdict must be a string/],
+    [JSON.stringify({ ...good, losses: [{ ...good.losses[0], trials: Array.from({ length: 1001 }, () => ({})) }] }), /losses\[0\]\.trials has 1001 entries, more than the 1000/],
+    [JSON.stringify({ ...good, tool: 'other' }), /"tool" must be "siamese-lab"/],
+    [JSON.stringify({ ...good, kind: 'benchmark' }), /"kind" is "benchmark", not a comparison's \(no kind\) or a sweep's/],
+  ];
+  for (const [text, why] of cases) {
+    writeFileSync(join(dir, 'results.json'), text);
+    const r = siamese(['report', dir]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, why);
+    assert.equal(readFileSync(join(dir, 'report.md'), 'utf8'), 'old md');
+    assert.equal(readFileSync(join(dir, 'report.html'), 'utf8'), 'old html');
+    assert.deepEqual(readdirSync(dir).sort(), ['report.html', 'report.md', 'results.json']);
+  }
+});
+
+test('sweep whose report cannot be written: results.json complete, one line naming the rebuild command, exit 1', () => {
+  const out = join(root, 'killed');
+  rmSync(join(out, 'report.html'));
+  mkdirSync(join(out, 'report.html')); // a folder where the file goes
+  try {
+    const r = siamese(['sweep', ...ARGS, '--out', out]);
+    assert.equal(r.code, 1, r.stderr);
+    const last = r.stderr.trimEnd().split('\n').at(-1)!;
+    assert.match(last, new RegExp(`^siamese: the report could not be written: .*report\\.html.*; rebuild it with: siamese report ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.match(r.stdout, /report: {2}not written/);
+    assert.equal((JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as SweepResults).kind, 'sweep');
+  } finally {
+    rmSync(join(out, 'report.html'), { recursive: true, force: true });
+  }
+});
+
 test('bad specs and protocols: one line on stderr, exit 2, nothing written', () => {
   const cases: [string[], RegExp][] = [
     [['--losses', 'contrastive:margin=2..0.2'], /reversed/],
@@ -198,6 +267,28 @@ test('the report: per loss the chosen parameters, the search trace, test measure
   for (const c of reference.comparisons.tuned) assert.ok(md.includes(c.verdict));
   // nothing fetched from elsewhere
   assert.doesNotMatch(html, /<script|src=|href=|@import|url\(/);
+});
+
+test('the report is made from the results as results.json holds them: a NaN (null in the file) reads the same fresh and rebuilt', async () => {
+  assert.ok(reference, 'needs the sweep of the tiny-sweep test');
+  const r = JSON.parse(JSON.stringify(reference)) as SweepResults;
+  // a training that scored nothing and a CI that could not be computed
+  r.losses[0]!.trials[1]!.validation.mapAtR = NaN;
+  r.losses[0]!.test.mapAtR.ci95 = NaN;
+  const fresh = join(root, 'nan-fresh');
+  const rebuilt = join(root, 'nan-rebuilt');
+  mkdirSync(fresh);
+  mkdirSync(rebuilt);
+  await writeSweepReport(r, fresh);
+  writeFileSync(join(rebuilt, 'results.json'), resultsJson(r));
+  const loaded = await readResults(rebuilt);
+  assert.equal((loaded as SweepResults).losses[0]!.test.mapAtR.ci95, null);
+  await writeExperimentReport(loaded, rebuilt);
+  for (const f of ['report.md', 'report.html']) assert.equal(readFileSync(join(rebuilt, f), 'utf8'), readFileSync(join(fresh, f), 'utf8'), f);
+  // shown as a dash, not as "NaN" or as a CI of 0.00
+  const md = readFileSync(join(fresh, 'report.md'), 'utf8');
+  assert.doesNotMatch(md, /NaN/);
+  assert.match(md, new RegExp(`\\| ${(100 * r.losses[0]!.test.mapAtR.mean).toFixed(2)}% ± - \\|`));
 });
 
 test('the verdict says whether tuning changed the ranking, and which differences hold after Holm', () => {

@@ -3,12 +3,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readCompareResults, reportCommand } from '../../src/cli/report.ts';
+import { reportCommand } from '../../src/cli/report.ts';
 import { main } from '../../src/cli/main.ts';
 import { DataError } from '../../src/errors.ts';
 import { initBackend } from '../../src/engine/backend.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { Training } from '../../src/train/trainer.ts';
+import { readCompareResults } from '../../src/viz/readResults.ts';
 import { buildReport, type ReportFiles, testPairClasses } from '../../src/viz/report.ts';
 import { syntheticResults, syntheticTestSplit } from '../fixtures/compareResults.ts';
 

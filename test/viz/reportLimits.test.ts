@@ -81,7 +81,7 @@ test('a results.json over 64 MB: one line, exit 2, little memory', (t) => {
   const out = report(dir);
   t.diagnostic(`peak RSS ${out.peakMB.toFixed(0)} MB`);
   assert.equal(out.code, 2);
-  assert.equal(out.stderr, `siamese: ${join(dir, 'results.json')}: 65 MB, more than the 64 MB a results.json may have; not a comparison's results\n`);
+  assert.equal(out.stderr, `siamese: ${join(dir, 'results.json')}: 65 MB, more than the 64 MB a results.json may have; not a comparison's or a sweep's results\n`);
   assert.ok(out.peakMB < 300, `peak RSS ${out.peakMB.toFixed(0)} MB`);
 });
 
@@ -93,7 +93,7 @@ test('report on a training run folder says so in one line, exit 2', () => {
   assert.equal(out.code, 2);
   assert.equal(
     out.stderr,
-    `siamese: ${dir} is a training run, not a comparison: report rebuilds the report of a \`siamese compare\` directory (one with results.json)\n`,
+    `siamese: ${dir} is a training run, not a comparison or a sweep: report rebuilds the report of a \`siamese compare\` or \`siamese sweep\` directory (one with results.json)\n`,
   );
 });
 
@@ -145,6 +145,6 @@ test('a small results.json that would parse into hundreds of megabytes: one line
   const out = report(dir);
   t.diagnostic(`peak RSS ${out.peakMB.toFixed(0)} MB`);
   assert.equal(out.code, 2);
-  assert.match(out.stderr, /^siamese: .*results\.json: parsing it would take about \d+ MB, more than the 224 MB allowed; not a comparison's results\n$/);
+  assert.match(out.stderr, /^siamese: .*results\.json: parsing it would take about \d+ MB, more than the 224 MB allowed; not a comparison's or a sweep's results\n$/);
   assert.ok(out.peakMB < 300, `peak RSS ${out.peakMB.toFixed(0)} MB`);
 });

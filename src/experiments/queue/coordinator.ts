@@ -15,13 +15,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { DataError, TrainingError, UsageError } from '../../errors.ts';
+import { errorFromCode, UsageError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
 import type { Executor, ExecutorCallbacks } from '../executor.ts';
 import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
 import { GRIDS_KEY } from './keys.ts';
-import { checkBundle, type DataChecksums, jobId, outputPaths, type QueueJobData, type QueueJobResult, toQueueJob } from './payload.ts';
+import { checkBundle, type DataChecksums, failureCode, jobId, outputPaths, type QueueJobData, type QueueJobResult, toQueueJob } from './payload.ts';
 import { connectOrExplain } from './worker.ts';
 
 interface Pending {
@@ -122,7 +122,7 @@ export class QueueExecutor implements Executor {
     if (state === 'completed') await this.collect(p);
     else if (state === 'failed') {
       if (job.failedReason && /^worker \S+: /.test(job.failedReason) && job.attemptsMade >= ATTEMPTS) await job.retry('failed');
-      else this.finish(p, failure(job.failedReason));
+      else this.finish(p, failure(job));
     }
   }
 
@@ -155,7 +155,7 @@ export class QueueExecutor implements Executor {
   private async checkFailed(p: Pending): Promise<void> {
     try {
       const job = await this.queue.getJob(p.id);
-      if (job && (await job.getState()) === 'failed') this.finish(p, failure(job.failedReason));
+      if (job && (await job.getState()) === 'failed') this.finish(p, failure(job));
     } catch {
       // Redis away: the next reconcile round decides
     }
@@ -221,10 +221,12 @@ function isEvent(v: unknown): v is JobEvent {
   return typeof v === 'object' && v !== null && ['batch', 'epoch', 'tsne'].includes((v as { type?: string }).type ?? '');
 }
 
-/** A worker's failure as the coordinator's error (one line; diverged runs stay TrainingErrors). */
-function failure(reason: string | undefined): Error {
-  const m = (reason ?? 'the job failed on a worker').split('\n')[0]!;
-  if (/diverg|NaN|collapse/i.test(m)) return new TrainingError(m);
-  if (/data set .* differs|bad job/.test(m)) return new DataError(m);
-  return new Error(m);
+/**
+ * A failed job as the coordinator's error: the first line of its reason, as the class the
+ * worker's error had (the code the worker left in the job's progress, payload.ts); a plain Error
+ * when there is none (a crash, retries exhausted).
+ */
+export function failure(job: { failedReason?: string; progress?: unknown }): Error {
+  const m = (job.failedReason || 'the job failed on a worker').split('\n')[0]!;
+  return errorFromCode(failureCode(job.progress), m);
 }

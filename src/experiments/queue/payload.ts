@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError } from '../../errors.ts';
+import { DataError, type ErrorCode } from '../../errors.ts';
 import { resolveConfig, type TrainConfig } from '../../train/config.ts';
 import { RUN_FILES } from '../../train/runDir.ts';
 import { DISTANCES_FILE, type JobRequest, type TsneParams } from '../jobs.ts';
@@ -39,6 +39,23 @@ export interface QueueJobResult {
   files: Bundle;
   /** which worker ran it (host:pid) */
   worker: string;
+}
+
+/**
+ * What a worker leaves in a job's progress just before it fails the job for good: the kind of
+ * its error (errors.ts), so that the coordinator rethrows the class the worker's error had
+ * instead of guessing it from the message. BullMQ keeps only the message of a failure.
+ */
+export interface QueueJobFailure {
+  type: 'failure';
+  code: ErrorCode;
+}
+
+/** The error code a job's progress carries, if it is a QueueJobFailure. */
+export function failureCode(progress: unknown): ErrorCode | undefined {
+  if (typeof progress !== 'object' || progress === null || (progress as { type?: unknown }).type !== 'failure') return undefined;
+  const code = (progress as { code?: unknown }).code;
+  return code === 'usage' || code === 'data' || code === 'training' ? code : undefined;
 }
 
 /** The most a job's files may weigh (base64), both ways: a job is refused beyond it. */

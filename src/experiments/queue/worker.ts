@@ -19,12 +19,12 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Dataset } from '../../data/dataset.ts';
 import { loadDataset } from '../../data/registry.ts';
-import { DataError, SiameseError, UsageError } from '../../errors.ts';
+import { DataError, type ErrorCode, errorCode, SiameseError, UsageError } from '../../errors.ts';
 import { RUN_FILES } from '../../train/runDir.ts';
 import { DISTANCES_FILE, type JobRequest } from '../jobs.ts';
 import { WorkerPool } from '../pool.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
-import { type Bundle, checkBundle, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobResult, readFiles, validateJob } from './payload.ts';
+import { type Bundle, checkBundle, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobFailure, type QueueJobResult, readFiles, validateJob } from './payload.ts';
 import { checkpointKey, GRIDS_KEY, sleepCountKey } from './keys.ts';
 
 export interface QueueWorkerOptions {
@@ -81,6 +81,8 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     try {
       data = validateJob(job.data);
     } catch (e) {
+      // a config the worker refuses is a usage error; anything else wrong with the job, data
+      await failWith(job, errorCode(e) ?? 'data');
       throw new UnrecoverableError(`worker ${WORKER_ID}: bad job: ${(e as Error).message}`);
     }
     if (data.type === 'sleep') {
@@ -100,7 +102,11 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       const message = e instanceof Error ? (e.message.split('\n')[0] ?? '').trim() : String(e);
       log(`worker ${WORKER_ID}: ${job.id} failed: ${message}`);
       // the job's own fault: retrying elsewhere would fail the same way
-      if (e instanceof SiameseError) throw new UnrecoverableError(`worker ${WORKER_ID}: ${message}`);
+      if (e instanceof SiameseError) {
+        const code = errorCode(e);
+        if (code) await failWith(job, code);
+        throw new UnrecoverableError(`worker ${WORKER_ID}: ${message}`);
+      }
       throw new Error(`worker ${WORKER_ID}: ${message}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -199,6 +205,15 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
   await Promise.all([...workers.values()].map((w) => w.close()));
   await pool.close();
   redis.disconnect();
+}
+
+/**
+ * Record the kind of the error that fails `job` for good (payload.ts, QueueJobFailure). When Redis
+ * does not take it, the coordinator sees a plain failure with the same message.
+ */
+async function failWith(job: Job, code: ErrorCode): Promise<void> {
+  const failure: QueueJobFailure = { type: 'failure', code };
+  await job.updateProgress(failure).catch(() => {});
 }
 
 /** The job's data must be this worker's data, byte for byte (checksums of images and labels). */

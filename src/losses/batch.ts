@@ -3,13 +3,16 @@
  * baselines, with the names, defaults, reducers and distance of pytorch-metric-learning 2.9).
  * They read cosine similarities of L2-normalised embeddings, s_ij = û_i·û_j with
  * û = e / max(|e|, 1e-12), and return the loss with its default reduction and its exact
- * gradient with respect to the raw (unnormalised) embeddings, all on the host in float64.
+ * gradient with respect to the raw (unnormalised) embeddings, all on the host in float64. The
+ * O(n²·dim) products run in the native addon's kernels when it is loaded (batchKernels.ts), with
+ * the same bits as the TypeScript here.
  *
  * Three of them (arcface, cosface, proxy-anchor) own one learnable vector per class, `weights`
  * (classes x dim, row-major, normalised inside the loss as well); they return its gradient too.
  */
 import { DataError, UsageError } from '../errors.ts';
 import type { Rng } from '../rng.ts';
+import { type BatchKernels, batchKernels } from './batchKernels.ts';
 
 export interface BatchLossResult {
   loss: number;
@@ -136,6 +139,22 @@ export function checkBatch(name: string, emb: ArrayLike<number>, labels: ArrayLi
 }
 
 /**
+ * Scratch of the native path, reused call after call (it never leaves compute: what a result
+ * holds is allocated fresh)
+ */
+const scratch: Record<'u' | 'norms' | 'wu' | 'wnorms', Float64Array> = { u: new Float64Array(0), norms: new Float64Array(0), wu: new Float64Array(0), wnorms: new Float64Array(0) };
+
+function sized(a: Float64Array, n: number): Float64Array {
+  return a.length === n ? a : new Float64Array(n);
+}
+
+/** The native kernels, where they are loaded and the arrays are the float32 they take. */
+function nativeFor(...xs: (ArrayLike<number> | undefined)[]): BatchKernels | null {
+  const k = batchKernels();
+  return k && xs.every((x) => x instanceof Float32Array) ? k : null;
+}
+
+/**
  * A loss on the embedding-embedding similarity matrix: `onSim(S, labels, n)` gives L and dL/dS
  * (S symmetric with a unit diagonal, which no loss reads).
  */
@@ -145,6 +164,18 @@ export function pairwiseBatchLoss(
 ): BatchLoss['compute'] {
   return (emb, labels, dim) => {
     const n = checkBatch(name, emb, labels, dim);
+    const k = nativeFor(emb);
+    if (k) {
+      const u = (scratch.u = sized(scratch.u, n * dim));
+      const norms = (scratch.norms = sized(scratch.norms, n));
+      k.batchNormalize(emb as Float32Array, n, dim, u, norms);
+      const s = new Float64Array(n * n);
+      k.batchSimilarities(u, n, u, n, dim, s);
+      const { loss, g } = onSim(s, labels, n);
+      const grad = new Float32Array(n * dim);
+      k.batchPairBackward(g, n, u, norms, dim, grad);
+      return { loss, grad, similarities: s };
+    }
     const { u, norms } = normalizeRows(emb, n, dim);
     const s = similarities(u, n, u, n, dim);
     const { loss, g } = onSim(s, labels, n);
@@ -180,6 +211,22 @@ export function proxyBatchLoss(
     for (let i = 0; i < n; i++) {
       const y = labels[i]!;
       if (!Number.isInteger(y) || y < 0 || y >= classes) throw new DataError(`${name}: label ${y} is not a class index in [0, ${classes})`);
+    }
+    const k = nativeFor(emb, weights);
+    if (k) {
+      const eu = (scratch.u = sized(scratch.u, n * dim));
+      const en = (scratch.norms = sized(scratch.norms, n));
+      const wu = (scratch.wu = sized(scratch.wu, classes * dim));
+      const wn = (scratch.wnorms = sized(scratch.wnorms, classes));
+      k.batchNormalize(emb as Float32Array, n, dim, eu, en);
+      k.batchNormalize(weights as Float32Array, classes, dim, wu, wn);
+      const c = new Float64Array(n * classes);
+      k.batchSimilarities(eu, n, wu, classes, dim, c);
+      const { loss, g } = onSim(c, labels, n, classes);
+      const grad = new Float32Array(n * dim);
+      const weightsGrad = new Float32Array(classes * dim);
+      k.batchProxyBackward(g, n, classes, eu, en, wu, wn, dim, grad, weightsGrad);
+      return { loss, grad, weightsGrad };
     }
     const e = normalizeRows(emb, n, dim);
     const w = normalizeRows(weights, classes, dim);

@@ -36,9 +36,10 @@ export interface BatchLoss {
   readonly classWeights: boolean;
   /**
    * The loss of one batch. `labels` are class indices; with class weights they must be in
-   * [0, weights.length / dim). `weights` is required exactly when `classWeights`.
+   * [0, weights.length / dim). `weights` is required exactly when `classWeights`. With a
+   * `workspace`, the result's arrays are the workspace's: valid until its next use.
    */
-  compute(emb: ArrayLike<number>, labels: ArrayLike<number>, dim: number, weights?: ArrayLike<number>): BatchLossResult;
+  compute(emb: ArrayLike<number>, labels: ArrayLike<number>, dim: number, weights?: ArrayLike<number>, workspace?: BatchWorkspace): BatchLossResult;
   /** fresh class weights for `classes` classes (PML's initialisation for this loss) */
   initWeights?(classes: number, dim: number, rng: Rng): Float32Array;
   /**
@@ -52,10 +53,38 @@ export interface BatchLoss {
   neg(d: number): number;
 }
 
+/**
+ * Arrays that compute may reuse call after call (the trainer passes one, batch after batch):
+ * allocating ~100 KB arrays every step costs more than the products that fill them (fresh
+ * pages, and the garbage collector). Without one, every result is fresh arrays.
+ */
+export class BatchWorkspace {
+  private readonly f64 = new Map<string, Float64Array>();
+  private readonly f32 = new Map<string, Float32Array>();
+
+  /** the array `key` of `size` values (its old values, or zeros where new) */
+  float64(key: string, size: number): Float64Array {
+    let a = this.f64.get(key);
+    if (a?.length !== size) this.f64.set(key, (a = new Float64Array(size)));
+    return a;
+  }
+
+  float32(key: string, size: number): Float32Array {
+    let a = this.f32.get(key);
+    if (a?.length !== size) this.f32.set(key, (a = new Float32Array(size)));
+    return a;
+  }
+}
+
+/** A fresh array, or the workspace's zeroed */
+function zeros64(ws: BatchWorkspace | undefined, key: string, size: number): Float64Array {
+  return ws ? ws.float64(key, size).fill(0) : new Float64Array(size);
+}
+
 /** The gradient of L with respect to a similarity matrix, filled by each loss. */
 export interface SimilarityGrad {
   loss: number;
-  /** dL/dS, [rows, cols] (rows = embeddings; cols = embeddings or class weights) */
+  /** dL/dS, [rows, cols] (rows = embeddings; cols = embeddings or class weights): the g given */
   g: Float64Array;
 }
 
@@ -155,30 +184,30 @@ function nativeFor(...xs: (ArrayLike<number> | undefined)[]): BatchKernels | nul
 }
 
 /**
- * A loss on the embedding-embedding similarity matrix: `onSim(S, labels, n)` gives L and dL/dS
- * (S symmetric with a unit diagonal, which no loss reads).
+ * A loss on the embedding-embedding similarity matrix: `onSim(S, labels, n, g)` gives L and
+ * dL/dS, added into g (n x n zeros) (S symmetric with a unit diagonal, which no loss reads).
  */
 export function pairwiseBatchLoss(
   name: string,
-  onSim: (s: Float64Array, labels: ArrayLike<number>, n: number) => SimilarityGrad,
+  onSim: (s: Float64Array, labels: ArrayLike<number>, n: number, g: Float64Array) => SimilarityGrad,
 ): BatchLoss['compute'] {
-  return (emb, labels, dim) => {
+  return (emb, labels, dim, _weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
     const k = nativeFor(emb);
     if (k) {
       const u = (scratch.u = sized(scratch.u, n * dim));
       const norms = (scratch.norms = sized(scratch.norms, n));
       k.batchNormalize(emb as Float32Array, n, dim, u, norms);
-      const s = new Float64Array(n * n);
+      const s = ws ? ws.float64('similarities', n * n) : new Float64Array(n * n);
       k.batchSimilarities(u, n, u, n, dim, s);
-      const { loss, g } = onSim(s, labels, n);
-      const grad = new Float32Array(n * dim);
+      const { loss, g } = onSim(s, labels, n, zeros64(ws, 'g', n * n));
+      const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
       k.batchPairBackward(g, n, u, norms, dim, grad);
       return { loss, grad, similarities: s };
     }
     const { u, norms } = normalizeRows(emb, n, dim);
     const s = similarities(u, n, u, n, dim);
-    const { loss, g } = onSim(s, labels, n);
+    const { loss, g } = onSim(s, labels, n, zeros64(ws, 'g', n * n));
     // dL/dû = (G + Gᵀ) Û with a zero diagonal: rows of the symmetric matrix times the columns of Û
     for (let i = 0; i < n; i++) {
       g[i * n + i] = 0;
@@ -195,13 +224,13 @@ export function pairwiseBatchLoss(
 
 /**
  * A loss on the embedding-class-weight similarity matrix (cosines to the normalised class
- * weights): `onSim(C, labels, n, classes)` gives L and dL/dC.
+ * weights): `onSim(C, labels, n, classes, g)` gives L and dL/dC, added into g (n x classes zeros).
  */
 export function proxyBatchLoss(
   name: string,
-  onSim: (c: Float64Array, labels: ArrayLike<number>, n: number, classes: number) => SimilarityGrad,
+  onSim: (c: Float64Array, labels: ArrayLike<number>, n: number, classes: number, g: Float64Array) => SimilarityGrad,
 ): BatchLoss['compute'] {
-  return (emb, labels, dim, weights) => {
+  return (emb, labels, dim, weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
     if (!weights) throw new UsageError(`${name} needs its class weights (classes x dim)`);
     if (weights.length === 0 || weights.length % dim !== 0) {
@@ -220,18 +249,18 @@ export function proxyBatchLoss(
       const wn = (scratch.wnorms = sized(scratch.wnorms, classes));
       k.batchNormalize(emb as Float32Array, n, dim, eu, en);
       k.batchNormalize(weights as Float32Array, classes, dim, wu, wn);
-      const c = new Float64Array(n * classes);
+      const c = ws ? ws.float64('similarities', n * classes) : new Float64Array(n * classes);
       k.batchSimilarities(eu, n, wu, classes, dim, c);
-      const { loss, g } = onSim(c, labels, n, classes);
-      const grad = new Float32Array(n * dim);
-      const weightsGrad = new Float32Array(classes * dim);
+      const { loss, g } = onSim(c, labels, n, classes, zeros64(ws, 'g', n * classes));
+      const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
+      const weightsGrad = ws ? ws.float32('weightsGrad', classes * dim) : new Float32Array(classes * dim);
       k.batchProxyBackward(g, n, classes, eu, en, wu, wn, dim, grad, weightsGrad);
       return { loss, grad, weightsGrad };
     }
     const e = normalizeRows(emb, n, dim);
     const w = normalizeRows(weights, classes, dim);
     const c = similarities(e.u, n, w.u, classes, dim);
-    const { loss, g } = onSim(c, labels, n, classes);
+    const { loss, g } = onSim(c, labels, n, classes, zeros64(ws, 'g', n * classes));
     const gu = new Float64Array(n * dim);
     const gw = new Float64Array(classes * dim);
     for (let i = 0; i < n; i++) {

@@ -49,6 +49,16 @@ function sweepFrom(pos: Float64Array, neg: Float64Array, correct: number): numbe
   return best;
 }
 
+/**
+ * pairSweep's arrays, reused call after call (they never leave it): fresh ~100 KB arrays every
+ * step cost more than the sweep.
+ */
+const scratch = { keys: new Float64Array(0), same: new Uint8Array(0), bucket: new Int32Array(0), posC: new Int32Array(0), negC: new Int32Array(0), sims: new Float64Array(0) };
+
+function grown<T extends Float64Array | Uint8Array | Int32Array>(a: T, n: number, make: (n: number) => T): T {
+  return a.length >= n ? a : make(n);
+}
+
 /** Buckets refined one by one at most; past that a whole sort is as cheap. */
 const MAX_REFINED = 8;
 
@@ -63,8 +73,8 @@ export function pairSweep(labels: Int32Array, sims: Float64Array): number {
   const n = labels.length;
   const m = (n * (n - 1)) / 2;
   if (m === 0) return 0;
-  const keys = new Float64Array(m);
-  const same = new Uint8Array(m);
+  const keys = (scratch.keys = grown(scratch.keys, m, (k) => new Float64Array(k)));
+  const same = (scratch.same = grown(scratch.same, m, (k) => new Uint8Array(k)));
   let lo = Infinity;
   let hi = -Infinity;
   let np = 0;
@@ -79,20 +89,21 @@ export function pairSweep(labels: Int32Array, sims: Float64Array): number {
       if (v !== v) nan = true;
       if (v < lo) lo = v;
       if (v > hi) hi = v;
-      if (labels[j] === li) {
-        same[t] = 1;
-        np++;
-      }
+      const p = labels[j] === li ? 1 : 0;
+      same[t] = p;
+      np += p;
     }
   }
   // about four pairs a bucket
   const buckets = Math.min(1 << 12, 2 ** Math.ceil(Math.log2(Math.max(2, m / 4))));
   const scale = buckets / (hi - lo);
   // NaN keys, one value only, or a range too small or too large to divide: sort them all
-  if (nan || !(scale > 0 && scale < Infinity)) return sortedSweep(keys, same, np);
-  const bucket = new Int32Array(m);
-  const posC = new Int32Array(buckets);
-  const negC = new Int32Array(buckets);
+  if (nan || !(scale > 0 && scale < Infinity)) return sortedSweep(keys, same, m, np);
+  const bucket = (scratch.bucket = grown(scratch.bucket, m, (k) => new Int32Array(k)));
+  const posC = (scratch.posC = grown(scratch.posC, buckets, (k) => new Int32Array(k)));
+  const negC = (scratch.negC = grown(scratch.negC, buckets, (k) => new Int32Array(k)));
+  posC.fill(0, 0, buckets);
+  negC.fill(0, 0, buckets);
   for (let t = 0; t < m; t++) {
     const b = Math.min(buckets - 1, Math.floor((keys[t]! - lo) * scale));
     bucket[t] = b;
@@ -117,7 +128,7 @@ export function pairSweep(labels: Int32Array, sims: Float64Array): number {
     below += posC[b]!;
     above -= negC[b]!;
   }
-  if (refine.length / 2 > MAX_REFINED) return sortedSweep(keys, same, np);
+  if (refine.length / 2 > MAX_REFINED) return sortedSweep(keys, same, m, np);
   for (let r = 0; r < refine.length; r += 2) {
     const b = refine[r]!;
     const pos = new Float64Array(posC[b]!);
@@ -134,10 +145,11 @@ export function pairSweep(labels: Int32Array, sims: Float64Array): number {
   return best / m;
 }
 
-function sortedSweep(keys: Float64Array, same: Uint8Array, np: number): number {
+/** The sorted sweep of the first m keys (pairSweep's way around its buckets). */
+function sortedSweep(keys: Float64Array, same: Uint8Array, m: number, np: number): number {
   const pos = new Float64Array(np);
-  const neg = new Float64Array(keys.length - np);
-  for (let t = 0, a = 0, b = 0; t < keys.length; t++) {
+  const neg = new Float64Array(m - np);
+  for (let t = 0, a = 0, b = 0; t < m; t++) {
     if (same[t]) pos[a++] = keys[t]!;
     else neg[b++] = keys[t]!;
   }
@@ -147,7 +159,7 @@ function sortedSweep(keys: Float64Array, same: Uint8Array, np: number): number {
 /** Best-threshold accuracy over every pair of a batch, on L2-normalised embeddings (D² = 2 − 2s). */
 export function batchPairAccuracy(emb: Float32Array, labels: Int32Array, dim: number): number {
   const n = labels.length;
-  const s = new Float64Array(n * n);
+  const s = (scratch.sims = grown(scratch.sims, n * n, (k) => new Float64Array(k)));
   const k = batchKernels();
   if (k && n > 0) {
     k.batchRawCosines(emb, n, dim, s);

@@ -7,7 +7,7 @@ import { createEngine } from '../engine/select.ts';
 import { DataError, TrainingError, UsageError } from '../errors.ts';
 import { createLoss } from '../losses/registry.ts';
 import { classBalancedBatches, createMiner, type Miner } from '../mining/index.ts';
-import type { BatchLoss, BatchLossResult } from '../losses/batch.ts';
+import { type BatchLoss, type BatchLossResult, BatchWorkspace } from '../losses/batch.ts';
 import type { Loss } from '../losses/types.ts';
 import { buildNetwork } from '../model/build.ts';
 import type { BaseNetwork } from '../model/network.ts';
@@ -137,6 +137,8 @@ export class Training {
   private firstLoss: number | undefined;
   private nextBuf = new Int32Array(0);
   private rowsBuf = new Int32Array(0);
+  /** the batch loss's arrays, reused batch after batch (each step reads its result before the next) */
+  private readonly batchWorkspace = new BatchWorkspace();
   readonly history: EpochLog[] = [];
 
   /**
@@ -471,7 +473,7 @@ export class Training {
     let res: BatchLossResult | null = null;
     let accuracy = 0;
     const tail = (emb: Float32Array): { loss: number; grad: Float32Array } => {
-      res = loss.compute(emb, labels, dim, this.classWeights?.weights);
+      res = loss.compute(emb, labels, dim, this.classWeights?.weights, this.batchWorkspace);
       accuracy = res.similarities ? pairSweep(labels, res.similarities) : batchPairAccuracy(emb, labels, dim);
       return res;
     };

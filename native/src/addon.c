@@ -588,6 +588,23 @@ static napi_value js_batch_raw_cosines(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* batchPairAccuracy(s: Float64Array [n x n], labels: Int32Array [n]): the best-threshold
+   accuracy over the pairs i < j, or -1 where S holds a NaN */
+static napi_value js_batch_pair_accuracy(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  tarray s, labels;
+  if (!get_tarray(env, argv[1], napi_int32_array, &labels) || labels.length > 46340)
+    return fail(env, "batchPairAccuracy: labels must be an Int32Array of at most 46340 values");
+  const int n = (int)labels.length;
+  if (!get_sized(env, argv[0], napi_float64_array, (size_t)n * n, &s))
+    return fail(env, "batchPairAccuracy: s must be a Float64Array of n x n values");
+  double *work = workspace_for(env, batch_pair_accuracy_work(n));
+  if (!work) return NULL;
+  napi_value r;
+  CHECK(napi_create_double(env, batch_pair_accuracy((const double *)s.data, (const int32_t *)labels.data, n, work), &r));
+  return r;
+}
+
 /* backwardPairs(handle, ia: Int32Array, ib: Int32Array, coef: Float32Array, optKind, coef: Float32Array, apply)
    / cnnBackwardPairs */
 static napi_value js_backward_pairs(napi_env env, napi_callback_info info) {
@@ -727,6 +744,7 @@ NAPI_MODULE_INIT() {
       {"batchPairBackward", NULL, js_batch_pair_backward, NULL, NULL, NULL, napi_default, NULL},
       {"batchProxyBackward", NULL, js_batch_proxy_backward, NULL, NULL, NULL, napi_default, NULL},
       {"batchRawCosines", NULL, js_batch_raw_cosines, NULL, NULL, NULL, napi_default, NULL},
+      {"batchPairAccuracy", NULL, js_batch_pair_accuracy, NULL, NULL, NULL, napi_default, NULL},
       {"cnnCreate", NULL, js_cnn_create, NULL, NULL, NULL, napi_default, NULL},
       {"cnnThreads", NULL, js_threads, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},
       {"cnnParam", NULL, js_param, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},

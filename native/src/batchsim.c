@@ -11,6 +11,7 @@
  * The vectors run across output columns, never across a sum.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "siamese.h"
@@ -289,4 +290,125 @@ void batch_raw_cosines(const float *x, int n, int dim, double *s, double *work) 
   batch_similarities(a, n, a, n, dim, 1, s, norms + line((size_t)n));
   for (int i = 0; i < n; i++)
     for (int j = 0; j < n; j++) s[(size_t)i * n + j] /= norms[i] * norms[j];
+}
+
+/* ---------------------------------------------------------------- the batch's pair accuracy */
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* the most pairs right at any cut of sorted pos[0..np) and neg[0..nn), from `correct` with the
+   cut below them all (batchAccuracy.ts, sweepFrom; no NaN here) */
+static int64_t sweep_from(const double *pos, int64_t np, const double *neg, int64_t nn, int64_t correct) {
+  int64_t best = correct, i = 0, j = 0;
+  while (i < np || j < nn) {
+    const double a = i < np ? pos[i] : INFINITY, b = j < nn ? neg[j] : INFINITY;
+    const double t = a < b ? a : b;
+    while (i < np && pos[i] == t) i++, correct++;
+    while (j < nn && neg[j] == t) j++, correct--;
+    if (correct > best) best = correct;
+  }
+  return best;
+}
+
+/* buckets at most; refined buckets at most, past that one whole sort is as cheap */
+#define ACC_BUCKETS 4096
+#define ACC_REFINED 8
+
+size_t batch_pair_accuracy_work(int n) {
+  const size_t m = (size_t)n * (n - 1) / 2;
+  /* keys, sorted values, bucket numbers (ints), same flags (bytes), counts (2 x ACC_BUCKETS ints) */
+  return 2 * line(m) + line(m / 2 + 1) + line(m / 8 + 1) + line(ACC_BUCKETS);
+}
+
+/* every key sorted at once: the sweep over all cuts */
+static int64_t sorted_sweep(const double *keys, const uint8_t *same, int64_t m, int64_t np, double *vals) {
+  double *pos = vals, *neg = vals + np;
+  for (int64_t k = 0, a = 0, b = 0; k < m; k++) {
+    if (same[k]) pos[a++] = keys[k];
+    else neg[b++] = keys[k];
+  }
+  qsort(pos, (size_t)np, sizeof(double), cmp_double);
+  qsort(neg, (size_t)(m - np), sizeof(double), cmp_double);
+  return sweep_from(pos, np, neg, m - np, m - np);
+}
+
+/* The best-threshold accuracy over the pairs i < j of S [n x n], ranked by -S_ij, "same" when
+   the labels match: batchAccuracy.ts' pairSweep (buckets by value, the cuts between them counted,
+   the few buckets that could hold a better cut sorted and swept: the sorted sweep's exact
+   result). -1 where S holds a NaN (the caller sweeps that itself). work:
+   batch_pair_accuracy_work doubles. */
+double batch_pair_accuracy(const double *s, const int32_t *labels, int n, double *work) {
+  const int64_t m = (int64_t)n * (n - 1) / 2;
+  if (m <= 0) return 0;
+  double *keys = work;
+  double *vals = keys + line((size_t)m);
+  int32_t *bucket = (int32_t *)(vals + line((size_t)m));
+  uint8_t *same = (uint8_t *)((double *)bucket + line((size_t)m / 2 + 1));
+  int32_t *cnt = (int32_t *)((double *)same + line((size_t)m / 8 + 1));
+  double lo = INFINITY, hi = -INFINITY;
+  int64_t np = 0, t = 0;
+  for (int i = 0; i < n; i++)
+    for (int j = i + 1; j < n; j++, t++) {
+      const double v = -s[(size_t)i * n + j];
+      if (v != v) return -1;
+      keys[t] = v;
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+      same[t] = labels[i] == labels[j];
+      np += same[t];
+    }
+  const int64_t nn = m - np;
+  int buckets = 2;
+  while (buckets < ACC_BUCKETS && buckets < m / 4.0) buckets *= 2;
+  const double scale = buckets / (hi - lo);
+  /* one value, or a range too small or too large to divide: sort them all */
+  if (!(scale > 0 && scale < INFINITY)) return (double)sorted_sweep(keys, same, m, np, vals) / (double)m;
+  int32_t *posC = cnt, *negC = cnt + buckets;
+  memset(cnt, 0, 2 * (size_t)buckets * sizeof(int32_t));
+  for (int64_t k = 0; k < m; k++) {
+    const double f = floor((keys[k] - lo) * scale);
+    const int b = f < buckets - 1 ? (int)f : buckets - 1;
+    bucket[k] = b;
+    if (same[k]) posC[b]++;
+    else negC[b]++;
+  }
+  int64_t best = nn, below = 0, above = nn;
+  for (int b = 0; b < buckets; b++) {
+    below += posC[b];
+    above -= negC[b];
+    if (below + above > best) best = below + above;
+  }
+  /* a cut inside bucket b gets at most all of its pairs right besides the others' best */
+  int refine[ACC_REFINED];
+  int64_t from[ACC_REFINED];
+  int r = 0;
+  below = 0;
+  above = nn;
+  for (int b = 0; b < buckets; b++) {
+    if (below + posC[b] + above > best) {
+      if (r == ACC_REFINED) return (double)sorted_sweep(keys, same, m, np, vals) / (double)m;
+      refine[r] = b;
+      from[r++] = below + above;
+    }
+    below += posC[b];
+    above -= negC[b];
+  }
+  for (int q = 0; q < r; q++) {
+    const int b = refine[q];
+    double *pos = vals, *neg = vals + posC[b];
+    int64_t a = 0, c = 0;
+    for (int64_t k = 0; k < m; k++)
+      if (bucket[k] == b) {
+        if (same[k]) pos[a++] = keys[k];
+        else neg[c++] = keys[k];
+      }
+    qsort(pos, (size_t)a, sizeof(double), cmp_double);
+    qsort(neg, (size_t)c, sizeof(double), cmp_double);
+    const int64_t got = sweep_from(pos, a, neg, c, from[q]);
+    if (got > best) best = got;
+  }
+  return (double)best / (double)m;
 }

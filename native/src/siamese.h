@@ -208,6 +208,8 @@ void batch_proxy_backward(const double *g, int n, int classes, const double *eu,
                           const double *wnorms, int dim, float *grad, float *wgrad, double *work);
 size_t batch_raw_cosines_work(int n, int dim);
 void batch_raw_cosines(const float *x, int n, int dim, double *s, double *work);
+size_t batch_pair_accuracy_work(int n);
+double batch_pair_accuracy(const double *s, const int32_t *labels, int n, double *work);
 
 /* 1 for an infinite or NaN float (all exponent bits set) */
 static inline uint32_t nonfinite(float x) {

@@ -28,6 +28,8 @@ export interface BatchKernels {
   ): void;
   /** s_ij = x_i·x_j / (|x_i| |x_j|) of float32 rows, sums in order (the trainer's batch accuracy) */
   batchRawCosines(x: Float32Array, n: number, dim: number, s: Float64Array): void;
+  /** the best-threshold accuracy over the pairs i < j of s [n, n] ranked by −s (train/batchAccuracy.ts' pairSweep); −1 where s holds a NaN */
+  batchPairAccuracy(s: Float64Array, labels: Int32Array): number;
 }
 
 let kernels: BatchKernels | null = null;

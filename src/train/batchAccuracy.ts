@@ -73,6 +73,19 @@ export function pairSweep(labels: Int32Array, sims: Float64Array): number {
   const n = labels.length;
   const m = (n * (n - 1)) / 2;
   if (m === 0) return 0;
+  // the same in the native addon where it is loaded (NaN: here)
+  const k = batchKernels();
+  if (k) {
+    const r = k.batchPairAccuracy(sims, labels);
+    if (r >= 0) return r;
+  }
+  return pairSweepTs(labels, sims, m);
+}
+
+/** pairSweep in TypeScript (the reference of the addon's). */
+export function pairSweepTs(labels: Int32Array, sims: Float64Array, m = (labels.length * (labels.length - 1)) / 2): number {
+  const n = labels.length;
+  if (m === 0) return 0;
   const keys = (scratch.keys = grown(scratch.keys, m, (k) => new Float64Array(k)));
   const same = (scratch.same = grown(scratch.same, m, (k) => new Uint8Array(k)));
   let lo = Infinity;

@@ -77,11 +77,18 @@ if (value('--base') === 'cnn') {
 
 if (value('--only') === 'batch-losses') {
   // the batch losses' section alone (bench/batchLosses.ts)
-  const batchLosses = machine.native.available ? batchLossOverhead(ds, BATCH_LOSSES, { steps: quick ? 30 : 100, warm: quick ? 10 : 30 }) : [];
+  const batchLosses = batchLossRows();
   batchLossSection(batchLosses);
   if (!machine.native.available) log('native engine not available: no batch-loss section');
   if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ machine, batchLosses }, null, 2) + '\n');
   process.exit(0);
+}
+
+/** each batch loss with the addon's kernels, then with the TypeScript products (the kernels taken out) */
+function batchLossRows(): ReturnType<typeof batchLossOverhead> {
+  if (!machine.native.available) return [];
+  const o = { steps: quick ? 30 : 100, warm: quick ? 10 : 30 };
+  return [...batchLossOverhead(ds, BATCH_LOSSES, o), ...batchLossOverhead(ds, BATCH_LOSSES, { ...o, reference: true })];
 }
 
 function batchLossSection(rows: ReturnType<typeof batchLossOverhead>): void {
@@ -301,7 +308,7 @@ log();
 
 // ---------------------------------------------------------------------------------------------
 // the field's batch losses: their loss and gradient run on the host, beside the native kernels
-const batchLosses = machine.native.available ? batchLossOverhead(ds, BATCH_LOSSES, { steps: quick ? 30 : 100, warm: quick ? 10 : 30 }) : [];
+const batchLosses = batchLossRows();
 batchLossSection(batchLosses);
 
 // ---------------------------------------------------------------------------------------------

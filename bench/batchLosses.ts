@@ -55,6 +55,8 @@ export function batchLossOverhead(
   const steps = opts.steps ?? 100;
   const warm = opts.warm ?? 30;
   const out: BatchLossOverhead[] = [];
+  // the addon loaded (and its kernels plugged in) before any are taken out
+  nativeStatus();
   for (const loss of losses) {
     const kernels = opts.reference ? useBatchKernels(null) : null;
     try {

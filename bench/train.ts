@@ -12,6 +12,7 @@
  *   npm run bench -- --epochs 5 --json bench.json --no-torch
  *   npm run bench -- --rounds 9         # more alternating 1-thread / all-core rounds (default 5)
  *   npm run bench -- --base cnn         # the CNN base instead: native 1 and 2 threads, TF.js, PyTorch
+ *   npm run bench -- --only batch-losses  # only the batch losses' host time against the native step
  *
  * Wall-clock figures swing with whatever else runs on the machine (the load average is printed);
  * pairs per CPU-second are the steady figure.
@@ -72,6 +73,30 @@ if (value('--base') === 'cnn') {
   const r = cnnBench(ds, { steps: quick ? 20 : 80, nativeAvailable: machine.native.available, torch: !flag('--no-torch'), log });
   if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ machine, cnn: r }, null, 2) + '\n');
   process.exit(0);
+}
+
+if (value('--only') === 'batch-losses') {
+  // the batch losses' section alone (bench/batchLosses.ts)
+  const batchLosses = batchLossRows();
+  batchLossSection(batchLosses);
+  if (!machine.native.available) log('native engine not available: no batch-loss section');
+  if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ machine, batchLosses }, null, 2) + '\n');
+  process.exit(0);
+}
+
+/** each batch loss with the addon's kernels, then with the TypeScript products (the kernels taken out) */
+function batchLossRows(): ReturnType<typeof batchLossOverhead> {
+  if (!machine.native.available) return [];
+  const o = { steps: quick ? 30 : 100, warm: quick ? 10 : 30 };
+  return [...batchLossOverhead(ds, BATCH_LOSSES, o), ...batchLossOverhead(ds, BATCH_LOSSES, { ...o, reference: true })];
+}
+
+function batchLossSection(rows: ReturnType<typeof batchLossOverhead>): void {
+  if (!rows.length) return;
+  log(`## Batch losses: host time per step against the native step (native engine, 1 thread; bar: at most 10%)`);
+  log();
+  for (const line of formatOverhead(rows)) log(line);
+  log();
 }
 
 function embedSpeed(engine: 'tfjs' | 'native', threads: number, reps: number): { imagesPerSecond: number; imagesPerCpuSecond: number } {
@@ -283,13 +308,8 @@ log();
 
 // ---------------------------------------------------------------------------------------------
 // the field's batch losses: their loss and gradient run on the host, beside the native kernels
-const batchLosses = machine.native.available ? batchLossOverhead(ds, BATCH_LOSSES, { steps: quick ? 30 : 100, warm: quick ? 10 : 30 }) : [];
-if (batchLosses.length) {
-  log(`## Batch losses: host time per step (native engine, 1 thread; bar: at most 10% of the rest of the step)`);
-  log();
-  for (const line of formatOverhead(batchLosses)) log(line);
-  log();
-}
+const batchLosses = batchLossRows();
+batchLossSection(batchLosses);
 
 // ---------------------------------------------------------------------------------------------
 /** pairs/s of each of n single-thread trainings run at once, each in a worker thread */

@@ -99,6 +99,8 @@ function build() {
     ['dropout.c', []],
     // the optimizer repeats TF.js' float32 rounding step by step: no fused multiply-add
     ['optim.c', ['-ffp-contract=off']],
+    // the batch losses' products repeat the TypeScript reference's float64 sums bit for bit
+    ['batchsim.c', ['-ffp-contract=off']],
   ];
   const tmp = join(tmpdir(), `siamese-native-${process.pid}-${Date.now()}`);
   mkdirSync(tmp, { recursive: true });

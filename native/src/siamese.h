@@ -7,7 +7,8 @@
  * MLP and its training step, mlp_kernels.c its first layer's byte and sparse kernels,
  * mlp_schedule.c how two threads share its step; conv.h / conv.c the convolution and pooling
  * kernels, cnn.c the CNN; dropout.c the masks, optim.c the optimizers, pool.c the threads,
- * tail.c the pair distances, addon.c the Node-API bindings.
+ * tail.c the pair distances, batchsim.c the batch losses' similarity products, addon.c the
+ * Node-API bindings.
  *
  * Layout: every activation and weight row is padded to a multiple of the vector width VW (the
  * padding is kept at zero, so it never changes a result). Kernels are [in, out] row-major, as
@@ -193,6 +194,22 @@ void tail_distances(const float *emb, int dim, const int32_t *ia, const int32_t 
                     float *d, double *sq);
 void tail_backprop(const float *emb, int dim, const int32_t *ia, const int32_t *ib, int n, double floor_,
                    const float *d, const double *sq, const double *g, float *gemb);
+
+/* the batch losses' products (batchsim.c; bit for bit src/losses/batch.ts); each takes a
+   64-byte-aligned workspace of the doubles its _work function gives */
+#define BATCH_NORM_EPSILON 1e-12
+void batch_normalize(const float *x, int rows, int dim, double *u, double *norms);
+size_t batch_similarities_work(int ra, int rb, int dim);
+void batch_similarities(const double *a, int ra, const double *b, int rb, int dim, int P, double *s, double *work);
+size_t batch_pair_backward_work(int n, int dim);
+void batch_pair_backward(double *g, int n, const double *u, const double *norms, int dim, float *out, double *work);
+size_t batch_proxy_backward_work(int n, int classes, int dim);
+void batch_proxy_backward(const double *g, int n, int classes, const double *eu, const double *enorms, const double *wu,
+                          const double *wnorms, int dim, float *grad, float *wgrad, double *work);
+size_t batch_raw_cosines_work(int n, int dim);
+void batch_raw_cosines(const float *x, int n, int dim, double *s, double *work);
+size_t batch_pair_accuracy_work(int n);
+double batch_pair_accuracy(const double *s, const int32_t *labels, int n, double *work);
 
 /* 1 for an infinite or NaN float (all exponent bits set) */
 static inline uint32_t nonfinite(float x) {

@@ -18,12 +18,13 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheKey, cpuFingerprint, sourceHash } from '../../native/cpu.mjs';
+import { type BatchKernels, useBatchKernels } from '../losses/batchKernels.ts';
 import { SQUARED_DISTANCE_FLOOR } from '../model/siamese.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
 
-/** The addon's functions (see native/src/addon.c). */
-export interface NativeAddon {
+/** The addon's functions (see native/src/addon.c); the batch losses' kernels are batchKernels.ts'. */
+export interface NativeAddon extends BatchKernels {
   create(widths: Int32Array, dropoutRate: number, threads: number): NativeHandle;
   dispose(h: NativeHandle): void;
   threads(h: NativeHandle, n: number): number;
@@ -103,6 +104,9 @@ export interface NativeStatus {
   fix?: string;
 }
 
+/** The addon's interface version (native/src/addon.c, js_info): bumped with every change of its exports. */
+const NATIVE_ABI = 7;
+
 /** The package's root: src/engine/ and dist/engine/ both sit two levels below it. */
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PACKAGE_BUILD = join(PACKAGE_ROOT, 'native', 'build');
@@ -166,7 +170,9 @@ function tryDir(dir: string, origin: NativeStatus['origin']): Loaded | null {
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
     const info = JSON.parse(addon.info()) as NativeStatus['info'] & { abi: number };
-    if (info.abi !== 6) return fail('stale', `${path} has ABI ${info.abi}, expected 6`);
+    if (info.abi !== NATIVE_ABI) return fail('stale', `${path} has ABI ${info.abi}, expected ${NATIVE_ABI}`);
+    // the batch losses run their products in it from now on (the same bits as without)
+    useBatchKernels(addon);
     return { addon, status: { available: true, detail: `${path} (${info.isa})`, info, path, origin, build } };
   } catch (e) {
     return fail('load-failed', `${path} failed to load: ${(e as Error).message.split('\n')[0]}`);

@@ -3,13 +3,16 @@
  * baselines, with the names, defaults, reducers and distance of pytorch-metric-learning 2.9).
  * They read cosine similarities of L2-normalised embeddings, s_ij = û_i·û_j with
  * û = e / max(|e|, 1e-12), and return the loss with its default reduction and its exact
- * gradient with respect to the raw (unnormalised) embeddings, all on the host in float64.
+ * gradient with respect to the raw (unnormalised) embeddings, all on the host in float64. The
+ * O(n²·dim) products run in the native addon's kernels when it is loaded (batchKernels.ts), with
+ * the same bits as the TypeScript here.
  *
  * Three of them (arcface, cosface, proxy-anchor) own one learnable vector per class, `weights`
  * (classes x dim, row-major, normalised inside the loss as well); they return its gradient too.
  */
 import { DataError, UsageError } from '../errors.ts';
 import type { Rng } from '../rng.ts';
+import { type BatchKernels, batchKernels } from './batchKernels.ts';
 
 export interface BatchLossResult {
   loss: number;
@@ -33,9 +36,10 @@ export interface BatchLoss {
   readonly classWeights: boolean;
   /**
    * The loss of one batch. `labels` are class indices; with class weights they must be in
-   * [0, weights.length / dim). `weights` is required exactly when `classWeights`.
+   * [0, weights.length / dim). `weights` is required exactly when `classWeights`. With a
+   * `workspace`, the result's arrays are the workspace's: valid until its next use.
    */
-  compute(emb: ArrayLike<number>, labels: ArrayLike<number>, dim: number, weights?: ArrayLike<number>): BatchLossResult;
+  compute(emb: ArrayLike<number>, labels: ArrayLike<number>, dim: number, weights?: ArrayLike<number>, workspace?: BatchWorkspace): BatchLossResult;
   /** fresh class weights for `classes` classes (PML's initialisation for this loss) */
   initWeights?(classes: number, dim: number, rng: Rng): Float32Array;
   /**
@@ -49,10 +53,38 @@ export interface BatchLoss {
   neg(d: number): number;
 }
 
+/**
+ * Arrays that compute may reuse call after call (the trainer passes one, batch after batch):
+ * allocating ~100 KB arrays every step costs more than the products that fill them (fresh
+ * pages, and the garbage collector). Without one, every result is fresh arrays.
+ */
+export class BatchWorkspace {
+  private readonly f64 = new Map<string, Float64Array>();
+  private readonly f32 = new Map<string, Float32Array>();
+
+  /** the array `key` of `size` values (its old values, or zeros where new) */
+  float64(key: string, size: number): Float64Array {
+    let a = this.f64.get(key);
+    if (a?.length !== size) this.f64.set(key, (a = new Float64Array(size)));
+    return a;
+  }
+
+  float32(key: string, size: number): Float32Array {
+    let a = this.f32.get(key);
+    if (a?.length !== size) this.f32.set(key, (a = new Float32Array(size)));
+    return a;
+  }
+}
+
+/** A fresh array, or the workspace's zeroed */
+function zeros64(ws: BatchWorkspace | undefined, key: string, size: number): Float64Array {
+  return ws ? ws.float64(key, size).fill(0) : new Float64Array(size);
+}
+
 /** The gradient of L with respect to a similarity matrix, filled by each loss. */
 export interface SimilarityGrad {
   loss: number;
-  /** dL/dS, [rows, cols] (rows = embeddings; cols = embeddings or class weights) */
+  /** dL/dS, [rows, cols] (rows = embeddings; cols = embeddings or class weights): the g given */
   g: Float64Array;
 }
 
@@ -136,18 +168,46 @@ export function checkBatch(name: string, emb: ArrayLike<number>, labels: ArrayLi
 }
 
 /**
- * A loss on the embedding-embedding similarity matrix: `onSim(S, labels, n)` gives L and dL/dS
- * (S symmetric with a unit diagonal, which no loss reads).
+ * Scratch of the native path, reused call after call (it never leaves compute: what a result
+ * holds is allocated fresh)
+ */
+const scratch: Record<'u' | 'norms' | 'wu' | 'wnorms', Float64Array> = { u: new Float64Array(0), norms: new Float64Array(0), wu: new Float64Array(0), wnorms: new Float64Array(0) };
+
+function sized(a: Float64Array, n: number): Float64Array {
+  return a.length === n ? a : new Float64Array(n);
+}
+
+/** The native kernels, where they are loaded and the arrays are the float32 they take. */
+function nativeFor(...xs: (ArrayLike<number> | undefined)[]): BatchKernels | null {
+  const k = batchKernels();
+  return k && xs.every((x) => x instanceof Float32Array) ? k : null;
+}
+
+/**
+ * A loss on the embedding-embedding similarity matrix: `onSim(S, labels, n, g)` gives L and
+ * dL/dS, added into g (n x n zeros) (S symmetric with a unit diagonal, which no loss reads).
  */
 export function pairwiseBatchLoss(
   name: string,
-  onSim: (s: Float64Array, labels: ArrayLike<number>, n: number) => SimilarityGrad,
+  onSim: (s: Float64Array, labels: ArrayLike<number>, n: number, g: Float64Array) => SimilarityGrad,
 ): BatchLoss['compute'] {
-  return (emb, labels, dim) => {
+  return (emb, labels, dim, _weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
+    const k = nativeFor(emb);
+    if (k) {
+      const u = (scratch.u = sized(scratch.u, n * dim));
+      const norms = (scratch.norms = sized(scratch.norms, n));
+      k.batchNormalize(emb as Float32Array, n, dim, u, norms);
+      const s = ws ? ws.float64('similarities', n * n) : new Float64Array(n * n);
+      k.batchSimilarities(u, n, u, n, dim, s);
+      const { loss, g } = onSim(s, labels, n, zeros64(ws, 'g', n * n));
+      const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
+      k.batchPairBackward(g, n, u, norms, dim, grad);
+      return { loss, grad, similarities: s };
+    }
     const { u, norms } = normalizeRows(emb, n, dim);
     const s = similarities(u, n, u, n, dim);
-    const { loss, g } = onSim(s, labels, n);
+    const { loss, g } = onSim(s, labels, n, zeros64(ws, 'g', n * n));
     // dL/dû = (G + Gᵀ) Û with a zero diagonal: rows of the symmetric matrix times the columns of Û
     for (let i = 0; i < n; i++) {
       g[i * n + i] = 0;
@@ -164,13 +224,13 @@ export function pairwiseBatchLoss(
 
 /**
  * A loss on the embedding-class-weight similarity matrix (cosines to the normalised class
- * weights): `onSim(C, labels, n, classes)` gives L and dL/dC.
+ * weights): `onSim(C, labels, n, classes, g)` gives L and dL/dC, added into g (n x classes zeros).
  */
 export function proxyBatchLoss(
   name: string,
-  onSim: (c: Float64Array, labels: ArrayLike<number>, n: number, classes: number) => SimilarityGrad,
+  onSim: (c: Float64Array, labels: ArrayLike<number>, n: number, classes: number, g: Float64Array) => SimilarityGrad,
 ): BatchLoss['compute'] {
-  return (emb, labels, dim, weights) => {
+  return (emb, labels, dim, weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
     if (!weights) throw new UsageError(`${name} needs its class weights (classes x dim)`);
     if (weights.length === 0 || weights.length % dim !== 0) {
@@ -181,10 +241,26 @@ export function proxyBatchLoss(
       const y = labels[i]!;
       if (!Number.isInteger(y) || y < 0 || y >= classes) throw new DataError(`${name}: label ${y} is not a class index in [0, ${classes})`);
     }
+    const k = nativeFor(emb, weights);
+    if (k) {
+      const eu = (scratch.u = sized(scratch.u, n * dim));
+      const en = (scratch.norms = sized(scratch.norms, n));
+      const wu = (scratch.wu = sized(scratch.wu, classes * dim));
+      const wn = (scratch.wnorms = sized(scratch.wnorms, classes));
+      k.batchNormalize(emb as Float32Array, n, dim, eu, en);
+      k.batchNormalize(weights as Float32Array, classes, dim, wu, wn);
+      const c = ws ? ws.float64('similarities', n * classes) : new Float64Array(n * classes);
+      k.batchSimilarities(eu, n, wu, classes, dim, c);
+      const { loss, g } = onSim(c, labels, n, classes, zeros64(ws, 'g', n * classes));
+      const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
+      const weightsGrad = ws ? ws.float32('weightsGrad', classes * dim) : new Float32Array(classes * dim);
+      k.batchProxyBackward(g, n, classes, eu, en, wu, wn, dim, grad, weightsGrad);
+      return { loss, grad, weightsGrad };
+    }
     const e = normalizeRows(emb, n, dim);
     const w = normalizeRows(weights, classes, dim);
     const c = similarities(e.u, n, w.u, classes, dim);
-    const { loss, g } = onSim(c, labels, n, classes);
+    const { loss, g } = onSim(c, labels, n, classes, zeros64(ws, 'g', n * classes));
     const gu = new Float64Array(n * dim);
     const gw = new Float64Array(classes * dim);
     for (let i = 0; i < n; i++) {

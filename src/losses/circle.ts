@@ -10,8 +10,7 @@ import { avgNonZero, type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape } 
 export function circleLoss(opts: { m?: number; gamma?: number } = {}): BatchLoss {
   const m = opts.m ?? 0.4;
   const gamma = opts.gamma ?? 80;
-  const compute = pairwiseBatchLoss('circle', (s, labels, n) => {
-    const g = new Float64Array(n * n);
+  const compute = pairwiseBatchLoss('circle', (s, labels, n, g) => {
     const xp = new Float64Array(n);
     const xn = new Float64Array(n);
     const wp = new Float64Array(n);

@@ -19,8 +19,7 @@ export function multiSimilarityLoss(opts: MultiSimilarityOptions = {}): BatchLos
   const alpha = opts.alpha ?? 2;
   const beta = opts.beta ?? 50;
   const base = opts.base ?? 0.5;
-  const compute = pairwiseBatchLoss('multi-similarity', (s, labels, n) => {
-    const g = new Float64Array(n * n);
+  const compute = pairwiseBatchLoss('multi-similarity', (s, labels, n, g) => {
     const x = new Float64Array(n);
     const w = new Float64Array(n);
     const idx = new Int32Array(n);

@@ -8,8 +8,7 @@ import { avgNonZero, type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape } 
  */
 export function ntXentLoss(opts: { temperature?: number } = {}): BatchLoss {
   const tau = opts.temperature ?? 0.07;
-  const compute = pairwiseBatchLoss('nt-xent', (s, labels, n) => {
-    const g = new Float64Array(n * n);
+  const compute = pairwiseBatchLoss('nt-xent', (s, labels, n, g) => {
     let pairs = 0;
     let anyNeg = false;
     for (let i = 0; i < n; i++) {
@@ -68,8 +67,7 @@ export function ntXentLoss(opts: { temperature?: number } = {}): BatchLoss {
  */
 export function supConLoss(opts: { temperature?: number } = {}): BatchLoss {
   const tau = opts.temperature ?? 0.1;
-  const compute = pairwiseBatchLoss('supcon', (s, labels, n) => {
-    const g = new Float64Array(n * n);
+  const compute = pairwiseBatchLoss('supcon', (s, labels, n, g) => {
     const x = new Float64Array(n);
     const w = new Float64Array(n);
     const idx = new Int32Array(n);

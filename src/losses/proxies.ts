@@ -16,8 +16,7 @@ function marginSoftmax(
   scale: number,
   target: (cos: number) => { logit: number; slope: number },
 ): BatchLoss['compute'] {
-  return proxyBatchLoss(name, (c, labels, n, classes) => {
-    const g = new Float64Array(n * classes);
+  return proxyBatchLoss(name, (c, labels, n, classes, g) => {
     const x = new Float64Array(classes);
     const w = new Float64Array(classes);
     let total = 0;
@@ -99,8 +98,7 @@ export function cosFaceLoss(opts: { margin?: number; scale?: number } = {}): Bat
 export function proxyAnchorLoss(opts: { margin?: number; alpha?: number } = {}): BatchLoss {
   const delta = opts.margin ?? 0.1;
   const alpha = opts.alpha ?? 32;
-  const compute = proxyBatchLoss('proxy-anchor', (c, labels, n, classes) => {
-    const g = new Float64Array(n * classes);
+  const compute = proxyBatchLoss('proxy-anchor', (c, labels, n, classes, g) => {
     const x = new Float64Array(n);
     const w = new Float64Array(n);
     const idx = new Int32Array(n);

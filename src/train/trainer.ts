@@ -7,13 +7,14 @@ import { createEngine } from '../engine/select.ts';
 import { DataError, TrainingError, UsageError } from '../errors.ts';
 import { createLoss } from '../losses/registry.ts';
 import { classBalancedBatches, createMiner, type Miner } from '../mining/index.ts';
-import { type BatchLoss, type BatchLossResult, NORM_EPSILON } from '../losses/batch.ts';
+import { type BatchLoss, type BatchLossResult, BatchWorkspace, NORM_EPSILON } from '../losses/batch.ts';
 import { type Loss, normalisesEmbeddings } from '../losses/types.ts';
 import { buildNetwork } from '../model/build.ts';
 import type { BaseNetwork } from '../model/network.ts';
 import { pairDistancesHost } from '../model/siamese.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import { Rng, type RngState } from '../rng.ts';
+import { batchPairAccuracy, bestThresholdAccuracy, pairSweep } from './batchAccuracy.ts';
 import { ClassWeights, PROXY_LR_FACTOR } from './classWeights.ts';
 import type { TrainConfig } from './config.ts';
 
@@ -136,6 +137,8 @@ export class Training {
   private firstLoss: number | undefined;
   private nextBuf = new Int32Array(0);
   private rowsBuf = new Int32Array(0);
+  /** the batch loss's arrays, reused batch after batch (each step reads its result before the next) */
+  private readonly batchWorkspace = new BatchWorkspace();
   readonly history: EpochLog[] = [];
   /** the test evaluation that ended the last epoch trained (its pair distances feed per-epoch records) */
   lastTest: (EvalResult & { epoch: number }) | undefined;
@@ -473,8 +476,8 @@ export class Training {
     let res: BatchLossResult | null = null;
     let accuracy = 0;
     const tail = (emb: Float32Array): { loss: number; grad: Float32Array } => {
-      res = loss.compute(emb, labels, dim, this.classWeights?.weights);
-      accuracy = res.similarities ? similarityPairAccuracy(res.similarities, labels) : batchPairAccuracy(emb, labels, dim);
+      res = loss.compute(emb, labels, dim, this.classWeights?.weights, this.batchWorkspace);
+      accuracy = res.similarities ? pairSweep(labels, res.similarities) : batchPairAccuracy(emb, labels, dim);
       return res;
     };
     const r = this.run({ kind: 'embedding', rows: batch, tail }, next);
@@ -601,78 +604,4 @@ function normalizeInPlace(x: Float32Array, dim: number): void {
   }
 }
 
-/**
- * The accuracy of "same class" = D < t at the best t (in-sample): positives' and negatives'
- * distances sorted, then one sweep over the cut points (ties move together).
- */
-export function bestThresholdAccuracy(d: ArrayLike<number>, y: ArrayLike<number>): number {
-  let np = 0;
-  for (let i = 0; i < d.length; i++) if (y[i]) np++;
-  const pos = new Float64Array(np);
-  const neg = new Float64Array(d.length - np);
-  for (let i = 0, a = 0, b = 0; i < d.length; i++) {
-    if (y[i]) pos[a++] = d[i]!;
-    else neg[b++] = d[i]!;
-  }
-  return sweepBest(pos.sort(), neg.sort());
-}
-
-function sweepBest(pos: Float64Array, neg: Float64Array): number {
-  const total = pos.length + neg.length;
-  if (total === 0) return 0;
-  // threshold below everything: every pair called "different"
-  let correct = neg.length;
-  let best = correct;
-  let i = 0;
-  let j = 0;
-  while (i < pos.length || j < neg.length) {
-    const t = Math.min(i < pos.length ? pos[i]! : Infinity, j < neg.length ? neg[j]! : Infinity);
-    while (i < pos.length && pos[i] === t) (i++, correct++);
-    while (j < neg.length && neg[j] === t) (j++, correct--);
-    if (correct > best) best = correct;
-  }
-  return best / total;
-}
-
-/** sweepBest over every pair i < j of a batch, ranked by a similarity of the pair (higher: more alike). */
-function pairSweep(labels: Int32Array, similarity: (i: number, j: number) => number): number {
-  const n = labels.length;
-  let np = 0;
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (labels[i] === labels[j]) np++;
-  const pos = new Float64Array(np);
-  const neg = new Float64Array((n * (n - 1)) / 2 - np);
-  let a = 0;
-  let b = 0;
-  for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) {
-      // sorted on −s, the order of a distance
-      const v = -similarity(i, j);
-      if (labels[i] === labels[j]) pos[a++] = v;
-      else neg[b++] = v;
-    }
-  }
-  return sweepBest(pos.sort(), neg.sort());
-}
-
-/** The same from the batch's cosine similarities [n, n] (a loss computed them already). */
-function similarityPairAccuracy(sims: Float64Array, labels: Int32Array): number {
-  const n = labels.length;
-  return pairSweep(labels, (i, j) => sims[i * n + j]!);
-}
-
-/** Best-threshold accuracy over every pair of a batch, on L2-normalised embeddings (D² = 2 − 2s). */
-function batchPairAccuracy(emb: Float32Array, labels: Int32Array, dim: number): number {
-  const n = labels.length;
-  const norms = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let k = 0, o = i * dim; k < dim; k++) s += emb[o + k]! * emb[o + k]!;
-    norms[i] = Math.max(Math.sqrt(s), 1e-12);
-  }
-  // the order of 2 − 2s is the order of −s: no square root needed
-  return pairSweep(labels, (i, j) => {
-    let s = 0;
-    for (let k = 0, oi = i * dim, oj = j * dim; k < dim; k++) s += emb[oi + k]! * emb[oj + k]!;
-    return s / (norms[i]! * norms[j]!);
-  });
-}
+export { bestThresholdAccuracy };

@@ -5,14 +5,18 @@
  */
 import { DataError } from '../errors.ts';
 import type { CompareResults } from '../experiments/results.ts';
+import type { SweepResults } from '../experiments/sweep.ts';
 
 type Json = unknown;
 
 class Checker {
-  constructor(private readonly source: string) {}
+  constructor(
+    private readonly source: string,
+    private readonly command = 'compare',
+  ) {}
 
   fail(path: string, what: string): never {
-    throw new DataError(`${this.source}: ${path} ${what} (is it a results.json written by \`siamese compare\`?)`);
+    throw new DataError(`${this.source}: ${path} ${what} (is it a results.json written by \`siamese ${this.command}\`?)`);
   }
 
   obj(v: Json, path: string): Record<string, Json> {
@@ -134,6 +138,68 @@ export function validateCompareResults(value: Json, source = 'results.json'): Co
     delete r['notes'];
   }
   return r as unknown as CompareResults;
+}
+
+/** A sweep's measure: mean, ci [low, high], ci95, std, values. */
+function measure(c: Checker, v: Json, path: string): void {
+  const m = c.obj(v, path);
+  for (const k of ['mean', 'ci95', 'std']) c.num(m[k], `${path}.${k}`);
+  const ci = c.arr(m['ci'], `${path}.ci`);
+  if (ci.length !== 2) c.fail(`${path}.ci`, 'must be [low, high]');
+  c.nums(ci, `${path}.ci`);
+  c.nums(m['values'], `${path}.values`);
+}
+
+const TEST_MEASURES = ['mapAtR', 'precisionAt1', 'rPrecision', 'knnAccuracy', 'accuracy', 'auc'];
+
+/**
+ * Validate a parsed sweep results.json (kind "sweep") as far as the serve page reads it: per loss
+ * its space, trials, best trial and test measures; returns it typed. Throws DataError naming the
+ * first problem.
+ */
+export function validateSweepResults(value: Json, source = 'results.json'): SweepResults {
+  const c = new Checker(source, 'sweep');
+  const r = c.obj(value, 'the file');
+  if (r['tool'] !== 'siamese-lab') c.fail('"tool"', 'must be "siamese-lab"');
+  if (r['kind'] !== 'sweep') c.fail('"kind"', 'must be "sweep"');
+  c.arr(r['losses'], 'losses').forEach((x, i) => {
+    const p = `losses[${i}]`;
+    const l = c.obj(x, p);
+    for (const k of ['id', 'label', 'loss']) c.str(l[k], `${p}.${k}`);
+    c.arr(l['space'], `${p}.space`).forEach((d, j) => {
+      const o = c.obj(d, `${p}.space[${j}]`);
+      c.str(o['name'], `${p}.space[${j}].name`);
+      c.num(o['lo'], `${p}.space[${j}].lo`);
+      c.num(o['hi'], `${p}.space[${j}].hi`);
+    });
+    c.arr(l['trials'], `${p}.trials`).forEach((t, j) => {
+      const o = c.obj(t, `${p}.trials[${j}]`);
+      c.num(o['trial'], `${p}.trials[${j}].trial`);
+      c.obj(o['params'], `${p}.trials[${j}].params`);
+      const v = c.obj(o['validation'], `${p}.trials[${j}].validation`);
+      c.num(v['mapAtR'], `${p}.trials[${j}].validation.mapAtR`);
+      c.arr(v['folds'], `${p}.trials[${j}].validation.folds`);
+    });
+    const best = c.obj(l['best'], `${p}.best`);
+    c.num(best['trial'], `${p}.best.trial`);
+    c.obj(best['params'], `${p}.best.params`);
+    c.num(c.obj(best['validation'], `${p}.best.validation`)['mapAtR'], `${p}.best.validation.mapAtR`);
+    const test = c.obj(l['test'], `${p}.test`);
+    for (const k of TEST_MEASURES) measure(c, test[k], `${p}.test.${k}`);
+    c.arr(test['seeds'], `${p}.test.seeds`);
+  });
+  return r as unknown as SweepResults;
+}
+
+/** Parse and validate the text of a sweep's results.json. */
+export function parseSweepResults(text: string, source = 'results.json'): SweepResults {
+  let value: Json;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new DataError(`${source}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  return validateSweepResults(value, source);
 }
 
 /** Parse and validate the text of a results.json. */

@@ -23,7 +23,8 @@ export function renderDistances(root: HTMLElement): void {
   for (const c of charts) c.destroy();
   charts = [];
   clear(root);
-  const folders = state.folders.filter((f) => f.results || f.message);
+  // a sweep's results.json holds no distances: its numbers are in the Sweep view
+  const folders = state.folders.filter((f) => f.kind !== 'sweep' && (f.results || f.message));
   if (folders.length === 0) {
     root.append(message('no results.json in the served folders: the distances of a compare appear when it has finished'));
     return;
@@ -39,7 +40,7 @@ export function renderDistances(root: HTMLElement): void {
       root.append(message(`results.json: ${r.message}`));
       continue;
     }
-    drawFolder(root, r.results);
+    if (r.kind === 'compare') drawFolder(root, r.results);
   }
 }
 

@@ -104,7 +104,7 @@ export function renderEmbedding(root: HTMLElement): void {
   maps = [];
   const withTsne = state.folders.filter((f) => {
     const r = state.results.get(f.id);
-    return r?.ok && r.results.tsne;
+    return r?.ok && r.kind === 'compare' && r.results.tsne;
   });
   const broken = state.folders.map((f) => [f, state.results.get(f.id)] as const).filter(([, r]) => r && !r.ok);
   for (const [f, r] of broken) if (r && !r.ok) root.append(message(`${f.path}: results.json: ${r.message}`));
@@ -114,7 +114,7 @@ export function renderEmbedding(root: HTMLElement): void {
   }
   if (!withTsne.some((f) => f.id === folderId)) folderId = withTsne[0]!.id;
   const r = state.results.get(folderId);
-  if (!r?.ok || !r.results.tsne) return;
+  if (!r?.ok || r.kind !== 'compare' || !r.results.tsne) return;
   if (tsne !== r.results.tsne) {
     tsne = r.results.tsne;
     hover = focus = null;

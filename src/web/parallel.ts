@@ -1,6 +1,6 @@
 /**
  * Parallel coordinates in SVG, for any rows: one vertical axis per measure, one polyline per
- * row. Drag along an axis to brush a range (a click on it clears the brush); rows outside any
+ * row (passing by the axes it has no value on). Drag along an axis to brush a range (a click on it clears the brush); rows outside any
  * brush turn grey and `onBrush` hears the rows left inside. An axis may be logarithmic (a
  * learning rate searched from 1e-4 to 1e-2). Brushes live in the caller's map, so they survive
  * a redraw brought by new data.
@@ -11,7 +11,7 @@ const W = 960;
 const H = 320;
 const TOP = 30;
 const BOTTOM = 30;
-const SIDE = 60;
+const SIDE = 80;
 
 export interface AxisDef<T> {
   key: string;
@@ -97,16 +97,12 @@ export function parallelCoordinates<T>(o: ParallelOptions<T>): SVGSVGElement {
     // the rows inside the brushes last, so they are drawn over the grey ones
     const order = [...o.rows].sort((a, b) => Number(inside(a)) - Number(inside(b)));
     for (const r of order) {
+      // an axis the row has no value on (a parameter another loss has) is passed by, not a break
       let d = '';
-      let pen = false;
       for (const a of axes) {
         const v = valueOf(a, r);
-        if (v === null) {
-          pen = false;
-          continue;
-        }
-        d += `${pen ? 'L' : 'M'}${a.x.toFixed(1)},${yOf(a, v).toFixed(1)}`;
-        pen = true;
+        if (v === null) continue;
+        d += `${d === '' ? 'M' : 'L'}${a.x.toFixed(1)},${yOf(a, v).toFixed(1)}`;
       }
       const on = inside(r);
       if (on) kept.push(r);

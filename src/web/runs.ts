@@ -143,7 +143,7 @@ export function renderRuns(root: HTMLElement): void {
     }
   }
   root.append(h('div', { class: 'scroll' }, h('table', { class: 'runs' }, h('thead', {}, head), body)));
-  root.append(h('p', { class: 'note' }, 'Group rows: mean ± 95% confidence interval over seeds (a sweep trial: over its folds; its MAP@R is the validation score) (t distribution). ★ best run and best group mean of each column. Click a header to sort.'));
+  root.append(h('p', { class: 'note' }, 'Group rows: mean ± 95% confidence interval (t distribution) over seeds, or over the folds of a sweep trial (its MAP@R: the validation score). ★ best run and best group mean of each column. Click a header to sort.'));
   renderDiff(root);
 }
 

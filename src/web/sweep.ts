@@ -229,7 +229,7 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
   const cols = ['mapAtR', 'precisionAt1', 'rPrecision', 'knnAccuracy', 'accuracy', 'auc'] as const;
   const titles = ['test MAP@R %', 'P@1 %', 'R-precision %', 'kNN acc. %', 'pair acc. %', 'AUC %'];
   table.append(
-    h('thead', {}, h('tr', {}, h('th', {}, 'loss'), h('th', {}, 'chosen parameters'), h('th', {}, 'trial'), h('th', { class: 'num' }, 'validation MAP@R %'), ...titles.map((t) => h('th', { class: 'num' }, t)), h('th', { class: 'num' }, 'defaults: test MAP@R %'))),
+    h('thead', {}, h('tr', {}, h('th', {}, 'loss'), h('th', {}, 'chosen parameters'), h('th', {}, 'trial'), h('th', { class: 'num' }, 'validation MAP@R %'), ...titles.map((t) => h('th', { class: 'num' }, t)), h('th', { class: 'num', title: 'the loss at its default parameters, same seeds' }, 'defaults: MAP@R %'))),
   );
   const body = h('tbody');
   for (const l of losses) {

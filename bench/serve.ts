@@ -34,11 +34,8 @@ const LOSSES: { id: string; loss: string; params: Record<string, number>; label:
 const SEEDS = 15;
 const EPOCHS = 20;
 /** The little of the DOM the page-side callbacks use (the project compiles without lib "dom"). */
-declare const document: {
-  body: { dataset: Record<string, string | undefined> };
-  querySelector(sel: string): { textContent: string | null } | null;
-  querySelectorAll(sel: string): { length: number };
-};
+declare const document: { querySelector(sel: string): { textContent: string | null } | null };
+declare const window: { __tableAt?: number; __readyAt?: number; __epochAt?: number };
 
 /** the one run still training: its log grows during the epoch-latency measurement */
 const LIVE = { loss: 'triplet', seed: 14, done: 10 };
@@ -157,32 +154,47 @@ async function main(): Promise<void> {
   const errors: string[] = [];
   try {
     // ---- first view: a fresh page each time; the first load also warms the browser -----------
+    // timed inside the page, from the start of navigation (the driver's own polling is slow on a busy machine)
+    await context.addInitScript(`(() => {
+      const seen = (_, obs) => {
+        if (!window.__tableAt && document.querySelectorAll('tr.run').length === ${totalRuns}) window.__tableAt = performance.now();
+        if (!window.__readyAt && document.body.dataset.ready === '1') window.__readyAt = performance.now();
+        if (window.__tableAt && window.__readyAt) obs.disconnect();
+      };
+      document.addEventListener('DOMContentLoaded', () => new MutationObserver(seen).observe(document.documentElement, { childList: true, subtree: true, attributes: true }));
+    })()`);
     const firstViews: number[] = [];
     const allIn: number[] = [];
     for (let k = 0; k < 6; k++) {
       const page = await context.newPage();
       page.on('pageerror', (e) => errors.push(e.message));
-      const t0 = performance.now();
       await page.goto(url, { waitUntil: 'load' });
-      await page.waitForFunction((n) => document.querySelectorAll('tr.run').length === n, totalRuns, { timeout: 30_000, polling: 'raf' });
-      firstViews.push(performance.now() - t0);
+      await page.waitForFunction(() => window.__tableAt && window.__readyAt, undefined, { timeout: 30_000 });
+      const [table, ready] = (await page.evaluate('[window.__tableAt, window.__readyAt]')) as [number, number];
+      firstViews.push(table);
       // and every results.json read (the t-SNE maps' 2,000 and 10,000 points included)
-      await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, { timeout: 30_000, polling: 'raf' });
-      allIn.push(performance.now() - t0);
+      allIn.push(ready);
       if (k < 5) await page.close();
     }
     const page = context.pages().at(-1)!;
 
-    // ---- epoch latency: append a line, wait until the runs table shows it ---------------------
+    // ---- epoch latency: append a line, the page notes (its clock) when the runs table shows it --
     const liveDir = join(root, 'compare', 'runs', `${LIVE.loss}-seed${LIVE.seed}`);
     const cell = `tr[data-run="0:compare/runs/${LIVE.loss}-seed${LIVE.seed}"] td[data-col=epoch]`;
     const latencies: number[] = [];
     for (let e = LIVE.done + 1; e <= LIVE.done + 6; e++) {
       await new Promise((r) => setTimeout(r, 300));
-      const t0 = performance.now();
+      await page.evaluate(`(() => {
+        window.__epochAt = 0;
+        const check = () => {
+          if (!window.__epochAt && document.querySelector(${JSON.stringify(cell)})?.textContent === '${e}/${EPOCHS}') window.__epochAt = Date.now();
+        };
+        new MutationObserver(check).observe(document.getElementById('view-runs'), { childList: true, subtree: true, characterData: true });
+      })()`);
+      const t0 = Date.now();
       appendFileSync(join(liveDir, 'log.jsonl'), JSON.stringify(epochLine(e)) + '\n');
-      await page.waitForFunction(([s, want]) => document.querySelector(s)?.textContent === want, [cell, `${e}/${EPOCHS}`] as const, { timeout: 30_000, polling: 'raf' });
-      latencies.push(performance.now() - t0);
+      await page.waitForFunction(() => (window.__epochAt ?? 0) > 0, undefined, { timeout: 30_000 });
+      latencies.push(((await page.evaluate('window.__epochAt')) as number) - t0);
     }
 
     // ---- the maps: hover, wheel zoom, shift-drag pan ----------------------------------------
@@ -234,7 +246,7 @@ async function main(): Promise<void> {
     console.log('|---|---|---|---|');
     const row = (what: string, goal: string, value: string, ok: boolean): void => console.log(`| ${what} | ${goal} | ${value} | ${ok ? 'yes' : 'NO'} |`);
     row(
-      `first view of the 45-run folder (load until the runs table is complete): median of 5 warm loads; first (cold) load`,
+      `first view of the 45-run folder (navigation start until the runs table is complete, timed in the page): median of 5 warm loads; first (cold) load`,
       '< 1 s',
       `${ms(median(firstViews.slice(1)))}; ${ms(firstViews[0]!)} (all: ${firstViews.map(ms).join(', ')})`,
       median(firstViews.slice(1)) < 1000,
@@ -245,7 +257,7 @@ async function main(): Promise<void> {
       const max = Math.max(...m.frames);
       row(`map of ${m.points.toLocaleString('en')} points, ${m.gesture}: frame time 95th percentile; max (${m.frames.length} frames)`, '< 50 ms', `${p95.toFixed(1)} ms; ${max.toFixed(1)} ms`, p95 < 50);
     }
-    row(`an epoch appended to a running run's log.jsonl until the runs table shows it: median; max of ${latencies.length}`, '< 1 s', `${ms(median(latencies))}; ${ms(Math.max(...latencies))}`, Math.max(...latencies) < 1000);
+    row(`an epoch appended to a running run's log.jsonl until the runs table shows it (timed in the page): median; max of ${latencies.length}`, '< 1 s', `${ms(median(latencies))}; ${ms(Math.max(...latencies))}`, Math.max(...latencies) < 1000);
     row('`siamese serve` process memory after all of the above: RSS; peak (VmHWM)', '< 200 MB', `${mem.rss.toFixed(0)} MB; ${mem.peak.toFixed(0)} MB`, mem.peak < 200);
     if (errors.length > 0) console.log(`\npage errors: ${errors.join('; ')}`);
   } finally {

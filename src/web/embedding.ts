@@ -195,6 +195,7 @@ function makeMap(t: Tsne, panel: number, root: HTMLElement): HTMLElement {
   /** a new zoom or pan: the screen coordinates follow and the points layer is drawn again */
   const setZoom = (k: number, tx: number, ty: number): void => {
     view.zoom = { k, tx, ty };
+    canvas.dataset['zoom'] = `${k},${tx},${ty}`;
     for (let i = 0; i < n; i++) {
       sx[i] = bx[i]! * k + tx;
       sy[i] = by[i]! * k + ty;

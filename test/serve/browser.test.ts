@@ -353,6 +353,37 @@ it('serve page: a 45-run folder and a 10,000-point map (load and frame times rep
     for (let k = 0; k < 60; k++) await page.mouse.move(box.x + box.width * (0.2 + 0.01 * k), box.y + box.height * (0.5 + 0.004 * k));
     const tip = await page.locator('#view-embedding .tip').first().textContent();
     assert.match(tip ?? '', /test image #\d+ · class \d/, 'hovering the 10,000-point map names a point');
+
+    // zoom about the pointer, then pan: the point named on hover is the one drawn under the pointer
+    const cx = box.width / 2;
+    const cy = box.height / 2;
+    await page.mouse.move(box.x + cx, box.y + cy);
+    await page.mouse.wheel(0, -300);
+    await page.waitForFunction(() => document.querySelector('#view-embedding canvas')?.getAttribute('data-zoom') != null, undefined, WAIT);
+    const zoomOf = async (): Promise<number[]> => ((await map.getAttribute('data-zoom')) ?? '').split(',').map(Number);
+    const [k, tx, ty] = await zoomOf();
+    assert.ok(k! > 1.5, `zoomed in (k = ${k})`);
+    // (the browser reports the pointer in whole pixels: up to half a pixel off, times k - 1)
+    near(tx!, cx * (1 - k!), 0.5 * (k! - 1) + 1e-6, 'the point under the pointer stays there (x)');
+    near(ty!, cy * (1 - k!), 0.5 * (k! - 1) + 1e-6, 'the point under the pointer stays there (y)');
+    await page.keyboard.down('Shift');
+    await page.mouse.down();
+    await page.mouse.move(box.x + cx + 30, box.y + cy + 20, { steps: 3 });
+    await page.mouse.up();
+    await page.keyboard.up('Shift');
+    const [k2, tx2, ty2] = await zoomOf();
+    assert.deepEqual([k2, Math.round(tx2! - tx!), Math.round(ty2! - ty!)], [k, 30, 20], 'shift-drag pans by the drag');
+    // where each point is drawn now: the map's own fit to 440 px (12 px margin), zoomed and panned
+    const pts = results.tsne.panels[0]!.points;
+    const xs = pts.filter((_, i) => i % 2 === 0);
+    const ys = pts.filter((_, i) => i % 2 === 1);
+    const scale = (440 - 24) / Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys));
+    const screen = (i: number): [number, number] => [(12 + (xs[i]! - Math.min(...xs)) * scale) * k2! + tx2!, (12 + (ys[i]! - Math.min(...ys)) * scale) * k2! + ty2!];
+    const [hx, hy] = [box.width * 0.3, box.height * 0.6];
+    await page.mouse.move(box.x + hx, box.y + hy);
+    const named = Number(/#(\d+)/.exec((await page.locator('#view-embedding .tip').first().textContent()) ?? '')?.[1]);
+    const [px, py] = screen(results.tsne.indices.indexOf(named));
+    assert.ok(Math.hypot(px - hx, py - hy) <= 8.8, `test image #${named} is drawn at (${px.toFixed(1)}, ${py.toFixed(1)}), the pointer is at (${hx}, ${hy})`);
     const frames = await page.evaluate(() => (window as unknown as { __frames: number[] }).__frames.slice(1));
     frames.sort((a, b) => a - b);
     // reported, not asserted: tests here must not depend on timing (2 shared cores)

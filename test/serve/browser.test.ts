@@ -491,6 +491,15 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
       near(Number(g!.mean), l.test.mapAtR.mean, 1e-12, `${l.id} tuned mean`);
       near(Number(g!.ci), l.test.mapAtR.ci95, 1e-9 * Math.max(1, l.test.mapAtR.ci95), `${l.id} tuned CI`);
     }
+    // ---- curves: the final runs per loss; the trials (a line each) only when asked for --------
+    await page.click('#tabs button[data-tab=curves]');
+    const curveGroups = async (): Promise<string[]> => (await page.evaluate(() => [...document.querySelectorAll('[data-testid=curves-legend] span')].map((e) => e.getAttribute('data-group') ?? ''))).sort();
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=curves-legend] span')].length > 0, undefined, WAIT);
+    const finals = results.losses.flatMap((l) => [`0:sw|${l.id}/default`, `0:sw|${l.id}/tuned`]).sort();
+    assert.deepEqual(await curveGroups(), finals);
+    await page.check('#sweep-trials');
+    const trialGroups = results.losses.flatMap((l) => l.trials.map((x) => `0:sw|${l.id}/trial${String(x.trial).padStart(2, '0')}`));
+    assert.deepEqual(await curveGroups(), [...finals, ...trialGroups].sort());
     assert.equal(await page.evaluate(() => window.__marker), 7, 'the page was not reloaded');
     assert.deepEqual(errors, [], 'no console errors');
     t.diagnostic(`sweep served at ${served.url}`);

@@ -6,23 +6,37 @@
  * these changes as server-sent events.
  */
 import { existsSync, type FSWatcher, statSync, watch } from 'node:fs';
-import { basename, join as join } from 'node:path';
-import { parseCompareResults } from '../viz/validate.ts';
-import { type Discovery, discover, type FolderRef, folderLosses, readRun, readTextFile, type Root, rowsFromResults, type RunInfo } from './scan.ts';
+import { basename, dirname, join } from 'node:path';
+import { validateCompareResults } from '../viz/validate.ts';
+import { validateSweepResults } from '../viz/validateSweep.ts';
+import {
+  type Discovery,
+  discover,
+  type FolderEntry,
+  type FolderRef,
+  folderLosses,
+  readRun,
+  readTextFile,
+  type Root,
+  rowsFromResults,
+  type RunInfo,
+  type SweepOutline,
+  sweepOutline,
+} from './scan.ts';
 
 export interface Changes {
   /** the runs list differs (a run appeared, vanished, or its manifest, log or result changed) */
   runs: boolean;
   /** runs whose log.jsonl changed */
   logs: string[];
-  /** compare folders whose results.json changed */
+  /** compare and sweep folders whose results.json changed */
   results: string[];
   /** runs whose distances.jsonl changed */
   distances: string[];
 }
 
 const RUN_FILES = ['manifest.json', 'log.jsonl', 'result.json', 'distances.jsonl'] as const;
-const FOLDER_FILES = ['results.json', 'compare.json'] as const;
+const FOLDER_FILES = ['results.json', 'compare.json', 'sweep.json'] as const;
 
 function signature(p: string): string {
   try {
@@ -37,10 +51,14 @@ export class Monitor {
   private discovery: Discovery = { folders: [], runs: [] };
   private readonly sigs = new Map<string, string>();
   private readonly infos = new Map<string, RunInfo>();
+  /** per folder: its loss entries (labels, parameters) from compare.json, results.json or sweep.json */
+  private readonly entries = new Map<string, Map<string, FolderEntry>>();
   /** per compare folder: rows from its results.json for runs not served as folders */
-  /** per compare folder: its loss entries (labels, parameters) from compare.json or results.json */
-  private readonly entries = new Map<string, ReturnType<typeof folderLosses>>();
   private readonly resultRows = new Map<string, RunInfo[]>();
+  /** per sweep folder: its definition's outline (sweep.json), null while unreadable */
+  readonly outlines = new Map<string, SweepOutline | null>();
+  /** per folder whose results.json is valid: what wrote it */
+  readonly resultKinds = new Map<string, 'compare' | 'sweep'>();
   /** per compare folder: why its results.json cannot be used, if so */
   readonly resultMessages = new Map<string, string>();
   /** per compare folder: the text of its results.json as last validated (served as is: no re-encoding) */
@@ -84,6 +102,7 @@ export class Monitor {
   private readResults(f: FolderRef): void {
     const t = readTextFile(join(f.dir, 'results.json'));
     this.resultTexts.delete(f.id);
+    this.resultKinds.delete(f.id);
     if (!t.ok) {
       this.resultRows.delete(f.id);
       // a compare still running has no results.json yet: that is no error
@@ -92,11 +111,25 @@ export class Monitor {
       return;
     }
     try {
-      const results = parseCompareResults(t.value, 'results.json');
-      const present = new Set(this.discovery.runs.filter((r) => r.folder === f.id).map((r) => basename(r.rel)));
-      this.resultRows.set(f.id, rowsFromResults(f, results, present, basename(this.roots[f.root]!.given)));
+      let value: unknown;
+      try {
+        value = JSON.parse(t.value);
+      } catch (e) {
+        throw new Error(`results.json: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+      }
+      // a sweep's results.json (kind "sweep"), also one copied without its sweep.json
+      const kind = f.kind === 'sweep' || (value as { kind?: unknown } | null)?.kind === 'sweep' ? 'sweep' : 'compare';
+      if (kind === 'sweep') {
+        validateSweepResults(value, 'results.json');
+        this.resultRows.delete(f.id);
+      } else {
+        const results = validateCompareResults(value, 'results.json');
+        const present = new Set(this.discovery.runs.filter((r) => r.folder === f.id).map((r) => basename(r.rel)));
+        this.resultRows.set(f.id, rowsFromResults(f, results, present, basename(this.roots[f.root]!.given)));
+      }
       this.resultMessages.delete(f.id);
       this.resultTexts.set(f.id, t.value);
+      this.resultKinds.set(f.id, kind);
     } catch (e) {
       this.resultRows.delete(f.id);
       this.resultMessages.set(f.id, (e as Error).message);
@@ -140,13 +173,18 @@ export class Monitor {
         }
       }
       // parsed only when changed: results.json can be megabytes, and the poll runs every second
-      if (changed) entries.set(f.id, folderLosses(f));
+      if (changed) {
+        entries.set(f.id, folderLosses(f));
+        if (f.kind === 'sweep') this.outlines.set(f.id, sweepOutline(f));
+      }
     }
     for (const f of this.discovery.folders) {
       if (setChanged || changes.results.includes(f.id)) this.readResults(f);
     }
     for (const id of [...this.resultRows.keys()]) if (!this.discovery.folders.some((f) => f.id === id)) this.resultRows.delete(id);
-    for (const id of [...this.resultTexts.keys()]) if (!this.discovery.folders.some((f) => f.id === id)) this.resultTexts.delete(id);
+    for (const m of [this.resultTexts, this.resultKinds, this.outlines, entries]) {
+      for (const id of [...m.keys()]) if (!this.discovery.folders.some((f) => f.id === id)) m.delete(id);
+    }
     for (const r of this.discovery.runs) {
       let changed = !this.infos.has(r.id);
       for (const name of RUN_FILES) {
@@ -176,7 +214,14 @@ export class Monitor {
       dirs.add(f.dir);
       dirs.add(join(f.dir, 'runs'));
     }
-    for (const r of this.discovery.runs) dirs.add(r.dir);
+    for (const r of this.discovery.runs) {
+      dirs.add(r.dir);
+      // a sweep's new trial folders appear in runs/<loss>/, its new folds in runs/<loss>/trial<NN>/
+      if (r.sweep) {
+        dirs.add(dirname(r.dir));
+        if (r.sweep.kind === 'trial') dirs.add(dirname(dirname(r.dir)));
+      }
+    }
     for (const [d, w] of this.watchers) {
       if (!dirs.has(d)) {
         w.close();

@@ -6,6 +6,8 @@
  *
  * Recognised folders (depth-first from each root, at most MAX_DEPTH levels, symlinks that
  * leave the root skipped):
+ *   a sweep output     sweep.json, with its runs in runs/<lossId>/trial<NN>/fold<K>/,
+ *                      runs/<lossId>/tuned-seed<S>/ and runs/<lossId>/default-seed<S>/
  *   a compare output   results.json or compare.json, with its runs in runs/<lossId>-seed<S>/
  *   a single run       manifest.json (with log.jsonl, result.json)
  *   anything else      a folder of those: its subfolders are searched
@@ -31,16 +33,21 @@ export interface Root {
 
 export interface FolderRef {
   id: string;
-  kind: 'compare';
+  kind: 'compare' | 'sweep';
   root: number;
   rel: string;
   dir: string;
 }
 
+/** Where a run sits in a sweep: a fold of a trial, or a final training (tuned or default parameters). */
+export type SweepPlace = { lossId: string; kind: 'trial'; trial: number; fold: number } | { lossId: string; kind: 'tuned' | 'default'; seed: number };
+
 export interface RunRef {
   id: string;
-  /** the compare folder the run belongs to, or null for a stand-alone run */
+  /** the compare or sweep folder the run belongs to, or null for a stand-alone run */
   folder: string | null;
+  /** set for the runs of a sweep folder */
+  sweep?: SweepPlace;
   root: number;
   rel: string;
   dir: string;
@@ -94,6 +101,35 @@ export function discover(roots: readonly Root[]): Discovery {
     seen.add(dir);
     if (isFile(join(dir, 'manifest.json'))) {
       runs.push({ id: idOf(ri, rel), folder: null, root: ri, rel, dir });
+      return;
+    }
+    // before results.json: a sweep has one too (kind "sweep"), and its runs lie two levels deeper
+    if (isFile(join(dir, 'sweep.json'))) {
+      const folder: FolderRef = { id: idOf(ri, rel), kind: 'sweep', root: ri, rel, dir };
+      folders.push(folder);
+      const add = (runDir: string, runRel: string, place: SweepPlace): void => {
+        const r = realInside(roots[ri]!, runDir);
+        if (r && isFile(join(r, 'manifest.json'))) runs.push({ id: idOf(ri, joinRel(rel, runRel)), folder: folder.id, sweep: place, root: ri, rel: joinRel(rel, runRel), dir: r });
+      };
+      const runsDir = realInside(roots[ri]!, join(dir, 'runs'));
+      for (const lossId of runsDir ? subdirs(runsDir) : []) {
+        const lossDir = realInside(roots[ri]!, join(runsDir!, lossId));
+        if (!lossDir) continue;
+        for (const name of subdirs(lossDir)) {
+          if (++visits > MAX_VISITS) break;
+          const trial = /^trial(\d+)$/.exec(name);
+          const final = /^(tuned|default)-seed(\d+)$/.exec(name);
+          if (trial) {
+            const trialDir = realInside(roots[ri]!, join(lossDir, name));
+            for (const fold of trialDir ? subdirs(trialDir) : []) {
+              const k = /^fold(\d+)$/.exec(fold);
+              if (k) add(join(trialDir!, fold), `runs/${lossId}/${name}/${fold}`, { lossId, kind: 'trial', trial: Number(trial[1]), fold: Number(k[1]) });
+            }
+          } else if (final) {
+            add(join(lossDir, name), `runs/${lossId}/${name}`, { lossId, kind: final[1] as 'tuned' | 'default', seed: Number(final[2]) });
+          }
+        }
+      }
       return;
     }
     if (isFile(join(dir, 'results.json')) || isFile(join(dir, 'compare.json'))) {
@@ -231,14 +267,57 @@ export interface RunInfo {
   distances: boolean;
   /** the epochs, for rows that come from results.json only (a served run's log is at /api/log) */
   history?: EpochLine[];
+  /** where the run sits in its sweep folder */
+  sweep?: SweepPlace;
 }
 
 const finite = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const obj = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
 
-/** A compare folder's entries (id -> label, params), from results.json or compare.json. */
-export function folderLosses(folder: FolderRef): Map<string, { label: string; loss: string; params: Record<string, unknown> }> {
-  const out = new Map<string, { label: string; loss: string; params: Record<string, unknown> }>();
+export interface FolderEntry {
+  label: string;
+  loss: string;
+  params: Record<string, unknown>;
+  /** a sweep's searched parameters (names; `lr` is the learning rate) */
+  space?: string[];
+}
+
+/** What the page needs of a sweep's definition (sweep.json), to follow it before results.json exists. */
+export interface SweepOutline {
+  trials: number;
+  folds: number;
+  seeds: number;
+  losses: { id: string; label: string; loss: string; space: { name: string; lo: number; hi: number; log: boolean; int: boolean }[] }[];
+}
+
+/** A sweep folder's outline from its sweep.json, or null (missing, being written, not a sweep). */
+export function sweepOutline(folder: FolderRef): SweepOutline | null {
+  const r = readJsonFile(join(folder.dir, 'sweep.json'));
+  if (!r.ok) return null;
+  const def = obj(obj(r.value)['definition']);
+  if (!Array.isArray(def['losses'])) return null;
+  const losses: SweepOutline['losses'] = [];
+  for (const l of def['losses']) {
+    const spec = obj(obj(l)['spec']);
+    if (typeof spec['id'] !== 'string') continue;
+    const space = (Array.isArray(obj(l)['space']) ? (obj(l)['space'] as unknown[]) : []).map(obj).filter((d) => typeof d['name'] === 'string');
+    losses.push({
+      id: spec['id'],
+      label: String(spec['label'] ?? spec['id']),
+      loss: String(spec['loss'] ?? spec['id']),
+      space: space.map((d) => ({ name: d['name'] as string, lo: finite(d['lo']) ?? 0, hi: finite(d['hi']) ?? 1, log: d['log'] === true, int: d['int'] === true })),
+    });
+  }
+  return { trials: finite(def['trials']) ?? 0, folds: finite(def['folds']) ?? 0, seeds: finite(def['seeds']) ?? 0, losses };
+}
+
+/** A folder's entries (id -> label, params): a compare's from results.json or compare.json, a sweep's from sweep.json. */
+export function folderLosses(folder: FolderRef): Map<string, FolderEntry> {
+  const out = new Map<string, FolderEntry>();
+  if (folder.kind === 'sweep') {
+    for (const l of sweepOutline(folder)?.losses ?? []) out.set(l.id, { label: l.label, loss: l.loss, params: {}, space: l.space.map((d) => d.name) });
+    return out;
+  }
   for (const f of ['compare.json', 'results.json']) {
     const r = readJsonFile(join(folder.dir, f));
     if (!r.ok) continue;
@@ -255,7 +334,17 @@ export function folderLosses(folder: FolderRef): Map<string, { label: string; lo
   return out;
 }
 
-export function readRun(ref: RunRef, roots: readonly Root[], entries: ReturnType<typeof folderLosses> | undefined): RunInfo {
+/** A sweep run's group, label and parameters: a trial's folds form a group, so do the tuned and the default seeds. */
+function sweepGroup(place: SweepPlace, entry: FolderEntry | undefined, params: Record<string, unknown>, config: Record<string, unknown> | null): { group: string; label: string; params: Record<string, unknown> } {
+  const name = entry?.label ?? place.lossId;
+  const shown: Record<string, unknown> = { ...params };
+  // a searched learning rate is a parameter of the trial like the loss's own
+  if (entry?.space?.includes('lr') && place.kind !== 'default' && typeof config?.['learningRate'] === 'number') shown['lr'] = config['learningRate'];
+  if (place.kind === 'trial') return { group: `${place.lossId}/trial${String(place.trial).padStart(2, '0')}`, label: `${name} · trial ${place.trial + 1}`, params: shown };
+  return { group: `${place.lossId}/${place.kind}`, label: `${name} · ${place.kind === 'tuned' ? 'tuned' : 'defaults'}`, params: shown };
+}
+
+export function readRun(ref: RunRef, roots: readonly Root[], entries: ReadonlyMap<string, FolderEntry> | undefined): RunInfo {
   const messages: string[] = [];
   const m = readJsonFile(join(ref.dir, 'manifest.json'));
   if (!m.ok) messages.push(m.message);
@@ -274,21 +363,24 @@ export function readRun(ref: RunRef, roots: readonly Root[], entries: ReturnType
   const lossObj = obj(man['loss']);
   const lossName = typeof lossObj['name'] === 'string' ? (lossObj['name'] as string) : typeof config?.['loss'] === 'string' ? (config['loss'] as string) : '?';
   const params = obj(lossObj['params']);
-  const entry = ref.folder && key ? entries?.get(key[1]!) : undefined;
+  const entry = ref.folder && key && !ref.sweep ? entries?.get(key[1]!) : undefined;
   const paramText = Object.entries(params)
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${k}=${String(v)}`)
     .join(', ');
-  const group = entry ? key![1]! : `${lossName}${paramText ? ` (${paramText})` : ''}`;
+  let group = entry ? key![1]! : `${lossName}${paramText ? ` (${paramText})` : ''}`;
+  let label = entry?.label ?? group;
+  let shownParams = entry?.params ?? params;
+  if (ref.sweep) ({ group, label, params: shownParams } = sweepGroup(ref.sweep, entries?.get(ref.sweep.lossId), params, config));
   const seconds = log.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0);
   return {
     id: ref.id,
     folder: ref.folder,
     path: ref.rel === '' ? basename(roots[ref.root]!.given) || roots[ref.root]!.given : `${basename(roots[ref.root]!.given)}/${ref.rel}`,
     group,
-    label: entry?.label ?? group,
+    label,
     loss: lossName,
-    params: entry?.params ?? params,
+    params: shownParams,
     seed: finite(config?.['seed']),
     status,
     epochsDone: Math.max(finite(man['epochsDone']) ?? 0, log.epochs.length),
@@ -303,6 +395,7 @@ export function readRun(ref: RunRef, roots: readonly Root[], entries: ReturnType
     config,
     messages,
     distances: isFile(join(ref.dir, 'distances.jsonl')),
+    ...(ref.sweep ? { sweep: ref.sweep } : {}),
   };
 }
 

@@ -15,7 +15,7 @@
  *   /api/runs              folders and runs (RunInfo rows)
  *   /api/log?run=ID        a run's epochs and messages
  *   /api/distances?run=ID  a run's per-epoch distance histograms (distances.jsonl) and messages
- *   /api/results?folder=ID a compare folder's results.json, or why it cannot be read
+ *   /api/results?folder=ID a compare or sweep folder's results.json, or why it cannot be read
  *   /api/images?folder=ID  the test images of its t-SNE subset (base64 bytes), or why not
  *   /api/losses            the registry's losses with their default parameters
  *   /api/shape?spec=SPEC   L_pos(D), L_neg(D) of a loss spec (as in compare --losses), or {error}
@@ -115,7 +115,14 @@ export async function startServer(o: ServeOptions): Promise<Served> {
   };
   const runsPayload = (): unknown => ({
     roots: roots.map((r) => r.given),
-    folders: monitor.folders.map((f) => ({ id: f.id, path: f.rel === '' ? roots[f.root]!.given : `${roots[f.root]!.given}/${f.rel}`, results: existsSync(join(f.dir, 'results.json')), message: monitor.resultMessages.get(f.id) ?? null })),
+    folders: monitor.folders.map((f) => ({
+      id: f.id,
+      kind: monitor.resultKinds.get(f.id) ?? f.kind,
+      path: f.rel === '' ? roots[f.root]!.given : `${roots[f.root]!.given}/${f.rel}`,
+      results: existsSync(join(f.dir, 'results.json')),
+      message: monitor.resultMessages.get(f.id) ?? null,
+      ...(f.kind === 'sweep' ? { outline: monitor.outlines.get(f.id) ?? null } : {}),
+    })),
     runs: monitor.runs(),
   });
   const onChange = (c: Changes): void => {
@@ -214,7 +221,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
         // report's own check): the page may trust every field it draws
         const text = monitor.resultTexts.get(f.id);
         if (text === undefined) return json(res, 200, { ok: false, message: monitor.resultMessages.get(f.id) ?? 'results.json does not exist (yet)' });
-        const body = Buffer.from(`{"ok":true,"results":${text}}`);
+        const body = Buffer.from(monitor.resultKinds.get(f.id) === 'sweep' ? `{"ok":true,"kind":"sweep","sweep":${text}}` : `{"ok":true,"kind":"compare","results":${text}}`);
         res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
         return void res.end(body);
       }
@@ -223,6 +230,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
         if (!f) return notFound(res);
         const text = monitor.resultTexts.get(f.id);
         if (text === undefined) return json(res, 200, { ok: false, message: 'no valid results.json' });
+        if (monitor.resultKinds.get(f.id) === 'sweep') return json(res, 200, { ok: false, message: 'a sweep has no t-SNE maps' });
         let got = images.get(f.id);
         if (!got || got.text !== text) {
           // once per results.json: the IDX files are read, checked and cut to the subset

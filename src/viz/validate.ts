@@ -147,6 +147,16 @@ export function validateCompareResults(value: Json, source = 'results.json'): Co
   return r as unknown as CompareResults;
 }
 
+/** A sweep's measure: mean, ci [low, high], ci95, std, values. */
+function measure(c: Checker, v: Json, path: string): void {
+  const m = c.obj(v, path);
+  for (const k of ['mean', 'ci95', 'std']) c.num(m[k], `${path}.${k}`);
+  const ci = c.arr(m['ci'], `${path}.ci`);
+  if (ci.length !== 2) c.fail(`${path}.ci`, 'must be [low, high]');
+  c.nums(ci, `${path}.ci`);
+  c.nums(m['values'], `${path}.values`);
+}
+
 /** Parse and validate the text of a results.json. */
 export function parseCompareResults(text: string, source = 'results.json'): CompareResults {
   let value: Json;

@@ -68,7 +68,7 @@ export function validateSweepResults(value: Json, source = 'results.json'): Swee
     scalars(best['params'], `${p}.best.params`);
     c.num(c.obj(best['validation'], `${p}.best.validation`)['mapAtR'], `${p}.best.validation.mapAtR`);
     const test = c.obj(l['test'], `${p}.test`);
-    for (const k of ['mapAtR', 'precisionAt1', 'rPrecision', 'accuracy']) measure(test[k], `${p}.test.${k}`);
+    for (const k of ['mapAtR', 'precisionAt1', 'rPrecision', 'knnAccuracy', 'accuracy', 'auc']) measure(test[k], `${p}.test.${k}`);
     c.list(test['seeds'], `${p}.test.seeds`, MAX_SEEDS);
     measure(c.obj(c.obj(l['untuned'], `${p}.untuned`)['test'], `${p}.untuned.test`)['mapAtR'], `${p}.untuned.test.mapAtR`);
     const fm = c.obj(l['foldModels'], `${p}.foldModels`);

@@ -5,7 +5,7 @@
  */
 import uPlot from 'uplot';
 import { alpha, clear, colorOf, h, message } from './dom.ts';
-import { epochsOf, groups, meanCi, state } from './state.ts';
+import { epochsOf, groups, meanCi, type RunInfo, state } from './state.ts';
 
 type Metric = 'loss' | 'trainAccuracy' | 'testAccuracy';
 const METRICS: { key: Metric; title: string }[] = [
@@ -15,6 +15,11 @@ const METRICS: { key: Metric; title: string }[] = [
 ];
 
 let perSeed = false;
+/** a sweep's trial runs (a group per trial: dozens of lines) are drawn only on request */
+let showTrials = false;
+
+/** the runs drawn: all, or all but sweep trials */
+const drawn = (): RunInfo[] => (showTrials ? state.runs : state.runs.filter((r) => r.sweep?.kind !== 'trial'));
 let charts: uPlot[] = [];
 let layoutKey = '';
 
@@ -28,7 +33,7 @@ interface Line {
 
 function lines(metric: Metric, maxEpoch: number): Line[] {
   const out: Line[] = [];
-  for (const g of groups(state.runs)) {
+  for (const g of groups(drawn())) {
     const color = colorOf(g.color);
     const per = g.runs.map((r) => {
       const byEpoch = new Map(epochsOf(r).map((e) => [e.epoch, e[metric]]));
@@ -63,8 +68,9 @@ function chartData(metric: Metric, maxEpoch: number): { data: uPlot.AlignedData;
 }
 
 export function renderCurves(root: HTMLElement): void {
-  const maxEpoch = Math.max(0, ...state.runs.map((r) => Math.max(0, ...epochsOf(r).map((e) => e.epoch))));
-  const key = `${perSeed}|${state.runs.map((r) => `${r.group}:${r.id}`).join(',')}|${maxEpoch > 0}`;
+  const runs = drawn();
+  const maxEpoch = Math.max(0, ...runs.map((r) => Math.max(0, ...epochsOf(r).map((e) => e.epoch))));
+  const key = `${perSeed}|${runs.map((r) => `${r.group}:${r.id}`).join(',')}|${maxEpoch > 0}`;
   if (key === layoutKey && charts.length === METRICS.length) {
     METRICS.forEach((m, i) => charts[i]!.setData(chartData(m.key, maxEpoch).data));
     updateLegend(root, maxEpoch);
@@ -80,7 +86,18 @@ export function renderCurves(root: HTMLElement): void {
     perSeed = toggle.checked;
     renderCurves(root);
   });
-  root.append(h('div', { class: 'controls' }, h('label', {}, toggle, ' one line per seed (otherwise: mean over seeds with its 95% CI band)')));
+  const controls = h('div', { class: 'controls' }, h('label', {}, toggle, ' one line per seed (otherwise: mean over seeds with its 95% CI band)'));
+  const trials = state.runs.filter((r) => r.sweep?.kind === 'trial').length;
+  if (trials > 0) {
+    const t = h('input', { type: 'checkbox', id: 'sweep-trials' });
+    t.checked = showTrials;
+    t.addEventListener('change', () => {
+      showTrials = t.checked;
+      renderCurves(root);
+    });
+    controls.append(h('label', {}, t, ` the sweeps' trials too (${trials} runs, a line per trial)`));
+  }
+  root.append(controls);
   if (maxEpoch === 0) {
     root.append(message('no epoch logged yet: the curves appear with the first finished epoch'));
     return;
@@ -126,7 +143,7 @@ function updateLegend(root: HTMLElement, _maxEpoch: number): void {
   const legend = root.querySelector<HTMLElement>('[data-testid=curves-legend]');
   if (!legend) return;
   clear(legend);
-  for (const g of groups(state.runs)) {
+  for (const g of groups(drawn())) {
     const last = Math.max(0, ...g.runs.map((r) => Math.max(0, ...epochsOf(r).map((e) => e.epoch))));
     const s = h('span', { 'data-group': g.key, 'data-epochs': last }, `${g.label}: ${g.runs.length} run${g.runs.length === 1 ? "" : "s"}, latest epoch ${last}`);
     s.style.setProperty('--c', colorOf(g.color));

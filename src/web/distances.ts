@@ -30,11 +30,14 @@ export function renderDistances(root: HTMLElement): void {
   charts = [];
   clear(root);
   const sections: { key: string; title: string; runs: RunInfo[] }[] = [];
+  // a sweep's trial runs are many and differ by their parameters: its final runs only (the
+  // trials' numbers are in the Sweep view); its results.json holds no distances
+  const shown = (r: RunInfo): boolean => r.distances && r.sweep?.kind !== 'trial';
   for (const f of state.folders) {
-    const runs = state.runs.filter((r) => r.folder === f.id && r.distances);
-    if (runs.length > 0 || f.results || f.message) sections.push({ key: f.id, title: f.path, runs });
+    const runs = state.runs.filter((r) => r.folder === f.id && shown(r));
+    if (runs.length > 0 || (f.kind !== 'sweep' && (f.results || f.message))) sections.push({ key: f.id, title: f.path, runs });
   }
-  const alone = state.runs.filter((r) => r.folder === null && r.distances);
+  const alone = state.runs.filter((r) => r.folder === null && shown(r));
   if (alone.length > 0) sections.push({ key: '', title: 'runs', runs: alone });
   if (sections.length === 0) {
     root.append(message('no distances in the served folders yet: training records them after each epoch (distances.jsonl), and a finished compare holds the final ones (results.json)'));
@@ -182,7 +185,7 @@ function drawResults(root: HTMLElement, key: string): void {
     root.append(message(`results.json: ${r.message}`));
     return;
   }
-  drawFolder(root, key, r.results);
+  if (r.kind === 'compare') drawFolder(root, key, r.results);
 }
 
 function drawFolder(root: HTMLElement, key: string, res: CompareResults): void {

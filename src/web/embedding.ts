@@ -15,9 +15,13 @@ interface MapView {
   canvas: HTMLCanvasElement;
   tip: HTMLElement;
   panel: number;
-  /** screen coordinates of each point */
+  /** screen coordinates of each point, at the current zoom and pan */
   sx: Float32Array;
   sy: Float32Array;
+  /** screen coordinates at zoom 1: sx = bx * k + tx */
+  bx: Float32Array;
+  by: Float32Array;
+  zoom: { k: number; tx: number; ty: number };
   /** the points drawn once per selection state; hovering only copies it and draws rings */
   layer: HTMLCanvasElement;
   layerVersion: number;
@@ -104,7 +108,7 @@ export function renderEmbedding(root: HTMLElement): void {
   maps = [];
   const withTsne = state.folders.filter((f) => {
     const r = state.results.get(f.id);
-    return r?.ok && r.results.tsne;
+    return r?.ok && r.kind === 'compare' && r.results.tsne;
   });
   const broken = state.folders.map((f) => [f, state.results.get(f.id)] as const).filter(([, r]) => r && !r.ok);
   for (const [f, r] of broken) if (r && !r.ok) root.append(message(`${f.path}: results.json: ${r.message}`));
@@ -114,7 +118,7 @@ export function renderEmbedding(root: HTMLElement): void {
   }
   if (!withTsne.some((f) => f.id === folderId)) folderId = withTsne[0]!.id;
   const r = state.results.get(folderId);
-  if (!r?.ok || !r.results.tsne) return;
+  if (!r?.ok || r.kind !== 'compare' || !r.results.tsne) return;
   if (tsne !== r.results.tsne) {
     tsne = r.results.tsne;
     hover = focus = null;
@@ -156,7 +160,7 @@ export function renderEmbedding(root: HTMLElement): void {
   for (const panel of choice) box.append(makeMap(t, panel, root));
   root.append(h('div', { class: 'note', 'data-testid': 'images-note' }));
   root.append(h('div', { 'data-testid': 'selection' }));
-  root.append(h('p', { class: 'note' }, `${t.labels.length} test images, t-SNE perplexity ${t.params.perplexity}, ${t.params.iterations} iterations, seed ${t.params.seed}. Hover: the same image in both maps. Click: its ${K} nearest points in the map. Drag: select a box.`));
+  root.append(h('p', { class: 'note' }, `${t.labels.length} test images, t-SNE perplexity ${t.params.perplexity}, ${t.params.iterations} iterations, seed ${t.params.seed}. Hover: the same image in both maps. Click: its ${K} nearest points in the map. Drag: select a box. Wheel: zoom; shift-drag or middle-drag: pan; double-click: whole map.`));
   loadImages(root, folderId, t);
   describe(root);
   draw();
@@ -171,12 +175,14 @@ function makeMap(t: Tsne, panel: number, root: HTMLElement): HTMLElement {
     y0 = Math.min(y0, pts[2 * i + 1]!); y1 = Math.max(y1, pts[2 * i + 1]!);
   }
   const scale = (SIZE - 2 * PAD) / Math.max(x1 - x0, y1 - y0, 1e-9);
-  const sx = new Float32Array(n);
-  const sy = new Float32Array(n);
+  const bx = new Float32Array(n);
+  const by = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    sx[i] = PAD + (pts[2 * i]! - x0) * scale;
-    sy[i] = PAD + (pts[2 * i + 1]! - y0) * scale;
+    bx[i] = PAD + (pts[2 * i]! - x0) * scale;
+    by[i] = PAD + (pts[2 * i + 1]! - y0) * scale;
   }
+  const sx = Float32Array.from(bx);
+  const sy = Float32Array.from(by);
   const dpr = window.devicePixelRatio || 1;
   const canvas = h('canvas', { width: SIZE * dpr, height: SIZE * dpr, 'data-panel': panel });
   canvas.style.width = canvas.style.height = `${SIZE}px`;
@@ -184,8 +190,36 @@ function makeMap(t: Tsne, panel: number, root: HTMLElement): HTMLElement {
   const layer = document.createElement('canvas');
   layer.width = canvas.width;
   layer.height = canvas.height;
-  const view: MapView = { canvas, tip, panel, sx, sy, layer, layerVersion: -1 };
+  const view: MapView = { canvas, tip, panel, sx, sy, bx, by, zoom: { k: 1, tx: 0, ty: 0 }, layer, layerVersion: -1 };
   maps.push(view);
+  /** a new zoom or pan: the screen coordinates follow and the points layer is drawn again */
+  const setZoom = (k: number, tx: number, ty: number): void => {
+    view.zoom = { k, tx, ty };
+    canvas.dataset['zoom'] = `${k},${tx},${ty}`;
+    for (let i = 0; i < n; i++) {
+      sx[i] = bx[i]! * k + tx;
+      sy[i] = by[i]! * k + ty;
+    }
+    view.layerVersion = -1;
+    hover = null;
+    tip.style.display = 'none';
+    shownTip = null;
+    schedule();
+  };
+  canvas.addEventListener(
+    'wheel',
+    (e) => {
+      e.preventDefault();
+      const [x, y] = pos(e);
+      const { k, tx, ty } = view.zoom;
+      const k2 = Math.min(64, Math.max(1, k * Math.exp(-e.deltaY / 300)));
+      // the point under the cursor stays under it
+      setZoom(k2, x - ((x - tx) / k) * k2, y - ((y - ty) / k) * k2);
+    },
+    { passive: false },
+  );
+  canvas.addEventListener('dblclick', () => setZoom(1, 0, 0));
+  let pan: { x: number; y: number; tx: number; ty: number } | null = null;
 
   const nearest = (px: number, py: number, within: number): number | null => {
     let best = -1;
@@ -204,10 +238,20 @@ function makeMap(t: Tsne, panel: number, root: HTMLElement): HTMLElement {
   };
   canvas.addEventListener('mousedown', (e) => {
     const [x, y] = pos(e);
+    // shift-drag or the middle button pans; a plain drag selects a box
+    if (e.shiftKey || e.button === 1) {
+      pan = { x, y, tx: view.zoom.tx, ty: view.zoom.ty };
+      e.preventDefault();
+      return;
+    }
     drag = { x, y };
   });
   canvas.addEventListener('mousemove', (e) => {
     const [x, y] = pos(e);
+    if (pan) {
+      setZoom(view.zoom.k, pan.tx + x - pan.x, pan.ty + y - pan.y);
+      return;
+    }
     if (drag && Math.abs(x - drag.x) + Math.abs(y - drag.y) > 4) {
       box = [Math.min(drag.x, x), Math.min(drag.y, y), Math.max(drag.x, x), Math.max(drag.y, y)];
       boxes.set(view, box);
@@ -233,10 +277,15 @@ function makeMap(t: Tsne, panel: number, root: HTMLElement): HTMLElement {
     tip.style.display = 'none';
     shownTip = null;
     drag = null;
+    pan = null;
     schedule();
   });
   canvas.addEventListener('mouseup', (e) => {
     const [x, y] = pos(e);
+    if (pan) {
+      pan = null;
+      return;
+    }
     if (box) {
       const [a, b, c, d] = box;
       selected = new Set();
@@ -267,23 +316,45 @@ function makeMap(t: Tsne, panel: number, root: HTMLElement): HTMLElement {
   return h('div', { class: 'map' }, h('div', { class: 'note' }, t.panels[panel]!.title), canvas, tip);
 }
 
+/** the points ordered by bucket (class * 2 + faded), reused between draws: every frame of a pan draws all of them */
+let order = new Uint32Array(0);
+
 function drawPoints(m: MapView, labels: readonly number[], near: ReadonlySet<number>, dpr: number): void {
   const ctx = m.layer.getContext('2d');
   if (!ctx) return;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, SIZE, SIZE);
   const dim = selected.size > 0 || focus !== null;
-  // points batched by colour: one fillStyle change per class and shade, not per point (10,000 points)
-  const buckets = new Map<string, number[]>();
-  for (let i = 0; i < m.sx.length; i++) {
-    const key = fill(labels[i]!, dim && !selected.has(i) && !near.has(i) && i !== focus);
-    let b = buckets.get(key);
-    if (!b) buckets.set(key, (b = []));
-    b.push(i);
+  const n = m.sx.length;
+  if (order.length < n) order = new Uint32Array(n);
+  // a counting sort by bucket: then one path and one fill per class and shade (not a fillStyle
+  // change and a fill per point); points off the canvas (zoomed in) are left out of the path
+  const bucket = (i: number): number => 2 * labels[i]! + (dim && !selected.has(i) && !near.has(i) && i !== focus ? 1 : 0);
+  const counts: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const b = bucket(i);
+    counts[b] = (counts[b] ?? 0) + 1;
   }
-  for (const [style, idx] of buckets) {
-    ctx.fillStyle = style;
-    for (const i of idx) ctx.fillRect(m.sx[i]! - 2, m.sy[i]! - 2, 4, 4);
+  const start: number[] = [];
+  let at = 0;
+  for (let b = 0; b < counts.length; b++) {
+    start[b] = at;
+    at += counts[b] ?? 0;
+  }
+  const next = [...start];
+  for (let i = 0; i < n; i++) order[next[bucket(i)]!++] = i;
+  for (let b = 0; b < counts.length; b++) {
+    if (!counts[b]) continue;
+    ctx.fillStyle = fill(b >> 1, (b & 1) === 1);
+    ctx.beginPath();
+    for (let k = start[b]!; k < start[b]! + counts[b]!; k++) {
+      const i = order[k]!;
+      const x = m.sx[i]!;
+      const y = m.sy[i]!;
+      if (x < -2 || x > SIZE + 2 || y < -2 || y > SIZE + 2) continue;
+      ctx.rect(x - 2, y - 2, 4, 4);
+    }
+    ctx.fill();
   }
 }
 

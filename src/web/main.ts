@@ -45,9 +45,36 @@ function render(names: string[] = Object.keys(VIEWS)): void {
   }
 }
 
+/**
+ * The logs are read only once the curves are first shown: the first view (the runs table) needs
+ * none of them, and a 45-run folder's 45 log requests would hold it up.
+ */
+let wantLogs = false;
+
+function loadMissingLogs(): Promise<void>[] {
+  return wantLogs ? state.runs.filter((r) => !r.history && !state.logs.has(r.id)).map((r) => loadLog(r.id)) : [];
+}
+
+/** The per-epoch distance histograms likewise: fetched when Distances is first shown. */
+let wantDistances = false;
+
+function loadMissingDistances(): Promise<void>[] {
+  return wantDistances ? state.runs.filter((r) => r.distances && !state.distances.has(r.id)).map((r) => loadDistances(r.id)) : [];
+}
+
 function show(name: string): void {
   if (!VIEWS[name]) return;
   active = name;
+  if (name === 'curves' && !wantLogs) {
+    wantLogs = true;
+    const fetches = loadMissingLogs();
+    if (fetches.length > 0) void Promise.all(fetches).then(() => render(['curves']));
+  }
+  if (name === 'distances' && !wantDistances) {
+    wantDistances = true;
+    const fetches = loadMissingDistances();
+    if (fetches.length > 0) void Promise.all(fetches).then(() => render(['distances']));
+  }
   for (const b of document.querySelectorAll<HTMLButtonElement>('#tabs button')) b.classList.toggle('active', b.dataset['tab'] === name);
   for (const n of Object.keys(VIEWS)) view(n).classList.toggle('active', n === name);
   if (location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);
@@ -89,9 +116,7 @@ async function onRuns(p: RunsPayload): Promise<void> {
   state.roots = p.roots;
   state.folders = p.folders;
   state.runs = p.runs;
-  const fetches: Promise<void>[] = [];
-  for (const r of p.runs) if (!r.history && !state.logs.has(r.id)) fetches.push(loadLog(r.id));
-  for (const r of p.runs) if (r.distances && !state.distances.has(r.id)) fetches.push(loadDistances(r.id));
+  const fetches = [...loadMissingLogs(), ...loadMissingDistances()];
   for (const id of [...state.distances.keys()]) if (!p.runs.some((r) => r.id === id && r.distances)) state.distances.delete(id);
   for (const f of p.folders) if ((f.results || f.message) && !state.results.has(f.id)) fetches.push(loadResults(f.id));
   for (const id of [...state.results.keys()]) if (!p.folders.some((f) => f.id === id)) state.results.delete(id);

@@ -23,7 +23,8 @@ const paramsText = (r: RunInfo): string =>
     .join(', ');
 
 const COLUMNS: Column[] = [
-  { key: 'label', title: 'loss', text: (r) => r.label },
+  // a sweep trial's runs are its folds (all seed 0): the fold tells them apart
+  { key: 'label', title: 'loss', text: (r) => (r.sweep?.kind === 'trial' ? `${r.label} · fold ${r.sweep.fold + 1}` : r.label) },
   { key: 'params', title: 'parameters', text: paramsText },
   { key: 'seed', title: 'seed', value: (r) => r.seed, show: (x) => fixed(x, 0) },
   { key: 'status', title: 'status', text: (r) => r.status },
@@ -103,7 +104,10 @@ export function renderRuns(root: HTMLElement): void {
     const gr = h('tr', { class: 'group', 'data-group': g.key }, h('td'));
     for (const c of COLUMNS) {
       if (c.key === 'label') gr.append(h('td', {}, g.label));
-      else if (c.key === 'seed') gr.append(h('td', { class: 'num' }, `${g.runs.length} seed${g.runs.length === 1 ? '' : 's'}`));
+      else if (c.key === 'seed') {
+        const unit = g.runs[0]!.sweep?.kind === 'trial' ? 'fold' : 'seed';
+        gr.append(h('td', { class: 'num' }, `${g.runs.length} ${unit}${g.runs.length === 1 ? '' : 's'}`));
+      }
       else if (c.value && c.show) {
         const s = groupStats.get(g.key)!.get(c.key)!;
         const isBest = c.better && s.n > 0 && s.mean === bestGroup.get(c.key);
@@ -139,7 +143,7 @@ export function renderRuns(root: HTMLElement): void {
     }
   }
   root.append(h('div', { class: 'scroll' }, h('table', { class: 'runs' }, h('thead', {}, head), body)));
-  root.append(h('p', { class: 'note' }, 'Group rows: mean ± 95% confidence interval over seeds (t distribution). ★ best run and best group mean of each column. Click a header to sort.'));
+  root.append(h('p', { class: 'note' }, 'Group rows: mean ± 95% confidence interval (t distribution) over seeds, or over the folds of a sweep trial (its MAP@R: the validation score). ★ best run and best group mean of each column. Click a header to sort.'));
   renderDiff(root);
 }
 

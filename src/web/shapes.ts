@@ -50,7 +50,7 @@ function knownShapes(): { shapes: Shape[]; pending: string[]; errors: string[] }
   const covered = new Set<string>();
   for (const f of state.folders) {
     const r = state.results.get(f.id);
-    if (r?.ok) {
+    if (r?.ok && r.kind === 'compare') {
       for (const s of r.results.lossShapes) shapes.push(s);
       covered.add(f.id);
     }
@@ -58,6 +58,8 @@ function knownShapes(): { shapes: Shape[]; pending: string[]; errors: string[] }
   for (const g of groups(state.runs)) {
     const run = g.runs[0]!;
     if (run.folder && covered.has(run.folder)) continue;
+    // a sweep's trials would be one shape each (hundreds): its tuned and default runs stand for it
+    if (run.sweep?.kind === 'trial') continue;
     const spec = specOf(run.loss, run.params);
     const got = fetched.get(spec);
     if (got === undefined) pending.push(spec);

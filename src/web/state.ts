@@ -1,16 +1,20 @@
 /** What the page knows: the runs, their logs and the compare results, kept current by events. */
 import type { CompareResults } from '../experiments/results.ts';
 import { ci95HalfWidth, mean } from '../experiments/stats.ts';
+import type { SweepResults } from '../experiments/sweep.ts';
 import type { EpochDistances } from '../serve/distances.ts';
-import type { EpochLine, RunInfo } from '../serve/scan.ts';
+import type { EpochLine, RunInfo, SweepOutline } from '../serve/scan.ts';
 
-export type { CompareResults, EpochDistances, EpochLine, RunInfo };
+export type { CompareResults, EpochDistances, EpochLine, RunInfo, SweepOutline, SweepResults };
 
 export interface FolderView {
   id: string;
+  kind: 'compare' | 'sweep';
   path: string;
   results: boolean;
   message: string | null;
+  /** a sweep folder's definition (sweep.json); null while it cannot be read */
+  outline?: SweepOutline | null;
 }
 
 export interface RunsPayload {
@@ -32,7 +36,7 @@ export interface DistancesPayload {
   messages: string[];
 }
 
-export type ResultsState = { ok: true; results: CompareResults } | { ok: false; message: string };
+export type ResultsState = { ok: true; kind: 'compare'; results: CompareResults } | { ok: true; kind: 'sweep'; sweep: SweepResults } | { ok: false; message: string };
 
 export const state = {
   roots: [] as string[],

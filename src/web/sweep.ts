@@ -1,179 +1,285 @@
 /**
- * Sweep: parallel coordinates of every run, one axis per numeric loss parameter found in the
- * folders, then seed, pair accuracy, MAP@R and test accuracy; one line per run, coloured by
- * loss. Drag along an axis to brush a range (click the axis to clear it); the runs inside every
- * brush stay coloured and are listed, best MAP@R first, with their parameters.
+ * Sweep view. For each sweep folder (`siamese sweep`): parallel coordinates of the searched
+ * hyperparameters against validation MAP@R, one line per trial coloured by loss (brushable);
+ * the best validation MAP@R so far per loss over the trials (uPlot); and the chosen parameters
+ * per loss with their test measures (mean ± 95% CI over the final seeds). The trials come from
+ * results.json once the sweep has finished, and from the trial runs' result.json files while
+ * it is written (a trial counts once all its folds are scored), so the view grows live.
+ *
+ * Runs outside sweep folders (compares, single runs) get the parallel coordinates of their own:
+ * one axis per numeric loss parameter, then seed, pair accuracy, MAP@R and test accuracy.
  */
-import { clear, colorOf, h, message, pct } from './dom.ts';
-import { groups, type RunInfo, state } from './state.ts';
+import uPlot from 'uplot';
+import { clear, colorOf, fixed, h, message, pct } from './dom.ts';
+import { type AxisDef, parallelCoordinates } from './parallel.ts';
+import { type FolderView, groups, type RunInfo, state, type SweepOutline, type SweepResults } from './state.ts';
 
-const SVG = 'http://www.w3.org/2000/svg';
-const W = 960;
-const H = 320;
-const TOP = 30;
-const BOTTOM = 30;
-const SIDE = 60;
+/** brushes per chart (a folder's trials, or the runs), kept across redraws */
+const brushes = new Map<string, Map<string, [number, number]>>();
+let charts: uPlot[] = [];
 
-interface Axis {
-  key: string;
-  title: string;
-  value: (r: RunInfo) => number | null;
-  lo: number;
-  hi: number;
-  x: number;
+const brushesOf = (key: string): Map<string, [number, number]> => {
+  let b = brushes.get(key);
+  if (!b) brushes.set(key, (b = new Map()));
+  return b;
+};
+
+interface TrialRow {
+  lossId: string;
+  label: string;
+  color: string;
+  /** 0-based, as results.json numbers trials (shown 1-based) */
+  trial: number;
+  params: Record<string, number>;
+  /** mean validation MAP@R over the folds; null until every fold is scored (or one failed) */
+  mapAtR: number | null;
+  foldsDone: number;
 }
 
-const brushes = new Map<string, [number, number]>();
-
-function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>): SVGElementTagNameMap[K] {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  return el;
+interface LossTrials {
+  id: string;
+  label: string;
+  color: string;
+  space: { name: string; log: boolean }[];
+  trials: TrialRow[];
+  /** from results.json only */
+  final?: SweepResults['losses'][number];
 }
 
-function axesOf(runs: readonly RunInfo[]): Axis[] {
-  const paramKeys = [...new Set(runs.flatMap((r) => Object.entries(r.params).filter(([, v]) => typeof v === 'number').map(([k]) => k)))].sort();
-  const defs: Omit<Axis, 'lo' | 'hi' | 'x'>[] = [
-    ...paramKeys.map((k) => ({ key: `param.${k}`, title: k, value: (r: RunInfo) => (typeof r.params[k] === 'number' ? (r.params[k] as number) : null) })),
-    { key: 'seed', title: 'seed', value: (r) => r.seed },
-    { key: 'pairAccuracy', title: 'pair acc. %', value: (r) => r.pairAccuracy },
-    { key: 'mapAtR', title: 'MAP@R %', value: (r) => r.mapAtR },
-    { key: 'testAccuracy', title: 'test acc. %', value: (r) => r.testAccuracy },
-  ];
-  const axes: Axis[] = [];
-  for (const d of defs) {
-    const v = runs.map(d.value).filter((x): x is number => x !== null && Number.isFinite(x));
-    if (v.length === 0) continue;
-    let lo = Math.min(...v);
-    let hi = Math.max(...v);
-    if (hi - lo < 1e-12) {
-      const pad = Math.abs(lo) > 0 ? Math.abs(lo) * 0.01 : 0.5;
-      lo -= pad;
-      hi += pad;
+const paramText = (p: Record<string, unknown>): string =>
+  Object.entries(p)
+    .map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toPrecision(4)) : String(v)}`)
+    .join(', ');
+
+/** The trials of a finished sweep, as its results.json has them. */
+function fromResults(res: SweepResults, outline: SweepOutline | null | undefined): LossTrials[] {
+  return res.losses.map((l) => {
+    const i = outline?.losses.findIndex((o) => o.id === l.id) ?? -1;
+    const color = colorOf(i >= 0 ? i : res.losses.indexOf(l));
+    return {
+      id: l.id,
+      label: l.label,
+      color,
+      space: l.space.map((d) => ({ name: d.name, log: d.log })),
+      trials: l.trials.map((t) => ({ lossId: l.id, label: l.label, color, trial: t.trial, params: t.params, mapAtR: t.validation.mapAtR, foldsDone: t.validation.folds.filter((f) => f.mapAtR !== null).length })),
+      final: l,
+    };
+  });
+}
+
+/** The trials of a sweep being written: its trial runs' scores, grouped by trial. */
+function fromRuns(folder: FolderView, outline: SweepOutline): LossTrials[] {
+  const runs = state.runs.filter((r) => r.folder === folder.id && r.sweep?.kind === 'trial');
+  return outline.losses.map((l, i) => {
+    const color = colorOf(i);
+    const byTrial = new Map<number, RunInfo[]>();
+    for (const r of runs) {
+      if (r.sweep?.kind !== 'trial' || r.sweep.lossId !== l.id) continue;
+      byTrial.set(r.sweep.trial, [...(byTrial.get(r.sweep.trial) ?? []), r]);
     }
-    axes.push({ ...d, lo, hi, x: 0 });
-  }
-  axes.forEach((a, i) => (a.x = axes.length === 1 ? W / 2 : SIDE + (i * (W - 2 * SIDE)) / (axes.length - 1)));
-  return axes;
+    const trials = [...byTrial]
+      .sort((a, b) => a[0] - b[0])
+      .map(([trial, folds]): TrialRow => {
+        const params: Record<string, number> = {};
+        for (const d of l.space) {
+          const v = folds[0]!.params[d.name];
+          if (typeof v === 'number') params[d.name] = v;
+        }
+        const scored = folds.filter((f) => f.status === 'finished' && f.mapAtR !== null);
+        // the sweep's own score: the mean over all K folds, only once each has one
+        const mapAtR = scored.length === outline.folds && outline.folds > 0 ? scored.reduce((s, f) => s + f.mapAtR!, 0) / scored.length : null;
+        return { lossId: l.id, label: l.label, color, trial, params, mapAtR, foldsDone: scored.length };
+      });
+    return { id: l.id, label: l.label, color, space: l.space.map((d) => ({ name: d.name, log: d.log })), trials };
+  });
 }
 
-const yOf = (a: Axis, v: number): number => TOP + (1 - (v - a.lo) / (a.hi - a.lo)) * (H - TOP - BOTTOM);
-const vOf = (a: Axis, y: number): number => a.lo + (1 - (y - TOP) / (H - TOP - BOTTOM)) * (a.hi - a.lo);
-const fmt = (a: Axis, v: number): string => (a.key === 'pairAccuracy' || a.key === 'mapAtR' || a.key === 'testAccuracy' ? pct(v) : a.key === 'seed' ? v.toFixed(0) : String(Math.round(v * 1e4) / 1e4));
+/** Best validation MAP@R after each trial (null before the first scored one). */
+export function bestSoFar(trials: readonly TrialRow[], n: number): (number | null)[] {
+  const byTrial = new Map(trials.map((t) => [t.trial, t.mapAtR]));
+  let best: number | null = null;
+  return Array.from({ length: n }, (_, i) => {
+    const v = byTrial.get(i);
+    if (v !== null && v !== undefined && (best === null || v > best)) best = v;
+    return best;
+  });
+}
 
-function inside(r: RunInfo, axes: readonly Axis[]): boolean {
-  for (const a of axes) {
-    const b = brushes.get(a.key);
-    if (!b) continue;
-    const v = a.value(r);
-    if (v === null || v < b[0] || v > b[1]) return false;
-  }
-  return true;
+function bestTrial(trials: readonly TrialRow[]): TrialRow | undefined {
+  let best: TrialRow | undefined;
+  for (const t of trials) if (t.mapAtR !== null && (!best || t.mapAtR > best.mapAtR!)) best = t;
+  return best;
 }
 
 export function renderSweep(root: HTMLElement): void {
+  for (const c of charts) c.destroy();
+  charts = [];
   clear(root);
-  const runs = state.runs;
-  if (runs.length === 0) {
+  const sweeps = state.folders.filter((f) => f.kind === 'sweep');
+  for (const f of sweeps) renderSweepFolder(root, f);
+  const others = state.runs.filter((r) => !r.sweep);
+  if (others.length > 0) {
+    if (sweeps.length > 0) root.append(h('h2', {}, 'Other runs'));
+    renderRunsChart(root, others);
+  } else if (sweeps.length === 0) {
     root.append(message('no runs yet'));
+  }
+}
+
+function renderSweepFolder(root: HTMLElement, f: FolderView): void {
+  const section = h('section', { 'data-sweep': f.id });
+  root.append(section);
+  section.append(h('h2', {}, `Sweep ${f.path}`));
+  const r = state.results.get(f.id);
+  if (r && !r.ok) section.append(message(`results.json: ${r.message}`));
+  const res = r?.ok && r.kind === 'sweep' ? r.sweep : undefined;
+  if (!res && !f.outline) {
+    section.append(message('sweep.json cannot be read (yet): the trials appear once it is written'));
     return;
   }
-  const axes = axesOf(runs);
-  for (const k of [...brushes.keys()]) if (!axes.some((a) => a.key === k)) brushes.delete(k);
+  const losses = res ? fromResults(res, f.outline) : fromRuns(f, f.outline!);
+  const planned = res ? res.protocol.trials : f.outline!.trials;
+  const scored = losses.reduce((s, l) => s + l.trials.filter((t) => t.mapAtR !== null).length, 0);
+  section.append(
+    h(
+      'p',
+      { class: 'note', 'data-testid': 'sweep-status' },
+      res
+        ? `finished: ${planned} trials per loss, ${res.protocol.folds} folds, ${res.protocol.seeds} final seeds. ${res.ranking.verdict}`
+        : `running: ${scored} of ${planned * losses.length} trials scored (${planned} per loss, ${f.outline!.folds} folds each); test measures come with results.json`,
+    ),
+  );
+  const legend = h('div', { class: 'legend' });
+  for (const l of losses) {
+    const s = h('span', { 'data-loss': l.id }, l.label);
+    s.style.setProperty('--c', l.color);
+    legend.append(s);
+  }
+  section.append(legend);
+
+  // ---- parallel coordinates: searched parameters, then validation MAP@R --------------------
+  const rows = losses.flatMap((l) => l.trials);
+  const names: { name: string; log: boolean }[] = [];
+  for (const l of losses) for (const d of l.space) if (!names.some((n) => n.name === d.name)) names.push({ ...d });
+  // a parameter searched on a log scale by one loss and linearly by another: linear
+  for (const n of names) n.log = losses.every((l) => l.space.every((d) => d.name !== n.name || d.log));
+  const axes: AxisDef<TrialRow>[] = [
+    ...names.map((n) => ({ key: `param.${n.name}`, title: n.name, log: n.log, value: (t: TrialRow) => t.params[n.name] ?? null })),
+    { key: 'mapAtR', title: 'validation MAP@R %', value: (t) => t.mapAtR, format: (v) => pct(v) },
+  ];
+  const best = new Set(losses.map((l) => (l.final ? l.trials.find((t) => t.trial === l.final!.best.trial) : bestTrial(l.trials))).filter((t) => t !== undefined));
+  const list = h('div', { 'data-testid': 'trial-list' });
+  const showList = (inside: TrialRow[]): void => {
+    clear(list);
+    const b = brushesOf(f.id);
+    const chosen = [...inside].sort((a, c) => (c.mapAtR ?? -1) - (a.mapAtR ?? -1));
+    list.append(h('h3', {}, `${inside.length} of ${rows.length} trials in the brushes${b.size === 0 ? ' (drag along an axis to brush)' : ''}`));
+    const ol = h('ol');
+    for (const t of chosen.slice(0, 15)) ol.append(h('li', { 'data-trial': `${t.lossId}/${t.trial}` }, `${t.label} trial ${t.trial + 1} (${paramText(t.params)}): validation MAP@R ${pct(t.mapAtR)}`));
+    list.append(ol);
+  };
+  if (rows.length === 0) section.append(message('no trial has a run folder yet'));
+  else {
+    const chart = parallelCoordinates<TrialRow>({
+      rows,
+      axes,
+      id: (t) => `${t.lossId}/${t.trial}`,
+      color: (t) => t.color,
+      width: (t) => (best.has(t) ? 4 : 1.5),
+      title: (t) => `${t.label} trial ${t.trial + 1}: ${paramText(t.params)}; validation MAP@R ${pct(t.mapAtR)}${t.mapAtR === null ? ` (${t.foldsDone} folds scored)` : ''}`,
+      brushes: brushesOf(f.id),
+      testid: 'sweep-trials',
+      onBrush: showList,
+    });
+    section.append(h('div', { class: 'chart' }, h('h3', {}, 'Trials: searched parameters against validation MAP@R (thick: the best trial of each loss)'), chart), list);
+  }
+
+  // ---- best so far -------------------------------------------------------------------------
+  const n = Math.max(planned, ...losses.flatMap((l) => l.trials.map((t) => t.trial + 1)));
+  const curves = losses.map((l) => ({ l, best: bestSoFar(l.trials, n), each: Array.from({ length: n }, (_, i) => l.trials.find((t) => t.trial === i)?.mapAtR ?? null) }));
+  const values = h('div', { class: 'legend', 'data-testid': 'best-so-far' });
+  for (const c of curves) {
+    const last = c.best.filter((v) => v !== null).at(-1);
+    const s = h('span', { 'data-loss': c.l.id, 'data-values': c.best.map((v) => (v === null ? '' : String(v))).join(',') }, `${c.l.label}: best ${pct(last)}`);
+    s.style.setProperty('--c', c.l.color);
+    values.append(s);
+  }
+  const el = h('div', { class: 'chart' }, h('h3', {}, 'Best validation MAP@R so far (dots: each trial)'), values);
+  section.append(el);
+  if (n > 0 && rows.length > 0) {
+    const series: uPlot.Series[] = [{ label: 'trial' }];
+    const data: (number | null)[][] = [Array.from({ length: n }, (_, i) => i + 1)];
+    for (const c of curves) {
+      series.push({ label: `${c.l.label} best so far`, stroke: c.l.color, width: 2, spanGaps: true, points: { show: false } });
+      data.push(c.best.map((v) => (v === null ? null : 100 * v)));
+      series.push({ label: `${c.l.label} trials`, stroke: c.l.color, width: 0, paths: () => null, points: { show: true, size: 5, fill: c.l.color } });
+      data.push(c.each.map((v) => (v === null ? null : 100 * v)));
+    }
+    charts.push(
+      new uPlot(
+        { width: 480, height: 240, series, legend: { show: false }, scales: { x: { time: false } }, axes: [{ label: 'trial', incrs: [1, 2, 5, 10, 20, 50, 100] }, { label: 'MAP@R %' }] },
+        data as uPlot.AlignedData,
+        el,
+      ),
+    );
+  }
+
+  // ---- chosen parameters and test measures ---------------------------------------------------
+  const table = h('table', { class: 'runs', 'data-testid': 'sweep-chosen' });
+  const cols = ['mapAtR', 'precisionAt1', 'rPrecision', 'knnAccuracy', 'accuracy', 'auc'] as const;
+  const titles = ['test MAP@R %', 'P@1 %', 'R-precision %', 'kNN acc. %', 'pair acc. %', 'AUC %'];
+  table.append(
+    h('thead', {}, h('tr', {}, h('th', {}, 'loss'), h('th', {}, 'chosen parameters'), h('th', {}, 'trial'), h('th', { class: 'num' }, 'validation MAP@R %'), ...titles.map((t) => h('th', { class: 'num' }, t)), h('th', { class: 'num', title: 'the loss at its default parameters, same seeds' }, 'defaults: MAP@R %'))),
+  );
+  const body = h('tbody');
+  for (const l of losses) {
+    const fin = l.final;
+    const chosen = fin ? { trial: fin.best.trial, params: fin.best.params, mapAtR: fin.best.validation.mapAtR } : bestTrial(l.trials);
+    const tr = h('tr', { 'data-loss': l.id }, h('td', {}, l.label), h('td', { 'data-col': 'params' }, chosen ? paramText(chosen.params) : '–'), h('td', { class: 'num' }, chosen ? String(chosen.trial + 1) : '–'));
+    tr.append(h('td', { class: 'num', 'data-col': 'validation', 'data-value': chosen?.mapAtR ?? undefined }, pct(chosen?.mapAtR)));
+    const measure = (m: { mean: number; ci95: number } | undefined, col: string): HTMLElement =>
+      h('td', { class: 'num', 'data-col': col, 'data-mean': m?.mean ?? undefined, 'data-ci': m?.ci95 ?? undefined }, m ? `${pct(m.mean)}${m.ci95 > 0 ? ` ± ${fixed(100 * m.ci95, 2)}` : ''}` : fin ? '–' : 'pending');
+    for (const c of cols) tr.append(measure(fin?.test[c], c));
+    tr.append(measure(fin?.untuned.test.mapAtR, 'untunedMapAtR'));
+    body.append(tr);
+  }
+  table.append(body);
+  section.append(
+    h('h3', {}, fin(losses) ? 'Chosen parameters, trained on all training classes and tested on the test classes' : 'Best parameters so far'),
+    h('div', { class: 'scroll' }, table),
+    h('p', { class: 'note' }, 'Test measures: mean ± 95% confidence interval (t distribution) over the final seeds, on classes no trial has seen.'),
+  );
+}
+
+const fin = (losses: readonly LossTrials[]): boolean => losses.some((l) => l.final);
+
+/** Parallel coordinates of served runs outside sweeps: loss parameters, seed and measures. */
+function renderRunsChart(root: HTMLElement, runs: readonly RunInfo[]): void {
+  const paramKeys = [...new Set(runs.flatMap((r) => Object.entries(r.params).filter(([, v]) => typeof v === 'number').map(([k]) => k)))].sort();
+  const axes: AxisDef<RunInfo>[] = [
+    ...paramKeys.map((k) => ({ key: `param.${k}`, title: k, value: (r: RunInfo) => (typeof r.params[k] === 'number' ? (r.params[k] as number) : null) })),
+    { key: 'seed', title: 'seed', value: (r) => r.seed, format: (v) => v.toFixed(0) },
+    { key: 'pairAccuracy', title: 'pair acc. %', value: (r) => r.pairAccuracy, format: (v) => pct(v) },
+    { key: 'mapAtR', title: 'MAP@R %', value: (r) => r.mapAtR, format: (v) => pct(v) },
+    { key: 'testAccuracy', title: 'test acc. %', value: (r) => r.testAccuracy, format: (v) => pct(v) },
+  ];
   const color = new Map<string, string>();
   for (const g of groups(runs)) for (const r of g.runs) color.set(r.id, colorOf(g.color));
-
-  const chart = svg('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, 'data-testid': 'sweep' });
-  const lines = svg('g', {});
-  chart.append(lines);
-  const draw = (): void => {
-    lines.replaceChildren();
-    for (const r of runs) {
-      let d = '';
-      let pen = false;
-      for (const a of axes) {
-        const v = a.value(r);
-        if (v === null || !Number.isFinite(v)) {
-          pen = false;
-          continue;
-        }
-        d += `${pen ? 'L' : 'M'}${a.x.toFixed(1)},${yOf(a, v).toFixed(1)}`;
-        pen = true;
-      }
-      const on = inside(r, axes);
-      lines.append(svg('path', { d, fill: 'none', stroke: on ? color.get(r.id)! : '#ccd', 'stroke-width': on ? 2 : 1, 'stroke-opacity': on ? 0.9 : 0.5, 'data-run': r.id, 'data-in': on ? 1 : 0 }));
-    }
-    list();
-  };
-
-  for (const a of axes) {
-    const g = svg('g', { 'data-axis': a.key });
-    g.append(svg('line', { x1: a.x, x2: a.x, y1: TOP, y2: H - BOTTOM, stroke: '#66707c' }));
-    const title = svg('text', { x: a.x, y: TOP - 12, 'text-anchor': 'middle', 'font-size': 12, 'font-weight': 600 });
-    title.textContent = a.title;
-    const hiT = svg('text', { x: a.x + 6, y: TOP + 4, 'font-size': 10, fill: '#66707c' });
-    hiT.textContent = fmt(a, a.hi);
-    const loT = svg('text', { x: a.x + 6, y: H - BOTTOM + 4, 'font-size': 10, fill: '#66707c' });
-    loT.textContent = fmt(a, a.lo);
-    const band = svg('rect', { x: a.x - 10, y: TOP, width: 20, height: H - TOP - BOTTOM, fill: 'transparent', style: 'cursor: ns-resize' });
-    const brushRect = svg('rect', { x: a.x - 8, width: 16, y: 0, height: 0, fill: 'rgba(42,98,201,0.25)', stroke: '#2a62c9', 'pointer-events': 'none', 'data-brush': a.key });
-    const showBrush = (): void => {
-      const b = brushes.get(a.key);
-      if (!b) {
-        brushRect.setAttribute('height', '0');
-        return;
-      }
-      const y0 = yOf(a, b[1]);
-      const y1 = yOf(a, b[0]);
-      brushRect.setAttribute('y', String(y0));
-      brushRect.setAttribute('height', String(Math.max(1, y1 - y0)));
-      brushRect.setAttribute('data-lo', String(b[0]));
-      brushRect.setAttribute('data-hi', String(b[1]));
-    };
-    showBrush();
-    band.addEventListener('mousedown', (e) => {
-      const top = chart.getBoundingClientRect().top;
-      // a drag that starts or ends within a few pixels of an axis end reaches it (max or min included)
-      const snap = (y: number): number => (y - TOP < 4 ? TOP : H - BOTTOM - y < 4 ? H - BOTTOM : y);
-      const start = snap(e.clientY - top);
-      let moved = false;
-      const move = (m: MouseEvent): void => {
-        const y = snap(Math.min(H - BOTTOM, Math.max(TOP, m.clientY - top)));
-        if (Math.abs(y - start) < 3) return;
-        moved = true;
-        const [v0, v1] = [vOf(a, start), vOf(a, y)];
-        brushes.set(a.key, [Math.min(v0, v1), Math.max(v0, v1)]);
-        showBrush();
-        draw();
-      };
-      const up = (): void => {
-        window.removeEventListener('mousemove', move);
-        window.removeEventListener('mouseup', up);
-        if (!moved) {
-          brushes.delete(a.key);
-          showBrush();
-          draw();
-        }
-      };
-      window.addEventListener('mousemove', move);
-      window.addEventListener('mouseup', up);
-      e.preventDefault();
-    });
-    g.append(title, hiT, loT, band, brushRect);
-    chart.append(g);
-  }
   const out = h('div', { 'data-testid': 'sweep-list' });
-  const list = (): void => {
-    const chosen = runs.filter((r) => inside(r, axes)).sort((a, b) => (b.mapAtR ?? -1) - (a.mapAtR ?? -1) || (b.pairAccuracy ?? -1) - (a.pairAccuracy ?? -1));
+  const list = (inside: RunInfo[]): void => {
+    const chosen = [...inside].sort((a, b) => (b.mapAtR ?? -1) - (a.mapAtR ?? -1) || (b.pairAccuracy ?? -1) - (a.pairAccuracy ?? -1));
     clear(out);
-    out.append(h('h2', {}, `${chosen.length} of ${runs.length} runs in the brushes${brushes.size === 0 ? ' (drag along an axis to brush)' : ''}`));
+    out.append(h('h2', {}, `${chosen.length} of ${runs.length} runs in the brushes${brushesOf('runs').size === 0 ? ' (drag along an axis to brush)' : ''}`));
     const ol = h('ol');
     for (const r of chosen.slice(0, 20)) {
-      const params = Object.entries(r.params).map(([k, v]) => `${k}=${String(v)}`).join(', ');
+      const params = Object.entries(r.params)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(', ');
       ol.append(h('li', { 'data-run': r.id }, `${r.label} seed ${r.seed ?? '?'}${params ? ` (${params})` : ''}: MAP@R ${pct(r.mapAtR)}, pair acc. ${pct(r.pairAccuracy)}`));
     }
     out.append(ol);
   };
+  const chart = parallelCoordinates<RunInfo>({ rows: runs, axes, id: (r) => r.id, color: (r) => color.get(r.id)!, brushes: brushesOf('runs'), testid: 'sweep', onBrush: list });
   const legend = h('div', { class: 'legend' });
   for (const g of groups(runs)) {
     const s = h('span', {}, g.label);
@@ -181,5 +287,4 @@ export function renderSweep(root: HTMLElement): void {
     legend.append(s);
   }
   root.append(legend, h('div', { class: 'chart' }, chart), out);
-  draw();
 }

@@ -25,3 +25,28 @@ export function writeShapesFolder(dir: string, perClass: number): void {
     }
   }
 }
+
+/** IDX files of 8 classes of 12x12 images (40 train, 15 test each): a noisy bright band, rows for classes 0-3, columns for 4-7. */
+export function writeBandsIdx(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const rng = new Rng(7);
+  const K = 8;
+  const S = 12;
+  for (const [prefix, per] of [['train', 40], ['t10k', 15]] as const) {
+    const n = K * per;
+    const images = new Uint8Array(n * S * S);
+    const labels = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const c = i % K;
+      labels[i] = c;
+      for (let p = 0; p < S * S; p++) {
+        const row = Math.floor(p / S);
+        const col = p % S;
+        const on = c < 4 ? row >= 3 * c && row < 3 * c + 3 : col >= 3 * (c - 4) && col < 3 * (c - 4) + 3;
+        images[i * S * S + p] = on ? 90 + rng.int(120) : rng.int(150);
+      }
+    }
+    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), idxFile([n, S, S], images));
+    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), idxFile([n], labels));
+  }
+}

@@ -14,42 +14,17 @@ import { after, test } from 'node:test';
 import { parseSplit, resolveSplit } from '../../src/data/split.ts';
 import { resultsJson } from '../../src/experiments/collect.ts';
 import { foldGroups, foldSplit, rankingVerdict, runSweep, type SweepOptions, type SweepResults } from '../../src/experiments/sweep.ts';
-import { Rng } from '../../src/rng.ts';
 import { writeExperimentReport } from '../../src/viz/experimentReport.ts';
 import { readResults } from '../../src/viz/readResults.ts';
 import { writeSweepReport } from '../../src/viz/sweepReport.ts';
 import { siamese, siameseAsync } from '../cli/run.ts';
-import { idxFile } from '../data/datasets.ts';
+import { writeBandsIdx } from '../data/datasets.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-sweep-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-/** 8 classes: a noisy bright band, rows for classes 0-3, columns for 4-7. */
-function writeData(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  const rng = new Rng(7);
-  const K = 8;
-  const S = 12;
-  for (const [prefix, per] of [['train', 40], ['t10k', 15]] as const) {
-    const n = K * per;
-    const images = new Uint8Array(n * S * S);
-    const labels = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      const c = i % K;
-      labels[i] = c;
-      for (let p = 0; p < S * S; p++) {
-        const row = Math.floor(p / S);
-        const col = p % S;
-        const on = c < 4 ? row >= 3 * c && row < 3 * c + 3 : col >= 3 * (c - 4) && col < 3 * (c - 4) + 3;
-        images[i * S * S + p] = on ? 90 + rng.int(120) : rng.int(150);
-      }
-    }
-    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), idxFile([n, S, S], images));
-    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), idxFile([n], labels));
-  }
-}
 const data = join(root, 'data');
-writeData(data);
+writeBandsIdx(data);
 
 const ARGS = ['--data', 'idx', '--data-dir', data, '--trials', '3', '--folds', '2', '--seeds', '2', '--epochs', '1', '--train-pairs', '200', '--workers', '2'];
 const options = (out: string): SweepOptions => ({

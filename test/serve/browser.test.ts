@@ -6,15 +6,16 @@
  * @needs chromium
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, it } from 'node:test';
 import { chromium, type Page } from 'playwright-core';
 import { type Served, startServer } from '../../src/serve/server.ts';
+import type { SweepResults } from '../../src/experiments/sweep.ts';
 import { syntheticResults } from '../fixtures/compareResults.ts';
-import { appendDistances, appendEpoch, ensureWebBuilt, epochLine, writeManifest } from './helpers.ts';
+import { appendDistances, appendEpoch, ensureWebBuilt, epochLine, tinySweep, writeManifest } from './helpers.ts';
 import type { EpochDistances } from '../../src/train/epochDistances.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -247,7 +248,6 @@ it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 
     assert.ok(want.length > 0 && want.length < results.runs.length, `the brush [${brush}] keeps some runs, not all`);
     assert.deepEqual(inBrush.sort(), want.sort());
     assert.equal(await page.locator('[data-testid=sweep-list] li').count(), want.length);
-    if (shots) await page.screenshot({ path: join(shots, 'sweep.png') });
 
     // ---- distances per epoch: two seeds' distances.jsonl, an epoch slider, live growth ------
     const histRuns = [0, 1].map((seed) => join(root, 'hist', `contrastive-seed${seed}`));
@@ -415,11 +415,156 @@ it('serve page: a 45-run folder and a 10,000-point map (load and frame times rep
     for (let k = 0; k < 60; k++) await page.mouse.move(box.x + box.width * (0.2 + 0.01 * k), box.y + box.height * (0.5 + 0.004 * k));
     const tip = await page.locator('#view-embedding .tip').first().textContent();
     assert.match(tip ?? '', /test image #\d+ · class \d/, 'hovering the 10,000-point map names a point');
+
+    // zoom about the pointer, then pan: the point named on hover is the one drawn under the pointer
+    const cx = box.width / 2;
+    const cy = box.height / 2;
+    await page.mouse.move(box.x + cx, box.y + cy);
+    await page.mouse.wheel(0, -300);
+    await page.waitForFunction(() => document.querySelector('#view-embedding canvas')?.getAttribute('data-zoom') != null, undefined, WAIT);
+    const zoomOf = async (): Promise<number[]> => ((await map.getAttribute('data-zoom')) ?? '').split(',').map(Number);
+    const [k, tx, ty] = await zoomOf();
+    assert.ok(k! > 1.5, `zoomed in (k = ${k})`);
+    // (the browser reports the pointer in whole pixels: up to half a pixel off, times k - 1)
+    near(tx!, cx * (1 - k!), 0.5 * (k! - 1) + 1e-6, 'the point under the pointer stays there (x)');
+    near(ty!, cy * (1 - k!), 0.5 * (k! - 1) + 1e-6, 'the point under the pointer stays there (y)');
+    await page.keyboard.down('Shift');
+    await page.mouse.down();
+    await page.mouse.move(box.x + cx + 30, box.y + cy + 20, { steps: 3 });
+    await page.mouse.up();
+    await page.keyboard.up('Shift');
+    const [k2, tx2, ty2] = await zoomOf();
+    assert.deepEqual([k2, Math.round(tx2! - tx!), Math.round(ty2! - ty!)], [k, 30, 20], 'shift-drag pans by the drag');
+    // where each point is drawn now: the map's own fit to 440 px (12 px margin), zoomed and panned
+    const pts = results.tsne.panels[0]!.points;
+    const xs = pts.filter((_, i) => i % 2 === 0);
+    const ys = pts.filter((_, i) => i % 2 === 1);
+    const scale = (440 - 24) / Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys));
+    const screen = (i: number): [number, number] => [(12 + (xs[i]! - Math.min(...xs)) * scale) * k2! + tx2!, (12 + (ys[i]! - Math.min(...ys)) * scale) * k2! + ty2!];
+    const [hx, hy] = [box.width * 0.3, box.height * 0.6];
+    await page.mouse.move(box.x + hx, box.y + hy);
+    const named = Number(/#(\d+)/.exec((await page.locator('#view-embedding .tip').first().textContent()) ?? '')?.[1]);
+    const [px, py] = screen(results.tsne.indices.indexOf(named));
+    assert.ok(Math.hypot(px - hx, py - hy) <= 8.8, `test image #${named} is drawn at (${px.toFixed(1)}, ${py.toFixed(1)}), the pointer is at (${hx}, ${hy})`);
     const frames = await page.evaluate(() => (window as unknown as { __frames: number[] }).__frames.slice(1));
     frames.sort((a, b) => a - b);
     // reported, not asserted: tests here must not depend on timing (2 shared cores)
     t.diagnostic(`first view of 46 runs: ${firstView} ms; hover frames on the 10,000-point map: median ${frames[frames.length >> 1]?.toFixed(1)} ms, 95th percentile ${frames[Math.floor(frames.length * 0.95)]?.toFixed(1)} ms, max ${frames.at(-1)?.toFixed(1)} ms (${frames.length} frames)`);
     assert.deepEqual(errors, [], 'no console errors');
+  } finally {
+    await context.close();
+    await served.close();
+  }
+});
+
+it('serve page: a sweep folder, live while its trials appear, then with its results.json', { timeout: 240_000 }, async (t) => {
+  if (!existsSync(CHROMIUM)) assert.fail(`${CHROMIUM} not found: this test needs Debian's Chromium (apt-get install -y chromium)`);
+  ensureWebBuilt();
+  const base = mkdtempSync(join(tmpdir(), 'siamese-serve-sweep-'));
+  const profile = mkdtempSync(join(tmpdir(), 'siamese-chromium-profile-'));
+  dirs.push(base, profile);
+  const { out, results } = await tinySweep(join(base, 'made'));
+  const root = join(base, 'served');
+  // the sweep as it was while trial 3 ran: no trial02 folders, no results.json
+  cpSync(out, join(root, 'sw'), { recursive: true, filter: (src) => !/results\.json$|trial02/.test(src) });
+  const served = await startServer({ dirs: [root], port: 0, pollMs: 200 });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 900 },
+  });
+  const errors: string[] = [];
+  const section = '[data-sweep="0:sw"]';
+  /** the oracle: best validation MAP@R after each trial, from results.json */
+  const runningMax = (l: SweepResults['losses'][number], upTo: number): string =>
+    Array.from({ length: 3 }, (_, i) => Math.max(...l.trials.filter((x) => x.trial <= Math.min(i, upTo)).map((x) => x.validation.mapAtR!))).join(',');
+  const values = (loss: string): Promise<string | null> => page.getAttribute(`${section} [data-testid=best-so-far] span[data-loss=${loss}]`, 'data-values');
+  let page: Page;
+  try {
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${served.url}#sweep`, { waitUntil: 'load' });
+    await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, WAIT);
+    await page.evaluate(() => (window.__marker = 7));
+
+    // ---- while written: two trials per loss, scored from their fold runs --------------------
+    await page.waitForFunction((s) => [...document.querySelectorAll(`${s} [data-testid=sweep-trials] path`)].length === 4, section, WAIT);
+    assert.match((await page.textContent(`${section} [data-testid=sweep-status]`)) ?? '', /^running: 4 of 6 trials scored/);
+    for (const l of results.losses) {
+      assert.equal(await values(l.id), runningMax(l, 1), `${l.id}: best so far over trials 1-2`);
+      const [test] = await cells(page, `${section} tr[data-loss=${l.id}] td[data-col=mapAtR]`);
+      assert.equal(test!.text, 'pending');
+    }
+
+    // ---- trial 3 written: it appears without a reload ----------------------------------------
+    for (const l of results.losses) cpSync(join(out, 'runs', l.id, 'trial02'), join(root, 'sw', 'runs', l.id, 'trial02'), { recursive: true });
+    await page.waitForFunction((s) => [...document.querySelectorAll(`${s} [data-testid=sweep-trials] path`)].length === 6, section, WAIT);
+    for (const l of results.losses) {
+      await page.waitForFunction(([s, id, want]) => document.querySelector(`${s} [data-testid=best-so-far] span[data-loss=${id}]`)?.getAttribute('data-values') === want, [section, l.id, runningMax(l, 2)] as const, WAIT);
+    }
+
+    // ---- results.json written: the chosen parameters and their test measures -----------------
+    cpSync(join(out, 'results.json'), join(root, 'sw', 'results.json'));
+    await page.waitForFunction((s) => /^finished/.test(document.querySelector(`${s} [data-testid=sweep-status]`)?.textContent ?? ''), section, WAIT);
+    for (const l of results.losses) {
+      assert.equal(await values(l.id), runningMax(l, 2), `${l.id}: best so far from results.json`);
+      const row = `${section} tr[data-loss=${l.id}]`;
+      const [params] = await cells(page, `${row} td[data-col=params]`);
+      for (const [k, v] of Object.entries(l.best.params)) assert.ok(params!.text.includes(`${k}=${Number(v.toPrecision(4))}`), `${l.id}: ${k} in "${params!.text}"`);
+      const [val] = await cells(page, `${row} td[data-col=validation]`);
+      assert.equal(Number(val!.value), l.best.validation.mapAtR);
+      for (const m of ['mapAtR', 'precisionAt1', 'accuracy', 'auc'] as const) {
+        const [c] = await cells(page, `${row} td[data-col=${m}]`);
+        assert.equal(Number(c!.mean), l.test[m].mean, `${l.id} test ${m} mean`);
+        assert.equal(Number(c!.ci), l.test[m].ci95, `${l.id} test ${m} CI`);
+        assert.equal(c!.text, `${(100 * l.test[m].mean).toFixed(2)} ± ${(100 * l.test[m].ci95).toFixed(2)}`);
+      }
+    }
+    // a brush on the validation axis keeps exactly the trials inside it
+    const band = (await page.locator(`${section} [data-axis=mapAtR] rect`).first().boundingBox())!;
+    await page.mouse.move(band.x + band.width / 2, band.y + 1);
+    await page.mouse.down();
+    await page.mouse.move(band.x + band.width / 2, band.y + band.height * 0.3, { steps: 3 });
+    await page.mouse.move(band.x + band.width / 2, band.y + band.height * 0.6, { steps: 3 });
+    await page.mouse.up();
+    const brush = await page.evaluate((s) => {
+      const b = document.querySelector(`${s} [data-brush=mapAtR]`);
+      return [Number(b?.getAttribute('data-lo')), Number(b?.getAttribute('data-hi'))];
+    }, section);
+    const inBrush = await page.evaluate((s) => [...document.querySelectorAll(`${s} [data-testid=sweep-trials] path[data-in="1"]`)].map((e) => e.getAttribute('data-run')), section);
+    const want = results.losses.flatMap((l) => l.trials.filter((x) => x.validation.mapAtR! >= brush[0]! && x.validation.mapAtR! <= brush[1]!).map((x) => `${l.id}/${x.trial}`));
+    assert.ok(want.length > 0 && want.length < 6, `the brush [${brush}] keeps some trials, not all`);
+    assert.deepEqual(inBrush.sort(), want.sort());
+    assert.equal(await page.locator(`${section} [data-testid=trial-list] li`).count(), want.length);
+    if (process.env['SIAMESE_SERVE_SHOTS']) await page.screenshot({ path: join(process.env['SIAMESE_SERVE_SHOTS'], 'sweep.png'), fullPage: true });
+
+    // ---- runs table: a trial's folds and the final seeds as groups ---------------------------
+    await page.click('#tabs button[data-tab=runs]');
+    for (const l of results.losses) {
+      for (const x of l.trials) {
+        const [g] = await cells(page, `tr.group[data-group="0:sw|${l.id}/trial${String(x.trial).padStart(2, '0')}"] td[data-col=mapAtR]`);
+        near(Number(g!.mean), x.validation.mapAtR!, 1e-12, `${l.id} trial ${x.trial}: the folds' mean is the validation MAP@R`);
+      }
+      const [g] = await cells(page, `tr.group[data-group="0:sw|${l.id}/tuned"] td[data-col=mapAtR]`);
+      near(Number(g!.mean), l.test.mapAtR.mean, 1e-12, `${l.id} tuned mean`);
+      near(Number(g!.ci), l.test.mapAtR.ci95, 1e-9 * Math.max(1, l.test.mapAtR.ci95), `${l.id} tuned CI`);
+    }
+    // ---- curves: the final runs per loss; the trials (a line each) only when asked for --------
+    await page.click('#tabs button[data-tab=curves]');
+    const curveGroups = async (): Promise<string[]> => (await page.evaluate(() => [...document.querySelectorAll('[data-testid=curves-legend] span')].map((e) => e.getAttribute('data-group') ?? ''))).sort();
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=curves-legend] span')].length > 0, undefined, WAIT);
+    const finals = results.losses.flatMap((l) => [`0:sw|${l.id}/default`, `0:sw|${l.id}/tuned`]).sort();
+    assert.deepEqual(await curveGroups(), finals);
+    await page.check('#sweep-trials');
+    const trialGroups = results.losses.flatMap((l) => l.trials.map((x) => `0:sw|${l.id}/trial${String(x.trial).padStart(2, '0')}`));
+    assert.deepEqual(await curveGroups(), [...finals, ...trialGroups].sort());
+    assert.equal(await page.evaluate(() => window.__marker), 7, 'the page was not reloaded');
+    assert.deepEqual(errors, [], 'no console errors');
+    t.diagnostic(`sweep served at ${served.url}`);
   } finally {
     await context.close();
     await served.close();

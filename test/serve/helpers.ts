@@ -4,11 +4,13 @@
  * normalise "..", which is exactly what the traversal tests must send).
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { runSweep, type SweepResults } from '../../src/experiments/sweep.ts';
 import { WEB_DIR } from '../../src/serve/server.ts';
 import { type EpochDistances, histogramOf } from '../../src/train/epochDistances.ts';
+import { writeBandsIdx } from '../data/datasets.ts';
 
 /** Build dist/web with `npm run build:web`'s script when it is missing or older than src/web. */
 export function ensureWebBuilt(): void {
@@ -109,4 +111,17 @@ export function rawGet(port: number, path: string, headers: Record<string, strin
     req.setTimeout(10_000, () => req.destroy(new Error(`GET ${path}: timed out`)));
     req.end();
   });
+}
+
+/**
+ * A real sweep, as small as the protocol allows (8 classes of 12x12 images, 2 losses x 3 trials
+ * x 2 folds + 2 x 2 final seeds, 1 epoch on 200 pairs; about 10 s): its folder and results.json.
+ */
+export async function tinySweep(dir: string): Promise<{ out: string; results: SweepResults }> {
+  const data = join(dir, 'data');
+  writeBandsIdx(data);
+  const out = join(dir, 'sweep');
+  const r = await runSweep({ data: { name: 'idx', dir: data }, trials: 3, folds: 2, seeds: 2, epochs: 1, trainPairs: 200, workers: 2, out });
+  if (r.status !== 'finished' || !r.results || r.failures.length > 0) throw new Error(`the tiny sweep did not finish: ${JSON.stringify(r.failures)}`);
+  return { out, results: JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as SweepResults };
 }

@@ -30,7 +30,10 @@ before(async () => {
   mkdirSync(join(root, 'copied'));
   cpSync(join(sweepDir, 'results.json'), join(root, 'copied', 'results.json'));
   mkdirSync(join(root, 'damaged'));
-  writeFileSync(join(root, 'damaged', 'results.json'), JSON.stringify({ tool: 'siamese-lab', kind: 'sweep', losses: [{ id: 'x', label: 'x', loss: 'x', space: [] }] }));
+  // the real file with one loss's trials replaced by a string
+  const broken = JSON.parse(readFileSync(join(sweepDir, 'results.json'), 'utf8')) as { losses: { trials: unknown }[] };
+  broken.losses[0]!.trials = 'none';
+  writeFileSync(join(root, 'damaged', 'results.json'), JSON.stringify(broken));
   served = await startServer({ dirs: [root], port: 0, pollMs: 100 });
 });
 

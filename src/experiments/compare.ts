@@ -36,6 +36,7 @@ import { QueueExecutor } from './queue/coordinator.ts';
 import type { CompareResults } from './results.ts';
 import { summarise } from './stats.ts';
 import { type CompareOptions, ensureDir, ensureInitialWeights, estimateBatches, GRID_FILE, gridQueueName, initialPath, resolveGrid, runConfig, runKey, runState } from './grid.ts';
+import { DEFAULT_SNAPSHOT_POINTS } from '../train/epochEmbeddings.ts';
 import { planTsne, readTsne, type TsnePanelPlan, tsneKey } from './tsnePlan.ts';
 import { buildResults, resultsJson } from './collect.ts';
 
@@ -174,6 +175,7 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
             resume: state.kind === 'resume',
             retrieval: grid.retrieval,
             distanceSample: grid.distanceSample,
+            snapshotPoints: grid.snapshotPoints ?? DEFAULT_SNAPSHOT_POINTS,
           },
         });
       }

@@ -98,7 +98,8 @@ export function decodeRecord(bytes: Uint8Array, rows: number, dim: number): { ep
   return { epoch: view.getUint32(0, true), embeddings: out };
 }
 
-function encodeHeader(h: EmbeddingsHeader): Uint8Array {
+/** The file's first bytes: magic, header length, header. */
+export function encodeHeader(h: EmbeddingsHeader): Uint8Array {
   let json = JSON.stringify(h);
   while ((Buffer.byteLength(json) + 12) % 4 !== 0) json += ' ';
   const body = Buffer.from(json);

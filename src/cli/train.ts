@@ -16,7 +16,10 @@ export interface TrainCommandOptions {
   resume?: string;
   initWeights?: string;
   resetWeights?: boolean;
-  /** test images whose embeddings are stored every epoch; default DEFAULT_SNAPSHOT_POINTS */
+  /**
+   * test images whose embeddings are stored every epoch; default DEFAULT_SNAPSHOT_POINTS for a
+   * new run; a resumed run continues its own file (or, without one, stores none unless told)
+   */
   snapshotPoints?: number;
 }
 
@@ -46,7 +49,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResu
       resume: o.resume !== undefined,
       initWeights: o.initWeights,
       resetWeights: o.resetWeights,
-      snapshotPoints: o.snapshotPoints ?? DEFAULT_SNAPSHOT_POINTS,
+      snapshotPoints: o.snapshotPoints ?? (o.resume === undefined ? DEFAULT_SNAPSHOT_POINTS : 0),
       // once stopping, no new bar: it would hide the cursor again
       onBatch: (b) => stop.signal.aborted || progress.batch(b),
       onEpoch: (l) => progress.epoch(l),

@@ -36,7 +36,6 @@ import { QueueExecutor } from './queue/coordinator.ts';
 import type { CompareResults } from './results.ts';
 import { summarise } from './stats.ts';
 import { type CompareOptions, ensureDir, ensureInitialWeights, estimateBatches, GRID_FILE, gridQueueName, initialPath, resolveGrid, runConfig, runKey, runState } from './grid.ts';
-import { DEFAULT_SNAPSHOT_POINTS } from '../train/epochEmbeddings.ts';
 import { planTsne, readTsne, type TsnePanelPlan, tsneKey } from './tsnePlan.ts';
 import { buildResults, resultsJson } from './collect.ts';
 
@@ -175,7 +174,8 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
             resume: state.kind === 'resume',
             retrieval: grid.retrieval,
             distanceSample: grid.distanceSample,
-            snapshotPoints: grid.snapshotPoints ?? DEFAULT_SNAPSHOT_POINTS,
+            // a grid written before runs stored embeddings goes on as it was: without them
+            snapshotPoints: grid.snapshotPoints ?? 0,
           },
         });
       }

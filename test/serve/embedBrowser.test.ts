@@ -4,6 +4,7 @@
  * slider that moves both maps, play that runs them to the last epoch, and a click that lists
  * the 10 nearest images in the full embedding space, as a brute-force loop over the stored
  * values finds them, with their digits. No console error, no request outside the server.
+ * SIAMESE_SERVE_SHOTS=DIR keeps a PNG of the view (embedding-epochs.png).
  * @needs chromium
  */
 import assert from 'node:assert/strict';
@@ -131,6 +132,8 @@ it('serve page: two runs through training, epoch slider, play, neighbours in the
     const at3 = await page.evaluate(() => [...document.querySelectorAll('[data-testid=neighbours] li')].map((e) => Number(e.getAttribute('data-index'))));
     assert.deepEqual(at3, bruteNeighbours(stored.stored.get(3)!, ROWS, DIM, target, 10).map((w) => stored.indices[w.i]));
     assert.ok(await right.isVisible());
+    const shots = process.env['SIAMESE_SERVE_SHOTS'];
+    if (shots) await page.screenshot({ path: join(shots, 'embedding-epochs.png'), fullPage: true });
 
     assert.deepEqual(errors, [], 'no console errors');
     assert.deepEqual(outside, [], 'no request outside the server');

@@ -58,6 +58,8 @@ test('a run killed with SIGKILL and resumed ends bit-identical to an uninterrupt
   const logA = readFileSync(join(straight, 'log.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).loss);
   const logB = readFileSync(join(killed, 'log.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).loss);
   assert.deepEqual(logB, logA, 'same per-epoch losses');
+  // the per-epoch embeddings (on by default) continue too: the same file, byte for byte
+  assert.ok(readFileSync(join(straight, 'embeddings.bin')).equals(readFileSync(join(killed, 'embeddings.bin'))), 'same embeddings.bin');
 
   // SIGINT: a clean stop with a message saying how to resume, then the resume finishes identically.
   const stopped = join(root, 'stopped');

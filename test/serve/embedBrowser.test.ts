@@ -8,13 +8,14 @@
  * @needs chromium
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import { type Served, startServer } from '../../src/serve/server.ts';
-import { ensureWebBuilt, rawGet, writeManifest } from './helpers.ts';
+import { EMBEDDINGS_FILE, encodeRecord } from '../../src/train/epochEmbeddings.ts';
+import { appendEpoch, ensureWebBuilt, rawGet, writeManifest } from './helpers.ts';
 import { bruteNeighbours, type SnapshotFixture, writeSnapshots } from './snapshotFixture.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -29,6 +30,7 @@ interface El {
   textContent: string | null;
   getAttribute(name: string): string | null;
 }
+declare const window: { __marker?: number };
 declare const document: { querySelector(sel: string): El | null; querySelectorAll(sel: string): Iterable<El>; body: { dataset: Record<string, string | undefined> } };
 
 const dirs: string[] = [];
@@ -45,8 +47,9 @@ it('serve page: two runs through training, epoch slider, play, neighbours in the
   const root = join(base, 'runs');
   const fx: Record<string, SnapshotFixture> = {};
   for (const [name, loss, seed] of [['contrastive-seed0', 'contrastive', 0], ['yukawa-seed0', 'yukawa', 1]] as const) {
-    writeManifest(join(root, name), { loss, params: {}, seed: 0, epochs: 3, status: 'finished', epochsDone: 3 });
+    writeManifest(join(root, name), { loss, params: {}, seed: 0, epochs: 4, status: 'running', epochsDone: 3 });
     fx[name] = writeSnapshots(join(root, name), { rows: ROWS, dim: DIM, epochs: [0, 1, 2, 3], seed: 10 + seed });
+    for (const e of [1, 2, 3]) appendEpoch(join(root, name), e);
   }
   const served: Served = await startServer({ dirs: [root], port: 0, pollMs: 200 });
   const context = await chromium.launchPersistentContext(profile, {
@@ -132,6 +135,19 @@ it('serve page: two runs through training, epoch slider, play, neighbours in the
     const at3 = await page.evaluate(() => [...document.querySelectorAll('[data-testid=neighbours] li')].map((e) => Number(e.getAttribute('data-index'))));
     assert.deepEqual(at3, bruteNeighbours(stored.stored.get(3)!, ROWS, DIM, target, 10).map((w) => stored.indices[w.i]));
     assert.ok(await right.isVisible());
+
+    // training writes epoch 4 (its embeddings, then its log line): the slider reaches it without a reload
+    await page.evaluate(() => (window.__marker = 42));
+    const run = join(root, 'contrastive-seed0');
+    appendFileSync(join(run, EMBEDDINGS_FILE), encodeRecord(4, stored.stored.get(3)!.map((v) => v * 0.9), ROWS, DIM));
+    appendEpoch(run, 4);
+    await page.waitForFunction(() => document.querySelector('input[aria-label=epoch]')?.getAttribute('max') === '4', undefined, WAIT);
+    assert.equal(await page.evaluate(() => window.__marker), 42, 'no reload');
+    await slider.fill('4');
+    await page.waitForSelector('canvas[data-source="run:0:contrastive-seed0"][data-epoch="4"]', WAIT);
+    // the other run has no epoch 4 yet: it stays at its last one
+    assert.equal(await right.getAttribute('data-epoch'), '3');
+
     const shots = process.env['SIAMESE_SERVE_SHOTS'];
     if (shots) await page.screenshot({ path: join(shots, 'embedding-epochs.png'), fullPage: true });
 

@@ -288,7 +288,8 @@ export async function startServer(o: ServeOptions): Promise<Served> {
             if (!p) continue;
             try {
               const idx = s.index(p);
-              runs.push({ id: r.id, epochs: idx.epochs, rows: idx.header.rows });
+              // a file with its header only (the run is computing epoch 0's record) has nothing to show yet
+              if (idx.epochs.length > 0) runs.push({ id: r.id, epochs: idx.epochs, rows: idx.header.rows });
             } catch {
               // a damaged file: the run's own request says why
             }

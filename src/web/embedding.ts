@@ -191,6 +191,7 @@ function detailOf(run: string): RunDetail | undefined {
       getJson<({ ok: true } & RunDetail) | { ok: false; message: string }>(`/api/snapshots?run=${encodeURIComponent(run)}`)
         .then((r) => {
           if (!r.ok) throw new Error(r.message);
+          if (r.epochs.length === 0) throw new Error('no epoch stored yet');
           details.set(run, { indices: r.indices, labels: r.labels, epochs: r.epochs, dim: r.dim });
         })
         .catch((e: Error) => {

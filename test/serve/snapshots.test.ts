@@ -42,6 +42,10 @@ before(async () => {
   const escaping = join(root, 'escape-seed3');
   writeManifest(escaping, { loss: 'contrastive', params: { margin: 1 }, seed: 3, epochs: 3 });
   symlinkSync(join(outside, EMBEDDINGS_FILE), join(escaping, EMBEDDINGS_FILE));
+  // a header and no record yet: not listed
+  const empty = join(root, 'empty-seed5');
+  writeManifest(empty, { loss: 'contrastive', params: { margin: 1 }, seed: 5, epochs: 3 });
+  writeSnapshots(empty, { rows: ROWS, dim: DIM, epochs: [] });
   // no embeddings at all
   writeManifest(join(root, 'none-seed4'), { loss: 'contrastive', params: { margin: 1 }, seed: 4, epochs: 3 });
   served = await startServer({ dirs: [root], port: 0, pollMs: 200 });

@@ -48,7 +48,7 @@ it('serve page: two runs through training, epoch slider, play, neighbours in the
   const fx: Record<string, SnapshotFixture> = {};
   for (const [name, loss, seed] of [['contrastive-seed0', 'contrastive', 0], ['yukawa-seed0', 'yukawa', 1]] as const) {
     writeManifest(join(root, name), { loss, params: {}, seed: 0, epochs: 4, status: 'running', epochsDone: 3 });
-    fx[name] = writeSnapshots(join(root, name), { rows: ROWS, dim: DIM, epochs: [0, 1, 2, 3], seed: 10 + seed });
+    fx[name] = writeSnapshots(join(root, name), { rows: ROWS, dim: DIM, epochs: [0, 1, 2, 3], seed: 10 + seed, centres: 0.5 });
     for (const e of [1, 2, 3]) appendEpoch(join(root, name), e);
   }
   const served: Served = await startServer({ dirs: [root], port: 0, pollMs: 200 });

@@ -24,13 +24,14 @@ export interface SnapshotFixture {
   stored: Map<number, Float32Array>;
 }
 
-export function writeSnapshots(runDir: string, opts: { rows: number; dim: number; epochs: number[]; seed?: number }): SnapshotFixture {
+/** `centres`: scale of the class centres (default 2: apart from epoch 0; 0.5: mixed at first, apart later) */
+export function writeSnapshots(runDir: string, opts: { rows: number; dim: number; epochs: number[]; seed?: number; centres?: number }): SnapshotFixture {
   const all = mnistTestLabels();
   const indices = Array.from({ length: opts.rows }, (_, i) => i);
   const labels = indices.map((i) => all[i]!);
   const { dim } = opts;
   const rng = new Rng(opts.seed ?? 3);
-  const centres = Float32Array.from({ length: 10 * dim }, () => 2 * rng.normal());
+  const centres = Float32Array.from({ length: 10 * dim }, () => (opts.centres ?? 2) * rng.normal());
   const noise = Float32Array.from({ length: opts.rows * dim }, () => rng.normal());
   const parts: Uint8Array[] = [encodeHeader({ format: 'siamese-lab epoch embeddings', version: 1, rows: opts.rows, dim, encoding: 'int8-row-scale', indices, labels })];
   const stored = new Map<number, Float32Array>();

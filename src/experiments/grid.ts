@@ -124,7 +124,7 @@ export interface StoredGrid {
   spec: CompareSpec;
   tsne: { points: number; params: TsneParams };
   distanceSample: number;
-  /** per-epoch embeddings stored by each run (absent in grids written before they existed: the default) */
+  /** test images whose embeddings each run stores per epoch (absent in grids written before: those go on without) */
   snapshotPoints?: number;
   retrieval: boolean;
 }

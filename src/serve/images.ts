@@ -1,6 +1,6 @@
 /**
- * The test images of a comparison's t-SNE subset, for the explorer's hover and neighbour
- * gallery. Only the test split's IDX files are read (never the 47 MB train split), and they are
+ * The test images of a comparison's t-SNE subset or of a run's per-epoch embeddings, for the
+ * explorer's hover and neighbour gallery. Only the test split's IDX files are read (never the 47 MB train split), and they are
  * checked against results.json: every subset label must match, or the images are refused
  * (another data set, or other files, under the same name).
  */
@@ -8,10 +8,9 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { loadIdxSplit } from '../data/dataset.ts';
-import { FASHION_MNIST_DIR } from '../data/registry.ts';
+import { type DataSpec, FASHION_MNIST_DIR } from '../data/registry.ts';
 import { DataError } from '../errors.ts';
 import type { CompareResults } from '../experiments/results.ts';
-import type { DataSpec } from '../data/registry.ts';
 
 export interface SubsetImages {
   height: number;

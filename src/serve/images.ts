@@ -1,8 +1,9 @@
 /**
  * The test images of a comparison's t-SNE subset or of a run's per-epoch embeddings, for the
- * explorer's hover and neighbour gallery. Only the test split's IDX files are read (never the 47 MB train split), and they are
- * checked against results.json: every subset label must match, or the images are refused
- * (another data set, or other files, under the same name).
+ * explorer's hover and neighbour gallery. Only the test split's IDX files are read (never the
+ * 47 MB train split), and they are checked against the file that names them (results.json,
+ * embeddings.bin): every label must match, or the images are refused (another data set, or
+ * other files, under the same name).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -52,6 +52,9 @@ export { DEFAULT_CONFIG, resolveConfig, type TrainConfig } from './train/config.
 export { Training, type BatchInfo, type EpochLog, type EvalResult, type TrainState } from './train/trainer.ts';
 export { embedSplit, exportWeights, predict, trainRun, type TrainRunOptions, type TrainRunResult, type WeightsFormat } from './train/run.ts';
 export { RunDir, type Manifest } from './train/runDir.ts';
+export {
+  DEFAULT_SNAPSHOT_POINTS, EMBEDDINGS_FILE, readEmbeddingsIndex, readEpochEmbeddings, type EmbeddingsHeader, type EmbeddingsIndex,
+} from './train/epochEmbeddings.ts';
 
 // Evaluation
 export { evaluateTraining, type Evaluation } from './eval/evaluate.ts';

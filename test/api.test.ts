@@ -10,7 +10,7 @@ import * as lab from '../src/index.ts';
 import { REPO_ROOT } from './helpers.ts';
 
 const VALUES = [
-  'DATASET_NAMES', 'DEFAULT_CONFIG', 'DataError', 'ENGINE_CHOICES', 'FASHION_MNIST_DIR', 'FASHION_MNIST_INSTALL',
+  'DATASET_NAMES', 'DEFAULT_CONFIG', 'DEFAULT_SNAPSHOT_POINTS', 'DataError', 'EMBEDDINGS_FILE', 'ENGINE_CHOICES', 'FASHION_MNIST_DIR', 'FASHION_MNIST_INSTALL',
   'KerasH5Reader', 'MINER_NAMES', 'ONNX_OPSET', 'QueueExecutor', 'Rng', 'RunDir', 'RunDivergedError',
   'SQUARED_DISTANCE_FLOOR', 'SiameseError', 'Training', 'TrainingError', 'Tsne', 'UsageError', 'WorkerPool',
   'bestThreshold', 'buildNetwork', 'buildReport', 'checkLossParams', 'classBalancedBatches', 'classCount',
@@ -25,7 +25,7 @@ const VALUES = [
   'optimizerNames', 'pairAccuracy', 'pairDistancesHost', 'pairMetrics', 'pairedTTest', 'paramList',
   'parseCompareResults', 'parseExpression', 'parseIdx', 'parseLossList', 'parseLossSpec', 'parseNpy',
   'parseSafetensors', 'parseSeeds', 'permutePairs', 'powerLoss', 'predict', 'queueClean', 'queueStatus',
-  'readCompareResults', 'readFileBytes', 'readIdx', 'readKerasWeights', 'readNpy', 'readNpyFloat32Matrix', 'readResults', 'readSafetensors',
+  'readCompareResults', 'readEmbeddingsIndex', 'readEpochEmbeddings', 'readFileBytes', 'readIdx', 'readKerasWeights', 'readNpy', 'readNpyFloat32Matrix', 'readResults', 'readSafetensors',
   'registerLoss', 'renderVegaLite', 'resolveConfig', 'resolveDataSpec', 'retrievalMetrics', 'rocAuc', 'runCompare',
   'runQueueWorker', 'runSweep', 'runTsne', 'sampleStd', 'slicePairs', 'softMarginTripletLoss', 'springLoss',
   'startServer', 'suggestTrial', 'summarise', 'svgToPng', 'tQuantile', 'toGray', 'toolVersion', 'trainRun',

@@ -43,6 +43,7 @@ interface TrainCliOptions extends ModelCliOptions, LossCliOptions, DataCliOption
   resume?: string;
   initWeights?: string;
   resetWeights?: boolean;
+  snapshotPoints?: number;
   trainPairs?: number;
   miner?: string;
   perClass?: number;
@@ -66,6 +67,7 @@ interface CompareCliOptions extends ModelCliOptions, DataCliOptions {
   workers?: number;
   quick?: boolean;
   tsnePoints?: number;
+  snapshotPoints?: number;
   retrieval: boolean;
   report: boolean;
   engine?: 'auto' | 'tfjs' | 'native';
@@ -220,6 +222,7 @@ export function buildProgram(): Command {
     .option('--resume <dir>', 'continue an interrupted run from its checkpoint')
     .option('--init-weights <file>', 'start from these weights (.safetensors, Keras .h5 or a run directory)')
     .option('--reset-weights', 'start from the shared initial weights of this seed (created once, reused by every loss)')
+    .option('--snapshot-points <n>', 'test images whose embeddings are stored every epoch (for serve\'s moving map), 0 = none (default 2000)', intArg('--snapshot-points', 0))
     .action(async (o: TrainCliOptions, cmd: Command) => {
       if (o.resume) {
         // every option given goes to the run, which applies --epochs, --lr, --engine and --threads
@@ -228,12 +231,12 @@ export function buildProgram(): Command {
         const typed = cmd.getOptionValueSource('loss') !== 'default';
         const config = trainConfig({ ...o, loss: typed ? o.loss : (savedLoss(o.resume) ?? o.loss) });
         const { trainCommand } = await import('./train.ts');
-        await trainCommand({ config: { ...config, loss: typed ? o.loss : undefined }, resume: o.resume, out: o.out, initWeights: o.initWeights, resetWeights: o.resetWeights });
+        await trainCommand({ config: { ...config, loss: typed ? o.loss : undefined }, resume: o.resume, out: o.out, initWeights: o.initWeights, resetWeights: o.resetWeights, snapshotPoints: o.snapshotPoints });
       } else {
         const config = trainConfig(o); // checks the options before the engine loads
         const { trainCommand } = await import('./train.ts');
         const out = o.out ?? freeRunDir('runs', `${o.loss}-seed${o.seed ?? 0}`, (s) => process.stderr.write(`siamese: ${s}\n`));
-        await trainCommand({ config, out, initWeights: o.initWeights, resetWeights: o.resetWeights });
+        await trainCommand({ config, out, initWeights: o.initWeights, resetWeights: o.resetWeights, snapshotPoints: o.snapshotPoints });
       }
     });
 
@@ -256,6 +259,7 @@ export function buildProgram(): Command {
     .option('--resume <dir>', 'continue the comparison in DIR with its own settings')
     .option('--quick', 'a first look in minutes: 2 epochs on 20,000 train pairs, 2 seeds, 500 t-SNE points')
     .option('--tsne-points <n>', 'test images in the t-SNE panels, 0 = none (default 2000)', intArg('--tsne-points', 0))
+    .option('--snapshot-points <n>', 'test images whose embeddings each run stores every epoch (for serve\'s moving map), 0 = none (default 2000)', intArg('--snapshot-points', 0))
     .option('--no-retrieval', 'skip the retrieval measures (MAP@R, ...)')
     .option('--no-report', 'write results.json only')
     .addHelpText('after', '\nLoss specs: NAME[:KEY=VALUE;KEY=VALUE...], comma-separated; keys are the loss\'s parameters, miner and id.\nQuote lists that hold ";" or parentheses. Details: src/experiments/lossSpec.ts.'))), 'grid')
@@ -281,6 +285,7 @@ export function buildProgram(): Command {
         quick: o.quick,
         queue: o.queue === undefined ? undefined : { url: o.queue, name: o.queueName },
         tsnePoints: o.tsnePoints,
+        snapshotPoints: o.snapshotPoints,
         retrieval: o.retrieval ? undefined : false,
         report: o.report,
         engine: o.engine,

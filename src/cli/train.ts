@@ -2,6 +2,7 @@ import { join, resolve } from 'node:path';
 import { TrainingError, UsageError } from '../errors.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { RunDivergedError, type TrainRunResult, trainRun } from '../train/run.ts';
+import { DEFAULT_SNAPSHOT_POINTS } from '../train/epochEmbeddings.ts';
 import { RunDir } from '../train/runDir.ts';
 import { count } from '../words.ts';
 import { formatEvaluation } from './format.ts';
@@ -15,6 +16,11 @@ export interface TrainCommandOptions {
   resume?: string;
   initWeights?: string;
   resetWeights?: boolean;
+  /**
+   * test images whose embeddings are stored every epoch; default DEFAULT_SNAPSHOT_POINTS for a
+   * new run; a resumed run continues its own file (or, without one, stores none unless told)
+   */
+  snapshotPoints?: number;
 }
 
 /** `siamese train`: one training run into a run directory, with progress and clean interruption. */
@@ -43,6 +49,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResu
       resume: o.resume !== undefined,
       initWeights: o.initWeights,
       resetWeights: o.resetWeights,
+      snapshotPoints: o.snapshotPoints ?? (o.resume === undefined ? DEFAULT_SNAPSHOT_POINTS : 0),
       // once stopping, no new bar: it would hide the cursor again
       onBatch: (b) => stop.signal.aborted || progress.batch(b),
       onEpoch: (l) => progress.epoch(l),

@@ -174,6 +174,8 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
             resume: state.kind === 'resume',
             retrieval: grid.retrieval,
             distanceSample: grid.distanceSample,
+            // a grid written before runs stored embeddings goes on as it was: without them
+            snapshotPoints: grid.snapshotPoints ?? 0,
           },
         });
       }

@@ -13,6 +13,7 @@ import type { EngineChoice } from '../engine/engine.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
 import { createLoss } from '../losses/registry.ts';
 import { sharedInitialWeights } from '../train/run.ts';
+import { DEFAULT_SNAPSHOT_POINTS } from '../train/epochEmbeddings.ts';
 import { resolveConfig, type TrainConfig } from '../train/config.ts';
 import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import { type TsneParams } from './jobs.ts';
@@ -79,6 +80,8 @@ export interface CompareOptions extends ExperimentOptions {
   tsneSeed?: number;
   /** test pair distances kept per class of pair and run in results.json (0 = all); default 4000 */
   distanceSample?: number;
+  /** test images whose embeddings each run stores every epoch (embeddings.bin); 0 = none; default 2000 */
+  snapshotPoints?: number;
   /** retrieval measures (MAP@R, ...) in each run's evaluation; default true */
   retrieval?: boolean;
 }
@@ -121,6 +124,8 @@ export interface StoredGrid {
   spec: CompareSpec;
   tsne: { points: number; params: TsneParams };
   distanceSample: number;
+  /** test images whose embeddings each run stores per epoch (absent in grids written before: those go on without) */
+  snapshotPoints?: number;
   retrieval: boolean;
 }
 
@@ -136,7 +141,7 @@ export function gridQueueName(grid: unknown): string {
 const GRID_OPTIONS = [
   'losses', 'seeds', 'epochs', 'batchSize', 'optimizer', 'learningRate', 'trainPairs', 'testPairs', 'pairSeed', 'perClass',
   'base', 'embeddingDim', 'dropout', 'threshold', 'split', 'data', 'engine', 'tsnePoints', 'tsneIterations', 'perplexity', 'tsneSeed', 'distanceSample',
-  'retrieval', 'quick',
+  'snapshotPoints', 'retrieval', 'quick',
 ] as const;
 
 export function resolveGrid(opts: CompareOptions, out: string): StoredGrid {
@@ -165,6 +170,8 @@ export function resolveGrid(opts: CompareOptions, out: string): StoredGrid {
   if (!(perplexity > 0)) throw new UsageError(`perplexity must be positive, got ${perplexity}`);
   const tsneSeed = opts.tsneSeed ?? 0;
   if (!Number.isInteger(tsneSeed) || tsneSeed < 0) throw new UsageError(`t-SNE seed must be an integer >= 0, got ${tsneSeed}`);
+  const snapshotPoints = opts.snapshotPoints ?? DEFAULT_SNAPSHOT_POINTS;
+  if (!Number.isInteger(snapshotPoints) || snapshotPoints < 0) throw new UsageError(`snapshot points must be an integer >= 0, got ${snapshotPoints}`);
   const distanceSample = opts.distanceSample ?? 4000;
   if (!Number.isInteger(distanceSample) || distanceSample < 0) throw new UsageError(`distance sample must be an integer >= 0, got ${distanceSample}`);
 
@@ -179,6 +186,7 @@ export function resolveGrid(opts: CompareOptions, out: string): StoredGrid {
       params: { perplexity: Math.min(perplexity, Math.floor((points - 1) / 3)), iterations, seed: tsneSeed, theta: 0.5 },
     },
     distanceSample,
+    snapshotPoints,
     retrieval: opts.retrieval ?? true,
   };
   if (stored) {

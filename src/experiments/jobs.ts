@@ -52,6 +52,8 @@ export type JobRequest =
       retrieval: boolean;
       /** pairs per class kept in distances.json */
       distanceSample: number;
+      /** test images whose embeddings are stored every epoch (0 or absent: none) */
+      snapshotPoints?: number;
       /** after each epoch, emit the run's files (a queue worker stores them for a takeover) */
       snapshot?: boolean;
     }
@@ -134,6 +136,7 @@ async function trainJob(req: Extract<JobRequest, { type: 'train' }>, ctx: JobCon
     resetWeights: req.resume ? undefined : req.resetWeights,
     resume: req.resume,
     retrieval: req.retrieval,
+    snapshotPoints: req.snapshotPoints ?? 0,
     onBatch: (info) => {
       // a few updates a second are plenty for a progress display
       const now = performance.now();

@@ -44,6 +44,7 @@ import { type RetrievalMetrics, retrievalMetrics } from '../eval/retrieval.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { lockOutput } from '../io/lock.ts';
 import { embedSplit, sharedInitialWeights } from '../train/run.ts';
+import { DEFAULT_SNAPSHOT_POINTS } from '../train/epochEmbeddings.ts';
 import { resolveConfig, type TrainConfig } from '../train/config.ts';
 import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import { Training } from '../train/trainer.ts';
@@ -439,8 +440,11 @@ async function runSweepLocked(
     let trained = 0;
     const jobOf = new Map([...planned].map((j) => [j.key, j]));
 
-    /** Train (or reuse) one run; resolves to the error message when it failed, undefined when finished. */
-    const train = async (job: CompareJob, config: TrainConfig, runDir: string, seed: number): Promise<string | undefined> => {
+    /**
+     * Train (or reuse) one run; resolves to the error message when it failed, undefined when finished.
+     * Only the final runs store per-epoch embeddings: hundreds of trials would write gigabytes.
+     */
+    const train = async (job: CompareJob, config: TrainConfig, runDir: string, seed: number, snapshotPoints = 0): Promise<string | undefined> => {
       const state = runState(runDir, config, dataset);
       if (state.kind === 'finished') return undefined;
       if (interrupted || !pool) throw new Interrupted();
@@ -452,6 +456,7 @@ async function runSweepLocked(
         resume: state.kind === 'resume',
         retrieval: true,
         distanceSample: 0,
+        snapshotPoints,
       };
       const started = { t: performance.now() };
       const j: CompareJob = { ...(jobOf.get(job.key) ?? job), startEpoch: state.epochsDone };
@@ -512,7 +517,7 @@ async function runSweepLocked(
         for (let s = 0; s < def.seeds; s++) {
           const runDir = finalDir(out, id, kind, s);
           const job = trainJob(`${id}/${kind}-seed${s}`, `${id} ${kind} seed ${s}`, runDir, id, s);
-          jobs.push(train(job, trainConfig(def, l, kind === 'tuned' ? best : undefined, def.split, s), runDir, s));
+          jobs.push(train(job, trainConfig(def, l, kind === 'tuned' ? best : undefined, def.split, s), runDir, s, DEFAULT_SNAPSHOT_POINTS));
         }
       }
       await Promise.all(jobs);

@@ -7,9 +7,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { classCount, type Dataset } from '../data/dataset.ts';
-import { classIndices } from '../data/pairs.ts';
+import { stratifiedSubset } from '../data/subset.ts';
 import { parseSplit, resolveSplit } from '../data/split.ts';
-import { Rng } from '../rng.ts';
 import { resolveConfig, type TrainConfig } from '../train/config.ts';
 import { readJson } from '../train/runDir.ts';
 import { type TsneFile, type TsneParams } from './jobs.ts';
@@ -35,6 +34,9 @@ export interface TsnePlan {
   /** the grid's perplexity, when it had to be lowered */
   requestedPerplexity?: number;
 }
+
+// the subset moved to data/ (training's snapshots take it too); its old home still exports it
+export { stratifiedSubset };
 
 /** Fewer test images than this: no t-SNE (a layout of a handful of points shows nothing). */
 export const MIN_TSNE_ROWS = 10;
@@ -76,31 +78,6 @@ export function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: D
     `t-SNE perplexity lowered from ${requested} to ${params.perplexity.toFixed(2)}: ${count(indices.length, 'test image')} are embedded, ` +
     `and the perplexity must stay at most (points − 1) / 3.`;
   return { plan, note };
-}
-
-/**
- * A class-stratified subset of `n` items: each class gets its share of n (largest remainders
- * round), drawn by a seeded shuffle of the class; returned in ascending index order.
- */
-export function stratifiedSubset(labels: Uint8Array, n: number, seed: number): number[] {
-  if (n >= labels.length) return Array.from({ length: labels.length }, (_, i) => i);
-  const k = classCount(labels);
-  const byClass = classIndices(labels, k);
-  const exact = byClass.map((c) => (n * c.length) / labels.length);
-  const quota = exact.map(Math.floor);
-  let left = n - quota.reduce((s, q) => s + q, 0);
-  const order = exact.map((e, c) => [e - Math.floor(e), c] as const).sort((x, y) => y[0] - x[0] || x[1] - y[1]);
-  for (const [, c] of order) {
-    if (left-- <= 0) break;
-    quota[c]!++;
-  }
-  const rng = new Rng(seed);
-  const out: number[] = [];
-  byClass.forEach((members, c) => {
-    const shuffled = rng.fork().shuffle(Int32Array.from(members));
-    for (let i = 0; i < quota[c]!; i++) out.push(shuffled[i]!);
-  });
-  return out.sort((a, b) => a - b);
 }
 
 /** Identifies a layout: the weights' bytes, the settings and the subset. */

@@ -17,20 +17,28 @@
  *   /api/distances?run=ID  a run's per-epoch distance histograms (distances.jsonl) and messages
  *   /api/results?folder=ID a compare or sweep folder's results.json, or why it cannot be read
  *   /api/images?folder=ID  the test images of its t-SNE subset (base64 bytes), or why not
+ *   /api/images?run=ID     the test images of a run's snapshot subset (embeddings.bin), or why not
+ *   /api/snapshots         the runs that store per-epoch embeddings, with their epochs
+ *   /api/snapshots?run=ID  one run's snapshot subset (test-image numbers, classes) and epochs
+ *   /api/layout?run=ID&epoch=E        the 2-D map of that epoch (t-SNE, warm-started; snapshots.ts)
+ *   /api/neighbours?run=ID&epoch=E&i=I[&k=10]  the k nearest points to point I in the embedding space
  *   /api/losses            the registry's losses with their default parameters
  *   /api/shape?spec=SPEC   L_pos(D), L_neg(D) of a loss spec (as in compare --losses), or {error}
  *   /api/events            server-sent events: runs, log, distances, results
  *   /files/ROOT/PATH       a file under served folder number ROOT, read-only
  */
-import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { DataSpec } from '../data/registry.ts';
 import { DataError, UsageError } from '../errors.ts';
 import { readDistances } from './distances.ts';
+import { EMBEDDINGS_FILE } from '../train/epochEmbeddings.ts';
 import { type Changes, Monitor } from './monitor.ts';
 import { decodePath, resolveInside } from './paths.ts';
+import type { Snapshots } from './snapshots.ts';
 import { readLog, type Root } from './scan.ts';
 
 /** where `npm run build:web` writes the page */
@@ -146,6 +154,26 @@ export async function startServer(o: ServeOptions): Promise<Served> {
   const monitor = new Monitor(roots, onChange, o.pollMs ?? 1000);
   /** per compare folder: the t-SNE subset's test images, for the results.json text they were checked against */
   const images = new Map<string, { text: string; body: unknown }>();
+  /** per run: its snapshot subset's test images, for the embeddings.bin header they were checked against */
+  const runImages = new Map<string, { key: string; body: unknown }>();
+  let snapshots: Snapshots | undefined;
+  const getSnapshots = async (): Promise<Snapshots> => {
+    // loaded on first use: only the explorer needs it
+    if (!snapshots) snapshots = new (await import('./snapshots.ts')).Snapshots();
+    return snapshots;
+  };
+  /** a run's embeddings.bin, if it has one inside its served folder */
+  const snapshotFile = (r: { root: number; rel: string }): string | null =>
+    resolveInside(roots[r.root]!.real, r.rel === '' ? EMBEDDINGS_FILE : `${r.rel}/${EMBEDDINGS_FILE}`);
+  /** a bad or missing part of a snapshot request is an answer with its message, as /api/results does */
+  const snapshotAnswer = async (res: ServerResponse, f: () => unknown): Promise<void> => {
+    try {
+      return json(res, 200, { ok: true, ...(await f() as object) });
+    } catch (e) {
+      if (!(e instanceof DataError)) throw e;
+      return json(res, 200, { ok: false, message: e.message.split('\n')[0] });
+    }
+  };
 
   const json = (res: ServerResponse, status: number, body: unknown): void => {
     const text = JSON.stringify(body);
@@ -226,6 +254,30 @@ export async function startServer(o: ServeOptions): Promise<Served> {
         return void res.end(body);
       }
       case '/api/images': {
+        if (params.has('run')) {
+          const r = monitor.run(params.get('run') ?? '');
+          const p = r && snapshotFile(r);
+          if (!r || !p) return notFound(res);
+          return snapshotAnswer(res, async () => {
+            const { header } = (await getSnapshots()).index(p);
+            const key = JSON.stringify([header.indices, header.labels]);
+            let got = runImages.get(r.id);
+            if (!got || got.key !== key) {
+              const { testImages } = await import('./images.ts');
+              try {
+                const data = (JSON.parse(readFileSync(join(r.dir, 'manifest.json'), 'utf8')) as { config?: { data?: DataSpec } }).config?.data;
+                const s = await testImages(data, header.indices, header.labels, EMBEDDINGS_FILE);
+                got = { key, body: { height: s.height, width: s.width, pixels: Buffer.from(s.pixels).toString('base64') } };
+              } catch (e) {
+                got = { key, body: new DataError((e as Error).message) };
+              }
+              if (runImages.size >= 16) runImages.delete(runImages.keys().next().value!);
+              runImages.set(r.id, got);
+            }
+            if (got.body instanceof DataError) throw got.body;
+            return got.body;
+          });
+        }
         const f = monitor.folder(params.get('folder') ?? '');
         if (!f) return notFound(res);
         const text = monitor.resultTexts.get(f.id);
@@ -245,6 +297,48 @@ export async function startServer(o: ServeOptions): Promise<Served> {
           images.set(f.id, got);
         }
         return json(res, 200, got.body);
+      }
+      case '/api/snapshots': {
+        const s = await getSnapshots();
+        if (!params.has('run')) {
+          const runs: { id: string; epochs: number[]; rows: number }[] = [];
+          for (const r of monitor.runs()) {
+            const ref = monitor.run(r.id);
+            const p = ref && snapshotFile(ref);
+            if (!p) continue;
+            try {
+              const idx = s.index(p);
+              // a file with its header only (the run is computing epoch 0's record) has nothing to show yet
+              if (idx.epochs.length > 0) runs.push({ id: r.id, epochs: idx.epochs, rows: idx.header.rows });
+            } catch {
+              // a damaged file: the run's own request says why
+            }
+          }
+          return json(res, 200, { runs });
+        }
+        const r = monitor.run(params.get('run') ?? '');
+        const p = r && snapshotFile(r);
+        if (!r || !p) return notFound(res);
+        return snapshotAnswer(res, () => {
+          const { header, epochs } = s.index(p);
+          return { rows: header.rows, dim: header.dim, epochs, indices: header.indices, labels: header.labels };
+        });
+      }
+      case '/api/layout':
+      case '/api/neighbours': {
+        const r = monitor.run(params.get('run') ?? '');
+        const p = r && snapshotFile(r);
+        if (!r || !p) return notFound(res);
+        const epoch = Number(params.get('epoch'));
+        if (!Number.isInteger(epoch) || epoch < 0) return json(res, 200, { ok: false, message: `epoch must be an integer >= 0, got ${params.get('epoch')}` });
+        const s = await getSnapshots();
+        if (rawPath === '/api/layout') {
+          return snapshotAnswer(res, async () => ({ epoch, points: Array.from(await s.layout(p, epoch), (v) => Math.round(v * 1000) / 1000) }));
+        }
+        const i = Number(params.get('i'));
+        const k = params.has('k') ? Number(params.get('k')) : 10;
+        if (!Number.isInteger(k) || k < 1 || k > 100) return json(res, 200, { ok: false, message: `k must be an integer from 1 to 100, got ${params.get('k')}` });
+        return snapshotAnswer(res, () => ({ epoch, i, neighbours: s.neighbours(p, epoch, i, k) }));
       }
       case '/api/losses': {
         const { describeLosses, createLoss } = await import('../losses/registry.ts');
@@ -319,6 +413,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     host,
     close: async () => {
       monitor.stop();
+      await snapshots?.close();
       clearInterval(heartbeat);
       for (const res of clients) res.end();
       clients.clear();

@@ -16,6 +16,7 @@ import { loadWeights, matchWeights } from '../model/load.ts';
 import type { BaseNetwork } from '../model/network.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import { Rng } from '../rng.ts';
+import { EpochEmbeddings } from './epochEmbeddings.ts';
 import { type ConfigChanges, definedOnly, resolveConfig, resumeConfig, type TrainConfig } from './config.ts';
 import { EpochDistanceRecorder } from './epochDistances.ts';
 import { datasetInfo, type Manifest, packageVersions, RunDir, toolVersion } from './runDir.ts';
@@ -54,6 +55,11 @@ export interface TrainRunOptions {
   shouldStop?: () => boolean;
   /** compute retrieval metrics in the final evaluation (default true) */
   retrieval?: boolean;
+  /**
+   * test images whose embeddings are stored after every epoch in embeddings.bin (epochEmbeddings.ts);
+   * 0 (the default) = none. A resumed run continues its file, whatever this says.
+   */
+  snapshotPoints?: number;
 }
 
 export interface TrainRunResult {
@@ -182,6 +188,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       ...(resumes.length > 0 ? { resumes } : {}),
     };
     await run.writeManifest(owned);
+    const embeddings = await EpochEmbeddings.open(opts.out, training, dataset, opts.snapshotPoints ?? 0, opts.resume === true);
 
     while (training.epoch < config.epochs) {
       const log = await training.runEpochAsync(
@@ -196,6 +203,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       await run.writeCheckpoint(training.getState(), config);
       epochsKept = training.epoch;
       await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch) });
+      await embeddings?.record(training);
       await run.writeLog(training.history);
       await distances.record(training);
       owned = { ...owned, epochsDone: training.epoch };

@@ -39,8 +39,12 @@ export interface TsneOptions {
   exaggerationIterations?: number;
   /** step size, or 'auto' = max(rows / earlyExaggeration / 4, 50). Default 'auto' */
   learningRate?: number | 'auto';
-  /** starting layout. Default 'pca' */
-  init?: 'pca' | 'random';
+  /**
+   * starting layout: 'pca', 'random', or a layout [rows, 2] to start from (a warm start: the
+   * layout of similar data, e.g. the previous epoch's, so that successive layouts stay
+   * comparable; pair it with exaggerationIterations 0 and fewer iterations). Default 'pca'
+   */
+  init?: 'pca' | 'random' | Float32Array | Float64Array;
   /** seeds the random initialisation and the PCA start vectors. Default 0 */
   seed?: number;
   /** output dimensions; only 2 is supported (the tree is a quadtree) */
@@ -54,7 +58,7 @@ interface ResolvedOptions {
   earlyExaggeration: number;
   exaggerationIterations: number;
   learningRate: number | 'auto';
-  init: 'pca' | 'random';
+  init: 'pca' | 'random' | Float32Array | Float64Array;
   seed: number;
 }
 
@@ -124,8 +128,14 @@ export class Tsne {
     if (!this.P.val.every(Number.isFinite)) {
       throw new DataError('t-SNE: the input affinities are not finite (distances between rows overflow); rescale the input');
     }
-    this.Y = o.init === 'pca' ? pcaInit(data, rows, cols, new Rng(o.seed)) : randomInit(rows, new Rng(o.seed));
-    if (!this.Y.every(Number.isFinite)) throw new DataError('t-SNE: the PCA start is not finite; rescale the input or use random init');
+    if (typeof o.init !== 'string') {
+      if (o.init.length !== 2 * rows) throw new UsageError(`t-SNE: the starting layout has ${o.init.length} values, expected ${rows} x 2 = ${2 * rows}`);
+      if (!o.init.every(Number.isFinite)) throw new UsageError('t-SNE: the starting layout has a non-finite value');
+      this.Y = Float64Array.from(o.init);
+    } else {
+      this.Y = o.init === 'pca' ? pcaInit(data, rows, cols, new Rng(o.seed)) : randomInit(rows, new Rng(o.seed));
+      if (!this.Y.every(Number.isFinite)) throw new DataError('t-SNE: the PCA start is not finite; rescale the input or use random init');
+    }
     this.update = new Float64Array(2 * rows);
     this.gains = new Float64Array(2 * rows).fill(1);
     this.grad = new Float64Array(2 * rows);
@@ -254,7 +264,9 @@ function resolveOptions(opts: TsneOptions): ResolvedOptions {
   if (typeof o.earlyExaggeration !== 'number' || !(o.earlyExaggeration > 0) || !Number.isFinite(o.earlyExaggeration)) bad('earlyExaggeration must be a positive number', o.earlyExaggeration);
   if (!Number.isInteger(o.exaggerationIterations) || o.exaggerationIterations < 0) bad('exaggerationIterations must be an integer >= 0', o.exaggerationIterations);
   if (o.learningRate !== 'auto' && (typeof o.learningRate !== 'number' || !(o.learningRate > 0) || !Number.isFinite(o.learningRate))) bad("learningRate must be a positive number or 'auto'", o.learningRate);
-  if (o.init !== 'pca' && o.init !== 'random') bad("init must be 'pca' or 'random'", o.init);
+  if (o.init !== 'pca' && o.init !== 'random' && !(o.init instanceof Float32Array || o.init instanceof Float64Array)) {
+    bad("init must be 'pca', 'random' or a Float32Array/Float64Array layout", o.init);
+  }
   if (!Number.isInteger(o.seed)) bad('seed must be an integer', o.seed);
   return o;
 }

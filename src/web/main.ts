@@ -6,7 +6,7 @@ import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { renderCurves } from './curves.ts';
 import { renderDistances } from './distances.ts';
-import { renderEmbedding } from './embedding.ts';
+import { embeddingRunChanged, renderEmbedding } from './embedding.ts';
 import { renderRuns } from './runs.ts';
 import { renderShapes } from './shapes.ts';
 import { renderSweep } from './sweep.ts';
@@ -146,6 +146,8 @@ function connect(): void {
     const l = JSON.parse((e as MessageEvent<string>).data) as LogPayload;
     state.logs.set(l.id, l);
     render(['curves']);
+    // a new epoch's embeddings are stored before its log line: the explorer's slider grows
+    embeddingRunChanged(l.id);
   });
   es.addEventListener('distances', (e) => {
     const d = JSON.parse((e as MessageEvent<string>).data) as DistancesPayload;

@@ -17,12 +17,12 @@ const EXPECTED: Record<string, string[]> = {
   train: [
     '--loss', '--epochs', '--batch-size', '--optimizer', '--lr', '--seed', '--margin', '--kappa', '--power', '--pos', '--neg', '--param',
     '--miner', '--per-class', '--train-pairs', '--dropout', '--engine', '--threads', '--proxy-lr', ...NETWORK, ...PAIRS, ...DATA, '--split',
-    '--out', '--resume', '--init-weights', '--reset-weights', '--help',
+    '--out', '--resume', '--init-weights', '--reset-weights', '--snapshot-points', '--help',
   ],
   predict: [...NETWORK, ...PAIRS, ...DATA, '--split', '--weights', '--loss', '--no-retrieval', '--help'],
   compare: [
     ...NETWORK, ...PAIRS, '--losses', '--seeds', '--epochs', '--batch-size', '--optimizer', '--lr', '--train-pairs', '--out', '--resume',
-    '--workers', '--quick', '--tsne-points', '--no-retrieval', '--no-report', '--engine', ...DATA, '--split', '--queue', '--queue-name', '--help',
+    '--workers', '--quick', '--tsne-points', '--snapshot-points', '--no-retrieval', '--no-report', '--engine', ...DATA, '--split', '--queue', '--queue-name', '--help',
   ],
   worker: ['--queue', '--queue-name', '--concurrency', '--threads', '--help'],
   queue: ['--help'],

@@ -8,6 +8,7 @@ import { UsageError } from '../../src/errors.ts';
 import { runCompare } from '../../src/experiments/compare.ts';
 import { type CompareOptions, parseSeeds } from '../../src/experiments/grid.ts';
 import { stratifiedSubset } from '../../src/experiments/tsnePlan.ts';
+import { EMBEDDINGS_FILE, readEmbeddingsIndex } from '../../src/train/epochEmbeddings.ts';
 import type { CompareResults } from '../../src/experiments/results.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 
@@ -25,6 +26,7 @@ const tiny = (out: string): CompareOptions => ({
   tsnePoints: 60,
   tsneIterations: 100,
   distanceSample: 500,
+  snapshotPoints: 60,
 });
 
 const sameBytes = async (a: string, b: string): Promise<boolean> => {
@@ -89,6 +91,13 @@ test('a tiny comparison: same initial weights per seed, every field of results.j
   assert.deepEqual(r.tsne.panels.map((p) => p.lossId), [undefined, 'contrastive', 'yukawa']);
   assert.equal(r.tsne.indices.length, 60);
   for (const p of r.tsne.panels) assert.equal(p.points.length, 120);
+  // every run stored the embeddings of the same 60 test images per epoch: those of the t-SNE panels
+  for (const key of ['contrastive-seed0', 'contrastive-seed1', 'yukawa-seed0', 'yukawa-seed1']) {
+    const emb = readEmbeddingsIndex(join(runs, key, EMBEDDINGS_FILE));
+    assert.deepEqual(emb.epochs, [0, 1], key);
+    assert.deepEqual(emb.header.indices, r.tsne.indices, key);
+    assert.deepEqual(emb.header.labels, r.tsne.labels, key);
+  }
 
   // the same call again: everything is reused, nothing runs
   const again = await runCompare(tiny(out));

@@ -16,6 +16,7 @@ import { resultsJson } from '../../src/experiments/collect.ts';
 import { foldGroups, foldSplit, rankingVerdict, runSweep, type SweepOptions, type SweepResults } from '../../src/experiments/sweep.ts';
 import { writeExperimentReport } from '../../src/viz/experimentReport.ts';
 import { readResults } from '../../src/viz/readResults.ts';
+import { EMBEDDINGS_FILE, readEmbeddingsIndex } from '../../src/train/epochEmbeddings.ts';
 import { writeSweepReport } from '../../src/viz/sweepReport.ts';
 import { siamese, siameseAsync } from '../cli/run.ts';
 import { writeBandsIdx } from '../data/datasets.ts';
@@ -98,6 +99,13 @@ test('a tiny sweep: results.json as documented; the same sweep twice gives the s
     // trial 1 is the same for every run of the loss: the trials differ only by their parameters
     const manifest = JSON.parse(readFileSync(join(root, 'a', 'runs', l.id, 'trial00', 'fold1', 'manifest.json'), 'utf8')) as { config: { split: string } };
     assert.equal(manifest.config.split, 'train=0,2;test=1,3');
+    // per-epoch embeddings: the final runs store them (of the test classes), the trials do not
+    assert.equal(existsSync(join(root, 'a', 'runs', l.id, 'trial00', 'fold1', EMBEDDINGS_FILE)), false, 'a trial stores no embeddings');
+    for (const kind of ['tuned', 'default']) {
+      const emb = readEmbeddingsIndex(join(root, 'a', 'runs', l.id, `${kind}-seed0`, EMBEDDINGS_FILE));
+      assert.deepEqual(emb.epochs, [0, 1]);
+      assert.deepEqual([...new Set(emb.header.labels)].sort(), [4, 5, 6, 7], `${kind}: the test classes' images`);
+    }
   }
   assert.deepEqual(essence(b.results!), essence(r));
   // the trials differ from each other (the search explores)

@@ -60,6 +60,8 @@ test('a run killed with SIGKILL and resumed ends bit-identical to an uninterrupt
   assert.deepEqual(logB, logA, 'same per-epoch losses');
   // the per-epoch distance histograms too: no epoch twice, none missing, the same counts
   assert.equal(readFileSync(join(killed, 'distances.jsonl'), 'utf8'), readFileSync(join(straight, 'distances.jsonl'), 'utf8'));
+  // the per-epoch embeddings (on by default) continue too: the same file, byte for byte
+  assert.ok(readFileSync(join(straight, 'embeddings.bin')).equals(readFileSync(join(killed, 'embeddings.bin'))), 'same embeddings.bin');
 
   // SIGINT: a clean stop with a message saying how to resume, then the resume finishes identically.
   const stopped = join(root, 'stopped');

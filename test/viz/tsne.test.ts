@@ -215,3 +215,30 @@ test('siamese tsne on a 3 x 4,000,000 matrix (perplexity 0.5) and on 20 x 10,000
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a warm start from the previous layout moves the points less than a fresh layout does', () => {
+  // "epoch" B: the same clusters, every point nudged (as one epoch of training moves an embedding)
+  const a = clusters(300, 20, 5, 3);
+  const rng = new Rng(8);
+  const b = a.x.map((v) => v + 0.15 * rng.normal());
+  const opts = { perplexity: 20, iterations: 500, seed: 1 };
+  const ya = runTsne(a.x, 300, 20, opts);
+  const cold = runTsne(b, 300, 20, opts);
+  const warm = runTsne(b, 300, 20, { ...opts, init: ya, exaggerationIterations: 0, iterations: 250 });
+  const moved = (y: Float32Array): number => {
+    let s = 0;
+    for (let i = 0; i < 300; i++) s += Math.hypot(y[2 * i]! - ya[2 * i]!, y[2 * i + 1]! - ya[2 * i + 1]!);
+    return s / 300;
+  };
+  const spread = moved(new Float32Array(600)); // mean distance of the layout's points from 0: its scale
+  assert.ok(moved(warm) < 0.25 * moved(cold), `warm ${moved(warm).toFixed(2)}, cold ${moved(cold).toFixed(2)}, scale ${spread.toFixed(2)}`);
+  assert.ok(moved(warm) < 0.3 * spread, `warm ${moved(warm).toFixed(2)} against scale ${spread.toFixed(2)}`);
+  // and it is still a good layout of B
+  assert.ok(labelAgreement(warm, a.labels) > 0.95);
+  // the given layout is the start: zero iterations' worth of change is none at all
+  const t = new Tsne({ ...opts, init: ya, iterations: 1 });
+  t.initialize(b, 300, 20);
+  assert.deepEqual(t.getEmbedding(), ya);
+  assert.throws(() => new Tsne({ init: new Float32Array(5) }).initialize(b, 300, 20), /starting layout has 5 values/);
+  assert.throws(() => new Tsne({ init: new Float32Array(600).fill(NaN) }).initialize(b, 300, 20), UsageError);
+});

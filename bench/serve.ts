@@ -201,8 +201,11 @@ async function main(): Promise<void> {
     await page.click('#tabs button[data-tab=embedding]');
     const mapStats: { points: number; gesture: string; frames: number[] }[] = [];
     for (const [folder, points] of [['map-2k', 2000], ['map-10k', 10_000]] as const) {
-      await page.selectOption('#view-embedding select[aria-label=folder]', `0:${folder}`);
-      await page.waitForFunction((n) => document.querySelector('#view-embedding p.note')?.textContent?.startsWith(`${n} test images`), points, { timeout: 30_000 });
+      // the folder's "before training" map on the left, "after contrastive" on the right
+      await page.selectOption('#view-embedding select[aria-label="left map"]', `panel:0:${folder}:0`);
+      await page.selectOption('#view-embedding select[aria-label="right map"]', `panel:0:${folder}:1`);
+      await page.waitForSelector(`#view-embedding canvas[data-source="panel:0:${folder}:0"]`, { timeout: 30_000 });
+      await page.waitForSelector(`#view-embedding canvas[data-source="panel:0:${folder}:1"]`, { timeout: 30_000 });
       const box = (await page.locator('#view-embedding canvas').first().boundingBox())!;
       const at = (fx: number, fy: number): [number, number] => [box.x + fx * box.width, box.y + fy * box.height];
       mapStats.push({

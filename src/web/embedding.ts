@@ -6,7 +6,8 @@
  * both maps. An epoch slider and play button move the run maps through training (the points
  * glide from one layout to the next). Click: the k nearest images, in the full embedding space
  * for a run map (the server's brute force), in the 2-D layout for a results.json map. Drag: a
- * box selection and its class composition.
+ * box selection and its class composition. Each map zooms on its own: wheel about the pointer,
+ * shift-drag or the middle button pans, double-click shows the whole map again.
  */
 import { alpha, clear, colorOf, h, message } from './dom.ts';
 import { type CompareResults, getJson, state } from './state.ts';
@@ -19,6 +20,15 @@ const K = 10;
 const MOVE_MS = 450;
 /** time per epoch while playing (after its layouts are there) */
 const PLAY_MS = 900;
+/** the deepest zoom: a 440 px map shows 1/64 of its width */
+const MAX_ZOOM = 64;
+
+/** A map's zoom and pan: a point at (x, y) unzoomed is drawn at (x * k + tx, y * k + ty). */
+interface Zoom {
+  k: number;
+  tx: number;
+  ty: number;
+}
 
 /** What one map can show. */
 interface Source {
@@ -56,10 +66,19 @@ interface MapView {
   shown: number | null;
   /** the epoch wanted (run maps) */
   wanted: number | null;
-  /** screen coordinates now, and of the glide under way */
+  /** unzoomed screen coordinates now (the layout fitted into the square), and the glide under way */
+  bx: Float32Array;
+  by: Float32Array;
+  from: { x: Float32Array; y: Float32Array; tx: Float32Array; ty: Float32Array; t0: number } | null;
+  /** screen coordinates as drawn: bx, by zoomed and panned; hover, boxes and rings use these */
   sx: Float32Array;
   sy: Float32Array;
-  from: { x: Float32Array; y: Float32Array; tx: Float32Array; ty: Float32Array; t0: number } | null;
+  zoom: Zoom;
+  /** where the zoom is kept: it outlives a redraw of the view (an epoch, new results) */
+  zoomKey: string;
+  /** each row's class as 0, 1, ... (the labels sorted): the drawing's bucket */
+  cls: Uint16Array;
+  classes: number[];
   layer: HTMLCanvasElement;
   layerVersion: number;
 }
@@ -79,6 +98,8 @@ let nearKind: 'map' | 'embedding' = 'map';
 let selected = new Set<number>();
 const labelOf = new Map<number, number>();
 let rootEl: HTMLElement | null = null;
+/** each map's zoom, by side and source: a map shown again keeps it, another source starts whole */
+const zooms = new Map<string, Zoom>();
 
 /** runs that store per-epoch embeddings (/api/snapshots); null until asked */
 let snapRuns: { id: string; epochs: number[] }[] | null = null;
@@ -300,8 +321,8 @@ export function renderEmbedding(root: HTMLElement): void {
 
   const labels = new Set<number>();
   const box = h('div', { class: 'maps' });
-  for (const src of chosen) {
-    const m = makeMap(src);
+  for (const [side, src] of chosen.entries()) {
+    const m = makeMap(src, side);
     m.labels.forEach((l, i) => {
       labels.add(l);
       labelOf.set(m.indices[i]!, l);
@@ -327,7 +348,7 @@ export function renderEmbedding(root: HTMLElement): void {
       ? `${s.title}: t-SNE perplexity ${s.tsne.params.perplexity}, ${s.tsne.params.iterations} iterations, seed ${s.tsne.params.seed}; click: the ${K} nearest points in the map.`
       : `${s.title}: ${(details.get(s.run!) as RunDetail).indices.length} test images, each epoch laid out by t-SNE from the previous epoch's map; click: the ${K} nearest in the ${(details.get(s.run!) as RunDetail).dim}-d embedding.`,
   );
-  root.append(h('p', { class: 'note' }, ...about.flatMap((a) => [a, h('br')]), 'Hover: the same image in both maps. Drag: select a box.'));
+  root.append(h('p', { class: 'note' }, ...about.flatMap((a) => [a, h('br')]), 'Hover: the same image in both maps. Drag: select a box. Wheel: zoom; shift-drag or middle-drag: pan; double-click: whole map.'));
   for (const m of maps) if (m.src.run) showEpoch(m, false);
   describe();
   draw();
@@ -419,18 +440,42 @@ function setPoints(m: MapView, pts: ArrayLike<number>, animate: boolean): void {
   m.pts = pts;
   const to = toScreen(pts, n);
   if (animate) {
-    m.from = { x: m.sx.slice(), y: m.sy.slice(), tx: to.x, ty: to.y, t0: performance.now() };
+    // the glide runs in unzoomed coordinates: zooming or panning while it runs moves it along
+    m.from = { x: m.bx.slice(), y: m.by.slice(), tx: to.x, ty: to.y, t0: performance.now() };
     delete m.canvas.dataset['epoch'];
   } else {
-    m.sx.set(to.x);
-    m.sy.set(to.y);
+    m.bx.set(to.x);
+    m.by.set(to.y);
     m.from = null;
+    applyZoom(m);
   }
   m.layerVersion = -1;
   schedule();
 }
 
-function makeMap(src: Source): MapView {
+/** The drawn coordinates from the unzoomed ones and the map's zoom. */
+function applyZoom(m: MapView): void {
+  const { k, tx, ty } = m.zoom;
+  for (let i = 0; i < m.sx.length; i++) {
+    m.sx[i] = m.bx[i]! * k + tx;
+    m.sy[i] = m.by[i]! * k + ty;
+  }
+}
+
+/** A new zoom or pan for one map: its points follow, the hover ends (the point moved away). */
+function setZoom(m: MapView, z: Zoom): void {
+  m.zoom = z;
+  zooms.set(m.zoomKey, z);
+  m.canvas.dataset['zoom'] = `${z.k},${z.tx},${z.ty}`;
+  applyZoom(m);
+  m.layerVersion = -1;
+  hover = null;
+  m.tip.style.display = 'none';
+  shownTip = null;
+  schedule();
+}
+
+function makeMap(src: Source, side: number): MapView {
   let indices: number[], labels: number[];
   if (src.tsne) {
     indices = src.tsne.indices;
@@ -449,10 +494,17 @@ function makeMap(src: Source): MapView {
   const layer = document.createElement('canvas');
   layer.width = canvas.width;
   layer.height = canvas.height;
+  const classes = [...new Set(labels)].sort((a, b) => a - b);
+  const classOf = new Map(classes.map((c, k) => [c, k]));
+  const zoomKey = `${side}|${src.key}`;
+  const zoom = zooms.get(zoomKey) ?? { k: 1, tx: 0, ty: 0 };
   const m: MapView = {
     src, indices, labels, rowOf: new Map(indices.map((id, row) => [id, row])), canvas, tip, note, pts: null, shown: null, wanted: null,
-    sx: new Float32Array(n).fill(-100), sy: new Float32Array(n).fill(-100), from: null, layer, layerVersion: -1,
+    bx: new Float32Array(n).fill(-100), by: new Float32Array(n).fill(-100), from: null,
+    sx: new Float32Array(n).fill(-100), sy: new Float32Array(n).fill(-100), zoom, zoomKey,
+    cls: Uint16Array.from(labels, (l) => classOf.get(l)!), classes, layer, layerVersion: -1,
   };
+  if (zooms.has(zoomKey)) canvas.dataset['zoom'] = `${zoom.k},${zoom.tx},${zoom.ty}`;
   maps.push(m);
   h('div', { class: 'map' }, note, canvas, tip);
   if (src.tsne) setPoints(m, src.tsne.panels[src.panel!]!.points, false);
@@ -470,16 +522,40 @@ function makeMap(src: Source): MapView {
   };
   let drag: { x: number; y: number } | null = null;
   let box: [number, number, number, number] | null = null;
+  let pan: { x: number; y: number; tx: number; ty: number } | null = null;
   const pos = (e: MouseEvent): [number, number] => {
     const r = canvas.getBoundingClientRect();
     return [e.clientX - r.left, e.clientY - r.top];
   };
+  canvas.addEventListener(
+    'wheel',
+    (e) => {
+      e.preventDefault();
+      const [x, y] = pos(e);
+      const { k, tx, ty } = m.zoom;
+      const k2 = Math.min(MAX_ZOOM, Math.max(1, k * Math.exp(-e.deltaY / 300)));
+      // the point under the pointer stays under it
+      setZoom(m, { k: k2, tx: x - ((x - tx) / k) * k2, ty: y - ((y - ty) / k) * k2 });
+    },
+    { passive: false },
+  );
+  canvas.addEventListener('dblclick', () => setZoom(m, { k: 1, tx: 0, ty: 0 }));
   canvas.addEventListener('mousedown', (e) => {
     const [x, y] = pos(e);
+    // shift-drag or the middle button pans; a plain drag selects a box
+    if (e.shiftKey || e.button === 1) {
+      pan = { x, y, tx: m.zoom.tx, ty: m.zoom.ty };
+      e.preventDefault();
+      return;
+    }
     drag = { x, y };
   });
   canvas.addEventListener('mousemove', (e) => {
     const [x, y] = pos(e);
+    if (pan) {
+      setZoom(m, { k: m.zoom.k, tx: pan.tx + x - pan.x, ty: pan.ty + y - pan.y });
+      return;
+    }
     if (drag && Math.abs(x - drag.x) + Math.abs(y - drag.y) > 4) {
       box = [Math.min(drag.x, x), Math.min(drag.y, y), Math.max(drag.x, x), Math.max(drag.y, y)];
       boxes.set(m, box);
@@ -505,10 +581,15 @@ function makeMap(src: Source): MapView {
     tip.style.display = 'none';
     shownTip = null;
     drag = null;
+    pan = null;
     schedule();
   });
   canvas.addEventListener('mouseup', (e) => {
     const [x, y] = pos(e);
+    if (pan) {
+      pan = null;
+      return;
+    }
     neighbours = [];
     if (box) {
       const [a, b, c, d] = box;
@@ -560,6 +641,9 @@ async function embeddingNeighbours(m: MapView, id: number): Promise<void> {
   schedule();
 }
 
+/** the rows ordered by bucket, reused between draws: every frame of a pan or a glide draws all of them */
+let order = new Uint32Array(0);
+
 function drawPoints(m: MapView, near: ReadonlySet<number>, dpr: number): void {
   const ctx = m.layer.getContext('2d');
   if (!ctx) return;
@@ -567,18 +651,35 @@ function drawPoints(m: MapView, near: ReadonlySet<number>, dpr: number): void {
   ctx.clearRect(0, 0, SIZE, SIZE);
   if (!m.pts) return;
   const dim = selected.size > 0 || focus !== null;
-  // points batched by colour: one fillStyle change per class and shade, not per point (10,000 points)
-  const buckets = new Map<string, number[]>();
-  for (let i = 0; i < m.sx.length; i++) {
+  const n = m.sx.length;
+  if (order.length < n) order = new Uint32Array(n);
+  // a counting sort by bucket (class * 2 + faded), then one path and one fill per class and shade,
+  // not a fillStyle change and a fill per point; points off the canvas (zoomed in) are left out
+  const fid = focus?.id;
+  const bucket = new Uint16Array(n);
+  const counts = new Uint32Array(2 * m.classes.length);
+  for (let i = 0; i < n; i++) {
     const id = m.indices[i]!;
-    const key = fill(m.labels[i]!, dim && !selected.has(id) && !near.has(id) && id !== focus?.id);
-    let b = buckets.get(key);
-    if (!b) buckets.set(key, (b = []));
-    b.push(i);
+    const b = 2 * m.cls[i]! + (dim && !selected.has(id) && !near.has(id) && id !== fid ? 1 : 0);
+    bucket[i] = b;
+    counts[b]!++;
   }
-  for (const [style, idx] of buckets) {
-    ctx.fillStyle = style;
-    for (const i of idx) ctx.fillRect(m.sx[i]! - 2, m.sy[i]! - 2, 4, 4);
+  const start = new Uint32Array(counts.length + 1);
+  for (let b = 0; b < counts.length; b++) start[b + 1] = start[b]! + counts[b]!;
+  const next = start.slice(0, counts.length);
+  for (let i = 0; i < n; i++) order[next[bucket[i]!]!++] = i;
+  for (let b = 0; b < counts.length; b++) {
+    if (counts[b] === 0) continue;
+    ctx.fillStyle = fill(m.classes[b >> 1]!, (b & 1) === 1);
+    ctx.beginPath();
+    for (let k = start[b]!; k < start[b + 1]!; k++) {
+      const i = order[k]!;
+      const x = m.sx[i]!;
+      const y = m.sy[i]!;
+      if (x < -2 || x > SIZE + 2 || y < -2 || y > SIZE + 2) continue;
+      ctx.rect(x - 2, y - 2, 4, 4);
+    }
+    ctx.fill();
   }
 }
 
@@ -612,10 +713,11 @@ function draw(): void {
       const t = Math.min(1, (performance.now() - m.from.t0) / MOVE_MS);
       const s = t * t * (3 - 2 * t);
       const { x, y, tx, ty } = m.from;
-      for (let i = 0; i < m.sx.length; i++) {
-        m.sx[i] = x[i]! + (tx[i]! - x[i]!) * s;
-        m.sy[i] = y[i]! + (ty[i]! - y[i]!) * s;
+      for (let i = 0; i < m.bx.length; i++) {
+        m.bx[i] = x[i]! + (tx[i]! - x[i]!) * s;
+        m.by[i] = y[i]! + (ty[i]! - y[i]!) * s;
       }
+      applyZoom(m);
       if (t >= 1) m.from = null;
       else moving = true;
       m.layerVersion = -1;

@@ -5,7 +5,7 @@
  * The page may trust every line it gets: lengths, integer counts and totals are checked here.
  */
 import type { EpochDistances, SideHistogram } from '../train/epochDistances.ts';
-import { readTextFile } from './scan.ts';
+import { jsonLines, readTextFile } from './scan.ts';
 
 export type { EpochDistances, SideHistogram };
 
@@ -49,31 +49,21 @@ export function parseDistanceLine(v: unknown): EpochDistances | null {
 export function readDistances(p: string): DistancesRead {
   const t = readTextFile(p, NAME);
   if (!t.ok) return { epochs: [], messages: [t.message] };
-  const lines = t.value.split('\n');
-  const tail = lines.pop() ?? '';
+  const { rows, messages, partial } = jsonLines(t.value, NAME);
   const epochs: EpochDistances[] = [];
-  const messages: string[] = [];
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch {
-      messages.push(`${NAME} line ${i + 1} is not JSON: skipped`);
-      return;
-    }
-    const e = parseDistanceLine(v);
+  for (const { line, value } of rows) {
+    const e = parseDistanceLine(value);
     if (!e) {
-      messages.push(`${NAME} line ${i + 1} is not a distance histogram: skipped`);
-      return;
+      messages.push(`${NAME} line ${line} is not a distance histogram: skipped`);
+      continue;
     }
     const prev = epochs[epochs.length - 1];
     if (prev && e.epoch <= prev.epoch) {
-      messages.push(`${NAME} line ${i + 1}: epoch ${e.epoch} after epoch ${prev.epoch}: skipped`);
-      return;
+      messages.push(`${NAME} line ${line}: epoch ${e.epoch} after epoch ${prev.epoch}: skipped`);
+      continue;
     }
     epochs.push(e);
-  });
-  if (tail.trim() !== '') messages.push(`${NAME}: the last line is incomplete (being written): not shown yet`);
+  }
+  if (partial) messages.push(`${NAME}: the last line is incomplete (being written): not shown yet`);
   return { epochs, messages };
 }

@@ -195,6 +195,26 @@ export interface LogRead {
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
 
+/**
+ * The complete lines of a JSON-lines file (log.jsonl, distances.jsonl) parsed, with a message for
+ * each line that is not JSON; a last line without its newline is being written (`partial`).
+ */
+export function jsonLines(text: string, name: string): { rows: { line: number; value: unknown }[]; messages: string[]; partial: boolean } {
+  const lines = text.split('\n');
+  const tail = lines.pop() ?? '';
+  const rows: { line: number; value: unknown }[] = [];
+  const messages: string[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      rows.push({ line: i + 1, value: JSON.parse(line) });
+    } catch {
+      messages.push(`${name} line ${i + 1} is not JSON: skipped`);
+    }
+  });
+  return { rows, messages, partial: tail.trim() !== '' };
+}
+
 /** log.jsonl: every complete, valid line; a last line without its newline is being written. */
 export function readLog(p: string): LogRead {
   let text: string;
@@ -204,23 +224,13 @@ export function readLog(p: string): LogRead {
     const code = (e as NodeJS.ErrnoException).code;
     return { epochs: [], messages: [code === 'ENOENT' ? 'log.jsonl does not exist (yet)' : `log.jsonl cannot be read (${code ?? 'error'})`] };
   }
-  const lines = text.split('\n');
-  const tail = lines.pop() ?? '';
+  const { rows, messages, partial } = jsonLines(text, 'log.jsonl');
   const epochs: EpochLine[] = [];
-  const messages: string[] = [];
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch {
-      messages.push(`log.jsonl line ${i + 1} is not JSON: skipped`);
-      return;
-    }
-    const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
+  for (const { line, value } of rows) {
+    const o = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
     if (!Number.isInteger(o['epoch'])) {
-      messages.push(`log.jsonl line ${i + 1} has no epoch: skipped`);
-      return;
+      messages.push(`log.jsonl line ${line} has no epoch: skipped`);
+      continue;
     }
     epochs.push({
       epoch: o['epoch'] as number,
@@ -230,8 +240,8 @@ export function readLog(p: string): LogRead {
       seconds: num(o['seconds']),
       pairsPerSecond: num(o['pairsPerSecond']),
     });
-  });
-  if (tail.trim() !== '') messages.push(`log.jsonl: the last line is incomplete (being written): epoch ${epochs.length + 1} not shown yet`);
+  }
+  if (partial) messages.push(`log.jsonl: the last line is incomplete (being written): epoch ${epochs.length + 1} not shown yet`);
   return { epochs, messages };
 }
 

@@ -4,15 +4,14 @@
  * contrastive alone announced 29 minutes for a sweep that took hours).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadDataset } from '../../src/data/registry.ts';
 import { estimateSeconds, estimateTotal, resolveDefinition, trainConfig } from '../../src/experiments/sweep.ts';
 import { Training } from '../../src/train/trainer.ts';
-import { Rng } from '../../src/rng.ts';
-import { idxFile } from '../data/datasets.ts';
+import { writeBandsIdx } from '../data/datasets.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-estimate-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -28,20 +27,7 @@ test('estimateTotal: each loss its own trainings, batches and batch time, plus a
 });
 
 test('estimateSeconds times every loss that has trainings to run, with that loss\'s own batches per epoch', async () => {
-  const rng = new Rng(3);
-  const K = 8;
-  const S = 8;
-  for (const [prefix, per] of [['train', 30], ['t10k', 10]] as const) {
-    const n = K * per;
-    const images = new Uint8Array(n * S * S);
-    const labels = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      labels[i] = i % K;
-      for (let p = 0; p < S * S; p++) images[i * S * S + p] = rng.int(256);
-    }
-    writeFileSync(join(root, `${prefix}-images-idx3-ubyte`), idxFile([n, S, S], images));
-    writeFileSync(join(root, `${prefix}-labels-idx1-ubyte`), idxFile([n], labels));
-  }
+  writeBandsIdx(root);
   const ds = await loadDataset({ name: 'idx', dir: root });
   const { definition } = resolveDefinition(
     { data: { name: 'idx', dir: root }, losses: 'contrastive:margin=0.5..1,multi-similarity:alpha=1..4,triplet:margin=0.1..0.5;miner=semihard', trials: 2, folds: 2, seeds: 1, epochs: 2, trainPairs: 120 },

@@ -121,14 +121,17 @@ function readAt(fd: number, pos: number, length: number, path: string): Uint8Arr
   return buf;
 }
 
-/** Header and the whole records of an embeddings file; a short last record is left out (being written). */
-export function readEmbeddingsIndex(path: string): EmbeddingsIndex {
-  let fd: number;
+function openToRead(path: string): number {
   try {
-    fd = openSync(path, 'r');
+    return openSync(path, 'r');
   } catch (e) {
     throw new DataError(`${path}: cannot read (${fsErrorText(e)})`);
   }
+}
+
+/** Header and the whole records of an embeddings file; a short last record is left out (being written). */
+export function readEmbeddingsIndex(path: string): EmbeddingsIndex {
+  const fd = openToRead(path);
   try {
     const size = fstatSync(fd).size;
     if (size < 12) throw new DataError(`${path}: not an embeddings file (too short)`);
@@ -172,12 +175,7 @@ export function readEmbeddingsIndex(path: string): EmbeddingsIndex {
 export function readEpochEmbeddings(path: string, index: EmbeddingsIndex, epoch: number): Float32Array {
   const k = index.epochs.indexOf(epoch);
   if (k < 0) throw new DataError(`${path}: no embeddings stored for epoch ${epoch}`);
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new DataError(`${path}: cannot read (${fsErrorText(e)})`);
-  }
+  const fd = openToRead(path);
   try {
     const rec = readAt(fd, index.dataStart + k * index.recordBytes, index.recordBytes, path);
     return decodeRecord(rec, index.header.rows, index.header.dim).embeddings;

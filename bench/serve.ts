@@ -21,11 +21,11 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { syntheticResults } from '../test/fixtures/compareResults.ts';
+import { CHROMIUM, openBrowser } from '../test/serve/browser.ts';
 import { epochLine, writeManifest } from '../test/serve/helpers.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const LOSSES: { id: string; loss: string; params: Record<string, number>; label: string }[] = [
   { id: 'contrastive', loss: 'contrastive', params: { margin: 1 }, label: 'contrastive' },
   { id: 'yukawa', loss: 'yukawa', params: { kappa: 10, power: 3 }, label: 'Yukawa (κ = 10, p = 3)' },
@@ -145,13 +145,8 @@ async function main(): Promise<void> {
 
   const { child, url } = await startServe(root);
   const profile = mkdtempSync(join(tmpdir(), 'siamese-bench-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-  });
-  const errors: string[] = [];
+  // the browser as the tests drive it; each timed page below is a fresh one
+  const { context, errors } = await openBrowser(profile, { viewport: { width: 1280, height: 900 } });
   try {
     // ---- first view: a fresh page each time; the first load also warms the browser -----------
     // timed inside the page, from the start of navigation (the driver's own polling is slow on a busy machine)

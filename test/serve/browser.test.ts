@@ -11,14 +11,14 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, it } from 'node:test';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import type { SweepResults } from '../../src/experiments/sweep.ts';
 import { syntheticResults } from '../fixtures/compareResults.ts';
+import { CHROMIUM, openBrowser } from './browser.ts';
 import { appendDistances, appendEpoch, ensureWebBuilt, epochLine, tinySweep, writeManifest } from './helpers.ts';
 import type { EpochDistances } from '../../src/train/epochDistances.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const WAIT = { timeout: 30_000 };
 
 /** The little of the DOM the page-side callbacks use (the project compiles without lib "dom"). */
@@ -87,28 +87,8 @@ it('serve page: views, live growth, damaged files, offline', { timeout: 240_000 
   mkdirSync(join(root, 'live'), { recursive: true });
 
   const served: Served = await startServer({ dirs: [root], port: 0, pollMs: 200 });
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 720 },
-  });
-  const outside: string[] = [];
-  const errors: string[] = [];
+  const { context, page, errors, outside } = await openBrowser(profile, { viewport: { width: 1280, height: 720 }, origin: served.url });
   try {
-    const origin = served.url.replace(/\/$/, '');
-    // every request of the page goes through here: anything not to the server is recorded and refused
-    await context.route('**/*', (route) => {
-      const u = route.request().url();
-      if (u === origin || u.startsWith(`${origin}/`) || u.startsWith('data:')) return route.continue();
-      outside.push(u);
-      return route.abort();
-    });
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(served.url, { waitUntil: 'load' });
     await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, WAIT);
     await page.evaluate(() => (window.__marker = 42));
@@ -377,19 +357,8 @@ it('serve page: a 45-run folder and a 10,000-point map (load and frame times rep
   };
   writeFileSync(join(base, 'results.json'), JSON.stringify(results));
   const served = await startServer({ dirs: [base], port: 0 });
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 720 },
-  });
-  const errors: string[] = [];
+  const { context, page, errors } = await openBrowser(profile, { viewport: { width: 1280, height: 720 } });
   try {
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
     const t0 = Date.now();
     await page.goto(served.url, { waitUntil: 'load' });
     await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, WAIT);
@@ -468,25 +437,13 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
   // the sweep as it was while trial 3 ran: no trial02 folders, no results.json
   cpSync(out, join(root, 'sw'), { recursive: true, filter: (src) => !/results\.json$|trial02/.test(src) });
   const served = await startServer({ dirs: [root], port: 0, pollMs: 200 });
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-  });
-  const errors: string[] = [];
+  const { context, page, errors } = await openBrowser(profile, { viewport: { width: 1280, height: 900 } });
   const section = '[data-sweep="0:sw"]';
   /** the oracle: best validation MAP@R after each trial, from results.json */
   const runningMax = (l: SweepResults['losses'][number], upTo: number): string =>
     Array.from({ length: 3 }, (_, i) => Math.max(...l.trials.filter((x) => x.trial <= Math.min(i, upTo)).map((x) => x.validation.mapAtR!))).join(',');
   const values = (loss: string): Promise<string | null> => page.getAttribute(`${section} [data-testid=best-so-far] span[data-loss=${loss}]`, 'data-values');
-  let page: Page;
   try {
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`${served.url}#sweep`, { waitUntil: 'load' });
     await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, WAIT);
     await page.evaluate(() => (window.__marker = 7));

@@ -14,13 +14,12 @@ import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
-import { chromium } from 'playwright-core';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import { EMBEDDINGS_FILE, encodeRecord } from '../../src/train/epochEmbeddings.ts';
+import { CHROMIUM, openBrowser } from './browser.ts';
 import { appendEpoch, ensureWebBuilt, rawGet, writeManifest } from './helpers.ts';
 import { bruteNeighbours, type SnapshotFixture, writeSnapshots } from './snapshotFixture.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const WAIT = { timeout: 60_000 };
 /** the page's map: a SIZE x SIZE square, PAD inside each edge (src/web/embedding.ts) */
 const SIZE = 440;
@@ -77,27 +76,8 @@ it('serve page: two runs through training, epoch slider, play, neighbours in the
     for (const e of [1, 2, 3]) appendEpoch(join(root, name), e);
   }
   const served: Served = await startServer({ dirs: [root], port: 0, pollMs: 200 });
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-  });
-  const outside: string[] = [];
-  const errors: string[] = [];
+  const { context, page, errors, outside } = await openBrowser(profile, { viewport: { width: 1280, height: 900 }, origin: served.url });
   try {
-    const origin = served.url.replace(/\/$/, '');
-    await context.route('**/*', (route) => {
-      const u = route.request().url();
-      if (u === origin || u.startsWith(`${origin}/`) || u.startsWith('data:')) return route.continue();
-      outside.push(u);
-      return route.abort();
-    });
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`${served.url}#embedding`, { waitUntil: 'load' });
     await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, WAIT);
 

@@ -31,11 +31,15 @@ export function cnnBench(ds: Dataset, o: { steps: number; nativeAvailable: boole
   const f = (x: number): string => Math.round(x).toLocaleString('en-US');
   for (const r of rows) log(`| ${r.engine} | ${r.threads} | ${r.steps} | ${f(r.pairsPerSecond)} | ${f(r.pairsPerCpuSecond)} | ${r.medianStepMs.toFixed(1)} |`);
   if ('unavailable' in torch) log(`| PyTorch | 1 | - | ${torch.unavailable} | | |`);
-  else log(`| PyTorch ${String(torch['torch'])} | 1 | ${String(torch['steps'])} | ${f(Number(torch['pairsPerSecond']))} | ${f(Number(torch['pairsPerCpuSecond']))} | |`);
+  else log(`| PyTorch ${String(torch['torch'])} (${String(torch['python'])}) | 1 | ${String(torch['steps'])} | ${f(Number(torch['pairsPerSecond']))} | ${f(Number(torch['pairsPerCpuSecond']))} | |`);
   const one = rows.find((r) => r.engine === 'native' && r.threads === 1);
   const two = rows.find((r) => r.engine === 'native' && r.threads === 2);
   if (one && two) log(`\nnative, two threads against one: ${(two.pairsPerSecond / one.pairsPerSecond).toFixed(2)}x`);
-  if (one && !('unavailable' in torch)) log(`native one thread against PyTorch's one: ${(one.pairsPerSecond / Number(torch['pairsPerSecond'])).toFixed(2)}x`);
+  if (one && !('unavailable' in torch))
+    log(
+      `native one thread against PyTorch's one: ${(one.pairsPerSecond / Number(torch['pairsPerSecond'])).toFixed(2)}x in pairs/s, ` +
+        `${(one.pairsPerCpuSecond / Number(torch['pairsPerCpuSecond'])).toFixed(2)}x in pairs per CPU-second`,
+    );
   log();
   return { training: rows.map(({ stepTimes: _, ...r }) => r), torch };
 }

@@ -145,7 +145,24 @@ void chunk_filter_sums(const float *const *g, const float *const *out, const int
     /* one vector a row (the first block's 9 or 25 terms): no lists, and a select in place of
        the branch on each pooled value's sign (a term g = 0 adds +0 to a sum that is never -0:
        the same bits) */
-    for (int ch = 0; ch < c; ch++) {
+    int ch = 0;
+    /* four channels at a time: four independent chains of multiply-adds, each in its order */
+    for (; ch + 4 <= c; ch += 4) {
+      vf acc[4] = {{0}, {0}, {0}, {0}};
+      float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int i = 0; i < nimg; i++)
+        for (size_t e = (size_t)ch; e < (size_t)np; e += (size_t)c)
+          for (int j = 0; j < 4; j++) {
+            const float gi = out[i][e + j] > 0.0f ? g[i][e + j] : 0.0f;
+            acc[j] += ((vf){0} + gi) * VLOAD(col[i] + (size_t)arg[i][e + j] * K);
+            b[j] += gi;
+          }
+      for (int j = 0; j < 4; j++) {
+        VSTORE(pw + (size_t)(ch + j) * K, acc[j]);
+        pb[ch + j] = b[j];
+      }
+    }
+    for (; ch < c; ch++) {
       vf acc = (vf){0};
       float b = 0.0f;
       for (int i = 0; i < nimg; i++)

@@ -65,7 +65,8 @@ export function batchLossOverhead(ds: Dataset, losses: readonly string[], opts: 
       return r;
     };
     // the class weights' optimizer step runs after the engine's: outside the timed part, a few µs
-    t.runEpoch((info) => info.batch < warm + steps);
+    const stop = new AbortController();
+    t.runEpoch((info) => (info.batch >= warm + steps ? stop.abort() : undefined), { signal: stop.signal });
     t.dispose();
     const st = median(stepMs.slice(warm));
     const ho = median(hostMs.slice(warm));

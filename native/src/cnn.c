@@ -1,19 +1,19 @@
 /*
- * The convolutional base network (see cnn.h): a training step on every thread of the pool at once
- * (pool_run_each), each thread on a fixed share:
+ * The convolutional base network (see cnn.h): a training step as three jobs of small tasks on the
+ * thread pool, each task taken by whichever thread is free (pool_run):
  *
- *   forward     the thread's images: blocks (im2col, GEMM, bias + ReLU, pooling with argmax),
- *               dropout masks from the stream's place of its rows, the dense head, the output;
- *   backward A  the thread's images: dL/d(embeddings) from the pairs, the head's dZ and input
- *               gradient, then block by block from the last but the first: the input gradient
- *               from the pooled gradients (dZ W^T from dZ's non-zeros, then col2im);
- *   backward B  (after a barrier) chunks of images, chunk q on thread q mod P: the filter and
- *               bias gradients' partial sums of the chunk, from dZ's non-zeros;
- *   backward C  (after a barrier) the thread's rows of every kernel: the chunks' sums in order,
- *               X^T dZ for the head; its columns of every bias; the optimizer and transposes.
+ *   forward          8 images a task: blocks (im2col, GEMM, bias + ReLU, pooling with argmax),
+ *                    dropout masks from the stream's place of its rows, the dense head, the output;
+ *   backward A + B   8 images a task: dL/d(embeddings) from the pairs, the head's dZ and input
+ *                    gradient, then block by block from the last but the first: the input
+ *                    gradient from the pooled gradients (dZ W^T from dZ's non-zeros, then col2im);
+ *                    then the filter and bias gradients' partial sums of the chunks of images it
+ *                    holds, from dZ's non-zeros;
+ *   backward C       48 kernel rows of one layer a task (and one task for every bias): the
+ *                    chunks' sums in order, X^T dZ for the head; the optimizer and transposes.
  *
- * Every output element is computed by one thread as one sum in a fixed order: any thread count
- * gives the same bits.
+ * Every output element is computed by one task as one sum in a fixed order: any thread count,
+ * and any order of the tasks, gives the same bits.
  */
 #include "cnn.h"
 
@@ -41,7 +41,7 @@
  * the forward pass and backward A + B in tasks of TASK_IMAGES images, backward C in tasks of
  * TASK_ROWS kernel rows. When the host takes a core away from one thread for a while, the other
  * takes on the remaining tasks instead of waiting at a barrier for the first thread's fixed
- * share: that wait made two threads slower than one on a busy host (see docs/native-cnn.md).
+ * share (see docs/native-cnn.md: no schedule helps when the host gives the process one core).
  * TASK_ROWS: a multiple of 16 (a cache line of floats, for the transposes' columns) and of MR.
  */
 #define TASK_IMAGES 8
@@ -515,7 +515,7 @@ static void reduce_partials(cnn *m, int b, int n, int k0, int k1) {
 }
 
 /* backward C tasks: per layer, its kernel's real rows in TASK_ROWS-row tasks (layer l's first
-   task is wtask0[l]), then one task for every bias */
+   task is first[l]), then one task for every bias (first[nl]) */
 static int weight_tasks(const cnn *m, int *first) {
   int t = 0;
   for (int l = 0; l < m->nl; l++) {

@@ -5,22 +5,39 @@
  * CNN where Python has it: pairs per second and pairs per CPU-second.
  */
 import type { Dataset } from '../src/data/dataset.ts';
-import { throughput, type Throughput } from './throughput.ts';
+import { pooled, throughput, type Throughput } from './throughput.ts';
 import { torchReference, type TorchResult } from './torch.ts';
 
 export interface CnnBenchResult {
   training: Omit<Throughput, 'stepTimes'>[];
+  /** two threads' pairs/s over one thread's, round by round */
+  twoAgainstOneRounds: number[];
   torch: TorchResult;
 }
 
-/** steps: measured native steps (TF.js gets a fifth of them, PyTorch half); torch: whether to run PyTorch */
-export function cnnBench(ds: Dataset, o: { steps: number; nativeAvailable: boolean; torch: boolean; log: (s?: string) => void }): CnnBenchResult {
+/**
+ * steps: measured native steps per thread count, in `rounds` alternating rounds of one thread
+ * and two (so that a change in the host's load falls on both; TF.js gets a fifth of the steps,
+ * PyTorch half); torch: whether to run PyTorch
+ */
+export function cnnBench(
+  ds: Dataset,
+  o: { steps: number; rounds: number; nativeAvailable: boolean; torch: boolean; log: (s?: string) => void },
+): CnnBenchResult {
   const { log } = o;
   const cnn = { base: 'cnn' as const };
   const rows: Throughput[] = [];
+  const ratios: number[] = [];
   if (o.nativeAvailable) {
-    rows.push(throughput(ds, 'native', 1, 10, o.steps, 'auto', 'auto', true, 'auto', cnn));
-    rows.push(throughput(ds, 'native', 2, 10, o.steps, 'auto', 'auto', true, 'auto', cnn));
+    const per = Math.max(5, Math.round(o.steps / o.rounds));
+    const ones: Throughput[] = [];
+    const twos: Throughput[] = [];
+    for (let r = 0; r < o.rounds; r++) {
+      ones.push(throughput(ds, 'native', 1, 10, per, 'auto', 'auto', true, 'auto', cnn));
+      twos.push(throughput(ds, 'native', 2, 10, per, 'auto', 'auto', true, 'auto', cnn));
+      ratios.push(twos[r]!.pairsPerSecond / ones[r]!.pairsPerSecond);
+    }
+    rows.push(pooled(ones), pooled(twos));
   }
   rows.push(throughput(ds, 'tfjs', 1, 3, Math.max(5, Math.round(o.steps / 5)), 'auto', 'auto', true, 'auto', cnn));
   const torch = o.torch ? torchReference(1, Math.max(10, Math.round(o.steps / 2)), { args: ['--model', 'cnn', '--warmup', '10'] }) : { unavailable: 'skipped (--no-torch)' };
@@ -31,11 +48,17 @@ export function cnnBench(ds: Dataset, o: { steps: number; nativeAvailable: boole
   const f = (x: number): string => Math.round(x).toLocaleString('en-US');
   for (const r of rows) log(`| ${r.engine} | ${r.threads} | ${r.steps} | ${f(r.pairsPerSecond)} | ${f(r.pairsPerCpuSecond)} | ${r.medianStepMs.toFixed(1)} |`);
   if ('unavailable' in torch) log(`| PyTorch | 1 | - | ${torch.unavailable} | | |`);
-  else log(`| PyTorch ${String(torch['torch'])} | 1 | ${String(torch['steps'])} | ${f(Number(torch['pairsPerSecond']))} | ${f(Number(torch['pairsPerCpuSecond']))} | |`);
+  else log(`| PyTorch ${String(torch['torch'])} (${String(torch['python'])}) | 1 | ${String(torch['steps'])} | ${f(Number(torch['pairsPerSecond']))} | ${f(Number(torch['pairsPerCpuSecond']))} | |`);
   const one = rows.find((r) => r.engine === 'native' && r.threads === 1);
   const two = rows.find((r) => r.engine === 'native' && r.threads === 2);
-  if (one && two) log(`\nnative, two threads against one: ${(two.pairsPerSecond / one.pairsPerSecond).toFixed(2)}x`);
-  if (one && !('unavailable' in torch)) log(`native one thread against PyTorch's one: ${(one.pairsPerSecond / Number(torch['pairsPerSecond'])).toFixed(2)}x`);
+  if (one && two) {
+    log(`\nnative, two threads against one: ${(two.pairsPerSecond / one.pairsPerSecond).toFixed(2)}x (rounds: ${ratios.map((x) => x.toFixed(2) + 'x').join(', ')})`);
+  }
+  if (one && !('unavailable' in torch))
+    log(
+      `native one thread against PyTorch's one: ${(one.pairsPerSecond / Number(torch['pairsPerSecond'])).toFixed(2)}x in pairs/s, ` +
+        `${(one.pairsPerCpuSecond / Number(torch['pairsPerCpuSecond'])).toFixed(2)}x in pairs per CPU-second`,
+    );
   log();
-  return { training: rows.map(({ stepTimes: _, ...r }) => r), torch };
+  return { training: rows.map(({ stepTimes: _, ...r }) => r), twoAgainstOneRounds: ratios, torch };
 }

@@ -76,6 +76,8 @@ export function throughput(
   let m1 = 0;
   const stepMs: number[] = [];
   let last = 0;
+  // a callback's return value does not stop an epoch; an abort does, before the next batch
+  const stop = new AbortController();
   t.runEpoch((b) => {
     const now = performance.now();
     if (b.batch > warm) stepMs.push(now - last);
@@ -89,9 +91,9 @@ export function throughput(
       t1 = performance.now();
       c1 = cpuMs();
       m1 = threadRunMs();
-      return false;
+      stop.abort();
     }
-  });
+  }, { signal: stop.signal });
   const res: Throughput = {
     engine:
       t.engine instanceof NativeEngine

@@ -16,9 +16,20 @@ export type TorchResult = Record<string, unknown> | { unavailable: string };
  * and double the CPU time: that is the setting of an earlier design note's 11,208). `args`: more of the
  * script's options (--model cnn, --warmup N).
  */
+/**
+ * The Pythons to try, in order: SIAMESE_PYTHON alone where it is set; else `python3` on PATH, then
+ * the system's /usr/bin/python3 (a pyenv or venv python3 first on PATH often lacks the torch that
+ * Debian's python3-torch installed for the system one).
+ */
+export function pythonCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
+  const own = env['SIAMESE_PYTHON']?.trim();
+  return own ? [own] : ['python3', '/usr/bin/python3'];
+}
+
 export function torchReference(threads: number, steps: number, o: { pinBlas?: boolean; args?: readonly string[] } = {}): TorchResult {
   const script = join(here, 'torch_reference.py');
-  for (const py of ['python3', '/usr/bin/python3']) {
+  const pythons = pythonCandidates();
+  for (const py of pythons) {
     try {
       execFileSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
     } catch {
@@ -36,5 +47,5 @@ export function torchReference(threads: number, steps: number, o: { pinBlas?: bo
       return { unavailable: `PyTorch run failed: ${(e as Error).message.split('\n')[0]}` };
     }
   }
-  return { unavailable: 'python3 with torch not found (Debian: apt-get install python3-torch)' };
+  return { unavailable: `no Python with torch (tried ${pythons.join(', ')}; SIAMESE_PYTHON=PATH names one; Debian: apt-get install python3-torch)` };
 }

@@ -1,19 +1,19 @@
 /*
- * The convolutional base network (see cnn.h): a training step on every thread of the pool at once
- * (pool_run_each), each thread on a fixed share:
+ * The convolutional base network (see cnn.h): a training step as three jobs of small tasks on the
+ * thread pool, each task taken by whichever thread is free (pool_run):
  *
- *   forward     the thread's images: blocks (im2col, GEMM, bias + ReLU, pooling with argmax),
- *               dropout masks from the stream's place of its rows, the dense head, the output;
- *   backward A  the thread's images: dL/d(embeddings) from the pairs, the head's dZ and input
- *               gradient, then block by block from the last but the first: the input gradient
- *               from the pooled gradients (dZ W^T from dZ's non-zeros, then col2im);
- *   backward B  (after a barrier) chunks of images, chunk q on thread q mod P: the filter and
- *               bias gradients' partial sums of the chunk, from dZ's non-zeros;
- *   backward C  (after a barrier) the thread's rows of every kernel: the chunks' sums in order,
- *               X^T dZ for the head; its columns of every bias; the optimizer and transposes.
+ *   forward          8 images a task: blocks (im2col, GEMM, bias + ReLU, pooling with argmax),
+ *                    dropout masks from the stream's place of its rows, the dense head, the output;
+ *   backward A + B   8 images a task: dL/d(embeddings) from the pairs, the head's dZ and input
+ *                    gradient, then block by block from the last but the first: the input
+ *                    gradient from the pooled gradients (dZ W^T from dZ's non-zeros, then col2im);
+ *                    then the filter and bias gradients' partial sums of the chunks of images it
+ *                    holds, from dZ's non-zeros;
+ *   backward C       48 kernel rows of one layer a task (and one task for every bias): the
+ *                    chunks' sums in order, X^T dZ for the head; the optimizer and transposes.
  *
- * Every output element is computed by one thread as one sum in a fixed order: any thread count
- * gives the same bits.
+ * Every output element is computed by one task as one sum in a fixed order: any thread count,
+ * and any order of the tasks, gives the same bits.
  */
 #include "cnn.h"
 
@@ -35,6 +35,17 @@
  * order: the error of a few hundred terms, and the order still fixed for any thread count.
  */
 #define CHUNK_TERMS 1024
+
+/*
+ * A training step is three jobs of small tasks handed out to whichever thread is free (pool_run):
+ * the forward pass and backward A + B in tasks of TASK_IMAGES images, backward C in tasks of
+ * TASK_ROWS kernel rows. When the host takes a core away from one thread for a while, the other
+ * takes on the remaining tasks instead of waiting at a barrier for the first thread's fixed
+ * share (see docs/native-cnn.md: no schedule helps when the host gives the process one core).
+ * TASK_ROWS: a multiple of 16 (a cache line of floats, for the transposes' columns) and of MR.
+ */
+#define TASK_IMAGES 8
+#define TASK_ROWS 48
 
 #define LIMIT (1 << 14)
 
@@ -176,7 +187,9 @@ cnn *cnn_create(int h, int w, int c, int k, int emb, const int *filters, int nb,
     m->R[b] = k * k * ic;
     m->C[b] = filters[b];
     const int per = m->oh[b] * m->ow[b];
-    m->ipc[b] = CHUNK_TERMS / per > 1 ? CHUNK_TERMS / per : 1;
+    /* a power of two up to TASK_IMAGES, so that a task's images hold whole chunks */
+    m->ipc[b] = 1;
+    while (m->ipc[b] * 2 <= TASK_IMAGES && m->ipc[b] * 2 * per <= CHUNK_TERMS) m->ipc[b] *= 2;
     ih = m->ph[b];
     iw = m->pw[b];
     ic = filters[b];
@@ -359,12 +372,11 @@ static void draw_masks(cnn *m, const step_ctx *c, int r0, int r1) {
   for (int b = r0; b < r1; b += 256) xo_masks(s, r1 - b < 256 ? r1 - b : 256, F, FP, thr, scale, m->M + (size_t)b * FP);
 }
 
-static void forward_each(void *vctx, int t, int tid) {
+/* forward task t: images [t*TASK_IMAGES, ...): blocks, dropout, the head */
+static void forward_task(void *vctx, int t, int tid) {
   step_ctx *c = (step_ctx *)vctx;
   cnn *m = c->m;
-  int r0, r1;
-  split(c->n, 1, t, m->nthreads, &r0, &r1);
-  if (r1 <= r0) return;
+  const int r0 = t * TASK_IMAGES, r1 = r0 + TASK_IMAGES < c->n ? r0 + TASK_IMAGES : c->n;
   const scratch_t s = thread_scratch(m, tid);
   const int FP = m->RP[m->nb];
   for (int i = r0; i < r1; i++) {
@@ -389,6 +401,8 @@ static void forward_each(void *vctx, int t, int tid) {
   copy_out(m, c->out + (size_t)r0 * m->C[m->nb], m->E + (size_t)r0 * EP, r1 - r0);
 }
 
+static int image_tasks(int n) { return (n + TASK_IMAGES - 1) / TASK_IMAGES; }
+
 size_t cnn_row_bytes(const cnn *m) {
   size_t floats = 3 * (size_t)m->RP[m->nb] + 2 * (size_t)m->CP[m->nb];
   for (int b = 0; b < m->nb; b++) {
@@ -407,7 +421,7 @@ int cnn_forward_train(cnn *m, const uint8_t *images, int in_dim, const int32_t *
   m->has_masks = m->rate > 0;
   step_ctx c = images_ctx(m, images, in_dim, rows, n, emb_out);
   memcpy(c.rng0, rng, sizeof c.rng0);
-  pool_run_each(m->pool, forward_each, &c);
+  pool_run(m->pool, forward_task, &c, image_tasks(n));
   if (m->has_masks) xo_jump(rng, (uint64_t)n * m->R[m->nb]);
   return 0;
 }
@@ -446,103 +460,112 @@ static void backward_rows(cnn *m, const step_ctx *c, int r0, int r1, const scrat
     for (int b = L - 1; b >= 1; b--) {
       /* dcol = dZ W^T, from dZ's non-zeros only (the pooling leaves at most one in four), then
          col2im: the gradient of the previous block's pooled map */
-      const size_t conv = (size_t)m->oh[b] * m->ow[b], np = (size_t)m->ph[b] * m->pw[b] * m->C[b];
+      const size_t np = (size_t)m->ph[b] * m->pw[b] * m->C[b];
       const float *g = b + 1 == L ? m->DX + (size_t)i * FP : m->G[b] + (size_t)i * np;
-      pool2_input_rows(g, pooled_map(m, b, i), m->A[b] + (size_t)i * np, (int)np, m->CP[b], m->WT[b], m->RP[b], s->col, conv);
+      pool2_input_rows(g, pooled_map(m, b, i), m->A[b] + (size_t)i * np, m->oh[b], m->ow[b], m->C[b], m->WT[b], m->RP[b], s->col);
       conv_col2im(s->col, m->RP[b], m->ih[b], m->iw[b], m->ic[b], m->k, m->G[b - 1] + (size_t)i * m->ih[b] * m->iw[b] * m->ic[b]);
     }
 }
 
 /*
  * The filter and bias gradients' partial sums of chunk q (images [q*ipc, (q+1)*ipc)) of block
- * b, from dZ's non-zeros: each pooled value g whose map value is positive adds g times its
- * argmax position's im2col row to its channel's row of PW ([CP x RP], W's transpose) and g to
- * PB, images in order and the pooled values in theirs: dZ's zero terms skipped.
+ * b, from dZ's non-zeros (chunk_filter_sums): rows [C x RP] of PW (W's transpose) and PB.
  */
 static void chunk_partials(cnn *m, int b, int q, int n) {
   const int L = m->nb, K = m->RP[b], N = m->CP[b];
   const size_t conv = (size_t)m->oh[b] * m->ow[b], np = (size_t)m->ph[b] * m->pw[b] * m->C[b];
-  float *pw = m->PW[b] + (size_t)q * N * K, *pb = m->PB[b] + (size_t)q * N;
-  memset(pw, 0, (size_t)N * K * sizeof(float));
-  memset(pb, 0, (size_t)N * sizeof(float));
-  const int i1 = (q + 1) * m->ipc[b] < n ? (q + 1) * m->ipc[b] : n;
-  for (int i = q * m->ipc[b]; i < i1; i++) {
-    const float *g = b + 1 == L ? m->DX + (size_t)i * m->RP[L] : m->G[b] + (size_t)i * np;
-    const float *out = pooled_map(m, b, i);
-    const int32_t *arg = m->A[b] + (size_t)i * np;
-    const float *col = m->col[b] + (size_t)i * conv * K;
-    for (size_t e = 0; e < np; e++) {
-      if (!(out[e] > 0.0f)) continue;
-      const int32_t ch = arg[e] % N;
-      const float *x = col + (size_t)(arg[e] / N) * K;
-      float *d = pw + (size_t)ch * K;
-      const vf gv = (vf){0} + g[e];
-      for (int j = 0; j < K; j += VW) VSTORE(d + j, VLOAD(d + j) + gv * VLOAD(x + j));
-      pb[ch] += g[e];
-    }
+  const int i0 = q * m->ipc[b], i1 = (q + 1) * m->ipc[b] < n ? (q + 1) * m->ipc[b] : n;
+  const float *g[TASK_IMAGES], *out[TASK_IMAGES], *col[TASK_IMAGES];
+  const int32_t *arg[TASK_IMAGES];
+  for (int i = i0; i < i1; i++) {
+    g[i - i0] = b + 1 == L ? m->DX + (size_t)i * m->RP[L] : m->G[b] + (size_t)i * np;
+    out[i - i0] = pooled_map(m, b, i);
+    arg[i - i0] = m->A[b] + (size_t)i * np;
+    col[i - i0] = m->col[b] + (size_t)i * conv * K;
   }
+  chunk_filter_sums(g, out, arg, col, i1 - i0, (int)np, m->C[b], K, m->PW[b] + (size_t)q * N * K, m->PB[b] + (size_t)q * N);
 }
 
-/* block b's gradients from the chunks' partial sums, in chunk order: kernel rows [k0, k1), bias
-   columns [j0, j1) */
-static void reduce_partials(cnn *m, int b, int n, int k0, int k1, int j0, int j1) {
+/* backward A and B, task t: images [t*TASK_IMAGES, ...) down to every block's pooled gradient,
+   then the partial sums of the chunks they hold (whole chunks: ipc divides TASK_IMAGES) */
+static void backward_task(void *vctx, int t, int tid) {
+  step_ctx *c = (step_ctx *)vctx;
+  cnn *m = c->m;
+  const int r0 = t * TASK_IMAGES, r1 = r0 + TASK_IMAGES < c->n ? r0 + TASK_IMAGES : c->n;
+  const scratch_t s = thread_scratch(m, tid);
+  backward_rows(m, c, r0, r1, &s);
+  for (int b = 0; b < m->nb; b++)
+    for (int q = r0 / m->ipc[b]; q * m->ipc[b] < r1; q++) chunk_partials(m, b, q, c->n);
+}
+
+/* block b's kernel gradient from the chunks' partial sums, in chunk order: rows [k0, k1) (a
+   multiple of VW, or the padded end) */
+static void reduce_partials(cnn *m, int b, int n, int k0, int k1) {
   const int K = m->RP[b], N = m->CP[b], chunks = (n + m->ipc[b] - 1) / m->ipc[b];
-  for (int k = k0; k < k1; k++)
-    for (int ch = 0; ch < N; ch++) {
-      float sum = m->PW[b][(size_t)ch * K + k];
-      for (int q = 1; q < chunks; q++) sum += m->PW[b][((size_t)q * N + ch) * K + k];
-      m->GW[b][(size_t)k * N + ch] = sum;
+  const float *PW = m->PW[b];
+  for (int ch = 0; ch < N; ch++)
+    for (int k = k0; k < k1; k += VW) {
+      vf sum = VLOAD(PW + (size_t)ch * K + k);
+      for (int q = 1; q < chunks; q++) sum += VLOAD(PW + ((size_t)q * N + ch) * K + k);
+      float v[VW];
+      VSTORE(v, sum);
+      const int e = k1 - k < VW ? k1 - k : VW;
+      for (int j = 0; j < e; j++) m->GW[b][(size_t)(k + j) * N + ch] = v[j];
     }
-  for (int ch = j0; ch < j1; ch++) {
-    float sum = m->PB[b][ch];
-    for (int q = 1; q < chunks; q++) sum += m->PB[b][(size_t)q * N + ch];
-    m->GB[b][ch] = sum;
-  }
 }
 
-/* backward B, part t of P: kernel rows and bias columns of every layer, gradients and updates */
-static size_t weights_backward(cnn *m, const step_ctx *c, int t, int P) {
-  size_t bad = 0;
+/* backward C tasks: per layer, its kernel's real rows in TASK_ROWS-row tasks (layer l's first
+   task is first[l]), then one task for every bias (first[nl]) */
+static int weight_tasks(const cnn *m, int *first) {
+  int t = 0;
   for (int l = 0; l < m->nl; l++) {
-    const int N = m->CP[l];
-    /* the kernel's real rows only (the padding rows' gradients and weights stay 0), in whole
-       register tiles where there are many, else row by row (the first block's 9 or 27 rows) */
-    int k0, k1, j0, j1;
-    split(m->R[l], m->R[l] >= 8 * MR ? MR : 1, t, P, &k0, &k1);
-    split(N, VW, t, P, &j0, &j1);
+    first[l] = t;
+    t += (m->R[l] + TASK_ROWS - 1) / TASK_ROWS;
+  }
+  first[m->nl] = t;
+  return t + 1;
+}
+
+static void weights_task(void *vctx, int t, int tid) {
+  step_ctx *c = (step_ctx *)vctx;
+  cnn *m = c->m;
+  int first[CNN_LAYERS + 1];
+  weight_tasks(m, first);
+  size_t bad = 0;
+  if (t == first[m->nl]) {
+    /* the biases: the chunks' sums in order, the head's column sums; the updates */
+    for (int l = 0; l < m->nl; l++) {
+      const int N = m->CP[l];
+      if (l < m->nb) {
+        const int chunks = (c->n + m->ipc[l] - 1) / m->ipc[l];
+        for (int ch = 0; ch < N; ch++) {
+          float sum = m->PB[l][ch];
+          for (int q = 1; q < chunks; q++) sum += m->PB[l][(size_t)q * N + ch];
+          m->GB[l][ch] = sum;
+        }
+      } else {
+        col_sums(m->DE, (size_t)c->n, N, 0, N, m->GB[l]);
+      }
+      if (c->bw.apply) bad += opt_update(c->bw.opt, m->B[l], m->GB[l], m->SB[0][l], m->SB[1][l], (size_t)N);
+    }
+  } else {
+    int l = 0;
+    while (t >= first[l + 1]) l++;
+    const int N = m->CP[l], k0 = (t - first[l]) * TASK_ROWS, k1 = k0 + TASK_ROWS < m->R[l] ? k0 + TASK_ROWS : m->R[l];
     if (l < m->nb) {
-      reduce_partials(m, l, c->n, k0, k1, j0, j1);
+      reduce_partials(m, l, c->n, k0, k1);
     } else {
       /* the head: X^T DE over the batch's rows */
       const int K = m->RP[l];
-      if (k1 > k0) gemm_tn(k1 - k0, N, c->n, m->X + k0, K, m->DE, N, m->GW[l] + (size_t)k0 * N, N);
-      if (j1 > j0) col_sums(m->DE, (size_t)c->n, N, j0, j1, m->GB[l]);
+      gemm_tn(k1 - k0, N, c->n, m->X + k0, K, m->DE, N, m->GW[l] + (size_t)k0 * N, N);
     }
-    if (k1 > k0 && c->bw.apply) {
+    if (c->bw.apply) {
       const size_t o = (size_t)k0 * N, len = (size_t)(k1 - k0) * N;
       bad += opt_update(c->bw.opt, m->W[l] + o, m->GW[l] + o, m->SW[0][l] + o, m->SW[1][l] + o, len);
       transpose_rows(m, l, k0, k1);
     }
-    if (j1 > j0 && c->bw.apply)
-      bad += opt_update(c->bw.opt, m->B[l] + j0, m->GB[l] + j0, m->SB[0][l] + j0, m->SB[1][l] + j0, (size_t)(j1 - j0));
   }
-  return bad;
-}
-
-static void backward_each(void *vctx, int t, int tid) {
-  step_ctx *c = (step_ctx *)vctx;
-  cnn *m = c->m;
-  const int P = m->nthreads;
-  int r0, r1;
-  split(c->n, 1, t, P, &r0, &r1);
-  const scratch_t s = thread_scratch(m, tid);
-  if (r1 > r0) backward_rows(m, c, r0, r1, &s);
-  pool_barrier(m->pool);
-  /* the chunks' partial sums, chunk q of every block on thread q mod P */
-  for (int b = 0; b < m->nb; b++)
-    for (int q = t; q * m->ipc[b] < c->n; q += P) chunk_partials(m, b, q, c->n);
-  pool_barrier(m->pool);
-  m->bad[(size_t)t * 8] = weights_backward(m, c, t, P);
+  m->bad[(size_t)tid * 8] += bad;
 }
 
 int cnn_backward(cnn *m, const float *g, const int32_t *ia, const int32_t *ib, const float *coef, int npairs,
@@ -552,7 +575,10 @@ int cnn_backward(cnn *m, const float *g, const int32_t *ia, const int32_t *ib, c
   c.m = m;
   c.n = m->rows;
   c.bw = (backward_src){g, ia, ib, coef, npairs, opt, apply};
-  pool_run_each(m->pool, backward_each, &c);
+  pool_run(m->pool, backward_task, &c, image_tasks(c.n));
+  for (int t = 0; t < m->nthreads; t++) m->bad[(size_t)t * 8] = 0;
+  int first[CNN_LAYERS + 1];
+  pool_run(m->pool, weights_task, &c, weight_tasks(m, first));
   m->bad_valid = apply;
   return 0;
 }

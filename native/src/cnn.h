@@ -9,9 +9,9 @@
  * padded to the vector width with zeros), the bias as [CP[l]]. Idx 2l is a kernel, 2l + 1 its
  * bias, in Keras' order and layout (HWIO), as weightSpecs() lists them.
  *
- * Determinism: a training step splits images (forward, backward to dZ) and kernel rows (weight
- * gradients, updates) between threads; every output element is one sum in a fixed order, so 1
- * and N threads give the same bits.
+ * Determinism: a training step is tasks of images (forward, backward to dZ and the filter
+ * gradients' partial sums) and of kernel rows (the sums of the partials, updates), taken by any
+ * thread; every output element is one sum in a fixed order, so 1 and N threads give the same bits.
  */
 #ifndef SIAMESE_CNN_H
 #define SIAMESE_CNN_H
@@ -39,8 +39,9 @@ typedef struct cnn {
   float *col[CNN_MAX_BLOCKS], *P[CNN_MAX_BLOCKS];
   int32_t *A[CNN_MAX_BLOCKS];
   /* the backward pass: the gradient of each block's pooled map but the last's (that is DX), and
-     the filter and bias gradients' partial sums of each chunk of ipc[b] images, [CP x RP] and
-     [CP] (see chunk_partials in cnn.c) */
+     the filter and bias gradients' partial sums of each chunk of ipc[b] images (a power of two
+     up to 8), [CP x RP] and [CP] (see chunk_partials in cnn.c); A holds positions in the
+     convolution output */
   float *G[CNN_MAX_BLOCKS], *PW[CNN_MAX_BLOCKS], *PB[CNN_MAX_BLOCKS];
   int ipc[CNN_MAX_BLOCKS];
   float *X, *M, *E, *DE, *DX;

@@ -15,12 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, it } from 'node:test';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import type { EpochDistances } from '../../src/train/epochDistances.ts';
+import { CHROMIUM, openBrowser } from './browser.ts';
 import { ensureWebBuilt } from './helpers.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 /** generous: the machine may be loaded; every wait is still bounded */
 const WAIT = { timeout: 120_000 };
@@ -64,28 +64,9 @@ it('serve page: a real training started into a served folder appears and grows, 
   const runDir = join(served, 'live-run');
 
   const server: Served = await startServer({ dirs: [served], port: 0, pollMs: 200 });
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-  });
-  const outside: string[] = [];
-  const errors: string[] = [];
+  const { context, page, errors, outside } = await openBrowser(profile, { viewport: { width: 1280, height: 900 }, origin: server.url });
   let child: ChildProcess | undefined;
   try {
-    const origin = server.url.replace(/\/$/, '');
-    await context.route('**/*', (route) => {
-      const u = route.request().url();
-      if (u === origin || u.startsWith(`${origin}/`) || u.startsWith('data:')) return route.continue();
-      outside.push(u);
-      return route.abort();
-    });
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(server.url, { waitUntil: 'load' });
     await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, WAIT);
     assert.match((await textOf(page, '#view-runs .msg')) ?? '', /no runs found yet/, 'an empty folder at first');

@@ -44,7 +44,7 @@ const built = new Map<string, { status: number | null; out: string }>();
 /** node native/build.mjs --out dir --strict under SIAMESE_MARCH=march, without waiting on the other */
 function build(march: string): Promise<void> {
   return new Promise((resolve) => {
-    const env = { ...process.env, SIAMESE_MARCH: march };
+    const env: NodeJS.ProcessEnv = { ...process.env, SIAMESE_MARCH: march };
     delete env['SIAMESE_NATIVE'];
     const p = spawn(process.execPath, [BUILD, '--out', join(root, march), '--strict'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

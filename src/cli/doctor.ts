@@ -92,7 +92,7 @@ export function formatDoctor(r: DoctorReport): string {
   const lines = [`siamese-lab ${r.version}, Node.js ${r.node}, ${r.platform}`];
   lines.push(`cpu: ${r.cpu.model}, ${r.cpu.cores} cores${r.cpu.features.length ? `, ${r.cpu.features.join(' ')}` : ''}`);
   if (n.available) {
-    const from = n.origin === 'package' ? 'the package' : n.origin === 'cache' ? 'the cache' : 'built just now';
+    const from = n.origin === 'package' ? 'the package' : n.origin === 'cache' ? 'the cache' : n.origin === 'env' ? 'SIAMESE_NATIVE_DIR' : 'built just now';
     lines.push(`engine: native (${n.info?.isa ?? '?'}, ${n.info?.vectorWidth ?? '?'} floats a vector, tile ${n.info?.tile ?? '?'}), from ${from}: ${n.path}`);
   } else {
     lines.push(`engine: TF.js (wasm), about 25x slower for MLPs: the native engine ${n.reason === 'disabled' ? 'is' : 'is not available:'} ${n.detail}`);

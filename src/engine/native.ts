@@ -10,12 +10,14 @@
  *      first use when neither exists (npm 11 does not run a dependency's install script until the
  *      user approves it) and a C compiler does.
  * An addon built with -march=native for another CPU, or from other sources, is not loaded.
+ * SIAMESE_NATIVE_DIR=DIR loads DIR/siamese.node and nothing else (no fallback, no first-use build):
+ * a build for another instruction set (SIAMESE_MARCH) under test, or one the user made.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheKey, cpuFingerprint, sourceHash } from '../../native/cpu.mjs';
 import { type BatchKernels, useBatchKernels } from '../losses/batchKernels.ts';
@@ -95,8 +97,8 @@ export interface NativeStatus {
   info?: { isa: string; vectorWidth: number; tile: string };
   /** the addon loaded (or the last one tried) */
   path?: string;
-  /** where the loaded addon came from: the package's native/build, the cache, or built just now */
-  origin?: 'package' | 'cache' | 'built-now';
+  /** where the loaded addon came from: the package's native/build, the cache, built just now, or SIAMESE_NATIVE_DIR */
+  origin?: 'package' | 'cache' | 'built-now' | 'env';
   /** its build-info.json */
   build?: NativeBuildInfo;
   /** when not available: why, and the one command that fixes it */
@@ -157,7 +159,7 @@ function tryDir(dir: string, origin: NativeStatus['origin']): Loaded | null {
   const build = readBuildInfo(dir);
   const fail = (reason: NativeUnavailable, detail: string): Loaded => ({
     addon: null,
-    status: { available: false, detail, path, build, reason, fix: rebuildCommand() },
+    status: { available: false, detail, path, build, reason, fix: origin === 'env' ? `node native/build.mjs --out ${dir}, or unset SIAMESE_NATIVE_DIR` : rebuildCommand() },
   });
   // Built with -march=native: refuse a build made on a CPU with another instruction set rather
   // than crash on an unknown instruction.
@@ -255,6 +257,21 @@ function load(): Loaded {
   if (loaded) return loaded;
   if (process.env['SIAMESE_NATIVE'] === '0') {
     loaded = { addon: null, status: { available: false, detail: 'disabled by SIAMESE_NATIVE=0', reason: 'disabled', fix: 'unset SIAMESE_NATIVE' } };
+    return loaded;
+  }
+  const chosen = process.env['SIAMESE_NATIVE_DIR'];
+  if (chosen) {
+    // the one folder asked for: a missing or refused addon there is reported, never replaced
+    loaded = tryDir(resolve(chosen), 'env') ?? {
+      addon: null,
+      status: {
+        available: false,
+        detail: `no addon at ${join(resolve(chosen), 'siamese.node')} (SIAMESE_NATIVE_DIR)`,
+        path: join(resolve(chosen), 'siamese.node'),
+        reason: 'missing',
+        fix: `node native/build.mjs --out ${resolve(chosen)}, or unset SIAMESE_NATIVE_DIR`,
+      },
+    };
     return loaded;
   }
   const pkg = tryDir(PACKAGE_BUILD, 'package');

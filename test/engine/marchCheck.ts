@@ -1,0 +1,137 @@
+/**
+ * Run by marchBuilds.test.ts in a child process with SIAMESE_NATIVE_DIR set to one build of the
+ * addon (not a test file itself: a process loads one addon, so each build needs its own). Checks
+ * that build against the TF.js engine and the TypeScript reference, throws on the first
+ * disagreement, and prints one JSON line: the status and the worst differences seen.
+ */
+import assert from 'node:assert/strict';
+import { initBackend } from '../../src/engine/backend.ts';
+import type { Batch } from '../../src/engine/engine.ts';
+import { nativeStatus } from '../../src/engine/native.ts';
+import { NativeEngine } from '../../src/engine/nativeEngine.ts';
+import { TfjsEngine } from '../../src/engine/tfjsEngine.ts';
+import { normalizeRows, similarities } from '../../src/losses/batch.ts';
+import { batchKernels, useBatchKernels } from '../../src/losses/batchKernels.ts';
+import { createLoss, lossOnBatch } from '../../src/losses/registry.ts';
+import { cnnNetwork } from '../../src/model/cnn.ts';
+import { mlpNetwork } from '../../src/model/mlp.ts';
+import type { BaseNetwork } from '../../src/model/network.ts';
+import { Rng } from '../../src/rng.ts';
+import type { ImageSplit } from '../../src/data/dataset.ts';
+import { checkSteps, TOL } from './agreement.ts';
+import { relDiff, syntheticSplit } from './synthetic.ts';
+
+const status = nativeStatus();
+if (!status.available || status.origin !== 'env') {
+  process.stderr.write(`marchCheck failed: the addon in SIAMESE_NATIVE_DIR did not load: ${status.detail}\n`);
+  process.exit(1);
+}
+await initBackend('wasm');
+
+const rowsOf = (r: Rng, split: ImageSplit, n: number): Int32Array => Int32Array.from({ length: n }, () => r.int(split.n));
+const pairs = (split: ImageSplit, n: number) => (r: Rng): Batch => ({ kind: 'pairs', rows: rowsOf(r, split, 2 * n), y: Uint8Array.from({ length: n }, () => (r.next() < 0.5 ? 1 : 0)) });
+const triplets = (split: ImageSplit, n: number) => (r: Rng): Batch => ({ kind: 'triplets', rows: rowsOf(r, split, 3 * n) });
+
+/** (b), (c): TF.js and this build stepped from the same weights, batches and dropout stream; then embeddings */
+function agree(what: string, net: BaseNetwork, split: ImageSplit): number {
+  let worst = 0;
+  for (const [lossName, makeBatch] of [
+    ['contrastive', pairs(split, 24)],
+    ['triplet', triplets(split, 16)],
+  ] as const) {
+    const o = { network: net, loss: createLoss(lossName), weights: net.initWeights(new Rng(4)), optimizer: 'rmsprop', keepGradients: true };
+    const ref = new TfjsEngine(o);
+    const fast = new NativeEngine({ ...o, threads: 2 });
+    try {
+      // inference first (its own input path; after a step, RMSProp's first update amplifies rounding
+      // in near-zero gradients): a block and a tail of rows, at the same weights
+      const idx = Int32Array.from({ length: 37 }, (_, i) => (i * 7 + 3) % split.n);
+      const d = relDiff(ref.embed(split, idx), fast.embed(split, idx));
+      assert.ok(d <= TOL, `${what} ${lossName}: embeddings differ from TF.js' by ${d.toExponential(2)}`);
+      worst = Math.max(worst, checkSteps(ref, fast, split, makeBatch, { what: `${what} ${lossName}`, batches: 2, nonZero: true }));
+    } finally {
+      ref.dispose();
+      fast.dispose();
+    }
+  }
+  return worst;
+}
+
+/** (d): steps on `threads` threads: the losses and the final weights, as bits */
+function run(net: BaseNetwork, split: ImageSplit, threads: number): { losses: number[]; weights: Float32Array[] } {
+  const e = new NativeEngine({ network: net, loss: createLoss('contrastive'), weights: net.initWeights(new Rng(4)), optimizer: 'adam', threads });
+  const r = new Rng(5);
+  const drop = new Rng(9);
+  const losses: number[] = [];
+  for (let s = 0; s < 4; s++) losses.push(e.step(split, pairs(split, 20 + 7 * s)(r), drop).loss);
+  const weights = e.getWeights().map((w) => w.data);
+  e.dispose();
+  return { losses, weights };
+}
+
+function sameBitsAcrossThreads(what: string, net: BaseNetwork, split: ImageSplit): void {
+  const one = run(net, split, 1);
+  const two = run(net, split, 2);
+  one.losses.forEach((l, i) => assert.ok(Object.is(l, two.losses[i]), `${what}: step ${i} loss ${l} on one thread, ${two.losses[i]} on two`));
+  one.weights.forEach((w, i) => {
+    const k = w.findIndex((v, j) => !Object.is(v, two.weights[i]![j]));
+    assert.equal(k, -1, `${what}: weight tensor ${i}[${k}] differs between one and two threads`);
+  });
+}
+
+/** (e): the batch-loss kernels give the TypeScript reference's bits */
+function batchLossBits(): void {
+  const k = batchKernels();
+  assert.ok(k, 'loading the addon plugs in its batch-loss kernels');
+  const same = (a: ArrayLike<number> | undefined, b: ArrayLike<number> | undefined, what: string): void => {
+    assert.equal(a?.length, b?.length, `${what}: lengths`);
+    for (let i = 0; i < (a?.length ?? 0); i++) assert.ok(Object.is(a![i], b![i]), `${what}[${i}]: native ${a![i]}, reference ${b![i]}`);
+  };
+  // a vector-width multiple and odd sizes (the kernels' tails)
+  for (const [n, dim, classes] of [
+    [64, 64, 16],
+    [33, 17, 5],
+  ] as const) {
+    const r = new Rng(n * 31 + dim);
+    const emb = Float32Array.from({ length: n * dim }, () => r.normal() * (0.5 + r.next()));
+    const labels = Int32Array.from({ length: n }, () => Math.floor(r.next() * classes));
+    const weights = Float32Array.from({ length: classes * dim }, () => r.normal());
+    const u = new Float64Array(n * dim);
+    const norms = new Float64Array(n);
+    k.batchNormalize(emb, n, dim, u, norms);
+    const ref = normalizeRows(emb, n, dim);
+    same(u, ref.u, `normalize ${n}x${dim}`);
+    const s = new Float64Array(n * n);
+    k.batchSimilarities(u, n, u, n, dim, s);
+    same(s, similarities(ref.u, n, ref.u, n, dim), `similarities ${n}x${dim}`);
+    for (const name of ['multi-similarity', 'nt-xent', 'proxy-anchor']) {
+      const opts = name === 'proxy-anchor' ? { weights } : {};
+      const nat = lossOnBatch(name, emb, labels, dim, opts);
+      useBatchKernels(null);
+      const tsRef = lossOnBatch(name, emb, labels, dim, opts);
+      useBatchKernels(k);
+      const what = `${name} ${n}x${dim}`;
+      assert.ok(Number.isFinite(tsRef.loss) && Object.is(nat.loss, tsRef.loss), `${what}: loss native ${nat.loss}, reference ${tsRef.loss}`);
+      same(nat.grad, tsRef.grad, `${what} grad`);
+      same(nat.weightsGrad, tsRef.weightsGrad, `${what} weightsGrad`);
+    }
+  }
+}
+
+const mlp = mlpNetwork({ inputSize: 784, hidden: [64, 48], embeddingDim: 16, dropout: 0.1 });
+const mlpSplit = syntheticSplit(200, 11);
+const cnn = cnnNetwork({ height: 12, width: 12, channels: 1, filters: [4, 8], kernelSize: 3, embeddingDim: 8, dropout: 0.1 });
+const cnnSplit = syntheticSplit(200, 12, 12);
+
+try {
+  const mlpWorst = agree('mlp', mlp, mlpSplit);
+  const cnnWorst = agree('cnn', cnn, cnnSplit);
+  sameBitsAcrossThreads('mlp', mlp, mlpSplit);
+  sameBitsAcrossThreads('cnn', cnn, cnnSplit);
+  batchLossBits();
+  process.stdout.write(`${JSON.stringify({ isa: status.info?.isa, path: status.path, march: status.build?.march, mlpWorst, cnnWorst })}\n`);
+} catch (e) {
+  // the first disagreement in one line, last on stderr (the parent shows it)
+  process.stderr.write(`${(e as Error).stack ?? e}\nmarchCheck failed: ${(e as Error).message.split('\n')[0]}\n`);
+  process.exitCode = 1;
+}

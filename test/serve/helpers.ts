@@ -3,6 +3,7 @@
  * write them, the page bundle built once if missing, and raw HTTP requests (fetch would
  * normalise "..", which is exactly what the traversal tests must send).
  */
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -99,6 +100,13 @@ export interface RawResponse {
 }
 
 /** GET a path exactly as given (no URL normalisation) from 127.0.0.1:port. */
+/** GET a JSON route of the server on `port`: status 200 asserted (with the body's start), body parsed. */
+export async function getJson<T>(port: number, path: string): Promise<T> {
+  const r = await rawGet(port, path);
+  assert.equal(r.status, 200, `${path}: ${r.body.slice(0, 200)}`);
+  return JSON.parse(r.body) as T;
+}
+
 export function rawGet(port: number, path: string, headers: Record<string, string> = {}): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, method: 'GET', headers }, (res) => {

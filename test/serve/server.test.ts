@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import type { RunInfo } from '../../src/serve/scan.ts';
 import { syntheticResults } from '../fixtures/compareResults.ts';
-import { appendDistances, appendEpoch, distanceLine, ensureWebBuilt, epochLine, rawGet, writeManifest } from './helpers.ts';
+import { appendDistances, appendEpoch, distanceLine, ensureWebBuilt, epochLine, getJson, rawGet, writeManifest } from './helpers.ts';
 
 const base = mkdtempSync(join(tmpdir(), 'siamese-serve-'));
 const root = join(base, 'served');
@@ -52,11 +52,7 @@ after(async () => {
   rmSync(base, { recursive: true, force: true });
 });
 
-const api = async <T>(path: string): Promise<T> => {
-  const r = await rawGet(served.port, path);
-  assert.equal(r.status, 200, `${path}: ${r.body.slice(0, 200)}`);
-  return JSON.parse(r.body) as T;
-};
+const api = <T>(path: string): Promise<T> => getJson<T>(served.port, path);
 type Runs = { folders: { id: string; path: string; message: string | null }[]; runs: RunInfo[] };
 
 describe('siamese serve: API', () => {

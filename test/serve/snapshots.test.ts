@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import { EMBEDDINGS_FILE } from '../../src/train/epochEmbeddings.ts';
 import { runTsne } from '../../src/viz/tsne.ts';
-import { ensureWebBuilt, rawGet, writeManifest } from './helpers.ts';
+import { ensureWebBuilt, getJson, rawGet, writeManifest } from './helpers.ts';
 import { bruteNeighbours, mnistTestLabels, type SnapshotFixture, writeSnapshots } from './snapshotFixture.ts';
 
 const base = mkdtempSync(join(tmpdir(), 'siamese-serve-snap-'));
@@ -56,11 +56,7 @@ after(async () => {
   rmSync(base, { recursive: true, force: true });
 });
 
-const api = async <T>(path: string): Promise<T> => {
-  const r = await rawGet(served.port, path);
-  assert.equal(r.status, 200, `${path}: ${r.body.slice(0, 200)}`);
-  return JSON.parse(r.body) as T;
-};
+const api = <T>(path: string): Promise<T> => getJson<T>(served.port, path);
 const q = encodeURIComponent;
 
 describe('siamese serve: per-epoch embeddings', () => {

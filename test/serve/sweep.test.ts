@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import type { SweepResults } from '../../src/experiments/sweep.ts';
 import type { RunInfo } from '../../src/serve/scan.ts';
 import { type Served, startServer } from '../../src/serve/server.ts';
-import { ensureWebBuilt, rawGet, tinySweep } from './helpers.ts';
+import { ensureWebBuilt, getJson, rawGet, tinySweep } from './helpers.ts';
 
 const base = mkdtempSync(join(tmpdir(), 'siamese-serve-sweep-'));
 const root = join(base, 'served');
@@ -44,11 +44,7 @@ after(async () => {
 
 type Folder = { id: string; kind: string; path: string; results: boolean; message: string | null; outline?: { trials: number; folds: number; losses: { id: string }[] } | null };
 type Runs = { folders: Folder[]; runs: RunInfo[] };
-const api = async <T>(path: string): Promise<T> => {
-  const r = await rawGet(served.port, path);
-  assert.equal(r.status, 200, `${path}: ${r.body.slice(0, 200)}`);
-  return JSON.parse(r.body) as T;
-};
+const api = <T>(path: string): Promise<T> => getJson<T>(served.port, path);
 const pad = (t: number): string => String(t).padStart(2, '0');
 
 describe('siamese serve: a sweep folder', () => {
@@ -106,7 +102,10 @@ describe('siamese serve: a sweep folder', () => {
     assert.equal(first.folders.find((f) => f.id === '0:live')!.results, false);
     cpSync(join(sweepDir, 'runs', 'yukawa', 'trial02'), join(root, 'live', 'runs', 'yukawa', 'trial02'), { recursive: true });
     let now = first;
-    for (let i = 0; i < 200 && liveRuns(now).filter((r) => r.sweep?.kind === 'trial').length < 10; i++) {
+    // until both folds of the copied trial are listed with their result.json (the copy writes a
+    // run's manifest before its result, and the server may list it in between)
+    const scored = (r: Runs): number => liveRuns(r).filter((x) => x.group === 'yukawa/trial02' && x.mapAtR !== null).length;
+    for (let i = 0; i < 600 && (liveRuns(now).filter((r) => r.sweep?.kind === 'trial').length < 10 || scored(now) < 2); i++) {
       await new Promise((r) => setTimeout(r, 50));
       now = await api<Runs>('/api/runs');
     }
@@ -115,7 +114,7 @@ describe('siamese serve: a sweep folder', () => {
     const expected = results.losses.find((l) => l.id === 'yukawa')!.trials[2]!.validation;
     assert.equal((t2[0]!.mapAtR! + t2[1]!.mapAtR!) / 2, expected.mapAtR, 'its folds average to the validation MAP@R of results.json');
     cpSync(join(sweepDir, 'results.json'), join(root, 'live', 'results.json'));
-    for (let i = 0; i < 200 && !now.folders.find((f) => f.id === '0:live')!.results; i++) {
+    for (let i = 0; i < 600 && !now.folders.find((f) => f.id === '0:live')!.results; i++) {
       await new Promise((r) => setTimeout(r, 50));
       now = await api<Runs>('/api/runs');
     }

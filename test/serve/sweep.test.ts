@@ -5,7 +5,7 @@
  * one gets a message naming `siamese sweep`; trials written later appear without a restart.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -100,7 +100,9 @@ describe('siamese serve: a sweep folder', () => {
     const first = await api<Runs>('/api/runs');
     assert.equal(liveRuns(first).filter((r) => r.sweep?.kind === 'trial').length, 2 * 2 * 2, 'two trials of two folds per loss');
     assert.equal(first.folders.find((f) => f.id === '0:live')!.results, false);
-    cpSync(join(sweepDir, 'runs', 'yukawa', 'trial02'), join(root, 'live', 'runs', 'yukawa', 'trial02'), { recursive: true });
+    // as a sweep writes, each thing appears whole: the trial's folder (copied aside, then renamed in), then results.json
+    cpSync(join(sweepDir, 'runs', 'yukawa', 'trial02'), join(base, 'staged-trial02'), { recursive: true });
+    renameSync(join(base, 'staged-trial02'), join(root, 'live', 'runs', 'yukawa', 'trial02'));
     let now = first;
     // until both folds of the copied trial are listed with their result.json (the copy writes a
     // run's manifest before its result, and the server may list it in between)
@@ -113,7 +115,8 @@ describe('siamese serve: a sweep folder', () => {
     assert.equal(t2.length, 2, 'trial 3 of yukawa appeared');
     const expected = results.losses.find((l) => l.id === 'yukawa')!.trials[2]!.validation;
     assert.equal((t2[0]!.mapAtR! + t2[1]!.mapAtR!) / 2, expected.mapAtR, 'its folds average to the validation MAP@R of results.json');
-    cpSync(join(sweepDir, 'results.json'), join(root, 'live', 'results.json'));
+    cpSync(join(sweepDir, 'results.json'), join(base, 'staged-results.json'));
+    renameSync(join(base, 'staged-results.json'), join(root, 'live', 'results.json'));
     for (let i = 0; i < 600 && !now.folders.find((f) => f.id === '0:live')!.results; i++) {
       await new Promise((r) => setTimeout(r, 50));
       now = await api<Runs>('/api/runs');

@@ -6,7 +6,7 @@ import type { JobEvent } from '../experiments/jobs.ts';
 import type { CompareResults, Stat } from '../experiments/results.ts';
 import { count } from '../words.ts';
 import { formatEpoch } from './progress.ts';
-import { sayReportError, writeReportStep } from './report.ts';
+import { endGridCommand, writeReportStep } from './report.ts';
 import { onGridStop } from './signals.ts';
 
 /**
@@ -38,17 +38,9 @@ export async function compareCommand(opts: CompareCommandOptions): Promise<Compa
     stop.dispose();
   }
   const out = outcome.out;
-  if (outcome.status === 'interrupted') {
-    process.stderr.write(
-      `stopped by ${stop.signalled() ?? 'request'}: finished runs and epochs are kept in ${out}. ` +
-        `Resume with: siamese compare --resume ${out}\n`,
-    );
-    process.exitCode = 130;
-    return outcome;
-  }
-  process.stdout.write(summaryText(outcome));
-  if (outcome.failures.length > 0) process.exitCode = 1;
-  sayReportError(outcome);
+  endGridCommand(outcome, `stopped by ${stop.signalled() ?? 'request'}: finished runs and epochs are kept in ${out}. Resume with: siamese compare --resume ${out}`, () =>
+    summaryText(outcome),
+  );
   return outcome;
 }
 

@@ -12,6 +12,9 @@ import { collectParam, floatArg, intArg, type LossCliOptions, lossParamsFrom } f
 import { freeRunDir } from './runDirName.ts';
 import { translateSeedArgs } from './seedCompat.ts';
 
+/** how every --queue option says what it takes */
+const QUEUE_URL = 'redis://[:password@]host:port[/db] or rediss://';
+
 /** Options of every command that builds a network (the shape its weights must have). */
 interface NetworkCliOptions {
   base?: 'mlp' | 'cnn';
@@ -202,7 +205,7 @@ function addExperimentOptions(c: Command, what: 'grid' | 'sweep'): Command {
     .option('--batch-size <n>', 'pairs (or triplets) per batch (default 128)', intArg('--batch-size', 1))
     .option('--optimizer <name>', `optimizer: ${optimizerNames().join(', ')} (default rmsprop)`)
     .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1))
-    .option('--queue <url>', 'run on a fleet of `siamese worker`s through Redis: redis://[:password@]host:port[/db] or rediss://')
+    .option('--queue <url>', `run on a fleet of \`siamese worker\`s through Redis: ${QUEUE_URL}`)
     .option('--queue-name <name>', `the queue of this ${what} (default: named after the ${what})`)
     .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']));
 }
@@ -334,7 +337,7 @@ export function buildProgram(): Command {
   program
     .command('worker')
     .description('serve the grids of a Redis queue (compare/sweep --queue) until Ctrl-C: train their jobs here')
-    .requiredOption('--queue <url>', 'redis://[:password@]host:port[/db] or rediss://')
+    .requiredOption('--queue <url>', QUEUE_URL)
     .option('--queue-name <name>', 'serve this grid only (default: every grid a coordinator registers)')
     .option('--concurrency <n>', 'jobs at a time (default 1)', intArg('--concurrency', 1))
     .option('--threads <n>', 'native engine threads per job (default: every core)', intArg('--threads', 0))
@@ -349,7 +352,7 @@ export function buildProgram(): Command {
   queueCmd
     .command('status')
     .description('waiting, active, done and failed jobs of each grid, with their workers')
-    .requiredOption('--queue <url>', 'redis://[:password@]host:port[/db] or rediss://')
+    .requiredOption('--queue <url>', QUEUE_URL)
     .option('--queue-name <name>', 'one grid only')
     .action(async (o: { queue: string; queueName?: string }) => {
       const { queueStatusCommand } = await import('./queue.ts');
@@ -358,7 +361,7 @@ export function buildProgram(): Command {
   queueCmd
     .command('clean')
     .description("remove a finished grid's keys (jobs, checkpoints) from Redis")
-    .requiredOption('--queue <url>', 'redis://[:password@]host:port[/db] or rediss://')
+    .requiredOption('--queue <url>', QUEUE_URL)
     .requiredOption('--queue-name <name>', 'the grid (see queue status)')
     .option('--force', 'also when jobs are still waiting or running')
     .action(async (o: { queue: string; queueName?: string; force?: boolean }) => {

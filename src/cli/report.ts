@@ -47,10 +47,19 @@ export async function writeReportStep(outcome: ReportOutcome, enabled: boolean |
 }
 
 /**
- * After the summary: a report that could not be written is one line on stderr, with the command
- * that rebuilds it, and exit code 1 (results.json is complete; the report is not).
+ * How `compare` and `sweep` end. Interrupted: where the finished work is kept and how to resume,
+ * exit 130. Finished: the summary on stdout, exit 1 when a run failed, and a report that could
+ * not be written is one line on stderr with the command that rebuilds it, exit 1 (results.json is
+ * complete; the report is not).
  */
-export function sayReportError(outcome: ReportOutcome): void {
+export function endGridCommand(outcome: ReportOutcome & { failures: readonly unknown[] }, stoppedLine: string, summary: () => string): void {
+  if (outcome.status === 'interrupted') {
+    process.stderr.write(`${stoppedLine}\n`);
+    process.exitCode = 130;
+    return;
+  }
+  process.stdout.write(summary());
+  if (outcome.failures.length > 0) process.exitCode = 1;
   if (outcome.reportError === undefined) return;
   process.stderr.write(`siamese: the report could not be written: ${outcome.reportError}; rebuild it with: siamese report ${outcome.out}\n`);
   process.exitCode = 1;

@@ -3,7 +3,7 @@ import { runSweep } from '../experiments/sweep.ts';
 import { count } from '../words.ts';
 import { CompareProgress } from './compare.ts';
 import type { ReportFiles } from '../viz/report.ts';
-import { sayReportError, writeReportStep } from './report.ts';
+import { endGridCommand, writeReportStep } from './report.ts';
 import { onGridStop } from './signals.ts';
 
 /**
@@ -37,14 +37,11 @@ export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepComm
     progress.stop();
     stop.dispose();
   }
-  if (outcome.status === 'interrupted') {
-    process.stderr.write(`stopped by ${stop.signalled() ?? 'request'}: finished trainings and epochs are kept in ${outcome.out}. Resume with the same command.\n`);
-    process.exitCode = 130;
-    return outcome;
-  }
-  process.stdout.write(summaryText(outcome));
-  if (outcome.failures.length > 0) process.exitCode = 1;
-  sayReportError(outcome);
+  endGridCommand(
+    outcome,
+    `stopped by ${stop.signalled() ?? 'request'}: finished trainings and epochs are kept in ${outcome.out}. Resume with the same command.`,
+    () => summaryText(outcome),
+  );
   return outcome;
 }
 

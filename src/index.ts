@@ -83,7 +83,7 @@ export { renderVegaLite, svgToPng } from './viz/render.ts';
 // Experiments: plan (grid.ts) -> execute (compare.ts, on an Executor) -> collect (collect.ts)
 export { parseSeeds, type CompareOptions } from './experiments/grid.ts';
 export { compare, runCompare, type CompareCallbacks, type CompareJob, type CompareOutcome, type JobOutcome } from './experiments/compare.ts';
-export { lossShape } from './experiments/collect.ts';
+export { lossShape } from './experiments/lossShape.ts';
 export type { JobEvent } from './experiments/jobs.ts';
 export { checkLossParams, paramList, parseLossList, parseLossSpec, type LossSpec } from './experiments/lossSpec.ts';
 export { holmAdjust, mean, pairedTTest, sampleStd, summarise, tQuantile } from './experiments/stats.ts';

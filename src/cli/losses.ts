@@ -1,7 +1,7 @@
 import { extname } from 'node:path';
 import { UsageError } from '../errors.ts';
 import type { CompareResults } from '../experiments/results.ts';
-import { lossShape } from '../experiments/collect.ts';
+import { lossShape } from '../experiments/lossShape.ts';
 import { type LossSpec, parseLossList } from '../experiments/lossSpec.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { createLoss, describeLosses } from '../losses/registry.ts';

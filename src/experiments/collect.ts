@@ -8,7 +8,6 @@ import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { type Dataset } from '../data/dataset.ts';
 import type { Evaluation } from '../eval/evaluate.ts';
-import { createLoss } from '../losses/registry.ts';
 import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import type { EpochLog } from '../train/trainer.ts';
 import { type DistanceSample, readDistances } from './jobs.ts';
@@ -16,11 +15,8 @@ import { type LossSpec } from './lossSpec.ts';
 import type { CompareResults, LossSummary, PairedComparison, RunSummary, Stat, TsneResult } from './results.ts';
 import { holmAdjust, type PairedTTest, pairedTTest, summarise } from './stats.ts';
 import { fullPairCount, runKey, type StoredGrid, trainPairCount } from './grid.ts';
+import { lossShape } from './lossShape.ts';
 import { readTsne, type TsnePlan, tsneKey } from './tsnePlan.ts';
-
-/** loss-shape values above this are drawn at it (Yukawa's 1/D at 0 would flatten everything) */
-export const LOSS_SHAPE_CAP = 4;
-
 
 export interface RunFiles {
   lossId: string;
@@ -244,27 +240,6 @@ function comparisonOf({ a, b, measure, t }: PairedTest, pHolm: number, tests: nu
     verdict = `no significant difference in ${what}${raw}: ${a.label} − ${b.label} = ${pts(t.meanDiff)} ± ${(100 * t.ci95).toFixed(2)} points (${ps}, ${seeds})`;
   }
   return { a: a.id, b: b.id, measure, meanDiff: t.meanDiff, ci95: t.ci95, t: t.t, p: t.p, pHolm, tests, seeds: t.n, verdict };
-}
-
-/** L_pos(D), L_neg(D) at D = 0, 0.01, ..., 1.5, capped at LOSS_SHAPE_CAP (the label says so). */
-export function lossShape(l: LossSpec): CompareResults['lossShapes'][number] {
-  const loss = createLoss(l.loss, l.params);
-  const d = Array.from({ length: 151 }, (_, i) => Math.round(i) / 100);
-  let clipped = false;
-  const cap = (v: number): number => {
-    if (!(v <= LOSS_SHAPE_CAP)) {
-      clipped = true;
-      return LOSS_SHAPE_CAP;
-    }
-    return Math.round(v * 1e6) / 1e6;
-  };
-  const pos = d.map((x) => cap(loss.pos(x)));
-  const neg = d.map((x) => cap(loss.neg(x)));
-  let label = l.label;
-  if (loss.kind === 'triplet') label += ' [pos: vs D_ap at D_an = 1; neg: vs D_an at D_ap = 0]';
-  if (loss.kind === 'batch') label += ' [3-point batch: pos vs D_ap, negative at D = √2; neg vs D_an, positive at D = 0]';
-  if (clipped) label += ` (values above ${LOSS_SHAPE_CAP} drawn at ${LOSS_SHAPE_CAP})`;
-  return { loss: l.id, label, d, pos, neg };
 }
 
 function machineFacts(workers: number, wallSeconds: number): CompareResults['machine'] {

@@ -9,6 +9,8 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parseLossSpec } from '../../src/experiments/lossSpec.ts';
+import { lossShape } from '../../src/experiments/lossShape.ts';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import type { RunInfo } from '../../src/serve/scan.ts';
 import { syntheticResults } from '../fixtures/compareResults.ts';
@@ -142,6 +144,11 @@ describe('siamese serve: API', () => {
     assert.equal(s.pos[50], 0.25);
     assert.equal(s.neg[50], 2.25);
     assert.equal(s.neg[0], 4);
+    // a batch loss's playground shape is the report's, label note included
+    const ms = await api<{ label: string; d: number[]; pos: number[]; neg: number[] }>(`/api/shape?spec=${encodeURIComponent('multi-similarity')}`);
+    const report = lossShape(parseLossSpec('multi-similarity'));
+    assert.deepEqual({ label: ms.label, d: ms.d, pos: ms.pos, neg: ms.neg }, { label: report.label, d: report.d, pos: report.pos, neg: report.neg });
+    assert.match(ms.label, /3-point batch/);
     const bad = await rawGet(served.port, `/api/shape?spec=${encodeURIComponent('custom:pos=d^;neg=1/d')}`);
     assert.equal(bad.status, 200);
     assert.match(JSON.parse(bad.body).error as string, /column/);

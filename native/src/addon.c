@@ -605,6 +605,74 @@ static napi_value js_batch_pair_accuracy(napi_env env, napi_callback_info info) 
   return r;
 }
 
+/* ---------------------------------------------------------------- the class-weight losses (batchproxy.c) */
+
+/* batchProxyLoss(kind, p1, p2, x: Float32Array [n x dim], labels: Int32Array [n], w: Float32Array
+   [classes x dim], dim, grad: Float32Array [n x dim], wgrad: Float32Array [classes x dim]): the
+   loss; kind 0 arcface (margin in radians, scale), 1 cosface (margin, scale), 2 proxy-anchor
+   (margin, alpha) */
+static napi_value js_batch_proxy_loss(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  int kind, dim;
+  double p1, p2;
+  tarray x, labels, w, grad, wgrad;
+  if (!get_int(env, argv[0], &kind) || kind < BATCH_PROXY_ARCFACE || kind > BATCH_PROXY_ANCHOR)
+    return fail(env, "batchProxyLoss: kind must be 0 (arcface), 1 (cosface) or 2 (proxy-anchor)");
+  if (napi_get_value_double(env, argv[1], &p1) != napi_ok || napi_get_value_double(env, argv[2], &p2) != napi_ok)
+    return fail(env, "batchProxyLoss: the loss's two parameters must be numbers");
+  if (!get_int(env, argv[6], &dim) || dim < 1) return fail(env, "batchProxyLoss: dim must be a positive integer");
+  if (!get_tarray(env, argv[3], napi_float32_array, &x) || !get_tarray(env, argv[4], napi_int32_array, &labels) ||
+      !get_tarray(env, argv[5], napi_float32_array, &w) || !get_tarray(env, argv[7], napi_float32_array, &grad) ||
+      !get_tarray(env, argv[8], napi_float32_array, &wgrad))
+    return fail(env, "batchProxyLoss: x, w, grad and wgrad must be Float32Arrays and labels an Int32Array");
+  const size_t n = labels.length, classes = w.length / (size_t)dim;
+  if (n < 1 || n > (1 << 20) || classes < 1 || classes > (1 << 20) || w.length != classes * dim || x.length != n * dim ||
+      n * dim > INT32_MAX || classes * dim > INT32_MAX || n * classes > INT32_MAX || grad.length < n * dim ||
+      wgrad.length < classes * dim)
+    return fail(env, "batchProxyLoss: array sizes do not fit: x n x dim, w classes x dim, grad and wgrad as x and w, n = labels.length >= 1");
+  const int32_t *lab = (const int32_t *)labels.data;
+  for (size_t i = 0; i < n; i++)
+    if (lab[i] < 0 || (size_t)lab[i] >= classes) return fail(env, "batchProxyLoss: a label is not a class index in [0, classes)");
+  double *work = workspace_for(env, batch_proxy_loss_work((int)n, (int)classes, dim));
+  if (!work) return NULL;
+  napi_value r;
+  CHECK(napi_create_double(env,
+                           batch_proxy_loss(kind, p1, p2, (const float *)x.data, lab, (int)n, (const float *)w.data, (int)classes,
+                                            dim, (float *)grad.data, (float *)wgrad.data, work),
+                           &r));
+  return r;
+}
+
+/* batchCosineAccuracy(x: Float32Array [n x dim], dim, labels: Int32Array [n], cos?: Float32Array
+   [n x n]): the best-threshold accuracy over the pairs i < j ranked by their float32 cosines
+   (written to cos where given), or -1 where x holds an infinite or NaN value */
+static napi_value js_batch_cosine_accuracy(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  int dim;
+  tarray x, labels, cs = {0};
+  if (!get_int(env, argv[1], &dim) || dim < 1) return fail(env, "batchCosineAccuracy: dim must be a positive integer");
+  if (!get_tarray(env, argv[2], napi_int32_array, &labels) || labels.length > 46340)
+    return fail(env, "batchCosineAccuracy: labels must be an Int32Array of at most 46340 values");
+  const size_t n = labels.length;
+  if (!get_tarray(env, argv[0], napi_float32_array, &x) || x.length != n * dim || n * dim > INT32_MAX)
+    return fail(env, "batchCosineAccuracy: x must be a Float32Array of labels.length x dim values");
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[3], &t));
+  if (t != napi_undefined && (!get_tarray(env, argv[3], napi_float32_array, &cs) || cs.length < n * n))
+    return fail(env, "batchCosineAccuracy: cos must be a Float32Array of n x n values");
+  napi_value r;
+  if (n == 0) {
+    CHECK(napi_create_double(env, 0, &r));
+    return r;
+  }
+  double *work = workspace_for(env, (batch_cosine_accuracy_work((int)n, dim) + 1) / 2);
+  if (!work) return NULL;
+  CHECK(napi_create_double(env, batch_cosine_accuracy((const float *)x.data, (const int32_t *)labels.data, (int)n, dim,
+                                                      (float *)cs.data, (float *)work),
+                           &r));
+  return r;
+}
+
 /* backwardPairs(handle, ia: Int32Array, ib: Int32Array, coef: Float32Array, optKind, coef: Float32Array, apply)
    / cnnBackwardPairs */
 static napi_value js_backward_pairs(napi_env env, napi_callback_info info) {
@@ -745,6 +813,8 @@ NAPI_MODULE_INIT() {
       {"batchProxyBackward", NULL, js_batch_proxy_backward, NULL, NULL, NULL, napi_default, NULL},
       {"batchRawCosines", NULL, js_batch_raw_cosines, NULL, NULL, NULL, napi_default, NULL},
       {"batchPairAccuracy", NULL, js_batch_pair_accuracy, NULL, NULL, NULL, napi_default, NULL},
+      {"batchProxyLoss", NULL, js_batch_proxy_loss, NULL, NULL, NULL, napi_default, NULL},
+      {"batchCosineAccuracy", NULL, js_batch_cosine_accuracy, NULL, NULL, NULL, napi_default, NULL},
       {"cnnCreate", NULL, js_cnn_create, NULL, NULL, NULL, napi_default, NULL},
       {"cnnThreads", NULL, js_threads, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},
       {"cnnParam", NULL, js_param, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},

@@ -211,6 +211,15 @@ void batch_raw_cosines(const float *x, int n, int dim, double *s, double *work);
 size_t batch_pair_accuracy_work(int n);
 double batch_pair_accuracy(const double *s, const int32_t *labels, int n, double *work);
 
+/* the class-weight batch losses' whole step and their batch accuracy (batchproxy.c; to rounding
+   src/losses/proxies.ts and src/train/batchAccuracy.ts) */
+enum { BATCH_PROXY_ARCFACE = 0, BATCH_PROXY_COSFACE = 1, BATCH_PROXY_ANCHOR = 2 };
+size_t batch_proxy_loss_work(int n, int classes, int dim);
+double batch_proxy_loss(int kind, double p1, double p2, const float *x, const int32_t *labels, int n, const float *w,
+                        int classes, int dim, float *grad, float *wgrad, double *work);
+size_t batch_cosine_accuracy_work(int n, int dim);
+double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int dim, float *cos_out, float *work);
+
 /* 1 for an infinite or NaN float (all exponent bits set) */
 static inline uint32_t nonfinite(float x) {
   uint32_t u;

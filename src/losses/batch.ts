@@ -3,9 +3,10 @@
  * baselines, with the names, defaults, reducers and distance of pytorch-metric-learning 2.9).
  * They read cosine similarities of L2-normalised embeddings, s_ij = û_i·û_j with
  * û = e / max(|e|, 1e-12), and return the loss with its default reduction and its exact
- * gradient with respect to the raw (unnormalised) embeddings, all on the host in float64. The
- * O(n²·dim) products run in the native addon's kernels when it is loaded (batchKernels.ts), with
- * the same bits as the TypeScript here.
+ * gradient with respect to the raw (unnormalised) embeddings, all on the host in float64. When the
+ * native addon is loaded (batchKernels.ts), the pair losses' O(n²·dim) products run in its kernels
+ * with the same bits as the TypeScript here, and the class-weight losses run whole in one native
+ * call that agrees with the TypeScript here to rounding (the TypeScript stays their reference).
  *
  * Three of them (arcface, cosface, proxy-anchor) own one learnable vector per class, `weights`
  * (classes x dim, row-major, normalised inside the loss as well); they return its gradient too.
@@ -171,7 +172,9 @@ export function checkBatch(name: string, emb: ArrayLike<number>, labels: ArrayLi
  * Scratch of the native path, reused call after call (it never leaves compute: what a result
  * holds is allocated fresh)
  */
-const scratch: Record<'u' | 'norms' | 'wu' | 'wnorms', Float64Array> = { u: new Float64Array(0), norms: new Float64Array(0), wu: new Float64Array(0), wnorms: new Float64Array(0) };
+const scratch: Record<'u' | 'norms', Float64Array> = { u: new Float64Array(0), norms: new Float64Array(0) };
+/** labels handed to the native class-weight step as the Int32Array it takes */
+let labelScratch = new Int32Array(0);
 
 function sized(a: Float64Array, n: number): Float64Array {
   return a.length === n ? a : new Float64Array(n);
@@ -222,13 +225,23 @@ export function pairwiseBatchLoss(
   };
 }
 
+/** A class-weight loss's native step (batchKernels.ts, batchProxyLoss): its kind and two parameters. */
+export interface ProxyNative {
+  kind: 0 | 1 | 2;
+  p1: number;
+  p2: number;
+}
+
 /**
  * A loss on the embedding-class-weight similarity matrix (cosines to the normalised class
  * weights): `onSim(C, labels, n, classes, g)` gives L and dL/dC, added into g (n x classes zeros).
+ * With the native kernels loaded and float32 inputs, `native` runs the same loss whole in the
+ * addon instead (one call: normalisation, C, the loss, both gradients); onSim is its reference.
  */
 export function proxyBatchLoss(
   name: string,
   onSim: (c: Float64Array, labels: ArrayLike<number>, n: number, classes: number, g: Float64Array) => SimilarityGrad,
+  native?: ProxyNative,
 ): BatchLoss['compute'] {
   return (emb, labels, dim, weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
@@ -241,20 +254,18 @@ export function proxyBatchLoss(
       const y = labels[i]!;
       if (!Number.isInteger(y) || y < 0 || y >= classes) throw new DataError(`${name}: label ${y} is not a class index in [0, ${classes})`);
     }
-    const k = nativeFor(emb, weights);
-    if (k) {
-      const eu = (scratch.u = sized(scratch.u, n * dim));
-      const en = (scratch.norms = sized(scratch.norms, n));
-      const wu = (scratch.wu = sized(scratch.wu, classes * dim));
-      const wn = (scratch.wnorms = sized(scratch.wnorms, classes));
-      k.batchNormalize(emb as Float32Array, n, dim, eu, en);
-      k.batchNormalize(weights as Float32Array, classes, dim, wu, wn);
-      const c = ws ? ws.float64('similarities', n * classes) : new Float64Array(n * classes);
-      k.batchSimilarities(eu, n, wu, classes, dim, c);
-      const { loss, g } = onSim(c, labels, n, classes, zeros64(ws, 'g', n * classes));
+    const k = native && n > 0 ? nativeFor(emb, weights) : null;
+    if (k && native) {
+      let lab: Int32Array;
+      if (labels instanceof Int32Array) lab = labels;
+      else {
+        if (labelScratch.length !== n) labelScratch = new Int32Array(n);
+        lab = labelScratch;
+        for (let i = 0; i < n; i++) lab[i] = labels[i]!;
+      }
       const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
       const weightsGrad = ws ? ws.float32('weightsGrad', classes * dim) : new Float32Array(classes * dim);
-      k.batchProxyBackward(g, n, classes, eu, en, wu, wn, dim, grad, weightsGrad);
+      const loss = k.batchProxyLoss(native.kind, native.p1, native.p2, emb as Float32Array, lab, weights as Float32Array, dim, grad, weightsGrad);
       return { loss, grad, weightsGrad };
     }
     const e = normalizeRows(emb, n, dim);

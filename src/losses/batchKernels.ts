@@ -1,8 +1,12 @@
 /**
- * Where the batch losses' O(n²·dim) products run. batch.ts computes them in TypeScript; when the
- * native engine's addon is loaded (src/engine/native.ts plugs its kernels in here), they run in
- * its float64 SIMD kernels instead (native/src/batchsim.c), which sum in the same order and
- * round the same way: the same bits, so a loss never depends on which one ran.
+ * Where the batch losses' O(n²·dim) work runs. batch.ts computes it in TypeScript; when the
+ * native engine's addon is loaded (src/engine/native.ts plugs its kernels in here), it runs in
+ * the addon instead. The pair losses' products run in float64 SIMD kernels that sum in the same
+ * order and round the same way as the TypeScript (native/src/batchsim.c): the same bits. The
+ * class-weight losses (arcface, cosface, proxy-anchor) run their whole step in one call
+ * (native/src/batchproxy.c), and the trainer's batch accuracy for them ranks float32 cosines:
+ * those agree with the TypeScript reference to rounding, not bit for bit (see the tolerances in
+ * test/losses/batchProxyNative.test.ts).
  */
 
 /** The addon's batch-loss kernels (see native/src/addon.c for the argument checks). */
@@ -30,6 +34,18 @@ export interface BatchKernels {
   batchRawCosines(x: Float32Array, n: number, dim: number, s: Float64Array): void;
   /** the best-threshold accuracy over the pairs i < j of s [n, n] ranked by −s (train/batchAccuracy.ts' pairSweep); −1 where s holds a NaN */
   batchPairAccuracy(s: Float64Array, labels: Int32Array): number;
+  /**
+   * A class-weight loss's whole step: the loss of x [n, dim] (n = labels.length) against the class
+   * weights w [classes, dim], dL/dx into grad and dL/dw into wgrad. kind 0: arcface (p1 the margin
+   * in radians, p2 the scale), 1: cosface (margin, scale), 2: proxy-anchor (margin, alpha).
+   */
+  batchProxyLoss(kind: number, p1: number, p2: number, x: Float32Array, labels: Int32Array, w: Float32Array, dim: number, grad: Float32Array, wgrad: Float32Array): number;
+  /**
+   * The best-threshold accuracy over the pairs i < j of x [n, dim] ranked by their cosines, computed
+   * in float32 (written to cos [n, n] where given: pass undefined otherwise); −1 where x holds an
+   * infinite or NaN value
+   */
+  batchCosineAccuracy(x: Float32Array, dim: number, labels: Int32Array, cos: Float32Array | undefined): number;
 }
 
 let kernels: BatchKernels | null = null;

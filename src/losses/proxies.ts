@@ -5,7 +5,7 @@
  * optimizer); these functions only take them and return their gradient.
  */
 import type { Rng } from '../rng.ts';
-import { type BatchLoss, logSumExp, planeShape, proxyBatchLoss } from './batch.ts';
+import { type BatchLoss, logSumExp, planeShape, proxyBatchLoss, type ProxyNative } from './batch.ts';
 
 /** Clamp of the target cosine before acos (PML's ±(1 − 1e-7)). */
 const ACOS_CLAMP = 1 - 1e-7;
@@ -15,6 +15,7 @@ function marginSoftmax(
   name: string,
   scale: number,
   target: (cos: number) => { logit: number; slope: number },
+  native: ProxyNative,
 ): BatchLoss['compute'] {
   return proxyBatchLoss(name, (c, labels, n, classes, g) => {
     const x = new Float64Array(classes);
@@ -31,7 +32,7 @@ function marginSoftmax(
       for (let j = 0; j < classes; j++) g[i * classes + j] = (scale * (w[j]! - (j === y ? 1 : 0)) * (j === y ? slope : 1)) / n;
     }
     return { loss: total / n, g };
-  });
+  }, native);
 }
 
 /** Standard normal weights (PML's default init of the class weights W). */
@@ -58,7 +59,7 @@ export function arcFaceLoss(opts: { margin?: number; scale?: number } = {}): Bat
     if (theta > Math.PI - m) return { logit: Math.cos(theta) - m * Math.sin(m), slope: inside ? 1 : 0 };
     // d cos(θ + m)/d cos = sin(θ + m)/sin θ; clamp passes no gradient outside its range
     return { logit: Math.cos(theta + m), slope: inside ? Math.sin(theta + m) / Math.sin(theta) : 0 };
-  });
+  }, { kind: 0, p1: m, p2: scale });
   const loss = {
     kind: 'batch' as const,
     name: 'arcface',
@@ -75,7 +76,7 @@ export function arcFaceLoss(opts: { margin?: number; scale?: number } = {}): Bat
 export function cosFaceLoss(opts: { margin?: number; scale?: number } = {}): BatchLoss {
   const margin = opts.margin ?? 0.35;
   const scale = opts.scale ?? 64;
-  const compute = marginSoftmax('cosface', scale, (cos) => ({ logit: cos - margin, slope: 1 }));
+  const compute = marginSoftmax('cosface', scale, (cos) => ({ logit: cos - margin, slope: 1 }), { kind: 1, p1: margin, p2: scale });
   const loss = {
     kind: 'batch' as const,
     name: 'cosface',
@@ -128,7 +129,7 @@ export function proxyAnchorLoss(opts: { margin?: number; alpha?: number } = {}):
       }
     }
     return { loss: (withPos > 0 ? posSum / withPos : 0) + negSum / classes, g };
-  });
+  }, { kind: 2, p1: delta, p2: alpha });
   const loss = {
     kind: 'batch' as const,
     name: 'proxy-anchor',

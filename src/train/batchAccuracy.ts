@@ -169,15 +169,20 @@ function sortedSweep(keys: Float64Array, same: Uint8Array, m: number, np: number
   return sweepBest(pos.sort(), neg.sort());
 }
 
-/** Best-threshold accuracy over every pair of a batch, on L2-normalised embeddings (D² = 2 − 2s). */
+/**
+ * Best-threshold accuracy over every pair of a batch, on L2-normalised embeddings (D² = 2 − 2s).
+ * With the native kernels loaded the cosines are float32 (the network's GEMM; the TypeScript
+ * below is float64): the two can differ only where two pairs' cosines lie within float32
+ * rounding of each other. Where x holds a NaN or an infinity, the TypeScript runs.
+ */
 export function batchPairAccuracy(emb: Float32Array, labels: Int32Array, dim: number): number {
   const n = labels.length;
-  const s = (scratch.sims = grown(scratch.sims, n * n, (k) => new Float64Array(k)));
   const k = batchKernels();
   if (k && n > 0) {
-    k.batchRawCosines(emb, n, dim, s);
-    return pairSweep(labels, s);
+    const r = k.batchCosineAccuracy(emb, dim, labels, undefined);
+    if (r >= 0) return r;
   }
+  const s = (scratch.sims = grown(scratch.sims, n * n, (k) => new Float64Array(k)));
   const norms = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     let q = 0;

@@ -29,6 +29,8 @@
 /* VD doubles per vector; aligned(8): loads and stores at any double */
 #define VD (VW / 2)
 typedef double vd __attribute__((vector_size(VW * 4), aligned(8)));
+/* VD floats: what converts to one vd */
+typedef float vh __attribute__((vector_size(VW * 2), aligned(4)));
 #define DLD(p) (*(const vd *)(const void *)(p))
 #define DST(p, v) (*(vd *)(void *)(p) = (v))
 
@@ -332,24 +334,27 @@ static size_t fline(size_t floats) { return (floats + 15) / 16 * 16; }
 
 size_t batch_cosine_accuracy_work(int n, int dim) {
   const size_t np = (size_t)fpad(n), m = (size_t)n * (n > 0 ? n - 1 : 0) / 2;
-  /* in floats: U [np x dq], T [dq x np], S [n x np], keys, sorted values, bucket numbers, same flags (bytes),
-     counts and marks (ints) */
   const size_t dq = ((size_t)dim + 15) / 16 * 16;
-  return 2 * fline(dq * np) + fline((size_t)n * np) + 2 * fline(m) + fline(m) + fline(m / 4 + 1) + fline(3 * ACC_MAX_BUCKETS);
+  /* in floats: inverse norms [np], T [dq x np], S [np x np], padded labels [np] (ints), the refined
+     buckets' values (or every key) [m], same flags (bytes) [m], counts [2 x ACC_MAX_BUCKETS] */
+  return fline(np) + fline(dq * np) + fline(np * np) + fline(np) + fline(m) + fline(m / 4 + 1) + fline(2 * ACC_MAX_BUCKETS);
 }
 
-/* t [cols x rows] = u^T, u [rows x cols], both dimensions multiples of 16 */
-static void transpose_blocks(const float *u, int rows, int cols, float *t) {
-  for (int i0 = 0; i0 < rows; i0 += 16)
-    for (int k0 = 0; k0 < cols; k0 += 16) {
+/* t [dq x np] = x^T, x [n x dim] (n <= np, dim <= dq, both multiples of 16): zero past x */
+static void transpose_rows(const float *x, int n, int dim, int np, int dq, float *t) {
+  for (int i0 = 0; i0 < np; i0 += 16)
+    for (int k0 = 0; k0 < dq; k0 += 16) {
 #if VW == 16 && defined(__AVX512F__)
+      const __mmask16 km = dim - k0 >= 16 ? 0xffff : (__mmask16)((1u << (dim - k0 > 0 ? dim - k0 : 0)) - 1);
       __m512 v[16];
-      for (int r = 0; r < 16; r++) v[r] = _mm512_loadu_ps(u + (size_t)(i0 + r) * cols + k0);
-      transpose16(v);
-      for (int r = 0; r < 16; r++) _mm512_storeu_ps(t + (size_t)(k0 + r) * rows + i0, v[r]);
-#else
       for (int r = 0; r < 16; r++)
-        for (int c = 0; c < 16; c++) t[(size_t)(k0 + c) * rows + i0 + r] = u[(size_t)(i0 + r) * cols + k0 + c];
+        v[r] = i0 + r < n && km ? _mm512_maskz_loadu_ps(km, x + (size_t)(i0 + r) * dim + k0) : _mm512_setzero_ps();
+      transpose16(v);
+      for (int r = 0; r < 16; r++) _mm512_store_ps(t + (size_t)(k0 + r) * np + i0, v[r]);
+#else
+      for (int c = 0; c < 16; c++)
+        for (int r = 0; r < 16; r++)
+          t[(size_t)(k0 + c) * np + i0 + r] = i0 + r < n && k0 + c < dim ? x[(size_t)(i0 + r) * dim + k0 + c] : 0;
 #endif
     }
 }
@@ -386,112 +391,156 @@ static int64_t sweep_from(const float *pos, int64_t np, const float *neg, int64_
   return best;
 }
 
-/* every key sorted at once: the sweep over all cuts */
-static int64_t sorted_sweep(const float *keys, const uint8_t *same, int64_t m, int64_t np, float *vals) {
-  float *pos = vals, *neg = vals + np;
-  for (int64_t k = 0, a = 0, b = 0; k < m; k++) {
-    if (same[k]) pos[a++] = keys[k];
-    else neg[b++] = keys[k];
+/* every pair's key sorted at once: the sweep over all cuts (the pairs j < i of S's rows) */
+static int64_t sorted_sweep(const float *S, int np, const int32_t *labels, int n, float *vals, uint8_t *same) {
+  int64_t m = 0, npos = 0;
+  for (int i = 1; i < n; i++)
+    for (int j = 0; j < i; j++, m++) {
+      vals[m] = -S[(size_t)i * np + j];
+      same[m] = labels[i] == labels[j];
+      npos += same[m];
+    }
+  /* positives to the front, negatives to the back, in place: two sorts */
+  int64_t a = 0, b = m;
+  while (a < b) {
+    if (same[a]) a++;
+    else {
+      b--;
+      const float t = vals[a];
+      vals[a] = vals[b];
+      vals[b] = t;
+      const uint8_t u = same[a];
+      same[a] = same[b];
+      same[b] = u;
+    }
   }
-  qsort(pos, (size_t)np, sizeof(float), cmp_float);
-  qsort(neg, (size_t)(m - np), sizeof(float), cmp_float);
-  return sweep_from(pos, np, neg, m - np, m - np);
+  qsort(vals, (size_t)npos, sizeof(float), cmp_float);
+  qsort(vals + npos, (size_t)(m - npos), sizeof(float), cmp_float);
+  return sweep_from(vals, npos, vals + npos, m - npos, m - npos);
 }
 
+/* lanes j0 + l < lim of a row: the mask of the lanes to read */
+AI vi lanes_below(int j0, int lim) {
+  vi iota;
+#pragma GCC unroll 16
+  for (int l = 0; l < VW; l++) iota[l] = l;
+  return iota + j0 < lim;
+}
+
+/* min(b, top) lane by lane */
+AI vi vmin_top(vi b, int top) {
+  const vi t = top + (vi){0}, over = b > t;
+  return (b & ~over) | (t & over);
+}
+
+/* whether any lane is not 0 */
+AI int vany(vi v) {
+#if VW == 16 && defined(__AVX512F__)
+  return _mm512_test_epi32_mask((__m512i)v, (__m512i)v) != 0;
+#else
+  int any = 0;
+  for (int l = 0; l < VW; l++) any |= v[l];
+  return any;
+#endif
+}
+
+#define VBLEND(mask, a, b) ((vf)(((vi)(a) & (mask)) | ((vi)(b) & ~(mask))))
 
 /* The best-threshold accuracy over the pairs i < j of the float32 rows x [n x dim] ranked by
    their cosine (higher: "same"), the cosines computed in float32 as the header says; -1 where a
    row is not finite (the caller then sweeps in TypeScript). cos: where not NULL, the n x n
-   cosines used (both triangles; the diagonal as computed). work: batch_cosine_accuracy_work
-   floats, 64-byte aligned. */
+   cosines used (both triangles; 1 on the diagonal). work: batch_cosine_accuracy_work floats,
+   64-byte aligned. */
 double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int dim, float *cos_out, float *work) {
   const int np = fpad(n);
   const int64_t m = (int64_t)n * (n - 1) / 2;
   const int dq = (dim + 15) / 16 * 16;
-  float *U = work;
-  float *T = U + fline((size_t)np * dq);
+  float *inv = work;
+  float *T = inv + fline((size_t)np);
   float *S = T + fline((size_t)dq * np);
-  float *keys = S + fline((size_t)n * np);
-  float *vals = keys + fline((size_t)m);
-  int32_t *bucket = (int32_t *)(vals + fline((size_t)m));
-  uint8_t *same = (uint8_t *)(bucket + fline((size_t)m));
+  int32_t *lab = (int32_t *)(S + fline((size_t)np * np));
+  float *vals = (float *)lab + fline((size_t)np);
+  uint8_t *same = (uint8_t *)(vals + fline((size_t)m));
   int32_t *cnt = (int32_t *)((float *)same + fline((size_t)m / 4 + 1));
-  /* U = the normalised rows [np x dq], zero padding; T = U^T [dq x np] */
+  /* T = x^T [dq x np] (zero padding), then each column over its row's norm */
   for (int i = 0; i < n; i++) {
     const float *xr = x + (size_t)i * dim;
-    float *ur = U + (size_t)i * dq;
-    /* the sum of squares in float64, in VW partial sums */
-    double q[VW] = {0};
+    /* the sum of squares in float64, in VD-lane partial sums */
+    vd q0 = {0}, q1 = {0};
     int k = 0;
-    for (; k + VW <= dim; k += VW)
-#pragma GCC unroll 16
-      for (int l = 0; l < VW; l++) q[l] += (double)xr[k + l] * xr[k + l];
-    for (; k < dim; k++) q[0] += (double)xr[k] * xr[k];
-    double s = 0;
-    for (int l = 0; l < VW; l++) s += q[l];
+    for (; k + VW <= dim; k += VW) {
+      const vd lo = __builtin_convertvector(*(const vh *)(const void *)(xr + k), vd);
+      const vd hi = __builtin_convertvector(*(const vh *)(const void *)(xr + k + VD), vd);
+      q0 = lo * lo + q0;
+      q1 = hi * hi + q1;
+    }
+    double s = hsum(q0 + q1);
+    for (; k < dim; k++) s += (double)xr[k] * xr[k];
     if (!(s <= 1e300)) return -1; /* inf or NaN */
-    const double inv = 1 / floor_norm(sqrt(s));
-    for (k = 0; k < dim; k++) ur[k] = (float)(xr[k] * inv);
-    for (; k < dq; k++) ur[k] = 0;
+    inv[i] = (float)(1 / floor_norm(sqrt(s)));
   }
-  memset(U + (size_t)n * dq, 0, (size_t)(np - n) * dq * sizeof(float));
-  transpose_blocks(U, np, dq, T);
-  /* S = T^T T: for each band of MR rows the column vectors from the one holding its first row */
+  for (int i = n; i < np; i++) inv[i] = 0;
+  transpose_rows(x, n, dim, np, dq, T);
+  for (int k = 0; k < dim; k++)
+    for (int i = 0; i < np; i += VW) VSTORE(T + (size_t)k * np + i, VLOAD(T + (size_t)k * np + i) * VLOAD(inv + i));
+  /* S = T^T T below the diagonal: for each band of MR rows the column vectors up to the one
+     holding its last row's last column */
   for (int i0 = 0; i0 < n; i0 += MR) {
     const int mr = n - i0 < MR ? n - i0 : MR;
-    const int c0 = i0 / VW * VW;
-    gemm_tn(mr, np - c0, dim, T + i0, np, T + c0, np, S + (size_t)i0 * np + c0, np);
+    const int last = i0 + mr - 2; /* the last column (j < i) a row of the band reads */
+    if (last < 0) continue;
+    gemm_tn(mr, (last / VW + 1) * VW, dim, T + i0, np, T, np, S + (size_t)i0 * np, np);
   }
   if (cos_out)
-    for (int i = 0; i < n; i++)
-      for (int j = i; j < n; j++) cos_out[(size_t)i * n + j] = cos_out[(size_t)j * n + i] = S[(size_t)i * np + j];
+    for (int i = 0; i < n; i++) {
+      cos_out[(size_t)i * n + i] = 1;
+      for (int j = 0; j < i; j++) cos_out[(size_t)i * n + j] = cos_out[(size_t)j * n + i] = S[(size_t)i * np + j];
+    }
   if (m == 0) return 0;
-  /* the pairs' keys -s (the order of a distance) and whether they are of one class */
-  int64_t npos = 0, t = 0;
-  for (int i = 0; i < n; i++) {
+  memcpy(lab, labels, (size_t)n * sizeof(int32_t));
+  memset(lab + n, 0, (size_t)(np - n) * sizeof(int32_t));
+  /* the range of the cosines */
+  vf vlo = INFINITY - (vf){0}, vhi = -INFINITY - (vf){0};
+  for (int i = 1; i < n; i++) {
     const float *si = S + (size_t)i * np;
-    const int32_t li = labels[i];
-    for (int j = i + 1; j < n; j++, t++) {
-      keys[t] = -si[j];
-      const uint8_t p = labels[j] == li;
-      same[t] = p;
-      npos += p;
+    for (int j0 = 0; j0 < i; j0 += VW) {
+      const vi ok = lanes_below(j0, i);
+      const vf v = VLOAD(si + j0);
+      const vf a = VBLEND(ok, v, vlo), b = VBLEND(ok, v, vhi);
+      vlo = VBLEND(a < vlo, a, vlo);
+      vhi = VBLEND(b > vhi, b, vhi);
     }
   }
   float lo = INFINITY, hi = -INFINITY;
-  {
-    vf vlo = lo - (vf){0}, vhi = hi - (vf){0};
-    int64_t k = 0;
-    for (; k + VW <= m; k += VW) {
-      const vf v = VLOAD(keys + k);
-      const vi lt = v < vlo, gt = v > vhi;
-      vlo = (vf)(((vi)v & lt) | ((vi)vlo & ~lt));
-      vhi = (vf)(((vi)v & gt) | ((vi)vhi & ~gt));
-    }
-    for (int l = 0; l < VW; l++) {
-      lo = vlo[l] < lo ? vlo[l] : lo;
-      hi = vhi[l] > hi ? vhi[l] : hi;
-    }
-    for (; k < m; k++) {
-      lo = keys[k] < lo ? keys[k] : lo;
-      hi = keys[k] > hi ? keys[k] : hi;
-    }
+  for (int l = 0; l < VW; l++) {
+    lo = vlo[l] < lo ? vlo[l] : lo;
+    hi = vhi[l] > hi ? vhi[l] : hi;
   }
-  const int64_t nneg = m - npos;
-  /* about eight pairs a bucket */
+  /* about eight pairs a bucket; bucket b = (hi - s) * scale: ascending in -s, the order of a
+     distance (rounding keeps the map monotone) */
   int buckets = 2;
   while (buckets < ACC_MAX_BUCKETS && buckets < m / 8) buckets *= 2;
   const float scale = (float)buckets / (hi - lo);
-  /* one value, or a range too small or too large to divide: sort them all */
-  if (!(scale > 0 && scale < INFINITY)) return (double)sorted_sweep(keys, same, m, npos, vals) / (double)m;
-  /* counts: pos of bucket b at 2b + 1, neg at 2b; marks after them */
-  memset(cnt, 0, 2 * (size_t)buckets * sizeof(int32_t));
   const int top = buckets - 1;
-  for (int64_t k = 0; k < m; k++) {
-    const int b = (int)((keys[k] - lo) * scale); /* rounding keeps the map monotone */
-    bucket[k] = b < top ? b : top;
+  /* one value, or a range too small or too large to divide: sort them all */
+  if (!(scale > 0 && scale < INFINITY)) return (double)sorted_sweep(S, np, lab, n, vals, same) / (double)m;
+  /* counts: negatives of bucket b at 2b, positives at 2b + 1 */
+  memset(cnt, 0, 2 * (size_t)buckets * sizeof(int32_t));
+  const vf vhiv = hi - (vf){0};
+  int64_t npos = 0;
+  for (int i = 1; i < n; i++) {
+    const float *si = S + (size_t)i * np;
+    const vi li = labels[i] - (vi){0};
+    for (int j0 = 0; j0 < i; j0 += VW) {
+      const vf f = (vhiv - VLOAD(si + j0)) * scale;
+      const vi b = vmin_top(__builtin_convertvector(f, vi), top);
+      const vi idx = 2 * b + (((vi)VLOAD(lab + j0) == li) & 1);
+      const int lim = i - j0 < VW ? i - j0 : VW;
+      for (int l = 0; l < lim; l++) cnt[idx[l]]++;
+    }
   }
-  for (int64_t k = 0; k < m; k++) cnt[2 * bucket[k] + same[k]]++;
+  for (int b = 0; b < buckets; b++) npos += cnt[2 * b + 1];
+  const int64_t nneg = m - npos;
   int64_t best = nneg, below = 0, above = nneg;
   for (int b = 0; b < buckets; b++) {
     below += cnt[2 * b + 1];
@@ -500,37 +549,44 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
   }
   /* a cut inside bucket b gets at most all of its pairs right besides the others' best */
   int refine[ACC_REFINE];
-  int64_t from[ACC_REFINE], off[ACC_REFINE + 1];
+  int64_t from[ACC_REFINE], off[ACC_REFINE + 1], pa[ACC_REFINE], na[ACC_REFINE];
   int r = 0;
   below = 0;
   above = nneg;
   off[0] = 0;
   for (int b = 0; b < buckets; b++) {
     if (below + cnt[2 * b + 1] + above > best) {
-      if (r == ACC_REFINE) return (double)sorted_sweep(keys, same, m, npos, vals) / (double)m;
+      if (r == ACC_REFINE) return (double)sorted_sweep(S, np, lab, n, vals, same) / (double)m;
       refine[r] = b;
       from[r] = below + above;
       off[r + 1] = off[r] + cnt[2 * b] + cnt[2 * b + 1];
+      pa[r] = off[r];
+      na[r] = off[r + 1];
       r++;
     }
     below += cnt[2 * b + 1];
     above -= cnt[2 * b];
   }
   if (r == 0) return (double)best / (double)m;
-  /* the refined buckets' values, positives from the front of each slot, negatives from its back */
-  uint8_t *mark = (uint8_t *)(cnt + 2 * buckets);
-  memset(mark, 0, (size_t)buckets);
-  int64_t pa[ACC_REFINE], na[ACC_REFINE];
-  for (int q = 0; q < r; q++) {
-    mark[refine[q]] = (uint8_t)(q + 1);
-    pa[q] = off[q];
-    na[q] = off[q + 1];
-  }
-  for (int64_t k = 0; k < m; k++) {
-    const int q = mark[bucket[k]];
-    if (q) {
-      if (same[k]) vals[pa[q - 1]++] = keys[k];
-      else vals[--na[q - 1]] = keys[k];
+  /* the refined buckets' keys (-s), found again by the same map: positives from the front of
+     each slot, negatives from its back */
+  for (int i = 1; i < n; i++) {
+    const float *si = S + (size_t)i * np;
+    for (int j0 = 0; j0 < i; j0 += VW) {
+      const vf v = VLOAD(si + j0);
+      const vf f = (vhiv - v) * scale;
+      const vi b = vmin_top(__builtin_convertvector(f, vi), top);
+      vi hit = (vi){0};
+      for (int q = 0; q < r; q++) hit |= b == refine[q];
+      hit &= lanes_below(j0, i);
+      if (!vany(hit)) continue;
+      for (int l = 0; l < VW; l++) {
+        if (!hit[l]) continue;
+        int q = 0;
+        while (refine[q] != b[l]) q++;
+        if (lab[j0 + l] == labels[i]) vals[pa[q]++] = -v[l];
+        else vals[--na[q]] = -v[l];
+      }
     }
   }
   for (int q = 0; q < r; q++) {

@@ -101,6 +101,9 @@ function build() {
     ['optim.c', ['-ffp-contract=off']],
     // the batch losses' products repeat the TypeScript reference's float64 sums bit for bit
     ['batchsim.c', ['-ffp-contract=off']],
+    // exp and log over arrays: the same bits on every -march (no fused multiply-add); without
+    // -fno-trapping-math GCC will not turn the range checks into vector selects
+    ['vmath.c', ['-ffp-contract=off', '-fno-trapping-math']],
   ];
   const tmp = join(tmpdir(), `siamese-native-${process.pid}-${Date.now()}`);
   mkdirSync(tmp, { recursive: true });

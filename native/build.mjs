@@ -105,6 +105,9 @@ function build() {
     // reference is to rounding, so fused multiply-adds where the target has them (as the
     // network's GEMM); one build still gives the same bits every time
     ['batchproxy.c', ['-ffp-contract=fast']],
+    // exp and log over arrays: the same bits on every -march (no fused multiply-add); without
+    // -fno-trapping-math GCC will not turn the range checks into vector selects
+    ['vmath.c', ['-ffp-contract=off', '-fno-trapping-math']],
   ];
   const tmp = join(tmpdir(), `siamese-native-${process.pid}-${Date.now()}`);
   mkdirSync(tmp, { recursive: true });

@@ -4,7 +4,7 @@
  *
  * Why Node's own `http` and not fastify + @fastify/static: the server has one static bundle of
  * three fixed files (no directory serving, so no static plugin is needed to get path handling
- * right), nine GET routes, and one event stream, which fastify would hand back to the raw
+ * right), thirteen GET routes, and one event stream, which fastify would hand back to the raw
  * response anyway (`reply.hijack()`). fastify would add about 50 packages to a tool installed for
  * training, and its main gains (schema validation, plugins, throughput under load) do not apply
  * to one local user. The only file-path surface (/files/...) goes through paths.ts, tested
@@ -14,6 +14,7 @@
  *   /                      the page          /app.js, /app.css  its bundle (dist/web/)
  *   /api/runs              folders and runs (RunInfo rows)
  *   /api/log?run=ID        a run's epochs and messages
+ *   /api/logs?run=ID&run=ID...  several runs' logs in one answer (at most MAX_LOGS runs)
  *   /api/distances?run=ID  a run's per-epoch distance histograms (distances.jsonl) and messages
  *   /api/results?folder=ID a compare or sweep folder's results.json, or why it cannot be read
  *   /api/images?folder=ID  the test images of its t-SNE subset (base64 bytes), or why not
@@ -88,6 +89,12 @@ export interface Served {
   host: string;
   close(): Promise<void>;
 }
+
+/**
+ * Runs per /api/logs request: the page asks for the logs it draws in batches (a sweep's trials are
+ * hundreds of runs), and one request must stay a bounded amount of reading.
+ */
+export const MAX_LOGS = 64;
 
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -236,6 +243,16 @@ export async function startServer(o: ServeOptions): Promise<Served> {
         const r = monitor.run(params.get('run') ?? '');
         if (!r) return notFound(res);
         return json(res, 200, { id: r.id, ...readLog(join(r.dir, 'log.jsonl')) });
+      }
+      case '/api/logs': {
+        const ids = [...new Set(params.getAll('run'))];
+        if (ids.length === 0 || ids.length > MAX_LOGS) return json(res, 400, { error: `give 1 to ${MAX_LOGS} runs (run=ID&run=ID...), got ${ids.length}` });
+        // runs that vanished meanwhile are left out: the next runs event drops them from the page
+        const logs = ids.flatMap((id) => {
+          const r = monitor.run(id);
+          return r ? [{ id: r.id, ...readLog(join(r.dir, 'log.jsonl')) }] : [];
+        });
+        return json(res, 200, { logs });
       }
       case '/api/distances': {
         const r = monitor.run(params.get('run') ?? '');

@@ -2,9 +2,11 @@
  * Curves view, live: loss, train and test accuracy per epoch, one line per loss (mean over its
  * seeds) with a band (mean ± 95% CI), or one line per seed. Redrawn in place (uPlot setData)
  * when an event brings a new epoch; the charts are rebuilt only when the set of lines changes.
+ * It asks for the logs of the runs it draws, and for those alone (a sweep's trials once ticked).
  */
 import uPlot from 'uplot';
 import { alpha, clear, colorOf, h, message } from './dom.ts';
+import { needLogs } from './logs.ts';
 import { epochsOf, groups, meanCi, type RunInfo, state } from './state.ts';
 
 type Metric = 'loss' | 'trainAccuracy' | 'testAccuracy';
@@ -24,6 +26,8 @@ let charts: uPlot[] = [];
 let layoutKey = '';
 
 interface Line {
+  /** the group (loss entry) it belongs to */
+  group: string;
   label: string;
   color: string;
   /** per epoch 1..E: the line and, for group means, its band */
@@ -43,7 +47,7 @@ function lines(metric: Metric, maxEpoch: number): Line[] {
       });
     });
     if (perSeed) {
-      g.runs.forEach((r, i) => out.push({ label: `${g.label} seed ${r.seed ?? '?'}`, color, values: [per[i]!], band: false }));
+      g.runs.forEach((r, i) => out.push({ group: g.key, label: `${g.label} seed ${r.seed ?? '?'}`, color, values: [per[i]!], band: false }));
     } else {
       const mean: (number | null)[] = [];
       const lo: (number | null)[] = [];
@@ -55,7 +59,7 @@ function lines(metric: Metric, maxEpoch: number): Line[] {
         lo.push(s.n > 0 ? s.mean - ci : null);
         hi.push(s.n > 0 ? s.mean + ci : null);
       }
-      out.push({ label: `${g.label} (${g.runs.length} seed${g.runs.length === 1 ? '' : 's'})`, color, values: [mean, hi, lo], band: true });
+      out.push({ group: g.key, label: `${g.label} (${g.runs.length} seed${g.runs.length === 1 ? '' : 's'})`, color, values: [mean, hi, lo], band: true });
     }
   }
   return out;
@@ -69,11 +73,13 @@ function chartData(metric: Metric, maxEpoch: number): { data: uPlot.AlignedData;
 
 export function renderCurves(root: HTMLElement): void {
   const runs = drawn();
+  needLogs(runs);
   const maxEpoch = Math.max(0, ...runs.map((r) => Math.max(0, ...epochsOf(r).map((e) => e.epoch))));
   const key = `${perSeed}|${runs.map((r) => `${r.group}:${r.id}`).join(',')}|${maxEpoch > 0}`;
   if (key === layoutKey && charts.length === METRICS.length) {
-    METRICS.forEach((m, i) => charts[i]!.setData(chartData(m.key, maxEpoch).data));
-    updateLegend(root, maxEpoch);
+    const all = METRICS.map((m) => chartData(m.key, maxEpoch));
+    all.forEach((c, i) => charts[i]!.setData(c.data));
+    updateLegend(root, all.map((c) => c.ls));
     return;
   }
   for (const c of charts) c.destroy();
@@ -105,8 +111,9 @@ export function renderCurves(root: HTMLElement): void {
   root.append(h('div', { class: 'legend', 'data-testid': 'curves-legend' }));
   const box = h('div', { class: 'charts' });
   root.append(box);
-  for (const m of METRICS) {
-    const { data, ls } = chartData(m.key, maxEpoch);
+  const all = METRICS.map((m) => chartData(m.key, maxEpoch));
+  for (const [mi, m] of METRICS.entries()) {
+    const { data, ls } = all[mi]!;
     const series: uPlot.Series[] = [{ label: 'epoch' }];
     const bands: uPlot.Band[] = [];
     for (const l of ls) {
@@ -136,16 +143,24 @@ export function renderCurves(root: HTMLElement): void {
       ),
     );
   }
-  updateLegend(root, maxEpoch);
+  updateLegend(root, all.map((c) => c.ls));
 }
 
-function updateLegend(root: HTMLElement, _maxEpoch: number): void {
+/**
+ * A span per group: its runs and latest epoch, and (data-curve-loss, -trainaccuracy,
+ * -testaccuracy) the values its line(s) are drawn with, epoch 1 first, lines apart by ";".
+ */
+function updateLegend(root: HTMLElement, drawnLines: Line[][]): void {
   const legend = root.querySelector<HTMLElement>('[data-testid=curves-legend]');
   if (!legend) return;
   clear(legend);
   for (const g of groups(drawn())) {
     const last = Math.max(0, ...g.runs.map((r) => Math.max(0, ...epochsOf(r).map((e) => e.epoch))));
     const s = h('span', { 'data-group': g.key, 'data-epochs': last }, `${g.label}: ${g.runs.length} run${g.runs.length === 1 ? "" : "s"}, latest epoch ${last}`);
+    METRICS.forEach((m, i) => {
+      const mine = drawnLines[i]!.filter((l) => l.group === g.key);
+      s.setAttribute(`data-curve-${m.key.toLowerCase()}`, mine.map((l) => l.values[0]!.map((v) => (v === null ? '' : String(v))).join(',')).join(';'));
+    });
     s.style.setProperty('--c', colorOf(g.color));
     legend.append(s);
   }

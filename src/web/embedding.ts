@@ -96,6 +96,11 @@ let focus: { id: number; map: MapView } | null = null;
 let neighbours: { id: number; d: number }[] = [];
 let nearKind: 'map' | 'embedding' = 'map';
 let selected = new Set<number>();
+/**
+ * What a click changed it from: a double-click's first click has selected (or cleared) before
+ * the dblclick event says it was one, and the double-click only resets the zoom, so it undoes it.
+ */
+let beforeClick: { focus: { id: number; map: MapView } | null; neighbours: { id: number; d: number }[]; nearKind: 'map' | 'embedding'; selected: Set<number> } | null = null;
 const labelOf = new Map<number, number>();
 let rootEl: HTMLElement | null = null;
 /** each map's zoom, by side and source: a map shown again keeps it, another source starts whole */
@@ -289,7 +294,7 @@ export function renderEmbedding(root: HTMLElement): void {
       const list = panels[0]!.list;
       choice = [list[0]!.key, list[Math.min(1, list.length - 1)]!.key];
     }
-    hover = focus = null;
+    hover = focus = beforeClick = null;
     neighbours = [];
     selected = new Set();
     epoch = 0;
@@ -310,7 +315,7 @@ export function renderEmbedding(root: HTMLElement): void {
     s.value = key;
     s.addEventListener('change', () => {
       choice[side] = s.value;
-      focus = null;
+      focus = beforeClick = null;
       neighbours = [];
       version++;
       renderEmbedding(root);
@@ -539,7 +544,15 @@ function makeMap(src: Source, side: number): MapView {
     },
     { passive: false },
   );
-  canvas.addEventListener('dblclick', () => setZoom(m, { k: 1, tx: 0, ty: 0 }));
+  canvas.addEventListener('dblclick', () => {
+    if (beforeClick) {
+      ({ focus, neighbours, nearKind, selected } = beforeClick);
+      beforeClick = null;
+      version++;
+      describe();
+    }
+    setZoom(m, { k: 1, tx: 0, ty: 0 });
+  });
   canvas.addEventListener('mousedown', (e) => {
     const [x, y] = pos(e);
     // shift-drag or the middle button pans; a plain drag selects a box
@@ -590,6 +603,12 @@ function makeMap(src: Source, side: number): MapView {
       pan = null;
       return;
     }
+    // the second click of a double-click selects nothing (the dblclick event follows)
+    if (e.detail >= 2 && !box) {
+      drag = null;
+      return;
+    }
+    beforeClick = box ? null : { focus, neighbours, nearKind, selected };
     neighbours = [];
     if (box) {
       const [a, b, c, d] = box;

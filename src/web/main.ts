@@ -7,6 +7,7 @@ import './style.css';
 import { renderCurves } from './curves.ts';
 import { renderDistances } from './distances.ts';
 import { embeddingRunChanged, renderEmbedding } from './embedding.ts';
+import { onLogsLoaded } from './logs.ts';
 import { renderRuns } from './runs.ts';
 import { renderShapes } from './shapes.ts';
 import { renderSweep } from './sweep.ts';
@@ -45,15 +46,9 @@ function render(names: string[] = Object.keys(VIEWS)): void {
   }
 }
 
-/**
- * The logs are read only once the curves are first shown: the first view (the runs table) needs
- * none of them, and a 45-run folder's 45 log requests would hold it up.
- */
-let wantLogs = false;
-
-function loadMissingLogs(): Promise<void>[] {
-  return wantLogs ? state.runs.filter((r) => !r.history && !state.logs.has(r.id)).map((r) => loadLog(r.id)) : [];
-}
+// The logs are read by the Curves view as it draws, for the runs it draws (logs.ts): the first
+// view (the runs table) needs none of them, nor do a sweep's trials until they are asked for.
+onLogsLoaded(() => render(['curves']));
 
 /** The per-epoch distance histograms likewise: fetched when Distances is first shown. */
 let wantDistances = false;
@@ -65,11 +60,6 @@ function loadMissingDistances(): Promise<void>[] {
 function show(name: string): void {
   if (!VIEWS[name]) return;
   active = name;
-  if (name === 'curves' && !wantLogs) {
-    wantLogs = true;
-    const fetches = loadMissingLogs();
-    if (fetches.length > 0) void Promise.all(fetches).then(() => render(['curves']));
-  }
   if (name === 'distances' && !wantDistances) {
     wantDistances = true;
     const fetches = loadMissingDistances();
@@ -79,14 +69,6 @@ function show(name: string): void {
   for (const n of Object.keys(VIEWS)) view(n).classList.toggle('active', n === name);
   if (location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);
   render([]);
-}
-
-async function loadLog(id: string): Promise<void> {
-  try {
-    state.logs.set(id, await getJson<LogPayload>(`/api/log?run=${encodeURIComponent(id)}`));
-  } catch {
-    // the run vanished meanwhile: the next runs event drops it
-  }
 }
 
 async function loadDistances(id: string): Promise<void> {
@@ -116,8 +98,10 @@ async function onRuns(p: RunsPayload): Promise<void> {
   state.roots = p.roots;
   state.folders = p.folders;
   state.runs = p.runs;
-  const fetches = [...loadMissingLogs(), ...loadMissingDistances()];
+  const fetches = loadMissingDistances();
   for (const id of [...state.distances.keys()]) if (!p.runs.some((r) => r.id === id && r.distances)) state.distances.delete(id);
+  const ids = new Set(p.runs.map((r) => r.id));
+  for (const id of [...state.logs.keys()]) if (!ids.has(id)) state.logs.delete(id);
   for (const f of p.folders) if ((f.results || f.message) && !state.results.has(f.id)) fetches.push(loadResults(f.id));
   for (const id of [...state.results.keys()]) if (!p.folders.some((f) => f.id === id)) state.results.delete(id);
   // an epoch of a running compare must not redraw (and reset) the explorer's maps

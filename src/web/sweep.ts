@@ -225,11 +225,13 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
   }
 
   // ---- chosen parameters and test measures ---------------------------------------------------
-  const table = h('table', { class: 'runs', 'data-testid': 'sweep-chosen' });
+  const table = h('table', { class: 'runs chosen', 'data-testid': 'sweep-chosen' });
   const cols = ['mapAtR', 'precisionAt1', 'rPrecision', 'knnAccuracy', 'accuracy', 'auc'] as const;
-  const titles = ['test MAP@R %', 'P@1 %', 'R-precision %', 'kNN acc. %', 'pair acc. %', 'AUC %'];
+  // the headers wrap to keep the table within 1280 px (style.css): a unit stays with its measure, R-precision whole
+  const nb = (t: string): string => t.replaceAll(' %', '\u00a0%');
+  const titles = ['test MAP@R %', 'P@1 %', 'R\u2011precision %', 'kNN acc. %', 'pair acc. %', 'AUC %'];
   table.append(
-    h('thead', {}, h('tr', {}, h('th', {}, 'loss'), h('th', {}, 'chosen parameters'), h('th', {}, 'trial'), h('th', { class: 'num' }, 'validation MAP@R %'), ...titles.map((t) => h('th', { class: 'num' }, t)), h('th', { class: 'num', title: 'the loss at its default parameters, same seeds' }, 'defaults: MAP@R %'))),
+    h('thead', {}, h('tr', {}, h('th', {}, 'loss'), h('th', {}, 'chosen parameters'), h('th', {}, 'trial'), h('th', { class: 'num' }, nb('validation MAP@R %')), ...titles.map((t) => h('th', { class: 'num' }, nb(t))), h('th', { class: 'num', title: 'the loss at its default parameters, same seeds' }, nb('defaults: MAP@R %')))),
   );
   const body = h('tbody');
   for (const l of losses) {

@@ -497,6 +497,18 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
     assert.ok(want.length > 0 && want.length < 6, `the brush [${brush}] keeps some trials, not all`);
     assert.deepEqual(inBrush.sort(), want.sort());
     assert.equal(await page.locator(`${section} [data-testid=trial-list] li`).count(), want.length);
+    // at 1280 px the chosen-parameters table fits its box and the window: its last column
+    // ("defaults") whole, not cut or behind a scroll bar
+    const fit = (await page.evaluate(`(() => {
+      const t = document.querySelector('${section} [data-testid=sweep-chosen]');
+      const last = t.querySelector('thead th:last-child');
+      const box = t.parentElement;
+      return { table: t.getBoundingClientRect().right, last: last.getBoundingClientRect().right, lastText: last.textContent, box: box.getBoundingClientRect().right,
+        scroll: box.scrollWidth, client: box.clientWidth, window: document.documentElement.clientWidth };
+    })()`)) as { table: number; last: number; lastText: string; box: number; scroll: number; client: number; window: number };
+    assert.match(fit.lastText, /^defaults/);
+    assert.ok(fit.table <= fit.box && fit.last <= fit.box && fit.box <= fit.window, `the table (right edge ${fit.table}, its last column's ${fit.last}) inside its box (${fit.box}) inside the window (${fit.window})`);
+    assert.ok(fit.scroll <= fit.client, `nothing to scroll in the table's box (${fit.scroll} > ${fit.client} px)`);
     if (process.env['SIAMESE_SERVE_SHOTS']) await page.screenshot({ path: join(process.env['SIAMESE_SERVE_SHOTS'], 'sweep.png'), fullPage: true });
 
     // ---- runs table: a trial's folds and the final seeds as groups ---------------------------

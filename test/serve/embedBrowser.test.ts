@@ -5,7 +5,8 @@
  * the 10 nearest images in the full embedding space, as a brute-force loop over the stored
  * values finds them, with their digits. The left map zoomed (wheel) and panned: clicks, hover
  * and a box hit the points where the zoom draws them, through the glide to later epochs, and
- * the right map keeps its own (whole) view. No console error, no request outside the server.
+ * the right map keeps its own (whole) view; a double-click shows the whole map and leaves the
+ * selection as it was. No console error, no request outside the server.
  * SIAMESE_SERVE_SHOTS=DIR keeps a PNG of the view (embedding-epochs.png).
  * @needs chromium
  */
@@ -202,13 +203,28 @@ it('serve page: two runs through training, epoch slider, play, neighbours in the
       [...want4].sort((a, b) => a[0] - b[0]),
     );
 
-    // double-click: the whole map again, where hover finds the points unzoomed
+    // double-click: the whole map again, where hover finds the points unzoomed; and nothing
+    // else: its two clicks neither select nor clear (the box's selection stays)
+    const selection = (): Promise<string> => page.evaluate(() => document.querySelector('[data-testid=selection]')?.textContent ?? '');
+    const boxed = await selection();
     await page.mouse.dblclick(box.x + 5, box.y + 5);
     assert.equal(await left.getAttribute('data-zoom'), '1,0,0');
+    assert.equal(await selection(), boxed, 'a double-click keeps the box selection');
     const h4 = roomiest(at4.x, at4.y);
     await page.mouse.move(box.x + at4.x[h4.row]!, box.y + at4.y[h4.row]!);
     await page.waitForFunction(() => /^test image #\d+/.test(document.querySelector('#view-embedding .tip')?.textContent ?? ''), undefined, WAIT);
     assert.equal(await tipOf(), stored.indices[h4.row], 'hover after the double-click');
+    // a point selected (its 10 nearest listed), the map zoomed about it, a double-click in the
+    // map's far corner: the whole map, and the same point and neighbours
+    await page.mouse.click(box.x + at4.x[h4.row]!, box.y + at4.y[h4.row]!);
+    await page.waitForFunction((id) => (document.querySelector('[data-testid=selection] h2')?.textContent ?? '').startsWith(`Test image #${id} `) && [...document.querySelectorAll('[data-testid=neighbours] li')].length === 10, stored.indices[h4.row], WAIT);
+    const focused = await selection();
+    await page.mouse.wheel(0, -120);
+    await page.waitForFunction(() => document.querySelector('canvas[data-source="run:0:contrastive-seed0"]')?.getAttribute('data-zoom') !== '1,0,0', undefined, WAIT);
+    const corner = at4.x[h4.row]! + at4.y[h4.row]! > SIZE ? 5 : SIZE - 5;
+    await page.mouse.dblclick(box.x + corner, box.y + corner);
+    assert.equal(await left.getAttribute('data-zoom'), '1,0,0');
+    assert.equal(await selection(), focused, 'a double-click keeps the selected point and its neighbours');
 
     const shots = process.env['SIAMESE_SERVE_SHOTS'];
     if (shots) await page.screenshot({ path: join(shots, 'embedding-epochs.png'), fullPage: true });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseLossSpec } from '../../src/experiments/lossSpec.ts';
 import { lossShape } from '../../src/experiments/lossShape.ts';
-import { type Served, startServer } from '../../src/serve/server.ts';
+import { MAX_LOGS, type Served, startServer } from '../../src/serve/server.ts';
 import type { RunInfo } from '../../src/serve/scan.ts';
 import { syntheticResults } from '../fixtures/compareResults.ts';
 import { appendDistances, appendEpoch, distanceLine, ensureWebBuilt, epochLine, getJson, rawGet, writeManifest } from './helpers.ts';
@@ -116,6 +116,23 @@ describe('siamese serve: API', () => {
     const log = await api<{ epochs: unknown[]; messages: string[] }>(`/api/log?run=${encodeURIComponent(live.id)}`);
     assert.deepEqual(log.epochs, [epochLine(1), epochLine(2)]);
     assert.equal(log.messages.length, 1);
+  });
+
+  it('returns several logs in one answer, leaves out runs it does not have, and refuses more than MAX_LOGS runs', async () => {
+    const r = await api<Runs>('/api/runs');
+    const live = r.runs.find((x) => x.path.endsWith('live-seed4'))!;
+    const nolog = r.runs.find((x) => x.path.endsWith('nolog'))!;
+    const q = (ids: string[]): string => `/api/logs?${ids.map((id) => `run=${encodeURIComponent(id)}`).join('&')}`;
+    const got = await api<{ logs: { id: string; epochs: unknown[]; messages: string[] }[] }>(q([live.id, '0:gone', nolog.id, live.id]));
+    assert.deepEqual(got.logs.map((l) => l.id), [live.id, nolog.id]);
+    assert.deepEqual(got.logs[0]!.epochs, [epochLine(1), epochLine(2)]);
+    assert.equal(got.logs[0]!.messages.length, 1, 'the partial line');
+    assert.deepEqual(got.logs[1]!.epochs, []);
+    assert.match(got.logs[1]!.messages[0]!, /log\.jsonl does not exist/);
+    const tooMany = await rawGet(served.port, q(Array.from({ length: MAX_LOGS + 1 }, (_, i) => `0:run${i}`)));
+    assert.equal(tooMany.status, 400);
+    assert.match(tooMany.body, new RegExp(`give 1 to ${MAX_LOGS} runs .*got ${MAX_LOGS + 1}`));
+    assert.equal((await rawGet(served.port, '/api/logs')).status, 400);
   });
 
   it('returns per-epoch distances: valid complete lines only, a message for each line skipped', async () => {

@@ -31,10 +31,13 @@
 typedef double vd __attribute__((vector_size(VW * 4), aligned(8)));
 /* VD floats: what converts to one vd */
 typedef float vh __attribute__((vector_size(VW * 2), aligned(4)));
+/* VW floats at any float */
+typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
 #define DLD(p) (*(const vd *)(const void *)(p))
 #define DST(p, v) (*(vd *)(void *)(p) = (v))
 
 static size_t line(size_t doubles) { return (doubles + 7) / 8 * 8; }
+static size_t fline(size_t floats) { return (floats + 15) / 16 * 16; }
 static int dpad(int n) { return (n + VD - 1) / VD * VD; }
 
 /* ------------------------------------------------------------------ a small float64 GEMM */
@@ -104,43 +107,54 @@ AI double hsum(vd v) {
   return s;
 }
 
-/* a . b over dp doubles (a multiple of VD), in two vector partial sums */
-AI double ddot(const double *a, const double *b, int dp) {
-  vd s0 = {0}, s1 = {0};
-  int k = 0;
-  for (; k + 2 * VD <= dp; k += 2 * VD) {
-    s0 += DLD(a + k) * DLD(b + k);
-    s1 += DLD(a + k + VD) * DLD(b + k + VD);
-  }
-  if (k < dp) s0 += DLD(a + k) * DLD(b + k);
-  return hsum(s0 + s1);
-}
-
-/* u [rows x dp] = rows of x over their norms (zero padding past dim), norms[i] = max(|x_i|, 1e-12) */
-static void normalize_rows(const float *x, int rows, int dim, int dp, double *u, double *norms) {
+/* norms[i] = max(|x_i|, 1e-12) of the float32 rows of x [rows x dim], the squares summed in
+   float64 (a pass of its own: a row's chain from its sum through sqrt would stall every row) */
+static void row_norms(const float *x, int rows, int dim, double *norms) {
   for (int i = 0; i < rows; i++) {
     const float *xr = x + (size_t)i * dim;
-    double *ur = u + (size_t)i * dp;
-    for (int k = 0; k < dim; k++) ur[k] = xr[k];
-    for (int k = dim; k < dp; k++) ur[k] = 0;
-    const double nrm = floor_norm(sqrt(ddot(ur, ur, dp)));
-    norms[i] = nrm;
-    const double inv = 1 / nrm;
-    for (int k = 0; k < dp; k += VD) DST(ur + k, DLD(ur + k) * inv);
+    vd q0 = {0}, q1 = {0};
+    int k = 0;
+    for (; k + VW <= dim; k += VW) {
+      const vd lo = __builtin_convertvector(*(const vh *)(const void *)(xr + k), vd);
+      const vd hi = __builtin_convertvector(*(const vh *)(const void *)(xr + k + VD), vd);
+      q0 = lo * lo + q0;
+      q1 = hi * hi + q1;
+    }
+    double q = hsum(q0 + q1);
+    for (; k < dim; k++) q += (double)xr[k] * xr[k];
+    norms[i] = q;
+  }
+  for (int i = 0; i < rows; i++) norms[i] = floor_norm(sqrt(norms[i]));
+}
+
+/* rows r0..r0+mr of x over their norms, in float64, into u [mr x dq] (zero padding) */
+static void normalized_block(const float *x, int r0, int mr, int dim, int dq, const double *norms, double *u) {
+  for (int r = 0; r < mr; r++) {
+    const float *xr = x + (size_t)(r0 + r) * dim;
+    double *ur = u + (size_t)r * dq;
+    const double inv = 1 / norms[r0 + r];
+    for (int k = 0; k < dim; k++) ur[k] = xr[k] * inv;
+    for (int k = dim; k < dq; k++) ur[k] = 0;
   }
 }
 
-/* out[i] (float32) = (g_i - (g_i . u_i) u_i) / norms[i] (no projection where the norm is the
-   floor: F.normalize divides by the constant there) */
-static void back_normalize(const double *gu, const double *u, const double *norms, int rows, int dim, int dp, float *out) {
-  for (int i = 0; i < rows; i++) {
-    const double *gr = gu + (size_t)i * dp, *ur = u + (size_t)i * dp;
-    const double nrm = norms[i];
-    const double d = nrm > BATCH_NORM_EPSILON ? ddot(gr, ur, dp) : 0;
-    const double inv = 1 / nrm;
-    float *o = out + (size_t)i * dim;
-    for (int k = 0; k < dim; k++) o[k] = (float)((gr[k] - d * ur[k]) * inv);
+/* out (float32, dim values) = (g - (g . u) u) / nrm for u = x / nrm, in place (no projection where
+   the norm is the floor: F.normalize divides by the constant there) */
+static void back_normalize_row(float *g, const float *x, double nrm, int dim) {
+  vf acc = {0};
+  int k = 0;
+  for (; k + VW <= dim; k += VW) acc = *(const vfu *)(const void *)(g + k) * *(const vfu *)(const void *)(x + k) + acc;
+  float dot = 0;
+  for (int l = 0; l < VW; l++) dot += acc[l];
+  for (; k < dim; k++) dot += g[k] * x[k];
+  const float inv = (float)(1 / nrm);
+  /* (g . u) u = (g . x) x / nrm^2 */
+  const float d = nrm > BATCH_NORM_EPSILON ? (float)(dot / (nrm * nrm)) : 0;
+  for (k = 0; k + VW <= dim; k += VW) {
+    vfu *o = (vfu *)(void *)(g + k);
+    *o = (*o - d * *(const vfu *)(const void *)(x + k)) * inv;
   }
+  for (; k < dim; k++) g[k] = (g[k] - d * x[k]) * inv;
 }
 
 /* ------------------------------------------------------------------ the losses' arithmetic */
@@ -276,49 +290,138 @@ static double proxy_anchor(double delta, double alpha, const double *c, int cp, 
 
 /* ------------------------------------------------------------------ the loss step */
 
+/* rows of dq floats or doubles: multiples of 16 */
+static int qpad(int n) { return (n + 15) / 16 * 16; }
+
+/* the rows of C = E W^T normalised at a time: DR of them, in float64, in L1 */
+#define CBLOCK DR
+
+/* the register tile of the back-projections: BR rows x BN vectors */
+#define BR 2
+#define BN 8
+
+/* out[r][k0..k0+nv*VW) = sum_p A[r][p] B[p][k0..] for r < mr, sums in p order (unaligned rows) */
+AI void btile(const int mr, const int nv, int K, const float *restrict A, int lda, const float *restrict B, int ldb,
+              float *restrict out, int ldo) {
+  vf acc[BR][BN];
+#pragma GCC unroll 2
+  for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+    for (int v = 0; v < nv; v++) acc[r][v] = (vf){0};
+  for (int p = 0; p < K; p++) {
+    vf b[BN];
+#pragma GCC unroll 8
+    for (int v = 0; v < nv; v++) b[v] = *(const vfu *)(const void *)(B + (size_t)p * ldb + v * VW);
+#pragma GCC unroll 2
+    for (int r = 0; r < mr; r++) {
+      const float a = A[(size_t)r * lda + p];
+#pragma GCC unroll 8
+      for (int v = 0; v < nv; v++) acc[r][v] = a * b[v] + acc[r][v];
+    }
+  }
+#pragma GCC unroll 2
+  for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+    for (int v = 0; v < nv; v++) *(vfu *)(void *)(out + (size_t)r * ldo + v * VW) = acc[r][v];
+}
+
+#define BCASE(mr, nv) \
+  case (mr)*16 + (nv): btile(mr, nv, K, A, lda, B, ldb, out, ldo); break;
+#define BROWS(mr) BCASE(mr, 1) BCASE(mr, 2) BCASE(mr, 3) BCASE(mr, 4) BCASE(mr, 5) BCASE(mr, 6) BCASE(mr, 7) BCASE(mr, 8)
+
+static void btile_any(int mr, int nv, int K, const float *A, int lda, const float *B, int ldb, float *out, int ldo) {
+  switch (mr * 16 + nv) {
+    BROWS(1) BROWS(2)
+    default: break;
+  }
+}
+
+/* out [rows x dim] = A [rows x K] B [K x dim] in float32, sums in p order; B and out rows of
+   stride ldb and ldo at any float (the back-projections G W and G^T E: one of K and rows is
+   the classes) */
+static void back_project(int rows, int K, const float *A, int lda, const float *B, int ldb, int dim, float *out, int ldo) {
+  const int nvec = dim / VW;
+  for (int i = 0; i < rows; i += BR) {
+    const int mr = rows - i < BR ? rows - i : BR;
+    for (int v = 0; v < nvec; v += BN) {
+      const int nv = nvec - v < BN ? nvec - v : BN;
+      btile_any(mr, nv, K, A + (size_t)i * lda, lda, B + (size_t)v * VW, ldb, out + (size_t)i * ldo + (size_t)v * VW, ldo);
+    }
+    for (int r = 0; r < mr; r++)
+      for (int k = nvec * VW; k < dim; k++) {
+        float acc = 0;
+        for (int p = 0; p < K; p++) acc = A[(size_t)(i + r) * lda + p] * B[(size_t)p * ldb + k] + acc;
+        out[(size_t)(i + r) * ldo + k] = acc;
+      }
+  }
+}
+
 size_t batch_proxy_loss_work(int n, int classes, int dim) {
-  const size_t dp = (size_t)dpad(dim), cp = (size_t)dpad(classes);
-  /* eu, gu [n x dp]; wu, gw [classes x dp]; wt [dim x cp]; c, g [n x cp]; gt [classes x n]; norms; scratch */
-  return 2 * line((size_t)n * dp) + 2 * line((size_t)classes * dp) + line((size_t)dim * cp) + 2 * line((size_t)n * cp) +
-         line((size_t)classes * n) + line((size_t)n) + line((size_t)classes) + line(5 * (size_t)n + 8 * (size_t)classes);
+  const size_t dq = (size_t)qpad(dim), cp = (size_t)dpad(classes);
+  /* doubles: a block of E [CBLOCK x dq], W [classes x dq], W^T [dim x cp], C and G [n x cp],
+     norms and inverse norms of both, scratch; floats: W [classes x dq], G [n x cp], G^T over the
+     rows' norms [classes x n] */
+  return line(CBLOCK * dq) + line((size_t)classes * dq) + line((size_t)dim * cp) + 2 * line((size_t)n * cp) +
+         2 * line((size_t)n) + 2 * line((size_t)classes) + line(5 * (size_t)n + 8 * (size_t)classes) +
+         line(((size_t)classes * dq + (size_t)n * cp + (size_t)classes * n) / 2 + 24);
 }
 
 /* The loss of kind BATCH_PROXY_* (p1, p2: arcface margin in radians and scale; cosface margin
    and scale; proxy-anchor margin delta and alpha) of the float32 embeddings x [n x dim] with
    labels in [0, classes) and class weights w [classes x dim]; dL/dx into grad [n x dim] and
-   dL/dw into wgrad [classes x dim] (float32). work: batch_proxy_loss_work doubles, 64-byte
-   aligned. */
+   dL/dw into wgrad [classes x dim] (float32). C and the loss in float64; the back-projections
+   G W and G^T E in float32 (they only make the float32 gradients), straight into grad and wgrad.
+   Little memory on purpose: the step comes after the network's, with cold caches, and every
+   line this touches first costs more than its arithmetic. work: batch_proxy_loss_work doubles,
+   64-byte aligned. */
 double batch_proxy_loss(int kind, double p1, double p2, const float *x, const int32_t *labels, int n, const float *w,
                         int classes, int dim, float *grad, float *wgrad, double *work) {
-  const int dp = dpad(dim), cp = dpad(classes);
-  double *eu = work;
-  double *gu = eu + line((size_t)n * dp);
-  double *wu = gu + line((size_t)n * dp);
-  double *gw = wu + line((size_t)classes * dp);
-  double *wt = gw + line((size_t)classes * dp);
+  const int dq = qpad(dim), cp = dpad(classes);
+  double *eb = work;
+  double *wd = eb + line(CBLOCK * (size_t)dq);
+  double *wt = wd + line((size_t)classes * dq);
   double *c = wt + line((size_t)dim * cp);
   double *g = c + line((size_t)n * cp);
-  double *gt = g + line((size_t)n * cp);
-  double *en = gt + line((size_t)classes * n);
-  double *wn = en + line((size_t)n);
-  double *t = wn + line((size_t)classes);
-  normalize_rows(x, n, dim, dp, eu, en);
-  normalize_rows(w, classes, dim, dp, wu, wn);
-  /* W^T, zero past the classes */
+  double *en = g + line((size_t)n * cp);
+  double *einv = en + line((size_t)n);
+  double *wn = einv + line((size_t)n);
+  double *winv = wn + line((size_t)classes);
+  double *t = winv + line((size_t)classes);
+  float *wf = (float *)(t + line(5 * (size_t)n + 8 * (size_t)classes));
+  float *gf = wf + fline((size_t)classes * dq);
+  float *gtf = gf + fline((size_t)n * cp);
+  row_norms(x, n, dim, en);
+  row_norms(w, classes, dim, wn);
+  for (int i = 0; i < n; i++) einv[i] = 1 / en[i];
+  for (int j = 0; j < classes; j++) winv[j] = 1 / wn[j];
+  /* W normalised (float64 and float32) and W^T, zero past the classes */
+  normalized_block(w, 0, classes, dim, dq, wn, wd);
+  for (size_t q = 0; q < (size_t)classes * dq; q++) wf[q] = (float)wd[q];
   for (int k = 0; k < dim; k++) {
     double *r = wt + (size_t)k * cp;
-    for (int j = 0; j < classes; j++) r[j] = wu[(size_t)j * dp + k];
+    for (int j = 0; j < classes; j++) r[j] = wd[(size_t)j * dq + k];
     for (int j = classes; j < cp; j++) r[j] = 0;
   }
-  dmm(n, cp, dim, eu, dp, wt, cp, c, cp);
+  /* C = E W^T, E normalised a block of rows at a time */
+  for (int i0 = 0; i0 < n; i0 += CBLOCK) {
+    const int mr = n - i0 < CBLOCK ? n - i0 : CBLOCK;
+    normalized_block(x, i0, mr, dim, dq, en, eb);
+    dmm(mr, cp, dim, eb, dq, wt, cp, c + (size_t)i0 * cp, cp);
+  }
   const double loss = kind == BATCH_PROXY_ANCHOR ? proxy_anchor(p1, p2, c, cp, labels, n, classes, g, t)
                                                  : margin_softmax(kind == BATCH_PROXY_ARCFACE, p1, p2, c, cp, labels, n, classes, g, t);
+  /* dL/du = G W, then through the normalisation, row by row in place */
   for (int i = 0; i < n; i++)
-    for (int j = 0; j < classes; j++) gt[(size_t)j * n + i] = g[(size_t)i * cp + j];
-  dmm(n, dp, classes, g, cp, wu, dp, gu, dp);
-  dmm(classes, dp, n, gt, n, eu, dp, gw, dp);
-  back_normalize(gu, eu, en, n, dim, dp, grad);
-  back_normalize(gw, wu, wn, classes, dim, dp, wgrad);
+    for (int j = 0; j < classes; j++) {
+      const double v = g[(size_t)i * cp + j];
+      gf[(size_t)i * cp + j] = (float)v;
+      gtf[(size_t)j * n + i] = (float)(v * einv[i]);
+    }
+  back_project(n, classes, gf, cp, wf, dq, dim, grad, dim);
+  for (int i = 0; i < n; i++) back_normalize_row(grad + (size_t)i * dim, x + (size_t)i * dim, en[i], dim);
+  /* dL/dw = G^T E = (G^T diag(1/|x|)) X */
+  back_project(classes, n, gtf, n, x, dim, dim, wgrad, dim);
+  for (int j = 0; j < classes; j++) back_normalize_row(wgrad + (size_t)j * dim, w + (size_t)j * dim, wn[j], dim);
   return loss;
 }
 
@@ -330,7 +433,6 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
 
 /* rows and columns of the float matrices: multiples of 16 (the transposes' blocks; VW divides 16) */
 static int fpad(int n) { return (n + 15) / 16 * 16; }
-static size_t fline(size_t floats) { return (floats + 15) / 16 * 16; }
 
 size_t batch_cosine_accuracy_work(int n, int dim) {
   const size_t np = (size_t)fpad(n), m = (size_t)n * (n > 0 ? n - 1 : 0) / 2;

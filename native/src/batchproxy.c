@@ -164,7 +164,7 @@ static void back_normalize_row(float *g, const float *x, double nrm, int dim) {
 
 /* Softmax cross-entropy of scale * C with the target logit changed (arcface: cos(theta + m), past
    pi - m cos theta - m sin m; cosface: cos theta - m), mean over the rows: the loss, and g =
-   dL/dC [n x cp] (zero past the classes). c [n x cp]; t: 2n doubles of scratch. */
+   dL/dC [n x classes]. c [n x cp]; t: 2n doubles of scratch. */
 static double margin_softmax(int arc, double margin, double scale, const double *c, int cp, const int32_t *labels, int n,
                              int classes, double *g, double *t) {
   double *xy = t, *slope = t + n, *rowm = t + 2 * n;
@@ -176,7 +176,7 @@ static double margin_softmax(int arc, double margin, double scale, const double 
   for (int i = 0; i < n; i++) {
     const int y = labels[i];
     const double *ci = c + (size_t)i * cp;
-    double *gi = g + (size_t)i * cp;
+    double *gi = g + (size_t)i * classes;
     const double cy = ci[y];
     double logit, sl;
     if (arc) {
@@ -205,12 +205,11 @@ static double margin_softmax(int arc, double margin, double scale, const double 
     slope[i] = sl;
     rowm[i] = m;
     for (int j = 0; j < classes; j++) gi[j] -= m;
-    for (int j = classes; j < cp; j++) gi[j] = -INFINITY;
   }
-  vm_exp(g, g, n * cp);
+  vm_exp(g, g, n * classes);
   double *sum = t + 3 * n, *lsum = t + 4 * n;
   for (int i = 0; i < n; i++) {
-    const double *gi = g + (size_t)i * cp;
+    const double *gi = g + (size_t)i * classes;
     double s = 0;
     for (int j = 0; j < classes; j++) s += gi[j];
     sum[i] = s;
@@ -221,7 +220,7 @@ static double margin_softmax(int arc, double margin, double scale, const double 
   for (int i = 0; i < n; i++) {
     total += rowm[i] + lsum[i] - xy[i];
     const int y = labels[i];
-    double *gi = g + (size_t)i * cp;
+    double *gi = g + (size_t)i * classes;
     const double inv = 1 / sum[i];
     const double py = gi[y] * inv;
     for (int j = 0; j < classes; j++) gi[j] = f * (gi[j] * inv);
@@ -232,7 +231,7 @@ static double margin_softmax(int arc, double margin, double scale, const double 
 
 /* Proxy-anchor: per proxy p, log(1 + sum over its class's rows of e^(-alpha (C - delta))) over
    the proxies with rows, and log(1 + sum over the other rows of e^(alpha (C + delta))) over all;
-   g = dL/dC [n x cp]. t: 8 classes doubles of scratch. */
+   g = dL/dC [n x classes]. t: 8 classes doubles of scratch. */
 static double proxy_anchor(double delta, double alpha, const double *c, int cp, const int32_t *labels, int n, int classes,
                            double *g, double *t) {
   /* per group (p, then p + classes for the negatives): max (from 0: the 1 term), count, sum */
@@ -241,7 +240,7 @@ static double proxy_anchor(double delta, double alpha, const double *c, int cp, 
   for (int i = 0; i < n; i++) {
     const int y = labels[i];
     const double *ci = c + (size_t)i * cp;
-    double *gi = g + (size_t)i * cp;
+    double *gi = g + (size_t)i * classes;
     for (int p = 0; p < classes; p++) {
       const int q = p == y ? p : p + classes;
       const double x = p == y ? -alpha * (ci[p] - delta) : alpha * (ci[p] + delta);
@@ -252,17 +251,16 @@ static double proxy_anchor(double delta, double alpha, const double *c, int cp, 
   }
   for (int i = 0; i < n; i++) {
     const int y = labels[i];
-    double *gi = g + (size_t)i * cp;
+    double *gi = g + (size_t)i * classes;
     for (int p = 0; p < classes; p++) gi[p] -= mx[p == y ? p : p + classes];
-    for (int p = classes; p < cp; p++) gi[p] = -INFINITY;
   }
   /* the 1 terms, e^(0 - max) */
   for (int q = 0; q < 2 * classes; q++) sum[q] = -mx[q];
   vm_exp(sum, sum, 2 * classes);
-  vm_exp(g, g, n * cp);
+  vm_exp(g, g, n * classes);
   for (int i = 0; i < n; i++) {
     const int y = labels[i];
-    const double *gi = g + (size_t)i * cp;
+    const double *gi = g + (size_t)i * classes;
     for (int p = 0; p < classes; p++) sum[p == y ? p : p + classes] += gi[p];
   }
   vm_log(sum, lsum, 2 * classes);
@@ -281,9 +279,8 @@ static double proxy_anchor(double delta, double alpha, const double *c, int cp, 
   }
   for (int i = 0; i < n; i++) {
     const int y = labels[i];
-    double *gi = g + (size_t)i * cp;
+    double *gi = g + (size_t)i * classes;
     for (int p = 0; p < classes; p++) gi[p] *= fac[p == y ? p : p + classes];
-    for (int p = classes; p < cp; p++) gi[p] = 0;
   }
   return (withPos > 0 ? pos / withPos : 0) + neg / classes;
 }
@@ -413,7 +410,7 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
   /* dL/du = G W, then through the normalisation, row by row in place */
   for (int i = 0; i < n; i++)
     for (int j = 0; j < classes; j++) {
-      const double v = g[(size_t)i * cp + j];
+      const double v = g[(size_t)i * classes + j];
       gf[(size_t)i * cp + j] = (float)v;
       gtf[(size_t)j * n + i] = (float)(v * einv[i]);
     }
@@ -437,9 +434,11 @@ static int fpad(int n) { return (n + 15) / 16 * 16; }
 size_t batch_cosine_accuracy_work(int n, int dim) {
   const size_t np = (size_t)fpad(n), m = (size_t)n * (n > 0 ? n - 1 : 0) / 2;
   const size_t dq = ((size_t)dim + 15) / 16 * 16;
-  /* in floats: inverse norms [np], T [dq x np], S [np x np], padded labels [np] (ints), the refined
-     buckets' values (or every key) [m], same flags (bytes) [m], counts [2 x ACC_MAX_BUCKETS] */
-  return fline(np) + fline(dq * np) + fline(np * np) + fline(np) + fline(m) + fline(m / 4 + 1) + fline(2 * ACC_MAX_BUCKETS);
+  /* in floats: inverse norms [np], T [dq x np], a band of S [MR x np], padded labels [np]
+     (ints), the pairs' cosines [m + VW], the refined buckets' values (or every key) [m], same
+     flags (bytes) [m], counts [2 x ACC_MAX_BUCKETS] */
+  return fline(np) + fline(dq * np) + fline(MR * np) + fline(np) + fline(m + VW) + fline(m) + fline(m / 4 + 1) +
+         fline(2 * ACC_MAX_BUCKETS);
 }
 
 /* t [dq x np] = x^T, x [n x dim] (n <= np, dim <= dq, both multiples of 16): zero past x */
@@ -493,12 +492,12 @@ static int64_t sweep_from(const float *pos, int64_t np, const float *neg, int64_
   return best;
 }
 
-/* every pair's key sorted at once: the sweep over all cuts (the pairs j < i of S's rows) */
-static int64_t sorted_sweep(const float *S, int np, const int32_t *labels, int n, float *vals, uint8_t *same) {
+/* every pair's key sorted at once: the sweep over all cuts (cos: the pairs j < i, row after row) */
+static int64_t sorted_sweep(const float *cos, const int32_t *labels, int n, float *vals, uint8_t *same) {
   int64_t m = 0, npos = 0;
   for (int i = 1; i < n; i++)
     for (int j = 0; j < i; j++, m++) {
-      vals[m] = -S[(size_t)i * np + j];
+      vals[m] = -cos[m];
       same[m] = labels[i] == labels[j];
       npos += same[m];
     }
@@ -559,9 +558,10 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
   const int dq = (dim + 15) / 16 * 16;
   float *inv = work;
   float *T = inv + fline((size_t)np);
-  float *S = T + fline((size_t)dq * np);
-  int32_t *lab = (int32_t *)(S + fline((size_t)np * np));
-  float *vals = (float *)lab + fline((size_t)np);
+  float *band = T + fline((size_t)dq * np);
+  int32_t *lab = (int32_t *)(band + fline((size_t)MR * np));
+  float *cs = (float *)lab + fline((size_t)np);
+  float *vals = cs + fline((size_t)m + VW);
   uint8_t *same = (uint8_t *)(vals + fline((size_t)m));
   int32_t *cnt = (int32_t *)((float *)same + fline((size_t)m / 4 + 1));
   /* T = x^T [dq x np] (zero padding), then each column over its row's norm */
@@ -579,40 +579,46 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
     double s = hsum(q0 + q1);
     for (; k < dim; k++) s += (double)xr[k] * xr[k];
     if (!(s <= 1e300)) return -1; /* inf or NaN */
-    inv[i] = (float)(1 / floor_norm(sqrt(s)));
+    inv[i] = (float)s;
   }
+  for (int i = 0; i < n; i++) inv[i] = (float)(1 / floor_norm(sqrt((double)inv[i])));
   for (int i = n; i < np; i++) inv[i] = 0;
   transpose_rows(x, n, dim, np, dq, T);
   for (int k = 0; k < dim; k++)
     for (int i = 0; i < np; i += VW) VSTORE(T + (size_t)k * np + i, VLOAD(T + (size_t)k * np + i) * VLOAD(inv + i));
-  /* S = T^T T below the diagonal: for each band of MR rows the column vectors up to the one
-     holding its last row's last column */
+  /* the cosines below the diagonal, a band of MR rows of S = T^T T at a time (the column
+     vectors up to the one holding its last row's last column), into cs row after row; and
+     their range */
+  vf vlo = INFINITY - (vf){0}, vhi = -INFINITY - (vf){0};
   for (int i0 = 0; i0 < n; i0 += MR) {
     const int mr = n - i0 < MR ? n - i0 : MR;
     const int last = i0 + mr - 2; /* the last column (j < i) a row of the band reads */
     if (last < 0) continue;
-    gemm_tn(mr, (last / VW + 1) * VW, dim, T + i0, np, T, np, S + (size_t)i0 * np, np);
+    gemm_tn(mr, (last / VW + 1) * VW, dim, T + i0, np, T, np, band, np);
+    for (int r = 0; r < mr; r++) {
+      const int i = i0 + r;
+      const float *si = band + (size_t)r * np;
+      float *ci = cs + (size_t)i * (i - 1) / 2;
+      for (int j0 = 0; j0 < i; j0 += VW) {
+        const vi ok = lanes_below(j0, i);
+        const vf v = VLOAD(si + j0);
+        *(vfu *)(void *)(ci + j0) = v; /* lanes past i: overwritten by the next row, or spare */
+        const vf a = VBLEND(ok, v, vlo), b = VBLEND(ok, v, vhi);
+        vlo = VBLEND(a < vlo, a, vlo);
+        vhi = VBLEND(b > vhi, b, vhi);
+      }
+    }
   }
-  if (cos_out)
+  if (cos_out) {
+    const float *c = cs;
     for (int i = 0; i < n; i++) {
       cos_out[(size_t)i * n + i] = 1;
-      for (int j = 0; j < i; j++) cos_out[(size_t)i * n + j] = cos_out[(size_t)j * n + i] = S[(size_t)i * np + j];
+      for (int j = 0; j < i; j++, c++) cos_out[(size_t)i * n + j] = cos_out[(size_t)j * n + i] = *c;
     }
+  }
   if (m == 0) return 0;
   memcpy(lab, labels, (size_t)n * sizeof(int32_t));
   memset(lab + n, 0, (size_t)(np - n) * sizeof(int32_t));
-  /* the range of the cosines */
-  vf vlo = INFINITY - (vf){0}, vhi = -INFINITY - (vf){0};
-  for (int i = 1; i < n; i++) {
-    const float *si = S + (size_t)i * np;
-    for (int j0 = 0; j0 < i; j0 += VW) {
-      const vi ok = lanes_below(j0, i);
-      const vf v = VLOAD(si + j0);
-      const vf a = VBLEND(ok, v, vlo), b = VBLEND(ok, v, vhi);
-      vlo = VBLEND(a < vlo, a, vlo);
-      vhi = VBLEND(b > vhi, b, vhi);
-    }
-  }
   float lo = INFINITY, hi = -INFINITY;
   for (int l = 0; l < VW; l++) {
     lo = vlo[l] < lo ? vlo[l] : lo;
@@ -625,16 +631,16 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
   const float scale = (float)buckets / (hi - lo);
   const int top = buckets - 1;
   /* one value, or a range too small or too large to divide: sort them all */
-  if (!(scale > 0 && scale < INFINITY)) return (double)sorted_sweep(S, np, lab, n, vals, same) / (double)m;
+  if (!(scale > 0 && scale < INFINITY)) return (double)sorted_sweep(cs, lab, n, vals, same) / (double)m;
   /* counts: negatives of bucket b at 2b, positives at 2b + 1 */
   memset(cnt, 0, 2 * (size_t)buckets * sizeof(int32_t));
   const vf vhiv = hi - (vf){0};
   int64_t npos = 0;
   for (int i = 1; i < n; i++) {
-    const float *si = S + (size_t)i * np;
+    const float *si = cs + (size_t)i * (i - 1) / 2;
     const vi li = labels[i] - (vi){0};
     for (int j0 = 0; j0 < i; j0 += VW) {
-      const vf f = (vhiv - VLOAD(si + j0)) * scale;
+      const vf f = (vhiv - *(const vfu *)(const void *)(si + j0)) * scale;
       const vi b = vmin_top(__builtin_convertvector(f, vi), top);
       const vi idx = 2 * b + (((vi)VLOAD(lab + j0) == li) & 1);
       const int lim = i - j0 < VW ? i - j0 : VW;
@@ -658,7 +664,7 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
   off[0] = 0;
   for (int b = 0; b < buckets; b++) {
     if (below + cnt[2 * b + 1] + above > best) {
-      if (r == ACC_REFINE) return (double)sorted_sweep(S, np, lab, n, vals, same) / (double)m;
+      if (r == ACC_REFINE) return (double)sorted_sweep(cs, lab, n, vals, same) / (double)m;
       refine[r] = b;
       from[r] = below + above;
       off[r + 1] = off[r] + cnt[2 * b] + cnt[2 * b + 1];
@@ -670,22 +676,23 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
     above -= cnt[2 * b];
   }
   if (r == 0) return (double)best / (double)m;
-  /* the refined buckets' keys (-s), found again by the same map: positives from the front of
-     each slot, negatives from its back */
+  /* the refined buckets' keys (-s), found again by the same map: only cosines within (a margin
+     of) the refined buckets' range are mapped; positives from the front of each slot,
+     negatives from its back */
+  const float span = 2 / scale + 1e-6f * (fabsf(hi) + fabsf(lo));
+  const vf rlo = (hi - (refine[r - 1] + 1) / scale - span) - (vf){0}, rhi = (hi - refine[0] / scale + span) - (vf){0};
   for (int i = 1; i < n; i++) {
-    const float *si = S + (size_t)i * np;
+    const float *si = cs + (size_t)i * (i - 1) / 2;
     for (int j0 = 0; j0 < i; j0 += VW) {
-      const vf v = VLOAD(si + j0);
-      const vf f = (vhiv - v) * scale;
-      const vi b = vmin_top(__builtin_convertvector(f, vi), top);
-      vi hit = (vi){0};
-      for (int q = 0; q < r; q++) hit |= b == refine[q];
-      hit &= lanes_below(j0, i);
-      if (!vany(hit)) continue;
+      const vf v = *(const vfu *)(const void *)(si + j0);
+      const vi near = (v >= rlo) & (v <= rhi) & lanes_below(j0, i);
+      if (!vany(near)) continue;
+      const vi b = vmin_top(__builtin_convertvector((vhiv - v) * scale, vi), top);
       for (int l = 0; l < VW; l++) {
-        if (!hit[l]) continue;
+        if (!near[l]) continue;
         int q = 0;
-        while (refine[q] != b[l]) q++;
+        while (q < r && refine[q] != b[l]) q++;
+        if (q == r) continue;
         if (lab[j0 + l] == labels[i]) vals[pa[q]++] = -v[l];
         else vals[--na[q]] = -v[l];
       }

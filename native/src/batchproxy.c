@@ -138,23 +138,29 @@ static void normalized_block(const float *x, int r0, int mr, int dim, int dq, co
   }
 }
 
-/* out (float32, dim values) = (g - (g . u) u) / nrm for u = x / nrm, in place (no projection where
-   the norm is the floor: F.normalize divides by the constant there) */
+/* out (float32, dim values) = (g - (g . u) u) / nrm for u = x / nrm, in place, in float64 (the
+   projection cancels: with dim 1 it leaves exactly 0), no projection where the norm is the
+   floor (F.normalize divides by the constant there) */
 static void back_normalize_row(float *g, const float *x, double nrm, int dim) {
-  vf acc = {0};
+  vd a0 = {0}, a1 = {0};
   int k = 0;
-  for (; k + VW <= dim; k += VW) acc = *(const vfu *)(const void *)(g + k) * *(const vfu *)(const void *)(x + k) + acc;
-  float dot = 0;
-  for (int l = 0; l < VW; l++) dot += acc[l];
-  for (; k < dim; k++) dot += g[k] * x[k];
-  const float inv = (float)(1 / nrm);
-  /* (g . u) u = (g . x) x / nrm^2 */
-  const float d = nrm > BATCH_NORM_EPSILON ? (float)(dot / (nrm * nrm)) : 0;
-  for (k = 0; k + VW <= dim; k += VW) {
-    vfu *o = (vfu *)(void *)(g + k);
-    *o = (*o - d * *(const vfu *)(const void *)(x + k)) * inv;
+  for (; k + VW <= dim; k += VW) {
+    a0 = __builtin_convertvector(*(const vh *)(const void *)(g + k), vd) * __builtin_convertvector(*(const vh *)(const void *)(x + k), vd) + a0;
+    a1 = __builtin_convertvector(*(const vh *)(const void *)(g + k + VD), vd) *
+             __builtin_convertvector(*(const vh *)(const void *)(x + k + VD), vd) +
+         a1;
   }
-  for (; k < dim; k++) g[k] = (g[k] - d * x[k]) * inv;
+  double dot = hsum(a0 + a1);
+  for (; k < dim; k++) dot += (double)g[k] * x[k];
+  const double inv = 1 / nrm;
+  /* (g . u) u = (g . x) x / nrm^2 */
+  const double d = nrm > BATCH_NORM_EPSILON ? dot * inv * inv : 0;
+  for (k = 0; k + VD <= dim; k += VD) {
+    vh *o = (vh *)(void *)(g + k);
+    const vd gv = __builtin_convertvector(*o, vd), xv = __builtin_convertvector(*(const vh *)(const void *)(x + k), vd);
+    *o = __builtin_convertvector((gv - d * xv) * inv, vh);
+  }
+  for (; k < dim; k++) g[k] = (float)((g[k] - d * x[k]) * inv);
 }
 
 /* ------------------------------------------------------------------ the losses' arithmetic */

@@ -3,7 +3,8 @@
  * SIAMESE_MARCH=x86-64: SSE2), each loaded through SIAMESE_NATIVE_DIR in a child process of its
  * own (test/engine/marchCheck.ts): it reports that build's kernels, its MLP and CNN steps agree
  * with TF.js to 1e-5 (loss, distances, gradients), one and two threads give the same bits, and
- * the batch-loss kernels give the TypeScript reference's bits, and vmath.c's exp/log the default
+ * the batch-loss kernels give the TypeScript reference's bits (the class-weight losses' one-call
+ * step, batchproxy.c: its values to rounding), and vmath.c's exp/log the default
  * build's bits. SIAMESE_NATIVE_DIR itself: a
  * missing addon and one built from other sources are refused and said, never replaced.
  *

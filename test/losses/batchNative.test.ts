@@ -101,7 +101,7 @@ test('native kernels: normalisation, similarities and raw cosines = the referenc
   }
 });
 
-test('native kernels: every batch loss (loss, gradients, similarities) with and without them, bit for bit', (t) => {
+test('native kernels: every pair batch loss (loss, gradients, similarities) with and without them, bit for bit', (t) => {
   if (!status.available) {
     t.diagnostic(`native engine not available (${status.detail}): nothing to compare`);
     assert.equal(batchKernels(), null);
@@ -110,7 +110,9 @@ test('native kernels: every batch loss (loss, gradients, similarities) with and 
   for (const [n, dim, classes] of SHAPES) {
     const { emb, labels } = batch(n + 7 * dim, n, dim, classes);
     const weights = batch(n + dim, classes, dim, 1).emb;
-    for (const name of LOSSES) {
+    // arcface, cosface and proxy-anchor run whole in batchproxy.c, equal to the reference to
+    // rounding only: batchProxyNative.test.ts checks them with tolerances
+    for (const name of LOSSES.filter((l) => !['arcface', 'cosface', 'proxy-anchor'].includes(l))) {
       const opts = name === 'arcface' || name === 'cosface' || name === 'proxy-anchor' ? { weights } : {};
       const nat = lossOnBatch(name, emb, labels, dim, opts);
       const ref = reference(() => lossOnBatch(name, emb, labels, dim, opts));
@@ -124,6 +126,9 @@ test('native kernels: every batch loss (loss, gradients, similarities) with and 
   }
 });
 
+// The native accuracy ranks float32 cosines, the reference float64 ones: equal where no two
+// pairs' cosines lie within float32 rounding of each other at the best cut, as on these seeds
+// (batchProxyNative.test.ts checks the native sweep against an oracle on its own cosines).
 test("the trainer's batch accuracy from raw cosines: native = reference", (t) => {
   if (!status.available) {
     t.diagnostic(`native engine not available (${status.detail}): the reference only`);

@@ -40,60 +40,6 @@ static size_t line(size_t doubles) { return (doubles + 7) / 8 * 8; }
 static size_t fline(size_t floats) { return (floats + 15) / 16 * 16; }
 static int dpad(int n) { return (n + VD - 1) / VD * VD; }
 
-/* ------------------------------------------------------------------ a small float64 GEMM */
-
-/* the register tile: DR rows x DN vectors */
-#define DR 4
-#define DN 4
-
-/* C[mr x nv*VD] = A[mr x K] (row stride lda) B[K x nv*VD] (row stride ldb), each sum in k order */
-AI void dtile(const int mr, const int nv, int K, const double *restrict A, int lda, const double *restrict B, int ldb,
-              double *restrict C, int ldc) {
-  vd acc[DR][DN];
-#pragma GCC unroll 4
-  for (int r = 0; r < mr; r++)
-#pragma GCC unroll 4
-    for (int j = 0; j < nv; j++) acc[r][j] = (vd){0};
-  for (int k = 0; k < K; k++) {
-    vd b[DN];
-#pragma GCC unroll 4
-    for (int j = 0; j < nv; j++) b[j] = DLD(B + (size_t)k * ldb + j * VD);
-#pragma GCC unroll 4
-    for (int r = 0; r < mr; r++) {
-      const double a = A[(size_t)r * lda + k];
-#pragma GCC unroll 4
-      for (int j = 0; j < nv; j++) acc[r][j] += a * b[j];
-    }
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < mr; r++)
-#pragma GCC unroll 4
-    for (int j = 0; j < nv; j++) DST(C + (size_t)r * ldc + j * VD, acc[r][j]);
-}
-
-#define DCASE(mr, nv) \
-  case (mr)*8 + (nv): dtile(mr, nv, K, A, lda, B, ldb, C, ldc); break;
-#define DROWS(mr) DCASE(mr, 1) DCASE(mr, 2) DCASE(mr, 3) DCASE(mr, 4)
-
-static void dtile_any(int mr, int nv, int K, const double *A, int lda, const double *B, int ldb, double *C, int ldc) {
-  switch (mr * 8 + nv) {
-    DROWS(1) DROWS(2) DROWS(3) DROWS(4)
-    default: break;
-  }
-}
-
-/* C[M x N] = A[M x K] B[K x N] (N a multiple of VD) */
-static void dmm(int M, int N, int K, const double *A, int lda, const double *B, int ldb, double *C, int ldc) {
-  const int nvec = N / VD;
-  for (int j = 0; j < nvec; j += DN) {
-    const int nv = nvec - j < DN ? nvec - j : DN;
-    for (int i = 0; i < M; i += DR) {
-      const int mr = M - i < DR ? M - i : DR;
-      dtile_any(mr, nv, K, A + (size_t)i * lda, lda, B + (size_t)j * VD, ldb, C + (size_t)i * ldc + (size_t)j * VD, ldc);
-    }
-  }
-}
-
 /* ------------------------------------------------------------------ normalisation */
 
 /* Math.max(r, 1e-12) as JavaScript has it: NaN stays NaN */
@@ -296,8 +242,8 @@ static double proxy_anchor(double delta, double alpha, const double *c, int cp, 
 /* rows of dq floats or doubles: multiples of 16 */
 static int qpad(int n) { return (n + 15) / 16 * 16; }
 
-/* the rows of C = E W^T normalised at a time: DR of them, in float64, in L1 */
-#define CBLOCK DR
+/* the rows of C = E W^T normalised at a time: two of them, in float64, in L1 */
+#define CBLOCK 2
 
 /* the register tile of the back-projections: BR rows x BN vectors */
 #define BR 2
@@ -359,12 +305,62 @@ static void back_project(int rows, int K, const float *A, int lda, const float *
   }
 }
 
+/* c[r][j] = e_r . w_j for the mr (<= 2) rows of e [mr x dq] and the classes rows of w
+   [classes x dq] (float64, dq a multiple of 16), into c (row stride ldc): dot products in VD
+   partial sums, four classes at a time with their lane sums taken together */
+static void cdots(const double *e, int mr, const double *w, int classes, int dq, double *c, int ldc) {
+  int j = 0;
+#if VD == 8
+  typedef int64_t vl __attribute__((vector_size(64)));
+  if (mr == 2)
+    for (; j + 4 <= classes; j += 4) {
+      vd a[8] = {{0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}};
+      const double *w0 = w + (size_t)j * dq;
+      for (int k = 0; k < dq; k += VD) {
+        const vd e0 = DLD(e + k), e1 = DLD(e + dq + k);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+          const vd wv = DLD(w0 + (size_t)q * dq + k);
+          a[q] = e0 * wv + a[q];
+          a[4 + q] = e1 * wv + a[4 + q];
+        }
+      }
+      /* the lane sums of a[0..7] in one vector: lanes a0 a4 a2 a6 a1 a5 a3 a7 */
+      vd b[4], cc[2];
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; p++)
+        b[p] = __builtin_shuffle(a[2 * p], a[2 * p + 1], (vl){0, 1, 2, 3, 8, 9, 10, 11}) +
+               __builtin_shuffle(a[2 * p], a[2 * p + 1], (vl){4, 5, 6, 7, 12, 13, 14, 15});
+#pragma GCC unroll 2
+      for (int q = 0; q < 2; q++)
+        cc[q] = __builtin_shuffle(b[2 * q], b[2 * q + 1], (vl){0, 1, 8, 9, 4, 5, 12, 13}) +
+                __builtin_shuffle(b[2 * q], b[2 * q + 1], (vl){2, 3, 10, 11, 6, 7, 14, 15});
+      const vd d = __builtin_shuffle(cc[0], cc[1], (vl){0, 8, 2, 10, 4, 12, 6, 14}) +
+                   __builtin_shuffle(cc[0], cc[1], (vl){1, 9, 3, 11, 5, 13, 7, 15});
+      c[j] = d[0], c[j + 1] = d[4], c[j + 2] = d[2], c[j + 3] = d[6];
+      c[ldc + j] = d[1], c[ldc + j + 1] = d[5], c[ldc + j + 2] = d[3], c[ldc + j + 3] = d[7];
+    }
+#endif
+  for (; j < classes; j++)
+    for (int r = 0; r < mr; r++) {
+      vd a0 = {0}, a1 = {0};
+      const double *er = e + (size_t)r * dq, *wj = w + (size_t)j * dq;
+      int k = 0;
+      for (; k + 2 * VD <= dq; k += 2 * VD) {
+        a0 = DLD(er + k) * DLD(wj + k) + a0;
+        a1 = DLD(er + k + VD) * DLD(wj + k + VD) + a1;
+      }
+      for (; k < dq; k += VD) a0 = DLD(er + k) * DLD(wj + k) + a0;
+      c[(size_t)r * ldc + j] = hsum(a0 + a1);
+    }
+}
+
 size_t batch_proxy_loss_work(int n, int classes, int dim) {
   const size_t dq = (size_t)qpad(dim), cp = (size_t)dpad(classes);
-  /* doubles: a block of E [CBLOCK x dq], W [classes x dq], W^T [dim x cp], C and G [n x cp],
+  /* doubles: a block of E [CBLOCK x dq], W [classes x dq], C and G [n x cp],
      norms and inverse norms of both, scratch; floats: W [classes x dq], G [n x cp], G^T over the
      rows' norms [classes x n] */
-  return line(CBLOCK * dq) + line((size_t)classes * dq) + line((size_t)dim * cp) + 2 * line((size_t)n * cp) +
+  return line(CBLOCK * dq) + line((size_t)classes * dq) + 2 * line((size_t)n * cp) +
          2 * line((size_t)n) + 2 * line((size_t)classes) + line(5 * (size_t)n + 8 * (size_t)classes) +
          line(((size_t)classes * dq + (size_t)n * cp + (size_t)classes * n) / 2 + 24);
 }
@@ -382,8 +378,7 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
   const int dq = qpad(dim), cp = dpad(classes);
   double *eb = work;
   double *wd = eb + line(CBLOCK * (size_t)dq);
-  double *wt = wd + line((size_t)classes * dq);
-  double *c = wt + line((size_t)dim * cp);
+  double *c = wd + line((size_t)classes * dq);
   double *g = c + line((size_t)n * cp);
   double *en = g + line((size_t)n * cp);
   double *einv = en + line((size_t)n);
@@ -397,19 +392,14 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
   row_norms(w, classes, dim, wn);
   for (int i = 0; i < n; i++) einv[i] = 1 / en[i];
   for (int j = 0; j < classes; j++) winv[j] = 1 / wn[j];
-  /* W normalised (float64 and float32) and W^T, zero past the classes */
+  /* W normalised, in float64 and float32 */
   normalized_block(w, 0, classes, dim, dq, wn, wd);
   for (size_t q = 0; q < (size_t)classes * dq; q++) wf[q] = (float)wd[q];
-  for (int k = 0; k < dim; k++) {
-    double *r = wt + (size_t)k * cp;
-    for (int j = 0; j < classes; j++) r[j] = wd[(size_t)j * dq + k];
-    for (int j = classes; j < cp; j++) r[j] = 0;
-  }
   /* C = E W^T, E normalised a block of rows at a time */
   for (int i0 = 0; i0 < n; i0 += CBLOCK) {
     const int mr = n - i0 < CBLOCK ? n - i0 : CBLOCK;
     normalized_block(x, i0, mr, dim, dq, en, eb);
-    dmm(mr, cp, dim, eb, dq, wt, cp, c + (size_t)i0 * cp, cp);
+    cdots(eb, mr, wd, classes, dq, c + (size_t)i0 * cp, cp);
   }
   const double loss = kind == BATCH_PROXY_ANCHOR ? proxy_anchor(p1, p2, c, cp, labels, n, classes, g, t)
                                                  : margin_softmax(kind == BATCH_PROXY_ARCFACE, p1, p2, c, cp, labels, n, classes, g, t);

@@ -36,6 +36,22 @@ typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
 #define DLD(p) (*(const vd *)(const void *)(p))
 #define DST(p, v) (*(vd *)(void *)(p) = (v))
 
+/* VD floats at p (any alignment) as doubles, and back (rounded to nearest) */
+AI vd ld_half(const float *p) {
+#if VW == 16 && defined(__AVX512F__)
+  return (vd)_mm512_cvtps_pd(_mm256_loadu_ps(p));
+#else
+  return __builtin_convertvector(*(const vh *)(const void *)p, vd);
+#endif
+}
+AI void st_half(float *p, vd v) {
+#if VW == 16 && defined(__AVX512F__)
+  _mm256_storeu_ps(p, _mm512_cvtpd_ps((__m512d)v));
+#else
+  *(vh *)(void *)p = __builtin_convertvector(v, vh);
+#endif
+}
+
 static size_t line(size_t doubles) { return (doubles + 7) / 8 * 8; }
 static size_t fline(size_t floats) { return (floats + 15) / 16 * 16; }
 static int dpad(int n) { return (n + VD - 1) / VD * VD; }
@@ -61,8 +77,7 @@ static void row_norms(const float *x, int rows, int dim, double *norms) {
     vd q0 = {0}, q1 = {0};
     int k = 0;
     for (; k + VW <= dim; k += VW) {
-      const vd lo = __builtin_convertvector(*(const vh *)(const void *)(xr + k), vd);
-      const vd hi = __builtin_convertvector(*(const vh *)(const void *)(xr + k + VD), vd);
+      const vd lo = ld_half(xr + k), hi = ld_half(xr + k + VD);
       q0 = lo * lo + q0;
       q1 = hi * hi + q1;
     }
@@ -79,34 +94,41 @@ static void normalized_block(const float *x, int r0, int mr, int dim, int dq, co
     const float *xr = x + (size_t)(r0 + r) * dim;
     double *ur = u + (size_t)r * dq;
     const double inv = 1 / norms[r0 + r];
-    for (int k = 0; k < dim; k++) ur[k] = xr[k] * inv;
-    for (int k = dim; k < dq; k++) ur[k] = 0;
+    int k = 0;
+    for (; k + VD <= dim; k += VD) DST(ur + k, ld_half(xr + k) * inv);
+    for (; k < dim; k++) ur[k] = xr[k] * inv;
+    for (; k < dq; k++) ur[k] = 0;
   }
 }
 
-/* out (float32, dim values) = (g - (g . u) u) / nrm for u = x / nrm, in place, in float64 (the
-   projection cancels: with dim 1 it leaves exactly 0), no projection where the norm is the
-   floor (F.normalize divides by the constant there) */
-static void back_normalize_row(float *g, const float *x, double nrm, int dim) {
-  vd a0 = {0}, a1 = {0};
-  int k = 0;
-  for (; k + VW <= dim; k += VW) {
-    a0 = __builtin_convertvector(*(const vh *)(const void *)(g + k), vd) * __builtin_convertvector(*(const vh *)(const void *)(x + k), vd) + a0;
-    a1 = __builtin_convertvector(*(const vh *)(const void *)(g + k + VD), vd) *
-             __builtin_convertvector(*(const vh *)(const void *)(x + k + VD), vd) +
-         a1;
+/* rows of g (float32, [rows x dim]) = (g_i - (g_i . u_i) u_i) / nrm_i for u_i = x_i / nrm_i, in
+   place, in float64 (the projection cancels: with dim 1 it leaves exactly 0), no projection where
+   the norm is the floor (F.normalize divides by the constant there). d: rows doubles of scratch.
+   Two passes: the dots of every row, then the rows (one row's chain from its dot to its values
+   would otherwise stall every row) */
+static void back_normalize(float *g, const float *x, const double *norms, int rows, int dim, double *d) {
+  for (int i = 0; i < rows; i++) {
+    const float *gr = g + (size_t)i * dim, *xr = x + (size_t)i * dim;
+    vd a0 = {0}, a1 = {0};
+    int k = 0;
+    for (; k + VW <= dim; k += VW) {
+      a0 = ld_half(gr + k) * ld_half(xr + k) + a0;
+      a1 = ld_half(gr + k + VD) * ld_half(xr + k + VD) + a1;
+    }
+    double dot = hsum(a0 + a1);
+    for (; k < dim; k++) dot += (double)gr[k] * xr[k];
+    const double nrm = norms[i];
+    /* (g . u) u = (g . x) x / nrm^2 */
+    d[i] = nrm > BATCH_NORM_EPSILON ? dot / (nrm * nrm) : 0;
   }
-  double dot = hsum(a0 + a1);
-  for (; k < dim; k++) dot += (double)g[k] * x[k];
-  const double inv = 1 / nrm;
-  /* (g . u) u = (g . x) x / nrm^2 */
-  const double d = nrm > BATCH_NORM_EPSILON ? dot * inv * inv : 0;
-  for (k = 0; k + VD <= dim; k += VD) {
-    vh *o = (vh *)(void *)(g + k);
-    const vd gv = __builtin_convertvector(*o, vd), xv = __builtin_convertvector(*(const vh *)(const void *)(x + k), vd);
-    *o = __builtin_convertvector((gv - d * xv) * inv, vh);
+  for (int i = 0; i < rows; i++) {
+    float *gr = g + (size_t)i * dim;
+    const float *xr = x + (size_t)i * dim;
+    const double inv = 1 / norms[i], di = d[i];
+    int k = 0;
+    for (; k + VD <= dim; k += VD) st_half(gr + k, (ld_half(gr + k) - di * ld_half(xr + k)) * inv);
+    for (; k < dim; k++) gr[k] = (float)((gr[k] - di * xr[k]) * inv);
   }
-  for (; k < dim; k++) g[k] = (float)((g[k] - d * x[k]) * inv);
 }
 
 /* ------------------------------------------------------------------ the losses' arithmetic */
@@ -305,44 +327,43 @@ static void back_project(int rows, int K, const float *A, int lda, const float *
   }
 }
 
-/* c[r][j] = e_r . w_j for the mr (<= 2) rows of e [mr x dq] and the classes rows of w
-   [classes x dq] (float64, dq a multiple of 16), into c (row stride ldc): dot products in VD
-   partial sums, four classes at a time with their lane sums taken together */
-static void cdots(const double *e, int mr, const double *w, int classes, int dq, double *c, int ldc) {
-  int j = 0;
+/* c[r][j] = e_r . w_j for the two rows of e [2 x dq] and the classes rows of w [classes x dq]
+   (float64, dq a multiple of 16; w holds zero rows up to a multiple of 4, c room for them), into
+   c (row stride ldc): dot products in VD partial sums, four classes at a time with their lane
+   sums taken together */
+static void cdots(const double *e, const double *w, int classes, int dq, double *c, int ldc) {
 #if VD == 8
   typedef int64_t vl __attribute__((vector_size(64)));
-  if (mr == 2)
-    for (; j + 4 <= classes; j += 4) {
-      vd a[8] = {{0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}};
-      const double *w0 = w + (size_t)j * dq;
-      for (int k = 0; k < dq; k += VD) {
-        const vd e0 = DLD(e + k), e1 = DLD(e + dq + k);
+  for (int j = 0; j < classes; j += 4) {
+    vd a[8] = {{0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}};
+    const double *w0 = w + (size_t)j * dq;
+    for (int k = 0; k < dq; k += VD) {
+      const vd e0 = DLD(e + k), e1 = DLD(e + dq + k);
 #pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
-          const vd wv = DLD(w0 + (size_t)q * dq + k);
-          a[q] = e0 * wv + a[q];
-          a[4 + q] = e1 * wv + a[4 + q];
-        }
+      for (int q = 0; q < 4; q++) {
+        const vd wv = DLD(w0 + (size_t)q * dq + k);
+        a[q] = e0 * wv + a[q];
+        a[4 + q] = e1 * wv + a[4 + q];
       }
-      /* the lane sums of a[0..7] in one vector: lanes a0 a4 a2 a6 a1 a5 a3 a7 */
-      vd b[4], cc[2];
-#pragma GCC unroll 4
-      for (int p = 0; p < 4; p++)
-        b[p] = __builtin_shuffle(a[2 * p], a[2 * p + 1], (vl){0, 1, 2, 3, 8, 9, 10, 11}) +
-               __builtin_shuffle(a[2 * p], a[2 * p + 1], (vl){4, 5, 6, 7, 12, 13, 14, 15});
-#pragma GCC unroll 2
-      for (int q = 0; q < 2; q++)
-        cc[q] = __builtin_shuffle(b[2 * q], b[2 * q + 1], (vl){0, 1, 8, 9, 4, 5, 12, 13}) +
-                __builtin_shuffle(b[2 * q], b[2 * q + 1], (vl){2, 3, 10, 11, 6, 7, 14, 15});
-      const vd d = __builtin_shuffle(cc[0], cc[1], (vl){0, 8, 2, 10, 4, 12, 6, 14}) +
-                   __builtin_shuffle(cc[0], cc[1], (vl){1, 9, 3, 11, 5, 13, 7, 15});
-      c[j] = d[0], c[j + 1] = d[4], c[j + 2] = d[2], c[j + 3] = d[6];
-      c[ldc + j] = d[1], c[ldc + j + 1] = d[5], c[ldc + j + 2] = d[3], c[ldc + j + 3] = d[7];
     }
-#endif
-  for (; j < classes; j++)
-    for (int r = 0; r < mr; r++) {
+    /* the lane sums of a[0..7] in one vector: lanes a0 a4 a2 a6 a1 a5 a3 a7 */
+    vd b[4], cc[2];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++)
+      b[p] = __builtin_shuffle(a[2 * p], a[2 * p + 1], (vl){0, 1, 2, 3, 8, 9, 10, 11}) +
+             __builtin_shuffle(a[2 * p], a[2 * p + 1], (vl){4, 5, 6, 7, 12, 13, 14, 15});
+#pragma GCC unroll 2
+    for (int q = 0; q < 2; q++)
+      cc[q] = __builtin_shuffle(b[2 * q], b[2 * q + 1], (vl){0, 1, 8, 9, 4, 5, 12, 13}) +
+              __builtin_shuffle(b[2 * q], b[2 * q + 1], (vl){2, 3, 10, 11, 6, 7, 14, 15});
+    const vd d = __builtin_shuffle(cc[0], cc[1], (vl){0, 8, 2, 10, 4, 12, 6, 14}) +
+                 __builtin_shuffle(cc[0], cc[1], (vl){1, 9, 3, 11, 5, 13, 7, 15});
+    c[j] = d[0], c[j + 1] = d[4], c[j + 2] = d[2], c[j + 3] = d[6];
+    c[ldc + j] = d[1], c[ldc + j + 1] = d[5], c[ldc + j + 2] = d[3], c[ldc + j + 3] = d[7];
+  }
+#else
+  for (int j = 0; j < classes; j++)
+    for (int r = 0; r < 2; r++) {
       vd a0 = {0}, a1 = {0};
       const double *er = e + (size_t)r * dq, *wj = w + (size_t)j * dq;
       int k = 0;
@@ -353,14 +374,18 @@ static void cdots(const double *e, int mr, const double *w, int classes, int dq,
       for (; k < dq; k += VD) a0 = DLD(er + k) * DLD(wj + k) + a0;
       c[(size_t)r * ldc + j] = hsum(a0 + a1);
     }
+#endif
 }
 
+/* the class rows of W in float64: a multiple of 4 (cdots) */
+static int wrows(int classes) { return (classes + 3) / 4 * 4; }
+
 size_t batch_proxy_loss_work(int n, int classes, int dim) {
-  const size_t dq = (size_t)qpad(dim), cp = (size_t)dpad(classes);
+  const size_t dq = (size_t)qpad(dim), cp = (size_t)dpad(classes), cw = (size_t)wrows(classes);
   /* doubles: a block of E [CBLOCK x dq], W [classes x dq], C and G [n x cp],
      norms and inverse norms of both, scratch; floats: W [classes x dq], G [n x cp], G^T over the
      rows' norms [classes x n] */
-  return line(CBLOCK * dq) + line((size_t)classes * dq) + 2 * line((size_t)n * cp) +
+  return line(CBLOCK * dq) + line(cw * dq) + line(((size_t)n + 1) * cp) + line((size_t)n * cp) +
          2 * line((size_t)n) + 2 * line((size_t)classes) + line(5 * (size_t)n + 8 * (size_t)classes) +
          line(((size_t)classes * dq + (size_t)n * cp + (size_t)classes * n) / 2 + 24);
 }
@@ -378,8 +403,8 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
   const int dq = qpad(dim), cp = dpad(classes);
   double *eb = work;
   double *wd = eb + line(CBLOCK * (size_t)dq);
-  double *c = wd + line((size_t)classes * dq);
-  double *g = c + line((size_t)n * cp);
+  double *c = wd + line((size_t)wrows(classes) * dq);
+  double *g = c + line(((size_t)n + 1) * cp);
   double *en = g + line((size_t)n * cp);
   double *einv = en + line((size_t)n);
   double *wn = einv + line((size_t)n);
@@ -394,12 +419,14 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
   for (int j = 0; j < classes; j++) winv[j] = 1 / wn[j];
   /* W normalised, in float64 and float32 */
   normalized_block(w, 0, classes, dim, dq, wn, wd);
+  memset(wd + (size_t)classes * dq, 0, (size_t)(wrows(classes) - classes) * dq * sizeof(double));
   for (size_t q = 0; q < (size_t)classes * dq; q++) wf[q] = (float)wd[q];
   /* C = E W^T, E normalised a block of rows at a time */
   for (int i0 = 0; i0 < n; i0 += CBLOCK) {
     const int mr = n - i0 < CBLOCK ? n - i0 : CBLOCK;
     normalized_block(x, i0, mr, dim, dq, en, eb);
-    cdots(eb, mr, wd, classes, dq, c + (size_t)i0 * cp, cp);
+    if (mr < CBLOCK) memset(eb + (size_t)mr * dq, 0, (size_t)(CBLOCK - mr) * dq * sizeof(double));
+    cdots(eb, wd, classes, dq, c + (size_t)i0 * cp, cp);
   }
   const double loss = kind == BATCH_PROXY_ANCHOR ? proxy_anchor(p1, p2, c, cp, labels, n, classes, g, t)
                                                  : margin_softmax(kind == BATCH_PROXY_ARCFACE, p1, p2, c, cp, labels, n, classes, g, t);
@@ -411,10 +438,10 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
       gtf[(size_t)j * n + i] = (float)(v * einv[i]);
     }
   back_project(n, classes, gf, cp, wf, dq, dim, grad, dim);
-  for (int i = 0; i < n; i++) back_normalize_row(grad + (size_t)i * dim, x + (size_t)i * dim, en[i], dim);
+  back_normalize(grad, x, en, n, dim, t);
   /* dL/dw = G^T E = (G^T diag(1/|x|)) X */
   back_project(classes, n, gtf, n, x, dim, dim, wgrad, dim);
-  for (int j = 0; j < classes; j++) back_normalize_row(wgrad + (size_t)j * dim, w + (size_t)j * dim, wn[j], dim);
+  back_normalize(wgrad, w, wn, classes, dim, t);
   return loss;
 }
 
@@ -567,8 +594,7 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
     vd q0 = {0}, q1 = {0};
     int k = 0;
     for (; k + VW <= dim; k += VW) {
-      const vd lo = __builtin_convertvector(*(const vh *)(const void *)(xr + k), vd);
-      const vd hi = __builtin_convertvector(*(const vh *)(const void *)(xr + k + VD), vd);
+      const vd lo = ld_half(xr + k), hi = ld_half(xr + k + VD);
       q0 = lo * lo + q0;
       q1 = hi * hi + q1;
     }

@@ -459,9 +459,10 @@ size_t batch_cosine_accuracy_work(int n, int dim) {
   const size_t dq = ((size_t)dim + 15) / 16 * 16;
   /* in floats: inverse norms [np], T [dq x np], a band of S [MR x np], padded labels [np]
      (ints), the pairs' cosines [m + VW], the refined buckets' values (or every key) [m], same
-     flags (bytes) [m], counts [2 x ACC_MAX_BUCKETS] */
+     flags (bytes) [m], counts [2 x ACC_MAX_BUCKETS] and bounds [ACC_MAX_BUCKETS] (ints), marks
+     [ACC_MAX_BUCKETS] (bytes) */
   return fline(np) + fline(dq * np) + fline(MR * np) + fline(np) + fline(m + VW) + fline(m) + fline(m / 4 + 1) +
-         fline(2 * ACC_MAX_BUCKETS);
+         fline(4 * ACC_MAX_BUCKETS);
 }
 
 /* t [dq x np] = x^T, x [n x dim] (n <= np, dim <= dq, both multiples of 16): zero past x */
@@ -646,16 +647,17 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
     lo = vlo[l] < lo ? vlo[l] : lo;
     hi = vhi[l] > hi ? vhi[l] : hi;
   }
-  /* about eight pairs a bucket; bucket b = (hi - s) * scale: ascending in -s, the order of a
+  /* about sixteen pairs a bucket; bucket b = (hi - s) * scale: ascending in -s, the order of a
      distance (rounding keeps the map monotone) */
   int buckets = 2;
-  while (buckets < ACC_MAX_BUCKETS && buckets < m / 8) buckets *= 2;
+  while (buckets < ACC_MAX_BUCKETS && buckets < m / 16) buckets *= 2;
   const float scale = (float)buckets / (hi - lo);
   const int top = buckets - 1;
   /* one value, or a range too small or too large to divide: sort them all */
   if (!(scale > 0 && scale < INFINITY)) return (double)sorted_sweep(cs, lab, n, vals, same) / (double)m;
   /* counts: negatives of bucket b at 2b, positives at 2b + 1 */
-  memset(cnt, 0, 2 * (size_t)buckets * sizeof(int32_t));
+  const size_t cb = 2 * (size_t)buckets;
+  memset(cnt, 0, cb * sizeof(int32_t));
   const vf vhiv = hi - (vf){0};
   int64_t npos = 0;
   for (int i = 1; i < n; i++) {
@@ -665,37 +667,43 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
       const vf f = (vhiv - *(const vfu *)(const void *)(si + j0)) * scale;
       const vi b = vmin_top(__builtin_convertvector(f, vi), top);
       const vi idx = 2 * b + (((vi)VLOAD(lab + j0) == li) & 1);
-      const int lim = i - j0 < VW ? i - j0 : VW;
-      for (int l = 0; l < lim; l++) cnt[idx[l]]++;
+      if (i - j0 >= VW) {
+#pragma GCC unroll 16
+        for (int l = 0; l < VW; l++) cnt[idx[l]]++;
+      } else
+        for (int l = 0; l < i - j0; l++) cnt[idx[l]]++;
     }
   }
   for (int b = 0; b < buckets; b++) npos += cnt[2 * b + 1];
   const int64_t nneg = m - npos;
+  /* one pass: the best cut between buckets, and for each bucket the most a cut inside it could
+     get right (all of its pairs besides the others' best) */
+  int32_t *pot = cnt + cb;
   int64_t best = nneg, below = 0, above = nneg;
   for (int b = 0; b < buckets; b++) {
+    pot[b] = (int32_t)(below + cnt[2 * b + 1] + above);
     below += cnt[2 * b + 1];
     above -= cnt[2 * b];
     if (below + above > best) best = below + above;
   }
-  /* a cut inside bucket b gets at most all of its pairs right besides the others' best */
+  /* the buckets that could hold a better cut, their slots in vals, marked (slot + 1) */
+  uint8_t *mark = (uint8_t *)(pot + buckets);
   int refine[ACC_REFINE];
   int64_t from[ACC_REFINE], off[ACC_REFINE + 1], pa[ACC_REFINE], na[ACC_REFINE];
   int r = 0;
   below = 0;
-  above = nneg;
   off[0] = 0;
   for (int b = 0; b < buckets; b++) {
-    if (below + cnt[2 * b + 1] + above > best) {
+    mark[b] = 0;
+    if (pot[b] > best) {
       if (r == ACC_REFINE) return (double)sorted_sweep(cs, lab, n, vals, same) / (double)m;
       refine[r] = b;
-      from[r] = below + above;
+      from[r] = pot[b] - cnt[2 * b + 1];
       off[r + 1] = off[r] + cnt[2 * b] + cnt[2 * b + 1];
       pa[r] = off[r];
       na[r] = off[r + 1];
-      r++;
+      mark[b] = (uint8_t)++r;
     }
-    below += cnt[2 * b + 1];
-    above -= cnt[2 * b];
   }
   if (r == 0) return (double)best / (double)m;
   /* the refined buckets' keys (-s), found again by the same map: only cosines within (a margin
@@ -711,10 +719,8 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
       if (!vany(near)) continue;
       const vi b = vmin_top(__builtin_convertvector((vhiv - v) * scale, vi), top);
       for (int l = 0; l < VW; l++) {
-        if (!near[l]) continue;
-        int q = 0;
-        while (q < r && refine[q] != b[l]) q++;
-        if (q == r) continue;
+        const int q = near[l] ? mark[b[l]] - 1 : -1;
+        if (q < 0) continue;
         if (lab[j0 + l] == labels[i]) vals[pa[q]++] = -v[l];
         else vals[--na[q]] = -v[l];
       }

@@ -208,25 +208,34 @@ static double margin_softmax(int arc, double margin, double scale, const double 
    g = dL/dC [n x classes]. t: 8 classes doubles of scratch. */
 static double proxy_anchor(double delta, double alpha, const double *c, int cp, const int32_t *labels, int n, int classes,
                            double *g, double *t) {
-  /* per group (p, then p + classes for the negatives): max (from 0: the 1 term), count, sum */
+  /* per group (p: the positives of proxy p, p + classes: its negatives): max (from 0: the 1
+     term), count, sum. Every row holds one positive (its label's column): the loops run over
+     whole rows as negatives (vectorisable), the positive entry apart. */
   double *mx = t, *cnt = t + 2 * classes, *sum = t + 4 * classes, *lsum = t + 6 * classes;
+  double *mneg = mx + classes, *sneg = sum + classes;
   for (int q = 0; q < 2 * classes; q++) mx[q] = 0, cnt[q] = 0;
   for (int i = 0; i < n; i++) {
     const int y = labels[i];
     const double *ci = c + (size_t)i * cp;
     double *gi = g + (size_t)i * classes;
     for (int p = 0; p < classes; p++) {
-      const int q = p == y ? p : p + classes;
-      const double x = p == y ? -alpha * (ci[p] - delta) : alpha * (ci[p] + delta);
+      const double x = alpha * (ci[p] + delta);
       gi[p] = x;
-      if (x > mx[q]) mx[q] = x;
-      cnt[q] += 1;
+      const double v = p == y ? -INFINITY : x;
+      mneg[p] = v > mneg[p] ? v : mneg[p];
     }
+    const double x = -alpha * (ci[y] - delta);
+    gi[y] = x;
+    if (x > mx[y]) mx[y] = x;
+    cnt[y] += 1;
   }
+  for (int p = 0; p < classes; p++) cnt[p + classes] = n - cnt[p];
   for (int i = 0; i < n; i++) {
     const int y = labels[i];
     double *gi = g + (size_t)i * classes;
-    for (int p = 0; p < classes; p++) gi[p] -= mx[p == y ? p : p + classes];
+    const double xy = gi[y];
+    for (int p = 0; p < classes; p++) gi[p] -= mneg[p];
+    gi[y] = xy - mx[y];
   }
   /* the 1 terms, e^(0 - max) */
   for (int q = 0; q < 2 * classes; q++) sum[q] = -mx[q];
@@ -235,7 +244,8 @@ static double proxy_anchor(double delta, double alpha, const double *c, int cp, 
   for (int i = 0; i < n; i++) {
     const int y = labels[i];
     const double *gi = g + (size_t)i * classes;
-    for (int p = 0; p < classes; p++) sum[p == y ? p : p + classes] += gi[p];
+    for (int p = 0; p < classes; p++) sneg[p] += p == y ? 0 : gi[p];
+    sum[y] += gi[y];
   }
   vm_log(sum, lsum, 2 * classes);
   int withPos = 0;
@@ -246,15 +256,17 @@ static double proxy_anchor(double delta, double alpha, const double *c, int cp, 
     if (cnt[p + classes] > 0) neg += mx[p + classes] + lsum[p + classes];
   }
   /* the factor of each group's softmax weights: d loss / d C */
-  double *fac = lsum;
+  double *fac = lsum, *fneg = lsum + classes;
   for (int p = 0; p < classes; p++) {
     fac[p] = (-alpha / withPos) / sum[p];
-    fac[p + classes] = (alpha / classes) / sum[p + classes];
+    fneg[p] = (alpha / classes) / sneg[p];
   }
   for (int i = 0; i < n; i++) {
     const int y = labels[i];
     double *gi = g + (size_t)i * classes;
-    for (int p = 0; p < classes; p++) gi[p] *= fac[p == y ? p : p + classes];
+    const double ey = gi[y];
+    for (int p = 0; p < classes; p++) gi[p] *= fneg[p];
+    gi[y] = ey * fac[y];
   }
   return (withPos > 0 ? pos / withPos : 0) + neg / classes;
 }

@@ -276,8 +276,8 @@ static double proxy_anchor(double delta, double alpha, const double *c, int cp, 
 /* rows of dq floats or doubles: multiples of 16 */
 static int qpad(int n) { return (n + 15) / 16 * 16; }
 
-/* the rows of C = E W^T normalised at a time: two of them, in float64, in L1 */
-#define CBLOCK 2
+/* the rows of C = E W^T normalised at a time: four of them, in float64, in L1 */
+#define CBLOCK 4
 
 /* the register tile of the back-projections: BR rows x BN vectors */
 #define BR 2
@@ -339,43 +339,58 @@ static void back_project(int rows, int K, const float *A, int lda, const float *
   }
 }
 
-/* c[r][j] = e_r . w_j for the two rows of e [2 x dq] and the classes rows of w [classes x dq]
-   (float64, dq a multiple of 16; w holds zero rows up to a multiple of 4, c room for them), into
-   c (row stride ldc): dot products in VD partial sums, four classes at a time with their lane
-   sums taken together */
+#if VD == 8
+typedef int64_t vl __attribute__((vector_size(64)));
+
+/* the lane sums of a[0..7] in one vector: lanes a0 a4 a2 a6 a1 a5 a3 a7 */
+AI vd hsum8(const vd *a) {
+  vd b[4], cc[2];
+#pragma GCC unroll 4
+  for (int p = 0; p < 4; p++)
+    b[p] = __builtin_shuffle(a[2 * p], a[2 * p + 1], (vl){0, 1, 2, 3, 8, 9, 10, 11}) +
+           __builtin_shuffle(a[2 * p], a[2 * p + 1], (vl){4, 5, 6, 7, 12, 13, 14, 15});
+#pragma GCC unroll 2
+  for (int q = 0; q < 2; q++)
+    cc[q] = __builtin_shuffle(b[2 * q], b[2 * q + 1], (vl){0, 1, 8, 9, 4, 5, 12, 13}) +
+            __builtin_shuffle(b[2 * q], b[2 * q + 1], (vl){2, 3, 10, 11, 6, 7, 14, 15});
+  return __builtin_shuffle(cc[0], cc[1], (vl){0, 8, 2, 10, 4, 12, 6, 14}) + __builtin_shuffle(cc[0], cc[1], (vl){1, 9, 3, 11, 5, 13, 7, 15});
+}
+#endif
+
+/* c[r][j] = e_r . w_j for the CBLOCK rows of e [CBLOCK x dq] and the classes rows of w
+   [classes x dq] (float64, dq a multiple of 16; w holds zero rows up to a multiple of 4, c room
+   for them), into c (row stride ldc): dot products in VD partial sums, four rows by four
+   classes at a time with their lane sums taken together */
 static void cdots(const double *e, const double *w, int classes, int dq, double *c, int ldc) {
 #if VD == 8
-  typedef int64_t vl __attribute__((vector_size(64)));
   for (int j = 0; j < classes; j += 4) {
-    vd a[8] = {{0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}};
+    vd a[16];
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; q++) a[q] = (vd){0};
     const double *w0 = w + (size_t)j * dq;
     for (int k = 0; k < dq; k += VD) {
-      const vd e0 = DLD(e + k), e1 = DLD(e + dq + k);
+      vd ev[4];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; r++) ev[r] = DLD(e + (size_t)r * dq + k);
 #pragma GCC unroll 4
       for (int q = 0; q < 4; q++) {
         const vd wv = DLD(w0 + (size_t)q * dq + k);
-        a[q] = e0 * wv + a[q];
-        a[4 + q] = e1 * wv + a[4 + q];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) a[4 * r + q] = ev[r] * wv + a[4 * r + q];
       }
     }
-    /* the lane sums of a[0..7] in one vector: lanes a0 a4 a2 a6 a1 a5 a3 a7 */
-    vd b[4], cc[2];
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++)
-      b[p] = __builtin_shuffle(a[2 * p], a[2 * p + 1], (vl){0, 1, 2, 3, 8, 9, 10, 11}) +
-             __builtin_shuffle(a[2 * p], a[2 * p + 1], (vl){4, 5, 6, 7, 12, 13, 14, 15});
+    /* a[4r + q]: rows r, r + 1 in one group of eight: lanes (r, q) at 0 4 2 6 | 1 5 3 7 of d */
 #pragma GCC unroll 2
-    for (int q = 0; q < 2; q++)
-      cc[q] = __builtin_shuffle(b[2 * q], b[2 * q + 1], (vl){0, 1, 8, 9, 4, 5, 12, 13}) +
-              __builtin_shuffle(b[2 * q], b[2 * q + 1], (vl){2, 3, 10, 11, 6, 7, 14, 15});
-    const vd d = __builtin_shuffle(cc[0], cc[1], (vl){0, 8, 2, 10, 4, 12, 6, 14}) +
-                 __builtin_shuffle(cc[0], cc[1], (vl){1, 9, 3, 11, 5, 13, 7, 15});
-    c[j] = d[0], c[j + 1] = d[4], c[j + 2] = d[2], c[j + 3] = d[6];
-    c[ldc + j] = d[1], c[ldc + j + 1] = d[5], c[ldc + j + 2] = d[3], c[ldc + j + 3] = d[7];
+    for (int h = 0; h < 2; h++) {
+      const vd d = hsum8(a + 8 * h);
+      double *c0 = c + (size_t)(2 * h) * ldc + j, *c1 = c0 + ldc;
+      c0[0] = d[0], c0[1] = d[4], c0[2] = d[2], c0[3] = d[6];
+      c1[0] = d[1], c1[1] = d[5], c1[2] = d[3], c1[3] = d[7];
+    }
   }
 #else
   for (int j = 0; j < classes; j++)
-    for (int r = 0; r < 2; r++) {
+    for (int r = 0; r < CBLOCK; r++) {
       vd a0 = {0}, a1 = {0};
       const double *er = e + (size_t)r * dq, *wj = w + (size_t)j * dq;
       int k = 0;
@@ -397,7 +412,7 @@ size_t batch_proxy_loss_work(int n, int classes, int dim) {
   /* doubles: a block of E [CBLOCK x dq], W [classes x dq], C and G [n x cp],
      norms and inverse norms of both, scratch; floats: W [classes x dq], G [n x cp], G^T over the
      rows' norms [classes x n] */
-  return line(CBLOCK * dq) + line(cw * dq) + line(((size_t)n + 1) * cp) + line((size_t)n * cp) +
+  return line(CBLOCK * dq) + line(cw * dq) + line(((size_t)n + CBLOCK) * cp) + line((size_t)n * cp) +
          2 * line((size_t)n) + 2 * line((size_t)classes) + line(5 * (size_t)n + 8 * (size_t)classes) +
          line(((size_t)classes * dq + (size_t)n * cp + (size_t)classes * n) / 2 + 24);
 }
@@ -416,7 +431,7 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
   double *eb = work;
   double *wd = eb + line(CBLOCK * (size_t)dq);
   double *c = wd + line((size_t)wrows(classes) * dq);
-  double *g = c + line(((size_t)n + 1) * cp);
+  double *g = c + line(((size_t)n + CBLOCK) * cp);
   double *en = g + line((size_t)n * cp);
   double *einv = en + line((size_t)n);
   double *wn = einv + line((size_t)n);

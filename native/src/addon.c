@@ -609,14 +609,15 @@ static napi_value js_batch_pair_accuracy(napi_env env, napi_callback_info info) 
 /* ---------------------------------------------------------------- the class-weight losses (batchproxy.c) */
 
 /* batchProxyLoss(kind, p1, p2, x: Float32Array [n x dim], labels: Int32Array [n], w: Float32Array
-   [classes x dim], dim, grad: Float32Array [n x dim], wgrad: Float32Array [classes x dim]): the
-   loss; kind 0 arcface (margin in radians, scale), 1 cosface (margin, scale), 2 proxy-anchor
-   (margin, alpha) */
+   [classes x dim], dim, grad: Float32Array [n x dim], wgrad: Float32Array [classes x dim], acc:
+   Float64Array [1] or undefined): the loss; kind 0 arcface (margin in radians, scale), 1 cosface
+   (margin, scale), 2 proxy-anchor (margin, alpha); with acc, the batch's accuracy
+   (batchCosineAccuracy's) into acc[0] */
 static napi_value js_batch_proxy_loss(napi_env env, napi_callback_info info) {
-  ARGS(9);
+  ARGS(10);
   int kind, dim;
   double p1, p2;
-  tarray x, labels, w, grad, wgrad;
+  tarray x, labels, w, grad, wgrad, acc = {0};
   if (!get_int(env, argv[0], &kind) || kind < BATCH_PROXY_ARCFACE || kind > BATCH_PROXY_ANCHOR)
     return fail(env, "batchProxyLoss: kind must be 0 (arcface), 1 (cosface) or 2 (proxy-anchor)");
   if (napi_get_value_double(env, argv[1], &p1) != napi_ok || napi_get_value_double(env, argv[2], &p2) != napi_ok)
@@ -631,15 +632,20 @@ static napi_value js_batch_proxy_loss(napi_env env, napi_callback_info info) {
       n * dim > INT32_MAX || classes * dim > INT32_MAX || n * classes > INT32_MAX || grad.length < n * dim ||
       wgrad.length < classes * dim)
     return fail(env, "batchProxyLoss: array sizes do not fit: x n x dim, w classes x dim, grad and wgrad as x and w, n = labels.length >= 1");
+  napi_valuetype at;
+  CHECK(napi_typeof(env, argv[9], &at));
+  if (at != napi_undefined && (!get_tarray(env, argv[9], napi_float64_array, &acc) || acc.length < 1 || n > 46340))
+    return fail(env, "batchProxyLoss: acc must be a Float64Array of one value (and labels at most 46340) or undefined");
   const int32_t *lab = (const int32_t *)labels.data;
   for (size_t i = 0; i < n; i++)
     if (lab[i] < 0 || (size_t)lab[i] >= classes) return fail(env, "batchProxyLoss: a label is not a class index in [0, classes)");
-  double *work = workspace_for(env, batch_proxy_loss_work((int)n, (int)classes, dim));
+  const size_t need = batch_proxy_loss_work((int)n, (int)classes, dim) + (acc.data ? (batch_cosine_accuracy_work((int)n, dim) + 1) / 2 : 0);
+  double *work = workspace_for(env, need);
   if (!work) return NULL;
   napi_value r;
   CHECK(napi_create_double(env,
                            batch_proxy_loss(kind, p1, p2, (const float *)x.data, lab, (int)n, (const float *)w.data, (int)classes,
-                                            dim, (float *)grad.data, (float *)wgrad.data, work),
+                                            dim, (float *)grad.data, (float *)wgrad.data, (double *)acc.data, work),
                            &r));
   return r;
 }
@@ -668,7 +674,7 @@ static napi_value js_batch_cosine_accuracy(napi_env env, napi_callback_info info
   }
   double *work = workspace_for(env, (batch_cosine_accuracy_work((int)n, dim) + 1) / 2);
   if (!work) return NULL;
-  CHECK(napi_create_double(env, batch_cosine_accuracy((const float *)x.data, (const int32_t *)labels.data, (int)n, dim,
+  CHECK(napi_create_double(env, batch_cosine_accuracy((const float *)x.data, (const int32_t *)labels.data, (int)n, dim, NULL,
                                                       (float *)cs.data, (float *)work),
                            &r));
   return r;

@@ -420,13 +420,15 @@ size_t batch_proxy_loss_work(int n, int classes, int dim) {
 /* The loss of kind BATCH_PROXY_* (p1, p2: arcface margin in radians and scale; cosface margin
    and scale; proxy-anchor margin delta and alpha) of the float32 embeddings x [n x dim] with
    labels in [0, classes) and class weights w [classes x dim]; dL/dx into grad [n x dim] and
-   dL/dw into wgrad [classes x dim] (float32). C and the loss in float64; the back-projections
-   G W and G^T E in float32 (they only make the float32 gradients), straight into grad and wgrad.
+   dL/dw into wgrad [classes x dim] (float32); where acc is not NULL, the batch's accuracy
+   (batch_cosine_accuracy) into *acc, and then work needs batch_cosine_accuracy_work floats more.
+   C and the loss in float64; the back-projections G W and G^T E in float32 (they only make the
+   float32 gradients), straight into grad and wgrad.
    Little memory on purpose: the step comes after the network's, with cold caches, and every
    line this touches first costs more than its arithmetic. work: batch_proxy_loss_work doubles,
    64-byte aligned. */
 double batch_proxy_loss(int kind, double p1, double p2, const float *x, const int32_t *labels, int n, const float *w,
-                        int classes, int dim, float *grad, float *wgrad, double *work) {
+                        int classes, int dim, float *grad, float *wgrad, double *acc, double *work) {
   const int dq = qpad(dim), cp = dpad(classes);
   double *eb = work;
   double *wd = eb + line(CBLOCK * (size_t)dq);
@@ -469,6 +471,8 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
   /* dL/dw = G^T E = (G^T diag(1/|x|)) X */
   back_project(classes, n, gtf, n, x, dim, dim, wgrad, dim);
   back_normalize(wgrad, w, wn, classes, dim, t);
+  /* the batch accuracy with the same norms, in the workspace past the loss's */
+  if (acc) *acc = batch_cosine_accuracy(x, labels, n, dim, en, NULL, (float *)(work + batch_proxy_loss_work(n, classes, dim)));
   return loss;
 }
 
@@ -487,9 +491,9 @@ size_t batch_cosine_accuracy_work(int n, int dim) {
   /* in floats: inverse norms [np], T [dq x np], a band of S [MR x np], padded labels [np]
      (ints), the pairs' cosines [m + VW], the refined buckets' values (or every key) [m], same
      flags (bytes) [m], counts [2 x ACC_MAX_BUCKETS] and bounds [ACC_MAX_BUCKETS] (ints), marks
-     [ACC_MAX_BUCKETS] (bytes) */
+     [ACC_MAX_BUCKETS] (bytes), the rows' norms where the caller has none [np] (doubles) */
   return fline(np) + fline(dq * np) + fline(MR * np) + fline(np) + fline(m + VW) + fline(m) + fline(m / 4 + 1) +
-         fline(4 * ACC_MAX_BUCKETS);
+         fline(4 * ACC_MAX_BUCKETS) + 2 * np;
 }
 
 /* t [dq x np] = x^T, x [n x dim] (n <= np, dim <= dq, both multiples of 16): zero past x */
@@ -600,10 +604,11 @@ AI int vany(vi v) {
 
 /* The best-threshold accuracy over the pairs i < j of the float32 rows x [n x dim] ranked by
    their cosine (higher: "same"), the cosines computed in float32 as the header says; -1 where a
-   row is not finite (the caller then sweeps in TypeScript). cos: where not NULL, the n x n
-   cosines used (both triangles; 1 on the diagonal). work: batch_cosine_accuracy_work floats,
-   64-byte aligned. */
-double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int dim, float *cos_out, float *work) {
+   row is not finite (the caller then sweeps in TypeScript). norms: the rows' norms
+   max(|x_i|, 1e-12) where the caller has them (batch_proxy_loss), else NULL. cos: where not
+   NULL, the n x n cosines used (both triangles; 1 on the diagonal). work:
+   batch_cosine_accuracy_work floats, 64-byte aligned. */
+double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int dim, const double *norms, float *cos_out, float *work) {
   const int np = fpad(n);
   const int64_t m = (int64_t)n * (n - 1) / 2;
   const int dq = (dim + 15) / 16 * 16;
@@ -616,22 +621,15 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
   uint8_t *same = (uint8_t *)(vals + fline((size_t)m));
   int32_t *cnt = (int32_t *)((float *)same + fline((size_t)m / 4 + 1));
   /* T = x^T [dq x np] (zero padding), then each column over its row's norm */
-  for (int i = 0; i < n; i++) {
-    const float *xr = x + (size_t)i * dim;
-    /* the sum of squares in float64, in VD-lane partial sums */
-    vd q0 = {0}, q1 = {0};
-    int k = 0;
-    for (; k + VW <= dim; k += VW) {
-      const vd lo = ld_half(xr + k), hi = ld_half(xr + k + VD);
-      q0 = lo * lo + q0;
-      q1 = hi * hi + q1;
-    }
-    double s = hsum(q0 + q1);
-    for (; k < dim; k++) s += (double)xr[k] * xr[k];
-    if (!(s <= 1e300)) return -1; /* inf or NaN */
-    inv[i] = (float)s;
+  if (!norms) {
+    double *own = (double *)(void *)(cnt + 4 * ACC_MAX_BUCKETS);
+    row_norms(x, n, dim, own);
+    norms = own;
   }
-  for (int i = 0; i < n; i++) inv[i] = (float)(1 / floor_norm(sqrt((double)inv[i])));
+  for (int i = 0; i < n; i++) {
+    if (!(norms[i] <= 1e300)) return -1; /* inf or NaN */
+    inv[i] = (float)(1 / norms[i]);
+  }
   for (int i = n; i < np; i++) inv[i] = 0;
   transpose_rows(x, n, dim, np, dq, T);
   for (int k = 0; k < dim; k++)

@@ -216,9 +216,10 @@ double batch_pair_accuracy(const double *s, const int32_t *labels, int n, double
 enum { BATCH_PROXY_ARCFACE = 0, BATCH_PROXY_COSFACE = 1, BATCH_PROXY_ANCHOR = 2 };
 size_t batch_proxy_loss_work(int n, int classes, int dim);
 double batch_proxy_loss(int kind, double p1, double p2, const float *x, const int32_t *labels, int n, const float *w,
-                        int classes, int dim, float *grad, float *wgrad, double *work);
+                        int classes, int dim, float *grad, float *wgrad, double *acc, double *work);
 size_t batch_cosine_accuracy_work(int n, int dim);
-double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int dim, float *cos_out, float *work);
+double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int dim, const double *norms, float *cos_out,
+                             float *work);
 
 /* 1 for an infinite or NaN float (all exponent bits set) */
 static inline uint32_t nonfinite(float x) {

@@ -26,6 +26,11 @@ export interface BatchLossResult {
    * (the pair-based losses): the trainer's batch accuracy reads them instead of recomputing
    */
   similarities?: Float64Array;
+  /**
+   * the batch's best-threshold pair accuracy (as train/batchAccuracy.ts' batchPairAccuracy gives
+   * it), where the workspace asked for it and the loss computed it in the same native call
+   */
+  accuracy?: number;
 }
 
 export interface BatchLoss {
@@ -62,6 +67,15 @@ export interface BatchLoss {
 export class BatchWorkspace {
   private readonly f64 = new Map<string, Float64Array>();
   private readonly f32 = new Map<string, Float32Array>();
+  /**
+   * whether the caller wants the batch's accuracy too: the native class-weight step then computes
+   * it in the same call (sharing the rows' norms), as BatchLossResult.accuracy
+   */
+  readonly accuracy: boolean;
+
+  constructor(opts: { accuracy?: boolean } = {}) {
+    this.accuracy = opts.accuracy ?? false;
+  }
 
   /** the array `key` of `size` values (its old values, or zeros where new) */
   float64(key: string, size: number): Float64Array {
@@ -265,8 +279,10 @@ export function proxyBatchLoss(
       }
       const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
       const weightsGrad = ws ? ws.float32('weightsGrad', classes * dim) : new Float32Array(classes * dim);
-      const loss = k.batchProxyLoss(native.kind, native.p1, native.p2, emb as Float32Array, lab, weights as Float32Array, dim, grad, weightsGrad);
-      return { loss, grad, weightsGrad };
+      const acc = ws?.accuracy ? ws.float64('accuracy', 1) : undefined;
+      const loss = k.batchProxyLoss(native.kind, native.p1, native.p2, emb as Float32Array, lab, weights as Float32Array, dim, grad, weightsGrad, acc);
+      // −1: a row is not finite, and the caller sweeps in TypeScript
+      return acc && acc[0]! >= 0 ? { loss, grad, weightsGrad, accuracy: acc[0]! } : { loss, grad, weightsGrad };
     }
     const e = normalizeRows(emb, n, dim);
     const w = normalizeRows(weights, classes, dim);

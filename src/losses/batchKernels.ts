@@ -37,9 +37,21 @@ export interface BatchKernels {
   /**
    * A class-weight loss's whole step: the loss of x [n, dim] (n = labels.length) against the class
    * weights w [classes, dim], dL/dx into grad and dL/dw into wgrad. kind 0: arcface (p1 the margin
-   * in radians, p2 the scale), 1: cosface (margin, scale), 2: proxy-anchor (margin, alpha).
+   * in radians, p2 the scale), 1: cosface (margin, scale), 2: proxy-anchor (margin, alpha). With
+   * acc (one value), also the batch's accuracy into acc[0], as batchCosineAccuracy gives it.
    */
-  batchProxyLoss(kind: number, p1: number, p2: number, x: Float32Array, labels: Int32Array, w: Float32Array, dim: number, grad: Float32Array, wgrad: Float32Array): number;
+  batchProxyLoss(
+    kind: number,
+    p1: number,
+    p2: number,
+    x: Float32Array,
+    labels: Int32Array,
+    w: Float32Array,
+    dim: number,
+    grad: Float32Array,
+    wgrad: Float32Array,
+    acc: Float64Array | undefined,
+  ): number;
   /**
    * The best-threshold accuracy over the pairs i < j of x [n, dim] ranked by their cosines, computed
    * in float32 (written to cos [n, n] where given: pass undefined otherwise); −1 where x holds an

@@ -138,7 +138,7 @@ export class Training {
   private nextBuf = new Int32Array(0);
   private rowsBuf = new Int32Array(0);
   /** the batch loss's arrays, reused batch after batch (each step reads its result before the next) */
-  private readonly batchWorkspace = new BatchWorkspace();
+  private readonly batchWorkspace = new BatchWorkspace({ accuracy: true });
   readonly history: EpochLog[] = [];
   /** the test evaluation that ended the last epoch trained (its pair distances feed per-epoch records) */
   lastTest: (EvalResult & { epoch: number }) | undefined;
@@ -477,7 +477,7 @@ export class Training {
     let accuracy = 0;
     const tail = (emb: Float32Array): { loss: number; grad: Float32Array } => {
       res = loss.compute(emb, labels, dim, this.classWeights?.weights, this.batchWorkspace);
-      accuracy = res.similarities ? pairSweep(labels, res.similarities) : batchPairAccuracy(emb, labels, dim);
+      accuracy = res.accuracy ?? (res.similarities ? pairSweep(labels, res.similarities) : batchPairAccuracy(emb, labels, dim));
       return res;
     };
     const r = this.run({ kind: 'embedding', rows: batch, tail }, next);

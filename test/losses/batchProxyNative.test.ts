@@ -200,6 +200,27 @@ test('the same bits call after call, with and without a workspace, other shapes 
   }
 });
 
+test("a workspace asking for the accuracy: the loss's call gives batchCosineAccuracy's value, the same loss and gradients", (t) => {
+  if (skipWithout(t)) return;
+  const ws = new BatchWorkspace({ accuracy: true });
+  for (const name of LOSSES) {
+    const loss = createLoss(name) as BatchLoss;
+    for (const c of [CASES[0]!, CASES[3]!, CASES[2]!]) {
+      const plain = loss.compute(c.emb, c.labels, c.dim, c.weights);
+      const r = loss.compute(c.emb, c.labels, c.dim, c.weights, ws);
+      assert.ok(Object.is(r.loss, plain.loss), `${name}, ${c.what}: loss`);
+      assert.deepEqual(r.grad, plain.grad, `${name}, ${c.what}: grad`);
+      assert.deepEqual(r.weightsGrad, plain.weightsGrad, `${name}, ${c.what}: weightsGrad`);
+      assert.equal(plain.accuracy, undefined, 'not asked: not computed');
+      assert.equal(r.accuracy, nativeAddon().batchCosineAccuracy(c.emb, c.dim, c.labels, undefined), `${name}, ${c.what}: accuracy`);
+    }
+    // a NaN row: no accuracy from the loss (the trainer then sweeps in TypeScript)
+    const bad = CASES[3]!.emb.slice();
+    bad[5] = Number.NaN;
+    assert.equal(loss.compute(bad, CASES[3]!.labels, CASES[3]!.dim, CASES[3]!.weights, ws).accuracy, undefined, `${name}: NaN row`);
+  }
+});
+
 test('plain number arrays run the reference; a labels array of numbers is taken as well', (t) => {
   const c = CASES[3]!;
   for (const name of LOSSES) {
@@ -350,16 +371,18 @@ test('native class-weight step and accuracy refuse bad arguments with one line',
   const l = Int32Array.of(0, 1, 0, 1);
   const g = new Float32Array(12);
   const wg = new Float32Array(6);
-  assert.throws(() => k.batchProxyLoss(3, 0.1, 32, x, l, w, 3, g, wg), /^Error: batchProxyLoss: kind must be 0/);
-  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, l, w, 0, g, wg), /dim must be a positive integer/);
-  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, new Float32Array(11), l, w, 3, g, wg), /array sizes do not fit/);
-  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, l, new Float32Array(7), 3, g, wg), /array sizes do not fit/);
-  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, l, w, 3, g, new Float32Array(5)), /array sizes do not fit/);
-  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, Int32Array.of(0, 1, 2, 1), w, 3, g, wg), /a label is not a class index/);
-  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, Int32Array.of(0, -1, 0, 1), w, 3, g, wg), /a label is not a class index/);
-  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, new Float32Array(0), new Int32Array(0), w, 3, new Float32Array(0), wg), /n = labels.length >= 1/);
-  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, new Float64Array(12) as unknown as Float32Array, l, w, 3, g, wg), /must be Float32Arrays/);
-  assert.throws(() => k.batchProxyLoss(0, 'a' as unknown as number, 32, x, l, w, 3, g, wg), /parameters must be numbers/);
+  assert.throws(() => k.batchProxyLoss(3, 0.1, 32, x, l, w, 3, g, wg, undefined), /^Error: batchProxyLoss: kind must be 0/);
+  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, l, w, 0, g, wg, undefined), /dim must be a positive integer/);
+  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, new Float32Array(11), l, w, 3, g, wg, undefined), /array sizes do not fit/);
+  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, l, new Float32Array(7), 3, g, wg, undefined), /array sizes do not fit/);
+  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, l, w, 3, g, new Float32Array(5), undefined), /array sizes do not fit/);
+  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, Int32Array.of(0, 1, 2, 1), w, 3, g, wg, undefined), /a label is not a class index/);
+  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, Int32Array.of(0, -1, 0, 1), w, 3, g, wg, undefined), /a label is not a class index/);
+  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, new Float32Array(0), new Int32Array(0), w, 3, new Float32Array(0), wg, undefined), /n = labels.length >= 1/);
+  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, new Float64Array(12) as unknown as Float32Array, l, w, 3, g, wg, undefined), /must be Float32Arrays/);
+  assert.throws(() => k.batchProxyLoss(0, 'a' as unknown as number, 32, x, l, w, 3, g, wg, undefined), /parameters must be numbers/);
+  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, l, w, 3, g, wg, new Float64Array(0)), /acc must be a Float64Array of one value/);
+  assert.throws(() => k.batchProxyLoss(0, 0.1, 32, x, l, w, 3, g, wg, new Float32Array(1) as unknown as Float64Array), /acc must be a Float64Array/);
   assert.throws(() => k.batchCosineAccuracy(x, 3, Int32Array.of(0, 1), undefined), /batchCosineAccuracy: x must be/);
   assert.throws(() => k.batchCosineAccuracy(x, 3, l, new Float32Array(15)), /cos must be a Float32Array of n x n/);
   assert.throws(() => k.batchCosineAccuracy(x, 0, l, undefined), /dim must be a positive integer/);

@@ -496,8 +496,9 @@ size_t batch_cosine_accuracy_work(int n, int dim) {
          fline(4 * ACC_MAX_BUCKETS) + 2 * np;
 }
 
-/* t [dq x np] = x^T, x [n x dim] (n <= np, dim <= dq, both multiples of 16): zero past x */
-static void transpose_rows(const float *x, int n, int dim, int np, int dq, float *t) {
+/* t [dq x np] = x^T, x [n x dim] (n <= np, dim <= dq, both multiples of 16), each column i times
+   inv[i] (inv: np values, 0 past n): zero past x */
+static void transpose_rows(const float *x, const float *inv, int n, int dim, int np, int dq, float *t) {
   for (int i0 = 0; i0 < np; i0 += 16)
     for (int k0 = 0; k0 < dq; k0 += 16) {
 #if VW == 16 && defined(__AVX512F__)
@@ -506,11 +507,12 @@ static void transpose_rows(const float *x, int n, int dim, int np, int dq, float
       for (int r = 0; r < 16; r++)
         v[r] = i0 + r < n && km ? _mm512_maskz_loadu_ps(km, x + (size_t)(i0 + r) * dim + k0) : _mm512_setzero_ps();
       transpose16(v);
-      for (int r = 0; r < 16; r++) _mm512_store_ps(t + (size_t)(k0 + r) * np + i0, v[r]);
+      const __m512 s = _mm512_load_ps(inv + i0);
+      for (int r = 0; r < 16; r++) _mm512_store_ps(t + (size_t)(k0 + r) * np + i0, _mm512_mul_ps(v[r], s));
 #else
       for (int c = 0; c < 16; c++)
         for (int r = 0; r < 16; r++)
-          t[(size_t)(k0 + c) * np + i0 + r] = i0 + r < n && k0 + c < dim ? x[(size_t)(i0 + r) * dim + k0 + c] : 0;
+          t[(size_t)(k0 + c) * np + i0 + r] = i0 + r < n && k0 + c < dim ? x[(size_t)(i0 + r) * dim + k0 + c] * inv[i0 + r] : 0;
 #endif
     }
 }
@@ -631,9 +633,7 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
     inv[i] = (float)(1 / norms[i]);
   }
   for (int i = n; i < np; i++) inv[i] = 0;
-  transpose_rows(x, n, dim, np, dq, T);
-  for (int k = 0; k < dim; k++)
-    for (int i = 0; i < np; i += VW) VSTORE(T + (size_t)k * np + i, VLOAD(T + (size_t)k * np + i) * VLOAD(inv + i));
+  transpose_rows(x, inv, n, dim, np, dq, T);
   /* the cosines below the diagonal, a band of MR rows of S = T^T T at a time (the column
      vectors up to the one holding its last row's last column), into cs row after row; and
      their range */

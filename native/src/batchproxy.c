@@ -6,9 +6,10 @@
  * The loss: the rows' norms and C = E W^T in float64 (dot products, a block of normalised rows at
  * a time), the loss's own arithmetic per entry of C in float64 (batched over the whole
  * [n x classes] array, so that the exponentials and logarithms run vectorised in vmath.c; the
- * softmax weights divided out of the same exponentials rather than taken a second time), the
+ * softmax weights divided out of the same exponentials rather than taken a second time), and the
  * back-projections G W and G^T E in float32 straight into the gradients (they only make the
- * float32 gradients), and the way back through both normalisations in float64. The TypeScript in
+ * float32 gradients), the way back through both normalisations folded into them (the radial
+ * part of dL/du_i is sum_j G_ij C_ij, known without a pass over the rows). The TypeScript in
  * src/losses/ stays the reference: these are its formulas, in another order, with fused
  * multiply-adds (this file is compiled with -ffp-contract=fast), so the results agree with it to
  * rounding (the loss to about 1e-15 relative, the gradients to about 1e-7 of their largest
@@ -105,36 +106,6 @@ static void normalized_block(const float *x, int r0, int mr, int dim, int dq, co
     for (; k + VD <= dim; k += VD) DST(ur + k, ld_half(xr + k) * inv);
     for (; k < dim; k++) ur[k] = xr[k] * inv;
     for (; k < dq; k++) ur[k] = 0;
-  }
-}
-
-/* rows of g (float32, [rows x dim]) = (g_i - (g_i . u_i) u_i) / nrm_i for u_i = x_i / nrm_i, in
-   place, in float64 (the projection cancels: with dim 1 it leaves exactly 0), no projection where
-   the norm is the floor (F.normalize divides by the constant there). d: rows doubles of scratch.
-   Two passes: the dots of every row, then the rows (one row's chain from its dot to its values
-   would otherwise stall every row) */
-static void back_normalize(float *g, const float *x, const double *norms, int rows, int dim, double *d) {
-  for (int i = 0; i < rows; i++) {
-    const float *gr = g + (size_t)i * dim, *xr = x + (size_t)i * dim;
-    vd a0 = {0}, a1 = {0};
-    int k = 0;
-    for (; k + VW <= dim; k += VW) {
-      a0 = ld_half(gr + k) * ld_half(xr + k) + a0;
-      a1 = ld_half(gr + k + VD) * ld_half(xr + k + VD) + a1;
-    }
-    double dot = hsum(a0 + a1);
-    for (; k < dim; k++) dot += (double)gr[k] * xr[k];
-    const double nrm = norms[i];
-    /* (g . u) u = (g . x) x / nrm^2 */
-    d[i] = nrm > BATCH_NORM_EPSILON ? dot / (nrm * nrm) : 0;
-  }
-  for (int i = 0; i < rows; i++) {
-    float *gr = g + (size_t)i * dim;
-    const float *xr = x + (size_t)i * dim;
-    const double inv = 1 / norms[i], di = d[i];
-    int k = 0;
-    for (; k + VD <= dim; k += VD) st_half(gr + k, (ld_half(gr + k) - di * ld_half(xr + k)) * inv);
-    for (; k < dim; k++) gr[k] = (float)((gr[k] - di * xr[k]) * inv);
   }
 }
 
@@ -290,9 +261,10 @@ static int qpad(int n) { return (n + 15) / 16 * 16; }
 #define BR 2
 #define BN 8
 
-/* out[r][k0..k0+nv*VW) = sum_p A[r][p] B[p][k0..] for r < mr, sums in p order (unaligned rows) */
+/* out[r][k0..k0+nv*VW) = sum_p A[r][p] B[p][k0..] (+ bo[r] own[r][k0..] where own is not NULL) for
+   r < mr, sums in p order, the own term last (unaligned rows) */
 AI void btile(const int mr, const int nv, int K, const float *restrict A, int lda, const float *restrict B, int ldb,
-              float *restrict out, int ldo) {
+              const float *restrict own, int ldown, const float *restrict bo, float *restrict out, int ldo) {
   vf acc[BR][BN];
 #pragma GCC unroll 2
   for (int r = 0; r < mr; r++)
@@ -309,6 +281,11 @@ AI void btile(const int mr, const int nv, int K, const float *restrict A, int ld
       for (int v = 0; v < nv; v++) acc[r][v] = a * b[v] + acc[r][v];
     }
   }
+  if (own)
+#pragma GCC unroll 2
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+      for (int v = 0; v < nv; v++) acc[r][v] = bo[r] * *(const vfu *)(const void *)(own + (size_t)r * ldown + v * VW) + acc[r][v];
 #pragma GCC unroll 2
   for (int r = 0; r < mr; r++)
 #pragma GCC unroll 8
@@ -316,32 +293,36 @@ AI void btile(const int mr, const int nv, int K, const float *restrict A, int ld
 }
 
 #define BCASE(mr, nv) \
-  case (mr)*16 + (nv): btile(mr, nv, K, A, lda, B, ldb, out, ldo); break;
+  case (mr)*16 + (nv): btile(mr, nv, K, A, lda, B, ldb, own, ldown, bo, out, ldo); break;
 #define BROWS(mr) BCASE(mr, 1) BCASE(mr, 2) BCASE(mr, 3) BCASE(mr, 4) BCASE(mr, 5) BCASE(mr, 6) BCASE(mr, 7) BCASE(mr, 8)
 
-static void btile_any(int mr, int nv, int K, const float *A, int lda, const float *B, int ldb, float *out, int ldo) {
+static void btile_any(int mr, int nv, int K, const float *A, int lda, const float *B, int ldb, const float *own, int ldown,
+                      const float *bo, float *out, int ldo) {
   switch (mr * 16 + nv) {
     BROWS(1) BROWS(2)
     default: break;
   }
 }
 
-/* out [rows x dim] = A [rows x K] B [K x dim] in float32, sums in p order; B and out rows of
-   stride ldb and ldo at any float (the back-projections G W and G^T E: one of K and rows is
-   the classes) */
-static void back_project(int rows, int K, const float *A, int lda, const float *B, int ldb, int dim, float *out, int ldo) {
+/* out [rows x dim] = A [rows x K] B [K x dim] + diag(bo) own [rows x dim] in float32, sums in p
+   order, the own term last; B, own and out rows of stride ldb, dim and ldo at any float (the
+   back-projections G W and G^T E with the way back through the normalisation folded in: one of
+   K and rows is the classes) */
+static void back_project(int rows, int K, const float *A, int lda, const float *B, int ldb, int dim, const float *own,
+                         const float *bo, float *out, int ldo) {
   const int nvec = dim / VW;
   for (int i = 0; i < rows; i += BR) {
     const int mr = rows - i < BR ? rows - i : BR;
     for (int v = 0; v < nvec; v += BN) {
       const int nv = nvec - v < BN ? nvec - v : BN;
-      btile_any(mr, nv, K, A + (size_t)i * lda, lda, B + (size_t)v * VW, ldb, out + (size_t)i * ldo + (size_t)v * VW, ldo);
+      btile_any(mr, nv, K, A + (size_t)i * lda, lda, B + (size_t)v * VW, ldb, own + (size_t)i * dim + (size_t)v * VW, dim, bo + i,
+                out + (size_t)i * ldo + (size_t)v * VW, ldo);
     }
     for (int r = 0; r < mr; r++)
       for (int k = nvec * VW; k < dim; k++) {
         float acc = 0;
         for (int p = 0; p < K; p++) acc = A[(size_t)(i + r) * lda + p] * B[(size_t)p * ldb + k] + acc;
-        out[(size_t)(i + r) * ldo + k] = acc;
+        out[(size_t)(i + r) * ldo + k] = bo[i + r] * own[(size_t)(i + r) * dim + k] + acc;
       }
   }
 }
@@ -417,11 +398,11 @@ static int wrows(int classes) { return (classes + 3) / 4 * 4; }
 size_t batch_proxy_loss_work(int n, int classes, int dim) {
   const size_t dq = (size_t)qpad(dim), cp = (size_t)dpad(classes), cw = (size_t)wrows(classes);
   /* doubles: a block of E [CBLOCK x dq], W [classes x dq], C and G [n x cp],
-     norms and inverse norms of both, scratch; floats: W [classes x dq], G [n x cp], G^T over the
-     rows' norms [classes x n] */
+     norms and inverse norms of both, scratch; floats: W [classes x dq], G over the rows' norms
+     [n x cp], G^T over both norms [classes x n], the projections' coefficients [n], [classes] */
   return line(CBLOCK * dq) + line(cw * dq) + line(((size_t)n + CBLOCK) * cp) + line((size_t)n * cp) +
          2 * line((size_t)n) + 2 * line((size_t)classes) + line(5 * (size_t)n + 8 * (size_t)classes) +
-         line(((size_t)classes * dq + (size_t)n * cp + (size_t)classes * n) / 2 + 24);
+         line(((size_t)classes * dq + (size_t)n * cp + (size_t)classes * n + (size_t)n + (size_t)classes) / 2 + 48);
 }
 
 /* The loss of kind BATCH_PROXY_* (p1, p2: arcface margin in radians and scale; cosface margin
@@ -464,18 +445,28 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
   }
   const double loss = kind == BATCH_PROXY_ANCHOR ? proxy_anchor(p1, p2, c, cp, labels, n, classes, g, t)
                                                  : margin_softmax(kind == BATCH_PROXY_ARCFACE, p1, p2, c, cp, labels, n, classes, g, t);
-  /* dL/du = G W, then through the normalisation, row by row in place */
-  for (int i = 0; i < n; i++)
+  /* dL/dx_i = (dL/du_i - (dL/du_i . u_i) u_i) / |x_i| with dL/du_i = sum_j G_ij w_j, and
+     dL/du_i . u_i = sum_j G_ij C_ij: so dL/dx_i = sum_j (G_ij / |x_i|) w_j - (d_i / |x_i|^2) x_i,
+     one back-projection with the projection folded in (none where the norm is the floor:
+     F.normalize divides by the constant there). The same for dL/dw_j with the rows of E. */
+  float *be = gtf + fline((size_t)classes * n), *bw = be + fline((size_t)n);
+  double *dw = t;
+  for (int j = 0; j < classes; j++) dw[j] = 0;
+  for (int i = 0; i < n; i++) {
+    const double *gi = g + (size_t)i * classes, *ci = c + (size_t)i * cp;
+    double d = 0;
     for (int j = 0; j < classes; j++) {
-      const double v = g[(size_t)i * classes + j];
-      gf[(size_t)i * cp + j] = (float)v;
-      gtf[(size_t)j * n + i] = (float)(v * einv[i]);
+      const double v = gi[j];
+      d += v * ci[j];
+      dw[j] += v * ci[j];
+      gf[(size_t)i * cp + j] = (float)(v * einv[i]);
+      gtf[(size_t)j * n + i] = (float)(v * einv[i] * winv[j]);
     }
-  back_project(n, classes, gf, cp, wf, dq, dim, grad, dim);
-  back_normalize(grad, x, en, n, dim, t);
-  /* dL/dw = G^T E = (G^T diag(1/|x|)) X */
-  back_project(classes, n, gtf, n, x, dim, dim, wgrad, dim);
-  back_normalize(wgrad, w, wn, classes, dim, t);
+    be[i] = en[i] > BATCH_NORM_EPSILON ? (float)(-d * einv[i] * einv[i]) : 0;
+  }
+  for (int j = 0; j < classes; j++) bw[j] = wn[j] > BATCH_NORM_EPSILON ? (float)(-dw[j] * winv[j] * winv[j]) : 0;
+  back_project(n, classes, gf, cp, wf, dq, dim, x, be, grad, dim);
+  back_project(classes, n, gtf, n, x, dim, dim, w, bw, wgrad, dim);
   /* the batch accuracy with the same norms, in the workspace past the loss's */
   if (acc) *acc = batch_cosine_accuracy(x, labels, n, dim, en, NULL, (float *)(work + batch_proxy_loss_work(n, classes, dim)));
   return loss;

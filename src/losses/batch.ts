@@ -279,7 +279,8 @@ export function proxyBatchLoss(
       }
       const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
       const weightsGrad = ws ? ws.float32('weightsGrad', classes * dim) : new Float32Array(classes * dim);
-      const acc = ws?.accuracy ? ws.float64('accuracy', 1) : undefined;
+      // (the addon sweeps at most 46340 rows' pairs, 2^31 of them; past that the caller's own sweep)
+      const acc = ws?.accuracy && n <= 46340 ? ws.float64('accuracy', 1) : undefined;
       const loss = k.batchProxyLoss(native.kind, native.p1, native.p2, emb as Float32Array, lab, weights as Float32Array, dim, grad, weightsGrad, acc);
       // −1: a row is not finite, and the caller sweeps in TypeScript
       return acc && acc[0]! >= 0 ? { loss, grad, weightsGrad, accuracy: acc[0]! } : { loss, grad, weightsGrad };

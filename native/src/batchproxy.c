@@ -63,6 +63,9 @@ AI void st_half(float *p, vd v) {
 static size_t line(size_t doubles) { return (doubles + 7) / 8 * 8; }
 static size_t fline(size_t floats) { return (floats + 15) / 16 * 16; }
 static int dpad(int n) { return (n + VD - 1) / VD * VD; }
+/* rows and columns of the matrices of floats or doubles: multiples of 16 (whole vectors, and the
+   transposes' blocks; VW divides 16) */
+static int qpad(int n) { return (n + 15) / 16 * 16; }
 
 /* ------------------------------------------------------------------ normalisation */
 
@@ -251,8 +254,6 @@ static double proxy_anchor(double delta, double alpha, const double *c, int cp, 
 
 /* ------------------------------------------------------------------ the loss step */
 
-/* rows of dq floats or doubles: multiples of 16 */
-static int qpad(int n) { return (n + 15) / 16 * 16; }
 
 /* the rows of C = E W^T normalised at a time: four of them, in float64, in L1 */
 #define CBLOCK 4
@@ -478,12 +479,10 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
 #define ACC_MAX_BUCKETS 4096
 #define ACC_REFINE 8
 
-/* rows and columns of the float matrices: multiples of 16 (the transposes' blocks; VW divides 16) */
-static int fpad(int n) { return (n + 15) / 16 * 16; }
 
 size_t batch_cosine_accuracy_work(int n, int dim) {
-  const size_t np = (size_t)fpad(n), m = (size_t)n * (n > 0 ? n - 1 : 0) / 2;
-  const size_t dq = ((size_t)dim + 15) / 16 * 16;
+  const size_t np = (size_t)qpad(n), m = (size_t)n * (n > 0 ? n - 1 : 0) / 2;
+  const size_t dq = (size_t)qpad(dim);
   /* in floats: inverse norms [np], T [dq x np], a band of S [MR x np], padded labels [np]
      (ints), the pairs' cosines [m + VW], the refined buckets' values (or every key) [m], same
      flags (bytes) [m], counts [2 x ACC_MAX_BUCKETS] and bounds [ACC_MAX_BUCKETS] (ints), marks
@@ -606,10 +605,11 @@ AI int vany(vi v) {
    max(|x_i|, 1e-12) where the caller has them (batch_proxy_loss), else NULL. cos: where not
    NULL, the n x n cosines used (both triangles; 1 on the diagonal). work:
    batch_cosine_accuracy_work floats, 64-byte aligned. */
-double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int dim, const double *norms, float *cos_out, float *work) {
-  const int np = fpad(n);
+double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int dim, const double *norms, float *cos_out,
+                             float *work) {
+  const int np = qpad(n);
   const int64_t m = (int64_t)n * (n - 1) / 2;
-  const int dq = (dim + 15) / 16 * 16;
+  const int dq = qpad(dim);
   float *inv = work;
   float *T = inv + fline((size_t)np);
   float *band = T + fline((size_t)dq * np);

@@ -112,14 +112,14 @@ function batchLossBits(): void {
     const s = new Float64Array(n * n);
     k.batchSimilarities(u, n, u, n, dim, s);
     same(s, similarities(ref.u, n, ref.u, n, dim), `similarities ${n}x${dim}`);
-    for (const name of ['multi-similarity', 'nt-xent', 'proxy-anchor']) {
-      const opts = name === 'proxy-anchor' ? { weights } : {};
+    for (const name of ['multi-similarity', 'nt-xent', 'proxy-anchor', 'arcface', 'cosface']) {
+      const opts = name === 'proxy-anchor' || name === 'arcface' || name === 'cosface' ? { weights } : {};
       const nat = lossOnBatch(name, emb, labels, dim, opts);
       useBatchKernels(null);
       const tsRef = lossOnBatch(name, emb, labels, dim, opts);
       useBatchKernels(k);
       const what = `${name} ${n}x${dim}`;
-      if (name === 'proxy-anchor') {
+      if (name === 'proxy-anchor' || name === 'arcface' || name === 'cosface') {
         // the class-weight losses run whole in batchproxy.c (fused multiply-adds where the build
         // has them, float32 back-projections): the reference to rounding, on every build
         assert.ok(Number.isFinite(tsRef.loss) && Math.abs(nat.loss - tsRef.loss) <= 1e-12 * Math.abs(tsRef.loss), `${what}: loss native ${nat.loss}, reference ${tsRef.loss}`);
@@ -134,6 +134,50 @@ function batchLossBits(): void {
   }
 }
 
+/**
+ * (f): the class-weight losses' float32 batch accuracy (batchproxy.c: its transpose, sweep and
+ * masks have per-ISA paths) = a sort-and-sweep oracle on the very cosines this build computed,
+ * which lie within 1e-5 of float64 ones
+ */
+function cosineAccuracy(): void {
+  const k = batchKernels()!;
+  for (const [n, dim, classes] of [
+    [120, 128, 10],
+    [37, 19, 4],
+  ] as const) {
+    const r = new Rng(n + 3 * dim);
+    const labels = Int32Array.from({ length: n }, () => Math.floor(r.next() * classes));
+    const centers = Array.from({ length: classes * dim }, () => r.normal());
+    const emb = Float32Array.from({ length: n * dim }, (_, q) => centers[labels[Math.floor(q / dim)]! * dim + (q % dim)]! + r.normal());
+    const cos = new Float32Array(n * n);
+    const acc = k.batchCosineAccuracy(emb, dim, labels, cos);
+    const pairs: { s: number; same: boolean }[] = [];
+    for (let i = 0; i < n; i++)
+      for (let j = i + 1; j < n; j++) {
+        let d = 0;
+        let qi = 0;
+        let qj = 0;
+        for (let t = 0; t < dim; t++) {
+          d += emb[i * dim + t]! * emb[j * dim + t]!;
+          qi += emb[i * dim + t]! ** 2;
+          qj += emb[j * dim + t]! ** 2;
+        }
+        const s = cos[i * n + j]!;
+        assert.ok(Math.abs(s - d / Math.sqrt(qi * qj)) <= 1e-5, `cosine ${n}x${dim} [${i},${j}]: ${s}, float64 ${d / Math.sqrt(qi * qj)}`);
+        pairs.push({ s, same: labels[i] === labels[j] });
+      }
+    pairs.sort((a, b) => b.s - a.s);
+    let correct = pairs.filter((p) => !p.same).length;
+    let best = correct;
+    for (let q = 0; q < pairs.length; ) {
+      const s = pairs[q]!.s;
+      for (; q < pairs.length && pairs[q]!.s === s; q++) correct += pairs[q]!.same ? 1 : -1;
+      best = Math.max(best, correct);
+    }
+    assert.equal(acc, best / pairs.length, `float32 batch accuracy ${n}x${dim}`);
+  }
+}
+
 const mlp = mlpNetwork({ inputSize: 784, hidden: [64, 48], embeddingDim: 16, dropout: 0.1 });
 const mlpSplit = syntheticSplit(200, 11);
 const cnn = cnnNetwork({ height: 12, width: 12, channels: 1, filters: [4, 8], kernelSize: 3, embeddingDim: 8, dropout: 0.1 });
@@ -145,6 +189,7 @@ try {
   sameBitsAcrossThreads('mlp', mlp, mlpSplit);
   sameBitsAcrossThreads('cnn', cnn, cnnSplit);
   batchLossBits();
+  cosineAccuracy();
   process.stdout.write(`${JSON.stringify({ isa: status.info?.isa, path: status.path, march: status.build?.march, mlpWorst, cnnWorst, vmath: vmathDigest(nativeAddon()) })}\n`);
 } catch (e) {
   // the first disagreement in one line, last on stderr (the parent shows it)

@@ -101,6 +101,9 @@ function build() {
     ['optim.c', ['-ffp-contract=off']],
     // the batch losses' products repeat the TypeScript reference's float64 sums bit for bit
     ['batchsim.c', ['-ffp-contract=off']],
+    // the pair losses whole: float32 products on gemm.c's kernels (FMA there), the per-pair
+    // float64 arithmetic here without contraction (the same on every build, given S)
+    ['batchpair.c', ['-ffp-contract=off']],
   ];
   const tmp = join(tmpdir(), `siamese-native-${process.pid}-${Date.now()}`);
   mkdirSync(tmp, { recursive: true });

@@ -104,6 +104,9 @@ function build() {
     // the pair losses whole: float32 products on gemm.c's kernels (FMA there), the per-pair
     // float64 arithmetic here without contraction (the same on every build, given S)
     ['batchpair.c', ['-ffp-contract=off']],
+    // exp and log over arrays: the same bits on every -march (no fused multiply-add); without
+    // -fno-trapping-math GCC will not turn the range checks into vector selects
+    ['vmath.c', ['-ffp-contract=off', '-fno-trapping-math']],
   ];
   const tmp = join(tmpdir(), `siamese-native-${process.pid}-${Date.now()}`);
   mkdirSync(tmp, { recursive: true });

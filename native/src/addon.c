@@ -10,6 +10,7 @@
 #include "cnn.h"
 #include "gemm.h"
 #include "siamese.h"
+#include "vmath.h"
 
 #define CHECK(call)                                     \
   do {                                                  \
@@ -634,6 +635,22 @@ static napi_value js_batch_pair_loss(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* vmath(op, x, y): y = exp(x) (op 0, Float64Arrays), log(x) (op 1, Float64Arrays) or expf(x)
+   (op 2, Float32Arrays): vmath.c's functions, for the tests */
+static napi_value js_vmath(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int op;
+  tarray x, y;
+  if (!get_int(env, argv[0], &op) || op < 0 || op > 2) return fail(env, "vmath: op must be 0 (exp), 1 (log) or 2 (expf)");
+  const napi_typedarray_type t = op == 2 ? napi_float32_array : napi_float64_array;
+  if (!get_tarray(env, argv[1], t, &x) || !get_tarray(env, argv[2], t, &y) || y.length != x.length || x.length > INT32_MAX)
+    return fail(env, "vmath: x and y must be arrays of the same length (Float64Array, or Float32Array for op 2)");
+  if (op == 0) vm_exp((const double *)x.data, (double *)y.data, (int)x.length);
+  else if (op == 1) vm_log((const double *)x.data, (double *)y.data, (int)x.length);
+  else vm_expf((const float *)x.data, (float *)y.data, (int)x.length);
+  return undef(env);
+}
+
 /* backwardPairs(handle, ia: Int32Array, ib: Int32Array, coef: Float32Array, optKind, coef: Float32Array, apply)
    / cnnBackwardPairs */
 static napi_value js_backward_pairs(napi_env env, napi_callback_info info) {
@@ -743,7 +760,7 @@ static napi_value js_cnn_embed(napi_env env, napi_callback_info info) {
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   char buf[160];
-  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":7}", ISA_NAME, VW, MR,
+  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":8}", ISA_NAME, VW, MR,
            NV * VW);
   napi_value s;
   CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));
@@ -775,6 +792,9 @@ NAPI_MODULE_INIT() {
       {"batchRawCosines", NULL, js_batch_raw_cosines, NULL, NULL, NULL, napi_default, NULL},
       {"batchPairAccuracy", NULL, js_batch_pair_accuracy, NULL, NULL, NULL, napi_default, NULL},
       {"batchPairLoss", NULL, js_batch_pair_loss, NULL, NULL, NULL, napi_default, NULL},
+}
+
+      {"vmath", NULL, js_vmath, NULL, NULL, NULL, napi_default, NULL},
       {"cnnCreate", NULL, js_cnn_create, NULL, NULL, NULL, napi_default, NULL},
       {"cnnThreads", NULL, js_threads, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},
       {"cnnParam", NULL, js_param, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},

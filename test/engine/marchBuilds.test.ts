@@ -3,7 +3,8 @@
  * SIAMESE_MARCH=x86-64: SSE2), each loaded through SIAMESE_NATIVE_DIR in a child process of its
  * own (test/engine/marchCheck.ts): it reports that build's kernels, its MLP and CNN steps agree
  * with TF.js to 1e-5 (loss, distances, gradients), one and two threads give the same bits, and
- * the batch-loss kernels give the TypeScript reference's bits. SIAMESE_NATIVE_DIR itself: a
+ * the batch-loss kernels give the TypeScript reference's bits, and vmath.c's exp/log the default
+ * build's bits. SIAMESE_NATIVE_DIR itself: a
  * missing addon and one built from other sources are refused and said, never replaced.
  *
  * A CPU without AVX2 cannot run the x86-64-v3 build: that test says so and checks the others.
@@ -14,7 +15,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { nativeStatus } from '../../src/engine/native.ts';
+import { nativeAddon, nativeStatus } from '../../src/engine/native.ts';
+import { vmathDigest } from './vmathProbe.ts';
 import { REPO_ROOT } from '../helpers.ts';
 
 const BUILD = join(REPO_ROOT, 'native', 'build.mjs');
@@ -93,11 +95,13 @@ if (!x64) {
       const r = child(join(root, m.march));
       const why = /^marchCheck failed: .*$/m.exec(r.stderr)?.[0] ?? r.stderr.slice(-3000);
       assert.equal(r.status, 0, `the ${m.march} build's checks failed: ${why}`);
-      const res = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { isa: string; path: string; march: string; mlpWorst: number; cnnWorst: number };
+      const res = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { isa: string; path: string; march: string; mlpWorst: number; cnnWorst: number; vmath: string };
       assert.equal(res.isa, m.isa, `the ${m.march} build reports ${res.isa}`);
       assert.equal(res.march, m.march);
       assert.equal(res.path, join(root, m.march, 'siamese.node'));
       if (defaultIsa === 'avx512') assert.notEqual(res.isa, defaultIsa, 'the default build was loaded instead');
+      // vmath.c's exp and log: the same bits at every vector width (the default build's, here)
+      if (nativeStatus().available) assert.equal(res.vmath, vmathDigest(nativeAddon()), `the ${m.march} build's exp/log bits differ from the default build's`);
       t.diagnostic(`${res.isa} (default build: ${defaultIsa ?? 'none'}); worst gradient difference from TF.js: MLP ${res.mlpWorst.toExponential(2)}, CNN ${res.cnnWorst.toExponential(2)}`);
     });
   }

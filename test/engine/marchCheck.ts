@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { initBackend } from '../../src/engine/backend.ts';
 import type { Batch } from '../../src/engine/engine.ts';
-import { nativeStatus } from '../../src/engine/native.ts';
+import { nativeAddon, nativeStatus } from '../../src/engine/native.ts';
 import { NativeEngine } from '../../src/engine/nativeEngine.ts';
 import { TfjsEngine } from '../../src/engine/tfjsEngine.ts';
 import { normalizeRows, similarities } from '../../src/losses/batch.ts';
@@ -19,6 +19,7 @@ import type { BaseNetwork } from '../../src/model/network.ts';
 import { Rng } from '../../src/rng.ts';
 import type { ImageSplit } from '../../src/data/dataset.ts';
 import { checkSteps, TOL } from './agreement.ts';
+import { vmathDigest } from './vmathProbe.ts';
 import { relDiff, syntheticSplit } from './synthetic.ts';
 
 const status = nativeStatus();
@@ -129,7 +130,7 @@ try {
   sameBitsAcrossThreads('mlp', mlp, mlpSplit);
   sameBitsAcrossThreads('cnn', cnn, cnnSplit);
   batchLossBits();
-  process.stdout.write(`${JSON.stringify({ isa: status.info?.isa, path: status.path, march: status.build?.march, mlpWorst, cnnWorst })}\n`);
+  process.stdout.write(`${JSON.stringify({ isa: status.info?.isa, path: status.path, march: status.build?.march, mlpWorst, cnnWorst, vmath: vmathDigest(nativeAddon()) })}\n`);
 } catch (e) {
   // the first disagreement in one line, last on stderr (the parent shows it)
   process.stderr.write(`${(e as Error).stack ?? e}\nmarchCheck failed: ${(e as Error).message.split('\n')[0]}\n`);

@@ -792,8 +792,6 @@ NAPI_MODULE_INIT() {
       {"batchRawCosines", NULL, js_batch_raw_cosines, NULL, NULL, NULL, napi_default, NULL},
       {"batchPairAccuracy", NULL, js_batch_pair_accuracy, NULL, NULL, NULL, napi_default, NULL},
       {"batchPairLoss", NULL, js_batch_pair_loss, NULL, NULL, NULL, napi_default, NULL},
-}
-
       {"vmath", NULL, js_vmath, NULL, NULL, NULL, napi_default, NULL},
       {"cnnCreate", NULL, js_cnn_create, NULL, NULL, NULL, napi_default, NULL},
       {"cnnThreads", NULL, js_threads, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},

@@ -21,41 +21,85 @@
 #include "siamese.h"
 #include "vmath.h"
 
+/* a stage's end, for a timing harness (bench/batchPairParts.c); nothing in the addon */
+#ifndef PROBE
+#define PROBE(stage) ((void)0)
+#endif
+
 /* the lanes of the per-pair sums (a fixed number, whatever the vector width) */
 #define LN 8
 
 static size_t up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
-/* the eight lane sums of a, in one fixed order */
-AI double lanes_sum(const double *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
-AI double lanes_max(const double *a) {
+/* Eight lanes of doubles (GCC's vector extension: one AVX-512 vector, two AVX2 or four SSE2
+   ones, the same lane-wise arithmetic on each): the per-pair sums and maxima run in them, lane l
+   taking the columns j = l mod 8, the lanes combined in one fixed order at the end. */
+typedef double v8d __attribute__((vector_size(64), aligned(8)));
+typedef long long v8l __attribute__((vector_size(64)));
+#define LD8(p) (*(const v8d *)(const void *)(p))
+#define ST8(p, v) (*(v8d *)(void *)(p) = (v))
+AI v8d vsel(v8l m, v8d a, v8d b) { return (v8d)(((v8l)a & m) | ((v8l)b & ~m)); }
+AI v8d vmax(v8d a, v8d b) { return vsel(a > b, a, b); }
+AI v8d splat(double x) { return (v8d){x, x, x, x, x, x, x, x}; }
+
+AI double lanes_sum(v8d a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+AI double lanes_max(v8d a) {
   double m = a[0];
   for (int l = 1; l < LN; l++) m = a[l] > m ? a[l] : m;
   return m;
 }
 
+/* the 8 x 8 block at a (row stride lda) transposed into b (row stride ldb); a != b */
+AI void transpose8(const double *a, size_t lda, double *b, size_t ldb) {
+  const v8l lo2 = {0, 8, 2, 10, 4, 12, 6, 14}, hi2 = {1, 9, 3, 11, 5, 13, 7, 15};
+  const v8l lo4 = {0, 1, 8, 9, 4, 5, 12, 13}, hi4 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const v8l lo8 = {0, 1, 2, 3, 8, 9, 10, 11}, hi8 = {4, 5, 6, 7, 12, 13, 14, 15};
+  v8d r[8], t[8], u[8];
+  for (int k = 0; k < 8; k++) r[k] = LD8(a + k * lda);
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = __builtin_shuffle(r[k], r[k + 1], lo2);
+    t[k + 1] = __builtin_shuffle(r[k], r[k + 1], hi2);
+  }
+  for (int k = 0; k < 8; k += 4) {
+    u[k] = __builtin_shuffle(t[k], t[k + 2], lo4);
+    u[k + 2] = __builtin_shuffle(t[k], t[k + 2], hi4);
+    u[k + 1] = __builtin_shuffle(t[k + 1], t[k + 3], lo4);
+    u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], hi4);
+  }
+  for (int k = 0; k < 4; k++) {
+    ST8(b + k * ldb, __builtin_shuffle(u[k], u[k + 4], lo8));
+    ST8(b + (k + 4) * ldb, __builtin_shuffle(u[k], u[k + 4], hi8));
+  }
+}
+
 /* the parts of the workspace (offsets in doubles, each on a 64-byte line) */
 typedef struct {
-  int np;   /* n padded to the vector width (float columns of S, C, U^T) */
+  int np;   /* n padded to the vector width (float columns of S, U^T) */
+  int dp;   /* dim padded to the vector width (float columns of U, dL/dU) */
   int n8;   /* n padded to the lanes (double rows) */
-  size_t ut, s, gut, s64, g, mask, e, a, rowv, tot;
+  size_t u, ut, s, c, gu, s64, g, gt, mask, e, ef, a, rowv, tot;
 } layout;
 
 static layout layout_of(int n, int dim) {
   layout L;
   L.np = (int)up((size_t)n, VW);
+  L.dp = (int)up((size_t)dim, VW);
   L.n8 = (int)up((size_t)n, LN);
   size_t o = 0;
 #define PART(f, doubles) \
   L.f = o;               \
   o += up((doubles), 8);
+  PART(u, (size_t)n * L.dp / 2 + 1)      /* U, float [n x dp] */
   PART(ut, (size_t)dim * L.np / 2 + 1)   /* U^T, float [dim x np] */
-  PART(s, (size_t)n * L.np / 2 + 1)      /* S (upper part), then C = G + G^T: float [n x np] */
-  PART(gut, (size_t)dim * L.np / 2 + 1)  /* (C U)^T, float [dim x np] */
-  PART(s64, (size_t)n * L.n8)            /* S, float64 [n x n8], zero padding */
-  PART(g, (size_t)n * L.n8)              /* G = dL/dS before the rows' scale, float64 [n x n8] */
+  PART(s, (size_t)n * L.np / 2 + 1)      /* S (upper part), float [n x np] */
+  PART(c, (size_t)L.n8 * L.n8 / 2 + 1)  /* C = G + G^T, float [n8 x n8] */
+  PART(gu, (size_t)n * L.dp / 2 + 1)     /* dL/dU = C U, float [n x dp] */
+  PART(s64, (size_t)L.n8 * L.n8)         /* S, float64 [n8 x n8], zero padding */
+  PART(g, (size_t)L.n8 * L.n8)           /* G = dL/dS before the rows' scale, float64 [n8 x n8] */
+  PART(gt, (size_t)L.n8 * L.n8)          /* a transposed block's scratch, [n8 x n8] */
   PART(mask, 2 * (size_t)L.n8)           /* the row's positives and negatives, 1 or 0 */
   PART(e, 2 * (size_t)L.n8 + 8)          /* the row's arguments and exponentials */
+  PART(ef, (size_t)L.n8 / 2 + 8)          /* the row's arguments in float */
   PART(a, (size_t)n * L.n8)              /* values for one batched vm_log (nt-xent: one per positive pair) */
   PART(rowv, 8 * (size_t)L.n8)           /* per-anchor values (norms, maxima, sums, scales) */
 #undef PART
@@ -64,6 +108,14 @@ static layout layout_of(int n, int dim) {
 }
 
 size_t batch_pair_loss_work(int n, int dim) { return layout_of(n, dim).tot; }
+
+/* x[0..m) = e^x, through float: vm_expf (the arguments are at most 0 here, the max subtracted;
+   float's 2 ulp are far below what the float32 products leave in S) */
+static void exp_row(double *x, float *f, int m) {
+  for (int j = 0; j < m; j++) f[j] = (float)x[j];
+  vm_expf(f, f, m);
+  for (int j = 0; j < m; j++) x[j] = f[j];
+}
 
 /* The row's masks: pos[j] = 1 where j != i has i's label, neg[j] = 1 where it has another (the
    padding neither) */
@@ -75,6 +127,18 @@ static void row_masks(const int32_t *labels, int n, int n8, int i, double *pos, 
     neg[j] = same ? 0.0 : 1.0;
   }
   for (int j = n; j < n8; j++) pos[j] = neg[j] = 0.0;
+}
+
+/* the ordered pairs (i, j != i) of one label: (n^2 - those) pairs have two */
+static size_t same_pairs(const int32_t *labels, int n) {
+  size_t same = 0;
+  for (int i = 0; i < n; i++) {
+    const int32_t li = labels[i];
+    int c = 0;
+    for (int j = 0; j < n; j++) c += labels[j] == li;
+    same += (size_t)c - 1;
+  }
+  return same;
 }
 
 /* ------------------------------------------------------------------------------ the losses
@@ -93,16 +157,14 @@ static double multi_similarity(const double *prm, const int32_t *labels, int n, 
     const double *s = w + L->s64 + (size_t)i * n8;
     double *g = w + L->g + (size_t)i * n8;
     /* the log-sum-exps' maxima, the 1 term's 0 included */
-    double ap[LN] = {0}, an[LN] = {0}, cp[LN] = {0}, cn[LN] = {0};
-    for (int j = 0; j < n8; j += LN)
-      for (int l = 0; l < LN; l++) {
-        const double v = s[j + l] - base;
-        const double xp = -alpha * v, xn = beta * v;
-        if (pos[j + l] != 0 && xp > ap[l]) ap[l] = xp;
-        if (neg[j + l] != 0 && xn > an[l]) an[l] = xn;
-        cp[l] += pos[j + l];
-        cn[l] += neg[j + l];
-      }
+    v8d ap = splat(0), an = splat(0), cp = splat(0), cn = splat(0);
+    for (int j = 0; j < n8; j += LN) {
+      const v8d v = LD8(s + j) - base, P = LD8(pos + j), N = LD8(neg + j);
+      ap = vmax(vsel(P != 0, -alpha * v, splat(0)), ap);
+      an = vmax(vsel(N != 0, beta * v, splat(0)), an);
+      cp += P;
+      cn += N;
+    }
     const double Mp = lanes_max(ap), Mn = lanes_max(an);
     for (int j = 0; j < n8; j++) {
       const double v = s[j] - base;
@@ -110,13 +172,13 @@ static double multi_similarity(const double *prm, const int32_t *labels, int n, 
     }
     x[n8] = -Mp;
     x[n8 + 1] = -Mn;
-    vm_exp(x, x, n8 + 2);
-    double sp[LN] = {0}, sn[LN] = {0};
-    for (int j = 0; j < n8; j += LN)
-      for (int l = 0; l < LN; l++) {
-        sp[l] += pos[j + l] * x[j + l];
-        sn[l] += neg[j + l] * x[j + l];
-      }
+    exp_row(x, (float *)(w + L->ef), n8 + 2);
+    v8d sp = splat(0), sn = splat(0);
+    for (int j = 0; j < n8; j += LN) {
+      const v8d e = LD8(x + j);
+      sp += LD8(pos + j) * e;
+      sn += LD8(neg + j) * e;
+    }
     const double Sp = x[n8] + lanes_sum(sp), Sn = x[n8 + 1] + lanes_sum(sn);
     /* d/ds of (1/k) LSE = -w for the positives, +w for the negatives (w: the softmax weight) */
     const double fp = -1 / Sp, fn = 1 / Sn;
@@ -147,14 +209,8 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const lay
   const double tau = prm[0];
   const int n8 = L->n8;
   double *pos = w + L->mask, *neg = pos + n8, *x = w + L->e, *logs = w + L->a, *rs = w + L->rowv + 3 * (size_t)n8;
-  size_t pairs = 0;
-  int any_neg = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++) {
-      if (j == i) continue;
-      if (labels[j] == labels[i]) pairs++;
-      else any_neg = 1;
-    }
+  const size_t pairs = same_pairs(labels, n);
+  const int any_neg = pairs < (size_t)n * (n - 1);
   if (pairs == 0 || !any_neg) {
     memset(w + L->g, 0, (size_t)n * n8 * sizeof(double));
     for (int i = 0; i < n; i++) rs[i] = 0;
@@ -168,14 +224,12 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const lay
     const double *s = w + L->s64 + (size_t)i * n8;
     double *g = w + L->g + (size_t)i * n8;
     rs[i] = f;
-    double am[LN], cn[LN] = {0};
-    for (int l = 0; l < LN; l++) am[l] = -INFINITY;
-    for (int j = 0; j < n8; j += LN)
-      for (int l = 0; l < LN; l++) {
-        const double v = s[j + l] / tau;
-        if (neg[j + l] != 0 && v > am[l]) am[l] = v;
-        cn[l] += neg[j + l];
-      }
+    v8d am = splat(-INFINITY), cn = splat(0);
+    for (int j = 0; j < n8; j += LN) {
+      const v8d N = LD8(neg + j);
+      am = vmax(vsel(N != 0, LD8(s + j) / tau, splat(-INFINITY)), am);
+      cn += N;
+    }
     if (lanes_sum(cn) == 0) {
       /* no negatives: each of the anchor's pairs has loss 0 and gradient 0 */
       memset(g, 0, (size_t)n8 * sizeof(double));
@@ -186,10 +240,9 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const lay
       const double v = s[j] / tau - M;
       x[j] = neg[j] != 0 ? v : pos[j] != 0 ? -fabs(v) : -INFINITY;
     }
-    vm_exp(x, x, n8);
-    double sn[LN] = {0};
-    for (int j = 0; j < n8; j += LN)
-      for (int l = 0; l < LN; l++) sn[l] += neg[j + l] * x[j + l];
+    exp_row(x, (float *)(w + L->ef), n8);
+    v8d sn = splat(0);
+    for (int j = 0; j < n8; j += LN) sn += LD8(neg + j) * LD8(x + j);
     const double N = lanes_sum(sn);
     /* A: the weight every negative gets, summed over the anchor's positive pairs */
     double A = 0;
@@ -217,11 +270,9 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const lay
     for (int j = n; j < n8; j++) g[j] = 0;
   }
   vm_log(logs, logs, (int)t);
-  double sl[LN] = {0};
-  size_t k = 0;
-  for (; k + LN <= t; k += LN)
-    for (int l = 0; l < LN; l++) sl[l] += logs[k + l];
-  for (; k < t; k++) sl[k % LN] += logs[k];
+  for (size_t k = t; k % LN; k++) logs[k] = 0;
+  v8d sl = splat(0);
+  for (size_t k = 0; k < t; k += LN) sl += LD8(logs + k);
   return (direct + lanes_sum(sl)) / (double)pairs;
 }
 
@@ -246,14 +297,8 @@ static double supcon(const double *prm, const int32_t *labels, int n, const layo
   const int n8 = L->n8;
   double *pos = w + L->mask, *neg = pos + n8, *x = w + L->e, *sums = w + L->a, *rv = w + L->rowv;
   double *mx = rv, *mean = rv + n8, *per = rv + 2 * n8, *rs = rv + 3 * n8;
-  int any_pos = 0, any_neg = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++)
-      if (j != i) {
-        if (labels[j] == labels[i]) any_pos = 1;
-        else any_neg = 1;
-      }
-  if (!any_pos || !any_neg) {
+  const size_t same = same_pairs(labels, n);
+  if (same == 0 || same == (size_t)n * (n - 1)) {
     memset(w + L->g, 0, (size_t)n * n8 * sizeof(double));
     for (int i = 0; i < n; i++) rs[i] = 0;
     return 0;
@@ -262,16 +307,13 @@ static double supcon(const double *prm, const int32_t *labels, int n, const layo
     row_masks(labels, n, n8, i, pos, neg);
     const double *s = w + L->s64 + (size_t)i * n8;
     double *g = w + L->g + (size_t)i * n8;
-    double am[LN], cp[LN] = {0}, xp[LN] = {0};
-    for (int l = 0; l < LN; l++) am[l] = -INFINITY;
-    for (int j = 0; j < n8; j += LN)
-      for (int l = 0; l < LN; l++) {
-        const double v = s[j + l] / tau;
-        const double in = pos[j + l] + neg[j + l];
-        if (in != 0 && v > am[l]) am[l] = v;
-        cp[l] += pos[j + l];
-        xp[l] += pos[j + l] * v;
-      }
+    v8d am = splat(-INFINITY), cp = splat(0), xp = splat(0);
+    for (int j = 0; j < n8; j += LN) {
+      const v8d v = LD8(s + j) / tau, P = LD8(pos + j);
+      am = vmax(vsel(P + LD8(neg + j) != 0, v, splat(-INFINITY)), am);
+      cp += P;
+      xp += P * v;
+    }
     const double np = lanes_sum(cp);
     sums[i] = 1;
     rs[i] = 0;
@@ -282,10 +324,9 @@ static double supcon(const double *prm, const int32_t *labels, int n, const layo
     }
     const double M = lanes_max(am);
     for (int j = 0; j < n8; j++) x[j] = pos[j] + neg[j] != 0 ? s[j] / tau - M : -INFINITY;
-    vm_exp(x, x, n8);
-    double se[LN] = {0};
-    for (int j = 0; j < n8; j += LN)
-      for (int l = 0; l < LN; l++) se[l] += x[j + l];
+    exp_row(x, (float *)(w + L->ef), n8);
+    v8d se = splat(0);
+    for (int j = 0; j < n8; j += LN) se += LD8(x + j);
     const double S = lanes_sum(se);
     /* d per_i / d x_j = w_j - [j positive] / |P|, w the softmax over j != i */
     const double is = 1 / S, ip = 1 / np;
@@ -314,25 +355,22 @@ static double circle(const double *prm, const int32_t *labels, int n, const layo
     row_masks(labels, n, n8, i, pos, neg);
     const double *s = w + L->s64 + (size_t)i * n8;
     double *g = w + L->g + (size_t)i * n8;
-    double ap[LN], an[LN], cp[LN] = {0}, cn[LN] = {0};
-    for (int l = 0; l < LN; l++) ap[l] = an[l] = -INFINITY;
+    v8d ap = splat(-INFINITY), an = splat(-INFINITY), cp = splat(0), cn = splat(0);
     /* the logits into g (scratch: G's row is written below), their slopes into x's second half */
     double *k = x + n8;
-    for (int j = 0; j < n8; j += LN)
-      for (int l = 0; l < LN; l++) {
-        const double v = s[j + l];
-        const double a1 = 1 + m - v, a2 = v + m;
-        const double aP = a1 > 0 ? a1 : 0, aN = a2 > 0 ? a2 : 0;
-        const double kp = -gamma * aP, kn = gamma * aN;
-        const double lp = kp * (v - (1 - m)), lnn = kn * (v - m);
-        const double isp = pos[j + l], isn = neg[j + l];
-        g[j + l] = isp != 0 ? lp : lnn;
-        k[j + l] = isp != 0 ? kp : isn != 0 ? kn : 0;
-        if (isp != 0 && lp > ap[l]) ap[l] = lp;
-        if (isn != 0 && lnn > an[l]) an[l] = lnn;
-        cp[l] += isp;
-        cn[l] += isn;
-      }
+    for (int j = 0; j < n8; j += LN) {
+      const v8d v = LD8(s + j), P = LD8(pos + j), N = LD8(neg + j);
+      const v8d a1 = (1 + m) - v, a2 = v + m;
+      const v8d kp = -gamma * vmax(a1, splat(0)), kn = gamma * vmax(a2, splat(0));
+      const v8d lp = kp * (v - (1 - m)), lnn = kn * (v - m);
+      const v8l isp = P != 0, isn = N != 0;
+      ST8(g + j, vsel(isp, lp, lnn));
+      ST8(k + j, vsel(isp, kp, vsel(isn, kn, splat(0))));
+      ap = vmax(vsel(isp, lp, splat(-INFINITY)), ap);
+      an = vmax(vsel(isn, lnn, splat(-INFINITY)), an);
+      cp += P;
+      cn += N;
+    }
     lg[2 * i] = lg[2 * i + 1] = 1;
     rs[i] = 0;
     per[i] = 0;
@@ -343,13 +381,13 @@ static double circle(const double *prm, const int32_t *labels, int n, const layo
     }
     const double Mp = lanes_max(ap), Mn = lanes_max(an);
     for (int j = 0; j < n8; j++) x[j] = pos[j] != 0 ? g[j] - Mp : neg[j] != 0 ? g[j] - Mn : -INFINITY;
-    vm_exp(x, x, n8);
-    double sp[LN] = {0}, sn[LN] = {0};
-    for (int j = 0; j < n8; j += LN)
-      for (int l = 0; l < LN; l++) {
-        sp[l] += pos[j + l] * x[j + l];
-        sn[l] += neg[j + l] * x[j + l];
-      }
+    exp_row(x, (float *)(w + L->ef), n8);
+    v8d sp = splat(0), sn = splat(0);
+    for (int j = 0; j < n8; j += LN) {
+      const v8d e = LD8(x + j);
+      sp += LD8(pos + j) * e;
+      sn += LD8(neg + j) * e;
+    }
     const double Sp = lanes_sum(sp), Sn = lanes_sum(sn);
     const double fp = 1 / Sp, fn = 1 / Sn;
     /* the softmax weight times the logit's slope; sigmoid(z) joins in the row's scale */
@@ -383,23 +421,34 @@ static double circle(const double *prm, const int32_t *labels, int n, const layo
 
 /* -------------------------------------------------------------------------- the whole step */
 
-/* U^T [dim x np] (float, zero padding) of x's rows over their norms; norms[i] = max(|x_i|, 1e-12) */
-static void normalize_t(const float *x, int n, int dim, int np, float *ut, double *norms) {
+/* x's rows over their norms, float: U [n x dp] and U^T [dim x np] (zero padding);
+   norms[i] = max(|x_i|, 1e-12) (times the reciprocal: within an ulp of the division) */
+static void normalize(const float *x, int n, int dim, int dp, int np, float *u, float *ut, double *norms) {
   for (int i = 0; i < n; i++) {
     const float *xr = x + (size_t)i * dim;
-    double q[LN] = {0};
+    v8d q = splat(0);
     int k = 0;
-    for (; k + LN <= dim; k += LN)
-      for (int l = 0; l < LN; l++) q[l] += (double)xr[k + l] * xr[k + l];
+    for (; k + LN <= dim; k += LN) {
+      v8d v;
+      for (int l = 0; l < LN; l++) v[l] = xr[k + l];
+      q += v * v;
+    }
     for (; k < dim; k++) q[k % LN] += (double)xr[k] * xr[k];
     const double r = sqrt(lanes_sum(q));
-    norms[i] = r >= BATCH_NORM_EPSILON || r != r ? r : BATCH_NORM_EPSILON;
+    const double nrm = r >= BATCH_NORM_EPSILON || r != r ? r : BATCH_NORM_EPSILON;
+    norms[i] = nrm;
+    const double inv = 1 / nrm;
+    float *ur = u + (size_t)i * dp;
+    for (k = 0; k < dim; k++) ur[k] = (float)(xr[k] * inv);
+    for (; k < dp; k++) ur[k] = 0;
   }
-  for (int k = 0; k < dim; k++) {
-    float *row = ut + (size_t)k * np;
-    for (int i = 0; i < n; i++) row[i] = (float)(x[(size_t)i * dim + k] / norms[i]);
-    for (int i = n; i < np; i++) row[i] = 0;
-  }
+  /* the transpose by 8 x 8 blocks (rows past n: the zero padding) */
+  for (int i0 = 0; i0 < np; i0 += 8)
+    for (int k0 = 0; k0 < dim; k0 += 8) {
+      const int km = dim - k0 < 8 ? dim - k0 : 8;
+      for (int k = 0; k < km; k++)
+        for (int i = 0; i < 8; i++) ut[(size_t)(k0 + k) * np + i0 + i] = i0 + i < n ? u[(size_t)(i0 + i) * dp + k0 + k] : 0;
+    }
 }
 
 /* The loss of one batch (kind: BATCH_PAIR_*, prm: its parameters), dL/dx into grad [n x dim]
@@ -408,24 +457,39 @@ static void normalize_t(const float *x, int n, int dim, int np, float *ut, doubl
 double batch_pair_loss(int kind, const double *prm, const float *x, const int32_t *labels, int n, int dim, float *grad,
                        double *sims, double *work) {
   const layout L = layout_of(n, dim);
-  const int np = L.np, n8 = L.n8;
-  float *ut = (float *)(work + L.ut), *s = (float *)(work + L.s), *gut = (float *)(work + L.gut);
+  const int np = L.np, n8 = L.n8, dp = L.dp;
+  float *u = (float *)(work + L.u), *ut = (float *)(work + L.ut), *s = (float *)(work + L.s), *gu = (float *)(work + L.gu);
   double *s64 = work + L.s64, *G = work + L.g;
   double *norms = work + L.rowv + 6 * (size_t)n8;
-  normalize_t(x, n, dim, np, ut, norms);
+  normalize(x, n, dim, dp, np, u, ut, norms);
+  PROBE(0);
   /* S = U U^T: the tiles that reach the diagonal or right of it, by groups of VW rows (every
      element one sum in k order: S_ij and S_ji would be the same bits anyway) */
   for (int i0 = 0; i0 < n; i0 += VW) {
     const int m = n - i0 < VW ? n - i0 : VW;
     gemm_tn(m, np - i0, dim, ut + i0, np, ut + i0, np, s + (size_t)i0 * np + i0, np);
   }
-  for (int i = 0; i < n; i++) {
+  PROBE(1);
+  /* S as float64 [n8 x n8]: the upper blocks converted, the lower ones their transposes */
+  for (int i = 0; i < n8; i++) {
     double *r = s64 + (size_t)i * n8;
-    for (int j = 0; j < i; j++) r[j] = s64[(size_t)j * n8 + i];
-    for (int j = i; j < n; j++) r[j] = s[(size_t)i * np + j];
-    for (int j = n; j < n8; j++) r[j] = 0;
-    memcpy(sims + (size_t)i * n, r, (size_t)n * sizeof(double));
+    const float *f = s + (size_t)i * np;
+    const int j0 = i / 8 * 8;
+    if (i < n)
+      for (int j = j0; j < n; j++) r[j] = f[j];
+    else
+      for (int j = j0; j < n; j++) r[j] = 0;
+    for (int j = n > j0 ? n : j0; j < n8; j++) r[j] = 0;
   }
+  double *blk = work + L.gt;
+  for (int i0 = 0; i0 < n8; i0 += 8) {
+    for (int j0 = 0; j0 < i0; j0 += 8) transpose8(s64 + (size_t)j0 * n8 + i0, n8, s64 + (size_t)i0 * n8 + j0, n8);
+    /* the diagonal block: its lower half from its upper */
+    for (int i = i0 + 1; i < i0 + 8; i++)
+      for (int j = i0; j < i; j++) s64[(size_t)i * n8 + j] = s64[(size_t)j * n8 + i];
+  }
+  for (int i = 0; i < n; i++) memcpy(sims + (size_t)i * n, s64 + (size_t)i * n8, (size_t)n * sizeof(double));
+  PROBE(2);
   double loss;
   switch (kind) {
     case BATCH_PAIR_MULTI_SIMILARITY: loss = multi_similarity(prm, labels, n, &L, work); break;
@@ -433,33 +497,45 @@ double batch_pair_loss(int kind, const double *prm, const float *x, const int32_
     case BATCH_PAIR_SUPCON: loss = supcon(prm, labels, n, &L, work); break;
     default: loss = circle(prm, labels, n, &L, work); break;
   }
-  /* C = diag(rs) G + (diag(rs) G)^T with a zero diagonal, float, into S's place */
+  PROBE(3);
+  /* C = H + H^T with H = diag(rs) G, a zero diagonal, float [n8 x n8]: H in G's place, then
+     by 8 x 8 blocks, each added to its mirror's transpose */
   const double *rs = work + L.rowv + 3 * (size_t)n8;
-  float *c = s;
-  for (int i = 0; i < n; i++) {
-    const double ri = rs[i];
-    c[(size_t)i * np + i] = 0;
-    for (int j = i + 1; j < n; j++) {
-      const float v = (float)(ri * G[(size_t)i * n8 + j] + rs[j] * G[(size_t)j * n8 + i]);
-      c[(size_t)i * np + j] = v;
-      c[(size_t)j * np + i] = v;
-    }
-    for (int j = n; j < np; j++) c[(size_t)i * np + j] = 0;
+  for (int i = 0; i < n8; i++) {
+    double *h = G + (size_t)i * n8;
+    const double ri = i < n ? rs[i] : 0;
+    const int cols = i < n ? n : 0; /* rows past n: zeros (their G is not written) */
+    for (int j = 0; j < n8; j++) h[j] = j < cols ? ri * h[j] : 0;
   }
-  /* (C U)^T = U^T C (C symmetric): [dim x np] */
-  gemm_nn(dim, np, n, ut, np, c, np, gut, np);
+  float *c = (float *)(work + L.c);
+  for (int i0 = 0; i0 < n8; i0 += 8)
+    for (int j0 = 0; j0 < n8; j0 += 8) {
+      transpose8(G + (size_t)j0 * n8 + i0, n8, blk, 8);
+      for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++)
+          c[(size_t)(i0 + i) * n8 + j0 + j] = (float)(G[(size_t)(i0 + i) * n8 + j0 + j] + blk[i * 8 + j]);
+    }
+  for (int i = 0; i < n; i++) c[(size_t)i * n8 + i] = 0;
+  PROBE(4);
+  /* dL/dU = C U: [n x dp] */
+  gemm_nn(n, dp, n, c, n8, u, dp, gu, dp);
+  PROBE(5);
   /* back through the normalisation: (g - (g . u) u) / |x| per row (no projection where the
      norm is the floor: F.normalize divides by the constant there) */
-  double *dot = work + L.rowv + 7 * (size_t)n8;
-  for (int i = 0; i < n; i++) dot[i] = 0;
-  for (int k = 0; k < dim; k++) {
-    const float *gr = gut + (size_t)k * np, *ur = ut + (size_t)k * np;
-    for (int i = 0; i < n; i++) dot[i] += (double)gr[i] * ur[i];
-  }
   for (int i = 0; i < n; i++) {
-    const double nrm = norms[i], d = nrm > BATCH_NORM_EPSILON ? dot[i] : 0;
+    const float *gr = gu + (size_t)i * dp, *ur = u + (size_t)i * dp;
+    v8d d = splat(0);
+    int k = 0;
+    for (; k + LN <= dim; k += LN) {
+      v8d a, b;
+      for (int l = 0; l < LN; l++) a[l] = gr[k + l], b[l] = ur[k + l];
+      d += a * b;
+    }
+    for (; k < dim; k++) d[k % LN] += (double)gr[k] * ur[k];
+    const double nrm = norms[i], dot = nrm > BATCH_NORM_EPSILON ? lanes_sum(d) : 0, inv = 1 / nrm;
     float *o = grad + (size_t)i * dim;
-    for (int k = 0; k < dim; k++) o[k] = (float)((gut[(size_t)k * np + i] - d * ut[(size_t)k * np + i]) / nrm);
+    for (k = 0; k < dim; k++) o[k] = (float)((gr[k] - dot * ur[k]) * inv);
   }
+  PROBE(6);
   return loss;
 }

@@ -82,15 +82,16 @@ typedef struct {
 
 static layout layout_of(int n, int dim) {
   layout L;
-  L.np = (int)up((size_t)n, VW);
-  L.dp = (int)up((size_t)dim, VW);
+  /* whole vectors and whole 8 x 8 blocks */
+  L.np = (int)up((size_t)n, VW > 8 ? VW : 8);
+  L.dp = (int)up((size_t)dim, VW > 8 ? VW : 8);
   L.n8 = (int)up((size_t)n, LN);
   size_t o = 0;
 #define PART(f, doubles) \
   L.f = o;               \
   o += up((doubles), 8);
-  PART(u, (size_t)n * L.dp / 2 + 1)      /* U, float [n x dp] */
-  PART(ut, (size_t)dim * L.np / 2 + 1)   /* U^T, float [dim x np] */
+  PART(u, (size_t)L.np * L.dp / 2 + 1)   /* U, float [np x dp] */
+  PART(ut, (size_t)L.dp * L.np / 2 + 1)  /* U^T, float [dp x np] */
   PART(s, (size_t)n * L.np / 2 + 1)      /* S (upper part), float [n x np] */
   PART(c, (size_t)L.n8 * L.n8 / 2 + 1)  /* C = G + G^T, float [n8 x n8] */
   PART(gu, (size_t)n * L.dp / 2 + 1)     /* dL/dU = C U, float [n x dp] */
@@ -100,7 +101,7 @@ static layout layout_of(int n, int dim) {
   PART(mask, 2 * (size_t)L.n8)           /* the row's positives and negatives, 1 or 0 */
   PART(e, 2 * (size_t)L.n8 + 8)          /* the row's arguments and exponentials */
   PART(ef, (size_t)L.n8 / 2 + 8)          /* the row's arguments in float */
-  PART(a, (size_t)n * L.n8)              /* values for one batched vm_log (nt-xent: one per positive pair) */
+  PART(a, (size_t)n * (L.n8 + 8 * LN))   /* values for one batched vm_log (nt-xent: a lane's product per 64 columns) */
   PART(rowv, 8 * (size_t)L.n8)           /* per-anchor values (norms, maxima, sums, scales) */
 #undef PART
   L.tot = o;
@@ -244,30 +245,28 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const lay
     v8d sn = splat(0);
     for (int j = 0; j < n8; j += LN) sn += LD8(neg + j) * LD8(x + j);
     const double N = lanes_sum(sn);
-    /* A: the weight every negative gets, summed over the anchor's positive pairs */
-    double A = 0;
-    for (int j = 0; j < n; j++) {
-      if (pos[j] == 0) {
-        g[j] = 0;
-        continue;
+    /* A: the weight every negative gets, summed over the anchor's positive pairs. The loss
+       terms log T as logs of products of (at most) eight T's a lane, 1 <= T <= n + 1: a product
+       of eight stays below 2^124 */
+    v8d Av = splat(0), dv = splat(0);
+    for (int j0 = 0; j0 < n8; j0 += 8 * LN) {
+      v8d prod = splat(1);
+      for (int j = j0; j < j0 + 8 * LN && j < n8; j += LN) {
+        const v8d e = LD8(x + j), xp = LD8(s + j) / tau;
+        const v8l P = LD8(pos + j) != 0, above = xp >= M;
+        const v8d T = vsel(above, 1 + N * e, e + N);
+        Av += vsel(P, vsel(above, e, splat(1)) / T, splat(0));
+        /* 1/T - 1 and e/T - 1 without the cancellation */
+        ST8(g + j, vsel(P, -N * vsel(above, e, splat(1)) / T, LD8(neg + j) * LD8(x + j)));
+        dv += vsel(P & ~above, M - xp, splat(0));
+        prod *= vsel(P, T, splat(1));
       }
-      const double e = x[j], xp = s[j] / tau;
-      double T;
-      if (xp >= M) {
-        T = 1 + N * e;
-        A += e / T;
-        g[j] = -N * e / T; /* 1/T - 1 */
-      } else {
-        T = e + N;
-        A += 1 / T;
-        g[j] = -N / T; /* e/T - 1 */
-        direct += M - xp;
-      }
-      logs[t++] = T;
+      ST8(logs + t, prod);
+      t += LN;
     }
-    for (int j = 0; j < n8; j++)
-      if (neg[j] != 0) g[j] = x[j] * A;
-    for (int j = n; j < n8; j++) g[j] = 0;
+    const double A = lanes_sum(Av);
+    direct += lanes_sum(dv);
+    for (int j = 0; j < n8; j++) g[j] = neg[j] != 0 ? g[j] * A : g[j];
   }
   vm_log(logs, logs, (int)t);
   for (size_t k = t; k % LN; k++) logs[k] = 0;
@@ -421,34 +420,65 @@ static double circle(const double *prm, const int32_t *labels, int n, const layo
 
 /* -------------------------------------------------------------------------- the whole step */
 
-/* x's rows over their norms, float: U [n x dp] and U^T [dim x np] (zero padding);
+/* eight floats (unaligned loads), widened to doubles lane for lane */
+typedef float v8f __attribute__((vector_size(32), aligned(4)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+#define LD8F(p) (*(const v8f *)(const void *)(p))
+#define ST8F(p, v) (*(v8f *)(void *)(p) = (v))
+AI v8d widen(v8f v) { return __builtin_convertvector(v, v8d); }
+
+/* the 8 x 8 float block at a (row stride lda) transposed into b (row stride ldb) */
+AI void transpose8f(const float *a, size_t lda, float *b, size_t ldb) {
+  const v8i lo2 = {0, 8, 2, 10, 4, 12, 6, 14}, hi2 = {1, 9, 3, 11, 5, 13, 7, 15};
+  const v8i lo4 = {0, 1, 8, 9, 4, 5, 12, 13}, hi4 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const v8i lo8 = {0, 1, 2, 3, 8, 9, 10, 11}, hi8 = {4, 5, 6, 7, 12, 13, 14, 15};
+  v8f r[8], t[8], u[8];
+  for (int k = 0; k < 8; k++) r[k] = LD8F(a + k * lda);
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = __builtin_shuffle(r[k], r[k + 1], lo2);
+    t[k + 1] = __builtin_shuffle(r[k], r[k + 1], hi2);
+  }
+  for (int k = 0; k < 8; k += 4) {
+    u[k] = __builtin_shuffle(t[k], t[k + 2], lo4);
+    u[k + 2] = __builtin_shuffle(t[k], t[k + 2], hi4);
+    u[k + 1] = __builtin_shuffle(t[k + 1], t[k + 3], lo4);
+    u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], hi4);
+  }
+  for (int k = 0; k < 4; k++) {
+    ST8F(b + k * ldb, __builtin_shuffle(u[k], u[k + 4], lo8));
+    ST8F(b + (k + 4) * ldb, __builtin_shuffle(u[k], u[k + 4], hi8));
+  }
+}
+
+/* the sum of squares of m floats, in eight lanes */
+AI double sum_squares(const float *x, int m) {
+  v8d q = splat(0);
+  int k = 0;
+  for (; k + LN <= m; k += LN) {
+    const v8d v = widen(LD8F(x + k));
+    q += v * v;
+  }
+  for (; k < m; k++) q[k % LN] += (double)x[k] * x[k];
+  return lanes_sum(q);
+}
+
+/* x's rows over their norms, float: U [np x dp] and U^T [dp x np] (zero padding);
    norms[i] = max(|x_i|, 1e-12) (times the reciprocal: within an ulp of the division) */
 static void normalize(const float *x, int n, int dim, int dp, int np, float *u, float *ut, double *norms) {
   for (int i = 0; i < n; i++) {
     const float *xr = x + (size_t)i * dim;
-    v8d q = splat(0);
-    int k = 0;
-    for (; k + LN <= dim; k += LN) {
-      v8d v;
-      for (int l = 0; l < LN; l++) v[l] = xr[k + l];
-      q += v * v;
-    }
-    for (; k < dim; k++) q[k % LN] += (double)xr[k] * xr[k];
-    const double r = sqrt(lanes_sum(q));
+    const double r = sqrt(sum_squares(xr, dim));
     const double nrm = r >= BATCH_NORM_EPSILON || r != r ? r : BATCH_NORM_EPSILON;
     norms[i] = nrm;
     const double inv = 1 / nrm;
     float *ur = u + (size_t)i * dp;
-    for (k = 0; k < dim; k++) ur[k] = (float)(xr[k] * inv);
+    int k = 0;
+    for (; k < dim; k++) ur[k] = (float)(xr[k] * inv);
     for (; k < dp; k++) ur[k] = 0;
   }
-  /* the transpose by 8 x 8 blocks (rows past n: the zero padding) */
+  memset(u + (size_t)n * dp, 0, (size_t)(np - n) * dp * sizeof(float));
   for (int i0 = 0; i0 < np; i0 += 8)
-    for (int k0 = 0; k0 < dim; k0 += 8) {
-      const int km = dim - k0 < 8 ? dim - k0 : 8;
-      for (int k = 0; k < km; k++)
-        for (int i = 0; i < 8; i++) ut[(size_t)(k0 + k) * np + i0 + i] = i0 + i < n ? u[(size_t)(i0 + i) * dp + k0 + k] : 0;
-    }
+    for (int k0 = 0; k0 < dp; k0 += 8) transpose8f(u + (size_t)i0 * dp + k0, dp, ut + (size_t)k0 * np + i0, np);
 }
 
 /* The loss of one batch (kind: BATCH_PAIR_*, prm: its parameters), dL/dx into grad [n x dim]
@@ -525,16 +555,10 @@ double batch_pair_loss(int kind, const double *prm, const float *x, const int32_
   for (int i = 0; i < n; i++) {
     const float *gr = gu + (size_t)i * dp, *ur = u + (size_t)i * dp;
     v8d d = splat(0);
-    int k = 0;
-    for (; k + LN <= dim; k += LN) {
-      v8d a, b;
-      for (int l = 0; l < LN; l++) a[l] = gr[k + l], b[l] = ur[k + l];
-      d += a * b;
-    }
-    for (; k < dim; k++) d[k % LN] += (double)gr[k] * ur[k];
+    for (int k = 0; k < dp; k += LN) d += widen(LD8F(gr + k)) * widen(LD8F(ur + k));
     const double nrm = norms[i], dot = nrm > BATCH_NORM_EPSILON ? lanes_sum(d) : 0, inv = 1 / nrm;
     float *o = grad + (size_t)i * dim;
-    for (k = 0; k < dim; k++) o[k] = (float)((gr[k] - dot * ur[k]) * inv);
+    for (int k = 0; k < dim; k++) o[k] = (float)((gr[k] - dot * ur[k]) * inv);
   }
   PROBE(6);
   return loss;

@@ -216,11 +216,12 @@ export function pairwiseBatchLoss(
   return (emb, labels, dim, _weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
     const k = nativeFor(emb);
-    const lab = k?.batchPairLoss && native && n > 0 ? int32Labels(labels) : null;
-    if (k?.batchPairLoss && native && params && lab) {
+    const lab = k && native && n > 0 ? int32Labels(labels) : null;
+    if (k && params && lab) {
+      // native is set where params is
       const s = ws ? ws.float64('similarities', n * n) : new Float64Array(n * n);
       const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
-      const loss = k.batchPairLoss(native.kind, params, emb as Float32Array, lab, dim, grad, s);
+      const loss = k.batchPairLoss(native!.kind, params, emb as Float32Array, lab, dim, grad, s);
       return { loss, grad, similarities: s };
     }
     if (k) {

@@ -36,7 +36,7 @@ export interface BatchKernels {
    * [temperature], 2 supcon [temperature], 3 circle [m, gamma]): returns the loss, fills grad
    * (dL/dx, n x dim) and sims (the cosine similarities, n x n), n = labels.length.
    */
-  batchPairLoss?(kind: number, params: Float64Array, x: Float32Array, labels: Int32Array, dim: number, grad: Float32Array, sims: Float64Array): number;
+  batchPairLoss(kind: number, params: Float64Array, x: Float32Array, labels: Int32Array, dim: number, grad: Float32Array, sims: Float64Array): number;
   /** the best-threshold accuracy over the pairs i < j of s [n, n] ranked by −s (train/batchAccuracy.ts' pairSweep); −1 where s holds a NaN */
   batchPairAccuracy(s: Float64Array, labels: Int32Array): number;
 }

@@ -42,6 +42,13 @@ AI v8d vsel(v8l m, v8d a, v8d b) { return (v8d)(((v8l)a & m) | ((v8l)b & ~m)); }
 AI v8d vmax(v8d a, v8d b) { return vsel(a > b, a, b); }
 AI v8d splat(double x) { return (v8d){x, x, x, x, x, x, x, x}; }
 
+/* eight floats (unaligned loads), widened to doubles lane for lane */
+typedef float v8f __attribute__((vector_size(32), aligned(4)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+#define LD8F(p) (*(const v8f *)(const void *)(p))
+#define ST8F(p, v) (*(v8f *)(void *)(p) = (v))
+AI v8d widen(v8f v) { return __builtin_convertvector(v, v8d); }
+
 AI double lanes_sum(v8d a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 AI double lanes_max(v8d a) {
   double m = a[0];
@@ -99,8 +106,8 @@ static layout layout_of(int n, int dim) {
   PART(g, (size_t)L.n8 * L.n8)           /* G = dL/dS before the rows' scale, float64 [n8 x n8] */
   PART(gt, (size_t)L.n8 * L.n8)          /* a transposed block's scratch, [n8 x n8] */
   PART(mask, 2 * (size_t)L.n8)           /* the row's positives and negatives, 1 or 0 */
-  PART(e, 2 * (size_t)L.n8 + 8)          /* the row's arguments and exponentials */
-  PART(ef, (size_t)L.n8 / 2 + 8)          /* the row's arguments in float */
+  PART(e, (size_t)L.n8)                  /* circle: the row's logits' slopes */
+  PART(ef, (size_t)L.n8 / 2 + 8)         /* the row's arguments and exponentials, float */
   PART(a, (size_t)n * (L.n8 + 8 * LN))   /* values for one batched vm_log (nt-xent: a lane's product per 64 columns) */
   PART(rowv, 8 * (size_t)L.n8)           /* per-anchor values (norms, maxima, sums, scales) */
 #undef PART
@@ -109,14 +116,6 @@ static layout layout_of(int n, int dim) {
 }
 
 size_t batch_pair_loss_work(int n, int dim) { return layout_of(n, dim).tot; }
-
-/* x[0..m) = e^x, through float: vm_expf (the arguments are at most 0 here, the max subtracted;
-   float's 2 ulp are far below what the float32 products leave in S) */
-static void exp_row(double *x, float *f, int m) {
-  for (int j = 0; j < m; j++) f[j] = (float)x[j];
-  vm_expf(f, f, m);
-  for (int j = 0; j < m; j++) x[j] = f[j];
-}
 
 /* The row's masks: pos[j] = 1 where j != i has i's label, neg[j] = 1 where it has another (the
    padding neither) */
@@ -151,7 +150,10 @@ static size_t same_pairs(const int32_t *labels, int n) {
 static double multi_similarity(const double *prm, const int32_t *labels, int n, const layout *L, double *w) {
   const double alpha = prm[0], beta = prm[1], base = prm[2];
   const int n8 = L->n8;
-  double *pos = w + L->mask, *neg = pos + n8, *x = w + L->e, *sums = w + L->a, *rv = w + L->rowv;
+  /* the row's arguments, then their exponentials, in float: vm_expf (the arguments are at most
+     0, the max subtracted; float's 2 ulp are far below what the float32 products leave in S) */
+  float *x = (float *)(w + L->ef);
+  double *pos = w + L->mask, *neg = pos + n8, *sums = w + L->a, *rv = w + L->rowv;
   double *mp = rv, *mn = rv + n8, *cnt = rv + 2 * n8, *rs = rv + 3 * n8;
   for (int i = 0; i < n; i++) {
     row_masks(labels, n, n8, i, pos, neg);
@@ -169,14 +171,14 @@ static double multi_similarity(const double *prm, const int32_t *labels, int n, 
     const double Mp = lanes_max(ap), Mn = lanes_max(an);
     for (int j = 0; j < n8; j++) {
       const double v = s[j] - base;
-      x[j] = pos[j] != 0 ? -alpha * v - Mp : neg[j] != 0 ? beta * v - Mn : -INFINITY;
+      x[j] = (float)(pos[j] != 0 ? -alpha * v - Mp : neg[j] != 0 ? beta * v - Mn : -INFINITY);
     }
-    x[n8] = -Mp;
-    x[n8 + 1] = -Mn;
-    exp_row(x, (float *)(w + L->ef), n8 + 2);
+    x[n8] = (float)-Mp;
+    x[n8 + 1] = (float)-Mn;
+    vm_expf(x, x, n8 + 2);
     v8d sp = splat(0), sn = splat(0);
     for (int j = 0; j < n8; j += LN) {
-      const v8d e = LD8(x + j);
+      const v8d e = widen(LD8F(x + j));
       sp += LD8(pos + j) * e;
       sn += LD8(neg + j) * e;
     }
@@ -207,9 +209,13 @@ static double multi_similarity(const double *prm, const int32_t *labels, int n, 
    x_p >= M: T = 1 + N e, loss log T, softmax weights 1/T (the pair) and e/T (the negatives);
    x_p < M:  T = e + N, loss M - x_p + log T, weights e/T and 1/T. */
 static double nt_xent(const double *prm, const int32_t *labels, int n, const layout *L, double *w) {
-  const double tau = prm[0];
+  /* s/t as s times 1/t (within an ulp; vector divisions cost ten multiplications) */
+  const double tau = prm[0], it = 1 / tau;
   const int n8 = L->n8;
-  double *pos = w + L->mask, *neg = pos + n8, *x = w + L->e, *logs = w + L->a, *rs = w + L->rowv + 3 * (size_t)n8;
+  /* the row's arguments, then their exponentials, in float: vm_expf (the arguments are at most
+     0, the max subtracted; float's 2 ulp are far below what the float32 products leave in S) */
+  float *x = (float *)(w + L->ef);
+  double *pos = w + L->mask, *neg = pos + n8, *logs = w + L->a, *rs = w + L->rowv + 3 * (size_t)n8;
   const size_t pairs = same_pairs(labels, n);
   const int any_neg = pairs < (size_t)n * (n - 1);
   if (pairs == 0 || !any_neg) {
@@ -228,7 +234,7 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const lay
     v8d am = splat(-INFINITY), cn = splat(0);
     for (int j = 0; j < n8; j += LN) {
       const v8d N = LD8(neg + j);
-      am = vmax(vsel(N != 0, LD8(s + j) / tau, splat(-INFINITY)), am);
+      am = vmax(vsel(N != 0, LD8(s + j) * it, splat(-INFINITY)), am);
       cn += N;
     }
     if (lanes_sum(cn) == 0) {
@@ -238,12 +244,12 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const lay
     }
     const double M = lanes_max(am);
     for (int j = 0; j < n8; j++) {
-      const double v = s[j] / tau - M;
-      x[j] = neg[j] != 0 ? v : pos[j] != 0 ? -fabs(v) : -INFINITY;
+      const double v = s[j] * it - M;
+      x[j] = (float)(neg[j] != 0 ? v : pos[j] != 0 ? -fabs(v) : -INFINITY);
     }
-    exp_row(x, (float *)(w + L->ef), n8);
+    vm_expf(x, x, n8);
     v8d sn = splat(0);
-    for (int j = 0; j < n8; j += LN) sn += LD8(neg + j) * LD8(x + j);
+    for (int j = 0; j < n8; j += LN) sn += LD8(neg + j) * widen(LD8F(x + j));
     const double N = lanes_sum(sn);
     /* A: the weight every negative gets, summed over the anchor's positive pairs. The loss
        terms log T as logs of products of (at most) eight T's a lane, 1 <= T <= n + 1: a product
@@ -252,12 +258,13 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const lay
     for (int j0 = 0; j0 < n8; j0 += 8 * LN) {
       v8d prod = splat(1);
       for (int j = j0; j < j0 + 8 * LN && j < n8; j += LN) {
-        const v8d e = LD8(x + j), xp = LD8(s + j) / tau;
+        const v8d e = widen(LD8F(x + j)), xp = LD8(s + j) * it;
         const v8l P = LD8(pos + j) != 0, above = xp >= M;
         const v8d T = vsel(above, 1 + N * e, e + N);
-        Av += vsel(P, vsel(above, e, splat(1)) / T, splat(0));
+        const v8d wT = vsel(above, e, splat(1)) / T;
+        Av += vsel(P, wT, splat(0));
         /* 1/T - 1 and e/T - 1 without the cancellation */
-        ST8(g + j, vsel(P, -N * vsel(above, e, splat(1)) / T, LD8(neg + j) * LD8(x + j)));
+        ST8(g + j, vsel(P, -N * wT, LD8(neg + j) * widen(LD8F(x + j))));
         dv += vsel(P & ~above, M - xp, splat(0));
         prod *= vsel(P, T, splat(1));
       }
@@ -292,9 +299,12 @@ static double avg_non_zero(const double *per, double *rs, int n) {
 /* supcon (ntXent.ts, supConLoss): per anchor -(1/|P|) sum_p log(e^(s_p/t) / sum_{j != i} e^(s_j/t));
    the mean over the anchors whose loss is above 0 */
 static double supcon(const double *prm, const int32_t *labels, int n, const layout *L, double *w) {
-  const double tau = prm[0];
+  const double tau = prm[0], it = 1 / tau;
   const int n8 = L->n8;
-  double *pos = w + L->mask, *neg = pos + n8, *x = w + L->e, *sums = w + L->a, *rv = w + L->rowv;
+  /* the row's arguments, then their exponentials, in float: vm_expf (the arguments are at most
+     0, the max subtracted; float's 2 ulp are far below what the float32 products leave in S) */
+  float *x = (float *)(w + L->ef);
+  double *pos = w + L->mask, *neg = pos + n8, *sums = w + L->a, *rv = w + L->rowv;
   double *mx = rv, *mean = rv + n8, *per = rv + 2 * n8, *rs = rv + 3 * n8;
   const size_t same = same_pairs(labels, n);
   if (same == 0 || same == (size_t)n * (n - 1)) {
@@ -308,7 +318,7 @@ static double supcon(const double *prm, const int32_t *labels, int n, const layo
     double *g = w + L->g + (size_t)i * n8;
     v8d am = splat(-INFINITY), cp = splat(0), xp = splat(0);
     for (int j = 0; j < n8; j += LN) {
-      const v8d v = LD8(s + j) / tau, P = LD8(pos + j);
+      const v8d v = LD8(s + j) * it, P = LD8(pos + j);
       am = vmax(vsel(P + LD8(neg + j) != 0, v, splat(-INFINITY)), am);
       cp += P;
       xp += P * v;
@@ -322,10 +332,10 @@ static double supcon(const double *prm, const int32_t *labels, int n, const layo
       continue;
     }
     const double M = lanes_max(am);
-    for (int j = 0; j < n8; j++) x[j] = pos[j] + neg[j] != 0 ? s[j] / tau - M : -INFINITY;
-    exp_row(x, (float *)(w + L->ef), n8);
+    for (int j = 0; j < n8; j++) x[j] = (float)(pos[j] + neg[j] != 0 ? s[j] * it - M : -INFINITY);
+    vm_expf(x, x, n8);
     v8d se = splat(0);
-    for (int j = 0; j < n8; j += LN) se += LD8(x + j);
+    for (int j = 0; j < n8; j += LN) se += widen(LD8F(x + j));
     const double S = lanes_sum(se);
     /* d per_i / d x_j = w_j - [j positive] / |P|, w the softmax over j != i */
     const double is = 1 / S, ip = 1 / np;
@@ -348,15 +358,18 @@ static double supcon(const double *prm, const int32_t *labels, int n, const layo
 static double circle(const double *prm, const int32_t *labels, int n, const layout *L, double *w) {
   const double m = prm[0], gamma = prm[1];
   const int n8 = L->n8;
-  double *pos = w + L->mask, *neg = pos + n8, *x = w + L->e, *lg = w + L->a, *rv = w + L->rowv;
+  /* the row's arguments, then their exponentials, in float: vm_expf (the arguments are at most
+     0, the max subtracted; float's 2 ulp are far below what the float32 products leave in S) */
+  float *x = (float *)(w + L->ef);
+  double *pos = w + L->mask, *neg = pos + n8, *lg = w + L->a, *rv = w + L->rowv;
   double *mp = rv, *mn = rv + n8, *per = rv + 2 * n8, *rs = rv + 3 * n8, *z = rv + 4 * n8, *u = rv + 5 * n8;
   for (int i = 0; i < n; i++) {
     row_masks(labels, n, n8, i, pos, neg);
     const double *s = w + L->s64 + (size_t)i * n8;
     double *g = w + L->g + (size_t)i * n8;
     v8d ap = splat(-INFINITY), an = splat(-INFINITY), cp = splat(0), cn = splat(0);
-    /* the logits into g (scratch: G's row is written below), their slopes into x's second half */
-    double *k = x + n8;
+    /* the logits into g (scratch: G's row is written below), their slopes into k */
+    double *k = w + L->e;
     for (int j = 0; j < n8; j += LN) {
       const v8d v = LD8(s + j), P = LD8(pos + j), N = LD8(neg + j);
       const v8d a1 = (1 + m) - v, a2 = v + m;
@@ -379,11 +392,11 @@ static double circle(const double *prm, const int32_t *labels, int n, const layo
       continue;
     }
     const double Mp = lanes_max(ap), Mn = lanes_max(an);
-    for (int j = 0; j < n8; j++) x[j] = pos[j] != 0 ? g[j] - Mp : neg[j] != 0 ? g[j] - Mn : -INFINITY;
-    exp_row(x, (float *)(w + L->ef), n8);
+    for (int j = 0; j < n8; j++) x[j] = (float)(pos[j] != 0 ? g[j] - Mp : neg[j] != 0 ? g[j] - Mn : -INFINITY);
+    vm_expf(x, x, n8);
     v8d sp = splat(0), sn = splat(0);
     for (int j = 0; j < n8; j += LN) {
-      const v8d e = LD8(x + j);
+      const v8d e = widen(LD8F(x + j));
       sp += LD8(pos + j) * e;
       sn += LD8(neg + j) * e;
     }
@@ -419,13 +432,6 @@ static double circle(const double *prm, const int32_t *labels, int n, const layo
 }
 
 /* -------------------------------------------------------------------------- the whole step */
-
-/* eight floats (unaligned loads), widened to doubles lane for lane */
-typedef float v8f __attribute__((vector_size(32), aligned(4)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-#define LD8F(p) (*(const v8f *)(const void *)(p))
-#define ST8F(p, v) (*(v8f *)(void *)(p) = (v))
-AI v8d widen(v8f v) { return __builtin_convertvector(v, v8d); }
 
 /* the 8 x 8 float block at a (row stride lda) transposed into b (row stride ldb) */
 AI void transpose8f(const float *a, size_t lda, float *b, size_t ldb) {

@@ -212,16 +212,16 @@ export function pairwiseBatchLoss(
   onSim: (s: Float64Array, labels: ArrayLike<number>, n: number, g: Float64Array) => SimilarityGrad,
   native?: NativePairLoss,
 ): BatchLoss['compute'] {
-  const params = native ? Float64Array.from(native.params) : null;
+  const pair = native ? { kind: native.kind, params: Float64Array.from(native.params) } : null;
   return (emb, labels, dim, _weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
     const k = nativeFor(emb);
-    const lab = k && native && n > 0 ? int32Labels(labels) : null;
-    if (k && params && lab) {
-      // native is set where params is
+    // (the addon's limits: 46340 labels, n x dim below 2^29; past them the reference)
+    const lab = k && pair && n > 0 && n <= 46340 && n * dim < 2 ** 29 ? int32Labels(labels) : null;
+    if (k && pair && lab) {
       const s = ws ? ws.float64('similarities', n * n) : new Float64Array(n * n);
       const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
-      const loss = k.batchPairLoss(native!.kind, params, emb as Float32Array, lab, dim, grad, s);
+      const loss = k.batchPairLoss(pair.kind, pair.params, emb as Float32Array, lab, dim, grad, s);
       return { loss, grad, similarities: s };
     }
     if (k) {

@@ -495,7 +495,8 @@ double batch_pair_loss(int kind, const double *prm, const float *x, const int32_
   const layout L = layout_of(n, dim);
   const int np = L.np, n8 = L.n8, dp = L.dp;
   float *u = (float *)(work + L.u), *ut = (float *)(work + L.ut), *s = (float *)(work + L.s), *gu = (float *)(work + L.gu);
-  double *s64 = work + L.s64, *G = work + L.g;
+  /* S in float64 rows of n8: straight into sims where n is a multiple of 8 */
+  double *s64 = n == n8 ? sims : work + L.s64, *G = work + L.g;
   double *norms = work + L.rowv + 6 * (size_t)n8;
   normalize(x, n, dim, dp, np, u, ut, norms);
   PROBE(0);
@@ -524,7 +525,8 @@ double batch_pair_loss(int kind, const double *prm, const float *x, const int32_
     for (int i = i0 + 1; i < i0 + 8; i++)
       for (int j = i0; j < i; j++) s64[(size_t)i * n8 + j] = s64[(size_t)j * n8 + i];
   }
-  for (int i = 0; i < n; i++) memcpy(sims + (size_t)i * n, s64 + (size_t)i * n8, (size_t)n * sizeof(double));
+  if (s64 != sims)
+    for (int i = 0; i < n; i++) memcpy(sims + (size_t)i * n, s64 + (size_t)i * n8, (size_t)n * sizeof(double));
   PROBE(2);
   double loss;
   switch (kind) {

@@ -142,12 +142,13 @@ static size_t same_pairs(const int32_t *labels, int n) {
 }
 
 /* ------------------------------------------------------------------------------ the losses
-   Each fills G's rows (every column, zeros where a pair has no gradient: the unscaled dL/dS of
-   its anchor) and rs (each row's scale, at rowv + 3 n8), and returns the loss. */
+   Each reads S from S64 (float64 rows of n8) and fills G's rows (every column, zeros where a
+   pair has no gradient: the unscaled dL/dS of its anchor) and rs (each row's scale, at
+   rowv + 3 n8), and returns the loss. */
 
 /* multi-similarity (multiSimilarity.ts): per anchor (1/a) log(1 + sum_p e^(-a (s_p - b)))
    + (1/B) log(1 + sum_n e^(B (s_n - b))); the mean over all anchors */
-static double multi_similarity(const double *prm, const int32_t *labels, int n, const layout *L, double *w) {
+static double multi_similarity(const double *prm, const int32_t *labels, int n, const double *S64, const layout *L, double *w) {
   const double alpha = prm[0], beta = prm[1], base = prm[2];
   const int n8 = L->n8;
   /* the row's arguments, then their exponentials, in float: vm_expf (the arguments are at most
@@ -157,7 +158,7 @@ static double multi_similarity(const double *prm, const int32_t *labels, int n, 
   double *mp = rv, *mn = rv + n8, *cnt = rv + 2 * n8, *rs = rv + 3 * n8;
   for (int i = 0; i < n; i++) {
     row_masks(labels, n, n8, i, pos, neg);
-    const double *s = w + L->s64 + (size_t)i * n8;
+    const double *s = S64 + (size_t)i * n8;
     double *g = w + L->g + (size_t)i * n8;
     /* the log-sum-exps' maxima, the 1 term's 0 included */
     v8d ap = splat(0), an = splat(0), cp = splat(0), cn = splat(0);
@@ -208,7 +209,7 @@ static double multi_similarity(const double *prm, const int32_t *labels, int n, 
    M = max_n s_n/t and N = sum_n e^(s_n/t - M) (N >= 1), a pair's e = e^(-|x_p - M|) gives all:
    x_p >= M: T = 1 + N e, loss log T, softmax weights 1/T (the pair) and e/T (the negatives);
    x_p < M:  T = e + N, loss M - x_p + log T, weights e/T and 1/T. */
-static double nt_xent(const double *prm, const int32_t *labels, int n, const layout *L, double *w) {
+static double nt_xent(const double *prm, const int32_t *labels, int n, const double *S64, const layout *L, double *w) {
   /* s/t as s times 1/t (within an ulp; vector divisions cost ten multiplications) */
   const double tau = prm[0], it = 1 / tau;
   const int n8 = L->n8;
@@ -228,7 +229,7 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const lay
   double direct = 0; /* the sum of the M - x_p terms */
   for (int i = 0; i < n; i++) {
     row_masks(labels, n, n8, i, pos, neg);
-    const double *s = w + L->s64 + (size_t)i * n8;
+    const double *s = S64 + (size_t)i * n8;
     double *g = w + L->g + (size_t)i * n8;
     rs[i] = f;
     v8d am = splat(-INFINITY), cn = splat(0);
@@ -298,7 +299,7 @@ static double avg_non_zero(const double *per, double *rs, int n) {
 
 /* supcon (ntXent.ts, supConLoss): per anchor -(1/|P|) sum_p log(e^(s_p/t) / sum_{j != i} e^(s_j/t));
    the mean over the anchors whose loss is above 0 */
-static double supcon(const double *prm, const int32_t *labels, int n, const layout *L, double *w) {
+static double supcon(const double *prm, const int32_t *labels, int n, const double *S64, const layout *L, double *w) {
   const double tau = prm[0], it = 1 / tau;
   const int n8 = L->n8;
   /* the row's arguments, then their exponentials, in float: vm_expf (the arguments are at most
@@ -314,7 +315,7 @@ static double supcon(const double *prm, const int32_t *labels, int n, const layo
   }
   for (int i = 0; i < n; i++) {
     row_masks(labels, n, n8, i, pos, neg);
-    const double *s = w + L->s64 + (size_t)i * n8;
+    const double *s = S64 + (size_t)i * n8;
     double *g = w + L->g + (size_t)i * n8;
     v8d am = splat(-INFINITY), cp = splat(0), xp = splat(0);
     for (int j = 0; j < n8; j += LN) {
@@ -355,7 +356,7 @@ static double supcon(const double *prm, const int32_t *labels, int n, const layo
 /* circle (circle.ts): per anchor with a positive and a negative,
    softplus(LSE_n(g a_n (s_n - m)) + LSE_p(-g a_p (s_p - (1 - m)))), a_p = [1 + m - s_p]+,
    a_n = [s_n + m]+ held constant; the mean over the anchors whose loss is above 0 */
-static double circle(const double *prm, const int32_t *labels, int n, const layout *L, double *w) {
+static double circle(const double *prm, const int32_t *labels, int n, const double *S64, const layout *L, double *w) {
   const double m = prm[0], gamma = prm[1];
   const int n8 = L->n8;
   /* the row's arguments, then their exponentials, in float: vm_expf (the arguments are at most
@@ -365,7 +366,7 @@ static double circle(const double *prm, const int32_t *labels, int n, const layo
   double *mp = rv, *mn = rv + n8, *per = rv + 2 * n8, *rs = rv + 3 * n8, *z = rv + 4 * n8, *u = rv + 5 * n8;
   for (int i = 0; i < n; i++) {
     row_masks(labels, n, n8, i, pos, neg);
-    const double *s = w + L->s64 + (size_t)i * n8;
+    const double *s = S64 + (size_t)i * n8;
     double *g = w + L->g + (size_t)i * n8;
     v8d ap = splat(-INFINITY), an = splat(-INFINITY), cp = splat(0), cn = splat(0);
     /* the logits into g (scratch: G's row is written below), their slopes into k */
@@ -530,10 +531,10 @@ double batch_pair_loss(int kind, const double *prm, const float *x, const int32_
   PROBE(2);
   double loss;
   switch (kind) {
-    case BATCH_PAIR_MULTI_SIMILARITY: loss = multi_similarity(prm, labels, n, &L, work); break;
-    case BATCH_PAIR_NT_XENT: loss = nt_xent(prm, labels, n, &L, work); break;
-    case BATCH_PAIR_SUPCON: loss = supcon(prm, labels, n, &L, work); break;
-    default: loss = circle(prm, labels, n, &L, work); break;
+    case BATCH_PAIR_MULTI_SIMILARITY: loss = multi_similarity(prm, labels, n, s64, &L, work); break;
+    case BATCH_PAIR_NT_XENT: loss = nt_xent(prm, labels, n, s64, &L, work); break;
+    case BATCH_PAIR_SUPCON: loss = supcon(prm, labels, n, s64, &L, work); break;
+    default: loss = circle(prm, labels, n, s64, &L, work); break;
   }
   PROBE(3);
   /* C = H + H^T with H = diag(rs) G, a zero diagonal, float [n8 x n8]: H in G's place, then

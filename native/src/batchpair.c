@@ -3,16 +3,19 @@
  * call: rows of x normalised, S = U U^T, the loss's per-pair arithmetic (its value and
  * G = dL/dS), the back-projection (G + G^T) U and the way back through the normalisation.
  *
- * Products in float32 on the network's register-blocked GEMM (gemm.h, FMA where the CPU has it):
- * not the TypeScript reference's float64 bits, but within a few float32 roundings of them
- * (test/losses/batchPairNative.test.ts states the tolerance). The per-pair arithmetic is float64,
- * as the reference's: log-sum-exps with the max subtracted, the exponentials and logarithms of a
- * row (or of the whole batch) in one vm_exp / vm_log call, every sum in eight lanes combined in
- * a fixed order. One thread, no data-dependent order: the same bits for the same build and input.
+ * Products in float32 on the network's register-blocked GEMM (gemm.h, FMA where the CPU has it;
+ * S only in the tiles on or above its diagonal): not the TypeScript reference's float64 bits, but
+ * within a few float32 roundings of them (test/losses/batchPairNative.test.ts states the
+ * tolerance). The per-pair arithmetic is float64, as the reference's (log-sum-exps with the max
+ * subtracted), except the exponentials: a row's max-shifted arguments (at most 0) go through one
+ * vm_expf call, in float (2 ulp, far below what the float32 products leave in S); the few
+ * logarithms of the batch through one vm_log. Every sum and maximum runs in eight lanes combined
+ * in a fixed order. One thread, no data-dependent order: the same bits for the same build and
+ * input.
  *
- * This file is compiled with -ffp-contract=off: the per-pair arithmetic rounds every product,
- * so given the same S it is the same on every build (the products, compiled in gemm.c, are where
- * builds differ: FMA or not, and the vector width).
+ * Compiled with -ffp-contract=off (every product rounded: given the same S, the per-pair
+ * arithmetic is the same on every build; the products, compiled in gemm.c, are where builds
+ * differ: FMA or not, the vector width) and -fno-trapping-math (the masks' selects vectorise).
  */
 #include <math.h>
 #include <string.h>
@@ -104,7 +107,7 @@ static layout layout_of(int n, int dim) {
   PART(gu, (size_t)n * L.dp / 2 + 1)     /* dL/dU = C U, float [n x dp] */
   PART(s64, (size_t)L.n8 * L.n8)         /* S, float64 [n8 x n8], zero padding */
   PART(g, (size_t)L.n8 * L.n8)           /* G = dL/dS before the rows' scale, float64 [n8 x n8] */
-  PART(gt, (size_t)L.n8 * L.n8)          /* a transposed block's scratch, [n8 x n8] */
+  PART(gt, 64)                           /* a transposed 8 x 8 block */
   PART(mask, 2 * (size_t)L.n8)           /* the row's positives and negatives, 1 or 0 */
   PART(e, (size_t)L.n8)                  /* circle: the row's logits' slopes */
   PART(ef, (size_t)L.n8 / 2 + 8)         /* the row's arguments and exponentials, float */

@@ -476,12 +476,12 @@ AI double sum_squares(const float *x, int m) {
    norms[i] = max(|x_i|, 1e-12) (times the reciprocal: within an ulp of the division) */
 static void normalize(const float *x, int n, int dim, int dp, int np, float *u, float *ut, double *norms) {
   for (int i = 0; i < n; i++) {
-    const float *xr = x + (size_t)i * dim;
+    const float *restrict xr = x + (size_t)i * dim;
     const double r = sqrt(sum_squares(xr, dim));
     const double nrm = r >= BATCH_NORM_EPSILON || r != r ? r : BATCH_NORM_EPSILON;
     norms[i] = nrm;
     const double inv = 1 / nrm;
-    float *ur = u + (size_t)i * dp;
+    float *restrict ur = u + (size_t)i * dp;
     int k = 0;
     for (; k < dim; k++) ur[k] = (float)(xr[k] * inv);
     for (; k < dp; k++) ur[k] = 0;
@@ -565,11 +565,11 @@ double batch_pair_loss(int kind, const double *prm, const float *x, const int32_
   /* back through the normalisation: (g - (g . u) u) / |x| per row (no projection where the
      norm is the floor: F.normalize divides by the constant there) */
   for (int i = 0; i < n; i++) {
-    const float *gr = gu + (size_t)i * dp, *ur = u + (size_t)i * dp;
+    const float *restrict gr = gu + (size_t)i * dp, *restrict ur = u + (size_t)i * dp;
     v8d d = splat(0);
     for (int k = 0; k < dp; k += LN) d += widen(LD8F(gr + k)) * widen(LD8F(ur + k));
     const double nrm = norms[i], dot = nrm > BATCH_NORM_EPSILON ? lanes_sum(d) : 0, inv = 1 / nrm;
-    float *o = grad + (size_t)i * dim;
+    float *restrict o = grad + (size_t)i * dim;
     for (int k = 0; k < dim; k++) o[k] = (float)((gr[k] - dot * ur[k]) * inv);
   }
   PROBE(6);

@@ -59,6 +59,10 @@ function cases(): Case[] {
   add('n = 2, one class', [1, 1], 3);
   add('n = 2, two classes', [0, 1], 3);
   add('dim 1', [0, 1, 0, 1, 2], 1);
+  // a zero row: its norm is the 1e-12 floor (F.normalize divides by the constant there)
+  const zero = gaussian(r, 7, 6);
+  zero.fill(0, 12, 18);
+  add('a zero row, 7 x 6', [0, 1, 2, 0, 1, 2, 0], 6, zero);
   add('dim 129, labels far apart', Array.from({ length: 21 }, (_, i) => (i % 3) * 1_000_000 - 7), 129);
   // nearly one direction: similarities near 1, where the logits are largest
   const base = gaussian(r, 1, 24);

@@ -101,6 +101,10 @@ function build() {
     ['optim.c', ['-ffp-contract=off']],
     // the batch losses' products repeat the TypeScript reference's float64 sums bit for bit
     ['batchsim.c', ['-ffp-contract=off']],
+    // the pair losses whole: float32 products on gemm.c's kernels (FMA there), the per-pair
+    // arithmetic here without contraction (the same on every build, given S); the masks'
+    // selects vectorise only with -fno-trapping-math
+    ['batchpair.c', ['-ffp-contract=off', '-fno-trapping-math']],
     // exp and log over arrays: the same bits on every -march (no fused multiply-add); without
     // -fno-trapping-math GCC will not turn the range checks into vector selects
     ['vmath.c', ['-ffp-contract=off', '-fno-trapping-math']],

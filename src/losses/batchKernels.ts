@@ -1,8 +1,11 @@
 /**
- * Where the batch losses' O(n²·dim) products run. batch.ts computes them in TypeScript; when the
- * native engine's addon is loaded (src/engine/native.ts plugs its kernels in here), they run in
- * its float64 SIMD kernels instead (native/src/batchsim.c), which sum in the same order and
- * round the same way: the same bits, so a loss never depends on which one ran.
+ * Where the batch losses' O(n²·dim) work runs. batch.ts computes it in TypeScript; when the
+ * native engine's addon is loaded (src/engine/native.ts plugs its kernels in here), it runs in
+ * the addon instead. The class-weight losses' products run in float64 SIMD kernels
+ * (native/src/batchsim.c) that sum in the same order and round the same way as batch.ts: the
+ * same bits. The pair-based losses (multi-similarity, nt-xent, supcon, circle) run whole in one
+ * call (native/src/batchpair.c: float32 products, float64 per-pair arithmetic): within a
+ * tolerance of the TypeScript reference, not its bits (docs/batch-losses.md, "Speed").
  */
 
 /** The addon's batch-loss kernels (see native/src/addon.c for the argument checks). */
@@ -28,6 +31,12 @@ export interface BatchKernels {
   ): void;
   /** s_ij = x_i·x_j / (|x_i| |x_j|) of float32 rows, sums in order (the trainer's batch accuracy) */
   batchRawCosines(x: Float32Array, n: number, dim: number, s: Float64Array): void;
+  /**
+   * A pair-based batch loss whole (kind 0 multi-similarity [alpha, beta, base], 1 nt-xent
+   * [temperature], 2 supcon [temperature], 3 circle [m, gamma]): returns the loss, fills grad
+   * (dL/dx, n x dim) and sims (the cosine similarities, n x n), n = labels.length.
+   */
+  batchPairLoss(kind: number, params: Float64Array, x: Float32Array, labels: Int32Array, dim: number, grad: Float32Array, sims: Float64Array): number;
   /** the best-threshold accuracy over the pairs i < j of s [n, n] ranked by −s (train/batchAccuracy.ts' pairSweep); −1 where s holds a NaN */
   batchPairAccuracy(s: Float64Array, labels: Int32Array): number;
 }

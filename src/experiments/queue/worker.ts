@@ -5,8 +5,9 @@
  * job locks, and sends back the files they wrote.
  *
  * After each epoch a training's files go to Redis under the job's id: the ones rewritten every
- * epoch (checkpoint, weights, manifest, log, distances.jsonl, initial weights: about 2.1 MB for the seed's
- * MLP) whole, embeddings.bin by its new bytes (264 KB an epoch for 2,000 images; TakeoverStore).
+ * epoch (checkpoint, weights, manifest, log, distances.jsonl, initial weights: about 2.1 MB for
+ * the seed's MLP) whole, embeddings.bin by its new bytes (264 KB an epoch for 2,000 images;
+ * TakeoverStore).
  * A worker that dies mid-run loses its lock; BullMQ's stalled-job check hands the job to another
  * worker, which restores those files and resumes: the run folder ends as an uninterrupted run's,
  * bit for bit (weights, per-epoch distances and embeddings of every epoch).
@@ -24,7 +25,7 @@ import type { Dataset } from '../../data/dataset.ts';
 import { loadDataset } from '../../data/registry.ts';
 import { DataError, type ErrorCode, errorCode, SiameseError, UsageError } from '../../errors.ts';
 import { EMBEDDINGS_FILE } from '../../train/epochEmbeddings.ts';
-import { DISTANCES_FILE, type JobEvent, type JobRequest, RESUME_FILES, SNAPSHOT_FILES } from '../jobs.ts';
+import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, RESUME_FILES, SNAPSHOT_FILES } from '../jobs.ts';
 import { WorkerPool } from '../pool.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
 import { type Bundle, checkBundle, MAX_EMBEDDINGS_BYTES, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobFailure, type QueueJobResult, readFiles, validateJob } from './payload.ts';
@@ -146,7 +147,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       };
       let lastProgress = 0;
       const store = new TakeoverStore(redis, key, embKey, join(run, EMBEDDINGS_FILE));
-      let r;
+      let r: JobResult;
       try {
         r = await pool.run(req, {
           onEvent: (ev) => {

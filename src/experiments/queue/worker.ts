@@ -17,7 +17,7 @@
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -37,7 +37,7 @@ export interface QueueWorkerOptions {
   queueName?: string;
   /** jobs at a time (default 1) */
   concurrency?: number;
-  /** native engine threads per training (default: cores / concurrency) */
+  /** native engine threads per training (default: cores / concurrency, at least 1) */
   threads?: number;
   /** seconds a job's lock lasts without renewal before another worker may take it (default 30) */
   lockSeconds?: number;
@@ -118,7 +118,8 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
   };
 
   const runLocally = async (job: Job, queueName: string, data: Exclude<QueueJobData, { type: 'sleep' }>, dir: string): Promise<QueueJobResult> => {
-    const threads = opts.threads ?? 0;
+    // the cores shared out between the jobs this worker runs at once (never oversubscribed)
+    const threads = opts.threads ?? Math.max(1, Math.floor(availableParallelism() / (opts.concurrency ?? 1)));
     if (data.type === 'train') {
       const run = join(dir, 'run');
       mkdirSync(run);

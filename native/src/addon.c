@@ -680,6 +680,35 @@ static napi_value js_batch_cosine_accuracy(napi_env env, napi_callback_info info
   return r;
 }
 
+/* batchPairLoss(kind, params: Float64Array, x: Float32Array [n x dim], labels: Int32Array [n], dim,
+   grad: Float32Array [n x dim], sims: Float64Array [n x n]): the loss (batchpair.c) */
+static napi_value js_batch_pair_loss(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  static const int nparams[BATCH_PAIR_KINDS] = {3, 1, 1, 2};
+  int kind, dim;
+  tarray prm, x, labels, grad, sims;
+  if (!get_int(env, argv[0], &kind) || kind < 0 || kind >= BATCH_PAIR_KINDS)
+    return fail(env, "batchPairLoss: kind must be 0 (multi-similarity), 1 (nt-xent), 2 (supcon) or 3 (circle)");
+  if (!get_sized(env, argv[1], napi_float64_array, (size_t)nparams[kind], &prm))
+    return fail(env, "batchPairLoss: params must be a Float64Array of the loss's parameters");
+  if (!get_tarray(env, argv[3], napi_int32_array, &labels) || labels.length < 1 || labels.length > 46340)
+    return fail(env, "batchPairLoss: labels must be an Int32Array of 1 to 46340 values");
+  const int n = (int)labels.length;
+  if (!get_int(env, argv[4], &dim) || dim < 1 || (int64_t)n * dim > INT32_MAX / 4)
+    return fail(env, "batchPairLoss: dim must be a positive integer (and n x dim below 2^29)");
+  const size_t m = (size_t)n * dim;
+  if (!get_sized(env, argv[2], napi_float32_array, m, &x) || !get_sized(env, argv[5], napi_float32_array, m, &grad) ||
+      !get_sized(env, argv[6], napi_float64_array, (size_t)n * n, &sims))
+    return fail(env, "batchPairLoss: x and grad (Float32Array) must hold n x dim values and sims (Float64Array) n x n, n = labels.length");
+  double *work = workspace_for(env, batch_pair_loss_work(n, dim));
+  if (!work) return NULL;
+  const double loss = batch_pair_loss(kind, (const double *)prm.data, (const float *)x.data, (const int32_t *)labels.data, n, dim,
+                                      (float *)grad.data, (double *)sims.data, work);
+  napi_value r;
+  CHECK(napi_create_double(env, loss, &r));
+  return r;
+}
+
 /* vmath(op, x, y): y = exp(x) (op 0, Float64Arrays), log(x) (op 1, Float64Arrays) or expf(x)
    (op 2, Float32Arrays): vmath.c's functions, for the tests */
 static napi_value js_vmath(napi_env env, napi_callback_info info) {
@@ -838,6 +867,7 @@ NAPI_MODULE_INIT() {
       {"batchPairAccuracy", NULL, js_batch_pair_accuracy, NULL, NULL, NULL, napi_default, NULL},
       {"batchProxyLoss", NULL, js_batch_proxy_loss, NULL, NULL, NULL, napi_default, NULL},
       {"batchCosineAccuracy", NULL, js_batch_cosine_accuracy, NULL, NULL, NULL, napi_default, NULL},
+      {"batchPairLoss", NULL, js_batch_pair_loss, NULL, NULL, NULL, napi_default, NULL},
       {"vmath", NULL, js_vmath, NULL, NULL, NULL, napi_default, NULL},
       {"cnnCreate", NULL, js_cnn_create, NULL, NULL, NULL, napi_default, NULL},
       {"cnnThreads", NULL, js_threads, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},

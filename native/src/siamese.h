@@ -7,8 +7,8 @@
  * MLP and its training step, mlp_kernels.c its first layer's byte and sparse kernels,
  * mlp_schedule.c how two threads share its step; conv.h / conv.c the convolution and pooling
  * kernels, cnn.c the CNN; dropout.c the masks, optim.c the optimizers, pool.c the threads,
- * tail.c the pair distances, batchsim.c the batch losses' similarity products, addon.c the
- * Node-API bindings.
+ * tail.c the pair distances, batchsim.c the batch losses' similarity products, batchpair.c the
+ * pair-based batch losses whole, addon.c the Node-API bindings.
  *
  * Layout: every activation and weight row is padded to a multiple of the vector width VW (the
  * padding is kept at zero, so it never changes a result). Kernels are [in, out] row-major, as
@@ -220,6 +220,14 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
 size_t batch_cosine_accuracy_work(int n, int dim);
 double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int dim, const double *norms, float *cos_out,
                              float *work);
+
+/* the pair-based batch losses in one call (batchpair.c; float32 products, within a tolerance of
+   src/losses/batch.ts); params: multi-similarity alpha, beta, base; nt-xent and supcon the
+   temperature; circle m, gamma */
+enum { BATCH_PAIR_MULTI_SIMILARITY = 0, BATCH_PAIR_NT_XENT = 1, BATCH_PAIR_SUPCON = 2, BATCH_PAIR_CIRCLE = 3, BATCH_PAIR_KINDS = 4 };
+size_t batch_pair_loss_work(int n, int dim);
+double batch_pair_loss(int kind, const double *params, const float *x, const int32_t *labels, int n, int dim, float *grad,
+                       double *sims, double *work);
 
 /* 1 for an infinite or NaN float (all exponent bits set) */
 static inline uint32_t nonfinite(float x) {

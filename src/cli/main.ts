@@ -340,7 +340,7 @@ export function buildProgram(): Command {
     .requiredOption('--queue <url>', QUEUE_URL)
     .option('--queue-name <name>', 'serve this grid only (default: every grid a coordinator registers)')
     .option('--concurrency <n>', 'jobs at a time (default 1)', intArg('--concurrency', 1))
-    .option('--threads <n>', 'native engine threads per job (default: every core)', intArg('--threads', 0))
+    .option('--threads <n>', 'native engine threads per job (default: cores / --concurrency)', intArg('--threads', 0))
     .addOption(new Option('--lock-seconds <s>', 'seconds before a silent worker\'s job is handed on (default 30)').argParser(floatArg('--lock-seconds', { positive: true })).hideHelp())
     .action(async (o: { queue: string; queueName?: string; concurrency?: number; threads?: number; lockSeconds?: number }) => {
       if (o.queueName !== undefined && o.queue === undefined) throw new UsageError('--queue-name needs --queue');

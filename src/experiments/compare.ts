@@ -32,7 +32,7 @@ import { type JobEvent, type JobRequest, type JobResult, readDistances } from '.
 import { type LossSpec } from './lossSpec.ts';
 import type { Executor } from './executor.ts';
 import { WorkerPool } from './pool.ts';
-import { QueueExecutor } from './queue/coordinator.ts';
+import { QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
 import type { CompareResults } from './results.ts';
 import { summarise } from './stats.ts';
 import { type CompareOptions, ensureDir, ensureInitialWeights, estimateBatches, GRID_FILE, gridQueueName, initialPath, resolveGrid, runConfig, runKey, runState } from './grid.ts';
@@ -128,6 +128,8 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
   const grid = resolveGrid(opts, out);
   const { spec } = grid;
   const dataset = await loadDataset(spec.config.data);
+  // a grid whose embeddings the queue cannot carry is refused before anything happens
+  if (opts.queue) for (const l of spec.losses) queueableEmbeddings(grid.snapshotPoints ?? 0, runConfig(spec, l, spec.seeds[0]!));
   // connect first: a queue that cannot be reached is one line, before anything is planned or written
   const queue = opts.queue
     ? await QueueExecutor.open({

@@ -5,7 +5,7 @@
  * the run directory, a t-SNE job one JSON file. The caller reads those files afterwards, so
  * resumed and freshly trained runs are summarised by the same code.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import { type DataSpec, loadDataset, resolveDataSpec } from '../data/registry.ts';
@@ -15,6 +15,8 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { buildNetwork } from '../model/build.ts';
 import { loadWeights } from '../model/load.ts';
 import { resolveConfig, type TrainConfig } from '../train/config.ts';
+import { DISTANCES_FILE as EPOCH_DISTANCES_FILE } from '../train/epochDistances.ts';
+import { EMBEDDINGS_FILE } from '../train/epochEmbeddings.ts';
 import { trainRun } from '../train/run.ts';
 import { readJson, RUN_FILES, RunDir } from '../train/runDir.ts';
 import { type BatchInfo, type EpochLog, Training } from '../train/trainer.ts';
@@ -76,8 +78,12 @@ export type JobEvent =
   | { type: 'batch'; info: BatchInfo }
   | { type: 'epoch'; log: EpochLog }
   | { type: 'tsne'; iteration: number; total: number }
-  /** the run directory's files right after an epoch's checkpoint (train jobs with snapshot) */
-  | { type: 'snapshot'; epoch: number; files: Record<string, Uint8Array> };
+  /**
+   * The run directory's files right after an epoch's checkpoint (train jobs with snapshot): the
+   * rewritten ones (SNAPSHOT_FILES) whole, and the length of the append-only embeddings.bin at
+   * that moment (absent: the run has none); its bytes up to there do not change afterwards.
+   */
+  | { type: 'snapshot'; epoch: number; files: Record<string, Uint8Array>; embeddingsBytes?: number };
 
 export interface JobResult {
   status: 'finished' | 'interrupted';
@@ -148,7 +154,7 @@ async function trainJob(req: Extract<JobRequest, { type: 'train' }>, ctx: JobCon
     onEpoch: (log) => {
       ctx.emit({ type: 'epoch', log });
       // read while training waits for this callback, so the files belong to one epoch
-      if (req.snapshot) ctx.emit({ type: 'snapshot', epoch: log.epoch, files: readRunFiles(req.out) });
+      if (req.snapshot) ctx.emit({ type: 'snapshot', epoch: log.epoch, files: readRunFiles(req.out), ...embeddingsBytes(req.out) });
     },
     shouldStop: ctx.shouldStop,
   });
@@ -156,14 +162,27 @@ async function trainJob(req: Extract<JobRequest, { type: 'train' }>, ctx: JobCon
   return { status: res.status, epochs: res.epochs };
 }
 
-/** The files of a run directory that a resume needs, as bytes. */
+/**
+ * The files of a run directory that are rewritten whole after each epoch, and that a resume
+ * elsewhere needs besides embeddings.bin (which only grows, so it travels by its new bytes).
+ */
+export const SNAPSHOT_FILES: readonly string[] = [...Object.values(RUN_FILES), EPOCH_DISTANCES_FILE];
+
+/** Every file of a run directory that a resume elsewhere needs to end as an uninterrupted run. */
+export const RESUME_FILES: readonly string[] = [...SNAPSHOT_FILES, EMBEDDINGS_FILE];
+
 function readRunFiles(dir: string): Record<string, Uint8Array> {
   const out: Record<string, Uint8Array> = {};
-  for (const f of Object.values(RUN_FILES)) {
+  for (const f of SNAPSHOT_FILES) {
     const p = join(dir, f);
     if (existsSync(p)) out[f] = readFileSync(p);
   }
   return out;
+}
+
+function embeddingsBytes(dir: string): { embeddingsBytes?: number } {
+  const p = join(dir, EMBEDDINGS_FILE);
+  return existsSync(p) ? { embeddingsBytes: statSync(p).size } : {};
 }
 
 /** Rebuild a training (no steps) from a run directory's manifest and trained weights. */

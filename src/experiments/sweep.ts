@@ -54,7 +54,7 @@ import { experimentConfig, type ExperimentOptions, gridQueueName, runState } fro
 import type { Executor } from './executor.ts';
 import type { JobRequest } from './jobs.ts';
 import { WorkerPool } from './pool.ts';
-import { QueueExecutor } from './queue/coordinator.ts';
+import { QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
 import type { PairedComparison } from './results.ts';
 import { parseSweepList, type SweepLossSpec, trialSettings } from './searchSpec.ts';
 import { summarise } from './stats.ts';
@@ -356,6 +356,8 @@ async function runSweepLocked(
     }
     createdAt = stored.createdAt ?? createdAt;
   }
+  // the final runs store embeddings: refused at once if the queue cannot carry them
+  if (opts.queue) for (const l of def.losses) queueableEmbeddings(DEFAULT_SNAPSHOT_POINTS, trainConfig(def, l, undefined, def.split, 0));
   const queue = opts.queue
     ? await QueueExecutor.open({
         url: opts.queue.url,

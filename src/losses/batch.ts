@@ -3,10 +3,10 @@
  * baselines, with the names, defaults, reducers and distance of pytorch-metric-learning 2.9).
  * They read cosine similarities of L2-normalised embeddings, s_ij = û_i·û_j with
  * û = e / max(|e|, 1e-12), and return the loss with its default reduction and its exact
- * gradient with respect to the raw (unnormalised) embeddings, all on the host in float64. When the
- * native addon is loaded (batchKernels.ts), the pair losses' O(n²·dim) products run in its kernels
- * with the same bits as the TypeScript here, and the class-weight losses run whole in one native
- * call that agrees with the TypeScript here to rounding (the TypeScript stays their reference).
+ * gradient with respect to the raw (unnormalised) embeddings, all on the host in float64. When
+ * the native addon is loaded (batchKernels.ts), the pair-based losses and the class-weight losses
+ * each run whole in one native call (float32 products where they do not change the loss beyond a
+ * stated tolerance): within a tolerance of the reference here, which stays the fallback.
  *
  * Three of them (arcface, cosface, proxy-anchor) own one learnable vector per class, `weights`
  * (classes x dim, row-major, normalised inside the loss as well); they return its gradient too.
@@ -200,17 +200,46 @@ function nativeFor(...xs: (ArrayLike<number> | undefined)[]): BatchKernels | nul
   return k && xs.every((x) => x instanceof Float32Array) ? k : null;
 }
 
+/** The pair-based losses the addon computes whole (batchKernels.ts, batchPairLoss), with their parameters in its order. */
+export interface NativePairLoss {
+  kind: 0 | 1 | 2 | 3;
+  params: readonly number[];
+}
+
+/** labels as the Int32Array the addon takes, or null where they are not all int32 values */
+function int32Labels(labels: ArrayLike<number>): Int32Array | null {
+  if (labels instanceof Int32Array) return labels;
+  const out = new Int32Array(labels.length);
+  for (let i = 0; i < labels.length; i++) {
+    out[i] = labels[i]!;
+    if (out[i] !== labels[i]) return null;
+  }
+  return out;
+}
+
 /**
  * A loss on the embedding-embedding similarity matrix: `onSim(S, labels, n, g)` gives L and
  * dL/dS, added into g (n x n zeros) (S symmetric with a unit diagonal, which no loss reads).
+ * With `native`, float32 embeddings go to the addon's whole-loss kernel where it is loaded
+ * (one call: normalisation, S, the per-pair arithmetic, the gradient); `onSim` is the reference.
  */
 export function pairwiseBatchLoss(
   name: string,
   onSim: (s: Float64Array, labels: ArrayLike<number>, n: number, g: Float64Array) => SimilarityGrad,
+  native?: NativePairLoss,
 ): BatchLoss['compute'] {
+  const pair = native ? { kind: native.kind, params: Float64Array.from(native.params) } : null;
   return (emb, labels, dim, _weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
     const k = nativeFor(emb);
+    // (the addon's limits: 46340 labels, n x dim below 2^29; past them the reference)
+    const lab = k && pair && n > 0 && n <= 46340 && n * dim < 2 ** 29 ? int32Labels(labels) : null;
+    if (k && pair && lab) {
+      const s = ws ? ws.float64('similarities', n * n) : new Float64Array(n * n);
+      const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
+      const loss = k.batchPairLoss(pair.kind, pair.params, emb as Float32Array, lab, dim, grad, s);
+      return { loss, grad, similarities: s };
+    }
     if (k) {
       const u = (scratch.u = sized(scratch.u, n * dim));
       const norms = (scratch.norms = sized(scratch.norms, n));

@@ -1,12 +1,14 @@
 /**
  * Where the batch losses' O(n²·dim) work runs. batch.ts computes it in TypeScript; when the
  * native engine's addon is loaded (src/engine/native.ts plugs its kernels in here), it runs in
- * the addon instead. The pair losses' products run in float64 SIMD kernels that sum in the same
- * order and round the same way as the TypeScript (native/src/batchsim.c): the same bits. The
- * class-weight losses (arcface, cosface, proxy-anchor) run their whole step in one call
- * (native/src/batchproxy.c), and the trainer's batch accuracy for them ranks float32 cosines:
- * those agree with the TypeScript reference to rounding, not bit for bit (see the tolerances in
- * test/losses/batchProxyNative.test.ts).
+ * the addon instead, whole and in one call per step: the pair-based losses (multi-similarity,
+ * nt-xent, supcon, circle) in native/src/batchpair.c (float32 products, float64 per-pair
+ * arithmetic), the class-weight losses (arcface, cosface, proxy-anchor) in native/src/batchproxy.c
+ * (float64 cosines and loss, float32 back-projections; the trainer's batch accuracy for them from
+ * float32 cosines, in the same call). Both agree with the TypeScript reference within a
+ * tolerance, not its bits (docs/batch-losses.md, "Speed"; test/losses/batchPairNative.test.ts and
+ * batchProxyNative.test.ts). The float64 product kernels of native/src/batchsim.c sum in the same
+ * order and round the same way as batch.ts: the same bits.
  */
 
 /** The addon's batch-loss kernels (see native/src/addon.c for the argument checks). */
@@ -32,6 +34,12 @@ export interface BatchKernels {
   ): void;
   /** s_ij = x_i·x_j / (|x_i| |x_j|) of float32 rows, sums in order (the trainer's batch accuracy) */
   batchRawCosines(x: Float32Array, n: number, dim: number, s: Float64Array): void;
+  /**
+   * A pair-based batch loss whole (kind 0 multi-similarity [alpha, beta, base], 1 nt-xent
+   * [temperature], 2 supcon [temperature], 3 circle [m, gamma]): returns the loss, fills grad
+   * (dL/dx, n x dim) and sims (the cosine similarities, n x n), n = labels.length.
+   */
+  batchPairLoss(kind: number, params: Float64Array, x: Float32Array, labels: Int32Array, dim: number, grad: Float32Array, sims: Float64Array): number;
   /** the best-threshold accuracy over the pairs i < j of s [n, n] ranked by −s (train/batchAccuracy.ts' pairSweep); −1 where s holds a NaN */
   batchPairAccuracy(s: Float64Array, labels: Int32Array): number;
   /**

@@ -47,7 +47,7 @@ export function circleLoss(opts: { m?: number; gamma?: number } = {}): BatchLoss
       for (let t = 0; t < cn; t++) g[i * n + ineg[t]!] = sig[i]! * wn[t]! * kn[t]!;
     }
     return avgNonZero(per, g, n);
-  });
+  }, { kind: 3, params: [m, gamma] });
   const loss = {
     kind: 'batch' as const,
     name: 'circle',

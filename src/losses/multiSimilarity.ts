@@ -42,7 +42,7 @@ export function multiSimilarityLoss(opts: MultiSimilarityOptions = {}): BatchLos
       }
     }
     return { loss: total / n, g };
-  });
+  }, { kind: 0, params: [alpha, beta, base] });
   const loss = {
     kind: 'batch' as const,
     name: 'multi-similarity',

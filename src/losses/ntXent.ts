@@ -47,7 +47,7 @@ export function ntXentLoss(opts: { temperature?: number } = {}): BatchLoss {
       if (A > 0) for (let j = 0; j < n; j++) if (labels[j] !== labels[i]) g[i * n + j]! += en[j]! * A * f;
     }
     return { loss: total / pairs, g };
-  });
+  }, { kind: 1, params: [tau] });
   const loss = {
     kind: 'batch' as const,
     name: 'nt-xent',
@@ -94,7 +94,7 @@ export function supConLoss(opts: { temperature?: number } = {}): BatchLoss {
       for (let t = 0; t < c; t++) g[i * n + idx[t]!] = (w[t]! - (labels[idx[t]!] === labels[i] ? 1 / np : 0)) / tau;
     }
     return avgNonZero(per, g, n);
-  });
+  }, { kind: 2, params: [tau] });
   const loss = {
     kind: 'batch' as const,
     name: 'supcon',

@@ -69,6 +69,18 @@ function trialTable(l: SweepLossResult): Table {
   };
 }
 
+/**
+ * The validation and test MAP@R sit side by side in the test table but measure different things:
+ * a fold validates on a few held-out training classes, the test on all the test classes, and
+ * MAP@R is higher with fewer classes (sweep.md). Said beside the table, in one sentence.
+ */
+function unlikeMapAtRNote(r: SweepResults): string {
+  const sizes = [...new Set(r.protocol.groups.map((g) => g.length))].sort((a, b) => a - b);
+  const per = sizes.length > 1 ? `${sizes[0]}-${sizes[sizes.length - 1]}` : String(sizes[0] ?? '?');
+  const n = r.split.testClasses.length;
+  return `Val MAP@R is not comparable with test MAP@R: it is measured on ${per} held-out training classes per fold, test MAP@R on the ${n} test classes, and MAP@R is higher with fewer classes.`;
+}
+
 function comparisonLines(r: SweepResults): { tuned: string[]; untuned: string[] } {
   const f = (list: SweepResults['comparisons']['tuned']): string[] => list.map((c) => `${c.measure === 'mapAtR' ? 'MAP@R' : 'accuracy'}: ${c.verdict}`);
   return { tuned: f(r.comparisons.tuned), untuned: f(r.comparisons.untuned) };
@@ -162,7 +174,7 @@ function parallelSvg(l: SweepLossResult, color: string): string {
 
 export function sweepMarkdown(r: SweepResults): string {
   const out: string[] = ['# Sweep report', '', ...intro(r).map((s) => `${s}\n`), '## Test classes: tuned losses', '', mdTable(testTable(r)), ''];
-  out.push('Fractions as percentages; ± is the 95% confidence half-width over seeds. "untuned": the loss\'s defaults, same seeds. Fold models: the best trial\'s fold models on the test classes, each alone (mean) and with their embeddings concatenated.', '');
+  out.push(`Fractions as percentages; ± is the 95% confidence half-width over seeds. ${unlikeMapAtRNote(r)} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.`, '');
   out.push('## Verdict', '', r.ranking.verdict, '');
   const c = comparisonLines(r);
   out.push('## Paired tests over seeds (Holm-corrected per measure)', '', '**Tuned:**', '', ...c.tuned.map((s) => `- ${s}`), '', '**Untuned (defaults):**', '', ...c.untuned.map((s) => `- ${s}`), '');
@@ -179,7 +191,7 @@ export function sweepHtml(r: SweepResults): string {
     ...intro(r).map((s) => `<p>${esc(s)}</p>`),
     '<h2>Test classes: tuned losses</h2>',
     htmlTable(testTable(r)),
-    '<p class="note">Fractions as percentages; ± is the 95% confidence half-width over seeds. "untuned": the loss\'s defaults, same seeds. Fold models: the best trial\'s fold models on the test classes, each alone (mean) and with their embeddings concatenated.</p>',
+    `<p class="note">Fractions as percentages; ± is the 95% confidence half-width over seeds. ${esc(unlikeMapAtRNote(r))} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.</p>`,
     '<h2>Verdict</h2>',
     `<p>${esc(r.ranking.verdict)}</p>`,
     '<h2>Paired tests over seeds (Holm-corrected per measure)</h2>',

@@ -249,7 +249,7 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
   section.append(
     h('h3', {}, fin(losses) ? 'Chosen parameters, trained on all training classes and tested on the test classes' : 'Best parameters so far'),
     h('div', { class: 'scroll' }, table),
-    h('p', { class: 'note' }, 'Test measures: mean ± 95% confidence interval (t distribution) over the final seeds, on classes no trial has seen.'),
+    h('p', { class: 'note', 'data-testid': 'sweep-chosen-note' }, 'Test measures: mean ± 95% confidence interval (t distribution) over the final seeds, on classes no trial has seen. Validation MAP@R is not comparable with test MAP@R: it is measured on the few training classes a fold holds out, test MAP@R on all the test classes, and MAP@R is higher with fewer classes.'),
   );
 }
 

@@ -7,7 +7,7 @@
  * exit 2.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -19,6 +19,7 @@ import { readResults } from '../../src/viz/readResults.ts';
 import { EMBEDDINGS_FILE, readEmbeddingsIndex } from '../../src/train/epochEmbeddings.ts';
 import { writeSweepReport } from '../../src/viz/sweepReport.ts';
 import { siamese, siameseAsync } from '../cli/run.ts';
+import { REPO_ROOT } from '../helpers.ts';
 import { writeBandsIdx } from '../data/datasets.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-sweep-'));
@@ -151,6 +152,13 @@ test('siamese report DIR rebuilds a sweep\'s report.md and report.html byte for 
   const md = readFileSync(join(out, 'report.md'));
   const html = readFileSync(join(out, 'report.html'));
   assert.match(md.toString(), /^# Sweep report/);
+  // beside the table that shows both: the two MAP@R are of 2 classes per fold (groups {0,2} and
+  // {1,3} of the training classes 0-3) and of the 4 test classes 4-7, not comparable
+  const unlike = 'Val MAP@R is not comparable with test MAP@R: it is measured on 2 held-out training classes per fold, test MAP@R on the 4 test classes, and MAP@R is higher with fewer classes.';
+  for (const text of [md.toString(), html.toString()]) {
+    assert.equal(text.split(unlike).length, 2, 'the sentence, once');
+    assert.ok(text.indexOf(unlike) > text.indexOf('test MAP@R (95% CI)'), 'after the table with both columns');
+  }
   rmSync(join(out, 'report.md'));
   rmSync(join(out, 'report.html'));
   const rebuilt = siamese(['report', out]);
@@ -158,6 +166,20 @@ test('siamese report DIR rebuilds a sweep\'s report.md and report.html byte for 
   assert.equal(rebuilt.stdout, `wrote ${join(out, 'report.html')}\nwrote ${join(out, 'report.md')}\n`);
   assert.ok(readFileSync(join(out, 'report.md')).equals(md), 'report.md differs from the one sweep wrote');
   assert.ok(readFileSync(join(out, 'report.html')).equals(html), 'report.html differs from the one sweep wrote');
+});
+
+test('siamese report rebuilds the committed docs/sweep-mnist report byte for byte, which says its two MAP@R are not comparable', () => {
+  const dir = join(root, 'sweep-mnist');
+  mkdirSync(dir);
+  copyFileSync(join(REPO_ROOT, 'docs', 'sweep-mnist', 'results.json'), join(dir, 'results.json'));
+  const r = siamese(['report', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ['report.md', 'report.html']) {
+    const committed = readFileSync(join(REPO_ROOT, 'docs', 'sweep-mnist', f));
+    assert.ok(readFileSync(join(dir, f)).equals(committed), `${f} differs from docs/sweep-mnist/${f}: rebuild it with node bin/siamese.js report docs/sweep-mnist`);
+    // MNIST: training classes 0-4 in the fold groups {0,2,4} and {1,3}; test classes 5-9
+    assert.ok(committed.toString().includes('Val MAP@R is not comparable with test MAP@R: it is measured on 2-3 held-out training classes per fold, test MAP@R on the 5 test classes, and MAP@R is higher with fewer classes.'), f);
+  }
 });
 
 test('siamese report on a bad, corrupt or foreign sweep results.json: one line, exit 2, the old report untouched', () => {

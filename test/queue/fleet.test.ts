@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
 import { checkpointPattern } from '../../src/experiments/queue/keys.ts';
+import { readEmbeddingsIndex } from '../../src/train/epochEmbeddings.ts';
 import { BIN, siamese } from '../cli/run.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
@@ -68,13 +70,44 @@ async function stop(p: Proc): Promise<void> {
   await p.exited;
 }
 
-/** The trained bytes and numbers of a comparison folder (timings left out). */
+/** A run folder's file, as its size and SHA-256 (absent: 'none') */
+function fileOf(dir: string, run: string, name: string): string {
+  const p = join(dir, 'runs', run, name);
+  if (!existsSync(p)) return 'none';
+  const b = readFileSync(p);
+  return `${b.length} bytes, sha256 ${createHash('sha256').update(b).digest('hex')}`;
+}
+
+/** The epochs a run's embeddings.bin and distances.jsonl hold. */
+function epochsOf(dir: string, run: string): { embeddings: number[] | 'none'; distances: number[] | 'none' } {
+  const emb = join(dir, 'runs', run, 'embeddings.bin');
+  const dist = join(dir, 'runs', run, 'distances.jsonl');
+  return {
+    embeddings: existsSync(emb) ? readEmbeddingsIndex(emb).epochs : 'none',
+    distances: existsSync(dist) ? readFileSync(dist, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { epoch: number }).epoch) : 'none',
+  };
+}
+
+/** The files of a run folder, by name (the same set whatever ran it). */
+function fileNames(dir: string, run: string): string[] {
+  return readdirSync(join(dir, 'runs', run)).filter((f) => !f.startsWith('.')).sort();
+}
+
+/**
+ * The trained bytes and numbers of a comparison folder (timings left out): the weights, the
+ * per-epoch files (embeddings.bin, distances.jsonl: every epoch, as an uninterrupted local run
+ * writes them) and the folder's file names.
+ */
 function outcome(dir: string): Record<string, unknown> {
   const runs = readdirSync(join(dir, 'runs')).sort();
   const res = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
   return {
     runs,
-    weights: runs.map((r) => readFileSync(join(dir, 'runs', r, 'weights.safetensors')).toString('base64')),
+    files: runs.map((r) => fileNames(dir, r)),
+    epochs: runs.map((r) => epochsOf(dir, r)),
+    weights: runs.map((r) => fileOf(dir, r, 'weights.safetensors')),
+    embeddings: runs.map((r) => fileOf(dir, r, 'embeddings.bin')),
+    distances: runs.map((r) => fileOf(dir, r, 'distances.jsonl')),
     evaluations: res.runs.map((r: { lossId: string; evaluation: unknown; distances: unknown }) => [r.lossId, r.evaluation, r.distances]),
     losses: res.runs.map((r: { history: { loss: number }[] }) => r.history.map((h) => h.loss)),
   };
@@ -123,6 +156,8 @@ describe('compare on a fleet through Redis', () => {
       // once a checkpoint of the first run is in Redis, kill the worker training it
       await waitFor('a checkpoint in Redis', async () => (await conn.keys(checkpointPattern('kill'))).length > 0);
       a.child.kill('SIGKILL');
+      // the run's embeddings so far went with its checkpoint (one script writes both)
+      assert.ok((await conn.keys(checkpointPattern('kill'))).some((k) => k.endsWith(':embeddings')));
       await a.exited;
       b = start(['worker', '--queue', redis.url, '--queue-name', 'kill', '--lock-seconds', '2']);
       assert.equal(await c.exited, 0, c.out());

@@ -17,11 +17,12 @@ import { type Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { errorFromCode, UsageError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
+import type { TrainConfig } from '../../train/config.ts';
 import type { Executor, ExecutorCallbacks } from '../executor.ts';
 import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
 import { GRIDS_KEY } from './keys.ts';
-import { checkBundle, type DataChecksums, failureCode, jobId, outputPaths, type QueueJobData, type QueueJobResult, toQueueJob } from './payload.ts';
+import { checkBundle, type DataChecksums, embeddingsOverLimit, failureCode, jobId, outputPaths, type QueueJobData, type QueueJobResult, toQueueJob } from './payload.ts';
 import { connectOrExplain } from './worker.ts';
 
 interface Pending {
@@ -86,7 +87,12 @@ export class QueueExecutor implements Executor {
 
   run(req: JobRequest, cb: ExecutorCallbacks = {}): Promise<JobResult> {
     if (this.stopping) return Promise.resolve({ status: 'interrupted' });
-    const data = toQueueJob(req, this.opts.data);
+    let data: QueueJobData;
+    try {
+      data = toQueueJob(req, this.opts.data);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     const id = jobId(data);
     return new Promise<JobResult>((resolve, reject) => {
       const p: Pending = { id, req, data, cb, resolve, reject };
@@ -215,6 +221,15 @@ export class QueueExecutor implements Executor {
     if (outcome instanceof Error) p.reject(outcome);
     else p.resolve(outcome);
   }
+}
+
+/**
+ * Refuse (UsageError, one line) a run whose embeddings.bin the queue could not carry
+ * (payload.ts, MAX_EMBEDDINGS_BYTES): compare and sweep check their runs before they start.
+ */
+export function queueableEmbeddings(snapshotPoints: number, config: Pick<TrainConfig, 'embeddingDim' | 'epochs'>): void {
+  const over = embeddingsOverLimit(snapshotPoints, config.embeddingDim, config.epochs);
+  if (over) throw new UsageError(over);
 }
 
 function isEvent(v: unknown): v is JobEvent {

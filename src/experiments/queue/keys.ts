@@ -9,6 +9,15 @@ export function checkpointKey(queue: string, jobId: string): string {
   return `${KEY_PREFIX}:checkpoint:${queue}:${jobId}`;
 }
 
+/**
+ * The same job's embeddings.bin, as raw bytes: it only grows, so each epoch appends its new bytes
+ * instead of sending the whole file again. Under the checkpoint's key, so that checkpointPattern
+ * (and `queue clean`) finds it too.
+ */
+export function embeddingsKey(queue: string, jobId: string): string {
+  return `${checkpointKey(queue, jobId)}:embeddings`;
+}
+
 /** Every checkpoint key of a grid (for `queue clean`). */
 export function checkpointPattern(queue: string): string {
   return `${KEY_PREFIX}:checkpoint:${queue}:*`;

@@ -11,10 +11,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError, type ErrorCode } from '../../errors.ts';
+import { DataError, type ErrorCode, UsageError } from '../../errors.ts';
 import { resolveConfig, type TrainConfig } from '../../train/config.ts';
+import { recordBytes } from '../../train/epochEmbeddings.ts';
 import { RUN_FILES } from '../../train/runDir.ts';
-import { DISTANCES_FILE, type JobRequest, type TsneParams } from '../jobs.ts';
+import { DISTANCES_FILE, type JobRequest, RESUME_FILES, type TsneParams } from '../jobs.ts';
 
 /** File name -> base64 bytes. */
 export type Bundle = Record<string, string>;
@@ -27,7 +28,18 @@ export interface DataChecksums {
 }
 
 export type QueueJobData =
-  | { v: 1; type: 'train'; config: TrainConfig; resume: boolean; retrieval: boolean; distanceSample: number; data: DataChecksums; files: Bundle }
+  | {
+      v: 1;
+      type: 'train';
+      config: TrainConfig;
+      resume: boolean;
+      retrieval: boolean;
+      distanceSample: number;
+      /** test images whose embeddings the run stores every epoch (embeddings.bin); absent: none */
+      snapshotPoints?: number;
+      data: DataChecksums;
+      files: Bundle;
+    }
   | { v: 1; type: 'distances'; distanceSample: number; data: DataChecksums; files: Bundle }
   | { v: 1; type: 'tsne'; config: TrainConfig; indices: number[]; params: TsneParams; key: string; data: DataChecksums; files: Bundle }
   /** a stand-in that sleeps, for load tests of the queue itself (never a training) */
@@ -61,8 +73,32 @@ export function failureCode(progress: unknown): ErrorCode | undefined {
 /** The most a job's files may weigh (base64), both ways: a job is refused beyond it. */
 export const MAX_JOB_BYTES = 64 * 1024 * 1024;
 
-/** Files a training sends back; the checkpoint too, so that a run can be extended locally. */
-const RUN_OUTPUTS = [...Object.values(RUN_FILES), DISTANCES_FILE];
+/**
+ * The most a run's embeddings.bin may weigh on the queue. It travels four times: in Redis for a
+ * takeover (appended epoch by epoch), in the job's result, and, for a run resumed from a local
+ * folder, in the job itself; so it must fit in MAX_JOB_BYTES (base64) beside the other files of a
+ * run. 32 MiB (43 MB in base64) holds 125 epochs of the default 2,000 images at 128 dimensions,
+ * and leaves 21 MB of a job for the checkpoint and weights.
+ */
+export const MAX_EMBEDDINGS_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Why a run with these settings cannot go through the queue (its embeddings.bin could exceed
+ * MAX_EMBEDDINGS_BYTES), or undefined when it can. An upper bound: the header with room for
+ * every image's number and class, then a record for epoch 0 and for each epoch.
+ */
+export function embeddingsOverLimit(points: number, dim: number, epochs: number): string | undefined {
+  if (points <= 0) return undefined;
+  const bound = 256 + 24 * points + (epochs + 1) * recordBytes(points, dim);
+  if (bound <= MAX_EMBEDDINGS_BYTES) return undefined;
+  return (
+    `--snapshot-points ${points} at ${dim} dimensions for ${epochs} epochs makes an embeddings.bin of up to ${(bound / 2 ** 20).toFixed(2)} MiB a run, ` +
+    `more than the queue carries (${MAX_EMBEDDINGS_BYTES / 2 ** 20} MiB); lower --snapshot-points (0: none)`
+  );
+}
+
+/** Files a training sends back: all of its run folder (the checkpoint too, so that a run can be extended locally). */
+const RUN_OUTPUTS = [...RESUME_FILES, DISTANCES_FILE];
 const RESET_FILE = 'reset.safetensors';
 const WEIGHTS_FILE = 'weights.safetensors';
 const TSNE_FILE = 'tsne.json';
@@ -72,10 +108,18 @@ const SAFE_NAME = /^[a-z][a-z0-9._-]{0,63}$/;
 export function toQueueJob(req: JobRequest, data: DataChecksums): QueueJobData {
   switch (req.type) {
     case 'train': {
+      const points = req.snapshotPoints ?? 0;
+      const over = embeddingsOverLimit(points, req.config.embeddingDim, req.config.epochs);
+      if (over) throw new UsageError(over);
       // a run that started locally and was interrupted continues from its own files
-      const files = req.resume ? readFiles(req.out, Object.values(RUN_FILES)) : { [RESET_FILE]: readB64(req.resetWeights) };
+      const files = req.resume ? readFiles(req.out, RESUME_FILES) : { [RESET_FILE]: readB64(req.resetWeights) };
       const config = { ...req.config, threads: 0 };
-      return { v: 1, type: 'train', config, resume: req.resume, retrieval: req.retrieval, distanceSample: req.distanceSample, data, files };
+      return {
+        v: 1, type: 'train', config, resume: req.resume, retrieval: req.retrieval, distanceSample: req.distanceSample,
+        // absent when 0, so that the ids of jobs without embeddings stay what they were
+        ...(points > 0 ? { snapshotPoints: points } : {}),
+        data, files,
+      };
     }
     case 'distances':
       return { v: 1, type: 'distances', distanceSample: req.distanceSample, data, files: readFiles(req.runDir, [RUN_FILES.manifest, RUN_FILES.weights]) };
@@ -124,7 +168,7 @@ export function validateJob(raw: unknown): QueueJobData {
     return { v: 1, type, ms: j.ms, tag: String(j.tag ?? '') };
   }
   if (type !== 'train' && type !== 'distances' && type !== 'tsne') throw new DataError(`unknown job type ${JSON.stringify(type)}`);
-  const files = checkBundle(j.files, type === 'train' ? [RESET_FILE, ...Object.values(RUN_FILES)] : type === 'tsne' ? [WEIGHTS_FILE] : [RUN_FILES.manifest, RUN_FILES.weights]);
+  const files = checkBundle(j.files, type === 'train' ? [RESET_FILE, ...RESUME_FILES] : type === 'tsne' ? [WEIGHTS_FILE] : [RUN_FILES.manifest, RUN_FILES.weights]);
   const data = j.data as DataChecksums | undefined;
   if (!data || typeof data.trainChecksum !== 'string' || typeof data.testChecksum !== 'string' || typeof data.name !== 'string') {
     throw new DataError('the job names no data set checksums');
@@ -138,7 +182,15 @@ export function validateJob(raw: unknown): QueueJobData {
   if (type === 'train') {
     if (typeof j.resume !== 'boolean' || typeof j.retrieval !== 'boolean') throw new DataError('a training job needs resume and retrieval flags');
     if (!j.resume && !(RESET_FILE in files)) throw new DataError(`a new training needs ${RESET_FILE}`);
-    return { v: 1, type, config, resume: j.resume, retrieval: j.retrieval, distanceSample: sample(j.distanceSample), data, files };
+    const points = j.snapshotPoints ?? 0;
+    if (!Number.isInteger(points) || (points as number) < 0) throw new DataError('snapshotPoints must be an integer >= 0');
+    const over = embeddingsOverLimit(points as number, config.embeddingDim, config.epochs);
+    if (over) throw new DataError(over);
+    return {
+      v: 1, type, config, resume: j.resume, retrieval: j.retrieval, distanceSample: sample(j.distanceSample),
+      ...((points as number) > 0 ? { snapshotPoints: points as number } : {}),
+      data, files,
+    };
   }
   const indices = j.indices;
   if (!Array.isArray(indices) || indices.length > 100_000 || !indices.every((i) => Number.isInteger(i) && i >= 0)) {

@@ -4,28 +4,32 @@
  * of worker threads (pool.ts), so that training never blocks the event loop that renews BullMQ's
  * job locks, and sends back the files they wrote.
  *
- * After each epoch a training's files (checkpoint, manifest, log, initial weights: about 1.6 MB
- * for the seed's MLP) go to Redis under the job's id. A worker that dies mid-run loses its lock;
- * BullMQ's stalled-job check hands the job to another worker, which restores those files and
- * resumes: the final weights are those of an uninterrupted run, bit for bit.
+ * After each epoch a training's files go to Redis under the job's id: the ones rewritten every
+ * epoch (checkpoint, weights, manifest, log, distances.jsonl, initial weights: about 2.1 MB for
+ * the seed's MLP) whole, embeddings.bin by its new bytes (264 KB an epoch for 2,000 images;
+ * TakeoverStore).
+ * A worker that dies mid-run loses its lock; BullMQ's stalled-job check hands the job to another
+ * worker, which restores those files and resumes: the run folder ends as an uninterrupted run's,
+ * bit for bit (weights, per-epoch distances and embeddings of every epoch).
  *
  * A job that fails by itself (a diverging loss, a bad config, data that differ from the
  * coordinator's) fails once, for good; anything else (a crash, a lost connection) is retried.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { open } from 'node:fs/promises';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Dataset } from '../../data/dataset.ts';
 import { loadDataset } from '../../data/registry.ts';
 import { DataError, type ErrorCode, errorCode, SiameseError, UsageError } from '../../errors.ts';
-import { RUN_FILES } from '../../train/runDir.ts';
-import { DISTANCES_FILE, type JobRequest } from '../jobs.ts';
+import { EMBEDDINGS_FILE } from '../../train/epochEmbeddings.ts';
+import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, RESUME_FILES, SNAPSHOT_FILES } from '../jobs.ts';
 import { WorkerPool } from '../pool.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
-import { type Bundle, checkBundle, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobFailure, type QueueJobResult, readFiles, validateJob } from './payload.ts';
-import { checkpointKey, GRIDS_KEY, sleepCountKey } from './keys.ts';
+import { type Bundle, checkBundle, MAX_EMBEDDINGS_BYTES, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobFailure, type QueueJobResult, readFiles, validateJob } from './payload.ts';
+import { checkpointKey, embeddingsKey, GRIDS_KEY, sleepCountKey } from './keys.ts';
 
 export interface QueueWorkerOptions {
   url: string;
@@ -33,7 +37,7 @@ export interface QueueWorkerOptions {
   queueName?: string;
   /** jobs at a time (default 1) */
   concurrency?: number;
-  /** native engine threads per training (default: cores / concurrency) */
+  /** native engine threads per training (default: cores / concurrency, at least 1) */
   threads?: number;
   /** seconds a job's lock lasts without renewal before another worker may take it (default 30) */
   lockSeconds?: number;
@@ -114,16 +118,20 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
   };
 
   const runLocally = async (job: Job, queueName: string, data: Exclude<QueueJobData, { type: 'sleep' }>, dir: string): Promise<QueueJobResult> => {
-    const threads = opts.threads ?? 0;
+    // the cores shared out between the jobs this worker runs at once (never oversubscribed)
+    const threads = opts.threads ?? Math.max(1, Math.floor(availableParallelism() / (opts.concurrency ?? 1)));
     if (data.type === 'train') {
       const run = join(dir, 'run');
       mkdirSync(run);
       const key = checkpointKey(queueName, job.id!);
-      const stored = await redis.getBuffer(key);
+      const embKey = embeddingsKey(queueName, job.id!);
+      const [stored, storedEmb] = await Promise.all([redis.getBuffer(key), redis.getBuffer(embKey)]);
       let resume = data.resume;
       if (stored) {
-        // another worker trained this job before: continue from its last epoch
-        writeBundle(run, checkBundle(JSON.parse(stored.toString('utf8')), Object.values(RUN_FILES)));
+        // another worker trained this job before: continue from its last epoch, with the per-epoch
+        // files of the epochs before (stored with that epoch's checkpoint, TakeoverStore)
+        writeBundle(run, checkBundle(JSON.parse(stored.toString('utf8')), SNAPSHOT_FILES));
+        if (storedEmb && storedEmb.length <= MAX_EMBEDDINGS_BYTES) writeFileSync(join(run, EMBEDDINGS_FILE), storedEmb);
         resume = true;
       } else if (data.resume) writeBundle(run, data.files);
       else writeFileSync(join(dir, QUEUE_FILES.reset), Buffer.from(data.files[QUEUE_FILES.reset]!, 'base64'));
@@ -135,28 +143,31 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
         resume,
         retrieval: data.retrieval,
         distanceSample: data.distanceSample,
+        snapshotPoints: data.snapshotPoints ?? 0,
         snapshot: true,
       };
       let lastProgress = 0;
-      const r = await pool.run(req, {
-        onEvent: (ev) => {
-          if (ev.type === 'snapshot') {
-            const bundle: Bundle = Object.fromEntries(Object.entries(ev.files).map(([n, b]) => [n, Buffer.from(b).toString('base64')]));
-            const text = JSON.stringify(bundle);
-            if (text.length <= MAX_JOB_BYTES) void redis.set(key, text, 'EX', 7 * 24 * 3600).catch(() => {});
-            return;
-          }
-          const now = performance.now();
-          // every epoch, and a batch update at most once a second: Redis carries all of them
-          if (ev.type === 'epoch' || now - lastProgress >= 1000) {
-            lastProgress = now;
-            void job.updateProgress(ev as object).catch(() => {});
-          }
-        },
-      });
+      const store = new TakeoverStore(redis, key, embKey, join(run, EMBEDDINGS_FILE));
+      let r: JobResult;
+      try {
+        r = await pool.run(req, {
+          onEvent: (ev) => {
+            if (ev.type === 'snapshot') return store.save(ev);
+            const now = performance.now();
+            // every epoch, and a batch update at most once a second: Redis carries all of them
+            if (ev.type === 'epoch' || now - lastProgress >= 1000) {
+              lastProgress = now;
+              void job.updateProgress(ev as object).catch(() => {});
+            }
+          },
+        });
+      } finally {
+        // the last saves read the run folder, which goes once the job ends
+        await store.flush();
+      }
       if (r.status !== 'finished') throw new Error('the worker was stopped; the job goes back to the queue');
-      const files = readFiles(run, [...Object.values(RUN_FILES), DISTANCES_FILE]);
-      await redis.del(key).catch(() => {});
+      const files = readFiles(run, [...RESUME_FILES, DISTANCES_FILE]);
+      await redis.del(key, embKey).catch(() => {});
       return { status: 'finished', epochs: r.epochs, files, worker: WORKER_ID };
     }
     if (data.type === 'distances') {
@@ -230,6 +241,99 @@ async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: 
   if (ds.train.checksum !== data.data.trainChecksum || ds.test.checksum !== data.data.testChecksum) {
     throw new DataError(`its data set ${data.data.name} differs from the coordinator's (checksums of the images and labels); install the same data on this worker`);
   }
+}
+
+/** How long a job's takeover files stay in Redis without a new epoch. */
+const TAKEOVER_TTL_S = 7 * 24 * 3600;
+
+/**
+ * Replace or extend a job's embeddings and set its bundle, atomically (a script runs alone in
+ * Redis): Redis never holds one epoch's checkpoint beside another epoch's embeddings. Extending
+ * (offset >= 0) happens only when the stored embeddings end exactly there; otherwise (Redis
+ * restarted empty, the key expired) nothing is written and the script answers 0, and the caller
+ * sends the whole file instead, so that a takeover never gets a file with a hole.
+ * KEYS: bundle, embeddings. ARGV: bundle text, ttl, offset (-1: replace), bytes.
+ */
+const SAVE_SCRIPT = `
+local offset = tonumber(ARGV[3])
+if offset < 0 then
+  redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[2])
+else
+  if redis.call('STRLEN', KEYS[2]) ~= offset then return 0 end
+  redis.call('SETRANGE', KEYS[2], offset, ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1`;
+
+/**
+ * A training's last epoch in Redis, for the worker that takes the job over: the files rewritten
+ * every epoch as one JSON bundle (at most MAX_JOB_BYTES), and embeddings.bin, which only grows
+ * (264 KB an epoch for 2,000 images of 128 dimensions), by its new bytes since the last save: a
+ * 20-epoch run sends its 5.5 MB once, not 20 times over. The file is bounded (MAX_EMBEDDINGS_BYTES,
+ * checked when the job is made and again when a worker reads it), so Redis holds at most that
+ * per running job. Saves run one after another; a failed one (Redis away) is made up by the next,
+ * which sends every byte since the last stored one. An epoch whose files exceed the bounds is not
+ * stored: a takeover then resumes from the last epoch that was.
+ */
+export class TakeoverStore {
+  private chain: Promise<void> = Promise.resolve();
+  /** bytes of embeddings.bin that Redis holds from this worker; -1: none yet (the first save sends the whole file) */
+  private stored = -1;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+    private readonly embKey: string,
+    private readonly embPath: string,
+  ) {}
+
+  save(ev: Extract<JobEvent, { type: 'snapshot' }>): void {
+    this.chain = this.chain.then(() => this.write(ev)).catch(() => {});
+  }
+
+  flush(): Promise<void> {
+    return this.chain;
+  }
+
+  private async write(ev: Extract<JobEvent, { type: 'snapshot' }>): Promise<void> {
+    const bundle: Bundle = Object.fromEntries(Object.entries(ev.files).map(([n, b]) => [n, Buffer.from(b).toString('base64')]));
+    const text = JSON.stringify(bundle);
+    const size = ev.embeddingsBytes;
+    if (text.length > MAX_JOB_BYTES || (size ?? 0) > MAX_EMBEDDINGS_BYTES) return;
+    if (size === undefined) {
+      // no embeddings (none asked for): none may be restored beside this epoch's checkpoint either
+      await this.redis.multi().set(this.key, text, 'EX', TAKEOVER_TTL_S).del(this.embKey).exec();
+      return;
+    }
+    // the file's bytes up to `size` are final (it only grows while the job runs)
+    if (this.stored >= 0 && this.stored <= size) {
+      const tail = await readRange(this.embPath, this.stored, size - this.stored);
+      if ((await this.redis.eval(SAVE_SCRIPT, 2, this.key, this.embKey, text, TAKEOVER_TTL_S, this.stored, tail)) === 1) {
+        this.stored = size;
+        return;
+      }
+    }
+    this.stored = -1;
+    await this.redis.eval(SAVE_SCRIPT, 2, this.key, this.embKey, text, TAKEOVER_TTL_S, -1, await readRange(this.embPath, 0, size));
+    this.stored = size;
+  }
+}
+
+async function readRange(path: string, start: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  const fh = await open(path, 'r');
+  try {
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await fh.read(buf, got, length - got, start + got);
+      if (bytesRead === 0) throw new Error(`${path} ends early`);
+      got += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return buf;
 }
 
 function writeBundle(dir: string, files: Bundle): void {

@@ -307,7 +307,10 @@ function nativeAccuracy(emb: Float32Array, labels: Int32Array, dim: number): { a
   return { acc, cos };
 }
 
-/** batches that reach the sweep's every path: plain, clustered, tied, one value, many near-best buckets */
+/**
+ * batches that reach the sweep's every path: plain, clustered, tied, one value, many near-best
+ * buckets, most pairs in one bucket
+ */
 function accuracyBatch(trial: number): { emb: Float32Array; labels: Int32Array; dim: number } {
   const r = new Rng(100 + trial);
   const n = [2, 3, 17, 40, 120, 150][trial % 6]!;
@@ -316,7 +319,7 @@ function accuracyBatch(trial: number): { emb: Float32Array; labels: Int32Array; 
   const labels = Int32Array.from({ length: n }, () => Math.floor(r.next() * classes));
   const centers = Array.from({ length: classes * dim }, () => r.normal());
   const emb = new Float32Array(n * dim);
-  const kind = Math.floor(trial / 6) % 5;
+  const kind = Math.floor(trial / 6) % 6;
   for (let i = 0; i < n; i++)
     for (let k = 0; k < dim; k++) {
       const c = centers[labels[i]! * dim + k]!;
@@ -325,7 +328,9 @@ function accuracyBatch(trial: number): { emb: Float32Array; labels: Int32Array; 
         case 1: emb[i * dim + k] = c + 0.5 * r.normal(); break; // classes apart
         case 2: emb[i * dim + k] = Math.round(c + r.normal()); break; // a few values: many ties
         case 3: emb[i * dim + k] = 1; break; // every cosine the same (one value)
-        default: emb[i * dim + k] = c + 1e-4 * r.normal(); // nearly collapsed classes: many near-best buckets
+        case 4: emb[i * dim + k] = c + 1e-4 * r.normal(); break; // nearly collapsed classes: many near-best buckets
+        // one tight cluster and two rows opposite it: the cluster's pairs crowd one bucket (its sort)
+        default: emb[i * dim + k] = (i < 2 ? -1 : 1) * (1 + (k === 0 ? 0 : 0.01 * r.normal()));
       }
     }
   return { emb, labels, dim };
@@ -333,7 +338,7 @@ function accuracyBatch(trial: number): { emb: Float32Array; labels: Int32Array; 
 
 test('native float32 accuracy = a sort-and-sweep oracle on the same float32 cosines (and a brute force, small)', (t) => {
   if (skipWithout(t)) return;
-  for (let trial = 0; trial < 60; trial++) {
+  for (let trial = 0; trial < 72; trial++) {
     const { emb, labels, dim } = accuracyBatch(trial);
     const { acc, cos } = nativeAccuracy(emb, labels, dim);
     const n = labels.length;

@@ -1,6 +1,7 @@
 /*
  * Where the time of one class-weight batch loss step goes in native/src/batchproxy.c (the loss,
- * both gradients and the batch accuracy in one call, as the trainer makes it), timed from C (no
+ * both gradients and the batch accuracy in one call, as the trainer makes it; the accuracy's
+ * sweep in native/src/batchsweep.c), timed from C (no
  * Node): a 120 x 128 batch of 10 classes, 12 rows each, round a centre per class (the bench's
  * shape), each loss 2000 times, the median of each stage. Build and run:
  *
@@ -22,7 +23,9 @@ static double now_us(void) {
 #define STAGES 12
 static double stamp[STAGES + 1];
 #define PROBE(stage) (stamp[(stage) + 1] = now_us())
+#define SWEEP_PROBE 9
 #include "../native/src/batchproxy.c"
+#include "../native/src/batchsweep.c"
 
 #define REPS 2000
 static int cmp(const void *a, const void *b) {

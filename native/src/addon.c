@@ -449,16 +449,11 @@ static napi_value js_backprop(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-/* ---------------------------------------------------------------- the batch losses (batchsim.c) */
+/* ---------------------------------------------------------------- the batch losses' shared helpers */
 
 /* a typed array of the wanted type holding at least `need` elements (need < 2^31) */
 static bool get_sized(napi_env env, napi_value v, napi_typedarray_type want, size_t need, tarray *t) {
   return get_tarray(env, v, want, t) && t->length >= need;
-}
-
-/* two positive ints at args[0..1] whose product fits an int */
-static bool get_dims(napi_env env, napi_value *args, int *a, int *b) {
-  return get_int(env, args[0], a) && get_int(env, args[1], b) && *a >= 1 && *b >= 1 && (int64_t)*a * *b <= INT32_MAX;
 }
 
 /* The kernels' workspace, one per Node environment (the main thread and each worker thread:
@@ -499,111 +494,6 @@ static double *workspace_for(napi_env env, size_t n) {
     w->cap = cap;
   }
   return w->p;
-}
-
-/* batchNormalize(x: Float32Array, rows, dim, u: Float64Array, norms: Float64Array) */
-static napi_value js_batch_normalize(napi_env env, napi_callback_info info) {
-  ARGS(5);
-  int rows, dim;
-  tarray x, u, norms;
-  if (!get_dims(env, argv + 1, &rows, &dim)) return fail(env, "batchNormalize: rows and dim must be positive");
-  const size_t m = (size_t)rows * dim;
-  if (!get_sized(env, argv[0], napi_float32_array, m, &x) || !get_sized(env, argv[3], napi_float64_array, m, &u) ||
-      !get_sized(env, argv[4], napi_float64_array, (size_t)rows, &norms))
-    return fail(env, "batchNormalize: x (Float32Array), u and norms (Float64Array) must hold rows x dim, rows x dim and rows values");
-  batch_normalize((const float *)x.data, rows, dim, (double *)u.data, (double *)norms.data);
-  return undef(env);
-}
-
-/* batchSimilarities(a: Float64Array, ra, b: Float64Array, rb, dim, s: Float64Array): s = a b^T
-   (the same array twice: computed once per pair) */
-static napi_value js_batch_similarities(napi_env env, napi_callback_info info) {
-  ARGS(6);
-  int ra, rb, dim;
-  tarray a, b, s;
-  if (!get_int(env, argv[1], &ra) || !get_int(env, argv[3], &rb) || !get_int(env, argv[4], &dim) || ra < 1 || rb < 1 ||
-      dim < 1 || (int64_t)ra * dim > INT32_MAX || (int64_t)rb * dim > INT32_MAX || (int64_t)ra * rb > INT32_MAX)
-    return fail(env, "batchSimilarities: ra, rb and dim must be positive");
-  if (!get_sized(env, argv[0], napi_float64_array, (size_t)ra * dim, &a) ||
-      !get_sized(env, argv[2], napi_float64_array, (size_t)rb * dim, &b) ||
-      !get_sized(env, argv[5], napi_float64_array, (size_t)ra * rb, &s))
-    return fail(env, "batchSimilarities: a, b and s must be Float64Arrays of ra x dim, rb x dim and ra x rb values");
-  if (s.data == a.data || s.data == b.data) return fail(env, "batchSimilarities: s must not be a or b");
-  double *work = workspace_for(env, batch_similarities_work(ra, rb, dim));
-  if (!work) return NULL;
-  batch_similarities((const double *)a.data, ra, (const double *)b.data, rb, dim, 4, (double *)s.data, work);
-  return undef(env);
-}
-
-/* batchPairBackward(g: Float64Array [n x n] (overwritten), n, u: Float64Array, norms, dim, out: Float32Array) */
-static napi_value js_batch_pair_backward(napi_env env, napi_callback_info info) {
-  ARGS(6);
-  int n, dim;
-  tarray g, u, norms, out;
-  if (!get_int(env, argv[1], &n) || !get_int(env, argv[4], &dim) || n < 1 || dim < 1 || (int64_t)n * n > INT32_MAX ||
-      (int64_t)n * dim > INT32_MAX)
-    return fail(env, "batchPairBackward: n and dim must be positive");
-  const size_t m = (size_t)n * dim;
-  if (!get_sized(env, argv[0], napi_float64_array, (size_t)n * n, &g) || !get_sized(env, argv[2], napi_float64_array, m, &u) ||
-      !get_sized(env, argv[3], napi_float64_array, (size_t)n, &norms) || !get_sized(env, argv[5], napi_float32_array, m, &out))
-    return fail(env, "batchPairBackward: g, u, norms (Float64Array) and out (Float32Array) must hold n x n, n x dim, n and n x dim values");
-  double *work = workspace_for(env, batch_pair_backward_work(n, dim));
-  if (!work) return NULL;
-  batch_pair_backward((double *)g.data, n, (const double *)u.data, (const double *)norms.data, dim, (float *)out.data, work);
-  return undef(env);
-}
-
-/* batchProxyBackward(g: Float64Array [n x classes], n, classes, eu, enorms, wu, wnorms, dim, grad: Float32Array, wgrad: Float32Array) */
-static napi_value js_batch_proxy_backward(napi_env env, napi_callback_info info) {
-  ARGS(10);
-  int n, classes, dim;
-  tarray g, eu, en, wu, wn, grad, wgrad;
-  if (!get_dims(env, argv + 1, &n, &classes) || !get_int(env, argv[7], &dim) || dim < 1 || (int64_t)n * dim > INT32_MAX ||
-      (int64_t)classes * dim > INT32_MAX)
-    return fail(env, "batchProxyBackward: n, classes and dim must be positive");
-  if (!get_sized(env, argv[0], napi_float64_array, (size_t)n * classes, &g) ||
-      !get_sized(env, argv[3], napi_float64_array, (size_t)n * dim, &eu) || !get_sized(env, argv[4], napi_float64_array, (size_t)n, &en) ||
-      !get_sized(env, argv[5], napi_float64_array, (size_t)classes * dim, &wu) ||
-      !get_sized(env, argv[6], napi_float64_array, (size_t)classes, &wn) ||
-      !get_sized(env, argv[8], napi_float32_array, (size_t)n * dim, &grad) ||
-      !get_sized(env, argv[9], napi_float32_array, (size_t)classes * dim, &wgrad))
-    return fail(env, "batchProxyBackward: array sizes do not fit n, classes and dim");
-  double *work = workspace_for(env, batch_proxy_backward_work(n, classes, dim));
-  if (!work) return NULL;
-  batch_proxy_backward((const double *)g.data, n, classes, (const double *)eu.data, (const double *)en.data,
-                       (const double *)wu.data, (const double *)wn.data, dim, (float *)grad.data, (float *)wgrad.data, work);
-  return undef(env);
-}
-
-/* batchRawCosines(x: Float32Array, n, dim, s: Float64Array [n x n]) */
-static napi_value js_batch_raw_cosines(napi_env env, napi_callback_info info) {
-  ARGS(4);
-  int n, dim;
-  tarray x, s;
-  if (!get_dims(env, argv + 1, &n, &dim) || (int64_t)n * n > INT32_MAX) return fail(env, "batchRawCosines: n and dim must be positive");
-  if (!get_sized(env, argv[0], napi_float32_array, (size_t)n * dim, &x) || !get_sized(env, argv[3], napi_float64_array, (size_t)n * n, &s))
-    return fail(env, "batchRawCosines: x (Float32Array) and s (Float64Array) must hold n x dim and n x n values");
-  double *work = workspace_for(env, batch_raw_cosines_work(n, dim));
-  if (!work) return NULL;
-  batch_raw_cosines((const float *)x.data, n, dim, (double *)s.data, work);
-  return undef(env);
-}
-
-/* batchPairAccuracy(s: Float64Array [n x n], labels: Int32Array [n]): the best-threshold
-   accuracy over the pairs i < j, or -1 where S holds a NaN */
-static napi_value js_batch_pair_accuracy(napi_env env, napi_callback_info info) {
-  ARGS(2);
-  tarray s, labels;
-  if (!get_tarray(env, argv[1], napi_int32_array, &labels) || labels.length > 46340)
-    return fail(env, "batchPairAccuracy: labels must be an Int32Array of at most 46340 values");
-  const int n = (int)labels.length;
-  if (!get_sized(env, argv[0], napi_float64_array, (size_t)n * n, &s))
-    return fail(env, "batchPairAccuracy: s must be a Float64Array of n x n values");
-  double *work = workspace_for(env, batch_pair_accuracy_work(n));
-  if (!work) return NULL;
-  napi_value r;
-  CHECK(napi_create_double(env, batch_pair_accuracy((const double *)s.data, (const int32_t *)labels.data, n, work), &r));
-  return r;
 }
 
 /* ---------------------------------------------------------------- the class-weight losses (batchproxy.c) */
@@ -681,12 +571,14 @@ static napi_value js_batch_cosine_accuracy(napi_env env, napi_callback_info info
 }
 
 /* batchPairLoss(kind, params: Float64Array, x: Float32Array [n x dim], labels: Int32Array [n], dim,
-   grad: Float32Array [n x dim], sims: Float64Array [n x n]): the loss (batchpair.c) */
+   grad: Float32Array [n x dim], sims: Float64Array [n x n], acc: Float64Array [1] or undefined):
+   the loss (batchpair.c); with acc, the batch's best-threshold pair accuracy over the loss's
+   similarities into acc[0] (-1 where one is NaN) */
 static napi_value js_batch_pair_loss(napi_env env, napi_callback_info info) {
-  ARGS(7);
+  ARGS(8);
   static const int nparams[BATCH_PAIR_KINDS] = {3, 1, 1, 2};
   int kind, dim;
-  tarray prm, x, labels, grad, sims;
+  tarray prm, x, labels, grad, sims, acc = {0};
   if (!get_int(env, argv[0], &kind) || kind < 0 || kind >= BATCH_PAIR_KINDS)
     return fail(env, "batchPairLoss: kind must be 0 (multi-similarity), 1 (nt-xent), 2 (supcon) or 3 (circle)");
   if (!get_sized(env, argv[1], napi_float64_array, (size_t)nparams[kind], &prm))
@@ -700,10 +592,14 @@ static napi_value js_batch_pair_loss(napi_env env, napi_callback_info info) {
   if (!get_sized(env, argv[2], napi_float32_array, m, &x) || !get_sized(env, argv[5], napi_float32_array, m, &grad) ||
       !get_sized(env, argv[6], napi_float64_array, (size_t)n * n, &sims))
     return fail(env, "batchPairLoss: x and grad (Float32Array) must hold n x dim values and sims (Float64Array) n x n, n = labels.length");
-  double *work = workspace_for(env, batch_pair_loss_work(n, dim));
+  napi_valuetype at;
+  CHECK(napi_typeof(env, argv[7], &at));
+  if (at != napi_undefined && (!get_tarray(env, argv[7], napi_float64_array, &acc) || acc.length < 1))
+    return fail(env, "batchPairLoss: acc must be a Float64Array of one value or undefined");
+  double *work = workspace_for(env, batch_pair_loss_work(n, dim) + (acc.data ? (batch_sweep_work(n) + 1) / 2 : 0));
   if (!work) return NULL;
   const double loss = batch_pair_loss(kind, (const double *)prm.data, (const float *)x.data, (const int32_t *)labels.data, n, dim,
-                                      (float *)grad.data, (double *)sims.data, work);
+                                      (float *)grad.data, (double *)sims.data, (double *)acc.data, work);
   napi_value r;
   CHECK(napi_create_double(env, loss, &r));
   return r;
@@ -834,7 +730,7 @@ static napi_value js_cnn_embed(napi_env env, napi_callback_info info) {
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   char buf[160];
-  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":9}", ISA_NAME, VW, MR,
+  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":10}", ISA_NAME, VW, MR,
            NV * VW);
   napi_value s;
   CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));
@@ -859,12 +755,6 @@ NAPI_MODULE_INIT() {
       {"embedFloat", NULL, js_embed_float, NULL, NULL, NULL, napi_default, NULL},
       {"distances", NULL, js_distances, NULL, NULL, NULL, napi_default, NULL},
       {"backpropDistances", NULL, js_backprop, NULL, NULL, NULL, napi_default, NULL},
-      {"batchNormalize", NULL, js_batch_normalize, NULL, NULL, NULL, napi_default, NULL},
-      {"batchSimilarities", NULL, js_batch_similarities, NULL, NULL, NULL, napi_default, NULL},
-      {"batchPairBackward", NULL, js_batch_pair_backward, NULL, NULL, NULL, napi_default, NULL},
-      {"batchProxyBackward", NULL, js_batch_proxy_backward, NULL, NULL, NULL, napi_default, NULL},
-      {"batchRawCosines", NULL, js_batch_raw_cosines, NULL, NULL, NULL, napi_default, NULL},
-      {"batchPairAccuracy", NULL, js_batch_pair_accuracy, NULL, NULL, NULL, napi_default, NULL},
       {"batchProxyLoss", NULL, js_batch_proxy_loss, NULL, NULL, NULL, napi_default, NULL},
       {"batchCosineAccuracy", NULL, js_batch_cosine_accuracy, NULL, NULL, NULL, napi_default, NULL},
       {"batchPairLoss", NULL, js_batch_pair_loss, NULL, NULL, NULL, napi_default, NULL},

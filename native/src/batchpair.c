@@ -492,10 +492,13 @@ static void normalize(const float *x, int n, int dim, int dp, int np, float *u, 
 }
 
 /* The loss of one batch (kind: BATCH_PAIR_*, prm: its parameters), dL/dx into grad [n x dim]
-   (float32) and S into sims [n x n] (float64). work: batch_pair_loss_work doubles, 64-byte
+   (float32) and S into sims [n x n] (float64). With acc, also the batch's best-threshold pair
+   accuracy into acc[0], swept over the float32 S the loss used (batchsweep.c; the float64 sims
+   are those values widened, so the same ranking), or -1 where S holds a NaN. work:
+   batch_pair_loss_work doubles (and, with acc, batch_sweep_work floats past them), 64-byte
    aligned. */
 double batch_pair_loss(int kind, const double *prm, const float *x, const int32_t *labels, int n, int dim, float *grad,
-                       double *sims, double *work) {
+                       double *sims, double *acc, double *work) {
   const layout L = layout_of(n, dim);
   const int np = L.np, n8 = L.n8, dp = L.dp;
   float *u = (float *)(work + L.u), *ut = (float *)(work + L.ut), *s = (float *)(work + L.s), *gu = (float *)(work + L.gu);
@@ -573,5 +576,7 @@ double batch_pair_loss(int kind, const double *prm, const float *x, const int32_
     for (int k = 0; k < dim; k++) o[k] = (float)((gr[k] - dot * ur[k]) * inv);
   }
   PROBE(6);
+  /* the accuracy: S's rows above the diagonal, as the GEMM left them (row stride np) */
+  if (acc) *acc = batch_sweep(s, (size_t)np, n, labels, NULL, (float *)(work + L.tot));
   return loss;
 }

@@ -18,9 +18,8 @@
  *
  * The accuracy: the cosines of the raw embeddings in float32 (the rows over their float64 norms,
  * rounded once, then the network's float32 GEMM, gemm.h, a band of rows at a time below the
- * diagonal), then the best-threshold sweep over those float32 values, exact for them: buckets by
- * value, the cuts between buckets counted, only the few buckets that could hold a better cut
- * sorted and swept.
+ * diagonal), then the best-threshold sweep over those float32 values, exact for them
+ * (batchsweep.c, the pair losses' sweep too).
  *
  * Little scratch memory on purpose: the step comes between the network's forward and backward
  * passes, with the caches full of the network's data (measured: a first call after a network
@@ -487,21 +486,13 @@ double batch_proxy_loss(int kind, double p1, double p2, const float *x, const in
 
 /* ------------------------------------------------------------------ the batch accuracy */
 
-/* buckets at most; refined buckets at most, past that one whole sort is as cheap */
-#define ACC_MAX_BUCKETS 4096
-#define ACC_REFINE 64
-
-
 size_t batch_cosine_accuracy_work(int n, int dim) {
   const size_t np = (size_t)qpad(n), m = (size_t)n * (n > 0 ? n - 1 : 0) / 2;
   const size_t dq = (size_t)qpad(dim);
-  /* in floats: inverse norms [np], T [dq x np], a band of S [MR x np], padded labels [np]
-     (ints), the pairs' cosines [m + VW], the refined buckets' values (or every key) [m], same
-     flags (bytes) [m], the sort's scratch [m], counts [2 x ACC_MAX_BUCKETS] and bounds
-     [ACC_MAX_BUCKETS] (ints), marks [ACC_MAX_BUCKETS] (bytes), the rows' norms where the caller
-     has none [np] (doubles) */
-  return fline(np) + fline(dq * np) + fline(MR * np) + fline(np) + fline(m + VW) + fline(m) + fline(m / 4 + 1) + fline(m) +
-         fline(4 * ACC_MAX_BUCKETS) + 2 * np;
+  /* in floats: inverse norms [np], T [dq x np], a band of S [MR x np], the pairs' cosines
+     [m + VW], the rows' norms where the caller has none [np] (doubles), the sweep's
+     (batchsweep.c) */
+  return fline(np) + fline(dq * np) + fline(MR * np) + fline(m + VW) + fline(2 * np) + batch_sweep_work(n);
 }
 
 /* t [dq x np] = x^T, x [n x dim] (n <= np, dim <= dq, both multiples of 16), each column i times
@@ -525,105 +516,12 @@ static void transpose_rows(const float *x, const float *inv, int n, int dim, int
     }
 }
 
-/* v[0..k) sorted ascending (no NaN; -0 before +0, which compare equal): insertion for a few
-   values, else a radix sort of the floats' bits in three passes of 11 (tmp: k values of scratch;
-   qsort took 0.5 ms for a batch's 7140 pairs) */
-static void sort_floats(float *v, int64_t k, uint32_t *tmp) {
-  if (k <= 64) {
-    for (int64_t a = 1; a < k; a++) {
-      const float x = v[a];
-      int64_t b = a;
-      for (; b > 0 && v[b - 1] > x; b--) v[b] = v[b - 1];
-      v[b] = x;
-    }
-    return;
-  }
-  uint32_t *a = (uint32_t *)(void *)v, *b = tmp;
-  /* the bits as an unsigned key in the floats' order */
-  for (int64_t i = 0; i < k; i++) a[i] ^= (uint32_t)((int32_t)a[i] >> 31) | 0x80000000u;
-  for (int shift = 0; shift < 33; shift += 11) {
-    int64_t cnt[2048] = {0};
-    for (int64_t i = 0; i < k; i++) cnt[(a[i] >> shift) & 2047]++;
-    for (int64_t d = 0, off = 0; d < 2048; d++) {
-      const int64_t c = cnt[d];
-      cnt[d] = off;
-      off += c;
-    }
-    for (int64_t i = 0; i < k; i++) b[cnt[(a[i] >> shift) & 2047]++] = a[i];
-    uint32_t *t = a;
-    a = b;
-    b = t;
-  }
-  /* three passes: the keys are in tmp */
-  uint32_t *out = (uint32_t *)(void *)v;
-  for (int64_t i = 0; i < k; i++) out[i] = a[i] ^ (a[i] >> 31 ? 0x80000000u : 0xffffffffu);
-}
-
-/* the most pairs right at any cut of sorted pos[0..np) and neg[0..nn), from `correct` with the
-   cut below them all (batchAccuracy.ts, sweepFrom; no NaN here) */
-static int64_t sweep_from(const float *pos, int64_t np, const float *neg, int64_t nn, int64_t correct) {
-  int64_t best = correct, i = 0, j = 0;
-  while (i < np || j < nn) {
-    const float a = i < np ? pos[i] : INFINITY, b = j < nn ? neg[j] : INFINITY;
-    const float t = a < b ? a : b;
-    while (i < np && pos[i] == t) i++, correct++;
-    while (j < nn && neg[j] == t) j++, correct--;
-    if (correct > best) best = correct;
-  }
-  return best;
-}
-
-/* every pair's key sorted at once: the sweep over all cuts (cos: the pairs j < i, row after row) */
-static int64_t sorted_sweep(const float *cos, const int32_t *labels, int n, float *vals, uint8_t *same, uint32_t *tmp) {
-  int64_t m = 0, npos = 0;
-  for (int i = 1; i < n; i++)
-    for (int j = 0; j < i; j++, m++) {
-      vals[m] = -cos[m];
-      same[m] = labels[i] == labels[j];
-      npos += same[m];
-    }
-  /* positives to the front, negatives to the back, in place: two sorts */
-  int64_t a = 0, b = m;
-  while (a < b) {
-    if (same[a]) a++;
-    else {
-      b--;
-      const float t = vals[a];
-      vals[a] = vals[b];
-      vals[b] = t;
-      const uint8_t u = same[a];
-      same[a] = same[b];
-      same[b] = u;
-    }
-  }
-  sort_floats(vals, npos, tmp);
-  sort_floats(vals + npos, m - npos, tmp);
-  return sweep_from(vals, npos, vals + npos, m - npos, m - npos);
-}
-
 /* lanes j0 + l < lim of a row: the mask of the lanes to read */
 AI vi lanes_below(int j0, int lim) {
   vi iota;
 #pragma GCC unroll 16
   for (int l = 0; l < VW; l++) iota[l] = l;
   return iota + j0 < lim;
-}
-
-/* min(b, top) lane by lane */
-AI vi vmin_top(vi b, int top) {
-  const vi t = top + (vi){0}, over = b > t;
-  return (b & ~over) | (t & over);
-}
-
-/* whether any lane is not 0 */
-AI int vany(vi v) {
-#if VW == 16 && defined(__AVX512F__)
-  return _mm512_test_epi32_mask((__m512i)v, (__m512i)v) != 0;
-#else
-  int any = 0;
-  for (int l = 0; l < VW; l++) any |= v[l];
-  return any;
-#endif
 }
 
 #define VBLEND(mask, a, b) ((vf)(((vi)(a) & (mask)) | ((vi)(b) & ~(mask))))
@@ -642,15 +540,11 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
   float *inv = work;
   float *T = inv + fline((size_t)np);
   float *band = T + fline((size_t)dq * np);
-  int32_t *lab = (int32_t *)(band + fline((size_t)MR * np));
-  float *cs = (float *)lab + fline((size_t)np);
-  float *vals = cs + fline((size_t)m + VW);
-  uint8_t *same = (uint8_t *)(vals + fline((size_t)m));
-  uint32_t *tmp = (uint32_t *)(void *)((float *)same + fline((size_t)m / 4 + 1));
-  int32_t *cnt = (int32_t *)(tmp + fline((size_t)m));
+  float *cs = band + fline((size_t)MR * np);
+  double *own = (double *)(void *)(cs + fline((size_t)m + VW));
+  float *sweep = (float *)own + fline(2 * (size_t)np);
   /* T = x^T [dq x np] (zero padding), then each column over its row's norm */
   if (!norms) {
-    double *own = (double *)(void *)(cnt + 4 * ACC_MAX_BUCKETS);
     row_norms(x, n, dim, own);
     norms = own;
   }
@@ -692,103 +586,11 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
       for (int j = 0; j < i; j++, c++) cos_out[(size_t)i * n + j] = cos_out[(size_t)j * n + i] = *c;
     }
   }
-  if (m == 0) return 0;
-  memcpy(lab, labels, (size_t)n * sizeof(int32_t));
-  memset(lab + n, 0, (size_t)(np - n) * sizeof(int32_t));
-  float lo = INFINITY, hi = -INFINITY;
+  float range[2] = {INFINITY, -INFINITY};
   for (int l = 0; l < VW; l++) {
-    lo = vlo[l] < lo ? vlo[l] : lo;
-    hi = vhi[l] > hi ? vhi[l] : hi;
+    range[0] = vlo[l] < range[0] ? vlo[l] : range[0];
+    range[1] = vhi[l] > range[1] ? vhi[l] : range[1];
   }
-  /* about sixteen pairs a bucket; bucket b = (hi - s) * scale: ascending in -s, the order of a
-     distance (rounding keeps the map monotone) */
-  int buckets = 2;
-  while (buckets < ACC_MAX_BUCKETS && buckets < m / 16) buckets *= 2;
-  const float scale = (float)buckets / (hi - lo);
-  const int top = buckets - 1;
-  /* one value, or a range too small or too large to divide: sort them all */
-  if (!(scale > 0 && scale < INFINITY)) return (double)sorted_sweep(cs, lab, n, vals, same, tmp) / (double)m;
-  /* counts: negatives of bucket b at 2b, positives at 2b + 1 */
-  const size_t cb = 2 * (size_t)buckets;
-  memset(cnt, 0, cb * sizeof(int32_t));
-  const vf vhiv = hi - (vf){0};
-  int64_t npos = 0;
-  for (int i = 1; i < n; i++) {
-    const float *si = cs + (size_t)i * (i - 1) / 2;
-    const vi li = labels[i] - (vi){0};
-    for (int j0 = 0; j0 < i; j0 += VW) {
-      const vf f = (vhiv - *(const vfu *)(const void *)(si + j0)) * scale;
-      const vi b = vmin_top(__builtin_convertvector(f, vi), top);
-      const vi idx = 2 * b + (((vi)VLOAD(lab + j0) == li) & 1);
-      if (i - j0 >= VW) {
-#pragma GCC unroll 16
-        for (int l = 0; l < VW; l++) cnt[idx[l]]++;
-      } else
-        for (int l = 0; l < i - j0; l++) cnt[idx[l]]++;
-    }
-  }
-  PROBE(9);
-  for (int b = 0; b < buckets; b++) npos += cnt[2 * b + 1];
-  const int64_t nneg = m - npos;
-  /* one pass: the best cut between buckets, and for each bucket the most a cut inside it could
-     get right (all of its pairs besides the others' best) */
-  int32_t *pot = cnt + cb;
-  int64_t best = nneg, below = 0, above = nneg;
-  for (int b = 0; b < buckets; b++) {
-    pot[b] = (int32_t)(below + cnt[2 * b + 1] + above);
-    below += cnt[2 * b + 1];
-    above -= cnt[2 * b];
-    if (below + above > best) best = below + above;
-  }
-  /* the buckets that could hold a better cut, their slots in vals, marked (slot + 1) */
-  uint8_t *mark = (uint8_t *)(pot + buckets);
-  int refine[ACC_REFINE];
-  int64_t from[ACC_REFINE], off[ACC_REFINE + 1], pa[ACC_REFINE], na[ACC_REFINE];
-  int r = 0;
-  below = 0;
-  off[0] = 0;
-  for (int b = 0; b < buckets; b++) {
-    mark[b] = 0;
-    if (pot[b] > best) {
-      if (r == ACC_REFINE) return (double)sorted_sweep(cs, lab, n, vals, same, tmp) / (double)m;
-      refine[r] = b;
-      from[r] = pot[b] - cnt[2 * b + 1];
-      off[r + 1] = off[r] + cnt[2 * b] + cnt[2 * b + 1];
-      pa[r] = off[r];
-      na[r] = off[r + 1];
-      mark[b] = (uint8_t)++r;
-    }
-  }
-  PROBE(10);
-  if (r == 0) return (double)best / (double)m;
-  /* the refined buckets' keys (-s), found again by the same map: only cosines within (a margin
-     of) the refined buckets' range are mapped; positives from the front of each slot,
-     negatives from its back */
-  const float span = 2 / scale + 1e-6f * (fabsf(hi) + fabsf(lo));
-  const vf rlo = (hi - (refine[r - 1] + 1) / scale - span) - (vf){0}, rhi = (hi - refine[0] / scale + span) - (vf){0};
-  for (int i = 1; i < n; i++) {
-    const float *si = cs + (size_t)i * (i - 1) / 2;
-    for (int j0 = 0; j0 < i; j0 += VW) {
-      const vf v = *(const vfu *)(const void *)(si + j0);
-      const vi near = (v >= rlo) & (v <= rhi) & lanes_below(j0, i);
-      if (!vany(near)) continue;
-      const vi b = vmin_top(__builtin_convertvector((vhiv - v) * scale, vi), top);
-      for (int l = 0; l < VW; l++) {
-        const int q = near[l] ? mark[b[l]] - 1 : -1;
-        if (q < 0) continue;
-        if (lab[j0 + l] == labels[i]) vals[pa[q]++] = -v[l];
-        else vals[--na[q]] = -v[l];
-      }
-    }
-  }
-  for (int q = 0; q < r; q++) {
-    float *pos = vals + off[q], *neg = vals + pa[q];
-    const int64_t a = pa[q] - off[q], c = off[q + 1] - pa[q];
-    sort_floats(pos, a, tmp);
-    sort_floats(neg, c, tmp);
-    const int64_t got = sweep_from(pos, a, neg, c, from[q]);
-    if (got > best) best = got;
-  }
-  PROBE(11);
-  return (double)best / (double)m;
+  /* the sweep over the packed lower triangle (batchsweep.c) */
+  return batch_sweep(cs, 0, n, labels, range, sweep);
 }

@@ -7,8 +7,8 @@
  * MLP and its training step, mlp_kernels.c its first layer's byte and sparse kernels,
  * mlp_schedule.c how two threads share its step; conv.h / conv.c the convolution and pooling
  * kernels, cnn.c the CNN; dropout.c the masks, optim.c the optimizers, pool.c the threads,
- * tail.c the pair distances, batchsim.c the batch losses' similarity products, batchpair.c the
- * pair-based batch losses whole, addon.c the Node-API bindings.
+ * tail.c the pair distances, batchpair.c the pair-based batch losses whole, batchproxy.c the
+ * class-weight ones, batchsweep.c their batch accuracy, addon.c the Node-API bindings.
  *
  * Layout: every activation and weight row is padded to a multiple of the vector width VW (the
  * padding is kept at zero, so it never changes a result). Kernels are [in, out] row-major, as
@@ -195,21 +195,15 @@ void tail_distances(const float *emb, int dim, const int32_t *ia, const int32_t 
 void tail_backprop(const float *emb, int dim, const int32_t *ia, const int32_t *ib, int n, double floor_,
                    const float *d, const double *sq, const double *g, float *gemb);
 
-/* the batch losses' products (batchsim.c; bit for bit src/losses/batch.ts); each takes a
-   64-byte-aligned workspace of the doubles its _work function gives */
 #define BATCH_NORM_EPSILON 1e-12
-void batch_normalize(const float *x, int rows, int dim, double *u, double *norms);
-size_t batch_similarities_work(int ra, int rb, int dim);
-void batch_similarities(const double *a, int ra, const double *b, int rb, int dim, int P, double *s, double *work);
-size_t batch_pair_backward_work(int n, int dim);
-void batch_pair_backward(double *g, int n, const double *u, const double *norms, int dim, float *out, double *work);
-size_t batch_proxy_backward_work(int n, int classes, int dim);
-void batch_proxy_backward(const double *g, int n, int classes, const double *eu, const double *enorms, const double *wu,
-                          const double *wnorms, int dim, float *grad, float *wgrad, double *work);
-size_t batch_raw_cosines_work(int n, int dim);
-void batch_raw_cosines(const float *x, int n, int dim, double *s, double *work);
-size_t batch_pair_accuracy_work(int n);
-double batch_pair_accuracy(const double *s, const int32_t *labels, int n, double *work);
+
+/* the batch's best-threshold pair accuracy over float32 similarities (batchsweep.c; exactly the
+   sorted sweep of src/train/batchAccuracy.ts); ld 0: the packed lower triangle (row i's pairs
+   j < i from s + i(i-1)/2), else the rows of an upper triangle (pair i < j at s[i ld + j]);
+   range: the least and greatest similarity, or NULL (then -1 where one is NaN); work:
+   batch_sweep_work(n) floats, 64-byte aligned */
+size_t batch_sweep_work(int n);
+double batch_sweep(const float *s, size_t ld, int n, const int32_t *labels, const float *range, float *work);
 
 /* the class-weight batch losses' whole step and their batch accuracy (batchproxy.c; to rounding
    src/losses/proxies.ts and src/train/batchAccuracy.ts) */
@@ -227,7 +221,7 @@ double batch_cosine_accuracy(const float *x, const int32_t *labels, int n, int d
 enum { BATCH_PAIR_MULTI_SIMILARITY = 0, BATCH_PAIR_NT_XENT = 1, BATCH_PAIR_SUPCON = 2, BATCH_PAIR_CIRCLE = 3, BATCH_PAIR_KINDS = 4 };
 size_t batch_pair_loss_work(int n, int dim);
 double batch_pair_loss(int kind, const double *params, const float *x, const int32_t *labels, int n, int dim, float *grad,
-                       double *sims, double *work);
+                       double *sims, double *acc, double *work);
 
 /* 1 for an infinite or NaN float (all exponent bits set) */
 static inline uint32_t nonfinite(float x) {

@@ -68,8 +68,8 @@ export class BatchWorkspace {
   private readonly f64 = new Map<string, Float64Array>();
   private readonly f32 = new Map<string, Float32Array>();
   /**
-   * whether the caller wants the batch's accuracy too: the native class-weight step then computes
-   * it in the same call (sharing the rows' norms), as BatchLossResult.accuracy
+   * whether the caller wants the batch's accuracy too: the native step (pair or class-weight)
+   * then computes it in the same call, as BatchLossResult.accuracy
    */
   readonly accuracy: boolean;
 
@@ -182,17 +182,8 @@ export function checkBatch(name: string, emb: ArrayLike<number>, labels: ArrayLi
   return n;
 }
 
-/**
- * Scratch of the native path, reused call after call (it never leaves compute: what a result
- * holds is allocated fresh)
- */
-const scratch: Record<'u' | 'norms', Float64Array> = { u: new Float64Array(0), norms: new Float64Array(0) };
 /** labels handed to the native class-weight step as the Int32Array it takes */
 let labelScratch = new Int32Array(0);
-
-function sized(a: Float64Array, n: number): Float64Array {
-  return a.length === n ? a : new Float64Array(n);
-}
 
 /** The native kernels, where they are loaded and the arrays are the float32 they take. */
 function nativeFor(...xs: (ArrayLike<number> | undefined)[]): BatchKernels | null {
@@ -231,25 +222,17 @@ export function pairwiseBatchLoss(
   const pair = native ? { kind: native.kind, params: Float64Array.from(native.params) } : null;
   return (emb, labels, dim, _weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
-    const k = nativeFor(emb);
-    // (the addon's limits: 46340 labels, n x dim below 2^29; past them the reference)
-    const lab = k && pair && n > 0 && n <= 46340 && n * dim < 2 ** 29 ? int32Labels(labels) : null;
+    const k = pair ? nativeFor(emb) : null;
+    // (the addon's limits: 46340 labels, n x dim below 2^29; past them, or with labels that are
+    // not int32 values, the reference)
+    const lab = k && n > 0 && n <= 46340 && n * dim < 2 ** 29 ? int32Labels(labels) : null;
     if (k && pair && lab) {
       const s = ws ? ws.float64('similarities', n * n) : new Float64Array(n * n);
       const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
-      const loss = k.batchPairLoss(pair.kind, pair.params, emb as Float32Array, lab, dim, grad, s);
-      return { loss, grad, similarities: s };
-    }
-    if (k) {
-      const u = (scratch.u = sized(scratch.u, n * dim));
-      const norms = (scratch.norms = sized(scratch.norms, n));
-      k.batchNormalize(emb as Float32Array, n, dim, u, norms);
-      const s = ws ? ws.float64('similarities', n * n) : new Float64Array(n * n);
-      k.batchSimilarities(u, n, u, n, dim, s);
-      const { loss, g } = onSim(s, labels, n, zeros64(ws, 'g', n * n));
-      const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
-      k.batchPairBackward(g, n, u, norms, dim, grad);
-      return { loss, grad, similarities: s };
+      const acc = ws?.accuracy ? ws.float64('accuracy', 1) : undefined;
+      const loss = k.batchPairLoss(pair.kind, pair.params, emb as Float32Array, lab, dim, grad, s, acc);
+      // −1: a similarity is NaN, and the caller sweeps in TypeScript
+      return acc && acc[0]! >= 0 ? { loss, grad, similarities: s, accuracy: acc[0]! } : { loss, grad, similarities: s };
     }
     const { u, norms } = normalizeRows(emb, n, dim);
     const s = similarities(u, n, u, n, dim);

@@ -7,41 +7,29 @@
  * (float64 cosines and loss, float32 back-projections; the trainer's batch accuracy for them from
  * float32 cosines, in the same call). Both agree with the TypeScript reference within a
  * tolerance, not its bits (docs/batch-losses.md, "Speed"; test/losses/batchPairNative.test.ts and
- * batchProxyNative.test.ts). The float64 product kernels of native/src/batchsim.c sum in the same
- * order and round the same way as batch.ts: the same bits.
+ * batchProxyNative.test.ts). Both give the trainer's batch accuracy from the same native sweep
+ * (native/src/batchsweep.c) when asked.
  */
 
 /** The addon's batch-loss kernels (see native/src/addon.c for the argument checks). */
 export interface BatchKernels {
-  /** u = rows of x over their norms, norms = max(|x_i|, 1e-12) */
-  batchNormalize(x: Float32Array, rows: number, dim: number, u: Float64Array, norms: Float64Array): void;
-  /** s = a bᵀ (a [ra, dim], b [rb, dim]; the same array twice: symmetric) */
-  batchSimilarities(a: Float64Array, ra: number, b: Float64Array, rb: number, dim: number, s: Float64Array): void;
-  /** out = dL/dx from g = dL/dS [n, n] (g is overwritten with G + Gᵀ, zero diagonal) */
-  batchPairBackward(g: Float64Array, n: number, u: Float64Array, norms: Float64Array, dim: number, out: Float32Array): void;
-  /** grad, wgrad = dL/dx, dL/dw from g = dL/dC [n, classes] */
-  batchProxyBackward(
-    g: Float64Array,
-    n: number,
-    classes: number,
-    eu: Float64Array,
-    enorms: Float64Array,
-    wu: Float64Array,
-    wnorms: Float64Array,
-    dim: number,
-    grad: Float32Array,
-    wgrad: Float32Array,
-  ): void;
-  /** s_ij = x_i·x_j / (|x_i| |x_j|) of float32 rows, sums in order (the trainer's batch accuracy) */
-  batchRawCosines(x: Float32Array, n: number, dim: number, s: Float64Array): void;
   /**
    * A pair-based batch loss whole (kind 0 multi-similarity [alpha, beta, base], 1 nt-xent
    * [temperature], 2 supcon [temperature], 3 circle [m, gamma]): returns the loss, fills grad
-   * (dL/dx, n x dim) and sims (the cosine similarities, n x n), n = labels.length.
+   * (dL/dx, n x dim) and sims (the cosine similarities, n x n), n = labels.length. With acc (one
+   * value), also the best-threshold accuracy over the pairs i < j ranked by those similarities
+   * into acc[0] (train/batchAccuracy.ts' pairSweep, exactly), or −1 where one is NaN.
    */
-  batchPairLoss(kind: number, params: Float64Array, x: Float32Array, labels: Int32Array, dim: number, grad: Float32Array, sims: Float64Array): number;
-  /** the best-threshold accuracy over the pairs i < j of s [n, n] ranked by −s (train/batchAccuracy.ts' pairSweep); −1 where s holds a NaN */
-  batchPairAccuracy(s: Float64Array, labels: Int32Array): number;
+  batchPairLoss(
+    kind: number,
+    params: Float64Array,
+    x: Float32Array,
+    labels: Int32Array,
+    dim: number,
+    grad: Float32Array,
+    sims: Float64Array,
+    acc: Float64Array | undefined,
+  ): number;
   /**
    * A class-weight loss's whole step: the loss of x [n, dim] (n = labels.length) against the class
    * weights w [classes, dim], dL/dx into grad and dL/dw into wgrad. kind 0: arcface (p1 the margin

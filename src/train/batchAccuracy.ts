@@ -67,23 +67,12 @@ const MAX_REFINED = 8;
  * read; higher: more alike), without sorting all n²/2 values: they go into buckets by value (a
  * monotone map, so a bucket's values all lie below the next bucket's), the cuts between buckets
  * are counted exactly, and only the buckets that could hold a better cut (few, near the best
- * one) are sorted and swept. The same result as the sorted sweep.
+ * one) are sorted and swept. The same result as the sorted sweep. (The native pair losses sweep
+ * their own similarities in the same call, native/src/batchsweep.c; this runs where they did
+ * not: the TypeScript losses, NaN.)
  */
 export function pairSweep(labels: Int32Array, sims: Float64Array): number {
-  const n = labels.length;
-  const m = (n * (n - 1)) / 2;
-  if (m === 0) return 0;
-  // the same in the native addon where it is loaded (NaN: here)
-  const k = batchKernels();
-  if (k) {
-    const r = k.batchPairAccuracy(sims, labels);
-    if (r >= 0) return r;
-  }
-  return pairSweepTs(labels, sims, m);
-}
-
-/** pairSweep in TypeScript (the reference of the addon's). */
-export function pairSweepTs(labels: Int32Array, sims: Float64Array, m = (labels.length * (labels.length - 1)) / 2): number {
+  const m = (labels.length * (labels.length - 1)) / 2;
   const n = labels.length;
   if (m === 0) return 0;
   const keys = (scratch.keys = grown(scratch.keys, m, (k) => new Float64Array(k)));

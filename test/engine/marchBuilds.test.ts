@@ -2,13 +2,13 @@
  * The addon built for other instruction sets than this CPU's best (SIAMESE_MARCH=x86-64-v3: AVX2,
  * SIAMESE_MARCH=x86-64: SSE2), each loaded through SIAMESE_NATIVE_DIR in a child process of its
  * own (test/engine/marchCheck.ts): it reports that build's kernels, its MLP and CNN steps agree
- * with TF.js to 1e-5 (loss, distances, gradients), one and two threads give the same bits, and
- * the batch-loss product kernels give the TypeScript reference's bits (the losses run whole, the
- * pair-based ones in batchpair.c on this build's float32 GEMM, the class-weight ones and their
- * float32 batch accuracy in batchproxy.c: they agree with the reference within their tolerances
- * and repeat their own bits), and vmath.c's exp/log the default build's bits. SIAMESE_NATIVE_DIR
- * itself: a
- * missing addon and one built from other sources are refused and said, never replaced.
+ * with TF.js to 1e-5 (loss, distances, gradients), one and two threads give the same bits, the
+ * batch losses (whole in one call: the pair-based ones in batchpair.c on this build's float32
+ * GEMM, the class-weight ones in batchproxy.c) agree with the reference within their tolerances
+ * and repeat their own bits, both paths' float32 batch accuracy (batchsweep.c) equals a
+ * sort-and-sweep oracle on this build's similarities, and vmath.c's exp/log the default build's
+ * bits. SIAMESE_NATIVE_DIR itself: a missing addon and one built from other sources are refused
+ * and said, never replaced.
  *
  * A CPU without AVX2 cannot run the x86-64-v3 build: that test says so and checks the others.
  */

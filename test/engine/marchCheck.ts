@@ -10,7 +10,7 @@ import type { Batch } from '../../src/engine/engine.ts';
 import { nativeAddon, nativeStatus } from '../../src/engine/native.ts';
 import { NativeEngine } from '../../src/engine/nativeEngine.ts';
 import { TfjsEngine } from '../../src/engine/tfjsEngine.ts';
-import { normalizeRows, similarities } from '../../src/losses/batch.ts';
+import { type BatchLoss, BatchWorkspace } from '../../src/losses/batch.ts';
 import { batchKernels, useBatchKernels } from '../../src/losses/batchKernels.ts';
 import { createLoss, lossOnBatch } from '../../src/losses/registry.ts';
 import { cnnNetwork } from '../../src/model/cnn.ts';
@@ -81,8 +81,7 @@ function sameBitsAcrossThreads(what: string, net: BaseNetwork, split: ImageSplit
 }
 
 /**
- * (e): the batch-loss product kernels give the TypeScript reference's bits (normalisation,
- * similarities); the pair-based losses, whole in batchpair.c with float32 products on this
+ * (e): the pair-based losses, whole in batchpair.c with float32 products on this
  * build's GEMM (its vector width, FMA or not), agree with the reference within the float32
  * products' tolerance (batchPairNative.test.ts), the class-weight losses, whole in batchproxy.c,
  * to rounding (batchProxyNative.test.ts); both give the same bits call after call
@@ -111,14 +110,6 @@ function batchLossBits(): void {
     const emb = Float32Array.from({ length: n * dim }, () => r.normal() * (0.5 + r.next()));
     const labels = Int32Array.from({ length: n }, () => Math.floor(r.next() * classes));
     const weights = Float32Array.from({ length: classes * dim }, () => r.normal());
-    const u = new Float64Array(n * dim);
-    const norms = new Float64Array(n);
-    k.batchNormalize(emb, n, dim, u, norms);
-    const ref = normalizeRows(emb, n, dim);
-    same(u, ref.u, `normalize ${n}x${dim}`);
-    const s = new Float64Array(n * n);
-    k.batchSimilarities(u, n, u, n, dim, s);
-    same(s, similarities(ref.u, n, ref.u, n, dim), `similarities ${n}x${dim}`);
     // logit scales: multi-similarity β = 50, nt-xent 1/τ = 1/0.07, supcon 1/0.1, circle γ(1 + m);
     // 0: a class-weight loss
     for (const [name, scale] of [
@@ -155,24 +146,41 @@ function batchLossBits(): void {
   }
 }
 
+/** the best-threshold accuracy of the pairs i < j ranked by s (higher: same), every pair sorted and swept */
+function sortAndSweep(s: ArrayLike<number>, labels: Int32Array): number {
+  const n = labels.length;
+  const pairs: { s: number; same: boolean }[] = [];
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) pairs.push({ s: s[i * n + j]!, same: labels[i] === labels[j] });
+  pairs.sort((a, b) => b.s - a.s);
+  let correct = pairs.filter((p) => !p.same).length;
+  let best = correct;
+  for (let q = 0; q < pairs.length; ) {
+    const v = pairs[q]!.s;
+    for (; q < pairs.length && pairs[q]!.s === v; q++) correct += pairs[q]!.same ? 1 : -1;
+    best = Math.max(best, correct);
+  }
+  return best / pairs.length;
+}
+
 /**
- * (f): the class-weight losses' float32 batch accuracy (batchproxy.c: its transpose, sweep and
- * masks have per-ISA paths) = a sort-and-sweep oracle on the very cosines this build computed,
- * which lie within 1e-5 of float64 ones
+ * (f): the float32 batch accuracy of both native paths (batchsweep.c, with per-ISA masks; the
+ * class-weight path's cosines from batchproxy.c's transpose and GEMM, the pair path's from the
+ * loss's own S) = a sort-and-sweep oracle on the very similarities this build computed (the
+ * cosines within 1e-5 of float64 ones); a noisy batch (labels unrelated to the rows) as well
  */
 function cosineAccuracy(): void {
   const k = batchKernels()!;
-  for (const [n, dim, classes] of [
-    [120, 128, 10],
-    [37, 19, 4],
+  for (const [n, dim, classes, noise] of [
+    [120, 128, 10, 1],
+    [37, 19, 4, 1],
+    [120, 128, 10, 0],
   ] as const) {
-    const r = new Rng(n + 3 * dim);
+    const r = new Rng(n + 3 * dim + noise);
     const labels = Int32Array.from({ length: n }, () => Math.floor(r.next() * classes));
-    const centers = Array.from({ length: classes * dim }, () => r.normal());
+    const centers = Array.from({ length: classes * dim }, () => noise * r.normal());
     const emb = Float32Array.from({ length: n * dim }, (_, q) => centers[labels[Math.floor(q / dim)]! * dim + (q % dim)]! + r.normal());
     const cos = new Float32Array(n * n);
     const acc = k.batchCosineAccuracy(emb, dim, labels, cos);
-    const pairs: { s: number; same: boolean }[] = [];
     for (let i = 0; i < n; i++)
       for (let j = i + 1; j < n; j++) {
         let d = 0;
@@ -185,17 +193,10 @@ function cosineAccuracy(): void {
         }
         const s = cos[i * n + j]!;
         assert.ok(Math.abs(s - d / Math.sqrt(qi * qj)) <= 1e-5, `cosine ${n}x${dim} [${i},${j}]: ${s}, float64 ${d / Math.sqrt(qi * qj)}`);
-        pairs.push({ s, same: labels[i] === labels[j] });
       }
-    pairs.sort((a, b) => b.s - a.s);
-    let correct = pairs.filter((p) => !p.same).length;
-    let best = correct;
-    for (let q = 0; q < pairs.length; ) {
-      const s = pairs[q]!.s;
-      for (; q < pairs.length && pairs[q]!.s === s; q++) correct += pairs[q]!.same ? 1 : -1;
-      best = Math.max(best, correct);
-    }
-    assert.equal(acc, best / pairs.length, `float32 batch accuracy ${n}x${dim}`);
+    assert.equal(acc, sortAndSweep(cos, labels), `class-weight path: float32 batch accuracy ${n}x${dim}`);
+    const res = (createLoss('multi-similarity') as BatchLoss).compute(emb, labels, dim, undefined, new BatchWorkspace({ accuracy: true }));
+    assert.equal(res.accuracy, sortAndSweep(res.similarities!, labels), `pair path: batch accuracy ${n}x${dim}`);
   }
 }
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from '../../src/errors.ts';
 import { createLoss, lossOnBatch } from '../../src/losses/registry.ts';
-import type { BatchLoss } from '../../src/losses/batch.ts';
+import { type BatchLoss, normalizeRows, similarities } from '../../src/losses/batch.ts';
 import { Rng } from '../../src/rng.ts';
 
 type Oracle = (e: Float64Array, labels: number[], dim: number, w?: Float64Array, frozen?: number[][]) => number;
@@ -307,5 +307,25 @@ test('batch losses: plot shapes are finite and ordered', () => {
     // a positive farther away costs more; a negative farther away costs less
     assert.ok(l.pos(1.2) >= l.pos(0.2), `${name} pos`);
     assert.ok(l.neg(1.8) <= l.neg(0.3), `${name} neg`);
+  }
+});
+
+test("the reference's products (normalisation, S = UUᵀ) against a plain float64 oracle (1e-12)", () => {
+  const emb = Float32Array.from(randomBatch(3, 13, 7));
+  const { u, norms } = normalizeRows(emb, 13, 7);
+  const s = similarities(u, 13, u, 13, 7);
+  for (let i = 0; i < 13; i++) {
+    let q = 0;
+    for (let k = 0; k < 7; k++) q += emb[i * 7 + k]! ** 2;
+    assert.ok(Math.abs(norms[i]! - Math.sqrt(q)) <= 1e-12 * Math.sqrt(q));
+    for (let j = 0; j < 13; j++) {
+      let d = 0;
+      let qj = 0;
+      for (let k = 0; k < 7; k++) {
+        d += emb[i * 7 + k]! * emb[j * 7 + k]!;
+        qj += emb[j * 7 + k]! ** 2;
+      }
+      assert.ok(Math.abs(s[i * 13 + j]! - d / Math.sqrt(q * qj)) <= 1e-12, `S[${i},${j}]`);
+    }
   }
 });

@@ -2,8 +2,9 @@
  * The pair-based batch losses (multi-similarity, nt-xent, supcon, circle) whole in the native
  * addon (native/src/batchpair.c, one call per batch) against the TypeScript reference
  * (src/losses/*.ts on src/losses/batch.ts), against central finite differences of the native
- * loss itself, and call after call (the same bits). Where the addon is not built, the losses run
- * the reference (checked, and said).
+ * loss itself, and call after call (the same bits); the batch accuracy the same call gives (the
+ * trainer's, native/src/batchsweep.c) against sorting every pair of the loss's own similarities
+ * and sweeping. Where the addon is not built, the losses run the reference (checked, and said).
  *
  * Tolerance. The native products (S = ÛÛᵀ and the gradient's back-projection) are float32 on
  * the network's GEMM: each similarity is a sum of `dim` float32 products of unit vectors, off
@@ -251,14 +252,102 @@ test('the whole-loss kernel refuses bad arguments with one clear line', (t) => {
   const g = new Float32Array(12);
   const s = new Float64Array(16);
   const p = Float64Array.of(2, 50, 0.5);
-  assert.throws(() => k.batchPairLoss(4, p, x, labels, 3, g, s), /batchPairLoss: kind must be 0 \(multi-similarity\)/);
-  assert.throws(() => k.batchPairLoss(0, Float64Array.of(2), x, labels, 3, g, s), /batchPairLoss: params must be/);
-  assert.throws(() => k.batchPairLoss(3, p, x, new Int32Array(0), 3, g, s), /batchPairLoss: labels must be an Int32Array of 1 to 46340 values/);
-  assert.throws(() => k.batchPairLoss(1, p, x, Float64Array.of(0, 0, 1, 1) as never, 3, g, s), /labels must be an Int32Array/);
-  assert.throws(() => k.batchPairLoss(1, p, x, labels, 0, g, s), /dim must be a positive integer/);
-  assert.throws(() => k.batchPairLoss(1, p, new Float32Array(11), labels, 3, g, s), /x and grad \(Float32Array\) must hold n x dim/);
-  assert.throws(() => k.batchPairLoss(1, p, x, labels, 3, g, new Float64Array(15)), /sims \(Float64Array\) n x n/);
+  assert.throws(() => k.batchPairLoss(4, p, x, labels, 3, g, s, undefined), /batchPairLoss: kind must be 0 \(multi-similarity\)/);
+  assert.throws(() => k.batchPairLoss(0, Float64Array.of(2), x, labels, 3, g, s, undefined), /batchPairLoss: params must be/);
+  assert.throws(() => k.batchPairLoss(3, p, x, new Int32Array(0), 3, g, s, undefined), /batchPairLoss: labels must be an Int32Array of 1 to 46340 values/);
+  assert.throws(() => k.batchPairLoss(1, p, x, Float64Array.of(0, 0, 1, 1) as never, 3, g, s, undefined), /labels must be an Int32Array/);
+  assert.throws(() => k.batchPairLoss(1, p, x, labels, 0, g, s, undefined), /dim must be a positive integer/);
+  assert.throws(() => k.batchPairLoss(1, p, new Float32Array(11), labels, 3, g, s, undefined), /x and grad \(Float32Array\) must hold n x dim/);
+  assert.throws(() => k.batchPairLoss(1, p, x, labels, 3, g, new Float64Array(15), undefined), /sims \(Float64Array\) n x n/);
   assert.throws(() => (k.batchPairLoss as (...a: unknown[]) => number)(1, p, x), /too few arguments/);
+  assert.throws(() => k.batchPairLoss(1, p, x, labels, 3, g, s, new Float32Array(1) as never), /batchPairLoss: acc must be a Float64Array of one value or undefined/);
+  assert.throws(() => k.batchPairLoss(1, p, x, labels, 3, g, s, new Float64Array(0)), /acc must be/);
   // and a good call after them
-  assert.ok(Number.isFinite(k.batchPairLoss(1, Float64Array.of(0.1), x.map((_, i) => i % 5), labels, 3, g, s)));
+  assert.ok(Number.isFinite(k.batchPairLoss(1, Float64Array.of(0.1), x.map((_, i) => i % 5), labels, 3, g, s, undefined)));
+});
+
+/**
+ * The oracle of the batch accuracy: every pair i < j ranked by s (higher: "same"), sorted, and
+ * the count of pairs right swept over every cut (ties move together), from the cut above all.
+ */
+function sortAndSweep(s: ArrayLike<number>, labels: Int32Array): number {
+  const n = labels.length;
+  const pairs: { s: number; same: boolean }[] = [];
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) pairs.push({ s: s[i * n + j]!, same: labels[i] === labels[j] });
+  pairs.sort((a, b) => b.s - a.s);
+  let correct = pairs.filter((p) => !p.same).length;
+  let best = correct;
+  for (let q = 0; q < pairs.length; ) {
+    const v = pairs[q]!.s;
+    for (; q < pairs.length && pairs[q]!.s === v; q++) correct += pairs[q]!.same ? 1 : -1;
+    best = Math.max(best, correct);
+  }
+  return pairs.length ? best / pairs.length : 0;
+}
+
+/** noisy batches (labels drawn at random, unrelated to the rows: most buckets could hold the best cut), ties, one value */
+function accuracyCases(): Case[] {
+  const r = new Rng(77);
+  const out: Case[] = [];
+  const rand = (n: number, classes: number): Int32Array => Int32Array.from({ length: n }, () => Math.floor(r.next() * classes));
+  for (const [n, dim, classes] of [
+    [120, 128, 10],
+    [120, 128, 2],
+    [250, 16, 30],
+    [37, 3, 4],
+    [17, 5, 3],
+  ] as const) {
+    out.push({ what: `noisy ${n} x ${dim}, ${classes} classes`, labels: rand(n, classes), dim, emb: gaussian(r, n, dim) });
+  }
+  // signal: classes round their centres
+  const labels = rand(96, 8);
+  const centres = gaussian(r, 8, 32);
+  out.push({ what: 'clustered 96 x 32', labels, dim: 32, emb: Float32Array.from({ length: 96 * 32 }, (_, q) => centres[labels[Math.floor(q / 32)]! * 32 + (q % 32)]! + 0.7 * r.normal()) });
+  // rows drawn from 4 vectors: whole groups of pairs with the very same similarity
+  const four = gaussian(r, 4, 8);
+  const pick = rand(60, 4);
+  out.push({ what: 'exact ties, 60 x 8', labels: rand(60, 3), dim: 8, emb: Float32Array.from({ length: 60 * 8 }, (_, q) => four[pick[Math.floor(q / 8)]! * 8 + (q % 8)]!) });
+  // every row the same: one value (no range to bucket)
+  out.push({ what: 'one value, 20 x 4', labels: rand(20, 3), dim: 4, emb: Float32Array.from({ length: 80 }, (_, q) => [1, 2, 3, 4][q % 4]!) });
+  return out;
+}
+
+test("the batch accuracy from the loss's own call = sorting all its similarities' pairs and sweeping (noisy batches, ties)", (t) => {
+  if (!status.available) {
+    t.diagnostic(`native engine not available (${status.detail}): the trainer sweeps the reference's similarities`);
+    return;
+  }
+  const ws = new BatchWorkspace({ accuracy: true });
+  for (const c of accuracyCases()) {
+    for (const [spec] of LOSSES) {
+      const r = (createLoss(spec) as BatchLoss).compute(c.emb, c.labels, c.dim, undefined, ws);
+      assert.equal(r.accuracy, sortAndSweep(r.similarities!, c.labels), `${spec}, ${c.what}`);
+    }
+    // the kernel itself, and the same as without the accuracy
+    const n = c.labels.length;
+    const acc = Float64Array.of(-2);
+    const g = new Float32Array(n * c.dim);
+    const s = new Float64Array(n * n);
+    const loss = nativeAddon().batchPairLoss(1, Float64Array.of(0.07), c.emb, c.labels, c.dim, g, s, acc);
+    assert.equal(acc[0], sortAndSweep(s, c.labels), `kernel, ${c.what}`);
+    assert.ok(Object.is(loss, nativeAddon().batchPairLoss(1, Float64Array.of(0.07), c.emb, c.labels, c.dim, g, s, undefined)), `${c.what}: the loss with and without acc`);
+  }
+});
+
+test('the batch accuracy: no pairs gives 0; a NaN row gives -1 from the kernel and no accuracy in the result (the trainer sweeps in TypeScript)', (t) => {
+  if (!status.available) {
+    t.diagnostic(`native engine not available (${status.detail})`);
+    return;
+  }
+  const acc = Float64Array.of(-2);
+  nativeAddon().batchPairLoss(1, Float64Array.of(0.1), Float32Array.of(1, 2), Int32Array.of(0), 2, new Float32Array(2), new Float64Array(1), acc);
+  assert.equal(acc[0], 0, 'one row');
+  const emb = Float32Array.of(1, 0, 0, 1, Number.NaN, 1, 1, 1);
+  const labels = Int32Array.of(0, 0, 1, 1);
+  nativeAddon().batchPairLoss(0, Float64Array.of(2, 50, 0.5), emb, labels, 2, new Float32Array(8), new Float64Array(16), acc);
+  assert.equal(acc[0], -1);
+  const r = (createLoss('supcon') as BatchLoss).compute(emb, labels, 2, undefined, new BatchWorkspace({ accuracy: true }));
+  assert.equal(r.accuracy, undefined);
+  // without the accuracy asked for, none computed
+  assert.equal((createLoss('supcon') as BatchLoss).compute(accuracyCases()[3]!.emb, accuracyCases()[3]!.labels, 3, undefined, new BatchWorkspace()).accuracy, undefined);
 });

@@ -27,8 +27,9 @@ export interface BatchLossResult {
    */
   similarities?: Float64Array;
   /**
-   * the batch's best-threshold pair accuracy (as train/batchAccuracy.ts' batchPairAccuracy gives
-   * it), where the workspace asked for it and the loss computed it in the same native call
+   * the batch's best-threshold pair accuracy (as train/batchAccuracy.ts' pairSweep gives it on the
+   * similarities, batchPairAccuracy on the embeddings), where the workspace asked for it and the
+   * loss computed it in the same native call
    */
   accuracy?: number;
 }

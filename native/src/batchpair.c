@@ -1,5 +1,5 @@
 /*
- * The pair-based batch losses (multi-similarity, nt-xent, supcon, circle: src/losses/*.ts) in one
+ * The pair-based batch losses (multi-similarity, nt-xent, supcon, circle: the .ts files in src/losses) in one
  * call: rows of x normalised, S = U U^T, the loss's per-pair arithmetic (its value and
  * G = dL/dS), the back-projection (G + G^T) U and the way back through the normalisation.
  *

@@ -107,8 +107,9 @@ function build() {
     // arithmetic here without contraction (the same on every build, given S); the masks'
     // selects vectorise only with -fno-trapping-math
     ['batchpair.c', ['-ffp-contract=off', '-fno-trapping-math']],
-    // both paths' batch accuracy: comparisons and one bucket map, exact for the float32 values
-    ['batchsweep.c', ['-ffp-contract=fast']],
+    // both paths' batch accuracy: comparisons and one bucket map, exact for the float32 values;
+    // its radix sort reads floats as their bits (no strict aliasing)
+    ['batchsweep.c', ['-ffp-contract=fast', '-fno-strict-aliasing']],
     // exp and log over arrays: the same bits on every -march (no fused multiply-add); without
     // -fno-trapping-math GCC will not turn the range checks into vector selects
     ['vmath.c', ['-ffp-contract=off', '-fno-trapping-math']],

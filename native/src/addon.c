@@ -519,9 +519,9 @@ static napi_value js_batch_proxy_loss(napi_env env, napi_callback_info info) {
     return fail(env, "batchProxyLoss: x, w, grad and wgrad must be Float32Arrays and labels an Int32Array");
   const size_t n = labels.length, classes = w.length / (size_t)dim;
   if (n < 1 || n > (1 << 20) || classes < 1 || classes > (1 << 20) || w.length != classes * dim || x.length != n * dim ||
-      n * dim > INT32_MAX || classes * dim > INT32_MAX || n * classes > INT32_MAX || grad.length < n * dim ||
+      n * dim >= (1u << 29) || classes * dim >= (1u << 29) || n * classes > INT32_MAX || grad.length < n * dim ||
       wgrad.length < classes * dim)
-    return fail(env, "batchProxyLoss: array sizes do not fit: x n x dim, w classes x dim, grad and wgrad as x and w, n = labels.length >= 1");
+    return fail(env, "batchProxyLoss: array sizes do not fit: x n x dim, w classes x dim (each below 2^29 values), grad and wgrad as x and w, n = labels.length >= 1");
   napi_valuetype at;
   CHECK(napi_typeof(env, argv[9], &at));
   if (at != napi_undefined && (!get_tarray(env, argv[9], napi_float64_array, &acc) || acc.length < 1 || n > 46340))
@@ -551,8 +551,8 @@ static napi_value js_batch_cosine_accuracy(napi_env env, napi_callback_info info
   if (!get_tarray(env, argv[2], napi_int32_array, &labels) || labels.length > 46340)
     return fail(env, "batchCosineAccuracy: labels must be an Int32Array of at most 46340 values");
   const size_t n = labels.length;
-  if (!get_tarray(env, argv[0], napi_float32_array, &x) || x.length != n * dim || n * dim > INT32_MAX)
-    return fail(env, "batchCosineAccuracy: x must be a Float32Array of labels.length x dim values");
+  if (!get_tarray(env, argv[0], napi_float32_array, &x) || x.length != n * dim || n * dim >= (1u << 29))
+    return fail(env, "batchCosineAccuracy: x must be a Float32Array of labels.length x dim values (below 2^29)");
   napi_valuetype t;
   CHECK(napi_typeof(env, argv[3], &t));
   if (t != napi_undefined && (!get_tarray(env, argv[3], napi_float32_array, &cs) || cs.length < n * n))

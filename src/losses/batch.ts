@@ -281,7 +281,9 @@ export function proxyBatchLoss(
       const y = labels[i]!;
       if (!Number.isInteger(y) || y < 0 || y >= classes) throw new DataError(`${name}: label ${y} is not a class index in [0, ${classes})`);
     }
-    const k = native && n > 0 ? nativeFor(emb, weights) : null;
+    // (the addon's limits: n and classes up to 2^20, n x dim and classes x dim below 2^29; past them the reference)
+    const fits = n > 0 && n <= 2 ** 20 && classes <= 2 ** 20 && n * dim < 2 ** 29 && classes * dim < 2 ** 29 && n * classes < 2 ** 31;
+    const k = native && fits ? nativeFor(emb, weights) : null;
     if (k && native) {
       let lab: Int32Array;
       if (labels instanceof Int32Array) lab = labels;

@@ -167,7 +167,8 @@ function sortedSweep(keys: Float64Array, same: Uint8Array, m: number, np: number
 export function batchPairAccuracy(emb: Float32Array, labels: Int32Array, dim: number): number {
   const n = labels.length;
   const k = batchKernels();
-  if (k && n > 0) {
+  // (the addon's limits: 46340 rows, n x dim below 2^29; past them the TypeScript)
+  if (k && n > 0 && n <= 46340 && n * dim < 2 ** 29) {
     const r = k.batchCosineAccuracy(emb, dim, labels, undefined);
     if (r >= 0) return r;
   }

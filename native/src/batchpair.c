@@ -460,29 +460,40 @@ AI void transpose8f(const float *a, size_t lda, float *b, size_t ldb) {
   }
 }
 
-/* the sum of squares of m floats, in eight lanes */
-AI double sum_squares(const float *x, int m) {
-  v8d q = splat(0);
-  int k = 0;
-  for (; k + LN <= m; k += LN) {
-    const v8d v = widen(LD8F(x + k));
-    q += v * v;
-  }
-  for (; k < m; k++) q[k % LN] += (double)x[k] * x[k];
-  return lanes_sum(q);
-}
-
 /* x's rows over their norms, float: U [np x dp] and U^T [dp x np] (zero padding);
-   norms[i] = max(|x_i|, 1e-12) (times the reciprocal: within an ulp of the division) */
+   norms[i] = max(|x_i|, 1e-12) (times the reciprocal: within an ulp of the division). The squares
+   summed in four times eight lanes (four independent chains), the square roots in a pass of their
+   own (a row's chain through sqrt stalled the next row's sums), the scaling in vectors. */
 static void normalize(const float *x, int n, int dim, int dp, int np, float *u, float *ut, double *norms) {
   for (int i = 0; i < n; i++) {
     const float *restrict xr = x + (size_t)i * dim;
-    const double r = sqrt(sum_squares(xr, dim));
-    const double nrm = r >= BATCH_NORM_EPSILON || r != r ? r : BATCH_NORM_EPSILON;
-    norms[i] = nrm;
-    const double inv = 1 / nrm;
+    v8d q0 = splat(0), q1 = splat(0), q2 = splat(0), q3 = splat(0);
+    int k = 0;
+    for (; k + 4 * LN <= dim; k += 4 * LN) {
+      const v8d a = widen(LD8F(xr + k)), b = widen(LD8F(xr + k + LN)), c = widen(LD8F(xr + k + 2 * LN)),
+                d = widen(LD8F(xr + k + 3 * LN));
+      q0 += a * a;
+      q1 += b * b;
+      q2 += c * c;
+      q3 += d * d;
+    }
+    for (; k + LN <= dim; k += LN) {
+      const v8d a = widen(LD8F(xr + k));
+      q0 += a * a;
+    }
+    for (; k < dim; k++) q0[k % LN] += (double)xr[k] * xr[k];
+    norms[i] = lanes_sum((q0 + q1) + (q2 + q3));
+  }
+  for (int i = 0; i < n; i++) {
+    const double r = sqrt(norms[i]);
+    norms[i] = r >= BATCH_NORM_EPSILON || r != r ? r : BATCH_NORM_EPSILON;
+  }
+  for (int i = 0; i < n; i++) {
+    const float *restrict xr = x + (size_t)i * dim;
+    const double inv = 1 / norms[i];
     float *restrict ur = u + (size_t)i * dp;
     int k = 0;
+    for (; k + LN <= dim; k += LN) ST8F(ur + k, __builtin_convertvector(widen(LD8F(xr + k)) * inv, v8f));
     for (; k < dim; k++) ur[k] = (float)(xr[k] * inv);
     for (; k < dp; k++) ur[k] = 0;
   }
@@ -543,24 +554,27 @@ double batch_pair_loss(int kind, const double *prm, const float *x, const int32_
     default: loss = circle(prm, labels, n, s64, &L, work); break;
   }
   PROBE(3);
-  /* C = H + H^T with H = diag(rs) G, a zero diagonal, float [n8 x n8]: H in G's place, then
-     by 8 x 8 blocks, each added to its mirror's transpose */
+  /* C = H + H^T with H = diag(rs) G, a zero diagonal, float [n8 x n8], in one pass by 8 x 8
+     blocks (each block of G and its mirror's transpose scaled as they are added; zeros past n).
+     (The radial part of dL/du_i is also sum_j C_ij S_ij, but not the float32 C U's own: the
+     projection must take out what the product made, or a radial gradient leaves rounding.) */
   const double *rs = work + L.rowv + 3 * (size_t)n8;
-  for (int i = 0; i < n8; i++) {
-    double *h = G + (size_t)i * n8;
-    const double ri = i < n ? rs[i] : 0;
-    const int cols = i < n ? n : 0; /* rows past n: zeros (their G is not written) */
-    for (int j = 0; j < n8; j++) h[j] = j < cols ? ri * h[j] : 0;
-  }
+  double *rsp = work + L.rowv + 7 * (size_t)n8;
+  for (int i = 0; i < n8; i++) rsp[i] = i < n ? rs[i] : 0;
   float *c = (float *)(work + L.c);
+  const v8d lane = {0, 1, 2, 3, 4, 5, 6, 7}, zero = splat(0);
   for (int i0 = 0; i0 < n8; i0 += 8)
     for (int j0 = 0; j0 < n8; j0 += 8) {
       transpose8(G + (size_t)j0 * n8 + i0, n8, blk, 8);
-      for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++)
-          c[(size_t)(i0 + i) * n8 + j0 + j] = (float)(G[(size_t)(i0 + i) * n8 + j0 + j] + blk[i * 8 + j]);
+      const v8d rj = LD8(rsp + j0), jl = lane + (double)j0;
+      const v8l jin = jl < (double)n;
+      for (int i = 0; i < 8; i++) {
+        const size_t o = (size_t)(i0 + i) * n8 + j0;
+        const v8l keep = i0 + i < n ? jin & (jl != (double)(i0 + i)) : (v8l){0};
+        const v8d v = vsel(keep, rsp[i0 + i] * LD8(G + o) + rj * LD8(blk + i * 8), zero);
+        ST8F(c + o, __builtin_convertvector(v, v8f));
+      }
     }
-  for (int i = 0; i < n; i++) c[(size_t)i * n8 + i] = 0;
   PROBE(4);
   /* dL/dU = C U: [n x dp] */
   gemm_nn(n, dp, n, c, n8, u, dp, gu, dp);

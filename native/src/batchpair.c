@@ -51,6 +51,9 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 #define LD8F(p) (*(const v8f *)(const void *)(p))
 #define ST8F(p, v) (*(v8f *)(void *)(p) = (v))
 AI v8d widen(v8f v) { return __builtin_convertvector(v, v8d); }
+AI v8f narrow(v8d v) { return __builtin_convertvector(v, v8f); }
+/* the lanes where a mask array (1 or 0) is set */
+#define SET(p) (LD8(p) != 0)
 
 AI double lanes_sum(v8d a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 AI double lanes_max(v8d a) {
@@ -173,9 +176,10 @@ static double multi_similarity(const double *prm, const int32_t *labels, int n, 
       cn += N;
     }
     const double Mp = lanes_max(ap), Mn = lanes_max(an);
-    for (int j = 0; j < n8; j++) {
-      const double v = s[j] - base;
-      x[j] = (float)(pos[j] != 0 ? -alpha * v - Mp : neg[j] != 0 ? beta * v - Mn : -INFINITY);
+    /* (the per-element loops in vectors of eight, selects for the branches: the same values) */
+    for (int j = 0; j < n8; j += LN) {
+      const v8d v = LD8(s + j) - base;
+      ST8F(x + j, narrow(vsel(SET(pos + j), -alpha * v - Mp, vsel(SET(neg + j), beta * v - Mn, splat(-INFINITY)))));
     }
     x[n8] = (float)-Mp;
     x[n8 + 1] = (float)-Mn;
@@ -189,7 +193,8 @@ static double multi_similarity(const double *prm, const int32_t *labels, int n, 
     const double Sp = x[n8] + lanes_sum(sp), Sn = x[n8 + 1] + lanes_sum(sn);
     /* d/ds of (1/k) LSE = -w for the positives, +w for the negatives (w: the softmax weight) */
     const double fp = -1 / Sp, fn = 1 / Sn;
-    for (int j = 0; j < n8; j++) g[j] = x[j] * (pos[j] != 0 ? fp : neg[j] != 0 ? fn : 0);
+    for (int j = 0; j < n8; j += LN)
+      ST8(g + j, widen(LD8F(x + j)) * vsel(SET(pos + j), splat(fp), vsel(SET(neg + j), splat(fn), splat(0))));
     mp[i] = Mp;
     mn[i] = Mn;
     cnt[i] = lanes_sum(cp);
@@ -247,9 +252,9 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const dou
       continue;
     }
     const double M = lanes_max(am);
-    for (int j = 0; j < n8; j++) {
-      const double v = s[j] * it - M;
-      x[j] = (float)(neg[j] != 0 ? v : pos[j] != 0 ? -fabs(v) : -INFINITY);
+    for (int j = 0; j < n8; j += LN) {
+      const v8d v = LD8(s + j) * it - M, nabs = (v8d)((v8l)v | (v8l)splat(-0.0)); /* -|v| */
+      ST8F(x + j, narrow(vsel(SET(neg + j), v, vsel(SET(pos + j), nabs, splat(-INFINITY)))));
     }
     vm_expf(x, x, n8);
     v8d sn = splat(0);
@@ -277,7 +282,7 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const dou
     }
     const double A = lanes_sum(Av);
     direct += lanes_sum(dv);
-    for (int j = 0; j < n8; j++) g[j] = neg[j] != 0 ? g[j] * A : g[j];
+    for (int j = 0; j < n8; j += LN) ST8(g + j, vsel(SET(neg + j), LD8(g + j) * A, LD8(g + j)));
   }
   vm_log(logs, logs, (int)t);
   for (size_t k = t; k % LN; k++) logs[k] = 0;
@@ -336,7 +341,8 @@ static double supcon(const double *prm, const int32_t *labels, int n, const doub
       continue;
     }
     const double M = lanes_max(am);
-    for (int j = 0; j < n8; j++) x[j] = (float)(pos[j] + neg[j] != 0 ? s[j] * it - M : -INFINITY);
+    for (int j = 0; j < n8; j += LN)
+      ST8F(x + j, narrow(vsel(LD8(pos + j) + LD8(neg + j) != 0, LD8(s + j) * it - M, splat(-INFINITY))));
     vm_expf(x, x, n8);
     v8d se = splat(0);
     for (int j = 0; j < n8; j += LN) se += widen(LD8F(x + j));
@@ -396,7 +402,8 @@ static double circle(const double *prm, const int32_t *labels, int n, const doub
       continue;
     }
     const double Mp = lanes_max(ap), Mn = lanes_max(an);
-    for (int j = 0; j < n8; j++) x[j] = (float)(pos[j] != 0 ? g[j] - Mp : neg[j] != 0 ? g[j] - Mn : -INFINITY);
+    for (int j = 0; j < n8; j += LN)
+      ST8F(x + j, narrow(vsel(SET(pos + j), LD8(g + j) - Mp, vsel(SET(neg + j), LD8(g + j) - Mn, splat(-INFINITY)))));
     vm_expf(x, x, n8);
     v8d sp = splat(0), sn = splat(0);
     for (int j = 0; j < n8; j += LN) {
@@ -407,7 +414,7 @@ static double circle(const double *prm, const int32_t *labels, int n, const doub
     const double Sp = lanes_sum(sp), Sn = lanes_sum(sn);
     const double fp = 1 / Sp, fn = 1 / Sn;
     /* the softmax weight times the logit's slope; sigmoid(z) joins in the row's scale */
-    for (int j = 0; j < n8; j++) g[j] = x[j] * k[j] * (pos[j] != 0 ? fp : fn);
+    for (int j = 0; j < n8; j += LN) ST8(g + j, widen(LD8F(x + j)) * LD8(k + j) * vsel(SET(pos + j), splat(fp), splat(fn)));
     mp[i] = Mp;
     mn[i] = Mn;
     lg[2 * i] = Sp;

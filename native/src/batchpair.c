@@ -10,8 +10,8 @@
  * subtracted), except the exponentials: a row's max-shifted arguments (at most 0) go through one
  * vm_expf call, in float (2 ulp, far below what the float32 products leave in S); the few
  * logarithms of the batch through one vm_log. Every sum and maximum runs in eight lanes combined
- * in a fixed order. One thread, no data-dependent order: the same bits for the same build and
- * input.
+ * in a fixed order (nt-xent's sums over an anchor's positives: one by one, in row order). One
+ * thread, no data-dependent order: the same bits for the same build and input.
  *
  * Compiled with -ffp-contract=off (every product rounded: given the same S, the per-pair
  * arithmetic is the same on every build; the products, compiled in gemm.c, are where builds
@@ -90,7 +90,7 @@ typedef struct {
   int np;   /* n padded to the vector width (float columns of S, U^T) */
   int dp;   /* dim padded to the vector width (float columns of U, dL/dU) */
   int n8;   /* n padded to the lanes (double rows) */
-  size_t u, ut, s, c, gu, s64, g, gt, mask, e, ef, a, rowv, tot;
+  size_t u, ut, s, c, gu, s64, g, gt, mask, grp, e, ef, a, rowv, tot;
 } layout;
 
 static layout layout_of(int n, int dim) {
@@ -112,6 +112,7 @@ static layout layout_of(int n, int dim) {
   PART(g, (size_t)L.n8 * L.n8)           /* G = dL/dS before the rows' scale, float64 [n8 x n8] */
   PART(gt, 64)                           /* a transposed 8 x 8 block */
   PART(mask, 2 * (size_t)L.n8)           /* the row's positives and negatives, 1 or 0 */
+  PART(grp, 2 * (size_t)L.n8)            /* nt-xent: the rows by label, int [3 n8] (label_groups) */
   PART(e, (size_t)L.n8)                  /* circle: the row's logits' slopes */
   PART(ef, (size_t)L.n8 / 2 + 8)         /* the row's arguments and exponentials, float */
   PART(a, (size_t)n * (L.n8 + 8 * LN))   /* values for one batched vm_log (nt-xent: a lane's product per 64 columns) */
@@ -133,6 +134,24 @@ static void row_masks(const int32_t *labels, int n, int n8, int i, double *pos, 
     neg[j] = same ? 0.0 : 1.0;
   }
   for (int j = n; j < n8; j++) pos[j] = neg[j] = 0.0;
+}
+
+/* The rows grouped by label, each group in ascending order: order[start[k] .. start[k + 1]) the
+   rows of group k, of[i] row i's group (n times the groups' count of label comparisons) */
+static void label_groups(const int32_t *labels, int n, int *order, int *start, int *of) {
+  for (int i = 0; i < n; i++) of[i] = -1;
+  int groups = 0, o = 0;
+  for (int i = 0; i < n; i++) {
+    if (of[i] >= 0) continue;
+    start[groups] = o;
+    for (int j = i; j < n; j++)
+      if (labels[j] == labels[i]) {
+        of[j] = groups;
+        order[o++] = j;
+      }
+    groups++;
+  }
+  start[groups] = o;
 }
 
 /* the ordered pairs (i, j != i) of one label: (n^2 - those) pairs have two */
@@ -233,6 +252,8 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const dou
     return 0;
   }
   const double f = 1 / (tau * (double)pairs);
+  int *order = (int *)(w + L->grp), *start = order + n8, *of = start + n8 + 8;
+  label_groups(labels, n, order, start, of);
   size_t t = 0; /* the positive pairs' T so far, for the one vm_log at the end */
   double direct = 0; /* the sum of the M - x_p terms */
   for (int i = 0; i < n; i++) {
@@ -260,28 +281,34 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const dou
     v8d sn = splat(0);
     for (int j = 0; j < n8; j += LN) sn += LD8(neg + j) * widen(LD8F(x + j));
     const double N = lanes_sum(sn);
-    /* A: the weight every negative gets, summed over the anchor's positive pairs. The loss
-       terms log T as logs of products of (at most) eight T's a lane, 1 <= T <= n + 1: a product
-       of eight stays below 2^124 */
-    v8d Av = splat(0), dv = splat(0);
-    for (int j0 = 0; j0 < n8; j0 += 8 * LN) {
-      v8d prod = splat(1);
-      for (int j = j0; j < j0 + 8 * LN && j < n8; j += LN) {
-        const v8d e = widen(LD8F(x + j)), xp = LD8(s + j) * it;
-        const v8l P = LD8(pos + j) != 0, above = xp >= M;
-        const v8d T = vsel(above, 1 + N * e, e + N);
-        const v8d wT = vsel(above, e, splat(1)) / T;
-        Av += vsel(P, wT, splat(0));
-        /* 1/T - 1 and e/T - 1 without the cancellation */
-        ST8(g + j, vsel(P, -N * wT, LD8(neg + j) * widen(LD8F(x + j))));
-        dv += vsel(P & ~above, M - xp, splat(0));
-        prod *= vsel(P, T, splat(1));
+    /* G's row: e for the negatives (times A below), 0 elsewhere; then the positives, one by one
+       from the label's group (a tenth of the row in a class-balanced batch: the vector loop
+       over the whole row spent its time in divisions whose lanes it threw away). A: the weight
+       every negative gets, summed over the anchor's positive pairs. The loss terms log T as logs
+       of products of (at most) eight T's, 1 <= T <= n + 1: a product of eight stays below 2^124 */
+    for (int j = 0; j < n8; j += LN) ST8(g + j, LD8(neg + j) * widen(LD8F(x + j)));
+    double A = 0, prod = 1;
+    int k = 0;
+    const int grp = of[i];
+    for (int q = start[grp]; q < start[grp + 1]; q++) {
+      const int j = order[q];
+      if (j == i) continue;
+      const double e = x[j], xp = s[j] * it;
+      const int above = xp >= M;
+      const double T = above ? 1 + N * e : e + N;
+      /* 1/T - 1 and e/T - 1 without the cancellation */
+      const double wT = (above ? e : 1) / T;
+      A += wT;
+      g[j] = -N * wT;
+      if (!above) direct += M - xp;
+      prod *= T;
+      if (++k == 8) {
+        logs[t++] = prod;
+        prod = 1;
+        k = 0;
       }
-      ST8(logs + t, prod);
-      t += LN;
     }
-    const double A = lanes_sum(Av);
-    direct += lanes_sum(dv);
+    if (k) logs[t++] = prod;
     for (int j = 0; j < n8; j += LN) ST8(g + j, vsel(SET(neg + j), LD8(g + j) * A, LD8(g + j)));
   }
   vm_log(logs, logs, (int)t);

@@ -10,8 +10,8 @@
  * subtracted), except the exponentials: a row's max-shifted arguments (at most 0) go through one
  * vm_expf call, in float (2 ulp, far below what the float32 products leave in S); the few
  * logarithms of the batch through one vm_log. Every sum and maximum runs in eight lanes combined
- * in a fixed order. One thread, no data-dependent order: the same bits for the same build and
- * input.
+ * in a fixed order (nt-xent's sums over an anchor's positives: one by one, in row order). One
+ * thread, no data-dependent order: the same bits for the same build and input.
  *
  * Compiled with -ffp-contract=off (every product rounded: given the same S, the per-pair
  * arithmetic is the same on every build; the products, compiled in gemm.c, are where builds
@@ -51,6 +51,9 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 #define LD8F(p) (*(const v8f *)(const void *)(p))
 #define ST8F(p, v) (*(v8f *)(void *)(p) = (v))
 AI v8d widen(v8f v) { return __builtin_convertvector(v, v8d); }
+AI v8f narrow(v8d v) { return __builtin_convertvector(v, v8f); }
+/* the lanes where a mask array (1 or 0) is set */
+#define SET(p) (LD8(p) != 0)
 
 AI double lanes_sum(v8d a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 AI double lanes_max(v8d a) {
@@ -87,7 +90,7 @@ typedef struct {
   int np;   /* n padded to the vector width (float columns of S, U^T) */
   int dp;   /* dim padded to the vector width (float columns of U, dL/dU) */
   int n8;   /* n padded to the lanes (double rows) */
-  size_t u, ut, s, c, gu, s64, g, gt, mask, e, ef, a, rowv, tot;
+  size_t u, ut, s, c, gu, s64, g, gt, mask, grp, e, ef, a, rowv, tot;
 } layout;
 
 static layout layout_of(int n, int dim) {
@@ -109,6 +112,7 @@ static layout layout_of(int n, int dim) {
   PART(g, (size_t)L.n8 * L.n8)           /* G = dL/dS before the rows' scale, float64 [n8 x n8] */
   PART(gt, 64)                           /* a transposed 8 x 8 block */
   PART(mask, 2 * (size_t)L.n8)           /* the row's positives and negatives, 1 or 0 */
+  PART(grp, 2 * (size_t)L.n8)            /* nt-xent: the rows by label, int [3 n8] (label_groups) */
   PART(e, (size_t)L.n8)                  /* circle: the row's logits' slopes */
   PART(ef, (size_t)L.n8 / 2 + 8)         /* the row's arguments and exponentials, float */
   PART(a, (size_t)n * (L.n8 + 8 * LN))   /* values for one batched vm_log (nt-xent: a lane's product per 64 columns) */
@@ -130,6 +134,24 @@ static void row_masks(const int32_t *labels, int n, int n8, int i, double *pos, 
     neg[j] = same ? 0.0 : 1.0;
   }
   for (int j = n; j < n8; j++) pos[j] = neg[j] = 0.0;
+}
+
+/* The rows grouped by label, each group in ascending order: order[start[k] .. start[k + 1]) the
+   rows of group k, of[i] row i's group (n times the groups' count of label comparisons) */
+static void label_groups(const int32_t *labels, int n, int *order, int *start, int *of) {
+  for (int i = 0; i < n; i++) of[i] = -1;
+  int groups = 0, o = 0;
+  for (int i = 0; i < n; i++) {
+    if (of[i] >= 0) continue;
+    start[groups] = o;
+    for (int j = i; j < n; j++)
+      if (labels[j] == labels[i]) {
+        of[j] = groups;
+        order[o++] = j;
+      }
+    groups++;
+  }
+  start[groups] = o;
 }
 
 /* the ordered pairs (i, j != i) of one label: (n^2 - those) pairs have two */
@@ -173,9 +195,10 @@ static double multi_similarity(const double *prm, const int32_t *labels, int n, 
       cn += N;
     }
     const double Mp = lanes_max(ap), Mn = lanes_max(an);
-    for (int j = 0; j < n8; j++) {
-      const double v = s[j] - base;
-      x[j] = (float)(pos[j] != 0 ? -alpha * v - Mp : neg[j] != 0 ? beta * v - Mn : -INFINITY);
+    /* (the per-element loops in vectors of eight, selects for the branches: the same values) */
+    for (int j = 0; j < n8; j += LN) {
+      const v8d v = LD8(s + j) - base;
+      ST8F(x + j, narrow(vsel(SET(pos + j), -alpha * v - Mp, vsel(SET(neg + j), beta * v - Mn, splat(-INFINITY)))));
     }
     x[n8] = (float)-Mp;
     x[n8 + 1] = (float)-Mn;
@@ -189,7 +212,8 @@ static double multi_similarity(const double *prm, const int32_t *labels, int n, 
     const double Sp = x[n8] + lanes_sum(sp), Sn = x[n8 + 1] + lanes_sum(sn);
     /* d/ds of (1/k) LSE = -w for the positives, +w for the negatives (w: the softmax weight) */
     const double fp = -1 / Sp, fn = 1 / Sn;
-    for (int j = 0; j < n8; j++) g[j] = x[j] * (pos[j] != 0 ? fp : neg[j] != 0 ? fn : 0);
+    for (int j = 0; j < n8; j += LN)
+      ST8(g + j, widen(LD8F(x + j)) * vsel(SET(pos + j), splat(fp), vsel(SET(neg + j), splat(fn), splat(0))));
     mp[i] = Mp;
     mn[i] = Mn;
     cnt[i] = lanes_sum(cp);
@@ -228,6 +252,8 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const dou
     return 0;
   }
   const double f = 1 / (tau * (double)pairs);
+  int *order = (int *)(w + L->grp), *start = order + n8, *of = start + n8 + 8;
+  label_groups(labels, n, order, start, of);
   size_t t = 0; /* the positive pairs' T so far, for the one vm_log at the end */
   double direct = 0; /* the sum of the M - x_p terms */
   for (int i = 0; i < n; i++) {
@@ -247,37 +273,43 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const dou
       continue;
     }
     const double M = lanes_max(am);
-    for (int j = 0; j < n8; j++) {
-      const double v = s[j] * it - M;
-      x[j] = (float)(neg[j] != 0 ? v : pos[j] != 0 ? -fabs(v) : -INFINITY);
+    for (int j = 0; j < n8; j += LN) {
+      const v8d v = LD8(s + j) * it - M, nabs = (v8d)((v8l)v | (v8l)splat(-0.0)); /* -|v| */
+      ST8F(x + j, narrow(vsel(SET(neg + j), v, vsel(SET(pos + j), nabs, splat(-INFINITY)))));
     }
     vm_expf(x, x, n8);
     v8d sn = splat(0);
     for (int j = 0; j < n8; j += LN) sn += LD8(neg + j) * widen(LD8F(x + j));
     const double N = lanes_sum(sn);
-    /* A: the weight every negative gets, summed over the anchor's positive pairs. The loss
-       terms log T as logs of products of (at most) eight T's a lane, 1 <= T <= n + 1: a product
-       of eight stays below 2^124 */
-    v8d Av = splat(0), dv = splat(0);
-    for (int j0 = 0; j0 < n8; j0 += 8 * LN) {
-      v8d prod = splat(1);
-      for (int j = j0; j < j0 + 8 * LN && j < n8; j += LN) {
-        const v8d e = widen(LD8F(x + j)), xp = LD8(s + j) * it;
-        const v8l P = LD8(pos + j) != 0, above = xp >= M;
-        const v8d T = vsel(above, 1 + N * e, e + N);
-        const v8d wT = vsel(above, e, splat(1)) / T;
-        Av += vsel(P, wT, splat(0));
-        /* 1/T - 1 and e/T - 1 without the cancellation */
-        ST8(g + j, vsel(P, -N * wT, LD8(neg + j) * widen(LD8F(x + j))));
-        dv += vsel(P & ~above, M - xp, splat(0));
-        prod *= vsel(P, T, splat(1));
+    /* G's row: e for the negatives (times A below), 0 elsewhere; then the positives, one by one
+       from the label's group (a tenth of the row in a class-balanced batch: the vector loop
+       over the whole row spent its time in divisions whose lanes it threw away). A: the weight
+       every negative gets, summed over the anchor's positive pairs. The loss terms log T as logs
+       of products of (at most) eight T's, 1 <= T <= n + 1: a product of eight stays below 2^124 */
+    for (int j = 0; j < n8; j += LN) ST8(g + j, LD8(neg + j) * widen(LD8F(x + j)));
+    double A = 0, prod = 1;
+    int k = 0;
+    const int grp = of[i];
+    for (int q = start[grp]; q < start[grp + 1]; q++) {
+      const int j = order[q];
+      if (j == i) continue;
+      const double e = x[j], xp = s[j] * it;
+      const int above = xp >= M;
+      const double T = above ? 1 + N * e : e + N;
+      /* 1/T - 1 and e/T - 1 without the cancellation */
+      const double wT = (above ? e : 1) / T;
+      A += wT;
+      g[j] = -N * wT;
+      if (!above) direct += M - xp;
+      prod *= T;
+      if (++k == 8) {
+        logs[t++] = prod;
+        prod = 1;
+        k = 0;
       }
-      ST8(logs + t, prod);
-      t += LN;
     }
-    const double A = lanes_sum(Av);
-    direct += lanes_sum(dv);
-    for (int j = 0; j < n8; j++) g[j] = neg[j] != 0 ? g[j] * A : g[j];
+    if (k) logs[t++] = prod;
+    for (int j = 0; j < n8; j += LN) ST8(g + j, vsel(SET(neg + j), LD8(g + j) * A, LD8(g + j)));
   }
   vm_log(logs, logs, (int)t);
   for (size_t k = t; k % LN; k++) logs[k] = 0;
@@ -336,7 +368,8 @@ static double supcon(const double *prm, const int32_t *labels, int n, const doub
       continue;
     }
     const double M = lanes_max(am);
-    for (int j = 0; j < n8; j++) x[j] = (float)(pos[j] + neg[j] != 0 ? s[j] * it - M : -INFINITY);
+    for (int j = 0; j < n8; j += LN)
+      ST8F(x + j, narrow(vsel(LD8(pos + j) + LD8(neg + j) != 0, LD8(s + j) * it - M, splat(-INFINITY))));
     vm_expf(x, x, n8);
     v8d se = splat(0);
     for (int j = 0; j < n8; j += LN) se += widen(LD8F(x + j));
@@ -396,7 +429,8 @@ static double circle(const double *prm, const int32_t *labels, int n, const doub
       continue;
     }
     const double Mp = lanes_max(ap), Mn = lanes_max(an);
-    for (int j = 0; j < n8; j++) x[j] = (float)(pos[j] != 0 ? g[j] - Mp : neg[j] != 0 ? g[j] - Mn : -INFINITY);
+    for (int j = 0; j < n8; j += LN)
+      ST8F(x + j, narrow(vsel(SET(pos + j), LD8(g + j) - Mp, vsel(SET(neg + j), LD8(g + j) - Mn, splat(-INFINITY)))));
     vm_expf(x, x, n8);
     v8d sp = splat(0), sn = splat(0);
     for (int j = 0; j < n8; j += LN) {
@@ -407,7 +441,7 @@ static double circle(const double *prm, const int32_t *labels, int n, const doub
     const double Sp = lanes_sum(sp), Sn = lanes_sum(sn);
     const double fp = 1 / Sp, fn = 1 / Sn;
     /* the softmax weight times the logit's slope; sigmoid(z) joins in the row's scale */
-    for (int j = 0; j < n8; j++) g[j] = x[j] * k[j] * (pos[j] != 0 ? fp : fn);
+    for (int j = 0; j < n8; j += LN) ST8(g + j, widen(LD8F(x + j)) * LD8(k + j) * vsel(SET(pos + j), splat(fp), splat(fn)));
     mp[i] = Mp;
     mn[i] = Mn;
     lg[2 * i] = Sp;
@@ -460,29 +494,40 @@ AI void transpose8f(const float *a, size_t lda, float *b, size_t ldb) {
   }
 }
 
-/* the sum of squares of m floats, in eight lanes */
-AI double sum_squares(const float *x, int m) {
-  v8d q = splat(0);
-  int k = 0;
-  for (; k + LN <= m; k += LN) {
-    const v8d v = widen(LD8F(x + k));
-    q += v * v;
-  }
-  for (; k < m; k++) q[k % LN] += (double)x[k] * x[k];
-  return lanes_sum(q);
-}
-
 /* x's rows over their norms, float: U [np x dp] and U^T [dp x np] (zero padding);
-   norms[i] = max(|x_i|, 1e-12) (times the reciprocal: within an ulp of the division) */
+   norms[i] = max(|x_i|, 1e-12) (times the reciprocal: within an ulp of the division). The squares
+   summed in four times eight lanes (four independent chains), the square roots in a pass of their
+   own (a row's chain through sqrt stalled the next row's sums), the scaling in vectors. */
 static void normalize(const float *x, int n, int dim, int dp, int np, float *u, float *ut, double *norms) {
   for (int i = 0; i < n; i++) {
     const float *restrict xr = x + (size_t)i * dim;
-    const double r = sqrt(sum_squares(xr, dim));
-    const double nrm = r >= BATCH_NORM_EPSILON || r != r ? r : BATCH_NORM_EPSILON;
-    norms[i] = nrm;
-    const double inv = 1 / nrm;
+    v8d q0 = splat(0), q1 = splat(0), q2 = splat(0), q3 = splat(0);
+    int k = 0;
+    for (; k + 4 * LN <= dim; k += 4 * LN) {
+      const v8d a = widen(LD8F(xr + k)), b = widen(LD8F(xr + k + LN)), c = widen(LD8F(xr + k + 2 * LN)),
+                d = widen(LD8F(xr + k + 3 * LN));
+      q0 += a * a;
+      q1 += b * b;
+      q2 += c * c;
+      q3 += d * d;
+    }
+    for (; k + LN <= dim; k += LN) {
+      const v8d a = widen(LD8F(xr + k));
+      q0 += a * a;
+    }
+    for (; k < dim; k++) q0[k % LN] += (double)xr[k] * xr[k];
+    norms[i] = lanes_sum((q0 + q1) + (q2 + q3));
+  }
+  for (int i = 0; i < n; i++) {
+    const double r = sqrt(norms[i]);
+    norms[i] = r >= BATCH_NORM_EPSILON || r != r ? r : BATCH_NORM_EPSILON;
+  }
+  for (int i = 0; i < n; i++) {
+    const float *restrict xr = x + (size_t)i * dim;
+    const double inv = 1 / norms[i];
     float *restrict ur = u + (size_t)i * dp;
     int k = 0;
+    for (; k + LN <= dim; k += LN) ST8F(ur + k, __builtin_convertvector(widen(LD8F(xr + k)) * inv, v8f));
     for (; k < dim; k++) ur[k] = (float)(xr[k] * inv);
     for (; k < dp; k++) ur[k] = 0;
   }
@@ -543,24 +588,27 @@ double batch_pair_loss(int kind, const double *prm, const float *x, const int32_
     default: loss = circle(prm, labels, n, s64, &L, work); break;
   }
   PROBE(3);
-  /* C = H + H^T with H = diag(rs) G, a zero diagonal, float [n8 x n8]: H in G's place, then
-     by 8 x 8 blocks, each added to its mirror's transpose */
+  /* C = H + H^T with H = diag(rs) G, a zero diagonal, float [n8 x n8], in one pass by 8 x 8
+     blocks (each block of G and its mirror's transpose scaled as they are added; zeros past n).
+     (The radial part of dL/du_i is also sum_j C_ij S_ij, but not the float32 C U's own: the
+     projection must take out what the product made, or a radial gradient leaves rounding.) */
   const double *rs = work + L.rowv + 3 * (size_t)n8;
-  for (int i = 0; i < n8; i++) {
-    double *h = G + (size_t)i * n8;
-    const double ri = i < n ? rs[i] : 0;
-    const int cols = i < n ? n : 0; /* rows past n: zeros (their G is not written) */
-    for (int j = 0; j < n8; j++) h[j] = j < cols ? ri * h[j] : 0;
-  }
+  double *rsp = work + L.rowv + 7 * (size_t)n8;
+  for (int i = 0; i < n8; i++) rsp[i] = i < n ? rs[i] : 0;
   float *c = (float *)(work + L.c);
+  const v8d lane = {0, 1, 2, 3, 4, 5, 6, 7}, zero = splat(0);
   for (int i0 = 0; i0 < n8; i0 += 8)
     for (int j0 = 0; j0 < n8; j0 += 8) {
       transpose8(G + (size_t)j0 * n8 + i0, n8, blk, 8);
-      for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++)
-          c[(size_t)(i0 + i) * n8 + j0 + j] = (float)(G[(size_t)(i0 + i) * n8 + j0 + j] + blk[i * 8 + j]);
+      const v8d rj = LD8(rsp + j0), jl = lane + (double)j0;
+      const v8l jin = jl < (double)n;
+      for (int i = 0; i < 8; i++) {
+        const size_t o = (size_t)(i0 + i) * n8 + j0;
+        const v8l keep = i0 + i < n ? jin & (jl != (double)(i0 + i)) : (v8l){0};
+        const v8d v = vsel(keep, rsp[i0 + i] * LD8(G + o) + rj * LD8(blk + i * 8), zero);
+        ST8F(c + o, __builtin_convertvector(v, v8f));
+      }
     }
-  for (int i = 0; i < n; i++) c[(size_t)i * n8 + i] = 0;
   PROBE(4);
   /* dL/dU = C U: [n x dp] */
   gemm_nn(n, dp, n, c, n8, u, dp, gu, dp);

@@ -180,7 +180,8 @@ static double multi_similarity(const double *prm, const int32_t *labels, int n, 
      0, the max subtracted; float's 2 ulp are far below what the float32 products leave in S) */
   float *x = (float *)(w + L->ef);
   double *pos = w + L->mask, *neg = pos + n8, *sums = w + L->a, *rv = w + L->rowv;
-  double *mp = rv, *mn = rv + n8, *cnt = rv + 2 * n8, *rs = rv + 3 * n8;
+  /* cnt: the positives' counts, then the negatives' (2 n8 values, clear of rs) */
+  double *mp = rv, *mn = rv + n8, *rs = rv + 3 * n8, *cnt = rv + 4 * n8;
   for (int i = 0; i < n; i++) {
     row_masks(labels, n, n8, i, pos, neg);
     const double *s = S64 + (size_t)i * n8;
@@ -323,11 +324,15 @@ static double nt_xent(const double *prm, const int32_t *labels, int n, const dou
 static double avg_non_zero(const double *per, double *rs, int n) {
   int count = 0;
   double total = 0;
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < n; i++) {
+    /* a NaN anchor loss (a NaN or infinite embedding) makes the loss NaN, so the trainer stops
+       the run, where "above 0" would silently drop it */
+    if (per[i] != per[i]) return per[i];
     if (per[i] > 0) {
       count++;
       total += per[i];
     }
+  }
   for (int i = 0; i < n; i++) rs[i] = per[i] > 0 ? rs[i] / count : 0;
   return count > 0 ? total / count : 0;
 }

@@ -342,9 +342,14 @@ export function logSumExp(x: Float64Array, count: number, addOne: boolean, w: Fl
 export function avgNonZero(per: Float64Array, g: Float64Array, n: number): { loss: number; g: Float64Array } {
   let count = 0;
   let total = 0;
-  for (let i = 0; i < n; i++) if (per[i]! > 0) {
-    count++;
-    total += per[i]!;
+  for (let i = 0; i < n; i++) {
+    // a NaN anchor loss (a NaN or infinite embedding) makes the loss NaN, so the trainer stops
+    // the run, where "above 0" would silently drop it
+    if (Number.isNaN(per[i])) return { loss: NaN, g };
+    if (per[i]! > 0) {
+      count++;
+      total += per[i]!;
+    }
   }
   for (let i = 0; i < n; i++) {
     const f = per[i]! > 0 ? 1 / count : 0;

@@ -10,6 +10,8 @@ import { UsageError } from '../../src/errors.ts';
 import { createLoss, lossOnBatch } from '../../src/losses/registry.ts';
 import { type BatchLoss, normalizeRows, similarities } from '../../src/losses/batch.ts';
 import { Rng } from '../../src/rng.ts';
+import { nativeStatus } from '../../src/engine/native.ts';
+import { batchKernels, useBatchKernels } from '../../src/losses/batchKernels.ts';
 
 type Oracle = (e: Float64Array, labels: number[], dim: number, w?: Float64Array, frozen?: number[][]) => number;
 
@@ -326,6 +328,33 @@ test("the reference's products (normalisation, S = UUᵀ) against a plain float6
         qj += emb[j * 7 + k]! ** 2;
       }
       assert.ok(Math.abs(s[i * 13 + j]! - d / Math.sqrt(q * qj)) <= 1e-12, `S[${i},${j}]`);
+    }
+  }
+});
+
+test('batch losses: a NaN or infinite embedding makes the loss NaN (the trainer stops the run), native and reference alike', () => {
+  // the native kernels when the addon loads here, then the TypeScript reference
+  nativeStatus();
+  const kernels = batchKernels();
+  const r = new Rng(31);
+  const n = 12;
+  const dim = 5;
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
+  const weights = Float32Array.from({ length: 3 * dim }, () => r.normal());
+  for (const bad of [NaN, Infinity]) {
+    const emb = Float32Array.from({ length: n * dim }, () => r.normal());
+    emb[4 * dim + 2] = bad;
+    for (const name of ['multi-similarity', 'nt-xent', 'supcon', 'circle', 'arcface', 'cosface', 'proxy-anchor']) {
+      const opts = ['arcface', 'cosface', 'proxy-anchor'].includes(name) ? { weights } : {};
+      for (const k of kernels ? [kernels, null] : [null]) {
+        const before = useBatchKernels(k);
+        try {
+          const { loss } = lossOnBatch(name, emb, labels, dim, opts);
+          assert.ok(Number.isNaN(loss), `${name} (${k ? 'native' : 'reference'}) with a ${bad} in a row: loss ${loss}`);
+        } finally {
+          useBatchKernels(before);
+        }
+      }
     }
   }
 });

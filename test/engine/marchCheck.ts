@@ -21,6 +21,7 @@ import type { ImageSplit } from '../../src/data/dataset.ts';
 import { checkSteps, TOL } from './agreement.ts';
 import { vmathDigest } from './vmathProbe.ts';
 import { relDiff, syntheticSplit } from './synthetic.ts';
+import { sortAndSweep } from '../losses/sweepOracle.ts';
 
 const status = nativeStatus();
 if (!status.available || status.origin !== 'env') {
@@ -146,21 +147,6 @@ function batchLossBits(): void {
   }
 }
 
-/** the best-threshold accuracy of the pairs i < j ranked by s (higher: same), every pair sorted and swept */
-function sortAndSweep(s: ArrayLike<number>, labels: Int32Array): number {
-  const n = labels.length;
-  const pairs: { s: number; same: boolean }[] = [];
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) pairs.push({ s: s[i * n + j]!, same: labels[i] === labels[j] });
-  pairs.sort((a, b) => b.s - a.s);
-  let correct = pairs.filter((p) => !p.same).length;
-  let best = correct;
-  for (let q = 0; q < pairs.length; ) {
-    const v = pairs[q]!.s;
-    for (; q < pairs.length && pairs[q]!.s === v; q++) correct += pairs[q]!.same ? 1 : -1;
-    best = Math.max(best, correct);
-  }
-  return best / pairs.length;
-}
 
 /**
  * (f): the float32 batch accuracy of both native paths (batchsweep.c, with per-ISA masks; the

@@ -22,6 +22,7 @@ import { BatchWorkspace, type BatchLoss } from '../../src/losses/batch.ts';
 import { batchKernels, useBatchKernels } from '../../src/losses/batchKernels.ts';
 import { createLoss, lossOnBatch } from '../../src/losses/registry.ts';
 import { Rng } from '../../src/rng.ts';
+import { sortAndSweep } from './sweepOracle.ts';
 
 const status = nativeStatus();
 const F32 = 2 ** -24;
@@ -266,24 +267,6 @@ test('the whole-loss kernel refuses bad arguments with one clear line', (t) => {
   assert.ok(Number.isFinite(k.batchPairLoss(1, Float64Array.of(0.1), x.map((_, i) => i % 5), labels, 3, g, s, undefined)));
 });
 
-/**
- * The oracle of the batch accuracy: every pair i < j ranked by s (higher: "same"), sorted, and
- * the count of pairs right swept over every cut (ties move together), from the cut above all.
- */
-function sortAndSweep(s: ArrayLike<number>, labels: Int32Array): number {
-  const n = labels.length;
-  const pairs: { s: number; same: boolean }[] = [];
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) pairs.push({ s: s[i * n + j]!, same: labels[i] === labels[j] });
-  pairs.sort((a, b) => b.s - a.s);
-  let correct = pairs.filter((p) => !p.same).length;
-  let best = correct;
-  for (let q = 0; q < pairs.length; ) {
-    const v = pairs[q]!.s;
-    for (; q < pairs.length && pairs[q]!.s === v; q++) correct += pairs[q]!.same ? 1 : -1;
-    best = Math.max(best, correct);
-  }
-  return pairs.length ? best / pairs.length : 0;
-}
 
 /** noisy batches (labels drawn at random, unrelated to the rows: most buckets could hold the best cut), ties, one value */
 function accuracyCases(): Case[] {

@@ -25,6 +25,7 @@ import { batchKernels, useBatchKernels } from '../../src/losses/batchKernels.ts'
 import { createLoss, lossOnBatch } from '../../src/losses/registry.ts';
 import { batchPairAccuracy } from '../../src/train/batchAccuracy.ts';
 import { Rng } from '../../src/rng.ts';
+import { sortAndSweep } from './sweepOracle.ts';
 
 const status = nativeStatus();
 const LOSSES = ['arcface', 'cosface', 'proxy-anchor'] as const;
@@ -267,24 +268,6 @@ test('plain number arrays run the reference; a labels array of numbers is taken 
 
 // ---------------------------------------------------------------- the batch accuracy
 
-/** the best-threshold accuracy of the pairs i < j ranked by s (higher: same), sorted and swept */
-function sortedOracle(cos: Float32Array, labels: Int32Array): number {
-  const n = labels.length;
-  const pairs: { s: number; same: boolean }[] = [];
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) pairs.push({ s: cos[i * n + j]!, same: labels[i] === labels[j] });
-  if (pairs.length === 0) return 0;
-  pairs.sort((a, b) => b.s - a.s);
-  // the cut above everything: every pair "different"
-  let correct = pairs.filter((p) => !p.same).length;
-  let best = correct;
-  for (let k = 0; k < pairs.length; ) {
-    const s = pairs[k]!.s;
-    for (; k < pairs.length && pairs[k]!.s === s; k++) correct += pairs[k]!.same ? 1 : -1;
-    best = Math.max(best, correct);
-  }
-  return best / pairs.length;
-}
-
 /** every cut "same iff s ≥ t" for t = +∞ and each value: the most right */
 function bruteForce(cos: Float32Array, labels: Int32Array): number {
   const n = labels.length;
@@ -342,7 +325,7 @@ test('native float32 accuracy = a sort-and-sweep oracle on the same float32 cosi
     const { emb, labels, dim } = accuracyBatch(trial);
     const { acc, cos } = nativeAccuracy(emb, labels, dim);
     const n = labels.length;
-    assert.equal(acc, sortedOracle(cos, labels), `trial ${trial} (${n} x ${dim}): sorted sweep`);
+    assert.equal(acc, sortAndSweep(cos, labels), `trial ${trial} (${n} x ${dim}): sorted sweep`);
     if (n <= 40) assert.equal(acc, bruteForce(cos, labels), `trial ${trial}: brute force`);
     // the cosines handed out are the rows' cosines (float32 rounding of a 1e-12 float64 oracle)
     for (let probe = 0; probe < 5 && n > 1; probe++) {

@@ -13,32 +13,11 @@
  *   /tmp/parts [n] [dim] [classes] [signal]
  */
 #define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-
-static double now_us(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
 #define STAGES 10
-static double stamp[STAGES + 1];
-#define PROBE(stage) (stamp[(stage) + 1] = now_us())
+#include "parts.h"
 #define SWEEP_PROBE 7
 #include "../native/src/batchpair.c"
 #include "../native/src/batchsweep.c"
-
-#define REPS 2000
-static int cmp(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-static double median(double *v, int m) {
-  if (m == 0) return 0;
-  qsort(v, (size_t)m, sizeof *v, cmp);
-  return v[m / 2];
-}
 
 int main(int argc, char **argv) {
   const int n = argc > 1 ? atoi(argv[1]) : 120, dim = argc > 2 ? atoi(argv[2]) : 128, classes = argc > 3 ? atoi(argv[3]) : 10;

@@ -11,32 +11,11 @@
  *   /tmp/proxyparts [n] [dim] [classes]
  */
 #define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-
-static double now_us(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
 #define STAGES 12
-static double stamp[STAGES + 1];
-#define PROBE(stage) (stamp[(stage) + 1] = now_us())
+#include "parts.h"
 #define SWEEP_PROBE 9
 #include "../native/src/batchproxy.c"
 #include "../native/src/batchsweep.c"
-
-#define REPS 2000
-static int cmp(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-static double median(double *v, int m) {
-  if (m == 0) return 0;
-  qsort(v, (size_t)m, sizeof *v, cmp);
-  return v[m / 2];
-}
 
 static unsigned long long st = 88172645463325252ULL;
 static double uniform(void) {

@@ -62,28 +62,32 @@ AI double lanes_max(v8d a) {
   return m;
 }
 
-/* the 8 x 8 block at a (row stride lda) transposed into b (row stride ldb); a != b */
-AI void transpose8(const double *a, size_t lda, double *b, size_t ldb) {
-  const v8l lo2 = {0, 8, 2, 10, 4, 12, 6, 14}, hi2 = {1, 9, 3, 11, 5, 13, 7, 15};
-  const v8l lo4 = {0, 1, 8, 9, 4, 5, 12, 13}, hi4 = {2, 3, 10, 11, 6, 7, 14, 15};
-  const v8l lo8 = {0, 1, 2, 3, 8, 9, 10, 11}, hi8 = {4, 5, 6, 7, 12, 13, 14, 15};
-  v8d r[8], t[8], u[8];
-  for (int k = 0; k < 8; k++) r[k] = LD8(a + k * lda);
-  for (int k = 0; k < 8; k += 2) {
-    t[k] = __builtin_shuffle(r[k], r[k + 1], lo2);
-    t[k + 1] = __builtin_shuffle(r[k], r[k + 1], hi2);
+/* the 8 x 8 block at a (row stride lda) transposed into b (row stride ldb); a != b: one body for
+   doubles (transpose8) and floats (transpose8f), three rounds of lane shuffles */
+#define TRANSPOSE8(name, T, V, I, LD, ST)                                          \
+  AI void name(const T *a, size_t lda, T *b, size_t ldb) {                         \
+    const I lo2 = {0, 8, 2, 10, 4, 12, 6, 14}, hi2 = {1, 9, 3, 11, 5, 13, 7, 15};  \
+    const I lo4 = {0, 1, 8, 9, 4, 5, 12, 13}, hi4 = {2, 3, 10, 11, 6, 7, 14, 15};  \
+    const I lo8 = {0, 1, 2, 3, 8, 9, 10, 11}, hi8 = {4, 5, 6, 7, 12, 13, 14, 15};  \
+    V r[8], t[8], u[8];                                                            \
+    for (int k = 0; k < 8; k++) r[k] = LD(a + k * lda);                            \
+    for (int k = 0; k < 8; k += 2) {                                               \
+      t[k] = __builtin_shuffle(r[k], r[k + 1], lo2);                               \
+      t[k + 1] = __builtin_shuffle(r[k], r[k + 1], hi2);                           \
+    }                                                                              \
+    for (int k = 0; k < 8; k += 4) {                                               \
+      u[k] = __builtin_shuffle(t[k], t[k + 2], lo4);                               \
+      u[k + 2] = __builtin_shuffle(t[k], t[k + 2], hi4);                           \
+      u[k + 1] = __builtin_shuffle(t[k + 1], t[k + 3], lo4);                       \
+      u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], hi4);                       \
+    }                                                                              \
+    for (int k = 0; k < 4; k++) {                                                  \
+      ST(b + k * ldb, __builtin_shuffle(u[k], u[k + 4], lo8));                     \
+      ST(b + (k + 4) * ldb, __builtin_shuffle(u[k], u[k + 4], hi8));               \
+    }                                                                              \
   }
-  for (int k = 0; k < 8; k += 4) {
-    u[k] = __builtin_shuffle(t[k], t[k + 2], lo4);
-    u[k + 2] = __builtin_shuffle(t[k], t[k + 2], hi4);
-    u[k + 1] = __builtin_shuffle(t[k + 1], t[k + 3], lo4);
-    u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], hi4);
-  }
-  for (int k = 0; k < 4; k++) {
-    ST8(b + k * ldb, __builtin_shuffle(u[k], u[k + 4], lo8));
-    ST8(b + (k + 4) * ldb, __builtin_shuffle(u[k], u[k + 4], hi8));
-  }
-}
+TRANSPOSE8(transpose8, double, v8d, v8l, LD8, ST8)
+TRANSPOSE8(transpose8f, float, v8f, v8i, LD8F, ST8F)
 
 /* the parts of the workspace (offsets in doubles, each on a 64-byte line) */
 typedef struct {
@@ -475,29 +479,6 @@ static double circle(const double *prm, const int32_t *labels, int n, const doub
 }
 
 /* -------------------------------------------------------------------------- the whole step */
-
-/* the 8 x 8 float block at a (row stride lda) transposed into b (row stride ldb) */
-AI void transpose8f(const float *a, size_t lda, float *b, size_t ldb) {
-  const v8i lo2 = {0, 8, 2, 10, 4, 12, 6, 14}, hi2 = {1, 9, 3, 11, 5, 13, 7, 15};
-  const v8i lo4 = {0, 1, 8, 9, 4, 5, 12, 13}, hi4 = {2, 3, 10, 11, 6, 7, 14, 15};
-  const v8i lo8 = {0, 1, 2, 3, 8, 9, 10, 11}, hi8 = {4, 5, 6, 7, 12, 13, 14, 15};
-  v8f r[8], t[8], u[8];
-  for (int k = 0; k < 8; k++) r[k] = LD8F(a + k * lda);
-  for (int k = 0; k < 8; k += 2) {
-    t[k] = __builtin_shuffle(r[k], r[k + 1], lo2);
-    t[k + 1] = __builtin_shuffle(r[k], r[k + 1], hi2);
-  }
-  for (int k = 0; k < 8; k += 4) {
-    u[k] = __builtin_shuffle(t[k], t[k + 2], lo4);
-    u[k + 2] = __builtin_shuffle(t[k], t[k + 2], hi4);
-    u[k + 1] = __builtin_shuffle(t[k + 1], t[k + 3], lo4);
-    u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], hi4);
-  }
-  for (int k = 0; k < 4; k++) {
-    ST8F(b + k * ldb, __builtin_shuffle(u[k], u[k + 4], lo8));
-    ST8F(b + (k + 4) * ldb, __builtin_shuffle(u[k], u[k + 4], hi8));
-  }
-}
 
 /* x's rows over their norms, float: U [np x dp] and U^T [dp x np] (zero padding);
    norms[i] = max(|x_i|, 1e-12) (times the reciprocal: within an ulp of the division). The squares

@@ -258,7 +258,6 @@ static double proxy_anchor(double delta, double alpha, const double *c, int cp, 
 
 /* ------------------------------------------------------------------ the loss step */
 
-
 /* the rows of C = E W^T normalised at a time: four of them, in float64, in L1 */
 #define CBLOCK 4
 

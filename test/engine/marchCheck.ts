@@ -11,7 +11,7 @@ import { nativeAddon, nativeStatus } from '../../src/engine/native.ts';
 import { NativeEngine } from '../../src/engine/nativeEngine.ts';
 import { TfjsEngine } from '../../src/engine/tfjsEngine.ts';
 import { type BatchLoss, BatchWorkspace } from '../../src/losses/batch.ts';
-import { batchKernels, useBatchKernels } from '../../src/losses/batchKernels.ts';
+import { batchKernels } from '../../src/losses/batchKernels.ts';
 import { createLoss, lossOnBatch } from '../../src/losses/registry.ts';
 import { cnnNetwork } from '../../src/model/cnn.ts';
 import { mlpNetwork } from '../../src/model/mlp.ts';
@@ -21,7 +21,7 @@ import type { ImageSplit } from '../../src/data/dataset.ts';
 import { checkSteps, TOL } from './agreement.ts';
 import { vmathDigest } from './vmathProbe.ts';
 import { relDiff, syntheticSplit } from './synthetic.ts';
-import { sortAndSweep } from '../losses/sweepOracle.ts';
+import { maxAbs, reference, sortAndSweep } from '../losses/batchHelpers.ts';
 
 const status = nativeStatus();
 if (!status.available || status.origin !== 'env') {
@@ -101,7 +101,6 @@ function batchLossBits(): void {
     for (let i = 0; i < (b?.length ?? 0); i++) scale = Math.max(scale, Math.abs(b![i]!));
     for (let i = 0; i < (a?.length ?? 0); i++) assert.ok(Math.abs(a![i]! - b![i]!) <= 2e-6 * scale + 1e-9, `${what}[${i}]: native ${a![i]}, reference ${b![i]}`);
   };
-  const maxAbs = (a: ArrayLike<number>): number => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   // a vector-width multiple and odd sizes (the kernels' tails)
   for (const [n, dim, classes] of [
     [64, 64, 16],
@@ -124,9 +123,7 @@ function batchLossBits(): void {
     ] as const) {
       const opts = scale === 0 ? { weights } : {};
       const nat = lossOnBatch(name, emb, labels, dim, opts);
-      useBatchKernels(null);
-      const tsRef = lossOnBatch(name, emb, labels, dim, opts);
-      useBatchKernels(k);
+      const tsRef = reference(() => lossOnBatch(name, emb, labels, dim, opts));
       const what = `${name} ${n}x${dim}`;
       assert.ok(Number.isFinite(tsRef.loss), `${what}: reference loss ${tsRef.loss}`);
       if (scale === 0) {

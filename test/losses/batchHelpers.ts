@@ -1,4 +1,27 @@
 /**
+ * What the batch-loss tests share: the reference run with the native kernels taken out, the
+ * largest magnitude of an array, and the batch accuracy's oracle.
+ */
+import { useBatchKernels } from '../../src/losses/batchKernels.ts';
+
+/** fn with the TypeScript reference (the addon's kernels taken out meanwhile, then put back) */
+export function reference<T>(fn: () => T): T {
+  const k = useBatchKernels(null);
+  try {
+    return fn();
+  } finally {
+    useBatchKernels(k);
+  }
+}
+
+/** the largest |a_i| (0 for an empty array) */
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
+  return m;
+}
+
+/**
  * The oracle of the batch accuracy (the native sweeps' and the TypeScript's): every pair i < j
  * ranked by s (higher: "same"), sorted, and the count of pairs right swept over every cut (ties
  * move together), from the cut above all (every pair "different"). Plain and slow on purpose.

@@ -19,10 +19,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nativeAddon, nativeStatus } from '../../src/engine/native.ts';
 import { BatchWorkspace, type BatchLoss } from '../../src/losses/batch.ts';
-import { batchKernels, useBatchKernels } from '../../src/losses/batchKernels.ts';
+import { batchKernels } from '../../src/losses/batchKernels.ts';
 import { createLoss, lossOnBatch } from '../../src/losses/registry.ts';
 import { Rng } from '../../src/rng.ts';
-import { sortAndSweep } from './sweepOracle.ts';
+import { maxAbs, reference, sortAndSweep } from './batchHelpers.ts';
 
 const status = nativeStatus();
 const F32 = 2 ** -24;
@@ -74,21 +74,6 @@ function cases(): Case[] {
   return out;
 }
 
-/** fn with the reference (the native kernels taken out meanwhile) */
-function reference<T>(fn: () => T): T {
-  const k = useBatchKernels(null);
-  try {
-    return fn();
-  } finally {
-    useBatchKernels(k);
-  }
-}
-
-const maxAbs = (a: ArrayLike<number>): number => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
-  return m;
-};
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));

@@ -21,11 +21,11 @@ import { test } from 'node:test';
 import { nativeAddon, nativeStatus } from '../../src/engine/native.ts';
 import { BatchWorkspace } from '../../src/losses/batch.ts';
 import type { BatchLoss } from '../../src/losses/batch.ts';
-import { batchKernels, useBatchKernels } from '../../src/losses/batchKernels.ts';
+import { batchKernels } from '../../src/losses/batchKernels.ts';
 import { createLoss, lossOnBatch } from '../../src/losses/registry.ts';
 import { batchPairAccuracy } from '../../src/train/batchAccuracy.ts';
 import { Rng } from '../../src/rng.ts';
-import { sortAndSweep } from './sweepOracle.ts';
+import { maxAbs, reference, sortAndSweep } from './batchHelpers.ts';
 
 const status = nativeStatus();
 const LOSSES = ['arcface', 'cosface', 'proxy-anchor'] as const;
@@ -112,22 +112,6 @@ function preBound(name: string, c: Case): { emb: number; weights: number } {
   const s = name === 'proxy-anchor' ? 32 : 64;
   const perRow = name === 'proxy-anchor' ? 2 * s : (2 * s) / n;
   return { emb: perRow / minNorm(c.emb, c.dim), weights: (2 * s) / minNorm(c.weights, c.dim) };
-}
-
-/** the reference's result (the addon's kernels taken out meanwhile) */
-function reference<T>(fn: () => T): T {
-  const k = useBatchKernels(null);
-  try {
-    return fn();
-  } finally {
-    useBatchKernels(k);
-  }
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let v = 0;
-  for (let i = 0; i < a.length; i++) v = Math.max(v, Math.abs(a[i]!));
-  return v;
 }
 
 /**

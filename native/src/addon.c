@@ -571,14 +571,14 @@ static napi_value js_batch_cosine_accuracy(napi_env env, napi_callback_info info
 }
 
 /* batchPairLoss(kind, params: Float64Array, x: Float32Array [n x dim], labels: Int32Array [n], dim,
-   grad: Float32Array [n x dim], sims: Float64Array [n x n], acc: Float64Array [1] or undefined):
-   the loss (batchpair.c); with acc, the batch's best-threshold pair accuracy over the loss's
+   grad: Float32Array [n x dim], sims: Float64Array [n x n] or null/undefined, acc: Float64Array [1]
+   or undefined): the loss (batchpair.c); S into sims where given; with acc, the batch's best-threshold pair accuracy over the loss's
    similarities into acc[0] (-1 where one is NaN) */
 static napi_value js_batch_pair_loss(napi_env env, napi_callback_info info) {
   ARGS(8);
   static const int nparams[BATCH_PAIR_KINDS] = {3, 1, 1, 2};
   int kind, dim;
-  tarray prm, x, labels, grad, sims, acc = {0};
+  tarray prm, x, labels, grad, sims = {0}, acc = {0};
   if (!get_int(env, argv[0], &kind) || kind < 0 || kind >= BATCH_PAIR_KINDS)
     return fail(env, "batchPairLoss: kind must be 0 (multi-similarity), 1 (nt-xent), 2 (supcon) or 3 (circle)");
   if (!get_sized(env, argv[1], napi_float64_array, (size_t)nparams[kind], &prm))
@@ -589,9 +589,11 @@ static napi_value js_batch_pair_loss(napi_env env, napi_callback_info info) {
   if (!get_int(env, argv[4], &dim) || dim < 1 || (int64_t)n * dim > INT32_MAX / 4)
     return fail(env, "batchPairLoss: dim must be a positive integer (and n x dim below 2^29)");
   const size_t m = (size_t)n * dim;
+  napi_valuetype st;
+  CHECK(napi_typeof(env, argv[6], &st));
   if (!get_sized(env, argv[2], napi_float32_array, m, &x) || !get_sized(env, argv[5], napi_float32_array, m, &grad) ||
-      !get_sized(env, argv[6], napi_float64_array, (size_t)n * n, &sims))
-    return fail(env, "batchPairLoss: x and grad (Float32Array) must hold n x dim values and sims (Float64Array) n x n, n = labels.length");
+      (st != napi_undefined && st != napi_null && !get_sized(env, argv[6], napi_float64_array, (size_t)n * n, &sims)))
+    return fail(env, "batchPairLoss: x and grad (Float32Array) must hold n x dim values and sims (Float64Array) n x n or be null, n = labels.length");
   napi_valuetype at;
   CHECK(napi_typeof(env, argv[7], &at));
   if (at != napi_undefined && (!get_tarray(env, argv[7], napi_float64_array, &acc) || acc.length < 1))
@@ -730,7 +732,7 @@ static napi_value js_cnn_embed(napi_env env, napi_callback_info info) {
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   char buf[160];
-  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":10}", ISA_NAME, VW, MR,
+  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":11}", ISA_NAME, VW, MR,
            NV * VW);
   napi_value s;
   CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));

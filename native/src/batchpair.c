@@ -523,9 +523,11 @@ static void normalize(const float *x, int n, int dim, int dp, int np, float *u, 
 }
 
 /* The loss of one batch (kind: BATCH_PAIR_*, prm: its parameters), dL/dx into grad [n x dim]
-   (float32) and S into sims [n x n] (float64). With acc, also the batch's best-threshold pair
-   accuracy into acc[0], swept over the float32 S the loss used (batchsweep.c; the float64 sims
-   are those values widened, so the same ranking), or -1 where S holds a NaN. work:
+   (float32) and, where sims is not NULL, S into sims [n x n] (float64; without it the loss reads
+   its own float64 copy in work: the same values, so the same results). With acc, also the
+   batch's best-threshold pair accuracy into acc[0], swept over the float32 S the loss used
+   (batchsweep.c; the float64 sims are those values widened, so the same ranking), or -1 where S
+   holds a NaN. work:
    batch_pair_loss_work doubles (and, with acc, batch_sweep_work floats past them), 64-byte
    aligned. */
 double batch_pair_loss(int kind, const double *prm, const float *x, const int32_t *labels, int n, int dim, float *grad,
@@ -534,7 +536,7 @@ double batch_pair_loss(int kind, const double *prm, const float *x, const int32_
   const int np = L.np, n8 = L.n8, dp = L.dp;
   float *u = (float *)(work + L.u), *ut = (float *)(work + L.ut), *s = (float *)(work + L.s), *gu = (float *)(work + L.gu);
   /* S in float64 rows of n8: straight into sims where n is a multiple of 8 */
-  double *s64 = n == n8 ? sims : work + L.s64, *G = work + L.g;
+  double *s64 = sims && n == n8 ? sims : work + L.s64, *G = work + L.g;
   double *norms = work + L.rowv + 6 * (size_t)n8;
   normalize(x, n, dim, dp, np, u, ut, norms);
   PROBE(0);
@@ -563,7 +565,7 @@ double batch_pair_loss(int kind, const double *prm, const float *x, const int32_
     for (int i = i0 + 1; i < i0 + 8; i++)
       for (int j = i0; j < i; j++) s64[(size_t)i * n8 + j] = s64[(size_t)j * n8 + i];
   }
-  if (s64 != sims)
+  if (sims && s64 != sims)
     for (int i = 0; i < n; i++) memcpy(sims + (size_t)i * n, s64 + (size_t)i * n8, (size_t)n * sizeof(double));
   PROBE(2);
   double loss;

@@ -110,7 +110,7 @@ export interface NativeStatus {
 }
 
 /** The addon's interface version (native/src/addon.c, js_info): bumped with every change of its exports. */
-const NATIVE_ABI = 10;
+const NATIVE_ABI = 11;
 
 /** The package's root: src/engine/ and dist/engine/ both sit two levels below it. */
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -24,6 +24,7 @@ export interface BatchLossResult {
   /**
    * the embeddings' cosine similarities [n, n] (float64), where the loss computed them anyway
    * (the pair-based losses): the trainer's batch accuracy reads them instead of recomputing
+   * (left out where the workspace says `similarities: false` and the accuracy came with the loss)
    */
   similarities?: Float64Array;
   /**
@@ -73,9 +74,15 @@ export class BatchWorkspace {
    * then computes it in the same call, as BatchLossResult.accuracy
    */
   readonly accuracy: boolean;
+  /**
+   * false: the caller reads the similarities only where the accuracy did not come with the loss
+   * (a NaN similarity): the native pair step then writes no float64 copy of S (n x n) for it
+   */
+  readonly similarities: boolean;
 
-  constructor(opts: { accuracy?: boolean } = {}) {
+  constructor(opts: { accuracy?: boolean; similarities?: boolean } = {}) {
     this.accuracy = opts.accuracy ?? false;
+    this.similarities = opts.similarities ?? true;
   }
 
   /** the array `key` of `size` values (its old values, or zeros where new) */
@@ -228,12 +235,19 @@ export function pairwiseBatchLoss(
     // not int32 values, the reference)
     const lab = k && n > 0 && n <= 46340 && n * dim < 2 ** 29 ? int32Labels(labels) : null;
     if (k && pair && lab) {
-      const s = ws ? ws.float64('similarities', n * n) : new Float64Array(n * n);
+      const simsOf = (): Float64Array => (ws ? ws.float64('similarities', n * n) : new Float64Array(n * n));
       const grad = ws ? ws.float32('grad', n * dim) : new Float32Array(n * dim);
       const acc = ws?.accuracy ? ws.float64('accuracy', 1) : undefined;
+      // without a reader for S (the accuracy comes with the loss) the addon writes no copy of it
+      const skip = acc !== undefined && ws?.similarities === false;
+      const s = skip ? null : simsOf();
       const loss = k.batchPairLoss(pair.kind, pair.params, emb as Float32Array, lab, dim, grad, s, acc);
-      // −1: a similarity is NaN, and the caller sweeps in TypeScript
-      return acc && acc[0]! >= 0 ? { loss, grad, similarities: s, accuracy: acc[0]! } : { loss, grad, similarities: s };
+      if (acc && acc[0]! >= 0) return s ? { loss, grad, similarities: s, accuracy: acc[0]! } : { loss, grad, accuracy: acc[0]! };
+      // −1: a similarity is NaN, and the caller sweeps S in TypeScript: the same call again for it
+      // (the same bits: one build, one thread), where the first one wrote none
+      if (s) return { loss, grad, similarities: s };
+      const again = simsOf();
+      return { loss: k.batchPairLoss(pair.kind, pair.params, emb as Float32Array, lab, dim, grad, again, undefined), grad, similarities: again };
     }
     const { u, norms } = normalizeRows(emb, n, dim);
     const s = similarities(u, n, u, n, dim);

@@ -16,7 +16,8 @@ export interface BatchKernels {
   /**
    * A pair-based batch loss whole (kind 0 multi-similarity [alpha, beta, base], 1 nt-xent
    * [temperature], 2 supcon [temperature], 3 circle [m, gamma]): returns the loss, fills grad
-   * (dL/dx, n x dim) and sims (the cosine similarities, n x n), n = labels.length. With acc (one
+   * (dL/dx, n x dim) and, where given, sims (the cosine similarities, n x n; null or undefined:
+   * not written, the results the same), n = labels.length. With acc (one
    * value), also the best-threshold accuracy over the pairs i < j ranked by those similarities
    * into acc[0] (train/batchAccuracy.ts' pairSweep, exactly), or −1 where one is NaN.
    */
@@ -27,7 +28,7 @@ export interface BatchKernels {
     labels: Int32Array,
     dim: number,
     grad: Float32Array,
-    sims: Float64Array,
+    sims: Float64Array | null | undefined,
     acc: Float64Array | undefined,
   ): number;
   /**

@@ -137,8 +137,11 @@ export class Training {
   private firstLoss: number | undefined;
   private nextBuf = new Int32Array(0);
   private rowsBuf = new Int32Array(0);
-  /** the batch loss's arrays, reused batch after batch (each step reads its result before the next) */
-  private readonly batchWorkspace = new BatchWorkspace({ accuracy: true });
+  /**
+   * the batch loss's arrays, reused batch after batch (each step reads its result before the
+   * next); the accuracy from the loss's own call, the similarities only where it gave none (NaN)
+   */
+  private readonly batchWorkspace = new BatchWorkspace({ accuracy: true, similarities: false });
   readonly history: EpochLog[] = [];
   /** the test evaluation that ended the last epoch trained (its pair distances feed per-epoch records) */
   lastTest: (EvalResult & { epoch: number }) | undefined;

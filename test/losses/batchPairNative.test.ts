@@ -319,3 +319,57 @@ test('the batch accuracy: no pairs gives 0; a NaN row gives -1 from the kernel a
   // without the accuracy asked for, none computed
   assert.equal((createLoss('supcon') as BatchLoss).compute(accuracyCases()[3]!.emb, accuracyCases()[3]!.labels, 3, undefined, new BatchWorkspace()).accuracy, undefined);
 });
+
+test('without a float64 copy of S (the trainer\'s workspace, the kernel given no sims): the same loss, gradient and accuracy bits', (t) => {
+  if (!status.available) {
+    t.diagnostic(`native engine not available (${status.detail})`);
+    return;
+  }
+  const withS = new BatchWorkspace({ accuracy: true });
+  const withoutS = new BatchWorkspace({ accuracy: true, similarities: false });
+  const sameBits = (a: ArrayLike<number>, b: ArrayLike<number>): boolean => a.length === b.length && Array.from(a).every((v, i) => Object.is(v, b[i]));
+  // n a multiple of 8 (S written straight into sims) and not (S copied out of the kernel's own)
+  for (const c of [...cases(), ...accuracyCases()]) {
+    for (const [spec] of LOSSES) {
+      const loss = createLoss(spec) as BatchLoss;
+      const a = loss.compute(c.emb, c.labels, c.dim, undefined, withS);
+      const aGrad = a.grad.slice();
+      const b = loss.compute(c.emb, c.labels, c.dim, undefined, withoutS);
+      assert.ok(Object.is(a.loss, b.loss), `${spec}, ${c.what}: loss ${a.loss} with S, ${b.loss} without`);
+      assert.ok(sameBits(aGrad, b.grad), `${spec}, ${c.what}: gradient bits differ without S`);
+      assert.ok(a.accuracy !== undefined && Object.is(a.accuracy, b.accuracy), `${spec}, ${c.what}: accuracy ${a.accuracy} with S, ${b.accuracy} without`);
+      assert.equal(b.similarities, undefined, `${spec}, ${c.what}: no similarities asked for`);
+    }
+    // the kernel itself: sims a Float64Array, null or undefined
+    const n = c.labels.length;
+    const run = (sims: Float64Array | null | undefined): { loss: number; grad: Float32Array; acc: number } => {
+      const grad = new Float32Array(n * c.dim);
+      const acc = Float64Array.of(-2);
+      return { loss: nativeAddon().batchPairLoss(3, Float64Array.of(0.4, 80), c.emb, c.labels, c.dim, grad, sims, acc), grad, acc: acc[0]! };
+    };
+    const ref = run(new Float64Array(n * n));
+    for (const r of [run(null), run(undefined)]) {
+      assert.ok(Object.is(r.loss, ref.loss) && Object.is(r.acc, ref.acc) && sameBits(r.grad, ref.grad), `kernel, ${c.what}: the same bits without sims`);
+    }
+  }
+  // a NaN row: no accuracy from the kernel, so the similarities come back for the trainer's sweep,
+  // the very ones (and loss, gradient) the call with S gives
+  const emb = cases()[1]!.emb.slice();
+  emb[5 * 16 + 3] = Number.NaN;
+  const labels = cases()[1]!.labels;
+  for (const [spec] of LOSSES) {
+    const loss = createLoss(spec) as BatchLoss;
+    const a = loss.compute(emb, labels, 16, undefined, withS);
+    const aGrad = a.grad.slice();
+    const aSims = a.similarities!.slice();
+    const b = loss.compute(emb, labels, 16, undefined, withoutS);
+    assert.equal(a.accuracy, undefined);
+    assert.equal(b.accuracy, undefined);
+    assert.ok(Number.isNaN(b.loss), `${spec}: a NaN row makes the loss NaN (the trainer stops the run)`);
+    assert.ok(Object.is(a.loss, b.loss) && sameBits(aGrad, b.grad), `${spec}: NaN batch, loss or gradient bits differ without S`);
+    assert.ok(b.similarities !== undefined && sameBits(aSims, b.similarities), `${spec}: NaN batch, the similarities for the sweep differ`);
+    assert.ok(aSims.some((v) => Number.isNaN(v)) && aSims.some((v) => !Number.isNaN(v)), `${spec}: the batch has NaN and finite similarities`);
+  }
+  // and a wrong-length sims still refused
+  assert.throws(() => nativeAddon().batchPairLoss(1, Float64Array.of(0.1), Float32Array.of(1, 2, 3, 4), Int32Array.of(0, 1), 2, new Float32Array(4), new Float64Array(3), undefined), /sims \(Float64Array\) n x n or be null/);
+});

@@ -8,7 +8,7 @@
  * addon's batch-loss kernels taken out (the TypeScript products: what the host part costs without
  * them).
  *
- *   node --import tsx bench/batchLosses.ts [--steps N] [--threads T] [--losses a,b]
+ *   node --import tsx bench/batchLosses.ts [--base mlp|cnn] [--steps N] [--threads T] [--losses a,b]
  * Also a section of `npm run bench` (bench/train.ts; alone: `npm run bench -- --only batch-losses`).
  */
 import type { Dataset } from '../src/data/dataset.ts';
@@ -26,6 +26,8 @@ export const HOST_BAR = 0.1;
 
 export interface BatchLossOverhead {
   loss: string;
+  /** the base network: the seed's MLP or the CNN (`--base cnn`) */
+  base: 'mlp' | 'cnn';
   images: number;
   steps: number;
   stepMs: number;
@@ -50,7 +52,7 @@ const median = (xs: number[]): number => {
 export function batchLossOverhead(
   ds: Dataset,
   losses: readonly string[],
-  opts: { steps?: number; warm?: number; threads?: number; reference?: boolean } = {},
+  opts: { steps?: number; warm?: number; threads?: number; reference?: boolean; base?: 'mlp' | 'cnn' } = {},
 ): BatchLossOverhead[] {
   const steps = opts.steps ?? 100;
   const warm = opts.warm ?? 30;
@@ -60,7 +62,7 @@ export function batchLossOverhead(
   for (const loss of losses) {
     const kernels = opts.reference ? useBatchKernels(null) : null;
     try {
-      out.push(overheadOf(ds, loss, steps, warm, opts.threads ?? 1));
+      out.push(overheadOf(ds, loss, steps, warm, opts.threads ?? 1, opts.base ?? 'mlp'));
     } finally {
       if (opts.reference) useBatchKernels(kernels);
     }
@@ -68,8 +70,8 @@ export function batchLossOverhead(
   return out;
 }
 
-function overheadOf(ds: Dataset, loss: string, steps: number, warm: number, threads: number): BatchLossOverhead {
-  const t = new Training(ds, resolveConfig({ loss, engine: 'native', threads, batchSize: 128, seed: 0 }));
+function overheadOf(ds: Dataset, loss: string, steps: number, warm: number, threads: number, base: 'mlp' | 'cnn'): BatchLossOverhead {
+  const t = new Training(ds, resolveConfig({ loss, base, engine: 'native', threads, batchSize: 128, seed: 0 }));
   const stepMs: number[] = [];
   const hostMs: number[] = [];
   const lossMs: number[] = [];
@@ -116,17 +118,17 @@ function overheadOf(ds: Dataset, loss: string, steps: number, warm: number, thre
   const st = median(stepMs.slice(warm));
   const ho = median(hostMs.slice(warm));
   const nat = median(stepMs.slice(warm).map((x, i) => x - hostMs[warm + i]!));
-  return { loss, images, steps: stepMs.length - warm, stepMs: st, hostMs: ho, lossMs: median(lossMs.slice(warm)), nativeMs: nat, overhead: ho / nat, nativeProducts: batchKernels() !== null };
+  return { loss, base, images, steps: stepMs.length - warm, stepMs: st, hostMs: ho, lossMs: median(lossMs.slice(warm)), nativeMs: nat, overhead: ho / nat, nativeProducts: batchKernels() !== null };
 }
 
 export function formatOverhead(rows: readonly BatchLossOverhead[]): string[] {
   const lines = [
-    '| loss | host path | images/step | steps | median step ms | native step ms | host ms: loss + gradient + accuracy | of it loss + gradient ms | host / native step | at most 10% |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| loss | base | host path | images/step | steps | median step ms | native step ms | host ms: loss + gradient + accuracy | of it loss + gradient ms | host / native step | at most 10% |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.loss} | ${r.nativeProducts ? 'native, one call' : 'TypeScript'} | ${r.images} | ${r.steps} | ${r.stepMs.toFixed(3)} | ${r.nativeMs.toFixed(3)} | ${r.hostMs.toFixed(3)} | ${r.lossMs.toFixed(3)} | ${(100 * r.overhead).toFixed(0)}% | ${r.overhead <= HOST_BAR ? 'yes' : 'no'} |`,
+      `| ${r.loss} | ${r.base} | ${r.nativeProducts ? 'native, one call' : 'TypeScript'} | ${r.images} | ${r.steps} | ${r.stepMs.toFixed(3)} | ${r.nativeMs.toFixed(3)} | ${r.hostMs.toFixed(3)} | ${r.lossMs.toFixed(3)} | ${(100 * r.overhead).toFixed(0)}% | ${r.overhead <= HOST_BAR ? 'yes' : 'no'} |`,
     );
   }
   lines.push('', '(native step: the median step without its host part; host path: the addon\'s one call per step (loss, gradients, batch accuracy) or the TypeScript reference)');
@@ -145,7 +147,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   await initBackend('wasm');
   const ds = await loadMnist();
   const losses = value('--losses')?.split(',') ?? BATCH_LOSSES;
-  const opts = { steps: Number(value('--steps') ?? 100), threads: Number(value('--threads') ?? 1) };
+  const base = value('--base') === 'cnn' ? 'cnn' : 'mlp';
+  const opts = { steps: Number(value('--steps') ?? (base === 'cnn' ? 20 : 100)), warm: base === 'cnn' ? 5 : 30, threads: Number(value('--threads') ?? 1), base } as const;
   const rows = [...batchLossOverhead(ds, losses, opts), ...batchLossOverhead(ds, losses, { ...opts, reference: true })];
   process.stdout.write(formatOverhead(rows).join('\n') + '\n');
 }

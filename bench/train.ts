@@ -89,16 +89,20 @@ if (value('--only') === 'batch-losses') {
   process.exit(0);
 }
 
-/** each batch loss with the addon's kernels, then with the TypeScript products (the kernels taken out) */
+/**
+ * each batch loss with the addon's kernels, then with the TypeScript products (the kernels taken
+ * out), on the seed's MLP and on the CNN base (a CNN step costs ~40 MLP steps: fewer of them)
+ */
 function batchLossRows(): ReturnType<typeof batchLossOverhead> {
   if (!machine.native.available) return [];
-  const o = { steps: quick ? 30 : 100, warm: quick ? 10 : 30 };
-  return [...batchLossOverhead(ds, BATCH_LOSSES, o), ...batchLossOverhead(ds, BATCH_LOSSES, { ...o, reference: true })];
+  const mlp = { steps: quick ? 30 : 100, warm: quick ? 10 : 30, base: 'mlp' } as const;
+  const cnn = { steps: quick ? 10 : 30, warm: quick ? 3 : 10, base: 'cnn' } as const;
+  return [mlp, cnn].flatMap((o) => [...batchLossOverhead(ds, BATCH_LOSSES, o), ...batchLossOverhead(ds, BATCH_LOSSES, { ...o, reference: true })]);
 }
 
 function batchLossSection(rows: ReturnType<typeof batchLossOverhead>): void {
   if (!rows.length) return;
-  log(`## Batch losses: host time per step against the native step (native engine, 1 thread; bar: at most 10%)`);
+  log(`## Batch losses: host time per step against the native step (native engine, 1 thread, MLP and CNN bases; bar: at most 10%)`);
   log();
   for (const line of formatOverhead(rows)) log(line);
   log();

@@ -8,13 +8,16 @@
  * addon's batch-loss kernels taken out (the TypeScript products: what the host part costs without
  * them).
  *
- *   node --import tsx bench/batchLosses.ts [--base mlp|cnn] [--steps N] [--threads T] [--losses a,b]
+ *   node --import tsx bench/batchLosses.ts [--base mlp|cnn] [--steps N] [--threads T] [--losses a,b] [--no-reference]
+ *   node --import tsx bench/batchLosses.ts --compare-similarities ROUNDS [--losses a,b] [--steps N]
+ *     (the pair losses' host part with the float64 copy of S written every step and without,
+ *     alternately in one process)
  * Also a section of `npm run bench` (bench/train.ts; alone: `npm run bench -- --only batch-losses`).
  */
 import type { Dataset } from '../src/data/dataset.ts';
 import type { Batch } from '../src/engine/engine.ts';
 import { batchKernels, useBatchKernels } from '../src/losses/batchKernels.ts';
-import type { BatchLoss } from '../src/losses/batch.ts';
+import { type BatchLoss, BatchWorkspace } from '../src/losses/batch.ts';
 import { nativeStatus } from '../src/engine/native.ts';
 import { resolveConfig } from '../src/train/config.ts';
 import { Training } from '../src/train/trainer.ts';
@@ -52,7 +55,15 @@ const median = (xs: number[]): number => {
 export function batchLossOverhead(
   ds: Dataset,
   losses: readonly string[],
-  opts: { steps?: number; warm?: number; threads?: number; reference?: boolean; base?: 'mlp' | 'cnn' } = {},
+  opts: {
+    steps?: number;
+    warm?: number;
+    threads?: number;
+    reference?: boolean;
+    base?: 'mlp' | 'cnn';
+    /** the pair losses' float64 copy of S written every step, as before the trainer stopped asking for it */
+    similarities?: boolean;
+  } = {},
 ): BatchLossOverhead[] {
   const steps = opts.steps ?? 100;
   const warm = opts.warm ?? 30;
@@ -62,7 +73,7 @@ export function batchLossOverhead(
   for (const loss of losses) {
     const kernels = opts.reference ? useBatchKernels(null) : null;
     try {
-      out.push(overheadOf(ds, loss, steps, warm, opts.threads ?? 1, opts.base ?? 'mlp'));
+      out.push(overheadOf(ds, loss, steps, warm, opts.threads ?? 1, opts.base ?? 'mlp', opts.similarities ?? false));
     } finally {
       if (opts.reference) useBatchKernels(kernels);
     }
@@ -70,8 +81,9 @@ export function batchLossOverhead(
   return out;
 }
 
-function overheadOf(ds: Dataset, loss: string, steps: number, warm: number, threads: number, base: 'mlp' | 'cnn'): BatchLossOverhead {
+function overheadOf(ds: Dataset, loss: string, steps: number, warm: number, threads: number, base: 'mlp' | 'cnn', sims: boolean): BatchLossOverhead {
   const t = new Training(ds, resolveConfig({ loss, base, engine: 'native', threads, batchSize: 128, seed: 0 }));
+  if (sims) (t as unknown as { batchWorkspace: BatchWorkspace }).batchWorkspace = new BatchWorkspace({ accuracy: true });
   const stepMs: number[] = [];
   const hostMs: number[] = [];
   const lossMs: number[] = [];
@@ -128,7 +140,7 @@ export function formatOverhead(rows: readonly BatchLossOverhead[]): string[] {
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.loss} | ${r.base} | ${r.nativeProducts ? 'native, one call' : 'TypeScript'} | ${r.images} | ${r.steps} | ${r.stepMs.toFixed(3)} | ${r.nativeMs.toFixed(3)} | ${r.hostMs.toFixed(3)} | ${r.lossMs.toFixed(3)} | ${(100 * r.overhead).toFixed(0)}% | ${r.overhead <= HOST_BAR ? 'yes' : 'no'} |`,
+      `| ${r.loss} | ${r.base} | ${r.nativeProducts ? 'native, one call' : 'TypeScript'} | ${r.images} | ${r.steps} | ${r.stepMs.toFixed(3)} | ${r.nativeMs.toFixed(3)} | ${r.hostMs.toFixed(3)} | ${r.lossMs.toFixed(3)} | ${(100 * r.overhead).toFixed(r.overhead < HOST_BAR ? 1 : 0)}% | ${r.overhead <= HOST_BAR ? 'yes' : 'no'} |`,
     );
   }
   lines.push('', '(native step: the median step without its host part; host path: the addon\'s one call per step (loss, gradients, batch accuracy) or the TypeScript reference)');
@@ -149,6 +161,25 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const losses = value('--losses')?.split(',') ?? BATCH_LOSSES;
   const base = value('--base') === 'cnn' ? 'cnn' : 'mlp';
   const opts = { steps: Number(value('--steps') ?? (base === 'cnn' ? 20 : 100)), warm: base === 'cnn' ? 5 : 30, threads: Number(value('--threads') ?? 1), base } as const;
-  const rows = [...batchLossOverhead(ds, losses, opts), ...batchLossOverhead(ds, losses, { ...opts, reference: true })];
+  const rounds = Number(value('--compare-similarities') ?? 0);
+  if (rounds > 0) {
+    // the float64 copy of S written (as before) or not, alternately in this process: host ms per round
+    const host: Record<string, { withS: number[]; without: number[] }> = {};
+    for (let r = 0; r < rounds; r++) {
+      for (const similarities of r % 2 ? [false, true] : [true, false]) {
+        for (const row of batchLossOverhead(ds, losses, { ...opts, similarities })) {
+          const h = (host[row.loss] ??= { withS: [], without: [] });
+          (similarities ? h.withS : h.without).push(row.hostMs);
+        }
+      }
+    }
+    const us = (xs: number[]): string => xs.map((x) => (1000 * x).toFixed(1)).join(' ');
+    process.stdout.write(`| loss | host µs per round, S copied out | host µs per round, no S | median of the rounds' medians: with S, without |\n|---|---|---|---|\n`);
+    for (const [loss, h] of Object.entries(host)) {
+      process.stdout.write(`| ${loss} | ${us(h.withS)} | ${us(h.without)} | ${(1000 * median(h.withS)).toFixed(1)}, ${(1000 * median(h.without)).toFixed(1)} |\n`);
+    }
+    process.exit(0);
+  }
+  const rows = [...batchLossOverhead(ds, losses, opts), ...(args.includes('--no-reference') ? [] : batchLossOverhead(ds, losses, { ...opts, reference: true }))];
   process.stdout.write(formatOverhead(rows).join('\n') + '\n');
 }

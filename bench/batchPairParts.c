@@ -10,7 +10,10 @@
  *   S=native/src; gcc -std=gnu11 -O3 -march=native -fno-math-errno -ffp-contract=fast -I$S -c $S/gemm.c -o /tmp/gemm.o
  *   gcc -std=gnu11 -O3 -march=native -fno-math-errno -ffp-contract=off -fno-trapping-math -I$S -c $S/vmath.c -o /tmp/vmath.o
  *   gcc -std=gnu11 -O3 -march=native -fno-math-errno -ffp-contract=off -fno-trapping-math -I$S bench/batchPairParts.c /tmp/gemm.o /tmp/vmath.o -o /tmp/parts -lm
- *   /tmp/parts [n] [dim] [classes] [signal]
+ *   /tmp/parts [n] [dim] [classes] [signal] [sims]
+ *
+ * sims 0: the call without the float64 copy of S (as the trainer calls it: BatchWorkspace
+ * similarities false); default 1, with it.
  */
 #define _GNU_SOURCE
 #define STAGES 10
@@ -22,6 +25,7 @@
 int main(int argc, char **argv) {
   const int n = argc > 1 ? atoi(argv[1]) : 120, dim = argc > 2 ? atoi(argv[2]) : 128, classes = argc > 3 ? atoi(argv[3]) : 10;
   const double signal = argc > 4 ? atof(argv[4]) : 0;
+  const int keep = argc > 5 ? atoi(argv[5]) : 1;
   float *x = malloc(sizeof(float) * n * dim), *grad = malloc(sizeof(float) * n * dim);
   double *centre = malloc(sizeof(double) * classes * dim);
   int32_t *lab = malloc(sizeof(int32_t) * n);
@@ -30,7 +34,7 @@ int main(int argc, char **argv) {
   for (int q = 0; q < classes * dim; q++) centre[q] = UNIFORM();
   for (int i = 0; i < n; i++) lab[i] = i % classes;
   for (int i = 0; i < n * dim; i++) x[i] = (float)(signal * centre[(size_t)lab[i / dim] * dim + i % dim] + UNIFORM());
-  double *sims = malloc(sizeof(double) * n * n);
+  double *sims = keep ? malloc(sizeof(double) * n * n) : NULL;
   const size_t words = batch_pair_loss_work(n, dim) + (batch_sweep_work(n) + 1) / 2;
   double *work = aligned_alloc(64, (words * 8 + 63) / 64 * 64);
   const double prm[4][3] = {{2, 50, 0.5}, {0.07}, {0.1}, {0.4, 80}};
@@ -39,8 +43,9 @@ int main(int argc, char **argv) {
                                 "acc: histogram", "acc: scan", "acc: refine"};
   static double t[STAGES + 1][REPS];
   int got[STAGES];
-  printf("n %d, dim %d, %d classes, signal %g, vector width %d floats; medians of %d calls, us (a stage the call skipped is\n"
-         "not counted: where the sweep sorts every pair, that sort is in whole only)\n", n, dim, classes, signal, VW, REPS);
+  printf("n %d, dim %d, %d classes, signal %g, S %s, vector width %d floats; medians of %d calls, us (a stage the call skipped\n"
+         "is not counted: where the sweep sorts every pair, that sort is in whole only)\n", n, dim, classes, signal,
+         keep ? "copied out" : "not copied out", VW, REPS);
   for (int kind = 0; kind < 4; kind++) {
     for (int k = 0; k < STAGES; k++) got[k] = 0;
     double acc = 0;

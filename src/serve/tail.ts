@@ -132,9 +132,9 @@ export class Tails {
   }
 
   /**
-   * Read the file at `path` now. The first read of a file sends nothing (no page can hold any of
-   * it: generations are handed out by reads); later ones send the lines appended, or the whole
-   * file with `reset` when it is no longer an extension of what was read.
+   * Read the file at `path` now. The first read of a file sends no lines (no page can hold any
+   * of it: generations are handed out by reads); later ones send the lines appended, or the
+   * whole file with `reset` when it is no longer an extension of what was read.
    */
   read<R, C>(key: string, id: string, path: string, parser: LineParser<R, C>): TailRead<R> {
     let buf = Buffer.alloc(0);
@@ -179,7 +179,12 @@ export class Tails {
         carry: whole.carry,
         note: noteOf(whole.carry),
       };
-      if (k) changed = { id, gen: now.gen, from: 0, to: end, reset: true, epochs: whole.records, skipped: whole.skipped, note: now.note };
+      // a file read for the first time: no page holds any of this generation, so none needs its
+      // lines; an empty chunk at its end still tells the pages that the run moved on (the
+      // explorer's epoch slider listens), and those that hold it from an earlier read resync
+      changed = k
+        ? { id, gen: now.gen, from: 0, to: end, reset: true, epochs: whole.records, skipped: whole.skipped, note: now.note }
+        : { id, gen: now.gen, from: end, to: end, reset: false, epochs: [], skipped: [], note: now.note };
     }
     this.known.set(key, now);
 

@@ -23,13 +23,13 @@ export interface Held<R> {
 }
 
 /**
- * Which generation is newer: those of one server count up; one from another server process
- * (restarted) is taken as newer than what the page holds.
+ * Whether a chunk's generation comes after the one the page holds: those of one server process
+ * count up; one of another process (the server restarted) is taken as later.
  */
-function newer(a: string, than: string): boolean {
-  const [ab, an] = a.split('.');
-  const [bb, bn] = than.split('.');
-  return ab !== bb || Number(an) > Number(bn);
+function later(chunk: string, have: string): boolean {
+  const [cb, cn] = chunk.split('.');
+  const [hb, hn] = have.split('.');
+  return cb !== hb || Number(cn) > Number(hn);
 }
 
 const held = <R>(c: Chunk<R>, epochs: R[], skipped: string[]): Held<R> => ({
@@ -49,11 +49,11 @@ const held = <R>(c: Chunk<R>, epochs: R[], skipped: string[]): Held<R> => ({
  */
 export function merge<R>(have: Held<R> | undefined, c: Chunk<R>): Held<R> | 'same' | 'ignore' | 'resync' {
   if (c.reset) {
-    if (have && (have.gen === c.gen ? have.to > c.to : newer(have.gen, c.gen))) return 'same';
+    if (have && (have.gen === c.gen ? have.to > c.to : !later(c.gen, have.gen))) return 'same';
     return held(c, c.epochs, c.skipped);
   }
   if (!have) return c.from === 0 ? held(c, c.epochs, c.skipped) : 'ignore';
-  if (have.gen !== c.gen) return newer(have.gen, c.gen) ? 'same' : 'resync';
+  if (have.gen !== c.gen) return later(c.gen, have.gen) ? 'resync' : 'same';
   if (c.from === have.to) return held(c, c.epochs.length > 0 ? [...have.epochs, ...c.epochs] : have.epochs, c.skipped.length > 0 ? [...have.skipped, ...c.skipped] : have.skipped);
   if (c.to <= have.to) return 'same';
   return 'resync';

@@ -170,7 +170,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     }
     if (clients.size === 0) return;
     if (c.runs) broadcast('runs', runsPayload());
-    // the tails broadcast what changed (a file read here for the first time: nothing, no page holds it)
+    // the tails broadcast what changed (a file read here for the first time: no lines, see tail.ts)
     for (const id of c.logs) {
       const r = monitor.run(id);
       if (r) readLog(r);

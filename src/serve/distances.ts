@@ -5,14 +5,9 @@
  * The page may trust every line it gets: lengths, integer counts and totals are checked here.
  */
 import type { EpochDistances, SideHistogram } from '../train/epochDistances.ts';
-import { jsonLines, readTextFile } from './scan.ts';
+import type { LineParser } from './tail.ts';
 
 export type { EpochDistances, SideHistogram };
-
-export interface DistancesRead {
-  epochs: EpochDistances[];
-  messages: string[];
-}
 
 /** more bins than any writer uses: a line claiming more is foreign */
 const MAX_BINS = 4096;
@@ -46,24 +41,21 @@ export function parseDistanceLine(v: unknown): EpochDistances | null {
   return { epoch: o['epoch'] as number, dmax, bins: bins as number, pos, neg };
 }
 
-export function readDistances(p: string): DistancesRead {
-  const t = readTextFile(p, NAME);
-  if (!t.ok) return { epochs: [], messages: [t.message] };
-  const { rows, messages, partial } = jsonLines(t.value, NAME);
-  const epochs: EpochDistances[] = [];
-  for (const { line, value } of rows) {
+/** distances.jsonl's lines: a histogram per line, epochs increasing; the carry is the last epoch kept. */
+export const DISTANCE_LINES: LineParser<EpochDistances, number | null> = {
+  name: NAME,
+  start: null,
+  line(text, n, last) {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return { skip: `${NAME} line ${n} is not JSON: skipped`, carry: last };
+    }
     const e = parseDistanceLine(value);
-    if (!e) {
-      messages.push(`${NAME} line ${line} is not a distance histogram: skipped`);
-      continue;
-    }
-    const prev = epochs[epochs.length - 1];
-    if (prev && e.epoch <= prev.epoch) {
-      messages.push(`${NAME} line ${line}: epoch ${e.epoch} after epoch ${prev.epoch}: skipped`);
-      continue;
-    }
-    epochs.push(e);
-  }
-  if (partial) messages.push(`${NAME}: the last line is incomplete (being written): not shown yet`);
-  return { epochs, messages };
-}
+    if (!e) return { skip: `${NAME} line ${n} is not a distance histogram: skipped`, carry: last };
+    if (last !== null && e.epoch <= last) return { skip: `${NAME} line ${n}: epoch ${e.epoch} after epoch ${last}: skipped`, carry: last };
+    return { record: e, carry: e.epoch };
+  },
+  partial: () => `${NAME}: the last line is incomplete (being written): not shown yet`,
+};

@@ -17,6 +17,7 @@ import { basename, join } from 'node:path';
 import type { CompareResults } from '../experiments/results.ts';
 import type { EpochLog } from '../train/trainer.ts';
 import { isInside } from './paths.ts';
+import { type LineParser, parseText } from './tail.ts';
 
 const MAX_DEPTH = 3;
 /** folders visited per scan: a root such as $HOME must not make a scan unbounded */
@@ -195,25 +196,31 @@ export interface LogRead {
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
 
-/**
- * The complete lines of a JSON-lines file (log.jsonl, distances.jsonl) parsed, with a message for
- * each line that is not JSON; a last line without its newline is being written (`partial`).
- */
-export function jsonLines(text: string, name: string): { rows: { line: number; value: unknown }[]; messages: string[]; partial: boolean } {
-  const lines = text.split('\n');
-  const tail = lines.pop() ?? '';
-  const rows: { line: number; value: unknown }[] = [];
-  const messages: string[] = [];
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
+/** log.jsonl's lines: an epoch record per line; the carry counts them (for the partial line's note). */
+export const LOG_LINES: LineParser<EpochLine, number> = {
+  name: 'log.jsonl',
+  start: 0,
+  line(text, n, epochs) {
+    let value: unknown;
     try {
-      rows.push({ line: i + 1, value: JSON.parse(line) });
+      value = JSON.parse(text);
     } catch {
-      messages.push(`${name} line ${i + 1} is not JSON: skipped`);
+      return { skip: `log.jsonl line ${n} is not JSON: skipped`, carry: epochs };
     }
-  });
-  return { rows, messages, partial: tail.trim() !== '' };
-}
+    const o = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+    if (!Number.isInteger(o['epoch'])) return { skip: `log.jsonl line ${n} has no epoch: skipped`, carry: epochs };
+    const record: EpochLine = {
+      epoch: o['epoch'] as number,
+      loss: num(o['loss']),
+      trainAccuracy: num(o['trainAccuracy']),
+      testAccuracy: num(o['testAccuracy']),
+      seconds: num(o['seconds']),
+      pairsPerSecond: num(o['pairsPerSecond']),
+    };
+    return { record, carry: epochs + 1 };
+  },
+  partial: (epochs) => `log.jsonl: the last line is incomplete (being written): epoch ${epochs + 1} not shown yet`,
+};
 
 /** log.jsonl: every complete, valid line; a last line without its newline is being written. */
 export function readLog(p: string): LogRead {
@@ -224,25 +231,8 @@ export function readLog(p: string): LogRead {
     const code = (e as NodeJS.ErrnoException).code;
     return { epochs: [], messages: [code === 'ENOENT' ? 'log.jsonl does not exist (yet)' : `log.jsonl cannot be read (${code ?? 'error'})`] };
   }
-  const { rows, messages, partial } = jsonLines(text, 'log.jsonl');
-  const epochs: EpochLine[] = [];
-  for (const { line, value } of rows) {
-    const o = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
-    if (!Number.isInteger(o['epoch'])) {
-      messages.push(`log.jsonl line ${line} has no epoch: skipped`);
-      continue;
-    }
-    epochs.push({
-      epoch: o['epoch'] as number,
-      loss: num(o['loss']),
-      trainAccuracy: num(o['trainAccuracy']),
-      testAccuracy: num(o['testAccuracy']),
-      seconds: num(o['seconds']),
-      pairsPerSecond: num(o['pairsPerSecond']),
-    });
-  }
-  if (partial) messages.push(`log.jsonl: the last line is incomplete (being written): epoch ${epochs.length + 1} not shown yet`);
-  return { epochs, messages };
+  const r = parseText(LOG_LINES, text);
+  return { epochs: r.records, messages: r.partial ? [...r.skipped, LOG_LINES.partial(r.carry)] : r.skipped };
 }
 
 // ---- run summaries --------------------------------------------------------------------------

@@ -13,9 +13,9 @@
  * Routes (GET and HEAD only; every other method gets 405, every unknown path 404):
  *   /                      the page          /app.js, /app.css  its bundle (dist/web/)
  *   /api/runs              folders and runs (RunInfo rows)
- *   /api/log?run=ID        a run's epochs and messages
- *   /api/logs?run=ID&run=ID...  several runs' logs in one answer (at most MAX_LOGS runs)
- *   /api/distances?run=ID  a run's per-epoch distance histograms (distances.jsonl) and messages
+ *   /api/log?run=ID[&at=GEN:OFFSET]   a run's epochs (a tail.ts Chunk: whole, or the lines after `at`)
+ *   /api/logs?run=ID&run=ID...[&at=..&at=..]  several runs' logs in one answer (at most MAX_LOGS runs)
+ *   /api/distances?run=ID[&at=GEN:OFFSET]  a run's per-epoch distance histograms (distances.jsonl), likewise
  *   /api/results?folder=ID a compare or sweep folder's results.json, or why it cannot be read
  *   /api/images?folder=ID  the test images of its t-SNE subset (base64 bytes), or why not
  *   /api/images?run=ID     the test images of a run's snapshot subset (embeddings.bin), or why not
@@ -25,7 +25,7 @@
  *   /api/neighbours?run=ID&epoch=E&i=I[&k=10]  the k nearest points to point I in the embedding space
  *   /api/losses            the registry's losses with their default parameters
  *   /api/shape?spec=SPEC   L_pos(D), L_neg(D) of a loss spec (as in compare --losses), or {error}
- *   /api/events            server-sent events: runs, log, distances, results
+ *   /api/events            server-sent events: runs, log, distances (appended lines), results
  *   /files/ROOT/PATH       a file under served folder number ROOT, read-only
  */
 import { createReadStream, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
@@ -35,12 +35,13 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DataSpec } from '../data/registry.ts';
 import { DataError, UsageError } from '../errors.ts';
-import { readDistances } from './distances.ts';
+import { DISTANCE_LINES } from './distances.ts';
 import { EMBEDDINGS_FILE } from '../train/epochEmbeddings.ts';
 import { type Changes, Monitor } from './monitor.ts';
 import { decodePath, resolveInside } from './paths.ts';
 import type { Snapshots } from './snapshots.ts';
-import { readLog, type Root } from './scan.ts';
+import { LOG_LINES, MAX_JSON_BYTES, type Root } from './scan.ts';
+import { type At, parseAt, Tails } from './tail.ts';
 
 /** where `npm run build:web` writes the page */
 export const WEB_DIR = fileURLToPath(new URL('../../dist/web/', import.meta.url));
@@ -128,6 +129,28 @@ export async function startServer(o: ServeOptions): Promise<Served> {
   const send = (res: ServerResponse, event: string, data: unknown): void => {
     res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
+  /** one event to every page, encoded once */
+  const broadcast = (event: string, data: unknown): void => {
+    const text = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const res of clients) res.write(text);
+  };
+  /** what has been sent of each run's log.jsonl and distances.jsonl (tail.ts): events carry the lines appended since */
+  const tails = new Tails(MAX_JSON_BYTES);
+  /**
+   * Read a run's log (or distances) now: lines appended since the last read go to every page at
+   * once, before the answer that includes them, so that every line reaches each page in order
+   * whichever way it reads it.
+   */
+  const readLog = (r: { id: string; dir: string }, at?: At) => {
+    const t = tails.read(`${r.id}\nlog`, r.id, join(r.dir, 'log.jsonl'), LOG_LINES);
+    if (t.changed) broadcast('log', t.changed);
+    return t.answer(at);
+  };
+  const readDistances = (r: { id: string; dir: string }, at?: At) => {
+    const t = tails.read(`${r.id}\ndistances`, r.id, join(r.dir, 'distances.jsonl'), DISTANCE_LINES);
+    if (t.changed) broadcast('distances', t.changed);
+    return t.answer(at);
+  };
   const runsPayload = (): unknown => ({
     roots: roots.map((r) => r.given),
     folders: monitor.folders.map((f) => ({
@@ -141,22 +164,22 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     runs: monitor.runs(),
   });
   const onChange = (c: Changes): void => {
-    if (clients.size === 0) return;
-    const runs = c.runs ? runsPayload() : undefined;
-    const logs = c.logs.map((id) => {
-      const r = monitor.run(id);
-      return r ? { id, ...readLog(join(r.dir, 'log.jsonl')) } : undefined;
-    });
-    const distances = c.distances.map((id) => {
-      const r = monitor.run(id);
-      return r ? { id, ...readDistances(join(r.dir, 'distances.jsonl')) } : undefined;
-    });
-    for (const res of clients) {
-      if (runs) send(res, 'runs', runs);
-      for (const l of logs) if (l) send(res, 'log', l);
-      for (const d of distances) if (d) send(res, 'distances', d);
-      for (const f of c.results) send(res, 'results', { folder: f });
+    if (c.runs) {
+      const ids = new Set(monitor.runs().map((r) => r.id));
+      tails.prune((key) => ids.has(key.slice(0, key.lastIndexOf('\n'))));
     }
+    if (clients.size === 0) return;
+    if (c.runs) broadcast('runs', runsPayload());
+    // the tails broadcast what changed (a file read here for the first time: no lines, see tail.ts)
+    for (const id of c.logs) {
+      const r = monitor.run(id);
+      if (r) readLog(r);
+    }
+    for (const id of c.distances) {
+      const r = monitor.run(id);
+      if (r) readDistances(r);
+    }
+    for (const f of c.results) broadcast('results', { folder: f });
   };
   const monitor = new Monitor(roots, onChange, o.pollMs ?? 1000);
   /** per compare folder: the t-SNE subset's test images, for the results.json text they were checked against */
@@ -242,22 +265,28 @@ export async function startServer(o: ServeOptions): Promise<Served> {
       case '/api/log': {
         const r = monitor.run(params.get('run') ?? '');
         if (!r) return notFound(res);
-        return json(res, 200, { id: r.id, ...readLog(join(r.dir, 'log.jsonl')) });
+        return json(res, 200, readLog(r, parseAt(params.get('at'))));
       }
       case '/api/logs': {
-        const ids = [...new Set(params.getAll('run'))];
-        if (ids.length === 0 || ids.length > MAX_LOGS) return json(res, 400, { error: `give 1 to ${MAX_LOGS} runs (run=ID&run=ID...), got ${ids.length}` });
+        const given = params.getAll('run');
+        const ats = params.getAll('at');
+        if (ats.length > 0 && ats.length !== given.length) return json(res, 400, { error: `give one at= per run= (GEN:OFFSET, or empty for the whole log), got ${ats.length} for ${given.length}` });
+        const want = new Map<string, At | undefined>();
+        given.forEach((id, i) => {
+          if (!want.has(id)) want.set(id, parseAt(ats[i]));
+        });
+        if (want.size === 0 || want.size > MAX_LOGS) return json(res, 400, { error: `give 1 to ${MAX_LOGS} runs (run=ID&run=ID...), got ${want.size}` });
         // runs that vanished meanwhile are left out: the next runs event drops them from the page
-        const logs = ids.flatMap((id) => {
+        const logs = [...want].flatMap(([id, at]) => {
           const r = monitor.run(id);
-          return r ? [{ id: r.id, ...readLog(join(r.dir, 'log.jsonl')) }] : [];
+          return r ? [readLog(r, at)] : [];
         });
         return json(res, 200, { logs });
       }
       case '/api/distances': {
         const r = monitor.run(params.get('run') ?? '');
         if (!r) return notFound(res);
-        return json(res, 200, { id: r.id, ...readDistances(join(r.dir, 'distances.jsonl')) });
+        return json(res, 200, readDistances(r, parseAt(params.get('at'))));
       }
       case '/api/results': {
         const f = monitor.folder(params.get('folder') ?? '');

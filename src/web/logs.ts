@@ -1,9 +1,12 @@
 /**
  * The runs' logs, fetched when a view draws them and only for the runs it draws, in batches
  * (/api/logs takes up to 64 runs): a sweep folder holds hundreds of trial runs, and one request
- * per run would hold up the page and the server. Later epochs arrive as `log` events (main.ts).
+ * per run would hold up the page and the server. Later epochs arrive as `log` events carrying
+ * the lines appended (main.ts); after a gap (a reconnect) the page asks for the lines after
+ * those it holds (`at=GEN:OFFSET`), not the whole log again.
  */
-import { getJson, type LogPayload, type RunInfo, state } from './state.ts';
+import { at, type Chunk, merge } from './chunks.ts';
+import { type EpochLine, getJson, type RunInfo, state } from './state.ts';
 
 /** runs per request: the server's MAX_LOGS */
 const BATCH = 64;
@@ -20,11 +23,21 @@ export function onLogsLoaded(f: () => void): void {
 
 /** Fetch the logs of these runs that the page has neither got nor asked for yet. */
 export function needLogs(runs: readonly RunInfo[]): void {
-  const ids = runs.filter((r) => !r.history && !state.logs.has(r.id) && !pending.has(r.id)).map((r) => r.id);
+  request(runs.filter((r) => !r.history && !state.logs.has(r.id)).map((r) => r.id));
+}
+
+/** Ask for what follows the lines the page holds of these runs' logs (after a reconnect or a missed event). */
+export function resyncLogs(ids: readonly string[]): void {
+  request(ids.filter((id) => state.logs.has(id)));
+}
+
+function request(wanted: readonly string[]): void {
+  const ids = wanted.filter((id) => !pending.has(id));
   let batch: string[] = [];
   let url = '/api/logs?';
   for (const id of ids) {
-    const part = `run=${encodeURIComponent(id)}`;
+    const have = state.logs.get(id);
+    const part = `run=${encodeURIComponent(id)}&at=${have ? encodeURIComponent(at(have)) : ''}`;
     if (batch.length > 0 && (batch.length >= BATCH || url.length + 1 + part.length > MAX_URL)) {
       void fetchBatch(batch, url);
       batch = [];
@@ -36,17 +49,23 @@ export function needLogs(runs: readonly RunInfo[]): void {
   if (batch.length > 0) void fetchBatch(batch, url);
 }
 
+/** Merge a log chunk (an answer or an event) into the page's logs; true if the page's log changed. */
+export function mergeLog(c: Chunk<EpochLine>): boolean {
+  const m = merge(state.logs.get(c.id), c);
+  if (m === 'resync') resyncLogs([c.id]);
+  if (typeof m === 'string') return false;
+  state.logs.set(c.id, m);
+  return true;
+}
+
 async function fetchBatch(ids: string[], url: string): Promise<void> {
   for (const id of ids) pending.add(id);
   let got = 0;
   try {
-    const { logs } = await getJson<{ logs: LogPayload[] }>(url);
-    for (const l of logs) {
-      // a log event may have brought a newer log while this request was out: logs only grow
-      const had = state.logs.get(l.id);
-      if (!had || l.epochs.length > had.epochs.length) state.logs.set(l.id, l);
-      got++;
-    }
+    const { logs } = await getJson<{ logs: Chunk<EpochLine>[] }>(url);
+    for (const id of ids) pending.delete(id);
+    // events may have brought newer lines while this request was out: merge keeps the newest
+    for (const l of logs) if (mergeLog(l)) got++;
   } catch {
     // the server went away: the event stream reconnects, and its runs event draws (and asks) again
   } finally {

@@ -7,11 +7,12 @@ import './style.css';
 import { renderCurves } from './curves.ts';
 import { renderDistances } from './distances.ts';
 import { embeddingRunChanged, renderEmbedding } from './embedding.ts';
-import { onLogsLoaded } from './logs.ts';
+import { at, type Chunk, merge } from './chunks.ts';
+import { mergeLog, onLogsLoaded, resyncLogs } from './logs.ts';
 import { renderRuns } from './runs.ts';
 import { renderShapes } from './shapes.ts';
 import { renderSweep } from './sweep.ts';
-import { type DistancesPayload, getJson, type LogPayload, type ResultsState, type RunsPayload, state } from './state.ts';
+import { type EpochDistances, type EpochLine, getJson, type ResultsState, type RunsPayload, state } from './state.ts';
 
 const VIEWS: Record<string, (root: HTMLElement) => void> = {
   runs: renderRuns,
@@ -54,7 +55,7 @@ onLogsLoaded(() => render(['curves']));
 let wantDistances = false;
 
 function loadMissingDistances(): Promise<void>[] {
-  return wantDistances ? state.runs.filter((r) => r.distances && !state.distances.has(r.id)).map((r) => loadDistances(r.id)) : [];
+  return wantDistances ? state.runs.filter((r) => r.distances && !state.distances.has(r.id)).map((r) => loadDistances(r.id).then(() => undefined)) : [];
 }
 
 function show(name: string): void {
@@ -71,12 +72,23 @@ function show(name: string): void {
   render([]);
 }
 
-async function loadDistances(id: string): Promise<void> {
+/** a run's distances: the whole file, or what follows the lines the page holds; true if they changed */
+async function loadDistances(id: string): Promise<boolean> {
+  const have = state.distances.get(id);
   try {
-    state.distances.set(id, await getJson<DistancesPayload>(`/api/distances?run=${encodeURIComponent(id)}`));
+    return mergeDistances(await getJson<Chunk<EpochDistances>>(`/api/distances?run=${encodeURIComponent(id)}${have ? `&at=${encodeURIComponent(at(have))}` : ''}`));
   } catch {
     // the run vanished meanwhile: the next runs event drops it
+    return false;
   }
+}
+
+function mergeDistances(c: Chunk<EpochDistances>): boolean {
+  const m = merge(state.distances.get(c.id), c);
+  if (m === 'resync') void loadDistances(c.id).then((changed) => changed && render(['distances']));
+  if (typeof m === 'string') return false;
+  state.distances.set(c.id, m);
+  return true;
 }
 
 async function loadResults(folder: string): Promise<void> {
@@ -116,9 +128,16 @@ async function onRuns(p: RunsPayload): Promise<void> {
 function connect(): void {
   const live = document.getElementById('live')!;
   const es = new EventSource('/api/events');
+  let opened = false;
   es.addEventListener('open', () => {
     live.textContent = 'live';
     live.className = 'live on';
+    // back after a break: lines appended meanwhile were sent to no one; ask for what follows ours
+    if (opened) {
+      resyncLogs([...state.logs.keys()]);
+      for (const id of state.distances.keys()) void loadDistances(id).then((changed) => changed && render(['distances']));
+    }
+    opened = true;
   });
   es.addEventListener('error', () => {
     // EventSource reconnects by itself (the server sets retry: 1000)
@@ -127,16 +146,14 @@ function connect(): void {
   });
   es.addEventListener('runs', (e) => void onRuns(JSON.parse((e as MessageEvent<string>).data) as RunsPayload));
   es.addEventListener('log', (e) => {
-    const l = JSON.parse((e as MessageEvent<string>).data) as LogPayload;
-    state.logs.set(l.id, l);
-    render(['curves']);
+    const l = JSON.parse((e as MessageEvent<string>).data) as Chunk<EpochLine>;
+    if (mergeLog(l)) render(['curves']);
     // a new epoch's embeddings are stored before its log line: the explorer's slider grows
     embeddingRunChanged(l.id);
   });
   es.addEventListener('distances', (e) => {
-    const d = JSON.parse((e as MessageEvent<string>).data) as DistancesPayload;
-    state.distances.set(d.id, d);
-    render(['distances']);
+    const d = JSON.parse((e as MessageEvent<string>).data) as Chunk<EpochDistances>;
+    if (mergeDistances(d)) render(['distances']);
   });
   es.addEventListener('results', (e) => {
     const { folder } = JSON.parse((e as MessageEvent<string>).data) as { folder: string };

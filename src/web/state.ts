@@ -4,6 +4,7 @@ import { ci95HalfWidth, mean } from '../experiments/stats.ts';
 import type { SweepResults } from '../experiments/sweep.ts';
 import type { EpochDistances } from '../serve/distances.ts';
 import type { EpochLine, RunInfo, SweepOutline } from '../serve/scan.ts';
+import type { Held } from './chunks.ts';
 
 export type { CompareResults, EpochDistances, EpochLine, RunInfo, SweepOutline, SweepResults };
 
@@ -23,18 +24,11 @@ export interface RunsPayload {
   runs: RunInfo[];
 }
 
-export interface LogPayload {
-  id: string;
-  epochs: EpochLine[];
-  messages: string[];
-}
+/** a run's log.jsonl as the page holds it (chunks.ts merges /api/logs answers and log events) */
+export type LogPayload = Held<EpochLine>;
 
-/** a run's distances.jsonl as /api/distances and the distances event give it */
-export interface DistancesPayload {
-  id: string;
-  epochs: EpochDistances[];
-  messages: string[];
-}
+/** a run's distances.jsonl likewise (/api/distances and the distances event) */
+export type DistancesPayload = Held<EpochDistances>;
 
 export type ResultsState = { ok: true; kind: 'compare'; results: CompareResults } | { ok: true; kind: 'sweep'; sweep: SweepResults } | { ok: false; message: string };
 

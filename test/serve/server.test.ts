@@ -12,7 +12,9 @@ import { after, before, describe, it } from 'node:test';
 import { parseLossSpec } from '../../src/experiments/lossSpec.ts';
 import { lossShape } from '../../src/experiments/lossShape.ts';
 import { MAX_LOGS, type Served, startServer } from '../../src/serve/server.ts';
-import type { RunInfo } from '../../src/serve/scan.ts';
+import type { EpochLine, RunInfo } from '../../src/serve/scan.ts';
+import type { Chunk } from '../../src/serve/tail.ts';
+import { type Held, merge } from '../../src/web/chunks.ts';
 import { syntheticResults } from '../fixtures/compareResults.ts';
 import { appendDistances, appendEpoch, distanceLine, ensureWebBuilt, epochLine, getJson, rawGet, writeManifest } from './helpers.ts';
 
@@ -55,6 +57,8 @@ after(async () => {
 });
 
 const api = <T>(path: string): Promise<T> => getJson<T>(served.port, path);
+/** what the page shows of a chunk: its skipped lines, then its note */
+const messagesOf = (c: Chunk<unknown>): string[] => (c.note === null ? c.skipped : [...c.skipped, c.note]);
 type Runs = { folders: { id: string; path: string; message: string | null }[]; runs: RunInfo[] };
 
 describe('siamese serve: API', () => {
@@ -113,9 +117,13 @@ describe('siamese serve: API', () => {
   it('returns a log: complete lines only', async () => {
     const r = await api<Runs>('/api/runs');
     const live = r.runs.find((x) => x.path.endsWith('live-seed4'))!;
-    const log = await api<{ epochs: unknown[]; messages: string[] }>(`/api/log?run=${encodeURIComponent(live.id)}`);
+    const log = await api<Chunk<unknown>>(`/api/log?run=${encodeURIComponent(live.id)}`);
     assert.deepEqual(log.epochs, [epochLine(1), epochLine(2)]);
-    assert.equal(log.messages.length, 1);
+    assert.deepEqual(messagesOf(log), ['log.jsonl: the last line is incomplete (being written): epoch 3 not shown yet']);
+    // the whole file, up to the end of its last complete line
+    assert.equal(log.reset, true);
+    assert.equal(log.from, 0);
+    assert.equal(log.to, (JSON.stringify(epochLine(1)) + JSON.stringify(epochLine(2))).length + 2);
   });
 
   it('returns several logs in one answer, leaves out runs it does not have, and refuses more than MAX_LOGS runs', async () => {
@@ -123,12 +131,14 @@ describe('siamese serve: API', () => {
     const live = r.runs.find((x) => x.path.endsWith('live-seed4'))!;
     const nolog = r.runs.find((x) => x.path.endsWith('nolog'))!;
     const q = (ids: string[]): string => `/api/logs?${ids.map((id) => `run=${encodeURIComponent(id)}`).join('&')}`;
-    const got = await api<{ logs: { id: string; epochs: unknown[]; messages: string[] }[] }>(q([live.id, '0:gone', nolog.id, live.id]));
+    const got = await api<{ logs: Chunk<unknown>[] }>(q([live.id, '0:gone', nolog.id, live.id]));
     assert.deepEqual(got.logs.map((l) => l.id), [live.id, nolog.id]);
     assert.deepEqual(got.logs[0]!.epochs, [epochLine(1), epochLine(2)]);
-    assert.equal(got.logs[0]!.messages.length, 1, 'the partial line');
+    assert.equal(messagesOf(got.logs[0]!).length, 1, 'the partial line');
     assert.deepEqual(got.logs[1]!.epochs, []);
-    assert.match(got.logs[1]!.messages[0]!, /log\.jsonl does not exist/);
+    assert.match(messagesOf(got.logs[1]!)[0]!, /log\.jsonl does not exist/);
+    // at= must come once per run= when given
+    assert.equal((await rawGet(served.port, `${q([live.id, nolog.id])}&at=`)).status, 400);
     const tooMany = await rawGet(served.port, q(Array.from({ length: MAX_LOGS + 1 }, (_, i) => `0:run${i}`)));
     assert.equal(tooMany.status, 400);
     assert.match(tooMany.body, new RegExp(`give 1 to ${MAX_LOGS} runs .*got ${MAX_LOGS + 1}`));
@@ -140,17 +150,20 @@ describe('siamese serve: API', () => {
     const live = r.runs.find((x) => x.path.endsWith('live-seed4'))!;
     assert.equal(live.distances, true);
     assert.equal(r.runs.find((x) => x.path.endsWith('nolog'))!.distances, false);
-    const d = await api<{ id: string; epochs: unknown[]; messages: string[] }>(`/api/distances?run=${encodeURIComponent(live.id)}`);
+    const d = await api<Chunk<unknown>>(`/api/distances?run=${encodeURIComponent(live.id)}`);
     assert.equal(d.id, live.id);
     assert.deepEqual(d.epochs, [distanceLine(1), distanceLine(2)]);
-    assert.deepEqual(d.messages, [
+    assert.deepEqual(messagesOf(d), [
       'distances.jsonl line 3 is not JSON: skipped',
       'distances.jsonl line 4 is not a distance histogram: skipped',
       'distances.jsonl line 5: epoch 1 after epoch 2: skipped',
       'distances.jsonl: the last line is incomplete (being written): not shown yet',
     ]);
-    const none = await api<{ epochs: unknown[]; messages: string[] }>(`/api/distances?run=${encodeURIComponent(r.runs.find((x) => x.path.endsWith('nolog'))!.id)}`);
-    assert.deepEqual(none, { id: r.runs.find((x) => x.path.endsWith('nolog'))!.id, epochs: [], messages: ['distances.jsonl does not exist (yet)'] });
+    const none = await api<Chunk<unknown>>(`/api/distances?run=${encodeURIComponent(r.runs.find((x) => x.path.endsWith('nolog'))!.id)}`);
+    assert.deepEqual(
+      { id: none.id, epochs: none.epochs, messages: messagesOf(none), reset: none.reset, to: none.to },
+      { id: r.runs.find((x) => x.path.endsWith('nolog'))!.id, epochs: [], messages: ['distances.jsonl does not exist (yet)'], reset: true, to: 0 },
+    );
     assert.equal((await rawGet(served.port, '/api/distances?run=nope')).status, 404);
   });
 
@@ -266,21 +279,34 @@ describe('siamese serve: live', () => {
     };
     try {
       await waitFor(() => events.some((e) => e.event === 'runs'), 'the first message lists the runs');
+      // the page holds the log (epochs 1 and 2); the events bring what follows
+      let page = merge(undefined, await api<Chunk<EpochLine>>(`/api/log?run=0%3Alive-seed4`)) as Held<EpochLine>;
+      let taken = 0;
+      const grown = (): boolean => {
+        for (const e of events.slice(taken)) {
+          taken++;
+          if (e.event !== 'log') continue;
+          const m = merge(page, JSON.parse(e.data) as Chunk<EpochLine>);
+          assert.notEqual(m, 'resync');
+          if (typeof m !== 'string') page = m;
+        }
+        return page.epochs.length === 4;
+      };
       // finish the partial third line and add a fourth epoch
       appendFileSync(join(live, 'log.jsonl'), JSON.stringify(epochLine(3)).slice(20) + '\n');
       appendEpoch(live, 4);
-      const grown = (): boolean =>
-        events.some((e) => e.event === 'log' && (JSON.parse(e.data) as { epochs: unknown[] }).epochs.length === 4);
-      await waitFor(grown, 'a log event with 4 epochs');
-      const log = events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data) as { epochs: unknown[] }).find((l) => l.epochs.length === 4)!;
-      assert.deepEqual(log.epochs, [1, 2, 3, 4].map(epochLine));
+      await waitFor(grown, 'log events up to 4 epochs');
+      assert.deepEqual(page.epochs, [1, 2, 3, 4].map(epochLine));
+      assert.deepEqual(page.messages, []);
 
       // the trainer rewrites distances.jsonl whole each epoch: three clean lines now
       writeFileSync(join(live, 'distances.jsonl'), [1, 2, 3].map((e) => JSON.stringify(distanceLine(e)) + '\n').join(''));
-      const hist = (): { epochs: unknown[]; messages: string[] } | undefined =>
-        events.filter((e) => e.event === 'distances').map((e) => JSON.parse(e.data) as { epochs: unknown[]; messages: string[] }).find((d) => d.epochs.length === 3);
+      // (its lines differ from those read before: the whole file, with reset)
+      const hist = (): Chunk<unknown> | undefined =>
+        events.filter((e) => e.event === 'distances').map((e) => JSON.parse(e.data) as Chunk<unknown>).find((d) => d.epochs.length === 3);
       await waitFor(() => hist() !== undefined, 'a distances event with 3 epochs');
-      assert.deepEqual(hist(), { id: '0:live-seed4', epochs: [1, 2, 3].map((e) => distanceLine(e)), messages: [] });
+      const h = hist()!;
+      assert.deepEqual({ id: h.id, epochs: h.epochs, messages: messagesOf(h), reset: h.reset }, { id: '0:live-seed4', epochs: [1, 2, 3].map((e) => distanceLine(e)), messages: [], reset: true });
 
       writeFileSync(join(root, 'cmp', 'results.json'), JSON.stringify(results).slice(0, 500));
       await waitFor(() => events.some((e) => e.event === 'results'), 'a results event');

@@ -1,0 +1,149 @@
+/**
+ * The incremental reader of serve/tail.ts and the page's merge (web/chunks.ts) without a server:
+ * a seeded random writer appends log and distances lines in pieces (half lines, blank lines,
+ * lines that are not JSON, epochs out of order, files replaced whole), and after every read
+ * the page's merged state must equal the whole file parsed at once, the oracle: the same
+ * records, the same skipped-line messages with the same line numbers, the same note.
+ */
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Rng } from '../../src/rng.ts';
+import { DISTANCE_LINES } from '../../src/serve/distances.ts';
+import { LOG_LINES } from '../../src/serve/scan.ts';
+import { type Chunk, type LineParser, parseAt, parseText, Tails } from '../../src/serve/tail.ts';
+import { at, type Held, merge } from '../../src/web/chunks.ts';
+import { distanceLine, epochLine } from './helpers.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'siamese-tail-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function check<R, C>(name: string, parser: LineParser<R, C>, lineOf: (epoch: number) => string, seed: number): void {
+  const path = join(dir, `${name}-${seed}`);
+  const tails = new Tails(1 << 20);
+  const rng = new Rng(seed);
+  const rand = (): number => rng.next();
+  let text = '';
+  let page: Held<R> | undefined;
+  let resets = 0;
+  let bytesSent = 0;
+  const read = (): void => {
+    const t = tails.read('k', 'run', path, parser);
+    if (t.changed) {
+      bytesSent += JSON.stringify(t.changed).length;
+      if (t.changed.reset) resets++;
+      const m = merge(page, t.changed);
+      assert.notEqual(m, 'resync');
+      if (typeof m !== 'string') page = m;
+    }
+    if (!page) page = merge(undefined, t.answer()) as Held<R>;
+    const whole = parseText(parser, text);
+    assert.deepEqual(page.epochs, whole.records, `${name} seed ${seed}: the records after ${text.length} bytes`);
+    assert.deepEqual(page.messages, whole.partial ? [...whole.skipped, parser.partial(whole.carry)] : whole.skipped);
+    assert.equal(page.to, text.lastIndexOf('\n') + 1);
+  };
+  writeFileSync(path, '');
+  read();
+  let epoch = 0;
+  let pendingLine = '';
+  for (let step = 0; step < 300; step++) {
+    const u = rand();
+    let piece: string;
+    if (pendingLine !== '') {
+      piece = pendingLine;
+      pendingLine = '';
+    } else if (u < 0.6) {
+      piece = lineOf(++epoch);
+    } else if (u < 0.7) {
+      // half a line: the rest comes with the next step
+      const l = lineOf(++epoch);
+      const cut = 1 + Math.floor(rand() * (l.length - 2));
+      piece = l.slice(0, cut);
+      pendingLine = l.slice(cut);
+    } else if (u < 0.75) {
+      piece = '\n';
+    } else if (u < 0.8) {
+      piece = 'not json\n';
+    } else if (u < 0.85) {
+      piece = lineOf(Math.max(1, epoch - 1)); // an epoch out of order (a skipped histogram; a log takes it)
+    } else if (u < 0.9) {
+      // several lines at once
+      piece = lineOf(++epoch) + lineOf(++epoch);
+    } else if (u < 0.95) {
+      // the trainer's rename of the same content plus a line: still an append
+      text += lineOf(++epoch);
+      writeFileSync(`${path}.tmp`, text);
+      renameSync(`${path}.tmp`, path);
+      read();
+      continue;
+    } else {
+      // replaced by other content (a restarted run): a reset
+      const held = text.slice(0, text.lastIndexOf('\n') + 1);
+      epoch = 0;
+      pendingLine = '';
+      text = lineOf(++epoch);
+      writeFileSync(`${path}.tmp`, text);
+      renameSync(`${path}.tmp`, path);
+      const before = resets;
+      read();
+      // (unless the lines read so far are the new file's first: then it still is an append)
+      assert.equal(resets, text.startsWith(held) ? before : before + 1, 'a replaced file is a reset');
+      continue;
+    }
+    text += piece;
+    appendFileSync(path, piece);
+    read();
+  }
+  // incremental: far fewer bytes than the file resent at every step
+  assert.ok(bytesSent < 4 * text.length * (resets + 1) + 300 * 200, `${bytesSent} bytes sent`);
+}
+
+describe('serve: incremental JSON lines', () => {
+  for (const seed of [1, 2, 3]) {
+    it(`log.jsonl: the merged chunks are the whole file parsed (seed ${seed})`, () => {
+      check('log', LOG_LINES, (e) => JSON.stringify(epochLine(e)) + '\n', seed);
+    });
+    it(`distances.jsonl: the merged chunks are the whole file parsed, out-of-order epochs across chunks included (seed ${seed})`, () => {
+      check('distances', DISTANCE_LINES, (e) => JSON.stringify(distanceLine(e)) + '\n', seed);
+    });
+  }
+
+  it('answers an offset of its generation with the lines after it, anything else whole', () => {
+    const path = join(dir, 'at');
+    writeFileSync(path, [1, 2, 3].map((e) => JSON.stringify(epochLine(e)) + '\n').join(''));
+    const tails = new Tails(1 << 20);
+    const first = tails.read('k', 'run', path, LOG_LINES);
+    const page = merge(undefined, first.answer()) as Held<unknown>;
+    appendFileSync(path, JSON.stringify(epochLine(4)) + '\n');
+    const t = tails.read('k', 'run', path, LOG_LINES);
+    const rest: Chunk<unknown> = t.answer(parseAt(at(page)));
+    assert.deepEqual([rest.reset, rest.from, rest.epochs], [false, page.to, [epochLine(4)]]);
+    assert.equal(t.answer(parseAt(`${page.gen}:${page.to + 1}`)).reset, true, 'not a line end');
+    assert.equal(t.answer(parseAt(`${page.gen}:999999`)).reset, true, 'beyond the end');
+    assert.equal(t.answer(parseAt('garbage')).reset, true);
+    assert.equal(parseAt('abc.1:12x'), undefined);
+  });
+
+  it('a page ignores what it already holds and asks again after a gap', () => {
+    const c = (from: number, to: number, gen = 'aa.1', reset = false): Chunk<number> => ({ id: 'r', gen, from, to, reset, epochs: [to], skipped: [], note: null });
+    const h = merge(undefined, c(0, 10, 'aa.1', true)) as Held<number>;
+    assert.deepEqual((merge(h, c(10, 20)) as Held<number>).epochs, [10, 20]);
+    assert.equal(merge(h, c(0, 10)), 'same');
+    assert.equal(merge(h, c(20, 30)), 'resync', 'a gap');
+    assert.equal(merge(h, c(20, 30, 'aa.2')), 'resync', 'a newer generation without its reset');
+    assert.equal(merge(h, c(0, 5, 'aa.0', true)), 'same', 'an older generation');
+    assert.deepEqual((merge(h, c(0, 5, 'aa.2', true)) as Held<number>).epochs, [5], 'a reset replaces');
+    assert.deepEqual((merge(h, c(0, 5, 'bb.1', true)) as Held<number>).epochs, [5], 'another server');
+    assert.equal(merge(undefined, c(10, 20)), 'ignore', 'a run the page does not hold');
+  });
+
+  it('forgets the files of runs that vanished', () => {
+    const tails = new Tails(1 << 20);
+    for (let i = 0; i < 5; i++) tails.read(`run${i}\nlog`, `run${i}`, join(dir, 'none'), LOG_LINES);
+    assert.equal(tails.size, 5);
+    tails.prune((k) => k.startsWith('run1') || k.startsWith('run3'));
+    assert.equal(tails.size, 2);
+  });
+});

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { nativeAddon, nativeStatus } from '../../src/engine/native.ts';
+import { lossOnBatch } from '../../src/losses/registry.ts';
 import { Rng } from '../../src/rng.ts';
 
 const status = nativeStatus();
@@ -142,6 +143,24 @@ test('batchProxyLoss and batchCosineAccuracy on labels another thread flips in a
       else assert.equal(g, expect, `kind ${kind}, call ${c}: the good labelling's result`);
     }
   }
+  // through the public lossOnBatch: the good labelling's loss, or a DataError (the TypeScript's
+  // own check of the labels, or the addon's on its copy), never another error
+  const viaApi = (labels: Int32Array): number => lossOnBatch('arcface', x, labels, dim, { weights: w }).loss;
+  const goodLabels = base.slice();
+  goodLabels[at] = good;
+  const expectApi = viaApi(goodLabels);
+  const kinds = new Set<string>();
+  const gotApi = await whileFlipping(base, at, good, bad, (labels) => {
+    try {
+      return viaApi(labels);
+    } catch (e) {
+      kinds.add(`${(e as Error).constructor.name}: ${(e as Error).message.replace(/label \d+/, 'label N')}`);
+      throw e;
+    }
+  });
+  for (const [c, g] of gotApi.entries()) if (typeof g === 'number') assert.equal(g, expectApi, `lossOnBatch call ${c}`);
+  for (const k of kinds) assert.match(k, /^DataError: arcface: (label N is not a class index in \[0, 2\)|batchProxyLoss: a label is not a class index in \[0, classes\))$/);
+
   // the accuracy alone: labels any int32 values, two labellings
   const acc = (labels: Int32Array): number => k.batchCosineAccuracy(x, dim, labels, undefined);
   const expect = [0, 1].map((v) => {

@@ -451,16 +451,36 @@ static napi_value js_backprop(napi_env env, napi_callback_info info) {
 
 /* ---------------------------------------------------------------- the batch losses' shared helpers */
 
-/* a typed array of the wanted type holding at least `need` elements (need < 2^31) */
-static bool get_sized(napi_env env, napi_value v, napi_typedarray_type want, size_t need, tarray *t) {
-  return get_tarray(env, v, want, t) && t->length >= need;
+/* msg as a TypeError (an argument of another type) or, with range, a RangeError (another size
+   or value); NULL */
+static napi_value fail_arg(napi_env env, bool range, const char *msg) {
+  if (range) napi_throw_range_error(env, NULL, msg);
+  else napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+/* a typed array of the wanted type and exactly `need` elements: 0; 1 where it is not one of that
+   type, 2 where it has another length */
+static int get_exact(napi_env env, napi_value v, napi_typedarray_type want, size_t need, tarray *t) {
+  if (!get_tarray(env, v, want, t)) return 1;
+  return t->length == need ? 0 : 2;
 }
 
 /* The kernels' workspace, one per Node environment (the main thread and each worker thread:
-   calls of one never overlap), grown as needed and freed with the environment. */
+   calls of one never overlap), freed with the environment. It grows to a call's need and keeps
+   it for the next call of that size (a trainer: the same batch every step, no allocation per
+   step), but does not keep a large call's memory for the process's life: it shrinks to the need
+   after WORKSPACE_SHRINK_CALLS calls in a row that each needed under a quarter of what it held,
+   and where it holds more than WORKSPACE_KEEP_BYTES it is freed after a call unless that call
+   needed what the one before did. */
+#define WORKSPACE_SHRINK_CALLS 8
+#define WORKSPACE_KEEP_BYTES ((size_t)64 << 20)
 typedef struct {
   double *p;
-  size_t cap; /* doubles */
+  size_t cap;       /* doubles */
+  size_t need[2];   /* the last call's need and the one's before, doubles */
+  int small;        /* calls in a row that needed under cap / 4 */
+  int64_t allocs;   /* allocations so far (workspaceAllocations, for the tests) */
 } workspace;
 
 static void free_workspace(napi_env env, void *data, void *hint) {
@@ -470,30 +490,87 @@ static void free_workspace(napi_env env, void *data, void *hint) {
   free(data);
 }
 
-/* at least n doubles, 64-byte aligned; NULL after throwing */
-static double *workspace_for(napi_env env, size_t n) {
+/* this environment's workspace, created empty on first use; NULL after throwing (create) or
+   without one (!create) */
+static workspace *workspace_of(napi_env env, bool create) {
   workspace *w = NULL;
   if (napi_get_instance_data(env, (void **)&w) != napi_ok) w = NULL;
-  if (!w) {
-    w = (workspace *)calloc(1, sizeof *w);
-    if (!w || napi_set_instance_data(env, w, free_workspace, NULL) != napi_ok) {
-      free(w);
-      fail(env, "native batch loss kernel: out of memory");
-      return NULL;
-    }
+  if (w || !create) return w;
+  w = (workspace *)calloc(1, sizeof *w);
+  if (!w || napi_set_instance_data(env, w, free_workspace, NULL) != napi_ok) {
+    free(w);
+    fail(env, "native batch loss kernel: out of memory");
+    return NULL;
   }
-  if (w->cap < n) {
+  return w;
+}
+
+/* at least n doubles, 64-byte aligned; NULL after throwing */
+static double *workspace_for(napi_env env, size_t n) {
+  workspace *w = workspace_of(env, true);
+  if (!w) return NULL;
+  w->small = n < w->cap / 4 ? w->small + 1 : 0;
+  w->need[1] = w->need[0];
+  w->need[0] = n;
+  if (w->cap < n || w->small >= WORKSPACE_SHRINK_CALLS) {
+    /* the old block freed first: the peak is the larger of the two, not their sum */
+    free(w->p);
+    w->p = NULL;
+    w->cap = 0;
+    w->small = 0;
     const size_t cap = (n + 7) / 8 * 8;
     double *p = (double *)aligned_alloc(64, cap * sizeof(double));
     if (!p) {
       fail(env, "native batch loss kernel: out of memory");
       return NULL;
     }
-    free(w->p);
     w->p = p;
     w->cap = cap;
+    w->allocs++;
   }
   return w->p;
+}
+
+/* after a call: a workspace above WORKSPACE_KEEP_BYTES freed unless the call needed what the one
+   before it did */
+static void workspace_done(napi_env env) {
+  workspace *w = workspace_of(env, false);
+  if (w && w->cap * sizeof(double) > WORKSPACE_KEEP_BYTES && w->need[0] != w->need[1]) {
+    free(w->p);
+    w->p = NULL;
+    w->cap = 0;
+  }
+}
+
+/* The call's workspace: `need` doubles for the kernel, then the labels' copy, each value read
+   once, whole, here (a SharedArrayBuffer's may change while the call runs: the checks and the
+   kernels read only the copy, so a value checked is the value used); NULL after throwing */
+static double *workspace_with_labels(napi_env env, size_t need, const tarray *labels, int32_t **lab) {
+  double *work = workspace_for(env, need + (labels->length + 1) / 2);
+  if (!work) return NULL;
+  int32_t *l = (int32_t *)(work + need);
+  const volatile int32_t *src = (const volatile int32_t *)labels->data;
+  for (size_t i = 0; i < labels->length; i++) l[i] = src[i];
+  *lab = l;
+  return work;
+}
+
+/* workspaceBytes(): the bytes the workspace holds now; workspaceAllocations(): how many times it
+   was allocated (both for the tests) */
+static napi_value js_workspace_bytes(napi_env env, napi_callback_info info) {
+  (void)info;
+  const workspace *w = workspace_of(env, false);
+  napi_value r;
+  CHECK(napi_create_double(env, w ? (double)(w->cap * sizeof(double)) : 0, &r));
+  return r;
+}
+
+static napi_value js_workspace_allocations(napi_env env, napi_callback_info info) {
+  (void)info;
+  const workspace *w = workspace_of(env, false);
+  napi_value r;
+  CHECK(napi_create_double(env, w ? (double)w->allocs : 0, &r));
+  return r;
 }
 
 /* ---------------------------------------------------------------- the class-weight losses (batchproxy.c) */
@@ -502,7 +579,7 @@ static double *workspace_for(napi_env env, size_t n) {
    [classes x dim], dim, grad: Float32Array [n x dim], wgrad: Float32Array [classes x dim], acc:
    Float64Array [1] or undefined): the loss; kind 0 arcface (margin in radians, scale), 1 cosface
    (margin, scale), 2 proxy-anchor (margin, alpha); with acc, the batch's accuracy
-   (batchCosineAccuracy's) into acc[0] */
+   (batchCosineAccuracy's) into acc[0]. Every array of exactly its size. */
 static napi_value js_batch_proxy_loss(napi_env env, napi_callback_info info) {
   ARGS(10);
   int kind, dim;
@@ -511,32 +588,35 @@ static napi_value js_batch_proxy_loss(napi_env env, napi_callback_info info) {
   if (!get_int(env, argv[0], &kind) || kind < BATCH_PROXY_ARCFACE || kind > BATCH_PROXY_ANCHOR)
     return fail(env, "batchProxyLoss: kind must be 0 (arcface), 1 (cosface) or 2 (proxy-anchor)");
   if (napi_get_value_double(env, argv[1], &p1) != napi_ok || napi_get_value_double(env, argv[2], &p2) != napi_ok)
-    return fail(env, "batchProxyLoss: the loss's two parameters must be numbers");
-  if (!get_int(env, argv[6], &dim) || dim < 1) return fail(env, "batchProxyLoss: dim must be a positive integer");
+    return fail_arg(env, false, "batchProxyLoss: the loss's two parameters must be numbers");
+  if (!get_int(env, argv[6], &dim) || dim < 1) return fail_arg(env, true, "batchProxyLoss: dim must be a positive integer");
   if (!get_tarray(env, argv[3], napi_float32_array, &x) || !get_tarray(env, argv[4], napi_int32_array, &labels) ||
       !get_tarray(env, argv[5], napi_float32_array, &w) || !get_tarray(env, argv[7], napi_float32_array, &grad) ||
       !get_tarray(env, argv[8], napi_float32_array, &wgrad))
-    return fail(env, "batchProxyLoss: x, w, grad and wgrad must be Float32Arrays and labels an Int32Array");
+    return fail_arg(env, false, "batchProxyLoss: x, w, grad and wgrad must be Float32Arrays and labels an Int32Array");
   const size_t n = labels.length, classes = w.length / (size_t)dim;
   if (n < 1 || n > (1 << 20) || classes < 1 || classes > (1 << 20) || w.length != classes * dim || x.length != n * dim ||
-      n * dim >= (1u << 29) || classes * dim >= (1u << 29) || n * classes > INT32_MAX || grad.length < n * dim ||
-      wgrad.length < classes * dim)
-    return fail(env, "batchProxyLoss: array sizes do not fit: x n x dim, w classes x dim (each below 2^29 values), grad and wgrad as x and w, n = labels.length >= 1");
+      n * dim >= (1u << 29) || classes * dim >= (1u << 29) || n * classes > INT32_MAX || grad.length != n * dim ||
+      wgrad.length != classes * dim)
+    return fail_arg(env, true, "batchProxyLoss: array sizes do not fit: x n x dim, w classes x dim (each below 2^29 values), grad and wgrad as x and w, n = labels.length >= 1");
   napi_valuetype at;
   CHECK(napi_typeof(env, argv[9], &at));
-  if (at != napi_undefined && (!get_tarray(env, argv[9], napi_float64_array, &acc) || acc.length < 1 || n > 46340))
-    return fail(env, "batchProxyLoss: acc must be a Float64Array of one value (and labels at most 46340) or undefined");
-  const int32_t *lab = (const int32_t *)labels.data;
-  for (size_t i = 0; i < n; i++)
-    if (lab[i] < 0 || (size_t)lab[i] >= classes) return fail(env, "batchProxyLoss: a label is not a class index in [0, classes)");
+  const int bad = at == napi_undefined ? 0 : !get_tarray(env, argv[9], napi_float64_array, &acc) ? 1 : acc.length != 1 || n > 46340 ? 2 : 0;
+  if (bad) return fail_arg(env, bad == 2, "batchProxyLoss: acc must be a Float64Array of one value (and labels at most 46340) or undefined");
   const size_t need = batch_proxy_loss_work((int)n, (int)classes, dim) + (acc.data ? (batch_cosine_accuracy_work((int)n, dim) + 1) / 2 : 0);
-  double *work = workspace_for(env, need);
+  int32_t *lab;
+  double *work = workspace_with_labels(env, need, &labels, &lab);
   if (!work) return NULL;
+  for (size_t i = 0; i < n; i++)
+    if (lab[i] < 0 || (size_t)lab[i] >= classes) {
+      workspace_done(env);
+      return fail_arg(env, true, "batchProxyLoss: a label is not a class index in [0, classes)");
+    }
+  const double loss = batch_proxy_loss(kind, p1, p2, (const float *)x.data, lab, (int)n, (const float *)w.data, (int)classes, dim,
+                                       (float *)grad.data, (float *)wgrad.data, (double *)acc.data, work);
+  workspace_done(env);
   napi_value r;
-  CHECK(napi_create_double(env,
-                           batch_proxy_loss(kind, p1, p2, (const float *)x.data, lab, (int)n, (const float *)w.data, (int)classes,
-                                            dim, (float *)grad.data, (float *)wgrad.data, (double *)acc.data, work),
-                           &r));
+  CHECK(napi_create_double(env, loss, &r));
   return r;
 }
 
@@ -547,66 +627,70 @@ static napi_value js_batch_cosine_accuracy(napi_env env, napi_callback_info info
   ARGS(4);
   int dim;
   tarray x, labels, cs = {0};
-  if (!get_int(env, argv[1], &dim) || dim < 1) return fail(env, "batchCosineAccuracy: dim must be a positive integer");
-  if (!get_tarray(env, argv[2], napi_int32_array, &labels) || labels.length > 46340)
-    return fail(env, "batchCosineAccuracy: labels must be an Int32Array of at most 46340 values");
+  if (!get_int(env, argv[1], &dim) || dim < 1) return fail_arg(env, true, "batchCosineAccuracy: dim must be a positive integer");
+  int bad = !get_tarray(env, argv[2], napi_int32_array, &labels) ? 1 : labels.length > 46340 ? 2 : 0;
+  if (bad) return fail_arg(env, bad == 2, "batchCosineAccuracy: labels must be an Int32Array of at most 46340 values");
   const size_t n = labels.length;
-  if (!get_tarray(env, argv[0], napi_float32_array, &x) || x.length != n * dim || n * dim >= (1u << 29))
-    return fail(env, "batchCosineAccuracy: x must be a Float32Array of labels.length x dim values (below 2^29)");
+  bad = get_exact(env, argv[0], napi_float32_array, n * dim, &x);
+  if (bad || n * dim >= (1u << 29))
+    return fail_arg(env, bad != 1, "batchCosineAccuracy: x must be a Float32Array of labels.length x dim values (below 2^29)");
   napi_valuetype t;
   CHECK(napi_typeof(env, argv[3], &t));
-  if (t != napi_undefined && (!get_tarray(env, argv[3], napi_float32_array, &cs) || cs.length < n * n))
-    return fail(env, "batchCosineAccuracy: cos must be a Float32Array of n x n values");
+  if (t != napi_undefined && (bad = get_exact(env, argv[3], napi_float32_array, n * n, &cs)) != 0)
+    return fail_arg(env, bad == 2, "batchCosineAccuracy: cos must be a Float32Array of n x n values");
   napi_value r;
   if (n == 0) {
     CHECK(napi_create_double(env, 0, &r));
     return r;
   }
-  double *work = workspace_for(env, (batch_cosine_accuracy_work((int)n, dim) + 1) / 2);
+  int32_t *lab;
+  double *work = workspace_with_labels(env, (batch_cosine_accuracy_work((int)n, dim) + 1) / 2, &labels, &lab);
   if (!work) return NULL;
-  CHECK(napi_create_double(env, batch_cosine_accuracy((const float *)x.data, (const int32_t *)labels.data, (int)n, dim, NULL,
-                                                      (float *)cs.data, (float *)work),
-                           &r));
+  const double acc = batch_cosine_accuracy((const float *)x.data, lab, (int)n, dim, NULL, (float *)cs.data, (float *)work);
+  workspace_done(env);
+  CHECK(napi_create_double(env, acc, &r));
   return r;
 }
 
 /* batchPairLoss(kind, params: Float64Array, x: Float32Array [n x dim], labels: Int32Array [n], dim,
    grad: Float32Array [n x dim], sims: Float64Array [n x n] or null/undefined, acc: Float64Array [1]
-   or undefined): the loss (batchpair.c); S into sims where given; with acc, the batch's best-threshold pair accuracy over the loss's
-   similarities into acc[0] (-1 where one is NaN) */
+   or undefined): the loss (batchpair.c); S into sims where given; with acc, the batch's best-threshold
+   pair accuracy over the loss's similarities into acc[0] (-1 where one is NaN). Every array of
+   exactly its size. */
 static napi_value js_batch_pair_loss(napi_env env, napi_callback_info info) {
   ARGS(8);
   static const int nparams[BATCH_PAIR_KINDS] = {3, 1, 1, 2};
-  int kind, dim;
+  int kind, dim, bad;
   tarray prm, x, labels, grad, sims = {0}, acc = {0};
   if (!get_int(env, argv[0], &kind) || kind < 0 || kind >= BATCH_PAIR_KINDS)
     return fail(env, "batchPairLoss: kind must be 0 (multi-similarity), 1 (nt-xent), 2 (supcon) or 3 (circle)");
-  if (!get_sized(env, argv[1], napi_float64_array, (size_t)nparams[kind], &prm))
-    return fail(env, "batchPairLoss: params must be a Float64Array of the loss's parameters");
-  if (!get_tarray(env, argv[3], napi_int32_array, &labels) || labels.length < 1 || labels.length > 46340)
-    return fail(env, "batchPairLoss: labels must be an Int32Array of 1 to 46340 values");
+  if ((bad = get_exact(env, argv[1], napi_float64_array, (size_t)nparams[kind], &prm)) != 0)
+    return fail_arg(env, bad == 2, "batchPairLoss: params must be a Float64Array of the loss's parameters");
+  bad = !get_tarray(env, argv[3], napi_int32_array, &labels) ? 1 : labels.length < 1 || labels.length > 46340 ? 2 : 0;
+  if (bad) return fail_arg(env, bad == 2, "batchPairLoss: labels must be an Int32Array of 1 to 46340 values");
   const int n = (int)labels.length;
   if (!get_int(env, argv[4], &dim) || dim < 1 || (int64_t)n * dim > INT32_MAX / 4)
-    return fail(env, "batchPairLoss: dim must be a positive integer (and n x dim below 2^29)");
+    return fail_arg(env, true, "batchPairLoss: dim must be a positive integer (and n x dim below 2^29)");
   const size_t m = (size_t)n * dim;
   napi_valuetype st;
   CHECK(napi_typeof(env, argv[6], &st));
-  if (!get_sized(env, argv[2], napi_float32_array, m, &x) || !get_sized(env, argv[5], napi_float32_array, m, &grad) ||
-      (st != napi_undefined && st != napi_null && !get_sized(env, argv[6], napi_float64_array, (size_t)n * n, &sims)))
-    return fail(env, "batchPairLoss: x and grad (Float32Array) must hold n x dim values and sims (Float64Array) n x n or be null, n = labels.length");
+  if ((bad = get_exact(env, argv[2], napi_float32_array, m, &x)) != 0 || (bad = get_exact(env, argv[5], napi_float32_array, m, &grad)) != 0 ||
+      (st != napi_undefined && st != napi_null && (bad = get_exact(env, argv[6], napi_float64_array, (size_t)n * n, &sims)) != 0))
+    return fail_arg(env, bad == 2, "batchPairLoss: x and grad (Float32Array) must hold n x dim values and sims (Float64Array) n x n or be null, n = labels.length");
   napi_valuetype at;
   CHECK(napi_typeof(env, argv[7], &at));
-  if (at != napi_undefined && (!get_tarray(env, argv[7], napi_float64_array, &acc) || acc.length < 1))
-    return fail(env, "batchPairLoss: acc must be a Float64Array of one value or undefined");
-  double *work = workspace_for(env, batch_pair_loss_work(n, dim) + (acc.data ? (batch_sweep_work(n) + 1) / 2 : 0));
+  if (at != napi_undefined && (bad = get_exact(env, argv[7], napi_float64_array, 1, &acc)) != 0)
+    return fail_arg(env, bad == 2, "batchPairLoss: acc must be a Float64Array of one value or undefined");
+  int32_t *lab;
+  double *work = workspace_with_labels(env, batch_pair_loss_work(n, dim) + (acc.data ? (batch_sweep_work(n) + 1) / 2 : 0), &labels, &lab);
   if (!work) return NULL;
-  const double loss = batch_pair_loss(kind, (const double *)prm.data, (const float *)x.data, (const int32_t *)labels.data, n, dim,
-                                      (float *)grad.data, (double *)sims.data, (double *)acc.data, work);
+  const double loss = batch_pair_loss(kind, (const double *)prm.data, (const float *)x.data, lab, n, dim, (float *)grad.data,
+                                      (double *)sims.data, (double *)acc.data, work);
+  workspace_done(env);
   napi_value r;
   CHECK(napi_create_double(env, loss, &r));
   return r;
 }
-
 /* vmath(op, x, y): y = exp(x) (op 0, Float64Arrays), log(x) (op 1, Float64Arrays) or expf(x)
    (op 2, Float32Arrays): vmath.c's functions, for the tests */
 static napi_value js_vmath(napi_env env, napi_callback_info info) {
@@ -732,7 +816,7 @@ static napi_value js_cnn_embed(napi_env env, napi_callback_info info) {
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   char buf[160];
-  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":11}", ISA_NAME, VW, MR,
+  snprintf(buf, sizeof buf, "{\"isa\":\"%s\",\"vectorWidth\":%d,\"tile\":\"%dx%d\",\"abi\":12}", ISA_NAME, VW, MR,
            NV * VW);
   napi_value s;
   CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));
@@ -760,6 +844,8 @@ NAPI_MODULE_INIT() {
       {"batchProxyLoss", NULL, js_batch_proxy_loss, NULL, NULL, NULL, napi_default, NULL},
       {"batchCosineAccuracy", NULL, js_batch_cosine_accuracy, NULL, NULL, NULL, napi_default, NULL},
       {"batchPairLoss", NULL, js_batch_pair_loss, NULL, NULL, NULL, napi_default, NULL},
+      {"workspaceBytes", NULL, js_workspace_bytes, NULL, NULL, NULL, napi_default, NULL},
+      {"workspaceAllocations", NULL, js_workspace_allocations, NULL, NULL, NULL, napi_default, NULL},
       {"vmath", NULL, js_vmath, NULL, NULL, NULL, napi_default, NULL},
       {"cnnCreate", NULL, js_cnn_create, NULL, NULL, NULL, napi_default, NULL},
       {"cnnThreads", NULL, js_threads, NULL, NULL, NULL, napi_default, NET_DATA(NET_CNN)},

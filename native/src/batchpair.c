@@ -119,7 +119,10 @@ static layout layout_of(int n, int dim) {
   PART(grp, 2 * (size_t)L.n8)            /* nt-xent: the rows by label, int [3 n8] (label_groups) */
   PART(e, (size_t)L.n8)                  /* circle: the row's logits' slopes */
   PART(ef, (size_t)L.n8 / 2 + 8)         /* the row's arguments and exponentials, float */
-  PART(a, (size_t)n * (L.n8 + 8 * LN))   /* values for one batched vm_log (nt-xent: a lane's product per 64 columns) */
+  /* values for one batched vm_log: two per anchor, or for nt-xent one product per eight of an
+     anchor's positives (at most n8 / 8 each; the labels cannot change during the call, addon.c
+     copies them) and a vector's padding */
+  PART(a, (size_t)n * (L.n8 / 8 > 2 ? L.n8 / 8 : 2) + LN)
   PART(rowv, 8 * (size_t)L.n8)           /* per-anchor values (norms, maxima, sums, scales) */
 #undef PART
   L.tot = o;

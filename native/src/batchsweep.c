@@ -222,7 +222,7 @@ double batch_sweep(const float *s, size_t ld, int n, const int32_t *labels, cons
     const float *r;
     const int32_t *l;
     const int c = pair_row(s, ld, n, lab, i, &r, &l);
-    const vi li = labels[i] - (vi){0};
+    const vi li = lab[i] - (vi){0};
     for (int j0 = 0; j0 < c; j0 += VW) {
       const vf f = (vhiv - (vf)ULOAD(r + j0)) * scale;
       const vi b = sweep_top(__builtin_convertvector(f, vi), top);
@@ -285,7 +285,7 @@ double batch_sweep(const float *s, size_t ld, int n, const int32_t *labels, cons
       for (int q = 0; q < VW; q++) {
         const int k = near[q] ? mark[b[q]] - 1 : -1;
         if (k < 0) continue;
-        if (l[j0 + q] == labels[i]) vals[pa[k]++] = -v[q];
+        if (l[j0 + q] == lab[i]) vals[pa[k]++] = -v[q];
         else vals[--na[k]] = -v[q];
       }
     }

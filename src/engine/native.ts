@@ -64,6 +64,12 @@ export interface NativeAddon extends BatchKernels {
   cnnBackward(h: NativeHandle, dEmb: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
   cnnBackwardPairs(h: NativeHandle, ia: Int32Array, ib: Int32Array, k: Float32Array, optKind: number, coef: Float32Array, apply: boolean): void;
   cnnEmbed(h: NativeHandle, images: Uint8Array, inDim: number, rows: Int32Array, out: Float32Array): void;
+  /**
+   * The batch kernels' workspace (one per thread, native/src/addon.c): the bytes it holds now, and
+   * how many times it was allocated (both for the tests)
+   */
+  workspaceBytes(): number;
+  workspaceAllocations(): number;
   /** y = exp(x) (op 0), log(x) (op 1), or in float32 exp(x) (op 2): native/src/vmath.c, for the tests */
   vmath(op: 0 | 1, x: Float64Array, y: Float64Array): void;
   vmath(op: 2, x: Float32Array, y: Float32Array): void;
@@ -110,7 +116,7 @@ export interface NativeStatus {
 }
 
 /** The addon's interface version (native/src/addon.c, js_info): bumped with every change of its exports. */
-const NATIVE_ABI = 11;
+const NATIVE_ABI = 12;
 
 /** The package's root: src/engine/ and dist/engine/ both sit two levels below it. */
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -206,6 +206,8 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
       }
     }
 
+    // a job the queue cannot carry refuses the whole plan, before anything is enqueued
+    queue?.check(jobs.map(({ job, req }) => ({ label: job.label, req })));
     const maxWorkers = opts.workers ?? availableParallelism();
     if (!Number.isInteger(maxWorkers) || maxWorkers < 1) throw new UsageError(`workers must be an integer >= 1, got ${maxWorkers}`);
     const later = tsne ? tsne.panels.filter((p) => p.lossId !== undefined && trainSet.has(runKey(p.lossId, spec.seeds[0]!))).length : 0;

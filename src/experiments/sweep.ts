@@ -371,6 +371,18 @@ async function runSweepLocked(
     await writeJsonAtomic(sweepPath, stored);
     const seedsNeeded = [...new Set([SEARCH_TRAIN_SEED, ...Array.from({ length: def.seeds }, (_, i) => i)])];
     for (const seed of seedsNeeded) await sharedInitialWeights(initialPath(out, seed), { ...def.config, seed }, dataset);
+    // a training the queue cannot carry (its initial weights over a job's limit) refuses the
+    // sweep before any job is enqueued; the jobs are planned as the search goes, so each loss's
+    // first run stands for its runs (every run of a seed starts from the same weights file)
+    queue?.check(
+      def.losses.map((l) => ({
+        label: `${l.spec.id} seed ${SEARCH_TRAIN_SEED}`,
+        req: {
+          type: 'train', out, config: trainConfig(def, l, undefined, def.split, SEARCH_TRAIN_SEED), resetWeights: initialPath(out, SEARCH_TRAIN_SEED),
+          resume: false, retrieval: true, distanceSample: 0, snapshotPoints: DEFAULT_SNAPSHOT_POINTS,
+        },
+      })),
+    );
 
     // ---- plan ------------------------------------------------------------------------------
     const L = def.losses.length;

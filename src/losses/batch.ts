@@ -310,7 +310,15 @@ export function proxyBatchLoss(
       const weightsGrad = ws ? ws.float32('weightsGrad', classes * dim) : new Float32Array(classes * dim);
       // (the addon sweeps at most 46340 rows' pairs, 2^31 of them; past that the caller's own sweep)
       const acc = ws?.accuracy && n <= 46340 ? ws.float64('accuracy', 1) : undefined;
-      const loss = k.batchProxyLoss(native.kind, native.p1, native.p2, emb as Float32Array, lab, weights as Float32Array, dim, grad, weightsGrad, acc);
+      let loss: number;
+      try {
+        loss = k.batchProxyLoss(native.kind, native.p1, native.p2, emb as Float32Array, lab, weights as Float32Array, dim, grad, weightsGrad, acc);
+      } catch (e) {
+        // the addon checks its own copy of the labels: one out of range there was changed by
+        // another thread (a SharedArrayBuffer) after the check above
+        if (e instanceof RangeError) throw new DataError(`${name}: ${e.message}`);
+        throw e;
+      }
       // −1: a row is not finite, and the caller sweeps in TypeScript
       return acc && acc[0]! >= 0 ? { loss, grad, weightsGrad, accuracy: acc[0]! } : { loss, grad, weightsGrad };
     }

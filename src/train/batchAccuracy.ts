@@ -53,29 +53,48 @@ function sweepFrom(pos: Float64Array, neg: Float64Array, correct: number): numbe
  * pairSweep's arrays, reused call after call (they never leave it): fresh ~100 KB arrays every
  * step cost more than the sweep.
  */
-const scratch = { keys: new Float64Array(0), same: new Uint8Array(0), bucket: new Int32Array(0), posC: new Int32Array(0), negC: new Int32Array(0), sims: new Float64Array(0) };
+const scratch = {
+  keys: new Float64Array(0),
+  same: new Uint8Array(0),
+  bucket: new Int32Array(0),
+  posC: new Int32Array(0),
+  negC: new Int32Array(0),
+  /** per refined bucket k: its slots' starts in posV and negV (k + 1: the ends), the pairs right at the cut below it, the write cursors */
+  pAt: new Int32Array(0),
+  nAt: new Int32Array(0),
+  from: new Int32Array(0),
+  pW: new Int32Array(0),
+  nW: new Int32Array(0),
+  /** bucket -> its k, or -1 where it is not refined */
+  mark: new Int32Array(0),
+  posV: new Float64Array(0),
+  negV: new Float64Array(0),
+  sims: new Float64Array(0),
+};
 
-function grown<T extends Float64Array | Uint8Array | Int32Array>(a: T, n: number, make: (n: number) => T): T {
+function grown<T extends Float64Array | Uint8Array | Int32Array | Uint32Array>(a: T, n: number, make: (n: number) => T): T {
   return a.length >= n ? a : make(n);
 }
 
-/** Buckets refined one by one at most; past that a whole sort is as cheap. */
-const MAX_REFINED = 8;
+const int32s = (k: number) => new Int32Array(k);
+const float64s = (k: number) => new Float64Array(k);
 
 /**
  * bestThresholdAccuracy over every pair i < j of a batch, ranked by −S_ij (S [n, n], only i < j
  * read; higher: more alike), without sorting all n²/2 values: they go into buckets by value (a
  * monotone map, so a bucket's values all lie below the next bucket's), the cuts between buckets
- * are counted exactly, and only the buckets that could hold a better cut (few, near the best
- * one) are sorted and swept. The same result as the sorted sweep. (The native pair losses sweep
- * their own similarities in the same call, native/src/batchsweep.c; this runs where they did
- * not: the TypeScript losses, NaN.)
+ * are counted exactly, and only the buckets that could hold a better cut are sorted and swept,
+ * however many (on a noisy batch most can: the sweep once gave up past 8 and sorted everything).
+ * The same result as the sorted sweep, in O(P) passes plus the refined buckets' sorts (a few
+ * values each, O(P log P) at worst: sortRange). (The native pair losses sweep their own
+ * similarities in the same call, native/src/batchsweep.c; this runs where they did not: the
+ * TypeScript losses, NaN.)
  */
 export function pairSweep(labels: Int32Array, sims: Float64Array): number {
   const m = (labels.length * (labels.length - 1)) / 2;
   const n = labels.length;
   if (m === 0) return 0;
-  const keys = (scratch.keys = grown(scratch.keys, m, (k) => new Float64Array(k)));
+  const keys = (scratch.keys = grown(scratch.keys, m, float64s));
   const same = (scratch.same = grown(scratch.same, m, (k) => new Uint8Array(k)));
   let lo = Infinity;
   let hi = -Infinity;
@@ -101,13 +120,16 @@ export function pairSweep(labels: Int32Array, sims: Float64Array): number {
   const scale = buckets / (hi - lo);
   // NaN keys, one value only, or a range too small or too large to divide: sort them all
   if (nan || !(scale > 0 && scale < Infinity)) return sortedSweep(keys, same, m, np);
-  const bucket = (scratch.bucket = grown(scratch.bucket, m, (k) => new Int32Array(k)));
-  const posC = (scratch.posC = grown(scratch.posC, buckets, (k) => new Int32Array(k)));
-  const negC = (scratch.negC = grown(scratch.negC, buckets, (k) => new Int32Array(k)));
+  const bucket = (scratch.bucket = grown(scratch.bucket, m, int32s));
+  const posC = (scratch.posC = grown(scratch.posC, buckets, int32s));
+  const negC = (scratch.negC = grown(scratch.negC, buckets, int32s));
   posC.fill(0, 0, buckets);
   negC.fill(0, 0, buckets);
+  const top = buckets - 1;
   for (let t = 0; t < m; t++) {
-    const b = Math.min(buckets - 1, Math.floor((keys[t]! - lo) * scale));
+    // (0 <= the product <= buckets: | 0 truncates as floor does)
+    const f = ((keys[t]! - lo) * scale) | 0;
+    const b = f < top ? f : top;
     bucket[t] = b;
     if (same[t]) posC[b]!++;
     else negC[b]!++;
@@ -121,41 +143,179 @@ export function pairSweep(labels: Int32Array, sims: Float64Array): number {
     above -= negC[b]!;
     if (below + above > best) best = below + above;
   }
-  // a cut inside bucket b can be right on at most all of its pairs besides the others' best
-  const refine: number[] = [];
+  // a cut inside bucket b can be right on at most all of its pairs besides the others' best:
+  // those buckets get slots, in order, in posV and negV
+  const mark = (scratch.mark = grown(scratch.mark, buckets, int32s));
+  const pAt = (scratch.pAt = grown(scratch.pAt, buckets + 1, int32s));
+  const nAt = (scratch.nAt = grown(scratch.nAt, buckets + 1, int32s));
+  const from = (scratch.from = grown(scratch.from, buckets, int32s));
+  let refined = 0;
+  let ps = 0;
+  let ns = 0;
   below = 0;
   above = m - np;
   for (let b = 0; b < buckets; b++) {
-    if (below + posC[b]! + above > best) refine.push(b, below + above);
-    below += posC[b]!;
-    above -= negC[b]!;
+    const pc = posC[b]!;
+    const nc = negC[b]!;
+    if (below + pc + above > best) {
+      // the cut below the bucket: its negatives right, its positives not yet
+      from[refined] = below + above;
+      pAt[refined] = ps;
+      nAt[refined] = ns;
+      ps += pc;
+      ns += nc;
+      mark[b] = refined++;
+    } else mark[b] = -1;
+    below += pc;
+    above -= nc;
   }
-  if (refine.length / 2 > MAX_REFINED) return sortedSweep(keys, same, m, np);
-  for (let r = 0; r < refine.length; r += 2) {
-    const b = refine[r]!;
-    const pos = new Float64Array(posC[b]!);
-    const neg = new Float64Array(negC[b]!);
-    for (let t = 0, a = 0, c = 0; t < m; t++) {
-      if (bucket[t] !== b) continue;
-      if (same[t]) pos[a++] = keys[t]!;
-      else neg[c++] = keys[t]!;
-    }
-    // the cut below the bucket: its negatives right, its positives not yet
-    const got = sweepFrom(pos.sort(), neg.sort(), refine[r + 1]!);
+  if (refined === 0) return best / m;
+  pAt[refined] = ps;
+  nAt[refined] = ns;
+  const posV = (scratch.posV = grown(scratch.posV, ps, float64s));
+  const negV = (scratch.negV = grown(scratch.negV, ns, float64s));
+  const pW = (scratch.pW = grown(scratch.pW, refined, int32s));
+  const nW = (scratch.nW = grown(scratch.nW, refined, int32s));
+  pW.set(pAt.subarray(0, refined));
+  nW.set(nAt.subarray(0, refined));
+  for (let t = 0; t < m; t++) {
+    const k = mark[bucket[t]!]!;
+    if (k < 0) continue;
+    if (same[t]) posV[pW[k]!++] = keys[t]!;
+    else negV[nW[k]!++] = keys[t]!;
+  }
+  for (let k = 0; k < refined; k++) {
+    sortRange(posV, pAt[k]!, pAt[k + 1]!);
+    sortRange(negV, nAt[k]!, nAt[k + 1]!);
+    const got = sweepRange(posV, pAt[k]!, pAt[k + 1]!, negV, nAt[k]!, nAt[k + 1]!, from[k]!);
     if (got > best) best = got;
   }
   return best / m;
 }
 
-/** The sorted sweep of the first m keys (pairSweep's way around its buckets). */
-function sortedSweep(keys: Float64Array, same: Uint8Array, m: number, np: number): number {
-  const pos = new Float64Array(np);
-  const neg = new Float64Array(m - np);
-  for (let t = 0, a = 0, b = 0; t < m; t++) {
-    if (same[t]) pos[a++] = keys[t]!;
-    else neg[b++] = keys[t]!;
+/**
+ * sweepFrom on pos[p0, p1) and neg[q0, q1), both sorted, no NaN: the most pairs right at any cut,
+ * from `correct` right with the cut below all of them.
+ */
+function sweepRange(pos: Float64Array, p0: number, p1: number, neg: Float64Array, q0: number, q1: number, correct: number): number {
+  let best = correct;
+  let i = p0;
+  let j = q0;
+  while (i < p1 || j < q1) {
+    const t = Math.min(i < p1 ? pos[i]! : Infinity, j < q1 ? neg[j]! : Infinity);
+    while (i < p1 && pos[i] === t) (i++, correct++);
+    while (j < q1 && neg[j] === t) (j++, correct--);
+    if (correct > best) best = correct;
   }
-  return sweepBest(pos.sort(), neg.sort());
+  return best;
+}
+
+/** Slices up to this long are insertion-sorted; longer ones radix-sorted. */
+const INSERTION_MAX = 32;
+
+/** the radix sort's arrays (sortRange) */
+const radix = {
+  hi: new Uint32Array(0),
+  lo: new Uint32Array(0),
+  hi2: new Uint32Array(0),
+  lo2: new Uint32Array(0),
+  counts: new Int32Array(8 * 256),
+};
+
+/**
+ * Sort a[from, to) ascending (no NaN). A few values: insertion sort. More: an LSD radix sort on
+ * the values' 64 bits made unsigned-sortable (positive: the sign bit set; negative: every bit
+ * flipped), 8 passes of 8 bits, those where every value has the same byte skipped: linear in the
+ * count whatever the values, where Node 20's own typed-array sort takes about 0.1 µs a value. The
+ * order of typed-array sort, −0 before +0 (the sweeps take them as one value anyway).
+ */
+export function sortRange(a: Float64Array, from: number, to: number): void {
+  const len = to - from;
+  if (len <= INSERTION_MAX) {
+    for (let i = from + 1; i < to; i++) {
+      const v = a[i]!;
+      let j = i - 1;
+      // (−0 before +0, as the radix sort and the typed-array sort place them)
+      while (j >= from && (a[j]! > v || (a[j] === v && v === 0 && 1 / v < 1 / a[j]!))) {
+        a[j + 1] = a[j]!;
+        j--;
+      }
+      a[j + 1] = v;
+    }
+    return;
+  }
+  const words = new Uint32Array(a.buffer, a.byteOffset, a.length * 2);
+  let hi = (radix.hi = grown(radix.hi, len, (k) => new Uint32Array(k)));
+  let lo = (radix.lo = grown(radix.lo, len, (k) => new Uint32Array(k)));
+  let hi2 = (radix.hi2 = grown(radix.hi2, len, (k) => new Uint32Array(k)));
+  let lo2 = (radix.lo2 = grown(radix.lo2, len, (k) => new Uint32Array(k)));
+  const counts = radix.counts;
+  counts.fill(0);
+  // (little-endian words: the low one first; typed arrays use the platform's order, and every
+  // platform Node runs on is little-endian)
+  for (let i = 0; i < len; i++) {
+    const w = words[2 * (from + i) + 1]!;
+    const flip = w >>> 31 ? 0xffffffff : 0;
+    const h = (w ^ (flip | 0x80000000)) >>> 0;
+    const l = (words[2 * (from + i)]! ^ flip) >>> 0;
+    hi[i] = h;
+    lo[i] = l;
+    counts[l & 255]!++;
+    counts[256 + ((l >>> 8) & 255)]!++;
+    counts[512 + ((l >>> 16) & 255)]!++;
+    counts[768 + (l >>> 24)]!++;
+    counts[1024 + (h & 255)]!++;
+    counts[1280 + ((h >>> 8) & 255)]!++;
+    counts[1536 + ((h >>> 16) & 255)]!++;
+    counts[1792 + (h >>> 24)]!++;
+  }
+  for (let pass = 0; pass < 8; pass++) {
+    const c = pass * 256;
+    const shift = (pass & 3) * 8;
+    const key = pass < 4 ? lo : hi;
+    // every value with the same byte here: nothing to move
+    if (counts[c + ((key[0]! >>> shift) & 255)] === len) continue;
+    for (let d = 0, sum = 0; d < 256; d++) {
+      const x = counts[c + d]!;
+      counts[c + d] = sum;
+      sum += x;
+    }
+    for (let i = 0; i < len; i++) {
+      const at = counts[c + ((key[i]! >>> shift) & 255)]!++;
+      hi2[at] = hi[i]!;
+      lo2[at] = lo[i]!;
+    }
+    [hi, hi2] = [hi2, hi];
+    [lo, lo2] = [lo2, lo];
+  }
+  for (let i = 0; i < len; i++) {
+    const h = hi[i]!;
+    const flip = h >>> 31 ? 0 : 0xffffffff;
+    words[2 * (from + i) + 1] = (h ^ (flip | 0x80000000)) >>> 0;
+    words[2 * (from + i)] = (lo[i]! ^ flip) >>> 0;
+  }
+}
+
+/**
+ * The sorted sweep of the first m keys (pairSweep's way where it cannot bucket: NaN, one value,
+ * an infinite range). A NaN pair is below no cut: a NaN positive never right, a NaN negative
+ * always; the others radix-sorted and swept.
+ */
+function sortedSweep(keys: Float64Array, same: Uint8Array, m: number, np: number): number {
+  const pos = (scratch.posV = grown(scratch.posV, np, float64s));
+  const neg = (scratch.negV = grown(scratch.negV, m - np, float64s));
+  let a = 0;
+  let b = 0;
+  for (let t = 0; t < m; t++) {
+    const v = keys[t]!;
+    if (v !== v) continue;
+    if (same[t]) pos[a++] = v;
+    else neg[b++] = v;
+  }
+  sortRange(pos, 0, a);
+  sortRange(neg, 0, b);
+  // the cut below everything: every negative right, the NaN ones included
+  return sweepRange(pos, 0, a, neg, 0, b, m - np) / m;
 }
 
 /**

@@ -240,14 +240,14 @@ test('the whole-loss kernel refuses bad arguments with one clear line', (t) => {
   const p = Float64Array.of(2, 50, 0.5);
   assert.throws(() => k.batchPairLoss(4, p, x, labels, 3, g, s, undefined), /batchPairLoss: kind must be 0 \(multi-similarity\)/);
   assert.throws(() => k.batchPairLoss(0, Float64Array.of(2), x, labels, 3, g, s, undefined), /batchPairLoss: params must be/);
-  assert.throws(() => k.batchPairLoss(3, p, x, new Int32Array(0), 3, g, s, undefined), /batchPairLoss: labels must be an Int32Array of 1 to 46340 values/);
-  assert.throws(() => k.batchPairLoss(1, p, x, Float64Array.of(0, 0, 1, 1) as never, 3, g, s, undefined), /labels must be an Int32Array/);
-  assert.throws(() => k.batchPairLoss(1, p, x, labels, 0, g, s, undefined), /dim must be a positive integer/);
-  assert.throws(() => k.batchPairLoss(1, p, new Float32Array(11), labels, 3, g, s, undefined), /x and grad \(Float32Array\) must hold n x dim/);
-  assert.throws(() => k.batchPairLoss(1, p, x, labels, 3, g, new Float64Array(15), undefined), /sims \(Float64Array\) n x n/);
-  assert.throws(() => (k.batchPairLoss as (...a: unknown[]) => number)(1, p, x), /too few arguments/);
-  assert.throws(() => k.batchPairLoss(1, p, x, labels, 3, g, s, new Float32Array(1) as never), /batchPairLoss: acc must be a Float64Array of one value or undefined/);
-  assert.throws(() => k.batchPairLoss(1, p, x, labels, 3, g, s, new Float64Array(0)), /acc must be/);
+  assert.throws(() => k.batchPairLoss(3, Float64Array.of(0.25, 80), x, new Int32Array(0), 3, g, s, undefined), /batchPairLoss: labels must be an Int32Array of 1 to 46340 values/);
+  assert.throws(() => k.batchPairLoss(0, p, x, Float64Array.of(0, 0, 1, 1) as never, 3, g, s, undefined), /labels must be an Int32Array/);
+  assert.throws(() => k.batchPairLoss(0, p, x, labels, 0, g, s, undefined), /dim must be a positive integer/);
+  assert.throws(() => k.batchPairLoss(0, p, new Float32Array(11), labels, 3, g, s, undefined), /x and grad \(Float32Array\) must hold n x dim/);
+  assert.throws(() => k.batchPairLoss(0, p, x, labels, 3, g, new Float64Array(15), undefined), /sims \(Float64Array\) n x n/);
+  assert.throws(() => (k.batchPairLoss as (...a: unknown[]) => number)(0, p, x), /too few arguments/);
+  assert.throws(() => k.batchPairLoss(0, p, x, labels, 3, g, s, new Float32Array(1) as never), /batchPairLoss: acc must be a Float64Array of one value or undefined/);
+  assert.throws(() => k.batchPairLoss(0, p, x, labels, 3, g, s, new Float64Array(0)), /acc must be/);
   // and a good call after them
   assert.ok(Number.isFinite(k.batchPairLoss(1, Float64Array.of(0.1), x.map((_, i) => i % 5), labels, 3, g, s, undefined)));
 });

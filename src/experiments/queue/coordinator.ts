@@ -85,6 +85,21 @@ export class QueueExecutor implements Executor {
     return this.opts.name;
   }
 
+  /**
+   * Refuse (UsageError, one line naming the job) a plan holding a job the queue cannot carry
+   * (toQueueJob: its files over MAX_JOB_BYTES), before any of its jobs is enqueued.
+   */
+  check(jobs: readonly { label: string; req: JobRequest }[]): void {
+    for (const { label, req } of jobs) {
+      try {
+        toQueueJob(req, this.opts.data);
+      } catch (e) {
+        if (e instanceof UsageError) throw new UsageError(`${label}: ${e.message}`);
+        throw e;
+      }
+    }
+  }
+
   run(req: JobRequest, cb: ExecutorCallbacks = {}): Promise<JobResult> {
     if (this.stopping) return Promise.resolve({ status: 'interrupted' });
     let data: QueueJobData;

@@ -104,8 +104,26 @@ const WEIGHTS_FILE = 'weights.safetensors';
 const TSNE_FILE = 'tsne.json';
 const SAFE_NAME = /^[a-z][a-z0-9._-]{0,63}$/;
 
-/** A local request as a portable job (its input files packed in). */
+/**
+ * A local request as a portable job (its input files packed in). Throws a UsageError (one line)
+ * for a job whose files weigh more than a worker takes (MAX_JOB_BYTES, as checkBundle counts
+ * them): refused here, before it is enqueued, not by the worker after it sat on the queue.
+ */
 export function toQueueJob(req: JobRequest, data: DataChecksums): QueueJobData {
+  const job = packJob(req, data);
+  if ('files' in job) {
+    let total = 0;
+    for (const v of Object.values(job.files)) total += v.length;
+    if (total > MAX_JOB_BYTES) {
+      throw new UsageError(
+        `the job would carry ${(total / 2 ** 20).toFixed(1)} MB of files (base64), more than a queue job may (${MAX_JOB_BYTES / 2 ** 20} MB): run it without --queue`,
+      );
+    }
+  }
+  return job;
+}
+
+function packJob(req: JobRequest, data: DataChecksums): QueueJobData {
   switch (req.type) {
     case 'train': {
       const points = req.snapshotPoints ?? 0;

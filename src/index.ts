@@ -93,7 +93,7 @@ export type { Executor, ExecutorCallbacks } from './experiments/executor.ts';
 export { WorkerPool } from './experiments/pool.ts';
 export { suggest as suggestTrial, type Observation, type SearchDim } from './experiments/tpe.ts';
 export { planSweep, runSweep, type SweepOptions, type SweepOutcome, type SweepPlan, type SweepResults } from './experiments/sweep.ts';
-export { type Costs, type Estimate, estimateBasis } from './experiments/estimate.ts';
+export { type Costs, type Estimate, estimateBasis, estimateWords } from './experiments/estimate.ts';
 export { writeSweepReport } from './viz/sweepReport.ts';
 export { type ExperimentResults, isSweepResults, readCompareResults, readResults } from './viz/readResults.ts';
 export { tryExperimentReport, writeExperimentReport } from './viz/experimentReport.ts';

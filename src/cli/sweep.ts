@@ -1,6 +1,6 @@
 import type { SweepOptions, SweepOutcome, SweepPlan, SweepResults } from '../experiments/sweep.ts';
 import { planSweep, runSweep } from '../experiments/sweep.ts';
-import { estimateBasis } from '../experiments/estimate.ts';
+import { estimateBasis, estimateWords } from '../experiments/estimate.ts';
 import { count } from '../words.ts';
 import { CompareProgress } from './compare.ts';
 import type { ReportFiles } from '../viz/report.ts';
@@ -69,7 +69,7 @@ export function planText(p: SweepPlan): string {
         ? `sweep: on the workers of the queue ${p.queue} (no time estimate: it depends on the fleet)`
         : p.estimate === undefined
           ? `sweep: estimated time unknown on ${count(p.workers, 'worker')} (the calibration failed)`
-          : `sweep: estimated about ${minutes(p.estimate.seconds)} (${estimateBasis(p.estimate)}; other programs' load not foreseen, the report not included)`,
+          : `sweep: estimated ${estimateWords(p.estimate, minutes)} (${estimateBasis(p.estimate)}; the report not included)`,
   ];
   for (const n of p.notes) lines.push(`sweep: note: ${n}`);
   return lines.join('\n');

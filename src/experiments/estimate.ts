@@ -50,20 +50,33 @@ export interface Costs {
   setup: number;
   /** a worker's start (loading the data set), once per worker, side by side */
   workerStart: number;
+  /**
+   * the share of a core the calibration's computations got (processor over wall time, at most 1):
+   * below 1 when other programs were running
+   */
+  share: number;
 }
 
-/** The seconds one training takes on one worker. */
+/**
+ * The seconds one training takes on one worker: its set-up; per epoch its steps, the test images
+ * (and snapshot images) it embeds, its files; the final evaluation (embedding and, with
+ * retrieval, every pair of test images); then the distance sample the job writes (the trained
+ * model loaded again, a set-up, and its test images embedded once more).
+ */
 export function trainingSeconds(w: TrainingWork, c: Costs): number {
   const step = c.step[w.lossId];
   if (step === undefined) throw new Error(`estimate: no step cost for loss "${w.lossId}"`);
   const epoch = w.batchesPerEpoch * step + (w.testImages + w.snapshotImages) * c.evalImage + c.epochFiles;
   const final = w.testImages * c.evalImage + (w.retrieval ? w.testImages * w.testImages * c.retrievalPair : 0);
-  return c.setup + w.epochs * epoch + final;
+  const distances = c.setup + w.testImages * c.evalImage;
+  return c.setup + w.epochs * epoch + final + distances;
 }
 
 export interface Estimate {
-  /** wall seconds: the workers' start, then the trainings' seconds shared over the workers */
+  /** wall seconds with the cores to itself: the workers' start, then the trainings' seconds shared over the workers */
   seconds: number;
+  /** wall seconds if every worker gets the share of a core the calibration got (the load of the moment lasting) */
+  loadedSeconds: number;
   /** the trainings' seconds on one worker, summed */
   trainingSeconds: number;
   workers: number;
@@ -84,8 +97,10 @@ export function estimatePlan(work: readonly TrainingWork[], costs: Costs, worker
     longest = Math.max(longest, s);
   }
   const used = Math.min(workers, work.length);
-  const seconds = work.length === 0 ? 0 : costs.workerStart + Math.max(sum / used, longest);
-  return { seconds, trainingSeconds: sum, workers: used, costs };
+  const trainings = Math.max(sum / used, longest);
+  const seconds = work.length === 0 ? 0 : costs.workerStart + trainings;
+  const loadedSeconds = work.length === 0 ? 0 : costs.workerStart + trainings / Math.min(1, Math.max(costs.share, 0.05));
+  return { seconds, loadedSeconds, trainingSeconds: sum, workers: used, costs };
 }
 
 /** The training labels (renumbered 0..k-1) and the test image count of a split, without copying images. */
@@ -126,7 +141,7 @@ export function trainingWork(
 }
 
 /** Steps run before the timed ones: the first steps allocate, compile and fault pages in. */
-export const WARMUP_STEPS = 3;
+export const WARMUP_STEPS = 4;
 /** Steps timed per loss. */
 export const TIMED_STEPS = 8;
 /** Test images the retrieval is timed on (it grows with their square: scaled from there). */
@@ -165,12 +180,15 @@ export async function calibrate(
   workerStart: number,
 ): Promise<Costs> {
   const clock = threads === 1 ? cpuSeconds : wallSeconds;
+  // processor and wall time of the computations, for the share of a core they got
+  const spent = { cpu: 0, wall: 0 };
   const step: Record<string, number> = {};
   const setups: number[] = [];
   let evalImage = 0;
   let retrievalPair = 0;
   let epochFiles = 0;
   for (const [i, l] of losses.entries()) {
+    const mark = { cpu: cpuSeconds(), wall: wallSeconds() };
     const c0 = clock();
     const t = new Training(ds, { ...l.config, threads });
     setups.push(clock() - c0);
@@ -185,9 +203,12 @@ export async function calibrate(
         },
         { signal: stop.signal },
       );
-      // an epoch shorter than the warm-up: its steps as they are (a cold step errs on the long side)
-      const from = times.length - 1 > WARMUP_STEPS ? WARMUP_STEPS : 0;
-      step[l.id] = (times.at(-1)! - times[from]!) / (times.length - 1 - from);
+      const steps = times.slice(1).map((x, k) => x - times[k]!);
+      // the median: a step that met a garbage collection does not count for eight (one in
+      // hundreds does in a real epoch); an epoch shorter than the warm-up: its steps as they are
+      step[l.id] = median(steps.length > WARMUP_STEPS ? steps.slice(WARMUP_STEPS) : steps);
+      spent.cpu += cpuSeconds() - mark.cpu;
+      spent.wall += wallSeconds() - mark.wall;
       if (i > 0) continue;
       // the epoch ran to its end (a short one) or was aborted: back to the start, then evaluate twice (the first warms up)
       t.setState(state);
@@ -210,7 +231,9 @@ export async function calibrate(
     }
   }
   // a training starts with what the constructor does and its first files
-  return { step, evalImage, retrievalPair, epochFiles, setup: median(setups) + epochFiles, workerStart };
+  // on several threads processor time exceeds wall time: no share to tell
+  const share = threads === 1 && spent.wall > 0 ? Math.min(1, spent.cpu / spent.wall) : 1;
+  return { step, evalImage, retrievalPair, epochFiles, setup: median(setups) + epochFiles, workerStart, share };
 }
 
 /** One epoch's files, as trainRun writes them, in a temporary folder: the fastest of three rounds. */
@@ -247,5 +270,15 @@ export function estimateBasis(e: Estimate): string {
       : steps.length === 1
         ? `${ms(steps[0]![1])} a step`
         : `${ms(steps[0]![1])} a step (${steps[0]![0]}) to ${ms(steps.at(-1)![1])} (${steps.at(-1)![0]})`;
-  return `measured here: ${range}, ${ms(e.costs.epochFiles)} of files an epoch; ${e.workers} ${e.workers === 1 ? 'worker' : 'workers'}`;
+  const busy = e.costs.share < BUSY_SHARE ? `; other programs left the measurement ${Math.round(100 * e.costs.share)}% of a core` : '';
+  return `measured here: ${range}, ${ms(e.costs.epochFiles)} of files an epoch; ${e.workers} ${e.workers === 1 ? 'worker' : 'workers'}${busy}`;
+}
+
+/** Below this share of a core, the machine is busy enough for the estimate to say so. */
+export const BUSY_SHARE = 0.8;
+
+/** "about 29 min", or, on a busy machine, "about 29 min with the cores to itself, 51 min if the load of the moment lasts". */
+export function estimateWords(e: Estimate, duration: (s: number) => string): string {
+  if (e.costs.share >= BUSY_SHARE) return `about ${duration(e.seconds)}`;
+  return `about ${duration(e.seconds)} with the cores to itself, ${duration(e.loadedSeconds)} if the load of the moment lasts`;
 }

@@ -111,13 +111,14 @@ const COSTS: Costs = {
   epochFiles: 0.01,
   setup: 0.2,
   workerStart: 1,
+  share: 1,
 };
 
-test('trainingSeconds: set-up, then per epoch its steps, its test images and snapshot, its files; then the final evaluation', () => {
+test('trainingSeconds: set-up; per epoch its steps, its test images and snapshot, its files; the final evaluation; the distance sample', () => {
   const w: TrainingWork = { lossId: 'contrastive', epochs: 3, batchesPerEpoch: 20, testImages: 60, snapshotImages: 60, retrieval: true };
-  // 0.2 + 3 x (20 x 0.001 + 120 x 0.0001 + 0.01) + (60 x 0.0001 + 60² x 1e-6)
-  assert.ok(Math.abs(trainingSeconds(w, COSTS) - (0.2 + 3 * 0.042 + 0.0096)) < 1e-12);
-  assert.ok(Math.abs(trainingSeconds({ ...w, retrieval: false, snapshotImages: 0 }, COSTS) - (0.2 + 3 * 0.036 + 0.006)) < 1e-12);
+  // 0.2 + 3 x (20 x 0.001 + 120 x 0.0001 + 0.01) + (60 x 0.0001 + 60² x 1e-6) + (0.2 + 60 x 0.0001)
+  assert.ok(Math.abs(trainingSeconds(w, COSTS) - (0.2 + 3 * 0.042 + 0.0096 + 0.206)) < 1e-12);
+  assert.ok(Math.abs(trainingSeconds({ ...w, retrieval: false, snapshotImages: 0 }, COSTS) - (0.2 + 3 * 0.036 + 0.006 + 0.206)) < 1e-12);
   assert.throws(() => trainingSeconds({ ...w, lossId: 'yukawa' }, COSTS), /no step cost for loss "yukawa"/);
 });
 
@@ -149,18 +150,24 @@ test('a sweep\'s plan by hand: folds on their own classes, finals with snapshots
     ],
   );
   assert.ok(work.every((w) => w.epochs === 3 && w.retrieval));
-  // by hand: contrastive fold 0.2 + 3 x (10 x 0.001 + 30 x 0.0001 + 0.01) + (0.003 + 0.0009) = 0.2729,
-  // final 0.3356; multi-similarity fold 0.2 + 3 x 0.033 + 0.0039 = 0.3029, final 0.2 + 3 x 0.062 + 0.0096 = 0.3956
-  const sum = 4 * 0.2729 + 2 * 0.3356 + 4 * 0.3029 + 2 * 0.3956;
+  // by hand: contrastive fold 0.2 + 3 x (10 x 0.001 + 30 x 0.0001 + 0.01) + (0.003 + 0.0009) + (0.2 + 0.003) = 0.4759,
+  // final 0.2 + 3 x (0.02 + 0.012 + 0.01) + (0.006 + 0.0036) + 0.206 = 0.5416; multi-similarity fold
+  // 0.2 + 3 x (0.02 + 0.003 + 0.01) + 0.0039 + 0.203 = 0.5059, final 0.2 + 3 x (0.04 + 0.012 + 0.01) + 0.0096 + 0.206 = 0.6016
+  const sum = 4 * 0.4759 + 2 * 0.5416 + 4 * 0.5059 + 2 * 0.6016;
   const two = estimatePlan(work, COSTS, 2);
   assert.ok(Math.abs(two.trainingSeconds - sum) < 1e-9, `${two.trainingSeconds} against ${sum}`);
   assert.ok(Math.abs(two.seconds - (1 + sum / 2)) < 1e-9);
   assert.equal(two.workers, 2);
   assert.ok(Math.abs(estimatePlan(work, COSTS, 1).seconds - (1 + sum)) < 1e-9);
+  // a busy machine: the calibration got 40% of a core; if that lasts, every worker's part takes 1 / 0.4 as long
+  const busy = estimatePlan(work, { ...COSTS, share: 0.4 }, 2);
+  assert.ok(Math.abs(busy.seconds - two.seconds) < 1e-12);
+  assert.ok(Math.abs(busy.loadedSeconds - (1 + sum / 2 / 0.4)) < 1e-9);
+  assert.ok(Math.abs(two.loadedSeconds - two.seconds) < 1e-12);
   // more workers than trainings: the longest training bounds it
   const one = estimatePlan(work.slice(-1), COSTS, 4);
   assert.equal(one.workers, 1);
-  assert.ok(Math.abs(one.seconds - (1 + 0.3956)) < 1e-9);
+  assert.ok(Math.abs(one.seconds - (1 + 0.6016)) < 1e-9);
   assert.equal(estimatePlan([], COSTS, 2).seconds, 0);
   assert.throws(() => estimatePlan(work, COSTS, 0), /workers must be an integer >= 1/);
 });
@@ -172,26 +179,33 @@ test('calibrate: a cost for every loss asked, all positive and finite (what it r
   const costs = await calibrate(ds, def.losses.map((l) => ({ id: l.spec.id, config: trainConfig(def, l, undefined, def.split, 0) })), 1, 0.5);
   assert.deepEqual(Object.keys(costs.step).sort(), ['contrastive', 'triplet-semihard']);
   for (const v of [...Object.values(costs.step), costs.evalImage, costs.retrievalPair, costs.epochFiles, costs.setup]) assert.ok(v > 0 && Number.isFinite(v), String(v));
+  assert.ok(costs.share > 0 && costs.share <= 1, String(costs.share));
   assert.equal(costs.workerStart, 0.5);
 });
 
 test('the plan\'s lines: trainings, the estimate with what it rests on', () => {
+  const costs = { ...COSTS, step: { contrastive: 0.00062, 'triplet-semihard': 0.0032 }, epochFiles: 0.0151 };
   const plan: SweepPlan = {
     definition: { losses: [{}, {}], trials: 30, folds: 2, seeds: 5, trainClasses: [0, 1, 2, 3, 4], testClasses: [5, 6, 7, 8, 9] } as unknown as SweepPlan['definition'],
     trainings: 140,
     finished: 0,
     workers: 2,
     notes: ['2 folds, not 4: 5 training classes make at most 2 groups of 2 or more'],
-    estimate: { seconds: 1776, trainingSeconds: 3500, workers: 2, costs: { ...COSTS, step: { contrastive: 0.00062, 'triplet-semihard': 0.0032 }, epochFiles: 0.0151 } },
+    estimate: { seconds: 1776, loadedSeconds: 1776, trainingSeconds: 3500, workers: 2, costs },
   };
   assert.equal(
     planText(plan),
     [
       'sweep: 2 losses x (30 trials x 2 folds + 5 tuned + 5 default seeds) = 140 trainings, 0 finished already; training classes 0,1,2,3,4, test classes 5,6,7,8,9',
-      'sweep: estimated about 30 min (measured here: 0.62 ms a step (contrastive) to 3.2 ms (triplet-semihard), 15.1 ms of files an epoch; 2 workers; ' +
-        'other programs\' load not foreseen, the report not included)',
+      'sweep: estimated about 30 min (measured here: 0.62 ms a step (contrastive) to 3.2 ms (triplet-semihard), 15.1 ms of files an epoch; 2 workers; the report not included)',
       'sweep: note: 2 folds, not 4: 5 training classes make at most 2 groups of 2 or more',
     ].join('\n'),
+  );
+  // a busy machine: both times, and the share of a core the measurement got
+  assert.equal(
+    planText({ ...plan, notes: [], estimate: { seconds: 1776, loadedSeconds: 3900, trainingSeconds: 3500, workers: 2, costs: { ...costs, share: 0.454 } } }).split('\n')[1],
+    'sweep: estimated about 30 min with the cores to itself, 65 min if the load of the moment lasts (measured here: 0.62 ms a step (contrastive) to 3.2 ms (triplet-semihard), ' +
+      '15.1 ms of files an epoch; 2 workers; other programs left the measurement 45% of a core; the report not included)',
   );
   assert.equal(estimateBasis({ ...plan.estimate!, workers: 1, costs: { ...COSTS, step: { contrastive: 0.0005 } } }), 'measured here: 0.50 ms a step, 10.0 ms of files an epoch; 1 worker');
   assert.match(planText({ ...plan, estimate: undefined }), /^sweep: estimated time unknown on 2 workers \(the calibration failed\)$/m);
@@ -204,7 +218,7 @@ test('sweep --plan prints the plan and exits 0, writing nothing (no folder, noth
   const r = siamese([...args, '--out', out]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^sweep: 2 losses x \(2 trials x 2 folds \+ 1 tuned \+ 1 default seeds\) = 12 trainings, 0 finished already; training classes 0,1,2,3, test classes 4,5,6,7$/m);
-  assert.match(r.stdout, /^sweep: estimated about \d+ s \(measured here: [\d.]+ ms a step \(\S+\) to [\d.]+ ms \(\S+\), [\d.]+ ms of files an epoch; 2 workers; /m);
+  assert.match(r.stdout, /^sweep: estimated about \d+ s( with the cores to itself, \d+ s if the load of the moment lasts)? \(measured here: [\d.]+ ms a step \(\S+\) to [\d.]+ ms \(\S+\), [\d.]+ ms of files an epoch; 2 workers; /m);
   assert.equal(existsSync(out), false, 'no output folder');
   const existing = join(root, 'existing');
   mkdirSync(existing);

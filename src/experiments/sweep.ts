@@ -397,10 +397,13 @@ export function sweepJobs(def: SweepDefinition, out: string, ds: Dataset): { pla
  */
 async function sweepEstimate(def: SweepDefinition, ds: Dataset, work: readonly TrainingWork[], workers: number, threads: number, loadSeconds: number): Promise<Estimate | undefined> {
   try {
+    // a worker starts the backend and loads the data set, as this process did
+    const b0 = performance.now();
     await initBackend('wasm');
+    const backendSeconds = (performance.now() - b0) / 1000;
     const ids = new Set(work.map((w) => w.lossId));
     const losses = def.losses.filter((l) => ids.has(l.spec.id)).map((l) => ({ id: l.spec.id, config: trainConfig(def, l, undefined, def.split, 0) }));
-    const costs = await calibrate(ds, losses, threads, loadSeconds);
+    const costs = await calibrate(ds, losses, threads, loadSeconds + backendSeconds);
     return estimatePlan(work, costs, workers);
   } catch {
     return undefined;

@@ -349,6 +349,17 @@ function sweepWorkers(def: SweepDefinition, requested: number | undefined): numb
   return Math.max(1, Math.min(maxWorkers, def.losses.length * Math.max(def.folds, def.seeds * 2)));
 }
 
+/** The epochs an interrupted run has kept (it resumes from there); 0 for none, or for a folder the resume will judge. */
+function epochsDone(runDir: string): number {
+  const r = new RunDir(runDir);
+  if (!r.exists('manifest') || !r.exists('checkpoint')) return 0;
+  try {
+    return r.readManifest().epochsDone;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Every training of the sweep, finished on disk or still to run, and what each of those will do
  * (its own split: a fold trains on the training classes outside its group and validates on that
@@ -371,7 +382,8 @@ export function sweepJobs(def: SweepDefinition, out: string, ds: Dataset): { pla
     planned.push(job);
     const config = trainConfig(def, l, undefined, split, job.seed);
     const kind = createLoss(l.spec.loss, l.spec.params).kind;
-    work.push({ key: job.key, ...trainingWork(ds, l.spec.id, config, kind, { epochs: def.config.epochs, snapshotImages, retrieval: true }, sizes) });
+    const epochs = def.config.epochs - epochsDone(job.runDir);
+    work.push({ key: job.key, ...trainingWork(ds, l.spec.id, config, kind, { epochs, snapshotImages, retrieval: true }, sizes) });
   };
   for (const l of def.losses) {
     const id = l.spec.id;
@@ -395,7 +407,14 @@ export function sweepJobs(def: SweepDefinition, out: string, ds: Dataset): { pla
  * in estimate.ts) on the threads a worker uses. Undefined when the calibration fails: the sweep
  * runs without an estimate rather than not at all.
  */
-async function sweepEstimate(def: SweepDefinition, ds: Dataset, work: readonly TrainingWork[], workers: number, threads: number, loadSeconds: number): Promise<Estimate | undefined> {
+async function sweepEstimate(
+  def: SweepDefinition,
+  ds: Dataset,
+  work: readonly TrainingWork[],
+  workers: number,
+  threads: number,
+  loadSeconds: number,
+): Promise<Estimate | undefined> {
   try {
     // a worker starts the backend and loads the data set, as this process did
     const b0 = performance.now();

@@ -14,11 +14,12 @@ import { loadDataset } from '../../src/data/registry.ts';
 import { initBackend } from '../../src/engine/backend.ts';
 import { calibrate, type Costs, estimateBasis, estimatePlan, splitSizes, trainingSeconds, type TrainingWork } from '../../src/experiments/estimate.ts';
 import { estimateBatches } from '../../src/experiments/grid.ts';
-import { resolveDefinition, type SweepPlan, sweepJobs, trainConfig } from '../../src/experiments/sweep.ts';
+import { foldSplit, resolveDefinition, type SweepPlan, sweepJobs, trainConfig } from '../../src/experiments/sweep.ts';
 import { planText } from '../../src/cli/sweep.ts';
 import { createLoss } from '../../src/losses/registry.ts';
 import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
 import { epochBatches, epochKind } from '../../src/train/epochBatches.ts';
+import { trainRun } from '../../src/train/run.ts';
 import { Training } from '../../src/train/trainer.ts';
 import { siamese } from '../cli/run.ts';
 import { writeBandsIdx } from '../data/datasets.ts';
@@ -170,6 +171,33 @@ test('a sweep\'s plan by hand: folds on their own classes, finals with snapshots
   assert.ok(Math.abs(one.seconds - (1 + 0.6016)) < 1e-9);
   assert.equal(estimatePlan([], COSTS, 2).seconds, 0);
   assert.throws(() => estimatePlan(work, COSTS, 0), /workers must be an integer >= 1/);
+});
+
+test('a resumed sweep: finished trainings are left out, an interrupted one counts only the epochs it has left', async () => {
+  await initBackend('wasm');
+  const ds = await loadDataset(data);
+  const { definition: def } = resolveDefinition({ data, losses: 'contrastive:margin=0.5..1', trials: 1, folds: 2, seeds: 1, epochs: 3, batchSize: 16 }, ds);
+  const out = join(root, 'resumed');
+  const l = def.losses[0]!;
+  const before = sweepJobs(def, out, ds);
+  // fold 0 interrupted after its first epoch, fold 1 finished
+  const stop = new AbortController();
+  const first = await trainRun({ config: trainConfig(def, l, undefined, foldSplit(def.trainClasses, def.groups[0]!), 0), out: join(out, 'runs', 'contrastive', 'trial00', 'fold0'), dataset: ds, signal: stop.signal, onEpoch: () => stop.abort() });
+  assert.equal(first.status, 'interrupted');
+  assert.equal(first.epochs, 1);
+  const second = await trainRun({ config: trainConfig(def, l, undefined, foldSplit(def.trainClasses, def.groups[1]!), 0), out: join(out, 'runs', 'contrastive', 'trial00', 'fold1'), dataset: ds });
+  assert.equal(second.status, 'finished');
+  const after = sweepJobs(def, out, ds);
+  assert.deepEqual(after.reusedKeys, ['contrastive/trial00/fold1']);
+  assert.deepEqual(
+    after.work.map((w) => [w.key, w.epochs]),
+    [
+      ['contrastive/trial00/fold0', 2],
+      ['contrastive/tuned-seed0', 3],
+      ['contrastive/default-seed0', 3],
+    ],
+  );
+  assert.deepEqual(before.work.map((w) => w.epochs), [3, 3, 3, 3]);
 });
 
 test('calibrate: a cost for every loss asked, all positive and finite (what it runs is fixed; its values are not asserted)', async () => {

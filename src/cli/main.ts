@@ -92,6 +92,7 @@ interface SweepCliOptions extends ModelCliOptions, DataCliOptions {
   out?: string;
   workers?: number;
   quick?: boolean;
+  plan?: boolean;
   report: boolean;
   engine?: 'auto' | 'tfjs' | 'native';
 }
@@ -307,11 +308,12 @@ export function buildProgram(): Command {
     .option('--train-pairs <n>', 'use only the first n train pairs', intArg('--train-pairs', 1))
     .option('--out <dir>', 'sweep directory; the same command again resumes there (default runs/sweep)')
     .option('--quick', 'a first look: 4 trials, 2 folds, 2 seeds, 1 epoch on 2,000 train pairs')
+    .option('--plan', 'print the plan and its time estimate, then exit (writes nothing)')
     .option('--no-report', 'write results.json only')
     .addHelpText('after', '\nRanges: KEY=LO..HI, with :log (log scale) and/or :int; lr=LO..HI searches the learning rate. Default --split: classes.\nDetails: src/experiments/searchSpec.ts and src/experiments/sweep.ts.'))), 'sweep')
     .action(async (o: SweepCliOptions) => {
-      const { sweepCommand } = await import('./sweep.ts');
-      await sweepCommand({
+      const { sweepCommand, sweepPlanCommand } = await import('./sweep.ts');
+      await (o.plan ? sweepPlanCommand : sweepCommand)({
         ...modelConfig(o),
         data: dataSpec(o),
         losses: o.losses,

@@ -1,5 +1,6 @@
 import type { SweepOptions, SweepOutcome, SweepPlan, SweepResults } from '../experiments/sweep.ts';
-import { runSweep } from '../experiments/sweep.ts';
+import { planSweep, runSweep } from '../experiments/sweep.ts';
+import { estimateBasis, estimateWords } from '../experiments/estimate.ts';
 import { count } from '../words.ts';
 import { CompareProgress } from './compare.ts';
 import type { ReportFiles } from '../viz/report.ts';
@@ -45,6 +46,14 @@ export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepComm
   return outcome;
 }
 
+/** `sweep --plan`: the plan on stdout, nothing trained or written. */
+export async function sweepPlanCommand(opts: SweepCommandOptions): Promise<SweepPlan> {
+  const { report: _r, ...sweepOpts } = opts;
+  const plan = await planSweep(sweepOpts);
+  process.stdout.write(planText(plan) + '\n');
+  return plan;
+}
+
 const minutes = (s: number): string => (s < 90 ? `${Math.max(1, Math.round(s))} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
 
 /** The plan, before any training: what will be trained, and roughly how long it takes here. */
@@ -58,8 +67,9 @@ export function planText(p: SweepPlan): string {
       ? 'sweep: nothing left to train'
       : p.queue
         ? `sweep: on the workers of the queue ${p.queue} (no time estimate: it depends on the fleet)`
-        : `sweep: estimated ${p.estimateSeconds === undefined ? 'time unknown' : `about ${minutes(p.estimateSeconds)}`} on ${count(p.workers, 'worker')} ` +
-          '(a few batches and one evaluation timed here, under the load of the moment; startup not included)',
+        : p.estimate === undefined
+          ? `sweep: estimated time unknown on ${count(p.workers, 'worker')} (the calibration failed)`
+          : `sweep: estimated ${estimateWords(p.estimate, minutes)} (${estimateBasis(p.estimate)}; the report not included)`,
   ];
   for (const n of p.notes) lines.push(`sweep: note: ${n}`);
   return lines.join('\n');

@@ -15,6 +15,8 @@ import { createLoss } from '../losses/registry.ts';
 import { sharedInitialWeights } from '../train/run.ts';
 import { DEFAULT_SNAPSHOT_POINTS } from '../train/epochEmbeddings.ts';
 import { resolveConfig, type TrainConfig } from '../train/config.ts';
+import { epochBatches, epochKind } from '../train/epochBatches.ts';
+import { splitSizes } from './estimate.ts';
 import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import { type TsneParams } from './jobs.ts';
 import { type LossSpec, parseLossList, parseLossSpec } from './lossSpec.ts';
@@ -312,11 +314,14 @@ export async function ensureInitialWeights(out: string, spec: CompareSpec, seed:
   await sharedInitialWeights(initialPath(out, seed), { ...spec.config, seed }, ds);
 }
 
-/** Batches per epoch, for progress estimates before a run reports its own count. */
+/**
+ * Batches per epoch, for progress estimates before a run reports its own count: counted as the
+ * training will count them (class-balanced batches for miners and batch losses, on the training
+ * classes of the split).
+ */
 export function estimateBatches(l: LossSpec, spec: CompareSpec, ds: Dataset): number {
   const kind = createLoss(l.loss, l.params).kind;
-  const items = kind === 'triplet' ? (spec.config.trainPairs > 0 ? Math.min(ds.train.n, Math.ceil(spec.config.trainPairs / 2)) : ds.train.n) : trainPairCount(spec, ds);
-  return Math.ceil(items / spec.config.batchSize);
+  return epochBatches(spec.config, epochKind(kind, l.miner), splitSizes(ds, spec.config.split ?? 'pairs').trainLabels);
 }
 
 export function fullPairCount(labels: Uint8Array): number {

@@ -39,7 +39,7 @@ import { parseSplit, resolveSplit } from '../data/split.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { initBackend } from '../engine/backend.ts';
 import { DataError, UsageError } from '../errors.ts';
-import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
+import type { Evaluation } from '../eval/evaluate.ts';
 import { type RetrievalMetrics, retrievalMetrics } from '../eval/retrieval.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { lockOutput } from '../io/lock.ts';
@@ -47,13 +47,14 @@ import { embedSplit, sharedInitialWeights } from '../train/run.ts';
 import { DEFAULT_SNAPSHOT_POINTS } from '../train/epochEmbeddings.ts';
 import { resolveConfig, type TrainConfig } from '../train/config.ts';
 import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
-import { Training } from '../train/trainer.ts';
+import { createLoss } from '../losses/registry.ts';
 import { pairedComparisons, resultsJson, type ScoredRun } from './collect.ts';
 import type { CompareCallbacks, CompareJob } from './compare.ts';
 import { experimentConfig, type ExperimentOptions, gridQueueName, runState } from './grid.ts';
 import type { Executor } from './executor.ts';
 import type { JobRequest } from './jobs.ts';
 import { WorkerPool } from './pool.ts';
+import { calibrate, type Estimate, estimatePlan, type TrainingWork, trainingWork } from './estimate.ts';
 import { QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
 import type { PairedComparison } from './results.ts';
 import { parseSweepList, type SweepLossSpec, trialSettings } from './searchSpec.ts';
@@ -213,8 +214,10 @@ export interface SweepPlan {
   workers: number;
   /** the Redis queue the trainings go to (the fleet's workers, not local threads, run them) */
   queue?: string;
-  /** rough seconds on this machine, or undefined when it could not be measured */
+  /** seconds on this machine (estimate.seconds), or undefined when it could not be measured */
   estimateSeconds?: number;
+  /** the estimate and what it rests on (the costs measured here) */
+  estimate?: Estimate;
   notes: string[];
 }
 
@@ -323,16 +326,146 @@ export function trainConfig(def: SweepDefinition, l: SweepLossSpec, x: Record<st
   });
 }
 
+/** The sweep.json already in `out`, checked against this definition (a different sweep is refused). */
+function storedSweep(out: string, def: SweepDefinition): StoredSweep | undefined {
+  const sweepPath = join(out, SWEEP_FILE);
+  if (!existsSync(sweepPath)) return undefined;
+  const stored = readJson(sweepPath) as Partial<StoredSweep>;
+  if (stored.tool !== 'siamese-lab' || stored.kind !== 'sweep' || !stored.definition) throw new DataError(`${sweepPath}: not a sweep written by siamese-lab`);
+  if (essence(stored.definition) !== essence(def)) {
+    throw new UsageError(`${out} holds a sweep with other settings (see ${sweepPath}); run the command that started it, or use another --out`);
+  }
+  return stored as StoredSweep;
+}
+
+function sweepJob(def: SweepDefinition, key: string, label: string, runDir: string, lossId: string, seed: number): CompareJob & { runDir: string; seed: number } {
+  return { key, kind: 'train', label, lossId, seed, runDir, epochs: def.config.epochs, startEpoch: 0 };
+}
+
+/** The workers a sweep runs on: at most the trainings that can run at once (every loss's folds, or its final seeds). */
+function sweepWorkers(def: SweepDefinition, requested: number | undefined): number {
+  const maxWorkers = requested ?? availableParallelism();
+  if (!Number.isInteger(maxWorkers) || maxWorkers < 1) throw new UsageError(`workers must be an integer >= 1, got ${maxWorkers}`);
+  return Math.max(1, Math.min(maxWorkers, def.losses.length * Math.max(def.folds, def.seeds * 2)));
+}
+
+/** The epochs an interrupted run has kept (it resumes from there); 0 for none, or for a folder the resume will judge. */
+function epochsDone(runDir: string): number {
+  const r = new RunDir(runDir);
+  if (!r.exists('manifest') || !r.exists('checkpoint')) return 0;
+  try {
+    return r.readManifest().epochsDone;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Every training of the sweep, finished on disk or still to run, and what each of those will do
+ * (its own split: a fold trains on the training classes outside its group and validates on that
+ * group's test images). Reads the output folder, writes nothing.
+ */
+export function sweepJobs(def: SweepDefinition, out: string, ds: Dataset): { planned: CompareJob[]; reusedKeys: string[]; work: (TrainingWork & { key: string })[] } {
+  const planned: CompareJob[] = [];
+  const reusedKeys: string[] = [];
+  const work: (TrainingWork & { key: string })[] = [];
+  const sizes = new Map<string, { trainLabels: Uint8Array; testImages: number }>();
+  const finishedOnDisk = (dir: string): boolean => {
+    const r = new RunDir(dir);
+    return r.exists('manifest') && r.exists('result') && r.readManifest().status === 'finished';
+  };
+  const add = (job: CompareJob & { runDir: string; seed: number }, l: SweepLossSpec, split: string, snapshotImages: number): void => {
+    if (finishedOnDisk(job.runDir)) {
+      reusedKeys.push(job.key);
+      return;
+    }
+    planned.push(job);
+    const config = trainConfig(def, l, undefined, split, job.seed);
+    const kind = createLoss(l.spec.loss, l.spec.params).kind;
+    const epochs = def.config.epochs - epochsDone(job.runDir);
+    work.push({ key: job.key, ...trainingWork(ds, l.spec.id, config, kind, { epochs, snapshotImages, retrieval: true }, sizes) });
+  };
+  for (const l of def.losses) {
+    const id = l.spec.id;
+    for (let t = 0; t < def.trials; t++) {
+      def.groups.forEach((group, k) => {
+        const job = sweepJob(def, trialKey(id, t, k), `${id} trial ${t + 1} fold ${k + 1}`, trialDir(out, id, t, k), id, SEARCH_TRAIN_SEED);
+        add(job, l, foldSplit(def.trainClasses, group), 0);
+      });
+    }
+    for (const kind of ['tuned', 'default'] as const) {
+      for (let s = 0; s < def.seeds; s++) {
+        add(sweepJob(def, `${id}/${kind}-seed${s}`, `${id} ${kind} seed ${s}`, finalDir(out, id, kind, s), id, s), l, def.split, DEFAULT_SNAPSHOT_POINTS);
+      }
+    }
+  }
+  return { planned, reusedKeys, work };
+}
+
+/**
+ * The time of the trainings still to run: each loss with work left is calibrated here (calibrate()
+ * in estimate.ts) on the threads a worker uses. Undefined when the calibration fails: the sweep
+ * runs without an estimate rather than not at all.
+ */
+async function sweepEstimate(
+  def: SweepDefinition,
+  ds: Dataset,
+  work: readonly TrainingWork[],
+  workers: number,
+  threads: number,
+  loadSeconds: number,
+): Promise<Estimate | undefined> {
+  try {
+    // a worker starts the backend and loads the data set, as this process did
+    const b0 = performance.now();
+    await initBackend('wasm');
+    const backendSeconds = (performance.now() - b0) / 1000;
+    const ids = new Set(work.map((w) => w.lossId));
+    const losses = def.losses.filter((l) => ids.has(l.spec.id)).map((l) => ({ id: l.spec.id, config: trainConfig(def, l, undefined, def.split, 0) }));
+    const costs = await calibrate(ds, losses, threads, loadSeconds + backendSeconds);
+    return estimatePlan(work, costs, workers);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `sweep --plan`: the plan and its estimate, as the sweep would print them, and nothing else: no
+ * file is written (an existing output folder is read to count its finished trainings).
+ */
+export async function planSweep(opts: SweepOptions = {}): Promise<SweepPlan> {
+  const t0 = performance.now();
+  const out = opts.out ?? join('runs', 'sweep');
+  const dataset = await loadDataset(opts.data);
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const { definition: def, notes } = resolveDefinition(opts, dataset);
+  storedSweep(out, def);
+  const { planned, reusedKeys, work } = sweepJobs(def, out, dataset);
+  const workers = sweepWorkers(def, opts.workers);
+  const plan: SweepPlan = { definition: def, trainings: def.losses.length * (def.trials * def.folds + 2 * def.seeds), finished: reusedKeys.length, workers, notes };
+  if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
+  else if (planned.length > 0) {
+    const e = await sweepEstimate(def, dataset, work, workers, workers > 1 ? 1 : 0, loadSeconds);
+    if (e) {
+      plan.estimate = e;
+      plan.estimateSeconds = e.seconds;
+    }
+  }
+  return plan;
+}
+
 /** Run a sweep (taking the output folder's lock). */
 export async function runSweep(opts: SweepOptions = {}, callbacks: SweepCallbacks = {}): Promise<SweepOutcome> {
   const t0 = performance.now();
   const out = opts.out ?? join('runs', 'sweep');
   // every option checked before anything is written (the lock creates the folder)
   const dataset = await loadDataset(opts.data);
+  // what each worker will do again when it starts: part of the estimate
+  const loadSeconds = (performance.now() - t0) / 1000;
   const resolved = resolveDefinition(opts, dataset);
   const lock = lockOutput(out, { command: 'sweep' });
   try {
-    return await runSweepLocked({ ...opts, out }, callbacks, dataset, resolved, t0);
+    return await runSweepLocked({ ...opts, out }, callbacks, dataset, resolved, t0, loadSeconds);
   } finally {
     lock.release();
   }
@@ -344,18 +477,11 @@ async function runSweepLocked(
   dataset: Dataset,
   { definition: def, notes }: ReturnType<typeof resolveDefinition>,
   t0: number,
+  loadSeconds: number,
 ): Promise<SweepOutcome> {
   const { out } = opts;
   const sweepPath = join(out, SWEEP_FILE);
-  let createdAt = new Date().toISOString();
-  if (existsSync(sweepPath)) {
-    const stored = readJson(sweepPath) as Partial<StoredSweep>;
-    if (stored.tool !== 'siamese-lab' || stored.kind !== 'sweep' || !stored.definition) throw new DataError(`${sweepPath}: not a sweep written by siamese-lab`);
-    if (essence(stored.definition) !== essence(def)) {
-      throw new UsageError(`${out} holds a sweep with other settings (see ${sweepPath}); run the command that started it, or use another --out`);
-    }
-    createdAt = stored.createdAt ?? createdAt;
-  }
+  const createdAt = storedSweep(out, def)?.createdAt ?? new Date().toISOString();
   // the final runs store embeddings: refused at once if the queue cannot carry them
   if (opts.queue) for (const l of def.losses) queueableEmbeddings(DEFAULT_SNAPSHOT_POINTS, trainConfig(def, l, undefined, def.split, 0));
   const queue = opts.queue
@@ -387,57 +513,21 @@ async function runSweepLocked(
     // ---- plan ------------------------------------------------------------------------------
     const L = def.losses.length;
     const perLoss = def.trials * def.folds + 2 * def.seeds;
-    const planned: CompareJob[] = [];
-    const reusedKeys: string[] = [];
-    const finishedOnDisk = (dir: string): boolean => {
-      const r = new RunDir(dir);
-      return r.exists('manifest') && r.exists('result') && r.readManifest().status === 'finished';
-    };
-    const trainJob = (key: string, label: string, runDir: string, lossId: string, seed: number): CompareJob => ({
-      key,
-      kind: 'train',
-      label,
-      lossId,
-      seed,
-      runDir,
-      epochs: def.config.epochs,
-      startEpoch: 0,
-    });
-    for (const l of def.losses) {
-      const id = l.spec.id;
-      for (let t = 0; t < def.trials; t++) {
-        for (let k = 0; k < def.folds; k++) {
-          const dir = trialDir(out, id, t, k);
-          const job = trainJob(trialKey(id, t, k), `${id} trial ${t + 1} fold ${k + 1}`, dir, id, SEARCH_TRAIN_SEED);
-          if (finishedOnDisk(dir)) reusedKeys.push(job.key);
-          else planned.push(job);
-        }
-      }
-      for (const kind of ['tuned', 'default'] as const) {
-        for (let s = 0; s < def.seeds; s++) {
-          const dir = finalDir(out, id, kind, s);
-          const job = trainJob(`${id}/${kind}-seed${s}`, `${id} ${kind} seed ${s}`, dir, id, s);
-          if (finishedOnDisk(dir)) reusedKeys.push(job.key);
-          else planned.push(job);
-        }
-      }
-    }
-    const maxWorkers = opts.workers ?? availableParallelism();
-    if (!Number.isInteger(maxWorkers) || maxWorkers < 1) throw new UsageError(`workers must be an integer >= 1, got ${maxWorkers}`);
-    const workers = Math.max(1, Math.min(maxWorkers, L * Math.max(def.folds, def.seeds * 2)));
+    const trainJob = (key: string, label: string, runDir: string, lossId: string, seed: number): CompareJob => sweepJob(def, key, label, runDir, lossId, seed);
+    const { planned, reusedKeys, work } = sweepJobs(def, out, dataset);
+    const workers = sweepWorkers(def, opts.workers);
     const threads = workers > 1 ? 1 : 0;
     const plan: SweepPlan = { definition: def, trainings: L * perLoss, finished: reusedKeys.length, workers, notes };
     if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
     if (planned.length > 0 && callbacks.onSweepPlan && !opts.queue) {
-      const counts = new Map<string, number>();
-      for (const j of planned) counts.set(j.lossId!, (counts.get(j.lossId!) ?? 0) + 1);
-      const e = await estimateSeconds(def, dataset, counts, workers);
+      const e = await sweepEstimate(def, dataset, work, workers, threads, loadSeconds);
       if (e) {
+        plan.estimate = e;
         plan.estimateSeconds = e.seconds;
-        // the progress display's ETA until each training reports its own count
-        for (const j of planned) j.batchesPerEpoch = e.losses.find((x) => x.id === j.lossId)?.batchesPerEpoch;
       }
     }
+    // the progress display's ETA until each training reports its own count
+    for (const j of planned) j.batchesPerEpoch = work.find((w) => w.key === j.key)?.batchesPerEpoch;
     callbacks.onSweepPlan?.(plan);
     callbacks.onPlan?.({ jobs: planned, reused: reusedKeys, workers, runs: L * perLoss });
 
@@ -725,78 +815,3 @@ export function rankingVerdict(tuned: string[], untuned: string[], c: SweepResul
   return words.join(' ');
 }
 
-/** One loss's share of a sweep's time estimate. */
-export interface LossTiming {
-  id: string;
-  /** trainings of this loss still to run */
-  trainings: number;
-  batchesPerEpoch: number;
-  secondsPerBatch: number;
-}
-
-/**
- * The plan's arithmetic: each loss's trainings times (epochs x batches x seconds per batch, plus
- * one final evaluation), shared over the workers.
- */
-export function estimateTotal(losses: readonly LossTiming[], epochs: number, evalSeconds: number, workers: number): number {
-  let total = 0;
-  for (const l of losses) total += l.trainings * (epochs * l.batchesPerEpoch * l.secondsPerBatch + evalSeconds);
-  return total / workers;
-}
-
-/**
- * A rough time for the planned trainings on this machine: a few batches of every loss timed here
- * on one thread (losses differ by 10x and more per batch: mined and batch losses cost more),
- * plus one final evaluation, shared over the workers. The load of the moment is in the timings;
- * later changes of it are not.
- */
-export async function estimateSeconds(
-  def: SweepDefinition,
-  ds: Dataset,
-  trainings: ReadonlyMap<string, number>,
-  workers: number,
-): Promise<{ seconds: number; losses: LossTiming[] } | undefined> {
-  try {
-    await initBackend('wasm');
-    const losses: LossTiming[] = [];
-    let evalSeconds: number | undefined;
-    for (const l of def.losses) {
-      const n = trainings.get(l.spec.id) ?? 0;
-      if (n === 0) continue;
-      const config = trainConfig(def, l, undefined, def.split, 0);
-      const t = new Training(ds, { ...config, threads: 1 });
-      try {
-        // the aborted epoch leaves the Training mid-epoch: its state before, to evaluate from
-        const state = t.getState();
-        const stop = new AbortController();
-        const times: number[] = [];
-        let batches = 0;
-        const t0 = performance.now();
-        t.runEpoch(
-          (info) => {
-            times.push(performance.now());
-            batches = info.batches;
-            if (times.length >= 6) stop.abort();
-          },
-          { signal: stop.signal },
-        );
-        if (times.length === 0) return undefined;
-        // from the epoch's start: its set-up (pairs, mining) is part of what a batch costs
-        losses.push({ id: l.spec.id, trainings: n, batchesPerEpoch: batches, secondsPerBatch: (times.at(-1)! - t0) / 1000 / times.length });
-        if (evalSeconds === undefined) {
-          // a training's final evaluation (test pairs and retrieval), timed on the test classes;
-          // the folds validate on fewer images, so this errs on the long side
-          t.setState(state);
-          const e0 = performance.now();
-          evaluateTraining(t, { retrieval: true });
-          evalSeconds = (performance.now() - e0) / 1000;
-        }
-      } finally {
-        t.dispose();
-      }
-    }
-    return { seconds: estimateTotal(losses, def.config.epochs, evalSeconds ?? 0, workers), losses };
-  } catch {
-    return undefined;
-  }
-}

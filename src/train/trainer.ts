@@ -17,6 +17,7 @@ import { Rng, type RngState } from '../rng.ts';
 import { batchPairAccuracy, bestThresholdAccuracy, pairSweep } from './batchAccuracy.ts';
 import { ClassWeights, PROXY_LR_FACTOR } from './classWeights.ts';
 import type { TrainConfig } from './config.ts';
+import { balancedShape } from './epochBatches.ts';
 
 /** One line of the epoch log (written as JSON lines into the run directory). */
 export interface EpochLog {
@@ -369,8 +370,7 @@ export class Training {
     if (this.loss.kind === 'batch') return this.batchLossPlan(this.loss);
     if (this.miner) {
       const labels = this.dataset.train.labels;
-      const perClass = this.config.perClass > 0 ? this.config.perClass : Math.max(2, Math.floor(bs / this.numClasses));
-      const classes = Math.max(2, Math.min(this.numClasses, Math.floor(bs / perClass)));
+      const { perClass, classes } = balancedShape(bs, this.config.perClass, this.numClasses);
       let batches = classBalancedBatches(labels, perClass, classes, this.shuffleRng);
       // --train-pairs N: a pair is two images, so a mined epoch of a slice sees about 2N images
       if (this.config.trainPairs > 0) batches = batches.slice(0, Math.ceil((2 * this.config.trainPairs) / (perClass * classes)));
@@ -460,8 +460,7 @@ export class Training {
   /** The class-balanced batches of one epoch (the miners' recipe and --train-pairs slice). */
   private classBalancedPlan(): Int32Array[] {
     const bs = this.config.batchSize;
-    const perClass = this.config.perClass > 0 ? this.config.perClass : Math.max(2, Math.floor(bs / this.numClasses));
-    const classes = Math.max(2, Math.min(this.numClasses, Math.floor(bs / perClass)));
+    const { perClass, classes } = balancedShape(bs, this.config.perClass, this.numClasses);
     const batches = classBalancedBatches(this.dataset.train.labels, perClass, classes, this.shuffleRng);
     return this.config.trainPairs > 0 ? batches.slice(0, Math.ceil((2 * this.config.trainPairs) / (perClass * classes))) : batches;
   }

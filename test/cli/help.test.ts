@@ -30,7 +30,7 @@ const EXPECTED: Record<string, string[]> = {
   doctor: ['--json', '--help'],
   sweep: [
     ...NETWORK, ...PAIRS, '--losses', '--trials', '--folds', '--seeds', '--search-seed', '--epochs', '--batch-size', '--optimizer', '--lr',
-    '--train-pairs', '--out', '--workers', '--queue', '--queue-name', '--quick', '--no-report', '--engine', ...DATA, '--split', '--help',
+    '--train-pairs', '--out', '--workers', '--queue', '--queue-name', '--quick', '--plan', '--no-report', '--engine', ...DATA, '--split', '--help',
   ],
   report: ['--help'],
   embed: [...NETWORK, '--weights', '--split', '--out', '--labels', '--format', ...DATA, '--help'],

@@ -1,61 +1,257 @@
 /**
- * The time `sweep` announces before it starts: every loss of the sweep is timed, not only the
- * first (mined and batch losses cost many times a pair loss per batch, and a plan that timed
- * contrastive alone announced 29 minutes for a sweep that took hours).
+ * The time `sweep` announces before it starts (estimate.ts). The arithmetic is checked on a plan
+ * computed by hand with injected costs (no clock in any assertion): batches per epoch by loss
+ * kind under each training's own split (a fold trains on part of the training classes), the
+ * evaluations, the files, the workers. The batch counts are checked against what a Training
+ * itself reports. `sweep --plan` prints the plan and writes nothing.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadDataset } from '../../src/data/registry.ts';
-import { estimateSeconds, estimateTotal, resolveDefinition, trainConfig } from '../../src/experiments/sweep.ts';
+import { initBackend } from '../../src/engine/backend.ts';
+import { calibrate, type Costs, estimateBasis, estimatePlan, splitSizes, trainingSeconds, type TrainingWork } from '../../src/experiments/estimate.ts';
+import { estimateBatches } from '../../src/experiments/grid.ts';
+import { foldSplit, resolveDefinition, type SweepPlan, sweepJobs, trainConfig } from '../../src/experiments/sweep.ts';
+import { planText } from '../../src/cli/sweep.ts';
+import { createLoss } from '../../src/losses/registry.ts';
+import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
+import { epochBatches, epochKind } from '../../src/train/epochBatches.ts';
+import { trainRun } from '../../src/train/run.ts';
 import { Training } from '../../src/train/trainer.ts';
+import { siamese } from '../cli/run.ts';
 import { writeBandsIdx } from '../data/datasets.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-estimate-'));
 after(() => rmSync(root, { recursive: true, force: true }));
+// 8 classes, 40 training and 15 test images each
+const dataDir = join(root, 'data');
+writeBandsIdx(dataDir);
+const data = { name: 'idx' as const, dir: dataDir };
 
-test('estimateTotal: each loss its own trainings, batches and batch time, plus an evaluation per training, over the workers', () => {
-  const losses = [
-    { id: 'a', trainings: 2, batchesPerEpoch: 10, secondsPerBatch: 0.01 },
-    { id: 'b', trainings: 3, batchesPerEpoch: 4, secondsPerBatch: 0.5 },
-  ];
-  // by hand: a: 2 x (5 x 10 x 0.01 + 1) = 3; b: 3 x (5 x 4 x 0.5 + 1) = 33; (3 + 33) / 2 workers
-  assert.equal(estimateTotal(losses, 5, 1, 2), 18);
-  assert.equal(estimateTotal([], 5, 1, 2), 0);
-});
-
-test('estimateSeconds times every loss that has trainings to run, with that loss\'s own batches per epoch', async () => {
-  writeBandsIdx(root);
-  const ds = await loadDataset({ name: 'idx', dir: root });
-  const { definition } = resolveDefinition(
-    { data: { name: 'idx', dir: root }, losses: 'contrastive:margin=0.5..1,multi-similarity:alpha=1..4,triplet:margin=0.1..0.5;miner=semihard', trials: 2, folds: 2, seeds: 1, epochs: 2, trainPairs: 120 },
-    ds,
-  );
-  const counts = new Map([
-    ['contrastive', 4],
-    ['multi-similarity', 3],
-  ]);
-  const e = await estimateSeconds(definition, ds, counts, 2);
-  assert.ok(e, 'an estimate');
-  assert.deepEqual(
-    e.losses.map((l) => [l.id, l.trainings]),
-    [
-      ['contrastive', 4],
-      ['multi-similarity', 3],
-    ],
-    'the two losses with trainings to run, and not triplet, which has none',
-  );
-  for (const l of e.losses) {
-    const def = definition.losses.find((x) => x.spec.id === l.id)!;
-    // the oracle: a fresh Training of that loss reports its own batch count in its first callback
-    const t = new Training(ds, { ...trainConfig(definition, def, undefined, definition.split, 0), threads: 1 });
+/** The oracle: a fresh Training reports its epoch's batch count in its first callback. */
+function trainingBatches(ds: Awaited<ReturnType<typeof loadDataset>>, config: TrainConfig): number {
+  const t = new Training(ds, { ...config, threads: 1 });
+  try {
     let batches = 0;
     const stop = new AbortController();
-    t.runEpoch((info) => { batches = info.batches; stop.abort(); }, { signal: stop.signal });
+    t.runEpoch(
+      (info) => {
+        batches = info.batches;
+        stop.abort();
+      },
+      { signal: stop.signal },
+    );
+    return batches;
+  } finally {
     t.dispose();
-    assert.equal(l.batchesPerEpoch, batches, `${l.id}: batches per epoch`);
-    assert.ok(l.secondsPerBatch > 0 && Number.isFinite(l.secondsPerBatch));
   }
+}
+
+test('epochBatches: the batches a Training runs, for every kind of loss, with and without --train-pairs, under class splits', async () => {
+  await initBackend('wasm');
+  const ds = await loadDataset(data);
+  const losses: [string, string | undefined, 'pair' | 'triplet' | 'balanced'][] = [
+    ['contrastive', undefined, 'pair'],
+    ['triplet', undefined, 'triplet'],
+    ['triplet', 'semihard', 'balanced'],
+    ['multi-similarity', undefined, 'balanced'],
+    ['proxy-anchor', undefined, 'balanced'],
+  ];
+  // by hand, batch size 16: a fold trains on 2 classes of 40 images (156 pairs: 10 batches; 80
+  // triplets: 5; class-balanced 8 x 2 images: round(80 / 16) = 5); all 4 training classes: 312
+  // pairs (20), 160 triplets (10), 4 x 4 images (10); a 200-pair slice: 13 pair batches, 100
+  // triplets (7), and the balanced batches stay (ceil(400 / 16) = 25 allowed)
+  const hand: Record<string, Record<string, number>> = {
+    'train=1,3;test=0,2': { pair: 10, triplet: 5, balanced: 5 },
+    classes: { pair: 20, triplet: 10, balanced: 10 },
+  };
+  for (const split of ['pairs', 'classes', 'train=1,3;test=0,2']) {
+    for (const trainPairs of [0, 200, 40]) {
+      for (const [loss, miner, kind] of losses) {
+        const config = resolveConfig({ loss, miner, batchSize: 16, trainPairs, split, epochs: 1 });
+        const lossKind = createLoss(loss).kind;
+        assert.equal(epochKind(lossKind, miner), kind, loss);
+        const counted = epochBatches(config, kind, splitSizes(ds, split).trainLabels);
+        const what = `${loss}${miner ? `+${miner}` : ''}, split ${split}, train pairs ${trainPairs}`;
+        assert.equal(counted, trainingBatches(ds, config), what);
+        if (trainPairs === 0 && hand[split]) assert.equal(counted, hand[split]![kind], `${what}: by hand`);
+      }
+    }
+  }
+  const slice = resolveConfig({ loss: 'contrastive', batchSize: 16, trainPairs: 200, split: 'classes' });
+  assert.equal(epochBatches(slice, 'pair', splitSizes(ds, 'classes').trainLabels), 13);
+  assert.equal(epochBatches(slice, 'triplet', splitSizes(ds, 'classes').trainLabels), 7);
+});
+
+test('splitSizes: the training labels renumbered and the test images of a split, as the Training sees them', async () => {
+  const ds = await loadDataset(data);
+  const s = splitSizes(ds, 'train=1,3;test=0,2,5');
+  assert.equal(s.trainLabels.length, 80);
+  assert.deepEqual([...new Set(s.trainLabels)].sort(), [0, 1]);
+  assert.equal(s.testImages, 45);
+  assert.equal(splitSizes(ds, 'pairs').testImages, 120);
+});
+
+test('compare\'s progress estimate counts class-balanced batches for batch losses and miners, on the split\'s training classes', async () => {
+  const ds = await loadDataset(data);
+  for (const [loss, miner] of [['multi-similarity', undefined], ['triplet', 'semihard'], ['contrastive', undefined]] as const) {
+    const config = resolveConfig({ loss, miner, batchSize: 16, trainPairs: 0, split: 'classes' });
+    const { loss: _l, lossParams: _p, seed: _s, miner: _m, ...shared } = config;
+    const spec = { losses: [], seeds: [0], config: shared };
+    assert.equal(estimateBatches({ id: loss, loss, params: {}, miner, label: loss }, spec, ds), trainingBatches(ds, config), loss);
+  }
+});
+
+const COSTS: Costs = {
+  step: { contrastive: 0.001, 'multi-similarity': 0.004 },
+  evalImage: 0.0001,
+  retrievalPair: 1e-6,
+  epochFiles: 0.01,
+  setup: 0.2,
+  workerStart: 1,
+  share: 1,
+};
+
+test('trainingSeconds: set-up; per epoch its steps, its test images and snapshot, its files; the final evaluation; the distance sample', () => {
+  const w: TrainingWork = { lossId: 'contrastive', epochs: 3, batchesPerEpoch: 20, testImages: 60, snapshotImages: 60, retrieval: true };
+  // 0.2 + 3 x (20 x 0.001 + 120 x 0.0001 + 0.01) + (60 x 0.0001 + 60² x 1e-6) + (0.2 + 60 x 0.0001)
+  assert.ok(Math.abs(trainingSeconds(w, COSTS) - (0.2 + 3 * 0.042 + 0.0096 + 0.206)) < 1e-12);
+  assert.ok(Math.abs(trainingSeconds({ ...w, retrieval: false, snapshotImages: 0 }, COSTS) - (0.2 + 3 * 0.036 + 0.006 + 0.206)) < 1e-12);
+  assert.throws(() => trainingSeconds({ ...w, lossId: 'yukawa' }, COSTS), /no step cost for loss "yukawa"/);
+});
+
+test('a sweep\'s plan by hand: folds on their own classes, finals with snapshots, shared over the workers', async () => {
+  const ds = await loadDataset(data);
+  const { definition: def } = resolveDefinition(
+    { data, losses: 'contrastive:margin=0.5..1,multi-similarity:alpha=1..4', trials: 2, folds: 2, seeds: 1, epochs: 3, batchSize: 16 },
+    ds,
+  );
+  const { planned, reusedKeys, work } = sweepJobs(def, join(root, 'no-sweep-here'), ds);
+  assert.equal(planned.length, 12);
+  assert.equal(reusedKeys.length, 0);
+  assert.deepEqual(
+    work.map((w) => [w.key, w.batchesPerEpoch, w.testImages, w.snapshotImages]),
+    [
+      // training classes 0-3, folds [0,2] and [1,3]: each fold trains on 2 classes and validates on 2 x 15 test images
+      ['contrastive/trial00/fold0', 10, 30, 0],
+      ['contrastive/trial00/fold1', 10, 30, 0],
+      ['contrastive/trial01/fold0', 10, 30, 0],
+      ['contrastive/trial01/fold1', 10, 30, 0],
+      ['contrastive/tuned-seed0', 20, 60, 60],
+      ['contrastive/default-seed0', 20, 60, 60],
+      ['multi-similarity/trial00/fold0', 5, 30, 0],
+      ['multi-similarity/trial00/fold1', 5, 30, 0],
+      ['multi-similarity/trial01/fold0', 5, 30, 0],
+      ['multi-similarity/trial01/fold1', 5, 30, 0],
+      ['multi-similarity/tuned-seed0', 10, 60, 60],
+      ['multi-similarity/default-seed0', 10, 60, 60],
+    ],
+  );
+  assert.ok(work.every((w) => w.epochs === 3 && w.retrieval));
+  // by hand: contrastive fold 0.2 + 3 x (10 x 0.001 + 30 x 0.0001 + 0.01) + (0.003 + 0.0009) + (0.2 + 0.003) = 0.4759,
+  // final 0.2 + 3 x (0.02 + 0.012 + 0.01) + (0.006 + 0.0036) + 0.206 = 0.5416; multi-similarity fold
+  // 0.2 + 3 x (0.02 + 0.003 + 0.01) + 0.0039 + 0.203 = 0.5059, final 0.2 + 3 x (0.04 + 0.012 + 0.01) + 0.0096 + 0.206 = 0.6016
+  const sum = 4 * 0.4759 + 2 * 0.5416 + 4 * 0.5059 + 2 * 0.6016;
+  const two = estimatePlan(work, COSTS, 2);
+  assert.ok(Math.abs(two.trainingSeconds - sum) < 1e-9, `${two.trainingSeconds} against ${sum}`);
+  assert.ok(Math.abs(two.seconds - (1 + sum / 2)) < 1e-9);
+  assert.equal(two.workers, 2);
+  assert.ok(Math.abs(estimatePlan(work, COSTS, 1).seconds - (1 + sum)) < 1e-9);
+  // a busy machine: the calibration got 40% of a core; if that lasts, every worker's part takes 1 / 0.4 as long
+  const busy = estimatePlan(work, { ...COSTS, share: 0.4 }, 2);
+  assert.ok(Math.abs(busy.seconds - two.seconds) < 1e-12);
+  assert.ok(Math.abs(busy.loadedSeconds - (1 + sum / 2 / 0.4)) < 1e-9);
+  assert.ok(Math.abs(two.loadedSeconds - two.seconds) < 1e-12);
+  // more workers than trainings: the longest training bounds it
+  const one = estimatePlan(work.slice(-1), COSTS, 4);
+  assert.equal(one.workers, 1);
+  assert.ok(Math.abs(one.seconds - (1 + 0.6016)) < 1e-9);
+  assert.equal(estimatePlan([], COSTS, 2).seconds, 0);
+  assert.throws(() => estimatePlan(work, COSTS, 0), /workers must be an integer >= 1/);
+});
+
+test('a resumed sweep: finished trainings are left out, an interrupted one counts only the epochs it has left', async () => {
+  await initBackend('wasm');
+  const ds = await loadDataset(data);
+  const { definition: def } = resolveDefinition({ data, losses: 'contrastive:margin=0.5..1', trials: 1, folds: 2, seeds: 1, epochs: 3, batchSize: 16 }, ds);
+  const out = join(root, 'resumed');
+  const l = def.losses[0]!;
+  const before = sweepJobs(def, out, ds);
+  // fold 0 interrupted after its first epoch, fold 1 finished
+  const stop = new AbortController();
+  const first = await trainRun({ config: trainConfig(def, l, undefined, foldSplit(def.trainClasses, def.groups[0]!), 0), out: join(out, 'runs', 'contrastive', 'trial00', 'fold0'), dataset: ds, signal: stop.signal, onEpoch: () => stop.abort() });
+  assert.equal(first.status, 'interrupted');
+  assert.equal(first.epochs, 1);
+  const second = await trainRun({ config: trainConfig(def, l, undefined, foldSplit(def.trainClasses, def.groups[1]!), 0), out: join(out, 'runs', 'contrastive', 'trial00', 'fold1'), dataset: ds });
+  assert.equal(second.status, 'finished');
+  const after = sweepJobs(def, out, ds);
+  assert.deepEqual(after.reusedKeys, ['contrastive/trial00/fold1']);
+  assert.deepEqual(
+    after.work.map((w) => [w.key, w.epochs]),
+    [
+      ['contrastive/trial00/fold0', 2],
+      ['contrastive/tuned-seed0', 3],
+      ['contrastive/default-seed0', 3],
+    ],
+  );
+  assert.deepEqual(before.work.map((w) => w.epochs), [3, 3, 3, 3]);
+});
+
+test('calibrate: a cost for every loss asked, all positive and finite (what it runs is fixed; its values are not asserted)', async () => {
+  await initBackend('wasm');
+  const ds = await loadDataset(data);
+  const { definition: def } = resolveDefinition({ data, losses: 'contrastive:margin=0.5..1,triplet:margin=0.1..0.5;miner=semihard', trials: 1, folds: 2, seeds: 1, epochs: 1, batchSize: 16 }, ds);
+  const costs = await calibrate(ds, def.losses.map((l) => ({ id: l.spec.id, config: trainConfig(def, l, undefined, def.split, 0) })), 1, 0.5);
+  assert.deepEqual(Object.keys(costs.step).sort(), ['contrastive', 'triplet-semihard']);
+  for (const v of [...Object.values(costs.step), costs.evalImage, costs.retrievalPair, costs.epochFiles, costs.setup]) assert.ok(v > 0 && Number.isFinite(v), String(v));
+  assert.ok(costs.share > 0 && costs.share <= 1, String(costs.share));
+  assert.equal(costs.workerStart, 0.5);
+});
+
+test('the plan\'s lines: trainings, the estimate with what it rests on', () => {
+  const costs = { ...COSTS, step: { contrastive: 0.00062, 'triplet-semihard': 0.0032 }, epochFiles: 0.0151 };
+  const plan: SweepPlan = {
+    definition: { losses: [{}, {}], trials: 30, folds: 2, seeds: 5, trainClasses: [0, 1, 2, 3, 4], testClasses: [5, 6, 7, 8, 9] } as unknown as SweepPlan['definition'],
+    trainings: 140,
+    finished: 0,
+    workers: 2,
+    notes: ['2 folds, not 4: 5 training classes make at most 2 groups of 2 or more'],
+    estimate: { seconds: 1776, loadedSeconds: 1776, trainingSeconds: 3500, workers: 2, costs },
+  };
+  assert.equal(
+    planText(plan),
+    [
+      'sweep: 2 losses x (30 trials x 2 folds + 5 tuned + 5 default seeds) = 140 trainings, 0 finished already; training classes 0,1,2,3,4, test classes 5,6,7,8,9',
+      'sweep: estimated about 30 min (measured here: 0.62 ms a step (contrastive) to 3.2 ms (triplet-semihard), 15.1 ms of files an epoch; 2 workers; the report not included)',
+      'sweep: note: 2 folds, not 4: 5 training classes make at most 2 groups of 2 or more',
+    ].join('\n'),
+  );
+  // a busy machine: both times, and the share of a core the measurement got
+  assert.equal(
+    planText({ ...plan, notes: [], estimate: { seconds: 1776, loadedSeconds: 3900, trainingSeconds: 3500, workers: 2, costs: { ...costs, share: 0.454 } } }).split('\n')[1],
+    'sweep: estimated about 30 min with the cores to itself, 65 min if the load of the moment lasts (measured here: 0.62 ms a step (contrastive) to 3.2 ms (triplet-semihard), ' +
+      '15.1 ms of files an epoch; 2 workers; other programs left the measurement 45% of a core; the report not included)',
+  );
+  assert.equal(estimateBasis({ ...plan.estimate!, workers: 1, costs: { ...COSTS, step: { contrastive: 0.0005 } } }), 'measured here: 0.50 ms a step, 10.0 ms of files an epoch; 1 worker');
+  assert.match(planText({ ...plan, estimate: undefined }), /^sweep: estimated time unknown on 2 workers \(the calibration failed\)$/m);
+  assert.match(planText({ ...plan, finished: 140 }), /^sweep: nothing left to train$/m);
+});
+
+test('sweep --plan prints the plan and exits 0, writing nothing (no folder, nothing added to an existing one)', () => {
+  const args = ['sweep', '--plan', '--data', 'idx', '--data-dir', dataDir, '--trials', '2', '--folds', '2', '--seeds', '1', '--epochs', '1', '--train-pairs', '100', '--workers', '2'];
+  const out = join(root, 'plan-out');
+  const r = siamese([...args, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^sweep: 2 losses x \(2 trials x 2 folds \+ 1 tuned \+ 1 default seeds\) = 12 trainings, 0 finished already; training classes 0,1,2,3, test classes 4,5,6,7$/m);
+  assert.match(r.stdout, /^sweep: estimated about \d+ s( with the cores to itself, \d+ s if the load of the moment lasts)? \(measured here: [\d.]+ ms a step \(\S+\) to [\d.]+ ms \(\S+\), [\d.]+ ms of files an epoch; 2 workers; /m);
+  assert.equal(existsSync(out), false, 'no output folder');
+  const existing = join(root, 'existing');
+  mkdirSync(existing);
+  writeFileSync(join(existing, 'keep.txt'), 'x');
+  const again = siamese([...args, '--out', existing]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(readdirSync(existing), ['keep.txt']);
 });

@@ -1,0 +1,288 @@
+/**
+ * The time a grid of trainings (a sweep, a comparison) will take here, announced before it starts.
+ *
+ * Two halves, kept apart so that the arithmetic is tested without a clock:
+ * - the work, from the plan alone: per training its epochs, its batches per epoch (counted as the
+ *   training will count them, under its own class split: a fold trains on a part of the training
+ *   classes), the test images it evaluates after every epoch and at the end;
+ * - the costs, measured by a short calibration on this machine (calibrate(): a few steps of every
+ *   loss after a warm-up, one evaluation, one retrieval on a sample, one epoch's files written).
+ * The trainings are shared over the workers as the pool runs them: each worker takes the next job.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { classCount, type Dataset } from '../data/dataset.ts';
+import { parseSplit, resolveSplit } from '../data/split.ts';
+import { retrievalMetrics } from '../eval/retrieval.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import type { TrainConfig } from '../train/config.ts';
+import { epochBatches, epochKind } from '../train/epochBatches.ts';
+import { RunDir } from '../train/runDir.ts';
+import { Training } from '../train/trainer.ts';
+
+/** One training still to run, as the plan knows it. */
+export interface TrainingWork {
+  /** the loss whose step cost applies */
+  lossId: string;
+  /** epochs still to train */
+  epochs: number;
+  batchesPerEpoch: number;
+  /** test images embedded (with their pairs' distances) after every epoch and in the final evaluation */
+  testImages: number;
+  /** images embedded after every epoch for the stored embeddings (a comparison's or sweep's final runs) */
+  snapshotImages: number;
+  /** the final evaluation computes the retrieval measures (every pair of test images) */
+  retrieval: boolean;
+}
+
+/** What the parts of a training cost on this machine, in seconds. */
+export interface Costs {
+  /** one training step, by loss id */
+  step: Readonly<Record<string, number>>;
+  /** embedding one test image and its share of the test pairs' distances */
+  evalImage: number;
+  /** the retrieval measures, per pair of test images (they rank every image against every other) */
+  retrievalPair: number;
+  /** the files one epoch writes and syncs (checkpoint, weights, log, distances, manifest) */
+  epochFiles: number;
+  /** a training's start: its split, pairs and engine, and its first files */
+  setup: number;
+  /** a worker's start (loading the data set), once per worker, side by side */
+  workerStart: number;
+  /**
+   * the share of a core the calibration's computations got (processor over wall time, at most 1):
+   * below 1 when other programs were running
+   */
+  share: number;
+}
+
+/**
+ * The seconds one training takes on one worker: its set-up; per epoch its steps, the test images
+ * (and snapshot images) it embeds, its files; the final evaluation (embedding and, with
+ * retrieval, every pair of test images); then the distance sample the job writes (the trained
+ * model loaded again, a set-up, and its test images embedded once more).
+ */
+export function trainingSeconds(w: TrainingWork, c: Costs): number {
+  const step = c.step[w.lossId];
+  if (step === undefined) throw new Error(`estimate: no step cost for loss "${w.lossId}"`);
+  const epoch = w.batchesPerEpoch * step + (w.testImages + w.snapshotImages) * c.evalImage + c.epochFiles;
+  const final = w.testImages * c.evalImage + (w.retrieval ? w.testImages * w.testImages * c.retrievalPair : 0);
+  const distances = c.setup + w.testImages * c.evalImage;
+  return c.setup + w.epochs * epoch + final + distances;
+}
+
+export interface Estimate {
+  /** wall seconds with the cores to itself: the workers' start, then the trainings' seconds shared over the workers */
+  seconds: number;
+  /** wall seconds if every worker gets the share of a core the calibration got (the load of the moment lasting) */
+  loadedSeconds: number;
+  /** the trainings' seconds on one worker, summed */
+  trainingSeconds: number;
+  workers: number;
+  costs: Costs;
+}
+
+/**
+ * The trainings shared over the workers: each worker takes the next training when it is free, so
+ * the wall time is their sum over the workers, but never less than the longest one.
+ */
+export function estimatePlan(work: readonly TrainingWork[], costs: Costs, workers: number): Estimate {
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`estimate: workers must be an integer >= 1, got ${workers}`);
+  let sum = 0;
+  let longest = 0;
+  for (const w of work) {
+    const s = trainingSeconds(w, costs);
+    sum += s;
+    longest = Math.max(longest, s);
+  }
+  const used = Math.min(workers, work.length);
+  const trainings = Math.max(sum / used, longest);
+  const seconds = work.length === 0 ? 0 : costs.workerStart + trainings;
+  const loadedSeconds = work.length === 0 ? 0 : costs.workerStart + trainings / Math.min(1, Math.max(costs.share, 0.05));
+  return { seconds, loadedSeconds, trainingSeconds: sum, workers: used, costs };
+}
+
+/** The training labels (renumbered 0..k-1) and the test image count of a split, without copying images. */
+export function splitSizes(ds: Dataset, split: string): { trainLabels: Uint8Array; testImages: number } {
+  const s = resolveSplit(parseSplit(split), classCount(ds.train.labels));
+  if (s.kind === 'pairs') return { trainLabels: ds.train.labels, testImages: ds.test.n };
+  const map = new Int16Array(256).fill(-1);
+  s.trainClasses.forEach((c, i) => (map[c] = i));
+  const kept: number[] = [];
+  for (const l of ds.train.labels) if (map[l]! >= 0) kept.push(map[l]!);
+  const test = new Set(s.testClasses);
+  let testImages = 0;
+  for (const l of ds.test.labels) if (test.has(l)) testImages++;
+  return { trainLabels: Uint8Array.from(kept), testImages };
+}
+
+/** One training's work: its batches per epoch under its split, and its test images. */
+export function trainingWork(
+  ds: Dataset,
+  lossId: string,
+  config: TrainConfig,
+  lossKind: 'pair' | 'triplet' | 'batch',
+  opts: { epochs: number; snapshotImages: number; retrieval: boolean },
+  cache = new Map<string, { trainLabels: Uint8Array; testImages: number }>(),
+): TrainingWork {
+  const split = config.split ?? 'pairs';
+  let sizes = cache.get(split);
+  if (!sizes) cache.set(split, (sizes = splitSizes(ds, split)));
+  const testImages = config.testPairs > 0 ? Math.min(sizes.testImages, config.testPairs) : sizes.testImages;
+  return {
+    lossId,
+    epochs: opts.epochs,
+    batchesPerEpoch: epochBatches(config, epochKind(lossKind, config.miner), sizes.trainLabels),
+    testImages,
+    snapshotImages: Math.min(opts.snapshotImages, sizes.testImages),
+    retrieval: opts.retrieval,
+  };
+}
+
+/** Steps run before the timed ones: the first steps allocate, compile and fault pages in. */
+export const WARMUP_STEPS = 4;
+/** Steps timed per loss. */
+export const TIMED_STEPS = 8;
+/** Test images the retrieval is timed on (it grows with their square: scaled from there). */
+export const RETRIEVAL_SAMPLE = 1000;
+
+/** This process's processor seconds (every thread): what a computation costs, however long others held the cores meanwhile. */
+const cpuSeconds = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+const wallSeconds = (): number => performance.now() / 1000;
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/**
+ * The costs, measured here: every loss trains WARMUP_STEPS + TIMED_STEPS batches of its first
+ * epoch (fewer when the epoch is shorter) on the threads a worker will use; the first loss's
+ * Training also times one evaluation, the retrieval on RETRIEVAL_SAMPLE images and one epoch's
+ * files (written to a temporary folder and removed). About a second for six losses on MNIST.
+ *
+ * On one thread (several workers) the computations are timed in processor time, not wall time:
+ * on a machine that other programs share, a step that waited for a core would count the wait
+ * (a 3 ms step measured 8 to 28 ms here under a load of 8), and the sweep is then estimated for
+ * this machine with its cores to itself. The files are timed in wall time (the disk's syncs are
+ * waits), the faster of three rounds. On several threads (one worker) everything is wall time.
+ * The backend must be started. `workerStart`: what loading the data set took in this process.
+ */
+export async function calibrate(
+  ds: Dataset,
+  losses: readonly { id: string; config: TrainConfig }[],
+  threads: number,
+  workerStart: number,
+): Promise<Costs> {
+  const clock = threads === 1 ? cpuSeconds : wallSeconds;
+  // processor and wall time of the computations, for the share of a core they got
+  const spent = { cpu: 0, wall: 0 };
+  const step: Record<string, number> = {};
+  let setup = 0;
+  // the first Training's data set, already split: the others start from it (a split copies and
+  // hashes the images, a fifth of a second that the first one has measured)
+  let split: Dataset | undefined;
+  let evalImage = 0;
+  let retrievalPair = 0;
+  let epochFiles = 0;
+  for (const [i, l] of losses.entries()) {
+    const mark = { cpu: cpuSeconds(), wall: wallSeconds() };
+    const c0 = clock();
+    const t = split ? new Training(split, { ...l.config, split: 'pairs', threads }) : new Training(ds, { ...l.config, threads });
+    if (!split) setup = clock() - c0;
+    split ??= t.dataset;
+    try {
+      const state = t.getState();
+      const stop = new AbortController();
+      const times: number[] = [clock()];
+      t.runEpoch(
+        () => {
+          times.push(clock());
+          if (times.length > WARMUP_STEPS + TIMED_STEPS) stop.abort();
+        },
+        { signal: stop.signal },
+      );
+      const steps = times.slice(1).map((x, k) => x - times[k]!);
+      // the median: a step that met a garbage collection does not count for eight (one in
+      // hundreds does in a real epoch); an epoch shorter than the warm-up: its steps as they are
+      step[l.id] = median(steps.length > WARMUP_STEPS ? steps.slice(WARMUP_STEPS) : steps);
+      spent.cpu += cpuSeconds() - mark.cpu;
+      spent.wall += wallSeconds() - mark.wall;
+      if (i > 0) continue;
+      // the epoch ran to its end (a short one) or was aborted: back to the start, then evaluate twice (the first warms up)
+      t.setState(state);
+      t.evaluate();
+      const e0 = clock();
+      const emb = t.embed(t.dataset.test);
+      t.evaluate(t.testPairs, t.dataset.test, emb);
+      evalImage = (clock() - e0) / t.dataset.test.n;
+      const m = Math.min(RETRIEVAL_SAMPLE, t.dataset.test.n);
+      const dim = t.network.embeddingDim;
+      const sample = { emb: emb.subarray(0, m * dim), labels: t.dataset.test.labels.subarray(0, m) };
+      // twice: the first run compiles its loops
+      retrievalMetrics(sample.emb, dim, sample.labels);
+      const r0 = clock();
+      retrievalMetrics(sample.emb, dim, sample.labels);
+      retrievalPair = (clock() - r0) / (m * m);
+      epochFiles = await timeEpochFiles(t);
+    } finally {
+      t.dispose();
+    }
+  }
+  // a training starts with what the constructor does (split, pairs, engine) and its first files
+  // on several threads processor time exceeds wall time: no share to tell
+  const share = threads === 1 && spent.wall > 0 ? Math.min(1, spent.cpu / spent.wall) : 1;
+  return { step, evalImage, retrievalPair, epochFiles, setup: setup + epochFiles, workerStart, share };
+}
+
+/** One epoch's files, as trainRun writes them, in a temporary folder: the fastest of three rounds. */
+async function timeEpochFiles(t: Training): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'siamese-estimate-'));
+  try {
+    const run = new RunDir(dir);
+    const rounds: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const t0 = performance.now();
+      await run.writeCheckpoint(t.getState(), t.config);
+      await run.writeWeights('weights', t.getWeights());
+      await run.writeLog(t.history);
+      // the distance histograms and the manifest: a few kilobytes each
+      await writeFileAtomic(join(dir, 'distances.jsonl'), 'x'.repeat(14000));
+      await writeFileAtomic(join(dir, 'manifest.json'), 'x'.repeat(1800));
+      rounds.push((performance.now() - t0) / 1000);
+    }
+    return Math.min(...rounds);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** "0.62 ms" */
+const ms = (s: number): string => `${(s * 1000).toFixed(s < 0.001 ? 2 : 1)} ms`;
+
+/** The basis of an estimate in a few words: the step costs measured, the files, the workers. */
+export function estimateBasis(e: Estimate): string {
+  const steps = Object.entries(e.costs.step).sort((a, b) => a[1] - b[1]);
+  const range =
+    steps.length === 0
+      ? ''
+      : steps.length === 1
+        ? `${ms(steps[0]![1])} a step`
+        : `${ms(steps[0]![1])} a step (${steps[0]![0]}) to ${ms(steps.at(-1)![1])} (${steps.at(-1)![0]})`;
+  const busy = e.costs.share < BUSY_SHARE ? `; other programs left the measurement ${Math.round(100 * e.costs.share)}% of a core` : '';
+  return `measured here: ${range}, ${ms(e.costs.epochFiles)} of files an epoch; ${e.workers} ${e.workers === 1 ? 'worker' : 'workers'}${busy}`;
+}
+
+/** Below this share of a core, the machine is busy enough for the estimate to say so. */
+export const BUSY_SHARE = 0.8;
+
+/** "about 29 min", or, on a busy machine, "about 29 min with the cores to itself, 51 min if the load of the moment lasts". */
+export function estimateWords(e: Estimate, duration: (s: number) => string): string {
+  if (e.costs.share >= BUSY_SHARE) return `about ${duration(e.seconds)}`;
+  return `about ${duration(e.seconds)} with the cores to itself, ${duration(e.loadedSeconds)} if the load of the moment lasts`;
+}

@@ -55,10 +55,31 @@ export interface Stat {
   values: number[];
 }
 
+/**
+ * How a loss's `accuracy` is measured: 'threshold', at the fixed D < config.threshold (the seed's
+ * measure); 'best', at the best threshold on the test pairs themselves (in-sample), for the batch
+ * losses, which set no absolute distance scale. `bestAccuracy` is the best-threshold figure of
+ * every loss: the one to set losses of both conventions side by side.
+ */
+export type AccuracyAt = 'threshold' | 'best';
+
+/** The convention of a run's `pairs.accuracy` (evaluate.ts marks the best threshold's). */
+export const accuracyAtOf = (e: Pick<Evaluation, 'pairs'>): AccuracyAt => (e.pairs.thresholdFrom === 'best' ? 'best' : 'threshold');
+
+/** A loss's convention: its summary's, or (files written before it) its runs'. */
+export function lossAccuracyAt(r: Pick<CompareResults, 'runs'>, s: Pick<LossSummary, 'lossId' | 'accuracyAt'>): AccuracyAt {
+  if (s.accuracyAt) return s.accuracyAt;
+  const run = r.runs.find((x) => x.lossId === s.lossId);
+  return run ? accuracyAtOf(run.evaluation) : 'threshold';
+}
+
 export interface LossSummary {
   lossId: string;
   label: string;
   seeds: number;
+  /** the convention of `accuracy` (absent in files written before it: read it from the runs, accuracyAtOf) */
+  accuracyAt?: AccuracyAt;
+  /** pair accuracy by the loss's convention (accuracyAt) */
   accuracy: Stat;
   bestAccuracy: Stat;
   bestThreshold: Stat;
@@ -81,7 +102,12 @@ export interface LossSummary {
 export interface PairedComparison {
   a: string;
   b: string;
-  measure: 'accuracy' | 'mapAtR';
+  /**
+   * 'accuracy': pair accuracy, tested only between losses of one convention (AccuracyAt; files
+   * written before that rule may pair two conventions); 'bestAccuracy': best-threshold pair
+   * accuracy, any two losses; 'mapAtR': retrieval MAP@R
+   */
+  measure: 'accuracy' | 'bestAccuracy' | 'mapAtR';
   /** mean of (a − b) over seeds, its 95% CI, paired t statistic and two-sided p-value */
   meanDiff: number;
   ci95: number;

@@ -94,6 +94,7 @@ export { WorkerPool } from './experiments/pool.ts';
 export { suggest as suggestTrial, type Observation, type SearchDim } from './experiments/tpe.ts';
 export { runSweep, type SweepOptions, type SweepOutcome, type SweepPlan, type SweepResults } from './experiments/sweep.ts';
 export { writeSweepReport } from './viz/sweepReport.ts';
+export { differencesHeading, type SweepVerdict, sweepVerdict, verdictText } from './viz/sweepVerdict.ts';
 export { type ExperimentResults, isSweepResults, readCompareResults, readResults } from './viz/readResults.ts';
 export { tryExperimentReport, writeExperimentReport } from './viz/experimentReport.ts';
 

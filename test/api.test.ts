@@ -15,7 +15,7 @@ const VALUES = [
   'SQUARED_DISTANCE_FLOOR', 'SiameseError', 'Training', 'TrainingError', 'Tsne', 'UsageError', 'WorkerPool',
   'bestThreshold', 'buildNetwork', 'buildReport', 'checkLossParams', 'classBalancedBatches', 'classCount',
   'classIndices', 'cnnNetwork', 'compare', 'compileExpression', 'contrastiveLoss', 'coulombLoss', 'count',
-  'createLoss', 'createMiner', 'createOptimizer', 'customPotentialLoss', 'decodePng', 'describeLosses',
+  'createLoss', 'createMiner', 'createOptimizer', 'customPotentialLoss', 'decodePng', 'describeLosses', 'differencesHeading',
   'distanceStats', 'doctorReport', 'embedSplit', 'encodeNpy', 'encodeOnnx', 'encodeSafetensors', 'equalErrorRate',
   'estimateJsonMemory', 'evaluateTraining', 'exportWeights', 'formatDoctor', 'gaussianLoss', 'glorotUniform',
   'holmAdjust', 'imagesAsFloat', 'initBackend', 'isBatchLossName', 'isSweepResults', 'isKerasH5', 'isLoopback', 'knn',
@@ -28,8 +28,8 @@ const VALUES = [
   'readCompareResults', 'readEmbeddingsIndex', 'readEpochEmbeddings', 'readFileBytes', 'readIdx', 'readKerasWeights', 'readNpy', 'readNpyFloat32Matrix', 'readResults', 'readSafetensors',
   'registerLoss', 'renderVegaLite', 'resolveConfig', 'resolveDataSpec', 'retrievalMetrics', 'rocAuc', 'runCompare',
   'runQueueWorker', 'runSweep', 'runTsne', 'sampleStd', 'slicePairs', 'softMarginTripletLoss', 'springLoss',
-  'startServer', 'suggestTrial', 'summarise', 'svgToPng', 'tQuantile', 'toGray', 'toolVersion', 'trainRun',
-  'tripletLoss', 'trustworthiness', 'tryExperimentReport', 'writeExperimentReport', 'writeFileAtomic', 'writeJsonAtomic', 'writeKerasH5', 'writeNpy',
+  'startServer', 'suggestTrial', 'summarise', 'sweepVerdict', 'svgToPng', 'tQuantile', 'toGray', 'toolVersion', 'trainRun',
+  'tripletLoss', 'trustworthiness', 'tryExperimentReport', 'verdictText', 'writeExperimentReport', 'writeFileAtomic', 'writeJsonAtomic', 'writeKerasH5', 'writeNpy',
   'writeSafetensors', 'writeSweepReport', 'yukawaLoss',
 ];
 

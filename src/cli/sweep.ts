@@ -1,6 +1,6 @@
 import type { SweepOptions, SweepOutcome, SweepPlan, SweepResults } from '../experiments/sweep.ts';
 import { runSweep } from '../experiments/sweep.ts';
-import { differencesHeading, sweepVerdict } from '../experiments/sweepVerdict.ts';
+import { differencesHeading, sweepVerdict } from '../viz/sweepVerdict.ts';
 import { count } from '../words.ts';
 import { CompareProgress } from './compare.ts';
 import type { ReportFiles } from '../viz/report.ts';

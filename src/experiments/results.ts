@@ -1,3 +1,4 @@
+import type { AccuracyAt } from '../eval/accuracyAt.ts';
 import type { Evaluation } from '../eval/evaluate.ts';
 import type { TrainConfig } from '../train/config.ts';
 import type { EpochLog } from '../train/trainer.ts';
@@ -55,29 +56,14 @@ export interface Stat {
   values: number[];
 }
 
-/**
- * How a loss's `accuracy` is measured: 'threshold', at the fixed D < config.threshold (the seed's
- * measure); 'best', at the best threshold on the test pairs themselves (in-sample), for the batch
- * losses, which set no absolute distance scale. `bestAccuracy` is the best-threshold figure of
- * every loss: the one to set losses of both conventions side by side.
- */
-export type AccuracyAt = 'threshold' | 'best';
-
-/** The convention of a run's `pairs.accuracy` (evaluate.ts marks the best threshold's). */
-export const accuracyAtOf = (e: Pick<Evaluation, 'pairs'>): AccuracyAt => (e.pairs.thresholdFrom === 'best' ? 'best' : 'threshold');
-
-/** A loss's convention: its summary's, or (files written before it) its runs'. */
-export function lossAccuracyAt(r: Pick<CompareResults, 'runs'>, s: Pick<LossSummary, 'lossId' | 'accuracyAt'>): AccuracyAt {
-  if (s.accuracyAt) return s.accuracyAt;
-  const run = r.runs.find((x) => x.lossId === s.lossId);
-  return run ? accuracyAtOf(run.evaluation) : 'threshold';
-}
+/** How a loss's `accuracy` is measured (eval/accuracyAt.ts); `bestAccuracy` sets every loss side by side. */
+export type { AccuracyAt };
 
 export interface LossSummary {
   lossId: string;
   label: string;
   seeds: number;
-  /** the convention of `accuracy` (absent in files written before it: read it from the runs, accuracyAtOf) */
+  /** the convention of `accuracy` (absent in files written before it: read it from the runs, lossAccuracyAt) */
   accuracyAt?: AccuracyAt;
   /** pair accuracy by the loss's convention (accuracyAt) */
   accuracy: Stat;

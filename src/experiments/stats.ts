@@ -203,8 +203,3 @@ export function holmAdjust(p: readonly number[]): number[] {
   });
   return out;
 }
-
-/** "p < 0.001", "p = 0.004", "p = 0.03" (name: the p's name, e.g. "Holm p"). */
-export function formatP(p: number, name = 'p'): string {
-  return p < 0.001 ? `${name} < 0.001` : `${name} = ${p < 0.01 ? p.toFixed(3) : p.toFixed(2)}`;
-}

@@ -55,10 +55,11 @@ import type { Executor } from './executor.ts';
 import type { JobRequest } from './jobs.ts';
 import { WorkerPool } from './pool.ts';
 import { QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
-import { type AccuracyAt, accuracyAtOf, type PairedComparison } from './results.ts';
+import { type AccuracyAt, accuracyAtOf } from '../eval/accuracyAt.ts';
+import type { PairedComparison } from './results.ts';
 import { parseSweepList, type SweepLossSpec, trialSettings } from './searchSpec.ts';
 import { summarise } from './stats.ts';
-import { sweepVerdict, verdictText } from './sweepVerdict.ts';
+import { sweepVerdict, verdictText } from '../viz/sweepVerdict.ts';
 import { type Observation, suggest } from './tpe.ts';
 
 /** The default losses: the seed's pair, each with its natural range. */

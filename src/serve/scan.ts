@@ -14,7 +14,8 @@
  */
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { accuracyAtOf, type CompareResults } from '../experiments/results.ts';
+import { accuracyAtOf } from '../eval/accuracyAt.ts';
+import type { CompareResults } from '../experiments/results.ts';
 import { isBatchLossName } from '../losses/registry.ts';
 import type { EpochLog } from '../train/trainer.ts';
 import { isInside } from './paths.ts';

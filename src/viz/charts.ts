@@ -7,7 +7,8 @@
  * Fractions (accuracies, rates) are stored as 0..1 in the results and drawn as percentages.
  */
 import { DataError } from '../errors.ts';
-import { type CompareResults, lossAccuracyAt, type LossSummary, type RunSummary, type Stat } from '../experiments/results.ts';
+import { lossAccuracyAt } from '../eval/accuracyAt.ts';
+import type { CompareResults, LossSummary, RunSummary, Stat } from '../experiments/results.ts';
 import { count } from '../words.ts';
 import { encodePng, pngDataUri } from './png.ts';
 import type { VegaLiteSpec } from './render.ts';

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { Measure, SweepLossResult, SweepResults } from '../experiments/sweep.ts';
-import { differencesHeading, type SweepVerdict, sweepVerdict } from '../experiments/sweepVerdict.ts';
+import { differencesHeading, type SweepVerdict, sweepVerdict } from './sweepVerdict.ts';
 import { LOSS_PALETTE } from './charts.ts';
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

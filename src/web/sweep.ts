@@ -11,7 +11,7 @@
  */
 import uPlot from 'uplot';
 import { clear, colorOf, fixed, h, message, pct } from './dom.ts';
-import { differencesHeading, sweepVerdict } from '../experiments/sweepVerdict.ts';
+import { differencesHeading, sweepVerdict } from '../viz/sweepVerdict.ts';
 import { type AxisDef, parallelCoordinates } from './parallel.ts';
 import { type FolderView, groups, type RunInfo, state, type SweepOutline, type SweepResults } from './state.ts';
 

@@ -14,7 +14,7 @@ import { after, test } from 'node:test';
 import { parseSplit, resolveSplit } from '../../src/data/split.ts';
 import { resultsJson } from '../../src/experiments/collect.ts';
 import { foldGroups, foldSplit, runSweep, type SweepOptions, type SweepResults } from '../../src/experiments/sweep.ts';
-import { sweepVerdict, verdictText } from '../../src/experiments/sweepVerdict.ts';
+import { sweepVerdict, verdictText } from '../../src/viz/sweepVerdict.ts';
 import type { PairedComparison } from '../../src/experiments/results.ts';
 import { writeExperimentReport } from '../../src/viz/experimentReport.ts';
 import { readResults } from '../../src/viz/readResults.ts';
@@ -192,12 +192,18 @@ test('siamese report rebuilds the committed docs/sweep-mnist report byte for byt
   const dir = join(root, 'sweep-mnist');
   mkdirSync(dir);
   copyFileSync(join(REPO_ROOT, 'docs', 'sweep-mnist', 'results.json'), join(dir, 'results.json'));
+  const stored = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as SweepResults;
+  for (const l of stored.losses) assert.ok(l.test.bestAccuracy && l.untuned.test.bestAccuracy && l.test.seeds.every((x) => typeof x.bestAccuracy === 'number'), l.id);
+  for (const c of [...stored.comparisons.tuned, ...stored.comparisons.untuned]) assert.notEqual(c.measure, 'accuracy');
   const r = siamese(['report', dir]);
   assert.equal(r.code, 0, r.stderr);
   for (const f of ['report.md', 'report.html']) {
     const committed = readFileSync(join(REPO_ROOT, 'docs', 'sweep-mnist', f));
     assert.ok(readFileSync(join(dir, f)).equals(committed), `${f} differs from docs/sweep-mnist/${f}: rebuild it with node bin/siamese.js report docs/sweep-mnist`);
     // MNIST: training classes 0-4 in the fold groups {0,2,4} and {1,3}; test classes 5-9
+    // pair accuracy like for like: the best threshold's for every loss, not triplet's 50% at D < 0.5 beside a batch loss's best
+    assert.ok(committed.toString().includes('pair accuracy, best threshold'), f);
+    assert.ok(committed.toString().includes('Pair accuracy is tested at each loss'), f);
     assert.ok(committed.toString().includes('Val MAP@R is not comparable with test MAP@R: it is measured on 2-3 held-out training classes per fold, test MAP@R on the 5 test classes, and MAP@R is higher with fewer classes.'), f);
   }
 });
@@ -342,7 +348,7 @@ test('the verdict: the rankings in plain words, whether tuning changed them, Yuk
     v.summary,
     'Ranking by test MAP@R, tuned and at the defaults alike: nt-xent > yukawa > contrastive. Tuning did not change it. ' +
       "Only the differences listed below are significant after Holm's correction; the rest of the order may be chance. " +
-      'yukawa against contrastive, test MAP@R: 19.06% against 18.66% tuned, no significant difference (Holm p = 1.00); 18.53% against 17.61% at the defaults, no significant difference (Holm p = 0.98).',
+      'Yukawa against contrastive, test MAP@R: 19.06% against 18.66% tuned, no significant difference (Holm p = 1.00); 18.53% against 17.61% at the defaults, no significant difference (Holm p = 0.98).',
   );
   assert.deepEqual(v.tuned, ['nt-xent > contrastive: +6.61 ± 1.63 points MAP@R, Holm p = 0.005', 'nt-xent > yukawa: +6.22 ± 2.59 points MAP@R, Holm p = 0.02']);
   assert.deepEqual(v.untuned, [], 'a raw p of 0.02 that Holm lifts to 0.06 is not significant');

@@ -14,6 +14,7 @@ import { after, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import type { SweepResults } from '../../src/experiments/sweep.ts';
+import { differencesHeading, sweepVerdict } from '../../src/viz/sweepVerdict.ts';
 import { syntheticResults } from '../fixtures/compareResults.ts';
 import { CHROMIUM, openBrowser } from './browser.ts';
 import { appendDistances, appendEpoch, ensureWebBuilt, epochLine, tinySweep, writeManifest } from './helpers.ts';
@@ -474,13 +475,22 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
       for (const [k, v] of Object.entries(l.best.params)) assert.ok(params!.text.includes(`${k}=${Number(v.toPrecision(4))}`), `${l.id}: ${k} in "${params!.text}"`);
       const [val] = await cells(page, `${row} td[data-col=validation]`);
       assert.equal(Number(val!.value), l.best.validation.mapAtR);
-      for (const m of ['mapAtR', 'precisionAt1', 'accuracy', 'auc'] as const) {
+      // pair accuracy: the best threshold's, every loss alike (as the report's table)
+      for (const m of ['mapAtR', 'precisionAt1', 'bestAccuracy', 'auc'] as const) {
         const [c] = await cells(page, `${row} td[data-col=${m}]`);
-        assert.equal(Number(c!.mean), l.test[m].mean, `${l.id} test ${m} mean`);
-        assert.equal(Number(c!.ci), l.test[m].ci95, `${l.id} test ${m} CI`);
-        assert.equal(c!.text, `${(100 * l.test[m].mean).toFixed(2)} ± ${(100 * l.test[m].ci95).toFixed(2)}`);
+        const want = l.test[m]!;
+        assert.equal(Number(c!.mean), want.mean, `${l.id} test ${m} mean`);
+        assert.equal(Number(c!.ci), want.ci95, `${l.id} test ${m} CI`);
+        assert.equal(c!.text, `${(100 * want.mean).toFixed(2)} ± ${(100 * want.ci95).toFixed(2)}`);
       }
+      assert.equal(await page.locator(`${row} td[data-col=accuracy]`).count(), 0, 'no column of each loss\'s own convention');
     }
+    // the verdict as the report has it: the plain words, then the significant differences
+    const v = sweepVerdict(results);
+    const verdict = await page.locator(`${section} [data-testid=sweep-verdict]`).innerText();
+    assert.ok(verdict.includes(v.summary) && verdict.includes(differencesHeading(v)), verdict);
+    for (const line of v.tuned) assert.ok(verdict.includes(`tuned: ${line}`), line);
+    for (const line of v.untuned) assert.ok(verdict.includes(`at the defaults: ${line}`), line);
     // a brush on the validation axis keeps exactly the trials inside it
     const band = (await page.locator(`${section} [data-axis=mapAtR] rect`).first().boundingBox())!;
     await page.mouse.move(band.x + band.width / 2, band.y + 1);

@@ -5,8 +5,8 @@
  * hold after Holm's correction as a compact list. The paired-test section of the report keeps
  * every test; this says what matters once.
  */
-import type { PairedComparison } from './results.ts';
-import { formatP } from './stats.ts';
+import type { PairedComparison } from '../experiments/results.ts';
+import { formatP } from '../words.ts';
 
 /** What the verdict reads of a sweep's results (SweepResults has it all). */
 export interface VerdictInput {
@@ -76,8 +76,9 @@ function yukawaWords(r: VerdictInput, label: (id: string) => string): string | u
     const yAhead = (t.a === y.id ? t.meanDiff : -t.meanDiff) > 0;
     return `${values}, ${yAhead ? label(y.id) : label(c.id)} ahead by ${Math.abs(100 * t.meanDiff).toFixed(2)} points (${p})`;
   };
+  const name = label(y.id);
   return (
-    `${label(y.id)} against ${label(c.id)}, test MAP@R: ${one(r.comparisons.tuned, y.test.mapAtR.mean, c.test.mapAtR.mean, 'tuned')}; ` +
+    `${name.charAt(0).toUpperCase()}${name.slice(1)} against ${label(c.id)}, test MAP@R: ${one(r.comparisons.tuned, y.test.mapAtR.mean, c.test.mapAtR.mean, 'tuned')}; ` +
     `${one(r.comparisons.untuned, y.untuned.test.mapAtR.mean, c.untuned.test.mapAtR.mean, 'at the defaults')}.`
   );
 }

@@ -179,8 +179,8 @@ export const measureWords = (m: PairedMeasure): string => (m === 'mapAtR' ? 'MAP
 /**
  * Which paired measures a comparison of these runs tests: pair accuracy and MAP@R, and the
  * best-threshold accuracy as well when the losses' accuracies follow different conventions (a
- * batch loss beside one with a distance scale): their `accuracy` tests then pair only losses of
- * one convention, and the best-threshold tests pair them all, like for like.
+ * batch loss beside one with a distance scale): their `accuracy` tests then pair only losses at
+ * the fixed threshold, and the best-threshold tests pair them all, like for like.
  */
 export function pairedMeasures(runs: readonly ScoredRun[]): PairedMeasure[] {
   const mixed = new Set(runs.map((r) => accuracyAtOf(r.evaluation))).size > 1;
@@ -192,14 +192,16 @@ export function pairedMeasures(runs: readonly ScoredRun[]): PairedMeasure[] {
  * finished. The tests of one measure form a family: their p-values get Holm's adjustment, and a
  * difference is called significant only when its adjusted p is below 0.05 (with many losses, some
  * raw p-values fall below 0.05 by chance alone). `accuracy` pairs only two losses whose accuracies
- * follow one convention (accuracyAtOf); `bestAccuracy` pairs any two.
+ * follow one convention (accuracyAtOf), and beside `bestAccuracy` only two at the fixed threshold
+ * (two batch losses' accuracy is their best-threshold accuracy: tested once, in that family);
+ * `bestAccuracy` pairs any two.
  */
 export function pairedComparisons(losses: readonly LossSpec[], runs: readonly ScoredRun[], measures: readonly PairedMeasure[] = pairedMeasures(runs)): PairedComparison[] {
   const tests: PairedTest[] = [];
   for (let i = 0; i < losses.length; i++) {
     for (let j = i + 1; j < losses.length; j++) {
       for (const measure of measures) {
-        const t = pairedTest(losses[i]!, losses[j]!, runs, measure);
+        const t = pairedTest(losses[i]!, losses[j]!, runs, measure, measures.includes('bestAccuracy'));
         if (t) tests.push({ a: losses[i]!, b: losses[j]!, measure, t });
       }
     }
@@ -220,14 +222,17 @@ export function pairedComparisons(losses: readonly LossSpec[], runs: readonly Sc
  * The paired test of a against b on the seeds both finished; undefined when none, no such
  * measure, or (for `accuracy`) a pair of runs whose accuracies follow different conventions.
  */
-function pairedTest(a: LossSpec, b: LossSpec, runs: readonly ScoredRun[], measure: PairedMeasure): PairedTTest | undefined {
+function pairedTest(a: LossSpec, b: LossSpec, runs: readonly ScoredRun[], measure: PairedMeasure, fixedOnly: boolean): PairedTTest | undefined {
   const value = (r: ScoredRun): number | undefined =>
     measure === 'accuracy' ? r.evaluation.pairs.accuracy : measure === 'bestAccuracy' ? r.evaluation.pairs.best?.accuracy : r.evaluation.retrieval?.mapAtR;
   const va: number[] = [];
   const vb: number[] = [];
   for (const ra of runs.filter((r) => r.lossId === a.id)) {
     const rb = runs.find((r) => r.lossId === b.id && r.seed === ra.seed);
-    if (rb && measure === 'accuracy' && accuracyAtOf(ra.evaluation) !== accuracyAtOf(rb.evaluation)) continue;
+    if (rb && measure === 'accuracy') {
+      const at = accuracyAtOf(ra.evaluation);
+      if (at !== accuracyAtOf(rb.evaluation) || (fixedOnly && at === 'best')) continue;
+    }
     const x = value(ra);
     const y = rb ? value(rb) : undefined;
     if (x !== undefined && y !== undefined && Number.isFinite(x) && Number.isFinite(y)) {

@@ -422,7 +422,7 @@ function comparisonBlocks(results: CompareResults): Block[] {
   const labels = lossLabels(results);
   const name = (id: string): string => labels.get(id) ?? id;
   const measureName = (m: PairedComparison['measure']): string =>
-    m === 'accuracy' ? `test pair accuracy${mixed ? ' (one convention: see the note)' : ''}` : m === 'bestAccuracy' ? 'best-threshold test pair accuracy' : 'MAP@R';
+    m === 'accuracy' ? `test pair accuracy${mixed ? ` at D < ${results.spec.config.threshold}` : ''}` : m === 'bestAccuracy' ? 'best-threshold test pair accuracy' : 'MAP@R';
   const at = new Map<string, AccuracyAt>(results.summary.map((s) => [s.lossId, lossAccuracyAt(results, s)]));
   const mixed = new Set(at.values()).size > 1;
   // a file written before accuracy tests kept to one convention may pair two: say so at the verdict
@@ -453,7 +453,7 @@ function comparisonBlocks(results: CompareResults): Block[] {
       'p is the two-sided paired t-test of each pair alone. The tests of one measure are run together, so their p-values ' +
       'also get Holm\'s correction (Holm p); a difference is called significant when its Holm p is below 0.05.' +
       (mixed
-        ? ' Test pair accuracy is tested only between two losses of one convention (both at the fixed threshold, or both batch losses at their best threshold); the best-threshold accuracy is tested between every two.'
+        ? ` Test pair accuracy at D < ${results.spec.config.threshold} is tested only between two losses with a distance scale; the best-threshold accuracy between every two, the batch losses included.`
         : ''),
   });
   blocks.push({

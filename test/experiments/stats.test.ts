@@ -179,7 +179,7 @@ test('compare: the paired tests of one measure get Holm-adjusted p-values, and t
   assert.match(c[2]!.verdict, /^no significant difference in accuracy: /);
 });
 
-test('compare: a batch loss beside contrastive: accuracy is tested only within one convention, the best-threshold accuracy between every two', async () => {
+test('compare: batch losses beside contrastive: accuracy is tested only between fixed-threshold losses, the best-threshold accuracy between every two', async () => {
   const { pairedComparisons } = await import('../../src/experiments/collect.ts');
   const { parseLossList } = await import('../../src/experiments/lossSpec.ts');
   const losses = parseLossList('contrastive,multi-similarity,nt-xent');
@@ -197,14 +197,21 @@ test('compare: a batch loss beside contrastive: accuracy is tested only within o
   assert.deepEqual(c.map((x) => [x.a, x.b, x.measure, x.tests]), [
     ['contrastive', 'multi-similarity', 'bestAccuracy', 3],
     ['contrastive', 'nt-xent', 'bestAccuracy', 3],
-    ['multi-similarity', 'nt-xent', 'accuracy', 1],
     ['multi-similarity', 'nt-xent', 'bestAccuracy', 3],
   ]);
   // contrastive − multi-similarity at the best threshold: (0.66−0.64, 0.65−0.66, 0.67−0.645) / 3
   close(c[0]!.meanDiff, (0.02 - 0.01 + 0.025) / 3, 1e-12, 'best-threshold difference');
   // not its D < 0.5 accuracy: (0.62−0.64, 0.60−0.66, 0.63−0.645) / 3 would be −0.0317
   assert.match(c[0]!.verdict, /best-threshold accuracy/);
-  close(c[2]!.meanDiff, (-0.03 - 0.005 - 0.045) / 3, 1e-12, 'two batch losses: accuracy, one convention');
+  // two batch losses: their accuracy is their best threshold's, tested once (in the best-threshold family)
+  close(c[2]!.meanDiff, (-0.03 - 0.005 - 0.045) / 3, 1e-12, 'two batch losses');
+  // two losses at D < 0.5 beside a batch loss: their accuracy test stays
+  const two = pairedComparisons(parseLossList('contrastive,yukawa,nt-xent'), [
+    ...runs.filter((r) => r.lossId !== 'multi-similarity'),
+    ...[0.61, 0.6, 0.6].map((accuracy, seed) => ({ lossId: 'yukawa', seed, evaluation: { pairs: { accuracy, best: { accuracy: 0.7, threshold: 0.6 } } } as never })),
+  ]);
+  assert.deepEqual(two.filter((x) => x.measure === 'accuracy').map((x) => [x.a, x.b, x.tests]), [['contrastive', 'yukawa', 1]]);
+  close(two.find((x) => x.measure === 'accuracy')!.meanDiff, (0.01 + 0 + 0.03) / 3, 1e-12, 'contrastive − yukawa at D < 0.5');
   // all of one convention (the seed's losses): accuracy and MAP@R only, as before
   const seedOnly = pairedComparisons(parseLossList('contrastive,yukawa'), [
     ...[0.9, 0.91].map((accuracy, seed) => ({ lossId: 'contrastive', seed, evaluation: { pairs: { accuracy, best: { accuracy, threshold: 0.5 } } } as never })),

@@ -59,6 +59,7 @@ export {
 // Evaluation
 export { evaluateTraining, type Evaluation } from './eval/evaluate.ts';
 export { bestThreshold, distanceStats, equalErrorRate, pairAccuracy, pairMetrics, rocAuc, type PairMetrics } from './eval/pairs.ts';
+export { type AccuracyAt, accuracyAtOf, lossAccuracyAt } from './eval/accuracyAt.ts';
 export { retrievalMetrics, type RetrievalMetrics } from './eval/retrieval.ts';
 export { knn, type KnnResult } from './eval/knn.ts';
 export { trustworthiness } from './eval/trustworthiness.ts';

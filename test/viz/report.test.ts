@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { summaryText } from '../../src/cli/compare.ts';
 import { reportCommand } from '../../src/cli/report.ts';
 import { main } from '../../src/cli/main.ts';
 import { DataError } from '../../src/errors.ts';
@@ -240,6 +241,16 @@ describe('buildReport with a batch loss beside contrastive (old-style mixed accu
     // the loss axis names contrastive only (the colour legend keeps every loss)
     const axis = [...svg.matchAll(/<text text-anchor="end"[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
     assert.deepEqual(axis, ['contrastive (m = 1)']);
+  });
+
+  it("compare's closing table gives the D < 0.5 and the best-threshold accuracy their own columns", () => {
+    const text = summaryText({ status: 'finished', out: '/x', results, failures: [], trained: [], reused: [] } as never);
+    const pct = (x: { mean: number; ci95: number }): string => `${(100 * x.mean).toFixed(2)}% ± ${(100 * x.ci95).toFixed(2)}`;
+    const row = (label: string): string[] => text.split('\n').find((l) => l.startsWith(label))!.slice(label.length).trim().split(/\s{2,}/);
+    assert.match(text, /loss +runs +accuracy, D < 0\.5 \(95% CI\) +best threshold +MAP@R \(95% CI\)/);
+    const [c, m] = results.summary;
+    assert.deepEqual(row('contrastive (m = 1)'), ['3/3', pct(c!.accuracy), pct(c!.bestAccuracy), pct(c!.mapAtR!)]);
+    assert.deepEqual(row('multi-similarity'), ['3/3', 'n/a', pct(m!.bestAccuracy), pct(m!.mapAtR!)]);
   });
 
   it("a file's accuracy test between the two conventions is said to be not like for like", () => {

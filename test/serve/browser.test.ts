@@ -551,3 +551,50 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
     await served.close();
   }
 });
+
+it('serve page: a batch loss beside contrastive: its accuracies marked as the best threshold\'s and ranked apart', { timeout: 240_000 }, async () => {
+  if (!existsSync(CHROMIUM)) assert.fail(`${CHROMIUM} not found: this test needs Debian's Chromium (apt-get install -y chromium)`);
+  ensureWebBuilt();
+  const base = mkdtempSync(join(tmpdir(), 'siamese-serve-batch-'));
+  const profile = mkdtempSync(join(tmpdir(), 'siamese-chromium-profile-'));
+  dirs.push(base, profile);
+  const results = syntheticResults({ tsne: false });
+  // the second loss a batch loss: its accuracy is its best threshold's (evaluate.ts), here above contrastive's
+  results.spec.losses[1] = { ...results.spec.losses[1]!, loss: 'multi-similarity', params: {}, label: 'multi-similarity' };
+  results.summary[1]!.label = 'multi-similarity';
+  for (const r of results.runs) {
+    if (r.lossId !== 'yukawa') continue;
+    r.evaluation.pairs.thresholdFrom = 'best';
+    r.evaluation.pairs.accuracy = r.evaluation.pairs.best.accuracy + 0.01;
+  }
+  mkdirSync(join(base, 'runs', 'cmp'), { recursive: true });
+  writeFileSync(join(base, 'runs', 'cmp', 'results.json'), JSON.stringify(results));
+  const served: Served = await startServer({ dirs: [join(base, 'runs')], port: 0, pollMs: 200 });
+  const { context, page, errors } = await openBrowser(profile, { viewport: { width: 1280, height: 720 } });
+  try {
+    await page.goto(served.url, { waitUntil: 'load' });
+    await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, WAIT);
+    const acc = await cells(page, 'tr.run td[data-col=pairAccuracy]');
+    assert.equal(acc.length, results.runs.length);
+    for (const run of results.runs) {
+      const [c] = await cells(page, `tr[data-run="0:cmp#${run.lossId}-seed${run.seed}"] td[data-col=pairAccuracy]`);
+      const shown = (100 * run.evaluation.pairs.accuracy).toFixed(2);
+      assert.equal(c!.text.replace(' ★', ''), run.lossId === 'yukawa' ? `${shown} ᵇ` : shown);
+    }
+    // ★: the best of each convention, not one best over both
+    const best = (id: string): number => Math.max(...results.runs.filter((r) => r.lossId === id).map((r) => r.evaluation.pairs.accuracy));
+    const marked = acc.filter((c) => c.cls.includes('best')).map((c) => Number(c.value)).sort();
+    assert.deepEqual(marked, [best('contrastive'), best('yukawa')].sort());
+    const groupsMarked = (await cells(page, 'tr.group td[data-col=pairAccuracy]')).filter((c) => c.cls.includes('best'));
+    assert.equal(groupsMarked.length, 0, 'one group per convention: nothing to rank it against');
+    assert.match(await page.locator('#view-runs p.note').first().innerText(), /ᵇ pair and test accuracy at the best threshold/);
+    // the curves: the accuracy charts name the batch loss
+    await page.click('#tabs button[data-tab=curves]');
+    await page.waitForFunction(() => document.querySelector('[data-metric=testAccuracy] h3') !== null, undefined, WAIT);
+    assert.equal(await page.locator('[data-metric=testAccuracy] h3').innerText(), 'test pair accuracy (multi-similarity: at the best threshold, the others at D < threshold)');
+    assert.deepEqual(errors, [], 'no console errors');
+  } finally {
+    await context.close();
+    await served.close();
+  }
+});

@@ -19,5 +19,6 @@ export function lossAccuracyAt(
 ): AccuracyAt {
   if (s.accuracyAt) return s.accuracyAt;
   const run = r.runs.find((x) => x.lossId === s.lossId);
-  return run ? accuracyAtOf(run.evaluation) : 'threshold';
+  // a results.json is read with only the fields the report draws checked: no evaluation, no mark
+  return (run?.evaluation as Partial<Pick<Evaluation, 'pairs'>> | undefined)?.pairs?.thresholdFrom === 'best' ? 'best' : 'threshold';
 }

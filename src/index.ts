@@ -59,6 +59,7 @@ export {
 // Evaluation
 export { evaluateTraining, type Evaluation } from './eval/evaluate.ts';
 export { bestThreshold, distanceStats, equalErrorRate, pairAccuracy, pairMetrics, rocAuc, type PairMetrics } from './eval/pairs.ts';
+export { type AccuracyAt, accuracyAtOf, lossAccuracyAt } from './eval/accuracyAt.ts';
 export { retrievalMetrics, type RetrievalMetrics } from './eval/retrieval.ts';
 export { knn, type KnnResult } from './eval/knn.ts';
 export { trustworthiness } from './eval/trustworthiness.ts';
@@ -95,6 +96,7 @@ export { suggest as suggestTrial, type Observation, type SearchDim } from './exp
 export { planSweep, runSweep, type SweepOptions, type SweepOutcome, type SweepPlan, type SweepResults } from './experiments/sweep.ts';
 export { type Costs, type Estimate, estimateBasis, estimateWords } from './experiments/estimate.ts';
 export { writeSweepReport } from './viz/sweepReport.ts';
+export { differencesHeading, type SweepVerdict, sweepVerdict, verdictText } from './viz/sweepVerdict.ts';
 export { type ExperimentResults, isSweepResults, readCompareResults, readResults } from './viz/readResults.ts';
 export { tryExperimentReport, writeExperimentReport } from './viz/experimentReport.ts';
 

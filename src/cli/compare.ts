@@ -4,6 +4,7 @@ import { type CompareCallbacks, type CompareJob, type CompareOutcome, type JobOu
 import type { CompareOptions } from '../experiments/grid.ts';
 import type { JobEvent } from '../experiments/jobs.ts';
 import type { CompareResults, Stat } from '../experiments/results.ts';
+import { lossAccuracyAt } from '../eval/accuracyAt.ts';
 import { count } from '../words.ts';
 import { formatEpoch } from './progress.ts';
 import { endGridCommand, writeReportStep } from './report.ts';
@@ -51,11 +52,19 @@ const pct = (s: Stat | undefined): string =>
 export function summaryText(o: CompareCommandOutcome): string {
   const r = o.results as CompareResults;
   const lines: string[] = [];
+  // a batch loss's accuracy is its best threshold's: beside a loss with a distance scale, both
+  // conventions get their own column (like for like: the best-threshold one for every loss)
+  const atBest = (id: string): boolean => {
+    const s = r.summary.find((x) => x.lossId === id);
+    return s !== undefined && lossAccuracyAt(r, s) === 'best';
+  };
+  const mixed = r.spec.losses.some((l) => atBest(l.id)) && r.spec.losses.some((l) => !atBest(l.id));
   const rows = r.spec.losses.map((l) => {
     const s = r.summary.find((x) => x.lossId === l.id);
-    return [l.label, `${s?.seeds ?? 0}/${r.spec.seeds.length}`, pct(s?.accuracy), pct(s?.mapAtR)];
+    const acc = mixed ? [atBest(l.id) ? 'n/a' : pct(s?.accuracy), pct(s?.bestAccuracy)] : [pct(s?.accuracy)];
+    return [l.label, `${s?.seeds ?? 0}/${r.spec.seeds.length}`, ...acc, pct(s?.mapAtR)];
   });
-  const head = ['loss', 'runs', 'accuracy (95% CI)', 'MAP@R (95% CI)'];
+  const head = ['loss', 'runs', ...(mixed ? [`accuracy, D < ${r.spec.config.threshold} (95% CI)`, 'best threshold'] : ['accuracy (95% CI)']), 'MAP@R (95% CI)'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const fmt = (row: string[]): string => row.map((c, i) => c.padEnd(width[i]!)).join('  ').trimEnd();
   lines.push('', fmt(head), fmt(width.map((w) => '-'.repeat(w))), ...rows.map(fmt));

@@ -1,6 +1,7 @@
 import type { SweepOptions, SweepOutcome, SweepPlan, SweepResults } from '../experiments/sweep.ts';
 import { planSweep, runSweep } from '../experiments/sweep.ts';
 import { estimateBasis, estimateWords } from '../experiments/estimate.ts';
+import { differencesHeading, sweepVerdict } from '../viz/sweepVerdict.ts';
 import { count } from '../words.ts';
 import { CompareProgress } from './compare.ts';
 import type { ReportFiles } from '../viz/report.ts';
@@ -89,11 +90,16 @@ export function summaryText(o: SweepCommandOutcome): string {
   const head = ['loss', 'chosen', 'val MAP@R', 'test MAP@R (95% CI)', 'untuned test MAP@R'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const fmt = (row: string[]): string => row.map((c, i) => c.padEnd(width[i]!)).join('  ').trimEnd();
-  const lines = ['', fmt(head), fmt(width.map((w) => '-'.repeat(w))), ...rows.map(fmt), '', r.ranking.verdict];
+  const v = sweepVerdict(r);
+  const items = [...v.tuned.map((x) => `  tuned: ${x}`), ...v.untuned.map((x) => `  at the defaults: ${x}`)];
+  const lines = ['', fmt(head), fmt(width.map((w) => '-'.repeat(w))), ...rows.map(fmt), '', v.summary, differencesHeading(v), ...(items.length ? items : ['  none'])];
   if (o.failures.length) {
     lines.push('', `failed (${o.failures.length}):`, ...o.failures.map((f) => `  ${f.key}: ${f.message}`));
   }
-  lines.push('', `${count(r.machine.trainings, 'training')} (${o.trained} trained now, ${o.reused} reused), ${r.machine.wallSeconds.toFixed(0)} s`);
+  const again = r.machine.summarisedAgain;
+  // a re-summary keeps the training invocation's time (results.json's machine): say which is which
+  const time = again ? `summarised again in ${again.wallSeconds.toFixed(0)} s (trained in ${r.machine.wallSeconds.toFixed(0)} s)` : `${r.machine.wallSeconds.toFixed(0)} s`;
+  lines.push('', `${count(r.machine.trainings, 'training')} (${o.trained} trained now, ${o.reused} reused), ${time}`);
   lines.push(`results: ${o.resultsPath}`);
   if (o.report) lines.push(`report:  ${o.report.html}`, `         ${o.report.md}`);
   else lines.push(`report:  not written (${o.reportError ?? 'disabled'})`);

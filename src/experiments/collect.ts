@@ -12,7 +12,9 @@ import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import type { EpochLog } from '../train/trainer.ts';
 import { type DistanceSample, readDistances } from './jobs.ts';
 import { type LossSpec } from './lossSpec.ts';
+import { accuracyAtOf } from '../eval/accuracyAt.ts';
 import type { CompareResults, LossSummary, PairedComparison, RunSummary, Stat, TsneResult } from './results.ts';
+import { formatP } from '../words.ts';
 import { holmAdjust, type PairedTTest, pairedTTest, summarise } from './stats.ts';
 import { fullPairCount, runKey, type StoredGrid, trainPairCount } from './grid.ts';
 import { lossShape } from './lossShape.ts';
@@ -123,6 +125,7 @@ function lossSummary(l: LossSpec, runs: RunFiles[]): LossSummary | undefined {
     lossId: l.id,
     label: l.label,
     seeds: runs.length,
+    accuracyAt: accuracyAtOf(runs[0]!.evaluation),
     accuracy: s((e) => e.pairs.accuracy),
     bestAccuracy: s((e) => e.pairs.best.accuracy),
     bestThreshold: s((e) => e.pairs.best.threshold),
@@ -156,36 +159,55 @@ function lossSummary(l: LossSpec, runs: RunFiles[]): LossSummary | undefined {
 }
 
 const pts = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(2)}`;
-const fmtP = (p: number): string => (p < 0.001 ? 'p < 0.001' : `p = ${p < 0.01 ? p.toFixed(3) : p.toFixed(2)}`);
+const fmtP = (p: number): string => formatP(p);
 
 /** What a paired test needs of a finished run. */
 export type ScoredRun = Pick<RunFiles, 'lossId' | 'seed' | 'evaluation'>;
 
+export type PairedMeasure = PairedComparison['measure'];
+
 interface PairedTest {
   a: LossSpec;
   b: LossSpec;
-  measure: 'accuracy' | 'mapAtR';
+  measure: PairedMeasure;
   t: PairedTTest;
 }
 
+/** The measure in the verdicts' words. */
+export const measureWords = (m: PairedMeasure): string => (m === 'mapAtR' ? 'MAP@R' : m === 'bestAccuracy' ? 'best-threshold accuracy' : 'accuracy');
+
 /**
- * Every pair of losses, on accuracy and on MAP@R, tested over the seeds both finished. The tests
- * of one measure form a family: their p-values get Holm's adjustment, and a difference is called
- * significant only when its adjusted p is below 0.05 (with many losses, some raw p-values fall
- * below 0.05 by chance alone).
+ * Which paired measures a comparison of these runs tests: pair accuracy and MAP@R, and the
+ * best-threshold accuracy as well when the losses' accuracies follow different conventions (a
+ * batch loss beside one with a distance scale): their `accuracy` tests then pair only losses at
+ * the fixed threshold, and the best-threshold tests pair them all, like for like.
  */
-export function pairedComparisons(losses: readonly LossSpec[], runs: readonly ScoredRun[]): PairedComparison[] {
+export function pairedMeasures(runs: readonly ScoredRun[]): PairedMeasure[] {
+  const mixed = new Set(runs.map((r) => accuracyAtOf(r.evaluation))).size > 1;
+  return mixed ? ['accuracy', 'bestAccuracy', 'mapAtR'] : ['accuracy', 'mapAtR'];
+}
+
+/**
+ * Every pair of losses, on each measure (default: pairedMeasures), tested over the seeds both
+ * finished. The tests of one measure form a family: their p-values get Holm's adjustment, and a
+ * difference is called significant only when its adjusted p is below 0.05 (with many losses, some
+ * raw p-values fall below 0.05 by chance alone). `accuracy` pairs only two losses whose accuracies
+ * follow one convention (accuracyAtOf), and beside `bestAccuracy` only two at the fixed threshold
+ * (two batch losses' accuracy is their best-threshold accuracy: tested once, in that family);
+ * `bestAccuracy` pairs any two.
+ */
+export function pairedComparisons(losses: readonly LossSpec[], runs: readonly ScoredRun[], measures: readonly PairedMeasure[] = pairedMeasures(runs)): PairedComparison[] {
   const tests: PairedTest[] = [];
   for (let i = 0; i < losses.length; i++) {
     for (let j = i + 1; j < losses.length; j++) {
-      for (const measure of ['accuracy', 'mapAtR'] as const) {
-        const t = pairedTest(losses[i]!, losses[j]!, runs, measure);
+      for (const measure of measures) {
+        const t = pairedTest(losses[i]!, losses[j]!, runs, measure, measures.includes('bestAccuracy'));
         if (t) tests.push({ a: losses[i]!, b: losses[j]!, measure, t });
       }
     }
   }
   const adjusted = new Map<PairedTest, number>();
-  for (const measure of ['accuracy', 'mapAtR'] as const) {
+  for (const measure of measures) {
     // a single pair of runs is no test: it does not enter the family
     const family = tests.filter((x) => x.measure === measure && x.t.degenerate !== 'one-pair');
     holmAdjust(family.map((x) => x.t.p)).forEach((p, i) => adjusted.set(family[i]!, p));
@@ -196,14 +218,21 @@ export function pairedComparisons(losses: readonly LossSpec[], runs: readonly Sc
   });
 }
 
-/** The paired test of a against b on the seeds both finished; undefined when none or no such measure. */
-function pairedTest(a: LossSpec, b: LossSpec, runs: readonly ScoredRun[], measure: 'accuracy' | 'mapAtR'): PairedTTest | undefined {
+/**
+ * The paired test of a against b on the seeds both finished; undefined when none, no such
+ * measure, or (for `accuracy`) a pair of runs whose accuracies follow different conventions.
+ */
+function pairedTest(a: LossSpec, b: LossSpec, runs: readonly ScoredRun[], measure: PairedMeasure, fixedOnly: boolean): PairedTTest | undefined {
   const value = (r: ScoredRun): number | undefined =>
-    measure === 'accuracy' ? r.evaluation.pairs.accuracy : r.evaluation.retrieval?.mapAtR;
+    measure === 'accuracy' ? r.evaluation.pairs.accuracy : measure === 'bestAccuracy' ? r.evaluation.pairs.best?.accuracy : r.evaluation.retrieval?.mapAtR;
   const va: number[] = [];
   const vb: number[] = [];
   for (const ra of runs.filter((r) => r.lossId === a.id)) {
     const rb = runs.find((r) => r.lossId === b.id && r.seed === ra.seed);
+    if (rb && measure === 'accuracy') {
+      const at = accuracyAtOf(ra.evaluation);
+      if (at !== accuracyAtOf(rb.evaluation) || (fixedOnly && at === 'best')) continue;
+    }
     const x = value(ra);
     const y = rb ? value(rb) : undefined;
     if (x !== undefined && y !== undefined && Number.isFinite(x) && Number.isFinite(y)) {
@@ -220,7 +249,7 @@ export function pWords(p: number, pHolm: number, tests: number): string {
 }
 
 function comparisonOf({ a, b, measure, t }: PairedTest, pHolm: number, tests: number): PairedComparison {
-  const what = measure === 'accuracy' ? 'accuracy' : 'MAP@R';
+  const what = measureWords(measure);
   const seeds = `${t.n} seed${t.n === 1 ? '' : 's'}`;
   const [better, worse] = t.meanDiff >= 0 ? [a.label, b.label] : [b.label, a.label];
   const by = `${Math.abs(100 * t.meanDiff).toFixed(2)} points`;

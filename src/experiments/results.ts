@@ -1,3 +1,4 @@
+import type { AccuracyAt } from '../eval/accuracyAt.ts';
 import type { Evaluation } from '../eval/evaluate.ts';
 import type { TrainConfig } from '../train/config.ts';
 import type { EpochLog } from '../train/trainer.ts';
@@ -55,10 +56,16 @@ export interface Stat {
   values: number[];
 }
 
+/** How a loss's `accuracy` is measured (eval/accuracyAt.ts); `bestAccuracy` sets every loss side by side. */
+export type { AccuracyAt };
+
 export interface LossSummary {
   lossId: string;
   label: string;
   seeds: number;
+  /** the convention of `accuracy` (absent in files written before it: read it from the runs, lossAccuracyAt) */
+  accuracyAt?: AccuracyAt;
+  /** pair accuracy by the loss's convention (accuracyAt) */
   accuracy: Stat;
   bestAccuracy: Stat;
   bestThreshold: Stat;
@@ -81,7 +88,12 @@ export interface LossSummary {
 export interface PairedComparison {
   a: string;
   b: string;
-  measure: 'accuracy' | 'mapAtR';
+  /**
+   * 'accuracy': pair accuracy, tested only between losses of one convention (AccuracyAt; files
+   * written before that rule may pair two conventions); 'bestAccuracy': best-threshold pair
+   * accuracy, any two losses; 'mapAtR': retrieval MAP@R
+   */
+  measure: 'accuracy' | 'bestAccuracy' | 'mapAtR';
   /** mean of (a − b) over seeds, its 95% CI, paired t statistic and two-sided p-value */
   meanDiff: number;
   ci95: number;

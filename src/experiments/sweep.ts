@@ -56,9 +56,11 @@ import type { JobRequest } from './jobs.ts';
 import { WorkerPool } from './pool.ts';
 import { calibrate, type Estimate, estimatePlan, type TrainingWork, trainingWork } from './estimate.ts';
 import { QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
+import { type AccuracyAt, accuracyAtOf } from '../eval/accuracyAt.ts';
 import type { PairedComparison } from './results.ts';
 import { parseSweepList, type SweepLossSpec, trialSettings } from './searchSpec.ts';
 import { summarise } from './stats.ts';
+import { sweepVerdict, verdictText } from '../viz/sweepVerdict.ts';
 import { type Observation, suggest } from './tpe.ts';
 
 /** The default losses: the seed's pair, each with its natural range. */
@@ -140,7 +142,10 @@ export interface SeedScore {
   precisionAt1: number;
   rPrecision: number;
   knnAccuracy: number;
+  /** pair accuracy by the loss's convention (accuracyAt) */
   accuracy: number;
+  /** pair accuracy at the best threshold (in-sample), every loss: `pairs.best.accuracy` */
+  bestAccuracy: number;
   auc: number;
 }
 
@@ -149,10 +154,21 @@ export interface TestMeasures {
   precisionAt1: Measure;
   rPrecision: Measure;
   knnAccuracy: Measure;
-  /** pair accuracy at the fixed threshold, and ROC AUC, on test-class pairs */
+  /**
+   * pair accuracy on test-class pairs by the loss's convention: at the fixed threshold
+   * (D < config.threshold) or, for a batch loss, at the best one (accuracyAt; see results.ts)
+   */
   accuracy: Measure;
+  /** 'threshold' or 'best': how `accuracy` is measured (absent in files written before it) */
+  accuracyAt?: AccuracyAt;
+  /**
+   * pair accuracy at the best threshold on the test pairs (in-sample, optimistic), every loss:
+   * the one to set losses side by side (absent in files written before it)
+   */
+  bestAccuracy?: Measure;
   auc: Measure;
-  seeds: SeedScore[];
+  /** per seed (files written before bestAccuracy lack it there) */
+  seeds: (Omit<SeedScore, 'bestAccuracy'> & { bestAccuracy?: number })[];
 }
 
 export interface RetrievalSummary {
@@ -189,10 +205,27 @@ export interface SweepResults {
   split: { spec: string; trainClasses: number[]; testClasses: number[] };
   protocol: { trials: number; folds: number; seeds: number; searchSeed: number; groups: number[][]; config: SweepDefinition['config'] };
   losses: SweepLossResult[];
-  /** paired tests over the final seeds, Holm-corrected per measure */
+  /**
+   * paired tests over the final seeds, Holm-corrected per measure: MAP@R and the best-threshold
+   * pair accuracy (files written before that tested `accuracy`, whatever its convention)
+   */
   comparisons: { tuned: PairedComparison[]; untuned: PairedComparison[] };
   ranking: { tuned: string[]; untuned: string[]; changed: boolean; verdict: string };
-  machine: { cores: number; workers: number; wallSeconds: number; trainings: number; trainedNow: number; node: string };
+  /**
+   * the invocation that trained: cores, workers, its wall time, trainings in all and trained by
+   * it. An invocation that finds every training done and only summarises keeps the facts of the
+   * results.json it replaces (when that one trained) and says so in `summarisedAgain`.
+   */
+  machine: {
+    cores: number;
+    workers: number;
+    wallSeconds: number;
+    trainings: number;
+    trainedNow: number;
+    node: string;
+    /** this results.json was summarised again from the stored runs, nothing retrained: its wall time */
+    summarisedAgain?: { wallSeconds: number; node: string; version: string };
+  };
 }
 
 export interface SweepOutcome {
@@ -648,6 +681,8 @@ async function runSweepLocked(
 
     // ---- summarise -------------------------------------------------------------------------
     callbacks.onPhase?.('testing the fold models and summarising');
+    const resultsPath = join(out, RESULTS_FILE);
+    const earlier = trained === 0 ? trainingFacts(resultsPath) : undefined;
     results = await buildResults(out, def, dataset, perLossTrials, {
       cores: availableParallelism(),
       workers: pool ? workers : 0,
@@ -656,12 +691,32 @@ async function runSweepLocked(
       trainedNow: trained,
       node: process.version,
     });
-    const resultsPath = join(out, RESULTS_FILE);
+    if (earlier) {
+      // nothing trained now: keep the facts of the invocation that trained (a re-summary of the
+      // same runs, e.g. after a change to how they are summarised, is not a 0-training sweep)
+      // its own wall time with the fold models' embedding, which a re-summary spends most of
+      const wallSeconds = Math.round((performance.now() - t0) / 100) / 10;
+      results.machine = { ...earlier, summarisedAgain: { wallSeconds, node: process.version, version: toolVersion() } };
+    }
     await writeFileAtomic(resultsPath, resultsJson(results));
     // the report is the command's to write (cli/sweep.ts), from these results
     return { status: 'finished', out, results, resultsPath, failures, trained, reused: reusedKeys.length };
   } finally {
     await queue?.close();
+  }
+}
+
+/** The machine facts of the results.json in the folder, when it is a sweep's and trained something. */
+function trainingFacts(path: string): Omit<SweepResults['machine'], 'summarisedAgain'> | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    const r = readJson(path) as Partial<SweepResults>;
+    const m = r.machine;
+    if (r.kind !== 'sweep' || !m || !(m.trainedNow > 0)) return undefined;
+    const { summarisedAgain: _s, ...facts } = m;
+    return facts;
+  } catch {
+    return undefined; // unreadable: this invocation's own facts
   }
 }
 
@@ -700,13 +755,33 @@ function testMeasures(out: string, id: string, kind: 'tuned' | 'default', seeds:
     if (!r.exists('result') || r.readManifest().status !== 'finished') continue;
     const e = evaluationOf(runDir);
     const ret = e.retrieval!;
-    rows.push({ seed: s, runDir, mapAtR: ret.mapAtR, precisionAt1: ret.precisionAt1, rPrecision: ret.rPrecision, knnAccuracy: ret.knnAccuracy, accuracy: e.pairs.accuracy, auc: e.pairs.auc });
+    rows.push({
+      seed: s,
+      runDir,
+      mapAtR: ret.mapAtR,
+      precisionAt1: ret.precisionAt1,
+      rPrecision: ret.rPrecision,
+      knnAccuracy: ret.knnAccuracy,
+      accuracy: e.pairs.accuracy,
+      bestAccuracy: e.pairs.best.accuracy,
+      auc: e.pairs.auc,
+    });
     runs.push({ lossId: id, seed: s, evaluation: e });
   }
   if (rows.length === 0) return undefined;
   const m = (k: keyof Omit<SeedScore, 'seed' | 'runDir'>): Measure => measure(rows.map((r) => r[k]));
   return {
-    test: { mapAtR: m('mapAtR'), precisionAt1: m('precisionAt1'), rPrecision: m('rPrecision'), knnAccuracy: m('knnAccuracy'), accuracy: m('accuracy'), auc: m('auc'), seeds: rows },
+    test: {
+      mapAtR: m('mapAtR'),
+      precisionAt1: m('precisionAt1'),
+      rPrecision: m('rPrecision'),
+      knnAccuracy: m('knnAccuracy'),
+      accuracyAt: accuracyAtOf(runs[0]!.evaluation),
+      accuracy: m('accuracy'),
+      bestAccuracy: m('bestAccuracy'),
+      auc: m('auc'),
+      seeds: rows,
+    },
     runs,
   };
 }
@@ -785,7 +860,10 @@ async function buildResults(out: string, def: SweepDefinition, ds: Dataset, tria
   const rank = (f: (l: SweepLossResult) => number): string[] => [...losses].sort((a, b) => f(b) - f(a)).map((l) => l.id);
   const tunedRank = rank((l) => l.test.mapAtR.mean);
   const untunedRank = rank((l) => l.untuned.test.mapAtR.mean);
-  const comparisons = { tuned: pairedComparisons(specs, tunedRuns), untuned: pairedComparisons(specs, untunedRuns) };
+  // like for like: the best-threshold accuracy of every loss, not each loss's own convention
+  const measures = ['bestAccuracy', 'mapAtR'] as const;
+  const comparisons = { tuned: pairedComparisons(specs, tunedRuns, measures), untuned: pairedComparisons(specs, untunedRuns, measures) };
+  const ranking = { tuned: tunedRank, untuned: untunedRank };
   return {
     tool: 'siamese-lab',
     kind: 'sweep',
@@ -796,22 +874,8 @@ async function buildResults(out: string, def: SweepDefinition, ds: Dataset, tria
     protocol: { trials: def.trials, folds: def.folds, seeds: def.seeds, searchSeed: def.searchSeed, groups: def.groups, config: def.config },
     losses,
     comparisons,
-    ranking: { tuned: tunedRank, untuned: untunedRank, changed: tunedRank.join() !== untunedRank.join(), verdict: rankingVerdict(tunedRank, untunedRank, comparisons) },
+    ranking: { ...ranking, changed: tunedRank.join() !== untunedRank.join(), verdict: verdictText(sweepVerdict({ losses, comparisons, ranking })) },
     machine,
   };
-}
-
-/** Plain words: did tuning change the ranking by test MAP@R, and which differences hold up. */
-export function rankingVerdict(tuned: string[], untuned: string[], c: SweepResults['comparisons']): string {
-  if (tuned.length < 2) return 'one loss only: nothing to rank.';
-  const sig = (list: PairedComparison[]): string[] => list.filter((x) => x.measure === 'mapAtR' && (x.pHolm ?? x.p) < 0.05 && x.seeds > 1).map((x) => x.verdict);
-  const words: string[] = [];
-  if (tuned.join() === untuned.join()) words.push(`Tuning did not change the ranking by test MAP@R: ${tuned.join(' > ')} both tuned and at the defaults.`);
-  else words.push(`Tuning changed the ranking by test MAP@R: tuned ${tuned.join(' > ')}; at the defaults ${untuned.join(' > ')}.`);
-  const st = sig(c.tuned);
-  const su = sig(c.untuned);
-  words.push(st.length ? `Tuned, significant after Holm's correction: ${st.join('; ')}.` : 'Tuned, no difference in MAP@R is significant after Holm\'s correction, so the order may be chance.');
-  words.push(su.length ? `At the defaults, significant: ${su.join('; ')}.` : 'At the defaults, no difference in MAP@R is significant.');
-  return words.join(' ');
 }
 

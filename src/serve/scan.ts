@@ -14,7 +14,9 @@
  */
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { accuracyAtOf } from '../eval/accuracyAt.ts';
 import type { CompareResults } from '../experiments/results.ts';
+import { isBatchLossName } from '../losses/registry.ts';
 import type { EpochLog } from '../train/trainer.ts';
 import { isInside } from './paths.ts';
 import { type LineParser, parseText } from './tail.ts';
@@ -255,8 +257,13 @@ export interface RunInfo {
   lastLoss: number | null;
   trainAccuracy: number | null;
   testAccuracy: number | null;
-  /** final evaluation (result.json): pair accuracy at the threshold, MAP@R */
+  /** final evaluation (result.json): pair accuracy (by pairAccuracyAt's convention), MAP@R */
   pairAccuracy: number | null;
+  /**
+   * how pairAccuracy and testAccuracy are measured: at the fixed threshold, or (a batch loss,
+   * no absolute distance scale) at the best one (before the final evaluation: by the loss's kind)
+   */
+  pairAccuracyAt: 'threshold' | 'best';
   mapAtR: number | null;
   pairsPerSecond: number | null;
   /** seconds of training, summed over the logged epochs */
@@ -389,6 +396,8 @@ export function readRun(ref: RunRef, roots: readonly Root[], entries: ReadonlyMa
     trainAccuracy: finite(last?.trainAccuracy),
     testAccuracy: finite(last?.testAccuracy),
     pairAccuracy: finite(obj(evaluation['pairs'])['accuracy']),
+    // the evaluation says; before it (a run still training), the loss's kind: a batch loss logs its best threshold's
+    pairAccuracyAt: evaluation['pairs'] !== undefined ? (obj(evaluation['pairs'])['thresholdFrom'] === 'best' ? 'best' : 'threshold') : isBatchLossName(lossName) ? 'best' : 'threshold',
     mapAtR: finite(obj(evaluation['retrieval'])['mapAtR']),
     pairsPerSecond: finite(last?.pairsPerSecond),
     seconds: log.epochs.length > 0 ? seconds : null,
@@ -428,6 +437,7 @@ export function rowsFromResults(folder: FolderRef, results: CompareResults, pres
       trainAccuracy: finite(last?.trainAccuracy),
       testAccuracy: finite(last?.testAccuracy),
       pairAccuracy: finite(r.evaluation.pairs.accuracy),
+      pairAccuracyAt: accuracyAtOf(r.evaluation),
       mapAtR: finite(r.evaluation.retrieval?.mapAtR),
       pairsPerSecond: finite(last?.pairsPerSecond),
       seconds: r.history.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0),

@@ -7,6 +7,7 @@
  * Fractions (accuracies, rates) are stored as 0..1 in the results and drawn as percentages.
  */
 import { DataError } from '../errors.ts';
+import { lossAccuracyAt } from '../eval/accuracyAt.ts';
 import type { CompareResults, LossSummary, RunSummary, Stat } from '../experiments/results.ts';
 import { count } from '../words.ts';
 import { encodePng, pngDataUri } from './png.ts';
@@ -377,6 +378,7 @@ export function learningCurveChart(results: CompareResults, opts: { width?: numb
     }
   }
   if (rows.loss.length + rows.testAccuracy.length === 0) throw new DataError('results have no learning curves to draw');
+  const atBest = results.summary.filter((s) => lossAccuracyAt(results, s) === 'best').map((s) => labelOf(results, s.lossId));
   const logLoss = rows.loss.length > 0 && rows.loss.every((r) => r.lo > 0);
   const panel = (data: Row[], title: string, yTitle: string, log: boolean): Record<string, unknown> => {
     const x = { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } };
@@ -408,6 +410,7 @@ export function learningCurveChart(results: CompareResults, opts: { width?: numb
     [
       seedCount > 1 ? 'band: 95% confidence interval of the mean over seeds' : 'one seed: no band',
       `pair accuracy: share of pairs with (D < ${results.spec.config.threshold}) matching the label; losses are in their own units`,
+      ...(atBest.length ? [`test accuracy of ${atBest.join(', ')}: at each epoch's best threshold (no absolute distance scale)`] : []),
     ],
     {
       hconcat: [
@@ -752,7 +755,8 @@ export function accuracyChart(results: CompareResults, opts: { measure?: Summary
   const indRef = 'independent re-implementation (mean ± spread, 3 seeds, 20 epochs)';
   for (const s of results.summary) {
     const st = statOf(s, measure);
-    if (!st) continue;
+    // a batch loss has no accuracy at D < threshold (evaluate.ts gives its best threshold's)
+    if (!st || (measure === 'accuracy' && lossAccuracyAt(results, s) === 'best')) continue;
     const loss = labelOf(results, s.lossId);
     const mean = pct(num(st.mean));
     if (!Number.isFinite(mean)) continue;

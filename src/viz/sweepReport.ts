@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { Measure, SweepLossResult, SweepResults } from '../experiments/sweep.ts';
+import { differencesHeading, type SweepVerdict, sweepVerdict } from './sweepVerdict.ts';
 import { LOSS_PALETTE } from './charts.ts';
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -35,7 +36,7 @@ function htmlTable(t: Table): string {
 
 function testTable(r: SweepResults): Table {
   return {
-    head: ['loss', 'chosen parameters', 'val MAP@R', 'test MAP@R (95% CI)', 'P@1', 'R-precision', 'pair accuracy', 'untuned MAP@R', 'fold models (mean)', 'fold models (concat.)'],
+    head: ['loss', 'chosen parameters', 'val MAP@R', 'test MAP@R (95% CI)', 'P@1', 'R-precision', 'pair accuracy, best threshold', 'untuned MAP@R', 'fold models (mean)', 'fold models (concat.)'],
     rows: r.losses.map((l) => [
       l.label,
       params(l.best.params),
@@ -43,7 +44,7 @@ function testTable(r: SweepResults): Table {
       withCi(l.test.mapAtR),
       withCi(l.test.precisionAt1),
       withCi(l.test.rPrecision),
-      withCi(l.test.accuracy),
+      l.test.bestAccuracy ? withCi(l.test.bestAccuracy) : '-',
       withCi(l.untuned.test.mapAtR),
       pct(l.foldModels.separate.mapAtR.mean),
       pct(l.foldModels.concatenated.mapAtR),
@@ -81,10 +82,43 @@ function unlikeMapAtRNote(r: SweepResults): string {
   return `Val MAP@R is not comparable with test MAP@R: it is measured on ${per} held-out training classes per fold, test MAP@R on the ${n} test classes, and MAP@R is higher with fewer classes.`;
 }
 
+/**
+ * The pair accuracy column is the best-threshold accuracy of every loss: a batch loss has no
+ * absolute distance scale, so its accuracy is measured at the best threshold, and the others' at
+ * D < threshold would set two conventions side by side. Said beside the table; a results.json
+ * written before the column existed has only each loss's own convention, and the note says how
+ * to add it (the same command in the folder trains nothing and summarises again).
+ */
+function accuracyNote(r: SweepResults): string {
+  if (r.losses.some((l) => !l.test.bestAccuracy)) {
+    return 'This results.json was written before the best-threshold pair accuracy was kept: run the same sweep command on this folder again to add it (nothing is retrained).';
+  }
+  const t = r.protocol.config.threshold ?? 0.5;
+  const fixed = r.losses.filter((l) => l.test.accuracyAt === 'threshold');
+  const at = fixed.length ? ` At the fixed D < ${t}: ${fixed.map((l) => `${l.label} ${pct(l.test.accuracy.mean)}`).join(', ')} (results.json: test.accuracy).` : '';
+  return `Pair accuracy: at the threshold that classifies the test-class pairs best (in-sample, so optimistic), for every loss alike; the batch losses set no absolute distance scale, so a fixed threshold means nothing for them.${at}`;
+}
+
+/** The measure of a paired test, in the report's words. */
+const measureName = (m: string): string =>
+  m === 'mapAtR' ? 'MAP@R' : m === 'bestAccuracy' ? 'pair accuracy (best threshold)' : "pair accuracy (each loss's own threshold convention, a file from before like-for-like tests)";
+
 function comparisonLines(r: SweepResults): { tuned: string[]; untuned: string[] } {
-  const f = (list: SweepResults['comparisons']['tuned']): string[] => list.map((c) => `${c.measure === 'mapAtR' ? 'MAP@R' : 'accuracy'}: ${c.verdict}`);
+  const f = (list: SweepResults['comparisons']['tuned']): string[] => list.map((c) => `${measureName(c.measure)}: ${c.verdict}`);
   return { tuned: f(r.comparisons.tuned), untuned: f(r.comparisons.untuned) };
 }
+
+/** The verdict's list: one line per significant MAP@R difference, tuned first. */
+function verdictItems(v: SweepVerdict): string[] {
+  const items = [...v.tuned.map((x) => `tuned: ${x}`), ...v.untuned.map((x) => `at the defaults: ${x}`)];
+  return items.length ? items : ['none, tuned or at the defaults'];
+}
+
+/** Said once above the paired tests (a file from before the like-for-like tests has none). */
+const pairedNote = (r: SweepResults): string =>
+  [...r.comparisons.tuned, ...r.comparisons.untuned].some((c) => c.measure === 'bestAccuracy')
+    ? "Pair accuracy is tested at each loss's best threshold, so that every two losses are compared like for like."
+    : "Pair accuracy here is each loss's own convention (a batch loss's at its best threshold, the others' at the fixed one): not like for like between the two kinds.";
 
 function intro(r: SweepResults): string[] {
   const p = r.protocol;
@@ -94,7 +128,10 @@ function intro(r: SweepResults): string[] {
       `(validation groups ${p.groups.map((g) => `{${g.join(',')}}`).join(' ')}); the best parameters and the defaults each trained with ${p.seeds} seeds on all training classes; ` +
       `${p.config.epochs} epoch(s), batch ${p.config.batchSize}, ${p.config.optimizer}${p.config.trainPairs ? `, first ${p.config.trainPairs} train pairs` : ''}.`,
     `Machine: ${r.machine.cores} cores, node ${r.machine.node}. ${r.machine.trainings} trainings; the invocation that finished the sweep trained ${r.machine.trainedNow} of them ` +
-      `on ${r.machine.workers} workers in ${r.machine.wallSeconds} s (earlier ones, if interrupted, are not counted).`,
+      `on ${r.machine.workers} workers in ${r.machine.wallSeconds} s (earlier ones, if interrupted, are not counted).` +
+      (r.machine.summarisedAgain
+        ? ` Summarised again from the stored runs by siamese-lab ${r.machine.summarisedAgain.version} (node ${r.machine.summarisedAgain.node}) in ${r.machine.summarisedAgain.wallSeconds} s, nothing retrained.`
+        : ''),
   ];
 }
 
@@ -174,10 +211,11 @@ function parallelSvg(l: SweepLossResult, color: string): string {
 
 export function sweepMarkdown(r: SweepResults): string {
   const out: string[] = ['# Sweep report', '', ...intro(r).map((s) => `${s}\n`), '## Test classes: tuned losses', '', mdTable(testTable(r)), ''];
-  out.push(`Fractions as percentages; ± is the 95% confidence half-width over seeds. ${unlikeMapAtRNote(r)} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.`, '');
-  out.push('## Verdict', '', r.ranking.verdict, '');
+  out.push(`Fractions as percentages; ± is the 95% confidence half-width over seeds. ${unlikeMapAtRNote(r)} ${accuracyNote(r)} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.`, '');
+  const v = sweepVerdict(r);
+  out.push('## Verdict', '', v.summary, '', differencesHeading(v), '', ...verdictItems(v).map((s) => `- ${s}`), '');
   const c = comparisonLines(r);
-  out.push('## Paired tests over seeds (Holm-corrected per measure)', '', '**Tuned:**', '', ...c.tuned.map((s) => `- ${s}`), '', '**Untuned (defaults):**', '', ...c.untuned.map((s) => `- ${s}`), '');
+  out.push('## Paired tests over seeds (Holm-corrected per measure)', '', pairedNote(r), '', '**Tuned:**', '', ...c.tuned.map((s) => `- ${s}`), '', '**Untuned (defaults):**', '', ...c.untuned.map((s) => `- ${s}`), '');
   for (const l of r.losses) {
     out.push(`## ${l.label}`, '', `Spec: \`${l.spec}\`; fixed: ${params(l.fixed)}; chosen (trial ${l.best.trial + 1}): ${params(l.best.params)}.`, '', mdTable(trialTable(l)), '');
   }
@@ -186,15 +224,19 @@ export function sweepMarkdown(r: SweepResults): string {
 
 export function sweepHtml(r: SweepResults): string {
   const c = comparisonLines(r);
+  const v = sweepVerdict(r);
   const body: string[] = [
     '<h1>Sweep report</h1>',
     ...intro(r).map((s) => `<p>${esc(s)}</p>`),
     '<h2>Test classes: tuned losses</h2>',
     htmlTable(testTable(r)),
-    `<p class="note">Fractions as percentages; ± is the 95% confidence half-width over seeds. ${esc(unlikeMapAtRNote(r))} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.</p>`,
+    `<p class="note">Fractions as percentages; ± is the 95% confidence half-width over seeds. ${esc(unlikeMapAtRNote(r))} ${esc(accuracyNote(r))} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.</p>`,
     '<h2>Verdict</h2>',
-    `<p>${esc(r.ranking.verdict)}</p>`,
+    `<p>${esc(v.summary)}</p>`,
+    `<p>${esc(differencesHeading(v))}</p>`,
+    `<ul>${verdictItems(v).map((s) => `<li>${esc(s)}</li>`).join('')}</ul>`,
     '<h2>Paired tests over seeds (Holm-corrected per measure)</h2>',
+    `<p class="note">${esc(pairedNote(r))}</p>`,
     '<h3>Tuned</h3>',
     `<ul>${c.tuned.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>`,
     '<h3>Untuned (defaults)</h3>',

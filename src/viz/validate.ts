@@ -105,6 +105,7 @@ export function validateCompareResults(value: Json, source = 'results.json'): Co
     c.num(s['seeds'], `summary[${i}].seeds`);
     for (const k of REQUIRED_STATS) c.stat(s[k], `summary[${i}].${k}`);
     for (const k of OPTIONAL_STATS) if (s[k] !== undefined) c.stat(s[k], `summary[${i}].${k}`);
+    if (s['accuracyAt'] !== undefined && s['accuracyAt'] !== 'threshold' && s['accuracyAt'] !== 'best') c.fail(`summary[${i}].accuracyAt`, 'must be "threshold" or "best"');
     c.arr(s['curves'], `summary[${i}].curves`).forEach((y, j) => {
       const cv = c.obj(y, `summary[${i}].curves[${j}]`);
       c.num(cv['epoch'], `summary[${i}].curves[${j}].epoch`);

@@ -35,6 +35,11 @@ export function validateSweepResults(value: Json, source = 'results.json'): Swee
   const machine = c.obj(r['machine'], 'machine');
   for (const k of ['cores', 'workers', 'wallSeconds', 'trainings', 'trainedNow']) c.num(machine[k], `machine.${k}`);
   c.str(machine['node'], 'machine.node');
+  if (machine['summarisedAgain'] !== undefined) {
+    const again = c.obj(machine['summarisedAgain'], 'machine.summarisedAgain');
+    c.num(again['wallSeconds'], 'machine.summarisedAgain.wallSeconds');
+    for (const k of ['node', 'version']) c.str(again[k], `machine.summarisedAgain.${k}`);
+  }
 
   const measure = (v: Json, path: string): void => {
     const m = c.obj(v, path);
@@ -47,7 +52,7 @@ export function validateSweepResults(value: Json, source = 'results.json'): Swee
   c.list(r['losses'], 'losses', MAX_LOSSES).forEach((x, i) => {
     const p = `losses[${i}]`;
     const l = c.obj(x, p);
-    for (const k of ['id', 'label', 'spec']) c.str(l[k], `${p}.${k}`);
+    for (const k of ['id', 'label', 'loss', 'spec']) c.str(l[k], `${p}.${k}`);
     scalars(l['fixed'], `${p}.fixed`);
     c.list(l['space'], `${p}.space`, MAX_DIMS).forEach((y, j) => {
       const d = c.obj(y, `${p}.space[${j}]`);
@@ -69,6 +74,9 @@ export function validateSweepResults(value: Json, source = 'results.json'): Swee
     c.num(c.obj(best['validation'], `${p}.best.validation`)['mapAtR'], `${p}.best.validation.mapAtR`);
     const test = c.obj(l['test'], `${p}.test`);
     for (const k of ['mapAtR', 'precisionAt1', 'rPrecision', 'knnAccuracy', 'accuracy', 'auc']) measure(test[k], `${p}.test.${k}`);
+    // written since the like-for-like accuracy (older files lack them)
+    if (test['bestAccuracy'] !== undefined) measure(test['bestAccuracy'], `${p}.test.bestAccuracy`);
+    if (test['accuracyAt'] !== undefined && test['accuracyAt'] !== 'threshold' && test['accuracyAt'] !== 'best') c.fail(`${p}.test.accuracyAt`, 'must be "threshold" or "best"');
     c.list(test['seeds'], `${p}.test.seeds`, MAX_SEEDS);
     measure(c.obj(c.obj(l['untuned'], `${p}.untuned`)['test'], `${p}.untuned.test`)['mapAtR'], `${p}.untuned.test.mapAtR`);
     const fm = c.obj(l['foldModels'], `${p}.foldModels`);
@@ -81,8 +89,14 @@ export function validateSweepResults(value: Json, source = 'results.json'): Swee
       const cmp = c.obj(x, `comparisons.${k}[${i}]`);
       c.str(cmp['measure'], `comparisons.${k}[${i}].measure`);
       c.str(cmp['verdict'], `comparisons.${k}[${i}].verdict`);
+      // the verdict's list reads these
+      for (const f of ['a', 'b']) c.str(cmp[f], `comparisons.${k}[${i}].${f}`);
+      for (const f of ['meanDiff', 'ci95', 'p', 'seeds']) c.num(cmp[f], `comparisons.${k}[${i}].${f}`);
+      for (const f of ['pHolm', 'tests']) if (cmp[f] !== undefined) c.num(cmp[f], `comparisons.${k}[${i}].${f}`);
     });
   }
-  c.str(c.obj(r['ranking'], 'ranking')['verdict'], 'ranking.verdict');
+  const ranking = c.obj(r['ranking'], 'ranking');
+  c.str(ranking['verdict'], 'ranking.verdict');
+  for (const k of ['tuned', 'untuned']) c.list(ranking[k], `ranking.${k}`, MAX_LOSSES).forEach((x, i) => c.str(x, `ranking.${k}[${i}]`));
   return r as unknown as SweepResults;
 }

@@ -125,7 +125,10 @@ export function renderCurves(root: HTMLElement): void {
         bands.push({ series: [hiIdx, hiIdx + 1], fill: alpha(l.color, 0.18) });
       }
     }
-    const el = h('div', { class: 'chart', 'data-metric': m.key }, h('h3', {}, m.title));
+    // a batch loss's accuracies are at its best threshold (no distance scale): said where both kinds share a chart
+    const mixed = m.key !== 'loss' && runs.some((r) => r.pairAccuracyAt === 'best') && runs.some((r) => r.pairAccuracyAt === 'threshold');
+    const note = mixed ? ` (${groups(runs).filter((g) => g.runs[0]!.pairAccuracyAt === 'best').map((g) => g.label).join(', ')}: at the best threshold, the others at D < threshold)` : '';
+    const el = h('div', { class: 'chart', 'data-metric': m.key }, h('h3', {}, m.title + note));
     box.append(el);
     charts.push(
       new uPlot(

@@ -14,7 +14,13 @@ interface Column {
   show?: (x: number | null) => string;
   better?: 'max' | 'min';
   text?: (r: RunInfo) => string;
+  /** the column's values follow the run's accuracy convention: best marks only among runs of one */
+  byConvention?: boolean;
 }
+
+/** how a batch loss's pair accuracy is marked: at its best threshold, not at D < threshold */
+const AT_BEST = ' ᵇ';
+const AT_BEST_TIP = 'at the best threshold on the test pairs (in-sample): a batch loss has no absolute distance scale; not comparable with the others\' D < threshold';
 
 const paramsText = (r: RunInfo): string =>
   Object.entries(r.params)
@@ -29,9 +35,9 @@ const COLUMNS: Column[] = [
   { key: 'seed', title: 'seed', value: (r) => r.seed, show: (x) => fixed(x, 0) },
   { key: 'status', title: 'status', text: (r) => r.status },
   { key: 'epoch', title: 'epoch', text: (r) => `${r.epochsDone}/${r.epochs ?? '?'}` },
-  { key: 'pairAccuracy', title: 'pair acc. %', value: (r) => r.pairAccuracy, show: (x) => pct(x), better: 'max' },
+  { key: 'pairAccuracy', title: 'pair acc. %', value: (r) => r.pairAccuracy, show: (x) => pct(x), better: 'max', byConvention: true },
   { key: 'mapAtR', title: 'MAP@R %', value: (r) => r.mapAtR, show: (x) => pct(x), better: 'max' },
-  { key: 'testAccuracy', title: 'test acc. %', value: (r) => r.testAccuracy, show: (x) => pct(x), better: 'max' },
+  { key: 'testAccuracy', title: 'test acc. %', value: (r) => r.testAccuracy, show: (x) => pct(x), better: 'max', byConvention: true },
   { key: 'lastLoss', title: 'loss', value: (r) => r.lastLoss, show: (x) => fixed(x, 4), better: 'min' },
   { key: 'pairsPerSecond', title: 'pairs/s', value: (r) => r.pairsPerSecond, show: (x) => fixed(x, 0), better: 'max' },
   { key: 'seconds', title: 'time', value: (r) => r.seconds, show: duration, better: 'min' },
@@ -77,13 +83,18 @@ export function renderRuns(root: HTMLElement): void {
   });
   for (const g of gs) g.runs.sort(cmpRuns);
 
+  // best of a column, per accuracy convention where the column has one (a group is one loss: one convention)
+  const conv = (c: Column, r: RunInfo): string => (c.byConvention ? r.pairAccuracyAt : '');
   const bestRun = new Map<string, number | null>();
   const bestGroup = new Map<string, number | null>();
   for (const c of COLUMNS) {
     if (!c.better) continue;
-    bestRun.set(c.key, best(state.runs.map(c.value!), c.better));
-    bestGroup.set(c.key, best(gs.map((g) => groupStats.get(g.key)!.get(c.key)!.mean), c.better));
+    for (const k of new Set(state.runs.map((r) => conv(c, r)))) {
+      bestRun.set(`${c.key}|${k}`, best(state.runs.filter((r) => conv(c, r) === k).map(c.value!), c.better));
+      bestGroup.set(`${c.key}|${k}`, best(gs.filter((g) => conv(c, g.runs[0]!) === k).map((g) => groupStats.get(g.key)!.get(c.key)!.mean), c.better));
+    }
   }
+  const marked = (c: Column, r: RunInfo): { mark: string; title?: string } => (c.byConvention && r.pairAccuracyAt === 'best' ? { mark: AT_BEST, title: AT_BEST_TIP } : { mark: '' });
 
   const head = h('tr', {}, h('th', { title: 'tick two runs to compare their configs' }, ''));
   for (const c of COLUMNS) {
@@ -110,11 +121,12 @@ export function renderRuns(root: HTMLElement): void {
       }
       else if (c.value && c.show) {
         const s = groupStats.get(g.key)!.get(c.key)!;
-        const isBest = c.better && s.n > 0 && s.mean === bestGroup.get(c.key);
+        const isBest = c.better && s.n > 0 && s.mean === bestGroup.get(`${c.key}|${conv(c, g.runs[0]!)}`);
         // the CI in the column's own unit: a percent column's CI in points, a time's in seconds
         const ciText = Number.isFinite(s.ci) ? ` ± ${c.show === duration ? `${s.ci.toFixed(1)} s` : c.show(s.ci)}` : '';
+        const m = marked(c, g.runs[0]!);
         gr.append(
-          h('td', { class: `num${isBest ? ' best' : ''}`, 'data-col': c.key, 'data-mean': Number.isFinite(s.mean) ? s.mean : undefined, 'data-ci': Number.isFinite(s.ci) ? s.ci : undefined }, s.n > 0 ? c.show(s.mean) + ciText : '–'),
+          h('td', { class: `num${isBest ? ' best' : ''}`, title: m.title, 'data-col': c.key, 'data-mean': Number.isFinite(s.mean) ? s.mean : undefined, 'data-ci': Number.isFinite(s.ci) ? s.ci : undefined }, s.n > 0 ? c.show(s.mean) + ciText + m.mark : '–'),
         );
       } else gr.append(h('td'));
     }
@@ -132,8 +144,9 @@ export function renderRuns(root: HTMLElement): void {
       for (const c of COLUMNS) {
         if (c.value && c.show) {
           const v = c.value(r);
-          const isBest = c.better && v !== null && v === bestRun.get(c.key);
-          tr.append(h('td', { class: `num${isBest ? ' best' : ''}`, 'data-col': c.key, 'data-value': v ?? undefined }, c.show(v)));
+          const isBest = c.better && v !== null && v === bestRun.get(`${c.key}|${conv(c, r)}`);
+          const m = v === null ? { mark: '' } : marked(c, r);
+          tr.append(h('td', { class: `num${isBest ? ' best' : ''}`, title: m.title, 'data-col': c.key, 'data-value': v ?? undefined }, c.show(v) + m.mark));
         } else {
           tr.append(h('td', { 'data-col': c.key, class: c.key === 'status' ? `status-${r.status}` : undefined, title: c.key === 'label' ? r.path : undefined }, c.text!(r)));
         }
@@ -143,7 +156,10 @@ export function renderRuns(root: HTMLElement): void {
     }
   }
   root.append(h('div', { class: 'scroll' }, h('table', { class: 'runs' }, h('thead', {}, head), body)));
-  root.append(h('p', { class: 'note' }, 'Group rows: mean ± 95% confidence interval (t distribution) over seeds, or over the folds of a sweep trial (its MAP@R: the validation score). ★ best run and best group mean of each column. Click a header to sort.'));
+  root.append(h('p', { class: 'note' }, 'Group rows: mean ± 95% confidence interval (t distribution) over seeds, or over the folds of a sweep trial (its MAP@R: the validation score). ★ best run and best group mean of each column. Click a header to sort.' +
+    (state.runs.some((r) => r.pairAccuracyAt === 'best')
+      ? ' ᵇ pair and test accuracy at the best threshold (in-sample): the batch losses have no absolute distance scale; ★ marks the best among the runs of one convention, and sorting by these columns sets the two side by side.'
+      : '')));
   renderDiff(root);
 }
 

@@ -11,6 +11,7 @@
  */
 import uPlot from 'uplot';
 import { clear, colorOf, fixed, h, message, pct } from './dom.ts';
+import { differencesHeading, sweepVerdict } from '../viz/sweepVerdict.ts';
 import { type AxisDef, parallelCoordinates } from './parallel.ts';
 import { type FolderView, groups, type RunInfo, state, type SweepOutline, type SweepResults } from './state.ts';
 
@@ -145,10 +146,24 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
       'p',
       { class: 'note', 'data-testid': 'sweep-status' },
       res
-        ? `finished: ${planned} trials per loss, ${res.protocol.folds} folds, ${res.protocol.seeds} final seeds. ${res.ranking.verdict}`
+        ? `finished: ${planned} trials per loss, ${res.protocol.folds} folds, ${res.protocol.seeds} final seeds.`
         : `running: ${scored} of ${planned * losses.length} trials scored (${planned} per loss, ${f.outline!.folds} folds each); test measures come with results.json`,
     ),
   );
+  if (res) {
+    // the report's verdict, from the same results: the plain words, then the significant differences
+    const v = sweepVerdict(res);
+    const items = [...v.tuned.map((x) => `tuned: ${x}`), ...v.untuned.map((x) => `at the defaults: ${x}`)];
+    section.append(
+      h(
+        'div',
+        { 'data-testid': 'sweep-verdict' },
+        h('p', {}, v.summary),
+        h('p', {}, differencesHeading(v)),
+        h('ul', {}, ...(items.length ? items : ['none, tuned or at the defaults']).map((x) => h('li', {}, x))),
+      ),
+    );
+  }
   const legend = h('div', { class: 'legend' });
   for (const l of losses) {
     const s = h('span', { 'data-loss': l.id }, l.label);
@@ -226,12 +241,14 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
 
   // ---- chosen parameters and test measures ---------------------------------------------------
   const table = h('table', { class: 'runs chosen', 'data-testid': 'sweep-chosen' });
-  const cols = ['mapAtR', 'precisionAt1', 'rPrecision', 'knnAccuracy', 'accuracy', 'auc'] as const;
+  // pair accuracy at the best threshold for every loss alike (a batch loss has no other)
+  const cols = ['mapAtR', 'precisionAt1', 'rPrecision', 'knnAccuracy', 'bestAccuracy', 'auc'] as const;
   // the headers wrap to keep the table within 1280 px (style.css): a unit stays with its measure, R-precision whole
   const nb = (t: string): string => t.replaceAll(' %', '\u00a0%');
-  const titles = ['test MAP@R %', 'P@1 %', 'R\u2011precision %', 'kNN acc. %', 'pair acc. %', 'AUC %'];
+  const titles = ['test MAP@R %', 'P@1 %', 'R\u2011precision %', 'kNN acc. %', 'pair acc., best threshold %', 'AUC %'];
+  const tips: Record<string, string> = { bestAccuracy: 'at the threshold that classifies the test-class pairs best (in-sample), every loss alike' };
   table.append(
-    h('thead', {}, h('tr', {}, h('th', {}, 'loss'), h('th', {}, 'chosen parameters'), h('th', {}, 'trial'), h('th', { class: 'num' }, nb('validation MAP@R %')), ...titles.map((t) => h('th', { class: 'num' }, nb(t))), h('th', { class: 'num', title: 'the loss at its default parameters, same seeds' }, nb('defaults: MAP@R %')))),
+    h('thead', {}, h('tr', {}, h('th', {}, 'loss'), h('th', {}, 'chosen parameters'), h('th', {}, 'trial'), h('th', { class: 'num' }, nb('validation MAP@R %')), ...titles.map((t, i) => h('th', { class: 'num', title: tips[cols[i]!] }, nb(t))), h('th', { class: 'num', title: 'the loss at its default parameters, same seeds' }, nb('defaults: MAP@R %')))),
   );
   const body = h('tbody');
   for (const l of losses) {
@@ -249,7 +266,7 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
   section.append(
     h('h3', {}, fin(losses) ? 'Chosen parameters, trained on all training classes and tested on the test classes' : 'Best parameters so far'),
     h('div', { class: 'scroll' }, table),
-    h('p', { class: 'note', 'data-testid': 'sweep-chosen-note' }, 'Test measures: mean ± 95% confidence interval (t distribution) over the final seeds, on classes no trial has seen. Validation MAP@R is not comparable with test MAP@R: it is measured on the few training classes a fold holds out, test MAP@R on all the test classes, and MAP@R is higher with fewer classes.'),
+    h('p', { class: 'note', 'data-testid': 'sweep-chosen-note' }, 'Test measures: mean ± 95% confidence interval (t distribution) over the final seeds, on classes no trial has seen. Validation MAP@R is not comparable with test MAP@R: it is measured on the few training classes a fold holds out, test MAP@R on all the test classes, and MAP@R is higher with fewer classes. Pair accuracy is at the threshold that classifies the test-class pairs best (in-sample), for every loss alike: the batch losses set no absolute distance scale.'),
   );
 }
 
@@ -261,7 +278,8 @@ function renderRunsChart(root: HTMLElement, runs: readonly RunInfo[]): void {
   const axes: AxisDef<RunInfo>[] = [
     ...paramKeys.map((k) => ({ key: `param.${k}`, title: k, value: (r: RunInfo) => (typeof r.params[k] === 'number' ? (r.params[k] as number) : null) })),
     { key: 'seed', title: 'seed', value: (r) => r.seed, format: (v) => v.toFixed(0) },
-    { key: 'pairAccuracy', title: 'pair acc. %', value: (r) => r.pairAccuracy, format: (v) => pct(v) },
+    // a batch loss's at its best threshold: the axis title says so when both kinds are drawn
+    { key: 'pairAccuracy', title: runs.some((r) => r.pairAccuracyAt === 'best') && runs.some((r) => r.pairAccuracyAt === 'threshold') ? 'pair acc. % (batch losses: best threshold)' : 'pair acc. %', value: (r) => r.pairAccuracy, format: (v) => pct(v) },
     { key: 'mapAtR', title: 'MAP@R %', value: (r) => r.mapAtR, format: (v) => pct(v) },
     { key: 'testAccuracy', title: 'test acc. %', value: (r) => r.testAccuracy, format: (v) => pct(v) },
   ];
@@ -277,7 +295,7 @@ function renderRunsChart(root: HTMLElement, runs: readonly RunInfo[]): void {
       const params = Object.entries(r.params)
         .map(([k, v]) => `${k}=${String(v)}`)
         .join(', ');
-      ol.append(h('li', { 'data-run': r.id }, `${r.label} seed ${r.seed ?? '?'}${params ? ` (${params})` : ''}: MAP@R ${pct(r.mapAtR)}, pair acc. ${pct(r.pairAccuracy)}`));
+      ol.append(h('li', { 'data-run': r.id }, `${r.label} seed ${r.seed ?? '?'}${params ? ` (${params})` : ''}: MAP@R ${pct(r.mapAtR)}, pair acc. ${pct(r.pairAccuracy)}${r.pairAccuracyAt === 'best' ? ' (at its best threshold: a batch loss)' : ''}`));
     }
     out.append(ol);
   };

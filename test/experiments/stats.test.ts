@@ -178,3 +178,44 @@ test('compare: the paired tests of one measure get Holm-adjusted p-values, and t
   assert.match(c[1]!.verdict, /^no significant difference in accuracy after correcting for multiple tests: .*\(p = 0\.03, Holm-adjusted p = 0\.06 over 3 tests, 3 seeds\)$/);
   assert.match(c[2]!.verdict, /^no significant difference in accuracy: /);
 });
+
+test('compare: batch losses beside contrastive: accuracy is tested only between fixed-threshold losses, the best-threshold accuracy between every two', async () => {
+  const { pairedComparisons } = await import('../../src/experiments/collect.ts');
+  const { parseLossList } = await import('../../src/experiments/lossSpec.ts');
+  const losses = parseLossList('contrastive,multi-similarity,nt-xent');
+  // per seed: accuracy by the loss's convention (a batch loss's is its best threshold's) and the best-threshold accuracy
+  const runs = [
+    ...[
+      [0.62, 0.66],
+      [0.6, 0.65],
+      [0.63, 0.67],
+    ].map(([accuracy, best], seed) => ({ lossId: 'contrastive', seed, evaluation: { pairs: { accuracy, best: { accuracy: best, threshold: 0.7 } } } as never })),
+    ...[0.64, 0.66, 0.645].map((a, seed) => ({ lossId: 'multi-similarity', seed, evaluation: { pairs: { accuracy: a, thresholdFrom: 'best', best: { accuracy: a, threshold: 0.9 } } } as never })),
+    ...[0.67, 0.665, 0.69].map((a, seed) => ({ lossId: 'nt-xent', seed, evaluation: { pairs: { accuracy: a, thresholdFrom: 'best', best: { accuracy: a, threshold: 1.1 } } } as never })),
+  ];
+  const c = pairedComparisons(losses, runs);
+  assert.deepEqual(c.map((x) => [x.a, x.b, x.measure, x.tests]), [
+    ['contrastive', 'multi-similarity', 'bestAccuracy', 3],
+    ['contrastive', 'nt-xent', 'bestAccuracy', 3],
+    ['multi-similarity', 'nt-xent', 'bestAccuracy', 3],
+  ]);
+  // contrastive − multi-similarity at the best threshold: (0.66−0.64, 0.65−0.66, 0.67−0.645) / 3
+  close(c[0]!.meanDiff, (0.02 - 0.01 + 0.025) / 3, 1e-12, 'best-threshold difference');
+  // not its D < 0.5 accuracy: (0.62−0.64, 0.60−0.66, 0.63−0.645) / 3 would be −0.0317
+  assert.match(c[0]!.verdict, /best-threshold accuracy/);
+  // two batch losses: their accuracy is their best threshold's, tested once (in the best-threshold family)
+  close(c[2]!.meanDiff, (-0.03 - 0.005 - 0.045) / 3, 1e-12, 'two batch losses');
+  // two losses at D < 0.5 beside a batch loss: their accuracy test stays
+  const two = pairedComparisons(parseLossList('contrastive,yukawa,nt-xent'), [
+    ...runs.filter((r) => r.lossId !== 'multi-similarity'),
+    ...[0.61, 0.6, 0.6].map((accuracy, seed) => ({ lossId: 'yukawa', seed, evaluation: { pairs: { accuracy, best: { accuracy: 0.7, threshold: 0.6 } } } as never })),
+  ]);
+  assert.deepEqual(two.filter((x) => x.measure === 'accuracy').map((x) => [x.a, x.b, x.tests]), [['contrastive', 'yukawa', 1]]);
+  close(two.find((x) => x.measure === 'accuracy')!.meanDiff, (0.01 + 0 + 0.03) / 3, 1e-12, 'contrastive − yukawa at D < 0.5');
+  // all of one convention (the seed's losses): accuracy and MAP@R only, as before
+  const seedOnly = pairedComparisons(parseLossList('contrastive,yukawa'), [
+    ...[0.9, 0.91].map((accuracy, seed) => ({ lossId: 'contrastive', seed, evaluation: { pairs: { accuracy, best: { accuracy, threshold: 0.5 } } } as never })),
+    ...[0.92, 0.9].map((accuracy, seed) => ({ lossId: 'yukawa', seed, evaluation: { pairs: { accuracy, best: { accuracy, threshold: 0.5 } } } as never })),
+  ]);
+  assert.deepEqual(seedOnly.map((x) => x.measure), ['accuracy']);
+});

@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parseSplit, resolveSplit } from '../../src/data/split.ts';
 import { resultsJson } from '../../src/experiments/collect.ts';
-import { foldGroups, foldSplit, rankingVerdict, runSweep, type SweepOptions, type SweepResults } from '../../src/experiments/sweep.ts';
+import { foldGroups, foldSplit, runSweep, type SweepOptions, type SweepResults } from '../../src/experiments/sweep.ts';
+import { sweepVerdict, verdictText } from '../../src/viz/sweepVerdict.ts';
+import type { PairedComparison } from '../../src/experiments/results.ts';
 import { writeExperimentReport } from '../../src/viz/experimentReport.ts';
 import { readResults } from '../../src/viz/readResults.ts';
 import { EMBEDDINGS_FILE, readEmbeddingsIndex } from '../../src/train/epochEmbeddings.ts';
@@ -97,6 +99,14 @@ test('a tiny sweep: results.json as documented; the same sweep twice gives the s
       assert.ok(v >= 0 && v <= 1, String(v));
     }
     assert.equal(l.foldModels.concatenated.dim, 2 * 128);
+    // the best-threshold pair accuracy of every final run, as its result.json has it
+    for (const [kind, t] of [['tuned', l.test], ['default', l.untuned.test]] as const) {
+      const want = t.seeds.map((x) => (JSON.parse(readFileSync(join(root, 'a', 'runs', l.id, `${kind}-seed${x.seed}`, 'result.json'), 'utf8')) as { evaluation: { pairs: { best: { accuracy: number } } } }).evaluation.pairs.best.accuracy);
+      assert.deepEqual(t.seeds.map((x) => x.bestAccuracy), want, `${l.id} ${kind}: per seed`);
+      assert.deepEqual(t.bestAccuracy!.values, want, `${l.id} ${kind}: the measure`);
+      assert.ok(Math.abs(t.bestAccuracy!.mean - (want[0]! + want[1]!) / 2) < 1e-12);
+      assert.equal(t.accuracyAt, 'threshold', 'contrastive and Yukawa: at D < 0.5');
+    }
     // trial 1 is the same for every run of the loss: the trials differ only by their parameters
     const manifest = JSON.parse(readFileSync(join(root, 'a', 'runs', l.id, 'trial00', 'fold1', 'manifest.json'), 'utf8')) as { config: { split: string } };
     assert.equal(manifest.config.split, 'train=0,2;test=1,3');
@@ -109,6 +119,8 @@ test('a tiny sweep: results.json as documented; the same sweep twice gives the s
     }
   }
   assert.deepEqual(essence(b.results!), essence(r));
+  // the paired tests: like for like, the best-threshold pair accuracy and MAP@R
+  for (const list of [r.comparisons.tuned, r.comparisons.untuned]) assert.deepEqual(list.map((c) => c.measure), ['bestAccuracy', 'mapAtR']);
   // the trials differ from each other (the search explores)
   assert.notDeepEqual(r.losses[0]!.trials[0]!.params, r.losses[0]!.trials[1]!.params);
 });
@@ -146,10 +158,18 @@ test('siamese report DIR rebuilds a sweep\'s report.md and report.html byte for 
   // the folder of the test before: finished, so the command trains nothing and writes the report
   const out = join(root, 'killed');
   assert.ok(existsSync(join(out, 'results.json')), 'needs the sweep of the test before');
+  const trainedBy = (JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as SweepResults).machine;
   const r = siamese(['sweep', ...ARGS, '--out', out]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /report: {2}.*report\.html/);
+  // summarised again, nothing trained: the facts of the invocation that trained are kept, and the re-summary said
+  const again = (JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as SweepResults).machine;
+  assert.ok(trainedBy.trainedNow > 0);
+  assert.deepEqual({ ...again, summarisedAgain: undefined }, { ...trainedBy, summarisedAgain: undefined });
+  assert.ok(again.summarisedAgain && again.summarisedAgain.wallSeconds > 0);
+  assert.match(r.stdout, /\(0 trained now, 20 reused\), summarised again in \d+ s \(trained in \d+ s\)/);
   const md = readFileSync(join(out, 'report.md'));
+  assert.match(md.toString(), new RegExp(`trained ${trainedBy.trainedNow} of them .* Summarised again from the stored runs .* nothing retrained\\.`));
   const html = readFileSync(join(out, 'report.html'));
   assert.match(md.toString(), /^# Sweep report/);
   // beside the table that shows both: the two MAP@R are of 2 classes per fold (groups {0,2} and
@@ -172,12 +192,18 @@ test('siamese report rebuilds the committed docs/sweep-mnist report byte for byt
   const dir = join(root, 'sweep-mnist');
   mkdirSync(dir);
   copyFileSync(join(REPO_ROOT, 'docs', 'sweep-mnist', 'results.json'), join(dir, 'results.json'));
+  const stored = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as SweepResults;
+  for (const l of stored.losses) assert.ok(l.test.bestAccuracy && l.untuned.test.bestAccuracy && l.test.seeds.every((x) => typeof x.bestAccuracy === 'number'), l.id);
+  for (const c of [...stored.comparisons.tuned, ...stored.comparisons.untuned]) assert.notEqual(c.measure, 'accuracy');
   const r = siamese(['report', dir]);
   assert.equal(r.code, 0, r.stderr);
   for (const f of ['report.md', 'report.html']) {
     const committed = readFileSync(join(REPO_ROOT, 'docs', 'sweep-mnist', f));
     assert.ok(readFileSync(join(dir, f)).equals(committed), `${f} differs from docs/sweep-mnist/${f}: rebuild it with node bin/siamese.js report docs/sweep-mnist`);
     // MNIST: training classes 0-4 in the fold groups {0,2,4} and {1,3}; test classes 5-9
+    // pair accuracy like for like: the best threshold's for every loss, not triplet's 50% at D < 0.5 beside a batch loss's best
+    assert.ok(committed.toString().includes('pair accuracy, best threshold'), f);
+    assert.ok(committed.toString().includes('Pair accuracy is tested at each loss'), f);
     assert.ok(committed.toString().includes('Val MAP@R is not comparable with test MAP@R: it is measured on 2-3 held-out training classes per fold, test MAP@R on the 5 test classes, and MAP@R is higher with fewer classes.'), f);
   }
 });
@@ -268,7 +294,8 @@ test('the report: per loss the chosen parameters, the search trace, test measure
     assert.ok(md.includes(ci) && html.includes(ci), ci);
     assert.equal(md.split('\n').filter((line) => /^\| \d+ \|/.test(line) && md.indexOf(line) > md.indexOf(`## ${l.label}`)).length >= 3, true);
   }
-  assert.ok(md.includes(reference.ranking.verdict));
+  assert.ok(md.includes(sweepVerdict(reference).summary));
+  assert.equal(reference.ranking.verdict, verdictText(sweepVerdict(reference)));
   for (const c of reference.comparisons.tuned) assert.ok(md.includes(c.verdict));
   // nothing fetched from elsewhere
   assert.doesNotMatch(html, /<script|src=|href=|@import|url\(/);
@@ -296,16 +323,94 @@ test('the report is made from the results as results.json holds them: a NaN (nul
   assert.match(md, new RegExp(`\\| ${(100 * r.losses[0]!.test.mapAtR.mean).toFixed(2)}% ± - \\|`));
 });
 
-test('the verdict says whether tuning changed the ranking, and which differences hold after Holm', () => {
-  const sig = { a: 'a', b: 'b', measure: 'mapAtR' as const, meanDiff: 0.05, ci95: 0.01, t: 9, p: 0.001, pHolm: 0.002, tests: 1, seeds: 5, verdict: 'a > b in MAP@R by 5.00 points' };
-  const none = { ...sig, p: 0.4, pHolm: 0.4, verdict: 'no significant difference' };
-  const changed = rankingVerdict(['a', 'b'], ['b', 'a'], { tuned: [sig], untuned: [none] });
-  assert.match(changed, /^Tuning changed the ranking by test MAP@R: tuned a > b; at the defaults b > a\./);
-  assert.match(changed, /Tuned, significant after Holm's correction: a > b in MAP@R by 5.00 points\./);
-  assert.match(changed, /At the defaults, no difference in MAP@R is significant\./);
-  const same = rankingVerdict(['a', 'b'], ['a', 'b'], { tuned: [none], untuned: [none] });
-  assert.match(same, /^Tuning did not change the ranking by test MAP@R: a > b both tuned and at the defaults\./);
-  assert.match(same, /order may be chance/);
-  // a raw p below 0.05 that Holm lifts above it is not significant
-  assert.match(rankingVerdict(['a', 'b'], ['a', 'b'], { tuned: [{ ...sig, p: 0.03, pHolm: 0.09 }], untuned: [] }), /Tuned, no difference in MAP@R is significant/);
+/** A hand-made sweep's verdict input: contrastive, Yukawa and NT-Xent, 5 seeds, 3 tests per measure. */
+function handMade(): Parameters<typeof sweepVerdict>[0] {
+  const loss = (id: string, name: string, tuned: number, untuned: number) => ({ id, label: id, loss: name, fixed: {}, test: { mapAtR: { mean: tuned } }, untuned: { test: { mapAtR: { mean: untuned } } } });
+  const cmp = (a: string, b: string, measure: PairedComparison['measure'], meanDiff: number, ci95: number, p: number, pHolm: number): PairedComparison => ({ a, b, measure, meanDiff, ci95, t: 0, p, pHolm, tests: 3, seeds: 5, verdict: '(the test)' });
+  return {
+    losses: [loss('contrastive', 'contrastive', 0.1866, 0.1761), loss('yukawa', 'yukawa', 0.1906, 0.1853), loss('nt-xent', 'nt-xent', 0.2527, 0.2347)],
+    ranking: { tuned: ['nt-xent', 'yukawa', 'contrastive'], untuned: ['nt-xent', 'yukawa', 'contrastive'] },
+    comparisons: {
+      tuned: [
+        cmp('contrastive', 'yukawa', 'mapAtR', -0.0039, 0.0231, 0.66, 1),
+        cmp('contrastive', 'nt-xent', 'mapAtR', -0.0661, 0.0163, 0.0004, 0.005),
+        cmp('contrastive', 'nt-xent', 'bestAccuracy', -0.05, 0.01, 0.0001, 0.0003), // pair accuracy: not in the verdict's list
+        cmp('yukawa', 'nt-xent', 'mapAtR', -0.0622, 0.0259, 0.012, 0.024),
+      ],
+      untuned: [cmp('contrastive', 'yukawa', 'mapAtR', -0.0092, 0.0339, 0.49, 0.98), cmp('yukawa', 'nt-xent', 'mapAtR', -0.0494, 0.0361, 0.02, 0.06)],
+    },
+  };
+}
+
+test('the verdict: the rankings in plain words, whether tuning changed them, Yukawa against contrastive, then one line per significant MAP@R difference', () => {
+  const v = sweepVerdict(handMade());
+  assert.equal(
+    v.summary,
+    'Ranking by test MAP@R, tuned and at the defaults alike: nt-xent > yukawa > contrastive. Tuning did not change it. ' +
+      "Only the differences listed below are significant after Holm's correction; the rest of the order may be chance. " +
+      'Yukawa against contrastive, test MAP@R: 19.06% against 18.66% tuned, no significant difference (Holm p = 1.00); 18.53% against 17.61% at the defaults, no significant difference (Holm p = 0.98).',
+  );
+  assert.deepEqual(v.tuned, ['nt-xent > contrastive: +6.61 ± 1.63 points MAP@R, Holm p = 0.005', 'nt-xent > yukawa: +6.22 ± 2.59 points MAP@R, Holm p = 0.02']);
+  assert.deepEqual(v.untuned, [], 'a raw p of 0.02 that Holm lifts to 0.06 is not significant');
+  assert.equal(v.family, '3 tests of MAP@R, 5 seeds');
+  assert.equal(
+    verdictText(v),
+    `${v.summary} Significant differences in MAP@R after Holm's correction (3 tests of MAP@R, 5 seeds): tuned: nt-xent > contrastive: +6.61 ± 1.63 points MAP@R, Holm p = 0.005; nt-xent > yukawa: +6.22 ± 2.59 points MAP@R, Holm p = 0.02; at the defaults: none.`,
+  );
+  // changed, nothing significant, no seed pair
+  const h = handMade();
+  h.ranking.untuned = ['yukawa', 'nt-xent', 'contrastive'];
+  h.comparisons.tuned = h.comparisons.tuned.map((c) => ({ ...c, pHolm: 0.2 }));
+  h.losses[1]!.loss = 'triplet';
+  const w = sweepVerdict(h);
+  assert.equal(
+    w.summary,
+    'Ranking by test MAP@R, tuned: nt-xent > yukawa > contrastive; at the defaults: yukawa > nt-xent > contrastive. Tuning changed it. ' +
+      "No difference in MAP@R is significant after Holm's correction: the order may be chance.",
+  );
+});
+
+test('the sweep report with a batch loss: pair accuracy at the best threshold for every loss, labelled; the fixed-threshold figures said beside', async () => {
+  assert.ok(reference, 'needs the sweep of the tiny-sweep test');
+  const r = JSON.parse(JSON.stringify(reference)) as SweepResults;
+  const m = (mean: number, ci95: number): SweepResults['losses'][number]['test']['accuracy'] => ({ mean, ci95, ci: [mean - ci95, mean + ci95], std: 0, values: [mean, mean] });
+  // contrastive at D < 0.5 62.20%, at its best threshold 66.03%; a batch loss has only its best threshold's, 66.72%
+  Object.assign(r.losses[0]!.test, { accuracyAt: 'threshold', accuracy: m(0.622, 0.0121), bestAccuracy: m(0.6603, 0.0109) });
+  Object.assign(r.losses[1]!, { id: 'nt-xent', label: 'nt-xent', loss: 'nt-xent' });
+  Object.assign(r.losses[1]!.test, { accuracyAt: 'best', accuracy: m(0.6672, 0.0142), bestAccuracy: m(0.6672, 0.0142) });
+  const md = readFileSync((await writeSweepReport(r, mkdtempSync(join(root, 'batch-')))).md, 'utf8');
+  const head = md.split('\n').find((line) => line.startsWith('| loss |'))!.split(' | ');
+  const col = head.indexOf('pair accuracy, best threshold');
+  assert.ok(col > 0, head.join('|'));
+  const row = (id: string): string[] => md.split('\n').find((line) => line.startsWith(`| ${id} |`))!.split(' | ');
+  assert.equal(row('contrastive')[col], '66.03% ± 1.09');
+  assert.equal(row('nt-xent')[col], '66.72% ± 1.42');
+  assert.ok(!row('contrastive').includes('62.20% ± 1.21'), 'not the D < 0.5 accuracy in the table');
+  assert.match(md, /Pair accuracy: at the threshold that classifies the test-class pairs best \(in-sample, so optimistic\), for every loss alike; .* At the fixed D < 0\.5: contrastive 62\.20% \(results\.json: test\.accuracy\)\./);
+  assert.match(md, /Pair accuracy is tested at each loss's best threshold/);
+});
+
+test('a sweep results.json from before the best-threshold accuracy still loads: its report says what is missing and how to add it', async () => {
+  assert.ok(reference, 'needs the sweep of the tiny-sweep test');
+  const old = JSON.parse(resultsJson(reference)) as SweepResults & { losses: Record<string, unknown>[] };
+  for (const l of old.losses) {
+    for (const t of [l.test, l.untuned.test]) {
+      delete t.bestAccuracy;
+      delete t.accuracyAt;
+      for (const x of t.seeds) delete x.bestAccuracy;
+    }
+  }
+  for (const c of [...old.comparisons.tuned, ...old.comparisons.untuned]) if (c.measure === 'bestAccuracy') c.measure = 'accuracy';
+  old.ranking.verdict = 'Tuning did not change the ranking by test MAP@R: (the old paragraph).';
+  const dir = join(root, 'old-format');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'results.json'), JSON.stringify(old, null, 2));
+  const r = siamese(['report', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  const md = readFileSync(join(dir, 'report.md'), 'utf8');
+  assert.match(md, /This results\.json was written before the best-threshold pair accuracy was kept: run the same sweep command on this folder again to add it \(nothing is retrained\)\./);
+  assert.match(md, new RegExp(`\\| ${reference.losses[0]!.label} \\|.*\\| - \\|`));
+  // the verdict in today's words, from the file's rankings and tests, not the stored paragraph
+  assert.ok(md.includes(sweepVerdict(old).summary) && !md.includes('(the old paragraph)'));
+  assert.match(md, /pair accuracy \(each loss's own threshold convention, a file from before like-for-like tests\)/);
 });

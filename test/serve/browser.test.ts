@@ -14,6 +14,7 @@ import { after, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import type { SweepResults } from '../../src/experiments/sweep.ts';
+import { differencesHeading, sweepVerdict } from '../../src/viz/sweepVerdict.ts';
 import { syntheticResults } from '../fixtures/compareResults.ts';
 import { CHROMIUM, openBrowser } from './browser.ts';
 import { appendDistances, appendEpoch, ensureWebBuilt, epochLine, tinySweep, writeManifest } from './helpers.ts';
@@ -474,13 +475,22 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
       for (const [k, v] of Object.entries(l.best.params)) assert.ok(params!.text.includes(`${k}=${Number(v.toPrecision(4))}`), `${l.id}: ${k} in "${params!.text}"`);
       const [val] = await cells(page, `${row} td[data-col=validation]`);
       assert.equal(Number(val!.value), l.best.validation.mapAtR);
-      for (const m of ['mapAtR', 'precisionAt1', 'accuracy', 'auc'] as const) {
+      // pair accuracy: the best threshold's, every loss alike (as the report's table)
+      for (const m of ['mapAtR', 'precisionAt1', 'bestAccuracy', 'auc'] as const) {
         const [c] = await cells(page, `${row} td[data-col=${m}]`);
-        assert.equal(Number(c!.mean), l.test[m].mean, `${l.id} test ${m} mean`);
-        assert.equal(Number(c!.ci), l.test[m].ci95, `${l.id} test ${m} CI`);
-        assert.equal(c!.text, `${(100 * l.test[m].mean).toFixed(2)} ± ${(100 * l.test[m].ci95).toFixed(2)}`);
+        const want = l.test[m]!;
+        assert.equal(Number(c!.mean), want.mean, `${l.id} test ${m} mean`);
+        assert.equal(Number(c!.ci), want.ci95, `${l.id} test ${m} CI`);
+        assert.equal(c!.text, `${(100 * want.mean).toFixed(2)} ± ${(100 * want.ci95).toFixed(2)}`);
       }
+      assert.equal(await page.locator(`${row} td[data-col=accuracy]`).count(), 0, 'no column of each loss\'s own convention');
     }
+    // the verdict as the report has it: the plain words, then the significant differences
+    const v = sweepVerdict(results);
+    const verdict = await page.locator(`${section} [data-testid=sweep-verdict]`).innerText();
+    assert.ok(verdict.includes(v.summary) && verdict.includes(differencesHeading(v)), verdict);
+    for (const line of v.tuned) assert.ok(verdict.includes(`tuned: ${line}`), line);
+    for (const line of v.untuned) assert.ok(verdict.includes(`at the defaults: ${line}`), line);
     // a brush on the validation axis keeps exactly the trials inside it
     const band = (await page.locator(`${section} [data-axis=mapAtR] rect`).first().boundingBox())!;
     await page.mouse.move(band.x + band.width / 2, band.y + 1);
@@ -536,6 +546,53 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
     assert.equal(await page.evaluate(() => window.__marker), 7, 'the page was not reloaded');
     assert.deepEqual(errors, [], 'no console errors');
     t.diagnostic(`sweep served at ${served.url}`);
+  } finally {
+    await context.close();
+    await served.close();
+  }
+});
+
+it('serve page: a batch loss beside contrastive: its accuracies marked as the best threshold\'s and ranked apart', { timeout: 240_000 }, async () => {
+  if (!existsSync(CHROMIUM)) assert.fail(`${CHROMIUM} not found: this test needs Debian's Chromium (apt-get install -y chromium)`);
+  ensureWebBuilt();
+  const base = mkdtempSync(join(tmpdir(), 'siamese-serve-batch-'));
+  const profile = mkdtempSync(join(tmpdir(), 'siamese-chromium-profile-'));
+  dirs.push(base, profile);
+  const results = syntheticResults({ tsne: false });
+  // the second loss a batch loss: its accuracy is its best threshold's (evaluate.ts), here above contrastive's
+  results.spec.losses[1] = { ...results.spec.losses[1]!, loss: 'multi-similarity', params: {}, label: 'multi-similarity' };
+  results.summary[1]!.label = 'multi-similarity';
+  for (const r of results.runs) {
+    if (r.lossId !== 'yukawa') continue;
+    r.evaluation.pairs.thresholdFrom = 'best';
+    r.evaluation.pairs.accuracy = r.evaluation.pairs.best.accuracy + 0.01;
+  }
+  mkdirSync(join(base, 'runs', 'cmp'), { recursive: true });
+  writeFileSync(join(base, 'runs', 'cmp', 'results.json'), JSON.stringify(results));
+  const served: Served = await startServer({ dirs: [join(base, 'runs')], port: 0, pollMs: 200 });
+  const { context, page, errors } = await openBrowser(profile, { viewport: { width: 1280, height: 720 } });
+  try {
+    await page.goto(served.url, { waitUntil: 'load' });
+    await page.waitForFunction(() => document.body.dataset['ready'] === '1', undefined, WAIT);
+    const acc = await cells(page, 'tr.run td[data-col=pairAccuracy]');
+    assert.equal(acc.length, results.runs.length);
+    for (const run of results.runs) {
+      const [c] = await cells(page, `tr[data-run="0:cmp#${run.lossId}-seed${run.seed}"] td[data-col=pairAccuracy]`);
+      const shown = (100 * run.evaluation.pairs.accuracy).toFixed(2);
+      assert.equal(c!.text.replace(' ★', ''), run.lossId === 'yukawa' ? `${shown} ᵇ` : shown);
+    }
+    // ★: the best of each convention, not one best over both
+    const best = (id: string): number => Math.max(...results.runs.filter((r) => r.lossId === id).map((r) => r.evaluation.pairs.accuracy));
+    const marked = acc.filter((c) => c.cls.includes('best')).map((c) => Number(c.value)).sort();
+    assert.deepEqual(marked, [best('contrastive'), best('yukawa')].sort());
+    const groupsMarked = (await cells(page, 'tr.group td[data-col=pairAccuracy]')).filter((c) => c.cls.includes('best'));
+    assert.equal(groupsMarked.length, 0, 'one group per convention: nothing to rank it against');
+    assert.match(await page.locator('#view-runs p.note').first().innerText(), /ᵇ pair and test accuracy at the best threshold/);
+    // the curves: the accuracy charts name the batch loss
+    await page.click('#tabs button[data-tab=curves]');
+    await page.waitForFunction(() => document.querySelector('[data-metric=testAccuracy] h3') !== null, undefined, WAIT);
+    assert.equal(await page.locator('[data-metric=testAccuracy] h3').innerText(), 'test pair accuracy (multi-similarity: at the best threshold, the others at D < threshold)');
+    assert.deepEqual(errors, [], 'no console errors');
   } finally {
     await context.close();
     await served.close();

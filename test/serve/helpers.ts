@@ -18,8 +18,9 @@ export function ensureWebBuilt(): void {
   const built = join(WEB_DIR, 'app.js');
   if (existsSync(built) && existsSync(join(WEB_DIR, 'index.html'))) {
     const at = statSync(built).mtimeMs;
-    const src = join(WEB_DIR, '..', '..', 'src', 'web');
-    if (readdirSync(src).every((f) => statSync(join(src, f)).mtimeMs <= at)) return;
+    // the page bundles modules from outside src/web too (the sweep's verdict, stats): any source counts
+    const src = join(WEB_DIR, '..', '..', 'src');
+    if ((readdirSync(src, { recursive: true }) as string[]).every((f) => statSync(join(src, f)).mtimeMs <= at)) return;
   }
   const r = spawnSync(process.execPath, ['src/web/build.mjs'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`build:web failed: ${r.stderr}`);

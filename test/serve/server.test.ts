@@ -45,6 +45,8 @@ before(async () => {
   appendFileSync(join(live, 'distances.jsonl'), `garbage\n${JSON.stringify(short)}\n${JSON.stringify(distanceLine(1))}\n${JSON.stringify(distanceLine(3)).slice(0, 30)}`);
   // a run that has no log at all
   writeManifest(join(root, 'nolog'), { loss: 'contrastive', params: { margin: 1 }, seed: 0, epochs: 3 });
+  // a batch loss still training: its accuracies will be at the best threshold (no distance scale)
+  writeManifest(join(root, 'batchlog'), { loss: 'nt-xent', params: {}, seed: 0, epochs: 3 });
   mkdirSync(secret, { recursive: true });
   writeFileSync(join(secret, 'secret.txt'), 'TOP-SECRET');
   symlinkSync(secret, join(root, 'link'));
@@ -73,6 +75,7 @@ describe('siamese serve: API', () => {
       const row = r.runs.find((x) => x.group === want.lossId && x.seed === want.seed);
       assert.ok(row, `${want.lossId} seed ${want.seed} listed`);
       assert.equal(row.pairAccuracy, want.evaluation.pairs.accuracy);
+      assert.equal(row.pairAccuracyAt, 'threshold');
       assert.equal(row.mapAtR, want.evaluation.retrieval!.mapAtR);
       assert.equal(row.epochsDone, want.history.length);
       assert.equal(row.lastLoss, want.history.at(-1)!.loss);
@@ -88,6 +91,8 @@ describe('siamese serve: API', () => {
     assert.match(live.messages.join('\n'), /last line is incomplete/);
     const nolog = r.runs.find((x) => x.path.endsWith('nolog'));
     assert.ok(nolog);
+    assert.equal(nolog.pairAccuracyAt, 'threshold');
+    assert.equal(r.runs.find((x) => x.path.endsWith('batchlog'))?.pairAccuracyAt, 'best');
     assert.match(nolog.messages.join('\n'), /log\.jsonl does not exist/);
   });
 

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { summaryText } from '../../src/cli/compare.ts';
 import { reportCommand } from '../../src/cli/report.ts';
 import { main } from '../../src/cli/main.ts';
 import { DataError } from '../../src/errors.ts';
@@ -196,5 +197,63 @@ describe('siamese report RUN_DIR', () => {
       process.exitCode = before;
     }
     assert.deepEqual(writes, [`siamese: ${join(dir, 'results.json')}: no such file\n`]);
+  });
+});
+
+describe('buildReport with a batch loss beside contrastive (old-style mixed accuracy test in the file)', () => {
+  let md: string;
+  let files: ReportFiles;
+  let results: ReturnType<typeof syntheticResults>;
+  before(async () => {
+    const dir = tempDir();
+    results = syntheticResults({ tsne: false });
+    // the second loss becomes a batch loss: its pair accuracy is its best threshold's (evaluate.ts)
+    results.spec.losses[1] = { ...results.spec.losses[1]!, loss: 'multi-similarity', params: {}, label: 'multi-similarity' };
+    for (const r of results.runs) {
+      if (r.lossId !== 'yukawa') continue;
+      r.evaluation.pairs.thresholdFrom = 'best';
+      r.evaluation.pairs.accuracy = r.evaluation.pairs.best.accuracy;
+    }
+    const s = results.summary[1]!;
+    s.label = 'multi-similarity';
+    s.accuracy = s.bestAccuracy;
+    // accuracyAt left out, as in a file written before it: the report reads it from the runs
+    for (const r of results.runs) r.distances = { pos: r.distances.pos.slice(0, 100), neg: r.distances.neg.slice(0, 90) };
+    files = await buildReport(results, dir, { testSplit: syntheticTestSplit(), pngScale: 1 });
+    md = readFileSync(files.md, 'utf8');
+  });
+
+  it('the D < 0.5 row shows the batch loss as n/a and contrastive at D < 0.5; the best-threshold row has both', () => {
+    const cells = (name: string): string[] => md.split('\n').find((l) => l.startsWith(`| ${name} |`))!.split(' | ').slice(1).map((c) => c.replace(/ \|$/, ''));
+    const c = results.summary[0]!;
+    const pct = (x: { mean: number; ci95: number }): string => `${(100 * x.mean).toFixed(2)}% ± ${(100 * x.ci95).toFixed(2)}`;
+    assert.deepEqual(cells('accuracy at D < 0.5'), [pct(c.accuracy), 'n/a: no distance scale, see best threshold']);
+    assert.deepEqual(cells('best-threshold accuracy (in-sample, optimistic; every loss alike)'), [pct(c.bestAccuracy), pct(results.summary[1]!.bestAccuracy)]);
+    assert.match(md, /multi-similarity: no absolute distance scale/);
+  });
+
+  it('the accuracy chart leaves the batch loss out and says so; a best-threshold chart has both', () => {
+    const names = files.pictures.filter((p) => p.endsWith('.svg')).map((p) => basename(p, '.svg'));
+    assert.deepEqual(names.slice(0, 3), ['accuracy', 'best-accuracy', 'map-at-r']);
+    assert.match(md, /Not drawn: multi-similarity \(no absolute distance scale: see the best-threshold figure\)/);
+    assert.match(md, /The test accuracy of multi-similarity is at each epoch's best threshold/);
+    const svg = readFileSync(files.pictures.find((p) => p.endsWith('accuracy.svg') && basename(p) === 'accuracy.svg')!, 'utf8');
+    // the loss axis names contrastive only (the colour legend keeps every loss)
+    const axis = [...svg.matchAll(/<text text-anchor="end"[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+    assert.deepEqual(axis, ['contrastive (m = 1)']);
+  });
+
+  it("compare's closing table gives the D < 0.5 and the best-threshold accuracy their own columns", () => {
+    const text = summaryText({ status: 'finished', out: '/x', results, failures: [], trained: [], reused: [] } as never);
+    const pct = (x: { mean: number; ci95: number }): string => `${(100 * x.mean).toFixed(2)}% ± ${(100 * x.ci95).toFixed(2)}`;
+    const row = (label: string): string[] => text.split('\n').find((l) => l.startsWith(label))!.slice(label.length).trim().split(/\s{2,}/);
+    assert.match(text, /loss +runs +accuracy, D < 0\.5 \(95% CI\) +best threshold +MAP@R \(95% CI\)/);
+    const [c, m] = results.summary;
+    assert.deepEqual(row('contrastive (m = 1)'), ['3/3', pct(c!.accuracy), pct(c!.bestAccuracy), pct(c!.mapAtR!)]);
+    assert.deepEqual(row('multi-similarity'), ['3/3', 'n/a', pct(m!.bestAccuracy), pct(m!.mapAtR!)]);
+  });
+
+  it("a file's accuracy test between the two conventions is said to be not like for like", () => {
+    assert.match(md, /yukawa > contrastive \(p < 0\.001\) \(not like for like: multi-similarity's accuracy is at its best threshold, contrastive \(m = 1\)'s at D < 0\.5\)/);
   });
 });

@@ -6,14 +6,14 @@
  * read the run's log and distances once at the start (counted apart). Bytes, not time: the
  * numbers do not depend on the machine's load.
  *
- * Then a many-runs case: a compare folder of RUNS runs (20 epochs logged each) served by
+ * Then a many-runs case: a compare folder of RUNS runs (START epochs logged each, 20 by default) served by
  * `siamese serve` in a child process, while two "workers" write an epoch each, in turn, to
  * the runs one after another (log.jsonl and manifest.json replaced by a rename, as the trainer
  * does). Per epoch written: the bytes of the runs-table events (`runs`, `rows`) one page gets,
  * the bytes the server process read (rchar of /proc/PID/io: its file reads and the few bytes
  * of requests) and its CPU time (utime + stime of /proc/PID/stat, 10 ms ticks: a mean).
  *
- *   npm run bench:serve-wire [-- --epochs 200] [-- --runs 100] [-- --steps 40]
+ *   npm run bench:serve-wire [-- --epochs 200] [-- --runs 100] [-- --steps 40] [-- --start 20]
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,6 +31,8 @@ const opt = (name: string, d: number): number => {
 };
 const RUNS = opt('--runs', 100);
 const STEPS = opt('--steps', 40);
+/** epochs each run has logged when the server starts */
+const START = opt('--start', 20);
 
 /** an epoch line as the trainer writes one (full-precision numbers, engine and threads) */
 const logLine = (e: number): string =>
@@ -131,11 +133,11 @@ async function manyRuns(): Promise<void> {
     const loss = losses[i % losses.length]!;
     const seed = Math.floor(i / losses.length);
     const dir = join(cmp, 'runs', `${loss}-seed${seed}`);
-    writeManifest(dir, { loss, params: {}, seed, epochs: 100, epochsDone: 20 });
+    writeManifest(dir, { loss, params: {}, seed, epochs: 100, epochsDone: START });
     let log = '';
-    for (let e = 1; e <= 20; e++) log += logLine(e);
+    for (let e = 1; e <= START; e++) log += logLine(e);
     replace(join(dir, 'log.jsonl'), log);
-    runs.push({ dir, id: `0:cmp/runs/${loss}-seed${seed}`, seed, loss, log, epoch: 20 });
+    runs.push({ dir, id: `0:cmp/runs/${loss}-seed${seed}`, seed, loss, log, epoch: START });
   }
   const child = spawn(process.execPath, ['bin/siamese.js', 'serve', join(base, 'sweep'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const pid = child.pid!;
@@ -188,7 +190,7 @@ async function manyRuns(): Promise<void> {
         });
       }
     };
-    await waitRow(runs[0]!.id, 20);
+    await waitRow(runs[0]!.id, START);
     bytes.clear();
     const read0 = ioRead();
     const cpu0 = cpuMs();

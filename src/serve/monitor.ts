@@ -15,20 +15,30 @@ import {
   type FolderEntry,
   type FolderRef,
   folderLosses,
-  readRun,
+  isFile,
+  type EpochLine,
+  LOG_LINES,
+  type LogSummary,
+  readManifestPart,
+  readResultPart,
   readTextFile,
   type Root,
   rowsFromResults,
   type RunInfo,
+  type RunParts,
+  runRow,
   type SweepOutline,
   sweepOutline,
 } from './scan.ts';
+import type { Chunk, Tails } from './tail.ts';
 
 export interface Changes {
   /** the runs list differs (a run appeared, vanished, or its manifest, log or result changed) */
   runs: boolean;
   /** runs whose log.jsonl changed */
   logs: string[];
+  /** what those logs' reads found for the pages: the lines appended, or a reset (tail.ts) */
+  logChunks: Chunk<EpochLine>[];
   /** compare and sweep folders whose results.json changed */
   results: string[];
   /** runs whose distances.jsonl changed */
@@ -51,6 +61,10 @@ export class Monitor {
   private discovery: Discovery = { folders: [], runs: [] };
   private readonly sigs = new Map<string, string>();
   private readonly infos = new Map<string, RunInfo>();
+  /** per run: what its row is built from (a few fields of each file; no log lines) */
+  private readonly parts = new Map<string, RunParts>();
+  /** bytes of manifest.json and result.json read (the logs' are the tails' bytesRead) */
+  bytesRead = 0;
   /** per folder: its loss entries (labels, parameters) from compare.json, results.json or sweep.json */
   private readonly entries = new Map<string, Map<string, FolderEntry>>();
   /** per compare folder: rows from its results.json for runs not served as folders */
@@ -72,6 +86,8 @@ export class Monitor {
     readonly roots: readonly Root[],
     private readonly onChange: (c: Changes) => void,
     private readonly pollMs = 1000,
+    /** the logs' incremental reader, shared with the server's /api/log answers */
+    readonly tails: Tails,
   ) {
     this.scan();
   }
@@ -154,7 +170,9 @@ export class Monitor {
   private scan(): Changes {
     const before = new Set(this.discovery.runs.map((r) => r.id));
     this.discovery = discover(this.roots);
-    const changes: Changes = { runs: false, logs: [], results: [], distances: [] };
+    const changes: Changes = { runs: false, logs: [], logChunks: [], results: [], distances: [] };
+    /** folders whose loss entries were read again: their runs' labels may differ */
+    const relabel = new Set<string>();
     const now = new Set(this.discovery.runs.map((r) => r.id));
     const setChanged = now.size !== before.size || [...now].some((id) => !before.has(id));
     if (setChanged) changes.runs = true;
@@ -174,6 +192,7 @@ export class Monitor {
       }
       // parsed only when changed: results.json can be megabytes, and the poll runs every second
       if (changed) {
+        relabel.add(f.id);
         entries.set(f.id, folderLosses(f));
         if (f.kind === 'sweep') this.outlines.set(f.id, sweepOutline(f));
       }
@@ -186,23 +205,49 @@ export class Monitor {
       for (const id of [...m.keys()]) if (!this.discovery.folders.some((f) => f.id === id)) m.delete(id);
     }
     for (const r of this.discovery.runs) {
-      let changed = !this.infos.has(r.id);
+      const had = this.parts.get(r.id);
+      const changed = new Set<string>();
       for (const name of RUN_FILES) {
         const p = join(r.dir, name);
         const s = signature(p);
-        if (this.sigs.get(p) !== s) {
+        if (this.sigs.get(p) !== s || !had) {
           this.sigs.set(p, s);
-          changed = true;
-          if (name === 'log.jsonl') changes.logs.push(r.id);
-          if (name === 'distances.jsonl') changes.distances.push(r.id);
+          changed.add(name);
         }
       }
-      if (changed) {
-        this.infos.set(r.id, readRun(r, this.roots, r.folder ? entries.get(r.folder) : undefined));
-        changes.runs = true;
+      if (changed.has('distances.jsonl')) changes.distances.push(r.id);
+      if (changed.size === 0 && !(r.folder !== null && relabel.has(r.folder))) continue;
+      // only the files that changed are read; the log from where its last read ended (tail.ts)
+      const parts: RunParts = had ? { ...had } : ({} as RunParts);
+      if (changed.has('manifest.json')) {
+        const { bytes, ...m } = readManifestPart(r.dir);
+        this.bytesRead += bytes;
+        parts.manifest = m;
+      }
+      if (changed.has('result.json')) {
+        const { bytes, ...m } = readResultPart(r.dir);
+        this.bytesRead += bytes;
+        parts.result = m;
+      }
+      if (changed.has('log.jsonl')) {
+        const key = `${r.id}\nlog`;
+        const t = this.tails.read(key, r.id, join(r.dir, 'log.jsonl'), LOG_LINES);
+        changes.logs.push(r.id);
+        if (t.changed) changes.logChunks.push(t.changed);
+        const s = this.tails.state<LogSummary>(key)!;
+        parts.log = { summary: s.carry, note: s.note };
+      }
+      if (changed.has('distances.jsonl')) parts.distances = isFile(join(r.dir, 'distances.jsonl'));
+      this.parts.set(r.id, parts);
+      this.infos.set(r.id, runRow(r, this.roots, r.folder ? entries.get(r.folder) : undefined, parts));
+      changes.runs = true;
+    }
+    for (const id of [...this.infos.keys()]) {
+      if (!now.has(id)) {
+        this.infos.delete(id);
+        this.parts.delete(id);
       }
     }
-    for (const id of [...this.infos.keys()]) if (!now.has(id)) this.infos.delete(id);
     this.rewatch();
     return changes;
   }

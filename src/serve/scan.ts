@@ -75,7 +75,7 @@ function subdirs(dir: string): string[] {
   }
 }
 
-function isFile(p: string): boolean {
+export function isFile(p: string): boolean {
   try {
     return statSync(p).isFile();
   } catch {
@@ -179,9 +179,12 @@ export function readTextFile(p: string, name = basename(p)): Read<string> {
 /** A JSON file, or why it cannot be used now. */
 export function readJsonFile(p: string, name = basename(p)): Read<unknown> {
   const t = readTextFile(p, name);
-  if (!t.ok) return t;
+  return t.ok ? parseJson(t.value, name) : t;
+}
+
+function parseJson(text: string, name: string): Read<unknown> {
   try {
-    return { ok: true, value: JSON.parse(t.value) as unknown };
+    return { ok: true, value: JSON.parse(text) as unknown };
   } catch {
     return { ok: false, message: `${name} is not valid JSON (corrupt, or being written)` };
   }
@@ -198,19 +201,40 @@ export interface LogRead {
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
 
-/** log.jsonl's lines: an epoch record per line; the carry counts them (for the partial line's note). */
-export const LOG_LINES: LineParser<EpochLine, number> = {
+/**
+ * What a run's row needs of its log.jsonl, carried from line to line (tail.ts keeps it per file,
+ * so an epoch appended updates it without the lines before): the epochs counted, their seconds
+ * summed in file order, the last epoch, and the skipped lines' messages (the first
+ * MAX_SKIPPED_KEPT; beyond them a count: a file of garbage must not make the row unbounded).
+ */
+export interface LogSummary {
+  epochs: number;
+  seconds: number;
+  last: EpochLine | null;
+  skipped: string[];
+  more: number;
+}
+
+export const MAX_SKIPPED_KEPT = 20;
+
+const skip = (c: LogSummary, message: string): { skip: string; carry: LogSummary } => ({
+  skip: message,
+  carry: c.skipped.length < MAX_SKIPPED_KEPT ? { ...c, skipped: [...c.skipped, message] } : { ...c, more: c.more + 1 },
+});
+
+/** log.jsonl's lines: an epoch record per line; the carry is the row's summary (above). */
+export const LOG_LINES: LineParser<EpochLine, LogSummary> = {
   name: 'log.jsonl',
-  start: 0,
-  line(text, n, epochs) {
+  start: { epochs: 0, seconds: 0, last: null, skipped: [], more: 0 },
+  line(text, n, c) {
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch {
-      return { skip: `log.jsonl line ${n} is not JSON: skipped`, carry: epochs };
+      return skip(c, `log.jsonl line ${n} is not JSON: skipped`);
     }
     const o = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
-    if (!Number.isInteger(o['epoch'])) return { skip: `log.jsonl line ${n} has no epoch: skipped`, carry: epochs };
+    if (!Number.isInteger(o['epoch'])) return skip(c, `log.jsonl line ${n} has no epoch: skipped`);
     const record: EpochLine = {
       epoch: o['epoch'] as number,
       loss: num(o['loss']),
@@ -219,9 +243,9 @@ export const LOG_LINES: LineParser<EpochLine, number> = {
       seconds: num(o['seconds']),
       pairsPerSecond: num(o['pairsPerSecond']),
     };
-    return { record, carry: epochs + 1 };
+    return { record, carry: { ...c, epochs: c.epochs + 1, seconds: c.seconds + (Number.isFinite(record.seconds) ? record.seconds : 0), last: record } };
   },
-  partial: (epochs) => `log.jsonl: the last line is incomplete (being written): epoch ${epochs + 1} not shown yet`,
+  partial: (c) => `log.jsonl: the last line is incomplete (being written): epoch ${c.epochs + 1} not shown yet`,
 };
 
 /** log.jsonl: every complete, valid line; a last line without its newline is being written. */
@@ -235,6 +259,20 @@ export function readLog(p: string): LogRead {
   }
   const r = parseText(LOG_LINES, text);
   return { epochs: r.records, messages: r.partial ? [...r.skipped, LOG_LINES.partial(r.carry)] : r.skipped };
+}
+
+/** A log's part of its run's row: the summary, and the file's note (missing, too large, a line being written). */
+export interface LogPart {
+  summary: LogSummary;
+  note: string | null;
+}
+
+/** The whole log read and parsed at once (a run's first read, and the tests' oracle). */
+export function readLogPart(p: string): LogPart {
+  const t = readTextFile(p, 'log.jsonl');
+  if (!t.ok) return { summary: LOG_LINES.start, note: t.message };
+  const r = parseText(LOG_LINES, t.value);
+  return { summary: r.carry, note: r.partial ? LOG_LINES.partial(r.carry) : null };
 }
 
 // ---- run summaries --------------------------------------------------------------------------
@@ -351,25 +389,94 @@ function sweepGroup(place: SweepPlace, entry: FolderEntry | undefined, params: R
   return { group: `${place.lossId}/${place.kind}`, label: `${name} · ${place.kind === 'tuned' ? 'tuned' : 'defaults'}`, params: shown };
 }
 
+/** What a run's row needs of manifest.json; a few fields, not the file. */
+export interface ManifestPart {
+  message: string | null;
+  status: string;
+  epochsDone: number | null;
+  lossName: string | null;
+  params: Record<string, unknown>;
+  config: Record<string, unknown> | null;
+}
+
+export function readManifestPart(dir: string): ManifestPart & { bytes: number } {
+  const t = readTextFile(join(dir, 'manifest.json'));
+  const m: Read<unknown> = !t.ok ? t : parseJson(t.value, 'manifest.json');
+  const bytes = t.ok ? Buffer.byteLength(t.value) : 0;
+  if (!m.ok) return { message: m.message, status: 'unknown', epochsDone: null, lossName: null, params: {}, config: null, bytes };
+  const man = obj(m.value);
+  const lossObj = obj(man['loss']);
+  return {
+    message: null,
+    status: typeof man['status'] === 'string' ? man['status'] : 'unknown',
+    epochsDone: finite(man['epochsDone']),
+    lossName: typeof lossObj['name'] === 'string' ? lossObj['name'] : null,
+    params: obj(lossObj['params']),
+    config: obj(man['config']),
+    bytes,
+  };
+}
+
+/** What a run's row needs of result.json: the pair accuracy, its convention, MAP@R. */
+export interface ResultPart {
+  message: string | null;
+  pairAccuracy: number | null;
+  /** the evaluation's convention, when it has pairs */
+  pairsAt: 'threshold' | 'best' | null;
+  mapAtR: number | null;
+}
+
+export function readResultPart(dir: string): ResultPart & { bytes: number } {
+  const t = readTextFile(join(dir, 'result.json'));
+  const res: Read<unknown> = !t.ok ? t : parseJson(t.value, 'result.json');
+  const bytes = t.ok ? Buffer.byteLength(t.value) : 0;
+  if (!res.ok) return { message: res.message, pairAccuracy: null, pairsAt: null, mapAtR: null, bytes };
+  const evaluation = obj(obj(res.value)['evaluation']);
+  return {
+    message: null,
+    pairAccuracy: finite(obj(evaluation['pairs'])['accuracy']),
+    pairsAt: evaluation['pairs'] !== undefined ? (obj(evaluation['pairs'])['thresholdFrom'] === 'best' ? 'best' : 'threshold') : null,
+    mapAtR: finite(obj(evaluation['retrieval'])['mapAtR']),
+    bytes,
+  };
+}
+
+export interface RunParts {
+  manifest: ManifestPart;
+  log: LogPart;
+  result: ResultPart;
+  /** the run folder has distances.jsonl */
+  distances: boolean;
+}
+
+/** A run's row read from scratch: every file read whole (the monitor reads only what changed). */
 export function readRun(ref: RunRef, roots: readonly Root[], entries: ReadonlyMap<string, FolderEntry> | undefined): RunInfo {
+  const parts: RunParts = {
+    manifest: readManifestPart(ref.dir),
+    log: readLogPart(join(ref.dir, 'log.jsonl')),
+    result: readResultPart(ref.dir),
+    distances: isFile(join(ref.dir, 'distances.jsonl')),
+  };
+  return runRow(ref, roots, entries, parts);
+}
+
+/** A run's row from what was read of its files (no file is read here). */
+export function runRow(ref: RunRef, roots: readonly Root[], entries: ReadonlyMap<string, FolderEntry> | undefined, parts: RunParts): RunInfo {
+  const { manifest: man, log, result: res } = parts;
   const messages: string[] = [];
-  const m = readJsonFile(join(ref.dir, 'manifest.json'));
-  if (!m.ok) messages.push(m.message);
-  const man = m.ok ? obj(m.value) : {};
-  const config = m.ok ? obj(man['config']) : null;
-  const log = readLog(join(ref.dir, 'log.jsonl'));
-  messages.push(...log.messages);
-  const res = readJsonFile(join(ref.dir, 'result.json'));
-  const status = typeof man['status'] === 'string' ? (man['status'] as string) : 'unknown';
-  if (!res.ok && status === 'finished') messages.push(res.message);
-  const evaluation = res.ok ? obj(obj(res.value)['evaluation']) : {};
-  const last = log.epochs[log.epochs.length - 1];
+  if (man.message !== null) messages.push(man.message);
+  const config = man.config;
+  messages.push(...log.summary.skipped);
+  if (log.summary.more > 0) messages.push(`log.jsonl: ${log.summary.more} more lines skipped`);
+  if (log.note !== null) messages.push(log.note);
+  const status = man.status;
+  if (res.message !== null && status === 'finished') messages.push(res.message);
+  const last = log.summary.last;
 
   const dirName = basename(ref.rel || ref.dir);
   const key = /^(.+)-seed(\d+)$/.exec(dirName);
-  const lossObj = obj(man['loss']);
-  const lossName = typeof lossObj['name'] === 'string' ? (lossObj['name'] as string) : typeof config?.['loss'] === 'string' ? (config['loss'] as string) : '?';
-  const params = obj(lossObj['params']);
+  const lossName = man.lossName ?? (typeof config?.['loss'] === 'string' ? (config['loss'] as string) : '?');
+  const params = man.params;
   const entry = ref.folder && key && !ref.sweep ? entries?.get(key[1]!) : undefined;
   const paramText = Object.entries(params)
     .filter(([, v]) => v !== undefined)
@@ -379,7 +486,6 @@ export function readRun(ref: RunRef, roots: readonly Root[], entries: ReadonlyMa
   let label = entry?.label ?? group;
   let shownParams = entry?.params ?? params;
   if (ref.sweep) ({ group, label, params: shownParams } = sweepGroup(ref.sweep, entries?.get(ref.sweep.lossId), params, config));
-  const seconds = log.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0);
   return {
     id: ref.id,
     folder: ref.folder,
@@ -390,20 +496,20 @@ export function readRun(ref: RunRef, roots: readonly Root[], entries: ReadonlyMa
     params: shownParams,
     seed: finite(config?.['seed']),
     status,
-    epochsDone: Math.max(finite(man['epochsDone']) ?? 0, log.epochs.length),
+    epochsDone: Math.max(man.epochsDone ?? 0, log.summary.epochs),
     epochs: finite(config?.['epochs']),
     lastLoss: finite(last?.loss),
     trainAccuracy: finite(last?.trainAccuracy),
     testAccuracy: finite(last?.testAccuracy),
-    pairAccuracy: finite(obj(evaluation['pairs'])['accuracy']),
+    pairAccuracy: res.pairAccuracy,
     // the evaluation says; before it (a run still training), the loss's kind: a batch loss logs its best threshold's
-    pairAccuracyAt: evaluation['pairs'] !== undefined ? (obj(evaluation['pairs'])['thresholdFrom'] === 'best' ? 'best' : 'threshold') : isBatchLossName(lossName) ? 'best' : 'threshold',
-    mapAtR: finite(obj(evaluation['retrieval'])['mapAtR']),
+    pairAccuracyAt: res.pairsAt ?? (isBatchLossName(lossName) ? 'best' : 'threshold'),
+    mapAtR: res.mapAtR,
     pairsPerSecond: finite(last?.pairsPerSecond),
-    seconds: log.epochs.length > 0 ? seconds : null,
+    seconds: log.summary.epochs > 0 ? log.summary.seconds : null,
     config,
     messages,
-    distances: isFile(join(ref.dir, 'distances.jsonl')),
+    distances: parts.distances,
     ...(ref.sweep ? { sweep: ref.sweep } : {}),
   };
 }

@@ -12,7 +12,7 @@
  *
  * Routes (GET and HEAD only; every other method gets 405, every unknown path 404):
  *   /                      the page          /app.js, /app.css  its bundle (dist/web/)
- *   /api/runs              folders and runs (RunInfo rows)
+ *   /api/runs              folders and runs (RunInfo rows), with the table's version (runsTable.ts)
  *   /api/log?run=ID[&at=GEN:OFFSET]   a run's epochs (a tail.ts Chunk: whole, or the lines after `at`)
  *   /api/logs?run=ID&run=ID...[&at=..&at=..]  several runs' logs in one answer (at most MAX_LOGS runs)
  *   /api/distances?run=ID[&at=GEN:OFFSET]  a run's per-epoch distance histograms (distances.jsonl), likewise
@@ -25,7 +25,7 @@
  *   /api/neighbours?run=ID&epoch=E&i=I[&k=10]  the k nearest points to point I in the embedding space
  *   /api/losses            the registry's losses with their default parameters
  *   /api/shape?spec=SPEC   L_pos(D), L_neg(D) of a loss spec (as in compare --losses), or {error}
- *   /api/events            server-sent events: runs, log, distances (appended lines), results
+ *   /api/events            server-sent events: runs (the table, first), rows (its changes), log, distances (appended lines), results
  *   /files/ROOT/PATH       a file under served folder number ROOT, read-only
  */
 import { createReadStream, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
@@ -40,6 +40,7 @@ import { EMBEDDINGS_FILE } from '../train/epochEmbeddings.ts';
 import { type Changes, Monitor } from './monitor.ts';
 import { decodePath, resolveInside } from './paths.ts';
 import type { Snapshots } from './snapshots.ts';
+import { RunsTable } from './runsTable.ts';
 import { LOG_LINES, MAX_JSON_BYTES, type Root } from './scan.ts';
 import { type At, parseAt, Tails } from './tail.ts';
 
@@ -89,6 +90,8 @@ export interface Served {
   port: number;
   host: string;
   close(): Promise<void>;
+  /** bytes read from the runs' files so far (logs, distances, manifests, results): what a change cost */
+  bytesRead(): number;
 }
 
 /**
@@ -126,14 +129,13 @@ export async function startServer(o: ServeOptions): Promise<Served> {
   const host = o.host ?? '127.0.0.1';
   const clients = new Set<ServerResponse>();
 
-  const send = (res: ServerResponse, event: string, data: unknown): void => {
-    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-  };
   /** one event to every page, encoded once */
   const broadcast = (event: string, data: unknown): void => {
     const text = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
     for (const res of clients) res.write(text);
   };
+  /** the runs table the pages hold: a snapshot on connect, then its changes (rows events) */
+  const table = new RunsTable(roots.map((r) => r.given));
   /** what has been sent of each run's log.jsonl and distances.jsonl (tail.ts): events carry the lines appended since */
   const tails = new Tails(MAX_JSON_BYTES);
   /**
@@ -142,46 +144,44 @@ export async function startServer(o: ServeOptions): Promise<Served> {
    * whichever way it reads it.
    */
   const readLog = (r: { id: string; dir: string }, at?: At) => {
-    const t = tails.read(`${r.id}\nlog`, r.id, join(r.dir, 'log.jsonl'), LOG_LINES);
+    const t = tails.read(`${r.id}\nlog`, r.id, join(r.dir, 'log.jsonl'), LOG_LINES, { at });
     if (t.changed) broadcast('log', t.changed);
-    return t.answer(at);
+    return t.answer!;
   };
-  const readDistances = (r: { id: string; dir: string }, at?: At) => {
-    const t = tails.read(`${r.id}\ndistances`, r.id, join(r.dir, 'distances.jsonl'), DISTANCE_LINES);
+  /** with `want`, the answer to a page's request (the whole file, or what follows `want.at`) */
+  const readDistances = (r: { id: string; dir: string }, want?: { at: At | undefined }) => {
+    const t = tails.read(`${r.id}\ndistances`, r.id, join(r.dir, 'distances.jsonl'), DISTANCE_LINES, want);
     if (t.changed) broadcast('distances', t.changed);
-    return t.answer(at);
+    return t.answer;
   };
-  const runsPayload = (): unknown => ({
-    roots: roots.map((r) => r.given),
-    folders: monitor.folders.map((f) => ({
+  const folderViews = () =>
+    monitor.folders.map((f) => ({
       id: f.id,
       kind: monitor.resultKinds.get(f.id) ?? f.kind,
       path: f.rel === '' ? roots[f.root]!.given : `${roots[f.root]!.given}/${f.rel}`,
       results: existsSync(join(f.dir, 'results.json')),
       message: monitor.resultMessages.get(f.id) ?? null,
       ...(f.kind === 'sweep' ? { outline: monitor.outlines.get(f.id) ?? null } : {}),
-    })),
-    runs: monitor.runs(),
-  });
+    }));
   const onChange = (c: Changes): void => {
     if (c.runs) {
       const ids = new Set(monitor.runs().map((r) => r.id));
       tails.prune((key) => ids.has(key.slice(0, key.lastIndexOf('\n'))));
     }
+    // the table follows every change, watched or not: a page connecting later gets its version
+    const delta = c.runs ? table.update(monitor.runs(), folderViews()) : null;
     if (clients.size === 0) return;
-    if (c.runs) broadcast('runs', runsPayload());
-    // the tails broadcast what changed (a file read here for the first time: no lines, see tail.ts)
-    for (const id of c.logs) {
-      const r = monitor.run(id);
-      if (r) readLog(r);
-    }
+    if (delta) broadcast('rows', delta);
+    // the monitor read the changed logs (tail.ts): their appended lines, or an empty chunk for a log read first
+    for (const chunk of c.logChunks) broadcast('log', chunk);
     for (const id of c.distances) {
       const r = monitor.run(id);
       if (r) readDistances(r);
     }
     for (const f of c.results) broadcast('results', { folder: f });
   };
-  const monitor = new Monitor(roots, onChange, o.pollMs ?? 1000);
+  const monitor = new Monitor(roots, onChange, o.pollMs ?? 1000, tails);
+  table.update(monitor.runs(), folderViews());
   /** per compare folder: the t-SNE subset's test images, for the results.json text they were checked against */
   const images = new Map<string, { text: string; body: unknown }>();
   /** per run: its snapshot subset's test images, for the embeddings.bin header they were checked against */
@@ -260,8 +260,11 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     }
 
     switch (rawPath) {
-      case '/api/runs':
-        return json(res, 200, runsPayload());
+      case '/api/runs': {
+        const body = Buffer.from(table.snapshotText());
+        res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
+        return void res.end(body);
+      }
       case '/api/log': {
         const r = monitor.run(params.get('run') ?? '');
         if (!r) return notFound(res);
@@ -286,7 +289,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
       case '/api/distances': {
         const r = monitor.run(params.get('run') ?? '');
         if (!r) return notFound(res);
-        return json(res, 200, readDistances(r, parseAt(params.get('at'))));
+        return json(res, 200, readDistances(r, { at: parseAt(params.get('at')) }));
       }
       case '/api/results': {
         const f = monitor.folder(params.get('folder') ?? '');
@@ -415,7 +418,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
       case '/api/events': {
         res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
         res.write('retry: 1000\n\n');
-        send(res, 'runs', runsPayload());
+        res.write(`event: runs\ndata: ${table.snapshotText()}\n\n`);
         clients.add(res);
         req.on('close', () => clients.delete(res));
         return;
@@ -457,6 +460,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     url: `http://${urlHost}:${port}/`,
     port,
     host,
+    bytesRead: () => tails.bytesRead + monitor.bytesRead,
     close: async () => {
       monitor.stop();
       await snapshots?.close();

@@ -4,15 +4,17 @@
  * file again (a sweep's pages would otherwise receive, and parse, every log once per epoch).
  *
  * Per file the server keeps one small record, shared by every page: a generation, the byte
- * offset after the last complete line it has read, the line count, a SHA-1 of the bytes before
- * that offset, and the parser's carry (the last epoch seen). No page's copy is kept. A change
- * whose file still starts with exactly those bytes is an append: only the lines after the
- * offset are parsed and sent. Anything else (the file shrank, was deleted, or was replaced by
- * different content: a run restarted in the same folder, a resume from an earlier checkpoint)
- * starts a new generation, sent whole with `reset`. The trainer replaces log.jsonl by a rename
- * every epoch (a new inode each time), so the inode and mtime cannot tell an append from a new
- * file: the prefix hash does. A last line without its newline (a writer mid-append) is never
- * sent; it only sets the chunk's note until it is complete.
+ * offset after the last complete line it has read, the line count, SHA-1s of the first and of
+ * the last WINDOW bytes before that offset, and the parser's carry (for log.jsonl the epoch
+ * count, the seconds summed and the last epoch: a run's row is built from it). No page's copy
+ * is kept, nor any text. A change whose file still has those bytes at both ends is an append:
+ * only the bytes after the offset are read, and only their lines parsed and sent, so an epoch
+ * costs its own line, not the file. Anything else (the file shrank, was deleted, or was
+ * replaced by different content: a run restarted in the same folder, a resume from an earlier
+ * checkpoint) starts a new generation, read and sent whole with `reset`. The trainer replaces
+ * log.jsonl by a rename every epoch (a new inode each time), so the inode and mtime cannot
+ * tell an append from a new file: the hashed bytes do. A last line without its newline (a
+ * writer mid-append) is never sent; it only sets the chunk's note until it is complete.
  *
  * A page keeps, per run, the generation and offset it holds (web/chunks.ts), appends a chunk
  * that starts where it stands, and asks for the rest (`at=GEN:OFFSET`) when one does not: after
@@ -20,7 +22,7 @@
  * offsets from an earlier server are never taken for this one's.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
 /** Lines of a JSON-lines file as one event or answer carries them. */
 export interface Chunk<R> {
@@ -98,8 +100,10 @@ interface Known {
   /** offset after the last complete line read */
   end: number;
   lines: number;
-  /** SHA-1 of the file's bytes [0, end) */
-  digest: Buffer;
+  /** SHA-1 of the file's first bytes, [0, min(end, WINDOW)) */
+  head: Buffer;
+  /** SHA-1 of the bytes just before `end`, [max(0, end - WINDOW), end) */
+  tail: Buffer;
   carry: unknown;
   note: string | null;
 }
@@ -107,17 +111,27 @@ interface Known {
 export interface TailRead<R> {
   /** what changed since the last read, for every page (null: nothing to send) */
   changed: Chunk<R> | null;
-  /** the answer to a page's request: the lines after `at` when it is of this generation, else the whole file */
-  answer(at?: At): Chunk<R>;
+  /** the answer to a page's request (given `want`): the lines after `want.at` when it is of this generation, else the whole file */
+  answer?: Chunk<R>;
 }
 
 const NEWLINE = 0x0a;
+/**
+ * Bytes hashed at each end of what was read: a change reads these two windows and the bytes
+ * added, not the whole file. 512 bytes hold two or more lines of a log or one histogram line,
+ * whose numbers (timings, losses) differ between any two writings of an epoch.
+ */
+export const WINDOW = 512;
+
+const sha1 = (b: Buffer): Buffer => createHash('sha1').update(b).digest();
 
 export class Tails {
   /** this server process: a page's generation from another one is never matched */
   private readonly boot = randomBytes(4).toString('hex');
   private count = 0;
   private readonly known = new Map<string, Known>();
+  /** bytes read from disk by every read so far (the tests' and the benchmark's measure) */
+  bytesRead = 0;
 
   /** files larger than `maxBytes` are not read (a note says so) */
   constructor(private readonly maxBytes: number) {}
@@ -131,51 +145,100 @@ export class Tails {
     for (const k of [...this.known.keys()]) if (!keep(k)) this.known.delete(k);
   }
 
+  /** What the last read of `key` parsed up to: the parser's carry (for a run's row), the note. */
+  state<C>(key: string): { carry: C; note: string | null } | undefined {
+    const k = this.known.get(key);
+    return k && { carry: k.carry as C, note: k.note };
+  }
+
   /**
    * Read the file at `path` now. The first read of a file sends no lines (no page can hold any
    * of it: generations are handed out by reads); later ones send the lines appended, or the
-   * whole file with `reset` when it is no longer an extension of what was read.
+   * whole file with `reset` when it is no longer an extension of what was read. An append
+   * costs the two windows and the new bytes; a new file or a reset, the whole file. With
+   * `want`, the answer to a page's request comes from the same open file.
    */
-  read<R, C>(key: string, id: string, path: string, parser: LineParser<R, C>): TailRead<R> {
-    let buf = Buffer.alloc(0);
+  read<R, C>(key: string, id: string, path: string, parser: LineParser<R, C>, want?: { at?: At | undefined }): TailRead<R> {
+    let fd: number | undefined;
+    let size = 0;
     let error: string | null = null;
     try {
-      const size = statSync(path).size;
-      if (size > this.maxBytes) error = `${parser.name} is too large to show (${size} bytes)`;
-      else buf = readFileSync(path);
+      fd = openSync(path, 'r');
+      size = fstatSync(fd).size;
+      if (size > this.maxBytes) {
+        error = `${parser.name} is too large to show (${size} bytes)`;
+        size = 0;
+      }
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       error = code === 'ENOENT' ? `${parser.name} does not exist (yet)` : `${parser.name} cannot be read (${code ?? 'error'})`;
     }
-    const end = buf.lastIndexOf(NEWLINE) + 1;
-    const partial = buf.subarray(end).toString('utf8').trim() !== '';
-    const noteOf = (carry: C): string | null => error ?? (partial ? parser.partial(carry) : null);
-    const k = this.known.get(key);
+    try {
+      return this.readOpen(key, id, fd, size, error, parser, want);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
 
-    const hash = createHash('sha1');
-    let appended: Parsed<R, C> | undefined;
-    if (k && buf.length >= k.end) {
-      hash.update(buf.subarray(0, k.end));
-      if (hash.copy().digest().equals(k.digest)) {
-        appended = parseLines(parser, buf.subarray(k.end, end).toString('utf8'), k.lines + 1, k.carry as C);
-        hash.update(buf.subarray(k.end, end));
+  private readOpen<R, C>(key: string, id: string, fd: number | undefined, size: number, error: string | null, parser: LineParser<R, C>, want?: { at?: At | undefined }): TailRead<R> {
+    /** bytes [from, to) of the open file (fewer if it shrank meanwhile) */
+    const bytes = (from: number, to: number): Buffer => {
+      if (fd === undefined || to <= from) return Buffer.alloc(0);
+      const b = Buffer.allocUnsafe(to - from);
+      let n = 0;
+      while (n < b.length) {
+        const r = readSync(fd, b, n, b.length - n, from + n);
+        if (r === 0) break;
+        n += r;
+      }
+      this.bytesRead += n;
+      return b.subarray(0, n);
+    };
+    const k = this.known.get(key);
+    let partial = false;
+    const noteOf = (carry: C): string | null => error ?? (partial ? parser.partial(carry) : null);
+
+    let now: Known | undefined;
+    let changed: Chunk<R> | null = null;
+    /** the whole file's complete lines, when this read parsed them */
+    let whole: Parsed<R, C> | undefined;
+    if (k && size >= k.end) {
+      const head = bytes(0, Math.min(k.end, WINDOW));
+      const tail = k.end > WINDOW ? bytes(k.end - WINDOW, k.end) : head;
+      if (head.length === Math.min(k.end, WINDOW) && sha1(head).equals(k.head) && sha1(tail).equals(k.tail)) {
+        const added = bytes(k.end, size);
+        const cut = added.lastIndexOf(NEWLINE) + 1;
+        partial = added.subarray(cut).toString('utf8').trim() !== '';
+        const appended = parseLines(parser, added.subarray(0, cut).toString('utf8'), k.lines + 1, k.carry as C);
+        const end = k.end + cut;
+        const lines = cut > 0 ? [added.subarray(0, cut)] : [];
+        const headNow = Buffer.concat([head, ...lines]).subarray(0, Math.min(end, WINDOW));
+        const tailAll = Buffer.concat([tail, ...lines]);
+        now = {
+          gen: k.gen,
+          end,
+          lines: k.lines + appended.lines,
+          head: end > k.end && k.end < WINDOW ? sha1(headNow) : k.head,
+          tail: end > k.end ? sha1(tailAll.subarray(Math.max(0, tailAll.length - WINDOW))) : k.tail,
+          carry: appended.carry,
+          note: noteOf(appended.carry),
+        };
+        if (end > k.end || now.note !== k.note) {
+          changed = { id, gen: k.gen, from: k.end, to: end, reset: false, epochs: appended.records, skipped: appended.skipped, note: now.note };
+        }
       }
     }
-    let whole: Parsed<R, C> | undefined;
-    let now: Known;
-    let changed: Chunk<R> | null = null;
-    if (k && appended) {
-      now = { gen: k.gen, end, lines: k.lines + appended.lines, digest: hash.digest(), carry: appended.carry, note: noteOf(appended.carry) };
-      if (end > k.end || now.note !== k.note) {
-        changed = { id, gen: k.gen, from: k.end, to: end, reset: false, epochs: appended.records, skipped: appended.skipped, note: now.note };
-      }
-    } else {
+    if (!now) {
+      const buf = bytes(0, size);
+      const end = buf.lastIndexOf(NEWLINE) + 1;
+      partial = buf.subarray(end).toString('utf8').trim() !== '';
       whole = parseLines(parser, buf.subarray(0, end).toString('utf8'), 1, parser.start);
       now = {
         gen: `${this.boot}.${++this.count}`,
         end,
         lines: whole.lines,
-        digest: createHash('sha1').update(buf.subarray(0, end)).digest(),
+        head: sha1(buf.subarray(0, Math.min(end, WINDOW))),
+        tail: sha1(buf.subarray(Math.max(0, end - WINDOW), end)),
         carry: whole.carry,
         note: noteOf(whole.carry),
       };
@@ -187,19 +250,22 @@ export class Tails {
         : { id, gen: now.gen, from: end, to: end, reset: false, epochs: [], skipped: [], note: now.note };
     }
     this.known.set(key, now);
+    if (!want) return { changed };
 
-    const answer = (at?: At): Chunk<R> => {
-      // an offset of this generation is a line end the page was sent: only the lines after it are new
-      const from = at && at.gen === now.gen && at.offset <= end && (at.offset === 0 || buf[at.offset - 1] === NEWLINE) ? at.offset : -1;
-      if (from < 0) {
-        whole ??= parseLines(parser, buf.subarray(0, end).toString('utf8'), 1, parser.start);
-        return { id, gen: now.gen, from: 0, to: end, reset: true, epochs: whole.records, skipped: whole.skipped, note: now.note };
-      }
-      // the lines before `from` are parsed for their count and carry only (server time, not traffic)
-      const before = parseLines(parser, buf.subarray(0, from).toString('utf8'), 1, parser.start);
-      const rest = parseLines(parser, buf.subarray(from, end).toString('utf8'), before.lines + 1, before.carry);
-      return { id, gen: now.gen, from, to: end, reset: false, epochs: rest.records, skipped: rest.skipped, note: now.note };
-    };
-    return { changed, answer };
+    const { end } = now;
+    const at = want.at;
+    // an offset of this generation is a line end the page was sent: only the lines after it are new
+    const lineEnd = (o: number): boolean => o === 0 || o === end || bytes(o - 1, o)[0] === NEWLINE;
+    const from = at && at.gen === now.gen && at.offset <= end && lineEnd(at.offset) ? at.offset : -1;
+    if (from === end) return { changed, answer: { id, gen: now.gen, from, to: end, reset: false, epochs: [], skipped: [], note: now.note } };
+    if (from < 0) {
+      whole ??= parseLines(parser, bytes(0, end).toString('utf8'), 1, parser.start);
+      return { changed, answer: { id, gen: now.gen, from: 0, to: end, reset: true, epochs: whole.records, skipped: whole.skipped, note: now.note } };
+    }
+    // the lines before `from` are parsed for their count and carry only (server time, not traffic)
+    const buf = bytes(0, end);
+    const before = parseLines(parser, buf.subarray(0, from).toString('utf8'), 1, parser.start);
+    const rest = parseLines(parser, buf.subarray(from, end).toString('utf8'), before.lines + 1, before.carry);
+    return { changed, answer: { id, gen: now.gen, from, to: end, reset: false, epochs: rest.records, skipped: rest.skipped, note: now.note } };
   }
 }

@@ -26,7 +26,7 @@ export interface Held<R> {
  * Whether a chunk's generation comes after the one the page holds: those of one server process
  * count up; one of another process (the server restarted) is taken as later.
  */
-function later(chunk: string, have: string): boolean {
+export function later(chunk: string, have: string): boolean {
   const [cb, cn] = chunk.split('.');
   const [hb, hn] = have.split('.');
   return cb !== hb || Number(cn) > Number(hn);

@@ -1,6 +1,7 @@
 /**
  * The page of `siamese serve`. It loads nothing but this bundle and the server's JSON: the
- * runs come with the event stream's first message, later changes as events (no polling).
+ * runs table comes with the event stream's first message, later the rows that change, as
+ * events (no polling).
  */
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
@@ -9,6 +10,7 @@ import { renderDistances } from './distances.ts';
 import { embeddingRunChanged, renderEmbedding } from './embedding.ts';
 import { at, type Chunk, merge } from './chunks.ts';
 import { mergeLog, onLogsLoaded, resyncLogs } from './logs.ts';
+import { applyRows, newer, type RunsDelta } from './rows.ts';
 import { renderRuns } from './runs.ts';
 import { renderShapes } from './shapes.ts';
 import { renderSweep } from './sweep.ts';
@@ -125,6 +127,42 @@ async function onRuns(p: RunsPayload): Promise<void> {
   document.body.dataset['ready'] = '1';
 }
 
+/** the runs table as last drawn: replaced by a whole one, updated by `rows` events (rows.ts) */
+let table: RunsPayload | undefined;
+/** a fetch of the whole table is on its way: deltas wait for it */
+let fetching = false;
+const waiting: RunsDelta[] = [];
+
+function takeTable(t: RunsPayload): void {
+  if (!newer(t, table)) return;
+  table = t;
+  void onRuns(t);
+}
+
+function onRowsEvent(d: RunsDelta): void {
+  if (fetching) {
+    waiting.push(d);
+    return;
+  }
+  const m = applyRows(table, d);
+  if (m === 'resync') return void fetchTable();
+  if (m !== 'same') takeTable(m);
+}
+
+/** A delta did not follow on (one missed): the whole table, then the deltas that came meanwhile. */
+async function fetchTable(): Promise<void> {
+  fetching = true;
+  let t: RunsPayload | undefined;
+  try {
+    t = await getJson<RunsPayload>('/api/runs');
+  } catch {
+    // the server is gone: the event stream's reconnection brings the whole table
+  }
+  fetching = false;
+  if (t) takeTable(t);
+  for (const d of waiting.splice(0)) onRowsEvent(d);
+}
+
 function connect(): void {
   const live = document.getElementById('live')!;
   const es = new EventSource('/api/events');
@@ -144,7 +182,9 @@ function connect(): void {
     live.textContent = 'reconnecting…';
     live.className = 'live off';
   });
-  es.addEventListener('runs', (e) => void onRuns(JSON.parse((e as MessageEvent<string>).data) as RunsPayload));
+  // the whole table when the stream opens (and reopens), then only its changes
+  es.addEventListener('runs', (e) => takeTable(JSON.parse((e as MessageEvent<string>).data) as RunsPayload));
+  es.addEventListener('rows', (e) => onRowsEvent(JSON.parse((e as MessageEvent<string>).data) as RunsDelta));
   es.addEventListener('log', (e) => {
     const l = JSON.parse((e as MessageEvent<string>).data) as Chunk<EpochLine>;
     if (mergeLog(l)) render(['curves']);

@@ -4,25 +4,13 @@ import { ci95HalfWidth, mean } from '../experiments/stats.ts';
 import type { SweepResults } from '../experiments/sweep.ts';
 import type { EpochDistances } from '../serve/distances.ts';
 import type { EpochLine, RunInfo, SweepOutline } from '../serve/scan.ts';
+import type { FolderView } from '../serve/runsTable.ts';
 import type { Held } from './chunks.ts';
 
 export type { CompareResults, EpochDistances, EpochLine, RunInfo, SweepOutline, SweepResults };
 
-export interface FolderView {
-  id: string;
-  kind: 'compare' | 'sweep';
-  path: string;
-  results: boolean;
-  message: string | null;
-  /** a sweep folder's definition (sweep.json); null while it cannot be read */
-  outline?: SweepOutline | null;
-}
-
-export interface RunsPayload {
-  roots: string[];
-  folders: FolderView[];
-  runs: RunInfo[];
-}
+/** a compare or sweep folder, and the whole runs table (`runs` event, /api/runs), as the server sends them */
+export type { FolderView, RunsSnapshot as RunsPayload } from '../serve/runsTable.ts';
 
 /** a run's log.jsonl as the page holds it (chunks.ts merges /api/logs answers and log events) */
 export type LogPayload = Held<EpochLine>;

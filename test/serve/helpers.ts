@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { type IncomingMessage, request } from 'node:http';
 import { join } from 'node:path';
 import { runSweep, type SweepResults } from '../../src/experiments/sweep.ts';
 import { WEB_DIR } from '../../src/serve/server.ts';
@@ -133,4 +133,53 @@ export async function tinySweep(dir: string): Promise<{ out: string; results: Sw
   const r = await runSweep({ data: { name: 'idx', dir: data }, trials: 3, folds: 2, seeds: 2, epochs: 1, trainPairs: 200, workers: 2, out });
   if (r.status !== 'finished' || !r.results || r.failures.length > 0) throw new Error(`the tiny sweep did not finish: ${JSON.stringify(r.failures)}`);
   return { out, results: JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as SweepResults };
+}
+
+export interface Received {
+  event: string;
+  bytes: number;
+  data: string;
+}
+
+/** A raw event-stream client: every event with its size on the wire. */
+export async function listen(port: number): Promise<{ events: Received[]; next(pred: (e: Received) => boolean, what: string): Promise<Received>; close(): void }> {
+  const events: Received[] = [];
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/api/events' }, resolve);
+    req.on('error', reject);
+    req.end();
+  });
+  let buf = Buffer.alloc(0);
+  let wake: (() => void) | undefined;
+  res.on('data', (c: Buffer) => {
+    buf = Buffer.concat([buf, c]);
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.subarray(0, i + 2).toString('utf8');
+      buf = buf.subarray(i + 2);
+      const event = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (event && data) events.push({ event, bytes: Buffer.byteLength(block), data });
+    }
+    wake?.();
+  });
+  let seen = 0;
+  /** the next event (after those already taken) that `pred` accepts; bounded: 20 s */
+  const next = async (pred: (e: Received) => boolean, what: string): Promise<Received> => {
+    const deadline = Date.now() + 20_000;
+    for (let n = 0; n < 200; n++) {
+      const i = events.findIndex((e, j) => j >= seen && pred(e));
+      if (i >= 0) {
+        seen = i + 1;
+        return events[i]!;
+      }
+      if (Date.now() > deadline) break;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, 200);
+      });
+    }
+    throw new Error(`no ${what} (events: ${events.slice(seen).map((e) => e.event).join(', ')})`);
+  };
+  return { events, next, close: () => res.destroy() };
 }

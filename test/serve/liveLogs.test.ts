@@ -9,7 +9,6 @@
  */
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { type IncomingMessage, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,7 +16,7 @@ import type { EpochLine } from '../../src/serve/scan.ts';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import type { Chunk } from '../../src/serve/tail.ts';
 import { at, type Held, merge } from '../../src/web/chunks.ts';
-import { ensureWebBuilt, epochLine, getJson, writeManifest } from './helpers.ts';
+import { ensureWebBuilt, epochLine, getJson, listen, type Received, writeManifest } from './helpers.ts';
 
 const base = mkdtempSync(join(tmpdir(), 'siamese-livelogs-'));
 const runDir = join(base, 'served', 'yukawa-seed1');
@@ -43,55 +42,6 @@ function fileRecords(): EpochLine[] {
 function replaceLog(text: string): void {
   writeFileSync(`${logPath}.tmp`, text);
   renameSync(`${logPath}.tmp`, logPath);
-}
-
-interface Received {
-  event: string;
-  bytes: number;
-  data: string;
-}
-
-/** A raw event-stream client: every event with its size on the wire. */
-async function listen(port: number): Promise<{ events: Received[]; next(pred: (e: Received) => boolean, what: string): Promise<Received>; close(): void }> {
-  const events: Received[] = [];
-  const res = await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/api/events' }, resolve);
-    req.on('error', reject);
-    req.end();
-  });
-  let buf = Buffer.alloc(0);
-  let wake: (() => void) | undefined;
-  res.on('data', (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    let i: number;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.subarray(0, i + 2).toString('utf8');
-      buf = buf.subarray(i + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (event && data) events.push({ event, bytes: Buffer.byteLength(block), data });
-    }
-    wake?.();
-  });
-  let seen = 0;
-  /** the next event (after those already taken) that `pred` accepts; bounded: 20 s */
-  const next = async (pred: (e: Received) => boolean, what: string): Promise<Received> => {
-    const deadline = Date.now() + 20_000;
-    for (let n = 0; n < 200; n++) {
-      const i = events.findIndex((e, j) => j >= seen && pred(e));
-      if (i >= 0) {
-        seen = i + 1;
-        return events[i]!;
-      }
-      if (Date.now() > deadline) break;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, 200);
-      });
-    }
-    throw new Error(`no ${what} (events: ${events.slice(seen).map((e) => e.event).join(', ')})`);
-  };
-  return { events, next, close: () => res.destroy() };
 }
 
 const RUN = '0:yukawa-seed1';

@@ -30,7 +30,7 @@ function check<R, C>(name: string, parser: LineParser<R, C>, lineOf: (epoch: num
   let resets = 0;
   let bytesSent = 0;
   const read = (): void => {
-    const t = tails.read('k', 'run', path, parser);
+    const t = tails.read('k', 'run', path, parser, page ? undefined : {});
     if (t.changed) {
       bytesSent += JSON.stringify(t.changed).length;
       if (t.changed.reset) resets++;
@@ -38,7 +38,7 @@ function check<R, C>(name: string, parser: LineParser<R, C>, lineOf: (epoch: num
       assert.notEqual(m, 'resync');
       if (typeof m !== 'string') page = m;
     }
-    if (!page) page = merge(undefined, t.answer()) as Held<R>;
+    if (!page) page = merge(undefined, t.answer!) as Held<R>;
     const whole = parseText(parser, text);
     assert.deepEqual(page.epochs, whole.records, `${name} seed ${seed}: the records after ${text.length} bytes`);
     assert.deepEqual(page.messages, whole.partial ? [...whole.skipped, parser.partial(whole.carry)] : whole.skipped);
@@ -114,15 +114,15 @@ describe('serve: incremental JSON lines', () => {
     const path = join(dir, 'at');
     writeFileSync(path, [1, 2, 3].map((e) => JSON.stringify(epochLine(e)) + '\n').join(''));
     const tails = new Tails(1 << 20);
-    const first = tails.read('k', 'run', path, LOG_LINES);
-    const page = merge(undefined, first.answer()) as Held<unknown>;
+    const first = tails.read('k', 'run', path, LOG_LINES, {});
+    const page = merge(undefined, first.answer!) as Held<unknown>;
     appendFileSync(path, JSON.stringify(epochLine(4)) + '\n');
-    const t = tails.read('k', 'run', path, LOG_LINES);
-    const rest: Chunk<unknown> = t.answer(parseAt(at(page)));
+    const answer = (s: string): Chunk<unknown> => tails.read('k', 'run', path, LOG_LINES, { at: parseAt(s) }).answer!;
+    const rest = answer(at(page));
     assert.deepEqual([rest.reset, rest.from, rest.epochs], [false, page.to, [epochLine(4)]]);
-    assert.equal(t.answer(parseAt(`${page.gen}:${page.to + 1}`)).reset, true, 'not a line end');
-    assert.equal(t.answer(parseAt(`${page.gen}:999999`)).reset, true, 'beyond the end');
-    assert.equal(t.answer(parseAt('garbage')).reset, true);
+    assert.equal(answer(`${page.gen}:${page.to + 1}`).reset, true, 'not a line end');
+    assert.equal(answer(`${page.gen}:999999`).reset, true, 'beyond the end');
+    assert.equal(answer('garbage').reset, true);
     assert.equal(parseAt('abc.1:12x'), undefined);
   });
 

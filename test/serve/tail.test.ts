@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Rng } from '../../src/rng.ts';
 import { DISTANCE_LINES } from '../../src/serve/distances.ts';
-import { LOG_LINES } from '../../src/serve/scan.ts';
-import { type Chunk, type LineParser, parseAt, parseText, Tails } from '../../src/serve/tail.ts';
+import { LOG_LINES, MAX_SKIPPED_KEPT } from '../../src/serve/scan.ts';
+import { type Chunk, type LineParser, parseAt, parseText, Tails, WINDOW } from '../../src/serve/tail.ts';
 import { at, type Held, merge } from '../../src/web/chunks.ts';
 import { distanceLine, epochLine } from './helpers.ts';
 
@@ -137,6 +137,45 @@ describe('serve: incremental JSON lines', () => {
     assert.deepEqual((merge(h, c(0, 5, 'aa.2', true)) as Held<number>).epochs, [5], 'a reset replaces');
     assert.deepEqual((merge(h, c(0, 5, 'bb.1', true)) as Held<number>).epochs, [5], 'another server');
     assert.equal(merge(undefined, c(10, 20)), 'ignore', 'a run the page does not hold');
+  });
+
+  it('an append reads the two hashed windows and the new bytes; a resume from an earlier epoch is read whole as a reset', () => {
+    const path = join(dir, 'cost');
+    const log = (from: number, to: number, loss = 0): string => Array.from({ length: to - from + 1 }, (_, i) => JSON.stringify({ ...epochLine(from + i), loss: loss + from + i }) + '\n').join('');
+    let text = log(1, 100);
+    writeFileSync(path, text);
+    const tails = new Tails(1 << 20);
+    tails.read('k', 'run', path, LOG_LINES);
+    assert.equal(tails.bytesRead, text.length, 'the first read: the whole file');
+    for (let e = 101; e <= 110; e++) {
+      const add = log(e, e);
+      text += add;
+      writeFileSync(`${path}.tmp`, text);
+      renameSync(`${path}.tmp`, path);
+      const before = tails.bytesRead;
+      const t = tails.read('k', 'run', path, LOG_LINES);
+      assert.equal(tails.bytesRead - before, 2 * WINDOW + add.length, `epoch ${e}: windows and the new line, not ${text.length} bytes`);
+      assert.deepEqual([t.changed?.reset, t.changed?.epochs.length], [false, 1]);
+      const s = tails.state<{ epochs: number; last: { epoch: number } }>('k')!;
+      assert.deepEqual([s.carry.epochs, s.carry.last.epoch], [e, e]);
+    }
+    // resumed from epoch 90's checkpoint: the same first 90 lines, then other numbers, and longer
+    text = log(1, 90) + log(91, 115, 1000);
+    writeFileSync(`${path}.tmp`, text);
+    renameSync(`${path}.tmp`, path);
+    const t = tails.read('k', 'run', path, LOG_LINES);
+    assert.equal(t.changed?.reset, true);
+    assert.deepEqual(t.changed?.epochs, parseText(LOG_LINES, text).records);
+    assert.equal(tails.state<{ epochs: number }>('k')!.carry.epochs, 115);
+  });
+
+  it('a log of garbage: its row keeps the first skipped lines\' messages and counts the rest', () => {
+    const text = Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? 'not json\n' : JSON.stringify(epochLine(i)) + '\n')).join('');
+    const r = parseText(LOG_LINES, text);
+    assert.equal(r.skipped.length, 25, 'the chunk still says why each line was skipped');
+    assert.equal(r.carry.epochs, 25);
+    assert.deepEqual(r.carry.skipped, r.skipped.slice(0, MAX_SKIPPED_KEPT));
+    assert.equal(r.carry.more, 25 - MAX_SKIPPED_KEPT);
   });
 
   it('forgets the files of runs that vanished', () => {

@@ -96,9 +96,10 @@ describe('siamese serve: the runs table sends the rows that changed', () => {
         const r = runs[(k * 7) % N]!;
         const read0 = served.bytesRead();
         writeEpoch(r);
-        // the manifest and the log may reach the server in one scan or two: a rows event each
+        // the manifest and the log may reach the server in one scan or more (the manifest is
+        // written in place here: a scan may catch it half written): a rows event each
         for (let n = 0; row(page, r.id)?.epochsDone !== r.epoch || row(page, r.id)?.lastLoss !== epochLine(r.epoch)['loss']; n++) {
-          assert.ok(n < 3, `epoch ${r.epoch} of ${r.id}: at most two rows events`);
+          assert.ok(n < 6, `epoch ${r.epoch} of ${r.id}: a few rows events at most`);
           const e = await stream.next((x) => x.event === 'rows', `the rows event of ${r.id}'s epoch ${r.epoch}`);
           const d = delta(e);
           assert.deepEqual(d.upsert.map((u) => u.row.id), [r.id], 'the changed run\'s row alone');
@@ -115,7 +116,7 @@ describe('siamese serve: the runs table sends the rows that changed', () => {
         // on disk: the new line, the two hashed windows and the manifest, not the ~11 KB log again
         const read = served.bytesRead() - read0;
         const manifest = statSync(join(r.dir, 'manifest.json')).size;
-        assert.ok(read <= line(r.epoch).length + 2 * WINDOW + 2 * manifest, `${read} bytes read for one epoch (the log is ${logSize}+ bytes)`);
+        assert.ok(read <= line(r.epoch).length + 2 * WINDOW + 3 * manifest, `${read} bytes read for one epoch (the log is ${logSize}+ bytes)`);
         assert.ok(read < logSize);
         assert.deepEqual(content(page), await fresh(), `after ${r.id}'s epoch ${r.epoch}: the page's table is a fresh server's`);
         const own = await getJson<RunsSnapshot>(served.port, '/api/runs');

@@ -51,10 +51,11 @@ function writeEpoch(r: Run): void {
   renameSync(join(staged, 'manifest.json'), join(r.dir, 'manifest.json'));
 }
 
-function makeRun(loss: string, seed: number, epochs: number): Run {
+/** a run folder with its manifest and log, written at `at` (a staging folder) or in place */
+function makeRun(loss: string, seed: number, epochs: number, at?: string): Run {
   const dir = join(cmp, 'runs', `${loss}-seed${seed}`);
-  writeManifest(dir, { loss, params: {}, seed, epochs: 100, epochsDone: epochs });
-  writeFileSync(join(dir, 'log.jsonl'), Array.from({ length: epochs }, (_, i) => line(i + 1)).join(''));
+  writeManifest(at ?? dir, { loss, params: {}, seed, epochs: 100, epochsDone: epochs });
+  writeFileSync(join(at ?? dir, 'log.jsonl'), Array.from({ length: epochs }, (_, i) => line(i + 1)).join(''));
   return { dir, id: `0:cmp/runs/${loss}-seed${seed}`, loss, seed, epoch: epochs };
 }
 
@@ -144,9 +145,8 @@ describe('siamese serve: the runs table sends the rows that changed', () => {
       assert.deepEqual(content(page), await fresh());
 
       // a run folder appears (staged, then renamed in: whole): one addition, after the row it follows
-      const added = makeRun('yukawa', 99, 3);
       const staged = join(base, 'staged');
-      renameSync(added.dir, staged);
+      const added = makeRun('yukawa', 99, 3, staged);
       renameSync(staged, added.dir);
       const e2 = delta(await stream.next((e) => e.event === 'rows', 'the addition'));
       assert.deepEqual(e2.upsert.map((u) => u.row.id), [added.id]);

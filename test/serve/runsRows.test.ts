@@ -183,7 +183,8 @@ describe('siamese serve: the runs table sends the rows that changed', () => {
     writeEpoch(runs[6]!);
     renameSync(runs[7]!.dir, join(base, 'gone7'));
     // bounded: the server notices within a few polls
-    for (let n = 0; n < 100 && (await getJson<RunsSnapshot>(served.port, '/api/runs')).runs.some((r) => r.id === runs[7]!.id || (r.id === runs[6]!.id && r.epochsDone !== runs[6]!.epoch)); n++) {
+    const behind = (r: RunInfo): boolean => r.id === runs[7]!.id || ([runs[5]!, runs[6]!].some((w) => w.id === r.id && r.lastLoss !== epochLine(w.epoch)['loss']));
+    for (let n = 0; n < 100 && (await getJson<RunsSnapshot>(served.port, '/api/runs')).runs.some(behind); n++) {
       await new Promise((r) => setTimeout(r, 50));
     }
     const again = await listen(served.port);

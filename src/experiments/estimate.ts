@@ -140,8 +140,14 @@ export function trainingWork(
   };
 }
 
-/** Steps run before the timed ones: the first steps allocate, compile and fault pages in. */
-export const WARMUP_STEPS = 4;
+/**
+ * Steps run before the timed ones: the first steps allocate, compile and fault pages in. A loss
+ * whose miner or tail runs in JavaScript (semihard, batch-hard, batch-all) runs unoptimised code
+ * for its first dozen or so steps while V8 compiles it on its helper threads: on MNIST, steps 5
+ * to 12 of triplet + semihard took 4 to 7 ms of processor time (1.5 to 2 ms of it on V8's threads)
+ * against 2.8 ms once warm (bench/threadUse.ts). After 20 steps that is over.
+ */
+export const WARMUP_STEPS = 20;
 /** Steps timed per loss. */
 export const TIMED_STEPS = 8;
 /** Test images the retrieval is timed on (it grows with their square: scaled from there). */
@@ -161,10 +167,23 @@ const median = (xs: number[]): number => {
 };
 
 /**
+ * One step's cost from the clock's readings before the first step and after each step: the
+ * median of the steps after the warm-up (a step that met a garbage collection does not count for
+ * eight; one in hundreds does in a real epoch). An epoch shorter than the warm-up: its steps as
+ * they are.
+ */
+export function stepCost(readings: readonly number[]): number {
+  if (readings.length < 2) throw new Error('estimate: no step was timed');
+  const steps = readings.slice(1).map((x, k) => x - readings[k]!);
+  return median(steps.length > WARMUP_STEPS ? steps.slice(WARMUP_STEPS) : steps);
+}
+
+/**
  * The costs, measured here: every loss trains WARMUP_STEPS + TIMED_STEPS batches of its first
  * epoch (fewer when the epoch is shorter) on the threads a worker will use; the first loss's
  * Training also times one evaluation, the retrieval on RETRIEVAL_SAMPLE images and one epoch's
- * files (written to a temporary folder and removed). About a second for six losses on MNIST.
+ * files (written to a temporary folder and removed). About a second for six losses on MNIST
+ * (batch-all, whose first steps cost 20 to 40 ms, adds about as much).
  *
  * On one thread (several workers) the computations are timed in processor time, not wall time:
  * on a machine that other programs share, a step that waited for a core would count the wait
@@ -207,10 +226,7 @@ export async function calibrate(
         },
         { signal: stop.signal },
       );
-      const steps = times.slice(1).map((x, k) => x - times[k]!);
-      // the median: a step that met a garbage collection does not count for eight (one in
-      // hundreds does in a real epoch); an epoch shorter than the warm-up: its steps as they are
-      step[l.id] = median(steps.length > WARMUP_STEPS ? steps.slice(WARMUP_STEPS) : steps);
+      step[l.id] = stepCost(times);
       spent.cpu += cpuSeconds() - mark.cpu;
       spent.wall += wallSeconds() - mark.wall;
       if (i > 0) continue;

@@ -1,0 +1,15 @@
+import { loadMnist } from '../src/data/mnist.ts';
+import { initBackend } from '../src/engine/backend.ts';
+import { resolveConfig } from '../src/train/config.ts';
+import { Training } from '../src/train/trainer.ts';
+const pc = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+await initBackend('wasm');
+const ds = await loadMnist();
+const [loss, miner] = process.argv.slice(2);
+const t = new Training(ds, resolveConfig({ loss, miner: miner === '-' ? undefined : miner, engine: 'native', threads: 1, batchSize: 128, seed: 0 }));
+const times = [pc()];
+const stop = new AbortController();
+t.runEpoch(() => { times.push(pc()); if (times.length > 300) stop.abort(); }, { signal: stop.signal });
+const steps = times.slice(1).map((x, k) => x - times[k]!);
+const med = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]!; };
+console.log(loss, miner, JSON.stringify(steps.slice(0, 40).map((x) => Math.round(x * 100) / 100)), 'old', med(steps.slice(4, 12)).toFixed(2), 'w20', med(steps.slice(20, 28)).toFixed(2), 'steady50-300', med(steps.slice(50)).toFixed(2), 'mean50-300', (steps.slice(50).reduce((a, b) => a + b, 0) / 250).toFixed(2), 'mean all', (steps.reduce((a, b) => a + b, 0) / steps.length).toFixed(2));

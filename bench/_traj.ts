@@ -1,0 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { loadMnist } from '../src/data/mnist.ts';
+import { initBackend } from '../src/engine/backend.ts';
+import { resolveConfig } from '../src/train/config.ts';
+import { Training } from '../src/train/trainer.ts';
+const th = () => Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+const pc = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+await initBackend('wasm');
+const ds = await loadMnist();
+const [loss, miner] = process.argv.slice(2);
+const t = new Training(ds, resolveConfig({ loss, miner: miner === '-' ? undefined : miner, engine: 'native', threads: 1, batchSize: 128, seed: 0 }));
+const rows: string[] = [];
+let p = { c: pc(), m: th() };
+const stop = new AbortController();
+const edges = [1, 4, 12, 20, 30, 40, 60, 80, 120, 200];
+t.runEpoch((b) => {
+  if (!edges.includes(b.batch)) return;
+  const n = { c: pc(), m: th() };
+  const k = b.batch - (edges[edges.indexOf(b.batch) - 1] ?? 0);
+  rows.push(`..${b.batch}: proc ${((n.c - p.c) / k).toFixed(2)} main ${((n.m - p.m) / k).toFixed(2)}`);
+  p = n;
+  if (b.batch >= 200) stop.abort();
+}, { signal: stop.signal });
+console.log(loss, miner, rows.join(' | '));

@@ -8,12 +8,16 @@
  *   npm run bench:threads                          # every loss below, native and TF.js
  *   npm run bench:threads -- --engine native --loss triplet:semihard
  *   npm run bench:threads -- --node-flags=--single-threaded   # V8 without its helper threads
+ *   npm run bench:threads -- --engine tfjs --from 300          # the steady window from step 301
+ *   npm run bench:threads -- --calibrate   # also the sweep's calibration of these losses, warm-up 4 and 20
  *
  * Two windows per training: steps 5 to 12 of the first epoch (the sweep estimate's calibration
  * timed these until 2026-12-06: src/experiments/estimate.ts) and the steady state (steps 51 on;
  * TF.js 10 or 60 steps, native 300). A second table gives one step's processor time as the
  * estimate takes it (the median of the timed steps) with the old warm-up of 4 steps and the
- * current one, against the steady state's median. Each training runs in a
+ * current one, against the steady state's median. "Cores busy" is the process's processor time
+ * over its main thread's: what the training kept busy whatever the load (on a loaded machine
+ * processor over wall time falls below 1 while a thread waits for a core). Each training runs in a
  * child process of its own, so one's compiled code and heap do not carry into the next.
  * Wall-clock figures swing with the machine's load; processor time per thread does not.
  */
@@ -46,7 +50,7 @@ interface WindowResult {
 
 interface ChildResult {
   case: Case;
-  /** one step's processor ms as the sweep estimate takes it: the median of steps 5-12 (before 2026-12-06), of steps 21-28 (now), of steps 51 on */
+  /** one step's processor ms as the sweep estimate takes it: the median of steps 5-12 (before 2026-12-06), of steps 21-28 (now), of the steady window */
   stepCost: { old: number; now: number; steady: number };
   threadsAtStart: number;
   threadsAtEnd: number;
@@ -89,7 +93,7 @@ function median(xs: number[]): number {
 
 const caseName = (c: Case): string => `${c.loss}${c.miner ? `:${c.miner}` : ''}`;
 
-async function child(c: Case, steadySteps: number): Promise<ChildResult> {
+async function child(c: Case, from: number, steadySteps: number): Promise<ChildResult> {
   const { loadMnist } = await import('../src/data/mnist.ts');
   const { initBackend } = await import('../src/engine/backend.ts');
   const { resolveConfig } = await import('../src/train/config.ts');
@@ -100,7 +104,7 @@ async function child(c: Case, steadySteps: number): Promise<ChildResult> {
   const t = new Training(ds, resolveConfig({ loss: c.loss, miner: c.miner, engine: c.engine, threads: 1, batchSize: 128, seed: 0 }));
   const windows: Window[] = [
     { name: 'steps 5-12, the old calibration', from: 4, to: 12 },
-    { name: `steps 51-${50 + steadySteps}`, from: 50, to: 50 + steadySteps },
+    { name: `steps ${from + 1}-${from + steadySteps}`, from, to: from + steadySteps },
   ];
   const marks = new Map<number, { wall: number; cpu: number; threads: Map<number, number> }>();
   const last = Math.max(...windows.map((w) => w.to));
@@ -136,7 +140,7 @@ async function child(c: Case, steadySteps: number): Promise<ChildResult> {
       return { window: w.name, steps: w.to - w.from, wallMs: b.wall - a.wall, cpuMs: b.cpu - a.cpu, mainMs, others };
     });
   const steps = readings.slice(1).map((x, k) => x - readings[k]!);
-  const stepCost = { old: median(steps.slice(4, 12)), now: calibratedStep(readings.slice(0, WARMUP_STEPS + TIMED_STEPS + 1)), steady: median(steps.slice(50)) };
+  const stepCost = { old: median(steps.slice(4, 12)), now: calibratedStep(readings.slice(0, WARMUP_STEPS + TIMED_STEPS + 1)), steady: median(steps.slice(from)) };
   const res: ChildResult = { case: c, stepCost, threadsAtStart, threadsAtEnd: threadTimes().size, engineThreads: t.engine.threads, windows: results };
   t.dispose();
   return res;
@@ -148,9 +152,26 @@ const value = (f: string): string | undefined => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 
-if (value('--child')) {
+/** The sweep estimate's calibration of every loss above (native engine where built) at one thread, warming up `warmup` steps. */
+async function calibrateChild(warmup: number): Promise<{ step: Record<string, number>; cpuSeconds: number; wallSeconds: number }> {
+  const { loadMnist } = await import('../src/data/mnist.ts');
+  const { initBackend } = await import('../src/engine/backend.ts');
+  const { resolveConfig } = await import('../src/train/config.ts');
+  const { calibrate } = await import('../src/experiments/estimate.ts');
+  await initBackend('wasm');
+  const ds = await loadMnist();
+  const losses = LOSSES.map((l) => ({ id: caseName({ ...l, engine: 'native' }), config: resolveConfig({ loss: l.loss, miner: l.miner, batchSize: 128, seed: 0 }) }));
+  const c0 = processCpuMs();
+  const w0 = performance.now();
+  const costs = await calibrate(ds, losses, 1, 0, warmup);
+  return { step: { ...costs.step }, cpuSeconds: (processCpuMs() - c0) / 1000, wallSeconds: (performance.now() - w0) / 1000 };
+}
+
+if (value('--calibrate-child')) {
+  process.stdout.write(JSON.stringify(await calibrateChild(Number(value('--calibrate-child')))) + '\n');
+} else if (value('--child')) {
   const c = JSON.parse(value('--child')!) as Case;
-  const r = await child(c, Number(value('--steps')));
+  const r = await child(c, Number(value('--from')), Number(value('--steps')));
   process.stdout.write(JSON.stringify(r) + '\n');
 } else {
   const engines = (value('--engine') ?? 'native,tfjs').split(',') as Case['engine'][];
@@ -161,14 +182,16 @@ if (value('--child')) {
   const log = (s = ''): void => void process.stdout.write(s + '\n');
   log(`# processor time against wall time, one training at --threads 1${nodeFlags.length ? ` (node ${nodeFlags.join(' ')})` : ''}`);
   log('');
-  log('| engine | loss | window | wall ms/step | CPU ms/step | CPU/wall | main thread ms/step | other threads ms/step (busiest: tid-pid ms) | threads start/end |');
-  log('|---|---|---|---|---|---|---|---|---|');
+  log('| engine | loss | window | wall ms/step | CPU ms/step | CPU/wall | main thread ms/step | cores busy | other threads ms/step (busiest: tid-pid ms) | threads start/end |');
+  log('|---|---|---|---|---|---|---|---|---|---|');
+  // where the steady window starts (a class-balanced epoch of MNIST has about 470 batches)
+  const from = Number(value('--from') ?? 50);
   const self = fileURLToPath(import.meta.url);
   const costs: string[] = [];
   for (const c of cases) {
     // TF.js's batch-all takes half a second a step
     const steps = c.engine === 'native' ? 300 : c.miner === 'batch-all' ? 10 : 60;
-    const r = spawnSync(process.execPath, [...nodeFlags, '--import', 'tsx', self, '--child', JSON.stringify(c), '--steps', String(steps)], {
+    const r = spawnSync(process.execPath, [...nodeFlags, '--import', 'tsx', self, '--child', JSON.stringify(c), '--from', String(from), '--steps', String(steps)], {
       encoding: 'utf8',
       maxBuffer: 1 << 20,
     });
@@ -188,14 +211,28 @@ if (value('--child')) {
         .join(', ');
       const f = (x: number): string => (x / w.steps).toFixed(2);
       log(
-        `| ${c.engine} | ${caseName(c)} | ${w.window} | ${f(w.wallMs)} | ${f(w.cpuMs)} | ${(w.cpuMs / w.wallMs).toFixed(2)} | ${f(w.mainMs)} | ${f(other)}${busiest ? ` (${busiest})` : ''} | ${res.threadsAtStart}/${res.threadsAtEnd} |`,
+        `| ${c.engine} | ${caseName(c)} | ${w.window} | ${f(w.wallMs)} | ${f(w.cpuMs)} | ${(w.cpuMs / w.wallMs).toFixed(2)} | ${f(w.mainMs)} | ${(w.cpuMs / w.mainMs).toFixed(2)} | ${f(other)}${busiest ? ` (${busiest})` : ''} | ${res.threadsAtStart}/${res.threadsAtEnd} |`,
       );
     }
   }
   log('');
   log(`# one step's processor ms as the sweep estimate calibrates it (median of the steps after the warm-up)`);
   log('');
-  log(`| engine | loss | steps 5-12 (warm-up 4, before) | steps ${WARMUP_STEPS + 1}-${WARMUP_STEPS + TIMED_STEPS} (now) | steps 51 on (steady) |`);
+  log(`| engine | loss | steps 5-12 (warm-up 4, before) | steps ${WARMUP_STEPS + 1}-${WARMUP_STEPS + TIMED_STEPS} (now) | steps ${from + 1} on (steady) |`);
   log('|---|---|---|---|---|');
   for (const line of costs) log(line);
+  if (args.includes('--calibrate')) {
+    const runs = [4, WARMUP_STEPS].map((w) => {
+      const r = spawnSync(process.execPath, [...nodeFlags, '--import', 'tsx', self, '--calibrate-child', String(w)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+      if (r.status !== 0) throw new Error(`calibration failed: ${(r.stderr || '').trim().split('\n').at(-1)}`);
+      return { warmup: w, ...(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Awaited<ReturnType<typeof calibrateChild>>) };
+    });
+    log('');
+    log(`# the sweep's calibration (src/experiments/estimate.ts calibrate(), one thread, every loss in one process): one step's processor ms`);
+    log('');
+    log(`| loss | ${runs.map((r) => `warm-up ${r.warmup}`).join(' | ')} |`);
+    log(`|---|${runs.map(() => '---|').join('')}`);
+    for (const id of Object.keys(runs[0]!.step)) log(`| ${id} | ${runs.map((r) => (r.step[id]! * 1000).toFixed(2)).join(' | ')} |`);
+    log(`| (the whole calibration, processor / wall s) | ${runs.map((r) => `${r.cpuSeconds.toFixed(2)} / ${r.wallSeconds.toFixed(2)}`).join(' | ')} |`);
+  }
 }

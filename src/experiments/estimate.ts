@@ -172,10 +172,10 @@ const median = (xs: number[]): number => {
  * eight; one in hundreds does in a real epoch). An epoch shorter than the warm-up: its steps as
  * they are.
  */
-export function stepCost(readings: readonly number[]): number {
+export function stepCost(readings: readonly number[], warmup = WARMUP_STEPS): number {
   if (readings.length < 2) throw new Error('estimate: no step was timed');
   const steps = readings.slice(1).map((x, k) => x - readings[k]!);
-  return median(steps.length > WARMUP_STEPS ? steps.slice(WARMUP_STEPS) : steps);
+  return median(steps.length > warmup ? steps.slice(warmup) : steps);
 }
 
 /**
@@ -191,12 +191,14 @@ export function stepCost(readings: readonly number[]): number {
  * this machine with its cores to itself. The files are timed in wall time (the disk's syncs are
  * waits), the faster of three rounds. On several threads (one worker) everything is wall time.
  * The backend must be started. `workerStart`: what loading the data set took in this process.
+ * `warmup`: steps before the timed ones (the default; another count for bench/threadUse.ts).
  */
 export async function calibrate(
   ds: Dataset,
   losses: readonly { id: string; config: TrainConfig }[],
   threads: number,
   workerStart: number,
+  warmup = WARMUP_STEPS,
 ): Promise<Costs> {
   const clock = threads === 1 ? cpuSeconds : wallSeconds;
   // processor and wall time of the computations, for the share of a core they got
@@ -222,11 +224,11 @@ export async function calibrate(
       t.runEpoch(
         () => {
           times.push(clock());
-          if (times.length > WARMUP_STEPS + TIMED_STEPS) stop.abort();
+          if (times.length > warmup + TIMED_STEPS) stop.abort();
         },
         { signal: stop.signal },
       );
-      step[l.id] = stepCost(times);
+      step[l.id] = stepCost(times, warmup);
       spent.cpu += cpuSeconds() - mark.cpu;
       spent.wall += wallSeconds() - mark.wall;
       if (i > 0) continue;

@@ -10,6 +10,7 @@
  *   npm run bench:threads -- --node-flags=--single-threaded   # V8 without its helper threads
  *   npm run bench:threads -- --engine tfjs --from 300          # the steady window from step 301
  *   npm run bench:threads -- --calibrate   # also the sweep's calibration of these losses, warm-up 4 and 20
+ *   npm run bench:threads -- --engine none --calibrate --rounds 3   # only the calibration, 3 rounds of each
  *
  * Two windows per training: steps 5 to 12 of the first epoch (the sweep estimate's calibration
  * timed these until 2026-12-06: src/experiments/estimate.ts) and the steady state (steps 51 on;
@@ -174,7 +175,7 @@ if (value('--calibrate-child')) {
   const r = await child(c, Number(value('--from')), Number(value('--steps')));
   process.stdout.write(JSON.stringify(r) + '\n');
 } else {
-  const engines = (value('--engine') ?? 'native,tfjs').split(',') as Case['engine'][];
+  const engines = (value('--engine') ?? 'native,tfjs').split(',').filter((e) => e !== 'none') as Case['engine'][];
   const only = value('--loss');
   const nodeFlags = args.filter((a) => a.startsWith('--node-flags=')).map((a) => a.slice('--node-flags='.length));
   const cases: Case[] = [];
@@ -222,7 +223,10 @@ if (value('--calibrate-child')) {
   log('|---|---|---|---|---|');
   for (const line of costs) log(line);
   if (args.includes('--calibrate')) {
-    const runs = [4, WARMUP_STEPS].map((w) => {
+    // fresh processes, alternating, so that a change of the machine's load falls on both
+    const rounds = Number(value('--rounds') ?? 1);
+    const order = Array.from({ length: rounds }, () => [4, WARMUP_STEPS]).flat();
+    const runs = order.map((w) => {
       const r = spawnSync(process.execPath, [...nodeFlags, '--import', 'tsx', self, '--calibrate-child', String(w)], { encoding: 'utf8', maxBuffer: 1 << 20 });
       if (r.status !== 0) throw new Error(`calibration failed: ${(r.stderr || '').trim().split('\n').at(-1)}`);
       return { warmup: w, ...(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Awaited<ReturnType<typeof calibrateChild>>) };
@@ -231,6 +235,7 @@ if (value('--calibrate-child')) {
     log(`# the sweep's calibration (src/experiments/estimate.ts calibrate(), one thread, every loss in one process): one step's processor ms`);
     log('');
     log(`| loss | ${runs.map((r) => `warm-up ${r.warmup}`).join(' | ')} |`);
+    // the runs in their order: warm-up 4, 20, 4, 20, ...
     log(`|---|${runs.map(() => '---|').join('')}`);
     for (const id of Object.keys(runs[0]!.step)) log(`| ${id} | ${runs.map((r) => (r.step[id]! * 1000).toFixed(2)).join(' | ')} |`);
     log(`| (the whole calibration, processor / wall s) | ${runs.map((r) => `${r.cpuSeconds.toFixed(2)} / ${r.wallSeconds.toFixed(2)}`).join(' | ')} |`);

@@ -132,13 +132,16 @@ async function child(c: Case, from: number, steadySteps: number): Promise<ChildR
       const a = marks.get(w.from)!;
       const b = marks.get(w.to)!;
       const others: Record<string, number> = {};
-      let mainMs = 0;
       for (const [tid, ns] of b.threads) {
         const ms = (ns - (a.threads.get(tid) ?? 0)) / 1e6;
-        if (tid === process.pid) mainMs = ms;
-        else if (ms > 0) others[String(tid - process.pid)] = ms;
+        if (tid !== process.pid && ms > 0) others[String(tid - process.pid)] = ms;
       }
-      return { window: w.name, steps: w.to - w.from, wallMs: b.wall - a.wall, cpuMs: b.cpu - a.cpu, mainMs, others };
+      // The main thread's figure is the process's less the others': a running thread's own
+      // schedstat lags by up to a scheduler tick (milliseconds: a whole window of short steps),
+      // while the others are read from outside, where it is current, and process.cpuUsage() is exact.
+      const cpuMs = b.cpu - a.cpu;
+      const mainMs = cpuMs - Object.values(others).reduce((x, y) => x + y, 0);
+      return { window: w.name, steps: w.to - w.from, wallMs: b.wall - a.wall, cpuMs, mainMs, others };
     });
   const steps = readings.slice(1).map((x, k) => x - readings[k]!);
   const stepCost = { old: median(steps.slice(4, 12)), now: calibratedStep(readings.slice(0, WARMUP_STEPS + TIMED_STEPS + 1)), steady: median(steps.slice(from)) };

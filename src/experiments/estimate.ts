@@ -144,8 +144,8 @@ export function trainingWork(
  * Steps run before the timed ones: the first steps allocate, compile and fault pages in. A loss
  * whose miner or tail runs in JavaScript (semihard, batch-hard, batch-all) runs unoptimised code
  * for its first dozen or so steps while V8 compiles it on its helper threads: on MNIST, steps 5
- * to 12 of triplet + semihard took 4 to 7 ms of processor time (1.5 to 2 ms of it on V8's threads)
- * against 2.8 ms once warm (bench/threadUse.ts). After 20 steps that is over.
+ * to 12 of triplet + semihard took 4.3 to 5.7 ms of processor time (1.1 to 1.5 ms of it on V8's
+ * threads) against 2.7 to 2.9 ms once warm (bench/threadUse.ts). After 20 steps that is over.
  */
 export const WARMUP_STEPS = 20;
 /** Steps timed per loss. */

@@ -201,9 +201,9 @@ test('a resumed sweep: finished trainings are left out, an interrupted one count
 });
 
 test('stepCost: the median of the steps after a warm-up of 20, past V8 compiling a miner (not steps 5 to 12)', () => {
-  // The processor ms of the first 28 steps of triplet + semihard on MNIST at one thread, as
-  // bench/threadUse.ts's run measured them (2.77 ms a step at steps 50 to 300): the first dozen
-  // run unoptimised JavaScript while V8 compiles the miner on its own threads.
+  // The processor ms of the first 28 steps of triplet + semihard on MNIST at one thread, measured
+  // here in one run (its median at steps 51 to 300: 2.77 ms): the first dozen run unoptimised
+  // JavaScript while V8 compiles the miner on its own threads (bench/threadUse.ts shows them).
   const measured = [49.6, 8.97, 5.62, 3.28, 2.96, 4.03, 6.01, 3.35, 7.57, 5.35, 3.3, 3.17, 3.18, 2.92, 3.37, 3.15, 3.34, 3.24, 3.04, 3.67, 3.18, 4.27, 3.95, 3.23, 3.14, 3.07, 3.29, 6.97];
   const readings = [100];
   for (const ms of measured) readings.push(readings.at(-1)! + ms);

@@ -182,8 +182,8 @@ export function stepCost(readings: readonly number[], warmup = WARMUP_STEPS): nu
  * The costs, measured here: every loss trains WARMUP_STEPS + TIMED_STEPS batches of its first
  * epoch (fewer when the epoch is shorter) on the threads a worker will use; the first loss's
  * Training also times one evaluation, the retrieval on RETRIEVAL_SAMPLE images and one epoch's
- * files (written to a temporary folder and removed). About a second for six losses on MNIST
- * (batch-all, whose first steps cost 20 to 40 ms, adds about as much).
+ * files (written to a temporary folder and removed). About a second for six losses on MNIST;
+ * batch-all, whose first steps cost 15 to 50 ms, adds about half a second.
  *
  * On one thread (several workers) the computations are timed in processor time, not wall time:
  * on a machine that other programs share, a step that waited for a core would count the wait

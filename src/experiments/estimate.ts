@@ -140,8 +140,14 @@ export function trainingWork(
   };
 }
 
-/** Steps run before the timed ones: the first steps allocate, compile and fault pages in. */
-export const WARMUP_STEPS = 4;
+/**
+ * Steps run before the timed ones: the first steps allocate, compile and fault pages in. A loss
+ * whose miner or tail runs in JavaScript (semihard, batch-hard, batch-all) runs unoptimised code
+ * for its first dozen or so steps while V8 compiles it on its helper threads: on MNIST, steps 5
+ * to 12 of triplet + semihard took 4.3 to 5.7 ms of processor time (1.1 to 1.5 ms of it on V8's
+ * threads) against 2.7 to 2.9 ms once warm (bench/threadUse.ts). After 20 steps that is over.
+ */
+export const WARMUP_STEPS = 20;
 /** Steps timed per loss. */
 export const TIMED_STEPS = 8;
 /** Test images the retrieval is timed on (it grows with their square: scaled from there). */
@@ -161,10 +167,23 @@ const median = (xs: number[]): number => {
 };
 
 /**
+ * One step's cost from the clock's readings before the first step and after each step: the
+ * median of the steps after the warm-up (a step that met a garbage collection does not count for
+ * eight; one in hundreds does in a real epoch). An epoch shorter than the warm-up: its steps as
+ * they are.
+ */
+export function stepCost(readings: readonly number[], warmup = WARMUP_STEPS): number {
+  if (readings.length < 2) throw new Error('estimate: no step was timed');
+  const steps = readings.slice(1).map((x, k) => x - readings[k]!);
+  return median(steps.length > warmup ? steps.slice(warmup) : steps);
+}
+
+/**
  * The costs, measured here: every loss trains WARMUP_STEPS + TIMED_STEPS batches of its first
  * epoch (fewer when the epoch is shorter) on the threads a worker will use; the first loss's
  * Training also times one evaluation, the retrieval on RETRIEVAL_SAMPLE images and one epoch's
- * files (written to a temporary folder and removed). About a second for six losses on MNIST.
+ * files (written to a temporary folder and removed). About a second for six losses on MNIST;
+ * batch-all, whose first steps cost 15 to 50 ms, adds about half a second.
  *
  * On one thread (several workers) the computations are timed in processor time, not wall time:
  * on a machine that other programs share, a step that waited for a core would count the wait
@@ -172,12 +191,14 @@ const median = (xs: number[]): number => {
  * this machine with its cores to itself. The files are timed in wall time (the disk's syncs are
  * waits), the faster of three rounds. On several threads (one worker) everything is wall time.
  * The backend must be started. `workerStart`: what loading the data set took in this process.
+ * `warmup`: steps before the timed ones (the default; another count for bench/threadUse.ts).
  */
 export async function calibrate(
   ds: Dataset,
   losses: readonly { id: string; config: TrainConfig }[],
   threads: number,
   workerStart: number,
+  warmup = WARMUP_STEPS,
 ): Promise<Costs> {
   const clock = threads === 1 ? cpuSeconds : wallSeconds;
   // processor and wall time of the computations, for the share of a core they got
@@ -203,14 +224,11 @@ export async function calibrate(
       t.runEpoch(
         () => {
           times.push(clock());
-          if (times.length > WARMUP_STEPS + TIMED_STEPS) stop.abort();
+          if (times.length > warmup + TIMED_STEPS) stop.abort();
         },
         { signal: stop.signal },
       );
-      const steps = times.slice(1).map((x, k) => x - times[k]!);
-      // the median: a step that met a garbage collection does not count for eight (one in
-      // hundreds does in a real epoch); an epoch shorter than the warm-up: its steps as they are
-      step[l.id] = median(steps.length > WARMUP_STEPS ? steps.slice(WARMUP_STEPS) : steps);
+      step[l.id] = stepCost(times, warmup);
       spent.cpu += cpuSeconds() - mark.cpu;
       spent.wall += wallSeconds() - mark.wall;
       if (i > 0) continue;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadDataset } from '../../src/data/registry.ts';
 import { initBackend } from '../../src/engine/backend.ts';
-import { calibrate, type Costs, estimateBasis, estimatePlan, splitSizes, trainingSeconds, type TrainingWork } from '../../src/experiments/estimate.ts';
+import { calibrate, type Costs, estimateBasis, estimatePlan, splitSizes, stepCost, trainingSeconds, type TrainingWork, WARMUP_STEPS } from '../../src/experiments/estimate.ts';
 import { estimateBatches } from '../../src/experiments/grid.ts';
 import { foldSplit, resolveDefinition, type SweepPlan, sweepJobs, trainConfig } from '../../src/experiments/sweep.ts';
 import { planText } from '../../src/cli/sweep.ts';
@@ -198,6 +198,23 @@ test('a resumed sweep: finished trainings are left out, an interrupted one count
     ],
   );
   assert.deepEqual(before.work.map((w) => w.epochs), [3, 3, 3, 3]);
+});
+
+test('stepCost: the median of the steps after a warm-up of 20, past V8 compiling a miner (not steps 5 to 12)', () => {
+  // The processor ms of the first 28 steps of triplet + semihard on MNIST at one thread, measured
+  // here in one run (its median at steps 51 to 300: 2.77 ms): the first dozen run unoptimised
+  // JavaScript while V8 compiles the miner on its own threads (bench/threadUse.ts shows them).
+  const measured = [49.6, 8.97, 5.62, 3.28, 2.96, 4.03, 6.01, 3.35, 7.57, 5.35, 3.3, 3.17, 3.18, 2.92, 3.37, 3.15, 3.34, 3.24, 3.04, 3.67, 3.18, 4.27, 3.95, 3.23, 3.14, 3.07, 3.29, 6.97];
+  const readings = [100];
+  for (const ms of measured) readings.push(readings.at(-1)! + ms);
+  assert.equal(WARMUP_STEPS, 20);
+  // steps 21 to 28 sorted: 3.07 3.14 3.18 3.23 3.29 3.95 4.27 6.97; the median is (3.23 + 3.29) / 2
+  assert.ok(Math.abs(stepCost(readings) - 3.26) < 1e-9, String(stepCost(readings)));
+  // the old window, steps 5 to 12 (median 4.69 ms), took the compiling steps for the loss's cost
+  assert.ok(stepCost(readings) < 0.75 * 4.69);
+  // an epoch shorter than the warm-up: all its steps
+  assert.ok(Math.abs(stepCost([0, 5, 7, 8]) - 2) < 1e-12);
+  assert.throws(() => stepCost([1]), /no step was timed/);
 });
 
 test('calibrate: a cost for every loss asked, all positive and finite (what it runs is fixed; its values are not asserted)', async () => {

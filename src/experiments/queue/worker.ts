@@ -29,6 +29,7 @@ import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, RESUME_
 import { WorkerPool } from '../pool.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
 import { type Bundle, checkBundle, MAX_EMBEDDINGS_BYTES, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobFailure, type QueueJobResult, readFiles, validateJob } from './payload.ts';
+import { resultOverLimit } from './resultSize.ts';
 import { checkpointKey, embeddingsKey, GRIDS_KEY, sleepCountKey } from './keys.ts';
 
 export interface QueueWorkerOptions {
@@ -98,7 +99,13 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     log(`worker ${WORKER_ID}: ${job.id} started (${data.type}${'config' in data ? `, ${data.config.loss}, seed ${data.config.seed}` : ''})`);
     const dir = mkdtempSync(join(tmpdir(), 'siamese-job-'));
     try {
-      await checkData(data, datasets);
+      const ds = await checkData(data, datasets);
+      // its own bound of the result, before any training: a result over the limit would be refused
+      // by the coordinator after the work (a coordinator without the check, or a hand-made job)
+      if (data.type === 'train') {
+        const over = resultOverLimit(data, { classes: ds.classes.length, testImages: ds.test.labels.length }, MAX_JOB_BYTES);
+        if (over) throw new UsageError(over);
+      }
       const result = await runLocally(job, queueName, data, dir);
       log(`worker ${WORKER_ID}: ${job.id} finished`);
       return result;
@@ -228,7 +235,7 @@ async function failWith(job: Job, code: ErrorCode): Promise<void> {
 }
 
 /** The job's data must be this worker's data, byte for byte (checksums of images and labels). */
-async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: Map<string, Promise<Dataset>>): Promise<void> {
+async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: Map<string, Promise<Dataset>>): Promise<Dataset> {
   const spec = 'config' in data ? (data.config.data ?? { name: 'mnist' }) : { name: data.data.name };
   const k = JSON.stringify(spec);
   let p = cache.get(k);
@@ -241,6 +248,7 @@ async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: 
   if (ds.train.checksum !== data.data.trainChecksum || ds.test.checksum !== data.data.testChecksum) {
     throw new DataError(`its data set ${data.data.name} differs from the coordinator's (checksums of the images and labels); install the same data on this worker`);
   }
+  return ds;
 }
 
 /** How long a job's takeover files stay in Redis without a new epoch. */

@@ -19,7 +19,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { open } from 'node:fs/promises';
 import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Dataset } from '../../data/dataset.ts';
 import { loadDataset } from '../../data/registry.ts';
@@ -66,7 +66,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
 
   const serve = (name: string): void => {
     if (workers.has(name)) return;
-    const w = new Worker(name, (job: Job) => processJob(job, name), {
+    const w = new Worker(name, (job: Job, token?: string) => processJob(job, name, token), {
       connection,
       prefix: KEY_PREFIX,
       concurrency,
@@ -81,7 +81,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     log(`worker ${WORKER_ID}: serving grid ${name}`);
   };
 
-  const processJob = async (job: Job, queueName: string): Promise<QueueJobResult> => {
+  const processJob = async (job: Job, queueName: string, token: string | undefined): Promise<QueueJobResult> => {
     let data: QueueJobData;
     try {
       data = validateJob(job.data);
@@ -106,10 +106,14 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
         const over = resultOverLimit(data, { classes: ds.classes.length, testImages: ds.test.labels.length }, MAX_JOB_BYTES);
         if (over) throw new UsageError(over);
       }
-      const result = await runLocally(job, queueName, data, dir);
+      const result = await runLocally(job, queueName, data, dir, token);
       log(`worker ${WORKER_ID}: ${job.id} finished`);
       return result;
     } catch (e) {
+      if (e instanceof WaitingError) {
+        log(`worker ${WORKER_ID}: ${job.id} stopped, back on the queue`);
+        throw e;
+      }
       const message = e instanceof Error ? (e.message.split('\n')[0] ?? '').trim() : String(e);
       log(`worker ${WORKER_ID}: ${job.id} failed: ${message}`);
       // the job's own fault: retrying elsewhere would fail the same way
@@ -124,7 +128,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     }
   };
 
-  const runLocally = async (job: Job, queueName: string, data: Exclude<QueueJobData, { type: 'sleep' }>, dir: string): Promise<QueueJobResult> => {
+  const runLocally = async (job: Job, queueName: string, data: Exclude<QueueJobData, { type: 'sleep' }>, dir: string, token: string | undefined): Promise<QueueJobResult> => {
     // the cores shared out between the jobs this worker runs at once (never oversubscribed)
     const threads = opts.threads ?? Math.max(1, Math.floor(availableParallelism() / (opts.concurrency ?? 1)));
     if (data.type === 'train') {
@@ -172,7 +176,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
         // the last saves read the run folder, which goes once the job ends
         await store.flush();
       }
-      if (r.status !== 'finished') throw new Error('the worker was stopped; the job goes back to the queue');
+      if (r.status !== 'finished') return backToQueue(job, token);
       const files = readFiles(run, [...RESUME_FILES, DISTANCES_FILE]);
       await redis.del(key, embKey).catch(() => {});
       return { status: 'finished', epochs: r.epochs, files, worker: WORKER_ID };
@@ -182,7 +186,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       mkdirSync(run);
       writeBundle(run, data.files);
       const r = await pool.run({ type: 'distances', runDir: run, distanceSample: data.distanceSample });
-      if (r.status !== 'finished') throw new Error('the worker was stopped; the job goes back to the queue');
+      if (r.status !== 'finished') return backToQueue(job, token);
       return { status: 'finished', files: readFiles(run, [DISTANCES_FILE]), worker: WORKER_ID };
     }
     writeBundle(dir, data.files);
@@ -196,7 +200,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       out,
       key: data.key,
     });
-    if (r.status !== 'finished') throw new Error('the worker was stopped; the job goes back to the queue');
+    if (r.status !== 'finished') return backToQueue(job, token);
     return { status: 'finished', files: { [QUEUE_FILES.tsne]: readFileSync(out).toString('base64') }, worker: WORKER_ID };
   };
 
@@ -223,6 +227,22 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
   await Promise.all([...workers.values()].map((w) => w.close()));
   await pool.close();
   redis.disconnect();
+}
+
+/**
+ * A job this worker was stopped in the middle of (SIGINT, SIGTERM: its training saved its last
+ * epoch, in Redis too) goes back to the queue without spending one of its attempts: a job is
+ * failed for good after ATTEMPTS failures, and a fleet restarted three times over must not fail
+ * its jobs. Where Redis does not take the move, a plain failure: retried, an attempt spent.
+ */
+async function backToQueue(job: Job, token: string | undefined): Promise<never> {
+  try {
+    if (token === undefined) throw new Error('no lock token');
+    await job.moveToWait(token);
+  } catch {
+    throw new Error('the worker was stopped; the job goes back to the queue');
+  }
+  throw new WaitingError();
 }
 
 /**

@@ -157,8 +157,12 @@ export class QueueExecutor implements Executor {
     const state = await job.getState();
     if (state === 'completed') await this.collect(p);
     else if (state === 'failed') {
-      if (job.failedReason && /^worker \S+: /.test(job.failedReason) && job.attemptsMade >= ATTEMPTS) await job.retry('failed');
-      else this.finish(p, failure(job));
+      // it failed in an earlier run (one failing in this run is finished then, never submitted
+      // again): tried again, with its attempts afresh, as the local pool trains a failed run
+      // again, for its cause may be gone (the worker's data installed, a crash); no stale
+      // failure code (payload.ts) left to give a later failure the old one's class
+      await job.updateProgress(0);
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     }
   }
 

@@ -13,7 +13,9 @@
  * bit for bit (weights, per-epoch distances and embeddings of every epoch).
  *
  * A job that fails by itself (a diverging loss, a bad config, data that differ from the
- * coordinator's) fails once, for good; anything else (a crash, a lost connection) is retried.
+ * coordinator's, a result that could not come back: resultSize.ts, checked before it trains)
+ * fails once, for good; anything else (a crash, a lost connection) is retried. A job whose worker
+ * is stopped (SIGINT, SIGTERM) goes back to the queue without spending an attempt.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';

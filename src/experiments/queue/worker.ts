@@ -79,6 +79,9 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       maxStalledCount: 3,
     });
     w.on('error', () => {}); // connection errors: ioredis reconnects, BullMQ resumes
+    w.on('completed', (job: Job) => {
+      if ((job.data as { type?: string } | undefined)?.type === 'train') void redis.del(checkpointKey(name, job.id!), embeddingsKey(name, job.id!)).catch(() => {});
+    });
     workers.set(name, w);
     log(`worker ${WORKER_ID}: serving grid ${name}`);
   };
@@ -180,7 +183,8 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       }
       if (r.status !== 'finished') return backToQueue(job, token);
       const files = readFiles(run, [...RESUME_FILES, DISTANCES_FILE]);
-      await redis.del(key, embKey).catch(() => {});
+      // the saved epochs stay until Redis holds the result ('completed', below): a completion it
+      // refuses (a lost lock, a lost connection) puts the job back, to resume from them
       return { status: 'finished', epochs: r.epochs, files, worker: WORKER_ID };
     }
     if (data.type === 'distances') {

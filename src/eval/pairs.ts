@@ -7,6 +7,7 @@
  * come out as NaN rather than throwing, so a report can still show the rest.
  */
 import { DataError } from '../errors.ts';
+import { sortRange } from '../sortFloat64.ts';
 
 export interface BestThreshold {
   threshold: number;
@@ -91,43 +92,64 @@ interface Sweep {
   nNeg: number;
 }
 
-function sortedOrder(d: Float32Array): Uint32Array {
-  const order = new Uint32Array(d.length);
-  for (let i = 0; i < order.length; i++) order[i] = i;
-  order.sort((a, b) => d[a]! - d[b]!);
-  return order;
+/**
+ * The distinct distances ascending, each with its positives and negatives: the positives' and
+ * the negatives' distances radix-sorted apart (sortRange: linear, where a comparator sort of
+ * indices took about 6 ms for MNIST's 17,820 test pairs, three times per evaluation) and merged,
+ * once for the three sweeps of pairMetrics.
+ * Equal values form one group whatever their order, so the groups, and every measure swept over
+ * them, are those of any sort. Distances are finite here (check).
+ */
+interface Groups {
+  values: Float64Array;
+  pos: Int32Array;
+  neg: Int32Array;
+  count: number;
 }
 
-function sweep(d: Float32Array, y: Uint8Array): Sweep {
-  const n = d.length;
-  const order = sortedOrder(d);
-  const thresholds: number[] = [];
-  const posBelow: number[] = [];
-  const negBelow: number[] = [];
+function groups(d: Float32Array, y: Uint8Array): Groups {
+  let np = 0;
+  for (let i = 0; i < d.length; i++) if (y[i] === 1) np++;
+  const pos = new Float64Array(np);
+  const neg = new Float64Array(d.length - np);
+  for (let i = 0, a = 0, b = 0; i < d.length; i++) {
+    if (y[i] === 1) pos[a++] = d[i]!;
+    else neg[b++] = d[i]!;
+  }
+  sortRange(pos, 0, pos.length);
+  sortRange(neg, 0, neg.length);
+  const g: Groups = { values: new Float64Array(d.length), pos: new Int32Array(d.length), neg: new Int32Array(d.length), count: 0 };
+  let i = 0;
+  let j = 0;
+  while (i < pos.length || j < neg.length) {
+    const v = Math.min(i < pos.length ? pos[i]! : Infinity, j < neg.length ? neg[j]! : Infinity);
+    let p = 0;
+    let q = 0;
+    while (i < pos.length && pos[i] === v) (i++, p++);
+    while (j < neg.length && neg[j] === v) (j++, q++);
+    g.values[g.count] = v;
+    g.pos[g.count] = p;
+    g.neg[g.count++] = q;
+  }
+  return g;
+}
+
+function sweep(g: Groups): Sweep {
+  const thresholds = new Float64Array(g.count + 1);
+  const posBelow = new Float64Array(g.count + 1);
+  const negBelow = new Float64Array(g.count + 1);
   let p = 0;
   let q = 0;
-  thresholds.push(n > 0 ? d[order[0]!]! : 0.5);
-  posBelow.push(0);
-  negBelow.push(0);
-  let i = 0;
-  while (i < n) {
-    const v = d[order[i]!]!;
-    while (i < n && d[order[i]!]! === v) {
-      if (y[order[i]!] === 1) p++;
-      else q++;
-      i++;
-    }
-    thresholds.push(i < n ? (v + d[order[i]!]!) / 2 : v + 1);
-    posBelow.push(p);
-    negBelow.push(q);
+  thresholds[0] = g.count > 0 ? g.values[0]! : 0.5;
+  for (let k = 0; k < g.count; k++) {
+    const v = g.values[k]!;
+    p += g.pos[k]!;
+    q += g.neg[k]!;
+    thresholds[k + 1] = k + 1 < g.count ? (v + g.values[k + 1]!) / 2 : v + 1;
+    posBelow[k + 1] = p;
+    negBelow[k + 1] = q;
   }
-  return {
-    thresholds: Float64Array.from(thresholds),
-    posBelow: Float64Array.from(posBelow),
-    negBelow: Float64Array.from(negBelow),
-    nPos: p,
-    nNeg: q,
-  };
+  return { thresholds, posBelow, negBelow, nPos: p, nNeg: q };
 }
 
 /**
@@ -137,8 +159,11 @@ function sweep(d: Float32Array, y: Uint8Array): Sweep {
  */
 export function bestThreshold(d: Float32Array, y: Uint8Array): BestThreshold {
   check(d, y);
-  if (d.length === 0) return { threshold: NaN, accuracy: NaN };
-  const s = sweep(d, y);
+  return bestOf(sweep(groups(d, y)), d.length);
+}
+
+function bestOf(s: Sweep, n: number): BestThreshold {
+  if (n === 0) return { threshold: NaN, accuracy: NaN };
   let best = -1;
   let at = 0;
   for (let k = 0; k < s.thresholds.length; k++) {
@@ -149,34 +174,29 @@ export function bestThreshold(d: Float32Array, y: Uint8Array): BestThreshold {
       at = k;
     }
   }
-  return { threshold: s.thresholds[at]!, accuracy: best / d.length };
+  return { threshold: s.thresholds[at]!, accuracy: best / n };
 }
 
 /**
  * ROC AUC with positives expected at SMALL distances: P(D_pos < D_neg) + P(D_pos = D_neg)/2,
- * over all positive-negative pairs (the Mann-Whitney statistic), by one sort: O(n log n).
+ * over all positive-negative pairs (the Mann-Whitney statistic), by one sort (linear: groups).
  * NaN when there are no positives or no negatives.
  */
 export function rocAuc(d: Float32Array, y: Uint8Array): number {
   check(d, y);
-  const n = d.length;
-  const order = sortedOrder(d);
-  // Walk the sorted distances; for each run of equal values, every negative in it beats all
-  // positives seen before the run and ties with the positives inside it.
+  return aucOf(groups(d, y));
+}
+
+function aucOf(g: Groups): number {
+  // Walk the distinct distances; every negative at one beats all positives seen before it and
+  // ties with the positives at it.
   let posBefore = 0;
   let wins = 0;
   let nPos = 0;
   let nNeg = 0;
-  let i = 0;
-  while (i < n) {
-    const v = d[order[i]!]!;
-    let p = 0;
-    let q = 0;
-    while (i < n && d[order[i]!]! === v) {
-      if (y[order[i]!] === 1) p++;
-      else q++;
-      i++;
-    }
+  for (let k = 0; k < g.count; k++) {
+    const p = g.pos[k]!;
+    const q = g.neg[k]!;
     wins += q * posBefore + 0.5 * q * p;
     posBefore += p;
     nPos += p;
@@ -193,7 +213,10 @@ export function rocAuc(d: Float32Array, y: Uint8Array): number {
  */
 export function equalErrorRate(d: Float32Array, y: Uint8Array): EqualErrorRate {
   check(d, y);
-  const s = sweep(d, y);
+  return eerOf(sweep(groups(d, y)));
+}
+
+function eerOf(s: Sweep): EqualErrorRate {
   if (s.nPos === 0 || s.nNeg === 0) return { eer: NaN, threshold: NaN };
   const far = (k: number): number => s.negBelow[k]! / s.nNeg;
   const frr = (k: number): number => 1 - s.posBelow[k]! / s.nPos;
@@ -242,13 +265,17 @@ export function distanceStats(d: Float32Array, y: Uint8Array): DistanceStats {
 
 /** Every pair measure at once; `threshold` is the fixed decision threshold for `accuracy`. */
 export function pairMetrics(d: Float32Array, y: Uint8Array, threshold = 0.5): PairMetrics {
+  const accuracy = pairAccuracy(d, y, threshold); // (checks d and y)
+  // one sort for the three sweeps
+  const g = groups(d, y);
+  const s = sweep(g);
   return {
     n: d.length,
     threshold,
-    accuracy: pairAccuracy(d, y, threshold),
-    best: bestThreshold(d, y),
-    auc: rocAuc(d, y),
-    eer: equalErrorRate(d, y),
+    accuracy,
+    best: bestOf(s, d.length),
+    auc: aucOf(g),
+    eer: eerOf(s),
     stats: distanceStats(d, y),
   };
 }

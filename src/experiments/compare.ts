@@ -136,6 +136,7 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
         url: opts.queue.url,
         name: opts.queue.name ?? gridQueueName(grid),
         data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
+        shape: { classes: dataset.classes.length, testImages: dataset.test.labels.length },
         log: opts.onQueueLog,
       })
     : undefined;

@@ -522,6 +522,7 @@ async function runSweepLocked(
         url: opts.queue.url,
         name: opts.queue.name ?? gridQueueName({ sweep: essence(def) }).replace(/^compare-/, 'sweep-'),
         data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
+        shape: { classes: dataset.classes.length, testImages: dataset.test.labels.length },
         log: opts.onQueueLog,
       })
     : undefined;

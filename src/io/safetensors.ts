@@ -256,6 +256,23 @@ export async function readSafetensors(
   });
 }
 
+/**
+ * The layout of a safetensors file from its first bytes alone (`head`: at least the 8-byte length
+ * and the header; `fileSize`: the whole file's bytes): the header's bytes (length included) and
+ * each tensor's name, shape and data bytes, checked as a reader would. Sizing a file without
+ * reading its tensors (e.g. a network's parameters out of a queue job's base64 weights).
+ */
+export function safetensorsLayout(
+  head: Uint8Array,
+  fileSize: number,
+  name = 'input',
+): { headerBytes: number; tensors: { name: string; shape: number[]; bytes: number }[]; metadata: Record<string, string> } {
+  const n = headerLength(head, name, fileSize);
+  if (head.length < 8 + n) throw new DataError(`${name}: only ${head.length} of the header's ${8 + n} bytes were given`);
+  const { entries, metadata } = parseHeader(head.subarray(8, 8 + n), name, fileSize - 8 - n);
+  return { headerBytes: 8 + n, tensors: entries.map((e) => ({ name: e.name, shape: e.shape, bytes: e.end - e.begin })), metadata };
+}
+
 /** Write a safetensors file atomically. */
 export async function writeSafetensors(
   path: string,

@@ -22,6 +22,7 @@ import type { Executor, ExecutorCallbacks } from '../executor.ts';
 import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
 import { GRIDS_KEY } from './keys.ts';
+import type { DatasetShape } from './resultSize.ts';
 import { checkBundle, type DataChecksums, embeddingsOverLimit, failureCode, jobId, outputPaths, type QueueJobData, type QueueJobResult, toQueueJob } from './payload.ts';
 import { connectOrExplain } from './worker.ts';
 
@@ -42,6 +43,11 @@ export interface QueueExecutorOptions {
   name: string;
   /** the data set the grid was planned on */
   data: DataChecksums;
+  /**
+   * its size: with it, a training whose result could exceed what a job may carry back
+   * (resultSize.ts) is refused before it is enqueued, not collected in vain after it trained
+   */
+  shape?: DatasetShape;
   /** one line per notable event (jobs enqueued again, results collected late) */
   log?: (line: string) => void;
 }
@@ -54,6 +60,8 @@ export class QueueExecutor implements Executor {
   private readonly slots: (string | null)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** whether this grid is in the registry of grids (GRIDS_KEY) that workers serve */
+  private registered = false;
 
   private constructor(
     private readonly opts: QueueExecutorOptions,
@@ -63,7 +71,10 @@ export class QueueExecutor implements Executor {
     readonly display: string,
   ) {}
 
-  /** Connect (one clear line if that fails), register the grid and listen to its events. */
+  /**
+   * Connect (one clear line if that fails) and listen to the grid's events. The grid is registered
+   * for the workers with its first job, so that a plan refused by check() leaves none behind.
+   */
   static async open(opts: QueueExecutorOptions): Promise<QueueExecutor> {
     const { connection, display } = parseQueueUrl(opts.url);
     if (!/^[A-Za-z0-9._-]{1,100}$/.test(opts.name)) throw new UsageError(`--queue-name must be 1-100 letters, digits, ".", "_" or "-", got "${opts.name}"`);
@@ -76,7 +87,6 @@ export class QueueExecutor implements Executor {
     events.on('error', () => {});
     await events.waitUntilReady();
     const ex = new QueueExecutor(opts, queue, events, redis, display);
-    await redis.sadd(GRIDS_KEY, opts.name);
     ex.listen();
     return ex;
   }
@@ -87,12 +97,13 @@ export class QueueExecutor implements Executor {
 
   /**
    * Refuse (UsageError, one line naming the job) a plan holding a job the queue cannot carry
-   * (toQueueJob: its files over MAX_JOB_BYTES), before any of its jobs is enqueued.
+   * (toQueueJob: its files, or its result's bound, over MAX_JOB_BYTES), before any of its jobs is
+   * enqueued or the grid registered.
    */
   check(jobs: readonly { label: string; req: JobRequest }[]): void {
     for (const { label, req } of jobs) {
       try {
-        toQueueJob(req, this.opts.data);
+        toQueueJob(req, this.opts.data, this.opts.shape);
       } catch (e) {
         if (e instanceof UsageError) throw new UsageError(`${label}: ${e.message}`);
         throw e;
@@ -104,7 +115,7 @@ export class QueueExecutor implements Executor {
     if (this.stopping) return Promise.resolve({ status: 'interrupted' });
     let data: QueueJobData;
     try {
-      data = toQueueJob(req, this.opts.data);
+      data = toQueueJob(req, this.opts.data, this.opts.shape);
     } catch (e) {
       return Promise.reject(e as Error);
     }
@@ -131,6 +142,10 @@ export class QueueExecutor implements Executor {
   }
 
   private async submit(p: Pending): Promise<void> {
+    if (!this.registered) {
+      await this.redis.sadd(GRIDS_KEY, this.opts.name);
+      this.registered = true;
+    }
     const job = await this.queue.add(p.data.type, p.data, {
       jobId: p.id,
       attempts: ATTEMPTS,
@@ -142,8 +157,12 @@ export class QueueExecutor implements Executor {
     const state = await job.getState();
     if (state === 'completed') await this.collect(p);
     else if (state === 'failed') {
-      if (job.failedReason && /^worker \S+: /.test(job.failedReason) && job.attemptsMade >= ATTEMPTS) await job.retry('failed');
-      else this.finish(p, failure(job));
+      // it failed in an earlier run (one failing in this run is finished then, never submitted
+      // again): tried again, with its attempts afresh, as the local pool trains a failed run
+      // again, for its cause may be gone (the worker's data installed, a crash); no stale
+      // failure code (payload.ts) left to give a later failure the old one's class
+      await job.updateProgress(0);
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     }
   }
 

@@ -16,6 +16,7 @@ import { resolveConfig, type TrainConfig } from '../../train/config.ts';
 import { recordBytes } from '../../train/epochEmbeddings.ts';
 import { RUN_FILES } from '../../train/runDir.ts';
 import { DISTANCES_FILE, type JobRequest, RESUME_FILES, type TsneParams } from '../jobs.ts';
+import { type DatasetShape, resultOverLimit } from './resultSize.ts';
 
 /** File name -> base64 bytes. */
 export type Bundle = Record<string, string>;
@@ -107,9 +108,10 @@ const SAFE_NAME = /^[a-z][a-z0-9._-]{0,63}$/;
 /**
  * A local request as a portable job (its input files packed in). Throws a UsageError (one line)
  * for a job whose files weigh more than a worker takes (MAX_JOB_BYTES, as checkBundle counts
- * them): refused here, before it is enqueued, not by the worker after it sat on the queue.
+ * them): refused here, before it is enqueued, not by the worker after it sat on the queue. With
+ * the data set's shape, a training whose result could exceed that limit (resultSize.ts) too.
  */
-export function toQueueJob(req: JobRequest, data: DataChecksums): QueueJobData {
+export function toQueueJob(req: JobRequest, data: DataChecksums, shape?: DatasetShape): QueueJobData {
   const job = packJob(req, data);
   if ('files' in job) {
     let total = 0;
@@ -119,6 +121,11 @@ export function toQueueJob(req: JobRequest, data: DataChecksums): QueueJobData {
         `the job would carry ${(total / 2 ** 20).toFixed(1)} MB of files (base64), more than a queue job may (${MAX_JOB_BYTES / 2 ** 20} MB): run it without --queue`,
       );
     }
+  }
+  // and, given the data set's size, a training whose result could not come back
+  if (shape && job.type === 'train') {
+    const over = resultOverLimit(job, shape, MAX_JOB_BYTES);
+    if (over) throw new UsageError(over);
   }
   return job;
 }

@@ -13,13 +13,15 @@
  * bit for bit (weights, per-epoch distances and embeddings of every epoch).
  *
  * A job that fails by itself (a diverging loss, a bad config, data that differ from the
- * coordinator's) fails once, for good; anything else (a crash, a lost connection) is retried.
+ * coordinator's, a result that could not come back: resultSize.ts, checked before it trains)
+ * fails once, for good; anything else (a crash, a lost connection) is retried. A job whose worker
+ * is stopped (SIGINT, SIGTERM) goes back to the queue without spending an attempt.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Dataset } from '../../data/dataset.ts';
 import { loadDataset } from '../../data/registry.ts';
@@ -29,6 +31,7 @@ import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, RESUME_
 import { WorkerPool } from '../pool.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
 import { type Bundle, checkBundle, MAX_EMBEDDINGS_BYTES, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobFailure, type QueueJobResult, readFiles, validateJob } from './payload.ts';
+import { resultOverLimit } from './resultSize.ts';
 import { checkpointKey, embeddingsKey, GRIDS_KEY, sleepCountKey } from './keys.ts';
 
 export interface QueueWorkerOptions {
@@ -65,7 +68,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
 
   const serve = (name: string): void => {
     if (workers.has(name)) return;
-    const w = new Worker(name, (job: Job) => processJob(job, name), {
+    const w = new Worker(name, (job: Job, token?: string) => processJob(job, name, token), {
       connection,
       prefix: KEY_PREFIX,
       concurrency,
@@ -76,11 +79,14 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       maxStalledCount: 3,
     });
     w.on('error', () => {}); // connection errors: ioredis reconnects, BullMQ resumes
+    w.on('completed', (job: Job) => {
+      if ((job.data as { type?: string } | undefined)?.type === 'train') void redis.del(checkpointKey(name, job.id!), embeddingsKey(name, job.id!)).catch(() => {});
+    });
     workers.set(name, w);
     log(`worker ${WORKER_ID}: serving grid ${name}`);
   };
 
-  const processJob = async (job: Job, queueName: string): Promise<QueueJobResult> => {
+  const processJob = async (job: Job, queueName: string, token: string | undefined): Promise<QueueJobResult> => {
     let data: QueueJobData;
     try {
       data = validateJob(job.data);
@@ -98,11 +104,21 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     log(`worker ${WORKER_ID}: ${job.id} started (${data.type}${'config' in data ? `, ${data.config.loss}, seed ${data.config.seed}` : ''})`);
     const dir = mkdtempSync(join(tmpdir(), 'siamese-job-'));
     try {
-      await checkData(data, datasets);
-      const result = await runLocally(job, queueName, data, dir);
+      const ds = await checkData(data, datasets);
+      // its own bound of the result, before any training: a result over the limit would be refused
+      // by the coordinator after the work (a coordinator without the check, or a hand-made job)
+      if (data.type === 'train') {
+        const over = resultOverLimit(data, { classes: ds.classes.length, testImages: ds.test.labels.length }, MAX_JOB_BYTES);
+        if (over) throw new UsageError(over);
+      }
+      const result = await runLocally(job, queueName, data, dir, token);
       log(`worker ${WORKER_ID}: ${job.id} finished`);
       return result;
     } catch (e) {
+      if (e instanceof WaitingError) {
+        log(`worker ${WORKER_ID}: ${job.id} stopped, back on the queue`);
+        throw e;
+      }
       const message = e instanceof Error ? (e.message.split('\n')[0] ?? '').trim() : String(e);
       log(`worker ${WORKER_ID}: ${job.id} failed: ${message}`);
       // the job's own fault: retrying elsewhere would fail the same way
@@ -117,7 +133,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     }
   };
 
-  const runLocally = async (job: Job, queueName: string, data: Exclude<QueueJobData, { type: 'sleep' }>, dir: string): Promise<QueueJobResult> => {
+  const runLocally = async (job: Job, queueName: string, data: Exclude<QueueJobData, { type: 'sleep' }>, dir: string, token: string | undefined): Promise<QueueJobResult> => {
     // the cores shared out between the jobs this worker runs at once (never oversubscribed)
     const threads = opts.threads ?? Math.max(1, Math.floor(availableParallelism() / (opts.concurrency ?? 1)));
     if (data.type === 'train') {
@@ -165,9 +181,10 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
         // the last saves read the run folder, which goes once the job ends
         await store.flush();
       }
-      if (r.status !== 'finished') throw new Error('the worker was stopped; the job goes back to the queue');
+      if (r.status !== 'finished') return backToQueue(job, token);
       const files = readFiles(run, [...RESUME_FILES, DISTANCES_FILE]);
-      await redis.del(key, embKey).catch(() => {});
+      // the saved epochs stay until Redis holds the result ('completed', below): a completion it
+      // refuses (a lost lock, a lost connection) puts the job back, to resume from them
       return { status: 'finished', epochs: r.epochs, files, worker: WORKER_ID };
     }
     if (data.type === 'distances') {
@@ -175,7 +192,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       mkdirSync(run);
       writeBundle(run, data.files);
       const r = await pool.run({ type: 'distances', runDir: run, distanceSample: data.distanceSample });
-      if (r.status !== 'finished') throw new Error('the worker was stopped; the job goes back to the queue');
+      if (r.status !== 'finished') return backToQueue(job, token);
       return { status: 'finished', files: readFiles(run, [DISTANCES_FILE]), worker: WORKER_ID };
     }
     writeBundle(dir, data.files);
@@ -189,7 +206,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       out,
       key: data.key,
     });
-    if (r.status !== 'finished') throw new Error('the worker was stopped; the job goes back to the queue');
+    if (r.status !== 'finished') return backToQueue(job, token);
     return { status: 'finished', files: { [QUEUE_FILES.tsne]: readFileSync(out).toString('base64') }, worker: WORKER_ID };
   };
 
@@ -219,6 +236,22 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
 }
 
 /**
+ * A job this worker was stopped in the middle of (SIGINT, SIGTERM: its training saved its last
+ * epoch, in Redis too) goes back to the queue without spending one of its attempts: a job is
+ * failed for good after ATTEMPTS failures, and a fleet restarted three times over must not fail
+ * its jobs. Where Redis does not take the move, a plain failure: retried, an attempt spent.
+ */
+async function backToQueue(job: Job, token: string | undefined): Promise<never> {
+  try {
+    if (token === undefined) throw new Error('no lock token');
+    await job.moveToWait(token);
+  } catch {
+    throw new Error('the worker was stopped; the job goes back to the queue');
+  }
+  throw new WaitingError();
+}
+
+/**
  * Record the kind of the error that fails `job` for good (payload.ts, QueueJobFailure). When Redis
  * does not take it, the coordinator sees a plain failure with the same message.
  */
@@ -228,7 +261,7 @@ async function failWith(job: Job, code: ErrorCode): Promise<void> {
 }
 
 /** The job's data must be this worker's data, byte for byte (checksums of images and labels). */
-async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: Map<string, Promise<Dataset>>): Promise<void> {
+async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: Map<string, Promise<Dataset>>): Promise<Dataset> {
   const spec = 'config' in data ? (data.config.data ?? { name: 'mnist' }) : { name: data.data.name };
   const k = JSON.stringify(spec);
   let p = cache.get(k);
@@ -241,6 +274,7 @@ async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: 
   if (ds.train.checksum !== data.data.trainChecksum || ds.test.checksum !== data.data.testChecksum) {
     throw new DataError(`its data set ${data.data.name} differs from the coordinator's (checksums of the images and labels); install the same data on this worker`);
   }
+  return ds;
 }
 
 /** How long a job's takeover files stay in Redis without a new epoch. */

@@ -1,0 +1,157 @@
+/**
+ * A worker stopped with SIGTERM (or SIGINT) in the middle of a training puts the job back on the
+ * queue without spending one of its attempts: three graceful stops (a fleet restarted three
+ * times) used to fail the job for good, its trained epochs lost to the coordinator, which
+ * reported it failed. The next worker resumes it from the epoch the stopped one saved.
+ * Through a real redis-server and `siamese worker` processes.
+ * @needs redis-server
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { loadDataset } from '../../src/data/registry.ts';
+import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
+import { checkpointKey } from '../../src/experiments/queue/keys.ts';
+import { toQueueJob } from '../../src/experiments/queue/payload.ts';
+import { resolveConfig } from '../../src/train/config.ts';
+import { sharedInitialWeights } from '../../src/train/run.ts';
+import { BIN } from '../cli/run.ts';
+import { type RedisServer, startRedis } from './redis.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'siamese-graceful-'));
+let redis: RedisServer;
+const children = new Set<ChildProcess>();
+before(async () => {
+  redis = await startRedis();
+});
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await redis?.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+function worker(queueName = 'graceful', args: string[] = []): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, 'worker', '--queue', redis.url, '--queue-name', queueName, '--threads', '1', ...args], {
+    env: { ...process.env, CI: 'true' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => (children.delete(child), resolve(code))));
+  return { child, out: () => out, exited };
+}
+
+async function waitFor(what: string, cond: () => Promise<boolean>, seconds = 120): Promise<void> {
+  const end = Date.now() + seconds * 1000;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('three graceful stops mid-training: the job waits again each time, no attempt spent; a fourth worker finishes it from the saved epochs', async () => {
+  const ds = await loadDataset({ name: 'mnist' });
+  // epochs enough that no worker can finish before it is stopped (it is stopped after its first epoch)
+  const config = resolveConfig({ epochs: 60, trainPairs: 400, testPairs: 400, engine: 'native' });
+  const reset = join(root, 'initial.safetensors');
+  await sharedInitialWeights(reset, config, ds);
+  const data = toQueueJob(
+    { type: 'train', out: join(root, 'run'), config, resetWeights: reset, resume: false, retrieval: false, distanceSample: 10 },
+    { name: ds.name, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum },
+  );
+  const { connection } = parseQueueUrl(redis.url);
+  const queue = new Queue('graceful', { connection, prefix: KEY_PREFIX });
+  const conn = new Redis(connection as object);
+  try {
+    const job = await queue.add('train', data, { jobId: 'train-graceful', attempts: 3, backoff: { type: 'fixed', delay: 1000 } });
+    const savedEpoch = async (): Promise<number> => {
+      const b = await conn.get(checkpointKey('graceful', job.id!));
+      if (!b) return 0;
+      const manifest = JSON.parse(Buffer.from((JSON.parse(b) as Record<string, string>)['manifest.json']!, 'base64').toString('utf8')) as { epochsDone: number };
+      return manifest.epochsDone;
+    };
+    let before = 0;
+    for (let stop = 1; stop <= 3; stop++) {
+      const w = worker();
+      // a new epoch saved by this worker, then SIGTERM: it stops after the epoch it is in
+      await waitFor(`an epoch on worker ${stop}`, async () => (await savedEpoch()) > before);
+      w.child.kill('SIGTERM');
+      assert.equal(await w.exited, 0, w.out());
+      assert.match(w.out(), /train-graceful stopped, back on the queue/);
+      const j = (await queue.getJob(job.id!))!;
+      assert.equal(await j.getState(), 'waiting', w.out());
+      assert.equal(j.attemptsMade, 0, `stop ${stop}: no attempt spent\n${w.out()}`);
+      const saved = await savedEpoch();
+      assert.ok(saved > before && saved < 60, `stop ${stop}: epoch ${saved} saved`);
+      before = saved;
+    }
+    const last = worker();
+    try {
+      await waitFor('the job to finish', async () => (await queue.getJobState(job.id!)) === 'completed', 300);
+      const j = (await queue.getJob(job.id!))!;
+      assert.equal(j.returnvalue.epochs, 60);
+      assert.equal(j.attemptsMade, 1, 'one attempt: the one that finished');
+      // each worker went on from the epoch the one before saved: the run's manifest lists the resumes
+      const manifest = JSON.parse(Buffer.from(j.returnvalue.files['manifest.json'], 'base64').toString('utf8')) as { epochsDone: number; resumes?: { fromEpoch: number }[] };
+      assert.equal(manifest.epochsDone, 60);
+      const from = (manifest.resumes ?? []).map((r) => r.fromEpoch);
+      assert.equal(from.length, 3, JSON.stringify(manifest.resumes));
+      assert.ok(from.every((e, i) => e > 0 && (i === 0 || e > from[i - 1]!)), JSON.stringify(from));
+      assert.equal(from[2], before);
+    } finally {
+      last.child.kill('SIGKILL');
+      await last.exited;
+    }
+  } finally {
+    await queue.close();
+    conn.disconnect();
+  }
+});
+
+test('a finished training whose completion Redis refused (its lock lost) keeps its saved epochs: run again, it resumes from its last one', async () => {
+  const ds = await loadDataset({ name: 'mnist' });
+  const config = resolveConfig({ epochs: 12, trainPairs: 400, testPairs: 400, engine: 'native' });
+  const reset = join(root, 'initial.safetensors');
+  await sharedInitialWeights(reset, config, ds);
+  const data = toQueueJob(
+    { type: 'train', out: join(root, 'run'), config, resetWeights: reset, resume: false, retrieval: false, distanceSample: 10 },
+    { name: ds.name, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum },
+  );
+  const { connection } = parseQueueUrl(redis.url);
+  const queue = new Queue('lostlock', { connection, prefix: KEY_PREFIX });
+  const conn = new Redis(connection as object);
+  // short locks: the stalled-job check runs every 2 s
+  const w = worker('lostlock', ['--lock-seconds', '4']);
+  try {
+    const job = await queue.add('train', data, { jobId: 'train-lost', attempts: 3 });
+    await waitFor('a first epoch', async () => (await conn.exists(checkpointKey('lostlock', job.id!))) === 1);
+    // another holder takes the lock (as after a pause longer than the lock): the worker trains on,
+    // but Redis refuses its completion
+    const lockKey = `${KEY_PREFIX}:lostlock:${job.id}:lock`;
+    await conn.set(lockKey, 'someone-else');
+    await waitFor('the training to end', async () => /train-lost finished/.test(w.out()));
+    // the lock freed: the stalled-job check hands the job on (here to the same worker)
+    await conn.del(lockKey);
+    await waitFor('the job to complete', async () => (await queue.getJobState(job.id!)) === 'completed', 120);
+    const j = (await queue.getJob(job.id!))!;
+    assert.equal((w.out().match(/train-lost started/g) ?? []).length, 2, w.out());
+    const manifest = JSON.parse(Buffer.from(j.returnvalue.files['manifest.json'], 'base64').toString('utf8')) as { epochsDone: number; resumes?: { fromEpoch: number }[] };
+    assert.equal(manifest.epochsDone, 12);
+    // the second time, from the 12 epochs the first saved: none trained twice
+    assert.deepEqual((manifest.resumes ?? []).map((r) => r.fromEpoch), [12], w.out());
+    // and, completed, the saved epochs are gone from Redis
+    await waitFor('the saved epochs to go', async () => (await conn.exists(checkpointKey('lostlock', job.id!))) === 0, 30);
+  } finally {
+    w.child.kill('SIGKILL');
+    await w.exited;
+    await queue.close();
+    conn.disconnect();
+  }
+});

@@ -409,8 +409,13 @@ export function learningCurveChart(results: CompareResults, opts: { width?: numb
     `Learning curves: mean over ${seedCount} seed${seedCount === 1 ? '' : 's'} per loss`,
     [
       seedCount > 1 ? 'band: 95% confidence interval of the mean over seeds' : 'one seed: no band',
-      `pair accuracy: share of pairs with (D < ${results.spec.config.threshold}) matching the label; losses are in their own units`,
-      ...(atBest.length ? [`test accuracy of ${atBest.join(', ')}: at each epoch's best threshold (no absolute distance scale)`] : []),
+      ...(atBest.length > 0 && atBest.length === results.summary.length
+        ? // batch losses only: no accuracy here is at D < threshold (train: each batch's best threshold)
+          ['pair accuracy: share of pairs matching the label at the best threshold (no absolute distance scale); losses are in their own units']
+        : [
+            `pair accuracy: share of pairs with (D < ${results.spec.config.threshold}) matching the label; losses are in their own units`,
+            ...(atBest.length ? [`test accuracy of ${atBest.join(', ')}: at each epoch's best threshold (no absolute distance scale)`] : []),
+          ]),
     ],
     {
       hconcat: [

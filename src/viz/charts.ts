@@ -202,6 +202,14 @@ export function distanceHistogramChart(results: CompareResults, kind: 'pos' | 'n
     values.push({ loss, d: bins * binWidth, share: 0 });
   }
   const threshold = results.spec.config.threshold;
+  // a batch loss calls pairs "same" below its own best threshold (no distance scale), not below this line
+  const atBest = results.summary.filter((s) => lossAccuracyAt(results, s) === 'best').map((s) => labelOf(results, s.lossId));
+  const thresholdLine =
+    atBest.length === 0
+      ? `decision threshold D = ${threshold} (pairs left of it are called "same")`
+      : atBest.length === results.summary.length
+        ? `decision threshold D = ${threshold} of losses with a distance scale (none here: ${atBest.join(', ')} call pairs "same" below their own best threshold)`
+        : `decision threshold D = ${threshold} of losses with a distance scale (pairs left of it are called "same"; ${atBest.join(', ')}: ${atBest.length === 1 ? 'its' : 'their'} own best threshold)`;
   const w = classWord(results);
   const what = kind === 'pos' ? `Positive (same-${w}) pairs` : `Negative (different-${w}) pairs`;
   const x = { field: 'd', type: 'quantitative', title: 'pair distance D (embedding units)', scale: { domain: [0, xmax], nice: false } };
@@ -209,7 +217,7 @@ export function distanceHistogramChart(results: CompareResults, kind: 'pos' | 'n
   return topLevel(
     `${what}: test distance histogram, seed ${seed}`,
     [
-      `bin width ${binWidth}; dashed line: decision threshold D = ${threshold} (pairs left of it are called "same")`,
+      `bin width ${binWidth}; dashed line: ${thresholdLine}`,
       ...(clipped.length ? [`pairs at D ≥ ${xmax} are off the chart (shares are of all pairs): ${clipped.join(', ')}`] : []),
     ],
     {

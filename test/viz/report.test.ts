@@ -10,7 +10,7 @@ import { DataError } from '../../src/errors.ts';
 import { initBackend } from '../../src/engine/backend.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { Training } from '../../src/train/trainer.ts';
-import { learningCurveChart } from '../../src/viz/charts.ts';
+import { distanceHistogramChart, learningCurveChart } from '../../src/viz/charts.ts';
 import { readCompareResults } from '../../src/viz/readResults.ts';
 import { buildReport, type ReportFiles, testPairClasses } from '../../src/viz/report.ts';
 import { syntheticResults, syntheticTestSplit } from '../fixtures/compareResults.ts';
@@ -254,6 +254,12 @@ describe('buildReport with a batch loss beside contrastive (old-style mixed accu
     assert.deepEqual(row('multi-similarity'), ['3/3', 'n/a', pct(m!.bestAccuracy), pct(m!.mapAtR!)]);
   });
 
+  it('the distance histograms say the dashed D = 0.5 is not the batch loss\'s decision', () => {
+    assert.match(md, /Left of the dashed threshold is correct for contrastive \(m = 1\)\. multi-similarity: no absolute distance scale, so the dashed D = 0\.5 is not where it calls a pair "same"/);
+    const sub = (distanceHistogramChart(results, 'neg').title as { subtitle: string[] }).subtitle;
+    assert.match(sub[0]!, /dashed line: decision threshold D = 0\.5 of losses with a distance scale \(pairs left of it are called "same"; multi-similarity: its own best threshold\)/);
+  });
+
   it("a file's accuracy test between the two conventions is said to be not like for like", () => {
     assert.match(md, /yukawa > contrastive \(p < 0\.001\) \(not like for like: multi-similarity's accuracy is at its best threshold, contrastive \(m = 1\)'s at D < 0\.5\)/);
   });
@@ -289,6 +295,15 @@ describe('buildReport with batch losses only (no loss at D < threshold)', () => 
   it('the learning curves\' caption says every loss is at its best threshold, naming no other', () => {
     assert.match(md, /The test accuracy of every loss is at each epoch's best threshold \(no absolute distance scale\)\./);
     assert.doesNotMatch(md, /the others' at D < /);
+  });
+
+  it('the distance figures do not call the D = 0.5 line the batch losses\' decision', () => {
+    for (const fig of ['Positive pair distances', 'Negative pair distances', 'Polar view of pair distances']) {
+      const caption = md.split(`### ${fig}`)[1]!.split('\n').find((l) => l.startsWith('Distances of') || l.startsWith("The seed's polar plot"))!;
+      assert.match(caption, /nt-xent, supcon: no absolute distance scale, so the dashed D = 0\.5 is not where they call a pair "same" \(their best threshold: see the table\)\./, fig);
+    }
+    const sub = (distanceHistogramChart(results, 'pos').title as { subtitle: string[] }).subtitle;
+    assert.match(sub[0]!, /dashed line: decision threshold D = 0\.5 of losses with a distance scale \(none here: nt-xent, supcon call pairs "same" below their own best threshold\)/);
   });
 
   it("the learning curves' subtitle names no D < threshold", () => {

@@ -7,6 +7,7 @@ import { summaryText } from '../../src/cli/compare.ts';
 import { reportCommand } from '../../src/cli/report.ts';
 import { main } from '../../src/cli/main.ts';
 import { DataError } from '../../src/errors.ts';
+import { lossAccuracyAt } from '../../src/eval/accuracyAt.ts';
 import { initBackend } from '../../src/engine/backend.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { Training } from '../../src/train/trainer.ts';
@@ -317,5 +318,26 @@ describe('buildReport with batch losses only (no loss at D < threshold)', () => 
     // (the fixture's test is yukawa − contrastive by id: supcon − nt-xent by label here)
     assert.doesNotMatch(md, /\| supcon \| nt-xent \| test pair accuracy \|/);
     assert.match(md, /\| supcon \| nt-xent \| best-threshold test pair accuracy \|/);
+  });
+});
+
+describe('results.json readers and the accuracy convention (summary[].accuracyAt)', () => {
+  it('an accuracyAt other than "threshold" or "best" is refused in one line naming the field', async () => {
+    const dir = tempDir();
+    const r = syntheticResults({ tsne: false }) as unknown as { summary: Record<string, unknown>[] };
+    r.summary[1]!['accuracyAt'] = 'median';
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(r));
+    await assert.rejects(readCompareResults(dir), (e: unknown) => e instanceof DataError && /summary\[1\]\.accuracyAt must be "threshold" or "best"/.test(e.message) && !e.message.includes('\n'));
+  });
+
+  it('a file without accuracyAt whose runs lack an evaluation reads as the fixed threshold\'s, and its table prints', async () => {
+    const dir = tempDir();
+    const r = syntheticResults({ tsne: false }) as unknown as { runs: Record<string, unknown>[] };
+    for (const run of r.runs) delete run['evaluation'];
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(r));
+    const loaded = await readCompareResults(dir);
+    assert.deepEqual(loaded.summary.map((s) => lossAccuracyAt(loaded, s)), ['threshold', 'threshold']);
+    const text = summaryText({ status: 'finished', out: dir, results: loaded, failures: [], trained: [], reused: [] } as never);
+    assert.match(text, /loss +runs +accuracy \(95% CI\) +MAP@R \(95% CI\)/);
   });
 });

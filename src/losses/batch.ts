@@ -295,6 +295,7 @@ export function proxyBatchLoss(
   return (emb, labels, dim, weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
     if (!weights) throw new UsageError(`${name} needs its class weights (classes x dim)`);
+    if (!isNumbers(weights)) throw new DataError(`${name}: the class weights must be a Float32Array (or an array of numbers), got ${typeName(weights)}`);
     if (weights.length === 0 || weights.length % dim !== 0) {
       throw new DataError(`${name}: ${weights.length} class weight values are not a whole number of rows of dimension ${dim}`);
     }

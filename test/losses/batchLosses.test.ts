@@ -303,6 +303,9 @@ test('lossOnBatch: arguments of the wrong type refused with one line naming the 
     assert.throws(() => lossOnBatch(name, e, y, 3, null as unknown as { weights?: Float32Array }), oneLine(/options must be an object/), name);
   }
   assert.throws(() => lossOnBatch(42 as unknown as string, e, y, 3), oneLine(/loss spec must be a string/));
+  for (const w of ['abc', 5, {}]) {
+    assert.throws(() => lossOnBatch('arcface', e, y, 3, { weights: w as unknown as Float32Array }), oneLine(/^arcface: the class weights must be a Float32Array \(or an array of numbers\), got /), String(w));
+  }
   // what the API documents still works: labels in any array type (batchPairNative.test.ts: non-int32 ones take the reference)
   const ref = lossOnBatch('nt-xent', e, y, 3).loss;
   assert.equal(lossOnBatch('nt-xent', e, Float64Array.of(0, 0, 1, 1) as unknown as Int32Array, 3).loss, ref);

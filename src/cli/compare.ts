@@ -59,12 +59,14 @@ export function summaryText(o: CompareCommandOutcome): string {
     return s !== undefined && lossAccuracyAt(r, s) === 'best';
   };
   const mixed = r.spec.losses.some((l) => atBest(l.id)) && r.spec.losses.some((l) => !atBest(l.id));
+  // batch losses only: one column, named for the convention it holds
+  const allBest = r.spec.losses.length > 0 && r.spec.losses.every((l) => atBest(l.id));
   const rows = r.spec.losses.map((l) => {
     const s = r.summary.find((x) => x.lossId === l.id);
     const acc = mixed ? [atBest(l.id) ? 'n/a' : pct(s?.accuracy), pct(s?.bestAccuracy)] : [pct(s?.accuracy)];
     return [l.label, `${s?.seeds ?? 0}/${r.spec.seeds.length}`, ...acc, pct(s?.mapAtR)];
   });
-  const head = ['loss', 'runs', ...(mixed ? [`accuracy, D < ${r.spec.config.threshold} (95% CI)`, 'best threshold'] : ['accuracy (95% CI)']), 'MAP@R (95% CI)'];
+  const head = ['loss', 'runs', ...(mixed ? [`accuracy, D < ${r.spec.config.threshold} (95% CI)`, 'best threshold'] : [allBest ? 'accuracy, best threshold (95% CI)' : 'accuracy (95% CI)']), 'MAP@R (95% CI)'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const fmt = (row: string[]): string => row.map((c, i) => c.padEnd(width[i]!)).join('  ').trimEnd();
   lines.push('', fmt(head), fmt(width.map((w) => '-'.repeat(w))), ...rows.map(fmt));

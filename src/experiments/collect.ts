@@ -180,11 +180,14 @@ export const measureWords = (m: PairedMeasure): string => (m === 'mapAtR' ? 'MAP
  * Which paired measures a comparison of these runs tests: pair accuracy and MAP@R, and the
  * best-threshold accuracy as well when the losses' accuracies follow different conventions (a
  * batch loss beside one with a distance scale): their `accuracy` tests then pair only losses at
- * the fixed threshold, and the best-threshold tests pair them all, like for like.
+ * the fixed threshold, and the best-threshold tests pair them all, like for like. Batch losses
+ * alone: the best-threshold accuracy (their `accuracy`, the same values) and MAP@R.
  */
 export function pairedMeasures(runs: readonly ScoredRun[]): PairedMeasure[] {
-  const mixed = new Set(runs.map((r) => accuracyAtOf(r.evaluation))).size > 1;
-  return mixed ? ['accuracy', 'bestAccuracy', 'mapAtR'] : ['accuracy', 'mapAtR'];
+  const conventions = new Set(runs.map((r) => accuracyAtOf(r.evaluation)));
+  if (conventions.size > 1) return ['accuracy', 'bestAccuracy', 'mapAtR'];
+  // batch losses only: their accuracy is their best threshold's, tested and named as such
+  return conventions.has('best') ? ['bestAccuracy', 'mapAtR'] : ['accuracy', 'mapAtR'];
 }
 
 /**

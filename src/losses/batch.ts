@@ -182,8 +182,16 @@ export function backNormalize(gu: Float64Array, u: Float64Array, norms: Float64A
   return out;
 }
 
-/** Checks the batch's shape; returns its size. */
+/** a typed array or an array (what ArrayLike<number> stands for at run time) */
+const isNumbers = (x: unknown): boolean => ArrayBuffer.isView(x) || Array.isArray(x);
+const typeName = (x: unknown): string => (x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x === 'object' ? (x.constructor?.name ?? 'an object') : typeof x);
+
+/** Checks the batch's types and shape; returns its size. */
 export function checkBatch(name: string, emb: ArrayLike<number>, labels: ArrayLike<number>, dim: number): number {
+  // the public lossOnBatch passes what its caller gave: a wrong type is named here, in one line,
+  // not met as a TypeError inside a kernel
+  if (!isNumbers(emb)) throw new DataError(`${name}: the embeddings must be a Float32Array (or an array of numbers), got ${typeName(emb)}`);
+  if (!isNumbers(labels)) throw new DataError(`${name}: the labels must be an Int32Array (or an array of numbers), got ${typeName(labels)}`);
   if (!Number.isInteger(dim) || dim < 1) throw new UsageError(`${name}: dim must be a positive integer, got ${dim}`);
   const n = labels.length;
   if (emb.length !== n * dim) throw new DataError(`${name}: ${emb.length} embedding values do not match ${n} labels of dimension ${dim}`);
@@ -287,6 +295,7 @@ export function proxyBatchLoss(
   return (emb, labels, dim, weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
     if (!weights) throw new UsageError(`${name} needs its class weights (classes x dim)`);
+    if (!isNumbers(weights)) throw new DataError(`${name}: the class weights must be a Float32Array (or an array of numbers), got ${typeName(weights)}`);
     if (weights.length === 0 || weights.length % dim !== 0) {
       throw new DataError(`${name}: ${weights.length} class weight values are not a whole number of rows of dimension ${dim}`);
     }

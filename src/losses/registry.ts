@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.ts';
 import { Rng } from '../rng.ts';
-import type { BatchLoss, BatchLossResult } from './batch.ts';
+import { type BatchLoss, type BatchLossResult, checkBatch } from './batch.ts';
 import { circleLoss } from './circle.ts';
 import { multiSimilarityLoss } from './multiSimilarity.ts';
 import { ntXentLoss, supConLoss } from './ntXent.ts';
@@ -174,6 +174,8 @@ export function lossOnBatch(
   dim: number,
   opts: { weights?: Float32Array } = {},
 ): BatchLossResult {
+  if (typeof spec !== 'string') throw new UsageError(`lossOnBatch: the loss spec must be a string such as "nt-xent" or "circle:m=0.25", got ${spec === null ? 'null' : typeof spec}`);
+  if (typeof opts !== 'object' || opts === null) throw new UsageError(`lossOnBatch: the options must be an object ({ weights }), got ${opts === null ? 'null' : typeof opts}`);
   const colon = spec.indexOf(':');
   const name = (colon < 0 ? spec : spec.slice(0, colon)).trim();
   const params: LossParams = {};
@@ -189,6 +191,8 @@ export function lossOnBatch(
   for (const k of Object.keys(params)) {
     if (!Object.hasOwn(loss.params, k)) throw new UsageError(`loss ${name} has no parameter "${k}" (its parameters: ${Object.keys(loss.params).join(', ')})`);
   }
+  // the arguments' types and shape, before the default class weights read the labels
+  checkBatch(name, embeddings, labels, dim);
   let weights = opts.weights;
   if (loss.classWeights && !weights) {
     let classes = 0;

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import { loadDataset } from '../data/registry.ts';
 import { initBackend } from '../engine/backend.ts';
@@ -19,7 +19,7 @@ import { Rng } from '../rng.ts';
 import { EpochEmbeddings } from './epochEmbeddings.ts';
 import { type ConfigChanges, definedOnly, resolveConfig, resumeConfig, type TrainConfig } from './config.ts';
 import { EpochDistanceRecorder } from './epochDistances.ts';
-import { datasetInfo, type Manifest, packageVersions, RunDir, toolVersion } from './runDir.ts';
+import { datasetInfo, type Manifest, packageVersions, RUN_FILES, RunDir, toolVersion } from './runDir.ts';
 import { type BatchInfo, countNonFinite, DivergenceError, type EpochLog, Training } from './trainer.ts';
 
 export interface TrainRunOptions {
@@ -312,7 +312,11 @@ async function savedWeights(
 ): Promise<{ config: TrainConfig; dataset: Dataset; weights: NamedTensor[]; network: BaseNetwork }> {
   let base: Partial<TrainConfig> = {};
   const run = new RunDir(weightsPath);
+  // a run's own weights file (run/weights.safetensors) is the run's: its loss decides the
+  // normalisation and the accuracy's convention, its split the test pairs (a file elsewhere is bare)
+  const owner = basename(weightsPath) === RUN_FILES.weights ? new RunDir(dirname(weightsPath)) : undefined;
   if (run.exists('manifest')) base = run.readManifest().config;
+  else if (owner?.exists('manifest')) base = owner.readManifest().config;
   // options left unset (undefined) keep the run's own settings
   const config = resolveConfig({ ...base, ...definedOnly(overrides), epochs: 0 });
   const dataset = ds ?? (await loadDataset(config.data));

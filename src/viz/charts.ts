@@ -202,6 +202,14 @@ export function distanceHistogramChart(results: CompareResults, kind: 'pos' | 'n
     values.push({ loss, d: bins * binWidth, share: 0 });
   }
   const threshold = results.spec.config.threshold;
+  // a batch loss calls pairs "same" below its own best threshold (no distance scale), not below this line
+  const atBest = results.summary.filter((s) => lossAccuracyAt(results, s) === 'best').map((s) => labelOf(results, s.lossId));
+  const thresholdLine =
+    atBest.length === 0
+      ? `decision threshold D = ${threshold} (pairs left of it are called "same")`
+      : atBest.length === results.summary.length
+        ? `decision threshold D = ${threshold} of losses with a distance scale (none here: ${atBest.join(', ')} call pairs "same" below their own best threshold)`
+        : `decision threshold D = ${threshold} of losses with a distance scale (pairs left of it are called "same"; ${atBest.join(', ')}: ${atBest.length === 1 ? 'its' : 'their'} own best threshold)`;
   const w = classWord(results);
   const what = kind === 'pos' ? `Positive (same-${w}) pairs` : `Negative (different-${w}) pairs`;
   const x = { field: 'd', type: 'quantitative', title: 'pair distance D (embedding units)', scale: { domain: [0, xmax], nice: false } };
@@ -209,7 +217,7 @@ export function distanceHistogramChart(results: CompareResults, kind: 'pos' | 'n
   return topLevel(
     `${what}: test distance histogram, seed ${seed}`,
     [
-      `bin width ${binWidth}; dashed line: decision threshold D = ${threshold} (pairs left of it are called "same")`,
+      `bin width ${binWidth}; dashed line: ${thresholdLine}`,
       ...(clipped.length ? [`pairs at D ≥ ${xmax} are off the chart (shares are of all pairs): ${clipped.join(', ')}`] : []),
     ],
     {
@@ -409,8 +417,13 @@ export function learningCurveChart(results: CompareResults, opts: { width?: numb
     `Learning curves: mean over ${seedCount} seed${seedCount === 1 ? '' : 's'} per loss`,
     [
       seedCount > 1 ? 'band: 95% confidence interval of the mean over seeds' : 'one seed: no band',
-      `pair accuracy: share of pairs with (D < ${results.spec.config.threshold}) matching the label; losses are in their own units`,
-      ...(atBest.length ? [`test accuracy of ${atBest.join(', ')}: at each epoch's best threshold (no absolute distance scale)`] : []),
+      ...(atBest.length > 0 && atBest.length === results.summary.length
+        ? // batch losses only: no accuracy here is at D < threshold (train: each batch's best threshold)
+          ['pair accuracy: share of pairs matching the label at the best threshold (no absolute distance scale); losses are in their own units']
+        : [
+            `pair accuracy: share of pairs with (D < ${results.spec.config.threshold}) matching the label; losses are in their own units`,
+            ...(atBest.length ? [`test accuracy of ${atBest.join(', ')}: at each epoch's best threshold (no absolute distance scale)`] : []),
+          ]),
     ],
     {
       hconcat: [

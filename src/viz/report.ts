@@ -423,9 +423,15 @@ function comparisonBlocks(results: CompareResults): Block[] {
   const labels = lossLabels(results);
   const name = (id: string): string => labels.get(id) ?? id;
   const measureName = (m: PairedComparison['measure']): string =>
-    m === 'accuracy' ? `test pair accuracy${mixed ? ` at D < ${results.spec.config.threshold}` : ''}` : m === 'bestAccuracy' ? 'best-threshold test pair accuracy' : 'MAP@R';
+    m === 'bestAccuracy' || (m === 'accuracy' && allBest)
+      ? 'best-threshold test pair accuracy'
+      : m === 'accuracy'
+        ? `test pair accuracy${mixed ? ` at D < ${results.spec.config.threshold}` : ''}`
+        : 'MAP@R';
   const at = new Map<string, AccuracyAt>(results.summary.map((s) => [s.lossId, lossAccuracyAt(results, s)]));
   const mixed = new Set(at.values()).size > 1;
+  // batch losses only: an `accuracy` test (compare wrote those before it named them) is of best-threshold accuracies
+  const allBest = at.size > 0 && [...at.values()].every((x) => x === 'best');
   // a file written before accuracy tests kept to one convention may pair two: say so at the verdict
   const unlike = (c: PairedComparison): string =>
     c.measure === 'accuracy' && at.has(c.a) && at.has(c.b) && at.get(c.a) !== at.get(c.b)
@@ -683,20 +689,33 @@ function figureSpecs(results: CompareResults, split: TestSplit | null, notes: st
     title: 'Learning curves',
     caption:
       'Per epoch: training loss, running train accuracy (dropout on) and test pair accuracy, mean over seeds with a 95% confidence band.' +
-      (atBest.length ? ` The test accuracy of ${atBest.join(', ')} is at each epoch's best threshold (no absolute distance scale), the others' at D < ${results.spec.config.threshold}.` : ''),
+      (atBest.length === results.summary.length
+        ? " The test accuracy of every loss is at each epoch's best threshold (no absolute distance scale)."
+        : atBest.length
+          ? ` The test accuracy of ${atBest.join(', ')} is at each epoch's best threshold (no absolute distance scale), the others' at D < ${results.spec.config.threshold}.`
+          : ''),
     spec: learningCurveChart(results),
   });
+  // the dashed line (ring) is D = threshold: the decision of the losses with a distance scale only
+  const fixedNames = results.summary.filter((s) => lossAccuracyAt(results, s) !== 'best').map((s) => labels.get(s.lossId) ?? s.lossId);
+  const t = results.spec.config.threshold;
+  const dashed = (correct: string): string => {
+    if (atBest.length === 0) return ` ${correct}.`;
+    const one = atBest.length === 1;
+    const batch = `${atBest.join(', ')}: no absolute distance scale, so the dashed D = ${t} is not where ${one ? 'it calls' : 'they call'} a pair "same" (${one ? 'its' : 'their'} best threshold: see the table).`;
+    return correct && fixedNames.length ? ` ${correct} for ${fixedNames.join(', ')}. ${batch}` : ` ${batch}`;
+  };
   figs.push(
     {
       name: 'distances-positive',
       title: 'Positive pair distances',
-      caption: `Distances of all positive (same-${w}) test pairs of seed ${seed}, one curve per loss. Left of the dashed threshold is correct.`,
+      caption: `Distances of all positive (same-${w}) test pairs of seed ${seed}, one curve per loss.${dashed('Left of the dashed threshold is correct')}`,
       spec: distanceHistogramChart(results, 'pos', { seed }),
     },
     {
       name: 'distances-negative',
       title: 'Negative pair distances',
-      caption: `Distances of all negative (different-${w}) test pairs of seed ${seed}, one curve per loss. Right of the dashed threshold is correct.`,
+      caption: `Distances of all negative (different-${w}) test pairs of seed ${seed}, one curve per loss.${dashed('Right of the dashed threshold is correct')}`,
       spec: distanceHistogramChart(results, 'neg', { seed }),
     },
   );
@@ -721,12 +740,17 @@ function figureSpecs(results: CompareResults, split: TestSplit | null, notes: st
     });
     if (!images) notes.push('The t-SNE panels have no thumbnails: the test images were not available.');
   } else notes.push('results.json has no t-SNE: no t-SNE panels.');
+  const polarBase = `The seed's polar plot for seed ${seed}: each ${w} has a sector (angle), each test pair is a dot at radius D`;
+  const polarCaption =
+    atBest.length === results.summary.length
+      ? `${polarBase}.${dashed('')}`
+      : `${polarBase}; positive pairs should sit inside the dashed threshold ring, negative pairs outside${atBest.length ? ` for ${fixedNames.join(', ')}.${dashed('')}` : '.'}`;
   const polar = polarClasses(results, split, seed, notes);
   if (polar) {
     figs.push({
       name: 'polar',
       title: 'Polar view of pair distances',
-      caption: `The seed's polar plot for seed ${seed}: each ${w} has a sector (angle), each test pair is a dot at radius D; positive pairs should sit inside the dashed threshold ring, negative pairs outside.`,
+      caption: polarCaption,
       spec: polarChart(results, polar, { seed }),
     });
   }

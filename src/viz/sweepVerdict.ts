@@ -49,8 +49,10 @@ function familyWords(list: readonly PairedComparison[]): string {
     const hi = Math.max(...v);
     return `${lo === hi ? lo : `${lo}-${hi}`} ${unit}${hi === 1 ? '' : 's'}`;
   };
-  const m = list.filter((c) => c.measure === 'mapAtR');
-  if (m.length === 0) return 'no paired tests';
+  // a pair with one seed is no test (its p is n/a): not counted as one
+  const all = list.filter((c) => c.measure === 'mapAtR');
+  const m = all.filter((c) => c.seeds > 1);
+  if (m.length === 0) return all.length > 0 ? 'no paired tests: one seed' : 'no paired tests';
   return `${span(m.map((c) => c.tests ?? 1), 'test')} of MAP@R, ${span(m.map((c) => c.seeds), 'seed')}`;
 }
 
@@ -96,10 +98,13 @@ export function sweepVerdict(r: VerdictInput): SweepVerdict {
   if (tuned.join() === untuned.join()) words.push(`Ranking by test MAP@R, tuned and at the defaults alike: ${order(tuned)}. Tuning did not change it.`);
   else words.push(`Ranking by test MAP@R, tuned: ${order(tuned)}; at the defaults: ${order(untuned)}. Tuning changed it.`);
   const none = tunedSig.length === 0 && untunedSig.length === 0;
+  const tested = [...r.comparisons.tuned, ...r.comparisons.untuned].some((c) => c.measure === 'mapAtR' && c.seeds > 1);
   words.push(
-    none
-      ? "No difference in MAP@R is significant after Holm's correction: the order may be chance."
-      : "Only the differences listed below are significant after Holm's correction; the rest of the order may be chance.",
+    !tested && family === 'no paired tests: one seed'
+      ? 'With one seed per loss no difference can be tested: the order may be chance.'
+      : none
+        ? "No difference in MAP@R is significant after Holm's correction: the order may be chance."
+        : "Only the differences listed below are significant after Holm's correction; the rest of the order may be chance.",
   );
   const y = yukawaWords(r, label);
   if (y) words.push(y);

@@ -275,13 +275,15 @@ const fin = (losses: readonly LossTrials[]): boolean => losses.some((l) => l.fin
 /** Parallel coordinates of served runs outside sweeps: loss parameters, seed and measures. */
 function renderRunsChart(root: HTMLElement, runs: readonly RunInfo[]): void {
   const paramKeys = [...new Set(runs.flatMap((r) => Object.entries(r.params).filter(([, v]) => typeof v === 'number').map(([k]) => k)))].sort();
+  // a batch loss's pair and test accuracy are at its best threshold: the axes' titles say so when both kinds are drawn
+  const mixed = runs.some((r) => r.pairAccuracyAt === 'best') && runs.some((r) => r.pairAccuracyAt === 'threshold');
+  const atBest = mixed ? ' (batch losses: best threshold)' : '';
   const axes: AxisDef<RunInfo>[] = [
     ...paramKeys.map((k) => ({ key: `param.${k}`, title: k, value: (r: RunInfo) => (typeof r.params[k] === 'number' ? (r.params[k] as number) : null) })),
     { key: 'seed', title: 'seed', value: (r) => r.seed, format: (v) => v.toFixed(0) },
-    // a batch loss's at its best threshold: the axis title says so when both kinds are drawn
-    { key: 'pairAccuracy', title: runs.some((r) => r.pairAccuracyAt === 'best') && runs.some((r) => r.pairAccuracyAt === 'threshold') ? 'pair acc. % (batch losses: best threshold)' : 'pair acc. %', value: (r) => r.pairAccuracy, format: (v) => pct(v) },
+    { key: 'pairAccuracy', title: `pair acc. %${atBest}`, value: (r) => r.pairAccuracy, format: (v) => pct(v) },
     { key: 'mapAtR', title: 'MAP@R %', value: (r) => r.mapAtR, format: (v) => pct(v) },
-    { key: 'testAccuracy', title: 'test acc. %', value: (r) => r.testAccuracy, format: (v) => pct(v) },
+    { key: 'testAccuracy', title: `test acc. %${atBest}`, value: (r) => r.testAccuracy, format: (v) => pct(v) },
   ];
   const color = new Map<string, string>();
   for (const g of groups(runs)) for (const r of g.runs) color.set(r.id, colorOf(g.color));

@@ -219,3 +219,16 @@ test('compare: batch losses beside contrastive: accuracy is tested only between 
   ]);
   assert.deepEqual(seedOnly.map((x) => x.measure), ['accuracy']);
 });
+
+test('compare: batch losses only: their accuracy is tested as the best-threshold accuracy it is, and said so', async () => {
+  const { pairedComparisons } = await import('../../src/experiments/collect.ts');
+  const { parseLossList } = await import('../../src/experiments/lossSpec.ts');
+  const runs = [
+    ...[0.67, 0.665, 0.69].map((a, seed) => ({ lossId: 'nt-xent', seed, evaluation: { pairs: { accuracy: a, thresholdFrom: 'best', best: { accuracy: a, threshold: 1.1 } } } as never })),
+    ...[0.64, 0.66, 0.645].map((a, seed) => ({ lossId: 'supcon', seed, evaluation: { pairs: { accuracy: a, thresholdFrom: 'best', best: { accuracy: a, threshold: 0.9 } } } as never })),
+  ];
+  const c = pairedComparisons(parseLossList('nt-xent,supcon'), runs);
+  assert.deepEqual(c.map((x) => [x.a, x.b, x.measure]), [['nt-xent', 'supcon', 'bestAccuracy']]);
+  close(c[0]!.meanDiff, (0.03 + 0.005 + 0.045) / 3, 1e-12, 'nt-xent − supcon');
+  assert.match(c[0]!.verdict, /in best-threshold accuracy/);
+});

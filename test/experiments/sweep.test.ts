@@ -370,6 +370,18 @@ test('the verdict: the rankings in plain words, whether tuning changed them, Yuk
   );
 });
 
+test('the verdict of a sweep with one seed: no paired test could run, and it says so rather than counting untested pairs as tests', () => {
+  const h = handMade();
+  const oneSeed = (c: (typeof h.comparisons.tuned)[number]) => ({ ...c, seeds: 1, ci95: NaN, t: NaN, p: NaN, pHolm: NaN, verdict: 'one seed: no test' });
+  h.comparisons.tuned = h.comparisons.tuned.map(oneSeed);
+  h.comparisons.untuned = h.comparisons.untuned.map(oneSeed);
+  const v = sweepVerdict(h);
+  assert.equal(v.family, 'no paired tests: one seed');
+  assert.match(v.summary, /Tuning did not change it\. With one seed per loss no difference can be tested: the order may be chance\. /);
+  assert.doesNotMatch(v.summary, /significant after Holm/);
+  assert.deepEqual([v.tuned, v.untuned], [[], []]);
+});
+
 test('the sweep report with a batch loss: pair accuracy at the best threshold for every loss, labelled; the fixed-threshold figures said beside', async () => {
   assert.ok(reference, 'needs the sweep of the tiny-sweep test');
   const r = JSON.parse(JSON.stringify(reference)) as SweepResults;

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { UsageError } from '../../src/errors.ts';
+import { DataError, UsageError } from '../../src/errors.ts';
 import { createLoss, lossOnBatch } from '../../src/losses/registry.ts';
 import { type BatchLoss, normalizeRows, similarities } from '../../src/losses/batch.ts';
 import { Rng } from '../../src/rng.ts';
@@ -289,6 +289,27 @@ test('lossOnBatch: class weights default, bad specs refused with one line', () =
   assert.throws(() => lossOnBatch('nt-xent:temperature=abc', e, y, 3), /must be a number/);
   assert.throws(() => lossOnBatch('arcface', e, y, 3, { weights: new Float32Array(3) }), /label 1 is not a class index/);
   assert.throws(() => lossOnBatch('supcon', e, y, 4), /do not match/);
+});
+
+test('lossOnBatch: arguments of the wrong type refused with one line naming the argument (a DataError or UsageError, not a TypeError from inside)', () => {
+  const e = Float32Array.from(randomBatch(3, 4, 3));
+  const y = Int32Array.of(0, 0, 1, 1);
+  const oneLine = (re: RegExp) => (err: Error): boolean => (err instanceof DataError || err instanceof UsageError) && re.test(err.message) && !err.message.includes('\n');
+  for (const name of ['nt-xent', 'multi-similarity', 'arcface']) {
+    assert.throws(() => lossOnBatch(name, null as unknown as Float32Array, y, 3), oneLine(new RegExp(`^${name}: the embeddings must be`)), name);
+    assert.throws(() => lossOnBatch(name, 'abc' as unknown as Float32Array, y, 3), oneLine(/the embeddings must be/), name);
+    assert.throws(() => lossOnBatch(name, e, undefined as unknown as Int32Array, 3), oneLine(/the labels must be/), name);
+    assert.throws(() => lossOnBatch(name, e, 7 as unknown as Int32Array, 3), oneLine(/the labels must be/), name);
+    assert.throws(() => lossOnBatch(name, e, y, 3, null as unknown as { weights?: Float32Array }), oneLine(/options must be an object/), name);
+  }
+  assert.throws(() => lossOnBatch(42 as unknown as string, e, y, 3), oneLine(/loss spec must be a string/));
+  for (const w of ['abc', 5, {}]) {
+    assert.throws(() => lossOnBatch('arcface', e, y, 3, { weights: w as unknown as Float32Array }), oneLine(/^arcface: the class weights must be a Float32Array \(or an array of numbers\), got /), String(w));
+  }
+  // what the API documents still works: labels in any array type (batchPairNative.test.ts: non-int32 ones take the reference)
+  const ref = lossOnBatch('nt-xent', e, y, 3).loss;
+  assert.equal(lossOnBatch('nt-xent', e, Float64Array.of(0, 0, 1, 1) as unknown as Int32Array, 3).loss, ref);
+  assert.equal(lossOnBatch('nt-xent', e, [0, 0, 1, 1] as unknown as Int32Array, 3).loss, ref);
 });
 
 test('batch losses: one class or no positives gives 0 where PML does, no NaN', () => {

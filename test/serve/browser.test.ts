@@ -592,6 +592,13 @@ it('serve page: a batch loss beside contrastive: its accuracies marked as the be
     await page.click('#tabs button[data-tab=curves]');
     await page.waitForFunction(() => document.querySelector('[data-metric=testAccuracy] h3') !== null, undefined, WAIT);
     assert.equal(await page.locator('[data-metric=testAccuracy] h3').innerText(), 'test pair accuracy (multi-similarity: at the best threshold, the others at D < threshold)');
+    // the runs' parallel coordinates: both accuracy axes say whose values are at the best threshold
+    await page.click('#tabs button[data-tab=sweep]');
+    await page.waitForSelector('[data-testid=sweep] g[data-axis=testAccuracy] text', WAIT);
+    const axisTitle = (key: string): Promise<string | null> =>
+      page.evaluate((k) => document.querySelector(`[data-testid=sweep] g[data-axis=${k}] text`)?.textContent ?? null, key);
+    assert.equal(await axisTitle('pairAccuracy'), 'pair acc. % (batch losses: best threshold)');
+    assert.equal(await axisTitle('testAccuracy'), 'test acc. % (batch losses: best threshold)');
     assert.deepEqual(errors, [], 'no console errors');
   } finally {
     await context.close();

@@ -7,9 +7,11 @@ import { summaryText } from '../../src/cli/compare.ts';
 import { reportCommand } from '../../src/cli/report.ts';
 import { main } from '../../src/cli/main.ts';
 import { DataError } from '../../src/errors.ts';
+import { lossAccuracyAt } from '../../src/eval/accuracyAt.ts';
 import { initBackend } from '../../src/engine/backend.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { Training } from '../../src/train/trainer.ts';
+import { distanceHistogramChart, learningCurveChart } from '../../src/viz/charts.ts';
 import { readCompareResults } from '../../src/viz/readResults.ts';
 import { buildReport, type ReportFiles, testPairClasses } from '../../src/viz/report.ts';
 import { syntheticResults, syntheticTestSplit } from '../fixtures/compareResults.ts';
@@ -253,7 +255,89 @@ describe('buildReport with a batch loss beside contrastive (old-style mixed accu
     assert.deepEqual(row('multi-similarity'), ['3/3', 'n/a', pct(m!.bestAccuracy), pct(m!.mapAtR!)]);
   });
 
+  it('the distance histograms say the dashed D = 0.5 is not the batch loss\'s decision', () => {
+    assert.match(md, /Left of the dashed threshold is correct for contrastive \(m = 1\)\. multi-similarity: no absolute distance scale, so the dashed D = 0\.5 is not where it calls a pair "same"/);
+    const sub = (distanceHistogramChart(results, 'neg').title as { subtitle: string[] }).subtitle;
+    assert.match(sub[0]!, /dashed line: decision threshold D = 0\.5 of losses with a distance scale \(pairs left of it are called "same"; multi-similarity: its own best threshold\)/);
+  });
+
   it("a file's accuracy test between the two conventions is said to be not like for like", () => {
     assert.match(md, /yukawa > contrastive \(p < 0\.001\) \(not like for like: multi-similarity's accuracy is at its best threshold, contrastive \(m = 1\)'s at D < 0\.5\)/);
+  });
+});
+
+describe('buildReport with batch losses only (no loss at D < threshold)', () => {
+  let md: string;
+  let results: ReturnType<typeof syntheticResults>;
+  before(async () => {
+    const dir = tempDir();
+    results = syntheticResults({ tsne: false });
+    // both losses become batch losses: their pair accuracy is their best threshold's (evaluate.ts)
+    results.spec.losses = results.spec.losses.map((l, i) => ({ ...l, loss: i === 0 ? 'nt-xent' : 'supcon', params: {}, label: i === 0 ? 'nt-xent' : 'supcon' }));
+    for (const r of results.runs) {
+      r.evaluation.pairs.thresholdFrom = 'best';
+      r.evaluation.pairs.accuracy = r.evaluation.pairs.best.accuracy;
+    }
+    results.summary.forEach((s, i) => {
+      s.label = i === 0 ? 'nt-xent' : 'supcon';
+      s.accuracy = s.bestAccuracy;
+      s.accuracyAt = 'best';
+    });
+    for (const r of results.runs) r.distances = { pos: r.distances.pos.slice(0, 100), neg: r.distances.neg.slice(0, 90) };
+    const files = await buildReport(results, dir, { testSplit: syntheticTestSplit(), pngScale: 1 });
+    md = readFileSync(files.md, 'utf8');
+  });
+
+  it("compare's closing table says its accuracy is the best threshold's", () => {
+    const text = summaryText({ status: 'finished', out: '/x', results, failures: [], trained: [], reused: [] } as never);
+    assert.match(text, /loss +runs +accuracy, best threshold \(95% CI\) +MAP@R \(95% CI\)/);
+  });
+
+  it('the learning curves\' caption says every loss is at its best threshold, naming no other', () => {
+    assert.match(md, /The test accuracy of every loss is at each epoch's best threshold \(no absolute distance scale\)\./);
+    assert.doesNotMatch(md, /the others' at D < /);
+  });
+
+  it('the distance figures do not call the D = 0.5 line the batch losses\' decision', () => {
+    for (const fig of ['Positive pair distances', 'Negative pair distances', 'Polar view of pair distances']) {
+      const caption = md.split(`### ${fig}`)[1]!.split('\n').find((l) => l.startsWith('Distances of') || l.startsWith("The seed's polar plot"))!;
+      assert.match(caption, /nt-xent, supcon: no absolute distance scale, so the dashed D = 0\.5 is not where they call a pair "same" \(their best threshold: see the table\)\./, fig);
+    }
+    const sub = (distanceHistogramChart(results, 'pos').title as { subtitle: string[] }).subtitle;
+    assert.match(sub[0]!, /dashed line: decision threshold D = 0\.5 of losses with a distance scale \(none here: nt-xent, supcon call pairs "same" below their own best threshold\)/);
+  });
+
+  it("the learning curves' subtitle names no D < threshold", () => {
+    const sub = (learningCurveChart(results).title as { subtitle: string[] }).subtitle;
+    assert.deepEqual(sub.filter((l) => l.startsWith('pair accuracy')), ['pair accuracy: share of pairs matching the label at the best threshold (no absolute distance scale); losses are in their own units']);
+    assert.ok(sub.every((l) => !l.includes('D <')), sub.join(' / '));
+  });
+
+  it("an accuracy test between two batch losses (a file's, as compare wrote it before) is named the best-threshold accuracy", () => {
+    assert.ok(results.comparisons.some((c) => c.measure === 'accuracy'), 'the fixture holds an accuracy test');
+    // (the fixture's test is yukawa − contrastive by id: supcon − nt-xent by label here)
+    assert.doesNotMatch(md, /\| supcon \| nt-xent \| test pair accuracy \|/);
+    assert.match(md, /\| supcon \| nt-xent \| best-threshold test pair accuracy \|/);
+  });
+});
+
+describe('results.json readers and the accuracy convention (summary[].accuracyAt)', () => {
+  it('an accuracyAt other than "threshold" or "best" is refused in one line naming the field', async () => {
+    const dir = tempDir();
+    const r = syntheticResults({ tsne: false }) as unknown as { summary: Record<string, unknown>[] };
+    r.summary[1]!['accuracyAt'] = 'median';
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(r));
+    await assert.rejects(readCompareResults(dir), (e: unknown) => e instanceof DataError && /summary\[1\]\.accuracyAt must be "threshold" or "best"/.test(e.message) && !e.message.includes('\n'));
+  });
+
+  it('a file without accuracyAt whose runs lack an evaluation reads as the fixed threshold\'s, and its table prints', async () => {
+    const dir = tempDir();
+    const r = syntheticResults({ tsne: false }) as unknown as { runs: Record<string, unknown>[] };
+    for (const run of r.runs) delete run['evaluation'];
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(r));
+    const loaded = await readCompareResults(dir);
+    assert.deepEqual(loaded.summary.map((s) => lossAccuracyAt(loaded, s)), ['threshold', 'threshold']);
+    const text = summaryText({ status: 'finished', out: dir, results: loaded, failures: [], trained: [], reused: [] } as never);
+    assert.match(text, /loss +runs +accuracy \(95% CI\) +MAP@R \(95% CI\)/);
   });
 });

@@ -4,10 +4,12 @@
  * added, changed or removed, keyed by run id. A sweep of hundreds of runs then sends a row per
  * epoch written, not every row (about 700 bytes each) to every page on every epoch.
  *
- * Every change makes a new version (`BOOT.N`, BOOT a random id of this server process); a delta
- * names the version it applies to (`base`). A page applies a delta to the version it holds
- * (web/rows.ts), drops one it already holds, and fetches the whole table (`/api/runs`) when one
- * does not follow on: a missed event, or another server. The server keeps, per run, its last
+ * Every change makes a new version (`BOOT.N`, BOOT a random id of this server process, the one
+ * its log generations carry); a delta names the version it applies to (`base`). A page applies
+ * a delta to the version it holds (web/rows.ts), drops one it already holds, and fetches the
+ * whole table (`/api/runs`) when one does not follow on (a missed event). The page takes data
+ * only from the server its event stream reaches (the BOOT of the last `runs` event): after a
+ * restart, a late reply of the server before is dropped, never taken for newer. The server keeps, per run, its last
  * row and that row's JSON text (what decides whether it changed; the snapshot is those texts
  * joined), and the order of the ids: no page's copy.
  */
@@ -51,14 +53,17 @@ export interface RunsDelta {
 }
 
 export class RunsTable {
-  private readonly boot = randomBytes(4).toString('hex');
   private n = 0;
   private order: string[] = [];
   private readonly rows = new Map<string, { row: RunInfo; text: string }>();
   private foldersText = '[]';
   private readonly rootsText: string;
 
-  constructor(roots: readonly string[]) {
+  /** `boot`: this server process's id, the one its log generations carry too (tail.ts): the page tells servers apart by it */
+  constructor(
+    roots: readonly string[],
+    private readonly boot = randomBytes(4).toString('hex'),
+  ) {
     this.rootsText = JSON.stringify(roots);
   }
 

@@ -28,6 +28,7 @@
  *   /api/events            server-sent events: runs (the table, first), rows (its changes), log, distances (appended lines), results
  *   /files/ROOT/PATH       a file under served folder number ROOT, read-only
  */
+import { randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -135,9 +136,11 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     for (const res of clients) res.write(text);
   };
   /** the runs table the pages hold: a snapshot on connect, then its changes (rows events) */
-  const table = new RunsTable(roots.map((r) => r.given));
+  /** this process: its runs table's versions and its logs' generations carry it, so a page tells a restarted server's data from the one before's */
+  const boot = randomBytes(4).toString('hex');
+  const table = new RunsTable(roots.map((r) => r.given), boot);
   /** what has been sent of each run's log.jsonl and distances.jsonl (tail.ts): events carry the lines appended since */
-  const tails = new Tails(MAX_JSON_BYTES);
+  const tails = new Tails(MAX_JSON_BYTES, boot);
   /**
    * Read a run's log (or distances) now: lines appended since the last read go to every page at
    * once, before the answer that includes them, so that every line reaches each page in order

@@ -19,7 +19,8 @@
  * A page keeps, per run, the generation and offset it holds (web/chunks.ts), appends a chunk
  * that starts where it stands, and asks for the rest (`at=GEN:OFFSET`) when one does not: after
  * a reconnect, or an event missed. Generations carry a random id of this server process, so
- * offsets from an earlier server are never taken for this one's.
+ * offsets from an earlier server are never taken for this one's; and a page takes chunks only
+ * of the process its event stream reaches, so a late reply of an earlier one is dropped.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
@@ -126,15 +127,20 @@ export const WINDOW = 512;
 const sha1 = (b: Buffer): Buffer => createHash('sha1').update(b).digest();
 
 export class Tails {
-  /** this server process: a page's generation from another one is never matched */
-  private readonly boot = randomBytes(4).toString('hex');
   private count = 0;
   private readonly known = new Map<string, Known>();
   /** bytes read from disk by every read so far (the tests' and the benchmark's measure) */
   bytesRead = 0;
 
-  /** files larger than `maxBytes` are not read (a note says so) */
-  constructor(private readonly maxBytes: number) {}
+  /**
+   * Files larger than `maxBytes` are not read (a note says so). `boot`: this server process's id
+   * (shared with its runs table's versions): a page's generation from another process is never
+   * matched, and a page drops chunks of a process other than the one it is connected to.
+   */
+  constructor(
+    private readonly maxBytes: number,
+    private readonly boot = randomBytes(4).toString('hex'),
+  ) {}
 
   get size(): number {
     return this.known.size;

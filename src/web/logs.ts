@@ -51,7 +51,7 @@ function request(wanted: readonly string[]): void {
 
 /** Merge a log chunk (an answer or an event) into the page's logs; true if the page's log changed. */
 export function mergeLog(c: Chunk<EpochLine>): boolean {
-  const m = merge(state.logs.get(c.id), c);
+  const m = merge(state.logs.get(c.id), c, state.server);
   if (m === 'resync') resyncLogs([c.id]);
   if (typeof m === 'string') return false;
   state.logs.set(c.id, m);

@@ -8,7 +8,7 @@ import './style.css';
 import { renderCurves } from './curves.ts';
 import { renderDistances } from './distances.ts';
 import { embeddingRunChanged, renderEmbedding } from './embedding.ts';
-import { at, type Chunk, merge } from './chunks.ts';
+import { at, type Chunk, merge, serverOf } from './chunks.ts';
 import { mergeLog, onLogsLoaded, resyncLogs } from './logs.ts';
 import { applyRows, newer, type RunsDelta } from './rows.ts';
 import { renderRuns } from './runs.ts';
@@ -86,7 +86,7 @@ async function loadDistances(id: string): Promise<boolean> {
 }
 
 function mergeDistances(c: Chunk<EpochDistances>): boolean {
-  const m = merge(state.distances.get(c.id), c);
+  const m = merge(state.distances.get(c.id), c, state.server);
   if (m === 'resync') void loadDistances(c.id).then((changed) => changed && render(['distances']));
   if (typeof m === 'string') return false;
   state.distances.set(c.id, m);
@@ -134,7 +134,7 @@ let fetching = false;
 const waiting: RunsDelta[] = [];
 
 function takeTable(t: RunsPayload): void {
-  if (!newer(t, table)) return;
+  if (!newer(t, table, state.server)) return;
   table = t;
   void onRuns(t);
 }
@@ -144,7 +144,7 @@ function onRowsEvent(d: RunsDelta): void {
     waiting.push(d);
     return;
   }
-  const m = applyRows(table, d);
+  const m = applyRows(table, d, state.server);
   if (m === 'resync') return void fetchTable();
   if (m !== 'same') takeTable(m);
 }
@@ -170,12 +170,6 @@ function connect(): void {
   es.addEventListener('open', () => {
     live.textContent = 'live';
     live.className = 'live on';
-    // back after a break: lines appended meanwhile were sent to no one; ask for what follows ours
-    if (opened) {
-      resyncLogs([...state.logs.keys()]);
-      for (const id of state.distances.keys()) void loadDistances(id).then((changed) => changed && render(['distances']));
-    }
-    opened = true;
   });
   es.addEventListener('error', () => {
     // EventSource reconnects by itself (the server sets retry: 1000)
@@ -183,7 +177,19 @@ function connect(): void {
     live.className = 'live off';
   });
   // the whole table when the stream opens (and reopens), then only its changes
-  es.addEventListener('runs', (e) => takeTable(JSON.parse((e as MessageEvent<string>).data) as RunsPayload));
+  es.addEventListener('runs', (e) => {
+    const t = JSON.parse((e as MessageEvent<string>).data) as RunsPayload;
+    // the server this stream reaches (a restarted one has another id): from now on, replies and
+    // events of any other are stale; set before asking anything of this one
+    state.server = serverOf(t.version);
+    takeTable(t);
+    // back after a break: lines appended meanwhile were sent to no one; ask for what follows ours
+    if (opened) {
+      resyncLogs([...state.logs.keys()]);
+      for (const id of state.distances.keys()) void loadDistances(id).then((changed) => changed && render(['distances']));
+    }
+    opened = true;
+  });
   es.addEventListener('rows', (e) => onRowsEvent(JSON.parse((e as MessageEvent<string>).data) as RunsDelta));
   es.addEventListener('log', (e) => {
     const l = JSON.parse((e as MessageEvent<string>).data) as Chunk<EpochLine>;

@@ -6,17 +6,20 @@
  * again. No DOM here: the tests apply the server's events with this very function.
  */
 import type { RunsDelta, RunsSnapshot } from '../serve/runsTable.ts';
-import { later } from './chunks.ts';
+import { fromCurrent, later } from './chunks.ts';
 
 export type { RunsDelta, RunsSnapshot };
 
 /**
- * `have` with delta `d` applied; 'same' when `have` already includes it; 'resync' when the page
- * must fetch the whole table (no table yet, a delta missed, another server).
+ * `have` with delta `d` applied; 'same' when `have` already includes it, or when `d` comes from
+ * a server other than `current` (the one the page is connected to: a late event of the server
+ * before a restart); 'resync' when the page must fetch the whole table (no table yet, a delta
+ * missed, a table of an earlier server held).
  */
-export function applyRows(have: RunsSnapshot | undefined, d: RunsDelta): RunsSnapshot | 'same' | 'resync' {
+export function applyRows(have: RunsSnapshot | undefined, d: RunsDelta, current?: string): RunsSnapshot | 'same' | 'resync' {
+  if (!fromCurrent(d.version, current)) return 'same';
   if (!have) return 'resync';
-  if (d.base !== have.version) return later(d.version, have.version) ? 'resync' : 'same';
+  if (d.base !== have.version) return later(d.version, have.version, current) ? 'resync' : 'same';
   const removed = new Set(d.remove);
   const runs = removed.size > 0 ? have.runs.filter((r) => !removed.has(r.id)) : [...have.runs];
   const index = new Map(runs.map((r, i) => [r.id, i]));
@@ -44,8 +47,11 @@ export function applyRows(have: RunsSnapshot | undefined, d: RunsDelta): RunsSna
 
 /**
  * Whether a whole table (an event on connect, or a fetch) should replace the one held: not when
- * it is older than it (a fetch answered before deltas that the page has applied since).
+ * it is older than it (a fetch answered before deltas that the page has applied since), nor
+ * when it comes from a server other than `current` (a fetch the server before a restart
+ * answered late).
  */
-export function newer(snapshot: RunsSnapshot, have: RunsSnapshot | undefined): boolean {
-  return !have || snapshot.version === have.version || later(snapshot.version, have.version);
+export function newer(snapshot: RunsSnapshot, have: RunsSnapshot | undefined, current?: string): boolean {
+  if (!fromCurrent(snapshot.version, current)) return false;
+  return !have || snapshot.version === have.version || later(snapshot.version, have.version, current);
 }

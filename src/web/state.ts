@@ -21,6 +21,8 @@ export type DistancesPayload = Held<EpochDistances>;
 export type ResultsState = { ok: true; kind: 'compare'; results: CompareResults } | { ok: true; kind: 'sweep'; sweep: SweepResults } | { ok: false; message: string };
 
 export const state = {
+  /** the server process the event stream is connected to (its id, from the last `runs` event): data of any other is stale (chunks.ts) */
+  server: undefined as string | undefined,
   roots: [] as string[],
   folders: [] as FolderView[],
   runs: [] as RunInfo[],

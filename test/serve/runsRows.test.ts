@@ -17,7 +17,7 @@ import { RunsTable, type RunsDelta, type RunsSnapshot } from '../../src/serve/ru
 import type { RunInfo } from '../../src/serve/scan.ts';
 import { type Served, startServer } from '../../src/serve/server.ts';
 import { WINDOW } from '../../src/serve/tail.ts';
-import { applyRows } from '../../src/web/rows.ts';
+import { applyRows, newer } from '../../src/web/rows.ts';
 import { ensureWebBuilt, epochLine, getJson, listen, type Received, writeManifest } from './helpers.ts';
 
 const base = mkdtempSync(join(tmpdir(), 'siamese-runsrows-'));
@@ -173,6 +173,33 @@ describe('siamese serve: the runs table sends the rows that changed', () => {
     } finally {
       stream.close();
     }
+  });
+
+  it('across a server restart, the page takes tables and deltas only of the server it is connected to, whichever arrives first', () => {
+    const mk = (id: string, epochsDone: number): RunInfo => ({ id, epochsDone }) as unknown as RunInfo;
+    const oldT = new RunsTable(['r'], 'aa');
+    const newT = new RunsTable(['r'], 'bb');
+    // the old server has counted further than the new one: counters of two processes do not compare
+    for (let e = 1; e <= 5; e++) oldT.update([mk('x', e)], []);
+    const oldSnap = JSON.parse(oldT.snapshotText()) as RunsSnapshot;
+    newT.update([mk('x', 7)], []);
+    const newSnap = JSON.parse(newT.snapshotText()) as RunsSnapshot;
+    const lateDelta = oldT.update([mk('x', 6)], [])!;
+    const lateSnap = JSON.parse(oldT.snapshotText()) as RunsSnapshot;
+    // the new server's runs event (current = bb), then the old server's late /api/runs answer and a late delta
+    assert.ok(newer(newSnap, oldSnap, 'bb'), "the new server's table replaces the old one's");
+    assert.equal(newer(lateSnap, newSnap, 'bb'), false, "the old server's late table is dropped");
+    assert.equal(newer(lateSnap, newSnap), true, '(without knowing the server it would have counted as newer)');
+    assert.equal(newer(lateSnap, undefined, 'bb'), false, 'also with no table held');
+    assert.equal(applyRows(newSnap, lateDelta, 'bb'), 'same', "the old server's late delta is dropped");
+    assert.equal(applyRows(undefined, lateDelta, 'bb'), 'same');
+    const d = newT.update([mk('x', 8)], [])!;
+    assert.equal((applyRows(newSnap, d, 'bb') as RunsSnapshot).runs[0]!.epochsDone, 8, "the new server's deltas apply");
+    // the reverse order: the late answer while still connected to the old server, then the new server's table
+    assert.ok(newer(lateSnap, oldSnap, 'aa'));
+    assert.deepEqual((applyRows(oldSnap, lateDelta, 'aa') as RunsSnapshot).runs, lateSnap.runs);
+    assert.ok(newer(newSnap, lateSnap, 'bb'), "then the new server's table replaces it");
+    assert.equal(applyRows(lateSnap, d, 'bb'), 'resync', "a delta of the new server on the old table: the whole table");
   });
 
   it('a reconnect brings the whole table, changes made meanwhile included', async () => {

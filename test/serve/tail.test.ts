@@ -139,6 +139,31 @@ describe('serve: incremental JSON lines', () => {
     assert.equal(merge(undefined, c(10, 20)), 'ignore', 'a run the page does not hold');
   });
 
+  it('across a server restart, the page takes chunks only of the server it is connected to, whichever arrives first', () => {
+    const c = (from: number, to: number, gen: string, reset = false): Chunk<number> => ({ id: 'r', gen, from, to, reset, epochs: [to], skipped: [], note: null });
+    const old = 'aa';
+    const now = 'bb';
+    // the page held the old server's generation aa.5, up to byte 10
+    const h = merge(undefined, c(0, 10, 'aa.5', true), old) as Held<number>;
+    // the new server's runs event (current = bb), its reset, then a late reply of the old server
+    // (a slow at= request answered before it stopped: a higher counter of another process)
+    const fresh = merge(h, c(0, 30, 'bb.1', true), now) as Held<number>;
+    assert.deepEqual([fresh.gen, fresh.epochs], ['bb.1', [30]], "the new server's reset replaces");
+    assert.equal(merge(fresh, c(0, 40, 'aa.9', true), now), 'same', "the old server's late whole file is dropped");
+    assert.equal(merge(fresh, c(30, 40, 'aa.9')), 'resync', '(without knowing the server it would have counted as later)');
+    assert.equal(merge(fresh, c(10, 20, 'aa.5'), now), 'same', "the old server's late append to what the page held before");
+    assert.equal(merge(undefined, c(0, 40, 'aa.9', true), now), 'same', 'nor taken for a run the page does not hold');
+    assert.deepEqual((merge(fresh, c(30, 35, 'bb.1'), now) as Held<number>).epochs, [30, 35], "the new server's next lines follow on");
+    // the reverse order: the old server's late reply while the page is still connected to it, then the new server's reset
+    const late = merge(h, c(0, 40, 'aa.9', true), old) as Held<number>;
+    assert.deepEqual([late.gen, late.epochs], ['aa.9', [40]], 'still the current server: taken');
+    const after = merge(late, c(0, 30, 'bb.1', true), now) as Held<number>;
+    assert.deepEqual([after.gen, after.epochs], ['bb.1', [30]], "then the new server's reset replaces it");
+    assert.equal(merge(after, c(0, 40, 'aa.9', true), now), 'same');
+    // an append of the new server to the old generation held: ask for what follows (a whole file comes back)
+    assert.equal(merge(late, c(30, 35, 'bb.1'), now), 'resync');
+  });
+
   it('an append reads the two hashed windows and the new bytes; a resume from an earlier epoch is read whole as a reset', () => {
     const path = join(dir, 'cost');
     const log = (from: number, to: number, loss = 0): string => Array.from({ length: to - from + 1 }, (_, i) => JSON.stringify({ ...epochLine(from + i), loss: loss + from + i }) + '\n').join('');

@@ -4,6 +4,12 @@
  * what fs.watch misses (network file systems, a watcher limit reached, a file replaced by a
  * rename, which the trainer's atomic writes do every epoch). The page never polls: it gets
  * these changes as server-sent events.
+ *
+ * A watcher's event names its folder: one in a run's folder (an epoch written) re-stats that
+ * run's four files alone, a constant cost whatever the number of runs; one in any other watched
+ * folder (a run folder added or removed, a folder's results.json) rediscovers the folders, about
+ * one call per run folder (scan.ts). The poll does the full rescan, once per interval, whatever
+ * the number of epochs written meanwhile.
  */
 import { existsSync, type FSWatcher, statSync, watch } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -43,12 +49,18 @@ export interface Changes {
   results: string[];
   /** runs whose distances.jsonl changed */
   distances: string[];
+  /** the set of runs changed (one appeared or vanished): what the server keeps per run is pruned then */
+  set: boolean;
 }
 
 const RUN_FILES = ['manifest.json', 'log.jsonl', 'result.json', 'distances.jsonl'] as const;
 const FOLDER_FILES = ['results.json', 'compare.json', 'sweep.json'] as const;
 
+/** stat calls made for signatures (the tests' and the benchmark's measure of a change's cost) */
+export const signatureCalls = { count: 0 };
+
 function signature(p: string): string {
+  signatureCalls.count++;
   try {
     const s = statSync(p);
     return `${s.ino}:${s.size}:${s.mtimeMs}`;
@@ -59,7 +71,20 @@ function signature(p: string): string {
 
 export class Monitor {
   private discovery: Discovery = { folders: [], runs: [] };
-  private readonly sigs = new Map<string, string>();
+  /** per run: its folder and the signatures of RUN_FILES there, dropped with the run */
+  private readonly runSigs = new Map<string, { dir: string; sigs: string[] }>();
+  /** per compare or sweep folder: its folder and the signatures of FOLDER_FILES, dropped with the folder */
+  private readonly folderSigs = new Map<string, { dir: string; sigs: string[] }>();
+  /** the runs discovered, by id */
+  private runIndex = new Map<string, Discovery['runs'][number]>();
+  /** run folder -> run id: a watcher event there concerns that run alone */
+  private runByDir = new Map<string, string>();
+  /** runs whose folder had a watcher event since the last look */
+  private readonly dirty = new Set<string>();
+  /** a watched folder other than a run's had an event: the folders are discovered again */
+  private rediscover = false;
+  /** how often each kind of look ran (for the tests): full rescans, and runs re-statted alone */
+  readonly counts = { rescans: 0, runChecks: 0 };
   private readonly infos = new Map<string, RunInfo>();
   /** per run: what its row is built from (a few fields of each file; no log lines) */
   private readonly parts = new Map<string, RunParts>();
@@ -153,43 +178,99 @@ export class Monitor {
   }
 
   run(id: string): Discovery['runs'][number] | undefined {
-    return this.discovery.runs.find((r) => r.id === id);
+    return this.runIndex.get(id);
   }
 
   folder(id: string): FolderRef | undefined {
     return this.discovery.folders.find((f) => f.id === id);
   }
 
-  /** Rescan now and report; called by fs.watch (debounced) and the poll. */
+  /** Signatures held (files tracked): the runs' and folders' that are still served, no others. */
+  get signatureCount(): number {
+    let n = 0;
+    for (const m of [this.runSigs, this.folderSigs]) for (const v of m.values()) n += v.sigs.length;
+    return n;
+  }
+
+  /** The full rescan now, and report; the poll calls it. */
   tick(): void {
     if (this.stopped) return;
-    const c = this.scan();
+    this.dirty.clear();
+    this.rediscover = false;
+    this.report(this.scan());
+  }
+
+  /**
+   * A watcher's event in folder `dir`: a run's folder marks that run for a look, any other folder
+   * a rediscovery; the look follows shortly (one for the several files an epoch writes).
+   */
+  changedIn(dir: string): void {
+    if (this.stopped) return;
+    const id = this.runByDir.get(dir);
+    if (id !== undefined) this.dirty.add(id);
+    else this.rediscover = true;
+    this.soon();
+  }
+
+  /** What the watchers marked: the runs marked re-statted alone, or a full rescan if a folder's entries changed. */
+  flush(): void {
+    if (this.stopped) return;
+    const changes = this.emptyChanges();
+    for (const id of this.rediscover ? [] : this.dirty) {
+      const r = this.runIndex.get(id);
+      if (!r) continue;
+      this.checkRun(r, new Set(), changes);
+      // its manifest.json is gone (or its folder): perhaps no run any more, the set is found again
+      if (this.runSigs.get(id)!.sigs[0] === '-') this.rediscover = true;
+    }
+    this.dirty.clear();
+    if (this.rediscover) {
+      this.rediscover = false;
+      const c = this.scan();
+      // what the looks before found (lines read from a log) must still reach the pages
+      changes.runs ||= c.runs;
+      changes.set ||= c.set;
+      changes.logs.push(...c.logs);
+      changes.logChunks.push(...c.logChunks);
+      changes.results.push(...c.results);
+      changes.distances.push(...c.distances);
+    }
+    this.report(changes);
+  }
+
+  private report(c: Changes): void {
     if (c.runs || c.logs.length > 0 || c.results.length > 0 || c.distances.length > 0) this.onChange(c);
   }
 
+  private emptyChanges(): Changes {
+    return { runs: false, logs: [], logChunks: [], results: [], distances: [], set: false };
+  }
+
   private scan(): Changes {
+    this.counts.rescans++;
     const before = new Set(this.discovery.runs.map((r) => r.id));
     this.discovery = discover(this.roots);
-    const changes: Changes = { runs: false, logs: [], logChunks: [], results: [], distances: [] };
+    this.runIndex = new Map(this.discovery.runs.map((r) => [r.id, r]));
+    const changes = this.emptyChanges();
     /** folders whose loss entries were read again: their runs' labels may differ */
     const relabel = new Set<string>();
     const now = new Set(this.discovery.runs.map((r) => r.id));
     const setChanged = now.size !== before.size || [...now].some((id) => !before.has(id));
-    if (setChanged) changes.runs = true;
+    if (setChanged) changes.runs = changes.set = true;
 
     const entries = this.entries;
     for (const f of this.discovery.folders) {
       let changed = !entries.has(f.id);
-      for (const name of FOLDER_FILES) {
-        const p = join(f.dir, name);
-        const s = signature(p);
-        if (this.sigs.get(p) !== s) {
-          this.sigs.set(p, s);
+      const had = this.folderSigs.get(f.id);
+      const sigs = FOLDER_FILES.map((name) => signature(join(f.dir, name)));
+      FOLDER_FILES.forEach((name, i) => {
+        if (had?.dir !== f.dir || had.sigs[i] !== sigs[i]) {
           if (name === 'results.json') changes.results.push(f.id);
           changes.runs = true;
           changed = true;
         }
-      }
+      });
+      this.folderSigs.set(f.id, { dir: f.dir, sigs });
       // parsed only when changed: results.json can be megabytes, and the poll runs every second
       if (changed) {
         relabel.add(f.id);
@@ -204,52 +285,59 @@ export class Monitor {
     for (const m of [this.resultTexts, this.resultKinds, this.outlines, entries]) {
       for (const id of [...m.keys()]) if (!this.discovery.folders.some((f) => f.id === id)) m.delete(id);
     }
-    for (const r of this.discovery.runs) {
-      const had = this.parts.get(r.id);
-      const changed = new Set<string>();
-      for (const name of RUN_FILES) {
-        const p = join(r.dir, name);
-        const s = signature(p);
-        if (this.sigs.get(p) !== s || !had) {
-          this.sigs.set(p, s);
-          changed.add(name);
-        }
-      }
-      if (changed.has('distances.jsonl')) changes.distances.push(r.id);
-      if (changed.size === 0 && !(r.folder !== null && relabel.has(r.folder))) continue;
-      // only the files that changed are read; the log from where its last read ended (tail.ts)
-      const parts: RunParts = had ? { ...had } : ({} as RunParts);
-      if (changed.has('manifest.json')) {
-        const { bytes, ...m } = readManifestPart(r.dir);
-        this.bytesRead += bytes;
-        parts.manifest = m;
-      }
-      if (changed.has('result.json')) {
-        const { bytes, ...m } = readResultPart(r.dir);
-        this.bytesRead += bytes;
-        parts.result = m;
-      }
-      if (changed.has('log.jsonl')) {
-        const key = `${r.id}\nlog`;
-        const t = this.tails.read(key, r.id, join(r.dir, 'log.jsonl'), LOG_LINES);
-        changes.logs.push(r.id);
-        if (t.changed) changes.logChunks.push(t.changed);
-        const s = this.tails.state<LogSummary>(key)!;
-        parts.log = { summary: s.carry, note: s.note };
-      }
-      if (changed.has('distances.jsonl')) parts.distances = isFile(join(r.dir, 'distances.jsonl'));
-      this.parts.set(r.id, parts);
-      this.infos.set(r.id, runRow(r, this.roots, r.folder ? entries.get(r.folder) : undefined, parts));
-      changes.runs = true;
-    }
+    for (const r of this.discovery.runs) this.checkRun(r, relabel, changes);
     for (const id of [...this.infos.keys()]) {
       if (!now.has(id)) {
         this.infos.delete(id);
         this.parts.delete(id);
       }
     }
+    // what is kept per run or folder goes with it (a long session sees many sweeps come and go)
+    for (const id of [...this.runSigs.keys()]) if (!now.has(id)) this.runSigs.delete(id);
+    const folderIds = new Set(this.discovery.folders.map((f) => f.id));
+    for (const id of [...this.folderSigs.keys()]) if (!folderIds.has(id)) this.folderSigs.delete(id);
     this.rewatch();
     return changes;
+  }
+
+  /** Stat one run's files; read those that changed and rebuild its row (also when its folder's loss entries were read again). */
+  private checkRun(r: Discovery['runs'][number], relabel: ReadonlySet<string>, changes: Changes): void {
+    this.counts.runChecks++;
+    const entries = this.entries;
+    const had = this.parts.get(r.id);
+    const hadSigs = this.runSigs.get(r.id);
+    const sigs = RUN_FILES.map((name) => signature(join(r.dir, name)));
+    const changed = new Set<string>();
+    RUN_FILES.forEach((name, i) => {
+      if (!had || hadSigs?.dir !== r.dir || hadSigs.sigs[i] !== sigs[i]) changed.add(name);
+    });
+    this.runSigs.set(r.id, { dir: r.dir, sigs });
+    if (changed.has('distances.jsonl')) changes.distances.push(r.id);
+    if (changed.size === 0 && !(r.folder !== null && relabel.has(r.folder))) return;
+    // only the files that changed are read; the log from where its last read ended (tail.ts)
+    const parts: RunParts = had ? { ...had } : ({} as RunParts);
+    if (changed.has('manifest.json')) {
+      const { bytes, ...m } = readManifestPart(r.dir);
+      this.bytesRead += bytes;
+      parts.manifest = m;
+    }
+    if (changed.has('result.json')) {
+      const { bytes, ...m } = readResultPart(r.dir);
+      this.bytesRead += bytes;
+      parts.result = m;
+    }
+    if (changed.has('log.jsonl')) {
+      const key = `${r.id}\nlog`;
+      const t = this.tails.read(key, r.id, join(r.dir, 'log.jsonl'), LOG_LINES);
+      changes.logs.push(r.id);
+      if (t.changed) changes.logChunks.push(t.changed);
+      const s = this.tails.state<LogSummary>(key)!;
+      parts.log = { summary: s.carry, note: s.note };
+    }
+    if (changed.has('distances.jsonl')) parts.distances = isFile(join(r.dir, 'distances.jsonl'));
+    this.parts.set(r.id, parts);
+    this.infos.set(r.id, runRow(r, this.roots, r.folder ? entries.get(r.folder) : undefined, parts));
+    changes.runs = true;
   }
 
   /** One non-recursive watcher per known folder (recursive fs.watch is unreliable on Linux in Node 20). */
@@ -259,6 +347,7 @@ export class Monitor {
       dirs.add(f.dir);
       dirs.add(join(f.dir, 'runs'));
     }
+    this.runByDir = new Map(this.discovery.runs.map((r) => [r.dir, r.id]));
     for (const r of this.discovery.runs) {
       dirs.add(r.dir);
       // a sweep's new trial folders appear in runs/<loss>/, its new folds in runs/<loss>/trial<NN>/
@@ -276,7 +365,7 @@ export class Monitor {
     for (const d of dirs) {
       if (this.watchers.has(d)) continue;
       try {
-        const w = watch(d, { persistent: false }, () => this.soon());
+        const w = watch(d, { persistent: false }, () => this.changedIn(d));
         w.on('error', () => {
           // the folder vanished or the watcher limit was hit: the poll still sees changes
           w.close();
@@ -291,10 +380,10 @@ export class Monitor {
 
   private soon(): void {
     if (this.stopped || this.debounce) return;
-    // an epoch touches several files in a row (checkpoint, weights, log, manifest): one rescan
+    // an epoch touches several files in a row (checkpoint, weights, log, manifest): one look
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
-      this.tick();
+      this.flush();
     }, 50);
   }
 }

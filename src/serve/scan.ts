@@ -64,12 +64,21 @@ export interface Discovery {
 const idOf = (root: number, rel: string): string => `${root}:${rel}`;
 const joinRel = (a: string, b: string): string => (a === '' ? b : `${a}/${b}`);
 
-function subdirs(dir: string): string[] {
+/**
+ * Calls to the file system that discovery made (stat, readdir, realpath), for the tests and the
+ * benchmark: a rescan costs about one per run folder, which is why the monitor rescans only when
+ * a folder's entries change (monitor.ts).
+ */
+export const discoveryCalls = { count: 0 };
+
+/** A folder's subfolders (and links, which may lead to one), sorted by name. */
+function subdirs(dir: string): { name: string; link: boolean }[] {
+  discoveryCalls.count++;
   try {
     return readdirSync(dir, { withFileTypes: true })
       .filter((e) => (e.isDirectory() || e.isSymbolicLink()) && !e.name.startsWith('.') && e.name !== 'node_modules')
-      .map((e) => e.name)
-      .sort();
+      .map((e) => ({ name: e.name, link: e.isSymbolicLink() }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   } catch {
     return [];
   }
@@ -91,59 +100,73 @@ export function discover(roots: readonly Root[]): Discovery {
   const seen = new Set<string>();
 
   const realInside = (root: Root, p: string): string | null => {
+    discoveryCalls.count++;
     try {
-      const r = realpathSync(p);
+      // the native call: one system call, where the JavaScript one lstats every component
+      const r = realpathSync.native(p);
       return isInside(root.real, r) ? r : null;
     } catch {
       return null;
     }
   };
+  /**
+   * Entry `e` of real folder `dir`: a folder entry is a real path already (no call), a link is
+   * resolved and must stay inside the root. Only links cost a call per run folder.
+   */
+  const entryInside = (root: Root, dir: string, e: { name: string; link: boolean }): string | null => (e.link ? realInside(root, join(dir, e.name)) : join(dir, e.name));
+  const isFileCounted = (p: string): boolean => {
+    discoveryCalls.count++;
+    return isFile(p);
+  };
 
   const visit = (ri: number, dir: string, rel: string, depth: number): void => {
     if (++visits > MAX_VISITS || seen.has(dir)) return;
     seen.add(dir);
-    if (isFile(join(dir, 'manifest.json'))) {
+    if (isFileCounted(join(dir, 'manifest.json'))) {
       runs.push({ id: idOf(ri, rel), folder: null, root: ri, rel, dir });
       return;
     }
     // before results.json: a sweep has one too (kind "sweep"), and its runs lie two levels deeper
-    if (isFile(join(dir, 'sweep.json'))) {
+    if (isFileCounted(join(dir, 'sweep.json'))) {
       const folder: FolderRef = { id: idOf(ri, rel), kind: 'sweep', root: ri, rel, dir };
       folders.push(folder);
-      const add = (runDir: string, runRel: string, place: SweepPlace): void => {
-        const r = realInside(roots[ri]!, runDir);
-        if (r && isFile(join(r, 'manifest.json'))) runs.push({ id: idOf(ri, joinRel(rel, runRel)), folder: folder.id, sweep: place, root: ri, rel: joinRel(rel, runRel), dir: r });
+      const add = (parent: string, e: { name: string; link: boolean }, runRel: string, place: SweepPlace): void => {
+        const r = entryInside(roots[ri]!, parent, e);
+        if (r && isFileCounted(join(r, 'manifest.json'))) runs.push({ id: idOf(ri, joinRel(rel, runRel)), folder: folder.id, sweep: place, root: ri, rel: joinRel(rel, runRel), dir: r });
       };
       const runsDir = realInside(roots[ri]!, join(dir, 'runs'));
-      for (const lossId of runsDir ? subdirs(runsDir) : []) {
-        const lossDir = realInside(roots[ri]!, join(runsDir!, lossId));
+      for (const le of runsDir ? subdirs(runsDir) : []) {
+        const lossId = le.name;
+        const lossDir = entryInside(roots[ri]!, runsDir!, le);
         if (!lossDir) continue;
-        for (const name of subdirs(lossDir)) {
+        for (const te of subdirs(lossDir)) {
+          const name = te.name;
           if (++visits > MAX_VISITS) break;
           const trial = /^trial(\d+)$/.exec(name);
           const final = /^(tuned|default)-seed(\d+)$/.exec(name);
           if (trial) {
-            const trialDir = realInside(roots[ri]!, join(lossDir, name));
-            for (const fold of trialDir ? subdirs(trialDir) : []) {
+            const trialDir = entryInside(roots[ri]!, lossDir, te);
+            for (const fe of trialDir ? subdirs(trialDir) : []) {
+              const fold = fe.name;
               const k = /^fold(\d+)$/.exec(fold);
-              if (k) add(join(trialDir!, fold), `runs/${lossId}/${name}/${fold}`, { lossId, kind: 'trial', trial: Number(trial[1]), fold: Number(k[1]) });
+              if (k) add(trialDir!, fe, `runs/${lossId}/${name}/${fold}`, { lossId, kind: 'trial', trial: Number(trial[1]), fold: Number(k[1]) });
             }
           } else if (final) {
-            add(join(lossDir, name), `runs/${lossId}/${name}`, { lossId, kind: final[1] as 'tuned' | 'default', seed: Number(final[2]) });
+            add(lossDir, te, `runs/${lossId}/${name}`, { lossId, kind: final[1] as 'tuned' | 'default', seed: Number(final[2]) });
           }
         }
       }
       return;
     }
-    if (isFile(join(dir, 'results.json')) || isFile(join(dir, 'compare.json'))) {
+    if (isFileCounted(join(dir, 'results.json')) || isFileCounted(join(dir, 'compare.json'))) {
       const folder: FolderRef = { id: idOf(ri, rel), kind: 'compare', root: ri, rel, dir };
       folders.push(folder);
       const runsDir = realInside(roots[ri]!, join(dir, 'runs'));
       if (runsDir) {
-        for (const name of subdirs(runsDir)) {
-          const r = realInside(roots[ri]!, join(runsDir, name));
-          if (r && isFile(join(r, 'manifest.json'))) {
-            const runRel = joinRel(rel, `runs/${name}`);
+        for (const e of subdirs(runsDir)) {
+          const r = entryInside(roots[ri]!, runsDir, e);
+          if (r && isFileCounted(join(r, 'manifest.json'))) {
+            const runRel = joinRel(rel, `runs/${e.name}`);
             runs.push({ id: idOf(ri, runRel), folder: folder.id, root: ri, rel: runRel, dir: r });
           }
         }
@@ -151,9 +174,9 @@ export function discover(roots: readonly Root[]): Discovery {
       return;
     }
     if (depth >= MAX_DEPTH) return;
-    for (const name of subdirs(dir)) {
-      const r = realInside(roots[ri]!, join(dir, name));
-      if (r) visit(ri, r, joinRel(rel, name), depth + 1);
+    for (const e of subdirs(dir)) {
+      const r = entryInside(roots[ri]!, dir, e);
+      if (r) visit(ri, r, joinRel(rel, e.name), depth + 1);
     }
   };
   roots.forEach((root, ri) => visit(ri, root.real, '', 0));

@@ -167,7 +167,8 @@ export async function startServer(o: ServeOptions): Promise<Served> {
       ...(f.kind === 'sweep' ? { outline: monitor.outlines.get(f.id) ?? null } : {}),
     }));
   const onChange = (c: Changes): void => {
-    if (c.runs) {
+    // runs vanished: forget their logs' records (an epoch written changes no run set: no O(runs) work)
+    if (c.set) {
       const ids = new Set(monitor.runs().map((r) => r.id));
       tails.prune((key) => ids.has(key.slice(0, key.lastIndexOf('\n'))));
     }

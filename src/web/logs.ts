@@ -5,7 +5,7 @@
  * the lines appended (main.ts); after a gap (a reconnect) the page asks for the lines after
  * those it holds (`at=GEN:OFFSET`), not the whole log again.
  */
-import { at, type Chunk, merge } from './chunks.ts';
+import { at, type Chunk, fromCurrent, merge } from './chunks.ts';
 import { type EpochLine, getJson, type RunInfo, state } from './state.ts';
 
 /** runs per request: the server's MAX_LOGS */
@@ -14,6 +14,13 @@ const BATCH = 64;
 const MAX_URL = 6000;
 
 const pending = new Set<string>();
+/** runs whose answer came from a server other than the current one, asked again once since the last `runs` event */
+const retried = new Set<string>();
+
+/** A `runs` event came (a connection, perhaps to a restarted server): answers dropped as stale may be asked for again. */
+export function logsConnected(): void {
+  retried.clear();
+}
 let loaded: () => void = () => undefined;
 
 /** What to do once a batch has arrived (main.ts redraws the views that use logs). */
@@ -66,6 +73,11 @@ async function fetchBatch(ids: string[], url: string): Promise<void> {
     for (const id of ids) pending.delete(id);
     // events may have brought newer lines while this request was out: merge keeps the newest
     for (const l of logs) if (mergeLog(l)) got++;
+    // answered by the server before a restart, arriving late: dropped, and asked of the current one
+    // (once: while the event stream has not reached a newer server yet, its runs event asks again)
+    const stale = logs.filter((l) => !fromCurrent(l.gen, state.server) && !retried.has(l.id)).map((l) => l.id);
+    for (const id of stale) retried.add(id);
+    if (stale.length > 0) queueMicrotask(() => request(stale.filter((id) => !pending.has(id))));
   } catch {
     // the server went away: the event stream reconnects, and its runs event draws (and asks) again
   } finally {

@@ -8,8 +8,8 @@ import './style.css';
 import { renderCurves } from './curves.ts';
 import { renderDistances } from './distances.ts';
 import { embeddingRunChanged, renderEmbedding } from './embedding.ts';
-import { at, type Chunk, merge, serverOf } from './chunks.ts';
-import { mergeLog, onLogsLoaded, resyncLogs } from './logs.ts';
+import { at, type Chunk, fromCurrent, merge, serverOf } from './chunks.ts';
+import { logsConnected, mergeLog, onLogsLoaded, resyncLogs } from './logs.ts';
 import { applyRows, newer, type RunsDelta } from './rows.ts';
 import { renderRuns } from './runs.ts';
 import { renderShapes } from './shapes.ts';
@@ -75,10 +75,13 @@ function show(name: string): void {
 }
 
 /** a run's distances: the whole file, or what follows the lines the page holds; true if they changed */
-async function loadDistances(id: string): Promise<boolean> {
+async function loadDistances(id: string, again = true): Promise<boolean> {
   const have = state.distances.get(id);
   try {
-    return mergeDistances(await getJson<Chunk<EpochDistances>>(`/api/distances?run=${encodeURIComponent(id)}${have ? `&at=${encodeURIComponent(at(have))}` : ''}`));
+    const c = await getJson<Chunk<EpochDistances>>(`/api/distances?run=${encodeURIComponent(id)}${have ? `&at=${encodeURIComponent(at(have))}` : ''}`);
+    // a late answer of the server before a restart is dropped: asked once more, of the current one
+    if (!fromCurrent(c.gen, state.server)) return again ? loadDistances(id, false) : false;
+    return mergeDistances(c);
   } catch {
     // the run vanished meanwhile: the next runs event drops it
     return false;
@@ -182,6 +185,7 @@ function connect(): void {
     // the server this stream reaches (a restarted one has another id): from now on, replies and
     // events of any other are stale; set before asking anything of this one
     state.server = serverOf(t.version);
+    logsConnected();
     takeTable(t);
     // back after a break: lines appended meanwhile were sent to no one; ask for what follows ours
     if (opened) {

@@ -388,8 +388,8 @@ test('lossOnBatch on an empty batch: every loss 0 with an empty gradient, and a 
     const proxy = ['arcface', 'cosface', 'proxy-anchor'].includes(name);
     for (const opts of proxy ? [{ weights }, {}] : [{}]) {
       const classes = opts.weights ? 3 : 1;
-      const runs = [['reference', reference(() => lossOnBatch(name, new Float32Array(0), new Int32Array(0), dim, opts))] as const];
-      if (kernels) runs.push(['native', lossOnBatch(name, new Float32Array(0), new Int32Array(0), dim, opts)] as const);
+      const runs: [string, ReturnType<typeof lossOnBatch>][] = [['reference', reference(() => lossOnBatch(name, new Float32Array(0), new Int32Array(0), dim, opts))]];
+      if (kernels) runs.push(['native', lossOnBatch(name, new Float32Array(0), new Int32Array(0), dim, opts)]);
       for (const [path, r] of runs) {
         const what = `${name} (${path}, ${classes} class${classes > 1 ? 'es' : ''})`;
         assert.equal(r.loss, 0, what);

@@ -96,7 +96,7 @@ export { suggest as suggestTrial, type Observation, type SearchDim } from './exp
 export { planSweep, runSweep, type SweepOptions, type SweepOutcome, type SweepPlan, type SweepResults } from './experiments/sweep.ts';
 export { type Costs, type Estimate, estimateBasis, estimateWords } from './experiments/estimate.ts';
 export { writeSweepReport } from './viz/sweepReport.ts';
-export { differencesHeading, type SweepVerdict, sweepVerdict, verdictText } from './viz/sweepVerdict.ts';
+export { differencesHeading, type SweepVerdict, sweepVerdict, verdictDifferences, verdictText } from './viz/sweepVerdict.ts';
 export { type ExperimentResults, isSweepResults, readCompareResults, readResults } from './viz/readResults.ts';
 export { tryExperimentReport, writeExperimentReport } from './viz/experimentReport.ts';
 

@@ -10,6 +10,7 @@ import type { TrainConfig } from '../train/config.ts';
 import { count } from '../words.ts';
 import { collectParam, floatArg, intArg, type LossCliOptions, lossParamsFrom } from './options.ts';
 import { freeRunDir } from './runDirName.ts';
+import { endQuietlyOnClosedOutput } from './signals.ts';
 import { translateSeedArgs } from './seedCompat.ts';
 
 /** how every --queue option says what it takes */
@@ -463,6 +464,7 @@ export function buildProgram(): Command {
 
 /** Run the CLI: one line on stderr and a non-zero exit code for every error, never a stack trace. */
 export async function main(argv: string[]): Promise<void> {
+  endQuietlyOnClosedOutput();
   const debug = argv.includes('--debug');
   const program = buildProgram();
   let stderrBuf = '';

@@ -48,6 +48,8 @@ export function onStopSignal(o: StopSignalOptions = {}): StopSignal {
     release();
     if (why === 'parent') {
       // the terminal or pipe npm held may be gone: a failed write must not crash the clean stop
+      // (nor end it early through endQuietlyOnClosedOutput)
+      outputGone = true;
       process.stdout.on('error', () => undefined);
       process.stderr.on('error', () => undefined);
     }
@@ -109,4 +111,35 @@ export function onGridStop(progress: { log(text: string): void; stop(): void }, 
       process.off('SIGTERM', onSignal);
     },
   };
+}
+
+/** 128 + SIGPIPE: what a shell reports for a program that wrote into a pipe nobody reads. */
+export const CLOSED_OUTPUT_EXIT = 141;
+
+let closedOutputHandled = false;
+/** set by a stop after npm vanished: that stop finishes its work and ignores failed writes */
+let outputGone = false;
+
+/**
+ * `siamese ... | head`: once the reader has quit, every write to stdout fails with EPIPE, which
+ * Node raises as an unhandled 'error' event (a stack trace). A C program would be killed by
+ * SIGPIPE; Node ignores that signal and cannot restore it, so end the same way by hand: at once,
+ * silently, with the exit code a shell shows for SIGPIPE (as `git log | head` does), so that
+ * `set -o pipefail` scripts still learn that the output was cut short. A training stopped this way
+ * keeps its last finished epoch, as after a kill. Installed once per process (main may run twice).
+ */
+export function endQuietlyOnClosedOutput(): void {
+  if (closedOutputHandled) return;
+  closedOutputHandled = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (outputGone) return;
+    if (e.code === 'EPIPE') process.exit(CLOSED_OUTPUT_EXIT);
+    // another failure of the output itself: one line on stderr, not a stack trace
+    process.stderr.write(`siamese: cannot write the output: ${e.message}\n`);
+    process.exit(1);
+  });
+  // `2>&1 | head`, or a failing stderr: nowhere left to say anything
+  process.stderr.on('error', (e: NodeJS.ErrnoException) => {
+    if (!outputGone) process.exit(e.code === 'EPIPE' ? CLOSED_OUTPUT_EXIT : 1);
+  });
 }

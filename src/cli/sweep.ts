@@ -1,7 +1,7 @@
 import type { SweepOptions, SweepOutcome, SweepPlan, SweepResults } from '../experiments/sweep.ts';
 import { planSweep, runSweep } from '../experiments/sweep.ts';
 import { estimateBasis, estimateWords } from '../experiments/estimate.ts';
-import { differencesHeading, sweepVerdict } from '../viz/sweepVerdict.ts';
+import { sweepVerdict, verdictDifferences } from '../viz/sweepVerdict.ts';
 import { count } from '../words.ts';
 import { CompareProgress } from './compare.ts';
 import type { ReportFiles } from '../viz/report.ts';
@@ -91,8 +91,8 @@ export function summaryText(o: SweepCommandOutcome): string {
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const fmt = (row: string[]): string => row.map((c, i) => c.padEnd(width[i]!)).join('  ').trimEnd();
   const v = sweepVerdict(r);
-  const items = [...v.tuned.map((x) => `  tuned: ${x}`), ...v.untuned.map((x) => `  at the defaults: ${x}`)];
-  const lines = ['', fmt(head), fmt(width.map((w) => '-'.repeat(w))), ...rows.map(fmt), '', v.summary, differencesHeading(v), ...(items.length ? items : ['  none'])];
+  const d = verdictDifferences(v);
+  const lines = ['', fmt(head), fmt(width.map((w) => '-'.repeat(w))), ...rows.map(fmt), '', v.summary, ...(d ? [d.heading, ...d.items.map((x) => `  ${x}`)] : [])];
   if (o.failures.length) {
     lines.push('', `failed (${o.failures.length}):`, ...o.failures.map((f) => `  ${f.key}: ${f.message}`));
   }

@@ -129,12 +129,14 @@ export function trainingWork(
   const split = config.split ?? 'pairs';
   let sizes = cache.get(split);
   if (!sizes) cache.set(split, (sizes = splitSizes(ds, split)));
-  const testImages = config.testPairs > 0 ? Math.min(sizes.testImages, config.testPairs) : sizes.testImages;
   return {
     lossId,
     epochs: opts.epochs,
     batchesPerEpoch: epochBatches(config, epochKind(lossKind, config.miner), sizes.trainLabels),
-    testImages,
+    // the whole test split, whatever config.testPairs: the trainer embeds every test image after
+    // each epoch and in the final evaluation (retrieval ranks them all); testPairs only shortens
+    // the list of pairs whose distances it then reads
+    testImages: sizes.testImages,
     snapshotImages: Math.min(opts.snapshotImages, sizes.testImages),
     retrieval: opts.retrieval,
   };

@@ -238,6 +238,8 @@ export function pairwiseBatchLoss(
   const pair = native ? { kind: native.kind, params: Float64Array.from(native.params) } : null;
   return (emb, labels, dim, _weights, ws) => {
     const n = checkBatch(name, emb, labels, dim);
+    // no embeddings, no pairs: a zero loss (as pytorch-metric-learning gives), not a mean over none
+    if (n === 0) return { loss: 0, grad: new Float32Array(0), similarities: new Float64Array(0) };
     const k = pair ? nativeFor(emb) : null;
     // (the addon's limits: 46340 labels, n x dim below 2^29; past them, or with labels that are
     // not int32 values, the reference)
@@ -304,6 +306,9 @@ export function proxyBatchLoss(
       const y = labels[i]!;
       if (!Number.isInteger(y) || y < 0 || y >= classes) throw new DataError(`${name}: label ${y} is not a class index in [0, ${classes})`);
     }
+    // no embeddings: a zero loss (as pytorch-metric-learning gives), not a mean over none; the
+    // class weights, which nothing pulled, a zero gradient
+    if (n === 0) return { loss: 0, grad: new Float32Array(0), weightsGrad: new Float32Array(classes * dim) };
     // (the addon's limits: n and classes up to 2^20, n x dim and classes x dim below 2^29; past them the reference)
     const fits = n > 0 && n <= 2 ** 20 && classes <= 2 ** 20 && n * dim < 2 ** 29 && classes * dim < 2 ** 29 && n * classes < 2 ** 31;
     const k = native && fits ? nativeFor(emb, weights) : null;

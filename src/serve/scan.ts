@@ -549,6 +549,10 @@ export function rowsFromResults(folder: FolderRef, results: CompareResults, pres
     if (present.has(key)) continue;
     const l = labels.get(r.lossId);
     const last = r.history[r.history.length - 1];
+    // validateCompareResults checks only what the report draws: a run may lack its evaluation (or
+    // parts of it); its measures are then missing (null: "–" on the page), not an error for the folder
+    const ev = r.evaluation as Partial<CompareResults['runs'][number]['evaluation']> | undefined;
+    const pairs = ev?.pairs as Partial<NonNullable<typeof ev>['pairs']> | undefined;
     const rel = folder.rel === '' ? `results.json#${key}` : `${folder.rel}/results.json#${key}`;
     rows.push({
       id: `${folder.id}#${key}`,
@@ -565,9 +569,10 @@ export function rowsFromResults(folder: FolderRef, results: CompareResults, pres
       lastLoss: finite(last?.loss),
       trainAccuracy: finite(last?.trainAccuracy),
       testAccuracy: finite(last?.testAccuracy),
-      pairAccuracy: finite(r.evaluation.pairs.accuracy),
-      pairAccuracyAt: accuracyAtOf(r.evaluation),
-      mapAtR: finite(r.evaluation.retrieval?.mapAtR),
+      pairAccuracy: finite(pairs?.accuracy),
+      // without the evaluation's mark, the loss's kind says (a batch loss's is at its best threshold)
+      pairAccuracyAt: pairs ? accuracyAtOf(r.evaluation) : isBatchLossName(l?.loss ?? r.lossId) ? 'best' : 'threshold',
+      mapAtR: finite(ev?.retrieval?.mapAtR),
       pairsPerSecond: finite(last?.pairsPerSecond),
       seconds: r.history.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0),
       config: { ...results.spec.config, loss: l?.loss ?? r.lossId, seed: r.seed },

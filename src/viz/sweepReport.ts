@@ -8,7 +8,8 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { Measure, SweepLossResult, SweepResults } from '../experiments/sweep.ts';
-import { differencesHeading, type SweepVerdict, sweepVerdict } from './sweepVerdict.ts';
+import { bestThresholdWords } from './accuracyWords.ts';
+import { sweepVerdict, verdictDifferences } from './sweepVerdict.ts';
 import { LOSS_PALETTE } from './charts.ts';
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -96,7 +97,8 @@ function accuracyNote(r: SweepResults): string {
   const t = r.protocol.config.threshold ?? 0.5;
   const fixed = r.losses.filter((l) => l.test.accuracyAt === 'threshold');
   const at = fixed.length ? ` At the fixed D < ${t}: ${fixed.map((l) => `${l.label} ${pct(l.test.accuracy.mean)}`).join(', ')} (results.json: test.accuracy).` : '';
-  return `Pair accuracy: at the threshold that classifies the test-class pairs best (in-sample, so optimistic), for every loss alike; the batch losses set no absolute distance scale, so a fixed threshold means nothing for them.${at}`;
+  const batch = r.losses.filter((l) => l.test.accuracyAt === 'best').map((l) => l.label);
+  return `Pair accuracy: at the threshold that classifies the test-class pairs best (in-sample, so optimistic), ${bestThresholdWords(batch)}.${at}`;
 }
 
 /** The measure of a paired test, in the report's words. */
@@ -108,11 +110,6 @@ function comparisonLines(r: SweepResults): { tuned: string[]; untuned: string[] 
   return { tuned: f(r.comparisons.tuned), untuned: f(r.comparisons.untuned) };
 }
 
-/** The verdict's list: one line per significant MAP@R difference, tuned first. */
-function verdictItems(v: SweepVerdict): string[] {
-  const items = [...v.tuned.map((x) => `tuned: ${x}`), ...v.untuned.map((x) => `at the defaults: ${x}`)];
-  return items.length ? items : ['none, tuned or at the defaults'];
-}
 
 /** Said once above the paired tests (a file from before the like-for-like tests has none). */
 const pairedNote = (r: SweepResults): string =>
@@ -213,7 +210,8 @@ export function sweepMarkdown(r: SweepResults): string {
   const out: string[] = ['# Sweep report', '', ...intro(r).map((s) => `${s}\n`), '## Test classes: tuned losses', '', mdTable(testTable(r)), ''];
   out.push(`Fractions as percentages; ± is the 95% confidence half-width over seeds. ${unlikeMapAtRNote(r)} ${accuracyNote(r)} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.`, '');
   const v = sweepVerdict(r);
-  out.push('## Verdict', '', v.summary, '', differencesHeading(v), '', ...verdictItems(v).map((s) => `- ${s}`), '');
+  const d = verdictDifferences(v);
+  out.push('## Verdict', '', v.summary, '', ...(d ? [d.heading, '', ...d.items.map((s) => `- ${s}`), ''] : []));
   const c = comparisonLines(r);
   out.push('## Paired tests over seeds (Holm-corrected per measure)', '', pairedNote(r), '', '**Tuned:**', '', ...c.tuned.map((s) => `- ${s}`), '', '**Untuned (defaults):**', '', ...c.untuned.map((s) => `- ${s}`), '');
   for (const l of r.losses) {
@@ -225,6 +223,7 @@ export function sweepMarkdown(r: SweepResults): string {
 export function sweepHtml(r: SweepResults): string {
   const c = comparisonLines(r);
   const v = sweepVerdict(r);
+  const d = verdictDifferences(v);
   const body: string[] = [
     '<h1>Sweep report</h1>',
     ...intro(r).map((s) => `<p>${esc(s)}</p>`),
@@ -233,8 +232,7 @@ export function sweepHtml(r: SweepResults): string {
     `<p class="note">Fractions as percentages; ± is the 95% confidence half-width over seeds. ${esc(unlikeMapAtRNote(r))} ${esc(accuracyNote(r))} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.</p>`,
     '<h2>Verdict</h2>',
     `<p>${esc(v.summary)}</p>`,
-    `<p>${esc(differencesHeading(v))}</p>`,
-    `<ul>${verdictItems(v).map((s) => `<li>${esc(s)}</li>`).join('')}</ul>`,
+    ...(d ? [`<p>${esc(d.heading)}</p>`, `<ul>${d.items.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>`] : []),
     '<h2>Paired tests over seeds (Holm-corrected per measure)</h2>',
     `<p class="note">${esc(pairedNote(r))}</p>`,
     '<h3>Tuned</h3>',

@@ -23,6 +23,8 @@ export interface SweepVerdict {
   /** one line per significant MAP@R difference, tuned and at the defaults */
   tuned: string[];
   untuned: string[];
+  /** false with one loss: no pair to test, so no list of differences (the summary says so) */
+  compared: boolean;
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
@@ -93,7 +95,7 @@ export function sweepVerdict(r: VerdictInput): SweepVerdict {
   const tunedSig = r.comparisons.tuned.filter(significant).map((c) => differenceLine(c, label));
   const untunedSig = r.comparisons.untuned.filter(significant).map((c) => differenceLine(c, label));
   const family = familyWords([...r.comparisons.tuned, ...r.comparisons.untuned]);
-  if (tuned.length < 2) return { summary: 'One loss only: nothing to rank.', family, tuned: tunedSig, untuned: untunedSig };
+  if (tuned.length < 2) return { summary: 'One loss only: nothing to rank or compare.', family, tuned: tunedSig, untuned: untunedSig, compared: false };
   const words: string[] = [];
   if (tuned.join() === untuned.join()) words.push(`Ranking by test MAP@R, tuned and at the defaults alike: ${order(tuned)}. Tuning did not change it.`);
   else words.push(`Ranking by test MAP@R, tuned: ${order(tuned)}; at the defaults: ${order(untuned)}. Tuning changed it.`);
@@ -108,14 +110,26 @@ export function sweepVerdict(r: VerdictInput): SweepVerdict {
   );
   const y = yukawaWords(r, label);
   if (y) words.push(y);
-  return { summary: words.join(' '), family, tuned: tunedSig, untuned: untunedSig };
+  return { summary: words.join(' '), family, tuned: tunedSig, untuned: untunedSig, compared: true };
 }
 
 /** The heading of the list of significant differences. */
 export const differencesHeading = (v: SweepVerdict): string => `Significant differences in MAP@R after Holm's correction (${v.family}):`;
 
+/**
+ * The heading and the list under it, as the terminal, the report and serve show them: one line
+ * per significant difference, tuned first, or one "none" line. Undefined with one loss: nothing
+ * was compared, and the summary has said so.
+ */
+export function verdictDifferences(v: SweepVerdict): { heading: string; items: string[] } | undefined {
+  if (!v.compared) return undefined;
+  const items = [...v.tuned.map((x) => `tuned: ${x}`), ...v.untuned.map((x) => `at the defaults: ${x}`)];
+  return { heading: differencesHeading(v), items: items.length ? items : ['none, tuned or at the defaults'] };
+}
+
 /** The verdict in one paragraph: results.json's `ranking.verdict`. */
 export function verdictText(v: SweepVerdict): string {
+  if (!v.compared) return v.summary;
   const list = (xs: string[]): string => (xs.length ? xs.join('; ') : 'none');
   return `${v.summary} ${differencesHeading(v)} tuned: ${list(v.tuned)}; at the defaults: ${list(v.untuned)}.`;
 }

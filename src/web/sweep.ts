@@ -11,7 +11,8 @@
  */
 import uPlot from 'uplot';
 import { clear, colorOf, fixed, h, message, pct } from './dom.ts';
-import { differencesHeading, sweepVerdict } from '../viz/sweepVerdict.ts';
+import { bestThresholdWords } from '../viz/accuracyWords.ts';
+import { sweepVerdict, verdictDifferences } from '../viz/sweepVerdict.ts';
 import { type AxisDef, parallelCoordinates } from './parallel.ts';
 import { type FolderView, groups, type RunInfo, state, type SweepOutline, type SweepResults } from './state.ts';
 
@@ -152,15 +153,15 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
   );
   if (res) {
     // the report's verdict, from the same results: the plain words, then the significant differences
+    // (with one loss, the summary alone: nothing was compared)
     const v = sweepVerdict(res);
-    const items = [...v.tuned.map((x) => `tuned: ${x}`), ...v.untuned.map((x) => `at the defaults: ${x}`)];
+    const d = verdictDifferences(v);
     section.append(
       h(
         'div',
         { 'data-testid': 'sweep-verdict' },
         h('p', {}, v.summary),
-        h('p', {}, differencesHeading(v)),
-        h('ul', {}, ...(items.length ? items : ['none, tuned or at the defaults']).map((x) => h('li', {}, x))),
+        ...(d ? [h('p', {}, d.heading), h('ul', {}, ...d.items.map((x) => h('li', {}, x)))] : []),
       ),
     );
   }
@@ -263,10 +264,12 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
     body.append(tr);
   }
   table.append(body);
+  // the batch losses named only when the sweep has some (known once results.json is written)
+  const batch = losses.filter((l) => l.final?.test.accuracyAt === 'best').map((l) => l.label);
   section.append(
     h('h3', {}, fin(losses) ? 'Chosen parameters, trained on all training classes and tested on the test classes' : 'Best parameters so far'),
     h('div', { class: 'scroll' }, table),
-    h('p', { class: 'note', 'data-testid': 'sweep-chosen-note' }, 'Test measures: mean ± 95% confidence interval (t distribution) over the final seeds, on classes no trial has seen. Validation MAP@R is not comparable with test MAP@R: it is measured on the few training classes a fold holds out, test MAP@R on all the test classes, and MAP@R is higher with fewer classes. Pair accuracy is at the threshold that classifies the test-class pairs best (in-sample), for every loss alike: the batch losses set no absolute distance scale.'),
+    h('p', { class: 'note', 'data-testid': 'sweep-chosen-note' }, `Test measures: mean ± 95% confidence interval (t distribution) over the final seeds, on classes no trial has seen. Validation MAP@R is not comparable with test MAP@R: it is measured on the few training classes a fold holds out, test MAP@R on all the test classes, and MAP@R is higher with fewer classes. Pair accuracy is at the threshold that classifies the test-class pairs best (in-sample), ${bestThresholdWords(batch)}.`),
   );
 }
 

@@ -14,12 +14,14 @@ import { after, test } from 'node:test';
 import { parseSplit, resolveSplit } from '../../src/data/split.ts';
 import { resultsJson } from '../../src/experiments/collect.ts';
 import { foldGroups, foldSplit, runSweep, type SweepOptions, type SweepResults } from '../../src/experiments/sweep.ts';
-import { sweepVerdict, verdictText } from '../../src/viz/sweepVerdict.ts';
+import { sweepVerdict, verdictDifferences, verdictText } from '../../src/viz/sweepVerdict.ts';
+import { bestThresholdWords } from '../../src/viz/accuracyWords.ts';
+import { summaryText } from '../../src/cli/sweep.ts';
 import type { PairedComparison } from '../../src/experiments/results.ts';
 import { writeExperimentReport } from '../../src/viz/experimentReport.ts';
 import { readResults } from '../../src/viz/readResults.ts';
 import { EMBEDDINGS_FILE, readEmbeddingsIndex } from '../../src/train/epochEmbeddings.ts';
-import { writeSweepReport } from '../../src/viz/sweepReport.ts';
+import { sweepHtml, sweepMarkdown, writeSweepReport } from '../../src/viz/sweepReport.ts';
 import { siamese, siameseAsync } from '../cli/run.ts';
 import { REPO_ROOT } from '../helpers.ts';
 import { writeBandsIdx } from '../data/datasets.ts';
@@ -382,6 +384,57 @@ test('the verdict of a sweep with one seed: no paired test could run, and it say
   assert.deepEqual([v.tuned, v.untuned], [[], []]);
 });
 
+test('a sweep of one loss: the verdict says once that there is nothing to compare, with no heading over an empty list (terminal, report, results.json)', () => {
+  assert.ok(reference, 'needs the sweep of the tiny-sweep test');
+  const r = JSON.parse(JSON.stringify(reference)) as SweepResults;
+  const only = r.losses[0]!;
+  r.losses = [only];
+  r.ranking = { ...r.ranking, tuned: [only.id], untuned: [only.id], changed: false };
+  r.comparisons = { tuned: [], untuned: [] };
+  const v = sweepVerdict(r);
+  const said = 'One loss only: nothing to rank or compare.';
+  assert.equal(v.summary, said);
+  assert.equal(verdictDifferences(v), undefined);
+  assert.equal(verdictText(v), said);
+  // the terminal: the summary line, then the totals; no heading, no "none"
+  const text = summaryText({ status: 'finished', out: root, results: r, resultsPath: join(root, 'results.json'), failures: [], trained: 0, reused: 0 });
+  const lines = text.split('\n');
+  const at = lines.indexOf(said);
+  assert.ok(at > 0, text);
+  assert.equal(lines[at + 1], '', 'a blank line, then the totals');
+  assert.doesNotMatch(text, /Significant differences|^\s*none/m);
+  // the report: the verdict section is that one sentence
+  const md = sweepMarkdown(r);
+  assert.ok(md.includes(`## Verdict\n\n${said}\n\n## Paired tests`), md);
+  assert.doesNotMatch(md, /Significant differences|^- none/m);
+  const html = sweepHtml(r);
+  assert.ok(html.includes(`<h2>Verdict</h2>`) && html.includes(`<p>${said}</p>`));
+  assert.doesNotMatch(html, /Significant differences|<li>none/);
+  // two losses still get the heading and the list (with its "none" when nothing is significant)
+  const two = verdictDifferences(sweepVerdict(handMade()))!;
+  assert.equal(two.heading, "Significant differences in MAP@R after Holm's correction (3 tests of MAP@R, 5 seeds):");
+  assert.deepEqual(two.items, ['tuned: nt-xent > contrastive: +6.61 ± 1.63 points MAP@R, Holm p = 0.005', 'tuned: nt-xent > yukawa: +6.22 ± 2.59 points MAP@R, Holm p = 0.02']);
+});
+
+test('the note under the sweep table names the batch losses the sweep has, and none where it has none', () => {
+  assert.ok(reference, 'needs the sweep of the tiny-sweep test');
+  assert.deepEqual(reference.losses.map((l) => l.test.accuracyAt), ['threshold', 'threshold'], 'contrastive and Yukawa: no batch loss');
+  const md = sweepMarkdown(reference);
+  const t = reference.protocol.config.threshold ?? 0.5;
+  const fixed = reference.losses.map((l) => `${l.label} ${(100 * l.test.accuracy.mean).toFixed(2)}%`).join(', ');
+  assert.ok(
+    md.includes(`Pair accuracy: at the threshold that classifies the test-class pairs best (in-sample, so optimistic), for every loss alike. At the fixed D < ${t}: ${fixed} (results.json: test.accuracy).`),
+    md,
+  );
+  assert.doesNotMatch(md, /batch loss/);
+  assert.doesNotMatch(sweepHtml(reference), /batch loss/);
+  // the words alone, for one, two and three batch losses
+  assert.equal(bestThresholdWords([]), 'for every loss alike');
+  assert.equal(bestThresholdWords(['nt-xent']), 'for every loss alike; nt-xent sets no absolute distance scale, so a fixed threshold means nothing for it');
+  assert.equal(bestThresholdWords(['nt-xent', 'arcface']), 'for every loss alike; nt-xent and arcface set no absolute distance scale, so a fixed threshold means nothing for them');
+  assert.equal(bestThresholdWords(['a', 'b', 'c']), 'for every loss alike; a, b and c set no absolute distance scale, so a fixed threshold means nothing for them');
+});
+
 test('the sweep report with a batch loss: pair accuracy at the best threshold for every loss, labelled; the fixed-threshold figures said beside', async () => {
   assert.ok(reference, 'needs the sweep of the tiny-sweep test');
   const r = JSON.parse(JSON.stringify(reference)) as SweepResults;
@@ -398,7 +451,10 @@ test('the sweep report with a batch loss: pair accuracy at the best threshold fo
   assert.equal(row('contrastive')[col], '66.03% ± 1.09');
   assert.equal(row('nt-xent')[col], '66.72% ± 1.42');
   assert.ok(!row('contrastive').includes('62.20% ± 1.21'), 'not the D < 0.5 accuracy in the table');
-  assert.match(md, /Pair accuracy: at the threshold that classifies the test-class pairs best \(in-sample, so optimistic\), for every loss alike; .* At the fixed D < 0\.5: contrastive 62\.20% \(results\.json: test\.accuracy\)\./);
+  assert.ok(
+    md.includes('Pair accuracy: at the threshold that classifies the test-class pairs best (in-sample, so optimistic), for every loss alike; nt-xent sets no absolute distance scale, so a fixed threshold means nothing for it. At the fixed D < 0.5: contrastive 62.20% (results.json: test.accuracy).'),
+    md,
+  );
   assert.match(md, /Pair accuracy is tested at each loss's best threshold/);
 });
 

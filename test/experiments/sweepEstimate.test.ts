@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadDataset } from '../../src/data/registry.ts';
 import { initBackend } from '../../src/engine/backend.ts';
-import { calibrate, type Costs, estimateBasis, estimatePlan, splitSizes, stepCost, trainingSeconds, type TrainingWork, WARMUP_STEPS } from '../../src/experiments/estimate.ts';
+import { calibrate, type Costs, estimateBasis, estimatePlan, splitSizes, stepCost, trainingSeconds, type TrainingWork, trainingWork, WARMUP_STEPS } from '../../src/experiments/estimate.ts';
 import { estimateBatches } from '../../src/experiments/grid.ts';
 import { foldSplit, resolveDefinition, type SweepPlan, sweepJobs, trainConfig } from '../../src/experiments/sweep.ts';
 import { planText } from '../../src/cli/sweep.ts';
@@ -171,6 +171,33 @@ test('a sweep\'s plan by hand: folds on their own classes, finals with snapshots
   assert.ok(Math.abs(one.seconds - (1 + 0.6016)) < 1e-9);
   assert.equal(estimatePlan([], COSTS, 2).seconds, 0);
   assert.throws(() => estimatePlan(work, COSTS, 0), /workers must be an integer >= 1/);
+});
+
+test('trainingWork counts the whole test split as embedded, whatever --test-pairs: the trainer embeds every test image (and ranks them all), test pairs only shorten the distances read', async () => {
+  await initBackend('wasm');
+  const ds = await loadDataset(data);
+  const config = (testPairs: number, split: string): TrainConfig => resolveConfig({ loss: 'contrastive', batchSize: 16, testPairs, split });
+  const opts = { epochs: 2, snapshotImages: 0, retrieval: true };
+  // 8 classes x 15 test images = 120 under the pairs split; a fold's 2 held-out classes: 30
+  for (const [split, images] of [['pairs', 120], ['train=0,1,3,4;test=2,6', 30]] as const) {
+    for (const testPairs of [0, 10, 1000]) {
+      const w = trainingWork(ds, 'contrastive', config(testPairs, split), 'pair', opts);
+      assert.equal(w.testImages, images, `${split}, --test-pairs ${testPairs}`);
+    }
+  }
+  // the oracle: what a Training embeds when it evaluates with 10 test pairs
+  const t = new Training(ds, { ...config(10, 'pairs'), threads: 1 });
+  try {
+    assert.equal(t.testPairs.length, 10);
+    assert.equal(t.embed(t.dataset.test).length / t.network.embeddingDim, 120);
+  } finally {
+    t.dispose();
+  }
+  // the seconds by hand, with 120 test images (not 10) and the epoch's b batches:
+  // 0.2 + 2 x (b x 0.001 + 120 x 0.0001 + 0.01) + (120 x 0.0001 + 120² x 1e-6) + (0.2 + 120 x 0.0001)
+  const w = trainingWork(ds, 'contrastive', config(10, 'pairs'), 'pair', opts);
+  const b = w.batchesPerEpoch;
+  assert.ok(Math.abs(trainingSeconds(w, COSTS) - (0.2 + 2 * (b * 0.001 + 0.012 + 0.01) + (0.012 + 0.0144) + 0.212)) < 1e-12);
 });
 
 test('a resumed sweep: finished trainings are left out, an interrupted one counts only the epochs it has left', async () => {

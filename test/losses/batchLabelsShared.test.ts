@@ -14,6 +14,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { nativeAddon, nativeStatus } from '../../src/engine/native.ts';
+import { DataError } from '../../src/errors.ts';
+import { type BatchKernels, useBatchKernels } from '../../src/losses/batchKernels.ts';
 import { lossOnBatch } from '../../src/losses/registry.ts';
 import { Rng } from '../../src/rng.ts';
 
@@ -144,7 +146,9 @@ test('batchProxyLoss and batchCosineAccuracy on labels another thread flips in a
     }
   }
   // through the public lossOnBatch: the good labelling's loss, or a DataError (the TypeScript's
-  // own check of the labels, or the addon's on its copy), never another error
+  // own check of the labels, or the addon's on its copy), never another error or a crash. Whether
+  // a flip lands between the two checks is up to the threads: the test below checks the addon's
+  // error's translation deterministically, with a stub kernel
   const viaApi = (labels: Int32Array): number => lossOnBatch('arcface', x, labels, dim, { weights: w }).loss;
   const goodLabels = base.slice();
   goodLabels[at] = good;
@@ -202,4 +206,47 @@ test('the batch-loss bindings take arrays of exactly the sizes they fill, and sa
   assert.throws(() => k.batchProxyLoss(0, 0.1, 16, x, Int32Array.of(0, 0, 1, 2), w, dim, g, wg, undefined), /^RangeError: batchProxyLoss: a label is not a class index/);
   assert.ok(Number.isFinite(k.batchProxyLoss(0, 0.1, 16, x, labels, w, dim, g, wg, undefined)), 'the exact sizes pass');
   assert.throws(() => k.batchCosineAccuracy(x, dim, labels, new Float32Array(n * n + 1)), /^RangeError: batchCosineAccuracy: cos must be a Float32Array of n x n values$/);
+});
+
+test('lossOnBatch turns the addon\'s RangeError for a label changed after its check into the loss\'s one-line DataError (a stub kernel that throws it, every time)', () => {
+  // the addon's own words (native/src/addon.c), as test 2 above sees them from the real kernel
+  const addonMessage = 'batchProxyLoss: a label is not a class index in [0, classes)';
+  const calls: number[] = [];
+  const stub: BatchKernels = {
+    batchPairLoss: () => {
+      throw new Error('not called: arcface is a class-weight loss');
+    },
+    batchProxyLoss: (kind) => {
+      calls.push(kind);
+      throw new RangeError(addonMessage);
+    },
+    batchCosineAccuracy: () => {
+      throw new Error('not called: lossOnBatch asks for no accuracy');
+    },
+  };
+  const dim = 3;
+  const x = Float32Array.of(1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 0);
+  const labels = Int32Array.of(0, 1, 1, 0); // in range: the TypeScript check passes, the "copy" does not
+  const weights = Float32Array.of(1, 0, 0, 0, 1, 0);
+  const before = useBatchKernels(stub);
+  try {
+    for (const [name, kind] of [['arcface', 0], ['cosface', 1], ['proxy-anchor', 2]] as const) {
+      assert.throws(
+        () => lossOnBatch(name, x, labels, dim, { weights }),
+        (e: unknown) => {
+          assert.ok(e instanceof DataError, `${name}: a DataError, got ${(e as Error).constructor.name}`);
+          assert.equal((e as Error).message, `${name}: ${addonMessage}`);
+          return true;
+        },
+      );
+      assert.equal(calls.at(-1), kind, `${name}: the stub kernel ran (kind ${kind})`);
+    }
+    // any other error of the kernel is not relabelled as bad data
+    stub.batchProxyLoss = () => {
+      throw new TypeError('something else');
+    };
+    assert.throws(() => lossOnBatch('arcface', x, labels, dim, { weights }), (e: unknown) => e instanceof TypeError && !(e instanceof DataError));
+  } finally {
+    useBatchKernels(before);
+  }
 });

@@ -377,3 +377,26 @@ test('batch losses: a NaN or infinite embedding makes the loss NaN (the trainer 
     }
   }
 });
+
+test('lossOnBatch on an empty batch: every loss 0 with an empty gradient, and a zero class-weight gradient (pytorch-metric-learning returns a zero loss), native and reference alike', () => {
+  nativeStatus();
+  const kernels = batchKernels();
+  const dim = 4;
+  // three classes' weights given, or none (then the loss's own, for max(label) + 1 = 1 class)
+  const weights = Float32Array.from({ length: 3 * dim }, (_, i) => (i % 5) - 2);
+  for (const name of ['multi-similarity', 'nt-xent', 'supcon', 'circle', 'arcface', 'cosface', 'proxy-anchor']) {
+    const proxy = ['arcface', 'cosface', 'proxy-anchor'].includes(name);
+    for (const opts of proxy ? [{ weights }, {}] : [{}]) {
+      const classes = opts.weights ? 3 : 1;
+      const runs: [string, ReturnType<typeof lossOnBatch>][] = [['reference', reference(() => lossOnBatch(name, new Float32Array(0), new Int32Array(0), dim, opts))]];
+      if (kernels) runs.push(['native', lossOnBatch(name, new Float32Array(0), new Int32Array(0), dim, opts)]);
+      for (const [path, r] of runs) {
+        const what = `${name} (${path}, ${classes} class${classes > 1 ? 'es' : ''})`;
+        assert.equal(r.loss, 0, what);
+        assert.equal(r.grad.length, 0, what);
+        if (proxy) assert.deepEqual(r.weightsGrad, new Float32Array(classes * dim), what);
+        else assert.equal(r.weightsGrad, undefined, what);
+      }
+    }
+  }
+});

@@ -518,7 +518,11 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
     })()`)) as { table: number; last: number; lastText: string; box: number; scroll: number; client: number; window: number };
     assert.match(fit.lastText, /^defaults/);
     // the validation and test MAP@R columns side by side, said to be unlike
-    assert.match(await page.locator(`${section} [data-testid=sweep-chosen-note]`).innerText(), /Validation MAP@R is not comparable with test MAP@R/);
+    const note = await page.locator(`${section} [data-testid=sweep-chosen-note]`).innerText();
+    assert.match(note, /Validation MAP@R is not comparable with test MAP@R/);
+    // contrastive and Yukawa only: the best threshold for both, and no batch loss to speak of
+    assert.match(note, /Pair accuracy is at the threshold that classifies the test-class pairs best \(in-sample\), for every loss alike\.$/);
+    assert.doesNotMatch(note, /batch/);
     assert.ok(fit.table <= fit.box && fit.last <= fit.box && fit.box <= fit.window, `the table (right edge ${fit.table}, its last column's ${fit.last}) inside its box (${fit.box}) inside the window (${fit.window})`);
     assert.ok(fit.scroll <= fit.client, `nothing to scroll in the table's box (${fit.scroll} > ${fit.client} px)`);
     if (process.env['SIAMESE_SERVE_SHOTS']) await page.screenshot({ path: join(process.env['SIAMESE_SERVE_SHOTS'], 'sweep.png'), fullPage: true });

@@ -28,6 +28,13 @@ before(async () => {
   ensureWebBuilt();
   mkdirSync(join(root, 'cmp'), { recursive: true });
   writeFileSync(join(root, 'cmp', 'results.json'), JSON.stringify(results));
+  // a results.json whose first run lacks its evaluation, and whose second lacks its retrieval
+  // measures (the validator checks only what the report draws)
+  const partial = JSON.parse(JSON.stringify(results)) as Record<string, unknown> & { runs: Record<string, unknown>[] };
+  delete partial.runs[0]!['evaluation'];
+  delete (partial.runs[1]!['evaluation'] as Record<string, unknown>)['retrieval'];
+  mkdirSync(join(root, 'noeval'), { recursive: true });
+  writeFileSync(join(root, 'noeval', 'results.json'), JSON.stringify(partial));
   mkdirSync(join(root, 'bad'), { recursive: true });
   writeFileSync(join(root, 'bad', 'results.json'), '{"tool": "siamese-lab", "runs": [');
   // a run being written: two epochs and half of the third line
@@ -94,6 +101,23 @@ describe('siamese serve: API', () => {
     assert.equal(nolog.pairAccuracyAt, 'threshold');
     assert.equal(r.runs.find((x) => x.path.endsWith('batchlog'))?.pairAccuracyAt, 'best');
     assert.match(nolog.messages.join('\n'), /log\.jsonl does not exist/);
+  });
+
+  it('lists a results.json run that lacks its evaluation with its measures missing (null, "–" on the page), not a message for the folder', async () => {
+    const r = await api<Runs>('/api/runs');
+    const folder = r.folders.find((f) => f.path.endsWith('noeval'));
+    assert.ok(folder);
+    assert.equal(folder.message, null, 'no "Cannot read properties of undefined" for the folder');
+    const rows = r.runs.filter((x) => x.folder === folder.id);
+    assert.equal(rows.length, results.runs.length, 'every run listed');
+    const [first, second] = [results.runs[0]!, results.runs[1]!].map((want) => rows.find((x) => x.group === want.lossId && x.seed === want.seed)!);
+    assert.equal(first!.pairAccuracy, null);
+    assert.equal(first!.mapAtR, null);
+    assert.equal(first!.pairAccuracyAt, 'threshold', `${results.runs[0]!.lossId}: a loss with a distance scale`);
+    assert.equal(first!.epochsDone, results.runs[0]!.history.length, 'what the file has is still shown');
+    assert.equal(first!.lastLoss, results.runs[0]!.history.at(-1)!.loss);
+    assert.equal(second!.pairAccuracy, results.runs[1]!.evaluation.pairs.accuracy);
+    assert.equal(second!.mapAtR, null);
   });
 
   it('answers a corrupt results.json with a message, for the folder and its results', async () => {

@@ -9,14 +9,17 @@
  * - besides BullMQ's events (fast), it looks at every pending job every 2 s (sure): a job that
  *   Redis lost (a restart without persistence) is enqueued again, a result whose event was lost
  *   is collected;
- * - a result is written file by file, atomically, the manifest last, then removed from Redis.
+ * - a training's result is written as one set of files (io/fileSet.ts: a crash at any point leaves
+ *   the run folder's old files or all the new ones, which the next run completes), then removed
+ *   from Redis.
  */
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { type Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { errorFromCode, UsageError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
+import { writeFileSet } from '../../io/fileSet.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import type { Executor, ExecutorCallbacks } from '../executor.ts';
 import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
@@ -236,11 +239,20 @@ export class QueueExecutor implements Executor {
       }
       const paths = outputPaths(p.req);
       const files = checkBundle(r.files, Object.keys(paths));
-      const names = Object.keys(files).sort((a, b) => Number(a === 'manifest.json') - Number(b === 'manifest.json'));
-      for (const n of names) {
-        mkdirSync(dirname(paths[n]!), { recursive: true });
-        await writeFileAtomic(paths[n]!, Buffer.from(files[n]!, 'base64'));
+      const names = Object.keys(files);
+      const dirs = new Set(names.map((n) => dirname(paths[n]!)));
+      if (names.length > 1 && dirs.size === 1 && names.every((n) => basename(paths[n]!) === n)) {
+        // a run folder: its files together, or a resumed run's new checkpoint could sit beside
+        // its old manifest after a crash, and the run could not be resumed again
+        const bytes = Object.fromEntries(names.map((n) => [n, Buffer.from(files[n]!, 'base64')]));
+        await writeFileSet([...dirs][0]!, bytes, ['manifest.json'], crashHook());
+      } else {
+        for (const n of names) {
+          mkdirSync(dirname(paths[n]!), { recursive: true });
+          await writeFileAtomic(paths[n]!, Buffer.from(files[n]!, 'base64'));
+        }
       }
+      crashHook()?.();
       await job.remove().catch(() => {});
       this.finish(p, { status: 'finished', ...(r.epochs !== undefined ? { epochs: r.epochs } : {}) });
     } catch (e) {
@@ -264,6 +276,19 @@ export class QueueExecutor implements Executor {
 export function queueableEmbeddings(snapshotPoints: number, config: Pick<TrainConfig, 'embeddingDim' | 'epochs'>): void {
   const over = embeddingsOverLimit(snapshotPoints, config.embeddingDim, config.epochs);
   if (over) throw new UsageError(over);
+}
+
+/**
+ * For the crash tests only: SIAMESE_TEST_COLLECT_CRASH_AFTER=k kills this process (SIGKILL, as a
+ * power cut would) after the k-th step of a collect that changes the disk.
+ */
+let collectSteps = 0;
+function crashHook(): (() => void) | undefined {
+  const k = Number(process.env['SIAMESE_TEST_COLLECT_CRASH_AFTER'] ?? 0);
+  if (!(k > 0)) return undefined;
+  return () => {
+    if (++collectSteps >= k) process.kill(process.pid, 'SIGKILL');
+  };
 }
 
 function isEvent(v: unknown): v is JobEvent {

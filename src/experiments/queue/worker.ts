@@ -12,8 +12,8 @@
  * worker, which restores those files and resumes: the run folder ends as an uninterrupted run's,
  * bit for bit (weights, per-epoch distances and embeddings of every epoch).
  *
- * A job that fails by itself (a diverging loss, a bad config, data that differ from the
- * coordinator's, a result that could not come back: resultSize.ts, checked before it trains)
+ * A job that fails by itself (a diverging loss, a bad config, a result that could not come
+ * back: resultSize.ts, checked before it trains)
  * fails once, for good; anything else (a crash, a lost connection) is retried. A job whose worker
  * is stopped (SIGINT, SIGTERM) goes back to the queue without spending an attempt.
  *

@@ -6,6 +6,8 @@ export interface WorkerCommandOptions {
   concurrency?: number;
   threads?: number;
   lockSeconds?: number;
+  dataDir?: string;
+  backoffSeconds?: number;
 }
 
 /**
@@ -22,7 +24,7 @@ export async function workerCommand(o: WorkerCommandOptions): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await runQueueWorker({ url: o.queue, queueName: o.queueName, concurrency: o.concurrency, threads: o.threads, lockSeconds: o.lockSeconds, signal: controller.signal });
+    await runQueueWorker({ url: o.queue, queueName: o.queueName, concurrency: o.concurrency, threads: o.threads, lockSeconds: o.lockSeconds, dataDir: o.dataDir, backoffSeconds: o.backoffSeconds, signal: controller.signal });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -10,6 +10,7 @@ import { classCount, type Dataset } from '../data/dataset.ts';
 import { type DataSpec } from '../data/registry.ts';
 import { DataError, UsageError } from '../errors.ts';
 import type { EngineChoice } from '../engine/engine.ts';
+import { finishFileSet } from '../io/fileSet.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
 import { createLoss } from '../losses/registry.ts';
 import { sharedInitialWeights } from '../train/run.ts';
@@ -263,6 +264,8 @@ export type RunState = { kind: 'finished' } | { kind: 'resume'; epochsDone: numb
 /** What is on disk for a run, checked against the config it must have. */
 export function runState(runDir: string, config: TrainConfig, ds: Dataset): RunState {
   const run = new RunDir(runDir);
+  // a queue result whose collect a crash interrupted: completed, or undone (io/fileSet.ts)
+  if (existsSync(runDir)) finishFileSet(runDir);
   if (!run.exists('manifest')) return { kind: 'new', epochsDone: 0 };
   const m = run.readManifest();
   const diff = firstDifference(m.config, config);

@@ -24,7 +24,7 @@ const EXPECTED: Record<string, string[]> = {
     ...NETWORK, ...PAIRS, '--losses', '--seeds', '--epochs', '--batch-size', '--optimizer', '--lr', '--train-pairs', '--out', '--resume',
     '--workers', '--quick', '--tsne-points', '--snapshot-points', '--no-retrieval', '--no-report', '--engine', ...DATA, '--split', '--queue', '--queue-name', '--help',
   ],
-  worker: ['--queue', '--queue-name', '--concurrency', '--threads', '--help'],
+  worker: ['--queue', '--queue-name', '--concurrency', '--threads', '--data-dir', '--help'],
   queue: ['--help'],
   serve: ['--port', '--host', '--help'],
   doctor: ['--json', '--help'],

@@ -81,7 +81,7 @@ describe('through Redis and a worker process', () => {
   });
 
   const runOn = async (name: string, data: { name: string; trainChecksum: string; testChecksum: string }): Promise<unknown> => {
-    const ex = await QueueExecutor.open({ url: redis.url, name, data });
+    const ex = await QueueExecutor.open({ url: redis.url, name, data, unrunnableSeconds: 3 });
     try {
       await ex.run({ type: 'distances', runDir: join(root, 'none'), distanceSample: 10 });
       return undefined;
@@ -98,6 +98,8 @@ describe('through Redis and a worker process', () => {
     assert.match((e as Error).message, /^worker [^ ]+:\d+: unknown data set "NaN"/);
   });
 
+  // a worker whose data differ puts the job back for another (refusal.test.ts); with none, the
+  // coordinator reports it
   test('a worker whose data differ: a DataError here', async () => {
     const e = await runOn('data', { name: 'mnist', trainChecksum: 'f'.repeat(64), testChecksum: 'f'.repeat(64) });
     assert.ok(e instanceof DataError, `${(e as Error)?.constructor?.name}: ${(e as Error)?.message}\n${out}`);

@@ -232,16 +232,16 @@ describe('compare on a fleet through Redis', () => {
     }
   });
 
-  test('a worker whose data differ refuses the job; the coordinator names the worker and the reason', async () => {
+  test('a worker whose data differ refuses the job; with no other worker, the coordinator names the worker and the reason', async () => {
     const w = start(['worker', '--queue', redis.url, '--queue-name', 'otherdata']);
     const { QueueExecutor } = await import('../../src/experiments/queue/coordinator.ts');
-    const ex = await QueueExecutor.open({ url: redis.url, name: 'otherdata', data: { name: 'mnist', trainChecksum: 'f'.repeat(64), testChecksum: 'f'.repeat(64) } });
+    const ex = await QueueExecutor.open({ url: redis.url, name: 'otherdata', data: { name: 'mnist', trainChecksum: 'f'.repeat(64), testChecksum: 'f'.repeat(64) }, unrunnableSeconds: 3 });
     try {
       await waitFor('the worker', () => /serving grid otherdata/.test(w.out()), 60);
       const runDir = join(root, 'local', 'runs', 'contrastive-seed0');
       await assert.rejects(
         ex.run({ type: 'distances', runDir, distanceSample: 10 }),
-        (e: Error) => /^worker [^ ]+:\d+: its data set mnist differs from the coordinator's/.test(e.message),
+        (e: Error) => /^no worker could run it for 3 s \(the last to try, worker [^ ]+:\d+: its data set mnist differs from the coordinator's/.test(e.message),
       );
     } finally {
       await ex.close();

@@ -9,21 +9,27 @@
  * - besides BullMQ's events (fast), it looks at every pending job every 2 s (sure): a job that
  *   Redis lost (a restart without persistence) is enqueued again, a result whose event was lost
  *   is collected;
- * - a result is written file by file, atomically, the manifest last, then removed from Redis.
+ * - a job that workers put back because they cannot run it (their data, engine or disk: a
+ *   refusal, worker.ts) waits for a worker that can; when no job of the grid has made progress
+ *   for a while (unrunnableSeconds) it is reported, with the last refusal's worker and reason;
+ * - a training's result is written as one set of files (io/fileSet.ts: a crash at any point leaves
+ *   the run folder's old files or all the new ones, which the next run completes), then removed
+ *   from Redis.
  */
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { type Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { errorFromCode, UsageError } from '../../errors.ts';
+import { DataError, errorFromCode, UsageError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
+import { writeFileSet } from '../../io/fileSet.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import type { Executor, ExecutorCallbacks } from '../executor.ts';
 import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
 import { GRIDS_KEY } from './keys.ts';
 import type { DatasetShape } from './resultSize.ts';
-import { checkBundle, type DataChecksums, embeddingsOverLimit, failureCode, jobId, outputPaths, type QueueJobData, type QueueJobResult, toQueueJob } from './payload.ts';
+import { checkBundle, type DataChecksums, embeddingsOverLimit, failureCode, jobId, outputPaths, type QueueJobData, type QueueJobResult, refusalOf, toQueueJob } from './payload.ts';
 import { connectOrExplain } from './worker.ts';
 
 interface Pending {
@@ -35,6 +41,8 @@ interface Pending {
   reject: (e: Error) => void;
   slot?: number;
   collecting?: boolean;
+  /** the last refusal (worker.ts) since the job last made progress, and when the first came */
+  refused?: { worker: string; reason: string; since: number };
 }
 
 export interface QueueExecutorOptions {
@@ -50,6 +58,16 @@ export interface QueueExecutorOptions {
   shape?: DatasetShape;
   /** one line per notable event (jobs enqueued again, results collected late) */
   log?: (line: string) => void;
+  /**
+   * seconds a job that workers refuse (their data, engine or disk) may wait while no job of the
+   * grid makes progress, before it is reported; default SIAMESE_QUEUE_UNRUNNABLE_SECONDS, or 600
+   */
+  unrunnableSeconds?: number;
+}
+
+function defaultUnrunnableSeconds(): number {
+  const v = Number(process.env['SIAMESE_QUEUE_UNRUNNABLE_SECONDS']);
+  return Number.isFinite(v) && v > 0 ? v : 600;
 }
 
 /** Retries of a job that crashed (BullMQ's attempts); a job's own failure is never retried. */
@@ -62,6 +80,8 @@ export class QueueExecutor implements Executor {
   private stopping = false;
   /** whether this grid is in the registry of grids (GRIDS_KEY) that workers serve */
   private registered = false;
+  /** the last sign that some worker runs this grid's jobs: progress, a result, a failure */
+  private lastProgress = Date.now();
 
   private constructor(
     private readonly opts: QueueExecutorOptions,
@@ -178,17 +198,56 @@ export class QueueExecutor implements Executor {
     });
     this.events.on('progress', ({ jobId: id, data }) => {
       const p = this.pending.get(id);
+      const refusal = refusalOf(data);
+      if (refusal) {
+        if (p) this.noteRefusal(p, refusal);
+        return;
+      }
+      if (isEvent(data)) this.madeProgress(p);
       if (p && p.slot !== undefined && isEvent(data)) p.cb.onEvent?.(data, p.slot);
     });
     this.events.on('completed', ({ jobId: id }) => {
+      this.madeProgress(undefined);
       const p = this.pending.get(id);
       if (p) void this.collect(p).catch((e: Error) => this.finish(p, e));
     });
     this.events.on('failed', ({ jobId: id }) => {
+      // a worker ran it (and it failed, or crashed): the grid's jobs can be run
+      this.madeProgress(undefined);
       const p = this.pending.get(id);
       if (p) void this.checkFailed(p);
     });
     this.timer = setInterval(() => void this.reconcile(), 2000);
+  }
+
+  private madeProgress(p: Pending | undefined): void {
+    this.lastProgress = Date.now();
+    if (p) p.refused = undefined;
+  }
+
+  private noteRefusal(p: Pending, r: { worker: string; reason: string }): void {
+    p.refused = { worker: r.worker, reason: r.reason, since: p.refused?.since ?? Date.now() };
+    // a refused job started on no slot: free the one its 'active' event took
+    if (p.slot !== undefined) {
+      this.slots[p.slot] = null;
+      p.slot = undefined;
+    }
+  }
+
+  /**
+   * A job refused by the workers that tried it, while no job of the grid made progress for
+   * unrunnableSeconds: no worker can run it. Reported (one line: the seconds, the last worker and
+   * its reason) and taken off the queue, where the refusing workers would only put it back.
+   */
+  private async checkRefused(p: Pending): Promise<void> {
+    const limit = 1000 * (this.opts.unrunnableSeconds ?? defaultUnrunnableSeconds());
+    if (!p.refused || Date.now() - Math.max(p.refused.since, this.lastProgress) < limit) return;
+    const { worker, reason } = p.refused;
+    await (await this.queue.getJob(p.id))?.remove().catch(() => {});
+    this.finish(
+      p,
+      new DataError(`no worker could run it for ${Math.round(limit / 1000)} s (the last to try, worker ${worker}: ${reason}); start a worker that has what it needs`),
+    );
   }
 
   /** A failed event may be one attempt of several: only a job in the failed set has failed. */
@@ -210,7 +269,14 @@ export class QueueExecutor implements Executor {
       for (const p of [...this.pending.values()]) {
         if (p.collecting) continue;
         const state = await this.queue.getJobState(p.id);
-        if (state === 'completed') await this.collect(p);
+        if (state === 'delayed' || state === 'waiting') {
+          // a refusal whose event was lost (the coordinator away) is in the job's progress
+          if (!p.refused && state === 'delayed') {
+            const r = refusalOf((await this.queue.getJob(p.id))?.progress);
+            if (r) this.noteRefusal(p, r);
+          }
+          await this.checkRefused(p);
+        } else if (state === 'completed') await this.collect(p);
         else if (state === 'failed') await this.checkFailed(p);
         else if (state === 'unknown') {
           lost++;
@@ -236,11 +302,20 @@ export class QueueExecutor implements Executor {
       }
       const paths = outputPaths(p.req);
       const files = checkBundle(r.files, Object.keys(paths));
-      const names = Object.keys(files).sort((a, b) => Number(a === 'manifest.json') - Number(b === 'manifest.json'));
-      for (const n of names) {
-        mkdirSync(dirname(paths[n]!), { recursive: true });
-        await writeFileAtomic(paths[n]!, Buffer.from(files[n]!, 'base64'));
+      const names = Object.keys(files);
+      const dirs = new Set(names.map((n) => dirname(paths[n]!)));
+      if (names.length > 1 && dirs.size === 1 && names.every((n) => basename(paths[n]!) === n)) {
+        // a run folder: its files together, or a resumed run's new checkpoint could sit beside
+        // its old manifest after a crash, and the run could not be resumed again
+        const bytes = Object.fromEntries(names.map((n) => [n, Buffer.from(files[n]!, 'base64')]));
+        await writeFileSet([...dirs][0]!, bytes, ['manifest.json'], crashHook());
+      } else {
+        for (const n of names) {
+          mkdirSync(dirname(paths[n]!), { recursive: true });
+          await writeFileAtomic(paths[n]!, Buffer.from(files[n]!, 'base64'));
+        }
       }
+      crashHook()?.();
       await job.remove().catch(() => {});
       this.finish(p, { status: 'finished', ...(r.epochs !== undefined ? { epochs: r.epochs } : {}) });
     } catch (e) {
@@ -264,6 +339,19 @@ export class QueueExecutor implements Executor {
 export function queueableEmbeddings(snapshotPoints: number, config: Pick<TrainConfig, 'embeddingDim' | 'epochs'>): void {
   const over = embeddingsOverLimit(snapshotPoints, config.embeddingDim, config.epochs);
   if (over) throw new UsageError(over);
+}
+
+/**
+ * For the crash tests only: SIAMESE_TEST_COLLECT_CRASH_AFTER=k kills this process (SIGKILL, as a
+ * power cut would) after the k-th step of a collect that changes the disk.
+ */
+let collectSteps = 0;
+function crashHook(): (() => void) | undefined {
+  const k = Number(process.env['SIAMESE_TEST_COLLECT_CRASH_AFTER'] ?? 0);
+  if (!(k > 0)) return undefined;
+  return () => {
+    if (++collectSteps >= k) process.kill(process.pid, 'SIGKILL');
+  };
 }
 
 function isEvent(v: unknown): v is JobEvent {

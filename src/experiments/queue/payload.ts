@@ -64,6 +64,24 @@ export interface QueueJobFailure {
   code: ErrorCode;
 }
 
+/**
+ * What a worker leaves in a job's progress when it puts back a job it cannot run for a reason of
+ * its own (its data, engine or disk; worker.ts): the coordinator reports the job only when no
+ * worker has run anything of the grid for a while (coordinator.ts).
+ */
+export interface QueueJobRefusal {
+  type: 'refused';
+  worker: string;
+  reason: string;
+}
+
+/** The refusal a job's progress carries, if any. */
+export function refusalOf(progress: unknown): QueueJobRefusal | undefined {
+  if (typeof progress !== 'object' || progress === null) return undefined;
+  const r = progress as Partial<QueueJobRefusal>;
+  return r.type === 'refused' && typeof r.worker === 'string' && typeof r.reason === 'string' ? { type: 'refused', worker: r.worker.slice(0, 200), reason: r.reason.slice(0, 500) } : undefined;
+}
+
 /** The error code a job's progress carries, if it is a QueueJobFailure. */
 export function failureCode(progress: unknown): ErrorCode | undefined {
   if (typeof progress !== 'object' || progress === null || (progress as { type?: unknown }).type !== 'failure') return undefined;

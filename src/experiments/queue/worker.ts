@@ -12,16 +12,22 @@
  * worker, which restores those files and resumes: the run folder ends as an uninterrupted run's,
  * bit for bit (weights, per-epoch distances and embeddings of every epoch).
  *
- * A job that fails by itself (a diverging loss, a bad config, data that differ from the
- * coordinator's, a result that could not come back: resultSize.ts, checked before it trains)
+ * A job that fails by itself (a diverging loss, a bad config, a result that could not come
+ * back: resultSize.ts, checked before it trains)
  * fails once, for good; anything else (a crash, a lost connection) is retried. A job whose worker
  * is stopped (SIGINT, SIGTERM) goes back to the queue without spending an attempt.
+ *
+ * A job this worker cannot run for a reason of its own (its data set missing or different, the
+ * native engine required but not built here, its disk full) is not the job's fault: it goes back
+ * to the queue (delayed a moment) without spending an attempt, for another worker; the refusal is
+ * left in the job's progress for the coordinator (payload.ts, QueueJobRefusal), and this worker
+ * leaves that grid alone for a while (--backoff-seconds), saying so in one line.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { availableParallelism, hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { join, resolve } from 'node:path';
+import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Dataset } from '../../data/dataset.ts';
 import { loadDataset } from '../../data/registry.ts';
@@ -30,7 +36,7 @@ import { EMBEDDINGS_FILE } from '../../train/epochEmbeddings.ts';
 import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, RESUME_FILES, SNAPSHOT_FILES } from '../jobs.ts';
 import { WorkerPool } from '../pool.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
-import { type Bundle, checkBundle, MAX_EMBEDDINGS_BYTES, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobFailure, type QueueJobResult, readFiles, validateJob } from './payload.ts';
+import { type Bundle, checkBundle, MAX_EMBEDDINGS_BYTES, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobFailure, type QueueJobRefusal, type QueueJobResult, readFiles, validateJob } from './payload.ts';
 import { resultOverLimit } from './resultSize.ts';
 import { checkpointKey, embeddingsKey, GRIDS_KEY, sleepCountKey } from './keys.ts';
 
@@ -47,7 +53,18 @@ export interface QueueWorkerOptions {
   /** one line per event (started, finished, failed) */
   log?: (line: string) => void;
   signal?: AbortSignal;
+  /** read every job's data set from this folder instead of the coordinator's path */
+  dataDir?: string;
+  /** seconds this worker leaves a grid alone after a job of it that it cannot run (default 30) */
+  backoffSeconds?: number;
 }
+
+/** How long a refused job waits before a worker may take it again. */
+const REFUSED_DELAY_MS = 1000;
+
+/** A reason this worker cannot run a job that another worker could: not the job's fault. */
+class LocalError extends Error {}
+
 
 export const WORKER_ID = `${hostname()}:${process.pid}`;
 
@@ -65,9 +82,14 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
   const datasets = new Map<string, Promise<Dataset>>();
   const workers = new Map<string, Worker>();
   const lockMs = Math.round(1000 * (opts.lockSeconds ?? 30));
+  const backoffMs = Math.round(1000 * (opts.backoffSeconds ?? 30));
+  const dataDir = opts.dataDir === undefined ? undefined : resolve(opts.dataDir);
+  /** grids this worker left alone after a job it could not run: until when */
+  const leftUntil = new Map<string, number>();
+  const closing = new Set<Promise<void>>();
 
   const serve = (name: string): void => {
-    if (workers.has(name)) return;
+    if (workers.has(name) || (leftUntil.get(name) ?? 0) > Date.now()) return;
     const w = new Worker(name, (job: Job, token?: string) => processJob(job, name, token), {
       connection,
       prefix: KEY_PREFIX,
@@ -104,7 +126,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     log(`worker ${WORKER_ID}: ${job.id} started (${data.type}${'config' in data ? `, ${data.config.loss}, seed ${data.config.seed}` : ''})`);
     const dir = mkdtempSync(join(tmpdir(), 'siamese-job-'));
     try {
-      const ds = await checkData(data, datasets);
+      const ds = await checkData(data, datasets, dataDir);
       // its own bound of the result, before any training: a result over the limit would be refused
       // by the coordinator after the work (a coordinator without the check, or a hand-made job)
       if (data.type === 'train') {
@@ -120,6 +142,8 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
         throw e;
       }
       const message = e instanceof Error ? (e.message.split('\n')[0] ?? '').trim() : String(e);
+      const own = localReason(e, message);
+      if (own !== undefined) return refuse(job, queueName, token, own);
       log(`worker ${WORKER_ID}: ${job.id} failed: ${message}`);
       // the job's own fault: retrying elsewhere would fail the same way
       if (e instanceof SiameseError) {
@@ -131,6 +155,33 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  };
+
+  /**
+   * A job this worker cannot run (localReason): back to the queue for another worker, no attempt
+   * spent, the reason in its progress for the coordinator; this grid left alone for a while.
+   */
+  const refuse = async (job: Job, queueName: string, token: string | undefined, reason: string): Promise<never> => {
+    const refusal: QueueJobRefusal = { type: 'refused', worker: WORKER_ID, reason };
+    await job.updateProgress(refusal).catch(() => {});
+    try {
+      if (token === undefined) throw new Error('no lock token');
+      await job.moveToDelayed(Date.now() + REFUSED_DELAY_MS, token);
+    } catch {
+      // Redis did not take the move: a plain failure, an attempt spent, retried elsewhere
+      throw new Error(`worker ${WORKER_ID}: ${reason}`);
+    }
+    log(`worker ${WORKER_ID}: cannot run ${job.id}: ${reason}; left to other workers, grid ${queueName} left alone for ${backoffMs / 1000} s`);
+    leftUntil.set(queueName, Date.now() + backoffMs);
+    const w = workers.get(queueName);
+    if (w) {
+      workers.delete(queueName);
+      // not awaited here: closing waits for this very job, which ends with the throw below
+      const c = w.close().catch(() => {});
+      closing.add(c);
+      void c.then(() => closing.delete(c));
+    }
+    throw new DelayedError();
   };
 
   const runLocally = async (job: Job, queueName: string, data: Exclude<QueueJobData, { type: 'sleep' }>, dir: string, token: string | undefined): Promise<QueueJobResult> => {
@@ -231,6 +282,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
   // running trainings save their last epoch and end as interrupted; their jobs go back to the queue
   pool.requestStop();
   await Promise.all([...workers.values()].map((w) => w.close()));
+  await Promise.all([...closing]);
   await pool.close();
   redis.disconnect();
 }
@@ -260,9 +312,14 @@ async function failWith(job: Job, code: ErrorCode): Promise<void> {
   await job.updateProgress(failure).catch(() => {});
 }
 
-/** The job's data must be this worker's data, byte for byte (checksums of images and labels). */
-async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: Map<string, Promise<Dataset>>): Promise<Dataset> {
-  const spec = 'config' in data ? (data.config.data ?? { name: 'mnist' }) : { name: data.data.name };
+/**
+ * The job's data must be this worker's data, byte for byte (checksums of images and labels). A
+ * data set this worker lacks or holds otherwise is a LocalError (another worker may have it); a
+ * data set no worker knows (its name) is the job's fault. With `dir`, the data set is read there.
+ */
+async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: Map<string, Promise<Dataset>>, dir?: string): Promise<Dataset> {
+  const asked = 'config' in data ? (data.config.data ?? { name: 'mnist' }) : { name: data.data.name };
+  const spec = dir === undefined ? asked : { ...asked, dir };
   const k = JSON.stringify(spec);
   let p = cache.get(k);
   if (!p) {
@@ -270,11 +327,28 @@ async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: 
     cache.set(k, p);
     p.catch(() => cache.delete(k));
   }
-  const ds = await p;
+  let ds: Dataset;
+  try {
+    ds = await p;
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new LocalError(`cannot load its data set ${data.data.name}: ${(e as Error).message.split('\n')[0]}`);
+  }
   if (ds.train.checksum !== data.data.trainChecksum || ds.test.checksum !== data.data.testChecksum) {
-    throw new DataError(`its data set ${data.data.name} differs from the coordinator's (checksums of the images and labels); install the same data on this worker`);
+    throw new LocalError(`its data set ${data.data.name} differs from the coordinator's (checksums of the images and labels); install the same data on this worker`);
   }
   return ds;
+}
+
+/**
+ * Why this worker, not the job, is at fault (another worker may run it), or undefined: its data
+ * (LocalError), a full disk, the native engine required but not built here.
+ */
+function localReason(e: unknown, message: string): string | undefined {
+  if (e instanceof LocalError) return message;
+  if ((e as NodeJS.ErrnoException)?.code === 'ENOSPC' || /ENOSPC|no space left on device/i.test(message)) return `its disk is full (${message})`;
+  if (/the native engine is not available/.test(message)) return message;
+  return undefined;
 }
 
 /** How long a job's takeover files stay in Redis without a new epoch. */

@@ -1,0 +1,75 @@
+/**
+ * Several files of one folder replaced together: a reader, or the next run after a crash at any
+ * point, finds either all the old files or all the new ones, never some of each (a resumed run's
+ * new checkpoint beside its old manifest would be refused by the resume checks).
+ *
+ * A redo log in the folder itself: the new files are written (atomically, one by one) into
+ * `.commit/`, then `.commit/COMMIT.json` names them; from then on the set is decided and each file
+ * is renamed into place (the manifest last), and `.commit/` removed. finishFileSet() completes a
+ * set whose COMMIT.json was written (roll forward) and drops one whose was not (roll back): the
+ * folder then holds its old files, untouched.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from './atomic.ts';
+
+export const STAGING_DIR = '.commit';
+const COMMIT_FILE = 'COMMIT.json';
+const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * Replace `files` (name -> bytes) in `dir` together; names in `last` are put in place after the
+ * others. `onStep` is called after each step that changes the disk (a test makes the process die
+ * there to check every crash point).
+ */
+export async function writeFileSet(dir: string, files: Record<string, Uint8Array>, last: readonly string[] = [], onStep?: () => void): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  finishFileSet(dir); // a set left by a crash first: it is older than this one
+  const staging = join(dir, STAGING_DIR);
+  fs.rmSync(staging, { recursive: true, force: true });
+  fs.mkdirSync(staging);
+  const names = Object.keys(files).sort((a, b) => Number(last.includes(a)) - Number(last.includes(b)) || last.indexOf(a) - last.indexOf(b));
+  for (const n of names) {
+    if (!SAFE_NAME.test(n) || n === COMMIT_FILE) throw new Error(`writeFileSet: bad file name ${JSON.stringify(n)}`);
+    await writeFileAtomic(join(staging, n), files[n]!);
+    onStep?.();
+  }
+  // the commit point: from here a crash is completed, not undone
+  await writeJsonAtomic(join(staging, COMMIT_FILE), { names });
+  onStep?.();
+  moveIntoPlace(dir, names, onStep);
+}
+
+/**
+ * Complete or undo a set of files that a crash interrupted in `dir` (see the module comment);
+ * nothing when there is none. Returns what it did.
+ */
+export function finishFileSet(dir: string): 'none' | 'completed' | 'undone' {
+  const staging = join(dir, STAGING_DIR);
+  if (!fs.existsSync(staging)) return 'none';
+  let names: string[] | undefined;
+  try {
+    const c = JSON.parse(fs.readFileSync(join(staging, COMMIT_FILE), 'utf8')) as { names?: unknown };
+    if (Array.isArray(c.names) && c.names.every((n) => typeof n === 'string' && SAFE_NAME.test(n))) names = c.names as string[];
+  } catch {
+    // no commit record (or a torn one, which atomic writes never leave): the set was not decided
+  }
+  if (!names) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    return 'undone';
+  }
+  moveIntoPlace(dir, names);
+  return 'completed';
+}
+
+/** Rename the staged files in order (those already moved are skipped), then drop the staging folder. */
+function moveIntoPlace(dir: string, names: readonly string[], onStep?: () => void): void {
+  const staging = join(dir, STAGING_DIR);
+  for (const n of names) {
+    const from = join(staging, n);
+    if (!fs.existsSync(from)) continue; // moved before a crash
+    fs.renameSync(from, join(dir, n));
+    onStep?.();
+  }
+  fs.rmSync(staging, { recursive: true, force: true });
+}

@@ -56,16 +56,21 @@ async function waitFor(what: string, cond: () => Promise<boolean>, seconds = 120
   }
 }
 
-test('three graceful stops mid-training: the job waits again each time, no attempt spent; a fourth worker finishes it from the saved epochs', async () => {
+/** A small native training of `epochs` epochs as a queue job (its initial weights under root). */
+async function trainJob(epochs: number): Promise<ReturnType<typeof toQueueJob>> {
   const ds = await loadDataset({ name: 'mnist' });
-  // epochs enough that no worker can finish before it is stopped (it is stopped after its first epoch)
-  const config = resolveConfig({ epochs: 60, trainPairs: 400, testPairs: 400, engine: 'native' });
+  const config = resolveConfig({ epochs, trainPairs: 400, testPairs: 400, engine: 'native' });
   const reset = join(root, 'initial.safetensors');
   await sharedInitialWeights(reset, config, ds);
-  const data = toQueueJob(
+  return toQueueJob(
     { type: 'train', out: join(root, 'run'), config, resetWeights: reset, resume: false, retrieval: false, distanceSample: 10 },
     { name: ds.name, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum },
   );
+}
+
+test('three graceful stops mid-training: the job waits again each time, no attempt spent; a fourth worker finishes it from the saved epochs', async () => {
+  // epochs enough that no worker can finish before it is stopped (it is stopped after its first epoch)
+  const data = await trainJob(60);
   const { connection } = parseQueueUrl(redis.url);
   const queue = new Queue('graceful', { connection, prefix: KEY_PREFIX });
   const conn = new Redis(connection as object);
@@ -116,14 +121,7 @@ test('three graceful stops mid-training: the job waits again each time, no attem
 });
 
 test('a finished training whose completion Redis refused (its lock lost) keeps its saved epochs: run again, it resumes from its last one', async () => {
-  const ds = await loadDataset({ name: 'mnist' });
-  const config = resolveConfig({ epochs: 12, trainPairs: 400, testPairs: 400, engine: 'native' });
-  const reset = join(root, 'initial.safetensors');
-  await sharedInitialWeights(reset, config, ds);
-  const data = toQueueJob(
-    { type: 'train', out: join(root, 'run'), config, resetWeights: reset, resume: false, retrieval: false, distanceSample: 10 },
-    { name: ds.name, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum },
-  );
+  const data = await trainJob(12);
   const { connection } = parseQueueUrl(redis.url);
   const queue = new Queue('lostlock', { connection, prefix: KEY_PREFIX });
   const conn = new Redis(connection as object);

@@ -21,7 +21,7 @@ import { get, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../src/serve/server.ts';
-import { distanceLine, writeManifest } from '../test/serve/helpers.ts';
+import { distanceLine, onSseBlocks, writeManifest } from '../test/serve/helpers.ts';
 
 const at = process.argv.indexOf('--epochs');
 const EPOCHS = at > 0 ? Number(process.argv[at + 1]) : 200;
@@ -68,19 +68,12 @@ async function main(): Promise<void> {
   const texts: { event: string; data: string }[] = [];
   const res = await new Promise<IncomingMessage>((resolve, reject) => get({ host: '127.0.0.1', port: served.port, path: '/api/events' }, resolve).on('error', reject));
   let wake: (() => void) | undefined;
-  let buf = Buffer.alloc(0);
-  res.on('data', (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    let i: number;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.subarray(0, i + 2).toString('utf8');
-      buf = buf.subarray(i + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'comment';
-      bytes.set(event, (bytes.get(event) ?? 0) + Buffer.byteLength(block));
-      texts.push({ event, data: /^data: (.*)$/m.exec(block)?.[1] ?? '' });
-    }
-    wake?.();
+  onSseBlocks(res, (name, data, size) => {
+    const event = name ?? 'comment';
+    bytes.set(event, (bytes.get(event) ?? 0) + size);
+    texts.push({ event, data: data ?? '' });
   });
+  res.on('data', () => wake?.());
   /** wait (bounded) for a `what` event that carries epoch e */
   const waitFor = async (what: string, e: number): Promise<void> => {
     const re = new RegExp(`"epoch":${e}[,}]`);
@@ -162,24 +155,17 @@ async function manyRuns(): Promise<void> {
     let rowBytes = 0;
     const res = await new Promise<IncomingMessage>((resolve, reject) => get({ host: '127.0.0.1', port, path: '/api/events' }, resolve).on('error', reject));
     let wake: (() => void) | undefined;
-    let buf = Buffer.alloc(0);
-    res.on('data', (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      let i: number;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.subarray(0, i + 2).toString('utf8');
-        buf = buf.subarray(i + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'comment';
-        bytes.set(event, (bytes.get(event) ?? 0) + Buffer.byteLength(block));
-        if (event === 'runs' || event === 'rows') {
-          const p = JSON.parse(/^data: (.*)$/m.exec(block)![1]!) as { runs?: { id: string; epochsDone: number }[]; upsert?: { row: { id: string; epochsDone: number } }[] };
-          const rows = p.runs ?? (p.upsert ?? []).map((u) => u.row);
-          for (const r of rows) seen.set(r.id, r.epochsDone);
-          if (p.runs && rowBytes === 0) rowBytes = JSON.stringify(p.runs).length / p.runs.length;
-        }
+    onSseBlocks(res, (name, data, size) => {
+      const event = name ?? 'comment';
+      bytes.set(event, (bytes.get(event) ?? 0) + size);
+      if (event === 'runs' || event === 'rows') {
+        const p = JSON.parse(data!) as { runs?: { id: string; epochsDone: number }[]; upsert?: { row: { id: string; epochsDone: number } }[] };
+        const rows = p.runs ?? (p.upsert ?? []).map((u) => u.row);
+        for (const r of rows) seen.set(r.id, r.epochsDone);
+        if (p.runs && rowBytes === 0) rowBytes = JSON.stringify(p.runs).length / p.runs.length;
       }
-      wake?.();
     });
+    res.on('data', () => wake?.());
     const waitRow = async (id: string, epoch: number): Promise<void> => {
       const deadline = Date.now() + 30_000;
       while ((seen.get(id) ?? 0) < epoch) {

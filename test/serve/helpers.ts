@@ -142,6 +142,25 @@ export interface Received {
 }
 
 /** A raw event-stream client: every event with its size on the wire. */
+/**
+ * Calls onBlock for each complete server-sent-events block of res, with its event name, data line
+ * and size in bytes (parsed by hand: the tests and `bench/serveWire.ts` count each block's bytes
+ * on the wire, which an EventSource client hides). Listeners added after this one see a chunk's
+ * blocks already handled.
+ */
+export function onSseBlocks(res: IncomingMessage, onBlock: (event: string | undefined, data: string | undefined, bytes: number) => void): void {
+  let buf = Buffer.alloc(0);
+  res.on('data', (c: Buffer) => {
+    buf = Buffer.concat([buf, c]);
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.subarray(0, i + 2).toString('utf8');
+      buf = buf.subarray(i + 2);
+      onBlock(/^event: (.*)$/m.exec(block)?.[1], /^data: (.*)$/m.exec(block)?.[1], Buffer.byteLength(block));
+    }
+  });
+}
+
 export async function listen(port: number): Promise<{ events: Received[]; next(pred: (e: Received) => boolean, what: string): Promise<Received>; close(): void }> {
   const events: Received[] = [];
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
@@ -149,20 +168,11 @@ export async function listen(port: number): Promise<{ events: Received[]; next(p
     req.on('error', reject);
     req.end();
   });
-  let buf = Buffer.alloc(0);
   let wake: (() => void) | undefined;
-  res.on('data', (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    let i: number;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.subarray(0, i + 2).toString('utf8');
-      buf = buf.subarray(i + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (event && data) events.push({ event, bytes: Buffer.byteLength(block), data });
-    }
-    wake?.();
+  onSseBlocks(res, (event, data, bytes) => {
+    if (event && data) events.push({ event, bytes, data });
   });
+  res.on('data', () => wake?.());
   let seen = 0;
   /** the next event (after those already taken) that `pred` accepts; bounded: 20 s */
   const next = async (pred: (e: Received) => boolean, what: string): Promise<Received> => {

@@ -9,7 +9,6 @@
  * @needs redis-server
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,43 +19,12 @@ import { runCompare } from '../../src/experiments/compare.ts';
 import type { CompareOptions } from '../../src/experiments/grid.ts';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
 import type { QueueJobResult } from '../../src/experiments/queue/payload.ts';
-import { BIN } from '../cli/run.ts';
+import { type CliProcess as Proc, startCli as start, stopAll, stopCli as stop } from './processes.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-collect-crash-'));
 const RUN = 'contrastive-seed0';
 let redis: RedisServer;
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-interface Proc {
-  out: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  child: ChildProcess;
-}
-
-function start(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  children.add(child);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    }),
-  );
-  return { child, out: () => out, exited };
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  await p.exited;
-}
-
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 /** Every entry of the run folder (hidden ones too), name -> SHA-256 of its bytes. */
@@ -69,7 +37,7 @@ before(async () => {
   redis = await startRedis();
 });
 after(async () => {
-  for (const c of children) c.kill('SIGKILL');
+  stopAll();
   await redis?.stop();
   rmSync(root, { recursive: true, force: true });
 });
@@ -98,8 +66,8 @@ test('a coordinator killed at any step of collecting a resumed run: the same com
       const dir = join(root, `k${k}`);
       cpSync(base, dir, { recursive: true });
       const crashed = compare(dir, { SIAMESE_TEST_COLLECT_CRASH_AFTER: String(k) });
-      const how = await crashed.exited;
-      assert.equal(how.signal, 'SIGKILL', `step ${k}: ${crashed.out()}`);
+      await crashed.exited;
+      assert.equal(crashed.child.signalCode, 'SIGKILL', `step ${k}: ${crashed.out()}`);
       // the worker's files, still in Redis (every crash point comes before the job is removed):
       // what an uninterrupted collect writes. (A later step's crash run may train the job again,
       // when the run before collected it: its timings then differ, so each step reads its own.)
@@ -111,8 +79,7 @@ test('a coordinator killed at any step of collecting a resumed run: the same com
       assert.equal(Object.keys(files).length, N);
       const trained = trainings();
       const again = compare(dir);
-      const end = await again.exited;
-      assert.equal(end.code, 0, `step ${k}: ${again.out()}`);
+      assert.equal(await again.exited, 0, `step ${k}: ${again.out()}`);
       assert.equal(trainings(), trained, `step ${k}: the command trained again\n${w.out()}`);
       assert.deepEqual(folder(dir), expected, `step ${k}`);
       const res = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as { runs: { history: unknown[] }[] };

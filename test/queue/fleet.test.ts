@@ -5,7 +5,6 @@
  * @needs redis-server
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,38 +15,12 @@ import { Redis } from 'ioredis';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
 import { checkpointPattern } from '../../src/experiments/queue/keys.ts';
 import { readEmbeddingsIndex } from '../../src/train/epochEmbeddings.ts';
-import { BIN, siamese } from '../cli/run.ts';
+import { siamese } from '../cli/run.ts';
+import { type CliProcess as Proc, startCli as start, stopCli as stop, waitFor } from './processes.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-fleet-'));
 const GRID = ['--losses', 'contrastive,yukawa', '--seeds', '1', '--epochs', '3', '--train-pairs', '4000', '--tsne-points', '0', '--no-report', '--engine', 'tfjs'];
-
-interface Proc {
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<number | null>;
-}
-
-// children die with this process, even when it is killed by the runner's timeout
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-function start(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  children.add(child);
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      children.delete(child);
-      resolve(code);
-    }),
-  );
-  return { child, out: () => out, exited };
-}
 
 /** Run a command to its end without blocking this process (the workers' output keeps flowing). */
 async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
@@ -56,21 +29,6 @@ async function run(args: string[], env: Record<string, string> = {}): Promise<{ 
   return { code, out: p.out() };
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, seconds = 120): Promise<void> {
-  const end = Date.now() + seconds * 1000;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  await p.exited;
-}
-
-/** A run folder's file, as its size and SHA-256 (absent: 'none') */
 function fileOf(dir: string, run: string, name: string): string {
   const p = join(dir, 'runs', run, name);
   if (!existsSync(p)) return 'none';

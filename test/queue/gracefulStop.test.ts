@@ -7,7 +7,6 @@
  * @needs redis-server
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,40 +19,22 @@ import { checkpointKey } from '../../src/experiments/queue/keys.ts';
 import { toQueueJob } from '../../src/experiments/queue/payload.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { sharedInitialWeights } from '../../src/train/run.ts';
-import { BIN } from '../cli/run.ts';
+import { type CliProcess, startCli, stopAll, waitFor } from './processes.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-graceful-'));
 let redis: RedisServer;
-const children = new Set<ChildProcess>();
 before(async () => {
   redis = await startRedis();
 });
 after(async () => {
-  for (const c of children) c.kill('SIGKILL');
+  stopAll();
   await redis?.stop();
   rmSync(root, { recursive: true, force: true });
 });
 
-function worker(queueName = 'graceful', args: string[] = []): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, 'worker', '--queue', redis.url, '--queue-name', queueName, '--threads', '1', ...args], {
-    env: { ...process.env, CI: 'true' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => (children.delete(child), resolve(code))));
-  return { child, out: () => out, exited };
-}
-
-async function waitFor(what: string, cond: () => Promise<boolean>, seconds = 120): Promise<void> {
-  const end = Date.now() + seconds * 1000;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function worker(queueName = 'graceful', args: string[] = []): CliProcess {
+  return startCli(['worker', '--queue', redis.url, '--queue-name', queueName, '--threads', '1', ...args]);
 }
 
 /** A small native training of `epochs` epochs as a queue job (its initial weights under root). */

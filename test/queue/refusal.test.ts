@@ -8,14 +8,13 @@
  * @needs redis-server
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Queue } from 'bullmq';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
-import { BIN } from '../cli/run.ts';
+import { type CliProcess as Proc, startCli as start, stopAll, stopCli as stop, waitFor } from './processes.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-refusal-'));
@@ -23,55 +22,13 @@ const empty = join(root, 'empty');
 mkdirSync(empty);
 const GRID = ['--seeds', '1', '--epochs', '1', '--train-pairs', '2000', '--tsne-points', '0', '--snapshot-points', '0', '--no-report', '--no-retrieval'];
 let redis: RedisServer;
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-interface Proc {
-  child: ChildProcess;
-  out: () => string;
-  err: () => string;
-  exited: Promise<number | null>;
-}
-
-function start(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  children.add(child);
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      children.delete(child);
-      resolve(code);
-    }),
-  );
-  return { child, out: () => out + err, err: () => err, exited };
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  await p.exited;
-}
-
-async function waitFor(what: string, cond: () => boolean, seconds = 120): Promise<void> {
-  const end = Date.now() + seconds * 1000;
-  while (Date.now() < end) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 const refusals = (p: Proc): string[] => p.out().split('\n').filter((l) => / cannot run train-/.test(l));
 
 before(async () => {
   redis = await startRedis();
 });
 after(async () => {
-  for (const c of children) c.kill('SIGKILL');
+  stopAll();
   await redis?.stop();
   rmSync(root, { recursive: true, force: true });
 });

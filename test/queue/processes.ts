@@ -1,0 +1,59 @@
+/**
+ * `siamese` commands as child processes for the queue tests (workers, coordinators): their
+ * output kept, killed with the test process even when the runner's timeout kills it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { BIN } from '../cli/run.ts';
+
+export interface CliProcess {
+  child: ChildProcess;
+  /** stdout and stderr as they arrived */
+  out: () => string;
+  /** stderr alone */
+  err: () => string;
+  /** the exit code (null when a signal ended it: then child.signalCode says which) */
+  exited: Promise<number | null>;
+}
+
+const children = new Set<ChildProcess>();
+process.on('exit', stopAll);
+
+/** `siamese ARGS` with CI=true (one line per unit of work) and `env` added. */
+export function startCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => {
+    out += b.toString();
+    err += b.toString();
+  });
+  children.add(child);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      children.delete(child);
+      resolve(code);
+    }),
+  );
+  return { child, out: () => out, err: () => err, exited };
+}
+
+/** SIGKILL, unless it has ended already; resolves when it has. */
+export async function stopCli(p: CliProcess): Promise<void> {
+  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  await p.exited;
+}
+
+/** SIGKILL every command still running (a test's `after`, before its Redis stops). */
+export function stopAll(): void {
+  for (const c of children) c.kill('SIGKILL');
+}
+
+/** Polls `cond` every 100 ms until it holds; throws after `seconds`. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, seconds = 120): Promise<void> {
+  const end = Date.now() + seconds * 1000;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -301,7 +301,7 @@ export function buildProgram(): Command {
   addExperimentOptions(addSplitOption(addDataOptions(addModelOptions(program.command('sweep').description('per loss: a cross-validated hyperparameter search on the training classes, then a test on unseen classes'))
     .option('--losses <list>', 'search spaces, e.g. contrastive:margin=0.2..2,\'yukawa:kappa=1..40:log;power=1..4;lr=1e-4..1e-2:log\' (default contrastive:margin=0.2..2,yukawa:kappa=1..40:log;power=1..4)')
     .option('--trials <n>', 'trials per loss (default 30)', intArg('--trials', 1))
-    .option('--folds <k>', 'class-disjoint cross-validation folds (default 4, fewer when the training classes do not allow 2 per group)', intArg('--folds', 2))
+    .option('--folds <k>', 'cross-validation folds, each validating on training classes it does not train on (default 4; with fewer than 2 x K training classes each fold validates on a pair of classes, the pairs overlapping)', intArg('--folds', 2))
     .option('--seeds <n>', 'final trainings of the best and the default parameters (default 5)', intArg('--seeds', 1))
     .option('--search-seed <n>', 'seed of the search (default 0)', intArg('--search-seed', 0))
     .option('--epochs <n>', 'epochs per training (default 20)', intArg('--epochs', 1))

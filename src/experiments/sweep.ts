@@ -4,10 +4,11 @@
  *
  * 1. the classes are split class-disjointly into training and test classes (--split, default
  *    `classes`); the test classes are seen only in step 4;
- * 2. the training classes form K class-disjoint groups (sorted, dealt round-robin); a trial
- *    trains K times, each time on the training classes minus one group (the training split's
- *    images) and validates on that group (the test split's images of those training classes):
- *    its score is the mean validation MAP@R;
+ * 2. the training classes form K validation groups (sorted, dealt round-robin; with fewer than
+ *    2K classes, K pairs of classes that overlap between folds: foldGroups); a trial trains K
+ *    times, each time on the training classes minus one group (the training split's images) and
+ *    validates on that group (the test split's images of those training classes): its score is
+ *    the mean validation MAP@R;
  * 3. N trials, chosen by tpe.ts (a quasi-random start, then a tree-structured Parzen estimator)
  *    from the scores of the trials before;
  * 4. the best trial's parameters are trained S times (seeds 0..S-1) on all the training classes
@@ -74,7 +75,7 @@ export interface SweepOptions extends ExperimentOptions {
   losses?: string;
   /** trials per loss; default 30 */
   trials?: number;
-  /** cross-validation folds; default 4, lowered to what the training classes allow (2 per group) */
+  /** cross-validation folds; default 4 (fewer than 2 x folds training classes: overlapping pairs, see foldGroups) */
   folds?: number;
   /** final seeds; default 5 */
   seeds?: number;
@@ -265,13 +266,33 @@ const SEARCH_TRAIN_SEED = 0;
 
 class Interrupted extends Error {}
 
-/** The validation groups: the sorted training classes dealt round-robin into K groups. */
+/**
+ * The validation groups of K folds. With at least 2K training classes: a partition, the sorted
+ * classes dealt round-robin into K groups. With fewer (MNIST's 5 training classes and the default
+ * 4 folds), no partition has K groups of 2: each fold validates on 2 classes and trains on the
+ * others (leave-2-classes-out), the K pairs being adjacent classes in the sorted order taken
+ * every other position, so that they are distinct and each class is validated on about equally
+ * often (0-4, K = 4: {0,1} {2,3} {4,0} {1,2}). Groups then overlap between folds, never with
+ * their own fold's training classes. At most as many folds as classes; the caller checks.
+ */
 export function foldGroups(trainClasses: readonly number[], folds: number): number[][] {
   const sorted = [...trainClasses].sort((a, b) => a - b);
-  const groups: number[][] = Array.from({ length: folds }, () => []);
-  sorted.forEach((c, i) => groups[i % folds]!.push(c));
-  return groups;
+  const n = sorted.length;
+  if (n >= 2 * folds) {
+    const groups: number[][] = Array.from({ length: folds }, () => []);
+    sorted.forEach((c, i) => groups[i % folds]!.push(c));
+    return groups;
+  }
+  // starts 0, 2, 4, ... (mod n: for odd n that walk reaches every start); for even n the second
+  // round takes the odd starts
+  return Array.from({ length: folds }, (_, k) => {
+    const start = (2 * k + (n % 2 === 0 ? Math.floor((2 * k) / n) : 0)) % n;
+    return [sorted[start]!, sorted[(start + 1) % n]!].sort((a, b) => a - b);
+  });
 }
+
+/** Whether K folds' groups overlap (fewer than 2K training classes: leave-2-classes-out). */
+export const foldsOverlap = (trainClasses: number, folds: number): boolean => trainClasses < 2 * folds;
 
 /** The split text of fold k: train on the training classes outside group k, validate on group k. */
 export function foldSplit(trainClasses: readonly number[], group: readonly number[]): string {
@@ -294,7 +315,7 @@ function intIn(name: string, v: number, lo: number, hi: number): number {
   return v;
 }
 
-/** The definition from the options, with its notes (a lowered fold count). */
+/** The definition from the options, with its notes (folds that overlap). */
 export function resolveDefinition(opts: SweepOptions, ds: Dataset): { definition: SweepDefinition; notes: string[] } {
   const q = opts.quick ? QUICK_SWEEP : undefined;
   const notes: string[] = [];
@@ -305,20 +326,21 @@ export function resolveDefinition(opts: SweepOptions, ds: Dataset): { definition
   const splitSpec = parseSplit(opts.split ?? 'classes');
   if (splitSpec.kind === 'pairs') throw new UsageError('sweep needs class-disjoint classes: --split classes or classes=C1,C2,... (not pairs)');
   const split = resolveSplit(splitSpec, classCount(ds.train.labels));
-  // each validation group needs 2 classes (MAP@R within one class is trivially 1), each fold 2 training classes
-  const maxFolds = Math.floor(split.trainClasses.length / 2);
-  if (maxFolds < 2) throw new UsageError(`sweep needs at least 4 training classes for 2 folds; --split gives ${split.trainClasses.length}`);
-  let folds: number;
-  if (opts.folds !== undefined) {
-    folds = intIn('--folds', opts.folds, 2, 1000);
-    if (folds > maxFolds) {
-      throw new UsageError(
-        `--folds ${folds} needs ${2 * folds} training classes (2 per validation group); the split has ${split.trainClasses.length}: use --folds ${maxFolds} or fewer`,
-      );
-    }
-  } else {
-    folds = Math.min(q?.folds ?? 4, maxFolds);
-    if (folds < (q?.folds ?? 4)) notes.push(`${folds} folds, not ${q?.folds ?? 4}: ${split.trainClasses.length} training classes make at most ${maxFolds} groups of 2 or more`);
+  // each validation group needs 2 classes (MAP@R within one class is trivially 1), each fold 2
+  // training classes; with fewer than 2K classes the groups are pairs that overlap (foldGroups)
+  const n = split.trainClasses.length;
+  if (n < 4) throw new UsageError(`sweep needs at least 4 training classes for 2 folds; --split gives ${n}`);
+  const folds = opts.folds !== undefined ? intIn('--folds', opts.folds, 2, 1000) : (q?.folds ?? 4);
+  if (folds > n) {
+    throw new UsageError(`--folds ${folds} needs at least ${folds} training classes (a pair of classes to validate on per fold); the split has ${n}: use --folds ${n} or fewer`);
+  }
+  if (foldsOverlap(n, folds)) {
+    const groups = foldGroups(split.trainClasses, folds)
+      .map((g) => `{${g.join(',')}}`)
+      .join(' ');
+    notes.push(
+      `${folds} folds on ${n} training classes: too few for ${folds} disjoint groups of 2, so each fold validates on 2 classes and trains on the other ${n - 2} (validation pairs ${groups})`,
+    );
   }
   const full = experimentConfig(opts, q);
   if (full.epochs < 1) throw new UsageError('--epochs must be at least 1');

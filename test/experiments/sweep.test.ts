@@ -255,6 +255,33 @@ test('sweep whose report cannot be written: results.json complete, one line nami
   }
 });
 
+test('folds: with fewer than 2K training classes, K distinct pairs of classes, each validated on about equally often, never a fold\'s own training class', () => {
+  // MNIST's 5 training classes and the default 4 folds, by hand
+  assert.deepEqual(foldGroups([0, 1, 2, 3, 4], 4), [[0, 1], [2, 3], [0, 4], [1, 2]]);
+  assert.deepEqual(foldGroups([3, 1, 0, 2], 4), [[0, 1], [2, 3], [1, 2], [0, 3]]);
+  // brute force over sizes: distinct pairs, balanced within one, the rest trains
+  for (let n = 4; n <= 13; n++) {
+    const train = Array.from({ length: n }, (_, i) => 2 * i + 1);
+    for (let k = Math.floor(n / 2) + 1; k <= n; k++) {
+      const groups = foldGroups(train, k);
+      assert.equal(groups.length, k);
+      assert.equal(new Set(groups.map((g) => g.join(','))).size, k, `n=${n} k=${k}: distinct pairs`);
+      const counts = new Map(train.map((c) => [c, 0]));
+      for (const g of groups) {
+        assert.equal(g.length, 2);
+        assert.ok(g[0]! < g[1]! && g.every((c) => train.includes(c)));
+        for (const c of g) counts.set(c, counts.get(c)! + 1);
+        const s = resolveSplit(parseSplit(foldSplit(train, g)), 30);
+        assert.deepEqual(s.testClasses, g);
+        assert.equal(s.trainClasses.length, n - 2);
+        assert.ok(s.trainClasses.every((c) => !g.includes(c)));
+      }
+      const c = [...counts.values()];
+      assert.ok(Math.max(...c) - Math.min(...c) <= 1, `n=${n} k=${k}: ${c.join(',')}`);
+    }
+  }
+});
+
 test('bad specs and protocols: one line on stderr, exit 2, nothing written', () => {
   const cases: [string[], RegExp][] = [
     [['--losses', 'contrastive:margin=2..0.2'], /reversed/],
@@ -263,7 +290,7 @@ test('bad specs and protocols: one line on stderr, exit 2, nothing written', () 
     [['--losses', 'custom:pos=d^2;neg=1..2'], /not a numeric parameter/],
     [['--losses', 'yukawa:kappa=0..40:log'], /positive low bound/],
     [['--split', 'pairs'], /class-disjoint/],
-    [['--folds', '3'], /--folds 3 needs 6 training classes/],
+    [['--folds', '6'], /--folds 6 needs at least 6 training classes/],
   ];
   for (const [extra, why] of cases) {
     const out = join(root, 'never', String(cases.findIndex((c) => c[0] === extra)));

@@ -262,7 +262,7 @@ test('the plan\'s lines: trainings, the estimate with what it rests on', () => {
     trainings: 140,
     finished: 0,
     workers: 2,
-    notes: ['2 folds, not 4: 5 training classes make at most 2 groups of 2 or more'],
+    notes: ['4 folds on 5 training classes: too few for 4 disjoint groups of 2, so each fold validates on 2 classes and trains on the other 3 (validation pairs {0,1} {2,3} {0,4} {1,2})'],
     estimate: { seconds: 1776, loadedSeconds: 1776, trainingSeconds: 3500, workers: 2, costs },
   };
   assert.equal(
@@ -270,7 +270,7 @@ test('the plan\'s lines: trainings, the estimate with what it rests on', () => {
     [
       'sweep: 2 losses x (30 trials x 2 folds + 5 tuned + 5 default seeds) = 140 trainings, 0 finished already; training classes 0,1,2,3,4, test classes 5,6,7,8,9',
       'sweep: estimated about 30 min (measured here: 0.62 ms a step (contrastive) to 3.2 ms (triplet-semihard), 15.1 ms of files an epoch; 2 workers; the report not included)',
-      'sweep: note: 2 folds, not 4: 5 training classes make at most 2 groups of 2 or more',
+      'sweep: note: 4 folds on 5 training classes: too few for 4 disjoint groups of 2, so each fold validates on 2 classes and trains on the other 3 (validation pairs {0,1} {2,3} {0,4} {1,2})',
     ].join('\n'),
   );
   // a busy machine: both times, and the share of a core the measurement got

@@ -363,9 +363,21 @@ export function resolveDefinition(opts: SweepOptions, ds: Dataset): { definition
 }
 
 /** The definition without the settings that change only speed, for the resume check. */
-function essence(d: SweepDefinition): string {
+function essenceOf(d: SweepDefinition): Record<string, unknown> {
   const { engine: _e, threads: _t, ...config } = d.config;
-  return JSON.stringify({ ...d, config, losses: d.losses.map((l) => ({ ...l, text: undefined })) });
+  return { ...d, config, losses: d.losses.map((l) => ({ ...l, text: undefined })) };
+}
+const essence = (d: SweepDefinition): string => JSON.stringify(essenceOf(d));
+
+/** The settings two definitions differ in, in words (`folds: 2 there, 4 here`), for the refusal. */
+function differences(stored: SweepDefinition, def: SweepDefinition): string {
+  const a = essenceOf(stored), b = essenceOf(def);
+  const flat = (o: Record<string, unknown>): Map<string, string> =>
+    new Map(Object.entries(o).flatMap(([k, v]) => (k === 'config' ? Object.entries(v as object).map(([c, w]) => [c, JSON.stringify(w)] as const) : [[k, JSON.stringify(v)] as const])));
+  const fa = flat(a), fb = flat(b);
+  const keys = [...new Set([...fa.keys(), ...fb.keys()])].filter((k) => fa.get(k) !== fb.get(k) && k !== 'groups');
+  const short = (v: string | undefined): string => (v === undefined ? 'unset' : v.length > 40 ? 'another value' : v);
+  return keys.map((k) => `${k}: ${short(fa.get(k))} there, ${short(fb.get(k))} here`).join('; ');
 }
 
 export function trainConfig(def: SweepDefinition, l: SweepLossSpec, x: Record<string, number> | undefined, split: string, seed: number): TrainConfig {
@@ -388,7 +400,8 @@ function storedSweep(out: string, def: SweepDefinition): StoredSweep | undefined
   const stored = readJson(sweepPath) as Partial<StoredSweep>;
   if (stored.tool !== 'siamese-lab' || stored.kind !== 'sweep' || !stored.definition) throw new DataError(`${sweepPath}: not a sweep written by siamese-lab`);
   if (essence(stored.definition) !== essence(def)) {
-    throw new UsageError(`${out} holds a sweep with other settings (see ${sweepPath}); run the command that started it, or use another --out`);
+    const diff = differences(stored.definition, def);
+    throw new UsageError(`${out} holds a sweep with other settings (${diff ? `${diff}; ` : ''}see ${sweepPath}); run the command that started it, or use another --out`);
   }
   return stored as StoredSweep;
 }

@@ -156,6 +156,20 @@ test('killed with SIGKILL mid-sweep, the same command resumes and ends with the 
   assert.deepEqual(essence(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as SweepResults), essence(reference));
 });
 
+test('the same --out with other settings is refused in one line that names them; the folder is untouched', () => {
+  const out = join(root, 'a');
+  assert.ok(existsSync(join(out, 'results.json')), 'needs the folder of the tiny-sweep test');
+  const before = readFileSync(join(out, 'sweep.json'), 'utf8');
+  const listing = readdirSync(out).sort();
+  const args = ARGS.map((a, i) => (ARGS[i - 1] === '--folds' ? '3' : ARGS[i - 1] === '--epochs' ? '2' : a));
+  const r = siamese(['sweep', ...args, '--out', out, '--no-report']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /holds a sweep with other settings \(folds: 2 there, 3 here; epochs: 1 there, 2 here; see /);
+  assert.equal(readFileSync(join(out, 'sweep.json'), 'utf8'), before);
+  assert.deepEqual(readdirSync(out).sort(), listing);
+});
+
 test('siamese report DIR rebuilds a sweep\'s report.md and report.html byte for byte from its results.json', () => {
   // the folder of the test before: finished, so the command trains nothing and writes the report
   const out = join(root, 'killed');

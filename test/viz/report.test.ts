@@ -148,6 +148,22 @@ describe('polar plot classes', () => {
       assert.deepEqual(testPairClasses(split.labels, pairSeed, testPairs), want);
     }
   });
+
+  it('under a class split, are those of the test classes\' pairs the run evaluates, as the data set\'s class ids', async () => {
+    await initBackend('wasm');
+    const split = syntheticTestSplit();
+    const dataset = { name: 'synthetic', classes: [...'0123456789'], train: split, test: split, source: 'test' };
+    for (const [splitText, testPairs] of [['classes', 0], ['classes=1,3,8', 0], ['train=0,1,2;test=6,9', 15]] as const) {
+      const t = new Training(dataset, resolveConfig({ pairSeed: 2, testPairs, split: splitText, embeddingDim: 4, engine: 'tfjs' }));
+      // the oracle: the pairs the training scores, each pair's class mapped back to the data set's id
+      const want: { pos: number[]; neg: number[] } = { pos: [], neg: [] };
+      for (let i = 0; i < t.testPairs.length; i++) want[t.testPairs.y[i] === 1 ? 'pos' : 'neg'].push(t.split.testClasses[t.dataset.test.labels[t.testPairs.a[i]!]!]!);
+      t.dispose();
+      const got = testPairClasses(split.labels, 2, testPairs, splitText);
+      assert.deepEqual(got, want, splitText);
+      assert.ok([...got.pos, ...got.neg].every((c) => t.split.testClasses.includes(c)), `${splitText}: test classes only`);
+    }
+  });
 });
 
 describe('siamese report RUN_DIR', () => {

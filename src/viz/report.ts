@@ -520,6 +520,12 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
     const label = labels.get(l.id) ?? l.id;
     const caveats: string[] = [];
     if (epochs !== 20) caveats.push(`this study ran ${count(epochs, 'epoch')}, the references 20`);
+    // the references trained and tested the MLP on every MNIST digit, with every train pair
+    const cfg = results.spec.config;
+    if (results.dataset.name.toLowerCase() !== 'mnist') caveats.push(`this study's data set is ${results.dataset.name}, the references' MNIST`);
+    if ((cfg.split ?? 'pairs') !== 'pairs') caveats.push(`this study tests on classes it never trained on (--split ${cfg.split}), the references on the classes they trained on`);
+    if (cfg.trainPairs > 0) caveats.push(`this study trained on the first ${cfg.trainPairs} train pairs, the references on all`);
+    if (cfg.base !== undefined && cfg.base !== 'mlp') caveats.push(`this study's base network is ${cfg.base}, the references' the MLP`);
     if (!sameAsReference(key, l.params)) caveats.push('parameters differ from the seed\'s');
     let diffText = '—';
     let verdict = '—';

@@ -135,6 +135,30 @@ describe('buildReport', () => {
   });
 });
 
+describe("the seed's figures beside a study that measured something else", () => {
+  it('say why they are not comparable: other data, unseen test classes, a slice of the train pairs, another network', async () => {
+    const r = syntheticResults({ tsne: false, retrieval: false });
+    r.spec.config.epochs = 20;
+    r.spec.config.split = 'classes';
+    r.spec.config.trainPairs = 2000;
+    r.spec.config.base = 'cnn';
+    const d = tempDir();
+    const files = await buildReport(r, d, { testSplit: null, pngScale: 1 });
+    const md = readFileSync(files.md, 'utf8');
+    const row = md.split('\n').find((l) => l.startsWith('| contrastive (m = 1) | 97.37%'));
+    assert.ok(row, 'the contrastive row beside the seed');
+    for (const why of [
+      "this study's data set is synthetic, the references' MNIST",
+      'this study tests on classes it never trained on (--split classes), the references on the classes they trained on',
+      'this study trained on the first 2000 train pairs, the references on all',
+      "this study's base network is cnn, the references' the MLP",
+    ]) {
+      assert.ok(row.includes(why), why);
+    }
+    assert.match(row, /not directly comparable: /);
+  });
+});
+
 describe('polar plot classes', () => {
   it('are those of the test pairs training evaluates, in the same order', async () => {
     await initBackend('wasm');

@@ -12,7 +12,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { classCount, type Dataset } from '../data/dataset.ts';
+import type { Dataset } from '../data/dataset.ts';
 import { splitLabels } from '../data/split.ts';
 import { retrievalMetrics } from '../eval/retrieval.ts';
 import { writeFileAtomic } from '../io/atomic.ts';

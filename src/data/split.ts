@@ -17,7 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { UsageError } from '../errors.ts';
-import type { Dataset, ImageSplit } from './dataset.ts';
+import { classCount, type Dataset, type ImageSplit } from './dataset.ts';
 
 export type ClassSplitSpec = { kind: 'pairs' } | { kind: 'classes'; test?: number[]; train?: number[] };
 
@@ -90,19 +90,31 @@ export function resolveSplit(spec: ClassSplitSpec, numClasses: number): ClassSpl
   return { kind: 'classes', trainClasses: train, testClasses: test };
 }
 
-/** The images of `split` whose class is in `classes`, relabelled by position in `classes`. */
-export function subsetClasses(split: ImageSplit, classes: readonly number[]): ImageSplit {
+/** The positions of the labels whose class is in `classes`, and those labels renumbered by position in `classes`. */
+export function subsetLabels(labels: Uint8Array, classes: readonly number[]): { keep: number[]; labels: Uint8Array } {
   const map = new Int16Array(256).fill(-1);
   classes.forEach((c, i) => (map[c] = i));
   const keep: number[] = [];
-  for (let i = 0; i < split.n; i++) if (map[split.labels[i]!]! >= 0) keep.push(i);
+  for (let i = 0; i < labels.length; i++) if (map[labels[i]!]! >= 0) keep.push(i);
+  return { keep, labels: Uint8Array.from(keep, (i) => map[labels[i]!]!) };
+}
+
+/**
+ * The labels each side of a data set keeps under a split (`pairs`, `classes`, ...), renumbered as
+ * applySplit renumbers them, without copying an image: what a run's pair recipe and counts see.
+ */
+export function splitLabels(ds: Pick<Dataset, 'train' | 'test'>, splitText: string): { split: ClassSplit; train: Uint8Array; test: Uint8Array } {
+  const split = resolveSplit(parseSplit(splitText), classCount(ds.train.labels));
+  if (split.kind === 'pairs') return { split, train: ds.train.labels, test: ds.test.labels };
+  return { split, train: subsetLabels(ds.train.labels, split.trainClasses).labels, test: subsetLabels(ds.test.labels, split.testClasses).labels };
+}
+
+/** The images of `split` whose class is in `classes`, relabelled by position in `classes`. */
+export function subsetClasses(split: ImageSplit, classes: readonly number[]): ImageSplit {
+  const { keep, labels } = subsetLabels(split.labels, classes);
   const dim = split.height * split.width * split.channels;
   const images = new Uint8Array(keep.length * dim);
-  const labels = new Uint8Array(keep.length);
-  keep.forEach((src, r) => {
-    images.set(split.images.subarray(src * dim, (src + 1) * dim), r * dim);
-    labels[r] = map[split.labels[src]!]!;
-  });
+  keep.forEach((src, r) => images.set(split.images.subarray(src * dim, (src + 1) * dim), r * dim));
   const hash = createHash('sha256');
   hash.update(images);
   hash.update(labels);

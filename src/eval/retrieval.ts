@@ -14,8 +14,12 @@
  *   (k = `knnK`, default 10); a tie between labels goes to the one whose nearest member is
  *   nearer. Averaged over ALL items.
  *
- * Neighbours are exact and ordered by (squared distance, index), so distance ties go to the
- * lower index, as in `knn`. Every query needs its L = max(R, k) nearest, and R reaches ~1,100
+ * Neighbours at equal distance (duplicate images, a collapsed model's identical embeddings) have no
+ * order of their own: P@1, R-precision and MAP@R are their expectations over every order of each
+ * group of equally distant neighbours (`expectedScoresAtR`), so the data set's order never decides
+ * them (a folder data set is stored class by class: ties by index would rank a query's own class
+ * first). The kNN vote takes its k nearest by (squared distance, index), as `knn` does.
+ * Every query needs its L = max(R, k) nearest, and R reaches ~1,100
  * on MNIST's test set; a bounded heap of that size is slow, so the full distance rows are
  * streamed (`forEachDistanceRows`, knn's kernel) and each row is cut by selection: the L-th
  * smallest distance found in O(n), then only those L neighbours sorted.
@@ -58,6 +62,48 @@ export function scoresAtR(rel: ArrayLike<number>, R: number): { rPrecision: numb
     }
   }
   return { rPrecision: hits / R, averagePrecision: ap / R };
+}
+
+/**
+ * P@1, R-precision and average precision at R of one query whose neighbours may tie, each the
+ * expected value over every order of the neighbours at equal distance. `d` and `rel` are the
+ * query's first R (or more) neighbours by distance (ascending) and whether each is relevant;
+ * `lastGroup` is the whole group of neighbours at distance d[R − 1], which may reach past rank R:
+ * its size and how many of it are relevant.
+ *
+ * Within a group of g neighbours, r of them relevant, at ranks a + 1 .. a + g after h relevant
+ * ones, a random order gives E[rel(a + j)] = r/g and E[rel(a + j)·Σ_{k<j} rel(a + k)] =
+ * (j − 1)·(r/g)·(r − 1)/(g − 1), so E[P(a + j)·rel(a + j)] = (r/g)·(h + 1 + (j − 1)(r − 1)/(g − 1))/(a + j).
+ * Without ties this is scoresAtR.
+ */
+export function expectedScoresAtR(
+  d: ArrayLike<number>,
+  rel: ArrayLike<number>,
+  R: number,
+  lastGroup: { size: number; relevant: number },
+): { precisionAt1: number; rPrecision: number; averagePrecision: number } {
+  let hits = 0; // relevant neighbours in the groups before this one (whole groups: a whole number)
+  let ap = 0;
+  let p1 = 0;
+  for (let a = 0; a < R; ) {
+    let b = a;
+    while (b + 1 < R && d[b + 1] === d[a]) b++;
+    const inTop = b - a + 1; // this group's ranks within the first R
+    let g = inTop;
+    let r = 0;
+    for (let i = a; i <= b; i++) r += rel[i]!;
+    if (b === R - 1) {
+      g = lastGroup.size;
+      r = lastGroup.relevant;
+    }
+    const f = r / g;
+    const f2 = g > 1 ? (r - 1) / (g - 1) : 0;
+    for (let j = 1; j <= inTop; j++) ap += (f * (hits + 1 + (j - 1) * f2)) / (a + j);
+    if (a === 0) p1 = f;
+    hits += inTop * f;
+    a = b + 1;
+  }
+  return { precisionAt1: p1, rPrecision: hits / R, averagePrecision: ap / R };
 }
 
 /**
@@ -118,12 +164,23 @@ export function retrievalMetrics(
       const c = ids[q]!;
       const R = sizes[c]! - 1;
       const L = Math.max(R, kVote);
-      nearest(rows.subarray((q - start) * n, (q - start + 1) * n), q, L, scratch, nearD, nearI);
+      const row = rows.subarray((q - start) * n, (q - start + 1) * n);
+      nearest(row, q, L, scratch, nearD, nearI);
       if (R >= 1) {
         queries++;
         for (let i = 0; i < R; i++) rel[i] = ids[nearI[i]!] === c ? 1 : 0;
-        const scores = scoresAtR(rel, R);
-        p1 += rel[0]!;
+        // the whole group at the R-th distance (it may reach past rank R)
+        const dR = nearD[R - 1]!;
+        let size = 0;
+        let relevant = 0;
+        for (let j = 0; j < n; j++) {
+          if (j !== q && row[j] === dR) {
+            size++;
+            if (ids[j] === c) relevant++;
+          }
+        }
+        const scores = expectedScoresAtR(nearD, rel, R, { size, relevant });
+        p1 += scores.precisionAt1;
         rp += scores.rPrecision;
         map += scores.averagePrecision;
       }

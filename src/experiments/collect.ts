@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { type Dataset } from '../data/dataset.ts';
+import { splitLabels } from '../data/split.ts';
 import type { Evaluation } from '../eval/evaluate.ts';
 import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import type { EpochLog } from '../train/trainer.ts';
@@ -70,6 +71,9 @@ export function buildResults(a: {
     .filter((s): s is LossSummary => s !== undefined);
   const comparisons = pairedComparisons(spec.losses, runs);
   const ds = a.dataset;
+  // the counts of what the runs saw: under a class split, only their own classes' images
+  const seen = splitLabels(ds, spec.config.split ?? 'pairs');
+  const testPairsAll = fullPairCount(seen.test);
   const results: CompareResults = {
     tool: 'siamese-lab',
     version: toolVersion(),
@@ -79,9 +83,9 @@ export function buildResults(a: {
     dataset: {
       name: ds.name,
       source: ds.source,
-      trainPairs: trainPairCount(spec, ds),
-      testPairs: spec.config.testPairs > 0 ? Math.min(spec.config.testPairs, fullPairCount(ds.test.labels)) : fullPairCount(ds.test.labels),
-      testImages: ds.test.n,
+      trainPairs: trainPairCount(spec, seen.train),
+      testPairs: spec.config.testPairs > 0 ? Math.min(spec.config.testPairs, testPairsAll) : testPairsAll,
+      testImages: seen.test.length,
     },
     runs: runSummaries,
     summary,

@@ -12,8 +12,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { classCount, type Dataset } from '../data/dataset.ts';
-import { parseSplit, resolveSplit } from '../data/split.ts';
+import type { Dataset } from '../data/dataset.ts';
+import { splitLabels } from '../data/split.ts';
 import { retrievalMetrics } from '../eval/retrieval.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { TrainConfig } from '../train/config.ts';
@@ -105,16 +105,8 @@ export function estimatePlan(work: readonly TrainingWork[], costs: Costs, worker
 
 /** The training labels (renumbered 0..k-1) and the test image count of a split, without copying images. */
 export function splitSizes(ds: Dataset, split: string): { trainLabels: Uint8Array; testImages: number } {
-  const s = resolveSplit(parseSplit(split), classCount(ds.train.labels));
-  if (s.kind === 'pairs') return { trainLabels: ds.train.labels, testImages: ds.test.n };
-  const map = new Int16Array(256).fill(-1);
-  s.trainClasses.forEach((c, i) => (map[c] = i));
-  const kept: number[] = [];
-  for (const l of ds.train.labels) if (map[l]! >= 0) kept.push(map[l]!);
-  const test = new Set(s.testClasses);
-  let testImages = 0;
-  for (const l of ds.test.labels) if (test.has(l)) testImages++;
-  return { trainLabels: Uint8Array.from(kept), testImages };
+  const s = splitLabels(ds, split);
+  return { trainLabels: s.train, testImages: s.test.length };
 }
 
 /** One training's work: its batches per epoch under its split, and its test images. */

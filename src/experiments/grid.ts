@@ -333,7 +333,8 @@ export function fullPairCount(labels: Uint8Array): number {
   return 2 * k * n;
 }
 
-export function trainPairCount(spec: CompareSpec, ds: Dataset): number {
-  const full = fullPairCount(ds.train.labels);
+/** The train pairs of the grid's runs, from the training labels they see (after their split). */
+export function trainPairCount(spec: CompareSpec, trainLabels: Uint8Array): number {
+  const full = fullPairCount(trainLabels);
   return spec.config.trainPairs > 0 ? Math.min(full, spec.config.trainPairs) : full;
 }

@@ -643,9 +643,19 @@ export function polarChart(results: CompareResults, classes: PairClasses, opts: 
   if (runs.length === 0) throw new DataError(`results have no runs of seed ${seed} to draw`);
   const perClass = opts.perClass ?? 80;
   const size = opts.size ?? 300;
-  let numClasses = 0;
-  for (const kind of ['pos', 'neg'] as const) for (let i = 0; i < classes[kind].length; i++) numClasses = Math.max(numClasses, classes[kind][i]! + 1);
-  numClasses = Math.max(numClasses, 2);
+  // one sector per class that has pairs, labelled with its class id: every class on the seed's
+  // plot, the test classes alone (e.g. 5-9) under a class split
+  let maxClass = 0;
+  for (const kind of ['pos', 'neg'] as const) for (let i = 0; i < classes[kind].length; i++) maxClass = Math.max(maxClass, classes[kind][i]!);
+  const present = new Uint8Array(maxClass + 1);
+  for (const kind of ['pos', 'neg'] as const) for (let i = 0; i < classes[kind].length; i++) present[classes[kind][i]!] = 1;
+  const sectorIds: number[] = [];
+  present.forEach((p, c) => {
+    if (p) sectorIds.push(c);
+  });
+  while (sectorIds.length < 2) sectorIds.push(sectorIds.length ? sectorIds[sectorIds.length - 1]! + 1 : 0);
+  const sectorOf = new Map(sectorIds.map((c, i) => [c, i]));
+  const numClasses = sectorIds.length;
   const sector = (2 * Math.PI) / numClasses;
   const threshold = results.spec.config.threshold;
   const w = classWord(results);
@@ -670,7 +680,7 @@ export function polarChart(results: CompareResults, classes: PairClasses, opts: 
         throw new DataError(`polar plot: ${loss} seed ${seed} has ${count(ds.length, `${kind} distance`)} but only ${count(cls.length, 'class', 'classes')}`);
       }
       const byClass: number[][] = Array.from({ length: numClasses }, () => []);
-      for (let i = 0; i < ds.length; i++) if (Number.isFinite(ds[i])) byClass[cls[i]!]!.push(ds[i]!);
+      for (let i = 0; i < ds.length; i++) if (Number.isFinite(ds[i])) byClass[sectorOf.get(cls[i]!)!]!.push(ds[i]!);
       byClass.forEach((list, c) => {
         const m = Math.min(perClass, list.length);
         for (let j = 0; j < m; j++) {
@@ -696,7 +706,7 @@ export function polarChart(results: CompareResults, classes: PairClasses, opts: 
     const labels = Array.from({ length: numClasses }, (_, c) => ({
       x: R * 1.08 * Math.sin((c + 0.5) * sector),
       y: R * 1.08 * Math.cos((c + 0.5) * sector),
-      text: String(c),
+      text: String(sectorIds[c]),
     }));
     // ring labels sit just inside their ring, right of the top spoke (the digit labels are outside);
     // on a wide panel only the outer ring is labelled, the inner ones would overlap

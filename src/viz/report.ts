@@ -13,6 +13,7 @@ import type { Dataset } from '../data/dataset.ts';
 import { loadMnist } from '../data/mnist.ts';
 import { loadDataset } from '../data/registry.ts';
 import { makePairs, slicePairs } from '../data/pairs.ts';
+import { parseSplit, resolveSplit, splitLabels, subsetLabels } from '../data/split.ts';
 import { DataError } from '../errors.ts';
 import { type AccuracyAt, lossAccuracyAt } from '../eval/accuracyAt.ts';
 import type { CompareResults, LossSummary, PairedComparison, Stat } from '../experiments/results.ts';
@@ -287,14 +288,22 @@ function toMarkdown(blocks: Block[]): string {
  * the first `testPairs` pairs when that is set. `run.distances.pos/neg` hold the distances of
  * these pairs in the same order (all of them, or the first N as a sample).
  */
-export function testPairClasses(labels: Uint8Array, pairSeed: number, testPairs: number): PairClasses {
+export function testPairClasses(labels: Uint8Array, pairSeed: number, testPairs: number, split = 'pairs'): PairClasses {
+  // under a class split the runs drew their test pairs from the test classes alone, renumbered
+  // 0..k-1 (data/split.ts): rebuild them from those, and give back the data set's class ids
+  const s = resolveSplit(parseSplit(split), classCount(labels));
+  const seen = s.kind === 'pairs' ? labels : subsetLabels(labels, s.testClasses).labels;
+  const ids = s.kind === 'pairs' ? undefined : s.testClasses;
   const rng = new Rng(pairSeed);
   rng.fork(); // the train pairs' generator
-  const all = makePairs(labels, classCount(labels), rng.fork());
+  const all = makePairs(seen, classCount(seen), rng.fork());
   const pairs = testPairs > 0 ? slicePairs(all, testPairs) : all;
   const pos: number[] = [];
   const neg: number[] = [];
-  for (let i = 0; i < pairs.length; i++) (pairs.y[i] === 1 ? pos : neg).push(labels[pairs.a[i]!]!);
+  for (let i = 0; i < pairs.length; i++) {
+    const c = seen[pairs.a[i]!]!;
+    (pairs.y[i] === 1 ? pos : neg).push(ids ? ids[c]! : c);
+  }
   return { pos, neg };
 }
 
@@ -317,7 +326,10 @@ async function defaultTestSplit(results: CompareResults, notes: string[]): Promi
     notes.push(`The test images of data set "${name}" could not be loaded (${(e as Error).message.split('\n')[0]}): no thumbnails and no polar plot.`);
     return null;
   }
-  if (ds.name !== name || (isNum(results.dataset.testImages) && results.dataset.testImages !== ds.test.n)) {
+  // results.json counts the test images of its runs' test classes (files written before that
+  // counted the whole test split)
+  const seenImages = splitLabels(ds, results.spec.config.split ?? 'pairs').test.length;
+  if (ds.name !== name || (isNum(results.dataset.testImages) && results.dataset.testImages !== seenImages && results.dataset.testImages !== ds.test.n)) {
     notes.push(`results.json speaks of ${count(results.dataset.testImages, 'test image')} of ${name}, the data found has ${count(ds.test.n, 'test image')} of ${ds.name}: no thumbnails and no polar plot.`);
     return null;
   }
@@ -508,6 +520,12 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
     const label = labels.get(l.id) ?? l.id;
     const caveats: string[] = [];
     if (epochs !== 20) caveats.push(`this study ran ${count(epochs, 'epoch')}, the references 20`);
+    // the references trained and tested the MLP on every MNIST digit, with every train pair
+    const cfg = results.spec.config;
+    if (results.dataset.name.toLowerCase() !== 'mnist') caveats.push(`this study's data set is ${results.dataset.name}, the references' MNIST`);
+    if ((cfg.split ?? 'pairs') !== 'pairs') caveats.push(`this study tests on classes it never trained on (--split ${cfg.split}), the references on the classes they trained on`);
+    if (cfg.trainPairs > 0) caveats.push(`this study trained on the first ${cfg.trainPairs} train pairs, the references on all`);
+    if (cfg.base !== undefined && cfg.base !== 'mlp') caveats.push(`this study's base network is ${cfg.base}, the references' the MLP`);
     if (!sameAsReference(key, l.params)) caveats.push('parameters differ from the seed\'s');
     let diffText = '—';
     let verdict = '—';
@@ -770,7 +788,7 @@ function polarClasses(results: CompareResults, split: TestSplit | null, seed: nu
   }
   let classes: PairClasses;
   try {
-    classes = testPairClasses(split.labels, cfg.pairSeed, cfg.testPairs);
+    classes = testPairClasses(split.labels, cfg.pairSeed, cfg.testPairs, cfg.split ?? 'pairs');
   } catch (e) {
     notes.push(`No polar plot: the test pairs could not be rebuilt (${(e as Error).message}).`);
     return null;

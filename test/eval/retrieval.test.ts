@@ -62,7 +62,24 @@ test('kNN vote: a tie goes to the label of the nearer neighbour', () => {
   near(retrievalMetrics(y, 1, labels, { knnK: 2 }).knnAccuracy, 2 / 5);
 });
 
-/** Reference: every distance in float64, ranks by (distance, index), metrics by definition. */
+/** All orders of xs. */
+function permutations<T>(xs: readonly T[]): T[][] {
+  if (xs.length <= 1) return [[...xs]];
+  return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p]));
+}
+
+/** P@1, R-precision and AP@R of one ranking, by the definitions. */
+function scoresOfRanking(rel: readonly number[], R: number): { p1: number; rp: number; ap: number } {
+  let ap = 0;
+  for (let i = 1; i <= R; i++) if (rel[i - 1]) ap += rel.slice(0, i).reduce((s, r) => s + r, 0) / i;
+  return { p1: rel[0]!, rp: rel.slice(0, R).reduce((s, r) => s + r, 0) / R, ap: ap / R };
+}
+
+/**
+ * Reference: every distance in float64; P@1, R-precision and MAP@R averaged over every order of
+ * each group of equally distant neighbours (enumerated: the terms of one group depend only on its
+ * own order and the whole groups before it), kNN on the order (distance, index).
+ */
 function bruteForce(emb: Float32Array, dim: number, labels: number[], k: number) {
   const n = labels.length;
   let p1 = 0, rp = 0, map = 0, queries = 0, knnOk = 0;
@@ -74,17 +91,30 @@ function bruteForce(emb: Float32Array, dim: number, labels: number[], k: number)
       return s;
     };
     others.sort((a, b) => dist(a) - dist(b) || a - b);
-    const rel = others.map((j) => (labels[j] === labels[q] ? 1 : 0));
+    const rel: number[] = others.map((j) => (labels[j] === labels[q] ? 1 : 0));
     const R = rel.reduce<number>((s, r) => s + r, 0);
     if (R > 0) {
       queries++;
-      p1 += rel[0]!;
-      rp += rel.slice(0, R).reduce<number>((s, r) => s + r, 0) / R;
-      let ap = 0;
-      for (let i = 1; i <= R; i++) {
-        if (rel[i - 1]) ap += rel.slice(0, i).reduce<number>((s, r) => s + r, 0) / i;
+      let e1 = 0, eHits = 0, eAp = 0, hits = 0;
+      for (let a = 0; a < R; ) {
+        let b = a;
+        while (b + 1 < others.length && dist(others[b + 1]!) === dist(others[a]!)) b++;
+        const orders = permutations(rel.slice(a, b + 1));
+        for (const o of orders) {
+          if (a === 0) e1 += o[0]! / orders.length;
+          let h = hits;
+          for (let j = 0; j < o.length && a + j < R; j++) {
+            h += o[j]!;
+            eHits += o[j]! / orders.length;
+            if (o[j]) eAp += h / (a + j + 1) / orders.length;
+          }
+        }
+        hits += rel.slice(a, b + 1).reduce<number>((s, r) => s + r, 0);
+        a = b + 1;
       }
-      map += ap / R;
+      p1 += e1;
+      rp += eHits / R;
+      map += eAp / R;
     }
     const votes = new Map<number, number>();
     for (const j of others.slice(0, k)) votes.set(labels[j]!, (votes.get(labels[j]!) ?? 0) + 1);
@@ -147,4 +177,58 @@ test('defaults and errors', () => {
   assert.throws(() => retrievalMetrics(emb, 1, [0, 1, 0, 1], { knnK: 0 }), UsageError);
   assert.throws(() => retrievalMetrics(Float32Array.from([1]), 1, [0]), DataError);
   assert.throws(() => retrievalMetrics(Float32Array.from([0, Number.NaN]), 1, [0, 0]), DataError);
+});
+
+test('distance ties: P@1, R-precision and MAP@R are their means over every order of the tied neighbours, whatever the data set\'s order', () => {
+  // a collapsed model: 12 identical embeddings, 3 classes of 4, stored class by class (as a
+  // folder data set is). Every query's 11 neighbours tie, 3 of them relevant (R = 3):
+  // P@1 = RP = 3/11; MAP@R = (1/3)·(3/11)·(1/1 + (1 + 2/10)/2 + (1 + 2·2/10)/3) = 31/165.
+  // Ties by index gave 1/3 for all three (the first class found its own first), and a shuffled
+  // storage order 0.25, 0.278 and 0.162 for the same embeddings.
+  const emb = new Float32Array(12 * 2).fill(0.5);
+  const sorted = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2];
+  const shuffled = [2, 0, 1, 2, 1, 0, 0, 2, 1, 1, 0, 2];
+  for (const labels of [sorted, shuffled]) {
+    const m = retrievalMetrics(emb, 2, labels);
+    near(m.precisionAt1, 3 / 11);
+    near(m.rPrecision, 3 / 11);
+    near(m.mapAtR, 31 / 165);
+  }
+});
+
+test('distance ties against every order of the neighbours (all permutations, by the definitions)', () => {
+  const rng = new Rng(3);
+  for (let trial = 0; trial < 30; trial++) {
+    const n = 5 + rng.int(4); // 5..8 items: at most 7! orders per query
+    const dim = 1 + rng.int(2);
+    // few distinct coordinates: many ties, some groups reaching past rank R
+    const emb = Float32Array.from({ length: n * dim }, () => rng.int(3));
+    const labels = Array.from({ length: n }, () => rng.int(3));
+    let p1 = 0, rp = 0, map = 0, queries = 0;
+    for (let q = 0; q < n; q++) {
+      const d = (j: number): number => {
+        let s = 0;
+        for (let c = 0; c < dim; c++) s += (emb[q * dim + c]! - emb[j * dim + c]!) ** 2;
+        return s;
+      };
+      const others = [...Array(n).keys()].filter((j) => j !== q);
+      const R = others.filter((j) => labels[j] === labels[q]).length;
+      if (R === 0) continue;
+      queries++;
+      // every order of the others that is sorted by distance is one equally likely ranking
+      const rankings = permutations(others).filter((o) => o.every((j, i) => i === 0 || d(o[i - 1]!) <= d(j)));
+      for (const o of rankings) {
+        const s = scoresOfRanking(o.map((j) => (labels[j] === labels[q] ? 1 : 0)), R);
+        p1 += s.p1 / rankings.length;
+        rp += s.rp / rankings.length;
+        map += s.ap / rankings.length;
+      }
+    }
+    const m = retrievalMetrics(emb, dim, labels);
+    assert.equal(m.queries, queries);
+    if (queries === 0) continue;
+    near(m.precisionAt1, p1 / queries, 1e-12);
+    near(m.rPrecision, rp / queries, 1e-12);
+    near(m.mapAtR, map / queries, 1e-12);
+  }
 });

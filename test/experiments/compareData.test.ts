@@ -167,3 +167,27 @@ test('compare --data folder on 9 test images: trained on the folder, t-SNE skipp
   // 3 classes x (3 − 1) positive and as many negative test pairs
   assert.equal(r.runs[0]!.distances.pos.length + r.runs[0]!.distances.neg.length, 12);
 });
+
+test('compare --split classes: results.json counts the images and pairs of the runs\' own classes, and the report draws the test classes\' pairs', async () => {
+  const out = join(root, 'cmp-split');
+  const o = await runCompare({ ...options(out), tsnePoints: 0, split: 'classes' });
+  assert.equal(o.status, 'finished');
+  assert.deepEqual(o.failures, []);
+  const r = o.results!;
+  // by hand: classes 0,1 train (60 images each), classes 2,3 test (15 images each)
+  assert.equal(r.dataset.testImages, 30);
+  assert.equal(r.dataset.testPairs, 2 * 2 * 14);
+  assert.equal(r.dataset.trainPairs, 2 * 2 * 59);
+  // what the run itself scored
+  const run = r.runs[0]!;
+  assert.equal(run.distances.pos.length + run.distances.neg.length, r.dataset.testPairs);
+  assert.equal(run.evaluation.retrieval!.n, r.dataset.testImages);
+  // the report finds these test images and draws the polar plot of the test classes alone
+  const rebuilt = siamese(['report', out]);
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  assert.doesNotMatch(rebuilt.stdout, /no thumbnails|no polar plot|speaks of/i);
+  assert.match(readFileSync(join(out, 'report.md'), 'utf8'), /236 train pairs, 56 test pairs, 30 test images/);
+  const polar = readFileSync(join(out, 'figures', 'polar.svg'), 'utf8');
+  const sectorLabels = [...polar.matchAll(/<text[^>]*>(\d)<\/text>/g)].map((m) => m[1]);
+  assert.deepEqual([...new Set(sectorLabels)].sort(), ['2', '3']);
+});

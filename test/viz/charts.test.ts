@@ -168,6 +168,16 @@ describe('charts', () => {
     assert.throws(() => polarChart(results, { pos: [0], neg: [0] }), /distances but only 1 class\b/);
   });
 
+  it('polar plot under a class split: one sector per test class, labelled with its id (5 to 9), none for the training classes', async () => {
+    const classes = testPairClasses(split.labels, 0, 0, 'classes');
+    assert.equal(classes.pos.length, 5 * (PER_CLASS - 1));
+    const r = structuredClone(results);
+    for (const run of r.runs) run.distances = { pos: run.distances.pos.slice(0, classes.pos.length), neg: run.distances.neg.slice(0, classes.neg.length) };
+    const t = texts(await renderVegaLite(polarChart(r, classes)));
+    for (let d = 5; d < 10; d++) assert.ok(t.includes(String(d)), `sector ${d}`);
+    for (let d = 0; d < 5; d++) assert.ok(!t.includes(String(d)), `no sector ${d}`);
+  });
+
   it('test pair classes follow the pair recipe: every class equally often, positives within a class', () => {
     const c = testPairClasses(split.labels, 3, 0);
     for (const kind of ['pos', 'neg'] as const) {

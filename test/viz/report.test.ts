@@ -135,6 +135,30 @@ describe('buildReport', () => {
   });
 });
 
+describe("the seed's figures beside a study that measured something else", () => {
+  it('say why they are not comparable: other data, unseen test classes, a slice of the train pairs, another network', async () => {
+    const r = syntheticResults({ tsne: false, retrieval: false });
+    r.spec.config.epochs = 20;
+    r.spec.config.split = 'classes';
+    r.spec.config.trainPairs = 2000;
+    r.spec.config.base = 'cnn';
+    const d = tempDir();
+    const files = await buildReport(r, d, { testSplit: null, pngScale: 1 });
+    const md = readFileSync(files.md, 'utf8');
+    const row = md.split('\n').find((l) => l.startsWith('| contrastive (m = 1) | 97.37%'));
+    assert.ok(row, 'the contrastive row beside the seed');
+    for (const why of [
+      "this study's data set is synthetic, the references' MNIST",
+      'this study tests on classes it never trained on (--split classes), the references on the classes they trained on',
+      'this study trained on the first 2000 train pairs, the references on all',
+      "this study's base network is cnn, the references' the MLP",
+    ]) {
+      assert.ok(row.includes(why), why);
+    }
+    assert.match(row, /not directly comparable: /);
+  });
+});
+
 describe('polar plot classes', () => {
   it('are those of the test pairs training evaluates, in the same order', async () => {
     await initBackend('wasm');
@@ -146,6 +170,22 @@ describe('polar plot classes', () => {
       for (let i = 0; i < t.testPairs.length; i++) want[t.testPairs.y[i] === 1 ? 'pos' : 'neg'].push(split.labels[t.testPairs.a[i]!]!);
       t.dispose();
       assert.deepEqual(testPairClasses(split.labels, pairSeed, testPairs), want);
+    }
+  });
+
+  it('under a class split, are those of the test classes\' pairs the run evaluates, as the data set\'s class ids', async () => {
+    await initBackend('wasm');
+    const split = syntheticTestSplit();
+    const dataset = { name: 'synthetic', classes: [...'0123456789'], train: split, test: split, source: 'test' };
+    for (const [splitText, testPairs] of [['classes', 0], ['classes=1,3,8', 0], ['train=0,1,2;test=6,9', 15]] as const) {
+      const t = new Training(dataset, resolveConfig({ pairSeed: 2, testPairs, split: splitText, embeddingDim: 4, engine: 'tfjs' }));
+      // the oracle: the pairs the training scores, each pair's class mapped back to the data set's id
+      const want: { pos: number[]; neg: number[] } = { pos: [], neg: [] };
+      for (let i = 0; i < t.testPairs.length; i++) want[t.testPairs.y[i] === 1 ? 'pos' : 'neg'].push(t.split.testClasses[t.dataset.test.labels[t.testPairs.a[i]!]!]!);
+      t.dispose();
+      const got = testPairClasses(split.labels, 2, testPairs, splitText);
+      assert.deepEqual(got, want, splitText);
+      assert.ok([...got.pos, ...got.neg].every((c) => t.split.testClasses.includes(c)), `${splitText}: test classes only`);
     }
   });
 });

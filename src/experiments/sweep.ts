@@ -114,7 +114,7 @@ interface StoredSweep {
 
 export interface Measure {
   mean: number;
-  /** 95% CI [low, high] (t over seeds; the mean twice for one value) */
+  /** 95% CI [low, high] (t over the values: seeds, or folds in foldModels.separate; the mean twice for one value) */
   ci: [number, number];
   ci95: number;
   std: number;

@@ -17,13 +17,14 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { runCompare } from '../../src/experiments/compare.ts';
 import type { CompareOptions } from '../../src/experiments/grid.ts';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
+import { QueueExecutor } from '../../src/experiments/queue/coordinator.ts';
 import type { QueueJobResult } from '../../src/experiments/queue/payload.ts';
-import { STAGING_DIR } from '../../src/io/fileSet.ts';
-import { type CliProcess as Proc, startCli as start, stopAll, stopCli as stop } from './processes.ts';
+import { STAGING_DIR, writeFileSet } from '../../src/io/fileSet.ts';
+import { type CliProcess as Proc, startCli as start, stopAll, stopCli as stop, waitFor } from './processes.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-collect-crash-'));
@@ -116,5 +117,39 @@ test('a coordinator killed at any step of collecting a resumed run: the same com
   } finally {
     await queue.close();
     await stop(w);
+  }
+});
+
+test('settle(): a result in place whose commit record names a completed job removes that job from Redis, touches no file, and drops the record; a job in another state is left', async () => {
+  const { connection } = parseQueueUrl(redis.url);
+  const queue = new Queue('settle', { connection, prefix: KEY_PREFIX });
+  const ex = await QueueExecutor.open({ url: redis.url, name: 'settle', data: { name: 'mnist', trainChecksum: '0'.repeat(64), testChecksum: '0'.repeat(64) } });
+  const worker = new Worker('settle', async () => ({ status: 'finished', files: {}, worker: 'test:1' }), { connection, prefix: KEY_PREFIX, autorun: false });
+  try {
+    // one job completed (a worker ran it), one still waiting
+    await queue.add('sleep', {}, { jobId: 'train-done' });
+    worker.run().catch(() => {});
+    await waitFor('the job to complete', async () => (await queue.getJobState('train-done')) === 'completed', 60);
+    await worker.close();
+    await queue.add('sleep', {}, { jobId: 'train-waiting' });
+    const dirs: Record<string, string> = {};
+    for (const id of ['train-done', 'train-waiting', 'train-gone']) {
+      dirs[id] = join(root, `settle-${id}`);
+      await writeFileSet(dirs[id]!, { 'manifest.json': Buffer.from(`{"job": "${id}"}`), 'log.jsonl': Buffer.from('{}\n') }, ['manifest.json'], undefined, id);
+    }
+    const before = Object.fromEntries(Object.entries(dirs).map(([id, d]) => [id, { files: readdirSync(d).filter((n) => n !== STAGING_DIR).map((n) => `${n}:${statSync(join(d, n)).ino}`) }]));
+    for (const d of Object.values(dirs)) await ex.settle(d);
+    assert.equal(await queue.getJobState('train-done'), 'unknown', 'the completed job left Redis');
+    assert.equal(await queue.getJobState('train-waiting'), 'waiting', 'a job not completed is not ours to drop');
+    for (const [id, d] of Object.entries(dirs)) {
+      assert.ok(!existsSync(join(d, STAGING_DIR)), `${id}: the record is dropped`);
+      assert.deepEqual({ files: readdirSync(d).map((n) => `${n}:${statSync(join(d, n)).ino}`) }, before[id], `${id}: the files are untouched`);
+    }
+    // a folder with no record, or none at all: nothing to do
+    await ex.settle(join(root, 'settle-none'));
+  } finally {
+    await worker.close();
+    await ex.close();
+    await queue.close();
   }
 });

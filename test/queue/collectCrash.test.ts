@@ -41,7 +41,11 @@ function folder(dir: string, staging: 'with' | 'without' = 'with'): Record<strin
 
 /** The run folder's files, name -> inode: a file written again (atomically: a new file renamed) gets a new one. */
 function inodes(dir: string): Record<string, number> {
-  const runDir = join(dir, 'runs', RUN);
+  return inodesOf(join(dir, 'runs', RUN));
+}
+
+/** A folder's files (the staging folder left out), name -> inode. */
+function inodesOf(runDir: string): Record<string, number> {
   return Object.fromEntries(readdirSync(runDir).filter((n) => n !== STAGING_DIR).sort().map((n) => [n, statSync(join(runDir, n)).ino]));
 }
 
@@ -151,5 +155,40 @@ test('settle(): a result in place whose commit record names a completed job remo
     await worker.close();
     await ex.close();
     await queue.close();
+  }
+});
+
+test('sweep --queue run again: a result its folder holds and a crash left in Redis leaves Redis, nothing trained, also when every training had finished', async () => {
+  const out = join(root, 'sweep');
+  const args = ['sweep', '--losses', 'contrastive:margin=0.2..2', '--trials', '1', '--folds', '2', '--seeds', '1', '--epochs', '1', '--train-pairs', '2000', '--no-report', '--out', out, '--queue', redis.url, '--queue-name', 'sweep'];
+  const w = start(['worker', '--queue', redis.url, '--queue-name', 'sweep']);
+  const queue = new Queue('sweep', { connection: parseQueueUrl(redis.url).connection, prefix: KEY_PREFIX });
+  try {
+    const first = start(args);
+    assert.equal(await first.exited, 0, first.out());
+    await stop(w);
+    const trainings = (w.out().match(/train-[0-9a-f]+ started/g) ?? []).length;
+    assert.equal(trainings, 4, w.out());
+    // the state a crash between a final run's files in place and its job's removal leaves: the
+    // job completed in Redis, the folder's commit record naming it (its files all in place)
+    const runDir = join(out, 'runs', 'contrastive', 'tuned-seed0');
+    const worker = new Worker('sweep', async () => ({ status: 'finished', files: {}, worker: 'test:1' }), { connection: parseQueueUrl(redis.url).connection, prefix: KEY_PREFIX });
+    try {
+      await queue.add('train', {}, { jobId: 'train-left' });
+      await waitFor('the job to complete', async () => (await queue.getJobState('train-left')) === 'completed', 60);
+    } finally {
+      await worker.close();
+    }
+    await writeFileSet(runDir, {}, [], undefined, 'train-left');
+    const placed = inodesOf(runDir);
+    const again = start(args);
+    assert.equal(await again.exited, 0, again.out());
+    assert.match(again.out(), /0 trained now, 4 reused/);
+    assert.equal(await queue.getJobState('train-left'), 'unknown', 'the job stayed in Redis');
+    assert.ok(!existsSync(join(runDir, STAGING_DIR)), 'the commit record is gone');
+    assert.deepEqual(inodesOf(runDir), placed, 'the files in place were written again');
+  } finally {
+    await queue.close();
+    await stop(w);
   }
 });

@@ -20,6 +20,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheKey, cpuFingerprint, sourceHash } from '../../native/cpu.mjs';
+import { NativeUnavailableError } from '../errors.ts';
 import { type BatchKernels, useBatchKernels } from '../losses/batchKernels.ts';
 import { SQUARED_DISTANCE_FLOOR } from '../model/siamese.ts';
 import type { NamedTensor } from '../model/weights.ts';
@@ -325,7 +326,7 @@ export function noteTfjsFallback(): void {
 /** The loaded addon, for the network classes (throws where it is not available). */
 export function nativeAddon(): NativeAddon {
   const { addon, status } = load();
-  if (!addon) throw new Error(`the native engine is not available: ${status.detail}`);
+  if (!addon) throw new NativeUnavailableError(`the native engine is not available: ${status.detail}`);
   return addon;
 }
 
@@ -392,7 +393,7 @@ export class NativeMlp implements NativeNet {
 
   constructor(widths: readonly number[], dropoutRate: number, threads: number) {
     const { addon, status } = load();
-    if (!addon) throw new Error(`the native engine is not available: ${status.detail}`);
+    if (!addon) throw new NativeUnavailableError(`the native engine is not available: ${status.detail}`);
     this.addon = addon;
     this.widths = [...widths];
     this.outDim = widths[widths.length - 1]!;

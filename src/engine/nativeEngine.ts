@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import type { ImageSplit } from '../data/dataset.ts';
-import { UsageError } from '../errors.ts';
+import { NativeUnavailableError, UsageError } from '../errors.ts';
 import type { Loss } from '../losses/types.ts';
 import type { Miner } from '../mining/index.ts';
 import type { BaseNetwork } from '../model/network.ts';
@@ -183,7 +183,7 @@ export class NativeEngine implements TrainEngine {
   constructor(o: NativeEngineOptions) {
     if (!NATIVE_BASES.includes(o.network.kind)) throw new UsageError(`the native engine runs ${NATIVE_BASES.join(' and ')} base networks, not ${o.network.kind}`);
     const status = nativeStatus();
-    if (!status.available) throw new UsageError(`the native engine is not available: ${status.detail}`);
+    if (!status.available) throw new NativeUnavailableError(`the native engine is not available: ${status.detail}`);
     this.network = o.network;
     this.loss = o.loss;
     const rate = Number(o.network.config['dropout'] ?? 0);

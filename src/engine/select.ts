@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.ts';
+import { NativeUnavailableError, UsageError } from '../errors.ts';
 import type { BaseNetwork } from '../model/network.ts';
 import type { EngineChoice, EngineOptions, EngineSetup, TrainEngine } from './engine.ts';
 import { nativeStatus, noteTfjsFallback } from './native.ts';
@@ -19,7 +19,7 @@ export function resolveEngine(choice: EngineChoice, network: BaseNetwork): 'tfjs
   if (choice === 'tfjs') return 'tfjs';
   const st = nativeStatus();
   if (choice === 'native') {
-    if (!st.available) throw new UsageError(`--engine native: the native engine is not available (${st.detail})`);
+    if (!st.available) throw new NativeUnavailableError(`--engine native: the native engine is not available (${st.detail})`);
     if (!NATIVE_BASES.includes(network.kind)) throw new UsageError(`--engine native runs ${NATIVE_BASES.join(' and ')} base networks, not ${network.kind}`);
     return 'native';
   }

@@ -157,6 +157,8 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
         const key = runKey(l.id, seed);
         const runDir = join(out, 'runs', key);
         const config = runConfig(spec, l, seed);
+        // a result a crash left both in place and in Redis: dropped from Redis before the run is read
+        await queue?.settle(runDir);
         const state = runState(runDir, config, dataset);
         const base = { key, lossId: l.id, seed, runDir, label: `${l.label} seed ${seed}` };
         if (state.kind === 'finished') {

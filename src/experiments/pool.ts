@@ -21,7 +21,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { DataError, type ErrorCode, errorFromCode, UsageError } from '../errors.ts';
+import { DataError, type ErrorCode, errorFromCode, type MachineFault, UsageError } from '../errors.ts';
 import type { Executor, ExecutorCallbacks } from './executor.ts';
 import type { JobEvent, JobRequest, JobResult } from './jobs.ts';
 
@@ -30,7 +30,7 @@ export type FromWorker =
   | { type: 'ready' }
   | { type: 'event'; id: number; event: JobEvent }
   | { type: 'result'; id: number; result: JobResult }
-  | { type: 'error'; id: number; code: ErrorCode | undefined; message: string };
+  | { type: 'error'; id: number; code: ErrorCode | undefined; fault?: MachineFault | undefined; message: string };
 
 
 interface Task {
@@ -134,7 +134,7 @@ export class WorkerPool implements Executor {
     }
     slot.task = null;
     if (m.type === 'result') task.resolve(m.result);
-    else task.reject(errorFromCode(m.code, m.message));
+    else task.reject(errorFromCode(m.code, m.message, m.fault));
     this.dispatch();
   }
 

@@ -428,6 +428,24 @@ function epochsDone(runDir: string): number {
   }
 }
 
+/** Every training of a sweep, in plan order: the trials' folds, then each loss's final runs. */
+function* sweepRuns(def: SweepDefinition, out: string): Generator<{ job: CompareJob & { runDir: string; seed: number }; l: SweepLossSpec; split: string; snapshotImages: number }> {
+  for (const l of def.losses) {
+    const id = l.spec.id;
+    for (let t = 0; t < def.trials; t++) {
+      for (const [k, group] of def.groups.entries()) {
+        const job = sweepJob(def, trialKey(id, t, k), `${id} trial ${t + 1} fold ${k + 1}`, trialDir(out, id, t, k), id, SEARCH_TRAIN_SEED);
+        yield { job, l, split: foldSplit(def.trainClasses, group), snapshotImages: 0 };
+      }
+    }
+    for (const kind of ['tuned', 'default'] as const) {
+      for (let s = 0; s < def.seeds; s++) {
+        yield { job: sweepJob(def, `${id}/${kind}-seed${s}`, `${id} ${kind} seed ${s}`, finalDir(out, id, kind, s), id, s), l, split: def.split, snapshotImages: DEFAULT_SNAPSHOT_POINTS };
+      }
+    }
+  }
+}
+
 /**
  * Every training of the sweep, finished on disk or still to run, and what each of those will do
  * (its own split: a fold trains on the training classes outside its group and validates on that
@@ -453,20 +471,7 @@ export function sweepJobs(def: SweepDefinition, out: string, ds: Dataset): { pla
     const epochs = def.config.epochs - epochsDone(job.runDir);
     work.push({ key: job.key, ...trainingWork(ds, l.spec.id, config, kind, { epochs, snapshotImages, retrieval: true }, sizes) });
   };
-  for (const l of def.losses) {
-    const id = l.spec.id;
-    for (let t = 0; t < def.trials; t++) {
-      def.groups.forEach((group, k) => {
-        const job = sweepJob(def, trialKey(id, t, k), `${id} trial ${t + 1} fold ${k + 1}`, trialDir(out, id, t, k), id, SEARCH_TRAIN_SEED);
-        add(job, l, foldSplit(def.trainClasses, group), 0);
-      });
-    }
-    for (const kind of ['tuned', 'default'] as const) {
-      for (let s = 0; s < def.seeds; s++) {
-        add(sweepJob(def, `${id}/${kind}-seed${s}`, `${id} ${kind} seed ${s}`, finalDir(out, id, kind, s), id, s), l, def.split, DEFAULT_SNAPSHOT_POINTS);
-      }
-    }
-  }
+  for (const r of sweepRuns(def, out)) add(r.job, r.l, r.split, r.snapshotImages);
   return { planned, reusedKeys, work };
 }
 
@@ -583,6 +588,8 @@ async function runSweepLocked(
     const L = def.losses.length;
     const perLoss = def.trials * def.folds + 2 * def.seeds;
     const trainJob = (key: string, label: string, runDir: string, lossId: string, seed: number): CompareJob => sweepJob(def, key, label, runDir, lossId, seed);
+    // results a crash left both in place and in Redis: dropped from Redis before the runs are read
+    if (queue) for (const r of sweepRuns(def, out)) await queue.settle(r.job.runDir);
     const { planned, reusedKeys, work } = sweepJobs(def, out, dataset);
     const workers = sweepWorkers(def, opts.workers);
     const threads = workers > 1 ? 1 : 0;

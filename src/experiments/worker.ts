@@ -4,7 +4,7 @@
  * thread busy: a message would only be read after the epoch, the flag is read between batches.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { errorCode } from '../errors.ts';
+import { errorCode, machineFault } from '../errors.ts';
 import { cachedDatasets, type JobRequest, runJob } from './jobs.ts';
 import type { FromWorker } from './pool.ts';
 
@@ -26,7 +26,8 @@ port.on('message', (msg: { id: number; req: JobRequest }) => {
     (e: unknown) => {
       const err = e instanceof Error ? e : new Error(String(e));
       const message = (err.message.split('\n')[0] ?? '').trim() || err.name;
-      post({ type: 'error', id, code: errorCode(err), message });
+      // a machine's fault (a full disk, no native engine) crosses as such, not as its words
+      post({ type: 'error', id, code: errorCode(err), fault: machineFault(err), message });
     },
   );
 });

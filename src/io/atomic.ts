@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { DataError, UsageError } from '../errors.ts';
+import { DataError, DiskFullError, UsageError } from '../errors.ts';
 import { pidAlive } from './processes.ts';
 
 /** `.<name>.<pid>.<random>.tmp` next to the target: same filesystem, so the rename is atomic. */
@@ -81,7 +81,7 @@ function writeError(path: string, e: unknown): DataError {
     case 'EPERM':
       return new DataError(`${path}: cannot write: permission denied`);
     case 'ENOSPC':
-      return new DataError(`${path}: cannot write: no space left on device`);
+      return new DiskFullError(`${path}: cannot write: no space left on device`);
     case 'EISDIR':
       return new DataError(`${path}: cannot write: it is a directory`);
     case 'EROFS':

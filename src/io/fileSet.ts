@@ -8,6 +8,11 @@
  * is renamed into place (the manifest last), and `.commit/` removed. finishFileSet() completes a
  * set whose COMMIT.json was written (roll forward) and drops one whose was not (roll back): the
  * folder then holds its old files, untouched.
+ *
+ * A set may carry a tag (the queue job it came from): its commit record then stays in `.commit/`
+ * after the files are in place, as a receipt, until closeFileSet(); placedSetTag() reads it. The
+ * coordinator drops the job from Redis in between, so that a crash there leaves the tag to say
+ * which job's result the folder already holds (queue/coordinator.ts).
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -16,13 +21,15 @@ import { writeFileAtomic, writeJsonAtomic } from './atomic.ts';
 export const STAGING_DIR = '.commit';
 const COMMIT_FILE = 'COMMIT.json';
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const SAFE_TAG = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
 
 /**
  * Replace `files` (name -> bytes) in `dir` together; names in `last` are put in place after the
  * others. `onStep` is called after each step that changes the disk (a test makes the process die
- * there to check every crash point).
+ * there to check every crash point). With a `tag`, the commit record stays until closeFileSet().
  */
-export async function writeFileSet(dir: string, files: Record<string, Uint8Array>, last: readonly string[] = [], onStep?: () => void): Promise<void> {
+export async function writeFileSet(dir: string, files: Record<string, Uint8Array>, last: readonly string[] = [], onStep?: () => void, tag?: string): Promise<void> {
+  if (tag !== undefined && !SAFE_TAG.test(tag)) throw new Error(`writeFileSet: bad tag ${JSON.stringify(tag)}`);
   fs.mkdirSync(dir, { recursive: true });
   finishFileSet(dir); // a set left by a crash first: it is older than this one
   const staging = join(dir, STAGING_DIR);
@@ -35,9 +42,9 @@ export async function writeFileSet(dir: string, files: Record<string, Uint8Array
     onStep?.();
   }
   // the commit point: from here a crash is completed, not undone
-  await writeJsonAtomic(join(staging, COMMIT_FILE), { names });
+  await writeJsonAtomic(join(staging, COMMIT_FILE), tag === undefined ? { names } : { names, tag });
   onStep?.();
-  moveIntoPlace(dir, names, onStep);
+  moveIntoPlace(dir, names, onStep, tag !== undefined);
 }
 
 /**
@@ -47,23 +54,50 @@ export async function writeFileSet(dir: string, files: Record<string, Uint8Array
 export function finishFileSet(dir: string): 'none' | 'completed' | 'undone' {
   const staging = join(dir, STAGING_DIR);
   if (!fs.existsSync(staging)) return 'none';
-  let names: string[] | undefined;
-  try {
-    const c = JSON.parse(fs.readFileSync(join(staging, COMMIT_FILE), 'utf8')) as { names?: unknown };
-    if (Array.isArray(c.names) && c.names.every((n) => typeof n === 'string' && SAFE_NAME.test(n))) names = c.names as string[];
-  } catch {
-    // no commit record (or a torn one, which atomic writes never leave): the set was not decided
-  }
-  if (!names) {
+  const record = readRecord(dir);
+  if (!record) {
     fs.rmSync(staging, { recursive: true, force: true });
     return 'undone';
   }
-  moveIntoPlace(dir, names);
+  moveIntoPlace(dir, record.names);
   return 'completed';
 }
 
-/** Rename the staged files in order (those already moved are skipped), then drop the staging folder. */
-function moveIntoPlace(dir: string, names: readonly string[], onStep?: () => void): void {
+/**
+ * The tag of a decided set in `dir` (one written with a tag whose commit record exists), after
+ * its files are put in place; the record stays until closeFileSet(). Undefined, and nothing done,
+ * when `dir` holds no such set.
+ */
+export function placedSetTag(dir: string): string | undefined {
+  const record = readRecord(dir);
+  if (record?.tag === undefined) return undefined;
+  moveIntoPlace(dir, record.names, undefined, true);
+  return record.tag;
+}
+
+/** Drop the staging folder (the receipt a tagged set leaves): once its tag has been acted on. */
+export function closeFileSet(dir: string): void {
+  fs.rmSync(join(dir, STAGING_DIR), { recursive: true, force: true });
+}
+
+/** The commit record in `dir`'s staging folder, if it was written (the set is decided). */
+function readRecord(dir: string): { names: string[]; tag?: string } | undefined {
+  try {
+    const c = JSON.parse(fs.readFileSync(join(dir, STAGING_DIR, COMMIT_FILE), 'utf8')) as { names?: unknown; tag?: unknown };
+    if (!Array.isArray(c.names) || !c.names.every((n) => typeof n === 'string' && SAFE_NAME.test(n))) return undefined;
+    const names = c.names as string[];
+    return typeof c.tag === 'string' && SAFE_TAG.test(c.tag) ? { names, tag: c.tag } : { names };
+  } catch {
+    // no commit record (or a torn one, which atomic writes never leave): the set was not decided
+    return undefined;
+  }
+}
+
+/**
+ * Rename the staged files in order (those already moved are skipped), then drop the staging
+ * folder, or keep it (`keepRecord`: a tagged set's receipt, the commit record alone by then).
+ */
+function moveIntoPlace(dir: string, names: readonly string[], onStep?: () => void, keepRecord = false): void {
   const staging = join(dir, STAGING_DIR);
   for (const n of names) {
     const from = join(staging, n);
@@ -71,5 +105,5 @@ function moveIntoPlace(dir: string, names: readonly string[], onStep?: () => voi
     fs.renameSync(from, join(dir, n));
     onStep?.();
   }
-  fs.rmSync(staging, { recursive: true, force: true });
+  if (!keepRecord) fs.rmSync(staging, { recursive: true, force: true });
 }

@@ -49,7 +49,7 @@ export interface Changes {
   results: string[];
   /** runs whose distances.jsonl changed */
   distances: string[];
-  /** the set of runs changed (one appeared or vanished): what the server keeps per run is pruned then */
+  /** the set of runs or folders changed (one appeared or vanished): what the server keeps per run or folder is pruned then */
   set: boolean;
 }
 
@@ -249,6 +249,7 @@ export class Monitor {
   private scan(): Changes {
     this.counts.rescans++;
     const before = new Set(this.discovery.runs.map((r) => r.id));
+    const foldersBefore = this.discovery.folders.map((f) => f.id).sort().join('\n');
     this.discovery = discover(this.roots);
     this.runIndex = new Map(this.discovery.runs.map((r) => [r.id, r]));
     const changes = this.emptyChanges();
@@ -256,7 +257,8 @@ export class Monitor {
     const relabel = new Set<string>();
     const now = new Set(this.discovery.runs.map((r) => r.id));
     const setChanged = now.size !== before.size || [...now].some((id) => !before.has(id));
-    if (setChanged) changes.runs = changes.set = true;
+    // a folder without runs (a results.json alone) may come or go with no run doing so
+    if (setChanged || this.discovery.folders.map((f) => f.id).sort().join('\n') !== foldersBefore) changes.runs = changes.set = true;
 
     const entries = this.entries;
     for (const f of this.discovery.folders) {

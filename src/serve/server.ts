@@ -93,6 +93,8 @@ export interface Served {
   close(): Promise<void>;
   /** bytes read from the runs' files so far (logs, distances, manifests, results): what a change cost */
   bytesRead(): number;
+  /** test images held (per compare folder, per run): what the tests see pruned with their folders and runs */
+  imageEntries(): { folders: number; runs: number };
 }
 
 /**
@@ -166,11 +168,19 @@ export async function startServer(o: ServeOptions): Promise<Served> {
       message: monitor.resultMessages.get(f.id) ?? null,
       ...(f.kind === 'sweep' ? { outline: monitor.outlines.get(f.id) ?? null } : {}),
     }));
+  /** per compare folder: the t-SNE subset's test images, for the results.json text they were checked against */
+  const images = new Map<string, { text: string; body: unknown }>();
+  /** per run: its snapshot subset's test images, for the embeddings.bin header they were checked against */
+  const runImages = new Map<string, { key: string; body: unknown }>();
   const onChange = (c: Changes): void => {
-    // runs vanished: forget their logs' records (an epoch written changes no run set: no O(runs) work)
+    // runs or folders vanished: forget their logs' records and their images (an epoch written
+    // changes no set: no O(runs) work)
     if (c.set) {
       const ids = new Set(monitor.runs().map((r) => r.id));
       tails.prune((key) => ids.has(key.slice(0, key.lastIndexOf('\n'))));
+      for (const id of [...runImages.keys()]) if (!monitor.run(id)) runImages.delete(id);
+      const folders = new Set(monitor.folders.map((f) => f.id));
+      for (const id of [...images.keys()]) if (!folders.has(id)) images.delete(id);
     }
     // the table follows every change, watched or not: a page connecting later gets its version
     const delta = c.runs ? table.update(monitor.runs(), folderViews()) : null;
@@ -186,10 +196,6 @@ export async function startServer(o: ServeOptions): Promise<Served> {
   };
   const monitor = new Monitor(roots, onChange, o.pollMs ?? 1000, tails);
   table.update(monitor.runs(), folderViews());
-  /** per compare folder: the t-SNE subset's test images, for the results.json text they were checked against */
-  const images = new Map<string, { text: string; body: unknown }>();
-  /** per run: its snapshot subset's test images, for the embeddings.bin header they were checked against */
-  const runImages = new Map<string, { key: string; body: unknown }>();
   let snapshots: Snapshots | undefined;
   const getSnapshots = async (): Promise<Snapshots> => {
     // loaded on first use: only the explorer needs it
@@ -465,6 +471,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     port,
     host,
     bytesRead: () => tails.bytesRead + monitor.bytesRead,
+    imageEntries: () => ({ folders: images.size, runs: runImages.size }),
     close: async () => {
       monitor.stop();
       await snapshots?.close();

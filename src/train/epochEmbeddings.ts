@@ -21,7 +21,7 @@ import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import { stratifiedSubset } from '../data/subset.ts';
-import { DataError } from '../errors.ts';
+import { DataError, DiskFullError } from '../errors.ts';
 import { fsErrorText, writeFileAtomic } from '../io/atomic.ts';
 import type { Training } from './trainer.ts';
 
@@ -252,7 +252,8 @@ export class EpochEmbeddings {
       fh = await fsp.open(this.path, 'r+');
       await fh.write(rec, 0, rec.length, this.end);
     } catch (e) {
-      throw new DataError(`${this.path}: cannot write (${fsErrorText(e)})`);
+      const message = `${this.path}: cannot write (${fsErrorText(e)})`;
+      throw (e as NodeJS.ErrnoException).code === 'ENOSPC' ? new DiskFullError(message) : new DataError(message);
     } finally {
       await fh?.close().catch(() => undefined);
     }

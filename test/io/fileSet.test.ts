@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { finishFileSet, STAGING_DIR, writeFileSet } from '../../src/io/fileSet.ts';
+import { closeFileSet, finishFileSet, placedSetTag, STAGING_DIR, writeFileSet } from '../../src/io/fileSet.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-fileset-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -76,4 +76,43 @@ test('a set interrupted before another is written is completed first, then repla
   );
   await writeFileSet(dir, { 'b.txt': Buffer.from('second') });
   assert.deepEqual(contents(dir), { 'a.txt': 'first', 'b.txt': 'second' });
+});
+
+test('a tagged set keeps its commit record as a receipt: placedSetTag completes an interrupted one and names the tag, closeFileSet drops it', async () => {
+  const names = Object.keys(NEW).length;
+  const files = Object.fromEntries(Object.entries(NEW).map(([n, t]) => [n, Buffer.from(t)]));
+  const done = Object.fromEntries(Object.entries({ ...OLD, ...NEW }).sort());
+  // uninterrupted: every file in place, the record alone left, naming the job
+  const whole = join(root, 'tagged');
+  mkdirSync(whole);
+  await writeFileSet(whole, files, ['manifest.json'], undefined, 'train-0123abcd');
+  assert.deepEqual(readdirSync(join(whole, STAGING_DIR)), ['COMMIT.json']);
+  assert.equal(placedSetTag(whole), 'train-0123abcd');
+  closeFileSet(whole);
+  assert.ok(!readdirSync(whole).includes(STAGING_DIR));
+  assert.equal(placedSetTag(whole), undefined);
+  // a crash before the record: no tag, the set is not decided (finishFileSet undoes it)
+  // a crash while moving: the tag, and the files put in place; the record stays until closed
+  for (const k of [1, names + 2]) {
+    const dir = join(root, `tagged-k${k}`);
+    mkdirSync(dir);
+    for (const [n, t] of Object.entries(OLD)) writeFileSync(join(dir, n), t);
+    let step = 0;
+    await assert.rejects(
+      writeFileSet(dir, files, ['manifest.json'], () => {
+        if (++step === k) throw new Crash(`step ${k}`);
+      }, 'train-0123abcd'),
+      Crash,
+    );
+    if (k <= names) {
+      assert.equal(placedSetTag(dir), undefined, `step ${k}`);
+      assert.equal(finishFileSet(dir), 'undone');
+      continue;
+    }
+    assert.equal(placedSetTag(dir), 'train-0123abcd', `step ${k}`);
+    assert.deepEqual(readdirSync(join(dir, STAGING_DIR)), ['COMMIT.json'], `step ${k}`);
+    closeFileSet(dir);
+    assert.deepEqual(contents(dir), done, `step ${k}`);
+  }
+  await assert.rejects(writeFileSet(join(root, 'badtag'), files, [], undefined, '../x'), /bad tag/);
 });

@@ -18,9 +18,9 @@ export interface CliProcess {
 const children = new Set<ChildProcess>();
 process.on('exit', stopAll);
 
-/** `siamese ARGS` with CI=true (one line per unit of work) and `env` added. */
-export function startCli(args: string[], env: Record<string, string> = {}): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `siamese ARGS` with CI=true (one line per unit of work) and `env` added; `node`: options for node itself (`--import` a fault). */
+export function startCli(args: string[], env: Record<string, string> = {}, node: string[] = []): CliProcess {
+  const child = spawn(process.execPath, [...node, BIN, ...args], { env: { ...process.env, CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));

@@ -4,6 +4,9 @@
  * attempts, and leaves the grid alone for a while; the grid ends as usual on the worker that can.
  * With no such worker, the coordinator reports the job in one line within a bounded time and
  * exits non-zero. Before, the first worker to take a job failed it for good.
+ * The machine's own faults too (errors.ts, machineFault): a worker whose disk is full (ENOSPC
+ * injected by test/fixtures/faults.mjs into its job folders) and one without the native engine
+ * (SIAMESE_NATIVE=0) that a job asks for put the job back the same way.
  * Through a real redis-server, `siamese worker`s and `siamese compare --queue`.
  * @needs redis-server
  */
@@ -11,10 +14,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import { Queue } from 'bullmq';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
 import { type CliProcess as Proc, startCli as start, stopAll, stopCli as stop, waitFor } from './processes.ts';
+import { REPO_ROOT } from '../helpers.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-refusal-'));
@@ -23,6 +28,7 @@ mkdirSync(empty);
 const GRID = ['--seeds', '1', '--epochs', '1', '--train-pairs', '2000', '--tsne-points', '0', '--snapshot-points', '0', '--no-report', '--no-retrieval'];
 let redis: RedisServer;
 const refusals = (p: Proc): string[] => p.out().split('\n').filter((l) => / cannot run train-/.test(l));
+const FAULTS = pathToFileURL(join(REPO_ROOT, 'test', 'fixtures', 'faults.mjs')).href;
 
 before(async () => {
   redis = await startRedis();
@@ -78,4 +84,53 @@ test('no worker can run the job: the coordinator says so in one line, naming the
   } finally {
     await stop(bad);
   }
+});
+
+/**
+ * A worker started with `env` (and node options `node`) cannot run the grid's one job: it refuses
+ * it more times than a job has attempts, each line matching `reason`; then a plain worker runs it,
+ * no attempt having been spent.
+ */
+async function refusedThenRun(grid: string, env: Record<string, string>, node: string[], compareArgs: string[], reason: RegExp): Promise<void> {
+  const bad = start(['worker', '--queue', redis.url, '--queue-name', grid, '--backoff-seconds', '0.5'], env, node);
+  let good: Proc | undefined;
+  const queue = new Queue(grid, { connection: parseQueueUrl(redis.url).connection, prefix: KEY_PREFIX });
+  try {
+    await waitFor('the worker', () => new RegExp(`serving grid ${grid}`).test(bad.out()), 60);
+    const c = start(['compare', '--losses', 'contrastive', ...GRID, ...compareArgs, '--out', join(root, grid), '--queue', redis.url, '--queue-name', grid]);
+    await waitFor('four refusals', () => refusals(bad).length >= 4);
+    for (const l of refusals(bad)) assert.match(l, reason);
+    assert.doesNotMatch(bad.out(), /failed/);
+    good = start(['worker', '--queue', redis.url, '--queue-name', grid]);
+    assert.equal(await c.exited, 0, `${c.out()}\n${bad.out()}\n${good.out()}`);
+    assert.equal((good.out().match(/train-[0-9a-f]+ finished/g) ?? []).length, 1, good.out());
+    assert.equal(await queue.getFailedCount(), 0);
+  } finally {
+    await queue.close();
+    await stop(bad);
+    if (good) await stop(good);
+  }
+}
+
+test('a worker whose disk is full puts the job back, attempts unspent, for a worker that can run it', async () => {
+  // its job folders (mkdtemp's siamese-job-*) are on a full disk: their first file fails with ENOSPC
+  const tmp = join(root, 'tmp');
+  mkdirSync(tmp);
+  await refusedThenRun(
+    'full',
+    { TMPDIR: tmp, SIAMESE_TEST_FULL: join(tmp, 'siamese-job-*') },
+    ['--import', FAULTS],
+    [],
+    /^worker [^ ]+:\d+: cannot run train-[0-9a-f]+: its disk is full \(ENOSPC: injected, '.*siamese-job-[^/]+\/reset\.safetensors'\); left to other workers, grid full left alone for 0\.5 s$/,
+  );
+});
+
+test('a worker without the native engine puts back a job that asks for it, attempts unspent, for a worker that has it', async () => {
+  await refusedThenRun(
+    'nonative',
+    { SIAMESE_NATIVE: '0' },
+    [],
+    ['--engine', 'native'],
+    /^worker [^ ]+:\d+: cannot run train-[0-9a-f]+: --engine native: the native engine is not available \(.+\); left to other workers, grid nonative left alone for 0\.5 s$/,
+  );
 });

@@ -7,7 +7,6 @@
  * @needs redis-server
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,21 +19,16 @@ import { QueueExecutor } from '../../src/experiments/queue/coordinator.ts';
 import { jobId, toQueueJob } from '../../src/experiments/queue/payload.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { sharedInitialWeights } from '../../src/train/run.ts';
-import { BIN } from '../cli/run.ts';
+import { startCli, stopAll, stopCli } from './processes.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-rerun-'));
 let redis: RedisServer;
-let worker: ChildProcess | undefined;
 before(async () => {
   redis = await startRedis();
 });
 after(async () => {
-  if (worker && worker.exitCode === null) {
-    const exited = new Promise((r) => worker!.once('exit', r));
-    worker.kill('SIGKILL');
-    await exited;
-  }
+  stopAll();
   await redis?.stop();
   rmSync(root, { recursive: true, force: true });
 });
@@ -75,20 +69,19 @@ test('run again, a job that failed for good before is tried again (attempts afre
   }
 
   // now a worker with the right data; the command runs again
-  let out = '';
-  worker = spawn(process.execPath, [BIN, 'worker', '--queue', redis.url, '--queue-name', 'rerun'], { env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  worker.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  worker.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const worker = startCli(['worker', '--queue', redis.url, '--queue-name', 'rerun']);
   const ex = await QueueExecutor.open({ url: redis.url, name: 'rerun', data });
   try {
     const r = await ex.run(req);
-    assert.deepEqual(r, { status: 'finished' }, out);
+    assert.deepEqual(r, { status: 'finished' }, worker.out());
   } catch (e) {
-    assert.fail(`${(e as Error).message}\n${out}`);
+    assert.fail(`${(e as Error).message}\n${worker.out()}`);
   } finally {
     await ex.close();
     await queue.close();
+    await stopCli(worker);
   }
+  const out = worker.out();
   assert.ok(existsSync(req.out), out);
   const tsne = JSON.parse(readFileSync(req.out, 'utf8')) as { indices: number[]; points: unknown[] };
   assert.equal(tsne.indices.length, 60);

@@ -14,7 +14,9 @@
  *   for a while (unrunnableSeconds) it is reported, with the last refusal's worker and reason;
  * - a training's result is written as one set of files (io/fileSet.ts: a crash at any point leaves
  *   the run folder's old files or all the new ones, which the next run completes), then removed
- *   from Redis.
+ *   from Redis; the set's commit record names the job until then, so that the next run, finding a
+ *   result in place whose job a crash left in Redis, removes it there (settle), neither writing
+ *   the folder again nor training.
  */
 import { mkdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -22,7 +24,7 @@ import { type Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DataError, errorFromCode, UsageError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
-import { writeFileSet } from '../../io/fileSet.ts';
+import { closeFileSet, placedSetTag, writeFileSet } from '../../io/fileSet.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import type { Executor, ExecutorCallbacks } from '../executor.ts';
 import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
@@ -159,6 +161,21 @@ export class QueueExecutor implements Executor {
     for (const p of [...this.pending.values()]) this.finish(p, new Error('the queue executor was closed'));
     await Promise.allSettled([this.events.close(), this.queue.close()]);
     this.redis.disconnect();
+  }
+
+  /**
+   * Before a run folder is read (compare's and sweep's plans): a result this coordinator's grid
+   * put in place there whose job a crash left in Redis (the set's commit record still names it,
+   * collect) is removed from Redis now; the folder's files are only completed where the crash
+   * stopped moving them, never written again, and the record goes.
+   */
+  async settle(runDir: string): Promise<void> {
+    const id = placedSetTag(runDir);
+    if (id === undefined) return;
+    const job = await this.queue.getJob(id);
+    // the same id is the same result (payload.ts, jobId); a job in any other state is not ours to drop
+    if (job && (await job.getState()) === 'completed') await job.remove();
+    closeFileSet(runDir);
   }
 
   private async submit(p: Pending): Promise<void> {
@@ -304,11 +321,15 @@ export class QueueExecutor implements Executor {
       const files = checkBundle(r.files, Object.keys(paths));
       const names = Object.keys(files);
       const dirs = new Set(names.map((n) => dirname(paths[n]!)));
+      /** a run folder's, while its result is in place and its job not yet gone from Redis */
+      let receipt: string | undefined;
       if (names.length > 1 && dirs.size === 1 && names.every((n) => basename(paths[n]!) === n)) {
         // a run folder: its files together, or a resumed run's new checkpoint could sit beside
-        // its old manifest after a crash, and the run could not be resumed again
+        // its old manifest after a crash, and the run could not be resumed again; the set names
+        // the job until the job has left Redis (settle)
         const bytes = Object.fromEntries(names.map((n) => [n, Buffer.from(files[n]!, 'base64')]));
-        await writeFileSet([...dirs][0]!, bytes, ['manifest.json'], crashHook());
+        receipt = [...dirs][0]!;
+        await writeFileSet(receipt, bytes, ['manifest.json'], crashHook(), p.id);
       } else {
         for (const n of names) {
           mkdirSync(dirname(paths[n]!), { recursive: true });
@@ -316,7 +337,15 @@ export class QueueExecutor implements Executor {
         }
       }
       crashHook()?.();
-      await job.remove().catch(() => {});
+      const removed = await job.remove().then(
+        () => true,
+        () => false,
+      );
+      if (receipt !== undefined) {
+        crashHook()?.();
+        // a job Redis did not let go: the receipt stays, for the next run to settle
+        if (removed) closeFileSet(receipt);
+      }
       this.finish(p, { status: 'finished', ...(r.epochs !== undefined ? { epochs: r.epochs } : {}) });
     } catch (e) {
       p.collecting = false;

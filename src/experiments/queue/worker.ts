@@ -31,7 +31,7 @@ import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from
 import { Redis } from 'ioredis';
 import type { Dataset } from '../../data/dataset.ts';
 import { loadDataset } from '../../data/registry.ts';
-import { DataError, type ErrorCode, errorCode, SiameseError, UsageError } from '../../errors.ts';
+import { DataError, type ErrorCode, errorCode, machineFault, SiameseError, UsageError } from '../../errors.ts';
 import { EMBEDDINGS_FILE } from '../../train/epochEmbeddings.ts';
 import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, RESUME_FILES, SNAPSHOT_FILES } from '../jobs.ts';
 import { WorkerPool } from '../pool.ts';
@@ -342,13 +342,19 @@ async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: 
 
 /**
  * Why this worker, not the job, is at fault (another worker may run it), or undefined: its data
- * (LocalError), a full disk, the native engine required but not built here.
+ * (LocalError), or the machine's fault the error carries (errors.ts, machineFault: a full disk,
+ * the native engine required but not built here), decided by type, never by the message's words.
  */
 function localReason(e: unknown, message: string): string | undefined {
   if (e instanceof LocalError) return message;
-  if ((e as NodeJS.ErrnoException)?.code === 'ENOSPC' || /ENOSPC|no space left on device/i.test(message)) return `its disk is full (${message})`;
-  if (/the native engine is not available/.test(message)) return message;
-  return undefined;
+  switch (machineFault(e)) {
+    case 'disk-full':
+      return `its disk is full (${message})`;
+    case 'native-engine-missing':
+      return message;
+    default:
+      return undefined;
+  }
 }
 
 /** How long a job's takeover files stay in Redis without a new epoch. */

@@ -1,4 +1,4 @@
-import { type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape } from './batch.ts';
+import { type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape, positiveScale } from './batch.ts';
 
 export interface MultiSimilarityOptions {
   /** weight of positive pairs (default 2) */
@@ -16,8 +16,8 @@ export interface MultiSimilarityOptions {
  * (MeanReducer; an anchor without positives or negatives has 0 for that term).
  */
 export function multiSimilarityLoss(opts: MultiSimilarityOptions = {}): BatchLoss {
-  const alpha = opts.alpha ?? 2;
-  const beta = opts.beta ?? 50;
+  const alpha = positiveScale('multi-similarity', 'alpha', opts.alpha ?? 2);
+  const beta = positiveScale('multi-similarity', 'beta', opts.beta ?? 50);
   const base = opts.base ?? 0.5;
   const compute = pairwiseBatchLoss('multi-similarity', (s, labels, n, g) => {
     const x = new Float64Array(n);

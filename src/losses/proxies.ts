@@ -5,7 +5,7 @@
  * optimizer); these functions only take them and return their gradient.
  */
 import type { Rng } from '../rng.ts';
-import { type BatchLoss, logSumExp, planeShape, proxyBatchLoss, type ProxyNative } from './batch.ts';
+import { type BatchLoss, logSumExp, planeShape, positiveScale, proxyBatchLoss, type ProxyNative } from './batch.ts';
 
 /** Clamp of the target cosine before acos (PML's ±(1 − 1e-7)). */
 const ACOS_CLAMP = 1 - 1e-7;
@@ -50,7 +50,7 @@ function normalInit(classes: number, dim: number, rng: Rng, std = 1): Float32Arr
  */
 export function arcFaceLoss(opts: { margin?: number; scale?: number } = {}): BatchLoss {
   const marginDeg = opts.margin ?? 28.6;
-  const scale = opts.scale ?? 64;
+  const scale = positiveScale('arcface', 'scale', opts.scale ?? 64);
   const m = (marginDeg * Math.PI) / 180;
   const compute = marginSoftmax('arcface', scale, (cos) => {
     const inside = cos > -ACOS_CLAMP && cos < ACOS_CLAMP;
@@ -75,7 +75,7 @@ export function arcFaceLoss(opts: { margin?: number; scale?: number } = {}): Bat
 /** CosFace (Wang et al. 2018): cross-entropy of s·[cos θ_y − m, cos θ_j]; margin 0.35, scale 64. */
 export function cosFaceLoss(opts: { margin?: number; scale?: number } = {}): BatchLoss {
   const margin = opts.margin ?? 0.35;
-  const scale = opts.scale ?? 64;
+  const scale = positiveScale('cosface', 'scale', opts.scale ?? 64);
   const compute = marginSoftmax('cosface', scale, (cos) => ({ logit: cos - margin, slope: 1 }), { kind: 1, p1: margin, p2: scale });
   const loss = {
     kind: 'batch' as const,
@@ -98,7 +98,7 @@ export function cosFaceLoss(opts: { margin?: number; scale?: number } = {}): Bat
  */
 export function proxyAnchorLoss(opts: { margin?: number; alpha?: number } = {}): BatchLoss {
   const delta = opts.margin ?? 0.1;
-  const alpha = opts.alpha ?? 32;
+  const alpha = positiveScale('proxy-anchor', 'alpha', opts.alpha ?? 32);
   const compute = proxyBatchLoss('proxy-anchor', (c, labels, n, classes, g) => {
     const x = new Float64Array(n);
     const w = new Float64Array(n);

@@ -1,0 +1,65 @@
+/**
+ * The batch losses' scale parameters (a temperature, alpha, beta, gamma, scale) divide or
+ * multiply every logit: at 0 the loss is NaN or infinite, below 0 the objective turns round
+ * (positives pushed apart, negatives pulled together) without any sign of it. They are refused
+ * when the loss is made, in one line, as the pair losses refuse theirs; margins and the
+ * multi-similarity base take any finite value (negative margins are used in the literature).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { UsageError } from '../../src/errors.ts';
+import { parseSweepSpec } from '../../src/experiments/searchSpec.ts';
+import { createLoss, lossOnBatch } from '../../src/losses/registry.ts';
+
+const SCALES: [string, string][] = [
+  ['multi-similarity', 'alpha'],
+  ['multi-similarity', 'beta'],
+  ['nt-xent', 'temperature'],
+  ['supcon', 'temperature'],
+  ['circle', 'gamma'],
+  ['arcface', 'scale'],
+  ['cosface', 'scale'],
+  ['proxy-anchor', 'alpha'],
+];
+
+// anchors 0 and 1 of class 0 close together, 2 and 3 of class 1 close together, the classes apart
+const E = Float32Array.of(1, 0, 0.8, 0.6, 0, 1, -0.6, 0.8);
+const Y = Int32Array.of(0, 0, 1, 1);
+
+for (const [loss, key] of SCALES) {
+  test(`${loss}: ${key} must be > 0 (0 and negative values refused in one line)`, () => {
+    for (const v of [0, -1, -0.07]) {
+      assert.throws(
+        () => createLoss(loss, { [key]: v }),
+        (e: Error) => e instanceof UsageError && e.message === `${loss} loss: ${key} must be a number > 0, got ${v}`,
+        `${key}=${v}`,
+      );
+      assert.throws(() => lossOnBatch(`${loss}:${key}=${v}`, E, Y, 2), UsageError);
+    }
+    // a positive value still works, and gives a finite loss
+    assert.ok(Number.isFinite(lossOnBatch(`${loss}:${key}=0.5`, E, Y, 2).loss));
+  });
+}
+
+test('margins and the multi-similarity base stay free (any finite value, negative included)', () => {
+  for (const spec of ['multi-similarity:base=-0.5', 'circle:m=-0.1', 'arcface:margin=-10', 'cosface:margin=-0.2', 'proxy-anchor:margin=-0.1']) {
+    assert.ok(Number.isFinite(lossOnBatch(spec, E, Y, 2).loss), spec);
+  }
+});
+
+test('a sweep range reaching 0 or below is refused before any training, naming the parameter', () => {
+  assert.throws(() => parseSweepSpec('nt-xent:temperature=0..0.5'), (e: Error) => e instanceof UsageError && /temperature must be a number > 0, got 0/.test(e.message));
+  assert.throws(() => parseSweepSpec('circle:gamma=-10..80'), (e: Error) => e instanceof UsageError && /gamma must be a number > 0, got -10/.test(e.message));
+});
+
+test('hand-computed: before the check, a negative temperature reversed nt-xent (kept out now)', () => {
+  // the batch above: with τ > 0 the loss is small (positives closer than negatives); −τ would
+  // rank the negatives first. At τ = 0.5, anchor 0: s_01 = 0.8, negatives s_02 = 0, s_03 = −0.6
+  const t = 0.5;
+  const a0 = Math.log(1 + (Math.exp(0) + Math.exp(-0.6 / t)) / Math.exp(0.8 / t));
+  // anchor 1: s_10 = 0.8, s_12 = 0.6, s_13 = 0; anchor 2: s_23 = 0.8, s_20 = 0, s_21 = 0.6; anchor 3: s_32 = 0.8, s_30 = −0.6, s_31 = 0
+  const a1 = Math.log(1 + (Math.exp(0.6 / t) + Math.exp(0)) / Math.exp(0.8 / t));
+  const expected = (a0 + a1 + a1 + a0) / 4;
+  const got = lossOnBatch(`nt-xent:temperature=${t}`, E, Y, 2).loss;
+  assert.ok(Math.abs(got - expected) < 1e-6, `got ${got}, expected ${expected}`);
+});

@@ -51,7 +51,7 @@ export function circleLoss(opts: { m?: number; gamma?: number } = {}): BatchLoss
   const loss = {
     kind: 'batch' as const,
     name: 'circle',
-    formula: `mean over anchors: softplus(LSE_n(${gamma}·[s_n + ${m}]₊·(s_n − ${m})) + LSE_p(−${gamma}·[${1 + m} − s_p]₊·(s_p − ${1 - m})))`,
+    formula: `mean over anchors with loss > 0: softplus(LSE_n(${gamma}·[s_n + ${m}]₊·(s_n − ${m})) + LSE_p(−${gamma}·[${1 + m} − s_p]₊·(s_p − ${1 - m})))`,
     params: { m, gamma },
     classWeights: false,
     compute,

@@ -7,7 +7,11 @@
 import type { Rng } from '../rng.ts';
 import { type BatchLoss, logSumExp, planeShape, positiveScale, proxyBatchLoss, type ProxyNative } from './batch.ts';
 
-/** Clamp of the target cosine before acos (PML's ±(1 − 1e-7)). */
+/**
+ * Clamp of the target cosine before acos: PML 0.9's ±(1 − 1e-7), kept so that the gradient stays
+ * finite (PML 2.9 clamps to ±1, where d acos is infinite; docs/batch-losses.md, "Where this
+ * differs from PML 2.9").
+ */
 const ACOS_CLAMP = 1 - 1e-7;
 
 /** Softmax cross-entropy of scale·C with the target logit changed by `target`, mean over the batch. */

@@ -63,3 +63,15 @@ test('hand-computed: before the check, a negative temperature reversed nt-xent (
   const got = lossOnBatch(`nt-xent:temperature=${t}`, E, Y, 2).loss;
   assert.ok(Math.abs(got - expected) < 1e-6, `got ${got}, expected ${expected}`);
 });
+
+test('the formula `siamese losses` prints names the reduction PML 2.9 applies by default', () => {
+  // MeanReducer over anchors (multi-similarity), over positive pairs (nt-xent); AvgNonZeroReducer
+  // over anchors (supcon, circle: anchors without a positive or a negative have loss 0, not counted)
+  const reducer: [string, RegExp][] = [
+    ['multi-similarity', /^mean over anchors: /],
+    ['nt-xent', /^mean over positive pairs: /],
+    ['supcon', /^mean over anchors with loss > 0: /],
+    ['circle', /^mean over anchors with loss > 0: /],
+  ];
+  for (const [name, re] of reducer) assert.match(createLoss(name).formula, re, name);
+});

@@ -11,20 +11,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { lossOnBatch } from '../../src/losses/registry.ts';
 import { Rng } from '../../src/rng.ts';
-import { reference } from './batchHelpers.ts';
+import { dot, reference, unitRows } from './batchHelpers.ts';
 
 type Oracle = (u: number[][], y: number[], w?: number[][]) => number;
 
-function unitRows(x: Float64Array, rows: number, dim: number): number[][] {
-  const out: number[][] = [];
-  for (let i = 0; i < rows; i++) {
-    const r = Array.from(x.subarray(i * dim, (i + 1) * dim));
-    const nrm = Math.hypot(...r);
-    out.push(r.map((v) => v / nrm));
-  }
-  return out;
-}
-const dot = (a: number[], b: number[]): number => a.reduce((s, v, k) => s + v * b[k]!, 0);
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const avg = (xs: number[]): number => (xs.length ? sum(xs) / xs.length : 0);
 /** log(1 + Σ e^x), written out */

@@ -1,6 +1,7 @@
 /**
  * What the batch-loss tests share: the reference run with the native kernels taken out, the
- * largest magnitude of an array, and the batch accuracy's oracle.
+ * largest magnitude of an array, the oracles' unit rows and dot product, and the batch
+ * accuracy's oracle.
  */
 import { useBatchKernels } from '../../src/losses/batchKernels.ts';
 
@@ -13,6 +14,19 @@ export function reference<T>(fn: () => T): T {
     useBatchKernels(k);
   }
 }
+
+/** the rows of a rows x dim array scaled to length 1, as plain float64 arrays (the oracles' input) */
+export function unitRows(x: Float64Array, rows: number, dim: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < rows; i++) {
+    const r = Array.from(x.subarray(i * dim, (i + 1) * dim));
+    const nrm = Math.hypot(...r);
+    out.push(r.map((v) => v / nrm));
+  }
+  return out;
+}
+
+export const dot = (a: number[], b: number[]): number => a.reduce((s, v, k) => s + v * b[k]!, 0);
 
 /** the largest |a_i| (0 for an empty array) */
 export function maxAbs(a: ArrayLike<number>): number {

@@ -12,22 +12,12 @@ import { type BatchLoss, normalizeRows, similarities } from '../../src/losses/ba
 import { Rng } from '../../src/rng.ts';
 import { nativeStatus } from '../../src/engine/native.ts';
 import { batchKernels } from '../../src/losses/batchKernels.ts';
-import { reference } from './batchHelpers.ts';
+import { dot, reference, unitRows } from './batchHelpers.ts';
 
 type Oracle = (e: Float64Array, labels: number[], dim: number, w?: Float64Array, frozen?: number[][]) => number;
 
-function unit(x: Float64Array, rows: number, dim: number): number[][] {
-  const out: number[][] = [];
-  for (let i = 0; i < rows; i++) {
-    const r = Array.from(x.subarray(i * dim, (i + 1) * dim));
-    const nrm = Math.hypot(...r);
-    out.push(r.map((v) => v / nrm));
-  }
-  return out;
-}
-const dot = (a: number[], b: number[]): number => a.reduce((s, v, k) => s + v * b[k]!, 0);
 function sims(e: Float64Array, n: number, dim: number): number[][] {
-  const u = unit(e, n, dim);
+  const u = unitRows(e, n, dim);
   return u.map((a) => u.map((b) => dot(a, b)));
 }
 const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
@@ -110,8 +100,8 @@ const circleOracle: Oracle = (e, y, dim, _w, frozen) => {
 };
 
 function classCos(e: Float64Array, y: number[], dim: number, w: Float64Array): number[][] {
-  const u = unit(e, y.length, dim);
-  const p = unit(w, w.length / dim, dim);
+  const u = unitRows(e, y.length, dim);
+  const p = unitRows(w, w.length / dim, dim);
   return u.map((a) => p.map((b) => dot(a, b)));
 }
 

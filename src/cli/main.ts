@@ -472,7 +472,14 @@ export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   let stderrBuf = '';
   program.configureOutput({ writeErr: (s) => (stderrBuf += s) });
-  for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: (s) => (stderrBuf += s) });
+  // every level: `queue status` and `queue clean` are commands of a command
+  const quiet = (cmds: readonly Command[]): void => {
+    for (const c of cmds) {
+      c.exitOverride().configureOutput({ writeErr: (s) => (stderrBuf += s) });
+      quiet(c.commands);
+    }
+  };
+  quiet(program.commands);
   try {
     await program.parseAsync(translateSeedArgs(argv), { from: 'user' });
   } catch (e) {

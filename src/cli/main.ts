@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
+import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { SiameseError, TrainingError, UsageError } from '../errors.ts';
 import { DATASET_NAMES, type DataSpec } from '../data/registry.ts';
@@ -271,6 +272,9 @@ export function buildProgram(): Command {
     .action(async (o: CompareCliOptions) => {
       if (o.resume !== undefined && o.out !== undefined && o.resume !== o.out) {
         throw new UsageError('give --out DIR (runs again resume there) or --resume DIR, not both');
+      }
+      if (o.resume !== undefined && statSync(o.resume, { throwIfNoEntry: false })?.isDirectory() === false) {
+        throw new UsageError(`${o.resume}: not a comparison folder but a file: --resume takes the folder compare wrote`);
       }
       const { compareCommand } = await import('./compare.ts');
       const { parseSeeds } = await import('../experiments/grid.ts');

@@ -21,7 +21,7 @@ const VALUES = [
   'holmAdjust', 'imagesAsFloat', 'initBackend', 'isBatchLossName', 'isSweepResults', 'isKerasH5', 'isLoopback', 'knn',
   'lennardJonesLoss', 'loadDataset', 'lossAccuracyAt', 'loadFashionMnist', 'loadFolderDataset', 'loadIdxDataset', 'loadIdxSplit',
   'loadMnist', 'loadWeights', 'lockOutput', 'lockOutputs', 'lossNames', 'lossOnBatch', 'lossShape', 'lossShapeChart',
-  'makePairs', 'makeRandomTriplets', 'matchWeights', 'mean', 'mlpNetwork', 'nativeCacheDir', 'nativeStatus',
+  'makePairs', 'makeRandomTriplets', 'matchWeights', 'maxPerplexity', 'mean', 'mlpNetwork', 'nativeCacheDir', 'nativeStatus',
   'optimizerNames', 'pairAccuracy', 'pairDistancesHost', 'pairMetrics', 'pairedTTest', 'paramList', 'planSweep',
   'parseCompareResults', 'parseExpression', 'parseIdx', 'parseLossList', 'parseLossSpec', 'parseNpy',
   'parseSafetensors', 'parseSeeds', 'permutePairs', 'powerLoss', 'predict', 'queueClean', 'queueStatus',

@@ -27,7 +27,7 @@ export interface CompareCommandOutcome extends CompareOutcome {
 }
 
 export async function compareCommand(opts: CompareCommandOptions): Promise<CompareCommandOutcome> {
-  const progress = new CompareProgress(process.stderr);
+  const progress = new CompareProgress(process.stderr, { queue: opts.queue !== undefined });
   const stop = onGridStop(progress, 'the workers save their last finished epoch');
   let outcome: CompareCommandOutcome;
   const { report, ...compareOpts } = opts;
@@ -40,7 +40,7 @@ export async function compareCommand(opts: CompareCommandOptions): Promise<Compa
   }
   const out = outcome.out;
   endGridCommand(outcome, `stopped by ${stop.signalled() ?? 'request'}: finished runs and epochs are kept in ${out}. Resume with: siamese compare --resume ${out}`, () =>
-    summaryText(outcome),
+    summaryText(outcome, { queue: opts.queue !== undefined }),
   );
   return outcome;
 }
@@ -49,7 +49,7 @@ const pct = (s: Stat | undefined): string =>
   s === undefined ? '-' : `${(100 * s.mean).toFixed(2)}%${s.values.length > 1 ? ` ± ${(100 * s.ci95).toFixed(2)}` : ''}`;
 
 /** The table printed at the end: loss, runs, accuracy and MAP@R (mean ± 95% CI), verdicts, files. */
-export function summaryText(o: CompareCommandOutcome): string {
+export function summaryText(o: CompareCommandOutcome, opts: { queue?: boolean } = {}): string {
   const r = o.results as CompareResults;
   const lines: string[] = [];
   // a batch loss's accuracy is its best threshold's: beside a loss with a distance scale, both
@@ -84,7 +84,7 @@ export function summaryText(o: CompareCommandOutcome): string {
     lines.push(`  run the same command again to retry them; finished runs are kept`);
   }
   const w = r.machine.workers;
-  const where = w === 0 ? 'nothing left to run' : `on ${w} worker${w === 1 ? '' : 's'}`;
+  const where = w === 0 ? 'nothing left to run' : opts.queue ? 'on the workers of the queue' : `on ${w} worker${w === 1 ? '' : 's'}`;
   lines.push('', `${count(r.runs.length, 'run')} (${o.trained.length} trained now, ${o.reused.length} reused), ${r.machine.wallSeconds.toFixed(0)} s, ${where}`);
   lines.push(`results: ${o.resultsPath ?? join(o.out, 'results.json')}`);
   if (o.report) lines.push(`report:  ${o.report.html}`, `         ${o.report.md}`);
@@ -127,6 +127,8 @@ export interface CompareProgressOptions {
   now?: () => number;
   /** the command named in the plan line (default compare; sweep shares this display) */
   command?: string;
+  /** the runs go to a Redis queue: the fleet's workers train them, not this machine's threads */
+  queue?: boolean;
 }
 
 /**
@@ -153,6 +155,7 @@ export class CompareProgress {
   private done = 0;
   private failed = 0;
   private workers = 1;
+  private readonly queue: boolean;
   private readonly jobs = new Map<string, JobTrack>();
   /** seconds and batches between consecutive batch reports of a training */
   private batchSeconds = 0;
@@ -170,6 +173,7 @@ export class CompareProgress {
     this.tty = Boolean(stream.isTTY) && !process.env['CI'];
     this.now = opts.now ?? (() => performance.now());
     this.command = opts.command ?? 'compare';
+    this.queue = opts.queue ?? false;
     this.t0 = this.now();
   }
 
@@ -186,7 +190,7 @@ export class CompareProgress {
         this.log(
           `${this.command}: ${count(p.runs, 'run')}, ${p.reused.length} finished already, ${train} to train` +
             (other ? `, ${count(other, 'other job')} (t-SNE, distances)` : '') +
-            (p.jobs.length ? ` on ${count(p.workers, 'worker')}` : ''),
+            (p.jobs.length ? (this.queue ? ' on the workers of the queue' : ` on ${count(p.workers, 'worker')}`) : ''),
         );
         if (this.tty) this.timer = setInterval(() => this.redraw(), 250).unref();
       },

@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
+import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { SiameseError, TrainingError, UsageError } from '../errors.ts';
 import { DATASET_NAMES, type DataSpec } from '../data/registry.ts';
@@ -267,10 +268,13 @@ export function buildProgram(): Command {
     .option('--snapshot-points <n>', 'test images whose embeddings each run stores every epoch (for serve\'s moving map), 0 = none (default 2000)', intArg('--snapshot-points', 0))
     .option('--no-retrieval', 'skip the retrieval measures (MAP@R, ...)')
     .option('--no-report', 'write results.json only')
-    .addHelpText('after', '\nLoss specs: NAME[:KEY=VALUE;KEY=VALUE...], comma-separated; keys are the loss\'s parameters, miner and id.\nQuote lists that hold ";" or parentheses. Details: src/experiments/lossSpec.ts.'))), 'grid')
+    .addHelpText('after', '\nLoss specs: NAME[:KEY=VALUE;KEY=VALUE...], comma-separated; keys are the loss\'s parameters, miner and id.\nQuote lists that hold ";" or parentheses. The parameters of each loss: siamese losses.'))), 'grid')
     .action(async (o: CompareCliOptions) => {
       if (o.resume !== undefined && o.out !== undefined && o.resume !== o.out) {
         throw new UsageError('give --out DIR (runs again resume there) or --resume DIR, not both');
+      }
+      if (o.resume !== undefined && statSync(o.resume, { throwIfNoEntry: false })?.isDirectory() === false) {
+        throw new UsageError(`${o.resume}: not a comparison folder but a file: --resume takes the folder compare wrote`);
       }
       const { compareCommand } = await import('./compare.ts');
       const { parseSeeds } = await import('../experiments/grid.ts');
@@ -311,7 +315,7 @@ export function buildProgram(): Command {
     .option('--quick', 'a first look: 4 trials, 2 folds, 2 seeds, 1 epoch on 2,000 train pairs')
     .option('--plan', 'print the plan and its time estimate, then exit (writes nothing)')
     .option('--no-report', 'write results.json only')
-    .addHelpText('after', '\nRanges: KEY=LO..HI, with :log (log scale) and/or :int; lr=LO..HI searches the learning rate. Default --split: classes.\nDetails: src/experiments/searchSpec.ts and src/experiments/sweep.ts.'))), 'sweep')
+    .addHelpText('after', '\nRanges: KEY=LO..HI, with :log (log scale) and/or :int; lr=LO..HI searches the learning rate. Default --split: classes.\nThe parameters of each loss: siamese losses; --plan shows the folds, trainings and time first.'))), 'sweep')
     .action(async (o: SweepCliOptions) => {
       const { sweepCommand, sweepPlanCommand } = await import('./sweep.ts');
       await (o.plan ? sweepPlanCommand : sweepCommand)({
@@ -472,7 +476,14 @@ export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   let stderrBuf = '';
   program.configureOutput({ writeErr: (s) => (stderrBuf += s) });
-  for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: (s) => (stderrBuf += s) });
+  // every level: `queue status` and `queue clean` are commands of a command
+  const quiet = (cmds: readonly Command[]): void => {
+    for (const c of cmds) {
+      c.exitOverride().configureOutput({ writeErr: (s) => (stderrBuf += s) });
+      quiet(c.commands);
+    }
+  };
+  quiet(program.commands);
   try {
     await program.parseAsync(translateSeedArgs(argv), { from: 'user' });
   } catch (e) {

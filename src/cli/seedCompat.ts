@@ -2,6 +2,8 @@
  * The seed's own command line (`python main.py --train=True --loss=potential --epcs=20 --bs=128
  * --opt=RMSprop --reset_weights=True`), translated to siamese-lab's, so its users can switch 1:1.
  */
+import { UsageError } from '../errors.ts';
+
 const RENAMES: Record<string, string> = {
   '--epcs': '--epochs',
   '--bs': '--batch-size',
@@ -9,7 +11,14 @@ const RENAMES: Record<string, string> = {
   '--reset_weights': '--reset-weights',
 };
 
-const isTrue = (v: string): boolean => /^(true|1|yes)$/i.test(v);
+const TRUE = /^(true|1|yes)$/i;
+const BOOLEAN = /^(true|false|1|0|yes|no)$/i;
+
+/** the seed's switch value: a typo must not quietly mean False (--train=Ture would predict) */
+function isTrue(name: string, v: string): boolean {
+  if (!BOOLEAN.test(v)) throw new UsageError(`${name}=${v}: give True or False`);
+  return TRUE.test(v);
+}
 
 /**
  * `--name=value` stays one argument: commander reads that form for every long option. The seed's
@@ -28,13 +37,13 @@ export function translateSeedArgs(argv: readonly string[]): string[] {
     let value = eq > 0 ? arg.slice(eq + 1) : undefined;
     if (name === '--train') {
       // --train=True trains, --train=False predicts (the seed's switch)
-      if (value === undefined && i + 1 < argv.length && /^(true|false)$/i.test(argv[i + 1]!)) value = argv[++i];
-      command = value === undefined || isTrue(value) ? 'train' : 'predict';
+      if (value === undefined && i + 1 < argv.length && BOOLEAN.test(argv[i + 1]!)) value = argv[++i];
+      command = value === undefined || isTrue(name, value) ? 'train' : 'predict';
       continue;
     }
     if (name === '--reset_weights' || name === '--reset-weights') {
-      if (value === undefined && i + 1 < argv.length && /^(true|false)$/i.test(argv[i + 1]!)) value = argv[++i];
-      if (value === undefined || isTrue(value)) {
+      if (value === undefined && i + 1 < argv.length && BOOLEAN.test(argv[i + 1]!)) value = argv[++i];
+      if (value === undefined || isTrue(name, value)) {
         if (name === '--reset_weights') seedTrainingOnly.add(out.length);
         out.push('--reset-weights');
       }

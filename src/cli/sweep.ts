@@ -25,7 +25,7 @@ export interface SweepCommandOutcome extends SweepOutcome {
 }
 
 export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepCommandOutcome> {
-  const progress = new CompareProgress(process.stderr, { command: 'sweep' });
+  const progress = new CompareProgress(process.stderr, { command: 'sweep', queue: opts.queue !== undefined });
   const stop = onGridStop(progress, 'running trainings save their last finished epoch');
   let outcome: SweepCommandOutcome;
   const { report, ...sweepOpts } = opts;

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { TrainingError, UsageError } from '../errors.ts';
 import type { TrainConfig } from '../train/config.ts';
@@ -27,6 +28,9 @@ export interface TrainCommandOptions {
 export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResult> {
   if (o.resume !== undefined && o.out !== undefined && resolve(o.out) !== resolve(o.resume)) {
     throw new UsageError('give --out DIR (a new run) or --resume DIR (continue it), not both');
+  }
+  if (o.resume !== undefined && statSync(o.resume, { throwIfNoEntry: false })?.isDirectory() === false) {
+    throw new UsageError(`${o.resume}: not a run folder but a file: --resume takes the folder the run was written to`);
   }
   const out = o.resume ?? o.out ?? join('runs', `${o.config.loss ?? 'contrastive'}-seed${o.config.seed ?? 0}`);
   // on --resume the loss and epoch count come from the run's own manifest

@@ -1,5 +1,6 @@
+import { UsageError } from '../errors.ts';
 import { readNpyFloat32Matrix, writeNpy } from '../io/npy.ts';
-import { runTsne } from '../viz/tsne.ts';
+import { maxPerplexity, runTsne } from '../viz/tsne.ts';
 
 export interface TsneCommandOptions {
   /** float32 (or float64) .npy matrix [N, D] */
@@ -17,6 +18,12 @@ export interface TsneCommandOptions {
 /** `siamese tsne`: a 2-D t-SNE layout of an embedding matrix, .npy in, .npy out. */
 export async function tsneCommand(o: TsneCommandOptions): Promise<{ rows: number; seconds: number }> {
   const { rows, cols, data } = await readNpyFloat32Matrix(o.in);
+  // floor(3 x perplexity) neighbours per point, and a point has rows - 1: more would make the
+  // affinities dense, minutes and gigabytes for a mistyped value (the rule of bhtsne)
+  if (o.perplexity !== undefined && rows >= 2 && o.perplexity > maxPerplexity(rows)) {
+    const max = maxPerplexity(rows);
+    throw new UsageError(`--perplexity ${o.perplexity} is too large for ${rows} rows: at most (rows - 1) / 3 = ${Number.isInteger(max) ? max : max.toFixed(2)}`);
+  }
   const t0 = performance.now();
   const y = runTsne(data, rows, cols, {
     perplexity: o.perplexity,

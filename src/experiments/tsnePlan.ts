@@ -13,6 +13,7 @@ import { resolveConfig, type TrainConfig } from '../train/config.ts';
 import { readJson } from '../train/runDir.ts';
 import { type TsneFile, type TsneParams } from './jobs.ts';
 import { count } from '../words.ts';
+import { maxPerplexity } from '../viz/tsne.ts';
 import type { CompareSpec } from './results.ts';
 import { ensureDir, initialPath, runKey, type StoredGrid } from './grid.ts';
 
@@ -41,13 +42,7 @@ export { stratifiedSubset };
 /** Fewer test images than this: no t-SNE (a layout of a handful of points shows nothing). */
 export const MIN_TSNE_ROWS = 10;
 
-/**
- * The largest perplexity t-SNE accepts on n points: it takes floor(3 x perplexity) neighbours
- * per point, and a point has n − 1.
- */
-export function maxPerplexity(n: number): number {
-  return (n - 1) / 3;
-}
+export { maxPerplexity } from '../viz/tsne.ts';
 
 /** The t-SNE plan, or a note saying why there is none (too few test images). */
 export function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: Dataset): { plan?: TsnePlan; note?: string } {

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from '../errors.ts';
 import { readSafetensors } from '../io/safetensors.ts';
@@ -14,7 +14,7 @@ export async function loadWeights(path: string, net: BaseNetwork): Promise<Named
   if (!existsSync(path)) throw new DataError(`${path}: no such file or directory`);
   if (statSync(path).isDirectory()) {
     const p = join(path, 'weights.safetensors');
-    if (!existsSync(p)) throw new DataError(`${path}: not a run directory with trained weights (no weights.safetensors)`);
+    if (!existsSync(p)) throw new DataError(notARun(path));
     return loadWeights(p, net);
   }
   const { isKerasH5, readKerasWeights } = await import('./keras.ts');
@@ -27,6 +27,19 @@ export async function loadWeights(path: string, net: BaseNetwork): Promise<Named
   }
   const { tensors } = await readSafetensors(path);
   return matchWeights(tensors, net, path);
+}
+
+/** Why a folder holds no weights; for a compare or sweep folder, which folder to give instead. */
+function notARun(path: string): string {
+  if (existsSync(join(path, 'compare.json'))) {
+    const runs = existsSync(join(path, 'runs')) ? readdirSync(join(path, 'runs')).sort() : [];
+    const example = runs.length ? join(path, 'runs', runs[0]!) : join(path, 'runs', '<loss>-seed<S>');
+    return `${path}: a comparison folder, not a run: give one of its runs, e.g. ${example}`;
+  }
+  if (existsSync(join(path, 'sweep.json'))) {
+    return `${path}: a sweep folder, not a run: give one of its runs, e.g. ${join(path, 'runs', '<loss>', 'tuned-seed0')}`;
+  }
+  return `${path}: not a run directory with trained weights (no weights.safetensors)`;
 }
 
 /** A safetensors file opens with its header's length (8 bytes, little-endian, within the file), then "{". */

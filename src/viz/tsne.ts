@@ -275,6 +275,14 @@ function resolveOptions(opts: TsneOptions): ResolvedOptions {
 // Input affinities
 
 /**
+ * The largest perplexity that fits n points: the affinities take floor(3 x perplexity)
+ * neighbours per point, and a point has n − 1.
+ */
+export function maxPerplexity(n: number): number {
+  return (n - 1) / 3;
+}
+
+/**
  * Conditional p_{j|i} over the k nearest neighbours with the Gaussian precision beta_i found by
  * bisection so that the entropy is log(perplexity) (natural log, squared distances, as in
  * scikit-learn); then symmetrised and normalised to sum 1.

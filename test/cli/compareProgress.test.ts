@@ -164,3 +164,13 @@ test('t-SNE jobs announced for later count in the ETA once one has been timed', 
   ms = 41_000;
   assert.deepEqual(p.eta(), { seconds: 14, partial: false });
 });
+
+test('through a queue, the plan line names the queue\'s workers, not the local thread count', () => {
+  const lines: string[] = [];
+  const stream = { isTTY: false, write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WriteStream;
+  new CompareProgress(stream, { now: () => 0, queue: true }).callbacks().onPlan!({ jobs: [trainJob(0), trainJob(1)], reused: [], workers: 2, runs: 2 });
+  assert.deepEqual(lines, ['compare: 2 runs, 0 finished already, 2 to train on the workers of the queue\n']);
+  lines.length = 0;
+  new CompareProgress(stream, { now: () => 0, command: 'sweep' }).callbacks().onPlan!({ jobs: [trainJob(0), trainJob(1)], reused: [], workers: 2, runs: 2 });
+  assert.deepEqual(lines, ['sweep: 2 runs, 0 finished already, 2 to train on 2 workers\n']);
+});

@@ -47,3 +47,19 @@ test('--help works for the program and every command', () => {
   }
   assert.match(siamese(['train', '--help']).stdout, /--reset-weights/);
 });
+
+test("the queue command's own subcommands give one line too (not commander's \"error:\" line as well)", () => {
+  // no Redis is reached: the option errors come first
+  expectUsageError(['queue', 'clean', '--queue', 'redis://127.0.0.1:1'], /^siamese: required option '--queue-name <name>' not specified$/);
+  expectUsageError(['queue', 'status'], /^siamese: required option '--queue <url>' not specified$/);
+  expectUsageError(['queue', 'status', '--queue', 'redis://127.0.0.1:1', '--qeue-name', 'x'], /^siamese: unknown option '--qeue-name' \(did you mean --queue-name\?\)$/);
+});
+
+test('--resume given a file (not the folder) says so, not "cannot create the output folder"', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-'));
+  const file = join(dir, 'results.json');
+  writeFileSync(file, '{}');
+  expectUsageError(['train', '--resume', file], /: not a run folder but a file: --resume takes the folder the run was written to$/);
+  expectUsageError(['compare', '--resume', file], /: not a comparison folder but a file: --resume takes the folder compare wrote$/);
+  assert.deepEqual(readdirSync(dir), ['results.json']);
+});

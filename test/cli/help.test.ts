@@ -61,3 +61,10 @@ test('train --help names every miner', () => {
   // the miners of src/mining (MINER_NAMES), the seed's naive `all` included
   assert.match(help, /online miner: all, batch-all, batch-hard, semihard, hard-negative/);
 });
+
+test('no --help points at a source file: the installed package has no src/', () => {
+  for (const command of Object.keys(EXPECTED)) {
+    const help = siamese(command ? [command, '--help'] : ['--help']).stdout;
+    assert.doesNotMatch(help, /\bsrc\//, `siamese ${command} --help`);
+  }
+});

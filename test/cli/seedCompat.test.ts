@@ -28,3 +28,13 @@ test("the seed's = forms pass through as one argument, and predict drops only th
   assert.deepEqual(translateSeedArgs(['--train=False', '--epochs=3']), ['predict', '--epochs=3']);
   assert.deepEqual(translateSeedArgs(['--train=True', '--epcs', '3', '--loss=potential']), ['train', '--epochs', '3', '--loss=potential']);
 });
+
+test("a value of the seed's switches other than True/False is refused, not read as False", () => {
+  assert.throws(() => translateSeedArgs(['--train=Maybe', '--loss=potential']), { name: 'UsageError', message: /--train=Maybe/ });
+  assert.throws(() => translateSeedArgs(['--train=', '--epcs=1']), { name: 'UsageError' });
+  assert.throws(() => translateSeedArgs(['--train=True', '--reset_weights=ja']), { name: 'UsageError', message: /--reset_weights=ja/ });
+  // the spellings the seed's Python accepted still work
+  assert.deepEqual(translateSeedArgs(['--train=0']), ['predict']);
+  assert.deepEqual(translateSeedArgs(['--train=yes', '--reset_weights=1']), ['train', '--reset-weights']);
+  assert.deepEqual(translateSeedArgs(['--train=no', '--reset_weights=false']), ['predict']);
+});

@@ -40,3 +40,18 @@ test('siamese tsne maps a float32 .npy matrix to an [N, 2] .npy that keeps clust
   assert.match(bad.stderr, /missing\.npy: no such file/);
   assert.equal(existsSync(join(dir, 'z.npy')), false, 'no output written on error');
 });
+
+test('siamese tsne refuses a perplexity above (rows - 1) / 3 (more neighbours than a point has), writing nothing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsne-'));
+  const rng = new Rng(5);
+  const n = 40;
+  const x = new Float32Array(n * 4).map(() => rng.normal());
+  writeFileSync(join(dir, 'x.npy'), encodeNpy({ dtype: 'float32', shape: [n, 4], data: x }));
+  // (40 - 1) / 3 = 13: 14 asks for 42 neighbours of 39
+  const bad = siamese(['tsne', '--in', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--perplexity', '14', '--iterations', '50']);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.equal(bad.stderr, `siamese: --perplexity 14 is too large for 40 rows: at most (rows - 1) / 3 = 13\n`);
+  assert.equal(existsSync(join(dir, 'y.npy')), false);
+  const ok = siamese(['tsne', '--in', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--perplexity', '13', '--iterations', '50']);
+  assert.equal(ok.code, 0, ok.stderr);
+});

@@ -36,3 +36,23 @@ test('files are told apart by their first bytes, not by their names', async () =
   writeFileSync(join(dir, 'empty'), '');
   await assert.rejects(loadWeights(join(dir, 'empty'), net), /neither a \.safetensors nor a Keras \.h5 file/);
 });
+
+test('a compare or sweep folder given as weights names one of its runs to give instead', async () => {
+  const net = mlpNetwork();
+  const cmp = join(dir, 'cmp');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(join(cmp, 'runs', 'yukawa-seed1'), { recursive: true });
+  mkdirSync(join(cmp, 'runs', 'contrastive-seed0'), { recursive: true });
+  writeFileSync(join(cmp, 'compare.json'), '{}');
+  await assert.rejects(loadWeights(cmp, net), {
+    name: 'DataError',
+    message: `${cmp}: a comparison folder, not a run: give one of its runs, e.g. ${join(cmp, 'runs', 'contrastive-seed0')}`,
+  });
+  const sw = join(dir, 'sw');
+  mkdirSync(join(sw, 'runs', 'yukawa', 'tuned-seed0'), { recursive: true });
+  writeFileSync(join(sw, 'sweep.json'), '{}');
+  await assert.rejects(loadWeights(sw, net), {
+    name: 'DataError',
+    message: `${sw}: a sweep folder, not a run: give one of its runs, e.g. ${join(sw, 'runs', '<loss>', 'tuned-seed0')}`,
+  });
+});

@@ -45,7 +45,7 @@ export async function queueStatus(url: string, name?: string): Promise<GridStatu
           counts: { waiting: c.waiting ?? 0, active: c.active ?? 0, completed: c.completed ?? 0, failed: c.failed ?? 0, delayed: c.delayed ?? 0 },
           active: active.map((j) => ({ id: j.id ?? '?', worker: j.processedBy ?? '?', progress: describeProgress(j.progress) })),
           failed: failed.map((j) => ({ id: j.id ?? '?', reason: (j.failedReason ?? '').split('\n')[0]! })),
-          workers: workers.map((w) => String(w.name ?? w.id ?? '?')),
+          workers: workers.map(workerName),
         });
       } finally {
         await q.close();
@@ -55,9 +55,24 @@ export async function queueStatus(url: string, name?: string): Promise<GridStatu
   });
 }
 
+/**
+ * A worker's own name (siamese worker's host:pid). BullMQ's getWorkers replaces `name` with the
+ * queue's; the connection's client name, `rawname`, ends in `:w:` and the name the worker gave.
+ */
+function workerName(w: Record<string, string | undefined>): string {
+  const raw = w['rawname'] ?? '';
+  const at = raw.indexOf(':w:');
+  return at >= 0 ? raw.slice(at + 3) : String(w['name'] ?? w['id'] ?? '?');
+}
+
 /** Remove a grid's queue, its checkpoints and its registration; refused while jobs run, unless forced. */
 export async function queueClean(url: string, name: string, force = false): Promise<void> {
   await withRedis(url, async (redis, connection) => {
+    // a mistyped name must not report "removed": a grid is registered or has keys of its own
+    const registered = (await redis.sismember(GRIDS_KEY, name)) === 1;
+    if (!registered && !(await anyKey(redis, `${KEY_PREFIX}:${name.replace(/[*?[\]\\]/g, '\\$&')}:*`))) {
+      throw new UsageError(`no grid ${name} on this queue (siamese queue status lists them)`);
+    }
     const q = new Queue(name, { connection, prefix: KEY_PREFIX });
     try {
       const c = await q.getJobCounts('active', 'waiting');
@@ -76,6 +91,17 @@ export async function queueClean(url: string, name: string, force = false): Prom
     } while (cursor !== '0');
     await redis.srem(GRIDS_KEY, name);
   });
+}
+
+/** whether any key matches (SCAN walks the whole key space; one page may hold no match) */
+async function anyKey(redis: Redis, pattern: string): Promise<boolean> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    if (keys.length) return true;
+    cursor = next;
+  } while (cursor !== '0');
+  return false;
 }
 
 function describeProgress(p: unknown): string {

@@ -70,7 +70,11 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResu
       );
       process.exitCode = stop.exitCode();
     } else {
-      process.stdout.write(`trained ${count(res.epochs, 'epoch')} into ${out}\n`);
+      // a resumed run says what this command added, not the total as if it had trained them all
+      const more = res.epochs - res.epochsBefore;
+      process.stdout.write(
+        res.epochsBefore > 0 ? `trained ${count(more, 'more epoch')} into ${out} (${count(res.epochs, 'epoch')} in all)\n` : `trained ${count(res.epochs, 'epoch')} into ${out}\n`,
+      );
       if (res.evaluation) process.stdout.write(formatEvaluation(res.evaluation) + '\n');
     }
     return res;

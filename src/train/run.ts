@@ -67,6 +67,8 @@ export interface TrainRunResult {
   runDir: string;
   /** epochs done */
   epochs: number;
+  /** epochs done before this call (a resumed run's checkpoint; 0 for a new run) */
+  epochsBefore: number;
   /** the run's target epochs: an interrupted run with epochs === targetEpochs stopped at its final evaluation */
   targetEpochs: number;
   history: EpochLog[];
@@ -143,9 +145,10 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
   // recorded there (status failed and why), so the folder never claims a run that is dead
   let owned: Manifest | undefined;
   let epochsKept = 0;
+  let epochsBefore = 0;
   const finish = async (status: 'interrupted' | 'finished', evaluation?: Evaluation): Promise<TrainRunResult> => {
     await run.writeManifest({ ...owned!, status, epochsDone: training.epoch });
-    return { status, runDir: opts.out, epochs: training.epoch, targetEpochs: config.epochs, history: [...training.history], evaluation };
+    return { status, runDir: opts.out, epochs: training.epoch, epochsBefore, targetEpochs: config.epochs, history: [...training.history], evaluation };
   };
   try {
     run.ensure();
@@ -165,7 +168,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       await run.writeLog([]);
       await run.writeCheckpoint(training.getState(), config);
     }
-    epochsKept = training.epoch;
+    epochsKept = epochsBefore = training.epoch;
     const distances = await EpochDistanceRecorder.open(opts.out, training, opts.resume === true);
     const resumes = [...(manifest?.resumes ?? [])];
     if (opts.resume) resumes.push({ at: new Date().toISOString(), fromEpoch: training.epoch, changed });

@@ -44,3 +44,13 @@ test('an explicit --out that holds a run is refused with what to do', () => {
   assert.match(r.stderr, /^siamese: runs\/potential-seed0 already holds a run\b.*--resume.*--out/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
 });
+
+test('a resumed training says how many epochs it added and how many the run has in all', () => {
+  const out = 'runs/resume-count';
+  const first = siamese(['train', '--loss', 'contrastive', '--epochs', '1', '--train-pairs', '200', '--out', out], { cwd });
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /^trained 1 epoch into runs\/resume-count\n/);
+  const more = siamese(['train', '--resume', out, '--epochs', '3'], { cwd });
+  assert.equal(more.code, 0, more.stderr);
+  assert.match(more.stdout, /^trained 2 more epochs into runs\/resume-count \(3 epochs in all\)\n/);
+});

@@ -297,6 +297,36 @@ test('folds: with fewer than 2K training classes, K distinct pairs of classes, e
   }
 });
 
+test('a sweep with more folds than disjoint pairs allow: each fold trains on the other classes and validates on its pair, as its run folder records', async () => {
+  const out = join(root, 'overlap');
+  let notes: string[] = [];
+  const o = await runSweep({ ...options(out), losses: 'contrastive:margin=0.5..1', trials: 1, folds: 3, seeds: 1 }, { onSweepPlan: (p) => (notes = p.notes) });
+  assert.equal(o.status, 'finished');
+  const r = o.results!;
+  // 4 training classes, 3 folds: starts 0, 2, then 1 (the odd starts of the second round)
+  assert.deepEqual(r.protocol.groups, [[0, 1], [2, 3], [1, 2]]);
+  assert.ok(notes.some((n) => n.includes('3 folds on 4 training classes') && n.includes('{0,1} {2,3} {1,2}')), notes.join('\n'));
+  const l = r.losses[0]!;
+  const folds = l.trials[0]!.validation.folds;
+  assert.equal(folds.length, 3);
+  const want = [
+    { train: [2, 3], test: [0, 1] },
+    { train: [0, 1], test: [2, 3] },
+    { train: [0, 3], test: [1, 2] },
+  ];
+  folds.forEach((f, k) => {
+    const dir = join(out, 'runs', 'contrastive', 'trial00', `fold${k}`);
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { split: { trainClasses: number[]; testClasses: number[] } };
+    assert.deepEqual({ train: m.split.trainClasses, test: m.split.testClasses }, want[k], `fold ${k}`);
+    // the fold's score is the MAP@R its own run measured on its validation pair
+    const res = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { evaluation: { retrieval: { mapAtR: number } } };
+    assert.equal(f.mapAtR, res.evaluation.retrieval.mapAtR, `fold ${k}`);
+  });
+  assert.ok(Math.abs(l.trials[0]!.validation.mapAtR! - folds.reduce((a, f) => a + f.mapAtR!, 0) / 3) < 1e-12);
+  assert.equal(l.foldModels.concatenated.dim, 3 * 128);
+  assert.equal(l.foldModels.separate.folds.length, 3);
+});
+
 test('bad specs and protocols: one line on stderr, exit 2, nothing written', () => {
   const cases: [string[], RegExp][] = [
     [['--losses', 'contrastive:margin=2..0.2'], /reversed/],

@@ -173,6 +173,9 @@ test('sweep --queue run again: a result its folder holds and a crash left in Red
     await stop(w);
     const trainings = (w.out().match(/train-[0-9a-f]+ started/g) ?? []).length;
     assert.equal(trainings, 4, w.out());
+    // the one fleet worker trained them all, whatever this machine's cores (it said its threads before)
+    const machine = (JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { machine: { workers: number; queue?: boolean } }).machine;
+    assert.deepEqual({ workers: machine.workers, queue: machine.queue }, { workers: 1, queue: true });
     // the state a crash between a final run's files in place and its job's removal leaves: the
     // job completed in Redis, the folder's commit record naming it (its files all in place)
     const runDir = join(out, 'runs', 'contrastive', 'tuned-seed0');

@@ -23,10 +23,11 @@
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { loadDataset } from '../data/registry.ts';
 import { TrainingError, UsageError } from '../errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
+import { finishFileSet, singleFileStaging } from '../io/fileSet.ts';
 import { lockOutput } from '../io/lock.ts';
 import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, readDistances } from './jobs.ts';
 import { type LossSpec } from './lossSpec.ts';
@@ -148,6 +149,12 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
     for (const seed of spec.seeds) await ensureInitialWeights(out, spec, seed, dataset);
 
     // ---- plan -------------------------------------------------------------------------------
+    // a lone file a queue job's collect left half-done (io/fileSet.ts), before it is read: through
+    // the queue, settled (its job dropped from Redis); without, completed or undone like a run folder's set
+    const settleLone = async (path: string): Promise<void> => {
+      if (queue) await queue.settleFile(path);
+      else if (existsSync(dirname(path))) finishFileSet(dirname(path), singleFileStaging(basename(path)));
+    };
     const jobs: { job: CompareJob; req: JobRequest }[] = [];
     const reused: string[] = [];
     const trainSet = new Set<string>();
@@ -159,7 +166,7 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
         const config = runConfig(spec, l, seed);
         // a result a crash left both in place and in Redis: dropped from Redis before the run is read
         await queue?.settle(runDir);
-        await queue?.settleFile(join(runDir, DISTANCES_FILE));
+        await settleLone(join(runDir, DISTANCES_FILE));
         const state = runState(runDir, config, dataset);
         const base = { key, lossId: l.id, seed, runDir, label: `${l.label} seed ${seed}` };
         if (state.kind === 'finished') {
@@ -192,7 +199,7 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
     if (tsnePlan?.note) notes.push(tsnePlan.note);
     const tsne = tsnePlan?.plan;
     // a layout a crash left both in place and in Redis: dropped from Redis before it is read
-    if (queue && tsne) for (const p of tsne.panels) await queue.settleFile(p.file);
+    if (tsne) for (const p of tsne.panels) await settleLone(p.file);
     const tsneJob = (panel: TsnePanelPlan): { job: CompareJob; req: JobRequest } | undefined => {
       if (!tsne || !existsSync(panel.weights)) return undefined;
       const key = tsneKey(panel.weights, tsne.params, tsne.indices);

@@ -15,8 +15,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { summaryText } from '../../src/cli/compare.ts';
 import { runCompare } from '../../src/experiments/compare.ts';
 import type { CompareResults } from '../../src/experiments/results.ts';
+import { buildReport } from '../../src/viz/report.ts';
 import { startCli, stopAll, stopCli } from './processes.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
@@ -50,6 +52,10 @@ test('compare --queue: the runs\' manifests and results.json do not depend on th
       const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as CompareResults;
       assert.equal(res.machine.workers, 1, `coordinator with ${workers} threads: the one fleet worker ran the jobs`);
       assert.equal(res.machine.queue, true);
+      // what the summary line and the report say of it
+      assert.match(summaryText({ ...o, results: res }, { queue: true }), /, on 1 worker of the queue$/m);
+      const report = await buildReport(res, join(out, 'report'));
+      assert.match(readFileSync(report.md, 'utf8'), /Machine: the jobs ran on 1 worker of a Redis queue; coordinated on /);
       const manifests = ['contrastive-seed0', 'yukawa-seed0'].map((r) => JSON.parse(readFileSync(join(out, 'runs', r, 'manifest.json'), 'utf8')) as { config: Record<string, unknown> });
       for (const m of manifests) assert.equal(m.config['threads'], 1, 'the worker\'s --threads');
       configs.push(...manifests.map((m) => m.config));

@@ -84,7 +84,10 @@ export function summaryText(o: CompareCommandOutcome, opts: { queue?: boolean } 
     lines.push(`  run the same command again to retry them; finished runs are kept`);
   }
   const w = r.machine.workers;
-  const where = w === 0 ? 'nothing left to run' : opts.queue ? 'on the workers of the queue' : `on ${w} worker${w === 1 ? '' : 's'}`;
+  // through a queue, the fleet's workers that ran the jobs (host:pid), not this machine's threads
+  const where = r.machine.queue
+    ? w > 0 ? `on ${w} worker${w === 1 ? '' : 's'} of the queue` : 'on the workers of the queue'
+    : w === 0 ? 'nothing left to run' : opts.queue ? 'on the workers of the queue' : `on ${w} worker${w === 1 ? '' : 's'}`;
   lines.push('', `${count(r.runs.length, 'run')} (${o.trained.length} trained now, ${o.reused.length} reused), ${r.machine.wallSeconds.toFixed(0)} s, ${where}`);
   lines.push(`results: ${o.resultsPath ?? join(o.out, 'results.json')}`);
   if (o.report) lines.push(`report:  ${o.report.html}`, `         ${o.report.md}`);
@@ -141,6 +144,9 @@ export interface CompareProgressOptions {
  * final evaluation at the mean time the finished ones took after their last batch, and t-SNE
  * and distance jobs at their kind's mean time; the sum is shared over the workers. Work of a kind
  * not yet timed counts as nothing, and the ETA then ends in "+".
+ * Through a queue the workers are the fleet's, whose number this machine does not know: the sum
+ * is shared over the jobs the fleet runs at once now (as measured: started, not ended), and there
+ * is no ETA before a worker has reported batches, nor while no job runs.
  */
 export class CompareProgress {
   private readonly tty: boolean;
@@ -275,6 +281,10 @@ export class CompareProgress {
   /** Seconds of work left, over the workers, and whether some of it could not be timed yet; undefined before any timing. */
   eta(): { seconds: number; partial: boolean } | undefined {
     if (this.batchCount === 0) return undefined;
+    let running = 0;
+    for (const t of this.jobs.values()) if (t.startedAt !== undefined && !t.ended) running++;
+    // a queue's fleet: as many at once as it runs now; none running, nothing to measure by
+    if (this.queue && running === 0) return undefined;
     const perBatch = this.batchSeconds / this.batchCount;
     const now = this.now();
     let work = 0;
@@ -302,7 +312,7 @@ export class CompareProgress {
       open++;
       work += rest(average(this.jobTimes.tsne), undefined);
     }
-    return { seconds: work / Math.max(1, Math.min(this.workers, open)), partial };
+    return { seconds: work / Math.max(1, this.queue ? running : Math.min(this.workers, open)), partial };
   }
 
   /** A line above the live display (or just a line, off a TTY). */

@@ -48,6 +48,8 @@ export function buildResults(a: {
   tsne: TsnePlan | undefined;
   notes: string[];
   workers: number;
+  /** the jobs ran on the workers of a queue (`workers` counts them), not on this machine */
+  queue?: boolean;
   wallSeconds: number;
 }): CompareResults {
   const { spec } = a.grid;
@@ -79,7 +81,7 @@ export function buildResults(a: {
     version: toolVersion(),
     createdAt: new Date().toISOString(),
     spec,
-    machine: machineFacts(a.workers, a.wallSeconds),
+    machine: { ...machineFacts(a.workers, a.wallSeconds), ...(a.queue ? { queue: true } : {}) },
     dataset: {
       name: ds.name,
       source: ds.source,

@@ -23,12 +23,13 @@
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { loadDataset } from '../data/registry.ts';
 import { TrainingError, UsageError } from '../errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
+import { finishFileSet, singleFileStaging } from '../io/fileSet.ts';
 import { lockOutput } from '../io/lock.ts';
-import { type JobEvent, type JobRequest, type JobResult, readDistances } from './jobs.ts';
+import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, readDistances } from './jobs.ts';
 import { type LossSpec } from './lossSpec.ts';
 import type { Executor } from './executor.ts';
 import { WorkerPool } from './pool.ts';
@@ -148,6 +149,12 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
     for (const seed of spec.seeds) await ensureInitialWeights(out, spec, seed, dataset);
 
     // ---- plan -------------------------------------------------------------------------------
+    // a lone file a queue job's collect left half-done (io/fileSet.ts), before it is read: through
+    // the queue, settled (its job dropped from Redis); without, completed or undone like a run folder's set
+    const settleLone = async (path: string): Promise<void> => {
+      if (queue) await queue.settleFile(path);
+      else if (existsSync(dirname(path))) finishFileSet(dirname(path), singleFileStaging(basename(path)));
+    };
     const jobs: { job: CompareJob; req: JobRequest }[] = [];
     const reused: string[] = [];
     const trainSet = new Set<string>();
@@ -159,6 +166,7 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
         const config = runConfig(spec, l, seed);
         // a result a crash left both in place and in Redis: dropped from Redis before the run is read
         await queue?.settle(runDir);
+        await settleLone(join(runDir, DISTANCES_FILE));
         const state = runState(runDir, config, dataset);
         const base = { key, lossId: l.id, seed, runDir, label: `${l.label} seed ${seed}` };
         if (state.kind === 'finished') {
@@ -190,6 +198,8 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
     const tsnePlan = grid.tsne.points > 0 ? planTsne(out, spec, grid, dataset) : undefined;
     if (tsnePlan?.note) notes.push(tsnePlan.note);
     const tsne = tsnePlan?.plan;
+    // a layout a crash left both in place and in Redis: dropped from Redis before it is read
+    if (tsne) for (const p of tsne.panels) await settleLone(p.file);
     const tsneJob = (panel: TsnePanelPlan): { job: CompareJob; req: JobRequest } | undefined => {
       if (!tsne || !existsSync(panel.weights)) return undefined;
       const key = tsneKey(panel.weights, tsne.params, tsne.indices);
@@ -214,7 +224,9 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
     const maxWorkers = opts.workers ?? availableParallelism();
     if (!Number.isInteger(maxWorkers) || maxWorkers < 1) throw new UsageError(`workers must be an integer >= 1, got ${maxWorkers}`);
     const later = tsne ? tsne.panels.filter((p) => p.lossId !== undefined && trainSet.has(runKey(p.lossId, spec.seeds[0]!))).length : 0;
-    const workers = Math.max(1, Math.min(maxWorkers, jobs.length + later));
+    // this machine's threads: the local pool's size; through a queue the fleet's workers run the
+    // jobs, with threads of their own (worker.ts), and this machine's cores count for nothing
+    const workers = queue ? 0 : Math.max(1, Math.min(maxWorkers, jobs.length + later));
     callbacks.onPlan?.({ jobs: jobs.map((j) => j.job), reused, workers, runs: spec.losses.length * spec.seeds.length, later });
 
     // ---- run ----------------------------------------------------------------------------------
@@ -230,10 +242,13 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
     opts.signal?.addEventListener('abort', onAbort);
 
     const running: Promise<void>[] = [];
-    // runs side by side take one thread each (the native engine would otherwise use every core)
+    /** the fleet workers (host:pid) that ran this invocation's queue jobs */
+    const fleet = new Set<string>();
+    // runs side by side on the local pool take one thread each (the native engine would otherwise
+    // use every core); a queue job's threads are its worker's to choose
     const threads = workers > 1 ? 1 : 0;
     const launch = ({ job, req }: { job: CompareJob; req: JobRequest }): void => {
-      if (req.type === 'train' || req.type === 'tsne') req = { ...req, config: { ...req.config, threads } };
+      if (!queue && (req.type === 'train' || req.type === 'tsne')) req = { ...req, config: { ...req.config, threads } };
       const started = { t: performance.now() };
       const done = pool!
         .run(req, {
@@ -246,6 +261,7 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
         .then(
           (r: JobResult) => {
             const seconds = (performance.now() - started.t) / 1000;
+            if (r.worker !== undefined) fleet.add(r.worker);
             callbacks.onJobEnd?.(job, { status: r.status, seconds });
             if (r.status === 'interrupted') {
               interrupted = true;
@@ -281,7 +297,13 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
 
     // ---- summarise -----------------------------------------------------------------------------
     callbacks.onPhase?.('summarising');
-    const results = buildResults({ out, grid, dataset, tsne, notes, workers: pool ? workers : 0, wallSeconds: (performance.now() - t0) / 1000 });
+    const results = buildResults({
+      out, grid, dataset, tsne, notes,
+      // through a queue: the fleet's workers that ran the jobs, not this machine's threads
+      workers: !pool ? 0 : queue ? fleet.size : workers,
+      ...(pool && queue ? { queue: true } : {}),
+      wallSeconds: (performance.now() - t0) / 1000,
+    });
     const resultsPath = join(out, RESULTS_FILE);
     await writeFileAtomic(resultsPath, resultsJson(results));
 

@@ -89,6 +89,8 @@ export interface JobResult {
   status: 'finished' | 'interrupted';
   /** training: epochs done */
   epochs?: number;
+  /** a queue job's: the fleet worker that ran it (host:pid) */
+  worker?: string;
 }
 
 export interface JobContext {

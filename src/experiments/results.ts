@@ -13,8 +13,12 @@ export interface CompareResults {
   createdAt: string;
   /** the grid: losses (with their parameters) x seeds, and the shared training config */
   spec: CompareSpec;
-  /** machine facts: cpu model, cores, node version, workers, wall seconds */
-  machine: { cpu: string; cores: number; node: string; workers: number; wallSeconds: number; date: string };
+  /**
+   * machine facts: cpu model, cores, node version, workers, wall seconds. With `queue`, the jobs
+   * ran on a queue's workers: `workers` counts those that ran this invocation's jobs, and cpu and
+   * cores are the coordinator's (the machine that wrote this file)
+   */
+  machine: { cpu: string; cores: number; node: string; workers: number; wallSeconds: number; date: string; queue?: boolean };
   dataset: { name: string; source: string; trainPairs: number; testPairs: number; testImages: number };
   /** one entry per finished (loss, seed) run */
   runs: RunSummary[];

@@ -219,7 +219,10 @@ export interface SweepResults {
    */
   machine: {
     cores: number;
+    /** local threads; with `queue`, the queue's workers that ran this invocation's trainings */
     workers: number;
+    /** the trainings ran on the workers of a Redis queue (cores are the coordinator's) */
+    queue?: boolean;
     wallSeconds: number;
     trainings: number;
     trainedNow: number;
@@ -591,8 +594,12 @@ async function runSweepLocked(
     // results a crash left both in place and in Redis: dropped from Redis before the runs are read
     if (queue) for (const r of sweepRuns(def, out)) await queue.settle(r.job.runDir);
     const { planned, reusedKeys, work } = sweepJobs(def, out, dataset);
-    const workers = sweepWorkers(def, opts.workers);
+    // this machine's threads: the local pool's size; through a queue the fleet's workers train,
+    // with threads of their own (worker.ts)
+    const workers = queue ? 0 : sweepWorkers(def, opts.workers);
     const threads = workers > 1 ? 1 : 0;
+    /** the fleet workers (host:pid) that ran this invocation's queue jobs */
+    const fleet = new Set<string>();
     const plan: SweepPlan = { definition: def, trainings: L * perLoss, finished: reusedKeys.length, workers, notes };
     if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
     if (planned.length > 0 && callbacks.onSweepPlan && !opts.queue) {
@@ -631,7 +638,8 @@ async function runSweepLocked(
       const req: JobRequest = {
         type: 'train',
         out: runDir,
-        config: { ...config, threads },
+        // a queue job's threads are its worker's to choose
+        config: queue ? config : { ...config, threads },
         resetWeights: initialPath(out, seed),
         resume: state.kind === 'resume',
         retrieval: true,
@@ -648,6 +656,7 @@ async function runSweepLocked(
           },
           onEvent: (ev, slot) => callbacks.onJobEvent?.(j, ev, slot),
         });
+        if (r.worker !== undefined) fleet.add(r.worker);
         callbacks.onJobEnd?.(j, { status: r.status, seconds: (performance.now() - started.t) / 1000 });
         if (r.status === 'interrupted') {
           interrupted = true;
@@ -728,7 +737,9 @@ async function runSweepLocked(
     const earlier = trained === 0 ? trainingFacts(resultsPath) : undefined;
     results = await buildResults(out, def, dataset, perLossTrials, {
       cores: availableParallelism(),
-      workers: pool ? workers : 0,
+      // through a queue: the fleet's workers that ran the trainings, not this machine's threads
+      workers: !pool ? 0 : queue ? fleet.size : workers,
+      ...(pool && queue ? { queue: true } : {}),
       wallSeconds: Math.round((performance.now() - t0) / 100) / 10,
       trainings: L * perLoss,
       trainedNow: trained,

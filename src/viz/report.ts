@@ -369,7 +369,9 @@ function whatWasRun(results: CompareResults): Block[] {
         `Training: ${count(c.epochs, 'epoch')}, batch ${c.batchSize}, optimizer ${c.optimizer}${c.learningRate !== undefined ? `, learning rate ${c.learningRate}` : ' (its default learning rate)'}, dropout ${c.dropout}.`,
         `Network: ${c.base} base network, ${c.embeddingDim}-d embedding; decision threshold D < ${c.threshold} means "same".`,
         `Data: ${d.name} (${d.source}); ${count(d.trainPairs, 'train pair')}, ${count(d.testPairs, 'test pair')}, ${count(d.testImages, 'test image')}; pair seed ${c.pairSeed}.`,
-        `Machine: ${m.cpu}, ${count(m.cores, 'core')}, Node ${m.node}, ${m.workers} worker${m.workers === 1 ? '' : 's'}.`,
+        m.queue
+          ? `Machine: the jobs ran on ${m.workers} worker${m.workers === 1 ? '' : 's'} of a Redis queue; coordinated on ${m.cpu}, ${count(m.cores, 'core')}, Node ${m.node}.`
+          : `Machine: ${m.cpu}, ${count(m.cores, 'core')}, Node ${m.node}, ${m.workers} worker${m.workers === 1 ? '' : 's'}.`,
         `Date: ${m.date}; results written ${results.createdAt} by ${results.tool} ${results.version}; wall time ${duration(m.wallSeconds)}.`,
       ],
     },

@@ -128,7 +128,7 @@ function intro(r: SweepResults): string[] {
       `(validation groups ${p.groups.map((g) => `{${g.join(',')}}`).join(' ')}${overlapping(p.groups) ? ': too few training classes for disjoint groups, so pairs that overlap between folds' : ''}); the best parameters and the defaults each trained with ${p.seeds} seeds on all training classes; ` +
       `${p.config.epochs} epoch(s), batch ${p.config.batchSize}, ${p.config.optimizer}${p.config.trainPairs ? `, first ${p.config.trainPairs} train pairs` : ''}.`,
     `Machine: ${r.machine.cores} cores, node ${r.machine.node}. ${r.machine.trainings} trainings; the invocation that finished the sweep trained ${r.machine.trainedNow} of them ` +
-      `on ${r.machine.workers} workers in ${r.machine.wallSeconds} s (earlier ones, if interrupted, are not counted).` +
+      `on ${r.machine.workers} workers${r.machine.queue ? ' of a Redis queue (the cores are the coordinator\'s)' : ''} in ${r.machine.wallSeconds} s (earlier ones, if interrupted, are not counted).` +
       (r.machine.summarisedAgain
         ? ` Summarised again from the stored runs by siamese-lab ${r.machine.summarisedAgain.version} (node ${r.machine.summarisedAgain.node}) in ${r.machine.summarisedAgain.wallSeconds} s, nothing retrained.`
         : ''),

@@ -174,3 +174,28 @@ test('through a queue, the plan line names the queue\'s workers, not the local t
   new CompareProgress(stream, { now: () => 0, command: 'sweep' }).callbacks().onPlan!({ jobs: [trainJob(0), trainJob(1)], reused: [], workers: 2, runs: 2 });
   assert.deepEqual(lines, ['sweep: 2 runs, 0 finished already, 2 to train on 2 workers\n']);
 });
+
+test('through a queue, the ETA shares the work left over the jobs the fleet runs at once, not over this machine\'s workers', () => {
+  let ms = 0;
+  const p = new CompareProgress({ isTTY: false, write: () => true } as unknown as NodeJS.WriteStream, { now: () => ms, queue: true });
+  const cb = p.callbacks();
+  const jobs = [0, 1, 2, 3].map(trainJob);
+  // the plan as an older coordinator made it: this machine's 16 threads as "workers"
+  cb.onPlan!({ jobs, reused: [], workers: 16, runs: 4 });
+  assert.equal(p.eta(), undefined, 'no ETA before a worker reports');
+  // one fleet worker runs job 0: a batch a second
+  cb.onJobStart!(jobs[0]!, 0);
+  for (let i = 1; i <= 5; i++) {
+    ms = 1000 * i;
+    cb.onJobEvent!(jobs[0]!, batch(i), 0);
+  }
+  // 5 batches of job 0 and 10 of each other job left, 1 s each, one job at a time (evaluation untimed)
+  assert.deepEqual(p.eta(), { seconds: 35, partial: true });
+  // a second worker takes job 1: two at once
+  cb.onJobStart!(jobs[1]!, 1);
+  assert.deepEqual(p.eta(), { seconds: 17.5, partial: true });
+  // both end; no job runs now: nothing to measure the fleet by
+  cb.onJobEnd!(jobs[0]!, { status: 'finished', seconds: 5 });
+  cb.onJobEnd!(jobs[1]!, { status: 'failed', seconds: 0, message: 'x' });
+  assert.equal(p.eta(), undefined);
+});

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { closeFileSet, finishFileSet, placedSetTag, STAGING_DIR, writeFileSet } from '../../src/io/fileSet.ts';
+import { closeFileSet, finishFileSet, placedSetTag, singleFileStaging, STAGING_DIR, writeFileSet } from '../../src/io/fileSet.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-fileset-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -115,4 +115,35 @@ test('a tagged set keeps its commit record as a receipt: placedSetTag completes 
     assert.deepEqual(contents(dir), done, `step ${k}`);
   }
   await assert.rejects(writeFileSet(join(root, 'badtag'), files, [], undefined, '../x'), /bad tag/);
+});
+
+test('lone files of one folder, each a tagged set of one in its own staging folder: one decided, one not, neither touches the other', async () => {
+  const dir = join(root, 'lone');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'b.json'), 'old b');
+  // a.json: decided (its commit record written), not yet moved; b.json: staged, not decided
+  let step = 0;
+  await assert.rejects(
+    writeFileSet(dir, { 'a.json': Buffer.from('new a') }, [], () => {
+      if (++step === 2) throw new Crash('a');
+    }, 'tsne-a', singleFileStaging('a.json')),
+    Crash,
+  );
+  step = 0;
+  await assert.rejects(
+    writeFileSet(dir, { 'b.json': Buffer.from('new b') }, [], () => {
+      if (++step === 1) throw new Crash('b');
+    }, 'tsne-b', singleFileStaging('b.json')),
+    Crash,
+  );
+  assert.deepEqual(readdirSync(dir).sort(), ['.commit-a.json', '.commit-b.json', 'b.json']);
+  // the folder's own set is none of them
+  assert.equal(placedSetTag(dir), undefined);
+  assert.equal(placedSetTag(dir, singleFileStaging('b.json')), undefined, 'b was not decided');
+  assert.equal(placedSetTag(dir, singleFileStaging('a.json')), 'tsne-a');
+  assert.equal(readFileSync(join(dir, 'a.json'), 'utf8'), 'new a');
+  closeFileSet(dir, singleFileStaging('a.json'));
+  closeFileSet(dir, singleFileStaging('b.json'));
+  assert.deepEqual(contents(dir), { 'a.json': 'new a', 'b.json': 'old b' });
+  assert.throws(() => singleFileStaging('../x'), /bad file name/);
 });

@@ -8,6 +8,10 @@
  * And the result leaves Redis: a crash after the files were in place (the set's commit record names
  * the job) no longer leaves it there until `siamese queue clean`; the next run removes it without
  * writing the folder again (the same inodes) or training. Before, it stayed.
+ * The same for a lone file a job sends back (a run's distance sample, a t-SNE layout): written as
+ * a set of one whose commit record names the job, so that a crash between the file in place and
+ * the job's removal no longer leaves the job in Redis; the next run removes it without writing the
+ * file again. Before, it stayed until `siamese queue clean`.
  * Through a real redis-server, `siamese worker` and `siamese compare --resume --queue`.
  * @needs redis-server
  */
@@ -23,7 +27,7 @@ import type { CompareOptions } from '../../src/experiments/grid.ts';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
 import { QueueExecutor } from '../../src/experiments/queue/coordinator.ts';
 import type { QueueJobResult } from '../../src/experiments/queue/payload.ts';
-import { STAGING_DIR, writeFileSet } from '../../src/io/fileSet.ts';
+import { singleFileStaging, STAGING_DIR, writeFileSet } from '../../src/io/fileSet.ts';
 import { type CliProcess as Proc, startCli as start, stopAll, stopCli as stop, waitFor } from './processes.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
@@ -169,6 +173,9 @@ test('sweep --queue run again: a result its folder holds and a crash left in Red
     await stop(w);
     const trainings = (w.out().match(/train-[0-9a-f]+ started/g) ?? []).length;
     assert.equal(trainings, 4, w.out());
+    // the one fleet worker trained them all, whatever this machine's cores (it said its threads before)
+    const machine = (JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { machine: { workers: number; queue?: boolean } }).machine;
+    assert.deepEqual({ workers: machine.workers, queue: machine.queue }, { workers: 1, queue: true });
     // the state a crash between a final run's files in place and its job's removal leaves: the
     // job completed in Redis, the folder's commit record naming it (its files all in place)
     const runDir = join(out, 'runs', 'contrastive', 'tuned-seed0');
@@ -187,6 +194,62 @@ test('sweep --queue run again: a result its folder holds and a crash left in Red
     assert.equal(await queue.getJobState('train-left'), 'unknown', 'the job stayed in Redis');
     assert.ok(!existsSync(join(runDir, STAGING_DIR)), 'the commit record is gone');
     assert.deepEqual(inodesOf(runDir), placed, 'the files in place were written again');
+  } finally {
+    await queue.close();
+    await stop(w);
+  }
+});
+
+test('a coordinator killed at any step of collecting a lone file (a distance sample, a t-SNE layout): the next run has the file, nothing run again, and the job leaves Redis', async () => {
+  // a finished comparison, with its t-SNE panels (before training, and the loss's)
+  const base = join(root, 'lone-base');
+  const opts: CompareOptions = { losses: 'contrastive', seeds: 1, epochs: 1, trainPairs: 2000, workers: 1, out: base, tsnePoints: 60, tsneIterations: 50, retrieval: false };
+  const first = await runCompare(opts);
+  assert.equal(first.status, 'finished');
+  const targets = [
+    { what: 'distances', file: join('runs', RUN, 'distances.json'), started: /distances-[0-9a-f]+ started/g },
+    { what: 't-SNE', file: join('tsne', 'before.json'), started: /tsne-[0-9a-f]+ started/g },
+  ];
+  const w = start(['worker', '--queue', redis.url, '--queue-name', 'lone']);
+  const queue = new Queue('lone', { connection: parseQueueUrl(redis.url).connection, prefix: KEY_PREFIX });
+  const compare = (dir: string, env: Record<string, string> = {}): Proc => start(['compare', '--resume', dir, '--queue', redis.url, '--queue-name', 'lone', '--no-report'], env);
+  try {
+    for (const t of targets) {
+      // the steps: the file staged (1), the commit record naming the job (2), the file moved into
+      // place (3), the set in place (4), the job removed from Redis (5; then the record goes);
+      // every step for the distance sample, for the t-SNE layout (the same code) two of them
+      for (const k of t.what === 'distances' ? [1, 2, 3, 4, 5] : [2, 4]) {
+        const dir = join(root, `lone-${t.what}-k${k}`);
+        cpSync(base, dir, { recursive: true });
+        const path = join(dir, t.file);
+        // the file missing: the plan asks the queue for it, as the only job
+        rmSync(path);
+        const crashed = compare(dir, { SIAMESE_TEST_COLLECT_CRASH_AFTER: String(k) });
+        await crashed.exited;
+        assert.equal(crashed.child.signalCode, 'SIGKILL', `${t.what} step ${k}: ${crashed.out()}`);
+        const done = await queue.getJobs(['completed']);
+        let expected: string;
+        if (k <= 4) {
+          assert.equal(done.length, 1, `${t.what} step ${k}`);
+          const files = Object.values((done[0]!.returnvalue as QueueJobResult).files);
+          assert.equal(files.length, 1);
+          expected = sha(Buffer.from(files[0]!, 'base64'));
+        } else {
+          assert.equal(done.length, 0, `${t.what} step ${k}`);
+          expected = sha(readFileSync(path));
+        }
+        const placed = k >= 3 ? statSync(path).ino : undefined;
+        const ran = (w.out().match(t.started) ?? []).length;
+        const again = compare(dir);
+        assert.equal(await again.exited, 0, `${t.what} step ${k}: ${again.out()}`);
+        assert.equal((w.out().match(t.started) ?? []).length, ran, `${t.what} step ${k}: the job ran again\n${w.out()}`);
+        assert.equal(sha(readFileSync(path)), expected, `${t.what} step ${k}: the file is the worker's`);
+        if (placed !== undefined) assert.equal(statSync(path).ino, placed, `${t.what} step ${k}: the file in place was written again`);
+        assert.ok(!existsSync(join(dir, t.file, '..', singleFileStaging(t.file.split('/').pop()!))), `${t.what} step ${k}: the commit record is gone`);
+        const left = await queue.getJobCounts('completed', 'waiting', 'active', 'delayed', 'failed');
+        assert.equal(Object.values(left).reduce((a, b) => a + b, 0), 0, `${t.what} step ${k}: the job stayed in Redis ${JSON.stringify(left)}`);
+      }
+    }
   } finally {
     await queue.close();
     await stop(w);

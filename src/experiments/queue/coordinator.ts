@@ -13,18 +13,18 @@
  *   refusal, worker.ts) waits for a worker that can; when no job of the grid has made progress
  *   for a while (unrunnableSeconds) it is reported, with the last refusal's worker and reason;
  * - a training's result is written as one set of files (io/fileSet.ts: a crash at any point leaves
- *   the run folder's old files or all the new ones, which the next run completes), then removed
- *   from Redis; the set's commit record names the job until then, so that the next run, finding a
- *   result in place whose job a crash left in Redis, removes it there (settle), neither writing
- *   the folder again nor training.
+ *   the run folder's old files or all the new ones, which the next run completes), a lone file's
+ *   (distances, t-SNE) as a set of one, then removed from Redis; the set's commit record names
+ *   the job until then, so that the next run, finding a result in place whose job a crash left
+ *   in Redis, removes it there (settle, settleFile), neither writing the file again nor training.
  */
-import { mkdirSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { type Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DataError, errorFromCode, UsageError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
-import { closeFileSet, placedSetTag, writeFileSet } from '../../io/fileSet.ts';
+import { closeFileSet, placedSetTag, singleFileStaging, writeFileSet } from '../../io/fileSet.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import type { Executor, ExecutorCallbacks } from '../executor.ts';
 import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
@@ -170,12 +170,29 @@ export class QueueExecutor implements Executor {
    * stopped moving them, never written again, and the record goes.
    */
   async settle(runDir: string): Promise<void> {
-    const id = placedSetTag(runDir);
+    await this.settleSet(runDir);
+  }
+
+  /**
+   * The same for a lone file a job wrote (a distance sample, a t-SNE layout: `path`), before it
+   * is read: a decided write is completed and its job dropped from Redis, an undecided one undone
+   * (the job, still in Redis, is collected again when the plan asks for the file).
+   */
+  async settleFile(path: string): Promise<void> {
+    const dir = dirname(path);
+    const staging = singleFileStaging(basename(path));
+    if (!existsSync(join(dir, staging))) return;
+    await this.settleSet(dir, staging);
+    closeFileSet(dir, staging);
+  }
+
+  private async settleSet(dir: string, staging?: string): Promise<void> {
+    const id = placedSetTag(dir, staging);
     if (id === undefined) return;
     const job = await this.queue.getJob(id);
     // the same id is the same result (payload.ts, jobId); a job in any other state is not ours to drop
     if (job && (await job.getState()) === 'completed') await job.remove();
-    closeFileSet(runDir);
+    closeFileSet(dir, staging);
   }
 
   private async submit(p: Pending): Promise<void> {
@@ -321,15 +338,20 @@ export class QueueExecutor implements Executor {
       const files = checkBundle(r.files, Object.keys(paths));
       const names = Object.keys(files);
       const dirs = new Set(names.map((n) => dirname(paths[n]!)));
-      /** a run folder's, while its result is in place and its job not yet gone from Redis */
-      let receipt: string | undefined;
+      /** the set written (a run folder's, or a lone file's): its receipt names the job until the job has left Redis (settle) */
+      let receipt: { dir: string; staging?: string } | undefined;
       if (names.length > 1 && dirs.size === 1 && names.every((n) => basename(paths[n]!) === n)) {
         // a run folder: its files together, or a resumed run's new checkpoint could sit beside
-        // its old manifest after a crash, and the run could not be resumed again; the set names
-        // the job until the job has left Redis (settle)
+        // its old manifest after a crash, and the run could not be resumed again
         const bytes = Object.fromEntries(names.map((n) => [n, Buffer.from(files[n]!, 'base64')]));
-        receipt = [...dirs][0]!;
-        await writeFileSet(receipt, bytes, ['manifest.json'], crashHook(), p.id);
+        receipt = { dir: [...dirs][0]! };
+        await writeFileSet(receipt.dir, bytes, ['manifest.json'], crashHook(), p.id);
+      } else if (names.length === 1) {
+        // a lone file (a distance sample, a t-SNE layout): a set of one, staged beside it, so that
+        // a crash after it is in place leaves the job's id for the next run to settle
+        const path = paths[names[0]!]!;
+        receipt = { dir: dirname(path), staging: singleFileStaging(basename(path)) };
+        await writeFileSet(receipt.dir, { [basename(path)]: Buffer.from(files[names[0]!]!, 'base64') }, [], crashHook(), p.id, receipt.staging);
       } else {
         for (const n of names) {
           mkdirSync(dirname(paths[n]!), { recursive: true });
@@ -344,9 +366,9 @@ export class QueueExecutor implements Executor {
       if (receipt !== undefined) {
         crashHook()?.();
         // a job Redis did not let go: the receipt stays, for the next run to settle
-        if (removed) closeFileSet(receipt);
+        if (removed) closeFileSet(receipt.dir, receipt.staging);
       }
-      this.finish(p, { status: 'finished', ...(r.epochs !== undefined ? { epochs: r.epochs } : {}) });
+      this.finish(p, { status: 'finished', ...(r.epochs !== undefined ? { epochs: r.epochs } : {}), ...(typeof r.worker === 'string' ? { worker: r.worker.slice(0, 200) } : {}) });
     } catch (e) {
       p.collecting = false;
       throw e;

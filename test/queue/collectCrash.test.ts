@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Queue, Worker } from 'bullmq';
 import { runCompare } from '../../src/experiments/compare.ts';
 import type { CompareOptions } from '../../src/experiments/grid.ts';
@@ -28,8 +28,8 @@ import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connectio
 import { QueueExecutor } from '../../src/experiments/queue/coordinator.ts';
 import type { QueueJobResult } from '../../src/experiments/queue/payload.ts';
 import { singleFileStaging, STAGING_DIR, writeFileSet } from '../../src/io/fileSet.ts';
-import { type CliProcess as Proc, startCli as start, stopAll, stopCli as stop, waitFor } from './processes.ts';
-import { type RedisServer, startRedis } from './redis.ts';
+import { type CliProcess as Proc, startCli as start, stopCli as stop, waitFor, queueTestHooks } from './processes.ts';
+import type { RedisServer } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-collect-crash-'));
 const RUN = 'contrastive-seed0';
@@ -53,14 +53,7 @@ function inodesOf(runDir: string): Record<string, number> {
   return Object.fromEntries(readdirSync(runDir).filter((n) => n !== STAGING_DIR).sort().map((n) => [n, statSync(join(runDir, n)).ino]));
 }
 
-before(async () => {
-  redis = await startRedis();
-});
-after(async () => {
-  stopAll();
-  await redis?.stop();
-  rmSync(root, { recursive: true, force: true });
-});
+queueTestHooks(root, (r) => (redis = r));
 
 test('a coordinator killed at any step of collecting a resumed run: the same command finishes with the uninterrupted files, nothing trained again', async () => {
   // a comparison stopped after its first epoch (locally), to be resumed on the fleet

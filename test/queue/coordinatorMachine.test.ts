@@ -11,28 +11,21 @@
  * @needs redis-server
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { summaryText } from '../../src/cli/compare.ts';
 import { runCompare } from '../../src/experiments/compare.ts';
 import type { CompareResults } from '../../src/experiments/results.ts';
 import { buildReport } from '../../src/viz/report.ts';
-import { startCli, stopAll, stopCli } from './processes.ts';
-import { type RedisServer, startRedis } from './redis.ts';
+import { startCli, stopCli, queueTestHooks } from './processes.ts';
+import type { RedisServer } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-coordinator-machine-'));
 let redis: RedisServer;
 
-before(async () => {
-  redis = await startRedis();
-});
-after(async () => {
-  stopAll();
-  await redis?.stop();
-  rmSync(root, { recursive: true, force: true });
-});
+queueTestHooks(root, (r) => (redis = r));
 
 test('compare --queue: the runs\' manifests and results.json do not depend on the coordinator\'s thread count; the worker\'s --threads trains', async () => {
   const w = startCli(['worker', '--queue', redis.url, '--queue-name', 'machine', '--threads', '1']);

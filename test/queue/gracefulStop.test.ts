@@ -7,10 +7,10 @@
  * @needs redis-server
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadDataset } from '../../src/data/registry.ts';
@@ -19,19 +19,12 @@ import { checkpointKey } from '../../src/experiments/queue/keys.ts';
 import { toQueueJob } from '../../src/experiments/queue/payload.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { sharedInitialWeights } from '../../src/train/run.ts';
-import { type CliProcess, startCli, stopAll, waitFor } from './processes.ts';
-import { type RedisServer, startRedis } from './redis.ts';
+import { type CliProcess, startCli, waitFor, queueTestHooks } from './processes.ts';
+import type { RedisServer } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-graceful-'));
 let redis: RedisServer;
-before(async () => {
-  redis = await startRedis();
-});
-after(async () => {
-  stopAll();
-  await redis?.stop();
-  rmSync(root, { recursive: true, force: true });
-});
+queueTestHooks(root, (r) => (redis = r));
 
 function worker(queueName = 'graceful', args: string[] = []): CliProcess {
   return startCli(['worker', '--queue', redis.url, '--queue-name', queueName, '--threads', '1', ...args]);

@@ -3,7 +3,10 @@
  * output kept, killed with the test process even when the runner's timeout kills it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { after, before } from 'node:test';
 import { BIN } from '../cli/run.ts';
+import { type RedisServer, startRedis } from './redis.ts';
 
 export interface CliProcess {
   child: ChildProcess;
@@ -56,4 +59,21 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A queue test file's hooks: a redis-server started before its tests and handed to `use`; after
+ * them, every child process stopped, the server stopped and `root` removed.
+ */
+export function queueTestHooks(root: string, use: (redis: RedisServer) => void): void {
+  let server: RedisServer | undefined;
+  before(async () => {
+    server = await startRedis();
+    use(server);
+  });
+  after(async () => {
+    stopAll();
+    await server?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
 }

@@ -11,16 +11,16 @@
  * @needs redis-server
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Queue } from 'bullmq';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
-import { type CliProcess as Proc, startCli as start, stopAll, stopCli as stop, waitFor } from './processes.ts';
+import { type CliProcess as Proc, startCli as start, stopCli as stop, waitFor, queueTestHooks } from './processes.ts';
 import { REPO_ROOT } from '../helpers.ts';
-import { type RedisServer, startRedis } from './redis.ts';
+import type { RedisServer } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-refusal-'));
 const empty = join(root, 'empty');
@@ -30,14 +30,7 @@ let redis: RedisServer;
 const refusals = (p: Proc): string[] => p.out().split('\n').filter((l) => / cannot run train-/.test(l));
 const FAULTS = pathToFileURL(join(REPO_ROOT, 'test', 'fixtures', 'faults.mjs')).href;
 
-before(async () => {
-  redis = await startRedis();
-});
-after(async () => {
-  stopAll();
-  await redis?.stop();
-  rmSync(root, { recursive: true, force: true });
-});
+queueTestHooks(root, (r) => (redis = r));
 
 test('a worker without the data set puts the jobs back, attempts unspent; the worker that has it runs them all', async () => {
   const bad = start(['worker', '--queue', redis.url, '--queue-name', 'two', '--data-dir', empty, '--backoff-seconds', '0.5']);

@@ -7,10 +7,10 @@
  * @needs redis-server
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { loadDataset } from '../../src/data/registry.ts';
 import type { JobRequest } from '../../src/experiments/jobs.ts';
@@ -19,19 +19,12 @@ import { QueueExecutor } from '../../src/experiments/queue/coordinator.ts';
 import { jobId, toQueueJob } from '../../src/experiments/queue/payload.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { sharedInitialWeights } from '../../src/train/run.ts';
-import { startCli, stopAll, stopCli } from './processes.ts';
-import { type RedisServer, startRedis } from './redis.ts';
+import { startCli, stopCli, queueTestHooks } from './processes.ts';
+import type { RedisServer } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-rerun-'));
 let redis: RedisServer;
-before(async () => {
-  redis = await startRedis();
-});
-after(async () => {
-  stopAll();
-  await redis?.stop();
-  rmSync(root, { recursive: true, force: true });
-});
+queueTestHooks(root, (r) => (redis = r));
 
 test('run again, a job that failed for good before is tried again (attempts afresh) and its result collected', async () => {
   const ds = await loadDataset({ name: 'mnist' });
@@ -73,7 +66,8 @@ test('run again, a job that failed for good before is tried again (attempts afre
   const ex = await QueueExecutor.open({ url: redis.url, name: 'rerun', data });
   try {
     const r = await ex.run(req);
-    assert.deepEqual(r, { status: 'finished' }, worker.out());
+    // the result names the worker that ran it (host:pid), the one started here
+    assert.deepEqual(r, { status: 'finished', worker: `${hostname()}:${worker.child.pid}` }, worker.out());
   } catch (e) {
     assert.fail(`${(e as Error).message}\n${worker.out()}`);
   } finally {

@@ -347,7 +347,7 @@ export function buildProgram(): Command {
     .requiredOption('--queue <url>', QUEUE_URL)
     .option('--queue-name <name>', 'serve this grid only (default: every grid a coordinator registers)')
     .option('--concurrency <n>', 'jobs at a time (default 1)', intArg('--concurrency', 1))
-    .option('--threads <n>', 'native engine threads per job (default: cores / --concurrency)', intArg('--threads', 0))
+    .option('--threads <n>', 'native engine threads per job (default or 0: cores / --concurrency)', intArg('--threads', 0))
     .option('--data-dir <dir>', "read every job's data set from this folder (IDX files, or class folders) instead of the coordinator's")
     .addOption(new Option('--lock-seconds <s>', 'seconds before a silent worker\'s job is handed on (default 30)').argParser(floatArg('--lock-seconds', { positive: true })).hideHelp())
     .addOption(new Option('--backoff-seconds <s>', 'seconds a worker leaves a grid whose job it cannot run (default 30)').argParser(floatArg('--backoff-seconds', { positive: true })).hideHelp())

@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { summaryText } from '../../src/cli/compare.ts';
@@ -55,6 +55,19 @@ test('compare --queue: the runs\' manifests and results.json do not depend on th
     }
     // the same two configs whatever coordinated
     assert.deepEqual(configs.slice(2), configs.slice(0, 2));
+  } finally {
+    await stopCli(w);
+  }
+});
+
+test('a worker given --threads 0 trains with its default share of the cores (cores / --concurrency), as train\'s 0 means every core, and its manifests say so', async () => {
+  const w = startCli(['worker', '--queue', redis.url, '--queue-name', 'zero', '--threads', '0', '--concurrency', '1']);
+  try {
+    const out = join(root, 'zero');
+    const o = await runCompare({ losses: 'contrastive', seeds: 1, epochs: 1, trainPairs: 2000, tsnePoints: 0, retrieval: false, engine: 'tfjs', out, queue: { url: redis.url, name: 'zero' } });
+    assert.equal(o.status, 'finished');
+    const m = JSON.parse(readFileSync(join(out, 'runs', 'contrastive-seed0', 'manifest.json'), 'utf8')) as { config: { threads: number } };
+    assert.equal(m.config.threads, availableParallelism());
   } finally {
     await stopCli(w);
   }

@@ -46,7 +46,7 @@ export interface QueueWorkerOptions {
   queueName?: string;
   /** jobs at a time (default 1) */
   concurrency?: number;
-  /** native engine threads per training (default: cores / concurrency, at least 1) */
+  /** native engine threads per training (default, or 0: cores / concurrency, at least 1) */
   threads?: number;
   /** seconds a job's lock lasts without renewal before another worker may take it (default 30) */
   lockSeconds?: number;
@@ -186,7 +186,9 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
 
   const runLocally = async (job: Job, queueName: string, data: Exclude<QueueJobData, { type: 'sleep' }>, dir: string, token: string | undefined): Promise<QueueJobResult> => {
     // the cores shared out between the jobs this worker runs at once (never oversubscribed)
-    const threads = opts.threads ?? Math.max(1, Math.floor(availableParallelism() / (opts.concurrency ?? 1)));
+    // 0, like train's "every core", means the default share: a job's training would otherwise get
+    // one thread in its pool thread while its manifest said 0
+    const threads = opts.threads || Math.max(1, Math.floor(availableParallelism() / (opts.concurrency ?? 1)));
     if (data.type === 'train') {
       const run = join(dir, 'run');
       mkdirSync(run);

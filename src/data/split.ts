@@ -126,3 +126,9 @@ export function applySplit(ds: Dataset, split: ClassSplit): Dataset {
   if (split.kind === 'pairs') return ds;
   return { ...ds, train: subsetClasses(ds.train, split.trainClasses), test: subsetClasses(ds.test, split.testClasses) };
 }
+
+/** Whether a class is in two of the groups (a sweep's validation groups with fewer than 2K training classes: leave-2-classes-out). */
+export function groupsOverlap(groups: readonly (readonly number[])[]): boolean {
+  const all = groups.flat();
+  return new Set(all).size < all.length;
+}

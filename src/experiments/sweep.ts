@@ -36,7 +36,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { classCount, type Dataset } from '../data/dataset.ts';
 import { type DataSpec, loadDataset } from '../data/registry.ts';
-import { parseSplit, resolveSplit } from '../data/split.ts';
+import { groupsOverlap, parseSplit, resolveSplit } from '../data/split.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { initBackend } from '../engine/backend.ts';
 import { DataError, UsageError } from '../errors.ts';
@@ -294,8 +294,6 @@ export function foldGroups(trainClasses: readonly number[], folds: number): numb
   });
 }
 
-/** Whether K folds' groups overlap (fewer than 2K training classes: leave-2-classes-out). */
-export const foldsOverlap = (trainClasses: number, folds: number): boolean => trainClasses < 2 * folds;
 
 /** The split text of fold k: train on the training classes outside group k, validate on group k. */
 export function foldSplit(trainClasses: readonly number[], group: readonly number[]): string {
@@ -337,12 +335,11 @@ export function resolveDefinition(opts: SweepOptions, ds: Dataset): { definition
   if (folds > n) {
     throw new UsageError(`--folds ${folds} needs at least ${folds} training classes (a pair of classes to validate on per fold); the split has ${n}: use --folds ${n} or fewer`);
   }
-  if (foldsOverlap(n, folds)) {
-    const groups = foldGroups(split.trainClasses, folds)
-      .map((g) => `{${g.join(',')}}`)
-      .join(' ');
+  const groups = foldGroups(split.trainClasses, folds);
+  if (groupsOverlap(groups)) {
+    const pairs = groups.map((g) => `{${g.join(',')}}`).join(' ');
     notes.push(
-      `${folds} folds on ${n} training classes: too few for ${folds} disjoint groups of 2, so each fold validates on 2 classes and trains on the other ${n - 2} (validation pairs ${groups})`,
+      `${folds} folds on ${n} training classes: too few for ${folds} disjoint groups of 2, so each fold validates on 2 classes and trains on the other ${n - 2} (validation pairs ${pairs})`,
     );
   }
   const full = experimentConfig(opts, q);
@@ -359,7 +356,7 @@ export function resolveDefinition(opts: SweepOptions, ds: Dataset): { definition
       split: opts.split === undefined ? 'classes' : String(opts.split).trim(),
       trainClasses: split.trainClasses,
       testClasses: split.testClasses,
-      groups: foldGroups(split.trainClasses, folds),
+      groups,
     },
     notes,
   };

@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { groupsOverlap } from '../data/split.ts';
 import type { Measure, SweepLossResult, SweepResults } from '../experiments/sweep.ts';
 import { bestThresholdWords } from './accuracyWords.ts';
 import { sweepVerdict, verdictDifferences } from './sweepVerdict.ts';
@@ -117,15 +118,12 @@ const pairedNote = (r: SweepResults): string =>
     ? "Pair accuracy is tested at each loss's best threshold, so that every two losses are compared like for like."
     : "Pair accuracy here is each loss's own convention (a batch loss's at its best threshold, the others' at the fixed one): not like for like between the two kinds.";
 
-/** Whether a class is in two validation groups (leave-2-classes-out folds; sweep.ts foldGroups). */
-const overlapping = (groups: number[][]): boolean => new Set(groups.flat()).size < groups.flat().length;
-
 function intro(r: SweepResults): string[] {
   const p = r.protocol;
   return [
     `Data: ${r.dataset.name}; training classes ${r.split.trainClasses.join(', ')}; test classes ${r.split.testClasses.join(', ')} (never seen before the final tests).`,
     `Protocol: per loss ${p.trials} trials (quasi-random start, then TPE), each scored by the mean validation MAP@R of ${p.folds} folds, each validated on training classes it does not train on ` +
-      `(validation groups ${p.groups.map((g) => `{${g.join(',')}}`).join(' ')}${overlapping(p.groups) ? ': too few training classes for disjoint groups, so pairs that overlap between folds' : ''}); the best parameters and the defaults each trained with ${p.seeds} seeds on all training classes; ` +
+      `(validation groups ${p.groups.map((g) => `{${g.join(',')}}`).join(' ')}${groupsOverlap(p.groups) ? ': too few training classes for disjoint groups, so pairs that overlap between folds' : ''}); the best parameters and the defaults each trained with ${p.seeds} seeds on all training classes; ` +
       `${p.config.epochs} epoch(s), batch ${p.config.batchSize}, ${p.config.optimizer}${p.config.trainPairs ? `, first ${p.config.trainPairs} train pairs` : ''}.`,
     `Machine: ${r.machine.cores} cores, node ${r.machine.node}. ${r.machine.trainings} trainings; the invocation that finished the sweep trained ${r.machine.trainedNow} of them ` +
       `on ${r.machine.workers} workers${r.machine.queue ? ' of a Redis queue (the cores are the coordinator\'s)' : ''} in ${r.machine.wallSeconds} s (earlier ones, if interrupted, are not counted).` +

@@ -287,17 +287,23 @@ export function runState(runDir: string, config: TrainConfig, ds: Dataset): RunS
 /** Config keys that change only speed, never results: runs may resume under other values. */
 const SPEED_ONLY = new Set(['engine', 'threads']);
 
-/** "epochs: 1 there, 2 now" for the first key whose JSON differs (speed-only keys aside), or undefined. */
+/**
+ * Each key whose JSON differs between two settings objects (`skip` aside), in the order of
+ * `stored`'s keys then `wanted`'s, with both JSON texts (undefined: unset there).
+ */
+export function settingDifferences(stored: object, wanted: object, skip: ReadonlySet<string> = new Set()): { key: string; there?: string; now?: string }[] {
+  const a = stored as Record<string, unknown>;
+  const b = wanted as Record<string, unknown>;
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])]
+    .filter((k) => !skip.has(k))
+    .map((key) => ({ key, there: JSON.stringify(a[key]), now: JSON.stringify(b[key]) }))
+    .filter((d) => d.there !== d.now);
+}
+
+/** "epochs: 1 there, 2 now" for the first key (in sorted order) whose JSON differs (speed-only keys aside), or undefined. */
 function firstDifference(stored: object, wanted: object): string | undefined {
-  const a = JSON.parse(JSON.stringify(stored)) as Record<string, unknown>;
-  const b = JSON.parse(JSON.stringify(wanted)) as Record<string, unknown>;
-  for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
-    if (SPEED_ONLY.has(k)) continue;
-    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) {
-      return `${k}: ${JSON.stringify(a[k]) ?? 'unset'} there, ${JSON.stringify(b[k]) ?? 'unset'} now`;
-    }
-  }
-  return undefined;
+  const d = settingDifferences(stored, wanted, SPEED_ONLY).sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0))[0];
+  return d && `${d.key}: ${d.there ?? 'unset'} there, ${d.now ?? 'unset'} now`;
 }
 
 export function ensureDir(dir: string): void {

@@ -51,7 +51,7 @@ import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
 import { createLoss } from '../losses/registry.ts';
 import { pairedComparisons, resultsJson, type ScoredRun } from './collect.ts';
 import type { CompareCallbacks, CompareJob } from './compare.ts';
-import { experimentConfig, type ExperimentOptions, gridQueueName, runState } from './grid.ts';
+import { experimentConfig, type ExperimentOptions, gridQueueName, runState, settingDifferences } from './grid.ts';
 import type { Executor } from './executor.ts';
 import type { JobRequest } from './jobs.ts';
 import { WorkerPool } from './pool.ts';
@@ -371,13 +371,13 @@ const essence = (d: SweepDefinition): string => JSON.stringify(essenceOf(d));
 
 /** The settings two definitions differ in, in words (`folds: 2 there, 4 here`), for the refusal. */
 function differences(stored: SweepDefinition, def: SweepDefinition): string {
-  const a = essenceOf(stored), b = essenceOf(def);
-  const flat = (o: Record<string, unknown>): Map<string, string> =>
-    new Map(Object.entries(o).flatMap(([k, v]) => (k === 'config' ? Object.entries(v as object).map(([c, w]) => [c, JSON.stringify(w)] as const) : [[k, JSON.stringify(v)] as const])));
-  const fa = flat(a), fb = flat(b);
-  const keys = [...new Set([...fa.keys(), ...fb.keys()])].filter((k) => fa.get(k) !== fb.get(k) && k !== 'groups');
+  // the config's keys in its place, beside the protocol's (groups follow from folds: not named)
+  const flat = (o: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(o).flatMap(([k, v]) => (k === 'config' ? Object.entries(v as object) : [[k, v]])));
   const short = (v: string | undefined): string => (v === undefined ? 'unset' : v.length > 40 ? 'another value' : v);
-  return keys.map((k) => `${k}: ${short(fa.get(k))} there, ${short(fb.get(k))} here`).join('; ');
+  return settingDifferences(flat(essenceOf(stored)), flat(essenceOf(def)), new Set(['groups']))
+    .map((d) => `${d.key}: ${short(d.there)} there, ${short(d.now)} here`)
+    .join('; ');
 }
 
 export function trainConfig(def: SweepDefinition, l: SweepLossSpec, x: Record<string, number> | undefined, split: string, seed: number): TrainConfig {

@@ -111,16 +111,6 @@ export interface SimilarityGrad {
   g: Float64Array;
 }
 
-/**
- * A scale parameter of a batch loss (a temperature, alpha, beta, gamma, scale): it divides or
- * multiplies every logit, so 0 gives NaN or an infinite loss and a negative value turns the
- * objective round without a sign of it (PML does not check; a run here refuses it in one line).
- */
-export function positiveScale(loss: string, key: string, v: number): number {
-  if (!(Number.isFinite(v) && v > 0)) throw new UsageError(`${loss} loss: ${key} must be a number > 0, got ${v}`);
-  return v;
-}
-
 /** The L2 floor of F.normalize (PML normalises with it). */
 export const NORM_EPSILON = 1e-12;
 

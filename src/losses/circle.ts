@@ -1,4 +1,5 @@
-import { avgNonZero, type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape, positiveScale } from './batch.ts';
+import { avgNonZero, type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape } from './batch.ts';
+import { positive } from './params.ts';
 
 /**
  * Circle loss (Sun et al. 2020), as pytorch-metric-learning's CircleLoss on all pairs of the
@@ -9,7 +10,7 @@ import { avgNonZero, type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape, p
  */
 export function circleLoss(opts: { m?: number; gamma?: number } = {}): BatchLoss {
   const m = opts.m ?? 0.4;
-  const gamma = positiveScale('circle', 'gamma', opts.gamma ?? 80);
+  const gamma = positive('circle', 'gamma', opts.gamma ?? 80);
   const compute = pairwiseBatchLoss('circle', (s, labels, n, g) => {
     const xp = new Float64Array(n);
     const xn = new Float64Array(n);

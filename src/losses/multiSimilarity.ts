@@ -1,4 +1,5 @@
-import { type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape, positiveScale } from './batch.ts';
+import { type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape } from './batch.ts';
+import { positive } from './params.ts';
 
 export interface MultiSimilarityOptions {
   /** weight of positive pairs (default 2) */
@@ -16,8 +17,8 @@ export interface MultiSimilarityOptions {
  * (MeanReducer; an anchor without positives or negatives has 0 for that term).
  */
 export function multiSimilarityLoss(opts: MultiSimilarityOptions = {}): BatchLoss {
-  const alpha = positiveScale('multi-similarity', 'alpha', opts.alpha ?? 2);
-  const beta = positiveScale('multi-similarity', 'beta', opts.beta ?? 50);
+  const alpha = positive('multi-similarity', 'alpha', opts.alpha ?? 2);
+  const beta = positive('multi-similarity', 'beta', opts.beta ?? 50);
   const base = opts.base ?? 0.5;
   const compute = pairwiseBatchLoss('multi-similarity', (s, labels, n, g) => {
     const x = new Float64Array(n);

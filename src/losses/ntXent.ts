@@ -1,4 +1,5 @@
-import { avgNonZero, type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape, positiveScale } from './batch.ts';
+import { avgNonZero, type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape } from './batch.ts';
+import { positive } from './params.ts';
 
 /**
  * NT-Xent / InfoNCE (as pytorch-metric-learning's NTXentLoss): one loss per ordered positive
@@ -7,7 +8,7 @@ import { avgNonZero, type BatchLoss, logSumExp, pairwiseBatchLoss, planeShape, p
  * Default temperature τ = 0.07. A batch without a positive or without a negative pair has loss 0.
  */
 export function ntXentLoss(opts: { temperature?: number } = {}): BatchLoss {
-  const tau = positiveScale('nt-xent', 'temperature', opts.temperature ?? 0.07);
+  const tau = positive('nt-xent', 'temperature', opts.temperature ?? 0.07);
   const compute = pairwiseBatchLoss('nt-xent', (s, labels, n, g) => {
     let pairs = 0;
     let anyNeg = false;
@@ -66,7 +67,7 @@ export function ntXentLoss(opts: { temperature?: number } = {}): BatchLoss {
  * Default temperature τ = 0.1.
  */
 export function supConLoss(opts: { temperature?: number } = {}): BatchLoss {
-  const tau = positiveScale('supcon', 'temperature', opts.temperature ?? 0.1);
+  const tau = positive('supcon', 'temperature', opts.temperature ?? 0.1);
   const compute = pairwiseBatchLoss('supcon', (s, labels, n, g) => {
     const x = new Float64Array(n);
     const w = new Float64Array(n);

@@ -5,19 +5,9 @@
  * scalar functions (float64) with the same guards, so they agree with `perPair`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { UsageError } from '../errors.ts';
 import { negativePowerFloor } from './expr.ts';
+import { nonNegative, positive } from './params.ts';
 import { DISTANCE_EPSILON, type PairLoss } from './types.ts';
-
-function positive(name: string, key: string, v: number): number {
-  if (!(Number.isFinite(v) && v > 0)) throw new UsageError(`${name} loss: ${key} must be a number > 0, got ${v}`);
-  return v;
-}
-
-function nonNegative(name: string, key: string, v: number): number {
-  if (!(Number.isFinite(v) && v >= 0)) throw new UsageError(`${name} loss: ${key} must be a number >= 0, got ${v}`);
-  return v;
-}
 
 /** L = Y·pos + (1 − Y)·neg, element-wise. */
 function mix(y: tf.Tensor1D, pos: tf.Tensor, neg: tf.Tensor): tf.Tensor1D {

@@ -5,7 +5,8 @@
  * optimizer); these functions only take them and return their gradient.
  */
 import type { Rng } from '../rng.ts';
-import { type BatchLoss, logSumExp, planeShape, positiveScale, proxyBatchLoss, type ProxyNative } from './batch.ts';
+import { type BatchLoss, logSumExp, planeShape, proxyBatchLoss, type ProxyNative } from './batch.ts';
+import { positive } from './params.ts';
 
 /**
  * Clamp of the target cosine before acos: PML 0.9's ±(1 − 1e-7), kept so that the gradient stays
@@ -54,7 +55,7 @@ function normalInit(classes: number, dim: number, rng: Rng, std = 1): Float32Arr
  */
 export function arcFaceLoss(opts: { margin?: number; scale?: number } = {}): BatchLoss {
   const marginDeg = opts.margin ?? 28.6;
-  const scale = positiveScale('arcface', 'scale', opts.scale ?? 64);
+  const scale = positive('arcface', 'scale', opts.scale ?? 64);
   const m = (marginDeg * Math.PI) / 180;
   const compute = marginSoftmax('arcface', scale, (cos) => {
     const inside = cos > -ACOS_CLAMP && cos < ACOS_CLAMP;
@@ -79,7 +80,7 @@ export function arcFaceLoss(opts: { margin?: number; scale?: number } = {}): Bat
 /** CosFace (Wang et al. 2018): cross-entropy of s·[cos θ_y − m, cos θ_j]; margin 0.35, scale 64. */
 export function cosFaceLoss(opts: { margin?: number; scale?: number } = {}): BatchLoss {
   const margin = opts.margin ?? 0.35;
-  const scale = positiveScale('cosface', 'scale', opts.scale ?? 64);
+  const scale = positive('cosface', 'scale', opts.scale ?? 64);
   const compute = marginSoftmax('cosface', scale, (cos) => ({ logit: cos - margin, slope: 1 }), { kind: 1, p1: margin, p2: scale });
   const loss = {
     kind: 'batch' as const,
@@ -102,7 +103,7 @@ export function cosFaceLoss(opts: { margin?: number; scale?: number } = {}): Bat
  */
 export function proxyAnchorLoss(opts: { margin?: number; alpha?: number } = {}): BatchLoss {
   const delta = opts.margin ?? 0.1;
-  const alpha = positiveScale('proxy-anchor', 'alpha', opts.alpha ?? 32);
+  const alpha = positive('proxy-anchor', 'alpha', opts.alpha ?? 32);
   const compute = proxyBatchLoss('proxy-anchor', (c, labels, n, classes, g) => {
     const x = new Float64Array(n);
     const w = new Float64Array(n);

@@ -40,7 +40,7 @@ export async function compareCommand(opts: CompareCommandOptions): Promise<Compa
   }
   const out = outcome.out;
   endGridCommand(outcome, `stopped by ${stop.signalled() ?? 'request'}: finished runs and epochs are kept in ${out}. Resume with: siamese compare --resume ${out}`, () =>
-    summaryText(outcome, { queue: opts.queue !== undefined }),
+    summaryText(outcome),
   );
   return outcome;
 }
@@ -49,7 +49,7 @@ const pct = (s: Stat | undefined): string =>
   s === undefined ? '-' : `${(100 * s.mean).toFixed(2)}%${s.values.length > 1 ? ` ± ${(100 * s.ci95).toFixed(2)}` : ''}`;
 
 /** The table printed at the end: loss, runs, accuracy and MAP@R (mean ± 95% CI), verdicts, files. */
-export function summaryText(o: CompareCommandOutcome, opts: { queue?: boolean } = {}): string {
+export function summaryText(o: CompareCommandOutcome): string {
   const r = o.results as CompareResults;
   const lines: string[] = [];
   // a batch loss's accuracy is its best threshold's: beside a loss with a distance scale, both
@@ -87,7 +87,7 @@ export function summaryText(o: CompareCommandOutcome, opts: { queue?: boolean } 
   // through a queue, the fleet's workers that ran the jobs (host:pid), not this machine's threads
   const where = r.machine.queue
     ? w > 0 ? `on ${w} worker${w === 1 ? '' : 's'} of the queue` : 'on the workers of the queue'
-    : w === 0 ? 'nothing left to run' : opts.queue ? 'on the workers of the queue' : `on ${w} worker${w === 1 ? '' : 's'}`;
+    : w === 0 ? 'nothing left to run' : `on ${w} worker${w === 1 ? '' : 's'}`;
   lines.push('', `${count(r.runs.length, 'run')} (${o.trained.length} trained now, ${o.reused.length} reused), ${r.machine.wallSeconds.toFixed(0)} s, ${where}`);
   lines.push(`results: ${o.resultsPath ?? join(o.out, 'results.json')}`);
   if (o.report) lines.push(`report:  ${o.report.html}`, `         ${o.report.md}`);

@@ -46,7 +46,7 @@ test('compare --queue: the runs\' manifests and results.json do not depend on th
       assert.equal(res.machine.workers, 1, `coordinator with ${workers} threads: the one fleet worker ran the jobs`);
       assert.equal(res.machine.queue, true);
       // what the summary line and the report say of it
-      assert.match(summaryText({ ...o, results: res }, { queue: true }), /, on 1 worker of the queue$/m);
+      assert.match(summaryText({ ...o, results: res }), /, on 1 worker of the queue$/m);
       const report = await buildReport(res, join(out, 'report'));
       assert.match(readFileSync(report.md, 'utf8'), /Machine: the jobs ran on 1 worker of a Redis queue; coordinated on /);
       const manifests = ['contrastive-seed0', 'yukawa-seed0'].map((r) => JSON.parse(readFileSync(join(out, 'runs', r, 'manifest.json'), 'utf8')) as { config: Record<string, unknown> });

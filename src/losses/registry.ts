@@ -24,6 +24,8 @@ interface LossEntry {
 const num = (p: LossParams, key: string): number | undefined => {
   const v = p[key];
   if (v === undefined) return undefined;
+  // Number('') is 0: "margin=" would train with margin 0 without a word
+  if (typeof v === 'string' && v.trim() === '') throw new UsageError(`loss parameter ${key} has no value`);
   const x = typeof v === 'number' ? v : Number(v);
   if (!Number.isFinite(x)) throw new UsageError(`loss parameter ${key} must be a number, got "${String(v)}"`);
   return x;
@@ -178,12 +180,18 @@ export function lossOnBatch(
   if (typeof opts !== 'object' || opts === null) throw new UsageError(`lossOnBatch: the options must be an object ({ weights }), got ${opts === null ? 'null' : typeof opts}`);
   const colon = spec.indexOf(':');
   const name = (colon < 0 ? spec : spec.slice(0, colon)).trim();
-  const params: LossParams = {};
+  // no prototype: "__proto__" stays a key (refused below as unknown), never sets one
+  const params = Object.create(null) as LossParams;
   if (colon >= 0) {
-    for (const part of spec.slice(colon + 1).split(';')) {
+    const body = spec.slice(colon + 1);
+    if (body.trim() === '') throw new UsageError(`loss spec "${spec}": nothing after ":"; expected KEY=VALUE`);
+    for (const part of body.split(';')) {
       const eq = part.indexOf('=');
-      if (eq <= 0) throw new UsageError(`loss spec "${spec}": "${part.trim()}" is not KEY=VALUE`);
-      params[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+      const key = part.slice(0, eq).trim();
+      if (eq <= 0 || key === '') throw new UsageError(`loss spec "${spec}": "${part.trim()}" is not KEY=VALUE`);
+      // as compare's specs: a repeated key is a typo, not "the last one wins"
+      if (Object.hasOwn(params, key)) throw new UsageError(`loss spec "${spec}": ${key} is given twice`);
+      params[key] = part.slice(eq + 1).trim();
     }
   }
   const loss = createLoss(name, params);

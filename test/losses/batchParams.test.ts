@@ -75,3 +75,35 @@ test('the formula `siamese losses` prints names the reduction PML 2.9 applies by
   ];
   for (const [name, re] of reducer) assert.match(createLoss(name).formula, re, name);
 });
+
+test('a parameter given with no value is refused in one line, never read as 0 (lossOnBatch, --param, createLoss)', () => {
+  // Number('') is 0: "cosface:margin=" trained a cosface without margin, silently
+  for (const spec of ['cosface:margin=', 'cosface:margin= ', 'proxy-anchor:margin=;alpha=32', 'multi-similarity:base=']) {
+    assert.throws(
+      () => lossOnBatch(spec, E, Y, 2),
+      (e: Error) => e instanceof UsageError && /^loss parameter (margin|base) has no value$/.test(e.message),
+      spec,
+    );
+  }
+  assert.throws(() => createLoss('contrastive', { margin: '' }), (e: Error) => e instanceof UsageError && e.message === 'loss parameter margin has no value');
+  assert.throws(() => createLoss('arcface', { 'proxy-lr': ' ' }), (e: Error) => e instanceof UsageError && e.message === 'loss parameter proxy-lr has no value');
+});
+
+test('lossOnBatch refuses a parameter given twice (the last one won, silently) and an empty spec body', () => {
+  assert.throws(
+    () => lossOnBatch('multi-similarity:alpha=1;alpha=3', E, Y, 2),
+    (e: Error) => e instanceof UsageError && e.message === 'loss spec "multi-similarity:alpha=1;alpha=3": alpha is given twice',
+  );
+  assert.throws(
+    () => lossOnBatch('multi-similarity:', E, Y, 2),
+    (e: Error) => e instanceof UsageError && e.message === 'loss spec "multi-similarity:": nothing after ":"; expected KEY=VALUE',
+  );
+  // the same values once each still work, and equal the defaults where they are the defaults
+  assert.equal(lossOnBatch('multi-similarity:alpha=2;beta=50;base=0.5', E, Y, 2).loss, lossOnBatch('multi-similarity', E, Y, 2).loss);
+});
+
+test('lossOnBatch: a key named like an Object member is an unknown parameter, not ignored', () => {
+  for (const key of ['__proto__', 'constructor', 'toString']) {
+    assert.throws(() => lossOnBatch(`multi-similarity:${key}=1`, E, Y, 2), (e: Error) => e instanceof UsageError && e.message.startsWith(`loss multi-similarity has no parameter "${key}"`), key);
+  }
+});

@@ -192,7 +192,11 @@ export function checkBatch(name: string, emb: ArrayLike<number>, labels: ArrayLi
   // not met as a TypeError inside a kernel
   if (!isNumbers(emb)) throw new DataError(`${name}: the embeddings must be a Float32Array (or an array of numbers), got ${typeName(emb)}`);
   if (!isNumbers(labels)) throw new DataError(`${name}: the labels must be an Int32Array (or an array of numbers), got ${typeName(labels)}`);
-  if (!Number.isInteger(dim) || dim < 1) throw new UsageError(`${name}: dim must be a positive integer, got ${dim}`);
+  if (!Number.isInteger(dim) || dim < 1) {
+    // "got 3" for the string "3" would read as a contradiction
+    const got = typeof dim === 'number' ? String(dim) : `${JSON.stringify(dim) ?? String(dim)} (a ${typeName(dim)})`;
+    throw new UsageError(`${name}: dim must be a positive integer, got ${got}`);
+  }
   const n = labels.length;
   if (emb.length !== n * dim) throw new DataError(`${name}: ${emb.length} embedding values do not match ${n} labels of dimension ${dim}`);
   return n;

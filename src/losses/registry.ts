@@ -178,6 +178,9 @@ export function lossOnBatch(
 ): BatchLossResult {
   if (typeof spec !== 'string') throw new UsageError(`lossOnBatch: the loss spec must be a string such as "nt-xent" or "circle:m=0.25", got ${spec === null ? 'null' : typeof spec}`);
   if (typeof opts !== 'object' || opts === null) throw new UsageError(`lossOnBatch: the options must be an object ({ weights }), got ${opts === null ? 'null' : typeof opts}`);
+  // an option misspelt ("weigths") would leave the loss on its default class weights without a word
+  const unknownOption = Object.keys(opts).find((k) => k !== 'weights');
+  if (unknownOption !== undefined) throw new UsageError(`lossOnBatch: unknown option "${unknownOption}" (the options are: weights)`);
   const colon = spec.indexOf(':');
   const name = (colon < 0 ? spec : spec.slice(0, colon)).trim();
   // no prototype: "__proto__" stays a key (refused below as unknown), never sets one
@@ -198,6 +201,10 @@ export function lossOnBatch(
   if (loss.kind !== 'batch') throw new UsageError(`loss "${name}" is a ${loss.kind} loss, not a batch loss; batch losses: ${lossNames().filter(isBatchLossName).join(', ')}`);
   for (const k of Object.keys(params)) {
     if (!Object.hasOwn(loss.params, k)) throw new UsageError(`loss ${name} has no parameter "${k}" (its parameters: ${Object.keys(loss.params).join(', ')})`);
+  }
+  if (!loss.classWeights && opts.weights !== undefined) {
+    const owners = lossNames().filter((n) => isBatchLossName(n) && (createLoss(n) as BatchLoss).classWeights);
+    throw new UsageError(`lossOnBatch: loss ${name} has no class weights; only ${owners.slice(0, -1).join(', ')} and ${owners.at(-1)} take opts.weights`);
   }
   // the arguments' types and shape, before the default class weights read the labels
   checkBatch(name, embeddings, labels, dim);

@@ -107,3 +107,27 @@ test('lossOnBatch: a key named like an Object member is an unknown parameter, no
     assert.throws(() => lossOnBatch(`multi-similarity:${key}=1`, E, Y, 2), (e: Error) => e instanceof UsageError && e.message.startsWith(`loss multi-similarity has no parameter "${key}"`), key);
   }
 });
+
+test('lossOnBatch: an option it does not know, or class weights for a loss without them, is refused (they were ignored: a typo computed the loss on default weights)', () => {
+  const W = Float32Array.of(1, 0, 0, 1);
+  // "weigths" made arcface start from its own seed-0 weights without a word
+  assert.throws(
+    () => lossOnBatch('arcface', E, Y, 2, { weigths: W } as unknown as { weights?: Float32Array }),
+    (e: Error) => e instanceof UsageError && e.message === 'lossOnBatch: unknown option "weigths" (the options are: weights)',
+  );
+  for (const name of ['multi-similarity', 'nt-xent', 'supcon', 'circle']) {
+    assert.throws(
+      () => lossOnBatch(name, E, Y, 2, { weights: W }),
+      (e: Error) => e instanceof UsageError && e.message === `lossOnBatch: loss ${name} has no class weights; only arcface, cosface and proxy-anchor take opts.weights`,
+      name,
+    );
+    // undefined weights (a spread of optional settings) stay allowed
+    assert.equal(lossOnBatch(name, E, Y, 2, { weights: undefined }).loss, lossOnBatch(name, E, Y, 2).loss, name);
+  }
+  assert.ok(Number.isFinite(lossOnBatch('arcface', E, Y, 2, { weights: W }).loss));
+});
+
+test('lossOnBatch: a dim that is not a number says what it got', () => {
+  assert.throws(() => lossOnBatch('nt-xent', E, Y, '2' as unknown as number), (e: Error) => e instanceof UsageError && e.message === 'nt-xent: dim must be a positive integer, got "2" (a string)');
+  assert.throws(() => lossOnBatch('nt-xent', E, Y, 2.5), (e: Error) => e instanceof UsageError && e.message === 'nt-xent: dim must be a positive integer, got 2.5');
+});

@@ -15,6 +15,7 @@ export { parseIdx, readIdx, type IdxArray } from './data/idx.ts';
 export { classCount, imagesAsFloat, loadIdxSplit, type Dataset, type ImageSplit, type SplitName } from './data/dataset.ts';
 export { loadIdxDataset, loadMnist } from './data/mnist.ts';
 export { classIndices, makePairs, makeRandomTriplets, permutePairs, slicePairs, type PairSet, type TripletSet } from './data/pairs.ts';
+export type { ClassSplit } from './data/split.ts';
 
 // Engine: TF.js' backend (started once per process) and the native engine's status
 export { initBackend, type BackendName } from './engine/backend.ts';

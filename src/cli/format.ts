@@ -1,14 +1,21 @@
+import type { ClassSplit } from '../data/split.ts';
 import type { Evaluation } from '../eval/evaluate.ts';
 
 const f3 = (x: number): string => x.toFixed(3);
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 
-/** The seed's prediction printout, then every other measure, each labelled. */
-export function formatEvaluation(e: Evaluation): string {
+/**
+ * The seed's prediction printout, then every other measure, each labelled; under a class-disjoint
+ * split, which classes they are on (every test measure uses the test classes alone).
+ */
+export function formatEvaluation(e: Evaluation, split?: ClassSplit): string {
   const p = e.pairs;
   const s = p.stats;
   const lines = [
     `* Accuracy on test set: ${pct(p.accuracy)}`,
+    ...(split?.kind === 'classes'
+      ? [`  test classes: ${split.testClasses.join(', ')} (class-disjoint split; trained on ${split.trainClasses.join(', ')})`]
+      : []),
     p.thresholdFrom === 'best'
       ? `  test pairs: ${p.n} (at the best threshold D < ${f3(p.threshold)}, in-sample: this loss sets no absolute distance scale)`
       : `  test pairs: ${p.n} (threshold D < ${p.threshold})`,

@@ -23,7 +23,7 @@ export async function predictCommand(o: PredictCommandOptions): Promise<Evaluati
   }
   const weights = o.weights ?? latestRun('runs', o.loss);
   const e = await predict({ weights, config: o.config, retrieval: o.retrieval });
-  process.stdout.write(`weights: ${weights}\n${formatEvaluation(e)}\n`);
+  process.stdout.write(`weights: ${weights}\n${formatEvaluation(e, e.split)}\n`);
   return e;
 }
 

@@ -75,7 +75,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResu
       process.stdout.write(
         res.epochsBefore > 0 ? `trained ${count(more, 'more epoch')} into ${out} (${count(res.epochs, 'epoch')} in all)\n` : `trained ${count(res.epochs, 'epoch')} into ${out}\n`,
       );
-      if (res.evaluation) process.stdout.write(formatEvaluation(res.evaluation) + '\n');
+      if (res.evaluation) process.stdout.write(formatEvaluation(res.evaluation, res.split) + '\n');
     }
     return res;
   } catch (e) {

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
+import type { ClassSplit } from '../data/split.ts';
 import { loadDataset } from '../data/registry.ts';
 import { initBackend } from '../engine/backend.ts';
 import { DataError, UsageError } from '../errors.ts';
@@ -74,6 +75,8 @@ export interface TrainRunResult {
   history: EpochLog[];
   /** the final evaluation on the test split (absent when interrupted) */
   evaluation?: Evaluation;
+  /** the classes the run trained and tested on (the manifest's `split`) */
+  split: ClassSplit;
 }
 
 /** Thrown when a run diverged or collapsed: the Training's error, with where the last good checkpoint is. */
@@ -148,7 +151,16 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
   let epochsBefore = 0;
   const finish = async (status: 'interrupted' | 'finished', evaluation?: Evaluation): Promise<TrainRunResult> => {
     await run.writeManifest({ ...owned!, status, epochsDone: training.epoch });
-    return { status, runDir: opts.out, epochs: training.epoch, epochsBefore, targetEpochs: config.epochs, history: [...training.history], evaluation };
+    return {
+      status,
+      runDir: opts.out,
+      epochs: training.epoch,
+      epochsBefore,
+      targetEpochs: config.epochs,
+      history: [...training.history],
+      evaluation,
+      split: { ...training.split },
+    };
   };
   try {
     run.ensure();
@@ -372,10 +384,11 @@ export async function predict(opts: {
   config?: Partial<TrainConfig>;
   dataset?: Dataset;
   retrieval?: boolean;
-}): Promise<Evaluation & { config: TrainConfig }> {
+}): Promise<Evaluation & { config: TrainConfig; split: ClassSplit }> {
   const t = await loadTrained(opts.weights, opts.config, opts.dataset);
   try {
-    return { ...evaluateTraining(t, { retrieval: opts.retrieval }), config: t.config };
+    // split: the classes the measures are on (the run's split, or the one given in opts.config)
+    return { ...evaluateTraining(t, { retrieval: opts.retrieval }), config: t.config, split: { ...t.split } };
   } finally {
     t.dispose();
   }

@@ -28,6 +28,8 @@ test('train refuses loss options that the loss does not take, naming its paramet
   refused(['--margin', '2', '--param', 'margin=3'], /--margin and --param margin=\.\.\. set the same parameter/);
   // only the losses that learn class weights have their learning rate
   refused(['--proxy-lr', '1'], /--proxy-lr: loss contrastive has no parameter "proxy-lr" \(its parameters: margin\)/);
+  // a parameter with no value is not 0 (Number('') is): cosface trained without its margin
+  refused(['--loss', 'cosface', '--param', 'margin='], /^siamese: loss parameter margin has no value$/);
 });
 
 test('compare refuses the same settings with the same check', () => {

@@ -22,7 +22,13 @@ export interface EmbedCommandOptions {
  * labels as int32 NPY; or the TensorBoard Embedding Projector's vectors.tsv + metadata.tsv.
  */
 export async function embedCommand(o: EmbedCommandOptions): Promise<{ rows: number; dim: number; files: string[] }> {
-  if (o.split !== 'train' && o.split !== 'test') throw new UsageError(`--split must be train or test, got "${o.split}"`);
+  if (o.split !== 'train' && o.split !== 'test') {
+    // train, predict and compare take a class split under the same name: say where embed's comes from
+    const classSplit = /^\s*(pairs|classes|train\s*=)/.test(o.split)
+      ? "; embed's --split is the image split, and the classes come from the run: embed a run folder trained with --split classes (its manifest holds the split)"
+      : '';
+    throw new UsageError(`--split must be train or test, got "${o.split}"${classSplit}`);
+  }
   if (o.format !== 'npy' && o.format !== 'projector') throw new UsageError(`--format must be npy or projector, got "${o.format}"`);
   if (o.format === 'npy' && !o.out.endsWith('.npy')) throw new UsageError(`--out must name a .npy file for --format npy, got "${o.out}"`);
   // one writer per output: two embeds into one place would mix one's vectors with the other's labels

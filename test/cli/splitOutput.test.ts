@@ -40,3 +40,15 @@ test('train and predict name the test classes of a class-disjoint split; a pairs
   assert.doesNotMatch(all.stdout, /test classes/);
   assert.match(all.stdout, /test pairs: 224 /);
 });
+
+test("embed's --split (train or test images) given a class split says where embed's classes come from", () => {
+  for (const v of ['classes', 'classes=5,6', 'pairs', 'train=1,2;test=3,4']) {
+    const r = siamese(['embed', '--weights', join(root, 'none'), '--split', v, '--out', join(root, 'e.npy')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`--split must be train or test, got "${v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"; embed's --split is the image split, and the classes come from the run`));
+  }
+  const other = siamese(['embed', '--weights', join(root, 'none'), '--split', 'tset', '--out', join(root, 'e.npy')]);
+  assert.equal(other.code, 2);
+  assert.match(other.stderr, /--split must be train or test, got "tset"\n?$/);
+});

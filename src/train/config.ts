@@ -112,7 +112,6 @@ export type ConfigChanges = Partial<Record<ResumableKey, { from: TrainConfig[Res
 /** The CLI options behind the config keys, for messages. */
 const OPTION_OF: Partial<Record<keyof TrainConfig, string>> = {
   loss: '--loss',
-  lossParams: 'loss parameters (--margin, --kappa, --power, --pos, --neg, --param)',
   batchSize: '--batch-size',
   optimizer: '--optimizer',
   seed: '--seed',
@@ -152,6 +151,11 @@ export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, ru
   const resumable = new Set<string>(RESUMABLE_KEYS);
   for (const k of Object.keys(asked) as (keyof TrainConfig)[]) {
     if (resumable.has(k) || norm(k, was[k]) === norm(k, now[k])) continue;
+    if (k === 'lossParams') {
+      const refusal = lossParamRefusal(was.lossParams, now.lossParams, runPath);
+      if (refusal) throw refusal;
+      continue; // the same parameters in another key order
+    }
     const opt = OPTION_OF[k] ?? k;
     throw new UsageError(
       `${runPath} was trained with ${opt} ${show(was[k])}, and a resumed run keeps it (only --epochs, --lr, --engine and --threads may change): ` +
@@ -165,6 +169,20 @@ export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, ru
     }
   }
   return { config: now, changed };
+}
+
+/** The loss options with a flag of their own (the CLI's); any other parameter is set with --param. */
+const LOSS_FLAGS = new Set(['margin', 'kappa', 'power', 'pos', 'neg', 'proxy-lr']);
+
+/** A resume that changes a loss parameter, refused naming the first one that differs and its option. */
+function lossParamRefusal(was: TrainConfig['lossParams'], now: TrainConfig['lossParams'], runPath: string): UsageError | undefined {
+  const key = [...new Set([...Object.keys(was), ...Object.keys(now)])].find((k) => JSON.stringify(was[k]) !== JSON.stringify(now[k]));
+  if (key === undefined) return undefined;
+  const drop = LOSS_FLAGS.has(key) ? `--${key} ${show(now[key])}` : `--param ${key}=${show(now[key])}`;
+  return new UsageError(
+    `${runPath} was trained with ${key} ${show(was[key])}, and a resumed run keeps it (only --epochs, --lr, --engine and --threads may change): ` +
+      `drop ${drop}, or start a new run with another --out`,
+  );
 }
 
 function show(v: unknown): string {

@@ -494,7 +494,12 @@ async function sweepEstimate(
     await initBackend('wasm');
     const backendSeconds = (performance.now() - b0) / 1000;
     const ids = new Set(work.map((w) => w.lossId));
-    const losses = def.losses.filter((l) => ids.has(l.spec.id)).map((l) => ({ id: l.spec.id, config: trainConfig(def, l, undefined, def.split, 0) }));
+    // the most steps a training of each loss runs: past LATE_STEP its later step cost is measured too
+    const steps = new Map<string, number>();
+    for (const w of work) steps.set(w.lossId, Math.max(steps.get(w.lossId) ?? 0, w.epochs * w.batchesPerEpoch));
+    const losses = def.losses
+      .filter((l) => ids.has(l.spec.id))
+      .map((l) => ({ id: l.spec.id, config: trainConfig(def, l, undefined, def.split, 0), steps: steps.get(l.spec.id) ?? 0 }));
     const costs = await calibrate(ds, losses, threads, loadSeconds + backendSeconds);
     return estimatePlan(work, costs, workers);
   } catch {

@@ -61,8 +61,11 @@ const minutes = (s: number): string => (s < 90 ? `${Math.max(1, Math.round(s))} 
 export function planText(p: SweepPlan): string {
   const d = p.definition;
   const per = `${d.trials} trials x ${d.folds} folds + ${d.seeds} tuned + ${d.seeds} default seeds`;
+  // a loss with nothing to search runs one trial (lossTrials)
+  const fixed = d.trials > 1 ? d.losses.filter((l) => l.space.length === 0).map((l) => l.spec.id) : [];
+  const one = fixed.length ? `, 1 trial for ${fixed.join(', ')} (nothing to search)` : '';
   const lines = [
-    `sweep: ${count(d.losses.length, 'loss', 'losses')} x (${per}) = ${count(p.trainings, 'training')}, ${p.finished} finished already; ` +
+    `sweep: ${count(d.losses.length, 'loss', 'losses')} x (${per})${one} = ${count(p.trainings, 'training')}, ${p.finished} finished already; ` +
       `training classes ${d.trainClasses.join(',')}, test classes ${d.testClasses.join(',')}`,
     p.trainings === p.finished
       ? 'sweep: nothing left to train'

@@ -311,6 +311,16 @@ const trialDir = (out: string, id: string, trial: number, fold: number): string 
 const finalDir = (out: string, id: string, kind: 'tuned' | 'default', seed: number): string => join(out, 'runs', id, `${kind}-seed${seed}`);
 const initialPath = (out: string, seed: number): string => join(out, `initial-seed${seed}.safetensors`);
 
+/**
+ * The trials of one loss: --trials, or 1 for a loss with nothing to search (every trial would
+ * train the same settings from the same seed and initial weights, and score the same).
+ */
+export const lossTrials = (def: Pick<SweepDefinition, 'trials'>, l: { space: readonly unknown[] }): number => (l.space.length > 0 ? def.trials : 1);
+
+/** Every training of a sweep: per loss its trials' folds and its tuned and default seeds. */
+export const sweepTrainings = (def: Pick<SweepDefinition, 'trials' | 'folds' | 'seeds' | 'losses'>): number =>
+  def.losses.reduce((n, l) => n + lossTrials(def, l) * def.folds + 2 * def.seeds, 0);
+
 function intIn(name: string, v: number, lo: number, hi: number): number {
   if (!Number.isInteger(v) || v < lo || v > hi) throw new UsageError(`${name} must be an integer from ${lo} to ${hi}, got ${v}`);
   return v;
@@ -342,6 +352,7 @@ export function resolveDefinition(opts: SweepOptions, ds: Dataset): { definition
       `${folds} folds on ${n} training classes: too few for ${folds} disjoint groups of 2, so each fold validates on 2 classes and trains on the other ${n - 2} (validation pairs ${pairs})`,
     );
   }
+  for (const l of losses) if (l.space.length === 0 && trials > 1) notes.push(`${l.spec.id} has no parameter to search: 1 trial, not ${trials}`);
   const full = experimentConfig(opts, q);
   if (full.epochs < 1) throw new UsageError('--epochs must be at least 1');
   const { loss: _l, lossParams: _p, seed: _s, miner: _m, split: _sp, ...config } = full;
@@ -432,7 +443,7 @@ function epochsDone(runDir: string): number {
 function* sweepRuns(def: SweepDefinition, out: string): Generator<{ job: CompareJob & { runDir: string; seed: number }; l: SweepLossSpec; split: string; snapshotImages: number }> {
   for (const l of def.losses) {
     const id = l.spec.id;
-    for (let t = 0; t < def.trials; t++) {
+    for (let t = 0; t < lossTrials(def, l); t++) {
       for (const [k, group] of def.groups.entries()) {
         const job = sweepJob(def, trialKey(id, t, k), `${id} trial ${t + 1} fold ${k + 1}`, trialDir(out, id, t, k), id, SEARCH_TRAIN_SEED);
         yield { job, l, split: foldSplit(def.trainClasses, group), snapshotImages: 0 };
@@ -520,7 +531,7 @@ export async function planSweep(opts: SweepOptions = {}): Promise<SweepPlan> {
   storedSweep(out, def);
   const { planned, reusedKeys, work } = sweepJobs(def, out, dataset);
   const workers = sweepWorkers(def, opts.workers);
-  const plan: SweepPlan = { definition: def, trainings: def.losses.length * (def.trials * def.folds + 2 * def.seeds), finished: reusedKeys.length, workers, notes };
+  const plan: SweepPlan = { definition: def, trainings: sweepTrainings(def), finished: reusedKeys.length, workers, notes };
   if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
   else if (planned.length > 0) {
     const e = await sweepEstimate(def, dataset, work, workers, workers > 1 ? 1 : 0, loadSeconds);
@@ -590,8 +601,7 @@ async function runSweepLocked(
     );
 
     // ---- plan ------------------------------------------------------------------------------
-    const L = def.losses.length;
-    const perLoss = def.trials * def.folds + 2 * def.seeds;
+    const trainings = sweepTrainings(def);
     const trainJob = (key: string, label: string, runDir: string, lossId: string, seed: number): CompareJob => sweepJob(def, key, label, runDir, lossId, seed);
     // results a crash left both in place and in Redis: dropped from Redis before the runs are read
     if (queue) for (const r of sweepRuns(def, out)) await queue.settle(r.job.runDir);
@@ -602,7 +612,7 @@ async function runSweepLocked(
     const threads = workers > 1 ? 1 : 0;
     /** the fleet workers (host:pid) that ran this invocation's queue jobs */
     const fleet = new Set<string>();
-    const plan: SweepPlan = { definition: def, trainings: L * perLoss, finished: reusedKeys.length, workers, notes };
+    const plan: SweepPlan = { definition: def, trainings, finished: reusedKeys.length, workers, notes };
     if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
     if (planned.length > 0 && callbacks.onSweepPlan && !opts.queue) {
       const e = await sweepEstimate(def, dataset, work, workers, threads, loadSeconds);
@@ -614,7 +624,7 @@ async function runSweepLocked(
     // the progress display's ETA until each training reports its own count
     for (const j of planned) j.batchesPerEpoch = work.find((w) => w.key === j.key)?.batchesPerEpoch;
     callbacks.onSweepPlan?.(plan);
-    callbacks.onPlan?.({ jobs: planned, reused: reusedKeys, workers, runs: L * perLoss });
+    callbacks.onPlan?.({ jobs: planned, reused: reusedKeys, workers, runs: trainings });
 
     // ---- run -------------------------------------------------------------------------------
     const pool: Executor | undefined = planned.length === 0 ? (await queue?.close(), undefined) : (queue ?? new WorkerPool(workers));
@@ -680,7 +690,7 @@ async function runSweepLocked(
       const history: Observation[] = [];
       const trials: Trial[] = [];
       const seed = lossSearchSeed(def.searchSeed, id);
-      for (let t = 0; t < def.trials; t++) {
+      for (let t = 0; t < lossTrials(def, l); t++) {
         const params = l.space.length ? suggest(l.space, history, { seed }) : {};
         const folds = await Promise.all(
           def.groups.map(async (group, k): Promise<FoldScore> => {
@@ -743,7 +753,7 @@ async function runSweepLocked(
       workers: !pool ? 0 : queue ? fleet.size : workers,
       ...(pool && queue ? { queue: true } : {}),
       wallSeconds: Math.round((performance.now() - t0) / 100) / 10,
-      trainings: L * perLoss,
+      trainings,
       trainedNow: trained,
       node: process.version,
     });

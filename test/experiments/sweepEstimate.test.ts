@@ -287,7 +287,7 @@ test('calibrate: a cost for every loss asked, all positive and finite (what it r
 test('the plan\'s lines: trainings, the estimate with what it rests on', () => {
   const costs = { ...COSTS, step: { contrastive: 0.00062, 'triplet-semihard': 0.0032 }, epochFiles: 0.0151 };
   const plan: SweepPlan = {
-    definition: { losses: [{}, {}], trials: 30, folds: 2, seeds: 5, trainClasses: [0, 1, 2, 3, 4], testClasses: [5, 6, 7, 8, 9] } as unknown as SweepPlan['definition'],
+    definition: { losses: [{ space: [{}] }, { space: [{}] }], trials: 30, folds: 2, seeds: 5, trainClasses: [0, 1, 2, 3, 4], testClasses: [5, 6, 7, 8, 9] } as unknown as SweepPlan['definition'],
     trainings: 140,
     finished: 0,
     workers: 2,

@@ -3,7 +3,7 @@ import { planSweep, runSweep } from '../experiments/sweep.ts';
 import { estimateBasis, estimateWords } from '../experiments/estimate.ts';
 import { sweepVerdict, verdictDifferences } from '../viz/sweepVerdict.ts';
 import { count } from '../words.ts';
-import { CompareProgress } from './compare.ts';
+import { CompareProgress, type CompareProgressOptions } from './compare.ts';
 import type { ReportFiles } from '../viz/report.ts';
 import { endGridCommand, writeReportStep } from './report.ts';
 import { onGridStop } from './signals.ts';
@@ -25,7 +25,7 @@ export interface SweepCommandOutcome extends SweepOutcome {
 }
 
 export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepCommandOutcome> {
-  const progress = new CompareProgress(process.stderr, { command: 'sweep', queue: opts.queue !== undefined });
+  const progress = new CompareProgress(process.stderr, sweepProgressOptions(opts.queue !== undefined));
   const stop = onGridStop(progress, 'running trainings save their last finished epoch');
   let outcome: SweepCommandOutcome;
   const { report, ...sweepOpts } = opts;
@@ -46,6 +46,9 @@ export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepComm
   );
   return outcome;
 }
+
+/** sweep's display: compare's, with one line per finished training (no epoch lines) where there is no terminal */
+export const sweepProgressOptions = (queue: boolean): CompareProgressOptions => ({ command: 'sweep', queue, epochLines: false });
 
 /** `sweep --plan`: the plan on stdout, nothing trained or written. */
 export async function sweepPlanCommand(opts: SweepCommandOptions): Promise<SweepPlan> {

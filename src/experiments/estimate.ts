@@ -245,18 +245,25 @@ export async function calibrate(
         let last = clock();
         if (epoch === 0) times.push(last);
         const before = count;
-        t.runEpoch(
-          () => {
-            const now = clock();
-            count++;
-            if (epoch === 0 && count <= warmup + TIMED_STEPS) times.push(now);
-            if (count > LATE_STEP) lateSteps.push(now - last);
-            last = now;
-            if (count >= stopAt) stop.abort();
-          },
-          { signal: stop.signal },
-        );
-        if (count === before || t.epoch >= t.config.epochs) break;
+        const onBatch = (): void => {
+          const now = clock();
+          count++;
+          if (epoch === 0 && count <= warmup + TIMED_STEPS) times.push(now);
+          if (count > LATE_STEP) lateSteps.push(now - last);
+          last = now;
+          if (count >= stopAt) stop.abort();
+        };
+        if (epoch === 0) t.runEpoch(onBatch, { signal: stop.signal });
+        else {
+          // a later epoch that fails (a training that diverges or collapses) costs only the later step cost
+          try {
+            t.runEpoch(onBatch, { signal: stop.signal });
+          } catch {
+            lateSteps.length = 0;
+            break;
+          }
+        }
+        if (!late || count === before || t.epoch >= t.config.epochs) break;
       }
       step[l.id] = stepCost(times, warmup);
       if (lateSteps.length > 0) stepLate[l.id] = median(lateSteps);

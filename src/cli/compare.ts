@@ -132,12 +132,17 @@ export interface CompareProgressOptions {
   command?: string;
   /** the runs go to a Redis queue: the fleet's workers train them, not this machine's threads */
   queue?: boolean;
+  /**
+   * without a live display, a line per finished epoch as well as per finished job (default
+   * true); sweep's hundreds of trainings write one line each, when they finish
+   */
+  epochLines?: boolean;
 }
 
 /**
  * On a TTY: one line per worker (job, epoch, batch, loss, pairs/s) and one overall line (runs
  * done, ETA), redrawn in place a few times a second. Elsewhere (CI, a log file): one line per
- * finished epoch and per finished job.
+ * finished epoch (unless opts.epochLines is false) and per finished job.
  *
  * The ETA counts all the work left, not only training: batches at the seconds per batch measured
  * between a worker's batch reports (so the per-epoch test evaluation is included), each run's
@@ -168,6 +173,7 @@ export class CompareProgress {
   private batchCount = 0;
   /** durations, in seconds: final evaluations (last batch to job end), t-SNE and distance jobs */
   private readonly evalTimes: number[] = [];
+  private readonly epochLines: boolean;
   private readonly jobTimes: Record<'tsne' | 'distances', number[]> = { tsne: [], distances: [] };
   /** t-SNE jobs announced for later, not yet started */
   private laterTsne = 0;
@@ -180,6 +186,7 @@ export class CompareProgress {
     this.now = opts.now ?? (() => performance.now());
     this.command = opts.command ?? 'compare';
     this.queue = opts.queue ?? false;
+    this.epochLines = opts.epochLines ?? true;
     this.t0 = this.now();
   }
 
@@ -250,7 +257,7 @@ export class CompareProgress {
         `${job.label}  epoch ${i.epoch}/${job.epochs} [${'#'.repeat(fill)}${'-'.repeat(bar - fill)}] ` +
         `${i.batch}/${i.batches} | loss ${i.loss.toFixed(4)} | ${Math.round(i.pairsPerSecond)} pairs/s`;
     } else if (ev.type === 'epoch') {
-      if (!this.tty) this.stream.write(`[${job.label}] ${formatEpoch(ev.log, job.epochs ?? ev.log.epoch)}\n`);
+      if (!this.tty && this.epochLines) this.stream.write(`[${job.label}] ${formatEpoch(ev.log, job.epochs ?? ev.log.epoch)}\n`);
       s.text = `${job.label}  epoch ${ev.log.epoch}/${job.epochs} done: test acc ${(100 * ev.log.testAccuracy).toFixed(2)}%; evaluating`;
     } else if (ev.type === 'tsne') {
       s.text = `${job.label}  iteration ${ev.iteration}/${ev.total}`;

@@ -113,8 +113,14 @@ function addModelOptions(c: Command): Command {
 }
 
 /** --split: class-disjoint train/test classes (src/data/split.ts). */
-function addSplitOption(c: Command): Command {
-  return c.option('--split <spec>', 'pairs (every class on both sides, default) | classes (train on the first half of the classes, test on the rest) | classes=5,6,7,8,9 (the test classes) | "train=1,2,3;test=4" (both sides named, others left out)');
+function addSplitOption(c: Command, sweep = false): Command {
+  const rest = 'classes=5,6,7,8,9 (the test classes) | "train=1,2,3;test=4" (both sides named, others left out)';
+  return c.option(
+    '--split <spec>',
+    sweep
+      ? `classes (train on the first half of the classes, test on the rest; the default) | ${rest}; pairs is refused (the protocol needs unseen classes)`
+      : `pairs (every class on both sides, default) | classes (train on the first half of the classes, test on the rest) | ${rest}`,
+  );
 }
 
 function addDataOptions(c: Command, what = 'data set'): Command {
@@ -315,7 +321,7 @@ export function buildProgram(): Command {
     .option('--quick', 'a first look: 4 trials, 2 folds, 2 seeds, 1 epoch on 2,000 train pairs')
     .option('--plan', 'print the plan and its time estimate, then exit (writes nothing)')
     .option('--no-report', 'write results.json only')
-    .addHelpText('after', '\nRanges: KEY=LO..HI, with :log (log scale) and/or :int; lr=LO..HI searches the learning rate. Default --split: classes.\nThe parameters of each loss: siamese losses; --plan shows the folds, trainings and time first.'))), 'sweep')
+    .addHelpText('after', '\nRanges: KEY=LO..HI, with :log (log scale) and/or :int; lr=LO..HI searches the learning rate. Default --split: classes.\nThe parameters of each loss: siamese losses; --plan shows the folds, trainings and time first.')), true), 'sweep')
     .action(async (o: SweepCliOptions) => {
       const { sweepCommand, sweepPlanCommand } = await import('./sweep.ts');
       await (o.plan ? sweepPlanCommand : sweepCommand)({

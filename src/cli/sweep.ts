@@ -3,7 +3,7 @@ import { planSweep, runSweep } from '../experiments/sweep.ts';
 import { estimateBasis, estimateWords } from '../experiments/estimate.ts';
 import { sweepVerdict, verdictDifferences } from '../viz/sweepVerdict.ts';
 import { count } from '../words.ts';
-import { CompareProgress } from './compare.ts';
+import { CompareProgress, type CompareProgressOptions } from './compare.ts';
 import type { ReportFiles } from '../viz/report.ts';
 import { endGridCommand, writeReportStep } from './report.ts';
 import { onGridStop } from './signals.ts';
@@ -25,7 +25,7 @@ export interface SweepCommandOutcome extends SweepOutcome {
 }
 
 export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepCommandOutcome> {
-  const progress = new CompareProgress(process.stderr, { command: 'sweep', queue: opts.queue !== undefined });
+  const progress = new CompareProgress(process.stderr, sweepProgressOptions(opts.queue !== undefined));
   const stop = onGridStop(progress, 'running trainings save their last finished epoch');
   let outcome: SweepCommandOutcome;
   const { report, ...sweepOpts } = opts;
@@ -47,6 +47,9 @@ export async function sweepCommand(opts: SweepCommandOptions): Promise<SweepComm
   return outcome;
 }
 
+/** sweep's display: compare's, with one line per finished training (no epoch lines) where there is no terminal */
+export const sweepProgressOptions = (queue: boolean): CompareProgressOptions => ({ command: 'sweep', queue, epochLines: false });
+
 /** `sweep --plan`: the plan on stdout, nothing trained or written. */
 export async function sweepPlanCommand(opts: SweepCommandOptions): Promise<SweepPlan> {
   const { report: _r, ...sweepOpts } = opts;
@@ -61,8 +64,11 @@ const minutes = (s: number): string => (s < 90 ? `${Math.max(1, Math.round(s))} 
 export function planText(p: SweepPlan): string {
   const d = p.definition;
   const per = `${d.trials} trials x ${d.folds} folds + ${d.seeds} tuned + ${d.seeds} default seeds`;
+  // a loss with nothing to search runs one trial (lossTrials)
+  const fixed = d.trials > 1 ? d.losses.filter((l) => l.space.length === 0).map((l) => l.spec.id) : [];
+  const one = fixed.length ? `, 1 trial for ${fixed.join(', ')} (nothing to search)` : '';
   const lines = [
-    `sweep: ${count(d.losses.length, 'loss', 'losses')} x (${per}) = ${count(p.trainings, 'training')}, ${p.finished} finished already; ` +
+    `sweep: ${count(d.losses.length, 'loss', 'losses')} x (${per})${one} = ${count(p.trainings, 'training')}, ${p.finished} finished already; ` +
       `training classes ${d.trainClasses.join(',')}, test classes ${d.testClasses.join(',')}`,
     p.trainings === p.finished
       ? 'sweep: nothing left to train'

@@ -38,8 +38,15 @@ export interface TrainingWork {
 
 /** What the parts of a training cost on this machine, in seconds. */
 export interface Costs {
-  /** one training step, by loss id */
+  /** one training step, by loss id: early in a training, past the warm-up (steps 21 to 28) */
   step: Readonly<Record<string, number>>;
+  /**
+   * one step later in a training (steps LATE_STEP + 1 to LATE_STEP + 8), by loss id, where a
+   * training runs that long: a loss whose miner keeps only the tuples that still violate the
+   * margin (batch-all) does less work as it learns (on MNIST 16 ms a step at step 21, 5.7 ms at
+   * step 101 and 5.3 ms on average over 20 epochs). Absent: `step` throughout.
+   */
+  stepLate?: Readonly<Record<string, number>>;
   /** embedding one test image and its share of the test pairs' distances */
   evalImage: number;
   /** the retrieval measures, per pair of test images (they rank every image against every other) */
@@ -58,18 +65,28 @@ export interface Costs {
 }
 
 /**
- * The seconds one training takes on one worker: its set-up; per epoch its steps, the test images
- * (and snapshot images) it embeds, its files; the final evaluation (embedding and, with
- * retrieval, every pair of test images); then the distance sample the job writes (the trained
- * model loaded again, a set-up, and its test images embedded once more).
+ * The steps a training runs at the early cost: its first LATE_STEP; the rest cost `stepLate`
+ * (calibrate() measures it at the step after these).
+ */
+export const LATE_STEP = 100;
+
+/**
+ * The seconds one training takes on one worker: its set-up; its steps (the first LATE_STEP at the
+ * early cost, the others at the later one); per epoch the test images (and snapshot images) it
+ * embeds and its files; the final evaluation (embedding and, with retrieval, every pair of test
+ * images); then the distance sample the job writes (the trained model loaded again, a set-up, and
+ * its test images embedded once more).
  */
 export function trainingSeconds(w: TrainingWork, c: Costs): number {
   const step = c.step[w.lossId];
   if (step === undefined) throw new Error(`estimate: no step cost for loss "${w.lossId}"`);
-  const epoch = w.batchesPerEpoch * step + (w.testImages + w.snapshotImages) * c.evalImage + c.epochFiles;
+  const late = c.stepLate?.[w.lossId] ?? step;
+  const steps = w.epochs * w.batchesPerEpoch;
+  const early = Math.min(steps, LATE_STEP);
+  const epoch = (w.testImages + w.snapshotImages) * c.evalImage + c.epochFiles;
   const final = w.testImages * c.evalImage + (w.retrieval ? w.testImages * w.testImages * c.retrievalPair : 0);
   const distances = c.setup + w.testImages * c.evalImage;
-  return c.setup + w.epochs * epoch + final + distances;
+  return c.setup + early * step + (steps - early) * late + w.epochs * epoch + final + distances;
 }
 
 export interface Estimate {
@@ -176,8 +193,10 @@ export function stepCost(readings: readonly number[], warmup = WARMUP_STEPS): nu
  * The costs, measured here: every loss trains WARMUP_STEPS + TIMED_STEPS batches of its first
  * epoch (fewer when the epoch is shorter) on the threads a worker will use; the first loss's
  * Training also times one evaluation, the retrieval on RETRIEVAL_SAMPLE images and one epoch's
- * files (written to a temporary folder and removed). About a second for six losses on MNIST;
- * batch-all, whose first steps cost 15 to 50 ms, adds about half a second.
+ * files (written to a temporary folder and removed). A loss whose trainings run past LATE_STEP
+ * steps (`steps`) also trains on to LATE_STEP + TIMED_STEPS and times the last ones: its later
+ * step cost (stepLate). About a second for six losses on MNIST, two with the later costs;
+ * batch-all, whose first steps cost 15 to 50 ms, adds about a second.
  *
  * On one thread (several workers) the computations are timed in processor time, not wall time:
  * on a machine that other programs share, a step that waited for a core would count the wait
@@ -189,7 +208,7 @@ export function stepCost(readings: readonly number[], warmup = WARMUP_STEPS): nu
  */
 export async function calibrate(
   ds: Dataset,
-  losses: readonly { id: string; config: TrainConfig }[],
+  losses: readonly { id: string; config: TrainConfig; steps?: number }[],
   threads: number,
   workerStart: number,
   warmup = WARMUP_STEPS,
@@ -198,6 +217,7 @@ export async function calibrate(
   // processor and wall time of the computations, for the share of a core they got
   const spent = { cpu: 0, wall: 0 };
   const step: Record<string, number> = {};
+  const stepLate: Record<string, number> = {};
   let setup = 0;
   // the first Training's data set, already split: the others start from it (a split copies and
   // hashes the images, a fifth of a second that the first one has measured)
@@ -213,16 +233,40 @@ export async function calibrate(
     split ??= t.dataset;
     try {
       const state = t.getState();
-      const stop = new AbortController();
-      const times: number[] = [clock()];
-      t.runEpoch(
-        () => {
-          times.push(clock());
-          if (times.length > warmup + TIMED_STEPS) stop.abort();
-        },
-        { signal: stop.signal },
-      );
+      // the first epoch's readings give the early cost; where a training of this loss runs past
+      // LATE_STEP steps, the steps after it give the later one (through as many epochs as it takes)
+      const late = (l.steps ?? 0) > LATE_STEP;
+      const stopAt = late ? LATE_STEP + TIMED_STEPS : warmup + TIMED_STEPS;
+      const times: number[] = [];
+      const lateSteps: number[] = [];
+      let count = 0;
+      for (let epoch = 0; count < stopAt; epoch++) {
+        const stop = new AbortController();
+        let last = clock();
+        if (epoch === 0) times.push(last);
+        const before = count;
+        const onBatch = (): void => {
+          const now = clock();
+          count++;
+          if (epoch === 0 && count <= warmup + TIMED_STEPS) times.push(now);
+          if (count > LATE_STEP) lateSteps.push(now - last);
+          last = now;
+          if (count >= stopAt) stop.abort();
+        };
+        if (epoch === 0) t.runEpoch(onBatch, { signal: stop.signal });
+        else {
+          // a later epoch that fails (a training that diverges or collapses) costs only the later step cost
+          try {
+            t.runEpoch(onBatch, { signal: stop.signal });
+          } catch {
+            lateSteps.length = 0;
+            break;
+          }
+        }
+        if (!late || count === before || t.epoch >= t.config.epochs) break;
+      }
       step[l.id] = stepCost(times, warmup);
+      if (lateSteps.length > 0) stepLate[l.id] = median(lateSteps);
       spent.cpu += cpuSeconds() - mark.cpu;
       spent.wall += wallSeconds() - mark.wall;
       if (i > 0) continue;
@@ -249,7 +293,7 @@ export async function calibrate(
   // a training starts with what the constructor does (split, pairs, engine) and its first files
   // on several threads processor time exceeds wall time: no share to tell
   const share = threads === 1 && spent.wall > 0 ? Math.min(1, spent.cpu / spent.wall) : 1;
-  return { step, evalImage, retrievalPair, epochFiles, setup: setup + epochFiles, workerStart, share };
+  return { step, stepLate, evalImage, retrievalPair, epochFiles, setup: setup + epochFiles, workerStart, share };
 }
 
 /** One epoch's files, as trainRun writes them, in a temporary folder: the fastest of three rounds. */

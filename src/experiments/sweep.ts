@@ -114,7 +114,7 @@ interface StoredSweep {
 
 export interface Measure {
   mean: number;
-  /** 95% CI [low, high] (t over the values: seeds, or folds in foldModels.separate; the mean twice for one value) */
+  /** 95% CI [low, high] (t over the values: seeds, or folds in foldModels.separate; the mean twice for one value), clipped to [0, 1] */
   ci: [number, number];
   ci95: number;
   std: number;
@@ -311,6 +311,16 @@ const trialDir = (out: string, id: string, trial: number, fold: number): string 
 const finalDir = (out: string, id: string, kind: 'tuned' | 'default', seed: number): string => join(out, 'runs', id, `${kind}-seed${seed}`);
 const initialPath = (out: string, seed: number): string => join(out, `initial-seed${seed}.safetensors`);
 
+/**
+ * The trials of one loss: --trials, or 1 for a loss with nothing to search (every trial would
+ * train the same settings from the same seed and initial weights, and score the same).
+ */
+export const lossTrials = (def: Pick<SweepDefinition, 'trials'>, l: { space: readonly unknown[] }): number => (l.space.length > 0 ? def.trials : 1);
+
+/** Every training of a sweep: per loss its trials' folds and its tuned and default seeds. */
+export const sweepTrainings = (def: Pick<SweepDefinition, 'trials' | 'folds' | 'seeds' | 'losses'>): number =>
+  def.losses.reduce((n, l) => n + lossTrials(def, l) * def.folds + 2 * def.seeds, 0);
+
 function intIn(name: string, v: number, lo: number, hi: number): number {
   if (!Number.isInteger(v) || v < lo || v > hi) throw new UsageError(`${name} must be an integer from ${lo} to ${hi}, got ${v}`);
   return v;
@@ -342,6 +352,7 @@ export function resolveDefinition(opts: SweepOptions, ds: Dataset): { definition
       `${folds} folds on ${n} training classes: too few for ${folds} disjoint groups of 2, so each fold validates on 2 classes and trains on the other ${n - 2} (validation pairs ${pairs})`,
     );
   }
+  for (const l of losses) if (l.space.length === 0 && trials > 1) notes.push(`${l.spec.id} has no parameter to search: 1 trial, not ${trials}`);
   const full = experimentConfig(opts, q);
   if (full.epochs < 1) throw new UsageError('--epochs must be at least 1');
   const { loss: _l, lossParams: _p, seed: _s, miner: _m, split: _sp, ...config } = full;
@@ -432,7 +443,7 @@ function epochsDone(runDir: string): number {
 function* sweepRuns(def: SweepDefinition, out: string): Generator<{ job: CompareJob & { runDir: string; seed: number }; l: SweepLossSpec; split: string; snapshotImages: number }> {
   for (const l of def.losses) {
     const id = l.spec.id;
-    for (let t = 0; t < def.trials; t++) {
+    for (let t = 0; t < lossTrials(def, l); t++) {
       for (const [k, group] of def.groups.entries()) {
         const job = sweepJob(def, trialKey(id, t, k), `${id} trial ${t + 1} fold ${k + 1}`, trialDir(out, id, t, k), id, SEARCH_TRAIN_SEED);
         yield { job, l, split: foldSplit(def.trainClasses, group), snapshotImages: 0 };
@@ -494,7 +505,12 @@ async function sweepEstimate(
     await initBackend('wasm');
     const backendSeconds = (performance.now() - b0) / 1000;
     const ids = new Set(work.map((w) => w.lossId));
-    const losses = def.losses.filter((l) => ids.has(l.spec.id)).map((l) => ({ id: l.spec.id, config: trainConfig(def, l, undefined, def.split, 0) }));
+    // the most steps a training of each loss runs: past LATE_STEP its later step cost is measured too
+    const steps = new Map<string, number>();
+    for (const w of work) steps.set(w.lossId, Math.max(steps.get(w.lossId) ?? 0, w.epochs * w.batchesPerEpoch));
+    const losses = def.losses
+      .filter((l) => ids.has(l.spec.id))
+      .map((l) => ({ id: l.spec.id, config: trainConfig(def, l, undefined, def.split, 0), steps: steps.get(l.spec.id) ?? 0 }));
     const costs = await calibrate(ds, losses, threads, loadSeconds + backendSeconds);
     return estimatePlan(work, costs, workers);
   } catch {
@@ -515,7 +531,7 @@ export async function planSweep(opts: SweepOptions = {}): Promise<SweepPlan> {
   storedSweep(out, def);
   const { planned, reusedKeys, work } = sweepJobs(def, out, dataset);
   const workers = sweepWorkers(def, opts.workers);
-  const plan: SweepPlan = { definition: def, trainings: def.losses.length * (def.trials * def.folds + 2 * def.seeds), finished: reusedKeys.length, workers, notes };
+  const plan: SweepPlan = { definition: def, trainings: sweepTrainings(def), finished: reusedKeys.length, workers, notes };
   if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
   else if (planned.length > 0) {
     const e = await sweepEstimate(def, dataset, work, workers, workers > 1 ? 1 : 0, loadSeconds);
@@ -585,8 +601,7 @@ async function runSweepLocked(
     );
 
     // ---- plan ------------------------------------------------------------------------------
-    const L = def.losses.length;
-    const perLoss = def.trials * def.folds + 2 * def.seeds;
+    const trainings = sweepTrainings(def);
     const trainJob = (key: string, label: string, runDir: string, lossId: string, seed: number): CompareJob => sweepJob(def, key, label, runDir, lossId, seed);
     // results a crash left both in place and in Redis: dropped from Redis before the runs are read
     if (queue) for (const r of sweepRuns(def, out)) await queue.settle(r.job.runDir);
@@ -597,7 +612,7 @@ async function runSweepLocked(
     const threads = workers > 1 ? 1 : 0;
     /** the fleet workers (host:pid) that ran this invocation's queue jobs */
     const fleet = new Set<string>();
-    const plan: SweepPlan = { definition: def, trainings: L * perLoss, finished: reusedKeys.length, workers, notes };
+    const plan: SweepPlan = { definition: def, trainings, finished: reusedKeys.length, workers, notes };
     if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
     if (planned.length > 0 && callbacks.onSweepPlan && !opts.queue) {
       const e = await sweepEstimate(def, dataset, work, workers, threads, loadSeconds);
@@ -609,7 +624,7 @@ async function runSweepLocked(
     // the progress display's ETA until each training reports its own count
     for (const j of planned) j.batchesPerEpoch = work.find((w) => w.key === j.key)?.batchesPerEpoch;
     callbacks.onSweepPlan?.(plan);
-    callbacks.onPlan?.({ jobs: planned, reused: reusedKeys, workers, runs: L * perLoss });
+    callbacks.onPlan?.({ jobs: planned, reused: reusedKeys, workers, runs: trainings });
 
     // ---- run -------------------------------------------------------------------------------
     const pool: Executor | undefined = planned.length === 0 ? (await queue?.close(), undefined) : (queue ?? new WorkerPool(workers));
@@ -675,7 +690,7 @@ async function runSweepLocked(
       const history: Observation[] = [];
       const trials: Trial[] = [];
       const seed = lossSearchSeed(def.searchSeed, id);
-      for (let t = 0; t < def.trials; t++) {
+      for (let t = 0; t < lossTrials(def, l); t++) {
         const params = l.space.length ? suggest(l.space, history, { seed }) : {};
         const folds = await Promise.all(
           def.groups.map(async (group, k): Promise<FoldScore> => {
@@ -738,7 +753,7 @@ async function runSweepLocked(
       workers: !pool ? 0 : queue ? fleet.size : workers,
       ...(pool && queue ? { queue: true } : {}),
       wallSeconds: Math.round((performance.now() - t0) / 100) / 10,
-      trainings: L * perLoss,
+      trainings,
       trainedNow: trained,
       node: process.version,
     });
@@ -792,10 +807,16 @@ function mapAtROf(runDir: string): number | null {
   return Number.isFinite(m) ? m : null;
 }
 
-function measure(values: number[]): Measure {
+/**
+ * A fraction's mean over seeds (or folds) with its 95% CI. The interval is clipped to [0, 1]: a
+ * fraction's true mean cannot lie outside, and with 2 seeds the t interval often would (P@1 of
+ * 0.81 and 0.76 gives 0.43 to 1.14). `ci95` stays the t half-width, as the report's ± shows it.
+ */
+export function fractionMeasure(values: number[]): Measure {
   const s = summarise(values);
-  return { mean: s.mean, ci: [s.mean - s.ci95, s.mean + s.ci95], ci95: s.ci95, std: s.std, values: s.values };
+  return { mean: s.mean, ci: [Math.max(0, s.mean - s.ci95), Math.min(1, s.mean + s.ci95)], ci95: s.ci95, std: s.std, values: s.values };
 }
+const measure = fractionMeasure;
 
 function testMeasures(out: string, id: string, kind: 'tuned' | 'default', seeds: number): { test: TestMeasures; runs: ScoredRun[] } | undefined {
   const rows: SeedScore[] = [];

@@ -118,11 +118,17 @@ const pairedNote = (r: SweepResults): string =>
     ? "Pair accuracy is tested at each loss's best threshold, so that every two losses are compared like for like."
     : "Pair accuracy here is each loss's own convention (a batch loss's at its best threshold, the others' at the fixed one): not like for like between the two kinds.";
 
+/** " (1 for a loss with nothing to search: yukawa)": such a loss runs one trial (lossTrials in sweep.ts) */
+function fixedWords(r: SweepResults): string {
+  const fixed = r.protocol.trials > 1 ? r.losses.filter((l) => l.space.length === 0).map((l) => l.id) : [];
+  return fixed.length ? ` (1 for a loss with nothing to search: ${fixed.join(', ')})` : '';
+}
+
 function intro(r: SweepResults): string[] {
   const p = r.protocol;
   return [
     `Data: ${r.dataset.name}; training classes ${r.split.trainClasses.join(', ')}; test classes ${r.split.testClasses.join(', ')} (never seen before the final tests).`,
-    `Protocol: per loss ${p.trials} trials (quasi-random start, then TPE), each scored by the mean validation MAP@R of ${p.folds} folds, each validated on training classes it does not train on ` +
+    `Protocol: per loss ${p.trials} trials${fixedWords(r)} (quasi-random start, then TPE), each scored by the mean validation MAP@R of ${p.folds} folds, each validated on training classes it does not train on ` +
       `(validation groups ${p.groups.map((g) => `{${g.join(',')}}`).join(' ')}${groupsOverlap(p.groups) ? ': too few training classes for disjoint groups, so pairs that overlap between folds' : ''}); the best parameters and the defaults each trained with ${p.seeds} seeds on all training classes; ` +
       `${p.config.epochs} epoch(s), batch ${p.config.batchSize}, ${p.config.optimizer}${p.config.trainPairs ? `, first ${p.config.trainPairs} train pairs` : ''}.`,
     `Machine: ${r.machine.cores} cores, node ${r.machine.node}. ${r.machine.trainings} trainings; the invocation that finished the sweep trained ${r.machine.trainedNow} of them ` +

@@ -142,13 +142,15 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
   const losses = res ? fromResults(res, f.outline) : fromRuns(f, f.outline!);
   const planned = res ? res.protocol.trials : f.outline!.trials;
   const scored = losses.reduce((s, l) => s + l.trials.filter((t) => t.mapAtR !== null).length, 0);
+  // a loss with nothing to search runs one trial (lossTrials in experiments/sweep.ts)
+  const total = losses.reduce((s, l) => s + (l.space.length > 0 ? planned : 1), 0);
   section.append(
     h(
       'p',
       { class: 'note', 'data-testid': 'sweep-status' },
       res
         ? `finished: ${planned} trials per loss, ${res.protocol.folds} folds, ${res.protocol.seeds} final seeds.`
-        : `running: ${scored} of ${planned * losses.length} trials scored (${planned} per loss, ${f.outline!.folds} folds each); test measures come with results.json`,
+        : `running: ${scored} of ${total} trials scored (${planned} per loss, ${f.outline!.folds} folds each); test measures come with results.json`,
     ),
   );
   if (res) {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CompareProgress } from '../../src/cli/compare.ts';
+import { sweepProgressOptions } from '../../src/cli/sweep.ts';
 import type { CompareJob } from '../../src/experiments/compare.ts';
 import type { JobEvent } from '../../src/experiments/jobs.ts';
 import type { BatchInfo } from '../../src/train/trainer.ts';
@@ -198,4 +199,21 @@ test('through a queue, the ETA shares the work left over the jobs the fleet runs
   cb.onJobEnd!(jobs[0]!, { status: 'finished', seconds: 5 });
   cb.onJobEnd!(jobs[1]!, { status: 'failed', seconds: 0, message: 'x' });
   assert.equal(p.eta(), undefined);
+});
+
+test('without a terminal: compare writes a line per finished epoch and per finished training; sweep (hundreds of trainings) one line per finished training only', () => {
+  const log = { epoch: 1, loss: 0.25, trainAccuracy: 0.6, testAccuracy: 0.7, seconds: 1, pairsPerSecond: 1000 };
+  for (const command of ['compare', 'sweep']) {
+    const lines: string[] = [];
+    const stream = { isTTY: false, write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WriteStream;
+    const cb = new CompareProgress(stream, { now: () => 0, ...(command === 'sweep' ? sweepProgressOptions(false) : {}) }).callbacks();
+    const job = trainJob(0);
+    cb.onPlan!({ jobs: [job], reused: [], workers: 1, runs: 1 });
+    cb.onJobStart!(job, 0);
+    cb.onJobEvent!(job, { type: 'epoch', log } as JobEvent, 0);
+    cb.onJobEnd!(job, { status: 'finished', seconds: 2 });
+    const epochLines = lines.filter((l) => /^\[contrastive seed 0\] epoch 1\/1: /.test(l));
+    assert.equal(epochLines.length, command === 'compare' ? 1 : 0, `${command}: ${lines.join('')}`);
+    assert.deepEqual(lines.filter((l) => /finished in/.test(l)), ['[contrastive seed 0] finished in 0m02s\n'], command);
+  }
 });

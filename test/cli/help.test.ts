@@ -68,3 +68,14 @@ test('no --help points at a source file: the installed package has no src/', () 
     assert.doesNotMatch(help, /\bsrc\//, `siamese ${command} --help`);
   }
 });
+
+test('sweep --help: its --split says classes is the default and pairs is refused (train\'s says pairs is the default)', () => {
+  const split = (command: string): string => {
+    const help = siamese([command, '--help']).stdout;
+    return help.split(/^ {2}--split <spec> +/m)[1]!.split(/^ {2}--/m)[0]!.replace(/\s+/g, ' ');
+  };
+  assert.match(split('sweep'), /^classes \(train on the first half of the classes, test on the rest; the default\)/);
+  assert.match(split('sweep'), /pairs is refused/);
+  assert.doesNotMatch(split('sweep'), /pairs \(every class on both sides, default\)/);
+  assert.match(split('train'), /^pairs \(every class on both sides, default\)/);
+});

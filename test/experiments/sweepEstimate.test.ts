@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadDataset } from '../../src/data/registry.ts';
 import { initBackend } from '../../src/engine/backend.ts';
-import { calibrate, type Costs, estimateBasis, estimatePlan, splitSizes, stepCost, trainingSeconds, type TrainingWork, trainingWork, WARMUP_STEPS } from '../../src/experiments/estimate.ts';
+import { calibrate, type Costs, estimateBasis, estimatePlan, LATE_STEP, splitSizes, stepCost, trainingSeconds, type TrainingWork, trainingWork, WARMUP_STEPS } from '../../src/experiments/estimate.ts';
 import { estimateBatches } from '../../src/experiments/grid.ts';
 import { foldSplit, resolveDefinition, type SweepPlan, sweepJobs, trainConfig } from '../../src/experiments/sweep.ts';
 import { planText } from '../../src/cli/sweep.ts';
@@ -244,6 +244,35 @@ test('stepCost: the median of the steps after a warm-up of 20, past V8 compiling
   assert.throws(() => stepCost([1]), /no step was timed/);
 });
 
+test('trainingSeconds: the first LATE_STEP steps at the early cost, the rest at the later one (batch-all does less work as it learns)', () => {
+  // triplet + batch-all on MNIST, one thread, processor time: 16 ms a step at steps 21-28 (nearly
+  // every triplet still violates the margin), 5.7 ms at steps 101-108, 5.3 ms on average over 20
+  // epochs of 245 steps. The early cost alone made 20 epochs 4900 x 16 ms = 78 s against 26 s.
+  const costs: Costs = { ...COSTS, step: { ...COSTS.step, ba: 0.016 }, stepLate: { ba: 0.0057 } };
+  const w: TrainingWork = { lossId: 'ba', epochs: 20, batchesPerEpoch: 245, testImages: 0, snapshotImages: 0, retrieval: false };
+  // 0.2 + (100 x 0.016 + 4800 x 0.0057) + 20 x 0.01 + 0 + 0.2
+  assert.equal(LATE_STEP, 100);
+  assert.ok(Math.abs(trainingSeconds(w, costs) - (0.2 + 1.6 + 27.36 + 0.2 + 0.2)) < 1e-9, String(trainingSeconds(w, costs)));
+  // a training shorter than LATE_STEP steps runs them all at the early cost: 0.2 + 40 x 0.016 + 0.01 + 0.2
+  assert.ok(Math.abs(trainingSeconds({ ...w, epochs: 1, batchesPerEpoch: 40 }, costs) - (0.2 + 0.64 + 0.01 + 0.2)) < 1e-12);
+  // a loss with no later cost: its step throughout (3 epochs of 50: 150 x 0.001)
+  assert.ok(Math.abs(trainingSeconds({ ...w, lossId: 'contrastive', epochs: 3, batchesPerEpoch: 50 }, costs) - (0.2 + 0.15 + 0.03 + 0.2)) < 1e-12);
+});
+
+test('calibrate: the later step cost of a loss whose trainings run past LATE_STEP steps, through several short epochs; none for one whose trainings are shorter', async () => {
+  await initBackend('wasm');
+  const ds = await loadDataset(data);
+  // batch 16 on the 4 training classes: 20 pair batches an epoch, so step 101 is in epoch 6
+  const config = resolveConfig({ loss: 'contrastive', batchSize: 16, split: 'classes', epochs: 8 });
+  const costs = await calibrate(ds, [{ id: 'long', config, steps: 160 }, { id: 'short', config, steps: 60 }, { id: 'unsaid', config }], 1, 0);
+  assert.deepEqual(Object.keys(costs.step).sort(), ['long', 'short', 'unsaid']);
+  assert.deepEqual(Object.keys(costs.stepLate ?? {}), ['long']);
+  assert.ok(costs.stepLate!['long']! > 0 && Number.isFinite(costs.stepLate!['long']!));
+  // a training with too few epochs to reach the step: no later cost, and no hang
+  const few = await calibrate(ds, [{ id: 'few', config: { ...config, epochs: 2 }, steps: 500 }], 1, 0);
+  assert.deepEqual(Object.keys(few.stepLate ?? {}), []);
+});
+
 test('calibrate: a cost for every loss asked, all positive and finite (what it runs is fixed; its values are not asserted)', async () => {
   await initBackend('wasm');
   const ds = await loadDataset(data);
@@ -258,7 +287,7 @@ test('calibrate: a cost for every loss asked, all positive and finite (what it r
 test('the plan\'s lines: trainings, the estimate with what it rests on', () => {
   const costs = { ...COSTS, step: { contrastive: 0.00062, 'triplet-semihard': 0.0032 }, epochFiles: 0.0151 };
   const plan: SweepPlan = {
-    definition: { losses: [{}, {}], trials: 30, folds: 2, seeds: 5, trainClasses: [0, 1, 2, 3, 4], testClasses: [5, 6, 7, 8, 9] } as unknown as SweepPlan['definition'],
+    definition: { losses: [{ space: [{}] }, { space: [{}] }], trials: 30, folds: 2, seeds: 5, trainClasses: [0, 1, 2, 3, 4], testClasses: [5, 6, 7, 8, 9] } as unknown as SweepPlan['definition'],
     trainings: 140,
     finished: 0,
     workers: 2,

@@ -25,6 +25,7 @@ import { Redis } from 'ioredis';
 import { DataError, errorFromCode, UsageError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
 import { closeFileSet, placedSetTag, singleFileStaging, writeFileSet } from '../../io/fileSet.ts';
+import { collectCrashHook } from '../../testHooks.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import type { Executor, ExecutorCallbacks } from '../executor.ts';
 import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
@@ -345,26 +346,26 @@ export class QueueExecutor implements Executor {
         // its old manifest after a crash, and the run could not be resumed again
         const bytes = Object.fromEntries(names.map((n) => [n, Buffer.from(files[n]!, 'base64')]));
         receipt = { dir: [...dirs][0]! };
-        await writeFileSet(receipt.dir, bytes, ['manifest.json'], crashHook(), p.id);
+        await writeFileSet(receipt.dir, bytes, ['manifest.json'], collectCrashHook, p.id);
       } else if (names.length === 1) {
         // a lone file (a distance sample, a t-SNE layout): a set of one, staged beside it, so that
         // a crash after it is in place leaves the job's id for the next run to settle
         const path = paths[names[0]!]!;
         receipt = { dir: dirname(path), staging: singleFileStaging(basename(path)) };
-        await writeFileSet(receipt.dir, { [basename(path)]: Buffer.from(files[names[0]!]!, 'base64') }, [], crashHook(), p.id, receipt.staging);
+        await writeFileSet(receipt.dir, { [basename(path)]: Buffer.from(files[names[0]!]!, 'base64') }, [], collectCrashHook, p.id, receipt.staging);
       } else {
         for (const n of names) {
           mkdirSync(dirname(paths[n]!), { recursive: true });
           await writeFileAtomic(paths[n]!, Buffer.from(files[n]!, 'base64'));
         }
       }
-      crashHook()?.();
+      collectCrashHook?.();
       const removed = await job.remove().then(
         () => true,
         () => false,
       );
       if (receipt !== undefined) {
-        crashHook()?.();
+        collectCrashHook?.();
         // a job Redis did not let go: the receipt stays, for the next run to settle
         if (removed) closeFileSet(receipt.dir, receipt.staging);
       }
@@ -390,19 +391,6 @@ export class QueueExecutor implements Executor {
 export function queueableEmbeddings(snapshotPoints: number, config: Pick<TrainConfig, 'embeddingDim' | 'epochs'>): void {
   const over = embeddingsOverLimit(snapshotPoints, config.embeddingDim, config.epochs);
   if (over) throw new UsageError(over);
-}
-
-/**
- * For the crash tests only: SIAMESE_TEST_COLLECT_CRASH_AFTER=k kills this process (SIGKILL, as a
- * power cut would) after the k-th step of a collect that changes the disk.
- */
-let collectSteps = 0;
-function crashHook(): (() => void) | undefined {
-  const k = Number(process.env['SIAMESE_TEST_COLLECT_CRASH_AFTER'] ?? 0);
-  if (!(k > 0)) return undefined;
-  return () => {
-    if (++collectSteps >= k) process.kill(process.pid, 'SIGKILL');
-  };
 }
 
 function isEvent(v: unknown): v is JobEvent {

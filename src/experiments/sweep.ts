@@ -248,6 +248,7 @@ export interface SweepPlan {
   definition: SweepDefinition;
   trainings: number;
   finished: number;
+  /** this machine's worker threads; 0 through a queue (the fleet's workers train, how many is theirs to say) */
   workers: number;
   /** the Redis queue the trainings go to (the fleet's workers, not local threads, run them) */
   queue?: string;
@@ -514,7 +515,8 @@ export async function planSweep(opts: SweepOptions = {}): Promise<SweepPlan> {
   const { definition: def, notes } = resolveDefinition(opts, dataset);
   storedSweep(out, def);
   const { planned, reusedKeys, work } = sweepJobs(def, out, dataset);
-  const workers = sweepWorkers(def, opts.workers);
+  // through a queue the fleet's workers train, as runSweep plans it: this machine's threads count for nothing
+  const workers = opts.queue ? 0 : sweepWorkers(def, opts.workers);
   const plan: SweepPlan = { definition: def, trainings: def.losses.length * (def.trials * def.folds + 2 * def.seeds), finished: reusedKeys.length, workers, notes };
   if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
   else if (planned.length > 0) {

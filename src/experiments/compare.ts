@@ -71,6 +71,8 @@ export interface CompareCallbacks {
   }) => void;
   onJobStart?: (job: CompareJob, slot: number) => void;
   onJobEvent?: (job: CompareJob, event: JobEvent, slot: number) => void;
+  /** the job left display line `slot` unfinished, waiting again for a queue's worker (executor.ts, onRequeue) */
+  onJobRequeue?: (job: CompareJob, slot: number) => void;
   onJobEnd?: (job: CompareJob, outcome: JobOutcome) => void;
   /** a phase of the work, in words ("summarising", "writing the report") */
   onPhase?: (text: string) => void;
@@ -257,6 +259,7 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
             callbacks.onJobStart?.(job, slot);
           },
           onEvent: (ev, slot) => callbacks.onJobEvent?.(job, ev, slot),
+          onRequeue: (slot) => callbacks.onJobRequeue?.(job, slot),
         })
         .then(
           (r: JobResult) => {

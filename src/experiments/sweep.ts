@@ -654,6 +654,7 @@ async function runSweepLocked(
             callbacks.onJobStart?.(j, slot);
           },
           onEvent: (ev, slot) => callbacks.onJobEvent?.(j, ev, slot),
+          onRequeue: (slot) => callbacks.onJobRequeue?.(j, slot),
         });
         if (r.worker !== undefined) fleet.add(r.worker);
         callbacks.onJobEnd?.(j, { status: r.status, seconds: (performance.now() - started.t) / 1000 });

@@ -231,6 +231,14 @@ export class QueueExecutor implements Executor {
       p.slot = slot;
       p.cb.onStart?.(slot);
     });
+    // back on the queue after a worker took it (refused, put back by a stopped worker, or taken
+    // from a dead one): it runs nowhere until a worker takes it again ('active')
+    const requeued = ({ jobId: id }: { jobId: string }): void => {
+      const p = this.pending.get(id);
+      if (p) this.leaveSlot(p);
+    };
+    this.events.on('waiting', requeued);
+    this.events.on('delayed', requeued);
     this.events.on('progress', ({ jobId: id, data }) => {
       const p = this.pending.get(id);
       const refusal = refusalOf(data);
@@ -262,11 +270,17 @@ export class QueueExecutor implements Executor {
 
   private noteRefusal(p: Pending, r: { worker: string; reason: string }): void {
     p.refused = { worker: r.worker, reason: r.reason, since: p.refused?.since ?? Date.now() };
-    // a refused job started on no slot: free the one its 'active' event took
-    if (p.slot !== undefined) {
-      this.slots[p.slot] = null;
-      p.slot = undefined;
-    }
+    // a refused job runs nowhere: free the slot its 'active' event took
+    this.leaveSlot(p);
+  }
+
+  /** A job that a worker took and put back (or lost) waits again: its slot is freed, and said so. */
+  private leaveSlot(p: Pending): void {
+    const slot = p.slot;
+    if (slot === undefined) return;
+    this.slots[slot] = null;
+    p.slot = undefined;
+    p.cb.onRequeue?.(slot);
   }
 
   /**

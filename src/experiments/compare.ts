@@ -33,7 +33,7 @@ import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, readDis
 import { type LossSpec } from './lossSpec.ts';
 import type { Executor } from './executor.ts';
 import { WorkerPool } from './pool.ts';
-import { QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
+import { folderOwner, QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
 import type { CompareResults } from './results.ts';
 import { summarise } from './stats.ts';
 import { type CompareOptions, ensureDir, ensureInitialWeights, estimateBatches, GRID_FILE, gridQueueName, initialPath, resolveGrid, runConfig, runKey, runState } from './grid.ts';
@@ -140,6 +140,7 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
         name: opts.queue.name ?? gridQueueName(grid),
         data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
         shape: { classes: dataset.classes.length, testImages: dataset.test.labels.length },
+        owner: folderOwner(out),
         log: opts.onQueueLog,
       })
     : undefined;

@@ -56,7 +56,7 @@ import type { Executor } from './executor.ts';
 import type { JobRequest } from './jobs.ts';
 import { WorkerPool } from './pool.ts';
 import { calibrate, type Estimate, estimatePlan, type TrainingWork, trainingWork } from './estimate.ts';
-import { QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
+import { folderOwner, QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
 import { type AccuracyAt, accuracyAtOf } from '../eval/accuracyAt.ts';
 import type { PairedComparison } from './results.ts';
 import { parseSweepList, type SweepLossSpec, trialSettings } from './searchSpec.ts';
@@ -565,6 +565,7 @@ async function runSweepLocked(
         name: opts.queue.name ?? gridQueueName({ sweep: essence(def) }).replace(/^compare-/, 'sweep-'),
         data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
         shape: { classes: dataset.classes.length, testImages: dataset.test.labels.length },
+        owner: folderOwner(out),
         log: opts.onQueueLog,
       })
     : undefined;

@@ -14,12 +14,14 @@
  *   for a while (unrunnableSeconds) it is reported, with the last refusal's worker and reason;
  * - a training's result is written as one set of files (io/fileSet.ts: a crash at any point leaves
  *   the run folder's old files or all the new ones, which the next run completes), a lone file's
- *   (distances, t-SNE) as a set of one, then removed from Redis; the set's commit record names
+ *   (distances, t-SNE) as a set of one, then removed from Redis (once no other coordinator of
+ *   the grid waits for it: two output folders of one grid share its jobs); the set's commit record names
  *   the job until then, so that the next run, finding a result in place whose job a crash left
  *   in Redis, removes it there (settle, settleFile), neither writing the file again nor training.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { hostname } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { type Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DataError, errorFromCode, UsageError } from '../../errors.ts';
@@ -30,7 +32,7 @@ import type { TrainConfig } from '../../train/config.ts';
 import type { Executor, ExecutorCallbacks } from '../executor.ts';
 import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
-import { GRIDS_KEY } from './keys.ts';
+import { GRIDS_KEY, waitersKey } from './keys.ts';
 import type { DatasetShape } from './resultSize.ts';
 import { checkBundle, type DataChecksums, embeddingsOverLimit, failureCode, jobId, outputPaths, type QueueJobData, type QueueJobResult, refusalOf, toQueueJob } from './payload.ts';
 import { connectOrExplain } from './worker.ts';
@@ -59,6 +61,12 @@ export interface QueueExecutorOptions {
    * (resultSize.ts) is refused before it is enqueued, not collected in vain after it trained
    */
   shape?: DatasetShape;
+  /**
+   * who waits for the jobs' results, the same for every run of one command (compare and sweep: the
+   * host and output folder): a job's result leaves Redis once every coordinator that enqueued it
+   * has written it; default this process (host:pid)
+   */
+  owner?: string;
   /** one line per notable event (jobs enqueued again, results collected late) */
   log?: (line: string) => void;
   /**
@@ -72,6 +80,20 @@ function defaultUnrunnableSeconds(): number {
   const v = Number(process.env['SIAMESE_QUEUE_UNRUNNABLE_SECONDS']);
   return Number.isFinite(v) && v > 0 ? v : 600;
 }
+
+/**
+ * How long a job's waiting coordinators are kept without a new one: a coordinator that never comes
+ * back for its results holds a result in Redis that long at most (`siamese queue clean` at once).
+ */
+const WAITERS_TTL_S = 7 * 24 * 3600;
+
+/**
+ * Leave a job's waiting coordinators (KEYS[1]) and say how many are left (ARGV[1]: this one), at
+ * once: two coordinators that collect together never both see the other still waiting.
+ */
+const RELEASE_SCRIPT = `
+redis.call('SREM', KEYS[1], ARGV[1])
+return redis.call('SCARD', KEYS[1])`;
 
 /** Retries of a job that crashed (BullMQ's attempts); a job's own failure is never retried. */
 const ATTEMPTS = 3;
@@ -92,6 +114,7 @@ export class QueueExecutor implements Executor {
     private readonly events: QueueEvents,
     private readonly redis: Redis,
     readonly display: string,
+    private readonly owner: string,
   ) {}
 
   /**
@@ -109,7 +132,7 @@ export class QueueExecutor implements Executor {
     queue.on('error', () => {});
     events.on('error', () => {});
     await events.waitUntilReady();
-    const ex = new QueueExecutor(opts, queue, events, redis, display);
+    const ex = new QueueExecutor(opts, queue, events, redis, display, opts.owner ?? `${hostname()}:${process.pid}`);
     ex.listen();
     return ex;
   }
@@ -192,8 +215,22 @@ export class QueueExecutor implements Executor {
     if (id === undefined) return;
     const job = await this.queue.getJob(id);
     // the same id is the same result (payload.ts, jobId); a job in any other state is not ours to drop
-    if (job && (await job.getState()) === 'completed') await job.remove();
+    if (job && (await job.getState()) === 'completed') await this.release(job);
     closeFileSet(dir, staging);
+  }
+
+  /**
+   * This coordinator has the job's result: it stops waiting for it, and the result leaves Redis
+   * unless another coordinator of the grid still waits for it (it enqueued the same job: two
+   * output folders of one grid; one of them interrupted: for its next run). Before, the first to
+   * collect removed it, and the other, finding it gone, enqueued it again: trained twice.
+   * A coordinator arriving between the count and the removal finds the job gone and enqueues it
+   * again, as it would a moment later: the window is one round trip.
+   */
+  private async release(job: Job): Promise<void> {
+    const key = waitersKey(this.opts.name, job.id!);
+    const left = Number(await this.redis.eval(RELEASE_SCRIPT, 1, key, this.owner));
+    if (left === 0) await job.remove();
   }
 
   private async submit(p: Pending): Promise<void> {
@@ -201,6 +238,9 @@ export class QueueExecutor implements Executor {
       await this.redis.sadd(GRIDS_KEY, this.opts.name);
       this.registered = true;
     }
+    // waiting for its result before it can exist: a result is only removed once no one waits (release)
+    const key = waitersKey(this.opts.name, p.id);
+    await this.redis.multi().sadd(key, this.owner).expire(key, WAITERS_TTL_S).exec();
     const job = await this.queue.add(p.data.type, p.data, {
       jobId: p.id,
       attempts: ATTEMPTS,
@@ -374,7 +414,7 @@ export class QueueExecutor implements Executor {
         }
       }
       collectCrashHook?.();
-      const removed = await job.remove().then(
+      const removed = await this.release(job).then(
         () => true,
         () => false,
       );
@@ -396,6 +436,11 @@ export class QueueExecutor implements Executor {
     if (outcome instanceof Error) p.reject(outcome);
     else p.resolve(outcome);
   }
+}
+
+/** The coordinator of an output folder, whichever run of the command it is (QueueExecutorOptions.owner). */
+export function folderOwner(out: string): string {
+  return `${hostname()}:${resolve(out)}`;
 }
 
 /**

@@ -150,8 +150,8 @@ export interface CompareProgressOptions {
  * and distance jobs at their kind's mean time; the sum is shared over the workers. Work of a kind
  * not yet timed counts as nothing, and the ETA then ends in "+".
  * Through a queue the workers are the fleet's, whose number this machine does not know: the sum
- * is shared over the jobs the fleet runs at once now (as measured: started, not ended), and there
- * is no ETA before a worker has reported batches, nor while no job runs.
+ * is shared over the jobs the fleet runs at once now (as measured: started, not ended, not put
+ * back on the queue), and there is no ETA before a worker has reported batches, nor while no job runs.
  */
 export class CompareProgress {
   private readonly tty: boolean;
@@ -212,6 +212,7 @@ export class CompareProgress {
         this.slots.set(slot, { job, text: job.kind === 'train' ? `${job.label}: starting` : `${job.label}` });
       },
       onJobEvent: (job, ev, slot) => this.event(job, ev, slot),
+      onJobRequeue: (job, slot) => this.requeue(job, slot),
       onJobEnd: (job, outcome) => this.end(job, outcome),
       onPhase: (text) => {
         this.clear();
@@ -262,6 +263,19 @@ export class CompareProgress {
     } else if (ev.type === 'tsne') {
       s.text = `${job.label}  iteration ${ev.iteration}/${ev.total}`;
     }
+  }
+
+  /**
+   * A queue's job back on the queue unfinished (a worker refused it, was stopped or died): it runs
+   * nowhere now, so the ETA no longer shares the work over it, and its wait is no batch time.
+   */
+  private requeue(job: CompareJob, slot: number): void {
+    if (this.slots.get(slot)?.job.key === job.key) this.slots.delete(slot);
+    const t = this.track(job);
+    t.startedAt = undefined;
+    t.lastBatchAt = undefined;
+    t.lastBatchDone = undefined;
+    t.evalSince = undefined;
   }
 
   private end(job: CompareJob, o: JobOutcome): void {

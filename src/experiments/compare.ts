@@ -33,7 +33,7 @@ import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, readDis
 import { type LossSpec } from './lossSpec.ts';
 import type { Executor } from './executor.ts';
 import { WorkerPool } from './pool.ts';
-import { QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
+import { folderOwner, QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
 import type { CompareResults } from './results.ts';
 import { summarise } from './stats.ts';
 import { type CompareOptions, ensureDir, ensureInitialWeights, estimateBatches, GRID_FILE, gridQueueName, initialPath, resolveGrid, runConfig, runKey, runState } from './grid.ts';
@@ -71,6 +71,8 @@ export interface CompareCallbacks {
   }) => void;
   onJobStart?: (job: CompareJob, slot: number) => void;
   onJobEvent?: (job: CompareJob, event: JobEvent, slot: number) => void;
+  /** the job left display line `slot` unfinished, waiting again for a queue's worker (executor.ts, onRequeue) */
+  onJobRequeue?: (job: CompareJob, slot: number) => void;
   onJobEnd?: (job: CompareJob, outcome: JobOutcome) => void;
   /** a phase of the work, in words ("summarising", "writing the report") */
   onPhase?: (text: string) => void;
@@ -138,6 +140,7 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
         name: opts.queue.name ?? gridQueueName(grid),
         data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
         shape: { classes: dataset.classes.length, testImages: dataset.test.labels.length },
+        owner: folderOwner(out),
         log: opts.onQueueLog,
       })
     : undefined;
@@ -257,6 +260,7 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
             callbacks.onJobStart?.(job, slot);
           },
           onEvent: (ev, slot) => callbacks.onJobEvent?.(job, ev, slot),
+          onRequeue: (slot) => callbacks.onJobRequeue?.(job, slot),
         })
         .then(
           (r: JobResult) => {

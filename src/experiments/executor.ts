@@ -10,6 +10,11 @@ export interface ExecutorCallbacks {
   /** the job started, on display line `slot` (0-based; stable while the job runs) */
   onStart?: (slot: number) => void;
   onEvent?: (event: JobEvent, slot: number) => void;
+  /**
+   * the job left display line `slot` without ending: back on a queue, waiting (a worker refused
+   * it, was stopped or died); onStart comes again when a worker takes it. The local pool never does.
+   */
+  onRequeue?: (slot: number) => void;
 }
 
 export interface Executor {

@@ -56,7 +56,7 @@ import type { Executor } from './executor.ts';
 import type { JobRequest } from './jobs.ts';
 import { WorkerPool } from './pool.ts';
 import { calibrate, type Estimate, estimatePlan, type TrainingWork, trainingWork } from './estimate.ts';
-import { QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
+import { folderOwner, QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
 import { type AccuracyAt, accuracyAtOf } from '../eval/accuracyAt.ts';
 import type { PairedComparison } from './results.ts';
 import { parseSweepList, type SweepLossSpec, trialSettings } from './searchSpec.ts';
@@ -248,6 +248,7 @@ export interface SweepPlan {
   definition: SweepDefinition;
   trainings: number;
   finished: number;
+  /** this machine's worker threads; 0 through a queue (the fleet's workers train, how many is theirs to say) */
   workers: number;
   /** the Redis queue the trainings go to (the fleet's workers, not local threads, run them) */
   queue?: string;
@@ -530,7 +531,8 @@ export async function planSweep(opts: SweepOptions = {}): Promise<SweepPlan> {
   const { definition: def, notes } = resolveDefinition(opts, dataset);
   storedSweep(out, def);
   const { planned, reusedKeys, work } = sweepJobs(def, out, dataset);
-  const workers = sweepWorkers(def, opts.workers);
+  // through a queue the fleet's workers train, as runSweep plans it: this machine's threads count for nothing
+  const workers = opts.queue ? 0 : sweepWorkers(def, opts.workers);
   const plan: SweepPlan = { definition: def, trainings: sweepTrainings(def), finished: reusedKeys.length, workers, notes };
   if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
   else if (planned.length > 0) {
@@ -579,6 +581,7 @@ async function runSweepLocked(
         name: opts.queue.name ?? gridQueueName({ sweep: essence(def) }).replace(/^compare-/, 'sweep-'),
         data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
         shape: { classes: dataset.classes.length, testImages: dataset.test.labels.length },
+        owner: folderOwner(out),
         log: opts.onQueueLog,
       })
     : undefined;
@@ -667,6 +670,7 @@ async function runSweepLocked(
             callbacks.onJobStart?.(j, slot);
           },
           onEvent: (ev, slot) => callbacks.onJobEvent?.(j, ev, slot),
+          onRequeue: (slot) => callbacks.onJobRequeue?.(j, slot),
         });
         if (r.worker !== undefined) fleet.add(r.worker);
         callbacks.onJobEnd?.(j, { status: r.status, seconds: (performance.now() - started.t) / 1000 });

@@ -217,3 +217,38 @@ test('without a terminal: compare writes a line per finished epoch and per finis
     assert.deepEqual(lines.filter((l) => /finished in/.test(l)), ['[contrastive seed 0] finished in 0m02s\n'], command);
   }
 });
+
+test('through a queue, a job a worker put back (refused: full disk, no native engine) stops counting as running until a worker takes it again', () => {
+  let ms = 0;
+  const p = new CompareProgress({ isTTY: false, write: () => true } as unknown as NodeJS.WriteStream, { now: () => ms, queue: true });
+  const cb = p.callbacks();
+  const jobs = [0, 1, 2, 3].map(trainJob);
+  cb.onPlan!({ jobs, reused: [], workers: 0, runs: 4 });
+  cb.onJobStart!(jobs[0]!, 0);
+  for (let i = 1; i <= 5; i++) {
+    ms = 1000 * i;
+    cb.onJobEvent!(jobs[0]!, batch(i), 0);
+  }
+  // a second worker takes job 1, then refuses it: its disk is full
+  cb.onJobStart!(jobs[1]!, 1);
+  assert.deepEqual(p.eta(), { seconds: 17.5, partial: true });
+  cb.onJobRequeue!(jobs[1]!, 1);
+  // one job runs: 35 batches left at 1 s, one at a time (as before job 1 started)
+  assert.deepEqual(p.eta(), { seconds: 35, partial: true });
+  // a worker that can run it takes it: two at once again
+  cb.onJobStart!(jobs[1]!, 1);
+  assert.deepEqual(p.eta(), { seconds: 17.5, partial: true });
+  // both go back to the queue (their workers stopped): none runs, no ETA
+  cb.onJobRequeue!(jobs[1]!, 1);
+  cb.onJobRequeue!(jobs[0]!, 0);
+  assert.equal(p.eta(), undefined);
+  // taken again 20 s later; its next batch, 20 s after its last one, is not timed as a batch
+  ms = 25_000;
+  cb.onJobStart!(jobs[0]!, 0);
+  ms = 26_000;
+  cb.onJobEvent!(jobs[0]!, batch(6), 0);
+  ms = 27_000;
+  cb.onJobEvent!(jobs[0]!, batch(7), 0);
+  // 3 + 30 batches left, still 1 s each (not (5 + 20 + 1) s over 7 batches)
+  assert.deepEqual(p.eta(), { seconds: 33, partial: true });
+});

@@ -14,7 +14,7 @@ import { loadDataset } from '../../src/data/registry.ts';
 import { initBackend } from '../../src/engine/backend.ts';
 import { calibrate, type Costs, estimateBasis, estimatePlan, LATE_STEP, splitSizes, stepCost, trainingSeconds, type TrainingWork, trainingWork, WARMUP_STEPS } from '../../src/experiments/estimate.ts';
 import { estimateBatches } from '../../src/experiments/grid.ts';
-import { foldSplit, resolveDefinition, type SweepPlan, sweepJobs, trainConfig } from '../../src/experiments/sweep.ts';
+import { foldSplit, planSweep, resolveDefinition, type SweepPlan, sweepJobs, trainConfig } from '../../src/experiments/sweep.ts';
 import { planText } from '../../src/cli/sweep.ts';
 import { createLoss } from '../../src/losses/registry.ts';
 import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
@@ -327,4 +327,24 @@ test('sweep --plan prints the plan and exits 0, writing nothing (no folder, noth
   const again = siamese([...args, '--out', existing]);
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(readdirSync(existing), ['keep.txt']);
+});
+
+test('sweep --plan --queue: the plan counts no local workers (0, as the sweep plans it), names the queue without its password and makes no estimate; compare takes no --plan', async () => {
+  const args = ['--data', 'idx', '--data-dir', dataDir, '--trials', '2', '--folds', '2', '--seeds', '1', '--epochs', '1', '--train-pairs', '100', '--workers', '2'];
+  // nothing listens there: the plan never connects
+  const url = 'redis://:secret@127.0.0.1:9';
+  const plan = await planSweep({ data, trials: 2, folds: 2, seeds: 1, epochs: 1, trainPairs: 100, workers: 2, out: join(root, 'queue-plan'), queue: { url } });
+  assert.equal(plan.workers, 0, 'this machine\'s threads do not train a queue\'s jobs');
+  assert.equal(plan.queue, 'redis://127.0.0.1:9');
+  assert.equal(plan.estimate, undefined);
+  const r = siamese(['sweep', '--plan', ...args, '--queue', url, '--out', join(root, 'queue-plan')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.split('\n')[1], 'sweep: on the workers of the queue redis://127.0.0.1:9 (no time estimate: it depends on the fleet)');
+  assert.doesNotMatch(r.stdout + r.stderr, /\d+ workers?\b|secret|cores?\b/);
+  assert.equal(existsSync(join(root, 'queue-plan')), false, 'no output folder');
+  // compare has no plan to print: the option is refused, so nothing about this machine is said either
+  const c = siamese(['compare', '--plan', '--queue', url, '--losses', 'contrastive']);
+  assert.equal(c.code, 2);
+  assert.equal(c.stdout, '');
+  assert.equal(c.stderr, "siamese: unknown option '--plan'\n");
 });

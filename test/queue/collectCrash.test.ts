@@ -12,6 +12,8 @@
  * a set of one whose commit record names the job, so that a crash between the file in place and
  * the job's removal no longer leaves the job in Redis; the next run removes it without writing the
  * file again. Before, it stayed until `siamese queue clean`.
+ * A plain compare (no --queue) run after such a crash completes a decided write or undoes an
+ * undecided one (and computes the file itself): the folder ends as the uninterrupted comparison's.
  * Through a real redis-server, `siamese worker` and `siamese compare --resume --queue`.
  * @needs redis-server
  */
@@ -24,6 +26,7 @@ import { test } from 'node:test';
 import { Queue, Worker } from 'bullmq';
 import { runCompare } from '../../src/experiments/compare.ts';
 import type { CompareOptions } from '../../src/experiments/grid.ts';
+import { queueClean } from '../../src/experiments/queue/admin.ts';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
 import { QueueExecutor } from '../../src/experiments/queue/coordinator.ts';
 import type { QueueJobResult } from '../../src/experiments/queue/payload.ts';
@@ -245,6 +248,55 @@ test('a coordinator killed at any step of collecting a lone file (a distance sam
     }
   } finally {
     await queue.close();
+    await stop(w);
+  }
+});
+
+test('a plain compare (no --queue) after a coordinator was killed at any step of collecting a lone file: it completes or undoes the write and ends as the uninterrupted comparison', async () => {
+  // the uninterrupted comparison: its distance sample and t-SNE layouts trained here, on the local pool
+  const base = join(root, 'plain-base');
+  const opts: CompareOptions = { losses: 'contrastive', seeds: 1, epochs: 1, trainPairs: 2000, workers: 1, out: base, tsnePoints: 60, tsneIterations: 50, retrieval: false };
+  assert.equal((await runCompare(opts)).status, 'finished');
+  /** results.json without what differs between two invocations (the time, the folder's path) */
+  const results = (dir: string): unknown => {
+    const r = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8').replaceAll(dir, base)) as Record<string, unknown>;
+    for (const k of ['machine', 'createdAt']) delete r[k];
+    return r;
+  };
+  const uninterrupted = results(base);
+  const targets = [
+    { what: 'distances', file: join('runs', RUN, 'distances.json') },
+    { what: 't-SNE', file: join('tsne', 'before.json') },
+  ];
+  const w = start(['worker', '--queue', redis.url, '--queue-name', 'plain']);
+  try {
+    for (const t of targets) {
+      const expected = sha(readFileSync(join(base, t.file)));
+      const staging = join(t.file, '..', singleFileStaging(t.file.split('/').pop()!));
+      // the steps: the file staged (1), the commit record (2), the file in place (3), the set in
+      // place (4), the job removed from Redis (5)
+      for (const k of [1, 2, 3, 4, 5]) {
+        const dir = join(root, `plain-${t.what}-k${k}`);
+        cpSync(base, dir, { recursive: true });
+        const path = join(dir, t.file);
+        rmSync(path);
+        const crashed = start(['compare', '--resume', dir, '--queue', redis.url, '--queue-name', 'plain', '--no-report'], { SIAMESE_TEST_COLLECT_CRASH_AFTER: String(k) });
+        await crashed.exited;
+        assert.equal(crashed.child.signalCode, 'SIGKILL', `${t.what} step ${k}: ${crashed.out()}`);
+        // what the crash left: a staged write, undecided (step 1) or decided (2 and later: its record)
+        assert.ok(existsSync(join(dir, staging)), `${t.what} step ${k}: the staging folder`);
+        const plain = start(['compare', '--resume', dir, '--no-report']);
+        assert.equal(await plain.exited, 0, `${t.what} step ${k}: ${plain.out()}`);
+        // only an undecided write is undone, and the job then runs here; a decided one is completed
+        assert.equal(/ done in /.test(plain.out()), k === 1, `${t.what} step ${k}: ${plain.out()}`);
+        assert.equal(sha(readFileSync(path)), expected, `${t.what} step ${k}: the uninterrupted file`);
+        assert.ok(!existsSync(join(dir, staging)), `${t.what} step ${k}: the staging folder is gone`);
+        assert.deepEqual(results(dir), uninterrupted, `${t.what} step ${k}: results.json`);
+        // the job a plain compare leaves in Redis: the next step's crash starts from an empty queue
+        await queueClean(redis.url, 'plain', true);
+      }
+    }
+  } finally {
     await stop(w);
   }
 });

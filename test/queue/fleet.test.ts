@@ -1,7 +1,8 @@
 /**
  * The fleet for real: Debian's redis-server on a free loopback port, `siamese worker` processes and
  * `siamese compare --queue` as a user runs them. Every grid is checked against the same grid on the
- * local worker pool: the same trained bytes, whatever happened on the way.
+ * local worker pool: the same trained bytes, whatever happened on the way; and no job is trained
+ * more often than the mishap requires (a killed worker's job once more, from its last epoch).
  * @needs redis-server
  */
 import assert from 'node:assert/strict';
@@ -104,7 +105,7 @@ describe('compare on a fleet through Redis', () => {
     }
   });
 
-  test('a worker killed with SIGKILL mid-run: another takes the job over from its last epoch, same bytes', async () => {
+  test('a worker killed with SIGKILL mid-run: another takes the job over from its last epoch, running it once more and nothing twice; same bytes', async () => {
     const conn = new Redis({ ...(parseQueueUrl(redis.url).connection as object) });
     const a = start(['worker', '--queue', redis.url, '--queue-name', 'kill', '--lock-seconds', '2']);
     let b: Proc | undefined;
@@ -120,9 +121,14 @@ describe('compare on a fleet through Redis', () => {
       b = start(['worker', '--queue', redis.url, '--queue-name', 'kill', '--lock-seconds', '2']);
       assert.equal(await c.exited, 0, c.out());
       assert.deepEqual(outcome(join(root, 'kill')), local);
-      // b restored the checkpoint: it started the killed job, which a had started too
+      // b restored the checkpoint: it started the killed job, which a had started too; the killed
+      // job ran again exactly once, the other job once: nothing else was run twice
       const started = (o: string) => [...o.matchAll(/(train-[0-9a-f]+) started/g)].map((m) => m[1]);
-      assert.ok(started(b.out()).some((id) => started(a.out()).includes(id)), `a: ${a.out()}\nb: ${b.out()}`);
+      const [killed, ...more] = started(a.out());
+      assert.deepEqual(more, [], `a: ${a.out()}`);
+      const byB = started(b.out());
+      assert.equal(byB.length, 2, `b: ${b.out()}`);
+      assert.equal(byB.filter((id) => id === killed).length, 1, `a: ${a.out()}\nb: ${b.out()}`);
     } finally {
       conn.disconnect();
       await stop(a);
@@ -142,6 +148,26 @@ describe('compare on a fleet through Redis', () => {
       assert.deepEqual(outcome(join(root, 'restart')), local);
     } finally {
       await stop(w);
+    }
+  });
+
+  test('Redis restarted with its data (appendonly) mid-run: the workers and the coordinator reconnect, nothing is enqueued or trained again, the same bytes', async () => {
+    const kept = await startRedis({ persist: true });
+    const w = start(['worker', '--queue', kept.url, '--queue-name', 'kept']);
+    try {
+      await waitFor('the worker', () => /serving grid kept/.test(w.out()), 60);
+      const c = start(['compare', ...GRID, '--out', join(root, 'kept'), '--queue', kept.url, '--queue-name', 'kept']);
+      await waitFor('a first epoch', () => /epoch 1\/3/.test(c.out()));
+      await kept.restart();
+      assert.equal(await c.exited, 0, c.out());
+      assert.doesNotMatch(c.out(), /lost by Redis/);
+      assert.deepEqual(outcome(join(root, 'kept')), local);
+      const started = [...w.out().matchAll(/(train-[0-9a-f]+) started/g)].map((m) => m[1]);
+      assert.equal(new Set(started).size, 2, w.out());
+      assert.equal(started.length, 2, `a job trained twice:\n${w.out()}`);
+    } finally {
+      await stop(w);
+      await kept.stop();
     }
   });
 

@@ -7,6 +7,9 @@
  * The machine's own faults too (errors.ts, machineFault): a worker whose disk is full (ENOSPC
  * injected by test/fixtures/faults.mjs into its job folders) and one without the native engine
  * (SIAMESE_NATIVE=0) that a job asks for put the job back the same way.
+ * A refused job is not running: the coordinator frees its display line and says so (the
+ * progress display's ETA then shares no work over it) until a worker takes it again. Before, it
+ * counted as running, in the ETA too, from the refusing worker's start until another took it.
  * Through a real redis-server, `siamese worker`s and `siamese compare --queue`.
  * @needs redis-server
  */
@@ -17,6 +20,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { Queue } from 'bullmq';
+import { runCompare } from '../../src/experiments/compare.ts';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
 import { type CliProcess as Proc, startCli as start, stopCli as stop, waitFor, queueTestHooks } from './processes.ts';
 import { REPO_ROOT } from '../helpers.ts';
@@ -126,4 +130,35 @@ test('a worker without the native engine puts back a job that asks for it, attem
     ['--engine', 'native'],
     /^worker [^ ]+:\d+: cannot run train-[0-9a-f]+: --engine native: the native engine is not available \(.+\); left to other workers, grid nonative left alone for 0\.5 s$/,
   );
+});
+
+test('a refused job leaves its display line each time it is put back (onJobRequeue), and takes one again only when a worker takes it', async () => {
+  const bad = start(['worker', '--queue', redis.url, '--queue-name', 'eta', '--data-dir', empty, '--backoff-seconds', '0.5']);
+  const seen: string[] = [];
+  const ac = new AbortController();
+  try {
+    await waitFor('the worker', () => /serving grid eta/.test(bad.out()), 60);
+    const run = runCompare(
+      { losses: 'contrastive', seeds: 1, epochs: 1, trainPairs: 2000, tsnePoints: 0, snapshotPoints: 0, retrieval: false, out: join(root, 'eta'), queue: { url: redis.url, name: 'eta' }, signal: ac.signal },
+      {
+        onJobStart: (j, slot) => seen.push(`start ${j.key} ${slot}`),
+        onJobRequeue: (j, slot) => seen.push(`requeue ${j.key} ${slot}`),
+        onJobEvent: (j, ev) => seen.push(`event ${j.key} ${ev.type}`),
+      },
+    );
+    await waitFor('three refusals seen by the coordinator', () => seen.filter((e) => e.startsWith('requeue')).length >= 3);
+    ac.abort();
+    assert.equal((await run).status, 'interrupted');
+    const refused = refusals(bad).length;
+    assert.ok(refused >= 3, bad.out());
+    // each time a worker took it, then put it back: never counted as running in between
+    const n = seen.filter((e) => e.startsWith('requeue')).length;
+    assert.ok(n <= refused, `${n} requeues for ${refused} refusals`);
+    const expected = Array.from({ length: n }, () => ['start contrastive-seed0 0', 'requeue contrastive-seed0 0']).flat();
+    assert.deepEqual(seen.slice(0, 2 * n), expected);
+    assert.ok(seen.length - 2 * n <= 1 && (seen.length === 2 * n || seen[2 * n] === 'start contrastive-seed0 0'), seen.join('\n'));
+  } finally {
+    ac.abort();
+    await stop(bad);
+  }
 });

@@ -3,7 +3,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { UsageError } from '../../errors.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
-import { checkpointPattern, GRIDS_KEY } from './keys.ts';
+import { checkpointPattern, GRIDS_KEY, waitersPattern } from './keys.ts';
 import { connectOrExplain } from './worker.ts';
 
 export interface GridStatus {
@@ -65,7 +65,7 @@ function workerName(w: Record<string, string | undefined>): string {
   return at >= 0 ? raw.slice(at + 3) : String(w['name'] ?? w['id'] ?? '?');
 }
 
-/** Remove a grid's queue, its checkpoints and its registration; refused while jobs run, unless forced. */
+/** Remove a grid's queue, its checkpoints, its jobs' waiting coordinators and its registration; refused while jobs run, unless forced. */
 export async function queueClean(url: string, name: string, force = false): Promise<void> {
   await withRedis(url, async (redis, connection) => {
     // a mistyped name must not report "removed": a grid is registered or has keys of its own
@@ -83,12 +83,14 @@ export async function queueClean(url: string, name: string, force = false): Prom
     } finally {
       await q.close();
     }
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', checkpointPattern(name), 'COUNT', 500);
-      if (keys.length) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    for (const pattern of [checkpointPattern(name), waitersPattern(name)]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+        if (keys.length) await redis.del(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+    }
     await redis.srem(GRIDS_KEY, name);
   });
 }

@@ -14,22 +14,25 @@
  *   for a while (unrunnableSeconds) it is reported, with the last refusal's worker and reason;
  * - a training's result is written as one set of files (io/fileSet.ts: a crash at any point leaves
  *   the run folder's old files or all the new ones, which the next run completes), a lone file's
- *   (distances, t-SNE) as a set of one, then removed from Redis; the set's commit record names
+ *   (distances, t-SNE) as a set of one, then removed from Redis (once no other coordinator of
+ *   the grid waits for it: two output folders of one grid share its jobs); the set's commit record names
  *   the job until then, so that the next run, finding a result in place whose job a crash left
  *   in Redis, removes it there (settle, settleFile), neither writing the file again nor training.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { hostname } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { type Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DataError, errorFromCode, UsageError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
 import { closeFileSet, placedSetTag, singleFileStaging, writeFileSet } from '../../io/fileSet.ts';
+import { collectCrashHook } from '../../testHooks.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import type { Executor, ExecutorCallbacks } from '../executor.ts';
 import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
-import { GRIDS_KEY } from './keys.ts';
+import { GRIDS_KEY, waitersKey } from './keys.ts';
 import type { DatasetShape } from './resultSize.ts';
 import { checkBundle, type DataChecksums, embeddingsOverLimit, failureCode, jobId, outputPaths, type QueueJobData, type QueueJobResult, refusalOf, toQueueJob } from './payload.ts';
 import { connectOrExplain } from './worker.ts';
@@ -58,6 +61,12 @@ export interface QueueExecutorOptions {
    * (resultSize.ts) is refused before it is enqueued, not collected in vain after it trained
    */
   shape?: DatasetShape;
+  /**
+   * who waits for the jobs' results, the same for every run of one command (compare and sweep: the
+   * host and output folder): a job's result leaves Redis once every coordinator that enqueued it
+   * has written it; default this process (host:pid)
+   */
+  owner?: string;
   /** one line per notable event (jobs enqueued again, results collected late) */
   log?: (line: string) => void;
   /**
@@ -71,6 +80,20 @@ function defaultUnrunnableSeconds(): number {
   const v = Number(process.env['SIAMESE_QUEUE_UNRUNNABLE_SECONDS']);
   return Number.isFinite(v) && v > 0 ? v : 600;
 }
+
+/**
+ * How long a job's waiting coordinators are kept without a new one: a coordinator that never comes
+ * back for its results holds a result in Redis that long at most (`siamese queue clean` at once).
+ */
+const WAITERS_TTL_S = 7 * 24 * 3600;
+
+/**
+ * Leave a job's waiting coordinators (KEYS[1]) and say how many are left (ARGV[1]: this one), at
+ * once: two coordinators that collect together never both see the other still waiting.
+ */
+const RELEASE_SCRIPT = `
+redis.call('SREM', KEYS[1], ARGV[1])
+return redis.call('SCARD', KEYS[1])`;
 
 /** Retries of a job that crashed (BullMQ's attempts); a job's own failure is never retried. */
 const ATTEMPTS = 3;
@@ -91,6 +114,7 @@ export class QueueExecutor implements Executor {
     private readonly events: QueueEvents,
     private readonly redis: Redis,
     readonly display: string,
+    private readonly owner: string,
   ) {}
 
   /**
@@ -108,7 +132,7 @@ export class QueueExecutor implements Executor {
     queue.on('error', () => {});
     events.on('error', () => {});
     await events.waitUntilReady();
-    const ex = new QueueExecutor(opts, queue, events, redis, display);
+    const ex = new QueueExecutor(opts, queue, events, redis, display, opts.owner ?? `${hostname()}:${process.pid}`);
     ex.listen();
     return ex;
   }
@@ -191,8 +215,22 @@ export class QueueExecutor implements Executor {
     if (id === undefined) return;
     const job = await this.queue.getJob(id);
     // the same id is the same result (payload.ts, jobId); a job in any other state is not ours to drop
-    if (job && (await job.getState()) === 'completed') await job.remove();
+    if (job && (await job.getState()) === 'completed') await this.release(job);
     closeFileSet(dir, staging);
+  }
+
+  /**
+   * This coordinator has the job's result: it stops waiting for it, and the result leaves Redis
+   * unless another coordinator of the grid still waits for it (it enqueued the same job: two
+   * output folders of one grid; one of them interrupted: for its next run). Before, the first to
+   * collect removed it, and the other, finding it gone, enqueued it again: trained twice.
+   * A coordinator arriving between the count and the removal finds the job gone and enqueues it
+   * again, as it would a moment later: the window is one round trip.
+   */
+  private async release(job: Job): Promise<void> {
+    const key = waitersKey(this.opts.name, job.id!);
+    const left = Number(await this.redis.eval(RELEASE_SCRIPT, 1, key, this.owner));
+    if (left === 0) await job.remove();
   }
 
   private async submit(p: Pending): Promise<void> {
@@ -200,6 +238,9 @@ export class QueueExecutor implements Executor {
       await this.redis.sadd(GRIDS_KEY, this.opts.name);
       this.registered = true;
     }
+    // waiting for its result before it can exist: a result is only removed once no one waits (release)
+    const key = waitersKey(this.opts.name, p.id);
+    await this.redis.multi().sadd(key, this.owner).expire(key, WAITERS_TTL_S).exec();
     const job = await this.queue.add(p.data.type, p.data, {
       jobId: p.id,
       attempts: ATTEMPTS,
@@ -230,6 +271,14 @@ export class QueueExecutor implements Executor {
       p.slot = slot;
       p.cb.onStart?.(slot);
     });
+    // back on the queue after a worker took it (refused, put back by a stopped worker, or taken
+    // from a dead one): it runs nowhere until a worker takes it again ('active')
+    const requeued = ({ jobId: id }: { jobId: string }): void => {
+      const p = this.pending.get(id);
+      if (p) this.leaveSlot(p);
+    };
+    this.events.on('waiting', requeued);
+    this.events.on('delayed', requeued);
     this.events.on('progress', ({ jobId: id, data }) => {
       const p = this.pending.get(id);
       const refusal = refusalOf(data);
@@ -261,11 +310,17 @@ export class QueueExecutor implements Executor {
 
   private noteRefusal(p: Pending, r: { worker: string; reason: string }): void {
     p.refused = { worker: r.worker, reason: r.reason, since: p.refused?.since ?? Date.now() };
-    // a refused job started on no slot: free the one its 'active' event took
-    if (p.slot !== undefined) {
-      this.slots[p.slot] = null;
-      p.slot = undefined;
-    }
+    // a refused job runs nowhere: free the slot its 'active' event took
+    this.leaveSlot(p);
+  }
+
+  /** A job that a worker took and put back (or lost) waits again: its slot is freed, and said so. */
+  private leaveSlot(p: Pending): void {
+    const slot = p.slot;
+    if (slot === undefined) return;
+    this.slots[slot] = null;
+    p.slot = undefined;
+    p.cb.onRequeue?.(slot);
   }
 
   /**
@@ -345,26 +400,26 @@ export class QueueExecutor implements Executor {
         // its old manifest after a crash, and the run could not be resumed again
         const bytes = Object.fromEntries(names.map((n) => [n, Buffer.from(files[n]!, 'base64')]));
         receipt = { dir: [...dirs][0]! };
-        await writeFileSet(receipt.dir, bytes, ['manifest.json'], crashHook(), p.id);
+        await writeFileSet(receipt.dir, bytes, ['manifest.json'], collectCrashHook, p.id);
       } else if (names.length === 1) {
         // a lone file (a distance sample, a t-SNE layout): a set of one, staged beside it, so that
         // a crash after it is in place leaves the job's id for the next run to settle
         const path = paths[names[0]!]!;
         receipt = { dir: dirname(path), staging: singleFileStaging(basename(path)) };
-        await writeFileSet(receipt.dir, { [basename(path)]: Buffer.from(files[names[0]!]!, 'base64') }, [], crashHook(), p.id, receipt.staging);
+        await writeFileSet(receipt.dir, { [basename(path)]: Buffer.from(files[names[0]!]!, 'base64') }, [], collectCrashHook, p.id, receipt.staging);
       } else {
         for (const n of names) {
           mkdirSync(dirname(paths[n]!), { recursive: true });
           await writeFileAtomic(paths[n]!, Buffer.from(files[n]!, 'base64'));
         }
       }
-      crashHook()?.();
-      const removed = await job.remove().then(
+      collectCrashHook?.();
+      const removed = await this.release(job).then(
         () => true,
         () => false,
       );
       if (receipt !== undefined) {
-        crashHook()?.();
+        collectCrashHook?.();
         // a job Redis did not let go: the receipt stays, for the next run to settle
         if (removed) closeFileSet(receipt.dir, receipt.staging);
       }
@@ -383,6 +438,11 @@ export class QueueExecutor implements Executor {
   }
 }
 
+/** The coordinator of an output folder, whichever run of the command it is (QueueExecutorOptions.owner). */
+export function folderOwner(out: string): string {
+  return `${hostname()}:${resolve(out)}`;
+}
+
 /**
  * Refuse (UsageError, one line) a run whose embeddings.bin the queue could not carry
  * (payload.ts, MAX_EMBEDDINGS_BYTES): compare and sweep check their runs before they start.
@@ -390,19 +450,6 @@ export class QueueExecutor implements Executor {
 export function queueableEmbeddings(snapshotPoints: number, config: Pick<TrainConfig, 'embeddingDim' | 'epochs'>): void {
   const over = embeddingsOverLimit(snapshotPoints, config.embeddingDim, config.epochs);
   if (over) throw new UsageError(over);
-}
-
-/**
- * For the crash tests only: SIAMESE_TEST_COLLECT_CRASH_AFTER=k kills this process (SIGKILL, as a
- * power cut would) after the k-th step of a collect that changes the disk.
- */
-let collectSteps = 0;
-function crashHook(): (() => void) | undefined {
-  const k = Number(process.env['SIAMESE_TEST_COLLECT_CRASH_AFTER'] ?? 0);
-  if (!(k > 0)) return undefined;
-  return () => {
-    if (++collectSteps >= k) process.kill(process.pid, 'SIGKILL');
-  };
 }
 
 function isEvent(v: unknown): v is JobEvent {

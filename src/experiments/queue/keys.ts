@@ -23,6 +23,20 @@ export function checkpointPattern(queue: string): string {
   return `${KEY_PREFIX}:checkpoint:${queue}:*`;
 }
 
+/**
+ * The coordinators that wait for a job's result (a set, one member per output folder): two
+ * coordinators of one grid enqueue the same job (payload.ts, jobId), and its result leaves Redis
+ * once the last of them has written it (coordinator.ts, release).
+ */
+export function waitersKey(queue: string, jobId: string): string {
+  return `${KEY_PREFIX}:waiters:${queue}:${jobId}`;
+}
+
+/** Every waiters key of a grid (for `queue clean`). */
+export function waitersPattern(queue: string): string {
+  return `${KEY_PREFIX}:waiters:${queue}:*`;
+}
+
 /** Executions per tag of the load test's sleep jobs. */
 export function sleepCountKey(queue: string): string {
   return `${KEY_PREFIX}:sleeps:${queue}`;

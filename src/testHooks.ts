@@ -1,0 +1,19 @@
+/**
+ * TEST HOOKS: not features, never set in use. The one place production code looks at a test-only
+ * environment variable, once, when this module loads; everything else gets the hook from here
+ * (test/structure/testHooks.test.ts keeps it so).
+ *
+ * SIAMESE_TEST_COLLECT_CRASH_AFTER=k: the queue coordinator's collect kills its own process
+ * (SIGKILL, as a power cut would) after the k-th step that changes the disk, so that the crash
+ * tests (test/queue/collectCrash.test.ts) can stop it at every point of writing a result.
+ */
+const crashAfter = Number(process.env['SIAMESE_TEST_COLLECT_CRASH_AFTER'] ?? 0);
+let collectSteps = 0;
+
+/** Called after each disk-changing step of a collect; undefined unless a crash test set the variable. */
+export const collectCrashHook: (() => void) | undefined =
+  crashAfter > 0
+    ? () => {
+        if (++collectSteps >= crashAfter) process.kill(process.pid, 'SIGKILL');
+      }
+    : undefined;

@@ -74,7 +74,8 @@ function drawEpochs(root: HTMLElement, key: string, runs: RunInfo[]): void {
   const epochs = [...new Set(shown.flatMap((r) => linesOf(r).map((l) => l.epoch)))].sort((a, b) => a - b);
   const select = seedSelect(root, key, seeds);
   if (epochs.length === 0) {
-    root.append(h('div', { class: 'controls' }, select), h('p', { class: 'note' }, 'no epoch recorded yet: the histograms appear when the first epoch has finished'));
+    const coming = shown.some((r) => !state.distances.has(r.id));
+    root.append(h('div', { class: 'controls' }, select), h('p', { class: 'note' }, coming ? 'loading the histograms…' : 'no epoch recorded yet: the histograms appear when the first epoch has finished'));
     return;
   }
   const wanted = epochChoice.get(key);

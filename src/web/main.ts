@@ -12,6 +12,7 @@ import { at, type Chunk, fromCurrent, merge, serverOf } from './chunks.ts';
 import { logsConnected, mergeLog, onLogsLoaded, resyncLogs } from './logs.ts';
 import { applyRows, newer, type RunsDelta } from './rows.ts';
 import { renderRuns } from './runs.ts';
+import { message } from './dom.ts';
 import { pacer } from './pace.ts';
 import { renderShapes } from './shapes.ts';
 import { renderSweep } from './sweep.ts';
@@ -46,7 +47,11 @@ let readyWanted = false;
 function draw(): string | null {
   const name = active;
   const due = stale.delete(name);
-  if (due) {
+  if (due && state.server === undefined) {
+    // before the event stream's first table every view would say there are no runs: there may be
+    view(name).replaceChildren(message('connecting to the server…'));
+    stale.add(name);
+  } else if (due) {
     try {
       VIEWS[name]!(view(name));
     } catch (e) {

@@ -29,7 +29,7 @@
  *   /files/ROOT/PATH       a file under served folder number ROOT, read-only
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join } from 'node:path';
@@ -42,7 +42,7 @@ import { type Changes, Monitor } from './monitor.ts';
 import { decodePath, resolveInside } from './paths.ts';
 import type { Snapshots } from './snapshots.ts';
 import { RunsTable } from './runsTable.ts';
-import { LOG_LINES, MAX_JSON_BYTES, type Root } from './scan.ts';
+import { LOG_LINES, MAX_JSON_BYTES, readTextFile, type Root } from './scan.ts';
 import { type At, parseAt, Tails } from './tail.ts';
 
 /** where `npm run build:web` writes the page */
@@ -167,14 +167,14 @@ export async function startServer(o: ServeOptions): Promise<Served> {
    * once, before the answer that includes them, so that every line reaches each page in order
    * whichever way it reads it.
    */
-  const readLog = (r: { id: string; dir: string }, at?: At) => {
-    const t = tails.read(`${r.id}\nlog`, r.id, join(r.dir, 'log.jsonl'), LOG_LINES, { at });
+  const readLog = (r: { id: string; dir: string; root: number }, at?: At) => {
+    const t = tails.read(`${r.id}\nlog`, r.id, join(r.dir, 'log.jsonl'), LOG_LINES, { at }, roots[r.root]!.real);
     if (t.changed) broadcast('log', t.changed);
     return t.answer!;
   };
   /** with `want`, the answer to a page's request (the whole file, or what follows `want.at`) */
-  const readDistances = (r: { id: string; dir: string }, want?: { at: At | undefined }) => {
-    const t = tails.read(`${r.id}\ndistances`, r.id, join(r.dir, 'distances.jsonl'), DISTANCE_LINES, want);
+  const readDistances = (r: { id: string; dir: string; root: number }, want?: { at: At | undefined }) => {
+    const t = tails.read(`${r.id}\ndistances`, r.id, join(r.dir, 'distances.jsonl'), DISTANCE_LINES, want, roots[r.root]!.real);
     if (t.changed) broadcast('distances', t.changed);
     return t.answer;
   };
@@ -343,7 +343,9 @@ export async function startServer(o: ServeOptions): Promise<Served> {
             if (!got || got.key !== key) {
               const { testImages } = await import('./images.ts');
               try {
-                const data = (JSON.parse(readFileSync(join(r.dir, 'manifest.json'), 'utf8')) as { config?: { data?: DataSpec } }).config?.data;
+                const m = readTextFile(join(r.dir, 'manifest.json'), 'manifest.json', roots[r.root]!.real);
+                if (!m.ok) throw new Error(m.message);
+                const data = (JSON.parse(m.value) as { config?: { data?: DataSpec } }).config?.data;
                 const s = await testImages(data, header.indices, header.labels, EMBEDDINGS_FILE);
                 got = { key, body: { height: s.height, width: s.width, pixels: Buffer.from(s.pixels).toString('base64') } };
               } catch (e) {

@@ -117,14 +117,24 @@ function mergeDistances(c: Chunk<EpochDistances>): boolean {
   return true;
 }
 
+/** /api/results answers received, on body[data-results-answers] (what a test waits for) */
+let resultsAnswers = 0;
+/** requests for /api/results so far, and per folder the number of its latest: an earlier one's answer arriving after it is older */
+let resultsRequests = 0;
+const resultsAsked = new Map<string, number>();
+
 async function loadResults(folder: string): Promise<void> {
+  const ask = ++resultsRequests;
+  resultsAsked.set(folder, ask);
   let r: ResultsState;
   try {
     r = await getJson<ResultsState>(`/api/results?folder=${encodeURIComponent(folder)}`);
   } catch (e) {
     r = { ok: false, message: (e as Error).message };
   }
-  state.results.set(folder, r);
+  document.body.dataset['resultsAnswers'] = String(++resultsAnswers);
+  // two requests out (results.json replaced twice): the answers may come in either order
+  if (resultsAsked.get(folder) === ask) state.results.set(folder, r);
 }
 
 /** the views drawn from the runs list; the embedding reads results.json only */
@@ -142,6 +152,7 @@ async function onRuns(p: RunsPayload): Promise<void> {
   for (const id of [...state.logs.keys()]) if (!ids.has(id)) state.logs.delete(id);
   for (const f of p.folders) if ((f.results || f.message) && !state.results.has(f.id)) fetches.push(loadResults(f.id));
   for (const id of [...state.results.keys()]) if (!p.folders.some((f) => f.id === id)) state.results.delete(id);
+  for (const id of [...resultsAsked.keys()]) if (!p.folders.some((f) => f.id === id)) resultsAsked.delete(id);
   // an epoch of a running compare must not redraw (and reset) the explorer's maps
   render(foldersChanged ? undefined : RUN_VIEWS);
   if (fetches.length > 0) {

@@ -141,7 +141,7 @@ export class Monitor {
 
   /** A folder's rows from results.json, refreshed when it or the folder's run set changes. */
   private readResults(f: FolderRef): void {
-    const t = readTextFile(join(f.dir, 'results.json'));
+    const t = readTextFile(join(f.dir, 'results.json'), 'results.json', this.roots[f.root]!.real);
     this.resultTexts.delete(f.id);
     this.resultKinds.delete(f.id);
     if (!t.ok) {
@@ -276,8 +276,8 @@ export class Monitor {
       // parsed only when changed: results.json can be megabytes, and the poll runs every second
       if (changed) {
         relabel.add(f.id);
-        entries.set(f.id, folderLosses(f));
-        if (f.kind === 'sweep') this.outlines.set(f.id, sweepOutline(f));
+        entries.set(f.id, folderLosses(f, this.roots[f.root]!.real));
+        if (f.kind === 'sweep') this.outlines.set(f.id, sweepOutline(f, this.roots[f.root]!.real));
       }
     }
     for (const f of this.discovery.folders) {
@@ -319,18 +319,18 @@ export class Monitor {
     // only the files that changed are read; the log from where its last read ended (tail.ts)
     const parts: RunParts = had ? { ...had } : ({} as RunParts);
     if (changed.has('manifest.json')) {
-      const { bytes, ...m } = readManifestPart(r.dir);
+      const { bytes, ...m } = readManifestPart(r.dir, this.roots[r.root]!.real);
       this.bytesRead += bytes;
       parts.manifest = m;
     }
     if (changed.has('result.json')) {
-      const { bytes, ...m } = readResultPart(r.dir);
+      const { bytes, ...m } = readResultPart(r.dir, this.roots[r.root]!.real);
       this.bytesRead += bytes;
       parts.result = m;
     }
     if (changed.has('log.jsonl')) {
       const key = `${r.id}\nlog`;
-      const t = this.tails.read(key, r.id, join(r.dir, 'log.jsonl'), LOG_LINES);
+      const t = this.tails.read(key, r.id, join(r.dir, 'log.jsonl'), LOG_LINES, undefined, this.roots[r.root]!.real);
       changes.logs.push(r.id);
       if (t.changed) changes.logChunks.push(t.changed);
       const s = this.tails.state<LogSummary>(key)!;

@@ -4,7 +4,7 @@
  * `..` segments (plain or percent-encoded, any case), NUL bytes, backslashes, absolute paths,
  * and any path whose real location (symlinks followed) leaves the folder's own real path.
  */
-import { realpathSync } from 'node:fs';
+import { constants, openSync, realpathSync } from 'node:fs';
 import { isAbsolute, join, relative, sep } from 'node:path';
 
 /** Decode a URL path once; null when the encoding is broken. */
@@ -38,4 +38,25 @@ export function resolveInside(rootReal: string, rel: string): string | null {
     return null;
   }
   return isInside(rootReal, real) ? real : null;
+}
+
+const NO_FOLLOW = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
+
+/**
+ * Open a file of a served folder for reading. A file that is a link is followed only to a file
+ * inside `rootReal` (the served folder's real path): a folder of runs from elsewhere whose
+ * log.jsonl or results.json links to a file outside must not make the server show that file.
+ * Without `rootReal`, a link is refused. A refused link throws with the code "a link out of the
+ * served folder", which the readers' messages quote.
+ */
+export function openServed(path: string, rootReal?: string): number {
+  try {
+    // the final component is no link (the folders above are real paths already): no check needed
+    return openSync(path, NO_FOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ELOOP' || constants.O_NOFOLLOW === undefined) throw e;
+  }
+  const real = realpathSync.native(path);
+  if (rootReal === undefined || !isInside(rootReal, real)) throw Object.assign(new Error(`${path}: a link out of the served folder`), { code: 'a link out of the served folder' });
+  return openSync(real, NO_FOLLOW);
 }

@@ -12,13 +12,13 @@
  *   a single run       manifest.json (with log.jsonl, result.json)
  *   anything else      a folder of those: its subfolders are searched
  */
-import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { accuracyAtOf } from '../eval/accuracyAt.ts';
 import type { CompareResults } from '../experiments/results.ts';
 import { isBatchLossName } from '../losses/registry.ts';
 import type { EpochLog } from '../train/trainer.ts';
-import { isInside } from './paths.ts';
+import { isInside, openServed } from './paths.ts';
 import { type LineParser, parseText } from './tail.ts';
 
 const MAX_DEPTH = 3;
@@ -187,21 +187,28 @@ export function discover(roots: readonly Root[]): Discovery {
 
 export type Read<T> = { ok: true; value: T } | { ok: false; message: string };
 
-/** A text file, or why it cannot be read now. */
-export function readTextFile(p: string, name = basename(p)): Read<string> {
+/**
+ * A text file of a served folder, or why it cannot be read now. `root`: the served folder's real
+ * path, the only place a link may lead (without it, a link is refused: paths.ts openServed).
+ */
+export function readTextFile(p: string, name = basename(p), root?: string): Read<string> {
+  let fd: number | undefined;
   try {
-    const st = statSync(p);
-    if (st.size > MAX_JSON_BYTES) return { ok: false, message: `${name} is too large to show (${st.size} bytes)` };
-    return { ok: true, value: readFileSync(p, 'utf8') };
+    fd = openServed(p, root);
+    const size = fstatSync(fd).size;
+    if (size > MAX_JSON_BYTES) return { ok: false, message: `${name} is too large to show (${size} bytes)` };
+    return { ok: true, value: readFileSync(fd, 'utf8') };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return { ok: false, message: code === 'ENOENT' ? `${name} does not exist (yet)` : `${name} cannot be read (${code ?? 'error'})` };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
 /** A JSON file, or why it cannot be used now. */
-export function readJsonFile(p: string, name = basename(p)): Read<unknown> {
-  const t = readTextFile(p, name);
+export function readJsonFile(p: string, name = basename(p), root?: string): Read<unknown> {
+  const t = readTextFile(p, name, root);
   return t.ok ? parseJson(t.value, name) : t;
 }
 
@@ -359,8 +366,8 @@ export interface SweepOutline {
 }
 
 /** A sweep folder's outline from its sweep.json, or null (missing, being written, not a sweep). */
-export function sweepOutline(folder: FolderRef): SweepOutline | null {
-  const r = readJsonFile(join(folder.dir, 'sweep.json'));
+export function sweepOutline(folder: FolderRef, root?: string): SweepOutline | null {
+  const r = readJsonFile(join(folder.dir, 'sweep.json'), 'sweep.json', root);
   if (!r.ok) return null;
   const def = obj(obj(r.value)['definition']);
   if (!Array.isArray(def['losses'])) return null;
@@ -380,14 +387,14 @@ export function sweepOutline(folder: FolderRef): SweepOutline | null {
 }
 
 /** A folder's entries (id -> label, params): a compare's from results.json or compare.json, a sweep's from sweep.json. */
-export function folderLosses(folder: FolderRef): Map<string, FolderEntry> {
+export function folderLosses(folder: FolderRef, root?: string): Map<string, FolderEntry> {
   const out = new Map<string, FolderEntry>();
   if (folder.kind === 'sweep') {
-    for (const l of sweepOutline(folder)?.losses ?? []) out.set(l.id, { label: l.label, loss: l.loss, params: {}, space: l.space.map((d) => d.name) });
+    for (const l of sweepOutline(folder, root)?.losses ?? []) out.set(l.id, { label: l.label, loss: l.loss, params: {}, space: l.space.map((d) => d.name) });
     return out;
   }
   for (const f of ['compare.json', 'results.json']) {
-    const r = readJsonFile(join(folder.dir, f));
+    const r = readJsonFile(join(folder.dir, f), f, root);
     if (!r.ok) continue;
     const losses = obj(obj(r.value)['spec'])['losses'];
     if (!Array.isArray(losses)) continue;
@@ -422,8 +429,8 @@ export interface ManifestPart {
   config: Record<string, unknown> | null;
 }
 
-export function readManifestPart(dir: string): ManifestPart & { bytes: number } {
-  const t = readTextFile(join(dir, 'manifest.json'));
+export function readManifestPart(dir: string, root?: string): ManifestPart & { bytes: number } {
+  const t = readTextFile(join(dir, 'manifest.json'), 'manifest.json', root);
   const m: Read<unknown> = !t.ok ? t : parseJson(t.value, 'manifest.json');
   const bytes = t.ok ? Buffer.byteLength(t.value) : 0;
   if (!m.ok) return { message: m.message, status: 'unknown', epochsDone: null, lossName: null, params: {}, config: null, bytes };
@@ -449,8 +456,8 @@ export interface ResultPart {
   mapAtR: number | null;
 }
 
-export function readResultPart(dir: string): ResultPart & { bytes: number } {
-  const t = readTextFile(join(dir, 'result.json'));
+export function readResultPart(dir: string, root?: string): ResultPart & { bytes: number } {
+  const t = readTextFile(join(dir, 'result.json'), 'result.json', root);
   const res: Read<unknown> = !t.ok ? t : parseJson(t.value, 'result.json');
   const bytes = t.ok ? Buffer.byteLength(t.value) : 0;
   if (!res.ok) return { message: res.message, pairAccuracy: null, pairsAt: null, mapAtR: null, bytes };

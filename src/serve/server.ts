@@ -29,7 +29,7 @@
  *   /files/ROOT/PATH       a file under served folder number ROOT, read-only
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join } from 'node:path';
@@ -42,7 +42,7 @@ import { type Changes, Monitor } from './monitor.ts';
 import { decodePath, resolveInside } from './paths.ts';
 import type { Snapshots } from './snapshots.ts';
 import { RunsTable } from './runsTable.ts';
-import { LOG_LINES, MAX_JSON_BYTES, type Root } from './scan.ts';
+import { LOG_LINES, MAX_JSON_BYTES, readTextFile, type Root } from './scan.ts';
 import { type At, parseAt, Tails } from './tail.ts';
 
 /** where `npm run build:web` writes the page */
@@ -84,6 +84,8 @@ export interface ServeOptions {
   pollMs?: number;
   /** the built page; default dist/web */
   webDir?: string;
+  /** bytes of events a client may leave unread before it is dropped; default EVENT_BACKLOG_BYTES */
+  eventBacklogBytes?: number;
 }
 
 export interface Served {
@@ -95,6 +97,8 @@ export interface Served {
   bytesRead(): number;
   /** test images held (per compare folder, per run): what the tests see pruned with their folders and runs */
   imageEntries(): { folders: number; runs: number };
+  /** event streams open: what the tests see a client that stopped reading dropped from */
+  eventClients(): number;
 }
 
 /**
@@ -102,6 +106,14 @@ export interface Served {
  * hundreds of runs), and one request must stay a bounded amount of reading.
  */
 export const MAX_LOGS = 64;
+
+/**
+ * Events a client may leave unread (in the server's write buffer, past the kernel's) before it is
+ * dropped: one that stopped reading (a suspended laptop, a stuck script) would otherwise hold
+ * every later event in the server's memory. A page's EventSource reconnects and gets the whole
+ * table and the lines after its own; a live page reads far faster than training writes.
+ */
+export const EVENT_BACKLOG_BYTES = 16 * 1024 * 1024;
 
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -132,11 +144,18 @@ export async function startServer(o: ServeOptions): Promise<Served> {
   const host = o.host ?? '127.0.0.1';
   const clients = new Set<ServerResponse>();
 
-  /** one event to every page, encoded once */
-  const broadcast = (event: string, data: unknown): void => {
-    const text = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const res of clients) res.write(text);
+  const backlog = o.eventBacklogBytes ?? EVENT_BACKLOG_BYTES;
+  /** text to every page; a page that has left too much unread is dropped */
+  const send = (text: string): void => {
+    for (const res of clients) {
+      if (res.writableLength > backlog) {
+        clients.delete(res);
+        res.destroy();
+      } else res.write(text);
+    }
   };
+  /** one event to every page, encoded once */
+  const broadcast = (event: string, data: unknown): void => send(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   /** the runs table the pages hold: a snapshot on connect, then its changes (rows events) */
   /** this process: its runs table's versions and its logs' generations carry it, so a page tells a restarted server's data from the one before's */
   const boot = randomBytes(4).toString('hex');
@@ -148,14 +167,14 @@ export async function startServer(o: ServeOptions): Promise<Served> {
    * once, before the answer that includes them, so that every line reaches each page in order
    * whichever way it reads it.
    */
-  const readLog = (r: { id: string; dir: string }, at?: At) => {
-    const t = tails.read(`${r.id}\nlog`, r.id, join(r.dir, 'log.jsonl'), LOG_LINES, { at });
+  const readLog = (r: { id: string; dir: string; root: number }, at?: At) => {
+    const t = tails.read(`${r.id}\nlog`, r.id, join(r.dir, 'log.jsonl'), LOG_LINES, { at }, roots[r.root]!.real);
     if (t.changed) broadcast('log', t.changed);
     return t.answer!;
   };
   /** with `want`, the answer to a page's request (the whole file, or what follows `want.at`) */
-  const readDistances = (r: { id: string; dir: string }, want?: { at: At | undefined }) => {
-    const t = tails.read(`${r.id}\ndistances`, r.id, join(r.dir, 'distances.jsonl'), DISTANCE_LINES, want);
+  const readDistances = (r: { id: string; dir: string; root: number }, want?: { at: At | undefined }) => {
+    const t = tails.read(`${r.id}\ndistances`, r.id, join(r.dir, 'distances.jsonl'), DISTANCE_LINES, want, roots[r.root]!.real);
     if (t.changed) broadcast('distances', t.changed);
     return t.answer;
   };
@@ -324,7 +343,9 @@ export async function startServer(o: ServeOptions): Promise<Served> {
             if (!got || got.key !== key) {
               const { testImages } = await import('./images.ts');
               try {
-                const data = (JSON.parse(readFileSync(join(r.dir, 'manifest.json'), 'utf8')) as { config?: { data?: DataSpec } }).config?.data;
+                const m = readTextFile(join(r.dir, 'manifest.json'), 'manifest.json', roots[r.root]!.real);
+                if (!m.ok) throw new Error(m.message);
+                const data = (JSON.parse(m.value) as { config?: { data?: DataSpec } }).config?.data;
                 const s = await testImages(data, header.indices, header.labels, EMBEDDINGS_FILE);
                 got = { key, body: { height: s.height, width: s.width, pixels: Buffer.from(s.pixels).toString('base64') } };
               } catch (e) {
@@ -446,9 +467,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     });
   });
   // keeps idle event streams open through proxies and notices dead clients; not a page poll
-  const heartbeat = setInterval(() => {
-    for (const res of clients) res.write(': keep-alive\n\n');
-  }, 15_000);
+  const heartbeat = setInterval(() => send(': keep-alive\n\n'), 15_000);
   heartbeat.unref();
 
   try {
@@ -472,6 +491,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     host,
     bytesRead: () => tails.bytesRead + monitor.bytesRead,
     imageEntries: () => ({ folders: images.size, runs: runImages.size }),
+    eventClients: () => clients.size,
     close: async () => {
       monitor.stop();
       await snapshots?.close();

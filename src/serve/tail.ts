@@ -23,7 +23,8 @@
  * of the process its event stream reaches, so a late reply of an earlier one is dropped.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
+import { openServed } from './paths.ts';
 
 /** Lines of a JSON-lines file as one event or answer carries them. */
 export interface Chunk<R> {
@@ -164,12 +165,13 @@ export class Tails {
    * costs the two windows and the new bytes; a new file or a reset, the whole file. With
    * `want`, the answer to a page's request comes from the same open file.
    */
-  read<R, C>(key: string, id: string, path: string, parser: LineParser<R, C>, want?: { at?: At | undefined }): TailRead<R> {
+  read<R, C>(key: string, id: string, path: string, parser: LineParser<R, C>, want?: { at?: At | undefined }, root?: string): TailRead<R> {
     let fd: number | undefined;
     let size = 0;
     let error: string | null = null;
     try {
-      fd = openSync(path, 'r');
+      // `root`: the served folder's real path, the only place a link may lead (paths.ts)
+      fd = openServed(path, root);
       size = fstatSync(fd).size;
       if (size > this.maxBytes) {
         error = `${parser.name} is too large to show (${size} bytes)`;

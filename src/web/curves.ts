@@ -105,7 +105,9 @@ export function renderCurves(root: HTMLElement): void {
   }
   root.append(controls);
   if (maxEpoch === 0) {
-    root.append(message('no epoch logged yet: the curves appear with the first finished epoch'));
+    // the table counts epochs whose lines are on their way: no "none yet" meanwhile
+    const coming = runs.filter((r) => r.epochsDone > 0 && !r.history && !state.logs.has(r.id)).length;
+    root.append(message(coming > 0 ? `loading the logs of ${coming} run${coming === 1 ? '' : 's'}…` : 'no epoch logged yet: the curves appear with the first finished epoch'));
     return;
   }
   root.append(h('div', { class: 'legend', 'data-testid': 'curves-legend' }));

@@ -7,23 +7,16 @@
  */
 import uPlot from 'uplot';
 import { clear, colorOf, fixed, h, message } from './dom.ts';
-import { occupiedRange, type Pooled, poolHistograms } from './histPool.ts';
+import { densityHistogram, finalMeans, finalRange, occupiedRange, type Pooled, poolHistograms } from './histPool.ts';
 import { type CompareResults, type EpochDistances, groups, type RunInfo, state } from './state.ts';
 
 const BINS = 40;
+const count = (lists: readonly (readonly number[])[]): number => lists.reduce((s, l) => s + l.length, 0);
 let charts: uPlot[] = [];
 /** per section (a compare folder's id, or '' for stand-alone runs): the seed shown, 'all' = pooled */
 const seedChoice = new Map<string, string>();
 /** per section: the epoch chosen on the slider; absent = the newest, following new epochs */
 const epochChoice = new Map<string, number>();
-
-function histogram(values: readonly number[], max: number): number[] {
-  const counts = new Array<number>(BINS).fill(0);
-  for (const v of values) counts[Math.min(BINS - 1, Math.max(0, Math.floor((v / max) * BINS)))]! += 1;
-  // density, so positive and negative samples of different sizes compare
-  const width = max / BINS;
-  return counts.map((c) => (values.length > 0 ? c / (values.length * width) : 0));
-}
 
 export function renderDistances(root: HTMLElement): void {
   for (const c of charts) c.destroy();
@@ -81,7 +74,8 @@ function drawEpochs(root: HTMLElement, key: string, runs: RunInfo[]): void {
   const epochs = [...new Set(shown.flatMap((r) => linesOf(r).map((l) => l.epoch)))].sort((a, b) => a - b);
   const select = seedSelect(root, key, seeds);
   if (epochs.length === 0) {
-    root.append(h('div', { class: 'controls' }, select), h('p', { class: 'note' }, 'no epoch recorded yet: the histograms appear when the first epoch has finished'));
+    const coming = shown.some((r) => !state.distances.has(r.id));
+    root.append(h('div', { class: 'controls' }, select), h('p', { class: 'note' }, coming ? 'loading the histograms…' : 'no epoch recorded yet: the histograms appear when the first epoch has finished'));
     return;
   }
   const wanted = epochChoice.get(key);
@@ -193,21 +187,23 @@ function drawFolder(root: HTMLElement, key: string, res: CompareResults): void {
   const choice = seedChoice.get(key) ?? 'all';
   root.append(h('div', { class: 'controls' }, seedSelect(root, key, seeds), h('span', { class: 'note' }, 'final test pair distances (results.json); density per unit distance')));
   const runs = res.runs.filter((r) => choice === 'all' || String(r.seed) === choice);
-  const max = Math.max(1e-9, ...runs.flatMap((r) => [...r.distances.pos, ...r.distances.neg]).filter(Number.isFinite)) * 1.0001;
+  const max = finalRange(runs.map((r) => r.distances));
   const x = Array.from({ length: BINS }, (_, i) => (i * max) / BINS);
   const box = h('div', { class: 'charts', 'data-testid': 'distances' });
   root.append(box);
   res.spec.losses.forEach((l, li) => {
     const mine = runs.filter((r) => r.lossId === l.id);
     if (mine.length === 0) return;
-    const pos = mine.flatMap((r) => r.distances.pos);
-    const neg = mine.flatMap((r) => r.distances.neg);
-    const s = res.summary.find((x) => x.lossId === l.id);
+    const pos = mine.map((r) => r.distances.pos);
+    const neg = mine.map((r) => r.distances.neg);
+    const m = finalMeans(mine);
+    const dens = [densityHistogram(pos, max, BINS), densityHistogram(neg, max, BINS)];
+    // the drawn densities and range, for a check against results.json
     const el = h(
       'div',
-      { class: 'chart', 'data-loss': l.id },
+      { class: 'chart', 'data-loss': l.id, 'data-max': max, 'data-pos': dens[0]!.join(','), 'data-neg': dens[1]!.join(',') },
       h('h3', {}, l.label),
-      h('div', { class: 'note' }, `positives: mean ${fixed(s?.posMean.mean, 3)}, negatives: mean ${fixed(s?.negMean.mean, 3)} (${pos.length} + ${neg.length} pairs)`),
+      h('div', { class: 'note' }, `positives: mean ${fixed(m.pos, 3)}, negatives: mean ${fixed(m.neg, 3)} (${count(pos)} + ${count(neg)} pairs)`),
     );
     box.append(el);
     const stepped = uPlot.paths.stepped!({ align: 1 });
@@ -224,7 +220,7 @@ function drawFolder(root: HTMLElement, key: string, res: CompareResults): void {
           scales: { x: { time: false } },
           axes: [{ label: 'distance D' }, {}],
         },
-        [x, histogram(pos, max), histogram(neg, max)],
+        [x, dens[0]!, dens[1]!],
         el,
       ),
     );

@@ -85,3 +85,59 @@ export function occupiedRange(hs: readonly Pooled[]): number {
   }
   return top > 0 ? top : Math.max(0, ...hs.map((p) => p.dmax / p.bins));
 }
+
+/** A sample of final test pair distances (results.json keeps up to 4,000 of each side per run). */
+export interface FinalSample {
+  pos: readonly number[];
+  neg: readonly number[];
+}
+
+/**
+ * The x range of results.json's final histograms: just above the largest finite distance of the
+ * runs shown (one axis for every loss). A loop, not Math.max(...all): a compare of 30 runs holds
+ * 240,000 distances, more arguments than a call's stack takes.
+ */
+export function finalRange(runs: readonly FinalSample[]): number {
+  let top = 1e-9;
+  for (const r of runs) {
+    for (const side of [r.pos, r.neg]) for (const v of side) if (Number.isFinite(v) && v > top) top = v;
+  }
+  return top * 1.0001;
+}
+
+/**
+ * Density per unit distance of the pooled finite values over `bins` equal bins of [0, max), so
+ * that positive and negative samples of different sizes compare.
+ */
+export function densityHistogram(lists: readonly (readonly number[])[], max: number, bins: number): number[] {
+  const counts = new Array<number>(bins).fill(0);
+  let n = 0;
+  for (const values of lists) {
+    for (const v of values) {
+      if (!Number.isFinite(v)) continue;
+      counts[Math.min(bins - 1, Math.max(0, Math.floor((v / max) * bins)))]! += 1;
+      n++;
+    }
+  }
+  const width = max / bins;
+  return counts.map((c) => (n > 0 ? c / (n * width) : 0));
+}
+
+/** What finalMeans reads of a results.json run (a run may lack its evaluation). */
+export interface FinalRun {
+  evaluation?: { pairs?: { stats?: { pos?: { mean: number }; neg?: { mean: number } } } };
+}
+
+/**
+ * The mean positive and negative distance noted under a final histogram of `runs`, the seeds
+ * shown: the mean over them of each run's own (over all its test pairs, not the histogram's
+ * sample). With every seed shown that is the summary's mean over seeds; with one, that seed's
+ * (the summary's figure beside one seed's histogram would describe other runs).
+ */
+export function finalMeans(runs: readonly FinalRun[]): { pos: number | null; neg: number | null } {
+  const mean = (side: 'pos' | 'neg'): number | null => {
+    const v = runs.map((r) => r.evaluation?.pairs?.stats?.[side]?.mean).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+    return v.length > 0 ? v.reduce((s, x) => s + x, 0) / v.length : null;
+  };
+  return { pos: mean('pos'), neg: mean('neg') };
+}

@@ -12,6 +12,8 @@ import { at, type Chunk, fromCurrent, merge, serverOf } from './chunks.ts';
 import { logsConnected, mergeLog, onLogsLoaded, resyncLogs } from './logs.ts';
 import { applyRows, newer, type RunsDelta } from './rows.ts';
 import { renderRuns } from './runs.ts';
+import { message } from './dom.ts';
+import { pacer } from './pace.ts';
 import { renderShapes } from './shapes.ts';
 import { renderSweep } from './sweep.ts';
 import { type EpochDistances, type EpochLine, getJson, type ResultsState, type RunsPayload, state } from './state.ts';
@@ -32,22 +34,41 @@ function view(name: string): HTMLElement {
   return document.getElementById(`view-${name}`)!;
 }
 
-function render(names: string[] = Object.keys(VIEWS)): void {
+/** Redraw the views whose data changed: the active one (paced: pace.ts), the others when shown. `now`: the user asked (a tab). */
+function render(names: string[] = Object.keys(VIEWS), now = false): void {
   for (const n of names) stale.add(n);
-  if (!stale.has(active)) return;
-  stale.delete(active);
-  try {
-    VIEWS[active]!(view(active));
-  } catch (e) {
-    // a view that fails shows why in its own panel; the others go on
-    const el = view(active);
-    el.replaceChildren();
-    const m = document.createElement('div');
-    m.className = 'msg';
-    m.textContent = `this view failed: ${(e as Error).message}`;
-    el.append(m);
-  }
+  if (stale.has(active)) redraw.ask(now);
 }
+
+/** the first table and what it needs have come: body[data-ready] once they are drawn */
+let readyWanted = false;
+
+/** The active view, if its data changed; its name, or null when it had nothing new. */
+function draw(): string | null {
+  const name = active;
+  const due = stale.delete(name);
+  if (due && state.server === undefined) {
+    // before the event stream's first table every view would say there are no runs: there may be
+    view(name).replaceChildren(message('connecting to the server…'));
+    stale.add(name);
+  } else if (due) {
+    try {
+      VIEWS[name]!(view(name));
+    } catch (e) {
+      // a view that fails shows why in its own panel; the others go on
+      const el = view(name);
+      el.replaceChildren();
+      const m = document.createElement('div');
+      m.className = 'msg';
+      m.textContent = `this view failed: ${(e as Error).message}`;
+      el.append(m);
+    }
+  }
+  if (readyWanted) document.body.dataset['ready'] = '1';
+  return due ? name : null;
+}
+
+const redraw = pacer({ now: () => performance.now(), setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (t) => clearTimeout(t as ReturnType<typeof setTimeout>) }, draw, () => active);
 
 // The logs are read by the Curves view as it draws, for the runs it draws (logs.ts): the first
 // view (the runs table) needs none of them, nor do a sweep's trials until they are asked for.
@@ -71,7 +92,7 @@ function show(name: string): void {
   for (const b of document.querySelectorAll<HTMLButtonElement>('#tabs button')) b.classList.toggle('active', b.dataset['tab'] === name);
   for (const n of Object.keys(VIEWS)) view(n).classList.toggle('active', n === name);
   if (location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);
-  render([]);
+  render([], true);
 }
 
 /** a run's distances: the whole file, or what follows the lines the page holds; true if they changed */
@@ -96,14 +117,24 @@ function mergeDistances(c: Chunk<EpochDistances>): boolean {
   return true;
 }
 
+/** /api/results answers received, on body[data-results-answers] (what a test waits for) */
+let resultsAnswers = 0;
+/** requests for /api/results so far, and per folder the number of its latest: an earlier one's answer arriving after it is older */
+let resultsRequests = 0;
+const resultsAsked = new Map<string, number>();
+
 async function loadResults(folder: string): Promise<void> {
+  const ask = ++resultsRequests;
+  resultsAsked.set(folder, ask);
   let r: ResultsState;
   try {
     r = await getJson<ResultsState>(`/api/results?folder=${encodeURIComponent(folder)}`);
   } catch (e) {
     r = { ok: false, message: (e as Error).message };
   }
-  state.results.set(folder, r);
+  document.body.dataset['resultsAnswers'] = String(++resultsAnswers);
+  // two requests out (results.json replaced twice): the answers may come in either order
+  if (resultsAsked.get(folder) === ask) state.results.set(folder, r);
 }
 
 /** the views drawn from the runs list; the embedding reads results.json only */
@@ -121,13 +152,16 @@ async function onRuns(p: RunsPayload): Promise<void> {
   for (const id of [...state.logs.keys()]) if (!ids.has(id)) state.logs.delete(id);
   for (const f of p.folders) if ((f.results || f.message) && !state.results.has(f.id)) fetches.push(loadResults(f.id));
   for (const id of [...state.results.keys()]) if (!p.folders.some((f) => f.id === id)) state.results.delete(id);
+  for (const id of [...resultsAsked.keys()]) if (!p.folders.some((f) => f.id === id)) resultsAsked.delete(id);
   // an epoch of a running compare must not redraw (and reset) the explorer's maps
   render(foldersChanged ? undefined : RUN_VIEWS);
   if (fetches.length > 0) {
     await Promise.all(fetches);
     render();
   }
-  document.body.dataset['ready'] = '1';
+  readyWanted = true;
+  // drawn already, unless a redraw waits: then once it is
+  if (!redraw.waiting) document.body.dataset['ready'] = '1';
 }
 
 /** the runs table as last drawn: replaced by a whole one, updated by `rows` events (rows.ts) */

@@ -36,6 +36,8 @@ interface TrialRow {
   /** mean validation MAP@R over the folds; null until every fold is scored (or one failed) */
   mapAtR: number | null;
   foldsDone: number;
+  /** every fold has ended (scored or failed): the best so far is known after this trial */
+  done: boolean;
 }
 
 interface LossTrials {
@@ -63,7 +65,7 @@ function fromResults(res: SweepResults, outline: SweepOutline | null | undefined
       label: l.label,
       color,
       space: l.space.map((d) => ({ name: d.name, log: d.log })),
-      trials: l.trials.map((t) => ({ lossId: l.id, label: l.label, color, trial: t.trial, params: t.params, mapAtR: t.validation.mapAtR, foldsDone: t.validation.folds.filter((f) => f.mapAtR !== null).length })),
+      trials: l.trials.map((t) => ({ lossId: l.id, label: l.label, color, trial: t.trial, params: t.params, mapAtR: t.validation.mapAtR, foldsDone: t.validation.folds.filter((f) => f.mapAtR !== null).length, done: true })),
       final: l,
     };
   });
@@ -90,20 +92,25 @@ function fromRuns(folder: FolderView, outline: SweepOutline): LossTrials[] {
         const scored = folds.filter((f) => f.status === 'finished' && f.mapAtR !== null);
         // the sweep's own score: the mean over all K folds, only once each has one
         const mapAtR = scored.length === outline.folds && outline.folds > 0 ? scored.reduce((s, f) => s + f.mapAtR!, 0) / scored.length : null;
-        return { lossId: l.id, label: l.label, color, trial, params, mapAtR, foldsDone: scored.length };
+        const done = mapAtR !== null || folds.some((f) => f.status === 'failed');
+        return { lossId: l.id, label: l.label, color, trial, params, mapAtR, foldsDone: scored.length, done };
       });
     return { id: l.id, label: l.label, color, space: l.space.map((d) => ({ name: d.name, log: d.log })), trials };
   });
 }
 
-/** Best validation MAP@R after each trial (null before the first scored one). */
-export function bestSoFar(trials: readonly TrialRow[], n: number): (number | null)[] {
-  const byTrial = new Map(trials.map((t) => [t.trial, t.mapAtR]));
+/**
+ * Best validation MAP@R after each of n trials: null before the first scored one, and at a trial
+ * that has not ended (a sweep being written has not run its later trials yet: there is no best
+ * "after" them; the chart's line bridges a trial still running between two that ended).
+ */
+export function bestSoFar(trials: readonly Pick<TrialRow, 'trial' | 'mapAtR' | 'done'>[], n: number): (number | null)[] {
+  const byTrial = new Map(trials.map((t) => [t.trial, t]));
   let best: number | null = null;
   return Array.from({ length: n }, (_, i) => {
-    const v = byTrial.get(i);
-    if (v !== null && v !== undefined && (best === null || v > best)) best = v;
-    return best;
+    const t = byTrial.get(i);
+    if (t && t.mapAtR !== null && (best === null || t.mapAtR > best)) best = t.mapAtR;
+    return t?.done ? best : null;
   });
 }
 
@@ -150,7 +157,7 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
       { class: 'note', 'data-testid': 'sweep-status' },
       res
         ? `finished: ${planned} trials per loss, ${res.protocol.folds} folds, ${res.protocol.seeds} final seeds.`
-        : `running: ${scored} of ${total} trials scored (${planned} per loss, ${f.outline!.folds} folds each); test measures come with results.json`,
+        : `running: ${scored} of ${total} trials scored (${planned} per loss, ${f.outline!.folds} folds each)${finalProgress(f)}; test measures come with results.json`,
     ),
   );
   if (res) {
@@ -273,6 +280,14 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
     h('div', { class: 'scroll' }, table),
     h('p', { class: 'note', 'data-testid': 'sweep-chosen-note' }, `Test measures: mean ± 95% confidence interval (t distribution) over the final seeds, on classes no trial has seen. Validation MAP@R is not comparable with test MAP@R: it is measured on the few training classes a fold holds out, test MAP@R on all the test classes, and MAP@R is higher with fewer classes. Pair accuracy is at the threshold that classifies the test-class pairs best (in-sample), ${bestThresholdWords(batch)}.`),
   );
+}
+
+/** Once the final trainings (tuned and default parameters, each over the seeds) have begun: how many ended. */
+function finalProgress(f: FolderView): string {
+  const runs = state.runs.filter((r) => r.folder === f.id && (r.sweep?.kind === 'tuned' || r.sweep?.kind === 'default'));
+  if (runs.length === 0 || !f.outline) return '';
+  const ended = runs.filter((r) => r.status === 'finished' || r.status === 'failed').length;
+  return `; final trainings: ${ended} of ${2 * f.outline.seeds * f.outline.losses.length} ended`;
 }
 
 const fin = (losses: readonly LossTrials[]): boolean => losses.some((l) => l.final);

@@ -440,9 +440,9 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
   const served = await startServer({ dirs: [root], port: 0, pollMs: 200 });
   const { context, page, errors } = await openBrowser(profile, { viewport: { width: 1280, height: 900 } });
   const section = '[data-sweep="0:sw"]';
-  /** the oracle: best validation MAP@R after each trial, from results.json */
+  /** the oracle: best validation MAP@R after each trial, from results.json; none after trial upTo + 1, not run yet */
   const runningMax = (l: SweepResults['losses'][number], upTo: number): string =>
-    Array.from({ length: 3 }, (_, i) => Math.max(...l.trials.filter((x) => x.trial <= Math.min(i, upTo)).map((x) => x.validation.mapAtR!))).join(',');
+    Array.from({ length: 3 }, (_, i) => (i <= upTo ? String(Math.max(...l.trials.filter((x) => x.trial <= i).map((x) => x.validation.mapAtR!))) : '')).join(',');
   const values = (loss: string): Promise<string | null> => page.getAttribute(`${section} [data-testid=best-so-far] span[data-loss=${loss}]`, 'data-values');
   try {
     await page.goto(`${served.url}#sweep`, { waitUntil: 'load' });
@@ -451,9 +451,10 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
 
     // ---- while written: two trials per loss, scored from their fold runs --------------------
     await page.waitForFunction((s) => [...document.querySelectorAll(`${s} [data-testid=sweep-trials] path`)].length === 4, section, WAIT);
-    assert.match((await page.textContent(`${section} [data-testid=sweep-status]`)) ?? '', /^running: 4 of 6 trials scored/);
+    // (the copy holds the final trainings already: 2 losses x 2 seeds, tuned and at the defaults)
+    assert.match((await page.textContent(`${section} [data-testid=sweep-status]`)) ?? '', /^running: 4 of 6 trials scored \(3 per loss, 2 folds each\); final trainings: 8 of 8 ended;/);
     for (const l of results.losses) {
-      assert.equal(await values(l.id), runningMax(l, 1), `${l.id}: best so far over trials 1-2`);
+      assert.equal(await values(l.id), runningMax(l, 1), `${l.id}: best so far over trials 1-2, none after trial 3 (not run)`);
       const [test] = await cells(page, `${section} tr[data-loss=${l.id}] td[data-col=mapAtR]`);
       assert.equal(test!.text, 'pending');
     }

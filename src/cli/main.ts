@@ -219,6 +219,21 @@ function addExperimentOptions(c: Command, what: 'grid' | 'sweep'): Command {
     .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']));
 }
 
+/**
+ * compare's and sweep's --queue: through it the fleet's workers train, so --workers (this
+ * machine's threads) would be silently ignored; and --queue-name alone names no queue.
+ */
+function queueOption(o: { queue?: string; queueName?: string; workers?: number }): { url: string; name?: string } | undefined {
+  if (o.queue === undefined) {
+    if (o.queueName !== undefined) throw new UsageError('--queue-name needs --queue');
+    return undefined;
+  }
+  if (o.workers !== undefined) {
+    throw new UsageError('--workers sets this machine\'s threads, and through --queue the fleet trains: give each machine\'s `siamese worker --concurrency N` instead');
+  }
+  return { url: o.queue, name: o.queueName };
+}
+
 /** Every command, declared in one place; each action is a thin call into the library. */
 export function buildProgram(): Command {
   const program = new Command('siamese')
@@ -298,7 +313,7 @@ export function buildProgram(): Command {
         resume: o.resume !== undefined,
         workers: o.workers,
         quick: o.quick,
-        queue: o.queue === undefined ? undefined : { url: o.queue, name: o.queueName },
+        queue: queueOption(o),
         tsnePoints: o.tsnePoints,
         snapshotPoints: o.snapshotPoints,
         retrieval: o.retrieval ? undefined : false,
@@ -340,7 +355,7 @@ export function buildProgram(): Command {
         out: o.out,
         workers: o.workers,
         quick: o.quick,
-        queue: o.queue === undefined ? undefined : { url: o.queue, name: o.queueName },
+        queue: queueOption(o),
         report: o.report,
         engine: o.engine,
         split: o.split,

@@ -63,3 +63,13 @@ test('--resume given a file (not the folder) says so, not "cannot create the out
   expectUsageError(['compare', '--resume', file], /: not a comparison folder but a file: --resume takes the folder compare wrote$/);
   assert.deepEqual(readdirSync(dir), ['results.json']);
 });
+
+test('compare and sweep: --workers beside --queue (the fleet trains, the threads would be ignored) and --queue-name alone are refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-'));
+  for (const cmd of ['compare', 'sweep']) {
+    // no Redis is reached: the options are refused before anything connects or is written
+    expectUsageError([cmd, '--queue', 'redis://127.0.0.1:9', '--workers', '2', '--out', join(dir, cmd)], /--workers .*through --queue.*siamese worker --concurrency/);
+    expectUsageError([cmd, '--queue-name', 'study', '--out', join(dir, cmd)], /--queue-name needs --queue/);
+  }
+  assert.deepEqual(readdirSync(dir), []);
+});

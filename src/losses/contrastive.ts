@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { PairLoss } from './types.ts';
+import { positive } from './params.ts';
 
 export interface ContrastiveOptions {
   /** negatives closer than this are pushed apart (Hadsell et al. 2006); default 1 */
@@ -11,7 +12,8 @@ export interface ContrastiveOptions {
  * L = Y·D² + (1−Y)·max(m − D, 0)².
  */
 export function contrastiveLoss(opts: ContrastiveOptions = {}): PairLoss {
-  const m = opts.margin ?? 1;
+  // at m <= 0 negatives are never pushed apart: every pair collapses to one point
+  const m = positive('contrastive', 'margin', opts.margin ?? 1);
   return {
     kind: 'pair',
     name: 'contrastive',

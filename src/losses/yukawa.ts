@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DISTANCE_EPSILON, type PairLoss } from './types.ts';
+import { nonNegative, positive } from './params.ts';
 
 export interface YukawaOptions {
   /** screening constant of the negative potential exp(−κD)/D; default 10 */
@@ -15,9 +16,10 @@ export interface YukawaOptions {
  * Coulomb repulsion exp(−κD)/D.  L = Y·D^p + (1−Y)·exp(−κD)/max(D, ε).
  */
 export function yukawaLoss(opts: YukawaOptions = {}): PairLoss {
-  const kappa = opts.kappa ?? 10;
-  const p = opts.power ?? 3;
-  const eps = opts.epsilon ?? DISTANCE_EPSILON;
+  // κ < 0 turns the screening into growth, p <= 0 pushes positives apart: the formula needs both signs
+  const kappa = nonNegative('yukawa', 'kappa', opts.kappa ?? 10);
+  const p = positive('yukawa', 'power', opts.power ?? 3);
+  const eps = positive('yukawa', 'epsilon', opts.epsilon ?? DISTANCE_EPSILON);
   return {
     kind: 'pair',
     name: 'yukawa',

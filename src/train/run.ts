@@ -194,7 +194,13 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       epochsDone: training.epoch,
       config,
       network: { ...training.network.config, parameters: countParams(training.getWeights()) },
-      loss: { name: training.loss.name, formula: training.loss.formula, params: { ...training.loss.params } },
+      loss: {
+        name: training.loss.name,
+        formula: training.loss.formula,
+        params: { ...training.loss.params },
+        // proxy-lr 0 means "100x the network's": the rate this (re)start uses, so a reader sees it
+        ...(training.proxyLearningRate !== undefined ? { resolved: { 'proxy-lr': training.proxyLearningRate } } : {}),
+      },
       optimizer: { name: config.optimizer, learningRate: config.learningRate ?? 'default' },
       engine: { name: training.engine.name, threads: training.engine.threads, detail: training.engine.detail },
       dataset: datasetInfo(dataset),

@@ -177,7 +177,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       training.setState(state);
       await run.writeLog(state.history);
     } else {
-      await run.writeWeights('initial', training.getWeights(), { epoch: '0', ...weightsMetadata(config) });
+      await run.writeWeights('initial', training.getWeights());
       await run.writeLog([]);
       await run.writeCheckpoint(training.getState(), config);
     }

@@ -29,8 +29,17 @@ export function weightsMetadata(config: TrainConfig): Record<string, string> {
     split: config.split ?? 'pairs',
     base: config.base,
     'embedding-dim': String(config.embeddingDim),
-    [CONFIG_KEY]: JSON.stringify(config),
+    [CONFIG_KEY]: JSON.stringify(recordedConfig(config)),
   };
+}
+
+/**
+ * The config as recorded: without the engine and its threads, which change how fast the weights
+ * were computed, not what they are (a run trained locally and on a queue worker writes the same bytes).
+ */
+function recordedConfig(config: TrainConfig): Partial<TrainConfig> {
+  const { engine: _engine, threads: _threads, ...rest } = config;
+  return rest;
 }
 
 /** The config a weights file records, or undefined for a file without one (older, or another tool's). */

@@ -27,3 +27,21 @@ export function stratifiedSubset(labels: Uint8Array, n: number, seed: number): n
   });
   return out.sort((a, b) => a - b);
 }
+
+/**
+ * `stratifiedSubset` of the items whose label is one of `classes` only: n of them (all, when there
+ * are fewer), each class its share of those items, in ascending index order. With every class
+ * given it is `stratifiedSubset` itself; under a class-disjoint split it gives n test-class
+ * items, where filtering the whole set's subset would keep only their share of n.
+ */
+export function stratifiedSubsetOf(labels: Uint8Array, classes: readonly number[], n: number, seed: number): number[] {
+  const keep = new Set(classes);
+  const members: number[] = [];
+  for (let i = 0; i < labels.length; i++) if (keep.has(labels[i]!)) members.push(i);
+  if (members.length === labels.length) return stratifiedSubset(labels, n, seed);
+  // the members relabelled 0..k-1 in class order (stratifiedSubset wants contiguous labels)
+  const present = [...new Set(members.map((i) => labels[i]!))].sort((a, b) => a - b);
+  const rank = new Map(present.map((c, r) => [c, r]));
+  const sub = stratifiedSubset(Uint8Array.from(members, (i) => rank.get(labels[i]!)!), n, seed);
+  return sub.map((j) => members[j]!);
+}

@@ -11,9 +11,11 @@
  *
  * Fixed values stay fixed (`yukawa:kappa=5;power=1..4` searches only power). Refused with one
  * line: an unknown key, a range for a parameter that is not a number (a formula, a flag, miner,
- * id), an empty or reversed range, a bound the loss itself refuses.
+ * id), an empty or reversed range, a bound the loss itself refuses, a range reaching 0 of a
+ * parameter whose 0 means its default (proxy-lr: losses/params.ts).
  */
 import { UsageError } from '../errors.ts';
+import { rangeRefusal } from '../losses/params.ts';
 import { createLoss, type LossParams } from '../losses/registry.ts';
 import { type LossSpec, parseLossSpec, splitTopLevel } from './lossSpec.ts';
 import type { SearchDim } from './tpe.ts';
@@ -67,7 +69,11 @@ export function parseSweepSpec(text: string): SweepLossSpec {
       continue;
     }
     if (key === 'miner' || key === 'id') throw new UsageError(`sweep spec ${q}: ${key} takes one value, not a range`);
-    ranged.push({ key, ...parseRange(value, key, q) });
+    const r = parseRange(value, key, q);
+    // a parameter whose 0 means "default": a range reaching 0 would draw the default unseen
+    const refusal = rangeRefusal(key, r.lo);
+    if (refusal) throw new UsageError(`sweep spec ${q}: ${key}=${value}: ${refusal}`);
+    ranged.push({ key, ...r });
   }
 
   // every key, value and miner checked by parseLossSpec, with each range at one end and then the

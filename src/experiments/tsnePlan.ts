@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { classCount, type Dataset } from '../data/dataset.ts';
-import { stratifiedSubset } from '../data/subset.ts';
+import { stratifiedSubset, stratifiedSubsetOf } from '../data/subset.ts';
 import { parseSplit, resolveSplit } from '../data/split.ts';
 import { resolveConfig, type TrainConfig } from '../train/config.ts';
 import { readJson } from '../train/runDir.ts';
@@ -51,8 +51,9 @@ export function planTsne(out: string, spec: CompareSpec, grid: StoredGrid, ds: D
     return { note: `No t-SNE: the test split of ${ds.name} has ${ds.test.n} image${ds.test.n === 1 ? '' : 's'}, fewer than ${MIN_TSNE_ROWS}.` };
   }
   // under a class-disjoint split, the panels show the held-out test classes only
-  const testClasses = new Set(resolveSplit(parseSplit(spec.config.split ?? 'pairs'), classCount(ds.train.labels)).testClasses);
-  const indices = stratifiedSubset(ds.test.labels, grid.tsne.points, grid.tsne.params.seed).filter((i) => testClasses.has(ds.test.labels[i]!));
+  // (the same draw as the runs' embeddings.bin: with the default seed, the same images)
+  const testClasses = resolveSplit(parseSplit(spec.config.split ?? 'pairs'), classCount(ds.train.labels)).testClasses;
+  const indices = stratifiedSubsetOf(ds.test.labels, testClasses, grid.tsne.points, grid.tsne.params.seed);
   const requested = grid.tsne.params.perplexity;
   const params: TsneParams = { ...grid.tsne.params, perplexity: Math.min(requested, maxPerplexity(indices.length)) };
   const panels: TsnePanelPlan[] = [

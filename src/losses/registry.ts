@@ -7,6 +7,7 @@ import { ntXentLoss, supConLoss } from './ntXent.ts';
 import { arcFaceLoss, cosFaceLoss, proxyAnchorLoss } from './proxies.ts';
 import { contrastiveLoss } from './contrastive.ts';
 import { customPotentialLoss } from './custom.ts';
+import { zeroOrPositive } from './params.ts';
 import { coulombLoss, gaussianLoss, lennardJonesLoss, powerLoss, springLoss } from './potentials.ts';
 import { softMarginTripletLoss } from './softTriplet.ts';
 import { tripletLoss } from './triplet.ts';
@@ -125,8 +126,7 @@ const LOSSES: Record<string, LossEntry> = {
  * means 100 times the network's, as is customary for proxies.
  */
 function withProxyLr(loss: BatchLoss, p: LossParams): BatchLoss {
-  const lr = num(p, 'proxy-lr') ?? 0;
-  if (!(lr >= 0)) throw new UsageError(`loss parameter proxy-lr must be >= 0 (0 = 100x the network's learning rate), got ${lr}`);
+  const lr = zeroOrPositive('proxy-lr', num(p, 'proxy-lr') ?? 0);
   return { ...loss, params: { ...loss.params, 'proxy-lr': lr } };
 }
 

@@ -125,6 +125,7 @@ const OPTION_OF: Partial<Record<keyof TrainConfig, string>> = {
   dropout: '--dropout',
   threshold: '--threshold',
   data: '--data',
+  split: '--split',
 };
 
 /**
@@ -169,6 +170,25 @@ export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, ru
     }
   }
   return { config: now, changed };
+}
+
+/**
+ * One note per setting given (`given`, unset keys left out) that differs from the one a weights
+ * file records (`saved`): the given one is used, and the note says so.
+ */
+export function overrideNotes(saved: TrainConfig, given: Partial<TrainConfig>, file: string): string[] {
+  const was = resolveConfig(saved);
+  const now = resolveConfig({ ...was, ...definedOnly(given) });
+  const notes: string[] = [];
+  for (const k of Object.keys(definedOnly(given)) as (keyof TrainConfig)[]) {
+    if (k === 'epochs') continue; // evaluation sets it (0): not the user's
+    const a = k === 'data' ? (was[k] ?? { name: 'mnist' }) : k === 'split' ? (was[k] ?? 'pairs') : was[k];
+    const b = k === 'data' ? (now[k] ?? { name: 'mnist' }) : k === 'split' ? (now[k] ?? 'pairs') : now[k];
+    if (JSON.stringify(a) === JSON.stringify(b)) continue;
+    const opt = OPTION_OF[k] ?? k;
+    notes.push(`${file} was trained with ${opt} ${show(a)}; using ${opt} ${show(b)} as given`);
+  }
+  return notes;
 }
 
 /** The loss options with a flag of their own (the CLI's); any other parameter is set with --param. */

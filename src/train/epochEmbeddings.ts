@@ -20,7 +20,7 @@ import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
-import { stratifiedSubset } from '../data/subset.ts';
+import { stratifiedSubsetOf } from '../data/subset.ts';
 import { DataError, DiskFullError } from '../errors.ts';
 import { fsErrorText, writeFileAtomic } from '../io/atomic.ts';
 import type { Training } from './trainer.ts';
@@ -62,10 +62,12 @@ export function recordBytes(rows: number, dim: number): number {
   return 8 + 4 * rows + Math.ceil((rows * dim) / 4) * 4;
 }
 
-/** The subset's test images: stratified over the split's test classes, the same for every run. */
+/**
+ * The subset's test images: `points` of the split's test classes (all, if fewer), stratified over
+ * them, the same for every run of a data set and split.
+ */
 export function snapshotSubset(dataset: Dataset, testClasses: readonly number[], points: number): number[] {
-  const keep = new Set(testClasses);
-  return stratifiedSubset(dataset.test.labels, points, SNAPSHOT_SEED).filter((i) => keep.has(dataset.test.labels[i]!));
+  return stratifiedSubsetOf(dataset.test.labels, testClasses, points, SNAPSHOT_SEED);
 }
 
 /** Encode one epoch's [rows, dim] embeddings as a record. */

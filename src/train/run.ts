@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import type { ClassSplit } from '../data/split.ts';
@@ -18,9 +18,10 @@ import type { BaseNetwork } from '../model/network.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import { Rng } from '../rng.ts';
 import { EpochEmbeddings } from './epochEmbeddings.ts';
-import { type ConfigChanges, definedOnly, resolveConfig, resumeConfig, type TrainConfig } from './config.ts';
+import { type ConfigChanges, definedOnly, overrideNotes, resolveConfig, resumeConfig, type TrainConfig } from './config.ts';
 import { EpochDistanceRecorder } from './epochDistances.ts';
 import { datasetInfo, type Manifest, packageVersions, RUN_FILES, RunDir, toolVersion } from './runDir.ts';
+import { assumedWarning, configFromMetadata, weightsMetadata } from './weightsMeta.ts';
 import { type BatchInfo, countNonFinite, DivergenceError, type EpochLog, Training } from './trainer.ts';
 
 export interface TrainRunOptions {
@@ -193,7 +194,13 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       epochsDone: training.epoch,
       config,
       network: { ...training.network.config, parameters: countParams(training.getWeights()) },
-      loss: { name: training.loss.name, formula: training.loss.formula, params: { ...training.loss.params } },
+      loss: {
+        name: training.loss.name,
+        formula: training.loss.formula,
+        params: { ...training.loss.params },
+        // proxy-lr 0 means "100x the network's": the rate this (re)start uses, so a reader sees it
+        ...(training.proxyLearningRate !== undefined ? { resolved: { 'proxy-lr': training.proxyLearningRate } } : {}),
+      },
       optimizer: { name: config.optimizer, learningRate: config.learningRate ?? 'default' },
       engine: { name: training.engine.name, threads: training.engine.threads, detail: training.engine.detail },
       dataset: datasetInfo(dataset),
@@ -217,7 +224,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       // Order matters for crash safety: checkpoint first (it is what --resume reads), then the rest.
       await run.writeCheckpoint(training.getState(), config);
       epochsKept = training.epoch;
-      await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch) });
+      await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch), ...weightsMetadata(config) });
       await embeddings?.record(training);
       await run.writeLog(training.history);
       await distances.record(training);
@@ -227,7 +234,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       await yieldToLoop();
       if (stopRequested()) return await finish('interrupted');
     }
-    if (!run.exists('weights')) await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch) });
+    if (!run.exists('weights')) await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch), ...weightsMetadata(config) });
     await yieldToLoop();
     if (stopRequested()) return await finish('interrupted');
     const evaluation = evaluateTraining(training, { retrieval: opts.retrieval });
@@ -324,19 +331,58 @@ async function savedWeights(
   weightsPath: string,
   overrides: Partial<TrainConfig> = {},
   ds?: Dataset,
-): Promise<{ config: TrainConfig; dataset: Dataset; weights: NamedTensor[]; network: BaseNetwork }> {
+  /** 'loss': the caller applies the loss's conventions (predict, embed, ONNX); 'weights': only the weights (warns of nothing assumed) */
+  uses: 'loss' | 'weights' = 'loss',
+): Promise<{ config: TrainConfig; dataset: Dataset; weights: NamedTensor[]; network: BaseNetwork; recorded: boolean }> {
   let base: Partial<TrainConfig> = {};
   const run = new RunDir(weightsPath);
   // a run's own weights file (run/weights.safetensors) is the run's: its loss decides the
-  // normalisation and the accuracy's convention, its split the test pairs (a file elsewhere is bare)
+  // normalisation and the accuracy's convention, its split the test pairs
   const owner = basename(weightsPath) === RUN_FILES.weights ? new RunDir(dirname(weightsPath)) : undefined;
+  // a bare file (outside its run folder) says the same in its metadata (weightsMeta.ts); one
+  // without (older, Keras, another tool's) is taken as a pair loss's, with a warning
+  let recorded: 'run' | 'file' | 'none' = 'run';
   if (run.exists('manifest')) base = run.readManifest().config;
   else if (owner?.exists('manifest')) base = owner.readManifest().config;
-  // options left unset (undefined) keep the run's own settings
+  else {
+    const fromFile = await recordedConfig(weightsPath);
+    recorded = fromFile ? 'file' : 'none';
+    base = fromFile ?? {};
+  }
+  // options left unset (undefined) keep the run's own settings; given ones win (a bare file's
+  // record is overridden with a note, as a flag given for a run folder is used)
   const config = resolveConfig({ ...base, ...definedOnly(overrides), epochs: 0 });
   const dataset = ds ?? (await loadDataset(config.data));
   const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
-  return { config, dataset, weights: await loadWeights(weightsPath, net), network: net };
+  const weights = await loadWeights(weightsPath, net);
+  // said once the weights loaded: a file that does not load gets its one error line alone
+  if (recorded === 'file') {
+    for (const n of overrideNotes(resolveConfig(base), overrides, weightsPath)) process.stderr.write(`siamese: note: ${n}\n`);
+  } else if (recorded === 'none' && uses === 'loss') process.stderr.write(`siamese: warning: ${assumedWarning(weightsPath, config)}\n`);
+  return { config, dataset, weights, network: net, recorded: recorded !== 'none' };
+}
+
+/** The config a safetensors weights file records (header only); undefined for one without, or another format. */
+async function recordedConfig(path: string): Promise<Partial<TrainConfig> | undefined> {
+  if (!existsSync(path) || statSync(path).isDirectory() || isHdf5(path)) return undefined;
+  let metadata: Record<string, string>;
+  try {
+    ({ metadata } = await readSafetensors(path, { only: () => false }));
+  } catch {
+    return undefined; // not a readable safetensors file: loadWeights says why
+  }
+  return configFromMetadata(metadata, path);
+}
+
+/** HDF5 files open with this signature (Keras files carry no siamese-lab record). */
+function isHdf5(path: string): boolean {
+  const head = Buffer.alloc(8);
+  const fd = openSync(path, 'r');
+  try {
+    return readSync(fd, head, 0, 8, 0) === 8 && head.equals(Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export type WeightsFormat = 'keras-h5' | 'safetensors' | 'onnx';
@@ -356,7 +402,7 @@ export async function exportWeights(opts: {
 }): Promise<{ format: WeightsFormat; tensors: number; file: string }> {
   const format = opts.format ?? formatOfName(opts.out);
   if (!format) throw new UsageError(`cannot tell the format from "${opts.out}": name a .h5, .safetensors or .onnx file, or give --format keras-h5|safetensors|onnx`);
-  const { weights, config, network } = await savedWeights(opts.weights, opts.config, opts.dataset);
+  const { weights, config, network, recorded } = await savedWeights(opts.weights, opts.config, opts.dataset, format === 'onnx' ? 'loss' : 'weights');
   if (format === 'onnx') {
     const { encodeOnnx } = await import('../model/onnx.ts');
     // the run's own loss decides, as it does for embed and predict (Training.embed)
@@ -366,7 +412,8 @@ export async function exportWeights(opts: {
     const { writeKerasH5 } = await import('../model/keras.ts');
     await writeKerasH5(opts.out, weights);
   } else {
-    await writeSafetensors(opts.out, weights, { base: config.base, source: opts.weights });
+    // the record goes along only where there was one: a guess must not turn into a record
+    await writeSafetensors(opts.out, weights, { format: 'siamese-lab', source: opts.weights, ...(recorded ? weightsMetadata(config) : {}) });
   }
   return { format, tensors: weights.length, file: opts.out };
 }

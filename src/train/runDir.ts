@@ -42,7 +42,11 @@ export interface Manifest {
   epochsDone: number;
   config: TrainConfig;
   network: Record<string, unknown>;
-  loss: { name: string; formula: string; params: Record<string, unknown> };
+  /**
+   * `params` as configured; `resolved` the values a default stands for in this (re)start, e.g.
+   * `proxy-lr` 0 (the default) resolved to 100x the network's learning rate
+   */
+  loss: { name: string; formula: string; params: Record<string, unknown>; resolved?: Record<string, number> };
   optimizer: Record<string, unknown>;
   /** the numeric engine of the last (re)start: name, threads, detail */
   engine?: { name: string; threads: number; detail: string };

@@ -202,10 +202,17 @@ export class Training {
     if (this.loss.kind === 'batch' && this.loss.classWeights) this.classWeights = this.createClassWeights(this.loss, classWeightsRng);
   }
 
+  /**
+   * The class weights' learning rate in use (proxy-lr, or 100x the network's when it is 0, the
+   * default); undefined for a loss without class weights. The manifest records it.
+   */
+  proxyLearningRate?: number;
+
   /** Class weights of a batch loss, with proxy-lr or 100x the network's learning rate. */
   private createClassWeights(loss: BatchLoss, rng: Rng): ClassWeights {
     const given = Number(loss.params['proxy-lr'] ?? 0);
     const lr = given > 0 ? given : PROXY_LR_FACTOR * Number(this.engine.optimizerConfig['learningRate']);
+    this.proxyLearningRate = lr;
     return new ClassWeights(loss, this.numClasses, this.network.embeddingDim, rng, this.config.optimizer, lr);
   }
 

@@ -60,3 +60,29 @@ test('bad specs: one UsageError line each', () => {
   }
   assert.throws(() => parseSweepList('contrastive:margin=0.2..2,contrastive:margin=1..3'), /two entries have the id "contrastive"/);
 });
+
+test('a range of a parameter whose 0 means "default" (proxy-lr) must start above 0: one line, exit 2', async () => {
+  for (const loss of ['proxy-anchor', 'arcface', 'cosface']) {
+    for (const range of ['0..1', '-1..1', '0..1:int']) {
+      assert.throws(
+        () => parseSweepSpec(`${loss}:proxy-lr=${range}`),
+        (e: unknown) =>
+          e instanceof UsageError &&
+          !e.message.includes('\n') &&
+          e.message ===
+            `sweep spec "${loss}:proxy-lr=${range}": proxy-lr=${range}: its low bound must be > 0 ` +
+              "(proxy-lr 0 means the default, 100x the network's learning rate, not a rate of 0; give the default by leaving proxy-lr out)",
+        `${loss}:proxy-lr=${range}`,
+      );
+    }
+  }
+  // a positive low bound is a range of rates; 0 as a fixed value is the default, as in train
+  assert.deepEqual(parseSweepSpec('proxy-anchor:proxy-lr=0.01..1:log').space, [{ name: 'proxy-lr', lo: 0.01, hi: 1, log: true, int: false }]);
+  assert.doesNotThrow(() => parseSweepSpec('proxy-anchor:proxy-lr=0;margin=0.05..0.2'));
+  // the CLI: one line on stderr, exit 2, before anything is trained
+  const { siamese } = await import('../cli/run.ts');
+  const r = siamese(['sweep', '--losses', 'proxy-anchor:proxy-lr=0..1', '--plan']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /^siamese: sweep spec "proxy-anchor:proxy-lr=0\.\.1": proxy-lr=0\.\.1: its low bound must be > 0 /);
+});

@@ -157,6 +157,23 @@ for (const optimizer of ['rmsprop', 'adam']) {
     a.weights.forEach((w, i) => assert.deepEqual(b.weights[i]!.data, w.data, `network tensor ${w.name}`));
     assert.deepEqual(b.lossState, a.lossState, 'class weights and their optimizer state');
     assert.deepEqual(b.history.map((h) => h.loss), a.history.map((h) => h.loss));
+    // the manifest keeps proxy-lr as configured (0: the default) and records the rate used,
+    // 100x the optimizer's default learning rate (Keras: 0.001 for rmsprop and adam)
+    for (const run of ['straight', 'resumed']) {
+      const loss = new RunDir(join(root, run)).readManifest().loss;
+      assert.equal(loss.params['proxy-lr'], 0);
+      assert.deepEqual(loss.resolved, { 'proxy-lr': 0.1 }, run);
+    }
+    // a resume with another --lr: the default rate follows it, and the manifest says so
+    await trainRun({ config: { epochs: 3, learningRate: 0.004 }, out: join(root, 'resumed'), dataset: ds, resume: true });
+    const m = new RunDir(join(root, 'resumed')).readManifest();
+    assert.equal(m.loss.params['proxy-lr'], 0);
+    assert.deepEqual(m.loss.resolved, { 'proxy-lr': 0.4 });
+    // the rate the default resolved to, given as proxy-lr, is still another setting: refused
+    await assert.rejects(
+      trainRun({ config: { epochs: 4, lossParams: { 'proxy-lr': 0.4 } }, out: join(root, 'resumed'), dataset: ds, resume: true }),
+      /was trained with proxy-lr \(default\), and a resumed run keeps it .*drop --proxy-lr 0\.4/,
+    );
   });
 }
 

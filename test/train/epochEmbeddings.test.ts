@@ -20,6 +20,7 @@ import {
 import { trainRun } from '../../src/train/run.ts';
 import { Training } from '../../src/train/trainer.ts';
 import { Rng } from '../../src/rng.ts';
+import { stratifiedSubset } from '../../src/data/subset.ts';
 import { syntheticDataset } from '../engine/synthetic.ts';
 
 before(async () => {
@@ -130,20 +131,49 @@ test('the subset is stratified over the test classes and the same for every run 
   const got = [0, 1, 2, 3].map((c) => sub.filter((i) => labels[i] === c).length);
   got.forEach((g, c) => assert.ok(g === Math.floor(exact[c]!) || g === Math.ceil(exact[c]!), `class ${c}: ${g} of ${exact[c]}`));
   assert.deepEqual(snapshotSubset(skewed, [0, 1, 2, 3], 200), sub, 'deterministic');
-  // a class-disjoint split stores its test classes only
+  // a class-disjoint split stores its test classes only, and as many of them as asked: 200, each
+  // class its share of the test classes' images (it stored their share of the 200 before, ~100)
   const held = snapshotSubset(skewed, [2, 3], 200);
-  assert.ok(held.length > 0 && held.every((i) => labels[i] === 2 || labels[i] === 3));
-  assert.deepEqual(held, sub.filter((i) => labels[i] === 2 || labels[i] === 3), 'the same images as the whole subset has of those classes');
+  assert.equal(held.length, 200);
+  assert.equal(new Set(held).size, 200);
+  assert.ok(held.every((i) => labels[i] === 2 || labels[i] === 3));
+  const heldSizes = [2, 3].map((c) => labels.filter((l) => l === c).length);
+  [2, 3].forEach((c, k) => {
+    const share = (200 * heldSizes[k]!) / (heldSizes[0]! + heldSizes[1]!);
+    const g = held.filter((i) => labels[i] === c).length;
+    assert.ok(g === Math.floor(share) || g === Math.ceil(share), `class ${c}: ${g} of ${share}`);
+  });
+  // fewer test-class images than asked: all of them
+  const few = snapshotSubset(skewed, [3], 10_000);
+  assert.deepEqual(few, Array.from(labels).flatMap((l, i) => (l === 3 ? [i] : [])));
+  // every class tested (the pairs split): the subset of the whole test split, as before
+  assert.deepEqual(snapshotSubset(skewed, [0, 1, 2, 3], 200), stratifiedSubset(labels, 200, 0));
 });
 
 test('a class-split run stores only the held-out classes, with their own class numbers', async () => {
   const dir = await train('classes', { epochs: 1, split: 'classes=7,8,9' }, 60);
   const h = readEmbeddingsIndex(join(dir, EMBEDDINGS_FILE)).header;
   assert.ok(h.rows > 0 && h.labels.every((l) => l >= 7), `labels ${[...new Set(h.labels)]}`);
+  // --snapshot-points 60: 60 images of the test classes (there are more), not their share of 60
+  const testImages = Array.from(ds.test.labels).filter((l) => l >= 7).length;
+  assert.ok(testImages > 60, `${testImages} test-class images`);
+  assert.equal(h.rows, 60);
   assert.deepEqual(h.labels, h.indices.map((i) => ds.test.labels[i]));
   // the stored rows are the embeddings of those very images
   const idx = readEmbeddingsIndex(join(dir, EMBEDDINGS_FILE));
   const truth = await trueEmbeddings(join(dir, 'weights.safetensors'), { epochs: 1, split: 'classes=7,8,9' }, h.indices);
   const got = readEpochEmbeddings(join(dir, EMBEDDINGS_FILE), idx, 1);
   for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i]! - truth[i]!) < 0.02 * Math.max(1e-3, Math.abs(truth[i]!)) + 0.01);
+});
+
+test("compare's t-SNE panels under a class split hold --tsne-points test-class images: the runs' snapshot images", async () => {
+  const { planTsne } = await import('../../src/experiments/tsnePlan.ts');
+  type PlanArgs = Parameters<typeof planTsne>;
+  const out = mkdtempSync(join(tmpdir(), 'tsne-plan-'));
+  const spec = { seeds: [0], losses: [], config: { split: 'classes=7,8,9' } } as unknown as PlanArgs[1];
+  const grid = { tsne: { points: 60, params: { seed: 0, perplexity: 10, theta: 0.5, iterations: 100 } } } as unknown as PlanArgs[2];
+  const { plan } = planTsne(out, spec, grid, ds);
+  assert.equal(plan!.indices.length, 60);
+  assert.ok(plan!.labels.every((l) => l >= 7));
+  assert.deepEqual(plan!.indices, snapshotSubset(ds, [7, 8, 9], 60));
 });

@@ -7,7 +7,8 @@
  * its result would be refused.
  *
  * What a run folder holds, by file (bytes before base64):
- * - initial.safetensors, weights.safetensors: the network, 4 bytes a parameter, and a header;
+ * - initial.safetensors, weights.safetensors: the network, 4 bytes a parameter, and a header
+ *   (weights': with the config and how to evaluate them, weightsMeta.ts);
  * - checkpoint.safetensors: the weights and the optimizer's slots (one per parameter, two for
  *   Adam), the proxies of arcface, cosface and proxy-anchor (classes x dim, with their own
  *   slots), and in its header the config and every epoch's log;
@@ -67,7 +68,8 @@ export function trainResultBound(job: TrainResultPlan, data: DatasetShape): { to
   const checkpointTensors = net.tensors * (1 + slots) + (proxies > 0 ? 2 + slots : 0) + 1;
   const bytes: Record<string, number> = {
     [RUN_FILES.initial]: net.fileBytes + FILE_SLACK,
-    [RUN_FILES.weights]: net.fileBytes + FILE_SLACK,
+    // the header also records the config (escaped JSON in JSON) and how to evaluate (weightsMeta.ts)
+    [RUN_FILES.weights]: net.fileBytes + 2 * configJson + 1024 + FILE_SLACK,
     [RUN_FILES.checkpoint]:
       // data: weights and slots, proxies and theirs, scalars (steps); header: the weights' own
       // entries once per copy, with room for the longer names, plus the state and config

@@ -201,7 +201,12 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
         // proxy-lr 0 means "100x the network's": the rate this (re)start uses, so a reader sees it
         ...(training.proxyLearningRate !== undefined ? { resolved: { 'proxy-lr': training.proxyLearningRate } } : {}),
       },
-      optimizer: { name: config.optimizer, learningRate: config.learningRate ?? 'default' },
+      optimizer: {
+        name: config.optimizer,
+        learningRate: config.learningRate ?? 'default',
+        // "default" names no number: the rate the optimizer uses, so a reader sees it
+        resolved: { learningRate: Number(training.engine.optimizerConfig['learningRate']) },
+      },
       engine: { name: training.engine.name, threads: training.engine.threads, detail: training.engine.detail },
       dataset: datasetInfo(dataset),
       split: { ...training.split },

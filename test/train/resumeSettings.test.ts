@@ -26,6 +26,8 @@ before(async () => {
   await initBackend('wasm');
   const r = siamese(['train', '--epochs', '1', ...base, '--out', run]);
   assert.equal(r.code, 0, r.stderr);
+  // "default" names no number: the manifest also records rmsprop's own rate (Keras' 0.001)
+  assert.deepEqual(manifest(run).optimizer, { name: 'rmsprop', learningRate: 'default', resolved: { learningRate: 0.001 } });
 });
 
 test('resume refuses, in one line, a setting that defines the run when it differs', () => {
@@ -47,6 +49,7 @@ test('resume applies --lr and --epochs, notes them in the manifest, and trains a
   const m = manifest(run);
   assert.equal(m.config.learningRate, 0.0003);
   assert.equal(m.optimizer.learningRate, 0.0003);
+  assert.equal(m.optimizer.resolved.learningRate, 0.0003);
   assert.equal(m.resumes.length, 1);
   assert.equal(m.resumes[0].fromEpoch, 1);
   assert.deepEqual(m.resumes[0].changed, { epochs: { from: 1, to: 2 }, learningRate: { from: 'default', to: 0.0003 } });

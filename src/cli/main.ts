@@ -7,7 +7,7 @@ import { lossNames } from '../losses/registry.ts';
 import { MINER_NAMES } from '../mining/index.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
 import { RunDir, toolVersion } from '../train/runDir.ts';
-import type { TrainConfig } from '../train/config.ts';
+import { MAX_EMBEDDING_DIM, type TrainConfig } from '../train/config.ts';
 import { count } from '../words.ts';
 import { collectParam, floatArg, intArg, type LossCliOptions, lossParamsFrom } from './options.ts';
 import { freeRunDir } from './runDirName.ts';
@@ -102,7 +102,7 @@ interface SweepCliOptions extends ModelCliOptions, DataCliOptions {
 function addNetworkOptions(c: Command): Command {
   return c
     .addOption(new Option('--base <name>', 'base network: mlp (the seed\'s) or cnn (2 conv blocks + dense head) (default mlp)').choices(['mlp', 'cnn']))
-    .option('--embedding-dim <n>', 'embedding size (default 128)', intArg('--embedding-dim', 1));
+    .option('--embedding-dim <n>', 'embedding size (default 128)', intArg('--embedding-dim', 1, MAX_EMBEDDING_DIM));
 }
 
 /** train, predict and compare also make and score test pairs (embed and export do not). */
@@ -121,6 +121,15 @@ function addDataOptions(c: Command, what = 'data set'): Command {
   return c
     .addOption(new Option('--data <name>', `${what}: mnist, fashion-mnist, idx (a folder of IDX files), folder (PNGs, one folder per class) (default mnist)`).choices([...DATASET_NAMES]))
     .option('--data-dir <dir>', 'where the data set is: needed by idx and folder; for mnist and fashion-mnist, a folder with the four IDX files instead of the installed copy');
+}
+
+/** --queue/--queue-name of compare and sweep: a queue name without a queue would be ignored, so it is refused. */
+function queueOf(o: { queue?: string; queueName?: string }): { url: string; name?: string } | undefined {
+  if (o.queue === undefined) {
+    if (o.queueName !== undefined) throw new UsageError('--queue-name needs --queue');
+    return undefined;
+  }
+  return { url: o.queue, name: o.queueName };
 }
 
 /** The data spec of --data/--data-dir, or undefined (the run's own data, or MNIST). */
@@ -292,7 +301,7 @@ export function buildProgram(): Command {
         resume: o.resume !== undefined,
         workers: o.workers,
         quick: o.quick,
-        queue: o.queue === undefined ? undefined : { url: o.queue, name: o.queueName },
+        queue: queueOf(o),
         tsnePoints: o.tsnePoints,
         snapshotPoints: o.snapshotPoints,
         retrieval: o.retrieval ? undefined : false,
@@ -334,7 +343,7 @@ export function buildProgram(): Command {
         out: o.out,
         workers: o.workers,
         quick: o.quick,
-        queue: o.queue === undefined ? undefined : { url: o.queue, name: o.queueName },
+        queue: queueOf(o),
         report: o.report,
         engine: o.engine,
         split: o.split,

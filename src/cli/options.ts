@@ -4,11 +4,11 @@ import type { LossParams } from '../losses/registry.ts';
 
 /** Option value parsers for commander: they throw UsageError with the option's name. */
 export const intArg =
-  (name: string, min: number) =>
+  (name: string, min: number, max?: number) =>
   (v: string): number => {
     const x = Number(v);
-    if (!/^[+-]?\d+$/.test(v.trim()) || !Number.isSafeInteger(x) || x < min) {
-      throw new UsageError(`${name} must be an integer >= ${min}, got "${v}"`);
+    if (!/^[+-]?\d+$/.test(v.trim()) || !Number.isSafeInteger(x) || x < min || (max !== undefined && x > max)) {
+      throw new UsageError(`${name} must be an integer ${max === undefined ? `>= ${min}` : `from ${min} to ${max}`}, got "${v}"`);
     }
     return x;
   };

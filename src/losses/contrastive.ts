@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { positive } from './params.ts';
 import type { PairLoss } from './types.ts';
 
 export interface ContrastiveOptions {
@@ -11,7 +12,9 @@ export interface ContrastiveOptions {
  * L = Y·D² + (1−Y)·max(m − D, 0)².
  */
 export function contrastiveLoss(opts: ContrastiveOptions = {}): PairLoss {
-  const m = opts.margin ?? 1;
+  // m <= 0 makes max(m − D, 0) zero for every D >= 0: nothing pushes negatives apart, the
+  // embedding collapses to a point, and the run only says so after its first epoch
+  const m = positive('contrastive', 'margin', opts.margin ?? 1);
   return {
     kind: 'pair',
     name: 'contrastive',

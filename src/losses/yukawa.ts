@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { nonNegative, positive } from './params.ts';
 import { DISTANCE_EPSILON, type PairLoss } from './types.ts';
 
 export interface YukawaOptions {
@@ -15,9 +16,11 @@ export interface YukawaOptions {
  * Coulomb repulsion exp(−κD)/D.  L = Y·D^p + (1−Y)·exp(−κD)/max(D, ε).
  */
 export function yukawaLoss(opts: YukawaOptions = {}): PairLoss {
-  const kappa = opts.kappa ?? 10;
-  const p = opts.power ?? 3;
-  const eps = opts.epsilon ?? DISTANCE_EPSILON;
+  // κ < 0 makes the "repulsion" grow with distance (negatives pulled together past 1/|κ|), a
+  // power <= 0 makes D^p push positives apart (or do nothing): both turn the loss round silently
+  const kappa = nonNegative('yukawa', 'kappa', opts.kappa ?? 10);
+  const p = positive('yukawa', 'power', opts.power ?? 3);
+  const eps = positive('yukawa', 'epsilon', opts.epsilon ?? DISTANCE_EPSILON);
   return {
     kind: 'pair',
     name: 'yukawa',

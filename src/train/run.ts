@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import { loadDataset } from '../data/registry.ts';
@@ -6,7 +6,7 @@ import { initBackend } from '../engine/backend.ts';
 import { DataError, UsageError } from '../errors.ts';
 import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
-import { lockOutput } from '../io/lock.ts';
+import { lockOutput, makeDirs } from '../io/lock.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { NORM_EPSILON } from '../losses/batch.ts';
 import { createLoss } from '../losses/registry.ts';
@@ -92,7 +92,7 @@ export class RunDivergedError extends DivergenceError {
 /** Train a Siamese network into a run directory, checkpointing after every epoch. */
 export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   // one writer per run directory, taken before anything looks at what the directory holds
-  const lock = lockOutput(opts.out, { command: opts.resume ? 'train --resume' : 'train' });
+  const lock = lockOutput(opts.out, { command: opts.resume ? 'train --resume' : 'train', holds: opts.resume ? undefined : 'run' });
   try {
     return await trainRunLocked(opts);
   } finally {
@@ -278,7 +278,7 @@ export async function sharedInitialWeights(
   // The same stream Training uses for init, so a run with or without the shared file starts alike.
   const weights = net.initWeights(new Rng(c.seed).fork());
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirs(dirname(path));
     await writeSafetensors(path, weights, { format: 'siamese-lab', seed: String(c.seed), base: c.base });
   } catch (e) {
     throw new DataError(`cannot write the shared initial weights ${path}: ${(e as Error).message}`);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -62,4 +62,84 @@ test('--resume given a file (not the folder) says so, not "cannot create the out
   expectUsageError(['train', '--resume', file], /: not a run folder but a file: --resume takes the folder the run was written to$/);
   expectUsageError(['compare', '--resume', file], /: not a comparison folder but a file: --resume takes the folder compare wrote$/);
   assert.deepEqual(readdirSync(dir), ['results.json']);
+});
+
+/** exit 2, one siamese: line matching `pattern`, nothing on stdout */
+function refusedWith(r: ReturnType<typeof siamese>, pattern: RegExp, what: string): void {
+  assert.equal(r.code, 2, `exit code for ${what}: ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line for ${what}, got:\n${r.stderr}`);
+  assert.match(lines[0]!, pattern, what);
+  assert.doesNotMatch(r.stderr, /\n\s+at |internal error/);
+}
+
+// a slice so small that a command the fix no longer refuses still ends in seconds
+const TINY = ['--epochs', '1', '--train-pairs', '50', '--snapshot-points', '0'];
+const TINY_GRID = ['--losses', 'contrastive', '--seeds', '1', ...TINY, '--tsne-points', '0', '--workers', '1', '--no-report'];
+
+test('a refused command leaves no folder behind, not even the runs/ of its default output', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'cli-cwd-'));
+  // the output lock made runs/<loss>-seed0 (and runs/) before the config was checked; the refusal removed only the inner one
+  refusedWith(siamese(['train', '--dropout', '1', ...TINY], { cwd }), /dropout must be in \[0, 1\), got 1/, 'train --dropout 1');
+  refusedWith(siamese(['compare', '--losses', ',,'], { cwd }), /loss list ",,": entry 1 is empty/, 'compare --losses ,,');
+  refusedWith(siamese(['train', '--out', join(cwd, 'a', 'b', 'c'), '--loss', 'triplet', '--miner', 'nope', ...TINY], { cwd }), /unknown miner "nope"/, 'train --miner nope');
+  assert.deepEqual(readdirSync(cwd), []);
+});
+
+test('an output folder that cannot be made (under /proc) is one line, not a hang at full CPU', { skip: !existsSync('/proc/self') && 'no /proc here' }, () => {
+  // Node's recursive mkdirSync loops for ever when mkdir answers ENOENT under an existing parent
+  const r = siamese(['train', '--out', '/proc/siamese-test-out', ...TINY], { timeout: 60_000 });
+  refusedWith(r, /^siamese: \/proc\/siamese-test-out: cannot create the output folder: /, 'train --out /proc/...');
+  const c = siamese(['compare', '--out', '/proc/siamese-test-out/x', ...TINY_GRID], { timeout: 60_000 });
+  refusedWith(c, /cannot create the output folder/, 'compare --out /proc/...');
+});
+
+test('--out naming a folder of another kind of result is refused before anything is written', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-kind-'));
+  const comparison = join(dir, 'cmp');
+  const run = join(dir, 'run');
+  for (const [d, marker] of [[comparison, 'compare.json'], [run, 'manifest.json']] as const) {
+    mkdirSync(d);
+    writeFileSync(join(d, marker), '{}');
+  }
+  refusedWith(siamese(['train', '--out', comparison, ...TINY]), /cmp holds a comparison \(compare\.json\), not a training run: choose another folder/, 'train into a comparison');
+  refusedWith(siamese(['compare', '--out', run, ...TINY_GRID]), /run holds a training run \(manifest\.json\), not a comparison/, 'compare into a run');
+  refusedWith(
+    siamese(['sweep', '--out', comparison, '--losses', 'contrastive:margin=0.5..1', '--trials', '1', '--folds', '2', '--seeds', '1', '--epochs', '1', '--train-pairs', '50', '--workers', '1', '--no-report']),
+    /cmp holds a comparison \(compare\.json\), not a sweep/,
+    'sweep into a comparison',
+  );
+  assert.deepEqual(readdirSync(comparison), ['compare.json']);
+  assert.deepEqual(readdirSync(run), ['manifest.json']);
+});
+
+test('--queue-name without --queue is refused (compare and sweep ignored it and ran here)', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'cli-q-')), 'out');
+  refusedWith(siamese(['compare', '--queue-name', 'grid', '--out', out, ...TINY_GRID]), /^siamese: --queue-name needs --queue$/, 'compare');
+  refusedWith(siamese(['sweep', '--queue-name', 'grid', '--plan']), /^siamese: --queue-name needs --queue$/, 'sweep');
+  assert.equal(existsSync(out), false);
+});
+
+test('an embedding size beyond the limit is one line, from the option and from a damaged manifest (was: internal error)', () => {
+  refusedWith(siamese(['train', '--embedding-dim', '100000000', ...TINY]), /^siamese: --embedding-dim must be an integer from 1 to 4096, got "100000000"$/, '--embedding-dim');
+  const dir = mkdtempSync(join(tmpdir(), 'cli-dim-'));
+  const run = join(dir, 'run');
+  const t = siamese(['train', '--out', run, '--embedding-dim', '8', '--epochs', '0', '--train-pairs', '50', '--snapshot-points', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  const path = join(run, 'manifest.json');
+  const m = JSON.parse(readFileSync(path, 'utf8'));
+  m.config.embeddingDim = 1e9;
+  m.status = 'interrupted';
+  writeFileSync(path, JSON.stringify(m));
+  refusedWith(siamese(['train', '--resume', run]), /manifest\.json: invalid run manifest: embedding size must be at most 4096, got 1000000000$/, 'resume');
+});
+
+test('embed refuses --labels naming the --out file (the labels overwrote the embeddings)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-emb-'));
+  const run = join(dir, 'run');
+  const t = siamese(['train', '--out', run, '--embedding-dim', '4', '--epochs', '0', '--train-pairs', '50', '--snapshot-points', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  const out = join(dir, 'e.npy');
+  refusedWith(siamese(['embed', '--weights', run, '--out', out, '--labels', join(dir, '.', 'e.npy')]), /--labels and --out name the same file/, 'embed');
+  assert.equal(existsSync(out), false);
 });

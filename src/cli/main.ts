@@ -9,7 +9,7 @@ import { optimizerNames } from '../engine/optimizers.ts';
 import { RunDir, toolVersion } from '../train/runDir.ts';
 import { MAX_EMBEDDING_DIM, type TrainConfig } from '../train/config.ts';
 import { count } from '../words.ts';
-import { collectParam, floatArg, intArg, type LossCliOptions, lossParamsFrom } from './options.ts';
+import { collectParam, floatArg, intArg, type LossCliOptions, lossParamsFrom, pathArg } from './options.ts';
 import { freeRunDir } from './runDirName.ts';
 import { endQuietlyOnClosedOutput } from './signals.ts';
 import { translateSeedArgs } from './seedCompat.ts';
@@ -220,6 +220,27 @@ function addExperimentOptions(c: Command, what: 'grid' | 'sweep'): Command {
     .option('--queue <url>', `run on a fleet of \`siamese worker\`s through Redis: ${QUEUE_URL}`)
     .option('--queue-name <name>', `the queue of this ${what} (default: named after the ${what})`)
     .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']));
+}
+
+const PATH_WORDS: Record<string, string> = { dir: 'a folder', file: 'a file', path: 'a path' };
+
+/**
+ * Every file or folder that any command takes, checked in one place: an option whose value is
+ * <dir>, <file> or <path>, and an argument named like a folder, is refused when empty (pathArg).
+ */
+function refuseEmptyPaths(cmd: Command): void {
+  for (const o of cmd.options) {
+    const kind = /<(dir|file|path)>/.exec(o.flags)?.[1];
+    if (kind && o.parseArg === undefined) o.argParser(pathArg(o.long ?? o.flags, PATH_WORDS[kind]!));
+  }
+  for (const a of cmd.registeredArguments) {
+    if (a.parseArg !== undefined || !/dir/.test(a.name())) continue;
+    const check = pathArg(`${cmd.name()} ${a.variadic ? `[${a.name()}...]` : `<${a.name()}>`}`, 'a folder');
+    // a variadic argument's parser gathers the values itself
+    if (a.variadic) a.argParser((v: string, prev?: string[]) => [...(prev ?? []), check(v)]);
+    else a.argParser(check);
+  }
+  cmd.commands.forEach(refuseEmptyPaths);
 }
 
 /** Every command, declared in one place; each action is a thin call into the library. */
@@ -475,6 +496,7 @@ export function buildProgram(): Command {
       await serveCommand({ dirs, port: o.port, host: o.host });
     });
 
+  refuseEmptyPaths(program);
   return program;
 }
 

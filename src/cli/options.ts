@@ -23,6 +23,19 @@ export const floatArg =
     return x;
   };
 
+/**
+ * A file or folder value: an empty one is refused. '' named the current folder (`train --out ''`
+ * wrote its run files there, `compare --out ''` its whole comparison) or nothing at all (`train
+ * --resume ''` started a new run, `train --init-weights ''` dropped the weights unsaid).
+ * `what` is "a folder", "a file" or "a path".
+ */
+export const pathArg =
+  (name: string, what: string) =>
+  (v: string): string => {
+    if (v.trim() === '') throw new UsageError(`${name} needs ${what}, got "${v}"`);
+    return v;
+  };
+
 /** `--param key=value`, repeatable, for loss parameters without their own option. */
 export const collectParam = (v: string, prev: Record<string, string> = {}): Record<string, string> => {
   const eq = v.indexOf('=');

@@ -17,7 +17,8 @@ import { parseSplit, resolveSplit, splitLabels, subsetLabels } from '../data/spl
 import { DataError } from '../errors.ts';
 import { type AccuracyAt, lossAccuracyAt } from '../eval/accuracyAt.ts';
 import type { CompareResults, LossSummary, PairedComparison, Stat } from '../experiments/results.ts';
-import { writeFileAtomic } from '../io/atomic.ts';
+import { fsErrorText, writeFileAtomic } from '../io/atomic.ts';
+import { mkdirFailure } from '../io/lock.ts';
 import { describeLosses } from '../losses/registry.ts';
 import { count } from '../words.ts';
 import { Rng } from '../rng.ts';
@@ -882,7 +883,7 @@ export async function buildReport(results: CompareResults, outDir: string, opts:
   try {
     await mkdir(tmpDir, { recursive: true });
   } catch (e) {
-    throw new DataError(`${figDir}: cannot create the figures directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new DataError(`${figDir}: cannot create the figures directory: ${mkdirFailure(tmpDir, e)}`);
   }
   try {
     return await writeReport(results, outDir, opts, notes, split, tmpDir, figDir);
@@ -943,7 +944,7 @@ async function writeReport(
   try {
     await swapFigures(tmpDir, figDir);
   } catch (e) {
-    throw new DataError(`${figDir}: cannot put the new figures in place (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new DataError(`${figDir}: cannot put the new figures in place (${fsErrorText(e)})`);
   }
   await writeFileAtomic(htmlPath, toHtml(title, blocks));
   await writeFileAtomic(mdPath, toMarkdown(blocks));
@@ -954,6 +955,6 @@ async function writeFigure(path: string, data: string | Uint8Array): Promise<voi
   try {
     await writeFile(path, data);
   } catch (e) {
-    throw new DataError(`${path}: cannot write the figure (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new DataError(`${path}: cannot write the figure (${fsErrorText(e)})`);
   }
 }

@@ -143,3 +143,32 @@ test('embed refuses --labels naming the --out file (the labels overwrote the emb
   refusedWith(siamese(['embed', '--weights', run, '--out', out, '--labels', join(dir, '.', 'e.npy')]), /--labels and --out name the same file/, 'embed');
   assert.equal(existsSync(out), false);
 });
+
+test('an empty file or folder name is refused, for every command (train --out "" wrote its run into the current folder)', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'cli-empty-'));
+  const cases: [string[], RegExp][] = [
+    [['train', '--out', '', ...TINY], /^siamese: --out needs a folder, got ""$/],
+    // --resume "" was falsy: a new default run started
+    [['train', '--resume', ''], /^siamese: --resume needs a folder, got ""$/],
+    [['train', '--init-weights', ' ', ...TINY], /^siamese: --init-weights needs a file, got " "$/],
+    [['compare', '--out', '', ...TINY_GRID], /^siamese: --out needs a folder, got ""$/],
+    [['predict', '--weights', ''], /^siamese: --weights needs a file, got ""$/],
+    [['report', ''], /^siamese: report <run-dir> needs a folder, got ""$/],
+    [['serve', '.', '', '--port', '0'], /^siamese: serve \[dir\.\.\.\] needs a folder, got ""$/],
+    [['tsne', '--in', 'x.npy', '--out', ''], /^siamese: --out needs a file, got ""$/],
+  ];
+  for (const [args, pattern] of cases) refusedWith(siamese(args, { cwd, timeout: 60_000 }), pattern, args.join(' '));
+  assert.deepEqual(readdirSync(cwd), []);
+});
+
+test('train refuses --init-weights with --reset-weights (the second was dropped unsaid)', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'cli-init-')), 'run');
+  refusedWith(siamese(['train', '--reset-weights', '--init-weights', 'w.safetensors', '--out', out, ...TINY]), /give --init-weights FILE .* or --reset-weights .*, not both$/, 'both');
+  assert.equal(existsSync(out), false);
+});
+
+test('a file where a folder belongs is named in words, not by its errno code', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-notdir-'));
+  writeFileSync(join(dir, 'file'), 'x');
+  refusedWith(siamese(['report', join(dir, 'file')]), /file\/results\.json: cannot read \(a part of the path is a file, not a folder\)$/, 'report FILE');
+});

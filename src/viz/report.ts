@@ -6,6 +6,7 @@
  * labels for the polar plot's classes, so `siamese report` can rebuild it without retraining.
  */
 import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { classCount } from '../data/dataset.ts';
@@ -877,6 +878,10 @@ export async function buildReport(results: CompareResults, outDir: string, opts:
     throw new DataError(`test split: ${split.images.length} image bytes for ${split.n} images of ${split.width}x${split.height}`);
   }
   const figDir = join(outDir, 'figures');
+  // a file of that name would be renamed aside by the swap and left hidden there
+  if (statSync(figDir, { throwIfNoEntry: false })?.isDirectory() === false) {
+    throw new DataError(`${figDir}: a file, where the report puts its figures folder; move it away and run again`);
+  }
   await removeDeadTemporaries(outDir);
   // pictures go to a folder of their own first, which replaces figures/ once complete
   const tmpDir = join(outDir, `.figures.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);

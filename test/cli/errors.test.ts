@@ -172,3 +172,13 @@ test('a file where a folder belongs is named in words, not by its errno code', (
   writeFileSync(join(dir, 'file'), 'x');
   refusedWith(siamese(['report', join(dir, 'file')]), /file\/results\.json: cannot read \(a part of the path is a file, not a folder\)$/, 'report FILE');
 });
+
+test('report refuses a file named figures in the folder (the swap renamed it aside and left it hidden)', async () => {
+  const { syntheticResults } = await import('../fixtures/compareResults.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'cli-fig-'));
+  writeFileSync(join(dir, 'results.json'), JSON.stringify(syntheticResults({ tsne: false, retrieval: false })));
+  writeFileSync(join(dir, 'figures'), 'my notes');
+  refusedWith(siamese(['report', dir]), /figures: a file, where the report puts its figures folder; move it away and run again$/, 'report');
+  assert.deepEqual(readdirSync(dir).sort(), ['figures', 'results.json']);
+  assert.equal(readFileSync(join(dir, 'figures'), 'utf8'), 'my notes');
+});

@@ -14,13 +14,13 @@ import { normalisesEmbeddings } from '../losses/types.ts';
 import { buildNetwork } from '../model/build.ts';
 import { loadWeights, matchWeights } from '../model/load.ts';
 import type { BaseNetwork } from '../model/network.ts';
-import type { NamedTensor } from '../model/weights.ts';
+import { countNonFinite, type NamedTensor } from '../model/weights.ts';
 import { Rng } from '../rng.ts';
 import { EpochEmbeddings } from './epochEmbeddings.ts';
 import { type ConfigChanges, definedOnly, resolveConfig, resumeConfig, type TrainConfig } from './config.ts';
 import { EpochDistanceRecorder } from './epochDistances.ts';
 import { datasetInfo, type Manifest, packageVersions, RUN_FILES, RunDir, toolVersion } from './runDir.ts';
-import { type BatchInfo, countNonFinite, DivergenceError, type EpochLog, Training } from './trainer.ts';
+import { type BatchInfo, DivergenceError, type EpochLog, Training } from './trainer.ts';
 
 export interface TrainRunOptions {
   /**
@@ -124,7 +124,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
 
   let initial: NamedTensor[] | undefined;
   if (!opts.resume) {
-    if (opts.initWeights) initial = finiteOrThrow(await loadWeights(opts.initWeights, net), opts.initWeights);
+    if (opts.initWeights) initial = await loadWeights(opts.initWeights, net); // refuses NaN and Inf itself
     else if (opts.resetWeights) {
       const shared = typeof opts.resetWeights === 'string' ? opts.resetWeights : sharedInitPath(opts.out, config);
       initial = finiteOrThrow(await sharedInitialWeights(shared, config, dataset), shared);

@@ -182,3 +182,20 @@ test('report refuses a file named figures in the folder (the swap renamed it asi
   assert.deepEqual(readdirSync(dir).sort(), ['figures', 'results.json']);
   assert.equal(readFileSync(join(dir, 'figures'), 'utf8'), 'my notes');
 });
+
+test('weights holding NaN or Inf are refused by every command that reads them, naming the file (export wrote them out)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-nan-'));
+  const run = join(dir, 'run');
+  const t = siamese(['train', '--out', run, '--embedding-dim', '4', '--epochs', '0', '--train-pairs', '50', '--snapshot-points', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  // the last float of the file is the last bias value: make it NaN, as a flipped exponent byte would
+  const bytes = readFileSync(join(run, 'weights.safetensors'));
+  bytes.writeFloatLE(Number.NaN, bytes.length - 4);
+  const damaged = join(dir, 'damaged.safetensors');
+  writeFileSync(damaged, bytes);
+  const said = /damaged\.safetensors: 1 of its weights are NaN or Inf \(first in dense_\d\.\w+\): the file is damaged; no network can be run or trained from it$/;
+  refusedWith(siamese(['predict', '--weights', damaged, '--embedding-dim', '4', '--no-retrieval']), said, 'predict');
+  refusedWith(siamese(['embed', '--weights', damaged, '--embedding-dim', '4', '--out', join(dir, 'e.npy')]), said, 'embed');
+  refusedWith(siamese(['export', '--weights', damaged, '--embedding-dim', '4', '--out', join(dir, 'w.onnx')]), said, 'export');
+  assert.deepEqual(readdirSync(dir).sort(), ['damaged.safetensors', 'run']);
+});

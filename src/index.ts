@@ -49,7 +49,7 @@ export type { BatchLoss, BatchLossResult } from './losses/batch.ts';
 export { classBalancedBatches, createMiner, MINER_NAMES, type Miner, type PairIndices, type TripletIndices } from './mining/index.ts';
 
 // Training
-export { DEFAULT_CONFIG, resolveConfig, type TrainConfig } from './train/config.ts';
+export { DEFAULT_CONFIG, MAX_EMBEDDING_DIM, resolveConfig, type TrainConfig } from './train/config.ts';
 export { Training, type BatchInfo, type EpochLog, type EvalResult, type TrainState } from './train/trainer.ts';
 export { embedSplit, exportWeights, predict, trainRun, type TrainRunOptions, type TrainRunResult, type WeightsFormat } from './train/run.ts';
 export { RunDir, type Manifest } from './train/runDir.ts';

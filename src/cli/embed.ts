@@ -1,6 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { DataError, UsageError } from '../errors.ts';
+import { join, resolve } from 'node:path';
+import { UsageError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { lockOutputs } from '../io/lock.ts';
 import { writeNpy } from '../io/npy.ts';
@@ -31,6 +30,10 @@ export async function embedCommand(o: EmbedCommandOptions): Promise<{ rows: numb
   }
   if (o.format !== 'npy' && o.format !== 'projector') throw new UsageError(`--format must be npy or projector, got "${o.format}"`);
   if (o.format === 'npy' && !o.out.endsWith('.npy')) throw new UsageError(`--out must name a .npy file for --format npy, got "${o.out}"`);
+  // the labels written over the embeddings would leave one file that is neither
+  if (o.format === 'npy' && o.labels !== undefined && resolve(o.labels) === resolve(o.out)) {
+    throw new UsageError(`--labels and --out name the same file (${o.out}); give the labels their own .npy`);
+  }
   // one writer per output: two embeds into one place would mix one's vectors with the other's labels
   const lock = o.format === 'npy'
     ? lockOutputs([o.out, ...(o.labels ? [o.labels] : [])], { command: 'embed', file: true })
@@ -53,11 +56,7 @@ async function embedLocked(o: EmbedCommandOptions, split: 'train' | 'test'): Pro
       files.push(o.labels);
     }
   } else {
-    try {
-      mkdirSync(o.out, { recursive: true });
-    } catch (err) {
-      throw new DataError(`${o.out}: cannot create the output folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
+    // the folder is there: the lock made it (io/lock.ts)
     const vectors: string[] = [];
     for (let r = 0; r < e.rows; r++) {
       const row = e.embeddings.subarray(r * e.dim, (r + 1) * e.dim);

@@ -7,9 +7,9 @@ import { lossNames } from '../losses/registry.ts';
 import { MINER_NAMES } from '../mining/index.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
 import { RunDir, toolVersion } from '../train/runDir.ts';
-import type { TrainConfig } from '../train/config.ts';
+import { MAX_EMBEDDING_DIM, type TrainConfig } from '../train/config.ts';
 import { count } from '../words.ts';
-import { collectParam, floatArg, intArg, type LossCliOptions, lossParamsFrom } from './options.ts';
+import { collectParam, floatArg, intArg, type LossCliOptions, lossParamsFrom, pathArg } from './options.ts';
 import { freeRunDir } from './runDirName.ts';
 import { endQuietlyOnClosedOutput } from './signals.ts';
 import { translateSeedArgs } from './seedCompat.ts';
@@ -102,7 +102,7 @@ interface SweepCliOptions extends ModelCliOptions, DataCliOptions {
 function addNetworkOptions(c: Command): Command {
   return c
     .addOption(new Option('--base <name>', 'base network: mlp (the seed\'s) or cnn (2 conv blocks + dense head) (default mlp)').choices(['mlp', 'cnn']))
-    .option('--embedding-dim <n>', 'embedding size (default 128)', intArg('--embedding-dim', 1));
+    .option('--embedding-dim <n>', 'embedding size (default 128)', intArg('--embedding-dim', 1, MAX_EMBEDDING_DIM));
 }
 
 /** train, predict and compare also make and score test pairs (embed and export do not). */
@@ -127,6 +127,19 @@ function addDataOptions(c: Command, what = 'data set'): Command {
   return c
     .addOption(new Option('--data <name>', `${what}: mnist, fashion-mnist, idx (a folder of IDX files), folder (PNGs, one folder per class) (default mnist)`).choices([...DATASET_NAMES]))
     .option('--data-dir <dir>', 'where the data set is: needed by idx and folder; for mnist and fashion-mnist, a folder with the four IDX files instead of the installed copy');
+}
+
+/** --queue/--queue-name of compare and sweep: a queue name without a queue, or --workers beside one, would be ignored, so they are refused. */
+function queueOf(o: { queue?: string; queueName?: string; workers?: number }): { url: string; name?: string } | undefined {
+  if (o.queue === undefined) {
+    if (o.queueName !== undefined) throw new UsageError('--queue-name needs --queue');
+    return undefined;
+  }
+  // through a queue the fleet's workers train: this machine's threads would be silently ignored
+  if (o.workers !== undefined) {
+    throw new UsageError('--workers sets this machine\'s threads, and through --queue the fleet trains: give each machine\'s `siamese worker --concurrency N` instead');
+  }
+  return { url: o.queue, name: o.queueName };
 }
 
 /** The data spec of --data/--data-dir, or undefined (the run's own data, or MNIST). */
@@ -219,19 +232,25 @@ function addExperimentOptions(c: Command, what: 'grid' | 'sweep'): Command {
     .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']));
 }
 
+const PATH_WORDS: Record<string, string> = { dir: 'a folder', file: 'a file', path: 'a path' };
+
 /**
- * compare's and sweep's --queue: through it the fleet's workers train, so --workers (this
- * machine's threads) would be silently ignored; and --queue-name alone names no queue.
+ * Every file or folder that any command takes, checked in one place: an option whose value is
+ * <dir>, <file> or <path>, and an argument named like a folder, is refused when empty (pathArg).
  */
-function queueOption(o: { queue?: string; queueName?: string; workers?: number }): { url: string; name?: string } | undefined {
-  if (o.queue === undefined) {
-    if (o.queueName !== undefined) throw new UsageError('--queue-name needs --queue');
-    return undefined;
+function refuseEmptyPaths(cmd: Command): void {
+  for (const o of cmd.options) {
+    const kind = /<(dir|file|path)>/.exec(o.flags)?.[1];
+    if (kind && o.parseArg === undefined) o.argParser(pathArg(o.long ?? o.flags, PATH_WORDS[kind]!));
   }
-  if (o.workers !== undefined) {
-    throw new UsageError('--workers sets this machine\'s threads, and through --queue the fleet trains: give each machine\'s `siamese worker --concurrency N` instead');
+  for (const a of cmd.registeredArguments) {
+    if (a.parseArg !== undefined || !/dir/.test(a.name())) continue;
+    const check = pathArg(`${cmd.name()} ${a.variadic ? `[${a.name()}...]` : `<${a.name()}>`}`, 'a folder');
+    // a variadic argument's parser gathers the values itself
+    if (a.variadic) a.argParser((v: string, prev?: string[]) => [...(prev ?? []), check(v)]);
+    else a.argParser(check);
   }
-  return { url: o.queue, name: o.queueName };
+  cmd.commands.forEach(refuseEmptyPaths);
 }
 
 /** Every command, declared in one place; each action is a thin call into the library. */
@@ -313,7 +332,7 @@ export function buildProgram(): Command {
         resume: o.resume !== undefined,
         workers: o.workers,
         quick: o.quick,
-        queue: queueOption(o),
+        queue: queueOf(o),
         tsnePoints: o.tsnePoints,
         snapshotPoints: o.snapshotPoints,
         retrieval: o.retrieval ? undefined : false,
@@ -355,7 +374,7 @@ export function buildProgram(): Command {
         out: o.out,
         workers: o.workers,
         quick: o.quick,
-        queue: queueOption(o),
+        queue: queueOf(o),
         report: o.report,
         engine: o.engine,
         split: o.split,
@@ -487,6 +506,7 @@ export function buildProgram(): Command {
       await serveCommand({ dirs, port: o.port, host: o.host });
     });
 
+  refuseEmptyPaths(program);
   return program;
 }
 

@@ -4,11 +4,11 @@ import type { LossParams } from '../losses/registry.ts';
 
 /** Option value parsers for commander: they throw UsageError with the option's name. */
 export const intArg =
-  (name: string, min: number) =>
+  (name: string, min: number, max?: number) =>
   (v: string): number => {
     const x = Number(v);
-    if (!/^[+-]?\d+$/.test(v.trim()) || !Number.isSafeInteger(x) || x < min) {
-      throw new UsageError(`${name} must be an integer >= ${min}, got "${v}"`);
+    if (!/^[+-]?\d+$/.test(v.trim()) || !Number.isSafeInteger(x) || x < min || (max !== undefined && x > max)) {
+      throw new UsageError(`${name} must be an integer ${max === undefined ? `>= ${min}` : `from ${min} to ${max}`}, got "${v}"`);
     }
     return x;
   };
@@ -21,6 +21,19 @@ export const floatArg =
       throw new UsageError(`${name} must be a ${opts.positive ? 'positive ' : ''}number, got "${v}"`);
     }
     return x;
+  };
+
+/**
+ * A file or folder value: an empty one is refused. '' named the current folder (`train --out ''`
+ * wrote its run files there, `compare --out ''` its whole comparison) or nothing at all (`train
+ * --resume ''` started a new run, `train --init-weights ''` dropped the weights unsaid).
+ * `what` is "a folder", "a file" or "a path".
+ */
+export const pathArg =
+  (name: string, what: string) =>
+  (v: string): string => {
+    if (v.trim() === '') throw new UsageError(`${name} needs ${what}, got "${v}"`);
+    return v;
   };
 
 /** `--param key=value`, repeatable, for loss parameters without their own option. */

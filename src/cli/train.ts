@@ -29,6 +29,10 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainRunResu
   if (o.resume !== undefined && o.out !== undefined && resolve(o.out) !== resolve(o.resume)) {
     throw new UsageError('give --out DIR (a new run) or --resume DIR (continue it), not both');
   }
+  if (o.initWeights !== undefined && o.resetWeights) {
+    // the run took --init-weights and dropped --reset-weights unsaid
+    throw new UsageError('give --init-weights FILE (start from those weights) or --reset-weights (the shared initial weights of the seed), not both');
+  }
   if (o.resume !== undefined && statSync(o.resume, { throwIfNoEntry: false })?.isDirectory() === false) {
     throw new UsageError(`${o.resume}: not a run folder but a file: --resume takes the folder the run was written to`);
   }

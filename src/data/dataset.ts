@@ -39,6 +39,9 @@ export async function loadIdxSplit(imagesPath: string, labelsPath: string): Prom
     throw new DataError(`${labelsPath}: expected a label file (1 dim), found ${lab.dims.length} dims`);
   }
   const [n, h, w] = img.dims as [number, number, number];
+  // an empty split or a 0-pixel image passes the header's size check and failed later, inside the engine
+  if (n === 0) throw new DataError(`${imagesPath}: holds no images`);
+  if (h === 0 || w === 0) throw new DataError(`${imagesPath}: images of ${h}x${w} pixels; an image needs at least 1x1`);
   if (lab.dims[0] !== n) {
     throw new DataError(`${imagesPath} has ${n} images but ${labelsPath} has ${lab.dims[0]} labels`);
   }

@@ -4,13 +4,14 @@
  * compare.ts executes the plan; collect.ts turns the finished runs into results.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { classCount, type Dataset } from '../data/dataset.ts';
 import { type DataSpec } from '../data/registry.ts';
 import { DataError, UsageError } from '../errors.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { finishFileSet } from '../io/fileSet.ts';
+import { ensureDir as ensureFolder } from '../io/lock.ts';
 import { optimizerNames } from '../engine/optimizers.ts';
 import { createLoss } from '../losses/registry.ts';
 import { sharedInitialWeights } from '../train/run.ts';
@@ -306,12 +307,9 @@ function firstDifference(stored: object, wanted: object): string | undefined {
   return d && `${d.key}: ${d.there ?? 'unset'} there, ${d.now ?? 'unset'} now`;
 }
 
+/** A folder of the comparison, made if missing (io/lock.ts's mkdir -p, and its one-line error). */
 export function ensureDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw new DataError(`${dir}: cannot create the comparison directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  ensureFolder(dir, 'comparison directory');
 }
 
 /**

@@ -197,6 +197,6 @@ export async function readFileBytes(path: string): Promise<Uint8Array> {
     if (code === 'ENOENT') throw new DataError(`${path}: no such file`);
     if (code === 'EISDIR') throw new DataError(`${path}: is a directory, not a file`);
     if (code === 'EACCES' || code === 'EPERM') throw new DataError(`${path}: cannot read: permission denied`);
-    throw new DataError(`${path}: cannot read (${code ?? (e as Error).message})`);
+    throw new DataError(`${path}: cannot read (${fsErrorText(e)})`);
   }
 }

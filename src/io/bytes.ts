@@ -1,5 +1,6 @@
 import * as fsp from 'node:fs/promises';
 import { DataError } from '../errors.ts';
+import { fsErrorText } from './atomic.ts';
 
 /** The byte arrays one after the other, in one new Uint8Array. */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
@@ -18,7 +19,7 @@ export function readError(path: string, e: unknown): DataError {
   if (code === 'ENOENT') return new DataError(`${path}: no such file`);
   if (code === 'EISDIR') return new DataError(`${path}: is a directory, not a file`);
   if (code === 'EACCES' || code === 'EPERM') return new DataError(`${path}: cannot read: permission denied`);
-  return new DataError(`${path}: cannot read (${code ?? (e as Error).message})`);
+  return new DataError(`${path}: cannot read (${fsErrorText(e)})`);
 }
 
 // One read() call moves at most 2 GiB - 1 bytes on Linux; stay well under it.

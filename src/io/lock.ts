@@ -24,7 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { DataError, UsageError } from '../errors.ts';
 import { fsErrorText, removeStaleTemps } from './atomic.ts';
 import { bootId, pidAlive, processStartTick } from './processes.ts';
@@ -64,7 +64,17 @@ export interface LockOptions {
   file?: boolean;
   /** where notes go (stale lock taken over); default: stderr */
   onNote?: (note: string) => void;
+  /** the kind of result the folder is for: a folder that holds another kind is refused */
+  holds?: OutputKind;
 }
+
+/** The kinds of result folder, each known by the file that marks it. */
+export type OutputKind = 'run' | 'comparison' | 'sweep';
+const KIND_MARKERS: readonly { kind: OutputKind; file: string; words: string }[] = [
+  { kind: 'run', file: 'manifest.json', words: 'a training run' },
+  { kind: 'comparison', file: 'compare.json', words: 'a comparison' },
+  { kind: 'sweep', file: 'sweep.json', words: 'a sweep' },
+];
 
 /** Why a holder on this host is gone, or undefined when it still runs. */
 function goneReason(h: LockHolder): string | undefined {
@@ -149,8 +159,7 @@ export function lockOutput(target: string, opts: LockOptions): OutputLock {
     dir = target;
     lockPath = join(target, LOCK_FILE);
   }
-  let created = false;
-  if (!opts.file) created = ensureDir(dir, 'output folder');
+  const created = opts.file ? [] : ensureDir(dir, 'output folder');
   const note = opts.onNote ?? defaultNote;
   const holder: LockHolder = {
     tool: 'siamese-lab',
@@ -196,14 +205,23 @@ export function lockOutput(target: string, opts: LockOptions): OutputLock {
       const { holder: now } = readHolder(lockPath);
       // remove only our own lock: never one another process holds after a takeover
       if (now && now.token === holder.token) fs.rmSync(lockPath, { force: true });
-      // the folder we created holds nothing more: leave no empty folder behind
-      if (created) fs.rmdirSync(dir);
+      // the folders we created hold nothing more (a refusal before any write): leave none behind,
+      // `runs/` of a default `runs/<name>` included; rmdir stops at the first that is not empty
+      for (const d of [...created].reverse()) fs.rmdirSync(d);
     } catch {
       // not empty (the usual case), already gone, or unreadable: an exit path must not throw
     }
   };
   // process.exit() (a second Ctrl-C) skips finally blocks but runs 'exit' listeners
   process.on('exit', release);
+  // a run written into a comparison's folder (or the reverse) would mix two results that each
+  // read the folder as theirs alone; checked under the lock, before anything is written
+  const other = opts.holds && KIND_MARKERS.find((m) => m.kind !== opts.holds && fs.existsSync(join(dir, m.file)));
+  if (other) {
+    release();
+    const mine = KIND_MARKERS.find((m) => m.kind === opts.holds)!;
+    throw new UsageError(`${what} holds ${other.words} (${other.file}), not ${mine.words}: choose another folder for ${mine.words}`);
+  }
   return { path: lockPath, holder, release };
 }
 
@@ -252,15 +270,43 @@ function takeOver(lockPath: string, stale: LockHolder, text: string, what: strin
   }
 }
 
-/** mkdir -p with a one-line error naming the real cause; true when it created the folder. */
-export function ensureDir(dir: string, kind: string): boolean {
+/**
+ * mkdir -p: the folders it created, outermost first (none: `dir` was there). Node's own
+ * recursive mkdirSync spins forever at full CPU, deaf to signals, when mkdir answers ENOENT under
+ * a parent that exists (/proc does: `--out /proc/x` hung `train`); this walks up to the nearest
+ * existing folder itself and makes each missing level once. Errors are Node's, for the caller to word.
+ */
+export function makeDirs(dir: string): string[] {
+  const missing: string[] = [];
+  for (let p = resolve(dir); !fs.existsSync(p); p = dirname(p)) {
+    missing.unshift(p);
+    if (dirname(p) === p) break;
+  }
+  const created: string[] = [];
+  for (const d of missing) {
+    try {
+      fs.mkdirSync(d);
+      created.push(d);
+    } catch (e) {
+      // made meanwhile by another process: not ours to remove, and no failure
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(d, { throwIfNoEntry: false })?.isDirectory()) throw e;
+    }
+  }
+  return created;
+}
+
+/**
+ * mkdir -p with a one-line error naming the real cause; returns the folders it created,
+ * outermost first (empty when `dir` was there), so that a command that ends up writing nothing
+ * can remove them again.
+ */
+export function ensureDir(dir: string, kind: string): string[] {
   if (fs.existsSync(dir)) {
     if (!fs.statSync(dir).isDirectory()) throw new DataError(`${dir}: cannot create the ${kind}: a file of that name exists`);
-    return false;
+    return [];
   }
   try {
-    fs.mkdirSync(dir, { recursive: true });
-    return true;
+    return makeDirs(dir);
   } catch (e) {
     throw new DataError(`${dir}: cannot create the ${kind}: ${mkdirFailure(dir, e)}`);
   }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { PairLoss } from './types.ts';
 import { positive } from './params.ts';
+import type { PairLoss } from './types.ts';
 
 export interface ContrastiveOptions {
   /** negatives closer than this are pushed apart (Hadsell et al. 2006); default 1 */
@@ -12,7 +12,8 @@ export interface ContrastiveOptions {
  * L = Y·D² + (1−Y)·max(m − D, 0)².
  */
 export function contrastiveLoss(opts: ContrastiveOptions = {}): PairLoss {
-  // at m <= 0 negatives are never pushed apart: every pair collapses to one point
+  // m <= 0 makes max(m − D, 0) zero for every D >= 0: nothing pushes negatives apart, the
+  // embedding collapses to a point, and the run only says so after its first epoch
   const m = positive('contrastive', 'margin', opts.margin ?? 1);
   return {
     kind: 'pair',

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { DISTANCE_EPSILON, type PairLoss } from './types.ts';
 import { nonNegative, positive } from './params.ts';
+import { DISTANCE_EPSILON, type PairLoss } from './types.ts';
 
 export interface YukawaOptions {
   /** screening constant of the negative potential exp(−κD)/D; default 10 */
@@ -16,7 +16,8 @@ export interface YukawaOptions {
  * Coulomb repulsion exp(−κD)/D.  L = Y·D^p + (1−Y)·exp(−κD)/max(D, ε).
  */
 export function yukawaLoss(opts: YukawaOptions = {}): PairLoss {
-  // κ < 0 turns the screening into growth, p <= 0 pushes positives apart: the formula needs both signs
+  // κ < 0 makes the "repulsion" grow with distance (negatives pulled together past 1/|κ|), a
+  // power <= 0 makes D^p push positives apart (or do nothing): both turn the loss round silently
   const kappa = nonNegative('yukawa', 'kappa', opts.kappa ?? 10);
   const p = positive('yukawa', 'power', opts.power ?? 3);
   const eps = positive('yukawa', 'epsilon', opts.epsilon ?? DISTANCE_EPSILON);

@@ -353,7 +353,7 @@ function checkSignature(path: string): void {
     fd = fs.openSync(path, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new DataError(code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${code ?? (e as Error).message})`);
+    throw new DataError(code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${fsErrorText(e)})`);
   }
   try {
     const st = fs.fstatSync(fd);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { DataError } from '../errors.ts';
 import { readSafetensors } from '../io/safetensors.ts';
 import type { BaseNetwork } from './network.ts';
-import type { NamedTensor } from './weights.ts';
+import { countNonFinite, type NamedTensor } from './weights.ts';
 
 /**
  * Load weights for `net` from a run directory (its weights.safetensors), a safetensors file, or a
@@ -11,11 +11,22 @@ import type { NamedTensor } from './weights.ts';
  * checked against the network, and a mismatch names the layer, the expected and the found shape.
  */
 export async function loadWeights(path: string, net: BaseNetwork): Promise<NamedTensor[]> {
+  const weights = await readWeightsFile(path, net);
+  // every command reads weights here: predict and embed met NaN as "training cannot start from
+  // them", export wrote them out unsaid (a flipped byte in a file without checksums, a hand edit)
+  const bad = countNonFinite(weights);
+  if (bad.count > 0) {
+    throw new DataError(`${path}: ${bad.count} of its weights are NaN or Inf (first in ${bad.first}): the file is damaged; no network can be run or trained from it`);
+  }
+  return weights;
+}
+
+async function readWeightsFile(path: string, net: BaseNetwork): Promise<NamedTensor[]> {
   if (!existsSync(path)) throw new DataError(`${path}: no such file or directory`);
   if (statSync(path).isDirectory()) {
     const p = join(path, 'weights.safetensors');
     if (!existsSync(p)) throw new DataError(notARun(path));
-    return loadWeights(p, net);
+    return readWeightsFile(p, net);
   }
   const { isKerasH5, readKerasWeights } = await import('./keras.ts');
   // an .h5 name goes to the HDF5 reader even without the signature, which then says so

@@ -1,7 +1,8 @@
 import { type DataSpec, resolveDataSpec } from '../data/registry.ts';
 import { parseSplit, splitText } from '../data/split.ts';
 import type { EngineChoice } from '../engine/engine.ts';
-import { UsageError } from '../errors.ts';
+import { join } from 'node:path';
+import { DataError, UsageError } from '../errors.ts';
 import type { LossParams } from '../losses/registry.ts';
 
 /** Everything that defines a training run. Defaults live here, in one place (the seed's study). */
@@ -73,6 +74,12 @@ export const DEFAULT_CONFIG: TrainConfig = {
   threads: 0,
 };
 
+/**
+ * The widest embedding: the test split's embeddings alone are 10,000 x dim floats (160 MB at
+ * 4096), and a mistyped --embedding-dim 100000000 asked for gigabytes of weights before any check.
+ */
+export const MAX_EMBEDDING_DIM = 4096;
+
 export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
   const c: TrainConfig = { ...DEFAULT_CONFIG, ...definedOnly(partial) };
   const intIn = (name: string, v: number, min: number): void => {
@@ -85,6 +92,7 @@ export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
   intIn('train pairs', c.trainPairs, 0);
   intIn('test pairs', c.testPairs, 0);
   intIn('embedding size', c.embeddingDim, 1);
+  if (c.embeddingDim > MAX_EMBEDDING_DIM) throw new UsageError(`embedding size must be at most ${MAX_EMBEDDING_DIM}, got ${c.embeddingDim}`);
   intIn('images per class', c.perClass, 0);
   if (c.perClass === 1) throw new UsageError('images per class must be 0 (automatic) or at least 2');
   if (!(c.dropout >= 0 && c.dropout < 1)) throw new UsageError(`dropout must be in [0, 1), got ${c.dropout}`);
@@ -135,7 +143,14 @@ const OPTION_OF: Partial<Record<keyof TrainConfig, string>> = {
  * Unset keys (undefined) count as not given; loss parameters given are laid over the saved ones.
  */
 export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, runPath: string): { config: TrainConfig; changed: ConfigChanges } {
-  const was = resolveConfig(saved);
+  let was: TrainConfig;
+  try {
+    was = resolveConfig(saved);
+  } catch (e) {
+    // a value the run could never have been started with: the manifest was edited or damaged
+    if (e instanceof UsageError) throw new DataError(`${join(runPath, 'manifest.json')}: invalid run manifest: ${e.message}`);
+    throw e;
+  }
   const asked = definedOnly(given);
   // loss parameters given are laid over the saved ones: repeating one of them is no change
   if (asked.lossParams) {

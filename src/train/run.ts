@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import type { ClassSplit } from '../data/split.ts';
@@ -7,7 +7,7 @@ import { initBackend } from '../engine/backend.ts';
 import { DataError, UsageError } from '../errors.ts';
 import { type Evaluation, evaluateTraining } from '../eval/evaluate.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
-import { lockOutput } from '../io/lock.ts';
+import { lockOutput, makeDirs } from '../io/lock.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { NORM_EPSILON } from '../losses/batch.ts';
 import { createLoss } from '../losses/registry.ts';
@@ -15,14 +15,14 @@ import { normalisesEmbeddings } from '../losses/types.ts';
 import { buildNetwork } from '../model/build.ts';
 import { loadWeights, matchWeights } from '../model/load.ts';
 import type { BaseNetwork } from '../model/network.ts';
-import type { NamedTensor } from '../model/weights.ts';
+import { countNonFinite, type NamedTensor } from '../model/weights.ts';
 import { Rng } from '../rng.ts';
 import { EpochEmbeddings } from './epochEmbeddings.ts';
 import { type ConfigChanges, definedOnly, overrideNotes, resolveConfig, resumeConfig, type TrainConfig } from './config.ts';
 import { EpochDistanceRecorder } from './epochDistances.ts';
 import { datasetInfo, type Manifest, packageVersions, RUN_FILES, RunDir, toolVersion } from './runDir.ts';
 import { assumedWarning, configFromMetadata, weightsMetadata } from './weightsMeta.ts';
-import { type BatchInfo, countNonFinite, DivergenceError, type EpochLog, Training } from './trainer.ts';
+import { type BatchInfo, DivergenceError, type EpochLog, Training } from './trainer.ts';
 
 export interface TrainRunOptions {
   /**
@@ -96,7 +96,7 @@ export class RunDivergedError extends DivergenceError {
 /** Train a Siamese network into a run directory, checkpointing after every epoch. */
 export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   // one writer per run directory, taken before anything looks at what the directory holds
-  const lock = lockOutput(opts.out, { command: opts.resume ? 'train --resume' : 'train' });
+  const lock = lockOutput(opts.out, { command: opts.resume ? 'train --resume' : 'train', holds: opts.resume ? undefined : 'run' });
   try {
     return await trainRunLocked(opts);
   } finally {
@@ -128,7 +128,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
 
   let initial: NamedTensor[] | undefined;
   if (!opts.resume) {
-    if (opts.initWeights) initial = finiteOrThrow(await loadWeights(opts.initWeights, net), opts.initWeights);
+    if (opts.initWeights) initial = await loadWeights(opts.initWeights, net); // refuses NaN and Inf itself
     else if (opts.resetWeights) {
       const shared = typeof opts.resetWeights === 'string' ? opts.resetWeights : sharedInitPath(opts.out, config);
       initial = finiteOrThrow(await sharedInitialWeights(shared, config, dataset), shared);
@@ -302,7 +302,7 @@ export async function sharedInitialWeights(
   // The same stream Training uses for init, so a run with or without the shared file starts alike.
   const weights = net.initWeights(new Rng(c.seed).fork());
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirs(dirname(path));
     await writeSafetensors(path, weights, { format: 'siamese-lab', seed: String(c.seed), base: c.base });
   } catch (e) {
     throw new DataError(`cannot write the shared initial weights ${path}: ${(e as Error).message}`);

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import { DataError } from '../errors.ts';
-import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
+import { fsErrorText, writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { ensureDir } from '../io/lock.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import type { NamedTensor } from '../model/weights.ts';
@@ -200,7 +200,7 @@ export class RunDir {
     try {
       lines = readFileSync(p, 'utf8').split('\n').filter((l) => l.trim() !== '');
     } catch (e) {
-      return refuse(`${RUN_FILES.log} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      return refuse(`${RUN_FILES.log} cannot be read (${fsErrorText(e)})`);
     }
     if (lines.length !== state.epoch && lines.length !== state.epoch - 1) {
       refuse(`${RUN_FILES.log} holds ${lines.length} epochs, but ${RUN_FILES.checkpoint} is at epoch ${state.epoch}`);
@@ -259,7 +259,7 @@ export function readJson(p: string): unknown {
   try {
     text = readFileSync(p, 'utf8');
   } catch (e) {
-    throw new DataError(`${p}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new DataError(`${p}: cannot read (${fsErrorText(e)})`);
   }
   try {
     return JSON.parse(text);

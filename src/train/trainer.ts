@@ -12,7 +12,7 @@ import { type Loss, normalisesEmbeddings } from '../losses/types.ts';
 import { buildNetwork } from '../model/build.ts';
 import type { BaseNetwork } from '../model/network.ts';
 import { pairDistancesHost } from '../model/siamese.ts';
-import type { NamedTensor } from '../model/weights.ts';
+import { countNonFinite, type NamedTensor } from '../model/weights.ts';
 import { Rng, type RngState } from '../rng.ts';
 import { batchPairAccuracy, bestThresholdAccuracy, pairSweep } from './batchAccuracy.ts';
 import { ClassWeights, PROXY_LR_FACTOR } from './classWeights.ts';
@@ -553,19 +553,6 @@ export class Training {
       throw new UsageError('an epoch of this training was stopped halfway: restore a state saved by getState() with setState() before going on');
     }
   }
-}
-
-/** The number of NaN or Inf values in a set of weights, and the first tensor that holds one. */
-export function countNonFinite(weights: readonly NamedTensor[]): { count: number; first?: string } {
-  let count = 0;
-  let first: string | undefined;
-  for (const w of weights) {
-    let n = 0;
-    for (let i = 0; i < w.data.length; i++) if (!Number.isFinite(w.data[i]!)) n++;
-    if (n > 0) first ??= w.name;
-    count += n;
-  }
-  return { count, first };
 }
 
 /** Weights that hold NaN or Inf cannot be trained: say so (not "diverged": nothing was trained yet). */

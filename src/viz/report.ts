@@ -6,6 +6,7 @@
  * labels for the polar plot's classes, so `siamese report` can rebuild it without retraining.
  */
 import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { classCount } from '../data/dataset.ts';
@@ -17,7 +18,8 @@ import { parseSplit, resolveSplit, splitLabels, subsetLabels } from '../data/spl
 import { DataError } from '../errors.ts';
 import { type AccuracyAt, lossAccuracyAt } from '../eval/accuracyAt.ts';
 import type { CompareResults, LossSummary, PairedComparison, Stat } from '../experiments/results.ts';
-import { writeFileAtomic } from '../io/atomic.ts';
+import { fsErrorText, writeFileAtomic } from '../io/atomic.ts';
+import { mkdirFailure } from '../io/lock.ts';
 import { describeLosses } from '../losses/registry.ts';
 import { count } from '../words.ts';
 import { Rng } from '../rng.ts';
@@ -876,13 +878,17 @@ export async function buildReport(results: CompareResults, outDir: string, opts:
     throw new DataError(`test split: ${split.images.length} image bytes for ${split.n} images of ${split.width}x${split.height}`);
   }
   const figDir = join(outDir, 'figures');
+  // a file of that name would be renamed aside by the swap and left hidden there
+  if (statSync(figDir, { throwIfNoEntry: false })?.isDirectory() === false) {
+    throw new DataError(`${figDir}: a file, where the report puts its figures folder; move it away and run again`);
+  }
   await removeDeadTemporaries(outDir);
   // pictures go to a folder of their own first, which replaces figures/ once complete
   const tmpDir = join(outDir, `.figures.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await mkdir(tmpDir, { recursive: true });
   } catch (e) {
-    throw new DataError(`${figDir}: cannot create the figures directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new DataError(`${figDir}: cannot create the figures directory: ${mkdirFailure(tmpDir, e)}`);
   }
   try {
     return await writeReport(results, outDir, opts, notes, split, tmpDir, figDir);
@@ -943,7 +949,7 @@ async function writeReport(
   try {
     await swapFigures(tmpDir, figDir);
   } catch (e) {
-    throw new DataError(`${figDir}: cannot put the new figures in place (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new DataError(`${figDir}: cannot put the new figures in place (${fsErrorText(e)})`);
   }
   await writeFileAtomic(htmlPath, toHtml(title, blocks));
   await writeFileAtomic(mdPath, toMarkdown(blocks));
@@ -954,6 +960,6 @@ async function writeFigure(path: string, data: string | Uint8Array): Promise<voi
   try {
     await writeFile(path, data);
   } catch (e) {
-    throw new DataError(`${path}: cannot write the figure (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new DataError(`${path}: cannot write the figure (${fsErrorText(e)})`);
   }
 }

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DataError } from '../../src/errors.ts';
 import { predict, trainRun } from '../../src/train/run.ts';
-import { writeShapesFolder as writeFolderDataset } from '../data/datasets.ts';
+import { idxFile, writeShapesFolder as writeFolderDataset } from '../data/datasets.ts';
 import { encodeTestPng } from '../data/pngEncoder.ts';
 import { siamese } from './run.ts';
 
@@ -51,4 +51,25 @@ test('--data and --data-dir are checked before anything runs', () => {
   const bad = siamese(['train', '--data', 'cifar']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /Allowed choices are mnist, fashion-mnist, idx, folder/);
+});
+
+test('IDX files of 0x0 images or of no images are refused in one line (0x0 reached the engine: internal error)', () => {
+  const write = (dir: string, n: number, side: number): void => {
+    mkdirSync(dir, { recursive: true });
+    for (const prefix of ['train', 't10k']) {
+      writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), idxFile([n, side, side], new Uint8Array(n * side * side)));
+      writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), idxFile([n], Uint8Array.from({ length: n }, (_, i) => i % 2)));
+    }
+  };
+  for (const [name, n, side, message] of [
+    ['flat', 20, 0, /flat\/train-images-idx3-ubyte: images of 0x0 pixels; an image needs at least 1x1$/],
+    ['none', 0, 4, /none\/train-images-idx3-ubyte: holds no images$/],
+  ] as const) {
+    const dir = join(root, name);
+    write(dir, n, side);
+    const r = siamese(['train', '--data', 'idx', '--data-dir', dir, '--epochs', '1', '--train-pairs', '50', '--snapshot-points', '0', '--out', join(root, `${name}-run`)]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr.trim(), message);
+  }
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -72,4 +72,140 @@ test('compare and sweep: --workers beside --queue (the fleet trains, the threads
     expectUsageError([cmd, '--queue-name', 'study', '--out', join(dir, cmd)], /--queue-name needs --queue/);
   }
   assert.deepEqual(readdirSync(dir), []);
+});
+
+/** exit 2, one siamese: line matching `pattern`, nothing on stdout */
+function refusedWith(r: ReturnType<typeof siamese>, pattern: RegExp, what: string): void {
+  assert.equal(r.code, 2, `exit code for ${what}: ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line for ${what}, got:\n${r.stderr}`);
+  assert.match(lines[0]!, pattern, what);
+  assert.doesNotMatch(r.stderr, /\n\s+at |internal error/);
+}
+
+// a slice so small that a command the fix no longer refuses still ends in seconds
+const TINY = ['--epochs', '1', '--train-pairs', '50', '--snapshot-points', '0'];
+const TINY_GRID = ['--losses', 'contrastive', '--seeds', '1', ...TINY, '--tsne-points', '0', '--workers', '1', '--no-report'];
+
+test('a refused command leaves no folder behind, not even the runs/ of its default output', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'cli-cwd-'));
+  // the output lock made runs/<loss>-seed0 (and runs/) before the config was checked; the refusal removed only the inner one
+  refusedWith(siamese(['train', '--dropout', '1', ...TINY], { cwd }), /dropout must be in \[0, 1\), got 1/, 'train --dropout 1');
+  refusedWith(siamese(['compare', '--losses', ',,'], { cwd }), /loss list ",,": entry 1 is empty/, 'compare --losses ,,');
+  refusedWith(siamese(['train', '--out', join(cwd, 'a', 'b', 'c'), '--loss', 'triplet', '--miner', 'nope', ...TINY], { cwd }), /unknown miner "nope"/, 'train --miner nope');
+  assert.deepEqual(readdirSync(cwd), []);
+});
+
+test('an output folder that cannot be made (under /proc) is one line, not a hang at full CPU', { skip: !existsSync('/proc/self') && 'no /proc here' }, () => {
+  // Node's recursive mkdirSync loops for ever when mkdir answers ENOENT under an existing parent
+  const r = siamese(['train', '--out', '/proc/siamese-test-out', ...TINY], { timeout: 60_000 });
+  refusedWith(r, /^siamese: \/proc\/siamese-test-out: cannot create the output folder: /, 'train --out /proc/...');
+  const c = siamese(['compare', '--out', '/proc/siamese-test-out/x', ...TINY_GRID], { timeout: 60_000 });
+  refusedWith(c, /cannot create the output folder/, 'compare --out /proc/...');
+});
+
+test('--out naming a folder of another kind of result is refused before anything is written', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-kind-'));
+  const comparison = join(dir, 'cmp');
+  const run = join(dir, 'run');
+  for (const [d, marker] of [[comparison, 'compare.json'], [run, 'manifest.json']] as const) {
+    mkdirSync(d);
+    writeFileSync(join(d, marker), '{}');
+  }
+  refusedWith(siamese(['train', '--out', comparison, ...TINY]), /cmp holds a comparison \(compare\.json\), not a training run: choose another folder/, 'train into a comparison');
+  refusedWith(siamese(['compare', '--out', run, ...TINY_GRID]), /run holds a training run \(manifest\.json\), not a comparison/, 'compare into a run');
+  refusedWith(
+    siamese(['sweep', '--out', comparison, '--losses', 'contrastive:margin=0.5..1', '--trials', '1', '--folds', '2', '--seeds', '1', '--epochs', '1', '--train-pairs', '50', '--workers', '1', '--no-report']),
+    /cmp holds a comparison \(compare\.json\), not a sweep/,
+    'sweep into a comparison',
+  );
+  assert.deepEqual(readdirSync(comparison), ['compare.json']);
+  assert.deepEqual(readdirSync(run), ['manifest.json']);
+});
+
+test('--queue-name without --queue is refused (compare and sweep ignored it and ran here)', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'cli-q-')), 'out');
+  refusedWith(siamese(['compare', '--queue-name', 'grid', '--out', out, ...TINY_GRID]), /^siamese: --queue-name needs --queue$/, 'compare');
+  refusedWith(siamese(['sweep', '--queue-name', 'grid', '--plan']), /^siamese: --queue-name needs --queue$/, 'sweep');
+  assert.equal(existsSync(out), false);
+});
+
+test('an embedding size beyond the limit is one line, from the option and from a damaged manifest (was: internal error)', () => {
+  refusedWith(siamese(['train', '--embedding-dim', '100000000', ...TINY]), /^siamese: --embedding-dim must be an integer from 1 to 4096, got "100000000"$/, '--embedding-dim');
+  const dir = mkdtempSync(join(tmpdir(), 'cli-dim-'));
+  const run = join(dir, 'run');
+  const t = siamese(['train', '--out', run, '--embedding-dim', '8', '--epochs', '0', '--train-pairs', '50', '--snapshot-points', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  const path = join(run, 'manifest.json');
+  const m = JSON.parse(readFileSync(path, 'utf8'));
+  m.config.embeddingDim = 1e9;
+  m.status = 'interrupted';
+  writeFileSync(path, JSON.stringify(m));
+  refusedWith(siamese(['train', '--resume', run]), /manifest\.json: invalid run manifest: embedding size must be at most 4096, got 1000000000$/, 'resume');
+});
+
+test('embed refuses --labels naming the --out file (the labels overwrote the embeddings)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-emb-'));
+  const run = join(dir, 'run');
+  const t = siamese(['train', '--out', run, '--embedding-dim', '4', '--epochs', '0', '--train-pairs', '50', '--snapshot-points', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  const out = join(dir, 'e.npy');
+  refusedWith(siamese(['embed', '--weights', run, '--out', out, '--labels', join(dir, '.', 'e.npy')]), /--labels and --out name the same file/, 'embed');
+  assert.equal(existsSync(out), false);
+});
+
+test('an empty file or folder name is refused, for every command (train --out "" wrote its run into the current folder)', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'cli-empty-'));
+  const cases: [string[], RegExp][] = [
+    [['train', '--out', '', ...TINY], /^siamese: --out needs a folder, got ""$/],
+    // --resume "" was falsy: a new default run started
+    [['train', '--resume', ''], /^siamese: --resume needs a folder, got ""$/],
+    [['train', '--init-weights', ' ', ...TINY], /^siamese: --init-weights needs a file, got " "$/],
+    [['compare', '--out', '', ...TINY_GRID], /^siamese: --out needs a folder, got ""$/],
+    [['predict', '--weights', ''], /^siamese: --weights needs a file, got ""$/],
+    [['report', ''], /^siamese: report <run-dir> needs a folder, got ""$/],
+    [['serve', '.', '', '--port', '0'], /^siamese: serve \[dir\.\.\.\] needs a folder, got ""$/],
+    [['tsne', '--in', 'x.npy', '--out', ''], /^siamese: --out needs a file, got ""$/],
+  ];
+  for (const [args, pattern] of cases) refusedWith(siamese(args, { cwd, timeout: 60_000 }), pattern, args.join(' '));
+  assert.deepEqual(readdirSync(cwd), []);
+});
+
+test('train refuses --init-weights with --reset-weights (the second was dropped unsaid)', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'cli-init-')), 'run');
+  refusedWith(siamese(['train', '--reset-weights', '--init-weights', 'w.safetensors', '--out', out, ...TINY]), /give --init-weights FILE .* or --reset-weights .*, not both$/, 'both');
+  assert.equal(existsSync(out), false);
+});
+
+test('a file where a folder belongs is named in words, not by its errno code', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-notdir-'));
+  writeFileSync(join(dir, 'file'), 'x');
+  refusedWith(siamese(['report', join(dir, 'file')]), /file\/results\.json: cannot read \(a part of the path is a file, not a folder\)$/, 'report FILE');
+});
+
+test('report refuses a file named figures in the folder (the swap renamed it aside and left it hidden)', async () => {
+  const { syntheticResults } = await import('../fixtures/compareResults.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'cli-fig-'));
+  writeFileSync(join(dir, 'results.json'), JSON.stringify(syntheticResults({ tsne: false, retrieval: false })));
+  writeFileSync(join(dir, 'figures'), 'my notes');
+  refusedWith(siamese(['report', dir]), /figures: a file, where the report puts its figures folder; move it away and run again$/, 'report');
+  assert.deepEqual(readdirSync(dir).sort(), ['figures', 'results.json']);
+  assert.equal(readFileSync(join(dir, 'figures'), 'utf8'), 'my notes');
+});
+
+test('weights holding NaN or Inf are refused by every command that reads them, naming the file (export wrote them out)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-nan-'));
+  const run = join(dir, 'run');
+  const t = siamese(['train', '--out', run, '--embedding-dim', '4', '--epochs', '0', '--train-pairs', '50', '--snapshot-points', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  // the last float of the file is the last bias value: make it NaN, as a flipped exponent byte would
+  const bytes = readFileSync(join(run, 'weights.safetensors'));
+  bytes.writeFloatLE(Number.NaN, bytes.length - 4);
+  const damaged = join(dir, 'damaged.safetensors');
+  writeFileSync(damaged, bytes);
+  const said = /damaged\.safetensors: 1 of its weights are NaN or Inf \(first in dense_\d\.\w+\): the file is damaged; no network can be run or trained from it$/;
+  refusedWith(siamese(['predict', '--weights', damaged, '--embedding-dim', '4', '--no-retrieval']), said, 'predict');
+  refusedWith(siamese(['embed', '--weights', damaged, '--embedding-dim', '4', '--out', join(dir, 'e.npy')]), said, 'embed');
+  refusedWith(siamese(['export', '--weights', damaged, '--embedding-dim', '4', '--out', join(dir, 'w.onnx')]), said, 'export');
+  assert.deepEqual(readdirSync(dir).sort(), ['damaged.safetensors', 'run']);
 });

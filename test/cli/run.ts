@@ -16,6 +16,8 @@ export function siamese(args: string[], opts: { cwd?: string; timeout?: number }
     cwd: opts.cwd ?? REPO_ROOT,
     encoding: 'utf8',
     timeout: opts.timeout ?? 600_000,
+    // a child stuck in a synchronous loop never runs its SIGTERM handler: the timeout must end it
+    killSignal: 'SIGKILL',
     env: { ...process.env, CI: 'true' },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };

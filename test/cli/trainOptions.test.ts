@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { lossParamsFrom } from '../../src/cli/options.ts';
 import { UsageError } from '../../src/errors.ts';
@@ -8,13 +11,20 @@ import { siamese } from './run.ts';
  * Options a loss does not take are refused (one line, exit 2) before anything trains. Before the
  * fix they were ignored: these commands trained (a tiny slice, so the test ends either way).
  */
+/** an output folder of this test's own that must never be made (a fixed path could hold another test's run) */
+function neverWritten(): string {
+  return join(mkdtempSync(join(tmpdir(), 'train-options-')), 'never-written');
+}
+
 function refused(args: string[], pattern: RegExp): void {
-  const r = siamese(['train', ...args, '--epochs', '1', '--train-pairs', '100', '--out', '/nonexistent/never-written'], { timeout: 120_000 });
+  const out = neverWritten();
+  const r = siamese(['train', ...args, '--epochs', '1', '--train-pairs', '100', '--out', out], { timeout: 120_000 });
   assert.equal(r.code, 2, `exit code for ${args.join(' ')}: ${r.stderr}`);
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, `one line for ${args.join(' ')}, got:\n${r.stderr}`);
   assert.match(lines[0]!, pattern);
   assert.equal(r.stdout, '');
+  assert.equal(existsSync(out), false, `${out} was made`);
 }
 
 test('train refuses loss options that the loss does not take, naming its parameters', () => {
@@ -33,7 +43,7 @@ test('train refuses loss options that the loss does not take, naming its paramet
 });
 
 test('compare refuses the same settings with the same check', () => {
-  const r = siamese(['compare', '--losses', 'soft-triplet:margin=0.2', '--out', '/nonexistent/never-written']);
+  const r = siamese(['compare', '--losses', 'soft-triplet:margin=0.2', '--out', neverWritten()]);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /loss soft-triplet has no parameter "margin" \(its parameters: squared/);
 });
@@ -45,4 +55,19 @@ test('the loss options a loss takes become its parameters, numbers as numbers', 
   assert.deepEqual(lossParamsFrom('custom', { pos: 'd^3', neg: 'exp(-10*d)/d' }), { pos: 'd^3', neg: 'exp(-10*d)/d' });
   assert.deepEqual(lossParamsFrom('contrastive', {}), {});
   assert.throws(() => lossParamsFrom('gaussian', { margin: 1 }), (e: Error) => e instanceof UsageError && /its parameters: scale\)/.test(e.message));
+});
+
+test('a loss parameter whose sign turns the loss round is refused before training (it trained, and collapsed or ran backwards)', () => {
+  // contrastive: max(m - D, 0) is 0 for every D >= 0 when m <= 0, nothing keeps negatives apart
+  refused(['--margin', '-1'], /^siamese: contrastive loss: margin must be a number > 0, got -1$/);
+  refused(['--param', 'margin=0'], /^siamese: contrastive loss: margin must be a number > 0, got 0$/);
+  // yukawa: exp(-kD)/D grows with D for k < 0; D^p pushes positives apart for p < 0
+  refused(['--loss', 'yukawa', '--kappa', '-1'], /^siamese: yukawa loss: kappa must be a number >= 0, got -1$/);
+  refused(['--loss', 'potential', '--power', '0'], /^siamese: yukawa loss: power must be a number > 0, got 0$/);
+  refused(['--loss', 'yukawa', '--param', 'epsilon=-1e-7'], /^siamese: yukawa loss: epsilon must be a number > 0, got -1e-7$/);
+  // kappa 0 is plain Coulomb repulsion: still allowed
+  assert.deepEqual(lossParamsFrom('yukawa', { kappa: 0 }), { kappa: 0 });
+  const c = siamese(['compare', '--losses', 'yukawa:kappa=-2', '--out', neverWritten()]);
+  assert.equal(c.code, 2, c.stderr);
+  assert.match(c.stderr, /^siamese: loss spec "yukawa:kappa=-2": yukawa loss: kappa must be a number >= 0, got -2\n$/);
 });

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError, type ErrorCode, UsageError } from '../../errors.ts';
+import { fsErrorText } from '../../io/atomic.ts';
 import { resolveConfig, type TrainConfig } from '../../train/config.ts';
 import { recordBytes } from '../../train/epochEmbeddings.ts';
 import { RUN_FILES } from '../../train/runDir.ts';
@@ -271,7 +272,7 @@ function readB64(path: string): string {
   try {
     return readFileSync(path).toString('base64');
   } catch (e) {
-    throw new DataError(`cannot read ${path} for the queue (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new DataError(`cannot read ${path} for the queue (${fsErrorText(e)})`);
   }
 }
 

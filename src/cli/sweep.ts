@@ -1,5 +1,5 @@
 import type { SweepOptions, SweepOutcome, SweepPlan, SweepResults } from '../experiments/sweep.ts';
-import { planSweep, runSweep } from '../experiments/sweep.ts';
+import { planSweep, runSweep, sharesFinals } from '../experiments/sweep.ts';
 import { estimateBasis, estimateWords } from '../experiments/estimate.ts';
 import { sweepVerdict, verdictDifferences } from '../viz/sweepVerdict.ts';
 import { count } from '../words.ts';
@@ -64,9 +64,15 @@ const minutes = (s: number): string => (s < 90 ? `${Math.max(1, Math.round(s))} 
 export function planText(p: SweepPlan): string {
   const d = p.definition;
   const per = `${d.trials} trials x ${d.folds} folds + ${d.seeds} tuned + ${d.seeds} default seeds`;
-  // a loss with nothing to search runs one trial (lossTrials)
+  // a loss with nothing to search runs one trial (lossTrials), and its tuned seeds are its
+  // default ones (sharesFinals: the same config trained once)
   const fixed = d.trials > 1 ? d.losses.filter((l) => l.space.length === 0).map((l) => l.spec.id) : [];
-  const one = fixed.length ? `, 1 trial for ${fixed.join(', ')} (nothing to search)` : '';
+  const shared = d.losses.filter((l) => sharesFinals(d, l)).map((l) => l.spec.id);
+  const stand = 'its tuned seeds standing for the default ones';
+  const one =
+    fixed.length && fixed.join() === shared.join()
+      ? `, for ${fixed.join(', ')}: 1 trial, ${stand} (nothing to search)`
+      : (fixed.length ? `, 1 trial for ${fixed.join(', ')} (nothing to search)` : '') + (shared.length ? `, for ${shared.join(', ')}: ${stand} (nothing to search)` : '');
   const lines = [
     `sweep: ${count(d.losses.length, 'loss', 'losses')} x (${per})${one} = ${count(p.trainings, 'training')}, ${p.finished} finished already; ` +
       `training classes ${d.trainClasses.join(',')}, test classes ${d.testClasses.join(',')}`,

@@ -33,6 +33,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { classCount, type Dataset } from '../data/dataset.ts';
 import { type DataSpec, loadDataset } from '../data/registry.ts';
@@ -193,8 +194,12 @@ export interface SweepLossResult {
   test: TestMeasures;
   /** the best trial's fold models on the test classes */
   foldModels: { separate: { mapAtR: Measure; precisionAt1: Measure; rPrecision: Measure; folds: RetrievalSummary[] }; concatenated: RetrievalSummary & { dim: number } };
-  /** the untuned comparison: the fixed settings with the loss's defaults for the searched ones */
-  untuned: { test: TestMeasures };
+  /**
+   * the untuned comparison: the fixed settings with the loss's defaults for the searched ones.
+   * `sameAsTuned`: a loss with nothing to search, whose defaults are its tuned settings: the same
+   * trainings (tuned-seed<S>), trained once, their numbers given twice (sharesFinals)
+   */
+  untuned: { test: TestMeasures; sameAsTuned?: true };
 }
 
 export interface SweepResults {
@@ -318,9 +323,24 @@ const initialPath = (out: string, seed: number): string => join(out, `initial-se
  */
 export const lossTrials = (def: Pick<SweepDefinition, 'trials'>, l: { space: readonly unknown[] }): number => (l.space.length > 0 ? def.trials : 1);
 
-/** Every training of a sweep: per loss its trials' folds and its tuned and default seeds. */
-export const sweepTrainings = (def: Pick<SweepDefinition, 'trials' | 'folds' | 'seeds' | 'losses'>): number =>
-  def.losses.reduce((n, l) => n + lossTrials(def, l) * def.folds + 2 * def.seeds, 0);
+/**
+ * Whether a loss's default final trainings are its tuned ones: with nothing to search the best
+ * trial's parameters are the spec's fixed values, and the "defaults" are those same fixed values
+ * (only searched parameters fall back to the loss's defaults), so both would train the same
+ * config from the same seeds and initial weights. Decided on the resolved training configs, not
+ * on the names; a searched loss never shares (its best is known only after the search, and the
+ * plan counts its trainings before).
+ */
+export function sharesFinals(def: SweepDefinition, l: SweepLossSpec): boolean {
+  if (l.space.length > 0) return false;
+  return isDeepStrictEqual(trainConfig(def, l, {}, def.split, 0), trainConfig(def, l, undefined, def.split, 0));
+}
+
+/** The final trainings of one loss: its tuned seeds, and its default seeds unless they are the tuned ones (sharesFinals). */
+export const finalTrainings = (def: SweepDefinition, l: SweepLossSpec): number => (sharesFinals(def, l) ? 1 : 2) * def.seeds;
+
+/** Every training of a sweep: per loss its trials' folds and its final seeds (finalTrainings). */
+export const sweepTrainings = (def: SweepDefinition): number => def.losses.reduce((n, l) => n + lossTrials(def, l) * def.folds + finalTrainings(def, l), 0);
 
 function intIn(name: string, v: number, lo: number, hi: number): number {
   if (!Number.isInteger(v) || v < lo || v > hi) throw new UsageError(`${name} must be an integer from ${lo} to ${hi}, got ${v}`);
@@ -450,7 +470,7 @@ function* sweepRuns(def: SweepDefinition, out: string): Generator<{ job: Compare
         yield { job, l, split: foldSplit(def.trainClasses, group), snapshotImages: 0 };
       }
     }
-    for (const kind of ['tuned', 'default'] as const) {
+    for (const kind of sharesFinals(def, l) ? (['tuned'] as const) : (['tuned', 'default'] as const)) {
       for (let s = 0; s < def.seeds; s++) {
         yield { job: sweepJob(def, `${id}/${kind}-seed${s}`, `${id} ${kind} seed ${s}`, finalDir(out, id, kind, s), id, s), l, split: def.split, snapshotImages: DEFAULT_SNAPSHOT_POINTS };
       }
@@ -717,7 +737,8 @@ async function runSweepLocked(
     const finals = async (l: SweepLossSpec, best: Record<string, number> | undefined): Promise<void> => {
       const id = l.spec.id;
       const jobs: Promise<unknown>[] = [];
-      for (const kind of ['tuned', 'default'] as const) {
+      // the default seeds are the tuned ones when both train the same config (sharesFinals)
+      for (const kind of sharesFinals(def, l) ? (['tuned'] as const) : (['tuned', 'default'] as const)) {
         if (kind === 'tuned' && !best) continue;
         for (let s = 0; s < def.seeds; s++) {
           const runDir = finalDir(out, id, kind, s);
@@ -910,7 +931,8 @@ async function buildResults(out: string, def: SweepDefinition, ds: Dataset, tria
     const trials = trialsOf.get(id) ?? [];
     const best = bestTrial(trials);
     const tuned = testMeasures(out, id, 'tuned', def.seeds);
-    const untuned = testMeasures(out, id, 'default', def.seeds);
+    const shared = sharesFinals(def, l);
+    const untuned = shared ? tuned : testMeasures(out, id, 'default', def.seeds);
     if (!best || !tuned || !untuned) continue; // every trial or final run failed: the failures say why
     tunedRuns.push(...tuned.runs);
     untunedRuns.push(...untuned.runs);
@@ -929,7 +951,7 @@ async function buildResults(out: string, def: SweepDefinition, ds: Dataset, tria
       best: { trial: best.trial, params: best.params, validation: best.validation },
       test: tuned.test,
       foldModels: await foldModels(out, def, best, id, ds),
-      untuned: { test: untuned.test },
+      untuned: shared ? { test: untuned.test, sameAsTuned: true } : { test: untuned.test },
     });
   }
   const specs = def.losses.filter((l) => losses.some((x) => x.id === l.spec.id)).map((l) => l.spec);

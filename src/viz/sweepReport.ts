@@ -124,12 +124,20 @@ function fixedWords(r: SweepResults): string {
   return fixed.length ? ` (1 for a loss with nothing to search: ${fixed.join(', ')})` : '';
 }
 
+/** " (for yukawa, with nothing to search, the defaults are the tuned settings: ...)": sharesFinals in sweep.ts */
+function sharedWords(r: SweepResults): string {
+  const shared = r.losses.filter((l) => l.untuned.sameAsTuned).map((l) => l.id);
+  return shared.length
+    ? ` (for ${shared.join(', ')}, with nothing to search, the defaults are the tuned settings: the same trainings, trained once, their numbers given for both)`
+    : '';
+}
+
 function intro(r: SweepResults): string[] {
   const p = r.protocol;
   return [
     `Data: ${r.dataset.name}; training classes ${r.split.trainClasses.join(', ')}; test classes ${r.split.testClasses.join(', ')} (never seen before the final tests).`,
     `Protocol: per loss ${p.trials} trials${fixedWords(r)} (quasi-random start, then TPE), each scored by the mean validation MAP@R of ${p.folds} folds, each validated on training classes it does not train on ` +
-      `(validation groups ${p.groups.map((g) => `{${g.join(',')}}`).join(' ')}${groupsOverlap(p.groups) ? ': too few training classes for disjoint groups, so pairs that overlap between folds' : ''}); the best parameters and the defaults each trained with ${p.seeds} seeds on all training classes; ` +
+      `(validation groups ${p.groups.map((g) => `{${g.join(',')}}`).join(' ')}${groupsOverlap(p.groups) ? ': too few training classes for disjoint groups, so pairs that overlap between folds' : ''}); the best parameters and the defaults each trained with ${p.seeds} seeds on all training classes${sharedWords(r)}; ` +
       `${p.config.epochs} epoch(s), batch ${p.config.batchSize}, ${p.config.optimizer}${p.config.trainPairs ? `, first ${p.config.trainPairs} train pairs` : ''}.`,
     `Machine: ${r.machine.cores} cores, node ${r.machine.node}. ${r.machine.trainings} trainings; the invocation that finished the sweep trained ${r.machine.trainedNow} of them ` +
       `on ${r.machine.workers} workers${r.machine.queue ? ' of a Redis queue (the cores are the coordinator\'s)' : ''} in ${r.machine.wallSeconds} s (earlier ones, if interrupted, are not counted).` +

@@ -287,7 +287,10 @@ function finalProgress(f: FolderView): string {
   const runs = state.runs.filter((r) => r.folder === f.id && (r.sweep?.kind === 'tuned' || r.sweep?.kind === 'default'));
   if (runs.length === 0 || !f.outline) return '';
   const ended = runs.filter((r) => r.status === 'finished' || r.status === 'failed').length;
-  return `; final trainings: ${ended} of ${2 * f.outline.seeds * f.outline.losses.length} ended`;
+  // a loss with nothing to search trains its tuned seeds only: they stand for its default ones
+  // (sharesFinals in experiments/sweep.ts, which an empty space always satisfies)
+  const total = f.outline.losses.reduce((n, l) => n + (l.space.length > 0 ? 2 : 1) * f.outline!.seeds, 0);
+  return `; final trainings: ${ended} of ${total} ended`;
 }
 
 const fin = (losses: readonly LossTrials[]): boolean => losses.some((l) => l.final);

@@ -102,6 +102,10 @@ test('a tiny sweep: results.json as documented; the same sweep twice gives the s
     }
     assert.equal(l.foldModels.concatenated.dim, 2 * 128);
     // the best-threshold pair accuracy of every final run, as its result.json has it
+    // a searched loss: its defaults are trained apart (sharesFinals), from their own folders
+    assert.equal(l.untuned.sameAsTuned, undefined);
+    assert.deepEqual(l.untuned.test.seeds.map((x) => x.runDir), [0, 1].map((s) => join(root, 'a', 'runs', l.id, `default-seed${s}`)));
+    assert.notDeepEqual(l.untuned.test.mapAtR.values, l.test.mapAtR.values);
     for (const [kind, t] of [['tuned', l.test], ['default', l.untuned.test]] as const) {
       const want = t.seeds.map((x) => (JSON.parse(readFileSync(join(root, 'a', 'runs', l.id, `${kind}-seed${x.seed}`, 'result.json'), 'utf8')) as { evaluation: { pairs: { best: { accuracy: number } } } }).evaluation.pairs.best.accuracy);
       assert.deepEqual(t.seeds.map((x) => x.bestAccuracy), want, `${l.id} ${kind}: per seed`);

@@ -259,6 +259,33 @@ test('trainingSeconds: the first LATE_STEP steps at the early cost, the rest at 
   assert.ok(Math.abs(trainingSeconds({ ...w, lossId: 'contrastive', epochs: 3, batchesPerEpoch: 50 }, costs) - (0.2 + 0.15 + 0.03 + 0.2)) < 1e-12);
 });
 
+test('the plan\'s "ms a step": each loss\'s mean cost a step as the estimate counts it, batch-all\'s early and later costs beside', () => {
+  const costs: Costs = { ...COSTS, step: { contrastive: 0.001, ba: 0.016 }, stepLate: { contrastive: 0.00105, ba: 0.0057 } };
+  const ba: TrainingWork = { lossId: 'ba', epochs: 20, batchesPerEpoch: 245, testImages: 0, snapshotImages: 0, retrieval: false };
+  const short: TrainingWork = { ...ba, epochs: 1, batchesPerEpoch: 40 };
+  const con: TrainingWork = { ...ba, lossId: 'contrastive', epochs: 2, batchesPerEpoch: 50 };
+  const e = estimatePlan([ba, short, con], costs, 2);
+  // by hand: batch-all 100 x 16 ms + 4800 x 5.7 ms, and 40 x 16 ms, over 4940 steps = 29.6 s / 4940 = 5.99 ms;
+  // contrastive 100 steps, none past step 100, at 1 ms (its later cost is never reached)
+  assert.ok(Math.abs(e.stepMean!['ba']! - 29.6 / 4940) < 1e-15, String(e.stepMean!['ba']));
+  assert.equal(e.stepMean!['contrastive'], 0.001);
+  // the figure is the one the estimate sums: its step seconds are the mean times the steps
+  const fixedParts = (w: TrainingWork): number => trainingSeconds(w, { ...costs, step: { contrastive: 0, ba: 0 }, stepLate: { contrastive: 0, ba: 0 } });
+  const stepSeconds = e.trainingSeconds - [ba, short, con].reduce((a, w) => a + fixedParts(w), 0);
+  assert.ok(Math.abs(stepSeconds - (e.stepMean!['ba']! * 4940 + 0.001 * 100)) < 1e-9);
+  assert.equal(
+    estimateBasis(e),
+    'measured here: 1.0 ms a step (contrastive) to 6.0 ms on average (ba: 16.0 ms for the first 100 steps, 5.7 ms after), 10.0 ms of files an epoch; 2 workers',
+  );
+  // one loss: its mean, and both costs beside it
+  assert.equal(
+    estimateBasis(estimatePlan([ba], { ...costs, step: { ba: 0.016 }, stepLate: { ba: 0.0057 } }, 1)),
+    'measured here: 5.9 ms a step on average (16.0 ms for the first 100 steps, 5.7 ms after), 10.0 ms of files an epoch; 1 worker',
+  );
+  // a later cost within 10% of the early one is not named: 4900 steps of contrastive at 1 and 1.05 ms
+  assert.equal(estimateBasis(estimatePlan([{ ...ba, lossId: 'contrastive' }], { ...costs, step: { contrastive: 0.001 } }, 1)), 'measured here: 1.0 ms a step, 10.0 ms of files an epoch; 1 worker');
+});
+
 test('calibrate: the later step cost of a loss whose trainings run past LATE_STEP steps, through several short epochs; none for one whose trainings are shorter', async () => {
   await initBackend('wasm');
   const ds = await loadDataset(data);
@@ -330,7 +357,8 @@ test('sweep --plan prints the plan and exits 0, writing nothing (no folder, noth
 });
 
 test('sweep --plan --queue: the plan counts no local workers (0, as the sweep plans it), names the queue without its password and makes no estimate; compare takes no --plan', async () => {
-  const args = ['--data', 'idx', '--data-dir', dataDir, '--trials', '2', '--folds', '2', '--seeds', '1', '--epochs', '1', '--train-pairs', '100', '--workers', '2'];
+  // no --workers: beside --queue the command refuses it (the fleet's workers train)
+  const args = ['--data', 'idx', '--data-dir', dataDir, '--trials', '2', '--folds', '2', '--seeds', '1', '--epochs', '1', '--train-pairs', '100'];
   // nothing listens there: the plan never connects
   const url = 'redis://:secret@127.0.0.1:9';
   const plan = await planSweep({ data, trials: 2, folds: 2, seeds: 1, epochs: 1, trainPairs: 100, workers: 2, out: join(root, 'queue-plan'), queue: { url } });

@@ -12,6 +12,7 @@
 import uPlot from 'uplot';
 import { clear, colorOf, fixed, h, message, pct } from './dom.ts';
 import { bestThresholdWords } from '../viz/accuracyWords.ts';
+import { sweepFinalTrainings } from '../viz/sweepFinals.ts';
 import { sweepVerdict, verdictDifferences } from '../viz/sweepVerdict.ts';
 import { type AxisDef, parallelCoordinates } from './parallel.ts';
 import { type FolderView, groups, type RunInfo, state, type SweepOutline, type SweepResults } from './state.ts';
@@ -287,10 +288,7 @@ function finalProgress(f: FolderView): string {
   const runs = state.runs.filter((r) => r.folder === f.id && (r.sweep?.kind === 'tuned' || r.sweep?.kind === 'default'));
   if (runs.length === 0 || !f.outline) return '';
   const ended = runs.filter((r) => r.status === 'finished' || r.status === 'failed').length;
-  // a loss with nothing to search trains its tuned seeds only: they stand for its default ones
-  // (sharesFinals in experiments/sweep.ts, which an empty space always satisfies)
-  const total = f.outline.losses.reduce((n, l) => n + (l.space.length > 0 ? 2 : 1) * f.outline!.seeds, 0);
-  return `; final trainings: ${ended} of ${total} ended`;
+  return `; final trainings: ${ended} of ${sweepFinalTrainings(f.outline)} ended`;
 }
 
 const fin = (losses: readonly LossTrials[]): boolean => losses.some((l) => l.final);

@@ -14,6 +14,8 @@ import { loadDataset } from '../../src/data/registry.ts';
 import { initBackend } from '../../src/engine/backend.ts';
 import { resolveDefinition, runSweep, sharesFinals, type SweepPlan, sweepJobs, sweepTrainings, trainConfig } from '../../src/experiments/sweep.ts';
 import { planText } from '../../src/cli/sweep.ts';
+import { sweepOutline } from '../../src/serve/scan.ts';
+import { sweepFinalTrainings } from '../../src/viz/sweepFinals.ts';
 import { sweepMarkdown } from '../../src/viz/sweepReport.ts';
 import { writeBandsIdx } from '../data/datasets.ts';
 
@@ -87,6 +89,11 @@ test('a sweep of one fixed loss: 1 trial of K folds and the tuned seeds, which s
   const md = sweepMarkdown(o.results!);
   assert.match(md, /per loss 4 trials \(1 for a loss with nothing to search: yukawa-kappa5-power2\)/);
   assert.match(md, /trained with 2 seeds on all training classes \(for yukawa-kappa5-power2, with nothing to search, the defaults are the tuned settings: the same trainings, trained once, their numbers given for both\);/);
+  // serve's count of the final trainings, from the outline of sweep.json: the final run folders on disk
+  const outline = sweepOutline({ id: '0:fixed', kind: 'sweep', root: 0, rel: 'fixed', dir: out })!;
+  const finals = readdirSync(join(out, 'runs', 'yukawa-kappa5-power2')).filter((d) => /^(tuned|default)-seed\d+$/.test(d)).length;
+  assert.equal(sweepFinalTrainings(outline), finals);
+  assert.equal(finals, 2);
   // the same command again: nothing to train, the same numbers (resume counts the same trainings)
   const again = await runSweep({ data, losses: 'yukawa:kappa=5;power=2', trials: 4, folds: 2, seeds: 2, epochs: 1, trainPairs: 200, workers: 2, out });
   assert.deepEqual([again.trained, again.reused], [0, 4]);

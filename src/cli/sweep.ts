@@ -63,7 +63,7 @@ const minutes = (s: number): string => (s < 90 ? `${Math.max(1, Math.round(s))} 
 /** The plan, before any training: what will be trained, and roughly how long it takes here. */
 export function planText(p: SweepPlan): string {
   const d = p.definition;
-  const per = `${d.trials} trials x ${d.folds} folds + ${d.seeds} tuned + ${d.seeds} default seeds`;
+  const per = `${count(d.trials, 'trial')} x ${count(d.folds, 'fold')} + ${d.seeds} tuned + ${count(d.seeds, 'default seed')}`;
   // a loss with nothing to search runs one trial (lossTrials), and its tuned seeds are its
   // default ones (sharesFinals: the same config trained once)
   const fixed = d.trials > 1 ? d.losses.filter((l) => l.space.length === 0).map((l) => l.spec.id) : [];

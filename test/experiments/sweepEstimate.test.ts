@@ -345,7 +345,7 @@ test('sweep --plan prints the plan and exits 0, writing nothing (no folder, noth
   const out = join(root, 'plan-out');
   const r = siamese([...args, '--out', out]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^sweep: 2 losses x \(2 trials x 2 folds \+ 1 tuned \+ 1 default seeds\) = 12 trainings, 0 finished already; training classes 0,1,2,3, test classes 4,5,6,7$/m);
+  assert.match(r.stdout, /^sweep: 2 losses x \(2 trials x 2 folds \+ 1 tuned \+ 1 default seed\) = 12 trainings, 0 finished already; training classes 0,1,2,3, test classes 4,5,6,7$/m);
   assert.match(r.stdout, /^sweep: estimated about \d+ s( with the cores to itself, \d+ s if the load of the moment lasts)? \(measured here: [\d.]+ ms a step \(\S+\) to [\d.]+ ms \(\S+\), [\d.]+ ms of files an epoch; 2 workers; /m);
   assert.equal(existsSync(out), false, 'no output folder');
   const existing = join(root, 'existing');

@@ -44,7 +44,7 @@ test('a loss with no search space runs one trial; a searched loss beside it runs
   const plan: SweepPlan = { definition: def, trainings: 11, finished: 0, workers: 2, notes };
   assert.match(
     planText(plan),
-    /^sweep: 2 losses x \(3 trials x 2 folds \+ 1 tuned \+ 1 default seeds\), for yukawa-kappa5-power2: 1 trial, its tuned seeds standing for the default ones \(nothing to search\) = 11 trainings, 0 finished already;/,
+    /^sweep: 2 losses x \(3 trials x 2 folds \+ 1 tuned \+ 1 default seed\), for yukawa-kappa5-power2: 1 trial, its tuned seeds standing for the default ones \(nothing to search\) = 11 trainings, 0 finished already;/,
   );
 });
 

@@ -105,6 +105,37 @@ export { ok, epochs, kind, wrong };
   assert.equal(r.code, 0, r.stdout + r.stderr);
 });
 
+test("a strict consumer with TypeScript's defaults (skipLibCheck off) type-checks the README's examples with no error", () => {
+  // skipLibCheck off: tsc checks every declaration file the package's types load. tfjs-core's and
+  // its backends' do not pass (Long, EmscriptenModule, @webgpu/types against lib.dom), so the
+  // package's public types must not load them (docs/package.md)
+  const examples = readmeExamples(readFileSync(join(p.clone, 'README.md'), 'utf8'));
+  const files = examples.map((ex, i) => {
+    const file = `strict-example-${i + 1}.ts`;
+    writeFileSync(join(p.dir, file), ex.code);
+    return file;
+  });
+  writeFileSync(
+    join(p.dir, 'strict-api.ts'),
+    `import { compileExpression, createOptimizer, initBackend, mlpNetwork, pairDistancesHost, yukawaLoss, type BaseNetwork, type Loss } from 'siamese-lab';
+await initBackend('cpu');
+const net: BaseNetwork = mlpNetwork();
+const loss: Loss = yukawaLoss();
+const v: number = compileExpression('exp(-d)').scalar(1) + pairDistancesHost(Float32Array.of(0, 1), 1, Int32Array.of(0), Int32Array.of(1))[0]!;
+createOptimizer('adam').dispose();
+export { net, loss, v };
+`,
+  );
+  writeFileSync(
+    join(p.dir, 'tsconfig.strict.json'),
+    JSON.stringify({ compilerOptions: { module: 'nodenext', strict: true, noEmit: true, types: ['node'] }, files: [...files, 'strict-api.ts'] }),
+  );
+  const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = node(p, [tsc, '-p', 'tsconfig.strict.json']);
+  assert.equal(r.stdout + r.stderr, '');
+  assert.equal(r.code, 0);
+});
+
 test('inside the clone the package imports itself by name (the exports map)', () => {
   const r = node({ ...p, dir: p.clone }, ['--input-type=module', '-e', "const m = await import('siamese-lab'); console.log(typeof m.trainRun, typeof m.doctorReport)"]);
   assert.equal(r.code, 0, r.stderr);

@@ -33,7 +33,7 @@ export function applyNetwork(network: BaseNetwork, x: tf.Tensor2D, weights: read
           h = tf.reshape(h, [n, layer.features]);
           break;
         case 'dropout':
-          if (dropout && layer.rate > 0) h = tf.mul(h, dropout(n, h.shape[1]!, layer.rate));
+          if (dropout && layer.rate > 0) h = tf.mul(h, dropout(n, h.shape[1]!, layer.rate) as tf.Tensor2D);
           break;
       }
     }

@@ -35,7 +35,7 @@ export function tfPairLossGrad(loss: PairLoss): PairLossGrad {
     let grad = new Float64Array(0);
     tf.tidy(() => {
       const yt = tf.tensor1d(Float32Array.from(y));
-      const f = tf.valueAndGrad((x: tf.Tensor) => tf.mean(loss.perPair(x as tf.Tensor1D, yt)) as tf.Scalar);
+      const f = tf.valueAndGrad((x: tf.Tensor) => tf.mean(loss.perPair(x as tf.Tensor1D, yt) as tf.Tensor1D) as tf.Scalar);
       const r = f(tf.tensor1d(d));
       value = r.value.dataSync()[0]!;
       grad = Float64Array.from(r.grad.dataSync());
@@ -50,7 +50,7 @@ export function tfTripletLossGrad(loss: TripletLoss): TripletLossGrad {
     let gap = new Float64Array(0);
     let gan = new Float64Array(0);
     tf.tidy(() => {
-      const f = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => tf.mean(loss.perTriplet(a as tf.Tensor1D, b as tf.Tensor1D)) as tf.Scalar);
+      const f = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => tf.mean(loss.perTriplet(a as tf.Tensor1D, b as tf.Tensor1D) as tf.Tensor1D) as tf.Scalar);
       const r = f([tf.tensor1d(dap), tf.tensor1d(dan)]);
       value = r.value.dataSync()[0]!;
       gap = Float64Array.from(r.grads[0]!.dataSync());

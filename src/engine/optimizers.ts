@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UsageError } from '../errors.ts';
 import type { NamedTensor } from '../model/weights.ts';
+import type { Tensor, Variable } from '../tensor.ts';
 
 /** Options shared by every optimizer; each reads what it knows. */
 export interface OptimizerOptions {
@@ -24,7 +25,7 @@ export interface OptimizerOptions {
 export interface Optimizer {
   readonly name: string;
   readonly config: Readonly<Record<string, number | boolean | string>>;
-  apply(vars: readonly tf.Variable[], grads: readonly tf.Tensor[]): void;
+  apply(vars: readonly Variable[], grads: readonly Tensor[]): void;
   getState(): NamedTensor[];
   setState(state: readonly NamedTensor[]): void;
   dispose(): void;
@@ -87,7 +88,7 @@ function rmsprop(o: OptimizerOptions): Optimizer {
   return {
     name: 'rmsprop',
     config: { name: 'rmsprop', learningRate: lr, rho, epsilon: eps },
-    apply(vars, grads) {
+    apply(vars: readonly tf.Variable[], grads: readonly tf.Tensor[]) {
       const [v] = slots.get(vars) as [tf.Variable[]];
       tf.tidy(() => {
         vars.forEach((w, i) => {
@@ -115,7 +116,7 @@ function adam(o: OptimizerOptions): Optimizer {
   return {
     name: 'adam',
     config: { name: 'adam', learningRate: lr, beta1: b1, beta2: b2, epsilon: eps },
-    apply(vars, grads) {
+    apply(vars: readonly tf.Variable[], grads: readonly tf.Tensor[]) {
       const [m, v] = slots.get(vars) as [tf.Variable[], tf.Variable[]];
       t++;
       const lrT = (lr * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t);
@@ -148,7 +149,7 @@ function sgd(o: OptimizerOptions): Optimizer {
   return {
     name: 'sgd',
     config: { name: 'sgd', learningRate: lr, momentum: mu, nesterov },
-    apply(vars, grads) {
+    apply(vars: readonly tf.Variable[], grads: readonly tf.Tensor[]) {
       if (mu === 0) {
         tf.tidy(() => vars.forEach((w, i) => w.assign(tf.sub(w, tf.mul(lr, grads[i]!)))));
         return;
@@ -176,7 +177,7 @@ function adagrad(o: OptimizerOptions): Optimizer {
   return {
     name: 'adagrad',
     config: { name: 'adagrad', learningRate: lr, epsilon: eps },
-    apply(vars, grads) {
+    apply(vars: readonly tf.Variable[], grads: readonly tf.Tensor[]) {
       const [a] = slots.get(vars) as [tf.Variable[]];
       tf.tidy(() => {
         vars.forEach((w, i) => {

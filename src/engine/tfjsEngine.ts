@@ -8,7 +8,7 @@ import type { Loss } from '../losses/types.ts';
 import type { Miner } from '../mining/index.ts';
 import { rngDropout } from '../model/dropout.ts';
 import type { BaseNetwork } from '../model/network.ts';
-import { pairDistance } from '../model/siamese.ts';
+import { pairDistance } from './distance.ts';
 import type { NamedTensor } from '../model/weights.ts';
 import type { Rng } from '../rng.ts';
 import type { Batch, EmbeddingTail, EngineSetup, StepOutput, TrainEngine } from './engine.ts';
@@ -89,7 +89,7 @@ export class TfjsEngine implements TrainEngine {
         const emb = applyNetwork(this.network, xt, this.vars, dropout);
         const d = pairDistance(tf.slice(emb, [0, 0], [n, -1]), tf.slice(emb, [n, 0], [n, -1]));
         dist = tf.keep(d);
-        return tf.mean(loss.perPair(d, yt)) as tf.Scalar;
+        return tf.mean(loss.perPair(d, yt) as tf.Tensor1D) as tf.Scalar;
       }, this.vars);
     });
     this.apply(grads);
@@ -117,7 +117,7 @@ export class TfjsEngine implements TrainEngine {
         const dap = pairDistance(a, tf.slice(emb, [n, 0], [n, -1]));
         const dan = pairDistance(a, tf.slice(emb, [2 * n, 0], [n, -1]));
         dists = [tf.keep(dap), tf.keep(dan)];
-        return tf.mean(loss.perTriplet(dap, dan)) as tf.Scalar;
+        return tf.mean(loss.perTriplet(dap, dan) as tf.Tensor1D) as tf.Scalar;
       }, this.vars);
     });
     this.apply(grads);
@@ -155,7 +155,7 @@ export class TfjsEngine implements TrainEngine {
           const dan = pairDistance(a, gatherRows(emb, indices.negatives));
           out.dap = dap.dataSync() as Float32Array;
           out.dan = dan.dataSync() as Float32Array;
-          return tf.mean(loss.perTriplet(dap, dan)) as tf.Scalar;
+          return tf.mean(loss.perTriplet(dap, dan) as tf.Tensor1D) as tf.Scalar;
         }
         if (miner.kind === 'pair' && loss.kind === 'pair') {
           const { indices } = miner.mine(host, dim, labels);
@@ -164,7 +164,7 @@ export class TfjsEngine implements TrainEngine {
           const d = pairDistance(gatherRows(emb, indices.a), gatherRows(emb, indices.b));
           out.d = d.dataSync() as Float32Array;
           out.y = indices.y;
-          return tf.mean(loss.perPair(d, tf.tensor1d(Float32Array.from(indices.y)))) as tf.Scalar;
+          return tf.mean(loss.perPair(d, tf.tensor1d(Float32Array.from(indices.y))) as tf.Tensor1D) as tf.Scalar;
         }
         throw new Error('miner and loss kinds differ');
       }, this.vars);

@@ -20,7 +20,7 @@ export function contrastiveLoss(opts: ContrastiveOptions = {}): PairLoss {
     name: 'contrastive',
     formula: `Y·D² + (1−Y)·max(${m} − D, 0)²`,
     params: { margin: m },
-    perPair: (d, y) =>
+    perPair: (d: tf.Tensor1D, y: tf.Tensor1D) =>
       tf.tidy(() => {
         const pos = tf.square(d);
         const neg = tf.square(tf.relu(tf.sub(m, d)));

@@ -34,8 +34,8 @@ export function customPotentialLoss(potentials: CustomPotentials): PairLoss {
     name: 'custom',
     formula: `Y·(${pos.source.trim()}) + (1−Y)·(${neg.source.trim()})`,
     params: { pos: pos.source, neg: neg.source },
-    perPair: (d, y) =>
-      tf.tidy(() => tf.add(tf.mul(y, pos.tensor(d)), tf.mul(tf.sub(1, y), neg.tensor(d))) as tf.Tensor1D),
+    perPair: (d: tf.Tensor1D, y: tf.Tensor1D) =>
+      tf.tidy(() => tf.add(tf.mul(y, pos.tensor(d) as tf.Tensor1D), tf.mul(tf.sub(1, y), neg.tensor(d) as tf.Tensor1D)) as tf.Tensor1D),
     pos: pos.scalar,
     neg: neg.scalar,
   };

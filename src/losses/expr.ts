@@ -36,6 +36,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UsageError } from '../errors.ts';
+import type { Tensor1D } from '../tensor.ts';
 import { DISTANCE_EPSILON } from './types.ts';
 
 export const MAX_EXPRESSION_LENGTH = 500;
@@ -478,10 +479,11 @@ function compileTensorNode(node: ExprNode): TensorFn {
 }
 
 /** The tensor form: element-wise V(d), differentiable by the engine, inside tidy. */
-export function compileTensor(node: ExprNode): (d: tf.Tensor1D) => tf.Tensor1D {
+export function compileTensor(node: ExprNode): (d: Tensor1D) => Tensor1D {
   const f = compileTensorNode(node);
-  return (d) =>
+  return (t) =>
     tf.tidy(() => {
+      const d = t as tf.Tensor1D;
       const r = f(d);
       // A constant (or constant-folded) result still gets d's shape and a path to d (slope 0).
       return (r.rank === 0 ? tf.add(tf.mul(d, 0), r) : r) as tf.Tensor1D;
@@ -494,7 +496,7 @@ export interface CompiledExpression {
   /** V(d) in float64, with the guards */
   scalar(d: number): number;
   /** V(d) element-wise on a tensor, with the same guards */
-  tensor(d: tf.Tensor1D): tf.Tensor1D;
+  tensor(d: Tensor1D): Tensor1D;
 }
 
 /** Parses and compiles; throws UsageError with the column of the first problem. */

@@ -36,7 +36,7 @@ export function springLoss(opts: SpringOptions = {}): PairLoss {
     name: 'spring',
     formula: `Y·max(D − ${mp}, 0)² + (1−Y)·max(${mn} − D, 0)²`,
     params: { posMargin: mp, negMargin: mn },
-    perPair: (d, y) =>
+    perPair: (d: tf.Tensor1D, y: tf.Tensor1D) =>
       tf.tidy(() => mix(y, tf.square(tf.relu(tf.sub(d, mp))), tf.square(tf.relu(tf.sub(mn, d))))),
     pos: (d) => Math.max(d - mp, 0) ** 2,
     neg: (d) => Math.max(mn - d, 0) ** 2,
@@ -65,7 +65,7 @@ export function coulombLoss(opts: CoulombOptions = {}): PairLoss {
     name: 'coulomb',
     formula: `Y·D² + (1−Y)·${q}/max(D, ${eps})`,
     params: { charge: q, epsilon: eps },
-    perPair: (d, y) => tf.tidy(() => mix(y, tf.square(d), tf.div(q, tf.maximum(d, eps)))),
+    perPair: (d: tf.Tensor1D, y: tf.Tensor1D) => tf.tidy(() => mix(y, tf.square(d), tf.div(q, tf.maximum(d, eps)))),
     pos: (d) => d * d,
     neg: (d) => q / Math.max(d, eps),
   };
@@ -111,7 +111,7 @@ export function lennardJonesLoss(opts: LennardJonesOptions = {}): PairLoss {
     name: 'lennard-jones',
     formula: `Y·D² + (1−Y)·${depth}·[(${sigma}/D)¹² − 2(${sigma}/D)⁶ + 1] for D < ${sigma} (linear below ${rc})`,
     params: { sigma, depth },
-    perPair: (d, y) =>
+    perPair: (d: tf.Tensor1D, y: tf.Tensor1D) =>
       tf.tidy(() => {
         // V(clip(D, r_c, σ)) + V'(r_c)·min(D − r_c, 0): the 12-6 curve on [r_c, σ], 0 beyond σ,
         // the tangent line below r_c (the clipped distance is constant outside [r_c, σ]).
@@ -147,7 +147,7 @@ export function gaussianLoss(opts: GaussianOptions = {}): PairLoss {
     name: 'gaussian',
     formula: `Y·(1 − exp(−D²/${s}²)) + (1−Y)·exp(−D²/${s}²)`,
     params: { scale: s },
-    perPair: (d, y) =>
+    perPair: (d: tf.Tensor1D, y: tf.Tensor1D) =>
       tf.tidy(() => {
         const e = tf.exp(tf.div(tf.neg(tf.square(d)), s * s));
         return mix(y, tf.sub(1, e), e);
@@ -187,7 +187,7 @@ export function powerLoss(opts: PowerOptions = {}): PairLoss {
     name: 'power',
     formula: `Y·D^${p} + (1−Y)·${a}·max(D, ${floor})^(−${q})`,
     params: { p, q, a },
-    perPair: (d, y) =>
+    perPair: (d: tf.Tensor1D, y: tf.Tensor1D) =>
       tf.tidy(() => {
         const pos = p === 2 ? tf.square(d) : tf.pow(posFloor > 0 ? tf.maximum(d, posFloor) : d, p);
         const neg = tf.mul(a, tf.pow(tf.maximum(d, floor), -q));

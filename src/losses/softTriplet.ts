@@ -25,7 +25,7 @@ export function softMarginTripletLoss(opts: SoftTripletOptions = {}): TripletLos
     name: 'soft-triplet',
     formula: squared ? 'log(1 + exp(D_ap² − D_an²))' : 'log(1 + exp(D_ap − D_an))',
     params: { squared: squared ? 'true' : 'false' },
-    perTriplet: (dap, dan) =>
+    perTriplet: (dap: tf.Tensor1D, dan: tf.Tensor1D) =>
       tf.tidy(() => {
         const a = squared ? tf.square(dap) : dap;
         const n = squared ? tf.square(dan) : dan;

@@ -19,7 +19,7 @@ export function tripletLoss(opts: TripletOptions = {}): TripletLoss {
     name: 'triplet',
     formula: squared ? `max(D_ap² − D_an² + ${m}, 0)` : `max(D_ap − D_an + ${m}, 0)`,
     params: { margin: m, squared: squared ? 'true' : 'false' },
-    perTriplet: (dap, dan) =>
+    perTriplet: (dap: tf.Tensor1D, dan: tf.Tensor1D) =>
       tf.tidy(() => {
         const a = squared ? tf.square(dap) : dap;
         const n = squared ? tf.square(dan) : dan;

@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import type { Tensor1D } from '../tensor.ts';
 import type { BatchLoss } from './batch.ts';
 
 export type { BatchLoss } from './batch.ts';
@@ -17,7 +17,7 @@ export interface PairLoss {
   readonly formula: string;
   /** the resolved parameters (defaults filled in), recorded in manifests */
   readonly params: Readonly<Record<string, number | string>>;
-  perPair(d: tf.Tensor1D, y: tf.Tensor1D): tf.Tensor1D;
+  perPair(d: Tensor1D, y: Tensor1D): Tensor1D;
   pos(d: number): number;
   neg(d: number): number;
 }
@@ -32,7 +32,7 @@ export interface TripletLoss {
   readonly name: string;
   readonly formula: string;
   readonly params: Readonly<Record<string, number | string>>;
-  perTriplet(dap: tf.Tensor1D, dan: tf.Tensor1D): tf.Tensor1D;
+  perTriplet(dap: Tensor1D, dan: Tensor1D): Tensor1D;
   /** scalar form, for tests and plots */
   value(dap: number, dan: number): number;
   pos(d: number): number;

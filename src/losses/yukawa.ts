@@ -26,7 +26,7 @@ export function yukawaLoss(opts: YukawaOptions = {}): PairLoss {
     name: 'yukawa',
     formula: `Y·D^${p} + (1−Y)·exp(−${kappa}·D)/max(D, ${eps})`,
     params: { kappa, power: p, epsilon: eps },
-    perPair: (d, y) =>
+    perPair: (d: tf.Tensor1D, y: tf.Tensor1D) =>
       tf.tidy(() => {
         const pos = p === 3 ? tf.mul(tf.square(d), d) : tf.pow(d, p);
         // Guard the singularity before dividing; the gradient of maximum is 0 below eps.

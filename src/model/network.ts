@@ -1,9 +1,9 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import type { Tensor2D } from '../tensor.ts';
 import type { Rng } from '../rng.ts';
 import type { NamedTensor, TensorSpec } from './weights.ts';
 
 /** Supplies dropout masks (already scaled by 1/(1 − rate)) of a given shape, or null outside training. */
-export type DropoutMasks = (rows: number, cols: number, rate: number) => tf.Tensor2D;
+export type DropoutMasks = (rows: number, cols: number, rate: number) => Tensor2D;
 
 /**
  * One layer of a base network, as data: the engines (src/engine) run it. Layers with weights

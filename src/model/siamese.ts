@@ -1,15 +1,8 @@
-import * as tf from '@tensorflow/tfjs-core';
-
 /** Keras' guard: D = sqrt(max(Σ(a − b)², 1e-7)), so the gradient of sqrt stays finite at 0. */
 export const SQUARED_DISTANCE_FLOOR = 1e-7;
 
-/** Euclidean distance between matching rows of a and b, [n, d] → [n]. */
-export function pairDistance(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor1D {
-  return tf.tidy(() => tf.sqrt(tf.maximum(tf.sum(tf.square(tf.sub(a, b)), 1), SQUARED_DISTANCE_FLOOR)) as tf.Tensor1D);
-}
-
 /**
- * The same distance in plain arithmetic, for embeddings already on the host: rows a[i] and b[i]
+ * The distance of pairDistance (engine/distance.ts) in plain arithmetic, for embeddings on the host: rows a[i] and b[i]
  * of emb [rows, dim]. Sums in float64, stored as float32 like the TF.js distances. When `sq` is
  * given, the squared sums go there too (the native engine's backward pass needs them).
  */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { initBackend, tf } from '../../src/engine/backend.ts';
+import { initBackend } from '../../src/engine/backend.ts';
+import { tf } from '../../src/engine/tfjs.ts';
 import { dense } from '../../src/engine/dense.ts';
 import { Rng } from '../../src/rng.ts';
 

@@ -11,7 +11,8 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import type { ImageSplit } from '../../src/data/dataset.ts';
-import { initBackend, tf } from '../../src/engine/backend.ts';
+import { initBackend } from '../../src/engine/backend.ts';
+import { tf } from '../../src/engine/tfjs.ts';
 import type { Batch, TrainEngine } from '../../src/engine/engine.ts';
 import { backpropDistances, rowDistances } from '../../src/engine/lossTail.ts';
 import { NativeMlp, NativeOpt, nativeStatus } from '../../src/engine/native.ts';

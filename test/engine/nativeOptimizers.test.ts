@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { initBackend, tf } from '../../src/engine/backend.ts';
+import { initBackend } from '../../src/engine/backend.ts';
+import { tf } from '../../src/engine/tfjs.ts';
 import { NativeMlp, nativeStatus } from '../../src/engine/native.ts';
 import { NativeEngine } from '../../src/engine/nativeEngine.ts';
 import { createOptimizer, type OptimizerOptions } from '../../src/engine/optimizers.ts';

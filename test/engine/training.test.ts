@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { initBackend, tf } from '../../src/engine/backend.ts';
+import { initBackend } from '../../src/engine/backend.ts';
+import { tf } from '../../src/engine/tfjs.ts';
 import { nativeStatus } from '../../src/engine/native.ts';
 import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
 import { Training } from '../../src/train/trainer.ts';

@@ -15,8 +15,8 @@ function samePerPair(a: ReturnType<typeof yukawaLoss>, b: ReturnType<typeof yuka
   const [va, vb, ga, gb] = tf.tidy(() => {
     const d = tf.tensor1d([...D, ...D]);
     const y = tf.tensor1d([...D.map(() => 1), ...D.map(() => 0)]);
-    const f = (l: typeof a) => tf.grad((x) => tf.sum(l.perPair(x as tf.Tensor1D, y)))(d).dataSync();
-    return [a.perPair(d, y).dataSync(), b.perPair(d, y).dataSync(), f(a), f(b)].map((t) => Array.from(t));
+    const f = (l: typeof a) => tf.grad((x) => tf.sum(l.perPair(x as tf.Tensor1D, y) as tf.Tensor1D))(d).dataSync();
+    return [(a.perPair(d, y) as tf.Tensor1D).dataSync(), (b.perPair(d, y) as tf.Tensor1D).dataSync(), f(a), f(b)].map((t) => Array.from(t));
   });
   for (let i = 0; i < va!.length; i++) {
     assert.ok(Math.abs(va![i]! - vb![i]!) <= 1e-5 * Math.abs(vb![i]!) + 1e-7, `value ${i}: ${va![i]} vs ${vb![i]}`);

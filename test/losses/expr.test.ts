@@ -61,8 +61,8 @@ test('guards: finite at and below eps, in both forms, as documented', () => {
     const e = compileExpression(src);
     const r = tf.tidy(() => {
       const d = tf.tensor1d(TINY_DISTANCES);
-      const v = e.tensor(d).dataSync();
-      const g = tf.grad((x) => tf.sum(e.tensor(x as tf.Tensor1D)))(d).dataSync();
+      const v = (e.tensor(d) as tf.Tensor1D).dataSync();
+      const g = tf.grad((x) => tf.sum(e.tensor(x as tf.Tensor1D) as tf.Tensor1D))(d).dataSync();
       return { v: Array.from(v), g: Array.from(g) };
     });
     for (const x of [...r.v, ...r.g]) assert.ok(Number.isFinite(x), `${src} near 0: ${r.v} / ${r.g}`);
@@ -81,7 +81,7 @@ test('tensor form = scalar form, gradient = finite differences', () => {
 
 test('constant expressions still give one value per distance', () => {
   const e = compileExpression('2 * 3');
-  const v = tf.tidy(() => Array.from(e.tensor(tf.tensor1d([0, 1, 2])).dataSync()));
+  const v = tf.tidy(() => Array.from((e.tensor(tf.tensor1d([0, 1, 2])) as tf.Tensor1D).dataSync()));
   assert.deepEqual(v, [6, 6, 6]);
 });
 

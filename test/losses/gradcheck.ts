@@ -34,8 +34,8 @@ function perPairValuesAndGrads(loss: PairLoss, ds: number[], y: number): { v: Fl
   return tf.tidy(() => {
     const d = tf.tensor1d(ds);
     const yt = tf.fill([ds.length], y) as tf.Tensor1D;
-    const v = loss.perPair(d, yt).dataSync() as Float32Array;
-    const g = tf.grad((x) => tf.sum(loss.perPair(x as tf.Tensor1D, yt)))(d).dataSync() as Float32Array;
+    const v = (loss.perPair(d, yt) as tf.Tensor1D).dataSync() as Float32Array;
+    const g = tf.grad((x) => tf.sum(loss.perPair(x as tf.Tensor1D, yt) as tf.Tensor1D))(d).dataSync() as Float32Array;
     return { v: Float32Array.from(v), g: Float32Array.from(g) };
   });
 }
@@ -76,8 +76,8 @@ export function checkTripletLoss(loss: TripletLoss, ds: number[] = CHECK_DISTANC
     tf.tidy(() => {
       const a = tf.tensor1d(xs);
       const n = tf.tensor1d(ys);
-      const v = Float32Array.from(loss.perTriplet(a, n).dataSync());
-      const [ga, gn] = tf.grads((p, q) => tf.sum(loss.perTriplet(p as tf.Tensor1D, q as tf.Tensor1D)))([a, n]);
+      const v = Float32Array.from((loss.perTriplet(a, n) as tf.Tensor1D).dataSync());
+      const [ga, gn] = tf.grads((p, q) => tf.sum(loss.perTriplet(p as tf.Tensor1D, q as tf.Tensor1D) as tf.Tensor1D))([a, n]);
       return { v, ga: Float32Array.from(ga!.dataSync()), gn: Float32Array.from(gn!.dataSync()) };
     });
   const r = run(ap, an);

@@ -40,7 +40,7 @@ test('the loss tensors do not accumulate over repeated steps', () => {
   const d = tf.tensor1d([0, 0.3, 1]);
   const y = tf.tensor1d([1, 0, 0]);
   const before = tf.memory().numTensors;
-  for (let i = 0; i < 20; i++) tf.tidy(() => { tf.mean(loss.perPair(d, y)); });
+  for (let i = 0; i < 20; i++) tf.tidy(() => { tf.mean(loss.perPair(d, y) as tf.Tensor1D); });
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([d, y]);
 });

@@ -33,10 +33,10 @@ test('the allowed edges still give the hand-computed values: kappa 0 is 1/D, mar
   const y = tf.tensor1d([0, 1, 0]);
   const yk = createLoss('yukawa', { kappa: 0, power: 1 }) as PairLoss;
   // negative at D = 0.25: exp(0)/0.25 = 4; positive at 0.25: 0.25^1; negative at 2: 1/2
-  assert.deepEqual(Array.from(yk.perPair(d, y).dataSync()).map((v) => Math.round(v * 1e6) / 1e6), [4, 0.25, 0.5]);
+  assert.deepEqual(Array.from((yk.perPair(d, y) as tf.Tensor1D).dataSync()).map((v) => Math.round(v * 1e6) / 1e6), [4, 0.25, 0.5]);
   const c = createLoss('contrastive', { margin: 0.5 }) as PairLoss;
   // negative at 0.25: (0.5 - 0.25)^2; positive: 0.25^2; negative at 2: 0
-  assert.deepEqual(Array.from(c.perPair(d, y).dataSync()).map((v) => Math.round(v * 1e6) / 1e6), [0.0625, 0.0625, 0]);
+  assert.deepEqual(Array.from((c.perPair(d, y) as tf.Tensor1D).dataSync()).map((v) => Math.round(v * 1e6) / 1e6), [0.0625, 0.0625, 0]);
 });
 
 test('a sweep range reaching a refused value is refused before any training, naming the parameter', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { initBackend, tf } from '../../src/engine/backend.ts';
+import { initBackend } from '../../src/engine/backend.ts';
+import { tf } from '../../src/engine/tfjs.ts';
 import { applyNetwork } from '../../src/engine/forward.ts';
 import { UsageError } from '../../src/errors.ts';
 import { buildNetwork } from '../../src/model/build.ts';
@@ -181,7 +182,7 @@ test('CNN steps leave no tensors behind', () => {
   const net = cnnNetwork({ height: 12, width: 12, filters: [2, 3], embeddingDim: 4, dropout: 0.1 });
   const vars = net.initWeights(new Rng(6)).map((w) => tf.variable(tf.tensor(w.data, w.shape)));
   const x = tf.randomUniform([4, 144]) as tf.Tensor2D;
-  const masks: DropoutMasks = (r, c) => tf.ones([r, c]);
+  const masks: DropoutMasks = (r, c) => tf.ones([r, c]) as tf.Tensor2D;
   const step = () => {
     const { value, grads } = tf.variableGrads(() => tf.sum(applyNetwork(net, x, vars, masks)) as tf.Scalar, vars);
     tf.dispose([value, ...Object.values(grads)]);

@@ -2,9 +2,10 @@
 export const SQUARED_DISTANCE_FLOOR = 1e-7;
 
 /**
- * The distance of pairDistance (engine/distance.ts) in plain arithmetic, for embeddings on the host: rows a[i] and b[i]
- * of emb [rows, dim]. Sums in float64, stored as float32 like the TF.js distances. When `sq` is
- * given, the squared sums go there too (the native engine's backward pass needs them).
+ * The distance of pairDistance (engine/distance.ts) in plain arithmetic, for embeddings on the
+ * host: rows a[i] and b[i] of emb [rows, dim]. Sums in float64, stored as float32 like the TF.js
+ * distances. When `sq` is given, the squared sums go there too (the native engine's backward
+ * pass needs them).
  */
 export function pairDistancesHost(emb: Float32Array, dim: number, a: Int32Array, b: Int32Array, sq?: Float64Array): Float32Array {
   const out = new Float32Array(a.length);

@@ -1,5 +1,5 @@
 import type { SweepOptions, SweepOutcome, SweepPlan, SweepResults } from '../experiments/sweep.ts';
-import { planSweep, runSweep, sharesFinals } from '../experiments/sweep.ts';
+import { planSweep, runSweep } from '../experiments/sweep.ts';
 import { estimateBasis, estimateWords } from '../experiments/estimate.ts';
 import { sweepVerdict, verdictDifferences } from '../viz/sweepVerdict.ts';
 import { count } from '../words.ts';
@@ -67,7 +67,7 @@ export function planText(p: SweepPlan): string {
   // a loss with nothing to search runs one trial (lossTrials), and its tuned seeds are its
   // default ones (sharesFinals: the same config trained once)
   const fixed = d.trials > 1 ? d.losses.filter((l) => l.space.length === 0).map((l) => l.spec.id) : [];
-  const shared = d.losses.filter((l) => sharesFinals(d, l)).map((l) => l.spec.id);
+  const shared = p.sharedFinals;
   const stand = 'its tuned seeds standing for the default ones';
   const one =
     fixed.length && fixed.join() === shared.join()

@@ -262,6 +262,8 @@ export interface SweepPlan {
   /** the estimate and what it rests on (the costs measured here) */
   estimate?: Estimate;
   notes: string[];
+  /** the losses (ids) whose tuned seeds stand for the default ones: nothing to search (sharesFinals) */
+  sharedFinals: string[];
 }
 
 export interface SweepCallbacks extends CompareCallbacks {
@@ -331,6 +333,8 @@ export const lossTrials = (def: Pick<SweepDefinition, 'trials'>, l: { space: rea
  * on the names; a searched loss never shares (its best is known only after the search, and the
  * plan counts its trainings before).
  */
+const sharedFinalIds = (def: SweepDefinition): string[] => def.losses.filter((l) => sharesFinals(def, l)).map((l) => l.spec.id);
+
 export function sharesFinals(def: SweepDefinition, l: SweepLossSpec): boolean {
   if (l.space.length > 0) return false;
   return isDeepStrictEqual(trainConfig(def, l, {}, def.split, 0), trainConfig(def, l, undefined, def.split, 0));
@@ -553,7 +557,7 @@ export async function planSweep(opts: SweepOptions = {}): Promise<SweepPlan> {
   const { planned, reusedKeys, work } = sweepJobs(def, out, dataset);
   // through a queue the fleet's workers train, as runSweep plans it: this machine's threads count for nothing
   const workers = opts.queue ? 0 : sweepWorkers(def, opts.workers);
-  const plan: SweepPlan = { definition: def, trainings: sweepTrainings(def), finished: reusedKeys.length, workers, notes };
+  const plan: SweepPlan = { definition: def, trainings: sweepTrainings(def), finished: reusedKeys.length, workers, notes, sharedFinals: sharedFinalIds(def) };
   if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
   else if (planned.length > 0) {
     const e = await sweepEstimate(def, dataset, work, workers, workers > 1 ? 1 : 0, loadSeconds);
@@ -635,7 +639,7 @@ async function runSweepLocked(
     const threads = workers > 1 ? 1 : 0;
     /** the fleet workers (host:pid) that ran this invocation's queue jobs */
     const fleet = new Set<string>();
-    const plan: SweepPlan = { definition: def, trainings, finished: reusedKeys.length, workers, notes };
+    const plan: SweepPlan = { definition: def, trainings, finished: reusedKeys.length, workers, notes, sharedFinals: sharedFinalIds(def) };
     if (opts.queue) plan.queue = opts.queue.url.replace(/\/\/[^@/]*@/, '//');
     if (planned.length > 0 && callbacks.onSweepPlan && !opts.queue) {
       const e = await sweepEstimate(def, dataset, work, workers, threads, loadSeconds);

@@ -318,6 +318,7 @@ test('the plan\'s lines: trainings, the estimate with what it rests on', () => {
     trainings: 140,
     finished: 0,
     workers: 2,
+    sharedFinals: [],
     notes: ['4 folds on 5 training classes: too few for 4 disjoint groups of 2, so each fold validates on 2 classes and trains on the other 3 (validation pairs {0,1} {2,3} {0,4} {1,2})'],
     estimate: { seconds: 1776, loadedSeconds: 1776, trainingSeconds: 3500, workers: 2, costs },
   };

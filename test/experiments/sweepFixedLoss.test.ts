@@ -41,7 +41,7 @@ test('a loss with no search space runs one trial; a searched loss beside it runs
   );
   assert.equal(sweepTrainings(def), 11);
   assert.ok(notes.some((n) => /^yukawa-kappa5-power2 has no parameter to search: 1 trial, not 3$/.test(n)), notes.join(' | '));
-  const plan: SweepPlan = { definition: def, trainings: 11, finished: 0, workers: 2, notes };
+  const plan: SweepPlan = { definition: def, trainings: 11, finished: 0, workers: 2, notes, sharedFinals: def.losses.filter((l) => sharesFinals(def, l)).map((l) => l.spec.id) };
   assert.match(
     planText(plan),
     /^sweep: 2 losses x \(3 trials x 2 folds \+ 1 tuned \+ 1 default seed\), for yukawa-kappa5-power2: 1 trial, its tuned seeds standing for the default ones \(nothing to search\) = 11 trainings, 0 finished already;/,

@@ -209,3 +209,21 @@ test('weights holding NaN or Inf are refused by every command that reads them, n
   refusedWith(siamese(['export', '--weights', damaged, '--embedding-dim', '4', '--out', join(dir, 'w.onnx')]), said, 'export');
   assert.deepEqual(readdirSync(dir).sort(), ['damaged.safetensors', 'run']);
 });
+
+test('export refuses a --format that contradicts the --out extension (onnx was written into a file named .h5)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-fmt-'));
+  const run = join(dir, 'run');
+  const t = siamese(['train', '--out', run, '--embedding-dim', '4', '--epochs', '0', '--train-pairs', '50', '--snapshot-points', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  const out = join(dir, 'out');
+  mkdirSync(out);
+  refusedWith(siamese(['export', '--weights', run, '--format', 'onnx', '--out', join(out, 'x.h5')]), /^siamese: --format onnx but --out .*x\.h5 names a Keras \.h5 file: give --out a \.onnx name, or leave out --format$/, 'onnx into .h5');
+  refusedWith(siamese(['export', '--weights', run, '--format', 'keras-h5', '--out', join(out, 'x.SAFETENSORS')]), /^siamese: --format keras-h5 but --out .*x\.SAFETENSORS names a \.safetensors file: give --out a Keras \.h5 name, or leave out --format$/, 'h5 into .safetensors');
+  assert.deepEqual(readdirSync(out), []);
+  // an --out without a known extension takes the --format, and a matching pair is fine
+  const bare = siamese(['export', '--weights', run, '--format', 'onnx', '--out', join(out, 'model.bin')]);
+  assert.equal(bare.code, 0, bare.stderr);
+  const same = siamese(['export', '--weights', run, '--format', 'keras-h5', '--out', join(out, 'w.hdf5')]);
+  assert.equal(same.code, 0, same.stderr);
+  assert.deepEqual(readdirSync(out).sort(), ['model.bin', 'w.hdf5']);
+});

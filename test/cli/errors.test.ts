@@ -227,3 +227,12 @@ test('export refuses a --format that contradicts the --out extension (onnx was w
   assert.equal(same.code, 0, same.stderr);
   assert.deepEqual(readdirSync(out).sort(), ['model.bin', 'w.hdf5']);
 });
+
+test('compare --seeds: an empty entry inside the list is refused as --losses refuses one; a trailing comma is the one-seed list ("7," = seed 7)', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'cli-seeds-')), 'cmp');
+  refusedWith(siamese(['compare', '--seeds', '1,,2', '--out', out]), /^siamese: seed list "1,,2": entry 2 is empty$/, '1,,2');
+  refusedWith(siamese(['compare', '--seeds', ',1', '--out', out]), /^siamese: seed list ",1": entry 1 is empty$/, ',1');
+  refusedWith(siamese(['compare', '--seeds', ',', '--out', out]), /^siamese: seed list ",": entry 1 is empty$/, ',');
+  refusedWith(siamese(['compare', '--seeds', '1,,', '--out', out]), /^siamese: seed list "1,,": entry 2 is empty$/, '1,,');
+  assert.equal(existsSync(out), false);
+});

@@ -297,7 +297,7 @@ export function buildProgram(): Command {
 
   addExperimentOptions(addSplitOption(addDataOptions(addModelOptions(program.command('compare').description('train losses x seeds from identical initial weights, in parallel, and compare them'))
     .option('--losses <list>', 'losses, e.g. contrastive,yukawa:kappa=5,\'custom:pos=d^3;neg=exp(-10*d)/d\' (default contrastive,yukawa,triplet)')
-    .option('--seeds <n|list>', 'a count (3 = seeds 0,1,2) or a list such as 0,5,7 (default 3)')
+    .option('--seeds <n|list>', 'a count (3 = seeds 0,1,2) or a list such as 0,5,7 (7, = seed 7 alone) (default 3)')
     .option('--epochs <n>', 'epochs per run (default 20)', intArg('--epochs', 1))
     .option('--lr <x>', 'learning rate (default: the optimizer\'s)', floatArg('--lr', { positive: true }))
     .option('--train-pairs <n>', 'use only the first n train pairs (triplets: n/2, mined: about 2n images)', intArg('--train-pairs', 1))

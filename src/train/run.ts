@@ -96,7 +96,7 @@ export class RunDivergedError extends DivergenceError {
 /** Train a Siamese network into a run directory, checkpointing after every epoch. */
 export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   // one writer per run directory, taken before anything looks at what the directory holds
-  const lock = lockOutput(opts.out, { command: opts.resume ? 'train --resume' : 'train', holds: opts.resume ? undefined : 'run' });
+  const lock = lockOutput(opts.out, { command: opts.resume ? 'train --resume' : 'train', holds: opts.resume ? undefined : 'run', dataDir: opts.config.data?.dir });
   try {
     return await trainRunLocked(opts);
   } finally {
@@ -409,7 +409,7 @@ export async function exportWeights(opts: {
   // the extension is what the next reader goes by: ONNX in a file named .h5 is read as HDF5 and fails
   if (opts.format !== undefined && named !== undefined && named !== opts.format) {
     throw new UsageError(
-      `--format ${opts.format} but --out ${opts.out} names ${FORMAT_WORDS[named]} file: give --out ${FORMAT_WORDS[opts.format].replace(/^an? /, 'a ')} name, or leave out --format`,
+      `--format ${opts.format} but --out ${opts.out} names ${FORMAT_WORDS[named]} file: give --out ${FORMAT_WORDS[opts.format]} name, or leave out --format`,
     );
   }
   const format = opts.format ?? named;

@@ -270,3 +270,17 @@ test('an output that is, lies inside or holds the --data-dir folder is refused b
   assert.deepEqual(readdirSync(data, { recursive: true }).sort(), before);
   assert.deepEqual(readdirSync(root).sort(), ['link', 'run', 'shapes']);
 });
+
+test('tsne refuses an --out that is not a .npy, or that names the --in file (the layout overwrote the input matrix)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-tsne-'));
+  const input = join(dir, 'm.npy');
+  const t = siamese(['train', '--out', join(dir, 'run'), '--embedding-dim', '3', '--epochs', '0', '--train-pairs', '50', '--snapshot-points', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  const e = siamese(['embed', '--weights', join(dir, 'run'), '--embedding-dim', '3', '--out', input]);
+  assert.equal(e.code, 0, e.stderr);
+  const before = readFileSync(input);
+  refusedWith(siamese(['tsne', '--in', input, '--out', join(dir, '.', 'm.npy'), '--iterations', '10']), /^siamese: --out names the --in file \(.*m\.npy\): write the layout to its own \.npy$/, 'tsne --out = --in');
+  refusedWith(siamese(['tsne', '--in', input, '--out', join(dir, 'layout.txt'), '--iterations', '10']), /^siamese: --out must name a \.npy file, got ".*layout\.txt"$/, 'tsne --out .txt');
+  assert.deepEqual(readFileSync(input), before);
+  assert.deepEqual(readdirSync(dir).sort(), ['m.npy', 'run']);
+});

@@ -232,15 +232,16 @@ function addExperimentOptions(c: Command, what: 'grid' | 'sweep'): Command {
     .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']));
 }
 
-const PATH_WORDS: Record<string, string> = { dir: 'a folder', file: 'a file', path: 'a path' };
+const PATH_WORDS: Record<string, string> = { dir: 'a folder', file: 'a file', path: 'a path', name: 'a name' };
 
 /**
  * Every file or folder that any command takes, checked in one place: an option whose value is
  * <dir>, <file> or <path>, and an argument named like a folder, is refused when empty (pathArg).
+ * So is an empty <name> (--queue-name '' read as no name: every grid, or a grid named '').
  */
 function refuseEmptyPaths(cmd: Command): void {
   for (const o of cmd.options) {
-    const kind = /<(dir|file|path)>/.exec(o.flags)?.[1];
+    const kind = /<(dir|file|path|name)>/.exec(o.flags)?.[1];
     if (kind && o.parseArg === undefined) o.argParser(pathArg(o.long ?? o.flags, PATH_WORDS[kind]!));
   }
   for (const a of cmd.registeredArguments) {

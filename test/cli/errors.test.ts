@@ -284,3 +284,18 @@ test('tsne refuses an --out that is not a .npy, or that names the --in file (the
   assert.deepEqual(readFileSync(input), before);
   assert.deepEqual(readdirSync(dir).sort(), ['m.npy', 'run']);
 });
+
+test('an empty --queue-name is refused (queue status and worker took it for every grid, compare named its grid "")', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'cli-qname-')), 'cmp');
+  // no Redis is reached: the option is refused first
+  for (const args of [
+    ['queue', 'status', '--queue', 'redis://127.0.0.1:1', '--queue-name', ''],
+    ['queue', 'clean', '--queue', 'redis://127.0.0.1:1', '--queue-name', ' '],
+    ['worker', '--queue', 'redis://127.0.0.1:1', '--queue-name', ''],
+    ['compare', '--queue', 'redis://127.0.0.1:1', '--queue-name', '', '--out', out],
+    ['sweep', '--queue', 'redis://127.0.0.1:1', '--queue-name', '', '--plan'],
+  ]) {
+    refusedWith(siamese(args), /^siamese: --queue-name needs a name, got " ?"$/, args.join(' '));
+  }
+  assert.equal(existsSync(out), false);
+});

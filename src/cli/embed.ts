@@ -36,8 +36,8 @@ export async function embedCommand(o: EmbedCommandOptions): Promise<{ rows: numb
   }
   // one writer per output: two embeds into one place would mix one's vectors with the other's labels
   const lock = o.format === 'npy'
-    ? lockOutputs([o.out, ...(o.labels ? [o.labels] : [])], { command: 'embed', file: true })
-    : lockOutputs([o.out], { command: 'embed' });
+    ? lockOutputs([o.out, ...(o.labels ? [o.labels] : [])], { command: 'embed', file: true, dataDir: o.config.data?.dir })
+    : lockOutputs([o.out], { command: 'embed', dataDir: o.config.data?.dir });
   try {
     return await embedLocked(o, o.split);
   } finally {

@@ -19,7 +19,7 @@ export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   if (format !== undefined && !FORMATS.includes(format as WeightsFormat)) {
     throw new UsageError(`--format must be ${FORMATS.slice(0, -1).join(', ')} or ${FORMATS.at(-1)}, got "${o.format}"`);
   }
-  const lock = lockOutput(o.out, { command: 'export', file: true });
+  const lock = lockOutput(o.out, { command: 'export', file: true, dataDir: o.config.data?.dir });
   let r: Awaited<ReturnType<typeof exportWeights>>;
   try {
     r = await exportWeights({ weights: o.weights, out: o.out, format: format as WeightsFormat | undefined, config: o.config });

@@ -232,15 +232,16 @@ function addExperimentOptions(c: Command, what: 'grid' | 'sweep'): Command {
     .addOption(new Option('--engine <name>', 'numeric engine: auto (native when built), tfjs, native (default auto)').choices(['auto', 'tfjs', 'native']));
 }
 
-const PATH_WORDS: Record<string, string> = { dir: 'a folder', file: 'a file', path: 'a path' };
+const PATH_WORDS: Record<string, string> = { dir: 'a folder', file: 'a file', path: 'a path', name: 'a name' };
 
 /**
  * Every file or folder that any command takes, checked in one place: an option whose value is
  * <dir>, <file> or <path>, and an argument named like a folder, is refused when empty (pathArg).
+ * So is an empty <name> (--queue-name '' read as no name: every grid, or a grid named '').
  */
 function refuseEmptyPaths(cmd: Command): void {
   for (const o of cmd.options) {
-    const kind = /<(dir|file|path)>/.exec(o.flags)?.[1];
+    const kind = /<(dir|file|path|name)>/.exec(o.flags)?.[1];
     if (kind && o.parseArg === undefined) o.argParser(pathArg(o.long ?? o.flags, PATH_WORDS[kind]!));
   }
   for (const a of cmd.registeredArguments) {
@@ -297,7 +298,7 @@ export function buildProgram(): Command {
 
   addExperimentOptions(addSplitOption(addDataOptions(addModelOptions(program.command('compare').description('train losses x seeds from identical initial weights, in parallel, and compare them'))
     .option('--losses <list>', 'losses, e.g. contrastive,yukawa:kappa=5,\'custom:pos=d^3;neg=exp(-10*d)/d\' (default contrastive,yukawa,triplet)')
-    .option('--seeds <n|list>', 'a count (3 = seeds 0,1,2) or a list such as 0,5,7 (default 3)')
+    .option('--seeds <n|list>', 'a count (3 = seeds 0,1,2) or a list such as 0,5,7 (7, = seed 7 alone) (default 3)')
     .option('--epochs <n>', 'epochs per run (default 20)', intArg('--epochs', 1))
     .option('--lr <x>', 'learning rate (default: the optimizer\'s)', floatArg('--lr', { positive: true }))
     .option('--train-pairs <n>', 'use only the first n train pairs (triplets: n/2, mined: about 2n images)', intArg('--train-pairs', 1))

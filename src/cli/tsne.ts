@@ -1,3 +1,5 @@
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { readNpyFloat32Matrix, writeNpy } from '../io/npy.ts';
 import { maxPerplexity, runTsne } from '../viz/tsne.ts';
@@ -17,6 +19,9 @@ export interface TsneCommandOptions {
 
 /** `siamese tsne`: a 2-D t-SNE layout of an embedding matrix, .npy in, .npy out. */
 export async function tsneCommand(o: TsneCommandOptions): Promise<{ rows: number; seconds: number }> {
+  // the layout is a .npy (np.load reads it) and its own file: written over --in, the matrix is gone
+  if (!/\.npy$/i.test(o.out)) throw new UsageError(`--out must name a .npy file, got "${o.out}"`);
+  if (samePlace(o.in, o.out)) throw new UsageError(`--out names the --in file (${o.out}): write the layout to its own .npy`);
   const { rows, cols, data } = await readNpyFloat32Matrix(o.in);
   // floor(3 x perplexity) neighbours per point, and a point has rows - 1: more would make the
   // affinities dense, minutes and gigabytes for a mistyped value (the rule of bhtsne)
@@ -34,4 +39,14 @@ export async function tsneCommand(o: TsneCommandOptions): Promise<{ rows: number
   const seconds = (performance.now() - t0) / 1000;
   await writeNpy(o.out, { dtype: 'float32', shape: [rows, 2], data: y });
   return { rows, seconds };
+}
+
+/** Two names of one file: the same path, or links to the same file. */
+function samePlace(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false; // one does not exist (yet): not the same file
+  }
 }

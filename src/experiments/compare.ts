@@ -117,7 +117,7 @@ export async function compare(opts: CompareOptions = {}, callbacks: CompareCallb
 export async function runCompare(opts: CompareOptions = {}, callbacks: CompareCallbacks = {}): Promise<CompareOutcome> {
   const out = opts.out ?? join('runs', 'compare');
   // one writer per comparison folder, taken before the stored grid is read
-  const lock = lockOutput(out, { command: opts.resume ? 'compare --resume' : 'compare', holds: opts.resume ? undefined : 'comparison' });
+  const lock = lockOutput(out, { command: opts.resume ? 'compare --resume' : 'compare', holds: opts.resume ? undefined : 'comparison', dataDir: opts.data?.dir });
   try {
     return await runCompareLocked({ ...opts, out }, callbacks);
   } finally {

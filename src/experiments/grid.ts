@@ -241,7 +241,10 @@ export function parseSeeds(text: string): number | number[] {
   const t = text.trim();
   if (/^\d+$/.test(t)) return resolveSeeds(Number(t)).length;
   const parts = t.split(',').map((x) => x.trim());
-  if (parts.at(-1) === '') parts.pop();
+  // one trailing comma makes a list of one ("7," is seed 7, "7" is seeds 0..6); any other empty entry is a slip, as in --losses
+  if (parts.length > 1 && parts.at(-1) === '') parts.pop();
+  const empty = parts.indexOf('');
+  if (t !== '' && empty >= 0) throw new UsageError(`seed list ${JSON.stringify(text)}: entry ${empty + 1} is empty`);
   if (parts.length === 0 || parts.some((x) => !/^\d+$/.test(x))) {
     throw new UsageError(`--seeds takes a count (3 = seeds 0,1,2) or a comma-separated list (0,5,7), got "${text}"`);
   }

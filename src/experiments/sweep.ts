@@ -578,7 +578,7 @@ export async function runSweep(opts: SweepOptions = {}, callbacks: SweepCallback
   // what each worker will do again when it starts: part of the estimate
   const loadSeconds = (performance.now() - t0) / 1000;
   const resolved = resolveDefinition(opts, dataset);
-  const lock = lockOutput(out, { command: 'sweep', holds: 'sweep' });
+  const lock = lockOutput(out, { command: 'sweep', holds: 'sweep', dataDir: opts.data?.dir });
   try {
     return await runSweepLocked({ ...opts, out }, callbacks, dataset, resolved, t0, loadSeconds);
   } finally {

@@ -24,7 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { DataError, UsageError } from '../errors.ts';
 import { fsErrorText, removeStaleTemps } from './atomic.ts';
 import { bootId, pidAlive, processStartTick } from './processes.ts';
@@ -66,6 +66,12 @@ export interface LockOptions {
   onNote?: (note: string) => void;
   /** the kind of result the folder is for: a folder that holds another kind is refused */
   holds?: OutputKind;
+  /**
+   * The data set folder (--data-dir), which the output must neither be, nor lie inside, nor
+   * hold: result files written there end up among the user's data (a class folder's loader reads
+   * a run folder as one more class). Refused before anything is created.
+   */
+  dataDir?: string;
 }
 
 /** The kinds of result folder, each known by the file that marks it. */
@@ -149,6 +155,7 @@ function defaultNote(note: string): void {
  */
 export function lockOutput(target: string, opts: LockOptions): OutputLock {
   const what = target;
+  if (opts.dataDir !== undefined) refuseDataOverlap(target, opts.dataDir);
   let dir: string;
   let lockPath: string;
   if (opts.file) {
@@ -223,6 +230,39 @@ export function lockOutput(target: string, opts: LockOptions): OutputLock {
     throw new UsageError(`${what} holds ${other.words} (${other.file}), not ${mine.words}: choose another folder for ${mine.words}`);
   }
   return { path: lockPath, holder, release };
+}
+
+/**
+ * A path with every part that exists resolved through its links (a part that does not exist yet is
+ * kept as written): two spellings of one place, or a link into it, compare equal.
+ */
+function realPlace(path: string): string {
+  let head = resolve(path);
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return join(fs.realpathSync.native(head), ...rest.reverse());
+    } catch {
+      const up = dirname(head);
+      if (up === head) return resolve(path);
+      rest.push(basename(head));
+      head = up;
+    }
+  }
+}
+
+/** `inner` is `outer` or lies inside it. */
+function within(inner: string, outer: string): boolean {
+  const r = relative(outer, inner);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+}
+
+function refuseDataOverlap(target: string, dataDir: string): void {
+  const out = realPlace(target);
+  const data = realPlace(dataDir);
+  const where =
+    out === data ? 'is the data set folder' : within(out, data) ? 'lies inside the data set folder' : within(data, out) ? 'holds the data set folder' : undefined;
+  if (where) throw new UsageError(`${target} ${where} (--data-dir ${dataDir}): write the output outside it`);
 }
 
 /** Several outputs of one command, all or none (a refusal releases those already taken). */

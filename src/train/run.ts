@@ -96,7 +96,7 @@ export class RunDivergedError extends DivergenceError {
 /** Train a Siamese network into a run directory, checkpointing after every epoch. */
 export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   // one writer per run directory, taken before anything looks at what the directory holds
-  const lock = lockOutput(opts.out, { command: opts.resume ? 'train --resume' : 'train', holds: opts.resume ? undefined : 'run' });
+  const lock = lockOutput(opts.out, { command: opts.resume ? 'train --resume' : 'train', holds: opts.resume ? undefined : 'run', dataDir: opts.config.data?.dir });
   try {
     return await trainRunLocked(opts);
   } finally {
@@ -405,7 +405,14 @@ export async function exportWeights(opts: {
   config?: Partial<TrainConfig>;
   dataset?: Dataset;
 }): Promise<{ format: WeightsFormat; tensors: number; file: string }> {
-  const format = opts.format ?? formatOfName(opts.out);
+  const named = formatOfName(opts.out);
+  // the extension is what the next reader goes by: ONNX in a file named .h5 is read as HDF5 and fails
+  if (opts.format !== undefined && named !== undefined && named !== opts.format) {
+    throw new UsageError(
+      `--format ${opts.format} but --out ${opts.out} names ${FORMAT_WORDS[named]} file: give --out ${FORMAT_WORDS[opts.format]} name, or leave out --format`,
+    );
+  }
+  const format = opts.format ?? named;
   if (!format) throw new UsageError(`cannot tell the format from "${opts.out}": name a .h5, .safetensors or .onnx file, or give --format keras-h5|safetensors|onnx`);
   const { weights, config, network, recorded } = await savedWeights(opts.weights, opts.config, opts.dataset, format === 'onnx' ? 'loss' : 'weights');
   if (format === 'onnx') {
@@ -422,6 +429,8 @@ export async function exportWeights(opts: {
   }
   return { format, tensors: weights.length, file: opts.out };
 }
+
+const FORMAT_WORDS: Record<WeightsFormat, string> = { 'keras-h5': 'a Keras .h5', safetensors: 'a .safetensors', onnx: 'an .onnx' };
 
 function formatOfName(file: string): WeightsFormat | undefined {
   if (/\.(h5|hdf5|keras)$/i.test(file)) return 'keras-h5';

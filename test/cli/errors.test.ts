@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { writeShapesFolder } from '../data/datasets.ts';
 import { siamese } from './run.ts';
 
 /** Bad input: exit code 2, exactly one line on stderr, no stack trace. */
@@ -208,4 +209,93 @@ test('weights holding NaN or Inf are refused by every command that reads them, n
   refusedWith(siamese(['embed', '--weights', damaged, '--embedding-dim', '4', '--out', join(dir, 'e.npy')]), said, 'embed');
   refusedWith(siamese(['export', '--weights', damaged, '--embedding-dim', '4', '--out', join(dir, 'w.onnx')]), said, 'export');
   assert.deepEqual(readdirSync(dir).sort(), ['damaged.safetensors', 'run']);
+});
+
+test('export refuses a --format that contradicts the --out extension (onnx was written into a file named .h5)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-fmt-'));
+  const run = join(dir, 'run');
+  const t = siamese(['train', '--out', run, '--embedding-dim', '4', '--epochs', '0', '--train-pairs', '50', '--snapshot-points', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  const out = join(dir, 'out');
+  mkdirSync(out);
+  refusedWith(siamese(['export', '--weights', run, '--format', 'onnx', '--out', join(out, 'x.h5')]), /^siamese: --format onnx but --out .*x\.h5 names a Keras \.h5 file: give --out an \.onnx name, or leave out --format$/, 'onnx into .h5');
+  refusedWith(siamese(['export', '--weights', run, '--format', 'keras-h5', '--out', join(out, 'x.SAFETENSORS')]), /^siamese: --format keras-h5 but --out .*x\.SAFETENSORS names a \.safetensors file: give --out a Keras \.h5 name, or leave out --format$/, 'h5 into .safetensors');
+  assert.deepEqual(readdirSync(out), []);
+  // an --out without a known extension takes the --format, and a matching pair is fine
+  const bare = siamese(['export', '--weights', run, '--format', 'onnx', '--out', join(out, 'model.bin')]);
+  assert.equal(bare.code, 0, bare.stderr);
+  const same = siamese(['export', '--weights', run, '--format', 'keras-h5', '--out', join(out, 'w.hdf5')]);
+  assert.equal(same.code, 0, same.stderr);
+  assert.deepEqual(readdirSync(out).sort(), ['model.bin', 'w.hdf5']);
+});
+
+test('compare --seeds: an empty entry inside the list is refused as --losses refuses one; a trailing comma is the one-seed list ("7," = seed 7)', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'cli-seeds-')), 'cmp');
+  refusedWith(siamese(['compare', '--seeds', '1,,2', '--out', out]), /^siamese: seed list "1,,2": entry 2 is empty$/, '1,,2');
+  refusedWith(siamese(['compare', '--seeds', ',1', '--out', out]), /^siamese: seed list ",1": entry 1 is empty$/, ',1');
+  refusedWith(siamese(['compare', '--seeds', ',', '--out', out]), /^siamese: seed list ",": entry 1 is empty$/, ',');
+  refusedWith(siamese(['compare', '--seeds', '1,,', '--out', out]), /^siamese: seed list "1,,": entry 2 is empty$/, '1,,');
+  assert.equal(existsSync(out), false);
+});
+
+test('an output that is, lies inside or holds the --data-dir folder is refused before anything is written (train --out DATA wrote its run among the data)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'cli-datadir-'));
+  const data = join(root, 'shapes');
+  writeShapesFolder(data, 4);
+  // 8 classes: sweep's class split needs 4 training classes for 2 folds
+  for (const c of ['circle', 'square', 'star', 'circle']) cpSync(join(data, c), join(data, `${c}-${readdirSync(data).length}`), { recursive: true });
+  const before = readdirSync(data, { recursive: true }).sort();
+  // another spelling of the same folder: a link to it
+  symlinkSync(data, join(root, 'link'));
+  const run = join(root, 'run');
+  const t = siamese(['train', '--data', 'folder', '--data-dir', data, '--out', run, '--embedding-dim', '4', '--epochs', '0', '--snapshot-points', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  const dataOpts = ['--data', 'folder', '--data-dir', data];
+  const said = (where: string) => new RegExp(`^siamese: \\S+ ${where} \\(--data-dir .*shapes\\): write the output outside it$`);
+  const cases: [string[], RegExp, { cwd?: string }?][] = [
+    [['train', ...dataOpts, '--out', data, ...TINY], said('is the data set folder')],
+    [['train', ...dataOpts, '--out', join(data, 'runs', 'x'), ...TINY], said('lies inside the data set folder')],
+    [['train', ...dataOpts, '--out', join(root, 'link', 'r'), ...TINY], said('lies inside the data set folder')],
+    [['train', ...dataOpts, '--out', root, ...TINY], said('holds the data set folder')],
+    // the default runs/<loss>-seed0, in a data folder that is the current one
+    [['train', '--data', 'folder', '--data-dir', '.', ...TINY], /^siamese: runs\/contrastive-seed0 lies inside the data set folder \(--data-dir \.\): write the output outside it$/, { cwd: data }],
+    [['compare', ...dataOpts, '--out', join(data, 'cmp'), ...TINY_GRID], said('lies inside the data set folder')],
+    [['compare', ...dataOpts, '--resume', data], said('is the data set folder')],
+    [['sweep', ...dataOpts, '--out', join(data, 'circle', 'sweep'), '--losses', 'contrastive:margin=0.5..1', '--trials', '1', '--folds', '2', '--seeds', '1', '--epochs', '1', '--train-pairs', '50', '--workers', '1', '--no-report'], said('lies inside the data set folder')],
+    [['embed', '--weights', run, ...dataOpts, '--out', join(data, 'e.npy')], said('lies inside the data set folder')],
+    [['embed', '--weights', run, ...dataOpts, '--format', 'projector', '--out', join(root, 'link')], said('is the data set folder')],
+    [['export', '--weights', run, ...dataOpts, '--out', join(data, 'square', 'w.onnx')], said('lies inside the data set folder')],
+  ];
+  for (const [args, pattern, opts] of cases) refusedWith(siamese(args, { timeout: 120_000, ...opts }), pattern, args.join(' '));
+  assert.deepEqual(readdirSync(data, { recursive: true }).sort(), before);
+  assert.deepEqual(readdirSync(root).sort(), ['link', 'run', 'shapes']);
+});
+
+test('tsne refuses an --out that is not a .npy, or that names the --in file (the layout overwrote the input matrix)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-tsne-'));
+  const input = join(dir, 'm.npy');
+  const t = siamese(['train', '--out', join(dir, 'run'), '--embedding-dim', '3', '--epochs', '0', '--train-pairs', '50', '--snapshot-points', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  const e = siamese(['embed', '--weights', join(dir, 'run'), '--embedding-dim', '3', '--out', input]);
+  assert.equal(e.code, 0, e.stderr);
+  const before = readFileSync(input);
+  refusedWith(siamese(['tsne', '--in', input, '--out', join(dir, '.', 'm.npy'), '--iterations', '10']), /^siamese: --out names the --in file \(.*m\.npy\): write the layout to its own \.npy$/, 'tsne --out = --in');
+  refusedWith(siamese(['tsne', '--in', input, '--out', join(dir, 'layout.txt'), '--iterations', '10']), /^siamese: --out must name a \.npy file, got ".*layout\.txt"$/, 'tsne --out .txt');
+  assert.deepEqual(readFileSync(input), before);
+  assert.deepEqual(readdirSync(dir).sort(), ['m.npy', 'run']);
+});
+
+test('an empty --queue-name is refused (queue status and worker took it for every grid, compare named its grid "")', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'cli-qname-')), 'cmp');
+  // no Redis is reached: the option is refused first
+  for (const args of [
+    ['queue', 'status', '--queue', 'redis://127.0.0.1:1', '--queue-name', ''],
+    ['queue', 'clean', '--queue', 'redis://127.0.0.1:1', '--queue-name', ' '],
+    ['worker', '--queue', 'redis://127.0.0.1:1', '--queue-name', ''],
+    ['compare', '--queue', 'redis://127.0.0.1:1', '--queue-name', '', '--out', out],
+    ['sweep', '--queue', 'redis://127.0.0.1:1', '--queue-name', '', '--plan'],
+  ]) {
+    refusedWith(siamese(args), /^siamese: --queue-name needs a name, got " ?"$/, args.join(' '));
+  }
+  assert.equal(existsSync(out), false);
 });

@@ -10,13 +10,14 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, ftr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { spawn } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { UsageError } from '../../src/errors.ts';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
 import { MAX_JOB_BYTES, toQueueJob, validateJob } from '../../src/experiments/queue/payload.ts';
 import { RUN_FILES } from '../../src/train/runDir.ts';
-import { siamese } from '../cli/run.ts';
+import { BIN, siamese } from '../cli/run.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-jobsize-'));
@@ -63,15 +64,29 @@ describe('compare --queue with a job over the limit', () => {
   });
 
   test('one line, exit 2, nothing enqueued', async () => {
-    // 100,000-d embeddings: the initial weights (784 -> 128 -> 128 -> 100000 floats) weigh 50 MB, 66 MB in base64
-    const r = siamese(
-      ['compare', '--losses', 'contrastive', '--seeds', '1', '--epochs', '1', '--train-pairs', '200', '--tsne-points', '0', '--snapshot-points', '0',
-        '--no-report', '--engine', 'tfjs', '--embedding-dim', '100000', '--out', join(root, 'big'), '--queue', redis.url, '--queue-name', 'big'],
-      // without the check it would wait for a worker: bounded
-      { timeout: 180_000 },
-    );
+    // The widest network there is (the CNN with 4,096-d embeddings) starts from 33.5 MB of weights
+    // in base64, under the limit; a run of it interrupted locally goes on from its Adam checkpoint
+    // (the weights and two moment slots: about 100 MB in base64), which no job may carry.
+    const out = join(root, 'big');
+    const args = ['compare', '--losses', 'contrastive', '--seeds', '1', '--epochs', '2', '--train-pairs', '20000', '--tsne-points', '0', '--snapshot-points', '0',
+      '--no-retrieval', '--no-report', '--workers', '1', '--base', 'cnn', '--optimizer', 'adam', '--embedding-dim', '4096', '--out', out];
+    const local = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    // Ctrl-C once epoch 1 is kept (its line comes after its checkpoint): the run stops within
+    // epoch 2 (157 batches) and keeps epoch 1; bounded by the exit it waits for
+    const code = await new Promise<number | null>((resolve) => {
+      local.stderr!.on('data', (b: Buffer) => {
+        err += b.toString();
+        if (/epoch 1\/2/.test(err) && !local.killed) local.kill('SIGINT');
+      });
+      local.once('exit', (c) => resolve(c));
+    });
+    assert.equal(code, 130, err);
+    // without the check it would wait for a worker: bounded
+    const r = siamese(['compare', '--resume', out, '--queue', redis.url, '--queue-name', 'big'], { timeout: 180_000 });
     assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
-    assert.equal(r.stderr, 'siamese: contrastive seed 0: the job would carry 66.2 MB of files (base64), more than a queue job may (64 MB): run it without --queue\n');
+    assert.match(r.stderr, /^siamese: contrastive seed 0: the job would carry (\d+)\.\d MB of files \(base64\), more than a queue job may \(64 MB\): run it without --queue\n$/);
+    assert.ok(Number(/carry (\d+)/.exec(r.stderr)![1]) > 64, r.stderr);
     const { connection } = parseQueueUrl(redis.url);
     const queue = new Queue('big', { connection, prefix: KEY_PREFIX });
     const conn = new Redis(connection as object);

@@ -83,15 +83,15 @@ test('toQueueJob refuses a training whose result could exceed the limit, given t
   const req = (points: number) =>
     ({ type: 'train', out: join(dir, 'run'), config, resetWeights: reset, resume: false, retrieval: true, distanceSample: 4000, snapshotPoints: points }) as const;
   // 2.7 million parameters: 10.8 MB of weights, 13.7 MB (MiB, as the messages count) in base64
-  // as the job's only file; back come initial + weights + checkpoint with Adam's two slots: five
-  // copies, 69 MB in base64
+  // as the job's only file; back come initial + weights (its header the larger: it records the
+  // run) + checkpoint with Adam's two slots: five copies, 69 MB in base64
   writeFileSync(reset, encodeSafetensors([{ name: 'w', shape: [2700, 1000], data: new Float32Array(2_700_000) }]));
   assert.equal(toQueueJob(req(0), DATA).type, 'train', 'without the shape: only the files are checked');
   assert.throws(
     () => toQueueJob(req(0), DATA, MNIST),
     (e: Error) =>
       e instanceof UsageError &&
-      /^its result could weigh up to 69\.\d MB \(base64; checkpoint\.safetensors 41\.\d MB, initial\.safetensors 13\.\d MB\), more than a queue job may carry back \(64 MB\): train fewer epochs \(5\) or a smaller network, or run it without --queue$/.test(e.message),
+      /^its result could weigh up to 69\.\d MB \(base64; checkpoint\.safetensors 41\.\d MB, weights\.safetensors 13\.\d MB\), more than a queue job may carry back \(64 MB\): train fewer epochs \(5\) or a smaller network, or run it without --queue$/.test(e.message),
   );
   // a network half as large fits, until embeddings push it over: the advice names them first
   writeFileSync(reset, encodeSafetensors([{ name: 'w', shape: [1200, 1000], data: new Float32Array(1_200_000) }]));
@@ -115,19 +115,19 @@ describe('through Redis', () => {
   });
 
   test('compare --queue: one line, exit 2, nothing enqueued, and no grid for `queue status` to list', async () => {
-    // 20,000-d embeddings: 2.7 million parameters, 13.7 MB (MiB) of initial weights in base64 (the job
-    // fits), but Adam's run folder holds five copies of them: 69 MB (MiB) in base64
+    // the CNN with 4,096-d embeddings (the widest allowed): 6.6 million parameters, 33.5 MB (MiB) of
+    // initial weights in base64 (the job fits), but Adam's run folder holds them five times over
     const out = join(root, 'big');
     const r = siamese(
       ['compare', '--losses', 'contrastive', '--seeds', '1', '--epochs', '1', '--train-pairs', '200', '--tsne-points', '0', '--snapshot-points', '0',
-        '--no-report', '--optimizer', 'adam', '--embedding-dim', '20000', '--out', out, '--queue', redis.url, '--queue-name', 'bigresult'],
+        '--no-report', '--base', 'cnn', '--optimizer', 'adam', '--embedding-dim', '4096', '--out', out, '--queue', redis.url, '--queue-name', 'bigresult'],
       // without the check it would wait for a worker: bounded
       { timeout: 180_000 },
     );
     assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
     assert.match(
       r.stderr,
-      /^siamese: contrastive seed 0: its result could weigh up to 69\.\d MB \(base64; checkpoint\.safetensors 41\.\d MB, initial\.safetensors 13\.7 MB\), more than a queue job may carry back \(64 MB\): train fewer epochs \(1\) or a smaller network, or run it without --queue\n$/,
+      /^siamese: contrastive seed 0: its result could weigh up to 16\d\.\d MB \(base64; checkpoint\.safetensors 100\.\d MB, weights\.safetensors 33\.5 MB\), more than a queue job may carry back \(64 MB\): train fewer epochs \(1\) or a smaller network, or run it without --queue\n$/,
     );
     const { connection } = parseQueueUrl(redis.url);
     const queue = new Queue('bigresult', { connection, prefix: KEY_PREFIX });
@@ -145,7 +145,7 @@ describe('through Redis', () => {
   test('a worker handed such a job anyway refuses it before training: a usage error, no epoch stored', async () => {
     const ds = await loadDataset({ name: 'mnist' });
     const weights = readFileSync(initialPath(join(root, 'big'), 0)).toString('base64');
-    const config = resolveConfig({ epochs: 1, trainPairs: 200, optimizer: 'adam', embeddingDim: 20000 });
+    const config = resolveConfig({ base: 'cnn', epochs: 1, trainPairs: 200, optimizer: 'adam', embeddingDim: 4096 });
     const job = {
       v: 1, type: 'train', config, resume: false, retrieval: false, distanceSample: 0,
       data: { name: ds.name, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum },
@@ -170,7 +170,7 @@ describe('through Redis', () => {
       }
       assert.equal(state, 'failed', log);
       const j = (await queue.getJob(added.id!))!;
-      assert.match(j.failedReason, /^worker \S+: its result could weigh up to 69\.\d MB \(base64; checkpoint\.safetensors/);
+      assert.match(j.failedReason, /^worker \S+: its result could weigh up to 16\d\.\d MB \(base64; checkpoint\.safetensors/);
       assert.deepEqual(j.progress, { type: 'failure', code: 'usage' });
       assert.equal(j.attemptsMade, 1, 'not retried');
       assert.equal(await conn.exists(checkpointKey('handmade', added.id!)), 0, 'no epoch was trained');

@@ -1,15 +1,17 @@
 /**
  * A run's own weights file (run/weights.safetensors) loads with the run's settings, as the run
  * folder does: its loss (a batch loss evaluates at its best threshold on L2-normalised
- * embeddings) and its class split. Only weights outside a run folder are bare.
+ * embeddings) and its class split. A copy outside the folder carries them in its header; only
+ * a file without that record is bare.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadDataset } from '../../src/data/registry.ts';
 import { initBackend } from '../../src/engine/backend.ts';
+import { encodeSafetensors, parseSafetensors } from '../../src/io/safetensors.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { embedSplit, predict, trainRun } from '../../src/train/run.ts';
 import { writeBandsIdx } from '../data/datasets.ts';
@@ -39,11 +41,19 @@ test("a run's weights file is evaluated and embedded with the run's loss and spl
   const e2 = await embedSplit({ weights: join(run, 'weights.safetensors'), split: 'test', dataset });
   assert.deepEqual(e2.embeddings, e1.embeddings);
 
-  // the same file outside a run folder: no loss to go by (the documented bare weights)
+  // the same file outside a run folder: its header records the run (loss, split), so it is
+  // evaluated as the folder is
   const bare = join(root, 'bare');
   mkdirSync(bare);
   copyFileSync(join(run, 'weights.safetensors'), join(bare, 'weights.safetensors'));
-  const alone = await predict({ weights: join(bare, 'weights.safetensors'), dataset });
+  const copy = await predict({ weights: join(bare, 'weights.safetensors'), dataset });
+  assert.equal(copy.config.loss, 'nt-xent');
+  assert.equal(copy.pairs.thresholdFrom, 'best');
+  assert.equal(copy.pairs.accuracy, byFolder.pairs.accuracy);
+  // the same tensors without that record (an older file, another tool's): no loss to go by
+  const { tensors } = parseSafetensors(readFileSync(join(run, 'weights.safetensors')));
+  writeFileSync(join(bare, 'plain.safetensors'), encodeSafetensors(tensors));
+  const alone = await predict({ weights: join(bare, 'plain.safetensors'), dataset });
   assert.equal(alone.config.loss, 'contrastive');
   assert.equal(alone.pairs.thresholdFrom, undefined);
 });

@@ -2,7 +2,7 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { readNpyFloat32Matrix, writeNpy } from '../io/npy.ts';
-import { maxPerplexity, runTsne } from '../viz/tsne.ts';
+import { DEFAULT_PERPLEXITY, maxPerplexity, runTsne } from '../viz/tsne.ts';
 
 export interface TsneCommandOptions {
   /** float32 (or float64) .npy matrix [N, D] */
@@ -25,9 +25,17 @@ export async function tsneCommand(o: TsneCommandOptions): Promise<{ rows: number
   const { rows, cols, data } = await readNpyFloat32Matrix(o.in);
   // floor(3 x perplexity) neighbours per point, and a point has rows - 1: more would make the
   // affinities dense, minutes and gigabytes for a mistyped value (the rule of bhtsne)
-  if (o.perplexity !== undefined && rows >= 2 && o.perplexity > maxPerplexity(rows)) {
+  // (the default perplexity too: 20 rows got "below the number of rows (20), got 30", a rule not this one)
+  if (rows < 2) throw new UsageError(`${o.in} holds ${rows} row${rows === 1 ? '' : 's'}: a t-SNE layout needs 2 or more`);
+  const perplexity = o.perplexity ?? DEFAULT_PERPLEXITY;
+  if (perplexity > maxPerplexity(rows)) {
     const max = maxPerplexity(rows);
-    throw new UsageError(`--perplexity ${o.perplexity} is too large for ${rows} rows: at most (rows - 1) / 3 = ${Number.isInteger(max) ? max : max.toFixed(2)}`);
+    const most = Number.isInteger(max) ? `${max}` : max.toFixed(2);
+    throw new UsageError(
+      o.perplexity !== undefined
+        ? `--perplexity ${o.perplexity} is too large for ${rows} rows: at most (rows - 1) / 3 = ${most}`
+        : `the default perplexity ${DEFAULT_PERPLEXITY} is too large for ${rows} rows: give --perplexity ${most} or less ((rows - 1) / 3)`,
+    );
   }
   const t0 = performance.now();
   const y = runTsne(data, rows, cols, {

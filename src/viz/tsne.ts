@@ -62,8 +62,11 @@ interface ResolvedOptions {
   seed: number;
 }
 
+/** the perplexity when none is given (scikit-learn's and bhtsne's) */
+export const DEFAULT_PERPLEXITY = 30;
+
 const DEFAULTS: ResolvedOptions = {
-  perplexity: 30,
+  perplexity: DEFAULT_PERPLEXITY,
   theta: 0.5,
   iterations: 1000,
   earlyExaggeration: 12,

@@ -55,3 +55,17 @@ test('siamese tsne refuses a perplexity above (rows - 1) / 3 (more neighbours th
   const ok = siamese(['tsne', '--in', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--perplexity', '13', '--iterations', '50']);
   assert.equal(ok.code, 0, ok.stderr);
 });
+
+test('siamese tsne: one row, or too few rows for the default perplexity, is one line naming the rule, writing nothing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsne-'));
+  const rng = new Rng(6);
+  for (const n of [1, 20]) writeFileSync(join(dir, `x${n}.npy`), encodeNpy({ dtype: 'float32', shape: [n, 4], data: new Float32Array(n * 4).map(() => rng.normal()) }));
+  const one = siamese(['tsne', '--in', join(dir, 'x1.npy'), '--out', join(dir, 'y.npy')]);
+  assert.equal(one.code, 2, one.stderr);
+  assert.equal(one.stderr, `siamese: ${join(dir, 'x1.npy')} holds 1 row: a t-SNE layout needs 2 or more\n`);
+  // (20 - 1) / 3 = 6.33: the default 30 asks for 90 neighbours of 19
+  const few = siamese(['tsne', '--in', join(dir, 'x20.npy'), '--out', join(dir, 'y.npy')]);
+  assert.equal(few.code, 2, few.stderr);
+  assert.equal(few.stderr, 'siamese: the default perplexity 30 is too large for 20 rows: give --perplexity 6.33 or less ((rows - 1) / 3)\n');
+  assert.equal(existsSync(join(dir, 'y.npy')), false);
+});

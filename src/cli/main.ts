@@ -459,7 +459,8 @@ export function buildProgram(): Command {
     .requiredOption('--out <file>', 'output .npy, float32 [N, 2]')
     .option('--perplexity <p>', 'perplexity (default 30)', floatArg('--perplexity', { positive: true }))
     .option('--theta <t>', 'Barnes-Hut accuracy, 0 = exact-ish, default 0.5', floatArg('--theta'))
-    .option('--iterations <n>', 'iterations (default 1000)', intArg('--iterations', 1))
+    // a cap for a mistyped count (1e8 ran for days); layouts settle within a few thousand
+    .option('--iterations <n>', 'iterations (default 1000, at most 100000)', intArg('--iterations', 1, 100_000))
     .option('--seed <n>', 'seed (default 0)', intArg('--seed', 0))
     .action(async (o: { in: string; out: string; perplexity?: number; theta?: number; iterations?: number; seed?: number }) => {
       const { tsneCommand } = await import('./tsne.ts');

@@ -69,3 +69,9 @@ test('siamese tsne: one row, or too few rows for the default perplexity, is one 
   assert.equal(few.stderr, 'siamese: the default perplexity 30 is too large for 20 rows: give --perplexity 6.33 or less ((rows - 1) / 3)\n');
   assert.equal(existsSync(join(dir, 'y.npy')), false);
 });
+
+test('siamese tsne: --iterations beyond 100,000 (a mistyped count ran for days) is one line', () => {
+  const r = siamese(['tsne', '--in', 'x.npy', '--out', 'y.npy', '--iterations', '100000000']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr, 'siamese: --iterations must be an integer from 1 to 100000, got "100000000"\n');
+});

@@ -77,7 +77,7 @@ export { decodePng, toGray } from './data/png.ts';
 export { cnnNetwork, type CnnOptions } from './model/cnn.ts';
 
 // Visualisation and experiments
-export { maxPerplexity, runTsne, Tsne, type TsneOptions } from './viz/tsne.ts';
+export { DEFAULT_PERPLEXITY, maxPerplexity, runTsne, Tsne, type TsneOptions } from './viz/tsne.ts';
 export { buildReport, type ReportFiles, type ReportOptions } from './viz/report.ts';
 export { lossShapeChart } from './viz/charts.ts';
 export { parseCompareResults } from './viz/validate.ts';

@@ -111,6 +111,7 @@ export { isLoopback, startServer, type Served } from './serve/server.ts';
 
 // Output folders and deployment
 export { lockOutput, lockOutputs } from './io/lock.ts';
+export { samePlace } from './io/places.ts';
 export { toolVersion } from './train/runDir.ts';
 export { RunDivergedError } from './train/run.ts';
 export { encodeOnnx, ONNX_OPSET } from './model/onnx.ts';

@@ -27,7 +27,7 @@ const VALUES = [
   'parseSafetensors', 'parseSeeds', 'permutePairs', 'powerLoss', 'predict', 'queueClean', 'queueStatus',
   'readCompareResults', 'readEmbeddingsIndex', 'readEpochEmbeddings', 'readFileBytes', 'readIdx', 'readKerasWeights', 'readNpy', 'readNpyFloat32Matrix', 'readResults', 'readSafetensors',
   'registerLoss', 'renderVegaLite', 'resolveConfig', 'resolveDataSpec', 'retrievalMetrics', 'rocAuc', 'runCompare',
-  'runQueueWorker', 'runSweep', 'runTsne', 'sampleStd', 'slicePairs', 'softMarginTripletLoss', 'springLoss',
+  'runQueueWorker', 'runSweep', 'runTsne', 'samePlace', 'sampleStd', 'slicePairs', 'softMarginTripletLoss', 'springLoss',
   'startServer', 'suggestTrial', 'summarise', 'sweepVerdict', 'svgToPng', 'tQuantile', 'toGray', 'toolVersion', 'trainRun',
   'tripletLoss', 'trustworthiness', 'tryExperimentReport', 'verdictDifferences', 'verdictText', 'writeExperimentReport', 'writeFileAtomic', 'writeJsonAtomic', 'writeKerasH5', 'writeNpy',
   'writeSafetensors', 'writeSweepReport', 'yukawaLoss',

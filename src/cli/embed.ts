@@ -1,8 +1,9 @@
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { lockOutputs } from '../io/lock.ts';
 import { writeNpy } from '../io/npy.ts';
+import { samePlace } from '../io/places.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { embedSplit } from '../train/run.ts';
 import { count } from '../words.ts';
@@ -31,7 +32,7 @@ export async function embedCommand(o: EmbedCommandOptions): Promise<{ rows: numb
   if (o.format !== 'npy' && o.format !== 'projector') throw new UsageError(`--format must be npy or projector, got "${o.format}"`);
   if (o.format === 'npy' && !o.out.endsWith('.npy')) throw new UsageError(`--out must name a .npy file for --format npy, got "${o.out}"`);
   // the labels written over the embeddings would leave one file that is neither
-  if (o.format === 'npy' && o.labels !== undefined && resolve(o.labels) === resolve(o.out)) {
+  if (o.format === 'npy' && o.labels !== undefined && samePlace(o.labels, o.out)) {
     throw new UsageError(`--labels and --out name the same file (${o.out}); give the labels their own .npy`);
   }
   // one writer per output: two embeds into one place would mix one's vectors with the other's labels

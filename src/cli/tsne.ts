@@ -1,7 +1,6 @@
-import { realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { readNpyFloat32Matrix, writeNpy } from '../io/npy.ts';
+import { samePlace } from '../io/places.ts';
 import { DEFAULT_PERPLEXITY, maxPerplexity, runTsne } from '../viz/tsne.ts';
 
 export interface TsneCommandOptions {
@@ -49,12 +48,3 @@ export async function tsneCommand(o: TsneCommandOptions): Promise<{ rows: number
   return { rows, seconds };
 }
 
-/** Two names of one file: the same path, or links to the same file. */
-function samePlace(a: string, b: string): boolean {
-  if (resolve(a) === resolve(b)) return true;
-  try {
-    return realpathSync(a) === realpathSync(b);
-  } catch {
-    return false; // one does not exist (yet): not the same file
-  }
-}

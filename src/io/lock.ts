@@ -24,9 +24,10 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { DataError, UsageError } from '../errors.ts';
 import { fsErrorText, removeStaleTemps } from './atomic.ts';
+import { realPlace, within } from './places.ts';
 import { bootId, pidAlive, processStartTick } from './processes.ts';
 
 export const LOCK_FILE = '.siamese.lock';
@@ -230,31 +231,6 @@ export function lockOutput(target: string, opts: LockOptions): OutputLock {
     throw new UsageError(`${what} holds ${other.words} (${other.file}), not ${mine.words}: choose another folder for ${mine.words}`);
   }
   return { path: lockPath, holder, release };
-}
-
-/**
- * A path with every part that exists resolved through its links (a part that does not exist yet is
- * kept as written): two spellings of one place, or a link into it, compare equal.
- */
-function realPlace(path: string): string {
-  let head = resolve(path);
-  const rest: string[] = [];
-  for (;;) {
-    try {
-      return join(fs.realpathSync.native(head), ...rest.reverse());
-    } catch {
-      const up = dirname(head);
-      if (up === head) return resolve(path);
-      rest.push(basename(head));
-      head = up;
-    }
-  }
-}
-
-/** `inner` is `outer` or lies inside it. */
-function within(inner: string, outer: string): boolean {
-  const r = relative(outer, inner);
-  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
 }
 
 function refuseDataOverlap(target: string, dataDir: string): void {

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Dataset } from '../data/dataset.ts';
 import type { ClassSplit } from '../data/split.ts';
@@ -21,7 +21,7 @@ import { EpochEmbeddings } from './epochEmbeddings.ts';
 import { type ConfigChanges, definedOnly, overrideNotes, resolveConfig, resumeConfig, type TrainConfig } from './config.ts';
 import { EpochDistanceRecorder } from './epochDistances.ts';
 import { datasetInfo, type Manifest, packageVersions, RUN_FILES, RunDir, toolVersion } from './runDir.ts';
-import { assumedWarning, configFromMetadata, weightsMetadata } from './weightsMeta.ts';
+import { assumedWarning, readRecordedConfig, weightsMetadata } from './weightsMeta.ts';
 import { type BatchInfo, DivergenceError, type EpochLog, Training } from './trainer.ts';
 
 export interface TrainRunOptions {
@@ -216,6 +216,8 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
     };
     await run.writeManifest(owned);
     const embeddings = await EpochEmbeddings.open(opts.out, training, dataset, opts.snapshotPoints ?? 0, opts.resume === true);
+    // what every weights file of this run records (the config is fixed from here on)
+    const record = weightsMetadata(config);
 
     while (training.epoch < config.epochs) {
       const log = await training.runEpochAsync(
@@ -229,7 +231,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       // Order matters for crash safety: checkpoint first (it is what --resume reads), then the rest.
       await run.writeCheckpoint(training.getState(), config);
       epochsKept = training.epoch;
-      await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch), ...weightsMetadata(config) });
+      await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch), ...record });
       await embeddings?.record(training);
       await run.writeLog(training.history);
       await distances.record(training);
@@ -239,7 +241,7 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       await yieldToLoop();
       if (stopRequested()) return await finish('interrupted');
     }
-    if (!run.exists('weights')) await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch), ...weightsMetadata(config) });
+    if (!run.exists('weights')) await run.writeWeights('weights', training.getWeights(), { epoch: String(training.epoch), ...record });
     await yieldToLoop();
     if (stopRequested()) return await finish('interrupted');
     const evaluation = evaluateTraining(training, { retrieval: opts.retrieval });
@@ -350,7 +352,7 @@ async function savedWeights(
   if (run.exists('manifest')) base = run.readManifest().config;
   else if (owner?.exists('manifest')) base = owner.readManifest().config;
   else {
-    const fromFile = await recordedConfig(weightsPath);
+    const fromFile = await readRecordedConfig(weightsPath);
     recorded = fromFile ? 'file' : 'none';
     base = fromFile ?? {};
   }
@@ -365,29 +367,6 @@ async function savedWeights(
     for (const n of overrideNotes(resolveConfig(base), overrides, weightsPath)) process.stderr.write(`siamese: note: ${n}\n`);
   } else if (recorded === 'none' && uses === 'loss') process.stderr.write(`siamese: warning: ${assumedWarning(weightsPath, config)}\n`);
   return { config, dataset, weights, network: net, recorded: recorded !== 'none' };
-}
-
-/** The config a safetensors weights file records (header only); undefined for one without, or another format. */
-async function recordedConfig(path: string): Promise<Partial<TrainConfig> | undefined> {
-  if (!existsSync(path) || statSync(path).isDirectory() || isHdf5(path)) return undefined;
-  let metadata: Record<string, string>;
-  try {
-    ({ metadata } = await readSafetensors(path, { only: () => false }));
-  } catch {
-    return undefined; // not a readable safetensors file: loadWeights says why
-  }
-  return configFromMetadata(metadata, path);
-}
-
-/** HDF5 files open with this signature (Keras files carry no siamese-lab record). */
-function isHdf5(path: string): boolean {
-  const head = Buffer.alloc(8);
-  const fd = openSync(path, 'r');
-  try {
-    return readSync(fd, head, 0, 8, 0) === 8 && head.equals(Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]));
-  } finally {
-    closeSync(fd);
-  }
 }
 
 export type WeightsFormat = 'keras-h5' | 'safetensors' | 'onnx';

@@ -7,7 +7,9 @@
  * `siamese-lab.config` (the run's whole config as JSON) is what the commands read; the other keys
  * say the same in words for a reader of the file (Python's `safe_open(...).metadata()`).
  */
+import { existsSync, statSync } from 'node:fs';
 import { DataError } from '../errors.ts';
+import { readSafetensors } from '../io/safetensors.ts';
 import { NORM_EPSILON } from '../losses/batch.ts';
 import { createLoss } from '../losses/registry.ts';
 import { normalisesEmbeddings } from '../losses/types.ts';
@@ -29,7 +31,7 @@ export function weightsMetadata(config: TrainConfig): Record<string, string> {
     split: config.split ?? 'pairs',
     base: config.base,
     'embedding-dim': String(config.embeddingDim),
-    [CONFIG_KEY]: JSON.stringify(recordedConfig(config)),
+    [CONFIG_KEY]: JSON.stringify(configToRecord(config)),
   };
 }
 
@@ -37,12 +39,27 @@ export function weightsMetadata(config: TrainConfig): Record<string, string> {
  * The config as recorded: without the engine and its threads, which change how fast the weights
  * were computed, not what they are (a run trained locally and on a queue worker writes the same bytes).
  */
-function recordedConfig(config: TrainConfig): Partial<TrainConfig> {
+function configToRecord(config: TrainConfig): Partial<TrainConfig> {
   const { engine: _engine, threads: _threads, ...rest } = config;
   return rest;
 }
 
-/** The config a weights file records, or undefined for a file without one (older, or another tool's). */
+/** The config a safetensors weights file records (header only); undefined for one without, or another format. */
+export async function readRecordedConfig(path: string): Promise<Partial<TrainConfig> | undefined> {
+  if (!existsSync(path) || statSync(path).isDirectory()) return undefined;
+  // Keras files carry no siamese-lab record (the signature test loadWeights uses)
+  const { isKerasH5 } = await import('../model/keras.ts');
+  if (isKerasH5(path)) return undefined;
+  let metadata: Record<string, string>;
+  try {
+    ({ metadata } = await readSafetensors(path, { only: () => false }));
+  } catch {
+    return undefined; // not a readable safetensors file: loadWeights says why
+  }
+  return configFromMetadata(metadata, path);
+}
+
+/** The config a weights file's metadata records, or undefined for a file without one (older, or another tool's). */
 export function configFromMetadata(metadata: Record<string, string>, file: string): Partial<TrainConfig> | undefined {
   // a checkpoint holds its config under its own key (runDir.ts)
   const text = metadata[CONFIG_KEY] ?? (metadata['format'] === 'siamese-lab-checkpoint' ? metadata['config'] : undefined);

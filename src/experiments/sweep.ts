@@ -302,7 +302,6 @@ export function foldGroups(trainClasses: readonly number[], folds: number): numb
   });
 }
 
-
 /** The split text of fold k: train on the training classes outside group k, validate on group k. */
 export function foldSplit(trainClasses: readonly number[], group: readonly number[]): string {
   const train = trainClasses.filter((c) => !group.includes(c));
@@ -333,15 +332,19 @@ export const lossTrials = (def: Pick<SweepDefinition, 'trials'>, l: { space: rea
  * on the names; a searched loss never shares (its best is known only after the search, and the
  * plan counts its trainings before).
  */
-const sharedFinalIds = (def: SweepDefinition): string[] => def.losses.filter((l) => sharesFinals(def, l)).map((l) => l.spec.id);
-
 export function sharesFinals(def: SweepDefinition, l: SweepLossSpec): boolean {
   if (l.space.length > 0) return false;
   return isDeepStrictEqual(trainConfig(def, l, {}, def.split, 0), trainConfig(def, l, undefined, def.split, 0));
 }
 
+/** The losses (ids) whose default final trainings are their tuned ones (sharesFinals). */
+const sharedFinalIds = (def: SweepDefinition): string[] => def.losses.filter((l) => sharesFinals(def, l)).map((l) => l.spec.id);
+
+/** The kinds of final training a loss runs: tuned, and default unless those are the tuned ones (sharesFinals). */
+const finalKinds = (def: SweepDefinition, l: SweepLossSpec): readonly ('tuned' | 'default')[] => (sharesFinals(def, l) ? ['tuned'] : ['tuned', 'default']);
+
 /** The final trainings of one loss: its tuned seeds, and its default seeds unless they are the tuned ones (sharesFinals). */
-export const finalTrainings = (def: SweepDefinition, l: SweepLossSpec): number => (sharesFinals(def, l) ? 1 : 2) * def.seeds;
+export const finalTrainings = (def: SweepDefinition, l: SweepLossSpec): number => finalKinds(def, l).length * def.seeds;
 
 /** Every training of a sweep: per loss its trials' folds and its final seeds (finalTrainings). */
 export const sweepTrainings = (def: SweepDefinition): number => def.losses.reduce((n, l) => n + lossTrials(def, l) * def.folds + finalTrainings(def, l), 0);
@@ -474,7 +477,7 @@ function* sweepRuns(def: SweepDefinition, out: string): Generator<{ job: Compare
         yield { job, l, split: foldSplit(def.trainClasses, group), snapshotImages: 0 };
       }
     }
-    for (const kind of sharesFinals(def, l) ? (['tuned'] as const) : (['tuned', 'default'] as const)) {
+    for (const kind of finalKinds(def, l)) {
       for (let s = 0; s < def.seeds; s++) {
         yield { job: sweepJob(def, `${id}/${kind}-seed${s}`, `${id} ${kind} seed ${s}`, finalDir(out, id, kind, s), id, s), l, split: def.split, snapshotImages: DEFAULT_SNAPSHOT_POINTS };
       }
@@ -741,8 +744,7 @@ async function runSweepLocked(
     const finals = async (l: SweepLossSpec, best: Record<string, number> | undefined): Promise<void> => {
       const id = l.spec.id;
       const jobs: Promise<unknown>[] = [];
-      // the default seeds are the tuned ones when both train the same config (sharesFinals)
-      for (const kind of sharesFinals(def, l) ? (['tuned'] as const) : (['tuned', 'default'] as const)) {
+      for (const kind of finalKinds(def, l)) {
         if (kind === 'tuned' && !best) continue;
         for (let s = 0; s < def.seeds; s++) {
           const runDir = finalDir(out, id, kind, s);

@@ -197,14 +197,17 @@ export function overrideNotes(saved: TrainConfig, given: Partial<TrainConfig>, f
   const notes: string[] = [];
   for (const k of Object.keys(definedOnly(given)) as (keyof TrainConfig)[]) {
     if (k === 'epochs') continue; // evaluation sets it (0): not the user's
-    const a = k === 'data' ? (was[k] ?? { name: 'mnist' }) : k === 'split' ? (was[k] ?? 'pairs') : was[k];
-    const b = k === 'data' ? (now[k] ?? { name: 'mnist' }) : k === 'split' ? (now[k] ?? 'pairs') : now[k];
+    const a = settingOf(was, k);
+    const b = settingOf(now, k);
     if (JSON.stringify(a) === JSON.stringify(b)) continue;
     const opt = OPTION_OF[k] ?? k;
     notes.push(`${file} was trained with ${opt} ${show(a)}; using ${opt} ${show(b)} as given`);
   }
   return notes;
 }
+
+/** A setting as a run has it: no data is MNIST, no split is pairs. */
+const settingOf = (c: TrainConfig, k: keyof TrainConfig): unknown => (k === 'data' ? (c.data ?? { name: 'mnist' }) : k === 'split' ? (c.split ?? 'pairs') : c[k]);
 
 /** The loss options with a flag of their own (the CLI's); any other parameter is set with --param. */
 const LOSS_FLAGS = new Set(['margin', 'kappa', 'power', 'pos', 'neg', 'proxy-lr']);

@@ -172,9 +172,12 @@ export type ScoredRun = Pick<RunFiles, 'lossId' | 'seed' | 'evaluation'>;
 
 export type PairedMeasure = PairedComparison['measure'];
 
+/** The two losses of a test: their ids, and the labels the verdict names. */
+type Side = Pick<LossSpec, 'id' | 'label'>;
+
 interface PairedTest {
-  a: LossSpec;
-  b: LossSpec;
+  a: Side;
+  b: Side;
   measure: PairedMeasure;
   t: PairedTTest;
 }
@@ -215,8 +218,13 @@ export function pairedComparisons(losses: readonly LossSpec[], runs: readonly Sc
       }
     }
   }
+  return holmFamilies(tests);
+}
+
+/** The tests of each measure adjusted together (Holm), each worded as a comparison. */
+function holmFamilies(tests: readonly PairedTest[]): PairedComparison[] {
   const adjusted = new Map<PairedTest, number>();
-  for (const measure of measures) {
+  for (const measure of new Set(tests.map((x) => x.measure))) {
     // a single pair of runs is no test: it does not enter the family
     const family = tests.filter((x) => x.measure === measure && x.t.degenerate !== 'one-pair');
     holmAdjust(family.map((x) => x.t.p)).forEach((p, i) => adjusted.set(family[i]!, p));
@@ -225,6 +233,29 @@ export function pairedComparisons(losses: readonly LossSpec[], runs: readonly Sc
     const family = tests.filter((y) => y.measure === x.measure && y.t.degenerate !== 'one-pair').length;
     return comparisonOf(x, adjusted.get(x) ?? x.t.p, family);
   });
+}
+
+/**
+ * The comparisons of a results.json written before Holm's correction (no `pHolm`): the same
+ * tests, rebuilt from their stored statistics, with each measure's family adjusted and the
+ * verdicts worded as pairedComparisons words them now. Such a file's verdicts called a difference
+ * significant on its raw p alone (with 5 losses, 10 tests a measure), while the report rebuilt
+ * from it says only a Holm p below 0.05 is. Comparisons that all carry `pHolm` come back as they are.
+ */
+export function withHolm(losses: readonly Side[], stored: readonly PairedComparison[]): PairedComparison[] {
+  if (stored.every((c) => typeof c.pHolm === 'number')) return [...stored];
+  // NaN is stored as null
+  const num = (v: unknown): number => (typeof v === 'number' ? v : NaN);
+  const side = (id: string): Side => losses.find((l) => l.id === id) ?? { id, label: id };
+  return holmFamilies(
+    stored.map((c) => {
+      const n = num(c.seeds);
+      const t = { n, df: Math.max(0, n - 1), meanDiff: num(c.meanDiff), std: NaN, ci95: num(c.ci95), t: num(c.t), p: num(c.p) };
+      // pairedTTest's degenerate cases, as they are stored: one seed (t 0, p 1); no spread (t 0, CI 0)
+      const degenerate = n === 1 ? ('one-pair' as const) : t.t === 0 && t.ci95 === 0 ? ('zero-variance' as const) : undefined;
+      return { a: side(c.a), b: side(c.b), measure: c.measure, t: degenerate ? { ...t, degenerate } : t };
+    }),
+  );
 }
 
 /**

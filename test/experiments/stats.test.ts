@@ -232,3 +232,46 @@ test('compare: batch losses only: their accuracy is tested as the best-threshold
   close(c[0]!.meanDiff, (0.03 + 0.005 + 0.045) / 3, 1e-12, 'nt-xent − supcon');
   assert.match(c[0]!.verdict, /in best-threshold accuracy/);
 });
+
+test('a results.json written before Holm: its stored tests get the correction and the verdicts it gives (hand-computed)', async () => {
+  const { withHolm } = await import('../../src/experiments/collect.ts');
+  const losses = [
+    { id: 'c', label: 'contrastive' },
+    { id: 'y', label: 'yukawa' },
+    { id: 't', label: 'triplet' },
+    { id: 'x', label: 'extra' },
+  ];
+  // the old file's shape: raw p only, verdicts judged on it
+  const old = (a: string, b: string, measure: 'accuracy' | 'mapAtR', meanDiff: number, p: number, seeds = 3) => ({
+    a, b, measure, meanDiff, ci95: 0.01, t: seeds === 1 ? 0 : 4, p, seeds, verdict: `${a} > ${b} (p = ${p})`,
+  });
+  const stored = [
+    old('c', 'y', 'accuracy', 0.02, 0.02),
+    old('c', 'y', 'mapAtR', 0.02, 0.01),
+    old('c', 't', 'mapAtR', -0.03, 0.04),
+    old('y', 't', 'mapAtR', 0.01, 0.03),
+    old('c', 'x', 'mapAtR', 0.05, 1, 1), // one seed: no test, not in the family
+  ];
+  const c = withHolm(losses, stored);
+  // MAP@R family of 3: sorted 0.01, 0.03, 0.04 -> 3 x 0.01 = 0.03, 2 x 0.03 = 0.06, max(0.06, 1 x 0.04) = 0.06
+  assert.deepEqual(c.map((x) => [x.a, x.b, x.measure, x.tests]), [
+    ['c', 'y', 'accuracy', 1],
+    ['c', 'y', 'mapAtR', 3],
+    ['c', 't', 'mapAtR', 3],
+    ['y', 't', 'mapAtR', 3],
+    ['c', 'x', 'mapAtR', 3],
+  ]);
+  close(c[0]!.pHolm!, 0.02, 1e-15, 'accuracy alone');
+  close(c[1]!.pHolm!, 0.03, 1e-15, 'Holm 1');
+  close(c[2]!.pHolm!, 0.06, 1e-15, 'Holm 3');
+  close(c[3]!.pHolm!, 0.06, 1e-15, 'Holm 2');
+  assert.deepEqual(c.map((x) => [x.meanDiff, x.ci95, x.t, x.p, x.seeds]), stored.map((x) => [x.meanDiff, x.ci95, x.t, x.p, x.seeds]));
+  assert.match(c[0]!.verdict, /^contrastive > yukawa in accuracy by 2\.00 points ± 1\.00 \(p = 0\.02, 3 seeds\)$/);
+  assert.match(c[1]!.verdict, /^contrastive > yukawa in MAP@R by 2\.00 points .*Holm-adjusted p = 0\.03 over 3 tests, 3 seeds\)$/);
+  // p = 0.04 alone, 0.06 once corrected: the old verdict called it significant
+  assert.match(c[2]!.verdict, /^no significant difference in MAP@R after correcting for multiple tests: contrastive − triplet = −3\.00 ± 1\.00 points \(p = 0\.04, Holm-adjusted p = 0\.06 over 3 tests, 3 seeds\)$/);
+  assert.match(c[4]!.verdict, /^one seed only, no test: contrastive − extra = /);
+  // a file written with Holm is left as it is
+  const current = c.map((x) => ({ ...x, verdict: 'kept' }));
+  assert.deepEqual(withHolm(losses, current), current);
+});

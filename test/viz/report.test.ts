@@ -199,6 +199,27 @@ describe('siamese report RUN_DIR', () => {
     assert.ok(files.notes.some((n) => n.includes('no t-SNE')));
   });
 
+  it('a results.json written before Holm\'s correction: the rebuilt report corrects its tests and calls nothing significant on a raw p', async () => {
+    const dir = tempDir();
+    const r = syntheticResults({ tsne: false }) as unknown as { comparisons: Record<string, unknown>[] };
+    // the old shape: raw p only, verdicts judged on it; two tests of MAP@R (p 0.03 and 0.04), so Holm gives 0.06 to both
+    const old = (measure: string, p: number, verdict: string) => ({ a: 'yukawa', b: 'contrastive', measure, meanDiff: 0.007, ci95: 0.006, t: 5.1, p, seeds: 3, verdict });
+    r.comparisons = [
+      old('accuracy', 0.04, 'yukawa > contrastive in accuracy by 0.70 points ± 0.60 (p = 0.04, 3 seeds)'),
+      old('mapAtR', 0.03, 'yukawa > contrastive in MAP@R by 0.70 points ± 0.60 (p = 0.03, 3 seeds)'),
+      { ...old('mapAtR', 0.04, 'yukawa > contrastive in MAP@R by 0.70 points ± 0.60 (p = 0.04, 3 seeds)'), b: 'contrastive' },
+    ];
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(r));
+    const files = await reportCommand({ runDir: dir, print: false, pngScale: 1 });
+    const md = readFileSync(files.md, 'utf8');
+    // the accuracy test is alone in its family: it stands; the MAP@R ones do not once corrected
+    assert.match(md, /\| test pair accuracy \| \+0\.70 \| ± 0\.60 \| 5\.10 \| 0\.040 \| 0\.040 \| 3 \| Yukawa \(κ = 10, p = 3\) > contrastive \(m = 1\) in accuracy by 0\.70 points/);
+    const mapRows = md.split('\n').filter((l) => l.startsWith('| Yukawa') && l.includes('| MAP@R |'));
+    assert.equal(mapRows.length, 2);
+    for (const row of mapRows) assert.match(row, /\| 0\.060 \| 3 \| no significant difference in MAP@R after correcting for multiple tests: .*Holm-adjusted p = 0\.06 over 2 tests/);
+    assert.doesNotMatch(md, /> contrastive \(m = 1\) in MAP@R/);
+  });
+
   it('NaN stored as null in results.json is shown as a dash, not a crash', async () => {
     const dir = tempDir();
     const r = syntheticResults({ seeds: [0], tsne: false, retrieval: false });

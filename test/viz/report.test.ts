@@ -159,6 +159,23 @@ describe("the seed's figures beside a study that measured something else", () =>
   });
 });
 
+describe('the seed\'s figures at another threshold', () => {
+  it('say that this study\'s accuracy is at its own threshold, the references\' at D < 0.5', async () => {
+    const r = syntheticResults({ tsne: false, retrieval: false });
+    r.spec.config.epochs = 20;
+    r.spec.config.threshold = 0.4;
+    const d = tempDir();
+    const files = await buildReport(r, d, { testSplit: null, pngScale: 1 });
+    const md = readFileSync(files.md, 'utf8');
+    const row = md.split('\n').find((l) => l.startsWith('| contrastive (m = 1) | 97.37%'));
+    assert.ok(row, 'the contrastive row beside the seed');
+    assert.match(row, /not directly comparable: .*this study's accuracy is at D < 0\.4, the references' at D < 0\.5\)/);
+    assert.match(md, /_Test pair accuracy: the references at D < 0\.5, this study at D < 0\.4_/);
+    assert.doesNotMatch(md, /_Test pair accuracy at D < 0\.5_/);
+    assert.match(md, /Mean test pair accuracy \(D < 0\.4\) .*re-implementation's, both at D < 0\.5\./);
+  });
+});
+
 describe('polar plot classes', () => {
   it('are those of the test pairs training evaluates, in the same order', async () => {
     await initBackend('wasm');

@@ -531,6 +531,12 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
     if (cfg.trainPairs > 0) caveats.push(`this study trained on the first ${cfg.trainPairs} train pairs, the references on all`);
     if (cfg.base !== undefined && cfg.base !== 'mlp') caveats.push(`this study's base network is ${cfg.base}, the references' the MLP`);
     if (!sameAsReference(key, l.params)) caveats.push('parameters differ from the seed\'s');
+    // the references trained as the seed did: batch 128, RMSprop at its default rate, 128-d, dropout 0.1
+    if (cfg.batchSize !== undefined && cfg.batchSize !== 128) caveats.push(`this study's batch is ${cfg.batchSize}, the references' 128`);
+    if (cfg.optimizer !== undefined && cfg.optimizer.toLowerCase() !== 'rmsprop') caveats.push(`this study's optimizer is ${cfg.optimizer}, the references' RMSprop`);
+    else if (cfg.learningRate !== undefined && cfg.learningRate !== 0.001) caveats.push(`this study's learning rate is ${cfg.learningRate}, the references' 0.001`);
+    if (cfg.embeddingDim !== undefined && cfg.embeddingDim !== 128) caveats.push(`this study's embedding has ${cfg.embeddingDim} dimensions, the references' 128`);
+    if (cfg.dropout !== undefined && cfg.dropout !== 0.1) caveats.push(`this study's dropout is ${cfg.dropout}, the references' 0.1`);
     // the references' accuracy is at D < 0.5; this study's at its own --threshold
     if (cfg.threshold !== 0.5) caveats.push(`this study's accuracy is at D < ${cfg.threshold}, the references' at D < 0.5`);
     let diffText = '—';

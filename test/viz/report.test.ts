@@ -176,6 +176,26 @@ describe('the seed\'s figures at another threshold', () => {
   });
 });
 
+describe('the seed\'s figures after other training settings', () => {
+  it('say which settings differ from the references\': batch, optimizer or learning rate, embedding size, dropout', async () => {
+    const rowOf = async (set: (c: Record<string, unknown>) => void): Promise<string> => {
+      const r = syntheticResults({ tsne: false, retrieval: false });
+      r.spec.config.epochs = 20;
+      set(r.spec.config as unknown as Record<string, unknown>);
+      const files = await buildReport(r, tempDir(), { testSplit: null, pngScale: 1 });
+      return readFileSync(files.md, 'utf8').split('\n').find((l) => l.startsWith('| contrastive (m = 1) | 97.37%'))!;
+    };
+    const row = await rowOf((c) => Object.assign(c, { batchSize: 64, optimizer: 'adam', embeddingDim: 32, dropout: 0 }));
+    for (const why of ["this study's batch is 64, the references' 128", "this study's optimizer is adam, the references' RMSprop", "this study's embedding has 32 dimensions, the references' 128", "this study's dropout is 0, the references' 0.1"]) {
+      assert.ok(row.includes(why), why);
+    }
+    assert.ok((await rowOf((c) => Object.assign(c, { optimizer: 'RMSprop', learningRate: 0.01 }))).includes("this study's learning rate is 0.01, the references' 0.001"));
+    // the seed's own settings: nothing said but the data set (synthetic here)
+    const same = await rowOf((c) => Object.assign(c, { optimizer: 'rmsprop', learningRate: 0.001 }));
+    assert.match(same, /\(not directly comparable: this study's data set is synthetic, the references' MNIST\) \|$/);
+  });
+});
+
 describe('polar plot classes', () => {
   it('are those of the test pairs training evaluates, in the same order', async () => {
     await initBackend('wasm');

@@ -89,6 +89,7 @@ export { lossShape } from './experiments/lossShape.ts';
 export type { JobEvent } from './experiments/jobs.ts';
 export { checkLossParams, paramList, parseLossList, parseLossSpec, type LossSpec } from './experiments/lossSpec.ts';
 export { holmAdjust, mean, pairedTTest, sampleStd, summarise, tQuantile } from './experiments/stats.ts';
+export { withHolm } from './experiments/collect.ts';
 export { count } from './words.ts';
 export { estimateJsonMemory } from './viz/validate.ts';
 export type { Executor, ExecutorCallbacks } from './experiments/executor.ts';

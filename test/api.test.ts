@@ -29,7 +29,7 @@ const VALUES = [
   'registerLoss', 'renderVegaLite', 'resolveConfig', 'resolveDataSpec', 'retrievalMetrics', 'rocAuc', 'runCompare',
   'runQueueWorker', 'runSweep', 'runTsne', 'samePlace', 'sampleStd', 'slicePairs', 'softMarginTripletLoss', 'springLoss',
   'startServer', 'suggestTrial', 'summarise', 'sweepVerdict', 'svgToPng', 'tQuantile', 'toGray', 'toolVersion', 'trainRun',
-  'tripletLoss', 'trustworthiness', 'tryExperimentReport', 'verdictDifferences', 'verdictText', 'writeExperimentReport', 'writeFileAtomic', 'writeJsonAtomic', 'writeKerasH5', 'writeNpy',
+  'tripletLoss', 'trustworthiness', 'tryExperimentReport', 'verdictDifferences', 'verdictText', 'withHolm', 'writeExperimentReport', 'writeFileAtomic', 'writeJsonAtomic', 'writeKerasH5', 'writeNpy',
   'writeSafetensors', 'writeSweepReport', 'yukawaLoss',
 ];
 

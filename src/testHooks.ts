@@ -17,3 +17,15 @@ export const collectCrashHook: (() => void) | undefined =
         if (++collectSteps >= crashAfter) process.kill(process.pid, 'SIGKILL');
       }
     : undefined;
+
+/**
+ * Set by a test that runs the queue coordinator in its own process (test/queue/withdraw.test.ts),
+ * never by an environment variable: awaited when a coordinator has decided to leave a job (it has
+ * its result, or gives up on it) and the job is about to leave Redis unless another coordinator
+ * waits for it, so that the test can bring a second coordinator in at that very point.
+ */
+export const queueHooks: {
+  beforeWithdraw?: (jobId: string) => Promise<void>;
+  /** and told what came of it: coordinators still waiting, and BullMQ's removal (1 removed, 0 locked, -1 not tried) */
+  afterWithdraw?: (jobId: string, left: number, removed: number) => void;
+} = {};

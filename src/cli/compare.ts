@@ -114,6 +114,8 @@ interface JobTrack {
   lastBatchDone?: number;
   /** training: when its last batch was done (the final evaluation runs since) */
   evalSince?: number;
+  /** training: batches done at its last finished epoch, where a worker that takes it over resumes */
+  epochDone: number;
   ended: boolean;
 }
 
@@ -228,7 +230,7 @@ export class CompareProgress {
     if (!t) {
       // a t-SNE job the plan announced for later has arrived
       if (job.kind === 'tsne' && this.laterTsne > 0) this.laterTsne--;
-      t = { kind: job.kind, perEpoch: job.batchesPerEpoch ?? 0, epochs: job.epochs ?? 0, start: job.startEpoch ?? 0, done: 0, ended: false };
+      t = { kind: job.kind, perEpoch: job.batchesPerEpoch ?? 0, epochs: job.epochs ?? 0, start: job.startEpoch ?? 0, done: 0, epochDone: 0, ended: false };
       this.jobs.set(job.key, t);
     }
     return t;
@@ -258,6 +260,8 @@ export class CompareProgress {
         `${job.label}  epoch ${i.epoch}/${job.epochs} [${'#'.repeat(fill)}${'-'.repeat(bar - fill)}] ` +
         `${i.batch}/${i.batches} | loss ${i.loss.toFixed(4)} | ${Math.round(i.pairsPerSecond)} pairs/s`;
     } else if (ev.type === 'epoch') {
+      const t = this.track(job);
+      t.epochDone = Math.max(0, (ev.log.epoch - t.start) * t.perEpoch);
       if (!this.tty && this.epochLines) this.stream.write(`[${job.label}] ${formatEpoch(ev.log, job.epochs ?? ev.log.epoch)}\n`);
       s.text = `${job.label}  epoch ${ev.log.epoch}/${job.epochs} done: test acc ${(100 * ev.log.testAccuracy).toFixed(2)}%; evaluating`;
     } else if (ev.type === 'tsne') {
@@ -267,11 +271,15 @@ export class CompareProgress {
 
   /**
    * A queue's job back on the queue unfinished (a worker refused it, was stopped or died): it runs
-   * nowhere now, so the ETA no longer shares the work over it, and its wait is no batch time.
+   * nowhere now, so the ETA no longer shares the work over it, and its wait is no batch time. The
+   * batches its worker did after its last finished epoch are lost (the next worker resumes from
+   * that epoch's checkpoint): its count goes back there now, in the training share and the ETA.
+   * Before, the old worker's count stood until the next worker reported.
    */
   private requeue(job: CompareJob, slot: number): void {
     if (this.slots.get(slot)?.job.key === job.key) this.slots.delete(slot);
     const t = this.track(job);
+    t.done = Math.min(t.done, t.epochDone);
     t.startedAt = undefined;
     t.lastBatchAt = undefined;
     t.lastBatchDone = undefined;

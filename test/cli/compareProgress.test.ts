@@ -252,3 +252,48 @@ test('through a queue, a job a worker put back (refused: full disk, no native en
   // 3 + 30 batches left, still 1 s each (not (5 + 20 + 1) s over 7 batches)
   assert.deepEqual(p.eta(), { seconds: 33, partial: true });
 });
+
+test('through a queue, a job put back mid-epoch (its worker died, or was stopped) goes back to its last finished epoch at once, in the training share and the ETA', (t) => {
+  const saved = process.env['CI'];
+  delete process.env['CI'];
+  t.after(() => {
+    if (saved !== undefined) process.env['CI'] = saved;
+  });
+  let ms = 0;
+  const term = new Terminal(200);
+  const p = new CompareProgress(fakeTty(term), { now: () => ms, queue: true });
+  t.after(() => p.stop());
+  const cb = p.callbacks();
+  // two trainings of 2 epochs of 10 batches
+  const [a, b] = [0, 1].map((n) => ({ ...trainJob(n), epochs: 2 }));
+  const at = (epoch: number, n: number): JobEvent => ({ type: 'batch', info: { epoch, batches: 10, batch: n, loss: 0.5, pairsPerSecond: 1000 } as BatchInfo });
+  const overall = (): string => {
+    p.redraw();
+    return term.rows.filter((r) => r.startsWith('all '))[0]!;
+  };
+  cb.onPlan!({ jobs: [a!, b!], reused: [], workers: 0, runs: 2 });
+  cb.onJobStart!(a!, 0);
+  cb.onJobStart!(b!, 1);
+  // job a: its first epoch, a batch a second, then half of its second
+  for (let i = 1; i <= 10; i++) {
+    ms = 1000 * i;
+    cb.onJobEvent!(a!, at(1, i), 0);
+  }
+  cb.onJobEvent!(a!, { type: 'epoch', log: { epoch: 1, loss: 0.5, trainAccuracy: 0.5, testAccuracy: 0.5, seconds: 10, pairsPerSecond: 1000 } } as JobEvent, 0);
+  for (let i = 1; i <= 5; i++) {
+    ms = 10_000 + 1000 * i;
+    cb.onJobEvent!(a!, at(2, i), 0);
+  }
+  // 15 of 40 batches done
+  assert.match(overall(), /training 37% /);
+  // its worker dies: another will resume from the epoch-1 checkpoint, the 5 batches since are lost
+  cb.onJobRequeue!(a!, 0);
+  assert.match(overall(), /training 25% /);
+  // 10 batches of a and 20 of b left, at 1 s each, one job running (b)
+  assert.deepEqual(p.eta(), { seconds: 30, partial: true });
+  // the worker that takes it over reports from there
+  ms = 20_000;
+  cb.onJobStart!(a!, 0);
+  cb.onJobEvent!(a!, at(2, 1), 0);
+  assert.match(overall(), /training 27% /);
+});

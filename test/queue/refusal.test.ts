@@ -149,11 +149,11 @@ test('a refused job leaves its display line each time it is put back (onJobReque
     await waitFor('three refusals seen by the coordinator', () => seen.filter((e) => e.startsWith('requeue')).length >= 3);
     ac.abort();
     assert.equal((await run).status, 'interrupted');
-    const refused = refusals(bad).length;
-    assert.ok(refused >= 3, bad.out());
     // each time a worker took it, then put it back: never counted as running in between
     const n = seen.filter((e) => e.startsWith('requeue')).length;
-    assert.ok(n <= refused, `${n} requeues for ${refused} refusals`);
+    // as many refusals behind them: the worker logs each after putting the job back, so its line
+    // may come after the coordinator saw the refusal (reading the count at once failed, rarely)
+    await waitFor(`${n} refusals in the worker's log`, () => refusals(bad).length >= n, 30);
     const expected = Array.from({ length: n }, () => ['start contrastive-seed0 0', 'requeue contrastive-seed0 0']).flat();
     assert.deepEqual(seen.slice(0, 2 * n), expected);
     assert.ok(seen.length - 2 * n <= 1 && (seen.length === 2 * n || seen[2 * n] === 'start contrastive-seed0 0'), seen.join('\n'));

@@ -11,15 +11,17 @@
  *   is collected;
  * - a job that workers put back because they cannot run it (their data, engine or disk: a
  *   refusal, worker.ts) waits for a worker that can; when no job of the grid has made progress
- *   for a while (unrunnableSeconds) it is reported, with the last refusal's worker and reason;
+ *   for a while (unrunnableSeconds) it is reported, with the last refusal's worker and reason,
+ *   and leaves the queue unless another coordinator of the grid still waits for it;
  * - a training's result is written as one set of files (io/fileSet.ts: a crash at any point leaves
  *   the run folder's old files or all the new ones, which the next run completes), a lone file's
  *   (distances, t-SNE) as a set of one, then removed from Redis (once no other coordinator of
- *   the grid waits for it: two output folders of one grid share its jobs); the set's commit record names
+ *   the grid waits for it: two output folders of one grid share its jobs; withdraw); the set's commit record names
  *   the job until then, so that the next run, finding a result in place whose job a crash left
  *   in Redis, removes it there (settle, settleFile), neither writing the file again nor training.
  */
 import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type Job, Queue, QueueEvents } from 'bullmq';
@@ -27,7 +29,7 @@ import { Redis } from 'ioredis';
 import { DataError, errorFromCode, UsageError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
 import { closeFileSet, placedSetTag, singleFileStaging, writeFileSet } from '../../io/fileSet.ts';
-import { collectCrashHook } from '../../testHooks.ts';
+import { collectCrashHook, queueHooks } from '../../testHooks.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import type { Executor, ExecutorCallbacks } from '../executor.ts';
 import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
@@ -88,12 +90,37 @@ function defaultUnrunnableSeconds(): number {
 const WAITERS_TTL_S = 7 * 24 * 3600;
 
 /**
- * Leave a job's waiting coordinators (KEYS[1]) and say how many are left (ARGV[1]: this one), at
- * once: two coordinators that collect together never both see the other still waiting.
+ * BullMQ's own script for removing a job (the one Job.remove runs: KEYS job key, repeat key;
+ * ARGV job id, remove children, queue prefix; answers 1 removed, 0 locked by a worker). BullMQ
+ * exports no way to run it inside a script of ours, so its text is read from the package
+ * (test/queue/withdraw.test.ts checks the layout this relies on).
  */
-const RELEASE_SCRIPT = `
-redis.call('SREM', KEYS[1], ARGV[1])
-return redis.call('SCARD', KEYS[1])`;
+export const BULLMQ_REMOVE_JOB = (createRequire(import.meta.url)('bullmq/dist/cjs/scripts/removeJob-2.js') as { removeJob: { content: string; keys: number } }).removeJob;
+
+/**
+ * Leave a job: this coordinator (ARGV[4]) leaves the job's waiting coordinators (KEYS[3]), and the
+ * job leaves Redis if no other coordinator waits for it, by BullMQ's own removal (KEYS[1..2],
+ * ARGV[1..3]), in one step: a coordinator that joins the job (submit: it says it waits, then
+ * enqueues) either comes before, and the job stays for it, or after, and finds no job and enqueues
+ * it anew. Before, the count and the removal were two round trips apart, and a coordinator that
+ * joined in between lost the job from under it (it enqueued it again: trained twice). A job a worker
+ * holds at that moment (locked: taken again after a refusal) cannot be removed: this coordinator
+ * still waits for it then (ARGV[5]: the set's lifetime). Answers {coordinators still waiting,
+ * BullMQ's answer (1 removed, 0 locked) or -1 when not tried}.
+ */
+const WITHDRAW_SCRIPT = `
+local function removeJob()
+${BULLMQ_REMOVE_JOB.content}
+end
+redis.call('SREM', KEYS[3], ARGV[4])
+local left = redis.call('SCARD', KEYS[3])
+if left > 0 then return {left, -1} end
+local removed = removeJob()
+if removed ~= 1 then
+  redis.call('SADD', KEYS[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
+end
+return {left, removed}`;
 
 /** Retries of a job that crashed (BullMQ's attempts); a job's own failure is never retried. */
 const ATTEMPTS = 3;
@@ -224,13 +251,24 @@ export class QueueExecutor implements Executor {
    * unless another coordinator of the grid still waits for it (it enqueued the same job: two
    * output folders of one grid; one of them interrupted: for its next run). Before, the first to
    * collect removed it, and the other, finding it gone, enqueued it again: trained twice.
-   * A coordinator arriving between the count and the removal finds the job gone and enqueues it
-   * again, as it would a moment later: the window is one round trip.
+   * Throws when Redis keeps the job (the commit record then stays, for the next run to settle).
    */
   private async release(job: Job): Promise<void> {
-    const key = waitersKey(this.opts.name, job.id!);
-    const left = Number(await this.redis.eval(RELEASE_SCRIPT, 1, key, this.owner));
-    if (left === 0) await job.remove();
+    const { left, removed } = await this.withdraw(job.id!);
+    if (left === 0 && removed !== 1) throw new Error(`job ${job.id} could not be removed from Redis`);
+  }
+
+  /**
+   * Stop waiting for a job (WITHDRAW_SCRIPT): how many other coordinators still wait for it (then
+   * it stays), and, when none does, whether it left Redis (1) or a worker holds it (0).
+   */
+  private async withdraw(id: string): Promise<{ left: number; removed: number }> {
+    await queueHooks.beforeWithdraw?.(id);
+    const keys = [this.queue.toKey(id), this.queue.toKey('repeat'), waitersKey(this.opts.name, id)];
+    const args = [id, '0', this.queue.toKey(''), this.owner, String(WAITERS_TTL_S)];
+    const [left, removed] = ((await this.redis.eval(WITHDRAW_SCRIPT, keys.length, ...keys, ...args)) as [number, number]).map(Number) as [number, number];
+    queueHooks.afterWithdraw?.(id, left, removed);
+    return { left, removed };
   }
 
   private async submit(p: Pending): Promise<void> {
@@ -326,16 +364,22 @@ export class QueueExecutor implements Executor {
   /**
    * A job refused by the workers that tried it, while no job of the grid made progress for
    * unrunnableSeconds: no worker can run it. Reported (one line: the seconds, the last worker and
-   * its reason) and taken off the queue, where the refusing workers would only put it back.
+   * its reason) for this coordinator, which stops waiting for it; taken off the queue, where the
+   * refusing workers would only put it back, unless another coordinator of the grid still waits
+   * for it (it decides for itself, by its own limit; the last to give up removes the job). Before,
+   * the first to give up removed it from under the others. A job a worker holds at that moment
+   * cannot be removed: decided again at the next round (it is back, refused, or it runs).
    */
   private async checkRefused(p: Pending): Promise<void> {
     const limit = 1000 * (this.opts.unrunnableSeconds ?? defaultUnrunnableSeconds());
     if (!p.refused || Date.now() - Math.max(p.refused.since, this.lastProgress) < limit) return;
     const { worker, reason } = p.refused;
-    await (await this.queue.getJob(p.id))?.remove().catch(() => {});
+    const { left, removed } = await this.withdraw(p.id);
+    if (left === 0 && removed !== 1) return;
+    const others = left > 0 ? ` (the job stays queued: ${left} other coordinator${left === 1 ? '' : 's'} wait${left === 1 ? 's' : ''} for it)` : '';
     this.finish(
       p,
-      new DataError(`no worker could run it for ${Math.round(limit / 1000)} s (the last to try, worker ${worker}: ${reason}); start a worker that has what it needs`),
+      new DataError(`no worker could run it for ${Math.round(limit / 1000)} s (the last to try, worker ${worker}: ${reason}); start a worker that has what it needs${others}`),
     );
   }
 

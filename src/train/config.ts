@@ -3,6 +3,7 @@ import { parseSplit, splitText } from '../data/split.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { join } from 'node:path';
 import { DataError, UsageError } from '../errors.ts';
+import { samePlace } from '../io/places.ts';
 import type { LossParams } from '../losses/registry.ts';
 
 /** Everything that defines a training run. Defaults live here, in one place (the seed's study). */
@@ -165,6 +166,9 @@ export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, ru
     return JSON.stringify(v) ?? 'unset';
   };
   const resumable = new Set<string>(RESUMABLE_KEYS);
+  // the run's data folder named another way (a link to it, another spelling) is the same data:
+  // the recorded name stays, so the manifest does not change with how the folder was typed
+  if (asked.data !== undefined && sameDataFolder(was.data, now.data)) now.data = was.data;
   for (const k of Object.keys(asked) as (keyof TrainConfig)[]) {
     if (resumable.has(k) || norm(k, was[k]) === norm(k, now[k])) continue;
     if (k === 'lossParams') {
@@ -185,6 +189,11 @@ export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, ru
     }
   }
   return { config: now, changed };
+}
+
+/** Two data specs of one data set in one folder (links followed). */
+function sameDataFolder(a: DataSpec | undefined, b: DataSpec | undefined): boolean {
+  return a?.dir !== undefined && b?.dir !== undefined && a.name === b.name && samePlace(a.dir, b.dir);
 }
 
 /**

@@ -59,7 +59,7 @@ export {
 export type { MinerOptions, MinerStats } from './mining/types.ts';
 
 // Training
-export { DEFAULT_CONFIG, MAX_EMBEDDING_DIM, resolveConfig, type TrainConfig } from './train/config.ts';
+export { DEFAULT_CONFIG, LOSS_PARAM_OPTIONS, MAX_EMBEDDING_DIM, resolveConfig, type TrainConfig } from './train/config.ts';
 export {
   DivergenceError, Training, type AsyncEpochOptions, type BatchInfo, type DivergenceKind, type EpochLog, type EpochOptions, type EvalResult, type TrainState,
 } from './train/trainer.ts';

@@ -11,8 +11,8 @@ import { REPO_ROOT } from './helpers.ts';
 
 const VALUES = [
   'DATASET_NAMES', 'DEFAULT_CONFIG', 'DEFAULT_SNAPSHOT_POINTS', 'DataError', 'EMBEDDINGS_FILE', 'ENGINE_CHOICES', 'FASHION_MNIST_DIR', 'FASHION_MNIST_INSTALL',
-  'KerasH5Reader', 'MAX_EMBEDDING_DIM', 'MINER_NAMES', 'ONNX_OPSET', 'QueueExecutor', 'Rng', 'RunDir', 'RunDivergedError',
-  'DEFAULT_PERPLEXITY', 'SQUARED_DISTANCE_FLOOR', 'SiameseError', 'Training', 'TrainingError', 'Tsne', 'UsageError', 'WorkerPool',
+  'KerasH5Reader', 'LOSS_PARAM_OPTIONS', 'MAX_EMBEDDING_DIM', 'MINER_NAMES', 'ONNX_OPSET', 'QueueExecutor', 'Rng', 'RunDir', 'RunDivergedError',
+  'DEFAULT_PERPLEXITY', 'DivergenceError', 'RUN_FILES', 'SQUARED_DISTANCE_FLOOR', 'SiameseError', 'Training', 'TrainingError', 'Tsne', 'UsageError', 'WorkerPool',
   'accuracyAtOf', 'bestThreshold', 'buildNetwork', 'buildReport', 'checkLossParams', 'classBalancedBatches', 'classCount',
   'classIndices', 'cnnNetwork', 'compare', 'compileExpression', 'contrastiveLoss', 'coulombLoss', 'count',
   'createLoss', 'createMiner', 'createOptimizer', 'customPotentialLoss', 'decodePng', 'describeLosses', 'differencesHeading',

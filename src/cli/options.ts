@@ -1,6 +1,7 @@
 import { UsageError } from '../errors.ts';
 import { checkLossParams, paramList } from '../experiments/lossSpec.ts';
 import type { LossParams } from '../losses/registry.ts';
+import { LOSS_PARAM_OPTIONS } from '../train/config.ts';
 
 /** Option value parsers for commander: they throw UsageError with the option's name. */
 export const intArg =
@@ -43,6 +44,7 @@ export const collectParam = (v: string, prev: Record<string, string> = {}): Reco
   return { ...prev, [v.slice(0, eq)]: v.slice(eq + 1) };
 };
 
+/** The loss options of `train`, one per LOSS_PARAM_OPTIONS key (commander names --proxy-lr's value proxyLr), and --param. */
 export interface LossCliOptions {
   margin?: number;
   kappa?: number;
@@ -54,8 +56,9 @@ export interface LossCliOptions {
   proxyLr?: number;
 }
 
-/** The loss options that have their own flag; any other parameter goes through --param. */
-const OWN_FLAGS = ['margin', 'kappa', 'power', 'pos', 'neg'] as const;
+/** The value of a loss parameter's own option, as commander stores it (--proxy-lr: proxyLr). */
+const ownOption = (o: LossCliOptions, key: (typeof LOSS_PARAM_OPTIONS)[number]): number | string | undefined =>
+  o[key === 'proxy-lr' ? 'proxyLr' : key];
 
 /**
  * The loss parameters of `train`'s options, checked against the loss as `compare --losses` checks
@@ -64,17 +67,16 @@ const OWN_FLAGS = ['margin', 'kappa', 'power', 'pos', 'neg'] as const;
  */
 export function lossParamsFrom(loss: string, o: LossCliOptions): LossParams {
   const raw: LossParams = { ...(o.param ?? {}) };
-  for (const key of OWN_FLAGS) {
-    if (o[key] === undefined) continue;
+  const byOption = new Set<string>();
+  for (const key of LOSS_PARAM_OPTIONS) {
+    const v = ownOption(o, key);
+    if (v === undefined) continue;
     if (o.param?.[key] !== undefined) throw new UsageError(`--${key} and --param ${key}=... set the same parameter; give one of them`);
-    raw[key] = o[key];
+    raw[key] = v;
+    byOption.add(key);
   }
-  if (o.proxyLr !== undefined) {
-    if (o.param?.['proxy-lr'] !== undefined) throw new UsageError('--proxy-lr and --param proxy-lr=... set the same parameter; give one of them');
-    raw['proxy-lr'] = o.proxyLr;
-  }
-  const option = (key: string): string =>
-    (OWN_FLAGS as readonly string[]).includes(key) ? `--${key}` : key === 'proxy-lr' && o.proxyLr !== undefined ? '--proxy-lr' : `--param ${key}=${String(raw[key])}`;
+  // the refusal names what was typed: the parameter's own option, or the --param that set it
+  const option = (key: string): string => (byOption.has(key) ? `--${key}` : `--param ${key}=${String(raw[key])}`);
   const { params } = checkLossParams(loss, raw, (key, known) =>
     key === 'pos' || key === 'neg'
       ? `--pos and --neg are for --loss custom; loss ${loss} has no formulas to set (${paramList(known)})`

@@ -580,6 +580,11 @@ export async function runSweep(opts: SweepOptions = {}, callbacks: SweepCallback
   const dataset = await loadDataset(opts.data);
   // what each worker will do again when it starts: part of the estimate
   const loadSeconds = (performance.now() - t0) / 1000;
+  // Check, then lock, and not the reverse: the class split, folds and losses are checked from the
+  // options and the data set alone, never from the folder, so another sweep writing there cannot
+  // change the answer, and a bad --split or --folds gets the same refusal (nothing created)
+  // whether or not the folder is in use. All that depends on the folder is read under the lock:
+  // the stored sweep.json that must match (storedSweep) and the runs already there.
   const resolved = resolveDefinition(opts, dataset);
   const lock = lockOutput(out, { command: 'sweep', holds: 'sweep', dataDir: opts.data?.dir });
   try {

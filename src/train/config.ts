@@ -3,6 +3,7 @@ import { parseSplit, splitText } from '../data/split.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { join } from 'node:path';
 import { DataError, UsageError } from '../errors.ts';
+import { samePlace } from '../io/places.ts';
 import type { LossParams } from '../losses/registry.ts';
 
 /** Everything that defines a training run. Defaults live here, in one place (the seed's study). */
@@ -165,6 +166,9 @@ export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, ru
     return JSON.stringify(v) ?? 'unset';
   };
   const resumable = new Set<string>(RESUMABLE_KEYS);
+  // the run's data folder named another way (a link to it, another spelling) is the same data:
+  // the recorded name stays, so the manifest does not change with how the folder was typed
+  if (asked.data !== undefined && sameDataFolder(was.data, now.data)) now.data = was.data;
   for (const k of Object.keys(asked) as (keyof TrainConfig)[]) {
     if (resumable.has(k) || norm(k, was[k]) === norm(k, now[k])) continue;
     if (k === 'lossParams') {
@@ -185,6 +189,11 @@ export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, ru
     }
   }
   return { config: now, changed };
+}
+
+/** Two data specs of one data set in one folder (links followed). */
+function sameDataFolder(a: DataSpec | undefined, b: DataSpec | undefined): boolean {
+  return a?.dir !== undefined && b?.dir !== undefined && a.name === b.name && samePlace(a.dir, b.dir);
 }
 
 /**
@@ -209,14 +218,18 @@ export function overrideNotes(saved: TrainConfig, given: Partial<TrainConfig>, f
 /** A setting as a run has it: no data is MNIST, no split is pairs. */
 const settingOf = (c: TrainConfig, k: keyof TrainConfig): unknown => (k === 'data' ? (c.data ?? { name: 'mnist' }) : k === 'split' ? (c.split ?? 'pairs') : c[k]);
 
-/** The loss options with a flag of their own (the CLI's); any other parameter is set with --param. */
-const LOSS_FLAGS = new Set(['margin', 'kappa', 'power', 'pos', 'neg', 'proxy-lr']);
+/**
+ * The loss parameters that `train` has an option of its own for (--margin, ..., --proxy-lr); any
+ * other is set with --param KEY=VALUE. The one list of them: the CLI reads these options by it
+ * (cli/options.ts), and a resume's refusal here names the option to drop.
+ */
+export const LOSS_PARAM_OPTIONS = ['margin', 'kappa', 'power', 'pos', 'neg', 'proxy-lr'] as const;
 
 /** A resume that changes a loss parameter, refused naming the first one that differs and its option. */
 function lossParamRefusal(was: TrainConfig['lossParams'], now: TrainConfig['lossParams'], runPath: string): UsageError | undefined {
   const key = [...new Set([...Object.keys(was), ...Object.keys(now)])].find((k) => JSON.stringify(was[k]) !== JSON.stringify(now[k]));
   if (key === undefined) return undefined;
-  const drop = LOSS_FLAGS.has(key) ? `--${key} ${show(now[key])}` : `--param ${key}=${show(now[key])}`;
+  const drop = (LOSS_PARAM_OPTIONS as readonly string[]).includes(key) ? `--${key} ${show(now[key])}` : `--param ${key}=${show(now[key])}`;
   return new UsageError(
     `${runPath} was trained with ${key} ${show(was[key])}, and a resumed run keeps it (only --epochs, --lr, --engine and --threads may change): ` +
       `drop ${drop}, or start a new run with another --out`,

@@ -35,10 +35,10 @@ export const DEFAULT_SNAPSHOT_POINTS = 2000;
 export const SNAPSHOT_SEED = 0;
 
 const MAGIC = 'SLEMBED1';
-const FORMAT = 'siamese-lab epoch embeddings';
 
 export interface EmbeddingsHeader {
-  format: typeof FORMAT;
+  /** the literal itself, not `typeof` a constant of this file, so that users of the package can name it */
+  format: 'siamese-lab epoch embeddings';
   version: 1;
   rows: number;
   dim: number;
@@ -48,6 +48,7 @@ export interface EmbeddingsHeader {
   /** their classes (the data set's own class numbers) */
   labels: number[];
 }
+const FORMAT: EmbeddingsHeader['format'] = 'siamese-lab epoch embeddings';
 
 /** What a reader needs: the header, where records start, their size, and the epoch of each whole record. */
 export interface EmbeddingsIndex {

@@ -122,8 +122,10 @@ async function trainRunLocked(opts: TrainRunOptions): Promise<TrainRunResult> {
       throw new UsageError(`${opts.out} already holds a run; use --resume to continue it or choose another --out`);
     }
   }
-  const dataset = opts.dataset ?? (await loadDataset(config.data));
-  if (manifest && !opts.dataset) checkSameData(manifest, dataset, opts.out);
+  const dataset = opts.dataset ?? (await runData(config, manifest, opts.out));
+  // a data set handed in (compare's workers, a library caller) is held to the run's record too:
+  // resuming on other images would mix two data sets in one set of weights
+  if (manifest) checkSameData(manifest, dataset, opts.out);
   const net = buildNetwork(config, dataset.train.height, dataset.train.width, dataset.train.channels);
 
   let initial: NamedTensor[] | undefined;
@@ -310,6 +312,24 @@ export async function sharedInitialWeights(
     throw new DataError(`cannot write the shared initial weights ${path}: ${(e as Error).message}`);
   }
   return weights;
+}
+
+/**
+ * The data set of the config; on resume, the one the run recorded (its folder, unless another
+ * spelling of it was given): one that no longer loads is refused naming the run and what it was
+ * trained on, so the message says why that folder is read at all.
+ */
+async function runData(config: TrainConfig, manifest: Manifest | undefined, out: string): Promise<Dataset> {
+  try {
+    return await loadDataset(config.data);
+  } catch (e) {
+    if (!manifest || !(e instanceof DataError)) throw e;
+    const d = config.data ?? { name: 'mnist' };
+    throw new DataError(
+      `${out} was trained on ${d.name}${d.dir ? ` in ${d.dir}` : ''}, which cannot be loaded now (${e.message}); ` +
+        'restore that data to resume, or start a new run',
+    );
+  }
 }
 
 /** A resumed run must see the data it started with (same name, same images and labels). */

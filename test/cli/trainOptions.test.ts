@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { lossParamsFrom } from '../../src/cli/options.ts';
 import { UsageError } from '../../src/errors.ts';
+import { LOSS_PARAM_OPTIONS } from '../../src/train/config.ts';
 import { siamese } from './run.ts';
 
 /**
@@ -40,6 +41,20 @@ test('train refuses loss options that the loss does not take, naming its paramet
   refused(['--proxy-lr', '1'], /--proxy-lr: loss contrastive has no parameter "proxy-lr" \(its parameters: margin\)/);
   // a parameter with no value is not 0 (Number('') is): cosface trained without its margin
   refused(['--loss', 'cosface', '--param', 'margin='], /^siamese: loss parameter margin has no value$/);
+});
+
+test('the loss parameters with an option of their own are one list: train has each option, reads it by that name, and says which was typed', () => {
+  const help = siamese(['train', '--help']);
+  assert.equal(help.code, 0, help.stderr);
+  assert.deepEqual([...LOSS_PARAM_OPTIONS], ['margin', 'kappa', 'power', 'pos', 'neg', 'proxy-lr']);
+  for (const key of LOSS_PARAM_OPTIONS) {
+    assert.match(help.stdout, new RegExp(`^  --${key} <`, 'm'), `train --${key}`);
+    // commander keeps --proxy-lr as proxyLr: the option given both ways is caught, so it was read
+    const own = key === 'proxy-lr' ? { proxyLr: 1 } : { [key]: 1 };
+    assert.throws(() => lossParamsFrom('contrastive', { ...own, param: { [key]: '1' } }), new RegExp(`^UsageError: --${key} and --param ${key}=\\.\\.\\. set the same parameter`));
+  }
+  // a parameter the loss lacks, set with --param: the refusal names the --param, not the option of that name
+  assert.throws(() => lossParamsFrom('yukawa', { param: { margin: '2' } }), /^UsageError: --param margin=2: loss yukawa has no parameter "margin"/);
 });
 
 test('compare refuses the same settings with the same check', () => {

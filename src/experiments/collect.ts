@@ -242,7 +242,7 @@ function holmFamilies(tests: readonly PairedTest[]): PairedComparison[] {
  * significant on its raw p alone (with 5 losses, 10 tests a measure), while the report rebuilt
  * from it says only a Holm p below 0.05 is. Comparisons that all carry `pHolm` come back as they are.
  */
-export function withHolm(losses: readonly Side[], stored: readonly PairedComparison[]): PairedComparison[] {
+export function withHolm(losses: readonly Pick<LossSpec, 'id' | 'label'>[], stored: readonly PairedComparison[]): PairedComparison[] {
   if (stored.every((c) => typeof c.pHolm === 'number')) return [...stored];
   // NaN is stored as null
   const num = (v: unknown): number => (typeof v === 'number' ? v : NaN);

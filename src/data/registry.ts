@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DataError, UsageError } from '../errors.ts';
+import { samePlace } from '../io/places.ts';
 import { classCount, type Dataset } from './dataset.ts';
 import { loadFolderDataset } from './folder.ts';
 import { loadIdxDataset, loadMnist } from './mnist.ts';
@@ -43,6 +44,16 @@ export function resolveDataSpec(spec: { name?: string; dir?: string }): DataSpec
     );
   }
   return spec.dir === undefined ? { name: name as DatasetName } : { name: name as DatasetName, dir: resolve(spec.dir) };
+}
+
+/**
+ * Two data specs of one data set in one folder, links followed (a link to the folder, or another
+ * spelling of its path): an output folder's recorded data set named another way (train --resume,
+ * compare and sweep run again) is the same data. Another folder is another data set, even with
+ * the same files.
+ */
+export function sameDataFolder(a: DataSpec | undefined, b: DataSpec | undefined): boolean {
+  return a?.dir !== undefined && b?.dir !== undefined && a.name === b.name && samePlace(a.dir, b.dir);
 }
 
 /** Load a data set by name. Nothing is downloaded: every source is on disk or in node_modules. */

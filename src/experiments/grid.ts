@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { classCount, type Dataset } from '../data/dataset.ts';
-import { type DataSpec } from '../data/registry.ts';
+import { type DataSpec, sameDataFolder } from '../data/registry.ts';
 import { DataError, UsageError } from '../errors.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { finishFileSet } from '../io/fileSet.ts';
@@ -164,6 +164,10 @@ export function resolveGrid(opts: CompareOptions, out: string): StoredGrid {
   const seeds = resolveSeeds(opts.seeds ?? q?.seeds ?? 3);
   const full = experimentConfig(opts, q, opts.split);
   const { loss: _l, lossParams: _p, seed: _s, miner: _m, ...config } = full;
+  // the comparison's data folder named another way (a link to it, another spelling) is the same
+  // data, as for train --resume: the recorded name stays, so compare.json and the runs' manifests
+  // (which must match it) do not change with how the folder was typed
+  if (stored && sameDataFolder(stored.spec.config.data, config.data)) config.data = stored.spec.config.data;
   const points = opts.tsnePoints ?? q?.tsnePoints ?? 2000;
   if (!Number.isInteger(points) || points < 0 || (points > 0 && points < 20)) {
     throw new UsageError(`t-SNE points must be 0 (no t-SNE) or an integer >= 20, got ${points}`);

@@ -36,7 +36,7 @@ import { availableParallelism } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { classCount, type Dataset } from '../data/dataset.ts';
-import { type DataSpec, loadDataset } from '../data/registry.ts';
+import { type DataSpec, loadDataset, sameDataFolder } from '../data/registry.ts';
 import { groupsOverlap, parseSplit, resolveSplit } from '../data/split.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { initBackend } from '../engine/backend.ts';
@@ -44,7 +44,7 @@ import { DataError, UsageError } from '../errors.ts';
 import type { Evaluation } from '../eval/evaluate.ts';
 import { type RetrievalMetrics, retrievalMetrics } from '../eval/retrieval.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
-import { lockOutput } from '../io/lock.ts';
+import { lockOutput, refuseDataOverlap } from '../io/lock.ts';
 import { embedSplit, sharedInitialWeights } from '../train/run.ts';
 import { DEFAULT_SNAPSHOT_POINTS } from '../train/epochEmbeddings.ts';
 import { resolveConfig, type TrainConfig } from '../train/config.ts';
@@ -413,9 +413,10 @@ function differences(stored: SweepDefinition, def: SweepDefinition): string {
   // the config's keys in its place, beside the protocol's (groups follow from folds: not named)
   const flat = (o: Record<string, unknown>): Record<string, unknown> =>
     Object.fromEntries(Object.entries(o).flatMap(([k, v]) => (k === 'config' ? Object.entries(v as object) : [[k, v]])));
-  const short = (v: string | undefined): string => (v === undefined ? 'unset' : v.length > 40 ? 'another value' : v);
+  // the data set is shown whole: its folder is what tells two data sets apart
+  const short = (v: string | undefined, key: string): string => (v === undefined ? 'unset' : v.length > 40 && key !== 'data' ? 'another value' : v);
   return settingDifferences(flat(essenceOf(stored)), flat(essenceOf(def)), new Set(['groups']))
-    .map((d) => `${d.key}: ${short(d.there)} there, ${short(d.now)} here`)
+    .map((d) => `${d.key}: ${short(d.there, d.key)} there, ${short(d.now, d.key)} here`)
     .join('; ');
 }
 
@@ -432,17 +433,24 @@ export function trainConfig(def: SweepDefinition, l: SweepLossSpec, x: Record<st
   });
 }
 
-/** The sweep.json already in `out`, checked against this definition (a different sweep is refused). */
-function storedSweep(out: string, def: SweepDefinition): StoredSweep | undefined {
+/**
+ * The sweep.json already in `out`, checked against this definition (a different sweep is
+ * refused), and the definition to go on with: this one, with the recorded data folder where the
+ * options name that folder another way (a link to it, another spelling: the same data, as for
+ * train --resume), so that sweep.json and the runs' manifests keep the name they were given first.
+ */
+function storedSweep(out: string, def: SweepDefinition): { stored?: StoredSweep; definition: SweepDefinition } {
   const sweepPath = join(out, SWEEP_FILE);
-  if (!existsSync(sweepPath)) return undefined;
+  if (!existsSync(sweepPath)) return { definition: def };
   const stored = readJson(sweepPath) as Partial<StoredSweep>;
   if (stored.tool !== 'siamese-lab' || stored.kind !== 'sweep' || !stored.definition) throw new DataError(`${sweepPath}: not a sweep written by siamese-lab`);
+  const recorded = stored.definition.config?.data;
+  if (sameDataFolder(recorded, def.config.data)) def = { ...def, config: { ...def.config, data: recorded } };
   if (essence(stored.definition) !== essence(def)) {
     const diff = differences(stored.definition, def);
     throw new UsageError(`${out} holds a sweep with other settings (${diff ? `${diff}; ` : ''}see ${sweepPath}); run the command that started it, or use another --out`);
   }
-  return stored as StoredSweep;
+  return { stored: stored as StoredSweep, definition: def };
 }
 
 function sweepJob(def: SweepDefinition, key: string, label: string, runDir: string, lossId: string, seed: number): CompareJob & { runDir: string; seed: number } {
@@ -553,10 +561,13 @@ async function sweepEstimate(
 export async function planSweep(opts: SweepOptions = {}): Promise<SweepPlan> {
   const t0 = performance.now();
   const out = opts.out ?? join('runs', 'sweep');
+  // the refusal the sweep itself would give, before the data are read (runSweep)
+  if (opts.data?.dir !== undefined) refuseDataOverlap(out, opts.data.dir);
   const dataset = await loadDataset(opts.data);
   const loadSeconds = (performance.now() - t0) / 1000;
-  const { definition: def, notes } = resolveDefinition(opts, dataset);
-  storedSweep(out, def);
+  const resolved = resolveDefinition(opts, dataset);
+  const { notes } = resolved;
+  const { definition: def } = storedSweep(out, resolved.definition);
   const { planned, reusedKeys, work } = sweepJobs(def, out, dataset);
   // through a queue the fleet's workers train, as runSweep plans it: this machine's threads count for nothing
   const workers = opts.queue ? 0 : sweepWorkers(def, opts.workers);
@@ -576,6 +587,11 @@ export async function planSweep(opts: SweepOptions = {}): Promise<SweepPlan> {
 export async function runSweep(opts: SweepOptions = {}, callbacks: SweepCallbacks = {}): Promise<SweepOutcome> {
   const t0 = performance.now();
   const out = opts.out ?? join('runs', 'sweep');
+  // an output folder that is, lies inside or holds the data set folder is refused first, as the
+  // lock would (train and compare lock before they read the data): read first, a folder there
+  // (this sweep's own, from an earlier start) would be taken for one more class of a class-folder
+  // data set, and the refusal would speak of a class with no images instead
+  if (opts.data?.dir !== undefined) refuseDataOverlap(out, opts.data.dir);
   // every option checked before anything is written (the lock creates the folder)
   const dataset = await loadDataset(opts.data);
   // what each worker will do again when it starts: part of the estimate
@@ -598,13 +614,16 @@ async function runSweepLocked(
   opts: SweepOptions & { out: string },
   callbacks: SweepCallbacks,
   dataset: Dataset,
-  { definition: def, notes }: ReturnType<typeof resolveDefinition>,
+  resolved: ReturnType<typeof resolveDefinition>,
   t0: number,
   loadSeconds: number,
 ): Promise<SweepOutcome> {
   const { out } = opts;
   const sweepPath = join(out, SWEEP_FILE);
-  const createdAt = storedSweep(out, def)?.createdAt ?? new Date().toISOString();
+  const { notes } = resolved;
+  const kept = storedSweep(out, resolved.definition);
+  const def = kept.definition;
+  const createdAt = kept.stored?.createdAt ?? new Date().toISOString();
   // the final runs store embeddings: refused at once if the queue cannot carry them
   if (opts.queue) for (const l of def.losses) queueableEmbeddings(DEFAULT_SNAPSHOT_POINTS, trainConfig(def, l, undefined, def.split, 0));
   const queue = opts.queue

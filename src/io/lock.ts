@@ -233,7 +233,11 @@ export function lockOutput(target: string, opts: LockOptions): OutputLock {
   return { path: lockPath, holder, release };
 }
 
-function refuseDataOverlap(target: string, dataDir: string): void {
+/**
+ * Refuse an output that is, lies inside or holds the data set folder (links followed): what
+ * lockOutput checks first, for a command that must check it before it reads the data.
+ */
+export function refuseDataOverlap(target: string, dataDir: string): void {
   const out = realPlace(target);
   const data = realPlace(dataDir);
   const where =

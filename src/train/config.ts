@@ -1,9 +1,8 @@
-import { type DataSpec, resolveDataSpec } from '../data/registry.ts';
+import { type DataSpec, resolveDataSpec, sameDataFolder } from '../data/registry.ts';
 import { parseSplit, splitText } from '../data/split.ts';
 import type { EngineChoice } from '../engine/engine.ts';
 import { join } from 'node:path';
 import { DataError, UsageError } from '../errors.ts';
-import { samePlace } from '../io/places.ts';
 import type { LossParams } from '../losses/registry.ts';
 
 /** Everything that defines a training run. Defaults live here, in one place (the seed's study). */
@@ -189,11 +188,6 @@ export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, ru
     }
   }
   return { config: now, changed };
-}
-
-/** Two data specs of one data set in one folder (links followed). */
-function sameDataFolder(a: DataSpec | undefined, b: DataSpec | undefined): boolean {
-  return a?.dir !== undefined && b?.dir !== undefined && a.name === b.name && samePlace(a.dir, b.dir);
 }
 
 /**

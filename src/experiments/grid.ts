@@ -19,7 +19,7 @@ import { DEFAULT_SNAPSHOT_POINTS } from '../train/epochEmbeddings.ts';
 import { resolveConfig, type TrainConfig } from '../train/config.ts';
 import { epochBatches, epochKind } from '../train/epochBatches.ts';
 import { splitSizes } from './estimate.ts';
-import { readJson, RunDir, toolVersion } from '../train/runDir.ts';
+import { dataDifference, readJson, RunDir, shapeText, toolVersion } from '../train/runDir.ts';
 import { type TsneParams } from './jobs.ts';
 import { type LossSpec, parseLossList, parseLossSpec } from './lossSpec.ts';
 import { count } from '../words.ts';
@@ -282,9 +282,16 @@ export function runState(runDir: string, config: TrainConfig, ds: Dataset): RunS
   }
   // the data it really saw (older versions trained every compare run on MNIST whatever --data said)
   const was = m.dataset;
-  if (was && (was.trainChecksum !== ds.train.checksum || was.testChecksum !== ds.test.checksum)) {
+  const d = was && dataDifference(was, ds);
+  if (d?.kind === 'checksums') {
     throw new DataError(
       `${runDir} was trained on ${was.name} (${was.source}), not on the comparison's data set ${ds.name}; remove it or use another --out`,
+    );
+  }
+  // the same bytes as images of another shape (the checksums cover the bytes only)
+  if (d?.kind === 'shape') {
+    throw new DataError(
+      `${runDir} was trained on ${was.name} (${was.source}) with images of ${shapeText(d.was)} pixels, not on the data set ${ds.name} loaded now (${shapeText(d.now)}); remove it or use another --out`,
     );
   }
   if (m.status === 'finished' && run.exists('result')) return { kind: 'finished' };

@@ -20,7 +20,7 @@ import { Rng } from '../rng.ts';
 import { EpochEmbeddings } from './epochEmbeddings.ts';
 import { type ConfigChanges, definedOnly, overrideNotes, resolveConfig, resumeConfig, type TrainConfig } from './config.ts';
 import { EpochDistanceRecorder } from './epochDistances.ts';
-import { datasetInfo, type Manifest, packageVersions, RUN_FILES, RunDir, toolVersion } from './runDir.ts';
+import { dataDifference, datasetInfo, type Manifest, packageVersions, RUN_FILES, RunDir, shapeText, toolVersion } from './runDir.ts';
 import { assumedWarning, readRecordedConfig, weightsMetadata } from './weightsMeta.ts';
 import { type BatchInfo, DivergenceError, type EpochLog, Training } from './trainer.ts';
 
@@ -335,12 +335,13 @@ async function runData(config: TrainConfig, manifest: Manifest | undefined, out:
 /** A resumed run must see the data it started with (same name, same images and labels). */
 function checkSameData(m: Manifest, ds: Dataset, out: string): void {
   const was = m.dataset;
-  if (was && (was.trainChecksum !== ds.train.checksum || was.testChecksum !== ds.test.checksum)) {
-    throw new DataError(
-      `${out} was trained on ${was.name} (${was.source}), but the data loaded now differ (checksums changed); ` +
-        'restore the original data to resume, or start a new run',
-    );
-  }
+  const d = was && dataDifference(was, ds);
+  if (!d) return;
+  const now = d.kind === 'checksums' ? 'differ (checksums changed)' : `are ${shapeText(d.now)}`;
+  throw new DataError(
+    `${out} was trained on ${was.name} (${was.source})${d.kind === 'shape' ? ` with images of ${shapeText(d.was)} pixels` : ''}, ` +
+      `but the data loaded now ${now}; restore the original data to resume, or start a new run`,
+  );
 }
 
 /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import type { Dataset } from '../data/dataset.ts';
+import type { Dataset, ImageSplit } from '../data/dataset.ts';
 import { DataError } from '../errors.ts';
 import { fsErrorText, writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { ensureDir } from '../io/lock.ts';
@@ -50,7 +50,13 @@ export interface Manifest {
   optimizer: Record<string, unknown>;
   /** the numeric engine of the last (re)start: name, threads, detail */
   engine?: { name: string; threads: number; detail: string };
-  dataset: { name: string; source: string; trainChecksum: string; testChecksum: string };
+  /**
+   * The data trained on: checksums of the image and label bytes of each split, and the images'
+   * [height, width, channels] (the bytes alone do not fix the shape: 28x28 and 14x56 images can
+   * be the same bytes). `imageShape` is absent in manifests written before it was recorded: their
+   * resumes check the checksums only, and record it from then on.
+   */
+  dataset: { name: string; source: string; trainChecksum: string; testChecksum: string; imageShape?: [number, number, number] };
   /** the classes trained on and tested on (original class numbers; every class under `pairs`) */
   split?: { kind: 'pairs' | 'classes'; trainClasses: number[]; testClasses: number[] };
   packages: Record<string, string>;
@@ -79,7 +85,28 @@ export function toolVersion(): string {
 }
 
 export function datasetInfo(ds: Dataset): Manifest['dataset'] {
-  return { name: ds.name, source: ds.source, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum };
+  return { name: ds.name, source: ds.source, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum, imageShape: imageShapeOf(ds.train) };
+}
+
+const imageShapeOf = (s: ImageSplit): [number, number, number] => [s.height, s.width, s.channels];
+
+/** "28x28", with the channels when there are several ("32x32x3"). */
+export const shapeText = ([h, w, c]: readonly number[]): string => `${h}x${w}${c === 1 ? '' : `x${c}`}`;
+
+/**
+ * How a data set differs from the one a manifest records, or undefined when it is the same:
+ * 'checksums' (other image or label bytes), else the shape it has now where the manifest records
+ * another one (a manifest without a shape, written before shapes were recorded, is judged on its
+ * checksums alone).
+ */
+export function dataDifference(was: Manifest['dataset'], ds: Dataset): { kind: 'checksums' } | { kind: 'shape'; was: [number, number, number]; now: [number, number, number] } | undefined {
+  if (was.trainChecksum !== ds.train.checksum || was.testChecksum !== ds.test.checksum) return { kind: 'checksums' };
+  if (was.imageShape === undefined) return undefined;
+  for (const split of [ds.train, ds.test]) {
+    const now = imageShapeOf(split);
+    if (now.some((x, i) => x !== was.imageShape![i])) return { kind: 'shape', was: was.imageShape, now };
+  }
+  return undefined;
 }
 
 /** Config keys a resume may change: the epoch target and what changes only speed. */
@@ -284,5 +311,9 @@ export function validateManifest(v: unknown, p: string): Manifest {
   for (const k of ['loss', 'optimizer', 'base']) if (typeof c![k] !== 'string') bad(`config.${k} is not a string`);
   if (!['running', 'interrupted', 'finished', 'failed'].includes(m['status'] as string)) bad('unknown status');
   if (!Number.isInteger(m['epochsDone'])) bad('epochsDone is not an integer');
+  const shape = (m['dataset'] as Record<string, unknown> | undefined)?.['imageShape'];
+  if (shape !== undefined && !(Array.isArray(shape) && shape.length === 3 && shape.every((x) => Number.isInteger(x) && x > 0))) {
+    bad('dataset.imageShape is not [height, width, channels]');
+  }
   return v as Manifest;
 }

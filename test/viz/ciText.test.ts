@@ -14,7 +14,7 @@ import { summaryText } from '../../src/cli/compare.ts';
 import { summaryText as sweepSummaryText } from '../../src/cli/sweep.ts';
 import { summarise } from '../../src/experiments/stats.ts';
 import { fractionMeasure, type SweepResults } from '../../src/experiments/sweep.ts';
-import { accuracyChart } from '../../src/viz/charts.ts';
+import { accuracyChart, learningCurveChart } from '../../src/viz/charts.ts';
 import { boundedWithCi, fractionWithCi, isClipped, NON_NEGATIVE } from '../../src/viz/ciText.ts';
 import { readResults } from '../../src/viz/readResults.ts';
 import { buildReport } from '../../src/viz/report.ts';
@@ -85,6 +85,11 @@ describe('a mean with its CI, clipped where it would pass a bound', () => {
     assert.ok(Math.abs(first.lo! - 71.58759) < 1e-4 && first.hi === 100, JSON.stringify(first));
     const svg = readFileSync(join(dir, 'figures', 'accuracy.svg'), 'utf8');
     assert.ok(svg.includes('97.00 (71.59 to 100)'));
+    // the learning curves' accuracy band stops at 100 (the loss panel's band is not clipped)
+    results.summary[0]!.curves[0]!.testAccuracy = two;
+    const panels = (learningCurveChart(results) as { hconcat: { data: { values: { epoch: number; loss: string; mean: number; lo: number; hi: number }[] } }[] }).hconcat;
+    const band = panels[2]!.data.values.find((v) => v.epoch === results.summary[0]!.curves[0]!.epoch && v.mean === 97)!;
+    assert.ok(band && Math.abs(band.lo - 71.58759) < 1e-4 && band.hi === 100, JSON.stringify(band));
     // the table compare prints at the end
     const text = summaryText({ status: 'finished', out: '/x', results, failures: [], trained: [], reused: [] } as never);
     assert.ok(text.includes('97.00% (71.59 to 100)'), text);

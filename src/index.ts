@@ -121,6 +121,7 @@ export type { SweepLossSpec } from './experiments/searchSpec.ts';
 export { type Costs, type Estimate, estimateBasis, estimateWords } from './experiments/estimate.ts';
 export { writeSweepReport } from './viz/sweepReport.ts';
 export { differencesHeading, type SweepVerdict, sweepVerdict, verdictDifferences, verdictText, type VerdictInput } from './viz/sweepVerdict.ts';
+export { fractionWithCi } from './viz/ciText.ts';
 export { type ExperimentResults, isSweepResults, readCompareResults, readResults } from './viz/readResults.ts';
 export { tryExperimentReport, writeExperimentReport } from './viz/experimentReport.ts';
 

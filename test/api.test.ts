@@ -17,7 +17,7 @@ const VALUES = [
   'classIndices', 'cnnNetwork', 'compare', 'compileExpression', 'contrastiveLoss', 'coulombLoss', 'count',
   'createLoss', 'createMiner', 'createOptimizer', 'customPotentialLoss', 'decodePng', 'describeLosses', 'differencesHeading',
   'distanceStats', 'doctorReport', 'embedSplit', 'encodeNpy', 'encodeOnnx', 'encodeSafetensors', 'equalErrorRate',
-  'estimateBasis', 'estimateJsonMemory', 'estimateWords', 'evaluateTraining', 'exportWeights', 'formatDoctor', 'gaussianLoss', 'glorotUniform',
+  'estimateBasis', 'estimateJsonMemory', 'estimateWords', 'evaluateTraining', 'exportWeights', 'formatDoctor', 'fractionWithCi', 'gaussianLoss', 'glorotUniform',
   'holmAdjust', 'imagesAsFloat', 'initBackend', 'isBatchLossName', 'isSweepResults', 'isKerasH5', 'isLoopback', 'knn',
   'lennardJonesLoss', 'loadDataset', 'lossAccuracyAt', 'loadFashionMnist', 'loadFolderDataset', 'loadIdxDataset', 'loadIdxSplit',
   'loadMnist', 'loadWeights', 'lockOutput', 'lockOutputs', 'lossNames', 'lossOnBatch', 'lossShape', 'lossShapeChart',

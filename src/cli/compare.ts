@@ -1,3 +1,4 @@
+import { fractionWithCi } from '../viz/ciText.ts';
 import type { ReportFiles } from '../viz/report.ts';
 import { join } from 'node:path';
 import { type CompareCallbacks, type CompareJob, type CompareOutcome, type JobOutcome, runCompare } from '../experiments/compare.ts';
@@ -46,7 +47,7 @@ export async function compareCommand(opts: CompareCommandOptions): Promise<Compa
 }
 
 const pct = (s: Stat | undefined): string =>
-  s === undefined ? '-' : `${(100 * s.mean).toFixed(2)}%${s.values.length > 1 ? ` ± ${(100 * s.ci95).toFixed(2)}` : ''}`;
+  s === undefined ? '-' : fractionWithCi(s.mean, s.values.length > 1 ? s.ci95 : undefined);
 
 /** The table printed at the end: loss, runs, accuracy and MAP@R (mean ± 95% CI), verdicts, files. */
 export function summaryText(o: CompareCommandOutcome): string {

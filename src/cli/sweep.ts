@@ -4,6 +4,7 @@ import { estimateBasis, estimateWords } from '../experiments/estimate.ts';
 import { sweepVerdict, verdictDifferences } from '../viz/sweepVerdict.ts';
 import { count } from '../words.ts';
 import { CompareProgress, type CompareProgressOptions } from './compare.ts';
+import { fractionWithCi } from '../viz/ciText.ts';
 import type { ReportFiles } from '../viz/report.ts';
 import { endGridCommand, writeReportStep } from './report.ts';
 import { onGridStop } from './signals.ts';
@@ -96,8 +97,8 @@ export function summaryText(o: SweepCommandOutcome): string {
     l.id,
     Object.entries(l.best.params).map(([k, v]) => `${k}=${v}`).join(' ') || '-',
     pct(l.best.validation.mapAtR),
-    `${pct(l.test.mapAtR.mean)}${l.test.mapAtR.values.length > 1 ? ` ± ${(100 * l.test.mapAtR.ci95).toFixed(2)}` : ''}`,
-    `${pct(l.untuned.test.mapAtR.mean)}${l.untuned.test.mapAtR.values.length > 1 ? ` ± ${(100 * l.untuned.test.mapAtR.ci95).toFixed(2)}` : ''}`,
+    l.test.mapAtR.values.length > 1 && Number.isFinite(l.test.mapAtR.mean) ? fractionWithCi(l.test.mapAtR.mean, l.test.mapAtR.ci95) : pct(l.test.mapAtR.mean),
+    l.untuned.test.mapAtR.values.length > 1 && Number.isFinite(l.untuned.test.mapAtR.mean) ? fractionWithCi(l.untuned.test.mapAtR.mean, l.untuned.test.mapAtR.ci95) : pct(l.untuned.test.mapAtR.mean),
   ]);
   const head = ['loss', 'chosen', 'val MAP@R', 'test MAP@R (95% CI)', 'untuned test MAP@R'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

@@ -12,6 +12,7 @@ import type { CompareResults, LossSummary, RunSummary, Stat } from '../experimen
 import { count } from '../words.ts';
 import { encodePng, pngDataUri } from './png.ts';
 import type { VegaLiteSpec } from './render.ts';
+import { fractionWithCi } from './ciText.ts';
 
 /** Font stack named in every chart: resvg has DejaVu Sans loaded; browsers fall back along the list. */
 export const CHART_FONT_STACK = 'DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif';
@@ -381,7 +382,10 @@ export function learningCurveChart(results: CompareResults, opts: { width?: numb
         if (!Number.isFinite(mean)) continue;
         const ci = num(st.ci95) * scale;
         const half = Number.isFinite(ci) ? ci : 0;
-        rows[key].push({ loss, epoch: c.epoch, mean, lo: mean - half, hi: mean + half });
+        // an accuracy's band stays within [0, 100]: with few seeds mean ± half-width can pass it
+        const lo = key === 'loss' ? mean - half : Math.max(0, mean - half);
+        const hi = key === 'loss' ? mean + half : Math.min(100, mean + half);
+        rows[key].push({ loss, epoch: c.epoch, mean, lo, hi });
       }
     }
   }
@@ -785,7 +789,8 @@ export function accuracyChart(results: CompareResults, opts: { measure?: Summary
     if (!Number.isFinite(mean)) continue;
     const ci = pct(num(st.ci95));
     const half = Number.isFinite(ci) ? ci : 0;
-    rows.push({ loss, mean, lo: mean - half, hi: mean + half, text: Number.isFinite(ci) ? `${fmt(mean, 2)} ± ${fmt(ci, 2)}` : fmt(mean, 2) });
+    // the bar is the interval clipped to [0, 100] and the label says so where it is (ciText.ts)
+    rows.push({ loss, mean, lo: Math.max(0, mean - half), hi: Math.min(100, mean + half), text: fractionWithCi(num(st.mean), num(st.ci95), '') });
     for (const v of st.values) if (Number.isFinite(num(v))) seeds.push({ loss, v: pct(num(v)) });
     const entry = results.spec.losses.find((l) => l.id === s.lossId);
     const key = entry && !entry.miner ? referenceKey(entry.loss) : undefined;

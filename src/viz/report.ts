@@ -38,6 +38,7 @@ import {
   tsneChart,
 } from './charts.ts';
 import { renderVegaLite, svgToPng, type VegaLiteSpec } from './render.ts';
+import { type Bounds, boundedWithCi, CLIPPED_CI_NOTE, FRACTION, fractionWithCi, isClipped, NON_NEGATIVE } from './ciText.ts';
 
 /** The test split as the report needs it: raw images (thumbnails) and labels (polar classes). */
 export interface TestSplit {
@@ -90,15 +91,26 @@ function fixed(x: unknown, digits: number): string {
   return isNum(x) ? x.toFixed(digits) : '—';
 }
 
-/** "97.34% ± 0.12" (a fraction shown in percent; CI left out when undefined). */
-function pctStat(s: Stat | undefined): string {
-  if (!s || !isNum(s.mean)) return '—';
-  return isNum(s.ci95) ? `${(100 * s.mean).toFixed(2)}% ± ${(100 * s.ci95).toFixed(2)}` : `${(100 * s.mean).toFixed(2)}%`;
+/** Records whether a table showed some interval clipped to its bounds (then a note says so). */
+interface Clips {
+  clipped: boolean;
 }
 
-function numStat(s: Stat | undefined, digits: number): string {
+/**
+ * "97.34% ± 0.12" (a fraction shown in percent; CI left out when undefined), or "78.49% (42.55 to
+ * 100)" where mean ± half-width would pass 0% or 100% (ciText.ts).
+ */
+function pctStat(s: Stat | undefined, clips?: Clips): string {
   if (!s || !isNum(s.mean)) return '—';
-  return isNum(s.ci95) ? `${s.mean.toFixed(digits)} ± ${s.ci95.toFixed(digits)}` : s.mean.toFixed(digits);
+  if (clips && isClipped(s.mean, s.ci95, FRACTION)) clips.clipped = true;
+  return fractionWithCi(s.mean, isNum(s.ci95) ? s.ci95 : undefined);
+}
+
+/** mean ± CI in `digits`, clipped to `bounds` where it would pass them (a fraction's [0, 1], a distance's 0) */
+function numStat(s: Stat | undefined, digits: number, bounds: Bounds, clips?: Clips): string {
+  if (!s || !isNum(s.mean)) return '—';
+  if (clips && isClipped(s.mean, s.ci95, bounds)) clips.clipped = true;
+  return boundedWithCi(s.mean, isNum(s.ci95) ? s.ci95 : undefined, { bounds, digits });
 }
 
 function perSeed(s: Stat | undefined, f: (x: number) => string): string {
@@ -107,9 +119,9 @@ function perSeed(s: Stat | undefined, f: (x: number) => string): string {
 }
 
 /** "mean D 0.123 ± 0.004, std 0.098": distance mean (CI over seeds) and the mean within-run std. */
-function distCell(mean: Stat, std: Stat): string {
+function distCell(mean: Stat, std: Stat, clips?: Clips): string {
   if (!isNum(mean.mean)) return '—';
-  return `${numStat(mean, 3)} (std ${fixed(std.mean, 3)})`;
+  return `${numStat(mean, 3, NON_NEGATIVE, clips)} (std ${fixed(std.mean, 3)})`;
 }
 
 /** "+0.71" / "-0.20", never "-0.00". */
@@ -390,28 +402,29 @@ function resultsTable(results: CompareResults): Block[] {
   const atBest = (s: LossSummary): boolean => lossAccuracyAt(results, s) === 'best';
   const mixed = sums.some(atBest);
   const fixedOnly = (f: (s: LossSummary) => string) => (s: LossSummary): string => (atBest(s) ? 'n/a: no distance scale, see best threshold' : f(s));
+  const clips: Clips = { clipped: false };
   const rows: (string[] | { section: string })[] = [
     { section: 'Test pair accuracy (mean ± 95% CI over seeds)' },
-    row(`accuracy at D < ${t}`, fixedOnly((s) => pctStat(s.accuracy))),
+    row(`accuracy at D < ${t}`, fixedOnly((s) => pctStat(s.accuracy, clips))),
     // (the label as before when every loss has a distance scale: committed reports rebuild as they were)
     row(mixed ? `accuracy at D < ${t}, per seed (%)` : 'accuracy per seed (%)', fixedOnly((s) => perSeed(s.accuracy, (v) => (100 * v).toFixed(2)))),
-    row(`best-threshold accuracy (in-sample, optimistic${mixed ? '; every loss alike' : ''})`, (s) => pctStat(s.bestAccuracy)),
-    row('best threshold D', (s) => numStat(s.bestThreshold, 3)),
-    row('ROC AUC', (s) => numStat(s.auc, 4)),
-    row('equal error rate', (s) => pctStat(s.eer)),
+    row(`best-threshold accuracy (in-sample, optimistic${mixed ? '; every loss alike' : ''})`, (s) => pctStat(s.bestAccuracy, clips)),
+    row('best threshold D', (s) => numStat(s.bestThreshold, 3, NON_NEGATIVE, clips)),
+    row('ROC AUC', (s) => numStat(s.auc, 4, FRACTION, clips)),
+    row('equal error rate', (s) => pctStat(s.eer, clips)),
     { section: 'Test pair distances, all pairs (unfiltered): mean D ± 95% CI (std of D)' },
-    row('positive (same-class) pairs', (s) => distCell(s.posMean, s.posStd)),
-    row('negative (different-class) pairs', (s) => distCell(s.negMean, s.negStd)),
+    row('positive (same-class) pairs', (s) => distCell(s.posMean, s.posStd, clips)),
+    row('negative (different-class) pairs', (s) => distCell(s.negMean, s.negStd, clips)),
     { section: "The seed's filtered view: positive pairs with D < 0.4 only" },
-    row('positive pairs, D < 0.4 only', (s) => distCell(s.posBelow04Mean, s.posBelow04Std)),
+    row('positive pairs, D < 0.4 only', (s) => distCell(s.posBelow04Mean, s.posBelow04Std, clips)),
   ];
   if (sums.some((s) => s.mapAtR || s.precisionAt1)) {
     rows.push(
       { section: 'Retrieval on the test images (mean ± 95% CI)' },
-      row('precision@1', (s) => pctStat(s.precisionAt1)),
-      row('R-precision', (s) => pctStat(s.rPrecision)),
-      row('MAP@R', (s) => pctStat(s.mapAtR)),
-      row('kNN accuracy', (s) => pctStat(s.knnAccuracy)),
+      row('precision@1', (s) => pctStat(s.precisionAt1, clips)),
+      row('R-precision', (s) => pctStat(s.rPrecision, clips)),
+      row('MAP@R', (s) => pctStat(s.mapAtR, clips)),
+      row('kNN accuracy', (s) => pctStat(s.knnAccuracy, clips)),
     );
   }
   return [
@@ -425,7 +438,7 @@ function resultsTable(results: CompareResults): Block[] {
       kind: 'p',
       cls: 'note',
       text:
-        'CI: 95% confidence interval of the mean over seeds (t distribution). Distance std: the standard deviation of D within a run, averaged over seeds. ' +
+        `CI: 95% confidence interval of the mean over seeds (t distribution).${clips.clipped ? ` ${CLIPPED_CI_NOTE}` : ''} Distance std: the standard deviation of D within a run, averaged over seeds. ` +
         'The seed reported positive-pair distances over pairs with D < 0.4 only; the unfiltered figures include every positive pair.' +
         (mixed
           ? ` ${sums.filter(atBest).map((s) => labels.get(s.lossId) ?? s.lossId).join(', ')}: no absolute distance scale (L2-normalised embeddings, a batch loss), so a fixed threshold means nothing; ` +
@@ -516,6 +529,7 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
   ];
   const acc: string[][] = [];
   const dist: string[][] = [];
+  const clips: Clips = { clipped: false };
   for (const l of results.spec.losses) {
     const key = l.miner ? undefined : referenceKey(l.loss);
     const s = results.summary.find((x) => x.lossId === l.id);
@@ -553,7 +567,7 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
       label,
       `${(100 * ref.seed).toFixed(2)}%`,
       `${(100 * ref.independent.mean).toFixed(2)}% ± ${(100 * ref.independent.spread).toFixed(2)}`,
-      `${pctStat(s.accuracy)} (${count(s.seeds, 'seed')}, ${count(epochs, 'epoch')})`,
+      `${pctStat(s.accuracy, clips)} (${count(s.seeds, 'seed')}, ${count(epochs, 'epoch')})`,
       diffText,
       verdict,
     ]);
@@ -561,10 +575,10 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
     dist.push([
       label,
       `${sd.pos[0].toFixed(3)} (std ${sd.pos[1].toFixed(3)})`,
-      distCell(s.posBelow04Mean, s.posBelow04Std),
-      distCell(s.posMean, s.posStd),
+      distCell(s.posBelow04Mean, s.posBelow04Std, clips),
+      distCell(s.posMean, s.posStd, clips),
       `${sd.neg[0].toFixed(3)} (std ${sd.neg[1].toFixed(3)})`,
-      distCell(s.negMean, s.negStd),
+      distCell(s.negMean, s.negStd, clips),
     ]);
   }
   if (acc.length === 0) {
@@ -584,7 +598,7 @@ function seedComparisonBlocks(results: CompareResults): Block[] {
     {
       kind: 'p',
       cls: 'note',
-      text: '"Within seed-to-seed noise": the difference is at most twice the combined spread √(sd_ours² + sd_ref²), sd_ours being the standard deviation over this study\'s seeds.',
+      text: `"Within seed-to-seed noise": the difference is at most twice the combined spread √(sd_ours² + sd_ref²), sd_ours being the standard deviation over this study's seeds.${clips.clipped ? ` ${CLIPPED_CI_NOTE}` : ''}`,
     },
     {
       kind: 'table',

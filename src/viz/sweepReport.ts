@@ -12,13 +12,21 @@ import type { Measure, SweepLossResult, SweepResults } from '../experiments/swee
 import { bestThresholdWords } from './accuracyWords.ts';
 import { sweepVerdict, verdictDifferences } from './sweepVerdict.ts';
 import { LOSS_PALETTE } from './charts.ts';
+import { CLIPPED_CI_NOTE, fractionWithCi, isClipped } from './ciText.ts';
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const mdCell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 const pct = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : `${(100 * x).toFixed(2)}%`);
-/** a CI half-width in points; null (JSON's NaN) or NaN alike: '-' */
-const points = (x: number | null): string => (x === null || !Number.isFinite(x) ? '-' : (100 * x).toFixed(2));
-const withCi = (m: Measure): string => (m.values.length > 1 ? `${pct(m.mean)} ± ${points(m.ci95)}` : pct(m.mean));
+/** mean ± half-width, or the clipped interval where that passes 0% or 100% (ciText.ts); a half-width that could not be computed (null, NaN): '± -' */
+function withCi(m: Measure): string {
+  if (m.values.length < 2 || m.mean === null || !Number.isFinite(m.mean)) return pct(m.mean);
+  return m.ci95 === null || !Number.isFinite(m.ci95) ? `${pct(m.mean)} ± -` : fractionWithCi(m.mean, m.ci95);
+}
+/** the test table's note on clipped intervals, only where the table has one */
+function clippedNote(r: SweepResults): string {
+  const shown = r.losses.flatMap((l) => [l.test.mapAtR, l.test.precisionAt1, l.test.rPrecision, ...(l.test.bestAccuracy ? [l.test.bestAccuracy] : []), l.untuned.test.mapAtR]);
+  return shown.some((m) => m.values.length > 1 && isClipped(m.mean, m.ci95)) ? ` ${CLIPPED_CI_NOTE}` : '';
+}
 const params = (p: Record<string, number | string>): string => Object.entries(p).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)';
 
 interface Table {
@@ -223,7 +231,7 @@ function parallelSvg(l: SweepLossResult, color: string): string {
 
 export function sweepMarkdown(r: SweepResults): string {
   const out: string[] = ['# Sweep report', '', ...intro(r).map((s) => `${s}\n`), '## Test classes: tuned losses', '', mdTable(testTable(r)), ''];
-  out.push(`Fractions as percentages; ± is the 95% confidence half-width over seeds. ${unlikeMapAtRNote(r)} ${accuracyNote(r)} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.`, '');
+  out.push(`Fractions as percentages; ± is the 95% confidence half-width over seeds.${clippedNote(r)} ${unlikeMapAtRNote(r)} ${accuracyNote(r)} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.`, '');
   const v = sweepVerdict(r);
   const d = verdictDifferences(v);
   out.push('## Verdict', '', v.summary, '', ...(d ? [d.heading, '', ...d.items.map((s) => `- ${s}`), ''] : []));
@@ -244,7 +252,7 @@ export function sweepHtml(r: SweepResults): string {
     ...intro(r).map((s) => `<p>${esc(s)}</p>`),
     '<h2>Test classes: tuned losses</h2>',
     htmlTable(testTable(r)),
-    `<p class="note">Fractions as percentages; ± is the 95% confidence half-width over seeds. ${esc(unlikeMapAtRNote(r))} ${esc(accuracyNote(r))} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.</p>`,
+    `<p class="note">Fractions as percentages; ± is the 95% confidence half-width over seeds.${esc(clippedNote(r))} ${esc(unlikeMapAtRNote(r))} ${esc(accuracyNote(r))} "untuned": the loss's defaults, same seeds. Fold models: the best trial's fold models on the test classes, each alone (mean) and with their embeddings concatenated.</p>`,
     '<h2>Verdict</h2>',
     `<p>${esc(v.summary)}</p>`,
     ...(d ? [`<p>${esc(d.heading)}</p>`, `<ul>${d.items.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>`] : []),

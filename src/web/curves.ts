@@ -7,6 +7,7 @@
 import uPlot from 'uplot';
 import { alpha, clear, colorOf, h, message } from './dom.ts';
 import { needLogs } from './logs.ts';
+import { boundedInterval } from '../viz/ciText.ts';
 import { epochsOf, groups, meanCi, type RunInfo, state } from './state.ts';
 
 type Metric = 'loss' | 'trainAccuracy' | 'testAccuracy';
@@ -56,8 +57,10 @@ function lines(metric: Metric, maxEpoch: number): Line[] {
         const s = meanCi(per.map((p) => p[e] ?? null));
         mean.push(s.n > 0 ? s.mean : null);
         const ci = Number.isFinite(s.ci) ? s.ci : 0;
-        lo.push(s.n > 0 ? s.mean - ci : null);
-        hi.push(s.n > 0 ? s.mean + ci : null);
+        // an accuracy's band stays within [0, 1] (with few seeds mean ± half-width can pass it), as in the report
+        const iv = metric === 'loss' ? { lo: s.mean - ci, hi: s.mean + ci } : boundedInterval(s.mean, ci);
+        lo.push(s.n > 0 ? iv.lo : null);
+        hi.push(s.n > 0 ? iv.hi : null);
       }
       out.push({ group: g.key, label: `${g.label} (${g.runs.length} seed${g.runs.length === 1 ? '' : 's'})`, color, values: [mean, hi, lo], band: true });
     }

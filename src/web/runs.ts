@@ -4,6 +4,7 @@
  * of two ticked runs, and each run's or folder's problems as messages.
  */
 import { clear, duration, fixed, h, message, pct } from './dom.ts';
+import { fractionWithCi } from '../viz/ciText.ts';
 import { groups, meanCi, type RunInfo, state } from './state.ts';
 
 interface Column {
@@ -123,10 +124,12 @@ export function renderRuns(root: HTMLElement): void {
         const s = groupStats.get(g.key)!.get(c.key)!;
         const isBest = c.better && s.n > 0 && s.mean === bestGroup.get(`${c.key}|${conv(c, g.runs[0]!)}`);
         // the CI in the column's own unit: a percent column's CI in points, a time's in seconds
-        const ciText = Number.isFinite(s.ci) ? ` ± ${c.show === duration ? `${s.ci.toFixed(1)} s` : c.show(s.ci)}` : '';
+        // a percent column's interval clipped to [0, 100] where mean ± half-width would pass it (ciText.ts)
+        const meanText = c.show === pct && Number.isFinite(s.mean) ? fractionWithCi(s.mean, s.ci, '') : c.show(s.mean);
+        const ciText = c.show === pct || !Number.isFinite(s.ci) ? '' : ` ± ${c.show === duration ? `${s.ci.toFixed(1)} s` : c.show(s.ci)}`;
         const m = marked(c, g.runs[0]!);
         gr.append(
-          h('td', { class: `num${isBest ? ' best' : ''}`, title: m.title, 'data-col': c.key, 'data-mean': Number.isFinite(s.mean) ? s.mean : undefined, 'data-ci': Number.isFinite(s.ci) ? s.ci : undefined }, s.n > 0 ? c.show(s.mean) + ciText + m.mark : '–'),
+          h('td', { class: `num${isBest ? ' best' : ''}`, title: m.title, 'data-col': c.key, 'data-mean': Number.isFinite(s.mean) ? s.mean : undefined, 'data-ci': Number.isFinite(s.ci) ? s.ci : undefined }, s.n > 0 ? meanText + ciText + m.mark : '–'),
         );
       } else gr.append(h('td'));
     }
@@ -156,7 +159,7 @@ export function renderRuns(root: HTMLElement): void {
     }
   }
   root.append(h('div', { class: 'scroll' }, h('table', { class: 'runs' }, h('thead', {}, head), body)));
-  root.append(h('p', { class: 'note' }, 'Group rows: mean ± 95% confidence interval (t distribution) over seeds, or over the folds of a sweep trial (its MAP@R: the validation score). ★ best run and best group mean of each column. Click a header to sort.' +
+  root.append(h('p', { class: 'note' }, 'Group rows: mean ± 95% confidence interval (t distribution) over seeds, or over the folds of a sweep trial (its MAP@R: the validation score); a percentage\'s interval that would pass 0 or 100 is shown clipped to it, as (low to high). ★ best run and best group mean of each column. Click a header to sort.' +
     (state.runs.some((r) => r.pairAccuracyAt === 'best')
       ? ' ᵇ pair and test accuracy at the best threshold (in-sample): the batch losses have no absolute distance scale; ★ marks the best among the runs of one convention, and sorting by these columns sets the two side by side.'
       : '')));

@@ -12,6 +12,7 @@
 import uPlot from 'uplot';
 import { clear, colorOf, fixed, h, message, pct } from './dom.ts';
 import { bestThresholdWords } from '../viz/accuracyWords.ts';
+import { fractionWithCi, isClipped } from '../viz/ciText.ts';
 import { sweepFinalTrainings } from '../viz/sweepFinals.ts';
 import { sweepVerdict, verdictDifferences } from '../viz/sweepVerdict.ts';
 import { type AxisDef, parallelCoordinates } from './parallel.ts';
@@ -267,8 +268,17 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
     const chosen = fin ? { trial: fin.best.trial, params: fin.best.params, mapAtR: fin.best.validation.mapAtR } : bestTrial(l.trials);
     const tr = h('tr', { 'data-loss': l.id }, h('td', {}, l.label), h('td', { 'data-col': 'params' }, chosen ? paramText(chosen.params) : '–'), h('td', { class: 'num' }, chosen ? String(chosen.trial + 1) : '–'));
     tr.append(h('td', { class: 'num', 'data-col': 'validation', 'data-value': chosen?.mapAtR ?? undefined }, pct(chosen?.mapAtR)));
-    const measure = (m: { mean: number; ci95: number } | undefined, col: string): HTMLElement =>
-      h('td', { class: 'num', 'data-col': col, 'data-mean': m?.mean ?? undefined, 'data-ci': m?.ci95 ?? undefined }, m ? `${pct(m.mean)}${m.ci95 > 0 ? ` ± ${fixed(100 * m.ci95, 2)}` : ''}` : fin ? '–' : 'pending');
+    const measure = (m: { mean: number; ci95: number } | undefined, col: string): HTMLElement => {
+      const at = { 'data-col': col, 'data-mean': m?.mean ?? undefined, 'data-ci': m?.ci95 ?? undefined };
+      if (!m) return h('td', { class: 'num', ...at }, fin ? '–' : 'pending');
+      if (!(m.ci95 > 0)) return h('td', { class: 'num', ...at }, pct(m.mean));
+      const text = fractionWithCi(m.mean, m.ci95, '');
+      if (!isClipped(m.mean, m.ci95)) return h('td', { class: 'num', ...at }, text);
+      // a clipped interval, "97.00 (71.59 to 100)", is wider than "± 25.41": it may go under the
+      // mean, whole, so that the table still fits 1280 px
+      const cut = text.indexOf(' (');
+      return h('td', { class: 'num wrap', ...at }, text.slice(0, cut + 1), h('span', { class: 'ci' }, text.slice(cut + 1)));
+    };
     for (const c of cols) tr.append(measure(fin?.test[c], c));
     tr.append(measure(fin?.untuned.test.mapAtR, 'untunedMapAtR'));
     body.append(tr);
@@ -279,7 +289,7 @@ function renderSweepFolder(root: HTMLElement, f: FolderView): void {
   section.append(
     h('h3', {}, fin(losses) ? 'Chosen parameters, trained on all training classes and tested on the test classes' : 'Best parameters so far'),
     h('div', { class: 'scroll' }, table),
-    h('p', { class: 'note', 'data-testid': 'sweep-chosen-note' }, `Test measures: mean ± 95% confidence interval (t distribution) over the final seeds, on classes no trial has seen. Validation MAP@R is not comparable with test MAP@R: it is measured on the few training classes a fold holds out, test MAP@R on all the test classes, and MAP@R is higher with fewer classes. Pair accuracy is at the threshold that classifies the test-class pairs best (in-sample), ${bestThresholdWords(batch)}.`),
+    h('p', { class: 'note', 'data-testid': 'sweep-chosen-note' }, `Test measures: mean ± 95% confidence interval (t distribution) over the final seeds, on classes no trial has seen; an interval that would pass 0 or 100% is shown clipped to it, as (low to high). Validation MAP@R is not comparable with test MAP@R: it is measured on the few training classes a fold holds out, test MAP@R on all the test classes, and MAP@R is higher with fewer classes. Pair accuracy is at the threshold that classifies the test-class pairs best (in-sample), ${bestThresholdWords(batch)}.`),
   );
 }
 

@@ -467,7 +467,10 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
     }
 
     // ---- results.json written: the chosen parameters and their test measures -----------------
-    cpSync(join(out, 'results.json'), join(root, 'sw', 'results.json'));
+    // one measure as 2 seeds give it: 0.95 and 0.99, t half-width 12.7062 x 0.02 = 0.2541 by
+    // hand, past 100%: the page shows the clipped interval results.json keeps (ci), as the report
+    results.losses[0]!.test.precisionAt1 = { mean: 0.97, ci95: 0.25412409, ci: [0.71587591, 1], std: 0.02828427, values: [0.95, 0.99] };
+    writeFileSync(join(root, 'sw', 'results.json'), JSON.stringify(results));
     await page.waitForFunction((s) => /^finished/.test(document.querySelector(`${s} [data-testid=sweep-status]`)?.textContent ?? ''), section, WAIT);
     for (const l of results.losses) {
       assert.equal(await values(l.id), runningMax(l, 2), `${l.id}: best so far from results.json`);
@@ -482,7 +485,11 @@ it('serve page: a sweep folder, live while its trials appear, then with its resu
         const want = l.test[m]!;
         assert.equal(Number(c!.mean), want.mean, `${l.id} test ${m} mean`);
         assert.equal(Number(c!.ci), want.ci95, `${l.id} test ${m} CI`);
-        assert.equal(c!.text, `${(100 * want.mean).toFixed(2)} ± ${(100 * want.ci95).toFixed(2)}`);
+        // mean ± half-width where it lies in [0, 100]; else results.json's clipped ci, ends written out
+        const fits = want.mean - want.ci95 >= 0 && want.mean + want.ci95 <= 1;
+        const end = (x: number): string => (x === 0 || x === 1 ? String(100 * x) : (100 * x).toFixed(2));
+        assert.equal(c!.text, fits ? `${(100 * want.mean).toFixed(2)} ± ${(100 * want.ci95).toFixed(2)}` : `${(100 * want.mean).toFixed(2)} (${end(want.ci[0])} to ${end(want.ci[1])})`);
+        if (l === results.losses[0] && m === 'precisionAt1') assert.equal(c!.text, '97.00 (71.59 to 100)');
       }
       assert.equal(await page.locator(`${row} td[data-col=accuracy]`).count(), 0, 'no column of each loss\'s own convention');
     }

@@ -90,27 +90,55 @@ function defaultUnrunnableSeconds(): number {
 const WAITERS_TTL_S = 7 * 24 * 3600;
 
 /**
- * BullMQ's own script for removing a job (the one Job.remove runs: KEYS job key, repeat key;
- * ARGV job id, remove children, queue prefix; answers 1 removed, 0 locked by a worker). BullMQ
- * exports no way to run it inside a script of ours, so its text is read from the package
- * (test/queue/withdraw.test.ts checks the layout this relies on).
+ * BullMQ's own script for removing a job (the one Job.remove runs; answers 1 removed, 0 locked by
+ * a worker), with the inputs WITHDRAW_SCRIPT passes it, as its header lists them. BullMQ exports no
+ * way to run it inside a script of ours, so its text is read from the package, whose layout is no
+ * public API: read when a coordinator first opens, not at import (this module is loaded by every
+ * compare and sweep, and by the library's entry), and checked there, so that a BullMQ release
+ * that moves or changes it costs the queue only, refused in one line.
  */
-export const BULLMQ_REMOVE_JOB = (createRequire(import.meta.url)('bullmq/dist/cjs/scripts/removeJob-2.js') as { removeJob: { content: string; keys: number } }).removeJob;
+const REMOVE_JOB_INPUTS = ['KEYS[1] jobKey', 'KEYS[2] repeat key', 'ARGV[1] jobId', 'ARGV[2] remove children', 'ARGV[3] queue prefix'];
+
+let withdrawScript: string | undefined;
+
+/** WITHDRAW_SCRIPT with BullMQ's removal in it (DataError when the installed BullMQ has it otherwise). */
+export function withdrawScriptText(): string {
+  if (withdrawScript !== undefined) return withdrawScript;
+  const require = createRequire(import.meta.url);
+  let script: { content?: unknown; keys?: unknown } | undefined;
+  let version = 'of unknown version';
+  try {
+    version = String((require('bullmq/package.json') as { version?: unknown }).version);
+    // the scripts' index names each script by its name; the file's own name carries its key count
+    script = (require('bullmq/dist/cjs/scripts/index.js') as { removeJob?: typeof script }).removeJob;
+  } catch {
+    script = undefined;
+  }
+  const content = script?.content;
+  if (typeof content !== 'string' || script?.keys !== 2 || !REMOVE_JOB_INPUTS.every((l) => content.includes(l))) {
+    throw new DataError(
+      `the installed bullmq ${version} has no removeJob script taking ${REMOVE_JOB_INPUTS.join(', ')}, which the queue's coordinator runs; install the bullmq version siamese-lab's package.json names`,
+    );
+  }
+  withdrawScript = WITHDRAW_SCRIPT.replace('$REMOVE_JOB', () => content);
+  return withdrawScript;
+}
 
 /**
  * Leave a job: this coordinator (ARGV[4]) leaves the job's waiting coordinators (KEYS[3]), and the
  * job leaves Redis if no other coordinator waits for it, by BullMQ's own removal (KEYS[1..2],
- * ARGV[1..3]), in one step: a coordinator that joins the job (submit: it says it waits, then
- * enqueues) either comes before, and the job stays for it, or after, and finds no job and enqueues
- * it anew. Before, the count and the removal were two round trips apart, and a coordinator that
- * joined in between lost the job from under it (it enqueued it again: trained twice). A job a worker
- * holds at that moment (locked: taken again after a refusal) cannot be removed: this coordinator
- * still waits for it then (ARGV[5]: the set's lifetime). Answers {coordinators still waiting,
- * BullMQ's answer (1 removed, 0 locked) or -1 when not tried}.
+ * ARGV[1..3]; $REMOVE_JOB: withdrawScriptText), in one step: a coordinator that joins the job
+ * (submit: it says it waits, then enqueues) either comes before, and the job stays for it, or
+ * after, and finds no job and enqueues it anew. Before, the count and the removal were two round
+ * trips apart, and a coordinator that joined in between lost the job from under it (it enqueued
+ * it again: trained twice). A job a worker holds at that moment (locked: taken again after a
+ * refusal) cannot be removed: this coordinator still waits for it then (ARGV[5]: the set's
+ * lifetime). Answers {coordinators still waiting, BullMQ's answer (1 removed, 0 locked) or -1
+ * when not tried}.
  */
 const WITHDRAW_SCRIPT = `
 local function removeJob()
-${BULLMQ_REMOVE_JOB.content}
+$REMOVE_JOB
 end
 redis.call('SREM', KEYS[3], ARGV[4])
 local left = redis.call('SCARD', KEYS[3])
@@ -151,6 +179,7 @@ export class QueueExecutor implements Executor {
   static async open(opts: QueueExecutorOptions): Promise<QueueExecutor> {
     const { connection, display } = parseQueueUrl(opts.url);
     if (!/^[A-Za-z0-9._-]{1,100}$/.test(opts.name)) throw new UsageError(`--queue-name must be 1-100 letters, digits, ".", "_" or "-", got "${opts.name}"`);
+    withdrawScriptText();
     const redis = new Redis({ ...(connection as object), lazyConnect: true });
     redis.on('error', () => {});
     await connectOrExplain(redis, display);
@@ -266,7 +295,7 @@ export class QueueExecutor implements Executor {
     await queueHooks.beforeWithdraw?.(id);
     const keys = [this.queue.toKey(id), this.queue.toKey('repeat'), waitersKey(this.opts.name, id)];
     const args = [id, '0', this.queue.toKey(''), this.owner, String(WAITERS_TTL_S)];
-    const [left, removed] = ((await this.redis.eval(WITHDRAW_SCRIPT, keys.length, ...keys, ...args)) as [number, number]).map(Number) as [number, number];
+    const [left, removed] = ((await this.redis.eval(withdrawScriptText(), keys.length, ...keys, ...args)) as [number, number]).map(Number) as [number, number];
     queueHooks.afterWithdraw?.(id, left, removed);
     return { left, removed };
   }

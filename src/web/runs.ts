@@ -3,46 +3,9 @@
  * column, the best value of each numeric column marked (per run and per group), a config diff
  * of two ticked runs, and each run's or folder's problems as messages.
  */
-import { clear, duration, fixed, h, message, pct } from './dom.ts';
-import { fractionWithCi } from '../viz/ciText.ts';
+import { clear, h, message } from './dom.ts';
+import { AT_BEST, AT_BEST_TIP, type Column, COLUMNS, statText } from './runColumns.ts';
 import { groups, meanCi, type RunInfo, state } from './state.ts';
-
-interface Column {
-  key: string;
-  title: string;
-  /** numeric columns: the value, how to print it, and which end is best */
-  value?: (r: RunInfo) => number | null;
-  show?: (x: number | null) => string;
-  better?: 'max' | 'min';
-  text?: (r: RunInfo) => string;
-  /** the column's values follow the run's accuracy convention: best marks only among runs of one */
-  byConvention?: boolean;
-}
-
-/** how a batch loss's pair accuracy is marked: at its best threshold, not at D < threshold */
-const AT_BEST = ' ᵇ';
-const AT_BEST_TIP = 'at the best threshold on the test pairs (in-sample): a batch loss has no absolute distance scale; not comparable with the others\' D < threshold';
-
-const paramsText = (r: RunInfo): string =>
-  Object.entries(r.params)
-    .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k}=${String(v)}`)
-    .join(', ');
-
-const COLUMNS: Column[] = [
-  // a sweep trial's runs are its folds (all seed 0): the fold tells them apart
-  { key: 'label', title: 'loss', text: (r) => (r.sweep?.kind === 'trial' ? `${r.label} · fold ${r.sweep.fold + 1}` : r.label) },
-  { key: 'params', title: 'parameters', text: paramsText },
-  { key: 'seed', title: 'seed', value: (r) => r.seed, show: (x) => fixed(x, 0) },
-  { key: 'status', title: 'status', text: (r) => r.status },
-  { key: 'epoch', title: 'epoch', text: (r) => `${r.epochsDone}/${r.epochs ?? '?'}` },
-  { key: 'pairAccuracy', title: 'pair acc. %', value: (r) => r.pairAccuracy, show: (x) => pct(x), better: 'max', byConvention: true },
-  { key: 'mapAtR', title: 'MAP@R %', value: (r) => r.mapAtR, show: (x) => pct(x), better: 'max' },
-  { key: 'testAccuracy', title: 'test acc. %', value: (r) => r.testAccuracy, show: (x) => pct(x), better: 'max', byConvention: true },
-  { key: 'lastLoss', title: 'loss', value: (r) => r.lastLoss, show: (x) => fixed(x, 4), better: 'min' },
-  { key: 'pairsPerSecond', title: 'pairs/s', value: (r) => r.pairsPerSecond, show: (x) => fixed(x, 0), better: 'max' },
-  { key: 'seconds', title: 'time', value: (r) => r.seconds, show: duration, better: 'min' },
-];
 
 let sortKey = 'label';
 let sortAsc = true;
@@ -123,13 +86,9 @@ export function renderRuns(root: HTMLElement): void {
       else if (c.value && c.show) {
         const s = groupStats.get(g.key)!.get(c.key)!;
         const isBest = c.better && s.n > 0 && s.mean === bestGroup.get(`${c.key}|${conv(c, g.runs[0]!)}`);
-        // the CI in the column's own unit: a percent column's CI in points, a time's in seconds
-        // a percent column's interval clipped to [0, 100] where mean ± half-width would pass it (ciText.ts)
-        const meanText = c.show === pct && Number.isFinite(s.mean) ? fractionWithCi(s.mean, s.ci, '') : c.show(s.mean);
-        const ciText = c.show === pct || !Number.isFinite(s.ci) ? '' : ` ± ${c.show === duration ? `${s.ci.toFixed(1)} s` : c.show(s.ci)}`;
         const m = marked(c, g.runs[0]!);
         gr.append(
-          h('td', { class: `num${isBest ? ' best' : ''}`, title: m.title, 'data-col': c.key, 'data-mean': Number.isFinite(s.mean) ? s.mean : undefined, 'data-ci': Number.isFinite(s.ci) ? s.ci : undefined }, s.n > 0 ? meanText + ciText + m.mark : '–'),
+          h('td', { class: `num${isBest ? ' best' : ''}`, title: m.title, 'data-col': c.key, 'data-mean': Number.isFinite(s.mean) ? s.mean : undefined, 'data-ci': Number.isFinite(s.ci) ? s.ci : undefined }, s.n > 0 ? statText(c, s) + m.mark : '–'),
         );
       } else gr.append(h('td'));
     }

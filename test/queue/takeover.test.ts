@@ -51,7 +51,7 @@ describe('TakeoverStore against redis-server', () => {
     // what went over the wire: the offset argument of every save script
     const monitor = await redis.monitor();
     monitor.on('monitor', (_t: string, args: string[]) => {
-      if (args[0]?.toLowerCase() === 'eval') sent.push(Number(args[7]));
+      if (args[0]?.toLowerCase() === 'eval') sent.push(Number(args[8]));
     });
     writeFileSync(file, pattern(0, 100));
     store.save(snapshot(1, 100));

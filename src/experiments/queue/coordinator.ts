@@ -111,7 +111,7 @@ export const BULLMQ_REMOVE_JOB = (createRequire(import.meta.url)('bullmq/dist/cj
  * BullMQ's answer (1 removed, 0 locked) or -1 when not tried}. About 13 KB with BullMQ's script:
  * defined once per connection (ioredis defineCommand), so that each call sends its hash only.
  */
-const WITHDRAW_SCRIPT = `
+export const WITHDRAW_SCRIPT = `
 local function removeJob()
 ${BULLMQ_REMOVE_JOB.content}
 end

@@ -152,18 +152,17 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
   };
 
   /**
-   * Send `progress` for a job this worker holds (PROGRESS_SCRIPT); false when its lock is not ours
-   * (then `lost` aborts, if given). A Redis away for a moment loses the report, not the job.
+   * Send `progress` for a job this worker holds (PROGRESS_SCRIPT): 0 sent, -1 no such job, -2 its
+   * lock is not ours, -3 not sent (Redis away for a moment: the report is lost, not the job).
    */
-  const sendProgress = async (job: Job, queueName: string, token: string | undefined, progress: object, lost?: AbortController): Promise<boolean> => {
-    if (token === undefined || lost?.signal.aborted) return false;
+  const sendProgress = async (job: Job, queueName: string, token: string | undefined, progress: object): Promise<number> => {
+    if (token === undefined) return -3;
     try {
+      const jobKey = bullKeys.toKey(queueName, job.id!);
       const keys = bullKeys.getKeys(queueName);
-      const r = await progressCommand(bullKeys.toKey(queueName, job.id!), keys['events']!, keys['meta']!, `${bullKeys.toKey(queueName, job.id!)}:lock`, job.id!, JSON.stringify(progress), token);
-      if (r === -2) lost?.abort(new LockLostError('lock lost'));
-      return r === 0;
+      return Number(await progressCommand(jobKey, keys['events']!, keys['meta']!, `${jobKey}:lock`, job.id!, JSON.stringify(progress), token));
     } catch {
-      return false;
+      return -3;
     }
   };
 
@@ -177,7 +176,14 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     lost.signal.addEventListener('abort', () => log(`worker ${WORKER_ID}: ${job.id} lost its lock (this worker was stopped or cut off longer than the lock, and the job went back to the queue): stopped, nothing more sent for it`), { once: true });
     // a new take: the job's progress starts again, named by it (payload.ts, QueueJobTaken)
     const take = `${WORKER_ID}/${randomUUID()}`;
-    const report = (progress: object): Promise<boolean> => sendProgress(job, queueName, token, progress, lost);
+    let over = false;
+    const report = async (progress: object): Promise<boolean> => {
+      if (lost.signal.aborted) return false;
+      const r = await sendProgress(job, queueName, token, progress);
+      // refused for the lock: the job is another's (unless it has just ended here: a late report)
+      if (r === -2 && !over) onLost();
+      return r === 0;
+    };
     try {
       const taken: QueueJobTaken = { type: 'taken', worker: WORKER_ID, take };
       await report(taken);
@@ -188,6 +194,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       if (lost.signal.aborted) throw new LockLostError(`worker ${WORKER_ID}: lost the lock of ${job.id}`);
       throw e;
     } finally {
+      over = true;
       signal?.removeEventListener('abort', onLost);
     }
   };

@@ -24,6 +24,7 @@ import { Redis } from 'ioredis';
 import { loadDataset } from '../../src/data/registry.ts';
 import type { JobEvent, JobRequest } from '../../src/experiments/jobs.ts';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
+import { queueStatus } from '../../src/experiments/queue/admin.ts';
 import { QueueExecutor, WITHDRAW_SCRIPT } from '../../src/experiments/queue/coordinator.ts';
 import { checkpointKey } from '../../src/experiments/queue/keys.ts';
 import { jobId, toQueueJob } from '../../src/experiments/queue/payload.ts';
@@ -169,7 +170,11 @@ test('the coordinator ignores the reports of a take other than the job\'s latest
   // take A's reports, take B's reset (the job taken again), then A's late report and B's own
   await job.updateProgress(batch(1, 'A'));
   await waitFor('take A\'s report', () => seen.length === 1, 30);
+  const shown = async (): Promise<string | undefined> => (await queueStatus(redis.url, grid))[0]?.active[0]?.progress;
+  assert.equal(await shown(), 'epoch 1, batch 1/10');
   await job.updateProgress({ type: 'taken', worker: 'test:2', take: 'B' });
+  // `siamese queue status` after a take: the former holder's batch is gone
+  assert.equal(await shown(), 'starting');
   await job.updateProgress(batch(7, 'A'));
   await job.updateProgress(batch(2, 'B'));
   // events arrive in order: once B's report is in, A's late one has been seen (and ignored)

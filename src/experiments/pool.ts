@@ -10,7 +10,8 @@
  *
  * `requestStop()` raises a flag in shared memory that running jobs poll between batches (they
  * then save their last finished epoch and resolve as interrupted); queued jobs resolve as
- * interrupted without starting.
+ * interrupted without starting. A job run with an AbortSignal stops the same way, alone, when the
+ * signal aborts (its own flag: a queue worker's job whose lock was lost, queue/worker.ts).
  *
  * Workers run the TypeScript sources: a tiny bootstrap registers tsx's loader inside the worker
  * and then imports worker.ts. This works whether the parent was started with `node --import tsx`
@@ -39,6 +40,9 @@ interface Task {
   cb: ExecutorCallbacks;
   resolve: (r: JobResult) => void;
   reject: (e: Error) => void;
+  signal?: AbortSignal | undefined;
+  /** removes the signal's listener once the task has ended */
+  unlisten?: () => void;
 }
 
 interface Slot {
@@ -50,7 +54,8 @@ interface Slot {
 }
 
 export class WorkerPool implements Executor {
-  private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4));
+  /** [0]: every job stops; [1 + slot]: the job of that slot stops (run's signal) */
+  private readonly stopFlag: Int32Array;
   private readonly slots: (Slot | null)[];
   private readonly queue: Task[] = [];
   private nextId = 1;
@@ -59,6 +64,7 @@ export class WorkerPool implements Executor {
   constructor(readonly size: number) {
     if (!Number.isInteger(size) || size < 1) throw new UsageError(`workers must be an integer >= 1, got ${size}`);
     this.slots = new Array<Slot | null>(size).fill(null);
+    this.stopFlag = new Int32Array(new SharedArrayBuffer(4 * (1 + size)));
   }
 
   get stopping(): boolean {
@@ -67,21 +73,50 @@ export class WorkerPool implements Executor {
 
   /**
    * Queue a job; resolves with its result, rejects with a one-line error. onStart's slot is the
-   * worker thread (0-based, stable for the pool's life).
+   * worker thread (0-based, stable for the pool's life). When `signal` aborts, this job alone
+   * stops as requestStop stops them all: at its next batch, or unstarted.
    */
-  run(req: JobRequest, cb: ExecutorCallbacks = {}): Promise<JobResult> {
+  run(req: JobRequest, cb: ExecutorCallbacks = {}, signal?: AbortSignal): Promise<JobResult> {
     if (this.closed) return Promise.reject(new Error('the worker pool is closed'));
-    if (this.stopping) return Promise.resolve({ status: 'interrupted' });
+    if (this.stopping || signal?.aborted) return Promise.resolve({ status: 'interrupted' });
     return new Promise<JobResult>((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, req, cb, resolve, reject });
+      const task: Task = { id: this.nextId++, req, cb, resolve, reject, signal };
+      if (signal) {
+        const onAbort = (): void => this.stopTask(task);
+        signal.addEventListener('abort', onAbort, { once: true });
+        task.unlisten = () => signal.removeEventListener('abort', onAbort);
+      }
+      this.queue.push(task);
       this.dispatch();
     });
+  }
+
+  /** One job's stop: raised in its slot's flag while it runs; unstarted, it ends now. */
+  private stopTask(task: Task): void {
+    const queued = this.queue.indexOf(task);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+      task.unlisten?.();
+      task.resolve({ status: 'interrupted' });
+      return;
+    }
+    const slot = this.slots.find((s) => s?.task === task);
+    if (slot) Atomics.store(this.stopFlag, 1 + slot.index, 1);
+  }
+
+  /** A task has ended (its slot is free): its own stop, if raised, must not stop the next one. */
+  private ended(slot: Slot, task: Task): void {
+    task.unlisten?.();
+    Atomics.store(this.stopFlag, 1 + slot.index, 0);
   }
 
   /** Ask running jobs to stop at their next batch; queued jobs end as interrupted, unstarted. */
   requestStop(): void {
     Atomics.store(this.stopFlag, 0, 1);
-    for (const t of this.queue.splice(0)) t.resolve({ status: 'interrupted' });
+    for (const t of this.queue.splice(0)) {
+      t.unlisten?.();
+      t.resolve({ status: 'interrupted' });
+    }
   }
 
   /** Terminate every worker (running jobs are rejected). */
@@ -116,7 +151,7 @@ export class WorkerPool implements Executor {
   }
 
   private spawn(index: number): Slot {
-    const worker = startWorker({ stop: this.stopFlag.buffer });
+    const worker = startWorker({ stop: this.stopFlag.buffer, slot: index });
     const slot: Slot = { index, worker, task: null, dead: false };
     this.slots[index] = slot;
     worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
@@ -133,6 +168,7 @@ export class WorkerPool implements Executor {
       return;
     }
     slot.task = null;
+    this.ended(slot, task);
     if (m.type === 'result') task.resolve(m.result);
     else task.reject(errorFromCode(m.code, m.message, m.fault));
     this.dispatch();
@@ -146,6 +182,7 @@ export class WorkerPool implements Executor {
     const task = slot.task;
     slot.task = null;
     void slot.worker.terminate();
+    if (task) this.ended(slot, task);
     if (task) task.reject(new Error(message));
     if (this.stopping) for (const t of this.queue.splice(0)) t.resolve({ status: 'interrupted' });
     else this.dispatch();
@@ -175,7 +212,7 @@ function tsxApiUrls(): { esm: string; cjs: string } {
   return tsxApis;
 }
 
-function startWorker(workerData: { stop: ArrayBufferLike }): Worker {
+function startWorker(workerData: { stop: ArrayBufferLike; slot: number }): Worker {
   return startTsWorker(new URL('./worker.ts', import.meta.url), workerData);
 }
 

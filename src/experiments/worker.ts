@@ -10,7 +10,9 @@ import type { FromWorker } from './pool.ts';
 
 const port = parentPort;
 if (!port) throw new Error('worker.ts runs only as a worker thread (see pool.ts)');
-const stopFlag = new Int32Array((workerData as { stop: SharedArrayBuffer }).stop);
+// [0]: every job stops (requestStop); [1 + slot]: this thread's job stops (pool.ts, run's signal)
+const { stop, slot } = workerData as { stop: SharedArrayBuffer; slot: number };
+const stopFlag = new Int32Array(stop);
 // each job names its data set in its config; a thread keeps every one it has loaded
 const dataset = cachedDatasets();
 const post = (m: FromWorker): void => port.postMessage(m);
@@ -19,7 +21,7 @@ port.on('message', (msg: { id: number; req: JobRequest }) => {
   const { id, req } = msg;
   runJob(req, {
     emit: (event) => post({ type: 'event', id, event }),
-    shouldStop: () => Atomics.load(stopFlag, 0) !== 0,
+    shouldStop: () => Atomics.load(stopFlag, 0) !== 0 || Atomics.load(stopFlag, 1 + slot) !== 0,
     dataset,
   }).then(
     (result) => post({ type: 'result', id, result }),

@@ -41,18 +41,27 @@ try {
 } catch (e) {
   console.log('refused', e.constructor.name, JSON.stringify(e.message));
 }
+try {
+  await lib.runQueueWorker({ url: 'redis://127.0.0.1:9', signal: AbortSignal.abort(), log: () => {} });
+  console.log('worker ran');
+} catch (e) {
+  console.log('refused', e.constructor.name, JSON.stringify(e.message));
+}
 `;
 
-test('a BullMQ without the removal script where the coordinator reads it: the library loads; a coordinator refuses in one line', () => {
+test('a BullMQ without the scripts where the coordinator and the worker read them: the library loads; a coordinator and a worker refuse in one line', () => {
   const r = spawnSync(process.execPath, ['--require', hide, '--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines[0], 'loaded function function');
-  const m = /^refused (\w+) (".*")$/.exec(lines[1] ?? '');
-  assert.ok(m, r.stdout);
-  assert.equal(m[1], 'DataError');
-  const message = JSON.parse(m[2]!) as string;
-  assert.doesNotMatch(message, /\n/);
-  assert.match(message, /bullmq/i);
-  assert.doesNotMatch(message, /ECONNREFUSED|connect/i);
+  assert.equal(lines.length, 3, r.stdout);
+  for (const [line, script] of [[lines[1], 'removeJob'], [lines[2], 'updateProgress']] as const) {
+    const m = /^refused (\w+) (".*")$/.exec(line ?? '');
+    assert.ok(m, r.stdout);
+    assert.equal(m[1], 'DataError');
+    const message = JSON.parse(m[2]!) as string;
+    assert.doesNotMatch(message, /\n/);
+    assert.match(message, new RegExp(`bullmq .*${script}`));
+    assert.doesNotMatch(message, /ECONNREFUSED|connect/i);
+  }
 });

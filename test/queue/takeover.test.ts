@@ -51,7 +51,7 @@ describe('TakeoverStore against redis-server', () => {
     // what went over the wire: the offset argument of every save script
     const monitor = await redis.monitor();
     monitor.on('monitor', (_t: string, args: string[]) => {
-      if (args[0]?.toLowerCase() === 'eval') sent.push(Number(args[7]));
+      if (args[0]?.toLowerCase() === 'eval') sent.push(Number(args[8]));
     });
     writeFileSync(file, pattern(0, 100));
     store.save(snapshot(1, 100));
@@ -76,6 +76,28 @@ describe('TakeoverStore against redis-server', () => {
     await new Promise((r) => setTimeout(r, 200));
     monitor.disconnect();
     assert.deepEqual(sent, [-1, 100, 160, -1]);
+  });
+
+  test('a worker that no longer holds the job\'s lock saves nothing over its new holder\'s epochs', async () => {
+    const store = new TakeoverStore(redis, 'lk', 'lk:embeddings', file, { key: 'lk:lock', token: 'mine' });
+    writeFileSync(file, pattern(0, 100));
+    await redis.set('lk:lock', 'mine');
+    store.save(snapshot(1, 100));
+    await store.flush();
+    assert.deepEqual(await redis.getBuffer('lk:embeddings'), pattern(0, 100));
+    // the job handed on: the lock is another worker's, which saved its own epoch 2
+    await redis.set('lk:lock', 'theirs');
+    await redis.set('lk', 'their epoch 2');
+    appendFileSync(file, pattern(100, 160));
+    store.save(snapshot(2, 160));
+    await store.flush();
+    assert.equal(await redis.get('lk'), 'their epoch 2');
+    assert.deepEqual(await redis.getBuffer('lk:embeddings'), pattern(0, 100));
+    // nor without embeddings
+    store.save(snapshot(3));
+    await store.flush();
+    assert.equal(await redis.get('lk'), 'their epoch 2');
+    assert.equal(await redis.exists('lk:embeddings'), 1);
   });
 
   test('a run without embeddings leaves none beside its checkpoint', async () => {

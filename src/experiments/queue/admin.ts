@@ -109,6 +109,8 @@ async function anyKey(redis: Redis, pattern: string): Promise<boolean> {
 function describeProgress(p: unknown): string {
   if (typeof p !== 'object' || p === null) return '';
   const e = p as { type?: string; log?: { epoch?: number }; info?: { epoch?: number; batch?: number; batches?: number } };
+  // a worker has just taken it (worker.ts): a former holder's last batch is not this one's
+  if (e.type === 'taken') return 'starting';
   if (e.type === 'epoch') return `epoch ${e.log?.epoch} done`;
   if (e.type === 'batch') return `epoch ${e.info?.epoch}, batch ${e.info?.batch}/${e.info?.batches}`;
   return '';

@@ -36,7 +36,7 @@ import type { JobEvent, JobRequest, JobResult } from '../jobs.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
 import { GRIDS_KEY, waitersKey } from './keys.ts';
 import type { DatasetShape } from './resultSize.ts';
-import { checkBundle, type DataChecksums, embeddingsOverLimit, failureCode, jobId, outputPaths, type QueueJobData, type QueueJobResult, refusalOf, toQueueJob } from './payload.ts';
+import { checkBundle, type DataChecksums, embeddingsOverLimit, failureCode, jobId, outputPaths, type QueueJobData, type QueueJobResult, refusalOf, takeOf, toQueueJob } from './payload.ts';
 import { connectOrExplain } from './worker.ts';
 
 interface Pending {
@@ -50,6 +50,8 @@ interface Pending {
   collecting?: boolean;
   /** the last refusal (worker.ts) since the job last made progress, and when the first came */
   refused?: { worker: string; reason: string; since: number };
+  /** the take (payload.ts, QueueJobTaken) whose reports count: a former holder's are ignored */
+  take?: string;
 }
 
 export interface QueueExecutorOptions {
@@ -135,8 +137,9 @@ export function withdrawScriptText(): string {
  * refusal) cannot be removed: this coordinator still waits for it then (ARGV[5]: the set's
  * lifetime). Answers {coordinators still waiting, BullMQ's answer (1 removed, 0 locked) or -1
  * when not tried}.
+ * About 13 KB with BullMQ's script: defined once per connection (ioredis defineCommand), so that each call sends its hash only.
  */
-const WITHDRAW_SCRIPT = `
+export const WITHDRAW_SCRIPT = `
 local function removeJob()
 $REMOVE_JOB
 end
@@ -149,6 +152,8 @@ if removed ~= 1 then
   redis.call('EXPIRE', KEYS[3], ARGV[5])
 end
 return {left, removed}`;
+
+type WithdrawCommand = (jobKey: string, repeatKey: string, waiters: string, id: string, children: string, prefix: string, owner: string, ttl: string) => Promise<[number, number]>;
 
 /** Retries of a job that crashed (BullMQ's attempts); a job's own failure is never retried. */
 const ATTEMPTS = 3;
@@ -179,10 +184,11 @@ export class QueueExecutor implements Executor {
   static async open(opts: QueueExecutorOptions): Promise<QueueExecutor> {
     const { connection, display } = parseQueueUrl(opts.url);
     if (!/^[A-Za-z0-9._-]{1,100}$/.test(opts.name)) throw new UsageError(`--queue-name must be 1-100 letters, digits, ".", "_" or "-", got "${opts.name}"`);
-    withdrawScriptText();
+    const withdrawLua = withdrawScriptText();
     const redis = new Redis({ ...(connection as object), lazyConnect: true });
     redis.on('error', () => {});
     await connectOrExplain(redis, display);
+    redis.defineCommand('siameseWithdraw', { numberOfKeys: 3, lua: withdrawLua });
     const queue = new Queue(opts.name, { connection, prefix: KEY_PREFIX });
     const events = new QueueEvents(opts.name, { connection, prefix: KEY_PREFIX });
     queue.on('error', () => {});
@@ -293,9 +299,9 @@ export class QueueExecutor implements Executor {
    */
   private async withdraw(id: string): Promise<{ left: number; removed: number }> {
     await queueHooks.beforeWithdraw?.(id);
-    const keys = [this.queue.toKey(id), this.queue.toKey('repeat'), waitersKey(this.opts.name, id)];
-    const args = [id, '0', this.queue.toKey(''), this.owner, String(WAITERS_TTL_S)];
-    const [left, removed] = ((await this.redis.eval(withdrawScriptText(), keys.length, ...keys, ...args)) as [number, number]).map(Number) as [number, number];
+    const withdraw = (this.redis as unknown as { siameseWithdraw: WithdrawCommand }).siameseWithdraw.bind(this.redis);
+    const answer = await withdraw(this.queue.toKey(id), this.queue.toKey('repeat'), waitersKey(this.opts.name, id), id, '0', this.queue.toKey(''), this.owner, String(WAITERS_TTL_S));
+    const [left, removed] = answer.map(Number) as [number, number];
     queueHooks.afterWithdraw?.(id, left, removed);
     return { left, removed };
   }
@@ -353,8 +359,23 @@ export class QueueExecutor implements Executor {
         if (p) this.noteRefusal(p, refusal);
         return;
       }
-      if (isEvent(data)) this.madeProgress(p);
-      if (p && p.slot !== undefined && isEvent(data)) p.cb.onEvent?.(data, p.slot);
+      const take = takeOf(data);
+      if ((data as { type?: unknown } | null)?.type === 'taken') {
+        // a worker took the job: from now on only its reports count
+        if (p && take !== undefined) p.take = take;
+        return;
+      }
+      if (!isEvent(data)) return;
+      if (p && take !== undefined) {
+        // a report of another take: a former holder's, which lost the job's lock
+        if (p.take !== undefined && p.take !== take) return;
+        p.take = take;
+      }
+      this.madeProgress(p);
+      if (p && p.slot !== undefined) {
+        const { take: _take, ...event } = data as JobEvent & { take?: string };
+        p.cb.onEvent?.(event as JobEvent, p.slot);
+      }
     });
     this.events.on('completed', ({ jobId: id }) => {
       this.madeProgress(undefined);

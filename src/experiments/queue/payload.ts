@@ -76,6 +76,24 @@ export interface QueueJobRefusal {
   reason: string;
 }
 
+/**
+ * What a worker puts in a job's progress when it takes the job (worker.ts): the progress a former
+ * holder left is gone, and the reports of this take (batch and epoch events) carry `take`, for the
+ * coordinator to ignore any other take's (a former holder that lost the job's lock).
+ */
+export interface QueueJobTaken {
+  type: 'taken';
+  worker: string;
+  take: string;
+}
+
+/** The take a job's progress names (a QueueJobTaken's, or an event's), if any. */
+export function takeOf(progress: unknown): string | undefined {
+  if (typeof progress !== 'object' || progress === null) return undefined;
+  const t = (progress as { take?: unknown }).take;
+  return typeof t === 'string' ? t.slice(0, 300) : undefined;
+}
+
 /** The refusal a job's progress carries, if any. */
 export function refusalOf(progress: unknown): QueueJobRefusal | undefined {
   if (typeof progress !== 'object' || progress === null) return undefined;

@@ -22,12 +22,22 @@
  * to the queue (delayed a moment) without spending an attempt, for another worker; the refusal is
  * left in the job's progress for the coordinator (payload.ts, QueueJobRefusal), and this worker
  * leaves that grid alone for a while (--backoff-seconds), saying so in one line.
+ *
+ * A worker that learns it lost a job's lock (it was stopped or cut off longer than the lock, and
+ * the stalled-job check handed the job on: BullMQ's lockRenewalFailed) stops that training at its
+ * next batch, says so in one line, and sends nothing more for it: no progress, no saved epoch, no
+ * result. Every report it sends goes through a script that checks the lock first (progressScriptText),
+ * so a worker that has not learnt it yet cannot mix its reports with the new holder's either; and
+ * each report names the take it belongs to (a new one each time a worker takes the job, which
+ * first resets the job's progress), for the coordinator to ignore a former holder's.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { DelayedError, type Job, QueueKeys, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Dataset } from '../../data/dataset.ts';
 import { loadDataset } from '../../data/registry.ts';
@@ -36,7 +46,7 @@ import { EMBEDDINGS_FILE } from '../../train/epochEmbeddings.ts';
 import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, RESUME_FILES, SNAPSHOT_FILES } from '../jobs.ts';
 import { WorkerPool } from '../pool.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
-import { type Bundle, checkBundle, MAX_EMBEDDINGS_BYTES, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobFailure, type QueueJobRefusal, type QueueJobResult, readFiles, validateJob } from './payload.ts';
+import { type Bundle, checkBundle, MAX_EMBEDDINGS_BYTES, MAX_JOB_BYTES, QUEUE_FILES, type QueueJobData, type QueueJobFailure, type QueueJobRefusal, type QueueJobResult, type QueueJobTaken, readFiles, validateJob } from './payload.ts';
 import { resultOverLimit } from './resultSize.ts';
 import { checkpointKey, embeddingsKey, GRIDS_KEY, sleepCountKey } from './keys.ts';
 
@@ -65,6 +75,56 @@ const REFUSED_DELAY_MS = 1000;
 /** A reason this worker cannot run a job that another worker could: not the job's fault. */
 class LocalError extends Error {}
 
+/** The job's lock is no longer this worker's: it ends without a word to Redis (BullMQ's own completion or failure is refused there). */
+class LockLostError extends Error {}
+
+/**
+ * BullMQ's own script for a job's progress (the one Job.updateProgress runs: KEYS job key, events
+ * stream, meta; ARGV job id, progress JSON; answers 0 sent, -1 no such job), with the inputs
+ * the worker's progress script passes it, as its header lists them. Read from the package, whose layout is no
+ * public API, when a worker starts, not at import (the library's entry loads this module), and
+ * checked there, as the coordinator reads its removal script: a BullMQ release that moves or
+ * changes it costs the worker only, refused in one line.
+ */
+const UPDATE_PROGRESS_INPUTS = ['KEYS[1] Job id key', 'KEYS[2] event stream key', 'KEYS[3] meta key', 'ARGV[1] id', 'ARGV[2] progress'];
+
+let progressScript: string | undefined;
+
+/**
+ * A job's progress, sent only while this worker holds the job's lock (KEYS[4] holds ARGV[3]):
+ * a worker that lost it (the job handed on while it was stopped or cut off) must not mix its
+ * reports with the new holder's. Answers BullMQ's (0 sent, -1 no job), or -2: the lock is not ours.
+ * Defined once per connection (ioredis defineCommand): its hash travels, not its text.
+ * DataError when the installed BullMQ has its progress script otherwise.
+ */
+export function progressScriptText(): string {
+  if (progressScript !== undefined) return progressScript;
+  const require = createRequire(import.meta.url);
+  let script: { content?: unknown; keys?: unknown } | undefined;
+  let version = 'of unknown version';
+  try {
+    version = String((require('bullmq/package.json') as { version?: unknown }).version);
+    script = (require('bullmq/dist/cjs/scripts/index.js') as { updateProgress?: typeof script }).updateProgress;
+  } catch {
+    script = undefined;
+  }
+  const content = script?.content;
+  if (typeof content !== 'string' || script?.keys !== 3 || !UPDATE_PROGRESS_INPUTS.every((l) => content.includes(l))) {
+    throw new DataError(
+      `the installed bullmq ${version} has no updateProgress script taking ${UPDATE_PROGRESS_INPUTS.join(', ')}, which the queue's worker runs; install the bullmq version siamese-lab's package.json names`,
+    );
+  }
+  progressScript = `
+local function updateProgress()
+${content}
+end
+if redis.call('GET', KEYS[4]) ~= ARGV[3] then return -2 end
+return updateProgress()`;
+  return progressScript;
+}
+
+type ProgressCommand = (jobKey: string, events: string, meta: string, lock: string, id: string, progress: string, token: string) => Promise<number>;
+
 
 export const WORKER_ID = `${hostname()}:${process.pid}`;
 
@@ -74,9 +134,13 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const concurrency = opts.concurrency ?? 1;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError(`--concurrency must be an integer from 1 to 64, got ${concurrency}`);
+  const progressLua = progressScriptText();
   const redis = new Redis({ ...(connection as object), lazyConnect: true });
   redis.on('error', () => {}); // reconnects by itself; the first connect below reports
   await connectOrExplain(redis, display);
+  redis.defineCommand('siameseProgress', { numberOfKeys: 4, lua: progressLua });
+  const progressCommand = (redis as unknown as { siameseProgress: ProgressCommand }).siameseProgress.bind(redis);
+  const bullKeys = new QueueKeys(KEY_PREFIX);
 
   const pool = new WorkerPool(concurrency);
   const datasets = new Map<string, Promise<Dataset>>();
@@ -90,7 +154,8 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
 
   const serve = (name: string): void => {
     if (workers.has(name) || (leftUntil.get(name) ?? 0) > Date.now()) return;
-    const w = new Worker(name, (job: Job, token?: string) => processJob(job, name, token), {
+    // three parameters: BullMQ then hands each job an AbortSignal, aborted by cancelJob (below)
+    const w = new Worker(name, (job: Job, token?: string, signal?: AbortSignal) => processJob(job, name, token, signal), {
       connection,
       prefix: KEY_PREFIX,
       concurrency,
@@ -101,6 +166,10 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       maxStalledCount: 3,
     });
     w.on('error', () => {}); // connection errors: ioredis reconnects, BullMQ resumes
+    // Redis refused to extend these jobs' locks: they are another worker's now, or soon
+    w.on('lockRenewalFailed', (ids: string[]) => {
+      for (const id of ids) w.cancelJob(id, 'lock lost');
+    });
     w.on('completed', (job: Job) => {
       if ((job.data as { type?: string } | undefined)?.type === 'train') void redis.del(checkpointKey(name, job.id!), embeddingsKey(name, job.id!)).catch(() => {});
     });
@@ -108,13 +177,61 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     log(`worker ${WORKER_ID}: serving grid ${name}`);
   };
 
-  const processJob = async (job: Job, queueName: string, token: string | undefined): Promise<QueueJobResult> => {
+  /**
+   * Send `progress` for a job this worker holds (progressScriptText): 0 sent, -1 no such job, -2 its
+   * lock is not ours, -3 not sent (Redis away for a moment: the report is lost, not the job).
+   */
+  const sendProgress = async (job: Job, queueName: string, token: string | undefined, progress: object): Promise<number> => {
+    if (token === undefined) return -3;
+    try {
+      const jobKey = bullKeys.toKey(queueName, job.id!);
+      const keys = bullKeys.getKeys(queueName);
+      return Number(await progressCommand(jobKey, keys['events']!, keys['meta']!, `${jobKey}:lock`, job.id!, JSON.stringify(progress), token));
+    } catch {
+      return -3;
+    }
+  };
+
+  const processJob = async (job: Job, queueName: string, token: string | undefined, signal?: AbortSignal): Promise<QueueJobResult> => {
+    // aborted when this worker learns the job's lock is no longer its own: BullMQ's signal
+    // (lockRenewalFailed, above), or a report Redis refused for the lock (sendProgress)
+    const lost = new AbortController();
+    const onLost = (): void => lost.abort(new LockLostError('lock lost'));
+    if (signal?.aborted) onLost();
+    signal?.addEventListener('abort', onLost, { once: true });
+    lost.signal.addEventListener('abort', () => log(`worker ${WORKER_ID}: ${job.id} lost its lock (this worker was stopped or cut off longer than the lock, and the job went back to the queue): stopped, nothing more sent for it`), { once: true });
+    // a new take: the job's progress starts again, named by it (payload.ts, QueueJobTaken)
+    const take = `${WORKER_ID}/${randomUUID()}`;
+    let over = false;
+    const report = async (progress: object): Promise<boolean> => {
+      if (lost.signal.aborted) return false;
+      const r = await sendProgress(job, queueName, token, progress);
+      // refused for the lock: the job is another's (unless it has just ended here: a late report)
+      if (r === -2 && !over) onLost();
+      return r === 0;
+    };
+    try {
+      const taken: QueueJobTaken = { type: 'taken', worker: WORKER_ID, take };
+      await report(taken);
+      if (lost.signal.aborted) throw new LockLostError('lock lost');
+      return await processTaken(job, queueName, token, lost.signal, take, report);
+    } catch (e) {
+      // the job is another's (or back on the queue): BullMQ's failure, refused by Redis, spends nothing
+      if (lost.signal.aborted) throw new LockLostError(`worker ${WORKER_ID}: lost the lock of ${job.id}`);
+      throw e;
+    } finally {
+      over = true;
+      signal?.removeEventListener('abort', onLost);
+    }
+  };
+
+  const processTaken = async (job: Job, queueName: string, token: string | undefined, lost: AbortSignal, take: string, report: (progress: object) => Promise<boolean>): Promise<QueueJobResult> => {
     let data: QueueJobData;
     try {
       data = validateJob(job.data);
     } catch (e) {
       // a config the worker refuses is a usage error; anything else wrong with the job, data
-      await failWith(job, errorCode(e) ?? 'data');
+      await failWith(report, errorCode(e) ?? 'data');
       throw new UnrecoverableError(`worker ${WORKER_ID}: bad job: ${(e as Error).message}`);
     }
     if (data.type === 'sleep') {
@@ -133,22 +250,23 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
         const over = resultOverLimit(data, { classes: ds.classes.length, testImages: ds.test.labels.length }, MAX_JOB_BYTES);
         if (over) throw new UsageError(over);
       }
-      const result = await runLocally(job, queueName, data, dir, token);
+      const result = await runLocally(job, queueName, data, dir, token, lost, take, report);
       log(`worker ${WORKER_ID}: ${job.id} finished`);
       return result;
     } catch (e) {
+      if (lost.aborted) throw e;
       if (e instanceof WaitingError) {
         log(`worker ${WORKER_ID}: ${job.id} stopped, back on the queue`);
         throw e;
       }
       const message = e instanceof Error ? (e.message.split('\n')[0] ?? '').trim() : String(e);
       const own = localReason(e, message);
-      if (own !== undefined) return refuse(job, queueName, token, own);
+      if (own !== undefined) return refuse(job, queueName, token, own, report);
       log(`worker ${WORKER_ID}: ${job.id} failed: ${message}`);
       // the job's own fault: retrying elsewhere would fail the same way
       if (e instanceof SiameseError) {
         const code = errorCode(e);
-        if (code) await failWith(job, code);
+        if (code) await failWith(report, code);
         throw new UnrecoverableError(`worker ${WORKER_ID}: ${message}`);
       }
       throw new Error(`worker ${WORKER_ID}: ${message}`);
@@ -161,9 +279,9 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
    * A job this worker cannot run (localReason): back to the queue for another worker, no attempt
    * spent, the reason in its progress for the coordinator; this grid left alone for a while.
    */
-  const refuse = async (job: Job, queueName: string, token: string | undefined, reason: string): Promise<never> => {
+  const refuse = async (job: Job, queueName: string, token: string | undefined, reason: string, report: (progress: object) => Promise<boolean>): Promise<never> => {
     const refusal: QueueJobRefusal = { type: 'refused', worker: WORKER_ID, reason };
-    await job.updateProgress(refusal).catch(() => {});
+    await report(refusal);
     try {
       if (token === undefined) throw new Error('no lock token');
       await job.moveToDelayed(Date.now() + REFUSED_DELAY_MS, token);
@@ -184,7 +302,21 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
     throw new DelayedError();
   };
 
-  const runLocally = async (job: Job, queueName: string, data: Exclude<QueueJobData, { type: 'sleep' }>, dir: string, token: string | undefined): Promise<QueueJobResult> => {
+  const runLocally = async (
+    job: Job,
+    queueName: string,
+    data: Exclude<QueueJobData, { type: 'sleep' }>,
+    dir: string,
+    token: string | undefined,
+    lost: AbortSignal,
+    take: string,
+    report: (progress: object) => Promise<boolean>,
+  ): Promise<QueueJobResult> => {
+    // a job whose lock was lost stops at its next batch (the pool's signal); its result is never sent
+    const ended = (r: JobResult): Promise<never> | undefined => {
+      if (lost.aborted) throw new LockLostError('lock lost');
+      return r.status === 'finished' ? undefined : backToQueue(job, token);
+    };
     // the cores shared out between the jobs this worker runs at once (never oversubscribed)
     // 0, like train's "every core", means the default share: a job's training would otherwise get
     // one thread in its pool thread while its manifest said 0
@@ -216,25 +348,31 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
         snapshot: true,
       };
       let lastProgress = 0;
-      const store = new TakeoverStore(redis, key, embKey, join(run, EMBEDDINGS_FILE));
+      const store = new TakeoverStore(redis, key, embKey, join(run, EMBEDDINGS_FILE), token === undefined ? undefined : { key: `${bullKeys.toKey(queueName, job.id!)}:lock`, token });
       let r: JobResult;
       try {
-        r = await pool.run(req, {
-          onEvent: (ev) => {
-            if (ev.type === 'snapshot') return store.save(ev);
-            const now = performance.now();
-            // every epoch, and a batch update at most once a second: Redis carries all of them
-            if (ev.type === 'epoch' || now - lastProgress >= 1000) {
-              lastProgress = now;
-              void job.updateProgress(ev as object).catch(() => {});
-            }
+        r = await pool.run(
+          req,
+          {
+            onEvent: (ev) => {
+              // nothing more of a job whose lock was lost: no saved epoch over the new holder's, no report
+              if (lost.aborted) return;
+              if (ev.type === 'snapshot') return store.save(ev);
+              const now = performance.now();
+              // every epoch, and a batch update at most once a second: Redis carries all of them
+              if (ev.type === 'epoch' || now - lastProgress >= 1000) {
+                lastProgress = now;
+                void report({ ...ev, take });
+              }
+            },
           },
-        });
+          lost,
+        );
       } finally {
         // the last saves read the run folder, which goes once the job ends
         await store.flush();
       }
-      if (r.status !== 'finished') return backToQueue(job, token);
+      await ended(r);
       const files = readFiles(run, [...RESUME_FILES, DISTANCES_FILE]);
       // the saved epochs stay until Redis holds the result ('completed', below): a completion it
       // refuses (a lost lock, a lost connection) puts the job back, to resume from them
@@ -244,22 +382,26 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<void> {
       const run = join(dir, 'run');
       mkdirSync(run);
       writeBundle(run, data.files);
-      const r = await pool.run({ type: 'distances', runDir: run, distanceSample: data.distanceSample });
-      if (r.status !== 'finished') return backToQueue(job, token);
+      const r = await pool.run({ type: 'distances', runDir: run, distanceSample: data.distanceSample }, {}, lost);
+      await ended(r);
       return { status: 'finished', files: readFiles(run, [DISTANCES_FILE]), worker: WORKER_ID };
     }
     writeBundle(dir, data.files);
     const out = join(dir, QUEUE_FILES.tsne);
-    const r = await pool.run({
-      type: 'tsne',
-      weights: join(dir, QUEUE_FILES.weights),
-      config: { ...data.config, threads },
-      indices: data.indices,
-      params: data.params,
-      out,
-      key: data.key,
-    });
-    if (r.status !== 'finished') return backToQueue(job, token);
+    const r = await pool.run(
+      {
+        type: 'tsne',
+        weights: join(dir, QUEUE_FILES.weights),
+        config: { ...data.config, threads },
+        indices: data.indices,
+        params: data.params,
+        out,
+        key: data.key,
+      },
+      {},
+      lost,
+    );
+    await ended(r);
     return { status: 'finished', files: { [QUEUE_FILES.tsne]: readFileSync(out).toString('base64') }, worker: WORKER_ID };
   };
 
@@ -309,9 +451,9 @@ async function backToQueue(job: Job, token: string | undefined): Promise<never> 
  * Record the kind of the error that fails `job` for good (payload.ts, QueueJobFailure). When Redis
  * does not take it, the coordinator sees a plain failure with the same message.
  */
-async function failWith(job: Job, code: ErrorCode): Promise<void> {
+async function failWith(report: (progress: object) => Promise<boolean>, code: ErrorCode): Promise<void> {
   const failure: QueueJobFailure = { type: 'failure', code };
-  await job.updateProgress(failure).catch(() => {});
+  await report(failure);
 }
 
 /**
@@ -367,12 +509,17 @@ const TAKEOVER_TTL_S = 7 * 24 * 3600;
  * Redis): Redis never holds one epoch's checkpoint beside another epoch's embeddings. Extending
  * (offset >= 0) happens only when the stored embeddings end exactly there; otherwise (Redis
  * restarted empty, the key expired) nothing is written and the script answers 0, and the caller
- * sends the whole file instead, so that a takeover never gets a file with a hole.
- * KEYS: bundle, embeddings. ARGV: bundle text, ttl, offset (-1: replace), bytes.
+ * sends the whole file instead, so that a takeover never gets a file with a hole. With a lock
+ * (ARGV[5] not empty), nothing is written unless the job's lock (KEYS[3]) holds it (answers -1):
+ * a worker that lost the job must not overwrite its new holder's epochs.
+ * KEYS: bundle, embeddings, lock. ARGV: bundle text, ttl, offset (-1: replace, -2: no embeddings), bytes, lock token.
  */
 const SAVE_SCRIPT = `
+if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[5] then return -1 end
 local offset = tonumber(ARGV[3])
-if offset < 0 then
+if offset == -2 then
+  redis.call('DEL', KEYS[2])
+elseif offset < 0 then
   redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[2])
 else
   if redis.call('STRLEN', KEYS[2]) ~= offset then return 0 end
@@ -402,7 +549,13 @@ export class TakeoverStore {
     private readonly key: string,
     private readonly embKey: string,
     private readonly embPath: string,
+    /** the job's lock and this worker's token: saves are refused once the lock is another's */
+    private readonly lock?: { key: string; token: string },
   ) {}
+
+  private run(offset: number, text: string, bytes: Buffer | string): Promise<unknown> {
+    return this.redis.eval(SAVE_SCRIPT, 3, this.key, this.embKey, this.lock?.key ?? this.key, text, TAKEOVER_TTL_S, offset, bytes, this.lock?.token ?? '');
+  }
 
   save(ev: Extract<JobEvent, { type: 'snapshot' }>): void {
     this.chain = this.chain.then(() => this.write(ev)).catch(() => {});
@@ -419,20 +572,21 @@ export class TakeoverStore {
     if (text.length > MAX_JOB_BYTES || (size ?? 0) > MAX_EMBEDDINGS_BYTES) return;
     if (size === undefined) {
       // no embeddings (none asked for): none may be restored beside this epoch's checkpoint either
-      await this.redis.multi().set(this.key, text, 'EX', TAKEOVER_TTL_S).del(this.embKey).exec();
+      await this.run(-2, text, '');
       return;
     }
     // the file's bytes up to `size` are final (it only grows while the job runs)
     if (this.stored >= 0 && this.stored <= size) {
       const tail = await readRange(this.embPath, this.stored, size - this.stored);
-      if ((await this.redis.eval(SAVE_SCRIPT, 2, this.key, this.embKey, text, TAKEOVER_TTL_S, this.stored, tail)) === 1) {
+      const r = await this.run(this.stored, text, tail);
+      if (r === -1) return; // the job is another's
+      if (r === 1) {
         this.stored = size;
         return;
       }
     }
     this.stored = -1;
-    await this.redis.eval(SAVE_SCRIPT, 2, this.key, this.embKey, text, TAKEOVER_TTL_S, -1, await readRange(this.embPath, 0, size));
-    this.stored = size;
+    if ((await this.run(-1, text, await readRange(this.embPath, 0, size))) === 1) this.stored = size;
   }
 }
 

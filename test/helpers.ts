@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,3 +22,20 @@ export const SEED_MLP_SPECS: { name: string; shape: number[] }[] = [
   { name: 'dense_3.kernel', shape: [128, 128] },
   { name: 'dense_3.bias', shape: [128] },
 ];
+
+/**
+ * Every file under dir, by path, with its SHA-256 (names `skip` left out): what a refused command
+ * must leave as it was.
+ */
+export function snapshotFiles(dir: string, skip: readonly string[] = []): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (!skip.includes(e.name)) out.set(p, createHash('sha256').update(readFileSync(p)).digest('hex'));
+    }
+  };
+  walk(dir);
+  return out;
+}

@@ -7,13 +7,13 @@
  * set folder before it reads the data (an existing folder there would be read as one more class).
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { siamese } from '../cli/run.ts';
 import { writeBandsIdx, writeShapesFolder } from '../data/datasets.ts';
+import { snapshotFiles } from '../helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-data-places-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -29,19 +29,7 @@ cpSync(data, copy, { recursive: true });
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** Every file under dir (names and contents), the lock aside. */
-function snapshot(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name !== '.siamese.lock') out.set(p, createHash('sha256').update(readFileSync(p)).digest('hex'));
-    }
-  };
-  walk(dir);
-  return out;
-}
+const snapshot = (dir: string): Map<string, string> => snapshotFiles(dir, ['.siamese.lock']);
 
 /** Exit 2, one line on stderr matching `message`, nothing under `folder` changed. */
 function refused(args: string[], folder: string, message: RegExp): void {

@@ -13,13 +13,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { loadDataset } from '../../src/data/registry.ts';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
 import { checkpointKey } from '../../src/experiments/queue/keys.ts';
-import { toQueueJob } from '../../src/experiments/queue/payload.ts';
-import { resolveConfig } from '../../src/train/config.ts';
-import { sharedInitialWeights } from '../../src/train/run.ts';
-import { type CliProcess, startCli, waitFor, queueTestHooks } from './processes.ts';
+import { type CliProcess, queueTestHooks, smallTrainJob, startCli, waitFor } from './processes.ts';
 import type { RedisServer } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-graceful-'));
@@ -30,21 +26,10 @@ function worker(queueName = 'graceful', args: string[] = []): CliProcess {
   return startCli(['worker', '--queue', redis.url, '--queue-name', queueName, '--threads', '1', ...args]);
 }
 
-/** A small native training of `epochs` epochs as a queue job (its initial weights under root). */
-async function trainJob(epochs: number): Promise<ReturnType<typeof toQueueJob>> {
-  const ds = await loadDataset({ name: 'mnist' });
-  const config = resolveConfig({ epochs, trainPairs: 400, testPairs: 400, engine: 'native' });
-  const reset = join(root, 'initial.safetensors');
-  await sharedInitialWeights(reset, config, ds);
-  return toQueueJob(
-    { type: 'train', out: join(root, 'run'), config, resetWeights: reset, resume: false, retrieval: false, distanceSample: 10 },
-    { name: ds.name, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum },
-  );
-}
 
 test('three graceful stops mid-training: the job waits again each time, no attempt spent; a fourth worker finishes it from the saved epochs', async () => {
   // epochs enough that no worker can finish before it is stopped (it is stopped after its first epoch)
-  const data = await trainJob(60);
+  const data = await smallTrainJob(root, 60);
   const { connection } = parseQueueUrl(redis.url);
   const queue = new Queue('graceful', { connection, prefix: KEY_PREFIX });
   const conn = new Redis(connection as object);

@@ -21,7 +21,6 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { loadDataset } from '../../src/data/registry.ts';
 import type { JobEvent, JobRequest } from '../../src/experiments/jobs.ts';
 import { KEY_PREFIX, parseQueueUrl } from '../../src/experiments/queue/connection.ts';
 import { queueStatus } from '../../src/experiments/queue/admin.ts';
@@ -29,26 +28,13 @@ import { QueueExecutor, withdrawScriptText } from '../../src/experiments/queue/c
 import { checkpointKey } from '../../src/experiments/queue/keys.ts';
 import { jobId, toQueueJob } from '../../src/experiments/queue/payload.ts';
 import { progressScriptText } from '../../src/experiments/queue/worker.ts';
-import { resolveConfig } from '../../src/train/config.ts';
-import { sharedInitialWeights } from '../../src/train/run.ts';
-import { queueTestHooks, startCli, waitFor } from './processes.ts';
+import { queueTestHooks, smallTrainJob, startCli, waitFor } from './processes.ts';
 import type { RedisServer } from './redis.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-locklost-'));
 let redis: RedisServer;
 queueTestHooks(root, (r) => (redis = r));
 
-/** A small native training of `epochs` epochs as a queue job (its initial weights under root). */
-async function trainJob(epochs: number): Promise<ReturnType<typeof toQueueJob>> {
-  const ds = await loadDataset({ name: 'mnist' });
-  const config = resolveConfig({ epochs, trainPairs: 400, testPairs: 400, engine: 'native' });
-  const reset = join(root, 'initial.safetensors');
-  await sharedInitialWeights(reset, config, ds);
-  return toQueueJob(
-    { type: 'train', out: join(root, 'run'), config, resetWeights: reset, resume: false, retrieval: false, distanceSample: 10 },
-    { name: ds.name, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum },
-  );
-}
 
 /** The job's progress reports in the grid's event stream after stream id `from`, in order. */
 async function progressAfter(conn: Redis, grid: string, id: string, from: string): Promise<Record<string, unknown>[]> {
@@ -70,7 +56,7 @@ async function lastStreamId(conn: Redis, grid: string): Promise<string> {
 test('a worker that loses a job\'s lock stops it, sends nothing more for it, and goes on taking jobs; a take resets the progress', async () => {
   const grid = 'lostlock';
   // epochs enough that the training is still running when its lock is taken away (after its first epoch)
-  const data = await trainJob(60);
+  const data = await smallTrainJob(root, 60);
   const { connection } = parseQueueUrl(redis.url);
   const queue = new Queue(grid, { connection, prefix: KEY_PREFIX });
   const conn = new Redis(connection as object);

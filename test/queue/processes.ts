@@ -4,8 +4,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { BIN } from '../cli/run.ts';
+import { loadDataset } from '../../src/data/registry.ts';
+import { toQueueJob } from '../../src/experiments/queue/payload.ts';
+import { resolveConfig } from '../../src/train/config.ts';
+import { sharedInitialWeights } from '../../src/train/run.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
 export interface CliProcess {
@@ -76,4 +81,16 @@ export function queueTestHooks(root: string, use: (redis: RedisServer) => void):
     await server?.stop();
     rmSync(root, { recursive: true, force: true });
   });
+}
+
+/** A small native training of `epochs` epochs as a queue job, its run folder and initial weights under root. */
+export async function smallTrainJob(root: string, epochs: number): Promise<ReturnType<typeof toQueueJob>> {
+  const ds = await loadDataset({ name: 'mnist' });
+  const config = resolveConfig({ epochs, trainPairs: 400, testPairs: 400, engine: 'native' });
+  const reset = join(root, 'initial.safetensors');
+  await sharedInitialWeights(reset, config, ds);
+  return toQueueJob(
+    { type: 'train', out: join(root, 'run'), config, resetWeights: reset, resume: false, retrieval: false, distanceSample: 10 },
+    { name: ds.name, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum },
+  );
 }

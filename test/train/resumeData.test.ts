@@ -5,8 +5,7 @@
  * refused in one line, exit 2, with the run folder left byte for byte as it was.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -15,6 +14,7 @@ import { DataError } from '../../src/errors.ts';
 import { trainRun } from '../../src/train/run.ts';
 import { siamese } from '../cli/run.ts';
 import { writeBandsIdx } from '../data/datasets.ts';
+import { snapshotFiles } from '../helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-resume-data-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -22,19 +22,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const data = join(root, 'bands');
 const run = join(root, 'run');
 
-/** Every file under dir (names and contents): what a refused command must leave as it was. */
-function snapshot(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.set(p, createHash('sha256').update(readFileSync(p)).digest('hex'));
-    }
-  };
-  walk(dir);
-  return out;
-}
+const snapshot = snapshotFiles;
 
 const manifest = (): { epochsDone: number; config: { data: unknown }; dataset: { trainChecksum: string } } =>
   JSON.parse(readFileSync(join(run, 'manifest.json'), 'utf8'));

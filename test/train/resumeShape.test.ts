@@ -7,8 +7,7 @@
  * still resumes, and records the shape from then on.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -18,6 +17,7 @@ import { runState } from '../../src/experiments/grid.ts';
 import { trainRun } from '../../src/train/run.ts';
 import { siamese } from '../cli/run.ts';
 import { writeBandsIdx } from '../data/datasets.ts';
+import { snapshotFiles } from '../helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'siamese-resume-shape-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -26,19 +26,7 @@ const data = join(root, 'bands');
 const run = join(root, 'run');
 const IMAGE_FILES = ['train-images-idx3-ubyte', 't10k-images-idx3-ubyte'];
 
-/** Every file under dir (names and contents): what a refused command must leave as it was. */
-function snapshot(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.set(p, createHash('sha256').update(readFileSync(p)).digest('hex'));
-    }
-  };
-  walk(dir);
-  return out;
-}
+const snapshot = snapshotFiles;
 
 type Manifest = { epochsDone: number; config: Record<string, unknown>; dataset: { imageShape?: number[] } };
 const manifestPath = join(run, 'manifest.json');

@@ -21,7 +21,7 @@
  *   in Redis, removes it there (settle, settleFile), neither writing the file again nor training.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { bullmqScript } from './bullmqScripts.ts';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type Job, Queue, QueueEvents } from 'bullmq';
@@ -93,11 +93,8 @@ const WAITERS_TTL_S = 7 * 24 * 3600;
 
 /**
  * BullMQ's own script for removing a job (the one Job.remove runs; answers 1 removed, 0 locked by
- * a worker), with the inputs WITHDRAW_SCRIPT passes it, as its header lists them. BullMQ exports no
- * way to run it inside a script of ours, so its text is read from the package, whose layout is no
- * public API: read when a coordinator first opens, not at import (this module is loaded by every
- * compare and sweep, and by the library's entry), and checked there, so that a BullMQ release
- * that moves or changes it costs the queue only, refused in one line.
+ * a worker), with the inputs WITHDRAW_SCRIPT passes it, as its header lists them (read when a
+ * coordinator first opens, as bullmqScripts.ts says).
  */
 const REMOVE_JOB_INPUTS = ['KEYS[1] jobKey', 'KEYS[2] repeat key', 'ARGV[1] jobId', 'ARGV[2] remove children', 'ARGV[3] queue prefix'];
 
@@ -105,24 +102,7 @@ let withdrawScript: string | undefined;
 
 /** WITHDRAW_SCRIPT with BullMQ's removal in it (DataError when the installed BullMQ has it otherwise). */
 export function withdrawScriptText(): string {
-  if (withdrawScript !== undefined) return withdrawScript;
-  const require = createRequire(import.meta.url);
-  let script: { content?: unknown; keys?: unknown } | undefined;
-  let version = 'of unknown version';
-  try {
-    version = String((require('bullmq/package.json') as { version?: unknown }).version);
-    // the scripts' index names each script by its name; the file's own name carries its key count
-    script = (require('bullmq/dist/cjs/scripts/index.js') as { removeJob?: typeof script }).removeJob;
-  } catch {
-    script = undefined;
-  }
-  const content = script?.content;
-  if (typeof content !== 'string' || script?.keys !== 2 || !REMOVE_JOB_INPUTS.every((l) => content.includes(l))) {
-    throw new DataError(
-      `the installed bullmq ${version} has no removeJob script taking ${REMOVE_JOB_INPUTS.join(', ')}, which the queue's coordinator runs; install the bullmq version siamese-lab's package.json names`,
-    );
-  }
-  withdrawScript = WITHDRAW_SCRIPT.replace('$REMOVE_JOB', () => content);
+  withdrawScript ??= WITHDRAW_SCRIPT.replace('$REMOVE_JOB', () => bullmqScript('removeJob', 2, REMOVE_JOB_INPUTS, "the queue's coordinator"));
   return withdrawScript;
 }
 

@@ -34,7 +34,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { bullmqScript } from './bullmqScripts.ts';
 import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DelayedError, type Job, QueueKeys, UnrecoverableError, WaitingError, Worker } from 'bullmq';
@@ -80,11 +80,8 @@ class LockLostError extends Error {}
 
 /**
  * BullMQ's own script for a job's progress (the one Job.updateProgress runs: KEYS job key, events
- * stream, meta; ARGV job id, progress JSON; answers 0 sent, -1 no such job), with the inputs
- * the worker's progress script passes it, as its header lists them. Read from the package, whose layout is no
- * public API, when a worker starts, not at import (the library's entry loads this module), and
- * checked there, as the coordinator reads its removal script: a BullMQ release that moves or
- * changes it costs the worker only, refused in one line.
+ * stream, meta; ARGV job id, progress JSON; answers 0 sent, -1 no such job), with the inputs the
+ * worker's progress script passes it, as its header lists them (read as bullmqScripts.ts says).
  */
 const UPDATE_PROGRESS_INPUTS = ['KEYS[1] Job id key', 'KEYS[2] event stream key', 'KEYS[3] meta key', 'ARGV[1] id', 'ARGV[2] progress'];
 
@@ -98,25 +95,9 @@ let progressScript: string | undefined;
  * DataError when the installed BullMQ has its progress script otherwise.
  */
 export function progressScriptText(): string {
-  if (progressScript !== undefined) return progressScript;
-  const require = createRequire(import.meta.url);
-  let script: { content?: unknown; keys?: unknown } | undefined;
-  let version = 'of unknown version';
-  try {
-    version = String((require('bullmq/package.json') as { version?: unknown }).version);
-    script = (require('bullmq/dist/cjs/scripts/index.js') as { updateProgress?: typeof script }).updateProgress;
-  } catch {
-    script = undefined;
-  }
-  const content = script?.content;
-  if (typeof content !== 'string' || script?.keys !== 3 || !UPDATE_PROGRESS_INPUTS.every((l) => content.includes(l))) {
-    throw new DataError(
-      `the installed bullmq ${version} has no updateProgress script taking ${UPDATE_PROGRESS_INPUTS.join(', ')}, which the queue's worker runs; install the bullmq version siamese-lab's package.json names`,
-    );
-  }
-  progressScript = `
+  progressScript ??= `
 local function updateProgress()
-${content}
+${bullmqScript('updateProgress', 3, UPDATE_PROGRESS_INPUTS, "the queue's worker")}
 end
 if redis.call('GET', KEYS[4]) ~= ARGV[3] then return -2 end
 return updateProgress()`;

@@ -106,8 +106,8 @@ export { compare, runCompare, type CompareCallbacks, type CompareJob, type Compa
 export { lossShape } from './experiments/lossShape.ts';
 export type { JobEvent, JobRequest, JobResult, TsneParams } from './experiments/jobs.ts';
 export { checkLossParams, paramList, parseLossList, parseLossSpec, type LossSpec } from './experiments/lossSpec.ts';
-export { holmAdjust, mean, pairedTTest, sampleStd, summarise, tQuantile, type PairedTTest } from './experiments/stats.ts';
-export { withHolm } from './experiments/collect.ts';
+export { holmAdjust, mean, pairedTTest, sampleStd, summarise, tQuantile, type PairedTTest } from './stats.ts';
+export { withHolm } from './viz/pairedVerdicts.ts';
 export { count } from './words.ts';
 export { estimateJsonMemory } from './viz/validate.ts';
 export type { Executor, ExecutorCallbacks } from './experiments/executor.ts';

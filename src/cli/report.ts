@@ -12,12 +12,9 @@ export interface ReportCommandOptions extends ReportOptions {
 
 /** `siamese report DIR`: rebuild report.html, report.md (and a comparison's figures/) without retraining. */
 export async function reportCommand(o: ReportCommandOptions): Promise<ReportFiles> {
-  const { isSweepResults, readResults } = await import('../viz/readResults.ts');
+  const { readResults } = await import('../viz/readResults.ts');
   const { writeExperimentReport } = await import('../viz/experimentReport.ts');
-  const { withHolm } = await import('../experiments/collect.ts');
-  let results = await readResults(o.runDir);
-  // a comparison written before Holm's correction: its tests corrected as compare corrects them now
-  if (!isSweepResults(results)) results = { ...results, comparisons: withHolm(results.spec.losses, results.comparisons) };
+  const results = await readResults(o.runDir);
   const files = await writeExperimentReport(results, o.runDir, { testSplit: o.testSplit, pngScale: o.pngScale });
   if (o.print ?? true) {
     const figures = files.pictures.length ? ` (figures in ${join(o.runDir, 'figures')}, ${count(files.pictures.length, 'file')})` : '';

@@ -35,7 +35,7 @@ import type { Executor } from './executor.ts';
 import { WorkerPool } from './pool.ts';
 import { folderOwner, QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
 import type { CompareResults } from './results.ts';
-import { summarise } from './stats.ts';
+import { summarise } from '../stats.ts';
 import { type CompareOptions, ensureDir, ensureInitialWeights, estimateBatches, GRID_FILE, gridQueueName, initialPath, resolveGrid, runConfig, runKey, runState } from './grid.ts';
 import { planTsne, readTsne, type TsnePanelPlan, tsneKey } from './tsnePlan.ts';
 import { buildResults, resultsJson } from './collect.ts';

@@ -61,7 +61,7 @@ import { folderOwner, QueueExecutor, queueableEmbeddings } from './queue/coordin
 import { type AccuracyAt, accuracyAtOf } from '../eval/accuracyAt.ts';
 import type { PairedComparison } from './results.ts';
 import { parseSweepList, type SweepLossSpec, trialSettings } from './searchSpec.ts';
-import { summarise } from './stats.ts';
+import { summarise } from '../stats.ts';
 import { sweepVerdict, verdictText } from '../viz/sweepVerdict.ts';
 import { type Observation, suggest } from './tpe.ts';
 

@@ -2,6 +2,8 @@
  * Read the results.json of an output folder of `siamese compare` or `siamese sweep`, bounded and
  * validated: the file's `kind` says which ("sweep"; a comparison's file has no kind), and each is
  * checked against the shape its report reads. Every problem is one DataError (or UsageError) line.
+ * A comparison's paired tests come back with Holm's correction, also from a file written before
+ * it existed (withHolm), so every reader words them as the report does.
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import { DataError, UsageError } from '../errors.ts';
 import { readFileBytes } from '../io/atomic.ts';
 import type { CompareResults } from '../experiments/results.ts';
 import type { SweepResults } from '../experiments/sweep.ts';
+import { withHolm } from './pairedVerdicts.ts';
 import { estimateJsonMemory, validateCompareResults } from './validate.ts';
 import { validateSweepResults } from './validateSweep.ts';
 
@@ -69,7 +72,9 @@ export async function readResults(dir: string): Promise<ExperimentResults> {
     const k = JSON.stringify(kind) ?? String(kind);
     throw new DataError(`${path}: "kind" is ${k.length > 40 ? `${k.slice(0, 37)}...` : k}, not a comparison's (no kind) or a sweep's ("sweep")`);
   }
-  return validateCompareResults(value, path);
+  const results = validateCompareResults(value, path);
+  // a comparison written before Holm's correction: its tests corrected and worded as compare does now
+  return { ...results, comparisons: withHolm(results.spec.losses, results.comparisons) };
 }
 
 /** Read DIR/results.json and require a comparison's. */

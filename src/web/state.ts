@@ -1,6 +1,6 @@
 /** What the page knows: the runs, their logs and the compare results, kept current by events. */
 import type { CompareResults } from '../experiments/results.ts';
-import { ci95HalfWidth, mean } from '../experiments/stats.ts';
+import { ci95HalfWidth, mean } from '../stats.ts';
 import type { SweepResults } from '../experiments/sweep.ts';
 import type { EpochDistances } from '../serve/distances.ts';
 import type { EpochLine, RunInfo, SweepOutline } from '../serve/scan.ts';

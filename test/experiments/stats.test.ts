@@ -12,7 +12,7 @@ import {
   tCdf,
   tQuantile,
   tTwoSidedP,
-} from '../../src/experiments/stats.ts';
+} from '../../src/stats.ts';
 
 const close = (a: number, b: number, tol: number, what = ''): void =>
   assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} is not within ${tol} of ${b}`);
@@ -234,7 +234,7 @@ test('compare: batch losses only: their accuracy is tested as the best-threshold
 });
 
 test('a results.json written before Holm: its stored tests get the correction and the verdicts it gives (hand-computed)', async () => {
-  const { withHolm } = await import('../../src/experiments/collect.ts');
+  const { withHolm } = await import('../../src/viz/pairedVerdicts.ts');
   const losses = [
     { id: 'c', label: 'contrastive' },
     { id: 'y', label: 'yukawa' },

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { summaryText } from '../../src/cli/compare.ts';
 import { summaryText as sweepSummaryText } from '../../src/cli/sweep.ts';
-import { summarise } from '../../src/experiments/stats.ts';
+import { summarise } from '../../src/stats.ts';
 import { fractionMeasure, type SweepResults } from '../../src/experiments/sweep.ts';
 import { accuracyChart, learningCurveChart } from '../../src/viz/charts.ts';
 import { boundedWithCi, fractionWithCi, isClipped, NON_NEGATIVE } from '../../src/viz/ciText.ts';

@@ -12,7 +12,8 @@ import { initBackend } from '../../src/engine/backend.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { Training } from '../../src/train/trainer.ts';
 import { distanceHistogramChart, learningCurveChart } from '../../src/viz/charts.ts';
-import { readCompareResults } from '../../src/viz/readResults.ts';
+import { writeExperimentReport } from '../../src/viz/experimentReport.ts';
+import { isSweepResults, readCompareResults, readResults } from '../../src/viz/readResults.ts';
 import { buildReport, type ReportFiles, testPairClasses } from '../../src/viz/report.ts';
 import { syntheticResults, syntheticTestSplit } from '../fixtures/compareResults.ts';
 
@@ -255,6 +256,31 @@ describe('siamese report RUN_DIR', () => {
     assert.equal(mapRows.length, 2);
     for (const row of mapRows) assert.match(row, /\| 0\.060 \| 3 \| no significant difference in MAP@R after correcting for multiple tests: .*Holm-adjusted p = 0\.06 over 2 tests/);
     assert.doesNotMatch(md, /> contrastive \(m = 1\) in MAP@R/);
+  });
+
+  it('a library reader of a results.json written before Holm (readCompareResults, readResults, then writeExperimentReport) gets the corrected tests', async () => {
+    const dir = tempDir();
+    const r = syntheticResults({ tsne: false }) as unknown as { comparisons: Record<string, unknown>[] };
+    // the old shape: no pHolm, no tests; both MAP@R verdicts called significant on raw p 0.03 and 0.04
+    const old = (p: number) => ({ a: 'yukawa', b: 'contrastive', measure: 'mapAtR', meanDiff: 0.007, ci95: 0.006, t: 5.1, p, seeds: 3, verdict: `yukawa > contrastive in MAP@R (p = ${p}, 3 seeds)` });
+    r.comparisons = [old(0.03), old(0.04)];
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(r));
+    // Holm by hand, a family of 2: sorted 0.03, 0.04 -> 2 x 0.03 = 0.06, max(0.06, 1 x 0.04) = 0.06
+    const loaded = await readCompareResults(dir);
+    assert.deepEqual(loaded.comparisons.map((c) => [c.p, c.tests]), [[0.03, 2], [0.04, 2]]);
+    for (const c of loaded.comparisons) {
+      assert.ok(Math.abs(c.pHolm! - 0.06) < 1e-15, `pHolm ${c.pHolm}`);
+      assert.match(c.verdict, /^no significant difference in MAP@R after correcting for multiple tests: .*Holm-adjusted p = 0\.06 over 2 tests, 3 seeds\)$/);
+    }
+    const any = await readResults(dir);
+    assert.ok(!isSweepResults(any));
+    assert.deepEqual(any.comparisons, loaded.comparisons);
+    const files = await writeExperimentReport(any, dir, { testSplit: null, pngScale: 1 });
+    const md = readFileSync(files.md, 'utf8');
+    assert.doesNotMatch(md, /> contrastive \(m = 1\) in MAP@R/);
+    const mapRows = md.split('\n').filter((l) => l.startsWith('| Yukawa') && l.includes('| MAP@R |'));
+    assert.equal(mapRows.length, 2);
+    for (const row of mapRows) assert.match(row, /\| 0\.060 \| 3 \| no significant difference in MAP@R after correcting for multiple tests/);
   });
 
   it('NaN stored as null in results.json is shown as a dash, not a crash', async () => {

@@ -10,7 +10,7 @@
  * and `values.length` says why); a paired test with one pair or with zero variance says so in
  * its `degenerate` field.
  */
-import type { Stat } from './results.ts';
+import type { Stat } from './experiments/results.ts';
 
 export function mean(values: readonly number[]): number {
   if (values.length === 0) return NaN;

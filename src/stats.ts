@@ -140,6 +140,16 @@ export function summarise(values: readonly number[]): Stat {
   return { mean: mean(finite), ci95: ci95HalfWidth(finite), std: sampleStd(finite), values: [...values] };
 }
 
+/**
+ * summarise for a fraction (accuracy, AUC, MAP@R...), with `ci`, its 95% CI clipped to [0, 1]: a
+ * fraction's true mean cannot lie outside, and with 2 seeds the t interval often would (0.95 and
+ * 0.99 give 0.716 to 1.224). `ci95` stays the t half-width; one value gives [mean, mean].
+ */
+export function summariseFraction(values: readonly number[]): Stat & { ci: [number, number] } {
+  const s = summarise(values);
+  return { mean: s.mean, ci: [Math.max(0, s.mean - s.ci95), Math.min(1, s.mean + s.ci95)], ci95: s.ci95, std: s.std, values: s.values };
+}
+
 export interface PairedTTest {
   /** number of pairs */
   n: number;

@@ -15,7 +15,7 @@ import { type DistanceSample, readDistances } from './jobs.ts';
 import { type LossSpec } from './lossSpec.ts';
 import { accuracyAtOf } from '../eval/accuracyAt.ts';
 import type { CompareResults, LossSummary, PairedComparison, RunSummary, Stat, TsneResult } from './results.ts';
-import { type PairedTTest, pairedTTest, summarise } from '../stats.ts';
+import { type PairedTTest, pairedTTest, summarise, summariseFraction } from '../stats.ts';
 import { holmFamilies, type PairedMeasure, type PairedTest } from '../viz/pairedVerdicts.ts';
 import { fullPairCount, runKey, type StoredGrid, trainPairCount } from './grid.ts';
 import { lossShape } from './lossShape.ts';
@@ -124,19 +124,22 @@ export function resultsJson(r: object): string {
   return text.replace(numbers, (_m, items: string) => `[${items.split(/,\n\s*/).join(', ')}]`) + '\n';
 }
 
-function lossSummary(l: LossSpec, runs: RunFiles[]): LossSummary | undefined {
+/** A loss's summary over its finished seeds: each measure's mean and CI, and the learning curves. */
+export function lossSummary(l: Pick<LossSpec, 'id' | 'label'>, runs: readonly Pick<RunFiles, 'evaluation' | 'history'>[]): LossSummary | undefined {
   if (runs.length === 0) return undefined;
   const s = (f: (e: Evaluation) => number): Stat => summarise(runs.map((r) => f(r.evaluation)));
+  // a fraction's CI also clipped to [0, 1] (`ci`), as a sweep's results.json stores it
+  const frac = (f: (e: Evaluation) => number): Stat => summariseFraction(runs.map((r) => f(r.evaluation)));
   const out: LossSummary = {
     lossId: l.id,
     label: l.label,
     seeds: runs.length,
     accuracyAt: accuracyAtOf(runs[0]!.evaluation),
-    accuracy: s((e) => e.pairs.accuracy),
-    bestAccuracy: s((e) => e.pairs.best.accuracy),
+    accuracy: frac((e) => e.pairs.accuracy),
+    bestAccuracy: frac((e) => e.pairs.best.accuracy),
     bestThreshold: s((e) => e.pairs.best.threshold),
-    auc: s((e) => e.pairs.auc),
-    eer: s((e) => e.pairs.eer.eer),
+    auc: frac((e) => e.pairs.auc),
+    eer: frac((e) => e.pairs.eer.eer),
     posMean: s((e) => e.pairs.stats.pos.mean),
     posStd: s((e) => e.pairs.stats.pos.std),
     negMean: s((e) => e.pairs.stats.neg.mean),
@@ -146,10 +149,10 @@ function lossSummary(l: LossSpec, runs: RunFiles[]): LossSummary | undefined {
     curves: [],
   };
   if (runs.every((r) => r.evaluation.retrieval)) {
-    out.precisionAt1 = s((e) => e.retrieval!.precisionAt1);
-    out.rPrecision = s((e) => e.retrieval!.rPrecision);
-    out.mapAtR = s((e) => e.retrieval!.mapAtR);
-    out.knnAccuracy = s((e) => e.retrieval!.knnAccuracy);
+    out.precisionAt1 = frac((e) => e.retrieval!.precisionAt1);
+    out.rPrecision = frac((e) => e.retrieval!.rPrecision);
+    out.mapAtR = frac((e) => e.retrieval!.mapAtR);
+    out.knnAccuracy = frac((e) => e.retrieval!.knnAccuracy);
   }
   const maxEpoch = Math.max(...runs.map((r) => r.history.length));
   for (let ep = 1; ep <= maxEpoch; ep++) {

@@ -55,6 +55,13 @@ export interface RunSummary {
 /** mean, 95% CI half-width (t distribution over seeds), and per-seed values of one measure */
 export interface Stat {
   mean: number;
+  /**
+   * the 95% CI [low, high], mean ± ci95 clipped to [0, 1]: on a comparison's summary measures that
+   * are fractions (accuracy, bestAccuracy, auc, eer, precisionAt1, rPrecision, mapAtR,
+   * knnAccuracy); absent on the others and in files written before it
+   */
+  ci?: [number, number];
+  /** half-width of the t 95% CI of the mean (0 for one value) */
   ci95: number;
   std: number;
   values: number[];

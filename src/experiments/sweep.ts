@@ -61,7 +61,7 @@ import { folderOwner, QueueExecutor, queueableEmbeddings } from './queue/coordin
 import { type AccuracyAt, accuracyAtOf } from '../eval/accuracyAt.ts';
 import type { PairedComparison } from './results.ts';
 import { parseSweepList, type SweepLossSpec, trialSettings } from './searchSpec.ts';
-import { summarise } from '../stats.ts';
+import { summariseFraction } from '../stats.ts';
 import { sweepVerdict, verdictText } from '../viz/sweepVerdict.ts';
 import { type Observation, suggest } from './tpe.ts';
 
@@ -863,13 +863,11 @@ function mapAtROf(runDir: string): number | null {
 }
 
 /**
- * A fraction's mean over seeds (or folds) with its 95% CI. The interval is clipped to [0, 1]: a
- * fraction's true mean cannot lie outside, and with 2 seeds the t interval often would (P@1 of
- * 0.81 and 0.76 gives 0.43 to 1.14). `ci95` stays the t half-width, as the report's ± shows it.
+ * A fraction's mean over seeds (or folds) with its 95% CI, clipped to [0, 1] (summariseFraction:
+ * with 2 seeds, P@1 of 0.81 and 0.76 gives 0.43 to 1.14 unclipped). `ci95` stays the t half-width.
  */
 export function fractionMeasure(values: number[]): Measure {
-  const s = summarise(values);
-  return { mean: s.mean, ci: [Math.max(0, s.mean - s.ci95), Math.min(1, s.mean + s.ci95)], ci95: s.ci95, std: s.std, values: s.values };
+  return summariseFraction(values);
 }
 const measure = fractionMeasure;
 

@@ -54,6 +54,12 @@ export class Checker {
   stat(v: Json, path: string): void {
     const s = this.obj(v, path);
     for (const k of ['mean', 'ci95', 'std']) this.num(s[k], `${path}.${k}`);
+    // [low, high] clipped to [0, 1] on a fraction; absent in files written before it
+    if (s['ci'] !== undefined) {
+      const ci = this.arr(s['ci'], `${path}.ci`);
+      if (ci.length !== 2) this.fail(`${path}.ci`, 'must be [low, high]');
+      this.nums(ci, `${path}.ci`);
+    }
     this.nums(s['values'], `${path}.values`);
   }
 }

@@ -9,6 +9,7 @@ import {
   regularizedBeta,
   sampleStd,
   summarise,
+  summariseFraction,
   tCdf,
   tQuantile,
   tTwoSidedP,
@@ -274,4 +275,49 @@ test('a results.json written before Holm: its stored tests get the correction an
   // a file written with Holm is left as it is
   const current = c.map((x) => ({ ...x, verdict: 'kept' }));
   assert.deepEqual(withHolm(losses, current), current);
+});
+
+test("a comparison's summary: each fraction measure's 95% CI clipped to [0, 1] in `ci` (2 seeds, hand-computed)", async () => {
+  const { lossSummary } = await import('../../src/experiments/collect.ts');
+  // with 2 seeds the half-width is t(0.975, 1) · |a − b| / 2, and t(0.975, 1) = tan(0.475π) (Cauchy)
+  const t1 = Math.tan(0.475 * Math.PI);
+  const evaluation = (acc: number, best: number, eer: number, map: number, posMean: number) =>
+    ({
+      pairs: {
+        accuracy: acc,
+        best: { accuracy: best, threshold: 0.5 },
+        auc: 0.9,
+        eer: { eer },
+        stats: { pos: { mean: posMean, std: 0.1 }, neg: { mean: 2, std: 0.1 }, posBelow04: { mean: 0.2, std: 0.1 } },
+      },
+      retrieval: { precisionAt1: map, rPrecision: map, mapAtR: map, knnAccuracy: map },
+    }) as never;
+  const s = lossSummary({ id: 'c', label: 'contrastive' }, [
+    { evaluation: evaluation(0.95, 0.5, 0.02, 0.3, 1.2), history: [] },
+    { evaluation: evaluation(0.99, 0.51, 0.06, 0.4, 1.4), history: [] },
+  ])!;
+  const ci = (x: { ci?: [number, number] } | undefined): [number, number] => x!.ci!;
+  // 0.97 ± 0.254: above 1, clipped there
+  close(s.accuracy.ci95, t1 * 0.02, 1e-9, 'accuracy ci95');
+  close(ci(s.accuracy)[0], 0.97 - t1 * 0.02, 1e-9, 'accuracy low');
+  assert.equal(ci(s.accuracy)[1], 1);
+  // 0.505 ± 0.0635: inside, as it is
+  close(ci(s.bestAccuracy)[0], 0.505 - t1 * 0.005, 1e-9, 'best low');
+  close(ci(s.bestAccuracy)[1], 0.505 + t1 * 0.005, 1e-9, 'best high');
+  // 0.04 ± 0.254: below 0, clipped there
+  assert.equal(ci(s.eer)[0], 0);
+  close(ci(s.eer)[1], 0.04 + t1 * 0.02, 1e-9, 'eer high');
+  // the same value twice: no spread
+  assert.deepEqual(ci(s.auc), [0.9, 0.9]);
+  for (const k of ['precisionAt1', 'rPrecision', 'mapAtR', 'knnAccuracy'] as const) {
+    assert.equal(ci(s[k])[0], 0, k);
+    close(ci(s[k])[1], 0.35 + t1 * 0.05, 1e-9, k);
+  }
+  // distances are no fractions: no clipped interval
+  for (const k of ['bestThreshold', 'posMean', 'posStd', 'negMean', 'negStd', 'posBelow04Mean', 'posBelow04Std'] as const) assert.equal(s[k].ci, undefined, k);
+});
+
+test('summariseFraction: one value gives [mean, mean]; no finite value gives no interval (NaN, stored as null)', () => {
+  assert.deepEqual(summariseFraction([0.3]).ci, [0.3, 0.3]);
+  assert.ok(summariseFraction([NaN]).ci.every((x) => Number.isNaN(x)));
 });

@@ -454,6 +454,24 @@ describe('results.json readers and the accuracy convention (summary[].accuracyAt
     await assert.rejects(readCompareResults(dir), (e: unknown) => e instanceof DataError && /summary\[1\]\.accuracyAt must be "threshold" or "best"/.test(e.message) && !e.message.includes('\n'));
   });
 
+  it("a summary measure's clipped interval `ci` is read where present (null for NaN), refused in one line when not [low, high], and optional", async () => {
+    const dir = tempDir();
+    const r = syntheticResults({ tsne: false }) as unknown as { summary: Record<string, Record<string, unknown>>[] };
+    assert.equal(r.summary[0]!['accuracy']!['ci'], undefined, 'the fixture is a file written before `ci`');
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(r));
+    assert.equal((await readCompareResults(dir)).summary[0]!.accuracy.ci, undefined);
+    r.summary[0]!['accuracy']!['ci'] = [0.7158759, 1];
+    r.summary[0]!['eer']!['ci'] = [null, null];
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(r));
+    const loaded = await readCompareResults(dir);
+    assert.deepEqual(loaded.summary[0]!.accuracy.ci, [0.7158759, 1]);
+    for (const bad of [[0.7], [0.7, 'x'], 0.7]) {
+      r.summary[0]!['accuracy']!['ci'] = bad;
+      writeFileSync(join(dir, 'results.json'), JSON.stringify(r));
+      await assert.rejects(readCompareResults(dir), (e: unknown) => e instanceof DataError && /summary\[0\]\.accuracy\.ci/.test(e.message) && !e.message.includes('\n'), JSON.stringify(bad));
+    }
+  });
+
   it('a file without accuracyAt whose runs lack an evaluation reads as the fixed threshold\'s, and its table prints', async () => {
     const dir = tempDir();
     const r = syntheticResults({ tsne: false }) as unknown as { runs: Record<string, unknown>[] };

@@ -73,6 +73,8 @@ test('a tiny comparison: same initial weights per seed, every field of results.j
     assert.equal(s.accuracy.values.length, 2);
     assert.ok(s.accuracy.ci95 >= 0 && Number.isFinite(s.accuracy.ci95));
     assert.ok(s.mapAtR !== undefined);
+    // the written file's clipped interval is mean ± ci95 within [0, 1]
+    for (const m of [s.accuracy, s.mapAtR]) assert.deepEqual(m.ci, [Math.max(0, m.mean - m.ci95), Math.min(1, m.mean + m.ci95)]);
     assert.equal(s.curves.length, 1);
   }
   assert.deepEqual(r.comparisons.map((c) => [c.a, c.b, c.measure, c.seeds]), [

@@ -34,6 +34,7 @@ import { type LossSpec } from './lossSpec.ts';
 import type { Executor } from './executor.ts';
 import { WorkerPool } from './pool.ts';
 import { folderOwner, QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
+import { jobDataOf } from './queue/payload.ts';
 import type { CompareResults } from './results.ts';
 import { summarise } from '../stats.ts';
 import { type CompareOptions, ensureDir, ensureInitialWeights, estimateBatches, GRID_FILE, gridQueueName, initialPath, resolveGrid, runConfig, runKey, runState } from './grid.ts';
@@ -138,7 +139,7 @@ async function runCompareLocked(opts: CompareOptions, callbacks: CompareCallback
     ? await QueueExecutor.open({
         url: opts.queue.url,
         name: opts.queue.name ?? gridQueueName(grid),
-        data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
+        data: jobDataOf(dataset),
         shape: { classes: dataset.classes.length, testImages: dataset.test.labels.length },
         owner: folderOwner(out),
         log: opts.onQueueLog,

@@ -58,6 +58,7 @@ import type { JobRequest } from './jobs.ts';
 import { WorkerPool } from './pool.ts';
 import { calibrate, type Estimate, estimatePlan, type TrainingWork, trainingWork } from './estimate.ts';
 import { folderOwner, QueueExecutor, queueableEmbeddings } from './queue/coordinator.ts';
+import { jobDataOf } from './queue/payload.ts';
 import { type AccuracyAt, accuracyAtOf } from '../eval/accuracyAt.ts';
 import type { PairedComparison } from './results.ts';
 import { parseSweepList, type SweepLossSpec, trialSettings } from './searchSpec.ts';
@@ -630,7 +631,7 @@ async function runSweepLocked(
     ? await QueueExecutor.open({
         url: opts.queue.url,
         name: opts.queue.name ?? gridQueueName({ sweep: essence(def) }).replace(/^compare-/, 'sweep-'),
-        data: { name: dataset.name, trainChecksum: dataset.train.checksum, testChecksum: dataset.test.checksum },
+        data: jobDataOf(dataset),
         shape: { classes: dataset.classes.length, testImages: dataset.test.labels.length },
         owner: folderOwner(out),
         log: opts.onQueueLog,

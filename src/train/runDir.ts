@@ -88,7 +88,11 @@ export function datasetInfo(ds: Dataset): Manifest['dataset'] {
   return { name: ds.name, source: ds.source, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum, imageShape: imageShapeOf(ds.train) };
 }
 
-const imageShapeOf = (s: ImageSplit): [number, number, number] => [s.height, s.width, s.channels];
+/** A split's images as [height, width, channels]. */
+export const imageShapeOf = (s: ImageSplit): [number, number, number] => [s.height, s.width, s.channels];
+
+/** [height, width, channels]: three integers > 0 (a manifest's, a queue job's). */
+export const isImageShape = (v: unknown): v is [number, number, number] => Array.isArray(v) && v.length === 3 && v.every((x) => Number.isInteger(x) && x > 0);
 
 /** "28x28", with the channels when there are several ("32x32x3"). */
 export const shapeText = ([h, w, c]: readonly number[]): string => `${h}x${w}${c === 1 ? '' : `x${c}`}`;
@@ -101,10 +105,19 @@ export const shapeText = ([h, w, c]: readonly number[]): string => `${h}x${w}${c
  */
 export function dataDifference(was: Manifest['dataset'], ds: Dataset): { kind: 'checksums' } | { kind: 'shape'; was: [number, number, number]; now: [number, number, number] } | undefined {
   if (was.trainChecksum !== ds.train.checksum || was.testChecksum !== ds.test.checksum) return { kind: 'checksums' };
-  if (was.imageShape === undefined) return undefined;
+  const d = shapeDifference(was.imageShape, ds);
+  return d && { kind: 'shape', ...d };
+}
+
+/**
+ * The shape a data set's images have where it is not `was` (either split), or undefined when
+ * they are `was`, or `was` is undefined (recorded before shapes were: nothing to compare).
+ */
+export function shapeDifference(was: readonly [number, number, number] | undefined, ds: Dataset): { was: [number, number, number]; now: [number, number, number] } | undefined {
+  if (was === undefined) return undefined;
   for (const split of [ds.train, ds.test]) {
     const now = imageShapeOf(split);
-    if (now.some((x, i) => x !== was.imageShape![i])) return { kind: 'shape', was: was.imageShape, now };
+    if (now.some((x, i) => x !== was[i])) return { was: [...was], now };
   }
   return undefined;
 }
@@ -312,7 +325,7 @@ export function validateManifest(v: unknown, p: string): Manifest {
   if (!['running', 'interrupted', 'finished', 'failed'].includes(m['status'] as string)) bad('unknown status');
   if (!Number.isInteger(m['epochsDone'])) bad('epochsDone is not an integer');
   const shape = (m['dataset'] as Record<string, unknown> | undefined)?.['imageShape'];
-  if (shape !== undefined && !(Array.isArray(shape) && shape.length === 3 && shape.every((x) => Number.isInteger(x) && x > 0))) {
+  if (shape !== undefined && !isImageShape(shape)) {
     bad('dataset.imageShape is not [height, width, channels]');
   }
   return v as Manifest;

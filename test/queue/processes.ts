@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { BIN } from '../cli/run.ts';
 import { loadDataset } from '../../src/data/registry.ts';
-import { toQueueJob } from '../../src/experiments/queue/payload.ts';
+import { jobDataOf, toQueueJob } from '../../src/experiments/queue/payload.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { sharedInitialWeights } from '../../src/train/run.ts';
 import { type RedisServer, startRedis } from './redis.ts';
@@ -91,6 +91,6 @@ export async function smallTrainJob(root: string, epochs: number): Promise<Retur
   await sharedInitialWeights(reset, config, ds);
   return toQueueJob(
     { type: 'train', out: join(root, 'run'), config, resetWeights: reset, resume: false, retrieval: false, distanceSample: 10 },
-    { name: ds.name, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum },
+    jobDataOf(ds),
   );
 }

@@ -6,16 +6,18 @@
  *
  * The job id is a hash of everything that determines the result (config, data checksums, the
  * input files' bytes): the same job enqueued twice is one job, and a coordinator that starts again
- * finds the results of the jobs it enqueued before.
+ * finds the results of the jobs it enqueued before. The data set's image shape travels with the
+ * job but stays out of the hash (jobId), so that ids are what they were before it travelled.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Dataset } from '../../data/dataset.ts';
 import { DataError, type ErrorCode, UsageError } from '../../errors.ts';
 import { fsErrorText } from '../../io/atomic.ts';
 import { resolveConfig, type TrainConfig } from '../../train/config.ts';
 import { recordBytes } from '../../train/epochEmbeddings.ts';
-import { RUN_FILES } from '../../train/runDir.ts';
+import { imageShapeOf, isImageShape, RUN_FILES } from '../../train/runDir.ts';
 import { DISTANCES_FILE, type JobRequest, RESUME_FILES, type TsneParams } from '../jobs.ts';
 import { type DatasetShape, resultOverLimit } from './resultSize.ts';
 
@@ -27,6 +29,17 @@ export interface DataChecksums {
   name: string;
   trainChecksum: string;
   testChecksum: string;
+  /**
+   * its images' [height, width, channels]: the checksums cover the bytes only, and the same bytes
+   * read as images of another shape would pass them. Not part of the job id (jobId). Absent in
+   * jobs of coordinators before it travelled: those are judged on their checksums alone.
+   */
+  imageShape?: [number, number, number];
+}
+
+/** What a job says of the data set it was planned on (the coordinator's, compare and sweep). */
+export function jobDataOf(ds: Dataset): DataChecksums {
+  return { name: ds.name, trainChecksum: ds.train.checksum, testChecksum: ds.test.checksum, imageShape: imageShapeOf(ds.train) };
 }
 
 export type QueueJobData =
@@ -205,11 +218,17 @@ export function outputPaths(req: JobRequest): Record<string, string> {
   }
 }
 
-/** The job id: a hash of what determines the result (threads and engine only change speed). */
+/**
+ * The job id: a hash of what determines the result (threads and engine only change speed). The
+ * image shape is left out: it came later, and with it in, a coordinator of this version and one
+ * of the version before sharing a queue would not find each other's jobs (nor a coordinator
+ * started again the jobs it enqueued before it was updated); the checksums it completes are in.
+ */
 export function jobId(job: QueueJobData): string {
   const h = createHash('sha256');
   const { files, ...rest } = job as QueueJobData & { files?: Bundle };
-  const stable = 'config' in rest ? { ...rest, config: { ...rest.config, threads: 0, engine: 'auto' } } : rest;
+  const unshaped = 'data' in rest ? { ...rest, data: { ...rest.data, imageShape: undefined } } : rest;
+  const stable = 'config' in unshaped ? { ...unshaped, config: { ...unshaped.config, threads: 0, engine: 'auto' } } : unshaped;
   h.update(stableJson(stable));
   for (const name of Object.keys(files ?? {}).sort()) h.update(`\0${name}\0`).update(files![name]!);
   return `${job.type}-${h.digest('hex').slice(0, 32)}`;
@@ -231,10 +250,16 @@ export function validateJob(raw: unknown): QueueJobData {
   }
   if (type !== 'train' && type !== 'distances' && type !== 'tsne') throw new DataError(`unknown job type ${JSON.stringify(type)}`);
   const files = checkBundle(j.files, type === 'train' ? [RESET_FILE, ...RESUME_FILES] : type === 'tsne' ? [WEIGHTS_FILE] : [RUN_FILES.manifest, RUN_FILES.weights]);
-  const data = j.data as DataChecksums | undefined;
-  if (!data || typeof data.trainChecksum !== 'string' || typeof data.testChecksum !== 'string' || typeof data.name !== 'string') {
+  const d = j.data as Partial<DataChecksums> | undefined;
+  if (!d || typeof d.trainChecksum !== 'string' || typeof d.testChecksum !== 'string' || typeof d.name !== 'string') {
     throw new DataError('the job names no data set checksums');
   }
+  // absent: a job of a coordinator before the shape travelled, taken on its checksums alone
+  if (d.imageShape !== undefined && !isImageShape(d.imageShape)) throw new DataError('the job\'s data set imageShape is not [height, width, channels]');
+  const data: DataChecksums = {
+    name: d.name, trainChecksum: d.trainChecksum, testChecksum: d.testChecksum,
+    ...(d.imageShape !== undefined ? { imageShape: [...d.imageShape] as [number, number, number] } : {}),
+  };
   const sample = (v: unknown): number => {
     if (!Number.isInteger(v) || (v as number) < 0) throw new DataError('distanceSample must be an integer >= 0');
     return v as number;

@@ -43,6 +43,7 @@ import type { Dataset } from '../../data/dataset.ts';
 import { loadDataset } from '../../data/registry.ts';
 import { DataError, type ErrorCode, errorCode, machineFault, SiameseError, UsageError } from '../../errors.ts';
 import { EMBEDDINGS_FILE } from '../../train/epochEmbeddings.ts';
+import { shapeDifference, shapeText } from '../../train/runDir.ts';
 import { DISTANCES_FILE, type JobEvent, type JobRequest, type JobResult, RESUME_FILES, SNAPSHOT_FILES } from '../jobs.ts';
 import { WorkerPool } from '../pool.ts';
 import { KEY_PREFIX, parseQueueUrl } from './connection.ts';
@@ -438,7 +439,8 @@ async function failWith(report: (progress: object) => Promise<boolean>, code: Er
 }
 
 /**
- * The job's data must be this worker's data, byte for byte (checksums of images and labels). A
+ * The job's data must be this worker's data, byte for byte (checksums of images and labels), read
+ * as images of the same shape where the job names one (the same bytes could be other images). A
  * data set this worker lacks or holds otherwise is a LocalError (another worker may have it); a
  * data set no worker knows (its name) is the job's fault. With `dir`, the data set is read there.
  */
@@ -461,6 +463,12 @@ async function checkData(data: Exclude<QueueJobData, { type: 'sleep' }>, cache: 
   }
   if (ds.train.checksum !== data.data.trainChecksum || ds.test.checksum !== data.data.testChecksum) {
     throw new LocalError(`its data set ${data.data.name} differs from the coordinator's (checksums of the images and labels); install the same data on this worker`);
+  }
+  const shape = shapeDifference(data.data.imageShape, ds);
+  if (shape) {
+    throw new LocalError(
+      `its data set ${data.data.name} holds images of ${shapeText(shape.now)} pixels here, the coordinator's of ${shapeText(shape.was)} (the same bytes read as other images); install the same data on this worker`,
+    );
   }
   return ds;
 }

@@ -140,6 +140,22 @@ export function summarise(values: readonly number[]): Stat {
   return { mean: mean(finite), ci95: ci95HalfWidth(finite), std: sampleStd(finite), values: [...values] };
 }
 
+/** Hard bounds of a measure: a fraction's [0, 1], a distance's [0, Infinity). */
+export interface Bounds {
+  lo: number;
+  hi: number;
+}
+
+export const FRACTION: Bounds = { lo: 0, hi: 1 };
+export const NON_NEGATIVE: Bounds = { lo: 0, hi: Infinity };
+
+/** The interval mean ± half clipped to the bounds, and whether it needed no clipping. */
+export function boundedInterval(mean: number, half: number, b: Bounds = FRACTION): { lo: number; hi: number; fits: boolean } {
+  const lo = mean - half;
+  const hi = mean + half;
+  return { lo: Math.max(b.lo, lo), hi: Math.min(b.hi, hi), fits: lo >= b.lo && hi <= b.hi };
+}
+
 /**
  * summarise for a fraction (accuracy, AUC, MAP@R...), with `ci`, its 95% CI clipped to [0, 1]: a
  * fraction's true mean cannot lie outside, and with 2 seeds the t interval often would (0.95 and
@@ -147,7 +163,8 @@ export function summarise(values: readonly number[]): Stat {
  */
 export function summariseFraction(values: readonly number[]): Stat & { ci: [number, number] } {
   const s = summarise(values);
-  return { mean: s.mean, ci: [Math.max(0, s.mean - s.ci95), Math.min(1, s.mean + s.ci95)], ci95: s.ci95, std: s.std, values: s.values };
+  const iv = boundedInterval(s.mean, s.ci95);
+  return { mean: s.mean, ci: [iv.lo, iv.hi], ci95: s.ci95, std: s.std, values: s.values };
 }
 
 export interface PairedTTest {

@@ -12,7 +12,10 @@ import type { CompareResults, LossSummary, RunSummary, Stat } from '../experimen
 import { count } from '../words.ts';
 import { encodePng, pngDataUri } from './png.ts';
 import type { VegaLiteSpec } from './render.ts';
-import { fractionWithCi } from './ciText.ts';
+import { boundedInterval, type Bounds, fractionWithCi } from './ciText.ts';
+
+/** A fraction's bounds in percent: its CI bars and bands stop there. */
+const PERCENT: Bounds = { lo: 0, hi: 100 };
 
 /** Font stack named in every chart: resvg has DejaVu Sans loaded; browsers fall back along the list. */
 export const CHART_FONT_STACK = 'DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif';
@@ -383,8 +386,7 @@ export function learningCurveChart(results: CompareResults, opts: { width?: numb
         const ci = num(st.ci95) * scale;
         const half = Number.isFinite(ci) ? ci : 0;
         // an accuracy's band stays within [0, 100]: with few seeds mean ± half-width can pass it
-        const lo = key === 'loss' ? mean - half : Math.max(0, mean - half);
-        const hi = key === 'loss' ? mean + half : Math.min(100, mean + half);
+        const { lo, hi } = boundedInterval(mean, half, key === 'loss' ? { lo: -Infinity, hi: Infinity } : PERCENT);
         rows[key].push({ loss, epoch: c.epoch, mean, lo, hi });
       }
     }
@@ -790,7 +792,8 @@ export function accuracyChart(results: CompareResults, opts: { measure?: Summary
     const ci = pct(num(st.ci95));
     const half = Number.isFinite(ci) ? ci : 0;
     // the bar is the interval clipped to [0, 100] and the label says so where it is (ciText.ts)
-    rows.push({ loss, mean, lo: Math.max(0, mean - half), hi: Math.min(100, mean + half), text: fractionWithCi(num(st.mean), num(st.ci95), '') });
+    const { lo, hi } = boundedInterval(mean, half, PERCENT);
+    rows.push({ loss, mean, lo, hi, text: fractionWithCi(num(st.mean), num(st.ci95), '') });
     for (const v of st.values) if (Number.isFinite(num(v))) seeds.push({ loss, v: pct(num(v)) });
     const entry = results.spec.losses.find((l) => l.id === s.lossId);
     const key = entry && !entry.miner ? referenceKey(entry.loss) : undefined;

@@ -6,20 +6,10 @@
  * written out: "78.49% (42.55 to 100)".
  */
 
-export interface Bounds {
-  lo: number;
-  hi: number;
-}
+import { boundedInterval, type Bounds, FRACTION } from '../stats.ts';
 
-export const FRACTION: Bounds = { lo: 0, hi: 1 };
-export const NON_NEGATIVE: Bounds = { lo: 0, hi: Infinity };
-
-/** The interval mean ± half clipped to the bounds, and whether it needed no clipping. */
-export function boundedInterval(mean: number, half: number, b: Bounds = FRACTION): { lo: number; hi: number; fits: boolean } {
-  const lo = mean - half;
-  const hi = mean + half;
-  return { lo: Math.max(b.lo, lo), hi: Math.min(b.hi, hi), fits: lo >= b.lo && hi <= b.hi };
-}
+// the bounds and the clipping are statistics (summariseFraction clips a results.json's `ci` the same way)
+export { boundedInterval, type Bounds, FRACTION, NON_NEGATIVE } from '../stats.ts';
 
 export interface CiFormat {
   bounds?: Bounds;
